@@ -1,0 +1,62 @@
+// accord/config.h — the policy directory (DESIGN.md §4) read into a `Policy`.
+//
+// A policy directory holds `parties.toml`, `agreements/*.toml` (one agreement each, read in file
+// name order) and optionally `subjects.toml`. Every mistake is reported with its file, line and
+// column, and loading goes on after a mistake so that one run lists them all.
+//
+// The loader never throws: toml11's exceptions are caught at the call and become diagnostics.
+//
+// Thread safety: stateless functions.
+#ifndef ACCORD_CONFIG_H_
+#define ACCORD_CONFIG_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "accord/model.h"
+#include "accord/status.h"
+
+namespace accord {
+
+// One mistake in a policy file. `line` and `column` are 1-based; 0 when the mistake concerns the
+// whole file (a missing file, say).
+struct Diagnostic {
+  std::string file;
+  uint32_t line = 0;
+  uint32_t column = 0;
+  std::string message;
+
+  // "agreements/kor-jpn.toml:17:14: unknown level `X` for party `JPN`"
+  [[nodiscard]] std::string ToString() const;
+};
+
+// The text of one policy file and the name it is reported under.
+struct PolicyFile {
+  std::string name;
+  std::string text;
+};
+
+// A policy directory's files, already read (the fuzzer and tests build these in memory).
+struct PolicySources {
+  PolicyFile parties;
+  std::vector<PolicyFile> agreements;
+  std::optional<PolicyFile> subjects;
+};
+
+using LoadResult = tl::expected<Policy, std::vector<Diagnostic>>;
+
+// Parses and validates. On failure returns every diagnostic, ordered by file, line and column.
+[[nodiscard]] LoadResult LoadPolicy(const PolicySources& sources);
+
+// Reads the directory and calls LoadPolicy. File names in diagnostics are `dir/parties.toml` etc.
+[[nodiscard]] LoadResult LoadPolicyDir(const std::filesystem::path& dir);
+
+// One Error for callers that need a Status: the first diagnostic, and how many more there are.
+[[nodiscard]] Error DiagnosticsToError(const std::vector<Diagnostic>& diagnostics);
+
+}  // namespace accord
+
+#endif  // ACCORD_CONFIG_H_

@@ -1,0 +1,69 @@
+// accord/request_json.h — the JSON Lines wire format of `accord decide` (DESIGN.md §4).
+//
+// `RequestDecoder` turns one line of JSON into a `RequestView` whose strings point into the
+// decoder's own buffers, reused from line to line, so that a long stream runs in flat memory.
+// `ResponseWriter` appends one response line.
+//
+// Every instant in a request must carry an offset; a plain date is an error. Unknown fields are
+// ignored (newer clients may send more); missing or mistyped fields are errors naming the field.
+//
+// Thread safety: a decoder or writer is used by one thread at a time; use one per thread.
+#ifndef ACCORD_REQUEST_JSON_H_
+#define ACCORD_REQUEST_JSON_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "accord/engine.h"
+
+namespace accord {
+
+class RequestDecoder {
+ public:
+  RequestDecoder();
+  ~RequestDecoder();
+  RequestDecoder(const RequestDecoder&) = delete;
+  RequestDecoder& operator=(const RequestDecoder&) = delete;
+
+  // Decodes one request. On success the view stays valid until the next call to Decode. On
+  // failure returns a one-line message such as "`object.releases[0].at`: bad instant ...".
+  [[nodiscard]] tl::expected<const RequestView*, std::string> Decode(std::string_view line);
+
+  // The request's `id` as JSON text ("\"q1\"", "7", or "null" when absent or unreadable), from the
+  // last call to Decode, so that even a malformed line is answered with its id.
+  [[nodiscard]] std::string_view id_json() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct ResponseOptions {
+  bool explain = true;  // include the "explain" array
+};
+
+class ResponseWriter {
+ public:
+  explicit ResponseWriter(const Engine& engine, ResponseOptions options = {});
+  ~ResponseWriter();
+  ResponseWriter(const ResponseWriter&) = delete;
+  ResponseWriter& operator=(const ResponseWriter&) = delete;
+
+  // Appends {"id",...,"decision","reason","agreement","marking","explain"} and a newline.
+  void Write(std::string& out, std::string_view id_json, const RequestView& request,
+             const Decision& decision);
+  // Appends the answer to a line that could not be decoded: a deny with reason invalid-request.
+  void WriteInvalid(std::string& out, std::string_view id_json, std::string_view error);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Appends `s` as a JSON string literal (quoted and escaped) to `out`.
+void AppendJsonString(std::string& out, std::string_view s);
+
+}  // namespace accord
+
+#endif  // ACCORD_REQUEST_JSON_H_

@@ -1,0 +1,92 @@
+// accord/status.h — errors as values.
+//
+// Every fallible function in accord returns `Result<T>` (a `tl::expected<T, Error>`) or `Status`
+// (`Result<void>`). No exception crosses a module boundary: where a library throws (toml11,
+// Boost.JSON), the caller catches at the call and converts to an `Error`.
+//
+// Codes are canonical (the google.rpc.Code set, as in absl::Status) so that they map 1:1 to HTTP
+// later. Return the most specific one; `kDataLoss` is for failed integrity checks.
+//
+// Error text follows one style: lowercase, no final period, user values in backticks, no C++ type
+// names, no newlines.
+//
+// Thread safety: plain values; safe to share when not mutated.
+#ifndef ACCORD_STATUS_H_
+#define ACCORD_STATUS_H_
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <tl/expected.hpp>
+
+namespace accord {
+
+enum class Code {
+  kOk = 0,
+  kInvalidArgument,     // malformed input from the caller or a file
+  kNotFound,            // a named thing does not exist
+  kAlreadyExists,       // creating something that is there
+  kFailedPrecondition,  // the system is not in the state the operation needs
+  kPermissionDenied,    // the caller may not do this
+  kOutOfRange,          // a value past a valid range (e.g. an instant beyond year 9999)
+  kUnimplemented,
+  kInternal,            // a broken invariant: a bug
+  kUnavailable,         // try again later
+  kDataLoss,            // integrity check failed: corruption or tampering
+};
+
+// The stable lowercase name of a code, e.g. "invalid-argument".
+std::string_view CodeName(Code code);
+
+// An error: a code and a message that already carries its context ("parties.toml:3:7: ...").
+struct Error {
+  Code code = Code::kInternal;
+  std::string message;
+
+  // "invalid-argument: parties.toml:3:7: ..." for logs and the command line.
+  [[nodiscard]] std::string ToString() const;
+};
+
+template <typename T>
+using Result = tl::expected<T, Error>;
+using Status = tl::expected<void, Error>;
+
+// Builds a failed Result of any type: `return Fail(Code::kNotFound, "no party `KOR`");`
+[[nodiscard]] inline tl::unexpected<Error> Fail(Code code, std::string message) {
+  return tl::unexpected<Error>(Error{code, std::move(message)});
+}
+
+// Prefixes an error with context from the layer above ("loading `dir`: ").
+[[nodiscard]] inline Error WithContext(Error e, std::string_view context) {
+  e.message.insert(0, std::string(context) + ": ");
+  return e;
+}
+
+inline Status OkStatus() { return {}; }
+
+}  // namespace accord
+
+// Returns from the enclosing function when `expr` (a Status or Result) failed.
+#define ACCORD_RETURN_IF_ERROR(expr)                                    \
+  do {                                                                  \
+    if (auto accord_status_ = (expr); !accord_status_.has_value()) {    \
+      return ::tl::unexpected<::accord::Error>(                         \
+          std::move(accord_status_).error());                           \
+    }                                                                   \
+  } while (false)
+
+#define ACCORD_CONCAT_INNER_(a, b) a##b
+#define ACCORD_CONCAT_(a, b) ACCORD_CONCAT_INNER_(a, b)
+
+// `ACCORD_ASSIGN_OR_RETURN(auto x, MakeX());` declares x from a Result or returns its error.
+#define ACCORD_ASSIGN_OR_RETURN(lhs, expr) \
+  ACCORD_ASSIGN_OR_RETURN_IMPL_(ACCORD_CONCAT_(accord_result_, __LINE__), lhs, expr)
+#define ACCORD_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)                       \
+  auto tmp = (expr);                                                        \
+  if (!tmp.has_value()) {                                                   \
+    return ::tl::unexpected<::accord::Error>(std::move(tmp).error());       \
+  }                                                                         \
+  lhs = std::move(*tmp)
+
+#endif  // ACCORD_STATUS_H_

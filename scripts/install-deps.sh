@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package accord needs to build, test, fuzz and benchmark.
+# Idempotent: a package already present is left alone, and apt is not touched at all
+# when everything is there. Every other script calls this first.
+set -euo pipefail
+
+# Debian 12 package names (see ../shared/TOOLCHAIN.md). Boost: only the 1.81 names;
+# an unversioned libboost-*-dev pulls 1.74 and removes 1.81.
+packages=(
+  g++-12 cmake ninja-build pkg-config
+  libfmt-dev libexpected-dev libtoml11-dev
+  libboost1.81-dev libboost-json1.81-dev
+  libssl-dev libcli11-dev
+  libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
+  clang-14 libclang-rt-14-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+# Node.js and npm drive only the Cedar comparison benchmark (bench/cedar). Some images ship a
+# Node.js that bundles npm and conflicts with Debian's npm package: install only when absent.
+if [ "${ACCORD_WITH_NODE:-0}" = 1 ] && ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

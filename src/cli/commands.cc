@@ -1,0 +1,441 @@
+// Implementations of the `accord` subcommands on the public library API.
+#include "commands.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "accord/config.h"
+#include "accord/engine.h"
+#include "accord/lifecycle.h"
+#include "accord/request_json.h"
+
+namespace accord::cli {
+namespace {
+
+namespace json = boost::json;
+
+Instant Now() {
+  const auto since = std::chrono::system_clock::now().time_since_epoch();
+  return Instant{std::chrono::duration_cast<std::chrono::microseconds>(since).count()};
+}
+
+void PrintError(std::string_view message) { fmt::print(stderr, "accord: {}\n", message); }
+
+// Loads and compiles the policy, printing every diagnostic on failure.
+std::optional<Engine> LoadEngine(const std::string& dir) {
+  auto policy = LoadPolicyDir(dir);
+  if (!policy) {
+    for (const Diagnostic& d : policy.error()) fmt::print(stderr, "{}\n", d.ToString());
+    fmt::print(stderr, "accord: policy `{}` has {} mistake{}\n", dir, policy.error().size(),
+               policy.error().size() == 1 ? "" : "s");
+    return std::nullopt;
+  }
+  auto engine = Engine::Compile(std::move(*policy));
+  if (!engine) {
+    PrintError(fmt::format("policy `{}`: {}", dir, engine.error().message));
+    return std::nullopt;
+  }
+  return std::move(*engine);
+}
+
+// --at: an RFC 3339 instant, or a plain date on the clock of `zone`; absent means now.
+std::optional<Instant> ResolveAt(const std::optional<std::string>& at, ZoneOffset zone) {
+  if (!at) return Now();
+  auto t = ParseInstantInZone(*at, zone);
+  if (!t) {
+    PrintError(fmt::format("--at: {}", t.error().message));
+    return std::nullopt;
+  }
+  return *t;
+}
+
+void PrintJson(const json::value& v) { fmt::print("{}\n", json::serialize(v)); }
+
+json::value InstantJson(std::optional<Instant> t, ZoneOffset zone) {
+  if (!t || *t == Instant::Max()) return nullptr;
+  return json::value(FormatInstant(*t, zone));
+}
+
+std::string PartyList(const std::vector<std::string>& parties) {
+  std::string out;
+  for (const std::string& p : parties) out += (out.empty() ? "" : ", ") + p;
+  return out;
+}
+
+// Selects agreements by --id (all when empty); prints an error for an unknown id.
+std::optional<std::vector<int32_t>> SelectAgreements(const Engine& e, const std::string& id) {
+  std::vector<int32_t> out;
+  if (id.empty()) {
+    for (int32_t g = 0; g < e.agreement_count(); ++g) out.push_back(g);
+    return out;
+  }
+  const int32_t g = e.AgreementIndex(id);
+  if (g < 0) {
+    PrintError(fmt::format("no agreement `{}` in the policy", id));
+    return std::nullopt;
+  }
+  out.push_back(g);
+  return out;
+}
+
+std::string StatusLine(const Engine& e, int32_t g, const AgreementStatus& s) {
+  const ZoneOffset z = e.agreement(g).zone;
+  std::string line(AgreementStateName(s.state));
+  if (s.state == AgreementState::kEnded) {
+    line += fmt::format(" at {} ({})", FormatInstant(*s.ends_at, z), EndCauseName(*s.ended_by));
+  } else if (s.state == AgreementState::kInForce && s.ends_at) {
+    line += fmt::format(", scheduled to end at {}", FormatInstant(*s.ends_at, z));
+  }
+  if (s.notice) {
+    line += fmt::format("; notice by {} given {} is {}", s.notice->by, FormatInstant(s.notice->given_at, z),
+                        NoticeStateName(s.notice->state));
+  }
+  return line;
+}
+
+json::object StatusJson(const Engine& e, int32_t g, Instant at, const AgreementStatus& s) {
+  const ZoneOffset z = e.agreement(g).zone;
+  json::object o;
+  o["id"] = e.agreement(g).id;
+  o["at"] = FormatInstant(at, z);
+  o["state"] = AgreementStateName(s.state);
+  o["ends_at"] = InstantJson(s.ends_at, z);
+  o["ended_by"] = s.ended_by ? json::value(EndCauseName(*s.ended_by)) : json::value(nullptr);
+  if (s.notice) {
+    json::object n;
+    n["by"] = s.notice->by;
+    n["given_at"] = FormatInstant(s.notice->given_at, z);
+    n["state"] = NoticeStateName(s.notice->state);
+    o["notice"] = std::move(n);
+  } else {
+    o["notice"] = nullptr;
+  }
+  return o;
+}
+
+std::string LevelName(const Party& p, int32_t level) {
+  return level < 0 ? std::string("—") : p.levels[level].id;
+}
+
+// The text of one flow-matrix cell.
+std::string FlowCell(const Engine& e, const Flow& f) {
+  if (f.allowed) return e.agreement(f.agreement).id;
+  if (f.reason == Reason::kHubOnly) return fmt::format("via {} only", e.party(f.hub).id);
+  if (f.reason == Reason::kAgreementNotInForce) return "not in force";
+  return "no agreement";
+}
+
+void PrintFlowMatrix(const Engine& e, Instant t, std::string_view indent) {
+  const int32_t n = e.party_count();
+  std::vector<std::vector<std::string>> cells(n, std::vector<std::string>(n, "·"));
+  size_t width = 6;
+  for (int32_t a = 0; a < n; ++a) {
+    for (int32_t b = 0; b < n; ++b) {
+      if (a != b) cells[a][b] = FlowCell(e, e.FlowAt(a, b, t));
+      width = std::max(width, cells[a][b].size());
+    }
+  }
+  std::string header = fmt::format("{}{:<12}", indent, "from \\ to");
+  for (int32_t b = 0; b < n; ++b) header += fmt::format("{:<{}}  ", e.party(b).id, width);
+  fmt::print("{}\n", header.substr(0, header.find_last_not_of(' ') + 1));
+  for (int32_t a = 0; a < n; ++a) {
+    std::string row = fmt::format("{}{:<12}", indent, e.party(a).id);
+    for (int32_t b = 0; b < n; ++b) {
+      row += fmt::format("{:<{}}  ", cells[a][b], width);  // fmt pads by display width
+    }
+    fmt::print("{}\n", row.substr(0, row.find_last_not_of(' ') + 1));
+  }
+}
+
+// Writes `out` to stdout once it has grown past `threshold` bytes. Write errors are checked once,
+// with ferror, when the stream ends.
+void Flush(std::string& out, size_t threshold) {
+  if (out.size() < threshold) return;
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  out.clear();
+}
+
+}  // namespace
+
+int RunCheck(const CheckOptions& o) {
+  auto engine = LoadEngine(o.policy);
+  if (!engine) return kExitPolicyInvalid;
+  const Policy& p = engine->policy();
+  fmt::print("{}: ok ({} parties, {} agreements, {} subjects)\n", o.policy, p.parties.size(),
+             p.agreements.size(), p.subjects.size());
+  return kExitOk;
+}
+
+int RunDecide(const DecideOptions& o) {
+  auto engine = LoadEngine(o.policy);
+  if (!engine) return kExitPolicyInvalid;
+  std::FILE* in = stdin;
+  if (!o.requests.empty()) {
+    in = std::fopen(o.requests.c_str(), "rb");
+    if (in == nullptr) {
+      PrintError(fmt::format("cannot open `{}`", o.requests));
+      return kExitIo;
+    }
+  }
+  // A line longer than this is answered as invalid and skipped, so memory stays bounded.
+  constexpr size_t kMaxLine = 16u << 20;
+  constexpr size_t kFlushAt = 1u << 18;
+  RequestDecoder decoder;
+  ResponseWriter writer(*engine, ResponseOptions{o.explain});
+  std::string out;
+  out.reserve(kFlushAt * 2);
+  std::string carry;
+  bool skipping = false;  // inside an over-long line
+  std::vector<char> buf(1u << 20);
+  auto handle = [&](std::string_view line) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") == std::string_view::npos) return;  // blank lines are skipped
+    auto request = decoder.Decode(line);
+    if (!request) {
+      writer.WriteInvalid(out, decoder.id_json(), request.error());
+    } else {
+      writer.Write(out, decoder.id_json(), **request, engine->Decide(**request));
+    }
+    Flush(out, kFlushAt);
+  };
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), in)) > 0) {
+    std::string_view chunk(buf.data(), n);
+    while (!chunk.empty()) {
+      const size_t nl = chunk.find('\n');
+      const std::string_view piece = chunk.substr(0, nl);
+      if (skipping) {
+        // drop the rest of an over-long line
+      } else if (carry.size() + piece.size() > kMaxLine) {
+        writer.WriteInvalid(out, "null", fmt::format("line longer than {} bytes", kMaxLine));
+        carry.clear();
+        skipping = true;
+      } else if (nl == std::string_view::npos) {
+        carry.append(piece);
+      } else if (carry.empty()) {
+        handle(piece);
+      } else {
+        carry.append(piece);
+        handle(carry);
+        carry.clear();
+      }
+      if (nl == std::string_view::npos) break;
+      skipping = false;
+      chunk.remove_prefix(nl + 1);
+    }
+  }
+  const bool read_error = std::ferror(in) != 0;
+  if (!carry.empty() && !skipping) handle(carry);  // a last line without a newline
+  if (in != stdin) std::fclose(in);
+  Flush(out, 0);
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    PrintError("cannot write the output");
+    return kExitIo;
+  }
+  if (read_error) {
+    PrintError("error reading the requests");
+    return kExitIo;
+  }
+  return kExitOk;
+}
+
+int RunAgreementList(const AgreementOptions& o) {
+  auto engine = LoadEngine(o.policy);
+  if (!engine) return kExitPolicyInvalid;
+  auto selected = SelectAgreements(*engine, o.id);
+  if (!selected) return kExitUsage;
+  for (int32_t g : *selected) {
+    const Agreement& a = engine->agreement(g);
+    auto at = ResolveAt(o.at, a.zone);
+    if (!at) return kExitUsage;
+    auto status = engine->Status(g, *at);
+    if (!status) {
+      PrintError(status.error().message);
+      return kExitPolicyInvalid;
+    }
+    if (o.json) {
+      json::object j = StatusJson(*engine, g, *at, *status);
+      j["title"] = a.title;
+      json::array parties;
+      for (const std::string& p : a.parties) parties.emplace_back(p);
+      j["parties"] = std::move(parties);
+      j["in_force"] = FormatInstant(a.in_force, a.zone);
+      j["term"] = a.term ? json::value(FormatDuration(*a.term)) : json::value(nullptr);
+      j["hub"] = a.hub ? json::value(*a.hub) : json::value(nullptr);
+      PrintJson(j);
+    } else {
+      fmt::print("{:<18} {:<15} since {}  {:<12} {}\n", a.id, PartyList(a.parties),
+                 FormatInstant(a.in_force, a.zone).substr(0, 10),
+                 a.term ? "term " + FormatDuration(*a.term) : std::string("no term"),
+                 AgreementStateName(status->state));
+    }
+  }
+  return kExitOk;
+}
+
+int RunAgreementStatus(const AgreementOptions& o) {
+  auto engine = LoadEngine(o.policy);
+  if (!engine) return kExitPolicyInvalid;
+  auto selected = SelectAgreements(*engine, o.id);
+  if (!selected) return kExitUsage;
+  for (int32_t g : *selected) {
+    const Agreement& a = engine->agreement(g);
+    auto at = ResolveAt(o.at, a.zone);
+    if (!at) return kExitUsage;
+    auto status = engine->Status(g, *at);
+    if (!status) {
+      PrintError(status.error().message);
+      return kExitPolicyInvalid;
+    }
+    if (o.json) {
+      PrintJson(StatusJson(*engine, g, *at, *status));
+    } else {
+      fmt::print("{} at {}: {}\n", a.id, FormatInstant(*at, a.zone), StatusLine(*engine, g, *status));
+    }
+  }
+  return kExitOk;
+}
+
+int RunAgreementTimeline(const AgreementOptions& o) {
+  auto engine = LoadEngine(o.policy);
+  if (!engine) return kExitPolicyInvalid;
+  auto selected = SelectAgreements(*engine, o.id);
+  if (!selected) return kExitUsage;
+  for (int32_t g : *selected) {
+    const Agreement& a = engine->agreement(g);
+    auto horizon = ResolveAt(o.at, a.zone);
+    if (!horizon) return kExitUsage;
+    auto timeline = Timeline(a, *horizon);
+    if (!timeline) {
+      PrintError(timeline.error().message);
+      return kExitPolicyInvalid;
+    }
+    if (o.json) {
+      json::array entries;
+      for (const TimelineEntry& t : *timeline) {
+        static constexpr std::string_view kKinds[] = {"in-force", "event", "anniversary", "end"};
+        entries.push_back(json::object{{"at", FormatInstant(t.at, a.zone)},
+                                       {"kind", kKinds[static_cast<int>(t.kind)]},
+                                       {"what", t.what}});
+      }
+      PrintJson(json::object{{"id", a.id}, {"entries", std::move(entries)}});
+    } else {
+      fmt::print("{} — {}\n", a.id, a.title);
+      for (const TimelineEntry& t : *timeline) fmt::print("  {}  {}\n", FormatInstant(t.at, a.zone), t.what);
+    }
+  }
+  return kExitOk;
+}
+
+int RunFlows(const FlowsOptions& o) {
+  auto zone = ParseZoneOffset(o.zone);
+  if (!zone) {
+    PrintError(fmt::format("--zone: {}", zone.error().message));
+    return kExitUsage;
+  }
+  auto engine = LoadEngine(o.policy);
+  if (!engine) return kExitPolicyInvalid;
+  auto at = ResolveAt(o.at, *zone);
+  if (!at) return kExitUsage;
+  const int32_t n = engine->party_count();
+  if (o.json) {
+    json::array flows;
+    for (int32_t a = 0; a < n; ++a) {
+      for (int32_t b = 0; b < n; ++b) {
+        if (a == b) continue;
+        const Flow f = engine->FlowAt(a, b, *at);
+        json::object j{{"from", engine->party(a).id}, {"to", engine->party(b).id},
+                       {"allowed", f.allowed}, {"reason", ReasonName(f.reason)}};
+        j["agreement"] = f.agreement >= 0 ? json::value(engine->agreement(f.agreement).id) : json::value(nullptr);
+        j["hub"] = f.hub >= 0 ? json::value(engine->party(f.hub).id) : json::value(nullptr);
+        if (f.allowed) {
+          json::array scope;
+          for (const std::string& s : engine->agreement(f.agreement).scope) scope.emplace_back(s);
+          j["scope"] = std::move(scope);
+          json::object levels;
+          for (size_t l = 0; l < f.level_map.size(); ++l) {
+            levels[engine->party(a).levels[l].id] =
+                f.level_map[l] >= 0 ? json::value(engine->party(b).levels[f.level_map[l]].id) : json::value(nullptr);
+          }
+          j["levels"] = std::move(levels);
+        }
+        flows.push_back(std::move(j));
+      }
+    }
+    PrintJson(json::object{{"at", FormatInstant(*at, *zone)}, {"flows", std::move(flows)}});
+    return kExitOk;
+  }
+  fmt::print("Flows at {}\n\n", FormatInstant(*at, *zone));
+  PrintFlowMatrix(*engine, *at, "  ");
+  fmt::print("\n");
+  for (int32_t a = 0; a < n; ++a) {
+    for (int32_t b = 0; b < n; ++b) {
+      if (a == b) continue;
+      const Flow f = engine->FlowAt(a, b, *at);
+      const Party& from = engine->party(a);
+      const Party& to = engine->party(b);
+      if (!f.allowed) {
+        fmt::print("  {} → {}: no ({}{})\n", from.id, to.id, ReasonName(f.reason),
+                   f.hub >= 0 ? fmt::format(": only through {}", engine->party(f.hub).id) : "");
+        continue;
+      }
+      std::string levels;
+      for (size_t l = 0; l < f.level_map.size(); ++l) {
+        levels += fmt::format("{}{}→{}", levels.empty() ? "" : ", ", from.levels[l].id,
+                              LevelName(to, f.level_map[l]));
+      }
+      const Agreement& g = engine->agreement(f.agreement);
+      fmt::print("  {} → {}: yes under {} (scope {}); levels {}\n", from.id, to.id, g.id,
+                 PartyList(g.scope), levels);
+    }
+  }
+  return kExitOk;
+}
+
+int RunReplay(const ReplayOptions& o) {
+  auto zone = ParseZoneOffset(o.zone);
+  if (!zone) {
+    PrintError(fmt::format("--zone: {}", zone.error().message));
+    return kExitUsage;
+  }
+  auto engine = LoadEngine(o.policy);
+  if (!engine) return kExitPolicyInvalid;
+  // What happened at each key instant: entry into force, every event and every end.
+  std::map<Instant, std::vector<std::string>> happenings;
+  for (int32_t g = 0; g < engine->agreement_count(); ++g) {
+    const Agreement& a = engine->agreement(g);
+    auto timeline = Timeline(a, a.in_force);
+    if (!timeline) {
+      PrintError(timeline.error().message);
+      return kExitPolicyInvalid;
+    }
+    for (const TimelineEntry& t : *timeline) {
+      if (t.kind == TimelineEntry::Kind::kAnniversary) continue;
+      happenings[t.at].push_back(fmt::format("{}: {}", a.id, t.what));
+    }
+  }
+  const Policy& p = engine->policy();
+  fmt::print("accord replay of {}: {} parties, {} agreements, {} key instants\n", o.policy,
+             p.parties.size(), p.agreements.size(), happenings.size());
+  for (const auto& [at, what] : happenings) {
+    fmt::print("\n━━ {} ━━\n", FormatInstant(at, *zone));
+    for (const std::string& w : what) fmt::print("  • {}\n", w);
+    fmt::print("  agreements:\n");
+    for (int32_t g = 0; g < engine->agreement_count(); ++g) {
+      auto status = engine->Status(g, at);
+      if (!status) continue;
+      fmt::print("    {:<16} {}\n", engine->agreement(g).id, StatusLine(*engine, g, *status));
+    }
+    fmt::print("  flows (may the row's party release to the column's?):\n");
+    PrintFlowMatrix(*engine, at, "    ");
+  }
+  return kExitOk;
+}
+
+}  // namespace accord::cli

@@ -1,0 +1,52 @@
+// The `accord` subcommands. main.cc parses flags into these option structs and calls Run*; each
+// returns the process exit code (see kExit*). Commands use the library's public API only.
+#ifndef ACCORD_SRC_CLI_COMMANDS_H_
+#define ACCORD_SRC_CLI_COMMANDS_H_
+
+#include <optional>
+#include <string>
+
+namespace accord::cli {
+
+// Exit codes, documented in README.md.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitPolicyInvalid = 1;  // `check` found mistakes; a policy failed to load
+inline constexpr int kExitUsage = 2;          // bad flags or arguments
+inline constexpr int kExitIo = 3;             // a file could not be read or written
+
+struct CheckOptions {
+  std::string policy;
+};
+struct DecideOptions {
+  std::string policy;
+  std::string requests;  // empty: stdin
+  bool explain = true;
+};
+struct AgreementOptions {
+  std::string policy;
+  std::string id;  // empty: every agreement
+  std::optional<std::string> at;  // empty: now
+  bool json = false;
+};
+struct FlowsOptions {
+  std::string policy;
+  std::optional<std::string> at;
+  std::string zone = "Z";  // clock for a plain date in --at and for printed instants
+  bool json = false;
+};
+struct ReplayOptions {
+  std::string policy;
+  std::string zone = "+09:00";
+};
+
+int RunCheck(const CheckOptions& o);
+int RunDecide(const DecideOptions& o);
+int RunAgreementList(const AgreementOptions& o);
+int RunAgreementStatus(const AgreementOptions& o);
+int RunAgreementTimeline(const AgreementOptions& o);
+int RunFlows(const FlowsOptions& o);
+int RunReplay(const ReplayOptions& o);
+
+}  // namespace accord::cli
+
+#endif  // ACCORD_SRC_CLI_COMMANDS_H_

@@ -1,0 +1,80 @@
+// accord: the command line. Parses flags and wires objects; the work is in commands.cc.
+#include <CLI/CLI.hpp>
+
+#include "commands.h"
+
+namespace {
+
+constexpr const char* kFooter = R"(Exit codes: 0 success; 1 the policy has mistakes or failed to load;
+2 bad flags or arguments; 3 a file could not be read or written.
+Instants are RFC 3339 with an offset, e.g. 2019-11-23T00:00:00+09:00.
+See README.md for the formats.)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace accord::cli;
+  CLI::App app{"accord: exchange classified information under machine-readable security agreements"};
+  app.footer(kFooter);
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "accord 0.1.0");
+
+  CheckOptions check;
+  auto* check_cmd = app.add_subcommand("check", "Validate a policy directory; print every mistake");
+  check_cmd->add_option("--policy", check.policy, "Policy directory")->required();
+
+  DecideOptions decide;
+  auto* decide_cmd = app.add_subcommand(
+      "decide", "Decide JSON Lines requests (read, release, forward); one JSON line out per line in");
+  decide_cmd->add_option("--policy", decide.policy, "Policy directory")->required();
+  decide_cmd->add_option("--requests", decide.requests, "Requests file (default: standard input)");
+  decide_cmd->add_flag("!--no-explain", decide.explain, "Leave out the human explanation");
+
+  AgreementOptions agreement;
+  auto* agreement_cmd = app.add_subcommand("agreement", "Agreements: list, status, timeline");
+  agreement_cmd->require_subcommand(1);
+  auto add_agreement_options = [&](CLI::App* cmd, const char* at_help) {
+    cmd->add_option("--policy", agreement.policy, "Policy directory")->required();
+    cmd->add_option("--id", agreement.id, "Agreement id (default: every agreement)");
+    cmd->add_option("--at", agreement.at, at_help);
+    cmd->add_flag("--json", agreement.json, "Print JSON");
+  };
+  auto* list_cmd = agreement_cmd->add_subcommand("list", "One line per agreement with its state");
+  add_agreement_options(list_cmd, "Instant of the state (default: now)");
+  auto* status_cmd = agreement_cmd->add_subcommand("status", "State, scheduled end and notice at an instant");
+  add_agreement_options(status_cmd,
+                        "Instant (default: now); a plain date is 00:00 in the agreement's zone");
+  auto* timeline_cmd = agreement_cmd->add_subcommand(
+      "timeline", "Every anniversary, notice and end with what each did");
+  add_agreement_options(timeline_cmd, "List anniversaries up to this instant (default: now)");
+
+  FlowsOptions flows;
+  auto* flows_cmd = app.add_subcommand(
+      "flows", "For every ordered pair of parties: may the originator release to the recipient?");
+  flows_cmd->add_option("--policy", flows.policy, "Policy directory")->required();
+  flows_cmd->add_option("--at", flows.at, "Instant (default: now)");
+  flows_cmd->add_option("--zone", flows.zone, "Offset for a plain date in --at and for output (default Z)");
+  flows_cmd->add_flag("--json", flows.json, "Print JSON");
+
+  ReplayOptions replay;
+  auto* replay_cmd = app.add_subcommand(
+      "replay", "Replay a policy's history: at each key instant, what happened, each agreement's "
+                "state and the flow matrix");
+  replay_cmd->add_option("--policy", replay.policy, "Policy directory")->required();
+  replay_cmd->add_option("--zone", replay.zone, "Offset to print instants in (default +09:00)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  }
+  if (*check_cmd) return RunCheck(check);
+  if (*decide_cmd) return RunDecide(decide);
+  if (*list_cmd) return RunAgreementList(agreement);
+  if (*status_cmd) return RunAgreementStatus(agreement);
+  if (*timeline_cmd) return RunAgreementTimeline(agreement);
+  if (*flows_cmd) return RunFlows(flows);
+  if (*replay_cmd) return RunReplay(replay);
+  return kExitUsage;
+}

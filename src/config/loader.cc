@@ -1,0 +1,527 @@
+// The TOML policy loader. Parsing (toml11) and model validation (ValidatePolicy) are separate:
+// this file turns TOML into model values, records where each value came from, and maps the
+// model's problems back to those positions.
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <toml.hpp>
+
+#include "accord/config.h"
+
+namespace accord {
+namespace {
+
+struct Position {
+  std::string file;
+  uint32_t line = 0;
+  uint32_t column = 0;
+};
+
+Position PositionOf(const toml::value& v, const std::string& file) {
+  const toml::source_location loc = v.location();
+  return Position{file, loc.line(), loc.column()};
+}
+
+// The first line of a toml11 message without its "[error] toml::parse_xxx: " prefix.
+std::string SummarizeTomlMessage(const std::string& what) {
+  std::string line = what.substr(0, what.find('\n'));
+  if (line.rfind("[error] ", 0) == 0) line.erase(0, 8);
+  if (line.rfind("toml::", 0) == 0) {
+    const size_t colon = line.find(": ");
+    if (colon != std::string::npos) line.erase(0, colon + 2);
+  }
+  while (!line.empty() && (line.back() == '.' || line.back() == ' ')) line.pop_back();
+  if (line.empty()) line = "malformed TOML";
+  return line;
+}
+
+// Reads one file's TOML into model values.
+class Reader {
+ public:
+  explicit Reader(std::vector<Diagnostic>& diags) : diags_(diags) {}
+
+  void Error(const Position& at, std::string message) {
+    diags_.push_back(Diagnostic{at.file, at.line, at.column, std::move(message)});
+  }
+  void Error(const toml::value& v, const std::string& file, std::string message) {
+    Error(PositionOf(v, file), std::move(message));
+  }
+  void Remember(const std::string& path, const toml::value& v, const std::string& file) {
+    positions_.emplace(path, PositionOf(v, file));
+  }
+  void RememberFile(const std::string& path, const std::string& file) {
+    positions_.emplace(path, Position{file, 0, 0});
+  }
+
+  // The position recorded for `path`, or for its nearest recorded parent.
+  Position Find(std::string path) const {
+    while (true) {
+      if (auto it = positions_.find(path); it != positions_.end()) return it->second;
+      const size_t cut = path.find_last_of(".[");
+      if (cut == std::string::npos || cut == 0) return Position{};
+      path.resize(cut);
+    }
+  }
+
+  std::optional<toml::value> Parse(const PolicyFile& f) {
+    std::istringstream in(f.text);
+    try {
+      return toml::parse(in, f.name);
+    } catch (const toml::exception& e) {
+      const toml::source_location loc = e.location();
+      Error(Position{f.name, loc.line(), loc.column()}, SummarizeTomlMessage(e.what()));
+    } catch (const std::exception& e) {
+      Error(Position{f.name, 0, 0}, SummarizeTomlMessage(e.what()));
+    }
+    return std::nullopt;
+  }
+
+  // Reports keys of `table` not in `allowed`, ordered by position.
+  void CheckKeys(const toml::value& table, const std::string& file,
+                 std::initializer_list<std::string_view> allowed, std::string_view what) {
+    std::vector<std::pair<Position, std::string>> unknown;
+    for (const auto& [key, value] : table.as_table()) {
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        unknown.emplace_back(PositionOf(value, file), key);
+      }
+    }
+    std::sort(unknown.begin(), unknown.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.first.line, a.first.column) < std::tie(b.first.line, b.first.column);
+    });
+    for (auto& [pos, key] : unknown) {
+      Error(pos, fmt::format("unknown key `{}` in {}", key, what));
+    }
+  }
+
+  const toml::value* Member(const toml::value& table, std::string_view key) {
+    const auto& t = table.as_table();
+    auto it = t.find(std::string(key));
+    return it == t.end() ? nullptr : &it->second;
+  }
+
+  // A required or optional string member. Missing required keys are reported at the table.
+  std::optional<std::string> String(const toml::value& table, std::string_view key,
+                                    const std::string& file, bool required, std::string_view what) {
+    const toml::value* v = Member(table, key);
+    if (v == nullptr) {
+      if (required) Error(table, file, fmt::format("{} needs `{}`", what, key));
+      return std::nullopt;
+    }
+    if (!v->is_string()) {
+      Error(*v, file, fmt::format("`{}` must be a string", key));
+      return std::nullopt;
+    }
+    return v->as_string().str;
+  }
+
+  std::vector<std::string> StringArray(const toml::value& v, const std::string& file,
+                                       std::string_view key) {
+    std::vector<std::string> out;
+    if (!v.is_array()) {
+      Error(v, file, fmt::format("`{}` must be an array of strings", key));
+      return out;
+    }
+    for (const toml::value& item : v.as_array()) {
+      if (!item.is_string()) {
+        Error(item, file, fmt::format("`{}` must be an array of strings", key));
+        continue;
+      }
+      out.push_back(item.as_string().str);
+    }
+    return out;
+  }
+
+  // An instant: an offset date-time, a local date-time or date (on the clock of `zone`), or a
+  // string holding either form.
+  std::optional<Instant> ReadInstant(const toml::value& v, const std::string& file, ZoneOffset zone,
+                                     std::string_view key) {
+    auto civil = [&](const toml::local_date& d, int64_t sod, int64_t micros,
+                     ZoneOffset z) -> std::optional<Instant> {
+      auto t = FromCivil(d.year, static_cast<unsigned>(d.month) + 1, d.day, sod, z);
+      if (!t) {
+        Error(v, file, fmt::format("`{}`: {}", key, t.error().message));
+        return std::nullopt;
+      }
+      t->micros += micros;
+      return *t;
+    };
+    auto time_of = [&](const toml::local_time& lt) -> std::optional<std::pair<int64_t, int64_t>> {
+      if (lt.second > 59) {
+        Error(v, file, fmt::format("`{}`: leap seconds are not supported", key));
+        return std::nullopt;
+      }
+      return std::pair<int64_t, int64_t>{lt.hour * 3600 + lt.minute * 60 + lt.second,
+                                         int64_t{lt.millisecond} * 1000 + lt.microsecond};
+    };
+    switch (v.type()) {
+      case toml::value_t::local_date:
+        return civil(v.as_local_date(), 0, 0, zone);
+      case toml::value_t::local_datetime: {
+        const auto& ldt = v.as_local_datetime();
+        auto t = time_of(ldt.time);
+        if (!t) return std::nullopt;
+        return civil(ldt.date, t->first, t->second, zone);
+      }
+      case toml::value_t::offset_datetime: {
+        const auto& odt = v.as_offset_datetime();
+        auto t = time_of(odt.time);
+        if (!t) return std::nullopt;
+        return civil(odt.date, t->first, t->second,
+                     ZoneOffset{odt.offset.hour * 60 + odt.offset.minute});
+      }
+      case toml::value_t::string: {
+        auto t = ParseInstantInZone(v.as_string().str, zone);
+        if (!t) {
+          Error(v, file, fmt::format("`{}`: {}", key, t.error().message));
+          return std::nullopt;
+        }
+        return *t;
+      }
+      default:
+        Error(v, file, fmt::format("`{}` must be a date or date-time such as 2019-08-23T15:25:00+09:00", key));
+        return std::nullopt;
+    }
+  }
+
+  std::optional<CalendarDuration> ReadDuration(const toml::value& table, std::string_view key,
+                                               const std::string& file) {
+    const toml::value* v = Member(table, key);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_string()) {
+      Error(*v, file, fmt::format("`{}` must be an ISO 8601 duration string such as \"P1Y\"", key));
+      return std::nullopt;
+    }
+    auto d = ParseDuration(v->as_string().str);
+    if (!d) {
+      Error(*v, file, d.error().message);
+      return std::nullopt;
+    }
+    return *d;
+  }
+
+ private:
+  std::vector<Diagnostic>& diags_;
+  std::map<std::string, Position> positions_;
+};
+
+void ReadParties(Reader& r, const PolicyFile& f, Policy& policy) {
+  auto root = r.Parse(f);
+  if (!root) return;
+  r.CheckKeys(*root, f.name, {"party"}, "parties.toml");
+  const toml::value* list = r.Member(*root, "party");
+  if (list == nullptr || !list->is_array()) {
+    r.Error(Position{f.name, 1, 1}, "parties.toml needs a `[[party]]` table for each party");
+    return;
+  }
+  for (const toml::value& pv : list->as_array()) {
+    if (!pv.is_table()) {
+      r.Error(pv, f.name, "each `party` must be a table");
+      continue;
+    }
+    const std::string path = fmt::format("party[{}]", policy.parties.size());
+    r.Remember(path, pv, f.name);
+    r.CheckKeys(pv, f.name, {"id", "name", "levels"}, "a party");
+    Party p;
+    p.id = r.String(pv, "id", f.name, true, "a party").value_or("");
+    if (const toml::value* id = r.Member(pv, "id")) r.Remember(path + ".id", *id, f.name);
+    p.name = r.String(pv, "name", f.name, true, "a party").value_or("");
+    const toml::value* levels = r.Member(pv, "levels");
+    if (levels == nullptr || !levels->is_array()) {
+      r.Error(levels ? *levels : pv, f.name,
+              fmt::format("party `{}` needs `levels`: an array of {{ id, name, gloss }} lowest first", p.id));
+    } else {
+      r.Remember(path + ".levels", *levels, f.name);
+      size_t with_rank = 0;
+      for (const toml::value& lv : levels->as_array()) {
+        if (!lv.is_table()) {
+          r.Error(lv, f.name, "each level must be a table { id, name, gloss }");
+          continue;
+        }
+        const std::string lpath = fmt::format("{}.levels[{}]", path, p.levels.size());
+        r.Remember(lpath, lv, f.name);
+        r.CheckKeys(lv, f.name, {"id", "name", "gloss", "rank"}, "a level");
+        Level l;
+        l.id = r.String(lv, "id", f.name, true, "a level").value_or("");
+        l.name = r.String(lv, "name", f.name, true, "a level").value_or("");
+        l.gloss = r.String(lv, "gloss", f.name, false, "a level").value_or("");
+        l.rank = static_cast<int32_t>(p.levels.size() + 1);
+        if (const toml::value* rank = r.Member(lv, "rank")) {
+          r.Remember(lpath + ".rank", *rank, f.name);
+          if (!rank->is_integer() || rank->as_integer() < 0 || rank->as_integer() > 1'000'000) {
+            r.Error(*rank, f.name, "`rank` must be a whole number from 0 to 1000000");
+          } else {
+            l.rank = static_cast<int32_t>(rank->as_integer());
+            ++with_rank;
+          }
+        }
+        p.levels.push_back(std::move(l));
+      }
+      if (with_rank != 0 && with_rank != p.levels.size()) {
+        r.Error(*levels, f.name,
+                fmt::format("either every level of `{}` has a `rank` or none does", p.id));
+      }
+    }
+    policy.parties.push_back(std::move(p));
+  }
+}
+
+std::optional<Agreement> ReadAgreement(Reader& r, const PolicyFile& f, size_t index) {
+  auto root = r.Parse(f);
+  if (!root) return std::nullopt;
+  const std::string path = fmt::format("agreement[{}]", index);
+  r.RememberFile(path, f.name);
+  r.CheckKeys(*root, f.name,
+              {"id", "title", "parties", "in_force", "zone", "term", "renewal", "notice_period",
+               "survival", "scope", "levels", "hub", "event"},
+              "an agreement");
+  for (const auto& [key, value] : root->as_table()) r.Remember(path + "." + key, value, f.name);
+  Agreement a;
+  constexpr std::string_view kWhat = "an agreement";
+  const Position file_start{f.name, 1, 1};
+  a.id = r.String(*root, "id", f.name, false, kWhat).value_or("");
+  if (!r.Member(*root, "id")) r.Error(file_start, "an agreement needs `id`");
+  a.title = r.String(*root, "title", f.name, false, kWhat).value_or("");
+  if (const toml::value* parties = r.Member(*root, "parties")) {
+    a.parties = r.StringArray(*parties, f.name, "parties");
+  } else {
+    r.Error(file_start, "an agreement needs `parties`");
+  }
+  if (auto zone = r.String(*root, "zone", f.name, false, kWhat)) {
+    auto z = ParseZoneOffset(*zone);
+    if (z) {
+      a.zone = *z;
+    } else {
+      r.Error(*r.Member(*root, "zone"), f.name, z.error().message);
+    }
+  } else if (!r.Member(*root, "zone")) {
+    r.Error(file_start, "an agreement needs `zone`, a UTC offset such as \"+09:00\"");
+  }
+  if (const toml::value* v = r.Member(*root, "in_force")) {
+    a.in_force = r.ReadInstant(*v, f.name, a.zone, "in_force").value_or(Instant{});
+  } else {
+    r.Error(file_start, "an agreement needs `in_force`");
+  }
+  a.term = r.ReadDuration(*root, "term", f.name);
+  a.notice_period = r.ReadDuration(*root, "notice_period", f.name).value_or(CalendarDuration{});
+  if (auto renewal = r.String(*root, "renewal", f.name, false, kWhat)) {
+    if (*renewal == "automatic") {
+      a.renewal = Renewal::kAutomatic;
+    } else if (*renewal == "none") {
+      a.renewal = Renewal::kNone;
+    } else {
+      r.Error(*r.Member(*root, "renewal"), f.name,
+              fmt::format("`renewal` is `automatic` or `none`, not `{}`", *renewal));
+    }
+  }
+  if (auto survival = r.String(*root, "survival", f.name, false, kWhat)) {
+    if (*survival == "protect") {
+      a.survival = Survival::kProtect;
+    } else if (*survival == "revoke") {
+      a.survival = Survival::kRevoke;
+    } else {
+      r.Error(*r.Member(*root, "survival"), f.name,
+              fmt::format("`survival` is `protect` or `revoke`, not `{}`", *survival));
+    }
+  }
+  if (const toml::value* scope = r.Member(*root, "scope")) {
+    a.scope = r.StringArray(*scope, f.name, "scope");
+  } else {
+    r.Error(file_start, "an agreement needs `scope`: topics, or [\"*\"] for all");
+  }
+  a.hub = r.String(*root, "hub", f.name, false, kWhat);
+  if (const toml::value* levels = r.Member(*root, "levels")) {
+    if (!levels->is_array()) {
+      r.Error(*levels, f.name, "`levels` must be an array of rows such as { KOR = [\"II\"], JPN = [\"GOKUHI\"] }");
+    } else {
+      for (const toml::value& row : levels->as_array()) {
+        const std::string rpath = fmt::format("{}.levels[{}]", path, a.levels.size());
+        r.Remember(rpath, row, f.name);
+        LevelRow lr;
+        if (!row.is_table()) {
+          r.Error(row, f.name, "an equivalence row must be a table such as { KOR = [\"II\"], JPN = [\"GOKUHI\"] }");
+          a.levels.push_back(std::move(lr));
+          continue;
+        }
+        for (const auto& [party, ids] : row.as_table()) {
+          r.Remember(rpath + "." + party, ids, f.name);
+          if (ids.is_string()) {
+            lr.levels[party] = {ids.as_string().str};  // a single level may be written bare
+          } else {
+            lr.levels[party] = r.StringArray(ids, f.name, party);
+          }
+        }
+        a.levels.push_back(std::move(lr));
+      }
+    }
+  } else {
+    r.Error(file_start, "an agreement needs `levels`: its equivalence rows");
+  }
+  if (const toml::value* events = r.Member(*root, "event")) {
+    if (!events->is_array()) {
+      r.Error(*events, f.name, "events are written as `[[event]]` tables");
+    } else {
+      for (const toml::value& ev : events->as_array()) {
+        const std::string epath = fmt::format("{}.event[{}]", path, a.events.size());
+        if (!ev.is_table()) {
+          r.Error(ev, f.name, "an event must be a table with `kind`, `by` and `at`");
+          continue;
+        }
+        r.Remember(epath, ev, f.name);
+        r.CheckKeys(ev, f.name, {"kind", "by", "at", "note"}, "an event");
+        for (const auto& [key, value] : ev.as_table()) r.Remember(epath + "." + key, value, f.name);
+        AgreementEvent e;
+        auto kind = r.String(ev, "kind", f.name, true, "an event");
+        if (kind) {
+          auto k = ParseEventKind(*kind);
+          if (!k) {
+            r.Error(*r.Member(ev, "kind"), f.name,
+                    fmt::format("unknown event kind `{}`; expected termination-notice, "
+                                "notice-suspended, notice-resumed, notice-withdrawn or terminated",
+                                *kind));
+            continue;
+          }
+          e.kind = *k;
+        } else {
+          continue;
+        }
+        e.by = r.String(ev, "by", f.name, true, "an event").value_or("");
+        e.note = r.String(ev, "note", f.name, false, "an event").value_or("");
+        const toml::value* at = r.Member(ev, "at");
+        if (at == nullptr) {
+          r.Error(ev, f.name, "an event needs `at`");
+          continue;
+        }
+        auto t = r.ReadInstant(*at, f.name, a.zone, "at");
+        if (!t) continue;
+        e.at = *t;
+        a.events.push_back(std::move(e));
+      }
+    }
+  }
+  return a;
+}
+
+void ReadSubjects(Reader& r, const PolicyFile& f, Policy& policy) {
+  auto root = r.Parse(f);
+  if (!root) return;
+  r.CheckKeys(*root, f.name, {"subject"}, "subjects.toml");
+  const toml::value* list = r.Member(*root, "subject");
+  if (list == nullptr) return;
+  if (!list->is_array()) {
+    r.Error(*list, f.name, "subjects are written as `[[subject]]` tables");
+    return;
+  }
+  for (const toml::value& sv : list->as_array()) {
+    if (!sv.is_table()) {
+      r.Error(sv, f.name, "each `subject` must be a table");
+      continue;
+    }
+    const std::string path = fmt::format("subject[{}]", policy.subjects.size());
+    r.Remember(path, sv, f.name);
+    r.CheckKeys(sv, f.name, {"id", "party", "clearance", "need_to_know", "compartments"}, "a subject");
+    for (const auto& [key, value] : sv.as_table()) r.Remember(path + "." + key, value, f.name);
+    Subject s;
+    s.id = r.String(sv, "id", f.name, true, "a subject").value_or("");
+    s.party = r.String(sv, "party", f.name, true, "a subject").value_or("");
+    s.clearance = r.String(sv, "clearance", f.name, true, "a subject").value_or("");
+    if (const toml::value* v = r.Member(sv, "need_to_know")) s.need_to_know = r.StringArray(*v, f.name, "need_to_know");
+    if (const toml::value* v = r.Member(sv, "compartments")) s.compartments = r.StringArray(*v, f.name, "compartments");
+    policy.subjects.push_back(std::move(s));
+  }
+}
+
+Result<std::string> ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Fail(Code::kNotFound, fmt::format("cannot open `{}`", path.string()));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return Fail(Code::kInvalidArgument, fmt::format("cannot read `{}`", path.string()));
+  return text.str();
+}
+
+}  // namespace
+
+std::string Diagnostic::ToString() const {
+  if (line == 0) return fmt::format("{}: {}", file, message);
+  return fmt::format("{}:{}:{}: {}", file, line, column, message);
+}
+
+LoadResult LoadPolicy(const PolicySources& sources) {
+  std::vector<Diagnostic> diags;
+  Reader reader(diags);
+  Policy policy;
+  ReadParties(reader, sources.parties, policy);
+  for (size_t i = 0; i < sources.agreements.size(); ++i) {
+    if (auto a = ReadAgreement(reader, sources.agreements[i], policy.agreements.size())) {
+      policy.agreements.push_back(std::move(*a));
+    }
+  }
+  if (sources.subjects) ReadSubjects(reader, *sources.subjects, policy);
+  // Model rules are checked only on what parsed; a file with syntax errors was skipped above.
+  for (const Problem& p : ValidatePolicy(policy)) {
+    const Position at = reader.Find(p.path);
+    diags.push_back(Diagnostic{at.file, at.line, at.column, p.message});
+  }
+  if (diags.empty()) return policy;
+  std::stable_sort(diags.begin(), diags.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    return std::tie(a.file, a.line, a.column) < std::tie(b.file, b.line, b.column);
+  });
+  return tl::unexpected(std::move(diags));
+}
+
+LoadResult LoadPolicyDir(const std::filesystem::path& dir) {
+  std::vector<Diagnostic> diags;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    diags.push_back(Diagnostic{dir.string(), 0, 0, "not a policy directory"});
+    return tl::unexpected(std::move(diags));
+  }
+  PolicySources sources;
+  const std::filesystem::path parties = dir / "parties.toml";
+  auto text = ReadFile(parties);
+  if (!text) {
+    diags.push_back(Diagnostic{parties.string(), 0, 0, "missing: a policy directory needs parties.toml"});
+    return tl::unexpected(std::move(diags));
+  }
+  sources.parties = PolicyFile{parties.string(), std::move(*text)};
+  std::vector<std::filesystem::path> agreement_files;
+  const std::filesystem::path agreements_dir = dir / "agreements";
+  if (std::filesystem::is_directory(agreements_dir, ec)) {
+    for (const auto& entry : std::filesystem::directory_iterator(agreements_dir, ec)) {
+      if (entry.path().extension() == ".toml") agreement_files.push_back(entry.path());
+    }
+  }
+  std::sort(agreement_files.begin(), agreement_files.end());
+  for (const auto& path : agreement_files) {
+    auto body = ReadFile(path);
+    if (!body) {
+      diags.push_back(Diagnostic{path.string(), 0, 0, body.error().message});
+      continue;
+    }
+    sources.agreements.push_back(PolicyFile{path.string(), std::move(*body)});
+  }
+  const std::filesystem::path subjects = dir / "subjects.toml";
+  if (std::filesystem::exists(subjects, ec)) {
+    auto body = ReadFile(subjects);
+    if (!body) {
+      diags.push_back(Diagnostic{subjects.string(), 0, 0, body.error().message});
+    } else {
+      sources.subjects = PolicyFile{subjects.string(), std::move(*body)};
+    }
+  }
+  if (!diags.empty()) return tl::unexpected(std::move(diags));
+  return LoadPolicy(sources);
+}
+
+Error DiagnosticsToError(const std::vector<Diagnostic>& diagnostics) {
+  if (diagnostics.empty()) return Error{Code::kInternal, "policy failed to load"};
+  std::string message = diagnostics.front().ToString();
+  if (diagnostics.size() > 1) message += fmt::format(" (and {} more)", diagnostics.size() - 1);
+  return Error{Code::kInvalidArgument, std::move(message)};
+}
+
+}  // namespace accord
