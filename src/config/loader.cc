@@ -21,10 +21,22 @@ struct Position {
   uint32_t column = 0;
 };
 
-Position PositionOf(const toml::value& v, const std::string& file) {
-  const toml::source_location loc = v.location();
-  return Position{file, loc.line(), loc.column()};
+// toml11 counts columns in bytes; people and editors count characters. Converts a 1-based byte
+// column of `line` to a 1-based column in UTF-8 code points.
+uint32_t CharacterColumn(const std::string& line, uint32_t byte_column) {
+  const size_t end = std::min<size_t>(byte_column > 0 ? byte_column - 1 : 0, line.size());
+  uint32_t column = 1;
+  for (size_t i = 0; i < end; ++i) {
+    if ((static_cast<unsigned char>(line[i]) & 0xC0) != 0x80) ++column;  // not a continuation byte
+  }
+  return column;
 }
+
+Position PositionOf(const toml::source_location& loc, const std::string& file) {
+  return Position{file, loc.line(), CharacterColumn(loc.line_str(), loc.column())};
+}
+
+Position PositionOf(const toml::value& v, const std::string& file) { return PositionOf(v.location(), file); }
 
 // The first line of a toml11 message without its "[error] toml::parse_xxx: " prefix.
 std::string SummarizeTomlMessage(const std::string& what) {
@@ -72,8 +84,7 @@ class Reader {
     try {
       return toml::parse(in, f.name);
     } catch (const toml::exception& e) {
-      const toml::source_location loc = e.location();
-      Error(Position{f.name, loc.line(), loc.column()}, SummarizeTomlMessage(e.what()));
+      Error(PositionOf(e.location(), f.name), SummarizeTomlMessage(e.what()));
     } catch (const std::exception& e) {
       Error(Position{f.name, 0, 0}, SummarizeTomlMessage(e.what()));
     }

@@ -266,7 +266,10 @@ Result<Engine> Engine::Compile(Policy policy) {
     std::sort(c.scope.begin(), c.scope.end());
     c.party_count = static_cast<int32_t>(a.parties.size());
     c.member.assign(n, 0);
-    for (const std::string& id : a.parties) c.member[index->Party(id)] = 1;
+    for (const std::string& id : a.parties) {
+      const int32_t member = index->Party(id);  // known: ValidatePolicy checked every party
+      if (member >= 0 && member < n) c.member[member] = 1;
+    }
     if (a.levels.size() > 30000) return Fail(Code::kInvalidArgument, "too many equivalence rows");
     c.row_of.assign(offset, -1);
     c.first_level.assign(a.levels.size() * n, -1);

@@ -1,0 +1,349 @@
+// One test per kind of mistake in a policy directory: each checks the message and its position.
+#include "accord/config.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace accord {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr std::string_view kParties = R"(
+[[party]]
+id = "KOR"
+name = "Republic of Korea"
+levels = [ { id = "III", name = "군사III급비밀", gloss = "Military Secret Class III" },
+           { id = "II", name = "군사II급비밀", gloss = "Military Secret Class II" },
+           { id = "I", name = "군사I급비밀", gloss = "Military Secret Class I" } ]
+
+[[party]]
+id = "JPN"
+name = "Japan"
+levels = [ { id = "HI", name = "秘", gloss = "Confidential", rank = 1 },
+           { id = "GOKUHI", name = "極秘", gloss = "Secret", rank = 2 },
+           { id = "TOKUTEI", name = "特定秘密", gloss = "Specially Designated Secret", rank = 2 } ]
+)";
+
+// The header of a valid agreement (lines 1–9); tests append their own lines.
+constexpr std::string_view kAgreementHead = R"(id = "kor-jpn"
+parties = ["KOR", "JPN"]
+in_force = 2016-11-23
+zone = "+09:00"
+term = "P1Y"
+notice_period = "P90D"
+scope = ["*"]
+levels = [ { KOR = ["II"], JPN = ["GOKUHI", "TOKUTEI"] },
+           { KOR = ["III"], JPN = ["HI"] } ]
+)";
+
+LoadResult Load(std::string_view parties, std::string_view agreement,
+                std::optional<std::string_view> subjects = std::nullopt) {
+  PolicySources s;
+  s.parties = PolicyFile{"parties.toml", std::string(parties)};
+  if (!agreement.empty()) s.agreements.push_back(PolicyFile{"agreements/kor-jpn.toml", std::string(agreement)});
+  if (subjects) s.subjects = PolicyFile{"subjects.toml", std::string(*subjects)};
+  return LoadPolicy(s);
+}
+
+// Expects exactly one diagnostic at file:line:column containing `text`.
+void ExpectOne(const LoadResult& r, std::string_view file, uint32_t line, uint32_t column, std::string_view text) {
+  ASSERT_FALSE(r.has_value()) << "expected a diagnostic containing: " << text;
+  ASSERT_EQ(r.error().size(), 1u) << [&] {
+    std::string all;
+    for (const auto& d : r.error()) all += d.ToString() + "\n";
+    return all;
+  }();
+  const Diagnostic& d = r.error()[0];
+  EXPECT_EQ(d.file, file);
+  EXPECT_EQ(d.line, line) << d.ToString();
+  EXPECT_EQ(d.column, column) << d.ToString();
+  EXPECT_THAT(d.message, HasSubstr(std::string(text)));
+  EXPECT_EQ(d.message.find('\n'), std::string::npos) << "messages are one line";
+}
+
+std::string With(std::string_view extra) { return std::string(kAgreementHead) + std::string(extra); }
+
+TEST(LoaderTest, ValidPolicyLoads) {
+  auto r = Load(kParties, With(R"(
+[[event]]
+kind = "termination-notice"
+by = "KOR"
+at = 2019-08-23T15:25:00+09:00
+note = "notice"
+)"));
+  ASSERT_TRUE(r.has_value()) << r.error()[0].ToString();
+  ASSERT_EQ(r->parties.size(), 2u);
+  EXPECT_EQ(r->parties[0].levels[0].name, "군사III급비밀");
+  EXPECT_EQ(r->parties[0].levels[2].rank, 3);  // no ranks: rank = position
+  EXPECT_EQ(r->parties[1].levels[2].rank, 2);  // TOKUTEI ranks with GOKUHI
+  const Agreement& a = r->agreements[0];
+  EXPECT_EQ(FormatInstant(a.in_force, a.zone), "2016-11-23T00:00:00+09:00");
+  EXPECT_EQ(a.term, (CalendarDuration{1, 0, 0, 0}));
+  EXPECT_EQ(a.renewal, Renewal::kAutomatic);   // default
+  EXPECT_EQ(a.survival, Survival::kProtect);   // default
+  ASSERT_EQ(a.events.size(), 1u);
+  EXPECT_EQ(FormatInstant(a.events[0].at, a.zone), "2019-08-23T15:25:00+09:00");
+}
+
+TEST(LoaderTest, InstantsAsStringsAndLocalDateTimes) {
+  std::string text(kAgreementHead);
+  text.replace(text.find("in_force = 2016-11-23"), 21, "in_force = \"2016-11-23T00:00:00+09:00\"");
+  auto r = Load(kParties, text + "[[event]]\nkind = \"terminated\"\nby = \"JPN\"\nat = 2020-01-01T10:00:00\n");
+  ASSERT_TRUE(r.has_value()) << r.error()[0].ToString();
+  EXPECT_EQ(FormatInstant(r->agreements[0].events[0].at, ZoneOffset{540}), "2020-01-01T10:00:00+09:00");
+}
+
+TEST(LoaderTest, TomlSyntaxError) {
+  auto r = Load(kParties, "id = \"x\"\nparties = [\"KOR\", \n");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error()[0].file, "agreements/kor-jpn.toml");
+  EXPECT_GE(r.error()[0].line, 2u);
+}
+
+TEST(LoaderTest, UnknownKey) { ExpectOne(Load(kParties, With("survivl = \"protect\"\n")), "agreements/kor-jpn.toml", 10, 11, "unknown key `survivl` in an agreement"); }
+
+TEST(LoaderTest, MissingRequiredKey) {
+  std::string text(kAgreementHead);
+  text.erase(text.find("zone = \"+09:00\"\n"), 16);
+  ExpectOne(Load(kParties, text), "agreements/kor-jpn.toml", 1, 1, "an agreement needs `zone`");
+}
+
+TEST(LoaderTest, WrongType) {
+  std::string text(kAgreementHead);
+  text.replace(text.find("parties = [\"KOR\", \"JPN\"]"), 24, "parties = \"KOR JPN\"      ");
+  auto r = Load(kParties, text);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error()[0].line, 2u);
+  EXPECT_EQ(r.error()[0].column, 11u);
+  EXPECT_THAT(r.error()[0].message, HasSubstr("`parties` must be an array of strings"));
+}
+
+TEST(LoaderTest, BadPartyId) {
+  std::string parties(kParties);
+  parties.replace(parties.find("id = \"JPN\""), 10, "id = \"jp\"");
+  auto r = Load(parties, "");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error()[0].ToString().substr(0, 17), "parties.toml:10:6");
+  EXPECT_THAT(r.error()[0].message, HasSubstr("party id `jp` must match"));
+}
+
+TEST(LoaderTest, DuplicateParty) {
+  std::string parties(kParties);
+  parties.replace(parties.find("id = \"JPN\""), 10, "id = \"KOR\"");
+  auto r = Load(parties, "");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error()[0].line, 10u);
+  EXPECT_THAT(r.error()[0].message, HasSubstr("party `KOR` is defined twice"));
+}
+
+TEST(LoaderTest, LevelTwiceInScheme) {
+  std::string parties(kParties);
+  parties.replace(parties.find("id = \"TOKUTEI\""), 14, "id = \"HI\"     ");
+  auto r = Load(parties, "");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error()[0].file, "parties.toml");
+  EXPECT_EQ(r.error()[0].line, 14u);
+  EXPECT_THAT(r.error()[0].message, HasSubstr("level `HI` appears twice in the scheme of `JPN`"));
+}
+
+TEST(LoaderTest, RanksAllOrNone) {
+  std::string parties(kParties);
+  parties.replace(parties.find(", rank = 1"), 10, "");
+  auto r = Load(parties, With(""));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error()[0].line, 12u);
+  EXPECT_THAT(r.error()[0].message, HasSubstr("either every level of `JPN` has a `rank` or none does"));
+}
+
+TEST(LoaderTest, RanksNeverDecrease) {
+  std::string parties(kParties);
+  parties.replace(parties.find("rank = 2 },\n"), 8, "rank = 0");
+  // Columns count characters, not bytes: 極秘 is two columns wide here.
+  ExpectOne(Load(parties, With("")), "parties.toml", 13, 67, "rank of level `GOKUHI` is lower than the level before it");
+}
+
+TEST(LoaderTest, AgreementWithUnknownParty) {
+  std::string text(kAgreementHead);
+  text.replace(text.find("\"JPN\"]\nin_force"), 5, "\"USA\"");
+  auto r = Load(kParties, text);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error()[0].line, 2u);
+  EXPECT_THAT(r.error()[0].message, HasSubstr("unknown party `USA`"));
+}
+
+TEST(LoaderTest, RowMissingAParty) {
+  std::string text(kAgreementHead);
+  text.replace(text.find("{ KOR = [\"III\"], JPN = [\"HI\"] }"), 31, "{ KOR = [\"III\"] }");
+  ExpectOne(Load(kParties, text), "agreements/kor-jpn.toml", 9, 12, "equivalence row 2 does not map party `JPN`");
+}
+
+TEST(LoaderTest, RowWithUnknownLevel) {
+  std::string text(kAgreementHead);
+  text.replace(text.find("JPN = [\"HI\"]"), 12, "JPN = [\"XX\"]");
+  ExpectOne(Load(kParties, text), "agreements/kor-jpn.toml", 9, 35, "unknown level `XX` for party `JPN`");
+}
+
+TEST(LoaderTest, LevelInTwoRows) {
+  std::string text(kAgreementHead);
+  text.replace(text.find("JPN = [\"HI\"]"), 12, "JPN = [\"HI\", \"GOKUHI\"]");
+  ExpectOne(Load(kParties, text), "agreements/kor-jpn.toml", 9, 35,
+            "level `GOKUHI` of `JPN` is listed in equivalence rows 1 and 2");
+}
+
+TEST(LoaderTest, RowNamesAStranger) {
+  std::string text(kAgreementHead);
+  text.replace(text.find("{ KOR = [\"III\"], JPN = [\"HI\"] }"), 31, "{ KOR = [\"III\"], JPN = [\"HI\"], USA = [\"C\"] }");
+  ExpectOne(Load(kParties, text), "agreements/kor-jpn.toml", 9, 49, "party `USA` in equivalence row 2 is not a party");
+}
+
+TEST(LoaderTest, HubNotAParty) { ExpectOne(Load(kParties, With("hub = \"USA\"\n")), "agreements/kor-jpn.toml", 10, 7, "hub `USA` is not a party"); }
+
+TEST(LoaderTest, RenewalNoneNeedsATerm) {
+  std::string text(kAgreementHead);
+  text.erase(text.find("term = \"P1Y\"\n"), 13);
+  ExpectOne(Load(kParties, text + "renewal = \"none\"\n"), "agreements/kor-jpn.toml", 9, 11, "`renewal = \"none\"` needs a `term`");
+}
+
+TEST(LoaderTest, BadRenewalValue) { ExpectOne(Load(kParties, With("renewal = \"yearly\"\n")), "agreements/kor-jpn.toml", 10, 11, "`renewal` is `automatic` or `none`"); }
+
+TEST(LoaderTest, BadDuration) {
+  std::string text(kAgreementHead);
+  text.replace(text.find("\"P90D\""), 6, "\"90 days\"");
+  ExpectOne(Load(kParties, text), "agreements/kor-jpn.toml", 6, 17, "bad duration `90 days`");
+}
+
+TEST(LoaderTest, BadZone) {
+  std::string text(kAgreementHead);
+  text.replace(text.find("\"+09:00\""), 8, "\"Asia/Seoul\"");
+  ExpectOne(Load(kParties, text), "agreements/kor-jpn.toml", 4, 8, "bad zone `Asia/Seoul`");
+}
+
+TEST(LoaderTest, BadInstant) {
+  ExpectOne(Load(kParties, With("[[event]]\nkind = \"termination-notice\"\nby = \"KOR\"\nat = \"2019-02-30\"\n")),
+            "agreements/kor-jpn.toml", 13, 6, "no such date `2019-02-30`");
+}
+
+TEST(LoaderTest, EventsOutOfOrder) {
+  ExpectOne(Load(kParties, With(R"([[event]]
+kind = "termination-notice"
+by = "KOR"
+at = 2019-08-23T15:25:00+09:00
+[[event]]
+kind = "notice-suspended"
+by = "KOR"
+at = 2019-08-22T18:00:00+09:00
+)")),
+            "agreements/kor-jpn.toml", 17, 6, "event 2 (`notice-suspended`) is earlier than the event before it");
+}
+
+TEST(LoaderTest, EventBeforeEntryIntoForce) {
+  ExpectOne(Load(kParties, With("[[event]]\nkind = \"termination-notice\"\nby = \"KOR\"\nat = 2015-01-01\n")),
+            "agreements/kor-jpn.toml", 13, 6, "before the agreement entered into force");
+}
+
+TEST(LoaderTest, EventByANonParty) {
+  ExpectOne(Load(kParties, With("[[event]]\nkind = \"termination-notice\"\nby = \"USA\"\nat = 2019-01-01\n")),
+            "agreements/kor-jpn.toml", 12, 6, "`USA` is not a party of agreement `kor-jpn`");
+}
+
+TEST(LoaderTest, UnknownEventKind) {
+  ExpectOne(Load(kParties, With("[[event]]\nkind = \"notice\"\nby = \"KOR\"\nat = 2019-01-01\n")),
+            "agreements/kor-jpn.toml", 11, 8, "unknown event kind `notice`");
+}
+
+TEST(LoaderTest, SuspendWithoutNotice) {
+  ExpectOne(Load(kParties, With("[[event]]\nkind = \"notice-suspended\"\nby = \"KOR\"\nat = 2019-01-01\n")),
+            "agreements/kor-jpn.toml", 10, 1, "no active notice of `KOR` to suspend");
+}
+
+TEST(LoaderTest, ResumeWithoutSuspension) {
+  ExpectOne(Load(kParties, With(R"([[event]]
+kind = "termination-notice"
+by = "KOR"
+at = 2019-01-01
+[[event]]
+kind = "notice-resumed"
+by = "KOR"
+at = 2019-02-01
+)")),
+            "agreements/kor-jpn.toml", 14, 1, "no suspended notice of `KOR` to resume");
+}
+
+TEST(LoaderTest, WithdrawWithoutNotice) {
+  ExpectOne(Load(kParties, With("[[event]]\nkind = \"notice-withdrawn\"\nby = \"JPN\"\nat = 2019-01-01\n")),
+            "agreements/kor-jpn.toml", 10, 1, "no notice of `JPN` to withdraw");
+}
+
+TEST(LoaderTest, EventAfterMutualTermination) {
+  ExpectOne(Load(kParties, With(R"([[event]]
+kind = "terminated"
+by = "KOR"
+at = 2019-01-01
+[[event]]
+kind = "termination-notice"
+by = "JPN"
+at = 2019-02-01
+)")),
+            "agreements/kor-jpn.toml", 14, 1, "follows the mutual termination");
+}
+
+TEST(LoaderTest, ScopeMistakes) {
+  std::string text(kAgreementHead);
+  text.replace(text.find("scope = [\"*\"]"), 13, "scope = [\"*\", \"x\"]");
+  ExpectOne(Load(kParties, text), "agreements/kor-jpn.toml", 7, 9, "`*` must be the only scope entry");
+  std::string empty(kAgreementHead);
+  empty.replace(empty.find("scope = [\"*\"]"), 13, "scope = []");
+  ExpectOne(Load(kParties, empty), "agreements/kor-jpn.toml", 7, 9, "scope is empty");
+}
+
+TEST(LoaderTest, DuplicateAgreementId) {
+  PolicySources s;
+  s.parties = PolicyFile{"parties.toml", std::string(kParties)};
+  s.agreements.push_back(PolicyFile{"agreements/a.toml", std::string(kAgreementHead)});
+  s.agreements.push_back(PolicyFile{"agreements/b.toml", std::string(kAgreementHead)});
+  auto r = LoadPolicy(s);
+  ASSERT_FALSE(r.has_value());
+  ASSERT_EQ(r.error().size(), 1u);
+  EXPECT_EQ(r.error()[0].ToString(), "agreements/b.toml:1:6: agreement `kor-jpn` is defined twice");
+}
+
+TEST(LoaderTest, SubjectWithUnknownClearance) {
+  ExpectOne(Load(kParties, With(""), "[[subject]]\nid = \"a\"\nparty = \"JPN\"\nclearance = \"II\"\n"),
+            "subjects.toml", 4, 13, "unknown level `II` for party `JPN`");
+}
+
+TEST(LoaderTest, ReportsEveryMistakeInOrder) {
+  auto r = Load(kParties, With("hub = \"USA\"\nsurvival = \"keep\"\n"));
+  ASSERT_FALSE(r.has_value());
+  ASSERT_EQ(r.error().size(), 2u);
+  EXPECT_EQ(r.error()[0].line, 10u);
+  EXPECT_EQ(r.error()[1].line, 11u);
+}
+
+TEST(LoaderTest, DirectoryErrors) {
+  auto missing = LoadPolicyDir("/nonexistent/policy");
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_THAT(missing.error()[0].message, HasSubstr("not a policy directory"));
+  const auto dir = std::filesystem::path(testing::TempDir()) / "accord-empty-policy";
+  std::filesystem::create_directories(dir);
+  auto empty = LoadPolicyDir(dir);
+  ASSERT_FALSE(empty.has_value());
+  EXPECT_THAT(empty.error()[0].ToString(), HasSubstr("parties.toml: missing"));
+  EXPECT_THAT(DiagnosticsToError(empty.error()).message, HasSubstr("parties.toml"));
+}
+
+TEST(LoaderTest, TheGsomiaExampleLoads) {
+  auto r = LoadPolicyDir(std::filesystem::path(ACCORD_SOURCE_DIR) / "examples/gsomia");
+  ASSERT_TRUE(r.has_value()) << r.error()[0].ToString();
+  EXPECT_EQ(r->parties.size(), 3u);
+  EXPECT_EQ(r->agreements.size(), 4u);
+  EXPECT_EQ(r->subjects.size(), 4u);
+  EXPECT_TRUE(LoadPolicyDir(std::filesystem::path(ACCORD_SOURCE_DIR) / "examples/gsomia-no-suspension").has_value());
+}
+
+}  // namespace
+}  // namespace accord

@@ -1,0 +1,317 @@
+// DESIGN.md §2, rule by rule, plus the details paragraph (calendar arithmetic, defaults, ordering).
+#include "accord/lifecycle.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace accord {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr ZoneOffset kSeoul{540};
+
+Instant At(std::string_view text) {
+  auto t = ParseInstantInZone(text, kSeoul);
+  EXPECT_TRUE(t.has_value()) << text;
+  return t.value_or(Instant{});
+}
+
+Agreement Yearly(std::string_view in_force = "2016-11-23") {
+  Agreement a;
+  a.id = "kor-jpn";
+  a.parties = {"KOR", "JPN"};
+  a.in_force = At(in_force);
+  a.zone = kSeoul;
+  a.term = CalendarDuration{1, 0, 0, 0};
+  a.notice_period = CalendarDuration{0, 0, 90, 0};
+  a.scope = {"*"};
+  return a;
+}
+
+Agreement Indefinite() {
+  Agreement a = Yearly("1987-09-24");
+  a.term.reset();
+  return a;
+}
+
+void AddEvent(Agreement& a, EventKind kind, std::string_view at, std::string by = "KOR") {
+  a.events.push_back(AgreementEvent{kind, std::move(by), At(at), ""});
+}
+
+AgreementStatus Status(const Agreement& a, std::string_view t) {
+  auto s = StatusAt(a, At(t));
+  EXPECT_TRUE(s.has_value());
+  return s.value_or(AgreementStatus{});
+}
+
+Lifetime Life(const Agreement& a) {
+  auto l = ComputeLifetime(a);
+  EXPECT_TRUE(l.has_value());
+  return l.value_or(Lifetime{});
+}
+
+TEST(LifecycleTest, PendingBeforeEntryIntoForce) {
+  const Agreement a = Yearly();
+  EXPECT_EQ(Status(a, "2016-11-22T23:59:59+09:00").state, AgreementState::kPending);
+  EXPECT_EQ(Status(a, "2016-11-23T00:00:00+09:00").state, AgreementState::kInForce);
+}
+
+TEST(LifecycleTest, RenewsEveryYearWithoutNotice) {
+  const Agreement a = Yearly();
+  const AgreementStatus s = Status(a, "2030-01-01");
+  EXPECT_EQ(s.state, AgreementState::kInForce);
+  EXPECT_FALSE(s.ends_at.has_value());
+  EXPECT_FALSE(s.notice.has_value());
+  EXPECT_EQ(Life(a).end, Instant::Max());
+}
+
+TEST(LifecycleTest, NoticeBeforeTheDeadlineEndsAtTheNextAnniversary) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23T15:25:00+09:00");
+  const AgreementStatus before = Status(a, "2019-11-22T23:59:59+09:00");
+  EXPECT_EQ(before.state, AgreementState::kInForce);
+  EXPECT_EQ(before.ends_at, At("2019-11-23T00:00:00+09:00"));
+  EXPECT_FALSE(before.ended_by.has_value());
+  ASSERT_TRUE(before.notice.has_value());
+  EXPECT_EQ(before.notice->state, NoticeState::kActive);
+  const AgreementStatus after = Status(a, "2019-11-23T00:00:00+09:00");  // the end is exclusive
+  EXPECT_EQ(after.state, AgreementState::kEnded);
+  EXPECT_EQ(after.ends_at, At("2019-11-23T00:00:00+09:00"));
+  EXPECT_EQ(after.ended_by, EndCause::kNotice);
+}
+
+TEST(LifecycleTest, NoticeExactlyAtTheDeadlineApplies) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-25T00:00:00+09:00");  // A_3 − P90D
+  EXPECT_EQ(Life(a).end, At("2019-11-23T00:00:00+09:00"));
+}
+
+TEST(LifecycleTest, NoticeOneSecondLateAppliesToTheFollowingAnniversary) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-25T00:00:01+09:00");
+  EXPECT_EQ(Life(a).end, At("2020-11-23T00:00:00+09:00"));
+  EXPECT_EQ(Status(a, "2019-11-23T00:00:00+09:00").state, AgreementState::kInForce);
+  EXPECT_EQ(Status(a, "2019-11-23T00:00:00+09:00").ends_at, At("2020-11-23T00:00:00+09:00"));
+}
+
+TEST(LifecycleTest, NoticeInTheFirstYear) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2017-01-01");
+  EXPECT_EQ(Life(a).end, At("2017-11-23"));
+}
+
+TEST(LifecycleTest, SuspensionBeforeTheAnniversaryPreventsTheEnd) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23T15:25:00+09:00");
+  AddEvent(a, EventKind::kNoticeSuspended, "2019-11-22T18:00:00+09:00");
+  EXPECT_EQ(Life(a).end, Instant::Max());
+  const AgreementStatus s = Status(a, "2019-11-23T00:00:00+09:00");
+  EXPECT_EQ(s.state, AgreementState::kInForce);
+  EXPECT_FALSE(s.ends_at.has_value());
+  ASSERT_TRUE(s.notice.has_value());
+  EXPECT_EQ(s.notice->state, NoticeState::kSuspended);
+  EXPECT_EQ(s.notice->by, "KOR");
+  EXPECT_EQ(s.notice->given_at, At("2019-08-23T15:25:00+09:00"));
+  // Status is as known at t: before the suspension the end was scheduled.
+  EXPECT_EQ(Status(a, "2019-11-22T17:59:59+09:00").ends_at, At("2019-11-23T00:00:00+09:00"));
+}
+
+TEST(LifecycleTest, SuspensionExactlyAtTheAnniversaryPreventsTheEnd) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23");
+  AddEvent(a, EventKind::kNoticeSuspended, "2019-11-23T00:00:00+09:00");
+  EXPECT_EQ(Life(a).end, Instant::Max());
+}
+
+TEST(LifecycleTest, SuspensionOneSecondAfterTheAnniversaryIsTooLate) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23");
+  AddEvent(a, EventKind::kNoticeSuspended, "2019-11-23T00:00:01+09:00");
+  EXPECT_EQ(Life(a).end, At("2019-11-23T00:00:00+09:00"));
+}
+
+TEST(LifecycleTest, ResumedBeforeTheAnniversaryEndsAtTheAnniversary) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23");
+  AddEvent(a, EventKind::kNoticeSuspended, "2019-10-01");
+  AddEvent(a, EventKind::kNoticeResumed, "2019-11-01");
+  EXPECT_EQ(Life(a).end, At("2019-11-23"));
+  EXPECT_EQ(Status(a, "2019-10-15").ends_at, std::nullopt);
+  EXPECT_EQ(Status(a, "2019-11-02").ends_at, At("2019-11-23"));
+}
+
+TEST(LifecycleTest, ResumedAfterTheAnniversaryEndsAtTheResume) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23T15:25:00+09:00");
+  AddEvent(a, EventKind::kNoticeSuspended, "2019-11-22T18:00:00+09:00");
+  AddEvent(a, EventKind::kNoticeResumed, "2021-05-10T12:00:00+09:00");
+  const Lifetime life = Life(a);
+  EXPECT_EQ(life.end, At("2021-05-10T12:00:00+09:00"));
+  EXPECT_EQ(life.cause, EndCause::kNotice);
+  EXPECT_EQ(Status(a, "2021-05-10T11:59:59+09:00").state, AgreementState::kInForce);
+  EXPECT_EQ(Status(a, "2021-05-10T12:00:00+09:00").state, AgreementState::kEnded);
+}
+
+TEST(LifecycleTest, WithdrawnNoticeEndsNothing) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23");
+  AddEvent(a, EventKind::kNoticeSuspended, "2019-11-22T18:00:00+09:00");
+  AddEvent(a, EventKind::kNoticeWithdrawn, "2023-03-21");
+  EXPECT_EQ(Life(a).end, Instant::Max());
+  const AgreementStatus s = Status(a, "2023-03-22");
+  EXPECT_EQ(s.state, AgreementState::kInForce);
+  ASSERT_TRUE(s.notice.has_value());
+  EXPECT_EQ(s.notice->state, NoticeState::kWithdrawn);
+}
+
+TEST(LifecycleTest, WithdrawnThenANewNotice) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23");
+  AddEvent(a, EventKind::kNoticeWithdrawn, "2019-09-01");
+  AddEvent(a, EventKind::kTerminationNotice, "2024-01-01");
+  EXPECT_EQ(Life(a).end, At("2024-11-23"));
+  const AgreementStatus s = Status(a, "2024-02-01");
+  ASSERT_TRUE(s.notice.has_value());
+  EXPECT_EQ(s.notice->given_at, At("2024-01-01"));
+  EXPECT_EQ(s.notice->state, NoticeState::kActive);
+}
+
+TEST(LifecycleTest, TheEarlierOfTwoPartiesNoticesWins) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23", "KOR");
+  AddEvent(a, EventKind::kTerminationNotice, "2019-09-01", "JPN");  // too late for 2019
+  AddEvent(a, EventKind::kNoticeSuspended, "2019-10-01", "KOR");
+  EXPECT_EQ(Life(a).end, At("2020-11-23"));  // JPN's notice
+  const AgreementStatus s = Status(a, "2020-11-23");
+  EXPECT_EQ(s.state, AgreementState::kEnded);
+  ASSERT_TRUE(s.notice.has_value());
+  EXPECT_EQ(s.notice->by, "JPN");
+}
+
+TEST(LifecycleTest, MutualTermination) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminated, "2018-06-01T12:00:00+09:00", "JPN");
+  const AgreementStatus s = Status(a, "2018-06-01T12:00:00+09:00");
+  EXPECT_EQ(s.state, AgreementState::kEnded);
+  EXPECT_EQ(s.ended_by, EndCause::kMutual);
+  EXPECT_EQ(s.ends_at, At("2018-06-01T12:00:00+09:00"));
+  // Before the event is known, nothing is scheduled.
+  EXPECT_FALSE(Status(a, "2018-06-01T11:59:59+09:00").ends_at.has_value());
+}
+
+TEST(LifecycleTest, RenewalNoneExpiresAtTheFirstAnniversary) {
+  Agreement a = Yearly();
+  a.renewal = Renewal::kNone;
+  const AgreementStatus s = Status(a, "2017-01-01");
+  EXPECT_EQ(s.state, AgreementState::kInForce);
+  EXPECT_EQ(s.ends_at, At("2017-11-23"));
+  const AgreementStatus e = Status(a, "2017-11-23");
+  EXPECT_EQ(e.state, AgreementState::kEnded);
+  EXPECT_EQ(e.ended_by, EndCause::kExpiry);
+}
+
+TEST(LifecycleTest, SimultaneousCausesAreReportedNoticeExpiryMutual) {
+  Agreement a = Yearly();
+  a.renewal = Renewal::kNone;
+  AddEvent(a, EventKind::kTerminationNotice, "2017-01-01", "KOR");
+  EXPECT_EQ(Life(a).cause, EndCause::kNotice);  // notice and expiry both at A_1
+  Agreement b = Yearly();
+  b.renewal = Renewal::kNone;
+  AddEvent(b, EventKind::kTerminated, "2017-11-23", "JPN");
+  EXPECT_EQ(Life(b).cause, EndCause::kExpiry);  // expiry and mutual both at A_1
+}
+
+TEST(LifecycleTest, IndefiniteAgreementEndsNoticePeriodAfterTheNotice) {
+  Agreement a = Indefinite();
+  AddEvent(a, EventKind::kTerminationNotice, "2020-01-10T10:00:00+09:00", "USA");
+  a.parties = {"USA", "KOR"};
+  EXPECT_EQ(Life(a).end, At("2020-04-09T10:00:00+09:00"));  // + P90D
+  EXPECT_EQ(Status(a, "2020-02-01").ends_at, At("2020-04-09T10:00:00+09:00"));
+}
+
+TEST(LifecycleTest, IndefiniteSuspendedAtTheEndThenResumed) {
+  Agreement a = Indefinite();
+  AddEvent(a, EventKind::kTerminationNotice, "2020-01-10");
+  AddEvent(a, EventKind::kNoticeSuspended, "2020-03-01");
+  EXPECT_EQ(Life(a).end, Instant::Max());
+  AddEvent(a, EventKind::kNoticeResumed, "2020-06-01");
+  EXPECT_EQ(Life(a).end, At("2020-06-01"));  // period already run: ends at the resume
+  Agreement b = Indefinite();
+  AddEvent(b, EventKind::kTerminationNotice, "2020-01-10");
+  AddEvent(b, EventKind::kNoticeSuspended, "2020-02-01");
+  AddEvent(b, EventKind::kNoticeResumed, "2020-03-01");
+  EXPECT_EQ(Life(b).end, At("2020-04-09"));  // resumed before the period ran: ends as planned
+}
+
+TEST(LifecycleTest, IndefiniteWithoutNoticePeriodEndsAtTheNotice) {
+  Agreement a = Indefinite();
+  a.notice_period = CalendarDuration{};
+  AddEvent(a, EventKind::kTerminationNotice, "2020-01-10");
+  EXPECT_EQ(Life(a).end, At("2020-01-10"));
+}
+
+TEST(LifecycleTest, AnniversariesClampToMonthEnds) {
+  Agreement a = Yearly("2021-01-31");
+  a.term = CalendarDuration{0, 1, 0, 0};
+  a.notice_period = CalendarDuration{0, 0, 10, 0};
+  EXPECT_EQ(*Anniversary(a, 1), At("2021-02-28"));
+  EXPECT_EQ(*Anniversary(a, 2), At("2021-03-31"));  // computed directly, not from Feb 28
+  EXPECT_EQ(*Anniversary(a, 13), At("2022-02-28"));
+  // A notice on 2021-03-22 misses A_2 − P10D = 2021-03-21, so applies to A_3 = 2021-04-30.
+  AddEvent(a, EventKind::kTerminationNotice, "2021-03-22");
+  EXPECT_EQ(Life(a).end, At("2021-04-30"));
+}
+
+TEST(LifecycleTest, LeapDayAgreement) {
+  Agreement a = Yearly("2020-02-29");
+  EXPECT_EQ(*Anniversary(a, 1), At("2021-02-28"));
+  EXPECT_EQ(*Anniversary(a, 4), At("2024-02-29"));
+  EXPECT_FALSE(Anniversary(Indefinite(), 1).has_value());
+}
+
+TEST(LifecycleTest, LongHistoriesFindTheAnniversaryWithoutStepping) {
+  Agreement a = Yearly("1900-01-01");
+  a.term = CalendarDuration{0, 0, 1, 0};  // daily renewal
+  a.notice_period = CalendarDuration{0, 0, 0, 0};
+  AddEvent(a, EventKind::kTerminationNotice, "2020-06-15T12:00:00+09:00");
+  EXPECT_EQ(Life(a).end, At("2020-06-16"));
+}
+
+TEST(LifecycleTest, TimelineTellsWhatEachInstantDid) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23T15:25:00+09:00");
+  AddEvent(a, EventKind::kNoticeSuspended, "2019-11-22T18:00:00+09:00");
+  AddEvent(a, EventKind::kNoticeWithdrawn, "2023-03-21T09:00:00+09:00");
+  auto t = Timeline(a, At("2024-01-01"));
+  ASSERT_TRUE(t.has_value());
+  std::vector<std::string> lines;
+  for (const auto& e : *t) lines.push_back(FormatInstant(e.at, kSeoul) + " " + e.what);
+  ASSERT_EQ(lines.size(), 11u);
+  EXPECT_THAT(lines[0], HasSubstr("2016-11-23T00:00:00+09:00 enters into force for a term of P1Y"));
+  EXPECT_THAT(lines[3], HasSubstr("applies to the anniversary of 2019-11-23T00:00:00+09:00 (notice deadline "
+                                  "2019-08-25T00:00:00+09:00)"));
+  EXPECT_THAT(lines[4], HasSubstr("2019-11-22T18:00:00+09:00 KOR suspends"));
+  EXPECT_THAT(lines[5], HasSubstr("anniversary 3: renewed for P1Y (KOR's notice applies but is suspended)"));
+  EXPECT_THAT(lines[9], HasSubstr("KOR withdraws"));
+  EXPECT_THAT(lines[10], HasSubstr("2023-11-23T00:00:00+09:00 anniversary 7: renewed for P1Y"));
+}
+
+TEST(LifecycleTest, TimelineEndsWithTheEnd) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23");
+  auto t = Timeline(a, At("2030-01-01"));
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->back().kind, TimelineEntry::Kind::kEnd);
+  EXPECT_EQ(t->back().at, At("2019-11-23"));
+  EXPECT_THAT(t->back().what, HasSubstr("KOR's notice of termination takes effect"));
+}
+
+TEST(LifecycleTest, NamesAreStable) {
+  EXPECT_EQ(AgreementStateName(AgreementState::kInForce), "in-force");
+  EXPECT_EQ(EndCauseName(EndCause::kExpiry), "expiry");
+  EXPECT_EQ(NoticeStateName(NoticeState::kSuspended), "suspended");
+}
+
+}  // namespace
+}  // namespace accord
