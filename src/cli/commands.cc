@@ -3,9 +3,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -153,14 +158,6 @@ void PrintFlowMatrix(const Engine& e, Instant t, std::string_view indent) {
   }
 }
 
-// Writes `out` to stdout once it has grown past `threshold` bytes. Write errors are checked once,
-// with ferror, when the stream ends.
-void Flush(std::string& out, size_t threshold) {
-  if (out.size() < threshold) return;
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  out.clear();
-}
-
 }  // namespace
 
 int RunCheck(const CheckOptions& o) {
@@ -171,6 +168,112 @@ int RunCheck(const CheckOptions& o) {
              p.agreements.size(), p.subjects.size());
   return kExitOk;
 }
+
+namespace {
+
+// A line longer than this is answered as invalid and skipped, so memory stays bounded.
+constexpr size_t kMaxLine = 16u << 20;
+// Input is cut into blocks of whole lines of about this size; each is decided by one worker.
+constexpr size_t kBlockSize = 1u << 20;
+
+// Decides every line of `block` into `out`, in order.
+void DecideBlock(std::string_view block, const Engine& engine, RequestDecoder& decoder, ResponseWriter& writer,
+                 std::string& out) {
+  while (!block.empty()) {
+    const size_t nl = block.find('\n');
+    std::string_view line = block.substr(0, nl);
+    block.remove_prefix(nl == std::string_view::npos ? block.size() : nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") == std::string_view::npos) continue;  // blank lines are skipped
+    auto request = decoder.Decode(line);
+    if (!request) {
+      writer.WriteInvalid(out, decoder.id_json(), request.error());
+    } else {
+      writer.Write(out, decoder.id_json(), **request, engine.Decide(**request));
+    }
+  }
+}
+
+// One block of input and, once a worker is done with it, its output.
+struct Job {
+  std::string input;
+  std::string output;
+  bool done = false;
+};
+
+// Decides blocks on `threads` workers and writes their outputs to stdout in input order. At most
+// 2·threads blocks are in flight, so memory does not grow with the length of the stream.
+class BlockPipeline {
+ public:
+  BlockPipeline(const Engine& engine, ResponseOptions options, unsigned threads)
+      : engine_(engine), options_(options), max_in_flight_(2 * threads) {
+    for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { Work(); });
+  }
+  ~BlockPipeline() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    work_cv_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+
+  // Queues a block; first writes out finished blocks while too many are in flight.
+  void Submit(std::string input) {
+    auto job = std::make_shared<Job>();
+    job->input = std::move(input);
+    std::unique_lock lock(mu_);
+    while (in_order_.size() >= max_in_flight_) WriteFront(lock);
+    in_order_.push_back(job);
+    queue_.push_back(job);
+    work_cv_.notify_one();
+  }
+  // Writes out every block, in order.
+  void Drain() {
+    std::unique_lock lock(mu_);
+    while (!in_order_.empty()) WriteFront(lock);
+  }
+
+ private:
+  void WriteFront(std::unique_lock<std::mutex>& lock) {
+    done_cv_.wait(lock, [&] { return in_order_.front()->done; });
+    std::shared_ptr<Job> job = std::move(in_order_.front());
+    in_order_.pop_front();
+    lock.unlock();
+    std::fwrite(job->output.data(), 1, job->output.size(), stdout);
+    lock.lock();
+  }
+  void Work() {
+    RequestDecoder decoder;
+    ResponseWriter writer(engine_, options_);
+    std::unique_lock lock(mu_);
+    while (true) {
+      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      std::shared_ptr<Job> job = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      job->output.reserve(job->input.size());
+      DecideBlock(job->input, engine_, decoder, writer, job->output);
+      job->input = std::string();
+      lock.lock();
+      job->done = true;
+      done_cv_.notify_all();
+    }
+  }
+
+  const Engine& engine_;
+  const ResponseOptions options_;
+  const size_t max_in_flight_;
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  std::deque<std::shared_ptr<Job>> queue_;     // GUARDED_BY(mu_): waiting for a worker
+  std::deque<std::shared_ptr<Job>> in_order_;  // GUARDED_BY(mu_): submitted, not yet written
+  bool stopping_ = false;                      // GUARDED_BY(mu_)
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace
 
 int RunDecide(const DecideOptions& o) {
   auto engine = LoadEngine(o.policy);
@@ -183,57 +286,43 @@ int RunDecide(const DecideOptions& o) {
       return kExitIo;
     }
   }
-  // A line longer than this is answered as invalid and skipped, so memory stays bounded.
-  constexpr size_t kMaxLine = 16u << 20;
-  constexpr size_t kFlushAt = 1u << 18;
-  RequestDecoder decoder;
-  ResponseWriter writer(*engine, ResponseOptions{o.explain});
-  std::string out;
-  out.reserve(kFlushAt * 2);
-  std::string carry;
-  bool skipping = false;  // inside an over-long line
-  std::vector<char> buf(1u << 20);
-  auto handle = [&](std::string_view line) {
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.find_first_not_of(" \t") == std::string_view::npos) return;  // blank lines are skipped
-    auto request = decoder.Decode(line);
-    if (!request) {
-      writer.WriteInvalid(out, decoder.id_json(), request.error());
-    } else {
-      writer.Write(out, decoder.id_json(), **request, engine->Decide(**request));
-    }
-    Flush(out, kFlushAt);
-  };
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), in)) > 0) {
-    std::string_view chunk(buf.data(), n);
-    while (!chunk.empty()) {
-      const size_t nl = chunk.find('\n');
-      const std::string_view piece = chunk.substr(0, nl);
+  const unsigned threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  {
+    BlockPipeline pipeline(*engine, ResponseOptions{o.explain}, threads);
+    std::string pending;     // input read but not yet submitted: an incomplete last line
+    bool skipping = false;   // inside an over-long line, dropped up to its newline
+    std::vector<char> buf(kBlockSize);
+    size_t n = 0;
+    while ((n = std::fread(buf.data(), 1, buf.size(), in)) > 0) {
+      std::string_view chunk(buf.data(), n);
       if (skipping) {
-        // drop the rest of an over-long line
-      } else if (carry.size() + piece.size() > kMaxLine) {
-        writer.WriteInvalid(out, "null", fmt::format("line longer than {} bytes", kMaxLine));
-        carry.clear();
-        skipping = true;
-      } else if (nl == std::string_view::npos) {
-        carry.append(piece);
-      } else if (carry.empty()) {
-        handle(piece);
-      } else {
-        carry.append(piece);
-        handle(carry);
-        carry.clear();
+        const size_t nl = chunk.find('\n');
+        if (nl == std::string_view::npos) continue;
+        chunk.remove_prefix(nl + 1);
+        skipping = false;
       }
-      if (nl == std::string_view::npos) break;
-      skipping = false;
-      chunk.remove_prefix(nl + 1);
+      pending.append(chunk);
+      const size_t last = pending.rfind('\n');
+      if (last != std::string::npos && pending.size() >= kBlockSize / 2) {
+        std::string rest = pending.substr(last + 1);
+        pending.resize(last + 1);
+        pipeline.Submit(std::move(pending));
+        pending = std::move(rest);
+      } else if (last == std::string::npos && pending.size() > kMaxLine) {
+        // Answer in order: everything before this line is written first.
+        std::string answer;
+        ResponseWriter(*engine).WriteInvalid(answer, "null", fmt::format("line longer than {} bytes", kMaxLine));
+        pipeline.Drain();
+        std::fwrite(answer.data(), 1, answer.size(), stdout);
+        pending.clear();
+        skipping = true;
+      }
     }
+    if (!pending.empty() && !skipping) pipeline.Submit(std::move(pending));
+    pipeline.Drain();
   }
   const bool read_error = std::ferror(in) != 0;
-  if (!carry.empty() && !skipping) handle(carry);  // a last line without a newline
   if (in != stdin) std::fclose(in);
-  Flush(out, 0);
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
     PrintError("cannot write the output");
     return kExitIo;

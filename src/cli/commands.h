@@ -21,6 +21,7 @@ struct DecideOptions {
   std::string policy;
   std::string requests;  // empty: stdin
   bool explain = true;
+  unsigned threads = 0;  // 0: one per core
 };
 struct AgreementOptions {
   std::string policy;

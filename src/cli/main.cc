@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
   decide_cmd->add_option("--policy", decide.policy, "Policy directory")->required();
   decide_cmd->add_option("--requests", decide.requests, "Requests file (default: standard input)");
   decide_cmd->add_flag("!--no-explain", decide.explain, "Leave out the human explanation");
+  decide_cmd->add_option("--threads", decide.threads, "Worker threads (default: one per core); output order "
+                                                       "always follows input order");
 
   AgreementOptions agreement;
   auto* agreement_cmd = app.add_subcommand("agreement", "Agreements: list, status, timeline");

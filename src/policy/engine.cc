@@ -4,18 +4,13 @@
 
 #include <algorithm>
 #include <array>
-#include <unordered_map>
 
 #include <fmt/format.h>
 
+#include "id_table.h"
+
 namespace accord {
 namespace {
-
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
-using IdMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
 
 constexpr std::array<std::string_view, kReasonCount> kReasonNames = {
     "originator-cleared", "released",       "releasable",
@@ -107,20 +102,14 @@ struct CompiledAgreement {
 struct Engine::Index {
   Policy policy;
   int32_t parties = 0;
-  IdMap party_index;
-  IdMap agreement_index;
+  IdTable party_index;
+  IdTable agreement_index;
   std::vector<int32_t> level_offset;  // [party] → offset into CompiledAgreement::row_of
   std::vector<CompiledAgreement> agreements;
   std::vector<std::vector<int32_t>> pairs;  // [a * parties + b] → agreements in preference order
 
-  [[nodiscard]] int32_t Party(std::string_view id) const noexcept {
-    auto it = party_index.find(id);
-    return it == party_index.end() ? -1 : it->second;
-  }
-  [[nodiscard]] int32_t AgreementOf(std::string_view id) const noexcept {
-    auto it = agreement_index.find(id);
-    return it == agreement_index.end() ? -1 : it->second;
-  }
+  [[nodiscard]] int32_t Party(std::string_view id) const noexcept { return party_index.Find(id); }
+  [[nodiscard]] int32_t AgreementOf(std::string_view id) const noexcept { return agreement_index.Find(id); }
   [[nodiscard]] int32_t Level(int32_t party, std::string_view id) const noexcept {
     const auto& levels = policy.parties[party].levels;
     for (size_t i = 0; i < levels.size(); ++i) {
@@ -246,15 +235,18 @@ Result<Engine> Engine::Compile(Policy policy) {
   const Policy& p = index->policy;
   const auto n = static_cast<int32_t>(p.parties.size());
   index->parties = n;
+  std::vector<std::string> party_ids, agreement_ids;
+  for (const Party& party : p.parties) party_ids.push_back(party.id);
+  for (const Agreement& a : p.agreements) agreement_ids.push_back(a.id);
+  index->party_index.Build(party_ids);
+  index->agreement_index.Build(agreement_ids);
   int32_t offset = 0;
   for (int32_t i = 0; i < n; ++i) {
-    index->party_index.emplace(p.parties[i].id, i);
     index->level_offset.push_back(offset);
     offset += static_cast<int32_t>(p.parties[i].levels.size());
   }
   for (size_t g = 0; g < p.agreements.size(); ++g) {
     const Agreement& a = p.agreements[g];
-    index->agreement_index.emplace(a.id, static_cast<int32_t>(g));
     CompiledAgreement c;
     auto life = ComputeLifetime(a);
     if (!life) return Fail(life.error().code, fmt::format("agreement `{}`: {}", a.id, life.error().message));

@@ -1,0 +1,163 @@
+// Decision throughput on the compiled index (Google Benchmark).
+//
+// The workload is bench/workload.h's: 30 parties, 200 agreements with histories, and requests
+// mixing read, release and forward. Requests are decoded once, before timing, into owned copies;
+// the timed loop is Engine::Decide alone. A counting operator new reports allocations per
+// decision, which must be zero.
+//
+//   build/release/bench/accord_decide_bench --benchmark_repetitions=3
+//       --benchmark_report_aggregates_only=true
+#include <atomic>
+#include <cstdlib>
+#include <deque>
+#include <new>
+
+#include <benchmark/benchmark.h>
+
+#include "accord/engine.h"
+#include "accord/request_json.h"
+#include "workload.h"
+
+namespace {
+
+std::atomic<int64_t> g_allocations{0};
+
+}  // namespace
+
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace accord::bench {
+namespace {
+
+// A decoded request that owns its memory (the decoder's views last only until its next line).
+struct OwnedRequest {
+  std::deque<std::string> strings;
+  std::deque<std::vector<std::string_view>> lists;
+  std::vector<ReleaseView> releases;
+  std::vector<ForwardView> forwards;
+  std::vector<ConsentView> consents;
+  RequestView view;
+
+  std::string_view Keep(std::string_view s) { return strings.emplace_back(s); }
+  std::span<const std::string_view> Keep(std::span<const std::string_view> in) {
+    auto& out = lists.emplace_back();
+    for (std::string_view s : in) out.push_back(Keep(s));
+    return out;
+  }
+  explicit OwnedRequest(const RequestView& in) : view(in) {
+    view.subject.party = Keep(in.subject.party);
+    view.subject.clearance = Keep(in.subject.clearance);
+    view.subject.need_to_know = Keep(in.subject.need_to_know);
+    view.subject.compartments = Keep(in.subject.compartments);
+    ObjectView& o = view.object;
+    o.id = Keep(in.object.id);
+    o.originator = Keep(in.object.originator);
+    o.level = Keep(in.object.level);
+    o.topics = Keep(in.object.topics);
+    o.compartments = Keep(in.object.compartments);
+    o.rel_to = Keep(in.object.rel_to);
+    for (const ReleaseView& r : in.object.releases) releases.push_back({Keep(r.to), r.at, Keep(r.agreement), {}});
+    for (const ForwardView& f : in.object.forwards) forwards.push_back({Keep(f.from), Keep(f.to), f.at, Keep(f.agreement)});
+    for (const ConsentView& c : in.object.consents) consents.push_back({Keep(c.to), c.at});
+    o.releases = releases;
+    o.forwards = forwards;
+    o.consents = consents;
+    view.to = Keep(in.to);
+    view.holder = Keep(in.holder);
+  }
+};
+
+struct Fixture {
+  Engine engine;
+  std::vector<std::string> lines;
+  std::vector<std::unique_ptr<OwnedRequest>> by_action[3];  // read, release, forward
+  std::vector<const RequestView*> mixed;
+
+  static Fixture& Get() {
+    static Fixture* f = [] {
+      const Policy policy = GeneratePolicy({1, 30, 200});
+      auto engine = Engine::Compile(policy);
+      if (!engine) std::abort();
+      auto* fx = new Fixture{std::move(*engine), GenerateRequests(policy, 2, 300'000), {}, {}};
+      RequestDecoder decoder;
+      for (const std::string& line : fx->lines) {
+        auto r = decoder.Decode(line);
+        if (!r) std::abort();
+        auto owned = std::make_unique<OwnedRequest>(**r);
+        fx->mixed.push_back(&owned->view);
+        fx->by_action[static_cast<int>((*r)->action)].push_back(std::move(owned));
+      }
+      return fx;
+    }();
+    return *f;
+  }
+};
+
+void RunDecide(benchmark::State& state, const std::vector<const RequestView*>& requests) {
+  const Engine& engine = Fixture::Get().engine;
+  size_t i = 0;
+  int64_t allows = 0;
+  const int64_t allocations_before = g_allocations.load();
+  for (auto _ : state) {
+    const Decision d = engine.Decide(*requests[i]);
+    allows += d.allow;
+    benchmark::DoNotOptimize(d);
+    if (++i == requests.size()) i = 0;
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["allocs_per_decision"] =
+      benchmark::Counter(static_cast<double>(g_allocations.load() - allocations_before) /
+                         static_cast<double>(state.iterations()));
+  state.counters["allow_share"] = benchmark::Counter(static_cast<double>(allows) / static_cast<double>(state.iterations()));
+}
+
+std::vector<const RequestView*> Views(int action) {
+  std::vector<const RequestView*> out;
+  for (const auto& r : Fixture::Get().by_action[action]) out.push_back(&r->view);
+  return out;
+}
+
+void BM_DecideRead(benchmark::State& state) { RunDecide(state, Views(0)); }
+void BM_DecideRelease(benchmark::State& state) { RunDecide(state, Views(1)); }
+void BM_DecideForward(benchmark::State& state) { RunDecide(state, Views(2)); }
+void BM_DecideMixed(benchmark::State& state) { RunDecide(state, Fixture::Get().mixed); }
+// The same mix over a working set that fits in cache, as in `accord decide`, where each request
+// is decided right after it was decoded.
+void BM_DecideMixedHot(benchmark::State& state) {
+  const auto& all = Fixture::Get().mixed;
+  RunDecide(state, std::vector<const RequestView*>(all.begin(), all.begin() + state.range(0)));
+}
+
+// The whole of `accord decide` for one line, in process: decode, decide, explain, encode.
+void BM_DecodeDecideEncode(benchmark::State& state) {
+  Fixture& fx = Fixture::Get();
+  RequestDecoder decoder;
+  ResponseWriter writer(fx.engine, ResponseOptions{state.range(0) != 0});
+  std::string out;
+  size_t i = 0;
+  for (auto _ : state) {
+    auto r = decoder.Decode(fx.lines[i]);
+    writer.Write(out, decoder.id_json(), **r, fx.engine.Decide(**r));
+    out.clear();
+    if (++i == fx.lines.size()) i = 0;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+BENCHMARK(BM_DecideRead);
+BENCHMARK(BM_DecideRelease);
+BENCHMARK(BM_DecideForward);
+BENCHMARK(BM_DecideMixed);
+BENCHMARK(BM_DecideMixedHot)->Arg(1000)->ArgName("requests");
+BENCHMARK(BM_DecodeDecideEncode)->Arg(0)->Arg(1)->ArgName("explain");
+
+}  // namespace
+}  // namespace accord::bench
+
+BENCHMARK_MAIN();
