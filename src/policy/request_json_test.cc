@@ -1,0 +1,108 @@
+#include "accord/request_json.h"
+
+#include <filesystem>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "accord/config.h"
+
+namespace accord {
+namespace {
+
+using ::testing::HasSubstr;
+
+Engine Example() {
+  auto policy = LoadPolicyDir(std::filesystem::path(ACCORD_SOURCE_DIR) / "examples/gsomia");
+  EXPECT_TRUE(policy.has_value());
+  return std::move(*Engine::Compile(std::move(*policy)));
+}
+
+constexpr std::string_view kRelease =
+    R"({"id":"q1","action":"release","at":"2018-01-01T00:00:00+09:00","object":{"id":"k","originator":"KOR","level":"II","topics":["dprk-missile"],"rel_to":["JPN"],"releases":[{"to":"USA","at":"2017-01-01T00:00:00Z","agreement":"usa-kor-gsomia"}]},"to":"JPN","extra":{"ignored":true}})";
+
+TEST(RequestDecoderTest, DecodesARequest) {
+  RequestDecoder decoder;
+  auto r = decoder.Decode(kRelease);
+  ASSERT_TRUE(r.has_value()) << r.error();
+  const RequestView& v = **r;
+  EXPECT_EQ(v.action, Action::kRelease);
+  EXPECT_EQ(v.at, *ParseInstant("2017-12-31T15:00:00Z"));
+  EXPECT_EQ(v.object.originator, "KOR");
+  ASSERT_EQ(v.object.topics.size(), 1u);
+  EXPECT_EQ(v.object.topics[0], "dprk-missile");
+  ASSERT_EQ(v.object.releases.size(), 1u);
+  EXPECT_EQ(v.object.releases[0].agreement, "usa-kor-gsomia");
+  EXPECT_TRUE(v.object.forwards.empty());
+  EXPECT_FALSE(v.object.destroyed_at.has_value());
+  EXPECT_EQ(v.to, "JPN");
+  EXPECT_EQ(decoder.id_json(), "\"q1\"");
+}
+
+TEST(RequestDecoderTest, NothingLeaksFromTheLineBefore) {
+  RequestDecoder decoder;
+  ASSERT_TRUE(decoder.Decode(kRelease).has_value());
+  auto r = decoder.Decode(R"({"id":7,"action":"release","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"},"to":"JPN"})");
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_TRUE((*r)->object.releases.empty());
+  EXPECT_TRUE((*r)->object.topics.empty());
+  EXPECT_EQ(decoder.id_json(), "7");
+  EXPECT_FALSE(decoder.Decode("[]").has_value());
+  EXPECT_EQ(decoder.id_json(), "null");
+}
+
+TEST(RequestDecoderTest, ClearErrorsForMalformedLines) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "not valid JSON"},
+      {"{\"action\":", "not valid JSON"},
+      {"[1,2]", "a request must be a JSON object"},
+      {R"({"id":[1]})", "`id`: must be a string or a number"},
+      {R"({"id":"a"})", "missing field `action`"},
+      {R"({"action":"share","at":"2018-01-01T00:00:00Z"})", "`action`: unknown action `share`"},
+      {R"({"action":"read"})", "missing field `at`"},
+      {R"({"action":"read","at":"2018-01-01"})", "`at`: bad instant `2018-01-01`: a date-time with an offset is required"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00"})", "an offset such as `+09:00` or `Z` is required"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z"})", "missing field `object`"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":[]})", "`object`: must be an object"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR"}})", "missing field `object.level`"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":"x"}})", "`object.topics`: must be an array of strings"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","releases":[{"to":"JPN","at":"2018-01-01","agreement":"a"}]}})", "`object.releases[0].at`: bad instant"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","forwards":[7]}})", "`object.forwards[0]`: must be an object"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"}})", "missing field `subject`"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"},"subject":{"party":"JPN"}})", "missing field `subject.clearance`"},
+      {R"({"action":"release","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"}})", "missing field `to`"},
+      {R"({"action":"forward","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"},"to":"JPN"})", "missing field `holder`"},
+      {R"({"action":"release","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","destroyed_at":5},"to":"JPN"})", "`object.destroyed_at`: must be a string"},
+  };
+  RequestDecoder decoder;
+  for (const auto& [line, message] : cases) {
+    auto r = decoder.Decode(line);
+    ASSERT_FALSE(r.has_value()) << line;
+    EXPECT_THAT(r.error(), HasSubstr(message)) << line;
+    EXPECT_EQ(r.error().find('\n'), std::string::npos);
+  }
+}
+
+TEST(ResponseWriterTest, WritesTheWireFormat) {
+  const Engine engine = Example();
+  RequestDecoder decoder;
+  auto r = decoder.Decode(kRelease);
+  ASSERT_TRUE(r.has_value());
+  std::string out;
+  ResponseWriter(engine, ResponseOptions{false}).Write(out, decoder.id_json(), **r, engine.Decide(**r));
+  EXPECT_EQ(out,
+            "{\"id\":\"q1\",\"decision\":\"allow\",\"reason\":\"releasable\",\"agreement\":\"kor-jpn-gsomia\","
+            "\"marking\":{\"party\":\"JPN\",\"level\":\"GOKUHI\",\"originator\":\"KOR\"}}\n");
+}
+
+TEST(ResponseWriterTest, EscapesUserText) {
+  const Engine engine = Example();
+  std::string out;
+  ResponseWriter(engine).WriteInvalid(out, "\"a\\\"b\"", "`x`: \"quoted\"\n\x01 극비");
+  EXPECT_EQ(out,
+            "{\"id\":\"a\\\"b\",\"decision\":\"deny\",\"reason\":\"invalid-request\",\"agreement\":null,"
+            "\"marking\":null,\"error\":\"`x`: \\\"quoted\\\"\\n\\u0001 극비\"}\n");
+}
+
+}  // namespace
+}  // namespace accord

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# End-to-end tests of the `accord` command on examples/gsomia: every output is compared with a
+# golden file in tests/cli/golden/. Usage: cli_test.sh ACCORD_BINARY SOURCE_DIR
+# UPDATE_GOLDEN=1 rewrites the golden files instead (review the diff before committing).
+set -uo pipefail
+accord=$1
+src=$2
+golden=$src/tests/cli/golden
+policy=$src/examples/gsomia
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+failures=0
+passed=0
+
+# check NAME EXPECTED_EXIT COMMAND...: runs COMMAND, compares stdout+stderr and the exit code.
+check() {
+  local name=$1 expected=$2
+  shift 2
+  "$@" >"$out/$name" 2>&1
+  local code=$?
+  # Paths differ between checkouts; golden files hold them relative to the source tree.
+  sed -i "s#$src/##g" "$out/$name"
+  if [ "${UPDATE_GOLDEN:-0}" = 1 ]; then
+    cp "$out/$name" "$golden/$name"
+  fi
+  if [ "$code" != "$expected" ]; then
+    echo "FAIL $name: exit code $code, expected $expected"
+    cat "$out/$name"
+    failures=$((failures + 1))
+  elif ! diff -u "$golden/$name" "$out/$name"; then
+    echo "FAIL $name: output differs from $golden/$name"
+    failures=$((failures + 1))
+  else
+    passed=$((passed + 1))
+  fi
+}
+
+check decide.jsonl 0 "$accord" decide --policy "$policy" --requests "$policy/requests.jsonl"
+check decide-stdin.jsonl 0 sh -c "\"$accord\" decide --threads 1 --no-explain --policy \"$policy\" < \"$policy/requests.jsonl\""
+for at in 2016-11-22T23:59:59+09:00 2019-08-23T15:25:00+09:00 2019-11-22T17:59:59+09:00 \
+          2019-11-22T18:00:00+09:00 2019-11-23 2023-03-21T09:00:00+09:00; do
+  check "status-$at.json" 0 "$accord" agreement status --policy "$policy" --at "$at" --json
+done
+check status-no-suspension.json 0 "$accord" agreement status --policy "$src/examples/gsomia-no-suspension" \
+  --id kor-jpn-gsomia --at 2019-11-23 --json
+check status.txt 0 "$accord" agreement status --policy "$policy" --at 2019-11-23
+check list.txt 0 "$accord" agreement list --policy "$policy" --at 2020-01-01T00:00:00Z
+check timeline.json 0 "$accord" agreement timeline --policy "$policy" --id kor-jpn-gsomia --at 2024-01-01 --json
+check timeline.txt 0 "$accord" agreement timeline --policy "$policy" --id kor-jpn-gsomia --at 2024-01-01
+check flows-2015.json 0 "$accord" flows --policy "$policy" --at 2015-06-01T00:00:00+09:00 --json
+check flows-2018.txt 0 "$accord" flows --policy "$policy" --at 2018-01-01 --zone +09:00
+check replay.txt 0 "$accord" replay --policy "$src/examples/gsomia-no-suspension"
+check check.txt 0 "$accord" check --policy "$policy"
+check check-bad.txt 1 "$accord" check --policy "$src/tests/cli/bad-policy"
+check unknown-agreement.txt 2 "$accord" agreement status --policy "$policy" --id nope --at 2020-01-01
+check bad-at.txt 2 "$accord" flows --policy "$policy" --at yesterday
+check missing-file.txt 3 "$accord" decide --policy "$policy" --requests /nonexistent/requests.jsonl
+check no-command.txt 2 "$accord"
+
+echo "$passed passed, $failures failed"
+[ "$failures" = 0 ]
