@@ -51,6 +51,48 @@ std::string SummarizeTomlMessage(const std::string& what) {
   return line;
 }
 
+// toml11 3.7 parses arrays and inline tables recursively and overflows the stack on deep nesting
+// (found by fuzz/policy_loader_fuzz). No policy needs more than a few levels, so nesting beyond
+// kMaxNesting is refused before toml11 sees the text. The scan skips strings and comments.
+constexpr int kMaxNesting = 32;
+
+std::optional<Position> TooDeep(std::string_view text, const std::string& file) {
+  uint32_t line = 1;
+  size_t line_start = 0;
+  int depth = 0;
+  auto position = [&](size_t i) {
+    return Position{file, line, static_cast<uint32_t>(i - line_start + 1)};
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\n') {
+      ++line;
+      line_start = i + 1;
+    } else if (c == '#') {
+      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+    } else if (c == '"' || c == '\'') {
+      const bool multi = text.substr(i, 3) == std::string_view(c == '"' ? "\"\"\"" : "\'\'\'");
+      const std::string_view close = multi ? text.substr(i, 3) : text.substr(i, 1);
+      i += close.size();
+      while (i < text.size() && text.substr(i, close.size()) != close) {
+        if (c == '"' && text[i] == '\\') ++i;  // an escape in a basic string
+        if (i < text.size() && text[i] == '\n') {
+          if (!multi) break;  // an unterminated string: toml11 reports it
+          ++line;
+          line_start = i + 1;
+        }
+        ++i;
+      }
+      i += close.size() - 1;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxNesting) return position(i);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::nullopt;
+}
+
 // Reads one file's TOML into model values.
 class Reader {
  public:
@@ -80,6 +122,10 @@ class Reader {
   }
 
   std::optional<toml::value> Parse(const PolicyFile& f) {
+    if (auto at = TooDeep(f.text, f.name)) {
+      Error(*at, fmt::format("arrays and tables nested deeper than {} levels", kMaxNesting));
+      return std::nullopt;
+    }
     std::istringstream in(f.text);
     try {
       return toml::parse(in, f.name);

@@ -324,6 +324,21 @@ TEST(LoaderTest, ReportsEveryMistakeInOrder) {
   EXPECT_EQ(r.error()[1].line, 11u);
 }
 
+TEST(LoaderTest, DeepNestingIsRefusedBeforeParsing) {
+  // Regression: toml11 overflowed the stack on these (found by fuzz/policy_loader_fuzz).
+  ExpectOne(Load("x = " + std::string(5000, '[') + std::string(5000, ']'), ""), "parties.toml", 1, 37,
+            "nested deeper than 32 levels");
+  std::string tables = "x = ";
+  for (int i = 0; i < 3000; ++i) tables += "{a=";
+  ExpectOne(Load(tables, ""), "parties.toml", 1, 101, "nested deeper than 32 levels");
+  // Brackets inside strings and comments do not count.
+  const std::string quoted = "# [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n[[party]]\nid = \"" + std::string(40, '[') +
+                             "\"\nname =  + std::string(40, '{') + \n";
+  auto r = Load(quoted, "");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_THAT(r.error()[0].message, ::testing::Not(HasSubstr("nested")));
+}
+
 TEST(LoaderTest, DirectoryErrors) {
   auto missing = LoadPolicyDir("/nonexistent/policy");
   ASSERT_FALSE(missing.has_value());

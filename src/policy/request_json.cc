@@ -107,7 +107,6 @@ struct RequestDecoder::Impl {
     forwards.clear();
     consents.clear();
     auto r1 = ForEachObject(o, "releases", p, [&](const json::object& e, const std::string& path) -> Fallible {
-      ReleaseView r;
       auto to = GetString(e, "to", path, true);
       if (!to) return tl::unexpected(to.error());
       auto at = GetInstant(e, "at", path);
