@@ -7,12 +7,12 @@
 //
 //   build/release/bench/accord_decide_bench --benchmark_repetitions=3
 //       --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <deque>
 #include <new>
-
-#include <benchmark/benchmark.h>
 
 #include "accord/engine.h"
 #include "accord/request_json.h"
@@ -62,8 +62,10 @@ struct OwnedRequest {
     o.topics = Keep(in.object.topics);
     o.compartments = Keep(in.object.compartments);
     o.rel_to = Keep(in.object.rel_to);
-    for (const ReleaseView& r : in.object.releases) releases.push_back({Keep(r.to), r.at, Keep(r.agreement), {}});
-    for (const ForwardView& f : in.object.forwards) forwards.push_back({Keep(f.from), Keep(f.to), f.at, Keep(f.agreement)});
+    for (const ReleaseView& r : in.object.releases)
+      releases.push_back({Keep(r.to), r.at, Keep(r.agreement), {}});
+    for (const ForwardView& f : in.object.forwards)
+      forwards.push_back({Keep(f.from), Keep(f.to), f.at, Keep(f.agreement)});
     for (const ConsentView& c : in.object.consents) consents.push_back({Keep(c.to), c.at});
     o.releases = releases;
     o.forwards = forwards;
@@ -114,7 +116,8 @@ void RunDecide(benchmark::State& state, const std::vector<const RequestView*>& r
   state.counters["allocs_per_decision"] =
       benchmark::Counter(static_cast<double>(g_allocations.load() - allocations_before) /
                          static_cast<double>(state.iterations()));
-  state.counters["allow_share"] = benchmark::Counter(static_cast<double>(allows) / static_cast<double>(state.iterations()));
+  state.counters["allow_share"] =
+      benchmark::Counter(static_cast<double>(allows) / static_cast<double>(state.iterations()));
 }
 
 std::vector<const RequestView*> Views(int action) {

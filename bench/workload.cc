@@ -1,12 +1,12 @@
 #include "workload.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <set>
-
-#include <fmt/format.h>
 
 namespace accord::bench {
 namespace {
@@ -44,7 +44,8 @@ Policy GeneratePolicy(const WorkloadOptions& o) {
     for (int m : members) a.parties.push_back(p.parties[m].id);
     if (kind == 9) a.hub = a.parties[uniform(0, size - 1)];
     a.zone = ZoneOffset{uniform(-12, 14) * 60};
-    a.in_force = Date(uniform(1985, 2020), static_cast<unsigned>(uniform(1, 12)), static_cast<unsigned>(uniform(1, 28)));
+    a.in_force = Date(uniform(1985, 2020), static_cast<unsigned>(uniform(1, 12)),
+                      static_cast<unsigned>(uniform(1, 28)));
     if (uniform(0, 1) == 0) {
       a.term = CalendarDuration{1, 0, 0, 0};
       a.renewal = uniform(0, 9) == 0 ? Renewal::kNone : Renewal::kAutomatic;
@@ -102,7 +103,8 @@ void WritePolicyDir(const Policy& policy, const std::string& dir) {
   for (const Party& p : policy.parties) {
     parties << fmt::format("[[party]]\nid = \"{}\"\nname = \"{}\"\nlevels = [", p.id, p.name);
     for (size_t i = 0; i < p.levels.size(); ++i) {
-      parties << fmt::format("{}{{ id = \"{}\", name = \"{}\" }}", i ? ", " : " ", p.levels[i].id, p.levels[i].name);
+      parties << fmt::format("{}{{ id = \"{}\", name = \"{}\" }}", i ? ", " : " ", p.levels[i].id,
+                             p.levels[i].name);
     }
     parties << " ]\n\n";
   }
@@ -113,11 +115,14 @@ void WritePolicyDir(const Policy& policy, const std::string& dir) {
   };
   for (const Agreement& a : policy.agreements) {
     std::ofstream f(fs::path(dir) / "agreements" / (a.id + ".toml"));
-    f << fmt::format("id = \"{}\"\ntitle = \"{}\"\nparties = {}\nin_force = \"{}\"\nzone = \"{}\"\n", a.id,
-                     a.title, quoted_list(a.parties), FormatInstant(a.in_force, a.zone), FormatZoneOffset(a.zone));
+    f << fmt::format(
+        "id = \"{}\"\ntitle = \"{}\"\nparties = {}\nin_force = \"{}\"\nzone = \"{}\"\n", a.id,
+        a.title, quoted_list(a.parties), FormatInstant(a.in_force, a.zone),
+        FormatZoneOffset(a.zone));
     if (a.term) f << fmt::format("term = \"{}\"\n", FormatDuration(*a.term));
     f << fmt::format("renewal = \"{}\"\nnotice_period = \"{}\"\nsurvival = \"{}\"\nscope = {}\n",
-                     a.renewal == Renewal::kNone ? "none" : "automatic", FormatDuration(a.notice_period),
+                     a.renewal == Renewal::kNone ? "none" : "automatic",
+                     FormatDuration(a.notice_period),
                      a.survival == Survival::kRevoke ? "revoke" : "protect", quoted_list(a.scope));
     if (a.hub) f << fmt::format("hub = \"{}\"\n", *a.hub);
     f << "levels = [\n";
@@ -132,8 +137,8 @@ void WritePolicyDir(const Policy& policy, const std::string& dir) {
     }
     f << "]\n";
     for (const AgreementEvent& e : a.events) {
-      f << fmt::format("\n[[event]]\nkind = \"{}\"\nby = \"{}\"\nat = \"{}\"\n", EventKindName(e.kind), e.by,
-                       FormatInstant(e.at, a.zone));
+      f << fmt::format("\n[[event]]\nkind = \"{}\"\nby = \"{}\"\nat = \"{}\"\n",
+                       EventKindName(e.kind), e.by, FormatInstant(e.at, a.zone));
     }
   }
 }
@@ -154,7 +159,8 @@ std::vector<std::string> GenerateRequests(const Policy& policy, uint64_t seed, s
     }
   }
   auto instant = [&]() {
-    return Date(uniform(1986, 2030), static_cast<unsigned>(uniform(1, 12)), static_cast<unsigned>(uniform(1, 28)));
+    return Date(uniform(1986, 2030), static_cast<unsigned>(uniform(1, 12)),
+                static_cast<unsigned>(uniform(1, 28)));
   };
   auto when = [&]() { return FormatInstant(instant(), ZoneOffset{540}); };
   auto party = [&](int i) { return policy.parties[i].id; };
@@ -163,7 +169,8 @@ std::vector<std::string> GenerateRequests(const Policy& policy, uint64_t seed, s
   for (size_t q = 0; q < count; ++q) {
     const int origin = uniform(0, n - 1);
     std::string topics, rel_to, releases, forwards, consents;
-    for (int k = uniform(0, 2); k > 0; --k) topics += fmt::format("{}\"{}\"", topics.empty() ? "" : ",", Topic(uniform(0, kTopics - 1)));
+    for (int k = uniform(0, 2); k > 0; --k)
+      topics += fmt::format("{}\"{}\"", topics.empty() ? "" : ",", Topic(uniform(0, kTopics - 1)));
     std::vector<int> holders;
     std::vector<int> releasable;
     for (int k = uniform(0, 5); k > 0; --k) {
@@ -179,8 +186,9 @@ std::vector<std::string> GenerateRequests(const Policy& policy, uint64_t seed, s
       if (to == origin || list.empty()) continue;
       const Agreement* a = list[uniform(0, static_cast<int>(list.size()) - 1)];
       const Instant released = instant();
-      releases += fmt::format("{}{{\"to\":\"{}\",\"at\":\"{}\",\"agreement\":\"{}\"}}", releases.empty() ? "" : ",",
-                              party(to), FormatInstant(released, ZoneOffset{540}), a->id);
+      releases += fmt::format("{}{{\"to\":\"{}\",\"at\":\"{}\",\"agreement\":\"{}\"}}",
+                              releases.empty() ? "" : ",", party(to),
+                              FormatInstant(released, ZoneOffset{540}), a->id);
       holders.push_back(to);
       // Sometimes the holder forwards it on, after the release, under an agreement it shares.
       const int third = uniform(0, n - 1);
@@ -188,9 +196,10 @@ std::vector<std::string> GenerateRequests(const Policy& policy, uint64_t seed, s
       if (uniform(0, 2) == 0 && third != to && third != origin && !onward.empty()) {
         const Agreement* b = onward[uniform(0, static_cast<int>(onward.size()) - 1)];
         const Instant at = Instant{released.micros + int64_t{uniform(1, 2000)} * 86'400'000'000};
-        forwards += fmt::format("{}{{\"from\":\"{}\",\"to\":\"{}\",\"at\":\"{}\",\"agreement\":\"{}\"}}",
-                                forwards.empty() ? "" : ",", party(to), party(third),
-                                FormatInstant(at, ZoneOffset{540}), b->id);
+        forwards +=
+            fmt::format("{}{{\"from\":\"{}\",\"to\":\"{}\",\"at\":\"{}\",\"agreement\":\"{}\"}}",
+                        forwards.empty() ? "" : ",", party(to), party(third),
+                        FormatInstant(at, ZoneOffset{540}), b->id);
       }
     }
     const int action = static_cast<int>(q % 3);
@@ -200,36 +209,47 @@ std::vector<std::string> GenerateRequests(const Policy& policy, uint64_t seed, s
       consents += fmt::format("{{\"to\":\"{}\",\"at\":\"{}\"}}", party(forward_to), when());
     }
     for (int k = uniform(0, 2); k > 0; --k) {
-      consents += fmt::format("{}{{\"to\":\"{}\",\"at\":\"{}\"}}", consents.empty() ? "" : ",", party(uniform(0, n - 1)), when());
+      consents += fmt::format("{}{{\"to\":\"{}\",\"at\":\"{}\"}}", consents.empty() ? "" : ",",
+                              party(uniform(0, n - 1)), when());
     }
     const std::string at = when();
     const std::string object = fmt::format(
-        "{{\"id\":\"o{}\",\"originator\":\"{}\",\"level\":\"L{}\",\"topics\":[{}],\"compartments\":[],"
-        "\"rel_to\":[{}],\"releases\":[{}],\"forwards\":[{}],\"consents\":[{}],\"destroyed_at\":null}}",
+        "{{\"id\":\"o{}\",\"originator\":\"{}\",\"level\":\"L{}\",\"topics\":[{}],\"compartments\":"
+        "[],"
+        "\"rel_to\":[{}],\"releases\":[{}],\"forwards\":[{}],\"consents\":[{}],\"destroyed_at\":"
+        "null}}",
         q, party(origin), uniform(1, kLevels), topics, rel_to, releases, forwards, consents);
     if (action == 0) {
-      const int reader = holders.empty() || uniform(0, 3) == 0 ? uniform(0, n - 1) : holders[uniform(0, static_cast<int>(holders.size()) - 1)];
+      const int reader = holders.empty() || uniform(0, 3) == 0
+                             ? uniform(0, n - 1)
+                             : holders[uniform(0, static_cast<int>(holders.size()) - 1)];
       std::string ntk;
-      for (int k = uniform(0, 3); k > 0; --k) ntk += fmt::format("{}\"{}\"", ntk.empty() ? "" : ",", Topic(uniform(0, kTopics - 1)));
-      out.push_back(fmt::format(
-          "{{\"id\":\"q{}\",\"action\":\"read\",\"at\":\"{}\",\"subject\":{{\"party\":\"{}\",\"clearance\":\"L{}\","
-          "\"need_to_know\":[{}],\"compartments\":[]}},\"object\":{}}}",
-          q, at, party(reader), uniform(1, kLevels), ntk, object));
+      for (int k = uniform(0, 3); k > 0; --k)
+        ntk += fmt::format("{}\"{}\"", ntk.empty() ? "" : ",", Topic(uniform(0, kTopics - 1)));
+      out.push_back(
+          fmt::format("{{\"id\":\"q{}\",\"action\":\"read\",\"at\":\"{}\",\"subject\":{{\"party\":"
+                      "\"{}\",\"clearance\":\"L{}\","
+                      "\"need_to_know\":[{}],\"compartments\":[]}},\"object\":{}}}",
+                      q, at, party(reader), uniform(1, kLevels), ntk, object));
     } else if (action == 1) {
       // Mostly to a party the object is releasable to, so that the agreement checks run.
       int to = !releasable.empty() && uniform(0, 9) < 7
                    ? releasable[uniform(0, static_cast<int>(releasable.size()) - 1)]
                    : uniform(0, n - 1);
       if (to == origin) to = (to + 1) % n;
-      out.push_back(fmt::format("{{\"id\":\"q{}\",\"action\":\"release\",\"at\":\"{}\",\"object\":{},\"to\":\"{}\"}}",
-                                q, at, object, party(to)));
+      out.push_back(fmt::format(
+          "{{\"id\":\"q{}\",\"action\":\"release\",\"at\":\"{}\",\"object\":{},\"to\":\"{}\"}}", q,
+          at, object, party(to)));
     } else {
-      const int holder = holders.empty() ? (origin + 1) % n : holders[uniform(0, static_cast<int>(holders.size()) - 1)];
+      const int holder = holders.empty()
+                             ? (origin + 1) % n
+                             : holders[uniform(0, static_cast<int>(holders.size()) - 1)];
       int to = forward_to;
       while (to == holder || to == origin) to = (to + 1) % n;
-      out.push_back(fmt::format(
-          "{{\"id\":\"q{}\",\"action\":\"forward\",\"at\":\"{}\",\"object\":{},\"holder\":\"{}\",\"to\":\"{}\"}}", q, at,
-          object, party(holder), party(to)));
+      out.push_back(
+          fmt::format("{{\"id\":\"q{}\",\"action\":\"forward\",\"at\":\"{}\",\"object\":{},"
+                      "\"holder\":\"{}\",\"to\":\"{}\"}}",
+                      q, at, object, party(holder), party(to)));
     }
   }
   return out;

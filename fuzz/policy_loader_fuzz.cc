@@ -13,7 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   accord::PolicySources sources;
   sources.parties = accord::PolicyFile{"parties.toml", std::string(input.substr(0, cut))};
   if (cut != std::string_view::npos) {
-    sources.agreements.push_back(accord::PolicyFile{"agreements/a.toml", std::string(input.substr(cut + 4))});
+    sources.agreements.push_back(
+        accord::PolicyFile{"agreements/a.toml", std::string(input.substr(cut + 4))});
   }
   auto policy = accord::LoadPolicy(sources);
   if (!policy) {

@@ -36,8 +36,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     const accord::Decision d = engine.Decide(**request);
     // A decision and its reason always agree.
-    const bool allow_reason = d.reason == accord::Reason::kReleased || d.reason == accord::Reason::kReleasable ||
-                              d.reason == accord::Reason::kForwardable || d.reason == accord::Reason::kOriginatorCleared;
+    const bool allow_reason =
+        d.reason == accord::Reason::kReleased || d.reason == accord::Reason::kReleasable ||
+        d.reason == accord::Reason::kForwardable || d.reason == accord::Reason::kOriginatorCleared;
     if (d.allow != allow_reason) __builtin_trap();
     writer.Write(out, decoder.id_json(), **request, d);
   }

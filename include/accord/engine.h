@@ -107,7 +107,7 @@ struct ObjectView {
 struct RequestView {
   Action action = Action::kRead;
   Instant at;
-  SubjectView subject;    // read
+  SubjectView subject;  // read
   ObjectView object;
   std::string_view to;      // release, forward
   std::string_view holder;  // forward
@@ -126,17 +126,17 @@ struct Marking {
 // allocating in Decide.
 enum class RequestProblem : uint8_t {
   kNone,
-  kUnknownReleaseAgreement,   // detail: release index
-  kReleaseAgreementParties,   // detail: release index
-  kReleaseToOriginator,       // detail: release index
-  kUnknownForwardAgreement,   // detail: forward index
-  kForwardAgreementParties,   // detail: forward index
-  kForwardWithoutRelease,     // detail: forward index
-  kForwardToSelf,             // detail: forward index
-  kReleaseToSelf,             // release action with to = originator
-  kForwardByOriginator,       // forward action with holder = originator
-  kForwardToHolder,           // forward action with to = holder
-  kForwardToOriginator,       // forward action with to = originator
+  kUnknownReleaseAgreement,  // detail: release index
+  kReleaseAgreementParties,  // detail: release index
+  kReleaseToOriginator,      // detail: release index
+  kUnknownForwardAgreement,  // detail: forward index
+  kForwardAgreementParties,  // detail: forward index
+  kForwardWithoutRelease,    // detail: forward index
+  kForwardToSelf,            // detail: forward index
+  kReleaseToSelf,            // release action with to = originator
+  kForwardByOriginator,      // forward action with holder = originator
+  kForwardToHolder,          // forward action with to = holder
+  kForwardToOriginator,      // forward action with to = originator
 };
 
 struct Decision {
@@ -148,7 +148,7 @@ struct Decision {
   RequestProblem problem = RequestProblem::kNone;
   int32_t detail = -1;      // an index into the request (release, forward, topic, compartment, ...)
   int32_t path_level = -1;  // the derived marking level on a clearance failure
-  bool via_forward = false; // the deciding read path was a forward
+  bool via_forward = false;  // the deciding read path was a forward
 };
 
 // What may flow between an ordered pair of parties at an instant (`accord flows`).

@@ -34,9 +34,10 @@ enum class AgreementState { kPending, kInForce, kEnded };
 enum class EndCause { kNotice, kExpiry, kMutual };
 enum class NoticeState { kActive, kSuspended, kWithdrawn };
 
-[[nodiscard]] std::string_view AgreementStateName(AgreementState s);  // "pending", "in-force", "ended"
-[[nodiscard]] std::string_view EndCauseName(EndCause c);              // "notice", "expiry", "mutual"
-[[nodiscard]] std::string_view NoticeStateName(NoticeState s);        // "active", ...
+[[nodiscard]] std::string_view AgreementStateName(
+    AgreementState s);                                          // "pending", "in-force", "ended"
+[[nodiscard]] std::string_view EndCauseName(EndCause c);        // "notice", "expiry", "mutual"
+[[nodiscard]] std::string_view NoticeStateName(NoticeState s);  // "active", ...
 
 struct NoticeStatus {
   std::string by;
@@ -63,7 +64,8 @@ struct AgreementStatus {
 
 // The lifetime as known at `known_at` (events after it are ignored). Fails only when calendar
 // arithmetic leaves years 0001–9999.
-[[nodiscard]] Result<Lifetime> ComputeLifetime(const Agreement& a, Instant known_at = Instant::Max());
+[[nodiscard]] Result<Lifetime> ComputeLifetime(const Agreement& a,
+                                               Instant known_at = Instant::Max());
 
 [[nodiscard]] Result<AgreementStatus> StatusAt(const Agreement& a, Instant t);
 

@@ -16,9 +16,8 @@
 
 #include <string>
 #include <string_view>
-#include <utility>
-
 #include <tl/expected.hpp>
+#include <utility>
 
 namespace accord {
 
@@ -31,9 +30,9 @@ enum class Code {
   kPermissionDenied,    // the caller may not do this
   kOutOfRange,          // a value past a valid range (e.g. an instant beyond year 9999)
   kUnimplemented,
-  kInternal,            // a broken invariant: a bug
-  kUnavailable,         // try again later
-  kDataLoss,            // integrity check failed: corruption or tampering
+  kInternal,     // a broken invariant: a bug
+  kUnavailable,  // try again later
+  kDataLoss,     // integrity check failed: corruption or tampering
 };
 
 // The stable lowercase name of a code, e.g. "invalid-argument".
@@ -68,12 +67,11 @@ inline Status OkStatus() { return {}; }
 }  // namespace accord
 
 // Returns from the enclosing function when `expr` (a Status or Result) failed.
-#define ACCORD_RETURN_IF_ERROR(expr)                                    \
-  do {                                                                  \
-    if (auto accord_status_ = (expr); !accord_status_.has_value()) {    \
-      return ::tl::unexpected<::accord::Error>(                         \
-          std::move(accord_status_).error());                           \
-    }                                                                   \
+#define ACCORD_RETURN_IF_ERROR(expr)                                               \
+  do {                                                                             \
+    if (auto accord_status_ = (expr); !accord_status_.has_value()) {               \
+      return ::tl::unexpected<::accord::Error>(std::move(accord_status_).error()); \
+    }                                                                              \
   } while (false)
 
 #define ACCORD_CONCAT_INNER_(a, b) a##b
@@ -82,11 +80,11 @@ inline Status OkStatus() { return {}; }
 // `ACCORD_ASSIGN_OR_RETURN(auto x, MakeX());` declares x from a Result or returns its error.
 #define ACCORD_ASSIGN_OR_RETURN(lhs, expr) \
   ACCORD_ASSIGN_OR_RETURN_IMPL_(ACCORD_CONCAT_(accord_result_, __LINE__), lhs, expr)
-#define ACCORD_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)                       \
-  auto tmp = (expr);                                                        \
-  if (!tmp.has_value()) {                                                   \
-    return ::tl::unexpected<::accord::Error>(std::move(tmp).error());       \
-  }                                                                         \
+#define ACCORD_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)                 \
+  auto tmp = (expr);                                                  \
+  if (!tmp.has_value()) {                                             \
+    return ::tl::unexpected<::accord::Error>(std::move(tmp).error()); \
+  }                                                                   \
   lhs = std::move(*tmp)
 
 #endif  // ACCORD_STATUS_H_

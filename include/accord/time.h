@@ -73,8 +73,8 @@ struct CalendarDuration {
 [[nodiscard]] std::string FormatInstant(Instant t, ZoneOffset zone = {});
 
 // The instant for a civil date and time of day on the clock of `zone`.
-[[nodiscard]] Result<Instant> FromCivil(int year, unsigned month, unsigned day, int64_t seconds_of_day,
-                                        ZoneOffset zone);
+[[nodiscard]] Result<Instant> FromCivil(int year, unsigned month, unsigned day,
+                                        int64_t seconds_of_day, ZoneOffset zone);
 
 // Parses an ISO 8601 duration ("P1Y", "P90D", "P1Y2M10DT2H30M", "P2W"). Negative or empty
 // durations ("P", "PT") are errors; so are fractional values.

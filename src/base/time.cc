@@ -2,11 +2,11 @@
 // (year_month_day, sys_days); only the RFC 3339 and ISO 8601 grammars are parsed here.
 #include "accord/time.h"
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
-
-#include <fmt/format.h>
 
 namespace accord {
 namespace {
@@ -134,7 +134,9 @@ Result<ZoneOffset> ParseOffsetAt(std::string_view s, size_t& pos) {
 Result<Instant> ParseInstantImpl(std::string_view text, std::optional<ZoneOffset> zone) {
   size_t pos = 0;
   auto date = ParseDate(text, pos);
-  if (!date) return Fail(Code::kInvalidArgument, fmt::format("bad instant `{}`: {}", text, date.error().message));
+  if (!date)
+    return Fail(Code::kInvalidArgument,
+                fmt::format("bad instant `{}`: {}", text, date.error().message));
   int64_t seconds_of_day = 0;
   int64_t micros = 0;
   std::optional<ZoneOffset> offset;
@@ -146,31 +148,37 @@ Result<Instant> ParseInstantImpl(std::string_view text, std::optional<ZoneOffset
     offset = zone;
   } else {
     if (!(Expect(text, pos, 'T') || Expect(text, pos, 't') || Expect(text, pos, ' '))) {
-      return Fail(Code::kInvalidArgument, fmt::format("bad instant `{}`: expected `T` after the date", text));
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("bad instant `{}`: expected `T` after the date", text));
     }
     auto time = ParseTime(text, pos);
-    if (!time) return Fail(Code::kInvalidArgument, fmt::format("bad instant `{}`: {}", text, time.error().message));
+    if (!time)
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("bad instant `{}`: {}", text, time.error().message));
     seconds_of_day = time->first;
     micros = time->second;
     if (pos == text.size()) {
       if (!zone) {
-        return Fail(Code::kInvalidArgument,
-                    fmt::format("bad instant `{}`: an offset such as `+09:00` or `Z` is required", text));
+        return Fail(
+            Code::kInvalidArgument,
+            fmt::format("bad instant `{}`: an offset such as `+09:00` or `Z` is required", text));
       }
       offset = zone;
     } else {
       auto parsed = ParseOffsetAt(text, pos);
-      if (!parsed) return Fail(Code::kInvalidArgument, fmt::format("bad instant `{}`: {}", text, parsed.error().message));
+      if (!parsed)
+        return Fail(Code::kInvalidArgument,
+                    fmt::format("bad instant `{}`: {}", text, parsed.error().message));
       offset = *parsed;
     }
   }
   if (pos != text.size()) {
-    return Fail(Code::kInvalidArgument, fmt::format("bad instant `{}`: unexpected text after it", text));
+    return Fail(Code::kInvalidArgument,
+                fmt::format("bad instant `{}`: unexpected text after it", text));
   }
-  ACCORD_ASSIGN_OR_RETURN(Instant t, FromCivil(static_cast<int>(date->year()),
-                                               static_cast<unsigned>(date->month()),
-                                               static_cast<unsigned>(date->day()), seconds_of_day,
-                                               *offset));
+  ACCORD_ASSIGN_OR_RETURN(
+      Instant t, FromCivil(static_cast<int>(date->year()), static_cast<unsigned>(date->month()),
+                           static_cast<unsigned>(date->day()), seconds_of_day, *offset));
   t.micros += micros;
   return t;
 }
@@ -258,7 +266,8 @@ Result<CalendarDuration> ParseDuration(std::string_view text) {
     const char designator = static_cast<char>(text[pos] & ~0x20);  // upper case
     const std::string_view order = in_time ? kTimeOrder : kDateOrder;
     const size_t rank = order.find(designator);
-    if (rank == std::string_view::npos) return bad(fmt::format("unknown designator `{}`", text[pos]));
+    if (rank == std::string_view::npos)
+      return bad(fmt::format("unknown designator `{}`", text[pos]));
     if (rank + 1 <= last_rank) return bad("designators out of order or repeated");
     last_rank = rank + 1;
     ++pos;
@@ -267,21 +276,39 @@ Result<CalendarDuration> ParseDuration(std::string_view text) {
     constexpr int64_t kMaxPart = 10'000LL * 366 * 24 * 3600;
     if (value > kMaxPart) return bad("value too large");
     if (!in_time) {
-      if (value > 10'000 * 12 && designator != 'D' && designator != 'W') return bad("value too large");
-      if (value > 10'000LL * 366 && (designator == 'D' || designator == 'W')) return bad("value too large");
+      if (value > 10'000 * 12 && designator != 'D' && designator != 'W')
+        return bad("value too large");
+      if (value > 10'000LL * 366 && (designator == 'D' || designator == 'W'))
+        return bad("value too large");
       switch (designator) {
-        case 'Y': d.years = static_cast<int32_t>(value); break;
-        case 'M': d.months = static_cast<int32_t>(value); break;
-        case 'W': d.days += static_cast<int32_t>(value * 7); break;
-        case 'D': d.days += static_cast<int32_t>(value); break;
-        default: break;
+        case 'Y':
+          d.years = static_cast<int32_t>(value);
+          break;
+        case 'M':
+          d.months = static_cast<int32_t>(value);
+          break;
+        case 'W':
+          d.days += static_cast<int32_t>(value * 7);
+          break;
+        case 'D':
+          d.days += static_cast<int32_t>(value);
+          break;
+        default:
+          break;
       }
     } else {
       switch (designator) {
-        case 'H': d.seconds += value * 3600; break;
-        case 'M': d.seconds += value * 60; break;
-        case 'S': d.seconds += value; break;
-        default: break;
+        case 'H':
+          d.seconds += value * 3600;
+          break;
+        case 'M':
+          d.seconds += value * 60;
+          break;
+        case 'S':
+          d.seconds += value;
+          break;
+        default:
+          break;
       }
     }
     any = true;
@@ -308,7 +335,8 @@ std::string FormatDuration(const CalendarDuration& d) {
 
 Result<Instant> AddCalendar(Instant t, const CalendarDuration& d, ZoneOffset zone, int64_t factor,
                             Direction direction) {
-  if (t == Instant::Max() || t == Instant::Min()) return Fail(Code::kOutOfRange, OutOfRangeMessage());
+  if (t == Instant::Max() || t == Instant::Min())
+    return Fail(Code::kOutOfRange, OutOfRangeMessage());
   const int64_t sign = direction == Direction::kForward ? 1 : -1;
   // Bound the factor so the products below cannot overflow; 10,000 years is the whole range.
   if (factor < 0 || factor > 4'000'000) return Fail(Code::kOutOfRange, OutOfRangeMessage());

@@ -29,7 +29,8 @@ TEST(InstantTest, RejectsMalformedInstants) {
        {"", "2019-08-23", "2019-08-23T15:25:00", "2019-02-29T00:00:00Z", "2019-13-01T00:00:00Z",
         "2019-08-23T24:00:00Z", "2019-08-23T23:59:60Z", "2019-08-23T15:25+09:00",
         "2019-08-23T15:25:00+9:00", "2019-08-23T15:25:00+24:00", "2019-08-23T15:25:00Zjunk",
-        "0000-01-01T00:00:00Z", "2019-8-23T15:25:00Z", "2019-08-23T15:25:00.Z", "20190823T152500Z"}) {
+        "0000-01-01T00:00:00Z", "2019-8-23T15:25:00Z", "2019-08-23T15:25:00.Z",
+        "20190823T152500Z"}) {
     EXPECT_FALSE(ParseInstant(bad).has_value()) << bad;
   }
 }
@@ -50,7 +51,8 @@ TEST(InstantTest, FormatsOnTheZoneClock) {
   EXPECT_EQ(FormatInstant(At("2019-11-22T09:00:00Z")), "2019-11-22T09:00:00Z");
   EXPECT_EQ(FormatInstant(At("2019-11-22T09:00:00.125Z")), "2019-11-22T09:00:00.125Z");
   EXPECT_EQ(FormatInstant(At("1969-12-31T23:59:59.5Z")), "1969-12-31T23:59:59.5Z");
-  EXPECT_EQ(FormatInstant(At("2019-11-22T09:00:00Z"), ZoneOffset{-330}), "2019-11-22T03:30:00-05:30");
+  EXPECT_EQ(FormatInstant(At("2019-11-22T09:00:00Z"), ZoneOffset{-330}),
+            "2019-11-22T03:30:00-05:30");
   EXPECT_EQ(FormatInstant(Instant::Max()), "never");
 }
 
@@ -74,11 +76,12 @@ TEST(DurationTest, ParsesIso8601) {
   EXPECT_EQ(*ParseDuration("P1Y"), (CalendarDuration{1, 0, 0, 0}));
   EXPECT_EQ(*ParseDuration("P90D"), (CalendarDuration{0, 0, 90, 0}));
   EXPECT_EQ(*ParseDuration("P2W"), (CalendarDuration{0, 0, 14, 0}));
-  EXPECT_EQ(*ParseDuration("P1Y2M10DT2H30M15S"), (CalendarDuration{1, 2, 10, 2 * 3600 + 30 * 60 + 15}));
+  EXPECT_EQ(*ParseDuration("P1Y2M10DT2H30M15S"),
+            (CalendarDuration{1, 2, 10, 2 * 3600 + 30 * 60 + 15}));
   EXPECT_EQ(*ParseDuration("PT36H"), (CalendarDuration{0, 0, 0, 36 * 3600}));
   EXPECT_EQ(*ParseDuration("P0D"), (CalendarDuration{}));
-  for (std::string_view bad : {"", "P", "PT", "1Y", "P1", "P-1D", "P1.5Y", "P1D1Y", "P1Y1Y", "P1H", "PT1D",
-                               "P1YT", "P99999999999D", "P1X"}) {
+  for (std::string_view bad : {"", "P", "PT", "1Y", "P1", "P-1D", "P1.5Y", "P1D1Y", "P1Y1Y", "P1H",
+                               "PT1D", "P1YT", "P99999999999D", "P1X"}) {
     auto d = ParseDuration(bad);
     EXPECT_FALSE(d.has_value()) << bad;
     if (!d) {
@@ -89,7 +92,8 @@ TEST(DurationTest, ParsesIso8601) {
   EXPECT_EQ(FormatDuration(CalendarDuration{}), "P0D");
 }
 
-Instant Add(std::string_view t, std::string_view d, int64_t k = 1, Direction dir = Direction::kForward) {
+Instant Add(std::string_view t, std::string_view d, int64_t k = 1,
+            Direction dir = Direction::kForward) {
   auto r = AddCalendar(At(t), *ParseDuration(d), kSeoul, k, dir);
   EXPECT_TRUE(r.has_value());
   return r.value_or(Instant{});
@@ -110,10 +114,12 @@ TEST(CalendarTest, ArithmeticHappensOnTheZoneClock) {
   // 2016-11-23T00:00+09:00 is 2016-11-22T15:00Z; a year later is again midnight in Seoul.
   EXPECT_EQ(Add("2016-11-23T00:00:00+09:00", "P1Y", 3), At("2019-11-23T00:00:00+09:00"));
   // The GSOMIA deadline: A_3 − P90D.
-  EXPECT_EQ(Add("2019-11-23T00:00:00+09:00", "P90D", 1, Direction::kBackward), At("2019-08-25T00:00:00+09:00"));
+  EXPECT_EQ(Add("2019-11-23T00:00:00+09:00", "P90D", 1, Direction::kBackward),
+            At("2019-08-25T00:00:00+09:00"));
   // Month-end clamping in the zone even when the UTC date is a different month.
   EXPECT_EQ(Add("2021-03-31T08:00:00+09:00", "P1M"), At("2021-04-30T08:00:00+09:00"));
-  EXPECT_EQ(Add("2021-03-31T00:00:00+09:00", "P1M", 1, Direction::kBackward), At("2021-02-28T00:00:00+09:00"));
+  EXPECT_EQ(Add("2021-03-31T00:00:00+09:00", "P1M", 1, Direction::kBackward),
+            At("2021-02-28T00:00:00+09:00"));
   EXPECT_EQ(Add("2021-01-01T00:00:00+09:00", "PT36H"), At("2021-01-02T12:00:00+09:00"));
 }
 
@@ -122,9 +128,12 @@ TEST(CalendarTest, OutOfRangeIsAnErrorNotAWrap) {
   ASSERT_FALSE(far.has_value());
   EXPECT_EQ(far.error().code, Code::kOutOfRange);
   EXPECT_FALSE(AddCalendar(At("0001-06-01T00:00:00Z"), *ParseDuration("P1Y"), ZoneOffset{}, 1,
-                           Direction::kBackward).has_value());
+                           Direction::kBackward)
+                   .has_value());
   EXPECT_FALSE(AddCalendar(Instant::Max(), *ParseDuration("P1D"), ZoneOffset{}).has_value());
-  EXPECT_FALSE(AddCalendar(At("2000-01-01T00:00:00Z"), *ParseDuration("P1Y"), ZoneOffset{}, 4'000'001).has_value());
+  EXPECT_FALSE(
+      AddCalendar(At("2000-01-01T00:00:00Z"), *ParseDuration("P1Y"), ZoneOffset{}, 4'000'001)
+          .has_value());
 }
 
 }  // namespace

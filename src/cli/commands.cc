@@ -1,7 +1,10 @@
 // Implementations of the `accord` subcommands on the public library API.
 #include "commands.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <boost/json.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -11,9 +14,6 @@
 #include <mutex>
 #include <set>
 #include <thread>
-
-#include <boost/json.hpp>
-#include <fmt/format.h>
 
 #include "accord/config.h"
 #include "accord/engine.h"
@@ -98,8 +98,8 @@ std::string StatusLine(const Engine& e, int32_t g, const AgreementStatus& s) {
     line += fmt::format(", scheduled to end at {}", FormatInstant(*s.ends_at, z));
   }
   if (s.notice) {
-    line += fmt::format("; notice by {} given {} is {}", s.notice->by, FormatInstant(s.notice->given_at, z),
-                        NoticeStateName(s.notice->state));
+    line += fmt::format("; notice by {} given {} is {}", s.notice->by,
+                        FormatInstant(s.notice->given_at, z), NoticeStateName(s.notice->state));
   }
   return line;
 }
@@ -177,14 +177,15 @@ constexpr size_t kMaxLine = 16u << 20;
 constexpr size_t kBlockSize = 1u << 20;
 
 // Decides every line of `block` into `out`, in order.
-void DecideBlock(std::string_view block, const Engine& engine, RequestDecoder& decoder, ResponseWriter& writer,
-                 std::string& out) {
+void DecideBlock(std::string_view block, const Engine& engine, RequestDecoder& decoder,
+                 ResponseWriter& writer, std::string& out) {
   while (!block.empty()) {
     const size_t nl = block.find('\n');
     std::string_view line = block.substr(0, nl);
     block.remove_prefix(nl == std::string_view::npos ? block.size() : nl + 1);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.find_first_not_of(" \t") == std::string_view::npos) continue;  // blank lines are skipped
+    if (line.find_first_not_of(" \t") == std::string_view::npos)
+      continue;  // blank lines are skipped
     auto request = decoder.Decode(line);
     if (!request) {
       writer.WriteInvalid(out, decoder.id_json(), request.error());
@@ -286,11 +287,12 @@ int RunDecide(const DecideOptions& o) {
       return kExitIo;
     }
   }
-  const unsigned threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned threads =
+      o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   {
     BlockPipeline pipeline(*engine, ResponseOptions{o.explain}, threads);
-    std::string pending;     // input read but not yet submitted: an incomplete last line
-    bool skipping = false;   // inside an over-long line, dropped up to its newline
+    std::string pending;    // input read but not yet submitted: an incomplete last line
+    bool skipping = false;  // inside an over-long line, dropped up to its newline
     std::vector<char> buf(kBlockSize);
     size_t n = 0;
     while ((n = std::fread(buf.data(), 1, buf.size(), in)) > 0) {
@@ -311,7 +313,8 @@ int RunDecide(const DecideOptions& o) {
       } else if (last == std::string::npos && pending.size() > kMaxLine) {
         // Answer in order: everything before this line is written first.
         std::string answer;
-        ResponseWriter(*engine).WriteInvalid(answer, "null", fmt::format("line longer than {} bytes", kMaxLine));
+        ResponseWriter(*engine).WriteInvalid(answer, "null",
+                                             fmt::format("line longer than {} bytes", kMaxLine));
         pipeline.Drain();
         std::fwrite(answer.data(), 1, answer.size(), stdout);
         pending.clear();
@@ -385,7 +388,8 @@ int RunAgreementStatus(const AgreementOptions& o) {
     if (o.json) {
       PrintJson(StatusJson(*engine, g, *at, *status));
     } else {
-      fmt::print("{} at {}: {}\n", a.id, FormatInstant(*at, a.zone), StatusLine(*engine, g, *status));
+      fmt::print("{} at {}: {}\n", a.id, FormatInstant(*at, a.zone),
+                 StatusLine(*engine, g, *status));
     }
   }
   return kExitOk;
@@ -416,7 +420,8 @@ int RunAgreementTimeline(const AgreementOptions& o) {
       PrintJson(json::object{{"id", a.id}, {"entries", std::move(entries)}});
     } else {
       fmt::print("{} — {}\n", a.id, a.title);
-      for (const TimelineEntry& t : *timeline) fmt::print("  {}  {}\n", FormatInstant(t.at, a.zone), t.what);
+      for (const TimelineEntry& t : *timeline)
+        fmt::print("  {}  {}\n", FormatInstant(t.at, a.zone), t.what);
     }
   }
   return kExitOk;
@@ -439,9 +444,12 @@ int RunFlows(const FlowsOptions& o) {
       for (int32_t b = 0; b < n; ++b) {
         if (a == b) continue;
         const Flow f = engine->FlowAt(a, b, *at);
-        json::object j{{"from", engine->party(a).id}, {"to", engine->party(b).id},
-                       {"allowed", f.allowed}, {"reason", ReasonName(f.reason)}};
-        j["agreement"] = f.agreement >= 0 ? json::value(engine->agreement(f.agreement).id) : json::value(nullptr);
+        json::object j{{"from", engine->party(a).id},
+                       {"to", engine->party(b).id},
+                       {"allowed", f.allowed},
+                       {"reason", ReasonName(f.reason)}};
+        j["agreement"] = f.agreement >= 0 ? json::value(engine->agreement(f.agreement).id)
+                                          : json::value(nullptr);
         j["hub"] = f.hub >= 0 ? json::value(engine->party(f.hub).id) : json::value(nullptr);
         if (f.allowed) {
           json::array scope;
@@ -450,7 +458,8 @@ int RunFlows(const FlowsOptions& o) {
           json::object levels;
           for (size_t l = 0; l < f.level_map.size(); ++l) {
             levels[engine->party(a).levels[l].id] =
-                f.level_map[l] >= 0 ? json::value(engine->party(b).levels[f.level_map[l]].id) : json::value(nullptr);
+                f.level_map[l] >= 0 ? json::value(engine->party(b).levels[f.level_map[l]].id)
+                                    : json::value(nullptr);
           }
           j["levels"] = std::move(levels);
         }

@@ -25,7 +25,7 @@ struct DecideOptions {
 };
 struct AgreementOptions {
   std::string policy;
-  std::string id;  // empty: every agreement
+  std::string id;                 // empty: every agreement
   std::optional<std::string> at;  // empty: now
   bool json = false;
 };

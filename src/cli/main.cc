@@ -5,7 +5,8 @@
 
 namespace {
 
-constexpr const char* kFooter = R"(Exit codes: 0 success; 1 the policy has mistakes or failed to load;
+constexpr const char* kFooter =
+    R"(Exit codes: 0 success; 1 the policy has mistakes or failed to load;
 2 bad flags or arguments; 3 a file could not be read or written.
 Instants are RFC 3339 with an offset, e.g. 2019-11-23T00:00:00+09:00.
 See README.md for the formats.)";
@@ -14,7 +15,8 @@ See README.md for the formats.)";
 
 int main(int argc, char** argv) {
   using namespace accord::cli;
-  CLI::App app{"accord: exchange classified information under machine-readable security agreements"};
+  CLI::App app{
+      "accord: exchange classified information under machine-readable security agreements"};
   app.footer(kFooter);
   app.require_subcommand(1);
   app.set_version_flag("--version", "accord 0.1.0");
@@ -25,12 +27,14 @@ int main(int argc, char** argv) {
 
   DecideOptions decide;
   auto* decide_cmd = app.add_subcommand(
-      "decide", "Decide JSON Lines requests (read, release, forward); one JSON line out per line in");
+      "decide",
+      "Decide JSON Lines requests (read, release, forward); one JSON line out per line in");
   decide_cmd->add_option("--policy", decide.policy, "Policy directory")->required();
   decide_cmd->add_option("--requests", decide.requests, "Requests file (default: standard input)");
   decide_cmd->add_flag("!--no-explain", decide.explain, "Leave out the human explanation");
-  decide_cmd->add_option("--threads", decide.threads, "Worker threads (default: one per core); output order "
-                                                       "always follows input order");
+  decide_cmd->add_option("--threads", decide.threads,
+                         "Worker threads (default: one per core); output order "
+                         "always follows input order");
 
   AgreementOptions agreement;
   auto* agreement_cmd = app.add_subcommand("agreement", "Agreements: list, status, timeline");
@@ -43,7 +47,8 @@ int main(int argc, char** argv) {
   };
   auto* list_cmd = agreement_cmd->add_subcommand("list", "One line per agreement with its state");
   add_agreement_options(list_cmd, "Instant of the state (default: now)");
-  auto* status_cmd = agreement_cmd->add_subcommand("status", "State, scheduled end and notice at an instant");
+  auto* status_cmd =
+      agreement_cmd->add_subcommand("status", "State, scheduled end and notice at an instant");
   add_agreement_options(status_cmd,
                         "Instant (default: now); a plain date is 00:00 in the agreement's zone");
   auto* timeline_cmd = agreement_cmd->add_subcommand(
@@ -55,13 +60,15 @@ int main(int argc, char** argv) {
       "flows", "For every ordered pair of parties: may the originator release to the recipient?");
   flows_cmd->add_option("--policy", flows.policy, "Policy directory")->required();
   flows_cmd->add_option("--at", flows.at, "Instant (default: now)");
-  flows_cmd->add_option("--zone", flows.zone, "Offset for a plain date in --at and for output (default Z)");
+  flows_cmd->add_option("--zone", flows.zone,
+                        "Offset for a plain date in --at and for output (default Z)");
   flows_cmd->add_flag("--json", flows.json, "Print JSON");
 
   ReplayOptions replay;
   auto* replay_cmd = app.add_subcommand(
-      "replay", "Replay a policy's history: at each key instant, what happened, each agreement's "
-                "state and the flow matrix");
+      "replay",
+      "Replay a policy's history: at each key instant, what happened, each agreement's "
+      "state and the flow matrix");
   replay_cmd->add_option("--policy", replay.policy, "Policy directory")->required();
   replay_cmd->add_option("--zone", replay.zone, "Offset to print instants in (default +09:00)");
 

@@ -1,13 +1,13 @@
 // The TOML policy loader. Parsing (toml11) and model validation (ValidatePolicy) are separate:
 // this file turns TOML into model values, records where each value came from, and maps the
 // model's problems back to those positions.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
-
-#include <fmt/format.h>
 #include <toml.hpp>
 
 #include "accord/config.h"
@@ -36,7 +36,9 @@ Position PositionOf(const toml::source_location& loc, const std::string& file) {
   return Position{file, loc.line(), CharacterColumn(loc.line_str(), loc.column())};
 }
 
-Position PositionOf(const toml::value& v, const std::string& file) { return PositionOf(v.location(), file); }
+Position PositionOf(const toml::value& v, const std::string& file) {
+  return PositionOf(v.location(), file);
+}
 
 // The first line of a toml11 message without its "[error] toml::parse_xxx: " prefix.
 std::string SummarizeTomlMessage(const std::string& what) {
@@ -239,7 +241,9 @@ class Reader {
         return *t;
       }
       default:
-        Error(v, file, fmt::format("`{}` must be a date or date-time such as 2019-08-23T15:25:00+09:00", key));
+        Error(
+            v, file,
+            fmt::format("`{}` must be a date or date-time such as 2019-08-23T15:25:00+09:00", key));
         return std::nullopt;
     }
   }
@@ -288,8 +292,10 @@ void ReadParties(Reader& r, const PolicyFile& f, Policy& policy) {
     p.name = r.String(pv, "name", f.name, true, "a party").value_or("");
     const toml::value* levels = r.Member(pv, "levels");
     if (levels == nullptr || !levels->is_array()) {
-      r.Error(levels ? *levels : pv, f.name,
-              fmt::format("party `{}` needs `levels`: an array of {{ id, name, gloss }} lowest first", p.id));
+      r.Error(
+          levels ? *levels : pv, f.name,
+          fmt::format("party `{}` needs `levels`: an array of {{ id, name, gloss }} lowest first",
+                      p.id));
     } else {
       r.Remember(path + ".levels", *levels, f.name);
       size_t with_rank = 0;
@@ -392,14 +398,17 @@ std::optional<Agreement> ReadAgreement(Reader& r, const PolicyFile& f, size_t in
   a.hub = r.String(*root, "hub", f.name, false, kWhat);
   if (const toml::value* levels = r.Member(*root, "levels")) {
     if (!levels->is_array()) {
-      r.Error(*levels, f.name, "`levels` must be an array of rows such as { KOR = [\"II\"], JPN = [\"GOKUHI\"] }");
+      r.Error(*levels, f.name,
+              "`levels` must be an array of rows such as { KOR = [\"II\"], JPN = [\"GOKUHI\"] }");
     } else {
       for (const toml::value& row : levels->as_array()) {
         const std::string rpath = fmt::format("{}.levels[{}]", path, a.levels.size());
         r.Remember(rpath, row, f.name);
         LevelRow lr;
         if (!row.is_table()) {
-          r.Error(row, f.name, "an equivalence row must be a table such as { KOR = [\"II\"], JPN = [\"GOKUHI\"] }");
+          r.Error(
+              row, f.name,
+              "an equivalence row must be a table such as { KOR = [\"II\"], JPN = [\"GOKUHI\"] }");
           a.levels.push_back(std::move(lr));
           continue;
         }
@@ -479,14 +488,17 @@ void ReadSubjects(Reader& r, const PolicyFile& f, Policy& policy) {
     }
     const std::string path = fmt::format("subject[{}]", policy.subjects.size());
     r.Remember(path, sv, f.name);
-    r.CheckKeys(sv, f.name, {"id", "party", "clearance", "need_to_know", "compartments"}, "a subject");
+    r.CheckKeys(sv, f.name, {"id", "party", "clearance", "need_to_know", "compartments"},
+                "a subject");
     for (const auto& [key, value] : sv.as_table()) r.Remember(path + "." + key, value, f.name);
     Subject s;
     s.id = r.String(sv, "id", f.name, true, "a subject").value_or("");
     s.party = r.String(sv, "party", f.name, true, "a subject").value_or("");
     s.clearance = r.String(sv, "clearance", f.name, true, "a subject").value_or("");
-    if (const toml::value* v = r.Member(sv, "need_to_know")) s.need_to_know = r.StringArray(*v, f.name, "need_to_know");
-    if (const toml::value* v = r.Member(sv, "compartments")) s.compartments = r.StringArray(*v, f.name, "compartments");
+    if (const toml::value* v = r.Member(sv, "need_to_know"))
+      s.need_to_know = r.StringArray(*v, f.name, "need_to_know");
+    if (const toml::value* v = r.Member(sv, "compartments"))
+      s.compartments = r.StringArray(*v, f.name, "compartments");
     policy.subjects.push_back(std::move(s));
   }
 }
@@ -541,7 +553,8 @@ LoadResult LoadPolicyDir(const std::filesystem::path& dir) {
   const std::filesystem::path parties = dir / "parties.toml";
   auto text = ReadFile(parties);
   if (!text) {
-    diags.push_back(Diagnostic{parties.string(), 0, 0, "missing: a policy directory needs parties.toml"});
+    diags.push_back(
+        Diagnostic{parties.string(), 0, 0, "missing: a policy directory needs parties.toml"});
     return tl::unexpected(std::move(diags));
   }
   sources.parties = PolicyFile{parties.string(), std::move(*text)};

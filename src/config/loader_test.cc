@@ -1,11 +1,11 @@
 // One test per kind of mistake in a policy directory: each checks the message and its position.
-#include "accord/config.h"
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
+#include "accord/config.h"
 
 namespace accord {
 namespace {
@@ -44,13 +44,15 @@ LoadResult Load(std::string_view parties, std::string_view agreement,
                 std::optional<std::string_view> subjects = std::nullopt) {
   PolicySources s;
   s.parties = PolicyFile{"parties.toml", std::string(parties)};
-  if (!agreement.empty()) s.agreements.push_back(PolicyFile{"agreements/kor-jpn.toml", std::string(agreement)});
+  if (!agreement.empty())
+    s.agreements.push_back(PolicyFile{"agreements/kor-jpn.toml", std::string(agreement)});
   if (subjects) s.subjects = PolicyFile{"subjects.toml", std::string(*subjects)};
   return LoadPolicy(s);
 }
 
 // Expects exactly one diagnostic at file:line:column containing `text`.
-void ExpectOne(const LoadResult& r, std::string_view file, uint32_t line, uint32_t column, std::string_view text) {
+void ExpectOne(const LoadResult& r, std::string_view file, uint32_t line, uint32_t column,
+               std::string_view text) {
   ASSERT_FALSE(r.has_value()) << "expected a diagnostic containing: " << text;
   ASSERT_EQ(r.error().size(), 1u) << [&] {
     std::string all;
@@ -65,7 +67,9 @@ void ExpectOne(const LoadResult& r, std::string_view file, uint32_t line, uint32
   EXPECT_EQ(d.message.find('\n'), std::string::npos) << "messages are one line";
 }
 
-std::string With(std::string_view extra) { return std::string(kAgreementHead) + std::string(extra); }
+std::string With(std::string_view extra) {
+  return std::string(kAgreementHead) + std::string(extra);
+}
 
 TEST(LoaderTest, ValidPolicyLoads) {
   auto r = Load(kParties, With(R"(
@@ -83,8 +87,8 @@ note = "notice"
   const Agreement& a = r->agreements[0];
   EXPECT_EQ(FormatInstant(a.in_force, a.zone), "2016-11-23T00:00:00+09:00");
   EXPECT_EQ(a.term, (CalendarDuration{1, 0, 0, 0}));
-  EXPECT_EQ(a.renewal, Renewal::kAutomatic);   // default
-  EXPECT_EQ(a.survival, Survival::kProtect);   // default
+  EXPECT_EQ(a.renewal, Renewal::kAutomatic);  // default
+  EXPECT_EQ(a.survival, Survival::kProtect);  // default
   ASSERT_EQ(a.events.size(), 1u);
   EXPECT_EQ(FormatInstant(a.events[0].at, a.zone), "2019-08-23T15:25:00+09:00");
 }
@@ -92,9 +96,12 @@ note = "notice"
 TEST(LoaderTest, InstantsAsStringsAndLocalDateTimes) {
   std::string text(kAgreementHead);
   text.replace(text.find("in_force = 2016-11-23"), 21, "in_force = \"2016-11-23T00:00:00+09:00\"");
-  auto r = Load(kParties, text + "[[event]]\nkind = \"terminated\"\nby = \"JPN\"\nat = 2020-01-01T10:00:00\n");
+  auto r =
+      Load(kParties,
+           text + "[[event]]\nkind = \"terminated\"\nby = \"JPN\"\nat = 2020-01-01T10:00:00\n");
   ASSERT_TRUE(r.has_value()) << r.error()[0].ToString();
-  EXPECT_EQ(FormatInstant(r->agreements[0].events[0].at, ZoneOffset{540}), "2020-01-01T10:00:00+09:00");
+  EXPECT_EQ(FormatInstant(r->agreements[0].events[0].at, ZoneOffset{540}),
+            "2020-01-01T10:00:00+09:00");
 }
 
 TEST(LoaderTest, TomlSyntaxError) {
@@ -104,7 +111,10 @@ TEST(LoaderTest, TomlSyntaxError) {
   EXPECT_GE(r.error()[0].line, 2u);
 }
 
-TEST(LoaderTest, UnknownKey) { ExpectOne(Load(kParties, With("survivl = \"protect\"\n")), "agreements/kor-jpn.toml", 10, 11, "unknown key `survivl` in an agreement"); }
+TEST(LoaderTest, UnknownKey) {
+  ExpectOne(Load(kParties, With("survivl = \"protect\"\n")), "agreements/kor-jpn.toml", 10, 11,
+            "unknown key `survivl` in an agreement");
+}
 
 TEST(LoaderTest, MissingRequiredKey) {
   std::string text(kAgreementHead);
@@ -156,14 +166,16 @@ TEST(LoaderTest, RanksAllOrNone) {
   auto r = Load(parties, With(""));
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error()[0].line, 12u);
-  EXPECT_THAT(r.error()[0].message, HasSubstr("either every level of `JPN` has a `rank` or none does"));
+  EXPECT_THAT(r.error()[0].message,
+              HasSubstr("either every level of `JPN` has a `rank` or none does"));
 }
 
 TEST(LoaderTest, RanksNeverDecrease) {
   std::string parties(kParties);
   parties.replace(parties.find("rank = 2 },\n"), 8, "rank = 0");
   // Columns count characters, not bytes: 極秘 is two columns wide here.
-  ExpectOne(Load(parties, With("")), "parties.toml", 13, 67, "rank of level `GOKUHI` is lower than the level before it");
+  ExpectOne(Load(parties, With("")), "parties.toml", 13, 67,
+            "rank of level `GOKUHI` is lower than the level before it");
 }
 
 TEST(LoaderTest, AgreementWithUnknownParty) {
@@ -178,13 +190,15 @@ TEST(LoaderTest, AgreementWithUnknownParty) {
 TEST(LoaderTest, RowMissingAParty) {
   std::string text(kAgreementHead);
   text.replace(text.find("{ KOR = [\"III\"], JPN = [\"HI\"] }"), 31, "{ KOR = [\"III\"] }");
-  ExpectOne(Load(kParties, text), "agreements/kor-jpn.toml", 9, 12, "equivalence row 2 does not map party `JPN`");
+  ExpectOne(Load(kParties, text), "agreements/kor-jpn.toml", 9, 12,
+            "equivalence row 2 does not map party `JPN`");
 }
 
 TEST(LoaderTest, RowWithUnknownLevel) {
   std::string text(kAgreementHead);
   text.replace(text.find("JPN = [\"HI\"]"), 12, "JPN = [\"XX\"]");
-  ExpectOne(Load(kParties, text), "agreements/kor-jpn.toml", 9, 35, "unknown level `XX` for party `JPN`");
+  ExpectOne(Load(kParties, text), "agreements/kor-jpn.toml", 9, 35,
+            "unknown level `XX` for party `JPN`");
 }
 
 TEST(LoaderTest, LevelInTwoRows) {
@@ -196,19 +210,28 @@ TEST(LoaderTest, LevelInTwoRows) {
 
 TEST(LoaderTest, RowNamesAStranger) {
   std::string text(kAgreementHead);
-  text.replace(text.find("{ KOR = [\"III\"], JPN = [\"HI\"] }"), 31, "{ KOR = [\"III\"], JPN = [\"HI\"], USA = [\"C\"] }");
-  ExpectOne(Load(kParties, text), "agreements/kor-jpn.toml", 9, 49, "party `USA` in equivalence row 2 is not a party");
+  text.replace(text.find("{ KOR = [\"III\"], JPN = [\"HI\"] }"), 31,
+               "{ KOR = [\"III\"], JPN = [\"HI\"], USA = [\"C\"] }");
+  ExpectOne(Load(kParties, text), "agreements/kor-jpn.toml", 9, 49,
+            "party `USA` in equivalence row 2 is not a party");
 }
 
-TEST(LoaderTest, HubNotAParty) { ExpectOne(Load(kParties, With("hub = \"USA\"\n")), "agreements/kor-jpn.toml", 10, 7, "hub `USA` is not a party"); }
+TEST(LoaderTest, HubNotAParty) {
+  ExpectOne(Load(kParties, With("hub = \"USA\"\n")), "agreements/kor-jpn.toml", 10, 7,
+            "hub `USA` is not a party");
+}
 
 TEST(LoaderTest, RenewalNoneNeedsATerm) {
   std::string text(kAgreementHead);
   text.erase(text.find("term = \"P1Y\"\n"), 13);
-  ExpectOne(Load(kParties, text + "renewal = \"none\"\n"), "agreements/kor-jpn.toml", 9, 11, "`renewal = \"none\"` needs a `term`");
+  ExpectOne(Load(kParties, text + "renewal = \"none\"\n"), "agreements/kor-jpn.toml", 9, 11,
+            "`renewal = \"none\"` needs a `term`");
 }
 
-TEST(LoaderTest, BadRenewalValue) { ExpectOne(Load(kParties, With("renewal = \"yearly\"\n")), "agreements/kor-jpn.toml", 10, 11, "`renewal` is `automatic` or `none`"); }
+TEST(LoaderTest, BadRenewalValue) {
+  ExpectOne(Load(kParties, With("renewal = \"yearly\"\n")), "agreements/kor-jpn.toml", 10, 11,
+            "`renewal` is `automatic` or `none`");
+}
 
 TEST(LoaderTest, BadDuration) {
   std::string text(kAgreementHead);
@@ -223,8 +246,10 @@ TEST(LoaderTest, BadZone) {
 }
 
 TEST(LoaderTest, BadInstant) {
-  ExpectOne(Load(kParties, With("[[event]]\nkind = \"termination-notice\"\nby = \"KOR\"\nat = \"2019-02-30\"\n")),
-            "agreements/kor-jpn.toml", 13, 6, "no such date `2019-02-30`");
+  ExpectOne(
+      Load(kParties,
+           With("[[event]]\nkind = \"termination-notice\"\nby = \"KOR\"\nat = \"2019-02-30\"\n")),
+      "agreements/kor-jpn.toml", 13, 6, "no such date `2019-02-30`");
 }
 
 TEST(LoaderTest, EventsOutOfOrder) {
@@ -237,16 +262,19 @@ kind = "notice-suspended"
 by = "KOR"
 at = 2019-08-22T18:00:00+09:00
 )")),
-            "agreements/kor-jpn.toml", 17, 6, "event 2 (`notice-suspended`) is earlier than the event before it");
+            "agreements/kor-jpn.toml", 17, 6,
+            "event 2 (`notice-suspended`) is earlier than the event before it");
 }
 
 TEST(LoaderTest, EventBeforeEntryIntoForce) {
-  ExpectOne(Load(kParties, With("[[event]]\nkind = \"termination-notice\"\nby = \"KOR\"\nat = 2015-01-01\n")),
+  ExpectOne(Load(kParties,
+                 With("[[event]]\nkind = \"termination-notice\"\nby = \"KOR\"\nat = 2015-01-01\n")),
             "agreements/kor-jpn.toml", 13, 6, "before the agreement entered into force");
 }
 
 TEST(LoaderTest, EventByANonParty) {
-  ExpectOne(Load(kParties, With("[[event]]\nkind = \"termination-notice\"\nby = \"USA\"\nat = 2019-01-01\n")),
+  ExpectOne(Load(kParties,
+                 With("[[event]]\nkind = \"termination-notice\"\nby = \"USA\"\nat = 2019-01-01\n")),
             "agreements/kor-jpn.toml", 12, 6, "`USA` is not a party of agreement `kor-jpn`");
 }
 
@@ -256,7 +284,8 @@ TEST(LoaderTest, UnknownEventKind) {
 }
 
 TEST(LoaderTest, SuspendWithoutNotice) {
-  ExpectOne(Load(kParties, With("[[event]]\nkind = \"notice-suspended\"\nby = \"KOR\"\nat = 2019-01-01\n")),
+  ExpectOne(Load(kParties,
+                 With("[[event]]\nkind = \"notice-suspended\"\nby = \"KOR\"\nat = 2019-01-01\n")),
             "agreements/kor-jpn.toml", 10, 1, "no active notice of `KOR` to suspend");
 }
 
@@ -274,7 +303,8 @@ at = 2019-02-01
 }
 
 TEST(LoaderTest, WithdrawWithoutNotice) {
-  ExpectOne(Load(kParties, With("[[event]]\nkind = \"notice-withdrawn\"\nby = \"JPN\"\nat = 2019-01-01\n")),
+  ExpectOne(Load(kParties,
+                 With("[[event]]\nkind = \"notice-withdrawn\"\nby = \"JPN\"\nat = 2019-01-01\n")),
             "agreements/kor-jpn.toml", 10, 1, "no notice of `JPN` to withdraw");
 }
 
@@ -294,7 +324,8 @@ at = 2019-02-01
 TEST(LoaderTest, ScopeMistakes) {
   std::string text(kAgreementHead);
   text.replace(text.find("scope = [\"*\"]"), 13, "scope = [\"*\", \"x\"]");
-  ExpectOne(Load(kParties, text), "agreements/kor-jpn.toml", 7, 9, "`*` must be the only scope entry");
+  ExpectOne(Load(kParties, text), "agreements/kor-jpn.toml", 7, 9,
+            "`*` must be the only scope entry");
   std::string empty(kAgreementHead);
   empty.replace(empty.find("scope = [\"*\"]"), 13, "scope = []");
   ExpectOne(Load(kParties, empty), "agreements/kor-jpn.toml", 7, 9, "scope is empty");
@@ -312,8 +343,9 @@ TEST(LoaderTest, DuplicateAgreementId) {
 }
 
 TEST(LoaderTest, SubjectWithUnknownClearance) {
-  ExpectOne(Load(kParties, With(""), "[[subject]]\nid = \"a\"\nparty = \"JPN\"\nclearance = \"II\"\n"),
-            "subjects.toml", 4, 13, "unknown level `II` for party `JPN`");
+  ExpectOne(
+      Load(kParties, With(""), "[[subject]]\nid = \"a\"\nparty = \"JPN\"\nclearance = \"II\"\n"),
+      "subjects.toml", 4, 13, "unknown level `II` for party `JPN`");
 }
 
 TEST(LoaderTest, ReportsEveryMistakeInOrder) {
@@ -326,14 +358,14 @@ TEST(LoaderTest, ReportsEveryMistakeInOrder) {
 
 TEST(LoaderTest, DeepNestingIsRefusedBeforeParsing) {
   // Regression: toml11 overflowed the stack on these (found by fuzz/policy_loader_fuzz).
-  ExpectOne(Load("x = " + std::string(5000, '[') + std::string(5000, ']'), ""), "parties.toml", 1, 37,
-            "nested deeper than 32 levels");
+  ExpectOne(Load("x = " + std::string(5000, '[') + std::string(5000, ']'), ""), "parties.toml", 1,
+            37, "nested deeper than 32 levels");
   std::string tables = "x = ";
   for (int i = 0; i < 3000; ++i) tables += "{a=";
   ExpectOne(Load(tables, ""), "parties.toml", 1, 101, "nested deeper than 32 levels");
   // Brackets inside strings and comments do not count.
-  const std::string quoted = "# [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n[[party]]\nid = \"" + std::string(40, '[') +
-                             "\"\nname =  + std::string(40, '{') + \n";
+  const std::string quoted = "# [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n[[party]]\nid = \"" +
+                             std::string(40, '[') + "\"\nname =  + std::string(40, '{') + \n";
   auto r = Load(quoted, "");
   ASSERT_FALSE(r.has_value());
   EXPECT_THAT(r.error()[0].message, ::testing::Not(HasSubstr("nested")));
@@ -357,7 +389,9 @@ TEST(LoaderTest, TheGsomiaExampleLoads) {
   EXPECT_EQ(r->parties.size(), 3u);
   EXPECT_EQ(r->agreements.size(), 4u);
   EXPECT_EQ(r->subjects.size(), 4u);
-  EXPECT_TRUE(LoadPolicyDir(std::filesystem::path(ACCORD_SOURCE_DIR) / "examples/gsomia-no-suspension").has_value());
+  EXPECT_TRUE(
+      LoadPolicyDir(std::filesystem::path(ACCORD_SOURCE_DIR) / "examples/gsomia-no-suspension")
+          .has_value());
 }
 
 }  // namespace

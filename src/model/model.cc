@@ -1,9 +1,9 @@
 #include "accord/model.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <set>
-
-#include <fmt/format.h>
 
 namespace accord {
 namespace {
@@ -35,22 +35,26 @@ void CheckParties(const Policy& policy, Checker& out) {
     if (!IsValidPartyId(p.id)) {
       out.Add(at + ".id", fmt::format("party id `{}` must match [A-Z][A-Z0-9-]{{1,15}}", p.id));
     }
-    if (!seen.insert(p.id).second) out.Add(at + ".id", fmt::format("party `{}` is defined twice", p.id));
+    if (!seen.insert(p.id).second)
+      out.Add(at + ".id", fmt::format("party `{}` is defined twice", p.id));
     if (p.levels.empty()) out.Add(at + ".levels", fmt::format("party `{}` has no levels", p.id));
     std::set<std::string, std::less<>> level_ids;
     for (size_t j = 0; j < p.levels.size(); ++j) {
       const Level& l = p.levels[j];
       const std::string lat = fmt::format("{}.levels[{}]", at, j);
       if (!IsAsciiId(l.id)) {
-        out.Add(lat + ".id", fmt::format("level id `{}` must be ASCII letters, digits, `-`, `_` or `.`", l.id));
+        out.Add(lat + ".id",
+                fmt::format("level id `{}` must be ASCII letters, digits, `-`, `_` or `.`", l.id));
       }
       if (!level_ids.insert(l.id).second) {
-        out.Add(lat + ".id", fmt::format("level `{}` appears twice in the scheme of `{}`", l.id, p.id));
+        out.Add(lat + ".id",
+                fmt::format("level `{}` appears twice in the scheme of `{}`", l.id, p.id));
       }
       if (l.name.empty()) out.Add(lat + ".name", fmt::format("level `{}` has no name", l.id));
       if (j > 0 && l.rank < p.levels[j - 1].rank) {
         out.Add(lat + ".rank", fmt::format("rank of level `{}` is lower than the level before it; "
-                                           "levels are listed lowest first", l.id));
+                                           "levels are listed lowest first",
+                                           l.id));
       }
     }
   }
@@ -76,7 +80,8 @@ void CheckRows(const Policy& policy, const Agreement& a, const std::string& at, 
         continue;
       }
       const Party* p = policy.FindParty(party);
-      if (ids.empty()) out.Add(pat, fmt::format("party `{}` has no level in equivalence row {}", party, r + 1));
+      if (ids.empty())
+        out.Add(pat, fmt::format("party `{}` has no level in equivalence row {}", party, r + 1));
       for (const std::string& id : ids) {
         if (p != nullptr && p->LevelIndex(id) < 0) {
           out.Add(pat, fmt::format("unknown level `{}` for party `{}`", id, party));
@@ -108,7 +113,8 @@ void CheckEvents(const Agreement& a, const std::string& at, Checker& out) {
     }
     if (e > 0 && ev.at < a.events[e - 1].at) {
       out.Add(eat + ".at", fmt::format("event {} (`{}`) is earlier than the event before it; "
-                                       "list events in order of time", e + 1, kind));
+                                       "list events in order of time",
+                                       e + 1, kind));
     }
     if (ev.at < a.in_force) {
       out.Add(eat + ".at", fmt::format("event {} (`{}`) is before the agreement entered into force",
@@ -125,21 +131,24 @@ void CheckEvents(const Agreement& a, const std::string& at, Checker& out) {
         break;
       case EventKind::kNoticeSuspended:
         if (state != NoticeState::kActive) {
-          out.Add(eat, fmt::format("`{}` by `{}` has no active notice of `{}` to suspend", kind, ev.by, ev.by));
+          out.Add(eat, fmt::format("`{}` by `{}` has no active notice of `{}` to suspend", kind,
+                                   ev.by, ev.by));
         } else {
           state = NoticeState::kSuspended;
         }
         break;
       case EventKind::kNoticeResumed:
         if (state != NoticeState::kSuspended) {
-          out.Add(eat, fmt::format("`{}` by `{}` has no suspended notice of `{}` to resume", kind, ev.by, ev.by));
+          out.Add(eat, fmt::format("`{}` by `{}` has no suspended notice of `{}` to resume", kind,
+                                   ev.by, ev.by));
         } else {
           state = NoticeState::kActive;
         }
         break;
       case EventKind::kNoticeWithdrawn:
         if (state == NoticeState::kNone) {
-          out.Add(eat, fmt::format("`{}` by `{}` has no notice of `{}` to withdraw", kind, ev.by, ev.by));
+          out.Add(eat, fmt::format("`{}` by `{}` has no notice of `{}` to withdraw", kind, ev.by,
+                                   ev.by));
         }
         state = NoticeState::kNone;
         break;
@@ -156,16 +165,20 @@ void CheckAgreements(const Policy& policy, Checker& out) {
     const Agreement& a = policy.agreements[i];
     const std::string at = fmt::format("agreement[{}]", i);
     if (!IsAsciiId(a.id)) {
-      out.Add(at + ".id", fmt::format("agreement id `{}` must be ASCII letters, digits, `-`, `_` or `.`", a.id));
+      out.Add(
+          at + ".id",
+          fmt::format("agreement id `{}` must be ASCII letters, digits, `-`, `_` or `.`", a.id));
     }
-    if (!seen.insert(a.id).second) out.Add(at + ".id", fmt::format("agreement `{}` is defined twice", a.id));
+    if (!seen.insert(a.id).second)
+      out.Add(at + ".id", fmt::format("agreement `{}` is defined twice", a.id));
     if (a.parties.size() < 2) out.Add(at + ".parties", "an agreement needs at least two parties");
     std::set<std::string, std::less<>> members;
     for (const std::string& p : a.parties) {
       if (policy.FindParty(p) == nullptr) {
         out.Add(at + ".parties", fmt::format("unknown party `{}`", p));
       }
-      if (!members.insert(p).second) out.Add(at + ".parties", fmt::format("party `{}` is listed twice", p));
+      if (!members.insert(p).second)
+        out.Add(at + ".parties", fmt::format("party `{}` is listed twice", p));
     }
     if (a.term && a.term->IsZero()) out.Add(at + ".term", "a term must be longer than zero");
     if (a.renewal == Renewal::kNone && !a.term) {
@@ -174,7 +187,8 @@ void CheckAgreements(const Policy& policy, Checker& out) {
     if (a.scope.empty()) out.Add(at + ".scope", "scope is empty; use [\"*\"] for all topics");
     for (const std::string& topic : a.scope) {
       if (topic.empty()) out.Add(at + ".scope", "a scope topic is empty");
-      if (topic == "*" && a.scope.size() > 1) out.Add(at + ".scope", "`*` must be the only scope entry");
+      if (topic == "*" && a.scope.size() > 1)
+        out.Add(at + ".scope", "`*` must be the only scope entry");
     }
     if (a.hub && !a.HasParty(*a.hub)) {
       out.Add(at + ".hub", fmt::format("hub `{}` is not a party of the agreement", *a.hub));
@@ -190,12 +204,14 @@ void CheckSubjects(const Policy& policy, Checker& out) {
     const Subject& s = policy.subjects[i];
     const std::string at = fmt::format("subject[{}]", i);
     if (s.id.empty()) out.Add(at + ".id", "a subject needs an id");
-    if (!seen.insert(s.id).second) out.Add(at + ".id", fmt::format("subject `{}` is defined twice", s.id));
+    if (!seen.insert(s.id).second)
+      out.Add(at + ".id", fmt::format("subject `{}` is defined twice", s.id));
     const Party* p = policy.FindParty(s.party);
     if (p == nullptr) {
       out.Add(at + ".party", fmt::format("unknown party `{}`", s.party));
     } else if (p->LevelIndex(s.clearance) < 0) {
-      out.Add(at + ".clearance", fmt::format("unknown level `{}` for party `{}`", s.clearance, s.party));
+      out.Add(at + ".clearance",
+              fmt::format("unknown level `{}` for party `{}`", s.clearance, s.party));
     }
   }
 }
@@ -211,18 +227,24 @@ int Party::LevelIndex(std::string_view level_id) const {
 
 std::string_view EventKindName(EventKind kind) {
   switch (kind) {
-    case EventKind::kTerminationNotice: return "termination-notice";
-    case EventKind::kNoticeSuspended: return "notice-suspended";
-    case EventKind::kNoticeResumed: return "notice-resumed";
-    case EventKind::kNoticeWithdrawn: return "notice-withdrawn";
-    case EventKind::kTerminated: return "terminated";
+    case EventKind::kTerminationNotice:
+      return "termination-notice";
+    case EventKind::kNoticeSuspended:
+      return "notice-suspended";
+    case EventKind::kNoticeResumed:
+      return "notice-resumed";
+    case EventKind::kNoticeWithdrawn:
+      return "notice-withdrawn";
+    case EventKind::kTerminated:
+      return "terminated";
   }
   return "unknown";
 }
 
 std::optional<EventKind> ParseEventKind(std::string_view name) {
-  for (EventKind k : {EventKind::kTerminationNotice, EventKind::kNoticeSuspended,
-                      EventKind::kNoticeResumed, EventKind::kNoticeWithdrawn, EventKind::kTerminated}) {
+  for (EventKind k :
+       {EventKind::kTerminationNotice, EventKind::kNoticeSuspended, EventKind::kNoticeResumed,
+        EventKind::kNoticeWithdrawn, EventKind::kTerminated}) {
     if (EventKindName(k) == name) return k;
   }
   return std::nullopt;

@@ -51,9 +51,9 @@ TEST(ModelTest, ReportsEveryProblemWithItsPath) {
   p.agreements[0].hub = "USA";
   p.agreements[0].levels[0].levels["JPN"] = {"KIMITSU"};
   p.agreements[0].renewal = Renewal::kNone;
-  EXPECT_THAT(ValidatePolicy(p),
-              ElementsAre(Field(&Problem::path, "agreement[0].renewal"), Field(&Problem::path, "agreement[0].hub"),
-                          Field(&Problem::path, "agreement[0].levels[0].JPN")));
+  EXPECT_THAT(ValidatePolicy(p), ElementsAre(Field(&Problem::path, "agreement[0].renewal"),
+                                             Field(&Problem::path, "agreement[0].hub"),
+                                             Field(&Problem::path, "agreement[0].levels[0].JPN")));
 }
 
 TEST(ModelTest, NoticeStateMachine) {
@@ -72,8 +72,9 @@ TEST(ModelTest, NoticeStateMachine) {
 }
 
 TEST(ModelTest, EventKindsRoundTrip) {
-  for (EventKind k : {EventKind::kTerminationNotice, EventKind::kNoticeSuspended, EventKind::kNoticeResumed,
-                      EventKind::kNoticeWithdrawn, EventKind::kTerminated}) {
+  for (EventKind k :
+       {EventKind::kTerminationNotice, EventKind::kNoticeSuspended, EventKind::kNoticeResumed,
+        EventKind::kNoticeWithdrawn, EventKind::kTerminated}) {
     EXPECT_EQ(ParseEventKind(EventKindName(k)), k);
   }
   EXPECT_EQ(ParseEventKind("notice"), std::nullopt);

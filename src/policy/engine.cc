@@ -2,10 +2,10 @@
 // they read the immutable Index and the caller's views, and keep their state on the stack.
 #include "accord/engine.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
-
-#include <fmt/format.h>
 
 #include "id_table.h"
 
@@ -13,13 +13,27 @@ namespace accord {
 namespace {
 
 constexpr std::array<std::string_view, kReasonCount> kReasonNames = {
-    "originator-cleared", "released",       "releasable",
-    "forwardable",        "invalid-request", "unknown-party",
-    "unknown-level",      "destroyed",       "insufficient-clearance",
-    "no-need-to-know",    "compartment",     "not-released",
-    "agreement-ended",    "no-equivalent-level", "not-releasable",
-    "no-agreement",       "agreement-not-in-force", "hub-only",
-    "out-of-scope",       "not-held",        "no-consent",
+    "originator-cleared",
+    "released",
+    "releasable",
+    "forwardable",
+    "invalid-request",
+    "unknown-party",
+    "unknown-level",
+    "destroyed",
+    "insufficient-clearance",
+    "no-need-to-know",
+    "compartment",
+    "not-released",
+    "agreement-ended",
+    "no-equivalent-level",
+    "not-releasable",
+    "no-agreement",
+    "agreement-not-in-force",
+    "hub-only",
+    "out-of-scope",
+    "not-held",
+    "no-consent",
 };
 
 bool Contains(std::span<const std::string_view> list, std::string_view item) noexcept {
@@ -62,12 +76,18 @@ enum class Stage : uint8_t { kNoAgreement, kNotInForce, kHubOnly, kOutOfScope, k
 
 Reason StageReason(Stage s) {
   switch (s) {
-    case Stage::kNoAgreement: return Reason::kNoAgreement;
-    case Stage::kNotInForce: return Reason::kAgreementNotInForce;
-    case Stage::kHubOnly: return Reason::kHubOnly;
-    case Stage::kOutOfScope: return Reason::kOutOfScope;
-    case Stage::kNoLevel: return Reason::kNoEquivalentLevel;
-    case Stage::kPass: return Reason::kReleasable;
+    case Stage::kNoAgreement:
+      return Reason::kNoAgreement;
+    case Stage::kNotInForce:
+      return Reason::kAgreementNotInForce;
+    case Stage::kHubOnly:
+      return Reason::kHubOnly;
+    case Stage::kOutOfScope:
+      return Reason::kOutOfScope;
+    case Stage::kNoLevel:
+      return Reason::kNoEquivalentLevel;
+    case Stage::kPass:
+      return Reason::kReleasable;
   }
   return Reason::kNoAgreement;
 }
@@ -109,7 +129,9 @@ struct Engine::Index {
   std::vector<std::vector<int32_t>> pairs;  // [a * parties + b] → agreements in preference order
 
   [[nodiscard]] int32_t Party(std::string_view id) const noexcept { return party_index.Find(id); }
-  [[nodiscard]] int32_t AgreementOf(std::string_view id) const noexcept { return agreement_index.Find(id); }
+  [[nodiscard]] int32_t AgreementOf(std::string_view id) const noexcept {
+    return agreement_index.Find(id);
+  }
   [[nodiscard]] int32_t Level(int32_t party, std::string_view id) const noexcept {
     const auto& levels = policy.parties[party].levels;
     for (size_t i = 0; i < levels.size(); ++i) {
@@ -121,7 +143,8 @@ struct Engine::Index {
     return policy.parties[party].levels[level].rank;
   }
   // The marking in `to`'s scheme for `level` of `from`, through agreement g's rows; -1 if none.
-  [[nodiscard]] int32_t MapLevel(int32_t g, int32_t from, int32_t level, int32_t to) const noexcept {
+  [[nodiscard]] int32_t MapLevel(int32_t g, int32_t from, int32_t level,
+                                 int32_t to) const noexcept {
     if (level < 0) return -1;
     const CompiledAgreement& a = agreements[g];
     const int16_t row = a.row_of[level_offset[from] + level];
@@ -194,9 +217,12 @@ struct Resolved {
 
 std::string_view ActionName(Action a) {
   switch (a) {
-    case Action::kRead: return "read";
-    case Action::kRelease: return "release";
-    case Action::kForward: return "forward";
+    case Action::kRead:
+      return "read";
+    case Action::kRelease:
+      return "release";
+    case Action::kForward:
+      return "forward";
   }
   return "unknown";
 }
@@ -249,7 +275,8 @@ Result<Engine> Engine::Compile(Policy policy) {
     const Agreement& a = p.agreements[g];
     CompiledAgreement c;
     auto life = ComputeLifetime(a);
-    if (!life) return Fail(life.error().code, fmt::format("agreement `{}`: {}", a.id, life.error().message));
+    if (!life)
+      return Fail(life.error().code, fmt::format("agreement `{}`: {}", a.id, life.error().message));
     c.life = *life;
     c.hub = a.hub ? index->Party(*a.hub) : -1;
     c.survival = a.survival;
@@ -290,7 +317,8 @@ Result<Engine> Engine::Compile(Policy policy) {
       std::sort(list.begin(), list.end(), [&](int32_t a, int32_t b) {
         const auto& ca = index->agreements[a];
         const auto& cb = index->agreements[b];
-        return std::tie(ca.party_count, p.agreements[a].id) < std::tie(cb.party_count, p.agreements[b].id);
+        return std::tie(ca.party_count, p.agreements[a].id) <
+               std::tie(cb.party_count, p.agreements[b].id);
       });
     }
   }
@@ -316,7 +344,8 @@ Decision Engine::Decide(const RequestView& rq) const noexcept {
         !ix.agreements[g].member[to]) {
       return Invalid(RequestProblem::kReleaseAgreementParties, static_cast<int32_t>(i));
     }
-    if (rel.to == o.originator) return Invalid(RequestProblem::kReleaseToOriginator, static_cast<int32_t>(i));
+    if (rel.to == o.originator)
+      return Invalid(RequestProblem::kReleaseToOriginator, static_cast<int32_t>(i));
   }
   for (size_t i = 0; i < o.forwards.size(); ++i) {
     const ForwardView& f = o.forwards[i];
@@ -391,8 +420,8 @@ Decision Engine::Decide(const RequestView& rq) const noexcept {
       }
       if (!consented) return Deny(Reason::kNoConsent);
       // The holder's marking: the current level mapped through the agreement it received under.
-      const int32_t holder_level =
-          ix.MapLevel(ix.AgreementOf(o.releases[held].agreement), r.originator, r.object_level, r.holder);
+      const int32_t holder_level = ix.MapLevel(ix.AgreementOf(o.releases[held].agreement),
+                                               r.originator, r.object_level, r.holder);
       const auto flow = ix.CheckFlow(r.holder, r.to, holder_level, o.topics, t);
       if (flow.reason != Reason::kReleasable) {
         Decision d = Deny(flow.reason);
@@ -489,7 +518,8 @@ Decision Engine::Decide(const RequestView& rq) const noexcept {
     const ReleaseView& rel = o.releases[i];
     if (rel.to != s.party || rel.at > t) continue;
     const int32_t g = ix.AgreementOf(rel.agreement);
-    consider(evaluate(g, ix.MapLevel(g, r.originator, r.object_level, sp), static_cast<int32_t>(i), false),
+    consider(evaluate(g, ix.MapLevel(g, r.originator, r.object_level, sp), static_cast<int32_t>(i),
+                      false),
              rel.at);
   }
   for (size_t i = 0; i < o.forwards.size(); ++i) {
@@ -498,9 +528,10 @@ Decision Engine::Decide(const RequestView& rq) const noexcept {
     const int32_t g = ix.AgreementOf(f.agreement);
     const int32_t holder = ix.Party(f.from);
     const int32_t held = Index::LatestRelease(o, f.from, f.at);  // exists: validated above
-    const int32_t holder_level =
-        ix.MapLevel(ix.AgreementOf(o.releases[held].agreement), r.originator, r.object_level, holder);
-    consider(evaluate(g, ix.MapLevel(g, holder, holder_level, sp), static_cast<int32_t>(i), true), f.at);
+    const int32_t holder_level = ix.MapLevel(ix.AgreementOf(o.releases[held].agreement),
+                                             r.originator, r.object_level, holder);
+    consider(evaluate(g, ix.MapLevel(g, holder, holder_level, sp), static_cast<int32_t>(i), true),
+             f.at);
   }
   if (!any_path) return Deny(Reason::kNotReleased);
   return best_allow.allow ? best_allow : latest_deny;
@@ -546,13 +577,17 @@ Flow Engine::FlowAt(int32_t from, int32_t to, Instant t) const {
 Result<AgreementStatus> Engine::Status(int32_t agreement, Instant t) const {
   return StatusAt(index_->policy.agreements[agreement], t);
 }
-const Lifetime& Engine::LifetimeOf(int32_t agreement) const { return index_->agreements[agreement].life; }
+const Lifetime& Engine::LifetimeOf(int32_t agreement) const {
+  return index_->agreements[agreement].life;
+}
 const Policy& Engine::policy() const { return index_->policy; }
 int32_t Engine::PartyIndex(std::string_view id) const { return index_->Party(id); }
 int32_t Engine::AgreementIndex(std::string_view id) const { return index_->AgreementOf(id); }
 const Party& Engine::party(int32_t index) const { return index_->policy.parties[index]; }
 const Agreement& Engine::agreement(int32_t index) const { return index_->policy.agreements[index]; }
 int32_t Engine::party_count() const { return index_->parties; }
-int32_t Engine::agreement_count() const { return static_cast<int32_t>(index_->policy.agreements.size()); }
+int32_t Engine::agreement_count() const {
+  return static_cast<int32_t>(index_->policy.agreements.size());
+}
 
 }  // namespace accord

@@ -2,11 +2,11 @@
 // table checks that it is.
 #include "accord/engine.h"
 
-#include <map>
-#include <set>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <map>
+#include <set>
 
 #include "accord/config.h"
 #include "accord/request_json.h"
@@ -15,8 +15,8 @@
 namespace accord {
 namespace {
 
-using testing::RequestBuilder;
 using ::testing::HasSubstr;
+using testing::RequestBuilder;
 
 // KOR, JPN, USA as in the GSOMIA example, plus GBR; agreements chosen to reach every code.
 constexpr std::string_view kParties = R"(
@@ -99,7 +99,8 @@ levels = [ { USA = ["S"], GBR = ["S"] } ]
 Engine MakeEngine() {
   PolicySources s;
   s.parties = PolicyFile{"parties.toml", std::string(kParties)};
-  for (auto text : {kKorJpn, kUsaKor, kUsaJpn, kTisa, kUsaGbr}) s.agreements.push_back(PolicyFile{"a.toml", std::string(text)});
+  for (auto text : {kKorJpn, kUsaKor, kUsaJpn, kTisa, kUsaGbr})
+    s.agreements.push_back(PolicyFile{"a.toml", std::string(text)});
   auto policy = LoadPolicy(s);
   EXPECT_TRUE(policy.has_value()) << policy.error()[0].ToString();
   auto engine = Engine::Compile(std::move(*policy));
@@ -133,7 +134,8 @@ Answer Ask(const Engine& engine, const std::string& json) {
   if (d.agreement >= 0) a.agreement = engine.agreement(d.agreement).id;
   if (d.marking.party >= 0) {
     a.marking = engine.party(d.marking.party).levels[d.marking.level].id;
-    EXPECT_EQ(engine.party(d.marking.originator).id, "KOR") << "every object here originates in Korea";
+    EXPECT_EQ(engine.party(d.marking.originator).id, "KOR")
+        << "every object here originates in Korea";
   }
   return a;
 }
@@ -145,39 +147,96 @@ std::vector<Row> ReadRows() {
     return B::Read(t2018, std::move(party), std::move(clearance)).NeedToKnow({"dprk-missile"});
   };
   return {
-      {"unknown release agreement", rd("JPN", "GOKUHI").Released("JPN", "2017-01-01T00:00:00+09:00", "nope"), "invalid-request"},
-      {"release agreement lacks a party", rd("JPN", "GOKUHI").Released("JPN", "2017-01-01T00:00:00+09:00", "uj"), "invalid-request"},
-      {"forward with no release before it", rd("JPN", "GOKUHI").Forwarded("USA", "JPN", "2017-01-01T00:00:00+09:00", "uj"), "invalid-request"},
+      {"unknown release agreement",
+       rd("JPN", "GOKUHI").Released("JPN", "2017-01-01T00:00:00+09:00", "nope"), "invalid-request"},
+      {"release agreement lacks a party",
+       rd("JPN", "GOKUHI").Released("JPN", "2017-01-01T00:00:00+09:00", "uj"), "invalid-request"},
+      {"forward with no release before it",
+       rd("JPN", "GOKUHI").Forwarded("USA", "JPN", "2017-01-01T00:00:00+09:00", "uj"),
+       "invalid-request"},
       {"unknown subject party", rd("XXX", "GOKUHI"), "unknown-party"},
       {"unknown rel_to party", rd("JPN", "GOKUHI").RelTo({"ZZZ"}), "unknown-party"},
       {"unknown clearance", rd("JPN", "SECRET"), "unknown-level"},
       {"unknown object level", rd("JPN", "GOKUHI").Object("KOR", "IV"), "unknown-level"},
       {"destroyed", rd("KOR", "I").Destroyed("2018-03-01T09:00:00+09:00"), "destroyed"},
       {"originator below the level", rd("KOR", "III"), "insufficient-clearance"},
-      {"originator without need-to-know", rd("KOR", "II").NeedToKnow({"weather"}).Topics({"dprk-missile"}), "no-need-to-know"},
+      {"originator without need-to-know",
+       rd("KOR", "II").NeedToKnow({"weather"}).Topics({"dprk-missile"}), "no-need-to-know"},
       {"originator without compartment", rd("KOR", "II").Compartments({"TALENT"}), "compartment"},
       {"originator cleared", rd("KOR", "I").Topics({"dprk-missile"}), "originator-cleared"},
       {"never released", rd("JPN", "GOKUHI"), "not-released"},
-      {"released after t", rd("JPN", "GOKUHI").Released("JPN", "2018-06-01T00:00:00+09:00", "kj"), "not-released"},
-      {"revoked with its agreement", B::Read("2030-06-01T00:00:00+09:00", "JPN", "GOKUHI").Object("USA", "S").Released("JPN", "2018-01-01T00:00:00+09:00", "uj"), "agreement-ended"},
-      {"reclassified beyond the rows", rd("JPN", "KIMITSU").Object("KOR", "I").Released("JPN", "2017-01-01T00:00:00+09:00", "kj"), "no-equivalent-level"},
-      {"below the marking", rd("JPN", "HI").Released("JPN", "2017-01-01T00:00:00+09:00", "kj"), "insufficient-clearance"},
-      {"released, no need-to-know", rd("JPN", "GOKUHI").NeedToKnow({}).Topics({"dprk-missile"}).Released("JPN", "2017-01-01T00:00:00+09:00", "kj"), "no-need-to-know"},
-      {"released, missing compartment", rd("JPN", "GOKUHI").Compartments({"TALENT"}).Holds({"OTHER"}).Released("JPN", "2017-01-01T00:00:00+09:00", "kj"), "compartment"},
-      {"released", rd("JPN", "GOKUHI").Topics({"dprk-missile"}).Released("JPN", "2017-01-01T00:00:00+09:00", "kj"), "released", "kj", "GOKUHI"},
-      {"specially designated clearance reads the same row", rd("JPN", "TOKUTEI").Released("JPN", "2017-01-01T00:00:00+09:00", "kj"), "released", "kj", "GOKUHI"},
-      {"lower level, lower marking", rd("JPN", "HI").Object("KOR", "III").Released("JPN", "2017-01-01T00:00:00+09:00", "kj"), "released", "kj", "HI"},
-      {"protect survives the end", B::Read("2021-01-01T00:00:00+09:00", "JPN", "GOKUHI").Released("JPN", "2018-01-01T00:00:00+09:00", "kj"), "released", "kj", "GOKUHI"},
-      {"through the hub with consent", rd("JPN", "GOKUHI").Released("USA", "2015-06-01T00:00:00+09:00", "uk").Consent("JPN", "2015-06-02T00:00:00+09:00").Forwarded("USA", "JPN", "2015-06-03T00:00:00+09:00", "uj"), "released", "uj", "GOKUHI"},
-      {"most recent allowing release names the agreement", rd("JPN", "GOKUHI").Released("JPN", "2015-06-01T00:00:00+09:00", "tisa").Released("JPN", "2017-06-01T00:00:00+09:00", "kj"), "released", "kj", "GOKUHI"},
-      {"an allowing path beats a later denying one", B::Read("2030-06-01T00:00:00+09:00", "JPN", "GOKUHI").Object("KOR", "II").Released("USA", "2015-01-01T00:00:00+09:00", "uk").Released("JPN", "2017-01-01T00:00:00+09:00", "kj").Forwarded("USA", "JPN", "2018-01-01T00:00:00+09:00", "uj"), "released", "kj", "GOKUHI"},
-      {"the most recent path's reason when all deny", B::Read("2030-06-01T00:00:00+09:00", "JPN", "HI").Object("KOR", "II").Released("USA", "2015-01-01T00:00:00+09:00", "uk").Released("JPN", "2017-01-01T00:00:00+09:00", "kj").Forwarded("USA", "JPN", "2018-01-01T00:00:00+09:00", "uj"), "agreement-ended"},
+      {"released after t", rd("JPN", "GOKUHI").Released("JPN", "2018-06-01T00:00:00+09:00", "kj"),
+       "not-released"},
+      {"revoked with its agreement",
+       B::Read("2030-06-01T00:00:00+09:00", "JPN", "GOKUHI")
+           .Object("USA", "S")
+           .Released("JPN", "2018-01-01T00:00:00+09:00", "uj"),
+       "agreement-ended"},
+      {"reclassified beyond the rows",
+       rd("JPN", "KIMITSU").Object("KOR", "I").Released("JPN", "2017-01-01T00:00:00+09:00", "kj"),
+       "no-equivalent-level"},
+      {"below the marking", rd("JPN", "HI").Released("JPN", "2017-01-01T00:00:00+09:00", "kj"),
+       "insufficient-clearance"},
+      {"released, no need-to-know",
+       rd("JPN", "GOKUHI")
+           .NeedToKnow({})
+           .Topics({"dprk-missile"})
+           .Released("JPN", "2017-01-01T00:00:00+09:00", "kj"),
+       "no-need-to-know"},
+      {"released, missing compartment",
+       rd("JPN", "GOKUHI")
+           .Compartments({"TALENT"})
+           .Holds({"OTHER"})
+           .Released("JPN", "2017-01-01T00:00:00+09:00", "kj"),
+       "compartment"},
+      {"released",
+       rd("JPN", "GOKUHI")
+           .Topics({"dprk-missile"})
+           .Released("JPN", "2017-01-01T00:00:00+09:00", "kj"),
+       "released", "kj", "GOKUHI"},
+      {"specially designated clearance reads the same row",
+       rd("JPN", "TOKUTEI").Released("JPN", "2017-01-01T00:00:00+09:00", "kj"), "released", "kj",
+       "GOKUHI"},
+      {"lower level, lower marking",
+       rd("JPN", "HI").Object("KOR", "III").Released("JPN", "2017-01-01T00:00:00+09:00", "kj"),
+       "released", "kj", "HI"},
+      {"protect survives the end",
+       B::Read("2021-01-01T00:00:00+09:00", "JPN", "GOKUHI")
+           .Released("JPN", "2018-01-01T00:00:00+09:00", "kj"),
+       "released", "kj", "GOKUHI"},
+      {"through the hub with consent",
+       rd("JPN", "GOKUHI")
+           .Released("USA", "2015-06-01T00:00:00+09:00", "uk")
+           .Consent("JPN", "2015-06-02T00:00:00+09:00")
+           .Forwarded("USA", "JPN", "2015-06-03T00:00:00+09:00", "uj"),
+       "released", "uj", "GOKUHI"},
+      {"most recent allowing release names the agreement",
+       rd("JPN", "GOKUHI")
+           .Released("JPN", "2015-06-01T00:00:00+09:00", "tisa")
+           .Released("JPN", "2017-06-01T00:00:00+09:00", "kj"),
+       "released", "kj", "GOKUHI"},
+      {"an allowing path beats a later denying one",
+       B::Read("2030-06-01T00:00:00+09:00", "JPN", "GOKUHI")
+           .Object("KOR", "II")
+           .Released("USA", "2015-01-01T00:00:00+09:00", "uk")
+           .Released("JPN", "2017-01-01T00:00:00+09:00", "kj")
+           .Forwarded("USA", "JPN", "2018-01-01T00:00:00+09:00", "uj"),
+       "released", "kj", "GOKUHI"},
+      {"the most recent path's reason when all deny",
+       B::Read("2030-06-01T00:00:00+09:00", "JPN", "HI")
+           .Object("KOR", "II")
+           .Released("USA", "2015-01-01T00:00:00+09:00", "uk")
+           .Released("JPN", "2017-01-01T00:00:00+09:00", "kj")
+           .Forwarded("USA", "JPN", "2018-01-01T00:00:00+09:00", "uj"),
+       "agreement-ended"},
   };
 }
 
 std::vector<Row> ReleaseRows() {
   using B = RequestBuilder;
-  auto rel = [](std::string at, std::string to) { return B::Release(std::move(at), std::move(to)).Topics({"dprk-missile"}); };
+  auto rel = [](std::string at, std::string to) {
+    return B::Release(std::move(at), std::move(to)).Topics({"dprk-missile"});
+  };
   const std::string t2018 = "2018-03-01T09:00:00+09:00";
   return {
       {"to the originator", rel(t2018, "KOR").RelTo({"JPN"}), "invalid-request"},
@@ -185,24 +244,37 @@ std::vector<Row> ReleaseRows() {
       {"unknown recipient", rel(t2018, "XXX").RelTo({"JPN"}), "unknown-party"},
       {"unknown originator", rel(t2018, "JPN").Object("XXX", "II"), "unknown-party"},
       {"unknown level", rel(t2018, "JPN").Object("KOR", "SECRET").RelTo({"JPN"}), "unknown-level"},
-      {"destroyed", rel(t2018, "JPN").RelTo({"JPN"}).Destroyed("2018-01-01T00:00:00Z"), "destroyed"},
-      {"destroyed later is fine", rel(t2018, "JPN").RelTo({"JPN"}).Destroyed("2019-01-01T00:00:00Z"), "releasable", "kj", "GOKUHI"},
+      {"destroyed", rel(t2018, "JPN").RelTo({"JPN"}).Destroyed("2018-01-01T00:00:00Z"),
+       "destroyed"},
+      {"destroyed later is fine",
+       rel(t2018, "JPN").RelTo({"JPN"}).Destroyed("2019-01-01T00:00:00Z"), "releasable", "kj",
+       "GOKUHI"},
       {"not in rel_to", rel(t2018, "JPN").RelTo({"USA"}), "not-releasable"},
       {"empty rel_to is originator only", rel(t2018, "JPN"), "not-releasable"},
       {"no agreement", rel(t2018, "GBR").RelTo({"GBR"}), "no-agreement"},
-      {"before any agreement", rel("2014-01-01T00:00:00+09:00", "JPN").RelTo({"JPN"}), "agreement-not-in-force"},
+      {"before any agreement", rel("2014-01-01T00:00:00+09:00", "JPN").RelTo({"JPN"}),
+       "agreement-not-in-force"},
       {"only through the hub", rel("2015-06-01T00:00:00+09:00", "JPN").RelTo({"JPN"}), "hub-only"},
-      {"after the end, only through the hub", rel("2019-11-23T00:00:00+09:00", "JPN").RelTo({"JPN"}), "hub-only"},
+      {"after the end, only through the hub",
+       rel("2019-11-23T00:00:00+09:00", "JPN").RelTo({"JPN"}), "hub-only"},
       // The hub check (step 5) comes before scope (step 6), even for a topic TISA does not cover.
-      {"after the end, hub before scope", B::Release("2019-11-23T00:00:00+09:00", "JPN").Topics({"weather"}).RelTo({"JPN"}), "hub-only"},
+      {"after the end, hub before scope",
+       B::Release("2019-11-23T00:00:00+09:00", "JPN").Topics({"weather"}).RelTo({"JPN"}),
+       "hub-only"},
       {"out of scope", rel(t2018, "GBR").Object("USA", "S").RelTo({"GBR"}), "out-of-scope"},
-      {"no topics is in scope only of *", B::Release(t2018, "GBR").Object("USA", "S").RelTo({"GBR"}), "out-of-scope"},
-      {"no row for the level", B::Release(t2018, "GBR").Object("USA", "C").Topics({"nato"}).RelTo({"GBR"}), "no-equivalent-level"},
-      {"class I is never shared", rel(t2018, "JPN").Object("KOR", "I").RelTo({"JPN"}), "no-equivalent-level"},
+      {"no topics is in scope only of *",
+       B::Release(t2018, "GBR").Object("USA", "S").RelTo({"GBR"}), "out-of-scope"},
+      {"no row for the level",
+       B::Release(t2018, "GBR").Object("USA", "C").Topics({"nato"}).RelTo({"GBR"}),
+       "no-equivalent-level"},
+      {"class I is never shared", rel(t2018, "JPN").Object("KOR", "I").RelTo({"JPN"}),
+       "no-equivalent-level"},
       {"releasable", rel(t2018, "JPN").RelTo({"JPN", "USA"}), "releasable", "kj", "GOKUHI"},
-      {"one second before the end", rel("2019-11-22T23:59:59+09:00", "JPN").RelTo({"JPN"}), "releasable", "kj", "GOKUHI"},
+      {"one second before the end", rel("2019-11-22T23:59:59+09:00", "JPN").RelTo({"JPN"}),
+       "releasable", "kj", "GOKUHI"},
       {"fewest parties first", rel(t2018, "USA").RelTo({"USA"}), "releasable", "uk", "S"},
-      {"no topics under *", B::Release(t2018, "USA").RelTo({"USA"}).Object("KOR", "III"), "releasable", "uk", "C"},
+      {"no topics under *", B::Release(t2018, "USA").RelTo({"USA"}).Object("KOR", "III"),
+       "releasable", "uk", "C"},
   };
 }
 
@@ -212,43 +284,81 @@ std::vector<Row> ForwardRows() {
   const std::string t2015 = "2015-06-01T00:00:00+09:00";
   // Korea's object, released to the USA in 2015 under the bilateral agreement.
   auto held = [&](std::string at, std::string holder, std::string to) {
-    return B::Forward(std::move(at), std::move(holder), std::move(to)).Topics({"dprk-missile"}).Released("USA", t2015, "uk");
+    return B::Forward(std::move(at), std::move(holder), std::move(to))
+        .Topics({"dprk-missile"})
+        .Released("USA", t2015, "uk");
   };
   return {
       {"the originator does not forward", held(t2018, "KOR", "JPN"), "invalid-request"},
       {"to itself", held(t2018, "USA", "USA"), "invalid-request"},
-      {"back to the originator", held(t2018, "USA", "KOR").Consent("KOR", t2015), "invalid-request"},
+      {"back to the originator", held(t2018, "USA", "KOR").Consent("KOR", t2015),
+       "invalid-request"},
       {"unknown holder", held(t2018, "XXX", "JPN"), "unknown-party"},
-      {"unknown party in a consent", held(t2018, "USA", "JPN").Consent("ZZZ", t2015), "unknown-party"},
+      {"unknown party in a consent", held(t2018, "USA", "JPN").Consent("ZZZ", t2015),
+       "unknown-party"},
       {"unknown level", held(t2018, "USA", "JPN").Object("KOR", "TS"), "unknown-level"},
       {"destroyed", held(t2018, "USA", "JPN").Consent("JPN", t2015).Destroyed(t2015), "destroyed"},
       {"never held", held(t2018, "JPN", "USA").Consent("USA", t2015), "not-held"},
-      {"held only after t", held("2015-05-01T00:00:00+09:00", "USA", "JPN").Consent("JPN", t2015), "not-held"},
-      {"a forwarded copy is not held", held(t2018, "JPN", "GBR").Consent("JPN", t2015).Consent("GBR", t2015).Forwarded("USA", "JPN", "2016-01-01T00:00:00+09:00", "uj"), "not-held"},
+      {"held only after t", held("2015-05-01T00:00:00+09:00", "USA", "JPN").Consent("JPN", t2015),
+       "not-held"},
+      {"a forwarded copy is not held",
+       held(t2018, "JPN", "GBR")
+           .Consent("JPN", t2015)
+           .Consent("GBR", t2015)
+           .Forwarded("USA", "JPN", "2016-01-01T00:00:00+09:00", "uj"),
+       "not-held"},
       {"no consent", held(t2018, "USA", "JPN"), "no-consent"},
       {"consent for someone else", held(t2018, "USA", "JPN").Consent("GBR", t2015), "no-consent"},
-      {"consent after t", held(t2018, "USA", "JPN").Consent("JPN", "2019-01-01T00:00:00+09:00"), "no-consent"},
-      {"no agreement", B::Forward(t2018, "JPN", "GBR").Released("JPN", "2017-01-01T00:00:00+09:00", "kj").Consent("GBR", t2015), "no-agreement"},
-      {"not in force yet", held("2006-01-01T00:00:00+09:00", "USA", "JPN").Released("USA", "2000-01-01T00:00:00+09:00", "uk").Consent("JPN", "2000-01-01T00:00:00+09:00"), "agreement-not-in-force"},
-      {"only through the hub", B::Forward(t2015, "KOR", "JPN").Object("USA", "S").Topics({"dprk-missile"}).Released("KOR", "2015-01-01T00:00:00+09:00", "uk").Consent("JPN", "2015-01-01T00:00:00+09:00"), "hub-only"},
+      {"consent after t", held(t2018, "USA", "JPN").Consent("JPN", "2019-01-01T00:00:00+09:00"),
+       "no-consent"},
+      {"no agreement",
+       B::Forward(t2018, "JPN", "GBR")
+           .Released("JPN", "2017-01-01T00:00:00+09:00", "kj")
+           .Consent("GBR", t2015),
+       "no-agreement"},
+      {"not in force yet",
+       held("2006-01-01T00:00:00+09:00", "USA", "JPN")
+           .Released("USA", "2000-01-01T00:00:00+09:00", "uk")
+           .Consent("JPN", "2000-01-01T00:00:00+09:00"),
+       "agreement-not-in-force"},
+      {"only through the hub",
+       B::Forward(t2015, "KOR", "JPN")
+           .Object("USA", "S")
+           .Topics({"dprk-missile"})
+           .Released("KOR", "2015-01-01T00:00:00+09:00", "uk")
+           .Consent("JPN", "2015-01-01T00:00:00+09:00"),
+       "hub-only"},
       {"out of scope", held(t2018, "USA", "GBR").Consent("GBR", t2015), "out-of-scope"},
-      {"no row for the holder's marking", held(t2018, "USA", "GBR").Object("KOR", "III").Topics({"nato"}).Consent("GBR", t2015), "no-equivalent-level"},
-      {"forwardable", held(t2018, "USA", "JPN").Consent("JPN", t2015), "forwardable", "uj", "GOKUHI"},
-      {"consent given before the holder received it", held(t2018, "USA", "JPN").Consent("JPN", "2010-01-01T00:00:00+09:00"), "forwardable", "uj", "GOKUHI"},
-      {"any holder may forward once consented", B::Forward(t2018, "JPN", "USA").Released("JPN", "2017-01-01T00:00:00+09:00", "kj").Consent("USA", t2015), "forwardable", "uj", "S"},
+      {"no row for the holder's marking",
+       held(t2018, "USA", "GBR").Object("KOR", "III").Topics({"nato"}).Consent("GBR", t2015),
+       "no-equivalent-level"},
+      {"forwardable", held(t2018, "USA", "JPN").Consent("JPN", t2015), "forwardable", "uj",
+       "GOKUHI"},
+      {"consent given before the holder received it",
+       held(t2018, "USA", "JPN").Consent("JPN", "2010-01-01T00:00:00+09:00"), "forwardable", "uj",
+       "GOKUHI"},
+      {"any holder may forward once consented",
+       B::Forward(t2018, "JPN", "USA")
+           .Released("JPN", "2017-01-01T00:00:00+09:00", "kj")
+           .Consent("USA", t2015),
+       "forwardable", "uj", "S"},
   };
 }
 
 // The reason codes DESIGN.md §3 lists for each action.
 const std::map<std::string, std::set<std::string>> kReasonsByAction = {
-    {"read", {"invalid-request", "unknown-party", "unknown-level", "destroyed", "insufficient-clearance",
-              "no-need-to-know", "compartment", "originator-cleared", "not-released", "agreement-ended",
-              "no-equivalent-level", "released"}},
-    {"release", {"invalid-request", "unknown-party", "unknown-level", "destroyed", "not-releasable", "no-agreement",
-                 "agreement-not-in-force", "hub-only", "out-of-scope", "no-equivalent-level", "releasable"}},
-    {"forward", {"invalid-request", "unknown-party", "unknown-level", "destroyed", "not-held", "no-consent",
-                 "no-agreement", "agreement-not-in-force", "hub-only", "out-of-scope", "no-equivalent-level",
-                 "forwardable"}},
+    {"read",
+     {"invalid-request", "unknown-party", "unknown-level", "destroyed", "insufficient-clearance",
+      "no-need-to-know", "compartment", "originator-cleared", "not-released", "agreement-ended",
+      "no-equivalent-level", "released"}},
+    {"release",
+     {"invalid-request", "unknown-party", "unknown-level", "destroyed", "not-releasable",
+      "no-agreement", "agreement-not-in-force", "hub-only", "out-of-scope", "no-equivalent-level",
+      "releasable"}},
+    {"forward",
+     {"invalid-request", "unknown-party", "unknown-level", "destroyed", "not-held", "no-consent",
+      "no-agreement", "agreement-not-in-force", "hub-only", "out-of-scope", "no-equivalent-level",
+      "forwardable"}},
 };
 
 void RunTable(const std::string& action, const std::vector<Row>& rows) {
@@ -258,15 +368,16 @@ void RunTable(const std::string& action, const std::vector<Row>& rows) {
     SCOPED_TRACE(action + ": " + row.name);
     const Answer a = Ask(engine, row.request.Json());
     EXPECT_EQ(a.reason, row.reason) << (a.explain.empty() ? "" : a.explain[0]);
-    const bool allow = row.reason == "released" || row.reason == "releasable" || row.reason == "forwardable" ||
-                       row.reason == "originator-cleared";
+    const bool allow = row.reason == "released" || row.reason == "releasable" ||
+                       row.reason == "forwardable" || row.reason == "originator-cleared";
     EXPECT_EQ(a.allow, allow);
     EXPECT_EQ(a.agreement, row.agreement);
     EXPECT_EQ(a.marking, row.marking);
     EXPECT_FALSE(a.explain.empty()) << "every decision is explained";
     reached.insert(a.reason);
   }
-  EXPECT_EQ(reached, kReasonsByAction.at(action)) << "the table must reach every reason code of " << action;
+  EXPECT_EQ(reached, kReasonsByAction.at(action))
+      << "the table must reach every reason code of " << action;
 }
 
 TEST(DecisionTableTest, Read) { RunTable("read", ReadRows()); }
@@ -287,13 +398,15 @@ TEST(DecisionTest, ExplanationsNameThePath) {
                                    .Released("JPN", "2017-01-01T00:00:00+09:00", "kj")
                                    .Json());
   ASSERT_EQ(a.explain.size(), 3u);
-  EXPECT_EQ(a.explain[0], "`KOR` released `obj-1` to `JPN` at 2017-01-01T00:00:00+09:00 under `kj`");
+  EXPECT_EQ(a.explain[0],
+            "`KOR` released `obj-1` to `JPN` at 2017-01-01T00:00:00+09:00 under `kj`");
   EXPECT_EQ(a.explain[1], "II (군사II급비밀) of `KOR` is marked GOKUHI (極秘) for `JPN`");
 }
 
 TEST(DecisionTest, FlowsAtAnInstant) {
   const Engine engine = MakeEngine();
-  const int32_t kor = engine.PartyIndex("KOR"), jpn = engine.PartyIndex("JPN"), usa = engine.PartyIndex("USA");
+  const int32_t kor = engine.PartyIndex("KOR"), jpn = engine.PartyIndex("JPN"),
+                usa = engine.PartyIndex("USA");
   const Flow f2018 = engine.FlowAt(kor, jpn, *ParseInstant("2018-01-01T00:00:00+09:00"));
   EXPECT_TRUE(f2018.allowed);
   EXPECT_EQ(engine.agreement(f2018.agreement).id, "kj");
@@ -305,8 +418,11 @@ TEST(DecisionTest, FlowsAtAnInstant) {
   EXPECT_FALSE(f2015.allowed);
   EXPECT_EQ(f2015.reason, Reason::kHubOnly);
   EXPECT_EQ(f2015.hub, usa);
-  EXPECT_EQ(engine.FlowAt(kor, engine.PartyIndex("GBR"), *ParseInstant("2018-01-01T00:00:00Z")).reason, Reason::kNoAgreement);
-  EXPECT_EQ(engine.FlowAt(kor, jpn, *ParseInstant("2010-01-01T00:00:00Z")).reason, Reason::kAgreementNotInForce);
+  EXPECT_EQ(
+      engine.FlowAt(kor, engine.PartyIndex("GBR"), *ParseInstant("2018-01-01T00:00:00Z")).reason,
+      Reason::kNoAgreement);
+  EXPECT_EQ(engine.FlowAt(kor, jpn, *ParseInstant("2010-01-01T00:00:00Z")).reason,
+            Reason::kAgreementNotInForce);
 }
 
 TEST(DecisionTest, CompileRejectsAnInvalidPolicy) {

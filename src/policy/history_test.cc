@@ -1,8 +1,8 @@
 // The GSOMIA example's real history at each key instant, the same history without Korea's
 // suspension, and the TISA route, on the policy files in examples/.
-#include <filesystem>
-
 #include <gtest/gtest.h>
+
+#include <filesystem>
 
 #include "accord/config.h"
 #include "accord/engine.h"
@@ -54,26 +54,28 @@ struct KeyInstant {
 
 const std::vector<KeyInstant> kKeyInstants = {
     {"2016-11-22T23:59:59+09:00", "pending", "pending", "", "", "", "", "hub-only", "hub-only"},
-    {"2016-11-23T00:00:00+09:00", "in-force", "in-force", "", "", "", "", "releasable", "releasable"},
-    {"2019-08-23T15:24:59+09:00", "in-force", "in-force", "", "", "", "", "releasable", "releasable"},
-    {"2019-08-23T15:25:00+09:00", "in-force", "in-force", "2019-11-23T00:00:00+09:00", "2019-11-23T00:00:00+09:00",
-     "active", "active", "releasable", "releasable"},
-    {"2019-11-22T17:59:59+09:00", "in-force", "in-force", "2019-11-23T00:00:00+09:00", "2019-11-23T00:00:00+09:00",
-     "active", "active", "releasable", "releasable"},
-    {"2019-11-22T18:00:00+09:00", "in-force", "in-force", "", "2019-11-23T00:00:00+09:00", "suspended", "active",
-     "releasable", "releasable"},
-    {"2019-11-22T23:59:59+09:00", "in-force", "in-force", "", "2019-11-23T00:00:00+09:00", "suspended", "active",
-     "releasable", "releasable"},
-    {"2019-11-23T00:00:00+09:00", "in-force", "ended", "", "2019-11-23T00:00:00+09:00", "suspended", "active",
-     "releasable", "hub-only"},
-    {"2023-03-21T08:59:59+09:00", "in-force", "ended", "", "2019-11-23T00:00:00+09:00", "suspended", "active",
-     "releasable", "hub-only"},
-    {"2023-03-21T09:00:00+09:00", "in-force", "ended", "", "2019-11-23T00:00:00+09:00", "withdrawn", "active",
-     "releasable", "hub-only"},
+    {"2016-11-23T00:00:00+09:00", "in-force", "in-force", "", "", "", "", "releasable",
+     "releasable"},
+    {"2019-08-23T15:24:59+09:00", "in-force", "in-force", "", "", "", "", "releasable",
+     "releasable"},
+    {"2019-08-23T15:25:00+09:00", "in-force", "in-force", "2019-11-23T00:00:00+09:00",
+     "2019-11-23T00:00:00+09:00", "active", "active", "releasable", "releasable"},
+    {"2019-11-22T17:59:59+09:00", "in-force", "in-force", "2019-11-23T00:00:00+09:00",
+     "2019-11-23T00:00:00+09:00", "active", "active", "releasable", "releasable"},
+    {"2019-11-22T18:00:00+09:00", "in-force", "in-force", "", "2019-11-23T00:00:00+09:00",
+     "suspended", "active", "releasable", "releasable"},
+    {"2019-11-22T23:59:59+09:00", "in-force", "in-force", "", "2019-11-23T00:00:00+09:00",
+     "suspended", "active", "releasable", "releasable"},
+    {"2019-11-23T00:00:00+09:00", "in-force", "ended", "", "2019-11-23T00:00:00+09:00", "suspended",
+     "active", "releasable", "hub-only"},
+    {"2023-03-21T08:59:59+09:00", "in-force", "ended", "", "2019-11-23T00:00:00+09:00", "suspended",
+     "active", "releasable", "hub-only"},
+    {"2023-03-21T09:00:00+09:00", "in-force", "ended", "", "2019-11-23T00:00:00+09:00", "withdrawn",
+     "active", "releasable", "hub-only"},
 };
 
-void CheckStatus(const Engine& e, const std::string& at, const std::string& state, const std::string& ends_at,
-                 const std::string& notice) {
+void CheckStatus(const Engine& e, const std::string& at, const std::string& state,
+                 const std::string& ends_at, const std::string& notice) {
   const int32_t g = e.AgreementIndex("kor-jpn-gsomia");
   auto s = e.Status(g, *ParseInstant(at));
   ASSERT_TRUE(s.has_value());
@@ -100,8 +102,9 @@ TEST(GsomiaHistoryTest, KeyInstants) {
 TEST(GsomiaHistoryTest, EarlierReleasesStayReadableUnderProtect) {
   const Engine real = LoadExample("gsomia");
   const Engine without = LoadExample("gsomia-no-suspension");
-  for (const std::string t : {"2018-05-14T10:00:00+09:00", "2019-11-22T23:59:59+09:00", "2019-11-23T00:00:00+09:00",
-                              "2021-01-01T00:00:00+09:00", "2024-01-01T00:00:00+09:00"}) {
+  for (const std::string t :
+       {"2018-05-14T10:00:00+09:00", "2019-11-22T23:59:59+09:00", "2019-11-23T00:00:00+09:00",
+        "2021-01-01T00:00:00+09:00", "2024-01-01T00:00:00+09:00"}) {
     SCOPED_TRACE(t);
     EXPECT_EQ(ReasonOf(real, AnalystReads2018Release(t)), "released");
     EXPECT_EQ(ReasonOf(without, AnalystReads2018Release(t)), "released");
@@ -157,7 +160,10 @@ TEST(TisaTest, KoreaToJapanBefore2016OnlyThroughTheHubWithConsent) {
 TEST(TisaTest, KoreasClassIIsNeverShared) {
   const Engine e = LoadExample("gsomia");
   for (const char* to : {"JPN", "USA"}) {
-    auto b = RequestBuilder::Release("2020-01-01T00:00:00+09:00", to).Object("KOR", "I").Topics({"dprk-missile"}).RelTo({"JPN", "USA"});
+    auto b = RequestBuilder::Release("2020-01-01T00:00:00+09:00", to)
+                 .Object("KOR", "I")
+                 .Topics({"dprk-missile"})
+                 .RelTo({"JPN", "USA"});
     EXPECT_EQ(ReasonOf(e, b), "no-equivalent-level") << to;
   }
 }

@@ -64,7 +64,8 @@ class IdTable {
     std::memcpy(&k.a, buf, 8);
     std::memcpy(&k.b, buf + 8, 8);
     uint64_t h = (k.a * 0x9E3779B97F4A7C15ull) ^ (k.b * 0xC2B2AE3D27D4EB4Full) ^ id.size();
-    for (size_t i = 16; i < id.size(); ++i) h = (h ^ static_cast<unsigned char>(id[i])) * 0x100000001B3ull;
+    for (size_t i = 16; i < id.size(); ++i)
+      h = (h ^ static_cast<unsigned char>(id[i])) * 0x100000001B3ull;
     h ^= h >> 29;
     h *= 0xBF58476D1CE4E5B9ull;
     k.hash = h ^ (h >> 32);

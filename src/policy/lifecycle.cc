@@ -1,8 +1,8 @@
 #include "accord/lifecycle.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 namespace accord {
 namespace {
@@ -128,7 +128,8 @@ struct EndCandidate {
   const Notice* notice;
 };
 
-Result<std::vector<EndCandidate>> EndCandidates(const Agreement& a, const std::vector<Notice>& notices,
+Result<std::vector<EndCandidate>> EndCandidates(const Agreement& a,
+                                                const std::vector<Notice>& notices,
                                                 std::optional<Instant> terminated) {
   std::vector<EndCandidate> out;
   for (const Notice& n : notices) {
@@ -151,33 +152,43 @@ Result<std::vector<EndCandidate>> EndCandidates(const Agreement& a, const std::v
 
 std::string_view AgreementStateName(AgreementState s) {
   switch (s) {
-    case AgreementState::kPending: return "pending";
-    case AgreementState::kInForce: return "in-force";
-    case AgreementState::kEnded: return "ended";
+    case AgreementState::kPending:
+      return "pending";
+    case AgreementState::kInForce:
+      return "in-force";
+    case AgreementState::kEnded:
+      return "ended";
   }
   return "unknown";
 }
 
 std::string_view EndCauseName(EndCause c) {
   switch (c) {
-    case EndCause::kNotice: return "notice";
-    case EndCause::kExpiry: return "expiry";
-    case EndCause::kMutual: return "mutual";
+    case EndCause::kNotice:
+      return "notice";
+    case EndCause::kExpiry:
+      return "expiry";
+    case EndCause::kMutual:
+      return "mutual";
   }
   return "unknown";
 }
 
 std::string_view NoticeStateName(NoticeState s) {
   switch (s) {
-    case NoticeState::kActive: return "active";
-    case NoticeState::kSuspended: return "suspended";
-    case NoticeState::kWithdrawn: return "withdrawn";
+    case NoticeState::kActive:
+      return "active";
+    case NoticeState::kSuspended:
+      return "suspended";
+    case NoticeState::kWithdrawn:
+      return "withdrawn";
   }
   return "unknown";
 }
 
 Result<Instant> Anniversary(const Agreement& a, int64_t k) {
-  if (!a.term) return Fail(Code::kFailedPrecondition, fmt::format("agreement `{}` has no term", a.id));
+  if (!a.term)
+    return Fail(Code::kFailedPrecondition, fmt::format("agreement `{}` has no term", a.id));
   return AddCalendar(a.in_force, *a.term, a.zone, k);
 }
 
@@ -214,9 +225,9 @@ Result<AgreementStatus> StatusAt(const Agreement& a, Instant t) {
     status.state = AgreementState::kInForce;
   }
   if (reported == nullptr && !notices.empty()) {
-    reported = &*std::max_element(notices.begin(), notices.end(), [](const Notice& x, const Notice& y) {
-      return x.given < y.given;
-    });
+    reported =
+        &*std::max_element(notices.begin(), notices.end(),
+                           [](const Notice& x, const Notice& y) { return x.given < y.given; });
   }
   if (reported != nullptr) {
     // For an ended agreement the notice is reported as it stood when the agreement ended.
@@ -236,14 +247,16 @@ Result<std::vector<TimelineEntry>> Timeline(const Agreement& a, Instant horizon,
   const std::vector<Notice> notices = CollectNotices(a, Instant::Max(), &terminated);
 
   out.push_back({Kind::kInForce, a.in_force,
-                 a.term ? fmt::format("enters into force for a term of {}{}", FormatDuration(*a.term),
-                                      a.renewal == Renewal::kAutomatic
-                                          ? fmt::format(", renewed automatically unless notice is "
-                                                        "given {} before an anniversary",
-                                                        FormatDuration(a.notice_period))
-                                          : ", not renewed")
-                        : fmt::format("enters into force with no term; a notice takes effect {} after "
-                                      "it is given", FormatDuration(a.notice_period))});
+                 a.term
+                     ? fmt::format("enters into force for a term of {}{}", FormatDuration(*a.term),
+                                   a.renewal == Renewal::kAutomatic
+                                       ? fmt::format(", renewed automatically unless notice is "
+                                                     "given {} before an anniversary",
+                                                     FormatDuration(a.notice_period))
+                                       : ", not renewed")
+                     : fmt::format("enters into force with no term; a notice takes effect {} after "
+                                   "it is given",
+                                   FormatDuration(a.notice_period))});
   for (const AgreementEvent& e : a.events) {
     std::string what;
     switch (e.kind) {
@@ -253,8 +266,8 @@ Result<std::vector<TimelineEntry>> Timeline(const Agreement& a, Instant horizon,
           if (n.by != e.by || n.given != e.at) continue;
           ACCORD_ASSIGN_OR_RETURN(auto from, NoticeEffectiveFrom(a, n));
           if (from && a.term) {
-            ACCORD_ASSIGN_OR_RETURN(Instant deadline,
-                                    AddCalendar(*from, a.notice_period, z, 1, Direction::kBackward));
+            ACCORD_ASSIGN_OR_RETURN(
+                Instant deadline, AddCalendar(*from, a.notice_period, z, 1, Direction::kBackward));
             what += fmt::format("; it applies to the anniversary of {} (notice deadline {})",
                                 FormatInstant(*from, z), FormatInstant(deadline, z));
           } else if (from) {

@@ -289,10 +289,12 @@ TEST(LifecycleTest, TimelineTellsWhatEachInstantDid) {
   for (const auto& e : *t) lines.push_back(FormatInstant(e.at, kSeoul) + " " + e.what);
   ASSERT_EQ(lines.size(), 11u);
   EXPECT_THAT(lines[0], HasSubstr("2016-11-23T00:00:00+09:00 enters into force for a term of P1Y"));
-  EXPECT_THAT(lines[3], HasSubstr("applies to the anniversary of 2019-11-23T00:00:00+09:00 (notice deadline "
-                                  "2019-08-25T00:00:00+09:00)"));
+  EXPECT_THAT(lines[3],
+              HasSubstr("applies to the anniversary of 2019-11-23T00:00:00+09:00 (notice deadline "
+                        "2019-08-25T00:00:00+09:00)"));
   EXPECT_THAT(lines[4], HasSubstr("2019-11-22T18:00:00+09:00 KOR suspends"));
-  EXPECT_THAT(lines[5], HasSubstr("anniversary 3: renewed for P1Y (KOR's notice applies but is suspended)"));
+  EXPECT_THAT(lines[5],
+              HasSubstr("anniversary 3: renewed for P1Y (KOR's notice applies but is suspended)"));
   EXPECT_THAT(lines[9], HasSubstr("KOR withdraws"));
   EXPECT_THAT(lines[10], HasSubstr("2023-11-23T00:00:00+09:00 anniversary 7: renewed for P1Y"));
 }

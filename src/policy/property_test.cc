@@ -1,14 +1,14 @@
 // Properties of decisions over random policies and requests (RapidCheck): default deny,
 // determinism, monotonicity in clearance and in agreements, unknown names denied, nothing throws.
-#include <algorithm>
-#include <array>
-#include <iostream>
-#include <optional>
-
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <iostream>
+#include <optional>
 
 #include "accord/engine.h"
 #include "accord/request_json.h"
@@ -51,7 +51,8 @@ Policy GenPolicy() {
     Agreement a;
     a.id = "g" + std::to_string(g);
     const int size = *rc::gen::inRange(2, parties + 1);
-    const auto order = *rc::gen::unique<std::vector<int>>(static_cast<size_t>(size), rc::gen::inRange(0, parties));
+    const auto order =
+        *rc::gen::unique<std::vector<int>>(static_cast<size_t>(size), rc::gen::inRange(0, parties));
     size_t min_levels = 99;
     for (int k = 0; k < size; ++k) {
       a.parties.push_back(p.parties[order[k]].id);
@@ -60,7 +61,8 @@ Policy GenPolicy() {
     a.in_force = RandomInstant(1990, 2015);
     a.zone = ZoneOffset{*rc::gen::inRange(-12, 15) * 60};
     if (*rc::gen::arbitrary<bool>()) {
-      a.term = *rc::gen::element(CalendarDuration{1, 0, 0, 0}, CalendarDuration{0, 6, 0, 0}, CalendarDuration{0, 1, 0, 0});
+      a.term = *rc::gen::element(CalendarDuration{1, 0, 0, 0}, CalendarDuration{0, 6, 0, 0},
+                                 CalendarDuration{0, 1, 0, 0});
       a.renewal = *rc::gen::element(Renewal::kAutomatic, Renewal::kNone);
     }
     a.notice_period = CalendarDuration{0, 0, *rc::gen::inRange(0, 120), 0};
@@ -88,15 +90,17 @@ Policy GenPolicy() {
       t = Instant{t.micros + int64_t{*rc::gen::inRange(1, 2000)} * 86'400'000'000};
       EventKind kind = EventKind::kTerminationNotice;
       if (notice) {
-        kind = suspended ? *rc::gen::element(EventKind::kNoticeResumed, EventKind::kNoticeWithdrawn)
-                         : *rc::gen::element(EventKind::kNoticeSuspended, EventKind::kNoticeWithdrawn);
+        kind = suspended
+                   ? *rc::gen::element(EventKind::kNoticeResumed, EventKind::kNoticeWithdrawn)
+                   : *rc::gen::element(EventKind::kNoticeSuspended, EventKind::kNoticeWithdrawn);
       }
       suspended = kind == EventKind::kNoticeSuspended;
       notice = kind != EventKind::kNoticeWithdrawn;
       a.events.push_back(AgreementEvent{kind, by, t, ""});
     }
     if (*rc::gen::inRange(0, 8) == 0) {
-      a.events.push_back(AgreementEvent{EventKind::kTerminated, by, Instant{t.micros + 86'400'000'000}, ""});
+      a.events.push_back(
+          AgreementEvent{EventKind::kTerminated, by, Instant{t.micros + 86'400'000'000}, ""});
     }
     p.agreements.push_back(std::move(a));
   }
@@ -129,8 +133,12 @@ RequestBuilder GenRequest(const Policy& p) {
   const std::string at = Text(RandomInstant(1988, 2040));
   const std::string originator = AnyParty(p);
   std::vector<std::string> holders, forwarded_to;
-  struct Rel { std::string to, at, agreement; };
-  struct Fwd { std::string from, to, at, agreement; };
+  struct Rel {
+    std::string to, at, agreement;
+  };
+  struct Fwd {
+    std::string from, to, at, agreement;
+  };
   std::vector<Rel> rels;
   std::vector<Fwd> fwds;
   for (int k = *rc::gen::inRange(0, 4); k > 0; --k) {
@@ -159,7 +167,10 @@ RequestBuilder GenRequest(const Policy& p) {
         if (q != to) targets.push_back(q);
       }
       const std::string third = Pick(targets);
-      fwds.push_back({to, third, Text(Instant{released.micros + int64_t{*rc::gen::inRange(0, 900)} * 86'400'000'000}), f.id});
+      fwds.push_back(
+          {to, third,
+           Text(Instant{released.micros + int64_t{*rc::gen::inRange(0, 900)} * 86'400'000'000}),
+           f.id});
       forwarded_to.push_back(third);
     }
   }
@@ -177,7 +188,8 @@ RequestBuilder GenRequest(const Policy& p) {
         // Mostly a party that received the object.
         std::vector<std::string> readers = holders;
         readers.insert(readers.end(), forwarded_to.begin(), forwarded_to.end());
-        const std::string party = readers.empty() || *rc::gen::inRange(0, 4) == 0 ? some : Pick(readers);
+        const std::string party =
+            readers.empty() || *rc::gen::inRange(0, 4) == 0 ? some : Pick(readers);
         return RequestBuilder::Read(at, party, AnyLevel(p, party)).NeedToKnow(SomeTopics());
       }
       case 1:
@@ -210,7 +222,8 @@ RequestBuilder GenRequest(const Policy& p) {
   b.RelTo(rel_to);
   for (const Rel& r : rels) b.Released(r.to, r.at, r.agreement);
   for (const Fwd& f : fwds) b.Forwarded(f.from, f.to, f.at, f.agreement);
-  for (int k = *rc::gen::inRange(0, 3); k > 0; --k) b.Consent(AnyParty(p), Text(RandomInstant(1990, 2035)));
+  for (int k = *rc::gen::inRange(0, 3); k > 0; --k)
+    b.Consent(AnyParty(p), Text(RandomInstant(1990, 2035)));
   if (*rc::gen::arbitrary<bool>()) b.Consent(consent_to, Text(RandomInstant(1990, 2020)));
   if (*rc::gen::inRange(0, 10) == 0) b.Destroyed(Text(RandomInstant(1990, 2040)));
   return b;
@@ -344,7 +357,8 @@ RC_GTEST_PROP(DecisionProperties, RemovingAnAgreementNeverTurnsDenyIntoAllow, ()
   RC_PRE(!policy.agreements.empty());
   const Engine full = Compile(policy);
   Policy smaller = policy;
-  smaller.agreements.erase(smaller.agreements.begin() + *rc::gen::inRange(0, static_cast<int>(policy.agreements.size())));
+  smaller.agreements.erase(smaller.agreements.begin() +
+                           *rc::gen::inRange(0, static_cast<int>(policy.agreements.size())));
   const Engine fewer = Compile(smaller);
   for (int i = 0; i < 30; ++i) {
     const std::string json = ArbitraryRequest(policy).Json();
@@ -375,15 +389,18 @@ TEST(DecisionProperties, GeneratorReachesEveryKindOfDecision) {
   if (total == 0) GTEST_SKIP() << "run together with DecisionsAreDeterministicAndConsistent";
   std::string histogram;
   for (int i = 0; i < kReasonCount; ++i) {
-    if (seen[i] > 0) histogram += fmt::format("{} {}, ", ReasonName(static_cast<Reason>(i)), seen[i]);
+    if (seen[i] > 0)
+      histogram += fmt::format("{} {}, ", ReasonName(static_cast<Reason>(i)), seen[i]);
   }
   std::cout << "reasons reached: " << histogram << "\n";
-  for (Reason r : {Reason::kReleased, Reason::kReleasable, Reason::kForwardable, Reason::kOriginatorCleared,
-                   Reason::kInsufficientClearance, Reason::kNotReleasable, Reason::kAgreementNotInForce,
-                   Reason::kNoConsent, Reason::kNotHeld, Reason::kNotReleased}) {
+  for (Reason r :
+       {Reason::kReleased, Reason::kReleasable, Reason::kForwardable, Reason::kOriginatorCleared,
+        Reason::kInsufficientClearance, Reason::kNotReleasable, Reason::kAgreementNotInForce,
+        Reason::kNoConsent, Reason::kNotHeld, Reason::kNotReleased}) {
     EXPECT_GT(seen[static_cast<size_t>(r)], 0) << ReasonName(r);
   }
-  const int invalid = seen[static_cast<size_t>(Reason::kInvalidRequest)] + seen[static_cast<size_t>(Reason::kUnknownParty)];
+  const int invalid = seen[static_cast<size_t>(Reason::kInvalidRequest)] +
+                      seen[static_cast<size_t>(Reason::kUnknownParty)];
   EXPECT_LT(invalid * 5, total) << "fewer than one request in five may fail validation";
 }
 

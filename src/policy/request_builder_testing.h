@@ -3,10 +3,9 @@
 #ifndef ACCORD_SRC_POLICY_REQUEST_BUILDER_TESTING_H_
 #define ACCORD_SRC_POLICY_REQUEST_BUILDER_TESTING_H_
 
+#include <boost/json.hpp>
 #include <string>
 #include <vector>
-
-#include <boost/json.hpp>
 
 namespace accord::testing {
 
@@ -14,7 +13,8 @@ class RequestBuilder {
  public:
   static RequestBuilder Read(std::string at, std::string party, std::string clearance) {
     RequestBuilder b("read", std::move(at));
-    b.root_["subject"] = boost::json::object{{"party", party}, {"clearance", clearance},
+    b.root_["subject"] = boost::json::object{{"party", party},
+                                             {"clearance", clearance},
                                              {"need_to_know", boost::json::array{}},
                                              {"compartments", boost::json::array{}}};
     return b;
@@ -37,15 +37,21 @@ class RequestBuilder {
     return *this;
   }
   RequestBuilder& Topics(std::vector<std::string> v) { return List(object(), "topics", v); }
-  RequestBuilder& Compartments(std::vector<std::string> v) { return List(object(), "compartments", v); }
+  RequestBuilder& Compartments(std::vector<std::string> v) {
+    return List(object(), "compartments", v);
+  }
   RequestBuilder& RelTo(std::vector<std::string> v) { return List(object(), "rel_to", v); }
-  RequestBuilder& NeedToKnow(std::vector<std::string> v) { return List(subject(), "need_to_know", v); }
+  RequestBuilder& NeedToKnow(std::vector<std::string> v) {
+    return List(subject(), "need_to_know", v);
+  }
   RequestBuilder& Holds(std::vector<std::string> v) { return List(subject(), "compartments", v); }
   RequestBuilder& Released(std::string to, std::string at, std::string agreement) {
-    object()["releases"].as_array().push_back(boost::json::object{{"to", to}, {"at", at}, {"agreement", agreement}});
+    object()["releases"].as_array().push_back(
+        boost::json::object{{"to", to}, {"at", at}, {"agreement", agreement}});
     return *this;
   }
-  RequestBuilder& Forwarded(std::string from, std::string to, std::string at, std::string agreement) {
+  RequestBuilder& Forwarded(std::string from, std::string to, std::string at,
+                            std::string agreement) {
     object()["forwards"].as_array().push_back(
         boost::json::object{{"from", from}, {"to", to}, {"at", at}, {"agreement", agreement}});
     return *this;
@@ -66,11 +72,16 @@ class RequestBuilder {
     root_["id"] = "t";
     root_["action"] = action;
     root_["at"] = at;
-    root_["object"] = boost::json::object{{"id", "obj-1"},           {"originator", "KOR"},
-                                          {"level", "II"},           {"topics", boost::json::array{}},
-                                          {"compartments", boost::json::array{}}, {"rel_to", boost::json::array{}},
-                                          {"releases", boost::json::array{}},     {"forwards", boost::json::array{}},
-                                          {"consents", boost::json::array{}},     {"destroyed_at", nullptr}};
+    root_["object"] = boost::json::object{{"id", "obj-1"},
+                                          {"originator", "KOR"},
+                                          {"level", "II"},
+                                          {"topics", boost::json::array{}},
+                                          {"compartments", boost::json::array{}},
+                                          {"rel_to", boost::json::array{}},
+                                          {"releases", boost::json::array{}},
+                                          {"forwards", boost::json::array{}},
+                                          {"consents", boost::json::array{}},
+                                          {"destroyed_at", nullptr}};
   }
   boost::json::object& object() { return root_["object"].as_object(); }
   boost::json::object& subject() { return root_["subject"].as_object(); }

@@ -2,11 +2,11 @@
 // buffer that is released before each line, and the views handed out point into it.
 #include "accord/request_json.h"
 
-#include <array>
-#include <vector>
-
-#include <boost/json.hpp>
 #include <fmt/format.h>
+
+#include <array>
+#include <boost/json.hpp>
+#include <vector>
 
 namespace accord {
 namespace json = boost::json;
@@ -16,7 +16,9 @@ namespace {
 // A decode failure carrying the field path; thrown nowhere: returned up the call chain.
 using Fallible = tl::expected<void, std::string>;
 
-std::string At(std::string_view path, std::string_view what) { return fmt::format("`{}`: {}", path, what); }
+std::string At(std::string_view path, std::string_view what) {
+  return fmt::format("`{}`: {}", path, what);
+}
 
 tl::expected<std::string_view, std::string> GetString(const json::object& obj, std::string_view key,
                                                       std::string_view path, bool required) {
@@ -25,7 +27,8 @@ tl::expected<std::string_view, std::string> GetString(const json::object& obj, s
     if (required) return tl::unexpected(fmt::format("missing field `{}{}`", path, key));
     return std::string_view{};
   }
-  if (!v->is_string()) return tl::unexpected(At(fmt::format("{}{}", path, key), "must be a string"));
+  if (!v->is_string())
+    return tl::unexpected(At(fmt::format("{}{}", path, key), "must be a string"));
   const json::string& s = v->get_string();
   return std::string_view(s.data(), s.size());
 }
@@ -44,7 +47,8 @@ Fallible GetStringArray(const json::object& obj, std::string_view key, std::stri
   out.clear();
   const json::value* v = obj.if_contains(key);
   if (v == nullptr || v->is_null()) return {};
-  if (!v->is_array()) return tl::unexpected(At(fmt::format("{}{}", path, key), "must be an array of strings"));
+  if (!v->is_array())
+    return tl::unexpected(At(fmt::format("{}{}", path, key), "must be an array of strings"));
   for (const json::value& item : v->get_array()) {
     if (!item.is_string()) {
       return tl::unexpected(At(fmt::format("{}{}", path, key), "must be an array of strings"));
@@ -57,10 +61,12 @@ Fallible GetStringArray(const json::object& obj, std::string_view key, std::stri
 
 // Calls fn(object, index) for each element of an optional array of objects.
 template <typename Fn>
-Fallible ForEachObject(const json::object& obj, std::string_view key, std::string_view path, Fn&& fn) {
+Fallible ForEachObject(const json::object& obj, std::string_view key, std::string_view path,
+                       Fn&& fn) {
   const json::value* v = obj.if_contains(key);
   if (v == nullptr || v->is_null()) return {};
-  if (!v->is_array()) return tl::unexpected(At(fmt::format("{}{}", path, key), "must be an array of objects"));
+  if (!v->is_array())
+    return tl::unexpected(At(fmt::format("{}{}", path, key), "must be an array of objects"));
   const json::array& a = v->get_array();
   for (size_t i = 0; i < a.size(); ++i) {
     if (!a[i].is_object()) {
@@ -106,40 +112,43 @@ struct RequestDecoder::Impl {
     releases.clear();
     forwards.clear();
     consents.clear();
-    auto r1 = ForEachObject(o, "releases", p, [&](const json::object& e, const std::string& path) -> Fallible {
-      auto to = GetString(e, "to", path, true);
-      if (!to) return tl::unexpected(to.error());
-      auto at = GetInstant(e, "at", path);
-      if (!at) return tl::unexpected(at.error());
-      auto agreement = GetString(e, "agreement", path, true);
-      if (!agreement) return tl::unexpected(agreement.error());
-      auto lvl = GetString(e, "level", path, false);
-      if (!lvl) return tl::unexpected(lvl.error());
-      releases.push_back(ReleaseView{*to, *at, *agreement, *lvl});
-      return {};
-    });
+    auto r1 = ForEachObject(o, "releases", p,
+                            [&](const json::object& e, const std::string& path) -> Fallible {
+                              auto to = GetString(e, "to", path, true);
+                              if (!to) return tl::unexpected(to.error());
+                              auto at = GetInstant(e, "at", path);
+                              if (!at) return tl::unexpected(at.error());
+                              auto agreement = GetString(e, "agreement", path, true);
+                              if (!agreement) return tl::unexpected(agreement.error());
+                              auto lvl = GetString(e, "level", path, false);
+                              if (!lvl) return tl::unexpected(lvl.error());
+                              releases.push_back(ReleaseView{*to, *at, *agreement, *lvl});
+                              return {};
+                            });
     if (!r1) return r1;
-    auto r2 = ForEachObject(o, "forwards", p, [&](const json::object& e, const std::string& path) -> Fallible {
-      auto from = GetString(e, "from", path, true);
-      if (!from) return tl::unexpected(from.error());
-      auto to = GetString(e, "to", path, true);
-      if (!to) return tl::unexpected(to.error());
-      auto at = GetInstant(e, "at", path);
-      if (!at) return tl::unexpected(at.error());
-      auto agreement = GetString(e, "agreement", path, true);
-      if (!agreement) return tl::unexpected(agreement.error());
-      forwards.push_back(ForwardView{*from, *to, *at, *agreement});
-      return {};
-    });
+    auto r2 = ForEachObject(o, "forwards", p,
+                            [&](const json::object& e, const std::string& path) -> Fallible {
+                              auto from = GetString(e, "from", path, true);
+                              if (!from) return tl::unexpected(from.error());
+                              auto to = GetString(e, "to", path, true);
+                              if (!to) return tl::unexpected(to.error());
+                              auto at = GetInstant(e, "at", path);
+                              if (!at) return tl::unexpected(at.error());
+                              auto agreement = GetString(e, "agreement", path, true);
+                              if (!agreement) return tl::unexpected(agreement.error());
+                              forwards.push_back(ForwardView{*from, *to, *at, *agreement});
+                              return {};
+                            });
     if (!r2) return r2;
-    auto r3 = ForEachObject(o, "consents", p, [&](const json::object& e, const std::string& path) -> Fallible {
-      auto to = GetString(e, "to", path, true);
-      if (!to) return tl::unexpected(to.error());
-      auto at = GetInstant(e, "at", path);
-      if (!at) return tl::unexpected(at.error());
-      consents.push_back(ConsentView{*to, *at});
-      return {};
-    });
+    auto r3 = ForEachObject(o, "consents", p,
+                            [&](const json::object& e, const std::string& path) -> Fallible {
+                              auto to = GetString(e, "to", path, true);
+                              if (!to) return tl::unexpected(to.error());
+                              auto at = GetInstant(e, "at", path);
+                              if (!at) return tl::unexpected(at.error());
+                              consents.push_back(ConsentView{*to, *at});
+                              return {};
+                            });
     if (!r3) return r3;
     out.destroyed_at.reset();
     if (const json::value* d = o.if_contains("destroyed_at"); d != nullptr && !d->is_null()) {
@@ -161,8 +170,9 @@ struct RequestDecoder::Impl {
     if (!action_name) return tl::unexpected(action_name.error());
     auto action = ParseAction(*action_name);
     if (!action) {
-      return tl::unexpected(At("action", fmt::format("unknown action `{}`; expected read, release or forward",
-                                                     *action_name)));
+      return tl::unexpected(
+          At("action",
+             fmt::format("unknown action `{}`; expected read, release or forward", *action_name)));
     }
     view = RequestView{};
     view.action = *action;
@@ -180,7 +190,8 @@ struct RequestDecoder::Impl {
       auto clearance = GetString(s, "clearance", "subject.", true);
       if (!clearance) return tl::unexpected(clearance.error());
       if (auto r = GetStringArray(s, "need_to_know", "subject.", need_to_know); !r) return r;
-      if (auto r = GetStringArray(s, "compartments", "subject.", subject_compartments); !r) return r;
+      if (auto r = GetStringArray(s, "compartments", "subject.", subject_compartments); !r)
+        return r;
       view.subject = SubjectView{*party, *clearance, need_to_know, subject_compartments};
     } else {
       auto to = GetString(root, "to", "", true);
@@ -282,10 +293,13 @@ void ResponseWriter::Write(std::string& out, std::string_view id_json, const Req
   out += "}\n";
 }
 
-void ResponseWriter::WriteInvalid(std::string& out, std::string_view id_json, std::string_view error) {
+void ResponseWriter::WriteInvalid(std::string& out, std::string_view id_json,
+                                  std::string_view error) {
   out += "{\"id\":";
   out += id_json;
-  out += ",\"decision\":\"deny\",\"reason\":\"invalid-request\",\"agreement\":null,\"marking\":null,\"error\":";
+  out +=
+      ",\"decision\":\"deny\",\"reason\":\"invalid-request\",\"agreement\":null,\"marking\":null,"
+      "\"error\":";
   AppendJsonString(out, error);
   out += "}\n";
 }

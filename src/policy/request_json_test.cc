@@ -1,9 +1,9 @@
 #include "accord/request_json.h"
 
-#include <filesystem>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <filesystem>
 
 #include "accord/config.h"
 
@@ -42,7 +42,8 @@ TEST(RequestDecoderTest, DecodesARequest) {
 TEST(RequestDecoderTest, NothingLeaksFromTheLineBefore) {
   RequestDecoder decoder;
   ASSERT_TRUE(decoder.Decode(kRelease).has_value());
-  auto r = decoder.Decode(R"({"id":7,"action":"release","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"},"to":"JPN"})");
+  auto r = decoder.Decode(
+      R"({"id":7,"action":"release","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"},"to":"JPN"})");
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_TRUE((*r)->object.releases.empty());
   EXPECT_TRUE((*r)->object.topics.empty());
@@ -60,19 +61,31 @@ TEST(RequestDecoderTest, ClearErrorsForMalformedLines) {
       {R"({"id":"a"})", "missing field `action`"},
       {R"({"action":"share","at":"2018-01-01T00:00:00Z"})", "`action`: unknown action `share`"},
       {R"({"action":"read"})", "missing field `at`"},
-      {R"({"action":"read","at":"2018-01-01"})", "`at`: bad instant `2018-01-01`: a date-time with an offset is required"},
-      {R"({"action":"read","at":"2018-01-01T00:00:00"})", "an offset such as `+09:00` or `Z` is required"},
+      {R"({"action":"read","at":"2018-01-01"})",
+       "`at`: bad instant `2018-01-01`: a date-time with an offset is required"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00"})",
+       "an offset such as `+09:00` or `Z` is required"},
       {R"({"action":"read","at":"2018-01-01T00:00:00Z"})", "missing field `object`"},
-      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":[]})", "`object`: must be an object"},
-      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR"}})", "missing field `object.level`"},
-      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":"x"}})", "`object.topics`: must be an array of strings"},
-      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","releases":[{"to":"JPN","at":"2018-01-01","agreement":"a"}]}})", "`object.releases[0].at`: bad instant"},
-      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","forwards":[7]}})", "`object.forwards[0]`: must be an object"},
-      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"}})", "missing field `subject`"},
-      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"},"subject":{"party":"JPN"}})", "missing field `subject.clearance`"},
-      {R"({"action":"release","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"}})", "missing field `to`"},
-      {R"({"action":"forward","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"},"to":"JPN"})", "missing field `holder`"},
-      {R"({"action":"release","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","destroyed_at":5},"to":"JPN"})", "`object.destroyed_at`: must be a string"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":[]})",
+       "`object`: must be an object"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR"}})",
+       "missing field `object.level`"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":"x"}})",
+       "`object.topics`: must be an array of strings"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","releases":[{"to":"JPN","at":"2018-01-01","agreement":"a"}]}})",
+       "`object.releases[0].at`: bad instant"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","forwards":[7]}})",
+       "`object.forwards[0]`: must be an object"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"}})",
+       "missing field `subject`"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"},"subject":{"party":"JPN"}})",
+       "missing field `subject.clearance`"},
+      {R"({"action":"release","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"}})",
+       "missing field `to`"},
+      {R"({"action":"forward","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"},"to":"JPN"})",
+       "missing field `holder`"},
+      {R"({"action":"release","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","destroyed_at":5},"to":"JPN"})",
+       "`object.destroyed_at`: must be a string"},
   };
   RequestDecoder decoder;
   for (const auto& [line, message] : cases) {
@@ -89,9 +102,11 @@ TEST(ResponseWriterTest, WritesTheWireFormat) {
   auto r = decoder.Decode(kRelease);
   ASSERT_TRUE(r.has_value());
   std::string out;
-  ResponseWriter(engine, ResponseOptions{false}).Write(out, decoder.id_json(), **r, engine.Decide(**r));
+  ResponseWriter(engine, ResponseOptions{false})
+      .Write(out, decoder.id_json(), **r, engine.Decide(**r));
   EXPECT_EQ(out,
-            "{\"id\":\"q1\",\"decision\":\"allow\",\"reason\":\"releasable\",\"agreement\":\"kor-jpn-gsomia\","
+            "{\"id\":\"q1\",\"decision\":\"allow\",\"reason\":\"releasable\",\"agreement\":\"kor-"
+            "jpn-gsomia\","
             "\"marking\":{\"party\":\"JPN\",\"level\":\"GOKUHI\",\"originator\":\"KOR\"}}\n");
 }
 
@@ -99,9 +114,10 @@ TEST(ResponseWriterTest, EscapesUserText) {
   const Engine engine = Example();
   std::string out;
   ResponseWriter(engine).WriteInvalid(out, "\"a\\\"b\"", "`x`: \"quoted\"\n\x01 극비");
-  EXPECT_EQ(out,
-            "{\"id\":\"a\\\"b\",\"decision\":\"deny\",\"reason\":\"invalid-request\",\"agreement\":null,"
-            "\"marking\":null,\"error\":\"`x`: \\\"quoted\\\"\\n\\u0001 극비\"}\n");
+  EXPECT_EQ(
+      out,
+      "{\"id\":\"a\\\"b\",\"decision\":\"deny\",\"reason\":\"invalid-request\",\"agreement\":null,"
+      "\"marking\":null,\"error\":\"`x`: \\\"quoted\\\"\\n\\u0001 극비\"}\n");
 }
 
 }  // namespace
