@@ -184,24 +184,11 @@ struct Engine::Index {
     }
     return FlowOutcome{StageReason(furthest), -1, -1};
   }
-
-  // The latest release of the object to `party` at or before t, or -1.
-  [[nodiscard]] static int32_t LatestRelease(const ObjectView& o, std::string_view party,
-                                             Instant t) noexcept {
-    int32_t best = -1;
-    for (size_t i = 0; i < o.releases.size(); ++i) {
-      const ReleaseView& r = o.releases[i];
-      if (r.to == party && r.at <= t && (best < 0 || r.at >= o.releases[best].at)) {
-        best = static_cast<int32_t>(i);
-      }
-    }
-    return best;
-  }
 };
 
 namespace {
 
-// Indices resolved once by validation.
+// Indices resolved once by validation, so that the checks compare integers, not strings.
 struct Resolved {
   int32_t originator = -1;
   int32_t object_level = -1;
@@ -209,6 +196,17 @@ struct Resolved {
   int32_t clearance = -1;
   int32_t to = -1;
   int32_t holder = -1;
+};
+
+// The agreement and party indices of the first kCached releases and forwards of a request. A
+// longer history is resolved again on use: bounded stack space, no allocation.
+constexpr size_t kCached = 16;
+struct ResolvedHistory {
+  std::array<int32_t, kCached> release_agreement;
+  std::array<int32_t, kCached> release_to;
+  std::array<int32_t, kCached> forward_agreement;
+  std::array<int32_t, kCached> forward_from;
+  std::array<int32_t, kCached> forward_to;
 };
 
 }  // namespace
@@ -333,6 +331,25 @@ Decision Engine::Decide(const RequestView& rq) const noexcept {
   const Instant t = rq.at;
   Resolved r;
 
+  ResolvedHistory h;
+  auto release_agreement = [&](size_t i) {
+    return i < kCached ? h.release_agreement[i] : ix.AgreementOf(o.releases[i].agreement);
+  };
+  auto release_to = [&](size_t i) {
+    return i < kCached ? h.release_to[i] : ix.Party(o.releases[i].to);
+  };
+  // The latest release of the object to `party` at or before `at`, or -1.
+  auto latest_release = [&](int32_t party, Instant at) {
+    int32_t best = -1;
+    for (size_t i = 0; i < o.releases.size(); ++i) {
+      if (release_to(i) == party && o.releases[i].at <= at &&
+          (best < 0 || o.releases[i].at >= o.releases[best].at)) {
+        best = static_cast<int32_t>(i);
+      }
+    }
+    return best;
+  };
+
   // 1. Structure of the history: agreements named must exist and hold both parties.
   const int32_t originator_guess = ix.Party(o.originator);
   for (size_t i = 0; i < o.releases.size(); ++i) {
@@ -340,6 +357,10 @@ Decision Engine::Decide(const RequestView& rq) const noexcept {
     const int32_t g = ix.AgreementOf(rel.agreement);
     if (g < 0) return Invalid(RequestProblem::kUnknownReleaseAgreement, static_cast<int32_t>(i));
     const int32_t to = ix.Party(rel.to);
+    if (i < kCached) {
+      h.release_agreement[i] = g;
+      h.release_to[i] = to;
+    }
     if (originator_guess < 0 || to < 0 || !ix.agreements[g].member[originator_guess] ||
         !ix.agreements[g].member[to]) {
       return Invalid(RequestProblem::kReleaseAgreementParties, static_cast<int32_t>(i));
@@ -353,11 +374,16 @@ Decision Engine::Decide(const RequestView& rq) const noexcept {
     if (g < 0) return Invalid(RequestProblem::kUnknownForwardAgreement, static_cast<int32_t>(i));
     const int32_t from = ix.Party(f.from);
     const int32_t to = ix.Party(f.to);
+    if (i < kCached) {
+      h.forward_agreement[i] = g;
+      h.forward_from[i] = from;
+      h.forward_to[i] = to;
+    }
     if (from < 0 || to < 0 || !ix.agreements[g].member[from] || !ix.agreements[g].member[to]) {
       return Invalid(RequestProblem::kForwardAgreementParties, static_cast<int32_t>(i));
     }
     if (f.from == f.to) return Invalid(RequestProblem::kForwardToSelf, static_cast<int32_t>(i));
-    if (Index::LatestRelease(o, f.from, f.at) < 0) {
+    if (latest_release(from, f.at) < 0) {
       return Invalid(RequestProblem::kForwardWithoutRelease, static_cast<int32_t>(i));
     }
   }
@@ -412,7 +438,7 @@ Decision Engine::Decide(const RequestView& rq) const noexcept {
       if (r.holder == r.originator) return Invalid(RequestProblem::kForwardByOriginator);
       if (r.to == r.holder) return Invalid(RequestProblem::kForwardToHolder);
       if (r.to == r.originator) return Invalid(RequestProblem::kForwardToOriginator);
-      const int32_t held = Index::LatestRelease(o, rq.holder, t);
+      const int32_t held = latest_release(r.holder, t);
       if (held < 0) return Deny(Reason::kNotHeld);
       bool consented = false;
       for (const ConsentView& c : o.consents) {
@@ -420,7 +446,7 @@ Decision Engine::Decide(const RequestView& rq) const noexcept {
       }
       if (!consented) return Deny(Reason::kNoConsent);
       // The holder's marking: the current level mapped through the agreement it received under.
-      const int32_t holder_level = ix.MapLevel(ix.AgreementOf(o.releases[held].agreement),
+      const int32_t holder_level = ix.MapLevel(release_agreement(static_cast<size_t>(held)),
                                                r.originator, r.object_level, r.holder);
       const auto flow = ix.CheckFlow(r.holder, r.to, holder_level, o.topics, t);
       if (flow.reason != Reason::kReleasable) {
@@ -516,19 +542,20 @@ Decision Engine::Decide(const RequestView& rq) const noexcept {
   };
   for (size_t i = 0; i < o.releases.size(); ++i) {
     const ReleaseView& rel = o.releases[i];
-    if (rel.to != s.party || rel.at > t) continue;
-    const int32_t g = ix.AgreementOf(rel.agreement);
+    if (release_to(i) != sp || rel.at > t) continue;
+    const int32_t g = release_agreement(i);
     consider(evaluate(g, ix.MapLevel(g, r.originator, r.object_level, sp), static_cast<int32_t>(i),
                       false),
              rel.at);
   }
   for (size_t i = 0; i < o.forwards.size(); ++i) {
     const ForwardView& f = o.forwards[i];
-    if (f.to != s.party || f.at > t) continue;
-    const int32_t g = ix.AgreementOf(f.agreement);
-    const int32_t holder = ix.Party(f.from);
-    const int32_t held = Index::LatestRelease(o, f.from, f.at);  // exists: validated above
-    const int32_t holder_level = ix.MapLevel(ix.AgreementOf(o.releases[held].agreement),
+    const bool cached = i < kCached;
+    if ((cached ? h.forward_to[i] : ix.Party(f.to)) != sp || f.at > t) continue;
+    const int32_t g = cached ? h.forward_agreement[i] : ix.AgreementOf(f.agreement);
+    const int32_t holder = cached ? h.forward_from[i] : ix.Party(f.from);
+    const int32_t held = latest_release(holder, f.at);  // exists: validated above
+    const int32_t holder_level = ix.MapLevel(release_agreement(static_cast<size_t>(held)),
                                              r.originator, r.object_level, holder);
     consider(evaluate(g, ix.MapLevel(g, holder, holder_level, sp), static_cast<int32_t>(i), true),
              f.at);

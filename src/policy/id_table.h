@@ -59,10 +59,16 @@ class IdTable {
 
   static Key KeyOf(std::string_view id) noexcept {
     Key k;
-    char buf[16] = {};
-    std::memcpy(buf, id.data(), id.size() < 16 ? id.size() : 16);
-    std::memcpy(&k.a, buf, 8);
-    std::memcpy(&k.b, buf + 8, 8);
+    // Packs the first 16 bytes little-endian without a buffer; ids are a few bytes long.
+    const size_t n = id.size() < 16 ? id.size() : 16;
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t byte = static_cast<unsigned char>(id[i]);
+      if (i < 8) {
+        k.a |= byte << (8 * i);
+      } else {
+        k.b |= byte << (8 * (i - 8));
+      }
+    }
     uint64_t h = (k.a * 0x9E3779B97F4A7C15ull) ^ (k.b * 0xC2B2AE3D27D4EB4Full) ^ id.size();
     for (size_t i = 16; i < id.size(); ++i)
       h = (h ^ static_cast<unsigned char>(id[i])) * 0x100000001B3ull;
