@@ -12,7 +12,8 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev
   libssl-dev libcli11-dev
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
-  clang-14 libclang-rt-14-dev
+  clang-14 libclang-rt-14-dev clang-format
+  python3 time
 )
 
 missing=()
