@@ -169,8 +169,9 @@ std::vector<std::string> GenerateRequests(const Policy& policy, uint64_t seed, s
   for (size_t q = 0; q < count; ++q) {
     const int origin = uniform(0, n - 1);
     std::string topics, rel_to, releases, forwards, consents;
-    for (int k = uniform(0, 2); k > 0; --k)
+    for (int k = uniform(0, 2); k > 0; --k) {
       topics += fmt::format("{}\"{}\"", topics.empty() ? "" : ",", Topic(uniform(0, kTopics - 1)));
+    }
     std::vector<int> holders;
     std::vector<int> releasable;
     for (int k = uniform(0, 5); k > 0; --k) {
@@ -224,8 +225,9 @@ std::vector<std::string> GenerateRequests(const Policy& policy, uint64_t seed, s
                              ? uniform(0, n - 1)
                              : holders[uniform(0, static_cast<int>(holders.size()) - 1)];
       std::string ntk;
-      for (int k = uniform(0, 3); k > 0; --k)
+      for (int k = uniform(0, 3); k > 0; --k) {
         ntk += fmt::format("{}\"{}\"", ntk.empty() ? "" : ",", Topic(uniform(0, kTopics - 1)));
+      }
       out.push_back(
           fmt::format("{{\"id\":\"q{}\",\"action\":\"read\",\"at\":\"{}\",\"subject\":{{\"party\":"
                       "\"{}\",\"clearance\":\"L{}\","

@@ -134,9 +134,10 @@ Result<ZoneOffset> ParseOffsetAt(std::string_view s, size_t& pos) {
 Result<Instant> ParseInstantImpl(std::string_view text, std::optional<ZoneOffset> zone) {
   size_t pos = 0;
   auto date = ParseDate(text, pos);
-  if (!date)
+  if (!date) {
     return Fail(Code::kInvalidArgument,
                 fmt::format("bad instant `{}`: {}", text, date.error().message));
+  }
   int64_t seconds_of_day = 0;
   int64_t micros = 0;
   std::optional<ZoneOffset> offset;
@@ -152,9 +153,10 @@ Result<Instant> ParseInstantImpl(std::string_view text, std::optional<ZoneOffset
                   fmt::format("bad instant `{}`: expected `T` after the date", text));
     }
     auto time = ParseTime(text, pos);
-    if (!time)
+    if (!time) {
       return Fail(Code::kInvalidArgument,
                   fmt::format("bad instant `{}`: {}", text, time.error().message));
+    }
     seconds_of_day = time->first;
     micros = time->second;
     if (pos == text.size()) {
@@ -166,9 +168,10 @@ Result<Instant> ParseInstantImpl(std::string_view text, std::optional<ZoneOffset
       offset = zone;
     } else {
       auto parsed = ParseOffsetAt(text, pos);
-      if (!parsed)
+      if (!parsed) {
         return Fail(Code::kInvalidArgument,
                     fmt::format("bad instant `{}`: {}", text, parsed.error().message));
+      }
       offset = *parsed;
     }
   }
@@ -266,8 +269,9 @@ Result<CalendarDuration> ParseDuration(std::string_view text) {
     const char designator = static_cast<char>(text[pos] & ~0x20);  // upper case
     const std::string_view order = in_time ? kTimeOrder : kDateOrder;
     const size_t rank = order.find(designator);
-    if (rank == std::string_view::npos)
+    if (rank == std::string_view::npos) {
       return bad(fmt::format("unknown designator `{}`", text[pos]));
+    }
     if (rank + 1 <= last_rank) return bad("designators out of order or repeated");
     last_rank = rank + 1;
     ++pos;
@@ -276,10 +280,12 @@ Result<CalendarDuration> ParseDuration(std::string_view text) {
     constexpr int64_t kMaxPart = 10'000LL * 366 * 24 * 3600;
     if (value > kMaxPart) return bad("value too large");
     if (!in_time) {
-      if (value > 10'000 * 12 && designator != 'D' && designator != 'W')
+      if (value > 10'000 * 12 && designator != 'D' && designator != 'W') {
         return bad("value too large");
-      if (value > 10'000LL * 366 && (designator == 'D' || designator == 'W'))
+      }
+      if (value > 10'000LL * 366 && (designator == 'D' || designator == 'W')) {
         return bad("value too large");
+      }
       switch (designator) {
         case 'Y':
           d.years = static_cast<int32_t>(value);
@@ -335,8 +341,9 @@ std::string FormatDuration(const CalendarDuration& d) {
 
 Result<Instant> AddCalendar(Instant t, const CalendarDuration& d, ZoneOffset zone, int64_t factor,
                             Direction direction) {
-  if (t == Instant::Max() || t == Instant::Min())
+  if (t == Instant::Max() || t == Instant::Min()) {
     return Fail(Code::kOutOfRange, OutOfRangeMessage());
+  }
   const int64_t sign = direction == Direction::kForward ? 1 : -1;
   // Bound the factor so the products below cannot overflow; 10,000 years is the whole range.
   if (factor < 0 || factor > 4'000'000) return Fail(Code::kOutOfRange, OutOfRangeMessage());

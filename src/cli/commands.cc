@@ -184,8 +184,9 @@ void DecideBlock(std::string_view block, const Engine& engine, RequestDecoder& d
     std::string_view line = block.substr(0, nl);
     block.remove_prefix(nl == std::string_view::npos ? block.size() : nl + 1);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.find_first_not_of(" \t") == std::string_view::npos)
+    if (line.find_first_not_of(" \t") == std::string_view::npos) {
       continue;  // blank lines are skipped
+    }
     auto request = decoder.Decode(line);
     if (!request) {
       writer.WriteInvalid(out, decoder.id_json(), request.error());
@@ -337,62 +338,64 @@ int RunDecide(const DecideOptions& o) {
   return kExitOk;
 }
 
-int RunAgreementList(const AgreementOptions& o) {
+namespace {
+
+// Loads the policy and calls fn(engine, index, at, status) for each agreement --id selects, at
+// --at (or now). Returns the exit code.
+template <typename Fn>
+int ForEachAgreementStatus(const AgreementOptions& o, Fn&& fn) {
   auto engine = LoadEngine(o.policy);
   if (!engine) return kExitPolicyInvalid;
   auto selected = SelectAgreements(*engine, o.id);
   if (!selected) return kExitUsage;
   for (int32_t g : *selected) {
-    const Agreement& a = engine->agreement(g);
-    auto at = ResolveAt(o.at, a.zone);
+    auto at = ResolveAt(o.at, engine->agreement(g).zone);
     if (!at) return kExitUsage;
     auto status = engine->Status(g, *at);
     if (!status) {
       PrintError(status.error().message);
       return kExitPolicyInvalid;
     }
-    if (o.json) {
-      json::object j = StatusJson(*engine, g, *at, *status);
-      j["title"] = a.title;
-      json::array parties;
-      for (const std::string& p : a.parties) parties.emplace_back(p);
-      j["parties"] = std::move(parties);
-      j["in_force"] = FormatInstant(a.in_force, a.zone);
-      j["term"] = a.term ? json::value(FormatDuration(*a.term)) : json::value(nullptr);
-      j["hub"] = a.hub ? json::value(*a.hub) : json::value(nullptr);
-      PrintJson(j);
-    } else {
-      fmt::print("{:<18} {:<15} since {}  {:<12} {}\n", a.id, PartyList(a.parties),
-                 FormatInstant(a.in_force, a.zone).substr(0, 10),
-                 a.term ? "term " + FormatDuration(*a.term) : std::string("no term"),
-                 AgreementStateName(status->state));
-    }
+    fn(*engine, g, *at, *status);
   }
   return kExitOk;
 }
 
+}  // namespace
+
+int RunAgreementList(const AgreementOptions& o) {
+  return ForEachAgreementStatus(
+      o, [&](const Engine& e, int32_t g, Instant at, const AgreementStatus& status) {
+        const Agreement& a = e.agreement(g);
+        if (o.json) {
+          json::object j = StatusJson(e, g, at, status);
+          j["title"] = a.title;
+          json::array parties;
+          for (const std::string& p : a.parties) parties.emplace_back(p);
+          j["parties"] = std::move(parties);
+          j["in_force"] = FormatInstant(a.in_force, a.zone);
+          j["term"] = a.term ? json::value(FormatDuration(*a.term)) : json::value(nullptr);
+          j["hub"] = a.hub ? json::value(*a.hub) : json::value(nullptr);
+          PrintJson(j);
+        } else {
+          fmt::print("{:<18} {:<15} since {}  {:<12} {}\n", a.id, PartyList(a.parties),
+                     FormatInstant(a.in_force, a.zone).substr(0, 10),
+                     a.term ? "term " + FormatDuration(*a.term) : std::string("no term"),
+                     AgreementStateName(status.state));
+        }
+      });
+}
+
 int RunAgreementStatus(const AgreementOptions& o) {
-  auto engine = LoadEngine(o.policy);
-  if (!engine) return kExitPolicyInvalid;
-  auto selected = SelectAgreements(*engine, o.id);
-  if (!selected) return kExitUsage;
-  for (int32_t g : *selected) {
-    const Agreement& a = engine->agreement(g);
-    auto at = ResolveAt(o.at, a.zone);
-    if (!at) return kExitUsage;
-    auto status = engine->Status(g, *at);
-    if (!status) {
-      PrintError(status.error().message);
-      return kExitPolicyInvalid;
-    }
-    if (o.json) {
-      PrintJson(StatusJson(*engine, g, *at, *status));
-    } else {
-      fmt::print("{} at {}: {}\n", a.id, FormatInstant(*at, a.zone),
-                 StatusLine(*engine, g, *status));
-    }
-  }
-  return kExitOk;
+  return ForEachAgreementStatus(
+      o, [&](const Engine& e, int32_t g, Instant at, const AgreementStatus& status) {
+        if (o.json) {
+          PrintJson(StatusJson(e, g, at, status));
+        } else {
+          fmt::print("{} at {}: {}\n", e.agreement(g).id, FormatInstant(at, e.agreement(g).zone),
+                     StatusLine(e, g, status));
+        }
+      });
 }
 
 int RunAgreementTimeline(const AgreementOptions& o) {
@@ -420,8 +423,9 @@ int RunAgreementTimeline(const AgreementOptions& o) {
       PrintJson(json::object{{"id", a.id}, {"entries", std::move(entries)}});
     } else {
       fmt::print("{} — {}\n", a.id, a.title);
-      for (const TimelineEntry& t : *timeline)
+      for (const TimelineEntry& t : *timeline) {
         fmt::print("  {}  {}\n", FormatInstant(t.at, a.zone), t.what);
+      }
     }
   }
   return kExitOk;

@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
       "Decide JSON Lines requests (read, release, forward); one JSON line out per line in");
   decide_cmd->add_option("--policy", decide.policy, "Policy directory")->required();
   decide_cmd->add_option("--requests", decide.requests, "Requests file (default: standard input)");
-  decide_cmd->add_flag("!--no-explain", decide.explain, "Leave out the human explanation");
+  bool no_explain = false;
+  decide_cmd->add_flag("--no-explain", no_explain, "Leave out the human explanation");
   decide_cmd->add_option("--threads", decide.threads,
                          "Worker threads (default: one per core); output order "
                          "always follows input order");
@@ -79,7 +80,10 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : kExitUsage;
   }
   if (*check_cmd) return RunCheck(check);
-  if (*decide_cmd) return RunDecide(decide);
+  if (*decide_cmd) {
+    decide.explain = !no_explain;
+    return RunDecide(decide);
+  }
   if (*list_cmd) return RunAgreementList(agreement);
   if (*status_cmd) return RunAgreementStatus(agreement);
   if (*timeline_cmd) return RunAgreementTimeline(agreement);

@@ -495,10 +495,12 @@ void ReadSubjects(Reader& r, const PolicyFile& f, Policy& policy) {
     s.id = r.String(sv, "id", f.name, true, "a subject").value_or("");
     s.party = r.String(sv, "party", f.name, true, "a subject").value_or("");
     s.clearance = r.String(sv, "clearance", f.name, true, "a subject").value_or("");
-    if (const toml::value* v = r.Member(sv, "need_to_know"))
+    if (const toml::value* v = r.Member(sv, "need_to_know")) {
       s.need_to_know = r.StringArray(*v, f.name, "need_to_know");
-    if (const toml::value* v = r.Member(sv, "compartments"))
+    }
+    if (const toml::value* v = r.Member(sv, "compartments")) {
       s.compartments = r.StringArray(*v, f.name, "compartments");
+    }
     policy.subjects.push_back(std::move(s));
   }
 }

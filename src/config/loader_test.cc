@@ -44,8 +44,9 @@ LoadResult Load(std::string_view parties, std::string_view agreement,
                 std::optional<std::string_view> subjects = std::nullopt) {
   PolicySources s;
   s.parties = PolicyFile{"parties.toml", std::string(parties)};
-  if (!agreement.empty())
+  if (!agreement.empty()) {
     s.agreements.push_back(PolicyFile{"agreements/kor-jpn.toml", std::string(agreement)});
+  }
   if (subjects) s.subjects = PolicyFile{"subjects.toml", std::string(*subjects)};
   return LoadPolicy(s);
 }

@@ -35,8 +35,9 @@ void CheckParties(const Policy& policy, Checker& out) {
     if (!IsValidPartyId(p.id)) {
       out.Add(at + ".id", fmt::format("party id `{}` must match [A-Z][A-Z0-9-]{{1,15}}", p.id));
     }
-    if (!seen.insert(p.id).second)
+    if (!seen.insert(p.id).second) {
       out.Add(at + ".id", fmt::format("party `{}` is defined twice", p.id));
+    }
     if (p.levels.empty()) out.Add(at + ".levels", fmt::format("party `{}` has no levels", p.id));
     std::set<std::string, std::less<>> level_ids;
     for (size_t j = 0; j < p.levels.size(); ++j) {
@@ -80,8 +81,9 @@ void CheckRows(const Policy& policy, const Agreement& a, const std::string& at, 
         continue;
       }
       const Party* p = policy.FindParty(party);
-      if (ids.empty())
+      if (ids.empty()) {
         out.Add(pat, fmt::format("party `{}` has no level in equivalence row {}", party, r + 1));
+      }
       for (const std::string& id : ids) {
         if (p != nullptr && p->LevelIndex(id) < 0) {
           out.Add(pat, fmt::format("unknown level `{}` for party `{}`", id, party));
@@ -169,16 +171,18 @@ void CheckAgreements(const Policy& policy, Checker& out) {
           at + ".id",
           fmt::format("agreement id `{}` must be ASCII letters, digits, `-`, `_` or `.`", a.id));
     }
-    if (!seen.insert(a.id).second)
+    if (!seen.insert(a.id).second) {
       out.Add(at + ".id", fmt::format("agreement `{}` is defined twice", a.id));
+    }
     if (a.parties.size() < 2) out.Add(at + ".parties", "an agreement needs at least two parties");
     std::set<std::string, std::less<>> members;
     for (const std::string& p : a.parties) {
       if (policy.FindParty(p) == nullptr) {
         out.Add(at + ".parties", fmt::format("unknown party `{}`", p));
       }
-      if (!members.insert(p).second)
+      if (!members.insert(p).second) {
         out.Add(at + ".parties", fmt::format("party `{}` is listed twice", p));
+      }
     }
     if (a.term && a.term->IsZero()) out.Add(at + ".term", "a term must be longer than zero");
     if (a.renewal == Renewal::kNone && !a.term) {
@@ -187,8 +191,9 @@ void CheckAgreements(const Policy& policy, Checker& out) {
     if (a.scope.empty()) out.Add(at + ".scope", "scope is empty; use [\"*\"] for all topics");
     for (const std::string& topic : a.scope) {
       if (topic.empty()) out.Add(at + ".scope", "a scope topic is empty");
-      if (topic == "*" && a.scope.size() > 1)
+      if (topic == "*" && a.scope.size() > 1) {
         out.Add(at + ".scope", "`*` must be the only scope entry");
+      }
     }
     if (a.hub && !a.HasParty(*a.hub)) {
       out.Add(at + ".hub", fmt::format("hub `{}` is not a party of the agreement", *a.hub));
@@ -204,8 +209,9 @@ void CheckSubjects(const Policy& policy, Checker& out) {
     const Subject& s = policy.subjects[i];
     const std::string at = fmt::format("subject[{}]", i);
     if (s.id.empty()) out.Add(at + ".id", "a subject needs an id");
-    if (!seen.insert(s.id).second)
+    if (!seen.insert(s.id).second) {
       out.Add(at + ".id", fmt::format("subject `{}` is defined twice", s.id));
+    }
     const Party* p = policy.FindParty(s.party);
     if (p == nullptr) {
       out.Add(at + ".party", fmt::format("unknown party `{}`", s.party));

@@ -273,8 +273,9 @@ Result<Engine> Engine::Compile(Policy policy) {
     const Agreement& a = p.agreements[g];
     CompiledAgreement c;
     auto life = ComputeLifetime(a);
-    if (!life)
+    if (!life) {
       return Fail(life.error().code, fmt::format("agreement `{}`: {}", a.id, life.error().message));
+    }
     c.life = *life;
     c.hub = a.hub ? index->Party(*a.hub) : -1;
     c.survival = a.survival;
@@ -365,8 +366,9 @@ Decision Engine::Decide(const RequestView& rq) const noexcept {
         !ix.agreements[g].member[to]) {
       return Invalid(RequestProblem::kReleaseAgreementParties, static_cast<int32_t>(i));
     }
-    if (rel.to == o.originator)
+    if (rel.to == o.originator) {
       return Invalid(RequestProblem::kReleaseToOriginator, static_cast<int32_t>(i));
+    }
   }
   for (size_t i = 0; i < o.forwards.size(); ++i) {
     const ForwardView& f = o.forwards[i];

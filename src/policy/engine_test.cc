@@ -99,8 +99,9 @@ levels = [ { USA = ["S"], GBR = ["S"] } ]
 Engine MakeEngine() {
   PolicySources s;
   s.parties = PolicyFile{"parties.toml", std::string(kParties)};
-  for (auto text : {kKorJpn, kUsaKor, kUsaJpn, kTisa, kUsaGbr})
+  for (auto text : {kKorJpn, kUsaKor, kUsaJpn, kTisa, kUsaGbr}) {
     s.agreements.push_back(PolicyFile{"a.toml", std::string(text)});
+  }
   auto policy = LoadPolicy(s);
   EXPECT_TRUE(policy.has_value()) << policy.error()[0].ToString();
   auto engine = Engine::Compile(std::move(*policy));

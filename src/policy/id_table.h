@@ -70,8 +70,9 @@ class IdTable {
       }
     }
     uint64_t h = (k.a * 0x9E3779B97F4A7C15ull) ^ (k.b * 0xC2B2AE3D27D4EB4Full) ^ id.size();
-    for (size_t i = 16; i < id.size(); ++i)
+    for (size_t i = 16; i < id.size(); ++i) {
       h = (h ^ static_cast<unsigned char>(id[i])) * 0x100000001B3ull;
+    }
     h ^= h >> 29;
     h *= 0xBF58476D1CE4E5B9ull;
     k.hash = h ^ (h >> 32);

@@ -187,8 +187,9 @@ std::string_view NoticeStateName(NoticeState s) {
 }
 
 Result<Instant> Anniversary(const Agreement& a, int64_t k) {
-  if (!a.term)
+  if (!a.term) {
     return Fail(Code::kFailedPrecondition, fmt::format("agreement `{}` has no term", a.id));
+  }
   return AddCalendar(a.in_force, *a.term, a.zone, k);
 }
 

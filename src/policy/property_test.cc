@@ -222,8 +222,9 @@ RequestBuilder GenRequest(const Policy& p) {
   b.RelTo(rel_to);
   for (const Rel& r : rels) b.Released(r.to, r.at, r.agreement);
   for (const Fwd& f : fwds) b.Forwarded(f.from, f.to, f.at, f.agreement);
-  for (int k = *rc::gen::inRange(0, 3); k > 0; --k)
+  for (int k = *rc::gen::inRange(0, 3); k > 0; --k) {
     b.Consent(AnyParty(p), Text(RandomInstant(1990, 2035)));
+  }
   if (*rc::gen::arbitrary<bool>()) b.Consent(consent_to, Text(RandomInstant(1990, 2020)));
   if (*rc::gen::inRange(0, 10) == 0) b.Destroyed(Text(RandomInstant(1990, 2040)));
   return b;
@@ -389,8 +390,9 @@ TEST(DecisionProperties, GeneratorReachesEveryKindOfDecision) {
   if (total == 0) GTEST_SKIP() << "run together with DecisionsAreDeterministicAndConsistent";
   std::string histogram;
   for (int i = 0; i < kReasonCount; ++i) {
-    if (seen[i] > 0)
+    if (seen[i] > 0) {
       histogram += fmt::format("{} {}, ", ReasonName(static_cast<Reason>(i)), seen[i]);
+    }
   }
   std::cout << "reasons reached: " << histogram << "\n";
   for (Reason r :

@@ -27,8 +27,9 @@ tl::expected<std::string_view, std::string> GetString(const json::object& obj, s
     if (required) return tl::unexpected(fmt::format("missing field `{}{}`", path, key));
     return std::string_view{};
   }
-  if (!v->is_string())
+  if (!v->is_string()) {
     return tl::unexpected(At(fmt::format("{}{}", path, key), "must be a string"));
+  }
   const json::string& s = v->get_string();
   return std::string_view(s.data(), s.size());
 }
@@ -47,8 +48,9 @@ Fallible GetStringArray(const json::object& obj, std::string_view key, std::stri
   out.clear();
   const json::value* v = obj.if_contains(key);
   if (v == nullptr || v->is_null()) return {};
-  if (!v->is_array())
+  if (!v->is_array()) {
     return tl::unexpected(At(fmt::format("{}{}", path, key), "must be an array of strings"));
+  }
   for (const json::value& item : v->get_array()) {
     if (!item.is_string()) {
       return tl::unexpected(At(fmt::format("{}{}", path, key), "must be an array of strings"));
@@ -65,8 +67,9 @@ Fallible ForEachObject(const json::object& obj, std::string_view key, std::strin
                        Fn&& fn) {
   const json::value* v = obj.if_contains(key);
   if (v == nullptr || v->is_null()) return {};
-  if (!v->is_array())
+  if (!v->is_array()) {
     return tl::unexpected(At(fmt::format("{}{}", path, key), "must be an array of objects"));
+  }
   const json::array& a = v->get_array();
   for (size_t i = 0; i < a.size(); ++i) {
     if (!a[i].is_object()) {
@@ -190,8 +193,9 @@ struct RequestDecoder::Impl {
       auto clearance = GetString(s, "clearance", "subject.", true);
       if (!clearance) return tl::unexpected(clearance.error());
       if (auto r = GetStringArray(s, "need_to_know", "subject.", need_to_know); !r) return r;
-      if (auto r = GetStringArray(s, "compartments", "subject.", subject_compartments); !r)
+      if (auto r = GetStringArray(s, "compartments", "subject.", subject_compartments); !r) {
         return r;
+      }
       view.subject = SubjectView{*party, *clearance, need_to_know, subject_compartments};
     } else {
       auto to = GetString(root, "to", "", true);
