@@ -3,6 +3,7 @@
 #ifndef ACCORD_SRC_CLI_COMMANDS_H_
 #define ACCORD_SRC_CLI_COMMANDS_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -40,6 +41,23 @@ struct ReplayOptions {
   std::string zone = "+09:00";
 };
 
+// `accord log verify-inclusion` / `verify-consistency`: hashes as hex, proofs as comma-separated
+// hex. Exit 0 when the proof verifies, 1 when it does not, 2 when an argument is malformed.
+struct VerifyInclusionOptions {
+  std::string leaf_hash;
+  uint64_t index = 0;
+  uint64_t size = 0;
+  std::string root;
+  std::string proof;
+};
+struct VerifyConsistencyOptions {
+  uint64_t size1 = 0;
+  uint64_t size2 = 0;
+  std::string root1;
+  std::string root2;
+  std::string proof;
+};
+
 int RunCheck(const CheckOptions& o);
 int RunDecide(const DecideOptions& o);
 int RunAgreementList(const AgreementOptions& o);
@@ -47,6 +65,8 @@ int RunAgreementStatus(const AgreementOptions& o);
 int RunAgreementTimeline(const AgreementOptions& o);
 int RunFlows(const FlowsOptions& o);
 int RunReplay(const ReplayOptions& o);
+int RunVerifyInclusion(const VerifyInclusionOptions& o);
+int RunVerifyConsistency(const VerifyConsistencyOptions& o);
 
 }  // namespace accord::cli
 

@@ -73,6 +73,31 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("--policy", replay.policy, "Policy directory")->required();
   replay_cmd->add_option("--zone", replay.zone, "Offset to print instants in (default +09:00)");
 
+  auto* log_cmd = app.add_subcommand("log", "The audit log: check Merkle proofs (RFC 9162)");
+  log_cmd->require_subcommand(1);
+  VerifyInclusionOptions inclusion;
+  auto* inclusion_cmd = log_cmd->add_subcommand(
+      "verify-inclusion", "Check that a leaf hash is in a tree of a given size and root");
+  inclusion_cmd->add_option("--leaf-hash", inclusion.leaf_hash, "SHA-256(0x00 || entry), hex")
+      ->required();
+  inclusion_cmd->add_option("--index", inclusion.index, "Leaf index, from 0")->required();
+  inclusion_cmd->add_option("--size", inclusion.size, "Tree size")->required();
+  inclusion_cmd->add_option("--root", inclusion.root, "Root hash of that tree, hex")->required();
+  inclusion_cmd->add_option("--proof", inclusion.proof, "Audit path: hex hashes, comma-separated")
+      ->required();
+  VerifyConsistencyOptions consistency;
+  auto* consistency_cmd = log_cmd->add_subcommand(
+      "verify-consistency", "Check that the tree of size1 is a prefix of the tree of size2");
+  consistency_cmd->add_option("--size1", consistency.size1, "The earlier tree size")->required();
+  consistency_cmd->add_option("--size2", consistency.size2, "The later tree size")->required();
+  consistency_cmd->add_option("--root1", consistency.root1, "Root of the earlier tree, hex")
+      ->required();
+  consistency_cmd->add_option("--root2", consistency.root2, "Root of the later tree, hex")
+      ->required();
+  consistency_cmd
+      ->add_option("--proof", consistency.proof, "Consistency proof: hex hashes, comma-separated")
+      ->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -89,5 +114,7 @@ int main(int argc, char** argv) {
   if (*timeline_cmd) return RunAgreementTimeline(agreement);
   if (*flows_cmd) return RunFlows(flows);
   if (*replay_cmd) return RunReplay(replay);
+  if (*inclusion_cmd) return RunVerifyInclusion(inclusion);
+  if (*consistency_cmd) return RunVerifyConsistency(consistency);
   return kExitUsage;
 }

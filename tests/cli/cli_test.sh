@@ -57,5 +57,18 @@ check bad-at.txt 2 "$accord" flows --policy "$policy" --at yesterday
 check missing-file.txt 3 "$accord" decide --policy "$policy" --requests /nonexistent/requests.jsonl
 check no-command.txt 2 "$accord"
 
+# Merkle proofs on bare hashes (the RFC 9162 test tree of 8 leaves).
+root8=5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328
+root6=76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef
+path4=4271a26be0d8a84f0bd54c8c302e7cb3a3b5d1fa6780a40bcce2873477dab658,ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0,d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7
+leaf4=bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b
+check inclusion-valid.txt 0 "$accord" log verify-inclusion --leaf-hash $leaf4 --index 4 --size 8 --root $root8 --proof $path4
+check inclusion-wrong-index.txt 1 "$accord" log verify-inclusion --leaf-hash $leaf4 --index 5 --size 8 --root $root8 --proof $path4
+check inclusion-bad-hex.txt 2 "$accord" log verify-inclusion --leaf-hash xyz --index 4 --size 8 --root $root8 --proof $path4
+consistency=0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a,ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0,d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7
+check consistency-valid.txt 0 "$accord" log verify-consistency --size1 6 --size2 8 --root1 $root6 --root2 $root8 --proof $consistency
+check consistency-swapped.txt 1 "$accord" log verify-consistency --size1 6 --size2 8 --root1 $root8 --root2 $root6 --proof $consistency
+check consistency-backwards.txt 2 "$accord" log verify-consistency --size1 8 --size2 6 --root1 $root8 --root2 $root6 --proof $consistency
+
 echo "$passed passed, $failures failed"
 [ "$failures" = 0 ]
