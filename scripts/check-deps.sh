@@ -11,7 +11,7 @@ declare -A owner=(
   [model.h]=model
   [config.h]=config
   [lifecycle.h]=policy [engine.h]=policy [request_json.h]=policy
-  [merkle.h]=ledger
+  [merkle.h]=ledger [note.h]=ledger
 )
 # What each module may include, besides its own headers.
 declare -A allowed=(

@@ -58,6 +58,16 @@ struct VerifyConsistencyOptions {
   std::string proof;
 };
 
+// `accord log verify-proof`: a signed checkpoint, an entry and its inclusion proof, checked with
+// only the log's verifier key.
+struct VerifyProofOptions {
+  std::string log_key;     // "<name>+<id>+<base64>"
+  std::string checkpoint;  // file holding the signed checkpoint
+  std::string entry;       // file holding the entry's bytes
+  uint64_t index = 0;
+  std::string proof;
+};
+
 int RunCheck(const CheckOptions& o);
 int RunDecide(const DecideOptions& o);
 int RunAgreementList(const AgreementOptions& o);
@@ -67,6 +77,7 @@ int RunFlows(const FlowsOptions& o);
 int RunReplay(const ReplayOptions& o);
 int RunVerifyInclusion(const VerifyInclusionOptions& o);
 int RunVerifyConsistency(const VerifyConsistencyOptions& o);
+int RunVerifyProof(const VerifyProofOptions& o);
 
 }  // namespace accord::cli
 

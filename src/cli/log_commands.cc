@@ -1,7 +1,11 @@
 // `accord log ...`: checks anyone can run on bare hashes, with no access to the log.
 #include <fmt/format.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "accord/merkle.h"
+#include "accord/note.h"
 #include "commands.h"
 
 namespace accord::cli {
@@ -26,6 +30,14 @@ int BadArgument(std::string_view flag, const Error& e) {
   return kExitUsage;
 }
 
+std::optional<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 }  // namespace
 
 int RunVerifyInclusion(const VerifyInclusionOptions& o) {
@@ -46,6 +58,32 @@ int RunVerifyConsistency(const VerifyConsistencyOptions& o) {
   const auto proof = merkle::ProofFromHex(o.proof);
   if (!proof) return BadArgument("--proof", proof.error());
   return Report(merkle::VerifyConsistency(o.size1, o.size2, *proof, *root1, *root2));
+}
+
+int RunVerifyProof(const VerifyProofOptions& o) {
+  const auto key = note::Verifier::FromVerifierKey(o.log_key);
+  if (!key) return BadArgument("--log-key", key.error());
+  const auto signed_checkpoint = ReadFile(o.checkpoint);
+  const auto entry = ReadFile(o.entry);
+  if (!signed_checkpoint || !entry) {
+    fmt::print(stderr, "accord: cannot read `{}`\n", signed_checkpoint ? o.entry : o.checkpoint);
+    return kExitIo;
+  }
+  const auto proof = merkle::ProofFromHex(o.proof);
+  if (!proof) return BadArgument("--proof", proof.error());
+  const note::Verifier keys[] = {*key};
+  const auto opened = note::Open(*signed_checkpoint, keys);
+  if (!opened) {
+    fmt::print("invalid: checkpoint: {}\n", opened.error().message);
+    return 1;
+  }
+  const auto checkpoint = note::ParseCheckpoint(opened->text);
+  if (!checkpoint) {
+    fmt::print("invalid: {}\n", checkpoint.error().message);
+    return 1;
+  }
+  return Report(merkle::VerifyInclusion(merkle::LeafHash(*entry), o.index, checkpoint->size, *proof,
+                                        checkpoint->root));
 }
 
 }  // namespace accord::cli

@@ -98,6 +98,23 @@ int main(int argc, char** argv) {
       ->add_option("--proof", consistency.proof, "Consistency proof: hex hashes, comma-separated")
       ->required();
 
+  VerifyProofOptions verify_proof;
+  auto* verify_proof_cmd = log_cmd->add_subcommand(
+      "verify-proof",
+      "Check a signed checkpoint, an entry and its inclusion proof with the log's key");
+  verify_proof_cmd
+      ->add_option("--log-key", verify_proof.log_key, "The log's verifier key (name+id+base64)")
+      ->required();
+  verify_proof_cmd
+      ->add_option("--checkpoint", verify_proof.checkpoint, "File with the signed checkpoint")
+      ->required();
+  verify_proof_cmd->add_option("--entry", verify_proof.entry, "File with the entry's bytes")
+      ->required();
+  verify_proof_cmd->add_option("--index", verify_proof.index, "The entry's index in the log")
+      ->required();
+  verify_proof_cmd->add_option("--proof", verify_proof.proof,
+                               "Inclusion proof: hex hashes, comma-separated");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -116,5 +133,6 @@ int main(int argc, char** argv) {
   if (*replay_cmd) return RunReplay(replay);
   if (*inclusion_cmd) return RunVerifyInclusion(inclusion);
   if (*consistency_cmd) return RunVerifyConsistency(consistency);
+  if (*verify_proof_cmd) return RunVerifyProof(verify_proof);
   return kExitUsage;
 }

@@ -68,6 +68,15 @@ check inclusion-bad-hex.txt 2 "$accord" log verify-inclusion --leaf-hash xyz --i
 consistency=0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a,ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0,d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7
 check consistency-valid.txt 0 "$accord" log verify-consistency --size1 6 --size2 8 --root1 $root6 --root2 $root8 --proof $consistency
 check consistency-swapped.txt 1 "$accord" log verify-consistency --size1 6 --size2 8 --root1 $root8 --root2 $root6 --proof $consistency
+peter=PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW
+enoch=EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop
+fixtures=$src/tests/cli/fixtures
+check verify-proof-valid.txt 0 "$accord" log verify-proof --log-key $peter --checkpoint "$fixtures/checkpoint-8.txt" \
+  --entry "$fixtures/entry-4.bin" --index 4 --proof $path4
+check verify-proof-wrong-entry.txt 1 "$accord" log verify-proof --log-key $peter --checkpoint "$fixtures/checkpoint-8.txt" \
+  --entry "$fixtures/checkpoint-8.txt" --index 4 --proof $path4
+check verify-proof-wrong-key.txt 1 "$accord" log verify-proof --log-key $enoch --checkpoint "$fixtures/checkpoint-8.txt" \
+  --entry "$fixtures/entry-4.bin" --index 4 --proof $path4
 check consistency-backwards.txt 2 "$accord" log verify-consistency --size1 8 --size2 6 --root1 $root8 --root2 $root6 --proof $consistency
 
 echo "$passed passed, $failures failed"

@@ -1,0 +1,213 @@
+// Signed notes (C2SP signed-note), checkpoints (C2SP tlog-checkpoint) and witnessing.
+#include "accord/note.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace accord::note {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Known answers from golang.org/x/mod/sumdb/note (note_test.go, example_test.go) and the C2SP
+// signed-note specification's example (C2SP/C2SP signed-note.md, verifier key from its tests).
+constexpr std::string_view kPeterSigner =
+    "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+constexpr std::string_view kPeterVerifier =
+    "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+constexpr std::string_view kEnochVerifier =
+    "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop";
+constexpr std::string_view kText =
+    "If you think cryptography is the answer to your problem,\nthen you don't know what your "
+    "problem is.\n";
+constexpr std::string_view kPeterLine =
+    "\xE2\x80\x94 PeterNeumann "
+    "x08go/ZJkuBS9UG/"
+    "SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
+constexpr std::string_view kEnochLine =
+    "\xE2\x80\x94 EnochRoot "
+    "rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/"
+    "5n2tiOHp+vAF1aGrQ5ovTG01oOTGwnWLox33WWd1RvMc+QQ=\n";
+constexpr std::string_view kExampleVerifier =
+    "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k";
+constexpr std::string_view kExampleNote =
+    "This is an example message.\n\n\xE2\x80\x94 example.com/foo "
+    "Uw2QOkn8srV1yJGh2VYRlL1Tnagv1YEq6TfXppzi2ONncAlTgK7Ztg1ERYNZXsYjOBH3mFXmRKuwHjG1Yu72IneyaQM="
+    "\n";
+
+Verifier V(std::string_view vkey) {
+  auto v = Verifier::FromVerifierKey(vkey);
+  EXPECT_TRUE(v.has_value()) << vkey;
+  return std::move(*v);
+}
+
+TEST(NoteTest, SignsExactlyAsThePublishedVector) {
+  auto signer = Signer::FromSignerKey(kPeterSigner);
+  ASSERT_TRUE(signer.has_value()) << signer.error().message;
+  EXPECT_EQ(signer->key_id(), 0xc74f20a3u);
+  EXPECT_EQ(signer->verifier().VerifierKey(), kPeterVerifier);
+  const Signer* signers[] = {&*signer};
+  auto signed_note = Sign(kText, signers);
+  ASSERT_TRUE(signed_note.has_value());
+  EXPECT_EQ(*signed_note,
+            std::string(kText) + "\n" + std::string(kPeterLine));  // Ed25519 is deterministic
+}
+
+TEST(NoteTest, OpensThePublishedVectors) {
+  const std::string two =
+      std::string(kText) + "\n" + std::string(kPeterLine) + std::string(kEnochLine);
+  const Verifier both[] = {V(kPeterVerifier), V(kEnochVerifier)};
+  auto note = Open(two, both);
+  ASSERT_TRUE(note.has_value()) << note.error().message;
+  EXPECT_EQ(note->text, kText);
+  ASSERT_EQ(note->signatures.size(), 2u);
+  EXPECT_EQ(note->signatures[1].key_id, 0xaf0cfe78u);
+  EXPECT_EQ(Format(*note), two);
+  const Verifier example[] = {V(kExampleVerifier)};
+  EXPECT_TRUE(Open(kExampleNote, example).has_value());
+  // Only Enoch known: Peter's signature is ignored, Enoch's verifies.
+  const Verifier enoch[] = {V(kEnochVerifier)};
+  EXPECT_TRUE(Open(two, enoch).has_value());
+}
+
+TEST(NoteTest, EveryByteOfASignedNoteMatters) {
+  const std::string message = std::string(kText) + "\n" + std::string(kPeterLine);
+  const Verifier peter[] = {V(kPeterVerifier)};
+  for (size_t i = 0; i < message.size(); ++i) {
+    std::string bad = message;
+    bad[i] = static_cast<char>(bad[i] ^ 0x01);
+    EXPECT_FALSE(Open(bad, peter).has_value()) << "byte " << i;
+  }
+}
+
+TEST(NoteTest, RefusesWhatNoKnownKeySigned) {
+  const std::string message = std::string(kText) + "\n" + std::string(kPeterLine);
+  const Verifier enoch[] = {V(kEnochVerifier)};
+  auto r = Open(message, enoch);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Code::kPermissionDenied);
+  // Same name as a known key but another id: an unknown key, ignored.
+  auto other = Signer::Generate("PeterNeumann");
+  ASSERT_TRUE(other.has_value());
+  const Signer* signers[] = {&*other};
+  const Verifier peter[] = {V(kPeterVerifier)};
+  EXPECT_EQ(Open(*Sign(kText, signers), peter).error().code, Code::kPermissionDenied);
+  // A known key whose signature fails rejects the note even if another verifies.
+  std::string forged =
+      std::string(kText) + "\n" + std::string(kPeterLine) + std::string(kEnochLine);
+  forged[forged.size() - 10] = forged[forged.size() - 10] == 'A' ? 'B' : 'A';
+  const Verifier both[] = {V(kPeterVerifier), V(kEnochVerifier)};
+  EXPECT_EQ(Open(forged, both).error().code, Code::kDataLoss);
+}
+
+TEST(NoteTest, MalformedNotesAndKeys) {
+  const Verifier peter[] = {V(kPeterVerifier)};
+  for (std::string_view bad :
+       {std::string_view("no blank line\n\xE2\x80\x94 a AAAA\n"), std::string_view("text\n\n"),
+        std::string_view("text\n\n- PeterNeumann AAAAAAAA\n"),
+        std::string_view("text\n\n\xE2\x80\x94 PeterNeumann not-base64!\n"),
+        std::string_view("te\x01xt\n\n\xE2\x80\x94 PeterNeumann AAAAAAAA\n"),
+        std::string_view("te\xC3xt\n\n\xE2\x80\x94 PeterNeumann AAAAAAAA\n"),
+        std::string_view("text\n\n\xE2\x80\x94 PeterNeumann AAAAAAAA")}) {
+    auto r = Open(bad, peter);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, Code::kInvalidArgument) << r.error().message;
+  }
+  EXPECT_FALSE(Verifier::FromVerifierKey(
+                   "PeterNeumann+c74f20a4+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
+                   .has_value());
+  EXPECT_FALSE(Verifier::FromVerifierKey(
+                   "Peter Neumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
+                   .has_value());
+  EXPECT_FALSE(
+      Verifier::FromVerifierKey("PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVk").has_value());
+  EXPECT_FALSE(Signer::FromSignerKey(
+                   "PRIVATE+KEY+PeterNeumann+00000000+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")
+                   .has_value());
+  EXPECT_FALSE(Signer::Generate("two words").has_value());
+  auto s = Signer::Generate("accord.example/KOR");
+  ASSERT_TRUE(s.has_value());
+  const Signer* signers[] = {&*s};
+  EXPECT_FALSE(Sign("no final newline", signers).has_value());
+}
+
+TEST(CheckpointTest, RoundTripsAndRejectsMalformedText) {
+  merkle::MemoryTree t;
+  for (int i = 0; i < 5; ++i) t.Append(merkle::LeafHash("e" + std::to_string(i)));
+  const Checkpoint c{"accord.example/KOR", 5, t.Root(), {"extension line"}};
+  const std::string text = CheckpointText(c);
+  EXPECT_EQ(text.substr(0, 21), "accord.example/KOR\n5\n");
+  auto back = ParseCheckpoint(text);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->origin, c.origin);
+  EXPECT_EQ(back->size, 5u);
+  EXPECT_EQ(back->root, c.root);
+  EXPECT_EQ(back->extensions, c.extensions);
+  for (std::string_view bad : {"o\n5\n", "o\n05\nAAAA\n", "o\n-5\nAAAA\n", "o\n5\nAAAA\n",
+                               "\n5\nAAAA\n", "o\n5\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+                               "o\nfive\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n"}) {
+    EXPECT_FALSE(ParseCheckpoint(bad).has_value()) << bad;
+  }
+}
+
+// A log of `entries` and its signed checkpoint.
+struct Log {
+  Signer key = *Signer::Generate("accord.example/KOR");
+  merkle::MemoryTree tree;
+  std::string Checkpoint() const {
+    const Signer* signers[] = {&key};
+    return *Sign(CheckpointText({"accord.example/KOR", tree.size(), tree.Root(), {}}), signers);
+  }
+};
+
+TEST(WitnessTest, CosignsAGrowingLogAndCatchesRewrites) {
+  Log log;
+  Witness witness(*Signer::Generate("accord.example/JPN-witness"));
+  witness.Watch("accord.example/KOR", log.key.verifier());
+  for (int i = 0; i < 3; ++i) log.tree.Append(merkle::LeafHash("release " + std::to_string(i)));
+  auto first = witness.Cosign(log.Checkpoint(), {});
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  // The cosigned note carries both signatures.
+  EXPECT_EQ(Parse(*first)->signatures.size(), 2u);
+
+  for (int i = 3; i < 7; ++i) log.tree.Append(merkle::LeafHash("release " + std::to_string(i)));
+  auto proof = merkle::ConsistencyProof(log.tree, 3, 7);
+  ASSERT_TRUE(witness.Cosign(log.Checkpoint(), *proof).has_value());
+  EXPECT_THAT(*witness.Latest("accord.example/KOR"), HasSubstr("accord.example/KOR\n7\n"));
+
+  // Rewritten history: the same key signs a tree of 8 whose entry 1 was edited.
+  Log rewritten{std::move(log.key), {}};
+  for (int i = 0; i < 8; ++i)
+    rewritten.tree.Append(merkle::LeafHash(i == 1 ? "edited" : "release " + std::to_string(i)));
+  auto forged_proof = merkle::ConsistencyProof(rewritten.tree, 7, 8);
+  auto refused = witness.Cosign(rewritten.Checkpoint(), *forged_proof);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, Code::kDataLoss);
+  ASSERT_EQ(witness.forks().size(), 1u);
+  EXPECT_THAT(witness.forks()[0].earlier, HasSubstr("accord.example/KOR\n7\n"));
+  EXPECT_THAT(witness.forks()[0].later, HasSubstr("accord.example/KOR\n8\n"));
+
+  // Truncated: a signed checkpoint smaller than the last one cosigned.
+  Log shorter{std::move(rewritten.key), {}};
+  for (int i = 0; i < 5; ++i) shorter.tree.Append(merkle::LeafHash("release " + std::to_string(i)));
+  auto shrunk = witness.Cosign(shorter.Checkpoint(), {});
+  ASSERT_FALSE(shrunk.has_value());
+  EXPECT_THAT(shrunk.error().message, HasSubstr("shrank from 7 to 5"));
+  EXPECT_EQ(witness.forks().size(), 2u);
+
+  // The witness's view did not move.
+  EXPECT_THAT(*witness.Latest("accord.example/KOR"), HasSubstr("accord.example/KOR\n7\n"));
+}
+
+TEST(WitnessTest, RefusesUnknownLogsAndForeignSignatures) {
+  Log log;
+  log.tree.Append(merkle::LeafHash("x"));
+  Witness witness(*Signer::Generate("w"));
+  EXPECT_EQ(witness.Cosign(log.Checkpoint(), {}).error().code, Code::kNotFound);
+  witness.Watch("accord.example/KOR",
+                Signer::Generate("accord.example/KOR")->verifier());  // another key
+  EXPECT_EQ(witness.Cosign(log.Checkpoint(), {}).error().code, Code::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace accord::note
