@@ -24,16 +24,7 @@ $accord replay --policy examples/gsomia
 
 banner "4. Decisions (examples/gsomia/requests.jsonl)"
 $accord decide --policy examples/gsomia --requests examples/gsomia/requests.jsonl |
-  python3 -c '
-import json, sys
-for line in sys.stdin:
-    d = json.loads(line)
-    m = d.get("marking") or {}
-    marking = f" → {m[\"level\"]} for {m[\"party\"]}" if m else ""
-    why = d.get("error") or (d.get("explain") or [""])[0]
-    print(f"{str(d[\"id\"]):22} {d[\"decision\"]:5} {d[\"reason\"]:22} {d[\"agreement\"] or \"\":16}{marking}")
-    print(f"{\"\":22} {why}")
-'
+  python3 scripts/show-decisions.py
 
 banner "5. Had Korea not suspended its notice"
 $accord agreement status --policy examples/gsomia-no-suspension --id kor-jpn-gsomia \
