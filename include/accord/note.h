@@ -62,6 +62,9 @@ class Verifier {
   [[nodiscard]] std::string VerifierKey() const;
 
  private:
+  friend class Signer;
+  static Verifier FromParts(std::string name, std::vector<uint8_t> public_key);
+
   std::string name_;
   uint32_t key_id_ = 0;
   std::vector<uint8_t> public_key_;
@@ -109,8 +112,8 @@ struct Checkpoint {
 // Evidence that a log rewrote or truncated its history: two checkpoints, both validly signed by
 // the log, that no consistency proof connects.
 struct Fork {
-  std::string earlier;  // signed note, as received
-  std::string later;    // signed note, as received
+  std::string earlier;  // the last checkpoint this witness cosigned (the log's and its signatures)
+  std::string later;    // the checkpoint that contradicts it, as the log sent it
   std::string reason;
 };
 

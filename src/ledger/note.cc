@@ -98,8 +98,14 @@ std::optional<uint32_t> ParseHex32(std::string_view s) {
   return v;
 }
 
-Result<std::pair<std::string, std::vector<uint8_t>>> ParseKey(std::string_view key,
-                                                              std::string_view what) {
+// A verifier or signer key without its "PRIVATE+KEY+" prefix.
+struct ParsedKey {
+  std::string name;
+  uint32_t id = 0;
+  std::vector<uint8_t> bytes;  // the public key or the seed, without the type byte
+};
+
+Result<ParsedKey> ParseKey(std::string_view key, std::string_view what) {
   // name+hexid+base64; the base64 may itself contain '+', so split at the first two.
   const size_t a = key.find('+');
   const size_t b = a == std::string_view::npos ? a : key.find('+', a + 1);
@@ -114,7 +120,23 @@ Result<std::pair<std::string, std::vector<uint8_t>>> ParseKey(std::string_view k
     return Fail(Code::kInvalidArgument, fmt::format("malformed {}", what));
   }
   bytes->erase(bytes->begin());
-  return std::pair<std::string, std::vector<uint8_t>>{std::string(name), std::move(*bytes)};
+  return ParsedKey{std::string(name), *id, std::move(*bytes)};
+}
+
+// Every signature by a known key (same name and id) must verify, and at least one must.
+Status VerifySignatures(const Note& note, std::span<const Verifier> known) {
+  bool verified = false;
+  for (const Signature& s : note.signatures) {
+    for (const Verifier& v : known) {
+      if (v.name() != s.name || v.key_id() != s.key_id) continue;
+      if (!v.Verify(note.text, s.bytes)) {
+        return Fail(Code::kDataLoss, fmt::format("the signature of `{}` does not verify", s.name));
+      }
+      verified = true;
+    }
+  }
+  if (!verified) return Fail(Code::kPermissionDenied, "no known key signed the note");
+  return OkStatus();
 }
 
 }  // namespace
@@ -181,14 +203,18 @@ std::string Format(const Note& note) {
   return out;
 }
 
-Result<Verifier> Verifier::FromVerifierKey(std::string_view vkey) {
-  ACCORD_ASSIGN_OR_RETURN(auto parsed, ParseKey(vkey, "verifier key"));
-  const auto id = ParseHex32(vkey.substr(vkey.find('+') + 1, 8));
+Verifier Verifier::FromParts(std::string name, std::vector<uint8_t> public_key) {
   Verifier v;
-  v.name_ = std::move(parsed.first);
-  v.public_key_ = std::move(parsed.second);
-  v.key_id_ = KeyId(v.name_, v.public_key_);
-  if (v.key_id_ != *id) {
+  v.key_id_ = KeyId(name, public_key);
+  v.name_ = std::move(name);
+  v.public_key_ = std::move(public_key);
+  return v;
+}
+
+Result<Verifier> Verifier::FromVerifierKey(std::string_view vkey) {
+  ACCORD_ASSIGN_OR_RETURN(ParsedKey parsed, ParseKey(vkey, "verifier key"));
+  Verifier v = FromParts(std::move(parsed.name), std::move(parsed.bytes));
+  if (v.key_id_ != parsed.id) {
     return Fail(Code::kInvalidArgument,
                 fmt::format("verifier key `{}`: the key id does not match the key", v.name_));
   }
@@ -248,18 +274,18 @@ Result<Signer> Signer::FromSignerKey(std::string_view skey) {
   constexpr std::string_view kPrefix = "PRIVATE+KEY+";
   if (!skey.starts_with(kPrefix)) return Fail(Code::kInvalidArgument, "malformed signer key");
   skey.remove_prefix(kPrefix.size());
-  ACCORD_ASSIGN_OR_RETURN(auto parsed, ParseKey(skey, "signer key"));
+  ACCORD_ASSIGN_OR_RETURN(ParsedKey parsed, ParseKey(skey, "signer key"));
   auto key = std::make_unique<Key>();
-  key->pkey.reset(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, parsed.second.data(),
-                                               parsed.second.size()));
-  OPENSSL_cleanse(parsed.second.data(), parsed.second.size());
+  key->pkey.reset(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, parsed.bytes.data(),
+                                               parsed.bytes.size()));
+  OPENSSL_cleanse(parsed.bytes.data(), parsed.bytes.size());
   size_t n = kEd25519KeySize;
   key->public_key.resize(n);
   if (!key->pkey || EVP_PKEY_get_raw_public_key(key->pkey.get(), key->public_key.data(), &n) != 1) {
     return Fail(Code::kInvalidArgument, "malformed signer key");
   }
-  Signer signer(std::move(parsed.first), std::move(key));
-  if (signer.key_id_ != *ParseHex32(skey.substr(skey.find('+') + 1, 8))) {
+  Signer signer(std::move(parsed.name), std::move(key));
+  if (signer.key_id_ != parsed.id) {
     return Fail(Code::kInvalidArgument, "signer key: the key id does not match the key");
   }
   return signer;
@@ -278,25 +304,11 @@ Signature Signer::Sign(std::string_view text) const {
   return sig;
 }
 
-Verifier Signer::verifier() const {
-  std::vector<uint8_t> blob = {kEd25519};
-  blob.insert(blob.end(), key_->public_key.begin(), key_->public_key.end());
-  return *Verifier::FromVerifierKey(fmt::format("{}+{:08x}+{}", name_, key_id_, Base64(blob)));
-}
+Verifier Signer::verifier() const { return Verifier::FromParts(name_, key_->public_key); }
 
 Result<Note> Open(std::string_view message, std::span<const Verifier> known) {
   ACCORD_ASSIGN_OR_RETURN(Note note, Parse(message));
-  bool verified = false;
-  for (const Signature& s : note.signatures) {
-    for (const Verifier& v : known) {
-      if (v.name() != s.name || v.key_id() != s.key_id) continue;
-      if (!v.Verify(note.text, s.bytes)) {
-        return Fail(Code::kDataLoss, fmt::format("the signature of `{}` does not verify", s.name));
-      }
-      verified = true;
-    }
-  }
-  if (!verified) return Fail(Code::kPermissionDenied, "no known key signed the note");
+  ACCORD_RETURN_IF_ERROR(VerifySignatures(note, known));
   return note;
 }
 
@@ -354,15 +366,14 @@ void Witness::Watch(std::string origin, Verifier log_key) {
 
 Result<std::string> Witness::Cosign(std::string_view signed_checkpoint,
                                     std::span<const merkle::Hash> proof) {
-  ACCORD_ASSIGN_OR_RETURN(Note parsed, Parse(signed_checkpoint));
-  ACCORD_ASSIGN_OR_RETURN(Checkpoint c, ParseCheckpoint(parsed.text));
+  ACCORD_ASSIGN_OR_RETURN(Note note, Parse(signed_checkpoint));
+  ACCORD_ASSIGN_OR_RETURN(Checkpoint c, ParseCheckpoint(note.text));
   auto it = logs_.find(c.origin);
   if (it == logs_.end()) {
     return Fail(Code::kNotFound, fmt::format("this witness does not watch the log `{}`", c.origin));
   }
   Log& log = it->second;
-  const Verifier keys[] = {log.key};
-  ACCORD_ASSIGN_OR_RETURN(Note note, Open(signed_checkpoint, keys));
+  ACCORD_RETURN_IF_ERROR(VerifySignatures(note, std::span(&log.key, 1)));
   if (log.checkpoint) {
     const Checkpoint& old = *log.checkpoint;
     Status consistent =

@@ -366,7 +366,7 @@ Decision Engine::Decide(const RequestView& rq) const noexcept {
         !ix.agreements[g].member[to]) {
       return Invalid(RequestProblem::kReleaseAgreementParties, static_cast<int32_t>(i));
     }
-    if (rel.to == o.originator) {
+    if (to == originator_guess) {
       return Invalid(RequestProblem::kReleaseToOriginator, static_cast<int32_t>(i));
     }
   }
@@ -403,7 +403,7 @@ Decision Engine::Decide(const RequestView& rq) const noexcept {
   for (const ConsentView& c : o.consents) {
     if (ix.Party(c.to) < 0) return Deny(Reason::kUnknownParty);
   }
-  // Release and forward parties were resolved above with their agreements.
+  // The parties named in releases and forwards were checked in step 1, with their agreements.
   if (rq.action != Action::kRead) {
     r.to = ix.Party(rq.to);
     if (r.to < 0) return Deny(Reason::kUnknownParty);

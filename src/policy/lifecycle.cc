@@ -246,6 +246,12 @@ Result<std::vector<TimelineEntry>> Timeline(const Agreement& a, Instant horizon,
   ACCORD_ASSIGN_OR_RETURN(Lifetime life, ComputeLifetime(a));
   std::optional<Instant> terminated;
   const std::vector<Notice> notices = CollectNotices(a, Instant::Max(), &terminated);
+  // When each notice can first end the agreement (its first applicable anniversary, or the end of
+  // its period), computed once for the entries below.
+  std::vector<std::optional<Instant>> effective(notices.size());
+  for (size_t i = 0; i < notices.size(); ++i) {
+    ACCORD_ASSIGN_OR_RETURN(effective[i], NoticeEffectiveFrom(a, notices[i]));
+  }
 
   out.push_back({Kind::kInForce, a.in_force,
                  a.term
@@ -263,9 +269,9 @@ Result<std::vector<TimelineEntry>> Timeline(const Agreement& a, Instant horizon,
     switch (e.kind) {
       case EventKind::kTerminationNotice: {
         what = fmt::format("{} gives notice of termination", e.by);
-        for (const Notice& n : notices) {
-          if (n.by != e.by || n.given != e.at) continue;
-          ACCORD_ASSIGN_OR_RETURN(auto from, NoticeEffectiveFrom(a, n));
+        for (size_t i = 0; i < notices.size(); ++i) {
+          if (notices[i].by != e.by || notices[i].given != e.at) continue;
+          const std::optional<Instant>& from = effective[i];
           if (from && a.term) {
             ACCORD_ASSIGN_OR_RETURN(
                 Instant deadline, AddCalendar(*from, a.notice_period, z, 1, Direction::kBackward));
@@ -305,10 +311,10 @@ Result<std::vector<TimelineEntry>> Timeline(const Agreement& a, Instant horizon,
         break;
       }
       std::string what = fmt::format("anniversary {}: renewed for {}", k, FormatDuration(*a.term));
-      for (const Notice& n : notices) {
-        auto from = NoticeEffectiveFrom(a, n);
-        if (from && *from && **from <= *ak && n.StateAt(*ak) == NoticeState::kSuspended) {
-          what += fmt::format(" ({}'s notice applies but is suspended)", n.by);
+      for (size_t i = 0; i < notices.size(); ++i) {
+        if (effective[i] && *effective[i] <= *ak &&
+            notices[i].StateAt(*ak) == NoticeState::kSuspended) {
+          what += fmt::format(" ({}'s notice applies but is suspended)", notices[i].by);
         }
       }
       out.push_back({Kind::kAnniversary, *ak, std::move(what)});
@@ -320,9 +326,10 @@ Result<std::vector<TimelineEntry>> Timeline(const Agreement& a, Instant horizon,
     switch (*life.cause) {
       case EndCause::kNotice: {
         std::string by;
-        for (const Notice& n : notices) {
-          auto from = NoticeEffectiveFrom(a, n);
-          if (from && *from && n.EarliestActiveFrom(**from) == life.end) by = n.by;
+        for (size_t i = 0; i < notices.size(); ++i) {
+          if (effective[i] && notices[i].EarliestActiveFrom(*effective[i]) == life.end) {
+            by = notices[i].by;
+          }
         }
         what = fmt::format("ends: {}'s notice of termination takes effect", by);
         break;
