@@ -176,6 +176,8 @@ constexpr size_t kMaxLine = 16u << 20;
 // Input is cut into blocks of whole lines of about this size; each is decided by one worker.
 constexpr size_t kBlockSize = 1u << 20;
 
+std::string LongLineError() { return fmt::format("line longer than {} bytes", kMaxLine); }
+
 // Decides every line of `block` into `out`, in order.
 void DecideBlock(std::string_view block, const Engine& engine, RequestDecoder& decoder,
                  ResponseWriter& writer, std::string& out) {
@@ -186,6 +188,10 @@ void DecideBlock(std::string_view block, const Engine& engine, RequestDecoder& d
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.find_first_not_of(" \t") == std::string_view::npos) {
       continue;  // blank lines are skipped
+    }
+    if (line.size() > kMaxLine) {
+      writer.WriteInvalid(out, "null", LongLineError());
+      continue;
     }
     auto request = decoder.Decode(line);
     if (!request) {
@@ -312,10 +318,10 @@ int RunDecide(const DecideOptions& o) {
         pipeline.Submit(std::move(pending));
         pending = std::move(rest);
       } else if (last == std::string::npos && pending.size() > kMaxLine) {
-        // Answer in order: everything before this line is written first.
+        // A line with no end in sight: answer it now, in order, and drop the rest of it, so that
+        // memory stays bounded. (A long line that does end is refused in DecideBlock.)
         std::string answer;
-        ResponseWriter(*engine).WriteInvalid(answer, "null",
-                                             fmt::format("line longer than {} bytes", kMaxLine));
+        ResponseWriter(*engine).WriteInvalid(answer, "null", LongLineError());
         pipeline.Drain();
         std::fwrite(answer.data(), 1, answer.size(), stdout);
         pending.clear();

@@ -38,6 +38,9 @@ check() {
 check decide.jsonl 0 "$accord" decide --policy "$policy" --requests "$policy/requests.jsonl"
 # The main job's table (scripts/run-example.sh pipes decide into scripts/show-decisions.py).
 check decide-table.txt 0 sh -c "\"$accord\" decide --policy \"$policy\" --requests \"$policy/requests.jsonl\" | python3 \"$src/scripts/show-decisions.py\""
+# A line over 16 MiB is answered as invalid and skipped; the next line is still answered.
+{ head -c 17000000 /dev/zero | tr '\0' 'x'; echo; head -n 1 "$policy/requests.jsonl"; } >"$out/long.jsonl"
+check decide-long-line.jsonl 0 "$accord" decide --no-explain --policy "$policy" --requests "$out/long.jsonl"
 check decide-stdin.jsonl 0 sh -c "\"$accord\" decide --threads 1 --no-explain --policy \"$policy\" < \"$policy/requests.jsonl\""
 for at in 2016-11-22T23:59:59+09:00 2019-08-23T15:25:00+09:00 2019-11-22T17:59:59+09:00 \
           2019-11-22T18:00:00+09:00 2019-11-23 2023-03-21T09:00:00+09:00; do
