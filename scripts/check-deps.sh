@@ -7,11 +7,14 @@ cd "$(dirname "$0")/.."
 
 # The module that owns each public header.
 declare -A owner=(
-  [status.h]=base [time.h]=base
+  [status.h]=base [time.h]=base [secret.h]=base [clock.h]=base
   [model.h]=model
   [config.h]=config
   [lifecycle.h]=policy [engine.h]=policy [request_json.h]=policy
   [merkle.h]=ledger [note.h]=ledger
+  [crypto.h]=crypto [keystore.h]=crypto
+  [store.h]=store
+  [node.h]=node
 )
 # What each module may include, besides its own headers.
 declare -A allowed=(
@@ -20,7 +23,10 @@ declare -A allowed=(
   [config]="base model"
   [policy]="base model"
   [ledger]="base"
-  [cli]="base model config policy ledger"
+  [crypto]="base"
+  [store]="base crypto"
+  [node]="base model config policy crypto store ledger"
+  [cli]="base model config policy ledger crypto store node"
 )
 
 status=0

@@ -11,6 +11,7 @@ packages=(
   libfmt-dev libexpected-dev libtoml11-dev
   libboost1.81-dev libboost-json1.81-dev
   libssl-dev libcli11-dev
+  libsqlite3-dev sqlite3 libargon2-dev softhsm2 libp11-kit-dev
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev clang-format
   python3 time

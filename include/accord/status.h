@@ -66,16 +66,18 @@ inline Status OkStatus() { return {}; }
 
 }  // namespace accord
 
-// Returns from the enclosing function when `expr` (a Status or Result) failed.
-#define ACCORD_RETURN_IF_ERROR(expr)                                               \
-  do {                                                                             \
-    if (auto accord_status_ = (expr); !accord_status_.has_value()) {               \
-      return ::tl::unexpected<::accord::Error>(std::move(accord_status_).error()); \
-    }                                                                              \
-  } while (false)
-
 #define ACCORD_CONCAT_INNER_(a, b) a##b
 #define ACCORD_CONCAT_(a, b) ACCORD_CONCAT_INNER_(a, b)
+
+// Returns from the enclosing function when `expr` (a Status or Result) failed.
+#define ACCORD_RETURN_IF_ERROR(expr)                                    \
+  do {                                                                  \
+    if (auto ACCORD_CONCAT_(accord_status_, __LINE__) = (expr);         \
+        !ACCORD_CONCAT_(accord_status_, __LINE__).has_value()) {        \
+      return ::tl::unexpected<::accord::Error>(                         \
+          std::move(ACCORD_CONCAT_(accord_status_, __LINE__)).error()); \
+    }                                                                   \
+  } while (false)
 
 // `ACCORD_ASSIGN_OR_RETURN(auto x, MakeX());` declares x from a Result or returns its error.
 #define ACCORD_ASSIGN_OR_RETURN(lhs, expr) \

@@ -1,0 +1,97 @@
+// accord/secret.h — bytes that must never outlive their use: keys, passphrases, plaintext.
+//
+// `SecretBytes` owns a buffer whose memory is wiped (OPENSSL_cleanse) whenever it is released:
+// on destruction, on reallocation and on move-assignment over an old value. It is move-only, so a
+// secret is never copied by accident; `Copy()` is the explicit way. Reaching the raw bytes takes a
+// `SecretAccess` token from `InsecureSecretAccess()`, so every place that touches key material is
+// greppable.
+//
+// Thread safety: a plain value; const methods are safe to call concurrently.
+#ifndef ACCORD_SECRET_H_
+#define ACCORD_SECRET_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace accord {
+
+// Overwrites `size` bytes at `data` in a way the compiler cannot elide.
+void SecureWipe(void* data, size_t size);
+
+// An allocator that wipes memory before giving it back.
+template <typename T>
+struct WipingAllocator {
+  using value_type = T;
+  WipingAllocator() = default;
+  template <typename U>
+  explicit WipingAllocator(const WipingAllocator<U>&) {}
+  T* allocate(size_t n) { return std::allocator<T>().allocate(n); }
+  void deallocate(T* p, size_t n) {
+    SecureWipe(p, n * sizeof(T));
+    std::allocator<T>().deallocate(p, n);
+  }
+  friend bool operator==(const WipingAllocator&, const WipingAllocator&) { return true; }
+};
+
+// The token that unlocks a secret's bytes. Only `InsecureSecretAccess()` makes one.
+class SecretAccess {
+ private:
+  SecretAccess() = default;
+  friend SecretAccess InsecureSecretAccess();
+};
+[[nodiscard]] inline SecretAccess InsecureSecretAccess() { return SecretAccess(); }
+
+class SecretBytes {
+ public:
+  SecretBytes() = default;
+  // `size` zero bytes.
+  explicit SecretBytes(size_t size) : bytes_(size) {}
+  // A secret holding a copy of `bytes`; the caller wipes its own copy.
+  [[nodiscard]] static SecretBytes Copy(std::span<const uint8_t> bytes) {
+    SecretBytes s(bytes.size());
+    std::copy(bytes.begin(), bytes.end(), s.bytes_.begin());
+    return s;
+  }
+  [[nodiscard]] static SecretBytes Copy(std::string_view text) {
+    return Copy(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  }
+
+  SecretBytes(SecretBytes&&) noexcept = default;
+  SecretBytes& operator=(SecretBytes&& other) noexcept {
+    if (this != &other) {
+      bytes_.swap(other.bytes_);
+      other.Clear();
+    }
+    return *this;
+  }
+  SecretBytes(const SecretBytes&) = delete;
+  SecretBytes& operator=(const SecretBytes&) = delete;
+  ~SecretBytes() = default;  // the allocator wipes
+
+  // An explicit copy, for the rare place that needs two owners.
+  [[nodiscard]] SecretBytes Clone() const { return Copy(std::span<const uint8_t>(bytes_)); }
+
+  [[nodiscard]] size_t size() const { return bytes_.size(); }
+  [[nodiscard]] bool empty() const { return bytes_.empty(); }
+  void Resize(size_t size) { bytes_.resize(size); }
+  // Wipes and frees the bytes now.
+  void Clear() { std::vector<uint8_t, WipingAllocator<uint8_t>>().swap(bytes_); }
+
+  [[nodiscard]] std::span<const uint8_t> Reveal(SecretAccess) const { return bytes_; }
+  [[nodiscard]] std::span<uint8_t> RevealMutable(SecretAccess) { return bytes_; }
+  [[nodiscard]] std::string_view RevealText(SecretAccess) const {
+    return {reinterpret_cast<const char*>(bytes_.data()), bytes_.size()};
+  }
+
+ private:
+  std::vector<uint8_t, WipingAllocator<uint8_t>> bytes_;
+};
+
+}  // namespace accord
+
+#endif  // ACCORD_SECRET_H_

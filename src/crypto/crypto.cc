@@ -1,0 +1,408 @@
+#include "accord/crypto.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+
+#include <cstdlib>
+#include <limits>
+
+namespace accord {
+namespace {
+
+struct CipherCtxDeleter {
+  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+};
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+struct PkeyCtxDeleter {
+  void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); }
+};
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+struct KdfDeleter {
+  void operator()(EVP_KDF* k) const { EVP_KDF_free(k); }
+};
+struct KdfCtxDeleter {
+  void operator()(EVP_KDF_CTX* c) const { EVP_KDF_CTX_free(c); }
+};
+using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, PkeyCtxDeleter>;
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
+using KdfPtr = std::unique_ptr<EVP_KDF, KdfDeleter>;
+using KdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, KdfCtxDeleter>;
+
+constexpr std::string_view kDecryptionFailed = "decryption failed";
+constexpr std::string_view kPartyWrapInfo = "accord/v1 party-wrap";
+
+// OpenSSL takes int lengths; payloads beyond 2 GiB are refused before reaching it.
+bool FitsInt(size_t n) { return n <= static_cast<size_t>(std::numeric_limits<int>::max()); }
+
+// A raw 32-byte public key out of an EVP_PKEY.
+PublicKey RawPublic(EVP_PKEY* key) {
+  PublicKey out{};
+  size_t n = out.size();
+  if (EVP_PKEY_get_raw_public_key(key, out.data(), &n) != 1 || n != out.size()) {
+    std::abort();  // a key we just built has a public half: impossible
+  }
+  return out;
+}
+
+// HKDF-SHA256 → a 32-byte key.
+Result<SecretBytes> Hkdf(const SecretBytes& ikm, ByteView salt, std::string_view info) {
+  KdfPtr kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
+  if (!kdf) {
+    return Fail(Code::kInternal, "hkdf unavailable");
+  }
+  KdfCtxPtr ctx(EVP_KDF_CTX_new(kdf.get()));
+  if (!ctx) {
+    return Fail(Code::kInternal, "hkdf unavailable");
+  }
+  auto ikm_bytes = ikm.Reveal(InsecureSecretAccess());
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string("digest", const_cast<char*>("SHA256"), 0),
+      OSSL_PARAM_construct_octet_string("key", const_cast<uint8_t*>(ikm_bytes.data()),
+                                        ikm_bytes.size()),
+      OSSL_PARAM_construct_octet_string("salt", const_cast<uint8_t*>(salt.data()), salt.size()),
+      OSSL_PARAM_construct_octet_string("info", const_cast<char*>(info.data()), info.size()),
+      OSSL_PARAM_construct_end(),
+  };
+  SecretBytes out(kAeadKeySize);
+  if (EVP_KDF_derive(ctx.get(), out.RevealMutable(InsecureSecretAccess()).data(), out.size(),
+                     params) != 1) {
+    return Fail(Code::kInternal, "hkdf failed");
+  }
+  return out;
+}
+
+// X25519 shared secret between `ours` (private) and `theirs` (public).
+Result<SecretBytes> Ecdh(EVP_PKEY* ours, const PublicKey& theirs) {
+  PkeyPtr peer(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, theirs.data(), theirs.size()));
+  PkeyCtxPtr ctx(EVP_PKEY_CTX_new(ours, nullptr));
+  if (!peer || !ctx || EVP_PKEY_derive_init(ctx.get()) != 1 ||
+      EVP_PKEY_derive_set_peer(ctx.get(), peer.get()) != 1) {
+    return Fail(Code::kDataLoss, std::string(kDecryptionFailed));
+  }
+  SecretBytes shared(32);
+  size_t n = shared.size();
+  // Fails for low-order points (an all-zero shared secret): treated as a corrupt wrap.
+  if (EVP_PKEY_derive(ctx.get(), shared.RevealMutable(InsecureSecretAccess()).data(), &n) != 1 ||
+      n != 32) {
+    return Fail(Code::kDataLoss, std::string(kDecryptionFailed));
+  }
+  return shared;
+}
+
+PkeyPtr X25519FromPrivate(const SecretBytes& private_key) {
+  auto raw = private_key.Reveal(InsecureSecretAccess());
+  return PkeyPtr(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, raw.data(), raw.size()));
+}
+
+Result<SecretBytes> PartyWrapKey(const SecretBytes& shared, const PublicKey& ephemeral,
+                                 const PublicKey& recipient) {
+  uint8_t salt[2 * kPublicKeySize];
+  std::copy(ephemeral.begin(), ephemeral.end(), salt);
+  std::copy(recipient.begin(), recipient.end(), salt + kPublicKeySize);
+  return Hkdf(shared, salt, kPartyWrapInfo);
+}
+
+}  // namespace
+
+Bytes RandomBytes(size_t size) {
+  Bytes out(size);
+  if (size > 0 && (!FitsInt(size) || RAND_bytes(out.data(), static_cast<int>(size)) != 1)) {
+    std::abort();
+  }
+  return out;
+}
+
+SecretBytes NewDataKey() {
+  SecretBytes key(kAeadKeySize);
+  if (RAND_priv_bytes(key.RevealMutable(InsecureSecretAccess()).data(),
+                      static_cast<int>(kAeadKeySize)) != 1) {
+    std::abort();
+  }
+  return key;
+}
+
+bool ConstantTimeEquals(ByteView a, ByteView b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::array<uint8_t, 32> Sha256(ByteView data) {
+  std::array<uint8_t, 32> out{};
+  unsigned int n = 0;
+  if (EVP_Digest(data.data(), data.size(), out.data(), &n, EVP_sha256(), nullptr) != 1) {
+    std::abort();
+  }
+  return out;
+}
+
+std::string Base64Encode(ByteView bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  if (bytes.empty()) {
+    return out;
+  }
+  EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes.data(),
+                  static_cast<int>(bytes.size()));
+  return out;
+}
+
+Result<Bytes> Base64Decode(std::string_view text) {
+  if (text.size() % 4 != 0 || !FitsInt(text.size())) {
+    return Fail(Code::kInvalidArgument, "bad base64");
+  }
+  for (char c : text) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '+' || c == '/' || c == '=';
+    if (!ok) {
+      return Fail(Code::kInvalidArgument, "bad base64");
+    }
+  }
+  Bytes out(text.size() / 4 * 3);
+  if (text.empty()) {
+    return out;
+  }
+  const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
+                                static_cast<int>(text.size()));
+  if (n < 0) {
+    return Fail(Code::kInvalidArgument, "bad base64");
+  }
+  // EVP_DecodeBlock keeps the bytes that padding stands for; drop them, and refuse '=' anywhere
+  // but the end so every byte string has one encoding.
+  size_t pad = 0;
+  if (text.back() == '=') {
+    pad = text[text.size() - 2] == '=' ? 2 : 1;
+  }
+  if (text.substr(0, text.size() - pad).find('=') != std::string_view::npos) {
+    return Fail(Code::kInvalidArgument, "bad base64");
+  }
+  out.resize(static_cast<size_t>(n) - pad);
+  if (Base64Encode(out) != text) {  // non-canonical trailing bits
+    return Fail(Code::kInvalidArgument, "bad base64");
+  }
+  return out;
+}
+
+std::string HexEncode(ByteView bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (uint8_t b : bytes) {
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 0xf]);
+  }
+  return out;
+}
+
+// --- Aead ------------------------------------------------------------------------------------
+
+Result<Aead> Aead::Create(SecretBytes key) {
+  if (key.size() != kAeadKeySize) {
+    return Fail(Code::kInvalidArgument, "an AES-256-GCM key is 32 bytes");
+  }
+  return Aead(std::move(key));
+}
+
+Result<Bytes> Aead::Encrypt(ByteView plaintext, ByteView associated_data) const {
+  if (!FitsInt(plaintext.size()) || !FitsInt(associated_data.size())) {
+    return Fail(Code::kInvalidArgument, "payload too large to seal");
+  }
+  Bytes out(kAeadNonceSize + plaintext.size() + kAeadTagSize);
+  if (RAND_bytes(out.data(), static_cast<int>(kAeadNonceSize)) != 1) {
+    std::abort();
+  }
+  CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+  int n = 0;
+  if (!ctx ||
+      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr,
+                         key_.Reveal(InsecureSecretAccess()).data(), out.data()) != 1 ||
+      (!associated_data.empty() &&
+       EVP_EncryptUpdate(ctx.get(), nullptr, &n, associated_data.data(),
+                         static_cast<int>(associated_data.size())) != 1) ||
+      EVP_EncryptUpdate(ctx.get(), out.data() + kAeadNonceSize, &n, plaintext.data(),
+                        static_cast<int>(plaintext.size())) != 1 ||
+      EVP_EncryptFinal_ex(ctx.get(), out.data() + kAeadNonceSize + n, &n) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kAeadTagSize),
+                          out.data() + kAeadNonceSize + plaintext.size()) != 1) {
+    return Fail(Code::kInternal, "encryption failed");
+  }
+  return out;
+}
+
+Result<SecretBytes> Aead::Decrypt(ByteView sealed, ByteView associated_data) const {
+  if (sealed.size() < kAeadOverhead || !FitsInt(sealed.size()) ||
+      !FitsInt(associated_data.size())) {
+    return Fail(Code::kDataLoss, std::string(kDecryptionFailed));
+  }
+  const size_t length = sealed.size() - kAeadOverhead;
+  SecretBytes out(length);
+  auto plain = out.RevealMutable(InsecureSecretAccess());
+  CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+  int n = 0;
+  const bool ok =
+      ctx &&
+      EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr,
+                         key_.Reveal(InsecureSecretAccess()).data(), sealed.data()) == 1 &&
+      (associated_data.empty() ||
+       EVP_DecryptUpdate(ctx.get(), nullptr, &n, associated_data.data(),
+                         static_cast<int>(associated_data.size())) == 1) &&
+      EVP_DecryptUpdate(ctx.get(), plain.data(), &n, sealed.data() + kAeadNonceSize,
+                        static_cast<int>(length)) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kAeadTagSize),
+                          const_cast<uint8_t*>(sealed.data() + kAeadNonceSize + length)) == 1 &&
+      EVP_DecryptFinal_ex(ctx.get(), plain.data() + n, &n) == 1;
+  if (!ok) {
+    return Fail(Code::kDataLoss, std::string(kDecryptionFailed));  // `out` is wiped on return
+  }
+  return out;
+}
+
+// --- LocalKek --------------------------------------------------------------------------------
+
+Result<std::unique_ptr<LocalKek>> LocalKek::Create(SecretBytes key, std::string description) {
+  ACCORD_ASSIGN_OR_RETURN(auto aead, Aead::Create(std::move(key)));
+  return std::unique_ptr<LocalKek>(new LocalKek(std::move(aead), std::move(description)));
+}
+
+Result<Bytes> LocalKek::Wrap(const SecretBytes& key, ByteView associated_data) const {
+  return aead_.Encrypt(key.Reveal(InsecureSecretAccess()), associated_data);
+}
+
+Result<SecretBytes> LocalKek::Unwrap(ByteView wrapped, ByteView associated_data) const {
+  return aead_.Decrypt(wrapped, associated_data);
+}
+
+// --- Ed25519 ---------------------------------------------------------------------------------
+
+Result<VerifyingKey> VerifyingKey::FromRaw(ByteView raw) {
+  if (raw.size() != kPublicKeySize) {
+    return Fail(Code::kInvalidArgument, "an Ed25519 public key is 32 bytes");
+  }
+  PublicKey key{};
+  std::copy(raw.begin(), raw.end(), key.begin());
+  return VerifyingKey(key);
+}
+
+Status VerifyingKey::Verify(ByteView message, ByteView signature) const {
+  PkeyPtr key(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, raw_.data(), raw_.size()));
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  if (!key || !ctx || signature.size() != kSignatureSize ||
+      EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1 ||
+      EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), message.data(),
+                       message.size()) != 1) {
+    return Fail(Code::kDataLoss, "signature verification failed");
+  }
+  return OkStatus();
+}
+
+SigningKey SigningKey::Generate() {
+  SecretBytes seed(32);
+  if (RAND_priv_bytes(seed.RevealMutable(InsecureSecretAccess()).data(), 32) != 1) {
+    std::abort();
+  }
+  auto key = FromSeed(std::move(seed));
+  if (!key) {
+    std::abort();
+  }
+  return std::move(*key);
+}
+
+Result<SigningKey> SigningKey::FromSeed(SecretBytes seed) {
+  if (seed.size() != 32) {
+    return Fail(Code::kInvalidArgument, "an Ed25519 seed is 32 bytes");
+  }
+  auto raw = seed.Reveal(InsecureSecretAccess());
+  PkeyPtr key(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, raw.data(), raw.size()));
+  if (!key) {
+    return Fail(Code::kInvalidArgument, "bad Ed25519 seed");
+  }
+  const PublicKey pub = RawPublic(key.get());
+  return SigningKey(std::move(seed), pub);
+}
+
+Bytes SigningKey::Sign(ByteView message) const {
+  auto raw = seed_.Reveal(InsecureSecretAccess());
+  PkeyPtr key(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, raw.data(), raw.size()));
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  Bytes sig(kSignatureSize);
+  size_t n = sig.size();
+  if (!key || !ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), sig.data(), &n, message.data(), message.size()) != 1 ||
+      n != kSignatureSize) {
+    std::abort();  // signing with a valid key cannot fail
+  }
+  return sig;
+}
+
+VerifyingKey SigningKey::verifying_key() const { return VerifyingKey(public_key_); }
+
+// --- X25519 party wrapping -------------------------------------------------------------------
+
+Result<Bytes> WrapToParty(const PublicKey& recipient, const SecretBytes& key,
+                          ByteView associated_data) {
+  const WrapKeyPair ephemeral = WrapKeyPair::Generate();
+  PkeyPtr eph = X25519FromPrivate(ephemeral.private_key(InsecureSecretAccess()));
+  if (!eph) {
+    return Fail(Code::kInternal, "x25519 key generation failed");
+  }
+  auto shared = Ecdh(eph.get(), recipient);
+  if (!shared) {
+    return Fail(Code::kInvalidArgument, "unusable recipient public key");
+  }
+  ACCORD_ASSIGN_OR_RETURN(SecretBytes wrap_key,
+                          PartyWrapKey(*shared, ephemeral.public_key(), recipient));
+  ACCORD_ASSIGN_OR_RETURN(Aead aead, Aead::Create(std::move(wrap_key)));
+  ACCORD_ASSIGN_OR_RETURN(Bytes sealed,
+                          aead.Encrypt(key.Reveal(InsecureSecretAccess()), associated_data));
+  Bytes out(ephemeral.public_key().begin(), ephemeral.public_key().end());
+  out.insert(out.end(), sealed.begin(), sealed.end());
+  return out;
+}
+
+WrapKeyPair WrapKeyPair::Generate() {
+  SecretBytes priv(32);
+  if (RAND_priv_bytes(priv.RevealMutable(InsecureSecretAccess()).data(), 32) != 1) {
+    std::abort();
+  }
+  auto pair = FromPrivate(std::move(priv));
+  if (!pair) {
+    std::abort();
+  }
+  return std::move(*pair);
+}
+
+Result<WrapKeyPair> WrapKeyPair::FromPrivate(SecretBytes private_key) {
+  if (private_key.size() != 32) {
+    return Fail(Code::kInvalidArgument, "an X25519 private key is 32 bytes");
+  }
+  PkeyPtr key = X25519FromPrivate(private_key);
+  if (!key) {
+    return Fail(Code::kInvalidArgument, "bad X25519 private key");
+  }
+  const PublicKey pub = RawPublic(key.get());
+  return WrapKeyPair(std::move(private_key), pub);
+}
+
+Result<SecretBytes> WrapKeyPair::Unwrap(ByteView wrapped, ByteView associated_data) const {
+  if (wrapped.size() < kPublicKeySize + kAeadOverhead) {
+    return Fail(Code::kDataLoss, std::string(kDecryptionFailed));
+  }
+  PublicKey ephemeral{};
+  std::copy(wrapped.begin(), wrapped.begin() + kPublicKeySize, ephemeral.begin());
+  PkeyPtr ours = X25519FromPrivate(private_key_);
+  if (!ours) {
+    return Fail(Code::kInternal, "bad X25519 private key");
+  }
+  ACCORD_ASSIGN_OR_RETURN(SecretBytes shared, Ecdh(ours.get(), ephemeral));
+  ACCORD_ASSIGN_OR_RETURN(SecretBytes wrap_key, PartyWrapKey(shared, ephemeral, public_key_));
+  ACCORD_ASSIGN_OR_RETURN(Aead aead, Aead::Create(std::move(wrap_key)));
+  return aead.Decrypt(wrapped.subspan(kPublicKeySize), associated_data);
+}
+
+}  // namespace accord

@@ -1,0 +1,206 @@
+// The file key store: a KEK sealed under a passphrase-derived key (scrypt, AES-256-GCM).
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "accord/keystore.h"
+
+namespace accord {
+namespace {
+
+constexpr std::string_view kMagic = "accord-keystore v1";
+constexpr size_t kSaltSize = 16;
+// scrypt's own limits, and a ceiling on memory so a hostile file cannot exhaust the machine.
+constexpr uint64_t kMaxMemory = uint64_t{1} << 30;
+
+struct KdfDeleter {
+  void operator()(EVP_KDF* k) const { EVP_KDF_free(k); }
+};
+struct KdfCtxDeleter {
+  void operator()(EVP_KDF_CTX* c) const { EVP_KDF_CTX_free(c); }
+};
+
+bool ReasonableParams(const ScryptParams& p) {
+  const bool power_of_two = p.n >= 2 && (p.n & (p.n - 1)) == 0;
+  return power_of_two && p.r >= 1 && p.p >= 1 && p.p <= 16 && p.r <= 64 &&
+         p.n <= (uint64_t{1} << 24) && 128 * p.n * p.r <= kMaxMemory;
+}
+
+Result<SecretBytes> Scrypt(const SecretBytes& passphrase, ByteView salt, const ScryptParams& p) {
+  std::unique_ptr<EVP_KDF, KdfDeleter> kdf(EVP_KDF_fetch(nullptr, "SCRYPT", nullptr));
+  if (!kdf) {
+    return Fail(Code::kInternal, "scrypt unavailable");
+  }
+  std::unique_ptr<EVP_KDF_CTX, KdfCtxDeleter> ctx(EVP_KDF_CTX_new(kdf.get()));
+  if (!ctx) {
+    return Fail(Code::kInternal, "scrypt unavailable");
+  }
+  auto pass = passphrase.Reveal(InsecureSecretAccess());
+  uint64_t n = p.n;
+  uint32_t r = p.r;
+  uint32_t par = p.p;
+  uint64_t maxmem = kMaxMemory + (uint64_t{1} << 20);
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string("pass", const_cast<uint8_t*>(pass.data()), pass.size()),
+      OSSL_PARAM_construct_octet_string("salt", const_cast<uint8_t*>(salt.data()), salt.size()),
+      OSSL_PARAM_construct_uint64("n", &n),
+      OSSL_PARAM_construct_uint32("r", &r),
+      OSSL_PARAM_construct_uint32("p", &par),
+      OSSL_PARAM_construct_uint64("maxmem_bytes", &maxmem),
+      OSSL_PARAM_construct_end(),
+  };
+  SecretBytes key(kAeadKeySize);
+  if (EVP_KDF_derive(ctx.get(), key.RevealMutable(InsecureSecretAccess()).data(), key.size(),
+                     params) != 1) {
+    return Fail(Code::kInternal, "scrypt failed");
+  }
+  return key;
+}
+
+std::string Header(const ScryptParams& p, std::string_view salt_b64) {
+  return fmt::format("{}\nkdf scrypt n={} r={} p={}\nsalt {}\n", kMagic, p.n, p.r, p.p, salt_b64);
+}
+
+Status WriteNewFile(const std::string& path, std::string_view text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) {
+      return Fail(Code::kAlreadyExists, fmt::format("key store `{}` already exists", path));
+    }
+    return Fail(Code::kInvalidArgument,
+                fmt::format("cannot create `{}`: {}", path, std::strerror(errno)));
+  }
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      ::unlink(path.c_str());
+      return Fail(Code::kInternal, fmt::format("writing `{}`: {}", path, std::strerror(err)));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    ::unlink(path.c_str());
+    return Fail(Code::kInternal, fmt::format("writing `{}`: {}", path, std::strerror(errno)));
+  }
+  return OkStatus();
+}
+
+Result<uint64_t> ParseNumber(std::string_view field, std::string_view prefix) {
+  if (!field.starts_with(prefix)) {
+    return Fail(Code::kInvalidArgument, "");
+  }
+  field.remove_prefix(prefix.size());
+  uint64_t v = 0;
+  if (field.empty() || field.size() > 10) {
+    return Fail(Code::kInvalidArgument, "");
+  }
+  for (char c : field) {
+    if (c < '0' || c > '9') {
+      return Fail(Code::kInvalidArgument, "");
+    }
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return v;
+}
+
+}  // namespace
+
+Status CreateFileKeyStore(const std::string& path, const SecretBytes& passphrase,
+                          const ScryptParams& params) {
+  if (passphrase.empty()) {
+    return Fail(Code::kInvalidArgument, "the passphrase is empty");
+  }
+  if (!ReasonableParams(params)) {
+    return Fail(Code::kInvalidArgument, "unreasonable scrypt parameters");
+  }
+  const Bytes salt = RandomBytes(kSaltSize);
+  const std::string header = Header(params, Base64Encode(salt));
+  ACCORD_ASSIGN_OR_RETURN(SecretBytes wrapping, Scrypt(passphrase, salt, params));
+  ACCORD_ASSIGN_OR_RETURN(Aead aead, Aead::Create(std::move(wrapping)));
+  const SecretBytes kek = NewDataKey();
+  ACCORD_ASSIGN_OR_RETURN(Bytes sealed,
+                          aead.Encrypt(kek.Reveal(InsecureSecretAccess()), AsBytes(header)));
+  return WriteNewFile(path, header + "kek " + Base64Encode(sealed) + "\n");
+}
+
+Result<std::unique_ptr<KeyEncryptionKey>> OpenFileKeyStore(const std::string& path,
+                                                           const SecretBytes& passphrase) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Fail(Code::kNotFound, fmt::format("no key store at `{}`", path));
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string text = buffer.str();
+  const auto malformed = [&path] {
+    return Fail(Code::kInvalidArgument, fmt::format("`{}` is not an accord key store", path));
+  };
+  if (text.size() > 4096) {
+    return malformed();
+  }
+  std::vector<std::string_view> lines;
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const size_t nl = rest.find('\n');
+    if (nl == std::string_view::npos) {
+      return malformed();
+    }
+    lines.push_back(rest.substr(0, nl));
+    rest.remove_prefix(nl + 1);
+  }
+  if (lines.size() != 4 || lines[0] != kMagic || !lines[1].starts_with("kdf scrypt ") ||
+      !lines[2].starts_with("salt ") || !lines[3].starts_with("kek ")) {
+    return malformed();
+  }
+  // "kdf scrypt n=N r=R p=P"
+  std::vector<std::string_view> fields;
+  std::string_view kdf = lines[1].substr(11);
+  for (size_t sp; (sp = kdf.find(' ')) != std::string_view::npos; kdf.remove_prefix(sp + 1)) {
+    fields.push_back(kdf.substr(0, sp));
+  }
+  fields.push_back(kdf);
+  if (fields.size() != 3) {
+    return malformed();
+  }
+  auto n = ParseNumber(fields[0], "n=");
+  auto r = ParseNumber(fields[1], "r=");
+  auto p = ParseNumber(fields[2], "p=");
+  if (!n || !r || !p || *r > 64 || *p > 16) {
+    return malformed();
+  }
+  const ScryptParams params{*n, static_cast<uint32_t>(*r), static_cast<uint32_t>(*p)};
+  if (!ReasonableParams(params)) {
+    return malformed();
+  }
+  auto salt = Base64Decode(lines[2].substr(5));
+  auto sealed = Base64Decode(lines[3].substr(4));
+  if (!salt || salt->size() != kSaltSize || !sealed) {
+    return malformed();
+  }
+  // The header as written is the associated data: any edit fails like a wrong passphrase.
+  const std::string header = text.substr(0, text.size() - lines[3].size() - 1);
+  ACCORD_ASSIGN_OR_RETURN(SecretBytes wrapping, Scrypt(passphrase, *salt, params));
+  ACCORD_ASSIGN_OR_RETURN(Aead aead, Aead::Create(std::move(wrapping)));
+  auto kek = aead.Decrypt(*sealed, AsBytes(header));
+  if (!kek) {
+    return Fail(Code::kPermissionDenied, fmt::format("wrong passphrase for `{}`", path));
+  }
+  ACCORD_ASSIGN_OR_RETURN(auto local, LocalKek::Create(std::move(*kek), "file key store"));
+  return std::unique_ptr<KeyEncryptionKey>(std::move(local));
+}
+
+}  // namespace accord

@@ -1,0 +1,122 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "accord/keystore.h"
+
+namespace accord {
+namespace {
+
+// Cheap parameters keep the tests fast; the default (n = 2^15) is exercised once.
+constexpr ScryptParams kFast{1u << 10, 8, 1};
+
+class FileKeyStoreTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = testing::TempDir() + "keystore-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/keystore";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Read() const {
+    std::ifstream in(path_);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+  void Write(const std::string& text) const { std::ofstream(path_, std::ios::trunc) << text; }
+
+  std::string dir_;
+  std::string path_;
+};
+
+SecretBytes Pass(std::string_view p) { return SecretBytes::Copy(p); }
+
+TEST_F(FileKeyStoreTest, CreatesOpensAndWrapsWithTheSameKek) {
+  ASSERT_TRUE(CreateFileKeyStore(path_, Pass("correct horse"), kFast));
+  struct stat st {};
+  ASSERT_EQ(stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto kek = OpenFileKeyStore(path_, Pass("correct horse"));
+  ASSERT_TRUE(kek) << kek.error().ToString();
+  const SecretBytes dk = NewDataKey();
+  auto wrapped = (*kek)->Wrap(dk, AsBytes("ad"));
+  ASSERT_TRUE(wrapped);
+  auto again = OpenFileKeyStore(path_, Pass("correct horse"));
+  ASSERT_TRUE(again);
+  auto back = (*again)->Unwrap(*wrapped, AsBytes("ad"));
+  ASSERT_TRUE(back);
+  EXPECT_TRUE(
+      ConstantTimeEquals(back->Reveal(InsecureSecretAccess()), dk.Reveal(InsecureSecretAccess())));
+}
+
+TEST_F(FileKeyStoreTest, DefaultParametersWork) {
+  ASSERT_TRUE(CreateFileKeyStore(path_, Pass("p")));
+  EXPECT_NE(Read().find("kdf scrypt n=32768 r=8 p=1"), std::string::npos);
+  EXPECT_TRUE(OpenFileKeyStore(path_, Pass("p")));
+}
+
+TEST_F(FileKeyStoreTest, RefusesWrongPassphrase) {
+  ASSERT_TRUE(CreateFileKeyStore(path_, Pass("correct horse"), kFast));
+  auto kek = OpenFileKeyStore(path_, Pass("correct hors"));
+  ASSERT_FALSE(kek);
+  EXPECT_EQ(kek.error().code, Code::kPermissionDenied);
+  EXPECT_NE(kek.error().message.find("wrong passphrase"), std::string::npos);
+}
+
+TEST_F(FileKeyStoreTest, RefusesEditedParameters) {
+  ASSERT_TRUE(CreateFileKeyStore(path_, Pass("pw"), kFast));
+  std::string text = Read();
+  const size_t at = text.find("r=8");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 3, "r=9");
+  Write(text);
+  auto kek = OpenFileKeyStore(path_, Pass("pw"));
+  ASSERT_FALSE(kek);
+  EXPECT_EQ(kek.error().code, Code::kPermissionDenied);
+}
+
+TEST_F(FileKeyStoreTest, EveryByteFlipFailsCleanly) {
+  ASSERT_TRUE(CreateFileKeyStore(path_, Pass("pw"), kFast));
+  const std::string original = Read();
+  for (size_t i = 0; i < original.size(); ++i) {
+    std::string bad = original;
+    bad[i] = static_cast<char>(bad[i] ^ 0x01);
+    Write(bad);
+    auto kek = OpenFileKeyStore(path_, Pass("pw"));
+    ASSERT_FALSE(kek) << "byte " << i;
+    EXPECT_TRUE(kek.error().code == Code::kPermissionDenied ||
+                kek.error().code == Code::kInvalidArgument)
+        << kek.error().ToString();
+  }
+}
+
+TEST_F(FileKeyStoreTest, RefusesHostileCosts) {
+  Write(
+      "accord-keystore v1\nkdf scrypt n=1099511627776 r=8 p=1\nsalt AAAAAAAAAAAAAAAAAAAAAA==\n"
+      "kek AAAA\n");
+  auto kek = OpenFileKeyStore(path_, Pass("pw"));
+  ASSERT_FALSE(kek);
+  EXPECT_EQ(kek.error().code, Code::kInvalidArgument);
+}
+
+TEST_F(FileKeyStoreTest, ClearErrors) {
+  auto missing = OpenFileKeyStore(path_, Pass("pw"));
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Code::kNotFound);
+  EXPECT_FALSE(CreateFileKeyStore(path_, Pass(""), kFast));
+  ASSERT_TRUE(CreateFileKeyStore(path_, Pass("pw"), kFast));
+  auto twice = CreateFileKeyStore(path_, Pass("pw"), kFast);
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().code, Code::kAlreadyExists);
+  EXPECT_FALSE(CreateFileKeyStore(dir_ + "/k2", Pass("pw"), ScryptParams{1000, 8, 1}));
+}
+
+}  // namespace
+}  // namespace accord
