@@ -1,0 +1,208 @@
+// accord/store.h — a node's durable state behind one interface.
+//
+// The store keeps records; it does not decide anything and never sees a plaintext payload or an
+// unwrapped key: objects arrive sealed (ciphertext and a KEK-wrapped data key). The node
+// (node.h) runs every operation inside `Transact`, so each is all or nothing.
+//
+// Backend: SQLite (`OpenSqliteStore`), one file `state.db` in the node's home, in WAL mode with
+// foreign keys on, a busy timeout, prepared statements, `secure_delete` (freed pages are zeroed,
+// so a destroyed object's wrapped key does not linger) and a versioned schema migrated on open.
+// Two processes may open one home: SQLite's locking serialises writers (BEGIN IMMEDIATE).
+//
+// Errors: kNotFound for a missing record, kAlreadyExists for a duplicate key, kUnavailable when
+// the database stays locked past the busy timeout, kDataLoss for a corrupt file, kInternal for
+// any other SQLite failure (the message names the statement and SQLite's text).
+//
+// Thread safety: one Store per thread. Separate processes are safe.
+#ifndef ACCORD_STORE_H_
+#define ACCORD_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "accord/crypto.h"
+#include "accord/status.h"
+#include "accord/time.h"
+
+namespace accord {
+
+// An information object as held by this node: its own (originated here) or a received copy.
+struct ObjectRecord {
+  std::string id;
+  std::string originator;
+  std::string level;  // in the originator's scheme, current version
+  std::vector<std::string> topics;
+  std::vector<std::string> compartments;
+  std::vector<std::string> rel_to;
+  int64_t version = 1;                  // bumped by each reclassification
+  Bytes ciphertext;                     // sealed payload; empty once destroyed
+  Bytes wrapped_key;                    // data key wrapped by the KEK; empty once destroyed
+  Instant created_at;                   // created here, or received here
+  std::optional<Instant> destroyed_at;  // this node's copy destroyed
+  std::string received_from;            // empty for the originator's own objects
+};
+
+struct ReleaseRecord {
+  std::string object_id;
+  std::string to;
+  Instant at;
+  std::string agreement;
+  std::string level;  // the recipient's marking level at release
+  std::string package_id;
+};
+
+struct ForwardRecord {
+  std::string object_id;
+  std::string from;
+  std::string to;
+  Instant at;
+  std::string agreement;
+  std::string package_id;
+};
+
+struct ConsentRecord {
+  std::string object_id;
+  std::string to;
+  Instant at;
+  Bytes notice;  // the originator's signed consent notice
+};
+
+struct ReclassificationRecord {
+  std::string object_id;
+  int64_t version = 0;  // the version this reclassification created
+  std::string level;
+  Instant at;
+  Bytes notice;
+};
+
+enum class DestructionScope { kLocal, kEverywhere };
+
+struct DestructionRecord {
+  std::string object_id;
+  Instant at;
+  DestructionScope scope = DestructionScope::kLocal;
+  std::string by;  // the party whose decision it was
+  Bytes notice;    // empty for a local destruction
+};
+
+struct ReportRecord {
+  std::string object_id;
+  std::string by;  // the reporting party
+  Instant at;
+  std::string kind;  // "loss" | "compromise"
+  std::string text;
+  Bytes notice;
+};
+
+// A transfer package this node accepted (or a notice it applied), kept for evidence and to refuse
+// replays: `id` is the sender's package id.
+struct PackageRecord {
+  std::string id;
+  std::string kind;  // "release" | "forward" | "consent" | "reclassify" | "destroy" | "report"
+  std::string object_id;
+  std::string from;
+  Instant at;           // the instant the sender decided it
+  Instant received_at;  // when this node accepted it
+  Bytes bytes;          // the signed envelope as received
+};
+
+// A signed receipt: produced by this node for a package it received, or received back for a
+// package it sent.
+struct ReceiptRecord {
+  std::string package_id;
+  std::string by;  // the receiving party that signed
+  Instant at;
+  Bytes bytes;
+};
+
+struct SubjectRecord {
+  std::string id;
+  std::string clearance;
+  std::vector<std::string> need_to_know;
+  std::vector<std::string> compartments;
+};
+
+// A partner party's public keys, imported from its `accord keys export-public`.
+struct PartnerRecord {
+  std::string party;
+  PublicKey sign_public{};
+  PublicKey wrap_public{};
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Runs `body` in one write transaction (BEGIN IMMEDIATE): committed when it returns OK, rolled
+  // back otherwise, and its error is returned. Not reentrant.
+  [[nodiscard]] virtual Status Transact(const std::function<Status()>& body) = 0;
+
+  // --- settings (party, simulate flag, key store kind, ...) ---
+  [[nodiscard]] virtual Status SetMeta(const std::string& key, const std::string& value) = 0;
+  [[nodiscard]] virtual Result<std::optional<std::string>> GetMeta(const std::string& key) = 0;
+
+  // --- objects ---
+  [[nodiscard]] virtual Status InsertObject(const ObjectRecord& object) = 0;  // kAlreadyExists
+  [[nodiscard]] virtual Result<ObjectRecord> GetObject(const std::string& id) = 0;  // kNotFound
+  [[nodiscard]] virtual Result<std::vector<ObjectRecord>> ListObjects() = 0;        // by id
+  // Replaces level, version, ciphertext and wrapped key (a reclassification re-seals).
+  [[nodiscard]] virtual Status UpdateSealed(const ObjectRecord& object) = 0;
+  // Erases ciphertext and wrapped key and sets destroyed_at.
+  [[nodiscard]] virtual Status EraseObjectCopy(const std::string& id, Instant at) = 0;
+
+  // --- history, each list in order of `at` ---
+  [[nodiscard]] virtual Status InsertRelease(const ReleaseRecord& r) = 0;
+  [[nodiscard]] virtual Result<std::vector<ReleaseRecord>> ListReleases(
+      const std::string& object_id) = 0;
+  [[nodiscard]] virtual Status InsertForward(const ForwardRecord& f) = 0;
+  [[nodiscard]] virtual Result<std::vector<ForwardRecord>> ListForwards(
+      const std::string& object_id) = 0;
+  [[nodiscard]] virtual Status InsertConsent(const ConsentRecord& c) = 0;
+  [[nodiscard]] virtual Result<std::vector<ConsentRecord>> ListConsents(
+      const std::string& object_id) = 0;
+  [[nodiscard]] virtual Status InsertReclassification(const ReclassificationRecord& r) = 0;
+  [[nodiscard]] virtual Result<std::vector<ReclassificationRecord>> ListReclassifications(
+      const std::string& object_id) = 0;
+  [[nodiscard]] virtual Status InsertDestruction(const DestructionRecord& d) = 0;
+  [[nodiscard]] virtual Result<std::vector<DestructionRecord>> ListDestructions(
+      const std::string& object_id) = 0;
+  [[nodiscard]] virtual Status InsertReport(const ReportRecord& r) = 0;
+  [[nodiscard]] virtual Result<std::vector<ReportRecord>> ListReports(
+      const std::string& object_id) = 0;
+
+  // --- exchange ---
+  [[nodiscard]] virtual Status InsertPackage(const PackageRecord& p) = 0;  // kAlreadyExists
+  [[nodiscard]] virtual Result<bool> HasPackage(const std::string& id) = 0;
+  [[nodiscard]] virtual Status InsertReceipt(const ReceiptRecord& r) = 0;  // kAlreadyExists
+  [[nodiscard]] virtual Result<std::vector<ReceiptRecord>> ListReceipts() = 0;
+
+  // --- directory ---
+  [[nodiscard]] virtual Status PutSubject(const SubjectRecord& s) = 0;  // insert or replace
+  [[nodiscard]] virtual Result<SubjectRecord> GetSubject(const std::string& id) = 0;
+  [[nodiscard]] virtual Result<std::vector<SubjectRecord>> ListSubjects() = 0;
+  [[nodiscard]] virtual Status PutPartner(const PartnerRecord& p) = 0;  // insert or replace
+  [[nodiscard]] virtual Result<PartnerRecord> GetPartner(const std::string& party) = 0;
+  [[nodiscard]] virtual Result<std::vector<PartnerRecord>> ListPartners() = 0;
+};
+
+struct SqliteOptions {
+  int busy_timeout_ms = 10'000;
+  // FULL fsyncs the WAL at every commit: an acknowledged write survives power loss.
+  bool synchronous_full = true;
+};
+
+// Opens (creating if needed) the SQLite store at `path` and migrates its schema to the current
+// version. kFailedPrecondition for a schema newer than this program knows.
+[[nodiscard]] Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
+                                                             const SqliteOptions& options = {});
+
+// The schema version this program writes.
+inline constexpr int kStoreSchemaVersion = 1;
+
+}  // namespace accord
+
+#endif  // ACCORD_STORE_H_

@@ -1,0 +1,1007 @@
+// The SQLite backend of accord/store.h.
+//
+// One connection per Store, opened in WAL mode with foreign keys on, `secure_delete` and the
+// caller's busy timeout and sync level. Every statement is prepared once at open and reused; text
+// and blobs are bound without copies. The schema is versioned in `meta.schema_version` and
+// migrated on open by `kMigrations` inside one write transaction.
+//
+// Thread safety: one Store per thread (the connection is opened SQLITE_OPEN_NOMUTEX). Separate
+// processes are serialised by SQLite's file locks.
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "accord/store.h"
+#include "sqlite_util.h"
+
+namespace accord {
+namespace {
+
+using sqlite_internal::BoundStatement;
+using sqlite_internal::DbPtr;
+using sqlite_internal::DecodeStringList;
+using sqlite_internal::EncodeStringList;
+using sqlite_internal::Prepare;
+using sqlite_internal::SqliteError;
+using sqlite_internal::StmtPtr;
+
+// --- schema ---
+//
+// Conventions: STRICT tables; instants are INTEGER microseconds since the epoch; lists of strings
+// are TEXT holding a JSON array of strings; keys and envelopes are BLOBs. Columns that would be
+// SQL keywords are suffixed: `to_party`, `from_party`, `by_party`. Lists of history are read in
+// order of `at`, then of insertion (rowid): each history table has an index on (object_id, at),
+// whose entries end in the rowid, so that order comes straight from the index.
+
+// Version 0 -> 1: the first schema.
+constexpr std::string_view kSchemaV1 = R"sql(
+CREATE TABLE meta (
+  key TEXT PRIMARY KEY NOT NULL,
+  value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE objects (
+  id TEXT PRIMARY KEY NOT NULL,
+  originator TEXT NOT NULL,
+  level TEXT NOT NULL,
+  topics TEXT NOT NULL CHECK (json_valid(topics)),
+  compartments TEXT NOT NULL CHECK (json_valid(compartments)),
+  rel_to TEXT NOT NULL CHECK (json_valid(rel_to)),
+  version INTEGER NOT NULL,
+  ciphertext BLOB NOT NULL,
+  wrapped_key BLOB NOT NULL,
+  created_at INTEGER NOT NULL,
+  destroyed_at INTEGER,
+  received_from TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE releases (
+  object_id TEXT NOT NULL REFERENCES objects (id),
+  to_party TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  agreement TEXT NOT NULL,
+  level TEXT NOT NULL,
+  package_id TEXT NOT NULL
+) STRICT;
+CREATE INDEX releases_by_object ON releases (object_id, at);
+
+CREATE TABLE forwards (
+  object_id TEXT NOT NULL REFERENCES objects (id),
+  from_party TEXT NOT NULL,
+  to_party TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  agreement TEXT NOT NULL,
+  package_id TEXT NOT NULL
+) STRICT;
+CREATE INDEX forwards_by_object ON forwards (object_id, at);
+
+CREATE TABLE consents (
+  object_id TEXT NOT NULL REFERENCES objects (id),
+  to_party TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  notice BLOB NOT NULL
+) STRICT;
+CREATE INDEX consents_by_object ON consents (object_id, at);
+
+CREATE TABLE reclassifications (
+  object_id TEXT NOT NULL REFERENCES objects (id),
+  version INTEGER NOT NULL,
+  level TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  notice BLOB NOT NULL
+) STRICT;
+CREATE INDEX reclassifications_by_object ON reclassifications (object_id, at);
+
+CREATE TABLE destructions (
+  object_id TEXT NOT NULL REFERENCES objects (id),
+  at INTEGER NOT NULL,
+  scope TEXT NOT NULL CHECK (scope IN ('local', 'everywhere')),
+  by_party TEXT NOT NULL,
+  notice BLOB NOT NULL
+) STRICT;
+CREATE INDEX destructions_by_object ON destructions (object_id, at);
+
+CREATE TABLE reports (
+  object_id TEXT NOT NULL REFERENCES objects (id),
+  by_party TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  text TEXT NOT NULL,
+  notice BLOB NOT NULL
+) STRICT;
+CREATE INDEX reports_by_object ON reports (object_id, at);
+
+-- No foreign key to objects: a package may arrive before the object it carries is stored.
+CREATE TABLE packages (
+  id TEXT PRIMARY KEY NOT NULL,
+  kind TEXT NOT NULL,
+  object_id TEXT NOT NULL,
+  from_party TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,
+  bytes BLOB NOT NULL
+) STRICT;
+
+-- No foreign key to packages: a receipt may be for a package this node sent.
+CREATE TABLE receipts (
+  package_id TEXT NOT NULL,
+  by_party TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  bytes BLOB NOT NULL,
+  PRIMARY KEY (package_id, by_party)
+) STRICT;
+
+CREATE TABLE subjects (
+  id TEXT PRIMARY KEY NOT NULL,
+  clearance TEXT NOT NULL,
+  need_to_know TEXT NOT NULL CHECK (json_valid(need_to_know)),
+  compartments TEXT NOT NULL CHECK (json_valid(compartments))
+) STRICT;
+
+CREATE TABLE partners (
+  party TEXT PRIMARY KEY NOT NULL,
+  sign_public BLOB NOT NULL CHECK (length(sign_public) = 32),
+  wrap_public BLOB NOT NULL CHECK (length(wrap_public) = 32)
+) STRICT;
+)sql";
+
+// kMigrations[v] takes a database from schema version v to v + 1 (version 0: no `meta` table).
+// INVARIANT: a script is never edited once released; a change is a new entry.
+constexpr std::array<std::string_view, kStoreSchemaVersion> kMigrations = {kSchemaV1};
+
+constexpr std::string_view kSchemaVersionKey = "schema_version";
+
+constexpr std::string_view kObjectColumns =
+    "id, originator, level, topics, compartments, rel_to, version, ciphertext, wrapped_key, "
+    "created_at, destroyed_at, received_from";
+
+// --- small helpers ---
+
+std::string LowerFirst(std::string text) {
+  if (!text.empty()) {
+    text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+  }
+  return text;
+}
+
+Code CodeForErrno(int err) {
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+      return Code::kNotFound;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return Code::kPermissionDenied;
+    default:
+      return Code::kInternal;
+  }
+}
+
+// Creates the database file with mode 0600 if it does not exist yet, whatever the umask. SQLite
+// gives the -wal and -shm files it creates the mode of the database file.
+Status CreatePrivateFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) {
+      return OkStatus();
+    }
+    const int err = errno;
+    return Fail(CodeForErrno(err),
+                "cannot create `" + path + "`: " + LowerFirst(std::strerror(err)));
+  }
+  const int chmod_rc = ::fchmod(fd, 0600);
+  const int err = errno;
+  ::close(fd);
+  if (chmod_rc != 0) {
+    return Fail(CodeForErrno(err),
+                "cannot set the mode of `" + path + "`: " + LowerFirst(std::strerror(err)));
+  }
+  return OkStatus();
+}
+
+// Runs SQL without results (pragmas that return nothing, migration scripts).
+Status Exec(sqlite3* db, std::string_view sql, std::string_view action) {
+  const std::string text(sql);  // sqlite3_exec needs a terminated string
+  const int rc = sqlite3_exec(db, text.c_str(), nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) {
+    return tl::unexpected<Error>(SqliteError(db, rc, action));
+  }
+  return OkStatus();
+}
+
+// The first column of the first row of a one-off query, as text; nullopt without a row.
+Result<std::optional<std::string>> QueryText(sqlite3* db, std::string_view sql,
+                                             std::string_view action) {
+  ACCORD_ASSIGN_OR_RETURN(const StmtPtr stmt, Prepare(db, sql));
+  BoundStatement st(db, stmt.get());
+  ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step(action));
+  if (!row) {
+    return std::nullopt;
+  }
+  return st.ColumnText(0);
+}
+
+tl::unexpected<Error> Corrupt(std::string_view what, std::string_view key) {
+  return Fail(Code::kDataLoss,
+              "corrupt " + std::string(what) + " of `" + std::string(key) + "` in the store");
+}
+
+std::string_view ScopeName(DestructionScope scope) {
+  return scope == DestructionScope::kEverywhere ? "everywhere" : "local";
+}
+
+// Applies the connection settings. Not persistent except journal_mode, so done at every open.
+Status Configure(sqlite3* db, const SqliteOptions& options) {
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, options.busy_timeout_ms);
+  // The first statement reads the file: a file that is not a database fails here with NOTADB.
+  ACCORD_ASSIGN_OR_RETURN(const std::optional<std::string> mode,
+                          QueryText(db, "PRAGMA journal_mode=WAL", "set journal mode"));
+  if (!mode.has_value() || *mode != "wal") {
+    return Fail(Code::kInternal,
+                "sqlite: set journal mode: got `" + mode.value_or("") + "` instead of `wal`");
+  }
+  ACCORD_RETURN_IF_ERROR(Exec(db, "PRAGMA foreign_keys=ON", "enable foreign keys"));
+  ACCORD_RETURN_IF_ERROR(Exec(db, "PRAGMA secure_delete=ON", "enable secure delete"));
+  ACCORD_RETURN_IF_ERROR(
+      Exec(db, options.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+           "set synchronous"));
+  // Foreign keys are silently ignored by a library built without them: make sure they are on.
+  ACCORD_ASSIGN_OR_RETURN(const std::optional<std::string> fk,
+                          QueryText(db, "PRAGMA foreign_keys", "read foreign keys"));
+  if (fk != "1") {
+    return Fail(Code::kInternal, "sqlite: foreign keys could not be enabled");
+  }
+  return OkStatus();
+}
+
+// Reads the schema version: 0 for a database without our `meta` table.
+Result<int> ReadSchemaVersion(sqlite3* db) {
+  ACCORD_ASSIGN_OR_RETURN(
+      const std::optional<std::string> has_meta,
+      QueryText(db, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'",
+                "read schema"));
+  if (!has_meta.has_value()) {
+    return 0;
+  }
+  ACCORD_ASSIGN_OR_RETURN(
+      const std::optional<std::string> text,
+      QueryText(db, "SELECT value FROM meta WHERE key = 'schema_version'", "read schema version"));
+  int version = 0;
+  if (!text.has_value() || text->empty()) {
+    return Fail(Code::kDataLoss, "no schema version");
+  }
+  const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), version);
+  if (ec != std::errc() || end != text->data() + text->size() || version < 1) {
+    return Fail(Code::kDataLoss, "malformed schema version `" + *text + "`");
+  }
+  return version;
+}
+
+Status MigrateLocked(sqlite3* db) {
+  ACCORD_ASSIGN_OR_RETURN(const int version, ReadSchemaVersion(db));
+  if (version > kStoreSchemaVersion) {
+    return Fail(Code::kFailedPrecondition, "schema version " + std::to_string(version) +
+                                               " is newer than this program's " +
+                                               std::to_string(kStoreSchemaVersion));
+  }
+  if (version == kStoreSchemaVersion) {
+    return OkStatus();
+  }
+  for (int v = version; v < kStoreSchemaVersion; ++v) {
+    ACCORD_RETURN_IF_ERROR(Exec(db, kMigrations[static_cast<size_t>(v)],
+                                "migrate to schema version " + std::to_string(v + 1)));
+  }
+  ACCORD_ASSIGN_OR_RETURN(const StmtPtr set,
+                          Prepare(db,
+                                  "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+                                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value"));
+  const std::string version_text = std::to_string(kStoreSchemaVersion);
+  BoundStatement st(db, set.get());
+  st.BindText(1, kSchemaVersionKey);
+  st.BindText(2, version_text);
+  return st.Run("set schema version");
+}
+
+// Migrates inside one write transaction (reading the version again under the lock), so that two
+// processes opening a new file at once migrate it once, and a failed migration leaves the file as
+// it was.
+Status Migrate(sqlite3* db) {
+  // The common case, a current schema, needs only a read: no write lock, so opening does not wait
+  // for another process's write transaction.
+  ACCORD_ASSIGN_OR_RETURN(const int version, ReadSchemaVersion(db));
+  if (version == kStoreSchemaVersion) {
+    return OkStatus();
+  }
+  ACCORD_RETURN_IF_ERROR(Exec(db, "BEGIN IMMEDIATE", "begin migration"));
+  Status result = MigrateLocked(db);
+  if (result.has_value()) {
+    result = Exec(db, "COMMIT", "commit migration");
+  }
+  if (!result.has_value() && sqlite3_get_autocommit(db) == 0) {
+    (void)Exec(db, "ROLLBACK", "roll back migration");  // the first error is the one to report
+  }
+  return result;
+}
+
+// --- the store ---
+
+// Every statement the store runs, prepared once.
+struct Statements {
+  StmtPtr begin;
+  StmtPtr commit;
+  StmtPtr rollback;
+  StmtPtr get_meta;
+  StmtPtr set_meta;
+  StmtPtr insert_object;
+  StmtPtr get_object;
+  StmtPtr list_objects;
+  StmtPtr update_sealed;
+  StmtPtr erase_object_copy;
+  StmtPtr insert_release;
+  StmtPtr list_releases;
+  StmtPtr insert_forward;
+  StmtPtr list_forwards;
+  StmtPtr insert_consent;
+  StmtPtr list_consents;
+  StmtPtr insert_reclassification;
+  StmtPtr list_reclassifications;
+  StmtPtr insert_destruction;
+  StmtPtr list_destructions;
+  StmtPtr insert_report;
+  StmtPtr list_reports;
+  StmtPtr insert_package;
+  StmtPtr has_package;
+  StmtPtr insert_receipt;
+  StmtPtr list_receipts;
+  StmtPtr put_subject;
+  StmtPtr get_subject;
+  StmtPtr list_subjects;
+  StmtPtr put_partner;
+  StmtPtr get_partner;
+  StmtPtr list_partners;
+};
+
+Result<Statements> PrepareAll(sqlite3* db) {
+  Statements s;
+  const auto prep = [db](StmtPtr& slot, std::string_view sql) -> Status {
+    ACCORD_ASSIGN_OR_RETURN(slot, Prepare(db, sql));
+    return OkStatus();
+  };
+  const std::string object_columns(kObjectColumns);
+  ACCORD_RETURN_IF_ERROR(prep(s.begin, "BEGIN IMMEDIATE"));
+  ACCORD_RETURN_IF_ERROR(prep(s.commit, "COMMIT"));
+  ACCORD_RETURN_IF_ERROR(prep(s.rollback, "ROLLBACK"));
+  ACCORD_RETURN_IF_ERROR(prep(s.get_meta, "SELECT value FROM meta WHERE key = ?1"));
+  ACCORD_RETURN_IF_ERROR(prep(s.set_meta,
+                              "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+                              "ON CONFLICT (key) DO UPDATE SET value = excluded.value"));
+  ACCORD_RETURN_IF_ERROR(prep(s.insert_object, "INSERT INTO objects (" + object_columns +
+                                                   ") VALUES "
+                                                   "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                                                   "?11, ?12)"));
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.get_object, "SELECT " + object_columns + " FROM objects WHERE id = ?1"));
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.list_objects, "SELECT " + object_columns + " FROM objects ORDER BY id"));
+  ACCORD_RETURN_IF_ERROR(prep(s.update_sealed,
+                              "UPDATE objects SET level = ?2, version = ?3, ciphertext = ?4, "
+                              "wrapped_key = ?5 WHERE id = ?1"));
+  ACCORD_RETURN_IF_ERROR(prep(s.erase_object_copy,
+                              "UPDATE objects SET ciphertext = X'', wrapped_key = X'', "
+                              "destroyed_at = ?2 WHERE id = ?1"));
+  ACCORD_RETURN_IF_ERROR(prep(s.insert_release,
+                              "INSERT INTO releases (object_id, to_party, at, agreement, level, "
+                              "package_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+  ACCORD_RETURN_IF_ERROR(prep(s.list_releases,
+                              "SELECT object_id, to_party, at, agreement, level, package_id "
+                              "FROM releases WHERE object_id = ?1 ORDER BY at, rowid"));
+  ACCORD_RETURN_IF_ERROR(prep(s.insert_forward,
+                              "INSERT INTO forwards (object_id, from_party, to_party, at, "
+                              "agreement, package_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+  ACCORD_RETURN_IF_ERROR(prep(s.list_forwards,
+                              "SELECT object_id, from_party, to_party, at, agreement, package_id "
+                              "FROM forwards WHERE object_id = ?1 ORDER BY at, rowid"));
+  ACCORD_RETURN_IF_ERROR(prep(s.insert_consent,
+                              "INSERT INTO consents (object_id, to_party, at, notice) "
+                              "VALUES (?1, ?2, ?3, ?4)"));
+  ACCORD_RETURN_IF_ERROR(prep(s.list_consents,
+                              "SELECT object_id, to_party, at, notice FROM consents "
+                              "WHERE object_id = ?1 ORDER BY at, rowid"));
+  ACCORD_RETURN_IF_ERROR(prep(s.insert_reclassification,
+                              "INSERT INTO reclassifications (object_id, version, level, at, "
+                              "notice) VALUES (?1, ?2, ?3, ?4, ?5)"));
+  ACCORD_RETURN_IF_ERROR(prep(s.list_reclassifications,
+                              "SELECT object_id, version, level, at, notice FROM "
+                              "reclassifications WHERE object_id = ?1 ORDER BY at, rowid"));
+  ACCORD_RETURN_IF_ERROR(prep(s.insert_destruction,
+                              "INSERT INTO destructions (object_id, at, scope, by_party, notice) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5)"));
+  ACCORD_RETURN_IF_ERROR(prep(s.list_destructions,
+                              "SELECT object_id, at, scope, by_party, notice FROM destructions "
+                              "WHERE object_id = ?1 ORDER BY at, rowid"));
+  ACCORD_RETURN_IF_ERROR(prep(s.insert_report,
+                              "INSERT INTO reports (object_id, by_party, at, kind, text, notice) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+  ACCORD_RETURN_IF_ERROR(prep(s.list_reports,
+                              "SELECT object_id, by_party, at, kind, text, notice FROM reports "
+                              "WHERE object_id = ?1 ORDER BY at, rowid"));
+  ACCORD_RETURN_IF_ERROR(prep(s.insert_package,
+                              "INSERT INTO packages (id, kind, object_id, from_party, at, "
+                              "received_at, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+  ACCORD_RETURN_IF_ERROR(prep(s.has_package, "SELECT 1 FROM packages WHERE id = ?1"));
+  ACCORD_RETURN_IF_ERROR(prep(s.insert_receipt,
+                              "INSERT INTO receipts (package_id, by_party, at, bytes) "
+                              "VALUES (?1, ?2, ?3, ?4)"));
+  ACCORD_RETURN_IF_ERROR(prep(s.list_receipts,
+                              "SELECT package_id, by_party, at, bytes FROM receipts "
+                              "ORDER BY at, rowid"));
+  ACCORD_RETURN_IF_ERROR(prep(s.put_subject,
+                              "INSERT INTO subjects (id, clearance, need_to_know, compartments) "
+                              "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET "
+                              "clearance = excluded.clearance, need_to_know = "
+                              "excluded.need_to_know, compartments = excluded.compartments"));
+  ACCORD_RETURN_IF_ERROR(prep(s.get_subject,
+                              "SELECT id, clearance, need_to_know, compartments FROM subjects "
+                              "WHERE id = ?1"));
+  ACCORD_RETURN_IF_ERROR(prep(s.list_subjects,
+                              "SELECT id, clearance, need_to_know, compartments FROM subjects "
+                              "ORDER BY id"));
+  ACCORD_RETURN_IF_ERROR(prep(s.put_partner,
+                              "INSERT INTO partners (party, sign_public, wrap_public) "
+                              "VALUES (?1, ?2, ?3) ON CONFLICT (party) DO UPDATE SET "
+                              "sign_public = excluded.sign_public, "
+                              "wrap_public = excluded.wrap_public"));
+  ACCORD_RETURN_IF_ERROR(prep(s.get_partner,
+                              "SELECT party, sign_public, wrap_public FROM partners "
+                              "WHERE party = ?1"));
+  ACCORD_RETURN_IF_ERROR(prep(s.list_partners,
+                              "SELECT party, sign_public, wrap_public FROM partners "
+                              "ORDER BY party"));
+  return s;
+}
+
+// Reads all rows of `st` through `read(st)` (which returns Result<T>).
+template <typename T, typename ReadRow>
+Result<std::vector<T>> Collect(BoundStatement& st, std::string_view action, std::string_view key,
+                               ReadRow read) {
+  std::vector<T> rows;
+  while (true) {
+    ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step(action, key));
+    if (!row) {
+      return rows;
+    }
+    ACCORD_ASSIGN_OR_RETURN(T value, read(st));
+    rows.push_back(std::move(value));
+  }
+}
+
+Result<ObjectRecord> ReadObject(const BoundStatement& st) {
+  ObjectRecord o;
+  o.id = st.ColumnText(0);
+  o.originator = st.ColumnText(1);
+  o.level = st.ColumnText(2);
+  auto topics = DecodeStringList(st.ColumnText(3));
+  auto compartments = DecodeStringList(st.ColumnText(4));
+  auto rel_to = DecodeStringList(st.ColumnText(5));
+  if (!topics.has_value()) {
+    return Corrupt("topics", o.id);
+  }
+  if (!compartments.has_value()) {
+    return Corrupt("compartments", o.id);
+  }
+  if (!rel_to.has_value()) {
+    return Corrupt("rel_to", o.id);
+  }
+  o.topics = std::move(*topics);
+  o.compartments = std::move(*compartments);
+  o.rel_to = std::move(*rel_to);
+  o.version = st.ColumnInt(6);
+  o.ciphertext = st.ColumnBlob(7);
+  o.wrapped_key = st.ColumnBlob(8);
+  o.created_at = Instant{st.ColumnInt(9)};
+  if (!st.ColumnIsNull(10)) {
+    o.destroyed_at = Instant{st.ColumnInt(10)};
+  }
+  o.received_from = st.ColumnText(11);
+  return o;
+}
+
+Result<SubjectRecord> ReadSubject(const BoundStatement& st) {
+  SubjectRecord s;
+  s.id = st.ColumnText(0);
+  s.clearance = st.ColumnText(1);
+  auto need_to_know = DecodeStringList(st.ColumnText(2));
+  auto compartments = DecodeStringList(st.ColumnText(3));
+  if (!need_to_know.has_value()) {
+    return Corrupt("need_to_know", s.id);
+  }
+  if (!compartments.has_value()) {
+    return Corrupt("compartments", s.id);
+  }
+  s.need_to_know = std::move(*need_to_know);
+  s.compartments = std::move(*compartments);
+  return s;
+}
+
+Result<PartnerRecord> ReadPartner(const BoundStatement& st) {
+  PartnerRecord p;
+  p.party = st.ColumnText(0);
+  const ByteView sign = st.ColumnBlobView(1);
+  if (sign.size() != p.sign_public.size()) {
+    return Corrupt("signing key", p.party);
+  }
+  std::copy(sign.begin(), sign.end(), p.sign_public.begin());
+  const ByteView wrap = st.ColumnBlobView(2);
+  if (wrap.size() != p.wrap_public.size()) {
+    return Corrupt("wrapping key", p.party);
+  }
+  std::copy(wrap.begin(), wrap.end(), p.wrap_public.begin());
+  return p;
+}
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(DbPtr db, Statements statements, const SqliteOptions& options)
+      : db_(std::move(db)), s_(std::move(statements)), busy_timeout_ms_(options.busy_timeout_ms) {}
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+  ~SqliteStore() override {
+    // A checkpoint owed by an erase that could not run earlier (another process was reading).
+    if (checkpoint_owed_) {
+      CheckpointBestEffort();
+    }
+  }
+
+  Status Transact(const std::function<Status()>& body) override {
+    if (in_transaction_) {
+      return Fail(Code::kFailedPrecondition, "transactions do not nest");
+    }
+    {
+      BoundStatement begin(db_.get(), s_.begin.get());
+      ACCORD_RETURN_IF_ERROR(begin.Run("begin transaction"));
+    }
+    in_transaction_ = true;
+    Status result = RunBody(body);
+    if (result.has_value()) {
+      BoundStatement commit(db_.get(), s_.commit.get());
+      result = commit.Run("commit");
+    }
+    if (!result.has_value()) {
+      Rollback();
+    }
+    in_transaction_ = false;
+    if (result.has_value() && checkpoint_owed_) {
+      CheckpointBestEffort();
+    }
+    return result;
+  }
+
+  Status SetMeta(const std::string& key, const std::string& value) override {
+    if (key == kSchemaVersionKey) {
+      return Fail(Code::kInvalidArgument, "meta key `" + key + "` is reserved");
+    }
+    BoundStatement st(db_.get(), s_.set_meta.get());
+    st.BindText(1, key);
+    st.BindText(2, value);
+    return st.Run("set meta", key);
+  }
+
+  Result<std::optional<std::string>> GetMeta(const std::string& key) override {
+    BoundStatement st(db_.get(), s_.get_meta.get());
+    st.BindText(1, key);
+    ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("get meta", key));
+    if (!row) {
+      return std::nullopt;
+    }
+    return st.ColumnText(0);
+  }
+
+  Status InsertObject(const ObjectRecord& o) override {
+    EncodeStringList(o.topics, topics_buf_);
+    EncodeStringList(o.compartments, compartments_buf_);
+    EncodeStringList(o.rel_to, rel_to_buf_);
+    BoundStatement st(db_.get(), s_.insert_object.get());
+    st.BindText(1, o.id);
+    st.BindText(2, o.originator);
+    st.BindText(3, o.level);
+    st.BindText(4, topics_buf_);
+    st.BindText(5, compartments_buf_);
+    st.BindText(6, rel_to_buf_);
+    st.BindInt(7, o.version);
+    st.BindBlob(8, o.ciphertext);
+    st.BindBlob(9, o.wrapped_key);
+    st.BindInt(10, o.created_at.micros);
+    if (o.destroyed_at.has_value()) {
+      st.BindInt(11, o.destroyed_at->micros);
+    } else {
+      st.BindNull(11);
+    }
+    st.BindText(12, o.received_from);
+    return st.Run("insert object", o.id);
+  }
+
+  Result<ObjectRecord> GetObject(const std::string& id) override {
+    BoundStatement st(db_.get(), s_.get_object.get());
+    st.BindText(1, id);
+    ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("get object", id));
+    if (!row) {
+      return Fail(Code::kNotFound, "no object `" + id + "`");
+    }
+    return ReadObject(st);
+  }
+
+  Result<std::vector<ObjectRecord>> ListObjects() override {
+    BoundStatement st(db_.get(), s_.list_objects.get());
+    return Collect<ObjectRecord>(st, "list objects", {}, ReadObject);
+  }
+
+  Status UpdateSealed(const ObjectRecord& o) override {
+    {
+      BoundStatement st(db_.get(), s_.update_sealed.get());
+      st.BindText(1, o.id);
+      st.BindText(2, o.level);
+      st.BindInt(3, o.version);
+      st.BindBlob(4, o.ciphertext);
+      st.BindBlob(5, o.wrapped_key);
+      ACCORD_RETURN_IF_ERROR(st.Run("update object", o.id));
+    }
+    return AfterErasing(o.id);
+  }
+
+  Status EraseObjectCopy(const std::string& id, Instant at) override {
+    {
+      BoundStatement st(db_.get(), s_.erase_object_copy.get());
+      st.BindText(1, id);
+      st.BindInt(2, at.micros);
+      ACCORD_RETURN_IF_ERROR(st.Run("erase object", id));
+    }
+    return AfterErasing(id);
+  }
+
+  Status InsertRelease(const ReleaseRecord& r) override {
+    BoundStatement st(db_.get(), s_.insert_release.get());
+    st.BindText(1, r.object_id);
+    st.BindText(2, r.to);
+    st.BindInt(3, r.at.micros);
+    st.BindText(4, r.agreement);
+    st.BindText(5, r.level);
+    st.BindText(6, r.package_id);
+    return st.Run("insert release of", r.object_id);
+  }
+
+  Result<std::vector<ReleaseRecord>> ListReleases(const std::string& object_id) override {
+    BoundStatement st(db_.get(), s_.list_releases.get());
+    st.BindText(1, object_id);
+    return Collect<ReleaseRecord>(st, "list releases of", object_id,
+                                  [](const BoundStatement& row) -> Result<ReleaseRecord> {
+                                    return ReleaseRecord{.object_id = row.ColumnText(0),
+                                                         .to = row.ColumnText(1),
+                                                         .at = Instant{row.ColumnInt(2)},
+                                                         .agreement = row.ColumnText(3),
+                                                         .level = row.ColumnText(4),
+                                                         .package_id = row.ColumnText(5)};
+                                  });
+  }
+
+  Status InsertForward(const ForwardRecord& f) override {
+    BoundStatement st(db_.get(), s_.insert_forward.get());
+    st.BindText(1, f.object_id);
+    st.BindText(2, f.from);
+    st.BindText(3, f.to);
+    st.BindInt(4, f.at.micros);
+    st.BindText(5, f.agreement);
+    st.BindText(6, f.package_id);
+    return st.Run("insert forward of", f.object_id);
+  }
+
+  Result<std::vector<ForwardRecord>> ListForwards(const std::string& object_id) override {
+    BoundStatement st(db_.get(), s_.list_forwards.get());
+    st.BindText(1, object_id);
+    return Collect<ForwardRecord>(st, "list forwards of", object_id,
+                                  [](const BoundStatement& row) -> Result<ForwardRecord> {
+                                    return ForwardRecord{.object_id = row.ColumnText(0),
+                                                         .from = row.ColumnText(1),
+                                                         .to = row.ColumnText(2),
+                                                         .at = Instant{row.ColumnInt(3)},
+                                                         .agreement = row.ColumnText(4),
+                                                         .package_id = row.ColumnText(5)};
+                                  });
+  }
+
+  Status InsertConsent(const ConsentRecord& c) override {
+    BoundStatement st(db_.get(), s_.insert_consent.get());
+    st.BindText(1, c.object_id);
+    st.BindText(2, c.to);
+    st.BindInt(3, c.at.micros);
+    st.BindBlob(4, c.notice);
+    return st.Run("insert consent for", c.object_id);
+  }
+
+  Result<std::vector<ConsentRecord>> ListConsents(const std::string& object_id) override {
+    BoundStatement st(db_.get(), s_.list_consents.get());
+    st.BindText(1, object_id);
+    return Collect<ConsentRecord>(st, "list consents for", object_id,
+                                  [](const BoundStatement& row) -> Result<ConsentRecord> {
+                                    return ConsentRecord{.object_id = row.ColumnText(0),
+                                                         .to = row.ColumnText(1),
+                                                         .at = Instant{row.ColumnInt(2)},
+                                                         .notice = row.ColumnBlob(3)};
+                                  });
+  }
+
+  Status InsertReclassification(const ReclassificationRecord& r) override {
+    BoundStatement st(db_.get(), s_.insert_reclassification.get());
+    st.BindText(1, r.object_id);
+    st.BindInt(2, r.version);
+    st.BindText(3, r.level);
+    st.BindInt(4, r.at.micros);
+    st.BindBlob(5, r.notice);
+    return st.Run("insert reclassification of", r.object_id);
+  }
+
+  Result<std::vector<ReclassificationRecord>> ListReclassifications(
+      const std::string& object_id) override {
+    BoundStatement st(db_.get(), s_.list_reclassifications.get());
+    st.BindText(1, object_id);
+    return Collect<ReclassificationRecord>(
+        st, "list reclassifications of", object_id,
+        [](const BoundStatement& row) -> Result<ReclassificationRecord> {
+          return ReclassificationRecord{.object_id = row.ColumnText(0),
+                                        .version = row.ColumnInt(1),
+                                        .level = row.ColumnText(2),
+                                        .at = Instant{row.ColumnInt(3)},
+                                        .notice = row.ColumnBlob(4)};
+        });
+  }
+
+  Status InsertDestruction(const DestructionRecord& d) override {
+    BoundStatement st(db_.get(), s_.insert_destruction.get());
+    st.BindText(1, d.object_id);
+    st.BindInt(2, d.at.micros);
+    st.BindText(3, ScopeName(d.scope));
+    st.BindText(4, d.by);
+    st.BindBlob(5, d.notice);
+    return st.Run("insert destruction of", d.object_id);
+  }
+
+  Result<std::vector<DestructionRecord>> ListDestructions(const std::string& object_id) override {
+    BoundStatement st(db_.get(), s_.list_destructions.get());
+    st.BindText(1, object_id);
+    return Collect<DestructionRecord>(st, "list destructions of", object_id,
+                                      [](const BoundStatement& row) -> Result<DestructionRecord> {
+                                        DestructionRecord d{.object_id = row.ColumnText(0),
+                                                            .at = Instant{row.ColumnInt(1)},
+                                                            .scope = DestructionScope::kLocal,
+                                                            .by = row.ColumnText(3),
+                                                            .notice = row.ColumnBlob(4)};
+                                        const std::string scope = row.ColumnText(2);
+                                        if (scope == ScopeName(DestructionScope::kEverywhere)) {
+                                          d.scope = DestructionScope::kEverywhere;
+                                        } else if (scope != ScopeName(DestructionScope::kLocal)) {
+                                          return Corrupt("destruction scope", d.object_id);
+                                        }
+                                        return d;
+                                      });
+  }
+
+  Status InsertReport(const ReportRecord& r) override {
+    BoundStatement st(db_.get(), s_.insert_report.get());
+    st.BindText(1, r.object_id);
+    st.BindText(2, r.by);
+    st.BindInt(3, r.at.micros);
+    st.BindText(4, r.kind);
+    st.BindText(5, r.text);
+    st.BindBlob(6, r.notice);
+    return st.Run("insert report on", r.object_id);
+  }
+
+  Result<std::vector<ReportRecord>> ListReports(const std::string& object_id) override {
+    BoundStatement st(db_.get(), s_.list_reports.get());
+    st.BindText(1, object_id);
+    return Collect<ReportRecord>(st, "list reports on", object_id,
+                                 [](const BoundStatement& row) -> Result<ReportRecord> {
+                                   return ReportRecord{.object_id = row.ColumnText(0),
+                                                       .by = row.ColumnText(1),
+                                                       .at = Instant{row.ColumnInt(2)},
+                                                       .kind = row.ColumnText(3),
+                                                       .text = row.ColumnText(4),
+                                                       .notice = row.ColumnBlob(5)};
+                                 });
+  }
+
+  Status InsertPackage(const PackageRecord& p) override {
+    BoundStatement st(db_.get(), s_.insert_package.get());
+    st.BindText(1, p.id);
+    st.BindText(2, p.kind);
+    st.BindText(3, p.object_id);
+    st.BindText(4, p.from);
+    st.BindInt(5, p.at.micros);
+    st.BindInt(6, p.received_at.micros);
+    st.BindBlob(7, p.bytes);
+    return st.Run("insert package", p.id);
+  }
+
+  Result<bool> HasPackage(const std::string& id) override {
+    BoundStatement st(db_.get(), s_.has_package.get());
+    st.BindText(1, id);
+    return st.Step("find package", id);
+  }
+
+  Status InsertReceipt(const ReceiptRecord& r) override {
+    BoundStatement st(db_.get(), s_.insert_receipt.get());
+    st.BindText(1, r.package_id);
+    st.BindText(2, r.by);
+    st.BindInt(3, r.at.micros);
+    st.BindBlob(4, r.bytes);
+    return st.Run("insert receipt for", r.package_id);
+  }
+
+  Result<std::vector<ReceiptRecord>> ListReceipts() override {
+    BoundStatement st(db_.get(), s_.list_receipts.get());
+    return Collect<ReceiptRecord>(st, "list receipts", {},
+                                  [](const BoundStatement& row) -> Result<ReceiptRecord> {
+                                    return ReceiptRecord{.package_id = row.ColumnText(0),
+                                                         .by = row.ColumnText(1),
+                                                         .at = Instant{row.ColumnInt(2)},
+                                                         .bytes = row.ColumnBlob(3)};
+                                  });
+  }
+
+  Status PutSubject(const SubjectRecord& s) override {
+    EncodeStringList(s.need_to_know, topics_buf_);
+    EncodeStringList(s.compartments, compartments_buf_);
+    BoundStatement st(db_.get(), s_.put_subject.get());
+    st.BindText(1, s.id);
+    st.BindText(2, s.clearance);
+    st.BindText(3, topics_buf_);
+    st.BindText(4, compartments_buf_);
+    return st.Run("put subject", s.id);
+  }
+
+  Result<SubjectRecord> GetSubject(const std::string& id) override {
+    BoundStatement st(db_.get(), s_.get_subject.get());
+    st.BindText(1, id);
+    ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("get subject", id));
+    if (!row) {
+      return Fail(Code::kNotFound, "no subject `" + id + "`");
+    }
+    return ReadSubject(st);
+  }
+
+  Result<std::vector<SubjectRecord>> ListSubjects() override {
+    BoundStatement st(db_.get(), s_.list_subjects.get());
+    return Collect<SubjectRecord>(st, "list subjects", {}, ReadSubject);
+  }
+
+  Status PutPartner(const PartnerRecord& p) override {
+    BoundStatement st(db_.get(), s_.put_partner.get());
+    st.BindText(1, p.party);
+    st.BindBlob(2, p.sign_public);
+    st.BindBlob(3, p.wrap_public);
+    return st.Run("put partner", p.party);
+  }
+
+  Result<PartnerRecord> GetPartner(const std::string& party) override {
+    BoundStatement st(db_.get(), s_.get_partner.get());
+    st.BindText(1, party);
+    ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("get partner", party));
+    if (!row) {
+      return Fail(Code::kNotFound, "no partner `" + party + "`");
+    }
+    return ReadPartner(st);
+  }
+
+  Result<std::vector<PartnerRecord>> ListPartners() override {
+    BoundStatement st(db_.get(), s_.list_partners.get());
+    return Collect<PartnerRecord>(st, "list partners", {}, ReadPartner);
+  }
+
+ private:
+  // Runs the caller's body; an exception from it must not leave the transaction open or cross
+  // the module boundary.
+  static Status RunBody(const std::function<Status()>& body) {
+    try {
+      return body();
+    } catch (const std::exception& e) {
+      return Fail(Code::kInternal, std::string("transaction body threw: ") + e.what());
+    } catch (...) {
+      return Fail(Code::kInternal, "transaction body threw");
+    }
+  }
+
+  void Rollback() {
+    // SQLite rolls back by itself after some errors (SQLITE_FULL, an I/O error); a second
+    // ROLLBACK would fail with "no transaction is active".
+    if (sqlite3_get_autocommit(db_.get()) == 0) {
+      BoundStatement rollback(db_.get(), s_.rollback.get());
+      (void)rollback.Run("roll back");  // the error to report is the one that caused this
+    }
+  }
+
+  // UpdateSealed and EraseObjectCopy replace sealed bytes. `secure_delete` zeroes them in the
+  // database pages, but in WAL mode the frames of earlier commits stay in the -wal file until it
+  // is overwritten; a TRUNCATE checkpoint after the commit empties it. Inside a transaction this
+  // waits for the commit.
+  Status AfterErasing(std::string_view id) {
+    if (sqlite3_changes64(db_.get()) == 0) {
+      return Fail(Code::kNotFound, "no object `" + std::string(id) + "`");
+    }
+    checkpoint_owed_ = true;
+    if (!in_transaction_) {
+      CheckpointBestEffort();
+    }
+    return OkStatus();
+  }
+
+  // Best effort: a reader in another process makes the checkpoint fail at once (no busy wait);
+  // it is then retried after the next commit that erases, or when this store closes.
+  void CheckpointBestEffort() {
+    sqlite3_busy_timeout(db_.get(), 0);
+    const int rc =
+        sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    sqlite3_busy_timeout(db_.get(), busy_timeout_ms_);
+    if (rc == SQLITE_OK) {
+      checkpoint_owed_ = false;
+    }
+  }
+
+  // INVARIANT: declared before the statements, so the statements are finalized first.
+  DbPtr db_;
+  Statements s_;
+  const int busy_timeout_ms_;
+  bool in_transaction_ = false;
+  bool checkpoint_owed_ = false;
+  // Reused buffers for the JSON of string lists: no allocation per insert once warmed up.
+  std::string topics_buf_;
+  std::string compartments_buf_;
+  std::string rel_to_buf_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
+                                               const SqliteOptions& options) {
+  ACCORD_RETURN_IF_ERROR(CreatePrivateFile(path));
+  sqlite3* raw = nullptr;
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, nullptr);
+  DbPtr db(raw);  // owns the handle even when the open failed
+  if (rc != SQLITE_OK) {
+    return tl::unexpected<Error>(SqliteError(db.get(), rc, "open", path));
+  }
+  const auto in_context = [&path](Error e) {
+    return tl::unexpected<Error>(WithContext(std::move(e), "`" + path + "`"));
+  };
+  if (auto configured = Configure(db.get(), options); !configured.has_value()) {
+    return in_context(std::move(configured).error());
+  }
+  if (auto migrated = Migrate(db.get()); !migrated.has_value()) {
+    return in_context(std::move(migrated).error());
+  }
+  auto statements = PrepareAll(db.get());
+  if (!statements.has_value()) {
+    return in_context(std::move(statements).error());
+  }
+  return std::make_unique<SqliteStore>(std::move(db), std::move(*statements), options);
+}
+
+}  // namespace accord

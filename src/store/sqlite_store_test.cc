@@ -1,0 +1,1154 @@
+// Tests of the SQLite store: round trips of every record, list order, error codes, transactions,
+// schema migration, foreign keys, file modes, two writing processes and SIGKILL in the middle of
+// a stream of commits.
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "accord/store.h"
+#include "sqlite_util.h"
+
+namespace accord {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+// --- helpers ---
+
+// A fresh directory under the test temp dir, removed at the end of the test.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string tmpl = testing::TempDir() + "accord-store-XXXXXX";
+    const char* made = ::mkdtemp(tmpl.data());
+    if (made == nullptr) {
+      ADD_FAILURE() << "mkdtemp failed: " << std::strerror(errno);
+    }
+    path_ = tmpl;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+
+  [[nodiscard]] std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// A raw connection for checks behind the store's back.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    sqlite3* raw = nullptr;
+    rc_ = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr);
+    db_.reset(raw);
+    if (rc_ == SQLITE_OK) {
+      sqlite3_busy_timeout(db_.get(), 5'000);
+    }
+  }
+  [[nodiscard]] bool ok() const { return rc_ == SQLITE_OK; }
+
+  // Runs `sql`; returns "" on success, else SQLite's message.
+  std::string Exec(const std::string& sql) {
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &err);
+    std::string message = rc == SQLITE_OK ? "" : (err != nullptr ? err : "error");
+    sqlite3_free(err);
+    return message;
+  }
+
+  // Every row of `sql`, columns joined by '|'.
+  std::vector<std::string> Rows(const std::string& sql) {
+    std::vector<std::string> rows;
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(db_.get(), sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
+      ADD_FAILURE() << "prepare `" << sql << "`: " << sqlite3_errmsg(db_.get());
+      return rows;
+    }
+    sqlite_internal::StmtPtr stmt(raw);
+    int rc = SQLITE_OK;
+    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+      std::string row;
+      for (int i = 0; i < sqlite3_column_count(stmt.get()); ++i) {
+        if (i > 0) {
+          row += '|';
+        }
+        const unsigned char* text = sqlite3_column_text(stmt.get(), i);
+        row += text != nullptr ? reinterpret_cast<const char*>(text) : "NULL";
+      }
+      rows.push_back(row);
+    }
+    if (rc != SQLITE_DONE) {
+      ADD_FAILURE() << "step `" << sql << "`: " << sqlite3_errmsg(db_.get());
+    }
+    return rows;
+  }
+
+  std::string One(const std::string& sql) {
+    const std::vector<std::string> rows = Rows(sql);
+    return rows.empty() ? "<no row>" : rows.front();
+  }
+
+ private:
+  sqlite_internal::DbPtr db_;
+  int rc_ = SQLITE_ERROR;
+};
+
+std::string IntegrityCheck(const std::string& path) {
+  RawDb db(path);
+  if (!db.ok()) {
+    return "cannot open";
+  }
+  return db.One("PRAGMA integrity_check");
+}
+
+// Deterministic bytes derived from `seed` (splitmix64), so that a reader can tell whether an
+// object's contents are exactly what its writer stored.
+Bytes Derived(const std::string& seed, size_t size) {
+  uint64_t state = 1469598103934665603ull;
+  for (const char c : seed) {
+    state = (state ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  }
+  Bytes out(size);
+  for (size_t i = 0; i < size; ++i) {
+    state += 0x9e3779b97f4a7c15ull;
+    uint64_t z = state;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    out[i] = static_cast<uint8_t>(z ^ (z >> 31));
+  }
+  return out;
+}
+
+// The object a writer stores under `id`: every field is a function of the id.
+ObjectRecord MakeObject(const std::string& id) {
+  ObjectRecord o;
+  o.id = id;
+  o.originator = "KOR";
+  o.level = "SECRET";
+  o.topics = {"t-" + id, "a,b"};
+  o.compartments = {};
+  o.rel_to = {"USA", ""};
+  o.version = static_cast<int64_t>(id.size());
+  o.ciphertext = Derived("ct:" + id, 1024);
+  o.wrapped_key = Derived("wk:" + id, 60);
+  o.created_at = Instant{static_cast<int64_t>(Derived("at:" + id, 1)[0]) * 1'000'000};
+  o.received_from = "";
+  return o;
+}
+
+ReleaseRecord MakeRelease(const std::string& id) {
+  return ReleaseRecord{.object_id = id,
+                       .to = "USA",
+                       .at = Instant{42},
+                       .agreement = "gsomia",
+                       .level = "SECRET",
+                       .package_id = "p-" + id};
+}
+
+// Fields as tuples, so that gtest can compare and print records.
+auto Fields(const ObjectRecord& o) {
+  return std::make_tuple(o.id, o.originator, o.level, o.topics, o.compartments, o.rel_to, o.version,
+                         o.ciphertext, o.wrapped_key, o.created_at.micros,
+                         o.destroyed_at.has_value() ? o.destroyed_at->micros : int64_t{-1},
+                         o.destroyed_at.has_value(), o.received_from);
+}
+auto Fields(const ReleaseRecord& r) {
+  return std::make_tuple(r.object_id, r.to, r.at.micros, r.agreement, r.level, r.package_id);
+}
+auto Fields(const ForwardRecord& f) {
+  return std::make_tuple(f.object_id, f.from, f.to, f.at.micros, f.agreement, f.package_id);
+}
+auto Fields(const ConsentRecord& c) {
+  return std::make_tuple(c.object_id, c.to, c.at.micros, c.notice);
+}
+auto Fields(const ReclassificationRecord& r) {
+  return std::make_tuple(r.object_id, r.version, r.level, r.at.micros, r.notice);
+}
+auto Fields(const DestructionRecord& d) {
+  return std::make_tuple(d.object_id, d.at.micros, d.scope == DestructionScope::kEverywhere, d.by,
+                         d.notice);
+}
+auto Fields(const ReportRecord& r) {
+  return std::make_tuple(r.object_id, r.by, r.at.micros, r.kind, r.text, r.notice);
+}
+auto Fields(const ReceiptRecord& r) {
+  return std::make_tuple(r.package_id, r.by, r.at.micros, r.bytes);
+}
+auto Fields(const SubjectRecord& s) {
+  return std::make_tuple(s.id, s.clearance, s.need_to_know, s.compartments);
+}
+auto Fields(const PartnerRecord& p) {
+  return std::make_tuple(p.party, p.sign_public, p.wrap_public);
+}
+template <typename R>
+auto AllFields(const std::vector<R>& records) {
+  std::vector<decltype(Fields(records.front()))> out;
+  for (const R& r : records) {
+    out.push_back(Fields(r));
+  }
+  return out;
+}
+
+Bytes B(std::string_view text) { return Bytes(text.begin(), text.end()); }
+
+// Strings that break naive list encodings.
+const std::vector<std::string>& AwkwardStrings() {
+  static const std::vector<std::string> strings = {
+      "",
+      "a,b",
+      ",",
+      "\"quoted\"",
+      "back\\slash",
+      "new\nline",
+      "tab\there",
+      std::string("nul\0byte", 8),
+      "\x01\x1f\x7f",
+      "[\"not\",\"a list\"]",
+      "\xC3\xBC\xC3\xB1\xC3\xAF\xE2\x82\xAC \xF0\x9F\x94\x92",  // UTF-8, with a 4-byte sequence
+      "\xff\xfe not utf-8",
+      "  spaces  ",
+  };
+  return strings;
+}
+
+// --- the string-list codec ---
+
+TEST(StringListCodecTest, RoundTripsAwkwardStrings) {
+  const std::vector<std::vector<std::string>> lists = {{},    {""},       {"", ""},
+                                                       {"a"}, {"a", "b"}, AwkwardStrings()};
+  for (const auto& list : lists) {
+    std::string json;
+    sqlite_internal::EncodeStringList(list, json);
+    auto back = sqlite_internal::DecodeStringList(json);
+    ASSERT_TRUE(back.has_value()) << json;
+    EXPECT_EQ(*back, list) << json;
+  }
+}
+
+TEST(StringListCodecTest, EncodesAsJsonArrays) {
+  std::string json;
+  sqlite_internal::EncodeStringList({}, json);
+  EXPECT_EQ(json, "[]");
+  sqlite_internal::EncodeStringList({"a,b", "", "q\"\\\n"}, json);
+  EXPECT_EQ(json, R"(["a,b","","q\"\\\u000a"])");
+}
+
+TEST(StringListCodecTest, ReadsOtherJsonSpellings) {
+  auto list = sqlite_internal::DecodeStringList(R"( [ "a\/b" , "\u00fc\ud83d\udd12\t" ] )");
+  ASSERT_TRUE(list.has_value());
+  EXPECT_THAT(*list, ElementsAre("a/b", "\xC3\xBC\xF0\x9F\x94\x92\t"));
+}
+
+TEST(StringListCodecTest, RejectsMalformedText) {
+  for (const std::string_view bad :
+       {"", "a", "[", "]", "[\"a\"", "[\"a\",]", "[,]", "[\"a\" \"b\"]", "[1]", "[\"a\"] x",
+        "[\"\\x\"]", "[\"\\u12\"]", "[\"\\udc00\"]", "[\"\\ud800\"]", "[\"raw\nnewline\"]",
+        "{\"a\":\"b\"}", "[\"unterminated]"}) {
+    auto list = sqlite_internal::DecodeStringList(bad);
+    ASSERT_FALSE(list.has_value()) << bad;
+    EXPECT_EQ(list.error().code, Code::kDataLoss) << bad;
+  }
+}
+
+TEST(SqliteErrorTest, MapsResultCodes) {
+  using sqlite_internal::CodeForSqlite;
+  EXPECT_EQ(CodeForSqlite(SQLITE_BUSY), Code::kUnavailable);
+  EXPECT_EQ(CodeForSqlite(SQLITE_BUSY_SNAPSHOT), Code::kUnavailable);
+  EXPECT_EQ(CodeForSqlite(SQLITE_LOCKED), Code::kUnavailable);
+  EXPECT_EQ(CodeForSqlite(SQLITE_CONSTRAINT_PRIMARYKEY), Code::kAlreadyExists);
+  EXPECT_EQ(CodeForSqlite(SQLITE_CONSTRAINT_UNIQUE), Code::kAlreadyExists);
+  EXPECT_EQ(CodeForSqlite(SQLITE_CONSTRAINT_FOREIGNKEY), Code::kInternal);
+  EXPECT_EQ(CodeForSqlite(SQLITE_CONSTRAINT_NOTNULL), Code::kInternal);
+  EXPECT_EQ(CodeForSqlite(SQLITE_CORRUPT), Code::kDataLoss);
+  EXPECT_EQ(CodeForSqlite(SQLITE_NOTADB), Code::kDataLoss);
+  EXPECT_EQ(CodeForSqlite(SQLITE_IOERR_CORRUPTFS), Code::kDataLoss);
+  EXPECT_EQ(CodeForSqlite(SQLITE_IOERR_WRITE), Code::kInternal);
+  EXPECT_EQ(CodeForSqlite(SQLITE_FULL), Code::kInternal);
+}
+
+// --- the store ---
+
+class SqliteStoreTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = dir_.File("state.db");
+    auto store = OpenSqliteStore(path_);
+    ASSERT_TRUE(store.has_value()) << store.error().ToString();
+    store_ = std::move(*store);
+  }
+
+  // Inserts objects that history records can point to.
+  void AddObjects(std::initializer_list<std::string> ids) {
+    for (const std::string& id : ids) {
+      ASSERT_TRUE(store_->InsertObject(MakeObject(id)).has_value()) << id;
+    }
+  }
+
+  ScratchDir dir_;
+  std::string path_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(SqliteStoreTest, ObjectRoundTripsEveryField) {
+  ObjectRecord o;
+  o.id = "obj-1";
+  o.originator = "KOR";
+  o.level = "2-KUP";
+  o.topics = AwkwardStrings();
+  o.compartments = {""};
+  o.rel_to = {};
+  o.version = 7;
+  o.ciphertext = Derived("ct", 1024);
+  o.wrapped_key = Derived("wk", 60);
+  o.created_at = Instant{-1'234'567};  // before the epoch
+  o.destroyed_at = Instant{std::numeric_limits<int64_t>::max()};
+  o.received_from = "JPN";
+  ASSERT_TRUE(store_->InsertObject(o).has_value());
+
+  ObjectRecord bare;  // defaults: empty strings, lists and blobs, no destroyed_at
+  bare.id = "obj-2";
+  ASSERT_TRUE(store_->InsertObject(bare).has_value());
+
+  auto got = store_->GetObject("obj-1");
+  ASSERT_TRUE(got.has_value()) << got.error().ToString();
+  EXPECT_EQ(Fields(*got), Fields(o));
+  auto got_bare = store_->GetObject("obj-2");
+  ASSERT_TRUE(got_bare.has_value()) << got_bare.error().ToString();
+  EXPECT_EQ(Fields(*got_bare), Fields(bare));
+  EXPECT_FALSE(got_bare->destroyed_at.has_value());
+  EXPECT_TRUE(got_bare->ciphertext.empty());
+
+  // Stored as the schema says: lists as JSON text, instants as integers, blobs as blobs.
+  RawDb raw(path_);
+  EXPECT_EQ(raw.One("SELECT typeof(topics), typeof(created_at), typeof(ciphertext), "
+                    "compartments, rel_to FROM objects WHERE id = 'obj-1'"),
+            "text|integer|blob|[\"\"]|[]");
+  EXPECT_EQ(raw.One("SELECT typeof(destroyed_at), typeof(ciphertext), length(ciphertext) "
+                    "FROM objects WHERE id = 'obj-2'"),
+            "null|blob|0");
+}
+
+TEST_F(SqliteStoreTest, DuplicateObjectIsAlreadyExists) {
+  ASSERT_TRUE(store_->InsertObject(MakeObject("k-1")).has_value());
+  ObjectRecord other = MakeObject("k-1");
+  other.level = "TOP SECRET";
+  auto again = store_->InsertObject(other);
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code, Code::kAlreadyExists);
+  EXPECT_EQ(again.error().message,
+            "sqlite: insert object `k-1`: UNIQUE constraint failed: objects.id");
+  auto kept = store_->GetObject("k-1");
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->level, "SECRET");
+}
+
+TEST_F(SqliteStoreTest, MissingRecordsAreNotFound) {
+  auto object = store_->GetObject("x");
+  ASSERT_FALSE(object.has_value());
+  EXPECT_EQ(object.error().code, Code::kNotFound);
+  EXPECT_EQ(object.error().message, "no object `x`");
+
+  auto subject = store_->GetSubject("alice");
+  ASSERT_FALSE(subject.has_value());
+  EXPECT_EQ(subject.error().code, Code::kNotFound);
+  EXPECT_EQ(subject.error().message, "no subject `alice`");
+
+  auto partner = store_->GetPartner("USA");
+  ASSERT_FALSE(partner.has_value());
+  EXPECT_EQ(partner.error().code, Code::kNotFound);
+  EXPECT_EQ(partner.error().message, "no partner `USA`");
+
+  auto update = store_->UpdateSealed(MakeObject("x"));
+  ASSERT_FALSE(update.has_value());
+  EXPECT_EQ(update.error().code, Code::kNotFound);
+  EXPECT_EQ(update.error().message, "no object `x`");
+
+  auto erase = store_->EraseObjectCopy("x", Instant{1});
+  ASSERT_FALSE(erase.has_value());
+  EXPECT_EQ(erase.error().code, Code::kNotFound);
+  EXPECT_EQ(erase.error().message, "no object `x`");
+}
+
+TEST_F(SqliteStoreTest, ListObjectsIsOrderedById) {
+  auto empty = store_->ListObjects();
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_THAT(*empty, IsEmpty());
+  AddObjects({"b", "c", "a", "B"});
+  auto list = store_->ListObjects();
+  ASSERT_TRUE(list.has_value()) << list.error().ToString();
+  std::vector<std::string> ids;
+  for (const ObjectRecord& o : *list) {
+    ids.push_back(o.id);
+    EXPECT_EQ(Fields(o), Fields(MakeObject(o.id)));
+  }
+  EXPECT_THAT(ids, ElementsAre("B", "a", "b", "c"));
+}
+
+TEST_F(SqliteStoreTest, UpdateSealedReplacesOnlyTheSealedFields) {
+  AddObjects({"o"});
+  ObjectRecord update = MakeObject("o");
+  update.level = "TOP SECRET";
+  update.version = 2;
+  update.ciphertext = B("new ciphertext");
+  update.wrapped_key = B("new key");
+  update.originator = "ignored";
+  update.topics = {"ignored"};
+  update.created_at = Instant{999};
+  ASSERT_TRUE(store_->UpdateSealed(update).has_value());
+
+  ObjectRecord expected = MakeObject("o");
+  expected.level = "TOP SECRET";
+  expected.version = 2;
+  expected.ciphertext = B("new ciphertext");
+  expected.wrapped_key = B("new key");
+  auto got = store_->GetObject("o");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(Fields(*got), Fields(expected));
+}
+
+TEST_F(SqliteStoreTest, EraseObjectCopyEmptiesSealedBytesAndSetsDestroyedAt) {
+  AddObjects({"o", "other"});
+  ASSERT_TRUE(store_->EraseObjectCopy("o", Instant{5'000'000}).has_value());
+  ObjectRecord expected = MakeObject("o");
+  expected.ciphertext.clear();
+  expected.wrapped_key.clear();
+  expected.destroyed_at = Instant{5'000'000};
+  auto got = store_->GetObject("o");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(Fields(*got), Fields(expected));
+  auto other = store_->GetObject("other");
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(Fields(*other), Fields(MakeObject("other")));
+}
+
+// secure_delete zeroes the freed bytes in the database pages; the store also empties the WAL
+// after an erase, so neither file keeps the erased ciphertext or wrapped key.
+TEST_F(SqliteStoreTest, ErasedBytesDoNotLingerInTheFiles) {
+  const auto file_contains = [](const std::string& file, const Bytes& needle) {
+    std::ifstream in(file, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const Bytes bytes(text.begin(), text.end());
+    return std::search(bytes.begin(), bytes.end(), needle.begin(), needle.end()) != bytes.end();
+  };
+  for (const bool in_transaction : {false, true}) {
+    SCOPED_TRACE(in_transaction ? "in a transaction" : "autocommit");
+    const std::string id = in_transaction ? "erased-in-tx" : "erased";
+    const ObjectRecord o = MakeObject(id);
+    AddObjects({id});
+    const Bytes ct_probe(o.ciphertext.begin() + 100, o.ciphertext.begin() + 164);
+    const Bytes key_probe(o.wrapped_key.begin(), o.wrapped_key.begin() + 32);
+    ASSERT_TRUE(file_contains(path_ + "-wal", ct_probe) || file_contains(path_, ct_probe));
+    if (in_transaction) {
+      ASSERT_TRUE(store_->Transact([&] { return store_->EraseObjectCopy(id, Instant{1}); }));
+    } else {
+      ASSERT_TRUE(store_->EraseObjectCopy(id, Instant{1}).has_value());
+    }
+    for (const std::string& file : {path_, path_ + "-wal"}) {
+      EXPECT_FALSE(file_contains(file, ct_probe)) << file;
+      EXPECT_FALSE(file_contains(file, key_probe)) << file;
+    }
+  }
+}
+
+TEST_F(SqliteStoreTest, MetaRoundTripsAndOverwrites) {
+  auto missing = store_->GetMeta("party");
+  ASSERT_TRUE(missing.has_value());
+  EXPECT_FALSE(missing->has_value());
+  ASSERT_TRUE(store_->SetMeta("party", "KOR").has_value());
+  ASSERT_TRUE(store_->SetMeta("empty", "").has_value());
+  ASSERT_TRUE(store_->SetMeta("party", "JPN").has_value());
+  EXPECT_EQ(store_->GetMeta("party").value(), std::optional<std::string>("JPN"));
+  EXPECT_EQ(store_->GetMeta("empty").value(), std::optional<std::string>(""));
+
+  auto reserved = store_->SetMeta("schema_version", "2");
+  ASSERT_FALSE(reserved.has_value());
+  EXPECT_EQ(reserved.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(store_->GetMeta("schema_version").value(), std::optional<std::string>("1"));
+}
+
+TEST_F(SqliteStoreTest, ReleasesRoundTripInOrderOfAtThenInsertion) {
+  AddObjects({"o", "p"});
+  const std::vector<ReleaseRecord> in = {
+      {"o", "third", Instant{30}, "a1", "S", "pk1"},
+      {"o", "first", Instant{10}, "a,2", "", "pk2"},
+      {"o", "second", Instant{10}, "", "TS", ""},
+      {"o", "before", Instant{-5}, "a4", "C", "pk4"},
+  };
+  for (const ReleaseRecord& r : in) {
+    ASSERT_TRUE(store_->InsertRelease(r).has_value());
+  }
+  ASSERT_TRUE(store_->InsertRelease({"p", "x", Instant{0}, "a", "S", "pp"}).has_value());
+  auto list = store_->ListReleases("o");
+  ASSERT_TRUE(list.has_value()) << list.error().ToString();
+  EXPECT_EQ(AllFields(*list), AllFields(std::vector<ReleaseRecord>{in[3], in[1], in[2], in[0]}));
+  auto none = store_->ListReleases("nothing");
+  ASSERT_TRUE(none.has_value());
+  EXPECT_THAT(*none, IsEmpty());
+}
+
+TEST_F(SqliteStoreTest, ForwardsRoundTripInOrderOfAtThenInsertion) {
+  AddObjects({"o", "p"});
+  const std::vector<ForwardRecord> in = {
+      {"o", "USA", "GBR", Instant{20}, "five", "f1"},
+      {"o", "USA", "CAN", Instant{20}, "five", "f2"},
+      {"o", "JPN", "AUS", Instant{10}, "", ""},
+  };
+  for (const ForwardRecord& f : in) {
+    ASSERT_TRUE(store_->InsertForward(f).has_value());
+  }
+  ASSERT_TRUE(store_->InsertForward({"p", "a", "b", Instant{1}, "c", "d"}).has_value());
+  auto list = store_->ListForwards("o");
+  ASSERT_TRUE(list.has_value()) << list.error().ToString();
+  EXPECT_EQ(AllFields(*list), AllFields(std::vector<ForwardRecord>{in[2], in[0], in[1]}));
+}
+
+TEST_F(SqliteStoreTest, ConsentsRoundTripInOrderOfAtThenInsertion) {
+  AddObjects({"o"});
+  const std::vector<ConsentRecord> in = {
+      {"o", "GBR", Instant{3}, Derived("n1", 100)},
+      {"o", "CAN", Instant{1}, {}},
+      {"o", "AUS", Instant{3}, B(std::string_view("\0\1\2", 3))},
+  };
+  for (const ConsentRecord& c : in) {
+    ASSERT_TRUE(store_->InsertConsent(c).has_value());
+  }
+  auto list = store_->ListConsents("o");
+  ASSERT_TRUE(list.has_value()) << list.error().ToString();
+  EXPECT_EQ(AllFields(*list), AllFields(std::vector<ConsentRecord>{in[1], in[0], in[2]}));
+}
+
+TEST_F(SqliteStoreTest, ReclassificationsRoundTripInOrderOfAtThenInsertion) {
+  AddObjects({"o"});
+  const std::vector<ReclassificationRecord> in = {
+      {"o", 3, "C", Instant{300}, B("n3")},
+      {"o", 2, "S", Instant{200}, B("n2")},
+      {"o", 4, "U", Instant{300}, {}},
+  };
+  for (const ReclassificationRecord& r : in) {
+    ASSERT_TRUE(store_->InsertReclassification(r).has_value());
+  }
+  auto list = store_->ListReclassifications("o");
+  ASSERT_TRUE(list.has_value()) << list.error().ToString();
+  EXPECT_EQ(AllFields(*list), AllFields(std::vector<ReclassificationRecord>{in[1], in[0], in[2]}));
+}
+
+TEST_F(SqliteStoreTest, DestructionsRoundTripInOrderOfAtThenInsertion) {
+  AddObjects({"o"});
+  const std::vector<DestructionRecord> in = {
+      {"o", Instant{9}, DestructionScope::kEverywhere, "KOR", B("signed notice")},
+      {"o", Instant{8}, DestructionScope::kLocal, "JPN", {}},
+      {"o", Instant{9}, DestructionScope::kLocal, "USA", {}},
+  };
+  for (const DestructionRecord& d : in) {
+    ASSERT_TRUE(store_->InsertDestruction(d).has_value());
+  }
+  auto list = store_->ListDestructions("o");
+  ASSERT_TRUE(list.has_value()) << list.error().ToString();
+  EXPECT_EQ(AllFields(*list), AllFields(std::vector<DestructionRecord>{in[1], in[0], in[2]}));
+  EXPECT_EQ((*list)[1].scope, DestructionScope::kEverywhere);
+  EXPECT_EQ((*list)[2].scope, DestructionScope::kLocal);
+}
+
+TEST_F(SqliteStoreTest, ReportsRoundTripInOrderOfAtThenInsertion) {
+  AddObjects({"o"});
+  const std::vector<ReportRecord> in = {
+      {"o", "USA", Instant{2}, "loss", "left on a train, \"seat 4\"\nsecond line", B("n")},
+      {"o", "GBR", Instant{1}, "compromise", "", {}},
+      {"o", "CAN", Instant{2}, "loss", "x", B("m")},
+  };
+  for (const ReportRecord& r : in) {
+    ASSERT_TRUE(store_->InsertReport(r).has_value());
+  }
+  auto list = store_->ListReports("o");
+  ASSERT_TRUE(list.has_value()) << list.error().ToString();
+  EXPECT_EQ(AllFields(*list), AllFields(std::vector<ReportRecord>{in[1], in[0], in[2]}));
+}
+
+TEST_F(SqliteStoreTest, PackagesAreKeptAndDuplicatesRefused) {
+  const PackageRecord p{.id = "pkg-1",
+                        .kind = "release",
+                        .object_id = "not-stored-yet",
+                        .from = "KOR",
+                        .at = Instant{100},
+                        .received_at = Instant{200},
+                        .bytes = Derived("envelope", 300)};
+  EXPECT_EQ(store_->HasPackage("pkg-1").value(), false);
+  ASSERT_TRUE(store_->InsertPackage(p).has_value());
+  EXPECT_EQ(store_->HasPackage("pkg-1").value(), true);
+  EXPECT_EQ(store_->HasPackage("pkg-2").value(), false);
+
+  auto again = store_->InsertPackage(p);
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code, Code::kAlreadyExists);
+  EXPECT_EQ(again.error().message,
+            "sqlite: insert package `pkg-1`: UNIQUE constraint failed: packages.id");
+
+  // The interface has no reader for a package's fields: check the row itself.
+  RawDb raw(path_);
+  EXPECT_EQ(
+      raw.One("SELECT kind, object_id, from_party, at, received_at, length(bytes), "
+              "hex(substr(bytes, 1, 4)) FROM packages WHERE id = 'pkg-1'"),
+      "release|not-stored-yet|KOR|100|200|300|" + [] {
+        const Bytes b = Derived("envelope", 4);
+        char hex[9];
+        std::snprintf(hex, sizeof hex, "%02X%02X%02X%02X", b[0], b[1], b[2], b[3]);
+        return std::string(hex);
+      }());
+}
+
+TEST_F(SqliteStoreTest, ReceiptsAreKeyedByPackageAndSignerInOrderOfAt) {
+  const std::vector<ReceiptRecord> in = {
+      {"pkg-1", "USA", Instant{50}, B("r1")},
+      {"pkg-1", "GBR", Instant{40}, B("r2")},  // same package, another signer: allowed
+      {"pkg-2", "USA", Instant{50}, {}},
+  };
+  auto empty = store_->ListReceipts();
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_THAT(*empty, IsEmpty());
+  for (const ReceiptRecord& r : in) {
+    ASSERT_TRUE(store_->InsertReceipt(r).has_value());
+  }
+  auto again = store_->InsertReceipt({"pkg-1", "USA", Instant{60}, B("other")});
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code, Code::kAlreadyExists);
+  EXPECT_THAT(again.error().message, HasSubstr("sqlite: insert receipt for `pkg-1`: UNIQUE"));
+
+  auto list = store_->ListReceipts();
+  ASSERT_TRUE(list.has_value()) << list.error().ToString();
+  EXPECT_EQ(AllFields(*list), AllFields(std::vector<ReceiptRecord>{in[1], in[0], in[2]}));
+}
+
+TEST_F(SqliteStoreTest, SubjectsRoundTripAndReplace) {
+  const SubjectRecord alice{"alice", "SECRET", AwkwardStrings(), {}};
+  const SubjectRecord bob{"bob", "", {""}, {"NATO", "a,b"}};
+  ASSERT_TRUE(store_->PutSubject(bob).has_value());
+  ASSERT_TRUE(store_->PutSubject(alice).has_value());
+  auto got = store_->GetSubject("alice");
+  ASSERT_TRUE(got.has_value()) << got.error().ToString();
+  EXPECT_EQ(Fields(*got), Fields(alice));
+
+  const SubjectRecord bob2{"bob", "TOP SECRET", {}, {"x"}};
+  ASSERT_TRUE(store_->PutSubject(bob2).has_value());
+  auto list = store_->ListSubjects();
+  ASSERT_TRUE(list.has_value()) << list.error().ToString();
+  EXPECT_EQ(AllFields(*list), AllFields(std::vector<SubjectRecord>{alice, bob2}));
+}
+
+TEST_F(SqliteStoreTest, PartnersRoundTripAndReplace) {
+  PartnerRecord usa{.party = "USA"};
+  PartnerRecord gbr{.party = "GBR"};
+  for (size_t i = 0; i < kPublicKeySize; ++i) {
+    usa.sign_public[i] = static_cast<uint8_t>(i);
+    usa.wrap_public[i] = static_cast<uint8_t>(255 - i);
+    gbr.sign_public[i] = static_cast<uint8_t>(i * 7);
+  }
+  ASSERT_TRUE(store_->PutPartner(usa).has_value());
+  ASSERT_TRUE(store_->PutPartner(gbr).has_value());
+  auto got = store_->GetPartner("USA");
+  ASSERT_TRUE(got.has_value()) << got.error().ToString();
+  EXPECT_EQ(Fields(*got), Fields(usa));
+
+  usa.wrap_public.fill(9);
+  ASSERT_TRUE(store_->PutPartner(usa).has_value());
+  auto list = store_->ListPartners();
+  ASSERT_TRUE(list.has_value()) << list.error().ToString();
+  EXPECT_EQ(AllFields(*list), AllFields(std::vector<PartnerRecord>{gbr, usa}));
+}
+
+TEST_F(SqliteStoreTest, CorruptRowsAreDataLoss) {
+  AddObjects({"o"});
+  PartnerRecord usa{.party = "USA"};
+  ASSERT_TRUE(store_->PutPartner(usa).has_value());
+  ASSERT_TRUE(store_->PutSubject({"alice", "S", {}, {}}).has_value());
+  ASSERT_TRUE(store_->InsertDestruction({"o", Instant{1}, DestructionScope::kLocal, "K", {}}));
+  {
+    RawDb raw(path_);
+    // Write what the schema's checks forbid, as a damaged or hand-edited file might hold.
+    ASSERT_EQ(raw.Exec("PRAGMA ignore_check_constraints = ON;"
+                       "UPDATE partners SET sign_public = X'0102' WHERE party = 'USA';"
+                       "UPDATE objects SET topics = 'a,b' WHERE id = 'o';"
+                       "UPDATE subjects SET need_to_know = '[1]' WHERE id = 'alice';"
+                       "UPDATE destructions SET scope = 'somewhere' WHERE object_id = 'o';"),
+              "");
+  }
+  auto partner = store_->GetPartner("USA");
+  ASSERT_FALSE(partner.has_value());
+  EXPECT_EQ(partner.error().code, Code::kDataLoss);
+  EXPECT_EQ(partner.error().message, "corrupt signing key of `USA` in the store");
+  EXPECT_EQ(store_->ListPartners().error().code, Code::kDataLoss);
+
+  auto object = store_->GetObject("o");
+  ASSERT_FALSE(object.has_value());
+  EXPECT_EQ(object.error().code, Code::kDataLoss);
+  EXPECT_EQ(object.error().message, "corrupt topics of `o` in the store");
+  EXPECT_EQ(store_->ListObjects().error().code, Code::kDataLoss);
+
+  EXPECT_EQ(store_->GetSubject("alice").error().code, Code::kDataLoss);
+  EXPECT_EQ(store_->ListDestructions("o").error().code, Code::kDataLoss);
+}
+
+// --- transactions ---
+
+TEST_F(SqliteStoreTest, TransactCommitsWhenTheBodySucceeds) {
+  auto status = store_->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(store_->InsertObject(MakeObject("o")));
+    ACCORD_RETURN_IF_ERROR(store_->InsertRelease(MakeRelease("o")));
+    return store_->SetMeta("party", "KOR");
+  });
+  ASSERT_TRUE(status.has_value()) << status.error().ToString();
+  store_.reset();  // visible to a new connection, not only to this one
+  auto reopened = OpenSqliteStore(path_);
+  ASSERT_TRUE(reopened.has_value());
+  EXPECT_TRUE((*reopened)->GetObject("o").has_value());
+  EXPECT_EQ((*reopened)->ListReleases("o").value().size(), 1u);
+  EXPECT_EQ((*reopened)->GetMeta("party").value(), std::optional<std::string>("KOR"));
+}
+
+TEST_F(SqliteStoreTest, TransactRollsBackWhenTheBodyFails) {
+  auto status = store_->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(store_->InsertObject(MakeObject("o")));
+    ACCORD_RETURN_IF_ERROR(store_->InsertRelease(MakeRelease("o")));
+    ACCORD_RETURN_IF_ERROR(store_->SetMeta("party", "KOR"));
+    EXPECT_TRUE(store_->GetObject("o").has_value());  // visible inside
+    return Fail(Code::kPermissionDenied, "permission denied");
+  });
+  ASSERT_FALSE(status.has_value());
+  EXPECT_EQ(status.error().code, Code::kPermissionDenied);
+  EXPECT_EQ(status.error().message, "permission denied");
+  EXPECT_EQ(store_->GetObject("o").error().code, Code::kNotFound);
+  EXPECT_THAT(store_->ListReleases("o").value(), IsEmpty());
+  EXPECT_FALSE(store_->GetMeta("party").value().has_value());
+  RawDb raw(path_);
+  EXPECT_EQ(raw.One("SELECT count(*) FROM objects"), "0");
+}
+
+TEST_F(SqliteStoreTest, TransactRollsBackWhenAStatementFails) {
+  AddObjects({"dup"});
+  auto status = store_->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(store_->InsertObject(MakeObject("new")));
+    return store_->InsertObject(MakeObject("dup"));
+  });
+  ASSERT_FALSE(status.has_value());
+  EXPECT_EQ(status.error().code, Code::kAlreadyExists);
+  EXPECT_EQ(store_->GetObject("new").error().code, Code::kNotFound);
+  // The store is usable afterwards.
+  ASSERT_TRUE(store_->Transact([&] { return store_->InsertObject(MakeObject("later")); }));
+  EXPECT_TRUE(store_->GetObject("later").has_value());
+}
+
+TEST_F(SqliteStoreTest, TransactRollsBackWhenTheBodyThrows) {
+  auto status = store_->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(store_->InsertObject(MakeObject("o")));
+    throw std::runtime_error("boom");
+  });
+  ASSERT_FALSE(status.has_value());
+  EXPECT_EQ(status.error().code, Code::kInternal);
+  EXPECT_EQ(status.error().message, "transaction body threw: boom");
+  EXPECT_EQ(store_->GetObject("o").error().code, Code::kNotFound);
+  ASSERT_TRUE(store_->Transact([&] { return store_->InsertObject(MakeObject("o")); }));
+}
+
+TEST_F(SqliteStoreTest, TransactDoesNotNest) {
+  auto status = store_->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(store_->InsertObject(MakeObject("outer")));
+    auto inner = store_->Transact([&] { return store_->InsertObject(MakeObject("inner")); });
+    EXPECT_FALSE(inner.has_value());
+    EXPECT_EQ(inner.error().code, Code::kFailedPrecondition);
+    return OkStatus();
+  });
+  ASSERT_TRUE(status.has_value()) << status.error().ToString();
+  EXPECT_TRUE(store_->GetObject("outer").has_value());
+  EXPECT_EQ(store_->GetObject("inner").error().code, Code::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, LockedDatabaseIsUnavailable) {
+  store_.reset();
+  auto opened = OpenSqliteStore(path_, {.busy_timeout_ms = 20, .synchronous_full = true});
+  ASSERT_TRUE(opened.has_value());
+  std::unique_ptr<Store> store = std::move(*opened);
+  RawDb other(path_);
+  ASSERT_EQ(other.Exec("BEGIN IMMEDIATE"), "");  // holds the write lock
+
+  auto tx = store->Transact([&] { return store->InsertObject(MakeObject("o")); });
+  ASSERT_FALSE(tx.has_value());
+  EXPECT_EQ(tx.error().code, Code::kUnavailable);
+  EXPECT_EQ(tx.error().message, "sqlite: begin transaction: database is locked");
+  auto insert = store->InsertObject(MakeObject("o"));
+  ASSERT_FALSE(insert.has_value());
+  EXPECT_EQ(insert.error().code, Code::kUnavailable);
+  EXPECT_EQ(insert.error().message, "sqlite: insert object `o`: database is locked");
+  EXPECT_TRUE(store->ListObjects().has_value());  // readers are not blocked in WAL mode
+
+  ASSERT_EQ(other.Exec("ROLLBACK"), "");
+  EXPECT_TRUE(store->Transact([&] { return store->InsertObject(MakeObject("o")); }));
+}
+
+// --- schema and file ---
+
+TEST_F(SqliteStoreTest, NewDatabaseHasTheCurrentSchemaInWalMode) {
+  RawDb raw(path_);
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "1");
+  EXPECT_EQ(kStoreSchemaVersion, 1);
+  EXPECT_EQ(raw.One("PRAGMA journal_mode"), "wal");
+  EXPECT_THAT(
+      raw.Rows("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"),
+      ElementsAre("consents", "destructions", "forwards", "meta", "objects", "packages", "partners",
+                  "receipts", "reclassifications", "releases", "reports", "subjects"));
+  // Every table is STRICT: a value of the wrong type is refused, not converted.
+  EXPECT_THAT(raw.Exec("INSERT INTO meta (key, value) VALUES ('k', X'01')"),
+              HasSubstr("cannot store BLOB value in TEXT column meta.value"));
+  for (const std::string table :
+       {"meta", "objects", "releases", "forwards", "consents", "reclassifications", "destructions",
+        "reports", "packages", "receipts", "subjects", "partners"}) {
+    EXPECT_EQ(raw.One("SELECT strict FROM pragma_table_list WHERE name = '" + table + "'"), "1")
+        << table;
+  }
+}
+
+TEST_F(SqliteStoreTest, ReopeningKeepsDataAndSchema) {
+  AddObjects({"o"});
+  ASSERT_TRUE(store_->InsertRelease(MakeRelease("o")).has_value());
+  ASSERT_TRUE(store_->SetMeta("party", "KOR").has_value());
+  store_.reset();
+  for (int i = 0; i < 2; ++i) {
+    auto reopened = OpenSqliteStore(path_);
+    ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+    auto o = (*reopened)->GetObject("o");
+    ASSERT_TRUE(o.has_value());
+    EXPECT_EQ(Fields(*o), Fields(MakeObject("o")));
+    EXPECT_EQ((*reopened)->ListReleases("o").value().size(), 1u);
+    EXPECT_EQ((*reopened)->GetMeta("party").value(), std::optional<std::string>("KOR"));
+  }
+  RawDb raw(path_);
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "1");
+}
+
+TEST_F(SqliteStoreTest, NewerSchemaIsRefused) {
+  store_.reset();
+  {
+    RawDb raw(path_);
+    ASSERT_EQ(raw.Exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'"), "");
+  }
+  auto opened = OpenSqliteStore(path_);
+  ASSERT_FALSE(opened.has_value());
+  EXPECT_EQ(opened.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(opened.error().message,
+            "`" + path_ + "`: schema version 99 is newer than this program's 1");
+  RawDb raw(path_);
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "99");
+}
+
+TEST_F(SqliteStoreTest, MalformedSchemaVersionIsDataLoss) {
+  store_.reset();
+  {
+    RawDb raw(path_);
+    ASSERT_EQ(raw.Exec("UPDATE meta SET value = 'one' WHERE key = 'schema_version'"), "");
+  }
+  auto opened = OpenSqliteStore(path_);
+  ASSERT_FALSE(opened.has_value());
+  EXPECT_EQ(opened.error().code, Code::kDataLoss);
+  EXPECT_THAT(opened.error().message, HasSubstr("malformed schema version `one`"));
+}
+
+TEST(SqliteStoreFileTest, FileThatIsNotADatabaseIsDataLoss) {
+  ScratchDir dir;
+  const std::string path = dir.File("state.db");
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << std::string(8192, 'x');
+  }
+  auto opened = OpenSqliteStore(path);
+  ASSERT_FALSE(opened.has_value());
+  EXPECT_EQ(opened.error().code, Code::kDataLoss);
+  EXPECT_THAT(opened.error().message, HasSubstr("file is not a database"));
+}
+
+TEST(SqliteStoreFileTest, MissingDirectoryIsNotFound) {
+  ScratchDir dir;
+  auto opened = OpenSqliteStore(dir.File("no/such/dir/state.db"));
+  ASSERT_FALSE(opened.has_value());
+  EXPECT_EQ(opened.error().code, Code::kNotFound);
+  EXPECT_THAT(opened.error().message, HasSubstr("no such file or directory"));
+}
+
+TEST(SqliteStoreFileTest, FilesAreMode0600WhateverTheUmask) {
+  ScratchDir dir;
+  const std::string path = dir.File("state.db");
+  const mode_t old_umask = ::umask(0);
+  auto opened = OpenSqliteStore(path);
+  ::umask(old_umask);
+  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+  ASSERT_TRUE((*opened)->InsertObject(MakeObject("o")).has_value());
+  for (const std::string& file : {path, path + "-wal", path + "-shm"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat(file.c_str(), &st), 0) << file;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << file;
+  }
+}
+
+TEST_F(SqliteStoreTest, HistoryForAnUnknownObjectViolatesItsForeignKey) {
+  const std::vector<std::pair<std::string, Status>> attempts = {
+      {"release", store_->InsertRelease(MakeRelease("ghost"))},
+      {"forward", store_->InsertForward({"ghost", "a", "b", Instant{1}, "c", "d"})},
+      {"consent", store_->InsertConsent({"ghost", "a", Instant{1}, {}})},
+      {"reclassification", store_->InsertReclassification({"ghost", 2, "S", Instant{1}, {}})},
+      {"destruction",
+       store_->InsertDestruction({"ghost", Instant{1}, DestructionScope::kLocal, "a", {}})},
+      {"report", store_->InsertReport({"ghost", "a", Instant{1}, "loss", "t", {}})},
+  };
+  for (const auto& [what, status] : attempts) {
+    ASSERT_FALSE(status.has_value()) << what;
+    EXPECT_EQ(status.error().code, Code::kInternal) << what;
+    EXPECT_THAT(status.error().message, HasSubstr("`ghost`: FOREIGN KEY constraint failed"))
+        << what;
+  }
+  EXPECT_EQ(store_->InsertRelease(MakeRelease("ghost")).error().message,
+            "sqlite: insert release of `ghost`: FOREIGN KEY constraint failed");
+  RawDb raw(path_);
+  EXPECT_EQ(raw.One("SELECT (SELECT count(*) FROM releases) + (SELECT count(*) FROM forwards) + "
+                    "(SELECT count(*) FROM consents) + (SELECT count(*) FROM reclassifications) "
+                    "+ (SELECT count(*) FROM destructions) + (SELECT count(*) FROM reports)"),
+            "0");
+}
+
+// --- several processes ---
+
+// Waits for `pid` and describes how it ended: "exit 0", "exit 3", "signal 9".
+std::string WaitFor(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) {
+      return "waitpid failed";
+    }
+  }
+  if (WIFEXITED(status)) {
+    return "exit " + std::to_string(WEXITSTATUS(status));
+  }
+  if (WIFSIGNALED(status)) {
+    return "signal " + std::to_string(WTERMSIG(status));
+  }
+  return "unknown";
+}
+
+// The body of a forked writer: never returns into gtest.
+[[noreturn]] void WriterChild(const std::string& path, const std::string& prefix, int count,
+                              int start_fd) {
+  char go = 0;
+  if (::read(start_fd, &go, 1) < 0) {  // EOF when the parent closes its end: all start at once
+    ::_exit(10);
+  }
+  auto opened = OpenSqliteStore(path);
+  if (!opened.has_value()) {
+    std::fprintf(stderr, "%s: open: %s\n", prefix.c_str(), opened.error().ToString().c_str());
+    ::_exit(11);
+  }
+  Store& store = **opened;
+  for (int i = 0; i < count; ++i) {
+    const std::string id = prefix + std::to_string(i);
+    auto status = store.Transact([&]() -> Status {
+      ACCORD_RETURN_IF_ERROR(store.InsertObject(MakeObject(id)));
+      return store.InsertRelease(MakeRelease(id));
+    });
+    if (!status.has_value()) {
+      std::fprintf(stderr, "%s: %s\n", id.c_str(), status.error().ToString().c_str());
+      ::_exit(12);
+    }
+    // A pause between operations, as a node has: without one, the writer holding the lock takes
+    // it again at once and the other, asleep in its busy handler, rarely gets a turn.
+    std::this_thread::sleep_for(std::chrono::microseconds(300));
+  }
+  opened->reset();
+  ::_exit(0);
+}
+
+TEST(SqliteStoreProcessTest, TwoProcessesWriteOneFileConcurrently) {
+  ScratchDir dir;
+  const std::string path = dir.File("state.db");  // not created yet: the children race to
+  constexpr int kPerChild = 200;
+  int start[2];
+  ASSERT_EQ(::pipe(start), 0);
+  std::vector<pid_t> children;
+  for (const std::string prefix : {"a-", "b-"}) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(start[1]);
+      WriterChild(path, prefix, kPerChild, start[0]);
+    }
+    children.push_back(pid);
+  }
+  ::close(start[0]);
+  ::close(start[1]);  // go
+  for (const pid_t pid : children) {
+    EXPECT_EQ(WaitFor(pid), "exit 0");
+  }
+
+  auto opened = OpenSqliteStore(path);
+  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+  auto objects = (*opened)->ListObjects();
+  ASSERT_TRUE(objects.has_value()) << objects.error().ToString();
+  ASSERT_EQ(objects->size(), 2u * kPerChild);
+  std::set<std::string> ids;
+  for (const ObjectRecord& o : *objects) {
+    ids.insert(o.id);
+    EXPECT_EQ(Fields(o), Fields(MakeObject(o.id)));
+  }
+  for (int i = 0; i < kPerChild; ++i) {
+    EXPECT_TRUE(ids.contains("a-" + std::to_string(i))) << i;
+    EXPECT_TRUE(ids.contains("b-" + std::to_string(i))) << i;
+  }
+  opened->reset();
+  EXPECT_EQ(IntegrityCheck(path), "ok");
+  RawDb raw(path);
+  EXPECT_EQ(raw.One("SELECT count(*) FROM releases"), std::to_string(2 * kPerChild));
+  // The writers really overlapped: in commit (rowid) order, their objects alternate.
+  int switches = 0;
+  char last = 0;
+  for (const std::string& id : raw.Rows("SELECT id FROM objects ORDER BY rowid")) {
+    switches += (last != 0 && id[0] != last) ? 1 : 0;
+    last = id[0];
+  }
+  RecordProperty("writer_switches", switches);
+  EXPECT_GT(switches, 1);
+}
+
+// The body of a writer that is killed: commits object + release pairs and reports each id on
+// `ack_fd` only after its commit returned.
+[[noreturn]] void CrashChild(const std::string& path, int round, int ack_fd) {
+  auto opened = OpenSqliteStore(path);
+  if (!opened.has_value()) {
+    std::fprintf(stderr, "open: %s\n", opened.error().ToString().c_str());
+    ::_exit(11);
+  }
+  Store& store = **opened;
+  for (int n = 0;; ++n) {
+    const std::string id = "r" + std::to_string(round) + "-" + std::to_string(n);
+    auto status = store.Transact([&]() -> Status {
+      ACCORD_RETURN_IF_ERROR(store.InsertObject(MakeObject(id)));
+      return store.InsertRelease(MakeRelease(id));
+    });
+    if (!status.has_value()) {
+      std::fprintf(stderr, "%s: %s\n", id.c_str(), status.error().ToString().c_str());
+      ::_exit(12);
+    }
+    const std::string line = id + "\n";  // under PIPE_BUF: written whole or not at all
+    if (::write(ack_fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+      ::_exit(13);
+    }
+  }
+}
+
+TEST(SqliteStoreProcessTest, SigkillDuringCommitsLosesNoAcknowledgedWrite) {
+  ScratchDir dir;
+  const std::string path = dir.File("state.db");
+  constexpr int kRounds = 30;
+  const unsigned seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> delay_ms(1, 50);
+  size_t total_acked = 0;
+  size_t total_unacked = 0;
+
+  for (int round = 0; round < kRounds; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    int ack[2];
+    ASSERT_EQ(::pipe(ack), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(ack[0]);
+      CrashChild(path, round, ack[1]);
+    }
+    ::close(ack[1]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    ASSERT_EQ(WaitFor(pid), "signal 9");
+
+    std::string acks;
+    char buf[4096];
+    ssize_t n = 0;
+    while ((n = ::read(ack[0], buf, sizeof buf)) > 0) {
+      acks.append(buf, static_cast<size_t>(n));
+    }
+    ::close(ack[0]);
+    ASSERT_TRUE(acks.empty() || acks.back() == '\n') << "a torn acknowledgement";
+    std::vector<std::string> acked;
+    std::istringstream lines(acks);
+    for (std::string line; std::getline(lines, line);) {
+      acked.push_back(line);
+    }
+    total_acked += acked.size();
+
+    auto opened = OpenSqliteStore(path);
+    ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+    Store& store = **opened;
+    EXPECT_EQ(store.GetMeta("schema_version").value(), std::optional<std::string>("1"));
+    // Every acknowledged write is there, exactly.
+    for (const std::string& id : acked) {
+      auto o = store.GetObject(id);
+      ASSERT_TRUE(o.has_value()) << id << ": " << o.error().ToString();
+      EXPECT_EQ(Fields(*o), Fields(MakeObject(id)));
+    }
+    // Every object present is whole, with its release (all or nothing). At most one commit of
+    // this round can have landed without its acknowledgement.
+    auto objects = store.ListObjects();
+    ASSERT_TRUE(objects.has_value()) << objects.error().ToString();
+    size_t this_round = 0;
+    const std::string prefix = "r" + std::to_string(round) + "-";
+    for (const ObjectRecord& o : *objects) {
+      EXPECT_EQ(Fields(o), Fields(MakeObject(o.id)));
+      auto releases = store.ListReleases(o.id);
+      ASSERT_TRUE(releases.has_value());
+      EXPECT_EQ(AllFields(*releases), AllFields(std::vector<ReleaseRecord>{MakeRelease(o.id)}));
+      this_round += o.id.starts_with(prefix) ? 1 : 0;
+    }
+    ASSERT_GE(this_round, acked.size());
+    EXPECT_LE(this_round - acked.size(), 1u);
+    total_unacked += this_round - acked.size();
+    opened->reset();
+    ASSERT_EQ(IntegrityCheck(path), "ok");
+    RawDb raw(path);
+    EXPECT_THAT(raw.Rows("PRAGMA foreign_key_check"), IsEmpty());
+  }
+  EXPECT_GT(total_acked, 0u) << "no round committed anything: the test tested nothing";
+  RecordProperty("acknowledged", std::to_string(total_acked));
+  RecordProperty("committed_unacknowledged", std::to_string(total_unacked));
+}
+
+}  // namespace
+}  // namespace accord
