@@ -2,7 +2,7 @@
 # The README's first command: installs what is needed, builds `accord`, and replays the GSOMIA
 # example: each agreement's state and the flow matrix at every key instant of the real history,
 # the decisions on examples/gsomia/requests.jsonl, and the same history had Korea not suspended
-# its notice on 2019-11-22.
+# its notice on 2019-11-22; then three nodes (KOR, JPN, USA) exchange sealed, signed packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -30,5 +30,9 @@ banner "5. Had Korea not suspended its notice"
 $accord agreement status --policy examples/gsomia-no-suspension --id kor-jpn-gsomia \
   --at 2019-11-23T00:00:00+09:00
 $accord flows --policy examples/gsomia-no-suspension --at 2019-11-23T00:00:00+09:00 --zone +09:00 | head -7
+
+banner "6. Three nodes play the history with transfer packages (scripts/node-demo.sh)"
+bash scripts/node-demo.sh "$accord"
+
 echo
 echo "Try: $accord --help"

@@ -2,12 +2,15 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.h"
+#include "node_commands.h"
 
 namespace {
 
 constexpr const char* kFooter =
     R"(Exit codes: 0 success; 1 the policy has mistakes or failed to load;
-2 bad flags or arguments; 3 a file could not be read or written.
+2 bad flags or arguments; 3 a file could not be read or written;
+4 the agreements refuse the operation (the reason code is printed);
+5 a signature, seal or stored record failed its integrity check.
 Instants are RFC 3339 with an offset, e.g. 2019-11-23T00:00:00+09:00.
 See README.md for the formats.)";
 
@@ -115,6 +118,8 @@ int main(int argc, char** argv) {
   verify_proof_cmd->add_option("--proof", verify_proof.proof,
                                "Inclusion proof: hex hashes, comma-separated");
 
+  NodeCommands node_commands(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -134,5 +139,6 @@ int main(int argc, char** argv) {
   if (*inclusion_cmd) return RunVerifyInclusion(inclusion);
   if (*consistency_cmd) return RunVerifyConsistency(consistency);
   if (*verify_proof_cmd) return RunVerifyProof(verify_proof);
+  if (auto code = node_commands.Run()) return *code;
   return kExitUsage;
 }

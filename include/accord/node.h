@@ -1,0 +1,163 @@
+// accord/node.h — one party's node: its home, its keys, and every operation of an agreement.
+//
+// A home is a directory:
+//
+//   state.db          the store (store.h): objects sealed, their history, packages, receipts
+//   keystore          the file key store (keystore.h), or pkcs11.conf naming a PKCS#11 token
+//   identity.sealed   this party's Ed25519 and X25519 private keys, wrapped by the KEK
+//   public.json       this party's public keys, as `accord keys export-public` prints them
+//   policy/           a copy of the policy directory the home was created with
+//   home.conf         party, clock (system | simulated), key store kind
+//
+// Every operation is decided by the engine (engine.h) at the node's current instant and is atomic:
+// it either completes, with every record written in one transaction, or changes nothing. Denials
+// are kPermissionDenied errors whose message starts with the reason code ("hub-only: ..."), and
+// `Denial` recovers the code.
+//
+// Exchange: `Release` and `Forward` produce a transfer package, `Consent`, `Reclassify`,
+// `Destroy` (everywhere) and `Report` produce signed notices; `Receive` accepts any of them from a
+// partner whose public keys were imported, and returns a signed receipt. The formats are in
+// docs/node.md.
+//
+// Thread safety: a Node is used by one thread at a time. Two processes may open one home.
+#ifndef ACCORD_NODE_H_
+#define ACCORD_NODE_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "accord/crypto.h"
+#include "accord/engine.h"
+#include "accord/keystore.h"
+#include "accord/secret.h"
+#include "accord/status.h"
+#include "accord/store.h"
+#include "accord/time.h"
+
+namespace accord {
+
+enum class KeyStoreKind { kFile, kPkcs11 };
+enum class ClockKind { kSystem, kSimulated };
+
+struct NodeInitOptions {
+  std::string home;        // created; must not exist or be empty
+  std::string party;       // a party of the policy
+  std::string policy_dir;  // copied into the home
+  ClockKind clock = ClockKind::kSystem;
+  KeyStoreKind key_store = KeyStoreKind::kFile;
+  SecretBytes passphrase;  // file key store
+  ScryptParams scrypt;
+  Pkcs11Options pkcs11;  // PKCS#11 key store (the PIN is not written to the home)
+};
+
+// Creates a home: key store, identity keys, store, policy copy, and the policy's subjects of this
+// party. Nothing is left behind on failure.
+[[nodiscard]] Status InitNode(NodeInitOptions options);
+
+struct NodeOptions {
+  std::string home;
+  SecretBytes passphrase;               // file key store
+  SecretBytes pin;                      // PKCS#11 key store
+  std::optional<Instant> at;            // simulated homes only: the instant of every operation
+  size_t max_payload_bytes = 64 << 20;  // larger payloads and packages are refused
+};
+
+struct NewObject {
+  std::string id;
+  std::string level;  // in this party's scheme
+  std::vector<std::string> topics;
+  std::vector<std::string> compartments;
+  std::vector<std::string> rel_to;
+};
+
+// What `Read` decided and, when allowed, the payload.
+struct ReadResult {
+  Reason reason = Reason::kInvalidRequest;
+  std::string agreement;      // empty for the originator's own readers
+  std::string marking_level;  // the reader's party's level, e.g. "GOKUHI"; empty for own
+  std::string marking_name;   // its native name, e.g. "極秘"
+  std::string originator;
+  std::vector<std::string> explain;
+  SecretBytes payload;
+};
+
+struct ObjectSummary {
+  std::string id;
+  std::string originator;
+  std::string level;
+  int64_t version = 0;
+  std::vector<std::string> topics;
+  std::vector<std::string> compartments;
+  std::vector<std::string> rel_to;
+  std::string received_from;  // empty when originated here
+  std::optional<Instant> destroyed_at;
+  size_t payload_bytes = 0;          // ciphertext size minus the AEAD overhead
+  std::vector<std::string> held_by;  // parties released or forwarded to, as this node knows
+};
+
+struct ReceiveResult {
+  std::string kind;  // release | forward | consent | reclassify | destroy | report | receipt
+  std::string object_id;
+  std::string from;
+  std::string summary;  // one line for people
+  Bytes receipt;        // signed receipt to send back; empty when receiving a receipt
+};
+
+enum class DestroyScope { kOwnCopy, kEverywhere };
+
+class Node {
+ public:
+  // Unlocks the key store and opens the store. Errors: kNotFound (no home), kPermissionDenied
+  // (wrong passphrase or PIN), kFailedPrecondition (`at` given to a home on the system clock).
+  [[nodiscard]] static Result<std::unique_ptr<Node>> Open(NodeOptions options);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  [[nodiscard]] const std::string& party() const;
+  [[nodiscard]] Instant Now() const;
+  [[nodiscard]] const Engine& engine() const;
+  [[nodiscard]] Store& store();
+
+  // Stores a new object originated by this party, sealed under a fresh data key.
+  [[nodiscard]] Status Create(const NewObject& object, ByteView payload);
+  // Decides `subject` reading `object_id` now; on allow, decrypts. A denial is an error.
+  [[nodiscard]] Result<ReadResult> Read(const std::string& subject_id,
+                                        const std::string& object_id);
+  [[nodiscard]] Result<std::vector<ObjectSummary>> List();
+
+  // Transfer packages (signed envelopes) for `to`.
+  [[nodiscard]] Result<Bytes> Release(const std::string& object_id, const std::string& to);
+  [[nodiscard]] Result<Bytes> Forward(const std::string& object_id, const std::string& to);
+  // Signed notices.
+  [[nodiscard]] Result<Bytes> Consent(const std::string& object_id, const std::string& to);
+  [[nodiscard]] Result<Bytes> Reclassify(const std::string& object_id, const std::string& level);
+  // kOwnCopy: erases this node's copy (returns an empty notice). kEverywhere: the originator's
+  // alone; also returns the notice holders apply.
+  [[nodiscard]] Result<Bytes> Destroy(const std::string& object_id, DestroyScope scope);
+  [[nodiscard]] Result<Bytes> Report(const std::string& object_id, const std::string& kind,
+                                     const std::string& text);
+
+  // Verifies and applies a package, notice or receipt.
+  [[nodiscard]] Result<ReceiveResult> Receive(ByteView envelope);
+
+  [[nodiscard]] Status AddSubject(const SubjectRecord& subject);
+  // {"party":"KOR","sign":"<base64>","wrap":"<base64>"}
+  [[nodiscard]] std::string ExportPublic() const;
+  // Imports a partner's exported public keys. Returns the party.
+  [[nodiscard]] Result<std::string> ImportPublic(std::string_view json);
+
+ private:
+  struct Impl;
+  explicit Node(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The reason code of a denial returned by a Node operation, if `error` is one.
+[[nodiscard]] std::optional<Reason> Denial(const Error& error);
+
+}  // namespace accord
+
+#endif  // ACCORD_NODE_H_

@@ -1,0 +1,494 @@
+#include "node_commands.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include "accord/node.h"
+#include "commands.h"
+
+namespace accord::cli {
+namespace {
+namespace json = boost::json;
+
+void PrintError(std::string_view message) { fmt::print(stderr, "accord: {}\n", message); }
+
+// The exit code for a failed node operation, after printing why.
+int Report(const Error& e) {
+  PrintError(e.message);
+  if (Denial(e) || e.message.starts_with("not-originator:")) {
+    return kExitDenied;
+  }
+  switch (e.code) {
+    case Code::kDataLoss:
+      return kExitIntegrity;
+    case Code::kPermissionDenied:
+      return kExitDenied;
+    default:
+      return kExitFailed;
+  }
+}
+
+std::optional<std::string> ReadFile(const std::string& path) {
+  if (path == "-") {
+    std::string s((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    return s;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    PrintError(fmt::format("cannot read `{}`", path));
+    return std::nullopt;
+  }
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Writes through a temporary file and a rename, so a reader never sees half a package.
+bool WriteFile(const std::string& path, ByteView bytes) {
+  if (path == "-") {
+    return std::fwrite(bytes.data(), 1, bytes.size(), stdout) == bytes.size();
+  }
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  bool ok = fd >= 0;
+  for (size_t done = 0; ok && done < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    ok = n > 0;
+    done += ok ? static_cast<size_t>(n) : 0;
+  }
+  ok = ok && ::fsync(fd) == 0;
+  if (fd >= 0) ok = ::close(fd) == 0 && ok;
+  ok = ok && std::rename(tmp.c_str(), path.c_str()) == 0;
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    PrintError(fmt::format("cannot write `{}`", path));
+  }
+  return ok;
+}
+
+// A secret from a file (first line) or an environment variable.
+std::optional<SecretBytes> ReadSecret(const std::string& file, const char* env,
+                                      std::string_view what, std::string_view flag) {
+  if (!file.empty()) {
+    auto text = ReadFile(file);
+    if (!text) return std::nullopt;
+    SecretBytes s = SecretBytes::Copy(std::string_view(*text).substr(0, text->find('\n')));
+    SecureWipe(text->data(), text->size());
+    return s;
+  }
+  if (const char* v = std::getenv(env); v != nullptr && *v != '\0') {
+    return SecretBytes::Copy(std::string_view(v));
+  }
+  PrintError(fmt::format("a {} is needed: give {} FILE or set {}", what, flag, env));
+  return std::nullopt;
+}
+
+std::vector<std::string> SplitList(const std::string& list) {
+  std::vector<std::string> out;
+  std::string_view rest = list;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    if (!item.empty()) out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+std::string Joined(const std::vector<std::string>& items) {
+  return items.empty() ? "-" : fmt::format("{}", fmt::join(items, ","));
+}
+
+}  // namespace
+
+struct NodeCommands::Flags {
+  // Shared by every command on a home.
+  std::string home;
+  std::string at;
+  std::string passphrase_file;
+  std::string pin_file;
+  size_t max_payload = 64 << 20;
+
+  // node init
+  std::string party, policy, key_store = "file", p11_module = "/usr/lib/softhsm/libsofthsm2.so",
+                             p11_token, p11_key = "accord-kek";
+  bool simulate = false;
+  uint32_t kdf_log_n = 15;
+
+  // objects
+  std::string id, level, topics, compartments, rel_to, in = "-", out, as, to, text, kind, file;
+  std::string subject_id, clearance, need_to_know;
+  bool everywhere = false;
+  bool json = false;
+
+  CLI::App* init = nullptr;
+  CLI::App* put = nullptr;
+  CLI::App* get = nullptr;
+  CLI::App* ls = nullptr;
+  CLI::App* release = nullptr;
+  CLI::App* receive = nullptr;
+  CLI::App* forward = nullptr;
+  CLI::App* consent = nullptr;
+  CLI::App* reclassify = nullptr;
+  CLI::App* destroy = nullptr;
+  CLI::App* report = nullptr;
+  CLI::App* subject_add = nullptr;
+  CLI::App* subject_ls = nullptr;
+  CLI::App* export_public = nullptr;
+  CLI::App* import_public = nullptr;
+};
+
+NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
+  Flags& f = *flags_;
+  auto home_flags = [&f](CLI::App* cmd) {
+    cmd->add_option("--home", f.home, "The node's home directory")
+        ->envname("ACCORD_HOME")
+        ->required();
+    cmd->add_option("--at", f.at,
+                    "Simulated homes only: the instant of the operation (RFC 3339 with offset)");
+    cmd->add_option("--passphrase-file", f.passphrase_file,
+                    "File whose first line is the key store passphrase (or set "
+                    "ACCORD_PASSPHRASE)");
+    cmd->add_option("--pin-file", f.pin_file,
+                    "PKCS#11 homes: file with the token's user PIN (or set ACCORD_PKCS11_PIN)");
+    cmd->add_option("--max-payload", f.max_payload,
+                    "Refuse payloads and packages larger than this many bytes (default 64 MiB)");
+  };
+
+  auto* node = app.add_subcommand("node", "Create a node's home");
+  node->require_subcommand(1);
+  f.init = node->add_subcommand("init", "Create a home: key store, identity keys, store, policy");
+  f.init->add_option("--home", f.home, "New directory for the home")->required();
+  f.init->add_option("--party", f.party, "This node's party, e.g. KOR")->required();
+  f.init->add_option("--policy", f.policy, "Policy directory (copied into the home)")->required();
+  f.init->add_flag("--simulate", f.simulate,
+                   "Simulated clock: every command then accepts --at to replay history");
+  f.init->add_option("--key-store", f.key_store, "file (default) or pkcs11")
+      ->check(CLI::IsMember({"file", "pkcs11"}));
+  f.init->add_option("--passphrase-file", f.passphrase_file,
+                     "File key store: file whose first line is the passphrase (or set "
+                     "ACCORD_PASSPHRASE)");
+  f.init->add_option("--kdf-cost", f.kdf_log_n, "File key store: scrypt N = 2^cost (default 15)")
+      ->check(CLI::Range(10, 20));
+  f.init->add_option("--pkcs11-module", f.p11_module, "PKCS#11 module (default SoftHSM2)");
+  f.init->add_option("--pkcs11-token", f.p11_token, "PKCS#11 token label");
+  f.init->add_option("--pkcs11-key-label", f.p11_key, "Label of the KEK on the token");
+  f.init->add_option("--pin-file", f.pin_file,
+                     "PKCS#11: file with the user PIN (or set ACCORD_PKCS11_PIN)");
+
+  f.put = app.add_subcommand("put", "Store a new information object originated by this party");
+  home_flags(f.put);
+  f.put->add_option("--id", f.id, "Object id")->required();
+  f.put->add_option("--level", f.level, "Classification in this party's scheme")->required();
+  f.put->add_option("--topics", f.topics, "Comma-separated topics");
+  f.put->add_option("--compartments", f.compartments, "Comma-separated compartments");
+  f.put->add_option("--rel-to", f.rel_to, "Comma-separated parties it may be released to");
+  f.put->add_option("--in", f.in, "Payload file (default: standard input)");
+
+  f.get = app.add_subcommand("get", "Read an object as a subject: the decision, then the payload");
+  home_flags(f.get);
+  f.get->add_option("--id", f.id, "Object id")->required();
+  f.get->add_option("--as", f.as, "Subject id from this node's directory")->required();
+  f.get->add_option("--out", f.out, "Write the payload here (default: standard output)");
+
+  f.ls = app.add_subcommand("ls", "List the objects this node holds");
+  home_flags(f.ls);
+  f.ls->add_flag("--json", f.json, "JSON Lines, one object per line");
+
+  f.release = app.add_subcommand("release", "Release an object to a party: a transfer package");
+  home_flags(f.release);
+  f.release->add_option("--id", f.id, "Object id")->required();
+  f.release->add_option("--to", f.to, "Recipient party")->required();
+  f.release->add_option("--out", f.out, "Package file to write")->required();
+
+  f.receive = app.add_subcommand(
+      "receive", "Verify and apply a package, notice or receipt; write a signed receipt");
+  home_flags(f.receive);
+  f.receive->add_option("file", f.file, "Package, notice or receipt file ('-': stdin)")->required();
+  f.receive->add_option("--receipt-out", f.out,
+                        "Where to write the receipt (default: FILE.receipt)");
+
+  f.forward = app.add_subcommand(
+      "forward", "Forward a received object to a third party, with the originator's consent");
+  home_flags(f.forward);
+  f.forward->add_option("--id", f.id, "Object id")->required();
+  f.forward->add_option("--to", f.to, "Third party")->required();
+  f.forward->add_option("--out", f.out, "Package file to write")->required();
+
+  f.consent = app.add_subcommand("consent", "Originator: consent to onward release to a party");
+  home_flags(f.consent);
+  f.consent->add_option("--id", f.id, "Object id")->required();
+  f.consent->add_option("--to", f.to, "The third party")->required();
+  f.consent->add_option("--out", f.out, "Notice file to write")->required();
+
+  f.reclassify = app.add_subcommand("reclassify", "Originator: change an object's level");
+  home_flags(f.reclassify);
+  f.reclassify->add_option("--id", f.id, "Object id")->required();
+  f.reclassify->add_option("--level", f.level, "New level in this party's scheme")->required();
+  f.reclassify->add_option("--out", f.out, "Notice file for the holders")->required();
+
+  f.destroy = app.add_subcommand(
+      "destroy",
+      "Destroy this node's copy (its data key is erased); --everywhere: originator's "
+      "notice to every holder");
+  home_flags(f.destroy);
+  f.destroy->add_option("--id", f.id, "Object id")->required();
+  f.destroy->add_flag("--everywhere", f.everywhere, "Also write a destroy-everywhere notice");
+  f.destroy->add_option("--out", f.out, "Notice file (with --everywhere)");
+
+  f.report = app.add_subcommand("report", "Report a loss or compromise to the originator");
+  home_flags(f.report);
+  f.report->add_option("--id", f.id, "Object id")->required();
+  f.report->add_option("--kind", f.kind, "loss or compromise")
+      ->required()
+      ->check(CLI::IsMember({"loss", "compromise"}));
+  f.report->add_option("--text", f.text, "What happened")->required();
+  f.report->add_option("--out", f.out, "Notice file for the originator")->required();
+
+  auto* subject = app.add_subcommand("subject", "This node's directory of people and systems");
+  subject->require_subcommand(1);
+  f.subject_add = subject->add_subcommand("add", "Add or replace a subject");
+  home_flags(f.subject_add);
+  f.subject_add->add_option("--id", f.subject_id, "Subject id")->required();
+  f.subject_add->add_option("--clearance", f.clearance, "A level of this party")->required();
+  f.subject_add->add_option("--need-to-know", f.need_to_know, "Comma-separated topics");
+  f.subject_add->add_option("--compartments", f.compartments, "Comma-separated compartments");
+  f.subject_ls = subject->add_subcommand("ls", "List the subjects");
+  home_flags(f.subject_ls);
+
+  auto* keys = app.add_subcommand("keys", "This party's public keys, and its partners'");
+  keys->require_subcommand(1);
+  f.export_public = keys->add_subcommand(
+      "export-public", "Print the public keys partners need to address packages to this party");
+  home_flags(f.export_public);
+  f.export_public->add_option("--out", f.out, "File to write (default: standard output)");
+  f.import_public = keys->add_subcommand("import", "Import a partner's exported public keys");
+  home_flags(f.import_public);
+  f.import_public->add_option("file", f.file, "File written by `keys export-public`")->required();
+}
+
+NodeCommands::~NodeCommands() = default;
+
+std::optional<int> NodeCommands::Run() {
+  Flags& f = *flags_;
+  if (*f.init) {
+    NodeInitOptions o;
+    o.home = f.home;
+    o.party = f.party;
+    o.policy_dir = f.policy;
+    o.clock = f.simulate ? ClockKind::kSimulated : ClockKind::kSystem;
+    if (f.key_store == "pkcs11") {
+      if (f.p11_token.empty()) {
+        PrintError("--pkcs11-token is required with --key-store pkcs11");
+        return kExitUsage;
+      }
+      o.key_store = KeyStoreKind::kPkcs11;
+      o.pkcs11.module = f.p11_module;
+      o.pkcs11.token_label = f.p11_token;
+      o.pkcs11.key_label = f.p11_key;
+      auto pin = ReadSecret(f.pin_file, "ACCORD_PKCS11_PIN", "PIN", "--pin-file");
+      if (!pin) return kExitUsage;
+      o.pkcs11.pin = std::move(*pin);
+    } else {
+      auto pass =
+          ReadSecret(f.passphrase_file, "ACCORD_PASSPHRASE", "passphrase", "--passphrase-file");
+      if (!pass) return kExitUsage;
+      o.passphrase = std::move(*pass);
+      o.scrypt.n = uint64_t{1} << f.kdf_log_n;
+    }
+    if (auto s = InitNode(std::move(o)); !s) {
+      return Report(s.error());
+    }
+    fmt::print("created the home of {} at {} ({} clock, {} key store)\n", f.party, f.home,
+               f.simulate ? "simulated" : "system", f.key_store);
+    return kExitOk;
+  }
+
+  CLI::App* const commands[] = {f.put,           f.get,          f.ls,          f.release,
+                                f.receive,       f.forward,      f.consent,     f.reclassify,
+                                f.destroy,       f.report,       f.subject_add, f.subject_ls,
+                                f.export_public, f.import_public};
+  CLI::App* ran = nullptr;
+  for (CLI::App* c : commands) {
+    if (*c) ran = c;
+  }
+  if (ran == nullptr) {
+    return std::nullopt;
+  }
+
+  // Open the home.
+  NodeOptions options;
+  options.home = f.home;
+  options.max_payload_bytes = f.max_payload;
+  if (!f.at.empty()) {
+    auto at = ParseInstant(f.at);
+    if (!at) {
+      PrintError(fmt::format("--at: {}", at.error().message));
+      return kExitUsage;
+    }
+    options.at = *at;
+  }
+  if (!f.pin_file.empty() || std::getenv("ACCORD_PKCS11_PIN") != nullptr) {
+    auto pin = ReadSecret(f.pin_file, "ACCORD_PKCS11_PIN", "PIN", "--pin-file");
+    if (!pin) return kExitUsage;
+    options.pin = std::move(*pin);
+  } else {
+    auto pass =
+        ReadSecret(f.passphrase_file, "ACCORD_PASSPHRASE", "passphrase", "--passphrase-file");
+    if (!pass) return kExitUsage;
+    options.passphrase = std::move(*pass);
+  }
+  auto opened = Node::Open(std::move(options));
+  if (!opened) {
+    return Report(opened.error());
+  }
+  Node& node = **opened;
+  const std::string when = FormatInstant(node.Now());
+
+  if (ran == f.put) {
+    auto payload = ReadFile(f.in);
+    if (!payload) return kExitIo;
+    NewObject o{f.id, f.level, SplitList(f.topics), SplitList(f.compartments), SplitList(f.rel_to)};
+    auto s = node.Create(o, AsBytes(*payload));
+    SecureWipe(payload->data(), payload->size());
+    if (!s) return Report(s.error());
+    fmt::print("stored {} ({} {}, {} bytes, sealed) at {}\n", f.id, node.party(), f.level,
+               payload->size(), when);
+    return kExitOk;
+  }
+  if (ran == f.get) {
+    auto r = node.Read(f.as, f.id);
+    if (!r) return Report(r.error());
+    if (r->marking_level.empty()) {
+      fmt::print(stderr, "allow ({}): {} reads {} of its own party, {}\n", ReasonName(r->reason),
+                 f.as, f.id, when);
+    } else {
+      fmt::print(stderr, "allow ({}): marked {} {} ({}), originator {}, under {}\n",
+                 ReasonName(r->reason), node.party(), r->marking_level, r->marking_name,
+                 r->originator, r->agreement);
+    }
+    const bool ok =
+        WriteFile(f.out.empty() ? "-" : f.out, r->payload.Reveal(InsecureSecretAccess()));
+    return ok ? kExitOk : kExitIo;
+  }
+  if (ran == f.ls) {
+    auto list = node.List();
+    if (!list) return Report(list.error());
+    for (const auto& o : *list) {
+      if (f.json) {
+        json::array held;
+        for (const auto& h : o.held_by) held.emplace_back(h);
+        json::object j{{"id", o.id},
+                       {"originator", o.originator},
+                       {"level", o.level},
+                       {"version", o.version},
+                       {"received_from", o.received_from},
+                       {"destroyed_at", o.destroyed_at ? json::value(FormatInstant(*o.destroyed_at))
+                                                       : json::value(nullptr)},
+                       {"bytes", o.payload_bytes},
+                       {"held_by", held}};
+        fmt::print("{}\n", json::serialize(j));
+      } else {
+        fmt::print(
+            "{:<16} {}/{} v{} {:>8} B  topics {}  rel_to {}  {}{}\n", o.id, o.originator, o.level,
+            o.version, o.payload_bytes, Joined(o.topics), Joined(o.rel_to),
+            o.received_from.empty() ? "held by " + Joined(o.held_by) : "from " + o.received_from,
+            o.destroyed_at ? "  DESTROYED " + FormatInstant(*o.destroyed_at) : "");
+      }
+    }
+    return kExitOk;
+  }
+  auto emit = [&](const Result<Bytes>& r, std::string_view what) -> int {
+    if (!r) return Report(r.error());
+    if (!WriteFile(f.out, *r)) return kExitIo;
+    fmt::print("{} at {} → {}\n", what, when, f.out);
+    return kExitOk;
+  };
+  if (ran == f.release) {
+    return emit(node.Release(f.id, f.to), fmt::format("released {} to {}", f.id, f.to));
+  }
+  if (ran == f.forward) {
+    return emit(node.Forward(f.id, f.to), fmt::format("forwarded {} to {}", f.id, f.to));
+  }
+  if (ran == f.consent) {
+    return emit(node.Consent(f.id, f.to),
+                fmt::format("consented to the onward release of {} to {}", f.id, f.to));
+  }
+  if (ran == f.reclassify) {
+    return emit(node.Reclassify(f.id, f.level),
+                fmt::format("reclassified {} to {}", f.id, f.level));
+  }
+  if (ran == f.report) {
+    return emit(node.Report(f.id, f.kind, f.text),
+                fmt::format("reported a {} of {}", f.kind, f.id));
+  }
+  if (ran == f.destroy) {
+    if (f.everywhere && f.out.empty()) {
+      PrintError("--everywhere needs --out for the notice");
+      return kExitUsage;
+    }
+    auto r = node.Destroy(f.id, f.everywhere ? DestroyScope::kEverywhere : DestroyScope::kOwnCopy);
+    if (!r) return Report(r.error());
+    if (f.everywhere) {
+      return emit(r, fmt::format("destroyed {} here and ordered it destroyed everywhere", f.id));
+    }
+    fmt::print("destroyed this node's copy of {} at {}: its data key is erased\n", f.id, when);
+    return kExitOk;
+  }
+  if (ran == f.receive) {
+    auto bytes = ReadFile(f.file);
+    if (!bytes) return kExitIo;
+    auto r = node.Receive(AsBytes(*bytes));
+    if (!r) return Report(r.error());
+    fmt::print("accepted at {}: {}\n", when, r->summary);
+    if (!r->receipt.empty()) {
+      const std::string out = !f.out.empty() ? f.out : (f.file == "-" ? "-" : f.file + ".receipt");
+      if (!WriteFile(out, r->receipt)) return kExitIo;
+      if (out != "-") fmt::print("receipt → {}\n", out);
+    }
+    return kExitOk;
+  }
+  if (ran == f.subject_add) {
+    auto s = node.AddSubject(SubjectRecord{f.subject_id, f.clearance, SplitList(f.need_to_know),
+                                           SplitList(f.compartments)});
+    if (!s) return Report(s.error());
+    fmt::print("subject {} ({} {})\n", f.subject_id, node.party(), f.clearance);
+    return kExitOk;
+  }
+  if (ran == f.subject_ls) {
+    auto list = node.store().ListSubjects();
+    if (!list) return Report(list.error());
+    for (const auto& s : *list) {
+      fmt::print("{:<16} {} {}  need-to-know {}  compartments {}\n", s.id, node.party(),
+                 s.clearance, Joined(s.need_to_know), Joined(s.compartments));
+    }
+    return kExitOk;
+  }
+  if (ran == f.export_public) {
+    const std::string text = node.ExportPublic();
+    return WriteFile(f.out.empty() ? "-" : f.out, AsBytes(text)) ? kExitOk : kExitIo;
+  }
+  if (ran == f.import_public) {
+    auto text = ReadFile(f.file);
+    if (!text) return kExitIo;
+    auto party = node.ImportPublic(*text);
+    if (!party) return Report(party.error());
+    fmt::print("imported the public keys of {}\n", *party);
+    return kExitOk;
+  }
+  return kExitUsage;
+}
+
+}  // namespace accord::cli

@@ -1,0 +1,1069 @@
+#include "accord/node.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <system_error>
+
+#include "accord/clock.h"
+#include "accord/config.h"
+#include "wire.h"
+
+namespace accord {
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using node_internal::Envelope;
+using node_internal::Label;
+using node_internal::NoticeBody;
+using node_internal::PackageBody;
+using node_internal::ReceiptBody;
+
+namespace {
+
+constexpr std::string_view kIdentityAd = "accord/1 identity\n";
+constexpr std::string_view kDataKeyAd = "accord/1 data-key\n";
+constexpr std::string_view kPackageKeyAd = "accord/1 package-key\n";
+// A package may be decided a little ahead of this node's clock (clock skew between nodes).
+constexpr int64_t kMaxSkewMicros = 5 * 60 * 1'000'000LL;
+
+Label LabelOf(const ObjectRecord& o) {
+  return Label{o.id, o.originator, o.level, o.topics, o.compartments, o.rel_to, o.version};
+}
+
+Bytes Concat(std::string_view prefix, ByteView rest) {
+  Bytes out(prefix.begin(), prefix.end());
+  out.insert(out.end(), rest.begin(), rest.end());
+  return out;
+}
+
+Bytes DataKeyAd(const Label& label) {
+  return Concat(kDataKeyAd, node_internal::EncodeLabel(label));
+}
+
+Bytes PackageKeyAd(const std::string& package_id, const std::string& to) {
+  return Concat(kPackageKeyAd, AsBytes(package_id + "\n" + to));
+}
+
+tl::unexpected<Error> Deny(Reason reason, std::string_view what,
+                           const std::vector<std::string>& explain) {
+  std::string message = fmt::format("{}: {}", ReasonName(reason), what);
+  if (!explain.empty()) {
+    message += fmt::format(" ({})", fmt::join(explain, " "));
+  }
+  return Fail(Code::kPermissionDenied, std::move(message));
+}
+
+// The object's facts as the engine sees them: views into records this struct owns.
+class Facts {
+ public:
+  Facts(Label label, std::vector<ReleaseRecord> releases, std::vector<ForwardRecord> forwards,
+        std::vector<ConsentRecord> consents, std::optional<Instant> destroyed_at)
+      : label_(std::move(label)),
+        releases_(std::move(releases)),
+        forwards_(std::move(forwards)),
+        consents_(std::move(consents)),
+        destroyed_at_(destroyed_at) {
+    for (const auto& t : label_.topics) topics_.push_back(t);
+    for (const auto& c : label_.compartments) compartments_.push_back(c);
+    for (const auto& r : label_.rel_to) rel_to_.push_back(r);
+    for (const auto& r : releases_) release_views_.push_back({r.to, r.at, r.agreement, r.level});
+    for (const auto& f : forwards_) forward_views_.push_back({f.from, f.to, f.at, f.agreement});
+    for (const auto& c : consents_) consent_views_.push_back({c.to, c.at});
+  }
+  // Moving keeps the views valid: they point into the vectors' heap buffers, which move along.
+  Facts(Facts&&) = default;
+  Facts& operator=(Facts&&) = delete;
+  Facts(const Facts&) = delete;
+  Facts& operator=(const Facts&) = delete;
+
+  [[nodiscard]] ObjectView View() const {
+    return ObjectView{label_.id, label_.originator, label_.level,   topics_,        compartments_,
+                      rel_to_,   release_views_,    forward_views_, consent_views_, destroyed_at_};
+  }
+  [[nodiscard]] const Label& label() const { return label_; }
+  [[nodiscard]] const std::vector<ReleaseRecord>& releases() const { return releases_; }
+  [[nodiscard]] const std::vector<ConsentRecord>& consents() const { return consents_; }
+
+ private:
+  Label label_;
+  std::vector<ReleaseRecord> releases_;
+  std::vector<ForwardRecord> forwards_;
+  std::vector<ConsentRecord> consents_;
+  std::optional<Instant> destroyed_at_;
+  std::vector<std::string_view> topics_, compartments_, rel_to_;
+  std::vector<ReleaseView> release_views_;
+  std::vector<ForwardView> forward_views_;
+  std::vector<ConsentView> consent_views_;
+};
+
+Status CopyPolicy(const std::string& from, const fs::path& to) {
+  std::error_code ec;
+  fs::copy(from, to, fs::copy_options::recursive, ec);
+  if (ec) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("copying the policy `{}`: {}", from, ec.message()));
+  }
+  return OkStatus();
+}
+
+Status WriteFile(const fs::path& path, std::string_view text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) {
+    return Fail(Code::kInternal, fmt::format("cannot write `{}`", path.string()));
+  }
+  return OkStatus();
+}
+
+Result<Engine> LoadEngine(const fs::path& policy_dir) {
+  auto policy = LoadPolicyDir(policy_dir);
+  if (!policy) {
+    return tl::unexpected(DiagnosticsToError(policy.error()));
+  }
+  return Engine::Compile(std::move(*policy));
+}
+
+std::string PublicJson(const std::string& party, const PublicKey& sign, const PublicKey& wrap) {
+  return json::serialize(json::object{{"format", "accord-public/1"},
+                                      {"party", party},
+                                      {"sign", Base64Encode(sign)},
+                                      {"wrap", Base64Encode(wrap)}}) +
+         "\n";
+}
+
+std::string Pkcs11Meta(const Pkcs11Options& o) {
+  return json::serialize(
+      json::object{{"module", o.module}, {"token", o.token_label}, {"key", o.key_label}});
+}
+
+Result<Pkcs11Options> ParsePkcs11Meta(const std::string& text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  const json::object* o = ec ? nullptr : v.if_object();
+  if (o == nullptr || !o->contains("module") || !o->at("module").is_string() ||
+      !o->contains("token") || !o->at("token").is_string() || !o->contains("key") ||
+      !o->at("key").is_string()) {
+    return Fail(Code::kDataLoss, "the home's PKCS#11 settings are damaged");
+  }
+  Pkcs11Options opts;
+  opts.module = std::string(o->at("module").get_string());
+  opts.token_label = std::string(o->at("token").get_string());
+  opts.key_label = std::string(o->at("key").get_string());
+  return opts;
+}
+
+}  // namespace
+
+// --- the node --------------------------------------------------------------------------------
+
+struct Node::Impl {
+  std::string home;
+  std::string party;
+  std::unique_ptr<Clock> clock;
+  Engine engine;
+  std::unique_ptr<KeyEncryptionKey> kek;
+  SigningKey sign;
+  WrapKeyPair wrap;
+  std::unique_ptr<Store> store;
+  size_t max_payload = 0;
+
+  [[nodiscard]] size_t MaxEnvelope() const { return max_payload / 3 * 4 + (1 << 20); }
+
+  Result<Facts> LoadFacts(const ObjectRecord& o) {
+    ACCORD_ASSIGN_OR_RETURN(auto releases, store->ListReleases(o.id));
+    ACCORD_ASSIGN_OR_RETURN(auto forwards, store->ListForwards(o.id));
+    ACCORD_ASSIGN_OR_RETURN(auto consents, store->ListConsents(o.id));
+    return Facts(LabelOf(o), std::move(releases), std::move(forwards), std::move(consents),
+                 o.destroyed_at);
+  }
+
+  Result<ObjectRecord> GetLiveObject(const std::string& id) {
+    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, store->GetObject(id));
+    if (o.destroyed_at) {
+      return Deny(Reason::kDestroyed,
+                  fmt::format("this node's copy of `{}` was destroyed at {}", id,
+                              FormatInstant(*o.destroyed_at)),
+                  {});
+    }
+    return o;
+  }
+
+  Result<SecretBytes> DataKey(const ObjectRecord& o) const {
+    auto key = kek->Unwrap(o.wrapped_key, DataKeyAd(LabelOf(o)));
+    if (!key) {
+      return Fail(Code::kDataLoss, fmt::format("object `{}`: stored label or key fails its "
+                                               "integrity check",
+                                               o.id));
+    }
+    return key;
+  }
+
+  // Seals `payload` under a fresh data key for `o`'s label; fills ciphertext and wrapped_key.
+  Status Seal(ObjectRecord& o, ByteView payload) const {
+    SecretBytes dk = NewDataKey();
+    const Label label = LabelOf(o);
+    ACCORD_ASSIGN_OR_RETURN(Bytes wrapped, kek->Wrap(dk, DataKeyAd(label)));
+    ACCORD_ASSIGN_OR_RETURN(Aead aead, Aead::Create(std::move(dk)));
+    ACCORD_ASSIGN_OR_RETURN(o.ciphertext, aead.Encrypt(payload, node_internal::EncodeLabel(label)));
+    o.wrapped_key = std::move(wrapped);
+    return OkStatus();
+  }
+
+  Result<SecretBytes> Open(const ObjectRecord& o) const {
+    ACCORD_ASSIGN_OR_RETURN(SecretBytes dk, DataKey(o));
+    ACCORD_ASSIGN_OR_RETURN(Aead aead, Aead::Create(std::move(dk)));
+    auto plain = aead.Decrypt(o.ciphertext, node_internal::EncodeLabel(LabelOf(o)));
+    if (!plain) {
+      return Fail(Code::kDataLoss,
+                  fmt::format("object `{}`: stored ciphertext fails its integrity check", o.id));
+    }
+    return plain;
+  }
+
+  Status RequireOriginator(const ObjectRecord& o, std::string_view what) const {
+    if (o.originator != party) {
+      return Fail(Code::kPermissionDenied,
+                  fmt::format("not-originator: only `{}`, the originator of `{}`, may {}",
+                              o.originator, o.id, what));
+    }
+    return OkStatus();
+  }
+
+  Result<PartnerRecord> Partner(const std::string& p) {
+    auto partner = store->GetPartner(p);
+    if (!partner && partner.error().code == Code::kNotFound) {
+      return Fail(Code::kFailedPrecondition,
+                  fmt::format("no public keys for `{}`: import them with `accord keys import`", p));
+    }
+    return partner;
+  }
+
+  std::string LevelId(int32_t party_index, int32_t level) const {
+    return engine.party(party_index).levels[static_cast<size_t>(level)].id;
+  }
+
+  Bytes Notice(NoticeBody body) {
+    const Bytes encoded = node_internal::EncodeNoticeBody(body);
+    return node_internal::SealEnvelope(body.kind, party, encoded, sign);
+  }
+
+  Result<ReceiveResult> ReceivePackage(const Envelope& env, ByteView raw);
+  Result<ReceiveResult> ReceiveNotice(const Envelope& env, ByteView raw);
+  Result<ReceiveResult> ReceiveReceipt(const Envelope& env);
+  Result<Bytes> MakeReceipt(const std::string& id, const std::string& kind,
+                            const std::string& object_id, const std::string& from, ByteView raw);
+};
+
+Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Node::~Node() = default;
+
+const std::string& Node::party() const { return impl_->party; }
+Instant Node::Now() const { return impl_->clock->Now(); }
+const Engine& Node::engine() const { return impl_->engine; }
+Store& Node::store() { return *impl_->store; }
+
+// --- init and open ---------------------------------------------------------------------------
+
+Status InitNode(NodeInitOptions options) {
+  const fs::path home(options.home);
+  std::error_code ec;
+  if (fs::exists(home, ec) && !fs::is_empty(home, ec)) {
+    return Fail(
+        Code::kAlreadyExists,
+        fmt::format("`{}` exists and is not empty: a home needs a new directory", options.home));
+  }
+  ACCORD_ASSIGN_OR_RETURN(Engine engine, LoadEngine(options.policy_dir));
+  const int32_t me = engine.PartyIndex(options.party);
+  if (me < 0) {
+    return Fail(Code::kInvalidArgument, fmt::format("party `{}` is not in the policy `{}`",
+                                                    options.party, options.policy_dir));
+  }
+  fs::create_directories(home, ec);
+  if (ec) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("cannot create `{}`: {}", options.home, ec.message()));
+  }
+  ::chmod(home.c_str(), 0700);
+  // Any failure from here on removes what was made, so a half-made home never exists.
+  auto made = [&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(CopyPolicy(options.policy_dir, home / "policy"));
+    std::unique_ptr<KeyEncryptionKey> kek;
+    std::string key_store;
+    if (options.key_store == KeyStoreKind::kFile) {
+      const std::string path = (home / "keystore").string();
+      ACCORD_RETURN_IF_ERROR(CreateFileKeyStore(path, options.passphrase, options.scrypt));
+      ACCORD_ASSIGN_OR_RETURN(kek, OpenFileKeyStore(path, options.passphrase));
+      key_store = "file";
+    } else {
+      ACCORD_RETURN_IF_ERROR(CreatePkcs11Kek(options.pkcs11));
+      ACCORD_ASSIGN_OR_RETURN(kek, OpenPkcs11Kek(options.pkcs11));
+      key_store = "pkcs11";
+    }
+    const SigningKey sign = SigningKey::Generate();
+    const WrapKeyPair wrap = WrapKeyPair::Generate();
+    SecretBytes identity(64);
+    {
+      auto out = identity.RevealMutable(InsecureSecretAccess());
+      auto s = sign.seed(InsecureSecretAccess()).Reveal(InsecureSecretAccess());
+      auto w = wrap.private_key(InsecureSecretAccess()).Reveal(InsecureSecretAccess());
+      std::copy(s.begin(), s.end(), out.begin());
+      std::copy(w.begin(), w.end(), out.begin() + 32);
+    }
+    ACCORD_ASSIGN_OR_RETURN(Bytes sealed,
+                            kek->Wrap(identity, AsBytes(std::string(kIdentityAd) + options.party)));
+    ACCORD_ASSIGN_OR_RETURN(auto store, OpenSqliteStore((home / "state.db").string()));
+    ACCORD_RETURN_IF_ERROR(store->Transact([&]() -> Status {
+      ACCORD_RETURN_IF_ERROR(store->SetMeta("party", options.party));
+      ACCORD_RETURN_IF_ERROR(
+          store->SetMeta("clock", options.clock == ClockKind::kSimulated ? "simulated" : "system"));
+      ACCORD_RETURN_IF_ERROR(store->SetMeta("key_store", key_store));
+      if (options.key_store == KeyStoreKind::kPkcs11) {
+        ACCORD_RETURN_IF_ERROR(store->SetMeta("pkcs11", Pkcs11Meta(options.pkcs11)));
+      }
+      ACCORD_RETURN_IF_ERROR(store->SetMeta("identity", Base64Encode(sealed)));
+      for (const Subject& s : engine.policy().subjects) {
+        if (s.party == options.party) {
+          ACCORD_RETURN_IF_ERROR(
+              store->PutSubject(SubjectRecord{s.id, s.clearance, s.need_to_know, s.compartments}));
+        }
+      }
+      return OkStatus();
+    }));
+    return WriteFile(home / "public.json",
+                     PublicJson(options.party, sign.public_key(), wrap.public_key()));
+  }();
+  if (!made) {
+    fs::remove_all(home, ec);
+    return made;
+  }
+  return OkStatus();
+}
+
+Result<std::unique_ptr<Node>> Node::Open(NodeOptions options) {
+  const fs::path home(options.home);
+  std::error_code ec;
+  if (!fs::exists(home / "state.db", ec)) {
+    return Fail(Code::kNotFound, fmt::format("`{}` is not an accord home (no state.db): create "
+                                             "one with `accord node init`",
+                                             options.home));
+  }
+  ACCORD_ASSIGN_OR_RETURN(auto store, OpenSqliteStore((home / "state.db").string()));
+  auto meta = [&](const char* key) -> Result<std::string> {
+    ACCORD_ASSIGN_OR_RETURN(auto v, store->GetMeta(key));
+    if (!v) {
+      return Fail(Code::kDataLoss, fmt::format("the home has no `{}` setting", key));
+    }
+    return *v;
+  };
+  ACCORD_ASSIGN_OR_RETURN(std::string party, meta("party"));
+  ACCORD_ASSIGN_OR_RETURN(std::string clock_kind, meta("clock"));
+  std::unique_ptr<Clock> clock;
+  if (clock_kind == "simulated") {
+    clock = options.at ? std::unique_ptr<Clock>(std::make_unique<FixedClock>(*options.at))
+                       : std::make_unique<SystemClock>();
+  } else if (options.at) {
+    return Fail(Code::kFailedPrecondition,
+                "this home runs on the system clock; `--at` is only for homes created with "
+                "`--simulate`");
+  } else {
+    clock = std::make_unique<SystemClock>();
+  }
+  ACCORD_ASSIGN_OR_RETURN(Engine engine, LoadEngine(home / "policy"));
+  ACCORD_ASSIGN_OR_RETURN(std::string key_store, meta("key_store"));
+  std::unique_ptr<KeyEncryptionKey> kek;
+  if (key_store == "pkcs11") {
+    ACCORD_ASSIGN_OR_RETURN(std::string settings, meta("pkcs11"));
+    ACCORD_ASSIGN_OR_RETURN(Pkcs11Options p11, ParsePkcs11Meta(settings));
+    p11.pin = std::move(options.pin);
+    ACCORD_ASSIGN_OR_RETURN(kek, OpenPkcs11Kek(p11));
+  } else {
+    ACCORD_ASSIGN_OR_RETURN(kek,
+                            OpenFileKeyStore((home / "keystore").string(), options.passphrase));
+  }
+  ACCORD_ASSIGN_OR_RETURN(std::string identity_text, meta("identity"));
+  auto sealed = Base64Decode(identity_text);
+  if (!sealed) {
+    return Fail(Code::kDataLoss, "the home's identity keys are damaged");
+  }
+  auto identity = kek->Unwrap(*sealed, AsBytes(std::string(kIdentityAd) + party));
+  if (!identity || identity->size() != 64) {
+    return Fail(Code::kDataLoss, "the home's identity keys fail their integrity check");
+  }
+  auto bytes = identity->Reveal(InsecureSecretAccess());
+  ACCORD_ASSIGN_OR_RETURN(SigningKey sign,
+                          SigningKey::FromSeed(SecretBytes::Copy(bytes.first(32))));
+  ACCORD_ASSIGN_OR_RETURN(WrapKeyPair wrap,
+                          WrapKeyPair::FromPrivate(SecretBytes::Copy(bytes.subspan(32))));
+  auto impl = std::unique_ptr<Impl>(
+      new Impl{options.home, std::move(party), std::move(clock), std::move(engine), std::move(kek),
+               std::move(sign), std::move(wrap), std::move(store), options.max_payload_bytes});
+  return std::unique_ptr<Node>(new Node(std::move(impl)));
+}
+
+// --- objects ---------------------------------------------------------------------------------
+
+Status Node::Create(const NewObject& object, ByteView payload) {
+  Impl& n = *impl_;
+  if (object.id.empty() || object.id.size() > 128) {
+    return Fail(Code::kInvalidArgument, "an object id is 1 to 128 bytes");
+  }
+  if (payload.size() > n.max_payload) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("payload of {} bytes exceeds the limit of {} bytes", payload.size(),
+                            n.max_payload));
+  }
+  const int32_t me = n.engine.PartyIndex(n.party);
+  if (n.engine.party(me).LevelIndex(object.level) < 0) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("unknown level `{}` for party `{}`", object.level, n.party));
+  }
+  for (const auto& p : object.rel_to) {
+    if (n.engine.PartyIndex(p) < 0) {
+      return Fail(Code::kInvalidArgument, fmt::format("unknown party `{}` in rel_to", p));
+    }
+  }
+  ObjectRecord o;
+  o.id = object.id;
+  o.originator = n.party;
+  o.level = object.level;
+  o.topics = object.topics;
+  o.compartments = object.compartments;
+  o.rel_to = object.rel_to;
+  o.version = 1;
+  o.created_at = Now();
+  ACCORD_RETURN_IF_ERROR(n.Seal(o, payload));
+  return n.store->Transact([&] { return n.store->InsertObject(o); });
+}
+
+Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& object_id) {
+  Impl& n = *impl_;
+  ACCORD_ASSIGN_OR_RETURN(SubjectRecord subject, n.store->GetSubject(subject_id));
+  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.store->GetObject(object_id));
+  ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
+  std::vector<std::string_view> ntk(subject.need_to_know.begin(), subject.need_to_know.end());
+  std::vector<std::string_view> comps(subject.compartments.begin(), subject.compartments.end());
+  RequestView request;
+  request.action = Action::kRead;
+  request.at = Now();
+  request.subject = SubjectView{n.party, subject.clearance, ntk, comps};
+  request.object = facts.View();
+  const Decision d = n.engine.Decide(request);
+  std::vector<std::string> explain = n.engine.Explain(request, d);
+  if (!d.allow) {
+    return Deny(d.reason, fmt::format("`{}` may not read `{}`", subject_id, object_id), explain);
+  }
+  ReadResult result;
+  result.reason = d.reason;
+  result.originator = o.originator;
+  result.explain = std::move(explain);
+  if (d.agreement >= 0) {
+    result.agreement = n.engine.agreement(d.agreement).id;
+  }
+  if (d.marking.party >= 0 && d.marking.level >= 0) {
+    const Level& level =
+        n.engine.party(d.marking.party).levels[static_cast<size_t>(d.marking.level)];
+    result.marking_level = level.id;
+    result.marking_name = level.name;
+  }
+  ACCORD_ASSIGN_OR_RETURN(result.payload, n.Open(o));
+  return result;
+}
+
+Result<std::vector<ObjectSummary>> Node::List() {
+  Impl& n = *impl_;
+  ACCORD_ASSIGN_OR_RETURN(auto objects, n.store->ListObjects());
+  std::vector<ObjectSummary> out;
+  out.reserve(objects.size());
+  for (auto& o : objects) {
+    ObjectSummary s{o.id,
+                    o.originator,
+                    o.level,
+                    o.version,
+                    o.topics,
+                    o.compartments,
+                    o.rel_to,
+                    o.received_from,
+                    o.destroyed_at,
+                    o.ciphertext.size() >= kAeadOverhead ? o.ciphertext.size() - kAeadOverhead : 0,
+                    {}};
+    ACCORD_ASSIGN_OR_RETURN(auto releases, n.store->ListReleases(o.id));
+    ACCORD_ASSIGN_OR_RETURN(auto forwards, n.store->ListForwards(o.id));
+    for (const auto& r : releases) {
+      if (r.to != n.party) s.held_by.push_back(r.to);
+    }
+    for (const auto& f : forwards) {
+      if (f.to != n.party) s.held_by.push_back(f.to);
+    }
+    std::sort(s.held_by.begin(), s.held_by.end());
+    s.held_by.erase(std::unique(s.held_by.begin(), s.held_by.end()), s.held_by.end());
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// --- release and forward ---------------------------------------------------------------------
+
+Result<Bytes> Node::Release(const std::string& object_id, const std::string& to) {
+  Impl& n = *impl_;
+  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
+  ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "release it; a holder forwards"));
+  ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
+  RequestView request;
+  request.action = Action::kRelease;
+  request.at = Now();
+  request.object = facts.View();
+  request.to = to;
+  const Decision d = n.engine.Decide(request);
+  if (!d.allow) {
+    return Deny(d.reason, fmt::format("release of `{}` to `{}` refused", object_id, to),
+                n.engine.Explain(request, d));
+  }
+  ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(to));
+  PackageBody body;
+  body.id = node_internal::NewId();
+  body.kind = "release";
+  body.from = n.party;
+  body.to = to;
+  body.at = request.at;
+  body.agreement = n.engine.agreement(d.agreement).id;
+  body.label = facts.label();
+  body.marking_party = to;
+  body.marking_level = n.LevelId(d.marking.party, d.marking.level);
+  ACCORD_ASSIGN_OR_RETURN(SecretBytes dk, n.DataKey(o));
+  ACCORD_ASSIGN_OR_RETURN(body.wrapped_key,
+                          WrapToParty(partner.wrap_public, dk, PackageKeyAd(body.id, to)));
+  body.ciphertext = o.ciphertext;
+  const Bytes encoded = node_internal::EncodePackageBody(body);
+  Bytes package = node_internal::SealEnvelope("release", n.party, encoded, n.sign);
+  ACCORD_RETURN_IF_ERROR(n.store->Transact([&] {
+    return n.store->InsertRelease(
+        ReleaseRecord{o.id, to, body.at, body.agreement, body.marking_level, body.id});
+  }));
+  return package;
+}
+
+Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to) {
+  Impl& n = *impl_;
+  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
+  if (o.originator == n.party) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("`{}` originated here: release it instead of forwarding", object_id));
+  }
+  ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
+  RequestView request;
+  request.action = Action::kForward;
+  request.at = Now();
+  request.object = facts.View();
+  request.holder = n.party;
+  request.to = to;
+  const Decision d = n.engine.Decide(request);
+  if (!d.allow) {
+    return Deny(d.reason, fmt::format("forward of `{}` to `{}` refused", object_id, to),
+                n.engine.Explain(request, d));
+  }
+  ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(to));
+  // The evidence the recipient checks: the release to this node and the originator's consent.
+  const ReleaseRecord* held = nullptr;
+  for (const auto& r : facts.releases()) {
+    if (r.to == n.party && r.at <= request.at) held = &r;
+  }
+  const ConsentRecord* consent = nullptr;
+  for (const auto& c : facts.consents()) {
+    if (c.to == to && c.at <= request.at && !c.notice.empty()) consent = &c;
+  }
+  if (held == nullptr || consent == nullptr) {
+    return Fail(Code::kFailedPrecondition,
+                fmt::format("no signed release and consent notice to prove the forward of `{}`",
+                            object_id));
+  }
+  PackageBody body;
+  body.id = node_internal::NewId();
+  body.kind = "forward";
+  body.from = n.party;
+  body.to = to;
+  body.at = request.at;
+  body.agreement = n.engine.agreement(d.agreement).id;
+  body.label = facts.label();
+  body.marking_party = to;
+  body.marking_level = n.LevelId(d.marking.party, d.marking.level);
+  body.held_release = node_internal::HistoryRelease{held->to, held->at, held->agreement};
+  body.consent = consent->notice;
+  ACCORD_ASSIGN_OR_RETURN(SecretBytes dk, n.DataKey(o));
+  ACCORD_ASSIGN_OR_RETURN(body.wrapped_key,
+                          WrapToParty(partner.wrap_public, dk, PackageKeyAd(body.id, to)));
+  body.ciphertext = o.ciphertext;
+  const Bytes encoded = node_internal::EncodePackageBody(body);
+  Bytes package = node_internal::SealEnvelope("forward", n.party, encoded, n.sign);
+  ACCORD_RETURN_IF_ERROR(n.store->Transact([&] {
+    return n.store->InsertForward(
+        ForwardRecord{o.id, n.party, to, body.at, body.agreement, body.id});
+  }));
+  return package;
+}
+
+// --- notices ---------------------------------------------------------------------------------
+
+Result<Bytes> Node::Consent(const std::string& object_id, const std::string& to) {
+  Impl& n = *impl_;
+  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
+  ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "consent to its onward release"));
+  if (n.engine.PartyIndex(to) < 0 || to == n.party) {
+    return Fail(Code::kInvalidArgument, fmt::format("cannot consent to `{}`", to));
+  }
+  NoticeBody body;
+  body.id = node_internal::NewId();
+  body.kind = "consent";
+  body.object_id = o.id;
+  body.originator = n.party;
+  body.by = n.party;
+  body.at = Now();
+  body.to = to;
+  Bytes notice = n.Notice(body);
+  ACCORD_RETURN_IF_ERROR(n.store->Transact([&] {
+    return n.store->InsertConsent(ConsentRecord{o.id, to, body.at, notice});
+  }));
+  return notice;
+}
+
+Result<Bytes> Node::Reclassify(const std::string& object_id, const std::string& level) {
+  Impl& n = *impl_;
+  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
+  ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "reclassify it"));
+  if (n.engine.party(n.engine.PartyIndex(n.party)).LevelIndex(level) < 0) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("unknown level `{}` for party `{}`", level, n.party));
+  }
+  if (level == o.level) {
+    return Fail(Code::kInvalidArgument, fmt::format("`{}` is already `{}`", object_id, level));
+  }
+  ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, n.Open(o));
+  o.level = level;
+  o.version += 1;
+  ACCORD_RETURN_IF_ERROR(n.Seal(o, payload.Reveal(InsecureSecretAccess())));
+  NoticeBody body;
+  body.id = node_internal::NewId();
+  body.kind = "reclassify";
+  body.object_id = o.id;
+  body.originator = n.party;
+  body.by = n.party;
+  body.at = Now();
+  body.level = level;
+  body.version = o.version;
+  Bytes notice = n.Notice(body);
+  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(n.store->UpdateSealed(o));
+    return n.store->InsertReclassification(
+        ReclassificationRecord{o.id, o.version, level, body.at, notice});
+  }));
+  return notice;
+}
+
+Result<Bytes> Node::Destroy(const std::string& object_id, DestroyScope scope) {
+  Impl& n = *impl_;
+  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
+  Bytes notice;
+  const Instant at = Now();
+  if (scope == DestroyScope::kEverywhere) {
+    ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "order its destruction everywhere"));
+    NoticeBody body;
+    body.id = node_internal::NewId();
+    body.kind = "destroy";
+    body.object_id = o.id;
+    body.originator = n.party;
+    body.by = n.party;
+    body.at = at;
+    notice = n.Notice(body);
+  }
+  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(n.store->EraseObjectCopy(o.id, at));
+    return n.store->InsertDestruction(DestructionRecord{o.id, at,
+                                                        scope == DestroyScope::kEverywhere
+                                                            ? DestructionScope::kEverywhere
+                                                            : DestructionScope::kLocal,
+                                                        n.party, notice});
+  }));
+  return notice;
+}
+
+Result<Bytes> Node::Report(const std::string& object_id, const std::string& kind,
+                           const std::string& text) {
+  Impl& n = *impl_;
+  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.store->GetObject(object_id));
+  if (kind != "loss" && kind != "compromise") {
+    return Fail(Code::kInvalidArgument, "a report is a `loss` or a `compromise`");
+  }
+  if (o.originator == n.party) {
+    return Fail(Code::kInvalidArgument,
+                "reports go to the originator; this node is the originator");
+  }
+  NoticeBody body;
+  body.id = node_internal::NewId();
+  body.kind = "report";
+  body.object_id = o.id;
+  body.originator = o.originator;
+  body.by = n.party;
+  body.at = Now();
+  body.report_kind = kind;
+  body.text = text;
+  Bytes notice = n.Notice(body);
+  ACCORD_RETURN_IF_ERROR(n.store->Transact([&] {
+    return n.store->InsertReport(ReportRecord{o.id, n.party, body.at, kind, text, notice});
+  }));
+  return notice;
+}
+
+// --- receiving -------------------------------------------------------------------------------
+
+Result<ReceiveResult> Node::Receive(ByteView bytes) {
+  Impl& n = *impl_;
+  ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(bytes, n.MaxEnvelope()));
+  if (env.signer == n.party) {
+    return Fail(Code::kInvalidArgument, "this package was signed by this node itself");
+  }
+  auto partner = n.store->GetPartner(env.signer);
+  if (!partner) {
+    if (partner.error().code == Code::kNotFound) {
+      return Fail(
+          Code::kPermissionDenied,
+          fmt::format("signed by `{}`, whose public keys this node does not have", env.signer));
+    }
+    return tl::unexpected(partner.error());
+  }
+  ACCORD_ASSIGN_OR_RETURN(VerifyingKey key, VerifyingKey::FromRaw(partner->sign_public));
+  if (!key.Verify(node_internal::SignedMessage(env.kind, env.signer, env.body), env.signature)) {
+    return Fail(Code::kDataLoss,
+                fmt::format("the signature does not verify with `{}`'s key", env.signer));
+  }
+  if (env.kind == "release" || env.kind == "forward") {
+    return n.ReceivePackage(env, bytes);
+  }
+  if (env.kind == "receipt") {
+    return n.ReceiveReceipt(env);
+  }
+  return n.ReceiveNotice(env, bytes);
+}
+
+Result<Bytes> Node::Impl::MakeReceipt(const std::string& id, const std::string& kind,
+                                      const std::string& object_id, const std::string& from,
+                                      ByteView raw) {
+  ReceiptBody r{id, HexEncode(Sha256(raw)), kind, object_id, from, party, clock->Now()};
+  Bytes receipt =
+      node_internal::SealEnvelope("receipt", party, node_internal::EncodeReceiptBody(r), sign);
+  ACCORD_RETURN_IF_ERROR(store->InsertReceipt(ReceiptRecord{id, party, r.at, receipt}));
+  return receipt;
+}
+
+Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, ByteView raw) {
+  ACCORD_ASSIGN_OR_RETURN(PackageBody body, node_internal::ParsePackageBody(env.body));
+  if (body.kind != env.kind || body.from != env.signer) {
+    return Fail(Code::kInvalidArgument, "the package body does not match its envelope");
+  }
+  if (body.to != party) {
+    return Fail(
+        Code::kPermissionDenied,
+        fmt::format("the package is addressed to `{}`, not to this node (`{}`)", body.to, party));
+  }
+  const Instant now = clock->Now();
+  if (body.at.micros > now.micros + kMaxSkewMicros) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("the package was decided at {}, after this node's clock ({})",
+                            FormatInstant(body.at), FormatInstant(now)));
+  }
+  ACCORD_ASSIGN_OR_RETURN(bool seen, store->HasPackage(body.id));
+  if (seen) {
+    return Fail(Code::kAlreadyExists,
+                fmt::format("package `{}` was already received: a replay", body.id));
+  }
+  // Re-decide what the sender decided, with this node's copy of the policy.
+  std::vector<ReleaseRecord> releases;
+  std::vector<ConsentRecord> consents;
+  if (body.kind == "release") {
+    if (body.label.originator != body.from) {
+      return Fail(Code::kPermissionDenied, "a release must come from the object's originator");
+    }
+  } else {
+    if (body.label.originator == body.from) {
+      return Fail(Code::kInvalidArgument, "a forward must come from a holder, not the originator");
+    }
+    ACCORD_ASSIGN_OR_RETURN(Envelope consent_env,
+                            node_internal::ParseEnvelope(body.consent, 1 << 20));
+    auto originator = store->GetPartner(body.label.originator);
+    if (!originator) {
+      return Fail(Code::kPermissionDenied,
+                  fmt::format("cannot check the consent: no public keys for the originator `{}`",
+                              body.label.originator));
+    }
+    ACCORD_ASSIGN_OR_RETURN(VerifyingKey okey, VerifyingKey::FromRaw(originator->sign_public));
+    if (consent_env.kind != "consent" || consent_env.signer != body.label.originator ||
+        !okey.Verify(
+            node_internal::SignedMessage(consent_env.kind, consent_env.signer, consent_env.body),
+            consent_env.signature)) {
+      return Fail(Code::kPermissionDenied,
+                  "the forward's consent notice is not signed by the originator");
+    }
+    ACCORD_ASSIGN_OR_RETURN(NoticeBody consent,
+                            node_internal::ParseNoticeBody("consent", consent_env.body));
+    if (consent.object_id != body.label.id || consent.to != party) {
+      return Fail(Code::kPermissionDenied,
+                  "the forward's consent notice is for another object or party");
+    }
+    releases.push_back(ReleaseRecord{body.label.id, body.held_release->to, body.held_release->at,
+                                     body.held_release->agreement, "", body.id});
+    consents.push_back(ConsentRecord{body.label.id, consent.to, consent.at, body.consent});
+  }
+  Facts facts(body.label, releases, {}, consents, std::nullopt);
+  RequestView request;
+  request.action = body.kind == "release" ? Action::kRelease : Action::kForward;
+  request.at = body.at;
+  request.object = facts.View();
+  request.to = party;
+  request.holder = body.kind == "forward" ? std::string_view(body.from) : std::string_view();
+  const Decision d = engine.Decide(request);
+  if (!d.allow) {
+    return Deny(d.reason,
+                fmt::format("the agreements did not allow this {} at {}", body.kind,
+                            FormatInstant(body.at)),
+                engine.Explain(request, d));
+  }
+  if (engine.agreement(d.agreement).id != body.agreement ||
+      LevelId(d.marking.party, d.marking.level) != body.marking_level) {
+    return Fail(Code::kPermissionDenied,
+                fmt::format("the package's agreement or marking (`{}`, `{}`) is not the one the "
+                            "policy gives (`{}`, `{}`)",
+                            body.agreement, body.marking_level, engine.agreement(d.agreement).id,
+                            LevelId(d.marking.party, d.marking.level)));
+  }
+  // Open it: the key must unwrap with this party's key, the payload with the label bound.
+  auto dk = wrap.Unwrap(body.wrapped_key, PackageKeyAd(body.id, party));
+  if (!dk) {
+    return Fail(Code::kDataLoss, "the data key does not unwrap with this party's key");
+  }
+  {
+    ACCORD_ASSIGN_OR_RETURN(Aead aead, Aead::Create(dk->Clone()));
+    auto plain = aead.Decrypt(body.ciphertext, node_internal::EncodeLabel(body.label));
+    if (!plain) {
+      return Fail(Code::kDataLoss, "the payload does not open under its label");
+    }
+    if (plain->size() > max_payload) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("payload of {} bytes exceeds the limit of {} bytes", plain->size(),
+                              max_payload));
+    }
+  }
+  ObjectRecord o;
+  o.id = body.label.id;
+  o.originator = body.label.originator;
+  o.level = body.label.level;
+  o.topics = body.label.topics;
+  o.compartments = body.label.compartments;
+  o.rel_to = body.label.rel_to;
+  o.version = body.label.version;
+  o.created_at = now;
+  o.received_from = body.from;
+  o.ciphertext = body.ciphertext;
+  ACCORD_ASSIGN_OR_RETURN(o.wrapped_key, kek->Wrap(*dk, DataKeyAd(body.label)));
+  auto existing = store->GetObject(o.id);
+  if (!existing && existing.error().code != Code::kNotFound) {
+    return tl::unexpected(existing.error());
+  }
+  Bytes receipt;
+  ACCORD_RETURN_IF_ERROR(store->Transact([&]() -> Status {
+    if (!existing) {
+      ACCORD_RETURN_IF_ERROR(store->InsertObject(o));
+    } else if (existing->destroyed_at || existing->version < o.version) {
+      ACCORD_RETURN_IF_ERROR(store->UpdateSealed(o));  // a fresh copy replaces the old one
+    }
+    if (body.kind == "release") {
+      ACCORD_RETURN_IF_ERROR(store->InsertRelease(
+          ReleaseRecord{o.id, party, body.at, body.agreement, body.marking_level, body.id}));
+    } else {
+      ACCORD_RETURN_IF_ERROR(store->InsertRelease(releases.front()));
+      ACCORD_RETURN_IF_ERROR(store->InsertConsent(consents.front()));
+      ACCORD_RETURN_IF_ERROR(store->InsertForward(
+          ForwardRecord{o.id, body.from, party, body.at, body.agreement, body.id}));
+    }
+    ACCORD_RETURN_IF_ERROR(store->InsertPackage(PackageRecord{
+        body.id, body.kind, o.id, body.from, body.at, now, Bytes(raw.begin(), raw.end())}));
+    ACCORD_ASSIGN_OR_RETURN(receipt, MakeReceipt(body.id, body.kind, o.id, body.from, raw));
+    return OkStatus();
+  }));
+  ReceiveResult result;
+  result.kind = body.kind;
+  result.object_id = o.id;
+  result.from = body.from;
+  result.summary =
+      fmt::format("{} of `{}` from {} under `{}`, marked {} {} (originator {})", body.kind, o.id,
+                  body.from, body.agreement, party, body.marking_level, o.originator);
+  result.receipt = std::move(receipt);
+  return result;
+}
+
+Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, ByteView raw) {
+  ACCORD_ASSIGN_OR_RETURN(NoticeBody body, node_internal::ParseNoticeBody(env.kind, env.body));
+  if (body.by != env.signer) {
+    return Fail(Code::kInvalidArgument, "the notice's issuer is not its signer");
+  }
+  if (body.kind == "report" ? body.originator != party : body.originator == party) {
+    return Fail(Code::kPermissionDenied,
+                fmt::format("the notice is addressed to `{}`'s holders, not to this node",
+                            body.originator));
+  }
+  ACCORD_ASSIGN_OR_RETURN(bool seen, store->HasPackage(body.id));
+  if (seen) {
+    return Fail(Code::kAlreadyExists,
+                fmt::format("notice `{}` was already received: a replay", body.id));
+  }
+  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, store->GetObject(body.object_id));
+  if (o.originator != body.originator) {
+    return Fail(Code::kPermissionDenied, "the notice names the wrong originator");
+  }
+  const Instant now = clock->Now();
+  std::string summary;
+  // A reclassification re-seals the payload under the new label, before the transaction.
+  if (body.kind == "reclassify") {
+    if (engine.PartyIndex(o.originator) < 0 ||
+        engine.party(engine.PartyIndex(o.originator)).LevelIndex(body.level) < 0) {
+      return Fail(Code::kInvalidArgument, fmt::format("unknown level `{}`", body.level));
+    }
+    if (body.version <= o.version) {
+      return Fail(
+          Code::kFailedPrecondition,
+          fmt::format("stale reclassification: `{}` is already at version {}", o.id, o.version));
+    }
+    if (!o.destroyed_at) {
+      ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, Open(o));
+      o.level = body.level;
+      o.version = body.version;
+      ACCORD_RETURN_IF_ERROR(Seal(o, payload.Reveal(InsecureSecretAccess())));
+    } else {
+      o.level = body.level;
+      o.version = body.version;
+    }
+  }
+  Bytes receipt;
+  ACCORD_RETURN_IF_ERROR(store->Transact([&]() -> Status {
+    if (body.kind == "consent") {
+      ACCORD_RETURN_IF_ERROR(store->InsertConsent(
+          ConsentRecord{o.id, body.to, body.at, Bytes(raw.begin(), raw.end())}));
+      summary = fmt::format("{} consents to the onward release of `{}` to {}", body.originator,
+                            o.id, body.to);
+    } else if (body.kind == "reclassify") {
+      ACCORD_RETURN_IF_ERROR(store->UpdateSealed(o));
+      ACCORD_RETURN_IF_ERROR(store->InsertReclassification(ReclassificationRecord{
+          o.id, body.version, body.level, body.at, Bytes(raw.begin(), raw.end())}));
+      summary = fmt::format("{} reclassified `{}` to {} (version {})", body.originator, o.id,
+                            body.level, body.version);
+    } else if (body.kind == "destroy") {
+      if (!o.destroyed_at) {
+        ACCORD_RETURN_IF_ERROR(store->EraseObjectCopy(o.id, now));
+      }
+      ACCORD_RETURN_IF_ERROR(store->InsertDestruction(
+          DestructionRecord{o.id, now, DestructionScope::kEverywhere, body.originator,
+                            Bytes(raw.begin(), raw.end())}));
+      summary = fmt::format("{} ordered `{}` destroyed everywhere: this node's copy is erased",
+                            body.originator, o.id);
+    } else {
+      ACCORD_RETURN_IF_ERROR(store->InsertReport(ReportRecord{
+          o.id, body.by, body.at, body.report_kind, body.text, Bytes(raw.begin(), raw.end())}));
+      summary =
+          fmt::format("{} reports a {} of `{}`: {}", body.by, body.report_kind, o.id, body.text);
+    }
+    ACCORD_RETURN_IF_ERROR(store->InsertPackage(PackageRecord{
+        body.id, body.kind, o.id, body.by, body.at, now, Bytes(raw.begin(), raw.end())}));
+    ACCORD_ASSIGN_OR_RETURN(receipt, MakeReceipt(body.id, body.kind, o.id, body.by, raw));
+    return OkStatus();
+  }));
+  return ReceiveResult{body.kind, o.id, body.by, std::move(summary), std::move(receipt)};
+}
+
+Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env) {
+  ACCORD_ASSIGN_OR_RETURN(ReceiptBody body, node_internal::ParseReceiptBody(env.body));
+  if (body.by != env.signer || body.from != party) {
+    return Fail(Code::kPermissionDenied, "the receipt is not for something this node sent");
+  }
+  // Keep the receiver's envelope, re-encoded from what was verified.
+  json::object o{{"format", node_internal::kFormat},
+                 {"kind", env.kind},
+                 {"signer", env.signer},
+                 {"body", Base64Encode(env.body)},
+                 {"signature", Base64Encode(env.signature)}};
+  const std::string text = json::serialize(o) + "\n";
+  const Bytes bytes(text.begin(), text.end());
+  ACCORD_RETURN_IF_ERROR(store->Transact([&] {
+    return store->InsertReceipt(ReceiptRecord{body.package_id, body.by, body.at, bytes});
+  }));
+  return ReceiveResult{"receipt",
+                       body.object_id,
+                       body.by,
+                       fmt::format("{} acknowledges the {} of `{}` at {}", body.by, body.kind,
+                                   body.object_id, FormatInstant(body.at)),
+                       {}};
+}
+
+// --- directory -------------------------------------------------------------------------------
+
+Status Node::AddSubject(const SubjectRecord& subject) {
+  Impl& n = *impl_;
+  if (subject.id.empty()) {
+    return Fail(Code::kInvalidArgument, "a subject needs an id");
+  }
+  if (n.engine.party(n.engine.PartyIndex(n.party)).LevelIndex(subject.clearance) < 0) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("unknown level `{}` for party `{}`", subject.clearance, n.party));
+  }
+  return n.store->Transact([&] { return n.store->PutSubject(subject); });
+}
+
+std::string Node::ExportPublic() const {
+  return PublicJson(impl_->party, impl_->sign.public_key(), impl_->wrap.public_key());
+}
+
+Result<std::string> Node::ImportPublic(std::string_view text) {
+  Impl& n = *impl_;
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  const json::object* o = ec ? nullptr : v.if_object();
+  auto field = [&](const char* key) -> std::string {
+    const json::value* f = o == nullptr ? nullptr : o->if_contains(key);
+    return f != nullptr && f->is_string() ? std::string(f->get_string()) : std::string();
+  };
+  if (field("format") != "accord-public/1") {
+    return Fail(Code::kInvalidArgument,
+                "not a public key file (expected the output of `accord keys export-public`)");
+  }
+  const std::string p = field("party");
+  auto sign = Base64Decode(field("sign"));
+  auto wrap = Base64Decode(field("wrap"));
+  if (!sign || sign->size() != kPublicKeySize || !wrap || wrap->size() != kPublicKeySize) {
+    return Fail(Code::kInvalidArgument, "the public key file has malformed keys");
+  }
+  if (n.engine.PartyIndex(p) < 0) {
+    return Fail(Code::kInvalidArgument, fmt::format("party `{}` is not in this node's policy", p));
+  }
+  if (p == n.party) {
+    return Fail(Code::kInvalidArgument, "these are this node's own keys");
+  }
+  PartnerRecord r;
+  r.party = p;
+  std::copy(sign->begin(), sign->end(), r.sign_public.begin());
+  std::copy(wrap->begin(), wrap->end(), r.wrap_public.begin());
+  ACCORD_RETURN_IF_ERROR(n.store->Transact([&] { return n.store->PutPartner(r); }));
+  return p;
+}
+
+std::optional<Reason> Denial(const Error& error) {
+  if (error.code != Code::kPermissionDenied) {
+    return std::nullopt;
+  }
+  const size_t colon = error.message.find(':');
+  return colon == std::string::npos ? std::nullopt
+                                    : ParseReason(std::string_view(error.message).substr(0, colon));
+}
+
+}  // namespace accord

@@ -1,0 +1,610 @@
+// The node end to end on real parts: file key stores, SQLite homes in temporary directories, and
+// the GSOMIA example policy, on simulated clocks.
+#include "accord/node.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "wire.h"
+
+namespace accord {
+namespace {
+namespace fs = std::filesystem;
+
+const std::string kExample = std::string(ACCORD_SOURCE_DIR) + "/examples/gsomia";
+const std::string kNoSuspension = std::string(ACCORD_SOURCE_DIR) + "/examples/gsomia-no-suspension";
+constexpr std::string_view kMarker = "MARKER-7f3a-CLASSIFIED-PAYLOAD";
+
+Instant At(std::string_view text) {
+  auto t = ParseInstant(text);
+  EXPECT_TRUE(t) << text;
+  return t.value_or(Instant{});
+}
+
+std::string Text(const SecretBytes& s) { return std::string(s.RevealText(InsecureSecretAccess())); }
+std::string Text(const Bytes& b) { return std::string(b.begin(), b.end()); }
+
+std::string ReadAll(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class NodeTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = testing::TempDir() + "node-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    root_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  std::string Home(const std::string& party) const { return root_ + "/" + party; }
+
+  void Init(const std::string& party, const std::string& policy = kExample) {
+    NodeInitOptions o;
+    o.home = Home(party);
+    o.party = party;
+    o.policy_dir = policy;
+    o.clock = ClockKind::kSimulated;
+    o.passphrase = SecretBytes::Copy(std::string_view("pass-" + party));
+    o.scrypt = ScryptParams{1u << 10, 8, 1};
+    auto s = InitNode(std::move(o));
+    ASSERT_TRUE(s) << s.error().ToString();
+  }
+
+  std::unique_ptr<Node> Open(const std::string& party, std::string_view at,
+                             size_t max_payload = 64 << 20) {
+    NodeOptions o;
+    o.home = Home(party);
+    o.passphrase = SecretBytes::Copy(std::string_view("pass-" + party));
+    o.at = At(at);
+    o.max_payload_bytes = max_payload;
+    auto node = Node::Open(std::move(o));
+    EXPECT_TRUE(node) << node.error().ToString();
+    return node ? std::move(*node) : nullptr;
+  }
+
+  // Three nodes that know each other's public keys.
+  void InitAll(const std::string& policy = kExample) {
+    for (const char* p : {"KOR", "JPN", "USA"}) {
+      Init(p, policy);
+    }
+    for (const char* p : {"KOR", "JPN", "USA"}) {
+      auto node = Open(p, "2014-01-01T00:00:00Z");
+      ASSERT_TRUE(node);
+      for (const char* q : {"KOR", "JPN", "USA"}) {
+        if (std::string(p) != q) {
+          auto imported = node->ImportPublic(ReadAll(Home(q) + "/public.json"));
+          ASSERT_TRUE(imported) << imported.error().ToString();
+        }
+      }
+    }
+  }
+
+  Status CreateObject(Node& node, const std::string& id, const std::string& payload,
+                      std::vector<std::string> rel_to = {"JPN", "USA"},
+                      const std::string& level = "II",
+                      std::vector<std::string> topics = {"dprk-missile"}) {
+    NewObject o{id, level, std::move(topics), {}, std::move(rel_to)};
+    return node.Create(o, AsBytes(payload));
+  }
+
+  std::string root_;
+};
+
+TEST_F(NodeTest, ReleaseIn2018IsReadByAClearedAnalystOnly) {
+  InitAll();
+  Bytes package;
+  {
+    auto kor = Open("KOR", "2018-05-01T10:00:00+09:00");
+    ASSERT_TRUE(CreateObject(*kor, "k-2018", "launch site coordinates"));
+    auto p = kor->Release("k-2018", "JPN");
+    ASSERT_TRUE(p) << p.error().ToString();
+    package = *p;
+  }
+  Bytes receipt;
+  {
+    auto jpn = Open("JPN", "2018-05-01T11:00:00+09:00");
+    auto r = jpn->Receive(package);
+    ASSERT_TRUE(r) << r.error().ToString();
+    EXPECT_EQ(r->kind, "release");
+    EXPECT_EQ(r->object_id, "k-2018");
+    receipt = r->receipt;
+    auto read = jpn->Read("jpn-analyst", "k-2018");
+    ASSERT_TRUE(read) << read.error().ToString();
+    EXPECT_EQ(Text(read->payload), "launch site coordinates");
+    EXPECT_EQ(read->reason, Reason::kReleased);
+    EXPECT_EQ(read->agreement, "kor-jpn-gsomia");
+    EXPECT_EQ(read->marking_level, "GOKUHI");
+    EXPECT_EQ(read->marking_name, "極秘");
+    EXPECT_EQ(read->originator, "KOR");
+    auto clerk = jpn->Read("jpn-clerk", "k-2018");
+    ASSERT_FALSE(clerk);
+    EXPECT_EQ(Denial(clerk.error()), Reason::kInsufficientClearance);
+    // Still readable in 2019 after the suspension, and after the withdrawal.
+    auto later = Open("JPN", "2023-06-01T00:00:00+09:00");
+    EXPECT_TRUE(later->Read("jpn-analyst", "k-2018"));
+  }
+  auto kor = Open("KOR", "2018-05-01T12:00:00+09:00");
+  auto ack = kor->Receive(receipt);
+  ASSERT_TRUE(ack) << ack.error().ToString();
+  EXPECT_EQ(ack->kind, "receipt");
+  auto receipts = kor->store().ListReceipts();
+  ASSERT_TRUE(receipts);
+  ASSERT_EQ(receipts->size(), 1u);
+  EXPECT_EQ((*receipts)[0].by, "JPN");
+  auto again = kor->Receive(receipt);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Code::kAlreadyExists);
+}
+
+TEST_F(NodeTest, WithoutTheSuspensionReleasesEndAtTheAnniversary) {
+  InitAll(kNoSuspension);
+  auto kor = Open("KOR", "2019-11-22T23:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-late", "x"));
+  EXPECT_TRUE(kor->Release("k-late", "JPN"));
+  auto after = Open("KOR", "2019-11-23T00:00:00+09:00");
+  auto refused = after->Release("k-late", "JPN");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(Denial(refused.error()), Reason::kHubOnly) << refused.error().message;
+  // The real history: suspended six hours before, so the release goes ahead.
+  fs::remove_all(root_);
+  fs::create_directories(root_);
+  InitAll();
+  auto real = Open("KOR", "2019-11-23T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*real, "k-late", "x"));
+  EXPECT_TRUE(real->Release("k-late", "JPN"));
+}
+
+TEST_F(NodeTest, TisaForwardThroughTheUsNeedsKoreasConsent) {
+  InitAll();
+  auto kor = Open("KOR", "2015-03-01T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-2015", "missile telemetry", {"USA", "JPN"}));
+  // No direct route Korea→Japan in 2015: only through the hub.
+  auto direct = kor->Release("k-2015", "JPN");
+  ASSERT_FALSE(direct);
+  EXPECT_EQ(Denial(direct.error()), Reason::kHubOnly);
+  auto to_usa = kor->Release("k-2015", "USA");
+  ASSERT_TRUE(to_usa) << to_usa.error().ToString();
+
+  auto usa = Open("USA", "2015-03-02T00:00:00+09:00");
+  ASSERT_TRUE(usa->Receive(*to_usa));
+  auto no_consent = usa->Forward("k-2015", "JPN");
+  ASSERT_FALSE(no_consent);
+  EXPECT_EQ(Denial(no_consent.error()), Reason::kNoConsent);
+
+  auto consent = Open("KOR", "2015-03-03T00:00:00+09:00")->Consent("k-2015", "JPN");
+  ASSERT_TRUE(consent) << consent.error().ToString();
+  auto usa2 = Open("USA", "2015-03-04T00:00:00+09:00");
+  ASSERT_TRUE(usa2->Receive(*consent));
+  auto forward = usa2->Forward("k-2015", "JPN");
+  ASSERT_TRUE(forward) << forward.error().ToString();
+
+  auto jpn = Open("JPN", "2015-03-05T00:00:00+09:00");
+  auto got = jpn->Receive(*forward);
+  ASSERT_TRUE(got) << got.error().ToString();
+  EXPECT_EQ(got->kind, "forward");
+  auto read = jpn->Read("jpn-analyst", "k-2015");
+  ASSERT_TRUE(read) << read.error().ToString();
+  EXPECT_EQ(Text(read->payload), "missile telemetry");
+  // A party that received by forward is not a holder for a further forward.
+  auto onward = jpn->Forward("k-2015", "USA");
+  ASSERT_FALSE(onward);
+}
+
+TEST_F(NodeTest, APackageForJapanIsUselessToTheUs) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "for japan only", {"JPN"}));
+  auto package = kor->Release("k-1", "JPN");
+  ASSERT_TRUE(package);
+  auto usa = Open("USA", "2018-01-11T00:00:00+09:00");
+  auto r = usa->Receive(*package);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Code::kPermissionDenied);
+  EXPECT_NE(r.error().message.find("addressed to `JPN`"), std::string::npos);
+  // Even with the envelope's check bypassed, the data key only unwraps with Japan's key.
+  auto env = node_internal::ParseEnvelope(*package, 1 << 20);
+  ASSERT_TRUE(env);
+  auto body = node_internal::ParsePackageBody(env->body);
+  ASSERT_TRUE(body);
+  auto usa_keys = WrapKeyPair::Generate();
+  EXPECT_FALSE(
+      usa_keys.Unwrap(body->wrapped_key, AsBytes("accord/1 package-key\n" + body->id + "\nJPN")));
+  EXPECT_FALSE(usa->store().GetObject("k-1"));
+}
+
+TEST_F(NodeTest, RefusesUnknownSignersReplaysAndBadPackages) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "payload"));
+  auto package = kor->Release("k-1", "JPN");
+  ASSERT_TRUE(package);
+
+  // A fourth home for Japan that never imported Korea's keys.
+  fs::create_directories(root_ + "/other");
+  {
+    NodeInitOptions o;
+    o.home = root_ + "/other/JPN";
+    o.party = "JPN";
+    o.policy_dir = kExample;
+    o.clock = ClockKind::kSimulated;
+    o.passphrase = SecretBytes::Copy(std::string_view("p"));
+    o.scrypt = ScryptParams{1u << 10, 8, 1};
+    ASSERT_TRUE(InitNode(std::move(o)));
+    NodeOptions open;
+    open.home = root_ + "/other/JPN";
+    open.passphrase = SecretBytes::Copy(std::string_view("p"));
+    open.at = At("2018-01-11T00:00:00Z");
+    auto stranger = Node::Open(std::move(open));
+    ASSERT_TRUE(stranger);
+    auto r = (*stranger)->Receive(*package);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Code::kPermissionDenied);
+    EXPECT_NE(r.error().message.find("whose public keys this node does not have"),
+              std::string::npos);
+  }
+
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  // Malformed and oversize input: clear errors.
+  for (std::string bad : {"", "{", "[]", "{\"format\":\"accord/2\"}", "not json at all"}) {
+    auto r = jpn->Receive(AsBytes(bad));
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code, Code::kInvalidArgument) << bad;
+  }
+  auto small = Open("JPN", "2018-01-11T00:00:00+09:00", 16);
+  auto big = small->Receive(Bytes(3 << 20, '{'));
+  ASSERT_FALSE(big);
+  EXPECT_NE(big.error().message.find("exceeds the limit"), std::string::npos);
+
+  ASSERT_TRUE(jpn->Receive(*package));
+  auto replay = jpn->Receive(*package);
+  ASSERT_FALSE(replay);
+  EXPECT_EQ(replay.error().code, Code::kAlreadyExists);
+  EXPECT_NE(replay.error().message.find("replay"), std::string::npos);
+}
+
+TEST_F(NodeTest, EveryFlippedByteOfAPackageIsRefusedAndChangesNothing) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "payload"));
+  auto package = kor->Release("k-1", "JPN");
+  ASSERT_TRUE(package);
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  for (size_t i = 0; i < package->size(); ++i) {
+    Bytes bad = *package;
+    bad[i] ^= 0x01;
+    auto r = jpn->Receive(bad);
+    ASSERT_FALSE(r) << "byte " << i << " accepted";
+  }
+  EXPECT_FALSE(jpn->store().GetObject("k-1"));
+  auto ok = jpn->Receive(*package);
+  EXPECT_TRUE(ok) << ok.error().ToString();
+}
+
+TEST_F(NodeTest, EveryFlippedByteAtRestFailsTheIntegrityCheck) {
+  Init("KOR");
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", std::string(kMarker), {"JPN"}, "III", {}));
+  auto original = kor->store().GetObject("k-1");
+  ASSERT_TRUE(original);
+  auto restore = [&] { ASSERT_TRUE(kor->store().UpdateSealed(*original)); };
+  auto expect_no_payload = [&](const std::string& what) {
+    auto r = kor->Read("kor-analyst", "k-1");
+    ASSERT_FALSE(r) << what << " was accepted";
+    if (r.error().code != Code::kPermissionDenied) {  // an edited label may also be denied
+      EXPECT_EQ(r.error().code, Code::kDataLoss) << what;
+    }
+  };
+  for (Bytes ObjectRecord::*field : {&ObjectRecord::ciphertext, &ObjectRecord::wrapped_key}) {
+    for (size_t i = 0; i < ((*original).*field).size(); ++i) {
+      ObjectRecord bad = *original;
+      (bad.*field)[i] ^= 0x01;
+      ASSERT_TRUE(kor->store().UpdateSealed(bad));
+      expect_no_payload("byte " + std::to_string(i));
+    }
+  }
+  for (size_t i = 0; i < original->level.size(); ++i) {
+    ObjectRecord bad = *original;
+    bad.level[i] ^= 0x01;
+    ASSERT_TRUE(kor->store().UpdateSealed(bad));
+    expect_no_payload("level byte " + std::to_string(i));
+  }
+  {
+    ObjectRecord bad = *original;
+    bad.level = "II";  // a plausible edit: another valid level
+    ASSERT_TRUE(kor->store().UpdateSealed(bad));
+    expect_no_payload("level II");
+    bad = *original;
+    bad.version = 2;
+    ASSERT_TRUE(kor->store().UpdateSealed(bad));
+    expect_no_payload("version");
+  }
+  restore();
+  auto ok = kor->Read("kor-analyst", "k-1");
+  ASSERT_TRUE(ok) << ok.error().ToString();
+  EXPECT_EQ(Text(ok->payload), kMarker);
+}
+
+// Every file of the home, scanned for the payload and for any data or identity key.
+void ExpectNoSecretsAtRest(const std::string& home, const std::vector<Bytes>& secrets) {
+  size_t files = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(home)) {
+    if (!entry.is_regular_file()) continue;
+    ++files;
+    const std::string content = ReadAll(entry.path());
+    EXPECT_EQ(content.find(kMarker), std::string::npos) << entry.path();
+    for (const Bytes& s : secrets) {
+      EXPECT_EQ(content.find(Text(s)), std::string::npos) << "a key in " << entry.path();
+    }
+  }
+  EXPECT_GE(files, 3u);
+}
+
+// The data keys and identity keys of a home, recovered the long way with the passphrase.
+std::vector<Bytes> SecretsOf(const std::string& home, const std::string& passphrase, Store& store) {
+  std::vector<Bytes> out;
+  auto kek = OpenFileKeyStore(home + "/keystore", SecretBytes::Copy(std::string_view(passphrase)));
+  EXPECT_TRUE(kek);
+  auto objects = store.ListObjects();
+  EXPECT_TRUE(objects);
+  for (const auto& o : *objects) {
+    if (o.wrapped_key.empty()) continue;
+    node_internal::Label label{o.id,           o.originator, o.level,  o.topics,
+                               o.compartments, o.rel_to,     o.version};
+    Bytes ad = Bytes(AsBytes("accord/1 data-key\n").begin(), AsBytes("accord/1 data-key\n").end());
+    const Bytes encoded = node_internal::EncodeLabel(label);
+    ad.insert(ad.end(), encoded.begin(), encoded.end());
+    auto dk = (*kek)->Unwrap(o.wrapped_key, ad);
+    EXPECT_TRUE(dk);
+    auto raw = dk->Reveal(InsecureSecretAccess());
+    out.emplace_back(raw.begin(), raw.end());
+  }
+  auto identity = store.GetMeta("identity");
+  EXPECT_TRUE(identity && *identity);
+  auto sealed = Base64Decode(**identity);
+  auto party = store.GetMeta("party");
+  auto keys = (*kek)->Unwrap(*sealed, AsBytes("accord/1 identity\n" + **party));
+  EXPECT_TRUE(keys);
+  auto raw = keys->Reveal(InsecureSecretAccess());
+  out.emplace_back(raw.begin(), raw.begin() + 32);
+  out.emplace_back(raw.begin() + 32, raw.end());
+  return out;
+}
+
+TEST_F(NodeTest, NoPlaintextOrKeyAtRest) {
+  InitAll();
+  {
+    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(
+          CreateObject(*kor, "k-" + std::to_string(i), std::string(kMarker) + std::to_string(i)));
+    }
+    auto package = kor->Release("k-3", "JPN");
+    ASSERT_TRUE(package);
+    EXPECT_EQ(Text(*package).find(kMarker), std::string::npos);
+    auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+    ASSERT_TRUE(jpn->Receive(*package));
+    ExpectNoSecretsAtRest(Home("KOR"), SecretsOf(Home("KOR"), "pass-KOR", kor->store()));
+    ExpectNoSecretsAtRest(Home("JPN"), SecretsOf(Home("JPN"), "pass-JPN", jpn->store()));
+  }
+}
+
+TEST_F(NodeTest, DestroyErasesTheKeyAndTheCiphertext) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "to be destroyed"));
+  ASSERT_TRUE(CreateObject(*kor, "k-2", "to be destroyed everywhere"));
+  auto p1 = kor->Release("k-2", "JPN");
+  ASSERT_TRUE(p1);
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(jpn->Receive(*p1));
+
+  auto own = kor->Destroy("k-1", DestroyScope::kOwnCopy);
+  ASSERT_TRUE(own);
+  EXPECT_TRUE(own->empty());
+  auto gone = kor->store().GetObject("k-1");
+  ASSERT_TRUE(gone);
+  EXPECT_TRUE(gone->ciphertext.empty());
+  EXPECT_TRUE(gone->wrapped_key.empty());
+  auto read = kor->Read("kor-analyst", "k-1");
+  ASSERT_FALSE(read);
+  EXPECT_EQ(Denial(read.error()), Reason::kDestroyed);
+
+  // Only the originator orders destruction everywhere.
+  auto not_theirs = jpn->Destroy("k-2", DestroyScope::kEverywhere);
+  ASSERT_FALSE(not_theirs);
+  EXPECT_NE(not_theirs.error().message.find("not-originator"), std::string::npos);
+  auto notice = Open("KOR", "2018-02-01T00:00:00+09:00")->Destroy("k-2", DestroyScope::kEverywhere);
+  ASSERT_TRUE(notice) << notice.error().ToString();
+  auto jpn2 = Open("JPN", "2018-02-02T00:00:00+09:00");
+  auto applied = jpn2->Receive(*notice);
+  ASSERT_TRUE(applied) << applied.error().ToString();
+  auto held = jpn2->store().GetObject("k-2");
+  ASSERT_TRUE(held);
+  EXPECT_TRUE(held->wrapped_key.empty());
+  auto denied = jpn2->Read("jpn-analyst", "k-2");
+  ASSERT_FALSE(denied);
+  EXPECT_EQ(Denial(denied.error()), Reason::kDestroyed);
+}
+
+TEST_F(NodeTest, ReclassificationReachesTheHolder) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "downgraded later", {"JPN"}, "II"));
+  auto package = kor->Release("k-1", "JPN");
+  ASSERT_TRUE(package);
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(jpn->Receive(*package));
+  ASSERT_FALSE(jpn->Read("jpn-clerk", "k-1"));  // HI < GOKUHI
+  auto notice = Open("KOR", "2018-03-01T00:00:00+09:00")->Reclassify("k-1", "III");
+  ASSERT_TRUE(notice) << notice.error().ToString();
+  auto jpn2 = Open("JPN", "2018-03-02T00:00:00+09:00");
+  auto applied = jpn2->Receive(*notice);
+  ASSERT_TRUE(applied) << applied.error().ToString();
+  auto held = jpn2->store().GetObject("k-1");
+  ASSERT_TRUE(held);
+  EXPECT_EQ(held->level, "III");
+  EXPECT_EQ(held->version, 2);
+  auto clerk = jpn2->Read("jpn-clerk", "k-1");
+  ASSERT_TRUE(clerk) << clerk.error().ToString();
+  EXPECT_EQ(Text(clerk->payload), "downgraded later");
+  EXPECT_EQ(clerk->marking_level, "HI");
+  auto stale = jpn2->Receive(*notice);
+  ASSERT_FALSE(stale);
+  EXPECT_FALSE(jpn2->Reclassify("k-1", "I"));  // not the originator
+}
+
+TEST_F(NodeTest, CompromiseReportReachesTheOriginator) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
+  auto package = kor->Release("k-1", "JPN");
+  ASSERT_TRUE(package);
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(jpn->Receive(*package));
+  auto report = jpn->Report("k-1", "compromise", "laptop lost in transit");
+  ASSERT_TRUE(report) << report.error().ToString();
+  auto got = Open("KOR", "2018-01-12T00:00:00+09:00")->Receive(*report);
+  ASSERT_TRUE(got) << got.error().ToString();
+  auto kor2 = Open("KOR", "2018-01-12T00:00:00+09:00");
+  auto reports = kor2->store().ListReports("k-1");
+  ASSERT_TRUE(reports);
+  ASSERT_EQ(reports->size(), 1u);
+  EXPECT_EQ((*reports)[0].by, "JPN");
+  EXPECT_EQ((*reports)[0].kind, "compromise");
+  EXPECT_EQ((*reports)[0].text, "laptop lost in transit");
+}
+
+TEST_F(NodeTest, KeysAndClocks) {
+  Init("KOR");
+  NodeOptions wrong;
+  wrong.home = Home("KOR");
+  wrong.passphrase = SecretBytes::Copy(std::string_view("wrong"));
+  auto r = Node::Open(std::move(wrong));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Code::kPermissionDenied);
+
+  NodeInitOptions real;
+  real.home = Home("REAL");
+  real.party = "KOR";
+  real.policy_dir = kExample;
+  real.passphrase = SecretBytes::Copy(std::string_view("p"));
+  real.scrypt = ScryptParams{1u << 10, 8, 1};
+  ASSERT_TRUE(InitNode(std::move(real)));
+  NodeOptions with_at;
+  with_at.home = Home("REAL");
+  with_at.passphrase = SecretBytes::Copy(std::string_view("p"));
+  with_at.at = At("2018-01-01T00:00:00Z");
+  auto refused = Node::Open(std::move(with_at));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kFailedPrecondition);
+
+  NodeInitOptions again;
+  again.home = Home("KOR");
+  again.party = "KOR";
+  again.policy_dir = kExample;
+  again.passphrase = SecretBytes::Copy(std::string_view("p"));
+  auto exists = InitNode(std::move(again));
+  ASSERT_FALSE(exists);
+  EXPECT_EQ(exists.error().code, Code::kAlreadyExists);
+
+  NodeInitOptions bad_party;
+  bad_party.home = Home("XXX");
+  bad_party.party = "XXX";
+  bad_party.policy_dir = kExample;
+  bad_party.passphrase = SecretBytes::Copy(std::string_view("p"));
+  EXPECT_FALSE(InitNode(std::move(bad_party)));
+  EXPECT_FALSE(fs::exists(Home("XXX")));  // nothing left behind
+}
+
+TEST_F(NodeTest, OversizePayloadIsRefused) {
+  Init("KOR");
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00", 1024);
+  auto r = CreateObject(*kor, "k-big", std::string(1025, 'x'));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("exceeds the limit of 1024 bytes"), std::string::npos);
+  EXPECT_TRUE(CreateObject(*kor, "k-ok", std::string(1024, 'x')));
+}
+
+// A child writes objects in a loop and reports each acknowledged id; it is killed with SIGKILL at
+// a random moment. Afterwards every acknowledged object opens with its exact payload, SQLite's
+// integrity check passes, and no plaintext reached the disk.
+TEST_F(NodeTest, SurvivesSigkillDuringWrites) {
+  Init("KOR");
+  std::mt19937 rng(20161123);
+  std::vector<std::string> acknowledged;
+  int next = 0;
+  for (int round = 0; round < 25; ++round) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      close(fds[0]);
+      auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+      if (!kor) _exit(3);
+      for (int i = next;; ++i) {
+        const std::string id = "c-" + std::to_string(i);
+        if (!CreateObject(*kor, id, std::string(kMarker) + id, {}, "III", {})) _exit(4);
+        const std::string line = id + "\n";
+        if (write(fds[1], line.data(), line.size()) < 0) _exit(5);
+      }
+    }
+    close(fds[1]);
+    usleep(static_cast<useconds_t>(std::uniform_int_distribution<int>(5'000, 60'000)(rng)));
+    kill(child, SIGKILL);
+    int status = 0;
+    waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited early with " << WEXITSTATUS(status);
+    std::string acks;
+    char buf[4096];
+    for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;)
+      acks.append(buf, static_cast<size_t>(n));
+    close(fds[0]);
+    std::istringstream lines(acks);
+    for (std::string id; std::getline(lines, id);) {
+      if (!id.empty()) acknowledged.push_back(id);
+    }
+    next += 100000;  // fresh ids in each round; an unacknowledged id may or may not be there
+
+    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+    ASSERT_TRUE(kor);
+    for (const auto& id : acknowledged) {
+      auto read = kor->Read("kor-analyst", id);
+      ASSERT_TRUE(read) << "round " << round << ": " << id << ": " << read.error().ToString();
+      ASSERT_EQ(Text(read->payload), std::string(kMarker) + id);
+    }
+    auto all = kor->List();
+    ASSERT_TRUE(all);
+    for (const auto& s : *all) {  // nothing half-written: whatever is there opens
+      ASSERT_TRUE(kor->Read("kor-analyst", s.id)) << s.id;
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(
+        sqlite3_open_v2((Home("KOR") + "/state.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+        SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "ok");
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+  }
+  EXPECT_GT(acknowledged.size(), 25u);
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ExpectNoSecretsAtRest(Home("KOR"), SecretsOf(Home("KOR"), "pass-KOR", kor->store()));
+}
+
+}  // namespace
+}  // namespace accord

@@ -1,0 +1,400 @@
+#include "wire.h"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+#include <limits>
+
+namespace accord::node_internal {
+namespace json = boost::json;
+namespace {
+
+constexpr size_t kMaxListItems = 256;
+constexpr size_t kMaxIdBytes = 256;
+constexpr size_t kMaxTextBytes = 64 << 10;
+
+std::string_view AsText(ByteView bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+Bytes ToBytes(std::string_view text) { return Bytes(text.begin(), text.end()); }
+
+// Reads typed fields of one JSON object; the first problem wins and names the field.
+class Fields {
+ public:
+  Fields(const json::object& object, std::string_view what) : object_(object), what_(what) {}
+
+  Result<std::string> Text(std::string_view key, size_t max = kMaxIdBytes) const {
+    const json::value* v = object_.if_contains(key);
+    if (v == nullptr || !v->is_string()) {
+      return Missing(key, "a string");
+    }
+    const json::string& s = v->get_string();
+    if (s.size() > max) {
+      return Fail(Code::kInvalidArgument, fmt::format("{}: `{}` is too long", what_, key));
+    }
+    return std::string(s);
+  }
+
+  Result<std::string> NonEmpty(std::string_view key) const {
+    ACCORD_ASSIGN_OR_RETURN(std::string s, Text(key));
+    if (s.empty()) {
+      return Fail(Code::kInvalidArgument, fmt::format("{}: `{}` is empty", what_, key));
+    }
+    return s;
+  }
+
+  Result<Instant> At(std::string_view key) const {
+    ACCORD_ASSIGN_OR_RETURN(std::string s, Text(key));
+    auto t = ParseInstant(s);
+    if (!t) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("{}: `{}`: {}", what_, key, t.error().message));
+    }
+    return *t;
+  }
+
+  Result<int64_t> Integer(std::string_view key) const {
+    const json::value* v = object_.if_contains(key);
+    if (v == nullptr || !v->is_int64()) {
+      return Missing(key, "an integer");
+    }
+    return v->get_int64();
+  }
+
+  Result<Bytes> Base64(std::string_view key, size_t max) const {
+    ACCORD_ASSIGN_OR_RETURN(std::string s, Text(key, max / 3 * 4 + 4));
+    auto b = Base64Decode(s);
+    if (!b) {
+      return Fail(Code::kInvalidArgument, fmt::format("{}: `{}` is not base64", what_, key));
+    }
+    return std::move(*b);
+  }
+
+  Result<std::vector<std::string>> List(std::string_view key) const {
+    const json::value* v = object_.if_contains(key);
+    if (v == nullptr || !v->is_array()) {
+      return Missing(key, "a list of strings");
+    }
+    const json::array& a = v->get_array();
+    if (a.size() > kMaxListItems) {
+      return Fail(Code::kInvalidArgument, fmt::format("{}: `{}` is too long", what_, key));
+    }
+    std::vector<std::string> out;
+    out.reserve(a.size());
+    for (const json::value& item : a) {
+      if (!item.is_string() || item.get_string().empty() ||
+          item.get_string().size() > kMaxIdBytes) {
+        return Missing(key, "a list of non-empty strings");
+      }
+      out.emplace_back(item.get_string());
+    }
+    return out;
+  }
+
+  Result<const json::object*> Object(std::string_view key) const {
+    const json::value* v = object_.if_contains(key);
+    if (v == nullptr || !v->is_object()) {
+      return Missing(key, "an object");
+    }
+    return &v->get_object();
+  }
+
+  bool Has(std::string_view key) const { return object_.contains(key); }
+
+ private:
+  tl::unexpected<Error> Missing(std::string_view key, std::string_view type) const {
+    return Fail(Code::kInvalidArgument, fmt::format("{}: `{}` must be {}", what_, key, type));
+  }
+  const json::object& object_;
+  std::string_view what_;
+};
+
+Result<json::object> ParseObject(ByteView bytes, std::string_view what) {
+  boost::system::error_code ec;
+  json::parse_options opts;
+  opts.max_depth = 16;
+  json::value v = json::parse(AsText(bytes), ec, {}, opts);
+  if (ec) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("{} is not valid JSON: {}", what, ec.message()));
+  }
+  if (!v.is_object()) {
+    return Fail(Code::kInvalidArgument, fmt::format("{} is not a JSON object", what));
+  }
+  return std::move(v.get_object());
+}
+
+json::array ToArray(const std::vector<std::string>& items) {
+  json::array a;
+  for (const auto& s : items) {
+    a.emplace_back(s);
+  }
+  return a;
+}
+
+Bytes Serialize(const json::object& o) { return ToBytes(json::serialize(o)); }
+
+void AppendField(Bytes& out, std::string_view field) {
+  const uint64_t n = field.size();
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<uint8_t>(n >> shift));
+  }
+  out.insert(out.end(), field.begin(), field.end());
+}
+
+Result<Label> ParseLabel(const json::object& o) {
+  Fields f(o, "label");
+  Label l;
+  ACCORD_ASSIGN_OR_RETURN(l.id, f.NonEmpty("id"));
+  ACCORD_ASSIGN_OR_RETURN(l.originator, f.NonEmpty("originator"));
+  ACCORD_ASSIGN_OR_RETURN(l.level, f.NonEmpty("level"));
+  ACCORD_ASSIGN_OR_RETURN(l.topics, f.List("topics"));
+  ACCORD_ASSIGN_OR_RETURN(l.compartments, f.List("compartments"));
+  ACCORD_ASSIGN_OR_RETURN(l.rel_to, f.List("rel_to"));
+  ACCORD_ASSIGN_OR_RETURN(l.version, f.Integer("version"));
+  if (l.version < 1) {
+    return Fail(Code::kInvalidArgument, "label: `version` must be at least 1");
+  }
+  return l;
+}
+
+json::object LabelJson(const Label& l) {
+  return json::object{{"id", l.id},
+                      {"originator", l.originator},
+                      {"level", l.level},
+                      {"topics", ToArray(l.topics)},
+                      {"compartments", ToArray(l.compartments)},
+                      {"rel_to", ToArray(l.rel_to)},
+                      {"version", l.version}};
+}
+
+}  // namespace
+
+Result<Envelope> ParseEnvelope(ByteView bytes, size_t max_bytes) {
+  if (bytes.size() > max_bytes) {
+    return Fail(
+        Code::kInvalidArgument,
+        fmt::format("package of {} bytes exceeds the limit of {} bytes", bytes.size(), max_bytes));
+  }
+  ACCORD_ASSIGN_OR_RETURN(json::object o, ParseObject(bytes, "package"));
+  Fields f(o, "package");
+  ACCORD_ASSIGN_OR_RETURN(std::string format, f.Text("format"));
+  if (format != kFormat) {
+    return Fail(
+        Code::kInvalidArgument,
+        fmt::format("package: unknown format `{}` (this node reads `{}`)", format, kFormat));
+  }
+  Envelope e;
+  ACCORD_ASSIGN_OR_RETURN(e.kind, f.NonEmpty("kind"));
+  ACCORD_ASSIGN_OR_RETURN(e.signer, f.NonEmpty("signer"));
+  ACCORD_ASSIGN_OR_RETURN(e.body, f.Base64("body", max_bytes));
+  ACCORD_ASSIGN_OR_RETURN(e.signature, f.Base64("signature", 128));
+  static constexpr std::string_view kKinds[] = {"release", "forward", "consent", "reclassify",
+                                                "destroy", "report",  "receipt"};
+  if (std::find(std::begin(kKinds), std::end(kKinds), e.kind) == std::end(kKinds)) {
+    return Fail(Code::kInvalidArgument, fmt::format("package: unknown kind `{}`", e.kind));
+  }
+  if (e.signature.size() != kSignatureSize) {
+    return Fail(Code::kInvalidArgument, "package: `signature` must be 64 bytes");
+  }
+  return e;
+}
+
+Bytes SignedMessage(std::string_view kind, std::string_view signer, ByteView body) {
+  // Built as a string: GCC 12 warns falsely (stringop-overflow) on chained vector inserts.
+  std::string head;
+  head.reserve(kFormat.size() + kind.size() + signer.size() + 3);
+  head.append(kFormat).append("\n").append(kind).append("\n").append(signer).append("\n");
+  Bytes m(head.size() + body.size());
+  std::copy(head.begin(), head.end(), m.begin());
+  std::copy(body.begin(), body.end(), m.begin() + static_cast<ptrdiff_t>(head.size()));
+  return m;
+}
+
+Bytes SealEnvelope(std::string_view kind, std::string_view signer, ByteView body,
+                   const SigningKey& key) {
+  const Bytes sig = key.Sign(SignedMessage(kind, signer, body));
+  json::object o{{"format", kFormat},
+                 {"kind", kind},
+                 {"signer", signer},
+                 {"body", Base64Encode(body)},
+                 {"signature", Base64Encode(sig)}};
+  Bytes out = Serialize(o);
+  out.push_back('\n');
+  return out;
+}
+
+Bytes EncodeLabel(const Label& label) {
+  Bytes out;
+  AppendField(out, "accord-label/1");
+  AppendField(out, label.id);
+  AppendField(out, label.originator);
+  AppendField(out, label.level);
+  AppendField(out, std::to_string(label.version));
+  for (const auto* list : {&label.topics, &label.compartments, &label.rel_to}) {
+    AppendField(out, std::to_string(list->size()));
+    for (const auto& item : *list) {
+      AppendField(out, item);
+    }
+  }
+  return out;
+}
+
+Bytes EncodePackageBody(const PackageBody& b) {
+  json::object o{{"id", b.id},
+                 {"kind", b.kind},
+                 {"from", b.from},
+                 {"to", b.to},
+                 {"at", FormatInstant(b.at)},
+                 {"agreement", b.agreement},
+                 {"label", LabelJson(b.label)},
+                 {"marking", json::object{{"party", b.marking_party},
+                                          {"level", b.marking_level},
+                                          {"originator", b.label.originator}}},
+                 {"wrapped_key", Base64Encode(b.wrapped_key)},
+                 {"ciphertext", Base64Encode(b.ciphertext)}};
+  if (b.held_release) {
+    o["held_release"] = json::object{{"to", b.held_release->to},
+                                     {"at", FormatInstant(b.held_release->at)},
+                                     {"agreement", b.held_release->agreement}};
+    o["consent"] = Base64Encode(b.consent);
+  }
+  return Serialize(o);
+}
+
+Result<PackageBody> ParsePackageBody(ByteView bytes) {
+  ACCORD_ASSIGN_OR_RETURN(json::object o, ParseObject(bytes, "package body"));
+  Fields f(o, "package body");
+  PackageBody b;
+  ACCORD_ASSIGN_OR_RETURN(b.id, f.NonEmpty("id"));
+  ACCORD_ASSIGN_OR_RETURN(b.kind, f.NonEmpty("kind"));
+  if (b.kind != "release" && b.kind != "forward") {
+    return Fail(Code::kInvalidArgument, fmt::format("package body: unknown kind `{}`", b.kind));
+  }
+  ACCORD_ASSIGN_OR_RETURN(b.from, f.NonEmpty("from"));
+  ACCORD_ASSIGN_OR_RETURN(b.to, f.NonEmpty("to"));
+  ACCORD_ASSIGN_OR_RETURN(b.at, f.At("at"));
+  ACCORD_ASSIGN_OR_RETURN(b.agreement, f.NonEmpty("agreement"));
+  ACCORD_ASSIGN_OR_RETURN(const json::object* label, f.Object("label"));
+  ACCORD_ASSIGN_OR_RETURN(b.label, ParseLabel(*label));
+  ACCORD_ASSIGN_OR_RETURN(const json::object* marking, f.Object("marking"));
+  Fields m(*marking, "marking");
+  ACCORD_ASSIGN_OR_RETURN(b.marking_party, m.NonEmpty("party"));
+  ACCORD_ASSIGN_OR_RETURN(b.marking_level, m.NonEmpty("level"));
+  ACCORD_ASSIGN_OR_RETURN(std::string marking_originator, m.NonEmpty("originator"));
+  if (marking_originator != b.label.originator || b.marking_party != b.to) {
+    return Fail(Code::kInvalidArgument, "package body: the marking does not match the label");
+  }
+  ACCORD_ASSIGN_OR_RETURN(b.wrapped_key, f.Base64("wrapped_key", 1024));
+  ACCORD_ASSIGN_OR_RETURN(b.ciphertext,
+                          f.Base64("ciphertext", std::numeric_limits<size_t>::max() / 2));
+  if (b.kind == "forward") {
+    ACCORD_ASSIGN_OR_RETURN(const json::object* held, f.Object("held_release"));
+    Fields h(*held, "held_release");
+    HistoryRelease r;
+    ACCORD_ASSIGN_OR_RETURN(r.to, h.NonEmpty("to"));
+    ACCORD_ASSIGN_OR_RETURN(r.at, h.At("at"));
+    ACCORD_ASSIGN_OR_RETURN(r.agreement, h.NonEmpty("agreement"));
+    b.held_release = std::move(r);
+    ACCORD_ASSIGN_OR_RETURN(b.consent, f.Base64("consent", 1 << 20));
+  } else if (f.Has("held_release") || f.Has("consent")) {
+    return Fail(Code::kInvalidArgument, "package body: a release carries no forward history");
+  }
+  return b;
+}
+
+Bytes EncodeNoticeBody(const NoticeBody& b) {
+  json::object o{{"id", b.id},
+                 {"kind", b.kind},
+                 {"object", b.object_id},
+                 {"originator", b.originator},
+                 {"by", b.by},
+                 {"at", FormatInstant(b.at)}};
+  if (b.kind == "consent") {
+    o["to"] = b.to;
+  } else if (b.kind == "reclassify") {
+    o["level"] = b.level;
+    o["version"] = b.version;
+  } else if (b.kind == "report") {
+    o["report"] = b.report_kind;
+    o["text"] = b.text;
+  }
+  return Serialize(o);
+}
+
+Result<NoticeBody> ParseNoticeBody(std::string_view kind, ByteView bytes) {
+  ACCORD_ASSIGN_OR_RETURN(json::object o, ParseObject(bytes, "notice"));
+  Fields f(o, "notice");
+  NoticeBody b;
+  ACCORD_ASSIGN_OR_RETURN(b.id, f.NonEmpty("id"));
+  ACCORD_ASSIGN_OR_RETURN(b.kind, f.NonEmpty("kind"));
+  if (b.kind != kind) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("notice: kind `{}` inside an envelope of kind `{}`", b.kind, kind));
+  }
+  ACCORD_ASSIGN_OR_RETURN(b.object_id, f.NonEmpty("object"));
+  ACCORD_ASSIGN_OR_RETURN(b.originator, f.NonEmpty("originator"));
+  ACCORD_ASSIGN_OR_RETURN(b.by, f.NonEmpty("by"));
+  ACCORD_ASSIGN_OR_RETURN(b.at, f.At("at"));
+  if (kind == "consent") {
+    ACCORD_ASSIGN_OR_RETURN(b.to, f.NonEmpty("to"));
+  } else if (kind == "reclassify") {
+    ACCORD_ASSIGN_OR_RETURN(b.level, f.NonEmpty("level"));
+    ACCORD_ASSIGN_OR_RETURN(b.version, f.Integer("version"));
+    if (b.version < 2) {
+      return Fail(Code::kInvalidArgument, "notice: a reclassification's `version` is at least 2");
+    }
+  } else if (kind == "report") {
+    ACCORD_ASSIGN_OR_RETURN(b.report_kind, f.NonEmpty("report"));
+    if (b.report_kind != "loss" && b.report_kind != "compromise") {
+      return Fail(Code::kInvalidArgument, "notice: `report` must be `loss` or `compromise`");
+    }
+    ACCORD_ASSIGN_OR_RETURN(b.text, f.Text("text", kMaxTextBytes));
+  } else if (kind != "destroy") {
+    return Fail(Code::kInvalidArgument, fmt::format("notice: unknown kind `{}`", kind));
+  }
+  if (kind != "report" && b.by != b.originator) {
+    return Fail(Code::kInvalidArgument, "notice: only the originator issues this notice");
+  }
+  return b;
+}
+
+Bytes EncodeReceiptBody(const ReceiptBody& b) {
+  return Serialize(json::object{{"package", b.package_id},
+                                {"digest", b.package_digest},
+                                {"kind", b.kind},
+                                {"object", b.object_id},
+                                {"from", b.from},
+                                {"by", b.by},
+                                {"at", FormatInstant(b.at)}});
+}
+
+Result<ReceiptBody> ParseReceiptBody(ByteView bytes) {
+  ACCORD_ASSIGN_OR_RETURN(json::object o, ParseObject(bytes, "receipt"));
+  Fields f(o, "receipt");
+  ReceiptBody b;
+  ACCORD_ASSIGN_OR_RETURN(b.package_id, f.NonEmpty("package"));
+  ACCORD_ASSIGN_OR_RETURN(b.package_digest, f.NonEmpty("digest"));
+  ACCORD_ASSIGN_OR_RETURN(b.kind, f.NonEmpty("kind"));
+  ACCORD_ASSIGN_OR_RETURN(b.object_id, f.NonEmpty("object"));
+  ACCORD_ASSIGN_OR_RETURN(b.from, f.NonEmpty("from"));
+  ACCORD_ASSIGN_OR_RETURN(b.by, f.NonEmpty("by"));
+  ACCORD_ASSIGN_OR_RETURN(b.at, f.At("at"));
+  return b;
+}
+
+Status ParseAnyBody(std::string_view kind, ByteView body) {
+  if (kind == "release" || kind == "forward") {
+    ACCORD_RETURN_IF_ERROR(ParsePackageBody(body));
+  } else if (kind == "receipt") {
+    ACCORD_RETURN_IF_ERROR(ParseReceiptBody(body));
+  } else {
+    ACCORD_RETURN_IF_ERROR(ParseNoticeBody(kind, body));
+  }
+  return OkStatus();
+}
+
+std::string NewId() { return HexEncode(RandomBytes(16)); }
+
+}  // namespace accord::node_internal

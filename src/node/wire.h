@@ -1,0 +1,117 @@
+// The node's exchange formats: signed envelopes and the bodies they carry (docs/node.md).
+//
+//   envelope = {"format":"accord/1","kind":K,"signer":P,"body":B64(body),"signature":B64(sig)}
+//   sig      = Ed25519 over "accord/1\n" K "\n" P "\n" body
+//
+// The body is JSON, parsed only after the signature checks out; its bytes are exactly what was
+// signed, so re-encoding never changes meaning. Every parser here takes outside input: each
+// returns kInvalidArgument with a clear message and never throws.
+//
+// Thread safety: plain functions.
+#ifndef ACCORD_SRC_NODE_WIRE_H_
+#define ACCORD_SRC_NODE_WIRE_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "accord/crypto.h"
+#include "accord/status.h"
+#include "accord/time.h"
+
+namespace accord::node_internal {
+
+inline constexpr std::string_view kFormat = "accord/1";
+
+struct Envelope {
+  std::string kind;  // release forward consent reclassify destroy report receipt
+  std::string signer;
+  Bytes body;
+  Bytes signature;
+};
+
+// Parses the envelope only (no signature check). `max_bytes` bounds the input.
+[[nodiscard]] Result<Envelope> ParseEnvelope(ByteView bytes, size_t max_bytes);
+// The bytes the signature covers.
+[[nodiscard]] Bytes SignedMessage(std::string_view kind, std::string_view signer, ByteView body);
+// Signs and encodes an envelope (one line of JSON, newline-terminated).
+[[nodiscard]] Bytes SealEnvelope(std::string_view kind, std::string_view signer, ByteView body,
+                                 const SigningKey& key);
+
+// An object's label: what the AEAD binds and what a package carries.
+struct Label {
+  std::string id;
+  std::string originator;
+  std::string level;
+  std::vector<std::string> topics;
+  std::vector<std::string> compartments;
+  std::vector<std::string> rel_to;
+  int64_t version = 1;
+};
+// The canonical encoding of a label (length-prefixed fields), used as associated data.
+[[nodiscard]] Bytes EncodeLabel(const Label& label);
+
+struct HistoryRelease {
+  std::string to;
+  Instant at;
+  std::string agreement;
+};
+
+// A release or forward package.
+struct PackageBody {
+  std::string id;    // 32 hex digits, random
+  std::string kind;  // release | forward
+  std::string from;
+  std::string to;
+  Instant at;
+  std::string agreement;
+  Label label;
+  std::string marking_party;
+  std::string marking_level;
+  // forward only: the release to `from` it rests on, and the originator's consent notice.
+  std::optional<HistoryRelease> held_release;
+  Bytes consent;
+  Bytes wrapped_key;  // the data key wrapped to `to` (WrapToParty)
+  Bytes ciphertext;   // sealed under the data key with EncodeLabel(label) as associated data
+};
+[[nodiscard]] Bytes EncodePackageBody(const PackageBody& body);
+[[nodiscard]] Result<PackageBody> ParsePackageBody(ByteView body);
+
+// consent | reclassify | destroy | report
+struct NoticeBody {
+  std::string id;
+  std::string kind;
+  std::string object_id;
+  std::string originator;
+  std::string by;  // the issuing party: the originator, or the reporter for `report`
+  Instant at;
+  std::string to;           // consent: the third party
+  std::string level;        // reclassify: the new level
+  int64_t version = 0;      // reclassify: the new version
+  std::string report_kind;  // report: loss | compromise
+  std::string text;         // report
+};
+[[nodiscard]] Bytes EncodeNoticeBody(const NoticeBody& body);
+[[nodiscard]] Result<NoticeBody> ParseNoticeBody(std::string_view kind, ByteView body);
+
+struct ReceiptBody {
+  std::string package_id;
+  std::string package_digest;  // hex SHA-256 of the envelope received
+  std::string kind;            // of what was received
+  std::string object_id;
+  std::string from;  // who sent it
+  std::string by;    // who received and signs
+  Instant at;
+};
+[[nodiscard]] Bytes EncodeReceiptBody(const ReceiptBody& body);
+[[nodiscard]] Result<ReceiptBody> ParseReceiptBody(ByteView body);
+
+// Parses whatever an envelope of `kind` carries (for the fuzzer and for `accord inspect`).
+[[nodiscard]] Status ParseAnyBody(std::string_view kind, ByteView body);
+
+// 32 random hex digits.
+[[nodiscard]] std::string NewId();
+
+}  // namespace accord::node_internal
+
+#endif  // ACCORD_SRC_NODE_WIRE_H_
