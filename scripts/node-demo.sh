@@ -5,8 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 accord=${1:-build/release/src/cli/accord}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# ACCORD_DEMO_DIR keeps the homes and packages for inspection; by default they are removed.
+if [ -n "${ACCORD_DEMO_DIR:-}" ]; then
+  work=$ACCORD_DEMO_DIR
+  mkdir -p "$work"
+else
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+fi
 # A demonstration passphrase; a real home reads it from --passphrase-file or the environment.
 export ACCORD_PASSPHRASE="demo passphrase, not for real use"
 

@@ -23,20 +23,14 @@ namespace json = boost::json;
 
 void PrintError(std::string_view message) { fmt::print(stderr, "accord: {}\n", message); }
 
-// The exit code for a failed node operation, after printing why.
+// The exit code for a failed node operation, after printing why: 4 when the agreements refuse
+// it, 5 when an integrity check fails, 1 otherwise.
 int Report(const Error& e) {
   PrintError(e.message);
   if (Denial(e) || e.message.starts_with("not-originator:")) {
     return kExitDenied;
   }
-  switch (e.code) {
-    case Code::kDataLoss:
-      return kExitIntegrity;
-    case Code::kPermissionDenied:
-      return kExitDenied;
-    default:
-      return kExitFailed;
-  }
+  return e.code == Code::kDataLoss ? kExitIntegrity : kExitFailed;
 }
 
 std::optional<std::string> ReadFile(const std::string& path) {

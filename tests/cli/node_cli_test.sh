@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# End-to-end tests of the node commands: the three-node demo (scripts/node-demo.sh) with its
+# outputs checked, then the errors an operator meets (wrong passphrase, --at on a real home, a
+# tampered package, a replay, a missing partner key) and a home whose KEK lives on a SoftHSM2
+# token. Usage: node_cli_test.sh ACCORD_BINARY SOURCE_DIR
+set -uo pipefail
+accord=$1
+src=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+passed=0
+
+ok() { passed=$((passed + 1)); }
+fail() { echo "FAIL $1"; failures=$((failures + 1)); }
+# expect NAME EXIT PATTERN COMMAND...: the exit code is EXIT and the output matches PATTERN.
+expect() {
+  local name=$1 code=$2 pattern=$3
+  shift 3
+  local got=0
+  "$@" >"$work/out" 2>&1 || got=$?
+  if [ "$got" != "$code" ]; then
+    fail "$name: exit $got, expected $code"
+    cat "$work/out"
+  elif ! grep -qE -- "$pattern" "$work/out"; then
+    fail "$name: output does not match /$pattern/"
+    cat "$work/out"
+  else
+    ok
+  fi
+}
+
+# 1. The demo, with what each step must show.
+export ACCORD_DEMO_DIR=$work/demo
+if bash "$src/scripts/node-demo.sh" "$accord" >"$work/demo.txt" 2>&1; then ok; else
+  fail "node-demo.sh exited non-zero"
+  cat "$work/demo.txt"
+fi
+for line in \
+  'refused: accord: hub-only: release of `k-2015` to `JPN` refused' \
+  'refused: accord: no-consent: forward of `k-2015` to `JPN` refused' \
+  'forward of `k-2015` from USA under `usa-jpn-gsomia`, marked JPN GOKUHI \(originator KOR\)' \
+  '^DPRK launch telemetry, 2015-03$' \
+  'allow \(released\): marked JPN GOKUHI \(極秘\), originator KOR, under kor-jpn-gsomia' \
+  '^KN-23 test site survey, 2018-05$' \
+  'refused: accord: insufficient-clearance: `jpn-clerk` may not read `k-2018`' \
+  'allow \(released\): marked JPN HI \(秘\), originator KOR, under kor-jpn-gsomia' \
+  'released k-2019 to JPN at 2019-11-23T00:10:00Z' \
+  'refused: accord: hub-only: release of `k-2019` to `JPN` refused' \
+  'JPN reports a compromise of `k-2015`: courier bag opened in transit' \
+  'refused: accord: destroyed: `jpn-analyst` may not read `k-2018`'; do
+  if grep -qE -- "$line" "$work/demo.txt"; then ok; else fail "demo output lacks /$line/"; fi
+done
+unset ACCORD_DEMO_DIR
+d=$work/demo
+export ACCORD_PASSPHRASE="demo passphrase, not for real use"
+
+# 2. Errors that leave the store unchanged.
+expect wrong-passphrase 1 'wrong passphrase' env ACCORD_PASSPHRASE=nope "$accord" ls --home "$d/KOR"
+expect no-passphrase 2 'a passphrase is needed' env -u ACCORD_PASSPHRASE "$accord" ls --home "$d/KOR"
+expect not-a-home 1 'not an accord home' "$accord" ls --home "$work/nowhere"
+expect replay 1 'already received: a replay' \
+  "$accord" receive --home "$d/JPN" --at 2018-05-02T00:00:00+09:00 "$d/k-2018.jpn"
+expect misaddressed 1 'addressed to `JPN`, not to this node \(`USA`\)' \
+  "$accord" receive --home "$d/USA" --at 2018-05-02T00:00:00+09:00 "$d/k-2018.jpn"
+"$accord" ls --home "$d/JPN" >"$work/before"
+python3 - "$d/k-2019.jpn" "$work/tampered" <<'PY'
+import base64, json, sys
+env = json.load(open(sys.argv[1]))
+body = json.loads(base64.b64decode(env["body"]))
+body["marking"]["level"] = "HI"          # a lower marking than the agreement gives
+env["body"] = base64.b64encode(json.dumps(body).encode()).decode()
+open(sys.argv[2], "w").write(json.dumps(env))
+PY
+expect tampered 5 'signature does not verify' \
+  "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 "$work/tampered"
+expect garbage 1 'package is not valid JSON' \
+  "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 /etc/hostname
+"$accord" ls --home "$d/JPN" >"$work/after"
+if cmp -s "$work/before" "$work/after"; then ok; else fail "refused packages changed the store"; fi
+expect good-after-refusals 0 'release of `k-2019` from KOR under `kor-jpn-gsomia`' \
+  "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 "$d/k-2019.jpn"
+expect not-originator 4 'not-originator' "$accord" reclassify --home "$d/JPN" \
+  --at 2019-12-01T00:00:00+09:00 --id k-2019 --level III --out "$work/x"
+printf x | "$accord" put --home "$d/KOR-no-suspension" --at 2019-11-01T00:00:00+09:00 --id k-us \
+  --level II --rel-to USA >/dev/null
+expect unknown-partner 1 'no public keys for `USA`' "$accord" release \
+  --home "$d/KOR-no-suspension" --at 2019-11-01T00:00:00+09:00 --id k-us --to USA --out "$work/x"
+expect oversize 1 'exceeds the limit of 10 bytes' sh -c "printf '12345678901' | \"$accord\" put \
+  --home \"$d/KOR\" --at 2019-12-01T00:00:00+09:00 --max-payload 10 --id big --level III"
+expect bad-level 1 'unknown level `IV` for party `KOR`' sh -c "printf x | \"$accord\" put \
+  --home \"$d/KOR\" --at 2019-12-01T00:00:00+09:00 --id lvl --level IV"
+expect subject-add 0 'subject kor-clerk \(KOR III\)' "$accord" subject add --home "$d/KOR" \
+  --at 2019-12-01T00:00:00+09:00 --id kor-clerk --clearance III --need-to-know dprk-missile
+expect subject-ls 0 'kor-clerk +KOR III' "$accord" subject ls --home "$d/KOR"
+expect own-clearance 4 'insufficient-clearance' "$accord" get --home "$d/KOR" \
+  --at 2019-12-01T00:00:00+09:00 --id k-2019 --as kor-clerk
+expect ls-json 0 '"id":"k-2015","originator":"KOR"' "$accord" ls --home "$d/USA" --json
+
+# 3. A home on the system clock refuses --at.
+"$accord" node init --home "$work/real" --party JPN --policy "$src/examples/gsomia" --kdf-cost 10 >/dev/null
+expect real-clock 1 'runs on the system clock' "$accord" ls --home "$work/real" \
+  --at 2019-01-01T00:00:00Z
+expect init-twice 1 'is not empty' "$accord" node init --home "$work/real" --party JPN \
+  --policy "$src/examples/gsomia"
+expect init-unknown-party 1 'party `FRA` is not in the policy' "$accord" node init \
+  --home "$work/fra" --party FRA --policy "$src/examples/gsomia"
+if [ ! -e "$work/fra" ]; then ok; else fail "a failed init left $work/fra behind"; fi
+
+# 4. The KEK on a PKCS#11 token (SoftHSM2): the home holds no key store file.
+mkdir -p "$work/tokens"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+  "$work/tokens" >"$work/softhsm2.conf"
+export SOFTHSM2_CONF=$work/softhsm2.conf
+if softhsm2-util --init-token --free --label accord-cli --so-pin 1234 --pin 5678 >/dev/null; then
+  ok
+else
+  fail "softhsm2-util could not create a token"
+fi
+export ACCORD_PKCS11_PIN=5678
+expect hsm-init 0 'pkcs11 key store' "$accord" node init --home "$work/hsm" --party KOR \
+  --policy "$src/examples/gsomia" --simulate --key-store pkcs11 --pkcs11-token accord-cli
+if [ ! -e "$work/hsm/keystore" ]; then ok; else fail "a PKCS#11 home has a key store file"; fi
+expect hsm-put 0 'stored h-1' sh -c "printf 'HSM-SEALED-MARKER' | \"$accord\" put \
+  --home \"$work/hsm\" --at 2018-01-01T00:00:00+09:00 --id h-1 --level III"
+expect hsm-get 0 '^HSM-SEALED-MARKER' "$accord" get --home "$work/hsm" \
+  --at 2018-01-01T00:00:00+09:00 --id h-1 --as kor-analyst
+expect hsm-wrong-pin 1 'wrong PIN' env ACCORD_PKCS11_PIN=0000 "$accord" ls --home "$work/hsm"
+if grep -rq 'HSM-SEALED-MARKER' "$work/hsm" "$work/tokens"; then
+  fail "the payload is in the clear on disk"
+else
+  ok
+fi
+
+# 5. Help for every node command.
+for cmd in "node init" put get ls release receive forward consent reclassify destroy report \
+  "subject add" "keys export-public" "keys import"; do
+  # shellcheck disable=SC2086
+  expect "help $cmd" 0 'Usage|Options' "$accord" $cmd --help
+done
+
+echo "node_cli_test: $passed passed, $failures failed"
+[ "$failures" = 0 ]
