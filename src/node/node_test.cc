@@ -554,6 +554,7 @@ TEST_F(NodeTest, SurvivesSigkillDuringWrites) {
       close(fds[0]);
       auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
       if (!kor) _exit(3);
+      if (write(fds[1], "ready\n", 6) != 6) _exit(5);
       for (int i = next;; ++i) {
         const std::string id = "c-" + std::to_string(i);
         if (!CreateObject(*kor, id, std::string(kMarker) + id, {}, "III", {})) _exit(4);
@@ -562,19 +563,25 @@ TEST_F(NodeTest, SurvivesSigkillDuringWrites) {
       }
     }
     close(fds[1]);
-    usleep(static_cast<useconds_t>(std::uniform_int_distribution<int>(5'000, 60'000)(rng)));
+    // Kill at a random moment of the write loop, not while the child is still opening the home.
+    std::string acks;
+    char buf[4096];
+    while (acks.find("ready\n") == std::string::npos) {
+      const ssize_t n = read(fds[0], buf, sizeof buf);
+      ASSERT_GT(n, 0) << "the child died before writing";
+      acks.append(buf, static_cast<size_t>(n));
+    }
+    usleep(static_cast<useconds_t>(std::uniform_int_distribution<int>(1'000, 40'000)(rng)));
     kill(child, SIGKILL);
     int status = 0;
     waitpid(child, &status, 0);
     ASSERT_TRUE(WIFSIGNALED(status)) << "child exited early with " << WEXITSTATUS(status);
-    std::string acks;
-    char buf[4096];
     for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;)
       acks.append(buf, static_cast<size_t>(n));
     close(fds[0]);
     std::istringstream lines(acks);
     for (std::string id; std::getline(lines, id);) {
-      if (!id.empty()) acknowledged.push_back(id);
+      if (!id.empty() && id != "ready") acknowledged.push_back(id);
     }
     next += 100000;  // fresh ids in each round; an unacknowledged id may or may not be there
 
