@@ -39,7 +39,8 @@ for p in KOR JPN USA; do
 done
 for p in KOR JPN USA; do
   for q in KOR JPN USA; do
-    [ $p = $q ] || "$accord" keys import --home "$work/$p" "$work/$q.pub" >/dev/null
+    [ $p = $q ] || "$accord" keys import --home "$work/$p" --at 2014-12-01T00:00:00+09:00 \
+      "$work/$q.pub" >/dev/null
   done
 done
 echo "each node imported the other two's keys"
@@ -78,7 +79,8 @@ printf 'Launch warning, 2019-11-23' |
 on KOR 2019-11-23T09:10:00+09:00 release --id k-2019 --to JPN --out "$work/k-2019.jpn"
 "$accord" node init --home "$work/KOR-no-suspension" --party KOR \
   --policy examples/gsomia-no-suspension --simulate >/dev/null
-"$accord" keys import --home "$work/KOR-no-suspension" "$work/JPN.pub" >/dev/null
+"$accord" keys import --home "$work/KOR-no-suspension" --at 2019-11-01T00:00:00+09:00 \
+  "$work/JPN.pub" >/dev/null
 printf 'Launch warning, 2019-11-23' |
   on KOR-no-suspension 2019-11-23T09:00:00+09:00 put --id k-2019 --level II \
     --topics dprk-missile --rel-to JPN >/dev/null
@@ -100,3 +102,33 @@ for p in KOR JPN USA; do
   echo "$p:"
   "$accord" ls --home "$work/$p" | sed 's/^/  /'
 done
+
+step "The audit logs: every operation and decision, in a Merkle log each partner can check"
+echo "Korea's log:"
+"$accord" log show --home "$work/KOR" | sed 's/^/  /'
+for p in KOR JPN USA; do
+  printf '%s: ' $p
+  "$accord" log verify --home "$work/$p"
+done
+"$accord" log checkpoint --home "$work/KOR" --out "$work/KOR.checkpoint"
+echo "Korea's signed checkpoint (C2SP tlog-checkpoint):"
+sed 's/^/  /' "$work/KOR.checkpoint"
+# The release of k-2018 to Japan, proved to anyone holding only Korea's public key.
+index=$("$accord" log show --home "$work/KOR" --json | python3 -c '
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    e = r["entry"]
+    if e["op"] == "release" and e.get("object") == "k-2018" and e.get("decision") == "allow":
+        print(r["index"])')
+"$accord" log prove --home "$work/KOR" --index "$index" --entry-out "$work/release.entry" \
+  >"$work/release.proof"
+echo "inclusion proof of entry $index (the release of k-2018 to Japan):"
+sed 's/^/  /' "$work/release.proof"
+printf 'verified with only the public key: '
+"$accord" log verify-proof --log-key "$("$accord" log key --home "$work/KOR")" \
+  --checkpoint "$work/KOR.checkpoint" --entry "$work/release.entry" --index "$index" \
+  --proof "$(sed -n 's/^proof //p' "$work/release.proof")"
+echo "Japan witnesses Korea's checkpoint:"
+on JPN 2023-04-02T09:00:00+09:00 log witness --checkpoint "$work/KOR.checkpoint" \
+  --out "$work/KOR.cosigned"

@@ -79,6 +79,39 @@ class MemoryTree final : public NodeSource {
   std::vector<std::vector<Hash>> levels_;
 };
 
+// A complete subtree hash created by an append: it covers leaves [index·2^level,
+// (index+1)·2^level).
+struct NodeWrite {
+  int level = 0;
+  uint64_t index = 0;
+  Hash hash{};
+};
+
+// The right edge of a log: the roots of the perfect subtrees that make up its first `size()`
+// leaves, one per set bit of the size. Appending needs nothing else, so a durable log appends
+// without reading its store, and writes exactly the complete subtrees each append creates.
+class CompactRange {
+ public:
+  CompactRange() = default;
+  // The right edge of the first `size` leaves of `nodes`: O(log size) reads.
+  [[nodiscard]] static CompactRange FromSource(const NodeSource& nodes, uint64_t size);
+
+  // Appends `leaf_hash` as leaf size(); adds to `created` the leaf node and every subtree it
+  // completes (on average two per append).
+  void Append(const Hash& leaf_hash, std::vector<NodeWrite>& created);
+
+  [[nodiscard]] uint64_t size() const { return size_; }
+  // RFC 9162 MTH of the first size() leaves.
+  [[nodiscard]] Hash Root() const;
+
+ private:
+  uint64_t size_ = 0;
+  // INVARIANT: edge_[k] is the root of the perfect subtree of 2^levels_[k] leaves, in order from
+  // the left (largest) to the right (smallest); the levels are the set bits of size_.
+  std::vector<Hash> edge_;
+  std::vector<int> levels_;
+};
+
 // Lowercase hex, 64 characters.
 [[nodiscard]] std::string ToHex(const Hash& hash);
 // Parses 64 hex digits (either case).

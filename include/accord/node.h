@@ -31,6 +31,7 @@
 #include "accord/crypto.h"
 #include "accord/engine.h"
 #include "accord/keystore.h"
+#include "accord/merkle.h"
 #include "accord/secret.h"
 #include "accord/status.h"
 #include "accord/store.h"
@@ -142,6 +143,34 @@ class Node {
 
   // Verifies and applies a package, notice or receipt.
   [[nodiscard]] Result<ReceiveResult> Receive(ByteView envelope);
+
+  // --- the audit log (docs/ledger.md) ---
+  // Every operation and decision above appended one entry, in the transaction that made it.
+
+  [[nodiscard]] Result<uint64_t> LogSize();
+  // The log's current checkpoint, signed by this node's identity key (a C2SP signed note whose
+  // origin is "accord/<PARTY>").
+  [[nodiscard]] Result<std::string> LogCheckpoint();
+  // The C2SP verifier key partners check this node's checkpoints with.
+  [[nodiscard]] std::string LogVerifierKey() const;
+  // Entries [from, from + count); kOutOfRange past the end.
+  [[nodiscard]] Result<std::vector<Bytes>> LogEntries(uint64_t from, uint64_t count);
+  [[nodiscard]] Result<std::vector<merkle::Hash>> LogInclusionProof(uint64_t index, uint64_t size);
+  [[nodiscard]] Result<std::vector<merkle::Hash>> LogConsistencyProof(uint64_t size1,
+                                                                      uint64_t size2);
+  [[nodiscard]] Result<merkle::Hash> LogRoot(uint64_t size);
+  // Recomputes the whole tree from the entries and compares every stored hash (like fsck).
+  // kDataLoss naming the first mismatch. Returns the number of entries checked.
+  [[nodiscard]] Result<uint64_t> VerifyLog();
+  // Witnesses a partner's signed checkpoint: verifies its signature with the partner's key and
+  // the consistency proof from the last checkpoint of that partner this node cosigned, then
+  // cosigns it and keeps it. A smaller or unconnected checkpoint is kDataLoss, and both signed
+  // checkpoints are kept as evidence (`ForkEvidence`).
+  [[nodiscard]] Result<std::string> WitnessCheckpoint(std::string_view checkpoint,
+                                                      std::span<const merkle::Hash> proof);
+  // The size of `party`'s log this node last cosigned; 0 when none.
+  [[nodiscard]] Result<uint64_t> WitnessedSize(const std::string& party);
+  [[nodiscard]] Result<std::vector<EvidenceRecord>> ForkEvidence();
 
   [[nodiscard]] Status AddSubject(const SubjectRecord& subject);
   // {"party":"KOR","sign":"<base64>","wrap":"<base64>"}

@@ -56,6 +56,9 @@ class Verifier {
  public:
   // Parses "<name>+<hex id>+base64(0x01 || 32-byte key)"; the id must match the key.
   [[nodiscard]] static Result<Verifier> FromVerifierKey(std::string_view vkey);
+  // A verifier named `name` for a raw 32-byte Ed25519 public key (kInvalidArgument otherwise).
+  [[nodiscard]] static Result<Verifier> FromPublicKey(std::string_view name,
+                                                      std::span<const uint8_t> public_key);
   [[nodiscard]] const std::string& name() const { return name_; }
   [[nodiscard]] uint32_t key_id() const { return key_id_; }
   [[nodiscard]] bool Verify(std::string_view text, std::span<const uint8_t> signature) const;
@@ -76,6 +79,9 @@ class Signer {
   [[nodiscard]] static Result<Signer> Generate(std::string_view name);
   // Parses "PRIVATE+KEY+<name>+<hex id>+base64(0x01 || 32-byte seed)"; the id must match.
   [[nodiscard]] static Result<Signer> FromSignerKey(std::string_view skey);
+  // A signer named `name` for a raw 32-byte Ed25519 seed, e.g. a node's identity key.
+  [[nodiscard]] static Result<Signer> FromSeed(std::string_view name,
+                                               std::span<const uint8_t> seed);
   Signer(Signer&&) noexcept;
   Signer& operator=(Signer&&) noexcept;
   ~Signer();
@@ -124,6 +130,10 @@ class Witness {
   explicit Witness(Signer signer) : signer_(std::move(signer)) {}
   // Watches the log whose checkpoints `log_key` signs, with origin `origin`.
   void Watch(std::string origin, Verifier log_key);
+  // Watches a log resuming from `signed_checkpoint`, the last one this witness cosigned (read
+  // back from its own storage). kDataLoss unless the log's key signed it.
+  [[nodiscard]] Status Resume(std::string origin, Verifier log_key,
+                              std::string_view signed_checkpoint);
 
   // Checks `signed_checkpoint` against the last one seen from that log. On success returns the
   // checkpoint with this witness's signature added. A checkpoint that is smaller than the last, or

@@ -17,10 +17,12 @@
 #ifndef ACCORD_STORE_H_
 #define ACCORD_STORE_H_
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -126,6 +128,26 @@ struct SubjectRecord {
   std::vector<std::string> compartments;
 };
 
+using Digest = std::array<uint8_t, 32>;
+
+// A hash of the audit log's Merkle tree: the complete subtree over leaves
+// [index·2^level, (index+1)·2^level). Level 0 holds the leaf hashes.
+struct LogNodeRecord {
+  int32_t level = 0;
+  uint64_t index = 0;
+  Digest hash{};
+};
+
+// Evidence that a partner's log was rewritten: two checkpoints it signed that no consistency
+// proof connects.
+struct EvidenceRecord {
+  std::string origin;
+  std::string earlier;  // signed checkpoint
+  std::string later;    // signed checkpoint
+  std::string reason;
+  Instant at;
+};
+
 // A partner party's public keys, imported from its `accord keys export-public`.
 struct PartnerRecord {
   std::string party;
@@ -187,6 +209,19 @@ class Store {
   [[nodiscard]] virtual Status PutPartner(const PartnerRecord& p) = 0;  // insert or replace
   [[nodiscard]] virtual Result<PartnerRecord> GetPartner(const std::string& party) = 0;
   [[nodiscard]] virtual Result<std::vector<PartnerRecord>> ListPartners() = 0;
+
+  // --- the audit log (node/audit.h) ---
+  // Appends `entries` at indices [first, first + size) with the subtree hashes they complete.
+  // kFailedPrecondition unless `first` is the log's size. Call inside Transact.
+  [[nodiscard]] virtual Status AppendLog(uint64_t first, std::span<const Bytes> entries,
+                                         std::span<const LogNodeRecord> nodes) = 0;
+  [[nodiscard]] virtual Result<uint64_t> LogSize() = 0;
+  // Entries [from, from + count); kOutOfRange past the end.
+  [[nodiscard]] virtual Result<std::vector<Bytes>> ReadLogEntries(uint64_t from,
+                                                                  uint64_t count) = 0;
+  [[nodiscard]] virtual Result<Digest> GetLogNode(int32_t level, uint64_t index) = 0;  // kNotFound
+  [[nodiscard]] virtual Status InsertEvidence(const EvidenceRecord& e) = 0;
+  [[nodiscard]] virtual Result<std::vector<EvidenceRecord>> ListEvidence() = 0;
 };
 
 struct SqliteOptions {
@@ -201,7 +236,7 @@ struct SqliteOptions {
                                                              const SqliteOptions& options = {});
 
 // The schema version this program writes.
-inline constexpr int kStoreSchemaVersion = 1;
+inline constexpr int kStoreSchemaVersion = 2;
 
 }  // namespace accord
 

@@ -14,6 +14,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "accord/merkle.h"
 #include "accord/node.h"
 #include "commands.h"
 
@@ -88,6 +89,11 @@ std::optional<SecretBytes> ReadSecret(const std::string& file, const char* env,
   return std::nullopt;
 }
 
+bool HasEnv(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0';
+}
+
 std::vector<std::string> SplitList(const std::string& list) {
   std::vector<std::string> out;
   std::string_view rest = list;
@@ -124,6 +130,8 @@ struct NodeCommands::Flags {
   // objects
   std::string id, level, topics, compartments, rel_to, in = "-", out, as, to, text, kind, file;
   std::string subject_id, clearance, need_to_know;
+  uint64_t from = 0, count = 0, index = 0, size = 0, to_size = 0;
+  std::string proof;
   bool everywhere = false;
   bool json = false;
 
@@ -142,6 +150,14 @@ struct NodeCommands::Flags {
   CLI::App* subject_ls = nullptr;
   CLI::App* export_public = nullptr;
   CLI::App* import_public = nullptr;
+  CLI::App* log_checkpoint = nullptr;
+  CLI::App* log_key = nullptr;
+  CLI::App* log_show = nullptr;
+  CLI::App* log_prove = nullptr;
+  CLI::App* log_consistency = nullptr;
+  CLI::App* log_verify = nullptr;
+  CLI::App* log_witness = nullptr;
+  CLI::App* log_evidence = nullptr;
 };
 
 NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
@@ -271,6 +287,45 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   f.import_public = keys->add_subcommand("import", "Import a partner's exported public keys");
   home_flags(f.import_public);
   f.import_public->add_option("file", f.file, "File written by `keys export-public`")->required();
+
+  // The audit log of a home, beside the format-free checks main.cc declares on `log`.
+  CLI::App* log = app.get_subcommand("log");
+  f.log_checkpoint = log->add_subcommand(
+      "checkpoint", "Print the log's current checkpoint, signed by this node (C2SP signed note)");
+  home_flags(f.log_checkpoint);
+  f.log_checkpoint->add_option("--out", f.out, "File to write (default: standard output)");
+  f.log_key = log->add_subcommand("key", "Print the verifier key of this node's checkpoints");
+  home_flags(f.log_key);
+  f.log_show = log->add_subcommand("show", "Print the log's entries");
+  home_flags(f.log_show);
+  f.log_show->add_option("--from", f.from, "First index (default 0)");
+  f.log_show->add_option("--count", f.count, "How many (default: to the end)");
+  f.log_show->add_flag("--json", f.json, "JSON Lines: index, leaf hash and entry");
+  f.log_prove = log->add_subcommand(
+      "prove", "Inclusion proof of entry --index in the tree of --size entries");
+  home_flags(f.log_prove);
+  f.log_prove->add_option("--index", f.index, "The entry's index")->required();
+  f.log_prove->add_option("--size", f.size, "Tree size (default: the log's size)");
+  f.log_prove->add_option("--entry-out", f.out, "Also write the entry's bytes here");
+  f.log_consistency = log->add_subcommand(
+      "consistency", "Consistency proof that the tree of --from entries is a prefix of --to");
+  home_flags(f.log_consistency);
+  f.log_consistency->add_option("--from", f.from, "The earlier size")->required();
+  f.log_consistency->add_option("--to", f.to_size, "The later size (default: the log's size)");
+  f.log_verify = log->add_subcommand(
+      "verify", "Recompute the whole tree from the entries and check every stored hash");
+  home_flags(f.log_verify);
+  f.log_witness = log->add_subcommand(
+      "witness", "Check a partner's checkpoint against the last one cosigned, and cosign it");
+  home_flags(f.log_witness);
+  f.log_witness->add_option("--checkpoint", f.file, "The partner's signed checkpoint")->required();
+  f.log_witness->add_option("--proof", f.proof,
+                            "Consistency proof from the size last cosigned (hex, comma-separated; "
+                            "the partner prints it with `log consistency --from SIZE`)");
+  f.log_witness->add_option("--out", f.out, "Write the cosigned checkpoint here");
+  f.log_evidence = log->add_subcommand(
+      "evidence", "Print the evidence kept of partners' rewritten or truncated logs");
+  home_flags(f.log_evidence);
 }
 
 NodeCommands::~NodeCommands() = default;
@@ -310,10 +365,28 @@ std::optional<int> NodeCommands::Run() {
     return kExitOk;
   }
 
-  CLI::App* const commands[] = {f.put,           f.get,          f.ls,          f.release,
-                                f.receive,       f.forward,      f.consent,     f.reclassify,
-                                f.destroy,       f.report,       f.subject_add, f.subject_ls,
-                                f.export_public, f.import_public};
+  CLI::App* const commands[] = {f.log_checkpoint,
+                                f.log_key,
+                                f.log_show,
+                                f.log_prove,
+                                f.log_consistency,
+                                f.log_verify,
+                                f.log_witness,
+                                f.log_evidence,
+                                f.put,
+                                f.get,
+                                f.ls,
+                                f.release,
+                                f.receive,
+                                f.forward,
+                                f.consent,
+                                f.reclassify,
+                                f.destroy,
+                                f.report,
+                                f.subject_add,
+                                f.subject_ls,
+                                f.export_public,
+                                f.import_public};
   CLI::App* ran = nullptr;
   for (CLI::App* c : commands) {
     if (*c) ran = c;
@@ -334,15 +407,25 @@ std::optional<int> NodeCommands::Run() {
     }
     options.at = *at;
   }
-  if (!f.pin_file.empty() || std::getenv("ACCORD_PKCS11_PIN") != nullptr) {
-    auto pin = ReadSecret(f.pin_file, "ACCORD_PKCS11_PIN", "PIN", "--pin-file");
-    if (!pin) return kExitUsage;
-    options.pin = std::move(*pin);
-  } else {
+  // The home says which secret it needs; read whichever are given.
+  const bool has_pass = !f.passphrase_file.empty() || HasEnv("ACCORD_PASSPHRASE");
+  const bool has_pin = !f.pin_file.empty() || HasEnv("ACCORD_PKCS11_PIN");
+  if (!has_pass && !has_pin) {
+    PrintError(
+        "a passphrase is needed: give --passphrase-file FILE or set ACCORD_PASSPHRASE (for a "
+        "PKCS#11 home, --pin-file FILE or ACCORD_PKCS11_PIN)");
+    return kExitUsage;
+  }
+  if (has_pass) {
     auto pass =
         ReadSecret(f.passphrase_file, "ACCORD_PASSPHRASE", "passphrase", "--passphrase-file");
-    if (!pass) return kExitUsage;
+    if (!pass) return kExitIo;
     options.passphrase = std::move(*pass);
+  }
+  if (has_pin) {
+    auto pin = ReadSecret(f.pin_file, "ACCORD_PKCS11_PIN", "PIN", "--pin-file");
+    if (!pin) return kExitIo;
+    options.pin = std::move(*pin);
   }
   auto opened = Node::Open(std::move(options));
   if (!opened) {
@@ -474,6 +557,9 @@ std::optional<int> NodeCommands::Run() {
     const std::string text = node.ExportPublic();
     return WriteFile(f.out.empty() ? "-" : f.out, AsBytes(text)) ? kExitOk : kExitIo;
   }
+  if (auto code = RunLog(node, ran)) {
+    return *code;
+  }
   if (ran == f.import_public) {
     auto text = ReadFile(f.file);
     if (!text) return kExitIo;
@@ -483,6 +569,109 @@ std::optional<int> NodeCommands::Run() {
     return kExitOk;
   }
   return kExitUsage;
+}
+
+std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
+  Flags& f = *flags_;
+  if (ran == f.log_checkpoint) {
+    auto cp = node.LogCheckpoint();
+    if (!cp) return Report(cp.error());
+    return WriteFile(f.out.empty() ? "-" : f.out, AsBytes(*cp)) ? kExitOk : kExitIo;
+  }
+  if (ran == f.log_key) {
+    fmt::print("{}\n", node.LogVerifierKey());
+    return kExitOk;
+  }
+  if (ran == f.log_show) {
+    auto size = node.LogSize();
+    if (!size) return Report(size.error());
+    const uint64_t from = std::min(f.from, *size);
+    const uint64_t count = f.count == 0 ? *size - from : std::min(f.count, *size - from);
+    auto entries = node.LogEntries(from, count);
+    if (!entries) return Report(entries.error());
+    for (uint64_t i = 0; i < entries->size(); ++i) {
+      const Bytes& e = (*entries)[i];
+      const std::string_view text(reinterpret_cast<const char*>(e.data()), e.size());
+      if (f.json) {
+        fmt::print("{{\"index\":{},\"leaf_hash\":\"{}\",\"entry\":{}}}\n", from + i,
+                   merkle::ToHex(merkle::LeafHash(e)), text);
+      } else {
+        fmt::print("{:>6}  {}\n", from + i, text);
+      }
+    }
+    return kExitOk;
+  }
+  if (ran == f.log_prove) {
+    auto size = node.LogSize();
+    if (!size) return Report(size.error());
+    const uint64_t tree = f.size == 0 ? *size : f.size;
+    auto proof = node.LogInclusionProof(f.index, tree);
+    if (!proof) return Report(proof.error());
+    auto root = node.LogRoot(tree);
+    if (!root) return Report(root.error());
+    auto entry = node.LogEntries(f.index, 1);
+    if (!entry) return Report(entry.error());
+    std::vector<std::string> hex;
+    for (const auto& h : *proof) hex.push_back(merkle::ToHex(h));
+    fmt::print("index {}\nsize {}\nroot {}\nleaf_hash {}\nproof {}\n", f.index, tree,
+               merkle::ToHex(*root), merkle::ToHex(merkle::LeafHash(entry->front())),
+               fmt::join(hex, ","));
+    if (!f.out.empty() && !WriteFile(f.out, entry->front())) return kExitIo;
+    return kExitOk;
+  }
+  if (ran == f.log_consistency) {
+    auto size = node.LogSize();
+    if (!size) return Report(size.error());
+    const uint64_t to = f.to_size == 0 ? *size : f.to_size;
+    auto proof = node.LogConsistencyProof(f.from, to);
+    if (!proof) return Report(proof.error());
+    auto root1 = node.LogRoot(f.from);
+    auto root2 = node.LogRoot(to);
+    if (!root1 || !root2) return Report(root1 ? root2.error() : root1.error());
+    std::vector<std::string> hex;
+    for (const auto& h : *proof) hex.push_back(merkle::ToHex(h));
+    fmt::print("size1 {}\nsize2 {}\nroot1 {}\nroot2 {}\nproof {}\n", f.from, to,
+               merkle::ToHex(*root1), merkle::ToHex(*root2), fmt::join(hex, ","));
+    return kExitOk;
+  }
+  if (ran == f.log_verify) {
+    auto checked = node.VerifyLog();
+    if (!checked) return Report(checked.error());
+    auto root = node.LogRoot(*checked);
+    if (!root) return Report(root.error());
+    fmt::print("log verified: {} entries, every hash recomputed; root {}\n", *checked,
+               merkle::ToHex(*root));
+    return kExitOk;
+  }
+  if (ran == f.log_witness) {
+    auto checkpoint = ReadFile(f.file);
+    if (!checkpoint) return kExitIo;
+    auto proof = merkle::ProofFromHex(f.proof);
+    if (!proof) {
+      PrintError(fmt::format("--proof: {}", proof.error().message));
+      return kExitUsage;
+    }
+    auto cosigned = node.WitnessCheckpoint(*checkpoint, *proof);
+    if (!cosigned) return Report(cosigned.error());
+    if (!f.out.empty()) {
+      if (!WriteFile(f.out, AsBytes(*cosigned))) return kExitIo;
+      fmt::print("checkpoint consistent with the last one cosigned; cosigned → {}\n", f.out);
+    } else {
+      fmt::print("{}", *cosigned);
+    }
+    return kExitOk;
+  }
+  if (ran == f.log_evidence) {
+    auto evidence = node.ForkEvidence();
+    if (!evidence) return Report(evidence.error());
+    for (const auto& e : *evidence) {
+      fmt::print("{} at {}: {}\n-- last cosigned:\n{}-- contradicted by:\n{}\n", e.origin,
+                 FormatInstant(e.at), e.reason, e.earlier, e.later);
+    }
+    if (evidence->empty()) fmt::print("no evidence: no partner's log was caught rewritten\n");
+    return kExitOk;
+  }
+  return std::nullopt;
 }
 
 }  // namespace accord::cli

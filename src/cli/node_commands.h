@@ -10,6 +10,9 @@
 namespace CLI {
 class App;
 }
+namespace accord {
+class Node;
+}
 
 namespace accord::cli {
 
@@ -28,6 +31,8 @@ class NodeCommands {
 
  private:
   struct Flags;
+  // The `log` subcommands on a home; nullopt if `ran` is not one of them.
+  std::optional<int> RunLog(Node& node, CLI::App* ran);
   std::unique_ptr<Flags> flags_;
 };
 

@@ -200,6 +200,28 @@ std::string HexEncode(ByteView bytes) {
   return out;
 }
 
+Result<Bytes> HexDecode(std::string_view hex) {
+  const auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  if (hex.size() % 2 != 0) {
+    return Fail(Code::kInvalidArgument, "odd number of hex digits");
+  }
+  Bytes out(hex.size() / 2);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int hi = digit(hex[2 * i]);
+    const int lo = digit(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      return Fail(Code::kInvalidArgument, "not a hex digit");
+    }
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return out;
+}
+
 // --- Aead ------------------------------------------------------------------------------------
 
 Result<Aead> Aead::Create(SecretBytes key) {

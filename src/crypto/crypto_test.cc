@@ -190,6 +190,14 @@ TEST(Base64Test, RoundTripsAndRefusesNonCanonical) {
   EXPECT_TRUE(Base64Decode("Zg=="));
 }
 
+TEST(HexTest, RoundTripsAndRefusesBadDigits) {
+  const Bytes data = RandomBytes(33);
+  EXPECT_EQ(HexDecode(HexEncode(data)).value(), data);
+  EXPECT_EQ(HexDecode("0aFF").value(), (Bytes{0x0a, 0xff}));
+  EXPECT_FALSE(HexDecode("abc"));
+  EXPECT_FALSE(HexDecode("zz"));
+}
+
 TEST(SecretBytesTest, MovesAndClears) {
   SecretBytes a = SecretBytes::Copy(std::string_view("key"));
   SecretBytes b = std::move(a);

@@ -245,6 +245,51 @@ void MemoryTree::Append(const Hash& leaf_hash) {
 
 Hash MemoryTree::Node(int level, uint64_t index) const { return levels_.at(level).at(index); }
 
+CompactRange CompactRange::FromSource(const NodeSource& nodes, uint64_t size) {
+  CompactRange range;
+  range.size_ = size;
+  uint64_t begin = 0;
+  for (int level = 63; level >= 0; --level) {
+    const uint64_t width = uint64_t{1} << level;
+    if ((size & width) != 0) {
+      range.edge_.push_back(nodes.Node(level, begin >> level));
+      range.levels_.push_back(level);
+      begin += width;
+    }
+  }
+  return range;
+}
+
+void CompactRange::Append(const Hash& leaf_hash, std::vector<NodeWrite>& created) {
+  created.push_back(NodeWrite{0, size_, leaf_hash});
+  edge_.push_back(leaf_hash);
+  levels_.push_back(0);
+  ++size_;
+  // Two neighbours of the same height merge into their parent, up the edge.
+  while (levels_.size() >= 2 && levels_[levels_.size() - 1] == levels_[levels_.size() - 2]) {
+    const Hash parent = NodeHash(edge_[edge_.size() - 2], edge_.back());
+    const int level = levels_.back() + 1;
+    edge_.pop_back();
+    levels_.pop_back();
+    edge_.back() = parent;
+    levels_.back() = level;
+    created.push_back(NodeWrite{level, (size_ >> level) - 1, parent});
+  }
+}
+
+Hash CompactRange::Root() const {
+  if (edge_.empty()) {
+    return EmptyRoot();
+  }
+  // RFC 9162 splits at the largest power of two below the size, so the root folds the edge from
+  // the right.
+  Hash root = edge_.back();
+  for (size_t i = edge_.size() - 1; i-- > 0;) {
+    root = NodeHash(edge_[i], root);
+  }
+  return root;
+}
+
 std::string ToHex(const Hash& hash) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out(2 * kHashSize, '0');

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 
+#include <bit>
+
 namespace accord::merkle {
 namespace {
 
@@ -333,6 +335,30 @@ TEST(MerkleTest, HexParsing) {
   std::string long_proof = kRoots[1];
   for (int i = 0; i < 128; ++i) long_proof += "," + kRoots[1];
   EXPECT_FALSE(ProofFromHex(long_proof).has_value());
+}
+
+// The compact range agrees with the full tree at every size, creates exactly the complete
+// subtrees MemoryTree holds, and resumes from any size read back through a NodeSource.
+TEST(CompactRangeTest, MatchesTheFullTreeAndResumes) {
+  MemoryTree tree;
+  CompactRange range;
+  std::vector<NodeWrite> created;
+  for (uint64_t n = 0; n < 300; ++n) {
+    ASSERT_EQ(range.Root(), tree.Root()) << n;
+    ASSERT_EQ(CompactRange::FromSource(tree, n).Root(), tree.Root()) << n;
+    const Hash leaf = LeafHash("entry " + std::to_string(n));
+    tree.Append(leaf);
+    created.clear();
+    range.Append(leaf, created);
+    ASSERT_FALSE(created.empty());
+    for (const NodeWrite& w : created) {
+      EXPECT_EQ(w.hash, tree.Node(w.level, w.index)) << n << " " << w.level << " " << w.index;
+    }
+    // A leaf at index n completes one subtree per trailing one bit of n.
+    EXPECT_EQ(created.size(), static_cast<size_t>(1 + std::countr_one(n))) << n;
+  }
+  EXPECT_EQ(range.size(), 300u);
+  EXPECT_EQ(CompactRange().Root(), EmptyRoot());
 }
 
 }  // namespace

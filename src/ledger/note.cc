@@ -211,6 +211,14 @@ Verifier Verifier::FromParts(std::string name, std::vector<uint8_t> public_key) 
   return v;
 }
 
+Result<Verifier> Verifier::FromPublicKey(std::string_view name,
+                                         std::span<const uint8_t> public_key) {
+  if (!ValidKeyName(name) || public_key.size() != kEd25519KeySize) {
+    return Fail(Code::kInvalidArgument, "a verifier needs a key name and a 32-byte Ed25519 key");
+  }
+  return FromParts(std::string(name), std::vector<uint8_t>(public_key.begin(), public_key.end()));
+}
+
 Result<Verifier> Verifier::FromVerifierKey(std::string_view vkey) {
   ACCORD_ASSIGN_OR_RETURN(ParsedKey parsed, ParseKey(vkey, "verifier key"));
   Verifier v = FromParts(std::move(parsed.name), std::move(parsed.bytes));
@@ -266,6 +274,21 @@ Result<Signer> Signer::Generate(std::string_view name) {
   key->public_key.resize(n);
   if (!key->pkey || EVP_PKEY_get_raw_public_key(key->pkey.get(), key->public_key.data(), &n) != 1) {
     return Fail(Code::kInternal, "cannot create an Ed25519 key");
+  }
+  return Signer(std::string(name), std::move(key));
+}
+
+Result<Signer> Signer::FromSeed(std::string_view name, std::span<const uint8_t> seed) {
+  if (!ValidKeyName(name) || seed.size() != kEd25519KeySize) {
+    return Fail(Code::kInvalidArgument, "a signer needs a key name and a 32-byte Ed25519 seed");
+  }
+  auto key = std::make_unique<Key>();
+  key->pkey.reset(
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.data(), seed.size()));
+  size_t n = kEd25519KeySize;
+  key->public_key.resize(n);
+  if (!key->pkey || EVP_PKEY_get_raw_public_key(key->pkey.get(), key->public_key.data(), &n) != 1) {
+    return Fail(Code::kInvalidArgument, "malformed Ed25519 seed");
   }
   return Signer(std::string(name), std::move(key));
 }
@@ -362,6 +385,19 @@ Result<Checkpoint> ParseCheckpoint(std::string_view text) {
 
 void Witness::Watch(std::string origin, Verifier log_key) {
   logs_.insert_or_assign(std::move(origin), Log{std::move(log_key), std::nullopt, {}});
+}
+
+Status Witness::Resume(std::string origin, Verifier log_key, std::string_view signed_checkpoint) {
+  const Verifier keys[] = {log_key};
+  ACCORD_ASSIGN_OR_RETURN(Note note, Open(signed_checkpoint, keys));
+  ACCORD_ASSIGN_OR_RETURN(Checkpoint c, ParseCheckpoint(note.text));
+  if (c.origin != origin) {
+    return Fail(Code::kDataLoss,
+                fmt::format("the stored checkpoint is for `{}`, not `{}`", c.origin, origin));
+  }
+  logs_.insert_or_assign(std::move(origin),
+                         Log{std::move(log_key), std::move(c), std::string(signed_checkpoint)});
+  return OkStatus();
 }
 
 Result<std::string> Witness::Cosign(std::string_view signed_checkpoint,

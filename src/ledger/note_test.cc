@@ -209,5 +209,24 @@ TEST(WitnessTest, RefusesUnknownLogsAndForeignSignatures) {
   EXPECT_EQ(witness.Cosign(log.Checkpoint(), {}).error().code, Code::kPermissionDenied);
 }
 
+// A node signs checkpoints with its identity key: the raw seed gives the same key, id and
+// signatures as the sumdb-encoded signer key.
+TEST(NoteTest, SignerFromSeedMatchesTheEncodedKey) {
+  const uint8_t seed[] = {0x81, 0x0a, 0x14, 0x02, 0xd5, 0x14, 0x6c, 0x8d, 0x84, 0xf2, 0x44,
+                          0x33, 0x30, 0xf5, 0x40, 0x80, 0xeb, 0xf9, 0x8e, 0xe1, 0x7d, 0x9c,
+                          0x74, 0xf6, 0x25, 0x2f, 0xc5, 0xd5, 0xc7, 0x28, 0x31, 0x73};
+  auto from_seed = Signer::FromSeed("PeterNeumann", seed);
+  auto encoded = Signer::FromSignerKey(kPeterSigner);
+  ASSERT_TRUE(from_seed && encoded);
+  EXPECT_EQ(from_seed->key_id(), 0xc74f20a3u);
+  EXPECT_EQ(from_seed->verifier().VerifierKey(), kPeterVerifier);
+  EXPECT_EQ(from_seed->Sign(kText).bytes, encoded->Sign(kText).bytes);
+  auto verifier = Verifier::FromPublicKey("PeterNeumann", std::span<const uint8_t>(seed).first(32));
+  ASSERT_TRUE(verifier);  // any 32 bytes make a (wrong) key; the id tells them apart
+  EXPECT_NE(verifier->key_id(), 0xc74f20a3u);
+  EXPECT_FALSE(Signer::FromSeed("Peter Neumann", seed));
+  EXPECT_FALSE(Signer::FromSeed("PeterNeumann", std::span<const uint8_t>(seed).first(31)));
+}
+
 }  // namespace
 }  // namespace accord::note

@@ -12,13 +12,18 @@
 
 #include "accord/clock.h"
 #include "accord/config.h"
+#include "accord/merkle.h"
+#include "accord/note.h"
+#include "audit.h"
 #include "wire.h"
 
 namespace accord {
 namespace fs = std::filesystem;
 namespace json = boost::json;
+using node_internal::AuditEntry;
 using node_internal::Envelope;
 using node_internal::Label;
+using node_internal::LogEvidence;
 using node_internal::NoticeBody;
 using node_internal::PackageBody;
 using node_internal::ReceiptBody;
@@ -172,6 +177,8 @@ struct Node::Impl {
   WrapKeyPair wrap;
   std::unique_ptr<Store> store;
   size_t max_payload = 0;
+  node_internal::AuditLog log;
+  note::Signer log_signer;  // the identity key, named after the log's origin
 
   [[nodiscard]] size_t MaxEnvelope() const { return max_payload / 3 * 4 + (1 << 20); }
 
@@ -248,16 +255,109 @@ struct Node::Impl {
     return engine.party(party_index).levels[static_cast<size_t>(level)].id;
   }
 
-  Bytes Notice(NoticeBody body) {
-    const Bytes encoded = node_internal::EncodeNoticeBody(body);
-    return node_internal::SealEnvelope(body.kind, party, encoded, sign);
+  Envelope Notice(const NoticeBody& body) const {
+    return node_internal::SealEnvelope(body.kind, party, node_internal::EncodeNoticeBody(body),
+                                       sign);
   }
 
-  Result<ReceiveResult> ReceivePackage(const Envelope& env, ByteView raw);
-  Result<ReceiveResult> ReceiveNotice(const Envelope& env, ByteView raw);
-  Result<ReceiveResult> ReceiveReceipt(const Envelope& env);
-  Result<Bytes> MakeReceipt(const std::string& id, const std::string& kind,
-                            const std::string& object_id, const std::string& from, ByteView raw);
+  // --- the audit log ---
+
+  AuditEntry Entry(std::string op, std::string object = {}) const {
+    AuditEntry e;
+    e.op = std::move(op);
+    e.at = clock->Now();
+    e.party = party;
+    e.object = std::move(object);
+    return e;
+  }
+
+  // Appends inside the caller's transaction.
+  Status Log(const AuditEntry& e) {
+    ACCORD_RETURN_IF_ERROR(log.Append(e));
+    return OkStatus();
+  }
+
+  // Logs a refusal in its own transaction and returns `error`.
+  tl::unexpected<Error> Refuse(const AuditEntry& e, Error error) {
+    if (auto logged = store->Transact([&] { return Log(e); }); !logged) {
+      error.message += " (logging the refusal failed: " + logged.error().message + ")";
+    }
+    return tl::unexpected(std::move(error));
+  }
+
+  // A decision's entry.
+  AuditEntry DecisionEntry(std::string op, const std::string& object, const Decision& d) const {
+    AuditEntry e = Entry(std::move(op), object);
+    e.decision = d.allow ? "allow" : "deny";
+    e.reason = std::string(ReasonName(d.reason));
+    if (d.allow && d.agreement >= 0) e.agreement = engine.agreement(d.agreement).id;
+    if (d.allow && d.marking.party >= 0 && d.marking.level >= 0) {
+      e.marking =
+          engine.party(d.marking.party).id + "/" + LevelId(d.marking.party, d.marking.level);
+    }
+    return e;
+  }
+
+  // The log's proof that entry `index` is in it: a fresh checkpoint, the entry, the path.
+  Result<LogEvidence> Evidence(uint64_t index) {
+    LogEvidence ev;
+    ACCORD_ASSIGN_OR_RETURN(ev.checkpoint, log.Checkpoint(log_signer));
+    ACCORD_ASSIGN_OR_RETURN(auto parsed, note::Parse(ev.checkpoint));
+    ACCORD_ASSIGN_OR_RETURN(auto cp, note::ParseCheckpoint(parsed.text));
+    ev.index = index;
+    ACCORD_ASSIGN_OR_RETURN(auto entries, store->ReadLogEntries(index, 1));
+    ev.entry = std::move(entries.front());
+    ACCORD_ASSIGN_OR_RETURN(ev.proof, log.Inclusion(index, cp.size));
+    return ev;
+  }
+
+  // Checks a partner's evidence that it logged `package_id`: its checkpoint is signed by its key,
+  // the entry names the package and is in the tree the checkpoint commits to.
+  Status CheckEvidence(const Envelope& env, const PartnerRecord& sender,
+                       const std::string& package_id) const {
+    if (!env.log) {
+      return Fail(Code::kPermissionDenied,
+                  fmt::format("`{}` sent no proof that it logged `{}`", env.signer, package_id));
+    }
+    const LogEvidence& ev = *env.log;
+    ACCORD_ASSIGN_OR_RETURN(
+        auto verifier,
+        note::Verifier::FromPublicKey(node_internal::LogOrigin(env.signer), sender.sign_public));
+    const note::Verifier keys[] = {verifier};
+    auto opened = note::Open(ev.checkpoint, keys);
+    if (!opened) {
+      return Fail(Code::kDataLoss, fmt::format("the log checkpoint is not signed by `{}`: {}",
+                                               env.signer, opened.error().message));
+    }
+    ACCORD_ASSIGN_OR_RETURN(auto cp, note::ParseCheckpoint(opened->text));
+    auto entry = node_internal::DecodeEntry(ev.entry);
+    if (cp.origin != node_internal::LogOrigin(env.signer) || !entry ||
+        entry->package != package_id || entry->party != env.signer) {
+      return Fail(Code::kDataLoss, fmt::format("the log entry sent by `{}` is not for `{}`",
+                                               env.signer, package_id));
+    }
+    if (auto s = merkle::VerifyInclusion(merkle::LeafHash(ev.entry), ev.index, cp.size, ev.proof,
+                                         cp.root);
+        !s) {
+      return Fail(Code::kDataLoss,
+                  fmt::format("the entry is not in `{}`'s log: {}", env.signer, s.error().message));
+    }
+    return OkStatus();
+  }
+
+  // Encodes `env` with the evidence for log entry `index`.
+  Result<Bytes> WithEvidence(Envelope env, uint64_t index) {
+    ACCORD_ASSIGN_OR_RETURN(env.log, Evidence(index));
+    return node_internal::EncodeEnvelope(env);
+  }
+
+  Result<ReceiveResult> ReceivePackage(const Envelope& env, ByteView raw,
+                                       const PartnerRecord& sender);
+  Result<ReceiveResult> ReceiveNotice(const Envelope& env, ByteView raw,
+                                      const PartnerRecord& sender);
+  Result<ReceiveResult> ReceiveReceipt(const Envelope& env, const PartnerRecord& sender);
+  Result<Envelope> MakeReceipt(const std::string& id, const std::string& kind,
+                               const std::string& object_id, const std::string& from, ByteView raw);
 };
 
 Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -380,9 +480,15 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions options) {
   if (key_store == "pkcs11") {
     ACCORD_ASSIGN_OR_RETURN(std::string settings, meta("pkcs11"));
     ACCORD_ASSIGN_OR_RETURN(Pkcs11Options p11, ParsePkcs11Meta(settings));
+    if (options.pin.empty()) {
+      return Fail(Code::kInvalidArgument, "this home's KEK is on a PKCS#11 token: a PIN is needed");
+    }
     p11.pin = std::move(options.pin);
     ACCORD_ASSIGN_OR_RETURN(kek, OpenPkcs11Kek(p11));
   } else {
+    if (options.passphrase.empty()) {
+      return Fail(Code::kInvalidArgument, "this home's key store needs a passphrase");
+    }
     ACCORD_ASSIGN_OR_RETURN(kek,
                             OpenFileKeyStore((home / "keystore").string(), options.passphrase));
   }
@@ -400,9 +506,15 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions options) {
                           SigningKey::FromSeed(SecretBytes::Copy(bytes.first(32))));
   ACCORD_ASSIGN_OR_RETURN(WrapKeyPair wrap,
                           WrapKeyPair::FromPrivate(SecretBytes::Copy(bytes.subspan(32))));
+  ACCORD_ASSIGN_OR_RETURN(
+      note::Signer log_signer,
+      note::Signer::FromSeed(node_internal::LogOrigin(party),
+                             sign.seed(InsecureSecretAccess()).Reveal(InsecureSecretAccess())));
+  node_internal::AuditLog log(*store);
   auto impl = std::unique_ptr<Impl>(
       new Impl{options.home, std::move(party), std::move(clock), std::move(engine), std::move(kek),
-               std::move(sign), std::move(wrap), std::move(store), options.max_payload_bytes});
+               std::move(sign), std::move(wrap), std::move(store), options.max_payload_bytes,
+               std::move(log), std::move(log_signer)});
   return std::unique_ptr<Node>(new Node(std::move(impl)));
 }
 
@@ -438,7 +550,13 @@ Status Node::Create(const NewObject& object, ByteView payload) {
   o.version = 1;
   o.created_at = Now();
   ACCORD_RETURN_IF_ERROR(n.Seal(o, payload));
-  return n.store->Transact([&] { return n.store->InsertObject(o); });
+  AuditEntry e = n.Entry("create", o.id);
+  e.level = o.level;
+  e.version = "1";
+  return n.store->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(n.store->InsertObject(o));
+    return n.Log(e);
+  });
 }
 
 Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& object_id) {
@@ -455,8 +573,12 @@ Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& 
   request.object = facts.View();
   const Decision d = n.engine.Decide(request);
   std::vector<std::string> explain = n.engine.Explain(request, d);
+  AuditEntry entry = n.DecisionEntry("read", object_id, d);
+  entry.subject = subject_id;
   if (!d.allow) {
-    return Deny(d.reason, fmt::format("`{}` may not read `{}`", subject_id, object_id), explain);
+    return n.Refuse(
+        entry, Deny(d.reason, fmt::format("`{}` may not read `{}`", subject_id, object_id), explain)
+                   .value());
   }
   ReadResult result;
   result.reason = d.reason;
@@ -472,6 +594,8 @@ Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& 
     result.marking_name = level.name;
   }
   ACCORD_ASSIGN_OR_RETURN(result.payload, n.Open(o));
+  // The access is logged before the payload leaves the node.
+  ACCORD_RETURN_IF_ERROR(n.store->Transact([&] { return n.Log(entry); }));
   return result;
 }
 
@@ -520,9 +644,13 @@ Result<Bytes> Node::Release(const std::string& object_id, const std::string& to)
   request.object = facts.View();
   request.to = to;
   const Decision d = n.engine.Decide(request);
+  AuditEntry entry = n.DecisionEntry("release", object_id, d);
+  entry.to = to;
   if (!d.allow) {
-    return Deny(d.reason, fmt::format("release of `{}` to `{}` refused", object_id, to),
-                n.engine.Explain(request, d));
+    return n.Refuse(entry,
+                    Deny(d.reason, fmt::format("release of `{}` to `{}` refused", object_id, to),
+                         n.engine.Explain(request, d))
+                        .value());
   }
   ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(to));
   PackageBody body;
@@ -540,12 +668,17 @@ Result<Bytes> Node::Release(const std::string& object_id, const std::string& to)
                           WrapToParty(partner.wrap_public, dk, PackageKeyAd(body.id, to)));
   body.ciphertext = o.ciphertext;
   const Bytes encoded = node_internal::EncodePackageBody(body);
-  Bytes package = node_internal::SealEnvelope("release", n.party, encoded, n.sign);
-  ACCORD_RETURN_IF_ERROR(n.store->Transact([&] {
-    return n.store->InsertRelease(
-        ReleaseRecord{o.id, to, body.at, body.agreement, body.marking_level, body.id});
+  Envelope package = node_internal::SealEnvelope("release", n.party, encoded, n.sign);
+  entry.package = body.id;
+  entry.digest = HexEncode(Sha256(encoded));
+  uint64_t index = 0;
+  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(n.store->InsertRelease(
+        ReleaseRecord{o.id, to, body.at, body.agreement, body.marking_level, body.id}));
+    ACCORD_ASSIGN_OR_RETURN(index, n.log.Append(entry));
+    return OkStatus();
   }));
-  return package;
+  return n.WithEvidence(std::move(package), index);
 }
 
 Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to) {
@@ -563,9 +696,14 @@ Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to)
   request.holder = n.party;
   request.to = to;
   const Decision d = n.engine.Decide(request);
+  AuditEntry entry = n.DecisionEntry("forward", object_id, d);
+  entry.from = n.party;
+  entry.to = to;
   if (!d.allow) {
-    return Deny(d.reason, fmt::format("forward of `{}` to `{}` refused", object_id, to),
-                n.engine.Explain(request, d));
+    return n.Refuse(entry,
+                    Deny(d.reason, fmt::format("forward of `{}` to `{}` refused", object_id, to),
+                         n.engine.Explain(request, d))
+                        .value());
   }
   ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(to));
   // The evidence the recipient checks: the release to this node and the originator's consent.
@@ -599,12 +737,17 @@ Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to)
                           WrapToParty(partner.wrap_public, dk, PackageKeyAd(body.id, to)));
   body.ciphertext = o.ciphertext;
   const Bytes encoded = node_internal::EncodePackageBody(body);
-  Bytes package = node_internal::SealEnvelope("forward", n.party, encoded, n.sign);
-  ACCORD_RETURN_IF_ERROR(n.store->Transact([&] {
-    return n.store->InsertForward(
-        ForwardRecord{o.id, n.party, to, body.at, body.agreement, body.id});
+  Envelope package = node_internal::SealEnvelope("forward", n.party, encoded, n.sign);
+  entry.package = body.id;
+  entry.digest = HexEncode(Sha256(encoded));
+  uint64_t index = 0;
+  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(
+        n.store->InsertForward(ForwardRecord{o.id, n.party, to, body.at, body.agreement, body.id}));
+    ACCORD_ASSIGN_OR_RETURN(index, n.log.Append(entry));
+    return OkStatus();
   }));
-  return package;
+  return n.WithEvidence(std::move(package), index);
 }
 
 // --- notices ---------------------------------------------------------------------------------
@@ -624,11 +767,18 @@ Result<Bytes> Node::Consent(const std::string& object_id, const std::string& to)
   body.by = n.party;
   body.at = Now();
   body.to = to;
-  Bytes notice = n.Notice(body);
-  ACCORD_RETURN_IF_ERROR(n.store->Transact([&] {
-    return n.store->InsertConsent(ConsentRecord{o.id, to, body.at, notice});
+  Envelope env = n.Notice(body);
+  Bytes notice = node_internal::EncodeEnvelope(env);
+  AuditEntry entry = n.Entry("consent", o.id);
+  entry.to = to;
+  entry.package = body.id;
+  uint64_t index = 0;
+  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(n.store->InsertConsent(ConsentRecord{o.id, to, body.at, notice}));
+    ACCORD_ASSIGN_OR_RETURN(index, n.log.Append(entry));
+    return OkStatus();
   }));
-  return notice;
+  return n.WithEvidence(std::move(env), index);
 }
 
 Result<Bytes> Node::Reclassify(const std::string& object_id, const std::string& level) {
@@ -655,20 +805,31 @@ Result<Bytes> Node::Reclassify(const std::string& object_id, const std::string& 
   body.at = Now();
   body.level = level;
   body.version = o.version;
-  Bytes notice = n.Notice(body);
+  Envelope env = n.Notice(body);
+  const Bytes notice = node_internal::EncodeEnvelope(env);
+  AuditEntry entry = n.Entry("reclassify", o.id);
+  entry.level = level;
+  entry.version = std::to_string(o.version);
+  entry.package = body.id;
+  uint64_t index = 0;
   ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
     ACCORD_RETURN_IF_ERROR(n.store->UpdateSealed(o));
-    return n.store->InsertReclassification(
-        ReclassificationRecord{o.id, o.version, level, body.at, notice});
+    ACCORD_RETURN_IF_ERROR(n.store->InsertReclassification(
+        ReclassificationRecord{o.id, o.version, level, body.at, notice}));
+    ACCORD_ASSIGN_OR_RETURN(index, n.log.Append(entry));
+    return OkStatus();
   }));
-  return notice;
+  return n.WithEvidence(std::move(env), index);
 }
 
 Result<Bytes> Node::Destroy(const std::string& object_id, DestroyScope scope) {
   Impl& n = *impl_;
   ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
+  std::optional<Envelope> env;
   Bytes notice;
   const Instant at = Now();
+  AuditEntry entry = n.Entry("destroy", o.id);
+  entry.reason = scope == DestroyScope::kEverywhere ? "everywhere" : "own-copy";
   if (scope == DestroyScope::kEverywhere) {
     ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "order its destruction everywhere"));
     NoticeBody body;
@@ -678,17 +839,25 @@ Result<Bytes> Node::Destroy(const std::string& object_id, DestroyScope scope) {
     body.originator = n.party;
     body.by = n.party;
     body.at = at;
-    notice = n.Notice(body);
+    env = n.Notice(body);
+    notice = node_internal::EncodeEnvelope(*env);
+    entry.package = body.id;
   }
+  uint64_t index = 0;
   ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
     ACCORD_RETURN_IF_ERROR(n.store->EraseObjectCopy(o.id, at));
-    return n.store->InsertDestruction(DestructionRecord{o.id, at,
-                                                        scope == DestroyScope::kEverywhere
-                                                            ? DestructionScope::kEverywhere
-                                                            : DestructionScope::kLocal,
-                                                        n.party, notice});
+    ACCORD_RETURN_IF_ERROR(n.store->InsertDestruction(
+        DestructionRecord{o.id, at,
+                          scope == DestroyScope::kEverywhere ? DestructionScope::kEverywhere
+                                                             : DestructionScope::kLocal,
+                          n.party, notice}));
+    ACCORD_ASSIGN_OR_RETURN(index, n.log.Append(entry));
+    return OkStatus();
   }));
-  return notice;
+  if (!env) {
+    return Bytes();
+  }
+  return n.WithEvidence(std::move(*env), index);
 }
 
 Result<Bytes> Node::Report(const std::string& object_id, const std::string& kind,
@@ -711,11 +880,20 @@ Result<Bytes> Node::Report(const std::string& object_id, const std::string& kind
   body.at = Now();
   body.report_kind = kind;
   body.text = text;
-  Bytes notice = n.Notice(body);
-  ACCORD_RETURN_IF_ERROR(n.store->Transact([&] {
-    return n.store->InsertReport(ReportRecord{o.id, n.party, body.at, kind, text, notice});
+  Envelope env = n.Notice(body);
+  const Bytes notice = node_internal::EncodeEnvelope(env);
+  AuditEntry entry = n.Entry("report", o.id);
+  entry.to = o.originator;
+  entry.reason = kind;
+  entry.package = body.id;
+  uint64_t index = 0;
+  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(
+        n.store->InsertReport(ReportRecord{o.id, n.party, body.at, kind, text, notice}));
+    ACCORD_ASSIGN_OR_RETURN(index, n.log.Append(entry));
+    return OkStatus();
   }));
-  return notice;
+  return n.WithEvidence(std::move(env), index);
 }
 
 // --- receiving -------------------------------------------------------------------------------
@@ -740,26 +918,36 @@ Result<ReceiveResult> Node::Receive(ByteView bytes) {
     return Fail(Code::kDataLoss,
                 fmt::format("the signature does not verify with `{}`'s key", env.signer));
   }
-  if (env.kind == "release" || env.kind == "forward") {
-    return n.ReceivePackage(env, bytes);
+  Result<ReceiveResult> result = env.kind == "release" || env.kind == "forward"
+                                     ? n.ReceivePackage(env, bytes, *partner)
+                                 : env.kind == "receipt" ? n.ReceiveReceipt(env, *partner)
+                                                         : n.ReceiveNotice(env, bytes, *partner);
+  // An authenticated package that is refused is logged (a replay is not: it was logged once).
+  if (!result && result.error().code != Code::kAlreadyExists) {
+    AuditEntry entry = n.Entry(env.kind == "receipt" ? "receipt" : "receive");
+    entry.decision = "deny";
+    const auto reason = Denial(result.error());
+    entry.reason = std::string(reason ? ReasonName(*reason) : CodeName(result.error().code));
+    entry.from = env.signer;
+    entry.digest = HexEncode(Sha256(bytes));
+    return n.Refuse(entry, result.error());
   }
-  if (env.kind == "receipt") {
-    return n.ReceiveReceipt(env);
-  }
-  return n.ReceiveNotice(env, bytes);
+  return result;
 }
 
-Result<Bytes> Node::Impl::MakeReceipt(const std::string& id, const std::string& kind,
-                                      const std::string& object_id, const std::string& from,
-                                      ByteView raw) {
+Result<Envelope> Node::Impl::MakeReceipt(const std::string& id, const std::string& kind,
+                                         const std::string& object_id, const std::string& from,
+                                         ByteView raw) {
   ReceiptBody r{id, HexEncode(Sha256(raw)), kind, object_id, from, party, clock->Now()};
-  Bytes receipt =
+  Envelope receipt =
       node_internal::SealEnvelope("receipt", party, node_internal::EncodeReceiptBody(r), sign);
-  ACCORD_RETURN_IF_ERROR(store->InsertReceipt(ReceiptRecord{id, party, r.at, receipt}));
+  ACCORD_RETURN_IF_ERROR(
+      store->InsertReceipt(ReceiptRecord{id, party, r.at, node_internal::EncodeEnvelope(receipt)}));
   return receipt;
 }
 
-Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, ByteView raw) {
+Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, ByteView raw,
+                                                 const PartnerRecord& sender) {
   ACCORD_ASSIGN_OR_RETURN(PackageBody body, node_internal::ParsePackageBody(env.body));
   if (body.kind != env.kind || body.from != env.signer) {
     return Fail(Code::kInvalidArgument, "the package body does not match its envelope");
@@ -780,6 +968,7 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, ByteView r
     return Fail(Code::kAlreadyExists,
                 fmt::format("package `{}` was already received: a replay", body.id));
   }
+  ACCORD_RETURN_IF_ERROR(CheckEvidence(env, sender, body.id));
   // Re-decide what the sender decided, with this node's copy of the policy.
   std::vector<ReleaseRecord> releases;
   std::vector<ConsentRecord> consents;
@@ -872,7 +1061,12 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, ByteView r
   if (!existing && existing.error().code != Code::kNotFound) {
     return tl::unexpected(existing.error());
   }
-  Bytes receipt;
+  AuditEntry entry = DecisionEntry("receive", o.id, d);
+  entry.from = body.from;
+  entry.package = body.id;
+  entry.digest = HexEncode(Sha256(raw));
+  std::optional<Envelope> receipt;
+  uint64_t index = 0;
   ACCORD_RETURN_IF_ERROR(store->Transact([&]() -> Status {
     if (!existing) {
       ACCORD_RETURN_IF_ERROR(store->InsertObject(o));
@@ -891,6 +1085,7 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, ByteView r
     ACCORD_RETURN_IF_ERROR(store->InsertPackage(PackageRecord{
         body.id, body.kind, o.id, body.from, body.at, now, Bytes(raw.begin(), raw.end())}));
     ACCORD_ASSIGN_OR_RETURN(receipt, MakeReceipt(body.id, body.kind, o.id, body.from, raw));
+    ACCORD_ASSIGN_OR_RETURN(index, log.Append(entry));
     return OkStatus();
   }));
   ReceiveResult result;
@@ -900,11 +1095,12 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, ByteView r
   result.summary =
       fmt::format("{} of `{}` from {} under `{}`, marked {} {} (originator {})", body.kind, o.id,
                   body.from, body.agreement, party, body.marking_level, o.originator);
-  result.receipt = std::move(receipt);
+  ACCORD_ASSIGN_OR_RETURN(result.receipt, WithEvidence(std::move(*receipt), index));
   return result;
 }
 
-Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, ByteView raw) {
+Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, ByteView raw,
+                                                const PartnerRecord& sender) {
   ACCORD_ASSIGN_OR_RETURN(NoticeBody body, node_internal::ParseNoticeBody(env.kind, env.body));
   if (body.by != env.signer) {
     return Fail(Code::kInvalidArgument, "the notice's issuer is not its signer");
@@ -919,6 +1115,7 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, ByteView ra
     return Fail(Code::kAlreadyExists,
                 fmt::format("notice `{}` was already received: a replay", body.id));
   }
+  ACCORD_RETURN_IF_ERROR(CheckEvidence(env, sender, body.id));
   ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, store->GetObject(body.object_id));
   if (o.originator != body.originator) {
     return Fail(Code::kPermissionDenied, "the notice names the wrong originator");
@@ -946,7 +1143,18 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, ByteView ra
       o.version = body.version;
     }
   }
-  Bytes receipt;
+  AuditEntry entry = Entry("receive", o.id);
+  entry.decision = "allow";
+  entry.reason = body.kind;
+  entry.from = body.by;
+  entry.package = body.id;
+  entry.digest = HexEncode(Sha256(raw));
+  if (body.kind == "reclassify") {
+    entry.level = body.level;
+    entry.version = std::to_string(body.version);
+  }
+  std::optional<Envelope> receipt;
+  uint64_t index = 0;
   ACCORD_RETURN_IF_ERROR(store->Transact([&]() -> Status {
     if (body.kind == "consent") {
       ACCORD_RETURN_IF_ERROR(store->InsertConsent(
@@ -977,26 +1185,30 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, ByteView ra
     ACCORD_RETURN_IF_ERROR(store->InsertPackage(PackageRecord{
         body.id, body.kind, o.id, body.by, body.at, now, Bytes(raw.begin(), raw.end())}));
     ACCORD_ASSIGN_OR_RETURN(receipt, MakeReceipt(body.id, body.kind, o.id, body.by, raw));
+    ACCORD_ASSIGN_OR_RETURN(index, log.Append(entry));
     return OkStatus();
   }));
-  return ReceiveResult{body.kind, o.id, body.by, std::move(summary), std::move(receipt)};
+  ACCORD_ASSIGN_OR_RETURN(Bytes signed_receipt, WithEvidence(std::move(*receipt), index));
+  return ReceiveResult{body.kind, o.id, body.by, std::move(summary), std::move(signed_receipt)};
 }
 
-Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env) {
+Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env, const PartnerRecord& sender) {
   ACCORD_ASSIGN_OR_RETURN(ReceiptBody body, node_internal::ParseReceiptBody(env.body));
   if (body.by != env.signer || body.from != party) {
     return Fail(Code::kPermissionDenied, "the receipt is not for something this node sent");
   }
-  // Keep the receiver's envelope, re-encoded from what was verified.
-  json::object o{{"format", node_internal::kFormat},
-                 {"kind", env.kind},
-                 {"signer", env.signer},
-                 {"body", Base64Encode(env.body)},
-                 {"signature", Base64Encode(env.signature)}};
-  const std::string text = json::serialize(o) + "\n";
-  const Bytes bytes(text.begin(), text.end());
-  ACCORD_RETURN_IF_ERROR(store->Transact([&] {
-    return store->InsertReceipt(ReceiptRecord{body.package_id, body.by, body.at, bytes});
+  // The receiver proves it logged the receipt of the package.
+  ACCORD_RETURN_IF_ERROR(CheckEvidence(env, sender, body.package_id));
+  // Keep the receiver's envelope with its evidence, re-encoded from what was verified.
+  const Bytes bytes = node_internal::EncodeEnvelope(env);
+  AuditEntry entry = Entry("receipt", body.object_id);
+  entry.from = body.by;
+  entry.package = body.package_id;
+  entry.digest = HexEncode(Sha256(bytes));
+  ACCORD_RETURN_IF_ERROR(store->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(
+        store->InsertReceipt(ReceiptRecord{body.package_id, body.by, body.at, bytes}));
+    return Log(entry);
   }));
   return ReceiveResult{"receipt",
                        body.object_id,
@@ -1005,6 +1217,111 @@ Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env) {
                                    body.object_id, FormatInstant(body.at)),
                        {}};
 }
+
+// --- the audit log --------------------------------------------------------------------------
+
+namespace {
+constexpr std::string_view kWitnessPrefix = "witness:";
+}  // namespace
+
+Result<uint64_t> Node::LogSize() { return impl_->log.Size(); }
+
+Result<std::string> Node::LogCheckpoint() { return impl_->log.Checkpoint(impl_->log_signer); }
+
+std::string Node::LogVerifierKey() const { return impl_->log_signer.verifier().VerifierKey(); }
+
+Result<std::vector<Bytes>> Node::LogEntries(uint64_t from, uint64_t count) {
+  return impl_->store->ReadLogEntries(from, count);
+}
+
+Result<std::vector<merkle::Hash>> Node::LogInclusionProof(uint64_t index, uint64_t size) {
+  return impl_->log.Inclusion(index, size);
+}
+
+Result<std::vector<merkle::Hash>> Node::LogConsistencyProof(uint64_t size1, uint64_t size2) {
+  return impl_->log.Consistency(size1, size2);
+}
+
+Result<merkle::Hash> Node::LogRoot(uint64_t size) { return impl_->log.Root(size); }
+
+Result<uint64_t> Node::VerifyLog() {
+  uint64_t checked = 0;
+  ACCORD_RETURN_IF_ERROR(impl_->log.VerifyAll(&checked));
+  return checked;
+}
+
+Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
+                                            std::span<const merkle::Hash> proof) {
+  Impl& n = *impl_;
+  ACCORD_ASSIGN_OR_RETURN(note::Note parsed, note::Parse(checkpoint));
+  ACCORD_ASSIGN_OR_RETURN(note::Checkpoint cp, note::ParseCheckpoint(parsed.text));
+  constexpr std::string_view kPrefix = "accord/";
+  if (!cp.origin.starts_with(kPrefix)) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("`{}` is not the origin of an accord node's log", cp.origin));
+  }
+  const std::string party = cp.origin.substr(kPrefix.size());
+  if (party == n.party) {
+    return Fail(Code::kInvalidArgument, "this is this node's own checkpoint");
+  }
+  ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(party));
+  ACCORD_ASSIGN_OR_RETURN(note::Verifier key,
+                          note::Verifier::FromPublicKey(cp.origin, partner.sign_public));
+  // The witness cosigns with this node's identity key, under its log's name.
+  ACCORD_ASSIGN_OR_RETURN(
+      note::Signer cosigner,
+      note::Signer::FromSeed(node_internal::LogOrigin(n.party),
+                             n.sign.seed(InsecureSecretAccess()).Reveal(InsecureSecretAccess())));
+  note::Witness witness(std::move(cosigner));
+  const std::string meta_key = std::string(kWitnessPrefix) + cp.origin;
+  ACCORD_ASSIGN_OR_RETURN(auto last, n.store->GetMeta(meta_key));
+  if (last) {
+    ACCORD_RETURN_IF_ERROR(witness.Resume(cp.origin, key, *last));
+  } else {
+    witness.Watch(cp.origin, key);
+  }
+  auto cosigned = witness.Cosign(checkpoint, proof);
+  if (!cosigned) {
+    if (!witness.forks().empty()) {
+      const note::Fork& fork = witness.forks().back();
+      EvidenceRecord evidence{cp.origin, fork.earlier, fork.later, fork.reason, Now()};
+      AuditEntry entry = n.Entry("witness");
+      entry.decision = "deny";
+      entry.reason = "fork";
+      entry.from = party;
+      entry.digest = HexEncode(Sha256(AsBytes(checkpoint)));
+      auto kept = n.store->Transact([&]() -> Status {
+        ACCORD_RETURN_IF_ERROR(n.store->InsertEvidence(evidence));
+        return n.Log(entry);
+      });
+      if (!kept) {
+        return Fail(Code::kInternal, "keeping the evidence failed: " + kept.error().message);
+      }
+    }
+    return tl::unexpected(cosigned.error());
+  }
+  AuditEntry entry = n.Entry("witness");
+  entry.decision = "allow";
+  entry.from = party;
+  entry.version = std::to_string(cp.size);
+  entry.digest = merkle::ToHex(cp.root);
+  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(n.store->SetMeta(meta_key, *cosigned));
+    return n.Log(entry);
+  }));
+  return cosigned;
+}
+
+Result<uint64_t> Node::WitnessedSize(const std::string& party) {
+  ACCORD_ASSIGN_OR_RETURN(auto last, impl_->store->GetMeta(std::string(kWitnessPrefix) +
+                                                           node_internal::LogOrigin(party)));
+  if (!last) return uint64_t{0};
+  ACCORD_ASSIGN_OR_RETURN(note::Note parsed, note::Parse(*last));
+  ACCORD_ASSIGN_OR_RETURN(note::Checkpoint cp, note::ParseCheckpoint(parsed.text));
+  return cp.size;
+}
+
+Result<std::vector<EvidenceRecord>> Node::ForkEvidence() { return impl_->store->ListEvidence(); }
 
 // --- directory -------------------------------------------------------------------------------
 
@@ -1017,7 +1334,13 @@ Status Node::AddSubject(const SubjectRecord& subject) {
     return Fail(Code::kInvalidArgument,
                 fmt::format("unknown level `{}` for party `{}`", subject.clearance, n.party));
   }
-  return n.store->Transact([&] { return n.store->PutSubject(subject); });
+  AuditEntry entry = n.Entry("subject");
+  entry.subject = subject.id;
+  entry.level = subject.clearance;
+  return n.store->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(n.store->PutSubject(subject));
+    return n.Log(entry);
+  });
 }
 
 std::string Node::ExportPublic() const {
@@ -1053,7 +1376,15 @@ Result<std::string> Node::ImportPublic(std::string_view text) {
   r.party = p;
   std::copy(sign->begin(), sign->end(), r.sign_public.begin());
   std::copy(wrap->begin(), wrap->end(), r.wrap_public.begin());
-  ACCORD_RETURN_IF_ERROR(n.store->Transact([&] { return n.store->PutPartner(r); }));
+  AuditEntry entry = n.Entry("partner");
+  entry.from = p;
+  Bytes keys(r.sign_public.begin(), r.sign_public.end());
+  keys.insert(keys.end(), r.wrap_public.begin(), r.wrap_public.end());
+  entry.digest = HexEncode(Sha256(keys));
+  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(n.store->PutPartner(r));
+    return n.Log(entry);
+  }));
   return p;
 }
 

@@ -11,8 +11,11 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 
+#include "accord/note.h"
+#include "audit.h"
 #include "wire.h"
 
 namespace accord {
@@ -611,6 +614,236 @@ TEST_F(NodeTest, SurvivesSigkillDuringWrites) {
   EXPECT_GT(acknowledged.size(), 25u);
   auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
   ExpectNoSecretsAtRest(Home("KOR"), SecretsOf(Home("KOR"), "pass-KOR", kor->store()));
+}
+
+// --- the audit log ----------------------------------------------------------------------------
+
+std::vector<node_internal::AuditEntry> Entries(Node& node) {
+  std::vector<node_internal::AuditEntry> out;
+  auto size = node.LogSize();
+  EXPECT_TRUE(size);
+  auto entries = node.LogEntries(0, *size);
+  EXPECT_TRUE(entries);
+  for (const Bytes& e : *entries) {
+    auto entry = node_internal::DecodeEntry(e);
+    EXPECT_TRUE(entry);
+    out.push_back(*entry);
+    EXPECT_EQ(Text(e).find(kMarker), std::string::npos) << "a payload in the log";
+  }
+  return out;
+}
+
+std::string Ops(const std::vector<node_internal::AuditEntry>& entries) {
+  std::string out;
+  for (const auto& e : entries) {
+    out += e.op + (e.decision.empty() ? "" : ":" + e.decision + ":" + e.reason) + " ";
+  }
+  return out;
+}
+
+TEST_F(NodeTest, EveryOperationAndDecisionIsLoggedAndProvable) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", std::string(kMarker), {"JPN"}));
+  ASSERT_TRUE(kor->Read("kor-analyst", "k-1"));
+  ASSERT_FALSE(kor->Release("k-1", "USA"));  // not-releasable, logged
+  auto package = kor->Release("k-1", "JPN");
+  ASSERT_TRUE(package);
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  auto got = jpn->Receive(*package);
+  ASSERT_TRUE(got);
+  ASSERT_FALSE(jpn->Read("jpn-clerk", "k-1"));
+  ASSERT_TRUE(kor->Receive(got->receipt));
+  auto notice = kor->Reclassify("k-1", "III");
+  ASSERT_TRUE(notice);
+  ASSERT_TRUE(jpn->Receive(*notice));
+  auto report = jpn->Report("k-1", "loss", "misplaced");
+  ASSERT_TRUE(report);
+  ASSERT_TRUE(kor->Receive(*report));
+  ASSERT_TRUE(jpn->Destroy("k-1", DestroyScope::kOwnCopy));
+
+  const auto kor_log = Entries(*kor);
+  // The first entries are the partner imports made by InitAll.
+  EXPECT_EQ(Ops(kor_log),
+            "partner partner create read:allow:originator-cleared release:deny:not-releasable "
+            "release:allow:releasable receipt reclassify receive:allow:report ");
+  EXPECT_EQ(Ops(Entries(*jpn)),
+            "partner partner receive:allow:releasable read:deny:insufficient-clearance "
+            "receive:allow:reclassify report destroy ");
+  const auto& release = kor_log[5];
+  EXPECT_EQ(release.to, "JPN");
+  EXPECT_EQ(release.agreement, "kor-jpn-gsomia");
+  EXPECT_EQ(release.marking, "JPN/GOKUHI");
+  EXPECT_FALSE(release.package.empty());
+
+  // Every entry is provable against a signed checkpoint, with only the public key.
+  auto checkpoint = kor->LogCheckpoint();
+  ASSERT_TRUE(checkpoint);
+  auto verifier = note::Verifier::FromVerifierKey(kor->LogVerifierKey());
+  ASSERT_TRUE(verifier);
+  const note::Verifier keys[] = {*verifier};
+  auto opened = note::Open(*checkpoint, keys);
+  ASSERT_TRUE(opened) << opened.error().ToString();
+  auto cp = note::ParseCheckpoint(opened->text);
+  ASSERT_TRUE(cp);
+  EXPECT_EQ(cp->origin, "accord/KOR");
+  EXPECT_EQ(cp->size, kor_log.size());
+  auto entries = kor->LogEntries(0, cp->size);
+  ASSERT_TRUE(entries);
+  for (uint64_t i = 0; i < cp->size; ++i) {
+    auto proof = kor->LogInclusionProof(i, cp->size);
+    ASSERT_TRUE(proof);
+    EXPECT_TRUE(
+        merkle::VerifyInclusion(merkle::LeafHash((*entries)[i]), i, cp->size, *proof, cp->root))
+        << i;
+  }
+  auto checked = kor->VerifyLog();
+  ASSERT_TRUE(checked);
+  EXPECT_EQ(*checked, cp->size);
+}
+
+TEST_F(NodeTest, PackagesMustProveTheyWereLogged) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
+  auto package = kor->Release("k-1", "JPN");
+  ASSERT_TRUE(package);
+  auto env = node_internal::ParseEnvelope(*package, 1 << 20);
+  ASSERT_TRUE(env && env->log);
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+
+  node_internal::Envelope without = *env;
+  without.log.reset();
+  auto r = jpn->Receive(node_internal::EncodeEnvelope(without));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("no proof that it logged"), std::string::npos);
+
+  node_internal::Envelope bad_proof = *env;
+  ASSERT_FALSE(bad_proof.log->proof.empty());
+  bad_proof.log->proof[0][0] ^= 1;
+  r = jpn->Receive(node_internal::EncodeEnvelope(bad_proof));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Code::kDataLoss);
+
+  node_internal::Envelope other_entry = *env;
+  auto entries = kor->LogEntries(0, 1);
+  other_entry.log->entry = (*entries)[0];
+  r = jpn->Receive(node_internal::EncodeEnvelope(other_entry));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Code::kDataLoss);
+
+  EXPECT_TRUE(jpn->Receive(*package));
+  // The three refusals were logged before the acceptance.
+  EXPECT_EQ(Ops(Entries(*jpn)),
+            "partner partner receive:deny:permission-denied receive:deny:data-loss "
+            "receive:deny:data-loss receive:allow:releasable ");
+}
+
+Status Exec(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(db_path.c_str(), &db) != SQLITE_OK) return Fail(Code::kInternal, "open");
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  std::string message = err ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(db);
+  if (rc != SQLITE_OK) return Fail(Code::kInternal, message);
+  return OkStatus();
+}
+
+TEST_F(NodeTest, VerifyLogCatchesAnEditedEntryOrHash) {
+  Init("KOR");
+  {
+    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+    for (int i = 0; i < 9; ++i) {
+      ASSERT_TRUE(CreateObject(*kor, "k-" + std::to_string(i), "x", {}, "III", {}));
+    }
+    ASSERT_TRUE(kor->VerifyLog());
+  }
+  const std::string db = Home("KOR") + "/state.db";
+  ASSERT_TRUE(Exec(db,
+                   "UPDATE log_entries SET entry = CAST(replace(CAST(entry AS TEXT), "
+                   "'k-3', 'k-9') AS BLOB) WHERE idx = 3"));
+  {
+    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+    auto r = kor->VerifyLog();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Code::kDataLoss);
+    EXPECT_NE(r.error().message.find("entry 3"), std::string::npos) << r.error().message;
+  }
+  ASSERT_TRUE(Exec(db,
+                   "UPDATE log_entries SET entry = CAST(replace(CAST(entry AS TEXT), "
+                   "'k-9', 'k-3') AS BLOB) WHERE idx = 3"));
+  ASSERT_TRUE(Open("KOR", "2018-01-10T00:00:00+09:00")->VerifyLog());
+  ASSERT_TRUE(Exec(db, "UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 1"));
+  auto r = Open("KOR", "2018-01-10T00:00:00+09:00")->VerifyLog();
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("level 2, index 1"), std::string::npos) << r.error().message;
+}
+
+TEST_F(NodeTest, AWitnessCatchesARewrittenOrTruncatedLog) {
+  InitAll();
+  auto checkpoint_of = [&](const std::string& home_party) {
+    auto node = Open(home_party, "2018-01-10T00:00:00+09:00");
+    auto cp = node->LogCheckpoint();
+    EXPECT_TRUE(cp);
+    return *cp;
+  };
+  {
+    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+    ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {}, "III", {}));
+  }
+  // A copy of Korea's home as it stands: the start of a fork.
+  fs::copy(Home("KOR"), Home("KOR-fork"), fs::copy_options::recursive);
+  const std::string first = checkpoint_of("KOR");
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  auto cosigned = jpn->WitnessCheckpoint(first, {});
+  ASSERT_TRUE(cosigned) << cosigned.error().ToString();
+  EXPECT_NE(cosigned->find("— accord/JPN "), std::string::npos);  // the witness's cosignature
+  const uint64_t seen = jpn->WitnessedSize("KOR").value();
+  EXPECT_EQ(seen, 3u);
+
+  // Korea goes on honestly: a consistency proof from what Japan saw connects.
+  {
+    auto kor = Open("KOR", "2018-01-12T00:00:00+09:00");
+    ASSERT_TRUE(CreateObject(*kor, "k-2", "x", {}, "III", {}));
+    auto cp = kor->LogCheckpoint();
+    auto proof = kor->LogConsistencyProof(seen, kor->LogSize().value());
+    ASSERT_TRUE(cp && proof);
+    auto ok = jpn->WitnessCheckpoint(*cp, *proof);
+    ASSERT_TRUE(ok) << ok.error().ToString();
+  }
+  const uint64_t seen2 = jpn->WitnessedSize("KOR").value();
+  EXPECT_EQ(seen2, 4u);
+
+  // The fork rewrites history after the copy: no proof connects it to what Japan cosigned.
+  {
+    NodeOptions o;
+    o.home = Home("KOR-fork");
+    o.passphrase = SecretBytes::Copy(std::string_view("pass-KOR"));
+    o.at = At("2018-01-12T00:00:00+09:00");
+    auto fork = Node::Open(std::move(o));
+    ASSERT_TRUE(fork);
+    ASSERT_TRUE(CreateObject(**fork, "k-other", "y", {}, "III", {}));
+    ASSERT_TRUE(CreateObject(**fork, "k-more", "y", {}, "III", {}));
+    auto cp = (*fork)->LogCheckpoint();
+    auto proof = (*fork)->LogConsistencyProof(seen2, (*fork)->LogSize().value());
+    ASSERT_TRUE(cp && proof);
+    auto caught = jpn->WitnessCheckpoint(*cp, *proof);
+    ASSERT_FALSE(caught);
+    EXPECT_EQ(caught.error().code, Code::kDataLoss);
+    // Truncation: the fork's older, smaller checkpoint.
+    auto truncated = jpn->WitnessCheckpoint(first, {});
+    ASSERT_FALSE(truncated);
+    EXPECT_EQ(truncated.error().code, Code::kDataLoss);
+  }
+  auto evidence = jpn->ForkEvidence();
+  ASSERT_TRUE(evidence);
+  ASSERT_EQ(evidence->size(), 2u);
+  EXPECT_EQ((*evidence)[0].origin, "accord/KOR");
+  EXPECT_NE((*evidence)[0].earlier.find("\n4\n"), std::string::npos);  // what Japan cosigned
+  EXPECT_NE((*evidence)[0].later.find("\n5\n"), std::string::npos);    // the fork's checkpoint
+  EXPECT_EQ(jpn->WitnessedSize("KOR").value(), 4u);                    // unchanged by the refusals
 }
 
 }  // namespace

@@ -198,6 +198,32 @@ Result<Envelope> ParseEnvelope(ByteView bytes, size_t max_bytes) {
   if (e.signature.size() != kSignatureSize) {
     return Fail(Code::kInvalidArgument, "package: `signature` must be 64 bytes");
   }
+  if (f.Has("log")) {
+    ACCORD_ASSIGN_OR_RETURN(const json::object* log, f.Object("log"));
+    Fields l(*log, "package log");
+    LogEvidence ev;
+    ACCORD_ASSIGN_OR_RETURN(ev.checkpoint, l.Text("checkpoint", 64 << 10));
+    ACCORD_ASSIGN_OR_RETURN(int64_t index, l.Integer("index"));
+    if (index < 0) {
+      return Fail(Code::kInvalidArgument, "package log: `index` is negative");
+    }
+    ev.index = static_cast<uint64_t>(index);
+    ACCORD_ASSIGN_OR_RETURN(ev.entry, l.Base64("entry", 64 << 10));
+    ACCORD_ASSIGN_OR_RETURN(std::vector<std::string> proof, l.List("proof"));
+    if (proof.size() > 64) {
+      return Fail(Code::kInvalidArgument, "package log: the proof is too long");
+    }
+    for (const std::string& hex : proof) {
+      auto hash = HexDecode(hex);
+      if (!hash || hash->size() != 32) {
+        return Fail(Code::kInvalidArgument, "package log: a proof hash is not 64 hex digits");
+      }
+      std::array<uint8_t, 32> h{};
+      std::copy(hash->begin(), hash->end(), h.begin());
+      ev.proof.push_back(h);
+    }
+    e.log = std::move(ev);
+  }
   return e;
 }
 
@@ -212,14 +238,29 @@ Bytes SignedMessage(std::string_view kind, std::string_view signer, ByteView bod
   return m;
 }
 
-Bytes SealEnvelope(std::string_view kind, std::string_view signer, ByteView body,
-                   const SigningKey& key) {
-  const Bytes sig = key.Sign(SignedMessage(kind, signer, body));
+Envelope SealEnvelope(std::string_view kind, std::string_view signer, ByteView body,
+                      const SigningKey& key) {
+  Envelope e{std::string(kind), std::string(signer), Bytes(body.begin(), body.end()),
+             key.Sign(SignedMessage(kind, signer, body)), std::nullopt};
+  return e;
+}
+
+Bytes EncodeEnvelope(const Envelope& e) {
   json::object o{{"format", kFormat},
-                 {"kind", kind},
-                 {"signer", signer},
-                 {"body", Base64Encode(body)},
-                 {"signature", Base64Encode(sig)}};
+                 {"kind", e.kind},
+                 {"signer", e.signer},
+                 {"body", Base64Encode(e.body)},
+                 {"signature", Base64Encode(e.signature)}};
+  if (e.log) {
+    json::array proof;
+    for (const auto& h : e.log->proof) {
+      proof.emplace_back(HexEncode(h));
+    }
+    o["log"] = json::object{{"checkpoint", e.log->checkpoint},
+                            {"index", e.log->index},
+                            {"entry", Base64Encode(e.log->entry)},
+                            {"proof", std::move(proof)}};
+  }
   Bytes out = Serialize(o);
   out.push_back('\n');
   return out;

@@ -11,6 +11,7 @@
 #ifndef ACCORD_SRC_NODE_WIRE_H_
 #define ACCORD_SRC_NODE_WIRE_H_
 
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,20 +24,33 @@ namespace accord::node_internal {
 
 inline constexpr std::string_view kFormat = "accord/1";
 
+// The sender's proof that it logged what it sends: its signed checkpoint, the log entry, and
+// the entry's inclusion proof. Outside the signed body (it is computed after the commit that
+// logs the entry) and self-authenticating: the checkpoint is signed by the sender's key.
+struct LogEvidence {
+  std::string checkpoint;  // C2SP signed note
+  uint64_t index = 0;
+  Bytes entry;
+  std::vector<std::array<uint8_t, 32>> proof;
+};
+
 struct Envelope {
   std::string kind;  // release forward consent reclassify destroy report receipt
   std::string signer;
   Bytes body;
   Bytes signature;
+  std::optional<LogEvidence> log;
 };
 
 // Parses the envelope only (no signature check). `max_bytes` bounds the input.
 [[nodiscard]] Result<Envelope> ParseEnvelope(ByteView bytes, size_t max_bytes);
 // The bytes the signature covers.
 [[nodiscard]] Bytes SignedMessage(std::string_view kind, std::string_view signer, ByteView body);
-// Signs and encodes an envelope (one line of JSON, newline-terminated).
-[[nodiscard]] Bytes SealEnvelope(std::string_view kind, std::string_view signer, ByteView body,
-                                 const SigningKey& key);
+// Signs an envelope.
+[[nodiscard]] Envelope SealEnvelope(std::string_view kind, std::string_view signer, ByteView body,
+                                    const SigningKey& key);
+// One line of JSON, newline-terminated.
+[[nodiscard]] Bytes EncodeEnvelope(const Envelope& envelope);
 
 // An object's label: what the AEAD binds and what a package carries.
 struct Label {

@@ -161,9 +161,31 @@ CREATE TABLE partners (
 ) STRICT;
 )sql";
 
+// Version 2: the audit log. Entries by index; the complete-subtree hashes proofs read (level 0
+// holds the leaf hashes); evidence of partners' rewritten logs.
+constexpr std::string_view kSchemaV2 = R"sql(
+CREATE TABLE log_entries (
+  idx INTEGER PRIMARY KEY CHECK (idx >= 0),
+  entry BLOB NOT NULL
+) STRICT;
+CREATE TABLE log_nodes (
+  level INTEGER NOT NULL CHECK (level >= 0 AND level < 64),
+  idx INTEGER NOT NULL CHECK (idx >= 0),
+  hash BLOB NOT NULL CHECK (length(hash) = 32),
+  PRIMARY KEY (level, idx)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE log_evidence (
+  origin TEXT NOT NULL,
+  earlier TEXT NOT NULL,
+  later TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  at INTEGER NOT NULL
+) STRICT;
+)sql";
+
 // kMigrations[v] takes a database from schema version v to v + 1 (version 0: no `meta` table).
 // INVARIANT: a script is never edited once released; a change is a new entry.
-constexpr std::array<std::string_view, kStoreSchemaVersion> kMigrations = {kSchemaV1};
+constexpr std::array<std::string_view, kStoreSchemaVersion> kMigrations = {kSchemaV1, kSchemaV2};
 
 constexpr std::string_view kSchemaVersionKey = "schema_version";
 
@@ -377,6 +399,13 @@ struct Statements {
   StmtPtr put_partner;
   StmtPtr get_partner;
   StmtPtr list_partners;
+  StmtPtr insert_log_entry;
+  StmtPtr insert_log_node;
+  StmtPtr log_size;
+  StmtPtr read_log_entries;
+  StmtPtr get_log_node;
+  StmtPtr insert_evidence;
+  StmtPtr list_evidence;
 };
 
 Result<Statements> PrepareAll(sqlite3* db) {
@@ -475,6 +504,22 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.list_partners,
                               "SELECT party, sign_public, wrap_public FROM partners "
                               "ORDER BY party"));
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.insert_log_entry, "INSERT INTO log_entries (idx, entry) VALUES (?1, ?2)"));
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.insert_log_node, "INSERT INTO log_nodes (level, idx, hash) VALUES (?1, ?2, ?3)"));
+  ACCORD_RETURN_IF_ERROR(prep(s.log_size, "SELECT coalesce(max(idx) + 1, 0) FROM log_entries"));
+  ACCORD_RETURN_IF_ERROR(prep(s.read_log_entries,
+                              "SELECT idx, entry FROM log_entries WHERE idx >= ?1 AND idx < ?2 "
+                              "ORDER BY idx"));
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.get_log_node, "SELECT hash FROM log_nodes WHERE level = ?1 AND idx = ?2"));
+  ACCORD_RETURN_IF_ERROR(prep(s.insert_evidence,
+                              "INSERT INTO log_evidence (origin, earlier, later, reason, at) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5)"));
+  ACCORD_RETURN_IF_ERROR(prep(s.list_evidence,
+                              "SELECT origin, earlier, later, reason, at FROM log_evidence "
+                              "ORDER BY at, rowid"));
   return s;
 }
 
@@ -912,6 +957,101 @@ class SqliteStore final : public Store {
   Result<std::vector<PartnerRecord>> ListPartners() override {
     BoundStatement st(db_.get(), s_.list_partners.get());
     return Collect<PartnerRecord>(st, "list partners", {}, ReadPartner);
+  }
+
+  Status AppendLog(uint64_t first, std::span<const Bytes> entries,
+                   std::span<const LogNodeRecord> nodes) override {
+    ACCORD_ASSIGN_OR_RETURN(const uint64_t size, LogSize());
+    if (first != size) {
+      return Fail(Code::kFailedPrecondition, "sqlite: append to the log at " +
+                                                 std::to_string(first) + ", but it holds " +
+                                                 std::to_string(size) + " entries");
+    }
+    for (size_t i = 0; i < entries.size(); ++i) {
+      BoundStatement st(db_.get(), s_.insert_log_entry.get());
+      st.BindInt(1, static_cast<int64_t>(first + i));
+      st.BindBlob(2, entries[i]);
+      ACCORD_RETURN_IF_ERROR(st.Run("insert log entry"));
+    }
+    for (const LogNodeRecord& n : nodes) {
+      BoundStatement st(db_.get(), s_.insert_log_node.get());
+      st.BindInt(1, n.level);
+      st.BindInt(2, static_cast<int64_t>(n.index));
+      st.BindBlob(3, n.hash);
+      ACCORD_RETURN_IF_ERROR(st.Run("insert log node"));
+    }
+    return OkStatus();
+  }
+
+  Result<uint64_t> LogSize() override {
+    BoundStatement st(db_.get(), s_.log_size.get());
+    ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("log size"));
+    if (!row) {
+      return Fail(Code::kInternal, "sqlite: log size: no row");
+    }
+    return static_cast<uint64_t>(st.ColumnInt(0));
+  }
+
+  Result<std::vector<Bytes>> ReadLogEntries(uint64_t from, uint64_t count) override {
+    BoundStatement st(db_.get(), s_.read_log_entries.get());
+    st.BindInt(1, static_cast<int64_t>(from));
+    st.BindInt(2, static_cast<int64_t>(from + count));
+    std::vector<Bytes> out;
+    out.reserve(count);
+    for (;;) {
+      ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("read log entries"));
+      if (!row) break;
+      if (static_cast<uint64_t>(st.ColumnInt(0)) != from + out.size()) {
+        return Fail(Code::kDataLoss,
+                    "sqlite: the log is missing entry " + std::to_string(from + out.size()));
+      }
+      out.push_back(st.ColumnBlob(1));
+    }
+    if (out.size() != count) {
+      return Fail(Code::kOutOfRange,
+                  "sqlite: the log has no entry " + std::to_string(from + out.size()));
+    }
+    return out;
+  }
+
+  Result<Digest> GetLogNode(int32_t level, uint64_t index) override {
+    BoundStatement st(db_.get(), s_.get_log_node.get());
+    st.BindInt(1, level);
+    st.BindInt(2, static_cast<int64_t>(index));
+    ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("get log node"));
+    if (!row) {
+      return Fail(Code::kNotFound,
+                  "no log node (" + std::to_string(level) + ", " + std::to_string(index) + ")");
+    }
+    const ByteView hash = st.ColumnBlobView(0);
+    Digest out{};
+    if (hash.size() != out.size()) {
+      return Fail(Code::kDataLoss, "sqlite: a log node hash is not 32 bytes");
+    }
+    std::copy(hash.begin(), hash.end(), out.begin());
+    return out;
+  }
+
+  Status InsertEvidence(const EvidenceRecord& e) override {
+    BoundStatement st(db_.get(), s_.insert_evidence.get());
+    st.BindText(1, e.origin);
+    st.BindText(2, e.earlier);
+    st.BindText(3, e.later);
+    st.BindText(4, e.reason);
+    st.BindInt(5, e.at.micros);
+    return st.Run("insert evidence for", e.origin);
+  }
+
+  Result<std::vector<EvidenceRecord>> ListEvidence() override {
+    BoundStatement st(db_.get(), s_.list_evidence.get());
+    return Collect<EvidenceRecord>(st, "list evidence", {},
+                                   [](const BoundStatement& row) -> Result<EvidenceRecord> {
+                                     return EvidenceRecord{.origin = row.ColumnText(0),
+                                                           .earlier = row.ColumnText(1),
+                                                           .later = row.ColumnText(2),
+                                                           .reason = row.ColumnText(3),
+                                                           .at = Instant{row.ColumnInt(4)}};
+                                   });
   }
 
  private:

@@ -498,7 +498,7 @@ TEST_F(SqliteStoreTest, MetaRoundTripsAndOverwrites) {
   auto reserved = store_->SetMeta("schema_version", "2");
   ASSERT_FALSE(reserved.has_value());
   EXPECT_EQ(reserved.error().code, Code::kInvalidArgument);
-  EXPECT_EQ(store_->GetMeta("schema_version").value(), std::optional<std::string>("1"));
+  EXPECT_EQ(store_->GetMeta("schema_version").value(), std::optional<std::string>("2"));
 }
 
 TEST_F(SqliteStoreTest, ReleasesRoundTripInOrderOfAtThenInsertion) {
@@ -822,13 +822,13 @@ TEST_F(SqliteStoreTest, LockedDatabaseIsUnavailable) {
 
 TEST_F(SqliteStoreTest, NewDatabaseHasTheCurrentSchemaInWalMode) {
   RawDb raw(path_);
-  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "1");
-  EXPECT_EQ(kStoreSchemaVersion, 1);
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "2");
+  EXPECT_EQ(kStoreSchemaVersion, 2);
   EXPECT_EQ(raw.One("PRAGMA journal_mode"), "wal");
-  EXPECT_THAT(
-      raw.Rows("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"),
-      ElementsAre("consents", "destructions", "forwards", "meta", "objects", "packages", "partners",
-                  "receipts", "reclassifications", "releases", "reports", "subjects"));
+  EXPECT_THAT(raw.Rows("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"),
+              ElementsAre("consents", "destructions", "forwards", "log_entries", "log_evidence",
+                          "log_nodes", "meta", "objects", "packages", "partners", "receipts",
+                          "reclassifications", "releases", "reports", "subjects"));
   // Every table is STRICT: a value of the wrong type is refused, not converted.
   EXPECT_THAT(raw.Exec("INSERT INTO meta (key, value) VALUES ('k', X'01')"),
               HasSubstr("cannot store BLOB value in TEXT column meta.value"));
@@ -855,7 +855,54 @@ TEST_F(SqliteStoreTest, ReopeningKeepsDataAndSchema) {
     EXPECT_EQ((*reopened)->GetMeta("party").value(), std::optional<std::string>("KOR"));
   }
   RawDb raw(path_);
-  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "1");
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "2");
+}
+
+// A version 1 database (before the audit log) is migrated to version 2 and keeps its data.
+TEST_F(SqliteStoreTest, MigratesAVersionOneDatabase) {
+  AddObjects({"o"});
+  store_.reset();
+  {
+    RawDb raw(path_);
+    ASSERT_EQ(raw.Exec("DROP TABLE log_entries; DROP TABLE log_nodes; DROP TABLE log_evidence; "
+                       "UPDATE meta SET value = '1' WHERE key = 'schema_version'"),
+              "");
+  }
+  auto reopened = OpenSqliteStore(path_);
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  EXPECT_TRUE((*reopened)->GetObject("o").has_value());
+  EXPECT_EQ((*reopened)->LogSize().value(), 0u);
+  RawDb raw(path_);
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "2");
+}
+
+TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
+  EXPECT_EQ(store_->LogSize().value(), 0u);
+  const std::vector<Bytes> entries = {Bytes{'a'}, Bytes{'b'}, Bytes{}};
+  Digest h{};
+  h[0] = 7;
+  const std::vector<LogNodeRecord> nodes = {{0, 0, h}, {0, 1, h}, {1, 0, h}, {0, 2, h}};
+  ASSERT_TRUE(store_->Transact([&] { return store_->AppendLog(0, entries, nodes); }));
+  EXPECT_EQ(store_->LogSize().value(), 3u);
+  EXPECT_EQ(store_->ReadLogEntries(1, 2).value(), (std::vector<Bytes>{Bytes{'b'}, Bytes{}}));
+  auto past = store_->ReadLogEntries(2, 2);
+  ASSERT_FALSE(past.has_value());
+  EXPECT_EQ(past.error().code, Code::kOutOfRange);
+  EXPECT_EQ(store_->GetLogNode(1, 0).value(), h);
+  EXPECT_EQ(store_->GetLogNode(1, 1).error().code, Code::kNotFound);
+  auto gap = store_->Transact([&] { return store_->AppendLog(4, entries, {}); });
+  ASSERT_FALSE(gap.has_value());
+  EXPECT_EQ(gap.error().code, Code::kFailedPrecondition);
+  auto again = store_->Transact([&] { return store_->AppendLog(3, entries, nodes); });
+  ASSERT_FALSE(again.has_value());  // node (0, 0) exists: the whole append rolls back
+  EXPECT_EQ(store_->LogSize().value(), 3u);
+
+  ASSERT_TRUE(
+      store_->InsertEvidence(EvidenceRecord{"accord/JPN", "cp1", "cp2", "fork", Instant{5}}));
+  auto evidence = store_->ListEvidence();
+  ASSERT_TRUE(evidence.has_value());
+  ASSERT_EQ(evidence->size(), 1u);
+  EXPECT_EQ((*evidence)[0].later, "cp2");
 }
 
 TEST_F(SqliteStoreTest, NewerSchemaIsRefused) {
@@ -867,8 +914,9 @@ TEST_F(SqliteStoreTest, NewerSchemaIsRefused) {
   auto opened = OpenSqliteStore(path_);
   ASSERT_FALSE(opened.has_value());
   EXPECT_EQ(opened.error().code, Code::kFailedPrecondition);
-  EXPECT_EQ(opened.error().message,
-            "`" + path_ + "`: schema version 99 is newer than this program's 1");
+  EXPECT_EQ(opened.error().message, "`" + path_ +
+                                        "`: schema version 99 is newer than this program's " +
+                                        std::to_string(kStoreSchemaVersion));
   RawDb raw(path_);
   EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "99");
 }
@@ -1151,7 +1199,7 @@ TEST(SqliteStoreProcessTest, SigkillDuringCommitsLosesNoAcknowledgedWrite) {
     auto opened = OpenSqliteStore(path);
     ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
     Store& store = **opened;
-    EXPECT_EQ(store.GetMeta("schema_version").value(), std::optional<std::string>("1"));
+    EXPECT_EQ(store.GetMeta("schema_version").value(), std::optional<std::string>("2"));
     // Every acknowledged write is there, exactly.
     for (const std::string& id : acked) {
       auto o = store.GetObject(id);

@@ -132,9 +132,42 @@ else
   ok
 fi
 
-# 5. Help for every node command.
+# 5. The audit log: shown, proved, verified; an edited entry is caught; a witness catches a fork.
+for line in 'verified with only the public key: valid' \
+  'KOR: log verified: [0-9]+ entries' 'checkpoint consistent with the last one cosigned' \
+  '"op":"release","party":"KOR","decision":"deny","reason":"hub-only"'; do
+  if grep -qE -- "$line" "$work/demo.txt"; then ok; else fail "demo output lacks /$line/"; fi
+done
+expect log-show-json 0 '^\{"index":0,"leaf_hash":"[0-9a-f]{64}","entry":\{"v":1' \
+  "$accord" log show --home "$d/JPN" --json --count 1
+expect log-prove-range 1 'not below the tree size' "$accord" log prove --home "$d/JPN" --index 999
+cp -r "$d/USA" "$work/USA-edited"
+sqlite3 "$work/USA-edited/state.db" \
+  "UPDATE log_entries SET entry = CAST(replace(CAST(entry AS TEXT), 'USA/SECRET', 'USA/TOP-SECRET') AS BLOB)"
+expect log-verify-edited 5 'does not match the entries' "$accord" log verify --home "$work/USA-edited"
+# Japan witnessed Korea's checkpoint in the demo; a copy of Korea's home that rewrites its
+# history from there is caught, and the evidence kept.
+cp -r "$d/KOR" "$work/KOR-fork"
+sqlite3 "$work/KOR-fork/state.db" "DELETE FROM log_entries WHERE idx >= 10; \
+  DELETE FROM log_nodes WHERE (idx + 1) * (1 << level) > 10"
+printf x | "$accord" put --home "$work/KOR-fork" --at 2023-05-01T00:00:00+09:00 --id k-x \
+  --level III >/dev/null
+for i in 1 2 3 4 5; do
+  "$accord" subject add --home "$work/KOR-fork" --at 2023-05-01T00:00:00+09:00 --id s-$i \
+    --clearance III >/dev/null
+done
+"$accord" log checkpoint --home "$work/KOR-fork" --out "$work/fork.cp"
+seen=$(sed -n 2p "$d/KOR.checkpoint")
+proof=$("$accord" log consistency --home "$work/KOR-fork" --from "$seen" | sed -n 's/^proof //p')
+expect witness-fork 5 'proof|consistent|differs' "$accord" log witness --home "$d/JPN" \
+  --at 2023-05-02T00:00:00+09:00 --checkpoint "$work/fork.cp" --proof "$proof"
+expect witness-evidence 0 'accord/KOR at .*' "$accord" log evidence --home "$d/JPN"
+"$accord" log consistency --home "$d/KOR" --from "$seen" >/dev/null && ok || fail "log consistency"
+
+# 6. Help for every node command.
 for cmd in "node init" put get ls release receive forward consent reclassify destroy report \
-  "subject add" "keys export-public" "keys import"; do
+  "subject add" "keys export-public" "keys import" "log checkpoint" "log show" "log prove" \
+  "log consistency" "log verify" "log witness" "log evidence" "log key"; do
   # shellcheck disable=SC2086
   expect "help $cmd" 0 'Usage|Options' "$accord" $cmd --help
 done

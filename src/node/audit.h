@@ -1,0 +1,79 @@
+// The node's audit log: every operation and every decision as one entry of an append-only
+// RFC 9162 Merkle log kept in the store, appended in the same transaction as the change it
+// records, with signed checkpoints (C2SP tlog-checkpoint) by the node's identity key.
+//
+// Entries are canonical JSON, version 1 (docs/ledger.md): keys in a fixed order, only those
+// that apply, strings only, instants in UTC. They never hold payloads or keys.
+//
+// Thread safety: one AuditLog per Node, used by one thread at a time. Another process appending
+// to the same home is noticed at the next append (the store's size is the truth).
+#ifndef ACCORD_SRC_NODE_AUDIT_H_
+#define ACCORD_SRC_NODE_AUDIT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "accord/merkle.h"
+#include "accord/note.h"
+#include "accord/status.h"
+#include "accord/store.h"
+#include "accord/time.h"
+
+namespace accord::node_internal {
+
+struct AuditEntry {
+  std::string op;  // create read release receive receipt forward consent reclassify destroy
+                   // report subject partner
+  Instant at;
+  std::string party;     // the node that logged it
+  std::string decision;  // allow | deny | "" (not a decision)
+  std::string reason;    // the reason code of a decision, or why a package was refused
+  std::string subject;
+  std::string object;
+  std::string from;
+  std::string to;
+  std::string agreement;
+  std::string marking;  // PARTY/LEVEL
+  std::string level;
+  std::string version;
+  std::string package;  // a package or notice id
+  std::string digest;   // hex SHA-256 of the package body or envelope
+};
+
+[[nodiscard]] Bytes EncodeEntry(const AuditEntry& entry);
+[[nodiscard]] Result<AuditEntry> DecodeEntry(ByteView bytes);
+
+// "accord/KOR": the log's origin line and the name of its checkpoint key.
+[[nodiscard]] std::string LogOrigin(std::string_view party);
+
+class AuditLog {
+ public:
+  explicit AuditLog(Store& store) : store_(&store) {}
+
+  // Appends inside the caller's transaction. Returns the entry's index.
+  [[nodiscard]] Result<uint64_t> Append(const AuditEntry& entry);
+  // Appends many encoded entries at once (one store write). Returns the first index.
+  [[nodiscard]] Result<uint64_t> AppendEncoded(std::span<const Bytes> entries);
+
+  [[nodiscard]] Result<uint64_t> Size();
+  [[nodiscard]] Result<merkle::Hash> Root(uint64_t size);
+  // The checkpoint of the log's current size, signed by `signer`.
+  [[nodiscard]] Result<std::string> Checkpoint(const note::Signer& signer);
+  [[nodiscard]] Result<std::vector<merkle::Hash>> Inclusion(uint64_t index, uint64_t size);
+  [[nodiscard]] Result<std::vector<merkle::Hash>> Consistency(uint64_t size1, uint64_t size2);
+  // Recomputes every leaf and subtree hash from the entries and compares them with the stored
+  // ones; kDataLoss naming the first mismatch. Returns the recomputed root.
+  [[nodiscard]] Result<merkle::Hash> VerifyAll(uint64_t* entries_checked = nullptr);
+
+ private:
+  // Brings the right edge in line with the store (after a rollback, or another process).
+  Status Sync();
+  Store* store_;
+  merkle::CompactRange edge_;
+  std::vector<merkle::NodeWrite> created_;
+};
+
+}  // namespace accord::node_internal
+
+#endif  // ACCORD_SRC_NODE_AUDIT_H_
