@@ -846,5 +846,48 @@ TEST_F(NodeTest, AWitnessCatchesARewrittenOrTruncatedLog) {
   EXPECT_EQ(jpn->WitnessedSize("KOR").value(), 4u);                    // unchanged by the refusals
 }
 
+// A node that edits an old entry and rebuilds its whole tree consistently still cannot fool a
+// partner that cosigned a checkpoint before the edit.
+TEST_F(NodeTest, AWitnessCatchesAnEditedEntryEvenWithTheTreeRebuilt) {
+  InitAll();
+  {
+    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+    ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {}, "III", {}));
+    ASSERT_TRUE(kor->Read("kor-analyst", "k-1"));
+  }
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  const std::string before = Open("KOR", "2018-01-10T00:00:00+09:00")->LogCheckpoint().value();
+  ASSERT_TRUE(jpn->WitnessCheckpoint(before, {}));
+  const uint64_t seen = jpn->WitnessedSize("KOR").value();
+
+  // Korea erases the record of the read (entry 3) and rebuilds every hash from the edited entries.
+  {
+    auto store = OpenSqliteStore(Home("KOR") + "/state.db");
+    ASSERT_TRUE(store);
+    auto entries = (*store)->ReadLogEntries(0, (*store)->LogSize().value());
+    ASSERT_TRUE(entries);
+    std::string read = Text((*entries)[3]);
+    ASSERT_NE(read.find("\"op\":\"read\""), std::string::npos);
+    read.replace(read.find("kor-analyst"), 11, "kor-nobody!");
+    (*entries)[3] = Bytes(read.begin(), read.end());
+    ASSERT_TRUE(Exec(Home("KOR") + "/state.db", "DELETE FROM log_entries; DELETE FROM log_nodes"));
+    node_internal::AuditLog rebuilt(**store);
+    ASSERT_TRUE((*store)->Transact([&]() -> Status {
+      ACCORD_RETURN_IF_ERROR(rebuilt.AppendEncoded(*entries));
+      return OkStatus();
+    }));
+  }
+  auto kor = Open("KOR", "2018-01-12T00:00:00+09:00");
+  ASSERT_TRUE(kor->VerifyLog());  // internally consistent: only a witness can tell
+  ASSERT_TRUE(CreateObject(*kor, "k-2", "x", {}, "III", {}));
+  auto cp = kor->LogCheckpoint();
+  auto proof = kor->LogConsistencyProof(seen, kor->LogSize().value());
+  ASSERT_TRUE(cp && proof);
+  auto caught = jpn->WitnessCheckpoint(*cp, *proof);
+  ASSERT_FALSE(caught);
+  EXPECT_EQ(caught.error().code, Code::kDataLoss);
+  EXPECT_EQ(jpn->ForkEvidence().value().size(), 1u);
+}
+
 }  // namespace
 }  // namespace accord
