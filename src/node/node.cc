@@ -561,41 +561,48 @@ Status Node::Create(const NewObject& object, ByteView payload) {
 
 Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& object_id) {
   Impl& n = *impl_;
-  ACCORD_ASSIGN_OR_RETURN(SubjectRecord subject, n.store->GetSubject(subject_id));
-  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.store->GetObject(object_id));
-  ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
-  std::vector<std::string_view> ntk(subject.need_to_know.begin(), subject.need_to_know.end());
-  std::vector<std::string_view> comps(subject.compartments.begin(), subject.compartments.end());
-  RequestView request;
-  request.action = Action::kRead;
-  request.at = Now();
-  request.subject = SubjectView{n.party, subject.clearance, ntk, comps};
-  request.object = facts.View();
-  const Decision d = n.engine.Decide(request);
-  std::vector<std::string> explain = n.engine.Explain(request, d);
-  AuditEntry entry = n.DecisionEntry("read", object_id, d);
-  entry.subject = subject_id;
-  if (!d.allow) {
-    return n.Refuse(
-        entry, Deny(d.reason, fmt::format("`{}` may not read `{}`", subject_id, object_id), explain)
-                   .value());
-  }
   ReadResult result;
-  result.reason = d.reason;
-  result.originator = o.originator;
-  result.explain = std::move(explain);
-  if (d.agreement >= 0) {
-    result.agreement = n.engine.agreement(d.agreement).id;
+  std::optional<Error> denial;
+  // One transaction: a consistent view of the object and its history, and the log entry, which
+  // is committed before the payload leaves the node (or the refusal is returned).
+  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
+    ACCORD_ASSIGN_OR_RETURN(SubjectRecord subject, n.store->GetSubject(subject_id));
+    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.store->GetObject(object_id));
+    ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
+    std::vector<std::string_view> ntk(subject.need_to_know.begin(), subject.need_to_know.end());
+    std::vector<std::string_view> comps(subject.compartments.begin(), subject.compartments.end());
+    RequestView request;
+    request.action = Action::kRead;
+    request.at = Now();
+    request.subject = SubjectView{n.party, subject.clearance, ntk, comps};
+    request.object = facts.View();
+    const Decision d = n.engine.Decide(request);
+    std::vector<std::string> explain = n.engine.Explain(request, d);
+    AuditEntry entry = n.DecisionEntry("read", object_id, d);
+    entry.subject = subject_id;
+    if (!d.allow) {
+      denial = Deny(d.reason, fmt::format("`{}` may not read `{}`", subject_id, object_id), explain)
+                   .value();
+      return n.Log(entry);
+    }
+    result.reason = d.reason;
+    result.originator = o.originator;
+    result.explain = std::move(explain);
+    if (d.agreement >= 0) {
+      result.agreement = n.engine.agreement(d.agreement).id;
+    }
+    if (d.marking.party >= 0 && d.marking.level >= 0) {
+      const Level& level =
+          n.engine.party(d.marking.party).levels[static_cast<size_t>(d.marking.level)];
+      result.marking_level = level.id;
+      result.marking_name = level.name;
+    }
+    ACCORD_ASSIGN_OR_RETURN(result.payload, n.Open(o));
+    return n.Log(entry);
+  }));
+  if (denial) {
+    return tl::unexpected(std::move(*denial));
   }
-  if (d.marking.party >= 0 && d.marking.level >= 0) {
-    const Level& level =
-        n.engine.party(d.marking.party).levels[static_cast<size_t>(d.marking.level)];
-    result.marking_level = level.id;
-    result.marking_name = level.name;
-  }
-  ACCORD_ASSIGN_OR_RETURN(result.payload, n.Open(o));
-  // The access is logged before the payload leaves the node.
-  ACCORD_RETURN_IF_ERROR(n.store->Transact([&] { return n.Log(entry); }));
   return result;
 }
 

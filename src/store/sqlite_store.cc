@@ -282,6 +282,8 @@ Status Configure(sqlite3* db, const SqliteOptions& options) {
   }
   ACCORD_RETURN_IF_ERROR(Exec(db, "PRAGMA foreign_keys=ON", "enable foreign keys"));
   ACCORD_RETURN_IF_ERROR(Exec(db, "PRAGMA secure_delete=ON", "enable secure delete"));
+  // 64 MiB of page cache (SQLite's default is 2 MiB): random reads of a large home mostly hit it.
+  ACCORD_RETURN_IF_ERROR(Exec(db, "PRAGMA cache_size=-65536", "set the cache size"));
   ACCORD_RETURN_IF_ERROR(
       Exec(db, options.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
            "set synchronous"));
