@@ -6,6 +6,7 @@
 //   build/release/bench/accord_log_store_bench --benchmark_repetitions=3
 //       --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -75,6 +76,39 @@ void BM_AppendDurable(benchmark::State& state) {
   std::filesystem::remove_all(dir);
 }
 
+// The ceiling: raw SQLite inserting the same entries, one row each (no hashes), with the store's
+// pragmas (WAL, synchronous=FULL, secure_delete), one transaction per batch.
+void BM_RawSqliteInsert(benchmark::State& state) {
+  const auto batch = static_cast<uint64_t>(state.range(0));
+  const std::string dir = TempDir();
+  sqlite3* db = nullptr;
+  if (sqlite3_open((dir + "/raw.db").c_str(), &db) != SQLITE_OK) std::abort();
+  sqlite3_exec(db,
+               "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON; "
+               "PRAGMA cache_size=-65536; CREATE TABLE e (idx INTEGER PRIMARY KEY, entry BLOB "
+               "NOT NULL) STRICT;",
+               nullptr, nullptr, nullptr);
+  sqlite3_stmt* insert = nullptr;
+  sqlite3_prepare_v2(db, "INSERT INTO e (idx, entry) VALUES (?1, ?2)", -1, &insert, nullptr);
+  std::vector<Bytes> entries;
+  for (uint64_t i = 0; i < batch; ++i) entries.push_back(Entry(i));
+  int64_t next = 0;
+  for (auto _ : state) {
+    sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+    for (const Bytes& e : entries) {
+      sqlite3_bind_int64(insert, 1, next++);
+      sqlite3_bind_blob(insert, 2, e.data(), static_cast<int>(e.size()), SQLITE_STATIC);
+      if (sqlite3_step(insert) != SQLITE_DONE) state.SkipWithError("insert failed");
+      sqlite3_reset(insert);
+    }
+    sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(batch));
+  sqlite3_finalize(insert);
+  sqlite3_close(db);
+  std::filesystem::remove_all(dir);
+}
+
 // A durable log of `n` entries, built once per size.
 struct Filled {
   std::string dir;
@@ -118,6 +152,7 @@ void BM_ProveDurable(benchmark::State& state) {
 
 BENCHMARK(BM_AppendCompactRange)->Arg(1000);
 BENCHMARK(BM_AppendDurable)->Arg(1)->Arg(100)->Arg(1000)->Arg(10000)->UseRealTime();
+BENCHMARK(BM_RawSqliteInsert)->Arg(1000)->Arg(10000)->UseRealTime();
 BENCHMARK(BM_ProveDurable)->Arg(10'000)->Arg(100'000)->Arg(1'000'000);
 
 }  // namespace

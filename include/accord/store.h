@@ -220,6 +220,9 @@ class Store {
   [[nodiscard]] virtual Result<std::vector<Bytes>> ReadLogEntries(uint64_t from,
                                                                   uint64_t count) = 0;
   [[nodiscard]] virtual Result<Digest> GetLogNode(int32_t level, uint64_t index) = 0;  // kNotFound
+  // Many subtree hashes in one query, in the order asked; kNotFound if any is missing.
+  [[nodiscard]] virtual Result<std::vector<Digest>> GetLogNodes(
+      std::span<const std::pair<int32_t, uint64_t>> keys) = 0;
   [[nodiscard]] virtual Status InsertEvidence(const EvidenceRecord& e) = 0;
   [[nodiscard]] virtual Result<std::vector<EvidenceRecord>> ListEvidence() = 0;
 };

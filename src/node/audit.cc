@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <map>
 
 namespace accord::node_internal {
 namespace json = boost::json;
@@ -58,6 +59,33 @@ class StoreNodes final : public merkle::NodeSource {
   mutable std::optional<Error> error_;
 };
 
+// Pass one of a proof: records which subtree hashes it reads. Which ones depends only on the
+// index and sizes, never on the hashes, so pass two can fetch them all in one query.
+class RecordingNodes final : public merkle::NodeSource {
+ public:
+  [[nodiscard]] merkle::Hash Node(int level, uint64_t index) const override {
+    keys_.emplace_back(level, index);
+    return merkle::Hash{};
+  }
+  [[nodiscard]] const std::vector<std::pair<int32_t, uint64_t>>& keys() const { return keys_; }
+
+ private:
+  mutable std::vector<std::pair<int32_t, uint64_t>> keys_;
+};
+
+// Pass two: the same reads, in the same order, answered from what was fetched.
+class FetchedNodes final : public merkle::NodeSource {
+ public:
+  explicit FetchedNodes(const std::vector<merkle::Hash>& hashes) : hashes_(hashes) {}
+  [[nodiscard]] merkle::Hash Node(int /*level*/, uint64_t /*index*/) const override {
+    return next_ < hashes_.size() ? hashes_[next_++] : merkle::Hash{};
+  }
+
+ private:
+  const std::vector<merkle::Hash>& hashes_;
+  mutable size_t next_ = 0;
+};
+
 }  // namespace
 
 Bytes EncodeEntry(const AuditEntry& entry) {
@@ -100,6 +128,7 @@ std::string LogOrigin(std::string_view party) { return fmt::format("accord/{}", 
 Status AuditLog::Sync() {
   ACCORD_ASSIGN_OR_RETURN(uint64_t size, store_->LogSize());
   if (size != edge_.size()) {
+    if (size < edge_.size()) cache_.clear();  // a rolled-back append may have been cached
     StoreNodes nodes(*store_);
     edge_ = merkle::CompactRange::FromSource(nodes, size);
     ACCORD_RETURN_IF_ERROR(nodes.Check());
@@ -125,6 +154,39 @@ Result<uint64_t> AuditLog::AppendEncoded(std::span<const Bytes> entries) {
     return tl::unexpected(s.error());
   }
   return first;
+}
+
+template <typename Fn>
+Result<std::vector<merkle::Hash>> AuditLog::Batched(Fn&& proof) {
+  RecordingNodes recording;
+  ACCORD_RETURN_IF_ERROR(proof(recording));
+  const auto& keys = recording.keys();
+  std::vector<merkle::Hash> found(keys.size());
+  std::vector<std::pair<int32_t, uint64_t>> missing;
+  std::vector<size_t> slots;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (auto it = cache_.find(keys[i]); it != cache_.end()) {
+      found[i] = it->second;
+    } else {
+      missing.push_back(keys[i]);
+      slots.push_back(i);
+    }
+  }
+  auto hashes = store_->GetLogNodes(missing);
+  if (!hashes) {
+    return Fail(Code::kDataLoss,
+                "the log's subtree hashes are missing or damaged: " + hashes.error().message);
+  }
+  for (size_t i = 0; i < missing.size(); ++i) {
+    found[slots[i]] = (*hashes)[i];
+    // Complete subtrees never change, so a cached hash stays right; only a rollback of the
+    // append that wrote it could remove it, and Sync() clears the cache then.
+    if (missing[i].first >= kCachedLevel && cache_.size() < kMaxCached) {
+      cache_.emplace(missing[i], (*hashes)[i]);
+    }
+  }
+  FetchedNodes fetched(found);
+  return proof(fetched);
 }
 
 Result<uint64_t> AuditLog::Append(const AuditEntry& entry) {
@@ -163,10 +225,8 @@ Result<std::vector<merkle::Hash>> AuditLog::Inclusion(uint64_t index, uint64_t s
     return Fail(Code::kInvalidArgument,
                 fmt::format("the log has {} entries, not {}", current, size));
   }
-  StoreNodes nodes(*store_);
-  ACCORD_ASSIGN_OR_RETURN(auto proof, merkle::InclusionProof(nodes, index, size));
-  ACCORD_RETURN_IF_ERROR(nodes.Check());
-  return proof;
+  return Batched(
+      [&](const merkle::NodeSource& nodes) { return merkle::InclusionProof(nodes, index, size); });
 }
 
 Result<std::vector<merkle::Hash>> AuditLog::Consistency(uint64_t size1, uint64_t size2) {
@@ -175,10 +235,9 @@ Result<std::vector<merkle::Hash>> AuditLog::Consistency(uint64_t size1, uint64_t
     return Fail(Code::kInvalidArgument,
                 fmt::format("the log has {} entries, not {}", current, size2));
   }
-  StoreNodes nodes(*store_);
-  ACCORD_ASSIGN_OR_RETURN(auto proof, merkle::ConsistencyProof(nodes, size1, size2));
-  ACCORD_RETURN_IF_ERROR(nodes.Check());
-  return proof;
+  return Batched([&](const merkle::NodeSource& nodes) {
+    return merkle::ConsistencyProof(nodes, size1, size2);
+  });
 }
 
 Result<merkle::Hash> AuditLog::VerifyAll(uint64_t* entries_checked) {

@@ -11,6 +11,7 @@
 #define ACCORD_SRC_NODE_AUDIT_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -69,7 +70,16 @@ class AuditLog {
  private:
   // Brings the right edge in line with the store (after a rollback, or another process).
   Status Sync();
+  // Runs a proof over the store's hashes: the hashes it needs are found in one query, those of
+  // subtrees of 2^kCachedLevel leaves or more are kept in memory once read.
+  template <typename Fn>
+  Result<std::vector<merkle::Hash>> Batched(Fn&& proof);
+
+  static constexpr int kCachedLevel = 3;
+  static constexpr size_t kMaxCached = size_t{1} << 18;  // about 20 MiB
+
   Store* store_;
+  std::map<std::pair<int32_t, uint64_t>, merkle::Hash> cache_;  // level ≥ kCachedLevel only
   merkle::CompactRange edge_;
   std::vector<merkle::NodeWrite> created_;
 };

@@ -187,6 +187,12 @@ CREATE TABLE log_evidence (
 // INVARIANT: a script is never edited once released; a change is a new entry.
 constexpr std::array<std::string_view, kStoreSchemaVersion> kMigrations = {kSchemaV1, kSchemaV2};
 
+// How many subtree hashes one query fetches: a proof in a log of 2^64 entries needs at most
+// about 2·64, so two queries at worst.
+constexpr size_t kLogNodesPerQuery = 64;
+// Smaller statements for fewer keys: every arm of the query costs a lookup, used or not.
+constexpr std::array<size_t, 3> kLogNodeBatches = {8, 24, kLogNodesPerQuery};
+
 constexpr std::string_view kSchemaVersionKey = "schema_version";
 
 constexpr std::string_view kObjectColumns =
@@ -406,6 +412,8 @@ struct Statements {
   StmtPtr log_size;
   StmtPtr read_log_entries;
   StmtPtr get_log_node;
+  // get_log_nodes[k] looks up kLogNodeBatches[k] (level, idx) pairs.
+  std::array<StmtPtr, 3> get_log_nodes;
   StmtPtr insert_evidence;
   StmtPtr list_evidence;
 };
@@ -516,6 +524,19 @@ Result<Statements> PrepareAll(sqlite3* db) {
                               "ORDER BY idx"));
   ACCORD_RETURN_IF_ERROR(
       prep(s.get_log_node, "SELECT hash FROM log_nodes WHERE level = ?1 AND idx = ?2"));
+  {
+    // One indexed point lookup per pair, UNION ALL'ed (a row-value IN list scans the table).
+    // Unused pairs are bound to (-1, -1).
+    for (size_t b = 0; b < kLogNodeBatches.size(); ++b) {
+      std::string sql;
+      for (size_t k = 0; k < kLogNodeBatches[b]; ++k) {
+        sql += (k == 0 ? "" : " UNION ALL ");
+        sql += "SELECT level, idx, hash FROM log_nodes WHERE level = ?" +
+               std::to_string(2 * k + 1) + " AND idx = ?" + std::to_string(2 * k + 2);
+      }
+      ACCORD_RETURN_IF_ERROR(prep(s.get_log_nodes[b], sql));
+    }
+  }
   ACCORD_RETURN_IF_ERROR(prep(s.insert_evidence,
                               "INSERT INTO log_evidence (origin, earlier, later, reason, at) "
                               "VALUES (?1, ?2, ?3, ?4, ?5)"));
@@ -1031,6 +1052,48 @@ class SqliteStore final : public Store {
       return Fail(Code::kDataLoss, "sqlite: a log node hash is not 32 bytes");
     }
     std::copy(hash.begin(), hash.end(), out.begin());
+    return out;
+  }
+
+  Result<std::vector<Digest>> GetLogNodes(
+      std::span<const std::pair<int32_t, uint64_t>> keys) override {
+    std::vector<Digest> out(keys.size());
+    std::vector<bool> found(keys.size(), false);
+    for (size_t begin = 0; begin < keys.size(); begin += kLogNodesPerQuery) {
+      const size_t end = std::min(keys.size(), begin + kLogNodesPerQuery);
+      size_t b = 0;
+      while (kLogNodeBatches[b] < end - begin) ++b;
+      BoundStatement st(db_.get(), s_.get_log_nodes[b].get());
+      for (size_t k = 0; k < kLogNodeBatches[b]; ++k) {
+        const bool used = begin + k < end;
+        st.BindInt(static_cast<int>(2 * k + 1), used ? keys[begin + k].first : -1);
+        st.BindInt(static_cast<int>(2 * k + 2),
+                   used ? static_cast<int64_t>(keys[begin + k].second) : -1);
+      }
+      for (;;) {
+        ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("get log nodes"));
+        if (!row) break;
+        const auto level = static_cast<int32_t>(st.ColumnInt(0));
+        const auto index = static_cast<uint64_t>(st.ColumnInt(1));
+        const ByteView hash = st.ColumnBlobView(2);
+        if (hash.size() != 32) {
+          return Fail(Code::kDataLoss, "sqlite: a log node hash is not 32 bytes");
+        }
+        // A key may be asked twice; fill every slot that matches.
+        for (size_t k = begin; k < end; ++k) {
+          if (keys[k].first == level && keys[k].second == index) {
+            std::copy(hash.begin(), hash.end(), out[k].begin());
+            found[k] = true;
+          }
+        }
+      }
+    }
+    for (size_t k = 0; k < keys.size(); ++k) {
+      if (!found[k]) {
+        return Fail(Code::kNotFound, "no log node (" + std::to_string(keys[k].first) + ", " +
+                                         std::to_string(keys[k].second) + ")");
+      }
+    }
     return out;
   }
 
