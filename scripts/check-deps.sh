@@ -12,7 +12,7 @@ declare -A owner=(
   [config.h]=config
   [lifecycle.h]=policy [engine.h]=policy [request_json.h]=policy
   [merkle.h]=ledger [note.h]=ledger
-  [crypto.h]=crypto [keystore.h]=crypto
+  [crypto.h]=crypto [keystore.h]=crypto [pki.h]=crypto
   [store.h]=store
   [node.h]=node
 )

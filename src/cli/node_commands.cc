@@ -14,8 +14,11 @@
 #include <iterator>
 #include <sstream>
 
+#include "accord/clock.h"
+#include "accord/config.h"
 #include "accord/merkle.h"
 #include "accord/node.h"
+#include "accord/pki.h"
 #include "commands.h"
 
 namespace accord::cli {
@@ -131,6 +134,8 @@ struct NodeCommands::Flags {
   std::string id, level, topics, compartments, rel_to, in = "-", out, as, to, text, kind, file;
   std::string subject_id, clearance, need_to_know;
   uint64_t from = 0, count = 0, index = 0, size = 0, to_size = 0;
+  std::string pki_out, pki_nodes, pki_users, pki_hosts = "localhost,127.0.0.1";
+  int64_t pki_days = 365;
   std::string proof;
   bool everywhere = false;
   bool json = false;
@@ -158,6 +163,7 @@ struct NodeCommands::Flags {
   CLI::App* log_verify = nullptr;
   CLI::App* log_witness = nullptr;
   CLI::App* log_evidence = nullptr;
+  CLI::App* pki_init = nullptr;
 };
 
 NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
@@ -288,6 +294,21 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   home_flags(f.import_public);
   f.import_public->add_option("file", f.file, "File written by `keys export-public`")->required();
 
+  auto* pki = app.add_subcommand("pki", "A deployment's development PKI for mutual TLS");
+  pki->require_subcommand(1);
+  f.pki_init = pki->add_subcommand(
+      "init", "Create a CA, a certificate per node and one per user (PEM files, keys 0600)");
+  f.pki_init->add_option("--out", f.pki_out, "New directory for the PKI")->required();
+  f.pki_init->add_option("--policy", f.policy,
+                         "Take the nodes (parties) and users (subjects) from this policy");
+  f.pki_init->add_option("--nodes", f.pki_nodes,
+                         "Comma-separated parties (with or without --policy)");
+  f.pki_init->add_option("--users", f.pki_users, "Comma-separated SUBJECT:PARTY");
+  f.pki_init->add_option("--hosts", f.pki_hosts,
+                         "Names in the node certificates (default localhost,127.0.0.1)");
+  f.pki_init->add_option("--days", f.pki_days, "Validity in days (default 365)")
+      ->check(CLI::Range(1, 3650));
+
   // The audit log of a home, beside the format-free checks main.cc declares on `log`.
   CLI::App* log = app.get_subcommand("log");
   f.log_checkpoint = log->add_subcommand(
@@ -362,6 +383,42 @@ std::optional<int> NodeCommands::Run() {
     }
     fmt::print("created the home of {} at {} ({} clock, {} key store)\n", f.party, f.home,
                f.simulate ? "simulated" : "system", f.key_store);
+    return kExitOk;
+  }
+
+  if (*f.pki_init) {
+    PkiOptions o;
+    o.dir = f.pki_out;
+    o.nodes = SplitList(f.pki_nodes);
+    o.hosts = SplitList(f.pki_hosts);
+    o.not_before = SystemClock().Now();
+    o.valid_days = f.pki_days;
+    if (!f.policy.empty()) {
+      auto policy = LoadPolicyDir(f.policy);
+      if (!policy) {
+        PrintError(DiagnosticsToError(policy.error()).message);
+        return kExitPolicyInvalid;
+      }
+      for (const Party& p : policy->parties) o.nodes.push_back(p.id);
+      for (const Subject& s : policy->subjects) o.users.emplace_back(s.id, s.party);
+    }
+    for (const std::string& u : SplitList(f.pki_users)) {
+      const size_t colon = u.find(':');
+      if (colon == std::string::npos) {
+        PrintError(fmt::format("--users: `{}` is not SUBJECT:PARTY", u));
+        return kExitUsage;
+      }
+      o.users.emplace_back(u.substr(0, colon), u.substr(colon + 1));
+    }
+    if (o.nodes.empty()) {
+      PrintError("no nodes: give --nodes or --policy");
+      return kExitUsage;
+    }
+    if (auto s = CreateDevelopmentPki(o); !s) return Report(s.error());
+    fmt::print(
+        "development PKI in {}: ca.pem, {} node certificate(s) in nodes/, {} user "
+        "certificate(s) in users/, valid {} days\n",
+        f.pki_out, o.nodes.size(), o.users.size(), f.pki_days);
     return kExitOk;
   }
 

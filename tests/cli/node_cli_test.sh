@@ -164,10 +164,20 @@ expect witness-fork 5 'proof|consistent|differs' "$accord" log witness --home "$
 expect witness-evidence 0 'accord/KOR at .*' "$accord" log evidence --home "$d/JPN"
 "$accord" log consistency --home "$d/KOR" --from "$seen" >/dev/null && ok || fail "log consistency"
 
-# 6. Help for every node command.
+# 6. A development PKI for mutual TLS, checked with the openssl command.
+expect pki-init 0 '3 node certificate\(s\) in nodes/, 4 user certificate\(s\)' "$accord" pki init \
+  --out "$work/pki" --policy "$src/examples/gsomia" --days 30
+expect pki-verify 0 'jpn-analyst.pem: OK' openssl verify -CAfile "$work/pki/ca.pem" \
+  -purpose sslclient "$work/pki/nodes/KOR.pem" "$work/pki/users/jpn-analyst.pem"
+expect pki-subject 0 'O = JPN, CN = jpn-analyst' openssl x509 -noout -subject \
+  -in "$work/pki/users/jpn-analyst.pem"
+if [ "$(stat -c %a "$work/pki/users/jpn-analyst.key")" = 600 ]; then ok; else fail "key mode"; fi
+expect pki-again 1 'already holds a CA' "$accord" pki init --out "$work/pki" --nodes KOR
+
+# 7. Help for every node command.
 for cmd in "node init" put get ls release receive forward consent reclassify destroy report \
   "subject add" "keys export-public" "keys import" "log checkpoint" "log show" "log prove" \
-  "log consistency" "log verify" "log witness" "log evidence" "log key"; do
+  "log consistency" "log verify" "log witness" "log evidence" "log key" "pki init"; do
   # shellcheck disable=SC2086
   expect "help $cmd" 0 'Usage|Options' "$accord" $cmd --help
 done

@@ -1,0 +1,254 @@
+#include "accord/pki.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+namespace accord {
+namespace {
+namespace fs = std::filesystem;
+
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+struct X509Deleter {
+  void operator()(X509* x) const { X509_free(x); }
+};
+struct FileCloser {
+  void operator()(FILE* f) const { std::fclose(f); }
+};
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+using X509Ptr = std::unique_ptr<X509, X509Deleter>;
+using FilePtr = std::unique_ptr<FILE, FileCloser>;
+
+Status OpenSslError(std::string_view what) {
+  return Fail(Code::kInternal, fmt::format("{} failed (OpenSSL)", what));
+}
+
+Result<PkeyPtr> NewKey() {
+  PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  if (!key) return tl::unexpected(OpenSslError("generating a P-256 key").error());
+  return key;
+}
+
+// Writes `key` with mode 0600, `cert` with 0644.
+Status WritePem(const std::string& cert_path, X509* cert, const std::string& key_path,
+                EVP_PKEY* key) {
+  if (key != nullptr) {
+    const int fd = ::open(key_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FilePtr f(fd >= 0 ? ::fdopen(fd, "w") : nullptr);
+    if (!f) {
+      if (fd >= 0) ::close(fd);
+      return Fail(Code::kInvalidArgument, fmt::format("cannot write `{}`", key_path));
+    }
+    if (PEM_write_PrivateKey(f.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+      return OpenSslError("writing a key");
+    }
+  }
+  FilePtr f(std::fopen(cert_path.c_str(), "w"));
+  if (!f) return Fail(Code::kInvalidArgument, fmt::format("cannot write `{}`", cert_path));
+  if (PEM_write_X509(f.get(), cert) != 1) return OpenSslError("writing a certificate");
+  return OkStatus();
+}
+
+Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+  if (ext == nullptr) return OpenSslError(fmt::format("extension `{}`", value));
+  const int ok = X509_add_ext(cert, ext, -1);
+  X509_EXTENSION_free(ext);
+  return ok == 1 ? OkStatus() : OpenSslError("adding an extension");
+}
+
+struct Name {
+  std::string common_name;
+  std::string organization;
+};
+
+// A certificate for `key` named `subject`, signed by `issuer_key` (self-signed when `issuer` is
+// null), valid [not_before, not_after].
+Result<X509Ptr> MakeCertificate(EVP_PKEY* key, const Name& subject, X509* issuer,
+                                EVP_PKEY* issuer_key, Instant not_before, Instant not_after,
+                                const std::vector<std::pair<int, std::string>>& extensions) {
+  X509Ptr cert(X509_new());
+  if (!cert || X509_set_version(cert.get(), X509_VERSION_3) != 1) {
+    return tl::unexpected(OpenSslError("making a certificate").error());
+  }
+  unsigned char serial[16];
+  if (RAND_bytes(serial, sizeof serial) != 1) std::abort();
+  serial[0] &= 0x7f;  // positive
+  BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
+  ASN1_INTEGER* asn1_serial = bn ? BN_to_ASN1_INTEGER(bn, nullptr) : nullptr;
+  BN_free(bn);
+  const bool serial_ok = asn1_serial && X509_set_serialNumber(cert.get(), asn1_serial) == 1;
+  ASN1_INTEGER_free(asn1_serial);
+  if (!serial_ok) return tl::unexpected(OpenSslError("setting the serial").error());
+
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  const auto add = [name](const char* field, const std::string& value) {
+    return value.empty() ||
+           X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8,
+                                      reinterpret_cast<const unsigned char*>(value.c_str()), -1, -1,
+                                      0) == 1;
+  };
+  if (!add("O", subject.organization) || !add("CN", subject.common_name)) {
+    return tl::unexpected(OpenSslError("naming a certificate").error());
+  }
+  X509_set_issuer_name(cert.get(), issuer != nullptr ? X509_get_subject_name(issuer) : name);
+  if (ASN1_TIME_set(X509_getm_notBefore(cert.get()), not_before.micros / 1'000'000) == nullptr ||
+      ASN1_TIME_set(X509_getm_notAfter(cert.get()), not_after.micros / 1'000'000) == nullptr ||
+      X509_set_pubkey(cert.get(), key) != 1) {
+    return tl::unexpected(OpenSslError("setting validity").error());
+  }
+  X509* const signer = issuer != nullptr ? issuer : cert.get();
+  for (const auto& [nid, value] : extensions) {
+    ACCORD_RETURN_IF_ERROR(AddExtension(cert.get(), signer, nid, value));
+  }
+  if (X509_sign(cert.get(), issuer_key, EVP_sha256()) == 0) {
+    return tl::unexpected(OpenSslError("signing a certificate").error());
+  }
+  return cert;
+}
+
+std::vector<std::pair<int, std::string>> LeafExtensions(CertificateKind kind,
+                                                        const std::vector<std::string>& hosts) {
+  std::vector<std::pair<int, std::string>> ext = {
+      {NID_basic_constraints, "critical,CA:FALSE"},
+      {NID_key_usage, "critical,digitalSignature"},
+      {NID_subject_key_identifier, "hash"},
+      {NID_authority_key_identifier, "keyid"},
+  };
+  if (kind == CertificateKind::kNode) {
+    ext.emplace_back(NID_ext_key_usage, "serverAuth,clientAuth");
+    std::string san;
+    for (const std::string& h : hosts) {
+      const bool ip = !h.empty() && h.find_first_not_of("0123456789.:") == std::string::npos;
+      san += (san.empty() ? "" : ",") + std::string(ip ? "IP:" : "DNS:") + h;
+    }
+    if (!san.empty()) ext.emplace_back(NID_subject_alt_name, san);
+  } else {
+    ext.emplace_back(NID_ext_key_usage, "clientAuth");
+  }
+  return ext;
+}
+
+// [A-Z][A-Z0-9-]{1,15}, as DESIGN.md §1 spells party ids.
+bool IsValidPartyId(std::string_view s) {
+  if (s.size() < 2 || s.size() > 16 || s[0] < 'A' || s[0] > 'Z') return false;
+  for (char c : s) {
+    if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return true;
+}
+
+bool ValidName(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Result<PkeyPtr> ReadKey(const std::string& path) {
+  FilePtr f(std::fopen(path.c_str(), "r"));
+  PkeyPtr key(f ? PEM_read_PrivateKey(f.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!key) return Fail(Code::kInvalidArgument, fmt::format("cannot read the key `{}`", path));
+  return key;
+}
+
+Result<X509Ptr> ReadCert(const std::string& path) {
+  FilePtr f(std::fopen(path.c_str(), "r"));
+  X509Ptr cert(f ? PEM_read_X509(f.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!cert) {
+    return Fail(Code::kInvalidArgument, fmt::format("cannot read the certificate `{}`", path));
+  }
+  return cert;
+}
+
+Status Issue(X509* ca, EVP_PKEY* ca_key, const LeafOptions& o) {
+  ACCORD_ASSIGN_OR_RETURN(PkeyPtr key, NewKey());
+  ACCORD_ASSIGN_OR_RETURN(
+      X509Ptr cert, MakeCertificate(key.get(), Name{o.common_name, o.organization}, ca, ca_key,
+                                    o.not_before, o.not_after, LeafExtensions(o.kind, o.hosts)));
+  return WritePem(o.out_cert, cert.get(), o.out_key, key.get());
+}
+
+}  // namespace
+
+Status IssueCertificate(const LeafOptions& options) {
+  if (!ValidName(options.common_name)) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("`{}` is not a certificate name", options.common_name));
+  }
+  ACCORD_ASSIGN_OR_RETURN(X509Ptr ca, ReadCert(options.ca_cert));
+  ACCORD_ASSIGN_OR_RETURN(PkeyPtr ca_key, ReadKey(options.ca_key));
+  return Issue(ca.get(), ca_key.get(), options);
+}
+
+Status CreateDevelopmentPki(const PkiOptions& o) {
+  const fs::path dir(o.dir);
+  std::error_code ec;
+  if (fs::exists(dir / "ca.pem", ec)) {
+    return Fail(Code::kAlreadyExists, fmt::format("`{}` already holds a CA", o.dir));
+  }
+  for (const auto& p : o.nodes) {
+    if (!IsValidPartyId(p)) return Fail(Code::kInvalidArgument, fmt::format("bad party `{}`", p));
+  }
+  for (const auto& [subject, party] : o.users) {
+    if (!ValidName(subject) || !IsValidPartyId(party)) {
+      return Fail(Code::kInvalidArgument, fmt::format("bad user `{}:{}`", subject, party));
+    }
+  }
+  fs::create_directories(dir / "nodes", ec);
+  fs::create_directories(dir / "users", ec);
+  if (ec) {
+    return Fail(Code::kInvalidArgument, fmt::format("cannot create `{}`: {}", o.dir, ec.message()));
+  }
+  const Instant not_after{o.not_before.micros + o.valid_days * 86'400'000'000LL};
+  ACCORD_ASSIGN_OR_RETURN(PkeyPtr ca_key, NewKey());
+  ACCORD_ASSIGN_OR_RETURN(
+      X509Ptr ca, MakeCertificate(ca_key.get(), Name{"accord development CA", "accord"}, nullptr,
+                                  ca_key.get(), o.not_before, not_after,
+                                  {{NID_basic_constraints, "critical,CA:TRUE"},
+                                   {NID_key_usage, "critical,keyCertSign,cRLSign"},
+                                   {NID_subject_key_identifier, "hash"}}));
+  ACCORD_RETURN_IF_ERROR(
+      WritePem((dir / "ca.pem").string(), ca.get(), (dir / "ca.key").string(), ca_key.get()));
+  for (const auto& p : o.nodes) {
+    ACCORD_RETURN_IF_ERROR(
+        Issue(ca.get(), ca_key.get(),
+              LeafOptions{"", "", (dir / "nodes" / (p + ".pem")).string(),
+                          (dir / "nodes" / (p + ".key")).string(), CertificateKind::kNode, p, p,
+                          o.hosts, o.not_before, not_after}));
+  }
+  for (const auto& [subject, party] : o.users) {
+    ACCORD_RETURN_IF_ERROR(Issue(ca.get(), ca_key.get(),
+                                 LeafOptions{"",
+                                             "",
+                                             (dir / "users" / (subject + ".pem")).string(),
+                                             (dir / "users" / (subject + ".key")).string(),
+                                             CertificateKind::kUser,
+                                             subject,
+                                             party,
+                                             {},
+                                             o.not_before,
+                                             not_after}));
+  }
+  return OkStatus();
+}
+
+}  // namespace accord

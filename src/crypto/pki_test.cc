@@ -1,0 +1,119 @@
+#include "accord/pki.h"
+
+#include <gtest/gtest.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "accord/clock.h"
+
+namespace accord {
+namespace {
+namespace fs = std::filesystem;
+
+X509* ReadCert(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return nullptr;
+  X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  return cert;
+}
+
+// OpenSSL's verdict on `leaf` against `ca` at `at` (X509_V_OK when valid).
+int Verify(const std::string& ca, const std::string& leaf, time_t at, int purpose) {
+  X509* ca_cert = ReadCert(ca);
+  X509* leaf_cert = ReadCert(leaf);
+  X509_STORE* store = X509_STORE_new();
+  X509_STORE_add_cert(store, ca_cert);
+  X509_STORE_CTX* ctx = X509_STORE_CTX_new();
+  X509_STORE_CTX_init(ctx, store, leaf_cert, nullptr);
+  X509_STORE_CTX_set_time(ctx, 0, at);
+  X509_STORE_CTX_set_purpose(ctx, purpose);
+  const int ok = X509_verify_cert(ctx);
+  const int err = ok == 1 ? X509_V_OK : X509_STORE_CTX_get_error(ctx);
+  X509_STORE_CTX_free(ctx);
+  X509_STORE_free(store);
+  X509_free(ca_cert);
+  X509_free(leaf_cert);
+  return err;
+}
+
+std::string Field(const std::string& path, int nid) {
+  X509* cert = ReadCert(path);
+  char buf[256] = {};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), nid, buf, sizeof buf);
+  X509_free(cert);
+  return buf;
+}
+
+class PkiTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = testing::TempDir() + "pki-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string dir_;
+};
+
+TEST_F(PkiTest, MakesAVerifiableDeployment) {
+  const Instant now = SystemClock().Now();
+  PkiOptions o{dir_, {"KOR", "JPN"}, {{"jpn-analyst", "JPN"}}, {"localhost", "127.0.0.1"}, now, 30};
+  ASSERT_TRUE(CreateDevelopmentPki(o));
+  const time_t t = static_cast<time_t>(now.micros / 1'000'000 + 60);
+  const std::string ca = dir_ + "/ca.pem";
+  EXPECT_EQ(Verify(ca, dir_ + "/nodes/KOR.pem", t, X509_PURPOSE_SSL_SERVER), X509_V_OK);
+  EXPECT_EQ(Verify(ca, dir_ + "/nodes/KOR.pem", t, X509_PURPOSE_SSL_CLIENT), X509_V_OK);
+  EXPECT_EQ(Verify(ca, dir_ + "/users/jpn-analyst.pem", t, X509_PURPOSE_SSL_CLIENT), X509_V_OK);
+  // A user certificate is not a server's.
+  EXPECT_NE(Verify(ca, dir_ + "/users/jpn-analyst.pem", t, X509_PURPOSE_SSL_SERVER), X509_V_OK);
+  // Outside the validity period.
+  EXPECT_EQ(Verify(ca, dir_ + "/nodes/JPN.pem", t + 31 * 86400, X509_PURPOSE_SSL_SERVER),
+            X509_V_ERR_CERT_HAS_EXPIRED);
+  EXPECT_EQ(Field(dir_ + "/users/jpn-analyst.pem", NID_commonName), "jpn-analyst");
+  EXPECT_EQ(Field(dir_ + "/users/jpn-analyst.pem", NID_organizationName), "JPN");
+  EXPECT_EQ(Field(dir_ + "/nodes/KOR.pem", NID_commonName), "KOR");
+  X509* node = ReadCert(dir_ + "/nodes/KOR.pem");
+  EXPECT_EQ(X509_check_host(node, "localhost", 0, 0, nullptr), 1);
+  EXPECT_EQ(X509_check_ip_asc(node, "127.0.0.1", 0), 1);
+  X509_free(node);
+  for (const char* key : {"/ca.key", "/nodes/KOR.key", "/users/jpn-analyst.key"}) {
+    struct stat st {};
+    ASSERT_EQ(stat((dir_ + key).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << key;
+  }
+  auto again = CreateDevelopmentPki(o);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Code::kAlreadyExists);
+}
+
+TEST_F(PkiTest, IssuesMoreCertificatesFromTheCa) {
+  const Instant now = SystemClock().Now();
+  ASSERT_TRUE(CreateDevelopmentPki(PkiOptions{dir_, {"KOR"}, {}, {"127.0.0.1"}, now, 30}));
+  const Instant past{now.micros - 10LL * 86'400'000'000LL};
+  LeafOptions leaf{dir_ + "/ca.pem",
+                   dir_ + "/ca.key",
+                   dir_ + "/old.pem",
+                   dir_ + "/old.key",
+                   CertificateKind::kUser,
+                   "kor-analyst",
+                   "KOR",
+                   {},
+                   past,
+                   Instant{past.micros + 86'400'000'000LL}};
+  ASSERT_TRUE(IssueCertificate(leaf));
+  const time_t t = static_cast<time_t>(now.micros / 1'000'000);
+  EXPECT_EQ(Verify(dir_ + "/ca.pem", dir_ + "/old.pem", t, X509_PURPOSE_SSL_CLIENT),
+            X509_V_ERR_CERT_HAS_EXPIRED);
+  leaf.common_name = "bad name";
+  EXPECT_FALSE(IssueCertificate(leaf));
+  EXPECT_FALSE(CreateDevelopmentPki(PkiOptions{dir_ + "/x", {"kor"}, {}, {}, now, 1}));
+}
+
+}  // namespace
+}  // namespace accord
