@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <system_error>
 
 #include "accord/clock.h"
@@ -345,6 +346,47 @@ struct Node::Impl {
     return OkStatus();
   }
 
+  // A notice of `kind` about `o`, issued by this node now.
+  NoticeBody NewNotice(std::string kind, const ObjectRecord& o) const {
+    NoticeBody body;
+    body.id = node_internal::NewId();
+    body.kind = std::move(kind);
+    body.object_id = o.id;
+    body.originator = o.originator;
+    body.by = party;
+    body.at = clock->Now();
+    return body;
+  }
+
+  // A release or forward package of `facts`' object for `to`, as decision `d` allows it.
+  PackageBody NewPackage(std::string kind, const std::string& to, Instant at, const Decision& d,
+                         const Facts& facts) const {
+    PackageBody body;
+    body.id = node_internal::NewId();
+    body.kind = std::move(kind);
+    body.from = party;
+    body.to = to;
+    body.at = at;
+    body.agreement = engine.agreement(d.agreement).id;
+    body.label = facts.label();
+    body.marking_party = to;
+    body.marking_level = LevelId(d.marking.party, d.marking.level);
+    return body;
+  }
+
+  // Writes `records` and `entry` in one transaction, then returns `env` (what this node sends)
+  // with the log's proof of that entry.
+  Result<Bytes> CommitAndSend(Envelope env, const AuditEntry& entry,
+                              const std::function<Status()>& records) {
+    uint64_t index = 0;
+    ACCORD_RETURN_IF_ERROR(store->Transact([&]() -> Status {
+      ACCORD_RETURN_IF_ERROR(records());
+      ACCORD_ASSIGN_OR_RETURN(index, log.Append(entry));
+      return OkStatus();
+    }));
+    return WithEvidence(std::move(env), index);
+  }
+
   // Encodes `env` with the evidence for log entry `index`.
   Result<Bytes> WithEvidence(Envelope env, uint64_t index) {
     ACCORD_ASSIGN_OR_RETURN(env.log, Evidence(index));
@@ -660,16 +702,7 @@ Result<Bytes> Node::Release(const std::string& object_id, const std::string& to)
                         .value());
   }
   ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(to));
-  PackageBody body;
-  body.id = node_internal::NewId();
-  body.kind = "release";
-  body.from = n.party;
-  body.to = to;
-  body.at = request.at;
-  body.agreement = n.engine.agreement(d.agreement).id;
-  body.label = facts.label();
-  body.marking_party = to;
-  body.marking_level = n.LevelId(d.marking.party, d.marking.level);
+  PackageBody body = n.NewPackage("release", to, request.at, d, facts);
   ACCORD_ASSIGN_OR_RETURN(SecretBytes dk, n.DataKey(o));
   ACCORD_ASSIGN_OR_RETURN(body.wrapped_key,
                           WrapToParty(partner.wrap_public, dk, PackageKeyAd(body.id, to)));
@@ -678,14 +711,10 @@ Result<Bytes> Node::Release(const std::string& object_id, const std::string& to)
   Envelope package = node_internal::SealEnvelope("release", n.party, encoded, n.sign);
   entry.package = body.id;
   entry.digest = HexEncode(Sha256(encoded));
-  uint64_t index = 0;
-  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
-    ACCORD_RETURN_IF_ERROR(n.store->InsertRelease(
-        ReleaseRecord{o.id, to, body.at, body.agreement, body.marking_level, body.id}));
-    ACCORD_ASSIGN_OR_RETURN(index, n.log.Append(entry));
-    return OkStatus();
-  }));
-  return n.WithEvidence(std::move(package), index);
+  return n.CommitAndSend(std::move(package), entry, [&] {
+    return n.store->InsertRelease(
+        ReleaseRecord{o.id, to, body.at, body.agreement, body.marking_level, body.id});
+  });
 }
 
 Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to) {
@@ -727,16 +756,7 @@ Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to)
                 fmt::format("no signed release and consent notice to prove the forward of `{}`",
                             object_id));
   }
-  PackageBody body;
-  body.id = node_internal::NewId();
-  body.kind = "forward";
-  body.from = n.party;
-  body.to = to;
-  body.at = request.at;
-  body.agreement = n.engine.agreement(d.agreement).id;
-  body.label = facts.label();
-  body.marking_party = to;
-  body.marking_level = n.LevelId(d.marking.party, d.marking.level);
+  PackageBody body = n.NewPackage("forward", to, request.at, d, facts);
   body.held_release = node_internal::HistoryRelease{held->to, held->at, held->agreement};
   body.consent = consent->notice;
   ACCORD_ASSIGN_OR_RETURN(SecretBytes dk, n.DataKey(o));
@@ -747,14 +767,10 @@ Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to)
   Envelope package = node_internal::SealEnvelope("forward", n.party, encoded, n.sign);
   entry.package = body.id;
   entry.digest = HexEncode(Sha256(encoded));
-  uint64_t index = 0;
-  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
-    ACCORD_RETURN_IF_ERROR(
-        n.store->InsertForward(ForwardRecord{o.id, n.party, to, body.at, body.agreement, body.id}));
-    ACCORD_ASSIGN_OR_RETURN(index, n.log.Append(entry));
-    return OkStatus();
-  }));
-  return n.WithEvidence(std::move(package), index);
+  return n.CommitAndSend(std::move(package), entry, [&] {
+    return n.store->InsertForward(
+        ForwardRecord{o.id, n.party, to, body.at, body.agreement, body.id});
+  });
 }
 
 // --- notices ---------------------------------------------------------------------------------
@@ -766,26 +782,16 @@ Result<Bytes> Node::Consent(const std::string& object_id, const std::string& to)
   if (n.engine.PartyIndex(to) < 0 || to == n.party) {
     return Fail(Code::kInvalidArgument, fmt::format("cannot consent to `{}`", to));
   }
-  NoticeBody body;
-  body.id = node_internal::NewId();
-  body.kind = "consent";
-  body.object_id = o.id;
-  body.originator = n.party;
-  body.by = n.party;
-  body.at = Now();
+  NoticeBody body = n.NewNotice("consent", o);
   body.to = to;
   Envelope env = n.Notice(body);
-  Bytes notice = node_internal::EncodeEnvelope(env);
+  const Bytes notice = node_internal::EncodeEnvelope(env);
   AuditEntry entry = n.Entry("consent", o.id);
   entry.to = to;
   entry.package = body.id;
-  uint64_t index = 0;
-  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
-    ACCORD_RETURN_IF_ERROR(n.store->InsertConsent(ConsentRecord{o.id, to, body.at, notice}));
-    ACCORD_ASSIGN_OR_RETURN(index, n.log.Append(entry));
-    return OkStatus();
-  }));
-  return n.WithEvidence(std::move(env), index);
+  return n.CommitAndSend(std::move(env), entry, [&] {
+    return n.store->InsertConsent(ConsentRecord{o.id, to, body.at, notice});
+  });
 }
 
 Result<Bytes> Node::Reclassify(const std::string& object_id, const std::string& level) {
@@ -803,13 +809,7 @@ Result<Bytes> Node::Reclassify(const std::string& object_id, const std::string& 
   o.level = level;
   o.version += 1;
   ACCORD_RETURN_IF_ERROR(n.Seal(o, payload.Reveal(InsecureSecretAccess())));
-  NoticeBody body;
-  body.id = node_internal::NewId();
-  body.kind = "reclassify";
-  body.object_id = o.id;
-  body.originator = n.party;
-  body.by = n.party;
-  body.at = Now();
+  NoticeBody body = n.NewNotice("reclassify", o);
   body.level = level;
   body.version = o.version;
   Envelope env = n.Notice(body);
@@ -818,15 +818,11 @@ Result<Bytes> Node::Reclassify(const std::string& object_id, const std::string& 
   entry.level = level;
   entry.version = std::to_string(o.version);
   entry.package = body.id;
-  uint64_t index = 0;
-  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
+  return n.CommitAndSend(std::move(env), entry, [&]() -> Status {
     ACCORD_RETURN_IF_ERROR(n.store->UpdateSealed(o));
-    ACCORD_RETURN_IF_ERROR(n.store->InsertReclassification(
-        ReclassificationRecord{o.id, o.version, level, body.at, notice}));
-    ACCORD_ASSIGN_OR_RETURN(index, n.log.Append(entry));
-    return OkStatus();
-  }));
-  return n.WithEvidence(std::move(env), index);
+    return n.store->InsertReclassification(
+        ReclassificationRecord{o.id, o.version, level, body.at, notice});
+  });
 }
 
 Result<Bytes> Node::Destroy(const std::string& object_id, DestroyScope scope) {
@@ -839,32 +835,28 @@ Result<Bytes> Node::Destroy(const std::string& object_id, DestroyScope scope) {
   entry.reason = scope == DestroyScope::kEverywhere ? "everywhere" : "own-copy";
   if (scope == DestroyScope::kEverywhere) {
     ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "order its destruction everywhere"));
-    NoticeBody body;
-    body.id = node_internal::NewId();
-    body.kind = "destroy";
-    body.object_id = o.id;
-    body.originator = n.party;
-    body.by = n.party;
+    NoticeBody body = n.NewNotice("destroy", o);
     body.at = at;
     env = n.Notice(body);
     notice = node_internal::EncodeEnvelope(*env);
     entry.package = body.id;
   }
-  uint64_t index = 0;
-  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
+  const auto records = [&]() -> Status {
     ACCORD_RETURN_IF_ERROR(n.store->EraseObjectCopy(o.id, at));
-    ACCORD_RETURN_IF_ERROR(n.store->InsertDestruction(
-        DestructionRecord{o.id, at,
-                          scope == DestroyScope::kEverywhere ? DestructionScope::kEverywhere
-                                                             : DestructionScope::kLocal,
-                          n.party, notice}));
-    ACCORD_ASSIGN_OR_RETURN(index, n.log.Append(entry));
-    return OkStatus();
-  }));
-  if (!env) {
-    return Bytes();
+    return n.store->InsertDestruction(DestructionRecord{o.id, at,
+                                                        scope == DestroyScope::kEverywhere
+                                                            ? DestructionScope::kEverywhere
+                                                            : DestructionScope::kLocal,
+                                                        n.party, notice});
+  };
+  if (env) {
+    return n.CommitAndSend(std::move(*env), entry, records);
   }
-  return n.WithEvidence(std::move(*env), index);
+  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(records());
+    return n.Log(entry);
+  }));
+  return Bytes();
 }
 
 Result<Bytes> Node::Report(const std::string& object_id, const std::string& kind,
@@ -878,13 +870,7 @@ Result<Bytes> Node::Report(const std::string& object_id, const std::string& kind
     return Fail(Code::kInvalidArgument,
                 "reports go to the originator; this node is the originator");
   }
-  NoticeBody body;
-  body.id = node_internal::NewId();
-  body.kind = "report";
-  body.object_id = o.id;
-  body.originator = o.originator;
-  body.by = n.party;
-  body.at = Now();
+  NoticeBody body = n.NewNotice("report", o);
   body.report_kind = kind;
   body.text = text;
   Envelope env = n.Notice(body);
@@ -893,14 +879,9 @@ Result<Bytes> Node::Report(const std::string& object_id, const std::string& kind
   entry.to = o.originator;
   entry.reason = kind;
   entry.package = body.id;
-  uint64_t index = 0;
-  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
-    ACCORD_RETURN_IF_ERROR(
-        n.store->InsertReport(ReportRecord{o.id, n.party, body.at, kind, text, notice}));
-    ACCORD_ASSIGN_OR_RETURN(index, n.log.Append(entry));
-    return OkStatus();
-  }));
-  return n.WithEvidence(std::move(env), index);
+  return n.CommitAndSend(std::move(env), entry, [&] {
+    return n.store->InsertReport(ReportRecord{o.id, n.party, body.at, kind, text, notice});
+  });
 }
 
 // --- receiving -------------------------------------------------------------------------------
