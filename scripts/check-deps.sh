@@ -15,6 +15,7 @@ declare -A owner=(
   [crypto.h]=crypto [keystore.h]=crypto [pki.h]=crypto
   [store.h]=store
   [node.h]=node
+  [server.h]=server
 )
 # What each module may include, besides its own headers.
 declare -A allowed=(
@@ -26,7 +27,8 @@ declare -A allowed=(
   [crypto]="base"
   [store]="base crypto"
   [node]="base model config policy crypto store ledger"
-  [cli]="base model config policy ledger crypto store node"
+  [server]="base model config policy crypto store ledger node"
+  [cli]="base model config policy ledger crypto store node server"
 )
 
 status=0

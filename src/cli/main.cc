@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "node_commands.h"
+#include "serve_command.h"
 
 namespace {
 
@@ -119,6 +120,7 @@ int main(int argc, char** argv) {
                                "Inclusion proof: hex hashes, comma-separated");
 
   NodeCommands node_commands(app);
+  ServeCommand serve_command(app);
 
   try {
     app.parse(argc, argv);
@@ -140,5 +142,6 @@ int main(int argc, char** argv) {
   if (*consistency_cmd) return RunVerifyConsistency(consistency);
   if (*verify_proof_cmd) return RunVerifyProof(verify_proof);
   if (auto code = node_commands.Run()) return *code;
+  if (auto code = serve_command.Run()) return *code;
   return kExitUsage;
 }

@@ -174,10 +174,33 @@ expect pki-subject 0 'O = JPN, CN = jpn-analyst' openssl x509 -noout -subject \
 if [ "$(stat -c %a "$work/pki/users/jpn-analyst.key")" = 600 ]; then ok; else fail "key mode"; fi
 expect pki-again 1 'already holds a CA' "$accord" pki init --out "$work/pki" --nodes KOR
 
-# 7. Help for every node command.
+# 7. `accord serve`: the node's API over mutual TLS with the PKI above, stopped by SIGTERM.
+"$accord" node init --home "$work/srv" --party KOR --policy "$src/examples/gsomia" --simulate \
+  --kdf-cost 10 >/dev/null
+("$accord" serve --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --ca "$work/pki/ca.pem" \
+  --cert "$work/pki/nodes/KOR.pem" --key "$work/pki/nodes/KOR.key" \
+  --port-file "$work/srv.port" >"$work/serve.log" 2>&1) &
+serve_pid=$!
+for _ in $(seq 50); do [ -s "$work/srv.port" ] && break; sleep 0.1; done
+port=$(cat "$work/srv.port" 2>/dev/null)
+user=(--cacert "$work/pki/ca.pem" --cert "$work/pki/users/kor-analyst.pem"
+  --key "$work/pki/users/kor-analyst.key")
+expect serve-health 0 '"status":"ok","party":"KOR"' curl -sS "${user[@]}" "https://127.0.0.1:$port/v1/health"
+expect serve-create 0 '"id":"s-1"' curl -sS "${user[@]}" -X POST -d \
+  '{"id":"s-1","level":"III","topics":[],"compartments":[],"rel_to":[],"payload_base64":"aGk="}' \
+  "https://127.0.0.1:$port/v1/objects"
+expect serve-read 0 '"payload_base64":"aGk="' curl -sS "${user[@]}" "https://127.0.0.1:$port/v1/objects/s-1"
+expect serve-no-cert 56 '' curl -sS --cacert "$work/pki/ca.pem" "https://127.0.0.1:$port/v1/health"
+kill -TERM "$serve_pid"
+if wait "$serve_pid" && grep -q 'KOR stopped' "$work/serve.log"; then ok; else
+  fail "serve did not stop cleanly on SIGTERM"
+  cat "$work/serve.log"
+fi
+
+# 8. Help for every node command.
 for cmd in "node init" put get ls release receive forward consent reclassify destroy report \
   "subject add" "keys export-public" "keys import" "log checkpoint" "log show" "log prove" \
-  "log consistency" "log verify" "log witness" "log evidence" "log key" "pki init"; do
+  "log consistency" "log verify" "log witness" "log evidence" "log key" "pki init" serve; do
   # shellcheck disable=SC2086
   expect "help $cmd" 0 'Usage|Options' "$accord" $cmd --help
 done

@@ -1,0 +1,113 @@
+// libFuzzer target: the server's API request decoder (routing, percent-decoding, the JSON body of
+// a new object) and the JSON Lines loop of POST /v1/decide, on the GSOMIA example policy. No
+// network: these are the pure functions behind the HTTPS transport.
+//
+// Input: the method, a newline, the target, a newline, then the body.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "accord/config.h"
+#include "accord/engine.h"
+#include "accord/request_json.h"
+#include "api.h"
+
+namespace {
+
+namespace api = accord::server_internal;
+
+const accord::Engine& Example() {
+  static const accord::Engine engine = [] {
+    auto policy = accord::LoadPolicyDir(ACCORD_SOURCE_DIR "/examples/gsomia");
+    if (!policy) {
+      std::abort();
+    }
+    auto compiled = accord::Engine::Compile(std::move(*policy));
+    if (!compiled) {
+      std::abort();
+    }
+    return std::move(*compiled);
+  }();
+  return engine;
+}
+
+std::string_view NextLine(std::string_view& input) {
+  const size_t nl = input.find('\n');
+  const std::string_view line = input.substr(0, nl);
+  input.remove_prefix(nl == std::string_view::npos ? input.size() : nl + 1);
+  return line;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view input(reinterpret_cast<const char*>(data), size);
+  const std::string_view method = NextLine(input);
+  const std::string_view target = NextLine(input);
+  const std::string_view body = input;
+
+  auto request = api::DecodeApiRequest(method, target, body);
+  if (!request) {
+    const api::ApiError& e = request.error();
+    // Every refusal is a client error with a stable code, and a 405 names the allowed methods.
+    if (e.status != 400 && e.status != 404 && e.status != 405) {
+      __builtin_trap();
+    }
+    if (e.code.empty() || e.message.empty()) {
+      __builtin_trap();
+    }
+    if ((e.status == 405) != !e.allow.empty()) {
+      __builtin_trap();
+    }
+    const std::string error = api::ErrorBody(e.code, e.message);
+    if (!error.starts_with(R"({"error":{"code":")") || !error.ends_with("\"}}")) {
+      __builtin_trap();
+    }
+    if (error.find('\n') != std::string::npos) {
+      __builtin_trap();
+    }
+    return 0;
+  }
+  switch (request->route) {
+    case api::Route::kDecide: {
+      if (request->lines.data() != body.data() || request->lines.size() != body.size()) {
+        __builtin_trap();
+      }
+      static accord::RequestDecoder decoder;
+      static accord::ResponseWriter writer(Example());
+      std::string out;
+      api::DecideLines(request->lines, Example(), decoder, writer, out);
+      // One answer per non-blank line, each a line of its own.
+      if (!out.empty() && out.back() != '\n') {
+        __builtin_trap();
+      }
+      break;
+    }
+    case api::Route::kCreateObject:
+      if (method != "POST") {
+        __builtin_trap();
+      }
+      for (const auto& list :
+           {request->object.topics, request->object.compartments, request->object.rel_to}) {
+        for (const auto& item : list) {
+          if (item.empty()) {
+            __builtin_trap();
+          }
+        }
+      }
+      break;
+    case api::Route::kGetObject:
+      if (method != "GET" || request->object_id.size() > target.size()) {
+        __builtin_trap();
+      }
+      break;
+    default:
+      if (method != "GET") {
+        __builtin_trap();
+      }
+      break;
+  }
+  return 0;
+}

@@ -1,0 +1,84 @@
+// accord/server.h — one node's client API over HTTPS with mutual TLS (docs/api.md).
+//
+// The server speaks HTTP/1.1 with keep-alive over TLS 1.3 only, and requires a client certificate
+// on every connection, verified against `ca_file`. The caller's identity is the certificate's
+// common name: a subject id of this node's directory. Everything else about the caller (party,
+// clearance, need-to-know, compartments) comes from the directory, never from the request. A
+// certificate whose CN is not a subject of this node gets 403 on every request.
+//
+// Every request is bounded: the TLS handshake by `handshake_timeout`, the wait for the next
+// request on a kept-alive connection by `idle_timeout`, the whole request (header and body) by
+// `read_timeout` from its first byte, the response by `write_timeout`, the body by
+// `max_body_bytes` (413), and the server by `max_connections` open connections (a connection
+// beyond it is closed as soon as it is accepted).
+//
+// Thread safety: `Run` serves every connection on the thread that calls it, so the `Node` is only
+// ever used from that thread (a Node is not thread-safe); the caller must not use the node while
+// `Run` is running. `Stop` and `port` may be called from any thread. `Stop` is not
+// async-signal-safe: wire SIGTERM through a thread that waits for the signal (sigwait) and calls
+// `Stop`.
+#ifndef ACCORD_SERVER_H_
+#define ACCORD_SERVER_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "accord/node.h"
+#include "accord/status.h"
+
+namespace accord {
+
+struct ServerOptions {
+  std::string listen_address = "127.0.0.1";  // an IPv4 or IPv6 literal
+  uint16_t port = 0;                         // 0: pick a free port (see Server::port)
+  std::string ca_file;                       // PEM: the CAs client certificates must chain to
+  std::string cert_file;                     // PEM: the server's certificate chain
+  std::string key_file;                      // PEM: its private key
+  size_t max_body_bytes = 1 << 20;           // larger request bodies get 413
+  size_t max_connections = 256;              // open connections; more are closed on accept
+  std::chrono::seconds idle_timeout{30};     // between requests on a kept-alive connection
+  std::chrono::seconds handshake_timeout{10};
+  std::chrono::seconds read_timeout{10};   // one request, from its first byte to its last
+  std::chrono::seconds write_timeout{10};  // one response
+  // Receives one line per notable event (a refused handshake, an internal error with its
+  // details). Empty: lines go to stderr. Never receives payloads or keys.
+  std::function<void(std::string_view line)> log;
+};
+
+class Server {
+ public:
+  // Loads the TLS material, binds and listens. `node` must outlive the server. Errors:
+  // kInvalidArgument (bad options, unreadable or mismatched certificate, key or CA files) and
+  // kUnavailable (the address cannot be bound).
+  [[nodiscard]] static Result<std::unique_ptr<Server>> Create(ServerOptions options, Node& node);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The port the server listens on (the one picked when options.port was 0).
+  [[nodiscard]] uint16_t port() const;
+
+  // Serves until `Stop` and then until the requests in flight are answered. Call once, and let it
+  // return before destroying the server. Never throws: an exception from a connection's handler
+  // closes that connection and is logged.
+  void Run();
+
+  // Graceful stop: stops accepting, closes idle connections, lets each request in flight finish
+  // (its response carries `Connection: close`), and then `Run` returns. Returns at once; may be
+  // called before `Run`, more than once, and from any thread.
+  void Stop();
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace accord
+
+#endif  // ACCORD_SERVER_H_

@@ -1,0 +1,519 @@
+// The HTTPS transport: Boost.Beast over Asio and OpenSSL, TLS 1.3 with client certificates.
+//
+// This is the only translation unit that includes Beast (it costs ~26 s and ~550 MB to compile);
+// everything about requests and responses is in api.cc.
+//
+// One io_context, run by the thread that calls Server::Run, serves every connection, so the Node
+// behind the Api is used from that thread only. Each connection is a Session:
+//
+//   handshake (handshake_timeout)
+//   -> wait for the first byte of a request (idle_timeout)
+//   -> read the header, then the body (read_timeout for both, from the first byte)
+//   -> answer (write_timeout) -> wait again, or close with a TLS close_notify
+//
+// Asio and Beast report errors through error_code overloads here; the few calls that may throw
+// (allocation, Asio's own invariants) are caught in Create and around io_context::run.
+#include "accord/server.h"
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cstdio>
+#include <exception>
+#include <optional>
+#include <unordered_set>
+#include <utility>
+
+#include "accord/secret.h"
+#include "api.h"
+
+namespace accord {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+constexpr size_t kReadChunk = 4096;
+constexpr uint32_t kHeaderLimit = 16 * 1024;
+constexpr std::chrono::milliseconds kAcceptRetry{100};
+constexpr std::chrono::seconds kCloseNotifyWait{1};
+
+struct X509Deleter {
+  void operator()(X509* x) const { X509_free(x); }
+};
+using X509Ptr = std::unique_ptr<X509, X509Deleter>;
+
+// The value of the one `nid` attribute of `name`: nullopt when there is none, "" (which no
+// subject or party matches) when there are several or it is not text.
+std::optional<std::string> NameEntry(const X509_NAME* name, int nid) {
+  const int index = X509_NAME_get_index_by_NID(name, nid, -1);
+  if (index < 0) {
+    return std::nullopt;
+  }
+  if (X509_NAME_get_index_by_NID(name, nid, index) >= 0) {
+    return std::string();
+  }
+  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index));
+  unsigned char* utf8 = nullptr;
+  const int n = ASN1_STRING_to_UTF8(&utf8, data);
+  if (n < 0) {
+    return std::string();
+  }
+  std::string out(reinterpret_cast<const char*>(utf8), static_cast<size_t>(n));
+  OPENSSL_free(utf8);
+  if (out.find('\0') != std::string::npos) {
+    return std::string();
+  }
+  return out;
+}
+
+bool IsHttpError(const error_code& ec) {
+  return ec.category() == make_error_code(http::error::bad_target).category();
+}
+
+std::string_view View(beast::string_view s) { return std::string_view(s.data(), s.size()); }
+
+void LogToStderr(std::string_view line) {
+  std::fprintf(stderr, "accord server: %.*s\n", static_cast<int>(line.size()), line.data());
+}
+
+}  // namespace
+
+namespace server_internal {
+
+class Session;
+
+// The server's state. Server::Impl is this; Session, which is not a member of Server, names it.
+struct ServerCore {
+  ServerCore(ServerOptions o, Node& node)
+      : options(std::move(o)), log(options.log ? options.log : LogToStderr), api(node, log) {}
+
+  void Accept();
+  void OnAccept(const error_code& ec, tcp::socket socket);
+  void DoStop();
+
+  const ServerOptions options;
+  const std::function<void(std::string_view)> log;
+  Api api;
+  // INVARIANT: the sessions alive; touched on the io thread only. Declared before `io` so that
+  // it outlives the handlers (and the sessions they own) that `io` destroys.
+  std::unordered_set<Session*> sessions;
+  bool stopping = false;  // io thread only
+  ssl::context tls{ssl::context::tls_server};
+  asio::io_context io{1};
+  tcp::acceptor acceptor{io};
+  asio::steady_timer accept_retry{io};
+  uint16_t port = 0;  // fixed in Create
+};
+
+// One connection: its TLS stream, the caller its certificate names, the request being read and
+// the response being written. Owned by the handlers of its pending operation (shared_ptr).
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, ServerCore& server)
+      : server_(server), stream_(std::move(socket), server.tls) {
+    error_code ec;
+    const auto peer = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+    peer_ = ec ? std::string("unknown peer")
+               : peer.address().to_string() + ":" + std::to_string(peer.port());
+    server_.sessions.insert(this);
+  }
+  ~Session() { server_.sessions.erase(this); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void Start() {
+    beast::get_lowest_layer(stream_).expires_after(server_.options.handshake_timeout);
+    stream_.async_handshake(
+        ssl::stream_base::server,
+        [self = shared_from_this()](const error_code& ec) { self->OnHandshake(ec); });
+  }
+
+  // The server is stopping: a connection between requests is closed now; one with a request in
+  // flight answers it first (OnWrite then closes).
+  void OnStop() {
+    if (!busy_) {
+      // Fails the pending handshake or read with operation_aborted; never runs a handler inline.
+      beast::get_lowest_layer(stream_).close();
+    }
+  }
+
+ private:
+  void OnHandshake(const error_code& ec) {
+    if (ec) {
+      if (server_.stopping) {
+        return;  // closed by Stop
+      }
+      std::string why = ec.message();
+      const long verify = SSL_get_verify_result(stream_.native_handle());
+      if (verify != X509_V_OK) {
+        why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+      }
+      server_.log("tls handshake with " + peer_ + " failed: " + why);
+      return;
+    }
+    // verify_fail_if_no_peer_cert makes the handshake fail without a verified certificate; the
+    // check is repeated so that a configuration mistake cannot let an anonymous caller in.
+    X509Ptr cert(SSL_get1_peer_certificate(stream_.native_handle()));
+    if (cert == nullptr || SSL_get_verify_result(stream_.native_handle()) != X509_V_OK) {
+      server_.log("connection from " + peer_ + " has no verified certificate");
+      return;
+    }
+    const X509_NAME* name = X509_get_subject_name(cert.get());
+    caller_.common_name = NameEntry(name, NID_commonName).value_or("");
+    caller_.organization = NameEntry(name, NID_organizationName);
+    WaitForRequest();
+  }
+
+  void WaitForRequest() {
+    if (server_.stopping) {
+      Shutdown();
+      return;
+    }
+    if (buffer_.size() > 0) {  // a pipelined request is already here
+      ReadHeader();
+      return;
+    }
+    beast::get_lowest_layer(stream_).expires_after(server_.options.idle_timeout);
+    stream_.async_read_some(
+        buffer_.prepare(kReadChunk),
+        [self = shared_from_this()](const error_code& ec, size_t n) { self->OnFirstBytes(ec, n); });
+  }
+
+  void OnFirstBytes(const error_code& ec, size_t n) {
+    if (ec) {
+      return;  // idle timeout, the client closed, or the server stopped
+    }
+    buffer_.commit(n);
+    ReadHeader();
+  }
+
+  void ReadHeader() {
+    busy_ = true;
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    parser_->body_limit(static_cast<uint64_t>(server_.options.max_body_bytes));
+    // One deadline for the whole request, header and body.
+    beast::get_lowest_layer(stream_).expires_after(server_.options.read_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](const error_code& ec, size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(const error_code& ec) {
+    if (ec) {
+      OnReadError(ec);
+      return;
+    }
+    const auto& request = parser_->get();
+    if (request.version() >= 11 && beast::iequals(request[http::field::expect], "100-continue") &&
+        !parser_->is_done()) {
+      continue_.emplace(http::status::continue_, request.version());
+      http::async_write(stream_, *continue_,
+                        [self = shared_from_this()](const error_code& e, size_t) {
+                          self->continue_.reset();
+                          if (!e) {
+                            self->ReadBody();
+                          }
+                        });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    if (parser_->is_done()) {
+      Handle();
+      return;
+    }
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](const error_code& ec, size_t) {
+                       if (ec) {
+                         self->OnReadError(ec);
+                       } else {
+                         self->Handle();
+                       }
+                     });
+  }
+
+  void OnReadError(const error_code& ec) {
+    if (ec == http::error::body_limit) {
+      Respond(server_internal::ErrorResponse(
+                  413, "body-too-large",
+                  "the body exceeds " + std::to_string(server_.options.max_body_bytes) + " bytes"),
+              11, false);
+    } else if (ec == http::error::header_limit) {
+      Respond(server_internal::ErrorResponse(
+                  431, "header-too-large",
+                  "the header exceeds " + std::to_string(kHeaderLimit) + " bytes"),
+              11, false);
+    } else if (IsHttpError(ec) && ec != http::error::end_of_stream &&
+               ec != http::error::partial_message) {
+      Respond(server_internal::ErrorResponse(400, "invalid-argument", "malformed HTTP request"), 11,
+              false);
+    } else if (ec == beast::error::timeout) {
+      server_.log("closed the connection from " + peer_ + ": request not read in time");
+    }
+    // Otherwise the client went away mid-request: nothing to answer.
+  }
+
+  void Handle() {
+    auto& request = parser_->get();
+    server_internal::ApiResponse response = server_.api.Handle(
+        caller_, View(request.method_string()), View(request.target()), request.body());
+    // The body of a create carries a payload in clear: wipe it before the memory is reused.
+    SecureWipe(request.body().data(), request.body().size());
+    const bool keep_alive = request.keep_alive() && !server_.stopping;
+    Respond(std::move(response), request.version(), keep_alive);
+  }
+
+  void Respond(server_internal::ApiResponse r, unsigned version, bool keep_alive) {
+    busy_ = true;
+    keep_alive_ = keep_alive;
+    response_.emplace(static_cast<http::status>(r.status), version);
+    response_->set(http::field::content_type, r.content_type);
+    response_->set(http::field::cache_control, "no-store");
+    response_->set("X-Content-Type-Options", "nosniff");
+    if (!r.allow.empty()) {
+      response_->set(http::field::allow, r.allow);
+    }
+    response_->body() = std::move(r.body);
+    response_->keep_alive(keep_alive);
+    response_->prepare_payload();
+    beast::get_lowest_layer(stream_).expires_after(server_.options.write_timeout);
+    http::async_write(
+        stream_, *response_,
+        [self = shared_from_this()](const error_code& ec, size_t) { self->OnWrite(ec); });
+  }
+
+  void OnWrite(const error_code& ec) {
+    // A read's body carries a payload in base64: wipe it.
+    SecureWipe(response_->body().data(), response_->body().size());
+    response_.reset();
+    parser_.reset();
+    busy_ = false;
+    if (ec) {
+      return;
+    }
+    if (!keep_alive_ || server_.stopping) {
+      Shutdown();
+      return;
+    }
+    WaitForRequest();
+  }
+
+  // Sends a TLS close_notify and waits briefly for the client's (RFC 8446 §6.1 does not require
+  // waiting): a client that keeps the connection open cannot hold up Stop. The socket closes when
+  // the last handler lets go of the session.
+  void Shutdown() {
+    busy_ = false;
+    beast::get_lowest_layer(stream_).expires_after(kCloseNotifyWait);
+    stream_.async_shutdown([self = shared_from_this()](const error_code&) {});
+  }
+
+  ServerCore& server_;
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  std::string peer_;
+  server_internal::Caller caller_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::empty_body>> continue_;
+  std::optional<http::response<http::string_body>> response_;
+  bool busy_ = false;  // a request is being read, handled or answered
+  bool keep_alive_ = false;
+};
+
+void ServerCore::Accept() {
+  acceptor.async_accept(
+      io, [this](const error_code& ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
+}
+
+void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
+  if (stopping || ec == asio::error::operation_aborted) {
+    return;
+  }
+  if (ec) {
+    // E.g. out of file descriptors: pause instead of spinning on the error.
+    log("accept failed: " + ec.message());
+    accept_retry.expires_after(kAcceptRetry);
+    accept_retry.async_wait([this](const error_code& e) {
+      if (!e && !stopping) {
+        Accept();
+      }
+    });
+    return;
+  }
+  if (sessions.size() >= options.max_connections) {
+    log("refused a connection: " + std::to_string(sessions.size()) + " connections open");
+    error_code ignored;
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+  } else {
+    try {
+      std::make_shared<Session>(std::move(socket), *this)->Start();
+    } catch (const std::exception& e) {  // allocation: drop this connection, keep accepting
+      log(std::string("cannot start a connection: ") + e.what());
+    }
+  }
+  Accept();
+}
+
+void ServerCore::DoStop() {
+  if (stopping) {
+    return;
+  }
+  stopping = true;
+  error_code ignored;
+  acceptor.close(ignored);
+  accept_retry.cancel();
+  for (Session* session : sessions) {
+    session->OnStop();
+  }
+}
+
+}  // namespace server_internal
+
+struct Server::Impl : server_internal::ServerCore {
+  using ServerCore::ServerCore;
+};
+
+namespace {
+
+Status Invalid(std::string what, const std::string& file, const error_code& ec) {
+  return Fail(Code::kInvalidArgument, what + " `" + file + "`: " + ec.message());
+}
+
+Status ConfigureTls(ssl::context& tls, const ServerOptions& o) {
+  SSL_CTX* ctx = tls.native_handle();
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+      SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
+    return Fail(Code::kInternal, "cannot restrict the server to TLS 1.3");
+  }
+  // No session tickets: every connection presents and verifies its certificate afresh.
+  SSL_CTX_set_num_tickets(ctx, 0);
+  static constexpr unsigned char kSessionContext[] = "accord";
+  SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
+  error_code ec;
+  tls.use_certificate_chain_file(o.cert_file, ec);
+  if (ec) {
+    return Invalid("cannot load the certificate chain", o.cert_file, ec);
+  }
+  tls.use_private_key_file(o.key_file, ssl::context::pem, ec);
+  if (ec) {
+    return Invalid("cannot load the private key", o.key_file, ec);
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    return Fail(Code::kInvalidArgument, "the private key `" + o.key_file +
+                                            "` does not match the certificate `" + o.cert_file +
+                                            "`");
+  }
+  tls.load_verify_file(o.ca_file, ec);
+  if (ec) {
+    return Invalid("cannot load the CA certificates", o.ca_file, ec);
+  }
+  // Tell clients which CAs are accepted, so that one holding several certificates picks right.
+  if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.ca_file.c_str())) {
+    SSL_CTX_set_client_CA_list(ctx, names);
+  }
+  tls.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert, ec);
+  if (ec) {
+    return Fail(Code::kInternal, "cannot require client certificates: " + ec.message());
+  }
+  return OkStatus();
+}
+
+Status Listen(tcp::acceptor& acceptor, const ServerOptions& o) {
+  error_code ec;
+  const auto address = asio::ip::make_address(o.listen_address, ec);
+  if (ec) {
+    return Fail(Code::kInvalidArgument, "bad listen address `" + o.listen_address + "`");
+  }
+  const tcp::endpoint endpoint(address, o.port);
+  const std::string where = "`" + o.listen_address + "` port " + std::to_string(o.port);
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) {
+    acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  }
+  if (!ec) {
+    acceptor.bind(endpoint, ec);
+  }
+  if (!ec) {
+    acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  }
+  if (ec) {
+    return Fail(Code::kUnavailable, "cannot listen on " + where + ": " + ec.message());
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::Create(ServerOptions options, Node& node) {
+  if (options.ca_file.empty() || options.cert_file.empty() || options.key_file.empty()) {
+    return Fail(Code::kInvalidArgument, "the CA, certificate and key files are required");
+  }
+  if (options.max_connections == 0 || options.max_body_bytes == 0) {
+    return Fail(Code::kInvalidArgument, "max_connections and max_body_bytes must be positive");
+  }
+  using std::chrono::seconds;
+  for (seconds t : {options.idle_timeout, options.handshake_timeout, options.read_timeout,
+                    options.write_timeout}) {
+    if (t <= seconds::zero()) {
+      return Fail(Code::kInvalidArgument, "timeouts must be positive");
+    }
+  }
+  try {
+    auto impl = std::make_unique<Impl>(std::move(options), node);
+    ACCORD_RETURN_IF_ERROR(ConfigureTls(impl->tls, impl->options));
+    ACCORD_RETURN_IF_ERROR(Listen(impl->acceptor, impl->options));
+    error_code ec;
+    impl->port = impl->acceptor.local_endpoint(ec).port();
+    if (ec) {
+      return Fail(Code::kUnavailable, "cannot read the listening port: " + ec.message());
+    }
+    return std::unique_ptr<Server>(new Server(std::move(impl)));
+  } catch (const std::exception& e) {
+    return Fail(Code::kInternal, std::string("cannot create the server: ") + e.what());
+  }
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() = default;
+
+uint16_t Server::port() const { return impl_->port; }
+
+void Server::Run() {
+  Impl& s = *impl_;
+  asio::post(s.io, [&s] { s.Accept(); });
+  while (true) {
+    try {
+      s.io.run();
+      return;
+    } catch (const std::exception& e) {
+      // A handler threw (allocation failure, a bug): its connection is gone; keep serving.
+      s.log(std::string("a connection failed: ") + e.what());
+    } catch (...) {
+      s.log("a connection failed");
+    }
+  }
+}
+
+void Server::Stop() {
+  Impl* s = impl_.get();
+  asio::post(s->io, [s] { s->DoStop(); });
+}
+
+}  // namespace accord

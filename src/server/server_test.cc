@@ -1,0 +1,932 @@
+// The server end to end on real parts: a KOR home on a simulated clock, a test PKI made with the
+// openssl command, the server on a thread, and a small blocking OpenSSL client (no Beast here, so
+// this file compiles fast). The API decoder is also tested directly, without a network.
+#include "accord/server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "accord/crypto.h"
+#include "api.h"
+
+namespace accord {
+namespace {
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+using server_internal::DecodeApiRequest;
+using server_internal::Route;
+
+const std::string kExample = std::string(ACCORD_SOURCE_DIR) + "/examples/gsomia";
+
+// --- a test PKI, made once with the openssl command -------------------------------------------
+
+constexpr std::string_view kOpensslConf = R"([req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = placeholder
+[ca_ext]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1
+[client_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+)";
+
+class TestPki {
+ public:
+  explicit TestPki(std::string dir) : dir_(std::move(dir)) {
+    std::ofstream(dir_ + "/openssl.cnf") << kOpensslConf;
+  }
+
+  // A self-signed CA: NAME.pem, NAME.key.
+  bool MakeCa(const std::string& name) {
+    return Run("req -x509 -config openssl.cnf -extensions ca_ext " + NewKey(name) + " -out " +
+               name + ".pem -days 3650 -subj /CN=" + name);
+  }
+  // A certificate NAME.pem, NAME.key issued by `ca`, valid for `days` from now (negative: it
+  // ended before it began, i.e. it is expired).
+  bool MakeLeaf(const std::string& name, const std::string& subj, const std::string& ca,
+                const std::string& ext, int days = 30) {
+    return Run("req -new -config openssl.cnf " + NewKey(name) + " -out " + name + ".csr -subj " +
+               subj) &&
+           Run("x509 -req -in " + name + ".csr -CA " + ca + ".pem -CAkey " + ca +
+               ".key -set_serial " + std::to_string(++serial_) + " -days " + std::to_string(days) +
+               " -extfile openssl.cnf -extensions " + ext + " -out " + name + ".pem");
+  }
+  std::string Path(const std::string& file) const { return dir_ + "/" + file; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  static std::string NewKey(const std::string& name) {
+    return "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + name + ".key";
+  }
+  bool Run(const std::string& args) const {
+    const std::string command =
+        "cd '" + dir_ + "' && openssl " + args + " >>openssl.log 2>&1 </dev/null";
+    return std::system(command.c_str()) == 0;
+  }
+  std::string dir_;
+  int serial_ = 0;
+};
+
+// --- a small blocking HTTPS client ------------------------------------------------------------
+
+struct HttpResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lowercase names
+  std::string body;
+
+  json::object Json() const {
+    boost::system::error_code ec;
+    json::value v = json::parse(body, ec);
+    if (ec || !v.is_object()) {
+      ADD_FAILURE() << "not a JSON object: " << body;
+      return {};
+    }
+    return v.as_object();
+  }
+  std::string ErrorCode() const {
+    json::object o = Json();
+    const json::value* e = o.if_contains("error");
+    if (e == nullptr || !e->is_object() || !e->as_object().contains("code")) {
+      return "<no error object>";
+    }
+    return std::string(e->as_object().at("code").as_string());
+  }
+};
+
+struct ClientCert {
+  std::string cert;  // empty: present no certificate
+  std::string key;
+};
+
+std::string Str(const json::value& v) { return std::string(v.as_string()); }
+
+class Client {
+ public:
+  ~Client() {
+    if (ssl_ != nullptr) {
+      SSL_free(ssl_);
+    }
+    if (ctx_ != nullptr) {
+      SSL_CTX_free(ctx_);
+    }
+    if (fd_ >= 0) {
+      close(fd_);
+    }
+  }
+
+  // A TCP connection, no TLS yet. Reads time out after 15 s so that a test cannot hang.
+  static std::unique_ptr<Client> Tcp(uint16_t port) {
+    auto c = std::unique_ptr<Client>(new Client());
+    c->fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{15, 0};
+    setsockopt(c->fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(c->fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      return nullptr;
+    }
+    return c;
+  }
+
+  // Connects and runs the TLS handshake; nullptr when the handshake fails. With TLS 1.3 a
+  // refused client certificate does not fail the handshake here: the first read does.
+  static std::unique_ptr<Client> Connect(uint16_t port, const std::string& ca,
+                                         const ClientCert& cert, int max_version = TLS1_3_VERSION) {
+    auto c = Tcp(port);
+    if (c == nullptr) {
+      return nullptr;
+    }
+    c->ctx_ = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(c->ctx_, TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(c->ctx_, max_version);
+    SSL_CTX_set_verify(c->ctx_, SSL_VERIFY_PEER, nullptr);
+    if (SSL_CTX_load_verify_locations(c->ctx_, ca.c_str(), nullptr) != 1) {
+      ADD_FAILURE() << "cannot load " << ca;
+      return nullptr;
+    }
+    if (!cert.cert.empty() &&
+        (SSL_CTX_use_certificate_chain_file(c->ctx_, cert.cert.c_str()) != 1 ||
+         SSL_CTX_use_PrivateKey_file(c->ctx_, cert.key.c_str(), SSL_FILETYPE_PEM) != 1)) {
+      ADD_FAILURE() << "cannot load " << cert.cert;
+      return nullptr;
+    }
+    c->ssl_ = SSL_new(c->ctx_);
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl_), "127.0.0.1");
+    SSL_set_fd(c->ssl_, c->fd_);
+    if (SSL_connect(c->ssl_) != 1) {
+      ERR_clear_error();
+      return nullptr;
+    }
+    return c;
+  }
+
+  bool Send(std::string_view data) {
+    while (!data.empty()) {
+      const int n = ssl_ != nullptr ? SSL_write(ssl_, data.data(), static_cast<int>(data.size()))
+                                    : static_cast<int>(::send(fd_, data.data(), data.size(), 0));
+      if (n <= 0) {
+        ERR_clear_error();
+        return false;
+      }
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  // Reads one response; nullopt when the connection ends or fails first.
+  std::optional<HttpResponse> Read() {
+    size_t end = 0;
+    while ((end = buffer_.find("\r\n\r\n")) == std::string::npos) {
+      if (!Fill()) {
+        return std::nullopt;
+      }
+    }
+    HttpResponse r;
+    std::istringstream head(buffer_.substr(0, end));
+    std::string line;
+    std::getline(head, line);
+    if (line.size() < 12 || !line.starts_with("HTTP/1.1 ")) {
+      ADD_FAILURE() << "bad status line: " << line;
+      return std::nullopt;
+    }
+    r.status = std::stoi(line.substr(9, 3));
+    while (std::getline(head, line)) {
+      if (!line.empty() && line.back() == '\r') {
+        line.pop_back();
+      }
+      const size_t colon = line.find(':');
+      if (colon == std::string::npos) {
+        continue;
+      }
+      std::string name = line.substr(0, colon);
+      for (char& ch : name) {
+        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      }
+      r.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+    buffer_.erase(0, end + 4);
+    if (r.status == 100) {
+      return r;
+    }
+    const size_t length =
+        r.headers.contains("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+    while (buffer_.size() < length) {
+      if (!Fill()) {
+        return std::nullopt;
+      }
+    }
+    r.body = buffer_.substr(0, length);
+    buffer_.erase(0, length);
+    return r;
+  }
+
+  // True when the server ends the connection (EOF or an error) before sending anything.
+  bool EndsWithoutData() { return !Fill(); }
+
+  std::optional<HttpResponse> Request(std::string_view method, std::string_view target,
+                                      std::string_view body = {},
+                                      std::string_view extra_headers = {}) {
+    if (!Send(RequestText(method, target, body, extra_headers))) {
+      return std::nullopt;
+    }
+    return Read();
+  }
+
+  static std::string RequestText(std::string_view method, std::string_view target,
+                                 std::string_view body, std::string_view extra_headers = {}) {
+    std::string text(method);
+    text += " ";
+    text += target;
+    text += " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    text += extra_headers;
+    if (!body.empty() || method == "POST") {
+      text += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+              "\r\n";
+    }
+    text += "\r\n";
+    text += body;
+    return text;
+  }
+
+ private:
+  Client() = default;
+
+  bool Fill() {
+    char chunk[16384];
+    const int n = ssl_ != nullptr ? SSL_read(ssl_, chunk, sizeof chunk)
+                                  : static_cast<int>(::recv(fd_, chunk, sizeof chunk, 0));
+    if (n <= 0) {
+      ERR_clear_error();
+      return false;
+    }
+    buffer_.append(chunk, static_cast<size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  std::string buffer_;
+};
+
+// --- the fixture ------------------------------------------------------------------------------
+
+class ServerTest : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    signal(SIGPIPE, SIG_IGN);  // a refused client writing to a closed connection
+    std::string tmpl = testing::TempDir() + "server-pki-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    pki_ = new TestPki(tmpl);
+    TestPki& p = *pki_;
+    ASSERT_TRUE(p.MakeCa("ca"));
+    ASSERT_TRUE(p.MakeLeaf("server", "/CN=KOR", "ca", "server_ext"));
+    ASSERT_TRUE(p.MakeLeaf("kor-analyst", "/CN=kor-analyst/O=KOR", "ca", "client_ext"));
+    ASSERT_TRUE(p.MakeLeaf("kor-clerk", "/CN=kor-clerk", "ca", "client_ext"));
+    ASSERT_TRUE(p.MakeLeaf("stranger", "/CN=stranger", "ca", "client_ext"));
+    ASSERT_TRUE(p.MakeLeaf("jpn-analyst", "/CN=jpn-analyst/O=JPN", "ca", "client_ext"));
+    ASSERT_TRUE(p.MakeLeaf("kor-analyst-of-jpn", "/CN=kor-analyst/O=JPN", "ca", "client_ext"));
+    ASSERT_TRUE(p.MakeLeaf("expired", "/CN=kor-analyst", "ca", "client_ext", -1));
+    ASSERT_TRUE(p.MakeCa("other-ca"));
+    ASSERT_TRUE(p.MakeLeaf("other-analyst", "/CN=kor-analyst", "other-ca", "client_ext"));
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(pki_->dir());
+    delete pki_;
+    pki_ = nullptr;
+  }
+
+  void SetUp() override {
+    std::string tmpl = testing::TempDir() + "server-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    root_ = tmpl;
+    NodeInitOptions init;
+    init.home = root_ + "/KOR";
+    init.party = "KOR";
+    init.policy_dir = kExample;
+    init.clock = ClockKind::kSimulated;
+    init.passphrase = SecretBytes::Copy(std::string_view("pass-KOR"));
+    init.scrypt = ScryptParams{1u << 10, 8, 1};
+    auto s = InitNode(std::move(init));
+    ASSERT_TRUE(s) << s.error().ToString();
+    NodeOptions o;
+    o.home = root_ + "/KOR";
+    o.passphrase = SecretBytes::Copy(std::string_view("pass-KOR"));
+    o.at = ParseInstant("2020-02-01T10:00:00+09:00").value();
+    auto node = Node::Open(std::move(o));
+    ASSERT_TRUE(node) << node.error().ToString();
+    node_ = std::move(*node);
+    // A second KOR subject, cleared for III only.
+    ASSERT_TRUE(node_->AddSubject(SubjectRecord{"kor-clerk", "III", {"dprk-missile"}, {}}));
+  }
+
+  void TearDown() override {
+    StopServer();
+    node_.reset();
+    fs::remove_all(root_);
+  }
+
+  ServerOptions Options() const {
+    ServerOptions o;
+    o.ca_file = pki_->Path("ca.pem");
+    o.cert_file = pki_->Path("server.pem");
+    o.key_file = pki_->Path("server.key");
+    return o;
+  }
+
+  void StartServer(ServerOptions o) {
+    o.log = [this](std::string_view line) {
+      std::lock_guard lock(log_mu_);
+      log_.emplace_back(line);
+    };
+    auto server = Server::Create(std::move(o), *node_);
+    ASSERT_TRUE(server) << server.error().ToString();
+    server_ = std::move(*server);
+    ASSERT_NE(server_->port(), 0);
+    thread_ = std::thread([this] { server_->Run(); });
+  }
+  void StartServer() { StartServer(Options()); }
+
+  void StopServer() {
+    if (server_ != nullptr) {
+      server_->Stop();
+      thread_.join();
+      server_.reset();
+    }
+  }
+
+  std::string Log() {
+    std::lock_guard lock(log_mu_);
+    std::string all;
+    for (const auto& line : log_) {
+      all += line + "\n";
+    }
+    return all;
+  }
+
+  static ClientCert As(const std::string& name) {
+    return ClientCert{pki_->Path(name + ".pem"), pki_->Path(name + ".key")};
+  }
+  std::unique_ptr<Client> Connect(const std::string& name) {
+    return Client::Connect(server_->port(), pki_->Path("ca.pem"), As(name));
+  }
+  // One request on a fresh connection as `name`.
+  HttpResponse Call(const std::string& name, std::string_view method, std::string_view target,
+                    std::string_view body = {}) {
+    auto client = Connect(name);
+    if (client == nullptr) {
+      ADD_FAILURE() << "cannot connect as " << name;
+      return {};
+    }
+    auto r = client->Request(method, target, body);
+    if (!r) {
+      ADD_FAILURE() << "no response to " << method << " " << target;
+      return {};
+    }
+    return *r;
+  }
+
+  void ExpectRefused(const ClientCert& cert, std::string_view why,
+                     int max_version = TLS1_3_VERSION);
+
+  static std::string NewObjectJson(std::string_view id, std::string_view level,
+                                   std::string_view payload) {
+    return std::string(R"({"id":")") + std::string(id) + R"(","level":")" + std::string(level) +
+           R"(","topics":["dprk-missile"],"compartments":[],"rel_to":["JPN"],"payload_base64":")" +
+           Base64Encode(AsBytes(payload)) + "\"}";
+  }
+
+  static TestPki* pki_;
+  std::string root_;
+  std::unique_ptr<Node> node_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  std::mutex log_mu_;
+  std::vector<std::string> log_;  // GUARDED_BY(log_mu_)
+};
+
+TestPki* ServerTest::pki_ = nullptr;
+
+// --- TLS and identity -------------------------------------------------------------------------
+
+TEST_F(ServerTest, HealthOverMutualTls) {
+  StartServer();
+  const HttpResponse r = Call("kor-analyst", "GET", "/v1/health");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers.at("content-type"), "application/json");
+  EXPECT_EQ(r.headers.at("cache-control"), "no-store");
+  const json::object o = r.Json();
+  EXPECT_EQ(Str(o.at("status")), "ok");
+  EXPECT_EQ(Str(o.at("party")), "KOR");
+  EXPECT_GE(o.at("log_size").to_number<int64_t>(), 1);  // at least the added subject
+}
+
+TEST_F(ServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  StartServer();
+  auto client = Connect("kor-analyst");
+  ASSERT_NE(client, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    auto r = client->Request("GET", "/v1/health");
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(r->status, 200);
+  }
+  // Two pipelined requests are answered in order.
+  ASSERT_TRUE(client->Send(Client::RequestText("GET", "/v1/health", {}) +
+                           Client::RequestText("GET", "/v1/nope", {})));
+  auto first = client->Read();
+  auto second = client->Read();
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->status, 200);
+  EXPECT_EQ(second->status, 404);
+}
+
+// With TLS 1.3 a client's handshake may complete before the server's refusal arrives, so a
+// refusal is asserted on the first read: no response ever comes. The server's log says why.
+void ServerTest::ExpectRefused(const ClientCert& cert, std::string_view why, int max_version) {
+  StartServer();
+  auto client = Client::Connect(server_->port(), pki_->Path("ca.pem"), cert, max_version);
+  if (client != nullptr) {
+    client->Send(Client::RequestText("GET", "/v1/health", {}));
+    EXPECT_FALSE(client->Read());
+  }
+  // The server still serves a good client.
+  EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 200);
+  StopServer();  // joins the server thread, so its log is complete
+  EXPECT_NE(Log().find("tls handshake with 127.0.0.1:"), std::string::npos) << Log();
+  EXPECT_NE(Log().find(why), std::string::npos) << Log();
+}
+
+TEST_F(ServerTest, ClientWithoutCertificateIsRefused) {
+  ExpectRefused(ClientCert{}, "peer did not return a certificate");
+}
+
+TEST_F(ServerTest, CertificateFromAnotherCaIsRefused) {
+  ExpectRefused(As("other-analyst"), "unable to get local issuer certificate");
+}
+
+TEST_F(ServerTest, ExpiredCertificateIsRefused) {
+  ExpectRefused(As("expired"), "certificate has expired");
+}
+
+TEST_F(ServerTest, Tls12ClientIsRefused) {
+  ExpectRefused(As("kor-analyst"), "unsupported protocol", TLS1_2_VERSION);
+}
+
+TEST_F(ServerTest, CertificateNotNamingASubjectOfThisNodeIsForbidden) {
+  StartServer();
+  for (const char* name : {"stranger", "jpn-analyst", "kor-analyst-of-jpn"}) {
+    for (const char* target : {"/v1/health", "/v1/objects", "/v1/no-such-route"}) {
+      const HttpResponse r = Call(name, "GET", target);
+      EXPECT_EQ(r.status, 403) << name << " " << target;
+      EXPECT_EQ(r.ErrorCode(), "permission-denied") << name << " " << target;
+    }
+  }
+}
+
+// --- objects ----------------------------------------------------------------------------------
+
+TEST_F(ServerTest, CreateThenReadAsClearedAndUnclearedSubjects) {
+  StartServer();
+  const std::string payload = "launch site coordinates \x01\x02\xff";
+  HttpResponse created =
+      Call("kor-analyst", "POST", "/v1/objects", NewObjectJson("k-1", "II", payload));
+  ASSERT_EQ(created.status, 201) << created.body;
+  EXPECT_EQ(Str(created.Json().at("originator")), "KOR");
+
+  const HttpResponse read = Call("kor-analyst", "GET", "/v1/objects/k-1");
+  ASSERT_EQ(read.status, 200) << read.body;
+  const json::object o = read.Json();
+  EXPECT_EQ(Str(o.at("id")), "k-1");
+  EXPECT_EQ(Str(o.at("reason")), "originator-cleared");
+  EXPECT_TRUE(o.at("agreement").is_null());
+  const json::object& marking = o.at("marking").as_object();
+  EXPECT_EQ(Str(marking.at("party")), "KOR");
+  EXPECT_EQ(Str(marking.at("level")), "II");
+  EXPECT_EQ(Str(marking.at("name")), "군사II급비밀");
+  auto bytes = Base64Decode(Str(o.at("payload_base64")));
+  ASSERT_TRUE(bytes);
+  EXPECT_EQ(std::string(bytes->begin(), bytes->end()), payload);
+
+  // kor-clerk holds III only: the engine's reason code comes back, and no payload.
+  const HttpResponse denied = Call("kor-clerk", "GET", "/v1/objects/k-1");
+  EXPECT_EQ(denied.status, 403);
+  EXPECT_EQ(denied.ErrorCode(), "insufficient-clearance");
+  EXPECT_EQ(denied.body.find("payload"), std::string::npos);
+
+  // The list shows the object's label, never its payload.
+  const HttpResponse list = Call("kor-analyst", "GET", "/v1/objects");
+  ASSERT_EQ(list.status, 200);
+  const json::object listed = list.Json();
+  const json::array& objects = listed.at("objects").as_array();
+  ASSERT_EQ(objects.size(), 1u);
+  EXPECT_EQ(Str(objects[0].at("id")), "k-1");
+  EXPECT_EQ(Str(objects[0].at("level")), "II");
+  EXPECT_EQ(objects[0].at("payload_bytes").to_number<int64_t>(),
+            static_cast<int64_t>(payload.size()));
+  EXPECT_FALSE(objects[0].as_object().contains("payload_base64"));
+
+  // Creating the same id again conflicts; reading an unknown id is 404.
+  EXPECT_EQ(Call("kor-analyst", "POST", "/v1/objects", NewObjectJson("k-1", "II", "x")).status,
+            409);
+  const HttpResponse missing = Call("kor-analyst", "GET", "/v1/objects/no-such");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.ErrorCode(), "not-found");
+  // Percent-encoded ids are decoded.
+  ASSERT_EQ(Call("kor-analyst", "POST", "/v1/objects", NewObjectJson("k 2/b", "III", "y")).status,
+            201);
+  EXPECT_EQ(Call("kor-clerk", "GET", "/v1/objects/k%202%2Fb").status, 200);
+}
+
+TEST_F(ServerTest, BadBodiesAreInvalidArgument) {
+  StartServer();
+  const std::string good = NewObjectJson("k-1", "II", "p");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{", "not valid JSON"},
+      {"[1]", "not a JSON object"},
+      {R"({"id":"k-1","level":5,"payload_base64":""})", "`level`"},
+      {R"({"id":"k-1","level":"II","topics":"dprk-missile","payload_base64":""})", "`topics`"},
+      {R"({"id":"k-1","level":"II","topics":[1],"payload_base64":""})", "`topics[0]`"},
+      {R"({"id":"k-1","level":"II","topic":["x"],"payload_base64":""})", "`topic`: unknown"},
+      {R"({"id":"k-1","level":"II"})", "`payload_base64`: missing"},
+      {R"({"id":"k-1","level":"II","payload_base64":"***"})", "`payload_base64`"},
+      {R"({"id":"k-1","level":"NOPE","payload_base64":""})", "unknown level"},
+      {R"({"id":"k-1","level":"II","rel_to":["XXX"],"payload_base64":""})", "unknown party"},
+  };
+  auto client = Connect("kor-analyst");
+  ASSERT_NE(client, nullptr);
+  for (const auto& [body, expected] : cases) {
+    auto r = client->Request("POST", "/v1/objects", body);
+    ASSERT_TRUE(r) << body;
+    EXPECT_EQ(r->status, 400) << body;
+    EXPECT_EQ(r->headers["content-type"], "application/json");
+    EXPECT_EQ(r->ErrorCode(), "invalid-argument") << body;
+    EXPECT_NE(r->body.find(expected), std::string::npos) << r->body;
+  }
+  // The connection survived every error.
+  auto r = client->Request("POST", "/v1/objects", good);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 201) << r->body;
+}
+
+TEST_F(ServerTest, UnknownRouteWrongMethodAndMalformedHttp) {
+  StartServer();
+  const HttpResponse unknown = Call("kor-analyst", "GET", "/v1/nothing-here");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(unknown.ErrorCode(), "not-found");
+  const HttpResponse method = Call("kor-analyst", "DELETE", "/v1/objects");
+  EXPECT_EQ(method.status, 405);
+  EXPECT_EQ(method.ErrorCode(), "method-not-allowed");
+  EXPECT_EQ(method.headers.at("allow"), "GET, POST");
+
+  // A target that is not UTF-8 is answered with valid JSON all the same.
+  const HttpResponse binary = Call("kor-analyst", "GET", "/v1/\xff\xfe");
+  EXPECT_TRUE(binary.status == 400 || binary.status == 404) << binary.status;
+  EXPECT_NE(binary.ErrorCode(), "<no error object>");
+
+  auto client = Connect("kor-analyst");
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->Send("GET /v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n"));
+  auto bad = client->Read();
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_EQ(bad->ErrorCode(), "invalid-argument");
+  EXPECT_TRUE(client->EndsWithoutData());  // and the connection is closed
+}
+
+TEST_F(ServerTest, OversizeBodyIs413) {
+  ServerOptions o = Options();
+  o.max_body_bytes = 1024;
+  StartServer(o);
+  // The limit applies on the declared length, before the body is read.
+  auto client = Connect("kor-analyst");
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->Send("POST /v1/objects HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n" +
+                           std::string(100, 'x')));
+  auto r = client->Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(r->ErrorCode(), "body-too-large");
+  EXPECT_EQ(r->headers["connection"], "close");
+
+  // With Expect: 100-continue the refusal comes instead of the 100.
+  auto expecting = Connect("kor-analyst");
+  ASSERT_NE(expecting, nullptr);
+  ASSERT_TRUE(expecting->Send(
+      "POST /v1/objects HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: "
+      "4096\r\n\r\n"));
+  auto refused = expecting->Read();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 413);
+
+  // A body within the limit after a 100 Continue is served.
+  auto fits = Connect("kor-analyst");
+  ASSERT_NE(fits, nullptr);
+  const std::string body = NewObjectJson("k-small", "III", "small");
+  ASSERT_TRUE(
+      fits->Send("POST /v1/objects HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                 "Content-Length: " +
+                 std::to_string(body.size()) + "\r\n\r\n"));
+  auto go_on = fits->Read();
+  ASSERT_TRUE(go_on);
+  EXPECT_EQ(go_on->status, 100);
+  ASSERT_TRUE(fits->Send(body));
+  auto done = fits->Read();
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, 201) << done->body;
+
+  // A chunked body that grows past the limit is refused too.
+  auto chunked = Connect("kor-analyst");
+  ASSERT_NE(chunked, nullptr);
+  ASSERT_TRUE(chunked->Send(
+      "POST /v1/decide HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" +
+      std::string(0x800, ' ') + "\r\n"));
+  auto too_long = chunked->Read();
+  ASSERT_TRUE(too_long);
+  EXPECT_EQ(too_long->status, 413);
+}
+
+// --- decide and the log -----------------------------------------------------------------------
+
+std::vector<std::string> ExampleRequests() {
+  std::ifstream in(kExample + "/requests.jsonl");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(line);
+  }
+  return lines;
+}
+
+TEST_F(ServerTest, DecideAnswersEachJsonLine) {
+  StartServer();
+  const auto requests = ExampleRequests();
+  ASSERT_GE(requests.size(), 3u);
+  // r2: the analyst reads (allow, released); r3: the clerk is refused.
+  const HttpResponse r =
+      Call("kor-analyst", "POST", "/v1/decide", requests[1] + "\n" + requests[2] + "\n");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers.at("content-type"), "application/jsonl");
+  std::istringstream lines(r.body);
+  std::vector<json::object> answers;
+  for (std::string line; std::getline(lines, line);) {
+    answers.push_back(json::parse(line).as_object());
+  }
+  ASSERT_EQ(answers.size(), 2u) << r.body;
+  EXPECT_EQ(Str(answers[0].at("id")), "r2-analyst-reads");
+  EXPECT_EQ(Str(answers[0].at("decision")), "allow");
+  EXPECT_EQ(Str(answers[0].at("reason")), "released");
+  EXPECT_EQ(Str(answers[0].at("agreement")), "kor-jpn-gsomia");
+  EXPECT_EQ(Str(answers[1].at("id")), "r3-clerk-refused");
+  EXPECT_EQ(Str(answers[1].at("decision")), "deny");
+  EXPECT_EQ(Str(answers[1].at("reason")), "insufficient-clearance");
+
+  // A malformed line is answered in place and the stream goes on.
+  const HttpResponse mixed = Call("kor-analyst", "POST", "/v1/decide",
+                                  "{\"id\":\"bad\",\"action\":7}\r\n\n" + requests[0]);
+  ASSERT_EQ(mixed.status, 200);
+  std::istringstream mixed_lines(mixed.body);
+  std::string first, second;
+  std::getline(mixed_lines, first);
+  std::getline(mixed_lines, second);
+  EXPECT_EQ(Str(json::parse(first).at("reason")), "invalid-request");
+  EXPECT_EQ(Str(json::parse(first).at("id")), "bad");
+  EXPECT_EQ(Str(json::parse(second).at("decision")), "allow");
+}
+
+TEST_F(ServerTest, CheckpointIsTheSignedNote) {
+  StartServer();
+  const HttpResponse r = Call("kor-analyst", "GET", "/v1/log/checkpoint");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers.at("content-type"), "text/plain; charset=utf-8");
+  EXPECT_TRUE(r.body.starts_with("accord/KOR\n")) << r.body;
+  EXPECT_NE(r.body.find("\n\n\xe2\x80\x94 "), std::string::npos) << r.body;  // "— " signature line
+}
+
+// --- timeouts, limits and stopping ------------------------------------------------------------
+
+TEST_F(ServerTest, SlowClientIsClosedAfterTheReadTimeoutWhileOthersAreServed) {
+  ServerOptions o = Options();
+  o.read_timeout = 1s;
+  StartServer(o);
+  auto slow = Connect("kor-analyst");
+  ASSERT_NE(slow, nullptr);
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(slow->Send("GET /v1/health HTTP/1.1\r\nHost: 127."));
+  // Meanwhile another client is served, on its own connection.
+  EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 200);
+  EXPECT_TRUE(slow->EndsWithoutData());
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(elapsed, 900ms);
+  EXPECT_LT(elapsed, 8s);
+  EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 200);
+}
+
+TEST_F(ServerTest, IdleConnectionAndSilentTcpConnectionAreClosed) {
+  ServerOptions o = Options();
+  o.idle_timeout = 1s;
+  o.handshake_timeout = 1s;
+  StartServer(o);
+  auto idle = Connect("kor-analyst");
+  ASSERT_NE(idle, nullptr);
+  auto r = idle->Request("GET", "/v1/health");
+  ASSERT_TRUE(r);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(idle->EndsWithoutData());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 8s);
+
+  auto silent = Client::Tcp(server_->port());  // never starts a TLS handshake
+  ASSERT_NE(silent, nullptr);
+  EXPECT_TRUE(silent->EndsWithoutData());
+}
+
+TEST_F(ServerTest, ConnectionsBeyondTheLimitAreClosed) {
+  ServerOptions o = Options();
+  o.max_connections = 2;
+  StartServer(o);
+  auto a = Connect("kor-analyst");
+  auto b = Connect("kor-analyst");
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a->Request("GET", "/v1/health"));  // both are registered by now
+  ASSERT_TRUE(b->Request("GET", "/v1/health"));
+  auto c = Client::Connect(server_->port(), pki_->Path("ca.pem"), As("kor-analyst"));
+  if (c != nullptr) {
+    EXPECT_FALSE(c->Request("GET", "/v1/health"));
+  }
+  // Once one closes, a new connection is served.
+  a.reset();
+  std::optional<HttpResponse> served;
+  for (int i = 0; i < 50 && !served; ++i) {
+    std::this_thread::sleep_for(50ms);
+    if (auto d = Connect("kor-analyst")) {
+      served = d->Request("GET", "/v1/health");
+    }
+  }
+  ASSERT_TRUE(served);
+  EXPECT_EQ(served->status, 200);
+}
+
+TEST_F(ServerTest, StopFinishesTheRequestInFlightAndClosesIdleConnections) {
+  StartServer();
+  auto busy = Connect("kor-analyst");
+  auto idle = Connect("kor-analyst");
+  ASSERT_TRUE(busy && idle);
+  ASSERT_TRUE(idle->Request("GET", "/v1/health"));
+  ASSERT_TRUE(busy->Send("GET /v1/health HTTP/1.1\r\n"));
+  std::this_thread::sleep_for(1s);  // the server has the first bytes: a request in flight
+  server_->Stop();
+  EXPECT_TRUE(idle->EndsWithoutData());
+  ASSERT_TRUE(busy->Send("Host: x\r\n\r\n"));
+  auto r = busy->Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->headers["connection"], "close");
+  thread_.join();  // Run returns
+  const uint16_t port = server_->port();
+  server_.reset();
+  EXPECT_EQ(Client::Connect(port, pki_->Path("ca.pem"), As("kor-analyst")), nullptr);
+}
+
+TEST_F(ServerTest, StopBeforeRunReturnsAtOnce) {
+  auto server = Server::Create(Options(), *node_);
+  ASSERT_TRUE(server);
+  (*server)->Stop();
+  (*server)->Run();
+  (*server)->Stop();
+}
+
+TEST_F(ServerTest, CreateRefusesBadOptions) {
+  ServerOptions o = Options();
+  o.key_file = pki_->Path("kor-analyst.key");  // not the server certificate's key
+  auto mismatched = Server::Create(o, *node_);
+  ASSERT_FALSE(mismatched);
+  EXPECT_EQ(mismatched.error().code, Code::kInvalidArgument);
+  EXPECT_NE(mismatched.error().message.find("key"), std::string::npos)
+      << mismatched.error().message;
+
+  o = Options();
+  o.ca_file = pki_->Path("missing.pem");
+  auto missing = Server::Create(o, *node_);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Code::kInvalidArgument);
+
+  o = Options();
+  o.listen_address = "not an address";
+  EXPECT_FALSE(Server::Create(o, *node_));
+
+  o = Options();
+  o.read_timeout = 0s;
+  EXPECT_FALSE(Server::Create(o, *node_));
+
+  // A port in use.
+  auto first = Server::Create(Options(), *node_);
+  ASSERT_TRUE(first);
+  o = Options();
+  o.port = (*first)->port();
+  auto second = Server::Create(o, *node_);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, Code::kUnavailable);
+}
+
+// --- the decoder, without a network -----------------------------------------------------------
+
+TEST(ApiDecoderTest, RoutesAndMethods) {
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/health", "")->route, Route::kHealth);
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/health?verbose=1", "")->route, Route::kHealth);
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/objects", "")->route, Route::kListObjects);
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/log/checkpoint", "")->route, Route::kCheckpoint);
+  auto get = DecodeApiRequest("GET", "/v1/objects/a%20b%2fc", "");
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->route, Route::kGetObject);
+  EXPECT_EQ(get->object_id, "a b/c");
+  auto decide = DecodeApiRequest("POST", "/v1/decide", "{}\n{}");
+  ASSERT_TRUE(decide);
+  EXPECT_EQ(decide->lines, "{}\n{}");
+
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/objects/", "").error().status, 404u);
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/objects/a/b", "").error().status, 404u);
+  EXPECT_EQ(DecodeApiRequest("GET", "/v2/health", "").error().status, 404u);
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/objects/%zz", "").error().status, 400u);
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/objects/%2", "").error().status, 400u);
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/objects/%ff", "").error().status, 400u);  // not UTF-8
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/objects/%c3%a9", "")->object_id, "\xc3\xa9");
+  EXPECT_EQ(DecodeApiRequest("GET", "*", "").error().status, 400u);
+  EXPECT_EQ(DecodeApiRequest("GET", "", "").error().status, 400u);
+  auto wrong = DecodeApiRequest("POST", "/v1/health", "");
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().status, 405u);
+  EXPECT_EQ(wrong.error().allow, "GET");
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/decide", "").error().allow, "POST");
+}
+
+TEST(ApiDecoderTest, NewObject) {
+  auto r = DecodeApiRequest(
+      "POST", "/v1/objects",
+      R"({"id":"k-1","level":"II","topics":["a","b"],"rel_to":["JPN"],"payload_base64":"aGk="})");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->route, Route::kCreateObject);
+  EXPECT_EQ(r->object.id, "k-1");
+  EXPECT_EQ(r->object.level, "II");
+  EXPECT_EQ(r->object.topics, (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(r->object.compartments.empty());
+  EXPECT_EQ(r->object.rel_to, (std::vector<std::string>{"JPN"}));
+  EXPECT_EQ(r->payload.RevealText(InsecureSecretAccess()), "hi");
+
+  for (std::string_view body :
+       {"", "null", R"({"id":"k","level":"II","payload_base64":"aGk"})",
+        R"({"id":"k","level":"II","payload_base64":"","topics":[""]})",
+        R"({"id":"k","level":"II","payload_base64":"","extra":1})",
+        "{\"id\":\"\xff\",\"level\":\"II\",\"payload_base64\":\"\"}",
+        R"({"id":"k","level":"II","payload_base64":"","topics":[[[[[[[[[[]]]]]]]]]]})"}) {
+    auto bad = DecodeApiRequest("POST", "/v1/objects", body);
+    ASSERT_FALSE(bad) << body;
+    EXPECT_EQ(bad.error().status, 400u) << body;
+    EXPECT_EQ(bad.error().code, "invalid-argument") << body;
+  }
+}
+
+TEST(ApiDecoderTest, ErrorBodyEscapes) {
+  EXPECT_EQ(server_internal::ErrorBody("not-found", "no object `a\"b`"),
+            R"({"error":{"code":"not-found","message":"no object `a\"b`"}})");
+  // Bytes that are not UTF-8 (a client's target echoed back) become U+FFFD: still valid JSON.
+  EXPECT_EQ(server_internal::ErrorBody("not-found", "no route `/\xff\xc3`"),
+            "{\"error\":{\"code\":\"not-found\",\"message\":\"no route "
+            "`/\xef\xbf\xbd\xef\xbf\xbd`\"}}");
+  EXPECT_EQ(server_internal::HttpStatus(Code::kAlreadyExists), 409u);
+  EXPECT_EQ(server_internal::HttpStatus(Code::kDataLoss), 500u);
+  EXPECT_EQ(server_internal::HttpStatus(Code::kPermissionDenied), 403u);
+}
+
+}  // namespace
+}  // namespace accord
