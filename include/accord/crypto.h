@@ -68,6 +68,8 @@ using PublicKey = std::array<uint8_t, kPublicKeySize>;
 [[nodiscard]] std::string Base64Encode(ByteView bytes);
 [[nodiscard]] Result<Bytes> Base64Decode(std::string_view text);
 [[nodiscard]] std::string HexEncode(ByteView bytes);
+// The value of one hex digit (either case), or -1.
+[[nodiscard]] int HexDigitValue(char c);
 // Lowercase or uppercase hex digits, an even number of them (kInvalidArgument otherwise).
 [[nodiscard]] Result<Bytes> HexDecode(std::string_view hex);
 

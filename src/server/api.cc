@@ -34,19 +34,6 @@ ApiError NotFoundRoute(std::string_view path) {
   return MakeError(404, "not-found", std::move(message));
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 // The length of the well-formed UTF-8 sequence (RFC 3629: no overlong forms, no surrogates,
 // nothing past U+10FFFF) at the start of `s`, or 0.
 size_t Utf8SequenceLength(std::string_view s) {
@@ -122,8 +109,8 @@ std::optional<std::string> PercentDecode(std::string_view s) {
     if (i + 2 >= s.size()) {
       return std::nullopt;
     }
-    const int hi = HexValue(s[i + 1]);
-    const int lo = HexValue(s[i + 2]);
+    const int hi = HexDigitValue(s[i + 1]);
+    const int lo = HexDigitValue(s[i + 2]);
     if (hi < 0 || lo < 0) {
       return std::nullopt;
     }

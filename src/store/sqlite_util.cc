@@ -16,19 +16,6 @@ void AppendHexDigit(std::string& out, unsigned value) {
   out.push_back("0123456789abcdef"[value & 0xfu]);
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 void AppendUtf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {
     out.push_back(static_cast<char>(cp));
@@ -111,7 +98,7 @@ class ListParser {
     }
     value = 0;
     for (int i = 0; i < 4; ++i) {
-      const int digit = HexValue(text_[pos_++]);
+      const int digit = HexDigitValue(text_[pos_++]);
       if (digit < 0) {
         return false;
       }
