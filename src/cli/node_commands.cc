@@ -116,6 +116,29 @@ std::string Joined(const std::vector<std::string>& items) {
 
 }  // namespace
 
+int ReadHomeSecrets(const std::string& passphrase_file, const std::string& pin_file,
+                    NodeOptions& options) {
+  const bool has_pass = !passphrase_file.empty() || HasEnv("ACCORD_PASSPHRASE");
+  const bool has_pin = !pin_file.empty() || HasEnv("ACCORD_PKCS11_PIN");
+  if (!has_pass && !has_pin) {
+    PrintError(
+        "a passphrase is needed: give --passphrase-file FILE or set ACCORD_PASSPHRASE (for a "
+        "PKCS#11 home, --pin-file FILE or ACCORD_PKCS11_PIN)");
+    return kExitUsage;
+  }
+  if (has_pass) {
+    auto pass = ReadSecret(passphrase_file, "ACCORD_PASSPHRASE", "passphrase", "--passphrase-file");
+    if (!pass) return kExitIo;
+    options.passphrase = std::move(*pass);
+  }
+  if (has_pin) {
+    auto pin = ReadSecret(pin_file, "ACCORD_PKCS11_PIN", "PIN", "--pin-file");
+    if (!pin) return kExitIo;
+    options.pin = std::move(*pin);
+  }
+  return kExitOk;
+}
+
 struct NodeCommands::Flags {
   // Shared by every command on a home.
   std::string home;
@@ -464,25 +487,8 @@ std::optional<int> NodeCommands::Run() {
     }
     options.at = *at;
   }
-  // The home says which secret it needs; read whichever are given.
-  const bool has_pass = !f.passphrase_file.empty() || HasEnv("ACCORD_PASSPHRASE");
-  const bool has_pin = !f.pin_file.empty() || HasEnv("ACCORD_PKCS11_PIN");
-  if (!has_pass && !has_pin) {
-    PrintError(
-        "a passphrase is needed: give --passphrase-file FILE or set ACCORD_PASSPHRASE (for a "
-        "PKCS#11 home, --pin-file FILE or ACCORD_PKCS11_PIN)");
-    return kExitUsage;
-  }
-  if (has_pass) {
-    auto pass =
-        ReadSecret(f.passphrase_file, "ACCORD_PASSPHRASE", "passphrase", "--passphrase-file");
-    if (!pass) return kExitIo;
-    options.passphrase = std::move(*pass);
-  }
-  if (has_pin) {
-    auto pin = ReadSecret(f.pin_file, "ACCORD_PKCS11_PIN", "PIN", "--pin-file");
-    if (!pin) return kExitIo;
-    options.pin = std::move(*pin);
+  if (const int code = ReadHomeSecrets(f.passphrase_file, f.pin_file, options); code != 0) {
+    return code;
   }
   auto opened = Node::Open(std::move(options));
   if (!opened) {

@@ -6,13 +6,15 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 
 namespace CLI {
 class App;
 }
 namespace accord {
 class Node;
-}
+struct NodeOptions;
+}  // namespace accord
 
 namespace accord::cli {
 
@@ -20,6 +22,12 @@ namespace accord::cli {
 inline constexpr int kExitFailed = 1;     // the operation failed (not found, malformed, ...)
 inline constexpr int kExitDenied = 4;     // the agreements refuse it; the reason code is printed
 inline constexpr int kExitIntegrity = 5;  // a signature, a seal or a stored record failed its check
+
+// Fills the passphrase and the PIN of `options` from the given files or ACCORD_PASSPHRASE and
+// ACCORD_PKCS11_PIN (the home says which one it needs). Returns 0, or the exit code after an
+// error has been printed.
+int ReadHomeSecrets(const std::string& passphrase_file, const std::string& pin_file,
+                    NodeOptions& options);
 
 class NodeCommands {
  public:

@@ -52,38 +52,14 @@ ServeCommand::ServeCommand(CLI::App& app) : flags_(std::make_unique<Flags>()) {
 
 ServeCommand::~ServeCommand() = default;
 
-namespace {
-
-std::optional<SecretBytes> SecretFrom(const std::string& file, const char* env) {
-  if (!file.empty()) {
-    std::ifstream in(file);
-    std::string line;
-    if (!in || !std::getline(in, line)) return std::nullopt;
-    SecretBytes s = SecretBytes::Copy(std::string_view(line));
-    SecureWipe(line.data(), line.size());
-    return s;
-  }
-  if (const char* v = std::getenv(env); v != nullptr && *v != '\0') {
-    return SecretBytes::Copy(std::string_view(v));
-  }
-  return SecretBytes();
-}
-
-}  // namespace
-
 std::optional<int> ServeCommand::Run() {
   Flags& f = *flags_;
   if (!*f.cmd) return std::nullopt;
   NodeOptions options;
   options.home = f.home;
-  auto pass = SecretFrom(f.passphrase_file, "ACCORD_PASSPHRASE");
-  auto pin = SecretFrom(f.pin_file, "ACCORD_PKCS11_PIN");
-  if (!pass || !pin) {
-    fmt::print(stderr, "accord: cannot read the passphrase or PIN file\n");
-    return kExitIo;
+  if (const int code = ReadHomeSecrets(f.passphrase_file, f.pin_file, options); code != 0) {
+    return code;
   }
-  options.passphrase = std::move(*pass);
-  options.pin = std::move(*pin);
   if (!f.at.empty()) {
     auto at = ParseInstant(f.at);
     if (!at) {

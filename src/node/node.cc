@@ -387,6 +387,21 @@ struct Node::Impl {
     return WithEvidence(std::move(env), index);
   }
 
+  // Completes `body` with the object's ciphertext and its data key wrapped to `partner`, signs
+  // it, and commits `records` with `entry` (naming the package) before sending it.
+  Result<Bytes> SendPackage(PackageBody body, const ObjectRecord& o, const PartnerRecord& partner,
+                            AuditEntry entry, const std::function<Status()>& records) {
+    ACCORD_ASSIGN_OR_RETURN(SecretBytes dk, DataKey(o));
+    ACCORD_ASSIGN_OR_RETURN(body.wrapped_key,
+                            WrapToParty(partner.wrap_public, dk, PackageKeyAd(body.id, body.to)));
+    body.ciphertext = o.ciphertext;
+    const Bytes encoded = node_internal::EncodePackageBody(body);
+    entry.package = body.id;
+    entry.digest = HexEncode(Sha256(encoded));
+    return CommitAndSend(node_internal::SealEnvelope(body.kind, party, encoded, sign), entry,
+                         records);
+  }
+
   // Encodes `env` with the evidence for log entry `index`.
   Result<Bytes> WithEvidence(Envelope env, uint64_t index) {
     ACCORD_ASSIGN_OR_RETURN(env.log, Evidence(index));
@@ -702,16 +717,8 @@ Result<Bytes> Node::Release(const std::string& object_id, const std::string& to)
                         .value());
   }
   ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(to));
-  PackageBody body = n.NewPackage("release", to, request.at, d, facts);
-  ACCORD_ASSIGN_OR_RETURN(SecretBytes dk, n.DataKey(o));
-  ACCORD_ASSIGN_OR_RETURN(body.wrapped_key,
-                          WrapToParty(partner.wrap_public, dk, PackageKeyAd(body.id, to)));
-  body.ciphertext = o.ciphertext;
-  const Bytes encoded = node_internal::EncodePackageBody(body);
-  Envelope package = node_internal::SealEnvelope("release", n.party, encoded, n.sign);
-  entry.package = body.id;
-  entry.digest = HexEncode(Sha256(encoded));
-  return n.CommitAndSend(std::move(package), entry, [&] {
+  const PackageBody body = n.NewPackage("release", to, request.at, d, facts);
+  return n.SendPackage(body, o, partner, std::move(entry), [&] {
     return n.store->InsertRelease(
         ReleaseRecord{o.id, to, body.at, body.agreement, body.marking_level, body.id});
   });
@@ -759,15 +766,7 @@ Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to)
   PackageBody body = n.NewPackage("forward", to, request.at, d, facts);
   body.held_release = node_internal::HistoryRelease{held->to, held->at, held->agreement};
   body.consent = consent->notice;
-  ACCORD_ASSIGN_OR_RETURN(SecretBytes dk, n.DataKey(o));
-  ACCORD_ASSIGN_OR_RETURN(body.wrapped_key,
-                          WrapToParty(partner.wrap_public, dk, PackageKeyAd(body.id, to)));
-  body.ciphertext = o.ciphertext;
-  const Bytes encoded = node_internal::EncodePackageBody(body);
-  Envelope package = node_internal::SealEnvelope("forward", n.party, encoded, n.sign);
-  entry.package = body.id;
-  entry.digest = HexEncode(Sha256(encoded));
-  return n.CommitAndSend(std::move(package), entry, [&] {
+  return n.SendPackage(body, o, partner, std::move(entry), [&] {
     return n.store->InsertForward(
         ForwardRecord{o.id, n.party, to, body.at, body.agreement, body.id});
   });
