@@ -17,6 +17,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <functional>
@@ -24,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -280,11 +282,22 @@ Status Configure(sqlite3* db, const SqliteOptions& options) {
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, options.busy_timeout_ms);
   // The first statement reads the file: a file that is not a database fails here with NOTADB.
-  ACCORD_ASSIGN_OR_RETURN(const std::optional<std::string> mode,
-                          QueryText(db, "PRAGMA journal_mode=WAL", "set journal mode"));
-  if (!mode.has_value() || *mode != "wal") {
+  // Two processes switching a new file to WAL at once can see SQLITE_BUSY without the busy
+  // handler being called (SQLite avoids a deadlock there), so retry until the busy timeout.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options.busy_timeout_ms);
+  auto mode = QueryText(db, "PRAGMA journal_mode=WAL", "set journal mode");
+  while (!mode && mode.error().code == Code::kUnavailable &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    mode = QueryText(db, "PRAGMA journal_mode=WAL", "set journal mode");
+  }
+  if (!mode) {
+    return tl::unexpected(mode.error());
+  }
+  if (!mode->has_value() || **mode != "wal") {
     return Fail(Code::kInternal,
-                "sqlite: set journal mode: got `" + mode.value_or("") + "` instead of `wal`");
+                "sqlite: set journal mode: got `" + mode->value_or("") + "` instead of `wal`");
   }
   ACCORD_RETURN_IF_ERROR(Exec(db, "PRAGMA foreign_keys=ON", "enable foreign keys"));
   ACCORD_RETURN_IF_ERROR(Exec(db, "PRAGMA secure_delete=ON", "enable secure delete"));
