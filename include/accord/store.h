@@ -148,6 +148,28 @@ struct EvidenceRecord {
   Instant at;
 };
 
+// An envelope (package or notice) waiting in the outbox to be delivered to a partner's node, or
+// delivered already. `id` (the package or notice id) and `to` make the idempotency key: a partner
+// that receives an envelope twice answers with the receipt it gave the first time. Times here
+// are wall-clock microseconds since the epoch (delivery runs on real time, also in homes with a
+// simulated clock).
+enum class DeliveryState { kPending, kDelivered, kFailed };
+
+struct OutboxRecord {
+  int64_t seq = 0;  // queue order, assigned by the store
+  std::string id;
+  std::string to;
+  std::string kind;  // "release" | "forward" | "consent" | "reclassify" | "destroy" | "report"
+  std::string object_id;
+  Bytes envelope;  // the signed envelope with the log evidence, as sent
+  int64_t queued_us = 0;
+  int64_t attempts = 0;
+  int64_t next_attempt_us = 0;
+  std::string last_error;
+  DeliveryState state = DeliveryState::kPending;
+  int64_t done_us = 0;  // when delivered (receipt recorded) or given up
+};
+
 // A partner party's public keys, imported from its `accord keys export-public`.
 struct PartnerRecord {
   std::string party;
@@ -201,6 +223,27 @@ class Store {
   [[nodiscard]] virtual Result<bool> HasPackage(const std::string& id) = 0;
   [[nodiscard]] virtual Status InsertReceipt(const ReceiptRecord& r) = 0;  // kAlreadyExists
   [[nodiscard]] virtual Result<std::vector<ReceiptRecord>> ListReceipts() = 0;
+  [[nodiscard]] virtual Result<ReceiptRecord> GetReceipt(const std::string& package_id,
+                                                         const std::string& by) = 0;  // kNotFound
+
+  // --- the outbox (federation) ---
+  // Queues `r` (seq is assigned). kAlreadyExists for the same (id, to).
+  [[nodiscard]] virtual Status Enqueue(const OutboxRecord& r) = 0;
+  // Pending envelopes for `to` due at `now_us` (next_attempt_us <= now_us), in queue order.
+  [[nodiscard]] virtual Result<std::vector<OutboxRecord>> DueDeliveries(const std::string& to,
+                                                                        int64_t now_us,
+                                                                        size_t limit) = 0;
+  // Every envelope for `to` (all parties when empty), pending first, then in queue order.
+  [[nodiscard]] virtual Result<std::vector<OutboxRecord>> ListOutbox(const std::string& to) = 0;
+  // A failed attempt: attempts + 1, the error, and when to try again; or, when `give_up`, the
+  // envelope is marked failed for good. kNotFound unless pending.
+  [[nodiscard]] virtual Status RecordAttempt(const std::string& id, const std::string& to,
+                                             const std::string& error, int64_t next_attempt_us,
+                                             bool give_up, int64_t now_us) = 0;
+  // Marks (id, to) delivered; no effect when there is no such pending envelope (a receipt for a
+  // package carried by hand, or one delivered already).
+  [[nodiscard]] virtual Status MarkDelivered(const std::string& id, const std::string& to,
+                                             int64_t now_us) = 0;
 
   // --- directory ---
   [[nodiscard]] virtual Status PutSubject(const SubjectRecord& s) = 0;  // insert or replace
@@ -239,7 +282,7 @@ struct SqliteOptions {
                                                              const SqliteOptions& options = {});
 
 // The schema version this program writes.
-inline constexpr int kStoreSchemaVersion = 2;
+inline constexpr int kStoreSchemaVersion = 3;
 
 }  // namespace accord
 

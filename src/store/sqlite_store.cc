@@ -185,9 +185,31 @@ CREATE TABLE log_evidence (
 ) STRICT;
 )sql";
 
+// Version 3: federation. The outbox of envelopes for partners' nodes; `state` is 0 pending, 1
+// delivered (a receipt came back), 2 failed for good (the partner refused it).
+constexpr std::string_view kSchemaV3 = R"sql(
+CREATE TABLE outbox (
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL,
+  to_party TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  object_id TEXT NOT NULL,
+  envelope BLOB NOT NULL,
+  queued_us INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_us INTEGER NOT NULL,
+  last_error TEXT NOT NULL DEFAULT '',
+  state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)),
+  done_us INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (id, to_party)
+) STRICT;
+CREATE INDEX outbox_due ON outbox (to_party, next_attempt_us, seq) WHERE state = 0;
+)sql";
+
 // kMigrations[v] takes a database from schema version v to v + 1 (version 0: no `meta` table).
 // INVARIANT: a script is never edited once released; a change is a new entry.
-constexpr std::array<std::string_view, kStoreSchemaVersion> kMigrations = {kSchemaV1, kSchemaV2};
+constexpr std::array<std::string_view, kStoreSchemaVersion> kMigrations = {kSchemaV1, kSchemaV2,
+                                                                           kSchemaV3};
 
 // How many subtree hashes one query fetches: a proof in a log of 2^64 entries needs at most
 // about 2·64, so two queries at worst.
@@ -414,6 +436,13 @@ struct Statements {
   StmtPtr has_package;
   StmtPtr insert_receipt;
   StmtPtr list_receipts;
+  StmtPtr get_receipt;
+  StmtPtr enqueue;
+  StmtPtr due_deliveries;
+  StmtPtr list_outbox;
+  StmtPtr list_outbox_all;
+  StmtPtr record_attempt;
+  StmtPtr mark_delivered;
   StmtPtr put_subject;
   StmtPtr get_subject;
   StmtPtr list_subjects;
@@ -505,6 +534,28 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.list_receipts,
                               "SELECT package_id, by_party, at, bytes FROM receipts "
                               "ORDER BY at, rowid"));
+  ACCORD_RETURN_IF_ERROR(prep(s.get_receipt,
+                              "SELECT package_id, by_party, at, bytes FROM receipts "
+                              "WHERE package_id = ?1 AND by_party = ?2"));
+  ACCORD_RETURN_IF_ERROR(prep(s.enqueue,
+                              "INSERT INTO outbox (id, to_party, kind, object_id, envelope, "
+                              "queued_us, next_attempt_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)"));
+  const std::string outbox_columns =
+      "SELECT seq, id, to_party, kind, object_id, envelope, queued_us, attempts, "
+      "next_attempt_us, last_error, state, done_us FROM outbox ";
+  ACCORD_RETURN_IF_ERROR(prep(s.due_deliveries, outbox_columns +
+                                                    "WHERE state = 0 AND to_party = ?1 AND "
+                                                    "next_attempt_us <= ?2 ORDER BY seq LIMIT ?3"));
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.list_outbox, outbox_columns + "WHERE to_party = ?1 ORDER BY state != 0, seq"));
+  ACCORD_RETURN_IF_ERROR(prep(s.list_outbox_all, outbox_columns + "ORDER BY state != 0, seq"));
+  ACCORD_RETURN_IF_ERROR(prep(s.record_attempt,
+                              "UPDATE outbox SET attempts = attempts + 1, last_error = ?3, "
+                              "next_attempt_us = ?4, state = ?5, done_us = ?6 "
+                              "WHERE id = ?1 AND to_party = ?2 AND state = 0"));
+  ACCORD_RETURN_IF_ERROR(prep(s.mark_delivered,
+                              "UPDATE outbox SET state = 1, done_us = ?3 "
+                              "WHERE id = ?1 AND to_party = ?2 AND state = 0"));
   ACCORD_RETURN_IF_ERROR(prep(s.put_subject,
                               "INSERT INTO subjects (id, clearance, need_to_know, compartments) "
                               "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET "
@@ -944,6 +995,87 @@ class SqliteStore final : public Store {
                                                          .at = Instant{row.ColumnInt(2)},
                                                          .bytes = row.ColumnBlob(3)};
                                   });
+  }
+
+  Result<ReceiptRecord> GetReceipt(const std::string& package_id, const std::string& by) override {
+    BoundStatement st(db_.get(), s_.get_receipt.get());
+    st.BindText(1, package_id);
+    st.BindText(2, by);
+    ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("get receipt for", package_id));
+    if (!row) {
+      return Fail(Code::kNotFound, "no receipt by `" + by + "` for `" + package_id + "`");
+    }
+    return ReceiptRecord{.package_id = st.ColumnText(0),
+                         .by = st.ColumnText(1),
+                         .at = Instant{st.ColumnInt(2)},
+                         .bytes = st.ColumnBlob(3)};
+  }
+
+  Status Enqueue(const OutboxRecord& r) override {
+    BoundStatement st(db_.get(), s_.enqueue.get());
+    st.BindText(1, r.id);
+    st.BindText(2, r.to);
+    st.BindText(3, r.kind);
+    st.BindText(4, r.object_id);
+    st.BindBlob(5, r.envelope);
+    st.BindInt(6, r.queued_us);
+    return st.Run("queue envelope", r.id);
+  }
+
+  static Result<OutboxRecord> ReadOutbox(const BoundStatement& row) {
+    OutboxRecord r;
+    r.seq = row.ColumnInt(0);
+    r.id = row.ColumnText(1);
+    r.to = row.ColumnText(2);
+    r.kind = row.ColumnText(3);
+    r.object_id = row.ColumnText(4);
+    r.envelope = row.ColumnBlob(5);
+    r.queued_us = row.ColumnInt(6);
+    r.attempts = row.ColumnInt(7);
+    r.next_attempt_us = row.ColumnInt(8);
+    r.last_error = row.ColumnText(9);
+    r.state = static_cast<DeliveryState>(row.ColumnInt(10));
+    r.done_us = row.ColumnInt(11);
+    return r;
+  }
+
+  Result<std::vector<OutboxRecord>> DueDeliveries(const std::string& to, int64_t now_us,
+                                                  size_t limit) override {
+    BoundStatement st(db_.get(), s_.due_deliveries.get());
+    st.BindText(1, to);
+    st.BindInt(2, now_us);
+    st.BindInt(3, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+    return Collect<OutboxRecord>(st, "list due deliveries to", to, ReadOutbox);
+  }
+
+  Result<std::vector<OutboxRecord>> ListOutbox(const std::string& to) override {
+    BoundStatement st(db_.get(), to.empty() ? s_.list_outbox_all.get() : s_.list_outbox.get());
+    if (!to.empty()) st.BindText(1, to);
+    return Collect<OutboxRecord>(st, "list the outbox", to, ReadOutbox);
+  }
+
+  Status RecordAttempt(const std::string& id, const std::string& to, const std::string& error,
+                       int64_t next_attempt_us, bool give_up, int64_t now_us) override {
+    BoundStatement st(db_.get(), s_.record_attempt.get());
+    st.BindText(1, id);
+    st.BindText(2, to);
+    st.BindText(3, error);
+    st.BindInt(4, next_attempt_us);
+    st.BindInt(5, give_up ? 2 : 0);
+    st.BindInt(6, give_up ? now_us : 0);
+    ACCORD_RETURN_IF_ERROR(st.Run("record a delivery attempt of", id));
+    if (sqlite3_changes64(db_.get()) == 0) {
+      return Fail(Code::kNotFound, "no pending delivery of `" + id + "` to `" + to + "`");
+    }
+    return OkStatus();
+  }
+
+  Status MarkDelivered(const std::string& id, const std::string& to, int64_t now_us) override {
+    BoundStatement st(db_.get(), s_.mark_delivered.get());
+    st.BindText(1, id);
+    st.BindText(2, to);
+    st.BindInt(3, now_us);
+    return st.Run("mark delivered", id);
   }
 
   Status PutSubject(const SubjectRecord& s) override {

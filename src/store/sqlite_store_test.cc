@@ -498,7 +498,7 @@ TEST_F(SqliteStoreTest, MetaRoundTripsAndOverwrites) {
   auto reserved = store_->SetMeta("schema_version", "2");
   ASSERT_FALSE(reserved.has_value());
   EXPECT_EQ(reserved.error().code, Code::kInvalidArgument);
-  EXPECT_EQ(store_->GetMeta("schema_version").value(), std::optional<std::string>("2"));
+  EXPECT_EQ(store_->GetMeta("schema_version").value(), std::optional<std::string>("3"));
 }
 
 TEST_F(SqliteStoreTest, ReleasesRoundTripInOrderOfAtThenInsertion) {
@@ -822,19 +822,20 @@ TEST_F(SqliteStoreTest, LockedDatabaseIsUnavailable) {
 
 TEST_F(SqliteStoreTest, NewDatabaseHasTheCurrentSchemaInWalMode) {
   RawDb raw(path_);
-  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "2");
-  EXPECT_EQ(kStoreSchemaVersion, 2);
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+  EXPECT_EQ(kStoreSchemaVersion, 3);
   EXPECT_EQ(raw.One("PRAGMA journal_mode"), "wal");
   EXPECT_THAT(raw.Rows("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"),
               ElementsAre("consents", "destructions", "forwards", "log_entries", "log_evidence",
-                          "log_nodes", "meta", "objects", "packages", "partners", "receipts",
-                          "reclassifications", "releases", "reports", "subjects"));
+                          "log_nodes", "meta", "objects", "outbox", "packages", "partners",
+                          "receipts", "reclassifications", "releases", "reports", "subjects"));
   // Every table is STRICT: a value of the wrong type is refused, not converted.
   EXPECT_THAT(raw.Exec("INSERT INTO meta (key, value) VALUES ('k', X'01')"),
               HasSubstr("cannot store BLOB value in TEXT column meta.value"));
   for (const std::string table :
        {"meta", "objects", "releases", "forwards", "consents", "reclassifications", "destructions",
-        "reports", "packages", "receipts", "subjects", "partners"}) {
+        "reports", "packages", "receipts", "subjects", "partners", "log_entries", "log_nodes",
+        "log_evidence", "outbox"}) {
     EXPECT_EQ(raw.One("SELECT strict FROM pragma_table_list WHERE name = '" + table + "'"), "1")
         << table;
   }
@@ -855,16 +856,18 @@ TEST_F(SqliteStoreTest, ReopeningKeepsDataAndSchema) {
     EXPECT_EQ((*reopened)->GetMeta("party").value(), std::optional<std::string>("KOR"));
   }
   RawDb raw(path_);
-  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "2");
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
 }
 
-// A version 1 database (before the audit log) is migrated to version 2 and keeps its data.
+// A version 1 database (before the audit log) is migrated to the current version and keeps its
+// data.
 TEST_F(SqliteStoreTest, MigratesAVersionOneDatabase) {
   AddObjects({"o"});
   store_.reset();
   {
     RawDb raw(path_);
     ASSERT_EQ(raw.Exec("DROP TABLE log_entries; DROP TABLE log_nodes; DROP TABLE log_evidence; "
+                       "DROP TABLE outbox; "
                        "UPDATE meta SET value = '1' WHERE key = 'schema_version'"),
               "");
   }
@@ -873,7 +876,101 @@ TEST_F(SqliteStoreTest, MigratesAVersionOneDatabase) {
   EXPECT_TRUE((*reopened)->GetObject("o").has_value());
   EXPECT_EQ((*reopened)->LogSize().value(), 0u);
   RawDb raw(path_);
-  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "2");
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+}
+
+// A version 2 database (before the outbox) is migrated and keeps its log.
+TEST_F(SqliteStoreTest, MigratesAVersionTwoDatabase) {
+  AddObjects({"o"});
+  const Bytes entry = {1, 2, 3};
+  ASSERT_TRUE(store_->Transact(
+      [&] { return store_->AppendLog(0, std::span<const Bytes>(&entry, 1), {}); }));
+  store_.reset();
+  {
+    RawDb raw(path_);
+    ASSERT_EQ(raw.Exec("DROP TABLE outbox; UPDATE meta SET value = '2' WHERE key = "
+                       "'schema_version'"),
+              "");
+  }
+  auto reopened = OpenSqliteStore(path_);
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  EXPECT_EQ((*reopened)->LogSize().value(), 1u);
+  EXPECT_TRUE((*reopened)->ListOutbox("").value().empty());
+  RawDb raw(path_);
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+}
+
+// --- the outbox ---
+
+OutboxRecord MakeDelivery(const std::string& id, const std::string& to, int64_t queued_us) {
+  OutboxRecord r;
+  r.id = id;
+  r.to = to;
+  r.kind = "release";
+  r.object_id = "o";
+  r.envelope = {'e', 'n', 'v'};
+  r.queued_us = queued_us;
+  return r;
+}
+
+TEST_F(SqliteStoreTest, OutboxQueuesOncePerPartyInOrder) {
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p1", "JPN", 100)));
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p2", "JPN", 50)));
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p1", "USA", 100)));
+  auto again = store_->Enqueue(MakeDelivery("p1", "JPN", 200));
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code, Code::kAlreadyExists);
+
+  auto due = store_->DueDeliveries("JPN", 100, 10);
+  ASSERT_TRUE(due.has_value()) << due.error().ToString();
+  ASSERT_EQ(due->size(), 2u);
+  EXPECT_EQ((*due)[0].id, "p1");  // queue order, not time order
+  EXPECT_EQ((*due)[1].id, "p2");
+  EXPECT_LT((*due)[0].seq, (*due)[1].seq);
+  EXPECT_EQ((*due)[0].envelope, (Bytes{'e', 'n', 'v'}));
+  EXPECT_EQ((*due)[0].state, DeliveryState::kPending);
+  EXPECT_EQ((*due)[0].next_attempt_us, 100);                           // due at once
+  EXPECT_EQ(store_->DueDeliveries("JPN", 99, 10).value().size(), 1u);  // p2 only (queued at 50)
+  EXPECT_EQ(store_->DueDeliveries("JPN", 100, 1).value().size(), 1u);
+  EXPECT_EQ(store_->DueDeliveries("KOR", 1000, 10).value().size(), 0u);
+}
+
+TEST_F(SqliteStoreTest, OutboxRetriesDeliversAndGivesUp) {
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p1", "JPN", 0)));
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p2", "JPN", 0)));
+  ASSERT_TRUE(store_->RecordAttempt("p1", "JPN", "connection refused", 500, false, 10));
+  EXPECT_EQ(store_->DueDeliveries("JPN", 499, 10).value().size(), 1u);  // p2
+  auto later = store_->DueDeliveries("JPN", 500, 10).value();
+  ASSERT_EQ(later.size(), 2u);
+  EXPECT_EQ(later[0].attempts, 1);
+  EXPECT_EQ(later[0].last_error, "connection refused");
+
+  ASSERT_TRUE(store_->MarkDelivered("p1", "JPN", 600));
+  ASSERT_TRUE(store_->MarkDelivered("p1", "JPN", 700));    // again: no effect
+  ASSERT_TRUE(store_->MarkDelivered("nope", "JPN", 700));  // a package carried by hand
+  ASSERT_TRUE(store_->RecordAttempt("p2", "JPN", "refused: deny", 0, true, 650));
+  EXPECT_EQ(store_->DueDeliveries("JPN", 10'000, 10).value().size(), 0u);
+  auto missing = store_->RecordAttempt("p1", "JPN", "late", 0, false, 800);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code, Code::kNotFound);
+
+  auto all = store_->ListOutbox("").value();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].state, DeliveryState::kDelivered);
+  EXPECT_EQ(all[0].done_us, 600);
+  EXPECT_EQ(all[1].state, DeliveryState::kFailed);
+  EXPECT_EQ(all[1].done_us, 650);
+  EXPECT_EQ(all[1].last_error, "refused: deny");
+  EXPECT_EQ(store_->ListOutbox("USA").value().size(), 0u);
+}
+
+TEST_F(SqliteStoreTest, ReceiptsAreFoundByPackageAndParty) {
+  ASSERT_TRUE(store_->InsertReceipt(ReceiptRecord{"p1", "JPN", Instant{5}, {'r'}}));
+  auto r = store_->GetReceipt("p1", "JPN");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->bytes, Bytes{'r'});
+  EXPECT_EQ(r->at.micros, 5);
+  EXPECT_EQ(store_->GetReceipt("p1", "USA").error().code, Code::kNotFound);
 }
 
 TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
@@ -1199,7 +1296,8 @@ TEST(SqliteStoreProcessTest, SigkillDuringCommitsLosesNoAcknowledgedWrite) {
     auto opened = OpenSqliteStore(path);
     ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
     Store& store = **opened;
-    EXPECT_EQ(store.GetMeta("schema_version").value(), std::optional<std::string>("2"));
+    EXPECT_EQ(store.GetMeta("schema_version").value(),
+              std::optional<std::string>(std::to_string(kStoreSchemaVersion)));
     // Every acknowledged write is there, exactly.
     for (const std::string& id : acked) {
       auto o = store.GetObject(id);
