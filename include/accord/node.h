@@ -17,7 +17,10 @@
 // Exchange: `Release` and `Forward` produce a transfer package, `Consent`, `Reclassify`,
 // `Destroy` (everywhere) and `Report` produce signed notices; `Receive` accepts any of them from a
 // partner whose public keys were imported, and returns a signed receipt. The formats are in
-// docs/node.md.
+// docs/node.md. Each package or notice is also queued, in the transaction that made it, in the
+// store's outbox for the parties it is for (the recipient; the holders of the object for a
+// consent, reclassification or destruction; the originator for a report), which a live node
+// (server.h) delivers; homes whose packages are carried by hand ignore the queue.
 //
 // Thread safety: a Node is used by one thread at a time. Two processes may open one home.
 #ifndef ACCORD_NODE_H_
@@ -108,6 +111,24 @@ struct ReceiveResult {
 
 enum class DestroyScope { kOwnCopy, kEverywhere };
 
+// What an envelope (package, notice or receipt) says about itself, before any check: for
+// routing and idempotency, never for a decision.
+struct EnvelopeInfo {
+  std::string kind;  // release | forward | consent | reclassify | destroy | report | receipt
+  std::string id;    // the package or notice id (for a receipt: the one it acknowledges)
+  std::string signer;
+  std::string object_id;
+  std::string to;  // the addressee when the envelope names one
+};
+
+// Parses `bytes` as an envelope of at most `max_bytes`. kInvalidArgument when it is not one.
+[[nodiscard]] Result<EnvelopeInfo> InspectEnvelope(ByteView bytes, size_t max_bytes);
+
+// Whether a witness logs each checkpoint it cosigns or only the forks it catches. A node that
+// witnesses its partners continuously logs forks only: otherwise two nodes witnessing each other
+// would make each other's logs grow forever.
+enum class WitnessLogging { kEveryCosignature, kForksOnly };
+
 class Node {
  public:
   // Unlocks the key store and opens the store. Errors: kNotFound (no home), kPermissionDenied
@@ -121,6 +142,13 @@ class Node {
   [[nodiscard]] Instant Now() const;
   [[nodiscard]] const Engine& engine() const;
   [[nodiscard]] Store& store();
+
+  // The subject on whose behalf the following operations run (the API's caller): it is recorded
+  // in their log entries, and it must be allowed to read an object to release, forward, consent
+  // to, reclassify, destroy or report it. Empty (the default): the node's operator at the
+  // console, who may do what the agreements allow.
+  void set_actor(std::string subject);
+  [[nodiscard]] const std::string& actor() const;
 
   // Stores a new object originated by this party, sealed under a fresh data key.
   [[nodiscard]] Status Create(const NewObject& object, ByteView payload);
@@ -141,8 +169,12 @@ class Node {
   [[nodiscard]] Result<Bytes> Report(const std::string& object_id, const std::string& kind,
                                      const std::string& text);
 
-  // Verifies and applies a package, notice or receipt.
+  // Verifies and applies a package, notice or receipt. One received before is refused with
+  // kAlreadyExists (a replay); `StoredReceipt` gives the receipt this node signed for it then.
+  // A receipt closes the delivery of its package in the outbox (store.h).
   [[nodiscard]] Result<ReceiveResult> Receive(ByteView envelope);
+  // The signed receipt (with its log evidence) this node gave for `package_id`; kNotFound.
+  [[nodiscard]] Result<Bytes> StoredReceipt(const std::string& package_id);
 
   // --- the audit log (docs/ledger.md) ---
   // Every operation and decision above appended one entry, in the transaction that made it.
@@ -166,8 +198,9 @@ class Node {
   // the consistency proof from the last checkpoint of that partner this node cosigned, then
   // cosigns it and keeps it. A smaller or unconnected checkpoint is kDataLoss, and both signed
   // checkpoints are kept as evidence (`ForkEvidence`).
-  [[nodiscard]] Result<std::string> WitnessCheckpoint(std::string_view checkpoint,
-                                                      std::span<const merkle::Hash> proof);
+  [[nodiscard]] Result<std::string> WitnessCheckpoint(
+      std::string_view checkpoint, std::span<const merkle::Hash> proof,
+      WitnessLogging logging = WitnessLogging::kEveryCosignature);
   // The size of `party`'s log this node last cosigned; 0 when none.
   [[nodiscard]] Result<uint64_t> WitnessedSize(const std::string& party);
   [[nodiscard]] Result<std::vector<EvidenceRecord>> ForkEvidence();

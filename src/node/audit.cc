@@ -127,13 +127,20 @@ std::string LogOrigin(std::string_view party) { return fmt::format("accord/{}", 
 
 Status AuditLog::Sync() {
   ACCORD_ASSIGN_OR_RETURN(uint64_t size, store_->LogSize());
-  if (size != edge_.size()) {
+  if (size != edge_.size() || invalid_) {
     if (size < edge_.size()) cache_.clear();  // a rolled-back append may have been cached
+    invalid_ = false;
     StoreNodes nodes(*store_);
     edge_ = merkle::CompactRange::FromSource(nodes, size);
     ACCORD_RETURN_IF_ERROR(nodes.Check());
   }
   return OkStatus();
+}
+
+void AuditLog::Invalidate() {
+  edge_ = merkle::CompactRange();
+  cache_.clear();
+  invalid_ = true;
 }
 
 Result<uint64_t> AuditLog::AppendEncoded(std::span<const Bytes> entries) {

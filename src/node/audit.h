@@ -57,6 +57,10 @@ class AuditLog {
   // Appends many encoded entries at once (one store write). Returns the first index.
   [[nodiscard]] Result<uint64_t> AppendEncoded(std::span<const Bytes> entries);
 
+  // Forgets the in-memory edge and cache; the next use rebuilds them from the store. Called when
+  // a transaction that may have appended rolls back.
+  void Invalidate();
+
   [[nodiscard]] Result<uint64_t> Size();
   [[nodiscard]] Result<merkle::Hash> Root(uint64_t size);
   // The checkpoint of the log's current size, signed by `signer`.
@@ -68,7 +72,7 @@ class AuditLog {
   [[nodiscard]] Result<merkle::Hash> VerifyAll(uint64_t* entries_checked = nullptr);
 
  private:
-  // Brings the right edge in line with the store (after a rollback, or another process).
+  // Brings the right edge in line with the store (after another process or thread appended).
   Status Sync();
   // Runs a proof over the store's hashes: the hashes it needs are found in one query, those of
   // subtrees of 2^kCachedLevel leaves or more are kept in memory once read.
@@ -81,6 +85,7 @@ class AuditLog {
   Store* store_;
   std::map<std::pair<int32_t, uint64_t>, merkle::Hash> cache_;  // level ≥ kCachedLevel only
   merkle::CompactRange edge_;
+  bool invalid_ = false;  // rebuild edge_ at the next Sync
   std::vector<merkle::NodeWrite> created_;
 };
 

@@ -181,7 +181,17 @@ struct Node::Impl {
   node_internal::AuditLog log;
   note::Signer log_signer;  // the identity key, named after the log's origin
 
+  std::string actor;  // the subject on whose behalf operations run (Node::set_actor)
+
   [[nodiscard]] size_t MaxEnvelope() const { return max_payload / 3 * 4 + (1 << 20); }
+
+  // Runs `body` in one store transaction. A rolled-back transaction may have appended to the log,
+  // so the log's in-memory edge is rebuilt from the store afterwards.
+  Status Transact(const std::function<Status()>& body) {
+    Status s = store->Transact(body);
+    if (!s) log.Invalidate();
+    return s;
+  }
 
   Result<Facts> LoadFacts(const ObjectRecord& o) {
     ACCORD_ASSIGN_OR_RETURN(auto releases, store->ListReleases(o.id));
@@ -189,6 +199,40 @@ struct Node::Impl {
     ACCORD_ASSIGN_OR_RETURN(auto consents, store->ListConsents(o.id));
     return Facts(LabelOf(o), std::move(releases), std::move(forwards), std::move(consents),
                  o.destroyed_at);
+  }
+
+  // Decides `subject` reading the object of `facts` at `at`; `explain` gets the explanation.
+  Decision DecideRead(const SubjectRecord& subject, const Facts& facts, Instant at,
+                      std::vector<std::string>* explain) const {
+    std::vector<std::string_view> ntk(subject.need_to_know.begin(), subject.need_to_know.end());
+    std::vector<std::string_view> comps(subject.compartments.begin(), subject.compartments.end());
+    RequestView request;
+    request.action = Action::kRead;
+    request.at = at;
+    request.subject = SubjectView{party, subject.clearance, ntk, comps};
+    request.object = facts.View();
+    const Decision d = engine.Decide(request);
+    if (explain != nullptr) *explain = engine.Explain(request, d);
+    return d;
+  }
+
+  // When operations run for a subject (Node::set_actor), the subject must be allowed to read an
+  // object to act on it. A refusal is logged as a denial of `op`.
+  Status CheckActor(std::string_view op, const ObjectRecord& o) {
+    if (actor.empty()) return OkStatus();
+    ACCORD_ASSIGN_OR_RETURN(SubjectRecord subject, store->GetSubject(actor));
+    ACCORD_ASSIGN_OR_RETURN(Facts facts, LoadFacts(o));
+    std::vector<std::string> explain;
+    const Decision d = DecideRead(subject, facts, clock->Now(), &explain);
+    if (d.allow) return OkStatus();
+    AuditEntry e = Entry(std::string(op), o.id);
+    e.decision = "deny";
+    e.reason = std::string(ReasonName(d.reason));
+    return Refuse(e, Deny(d.reason,
+                          fmt::format("`{}` may not {} `{}`: only a subject who may read it may",
+                                      actor, op, o.id),
+                          explain)
+                         .value());
   }
 
   Result<ObjectRecord> GetLiveObject(const std::string& id) {
@@ -268,6 +312,7 @@ struct Node::Impl {
     e.op = std::move(op);
     e.at = clock->Now();
     e.party = party;
+    e.subject = actor;
     e.object = std::move(object);
     return e;
   }
@@ -280,7 +325,7 @@ struct Node::Impl {
 
   // Logs a refusal in its own transaction and returns `error`.
   tl::unexpected<Error> Refuse(const AuditEntry& e, Error error) {
-    if (auto logged = store->Transact([&] { return Log(e); }); !logged) {
+    if (auto logged = Transact([&] { return Log(e); }); !logged) {
       error.message += " (logging the refusal failed: " + logged.error().message + ")";
     }
     return tl::unexpected(std::move(error));
@@ -374,17 +419,46 @@ struct Node::Impl {
     return body;
   }
 
-  // Writes `records` and `entry` in one transaction, then returns `env` (what this node sends)
-  // with the log's proof of that entry.
+  // The parties that hold a copy of `object_id` as this node knows: those it released or
+  // forwarded it to, and those the originator consented to (they may hold it through a hub).
+  Result<std::vector<std::string>> Holders(const std::string& object_id) {
+    ACCORD_ASSIGN_OR_RETURN(auto releases, store->ListReleases(object_id));
+    ACCORD_ASSIGN_OR_RETURN(auto forwards, store->ListForwards(object_id));
+    ACCORD_ASSIGN_OR_RETURN(auto consents, store->ListConsents(object_id));
+    std::vector<std::string> out;
+    for (const auto& r : releases) out.push_back(r.to);
+    for (const auto& f : forwards) out.push_back(f.to);
+    for (const auto& c : consents) out.push_back(c.to);
+    std::erase(out, party);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }
+
+  // Writes `records` and `entry` in one transaction with `env` (what this node sends, with the
+  // log's proof of that entry) queued in the outbox for each of `recipients`; returns `env`.
   Result<Bytes> CommitAndSend(Envelope env, const AuditEntry& entry,
-                              const std::function<Status()>& records) {
-    uint64_t index = 0;
-    ACCORD_RETURN_IF_ERROR(store->Transact([&]() -> Status {
+                              const std::function<Status()>& records,
+                              std::span<const std::string> recipients) {
+    Bytes out;
+    ACCORD_RETURN_IF_ERROR(Transact([&]() -> Status {
       ACCORD_RETURN_IF_ERROR(records());
-      ACCORD_ASSIGN_OR_RETURN(index, log.Append(entry));
+      ACCORD_ASSIGN_OR_RETURN(const uint64_t index, log.Append(entry));
+      ACCORD_ASSIGN_OR_RETURN(out, WithEvidence(env, index));
+      const int64_t now_us = SystemClock().Now().micros;
+      for (const std::string& to : recipients) {
+        OutboxRecord r;
+        r.id = entry.package;
+        r.to = to;
+        r.kind = env.kind;
+        r.object_id = entry.object;
+        r.envelope = out;
+        r.queued_us = now_us;
+        ACCORD_RETURN_IF_ERROR(store->Enqueue(r));
+      }
       return OkStatus();
     }));
-    return WithEvidence(std::move(env), index);
+    return out;
   }
 
   // Completes `body` with the object's ciphertext and its data key wrapped to `partner`, signs
@@ -398,11 +472,13 @@ struct Node::Impl {
     const Bytes encoded = node_internal::EncodePackageBody(body);
     entry.package = body.id;
     entry.digest = HexEncode(Sha256(encoded));
+    const std::string to[] = {body.to};
     return CommitAndSend(node_internal::SealEnvelope(body.kind, party, encoded, sign), entry,
-                         records);
+                         records, to);
   }
 
-  // Encodes `env` with the evidence for log entry `index`.
+  // Encodes `env` with the evidence for log entry `index` (also inside the transaction that
+  // appended it).
   Result<Bytes> WithEvidence(Envelope env, uint64_t index) {
     ACCORD_ASSIGN_OR_RETURN(env.log, Evidence(index));
     return node_internal::EncodeEnvelope(env);
@@ -413,8 +489,9 @@ struct Node::Impl {
   Result<ReceiveResult> ReceiveNotice(const Envelope& env, ByteView raw,
                                       const PartnerRecord& sender);
   Result<ReceiveResult> ReceiveReceipt(const Envelope& env, const PartnerRecord& sender);
-  Result<Envelope> MakeReceipt(const std::string& id, const std::string& kind,
-                               const std::string& object_id, const std::string& from, ByteView raw);
+  Result<Bytes> MakeReceipt(const std::string& id, const std::string& kind,
+                            const std::string& object_id, const std::string& from, ByteView raw,
+                            uint64_t index);
 };
 
 Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -424,6 +501,38 @@ const std::string& Node::party() const { return impl_->party; }
 Instant Node::Now() const { return impl_->clock->Now(); }
 const Engine& Node::engine() const { return impl_->engine; }
 Store& Node::store() { return *impl_->store; }
+void Node::set_actor(std::string subject) { impl_->actor = std::move(subject); }
+const std::string& Node::actor() const { return impl_->actor; }
+
+Result<Bytes> Node::StoredReceipt(const std::string& package_id) {
+  ACCORD_ASSIGN_OR_RETURN(ReceiptRecord r, impl_->store->GetReceipt(package_id, impl_->party));
+  return std::move(r.bytes);
+}
+
+Result<EnvelopeInfo> InspectEnvelope(ByteView bytes, size_t max_bytes) {
+  ACCORD_ASSIGN_OR_RETURN(node_internal::Envelope env,
+                          node_internal::ParseEnvelope(bytes, max_bytes));
+  EnvelopeInfo info;
+  info.kind = env.kind;
+  info.signer = env.signer;
+  if (env.kind == "release" || env.kind == "forward") {
+    ACCORD_ASSIGN_OR_RETURN(auto body, node_internal::ParsePackageBody(env.body));
+    info.id = body.id;
+    info.object_id = body.label.id;
+    info.to = body.to;
+  } else if (env.kind == "receipt") {
+    ACCORD_ASSIGN_OR_RETURN(auto body, node_internal::ParseReceiptBody(env.body));
+    info.id = body.package_id;
+    info.object_id = body.object_id;
+    info.to = body.from;
+  } else {
+    ACCORD_ASSIGN_OR_RETURN(auto body, node_internal::ParseNoticeBody(env.kind, env.body));
+    info.id = body.id;
+    info.object_id = body.object_id;
+    info.to = body.kind == "report" ? body.originator : body.to;
+  }
+  return info;
+}
 
 // --- init and open ---------------------------------------------------------------------------
 
@@ -571,7 +680,7 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions options) {
   auto impl = std::unique_ptr<Impl>(
       new Impl{options.home, std::move(party), std::move(clock), std::move(engine), std::move(kek),
                std::move(sign), std::move(wrap), std::move(store), options.max_payload_bytes,
-               std::move(log), std::move(log_signer)});
+               std::move(log), std::move(log_signer), {}});
   return std::unique_ptr<Node>(new Node(std::move(impl)));
 }
 
@@ -610,7 +719,7 @@ Status Node::Create(const NewObject& object, ByteView payload) {
   AuditEntry e = n.Entry("create", o.id);
   e.level = o.level;
   e.version = "1";
-  return n.store->Transact([&]() -> Status {
+  return n.Transact([&]() -> Status {
     ACCORD_RETURN_IF_ERROR(n.store->InsertObject(o));
     return n.Log(e);
   });
@@ -622,19 +731,12 @@ Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& 
   std::optional<Error> denial;
   // One transaction: a consistent view of the object and its history, and the log entry, which
   // is committed before the payload leaves the node (or the refusal is returned).
-  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
+  ACCORD_RETURN_IF_ERROR(n.Transact([&]() -> Status {
     ACCORD_ASSIGN_OR_RETURN(SubjectRecord subject, n.store->GetSubject(subject_id));
     ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.store->GetObject(object_id));
     ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
-    std::vector<std::string_view> ntk(subject.need_to_know.begin(), subject.need_to_know.end());
-    std::vector<std::string_view> comps(subject.compartments.begin(), subject.compartments.end());
-    RequestView request;
-    request.action = Action::kRead;
-    request.at = Now();
-    request.subject = SubjectView{n.party, subject.clearance, ntk, comps};
-    request.object = facts.View();
-    const Decision d = n.engine.Decide(request);
-    std::vector<std::string> explain = n.engine.Explain(request, d);
+    std::vector<std::string> explain;
+    const Decision d = n.DecideRead(subject, facts, Now(), &explain);
     AuditEntry entry = n.DecisionEntry("read", object_id, d);
     entry.subject = subject_id;
     if (!d.allow) {
@@ -701,6 +803,7 @@ Result<Bytes> Node::Release(const std::string& object_id, const std::string& to)
   Impl& n = *impl_;
   ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
   ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "release it; a holder forwards"));
+  ACCORD_RETURN_IF_ERROR(n.CheckActor("release", o));
   ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
   RequestView request;
   request.action = Action::kRelease;
@@ -731,6 +834,7 @@ Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to)
     return Fail(Code::kInvalidArgument,
                 fmt::format("`{}` originated here: release it instead of forwarding", object_id));
   }
+  ACCORD_RETURN_IF_ERROR(n.CheckActor("forward", o));
   ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
   RequestView request;
   request.action = Action::kForward;
@@ -778,6 +882,7 @@ Result<Bytes> Node::Consent(const std::string& object_id, const std::string& to)
   Impl& n = *impl_;
   ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
   ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "consent to its onward release"));
+  ACCORD_RETURN_IF_ERROR(n.CheckActor("consent", o));
   if (n.engine.PartyIndex(to) < 0 || to == n.party) {
     return Fail(Code::kInvalidArgument, fmt::format("cannot consent to `{}`", to));
   }
@@ -788,15 +893,22 @@ Result<Bytes> Node::Consent(const std::string& object_id, const std::string& to)
   AuditEntry entry = n.Entry("consent", o.id);
   entry.to = to;
   entry.package = body.id;
-  return n.CommitAndSend(std::move(env), entry, [&] {
-    return n.store->InsertConsent(ConsentRecord{o.id, to, body.at, notice});
-  });
+  // The holders that may forward it learn of the consent.
+  ACCORD_ASSIGN_OR_RETURN(std::vector<std::string> holders, n.Holders(o.id));
+  std::erase(holders, to);
+  return n.CommitAndSend(
+      std::move(env), entry,
+      [&] {
+        return n.store->InsertConsent(ConsentRecord{o.id, to, body.at, notice});
+      },
+      holders);
 }
 
 Result<Bytes> Node::Reclassify(const std::string& object_id, const std::string& level) {
   Impl& n = *impl_;
   ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
   ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "reclassify it"));
+  ACCORD_RETURN_IF_ERROR(n.CheckActor("reclassify", o));
   if (n.engine.party(n.engine.PartyIndex(n.party)).LevelIndex(level) < 0) {
     return Fail(Code::kInvalidArgument,
                 fmt::format("unknown level `{}` for party `{}`", level, n.party));
@@ -817,16 +929,21 @@ Result<Bytes> Node::Reclassify(const std::string& object_id, const std::string& 
   entry.level = level;
   entry.version = std::to_string(o.version);
   entry.package = body.id;
-  return n.CommitAndSend(std::move(env), entry, [&]() -> Status {
-    ACCORD_RETURN_IF_ERROR(n.store->UpdateSealed(o));
-    return n.store->InsertReclassification(
-        ReclassificationRecord{o.id, o.version, level, body.at, notice});
-  });
+  ACCORD_ASSIGN_OR_RETURN(const std::vector<std::string> holders, n.Holders(o.id));
+  return n.CommitAndSend(
+      std::move(env), entry,
+      [&]() -> Status {
+        ACCORD_RETURN_IF_ERROR(n.store->UpdateSealed(o));
+        return n.store->InsertReclassification(
+            ReclassificationRecord{o.id, o.version, level, body.at, notice});
+      },
+      holders);
 }
 
 Result<Bytes> Node::Destroy(const std::string& object_id, DestroyScope scope) {
   Impl& n = *impl_;
   ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
+  ACCORD_RETURN_IF_ERROR(n.CheckActor("destroy", o));
   std::optional<Envelope> env;
   Bytes notice;
   const Instant at = Now();
@@ -849,9 +966,10 @@ Result<Bytes> Node::Destroy(const std::string& object_id, DestroyScope scope) {
                                                         n.party, notice});
   };
   if (env) {
-    return n.CommitAndSend(std::move(*env), entry, records);
+    ACCORD_ASSIGN_OR_RETURN(const std::vector<std::string> holders, n.Holders(o.id));
+    return n.CommitAndSend(std::move(*env), entry, records, holders);
   }
-  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
+  ACCORD_RETURN_IF_ERROR(n.Transact([&]() -> Status {
     ACCORD_RETURN_IF_ERROR(records());
     return n.Log(entry);
   }));
@@ -869,6 +987,7 @@ Result<Bytes> Node::Report(const std::string& object_id, const std::string& kind
     return Fail(Code::kInvalidArgument,
                 "reports go to the originator; this node is the originator");
   }
+  ACCORD_RETURN_IF_ERROR(n.CheckActor("report", o));
   NoticeBody body = n.NewNotice("report", o);
   body.report_kind = kind;
   body.text = text;
@@ -878,9 +997,13 @@ Result<Bytes> Node::Report(const std::string& object_id, const std::string& kind
   entry.to = o.originator;
   entry.reason = kind;
   entry.package = body.id;
-  return n.CommitAndSend(std::move(env), entry, [&] {
-    return n.store->InsertReport(ReportRecord{o.id, n.party, body.at, kind, text, notice});
-  });
+  const std::string originator[] = {o.originator};
+  return n.CommitAndSend(
+      std::move(env), entry,
+      [&] {
+        return n.store->InsertReport(ReportRecord{o.id, n.party, body.at, kind, text, notice});
+      },
+      originator);
 }
 
 // --- receiving -------------------------------------------------------------------------------
@@ -922,15 +1045,17 @@ Result<ReceiveResult> Node::Receive(ByteView bytes) {
   return result;
 }
 
-Result<Envelope> Node::Impl::MakeReceipt(const std::string& id, const std::string& kind,
-                                         const std::string& object_id, const std::string& from,
-                                         ByteView raw) {
+// The signed receipt for what was received, with the proof that receiving it was logged as entry
+// `index`; kept, so that a partner that delivers the same package again gets the same receipt.
+Result<Bytes> Node::Impl::MakeReceipt(const std::string& id, const std::string& kind,
+                                      const std::string& object_id, const std::string& from,
+                                      ByteView raw, uint64_t index) {
   ReceiptBody r{id, HexEncode(Sha256(raw)), kind, object_id, from, party, clock->Now()};
   Envelope receipt =
       node_internal::SealEnvelope("receipt", party, node_internal::EncodeReceiptBody(r), sign);
-  ACCORD_RETURN_IF_ERROR(
-      store->InsertReceipt(ReceiptRecord{id, party, r.at, node_internal::EncodeEnvelope(receipt)}));
-  return receipt;
+  ACCORD_ASSIGN_OR_RETURN(Bytes bytes, WithEvidence(std::move(receipt), index));
+  ACCORD_RETURN_IF_ERROR(store->InsertReceipt(ReceiptRecord{id, party, r.at, bytes}));
+  return bytes;
 }
 
 Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, ByteView raw,
@@ -1052,9 +1177,8 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, ByteView r
   entry.from = body.from;
   entry.package = body.id;
   entry.digest = HexEncode(Sha256(raw));
-  std::optional<Envelope> receipt;
-  uint64_t index = 0;
-  ACCORD_RETURN_IF_ERROR(store->Transact([&]() -> Status {
+  Bytes receipt;
+  ACCORD_RETURN_IF_ERROR(Transact([&]() -> Status {
     if (!existing) {
       ACCORD_RETURN_IF_ERROR(store->InsertObject(o));
     } else if (existing->destroyed_at || existing->version < o.version) {
@@ -1071,8 +1195,8 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, ByteView r
     }
     ACCORD_RETURN_IF_ERROR(store->InsertPackage(PackageRecord{
         body.id, body.kind, o.id, body.from, body.at, now, Bytes(raw.begin(), raw.end())}));
-    ACCORD_ASSIGN_OR_RETURN(receipt, MakeReceipt(body.id, body.kind, o.id, body.from, raw));
-    ACCORD_ASSIGN_OR_RETURN(index, log.Append(entry));
+    ACCORD_ASSIGN_OR_RETURN(const uint64_t index, log.Append(entry));
+    ACCORD_ASSIGN_OR_RETURN(receipt, MakeReceipt(body.id, body.kind, o.id, body.from, raw, index));
     return OkStatus();
   }));
   ReceiveResult result;
@@ -1082,7 +1206,7 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, ByteView r
   result.summary =
       fmt::format("{} of `{}` from {} under `{}`, marked {} {} (originator {})", body.kind, o.id,
                   body.from, body.agreement, party, body.marking_level, o.originator);
-  ACCORD_ASSIGN_OR_RETURN(result.receipt, WithEvidence(std::move(*receipt), index));
+  result.receipt = std::move(receipt);
   return result;
 }
 
@@ -1140,9 +1264,8 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, ByteView ra
     entry.level = body.level;
     entry.version = std::to_string(body.version);
   }
-  std::optional<Envelope> receipt;
-  uint64_t index = 0;
-  ACCORD_RETURN_IF_ERROR(store->Transact([&]() -> Status {
+  Bytes receipt;
+  ACCORD_RETURN_IF_ERROR(Transact([&]() -> Status {
     if (body.kind == "consent") {
       ACCORD_RETURN_IF_ERROR(store->InsertConsent(
           ConsentRecord{o.id, body.to, body.at, Bytes(raw.begin(), raw.end())}));
@@ -1171,12 +1294,11 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, ByteView ra
     }
     ACCORD_RETURN_IF_ERROR(store->InsertPackage(PackageRecord{
         body.id, body.kind, o.id, body.by, body.at, now, Bytes(raw.begin(), raw.end())}));
-    ACCORD_ASSIGN_OR_RETURN(receipt, MakeReceipt(body.id, body.kind, o.id, body.by, raw));
-    ACCORD_ASSIGN_OR_RETURN(index, log.Append(entry));
+    ACCORD_ASSIGN_OR_RETURN(const uint64_t index, log.Append(entry));
+    ACCORD_ASSIGN_OR_RETURN(receipt, MakeReceipt(body.id, body.kind, o.id, body.by, raw, index));
     return OkStatus();
   }));
-  ACCORD_ASSIGN_OR_RETURN(Bytes signed_receipt, WithEvidence(std::move(*receipt), index));
-  return ReceiveResult{body.kind, o.id, body.by, std::move(summary), std::move(signed_receipt)};
+  return ReceiveResult{body.kind, o.id, body.by, std::move(summary), std::move(receipt)};
 }
 
 Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env, const PartnerRecord& sender) {
@@ -1192,10 +1314,16 @@ Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env, const Part
   entry.from = body.by;
   entry.package = body.package_id;
   entry.digest = HexEncode(Sha256(bytes));
-  ACCORD_RETURN_IF_ERROR(store->Transact([&]() -> Status {
-    ACCORD_RETURN_IF_ERROR(
-        store->InsertReceipt(ReceiptRecord{body.package_id, body.by, body.at, bytes}));
-    return Log(entry);
+  auto kept = store->GetReceipt(body.package_id, body.by);
+  if (!kept && kept.error().code != Code::kNotFound) return tl::unexpected(kept.error());
+  // The receipt closes the outbox entry; one received again (a retried delivery) only does that.
+  ACCORD_RETURN_IF_ERROR(Transact([&]() -> Status {
+    if (!kept) {
+      ACCORD_RETURN_IF_ERROR(
+          store->InsertReceipt(ReceiptRecord{body.package_id, body.by, body.at, bytes}));
+      ACCORD_RETURN_IF_ERROR(Log(entry));
+    }
+    return store->MarkDelivered(body.package_id, body.by, SystemClock().Now().micros);
   }));
   return ReceiveResult{"receipt",
                        body.object_id,
@@ -1238,7 +1366,8 @@ Result<uint64_t> Node::VerifyLog() {
 }
 
 Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
-                                            std::span<const merkle::Hash> proof) {
+                                            std::span<const merkle::Hash> proof,
+                                            WitnessLogging logging) {
   Impl& n = *impl_;
   ACCORD_ASSIGN_OR_RETURN(note::Note parsed, note::Parse(checkpoint));
   ACCORD_ASSIGN_OR_RETURN(note::Checkpoint cp, note::ParseCheckpoint(parsed.text));
@@ -1277,7 +1406,7 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
       entry.reason = "fork";
       entry.from = party;
       entry.digest = HexEncode(Sha256(AsBytes(checkpoint)));
-      auto kept = n.store->Transact([&]() -> Status {
+      auto kept = n.Transact([&]() -> Status {
         ACCORD_RETURN_IF_ERROR(n.store->InsertEvidence(evidence));
         return n.Log(entry);
       });
@@ -1292,9 +1421,9 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
   entry.from = party;
   entry.version = std::to_string(cp.size);
   entry.digest = merkle::ToHex(cp.root);
-  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
+  ACCORD_RETURN_IF_ERROR(n.Transact([&]() -> Status {
     ACCORD_RETURN_IF_ERROR(n.store->SetMeta(meta_key, *cosigned));
-    return n.Log(entry);
+    return logging == WitnessLogging::kEveryCosignature ? n.Log(entry) : OkStatus();
   }));
   return cosigned;
 }
@@ -1324,7 +1453,7 @@ Status Node::AddSubject(const SubjectRecord& subject) {
   AuditEntry entry = n.Entry("subject");
   entry.subject = subject.id;
   entry.level = subject.clearance;
-  return n.store->Transact([&]() -> Status {
+  return n.Transact([&]() -> Status {
     ACCORD_RETURN_IF_ERROR(n.store->PutSubject(subject));
     return n.Log(entry);
   });
@@ -1368,7 +1497,7 @@ Result<std::string> Node::ImportPublic(std::string_view text) {
   Bytes keys(r.sign_public.begin(), r.sign_public.end());
   keys.insert(keys.end(), r.wrap_public.begin(), r.wrap_public.end());
   entry.digest = HexEncode(Sha256(keys));
-  ACCORD_RETURN_IF_ERROR(n.store->Transact([&]() -> Status {
+  ACCORD_RETURN_IF_ERROR(n.Transact([&]() -> Status {
     ACCORD_RETURN_IF_ERROR(n.store->PutPartner(r));
     return n.Log(entry);
   }));

@@ -146,9 +146,94 @@ TEST_F(NodeTest, ReleaseIn2018IsReadByAClearedAnalystOnly) {
   ASSERT_TRUE(receipts);
   ASSERT_EQ(receipts->size(), 1u);
   EXPECT_EQ((*receipts)[0].by, "JPN");
+  // A receipt received again (a retried delivery) changes nothing.
+  const uint64_t size = kor->LogSize().value();
   auto again = kor->Receive(receipt);
-  ASSERT_FALSE(again);
-  EXPECT_EQ(again.error().code, Code::kAlreadyExists);
+  ASSERT_TRUE(again) << again.error().ToString();
+  EXPECT_EQ(kor->store().ListReceipts()->size(), 1u);
+  EXPECT_EQ(kor->LogSize().value(), size);
+}
+
+// Every package and notice is queued for the parties it is for, in the transaction that made it;
+// the receipt closes the delivery; a package delivered twice gets the first receipt back.
+TEST_F(NodeTest, PackagesAndNoticesAreQueuedUntilTheirReceiptComesBack) {
+  InitAll();
+  auto kor = Open("KOR", "2018-05-01T10:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-q", "payload"));
+  auto package = kor->Release("k-q", "USA");
+  ASSERT_TRUE(package) << package.error().ToString();
+  auto queued = kor->store().ListOutbox("").value();
+  ASSERT_EQ(queued.size(), 1u);
+  EXPECT_EQ(queued[0].to, "USA");
+  EXPECT_EQ(queued[0].kind, "release");
+  EXPECT_EQ(queued[0].object_id, "k-q");
+  EXPECT_EQ(queued[0].envelope, *package);
+  EXPECT_EQ(queued[0].state, DeliveryState::kPending);
+  auto info = InspectEnvelope(*package, 1 << 20);
+  ASSERT_TRUE(info) << info.error().ToString();
+  EXPECT_EQ(info->id, queued[0].id);
+  EXPECT_EQ(info->kind, "release");
+  EXPECT_EQ(info->signer, "KOR");
+  EXPECT_EQ(info->to, "USA");
+
+  // The consent goes to the holders that may forward it: the US, not Japan.
+  ASSERT_TRUE(kor->Consent("k-q", "JPN"));
+  queued = kor->store().ListOutbox("").value();
+  ASSERT_EQ(queued.size(), 2u);
+  EXPECT_EQ(queued[1].kind, "consent");
+  EXPECT_EQ(queued[1].to, "USA");
+
+  auto usa = Open("USA", "2018-05-01T11:00:00+09:00");
+  auto received = usa->Receive(*package);
+  ASSERT_TRUE(received) << received.error().ToString();
+  auto replay = usa->Receive(*package);
+  ASSERT_FALSE(replay);
+  EXPECT_EQ(replay.error().code, Code::kAlreadyExists);
+  auto stored = usa->StoredReceipt(info->id);
+  ASSERT_TRUE(stored) << stored.error().ToString();
+  EXPECT_EQ(*stored, received->receipt);  // the same receipt, evidence included
+  EXPECT_EQ(usa->StoredReceipt("no-such-package").error().code, Code::kNotFound);
+
+  ASSERT_TRUE(kor->Receive(received->receipt));
+  queued = kor->store().ListOutbox("").value();
+  EXPECT_EQ(queued[0].state, DeliveryState::kPending);  // the consent, still waiting
+  EXPECT_EQ(queued[1].state, DeliveryState::kDelivered);
+  EXPECT_GT(queued[1].done_us, 0);
+
+  // Reclassification and destruction go to every holder known; a report to the originator.
+  ASSERT_TRUE(kor->Reclassify("k-q", "I"));
+  EXPECT_EQ(kor->store().ListOutbox("JPN").value().size(), 1u);  // consented to: may hold it
+  EXPECT_EQ(kor->store().ListOutbox("USA").value().size(), 3u);
+  auto report = usa->Report("k-q", "loss", "misplaced");
+  ASSERT_TRUE(report);
+  auto usa_queue = usa->store().ListOutbox("").value();
+  ASSERT_EQ(usa_queue.size(), 1u);
+  EXPECT_EQ(usa_queue[0].to, "KOR");
+  EXPECT_EQ(usa_queue[0].kind, "report");
+}
+
+// Operations run for a subject (the API's caller) need a subject who may read the object, and the
+// log names the subject.
+TEST_F(NodeTest, AnActorMustBeAllowedToReadWhatItReleases) {
+  InitAll();
+  auto kor = Open("KOR", "2018-05-01T10:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-a", "payload"));
+  ASSERT_TRUE(kor->AddSubject(SubjectRecord{"kor-clerk", "III", {"dprk-missile"}, {}}));
+  kor->set_actor("kor-clerk");
+  auto refused = kor->Release("k-a", "JPN");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(Denial(refused.error()), Reason::kInsufficientClearance);
+  EXPECT_TRUE(kor->store().ListOutbox("").value().empty());
+  kor->set_actor("kor-analyst");
+  ASSERT_TRUE(kor->Release("k-a", "JPN"));
+  const uint64_t size = kor->LogSize().value();
+  auto entries = kor->LogEntries(size - 2, 2).value();
+  const std::string denied(entries[0].begin(), entries[0].end());
+  const std::string allowed(entries[1].begin(), entries[1].end());
+  EXPECT_NE(denied.find(R"("subject":"kor-clerk")"), std::string::npos) << denied;
+  EXPECT_NE(denied.find(R"("decision":"deny")"), std::string::npos) << denied;
+  EXPECT_NE(allowed.find(R"("subject":"kor-analyst")"), std::string::npos) << allowed;
+  EXPECT_NE(allowed.find(R"("op":"release")"), std::string::npos) << allowed;
 }
 
 TEST_F(NodeTest, WithoutTheSuspensionReleasesEndAtTheAnniversary) {
