@@ -27,7 +27,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "accord/federation.h"
 #include "accord/node.h"
 #include "accord/status.h"
 
@@ -45,6 +47,10 @@ struct ServerOptions {
   std::chrono::seconds handshake_timeout{10};
   std::chrono::seconds read_timeout{10};   // one request, from its first byte to its last
   std::chrono::seconds write_timeout{10};  // one response
+  // Called after a request queued a package or notice (a release, ...): wake the federation.
+  std::function<void()> on_queued;
+  // The federation's view of the partners, for GET /v1/federation/peers.
+  std::function<std::vector<PeerStatus>()> peers;
   // Receives one line per notable event (a refused handshake, an internal error with its
   // details). Empty: lines go to stderr. Never receives payloads or keys.
   std::function<void(std::string_view line)> log;

@@ -18,6 +18,7 @@
 #include "accord/config.h"
 #include "accord/engine.h"
 #include "accord/lifecycle.h"
+#include "accord/policy_json.h"
 #include "accord/request_json.h"
 
 namespace accord::cli {
@@ -62,11 +63,6 @@ std::optional<Instant> ResolveAt(const std::optional<std::string>& at, ZoneOffse
 
 void PrintJson(const json::value& v) { fmt::print("{}\n", json::serialize(v)); }
 
-json::value InstantJson(std::optional<Instant> t, ZoneOffset zone) {
-  if (!t || *t == Instant::Max()) return nullptr;
-  return json::value(FormatInstant(*t, zone));
-}
-
 std::string PartyList(const std::vector<std::string>& parties) {
   std::string out;
   for (const std::string& p : parties) out += (out.empty() ? "" : ", ") + p;
@@ -102,26 +98,6 @@ std::string StatusLine(const Engine& e, int32_t g, const AgreementStatus& s) {
                         FormatInstant(s.notice->given_at, z), NoticeStateName(s.notice->state));
   }
   return line;
-}
-
-json::object StatusJson(const Engine& e, int32_t g, Instant at, const AgreementStatus& s) {
-  const ZoneOffset z = e.agreement(g).zone;
-  json::object o;
-  o["id"] = e.agreement(g).id;
-  o["at"] = FormatInstant(at, z);
-  o["state"] = AgreementStateName(s.state);
-  o["ends_at"] = InstantJson(s.ends_at, z);
-  o["ended_by"] = s.ended_by ? json::value(EndCauseName(*s.ended_by)) : json::value(nullptr);
-  if (s.notice) {
-    json::object n;
-    n["by"] = s.notice->by;
-    n["given_at"] = FormatInstant(s.notice->given_at, z);
-    n["state"] = NoticeStateName(s.notice->state);
-    o["notice"] = std::move(n);
-  } else {
-    o["notice"] = nullptr;
-  }
-  return o;
 }
 
 std::string LevelName(const Party& p, int32_t level) {
@@ -374,15 +350,7 @@ int RunAgreementList(const AgreementOptions& o) {
       o, [&](const Engine& e, int32_t g, Instant at, const AgreementStatus& status) {
         const Agreement& a = e.agreement(g);
         if (o.json) {
-          json::object j = StatusJson(e, g, at, status);
-          j["title"] = a.title;
-          json::array parties;
-          for (const std::string& p : a.parties) parties.emplace_back(p);
-          j["parties"] = std::move(parties);
-          j["in_force"] = FormatInstant(a.in_force, a.zone);
-          j["term"] = a.term ? json::value(FormatDuration(*a.term)) : json::value(nullptr);
-          j["hub"] = a.hub ? json::value(*a.hub) : json::value(nullptr);
-          PrintJson(j);
+          PrintJson(AgreementJson(e, g, at, status));
         } else {
           fmt::print("{:<18} {:<15} since {}  {:<12} {}\n", a.id, PartyList(a.parties),
                      FormatInstant(a.in_force, a.zone).substr(0, 10),
@@ -396,7 +364,7 @@ int RunAgreementStatus(const AgreementOptions& o) {
   return ForEachAgreementStatus(
       o, [&](const Engine& e, int32_t g, Instant at, const AgreementStatus& status) {
         if (o.json) {
-          PrintJson(StatusJson(e, g, at, status));
+          PrintJson(AgreementStatusJson(e, g, at, status));
         } else {
           fmt::print("{} at {}: {}\n", e.agreement(g).id, FormatInstant(at, e.agreement(g).zone),
                      StatusLine(e, g, status));
@@ -419,14 +387,7 @@ int RunAgreementTimeline(const AgreementOptions& o) {
       return kExitPolicyInvalid;
     }
     if (o.json) {
-      json::array entries;
-      for (const TimelineEntry& t : *timeline) {
-        static constexpr std::string_view kKinds[] = {"in-force", "event", "anniversary", "end"};
-        entries.push_back(json::object{{"at", FormatInstant(t.at, a.zone)},
-                                       {"kind", kKinds[static_cast<int>(t.kind)]},
-                                       {"what", t.what}});
-      }
-      PrintJson(json::object{{"id", a.id}, {"entries", std::move(entries)}});
+      PrintJson(TimelineJson(a, *timeline));
     } else {
       fmt::print("{} — {}\n", a.id, a.title);
       for (const TimelineEntry& t : *timeline) {
@@ -449,34 +410,7 @@ int RunFlows(const FlowsOptions& o) {
   if (!at) return kExitUsage;
   const int32_t n = engine->party_count();
   if (o.json) {
-    json::array flows;
-    for (int32_t a = 0; a < n; ++a) {
-      for (int32_t b = 0; b < n; ++b) {
-        if (a == b) continue;
-        const Flow f = engine->FlowAt(a, b, *at);
-        json::object j{{"from", engine->party(a).id},
-                       {"to", engine->party(b).id},
-                       {"allowed", f.allowed},
-                       {"reason", ReasonName(f.reason)}};
-        j["agreement"] = f.agreement >= 0 ? json::value(engine->agreement(f.agreement).id)
-                                          : json::value(nullptr);
-        j["hub"] = f.hub >= 0 ? json::value(engine->party(f.hub).id) : json::value(nullptr);
-        if (f.allowed) {
-          json::array scope;
-          for (const std::string& s : engine->agreement(f.agreement).scope) scope.emplace_back(s);
-          j["scope"] = std::move(scope);
-          json::object levels;
-          for (size_t l = 0; l < f.level_map.size(); ++l) {
-            levels[engine->party(a).levels[l].id] =
-                f.level_map[l] >= 0 ? json::value(engine->party(b).levels[f.level_map[l]].id)
-                                    : json::value(nullptr);
-          }
-          j["levels"] = std::move(levels);
-        }
-        flows.push_back(std::move(j));
-      }
-    }
-    PrintJson(json::object{{"at", FormatInstant(*at, *zone)}, {"flows", std::move(flows)}});
+    PrintJson(FlowsJson(*engine, *at, *zone));
     return kExitOk;
   }
   fmt::print("Flows at {}\n\n", FormatInstant(*at, *zone));

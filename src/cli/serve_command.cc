@@ -6,55 +6,115 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
+#include "accord/federation.h"
 #include "accord/node.h"
 #include "accord/server.h"
 #include "commands.h"
 #include "node_commands.h"
+#include "serve_config.h"
 
 namespace accord::cli {
 
 struct ServeCommand::Flags {
   CLI::App* cmd = nullptr;
   std::string home;
+  std::string config;
   std::string passphrase_file;
   std::string pin_file;
   std::string at;
-  std::string listen = "127.0.0.1";
+  std::string listen;
   uint16_t port = 0;
   std::string ca, cert, key;
   std::string port_file;
-  size_t max_body = 1 << 20;
-  size_t max_connections = 256;
+  size_t max_body = 0;
+  size_t max_connections = 0;
+  CLI::Option* port_option = nullptr;
 };
 
 ServeCommand::ServeCommand(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   Flags& f = *flags_;
   f.cmd = app.add_subcommand(
-      "serve", "Serve this node's API over HTTPS with mutual TLS until SIGTERM or Ctrl-C");
+      "serve",
+      "Serve this node's API over HTTPS with mutual TLS, and deliver to and witness its "
+      "partners' nodes, until SIGTERM or Ctrl-C");
   f.cmd->add_option("--home", f.home, "The node's home")->envname("ACCORD_HOME")->required();
+  f.cmd->add_option("--config", f.config,
+                    "Configuration file (default: HOME/serve.toml when it exists); the flags "
+                    "below override it");
   f.cmd->add_option("--passphrase-file", f.passphrase_file,
                     "Key store passphrase file (or set ACCORD_PASSPHRASE)");
   f.cmd->add_option("--pin-file", f.pin_file, "PKCS#11 PIN file (or set ACCORD_PKCS11_PIN)");
   f.cmd->add_option("--at", f.at, "Simulated homes: the instant every request is decided at");
   f.cmd->add_option("--listen", f.listen, "Address to listen on (default 127.0.0.1)");
-  f.cmd->add_option("--port", f.port, "Port (default 0: a free one, printed)");
-  f.cmd->add_option("--ca", f.ca, "CA certificate(s) client certificates must chain to")
-      ->required();
-  f.cmd->add_option("--cert", f.cert, "This node's certificate (PEM)")->required();
-  f.cmd->add_option("--key", f.key, "This node's private key (PEM)")->required();
+  f.port_option = f.cmd->add_option("--port", f.port, "Port (default 0: a free one, printed)");
+  f.cmd->add_option("--ca", f.ca, "CA certificate(s) client and partner certificates chain to");
+  f.cmd->add_option("--cert", f.cert, "This node's certificate (PEM)");
+  f.cmd->add_option("--key", f.key, "This node's private key (PEM)");
   f.cmd->add_option("--port-file", f.port_file, "Write the port here once listening");
-  f.cmd->add_option("--max-body", f.max_body, "Largest request body in bytes (default 1 MiB)");
+  f.cmd->add_option("--max-body", f.max_body, "Largest request body in bytes (default 8 MiB)");
   f.cmd->add_option("--max-connections", f.max_connections, "Most open connections (default 256)");
 }
 
 ServeCommand::~ServeCommand() = default;
 
+namespace {
+
+// The configuration file, then the flags over it.
+std::optional<ServeConfig> ResolveConfig(const ServeCommand::Flags& f) {
+  ServeConfig c;
+  c.server.max_body_bytes = 8 << 20;
+  std::string path = f.config;
+  std::error_code ec;
+  if (path.empty() && std::filesystem::exists(std::filesystem::path(f.home) / "serve.toml", ec)) {
+    path = (std::filesystem::path(f.home) / "serve.toml").string();
+  }
+  if (!path.empty()) {
+    auto loaded = LoadServeConfig(path);
+    if (!loaded) {
+      fmt::print(stderr, "accord: {}\n", loaded.error().message);
+      return std::nullopt;
+    }
+    c = std::move(*loaded);
+  }
+  if (!f.listen.empty()) c.server.listen_address = f.listen;
+  if (f.port_option->count() > 0) c.server.port = f.port;
+  if (!f.ca.empty()) c.server.ca_file = f.ca;
+  if (!f.cert.empty()) c.server.cert_file = f.cert;
+  if (!f.key.empty()) c.server.key_file = f.key;
+  if (!f.port_file.empty()) c.port_file = f.port_file;
+  if (f.max_body > 0) c.server.max_body_bytes = f.max_body;
+  if (f.max_connections > 0) c.server.max_connections = f.max_connections;
+  if (c.server.ca_file.empty() || c.server.cert_file.empty() || c.server.key_file.empty()) {
+    fmt::print(stderr,
+               "accord: serve needs the CA, the node's certificate and its key: --ca, --cert "
+               "and --key, or [tls] in the configuration file\n");
+    return std::nullopt;
+  }
+  c.federation.ca_file = c.server.ca_file;
+  c.federation.cert_file = c.server.cert_file;
+  c.federation.key_file = c.server.key_file;
+  return c;
+}
+
+// Writes the port atomically, so that a reader never sees a partial file.
+void WritePortFile(const std::string& path, uint16_t port) {
+  const std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << port << "\n";
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+}
+
+}  // namespace
+
 std::optional<int> ServeCommand::Run() {
   Flags& f = *flags_;
   if (!*f.cmd) return std::nullopt;
+  auto config = ResolveConfig(f);
+  if (!config) return kExitUsage;
   NodeOptions options;
   options.home = f.home;
   if (const int code = ReadHomeSecrets(f.passphrase_file, f.pin_file, options); code != 0) {
@@ -68,19 +128,18 @@ std::optional<int> ServeCommand::Run() {
     }
     options.at = *at;
   }
+  // The federation's thread has a Node of its own on the same home.
+  NodeOptions federation_node;
+  federation_node.home = options.home;
+  federation_node.passphrase = options.passphrase.Clone();
+  federation_node.pin = options.pin.Clone();
+  federation_node.at = options.at;
+  federation_node.max_payload_bytes = options.max_payload_bytes;
   auto node = Node::Open(std::move(options));
   if (!node) {
     fmt::print(stderr, "accord: {}\n", node.error().message);
     return node.error().code == Code::kInvalidArgument ? kExitUsage : kExitFailed;
   }
-  ServerOptions so;
-  so.listen_address = f.listen;
-  so.port = f.port;
-  so.ca_file = f.ca;
-  so.cert_file = f.cert;
-  so.key_file = f.key;
-  so.max_body_bytes = f.max_body;
-  so.max_connections = f.max_connections;
   // SIGTERM and SIGINT are taken by a thread that waits for them and stops the server; block
   // them before any thread starts so that none other receives them.
   sigset_t signals;
@@ -88,17 +147,31 @@ std::optional<int> ServeCommand::Run() {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  auto server = Server::Create(std::move(so), **node);
+  std::unique_ptr<Federation> federation;
+  if (!config->federation.peers.empty()) {
+    auto started = Federation::Start(config->federation, std::move(federation_node));
+    if (!started) {
+      fmt::print(stderr, "accord: federation: {}\n", started.error().message);
+      return kExitFailed;
+    }
+    federation = std::move(*started);
+    config->server.on_queued = [&federation] { federation->Wake(); };
+    config->server.peers = [&federation] { return federation->Peers(); };
+  }
+  const std::string listen = config->server.listen_address;
+  auto server = Server::Create(config->server, **node);
   if (!server) {
     fmt::print(stderr, "accord: {}\n", server.error().message);
     return kExitFailed;
   }
   const uint16_t port = (*server)->port();
-  if (!f.port_file.empty()) {
-    std::ofstream(f.port_file) << port << "\n";
-  }
+  if (!config->port_file.empty()) WritePortFile(config->port_file, port);
   fmt::print("{} serving https://{}:{}/v1 (mutual TLS; Ctrl-C or SIGTERM stops)\n",
-             (*node)->party(), f.listen, port);
+             (*node)->party(), listen, port);
+  for (const PeerOptions& p : config->federation.peers) {
+    fmt::print("  partner {} at {}:{}\n", p.party, p.host,
+               p.port_file.empty() ? std::to_string(p.port) : "(port file " + p.port_file + ")");
+  }
   std::fflush(stdout);
   std::thread waiter([&signals, &server] {
     int sig = 0;
@@ -109,6 +182,7 @@ std::optional<int> ServeCommand::Run() {
   // Run returned: either a signal stopped it, or it failed; wake the waiter if it still waits.
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
+  if (federation) federation->Stop();
   fmt::print("{} stopped\n", (*node)->party());
   return kExitOk;
 }

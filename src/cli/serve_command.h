@@ -18,8 +18,9 @@ class ServeCommand {
   // The exit code if `serve` ran, else nullopt.
   [[nodiscard]] std::optional<int> Run();
 
- private:
   struct Flags;
+
+ private:
   std::unique_ptr<Flags> flags_;
 };
 

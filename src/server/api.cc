@@ -1,17 +1,23 @@
 // The client API: routing, JSON bodies and the mapping of errors to HTTP (docs/api.md).
 #include "api.h"
 
+#include <algorithm>
+#include <array>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
 #include <boost/json/value.hpp>
+#include <charconv>
 #include <exception>
+#include <map>
 #include <utility>
 #include <vector>
 
 #include "accord/crypto.h"
+#include "accord/merkle.h"
+#include "accord/policy_json.h"
 #include "accord/store.h"
 #include "accord/time.h"
 
@@ -244,6 +250,172 @@ tl::expected<void, ApiError> DecodeNewObject(std::string_view body, ApiRequest& 
   return {};
 }
 
+// A JSON object of string fields: each of `required` must be there, each of `optional` may be,
+// and any other field is refused (a misspelt field must not be silently ignored).
+tl::expected<std::map<std::string, std::string, std::less<>>, ApiError> DecodeStringFields(
+    std::string_view body, std::initializer_list<std::string_view> required,
+    std::initializer_list<std::string_view> optional = {}) {
+  json::parse_options options;
+  options.max_depth = 4;
+  boost::system::error_code ec;
+  const json::value v = json::parse(json::string_view(body.data(), body.size()), ec, {}, options);
+  if (ec) {
+    return tl::unexpected(
+        MakeError(400, "invalid-argument", "the body is not valid JSON: " + ec.message()));
+  }
+  const json::object* o = v.if_object();
+  if (o == nullptr) {
+    return tl::unexpected(MakeError(400, "invalid-argument", "the body is not a JSON object"));
+  }
+  std::map<std::string, std::string, std::less<>> out;
+  for (const auto& [key_view, value] : *o) {
+    const std::string_view key(key_view.data(), key_view.size());
+    const auto known = [&](std::initializer_list<std::string_view> names) {
+      return std::find(names.begin(), names.end(), key) != names.end();
+    };
+    if (!known(required) && !known(optional)) {
+      return tl::unexpected(MakeError(400, "invalid-argument", FieldError(key, "unknown field")));
+    }
+    const json::string* text = value.if_string();
+    if (text == nullptr) {
+      return tl::unexpected(
+          MakeError(400, "invalid-argument", FieldError(key, "expected a string")));
+    }
+    out.emplace(std::string(key), std::string(text->data(), text->size()));
+  }
+  for (std::string_view name : required) {
+    if (!out.contains(name)) {
+      return tl::unexpected(MakeError(400, "invalid-argument", FieldError(name, "missing")));
+    }
+  }
+  return out;
+}
+
+using QueryMap = std::map<std::string, std::string, std::less<>>;
+
+// The query string of `target`, percent-decoded; a key not in `allowed`, or given twice, is
+// refused.
+tl::expected<QueryMap, ApiError> DecodeQuery(std::string_view target,
+                                             std::initializer_list<std::string_view> allowed) {
+  QueryMap out;
+  const size_t q = target.find('?');
+  if (q == std::string_view::npos) return out;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const size_t amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    rest.remove_prefix(amp == std::string_view::npos ? rest.size() : amp + 1);
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    auto key = PercentDecode(pair.substr(0, eq));
+    auto value = PercentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+    if (!key || !value || !IsUtf8(*key) || !IsUtf8(*value)) {
+      return tl::unexpected(MakeError(400, "invalid-argument", "bad query string"));
+    }
+    if (std::find(allowed.begin(), allowed.end(), *key) == allowed.end()) {
+      return tl::unexpected(
+          MakeError(400, "invalid-argument", "unknown query parameter `" + *key + "`"));
+    }
+    if (!out.emplace(std::move(*key), std::move(*value)).second) {
+      return tl::unexpected(MakeError(400, "invalid-argument", "a query parameter is repeated"));
+    }
+  }
+  return out;
+}
+
+// A decimal count from the query, if given.
+tl::expected<std::optional<uint64_t>, ApiError> QueryNumber(const QueryMap& query,
+                                                            std::string_view key) {
+  const auto it = query.find(key);
+  if (it == query.end()) return std::nullopt;
+  uint64_t value = 0;
+  const std::string& text = it->second;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+    return tl::unexpected(MakeError(400, "invalid-argument",
+                                    "`" + std::string(key) + "` is not a non-negative integer"));
+  }
+  return value;
+}
+
+// ?at=: an RFC 3339 instant.
+tl::expected<void, ApiError> QueryAt(const QueryMap& query, ApiRequest& request) {
+  const auto it = query.find("at");
+  if (it == query.end()) return {};
+  auto at = ParseInstant(it->second);
+  if (!at) {
+    return tl::unexpected(MakeError(400, "invalid-argument", "`at`: " + at.error().message));
+  }
+  request.at = *at;
+  return {};
+}
+
+// Decodes the body of an action on an object into `request`.
+tl::expected<void, ApiError> DecodeAction(std::string_view body, ApiRequest& request) {
+  switch (request.route) {
+    case Route::kRelease:
+    case Route::kForward:
+    case Route::kConsent: {
+      auto fields = DecodeStringFields(body, {"to"});
+      if (!fields) return tl::unexpected(std::move(fields).error());
+      request.to = (*fields)["to"];
+      return {};
+    }
+    case Route::kReclassify: {
+      auto fields = DecodeStringFields(body, {"level"});
+      if (!fields) return tl::unexpected(std::move(fields).error());
+      request.level = (*fields)["level"];
+      return {};
+    }
+    case Route::kDestroy: {
+      auto fields = DecodeStringFields(body, {"scope"});
+      if (!fields) return tl::unexpected(std::move(fields).error());
+      const std::string& scope = (*fields)["scope"];
+      if (scope != "own-copy" && scope != "everywhere") {
+        return tl::unexpected(MakeError(
+            400, "invalid-argument", FieldError("scope", "expected `own-copy` or `everywhere`")));
+      }
+      request.scope = scope == "everywhere" ? DestroyScope::kEverywhere : DestroyScope::kOwnCopy;
+      return {};
+    }
+    case Route::kReport: {
+      auto fields = DecodeStringFields(body, {"kind"}, {"text"});
+      if (!fields) return tl::unexpected(std::move(fields).error());
+      request.kind = (*fields)["kind"];
+      request.text = (*fields)["text"];
+      return {};
+    }
+    default:
+      return {};
+  }
+}
+
+// The routes under /v1/objects/{id}/.
+std::optional<Route> ActionRoute(std::string_view action) {
+  static constexpr std::pair<std::string_view, Route> kActions[] = {
+      {"release", Route::kRelease}, {"forward", Route::kForward},
+      {"consent", Route::kConsent}, {"reclassify", Route::kReclassify},
+      {"destroy", Route::kDestroy}, {"report", Route::kReport}};
+  for (const auto& [name, route] : kActions) {
+    if (name == action) return route;
+  }
+  return std::nullopt;
+}
+
+// A percent-decoded, UTF-8 path segment (an object or agreement id).
+tl::expected<std::string, ApiError> DecodeSegment(std::string_view segment, std::string_view what) {
+  auto id = PercentDecode(segment);
+  if (!id) {
+    return tl::unexpected(
+        MakeError(400, "invalid-argument", "bad percent-encoding in the " + std::string(what)));
+  }
+  if (!IsUtf8(*id)) {
+    return tl::unexpected(
+        MakeError(400, "invalid-argument", "the " + std::string(what) + " is not UTF-8"));
+  }
+  return std::move(*id);
+}
+
 json::value StringArray(const std::vector<std::string>& items) {
   json::array a;
   a.reserve(items.size());
@@ -269,6 +441,12 @@ ApiResponse Json(unsigned status, const json::value& v) {
 
 }  // namespace
 
+bool IsNodeRoute(Route route) {
+  return route == Route::kEnvelope || route == Route::kCheckpoint ||
+         route == Route::kLogConsistency || route == Route::kLogProof ||
+         route == Route::kLogEntries || route == Route::kHealth;
+}
+
 tl::expected<ApiRequest, ApiError> DecodeApiRequest(std::string_view method,
                                                     std::string_view target,
                                                     std::string_view body) {
@@ -277,18 +455,90 @@ tl::expected<ApiRequest, ApiError> DecodeApiRequest(std::string_view method,
     if (path.empty() || path.front() != '/') {
       return tl::unexpected(MakeError(400, "invalid-argument", "the target is not a path"));
     }
-    constexpr std::string_view kObjects = "/v1/objects/";
-    if (path == "/v1/health") {
-      return Dispatch({Route::kHealth, std::nullopt, "GET"}, method);
-    }
-    if (path == "/v1/log/checkpoint") {
-      return Dispatch({Route::kCheckpoint, std::nullopt, "GET"}, method);
+    // Routes without parameters.
+    static constexpr struct {
+      std::string_view path;
+      RouteMethods methods;
+    } kFixed[] = {
+        {"/v1/health", {Route::kHealth, std::nullopt, "GET"}},
+        {"/v1/log/checkpoint", {Route::kCheckpoint, std::nullopt, "GET"}},
+        {"/v1/outbox", {Route::kOutbox, std::nullopt, "GET"}},
+        {"/v1/federation/peers", {Route::kPeers, std::nullopt, "GET"}},
+    };
+    for (const auto& fixed : kFixed) {
+      if (path == fixed.path) {
+        auto query = DecodeQuery(target, {});
+        if (!query) return tl::unexpected(std::move(query).error());
+        return Dispatch(fixed.methods, method);
+      }
     }
     if (path == "/v1/decide") {
       auto request = Dispatch({std::nullopt, Route::kDecide, "POST"}, method);
       if (request) {
         request->lines = body;
       }
+      return request;
+    }
+    if (path == "/v1/federation/envelopes") {
+      auto request = Dispatch({std::nullopt, Route::kEnvelope, "POST"}, method);
+      if (request) {
+        request->envelope = body;
+      }
+      return request;
+    }
+    if (path == "/v1/flows" || path == "/v1/agreements") {
+      auto request = Dispatch(
+          {path == "/v1/flows" ? Route::kFlows : Route::kAgreements, std::nullopt, "GET"}, method);
+      if (!request) return request;
+      auto query = DecodeQuery(target, {"at"});
+      if (!query) return tl::unexpected(std::move(query).error());
+      if (auto at = QueryAt(*query, *request); !at) return tl::unexpected(std::move(at).error());
+      return request;
+    }
+    if (path == "/v1/log/entries" || path == "/v1/log/proof" || path == "/v1/log/consistency") {
+      const bool entries = path == "/v1/log/entries";
+      const bool proof = path == "/v1/log/proof";
+      auto request = Dispatch({entries ? Route::kLogEntries
+                               : proof ? Route::kLogProof
+                                       : Route::kLogConsistency,
+                               std::nullopt, "GET"},
+                              method);
+      if (!request) return request;
+      const std::string_view first = entries ? "from" : proof ? "index" : "from";
+      const std::string_view second = entries ? "count" : proof ? "size" : "to";
+      auto query = DecodeQuery(target, {first, second});
+      if (!query) return tl::unexpected(std::move(query).error());
+      auto a = QueryNumber(*query, first);
+      if (!a) return tl::unexpected(std::move(a).error());
+      auto b = QueryNumber(*query, second);
+      if (!b) return tl::unexpected(std::move(b).error());
+      if (!*a && !entries) {
+        return tl::unexpected(
+            MakeError(400, "invalid-argument", FieldError(first, "missing from the query")));
+      }
+      request->first = a->value_or(0);
+      request->second = b->value_or(0);
+      request->second_given = b->has_value();
+      return request;
+    }
+    constexpr std::string_view kAgreements = "/v1/agreements/";
+    if (path.starts_with(kAgreements)) {
+      std::string_view rest = path.substr(kAgreements.size());
+      const size_t slash = rest.find('/');
+      const std::string_view tail =
+          slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+      if (rest.empty() || (slash != std::string_view::npos && tail != "/timeline")) {
+        return tl::unexpected(NotFoundRoute(path));
+      }
+      auto id = DecodeSegment(rest.substr(0, slash), "agreement id");
+      if (!id) return tl::unexpected(std::move(id).error());
+      auto request = Dispatch(
+          {tail.empty() ? Route::kAgreement : Route::kTimeline, std::nullopt, "GET"}, method);
+      if (!request) return request;
+      request->agreement_id = std::move(*id);
+      auto query = DecodeQuery(target, {"at"});
+      if (!query) return tl::unexpected(std::move(query).error());
+      if (auto at = QueryAt(*query, *request); !at) return tl::unexpected(std::move(at).error());
       return request;
     }
     if (path == "/v1/objects") {
@@ -300,22 +550,29 @@ tl::expected<ApiRequest, ApiError> DecodeApiRequest(std::string_view method,
       }
       return request;
     }
+    constexpr std::string_view kObjects = "/v1/objects/";
     if (path.starts_with(kObjects)) {
-      const std::string_view segment = path.substr(kObjects.size());
-      if (segment.empty() || segment.find('/') != std::string_view::npos) {
+      const std::string_view rest = path.substr(kObjects.size());
+      const size_t slash = rest.find('/');
+      const std::string_view segment = rest.substr(0, slash);
+      std::optional<Route> action;
+      if (slash != std::string_view::npos) {
+        action = ActionRoute(rest.substr(slash + 1));
+        if (!action) {
+          return tl::unexpected(NotFoundRoute(path));
+        }
+      }
+      if (segment.empty()) {
         return tl::unexpected(NotFoundRoute(path));
       }
-      auto id = PercentDecode(segment);
-      if (!id) {
-        return tl::unexpected(
-            MakeError(400, "invalid-argument", "bad percent-encoding in the object id"));
-      }
-      if (!IsUtf8(*id)) {
-        return tl::unexpected(MakeError(400, "invalid-argument", "the object id is not UTF-8"));
-      }
-      auto request = Dispatch({Route::kGetObject, std::nullopt, "GET"}, method);
-      if (request) {
-        request->object_id = std::move(*id);
+      auto id = DecodeSegment(segment, "object id");
+      if (!id) return tl::unexpected(std::move(id).error());
+      auto request = action ? Dispatch({std::nullopt, *action, "POST"}, method)
+                            : Dispatch({Route::kGetObject, std::nullopt, "GET"}, method);
+      if (!request) return request;
+      request->object_id = std::move(*id);
+      if (auto decoded = DecodeAction(body, *request); !decoded) {
+        return tl::unexpected(std::move(decoded).error());
       }
       return request;
     }
@@ -389,14 +646,17 @@ void DecideLines(std::string_view lines, const Engine& engine, RequestDecoder& d
 
 // --- Api ---------------------------------------------------------------------------------------
 
-Api::Api(Node& node, std::function<void(std::string_view)> log)
-    : node_(node), log_(std::move(log)), writer_(node.engine()) {}
+Api::Api(Node& node, std::function<void(std::string_view)> log, FederationHooks hooks)
+    : node_(node), log_(std::move(log)), hooks_(std::move(hooks)), writer_(node.engine()) {}
 
 ApiResponse Api::Handle(const Caller& caller, std::string_view method, std::string_view target,
                         std::string_view body) {
   try {
     // Authenticate first: a caller who is not in the directory learns nothing, not even which
     // routes exist.
+    if (caller.node) {
+      return HandleNode(caller, method, target, body);
+    }
     if (caller.common_name.empty() ||
         (caller.organization && *caller.organization != node_.party())) {
       log_("refused a certificate for `" + caller.common_name + "` of `" +
@@ -413,16 +673,45 @@ ApiResponse Api::Handle(const Caller& caller, std::string_view method, std::stri
     }
     auto request = DecodeApiRequest(method, target, body);
     if (!request) {
-      ApiResponse r =
-          ErrorResponse(request.error().status, request.error().code, request.error().message);
-      r.allow = std::move(request.error().allow);
-      return r;
+      return FromApiError(std::move(request).error());
+    }
+    if (request->route == Route::kEnvelope) {
+      log_("refused `" + caller.common_name + "` on the federation route: not a node");
+      return ErrorResponse(403, "permission-denied", "permission denied");
     }
     return Run(subject->id, *request);
   } catch (const std::exception& e) {
     log_(std::string("internal error: ") + e.what());
     return ErrorResponse(500, "internal", "internal error");
   }
+}
+
+ApiResponse Api::HandleNode(const Caller& caller, std::string_view method, std::string_view target,
+                            std::string_view body) {
+  // A partner's node: its certificate names its party (CN and O), whose keys this node holds.
+  auto partner = node_.store().GetPartner(caller.common_name);
+  if (caller.common_name == node_.party() || !caller.organization ||
+      *caller.organization != caller.common_name || !partner) {
+    log_("refused a node certificate for `" + caller.common_name + "`: not a known partner");
+    return ErrorResponse(403, "permission-denied", "permission denied");
+  }
+  auto request = DecodeApiRequest(method, target, body);
+  if (!request) {
+    return FromApiError(std::move(request).error());
+  }
+  if (!IsNodeRoute(request->route)) {
+    return ErrorResponse(403, "permission-denied", "permission denied");
+  }
+  if (request->route == Route::kEnvelope) {
+    return Envelope(caller.common_name, request->envelope);
+  }
+  return Run("", *request);
+}
+
+ApiResponse Api::FromApiError(ApiError error) {
+  ApiResponse r = ErrorResponse(error.status, error.code, error.message);
+  r.allow = std::move(error.allow);
+  return r;
 }
 
 ApiResponse Api::Run(const std::string& subject, ApiRequest& request) {
@@ -436,9 +725,34 @@ ApiResponse Api::Run(const std::string& subject, ApiRequest& request) {
     case Route::kGetObject:
       return GetObject(subject, request.object_id);
     case Route::kCreateObject:
-      return CreateObject(request);
+      return CreateObject(subject, request);
+    case Route::kRelease:
+    case Route::kForward:
+    case Route::kConsent:
+    case Route::kReclassify:
+    case Route::kDestroy:
+    case Route::kReport:
+      return Act(subject, request);
+    case Route::kAgreements:
+    case Route::kAgreement:
+      return Agreements(request);
+    case Route::kTimeline:
+      return Timeline(request);
+    case Route::kFlows:
+      return Flows(request);
     case Route::kCheckpoint:
       return Checkpoint();
+    case Route::kLogEntries:
+      return LogEntries(request);
+    case Route::kLogProof:
+    case Route::kLogConsistency:
+      return LogProof(request);
+    case Route::kOutbox:
+      return Outbox();
+    case Route::kPeers:
+      return Peers();
+    case Route::kEnvelope:
+      break;  // HandleNode's
   }
   return ErrorResponse(500, "internal", "internal error");
 }
@@ -559,8 +873,10 @@ ApiResponse Api::GetObject(const std::string& subject, const std::string& id) {
   return r;
 }
 
-ApiResponse Api::CreateObject(ApiRequest& request) {
+ApiResponse Api::CreateObject(const std::string& subject, ApiRequest& request) {
+  node_.set_actor(subject);
   auto created = node_.Create(request.object, request.payload.Reveal(InsecureSecretAccess()));
+  node_.set_actor("");
   if (!created) {
     return FromError(created.error(), "creating `" + request.object.id + "`");
   }
@@ -581,6 +897,276 @@ ApiResponse Api::Checkpoint() {
   r.content_type = kTextPlain;
   r.body = std::move(*checkpoint);
   return r;
+}
+
+// --- actions on objects --------------------------------------------------------------------------
+
+ApiResponse Api::Act(const std::string& subject, ApiRequest& request) {
+  const std::string& id = request.object_id;
+  std::string_view action;
+  node_.set_actor(subject);
+  Result<Bytes> sent = [&]() -> Result<Bytes> {
+    switch (request.route) {
+      case Route::kRelease:
+        action = "release";
+        return node_.Release(id, request.to);
+      case Route::kForward:
+        action = "forward";
+        return node_.Forward(id, request.to);
+      case Route::kConsent:
+        action = "consent";
+        return node_.Consent(id, request.to);
+      case Route::kReclassify:
+        action = "reclassify";
+        return node_.Reclassify(id, request.level);
+      case Route::kDestroy:
+        action = "destroy";
+        return node_.Destroy(id, request.scope);
+      default:
+        action = "report";
+        return node_.Report(id, request.kind, request.text);
+    }
+  }();
+  node_.set_actor("");
+  if (!sent) {
+    return FromError(sent.error(), std::string(action) + " of `" + id + "`");
+  }
+  json::object o;
+  o["object"] = id;
+  o["action"] = action;
+  if (sent->empty()) {  // this node's own copy destroyed: nothing to send
+    o["id"] = nullptr;
+    o["delivery"] = "none";
+    return Json(200, o);
+  }
+  auto info = InspectEnvelope(*sent, sent->size());
+  o["id"] = info ? json::value(info->id) : json::value(nullptr);
+  o["kind"] = info ? json::value(info->kind) : json::value(nullptr);
+  if (!request.to.empty()) o["to"] = request.to;
+  o["delivery"] = "queued";
+  if (hooks_.queued) hooks_.queued();
+  return Json(202, o);
+}
+
+// --- agreements and flows --------------------------------------------------------------------
+
+ApiResponse Api::Agreements(const ApiRequest& request) {
+  const Engine& engine = node_.engine();
+  const Instant at = request.at.value_or(node_.Now());
+  const auto one = [&](int32_t g) -> tl::expected<json::object, ApiResponse> {
+    auto status = engine.Status(g, at);
+    if (!status) return tl::unexpected(FromError(status.error(), "the agreement's status"));
+    return AgreementJson(engine, g, at, *status);
+  };
+  if (request.route == Route::kAgreement) {
+    const int32_t g = engine.AgreementIndex(request.agreement_id);
+    if (g < 0) {
+      return ErrorResponse(404, "not-found", "no agreement `" + request.agreement_id + "`");
+    }
+    auto agreement = one(g);
+    return agreement ? Json(200, *agreement) : agreement.error();
+  }
+  json::array agreements;
+  for (int32_t g = 0; g < engine.agreement_count(); ++g) {
+    auto agreement = one(g);
+    if (!agreement) return agreement.error();
+    agreements.emplace_back(std::move(*agreement));
+  }
+  json::object o;
+  o["at"] = FormatInstant(at);
+  o["agreements"] = std::move(agreements);
+  return Json(200, o);
+}
+
+ApiResponse Api::Timeline(const ApiRequest& request) {
+  const Engine& engine = node_.engine();
+  const int32_t g = engine.AgreementIndex(request.agreement_id);
+  if (g < 0) {
+    return ErrorResponse(404, "not-found", "no agreement `" + request.agreement_id + "`");
+  }
+  const Agreement& a = engine.agreement(g);
+  auto timeline = accord::Timeline(a, request.at.value_or(node_.Now()));
+  if (!timeline) {
+    return FromError(timeline.error(), "the agreement's timeline");
+  }
+  return Json(200, TimelineJson(a, *timeline));
+}
+
+ApiResponse Api::Flows(const ApiRequest& request) {
+  return Json(200, FlowsJson(node_.engine(), request.at.value_or(node_.Now()), ZoneOffset{}));
+}
+
+// --- the log ---------------------------------------------------------------------------------
+
+ApiResponse Api::LogEntries(const ApiRequest& request) {
+  constexpr uint64_t kDefaultCount = 100, kMaxCount = 1000;
+  auto size = node_.LogSize();
+  if (!size) return FromError(size.error(), "reading the log size");
+  const uint64_t from = std::min(request.first, *size);
+  uint64_t count = request.second_given ? request.second : kDefaultCount;
+  count = std::min({count, kMaxCount, *size - from});
+  std::vector<Bytes> entries;
+  if (count > 0) {
+    auto read = node_.LogEntries(from, count);
+    if (!read) return FromError(read.error(), "reading the log");
+    entries = std::move(*read);
+  }
+  // Entries are canonical JSON already (docs/ledger.md): embedded as they are hashed.
+  ApiResponse r;
+  r.body = R"({"size":)" + std::to_string(*size) + R"(,"from":)" + std::to_string(from) +
+           R"(,"entries":[)";
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (i > 0) r.body += ',';
+    r.body.append(reinterpret_cast<const char*>(entries[i].data()), entries[i].size());
+  }
+  r.body += "]}";
+  return r;
+}
+
+ApiResponse Api::LogProof(const ApiRequest& request) {
+  auto size = node_.LogSize();
+  if (!size) return FromError(size.error(), "reading the log size");
+  const uint64_t second = request.second_given ? request.second : *size;
+  const bool inclusion = request.route == Route::kLogProof;
+  auto proof = inclusion ? node_.LogInclusionProof(request.first, second)
+                         : node_.LogConsistencyProof(request.first, second);
+  if (!proof) return FromError(proof.error(), "the proof");
+  json::array hashes;
+  for (const merkle::Hash& h : *proof) hashes.emplace_back(merkle::ToHex(h));
+  json::object o;
+  auto root = node_.LogRoot(second);
+  if (!root) return FromError(root.error(), "the root");
+  if (inclusion) {
+    auto entry = node_.LogEntries(request.first, 1);
+    if (!entry) return FromError(entry.error(), "the entry");
+    o["index"] = request.first;
+    o["size"] = second;
+    o["leaf_hash"] = merkle::ToHex(merkle::LeafHash(entry->front()));
+    o["root"] = merkle::ToHex(*root);
+  } else {
+    auto root1 = node_.LogRoot(request.first);
+    if (!root1) return FromError(root1.error(), "the root");
+    o["from"] = request.first;
+    o["to"] = second;
+    o["root1"] = merkle::ToHex(*root1);
+    o["root2"] = merkle::ToHex(*root);
+  }
+  o["proof"] = std::move(hashes);
+  return Json(200, o);
+}
+
+// --- federation ------------------------------------------------------------------------------
+
+namespace {
+
+std::string_view StateName(DeliveryState s) {
+  switch (s) {
+    case DeliveryState::kPending:
+      return "pending";
+    case DeliveryState::kDelivered:
+      return "delivered";
+    case DeliveryState::kFailed:
+      return "failed";
+  }
+  return "pending";
+}
+
+json::value MicrosJson(int64_t us) {
+  return us > 0 ? json::value(FormatInstant(Instant{us})) : json::value(nullptr);
+}
+
+}  // namespace
+
+ApiResponse Api::Outbox() {
+  constexpr size_t kMaxListed = 100;
+  auto all = node_.store().ListOutbox("");
+  if (!all) return FromError(all.error(), "reading the outbox");
+  std::map<std::string, std::array<uint64_t, 3>> counts;
+  json::array listed;
+  for (const OutboxRecord& r : *all) {
+    counts[r.to][static_cast<size_t>(r.state)] += 1;
+    if (r.state != DeliveryState::kDelivered && listed.size() < kMaxListed) {
+      json::object d;
+      d["id"] = r.id;
+      d["to"] = r.to;
+      d["kind"] = r.kind;
+      d["object"] = r.object_id;
+      d["state"] = StateName(r.state);
+      d["attempts"] = r.attempts;
+      d["last_error"] = StringOrNull(r.last_error);
+      d["queued_at"] = MicrosJson(r.queued_us);
+      d["next_attempt_at"] =
+          r.state == DeliveryState::kPending ? MicrosJson(r.next_attempt_us) : json::value(nullptr);
+      listed.emplace_back(std::move(d));
+    }
+  }
+  json::object totals;
+  for (const auto& [to, n] : counts) {
+    totals[to] = json::object{{"pending", n[0]}, {"delivered", n[1]}, {"failed", n[2]}};
+  }
+  json::object o;
+  o["totals"] = std::move(totals);
+  o["undelivered"] = std::move(listed);
+  return Json(200, o);
+}
+
+ApiResponse Api::Envelope(const std::string& partner, std::string_view envelope) {
+  const ByteView bytes = AsBytes(envelope);
+  auto info = InspectEnvelope(bytes, bytes.size());
+  if (!info) {
+    return ErrorResponse(400, "invalid-argument", info.error().message);
+  }
+  if (info->signer != partner) {
+    return ErrorResponse(403, "permission-denied",
+                         "the envelope is signed by `" + info->signer + "`, not by `" + partner +
+                             "`, the node calling");
+  }
+  auto received = node_.Receive(bytes);
+  ApiResponse r;
+  if (received) {
+    if (received->receipt.empty()) {
+      r.body = R"({"status":"recorded"})";
+    } else {
+      r.body.assign(received->receipt.begin(), received->receipt.end());
+    }
+    return r;
+  }
+  const Error& error = received.error();
+  if (error.code == Code::kAlreadyExists) {
+    // Delivered before (the sender did not get the answer): the same receipt again.
+    if (auto stored = node_.StoredReceipt(info->id)) {
+      r.body.assign(stored->begin(), stored->end());
+      return r;
+    }
+  }
+  if (auto reason = Denial(error)) {
+    // The sending node made the package and may know why its partner refused it.
+    return ErrorResponse(403, ReasonName(*reason), error.message);
+  }
+  if (error.code == Code::kUnavailable || error.code == Code::kInternal) {
+    return FromError(error, "receiving `" + info->id + "`");
+  }
+  log_("refused the " + info->kind + " `" + info->id + "` from " + partner + ": " +
+       error.ToString());
+  return ErrorResponse(422, CodeName(error.code), error.message);
+}
+
+ApiResponse Api::Peers() {
+  json::array peers;
+  if (hooks_.peers) {
+    for (const PeerStatus& p : hooks_.peers()) {
+      json::object o;
+      o["party"] = p.party;
+      o["reachable"] = p.reachable;
+      o["last_error"] = StringOrNull(p.last_error);
+      o["witnessed_size"] = p.witnessed_size;
+      peers.emplace_back(std::move(o));
+    }
+  }
+  json::object o;
+  o["party"] = node_.party();
+  o["peers"] = std::move(peers);
+  return Json(200, o);
 }
 
 }  // namespace accord::server_internal

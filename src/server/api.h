@@ -15,8 +15,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "accord/engine.h"
+#include "accord/federation.h"
 #include "accord/node.h"
 #include "accord/request_json.h"
 #include "accord/secret.h"
@@ -25,21 +27,50 @@
 namespace accord::server_internal {
 
 enum class Route : uint8_t {
-  kHealth,        // GET  /v1/health
-  kDecide,        // POST /v1/decide
-  kListObjects,   // GET  /v1/objects
-  kGetObject,     // GET  /v1/objects/{id}
-  kCreateObject,  // POST /v1/objects
-  kCheckpoint,    // GET  /v1/log/checkpoint
+  kHealth,          // GET  /v1/health
+  kDecide,          // POST /v1/decide
+  kListObjects,     // GET  /v1/objects
+  kGetObject,       // GET  /v1/objects/{id}
+  kCreateObject,    // POST /v1/objects
+  kRelease,         // POST /v1/objects/{id}/release     {"to"}
+  kForward,         // POST /v1/objects/{id}/forward     {"to"}
+  kConsent,         // POST /v1/objects/{id}/consent     {"to"}
+  kReclassify,      // POST /v1/objects/{id}/reclassify  {"level"}
+  kDestroy,         // POST /v1/objects/{id}/destroy     {"scope"}
+  kReport,          // POST /v1/objects/{id}/report      {"kind","text"}
+  kAgreements,      // GET  /v1/agreements[?at=]
+  kAgreement,       // GET  /v1/agreements/{id}[?at=]
+  kTimeline,        // GET  /v1/agreements/{id}/timeline[?at=]
+  kFlows,           // GET  /v1/flows[?at=]
+  kCheckpoint,      // GET  /v1/log/checkpoint
+  kLogEntries,      // GET  /v1/log/entries?from=&count=
+  kLogProof,        // GET  /v1/log/proof?index=&size=
+  kLogConsistency,  // GET  /v1/log/consistency?from=&to=
+  kOutbox,          // GET  /v1/outbox
+  kEnvelope,        // POST /v1/federation/envelopes (partners' nodes only)
+  kPeers,           // GET  /v1/federation/peers
 };
 
 struct ApiRequest {
   Route route = Route::kHealth;
-  std::string object_id;   // kGetObject (percent-decoded)
-  NewObject object;        // kCreateObject
-  SecretBytes payload;     // kCreateObject: the decoded payload_base64
-  std::string_view lines;  // kDecide: the body, a view into the `body` given to the decoder
+  std::string object_id;      // routes under /v1/objects/{id} (percent-decoded)
+  NewObject object;           // kCreateObject
+  SecretBytes payload;        // kCreateObject: the decoded payload_base64
+  std::string_view lines;     // kDecide: the body, a view into the `body` given to the decoder
+  std::string_view envelope;  // kEnvelope: the body
+  std::string to;             // kRelease, kForward, kConsent
+  std::string level;          // kReclassify
+  DestroyScope scope = DestroyScope::kOwnCopy;  // kDestroy
+  std::string kind, text;                       // kReport
+  std::string agreement_id;                     // kAgreement, kTimeline
+  std::optional<Instant> at;                    // ?at= (RFC 3339)
+  uint64_t first = 0, second = 0;               // ?from=&count=, ?index=&size=, ?from=&to=
+  bool second_given = false;                    // size / to given (default: the log's size)
 };
+
+// Whether `route` may be called by a partner's node (a node certificate of a partner) rather
+// than by a subject of this node.
+[[nodiscard]] bool IsNodeRoute(Route route);
 
 // An answer: the status, a content type and the body. Errors have a JSON body
 // {"error":{"code":"...","message":"..."}}.
@@ -59,8 +90,8 @@ struct ApiError {
 };
 
 // Routes and decodes a request. Errors: 404 `not-found` (unknown route), 405
-// `method-not-allowed`, 400 `invalid-argument` (a bad target, body JSON or field). The query
-// string is ignored. Never throws.
+// `method-not-allowed`, 400 `invalid-argument` (a bad target, query parameter, body JSON or
+// field). Never throws.
 [[nodiscard]] tl::expected<ApiRequest, ApiError> DecodeApiRequest(std::string_view method,
                                                                   std::string_view target,
                                                                   std::string_view body);
@@ -80,34 +111,56 @@ void DecideLines(std::string_view lines, const Engine& engine, RequestDecoder& d
 
 // Who is calling, from the verified client certificate.
 struct Caller {
-  std::string common_name;                  // the subject id
+  std::string common_name;                  // the subject id, or a partner's party for a node
   std::optional<std::string> organization;  // when present, must be this node's party
+  bool node = false;                        // a node certificate (TLS server use)
+};
+
+// What the Api needs from a running federation; empty functions when there is none.
+struct FederationHooks {
+  std::function<void()> queued;                    // something was queued: deliver
+  std::function<std::vector<PeerStatus>()> peers;  // for GET /v1/federation/peers
 };
 
 class Api {
  public:
   // `log` receives internal error details, which are not sent to clients.
-  Api(Node& node, std::function<void(std::string_view)> log);
+  Api(Node& node, std::function<void(std::string_view)> log, FederationHooks hooks = {});
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
-  // Authenticates the caller against the node's directory (403 `permission-denied` otherwise),
-  // decodes the request and runs it. Never throws.
+  // Authenticates the caller, decodes the request and runs it. A user's certificate must name a
+  // subject of the node's directory; a node certificate must name a partner whose public keys
+  // the node holds, and may call the node routes only (IsNodeRoute). Otherwise 403
+  // `permission-denied`. Never throws.
   [[nodiscard]] ApiResponse Handle(const Caller& caller, std::string_view method,
                                    std::string_view target, std::string_view body);
 
  private:
+  ApiResponse HandleNode(const Caller& caller, std::string_view method, std::string_view target,
+                         std::string_view body);
+  ApiResponse FromApiError(ApiError error);
   ApiResponse Run(const std::string& subject, ApiRequest& request);
   ApiResponse FromError(const Error& error, std::string_view what);
   ApiResponse Health();
   ApiResponse Decide(std::string_view lines);
   ApiResponse ListObjects();
   ApiResponse GetObject(const std::string& subject, const std::string& id);
-  ApiResponse CreateObject(ApiRequest& request);
+  ApiResponse CreateObject(const std::string& subject, ApiRequest& request);
+  ApiResponse Act(const std::string& subject, ApiRequest& request);
+  ApiResponse Agreements(const ApiRequest& request);
+  ApiResponse Timeline(const ApiRequest& request);
+  ApiResponse Flows(const ApiRequest& request);
   ApiResponse Checkpoint();
+  ApiResponse LogEntries(const ApiRequest& request);
+  ApiResponse LogProof(const ApiRequest& request);
+  ApiResponse Outbox();
+  ApiResponse Envelope(const std::string& partner, std::string_view envelope);
+  ApiResponse Peers();
 
   Node& node_;
   const std::function<void(std::string_view)> log_;
+  const FederationHooks hooks_;
   RequestDecoder decoder_;
   ResponseWriter writer_;
 };

@@ -34,6 +34,7 @@
 
 #include "accord/secret.h"
 #include "api.h"
+#include "tls.h"
 
 namespace accord {
 namespace {
@@ -55,30 +56,6 @@ struct X509Deleter {
 };
 using X509Ptr = std::unique_ptr<X509, X509Deleter>;
 
-// The value of the one `nid` attribute of `name`: nullopt when there is none, "" (which no
-// subject or party matches) when there are several or it is not text.
-std::optional<std::string> NameEntry(const X509_NAME* name, int nid) {
-  const int index = X509_NAME_get_index_by_NID(name, nid, -1);
-  if (index < 0) {
-    return std::nullopt;
-  }
-  if (X509_NAME_get_index_by_NID(name, nid, index) >= 0) {
-    return std::string();
-  }
-  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index));
-  unsigned char* utf8 = nullptr;
-  const int n = ASN1_STRING_to_UTF8(&utf8, data);
-  if (n < 0) {
-    return std::string();
-  }
-  std::string out(reinterpret_cast<const char*>(utf8), static_cast<size_t>(n));
-  OPENSSL_free(utf8);
-  if (out.find('\0') != std::string::npos) {
-    return std::string();
-  }
-  return out;
-}
-
 bool IsHttpError(const error_code& ec) {
   return ec.category() == make_error_code(http::error::bad_target).category();
 }
@@ -98,7 +75,9 @@ class Session;
 // The server's state. Server::Impl is this; Session, which is not a member of Server, names it.
 struct ServerCore {
   ServerCore(ServerOptions o, Node& node)
-      : options(std::move(o)), log(options.log ? options.log : LogToStderr), api(node, log) {}
+      : options(std::move(o)),
+        log(options.log ? options.log : LogToStderr),
+        api(node, log, server_internal::FederationHooks{options.on_queued, options.peers}) {}
 
   void Accept();
   void OnAccept(const error_code& ec, tcp::socket socket);
@@ -172,8 +151,9 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     const X509_NAME* name = X509_get_subject_name(cert.get());
-    caller_.common_name = NameEntry(name, NID_commonName).value_or("");
-    caller_.organization = NameEntry(name, NID_organizationName);
+    caller_.common_name = server_internal::NameEntry(name, NID_commonName).value_or("");
+    caller_.organization = server_internal::NameEntry(name, NID_organizationName);
+    caller_.node = server_internal::IsNodeCertificate(cert.get());
     WaitForRequest();
   }
 
@@ -391,45 +371,17 @@ struct Server::Impl : server_internal::ServerCore {
 
 namespace {
 
-Status Invalid(std::string what, const std::string& file, const error_code& ec) {
-  return Fail(Code::kInvalidArgument, what + " `" + file + "`: " + ec.message());
-}
-
 Status ConfigureTls(ssl::context& tls, const ServerOptions& o) {
   SSL_CTX* ctx = tls.native_handle();
-  if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
-      SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
-    return Fail(Code::kInternal, "cannot restrict the server to TLS 1.3");
-  }
+  ACCORD_RETURN_IF_ERROR(
+      server_internal::ConfigureMutualTls(ctx, o.ca_file, o.cert_file, o.key_file));
   // No session tickets: every connection presents and verifies its certificate afresh.
   SSL_CTX_set_num_tickets(ctx, 0);
   static constexpr unsigned char kSessionContext[] = "accord";
   SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
-  error_code ec;
-  tls.use_certificate_chain_file(o.cert_file, ec);
-  if (ec) {
-    return Invalid("cannot load the certificate chain", o.cert_file, ec);
-  }
-  tls.use_private_key_file(o.key_file, ssl::context::pem, ec);
-  if (ec) {
-    return Invalid("cannot load the private key", o.key_file, ec);
-  }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
-    return Fail(Code::kInvalidArgument, "the private key `" + o.key_file +
-                                            "` does not match the certificate `" + o.cert_file +
-                                            "`");
-  }
-  tls.load_verify_file(o.ca_file, ec);
-  if (ec) {
-    return Invalid("cannot load the CA certificates", o.ca_file, ec);
-  }
   // Tell clients which CAs are accepted, so that one holding several certificates picks right.
   if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.ca_file.c_str())) {
     SSL_CTX_set_client_CA_list(ctx, names);
-  }
-  tls.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert, ec);
-  if (ec) {
-    return Fail(Code::kInternal, "cannot require client certificates: " + ec.message());
   }
   return OkStatus();
 }

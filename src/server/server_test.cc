@@ -863,7 +863,8 @@ TEST_F(ServerTest, CreateRefusesBadOptions) {
 
 TEST(ApiDecoderTest, RoutesAndMethods) {
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/health", "")->route, Route::kHealth);
-  EXPECT_EQ(DecodeApiRequest("GET", "/v1/health?verbose=1", "")->route, Route::kHealth);
+  // Unknown query parameters are refused rather than ignored.
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/health?verbose=1", "").error().status, 400u);
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/objects", "")->route, Route::kListObjects);
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/log/checkpoint", "")->route, Route::kCheckpoint);
   auto get = DecodeApiRequest("GET", "/v1/objects/a%20b%2fc", "");
@@ -888,6 +889,89 @@ TEST(ApiDecoderTest, RoutesAndMethods) {
   EXPECT_EQ(wrong.error().status, 405u);
   EXPECT_EQ(wrong.error().allow, "GET");
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/decide", "").error().allow, "POST");
+}
+
+TEST(ApiDecoderTest, ActionsOnObjects) {
+  auto release = DecodeApiRequest("POST", "/v1/objects/k%2d1/release", R"({"to":"JPN"})");
+  ASSERT_TRUE(release) << release.error().message;
+  EXPECT_EQ(release->route, Route::kRelease);
+  EXPECT_EQ(release->object_id, "k-1");
+  EXPECT_EQ(release->to, "JPN");
+  EXPECT_EQ(DecodeApiRequest("POST", "/v1/objects/k/forward", R"({"to":"JPN"})")->route,
+            Route::kForward);
+  EXPECT_EQ(DecodeApiRequest("POST", "/v1/objects/k/consent", R"({"to":"JPN"})")->route,
+            Route::kConsent);
+  auto reclassify = DecodeApiRequest("POST", "/v1/objects/k/reclassify", R"({"level":"I"})");
+  ASSERT_TRUE(reclassify);
+  EXPECT_EQ(reclassify->level, "I");
+  auto destroy = DecodeApiRequest("POST", "/v1/objects/k/destroy", R"({"scope":"everywhere"})");
+  ASSERT_TRUE(destroy);
+  EXPECT_EQ(destroy->scope, DestroyScope::kEverywhere);
+  auto report = DecodeApiRequest("POST", "/v1/objects/k/report", R"({"kind":"loss"})");
+  ASSERT_TRUE(report);
+  EXPECT_EQ(report->kind, "loss");
+  EXPECT_EQ(report->text, "");
+
+  const auto status = [](std::string_view method, std::string_view target, std::string_view body) {
+    auto r = DecodeApiRequest(method, target, body);
+    return r ? 200u : r.error().status;
+  };
+  EXPECT_EQ(status("POST", "/v1/objects/k/release", R"({"to":7})"), 400u);
+  EXPECT_EQ(status("POST", "/v1/objects/k/release", R"({"too":"JPN"})"), 400u);
+  EXPECT_EQ(status("POST", "/v1/objects/k/release", R"({})"), 400u);
+  EXPECT_EQ(status("POST", "/v1/objects/k/release", "{"), 400u);
+  EXPECT_EQ(status("POST", "/v1/objects/k/release", "[]"), 400u);
+  EXPECT_EQ(status("POST", "/v1/objects/k/destroy", R"({"scope":"all"})"), 400u);
+  EXPECT_EQ(status("GET", "/v1/objects/k/release", ""), 405u);
+  EXPECT_EQ(status("POST", "/v1/objects/k/explode", "{}"), 404u);
+  EXPECT_EQ(status("POST", "/v1/objects//release", R"({"to":"JPN"})"), 404u);
+}
+
+TEST(ApiDecoderTest, QueriesAgreementsAndTheLog) {
+  auto agreements = DecodeApiRequest("GET", "/v1/agreements?at=2019-11-23T00:00:00%2B09:00", "");
+  ASSERT_TRUE(agreements) << agreements.error().message;
+  EXPECT_EQ(agreements->route, Route::kAgreements);
+  ASSERT_TRUE(agreements->at);
+  EXPECT_EQ(FormatInstant(*agreements->at), "2019-11-22T15:00:00Z");
+  auto one = DecodeApiRequest("GET", "/v1/agreements/kor-jpn-gsomia", "");
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->route, Route::kAgreement);
+  EXPECT_EQ(one->agreement_id, "kor-jpn-gsomia");
+  EXPECT_FALSE(one->at);
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/agreements/a/timeline", "")->route, Route::kTimeline);
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/flows", "")->route, Route::kFlows);
+  auto proof = DecodeApiRequest("GET", "/v1/log/proof?index=3&size=10", "");
+  ASSERT_TRUE(proof);
+  EXPECT_EQ(proof->route, Route::kLogProof);
+  EXPECT_EQ(proof->first, 3u);
+  EXPECT_EQ(proof->second, 10u);
+  EXPECT_TRUE(proof->second_given);
+  auto consistency = DecodeApiRequest("GET", "/v1/log/consistency?from=4", "");
+  ASSERT_TRUE(consistency);
+  EXPECT_EQ(consistency->route, Route::kLogConsistency);
+  EXPECT_FALSE(consistency->second_given);
+  auto entries = DecodeApiRequest("GET", "/v1/log/entries", "");
+  ASSERT_TRUE(entries);
+  EXPECT_EQ(entries->first, 0u);
+  auto envelope = DecodeApiRequest("POST", "/v1/federation/envelopes", "xyz");
+  ASSERT_TRUE(envelope);
+  EXPECT_EQ(envelope->envelope, "xyz");
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/federation/peers", "")->route, Route::kPeers);
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/outbox", "")->route, Route::kOutbox);
+
+  for (const char* bad : {"/v1/log/proof?size=3", "/v1/log/proof?index=-1", "/v1/log/proof?index=x",
+                          "/v1/log/proof?index=1&index=2", "/v1/log/proof?index=1&foo=2",
+                          "/v1/agreements?at=yesterday", "/v1/flows?at=%zz",
+                          "/v1/log/entries?from=99999999999999999999999"}) {
+    auto r = DecodeApiRequest("GET", bad, "");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().status, 400u) << bad;
+  }
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/agreements/a/b", "").error().status, 404u);
+  EXPECT_TRUE(IsNodeRoute(Route::kEnvelope));
+  EXPECT_TRUE(IsNodeRoute(Route::kLogConsistency));
+  EXPECT_FALSE(IsNodeRoute(Route::kGetObject));
+  EXPECT_FALSE(IsNodeRoute(Route::kRelease));
 }
 
 TEST(ApiDecoderTest, NewObject) {

@@ -1,0 +1,37 @@
+// The `accord serve` configuration file (docs/api.md, "Running a node"): where the node listens,
+// its TLS files, its limits, and its partners' nodes.
+//
+//   [listen]      address, port, port_file
+//   [tls]         ca, cert, key
+//   [limits]      max_body_bytes, max_connections, idle_timeout_s, handshake_timeout_s,
+//                 read_timeout_s, write_timeout_s
+//   [federation]  request_timeout_ms, retry_initial_ms, retry_max_ms, poll_interval_ms,
+//                 witness_interval_ms
+//   [[peer]]      party, host, port | port_file
+//
+// Every key is optional; unknown keys are refused (a misspelt limit must not be ignored).
+// Relative paths are relative to the file's directory.
+#ifndef ACCORD_SRC_CLI_SERVE_CONFIG_H_
+#define ACCORD_SRC_CLI_SERVE_CONFIG_H_
+
+#include <string>
+
+#include "accord/federation.h"
+#include "accord/server.h"
+#include "accord/status.h"
+
+namespace accord::cli {
+
+struct ServeConfig {
+  ServerOptions server;
+  FederationOptions federation;  // ca/cert/key are the server's
+  std::string port_file;
+};
+
+// Reads `path`. kInvalidArgument with "file:line: message" for a mistake; kNotFound when the
+// file does not exist.
+[[nodiscard]] Result<ServeConfig> LoadServeConfig(const std::string& path);
+
+}  // namespace accord::cli
+
+#endif  // ACCORD_SRC_CLI_SERVE_CONFIG_H_

@@ -1,0 +1,231 @@
+// The HTTPS client: Beast over Asio and OpenSSL, synchronous to its caller. Each step is an
+// asynchronous operation with a deadline on a private io_context, run until it completes, so
+// that a peer that stops answering cannot hold the caller beyond `timeout`.
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <optional>
+
+#include "accord/https_client.h"
+#include "tls.h"
+
+namespace accord {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+struct X509Deleter {
+  void operator()(X509* x) const { X509_free(x); }
+};
+
+}  // namespace
+
+struct HttpsClient::Impl {
+  explicit Impl(HttpsClientOptions o) : options(std::move(o)) {}
+
+  // Runs the io_context until the operation started before has called its handler (which sets
+  // `done`). Not io.run(): the stream's deadline timer stays queued after the operation, and
+  // would hold run() until it expires.
+  void Wait() {
+    io.restart();
+    while (!done && io.run_one() > 0) {
+    }
+    done = false;
+  }
+
+  Status Fail(std::string_view step, const error_code& ec) {
+    Close();
+    std::string why = ec == beast::error::timeout ? "timed out" : ec.message();
+    return accord::Fail(Code::kUnavailable, fmt_where() + ": " + std::string(step) + ": " + why);
+  }
+
+  std::string fmt_where() const {
+    return "https://" + options.host + ":" + std::to_string(options.port);
+  }
+
+  Status Connect() {
+    Close();
+    error_code ec;
+    const auto address = asio::ip::make_address(options.host, ec);
+    const bool literal = !ec;
+    tcp::resolver::results_type endpoints;
+    if (!literal) {  // a name: resolve it (synchronously; loopback deployments use literals)
+      tcp::resolver resolver(io);
+      endpoints = resolver.resolve(options.host, std::to_string(options.port), ec);
+      if (ec) return Fail("resolve", ec);
+    }
+    stream.emplace(io, tls);
+    SSL* ssl = stream->native_handle();
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    if (literal) {
+      X509_VERIFY_PARAM_set1_ip_asc(param, options.host.c_str());
+    } else {
+      X509_VERIFY_PARAM_set1_host(param, options.host.c_str(), 0);
+      SSL_set_tlsext_host_name(ssl, options.host.c_str());
+    }
+    auto& socket = beast::get_lowest_layer(*stream);
+    socket.expires_after(options.timeout);
+    error_code result;
+    if (literal) {
+      socket.async_connect(tcp::endpoint(address, options.port), [&](const error_code& e) {
+        result = e;
+        done = true;
+      });
+    } else {
+      socket.async_connect(endpoints, [&](const error_code& e, const tcp::endpoint&) {
+        result = e;
+        done = true;
+      });
+    }
+    Wait();
+    if (result) return Fail("connect", result);
+    socket.socket().set_option(tcp::no_delay(true), ec);
+    socket.expires_after(options.timeout);
+    stream->async_handshake(ssl::stream_base::client, [&](const error_code& e) {
+      result = e;
+      done = true;
+    });
+    Wait();
+    if (result) {
+      const long verify = SSL_get_verify_result(ssl);
+      if (verify != X509_V_OK) {
+        Close();
+        return accord::Fail(Code::kUnavailable, fmt_where() +
+                                                    ": the server's certificate is refused: " +
+                                                    X509_verify_cert_error_string(verify));
+      }
+      return Fail("TLS handshake", result);
+    }
+    socket.expires_never();
+    if (!options.expect_common_name.empty()) {
+      std::unique_ptr<X509, X509Deleter> cert(SSL_get1_peer_certificate(ssl));
+      const auto cn = cert == nullptr ? std::nullopt
+                                      : server_internal::NameEntry(
+                                            X509_get_subject_name(cert.get()), NID_commonName);
+      if (!cn || *cn != options.expect_common_name) {
+        Close();
+        return accord::Fail(Code::kUnavailable, fmt_where() + ": the server's certificate names `" +
+                                                    cn.value_or("") + "`, not `" +
+                                                    options.expect_common_name + "`");
+      }
+    }
+    return OkStatus();
+  }
+
+  void Close() {
+    if (stream) {
+      error_code ignored;
+      beast::get_lowest_layer(*stream).socket().close(ignored);
+      stream.reset();
+    }
+    buffer.clear();
+  }
+
+  Result<HttpsResponse> Once(http::verb verb, std::string_view target, std::string_view body,
+                             std::string_view content_type) {
+    http::request<http::string_body> request(verb, beast::string_view(target.data(), target.size()),
+                                             11);
+    request.set(http::field::host, options.host);
+    if (!body.empty() || verb == http::verb::post) {
+      request.set(http::field::content_type,
+                  beast::string_view(content_type.data(), content_type.size()));
+      request.body().assign(body.data(), body.size());
+    }
+    request.keep_alive(true);
+    request.prepare_payload();
+    auto& socket = beast::get_lowest_layer(*stream);
+    error_code result;
+    socket.expires_after(options.timeout);
+    http::async_write(*stream, request, [&](const error_code& e, size_t) {
+      result = e;
+      done = true;
+    });
+    Wait();
+    if (result) return tl::unexpected(Fail("write", result).error());
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(options.max_response_bytes);
+    socket.expires_after(options.timeout);
+    http::async_read(*stream, buffer, parser, [&](const error_code& e, size_t) {
+      result = e;
+      done = true;
+    });
+    Wait();
+    if (result) return tl::unexpected(Fail("read", result).error());
+    socket.expires_never();
+    auto& response = parser.get();
+    HttpsResponse out;
+    out.status = response.result_int();
+    out.content_type = std::string(response[http::field::content_type]);
+    out.body = std::move(response.body());
+    if (!response.keep_alive()) Close();
+    return out;
+  }
+
+  HttpsClientOptions options;
+  bool done = false;  // set by the handler of the operation Wait() waits for
+  asio::io_context io{1};
+  ssl::context tls{ssl::context::tls_client};
+  std::optional<beast::ssl_stream<beast::tcp_stream>> stream;
+  beast::flat_buffer buffer;
+};
+
+Result<std::unique_ptr<HttpsClient>> HttpsClient::Create(HttpsClientOptions options) {
+  try {
+    auto impl = std::make_unique<Impl>(std::move(options));
+    ACCORD_RETURN_IF_ERROR(
+        server_internal::ConfigureMutualTls(impl->tls.native_handle(), impl->options.ca_file,
+                                            impl->options.cert_file, impl->options.key_file));
+    return std::unique_ptr<HttpsClient>(new HttpsClient(std::move(impl)));
+  } catch (const std::exception& e) {
+    return Fail(Code::kInternal, std::string("https client: ") + e.what());
+  }
+}
+
+HttpsClient::HttpsClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HttpsClient::~HttpsClient() = default;
+
+void HttpsClient::set_port(uint16_t port) {
+  if (port != impl_->options.port) {
+    impl_->Close();
+    impl_->options.port = port;
+  }
+}
+
+void HttpsClient::Close() { impl_->Close(); }
+
+Result<HttpsResponse> HttpsClient::Request(std::string_view method, std::string_view target,
+                                           std::string_view body, std::string_view content_type) {
+  const http::verb verb = http::string_to_verb(beast::string_view(method.data(), method.size()));
+  if (verb == http::verb::unknown) {
+    return Fail(Code::kInvalidArgument, "unknown HTTP method `" + std::string(method) + "`");
+  }
+  try {
+    const bool reused = impl_->stream.has_value();
+    if (!reused) ACCORD_RETURN_IF_ERROR(impl_->Connect());
+    auto response = impl_->Once(verb, target, body, content_type);
+    if (!response && reused) {
+      // The server may have closed the kept-alive connection while it was idle: once more.
+      ACCORD_RETURN_IF_ERROR(impl_->Connect());
+      response = impl_->Once(verb, target, body, content_type);
+    }
+    return response;
+  } catch (const std::exception& e) {
+    impl_->Close();
+    return Fail(Code::kInternal, std::string("https client: ") + e.what());
+  }
+}
+
+}  // namespace accord

@@ -1,0 +1,323 @@
+#include "accord/federation.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "accord/clock.h"
+#include "accord/https_client.h"
+#include "accord/merkle.h"
+#include "accord/note.h"
+
+namespace accord {
+namespace {
+
+namespace json = boost::json;
+using std::chrono::milliseconds;
+
+constexpr std::string_view kEnvelopesPath = "/v1/federation/envelopes";
+
+int64_t NowMicros() { return SystemClock().Now().micros; }
+
+void LogToStderr(std::string_view line) {
+  std::fprintf(stderr, "accord federation: %.*s\n", static_cast<int>(line.size()), line.data());
+}
+
+// The partner's answer is final (it refused the envelope) unless it is a server error, a
+// timeout or a rate limit.
+bool IsFinalRefusal(unsigned status) {
+  return status >= 400 && status < 500 && status != 408 && status != 429;
+}
+
+// The "message" of an API error body, or the body's start.
+std::string ErrorMessage(const HttpsResponse& r) {
+  boost::system::error_code ec;
+  const json::value v = json::parse(r.body, ec);
+  if (!ec && v.is_object()) {
+    const auto* error = v.as_object().if_contains("error");
+    if (error != nullptr && error->is_object()) {
+      const auto* code = error->as_object().if_contains("code");
+      const auto* message = error->as_object().if_contains("message");
+      if (code != nullptr && code->is_string() && message != nullptr && message->is_string()) {
+        return fmt::format("{}: {}", std::string_view(code->get_string()),
+                           std::string_view(message->get_string()));
+      }
+    }
+  }
+  return fmt::format("HTTP {}: {}", r.status, r.body.substr(0, 200));
+}
+
+}  // namespace
+
+struct Federation::Impl {
+  struct Peer {
+    PeerOptions options;
+    std::unique_ptr<HttpsClient> client;
+    int64_t retry_at_us = 0;  // the partner was unreachable: not before then
+    int64_t failures = 0;     // consecutive
+    int64_t witnessed_at_us = 0;
+    PeerStatus status;
+  };
+
+  FederationOptions options;
+  std::unique_ptr<Node> node;
+  std::vector<Peer> peers;
+  std::function<void(std::string_view)> log;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  bool woken = false;                // GUARDED_BY(mu)
+  bool stopping = false;             // GUARDED_BY(mu)
+  std::vector<PeerStatus> snapshot;  // GUARDED_BY(mu)
+  std::thread thread;
+
+  int64_t Backoff(int64_t failures) const {
+    const int64_t initial =
+        std::chrono::duration_cast<std::chrono::microseconds>(options.retry_initial).count();
+    const int64_t cap =
+        std::chrono::duration_cast<std::chrono::microseconds>(options.retry_max).count();
+    const int64_t shift = std::min<int64_t>(failures > 0 ? failures - 1 : 0, 20);
+    return std::min(cap, initial << shift);
+  }
+
+  // Re-reads the partner's port file; false when it names no port yet.
+  bool RefreshPort(Peer& p) {
+    if (p.options.port_file.empty()) return p.options.port != 0;
+    std::ifstream in(p.options.port_file);
+    unsigned port = 0;
+    if (!(in >> port) || port == 0 || port > 65535) return false;
+    p.client->set_port(static_cast<uint16_t>(port));
+    return true;
+  }
+
+  void Unreachable(Peer& p, const std::string& why) {
+    p.failures += 1;
+    p.retry_at_us = NowMicros() + Backoff(p.failures);
+    if (p.status.reachable || p.failures == 1) {
+      log(fmt::format("{} unreachable, retrying with backoff: {}", p.options.party, why));
+    }
+    p.status.reachable = false;
+    p.status.last_error = why;
+  }
+
+  void Reached(Peer& p) {
+    if (!p.status.reachable && p.failures > 0) {
+      log(fmt::format("{} reachable again", p.options.party));
+    }
+    p.failures = 0;
+    p.retry_at_us = 0;
+    p.status.reachable = true;
+    p.status.last_error.clear();
+  }
+
+  // Records a failed attempt at `r`; false (and a log line) when the store fails.
+  bool Record(const OutboxRecord& r, const std::string& why, int64_t retry_at_us, bool give_up) {
+    auto s = node->store().RecordAttempt(r.id, r.to, why, retry_at_us, give_up, NowMicros());
+    if (!s) log(fmt::format("recording a delivery attempt failed: {}", s.error().ToString()));
+    return s.has_value();
+  }
+
+  // Delivers what is due for `p`, in queue order, stopping at the first failure to reach it.
+  // Returns whether anything was delivered.
+  bool Deliver(Peer& p) {
+    bool delivered = false;
+    while (true) {
+      auto due = node->store().DueDeliveries(p.options.party, NowMicros(), options.batch);
+      if (!due) {
+        log(fmt::format("reading the outbox failed: {}", due.error().ToString()));
+        return delivered;
+      }
+      if (due->empty()) return delivered;
+      for (const OutboxRecord& r : *due) {
+        auto sent = p.client->Request(
+            "POST", kEnvelopesPath,
+            std::string_view(reinterpret_cast<const char*>(r.envelope.data()), r.envelope.size()));
+        if (!sent || (sent->status != 200 && !IsFinalRefusal(sent->status))) {
+          const std::string why = sent ? ErrorMessage(*sent) : sent.error().message;
+          Unreachable(p, why);
+          Record(r, why, p.retry_at_us, false);
+          return delivered;
+        }
+        Reached(p);
+        if (sent->status != 200) {
+          const std::string why = ErrorMessage(*sent);
+          log(fmt::format("{} refused the {} `{}` of `{}`: {}", p.options.party, r.kind, r.id,
+                          r.object_id, why));
+          if (!Record(r, "refused: " + why, 0, true)) return delivered;
+          continue;
+        }
+        auto receipt = node->Receive(AsBytes(sent->body));
+        if (!receipt) {
+          // The partner answered, but not with a receipt this node can accept: keep the
+          // envelope queued, retry later, and say why.
+          const std::string why = "bad receipt: " + receipt.error().message;
+          log(fmt::format("{}: {} `{}`: {}", p.options.party, r.kind, r.id, why));
+          if (!Record(r, why, NowMicros() + Backoff(r.attempts + 1), false)) return delivered;
+          continue;
+        }
+        delivered = true;
+      }
+    }
+  }
+
+  // Fetches the partner's checkpoint and the consistency proof from the size last cosigned,
+  // and witnesses it.
+  void Witness(Peer& p) {
+    p.witnessed_at_us = NowMicros();
+    auto checkpoint = p.client->Request("GET", "/v1/log/checkpoint");
+    if (!checkpoint) {
+      Unreachable(p, checkpoint.error().message);
+      return;
+    }
+    Reached(p);
+    if (checkpoint->status != 200) {
+      log(fmt::format("{}: no checkpoint: {}", p.options.party, ErrorMessage(*checkpoint)));
+      return;
+    }
+    auto parsed = note::Parse(checkpoint->body);
+    auto cp = parsed ? note::ParseCheckpoint(parsed->text) : tl::unexpected(parsed.error());
+    if (!cp) {
+      log(fmt::format("{} sent a malformed checkpoint: {}", p.options.party, cp.error().message));
+      return;
+    }
+    auto old = node->WitnessedSize(p.options.party);
+    if (!old || *old == cp->size) return;
+    std::vector<merkle::Hash> proof;
+    if (*old > 0 && *old < cp->size) {
+      auto answer = p.client->Request(
+          "GET", fmt::format("/v1/log/consistency?from={}&to={}", *old, cp->size));
+      if (!answer || answer->status != 200) {
+        log(fmt::format("{}: no consistency proof from {} to {}: {}", p.options.party, *old,
+                        cp->size, answer ? ErrorMessage(*answer) : answer.error().message));
+        return;
+      }
+      boost::system::error_code ec;
+      const json::value v = json::parse(answer->body, ec);
+      const json::value* list = !ec && v.is_object() ? v.as_object().if_contains("proof") : nullptr;
+      if (list == nullptr || !list->is_array()) {
+        log(fmt::format("{}: malformed consistency proof", p.options.party));
+        return;
+      }
+      for (const json::value& h : list->as_array()) {
+        auto hash = h.is_string() ? merkle::HashFromHex(h.get_string())
+                                  : Result<merkle::Hash>(Fail(Code::kInvalidArgument, "hash"));
+        if (!hash) {
+          log(fmt::format("{}: malformed consistency proof", p.options.party));
+          return;
+        }
+        proof.push_back(*hash);
+      }
+    }
+    auto cosigned = node->WitnessCheckpoint(checkpoint->body, proof, WitnessLogging::kForksOnly);
+    if (!cosigned) {
+      log(fmt::format("WITNESS: {}'s log at size {} is not consistent with size {}: {}",
+                      p.options.party, cp->size, *old, cosigned.error().message));
+      p.status.last_error = "fork: " + cosigned.error().message;
+      return;
+    }
+    p.status.witnessed_size = cp->size;
+  }
+
+  void Loop() {
+    while (true) {
+      for (Peer& p : peers) {
+        if (NowMicros() < p.retry_at_us || !RefreshPort(p)) continue;
+        const bool delivered = Deliver(p);
+        const int64_t interval =
+            std::chrono::duration_cast<std::chrono::microseconds>(options.witness_interval)
+                .count();
+        if (NowMicros() >= p.retry_at_us &&
+            (delivered || NowMicros() - p.witnessed_at_us >= interval)) {
+          Witness(p);
+        }
+      }
+      std::unique_lock lock(mu);
+      snapshot.clear();
+      for (const Peer& p : peers) snapshot.push_back(p.status);
+      // Sleep until woken, the next poll or witnessing, or the earliest retry.
+      auto wait = std::min(options.poll_interval, options.witness_interval);
+      for (const Peer& p : peers) {
+        if (p.retry_at_us > 0) {
+          const auto until = milliseconds((p.retry_at_us - NowMicros()) / 1000 + 1);
+          wait = std::max(milliseconds(1), std::min(wait, until));
+        }
+      }
+      cv.wait_for(lock, wait, [&] { return woken || stopping; });
+      if (stopping) return;
+      woken = false;
+    }
+  }
+};
+
+Result<std::unique_ptr<Federation>> Federation::Start(FederationOptions options,
+                                                      NodeOptions node_options) {
+  auto impl = std::make_unique<Impl>();
+  impl->log = options.log ? options.log : LogToStderr;
+  for (const PeerOptions& p : options.peers) {
+    if (p.party.empty() || (p.port == 0 && p.port_file.empty())) {
+      return Fail(
+          Code::kInvalidArgument,
+          fmt::format("peer `{}`: a party and a port (or port file) are required", p.party));
+    }
+    HttpsClientOptions co;
+    co.host = p.host;
+    co.port = p.port;
+    co.ca_file = options.ca_file;
+    co.cert_file = options.cert_file;
+    co.key_file = options.key_file;
+    co.expect_common_name = p.party;
+    co.timeout = options.request_timeout;
+    ACCORD_ASSIGN_OR_RETURN(auto client, HttpsClient::Create(std::move(co)));
+    Impl::Peer peer;
+    peer.options = p;
+    peer.client = std::move(client);
+    peer.status.party = p.party;
+    impl->peers.push_back(std::move(peer));
+  }
+  ACCORD_ASSIGN_OR_RETURN(impl->node, Node::Open(std::move(node_options)));
+  for (Impl::Peer& p : impl->peers) {
+    if (p.options.party == impl->node->party()) {
+      return Fail(Code::kInvalidArgument, "a node is not its own peer");
+    }
+    if (auto size = impl->node->WitnessedSize(p.options.party)) p.status.witnessed_size = *size;
+  }
+  impl->options = std::move(options);
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->Loop(); });
+  return std::unique_ptr<Federation>(new Federation(std::move(impl)));
+}
+
+Federation::Federation(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Federation::~Federation() { Stop(); }
+
+void Federation::Wake() {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->woken = true;
+  }
+  impl_->cv.notify_one();
+}
+
+void Federation::Stop() {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_one();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+std::vector<PeerStatus> Federation::Peers() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->snapshot;
+}
+
+}  // namespace accord

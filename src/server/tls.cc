@@ -1,0 +1,78 @@
+#include "tls.h"
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+namespace accord::server_internal {
+namespace {
+
+// The last OpenSSL error as text, and the queue emptied.
+std::string OpenSslError() {
+  const unsigned long e = ERR_peek_last_error();
+  char text[256] = "unknown error";
+  if (e != 0) ERR_error_string_n(e, text, sizeof(text));
+  ERR_clear_error();
+  return text;
+}
+
+Status Invalid(const std::string& what, const std::string& file) {
+  return Fail(Code::kInvalidArgument, what + " `" + file + "`: " + OpenSslError());
+}
+
+}  // namespace
+
+Status ConfigureMutualTls(SSL_CTX* ctx, const std::string& ca_file, const std::string& cert_file,
+                          const std::string& key_file) {
+  if (ca_file.empty() || cert_file.empty() || key_file.empty()) {
+    return Fail(Code::kInvalidArgument, "the CA, certificate and key files are required");
+  }
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+      SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
+    return Fail(Code::kInternal, "cannot restrict TLS to version 1.3");
+  }
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
+    return Invalid("cannot load the certificate chain", cert_file);
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return Invalid("cannot load the private key", key_file);
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    ERR_clear_error();
+    return Fail(Code::kInvalidArgument, "the private key `" + key_file +
+                                            "` does not match the certificate `" + cert_file + "`");
+  }
+  if (SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) {
+    return Invalid("cannot load the CA certificates", ca_file);
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  return OkStatus();
+}
+
+std::optional<std::string> NameEntry(const X509_NAME* name, int nid) {
+  const int index = X509_NAME_get_index_by_NID(name, nid, -1);
+  if (index < 0) {
+    return std::nullopt;
+  }
+  if (X509_NAME_get_index_by_NID(name, nid, index) >= 0) {
+    return std::string();
+  }
+  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index));
+  unsigned char* utf8 = nullptr;
+  const int n = ASN1_STRING_to_UTF8(&utf8, data);
+  if (n < 0) {
+    return std::string();
+  }
+  std::string out(reinterpret_cast<const char*>(utf8), static_cast<size_t>(n));
+  OPENSSL_free(utf8);
+  if (out.find('\0') != std::string::npos) {
+    return std::string();
+  }
+  return out;
+}
+
+bool IsNodeCertificate(X509* cert) {
+  return (X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) != 0 &&
+         (X509_get_extended_key_usage(cert) & XKU_SSL_SERVER) != 0;
+}
+
+}  // namespace accord::server_internal

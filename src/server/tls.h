@@ -1,0 +1,34 @@
+// TLS settings shared by the server and the client: TLS 1.3 only, this node's certificate and
+// key, and the CA certificates the peer's certificate must chain to.
+//
+// Thread safety: plain functions; an SSL_CTX is configured before it is shared.
+#ifndef ACCORD_SRC_SERVER_TLS_H_
+#define ACCORD_SRC_SERVER_TLS_H_
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <optional>
+#include <string>
+
+#include "accord/status.h"
+
+namespace accord::server_internal {
+
+// Restricts `ctx` to TLS 1.3, loads the certificate chain and private key (which must match) and
+// trusts the CAs in `ca_file`; the peer must present a certificate that chains to one of them.
+// kInvalidArgument naming the file that cannot be used.
+[[nodiscard]] Status ConfigureMutualTls(SSL_CTX* ctx, const std::string& ca_file,
+                                        const std::string& cert_file, const std::string& key_file);
+
+// The value of the one `nid` attribute of `name`: nullopt when there is none, "" (which no
+// subject or party matches) when there are several or it is not text.
+[[nodiscard]] std::optional<std::string> NameEntry(const X509_NAME* name, int nid);
+
+// Whether `cert` is a node's certificate (usable as a TLS server: accord pki init gives node
+// certificates serverAuth and clientAuth, users' clientAuth only).
+[[nodiscard]] bool IsNodeCertificate(X509* cert);
+
+}  // namespace accord::server_internal
+
+#endif  // ACCORD_SRC_SERVER_TLS_H_

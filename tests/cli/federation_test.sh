@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Three live nodes (KOR, JPN, USA) on loopback ports, federated over mutual TLS: the GSOMIA
+# history played over the network, receipts and checkpoints cross-verified, and faults (a partner
+# stopped during a release, SIGKILL mid-delivery, bad requests) that must lose nothing and
+# deliver nothing twice. Usage: federation_test.sh ACCORD_BINARY SOURCE_DIR
+set -uo pipefail
+accord=$1
+src=$2
+work=$(mktemp -d)
+source "$src/scripts/live-lib.sh"
+cleanup() {
+  live_stop_all 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+export ACCORD_PASSPHRASE="test passphrase"
+failures=0
+passed=0
+ok() { passed=$((passed + 1)); }
+fail() {
+  echo "FAIL $1"
+  failures=$((failures + 1))
+}
+# check NAME PATTERN COMMAND...: the command's output matches PATTERN.
+check() {
+  local name=$1 pattern=$2
+  shift 2
+  "$@" >"$work/out" 2>&1
+  if grep -qE -- "$pattern" "$work/out"; then ok; else
+    fail "$name: output does not match /$pattern/"
+    cat "$work/out"
+  fi
+}
+# eventually NAME PATTERN COMMAND...: the output matches PATTERN within 60 s.
+eventually() {
+  local name=$1 pattern=$2 i
+  shift 2
+  for i in $(seq 1 300); do
+    "$@" >"$work/out" 2>&1
+    if grep -qE -- "$pattern" "$work/out"; then
+      ok
+      return 0
+    fi
+    sleep 0.2
+  done
+  fail "$name: output never matched /$pattern/"
+  cat "$work/out"
+  return 1
+}
+post() { # post PARTY USER PATH JSON
+  live_curl "$1" "$2" -X POST -H 'Content-Type: application/json' -d "$4" "$(live_url "$1" "$3")"
+}
+get() { live_curl "$1" "$2" "$(live_url "$1" "$3")"; }
+create() { # create PARTY USER ID LEVEL PAYLOAD REL_TO_JSON
+  post "$1" "$2" /v1/objects "{\"id\":\"$3\",\"level\":\"$4\",\"topics\":[\"dprk-missile\"],\
+\"rel_to\":$6,\"payload_base64\":\"$(printf '%s' "$5" | base64 -w0)\"}"
+}
+start_all() { for p in KOR JPN USA; do live_start "$p" "$1" || exit 1; done; }
+# The number of log entries of PARTY's node that mention PATTERN.
+entries() {
+  get "$1" "$2" "/v1/log/entries?from=0&count=1000" | grep -oE "$3" | wc -l
+}
+
+live_setup "$accord" "$work/net" "$src/examples/gsomia" --simulate || exit 1
+
+# 1. 2015, before the Korea-Japan GSOMIA: Korea's information reaches Japan only through the US,
+#    with Korea's consent (TISA), and the US node cannot read what was not released to it.
+start_all 2015-03-01T10:00:00+09:00
+check tisa-create '"id":"k-2015"' create KOR kor-analyst k-2015 II "launch telemetry" '["USA","JPN"]'
+check tisa-direct-refused '"code":"hub-only"' post KOR kor-analyst /v1/objects/k-2015/release '{"to":"JPN"}'
+check tisa-release-usa '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-2015/release '{"to":"USA"}'
+eventually tisa-usa-has-it '"reason":"released"' get USA usa-analyst /v1/objects/k-2015
+check tisa-no-consent '"code":"no-consent"' post USA usa-analyst /v1/objects/k-2015/forward '{"to":"JPN"}'
+check tisa-consent '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-2015/consent '{"to":"JPN"}'
+eventually tisa-consent-delivered '"USA":\{"pending":0,"delivered":2,"failed":0\}' get KOR kor-analyst /v1/outbox
+check tisa-forward '"to":"JPN"' post USA usa-analyst /v1/objects/k-2015/forward '{"to":"JPN"}'
+eventually tisa-jpn-reads '"level":"GOKUHI","name":"極秘"' get JPN jpn-analyst /v1/objects/k-2015
+check tisa-payload "\"payload_base64\":\"$(printf 'launch telemetry' | base64 -w0)\"" get JPN jpn-analyst /v1/objects/k-2015
+check usa-not-released '"code":"not-found"' get USA usa-analyst /v1/objects/k-none
+live_stop_all
+
+# 2. 2018: a release Korea -> Japan arrives, is read by a cleared analyst and refused to a clerk.
+start_all 2018-05-01T10:00:00+09:00
+check create-2018 '"id":"k-2018"' create KOR kor-analyst k-2018 II "site survey" '["JPN"]'
+check release-2018 '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-2018/release '{"to":"JPN"}'
+eventually jpn-reads-2018 '"reason":"released"' get JPN jpn-analyst /v1/objects/k-2018
+check clerk-refused '"code":"insufficient-clearance"' get JPN jpn-clerk /v1/objects/k-2018
+check usa-cannot-open '"code":"not-found"' get USA usa-analyst /v1/objects/k-2018
+eventually receipt-2018 '"JPN":\{"pending":0,"delivered":1,"failed":0\}' get KOR kor-analyst /v1/outbox
+check jpn-logged-receive '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-2018"'
+check kor-logged-receipt '^1$' entries KOR kor-analyst '"op":"receipt"[^}]*"object":"k-2018"'
+
+# 3. Faults. A partner stopped during a release receives it exactly once after it restarts.
+live_stop JPN
+check create-f1 '"id":"k-f1"' create KOR kor-analyst k-f1 II "while down" '["JPN"]'
+check release-f1 '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-f1/release '{"to":"JPN"}'
+eventually f1-retried '"attempts":[1-9]' get KOR kor-analyst /v1/outbox
+check f1-pending '"JPN":\{"pending":1,' get KOR kor-analyst /v1/outbox
+live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
+eventually f1-delivered '"JPN":\{"pending":0,"delivered":2,"failed":0\}' get KOR kor-analyst /v1/outbox
+check f1-read '"reason":"released"' get JPN jpn-analyst /v1/objects/k-f1
+check f1-once '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-f1"'
+
+# SIGKILL of the sender in the middle of a burst of releases, then of the receiver: every release
+# acknowledged with 202 arrives exactly once.
+acked=0
+for i in $(seq 1 12); do
+  create KOR kor-analyst "k-b$i" II "burst $i" '["JPN"]' >/dev/null
+  if post KOR kor-analyst "/v1/objects/k-b$i/release" '{"to":"JPN"}' | grep -q queued; then
+    acked=$((acked + 1))
+  fi
+  [ "$i" = 6 ] && live_stop KOR KILL && live_start KOR 2018-05-01T10:00:00+09:00
+  [ "$i" = 9 ] && live_stop JPN KILL && live_start JPN 2018-05-01T10:00:00+09:00
+done
+if [ "$acked" = 12 ]; then ok; else fail "only $acked of 12 burst releases were acknowledged"; fi
+eventually burst-delivered '"JPN":\{"pending":0,"delivered":14,"failed":0\}' get KOR kor-analyst /v1/outbox
+check burst-once '^12$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-b[0-9]+"'
+
+# Bad requests get 4xx while the node keeps serving.
+check bad-json '"code":"invalid-argument"' post KOR kor-analyst /v1/objects '{"id":'
+check wrong-type '"code":"invalid-argument"' post KOR kor-analyst /v1/objects/k-2018/release '{"to":7}'
+check unknown-field '"code":"invalid-argument"' post KOR kor-analyst /v1/objects/k-2018/release '{"too":"JPN"}'
+check user-on-federation '"code":"permission-denied"' post KOR kor-analyst /v1/federation/envelopes '{}'
+check still-serving '"status":"ok"' get KOR kor-analyst /v1/health
+
+# Receipts and checkpoints cross-verified: every node witnessed both partners, with no fork.
+for p in KOR JPN USA; do
+  user=$(echo "$p" | tr 'A-Z' 'a-z')-analyst
+  eventually "$p-witnesses" '"witnessed_size":[1-9].*"witnessed_size":[1-9]' get "$p" "$user" /v1/federation/peers
+done
+live_stop_all
+for p in KOR JPN USA; do
+  check "$p-log-verify" 'verified|ok|entries' "$accord" log verify --home "$work/net/$p"
+  check "$p-no-evidence" '^$|no evidence|none' "$accord" log evidence --home "$work/net/$p"
+done
+
+# 4. 2019-11-23, after the anniversary: the release is allowed under the real history (the notice
+#    was suspended) and refused under the history without the suspension (then only the TISA
+#    route through the US remains: hub-only).
+start_all 2019-11-23T01:00:00+09:00
+check suspended-allows '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-2018/release '{"to":"JPN"}'
+live_stop_all
+live_setup "$accord" "$work/nosusp" "$src/examples/gsomia-no-suspension" --simulate || exit 1
+live_start KOR 2019-11-22T23:00:00+09:00 || exit 1
+check ns-create '"id":"k-ns"' create KOR kor-analyst k-ns II "late" '["JPN"]'
+check ns-before '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-ns/release '{"to":"JPN"}'
+live_stop KOR
+live_start KOR 2019-11-23T00:00:00+09:00 || exit 1
+check ns-after-refused '"code":"hub-only"' post KOR kor-analyst /v1/objects/k-ns/release '{"to":"JPN"}'
+live_stop_all
+
+echo "federation_test: $passed passed, $failures failed"
+[ "$failures" = 0 ]
