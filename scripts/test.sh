@@ -3,7 +3,7 @@
 #   1. checks module dependencies and formatting,
 #   2. builds and runs every test (RelWithDebInfo),
 #   3. builds and runs every test again under AddressSanitizer + UBSan,
-#   4. runs the threaded `accord decide` under ThreadSanitizer,
+#   4. runs the threaded `accord decide` and the three-node federation test under ThreadSanitizer,
 #   5. builds the libFuzzer targets with clang and runs each for FUZZ_SECONDS (default 60).
 # Exits non-zero on the first failure. About 12 minutes on 2 cores from a clean clone.
 set -euo pipefail
@@ -42,6 +42,9 @@ build/tsan/src/cli/accord decide --threads 1 --policy "$tsan_work/policy" \
 cmp "$tsan_work/threads1.jsonl" "$tsan_work/threads2.jsonl"
 echo "tsan: no data race; 2 threads answer exactly as 1 ($(wc -l <"$tsan_work/threads2.jsonl") requests)"
 rm -rf "$tsan_work"
+# Three live nodes: each runs its server, its federation thread and its signal thread.
+TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
+  bash tests/cli/federation_test.sh build/tsan/src/cli/accord "$PWD" | tail -1
 
 step "fuzz"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"

@@ -1,0 +1,214 @@
+// accord_load: concurrent HTTPS clients with mutual TLS and keep-alive against one node (or any
+// HTTPS server), each on its own connection, reporting requests per second and latency
+// percentiles per kind of request. Used by the load test (tests/cli/load_test.sh: 8 clients ×
+// 10,000 mixed requests, no error allowed) and by bench/api_bench.sh (against nginx).
+//
+//   accord_load --port P --ca CA --cert CERT --key KEY [--host 127.0.0.1] [--clients 8]
+//               [--requests 10000] (--mix | --get PATH | --decide N | --read ID | --release TO)
+//
+//   --mix         reads, decisions, health, checkpoints, creates and releases to --to (default
+//                 JPN), on objects each client creates (KOR's policy: level II, dprk-missile)
+//   --get PATH    GET PATH only (a static file on nginx)
+//   --read ID     GET /v1/objects/ID only
+//   --decide N    POST /v1/decide with batches of N requests only
+//   --release TO  create then release to TO, alternately (releases counted)
+//
+// Prints one line per kind: count, errors, p50/p90/p99 in µs; then the total rate. Exit 1 if
+// any request failed or got an unexpected status.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "accord/crypto.h"
+#include "accord/https_client.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Sample {
+  std::string kind;
+  int64_t micros;
+  bool ok;
+};
+
+struct Options {
+  accord::HttpsClientOptions client;
+  int clients = 8;
+  int requests = 10000;
+  bool mix = false;
+  std::string get, read, release_to, to = "JPN";
+  int decide = 0;
+};
+
+std::string DecideBatch(int n, int client) {
+  std::string body;
+  for (int i = 0; i < n; ++i) {
+    body += fmt::format(
+        R"({{"id":"c{}-{}","action":"release","at":"2018-05-14T10:00:00+09:00","object":)"
+        R"({{"id":"k-{}","originator":"KOR","level":"II","topics":["dprk-missile"],)"
+        R"("compartments":[],"rel_to":["JPN","USA"]}},"to":"{}"}})"
+        "\n",
+        client, i, i, i % 2 == 0 ? "JPN" : "USA");
+  }
+  return body;
+}
+
+std::string NewObject(const std::string& id) {
+  return fmt::format(R"({{"id":"{}","level":"II","topics":["dprk-missile"],"rel_to":["JPN","USA"],)"
+                     R"("payload_base64":"{}"}})",
+                     id, accord::Base64Encode(accord::AsBytes("load test payload " + id)));
+}
+
+// One client's run.
+void Run(const Options& o, int index, std::vector<Sample>& out, std::atomic<int>& releases) {
+  auto client = accord::HttpsClient::Create(o.client);
+  if (!client) {
+    fmt::print(stderr, "client {}: {}\n", index, client.error().message);
+    out.push_back({"setup", 0, false});
+    return;
+  }
+  const auto timed = [&](std::string kind, std::string_view method, const std::string& target,
+                         std::string_view body, unsigned expect) {
+    const auto start = Clock::now();
+    auto r = (*client)->Request(method, target, body);
+    const int64_t us =
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
+    const bool ok = r && r->status == expect;
+    if (!ok) {
+      fmt::print(
+          stderr, "client {}: {} {}: {}\n", index, method, target,
+          r ? fmt::format("HTTP {}: {}", r->status, r->body.substr(0, 200)) : r.error().message);
+    }
+    out.push_back({std::move(kind), us, ok});
+    return ok;
+  };
+  const std::string prefix =
+      fmt::format("load-{}-{}", index, Clock::now().time_since_epoch().count());
+  const std::string base = prefix + "-base";
+  const std::string batch = DecideBatch(o.decide > 0 ? o.decide : 10, index);
+  if (o.mix && !timed("create", "POST", "/v1/objects", NewObject(base), 201)) return;
+  int created = 0, released = 0;
+  for (int i = 0; i < o.requests; ++i) {
+    if (!o.get.empty()) {
+      timed("get", "GET", o.get, {}, 200);
+    } else if (!o.read.empty()) {
+      timed("read", "GET", "/v1/objects/" + o.read, {}, 200);
+    } else if (o.decide > 0) {
+      timed("decide", "POST", "/v1/decide", batch, 200);
+    } else if (!o.release_to.empty()) {
+      if (created == released) {
+        if (timed("create", "POST", "/v1/objects", NewObject(fmt::format("{}-{}", prefix, created)),
+                  201)) {
+          ++created;
+        }
+      } else {
+        const std::string target = fmt::format("/v1/objects/{}-{}/release", prefix, released++);
+        if (timed("release", "POST", target, fmt::format(R"({{"to":"{}"}})", o.release_to), 202)) {
+          releases.fetch_add(1);
+        }
+      }
+    } else {  // the mix
+      switch (i % 10) {
+        case 0:
+        case 1:
+        case 2:
+        case 3:
+          timed("read", "GET", "/v1/objects/" + base, {}, 200);
+          break;
+        case 4:
+        case 5:
+          timed("decide", "POST", "/v1/decide", batch, 200);
+          break;
+        case 6:
+          timed(i % 20 == 6 ? "health" : "checkpoint", "GET",
+                i % 20 == 6 ? "/v1/health" : "/v1/log/checkpoint", {}, 200);
+          break;
+        case 7:
+          timed("list-agreements", "GET", "/v1/agreements", {}, 200);
+          break;
+        case 8:
+          if (timed("create", "POST", "/v1/objects",
+                    NewObject(fmt::format("{}-{}", prefix, created)), 201)) {
+            ++created;
+          }
+          break;
+        default:
+          if (released < created) {
+            const std::string target = fmt::format("/v1/objects/{}-{}/release", prefix, released++);
+            if (timed("release", "POST", target, fmt::format(R"({{"to":"{}"}})", o.to), 202)) {
+              releases.fetch_add(1);
+            }
+          }
+          break;
+      }
+    }
+  }
+}
+
+int64_t Percentile(std::vector<int64_t>& v, double p) {
+  if (v.empty()) return 0;
+  const size_t k = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app("accord_load: concurrent mutual-TLS HTTPS clients against a node");
+  app.add_option("--host", o.client.host, "Server address");
+  app.add_option("--port", o.client.port, "Server port")->required();
+  app.add_option("--ca", o.client.ca_file, "CA file")->required();
+  app.add_option("--cert", o.client.cert_file, "Client certificate")->required();
+  app.add_option("--key", o.client.key_file, "Client key")->required();
+  app.add_option("--clients", o.clients, "Concurrent clients (default 8)");
+  app.add_option("--requests", o.requests, "Requests per client (default 10000)");
+  app.add_flag("--mix", o.mix, "Mixed API requests");
+  app.add_option("--to", o.to, "--mix: the party releases go to (default JPN)");
+  app.add_option("--get", o.get, "GET this path only");
+  app.add_option("--read", o.read, "GET /v1/objects/ID only");
+  app.add_option("--decide", o.decide, "POST /v1/decide with batches of N only");
+  app.add_option("--release", o.release_to, "Create and release to this party, alternately");
+  CLI11_PARSE(app, argc, argv);
+  if (!o.mix && o.get.empty() && o.read.empty() && o.decide == 0 && o.release_to.empty()) {
+    fmt::print(stderr, "accord_load: choose --mix, --get, --read, --decide or --release\n");
+    return 2;
+  }
+  std::vector<std::vector<Sample>> samples(static_cast<size_t>(o.clients));
+  std::atomic<int> releases{0};
+  std::vector<std::thread> threads;
+  const auto start = Clock::now();
+  for (int i = 0; i < o.clients; ++i) {
+    threads.emplace_back([&, i] { Run(o, i, samples[static_cast<size_t>(i)], releases); });
+  }
+  for (auto& t : threads) t.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::map<std::string, std::vector<int64_t>> by_kind;
+  size_t total = 0, errors = 0;
+  for (const auto& client : samples) {
+    for (const Sample& s : client) {
+      by_kind[s.kind].push_back(s.micros);
+      by_kind["all"].push_back(s.micros);
+      ++total;
+      if (!s.ok) ++errors;
+    }
+  }
+  fmt::print("{:<16} {:>8} {:>10} {:>10} {:>10}\n", "kind", "count", "p50 µs", "p90 µs", "p99 µs");
+  for (auto& [kind, v] : by_kind) {
+    fmt::print("{:<16} {:>8} {:>10} {:>10} {:>10}\n", kind, v.size(), Percentile(v, 0.5),
+               Percentile(v, 0.9), Percentile(v, 0.99));
+  }
+  fmt::print("requests {} errors {} seconds {:.2f} rate {:.0f}/s releases {}\n", total, errors,
+             seconds, static_cast<double>(total) / seconds, releases.load());
+  return errors == 0 ? 0 : 1;
+}
