@@ -2,7 +2,9 @@
 # The README's first command: installs what is needed, builds `accord`, and replays the GSOMIA
 # example: each agreement's state and the flow matrix at every key instant of the real history,
 # the decisions on examples/gsomia/requests.jsonl, and the same history had Korea not suspended
-# its notice on 2019-11-22; then three nodes (KOR, JPN, USA) exchange sealed, signed packages.
+# its notice on 2019-11-22; then three nodes (KOR, JPN, USA) exchange sealed, signed packages,
+# first carried by hand, then over the network between three live nodes left running until
+# Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -33,6 +35,9 @@ $accord flows --policy examples/gsomia-no-suspension --at 2019-11-23T00:00:00+09
 
 banner "6. Three nodes play the history with transfer packages (scripts/node-demo.sh)"
 bash scripts/node-demo.sh "$accord"
+
+banner "7. Three live nodes on loopback, federated over mutual TLS (scripts/live-demo.sh)"
+bash scripts/live-demo.sh "$accord"
 
 echo
 echo "Try: $accord --help"

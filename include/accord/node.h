@@ -155,7 +155,9 @@ class Node {
   // Decides `subject` reading `object_id` now; on allow, decrypts. A denial is an error.
   [[nodiscard]] Result<ReadResult> Read(const std::string& subject_id,
                                         const std::string& object_id);
-  [[nodiscard]] Result<std::vector<ObjectSummary>> List();
+  // Every object this node holds, or, for `subject_id`, only those the subject may read now (a
+  // label is itself classified). Listing is not logged; reading is.
+  [[nodiscard]] Result<std::vector<ObjectSummary>> List(const std::string& subject_id = {});
 
   // Transfer packages (signed envelopes) for `to`.
   [[nodiscard]] Result<Bytes> Release(const std::string& object_id, const std::string& to);

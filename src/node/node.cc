@@ -677,10 +677,18 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions options) {
       note::Signer::FromSeed(node_internal::LogOrigin(party),
                              sign.seed(InsecureSecretAccess()).Reveal(InsecureSecretAccess())));
   node_internal::AuditLog log(*store);
-  auto impl = std::unique_ptr<Impl>(
-      new Impl{options.home, std::move(party), std::move(clock), std::move(engine), std::move(kek),
-               std::move(sign), std::move(wrap), std::move(store), options.max_payload_bytes,
-               std::move(log), std::move(log_signer), {}});
+  auto impl = std::unique_ptr<Impl>(new Impl{options.home,
+                                             std::move(party),
+                                             std::move(clock),
+                                             std::move(engine),
+                                             std::move(kek),
+                                             std::move(sign),
+                                             std::move(wrap),
+                                             std::move(store),
+                                             options.max_payload_bytes,
+                                             std::move(log),
+                                             std::move(log_signer),
+                                             {}});
   return std::unique_ptr<Node>(new Node(std::move(impl)));
 }
 
@@ -765,12 +773,21 @@ Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& 
   return result;
 }
 
-Result<std::vector<ObjectSummary>> Node::List() {
+Result<std::vector<ObjectSummary>> Node::List(const std::string& subject_id) {
   Impl& n = *impl_;
   ACCORD_ASSIGN_OR_RETURN(auto objects, n.store->ListObjects());
+  std::optional<SubjectRecord> subject;
+  if (!subject_id.empty()) {
+    ACCORD_ASSIGN_OR_RETURN(subject, n.store->GetSubject(subject_id));
+  }
+  const Instant now = Now();
   std::vector<ObjectSummary> out;
   out.reserve(objects.size());
   for (auto& o : objects) {
+    if (subject) {
+      ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
+      if (!n.DecideRead(*subject, facts, now, nullptr).allow) continue;
+    }
     ObjectSummary s{o.id,
                     o.originator,
                     o.level,

@@ -134,6 +134,10 @@ TEST_F(NodeTest, ReleaseIn2018IsReadByAClearedAnalystOnly) {
     auto clerk = jpn->Read("jpn-clerk", "k-2018");
     ASSERT_FALSE(clerk);
     EXPECT_EQ(Denial(clerk.error()), Reason::kInsufficientClearance);
+    // A subject's listing shows only the labels it may read.
+    EXPECT_EQ(jpn->List("jpn-analyst")->size(), 1u);
+    EXPECT_TRUE(jpn->List("jpn-clerk")->empty());
+    EXPECT_EQ(jpn->List()->size(), 1u);
     // Still readable in 2019 after the suspension, and after the withdrawal.
     auto later = Open("JPN", "2023-06-01T00:00:00+09:00");
     EXPECT_TRUE(later->Read("jpn-analyst", "k-2018"));

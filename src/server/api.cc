@@ -721,7 +721,7 @@ ApiResponse Api::Run(const std::string& subject, ApiRequest& request) {
     case Route::kDecide:
       return Decide(request.lines);
     case Route::kListObjects:
-      return ListObjects();
+      return ListObjects(subject);
     case Route::kGetObject:
       return GetObject(subject, request.object_id);
     case Route::kCreateObject:
@@ -801,8 +801,8 @@ ApiResponse Api::Decide(std::string_view lines) {
   return r;
 }
 
-ApiResponse Api::ListObjects() {
-  auto list = node_.List();
+ApiResponse Api::ListObjects(const std::string& subject) {
+  auto list = node_.List(subject);
   if (!list) {
     return FromError(list.error(), "listing the objects");
   }

@@ -144,7 +144,7 @@ class Api {
   ApiResponse FromError(const Error& error, std::string_view what);
   ApiResponse Health();
   ApiResponse Decide(std::string_view lines);
-  ApiResponse ListObjects();
+  ApiResponse ListObjects(const std::string& subject);
   ApiResponse GetObject(const std::string& subject, const std::string& id);
   ApiResponse CreateObject(const std::string& subject, ApiRequest& request);
   ApiResponse Act(const std::string& subject, ApiRequest& request);

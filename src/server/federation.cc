@@ -231,8 +231,7 @@ struct Federation::Impl {
         if (NowMicros() < p.retry_at_us || !RefreshPort(p)) continue;
         const bool delivered = Deliver(p);
         const int64_t interval =
-            std::chrono::duration_cast<std::chrono::microseconds>(options.witness_interval)
-                .count();
+            std::chrono::duration_cast<std::chrono::microseconds>(options.witness_interval).count();
         if (NowMicros() >= p.retry_at_us &&
             (delivered || NowMicros() - p.witnessed_at_us >= interval)) {
           Witness(p);
