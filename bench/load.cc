@@ -47,6 +47,7 @@ struct Options {
   bool mix = false;
   std::string get, read, release_to, to = "JPN";
   int decide = 0;
+  int pause_ms = 0;  // between a client's requests (an open rate rather than as fast as possible)
 };
 
 std::string DecideBatch(int n, int client) {
@@ -98,6 +99,7 @@ void Run(const Options& o, int index, std::vector<Sample>& out, std::atomic<int>
   if (o.mix && !timed("create", "POST", "/v1/objects", NewObject(base), 201)) return;
   int created = 0, released = 0;
   for (int i = 0; i < o.requests; ++i) {
+    if (o.pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o.pause_ms));
     if (!o.get.empty()) {
       timed("get", "GET", o.get, {}, 200);
     } else if (!o.read.empty()) {
@@ -179,6 +181,7 @@ int main(int argc, char** argv) {
   app.add_option("--read", o.read, "GET /v1/objects/ID only");
   app.add_option("--decide", o.decide, "POST /v1/decide with batches of N only");
   app.add_option("--release", o.release_to, "Create and release to this party, alternately");
+  app.add_option("--pause-ms", o.pause_ms, "Pause between a client's requests (default 0)");
   CLI11_PARSE(app, argc, argv);
   if (!o.mix && o.get.empty() && o.read.empty() && o.decide == 0 && o.release_to.empty()) {
     fmt::print(stderr, "accord_load: choose --mix, --get, --read, --decide or --release\n");

@@ -229,11 +229,13 @@ struct Federation::Impl {
     while (true) {
       for (Peer& p : peers) {
         if (NowMicros() < p.retry_at_us || !RefreshPort(p)) continue;
-        const bool delivered = Deliver(p);
+        Deliver(p);
+        // Witnessing runs on its own schedule, not after each delivery: it reads two answers
+        // from the partner and writes the cosigned checkpoint, which would delay the next
+        // deliveries.
         const int64_t interval =
             std::chrono::duration_cast<std::chrono::microseconds>(options.witness_interval).count();
-        if (NowMicros() >= p.retry_at_us &&
-            (delivered || NowMicros() - p.witnessed_at_us >= interval)) {
+        if (NowMicros() >= p.retry_at_us && NowMicros() - p.witnessed_at_us >= interval) {
           Witness(p);
         }
       }

@@ -341,6 +341,10 @@ void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
   } else {
+    // Responses go out as soon as they are written: with Nagle's algorithm, the last segment of
+    // a multi-segment response waits for the client's delayed ACK (40 ms on Linux).
+    error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
     try {
       std::make_shared<Session>(std::move(socket), *this)->Start();
     } catch (const std::exception& e) {  // allocation: drop this connection, keep accepting
