@@ -11,9 +11,10 @@
 #define ACCORD_SRC_NODE_AUDIT_H_
 
 #include <cstdint>
-#include <map>
+#include <functional>
 #include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -88,8 +89,17 @@ class AuditLog {
 
   static constexpr size_t kMaxCached = size_t{1} << 18;  // about 20 MiB
 
+  // A hash table, not a tree: a proof looks up a dozen keys, and in a cache of 10^5 of them each
+  // step down a tree is a miss of the processor's cache.
+  struct NodeKeyHash {
+    size_t operator()(const std::pair<int32_t, uint64_t>& key) const {
+      return std::hash<uint64_t>()(key.second * 64 + static_cast<uint64_t>(key.first));
+    }
+  };
+
   Store* store_;
-  std::map<std::pair<int32_t, uint64_t>, merkle::Hash> cache_;  // stored levels only
+  std::unordered_map<std::pair<int32_t, uint64_t>, merkle::Hash, NodeKeyHash>
+      cache_;  // stored levels only
   merkle::CompactRange edge_;
   // The leaf hashes of the last, incomplete tile: leaves [tail_begin_, edge_.size()), so that
   // proofs at the current size need not read them.
