@@ -130,8 +130,13 @@ struct SubjectRecord {
 
 using Digest = std::array<uint8_t, 32>;
 
+// The audit log's tree is stored in tiles: each entry's row holds its leaf hash, and `log_nodes`
+// holds only the hashes of complete subtrees of 2^kLogNodeMinLevel leaves or more (one row per
+// eight entries); the levels below are recomputed from a tile of leaf hashes read in one range.
+inline constexpr int32_t kLogNodeMinLevel = 4;
+
 // A hash of the audit log's Merkle tree: the complete subtree over leaves
-// [index·2^level, (index+1)·2^level). Level 0 holds the leaf hashes.
+// [index·2^level, (index+1)·2^level), of level kLogNodeMinLevel or above.
 struct LogNodeRecord {
   int32_t level = 0;
   uint64_t index = 0;
@@ -184,6 +189,12 @@ class Store {
   // Runs `body` in one write transaction (BEGIN IMMEDIATE): committed when it returns OK, rolled
   // back otherwise, and its error is returned. Not reentrant.
   [[nodiscard]] virtual Status Transact(const std::function<Status()>& body) = 0;
+
+  // Runs `body` in one read transaction (BEGIN DEFERRED): its reads see one snapshot and take the
+  // database's locks once, where each statement on its own takes and releases them (system calls
+  // that dominate a short query). For reads only. Inside Transact, `body` runs in that
+  // transaction; Transact inside `body` fails (transactions do not nest). Returns body's error.
+  [[nodiscard]] virtual Status ReadSnapshot(const std::function<Status()>& body) = 0;
 
   // --- settings (party, simulate flag, key store kind, ...) ---
   [[nodiscard]] virtual Status SetMeta(const std::string& key, const std::string& value) = 0;
@@ -254,15 +265,23 @@ class Store {
   [[nodiscard]] virtual Result<std::vector<PartnerRecord>> ListPartners() = 0;
 
   // --- the audit log (node/audit.h) ---
-  // Appends `entries` at indices [first, first + size) with the subtree hashes they complete.
-  // kFailedPrecondition unless `first` is the log's size. Call inside Transact.
+  // Appends `entries` at indices [first, first + size) with their leaf hashes (one each) and
+  // the subtree hashes of level ≥ kLogNodeMinLevel they complete. kFailedPrecondition unless
+  // `first` is the log's size; kInvalidArgument for a count of leaf hashes other than the
+  // entries' or a node below kLogNodeMinLevel. Call inside Transact.
   [[nodiscard]] virtual Status AppendLog(uint64_t first, std::span<const Bytes> entries,
+                                         std::span<const Digest> leaf_hashes,
                                          std::span<const LogNodeRecord> nodes) = 0;
   [[nodiscard]] virtual Result<uint64_t> LogSize() = 0;
   // Entries [from, from + count); kOutOfRange past the end.
   [[nodiscard]] virtual Result<std::vector<Bytes>> ReadLogEntries(uint64_t from,
                                                                   uint64_t count) = 0;
-  [[nodiscard]] virtual Result<Digest> GetLogNode(int32_t level, uint64_t index) = 0;  // kNotFound
+  // The stored leaf hashes of entries [from, from + count), in one range query; kOutOfRange past
+  // the end.
+  [[nodiscard]] virtual Result<std::vector<Digest>> ReadLogLeafHashes(uint64_t from,
+                                                                      uint64_t count) = 0;
+  // A stored subtree hash (level ≥ kLogNodeMinLevel); kNotFound.
+  [[nodiscard]] virtual Result<Digest> GetLogNode(int32_t level, uint64_t index) = 0;
   // Many subtree hashes in one query, in the order asked; kNotFound if any is missing.
   [[nodiscard]] virtual Result<std::vector<Digest>> GetLogNodes(
       std::span<const std::pair<int32_t, uint64_t>> keys) = 0;
@@ -282,7 +301,7 @@ struct SqliteOptions {
                                                              const SqliteOptions& options = {});
 
 // The schema version this program writes.
-inline constexpr int kStoreSchemaVersion = 3;
+inline constexpr int kStoreSchemaVersion = 4;
 
 }  // namespace accord
 

@@ -11,8 +11,11 @@
 #define ACCORD_SRC_NODE_AUDIT_H_
 
 #include <cstdint>
-#include <map>
+#include <functional>
 #include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "accord/merkle.h"
@@ -68,24 +71,46 @@ class AuditLog {
   [[nodiscard]] Result<std::vector<merkle::Hash>> Inclusion(uint64_t index, uint64_t size);
   [[nodiscard]] Result<std::vector<merkle::Hash>> Consistency(uint64_t size1, uint64_t size2);
   // Recomputes every leaf and subtree hash from the entries and compares them with the stored
-  // ones; kDataLoss naming the first mismatch. Returns the recomputed root.
+  // ones (each entry's leaf hash, every stored subtree); kDataLoss naming the first mismatch.
+  // Returns the recomputed root.
   [[nodiscard]] Result<merkle::Hash> VerifyAll(uint64_t* entries_checked = nullptr);
 
  private:
-  // Brings the right edge in line with the store (after another process or thread appended).
+  // Brings the right edge and the tail in line with the store (after Invalidate, or another
+  // process or thread appended).
   Status Sync();
-  // Runs a proof over the store's hashes: the hashes it needs are found in one query, those of
-  // subtrees of 2^kCachedLevel leaves or more are kept in memory once read.
+  // Runs `compute` (a proof, a root, the right edge) over the store's tree, stored in tiles
+  // (store.h): a first pass records which subtree hashes it reads; those of level
+  // ≥ kLogNodeMinLevel are fetched in one query (or found in the cache, where they are kept once
+  // read: complete subtrees never change), the lower ones are recomputed from the leaf hashes
+  // of their tile, read in one range (or found in the tail); a second pass computes the result.
   template <typename Fn>
-  Result<std::vector<merkle::Hash>> Batched(Fn&& proof);
+  std::invoke_result_t<Fn&, const merkle::NodeSource&> Fetched(Fn&& compute);
+  // Runs `read` (returning a Result) in one read snapshot of the store: the size and the hashes
+  // a proof reads come from one state, and take the database's locks once.
+  template <typename Fn>
+  std::invoke_result_t<Fn&> InSnapshot(Fn&& read);
 
-  static constexpr int kCachedLevel = 3;
   static constexpr size_t kMaxCached = size_t{1} << 18;  // about 20 MiB
 
+  // A hash table, not a tree: a proof looks up a dozen keys, and in a cache of 10^5 of them each
+  // step down a tree is a miss of the processor's cache.
+  struct NodeKeyHash {
+    size_t operator()(const std::pair<int32_t, uint64_t>& key) const {
+      return std::hash<uint64_t>()(key.second * 64 + static_cast<uint64_t>(key.first));
+    }
+  };
+
   Store* store_;
-  std::map<std::pair<int32_t, uint64_t>, merkle::Hash> cache_;  // level ≥ kCachedLevel only
+  std::unordered_map<std::pair<int32_t, uint64_t>, merkle::Hash, NodeKeyHash>
+      cache_;  // stored levels only
   merkle::CompactRange edge_;
-  bool invalid_ = false;  // rebuild edge_ at the next Sync
+  bool invalid_ = false;  // rebuild edge_ and the tail at the next Sync
+  // The leaf hashes of the last, incomplete tile: leaves [tail_begin_, edge_.size()), so that
+  // proofs at the current size need not read them.
+  // INVARIANT: tail_begin_ is edge_.size() rounded down to a multiple of 2^kLogNodeMinLevel.
+  uint64_t tail_begin_ = 0;
+  std::vector<merkle::Hash> tail_;
   std::vector<merkle::NodeWrite> created_;
 };
 

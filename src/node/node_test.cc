@@ -844,7 +844,7 @@ TEST_F(NodeTest, VerifyLogCatchesAnEditedEntryOrHash) {
   Init("KOR");
   {
     auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
-    for (int i = 0; i < 9; ++i) {
+    for (int i = 0; i < 16; ++i) {  // 16 entries or more: a subtree hash is stored
       ASSERT_TRUE(CreateObject(*kor, "k-" + std::to_string(i), "x", {}, "III", {}));
     }
     ASSERT_TRUE(kor->VerifyLog());
@@ -864,10 +864,28 @@ TEST_F(NodeTest, VerifyLogCatchesAnEditedEntryOrHash) {
                    "UPDATE log_entries SET entry = CAST(replace(CAST(entry AS TEXT), "
                    "'k-9', 'k-3') AS BLOB) WHERE idx = 3"));
   ASSERT_TRUE(Open("KOR", "2018-01-10T00:00:00+09:00")->VerifyLog());
-  ASSERT_TRUE(Exec(db, "UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 1"));
+  // An edited leaf hash, kept in the entry's row.
+  std::string leaf_5;
+  {
+    auto store = OpenSqliteStore(db);
+    ASSERT_TRUE(store);
+    leaf_5 = merkle::ToHex(merkle::LeafHash((*store)->ReadLogEntries(5, 1).value()[0]));
+  }
+  ASSERT_TRUE(Exec(db, "UPDATE log_entries SET leaf_hash = zeroblob(32) WHERE idx = 5"));
+  {
+    auto r = Open("KOR", "2018-01-10T00:00:00+09:00")->VerifyLog();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Code::kDataLoss);
+    EXPECT_NE(r.error().message.find("entry 5: the stored leaf hash"), std::string::npos)
+        << r.error().message;
+  }
+  ASSERT_TRUE(Exec(db, "UPDATE log_entries SET leaf_hash = X'" + leaf_5 + "' WHERE idx = 5"));
+  ASSERT_TRUE(Open("KOR", "2018-01-10T00:00:00+09:00")->VerifyLog());
+  // An edited subtree hash: the lowest level stored is that of 16 leaves.
+  ASSERT_TRUE(Exec(db, "UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 4 AND idx = 0"));
   auto r = Open("KOR", "2018-01-10T00:00:00+09:00")->VerifyLog();
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().message.find("level 2, index 1"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("level 4, index 0"), std::string::npos) << r.error().message;
 }
 
 TEST_F(NodeTest, AWitnessCatchesARewrittenOrTruncatedLog) {

@@ -164,7 +164,7 @@ CREATE TABLE partners (
 )sql";
 
 // Version 2: the audit log. Entries by index; the complete-subtree hashes proofs read (level 0
-// holds the leaf hashes); evidence of partners' rewritten logs.
+// holds the leaf hashes; version 3 moves them); evidence of partners' rewritten logs.
 constexpr std::string_view kSchemaV2 = R"sql(
 CREATE TABLE log_entries (
   idx INTEGER PRIMARY KEY CHECK (idx >= 0),
@@ -185,9 +185,42 @@ CREATE TABLE log_evidence (
 ) STRICT;
 )sql";
 
-// Version 3: federation. The outbox of envelopes for partners' nodes; `state` is 0 pending, 1
-// delivered (a receipt came back), 2 failed for good (the partner refused it).
+// Version 3: the log's tree in tiles. Each entry's row holds its leaf hash (moved from level 0
+// of log_nodes), and log_nodes keeps only subtrees of 16 leaves or more (kLogNodeMinLevel): the
+// levels below are recomputed from the 16 leaf hashes of a tile, read in one range. An append
+// then writes about 1.125 rows per entry instead of 3, and a proof reads one range of leaf
+// hashes instead of four point lookups. Both tables are rebuilt (SQLite cannot add a CHECK or a
+// NOT NULL column without a default), in index order. An entry whose level-0 hash is missing (a
+// damaged file) gets 32 zero bytes rather than being dropped: `log verify` then names it.
 constexpr std::string_view kSchemaV3 = R"sql(
+CREATE TABLE log_entries_v3 (
+  idx INTEGER PRIMARY KEY CHECK (idx >= 0),
+  entry BLOB NOT NULL,
+  leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32)
+) STRICT;
+INSERT INTO log_entries_v3 (idx, entry, leaf_hash)
+  SELECT e.idx, e.entry,
+         coalesce((SELECT n.hash FROM log_nodes n WHERE n.level = 0 AND n.idx = e.idx),
+                  zeroblob(32))
+  FROM log_entries e ORDER BY e.idx;
+DROP TABLE log_entries;
+ALTER TABLE log_entries_v3 RENAME TO log_entries;
+CREATE TABLE log_nodes_v3 (
+  level INTEGER NOT NULL CHECK (level >= 4 AND level < 64),
+  idx INTEGER NOT NULL CHECK (idx >= 0),
+  hash BLOB NOT NULL CHECK (length(hash) = 32),
+  PRIMARY KEY (level, idx)
+) STRICT, WITHOUT ROWID;
+INSERT INTO log_nodes_v3 (level, idx, hash)
+  SELECT level, idx, hash FROM log_nodes WHERE level >= 4 ORDER BY level, idx;
+DROP TABLE log_nodes;
+ALTER TABLE log_nodes_v3 RENAME TO log_nodes;
+)sql";
+static_assert(kLogNodeMinLevel == 4, "kSchemaV3 stores the levels from 4 up");
+
+// Version 4: federation. The outbox of envelopes for partners' nodes; `state` is 0 pending, 1
+// delivered (a receipt came back), 2 failed for good (the partner refused it).
+constexpr std::string_view kSchemaV4 = R"sql(
 CREATE TABLE outbox (
   seq INTEGER PRIMARY KEY,
   id TEXT NOT NULL,
@@ -209,13 +242,17 @@ CREATE INDEX outbox_due ON outbox (to_party, next_attempt_us, seq) WHERE state =
 // kMigrations[v] takes a database from schema version v to v + 1 (version 0: no `meta` table).
 // INVARIANT: a script is never edited once released; a change is a new entry.
 constexpr std::array<std::string_view, kStoreSchemaVersion> kMigrations = {kSchemaV1, kSchemaV2,
-                                                                           kSchemaV3};
+                                                                           kSchemaV3, kSchemaV4};
 
 // How many subtree hashes one query fetches: a proof in a log of 2^64 entries needs at most
 // about 2·64, so two queries at worst.
 constexpr size_t kLogNodesPerQuery = 64;
 // Smaller statements for fewer keys: every arm of the query costs a lookup, used or not.
 constexpr std::array<size_t, 3> kLogNodeBatches = {8, 24, kLogNodesPerQuery};
+
+// Log entries inserted by one statement: a multi-row INSERT runs the statement machinery once
+// for many rows, which batched appends notice.
+constexpr size_t kLogEntriesPerInsert = 32;
 
 constexpr std::string_view kSchemaVersionKey = "schema_version";
 
@@ -435,6 +472,7 @@ Status Migrate(sqlite3* db) {
 // Every statement the store runs, prepared once.
 struct Statements {
   StmtPtr begin;
+  StmtPtr begin_read;
   StmtPtr commit;
   StmtPtr rollback;
   StmtPtr get_meta;
@@ -474,9 +512,11 @@ struct Statements {
   StmtPtr get_partner;
   StmtPtr list_partners;
   StmtPtr insert_log_entry;
+  StmtPtr insert_log_entries;  // kLogEntriesPerInsert rows
   StmtPtr insert_log_node;
   StmtPtr log_size;
   StmtPtr read_log_entries;
+  StmtPtr read_log_leaf_hashes;
   StmtPtr get_log_node;
   // get_log_nodes[k] looks up kLogNodeBatches[k] (level, idx) pairs.
   std::array<StmtPtr, 3> get_log_nodes;
@@ -492,6 +532,7 @@ Result<Statements> PrepareAll(sqlite3* db) {
   };
   const std::string object_columns(kObjectColumns);
   ACCORD_RETURN_IF_ERROR(prep(s.begin, "BEGIN IMMEDIATE"));
+  ACCORD_RETURN_IF_ERROR(prep(s.begin_read, "BEGIN DEFERRED"));
   ACCORD_RETURN_IF_ERROR(prep(s.commit, "COMMIT"));
   ACCORD_RETURN_IF_ERROR(prep(s.rollback, "ROLLBACK"));
   ACCORD_RETURN_IF_ERROR(prep(s.get_meta, "SELECT value FROM meta WHERE key = ?1"));
@@ -602,14 +643,25 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.list_partners,
                               "SELECT party, sign_public, wrap_public FROM partners "
                               "ORDER BY party"));
-  ACCORD_RETURN_IF_ERROR(
-      prep(s.insert_log_entry, "INSERT INTO log_entries (idx, entry) VALUES (?1, ?2)"));
+  ACCORD_RETURN_IF_ERROR(prep(
+      s.insert_log_entry, "INSERT INTO log_entries (idx, entry, leaf_hash) VALUES (?1, ?2, ?3)"));
+  {
+    std::string sql = "INSERT INTO log_entries (idx, entry, leaf_hash) VALUES ";
+    for (size_t k = 0; k < kLogEntriesPerInsert; ++k) {
+      sql += (k == 0 ? "(?" : ", (?") + std::to_string(3 * k + 1) + ", ?" +
+             std::to_string(3 * k + 2) + ", ?" + std::to_string(3 * k + 3) + ")";
+    }
+    ACCORD_RETURN_IF_ERROR(prep(s.insert_log_entries, sql));
+  }
   ACCORD_RETURN_IF_ERROR(
       prep(s.insert_log_node, "INSERT INTO log_nodes (level, idx, hash) VALUES (?1, ?2, ?3)"));
   ACCORD_RETURN_IF_ERROR(prep(s.log_size, "SELECT coalesce(max(idx) + 1, 0) FROM log_entries"));
   ACCORD_RETURN_IF_ERROR(prep(s.read_log_entries,
                               "SELECT idx, entry FROM log_entries WHERE idx >= ?1 AND idx < ?2 "
                               "ORDER BY idx"));
+  ACCORD_RETURN_IF_ERROR(prep(s.read_log_leaf_hashes,
+                              "SELECT idx, leaf_hash FROM log_entries WHERE idx >= ?1 AND "
+                              "idx < ?2 ORDER BY idx"));
   ACCORD_RETURN_IF_ERROR(
       prep(s.get_log_node, "SELECT hash FROM log_nodes WHERE level = ?1 AND idx = ?2"));
   {
@@ -727,7 +779,7 @@ class SqliteStore final : public Store {
   }
 
   Status Transact(const std::function<Status()>& body) override {
-    if (in_transaction_) {
+    if (in_transaction_ || in_read_snapshot_) {
       return Fail(Code::kFailedPrecondition, "transactions do not nest");
     }
     {
@@ -747,6 +799,29 @@ class SqliteStore final : public Store {
     if (result.has_value() && checkpoint_owed_) {
       CheckpointBestEffort();
     }
+    return result;
+  }
+
+  Status ReadSnapshot(const std::function<Status()>& body) override {
+    if (in_transaction_ || in_read_snapshot_) {
+      return RunBody(body);
+    }
+    {
+      BoundStatement begin(db_.get(), s_.begin_read.get());
+      ACCORD_RETURN_IF_ERROR(begin.Run("begin read"));
+    }
+    in_read_snapshot_ = true;
+    Status result = RunBody(body);
+    {
+      // Ends the read (nothing to write) and releases its locks.
+      BoundStatement end(db_.get(), s_.commit.get());
+      Status ended = end.Run("end read");
+      if (result.has_value() && !ended.has_value()) {
+        result = std::move(ended);
+      }
+    }
+    Rollback();  // only if COMMIT failed and left the transaction open
+    in_read_snapshot_ = false;
     return result;
   }
 
@@ -1152,17 +1227,41 @@ class SqliteStore final : public Store {
   }
 
   Status AppendLog(uint64_t first, std::span<const Bytes> entries,
+                   std::span<const Digest> leaf_hashes,
                    std::span<const LogNodeRecord> nodes) override {
+    if (leaf_hashes.size() != entries.size()) {
+      return Fail(Code::kInvalidArgument,
+                  "sqlite: append to the log: " + std::to_string(entries.size()) + " entries but " +
+                      std::to_string(leaf_hashes.size()) + " leaf hashes");
+    }
+    for (const LogNodeRecord& n : nodes) {
+      if (n.level < kLogNodeMinLevel) {
+        return Fail(Code::kInvalidArgument, "sqlite: append to the log: a subtree of level " +
+                                                std::to_string(n.level) + " is not stored");
+      }
+    }
     ACCORD_ASSIGN_OR_RETURN(const uint64_t size, LogSize());
     if (first != size) {
       return Fail(Code::kFailedPrecondition, "sqlite: append to the log at " +
                                                  std::to_string(first) + ", but it holds " +
                                                  std::to_string(size) + " entries");
     }
-    for (size_t i = 0; i < entries.size(); ++i) {
+    size_t i = 0;
+    for (; entries.size() - i >= kLogEntriesPerInsert; i += kLogEntriesPerInsert) {
+      BoundStatement st(db_.get(), s_.insert_log_entries.get());
+      for (size_t k = 0; k < kLogEntriesPerInsert; ++k) {
+        const auto param = static_cast<int>(3 * k);
+        st.BindInt(param + 1, static_cast<int64_t>(first + i + k));
+        st.BindBlob(param + 2, entries[i + k]);
+        st.BindBlob(param + 3, leaf_hashes[i + k]);
+      }
+      ACCORD_RETURN_IF_ERROR(st.Run("insert log entries"));
+    }
+    for (; i < entries.size(); ++i) {
       BoundStatement st(db_.get(), s_.insert_log_entry.get());
       st.BindInt(1, static_cast<int64_t>(first + i));
       st.BindBlob(2, entries[i]);
+      st.BindBlob(3, leaf_hashes[i]);
       ACCORD_RETURN_IF_ERROR(st.Run("insert log entry"));
     }
     for (const LogNodeRecord& n : nodes) {
@@ -1198,6 +1297,33 @@ class SqliteStore final : public Store {
                     "sqlite: the log is missing entry " + std::to_string(from + out.size()));
       }
       out.push_back(st.ColumnBlob(1));
+    }
+    if (out.size() != count) {
+      return Fail(Code::kOutOfRange,
+                  "sqlite: the log has no entry " + std::to_string(from + out.size()));
+    }
+    return out;
+  }
+
+  Result<std::vector<Digest>> ReadLogLeafHashes(uint64_t from, uint64_t count) override {
+    BoundStatement st(db_.get(), s_.read_log_leaf_hashes.get());
+    st.BindInt(1, static_cast<int64_t>(from));
+    st.BindInt(2, static_cast<int64_t>(from + count));
+    std::vector<Digest> out;
+    out.reserve(count);
+    for (;;) {
+      ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("read log leaf hashes"));
+      if (!row) break;
+      if (static_cast<uint64_t>(st.ColumnInt(0)) != from + out.size()) {
+        return Fail(Code::kDataLoss,
+                    "sqlite: the log is missing entry " + std::to_string(from + out.size()));
+      }
+      const ByteView hash = st.ColumnBlobView(1);
+      Digest& d = out.emplace_back();
+      if (hash.size() != d.size()) {
+        return Fail(Code::kDataLoss, "sqlite: a log leaf hash is not 32 bytes");
+      }
+      std::copy(hash.begin(), hash.end(), d.begin());
     }
     if (out.size() != count) {
       return Fail(Code::kOutOfRange,
@@ -1342,6 +1468,7 @@ class SqliteStore final : public Store {
   Statements s_;
   const int busy_timeout_ms_;
   bool in_transaction_ = false;
+  bool in_read_snapshot_ = false;
   bool checkpoint_owed_ = false;
   // Reused buffers for the JSON of string lists: no allocation per insert once warmed up.
   std::string topics_buf_;

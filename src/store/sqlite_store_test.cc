@@ -498,7 +498,8 @@ TEST_F(SqliteStoreTest, MetaRoundTripsAndOverwrites) {
   auto reserved = store_->SetMeta("schema_version", "2");
   ASSERT_FALSE(reserved.has_value());
   EXPECT_EQ(reserved.error().code, Code::kInvalidArgument);
-  EXPECT_EQ(store_->GetMeta("schema_version").value(), std::optional<std::string>("3"));
+  EXPECT_EQ(store_->GetMeta("schema_version").value(),
+            std::optional<std::string>(std::to_string(kStoreSchemaVersion)));
 }
 
 TEST_F(SqliteStoreTest, ReleasesRoundTripInOrderOfAtThenInsertion) {
@@ -796,6 +797,36 @@ TEST_F(SqliteStoreTest, TransactDoesNotNest) {
   EXPECT_EQ(store_->GetObject("inner").error().code, Code::kNotFound);
 }
 
+TEST_F(SqliteStoreTest, ReadSnapshotRunsTheBodyInOneReadTransaction) {
+  AddObjects({"o"});
+  int runs = 0;
+  ASSERT_TRUE(store_->ReadSnapshot([&]() -> Status {
+    ++runs;
+    EXPECT_TRUE(store_->GetObject("o").has_value());
+    auto nested = store_->Transact([] { return OkStatus(); });
+    EXPECT_FALSE(nested.has_value());  // transactions do not nest
+    // Another connection may write meanwhile (WAL); this one keeps its snapshot.
+    RawDb other(path_);
+    EXPECT_EQ(other.Exec("DELETE FROM objects"), "");
+    EXPECT_TRUE(store_->GetObject("o").has_value());
+    return OkStatus();
+  }));
+  EXPECT_EQ(store_->GetObject("o").error().code, Code::kNotFound);
+  auto failed = store_->ReadSnapshot([] { return Fail(Code::kDataLoss, "damaged"); });
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().code, Code::kDataLoss);
+  // Inside Transact the body runs in that transaction.
+  ASSERT_TRUE(store_->Transact([&]() -> Status {
+    return store_->ReadSnapshot([&]() -> Status {
+      ++runs;
+      return store_->InsertObject(MakeObject("p"));
+    });
+  }));
+  EXPECT_EQ(runs, 2);
+  EXPECT_TRUE(store_->GetObject("p").has_value());
+  EXPECT_TRUE(store_->Transact([] { return OkStatus(); }));  // nothing left open
+}
+
 TEST_F(SqliteStoreTest, LockedDatabaseIsUnavailable) {
   store_.reset();
   auto opened = OpenSqliteStore(path_, {.busy_timeout_ms = 20, .synchronous_full = true});
@@ -822,8 +853,9 @@ TEST_F(SqliteStoreTest, LockedDatabaseIsUnavailable) {
 
 TEST_F(SqliteStoreTest, NewDatabaseHasTheCurrentSchemaInWalMode) {
   RawDb raw(path_);
-  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
-  EXPECT_EQ(kStoreSchemaVersion, 3);
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
+            std::to_string(kStoreSchemaVersion));
+  EXPECT_EQ(kStoreSchemaVersion, 4);
   EXPECT_EQ(raw.One("PRAGMA journal_mode"), "wal");
   EXPECT_THAT(raw.Rows("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"),
               ElementsAre("consents", "destructions", "forwards", "log_entries", "log_evidence",
@@ -856,7 +888,8 @@ TEST_F(SqliteStoreTest, ReopeningKeepsDataAndSchema) {
     EXPECT_EQ((*reopened)->GetMeta("party").value(), std::optional<std::string>("KOR"));
   }
   RawDb raw(path_);
-  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
+            std::to_string(kStoreSchemaVersion));
 }
 
 // A version 1 database (before the audit log) is migrated to the current version and keeps its
@@ -876,19 +909,30 @@ TEST_F(SqliteStoreTest, MigratesAVersionOneDatabase) {
   EXPECT_TRUE((*reopened)->GetObject("o").has_value());
   EXPECT_EQ((*reopened)->LogSize().value(), 0u);
   RawDb raw(path_);
-  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
+            std::to_string(kStoreSchemaVersion));
 }
 
-// A version 2 database (before the outbox) is migrated and keeps its log.
-TEST_F(SqliteStoreTest, MigratesAVersionTwoDatabase) {
+// A digest whose bytes are all `b`.
+Digest DigestOf(uint8_t b) {
+  Digest d;
+  d.fill(b);
+  return d;
+}
+
+// A version 3 database (before the outbox) is migrated and keeps its log.
+TEST_F(SqliteStoreTest, MigratesAVersionThreeDatabase) {
   AddObjects({"o"});
   const Bytes entry = {1, 2, 3};
-  ASSERT_TRUE(store_->Transact(
-      [&] { return store_->AppendLog(0, std::span<const Bytes>(&entry, 1), {}); }));
+  const Digest leaf{};
+  ASSERT_TRUE(store_->Transact([&] {
+    return store_->AppendLog(0, std::span<const Bytes>(&entry, 1),
+                             std::span<const Digest>(&leaf, 1), {});
+  }));
   store_.reset();
   {
     RawDb raw(path_);
-    ASSERT_EQ(raw.Exec("DROP TABLE outbox; UPDATE meta SET value = '2' WHERE key = "
+    ASSERT_EQ(raw.Exec("DROP TABLE outbox; UPDATE meta SET value = '3' WHERE key = "
                        "'schema_version'"),
               "");
   }
@@ -897,7 +941,7 @@ TEST_F(SqliteStoreTest, MigratesAVersionTwoDatabase) {
   EXPECT_EQ((*reopened)->LogSize().value(), 1u);
   EXPECT_TRUE((*reopened)->ListOutbox("").value().empty());
   RawDb raw(path_);
-  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
 }
 
 // --- the outbox ---
@@ -976,23 +1020,46 @@ TEST_F(SqliteStoreTest, ReceiptsAreFoundByPackageAndParty) {
 TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
   EXPECT_EQ(store_->LogSize().value(), 0u);
   const std::vector<Bytes> entries = {Bytes{'a'}, Bytes{'b'}, Bytes{}};
-  Digest h{};
-  h[0] = 7;
-  const std::vector<LogNodeRecord> nodes = {{0, 0, h}, {0, 1, h}, {1, 0, h}, {0, 2, h}};
-  ASSERT_TRUE(store_->Transact([&] { return store_->AppendLog(0, entries, nodes); }));
+  const std::vector<Digest> leaves = {DigestOf(1), DigestOf(2), DigestOf(3)};
+  const Digest h = DigestOf(7);
+  const std::vector<LogNodeRecord> nodes = {{4, 0, h}, {5, 0, h}};
+  ASSERT_TRUE(store_->Transact([&] { return store_->AppendLog(0, entries, leaves, nodes); }));
   EXPECT_EQ(store_->LogSize().value(), 3u);
   EXPECT_EQ(store_->ReadLogEntries(1, 2).value(), (std::vector<Bytes>{Bytes{'b'}, Bytes{}}));
   auto past = store_->ReadLogEntries(2, 2);
   ASSERT_FALSE(past.has_value());
   EXPECT_EQ(past.error().code, Code::kOutOfRange);
-  EXPECT_EQ(store_->GetLogNode(1, 0).value(), h);
-  EXPECT_EQ(store_->GetLogNode(1, 1).error().code, Code::kNotFound);
-  auto gap = store_->Transact([&] { return store_->AppendLog(4, entries, {}); });
+  EXPECT_EQ(store_->ReadLogLeafHashes(1, 2).value(),
+            (std::vector<Digest>{DigestOf(2), DigestOf(3)}));
+  EXPECT_EQ(store_->ReadLogLeafHashes(0, 0).value(), std::vector<Digest>{});
+  auto past_leaves = store_->ReadLogLeafHashes(2, 2);
+  ASSERT_FALSE(past_leaves.has_value());
+  EXPECT_EQ(past_leaves.error().code, Code::kOutOfRange);
+  EXPECT_EQ(store_->GetLogNode(4, 0).value(), h);
+  EXPECT_EQ(store_->GetLogNode(4, 1).error().code, Code::kNotFound);
+  EXPECT_EQ(store_->GetLogNodes(std::vector<std::pair<int32_t, uint64_t>>{{5, 0}, {4, 0}}).value(),
+            (std::vector<Digest>{h, h}));
+  auto gap = store_->Transact([&] { return store_->AppendLog(4, entries, leaves, {}); });
   ASSERT_FALSE(gap.has_value());
   EXPECT_EQ(gap.error().code, Code::kFailedPrecondition);
-  auto again = store_->Transact([&] { return store_->AppendLog(3, entries, nodes); });
-  ASSERT_FALSE(again.has_value());  // node (0, 0) exists: the whole append rolls back
+  auto again = store_->Transact([&] { return store_->AppendLog(3, entries, leaves, nodes); });
+  ASSERT_FALSE(again.has_value());  // node (4, 0) exists: the whole append rolls back
   EXPECT_EQ(store_->LogSize().value(), 3u);
+  // Levels below kLogNodeMinLevel are not stored, and every entry comes with its leaf hash.
+  const std::vector<LogNodeRecord> low = {{kLogNodeMinLevel - 1, 0, h}};
+  auto too_low = store_->Transact([&] { return store_->AppendLog(3, entries, leaves, low); });
+  ASSERT_FALSE(too_low.has_value());
+  EXPECT_EQ(too_low.error().code, Code::kInvalidArgument);
+  auto short_leaves = store_->Transact(
+      [&] { return store_->AppendLog(3, entries, std::span(leaves).first(2), {}); });
+  ASSERT_FALSE(short_leaves.has_value());
+  EXPECT_EQ(short_leaves.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(store_->LogSize().value(), 3u);
+  RawDb raw(path_);
+  EXPECT_THAT(raw.Exec("INSERT INTO log_nodes (level, idx, hash) VALUES (3, 9, zeroblob(32))"),
+              HasSubstr("CHECK constraint failed"));
+  EXPECT_THAT(raw.Exec("UPDATE log_entries SET leaf_hash = X'00' WHERE idx = 0"),
+              HasSubstr("CHECK constraint failed"));
 
   ASSERT_TRUE(
       store_->InsertEvidence(EvidenceRecord{"accord/JPN", "cp1", "cp2", "fork", Instant{5}}));
@@ -1000,6 +1067,81 @@ TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
   ASSERT_TRUE(evidence.has_value());
   ASSERT_EQ(evidence->size(), 1u);
   EXPECT_EQ((*evidence)[0].later, "cp2");
+}
+
+// The log tables as schema version 2 wrote them: every subtree hash in log_nodes, level 0 the
+// leaf hashes.
+constexpr std::string_view kVersionTwoLogTables = R"sql(
+DROP TABLE outbox;
+DROP TABLE log_entries;
+DROP TABLE log_nodes;
+CREATE TABLE log_entries (
+  idx INTEGER PRIMARY KEY CHECK (idx >= 0),
+  entry BLOB NOT NULL
+) STRICT;
+CREATE TABLE log_nodes (
+  level INTEGER NOT NULL CHECK (level >= 0 AND level < 64),
+  idx INTEGER NOT NULL CHECK (idx >= 0),
+  hash BLOB NOT NULL CHECK (length(hash) = 32),
+  PRIMARY KEY (level, idx)
+) STRICT, WITHOUT ROWID;
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
+)sql";
+
+// A version 2 log moves its leaf hashes into the entries' rows and keeps only the subtrees of
+// 16 leaves or more; nothing else changes. (node/audit_test.cc checks proofs and verification on
+// a migrated log with real hashes.)
+TEST_F(SqliteStoreTest, MigratesAVersionTwoLogToTiles) {
+  AddObjects({"o"});
+  store_.reset();
+  {
+    RawDb raw(path_);
+    ASSERT_EQ(raw.Exec(std::string(kVersionTwoLogTables)), "");
+    // 33 entries; hash bytes: 1 + idx at level 0, 100 + level above. Entry 7 lost its leaf hash.
+    std::string sql;
+    for (int i = 0; i < 33; ++i) {
+      sql += "INSERT INTO log_entries VALUES (" + std::to_string(i) + ", CAST('e" +
+             std::to_string(i) + "' AS BLOB));";
+      if (i != 7) {
+        sql += "INSERT INTO log_nodes VALUES (0, " + std::to_string(i) +
+               ", CAST(printf('%.32c', char(" + std::to_string(1 + i) + ")) AS BLOB));";
+      }
+    }
+    for (int level = 1; level <= 5; ++level) {
+      for (int i = 0; (i + 1) << level <= 33; ++i) {
+        sql += "INSERT INTO log_nodes VALUES (" + std::to_string(level) + ", " + std::to_string(i) +
+               ", CAST(printf('%.32c', char(" + std::to_string(100 + level) + ")) AS BLOB));";
+      }
+    }
+    ASSERT_EQ(raw.Exec(sql), "");
+  }
+  auto reopened = OpenSqliteStore(path_);
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  Store& store = **reopened;
+  EXPECT_TRUE(store.GetObject("o").has_value());
+  ASSERT_EQ(store.LogSize().value(), 33u);
+  const auto entries = store.ReadLogEntries(0, 33).value();
+  const auto leaves = store.ReadLogLeafHashes(0, 33).value();
+  for (size_t i = 0; i < 33; ++i) {
+    const std::string entry = "e" + std::to_string(i);
+    EXPECT_EQ(entries[i], Bytes(entry.begin(), entry.end()));
+    EXPECT_EQ(leaves[i], i == 7 ? Digest{} : DigestOf(static_cast<uint8_t>(1 + i))) << i;
+  }
+  EXPECT_EQ(store.GetLogNode(4, 1).value(), DigestOf(104));
+  EXPECT_EQ(store.GetLogNode(5, 0).value(), DigestOf(105));
+  EXPECT_EQ(store.GetLogNode(3, 0).error().code, Code::kNotFound);
+  RawDb raw(path_);
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
+            std::to_string(kStoreSchemaVersion));
+  EXPECT_THAT(raw.Rows("SELECT level, count(*) FROM log_nodes GROUP BY level ORDER BY level"),
+              ElementsAre("4|2", "5|1"));
+  EXPECT_EQ(raw.One("SELECT strict FROM pragma_table_list WHERE name = 'log_entries'"), "1");
+  EXPECT_EQ(raw.One("SELECT strict FROM pragma_table_list WHERE name = 'log_nodes'"), "1");
+  EXPECT_EQ(raw.One("PRAGMA integrity_check"), "ok");
+  // The next append continues the log.
+  const std::vector<Bytes> more = {Bytes{'x'}};
+  const std::vector<Digest> more_leaves = {DigestOf(9)};
+  EXPECT_TRUE(store.Transact([&] { return store.AppendLog(33, more, more_leaves, {}); }));
 }
 
 TEST_F(SqliteStoreTest, NewerSchemaIsRefused) {
