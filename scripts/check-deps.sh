@@ -10,12 +10,12 @@ declare -A owner=(
   [status.h]=base [time.h]=base [secret.h]=base [clock.h]=base
   [model.h]=model
   [config.h]=config
-  [lifecycle.h]=policy [engine.h]=policy [request_json.h]=policy
+  [lifecycle.h]=policy [engine.h]=policy [request_json.h]=policy [policy_json.h]=policy
   [merkle.h]=ledger [note.h]=ledger
   [crypto.h]=crypto [keystore.h]=crypto [pki.h]=crypto
   [store.h]=store
   [node.h]=node
-  [server.h]=server
+  [server.h]=server [federation.h]=server [https_client.h]=server
 )
 # What each module may include, besides its own headers.
 declare -A allowed=(
