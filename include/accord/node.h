@@ -145,8 +145,8 @@ class Node {
 
   // The subject on whose behalf the following operations run (the API's caller): it is recorded
   // in their log entries, and it must be allowed to read an object to release, forward, consent
-  // to, reclassify, destroy or report it. Empty (the default): the node's operator at the
-  // console, who may do what the agreements allow.
+  // to, reclassify or destroy it (any subject may report a loss or compromise). Empty (the
+  // default): the node's operator at the console, who may do what the agreements allow.
   void set_actor(std::string subject);
   [[nodiscard]] const std::string& actor() const;
 
