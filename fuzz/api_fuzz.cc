@@ -103,6 +103,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         __builtin_trap();
       }
       break;
+    case api::Route::kRelease:
+    case api::Route::kForward:
+    case api::Route::kConsent:
+    case api::Route::kReclassify:
+    case api::Route::kDestroy:
+    case api::Route::kReport:
+      // An action names its object and carries the fields its body must have.
+      if (method != "POST" || request->object_id.empty()) {
+        __builtin_trap();
+      }
+      if ((request->route == api::Route::kRelease || request->route == api::Route::kForward ||
+           request->route == api::Route::kConsent) &&
+          request->to.empty() && body.find("\"to\"") == std::string_view::npos) {
+        __builtin_trap();
+      }
+      break;
+    case api::Route::kEnvelope:
+      if (method != "POST" || request->envelope.data() != body.data()) {
+        __builtin_trap();
+      }
+      break;
     default:
       if (method != "GET") {
         __builtin_trap();
