@@ -184,21 +184,28 @@ tl::expected<std::vector<std::string>, ApiError> StringList(const json::value& v
   return out;
 }
 
-// {"id","level","topics","compartments","rel_to","payload_base64"}: unknown fields are refused,
-// so that a misspelt "topic" cannot create an object readable without need-to-know.
-tl::expected<void, ApiError> DecodeNewObject(std::string_view body, ApiRequest& request) {
+// The body as a JSON object nested at most `max_depth` deep.
+tl::expected<json::value, ApiError> ParseBodyObject(std::string_view body, int max_depth) {
   json::parse_options options;
-  options.max_depth = 8;
+  options.max_depth = static_cast<size_t>(max_depth);
   boost::system::error_code ec;
-  const json::value v = json::parse(json::string_view(body.data(), body.size()), ec, {}, options);
+  json::value v = json::parse(json::string_view(body.data(), body.size()), ec, {}, options);
   if (ec) {
     return tl::unexpected(
         MakeError(400, "invalid-argument", "the body is not valid JSON: " + ec.message()));
   }
-  const json::object* o = v.if_object();
-  if (o == nullptr) {
+  if (!v.is_object()) {
     return tl::unexpected(MakeError(400, "invalid-argument", "the body is not a JSON object"));
   }
+  return v;
+}
+
+// {"id","level","topics","compartments","rel_to","payload_base64"}: unknown fields are refused,
+// so that a misspelt "topic" cannot create an object readable without need-to-know.
+tl::expected<void, ApiError> DecodeNewObject(std::string_view body, ApiRequest& request) {
+  auto parsed = ParseBodyObject(body, 8);
+  if (!parsed) return tl::unexpected(std::move(parsed).error());
+  const json::object* o = &parsed->get_object();
   bool have_id = false, have_level = false, have_payload = false;
   for (const auto& [key_view, value] : *o) {
     const std::string_view key(key_view.data(), key_view.size());
@@ -255,18 +262,9 @@ tl::expected<void, ApiError> DecodeNewObject(std::string_view body, ApiRequest& 
 tl::expected<std::map<std::string, std::string, std::less<>>, ApiError> DecodeStringFields(
     std::string_view body, std::initializer_list<std::string_view> required,
     std::initializer_list<std::string_view> optional = {}) {
-  json::parse_options options;
-  options.max_depth = 4;
-  boost::system::error_code ec;
-  const json::value v = json::parse(json::string_view(body.data(), body.size()), ec, {}, options);
-  if (ec) {
-    return tl::unexpected(
-        MakeError(400, "invalid-argument", "the body is not valid JSON: " + ec.message()));
-  }
-  const json::object* o = v.if_object();
-  if (o == nullptr) {
-    return tl::unexpected(MakeError(400, "invalid-argument", "the body is not a JSON object"));
-  }
+  auto parsed = ParseBodyObject(body, 4);
+  if (!parsed) return tl::unexpected(std::move(parsed).error());
+  const json::object* o = &parsed->get_object();
   std::map<std::string, std::string, std::less<>> out;
   for (const auto& [key_view, value] : *o) {
     const std::string_view key(key_view.data(), key_view.size());
