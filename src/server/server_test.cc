@@ -972,6 +972,7 @@ TEST(ApiDecoderTest, QueriesAgreementsAndTheLog) {
   EXPECT_TRUE(IsNodeRoute(Route::kLogConsistency));
   EXPECT_FALSE(IsNodeRoute(Route::kGetObject));
   EXPECT_FALSE(IsNodeRoute(Route::kRelease));
+  EXPECT_FALSE(IsNodeRoute(Route::kLogEntries));  // entries name subjects and other partners
 }
 
 TEST(ApiDecoderTest, NewObject) {
