@@ -124,6 +124,14 @@ check wrong-type '"code":"invalid-argument"' post KOR kor-analyst /v1/objects/k-
 check unknown-field '"code":"invalid-argument"' post KOR kor-analyst /v1/objects/k-2018/release '{"too":"JPN"}'
 check user-on-federation '"code":"permission-denied"' post KOR kor-analyst /v1/federation/envelopes '{}'
 check still-serving '"status":"ok"' get KOR kor-analyst /v1/health
+# A partner's node certificate reaches the node routes only.
+as_jpn_node() {
+  curl -sS --cacert "$work/net/pki/ca.pem" --cert "$work/net/pki/nodes/JPN.pem" \
+    --key "$work/net/pki/nodes/JPN.key" "$(live_url KOR "$1")"
+}
+check node-checkpoint '^accord/KOR$' as_jpn_node /v1/log/checkpoint
+check node-no-objects '"code":"permission-denied"' as_jpn_node /v1/objects
+check node-no-entries '"code":"permission-denied"' as_jpn_node /v1/log/entries
 
 # Receipts and checkpoints cross-verified: every node witnessed both partners, with no fork.
 for p in KOR JPN USA; do
