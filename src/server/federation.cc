@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "accord/clock.h"
@@ -128,6 +129,7 @@ struct Federation::Impl {
   // Returns whether anything was delivered.
   bool Deliver(Peer& p) {
     bool delivered = false;
+    std::set<int64_t> tried;  // an entry still due after its attempt is not tried again now
     while (true) {
       auto due = node->store().DueDeliveries(p.options.party, NowMicros(), options.batch);
       if (!due) {
@@ -136,6 +138,7 @@ struct Federation::Impl {
       }
       if (due->empty()) return delivered;
       for (const OutboxRecord& r : *due) {
+        if (!tried.insert(r.seq).second) return delivered;
         auto sent = p.client->Request(
             "POST", kEnvelopesPath,
             std::string_view(reinterpret_cast<const char*>(r.envelope.data()), r.envelope.size()));
@@ -153,7 +156,14 @@ struct Federation::Impl {
           if (!Record(r, "refused: " + why, 0, true)) return delivered;
           continue;
         }
-        auto receipt = node->Receive(AsBytes(sent->body));
+        // The answer must be the partner's receipt for this very envelope: a receipt for another
+        // one would verify, close nothing, and leave this one due.
+        const ByteView answer = AsBytes(sent->body);
+        const auto info = InspectEnvelope(answer, answer.size());
+        auto receipt = info && info->kind == "receipt" && info->id == r.id && info->signer == r.to
+                           ? node->Receive(answer)
+                           : Result<ReceiveResult>(Fail(Code::kInvalidArgument,
+                                                        "the answer is not the receipt for it"));
         if (!receipt) {
           // The partner answered, but not with a receipt this node can accept: keep the
           // envelope queued, retry later, and say why.
