@@ -26,6 +26,7 @@
 #ifndef ACCORD_NODE_H_
 #define ACCORD_NODE_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -149,6 +150,17 @@ class Node {
   // default): the node's operator at the console, who may do what the agreements allow.
   void set_actor(std::string subject);
   [[nodiscard]] const std::string& actor() const;
+
+  // Group commit: runs `body`, and the operations it calls share one store transaction. Each
+  // operation still succeeds or fails on its own. On an error (the commit failed) none of them
+  // took effect. The commit does not wait for the disk: nothing the operations returned (a
+  // payload, a package) may leave the node before SyncCommits returns OK, which may run on
+  // another thread while the next group runs here. `body` must not throw.
+  [[nodiscard]] Status Group(const std::function<void()>& body);
+  // Makes every commit so far durable (Store::SyncCommits): thread-safe, unlike the rest.
+  // LogCheckpoint calls it when a group is not yet durable: a signed checkpoint never covers
+  // entries that a power loss could take back.
+  [[nodiscard]] Status SyncCommits();
 
   // Stores a new object originated by this party, sealed under a fresh data key.
   [[nodiscard]] Status Create(const NewObject& object, ByteView payload);

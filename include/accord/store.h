@@ -187,13 +187,24 @@ class Store {
   virtual ~Store() = default;
 
   // Runs `body` in one write transaction (BEGIN IMMEDIATE): committed when it returns OK, rolled
-  // back otherwise, and its error is returned. Not reentrant.
+  // back otherwise, and its error is returned. Inside another transaction it is a savepoint: a
+  // failure undoes `body`'s changes only, and success makes them part of the outer transaction,
+  // durable when that one commits (so several operations can share one commit: group commit).
   [[nodiscard]] virtual Status Transact(const std::function<Status()>& body) = 0;
+
+  // Group commit, in two steps. TransactUnsynced is Transact whose commit does not wait for the
+  // disk: it survives the process crashing but not yet a power loss. SyncCommits then makes
+  // every transaction committed so far durable, with one sync for all of them. Nothing that
+  // depends on such a transaction may leave the node before SyncCommits returns OK.
+  // SyncCommits is the one method that may be called from any thread, while another thread
+  // uses the store.
+  [[nodiscard]] virtual Status TransactUnsynced(const std::function<Status()>& body) = 0;
+  [[nodiscard]] virtual Status SyncCommits() = 0;
 
   // Runs `body` in one read transaction (BEGIN DEFERRED): its reads see one snapshot and take the
   // database's locks once, where each statement on its own takes and releases them (system calls
   // that dominate a short query). For reads only. Inside Transact, `body` runs in that
-  // transaction; Transact inside `body` fails (transactions do not nest). Returns body's error.
+  // transaction; Transact inside `body` fails (kFailedPrecondition). Returns body's error.
   [[nodiscard]] virtual Status ReadSnapshot(const std::function<Status()>& body) = 0;
 
   // --- settings (party, simulate flag, key store kind, ...) ---

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
@@ -182,6 +183,10 @@ struct Node::Impl {
   note::Signer log_signer;  // the identity key, named after the log's origin
 
   std::string actor;  // the subject on whose behalf operations run (Node::set_actor)
+  // Group commits made, and those known durable (SyncCommits, from any thread): a checkpoint is
+  // signed only over a durable log, so that a power loss cannot take back what it covers.
+  std::atomic<uint64_t> groups_committed{0};
+  std::atomic<uint64_t> groups_synced{0};
 
   [[nodiscard]] size_t MaxEnvelope() const { return max_payload / 3 * 4 + (1 << 20); }
 
@@ -189,6 +194,11 @@ struct Node::Impl {
   // so the log's in-memory edge is rebuilt from the store afterwards.
   Status Transact(const std::function<Status()>& body) {
     Status s = store->Transact(body);
+    if (!s) log.Invalidate();
+    return s;
+  }
+  Status TransactUnsynced(const std::function<Status()>& body) {
+    Status s = store->TransactUnsynced(body);
     if (!s) log.Invalidate();
     return s;
   }
@@ -503,6 +513,25 @@ const Engine& Node::engine() const { return impl_->engine; }
 Store& Node::store() { return *impl_->store; }
 void Node::set_actor(std::string subject) { impl_->actor = std::move(subject); }
 const std::string& Node::actor() const { return impl_->actor; }
+
+Status Node::Group(const std::function<void()>& body) {
+  ACCORD_RETURN_IF_ERROR(impl_->TransactUnsynced([&] {
+    body();
+    return OkStatus();
+  }));
+  impl_->groups_committed.fetch_add(1);
+  return OkStatus();
+}
+
+Status Node::SyncCommits() {
+  const uint64_t committed = impl_->groups_committed.load();
+  ACCORD_RETURN_IF_ERROR(impl_->store->SyncCommits());
+  // Monotonic: a slower concurrent call must not move it back.
+  uint64_t synced = impl_->groups_synced.load();
+  while (synced < committed && !impl_->groups_synced.compare_exchange_weak(synced, committed)) {
+  }
+  return OkStatus();
+}
 
 Result<Bytes> Node::StoredReceipt(const std::string& package_id) {
   ACCORD_ASSIGN_OR_RETURN(ReceiptRecord r, impl_->store->GetReceipt(package_id, impl_->party));
@@ -1359,7 +1388,12 @@ constexpr std::string_view kWitnessPrefix = "witness:";
 
 Result<uint64_t> Node::LogSize() { return impl_->log.Size(); }
 
-Result<std::string> Node::LogCheckpoint() { return impl_->log.Checkpoint(impl_->log_signer); }
+Result<std::string> Node::LogCheckpoint() {
+  if (impl_->groups_synced.load() < impl_->groups_committed.load()) {
+    ACCORD_RETURN_IF_ERROR(SyncCommits());
+  }
+  return impl_->log.Checkpoint(impl_->log_signer);
+}
 
 std::string Node::LogVerifierKey() const { return impl_->log_signer.verifier().VerifierKey(); }
 

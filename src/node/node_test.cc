@@ -791,6 +791,39 @@ TEST_F(NodeTest, EveryOperationAndDecisionIsLoggedAndProvable) {
   EXPECT_EQ(*checked, cp->size);
 }
 
+TEST_F(NodeTest, AGroupCommitsItsOperationsTogetherAndEachFailsAlone) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", std::string(kMarker), {"JPN"}));
+  ASSERT_TRUE(kor->AddSubject(SubjectRecord{"kor-clerk", "III", {"dprk-missile"}, {}}));
+  const uint64_t before = *kor->LogSize();
+  std::vector<Result<ReadResult>> reads;
+  ASSERT_TRUE(kor->Group([&] {
+    reads.push_back(kor->Read("kor-analyst", "k-1"));   // allowed
+    reads.push_back(kor->Read("kor-clerk", "k-1"));     // denied, logged
+    reads.push_back(kor->Read("kor-analyst", "none"));  // fails before logging
+    reads.push_back(kor->Read("kor-analyst", "k-1"));
+  }));
+  // A checkpoint makes the group durable before it signs over it.
+  ASSERT_TRUE(kor->LogCheckpoint());
+  ASSERT_TRUE(kor->SyncCommits());
+  ASSERT_TRUE(reads[0]);
+  EXPECT_EQ(reads[1].error().code, Code::kPermissionDenied);
+  EXPECT_EQ(reads[2].error().code, Code::kNotFound);
+  ASSERT_TRUE(reads[3]);
+  const std::string ops = Ops(Entries(*kor));
+  EXPECT_EQ(ops.substr(ops.find("subject")),
+            "subject read:allow:originator-cleared read:deny:insufficient-clearance "
+            "read:allow:originator-cleared ");
+  EXPECT_EQ(*kor->LogSize(), before + 3);
+  // The group's entries are in the log as any others: provable, and the log verifies.
+  EXPECT_EQ(*kor->VerifyLog(), before + 3);
+  // Later operations go on from there.
+  ASSERT_TRUE(kor->Read("kor-analyst", "k-1"));
+  EXPECT_EQ(*kor->LogSize(), before + 4);
+  EXPECT_EQ(*kor->VerifyLog(), before + 4);
+}
+
 TEST_F(NodeTest, PackagesMustProveTheyWereLogged) {
   InitAll();
   auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");

@@ -22,6 +22,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -475,6 +476,11 @@ struct Statements {
   StmtPtr begin_read;
   StmtPtr commit;
   StmtPtr rollback;
+  StmtPtr savepoint;
+  StmtPtr synchronous_normal;
+  StmtPtr synchronous_full;
+  StmtPtr release_savepoint;
+  StmtPtr rollback_to_savepoint;
   StmtPtr get_meta;
   StmtPtr set_meta;
   StmtPtr insert_object;
@@ -535,6 +541,11 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.begin_read, "BEGIN DEFERRED"));
   ACCORD_RETURN_IF_ERROR(prep(s.commit, "COMMIT"));
   ACCORD_RETURN_IF_ERROR(prep(s.rollback, "ROLLBACK"));
+  ACCORD_RETURN_IF_ERROR(prep(s.savepoint, "SAVEPOINT nested"));
+  ACCORD_RETURN_IF_ERROR(prep(s.synchronous_normal, "PRAGMA synchronous=NORMAL"));
+  ACCORD_RETURN_IF_ERROR(prep(s.synchronous_full, "PRAGMA synchronous=FULL"));
+  ACCORD_RETURN_IF_ERROR(prep(s.release_savepoint, "RELEASE nested"));
+  ACCORD_RETURN_IF_ERROR(prep(s.rollback_to_savepoint, "ROLLBACK TO nested"));
   ACCORD_RETURN_IF_ERROR(prep(s.get_meta, "SELECT value FROM meta WHERE key = ?1"));
   ACCORD_RETURN_IF_ERROR(prep(s.set_meta,
                               "INSERT INTO meta (key, value) VALUES (?1, ?2) "
@@ -767,8 +778,12 @@ Result<PartnerRecord> ReadPartner(const BoundStatement& st) {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(DbPtr db, Statements statements, const SqliteOptions& options)
-      : db_(std::move(db)), s_(std::move(statements)), busy_timeout_ms_(options.busy_timeout_ms) {}
+  SqliteStore(DbPtr db, Statements statements, const SqliteOptions& options, std::string path)
+      : db_(std::move(db)),
+        s_(std::move(statements)),
+        busy_timeout_ms_(options.busy_timeout_ms),
+        synchronous_full_(options.synchronous_full),
+        wal_path_(std::move(path) + "-wal") {}
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
   ~SqliteStore() override {
@@ -776,11 +791,25 @@ class SqliteStore final : public Store {
     if (checkpoint_owed_) {
       CheckpointBestEffort();
     }
+    if (wal_fd_ >= 0) {
+      ::close(wal_fd_);
+    }
   }
 
   Status Transact(const std::function<Status()>& body) override {
-    if (in_transaction_ || in_read_snapshot_) {
-      return Fail(Code::kFailedPrecondition, "transactions do not nest");
+    if (synchronous_deferred_ && !in_transaction_) {
+      ACCORD_RETURN_IF_ERROR(RunOnce(s_.synchronous_full.get(), "restore synchronous commits"));
+      synchronous_deferred_ = false;
+    }
+    return TransactNow(body);
+  }
+
+  Status TransactNow(const std::function<Status()>& body) {
+    if (in_read_snapshot_) {
+      return Fail(Code::kFailedPrecondition, "a read snapshot cannot write");
+    }
+    if (in_transaction_) {
+      return Nested(body);
     }
     {
       BoundStatement begin(db_.get(), s_.begin.get());
@@ -800,6 +829,63 @@ class SqliteStore final : public Store {
       CheckpointBestEffort();
     }
     return result;
+  }
+
+  Status TransactUnsynced(const std::function<Status()>& body) override {
+    if (in_transaction_ || in_read_snapshot_ || !synchronous_full_) {
+      return Transact(body);  // nested: durable with the outer one; or never synced anyway
+    }
+    // synchronous=NORMAL for this commit only: in WAL mode the commit writes its frames to the
+    // -wal file and does not fsync it (SQLite keeps the database consistent either way).
+    ACCORD_RETURN_IF_ERROR(RunOnce(s_.synchronous_normal.get(), "defer the commit's sync"));
+    synchronous_deferred_ = true;
+    Status result = TransactNow(body);
+    // Should this fail, Transact retries it first, and fails until it succeeds.
+    if (RunOnce(s_.synchronous_full.get(), "restore synchronous commits").has_value()) {
+      synchronous_deferred_ = false;
+    }
+    return result;
+  }
+
+  Status SyncCommits() override {
+    // fdatasync on a descriptor of our own: Linux writes back the file's data whichever
+    // descriptor wrote it, so this does not touch the connection, which another thread may be
+    // using. The -wal file lives as long as a connection to the database is open (this one).
+    std::lock_guard lock(wal_mu_);
+    if (wal_fd_ < 0) {
+      wal_fd_ = ::open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (wal_fd_ < 0) {
+        return Fail(Code::kUnavailable,
+                    "cannot open `" + wal_path_ + "` to sync it: " + std::strerror(errno));
+      }
+    }
+    if (::fdatasync(wal_fd_) != 0) {
+      return Fail(Code::kUnavailable, "cannot sync `" + wal_path_ + "`: " + std::strerror(errno));
+    }
+    return OkStatus();
+  }
+
+  // A transaction inside another is a savepoint: its body's failure undoes its own changes only,
+  // and its changes become durable when the outermost transaction commits.
+  Status Nested(const std::function<Status()>& body) {
+    {
+      BoundStatement savepoint(db_.get(), s_.savepoint.get());
+      ACCORD_RETURN_IF_ERROR(savepoint.Run("begin a nested transaction"));
+    }
+    Status result = RunBody(body);
+    if (sqlite3_get_autocommit(db_.get()) != 0) {
+      // SQLite rolled the whole transaction back by itself (an I/O error, SQLITE_FULL): the
+      // outermost commit fails too, since no transaction is active.
+      return result.has_value() ? Fail(Code::kUnavailable, "the transaction was rolled back")
+                                : result;
+    }
+    if (!result.has_value()) {
+      BoundStatement rollback(db_.get(), s_.rollback_to_savepoint.get());
+      (void)rollback.Run("roll back a nested transaction");  // `result` is the error to report
+    }
+    BoundStatement release(db_.get(), s_.release_savepoint.get());
+    Status released = release.Run("end a nested transaction");
+    return result.has_value() ? released : result;
   }
 
   Status ReadSnapshot(const std::function<Status()>& body) override {
@@ -1463,12 +1549,22 @@ class SqliteStore final : public Store {
     }
   }
 
+  Status RunOnce(sqlite3_stmt* statement, std::string_view what) {
+    BoundStatement st(db_.get(), statement);
+    return st.Run(what);
+  }
+
   // INVARIANT: declared before the statements, so the statements are finalized first.
   DbPtr db_;
   Statements s_;
   const int busy_timeout_ms_;
+  const bool synchronous_full_;
+  const std::string wal_path_;
+  std::mutex wal_mu_;
+  int wal_fd_ = -1;  // GUARDED_BY(wal_mu_); opened by the first SyncCommits
   bool in_transaction_ = false;
   bool in_read_snapshot_ = false;
+  bool synchronous_deferred_ = false;  // synchronous=NORMAL set by TransactUnsynced
   bool checkpoint_owed_ = false;
   // Reused buffers for the JSON of string lists: no allocation per insert once warmed up.
   std::string topics_buf_;
@@ -1502,7 +1598,7 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
   if (!statements.has_value()) {
     return in_context(std::move(statements).error());
   }
-  return std::make_unique<SqliteStore>(std::move(db), std::move(*statements), options);
+  return std::make_unique<SqliteStore>(std::move(db), std::move(*statements), options, path);
 }
 
 }  // namespace accord

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -784,17 +785,78 @@ TEST_F(SqliteStoreTest, TransactRollsBackWhenTheBodyThrows) {
   ASSERT_TRUE(store_->Transact([&] { return store_->InsertObject(MakeObject("o")); }));
 }
 
-TEST_F(SqliteStoreTest, TransactDoesNotNest) {
+TEST_F(SqliteStoreTest, ANestedTransactionFailsAloneAndCommitsWithTheOuterOne) {
   auto status = store_->Transact([&]() -> Status {
     ACCORD_RETURN_IF_ERROR(store_->InsertObject(MakeObject("outer")));
-    auto inner = store_->Transact([&] { return store_->InsertObject(MakeObject("inner")); });
-    EXPECT_FALSE(inner.has_value());
-    EXPECT_EQ(inner.error().code, Code::kFailedPrecondition);
+    auto failed = store_->Transact([&]() -> Status {
+      ACCORD_RETURN_IF_ERROR(store_->InsertObject(MakeObject("undone")));
+      return Fail(Code::kFailedPrecondition, "changed my mind");
+    });
+    EXPECT_EQ(failed.error().code, Code::kFailedPrecondition);
+    EXPECT_EQ(store_->GetObject("undone").error().code, Code::kNotFound);
+    auto kept = store_->Transact([&]() -> Status {
+      ACCORD_RETURN_IF_ERROR(store_->InsertObject(MakeObject("inner")));
+      // Two levels deep, and a body that throws.
+      auto threw = store_->Transact([&]() -> Status {
+        ACCORD_RETURN_IF_ERROR(store_->InsertObject(MakeObject("deep")));
+        throw std::runtime_error("boom");
+      });
+      EXPECT_EQ(threw.error().code, Code::kInternal);
+      return OkStatus();
+    });
+    EXPECT_TRUE(kept.has_value()) << kept.error().ToString();
+    // Not committed yet: another connection does not see it.
+    RawDb other(path_);
+    EXPECT_EQ(other.One("SELECT count(*) FROM objects"), "0");
     return OkStatus();
   });
   ASSERT_TRUE(status.has_value()) << status.error().ToString();
   EXPECT_TRUE(store_->GetObject("outer").has_value());
-  EXPECT_EQ(store_->GetObject("inner").error().code, Code::kNotFound);
+  EXPECT_TRUE(store_->GetObject("inner").has_value());
+  EXPECT_EQ(store_->GetObject("undone").error().code, Code::kNotFound);
+  EXPECT_EQ(store_->GetObject("deep").error().code, Code::kNotFound);
+
+  // The outer transaction's failure undoes what nested ones did.
+  auto rolled_back = store_->Transact([&]() -> Status {
+    EXPECT_TRUE(store_->Transact([&] { return store_->InsertObject(MakeObject("lost")); }));
+    return Fail(Code::kFailedPrecondition, "outer failure");
+  });
+  EXPECT_EQ(rolled_back.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(store_->GetObject("lost").error().code, Code::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, AnUnsyncedTransactionCommitsAndSyncCommitsMakesItDurable) {
+  ASSERT_TRUE(store_->TransactUnsynced([&] { return store_->InsertObject(MakeObject("a")); }));
+  RawDb other(path_);
+  EXPECT_EQ(other.One("SELECT count(*) FROM objects"), "1");  // committed
+  auto failed = store_->TransactUnsynced([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(store_->InsertObject(MakeObject("b")));
+    return Fail(Code::kFailedPrecondition, "no");
+  });
+  EXPECT_EQ(failed.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(store_->GetObject("b").error().code, Code::kNotFound);
+  // Inside a transaction it is a nested one, and a plain transaction afterwards works.
+  ASSERT_TRUE(store_->Transact([&] {
+    return store_->TransactUnsynced([&] { return store_->InsertObject(MakeObject("c")); });
+  }));
+  ASSERT_TRUE(store_->Transact([&] { return store_->InsertObject(MakeObject("d")); }));
+  EXPECT_EQ(other.One("SELECT count(*) FROM objects"), "3");
+
+  // SyncCommits runs on another thread while this one goes on committing.
+  std::atomic<bool> done = false;
+  std::thread syncer([&] {
+    while (!done) {
+      EXPECT_TRUE(store_->SyncCommits().has_value());
+    }
+  });
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_TRUE(store_->TransactUnsynced(
+        [&] { return store_->InsertObject(MakeObject("o" + std::to_string(i))); }));
+  }
+  done = true;
+  syncer.join();
+  ASSERT_TRUE(store_->SyncCommits().has_value());
+  EXPECT_EQ(other.One("SELECT count(*) FROM objects"), "53");
 }
 
 TEST_F(SqliteStoreTest, ReadSnapshotRunsTheBodyInOneReadTransaction) {
