@@ -30,7 +30,7 @@ for preset in default asan; do
   passed=$((passed + $(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' "build/$preset/ctest.log")))
 done
 
-step "ThreadSanitizer: the threaded decide stream"
+step "ThreadSanitizer: the threaded decide stream, the server, the live nodes"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan
 tsan_work=$(mktemp -d)
@@ -42,6 +42,10 @@ build/tsan/src/cli/accord decide --threads 1 --policy "$tsan_work/policy" \
 cmp "$tsan_work/threads1.jsonl" "$tsan_work/threads2.jsonl"
 echo "tsan: no data race; 2 threads answer exactly as 1 ($(wc -l <"$tsan_work/threads2.jsonl") requests)"
 rm -rf "$tsan_work"
+# The server's io, node and sync threads (group commit), and the store's sync from another thread.
+TSAN_OPTIONS="halt_on_error=1 exitcode=66" build/tsan/src/server/server_test --gtest_brief=1
+TSAN_OPTIONS="halt_on_error=1 exitcode=66" build/tsan/src/store/store_test --gtest_brief=1 \
+  --gtest_filter='*Unsynced*:*Nested*'
 # Three live nodes: each runs its server, its federation thread and its signal thread.
 TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
   bash tests/cli/federation_test.sh build/tsan/src/cli/accord "$PWD" | tail -1

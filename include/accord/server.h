@@ -12,11 +12,17 @@
 // `max_body_bytes` (413), and the server by `max_connections` open connections (a connection
 // beyond it is closed as soon as it is accepted).
 //
-// Thread safety: `Run` serves every connection on the thread that calls it, so the `Node` is only
-// ever used from that thread (a Node is not thread-safe); the caller must not use the node while
-// `Run` is running. `Stop` and `port` may be called from any thread. `Stop` is not
-// async-signal-safe: wire SIGTERM through a thread that waits for the signal (sigwait) and calls
-// `Stop`.
+// Concurrent object reads share one commit of their log entries (group commit): a read is answered
+// once its entry is durable, and the reads that arrive while one commit is written go into the
+// next, with no added wait for a lone request.
+//
+// Thread safety: `Run` serves every connection on the thread that calls it, and runs the
+// requests on a thread of its own, which it starts and joins: the `Node` is only ever used from
+// that thread (a Node is not thread-safe); the caller must not use the node while `Run` is
+// running. The federation hooks of ServerOptions are called from the requests' thread, and `log`
+// from either thread, never from both at once. `Stop` and `port` may be called from any thread.
+// `Stop` is not async-signal-safe: wire SIGTERM through a thread that waits for the signal
+// (sigwait) and calls `Stop`.
 #ifndef ACCORD_SERVER_H_
 #define ACCORD_SERVER_H_
 

@@ -122,6 +122,12 @@ struct FederationHooks {
   std::function<std::vector<PeerStatus>()> peers;  // for GET /v1/federation/peers
 };
 
+// One request of a group (Api::HandleGroup); the views must outlive the call.
+struct GroupedRequest {
+  const Caller* caller = nullptr;
+  std::string_view method, target, body;
+};
+
 class Api {
  public:
   // `log` receives internal error details, which are not sent to clients.
@@ -135,6 +141,16 @@ class Api {
   // `permission-denied`. Never throws.
   [[nodiscard]] ApiResponse Handle(const Caller& caller, std::string_view method,
                                    std::string_view target, std::string_view body);
+
+  // Whether a request should wait to be answered with others through HandleGroup: an object
+  // read (GET /v1/objects/{id}), whose log entry must be durable before the payload leaves, so
+  // that the reads of concurrent clients share one commit.
+  [[nodiscard]] static bool IsGrouped(std::string_view method, std::string_view target);
+
+  // Answers each request as Handle does, in one Node::Group (group commit): one write to disk
+  // for all their log entries. If that commit fails, no answer carries what it computed: each
+  // is the commit's error. Throws only std::bad_alloc, before running anything.
+  [[nodiscard]] std::vector<ApiResponse> HandleGroup(const std::vector<GroupedRequest>& requests);
 
  private:
   ApiResponse HandleNode(const Caller& caller, std::string_view method, std::string_view target,

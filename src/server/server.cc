@@ -3,13 +3,27 @@
 // This is the only translation unit that includes Beast (it costs ~26 s and ~550 MB to compile);
 // everything about requests and responses is in api.cc.
 //
-// One io_context, run by the thread that calls Server::Run, serves every connection, so the Node
-// behind the Api is used from that thread only. Each connection is a Session:
+// Three threads, each with one job:
+//
+//   - the io thread (the one that calls Server::Run) runs one io_context, which serves every
+//     connection: TLS and HTTP;
+//   - the node thread runs every request against the Api, so the Node behind it is used from
+//     that thread only;
+//   - the sync thread makes the object reads' log entries durable (Node::SyncCommits).
+//
+// Each connection is a Session:
 //
 //   handshake (handshake_timeout)
 //   -> wait for the first byte of a request (idle_timeout)
 //   -> read the header, then the body (read_timeout for both, from the first byte)
+//   -> hand the request to the node thread, which answers it (through the sync thread for a read)
 //   -> answer (write_timeout) -> wait again, or close with a TLS close_notify
+//
+// Group commit: the node thread takes every request waiting when it looks, and runs the object
+// reads among them as one group (Api::HandleGroup), one commit that does not wait for the disk.
+// The sync thread then syncs once for every group committed since its last sync, and only then
+// are their answers sent. While it syncs, the node thread runs the next group and the io thread
+// reads the next requests. There is no timer: a lone request waits for no one.
 //
 // Asio and Beast report errors through error_code overloads here; the few calls that may throw
 // (allocation, Asio's own invariants) are caught in Create and around io_context::run.
@@ -26,9 +40,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <condition_variable>
 #include <cstdio>
 #include <exception>
+#include <mutex>
 #include <optional>
+#include <thread>
 #include <unordered_set>
 #include <utility>
 
@@ -72,20 +89,91 @@ namespace server_internal {
 
 class Session;
 
+// Items handed from one thread to another: Push from any thread; Run, on the thread that takes
+// them, calls `work` with every item waiting, until Stop, once the queue is empty.
+template <typename T>
+class WorkQueue {
+ public:
+  void Push(T item) {
+    {
+      std::lock_guard lock(mu_);
+      items_.push_back(std::move(item));
+    }
+    cv_.notify_one();
+  }
+
+  void Run(const std::function<void(std::vector<T>&)>& work) {
+    std::vector<T> batch;
+    while (true) {
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return !items_.empty() || stop_; });
+        if (items_.empty()) {
+          return;
+        }
+        batch.swap(items_);
+      }
+      work(batch);
+      batch.clear();
+    }
+  }
+
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<T> items_;  // GUARDED_BY(mu_)
+  bool stop_ = false;     // GUARDED_BY(mu_)
+};
+
 // The server's state. Server::Impl is this; Session, which is not a member of Server, names it.
 struct ServerCore {
-  ServerCore(ServerOptions o, Node& node)
+  ServerCore(ServerOptions o, Node& n)
       : options(std::move(o)),
-        log(options.log ? options.log : LogToStderr),
-        api(node, log, server_internal::FederationHooks{options.on_queued, options.peers}) {}
+        log([this](std::string_view line) {
+          std::lock_guard lock(log_mu);  // called from the io, node and sync threads
+          (options.log ? options.log : LogToStderr)(line);
+        }),
+        node(n),
+        api(n, log, server_internal::FederationHooks{options.on_queued, options.peers}) {}
 
   void Accept();
   void OnAccept(const error_code& ec, tcp::socket socket);
   void DoStop();
 
+  // A request handed to the node thread. The work guard keeps io.run() from returning before
+  // its answer is posted back.
+  struct Job {
+    std::shared_ptr<Session> session;
+    asio::executor_work_guard<asio::io_context::executor_type> work;
+  };
+  // Answers for the sync thread to send once the commits before them are durable.
+  struct Unsynced {
+    std::vector<Job> jobs;
+    std::vector<ApiResponse> answers;
+  };
+
+  // Hands `session`'s request to the node thread (io thread).
+  void Submit(std::shared_ptr<Session> session);
+  // The node thread's work on the requests waiting.
+  void HandleJobs(std::vector<Job>& batch);
+  // The sync thread's work on the answers waiting.
+  void SyncAndAnswer(std::vector<Unsynced>& batch);
+  // Sends `answers[i]` to `jobs[i]` on the io thread.
+  void PostAnswers(std::vector<Job> jobs, std::vector<ApiResponse> answers);
+
   const ServerOptions options;
+  std::mutex log_mu;
   const std::function<void(std::string_view)> log;
-  Api api;
+  Node& node;  // SyncCommits only; the rest through `api`
+  Api api;     // node thread only
   // INVARIANT: the sessions alive; touched on the io thread only. Declared before `io` so that
   // it outlives the handlers (and the sessions they own) that `io` destroys.
   std::unordered_set<Session*> sessions;
@@ -94,7 +182,9 @@ struct ServerCore {
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   asio::steady_timer accept_retry{io};
-  uint16_t port = 0;  // fixed in Create
+  uint16_t port = 0;             // fixed in Create
+  WorkQueue<Job> jobs;           // io thread -> node thread
+  WorkQueue<Unsynced> unsynced;  // node thread -> sync thread
 };
 
 // One connection: its TLS stream, the caller its certificate names, the request being read and
@@ -127,6 +217,21 @@ class Session : public std::enable_shared_from_this<Session> {
       // Fails the pending handshake or read with operation_aborted; never runs a handler inline.
       beast::get_lowest_layer(stream_).close();
     }
+  }
+
+  // The request read (node thread).
+  [[nodiscard]] server_internal::GroupedRequest Grouped() const {
+    const auto& request = parser_->get();
+    return {&caller_, View(request.method_string()), View(request.target()), request.body()};
+  }
+
+  // Sends the answer to the request read (io thread).
+  void Answer(server_internal::ApiResponse response) {
+    auto& request = parser_->get();
+    // The body of a create carries a payload in clear: wipe it before the memory is reused.
+    SecureWipe(request.body().data(), request.body().size());
+    const bool keep_alive = request.keep_alive() && !server_.stopping;
+    Respond(std::move(response), request.version(), keep_alive);
   }
 
  private:
@@ -249,15 +354,9 @@ class Session : public std::enable_shared_from_this<Session> {
     // Otherwise the client went away mid-request: nothing to answer.
   }
 
-  void Handle() {
-    auto& request = parser_->get();
-    server_internal::ApiResponse response = server_.api.Handle(
-        caller_, View(request.method_string()), View(request.target()), request.body());
-    // The body of a create carries a payload in clear: wipe it before the memory is reused.
-    SecureWipe(request.body().data(), request.body().size());
-    const bool keep_alive = request.keep_alive() && !server_.stopping;
-    Respond(std::move(response), request.version(), keep_alive);
-  }
+  // The node thread reads the request (Grouped) and posts the answer (Answer): the session is
+  // not touched on the io thread meanwhile, since no operation is pending on it.
+  void Handle() { server_.Submit(shared_from_this()); }
 
   void Respond(server_internal::ApiResponse r, unsigned version, bool keep_alive) {
     busy_ = true;
@@ -352,6 +451,68 @@ void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
     }
   }
   Accept();
+}
+
+void ServerCore::Submit(std::shared_ptr<Session> session) {
+  jobs.Push(Job{std::move(session), asio::make_work_guard(io)});
+}
+
+void ServerCore::HandleJobs(std::vector<Job>& batch) {
+  try {
+    std::vector<Job> reads, others;
+    std::vector<GroupedRequest> read_requests;
+    for (Job& job : batch) {
+      const GroupedRequest r = job.session->Grouped();
+      if (Api::IsGrouped(r.method, r.target)) {
+        read_requests.push_back(r);
+        reads.push_back(std::move(job));
+      } else {
+        others.push_back(std::move(job));
+      }
+    }
+    if (!reads.empty()) {
+      std::vector<ApiResponse> answers = api.HandleGroup(read_requests);
+      unsynced.Push(Unsynced{std::move(reads), std::move(answers)});
+    }
+    // The others one by one, each committed (and synced) by its own transaction, and each
+    // answer sent as soon as it is ready.
+    for (Job& job : others) {
+      const GroupedRequest r = job.session->Grouped();
+      std::vector<ApiResponse> answer(1);
+      answer[0] = api.Handle(*r.caller, r.method, r.target, r.body);
+      std::vector<Job> one;
+      one.push_back(std::move(job));
+      PostAnswers(std::move(one), std::move(answer));
+    }
+  } catch (const std::exception& e) {
+    // Out of memory: these connections are dropped, on the io thread where sessions live.
+    log(std::string("cannot answer requests: ") + e.what());
+    asio::post(io, [dropped = std::move(batch)] {});
+  }
+}
+
+void ServerCore::SyncAndAnswer(std::vector<Unsynced>& batch) {
+  const Status synced = node.SyncCommits();
+  if (!synced) {
+    log("cannot make the reads' log entries durable: " + synced.error().ToString());
+  }
+  for (Unsynced& u : batch) {
+    if (!synced) {
+      for (ApiResponse& a : u.answers) {
+        SecureWipe(a.body.data(), a.body.size());  // a payload whose read is not yet logged
+        a = ErrorResponse(503, "unavailable", "unavailable, try again later");
+      }
+    }
+    PostAnswers(std::move(u.jobs), std::move(u.answers));
+  }
+}
+
+void ServerCore::PostAnswers(std::vector<Job> done, std::vector<ApiResponse> answers) {
+  asio::post(io, [done = std::move(done), answers = std::move(answers)]() mutable {
+    for (size_t i = 0; i < done.size(); ++i) {
+      done[i].session->Answer(std::move(answers[i]));
+    }
+  });
 }
 
 void ServerCore::DoStop() {
@@ -453,11 +614,13 @@ uint16_t Server::port() const { return impl_->port; }
 
 void Server::Run() {
   Impl& s = *impl_;
+  std::thread node_thread([&s] { s.jobs.Run([&s](auto& batch) { s.HandleJobs(batch); }); });
+  std::thread sync_thread([&s] { s.unsynced.Run([&s](auto& batch) { s.SyncAndAnswer(batch); }); });
   asio::post(s.io, [&s] { s.Accept(); });
   while (true) {
     try {
       s.io.run();
-      return;
+      break;
     } catch (const std::exception& e) {
       // A handler threw (allocation failure, a bug): its connection is gone; keep serving.
       s.log(std::string("a connection failed: ") + e.what());
@@ -465,6 +628,12 @@ void Server::Run() {
       s.log("a connection failed");
     }
   }
+  // io.run() returns once every connection is closed, so every request handed to the node
+  // thread has been answered (the work guards).
+  s.jobs.Stop();
+  node_thread.join();
+  s.unsynced.Stop();
+  sync_thread.join();
 }
 
 void Server::Stop() {

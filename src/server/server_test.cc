@@ -570,6 +570,53 @@ TEST_F(ServerTest, CreateThenReadAsClearedAndUnclearedSubjects) {
   EXPECT_EQ(Call("kor-clerk", "GET", "/v1/objects/k%202%2Fb").status, 200);
 }
 
+TEST_F(ServerTest, ConcurrentReadsEachGetTheirAnswerAndTheirLogEntry) {
+  StartServer();
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(Call("kor-analyst", "POST", "/v1/objects",
+                   NewObjectJson("k-" + std::to_string(i), "II", "payload " + std::to_string(i)))
+                  .status,
+              201);
+  }
+  const uint64_t before = *node_->LogSize();
+  // Eight clients read at once (their reads share commits), some of them refused.
+  constexpr int kClients = 8, kReads = 25;
+  std::atomic<int> wrong = 0;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      const std::string subject = c % 4 == 3 ? "kor-clerk" : "kor-analyst";
+      auto client = Connect(subject);  // one kept-alive connection per client
+      for (int i = 0; i < kReads && client != nullptr; ++i) {
+        const std::string id = "k-" + std::to_string((c + i) % 4);
+        auto answer = client->Request("GET", "/v1/objects/" + id, {});
+        if (!answer) {
+          ++wrong;
+          continue;
+        }
+        const HttpResponse& r = *answer;
+        if (subject == "kor-clerk") {
+          wrong += r.status != 403 || r.ErrorCode() != "insufficient-clearance";
+          continue;
+        }
+        if (r.status != 200) {
+          ++wrong;
+          continue;
+        }
+        auto payload = Base64Decode(Str(r.Json().at("payload_base64")));
+        wrong += !payload || std::string(payload->begin(), payload->end()) !=
+                                 "payload " + std::to_string((c + i) % 4);
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(wrong, 0) << Log();
+  StopServer();
+  // One entry per read, allowed or refused, and the log verifies.
+  EXPECT_EQ(*node_->LogSize(), before + kClients * kReads);
+  EXPECT_EQ(*node_->VerifyLog(), before + kClients * kReads);
+}
+
 TEST_F(ServerTest, BadBodiesAreInvalidArgument) {
   StartServer();
   const std::string good = NewObjectJson("k-1", "II", "p");
