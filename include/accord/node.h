@@ -84,6 +84,7 @@ struct ReadResult {
   std::string marking_level;  // the reader's party's level, e.g. "GOKUHI"; empty for own
   std::string marking_name;   // its native name, e.g. "極秘"
   std::string originator;
+  std::string level;  // the object's own level, in the originator's scheme
   std::vector<std::string> explain;
   SecretBytes payload;
 };

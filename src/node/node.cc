@@ -783,6 +783,7 @@ Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& 
     }
     result.reason = d.reason;
     result.originator = o.originator;
+    result.level = o.level;
     result.explain = std::move(explain);
     if (d.agreement >= 0) {
       result.agreement = n.engine.agreement(d.agreement).id;

@@ -871,13 +871,9 @@ ApiResponse Api::GetObject(const std::string& subject, const std::string& id) {
     marking["level"] = read->marking_level;
     marking["name"] = read->marking_name;
   } else {
-    auto object = node_.store().GetObject(id);
-    if (!object) {
-      return FromError(object.error(), "reading `" + id + "`");
-    }
     const int32_t party = node_.engine().PartyIndex(node_.party());
-    const int level = party < 0 ? -1 : node_.engine().party(party).LevelIndex(object->level);
-    marking["level"] = object->level;
+    const int level = party < 0 ? -1 : node_.engine().party(party).LevelIndex(read->level);
+    marking["level"] = read->level;
     marking["name"] = level < 0
                           ? std::string()
                           : node_.engine().party(party).levels[static_cast<size_t>(level)].name;
