@@ -166,8 +166,8 @@ struct ServerCore {
   void HandleJobs(std::vector<Job>& batch);
   // The sync thread's work on the answers waiting.
   void SyncAndAnswer(std::vector<Unsynced>& batch);
-  // Sends `answers[i]` to `jobs[i]` on the io thread.
-  void PostAnswers(std::vector<Job> jobs, std::vector<ApiResponse> answers);
+  // Sends `answer` to `job`'s client on the io thread.
+  void PostAnswer(Job job, ApiResponse answer);
 
   const ServerOptions options;
   std::mutex log_mu;
@@ -458,8 +458,8 @@ void ServerCore::Submit(std::shared_ptr<Session> session) {
 }
 
 void ServerCore::HandleJobs(std::vector<Job>& batch) {
+  std::vector<Job> reads, others;
   try {
-    std::vector<Job> reads, others;
     std::vector<GroupedRequest> read_requests;
     for (Job& job : batch) {
       const GroupedRequest r = job.session->Grouped();
@@ -478,16 +478,13 @@ void ServerCore::HandleJobs(std::vector<Job>& batch) {
     // answer sent as soon as it is ready.
     for (Job& job : others) {
       const GroupedRequest r = job.session->Grouped();
-      std::vector<ApiResponse> answer(1);
-      answer[0] = api.Handle(*r.caller, r.method, r.target, r.body);
-      std::vector<Job> one;
-      one.push_back(std::move(job));
-      PostAnswers(std::move(one), std::move(answer));
+      PostAnswer(std::move(job), api.Handle(*r.caller, r.method, r.target, r.body));
     }
   } catch (const std::exception& e) {
-    // Out of memory: these connections are dropped, on the io thread where sessions live.
+    // Out of memory: the connections not yet answered are dropped, on the io thread where
+    // sessions live (a moved-from job holds none).
     log(std::string("cannot answer requests: ") + e.what());
-    asio::post(io, [dropped = std::move(batch)] {});
+    asio::post(io, [a = std::move(batch), b = std::move(reads), c = std::move(others)] {});
   }
 }
 
@@ -503,15 +500,15 @@ void ServerCore::SyncAndAnswer(std::vector<Unsynced>& batch) {
         a = ErrorResponse(503, "unavailable", "unavailable, try again later");
       }
     }
-    PostAnswers(std::move(u.jobs), std::move(u.answers));
+    for (size_t i = 0; i < u.jobs.size(); ++i) {
+      PostAnswer(std::move(u.jobs[i]), std::move(u.answers[i]));
+    }
   }
 }
 
-void ServerCore::PostAnswers(std::vector<Job> done, std::vector<ApiResponse> answers) {
-  asio::post(io, [done = std::move(done), answers = std::move(answers)]() mutable {
-    for (size_t i = 0; i < done.size(); ++i) {
-      done[i].session->Answer(std::move(answers[i]));
-    }
+void ServerCore::PostAnswer(Job job, ApiResponse answer) {
+  asio::post(io, [job = std::move(job), answer = std::move(answer)]() mutable {
+    job.session->Answer(std::move(answer));
   });
 }
 
