@@ -130,17 +130,28 @@ struct SubjectRecord {
 
 using Digest = std::array<uint8_t, 32>;
 
-// The audit log's tree is stored in tiles: each entry's row holds its leaf hash, and `log_nodes`
-// holds only the hashes of complete subtrees of 2^kLogNodeMinLevel leaves or more (one row per
-// eight entries); the levels below are recomputed from a tile of leaf hashes read in one range.
-inline constexpr int32_t kLogNodeMinLevel = 4;
+// The audit log's tree is stored in tiles of height 4, as in the C2SP tlog-tiles layout
+// (docs/ledger.md): tile (level L, index t) holds the hashes of tree levels 4L to 4L + 3 under
+// the subtree of level 4L + 4 and index t. Its 16 bottom hashes come first, then the 8, 4 and 2
+// above them (30 hashes, 960 bytes); a tile of level 0 holds only its 16 leaf hashes (512
+// bytes), the levels above them are recomputed at a proof. Complete tiles are stored (one row
+// per 16 entries, and one per 256 above), and so is the last, incomplete tile of level 0 (as
+// Tessera's partial tiles, the leaf hashes so far), so that `log verify` checks every entry;
+// the incomplete tiles above it are derived from the tiles below.
+inline constexpr int32_t kLogTileHeight = 4;
+inline constexpr size_t kLogTileWidth = size_t{1} << kLogTileHeight;  // bottom hashes
+inline constexpr size_t kLogTileHashes = 30;                          // levels ≥ 1
+inline constexpr int32_t kLogTileMaxLevel = 16;                       // 4·16 = 64 tree levels
 
-// A hash of the audit log's Merkle tree: the complete subtree over leaves
-// [index·2^level, (index+1)·2^level), of level kLogNodeMinLevel or above.
-struct LogNodeRecord {
+// The stored size of a complete tile of `level`, in bytes.
+[[nodiscard]] constexpr size_t LogTileBytes(int32_t level) {
+  return 32 * (level == 0 ? kLogTileWidth : kLogTileHashes);
+}
+
+struct LogTileRecord {
   int32_t level = 0;
   uint64_t index = 0;
-  Digest hash{};
+  Bytes hashes;  // LogTileBytes(level) bytes; for level 0, 32 per leaf so far
 };
 
 // Evidence that a partner's log was rewritten: two checkpoints it signed that no consistency
@@ -276,25 +287,20 @@ class Store {
   [[nodiscard]] virtual Result<std::vector<PartnerRecord>> ListPartners() = 0;
 
   // --- the audit log (node/audit.h) ---
-  // Appends `entries` at indices [first, first + size) with their leaf hashes (one each) and
-  // the subtree hashes of level ≥ kLogNodeMinLevel they complete. kFailedPrecondition unless
-  // `first` is the log's size; kInvalidArgument for a count of leaf hashes other than the
-  // entries' or a node below kLogNodeMinLevel. Call inside Transact.
+  // Appends `entries` at indices [first, first + size) with the tiles they complete and the
+  // incomplete tile of level 0 they leave, which replaces the one stored (a complete tile is
+  // never replaced). kFailedPrecondition unless `first` is the log's size; kInvalidArgument for
+  // a tile of the wrong size or level. Call inside Transact.
   [[nodiscard]] virtual Status AppendLog(uint64_t first, std::span<const Bytes> entries,
-                                         std::span<const Digest> leaf_hashes,
-                                         std::span<const LogNodeRecord> nodes) = 0;
+                                         std::span<const LogTileRecord> tiles) = 0;
   [[nodiscard]] virtual Result<uint64_t> LogSize() = 0;
   // Entries [from, from + count); kOutOfRange past the end.
   [[nodiscard]] virtual Result<std::vector<Bytes>> ReadLogEntries(uint64_t from,
                                                                   uint64_t count) = 0;
-  // The stored leaf hashes of entries [from, from + count), in one range query; kOutOfRange past
-  // the end.
-  [[nodiscard]] virtual Result<std::vector<Digest>> ReadLogLeafHashes(uint64_t from,
-                                                                      uint64_t count) = 0;
-  // A stored subtree hash (level ≥ kLogNodeMinLevel); kNotFound.
-  [[nodiscard]] virtual Result<Digest> GetLogNode(int32_t level, uint64_t index) = 0;
-  // Many subtree hashes in one query, in the order asked; kNotFound if any is missing.
-  [[nodiscard]] virtual Result<std::vector<Digest>> GetLogNodes(
+  // The stored hashes of the tiles `keys` (level, index), in the order asked, in one query per
+  // eight; kNotFound if any is missing, kDataLoss for a tile of the wrong size (a tile of
+  // level 0 may be incomplete: 32 bytes per leaf).
+  [[nodiscard]] virtual Result<std::vector<Bytes>> ReadLogTiles(
       std::span<const std::pair<int32_t, uint64_t>> keys) = 0;
   [[nodiscard]] virtual Status InsertEvidence(const EvidenceRecord& e) = 0;
   [[nodiscard]] virtual Result<std::vector<EvidenceRecord>> ListEvidence() = 0;
@@ -312,7 +318,7 @@ struct SqliteOptions {
                                                              const SqliteOptions& options = {});
 
 // The schema version this program writes.
-inline constexpr int kStoreSchemaVersion = 4;
+inline constexpr int kStoreSchemaVersion = 5;
 
 }  // namespace accord
 

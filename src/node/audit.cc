@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/json.hpp>
+#include <cstring>
 #include <optional>
 #include <span>
 
@@ -36,21 +37,65 @@ constexpr Field kFields[] = {
     {"digest", &AuditEntry::digest},
 };
 
-// The leaves of a tile: the levels below kLogNodeMinLevel are recomputed from them.
-constexpr uint64_t kTileWidth = uint64_t{1} << kLogNodeMinLevel;
-
 using NodeKey = std::pair<int32_t, uint64_t>;
 
-// The root of the perfect subtree over `leaves`, a power of two of them below kTileWidth.
+// Where the hash of tree level 4L + k, index j within its tile, sits in a tile (store.h).
+constexpr size_t TileSlot(int k, uint64_t j) { return 32 - (size_t{32} >> k) + j; }
+
+// The tile a subtree hash belongs to, and its slot there.
+struct Place {
+  int32_t level;  // of the tile
+  uint64_t tile;
+  int k;       // the node's level within the tile, 0 to 3
+  uint64_t j;  // its index among the tile's nodes of that level
+};
+Place PlaceOf(int level, uint64_t index) {
+  const int k = level % kLogTileHeight;
+  return Place{level / kLogTileHeight, index >> (kLogTileHeight - k), k,
+               index & ((kLogTileWidth >> k) - 1)};
+}
+
+// The number of complete tiles of `level` in a log of `size` entries.
+uint64_t CompleteTiles(uint64_t size, int32_t level) {
+  const int shift = kLogTileHeight * (level + 1);
+  return shift >= 64 ? 0 : size >> shift;
+}
+
+merkle::Hash HashAt(ByteView tile, size_t slot) {
+  merkle::Hash h;
+  std::copy_n(tile.begin() + static_cast<ptrdiff_t>(32 * slot), h.size(), h.begin());
+  return h;
+}
+
+// The root of the perfect subtree over `leaves`, a power of two of them up to kLogTileWidth.
 merkle::Hash FoldLeaves(std::span<const merkle::Hash> leaves) {
   if (leaves.size() == 1) return leaves[0];
-  std::array<merkle::Hash, kTileWidth / 2> row;
+  std::array<merkle::Hash, kLogTileWidth / 2> row;
   size_t n = leaves.size() / 2;
   for (size_t i = 0; i < n; ++i) row[i] = merkle::NodeHash(leaves[2 * i], leaves[2 * i + 1]);
   for (; n > 1; n /= 2) {
     for (size_t i = 0; i < n / 2; ++i) row[i] = merkle::NodeHash(row[2 * i], row[2 * i + 1]);
   }
   return row[0];
+}
+
+// Node (4L + k, j) of a stored tile of level L. A tile of level 0 holds only its leaves: the
+// node is folded from 2^k of them (at most 7 hashes).
+merkle::Hash TileNode(ByteView tile, int32_t level, int k, uint64_t j) {
+  if (level > 0 || k == 0) return HashAt(tile, TileSlot(k, j));
+  std::array<merkle::Hash, kLogTileWidth / 2> leaves;
+  const size_t width = size_t{1} << k;
+  for (size_t i = 0; i < width; ++i) leaves[i] = HashAt(tile, (j << k) + i);
+  return FoldLeaves(std::span(leaves).first(width));
+}
+
+// The root of a stored tile of `level`: the hash of level 4L + 4 it completes.
+merkle::Hash TileRoot(ByteView tile, int32_t level) {
+  if (level > 0)
+    return merkle::NodeHash(HashAt(tile, TileSlot(3, 0)), HashAt(tile, TileSlot(3, 1)));
+  std::array<merkle::Hash, kLogTileWidth> leaves;
+  for (size_t i = 0; i < kLogTileWidth; ++i) leaves[i] = HashAt(tile, i);
+  return FoldLeaves(leaves);
 }
 
 // Pass one of a proof: records which subtree hashes it reads. Which ones depends only on the
@@ -90,13 +135,6 @@ class FetchedNodes final : public merkle::NodeSource {
   const std::vector<merkle::Hash>& hashes_;
   mutable size_t next_ = 0;
   mutable bool out_of_order_ = false;
-};
-
-// Leaf hashes [begin, end) of one tile, read in one range.
-struct LeafRun {
-  uint64_t begin = 0;
-  uint64_t end = 0;
-  std::vector<merkle::Hash> hashes;
 };
 
 tl::unexpected<Error> Damaged(std::string_view what, const Error& e) {
@@ -143,138 +181,166 @@ Result<AuditEntry> DecodeEntry(ByteView bytes) {
 
 std::string LogOrigin(std::string_view party) { return fmt::format("accord/{}", party); }
 
+void TileBuilder::Add(const merkle::NodeWrite& node, std::vector<LogTileRecord>& completed) {
+  const Place p = PlaceOf(node.level, node.index);
+  if (p.level >= kLogTileMaxLevel) return;  // level 64: a log of 2^64 entries
+  if (tiles_.size() <= static_cast<size_t>(p.level)) tiles_.resize(p.level + 1);
+  TileHashes& tile = tiles_[p.level];
+  tile[TileSlot(p.k, p.j)] = node.hash;
+  if (p.k == kLogTileHeight - 1 && p.j == 1) {  // the tile's last node: it is complete
+    LogTileRecord& done = completed.emplace_back();
+    done.level = p.level;
+    done.index = p.tile;
+    const auto* bytes = reinterpret_cast<const uint8_t*>(tile.data());
+    done.hashes.assign(bytes, bytes + LogTileBytes(p.level));
+  }
+}
+
+void TileBuilder::Reset(int32_t level, std::span<const merkle::Hash> bottom) {
+  if (tiles_.size() <= static_cast<size_t>(level)) tiles_.resize(level + 1);
+  TileHashes& tile = tiles_[level];
+  std::copy(bottom.begin(), bottom.end(), tile.begin());
+  for (int k = 1; k < kLogTileHeight; ++k) {
+    for (uint64_t j = 0; j < (bottom.size() >> k); ++j) {
+      tile[TileSlot(k, j)] =
+          merkle::NodeHash(tile[TileSlot(k - 1, 2 * j)], tile[TileSlot(k - 1, 2 * j + 1)]);
+    }
+  }
+}
+
+LogTileRecord TileBuilder::Incomplete(uint64_t index, size_t leaves) const {
+  LogTileRecord out{0, index, Bytes(32 * leaves)};
+  if (!tiles_.empty()) {
+    const auto* bytes = reinterpret_cast<const uint8_t*>(tiles_[0].data());
+    std::copy_n(bytes, out.hashes.size(), out.hashes.begin());
+  }
+  return out;
+}
+
+const merkle::Hash* TileBuilder::Find(int32_t level, size_t slot) const {
+  if (level < 0 || static_cast<size_t>(level) >= tiles_.size()) return nullptr;
+  return &tiles_[level][slot];
+}
+
 Status AuditLog::Sync() {
   ACCORD_ASSIGN_OR_RETURN(uint64_t size, store_->LogSize());
   if (size == edge_.size() && !invalid_) return OkStatus();
-  invalid_ = false;
-  if (size < edge_.size()) cache_.clear();  // a rolled-back append may have been cached
+  if (size < edge_.size()) upper_.clear();  // a rolled-back append may have been cached
   // Start from nothing, so that a failure here leaves a state the next call syncs again.
+  invalid_ = true;
   edge_ = merkle::CompactRange();
-  tail_begin_ = 0;
-  tail_.clear();
-  const uint64_t tail_begin = size - size % kTileWidth;
-  auto tail = store_->ReadLogLeafHashes(tail_begin, size - tail_begin);
-  if (!tail) return Damaged("leaf hashes", tail.error());
-  // The edge's nodes below kLogNodeMinLevel are all in the tail, now known.
-  tail_begin_ = tail_begin;
-  tail_ = std::move(*tail);
-  const auto edge_of = [size](const merkle::NodeSource& nodes) -> Result<merkle::CompactRange> {
-    return merkle::CompactRange::FromSource(nodes, size);
-  };
-  auto edge = Fetched(edge_of);
-  if (!edge) {
-    tail_begin_ = 0;
-    tail_.clear();
-    return tl::unexpected(edge.error());
+  pending_.Clear();
+  // The bottom of the incomplete tile of level L: the hashes of level 4L past its complete
+  // tiles, each a leaf (level 0) or the root of a complete tile of level L − 1.
+  for (int32_t level = 0; level < kLogTileMaxLevel; ++level) {
+    const uint64_t first = CompleteTiles(size, level) * kLogTileWidth;
+    const uint64_t nodes = kLogTileHeight * level >= 64 ? 0 : size >> (kLogTileHeight * level);
+    if (nodes == 0) break;
+    std::vector<merkle::Hash> bottom;
+    if (level == 0) {
+      auto entries = store_->ReadLogEntries(first, nodes - first);
+      if (!entries) return Damaged("entries", entries.error());
+      for (const Bytes& e : *entries) bottom.push_back(merkle::LeafHash(e));
+    } else {
+      std::vector<NodeKey> keys;
+      for (uint64_t t = first; t < nodes; ++t) keys.emplace_back(level - 1, t);
+      auto tiles = store_->ReadLogTiles(keys);
+      if (!tiles) return Damaged("tiles", tiles.error());
+      for (const Bytes& tile : *tiles) bottom.push_back(TileRoot(tile, level - 1));
+    }
+    pending_.Reset(level, bottom);
   }
+  // The right edge lies in the incomplete tiles: no read.
+  auto edge =
+      Fetched(size, [size](const merkle::NodeSource& nodes) -> Result<merkle::CompactRange> {
+        return merkle::CompactRange::FromSource(nodes, size);
+      });
+  if (!edge) return tl::unexpected(edge.error());
   edge_ = std::move(*edge);
+  invalid_ = false;
   return OkStatus();
 }
 
 void AuditLog::Invalidate() {
+  upper_.clear();
   edge_ = merkle::CompactRange();
-  tail_begin_ = 0;
-  tail_.clear();
-  cache_.clear();
+  pending_.Clear();
   invalid_ = true;
 }
 
 Result<uint64_t> AuditLog::AppendEncoded(std::span<const Bytes> entries) {
   ACCORD_RETURN_IF_ERROR(Sync());
   const uint64_t first = edge_.size();
-  const merkle::CompactRange before = edge_;
-  created_.clear();
-  std::vector<Digest> leaves;
-  leaves.reserve(entries.size());
+  std::vector<LogTileRecord> tiles;
+  tiles.reserve(entries.size() / kLogTileWidth + 2);
   for (const Bytes& e : entries) {
-    leaves.push_back(merkle::LeafHash(e));
-    edge_.Append(leaves.back(), created_);
+    created_.clear();
+    edge_.Append(merkle::LeafHash(e), created_);
+    for (const merkle::NodeWrite& w : created_) pending_.Add(w, tiles);
   }
-  // Levels below kLogNodeMinLevel are not stored: the leaf hashes go into the entries' rows.
-  std::vector<LogNodeRecord> nodes;
-  nodes.reserve(created_.size() / kTileWidth + 1);
-  for (const auto& w : created_) {
-    if (w.level >= kLogNodeMinLevel) nodes.push_back(LogNodeRecord{w.level, w.index, w.hash});
+  if (const uint64_t leaves = edge_.size() % kLogTileWidth; leaves != 0 && !entries.empty()) {
+    tiles.push_back(pending_.Incomplete(edge_.size() / kLogTileWidth, leaves));
   }
-  if (auto s = store_->AppendLog(first, entries, leaves, nodes); !s) {
-    edge_ = before;
+  if (auto s = store_->AppendLog(first, entries, tiles); !s) {
+    Invalidate();
     return tl::unexpected(s.error());
-  }
-  const uint64_t size = edge_.size();
-  const uint64_t tail_begin = size - size % kTileWidth;
-  if (tail_begin == tail_begin_) {
-    tail_.insert(tail_.end(), leaves.begin(), leaves.end());
-  } else {
-    // The tile moved on: its leaves are all among the new ones (tail_begin > first).
-    tail_begin_ = tail_begin;
-    tail_.assign(leaves.end() - static_cast<ptrdiff_t>(size - tail_begin), leaves.end());
   }
   return first;
 }
 
 template <typename Fn>
-std::invoke_result_t<Fn&, const merkle::NodeSource&> AuditLog::Fetched(Fn&& compute) {
+std::invoke_result_t<Fn&, const merkle::NodeSource&> AuditLog::Fetched(uint64_t size,
+                                                                       Fn&& compute) {
   RecordingNodes recording;
   ACCORD_RETURN_IF_ERROR(compute(recording));
   const std::vector<NodeKey>& keys = recording.keys();
   std::vector<merkle::Hash> found(keys.size());
-  std::vector<NodeKey> missing;  // stored levels not in the cache
-  std::vector<size_t> slots;
-  std::vector<LeafRun> runs;  // at most one per tile
+  std::vector<NodeKey> stored;  // the complete tiles to read, each once
+  std::vector<size_t> tile_of(keys.size(), SIZE_MAX);
   for (size_t i = 0; i < keys.size(); ++i) {
-    const auto [level, index] = keys[i];
-    if (level >= kLogNodeMinLevel) {
-      if (auto it = cache_.find(keys[i]); it != cache_.end()) {
-        found[i] = it->second;
-      } else {
-        missing.push_back(keys[i]);
-        slots.push_back(i);
+    const Place p = PlaceOf(keys[i].first, keys[i].second);
+    if (p.tile < CompleteTiles(size, p.level)) {
+      if (p.level > 0) {
+        if (auto it = upper_.find(TileKey(p.level, p.tile)); it != upper_.end()) {
+          found[i] = it->second[TileSlot(p.k, p.j)];
+          continue;
+        }
       }
+      const NodeKey key(p.level, p.tile);
+      auto it = std::find(stored.begin(), stored.end(), key);
+      tile_of[i] = static_cast<size_t>(it - stored.begin());
+      if (it == stored.end()) stored.push_back(key);
       continue;
     }
-    const uint64_t begin = index << level;
-    const uint64_t end = begin + (uint64_t{1} << level);
-    if (begin >= tail_begin_ && end <= tail_begin_ + tail_.size()) continue;
-    auto run = std::find_if(runs.begin(), runs.end(), [&](const LeafRun& r) {
-      return r.begin / kTileWidth == begin / kTileWidth;
-    });
-    if (run == runs.end()) {
-      runs.push_back(LeafRun{begin, end, {}});
-    } else {
-      run->begin = std::min(run->begin, begin);
-      run->end = std::max(run->end, end);
+    const merkle::Hash* hash = pending_.Find(p.level, TileSlot(p.k, p.j));
+    if (hash == nullptr || p.tile != CompleteTiles(size, p.level)) {
+      return Fail(Code::kInternal, fmt::format("the log's tree has no subtree ({}, {}) at size {}",
+                                               keys[i].first, keys[i].second, size));
     }
+    found[i] = *hash;
   }
-  if (!missing.empty()) {
-    auto hashes = store_->GetLogNodes(missing);
-    if (!hashes) return Damaged("subtree hashes", hashes.error());
-    for (size_t i = 0; i < missing.size(); ++i) {
-      found[slots[i]] = (*hashes)[i];
-      // Complete subtrees never change, so a cached hash stays right; only a rollback of the
-      // append that wrote it could remove it, and Sync() clears the cache then.
-      if (cache_.size() < kMaxCached) cache_.emplace(missing[i], (*hashes)[i]);
+  if (!stored.empty()) {
+    auto tiles = store_->ReadLogTiles(stored);
+    if (!tiles) return Damaged("tiles", tiles.error());
+    for (size_t t = 0; t < stored.size(); ++t) {
+      const auto [level, index] = stored[t];
+      const Bytes& tile = (*tiles)[t];
+      if (tile.size() != LogTileBytes(level)) {
+        return Fail(Code::kDataLoss,
+                    fmt::format("the log's tile (level {}, index {}) is incomplete", level, index));
+      }
+      // Complete tiles never change; only a rollback of the append that wrote one could remove
+      // it, and Invalidate() clears the cache then.
+      if (level > 0 && upper_.size() < kMaxCachedTiles) {
+        TileHashes& cached = upper_[TileKey(level, index)];
+        std::memcpy(cached.data(), tile.data(), tile.size());
+      }
     }
-  }
-  for (LeafRun& run : runs) {
-    auto hashes = store_->ReadLogLeafHashes(run.begin, run.end - run.begin);
-    if (!hashes) return Damaged("leaf hashes", hashes.error());
-    run.hashes = std::move(*hashes);
-  }
-  for (size_t i = 0; i < keys.size(); ++i) {
-    const auto [level, index] = keys[i];
-    if (level >= kLogNodeMinLevel) continue;
-    const uint64_t begin = index << level;
-    const size_t width = size_t{1} << level;
-    std::span<const merkle::Hash> leaves;
-    if (begin >= tail_begin_ && begin + width <= tail_begin_ + tail_.size()) {
-      leaves = std::span(tail_).subspan(begin - tail_begin_, width);
-    } else {
-      const auto run = std::find_if(runs.begin(), runs.end(), [&](const LeafRun& r) {
-        return r.begin <= begin && begin + width <= r.end;
-      });
-      leaves = std::span(run->hashes).subspan(begin - run->begin, width);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (tile_of[i] == SIZE_MAX) continue;
+      const Place p = PlaceOf(keys[i].first, keys[i].second);
+      found[i] = TileNode((*tiles)[tile_of[i]], p.level, p.k, p.j);
     }
-    found[i] = FoldLeaves(leaves);
   }
   FetchedNodes fetched(keys, found);
   auto result = compute(fetched);
@@ -311,7 +377,7 @@ Result<merkle::Hash> AuditLog::Root(uint64_t size) {
                   fmt::format("the log has {} entries, not {}", current, size));
     }
     if (size == current) return edge_.Root();
-    return Fetched([size](const merkle::NodeSource& nodes) -> Result<merkle::Hash> {
+    return Fetched(current, [size](const merkle::NodeSource& nodes) -> Result<merkle::Hash> {
       return merkle::RootHash(nodes, size);
     });
   });
@@ -331,7 +397,7 @@ Result<std::vector<merkle::Hash>> AuditLog::Inclusion(uint64_t index, uint64_t s
       return Fail(Code::kInvalidArgument,
                   fmt::format("the log has {} entries, not {}", current, size));
     }
-    return Fetched([&](const merkle::NodeSource& nodes) {
+    return Fetched(current, [&](const merkle::NodeSource& nodes) {
       return merkle::InclusionProof(nodes, index, size);
     });
   });
@@ -344,45 +410,104 @@ Result<std::vector<merkle::Hash>> AuditLog::Consistency(uint64_t size1, uint64_t
       return Fail(Code::kInvalidArgument,
                   fmt::format("the log has {} entries, not {}", current, size2));
     }
-    return Fetched([&](const merkle::NodeSource& nodes) {
+    return Fetched(current, [&](const merkle::NodeSource& nodes) {
       return merkle::ConsistencyProof(nodes, size1, size2);
     });
   });
 }
 
+namespace {
+
+// The first hash where a recomputed tile and the stored one differ, named as `log verify`
+// reports it.
+std::string TileMismatch(const LogTileRecord& want, ByteView have) {
+  const size_t slots = want.hashes.size() / 32;
+  for (size_t slot = 0; slot < slots; ++slot) {
+    if (!std::equal(want.hashes.begin() + 32 * slot, want.hashes.begin() + 32 * (slot + 1),
+                    have.begin() + 32 * slot)) {
+      int k = 0;
+      while (k + 1 < kLogTileHeight && slot >= TileSlot(k + 1, 0)) ++k;
+      const int level = kLogTileHeight * want.level + k;
+      const uint64_t index = (want.index << (kLogTileHeight - k)) + (slot - TileSlot(k, 0));
+      const uint64_t last_entry = ((index + 1) << level) - 1;
+      if (level == 0) {
+        return fmt::format("entry {}: the stored leaf hash does not match the entries", last_entry);
+      }
+      return fmt::format(
+          "entry {}: the stored hash of subtree (level {}, index {}) does not match the entries",
+          last_entry, level, index);
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
 Result<merkle::Hash> AuditLog::VerifyAll(uint64_t* entries_checked) {
   ACCORD_ASSIGN_OR_RETURN(uint64_t size, store_->LogSize());
   merkle::CompactRange recomputed;
+  TileBuilder builder;
   std::vector<merkle::NodeWrite> created;
+  std::vector<LogTileRecord> completed;
+  const auto check = [&]() -> Status {
+    std::vector<NodeKey> keys;
+    keys.reserve(completed.size());
+    for (const LogTileRecord& t : completed) keys.emplace_back(t.level, t.index);
+    auto stored = store_->ReadLogTiles(keys);
+    for (size_t i = 0; i < completed.size(); ++i) {
+      const LogTileRecord& t = completed[i];
+      const uint64_t last_entry =
+          std::min(size, (t.index + 1) << (kLogTileHeight * (t.level + 1))) - 1;
+      if (!stored) {  // find the tile that is missing or damaged
+        auto one = store_->ReadLogTiles(std::span(keys).subspan(i, 1));
+        if (one) continue;
+        return Fail(Code::kDataLoss,
+                    fmt::format("entry {}: the stored tile (level {}, index {}) "
+                                "is missing or damaged: {}",
+                                last_entry, t.level, t.index, one.error().message));
+      }
+      if ((*stored)[i].size() != t.hashes.size()) {
+        return Fail(Code::kDataLoss,
+                    fmt::format("the stored tile (level {}, index {}) holds {} hashes, not {}",
+                                t.level, t.index, (*stored)[i].size() / 32, t.hashes.size() / 32));
+      }
+      if (std::string mismatch = TileMismatch(t, (*stored)[i]); !mismatch.empty()) {
+        return Fail(Code::kDataLoss, mismatch);
+      }
+    }
+    if (!stored) return Damaged("tiles", stored.error());
+    completed.clear();
+    return OkStatus();
+  };
   constexpr uint64_t kChunk = 4096;
   for (uint64_t from = 0; from < size; from += kChunk) {
     const uint64_t count = std::min(kChunk, size - from);
     ACCORD_ASSIGN_OR_RETURN(auto entries, store_->ReadLogEntries(from, count));
-    ACCORD_ASSIGN_OR_RETURN(auto leaves, store_->ReadLogLeafHashes(from, count));
-    for (size_t i = 0; i < entries.size(); ++i) {
-      const merkle::Hash leaf = merkle::LeafHash(entries[i]);
-      if (leaf != leaves[i]) {
-        return Fail(Code::kDataLoss,
-                    fmt::format("entry {}: the stored leaf hash does not match the entries",
-                                recomputed.size()));
-      }
+    for (const Bytes& e : entries) {
       created.clear();
-      recomputed.Append(leaf, created);
-      for (const auto& w : created) {
-        if (w.level < kLogNodeMinLevel) continue;  // not stored: recomputed from the leaves
-        auto stored = store_->GetLogNode(w.level, w.index);
-        if (!stored || *stored != w.hash) {
-          return Fail(Code::kDataLoss,
-                      fmt::format("entry {}: the stored hash of subtree (level {}, index {}) "
-                                  "does not match the entries",
-                                  recomputed.size() - 1, w.level, w.index));
-        }
-      }
+      recomputed.Append(merkle::LeafHash(e), created);
+      for (const merkle::NodeWrite& w : created) builder.Add(w, completed);
     }
+    ACCORD_RETURN_IF_ERROR(check());
   }
   if (recomputed.size() != size) {
     return Fail(Code::kDataLoss,
                 fmt::format("the log claims {} entries but holds {}", size, recomputed.size()));
+  }
+  // The leaf hashes of the last, incomplete tile.
+  if (const uint64_t leaves = size % kLogTileWidth; leaves != 0) {
+    completed.push_back(builder.Incomplete(size / kLogTileWidth, leaves));
+    ACCORD_RETURN_IF_ERROR(check());
+  }
+  // A truncated log that kept its tiles.
+  for (int32_t level = 0; level < kLogTileMaxLevel; ++level) {
+    const NodeKey next(level, level == 0 ? (size + kLogTileWidth - 1) / kLogTileWidth
+                                         : CompleteTiles(size, level));
+    if (store_->ReadLogTiles(std::span(&next, 1))) {
+      return Fail(Code::kDataLoss, fmt::format("the log holds tile (level {}, index {}) past its "
+                                               "{} entries",
+                                               level, next.second, size));
+    }
   }
   if (entries_checked != nullptr) *entries_checked = size;
   return recomputed.Root();

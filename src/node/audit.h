@@ -10,8 +10,10 @@
 #ifndef ACCORD_SRC_NODE_AUDIT_H_
 #define ACCORD_SRC_NODE_AUDIT_H_
 
+#include <array>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
@@ -51,6 +53,29 @@ struct AuditEntry {
 // "accord/KOR": the log's origin line and the name of its checkpoint key.
 [[nodiscard]] std::string LogOrigin(std::string_view party);
 
+// A tile's hashes in store.h's slot order (a tile of level 0 uses the first 16).
+using TileHashes = std::array<merkle::Hash, kLogTileHashes>;
+
+// The hashes of a log's tiles (store.h) as its nodes are created, for each level of tiles those of
+// its last, incomplete tile; a node that completes a tile hands the tile over for storing.
+class TileBuilder {
+ public:
+  // Records `node`, created by an append in order (CompactRange::Append); if it completes a tile,
+  // appends that tile to `completed`.
+  void Add(const merkle::NodeWrite& node, std::vector<LogTileRecord>& completed);
+  // Sets the hashes of the incomplete tile of `level` from its bottom `bottom` (fewer than 16).
+  void Reset(int32_t level, std::span<const merkle::Hash> bottom);
+  // The incomplete tile `index` of level 0, from its first `leaves` leaf hashes.
+  [[nodiscard]] LogTileRecord Incomplete(uint64_t index, size_t leaves) const;
+  // A hash in the incomplete tile of `level` (store.h's slot order), or nullptr if the tile
+  // holds none there.
+  [[nodiscard]] const merkle::Hash* Find(int32_t level, size_t slot) const;
+  void Clear() { tiles_.clear(); }
+
+ private:
+  std::vector<TileHashes> tiles_;
+};
+
 class AuditLog {
  public:
   explicit AuditLog(Store& store) : store_(&store) {}
@@ -71,46 +96,41 @@ class AuditLog {
   [[nodiscard]] Result<std::vector<merkle::Hash>> Inclusion(uint64_t index, uint64_t size);
   [[nodiscard]] Result<std::vector<merkle::Hash>> Consistency(uint64_t size1, uint64_t size2);
   // Recomputes every leaf and subtree hash from the entries and compares them with the stored
-  // ones (each entry's leaf hash, every stored subtree); kDataLoss naming the first mismatch.
+  // tiles; kDataLoss naming the first mismatch, a missing tile or one past the end.
   // Returns the recomputed root.
   [[nodiscard]] Result<merkle::Hash> VerifyAll(uint64_t* entries_checked = nullptr);
 
  private:
-  // Brings the right edge and the tail in line with the store (after Invalidate, or another
-  // process or thread appended).
+  // Brings the right edge and the incomplete tiles in line with the store (after Invalidate, or
+  // another process or thread appended).
   Status Sync();
-  // Runs `compute` (a proof, a root, the right edge) over the store's tree, stored in tiles
-  // (store.h): a first pass records which subtree hashes it reads; those of level
-  // ≥ kLogNodeMinLevel are fetched in one query (or found in the cache, where they are kept once
-  // read: complete subtrees never change), the lower ones are recomputed from the leaf hashes
-  // of their tile, read in one range (or found in the tail); a second pass computes the result.
+  // Runs `compute` (a proof, a root, the right edge) over the tree of a log of `size` entries
+  // (the store's current size), stored in tiles (store.h): a first pass records which subtree
+  // hashes it reads; those in complete tiles are read in one query, one tile for four levels
+  // (those of level 0 hold only leaf hashes, and the three levels above are recomputed from
+  // them), those in the last, incomplete tile of a level come from memory; a second pass
+  // computes the result.
   template <typename Fn>
-  std::invoke_result_t<Fn&, const merkle::NodeSource&> Fetched(Fn&& compute);
+  std::invoke_result_t<Fn&, const merkle::NodeSource&> Fetched(uint64_t size, Fn&& compute);
   // Runs `read` (returning a Result) in one read snapshot of the store: the size and the hashes
   // a proof reads come from one state, and take the database's locks once.
   template <typename Fn>
   std::invoke_result_t<Fn&> InSnapshot(Fn&& read);
 
-  static constexpr size_t kMaxCached = size_t{1} << 18;  // about 20 MiB
-
-  // A hash table, not a tree: a proof looks up a dozen keys, and in a cache of 10^5 of them each
-  // step down a tree is a miss of the processor's cache.
-  struct NodeKeyHash {
-    size_t operator()(const std::pair<int32_t, uint64_t>& key) const {
-      return std::hash<uint64_t>()(key.second * 64 + static_cast<uint64_t>(key.first));
-    }
-  };
+  // Tiles above level 0 kept once read: one per 256 entries, so a log of 10 million entries
+  // keeps all of them in about 40 MiB, and a proof reads only its tile of leaf hashes.
+  static constexpr size_t kMaxCachedTiles = size_t{1} << 16;
+  // The key of tile (level, index), as the store's.
+  static constexpr uint64_t TileKey(int32_t level, uint64_t index) {
+    return uint64_t{static_cast<uint32_t>(level)} << 48 | index;
+  }
 
   Store* store_;
-  std::unordered_map<std::pair<int32_t, uint64_t>, merkle::Hash, NodeKeyHash>
-      cache_;  // stored levels only
+  std::unordered_map<uint64_t, TileHashes> upper_;  // levels ≥ 1
   merkle::CompactRange edge_;
-  bool invalid_ = false;  // rebuild edge_ and the tail at the next Sync
-  // The leaf hashes of the last, incomplete tile: leaves [tail_begin_, edge_.size()), so that
-  // proofs at the current size need not read them.
-  // INVARIANT: tail_begin_ is edge_.size() rounded down to a multiple of 2^kLogNodeMinLevel.
-  uint64_t tail_begin_ = 0;
-  std::vector<merkle::Hash> tail_;
+  bool invalid_ = false;  // rebuild edge_ and pending_ at the next Sync
+  // INVARIANT: the incomplete tiles of a log of edge_.size() entries.
+  TileBuilder pending_;
   std::vector<merkle::NodeWrite> created_;
 };
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "accord/crypto.h"
 #include "accord/merkle.h"
 #include "accord/store.h"
 
@@ -98,6 +99,54 @@ class AuditLogTest : public testing::Test {
     }
   }
 
+  // Every root, inclusion proof and consistency proof ending at each of `sizes`.
+  void ExpectSameTreeAt(AuditLog& log, std::initializer_list<uint64_t> sizes) {
+    for (const uint64_t size : sizes) {
+      ASSERT_EQ(log.Root(size).value(), merkle::RootHash(mem_, size)) << size;
+      for (uint64_t index = 0; index < size; ++index) {
+        ASSERT_EQ(log.Inclusion(index, size).value(),
+                  merkle::InclusionProof(mem_, index, size).value())
+            << index << " " << size;
+      }
+      for (uint64_t size1 = 0; size1 <= size; ++size1) {
+        ASSERT_EQ(log.Consistency(size1, size).value(),
+                  merkle::ConsistencyProof(mem_, size1, size).value())
+            << size1 << " " << size;
+      }
+    }
+  }
+
+  static std::vector<std::pair<int32_t, uint64_t>> Keys(int32_t level, uint64_t index) {
+    return {{level, index}};
+  }
+  static Bytes Tile(Store& store, int32_t level, uint64_t index) {
+    auto tiles = store.ReadLogTiles(Keys(level, index));
+    EXPECT_TRUE(tiles) << tiles.error().ToString();
+    return tiles ? (*tiles)[0] : Bytes{};
+  }
+  static merkle::Hash Slot(const Bytes& tile, size_t slot) {
+    merkle::Hash h;
+    std::copy_n(tile.begin() + static_cast<ptrdiff_t>(32 * slot), 32, h.begin());
+    return h;
+  }
+  // Tile (level, index) as it should be stored, from the in-memory tree (store.h's layout).
+  Bytes TileOf(int32_t level, uint64_t index) const {
+    Bytes out;
+    for (int k = 0; k < (level == 0 ? 1 : 4); ++k) {
+      for (uint64_t j = 0; j < (uint64_t{16} >> k); ++j) {
+        const merkle::Hash h = mem_.Node(4 * level + k, (index << (4 - k)) + j);
+        out.insert(out.end(), h.begin(), h.end());
+      }
+    }
+    return out;
+  }
+  // SQL that stores `hashes` as tile (level, index).
+  static std::string SetTileSql(int32_t level, uint64_t index, const Bytes& hashes) {
+    const std::string id = std::to_string((uint64_t{static_cast<uint32_t>(level)} << 48) | index);
+    return "INSERT OR REPLACE INTO log_tiles (id, hashes) VALUES (" + id + ", X'" +
+           HexEncode(hashes) + "')";
+  }
+
   std::string dir_;
   std::string path_;
   std::unique_ptr<Store> store_;
@@ -126,12 +175,27 @@ TEST_F(AuditLogTest, EveryProofUpTo64MatchesTheMemoryTree) {
   AuditLog fresh(*other_store);
   ExpectSameTree(fresh, 64);
   ASSERT_EQ(fresh.VerifyAll().value(), mem_.Root());
-  // Only subtrees of 16 leaves or more are stored.
+  // Four complete tiles of level 0, holding the leaf hashes; none of level 1 before 256 entries.
   auto rows = OpenStore();
-  EXPECT_EQ(rows->GetLogNode(4, 3).value(), mem_.Node(4, 3));
-  EXPECT_EQ(rows->GetLogNode(6, 0).value(), mem_.Node(6, 0));
-  EXPECT_EQ(rows->GetLogNode(3, 0).error().code, Code::kNotFound);
-  EXPECT_EQ(rows->ReadLogLeafHashes(17, 1).value()[0], mem_.Node(0, 17));
+  EXPECT_EQ(Tile(*rows, 0, 3), TileOf(0, 3));
+  EXPECT_EQ(rows->ReadLogTiles(Keys(0, 4)).error().code, Code::kNotFound);
+  EXPECT_EQ(rows->ReadLogTiles(Keys(1, 0)).error().code, Code::kNotFound);
+}
+
+TEST_F(AuditLogTest, TilesAboveLevelZeroHoldFourLevelsOfSubtrees) {
+  Append(300);
+  const Bytes tile = Tile(*store_, 1, 0);
+  ASSERT_EQ(tile.size(), 960u);
+  EXPECT_EQ(tile, TileOf(1, 0));
+  EXPECT_EQ(Slot(tile, 0), mem_.Node(4, 0));
+  EXPECT_EQ(Slot(tile, 15), mem_.Node(4, 15));
+  EXPECT_EQ(Slot(tile, 16), mem_.Node(5, 0));
+  EXPECT_EQ(Slot(tile, 24), mem_.Node(6, 0));
+  EXPECT_EQ(Slot(tile, 29), mem_.Node(7, 1));
+  ExpectSameTreeAt(*log_, {255, 256, 257, 271, 272, 299, 300});
+  AuditLog fresh(*store_);
+  ExpectSameTreeAt(fresh, {1, 16, 17, 256, 257, 300});
+  ASSERT_EQ(fresh.VerifyAll().value(), mem_.Root());
 }
 
 TEST_F(AuditLogTest, BatchesAcrossTileBoundariesKeepTheTree) {
@@ -187,12 +251,12 @@ TEST_F(AuditLogTest, AVersionTwoLogMigratesAndProves) {
   log_.reset();
   store_.reset();
   std::vector<Bytes> entries;
-  for (uint64_t i = 0; i < 50; ++i) {
+  for (uint64_t i = 0; i < 300; ++i) {  // tiles of levels 0 and 1
     entries.push_back(Entry(i));
     mem_.Append(merkle::LeafHash(entries.back()));
   }
   std::string sql =
-      "DROP TABLE outbox; DROP TABLE log_entries; DROP TABLE log_nodes;"
+      "DROP TABLE outbox; DROP TABLE log_entries; DROP TABLE log_tiles;"
       "CREATE TABLE log_entries (idx INTEGER PRIMARY KEY CHECK (idx >= 0), entry BLOB NOT NULL)"
       " STRICT;"
       "CREATE TABLE log_nodes (level INTEGER NOT NULL CHECK (level >= 0 AND level < 64),"
@@ -211,18 +275,21 @@ TEST_F(AuditLogTest, AVersionTwoLogMigratesAndProves) {
   }
   ASSERT_EQ(ExecSql(path_, sql), "");
 
-  store_ = OpenStore();  // migrates to version 3
+  store_ = OpenStore();  // migrates to version 3, then on to the tiles of version 5
   ASSERT_NE(store_, nullptr);
   log_ = std::make_unique<AuditLog>(*store_);
   ASSERT_EQ(log_->VerifyAll().value(), mem_.Root());
-  ExpectSameTree(*log_, mem_.size());
-  Append(20);
-  ExpectSameTree(*log_, mem_.size());
+  EXPECT_EQ(Tile(*store_, 0, 17), TileOf(0, 17));
+  EXPECT_EQ(Tile(*store_, 1, 0), TileOf(1, 0));
+  ExpectSameTreeAt(*log_, {50, 256, 299, 300});
+  Append(220);  // completes tile (1, 1)
+  ExpectSameTreeAt(*log_, {300, 511, 512, 520});
+  EXPECT_EQ(Tile(*store_, 1, 1), TileOf(1, 1));
   ASSERT_EQ(log_->VerifyAll().value(), mem_.Root());
 }
 
 TEST_F(AuditLogTest, VerifyAllCatchesAnEditedEntryLeafHashOrSubtree) {
-  Append(40);
+  Append(300);
   ASSERT_EQ(log_->VerifyAll().value(), mem_.Root());
   const auto expect_caught = [&](const std::string& edit, const std::string& undo,
                                  const std::string& message) {
@@ -234,34 +301,60 @@ TEST_F(AuditLogTest, VerifyAllCatchesAnEditedEntryLeafHashOrSubtree) {
     ASSERT_EQ(ExecSql(path_, undo), "");
     ASSERT_EQ(log_->VerifyAll().value(), mem_.Root());
   };
+  const auto edited = [&](int32_t level, uint64_t index, size_t slot) {
+    Bytes tile = TileOf(level, index);
+    std::fill_n(tile.begin() + static_cast<ptrdiff_t>(32 * slot), 32, 0);
+    return SetTileSql(level, index, tile);
+  };
   expect_caught("UPDATE log_entries SET entry = CAST('entry x' AS BLOB) WHERE idx = 21",
                 "UPDATE log_entries SET entry = CAST('entry 21' AS BLOB) WHERE idx = 21",
                 "entry 21: the stored leaf hash does not match the entries");
-  expect_caught("UPDATE log_entries SET leaf_hash = zeroblob(32) WHERE idx = 33",
-                "UPDATE log_entries SET leaf_hash = " + Hex(mem_.Node(0, 33)) + " WHERE idx = 33",
+  expect_caught(edited(0, 2, 1), SetTileSql(0, 2, TileOf(0, 2)),
                 "entry 33: the stored leaf hash does not match the entries");
-  expect_caught(
-      "UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 4 AND idx = 1",
-      "UPDATE log_nodes SET hash = " + Hex(mem_.Node(4, 1)) + " WHERE level = 4 AND idx = 1",
-      "entry 31: the stored hash of subtree (level 4, index 1)");
-  expect_caught("DELETE FROM log_nodes WHERE level = 5 AND idx = 0",
-                "INSERT INTO log_nodes VALUES (5, 0, " + Hex(mem_.Node(5, 0)) + ")",
-                "entry 31: the stored hash of subtree (level 5, index 0)");
+  expect_caught(edited(1, 0, 1), SetTileSql(1, 0, TileOf(1, 0)),
+                "entry 31: the stored hash of subtree (level 4, index 1) does not match");
+  expect_caught(edited(1, 0, 16), SetTileSql(1, 0, TileOf(1, 0)),
+                "entry 31: the stored hash of subtree (level 5, index 0) does not match");
+  expect_caught(edited(1, 0, 29), SetTileSql(1, 0, TileOf(1, 0)),
+                "entry 255: the stored hash of subtree (level 7, index 1) does not match");
+  expect_caught("DELETE FROM log_tiles WHERE id = 1", SetTileSql(0, 1, TileOf(0, 1)),
+                "entry 31: the stored tile (level 0, index 1) is missing");
+  // The last, incomplete tile holds the leaf hashes of entries 288 to 299.
+  const Bytes last = Tile(*store_, 0, 18);
+  ASSERT_EQ(last.size(), 12u * 32);
+  Bytes edited_last = last;
+  edited_last[32 * 2] ^= 1;
+  expect_caught(SetTileSql(0, 18, edited_last), SetTileSql(0, 18, last),
+                "entry 290: the stored leaf hash does not match the entries");
+  expect_caught(SetTileSql(0, 18, Bytes(last.begin(), last.end() - 32)), SetTileSql(0, 18, last),
+                "the stored tile (level 0, index 18) holds 11 hashes, not 12");
+  // A log truncated to 300 entries that kept a tile past them.
+  expect_caught(SetTileSql(0, 19, TileOf(0, 0)), "DELETE FROM log_tiles WHERE id = 19",
+                "the log holds tile (level 0, index 19) past its 300 entries");
 }
 
-TEST_F(AuditLogTest, AMissingSubtreeHashFailsAProofAsDataLoss) {
+TEST_F(AuditLogTest, AMissingTileFailsAProofAsDataLoss) {
   Append(40);
-  ASSERT_EQ(ExecSql(path_, "DELETE FROM log_nodes WHERE level = 5 AND idx = 0"), "");
-  AuditLog fresh(*store_);  // nothing cached
+  ASSERT_EQ(ExecSql(path_, "DELETE FROM log_tiles WHERE id = 0"), "");
+  AuditLog fresh(*store_);
   auto proof = fresh.Inclusion(39, 40);
   ASSERT_FALSE(proof);
   EXPECT_EQ(proof.error().code, Code::kDataLoss);
-  EXPECT_NE(proof.error().message.find("subtree hashes are missing or damaged"), std::string::npos)
+  EXPECT_NE(proof.error().message.find("tiles are missing or damaged"), std::string::npos)
       << proof.error().message;
   // Once repaired, the same log object proves again.
-  ASSERT_EQ(ExecSql(path_, "INSERT INTO log_nodes VALUES (5, 0, " + Hex(mem_.Node(5, 0)) + ")"),
-            "");
+  ASSERT_EQ(ExecSql(path_, SetTileSql(0, 0, TileOf(0, 0))), "");
   EXPECT_EQ(fresh.Inclusion(39, 40).value(), merkle::InclusionProof(mem_, 39, 40).value());
+}
+
+TEST_F(AuditLogTest, AMissingTileBelowTheEdgeFailsTheNextAppend) {
+  Append(300);
+  ASSERT_EQ(ExecSql(path_, "DELETE FROM log_tiles WHERE id = 17"), "");
+  AuditLog fresh(*store_);  // its edge needs the root of tile (0, 17)
+  ASSERT_FALSE(fresh.Size());
+  EXPECT_EQ(fresh.Size().error().code, Code::kDataLoss);
+  ASSERT_EQ(ExecSql(path_, SetTileSql(0, 17, TileOf(0, 17))), "");
+  EXPECT_EQ(fresh.Size().value(), 300u);
 }
 
 }  // namespace

@@ -897,14 +897,20 @@ TEST_F(NodeTest, VerifyLogCatchesAnEditedEntryOrHash) {
                    "UPDATE log_entries SET entry = CAST(replace(CAST(entry AS TEXT), "
                    "'k-9', 'k-3') AS BLOB) WHERE idx = 3"));
   ASSERT_TRUE(Open("KOR", "2018-01-10T00:00:00+09:00")->VerifyLog());
-  // An edited leaf hash, kept in the entry's row.
-  std::string leaf_5;
+  // An edited leaf hash, kept in the tile of level 0 (entries 0 to 15).
+  Bytes tile;
   {
     auto store = OpenSqliteStore(db);
     ASSERT_TRUE(store);
-    leaf_5 = merkle::ToHex(merkle::LeafHash((*store)->ReadLogEntries(5, 1).value()[0]));
+    const std::pair<int32_t, uint64_t> key(0, 0);
+    tile = (*store)->ReadLogTiles(std::span(&key, 1)).value()[0];
   }
-  ASSERT_TRUE(Exec(db, "UPDATE log_entries SET leaf_hash = zeroblob(32) WHERE idx = 5"));
+  const auto set_tile = [&](const Bytes& hashes) {
+    return Exec(db, "UPDATE log_tiles SET hashes = X'" + HexEncode(hashes) + "' WHERE id = 0");
+  };
+  Bytes edited = tile;
+  std::fill(edited.begin() + 5 * 32, edited.begin() + 6 * 32, 0);
+  ASSERT_TRUE(set_tile(edited));
   {
     auto r = Open("KOR", "2018-01-10T00:00:00+09:00")->VerifyLog();
     ASSERT_FALSE(r);
@@ -912,13 +918,14 @@ TEST_F(NodeTest, VerifyLogCatchesAnEditedEntryOrHash) {
     EXPECT_NE(r.error().message.find("entry 5: the stored leaf hash"), std::string::npos)
         << r.error().message;
   }
-  ASSERT_TRUE(Exec(db, "UPDATE log_entries SET leaf_hash = X'" + leaf_5 + "' WHERE idx = 5"));
+  ASSERT_TRUE(set_tile(tile));
   ASSERT_TRUE(Open("KOR", "2018-01-10T00:00:00+09:00")->VerifyLog());
-  // An edited subtree hash: the lowest level stored is that of 16 leaves.
-  ASSERT_TRUE(Exec(db, "UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 4 AND idx = 0"));
+  // A deleted tile.
+  ASSERT_TRUE(Exec(db, "DELETE FROM log_tiles WHERE id = 0"));
   auto r = Open("KOR", "2018-01-10T00:00:00+09:00")->VerifyLog();
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().message.find("level 4, index 0"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("tile (level 0, index 0) is missing"), std::string::npos)
+      << r.error().message;
 }
 
 TEST_F(NodeTest, AWitnessCatchesARewrittenOrTruncatedLog) {
@@ -1010,7 +1017,7 @@ TEST_F(NodeTest, AWitnessCatchesAnEditedEntryEvenWithTheTreeRebuilt) {
     ASSERT_NE(read.find("\"op\":\"read\""), std::string::npos);
     read.replace(read.find("kor-analyst"), 11, "kor-nobody!");
     (*entries)[3] = Bytes(read.begin(), read.end());
-    ASSERT_TRUE(Exec(Home("KOR") + "/state.db", "DELETE FROM log_entries; DELETE FROM log_nodes"));
+    ASSERT_TRUE(Exec(Home("KOR") + "/state.db", "DELETE FROM log_entries; DELETE FROM log_tiles"));
     node_internal::AuditLog rebuilt(**store);
     ASSERT_TRUE((*store)->Transact([&]() -> Status {
       ACCORD_RETURN_IF_ERROR(rebuilt.AppendEncoded(*entries));

@@ -187,7 +187,7 @@ CREATE TABLE log_evidence (
 )sql";
 
 // Version 3: the log's tree in tiles. Each entry's row holds its leaf hash (moved from level 0
-// of log_nodes), and log_nodes keeps only subtrees of 16 leaves or more (kLogNodeMinLevel): the
+// of log_nodes), and log_nodes keeps only subtrees of 16 leaves or more (level 4 up): the
 // levels below are recomputed from the 16 leaf hashes of a tile, read in one range. An append
 // then writes about 1.125 rows per entry instead of 3, and a proof reads one range of leaf
 // hashes instead of four point lookups. Both tables are rebuilt (SQLite cannot add a CHECK or a
@@ -217,7 +217,6 @@ INSERT INTO log_nodes_v3 (level, idx, hash)
 DROP TABLE log_nodes;
 ALTER TABLE log_nodes_v3 RENAME TO log_nodes;
 )sql";
-static_assert(kLogNodeMinLevel == 4, "kSchemaV3 stores the levels from 4 up");
 
 // Version 4: federation. The outbox of envelopes for partners' nodes; `state` is 0 pending, 1
 // delivered (a receipt came back), 2 failed for good (the partner refused it).
@@ -240,16 +239,131 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox (to_party, next_attempt_us, seq) WHERE state = 0;
 )sql";
 
-// kMigrations[v] takes a database from schema version v to v + 1 (version 0: no `meta` table).
-// INVARIANT: a script is never edited once released; a change is a new entry.
-constexpr std::array<std::string_view, kStoreSchemaVersion> kMigrations = {kSchemaV1, kSchemaV2,
-                                                                           kSchemaV3, kSchemaV4};
+// Version 5: the log's tree in tiles of height 4 at every level (store.h, docs/ledger.md), in
+// one table keyed by `id` = level·2^48 + index, so that a proof reads one row per four levels of
+// the tree. The leaf hashes move from the entries' rows into the tiles of level 0 (the last one
+// incomplete); `log_nodes` goes. The tiles are filled by MigrateLogToTiles between the two
+// scripts.
+constexpr std::string_view kSchemaV5 = R"sql(
+CREATE TABLE log_tiles (
+  id INTEGER PRIMARY KEY CHECK (id >= 0),
+  hashes BLOB NOT NULL CHECK (CASE WHEN id < 281474976710656
+    THEN length(hashes) % 32 = 0 AND length(hashes) BETWEEN 32 AND 512
+    ELSE length(hashes) = 960 END)
+) STRICT;
+)sql";
+constexpr std::string_view kSchemaV5Finish = R"sql(
+CREATE TABLE log_entries_v5 (
+  idx INTEGER PRIMARY KEY CHECK (idx >= 0),
+  entry BLOB NOT NULL
+) STRICT;
+INSERT INTO log_entries_v5 (idx, entry) SELECT idx, entry FROM log_entries ORDER BY idx;
+DROP TABLE log_entries;
+ALTER TABLE log_entries_v5 RENAME TO log_entries;
+DROP TABLE log_nodes;
+)sql";
+static_assert(kLogTileHeight == 4 && kLogTileMaxLevel == 16, "kSchemaV5 keys tiles by level·2^48");
 
-// How many subtree hashes one query fetches: a proof in a log of 2^64 entries needs at most
-// about 2·64, so two queries at worst.
-constexpr size_t kLogNodesPerQuery = 64;
-// Smaller statements for fewer keys: every arm of the query costs a lookup, used or not.
-constexpr std::array<size_t, 3> kLogNodeBatches = {8, 24, kLogNodesPerQuery};
+constexpr int kLogTileIdShift = 48;
+constexpr int64_t LogTileId(int32_t level, uint64_t index) {
+  return static_cast<int64_t>((uint64_t{static_cast<uint32_t>(level)} << kLogTileIdShift) | index);
+}
+
+// A tile of level 0 may be incomplete (32 bytes per leaf); one above, never.
+constexpr bool TileSizeFits(int32_t level, size_t bytes) {
+  return level == 0 ? bytes % 32 == 0 && bytes >= 32 && bytes <= LogTileBytes(0)
+                    : bytes == LogTileBytes(level);
+}
+
+// Where the hash of tree level 4L + k, index j within its tile, sits in a tile: the 16 bottom
+// hashes, then the 8, 4 and 2 above (store.h).
+constexpr size_t TileSlot(int k, uint64_t j) { return 32 - (size_t{32} >> k) + j; }
+
+Status Exec(sqlite3* db, std::string_view sql, std::string_view action);
+
+// Fills `log_tiles` from a version 4 log: the tiles of level 0 from the entries' leaf hashes, the
+// others from `log_nodes`, which holds every complete subtree of 16 leaves or more. A hash that is
+// missing (a damaged file) is left as 32 zero bytes rather than dropped: `log verify` names it.
+Status FillLogTiles(sqlite3* db) {
+  ACCORD_ASSIGN_OR_RETURN(const StmtPtr size_stmt,
+                          Prepare(db, "SELECT coalesce(max(idx) + 1, 0) FROM log_entries"));
+  uint64_t size = 0;
+  {
+    BoundStatement size_query(db, size_stmt.get());
+    ACCORD_ASSIGN_OR_RETURN(const bool has_size, size_query.Step("migrate the log: its size"));
+    if (has_size) size = static_cast<uint64_t>(size_query.ColumnInt(0));
+  }
+  ACCORD_ASSIGN_OR_RETURN(const StmtPtr insert_stmt,
+                          Prepare(db, "INSERT INTO log_tiles (id, hashes) VALUES (?1, ?2)"));
+  ACCORD_ASSIGN_OR_RETURN(
+      const StmtPtr leaves_stmt,
+      Prepare(db, "SELECT idx, leaf_hash FROM log_entries WHERE idx >= ?2 AND idx < ?3"));
+  ACCORD_ASSIGN_OR_RETURN(
+      const StmtPtr nodes_stmt,
+      Prepare(db, "SELECT idx, hash FROM log_nodes WHERE level = ?1 AND idx >= ?2 AND idx < ?3"));
+  constexpr uint64_t kChunk = 4096;  // tiles filled in memory at a time
+  for (int32_t level = 0; level < kLogTileMaxLevel; ++level) {
+    const uint64_t complete = size >> (kLogTileHeight * (level + 1));
+    // Level 0 also stores its incomplete tile: it is written as a whole one, then cut.
+    const uint64_t tiles = level == 0 ? (size + kLogTileWidth - 1) / kLogTileWidth : complete;
+    if (tiles == 0) break;
+    const size_t tile_bytes = LogTileBytes(level);
+    for (uint64_t first = 0; first < tiles; first += kChunk) {
+      const uint64_t count = std::min(kChunk, tiles - first);
+      std::vector<uint8_t> hashes(count * tile_bytes, 0);
+      for (int k = 0; k < (level == 0 ? 1 : kLogTileHeight); ++k) {
+        const int shift = kLogTileHeight - k;  // tile = idx >> shift
+        BoundStatement read(db, level == 0 ? leaves_stmt.get() : nodes_stmt.get());
+        if (level > 0) read.BindInt(1, kLogTileHeight * level + k);
+        read.BindInt(2, static_cast<int64_t>(first << shift));
+        read.BindInt(3, static_cast<int64_t>((first + count) << shift));
+        for (;;) {
+          ACCORD_ASSIGN_OR_RETURN(const bool row, read.Step("migrate the log: read its hashes"));
+          if (!row) break;
+          const auto idx = static_cast<uint64_t>(read.ColumnInt(0));
+          const ByteView hash = read.ColumnBlobView(1);
+          if (hash.size() != 32) continue;
+          const uint64_t offset = ((idx >> shift) - first) * tile_bytes +
+                                  32 * TileSlot(k, idx & ((kLogTileWidth >> k) - 1));
+          std::copy(hash.begin(), hash.end(), hashes.begin() + static_cast<ptrdiff_t>(offset));
+        }
+      }
+      for (uint64_t t = 0; t < count; ++t) {
+        BoundStatement insert(db, insert_stmt.get());
+        insert.BindInt(1, LogTileId(level, first + t));
+        const size_t bytes =
+            first + t < complete ? tile_bytes : 32 * (size % kLogTileWidth);  // incomplete
+        insert.BindBlob(2, ByteView(hashes).subspan(t * tile_bytes, bytes));
+        ACCORD_RETURN_IF_ERROR(insert.Run("migrate the log: insert a tile"));
+      }
+    }
+  }
+  return OkStatus();
+}
+
+Status MigrateLogToTiles(sqlite3* db) {
+  ACCORD_RETURN_IF_ERROR(FillLogTiles(db));  // its statements are finalized before the DROPs
+  return Exec(db, kSchemaV5Finish, "migrate the log: drop the leaf hashes and subtrees");
+}
+
+// kMigrations[v] takes a database from schema version v to v + 1 (version 0: no `meta` table):
+// its script, then its code if any.
+// INVARIANT: a script is never edited once released; a change is a new entry.
+struct Migration {
+  std::string_view sql;
+  Status (*code)(sqlite3*) = nullptr;
+};
+const std::array<Migration, kStoreSchemaVersion> kMigrations = {{
+    {kSchemaV1},
+    {kSchemaV2},
+    {kSchemaV3},
+    {kSchemaV4},
+    {kSchemaV5, MigrateLogToTiles},
+}};
+
+// How many tiles one query fetches: an inclusion proof in a log of up to 2^32 entries reads at
+// most eight (one per level of tiles).
+constexpr size_t kLogTilesPerQuery = 8;
 
 // Log entries inserted by one statement: a multi-row INSERT runs the statement machinery once
 // for many rows, which batched appends notice.
@@ -433,8 +547,9 @@ Status MigrateLocked(sqlite3* db) {
     return OkStatus();
   }
   for (int v = version; v < kStoreSchemaVersion; ++v) {
-    ACCORD_RETURN_IF_ERROR(Exec(db, kMigrations[static_cast<size_t>(v)],
-                                "migrate to schema version " + std::to_string(v + 1)));
+    const Migration& m = kMigrations[static_cast<size_t>(v)];
+    ACCORD_RETURN_IF_ERROR(Exec(db, m.sql, "migrate to schema version " + std::to_string(v + 1)));
+    if (m.code != nullptr) ACCORD_RETURN_IF_ERROR(m.code(db));
   }
   ACCORD_ASSIGN_OR_RETURN(const StmtPtr set,
                           Prepare(db,
@@ -519,13 +634,11 @@ struct Statements {
   StmtPtr list_partners;
   StmtPtr insert_log_entry;
   StmtPtr insert_log_entries;  // kLogEntriesPerInsert rows
-  StmtPtr insert_log_node;
+  StmtPtr insert_log_tile;
   StmtPtr log_size;
   StmtPtr read_log_entries;
-  StmtPtr read_log_leaf_hashes;
-  StmtPtr get_log_node;
-  // get_log_nodes[k] looks up kLogNodeBatches[k] (level, idx) pairs.
-  std::array<StmtPtr, 3> get_log_nodes;
+  StmtPtr read_log_tile;   // one id
+  StmtPtr read_log_tiles;  // kLogTilesPerQuery ids
   StmtPtr insert_evidence;
   StmtPtr list_evidence;
 };
@@ -654,39 +767,33 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.list_partners,
                               "SELECT party, sign_public, wrap_public FROM partners "
                               "ORDER BY party"));
-  ACCORD_RETURN_IF_ERROR(prep(
-      s.insert_log_entry, "INSERT INTO log_entries (idx, entry, leaf_hash) VALUES (?1, ?2, ?3)"));
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.insert_log_entry, "INSERT INTO log_entries (idx, entry) VALUES (?1, ?2)"));
   {
-    std::string sql = "INSERT INTO log_entries (idx, entry, leaf_hash) VALUES ";
+    std::string sql = "INSERT INTO log_entries (idx, entry) VALUES ";
     for (size_t k = 0; k < kLogEntriesPerInsert; ++k) {
-      sql += (k == 0 ? "(?" : ", (?") + std::to_string(3 * k + 1) + ", ?" +
-             std::to_string(3 * k + 2) + ", ?" + std::to_string(3 * k + 3) + ")";
+      sql += (k == 0 ? "(?" : ", (?") + std::to_string(2 * k + 1) + ", ?" +
+             std::to_string(2 * k + 2) + ")";
     }
     ACCORD_RETURN_IF_ERROR(prep(s.insert_log_entries, sql));
   }
   ACCORD_RETURN_IF_ERROR(
-      prep(s.insert_log_node, "INSERT INTO log_nodes (level, idx, hash) VALUES (?1, ?2, ?3)"));
+      prep(s.insert_log_tile,
+           "INSERT INTO log_tiles (id, hashes) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET "
+           "hashes = excluded.hashes WHERE length(log_tiles.hashes) < 512 AND "
+           "log_tiles.id < 281474976710656"));
   ACCORD_RETURN_IF_ERROR(prep(s.log_size, "SELECT coalesce(max(idx) + 1, 0) FROM log_entries"));
   ACCORD_RETURN_IF_ERROR(prep(s.read_log_entries,
                               "SELECT idx, entry FROM log_entries WHERE idx >= ?1 AND idx < ?2 "
                               "ORDER BY idx"));
-  ACCORD_RETURN_IF_ERROR(prep(s.read_log_leaf_hashes,
-                              "SELECT idx, leaf_hash FROM log_entries WHERE idx >= ?1 AND "
-                              "idx < ?2 ORDER BY idx"));
-  ACCORD_RETURN_IF_ERROR(
-      prep(s.get_log_node, "SELECT hash FROM log_nodes WHERE level = ?1 AND idx = ?2"));
   {
-    // One indexed point lookup per pair, UNION ALL'ed (a row-value IN list scans the table).
-    // Unused pairs are bound to (-1, -1).
-    for (size_t b = 0; b < kLogNodeBatches.size(); ++b) {
-      std::string sql;
-      for (size_t k = 0; k < kLogNodeBatches[b]; ++k) {
-        sql += (k == 0 ? "" : " UNION ALL ");
-        sql += "SELECT level, idx, hash FROM log_nodes WHERE level = ?" +
-               std::to_string(2 * k + 1) + " AND idx = ?" + std::to_string(2 * k + 2);
-      }
-      ACCORD_RETURN_IF_ERROR(prep(s.get_log_nodes[b], sql));
+    // A rowid IN list is one point lookup per id; unused ids are bound to -1.
+    std::string sql = "SELECT id, hashes FROM log_tiles WHERE id IN (";
+    for (size_t k = 0; k < kLogTilesPerQuery; ++k) {
+      sql += (k == 0 ? "?" : ", ?") + std::to_string(k + 1);
     }
+    ACCORD_RETURN_IF_ERROR(prep(s.read_log_tiles, sql + ")"));
+    ACCORD_RETURN_IF_ERROR(prep(s.read_log_tile, "SELECT id, hashes FROM log_tiles WHERE id = ?1"));
   }
   ACCORD_RETURN_IF_ERROR(prep(s.insert_evidence,
                               "INSERT INTO log_evidence (origin, earlier, later, reason, at) "
@@ -1313,17 +1420,13 @@ class SqliteStore final : public Store {
   }
 
   Status AppendLog(uint64_t first, std::span<const Bytes> entries,
-                   std::span<const Digest> leaf_hashes,
-                   std::span<const LogNodeRecord> nodes) override {
-    if (leaf_hashes.size() != entries.size()) {
-      return Fail(Code::kInvalidArgument,
-                  "sqlite: append to the log: " + std::to_string(entries.size()) + " entries but " +
-                      std::to_string(leaf_hashes.size()) + " leaf hashes");
-    }
-    for (const LogNodeRecord& n : nodes) {
-      if (n.level < kLogNodeMinLevel) {
-        return Fail(Code::kInvalidArgument, "sqlite: append to the log: a subtree of level " +
-                                                std::to_string(n.level) + " is not stored");
+                   std::span<const LogTileRecord> tiles) override {
+    for (const LogTileRecord& t : tiles) {
+      if (t.level < 0 || t.level >= kLogTileMaxLevel ||
+          t.index >= (uint64_t{1} << kLogTileIdShift) || !TileSizeFits(t.level, t.hashes.size())) {
+        return Fail(Code::kInvalidArgument,
+                    "sqlite: append to the log: tile (" + std::to_string(t.level) + ", " +
+                        std::to_string(t.index) + ") has a bad level, index or size");
       }
     }
     ACCORD_ASSIGN_OR_RETURN(const uint64_t size, LogSize());
@@ -1336,10 +1439,9 @@ class SqliteStore final : public Store {
     for (; entries.size() - i >= kLogEntriesPerInsert; i += kLogEntriesPerInsert) {
       BoundStatement st(db_.get(), s_.insert_log_entries.get());
       for (size_t k = 0; k < kLogEntriesPerInsert; ++k) {
-        const auto param = static_cast<int>(3 * k);
+        const auto param = static_cast<int>(2 * k);
         st.BindInt(param + 1, static_cast<int64_t>(first + i + k));
         st.BindBlob(param + 2, entries[i + k]);
-        st.BindBlob(param + 3, leaf_hashes[i + k]);
       }
       ACCORD_RETURN_IF_ERROR(st.Run("insert log entries"));
     }
@@ -1347,15 +1449,18 @@ class SqliteStore final : public Store {
       BoundStatement st(db_.get(), s_.insert_log_entry.get());
       st.BindInt(1, static_cast<int64_t>(first + i));
       st.BindBlob(2, entries[i]);
-      st.BindBlob(3, leaf_hashes[i]);
       ACCORD_RETURN_IF_ERROR(st.Run("insert log entry"));
     }
-    for (const LogNodeRecord& n : nodes) {
-      BoundStatement st(db_.get(), s_.insert_log_node.get());
-      st.BindInt(1, n.level);
-      st.BindInt(2, static_cast<int64_t>(n.index));
-      st.BindBlob(3, n.hash);
-      ACCORD_RETURN_IF_ERROR(st.Run("insert log node"));
+    for (const LogTileRecord& t : tiles) {
+      BoundStatement st(db_.get(), s_.insert_log_tile.get());
+      st.BindInt(1, LogTileId(t.level, t.index));
+      st.BindBlob(2, t.hashes);
+      ACCORD_RETURN_IF_ERROR(st.Run("insert log tile"));
+      if (sqlite3_changes(db_.get()) != 1) {  // the upsert found a complete tile there
+        return Fail(Code::kAlreadyExists, "sqlite: append to the log: tile (" +
+                                              std::to_string(t.level) + ", " +
+                                              std::to_string(t.index) + ") is stored already");
+      }
     }
     return OkStatus();
   }
@@ -1391,87 +1496,41 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<std::vector<Digest>> ReadLogLeafHashes(uint64_t from, uint64_t count) override {
-    BoundStatement st(db_.get(), s_.read_log_leaf_hashes.get());
-    st.BindInt(1, static_cast<int64_t>(from));
-    st.BindInt(2, static_cast<int64_t>(from + count));
-    std::vector<Digest> out;
-    out.reserve(count);
-    for (;;) {
-      ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("read log leaf hashes"));
-      if (!row) break;
-      if (static_cast<uint64_t>(st.ColumnInt(0)) != from + out.size()) {
-        return Fail(Code::kDataLoss,
-                    "sqlite: the log is missing entry " + std::to_string(from + out.size()));
-      }
-      const ByteView hash = st.ColumnBlobView(1);
-      Digest& d = out.emplace_back();
-      if (hash.size() != d.size()) {
-        return Fail(Code::kDataLoss, "sqlite: a log leaf hash is not 32 bytes");
-      }
-      std::copy(hash.begin(), hash.end(), d.begin());
-    }
-    if (out.size() != count) {
-      return Fail(Code::kOutOfRange,
-                  "sqlite: the log has no entry " + std::to_string(from + out.size()));
-    }
-    return out;
-  }
-
-  Result<Digest> GetLogNode(int32_t level, uint64_t index) override {
-    BoundStatement st(db_.get(), s_.get_log_node.get());
-    st.BindInt(1, level);
-    st.BindInt(2, static_cast<int64_t>(index));
-    ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("get log node"));
-    if (!row) {
-      return Fail(Code::kNotFound,
-                  "no log node (" + std::to_string(level) + ", " + std::to_string(index) + ")");
-    }
-    const ByteView hash = st.ColumnBlobView(0);
-    Digest out{};
-    if (hash.size() != out.size()) {
-      return Fail(Code::kDataLoss, "sqlite: a log node hash is not 32 bytes");
-    }
-    std::copy(hash.begin(), hash.end(), out.begin());
-    return out;
-  }
-
-  Result<std::vector<Digest>> GetLogNodes(
+  Result<std::vector<Bytes>> ReadLogTiles(
       std::span<const std::pair<int32_t, uint64_t>> keys) override {
-    std::vector<Digest> out(keys.size());
-    std::vector<bool> found(keys.size(), false);
-    for (size_t begin = 0; begin < keys.size(); begin += kLogNodesPerQuery) {
-      const size_t end = std::min(keys.size(), begin + kLogNodesPerQuery);
-      size_t b = 0;
-      while (kLogNodeBatches[b] < end - begin) ++b;
-      BoundStatement st(db_.get(), s_.get_log_nodes[b].get());
-      for (size_t k = 0; k < kLogNodeBatches[b]; ++k) {
-        const bool used = begin + k < end;
-        st.BindInt(static_cast<int>(2 * k + 1), used ? keys[begin + k].first : -1);
-        st.BindInt(static_cast<int>(2 * k + 2),
-                   used ? static_cast<int64_t>(keys[begin + k].second) : -1);
+    std::vector<Bytes> out(keys.size());
+    for (size_t begin = 0; begin < keys.size(); begin += kLogTilesPerQuery) {
+      const size_t end = std::min(keys.size(), begin + kLogTilesPerQuery);
+      // One tile (a proof whose upper tiles are cached) is one lookup, not an IN list.
+      const size_t params = end - begin == 1 ? 1 : kLogTilesPerQuery;
+      BoundStatement st(db_.get(), params == 1 ? s_.read_log_tile.get() : s_.read_log_tiles.get());
+      for (size_t k = 0; k < params; ++k) {
+        const bool used = begin + k < end && keys[begin + k].first >= 0 &&
+                          keys[begin + k].first < kLogTileMaxLevel &&
+                          keys[begin + k].second < (uint64_t{1} << kLogTileIdShift);
+        st.BindInt(static_cast<int>(k + 1),
+                   used ? LogTileId(keys[begin + k].first, keys[begin + k].second) : -1);
       }
       for (;;) {
-        ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("get log nodes"));
+        ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("read log tiles"));
         if (!row) break;
-        const auto level = static_cast<int32_t>(st.ColumnInt(0));
-        const auto index = static_cast<uint64_t>(st.ColumnInt(1));
-        const ByteView hash = st.ColumnBlobView(2);
-        if (hash.size() != 32) {
-          return Fail(Code::kDataLoss, "sqlite: a log node hash is not 32 bytes");
-        }
+        const int64_t id = st.ColumnInt(0);
+        const ByteView hashes = st.ColumnBlobView(1);
         // A key may be asked twice; fill every slot that matches.
         for (size_t k = begin; k < end; ++k) {
-          if (keys[k].first == level && keys[k].second == index) {
-            std::copy(hash.begin(), hash.end(), out[k].begin());
-            found[k] = true;
+          if (LogTileId(keys[k].first, keys[k].second) != id) continue;
+          if (!TileSizeFits(keys[k].first, hashes.size())) {
+            return Fail(Code::kDataLoss, "sqlite: log tile (" + std::to_string(keys[k].first) +
+                                             ", " + std::to_string(keys[k].second) + ") has " +
+                                             std::to_string(hashes.size()) + " bytes");
           }
+          out[k].assign(hashes.begin(), hashes.end());
         }
       }
     }
     for (size_t k = 0; k < keys.size(); ++k) {
-      if (!found[k]) {
-        return Fail(Code::kNotFound, "no log node (" + std::to_string(keys[k].first) + ", " +
+      if (out[k].empty()) {
+        return Fail(Code::kNotFound, "no log tile (" + std::to_string(keys[k].first) + ", " +
                                          std::to_string(keys[k].second) + ")");
       }
     }

@@ -917,18 +917,18 @@ TEST_F(SqliteStoreTest, NewDatabaseHasTheCurrentSchemaInWalMode) {
   RawDb raw(path_);
   EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
             std::to_string(kStoreSchemaVersion));
-  EXPECT_EQ(kStoreSchemaVersion, 4);
+  EXPECT_EQ(kStoreSchemaVersion, 5);
   EXPECT_EQ(raw.One("PRAGMA journal_mode"), "wal");
   EXPECT_THAT(raw.Rows("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"),
               ElementsAre("consents", "destructions", "forwards", "log_entries", "log_evidence",
-                          "log_nodes", "meta", "objects", "outbox", "packages", "partners",
+                          "log_tiles", "meta", "objects", "outbox", "packages", "partners",
                           "receipts", "reclassifications", "releases", "reports", "subjects"));
   // Every table is STRICT: a value of the wrong type is refused, not converted.
   EXPECT_THAT(raw.Exec("INSERT INTO meta (key, value) VALUES ('k', X'01')"),
               HasSubstr("cannot store BLOB value in TEXT column meta.value"));
   for (const std::string table :
        {"meta", "objects", "releases", "forwards", "consents", "reclassifications", "destructions",
-        "reports", "packages", "receipts", "subjects", "partners", "log_entries", "log_nodes",
+        "reports", "packages", "receipts", "subjects", "partners", "log_entries", "log_tiles",
         "log_evidence", "outbox"}) {
     EXPECT_EQ(raw.One("SELECT strict FROM pragma_table_list WHERE name = '" + table + "'"), "1")
         << table;
@@ -961,7 +961,7 @@ TEST_F(SqliteStoreTest, MigratesAVersionOneDatabase) {
   store_.reset();
   {
     RawDb raw(path_);
-    ASSERT_EQ(raw.Exec("DROP TABLE log_entries; DROP TABLE log_nodes; DROP TABLE log_evidence; "
+    ASSERT_EQ(raw.Exec("DROP TABLE log_entries; DROP TABLE log_tiles; DROP TABLE log_evidence; "
                        "DROP TABLE outbox; "
                        "UPDATE meta SET value = '1' WHERE key = 'schema_version'"),
               "");
@@ -982,28 +982,46 @@ Digest DigestOf(uint8_t b) {
   return d;
 }
 
-// A version 3 database (before the outbox) is migrated and keeps its log.
+// A version 3 database (before the outbox and the tiles) is migrated and keeps its log.
 TEST_F(SqliteStoreTest, MigratesAVersionThreeDatabase) {
   AddObjects({"o"});
-  const Bytes entry = {1, 2, 3};
-  const Digest leaf{};
-  ASSERT_TRUE(store_->Transact([&] {
-    return store_->AppendLog(0, std::span<const Bytes>(&entry, 1),
-                             std::span<const Digest>(&leaf, 1), {});
-  }));
   store_.reset();
   {
     RawDb raw(path_);
-    ASSERT_EQ(raw.Exec("DROP TABLE outbox; UPDATE meta SET value = '3' WHERE key = "
-                       "'schema_version'"),
-              "");
+    std::string sql = R"sql(
+DROP TABLE outbox;
+DROP TABLE log_entries;
+DROP TABLE log_tiles;
+CREATE TABLE log_entries (
+  idx INTEGER PRIMARY KEY CHECK (idx >= 0),
+  entry BLOB NOT NULL,
+  leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32)
+) STRICT;
+CREATE TABLE log_nodes (
+  level INTEGER NOT NULL CHECK (level >= 4 AND level < 64),
+  idx INTEGER NOT NULL CHECK (idx >= 0),
+  hash BLOB NOT NULL CHECK (length(hash) = 32),
+  PRIMARY KEY (level, idx)
+) STRICT, WITHOUT ROWID;
+INSERT INTO log_nodes VALUES (4, 0, zeroblob(32));
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
+)sql";
+    for (int i = 0; i < 17; ++i) {
+      sql += "INSERT INTO log_entries VALUES (" + std::to_string(i) +
+             ", X'01', CAST(printf('%.32c', char(" + std::to_string(1 + i) + ")) AS BLOB));";
+    }
+    ASSERT_EQ(raw.Exec(sql), "");
   }
   auto reopened = OpenSqliteStore(path_);
   ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
-  EXPECT_EQ((*reopened)->LogSize().value(), 1u);
+  EXPECT_EQ((*reopened)->LogSize().value(), 17u);
+  EXPECT_EQ((*reopened)->ReadLogEntries(16, 1).value()[0], Bytes{1});
+  const std::pair<int32_t, uint64_t> key(0, 0);
+  const Bytes tile = (*reopened)->ReadLogTiles(std::span(&key, 1)).value()[0];
+  for (size_t i = 0; i < 16; ++i) EXPECT_EQ(tile[32 * i + 31], i + 1) << i;
   EXPECT_TRUE((*reopened)->ListOutbox("").value().empty());
   RawDb raw(path_);
-  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "5");
 }
 
 // --- the outbox ---
@@ -1082,45 +1100,62 @@ TEST_F(SqliteStoreTest, ReceiptsAreFoundByPackageAndParty) {
 TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
   EXPECT_EQ(store_->LogSize().value(), 0u);
   const std::vector<Bytes> entries = {Bytes{'a'}, Bytes{'b'}, Bytes{}};
-  const std::vector<Digest> leaves = {DigestOf(1), DigestOf(2), DigestOf(3)};
-  const Digest h = DigestOf(7);
-  const std::vector<LogNodeRecord> nodes = {{4, 0, h}, {5, 0, h}};
-  ASSERT_TRUE(store_->Transact([&] { return store_->AppendLog(0, entries, leaves, nodes); }));
-  EXPECT_EQ(store_->LogSize().value(), 3u);
+  const Bytes leaves(512, 1);
+  const Bytes upper(960, 2);
+  using Keys = std::vector<std::pair<int32_t, uint64_t>>;
+  // An incomplete tile of level 0, then the whole one in its place.
+  const std::vector<LogTileRecord> incomplete = {{0, 0, Bytes(96, 3)}};
+  ASSERT_TRUE(store_->Transact([&] { return store_->AppendLog(0, entries, incomplete); }));
+  EXPECT_EQ(store_->ReadLogTiles(Keys{{0, 0}}).value()[0], Bytes(96, 3));
+  const std::vector<LogTileRecord> tiles = {{0, 0, leaves}, {1, 0, upper}};
+  ASSERT_TRUE(store_->Transact([&] { return store_->AppendLog(3, entries, tiles); }));
+  EXPECT_EQ(store_->LogSize().value(), 6u);
   EXPECT_EQ(store_->ReadLogEntries(1, 2).value(), (std::vector<Bytes>{Bytes{'b'}, Bytes{}}));
-  auto past = store_->ReadLogEntries(2, 2);
+  auto past = store_->ReadLogEntries(5, 2);
   ASSERT_FALSE(past.has_value());
   EXPECT_EQ(past.error().code, Code::kOutOfRange);
-  EXPECT_EQ(store_->ReadLogLeafHashes(1, 2).value(),
-            (std::vector<Digest>{DigestOf(2), DigestOf(3)}));
-  EXPECT_EQ(store_->ReadLogLeafHashes(0, 0).value(), std::vector<Digest>{});
-  auto past_leaves = store_->ReadLogLeafHashes(2, 2);
-  ASSERT_FALSE(past_leaves.has_value());
-  EXPECT_EQ(past_leaves.error().code, Code::kOutOfRange);
-  EXPECT_EQ(store_->GetLogNode(4, 0).value(), h);
-  EXPECT_EQ(store_->GetLogNode(4, 1).error().code, Code::kNotFound);
-  EXPECT_EQ(store_->GetLogNodes(std::vector<std::pair<int32_t, uint64_t>>{{5, 0}, {4, 0}}).value(),
-            (std::vector<Digest>{h, h}));
-  auto gap = store_->Transact([&] { return store_->AppendLog(4, entries, leaves, {}); });
+  EXPECT_EQ(store_->ReadLogTiles(Keys{{1, 0}, {0, 0}, {1, 0}}).value(),
+            (std::vector<Bytes>{upper, leaves, upper}));
+  EXPECT_EQ(store_->ReadLogTiles(Keys{}).value(), std::vector<Bytes>{});
+  EXPECT_EQ(store_->ReadLogTiles(Keys{{0, 0}, {0, 1}}).error().code, Code::kNotFound);
+  EXPECT_EQ(store_->ReadLogTiles(Keys{{-1, 0}}).error().code, Code::kNotFound);
+  // More keys than one query reads.
+  Keys many(20, {0, 0});
+  many[13] = {1, 0};
+  auto read = store_->ReadLogTiles(many).value();
+  ASSERT_EQ(read.size(), 20u);
+  EXPECT_EQ(read[12], leaves);
+  EXPECT_EQ(read[13], upper);
+  auto gap = store_->Transact([&] { return store_->AppendLog(7, entries, {}); });
   ASSERT_FALSE(gap.has_value());
   EXPECT_EQ(gap.error().code, Code::kFailedPrecondition);
-  auto again = store_->Transact([&] { return store_->AppendLog(3, entries, leaves, nodes); });
-  ASSERT_FALSE(again.has_value());  // node (4, 0) exists: the whole append rolls back
-  EXPECT_EQ(store_->LogSize().value(), 3u);
-  // Levels below kLogNodeMinLevel are not stored, and every entry comes with its leaf hash.
-  const std::vector<LogNodeRecord> low = {{kLogNodeMinLevel - 1, 0, h}};
-  auto too_low = store_->Transact([&] { return store_->AppendLog(3, entries, leaves, low); });
-  ASSERT_FALSE(too_low.has_value());
-  EXPECT_EQ(too_low.error().code, Code::kInvalidArgument);
-  auto short_leaves = store_->Transact(
-      [&] { return store_->AppendLog(3, entries, std::span(leaves).first(2), {}); });
-  ASSERT_FALSE(short_leaves.has_value());
-  EXPECT_EQ(short_leaves.error().code, Code::kInvalidArgument);
-  EXPECT_EQ(store_->LogSize().value(), 3u);
+  // A complete tile is never replaced: the whole append rolls back.
+  for (const LogTileRecord& stored : tiles) {
+    auto again =
+        store_->Transact([&] { return store_->AppendLog(6, entries, std::span(&stored, 1)); });
+    ASSERT_FALSE(again.has_value());
+    EXPECT_EQ(again.error().code, Code::kAlreadyExists);
+  }
+  EXPECT_EQ(store_->LogSize().value(), 6u);
+  // A tile of level 0 holds 16 hashes, one above 30.
+  for (const LogTileRecord& bad :
+       {LogTileRecord{0, 1, upper}, LogTileRecord{0, 1, Bytes(33)}, LogTileRecord{0, 1, {}},
+        LogTileRecord{1, 1, leaves}, LogTileRecord{16, 0, upper}, LogTileRecord{-1, 0, leaves}}) {
+    auto wrong =
+        store_->Transact([&] { return store_->AppendLog(6, entries, std::span(&bad, 1)); });
+    ASSERT_FALSE(wrong.has_value());
+    EXPECT_EQ(wrong.error().code, Code::kInvalidArgument);
+  }
+  EXPECT_EQ(store_->LogSize().value(), 6u);
   RawDb raw(path_);
-  EXPECT_THAT(raw.Exec("INSERT INTO log_nodes (level, idx, hash) VALUES (3, 9, zeroblob(32))"),
+  EXPECT_THAT(raw.Exec("INSERT INTO log_tiles (id, hashes) VALUES (5, zeroblob(960))"),
               HasSubstr("CHECK constraint failed"));
-  EXPECT_THAT(raw.Exec("UPDATE log_entries SET leaf_hash = X'00' WHERE idx = 0"),
+  EXPECT_THAT(raw.Exec("INSERT INTO log_tiles (id, hashes) VALUES (281474976710661, "
+                       "zeroblob(512))"),
+              HasSubstr("CHECK constraint failed"));
+  EXPECT_THAT(raw.Exec("UPDATE log_tiles SET hashes = zeroblob(544) WHERE id = 0"),
+              HasSubstr("CHECK constraint failed"));
+  EXPECT_THAT(raw.Exec("UPDATE log_tiles SET hashes = zeroblob(40) WHERE id = 0"),
               HasSubstr("CHECK constraint failed"));
 
   ASSERT_TRUE(
@@ -1136,7 +1171,7 @@ TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
 constexpr std::string_view kVersionTwoLogTables = R"sql(
 DROP TABLE outbox;
 DROP TABLE log_entries;
-DROP TABLE log_nodes;
+DROP TABLE log_tiles;
 CREATE TABLE log_entries (
   idx INTEGER PRIMARY KEY CHECK (idx >= 0),
   entry BLOB NOT NULL
@@ -1150,8 +1185,8 @@ CREATE TABLE log_nodes (
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
 )sql";
 
-// A version 2 log moves its leaf hashes into the entries' rows and keeps only the subtrees of
-// 16 leaves or more; nothing else changes. (node/audit_test.cc checks proofs and verification on
+// A version 2 log ends up in tiles (through version 3, which moved the leaf hashes into the
+// entries' rows); nothing else changes. (node/audit_test.cc checks proofs and verification on
 // a migrated log with real hashes.)
 TEST_F(SqliteStoreTest, MigratesAVersionTwoLogToTiles) {
   AddObjects({"o"});
@@ -1183,27 +1218,33 @@ TEST_F(SqliteStoreTest, MigratesAVersionTwoLogToTiles) {
   EXPECT_TRUE(store.GetObject("o").has_value());
   ASSERT_EQ(store.LogSize().value(), 33u);
   const auto entries = store.ReadLogEntries(0, 33).value();
-  const auto leaves = store.ReadLogLeafHashes(0, 33).value();
   for (size_t i = 0; i < 33; ++i) {
     const std::string entry = "e" + std::to_string(i);
     EXPECT_EQ(entries[i], Bytes(entry.begin(), entry.end()));
-    EXPECT_EQ(leaves[i], i == 7 ? Digest{} : DigestOf(static_cast<uint8_t>(1 + i))) << i;
   }
-  EXPECT_EQ(store.GetLogNode(4, 1).value(), DigestOf(104));
-  EXPECT_EQ(store.GetLogNode(5, 0).value(), DigestOf(105));
-  EXPECT_EQ(store.GetLogNode(3, 0).error().code, Code::kNotFound);
+  // Two tiles of level 0 (entries 0 to 31) with the leaf hashes in order, the lost one zero.
+  using Keys = std::vector<std::pair<int32_t, uint64_t>>;
+  const auto tiles = store.ReadLogTiles(Keys{{0, 0}, {0, 1}}).value();
+  for (size_t i = 0; i < 32; ++i) {
+    const Digest want = i == 7 ? Digest{} : DigestOf(static_cast<uint8_t>(1 + i));
+    EXPECT_TRUE(std::equal(want.begin(), want.end(), tiles[i / 16].begin() + 32 * (i % 16))) << i;
+  }
+  EXPECT_EQ(store.ReadLogTiles(Keys{{0, 2}}).value()[0], Bytes(32, 33));  // incomplete
+  EXPECT_EQ(store.ReadLogTiles(Keys{{0, 3}}).error().code, Code::kNotFound);
+  EXPECT_EQ(store.ReadLogTiles(Keys{{1, 0}}).error().code, Code::kNotFound);
   RawDb raw(path_);
   EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
             std::to_string(kStoreSchemaVersion));
-  EXPECT_THAT(raw.Rows("SELECT level, count(*) FROM log_nodes GROUP BY level ORDER BY level"),
-              ElementsAre("4|2", "5|1"));
+  EXPECT_EQ(raw.One("SELECT count(*) FROM log_tiles"), "3");
+  EXPECT_EQ(raw.One("SELECT count(*) FROM sqlite_schema WHERE name = 'log_nodes'"), "0");
+  EXPECT_EQ(raw.One("SELECT count(*) FROM pragma_table_info('log_entries')"), "2");
   EXPECT_EQ(raw.One("SELECT strict FROM pragma_table_list WHERE name = 'log_entries'"), "1");
-  EXPECT_EQ(raw.One("SELECT strict FROM pragma_table_list WHERE name = 'log_nodes'"), "1");
+  EXPECT_EQ(raw.One("SELECT strict FROM pragma_table_list WHERE name = 'log_tiles'"), "1");
   EXPECT_EQ(raw.One("PRAGMA integrity_check"), "ok");
   // The next append continues the log.
   const std::vector<Bytes> more = {Bytes{'x'}};
-  const std::vector<Digest> more_leaves = {DigestOf(9)};
-  EXPECT_TRUE(store.Transact([&] { return store.AppendLog(33, more, more_leaves, {}); }));
+  const std::vector<LogTileRecord> tile = {{0, 2, Bytes(64, 34)}};
+  EXPECT_TRUE(store.Transact([&] { return store.AppendLog(33, more, tile); }));
 }
 
 TEST_F(SqliteStoreTest, NewerSchemaIsRefused) {
