@@ -924,6 +924,12 @@ class SqliteStore final : public Store {
     }
     in_transaction_ = true;
     Status result = RunBody(body);
+    if (result.has_value() && nested_undo_failed_) {
+      result = Fail(Code::kUnavailable,
+                    "sqlite: a failed nested transaction could not be undone, so the whole "
+                    "transaction is rolled back");
+    }
+    nested_undo_failed_ = false;
     if (result.has_value()) {
       BoundStatement commit(db_.get(), s_.commit.get());
       result = commit.Run("commit");
@@ -988,7 +994,9 @@ class SqliteStore final : public Store {
     }
     if (!result.has_value()) {
       BoundStatement rollback(db_.get(), s_.rollback_to_savepoint.get());
-      (void)rollback.Run("roll back a nested transaction");  // `result` is the error to report
+      // `result` is the error to report; should the undo itself fail, the body's partial changes
+      // must not commit with the outer transaction, which then fails as a whole.
+      if (!rollback.Run("roll back a nested transaction").has_value()) nested_undo_failed_ = true;
     }
     BoundStatement release(db_.get(), s_.release_savepoint.get());
     Status released = release.Run("end a nested transaction");
@@ -1624,6 +1632,7 @@ class SqliteStore final : public Store {
   bool in_transaction_ = false;
   bool in_read_snapshot_ = false;
   bool synchronous_deferred_ = false;  // synchronous=NORMAL set by TransactUnsynced
+  bool nested_undo_failed_ = false;    // a ROLLBACK TO failed: the outermost commit must not
   bool checkpoint_owed_ = false;
   // Reused buffers for the JSON of string lists: no allocation per insert once warmed up.
   std::string topics_buf_;
