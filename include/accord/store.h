@@ -132,26 +132,23 @@ using Digest = std::array<uint8_t, 32>;
 
 // The audit log's tree is stored in tiles of height 4, as in the C2SP tlog-tiles layout
 // (docs/ledger.md): tile (level L, index t) holds the hashes of tree levels 4L to 4L + 3 under
-// the subtree of level 4L + 4 and index t. Its 16 bottom hashes come first, then the 8, 4 and 2
-// above them (30 hashes, 960 bytes); a tile of level 0 holds only its 16 leaf hashes (512
-// bytes), the levels above them are recomputed at a proof. Complete tiles are stored (one row
-// per 16 entries, and one per 256 above), and so is the last, incomplete tile of level 0 (as
-// Tessera's partial tiles, the leaf hashes so far), so that `log verify` checks every entry;
-// the incomplete tiles above it are derived from the tiles below.
+// the subtree of level 4L + 4 and index t: its 16 bottom hashes, then the 8, 4 and 2 above them
+// (30 hashes, 960 bytes), so that a proof reads hashes and computes none. Complete tiles are
+// stored (one row per 16 entries, and one per 256 above), and so is the last, incomplete tile
+// of level 0 (as Tessera's partial tiles: the leaf hashes so far, 32 bytes each), so that `log
+// verify` checks every entry; the incomplete tiles above it are derived from the tiles below.
 inline constexpr int32_t kLogTileHeight = 4;
 inline constexpr size_t kLogTileWidth = size_t{1} << kLogTileHeight;  // bottom hashes
-inline constexpr size_t kLogTileHashes = 30;                          // levels ≥ 1
+inline constexpr size_t kLogTileHashes = 30;                          // 16 + 8 + 4 + 2
 inline constexpr int32_t kLogTileMaxLevel = 16;                       // 4·16 = 64 tree levels
 
-// The stored size of a complete tile of `level`, in bytes.
-[[nodiscard]] constexpr size_t LogTileBytes(int32_t level) {
-  return 32 * (level == 0 ? kLogTileWidth : kLogTileHashes);
-}
+// The stored size of a complete tile, in bytes.
+inline constexpr size_t kLogTileBytes = 32 * kLogTileHashes;
 
 struct LogTileRecord {
   int32_t level = 0;
   uint64_t index = 0;
-  Bytes hashes;  // LogTileBytes(level) bytes; for level 0, 32 per leaf so far
+  Bytes hashes;  // kLogTileBytes; an incomplete tile of level 0, 32 bytes per leaf so far
 };
 
 // Evidence that a partner's log was rewritten: two checkpoints it signed that no consistency
@@ -299,7 +296,7 @@ class Store {
                                                                   uint64_t count) = 0;
   // The stored hashes of the tiles `keys` (level, index), in the order asked, in one query per
   // eight; kNotFound if any is missing, kDataLoss for a tile of the wrong size (a tile of
-  // level 0 may be incomplete: 32 bytes per leaf).
+  // level 0 may be incomplete: 32 bytes per leaf, at most 15).
   [[nodiscard]] virtual Result<std::vector<Bytes>> ReadLogTiles(
       std::span<const std::pair<int32_t, uint64_t>> keys) = 0;
   [[nodiscard]] virtual Status InsertEvidence(const EvidenceRecord& e) = 0;

@@ -67,35 +67,12 @@ merkle::Hash HashAt(ByteView tile, size_t slot) {
   return h;
 }
 
-// The root of the perfect subtree over `leaves`, a power of two of them up to kLogTileWidth.
-merkle::Hash FoldLeaves(std::span<const merkle::Hash> leaves) {
-  if (leaves.size() == 1) return leaves[0];
-  std::array<merkle::Hash, kLogTileWidth / 2> row;
-  size_t n = leaves.size() / 2;
-  for (size_t i = 0; i < n; ++i) row[i] = merkle::NodeHash(leaves[2 * i], leaves[2 * i + 1]);
-  for (; n > 1; n /= 2) {
-    for (size_t i = 0; i < n / 2; ++i) row[i] = merkle::NodeHash(row[2 * i], row[2 * i + 1]);
-  }
-  return row[0];
-}
+// Node (4L + k, j) of a stored tile.
+merkle::Hash TileNode(ByteView tile, int k, uint64_t j) { return HashAt(tile, TileSlot(k, j)); }
 
-// Node (4L + k, j) of a stored tile of level L. A tile of level 0 holds only its leaves: the
-// node is folded from 2^k of them (at most 7 hashes).
-merkle::Hash TileNode(ByteView tile, int32_t level, int k, uint64_t j) {
-  if (level > 0 || k == 0) return HashAt(tile, TileSlot(k, j));
-  std::array<merkle::Hash, kLogTileWidth / 2> leaves;
-  const size_t width = size_t{1} << k;
-  for (size_t i = 0; i < width; ++i) leaves[i] = HashAt(tile, (j << k) + i);
-  return FoldLeaves(std::span(leaves).first(width));
-}
-
-// The root of a stored tile of `level`: the hash of level 4L + 4 it completes.
-merkle::Hash TileRoot(ByteView tile, int32_t level) {
-  if (level > 0)
-    return merkle::NodeHash(HashAt(tile, TileSlot(3, 0)), HashAt(tile, TileSlot(3, 1)));
-  std::array<merkle::Hash, kLogTileWidth> leaves;
-  for (size_t i = 0; i < kLogTileWidth; ++i) leaves[i] = HashAt(tile, i);
-  return FoldLeaves(leaves);
+// The root of a stored tile: the hash of level 4L + 4 it completes.
+merkle::Hash TileRoot(ByteView tile) {
+  return merkle::NodeHash(HashAt(tile, TileSlot(3, 0)), HashAt(tile, TileSlot(3, 1)));
 }
 
 // Pass one of a proof: records which subtree hashes it reads. Which ones depends only on the
@@ -192,7 +169,7 @@ void TileBuilder::Add(const merkle::NodeWrite& node, std::vector<LogTileRecord>&
     done.level = p.level;
     done.index = p.tile;
     const auto* bytes = reinterpret_cast<const uint8_t*>(tile.data());
-    done.hashes.assign(bytes, bytes + LogTileBytes(p.level));
+    done.hashes.assign(bytes, bytes + kLogTileBytes);
   }
 }
 
@@ -246,7 +223,14 @@ Status AuditLog::Sync() {
       for (uint64_t t = first; t < nodes; ++t) keys.emplace_back(level - 1, t);
       auto tiles = store_->ReadLogTiles(keys);
       if (!tiles) return Damaged("tiles", tiles.error());
-      for (const Bytes& tile : *tiles) bottom.push_back(TileRoot(tile, level - 1));
+      for (const Bytes& tile : *tiles) {
+        if (tile.size() != kLogTileBytes) {
+          return Fail(Code::kDataLoss, fmt::format("the log's tile (level {}) below its edge is "
+                                                   "incomplete",
+                                                   level - 1));
+        }
+        bottom.push_back(TileRoot(tile));
+      }
     }
     pending_.Reset(level, bottom);
   }
@@ -325,7 +309,7 @@ std::invoke_result_t<Fn&, const merkle::NodeSource&> AuditLog::Fetched(uint64_t 
     for (size_t t = 0; t < stored.size(); ++t) {
       const auto [level, index] = stored[t];
       const Bytes& tile = (*tiles)[t];
-      if (tile.size() != LogTileBytes(level)) {
+      if (tile.size() != kLogTileBytes) {
         return Fail(Code::kDataLoss,
                     fmt::format("the log's tile (level {}, index {}) is incomplete", level, index));
       }
@@ -339,7 +323,7 @@ std::invoke_result_t<Fn&, const merkle::NodeSource&> AuditLog::Fetched(uint64_t 
     for (size_t i = 0; i < keys.size(); ++i) {
       if (tile_of[i] == SIZE_MAX) continue;
       const Place p = PlaceOf(keys[i].first, keys[i].second);
-      found[i] = TileNode((*tiles)[tile_of[i]], p.level, p.k, p.j);
+      found[i] = TileNode((*tiles)[tile_of[i]], p.k, p.j);
     }
   }
   FetchedNodes fetched(keys, found);

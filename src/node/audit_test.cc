@@ -132,7 +132,7 @@ class AuditLogTest : public testing::Test {
   // Tile (level, index) as it should be stored, from the in-memory tree (store.h's layout).
   Bytes TileOf(int32_t level, uint64_t index) const {
     Bytes out;
-    for (int k = 0; k < (level == 0 ? 1 : 4); ++k) {
+    for (int k = 0; k < 4; ++k) {
       for (uint64_t j = 0; j < (uint64_t{16} >> k); ++j) {
         const merkle::Hash h = mem_.Node(4 * level + k, (index << (4 - k)) + j);
         out.insert(out.end(), h.begin(), h.end());
@@ -175,7 +175,8 @@ TEST_F(AuditLogTest, EveryProofUpTo64MatchesTheMemoryTree) {
   AuditLog fresh(*other_store);
   ExpectSameTree(fresh, 64);
   ASSERT_EQ(fresh.VerifyAll().value(), mem_.Root());
-  // Four complete tiles of level 0, holding the leaf hashes; none of level 1 before 256 entries.
+  // Four complete tiles of level 0, holding the leaf hashes and the three levels above them;
+  // none of level 1 before 256 entries.
   auto rows = OpenStore();
   EXPECT_EQ(Tile(*rows, 0, 3), TileOf(0, 3));
   EXPECT_EQ(rows->ReadLogTiles(Keys(0, 4)).error().code, Code::kNotFound);

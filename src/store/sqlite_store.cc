@@ -247,9 +247,8 @@ CREATE INDEX outbox_due ON outbox (to_party, next_attempt_us, seq) WHERE state =
 constexpr std::string_view kSchemaV5 = R"sql(
 CREATE TABLE log_tiles (
   id INTEGER PRIMARY KEY CHECK (id >= 0),
-  hashes BLOB NOT NULL CHECK (CASE WHEN id < 281474976710656
-    THEN length(hashes) % 32 = 0 AND length(hashes) BETWEEN 32 AND 512
-    ELSE length(hashes) = 960 END)
+  hashes BLOB NOT NULL CHECK (length(hashes) = 960 OR (id < 281474976710656
+    AND length(hashes) % 32 = 0 AND length(hashes) BETWEEN 32 AND 480))
 ) STRICT;
 )sql";
 constexpr std::string_view kSchemaV5Finish = R"sql(
@@ -269,10 +268,10 @@ constexpr int64_t LogTileId(int32_t level, uint64_t index) {
   return static_cast<int64_t>((uint64_t{static_cast<uint32_t>(level)} << kLogTileIdShift) | index);
 }
 
-// A tile of level 0 may be incomplete (32 bytes per leaf); one above, never.
+// A tile of level 0 may be incomplete (32 bytes per leaf, up to 15); one above, never.
 constexpr bool TileSizeFits(int32_t level, size_t bytes) {
-  return level == 0 ? bytes % 32 == 0 && bytes >= 32 && bytes <= LogTileBytes(0)
-                    : bytes == LogTileBytes(level);
+  return bytes == kLogTileBytes ||
+         (level == 0 && bytes % 32 == 0 && bytes >= 32 && bytes < 32 * kLogTileWidth);
 }
 
 // Where the hash of tree level 4L + k, index j within its tile, sits in a tile: the 16 bottom
@@ -281,9 +280,26 @@ constexpr size_t TileSlot(int k, uint64_t j) { return 32 - (size_t{32} >> k) + j
 
 Status Exec(sqlite3* db, std::string_view sql, std::string_view action);
 
-// Fills `log_tiles` from a version 4 log: the tiles of level 0 from the entries' leaf hashes, the
-// others from `log_nodes`, which holds every complete subtree of 16 leaves or more. A hash that is
-// missing (a damaged file) is left as 32 zero bytes rather than dropped: `log verify` names it.
+// Hashes the three levels above the 16 leaf hashes of a tile of level 0 into their slots, as
+// RFC 9162 does: SHA-256(0x01 || left || right).
+void FillTileAboveLeaves(std::span<uint8_t> tile) {
+  std::array<uint8_t, 65> pair;
+  pair[0] = 0x01;
+  for (int k = 1; k < kLogTileHeight; ++k) {
+    for (uint64_t j = 0; j < (kLogTileWidth >> k); ++j) {
+      const auto left = tile.subspan(32 * TileSlot(k - 1, 2 * j), 64);  // left, then right
+      std::copy(left.begin(), left.end(), pair.begin() + 1);
+      const auto hash = Sha256(pair);
+      std::copy(hash.begin(), hash.end(),
+                tile.begin() + static_cast<ptrdiff_t>(32 * TileSlot(k, j)));
+    }
+  }
+}
+
+// Fills `log_tiles` from a version 4 log: the tiles of level 0 from the entries' leaf hashes and
+// the three levels above them, hashed here (version 4 did not store them); the others from
+// `log_nodes`, which holds every complete subtree of 16 leaves or more. A hash that is missing
+// (a damaged file) is left as 32 zero bytes rather than dropped: `log verify` names it.
 Status FillLogTiles(sqlite3* db) {
   ACCORD_ASSIGN_OR_RETURN(const StmtPtr size_stmt,
                           Prepare(db, "SELECT coalesce(max(idx) + 1, 0) FROM log_entries"));
@@ -307,7 +323,7 @@ Status FillLogTiles(sqlite3* db) {
     // Level 0 also stores its incomplete tile: it is written as a whole one, then cut.
     const uint64_t tiles = level == 0 ? (size + kLogTileWidth - 1) / kLogTileWidth : complete;
     if (tiles == 0) break;
-    const size_t tile_bytes = LogTileBytes(level);
+    const size_t tile_bytes = kLogTileBytes;
     for (uint64_t first = 0; first < tiles; first += kChunk) {
       const uint64_t count = std::min(kChunk, tiles - first);
       std::vector<uint8_t> hashes(count * tile_bytes, 0);
@@ -329,6 +345,9 @@ Status FillLogTiles(sqlite3* db) {
         }
       }
       for (uint64_t t = 0; t < count; ++t) {
+        if (level == 0 && first + t < complete) {
+          FillTileAboveLeaves(std::span(hashes).subspan(t * tile_bytes, tile_bytes));
+        }
         BoundStatement insert(db, insert_stmt.get());
         insert.BindInt(1, LogTileId(level, first + t));
         const size_t bytes =
@@ -780,7 +799,7 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(
       prep(s.insert_log_tile,
            "INSERT INTO log_tiles (id, hashes) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET "
-           "hashes = excluded.hashes WHERE length(log_tiles.hashes) < 512 AND "
+           "hashes = excluded.hashes WHERE length(log_tiles.hashes) < 960 AND "
            "log_tiles.id < 281474976710656"));
   ACCORD_RETURN_IF_ERROR(prep(s.log_size, "SELECT coalesce(max(idx) + 1, 0) FROM log_entries"));
   ACCORD_RETURN_IF_ERROR(prep(s.read_log_entries,

@@ -1100,7 +1100,7 @@ TEST_F(SqliteStoreTest, ReceiptsAreFoundByPackageAndParty) {
 TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
   EXPECT_EQ(store_->LogSize().value(), 0u);
   const std::vector<Bytes> entries = {Bytes{'a'}, Bytes{'b'}, Bytes{}};
-  const Bytes leaves(512, 1);
+  const Bytes leaves(960, 1);  // a complete tile of level 0
   const Bytes upper(960, 2);
   using Keys = std::vector<std::pair<int32_t, uint64_t>>;
   // An incomplete tile of level 0, then the whole one in its place.
@@ -1137,10 +1137,10 @@ TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
     EXPECT_EQ(again.error().code, Code::kAlreadyExists);
   }
   EXPECT_EQ(store_->LogSize().value(), 6u);
-  // A tile of level 0 holds 16 hashes, one above 30.
-  for (const LogTileRecord& bad :
-       {LogTileRecord{0, 1, upper}, LogTileRecord{0, 1, Bytes(33)}, LogTileRecord{0, 1, {}},
-        LogTileRecord{1, 1, leaves}, LogTileRecord{16, 0, upper}, LogTileRecord{-1, 0, leaves}}) {
+  // A complete tile holds 30 hashes; an incomplete one of level 0, 1 to 15; none above.
+  for (const LogTileRecord& bad : {LogTileRecord{0, 1, Bytes(512)}, LogTileRecord{0, 1, Bytes(33)},
+                                   LogTileRecord{0, 1, {}}, LogTileRecord{1, 1, Bytes(64)},
+                                   LogTileRecord{16, 0, upper}, LogTileRecord{-1, 0, leaves}}) {
     auto wrong =
         store_->Transact([&] { return store_->AppendLog(6, entries, std::span(&bad, 1)); });
     ASSERT_FALSE(wrong.has_value());
@@ -1148,12 +1148,12 @@ TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
   }
   EXPECT_EQ(store_->LogSize().value(), 6u);
   RawDb raw(path_);
-  EXPECT_THAT(raw.Exec("INSERT INTO log_tiles (id, hashes) VALUES (5, zeroblob(960))"),
+  EXPECT_THAT(raw.Exec("INSERT INTO log_tiles (id, hashes) VALUES (5, zeroblob(512))"),
               HasSubstr("CHECK constraint failed"));
   EXPECT_THAT(raw.Exec("INSERT INTO log_tiles (id, hashes) VALUES (281474976710661, "
-                       "zeroblob(512))"),
+                       "zeroblob(64))"),
               HasSubstr("CHECK constraint failed"));
-  EXPECT_THAT(raw.Exec("UPDATE log_tiles SET hashes = zeroblob(544) WHERE id = 0"),
+  EXPECT_THAT(raw.Exec("UPDATE log_tiles SET hashes = zeroblob(992) WHERE id = 0"),
               HasSubstr("CHECK constraint failed"));
   EXPECT_THAT(raw.Exec("UPDATE log_tiles SET hashes = zeroblob(40) WHERE id = 0"),
               HasSubstr("CHECK constraint failed"));
@@ -1222,13 +1222,19 @@ TEST_F(SqliteStoreTest, MigratesAVersionTwoLogToTiles) {
     const std::string entry = "e" + std::to_string(i);
     EXPECT_EQ(entries[i], Bytes(entry.begin(), entry.end()));
   }
-  // Two tiles of level 0 (entries 0 to 31) with the leaf hashes in order, the lost one zero.
+  // Two tiles of level 0 (entries 0 to 31) with the leaf hashes in order, the lost one zero,
+  // and the levels above them hashed from those.
   using Keys = std::vector<std::pair<int32_t, uint64_t>>;
   const auto tiles = store.ReadLogTiles(Keys{{0, 0}, {0, 1}}).value();
   for (size_t i = 0; i < 32; ++i) {
     const Digest want = i == 7 ? Digest{} : DigestOf(static_cast<uint8_t>(1 + i));
     EXPECT_TRUE(std::equal(want.begin(), want.end(), tiles[i / 16].begin() + 32 * (i % 16))) << i;
   }
+  Bytes pair = {0x01};
+  pair.insert(pair.end(), tiles[1].begin(), tiles[1].begin() + 64);  // leaves 16 and 17
+  const auto node = Sha256(pair);
+  ASSERT_EQ(tiles[1].size(), kLogTileBytes);
+  EXPECT_TRUE(std::equal(node.begin(), node.end(), tiles[1].begin() + 32 * 16));
   EXPECT_EQ(store.ReadLogTiles(Keys{{0, 2}}).value()[0], Bytes(32, 33));  // incomplete
   EXPECT_EQ(store.ReadLogTiles(Keys{{0, 3}}).error().code, Code::kNotFound);
   EXPECT_EQ(store.ReadLogTiles(Keys{{1, 0}}).error().code, Code::kNotFound);
