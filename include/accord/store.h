@@ -133,10 +133,9 @@ using Digest = std::array<uint8_t, 32>;
 // The audit log's tree is stored in tiles of height 4, as in the C2SP tlog-tiles layout
 // (docs/ledger.md): tile (level L, index t) holds the hashes of tree levels 4L to 4L + 3 under
 // the subtree of level 4L + 4 and index t: its 16 bottom hashes, then the 8, 4 and 2 above them
-// (30 hashes, 960 bytes), so that a proof reads hashes and computes none. Complete tiles are
-// stored (one row per 16 entries, and one per 256 above), and so is the last, incomplete tile
-// of level 0 (as Tessera's partial tiles: the leaf hashes so far, 32 bytes each), so that `log
-// verify` checks every entry; the incomplete tiles above it are derived from the tiles below.
+// (30 hashes, 960 bytes), so that a proof reads hashes and computes none. Only complete tiles
+// are stored (one row per 16 entries, and one per 256 above); each entry's row also holds its
+// leaf hash, from which the last, incomplete tile of each level is derived.
 inline constexpr int32_t kLogTileHeight = 4;
 inline constexpr size_t kLogTileWidth = size_t{1} << kLogTileHeight;  // bottom hashes
 inline constexpr size_t kLogTileHashes = 30;                          // 16 + 8 + 4 + 2
@@ -148,7 +147,7 @@ inline constexpr size_t kLogTileBytes = 32 * kLogTileHashes;
 struct LogTileRecord {
   int32_t level = 0;
   uint64_t index = 0;
-  Bytes hashes;  // kLogTileBytes; an incomplete tile of level 0, 32 bytes per leaf so far
+  Bytes hashes;  // kLogTileBytes
 };
 
 // Evidence that a partner's log was rewritten: two checkpoints it signed that no consistency
@@ -284,19 +283,23 @@ class Store {
   [[nodiscard]] virtual Result<std::vector<PartnerRecord>> ListPartners() = 0;
 
   // --- the audit log (node/audit.h) ---
-  // Appends `entries` at indices [first, first + size) with the tiles they complete and the
-  // incomplete tile of level 0 they leave, which replaces the one stored (a complete tile is
-  // never replaced). kFailedPrecondition unless `first` is the log's size; kInvalidArgument for
-  // a tile of the wrong size or level. Call inside Transact.
+  // Appends `entries` at indices [first, first + size) with their leaf hashes (one each) and the
+  // tiles they complete. kFailedPrecondition unless `first` is the log's size; kAlreadyExists
+  // for a tile stored already; kInvalidArgument for a count of leaf hashes other than the
+  // entries' or a tile of the wrong size or level. Call inside Transact.
   [[nodiscard]] virtual Status AppendLog(uint64_t first, std::span<const Bytes> entries,
+                                         std::span<const Digest> leaf_hashes,
                                          std::span<const LogTileRecord> tiles) = 0;
   [[nodiscard]] virtual Result<uint64_t> LogSize() = 0;
   // Entries [from, from + count); kOutOfRange past the end.
   [[nodiscard]] virtual Result<std::vector<Bytes>> ReadLogEntries(uint64_t from,
                                                                   uint64_t count) = 0;
+  // The stored leaf hashes of entries [from, from + count), in one range query; kOutOfRange past
+  // the end.
+  [[nodiscard]] virtual Result<std::vector<Digest>> ReadLogLeafHashes(uint64_t from,
+                                                                      uint64_t count) = 0;
   // The stored hashes of the tiles `keys` (level, index), in the order asked, in one query per
-  // eight; kNotFound if any is missing, kDataLoss for a tile of the wrong size (a tile of
-  // level 0 may be incomplete: 32 bytes per leaf, at most 15).
+  // eight; kNotFound if any is missing, kDataLoss for a tile of the wrong size.
   [[nodiscard]] virtual Result<std::vector<Bytes>> ReadLogTiles(
       std::span<const std::pair<int32_t, uint64_t>> keys) = 0;
   [[nodiscard]] virtual Status InsertEvidence(const EvidenceRecord& e) = 0;

@@ -185,15 +185,6 @@ void TileBuilder::Reset(int32_t level, std::span<const merkle::Hash> bottom) {
   }
 }
 
-LogTileRecord TileBuilder::Incomplete(uint64_t index, size_t leaves) const {
-  LogTileRecord out{0, index, Bytes(32 * leaves)};
-  if (!tiles_.empty()) {
-    const auto* bytes = reinterpret_cast<const uint8_t*>(tiles_[0].data());
-    std::copy_n(bytes, out.hashes.size(), out.hashes.begin());
-  }
-  return out;
-}
-
 const merkle::Hash* TileBuilder::Find(int32_t level, size_t slot) const {
   if (level < 0 || static_cast<size_t>(level) >= tiles_.size()) return nullptr;
   return &tiles_[level][slot];
@@ -215,9 +206,9 @@ Status AuditLog::Sync() {
     if (nodes == 0) break;
     std::vector<merkle::Hash> bottom;
     if (level == 0) {
-      auto entries = store_->ReadLogEntries(first, nodes - first);
-      if (!entries) return Damaged("entries", entries.error());
-      for (const Bytes& e : *entries) bottom.push_back(merkle::LeafHash(e));
+      auto leaves = store_->ReadLogLeafHashes(first, nodes - first);
+      if (!leaves) return Damaged("leaf hashes", leaves.error());
+      bottom = std::move(*leaves);
     } else {
       std::vector<NodeKey> keys;
       for (uint64_t t = first; t < nodes; ++t) keys.emplace_back(level - 1, t);
@@ -255,17 +246,17 @@ void AuditLog::Invalidate() {
 Result<uint64_t> AuditLog::AppendEncoded(std::span<const Bytes> entries) {
   ACCORD_RETURN_IF_ERROR(Sync());
   const uint64_t first = edge_.size();
+  std::vector<Digest> leaves;
+  leaves.reserve(entries.size());
   std::vector<LogTileRecord> tiles;
   tiles.reserve(entries.size() / kLogTileWidth + 2);
   for (const Bytes& e : entries) {
+    leaves.push_back(merkle::LeafHash(e));
     created_.clear();
-    edge_.Append(merkle::LeafHash(e), created_);
+    edge_.Append(leaves.back(), created_);
     for (const merkle::NodeWrite& w : created_) pending_.Add(w, tiles);
   }
-  if (const uint64_t leaves = edge_.size() % kLogTileWidth; leaves != 0 && !entries.empty()) {
-    tiles.push_back(pending_.Incomplete(edge_.size() / kLogTileWidth, leaves));
-  }
-  if (auto s = store_->AppendLog(first, entries, tiles); !s) {
+  if (auto s = store_->AppendLog(first, entries, leaves, tiles); !s) {
     Invalidate();
     return tl::unexpected(s.error());
   }
@@ -440,8 +431,7 @@ Result<merkle::Hash> AuditLog::VerifyAll(uint64_t* entries_checked) {
     auto stored = store_->ReadLogTiles(keys);
     for (size_t i = 0; i < completed.size(); ++i) {
       const LogTileRecord& t = completed[i];
-      const uint64_t last_entry =
-          std::min(size, (t.index + 1) << (kLogTileHeight * (t.level + 1))) - 1;
+      const uint64_t last_entry = ((t.index + 1) << (kLogTileHeight * (t.level + 1))) - 1;
       if (!stored) {  // find the tile that is missing or damaged
         auto one = store_->ReadLogTiles(std::span(keys).subspan(i, 1));
         if (one) continue;
@@ -449,11 +439,6 @@ Result<merkle::Hash> AuditLog::VerifyAll(uint64_t* entries_checked) {
                     fmt::format("entry {}: the stored tile (level {}, index {}) "
                                 "is missing or damaged: {}",
                                 last_entry, t.level, t.index, one.error().message));
-      }
-      if ((*stored)[i].size() != t.hashes.size()) {
-        return Fail(Code::kDataLoss,
-                    fmt::format("the stored tile (level {}, index {}) holds {} hashes, not {}",
-                                t.level, t.index, (*stored)[i].size() / 32, t.hashes.size() / 32));
       }
       if (std::string mismatch = TileMismatch(t, (*stored)[i]); !mismatch.empty()) {
         return Fail(Code::kDataLoss, mismatch);
@@ -467,9 +452,16 @@ Result<merkle::Hash> AuditLog::VerifyAll(uint64_t* entries_checked) {
   for (uint64_t from = 0; from < size; from += kChunk) {
     const uint64_t count = std::min(kChunk, size - from);
     ACCORD_ASSIGN_OR_RETURN(auto entries, store_->ReadLogEntries(from, count));
-    for (const Bytes& e : entries) {
+    ACCORD_ASSIGN_OR_RETURN(auto leaves, store_->ReadLogLeafHashes(from, count));
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const merkle::Hash leaf = merkle::LeafHash(entries[i]);
+      if (leaf != leaves[i]) {
+        return Fail(
+            Code::kDataLoss,
+            fmt::format("entry {}: the stored leaf hash does not match the entries", from + i));
+      }
       created.clear();
-      recomputed.Append(merkle::LeafHash(e), created);
+      recomputed.Append(leaf, created);
       for (const merkle::NodeWrite& w : created) builder.Add(w, completed);
     }
     ACCORD_RETURN_IF_ERROR(check());
@@ -478,15 +470,9 @@ Result<merkle::Hash> AuditLog::VerifyAll(uint64_t* entries_checked) {
     return Fail(Code::kDataLoss,
                 fmt::format("the log claims {} entries but holds {}", size, recomputed.size()));
   }
-  // The leaf hashes of the last, incomplete tile.
-  if (const uint64_t leaves = size % kLogTileWidth; leaves != 0) {
-    completed.push_back(builder.Incomplete(size / kLogTileWidth, leaves));
-    ACCORD_RETURN_IF_ERROR(check());
-  }
   // A truncated log that kept its tiles.
   for (int32_t level = 0; level < kLogTileMaxLevel; ++level) {
-    const NodeKey next(level, level == 0 ? (size + kLogTileWidth - 1) / kLogTileWidth
-                                         : CompleteTiles(size, level));
+    const NodeKey next(level, CompleteTiles(size, level));
     if (store_->ReadLogTiles(std::span(&next, 1))) {
       return Fail(Code::kDataLoss, fmt::format("the log holds tile (level {}, index {}) past its "
                                                "{} entries",

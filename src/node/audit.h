@@ -65,8 +65,6 @@ class TileBuilder {
   void Add(const merkle::NodeWrite& node, std::vector<LogTileRecord>& completed);
   // Sets the hashes of the incomplete tile of `level` from its bottom `bottom` (fewer than 16).
   void Reset(int32_t level, std::span<const merkle::Hash> bottom);
-  // The incomplete tile `index` of level 0, from its first `leaves` leaf hashes.
-  [[nodiscard]] LogTileRecord Incomplete(uint64_t index, size_t leaves) const;
   // A hash in the incomplete tile of `level` (store.h's slot order), or nullptr if the tile
   // holds none there.
   [[nodiscard]] const merkle::Hash* Find(int32_t level, size_t slot) const;

@@ -320,18 +320,16 @@ TEST_F(AuditLogTest, VerifyAllCatchesAnEditedEntryLeafHashOrSubtree) {
                 "entry 255: the stored hash of subtree (level 7, index 1) does not match");
   expect_caught("DELETE FROM log_tiles WHERE id = 1", SetTileSql(0, 1, TileOf(0, 1)),
                 "entry 31: the stored tile (level 0, index 1) is missing");
-  // The last, incomplete tile holds the leaf hashes of entries 288 to 299.
-  const Bytes last = Tile(*store_, 0, 18);
-  ASSERT_EQ(last.size(), 12u * 32);
-  Bytes edited_last = last;
-  edited_last[32 * 2] ^= 1;
-  expect_caught(SetTileSql(0, 18, edited_last), SetTileSql(0, 18, last),
+  // Entries 288 to 299 are in no complete tile: their row's leaf hash is checked.
+  expect_caught("UPDATE log_entries SET leaf_hash = zeroblob(32) WHERE idx = 290",
+                "UPDATE log_entries SET leaf_hash = " + Hex(mem_.Node(0, 290)) + " WHERE idx = 290",
                 "entry 290: the stored leaf hash does not match the entries");
-  expect_caught(SetTileSql(0, 18, Bytes(last.begin(), last.end() - 32)), SetTileSql(0, 18, last),
-                "the stored tile (level 0, index 18) holds 11 hashes, not 12");
+  expect_caught("UPDATE log_entries SET leaf_hash = zeroblob(32) WHERE idx = 20",
+                "UPDATE log_entries SET leaf_hash = " + Hex(mem_.Node(0, 20)) + " WHERE idx = 20",
+                "entry 20: the stored leaf hash does not match the entries");
   // A log truncated to 300 entries that kept a tile past them.
-  expect_caught(SetTileSql(0, 19, TileOf(0, 0)), "DELETE FROM log_tiles WHERE id = 19",
-                "the log holds tile (level 0, index 19) past its 300 entries");
+  expect_caught(SetTileSql(0, 18, TileOf(0, 0)), "DELETE FROM log_tiles WHERE id = 18",
+                "the log holds tile (level 0, index 18) past its 300 entries");
 }
 
 TEST_F(AuditLogTest, AMissingTileFailsAProofAsDataLoss) {

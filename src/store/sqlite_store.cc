@@ -241,37 +241,20 @@ CREATE INDEX outbox_due ON outbox (to_party, next_attempt_us, seq) WHERE state =
 
 // Version 5: the log's tree in tiles of height 4 at every level (store.h, docs/ledger.md), in
 // one table keyed by `id` = level·2^48 + index, so that a proof reads one row per four levels of
-// the tree. The leaf hashes move from the entries' rows into the tiles of level 0 (the last one
-// incomplete); `log_nodes` goes. The tiles are filled by MigrateLogToTiles between the two
-// scripts.
+// the tree; `log_nodes` goes. The entries keep their leaf hashes. The tiles are filled by
+// MigrateLogToTiles between the two scripts.
 constexpr std::string_view kSchemaV5 = R"sql(
 CREATE TABLE log_tiles (
   id INTEGER PRIMARY KEY CHECK (id >= 0),
-  hashes BLOB NOT NULL CHECK (length(hashes) = 960 OR (id < 281474976710656
-    AND length(hashes) % 32 = 0 AND length(hashes) BETWEEN 32 AND 480))
+  hashes BLOB NOT NULL CHECK (length(hashes) = 960)
 ) STRICT;
 )sql";
-constexpr std::string_view kSchemaV5Finish = R"sql(
-CREATE TABLE log_entries_v5 (
-  idx INTEGER PRIMARY KEY CHECK (idx >= 0),
-  entry BLOB NOT NULL
-) STRICT;
-INSERT INTO log_entries_v5 (idx, entry) SELECT idx, entry FROM log_entries ORDER BY idx;
-DROP TABLE log_entries;
-ALTER TABLE log_entries_v5 RENAME TO log_entries;
-DROP TABLE log_nodes;
-)sql";
+constexpr std::string_view kSchemaV5Finish = "DROP TABLE log_nodes;";
 static_assert(kLogTileHeight == 4 && kLogTileMaxLevel == 16, "kSchemaV5 keys tiles by level·2^48");
 
 constexpr int kLogTileIdShift = 48;
 constexpr int64_t LogTileId(int32_t level, uint64_t index) {
   return static_cast<int64_t>((uint64_t{static_cast<uint32_t>(level)} << kLogTileIdShift) | index);
-}
-
-// A tile of level 0 may be incomplete (32 bytes per leaf, up to 15); one above, never.
-constexpr bool TileSizeFits(int32_t level, size_t bytes) {
-  return bytes == kLogTileBytes ||
-         (level == 0 && bytes % 32 == 0 && bytes >= 32 && bytes < 32 * kLogTileWidth);
 }
 
 // Where the hash of tree level 4L + k, index j within its tile, sits in a tile: the 16 bottom
@@ -319,9 +302,7 @@ Status FillLogTiles(sqlite3* db) {
       Prepare(db, "SELECT idx, hash FROM log_nodes WHERE level = ?1 AND idx >= ?2 AND idx < ?3"));
   constexpr uint64_t kChunk = 4096;  // tiles filled in memory at a time
   for (int32_t level = 0; level < kLogTileMaxLevel; ++level) {
-    const uint64_t complete = size >> (kLogTileHeight * (level + 1));
-    // Level 0 also stores its incomplete tile: it is written as a whole one, then cut.
-    const uint64_t tiles = level == 0 ? (size + kLogTileWidth - 1) / kLogTileWidth : complete;
+    const uint64_t tiles = size >> (kLogTileHeight * (level + 1));
     if (tiles == 0) break;
     const size_t tile_bytes = kLogTileBytes;
     for (uint64_t first = 0; first < tiles; first += kChunk) {
@@ -345,14 +326,10 @@ Status FillLogTiles(sqlite3* db) {
         }
       }
       for (uint64_t t = 0; t < count; ++t) {
-        if (level == 0 && first + t < complete) {
-          FillTileAboveLeaves(std::span(hashes).subspan(t * tile_bytes, tile_bytes));
-        }
+        if (level == 0) FillTileAboveLeaves(std::span(hashes).subspan(t * tile_bytes, tile_bytes));
         BoundStatement insert(db, insert_stmt.get());
         insert.BindInt(1, LogTileId(level, first + t));
-        const size_t bytes =
-            first + t < complete ? tile_bytes : 32 * (size % kLogTileWidth);  // incomplete
-        insert.BindBlob(2, ByteView(hashes).subspan(t * tile_bytes, bytes));
+        insert.BindBlob(2, ByteView(hashes).subspan(t * tile_bytes, tile_bytes));
         ACCORD_RETURN_IF_ERROR(insert.Run("migrate the log: insert a tile"));
       }
     }
@@ -362,7 +339,7 @@ Status FillLogTiles(sqlite3* db) {
 
 Status MigrateLogToTiles(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(FillLogTiles(db));  // its statements are finalized before the DROPs
-  return Exec(db, kSchemaV5Finish, "migrate the log: drop the leaf hashes and subtrees");
+  return Exec(db, kSchemaV5Finish, "migrate the log: drop the subtrees");
 }
 
 // kMigrations[v] takes a database from schema version v to v + 1 (version 0: no `meta` table):
@@ -656,6 +633,7 @@ struct Statements {
   StmtPtr insert_log_tile;
   StmtPtr log_size;
   StmtPtr read_log_entries;
+  StmtPtr read_log_leaf_hashes;
   StmtPtr read_log_tile;   // one id
   StmtPtr read_log_tiles;  // kLogTilesPerQuery ids
   StmtPtr insert_evidence;
@@ -786,21 +764,21 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.list_partners,
                               "SELECT party, sign_public, wrap_public FROM partners "
                               "ORDER BY party"));
-  ACCORD_RETURN_IF_ERROR(
-      prep(s.insert_log_entry, "INSERT INTO log_entries (idx, entry) VALUES (?1, ?2)"));
+  ACCORD_RETURN_IF_ERROR(prep(
+      s.insert_log_entry, "INSERT INTO log_entries (idx, entry, leaf_hash) VALUES (?1, ?2, ?3)"));
   {
-    std::string sql = "INSERT INTO log_entries (idx, entry) VALUES ";
+    std::string sql = "INSERT INTO log_entries (idx, entry, leaf_hash) VALUES ";
     for (size_t k = 0; k < kLogEntriesPerInsert; ++k) {
-      sql += (k == 0 ? "(?" : ", (?") + std::to_string(2 * k + 1) + ", ?" +
-             std::to_string(2 * k + 2) + ")";
+      sql += (k == 0 ? "(?" : ", (?") + std::to_string(3 * k + 1) + ", ?" +
+             std::to_string(3 * k + 2) + ", ?" + std::to_string(3 * k + 3) + ")";
     }
     ACCORD_RETURN_IF_ERROR(prep(s.insert_log_entries, sql));
   }
   ACCORD_RETURN_IF_ERROR(
-      prep(s.insert_log_tile,
-           "INSERT INTO log_tiles (id, hashes) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET "
-           "hashes = excluded.hashes WHERE length(log_tiles.hashes) < 960 AND "
-           "log_tiles.id < 281474976710656"));
+      prep(s.insert_log_tile, "INSERT INTO log_tiles (id, hashes) VALUES (?1, ?2)"));
+  ACCORD_RETURN_IF_ERROR(prep(s.read_log_leaf_hashes,
+                              "SELECT idx, leaf_hash FROM log_entries WHERE idx >= ?1 AND "
+                              "idx < ?2 ORDER BY idx"));
   ACCORD_RETURN_IF_ERROR(prep(s.log_size, "SELECT coalesce(max(idx) + 1, 0) FROM log_entries"));
   ACCORD_RETURN_IF_ERROR(prep(s.read_log_entries,
                               "SELECT idx, entry FROM log_entries WHERE idx >= ?1 AND idx < ?2 "
@@ -1447,10 +1425,16 @@ class SqliteStore final : public Store {
   }
 
   Status AppendLog(uint64_t first, std::span<const Bytes> entries,
+                   std::span<const Digest> leaf_hashes,
                    std::span<const LogTileRecord> tiles) override {
+    if (leaf_hashes.size() != entries.size()) {
+      return Fail(Code::kInvalidArgument,
+                  "sqlite: append to the log: " + std::to_string(entries.size()) + " entries but " +
+                      std::to_string(leaf_hashes.size()) + " leaf hashes");
+    }
     for (const LogTileRecord& t : tiles) {
       if (t.level < 0 || t.level >= kLogTileMaxLevel ||
-          t.index >= (uint64_t{1} << kLogTileIdShift) || !TileSizeFits(t.level, t.hashes.size())) {
+          t.index >= (uint64_t{1} << kLogTileIdShift) || t.hashes.size() != kLogTileBytes) {
         return Fail(Code::kInvalidArgument,
                     "sqlite: append to the log: tile (" + std::to_string(t.level) + ", " +
                         std::to_string(t.index) + ") has a bad level, index or size");
@@ -1466,9 +1450,10 @@ class SqliteStore final : public Store {
     for (; entries.size() - i >= kLogEntriesPerInsert; i += kLogEntriesPerInsert) {
       BoundStatement st(db_.get(), s_.insert_log_entries.get());
       for (size_t k = 0; k < kLogEntriesPerInsert; ++k) {
-        const auto param = static_cast<int>(2 * k);
+        const auto param = static_cast<int>(3 * k);
         st.BindInt(param + 1, static_cast<int64_t>(first + i + k));
         st.BindBlob(param + 2, entries[i + k]);
+        st.BindBlob(param + 3, leaf_hashes[i + k]);
       }
       ACCORD_RETURN_IF_ERROR(st.Run("insert log entries"));
     }
@@ -1476,6 +1461,7 @@ class SqliteStore final : public Store {
       BoundStatement st(db_.get(), s_.insert_log_entry.get());
       st.BindInt(1, static_cast<int64_t>(first + i));
       st.BindBlob(2, entries[i]);
+      st.BindBlob(3, leaf_hashes[i]);
       ACCORD_RETURN_IF_ERROR(st.Run("insert log entry"));
     }
     for (const LogTileRecord& t : tiles) {
@@ -1483,11 +1469,6 @@ class SqliteStore final : public Store {
       st.BindInt(1, LogTileId(t.level, t.index));
       st.BindBlob(2, t.hashes);
       ACCORD_RETURN_IF_ERROR(st.Run("insert log tile"));
-      if (sqlite3_changes(db_.get()) != 1) {  // the upsert found a complete tile there
-        return Fail(Code::kAlreadyExists, "sqlite: append to the log: tile (" +
-                                              std::to_string(t.level) + ", " +
-                                              std::to_string(t.index) + ") is stored already");
-      }
     }
     return OkStatus();
   }
@@ -1523,6 +1504,33 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<std::vector<Digest>> ReadLogLeafHashes(uint64_t from, uint64_t count) override {
+    BoundStatement st(db_.get(), s_.read_log_leaf_hashes.get());
+    st.BindInt(1, static_cast<int64_t>(from));
+    st.BindInt(2, static_cast<int64_t>(from + count));
+    std::vector<Digest> out;
+    out.reserve(count);
+    for (;;) {
+      ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("read log leaf hashes"));
+      if (!row) break;
+      if (static_cast<uint64_t>(st.ColumnInt(0)) != from + out.size()) {
+        return Fail(Code::kDataLoss,
+                    "sqlite: the log is missing entry " + std::to_string(from + out.size()));
+      }
+      const ByteView hash = st.ColumnBlobView(1);
+      Digest& d = out.emplace_back();
+      if (hash.size() != d.size()) {
+        return Fail(Code::kDataLoss, "sqlite: a log leaf hash is not 32 bytes");
+      }
+      std::copy(hash.begin(), hash.end(), d.begin());
+    }
+    if (out.size() != count) {
+      return Fail(Code::kOutOfRange,
+                  "sqlite: the log has no entry " + std::to_string(from + out.size()));
+    }
+    return out;
+  }
+
   Result<std::vector<Bytes>> ReadLogTiles(
       std::span<const std::pair<int32_t, uint64_t>> keys) override {
     std::vector<Bytes> out(keys.size());
@@ -1546,7 +1554,7 @@ class SqliteStore final : public Store {
         // A key may be asked twice; fill every slot that matches.
         for (size_t k = begin; k < end; ++k) {
           if (LogTileId(keys[k].first, keys[k].second) != id) continue;
-          if (!TileSizeFits(keys[k].first, hashes.size())) {
+          if (hashes.size() != kLogTileBytes) {
             return Fail(Code::kDataLoss, "sqlite: log tile (" + std::to_string(keys[k].first) +
                                              ", " + std::to_string(keys[k].second) + ") has " +
                                              std::to_string(hashes.size()) + " bytes");

@@ -1100,20 +1100,22 @@ TEST_F(SqliteStoreTest, ReceiptsAreFoundByPackageAndParty) {
 TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
   EXPECT_EQ(store_->LogSize().value(), 0u);
   const std::vector<Bytes> entries = {Bytes{'a'}, Bytes{'b'}, Bytes{}};
-  const Bytes leaves(960, 1);  // a complete tile of level 0
+  const std::vector<Digest> hashes = {DigestOf(1), DigestOf(2), DigestOf(3)};
+  const Bytes leaves(960, 1);  // a tile of level 0
   const Bytes upper(960, 2);
   using Keys = std::vector<std::pair<int32_t, uint64_t>>;
-  // An incomplete tile of level 0, then the whole one in its place.
-  const std::vector<LogTileRecord> incomplete = {{0, 0, Bytes(96, 3)}};
-  ASSERT_TRUE(store_->Transact([&] { return store_->AppendLog(0, entries, incomplete); }));
-  EXPECT_EQ(store_->ReadLogTiles(Keys{{0, 0}}).value()[0], Bytes(96, 3));
+  ASSERT_TRUE(store_->Transact([&] { return store_->AppendLog(0, entries, hashes, {}); }));
   const std::vector<LogTileRecord> tiles = {{0, 0, leaves}, {1, 0, upper}};
-  ASSERT_TRUE(store_->Transact([&] { return store_->AppendLog(3, entries, tiles); }));
+  ASSERT_TRUE(store_->Transact([&] { return store_->AppendLog(3, entries, hashes, tiles); }));
   EXPECT_EQ(store_->LogSize().value(), 6u);
   EXPECT_EQ(store_->ReadLogEntries(1, 2).value(), (std::vector<Bytes>{Bytes{'b'}, Bytes{}}));
   auto past = store_->ReadLogEntries(5, 2);
   ASSERT_FALSE(past.has_value());
   EXPECT_EQ(past.error().code, Code::kOutOfRange);
+  EXPECT_EQ(store_->ReadLogLeafHashes(2, 2).value(),
+            (std::vector<Digest>{DigestOf(3), DigestOf(1)}));
+  EXPECT_EQ(store_->ReadLogLeafHashes(0, 0).value(), std::vector<Digest>{});
+  EXPECT_EQ(store_->ReadLogLeafHashes(5, 2).error().code, Code::kOutOfRange);
   EXPECT_EQ(store_->ReadLogTiles(Keys{{1, 0}, {0, 0}, {1, 0}}).value(),
             (std::vector<Bytes>{upper, leaves, upper}));
   EXPECT_EQ(store_->ReadLogTiles(Keys{}).value(), std::vector<Bytes>{});
@@ -1126,36 +1128,37 @@ TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
   ASSERT_EQ(read.size(), 20u);
   EXPECT_EQ(read[12], leaves);
   EXPECT_EQ(read[13], upper);
-  auto gap = store_->Transact([&] { return store_->AppendLog(7, entries, {}); });
+  auto gap = store_->Transact([&] { return store_->AppendLog(7, entries, hashes, {}); });
   ASSERT_FALSE(gap.has_value());
   EXPECT_EQ(gap.error().code, Code::kFailedPrecondition);
-  // A complete tile is never replaced: the whole append rolls back.
+  // A tile is never replaced: the whole append rolls back.
   for (const LogTileRecord& stored : tiles) {
-    auto again =
-        store_->Transact([&] { return store_->AppendLog(6, entries, std::span(&stored, 1)); });
+    auto again = store_->Transact(
+        [&] { return store_->AppendLog(6, entries, hashes, std::span(&stored, 1)); });
     ASSERT_FALSE(again.has_value());
     EXPECT_EQ(again.error().code, Code::kAlreadyExists);
   }
   EXPECT_EQ(store_->LogSize().value(), 6u);
-  // A complete tile holds 30 hashes; an incomplete one of level 0, 1 to 15; none above.
-  for (const LogTileRecord& bad : {LogTileRecord{0, 1, Bytes(512)}, LogTileRecord{0, 1, Bytes(33)},
-                                   LogTileRecord{0, 1, {}}, LogTileRecord{1, 1, Bytes(64)},
-                                   LogTileRecord{16, 0, upper}, LogTileRecord{-1, 0, leaves}}) {
+  // A tile holds 30 hashes, at a level below 16; every entry comes with its leaf hash.
+  for (const LogTileRecord& bad :
+       {LogTileRecord{0, 1, Bytes(512)}, LogTileRecord{0, 1, {}}, LogTileRecord{1, 1, Bytes(64)},
+        LogTileRecord{16, 0, upper}, LogTileRecord{-1, 0, leaves}}) {
     auto wrong =
-        store_->Transact([&] { return store_->AppendLog(6, entries, std::span(&bad, 1)); });
+        store_->Transact([&] { return store_->AppendLog(6, entries, hashes, std::span(&bad, 1)); });
     ASSERT_FALSE(wrong.has_value());
     EXPECT_EQ(wrong.error().code, Code::kInvalidArgument);
   }
+  auto short_hashes = store_->Transact(
+      [&] { return store_->AppendLog(6, entries, std::span(hashes).first(2), {}); });
+  ASSERT_FALSE(short_hashes.has_value());
+  EXPECT_EQ(short_hashes.error().code, Code::kInvalidArgument);
   EXPECT_EQ(store_->LogSize().value(), 6u);
   RawDb raw(path_);
   EXPECT_THAT(raw.Exec("INSERT INTO log_tiles (id, hashes) VALUES (5, zeroblob(512))"),
               HasSubstr("CHECK constraint failed"));
-  EXPECT_THAT(raw.Exec("INSERT INTO log_tiles (id, hashes) VALUES (281474976710661, "
-                       "zeroblob(64))"),
-              HasSubstr("CHECK constraint failed"));
   EXPECT_THAT(raw.Exec("UPDATE log_tiles SET hashes = zeroblob(992) WHERE id = 0"),
               HasSubstr("CHECK constraint failed"));
-  EXPECT_THAT(raw.Exec("UPDATE log_tiles SET hashes = zeroblob(40) WHERE id = 0"),
+  EXPECT_THAT(raw.Exec("UPDATE log_entries SET leaf_hash = X'00' WHERE idx = 0"),
               HasSubstr("CHECK constraint failed"));
 
   ASSERT_TRUE(
@@ -1235,22 +1238,22 @@ TEST_F(SqliteStoreTest, MigratesAVersionTwoLogToTiles) {
   const auto node = Sha256(pair);
   ASSERT_EQ(tiles[1].size(), kLogTileBytes);
   EXPECT_TRUE(std::equal(node.begin(), node.end(), tiles[1].begin() + 32 * 16));
-  EXPECT_EQ(store.ReadLogTiles(Keys{{0, 2}}).value()[0], Bytes(32, 33));  // incomplete
-  EXPECT_EQ(store.ReadLogTiles(Keys{{0, 3}}).error().code, Code::kNotFound);
+  EXPECT_EQ(store.ReadLogTiles(Keys{{0, 2}}).error().code, Code::kNotFound);  // incomplete
+  EXPECT_EQ(store.ReadLogLeafHashes(32, 1).value()[0], DigestOf(33));
   EXPECT_EQ(store.ReadLogTiles(Keys{{1, 0}}).error().code, Code::kNotFound);
   RawDb raw(path_);
   EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
             std::to_string(kStoreSchemaVersion));
-  EXPECT_EQ(raw.One("SELECT count(*) FROM log_tiles"), "3");
+  EXPECT_EQ(raw.One("SELECT count(*) FROM log_tiles"), "2");
   EXPECT_EQ(raw.One("SELECT count(*) FROM sqlite_schema WHERE name = 'log_nodes'"), "0");
-  EXPECT_EQ(raw.One("SELECT count(*) FROM pragma_table_info('log_entries')"), "2");
+  EXPECT_EQ(raw.One("SELECT count(*) FROM pragma_table_info('log_entries')"), "3");
   EXPECT_EQ(raw.One("SELECT strict FROM pragma_table_list WHERE name = 'log_entries'"), "1");
   EXPECT_EQ(raw.One("SELECT strict FROM pragma_table_list WHERE name = 'log_tiles'"), "1");
   EXPECT_EQ(raw.One("PRAGMA integrity_check"), "ok");
   // The next append continues the log.
   const std::vector<Bytes> more = {Bytes{'x'}};
-  const std::vector<LogTileRecord> tile = {{0, 2, Bytes(64, 34)}};
-  EXPECT_TRUE(store.Transact([&] { return store.AppendLog(33, more, tile); }));
+  const std::vector<Digest> more_hashes = {DigestOf(34)};
+  EXPECT_TRUE(store.Transact([&] { return store.AppendLog(33, more, more_hashes, {}); }));
 }
 
 TEST_F(SqliteStoreTest, NewerSchemaIsRefused) {

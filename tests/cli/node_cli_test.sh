@@ -149,8 +149,7 @@ expect log-verify-edited 5 'does not match the entries' "$accord" log verify --h
 # history from there is caught, and the evidence kept.
 cp -r "$d/KOR" "$work/KOR-fork"
 sqlite3 "$work/KOR-fork/state.db" "DELETE FROM log_entries WHERE idx >= 10; \
-  UPDATE log_tiles SET hashes = substr(hashes, 1, 320) WHERE id = 0; \
-  DELETE FROM log_tiles WHERE id > 0"
+  DELETE FROM log_tiles"
 printf x | "$accord" put --home "$work/KOR-fork" --at 2023-05-01T00:00:00+09:00 --id k-x \
   --level III >/dev/null
 for i in 1 2 3 4 5; do
