@@ -214,14 +214,7 @@ Status AuditLog::Sync() {
       for (uint64_t t = first; t < nodes; ++t) keys.emplace_back(level - 1, t);
       auto tiles = store_->ReadLogTiles(keys);
       if (!tiles) return Damaged("tiles", tiles.error());
-      for (const Bytes& tile : *tiles) {
-        if (tile.size() != kLogTileBytes) {
-          return Fail(Code::kDataLoss, fmt::format("the log's tile (level {}) below its edge is "
-                                                   "incomplete",
-                                                   level - 1));
-        }
-        bottom.push_back(TileRoot(tile));
-      }
+      for (const Bytes& tile : *tiles) bottom.push_back(TileRoot(tile));  // 960 bytes each
     }
     pending_.Reset(level, bottom);
   }
@@ -299,11 +292,7 @@ std::invoke_result_t<Fn&, const merkle::NodeSource&> AuditLog::Fetched(uint64_t 
     if (!tiles) return Damaged("tiles", tiles.error());
     for (size_t t = 0; t < stored.size(); ++t) {
       const auto [level, index] = stored[t];
-      const Bytes& tile = (*tiles)[t];
-      if (tile.size() != kLogTileBytes) {
-        return Fail(Code::kDataLoss,
-                    fmt::format("the log's tile (level {}, index {}) is incomplete", level, index));
-      }
+      const Bytes& tile = (*tiles)[t];  // kLogTileBytes: the store checks
       // Complete tiles never change; only a rollback of the append that wrote one could remove
       // it, and Invalidate() clears the cache then.
       if (level > 0 && upper_.size() < kMaxCachedTiles) {

@@ -104,10 +104,9 @@ class AuditLog {
   Status Sync();
   // Runs `compute` (a proof, a root, the right edge) over the tree of a log of `size` entries
   // (the store's current size), stored in tiles (store.h): a first pass records which subtree
-  // hashes it reads; those in complete tiles are read in one query, one tile for four levels
-  // (those of level 0 hold only leaf hashes, and the three levels above are recomputed from
-  // them), those in the last, incomplete tile of a level come from memory; a second pass
-  // computes the result.
+  // hashes it reads; those in complete tiles come from the tile cache (levels ≥ 1) or from one
+  // query, one tile for four levels, and those in the last, incomplete tile of a level from
+  // memory; a second pass computes the result.
   template <typename Fn>
   std::invoke_result_t<Fn&, const merkle::NodeSource&> Fetched(uint64_t size, Fn&& compute);
   // Runs `read` (returning a Result) in one read snapshot of the store: the size and the hashes
