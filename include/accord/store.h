@@ -144,6 +144,10 @@ inline constexpr int32_t kLogTileMaxLevel = 16;                       // 4·16 =
 // The stored size of a complete tile, in bytes.
 inline constexpr size_t kLogTileBytes = 32 * kLogTileHashes;
 
+// The slot of the hash of tree level 4L + k (k < 4), index j among that level's hashes in the
+// tile: 0–15 for k = 0, then 16–23, 24–27 and 28–29. A hash is 32 bytes from 32 · slot.
+[[nodiscard]] constexpr size_t LogTileSlot(int k, uint64_t j) { return 32 - (size_t{32} >> k) + j; }
+
 struct LogTileRecord {
   int32_t level = 0;
   uint64_t index = 0;

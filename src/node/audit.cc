@@ -39,8 +39,7 @@ constexpr Field kFields[] = {
 
 using NodeKey = std::pair<int32_t, uint64_t>;
 
-// Where the hash of tree level 4L + k, index j within its tile, sits in a tile (store.h).
-constexpr size_t TileSlot(int k, uint64_t j) { return 32 - (size_t{32} >> k) + j; }
+constexpr auto TileSlot = LogTileSlot;  // store.h
 
 // The tile a subtree hash belongs to, and its slot there.
 struct Place {

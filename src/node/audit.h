@@ -117,7 +117,7 @@ class AuditLog {
   // Tiles above level 0 kept once read: one per 256 entries, so a log of 10 million entries
   // keeps all of them in about 40 MiB, and a proof reads only its tile of leaf hashes.
   static constexpr size_t kMaxCachedTiles = size_t{1} << 16;
-  // The key of tile (level, index), as the store's.
+  // One integer per tile (level, index), for the cache.
   static constexpr uint64_t TileKey(int32_t level, uint64_t index) {
     return uint64_t{static_cast<uint32_t>(level)} << 48 | index;
   }

@@ -246,6 +246,24 @@ TEST_F(AuditLogTest, ARolledBackAppendIsForgotten) {
   ASSERT_EQ(log_->VerifyAll().value(), mem_.Root());
 }
 
+// A tile of level 1 written and read (so cached) by an append that rolls back is not used once
+// other entries take its place.
+TEST_F(AuditLogTest, ARolledBackTileOfLevelOneIsNotKept) {
+  Append(250);
+  auto s = store_->Transact([&]() -> Status {
+    std::vector<Bytes> batch(20, Bytes{'x'});  // completes tile (1, 0) at 256 entries
+    ACCORD_RETURN_IF_ERROR(log_->AppendEncoded(batch));
+    ACCORD_RETURN_IF_ERROR(log_->Inclusion(3, 270));  // reads tile (1, 0) into the cache
+    return Fail(Code::kFailedPrecondition, "the operation failed");
+  });
+  ASSERT_FALSE(s);
+  ASSERT_EQ(log_->Size().value(), 250u);
+  Append(20);
+  EXPECT_EQ(Tile(*store_, 1, 0), TileOf(1, 0));
+  ExpectSameTreeAt(*log_, {256, 270});
+  ASSERT_EQ(log_->VerifyAll().value(), mem_.Root());
+}
+
 // The log tables as schema version 2 wrote them, filled from the in-memory tree: every complete
 // subtree in log_nodes, level 0 the leaf hashes.
 TEST_F(AuditLogTest, AVersionTwoLogMigratesAndProves) {

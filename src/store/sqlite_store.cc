@@ -257,24 +257,21 @@ constexpr int64_t LogTileId(int32_t level, uint64_t index) {
   return static_cast<int64_t>((uint64_t{static_cast<uint32_t>(level)} << kLogTileIdShift) | index);
 }
 
-// Where the hash of tree level 4L + k, index j within its tile, sits in a tile: the 16 bottom
-// hashes, then the 8, 4 and 2 above (store.h).
-constexpr size_t TileSlot(int k, uint64_t j) { return 32 - (size_t{32} >> k) + j; }
-
 Status Exec(sqlite3* db, std::string_view sql, std::string_view action);
 
 // Hashes the three levels above the 16 leaf hashes of a tile of level 0 into their slots, as
-// RFC 9162 does: SHA-256(0x01 || left || right).
+// RFC 9162 does: SHA-256(0x01 || left || right). (merkle::NodeHash is the same, but the store
+// sits below the ledger, DESIGN §5, and this runs only in a migration.)
 void FillTileAboveLeaves(std::span<uint8_t> tile) {
   std::array<uint8_t, 65> pair;
   pair[0] = 0x01;
   for (int k = 1; k < kLogTileHeight; ++k) {
     for (uint64_t j = 0; j < (kLogTileWidth >> k); ++j) {
-      const auto left = tile.subspan(32 * TileSlot(k - 1, 2 * j), 64);  // left, then right
+      const auto left = tile.subspan(32 * LogTileSlot(k - 1, 2 * j), 64);  // left, then right
       std::copy(left.begin(), left.end(), pair.begin() + 1);
       const auto hash = Sha256(pair);
       std::copy(hash.begin(), hash.end(),
-                tile.begin() + static_cast<ptrdiff_t>(32 * TileSlot(k, j)));
+                tile.begin() + static_cast<ptrdiff_t>(32 * LogTileSlot(k, j)));
     }
   }
 }
@@ -304,10 +301,9 @@ Status FillLogTiles(sqlite3* db) {
   for (int32_t level = 0; level < kLogTileMaxLevel; ++level) {
     const uint64_t tiles = size >> (kLogTileHeight * (level + 1));
     if (tiles == 0) break;
-    const size_t tile_bytes = kLogTileBytes;
     for (uint64_t first = 0; first < tiles; first += kChunk) {
       const uint64_t count = std::min(kChunk, tiles - first);
-      std::vector<uint8_t> hashes(count * tile_bytes, 0);
+      std::vector<uint8_t> hashes(count * kLogTileBytes, 0);
       for (int k = 0; k < (level == 0 ? 1 : kLogTileHeight); ++k) {
         const int shift = kLogTileHeight - k;  // tile = idx >> shift
         BoundStatement read(db, level == 0 ? leaves_stmt.get() : nodes_stmt.get());
@@ -320,16 +316,17 @@ Status FillLogTiles(sqlite3* db) {
           const auto idx = static_cast<uint64_t>(read.ColumnInt(0));
           const ByteView hash = read.ColumnBlobView(1);
           if (hash.size() != 32) continue;
-          const uint64_t offset = ((idx >> shift) - first) * tile_bytes +
-                                  32 * TileSlot(k, idx & ((kLogTileWidth >> k) - 1));
+          const uint64_t offset = ((idx >> shift) - first) * kLogTileBytes +
+                                  32 * LogTileSlot(k, idx & ((kLogTileWidth >> k) - 1));
           std::copy(hash.begin(), hash.end(), hashes.begin() + static_cast<ptrdiff_t>(offset));
         }
       }
       for (uint64_t t = 0; t < count; ++t) {
-        if (level == 0) FillTileAboveLeaves(std::span(hashes).subspan(t * tile_bytes, tile_bytes));
+        if (level == 0)
+          FillTileAboveLeaves(std::span(hashes).subspan(t * kLogTileBytes, kLogTileBytes));
         BoundStatement insert(db, insert_stmt.get());
         insert.BindInt(1, LogTileId(level, first + t));
-        insert.BindBlob(2, ByteView(hashes).subspan(t * tile_bytes, tile_bytes));
+        insert.BindBlob(2, ByteView(hashes).subspan(t * kLogTileBytes, kLogTileBytes));
         ACCORD_RETURN_IF_ERROR(insert.Run("migrate the log: insert a tile"));
       }
     }
