@@ -32,6 +32,8 @@
 #include "accord/secret.h"
 #include "accord/status.h"
 
+struct evp_pkey_st;  // OpenSSL's EVP_PKEY
+
 namespace accord {
 
 using Bytes = std::vector<uint8_t>;
@@ -146,9 +148,12 @@ class SigningKey {
   [[nodiscard]] const SecretBytes& seed(SecretAccess) const { return seed_; }
 
  private:
-  SigningKey(SecretBytes seed, const PublicKey& public_key)
-      : seed_(std::move(seed)), public_key_(public_key) {}
+  SigningKey(SecretBytes seed, std::shared_ptr<evp_pkey_st> key, const PublicKey& public_key)
+      : seed_(std::move(seed)), key_(std::move(key)), public_key_(public_key) {}
   SecretBytes seed_;
+  // The seed as OpenSSL's key, made once: making it derives the public key, which cost as much as
+  // a signature. OpenSSL wipes it when freed; signing only reads it.
+  std::shared_ptr<evp_pkey_st> key_;
   PublicKey public_key_;
 };
 
@@ -170,9 +175,12 @@ class WrapKeyPair {
   [[nodiscard]] const SecretBytes& private_key(SecretAccess) const { return private_key_; }
 
  private:
-  WrapKeyPair(SecretBytes private_key, const PublicKey& public_key)
-      : private_key_(std::move(private_key)), public_key_(public_key) {}
+  friend Result<Bytes> WrapToParty(const PublicKey&, const SecretBytes&, ByteView);
+  WrapKeyPair(SecretBytes private_key, std::shared_ptr<evp_pkey_st> key,
+              const PublicKey& public_key)
+      : private_key_(std::move(private_key)), key_(std::move(key)), public_key_(public_key) {}
   SecretBytes private_key_;
+  std::shared_ptr<evp_pkey_st> key_;  // as SigningKey::key_
   PublicKey public_key_;
 };
 

@@ -351,21 +351,21 @@ Result<SigningKey> SigningKey::FromSeed(SecretBytes seed) {
     return Fail(Code::kInvalidArgument, "an Ed25519 seed is 32 bytes");
   }
   auto raw = seed.Reveal(InsecureSecretAccess());
-  PkeyPtr key(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, raw.data(), raw.size()));
+  std::shared_ptr<EVP_PKEY> key(
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, raw.data(), raw.size()),
+      PkeyDeleter());
   if (!key) {
     return Fail(Code::kInvalidArgument, "bad Ed25519 seed");
   }
   const PublicKey pub = RawPublic(key.get());
-  return SigningKey(std::move(seed), pub);
+  return SigningKey(std::move(seed), std::move(key), pub);
 }
 
 Bytes SigningKey::Sign(ByteView message) const {
-  auto raw = seed_.Reveal(InsecureSecretAccess());
-  PkeyPtr key(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, raw.data(), raw.size()));
   MdCtxPtr ctx(EVP_MD_CTX_new());
   Bytes sig(kSignatureSize);
   size_t n = sig.size();
-  if (!key || !ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1 ||
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1 ||
       EVP_DigestSign(ctx.get(), sig.data(), &n, message.data(), message.size()) != 1 ||
       n != kSignatureSize) {
     std::abort();  // signing with a valid key cannot fail
@@ -380,11 +380,7 @@ VerifyingKey SigningKey::verifying_key() const { return VerifyingKey(public_key_
 Result<Bytes> WrapToParty(const PublicKey& recipient, const SecretBytes& key,
                           ByteView associated_data) {
   const WrapKeyPair ephemeral = WrapKeyPair::Generate();
-  PkeyPtr eph = X25519FromPrivate(ephemeral.private_key(InsecureSecretAccess()));
-  if (!eph) {
-    return Fail(Code::kInternal, "x25519 key generation failed");
-  }
-  auto shared = Ecdh(eph.get(), recipient);
+  auto shared = Ecdh(ephemeral.key_.get(), recipient);
   if (!shared) {
     return Fail(Code::kInvalidArgument, "unusable recipient public key");
   }
@@ -414,12 +410,12 @@ Result<WrapKeyPair> WrapKeyPair::FromPrivate(SecretBytes private_key) {
   if (private_key.size() != 32) {
     return Fail(Code::kInvalidArgument, "an X25519 private key is 32 bytes");
   }
-  PkeyPtr key = X25519FromPrivate(private_key);
+  std::shared_ptr<EVP_PKEY> key = X25519FromPrivate(private_key);
   if (!key) {
     return Fail(Code::kInvalidArgument, "bad X25519 private key");
   }
   const PublicKey pub = RawPublic(key.get());
-  return WrapKeyPair(std::move(private_key), pub);
+  return WrapKeyPair(std::move(private_key), std::move(key), pub);
 }
 
 Result<SecretBytes> WrapKeyPair::Unwrap(ByteView wrapped, ByteView associated_data) const {
@@ -428,11 +424,7 @@ Result<SecretBytes> WrapKeyPair::Unwrap(ByteView wrapped, ByteView associated_da
   }
   PublicKey ephemeral{};
   std::copy(wrapped.begin(), wrapped.begin() + kPublicKeySize, ephemeral.begin());
-  PkeyPtr ours = X25519FromPrivate(private_key_);
-  if (!ours) {
-    return Fail(Code::kInternal, "bad X25519 private key");
-  }
-  ACCORD_ASSIGN_OR_RETURN(SecretBytes shared, Ecdh(ours.get(), ephemeral));
+  ACCORD_ASSIGN_OR_RETURN(SecretBytes shared, Ecdh(key_.get(), ephemeral));
   ACCORD_ASSIGN_OR_RETURN(SecretBytes wrap_key, PartyWrapKey(shared, ephemeral, public_key_));
   ACCORD_ASSIGN_OR_RETURN(Aead aead, Aead::Create(std::move(wrap_key)));
   return aead.Decrypt(wrapped.subspan(kPublicKeySize), associated_data);
