@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <exception>
 #include <functional>
@@ -877,6 +878,74 @@ Result<PartnerRecord> ReadPartner(const BoundStatement& st) {
   return p;
 }
 
+// Copies the -wal file into the database on a thread of its own, so that no commit waits for a
+// checkpoint. SQLite's automatic checkpoint runs inside the commit that takes the -wal file past
+// 1,000 pages: that commit copies them and syncs the database file, milliseconds on this disk,
+// which made the slowest percent of every kind of commit (docs/decisions.md #50). Started by the
+// first commit that crosses the threshold, with a connection of its own; a PASSIVE checkpoint
+// neither waits for nor blocks the writers. A checkpoint that fails (another process holds a
+// lock) is retried after the next commit.
+class Checkpointer {
+ public:
+  static constexpr int kFrames = 1000;  // SQLite's automatic threshold
+
+  explicit Checkpointer(std::string path) : path_(std::move(path)) {}
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+  ~Checkpointer() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // The -wal file holds `frames` pages after a commit (sqlite3_wal_hook, on the writer's thread).
+  static int OnCommit(void* self, sqlite3* /*db*/, const char* /*schema*/, int frames) {
+    if (frames >= kFrames) static_cast<Checkpointer*>(self)->Nudge();
+    return SQLITE_OK;
+  }
+
+ private:
+  void Nudge() {
+    {
+      std::lock_guard lock(mu_);
+      due_ = true;
+      if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+    }
+    cv_.notify_one();
+  }
+
+  void Run() {
+    sqlite3* raw = nullptr;
+    sqlite3_open_v2(path_.c_str(), &raw,
+                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, nullptr);
+    DbPtr db(raw);
+    // FULL: the checkpoint syncs the -wal file before copying it, and the database after.
+    if (db == nullptr ||
+        sqlite3_exec(db.get(), "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return;  // commits go on; the -wal file is checkpointed when the last connection closes
+    }
+    std::unique_lock lock(mu_);
+    while (true) {
+      cv_.wait(lock, [this] { return due_ || stop_; });
+      if (stop_) return;
+      due_ = false;
+      lock.unlock();
+      sqlite3_wal_checkpoint_v2(db.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      lock.lock();
+    }
+  }
+
+  const std::string path_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool due_ = false;    // GUARDED_BY(mu_)
+  bool stop_ = false;   // GUARDED_BY(mu_)
+  std::thread thread_;  // GUARDED_BY(mu_); started by the first Nudge
+};
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(DbPtr db, Statements statements, const SqliteOptions& options, std::string path)
@@ -884,7 +953,11 @@ class SqliteStore final : public Store {
         s_(std::move(statements)),
         busy_timeout_ms_(options.busy_timeout_ms),
         synchronous_full_(options.synchronous_full),
-        wal_path_(std::move(path) + "-wal") {}
+        wal_path_(path + "-wal"),
+        checkpointer_(std::make_unique<Checkpointer>(std::move(path))) {
+    // Replaces SQLite's automatic checkpoint (itself a WAL hook).
+    sqlite3_wal_hook(db_.get(), &Checkpointer::OnCommit, checkpointer_.get());
+  }
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
   ~SqliteStore() override {
@@ -892,6 +965,8 @@ class SqliteStore final : public Store {
     if (checkpoint_owed_) {
       CheckpointBestEffort();
     }
+    sqlite3_wal_hook(db_.get(), nullptr, nullptr);
+    checkpointer_.reset();
     if (wal_fd_ >= 0) {
       ::close(wal_fd_);
     }
@@ -1651,6 +1726,7 @@ class SqliteStore final : public Store {
   const int busy_timeout_ms_;
   const bool synchronous_full_;
   const std::string wal_path_;
+  std::unique_ptr<Checkpointer> checkpointer_;
   std::mutex wal_mu_;
   int wal_fd_ = -1;  // GUARDED_BY(wal_mu_); opened by the first SyncCommits
   bool in_transaction_ = false;
