@@ -14,7 +14,7 @@
 #      clients as fast as they can (deliveries then queue).
 #
 # Usage: bench/api_bench.sh [REQUESTS_PER_CLIENT]   (default 3000; about 3 minutes on 2 cores)
-# Environment: NO_BUILD=1 skips the build; PARTS=13 runs parts 1 and 3 only (default 123). Run it alone: flock /tmp/accord-bench.lock ...
+# Environment: NO_BUILD=1 skips the build; ACCORD_BIN=PATH runs that accord binary; PARTS=13 runs parts 1 and 3 only (default 123). Run it alone: flock /tmp/accord-bench.lock ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-3000}
@@ -27,7 +27,7 @@ if [ -n "${sudo_apt:-}" ]; then
   echo "installing nginx-light (Debian) for the comparison" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
 fi
-accord=build/release/src/cli/accord
+accord=${ACCORD_BIN:-build/release/src/cli/accord}  # ACCORD_BIN: another build, for A/B runs
 load=build/release/bench/accord_load
 work=$(mktemp -d)
 source scripts/live-lib.sh

@@ -950,6 +950,8 @@ ApiResponse Api::Act(const std::string& subject, ApiRequest& request) {
   if (!sent) {
     return FromError(sent.error(), std::string(action) + " of `" + id + "`");
   }
+  // Committed and queued: the federation's thread delivers it while this answer is made.
+  if (!sent->empty() && hooks_.queued) hooks_.queued();
   json::object o;
   o["object"] = id;
   o["action"] = action;
@@ -963,7 +965,6 @@ ApiResponse Api::Act(const std::string& subject, ApiRequest& request) {
   o["kind"] = info ? json::value(info->kind) : json::value(nullptr);
   if (!request.to.empty()) o["to"] = request.to;
   o["delivery"] = "queued";
-  if (hooks_.queued) hooks_.queued();
   return Json(202, o);
 }
 

@@ -64,6 +64,7 @@ struct Federation::Impl {
     int64_t retry_at_us = 0;  // the partner was unreachable: not before then
     int64_t failures = 0;     // consecutive
     int64_t witnessed_at_us = 0;
+    bool port_known = false;  // read from the port file
     PeerStatus status;
   };
 
@@ -88,13 +89,16 @@ struct Federation::Impl {
     return std::min(cap, initial << shift);
   }
 
-  // Re-reads the partner's port file; false when it names no port yet.
+  // Re-reads the partner's port file, once at first and again after a failure to reach it (a
+  // partner restarted on another port); false when it names no port yet.
   bool RefreshPort(Peer& p) {
     if (p.options.port_file.empty()) return p.options.port != 0;
+    if (p.port_known && p.failures == 0) return true;
     std::ifstream in(p.options.port_file);
     unsigned port = 0;
     if (!(in >> port) || port == 0 || port > 65535) return false;
     p.client->set_port(static_cast<uint16_t>(port));
+    p.port_known = true;
     return true;
   }
 
