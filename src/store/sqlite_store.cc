@@ -27,6 +27,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -884,7 +885,8 @@ Result<PartnerRecord> ReadPartner(const BoundStatement& st) {
 // which made the slowest percent of every kind of commit (docs/decisions.md #50). Started by the
 // first commit that crosses the threshold, with a connection of its own; a PASSIVE checkpoint
 // neither waits for nor blocks the writers. A checkpoint that fails (another process holds a
-// lock) is retried after the next commit.
+// lock) is retried after the next commit. Should the thread not start or not open its
+// connection, the commits checkpoint themselves, as SQLite's own hook does.
 class Checkpointer {
  public:
   static constexpr int kFrames = 1000;  // SQLite's automatic threshold
@@ -902,19 +904,33 @@ class Checkpointer {
   }
 
   // The -wal file holds `frames` pages after a commit (sqlite3_wal_hook, on the writer's thread).
-  static int OnCommit(void* self, sqlite3* /*db*/, const char* /*schema*/, int frames) {
-    if (frames >= kFrames) static_cast<Checkpointer*>(self)->Nudge();
+  static int OnCommit(void* self, sqlite3* db, const char* schema, int frames) {
+    if (frames >= kFrames && !static_cast<Checkpointer*>(self)->Nudge()) {
+      // No thread to do it (none could start, or it could not open the file): checkpoint here,
+      // as SQLite would have.
+      sqlite3_wal_checkpoint(db, schema);
+    }
     return SQLITE_OK;
   }
 
  private:
-  void Nudge() {
+  // Wakes the thread, starting it the first time; false if it cannot run. Called from SQLite, so
+  // it must not throw.
+  bool Nudge() noexcept {
     {
       std::lock_guard lock(mu_);
+      if (failed_) return false;
       due_ = true;
-      if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+      if (!thread_.joinable()) {
+        try {
+          thread_ = std::thread([this] { Run(); });
+        } catch (const std::system_error&) {
+          return false;
+        }
+      }
     }
     cv_.notify_one();
+    return true;
   }
 
   void Run() {
@@ -925,7 +941,9 @@ class Checkpointer {
     // FULL: the checkpoint syncs the -wal file before copying it, and the database after.
     if (db == nullptr ||
         sqlite3_exec(db.get(), "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr) != SQLITE_OK) {
-      return;  // commits go on; the -wal file is checkpointed when the last connection closes
+      std::lock_guard lock(mu_);
+      failed_ = true;  // the commits checkpoint themselves from now on
+      return;
     }
     std::unique_lock lock(mu_);
     while (true) {
@@ -941,9 +959,10 @@ class Checkpointer {
   const std::string path_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool due_ = false;    // GUARDED_BY(mu_)
-  bool stop_ = false;   // GUARDED_BY(mu_)
-  std::thread thread_;  // GUARDED_BY(mu_); started by the first Nudge
+  bool due_ = false;     // GUARDED_BY(mu_)
+  bool stop_ = false;    // GUARDED_BY(mu_)
+  bool failed_ = false;  // GUARDED_BY(mu_); the thread could not open its connection
+  std::thread thread_;   // GUARDED_BY(mu_); started by the first Nudge
 };
 
 class SqliteStore final : public Store {
