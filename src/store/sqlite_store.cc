@@ -1574,52 +1574,55 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<Bytes>> ReadLogEntries(uint64_t from, uint64_t count) override {
-    BoundStatement st(db_.get(), s_.read_log_entries.get());
-    st.BindInt(1, static_cast<int64_t>(from));
-    st.BindInt(2, static_cast<int64_t>(from + count));
     std::vector<Bytes> out;
     out.reserve(count);
-    for (;;) {
-      ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("read log entries"));
-      if (!row) break;
-      if (static_cast<uint64_t>(st.ColumnInt(0)) != from + out.size()) {
-        return Fail(Code::kDataLoss,
-                    "sqlite: the log is missing entry " + std::to_string(from + out.size()));
-      }
-      out.push_back(st.ColumnBlob(1));
-    }
-    if (out.size() != count) {
-      return Fail(Code::kOutOfRange,
-                  "sqlite: the log has no entry " + std::to_string(from + out.size()));
-    }
+    ACCORD_RETURN_IF_ERROR(ReadLogRange(s_.read_log_entries.get(), from, count, "read log entries",
+                                        [&](const BoundStatement& st) -> Status {
+                                          out.push_back(st.ColumnBlob(1));
+                                          return OkStatus();
+                                        }));
     return out;
   }
 
   Result<std::vector<Digest>> ReadLogLeafHashes(uint64_t from, uint64_t count) override {
-    BoundStatement st(db_.get(), s_.read_log_leaf_hashes.get());
-    st.BindInt(1, static_cast<int64_t>(from));
-    st.BindInt(2, static_cast<int64_t>(from + count));
     std::vector<Digest> out;
     out.reserve(count);
-    for (;;) {
-      ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("read log leaf hashes"));
-      if (!row) break;
-      if (static_cast<uint64_t>(st.ColumnInt(0)) != from + out.size()) {
-        return Fail(Code::kDataLoss,
-                    "sqlite: the log is missing entry " + std::to_string(from + out.size()));
-      }
-      const ByteView hash = st.ColumnBlobView(1);
-      Digest& d = out.emplace_back();
-      if (hash.size() != d.size()) {
-        return Fail(Code::kDataLoss, "sqlite: a log leaf hash is not 32 bytes");
-      }
-      std::copy(hash.begin(), hash.end(), d.begin());
-    }
-    if (out.size() != count) {
-      return Fail(Code::kOutOfRange,
-                  "sqlite: the log has no entry " + std::to_string(from + out.size()));
-    }
+    ACCORD_RETURN_IF_ERROR(
+        ReadLogRange(s_.read_log_leaf_hashes.get(), from, count, "read log leaf hashes",
+                     [&](const BoundStatement& st) -> Status {
+                       const ByteView hash = st.ColumnBlobView(1);
+                       Digest& d = out.emplace_back();
+                       if (hash.size() != d.size()) {
+                         return Fail(Code::kDataLoss, "sqlite: a log leaf hash is not 32 bytes");
+                       }
+                       std::copy(hash.begin(), hash.end(), d.begin());
+                       return OkStatus();
+                     }));
     return out;
+  }
+
+  // Steps `statement` (column 0 the index) over the entries [from, from + count), calling `row`
+  // for each in order: a gap is data loss, a range past the log's end out of range.
+  template <typename Row>
+  Status ReadLogRange(sqlite3_stmt* statement, uint64_t from, uint64_t count, std::string_view what,
+                      Row&& row) {
+    BoundStatement st(db_.get(), statement);
+    st.BindInt(1, static_cast<int64_t>(from));
+    st.BindInt(2, static_cast<int64_t>(from + count));
+    uint64_t next = from;
+    for (;;) {
+      ACCORD_ASSIGN_OR_RETURN(const bool more, st.Step(what));
+      if (!more) break;
+      if (static_cast<uint64_t>(st.ColumnInt(0)) != next) {
+        return Fail(Code::kDataLoss, "sqlite: the log is missing entry " + std::to_string(next));
+      }
+      ACCORD_RETURN_IF_ERROR(row(st));
+      ++next;
+    }
+    if (next != from + count) {
+      return Fail(Code::kOutOfRange, "sqlite: the log has no entry " + std::to_string(next));
+    }
+    return OkStatus();
   }
 
   Result<std::vector<Bytes>> ReadLogTiles(
