@@ -192,6 +192,22 @@ const merkle::Hash* TileBuilder::Find(int32_t level, size_t slot) const {
 Status AuditLog::Sync() {
   ACCORD_ASSIGN_OR_RETURN(uint64_t size, store_->LogSize());
   if (size == edge_.size() && !invalid_) return OkStatus();
+  if (!invalid_ && size > edge_.size() && size - edge_.size() <= kMaxCatchUp) {
+    // Another connection appended a few entries after the ones this object holds, which are
+    // still the store's (a rollback of this object's own appends invalidates it): fold their
+    // leaf hashes in as AppendEncoded does, without writing. Its tiles are stored already.
+    auto leaves = store_->ReadLogLeafHashes(edge_.size(), size - edge_.size());
+    if (leaves) {
+      std::vector<LogTileRecord> stored;
+      for (const Digest& leaf : *leaves) {
+        created_.clear();
+        edge_.Append(leaf, created_);
+        for (const merkle::NodeWrite& w : created_) pending_.Add(w, stored);
+      }
+      return OkStatus();
+    }
+    // Otherwise rebuild, which reports what is missing.
+  }
   if (size < edge_.size()) upper_.clear();  // a rolled-back append may have been cached
   // Start from nothing, so that a failure here leaves a state the next call syncs again.
   invalid_ = true;

@@ -99,8 +99,9 @@ class AuditLog {
   [[nodiscard]] Result<merkle::Hash> VerifyAll(uint64_t* entries_checked = nullptr);
 
  private:
-  // Brings the right edge and the incomplete tiles in line with the store (after Invalidate, or
-  // another process or thread appended).
+  // Brings the right edge and the incomplete tiles in line with the store: after Invalidate, it
+  // rebuilds them from the store; when another process or thread appended, it folds in the new
+  // leaf hashes (or rebuilds, for many).
   Status Sync();
   // Runs `compute` (a proof, a root, the right edge) over the tree of a log of `size` entries
   // (the store's current size), stored in tiles (store.h): a first pass records which subtree
@@ -117,6 +118,9 @@ class AuditLog {
   // Tiles above level 0 kept once read: one per 256 entries, so a log of 10 million entries
   // keeps all of them in about 40 MiB, and a proof reads only its tile of leaf hashes.
   static constexpr size_t kMaxCachedTiles = size_t{1} << 16;
+  // Sync folds in up to this many entries appended elsewhere; more, and it rebuilds, which reads
+  // a few rows per level however many were appended.
+  static constexpr uint64_t kMaxCatchUp = 256;
   // One integer per tile (level, index), for the cache.
   static constexpr uint64_t TileKey(int32_t level, uint64_t index) {
     return uint64_t{static_cast<uint32_t>(level)} << 48 | index;
@@ -125,7 +129,8 @@ class AuditLog {
   Store* store_;
   std::unordered_map<uint64_t, TileHashes> upper_;  // levels ≥ 1
   merkle::CompactRange edge_;
-  bool invalid_ = false;  // rebuild edge_ and pending_ at the next Sync
+  // Rebuild edge_ and pending_ at the next Sync; a new object has yet to read the store.
+  bool invalid_ = true;
   // INVARIANT: the incomplete tiles of a log of edge_.size() entries.
   TileBuilder pending_;
   std::vector<merkle::NodeWrite> created_;

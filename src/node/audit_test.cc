@@ -227,6 +227,36 @@ TEST_F(AuditLogTest, AnotherAppenderIsNoticed) {
   ASSERT_EQ(log_->VerifyAll().value(), mem_.Root());
 }
 
+// Two connections taking turns, as a node's server and federation do: each folds in what the
+// other appended (up to kMaxCatchUp entries) or rebuilds (more), across tiles of levels 0 and 1.
+TEST_F(AuditLogTest, TurnsOfTwoAppendersKeepBothTreesRight) {
+  auto other_store = OpenStore();
+  AuditLog other(*other_store);
+  const uint64_t steps[] = {1, 1, 2, 13, 1, 16, 3, 40, 1, 255, 1, 256, 1, 257, 7, 1};
+  bool mine = true;
+  for (const uint64_t count : steps) {
+    if (mine) {
+      Append(count);
+    } else {
+      Append(*other_store, other, count);
+    }
+    mine = !mine;
+    const uint64_t n = mem_.size();
+    ASSERT_EQ(log_->Root(n).value(), mem_.Root()) << n;
+    ASSERT_EQ(other.Root(n).value(), mem_.Root()) << n;
+    for (const uint64_t index : {uint64_t{0}, n / 2, n - 1}) {
+      ASSERT_EQ(log_->Inclusion(index, n).value(), merkle::InclusionProof(mem_, index, n).value())
+          << index << " " << n;
+    }
+    ASSERT_EQ(log_->Consistency(n / 3, n).value(), merkle::ConsistencyProof(mem_, n / 3, n).value())
+        << n;
+  }
+  ASSERT_EQ(mem_.size(), 856u);
+  ExpectSameTreeAt(*log_, {255, 256, 511, 512, 513, 856});
+  ExpectSameTreeAt(other, {856});
+  ASSERT_EQ(log_->VerifyAll().value(), mem_.Root());
+}
+
 TEST_F(AuditLogTest, ARolledBackAppendIsForgotten) {
   Append(14);
   for (const uint64_t count : {1, 2, 20}) {  // within the tile, to its end, past it
