@@ -131,9 +131,12 @@ class VerifyingKey {
   [[nodiscard]] const PublicKey& raw() const { return raw_; }
 
  private:
-  friend class SigningKey;
-  explicit VerifyingKey(const PublicKey& raw) : raw_(raw) {}
+  VerifyingKey(const PublicKey& raw, std::shared_ptr<evp_pkey_st> key)
+      : raw_(raw), key_(std::move(key)) {}
   PublicKey raw_;
+  // The key as OpenSSL's, made once (as SigningKey::key_): a node verifies with the same few
+  // partners' keys again and again.
+  std::shared_ptr<evp_pkey_st> key_;
 };
 
 class SigningKey {

@@ -30,6 +30,8 @@
 #include "accord/merkle.h"
 #include "accord/status.h"
 
+struct evp_pkey_st;  // OpenSSL's EVP_PKEY
+
 namespace accord::note {
 
 struct Signature {
@@ -71,6 +73,8 @@ class Verifier {
   std::string name_;
   uint32_t key_id_ = 0;
   std::vector<uint8_t> public_key_;
+  // OpenSSL's key for public_key_, made once; null if it is not a 32-byte key (Verify fails).
+  std::shared_ptr<evp_pkey_st> key_;
 };
 
 class Signer {

@@ -319,14 +319,19 @@ Result<VerifyingKey> VerifyingKey::FromRaw(ByteView raw) {
   }
   PublicKey key{};
   std::copy(raw.begin(), raw.end(), key.begin());
-  return VerifyingKey(key);
+  std::shared_ptr<EVP_PKEY> pkey(
+      EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, key.data(), key.size()),
+      PkeyDeleter());
+  if (!pkey) {
+    return Fail(Code::kInvalidArgument, "bad Ed25519 public key");
+  }
+  return VerifyingKey(key, std::move(pkey));
 }
 
 Status VerifyingKey::Verify(ByteView message, ByteView signature) const {
-  PkeyPtr key(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, raw_.data(), raw_.size()));
   MdCtxPtr ctx(EVP_MD_CTX_new());
-  if (!key || !ctx || signature.size() != kSignatureSize ||
-      EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1 ||
+  if (!ctx || signature.size() != kSignatureSize ||
+      EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1 ||
       EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), message.data(),
                        message.size()) != 1) {
     return Fail(Code::kDataLoss, "signature verification failed");
@@ -373,7 +378,11 @@ Bytes SigningKey::Sign(ByteView message) const {
   return sig;
 }
 
-VerifyingKey SigningKey::verifying_key() const { return VerifyingKey(public_key_); }
+VerifyingKey SigningKey::verifying_key() const {
+  auto key = VerifyingKey::FromRaw(public_key_);
+  if (!key) std::abort();  // 32 bytes that OpenSSL derived itself
+  return *std::move(key);
+}
 
 // --- X25519 party wrapping -------------------------------------------------------------------
 

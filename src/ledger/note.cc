@@ -208,6 +208,9 @@ Verifier Verifier::FromParts(std::string name, std::vector<uint8_t> public_key) 
   v.key_id_ = KeyId(name, public_key);
   v.name_ = std::move(name);
   v.public_key_ = std::move(public_key);
+  v.key_.reset(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, v.public_key_.data(),
+                                           v.public_key_.size()),
+               PkeyDeleter());
   return v;
 }
 
@@ -231,10 +234,8 @@ Result<Verifier> Verifier::FromVerifierKey(std::string_view vkey) {
 
 bool Verifier::Verify(std::string_view text, std::span<const uint8_t> signature) const {
   if (signature.size() != kEd25519SignatureSize) return false;
-  PkeyPtr key(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key_.data(),
-                                          public_key_.size()));
   MdCtxPtr ctx(EVP_MD_CTX_new());
-  if (!key || !ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1)
+  if (!key_ || !ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1)
     return false;
   return EVP_DigestVerify(ctx.get(), signature.data(), signature.size(),
                           reinterpret_cast<const unsigned char*>(text.data()), text.size()) == 1;

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <system_error>
 
 #include "accord/clock.h"
@@ -187,6 +188,30 @@ struct Node::Impl {
   // signed only over a durable log, so that a power loss cannot take back what it covers.
   std::atomic<uint64_t> groups_committed{0};
   std::atomic<uint64_t> groups_synced{0};
+
+  // A partner's signing key as the verifiers of its envelopes and of its log's checkpoints.
+  struct PartnerVerifiers {
+    PublicKey sign_public;
+    VerifyingKey envelopes;
+    note::Verifier log;
+  };
+  // By party, made once per key: every envelope is checked against its signer's key, and most
+  // carry a checkpoint of its log. An imported new key replaces the entry.
+  std::map<std::string, PartnerVerifiers, std::less<>> verifiers{};
+
+  Result<const PartnerVerifiers*> VerifiersOf(const PartnerRecord& p) {
+    auto it = verifiers.find(p.party);
+    if (it != verifiers.end() && it->second.sign_public == p.sign_public) return &it->second;
+    ACCORD_ASSIGN_OR_RETURN(VerifyingKey envelopes, VerifyingKey::FromRaw(p.sign_public));
+    ACCORD_ASSIGN_OR_RETURN(
+        note::Verifier checkpoints,
+        note::Verifier::FromPublicKey(node_internal::LogOrigin(p.party), p.sign_public));
+    if (it != verifiers.end()) verifiers.erase(it);
+    return &verifiers
+                .emplace(p.party, PartnerVerifiers{p.sign_public, std::move(envelopes),
+                                                   std::move(checkpoints)})
+                .first->second;
+  }
 
   [[nodiscard]] size_t MaxEnvelope() const { return max_payload / 3 * 4 + (1 << 20); }
 
@@ -370,16 +395,14 @@ struct Node::Impl {
   // Checks a partner's evidence that it logged `package_id`: its checkpoint is signed by its key,
   // the entry names the package and is in the tree the checkpoint commits to.
   Status CheckEvidence(const Envelope& env, const PartnerRecord& sender,
-                       const std::string& package_id) const {
+                       const std::string& package_id) {
     if (!env.log) {
       return Fail(Code::kPermissionDenied,
                   fmt::format("`{}` sent no proof that it logged `{}`", env.signer, package_id));
     }
     const LogEvidence& ev = *env.log;
-    ACCORD_ASSIGN_OR_RETURN(
-        auto verifier,
-        note::Verifier::FromPublicKey(node_internal::LogOrigin(env.signer), sender.sign_public));
-    const note::Verifier keys[] = {verifier};
+    ACCORD_ASSIGN_OR_RETURN(const PartnerVerifiers* of_sender, VerifiersOf(sender));
+    const note::Verifier keys[] = {of_sender->log};
     auto opened = note::Open(ev.checkpoint, keys);
     if (!opened) {
       return Fail(Code::kDataLoss, fmt::format("the log checkpoint is not signed by `{}`: {}",
@@ -1071,8 +1094,9 @@ Result<ReceiveResult> Node::Receive(ByteView bytes) {
     }
     return tl::unexpected(partner.error());
   }
-  ACCORD_ASSIGN_OR_RETURN(VerifyingKey key, VerifyingKey::FromRaw(partner->sign_public));
-  if (!key.Verify(node_internal::SignedMessage(env.kind, env.signer, env.body), env.signature)) {
+  ACCORD_ASSIGN_OR_RETURN(const Impl::PartnerVerifiers* verifiers, n.VerifiersOf(*partner));
+  if (!verifiers->envelopes.Verify(node_internal::SignedMessage(env.kind, env.signer, env.body),
+                                   env.signature)) {
     return Fail(Code::kDataLoss,
                 fmt::format("the signature does not verify with `{}`'s key", env.signer));
   }
@@ -1148,9 +1172,9 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, ByteView r
                   fmt::format("cannot check the consent: no public keys for the originator `{}`",
                               body.label.originator));
     }
-    ACCORD_ASSIGN_OR_RETURN(VerifyingKey okey, VerifyingKey::FromRaw(originator->sign_public));
+    ACCORD_ASSIGN_OR_RETURN(const PartnerVerifiers* okeys, VerifiersOf(*originator));
     if (consent_env.kind != "consent" || consent_env.signer != body.label.originator ||
-        !okey.Verify(
+        !okeys->envelopes.Verify(
             node_internal::SignedMessage(consent_env.kind, consent_env.signer, consent_env.body),
             consent_env.signature)) {
       return Fail(Code::kPermissionDenied,

@@ -366,6 +366,44 @@ TEST_F(NodeTest, RefusesUnknownSignersReplaysAndBadPackages) {
   EXPECT_NE(replay.error().message.find("replay"), std::string::npos);
 }
 
+// A node keeps its partners' keys ready to verify with; importing another key for a partner
+// takes effect at the next envelope.
+TEST_F(NodeTest, APartnersNewKeyTakesEffectAtOnce) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  for (const char* id : {"k-1", "k-2", "k-3"}) ASSERT_TRUE(CreateObject(*kor, id, "payload"));
+  auto first = kor->Release("k-1", "JPN");
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(jpn->Receive(*first));
+
+  // Another Korean node's keys replace the real one's on Japan's node.
+  fs::create_directories(root_ + "/other");
+  NodeInitOptions o;
+  o.home = root_ + "/other/KOR";
+  o.party = "KOR";
+  o.policy_dir = kExample;
+  o.clock = ClockKind::kSimulated;
+  o.passphrase = SecretBytes::Copy(std::string_view("p"));
+  o.scrypt = ScryptParams{1u << 10, 8, 1};
+  ASSERT_TRUE(InitNode(std::move(o)));
+  ASSERT_TRUE(jpn->ImportPublic(ReadAll(root_ + "/other/KOR/public.json")));
+  auto second = kor->Release("k-2", "JPN");
+  ASSERT_TRUE(second);
+  auto refused = jpn->Receive(*second);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kDataLoss);
+  EXPECT_NE(refused.error().message.find("does not verify"), std::string::npos)
+      << refused.error().message;
+
+  // The real key back: accepted again.
+  ASSERT_TRUE(jpn->ImportPublic(ReadAll(Home("KOR") + "/public.json")));
+  auto third = kor->Release("k-3", "JPN");
+  ASSERT_TRUE(third);
+  auto accepted = jpn->Receive(*third);
+  ASSERT_TRUE(accepted) << accepted.error().ToString();
+}
+
 TEST_F(NodeTest, EveryFlippedByteOfAPackageIsRefusedAndChangesNothing) {
   InitAll();
   auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
