@@ -14,7 +14,9 @@
 #      clients as fast as they can (deliveries then queue).
 #
 # Usage: bench/api_bench.sh [REQUESTS_PER_CLIENT]   (default 3000; about 3 minutes on 2 cores)
-# Environment: NO_BUILD=1 skips the build; ACCORD_BIN=PATH runs that accord binary; PARTS=13 runs parts 1 and 3 only (default 123). Run it alone: flock /tmp/accord-bench.lock ...
+# Environment: NO_BUILD=1 skips the build; ACCORD_BIN=PATH runs that accord binary; PARTS=13 runs parts 1 and 3 only (default 123);
+# TMPDIR=/dev/shm puts the nodes' homes on tmpfs, which shows what the path costs without the disk's syncs (docs/perf.md).
+# Run it alone: flock /tmp/accord-bench.lock ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-3000}
