@@ -188,6 +188,11 @@ class Node {
   // kAlreadyExists (a replay); `StoredReceipt` gives the receipt this node signed for it then.
   // A receipt closes the delivery of its package in the outbox (store.h).
   [[nodiscard]] Result<ReceiveResult> Receive(ByteView envelope);
+  // As Receive, once `vet` accepted what the envelope says of itself, before its signature is
+  // checked; vet's error is returned as it is, and nothing is logged. The envelope is parsed
+  // once (InspectEnvelope and then Receive would parse it twice).
+  using EnvelopeVet = std::function<Status(const EnvelopeInfo&)>;
+  [[nodiscard]] Result<ReceiveResult> Receive(ByteView envelope, const EnvelopeVet& vet);
   // The signed receipt (with its log evidence) this node gave for `package_id`; kNotFound.
   [[nodiscard]] Result<Bytes> StoredReceipt(const std::string& package_id);
 

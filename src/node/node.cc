@@ -11,7 +11,9 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <system_error>
+#include <variant>
 
 #include "accord/clock.h"
 #include "accord/config.h"
@@ -169,6 +171,42 @@ Result<Pkcs11Options> ParsePkcs11Meta(const std::string& text) {
 }  // namespace
 
 // --- the node --------------------------------------------------------------------------------
+
+namespace {
+
+// An envelope's body, parsed according to its kind.
+using EnvelopeBody = std::variant<PackageBody, ReceiptBody, NoticeBody>;
+
+Result<EnvelopeBody> ParseBody(const Envelope& env) {
+  if (env.kind == "release" || env.kind == "forward") {
+    return node_internal::ParsePackageBody(env.body);
+  }
+  if (env.kind == "receipt") return node_internal::ParseReceiptBody(env.body);
+  return node_internal::ParseNoticeBody(env.kind, env.body);
+}
+
+EnvelopeInfo InfoOf(const Envelope& env, const EnvelopeBody& body) {
+  EnvelopeInfo info;
+  info.kind = env.kind;
+  info.signer = env.signer;
+  if (const auto* package = std::get_if<PackageBody>(&body)) {
+    info.id = package->id;
+    info.object_id = package->label.id;
+    info.to = package->to;
+  } else if (const auto* receipt = std::get_if<ReceiptBody>(&body)) {
+    info.id = receipt->package_id;
+    info.object_id = receipt->object_id;
+    info.to = receipt->from;
+  } else {
+    const auto& notice = std::get<NoticeBody>(body);
+    info.id = notice.id;
+    info.object_id = notice.object_id;
+    info.to = notice.kind == "report" ? notice.originator : notice.to;
+  }
+  return info;
+}
+
+}  // namespace
 
 struct Node::Impl {
   std::string home;
@@ -517,11 +555,12 @@ struct Node::Impl {
     return node_internal::EncodeEnvelope(env);
   }
 
-  Result<ReceiveResult> ReceivePackage(const Envelope& env, ByteView raw,
+  Result<ReceiveResult> ReceivePackage(const Envelope& env, const PackageBody& body, ByteView raw,
                                        const PartnerRecord& sender);
-  Result<ReceiveResult> ReceiveNotice(const Envelope& env, ByteView raw,
+  Result<ReceiveResult> ReceiveNotice(const Envelope& env, const NoticeBody& body, ByteView raw,
                                       const PartnerRecord& sender);
-  Result<ReceiveResult> ReceiveReceipt(const Envelope& env, const PartnerRecord& sender);
+  Result<ReceiveResult> ReceiveReceipt(const Envelope& env, const ReceiptBody& body,
+                                       const PartnerRecord& sender);
   Result<Bytes> MakeReceipt(const std::string& id, const std::string& kind,
                             const std::string& object_id, const std::string& from, ByteView raw,
                             uint64_t index);
@@ -564,26 +603,8 @@ Result<Bytes> Node::StoredReceipt(const std::string& package_id) {
 Result<EnvelopeInfo> InspectEnvelope(ByteView bytes, size_t max_bytes) {
   ACCORD_ASSIGN_OR_RETURN(node_internal::Envelope env,
                           node_internal::ParseEnvelope(bytes, max_bytes));
-  EnvelopeInfo info;
-  info.kind = env.kind;
-  info.signer = env.signer;
-  if (env.kind == "release" || env.kind == "forward") {
-    ACCORD_ASSIGN_OR_RETURN(auto body, node_internal::ParsePackageBody(env.body));
-    info.id = body.id;
-    info.object_id = body.label.id;
-    info.to = body.to;
-  } else if (env.kind == "receipt") {
-    ACCORD_ASSIGN_OR_RETURN(auto body, node_internal::ParseReceiptBody(env.body));
-    info.id = body.package_id;
-    info.object_id = body.object_id;
-    info.to = body.from;
-  } else {
-    ACCORD_ASSIGN_OR_RETURN(auto body, node_internal::ParseNoticeBody(env.kind, env.body));
-    info.id = body.id;
-    info.object_id = body.object_id;
-    info.to = body.kind == "report" ? body.originator : body.to;
-  }
-  return info;
+  ACCORD_ASSIGN_OR_RETURN(const EnvelopeBody body, ParseBody(env));
+  return InfoOf(env, body);
 }
 
 // --- init and open ---------------------------------------------------------------------------
@@ -1079,9 +1100,19 @@ Result<Bytes> Node::Report(const std::string& object_id, const std::string& kind
 
 // --- receiving -------------------------------------------------------------------------------
 
-Result<ReceiveResult> Node::Receive(ByteView bytes) {
+Result<ReceiveResult> Node::Receive(ByteView bytes) { return Receive(bytes, nullptr); }
+
+Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
   Impl& n = *impl_;
   ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(bytes, n.MaxEnvelope()));
+  // With a vet, the body is parsed first, for what it says of itself; without, only once the
+  // signature verified, so that a signed but malformed body is logged as refused.
+  std::optional<Result<EnvelopeBody>> body;
+  if (vet) {
+    body = ParseBody(env);
+    if (!*body) return tl::unexpected(body->error());
+    ACCORD_RETURN_IF_ERROR(vet(InfoOf(env, **body)));
+  }
   if (env.signer == n.party) {
     return Fail(Code::kInvalidArgument, "this package was signed by this node itself");
   }
@@ -1100,10 +1131,17 @@ Result<ReceiveResult> Node::Receive(ByteView bytes) {
     return Fail(Code::kDataLoss,
                 fmt::format("the signature does not verify with `{}`'s key", env.signer));
   }
-  Result<ReceiveResult> result = env.kind == "release" || env.kind == "forward"
-                                     ? n.ReceivePackage(env, bytes, *partner)
-                                 : env.kind == "receipt" ? n.ReceiveReceipt(env, *partner)
-                                                         : n.ReceiveNotice(env, bytes, *partner);
+  if (!body) body = ParseBody(env);
+  Result<ReceiveResult> result = [&]() -> Result<ReceiveResult> {
+    if (!*body) return tl::unexpected(body->error());
+    if (const auto* package = std::get_if<PackageBody>(&**body)) {
+      return n.ReceivePackage(env, *package, bytes, *partner);
+    }
+    if (const auto* receipt = std::get_if<ReceiptBody>(&**body)) {
+      return n.ReceiveReceipt(env, *receipt, *partner);
+    }
+    return n.ReceiveNotice(env, std::get<NoticeBody>(**body), bytes, *partner);
+  }();
   // An authenticated package that is refused is logged (a replay is not: it was logged once).
   if (!result && result.error().code != Code::kAlreadyExists) {
     AuditEntry entry = n.Entry(env.kind == "receipt" ? "receipt" : "receive");
@@ -1130,9 +1168,8 @@ Result<Bytes> Node::Impl::MakeReceipt(const std::string& id, const std::string& 
   return bytes;
 }
 
-Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, ByteView raw,
-                                                 const PartnerRecord& sender) {
-  ACCORD_ASSIGN_OR_RETURN(PackageBody body, node_internal::ParsePackageBody(env.body));
+Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const PackageBody& body,
+                                                 ByteView raw, const PartnerRecord& sender) {
   if (body.kind != env.kind || body.from != env.signer) {
     return Fail(Code::kInvalidArgument, "the package body does not match its envelope");
   }
@@ -1282,9 +1319,8 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, ByteView r
   return result;
 }
 
-Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, ByteView raw,
-                                                const PartnerRecord& sender) {
-  ACCORD_ASSIGN_OR_RETURN(NoticeBody body, node_internal::ParseNoticeBody(env.kind, env.body));
+Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const NoticeBody& body,
+                                                ByteView raw, const PartnerRecord& sender) {
   if (body.by != env.signer) {
     return Fail(Code::kInvalidArgument, "the notice's issuer is not its signer");
   }
@@ -1373,8 +1409,8 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, ByteView ra
   return ReceiveResult{body.kind, o.id, body.by, std::move(summary), std::move(receipt)};
 }
 
-Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env, const PartnerRecord& sender) {
-  ACCORD_ASSIGN_OR_RETURN(ReceiptBody body, node_internal::ParseReceiptBody(env.body));
+Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env, const ReceiptBody& body,
+                                                 const PartnerRecord& sender) {
   if (body.by != env.signer || body.from != party) {
     return Fail(Code::kPermissionDenied, "the receipt is not for something this node sent");
   }

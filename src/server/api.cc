@@ -12,6 +12,7 @@
 #include <charconv>
 #include <exception>
 #include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -1132,16 +1133,22 @@ ApiResponse Api::Outbox() {
 
 ApiResponse Api::Envelope(const std::string& partner, std::string_view envelope) {
   const ByteView bytes = AsBytes(envelope);
-  auto info = InspectEnvelope(bytes, bytes.size());
+  std::optional<EnvelopeInfo> info;  // set once the envelope parsed
+  bool from_partner = false;
+  auto received = node_.Receive(bytes, [&](const EnvelopeInfo& i) -> Status {
+    info = i;
+    from_partner = i.signer == partner;
+    if (!from_partner) return Fail(Code::kPermissionDenied, "signed by another node");
+    return OkStatus();
+  });
   if (!info) {
-    return ErrorResponse(400, "invalid-argument", info.error().message);
+    return ErrorResponse(400, "invalid-argument", received.error().message);
   }
-  if (info->signer != partner) {
+  if (!from_partner) {
     return ErrorResponse(403, "permission-denied",
                          "the envelope is signed by `" + info->signer + "`, not by `" + partner +
                              "`, the node calling");
   }
-  auto received = node_.Receive(bytes);
   ApiResponse r;
   if (received) {
     if (received->receipt.empty()) {

@@ -162,12 +162,11 @@ struct Federation::Impl {
         }
         // The answer must be the partner's receipt for this very envelope: a receipt for another
         // one would verify, close nothing, and leave this one due.
-        const ByteView answer = AsBytes(sent->body);
-        const auto info = InspectEnvelope(answer, answer.size());
-        auto receipt = info && info->kind == "receipt" && info->id == r.id && info->signer == r.to
-                           ? node->Receive(answer)
-                           : Result<ReceiveResult>(Fail(Code::kInvalidArgument,
-                                                        "the answer is not the receipt for it"));
+        auto receipt = node->Receive(AsBytes(sent->body), [&](const EnvelopeInfo& info) {
+          return info.kind == "receipt" && info.id == r.id && info.signer == r.to
+                     ? OkStatus()
+                     : Status(Fail(Code::kInvalidArgument, "the answer is not the receipt for it"));
+        });
         if (!receipt) {
           // The partner answered, but not with a receipt this node can accept: keep the
           // envelope queued, retry later, and say why.

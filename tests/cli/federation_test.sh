@@ -132,6 +132,27 @@ as_jpn_node() {
 check node-checkpoint '^accord/KOR$' as_jpn_node /v1/log/checkpoint
 check node-no-objects '"code":"permission-denied"' as_jpn_node /v1/objects
 check node-no-entries '"code":"permission-denied"' as_jpn_node /v1/log/entries
+# Envelopes posted by a partner's node, parsed once and then vetted: garbage is 400, an envelope
+# another node signed is 403, and one delivered before gets the same receipt again.
+node_post() { # node_post FROM TO FILE
+  curl -sS --cacert "$work/net/pki/ca.pem" --cert "$work/net/pki/nodes/$1.pem" \
+    --key "$work/net/pki/nodes/$1.key" -X POST --data-binary "@$3" \
+    "$(live_url "$2" /v1/federation/envelopes)"
+}
+printf 'not an envelope' >"$work/garbage"
+check node-garbage '"code":"invalid-argument"' node_post JPN KOR "$work/garbage"
+k2018=$(sqlite3 "$work/net/KOR/state.db" \
+  "SELECT id FROM outbox WHERE object_id = 'k-2018' AND to_party = 'JPN' LIMIT 1")
+sqlite3 "$work/net/KOR/state.db" \
+  "SELECT writefile('$work/k2018.env', envelope) FROM outbox WHERE id = '$k2018'" >/dev/null
+check node-not-its-own '"code":"permission-denied".*not by `JPN`' node_post JPN KOR "$work/k2018.env"
+sqlite3 "$work/net/JPN/state.db" "SELECT writefile('$work/k2018.receipt', bytes) FROM receipts \
+  WHERE package_id = '$k2018' AND by_party = 'JPN'" >/dev/null
+node_post KOR JPN "$work/k2018.env" >"$work/again"
+if [ -s "$work/k2018.receipt" ] && cmp -s "$work/again" "$work/k2018.receipt"; then ok; else
+  fail "node-replay: the receipt given again is not the first one"
+  head -c 300 "$work/again"
+fi
 
 # Receipts and checkpoints cross-verified: every node witnessed both partners, with no fork.
 for p in KOR JPN USA; do
