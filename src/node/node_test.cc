@@ -53,16 +53,21 @@ class NodeTest : public testing::Test {
 
   std::string Home(const std::string& party) const { return root_ + "/" + party; }
 
-  void Init(const std::string& party, const std::string& policy = kExample) {
+  // A node of `party` at `home` on a simulated clock, its keys sealed with `passphrase`.
+  static void InitAt(const std::string& home, const std::string& party, std::string_view passphrase,
+                     const std::string& policy = kExample) {
     NodeInitOptions o;
-    o.home = Home(party);
+    o.home = home;
     o.party = party;
     o.policy_dir = policy;
     o.clock = ClockKind::kSimulated;
-    o.passphrase = SecretBytes::Copy(std::string_view("pass-" + party));
+    o.passphrase = SecretBytes::Copy(passphrase);
     o.scrypt = ScryptParams{1u << 10, 8, 1};
     auto s = InitNode(std::move(o));
     ASSERT_TRUE(s) << s.error().ToString();
+  }
+  void Init(const std::string& party, const std::string& policy = kExample) {
+    InitAt(Home(party), party, "pass-" + party, policy);
   }
 
   std::unique_ptr<Node> Open(const std::string& party, std::string_view at,
@@ -326,14 +331,7 @@ TEST_F(NodeTest, RefusesUnknownSignersReplaysAndBadPackages) {
   // A fourth home for Japan that never imported Korea's keys.
   fs::create_directories(root_ + "/other");
   {
-    NodeInitOptions o;
-    o.home = root_ + "/other/JPN";
-    o.party = "JPN";
-    o.policy_dir = kExample;
-    o.clock = ClockKind::kSimulated;
-    o.passphrase = SecretBytes::Copy(std::string_view("p"));
-    o.scrypt = ScryptParams{1u << 10, 8, 1};
-    ASSERT_TRUE(InitNode(std::move(o)));
+    InitAt(root_ + "/other/JPN", "JPN", "p");
     NodeOptions open;
     open.home = root_ + "/other/JPN";
     open.passphrase = SecretBytes::Copy(std::string_view("p"));
@@ -379,14 +377,7 @@ TEST_F(NodeTest, APartnersNewKeyTakesEffectAtOnce) {
 
   // Another Korean node's keys replace the real one's on Japan's node.
   fs::create_directories(root_ + "/other");
-  NodeInitOptions o;
-  o.home = root_ + "/other/KOR";
-  o.party = "KOR";
-  o.policy_dir = kExample;
-  o.clock = ClockKind::kSimulated;
-  o.passphrase = SecretBytes::Copy(std::string_view("p"));
-  o.scrypt = ScryptParams{1u << 10, 8, 1};
-  ASSERT_TRUE(InitNode(std::move(o)));
+  InitAt(root_ + "/other/KOR", "KOR", "p");
   ASSERT_TRUE(jpn->ImportPublic(ReadAll(root_ + "/other/KOR/public.json")));
   auto second = kor->Release("k-2", "JPN");
   ASSERT_TRUE(second);
