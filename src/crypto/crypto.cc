@@ -330,7 +330,7 @@ Result<VerifyingKey> VerifyingKey::FromRaw(ByteView raw) {
 
 Status VerifyingKey::Verify(ByteView message, ByteView signature) const {
   MdCtxPtr ctx(EVP_MD_CTX_new());
-  if (!ctx || signature.size() != kSignatureSize ||
+  if (!key_ || !ctx || signature.size() != kSignatureSize ||
       EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1 ||
       EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), message.data(),
                        message.size()) != 1) {

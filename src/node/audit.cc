@@ -192,27 +192,31 @@ const merkle::Hash* TileBuilder::Find(int32_t level, size_t slot) const {
 Status AuditLog::Sync() {
   ACCORD_ASSIGN_OR_RETURN(uint64_t size, store_->LogSize());
   if (size == edge_.size() && !invalid_) return OkStatus();
-  if (!invalid_ && size > edge_.size() && size - edge_.size() <= kMaxCatchUp) {
-    // Another connection appended a few entries after the ones this object holds, which are
-    // still the store's (a rollback of this object's own appends invalidates it): fold their
-    // leaf hashes in as AppendEncoded does, without writing. Its tiles are stored already.
-    auto leaves = store_->ReadLogLeafHashes(edge_.size(), size - edge_.size());
-    if (leaves) {
-      std::vector<LogTileRecord> stored;
-      for (const Digest& leaf : *leaves) {
+  if (!invalid_ && last_leaf_ && size > edge_.size() && size - edge_.size() <= kMaxCatchUp) {
+    // Another connection appended a few entries after the ones this object holds: fold their
+    // leaf hashes in as AppendEncoded does, without writing (the other connection wrote their
+    // tiles). The entries held are the store's if the last of them still is: a rollback of this
+    // object's own appends should have invalidated it, and this checks it did.
+    auto leaves = store_->ReadLogLeafHashes(edge_.size() - 1, size - edge_.size() + 1);
+    if (leaves && leaves->front() == *last_leaf_) {
+      std::vector<LogTileRecord> already_stored;
+      for (size_t i = 1; i < leaves->size(); ++i) {
         created_.clear();
-        edge_.Append(leaf, created_);
-        for (const merkle::NodeWrite& w : created_) pending_.Add(w, stored);
+        edge_.Append((*leaves)[i], created_);
+        for (const merkle::NodeWrite& w : created_) pending_.Add(w, already_stored);
       }
+      last_leaf_ = leaves->back();
       return OkStatus();
     }
-    // Otherwise rebuild, which reports what is missing.
+    // Otherwise rebuild, which also reports what is missing.
   }
   if (size < edge_.size()) upper_.clear();  // a rolled-back append may have been cached
   // Start from nothing, so that a failure here leaves a state the next call syncs again.
   invalid_ = true;
+  last_leaf_.reset();
   edge_ = merkle::CompactRange();
   pending_.Clear();
+  std::optional<Digest> last_leaf;
   // The bottom of the incomplete tile of level L: the hashes of level 4L past its complete
   // tiles, each a leaf (level 0) or the root of a complete tile of level L − 1.
   for (int32_t level = 0; level < kLogTileMaxLevel; ++level) {
@@ -223,6 +227,7 @@ Status AuditLog::Sync() {
     if (level == 0) {
       auto leaves = store_->ReadLogLeafHashes(first, nodes - first);
       if (!leaves) return Damaged("leaf hashes", leaves.error());
+      if (!leaves->empty()) last_leaf = leaves->back();
       bottom = std::move(*leaves);
     } else {
       std::vector<NodeKey> keys;
@@ -240,6 +245,7 @@ Status AuditLog::Sync() {
       });
   if (!edge) return tl::unexpected(edge.error());
   edge_ = std::move(*edge);
+  last_leaf_ = last_leaf;
   invalid_ = false;
   return OkStatus();
 }
@@ -248,6 +254,7 @@ void AuditLog::Invalidate() {
   upper_.clear();
   edge_ = merkle::CompactRange();
   pending_.Clear();
+  last_leaf_.reset();
   invalid_ = true;
 }
 
@@ -268,6 +275,7 @@ Result<uint64_t> AuditLog::AppendEncoded(std::span<const Bytes> entries) {
     Invalidate();
     return tl::unexpected(s.error());
   }
+  if (!leaves.empty()) last_leaf_ = leaves.back();
   return first;
 }
 

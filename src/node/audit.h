@@ -13,6 +13,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -131,6 +132,9 @@ class AuditLog {
   merkle::CompactRange edge_;
   // Rebuild edge_ and pending_ at the next Sync; a new object has yet to read the store.
   bool invalid_ = true;
+  // The leaf hash of entry edge_.size() − 1, when known: Sync checks it before folding in
+  // entries appended elsewhere.
+  std::optional<Digest> last_leaf_;
   // INVARIANT: the incomplete tiles of a log of edge_.size() entries.
   TileBuilder pending_;
   std::vector<merkle::NodeWrite> created_;

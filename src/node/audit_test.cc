@@ -257,6 +257,24 @@ TEST_F(AuditLogTest, TurnsOfTwoAppendersKeepBothTreesRight) {
   ASSERT_EQ(log_->VerifyAll().value(), mem_.Root());
 }
 
+// A log object that was not told its append rolled back (Node's transactions always tell it)
+// does not fold the other connection's entries onto the entry that is gone: it rebuilds.
+TEST_F(AuditLogTest, EntriesAppendedElsewhereAreNotFoldedOntoAnEntryRolledBack) {
+  Append(14);
+  auto s = store_->Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(log_->AppendEncoded(std::vector<Bytes>{Bytes{'x'}}));
+    return Fail(Code::kFailedPrecondition, "the operation failed");
+  });
+  ASSERT_FALSE(s);
+  auto other_store = OpenStore();
+  AuditLog other(*other_store);
+  Append(*other_store, other, 5);  // entry 14 is another one now
+  ASSERT_EQ(log_->Root(mem_.size()).value(), mem_.Root());
+  Append(3);
+  ExpectSameTreeAt(*log_, {15, 19, 22});
+  ASSERT_EQ(log_->VerifyAll().value(), mem_.Root());
+}
+
 TEST_F(AuditLogTest, ARolledBackAppendIsForgotten) {
   Append(14);
   for (const uint64_t count : {1, 2, 20}) {  // within the tile, to its end, past it

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <system_error>
 #include <variant>
 
@@ -234,7 +235,8 @@ struct Node::Impl {
     note::Verifier log;
   };
   // By party, made once per key: every envelope is checked against its signer's key, and most
-  // carry a checkpoint of its log. An imported new key replaces the entry.
+  // carry a checkpoint of its log. An imported new key replaces the entry. Like the rest of a
+  // Node, used from one thread.
   std::map<std::string, PartnerVerifiers, std::less<>> verifiers{};
 
   Result<const PartnerVerifiers*> VerifiersOf(const PartnerRecord& p) {
@@ -244,11 +246,12 @@ struct Node::Impl {
     ACCORD_ASSIGN_OR_RETURN(
         note::Verifier checkpoints,
         note::Verifier::FromPublicKey(node_internal::LogOrigin(p.party), p.sign_public));
-    if (it != verifiers.end()) verifiers.erase(it);
-    return &verifiers
-                .emplace(p.party, PartnerVerifiers{p.sign_public, std::move(envelopes),
-                                                   std::move(checkpoints)})
-                .first->second;
+    PartnerVerifiers made{p.sign_public, std::move(envelopes), std::move(checkpoints)};
+    if (it != verifiers.end()) {
+      it->second = std::move(made);  // in place: a pointer given out before stays valid
+      return &it->second;
+    }
+    return &verifiers.emplace(p.party, std::move(made)).first->second;
   }
 
   [[nodiscard]] size_t MaxEnvelope() const { return max_payload / 3 * 4 + (1 << 20); }
@@ -440,8 +443,7 @@ struct Node::Impl {
     }
     const LogEvidence& ev = *env.log;
     ACCORD_ASSIGN_OR_RETURN(const PartnerVerifiers* of_sender, VerifiersOf(sender));
-    const note::Verifier keys[] = {of_sender->log};
-    auto opened = note::Open(ev.checkpoint, keys);
+    auto opened = note::Open(ev.checkpoint, std::span<const note::Verifier>(&of_sender->log, 1));
     if (!opened) {
       return Fail(Code::kDataLoss, fmt::format("the log checkpoint is not signed by `{}`: {}",
                                                env.signer, opened.error().message));
@@ -1107,11 +1109,10 @@ Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
   ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(bytes, n.MaxEnvelope()));
   // With a vet, the body is parsed first, for what it says of itself; without, only once the
   // signature verified, so that a signed but malformed body is logged as refused.
-  std::optional<Result<EnvelopeBody>> body;
+  std::optional<EnvelopeBody> body;
   if (vet) {
-    body = ParseBody(env);
-    if (!*body) return tl::unexpected(body->error());
-    ACCORD_RETURN_IF_ERROR(vet(InfoOf(env, **body)));
+    ACCORD_ASSIGN_OR_RETURN(body, ParseBody(env));
+    ACCORD_RETURN_IF_ERROR(vet(InfoOf(env, *body)));
   }
   if (env.signer == n.party) {
     return Fail(Code::kInvalidArgument, "this package was signed by this node itself");
@@ -1131,16 +1132,17 @@ Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
     return Fail(Code::kDataLoss,
                 fmt::format("the signature does not verify with `{}`'s key", env.signer));
   }
-  if (!body) body = ParseBody(env);
   Result<ReceiveResult> result = [&]() -> Result<ReceiveResult> {
-    if (!*body) return tl::unexpected(body->error());
-    if (const auto* package = std::get_if<PackageBody>(&**body)) {
+    if (!body) {
+      ACCORD_ASSIGN_OR_RETURN(body, ParseBody(env));
+    }
+    if (const auto* package = std::get_if<PackageBody>(&*body)) {
       return n.ReceivePackage(env, *package, bytes, *partner);
     }
-    if (const auto* receipt = std::get_if<ReceiptBody>(&**body)) {
+    if (const auto* receipt = std::get_if<ReceiptBody>(&*body)) {
       return n.ReceiveReceipt(env, *receipt, *partner);
     }
-    return n.ReceiveNotice(env, std::get<NoticeBody>(**body), bytes, *partner);
+    return n.ReceiveNotice(env, std::get<NoticeBody>(*body), bytes, *partner);
   }();
   // An authenticated package that is refused is logged (a replay is not: it was logged once).
   if (!result && result.error().code != Code::kAlreadyExists) {

@@ -331,7 +331,7 @@ TEST_F(NodeTest, RefusesUnknownSignersReplaysAndBadPackages) {
   // A fourth home for Japan that never imported Korea's keys.
   fs::create_directories(root_ + "/other");
   {
-    InitAt(root_ + "/other/JPN", "JPN", "p");
+    ASSERT_NO_FATAL_FAILURE(InitAt(root_ + "/other/JPN", "JPN", "p"));
     NodeOptions open;
     open.home = root_ + "/other/JPN";
     open.passphrase = SecretBytes::Copy(std::string_view("p"));
@@ -377,7 +377,7 @@ TEST_F(NodeTest, APartnersNewKeyTakesEffectAtOnce) {
 
   // Another Korean node's keys replace the real one's on Japan's node.
   fs::create_directories(root_ + "/other");
-  InitAt(root_ + "/other/KOR", "KOR", "p");
+  ASSERT_NO_FATAL_FAILURE(InitAt(root_ + "/other/KOR", "KOR", "p"));
   ASSERT_TRUE(jpn->ImportPublic(ReadAll(root_ + "/other/KOR/public.json")));
   auto second = kor->Release("k-2", "JPN");
   ASSERT_TRUE(second);

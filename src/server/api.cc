@@ -1134,17 +1134,15 @@ ApiResponse Api::Outbox() {
 ApiResponse Api::Envelope(const std::string& partner, std::string_view envelope) {
   const ByteView bytes = AsBytes(envelope);
   std::optional<EnvelopeInfo> info;  // set once the envelope parsed
-  bool from_partner = false;
   auto received = node_.Receive(bytes, [&](const EnvelopeInfo& i) -> Status {
     info = i;
-    from_partner = i.signer == partner;
-    if (!from_partner) return Fail(Code::kPermissionDenied, "signed by another node");
+    if (i.signer != partner) return Fail(Code::kPermissionDenied, "signed by another node");
     return OkStatus();
   });
   if (!info) {
     return ErrorResponse(400, "invalid-argument", received.error().message);
   }
-  if (!from_partner) {
+  if (info->signer != partner) {
     return ErrorResponse(403, "permission-denied",
                          "the envelope is signed by `" + info->signer + "`, not by `" + partner +
                              "`, the node calling");

@@ -134,18 +134,21 @@ check node-no-objects '"code":"permission-denied"' as_jpn_node /v1/objects
 check node-no-entries '"code":"permission-denied"' as_jpn_node /v1/log/entries
 # Envelopes posted by a partner's node, parsed once and then vetted: garbage is 400, an envelope
 # another node signed is 403, and one delivered before gets the same receipt again.
-node_post() { # node_post FROM TO FILE
-  curl -sS --cacert "$work/net/pki/ca.pem" --cert "$work/net/pki/nodes/$1.pem" \
-    --key "$work/net/pki/nodes/$1.key" -X POST --data-binary "@$3" \
-    "$(live_url "$2" /v1/federation/envelopes)"
+node_post() { # node_post FROM TO FILE [CURL_ARGS...]: the answer's body
+  local from=$1 to=$2 file=$3
+  shift 3
+  curl -sS --cacert "$work/net/pki/ca.pem" --cert "$work/net/pki/nodes/$from.pem" \
+    --key "$work/net/pki/nodes/$from.key" -X POST --data-binary "@$file" "$@" \
+    "$(live_url "$to" /v1/federation/envelopes)"
 }
+node_status() { node_post "$@" -w ' HTTP %{http_code}'; } # ... and its status
 printf 'not an envelope' >"$work/garbage"
-check node-garbage '"code":"invalid-argument"' node_post JPN KOR "$work/garbage"
+check node-garbage '"code":"invalid-argument".* HTTP 400$' node_status JPN KOR "$work/garbage"
 k2018=$(sqlite3 "$work/net/KOR/state.db" \
   "SELECT id FROM outbox WHERE object_id = 'k-2018' AND to_party = 'JPN' LIMIT 1")
 sqlite3 "$work/net/KOR/state.db" \
   "SELECT writefile('$work/k2018.env', envelope) FROM outbox WHERE id = '$k2018'" >/dev/null
-check node-not-its-own '"code":"permission-denied".*not by `JPN`' node_post JPN KOR "$work/k2018.env"
+check node-not-its-own 'not by `JPN`.* HTTP 403$' node_status JPN KOR "$work/k2018.env"
 sqlite3 "$work/net/JPN/state.db" "SELECT writefile('$work/k2018.receipt', bytes) FROM receipts \
   WHERE package_id = '$k2018' AND by_party = 'JPN'" >/dev/null
 node_post KOR JPN "$work/k2018.env" >"$work/again"
