@@ -1496,8 +1496,9 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
     return Fail(Code::kInvalidArgument, "this is this node's own checkpoint");
   }
   ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(party));
-  ACCORD_ASSIGN_OR_RETURN(note::Verifier key,
-                          note::Verifier::FromPublicKey(cp.origin, partner.sign_public));
+  // cp.origin is the partner's log origin: its cached verifier.
+  ACCORD_ASSIGN_OR_RETURN(const Impl::PartnerVerifiers* verifiers, n.VerifiersOf(partner));
+  const note::Verifier& key = verifiers->log;
   // The witness cosigns with this node's identity key, under its log's name.
   ACCORD_ASSIGN_OR_RETURN(
       note::Signer cosigner,
