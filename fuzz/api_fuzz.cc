@@ -1,5 +1,6 @@
 // libFuzzer target: the server's API request decoder (routing, percent-decoding, the JSON body of
-// a new object) and the JSON Lines loop of POST /v1/decide, on the GSOMIA example policy. No
+// a new object, the lines of a batch of envelopes) and the JSON Lines loop of POST /v1/decide,
+// on the GSOMIA example policy. No
 // network: these are the pure functions behind the HTTPS transport.
 //
 // Input: the method, a newline, the target, a newline, then the body.
@@ -124,6 +125,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         __builtin_trap();
       }
       break;
+    case api::Route::kEnvelopes: {
+      // One envelope a line, in order, none blank, no more than the limit, all inside the body.
+      if (method != "POST" || request->envelopes.empty() ||
+          request->envelopes.size() > accord::kMaxBatchEnvelopes) {
+        __builtin_trap();
+      }
+      const char* at = body.data();
+      for (const std::string_view line : request->envelopes) {
+        if (line.empty() || line == "\r" || line.find('\n') != std::string_view::npos ||
+            line.data() < at || line.data() + line.size() > body.data() + body.size()) {
+          __builtin_trap();
+        }
+        at = line.data() + line.size();
+      }
+      break;
+    }
     default:
       if (method != "GET") {
         __builtin_trap();

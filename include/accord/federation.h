@@ -5,7 +5,9 @@
 // made it (node.h). A Federation delivers the queue: for each partner, in queue order, it POSTs
 // each envelope to the partner's `/v1/federation/envelopes` over mutual TLS with this node's
 // certificate, and records the signed receipt the partner answers with (`Node::Receive`), which
-// closes the delivery in the same transaction. The envelope's id is its idempotency key: a partner
+// closes the delivery in the same transaction. When several are due, they go together to
+// `/v1/federation/batches`, which the partner applies in one commit, and their receipts are
+// recorded in one transaction. The envelope's id is its idempotency key: a partner
 // that already has it answers with the receipt it gave the first time. So an envelope is
 // delivered exactly once whatever fails and in whatever order: the sender, the partner, or the
 // network between the commit and the receipt. A partner that is down is retried with exponential
@@ -41,6 +43,9 @@ struct PeerOptions {
   std::string port_file;  // read before each connection when set (tests and demos)
 };
 
+// The most envelopes a partner's node takes in one POST /v1/federation/batches.
+inline constexpr size_t kMaxBatchEnvelopes = 256;
+
 struct FederationOptions {
   std::vector<PeerOptions> peers;
   std::string ca_file;    // the CAs partners' certificates chain to
@@ -51,7 +56,9 @@ struct FederationOptions {
   std::chrono::milliseconds retry_max{30'000};    // backoff cap
   std::chrono::milliseconds poll_interval{1000};  // outbox checked this often without a Wake
   std::chrono::milliseconds witness_interval{2000};
-  size_t batch = 64;  // envelopes read from the outbox at once
+  // Envelopes read from the outbox at once, and the most sent in one request (at most
+  // kMaxBatchEnvelopes); a request also carries at most 512 KiB of envelopes but always one.
+  size_t batch = 64;
   // One line per notable event (a partner down or back, a refusal, a fork). Empty: stderr.
   std::function<void(std::string_view line)> log;
 };
@@ -61,6 +68,8 @@ struct PeerStatus {
   bool reachable = false;  // the last attempt reached it
   std::string last_error;
   uint64_t witnessed_size = 0;
+  uint64_t delivered = 0;  // envelopes receipted since the federation started
+  uint64_t requests = 0;   // the requests that carried them (one or a batch each)
 };
 
 class Federation {

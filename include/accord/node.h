@@ -158,6 +158,8 @@ class Node {
   // payload, a package) may leave the node before SyncCommits returns OK, which may run on
   // another thread while the next group runs here. `body` must not throw.
   [[nodiscard]] Status Group(const std::function<void()>& body);
+  // Like Group, but the commit is durable when Batch returns, as a single operation's is.
+  [[nodiscard]] Status Batch(const std::function<void()>& body);
   // Makes every commit so far durable (Store::SyncCommits): thread-safe, unlike the rest.
   // LogCheckpoint calls it when a group is not yet durable: a signed checkpoint never covers
   // entries that a power loss could take back.

@@ -587,6 +587,13 @@ Status Node::Group(const std::function<void()>& body) {
   return OkStatus();
 }
 
+Status Node::Batch(const std::function<void()>& body) {
+  return impl_->Transact([&] {
+    body();
+    return OkStatus();
+  });
+}
+
 Status Node::SyncCommits() {
   const uint64_t committed = impl_->groups_committed.load();
   ACCORD_RETURN_IF_ERROR(impl_->store->SyncCommits());

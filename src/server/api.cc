@@ -152,6 +152,34 @@ tl::expected<ApiRequest, ApiError> Dispatch(const RouteMethods& methods, std::st
       MakeError(405, "method-not-allowed", std::move(message), std::string(methods.allow)));
 }
 
+// The envelopes of a batch, one per line (a last newline is optional): at least one, at most
+// kMaxBatchEnvelopes, and no blank line.
+tl::expected<void, ApiError> SplitEnvelopes(std::string_view body,
+                                            std::vector<std::string_view>& out) {
+  if (body.empty()) {
+    return tl::unexpected(
+        MakeError(400, "invalid-argument", "a batch holds at least one envelope, one per line"));
+  }
+  if (body.back() == '\n') body.remove_suffix(1);
+  while (true) {
+    const size_t nl = body.find('\n');
+    const std::string_view line = body.substr(0, nl);
+    if (line.empty() || line == "\r") {
+      return tl::unexpected(MakeError(400, "invalid-argument",
+                                      "line " + std::to_string(out.size() + 1) +
+                                          " of the batch is blank: one envelope per line"));
+    }
+    if (out.size() == kMaxBatchEnvelopes) {
+      return tl::unexpected(
+          MakeError(400, "invalid-argument",
+                    "a batch holds at most " + std::to_string(kMaxBatchEnvelopes) + " envelopes"));
+    }
+    out.push_back(line);
+    if (nl == std::string_view::npos) return {};
+    body.remove_prefix(nl + 1);
+  }
+}
+
 std::string FieldError(std::string_view field, std::string_view problem) {
   std::string message = "`";
   message.append(field);
@@ -443,7 +471,7 @@ ApiResponse Json(unsigned status, const json::value& v) {
 bool IsNodeRoute(Route route) {
   // Not the log's entries: they name subjects, objects and other partners, which a partner need
   // not see to check that the log only grows.
-  return route == Route::kEnvelope || route == Route::kCheckpoint ||
+  return route == Route::kEnvelope || route == Route::kEnvelopes || route == Route::kCheckpoint ||
          route == Route::kLogConsistency || route == Route::kLogProof || route == Route::kHealth;
 }
 
@@ -483,6 +511,14 @@ tl::expected<ApiRequest, ApiError> DecodeApiRequest(std::string_view method,
       auto request = Dispatch({std::nullopt, Route::kEnvelope, "POST"}, method);
       if (request) {
         request->envelope = body;
+      }
+      return request;
+    }
+    if (path == "/v1/federation/batches") {
+      auto request = Dispatch({std::nullopt, Route::kEnvelopes, "POST"}, method);
+      if (!request) return request;
+      if (auto split = SplitEnvelopes(body, request->envelopes); !split) {
+        return tl::unexpected(std::move(split).error());
       }
       return request;
     }
@@ -675,7 +711,7 @@ ApiResponse Api::Handle(const Caller& caller, std::string_view method, std::stri
     if (!request) {
       return FromApiError(std::move(request).error());
     }
-    if (request->route == Route::kEnvelope) {
+    if (request->route == Route::kEnvelope || request->route == Route::kEnvelopes) {
       log_("refused `" + caller.common_name + "` on the federation route: not a node");
       return ErrorResponse(403, "permission-denied", "permission denied");
     }
@@ -688,6 +724,7 @@ ApiResponse Api::Handle(const Caller& caller, std::string_view method, std::stri
 
 bool Api::IsGrouped(std::string_view method, std::string_view target) {
   constexpr std::string_view kObjects = "/v1/objects/";
+  if (method == "POST") return target == "/v1/federation/batches";
   return method == "GET" && target.size() > kObjects.size() && target.starts_with(kObjects);
 }
 
@@ -728,6 +765,9 @@ ApiResponse Api::HandleNode(const Caller& caller, std::string_view method, std::
   }
   if (request->route == Route::kEnvelope) {
     return Envelope(caller.common_name, request->envelope);
+  }
+  if (request->route == Route::kEnvelopes) {
+    return Envelopes(caller.common_name, request->envelopes);
   }
   return Run("", *request);
 }
@@ -776,6 +816,7 @@ ApiResponse Api::Run(const std::string& subject, ApiRequest& request) {
     case Route::kPeers:
       return Peers();
     case Route::kEnvelope:
+    case Route::kEnvelopes:
       break;  // HandleNode's
   }
   return ErrorResponse(500, "internal", "internal error");
@@ -1176,6 +1217,29 @@ ApiResponse Api::Envelope(const std::string& partner, std::string_view envelope)
   return ErrorResponse(422, CodeName(error.code), error.message);
 }
 
+ApiResponse Api::Envelopes(const std::string& partner, const std::vector<std::string_view>& lines) {
+  // Each envelope on its own, as if posted alone; in the server all of them share one group
+  // commit (IsGrouped), so the receipts leave together once it is durable.
+  ApiResponse r;
+  r.content_type = kJsonLines;
+  for (const std::string_view line : lines) {
+    ApiResponse one = Envelope(partner, line);
+    if (one.status == 200) {
+      std::string_view receipt = one.body;
+      if (receipt.ends_with('\n')) receipt.remove_suffix(1);
+      r.body.append(receipt);
+    } else {
+      // {"status":N,"error":{...}}: the error body with the status the envelope alone would get.
+      r.body += R"({"status":)";
+      r.body += std::to_string(one.status);
+      r.body += ',';
+      r.body.append(std::string_view(one.body).substr(1));
+    }
+    r.body += '\n';
+  }
+  return r;
+}
+
 ApiResponse Api::Peers() {
   json::array peers;
   if (hooks_.peers) {
@@ -1185,6 +1249,8 @@ ApiResponse Api::Peers() {
       o["reachable"] = p.reachable;
       o["last_error"] = StringOrNull(p.last_error);
       o["witnessed_size"] = p.witnessed_size;
+      o["delivered"] = p.delivered;
+      o["requests"] = p.requests;
       peers.emplace_back(std::move(o));
     }
   }

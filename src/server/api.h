@@ -48,6 +48,7 @@ enum class Route : uint8_t {
   kLogConsistency,  // GET  /v1/log/consistency?from=&to=
   kOutbox,          // GET  /v1/outbox
   kEnvelope,        // POST /v1/federation/envelopes (partners' nodes only)
+  kEnvelopes,       // POST /v1/federation/batches   (partners' nodes only): one per line
   kPeers,           // GET  /v1/federation/peers
 };
 
@@ -58,8 +59,10 @@ struct ApiRequest {
   SecretBytes payload;        // kCreateObject: the decoded payload_base64
   std::string_view lines;     // kDecide: the body, a view into the `body` given to the decoder
   std::string_view envelope;  // kEnvelope: the body
-  std::string to;             // kRelease, kForward, kConsent
-  std::string level;          // kReclassify
+  // kEnvelopes: the body's lines, views into the `body` given to the decoder.
+  std::vector<std::string_view> envelopes;
+  std::string to;                               // kRelease, kForward, kConsent
+  std::string level;                            // kReclassify
   DestroyScope scope = DestroyScope::kOwnCopy;  // kDestroy
   std::string kind, text;                       // kReport
   std::string agreement_id;                     // kAgreement, kTimeline
@@ -144,7 +147,9 @@ class Api {
 
   // Whether a request should wait to be answered with others through HandleGroup: an object
   // read (GET /v1/objects/{id}), whose log entry must be durable before the payload leaves, so
-  // that the reads of concurrent clients share one commit.
+  // that the reads of concurrent clients share one commit; and a partner's batch of envelopes
+  // (POST /v1/federation/batches), whose receipts must not leave before what they acknowledge
+  // is durable.
   [[nodiscard]] static bool IsGrouped(std::string_view method, std::string_view target);
 
   // Answers each request as Handle does, in one Node::Group (group commit): one write to disk
@@ -172,6 +177,7 @@ class Api {
   ApiResponse LogProof(const ApiRequest& request);
   ApiResponse Outbox();
   ApiResponse Envelope(const std::string& partner, std::string_view envelope);
+  ApiResponse Envelopes(const std::string& partner, const std::vector<std::string_view>& lines);
   ApiResponse Peers();
 
   Node& node_;

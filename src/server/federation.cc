@@ -10,7 +10,10 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "accord/clock.h"
 #include "accord/https_client.h"
@@ -24,6 +27,13 @@ namespace json = boost::json;
 using std::chrono::milliseconds;
 
 constexpr std::string_view kEnvelopesPath = "/v1/federation/envelopes";
+constexpr std::string_view kBatchesPath = "/v1/federation/batches";
+// A batch's envelopes, at most: well under a node's smallest body limit (1 MiB).
+constexpr size_t kMaxBatchBytes = 512 * 1024;
+
+std::string_view AsText(const Bytes& bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
 
 int64_t NowMicros() { return SystemClock().Now().micros; }
 
@@ -37,10 +47,10 @@ bool IsFinalRefusal(unsigned status) {
   return status >= 400 && status < 500 && status != 408 && status != 429;
 }
 
-// The "message" of an API error body, or the body's start.
-std::string ErrorMessage(const HttpsResponse& r) {
+// "code: message" of an API error body, or the status and the body's start.
+std::string ErrorMessage(unsigned status, std::string_view body) {
   boost::system::error_code ec;
-  const json::value v = json::parse(r.body, ec);
+  const json::value v = json::parse(body, ec);
   if (!ec && v.is_object()) {
     const auto* error = v.as_object().if_contains("error");
     if (error != nullptr && error->is_object()) {
@@ -52,7 +62,20 @@ std::string ErrorMessage(const HttpsResponse& r) {
       }
     }
   }
-  return fmt::format("HTTP {}: {}", r.status, r.body.substr(0, 200));
+  return fmt::format("HTTP {}: {}", status, body.substr(0, 200));
+}
+
+// The status and message of a batch's answer line {"status":N,"error":{...}}; a line without a
+// status in 100..599 is a server error.
+std::pair<unsigned, std::string> BatchError(std::string_view line) {
+  boost::system::error_code ec;
+  const json::value v = json::parse(line, ec);
+  const json::value* status = !ec && v.is_object() ? v.as_object().if_contains("status") : nullptr;
+  const unsigned code = status != nullptr && status->is_int64() && status->get_int64() >= 100 &&
+                                status->get_int64() < 600
+                            ? static_cast<unsigned>(status->get_int64())
+                            : 502;
+  return {code, ErrorMessage(code, line)};
 }
 
 }  // namespace
@@ -129,8 +152,15 @@ struct Federation::Impl {
     return s.has_value();
   }
 
-  // Delivers what is due for `p`, in queue order, stopping at the first failure to reach it.
-  // Returns whether anything was delivered.
+  // What one request did: whether it delivered anything, and whether to stop delivering to
+  // the partner for now (it is unreachable, asked to wait, or the store failed).
+  struct Step {
+    bool delivered = false;
+    bool stop = false;
+  };
+
+  // Delivers what is due for `p`, in queue order, several envelopes a request when several are
+  // due, stopping at the first failure to reach it. Returns whether anything was delivered.
   bool Deliver(Peer& p) {
     bool delivered = false;
     std::set<int64_t> tried;  // an entry still due after its attempt is not tried again now
@@ -140,44 +170,150 @@ struct Federation::Impl {
         log(fmt::format("reading the outbox failed: {}", due.error().ToString()));
         return delivered;
       }
-      if (due->empty()) return delivered;
+      std::vector<const OutboxRecord*> next;
+      size_t bytes = 0;
       for (const OutboxRecord& r : *due) {
-        if (!tried.insert(r.seq).second) return delivered;
-        auto sent = p.client->Request(
-            "POST", kEnvelopesPath,
-            std::string_view(reinterpret_cast<const char*>(r.envelope.data()), r.envelope.size()));
-        if (!sent || (sent->status != 200 && !IsFinalRefusal(sent->status))) {
-          const std::string why = sent ? ErrorMessage(*sent) : sent.error().message;
-          Unreachable(p, why);
-          Record(r, why, p.retry_at_us, false);
-          return delivered;
-        }
-        Reached(p);
-        if (sent->status != 200) {
-          const std::string why = ErrorMessage(*sent);
-          log(fmt::format("{} refused the {} `{}` of `{}`: {}", p.options.party, r.kind, r.id,
-                          r.object_id, why));
-          if (!Record(r, "refused: " + why, 0, true)) return delivered;
-          continue;
-        }
-        // The answer must be the partner's receipt for this very envelope: a receipt for another
-        // one would verify, close nothing, and leave this one due.
-        auto receipt = node->Receive(AsBytes(sent->body), [&](const EnvelopeInfo& info) {
-          return info.kind == "receipt" && info.id == r.id && info.signer == r.to
-                     ? OkStatus()
-                     : Status(Fail(Code::kInvalidArgument, "the answer is not the receipt for it"));
-        });
-        if (!receipt) {
-          // The partner answered, but not with a receipt this node can accept: keep the
-          // envelope queued, retry later, and say why.
-          const std::string why = "bad receipt: " + receipt.error().message;
-          log(fmt::format("{}: {} `{}`: {}", p.options.party, r.kind, r.id, why));
-          if (!Record(r, why, NowMicros() + Backoff(r.attempts + 1), false)) return delivered;
-          continue;
-        }
-        delivered = true;
+        if (tried.contains(r.seq) || next.size() == kMaxBatchEnvelopes) break;
+        // One line each: an envelope is one line of JSON (anything else goes alone).
+        const bool one_line = SingleLine(r.envelope);
+        if (!next.empty() && (!one_line || bytes + r.envelope.size() > kMaxBatchBytes)) break;
+        next.push_back(&r);
+        tried.insert(r.seq);
+        bytes += r.envelope.size();
+        if (!one_line) break;
       }
+      if (next.empty()) return delivered;
+      const Step step = next.size() == 1 ? DeliverOne(p, *next.front()) : DeliverBatch(p, next);
+      delivered = delivered || step.delivered;
+      if (step.stop) return delivered;
     }
+  }
+
+  static bool SingleLine(const Bytes& envelope) {
+    const auto end =
+        envelope.empty() || envelope.back() != '\n' ? envelope.end() : envelope.end() - 1;
+    return std::find(envelope.begin(), end, '\n') == end;
+  }
+
+  Step DeliverOne(Peer& p, const OutboxRecord& r) {
+    auto sent = p.client->Request("POST", kEnvelopesPath, AsText(r.envelope));
+    if (!sent || (sent->status != 200 && !IsFinalRefusal(sent->status))) {
+      const std::string why = sent ? ErrorMessage(sent->status, sent->body) : sent.error().message;
+      Unreachable(p, why);
+      Record(r, why, p.retry_at_us, false);
+      return {false, true};
+    }
+    Reached(p);
+    p.status.requests += 1;
+    if (sent->status != 200) return Refused(p, r, ErrorMessage(sent->status, sent->body));
+    const Step step = Acknowledge(p, r, sent->body);
+    if (step.delivered) p.status.delivered += 1;
+    return step;
+  }
+
+  // Sends `batch` in one request; the partner answers one line per envelope, in order: its
+  // receipt, or {"status":N,"error":{...}} with the status the envelope alone would have got.
+  Step DeliverBatch(Peer& p, const std::vector<const OutboxRecord*>& batch) {
+    std::string body;
+    for (const OutboxRecord* r : batch) {
+      body.append(AsText(r->envelope));
+      if (!body.ends_with('\n')) body += '\n';
+    }
+    auto sent = p.client->Request("POST", kBatchesPath, body, "application/jsonl");
+    if (!sent || (sent->status != 200 && !IsFinalRefusal(sent->status))) {
+      const std::string why = sent ? ErrorMessage(sent->status, sent->body) : sent.error().message;
+      Unreachable(p, why);
+      for (const OutboxRecord* r : batch) Record(*r, why, p.retry_at_us, false);
+      return {false, true};
+    }
+    Reached(p);
+    if (sent->status != 200) {
+      // The batch itself was refused (too large for the partner's body limit, say): the
+      // envelopes go one by one, each refused or accepted on its own.
+      log(fmt::format("{} refused a batch of {} envelopes ({}); sending them one by one",
+                      p.options.party, batch.size(), ErrorMessage(sent->status, sent->body)));
+      Step total;
+      for (const OutboxRecord* r : batch) {
+        const Step one = DeliverOne(p, *r);
+        total.delivered = total.delivered || one.delivered;
+        if (one.stop) return {total.delivered, true};
+      }
+      return total;
+    }
+    p.status.requests += 1;
+    std::vector<std::string_view> answers;
+    for (std::string_view rest = sent->body; !rest.empty();) {
+      const size_t nl = rest.find('\n');
+      answers.push_back(rest.substr(0, nl));
+      rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
+    }
+    if (answers.size() != batch.size()) {
+      const std::string why = fmt::format("the answer to a batch of {} envelopes has {} lines",
+                                          batch.size(), answers.size());
+      log(fmt::format("{}: {}", p.options.party, why));
+      for (const OutboxRecord* r : batch) {
+        Record(*r, why, NowMicros() + Backoff(r->attempts + 1), false);
+      }
+      return {false, true};
+    }
+    // The receipts recorded, and the refusals and attempts noted, in one durable transaction.
+    Step step;
+    uint64_t acknowledged = 0;
+    const Status committed = node->Batch([&] {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        const OutboxRecord& r = *batch[i];
+        Step one;
+        if (answers[i].starts_with(R"({"status":)")) {
+          const auto [status, why] = BatchError(answers[i]);
+          if (IsFinalRefusal(status)) {
+            one = Refused(p, r, why);
+          } else {
+            // The partner could not take this one now (its store, say): later, with backoff.
+            Record(r, why, NowMicros() + Backoff(r.attempts + 1), false);
+            one.stop = true;
+          }
+        } else {
+          one = Acknowledge(p, r, answers[i]);
+          if (one.delivered) acknowledged += 1;
+        }
+        step.delivered = step.delivered || one.delivered;
+        step.stop = step.stop || one.stop;
+      }
+    });
+    if (!committed) {
+      // None of it took effect: the envelopes stay due, and the partner, which has them now,
+      // answers the next attempt with the same receipts.
+      log(fmt::format("recording {}'s receipts failed: {}", p.options.party,
+                      committed.error().ToString()));
+      return {false, true};
+    }
+    p.status.delivered += acknowledged;
+    return step;
+  }
+
+  // `why` the partner refused `r` for good: marked failed.
+  Step Refused(Peer& p, const OutboxRecord& r, const std::string& why) {
+    log(fmt::format("{} refused the {} `{}` of `{}`: {}", p.options.party, r.kind, r.id,
+                    r.object_id, why));
+    return {false, !Record(r, "refused: " + why, 0, true)};
+  }
+
+  // Verifies and records `receipt`, which must be the partner's receipt for this very envelope:
+  // a receipt for another one would verify, close nothing, and leave this one due.
+  Step Acknowledge(Peer& p, const OutboxRecord& r, std::string_view receipt) {
+    auto recorded = node->Receive(AsBytes(receipt), [&](const EnvelopeInfo& info) {
+      return info.kind == "receipt" && info.id == r.id && info.signer == r.to
+                 ? OkStatus()
+                 : Status(Fail(Code::kInvalidArgument, "the answer is not the receipt for it"));
+    });
+    if (!recorded) {
+      // The partner answered, but not with a receipt this node can accept: keep the envelope
+      // queued, retry later, and say why.
+      const std::string why = "bad receipt: " + recorded.error().message;
+      log(fmt::format("{}: {} `{}`: {}", p.options.party, r.kind, r.id, why));
+      return {false, !Record(r, why, NowMicros() + Backoff(r.attempts + 1), false)};
+    }
+    return {true, false};
   }
 
   // Fetches the partner's checkpoint and the consistency proof from the size last cosigned,
@@ -191,7 +327,8 @@ struct Federation::Impl {
     }
     Reached(p);
     if (checkpoint->status != 200) {
-      log(fmt::format("{}: no checkpoint: {}", p.options.party, ErrorMessage(*checkpoint)));
+      log(fmt::format("{}: no checkpoint: {}", p.options.party,
+                      ErrorMessage(checkpoint->status, checkpoint->body)));
       return;
     }
     auto parsed = note::Parse(checkpoint->body);
@@ -207,8 +344,9 @@ struct Federation::Impl {
       auto answer = p.client->Request(
           "GET", fmt::format("/v1/log/consistency?from={}&to={}", *old, cp->size));
       if (!answer || answer->status != 200) {
-        log(fmt::format("{}: no consistency proof from {} to {}: {}", p.options.party, *old,
-                        cp->size, answer ? ErrorMessage(*answer) : answer.error().message));
+        log(fmt::format(
+            "{}: no consistency proof from {} to {}: {}", p.options.party, *old, cp->size,
+            answer ? ErrorMessage(answer->status, answer->body) : answer.error().message));
         return;
       }
       boost::system::error_code ec;

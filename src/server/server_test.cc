@@ -34,6 +34,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 using namespace std::chrono_literals;
+using server_internal::Api;
 using server_internal::DecodeApiRequest;
 using server_internal::Route;
 
@@ -936,6 +937,36 @@ TEST(ApiDecoderTest, RoutesAndMethods) {
   EXPECT_EQ(wrong.error().status, 405u);
   EXPECT_EQ(wrong.error().allow, "GET");
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/decide", "").error().allow, "POST");
+}
+
+TEST(ApiDecoderTest, BatchOfEnvelopesIsOnePerLine) {
+  auto two = DecodeApiRequest("POST", "/v1/federation/batches", "{\"a\":1}\n{\"b\":2}\n");
+  ASSERT_TRUE(two) << two.error().message;
+  EXPECT_EQ(two->route, Route::kEnvelopes);
+  EXPECT_EQ(two->envelopes, (std::vector<std::string_view>{"{\"a\":1}", "{\"b\":2}"}));
+  // The last newline is optional; what a line holds is the node's to check.
+  auto one = DecodeApiRequest("POST", "/v1/federation/batches", "x");
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->envelopes, (std::vector<std::string_view>{"x"}));
+  EXPECT_TRUE(Api::IsGrouped("POST", "/v1/federation/batches"));
+  EXPECT_FALSE(Api::IsGrouped("POST", "/v1/federation/envelopes"));
+
+  for (const std::string_view bad : {"", "\n", "a\n\nb", "a\n\r\nb", "\na"}) {
+    auto refused = DecodeApiRequest("POST", "/v1/federation/batches", bad);
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_EQ(refused.error().status, 400u);
+    EXPECT_EQ(refused.error().code, "invalid-argument");
+  }
+  std::string full, over;
+  for (size_t i = 0; i < kMaxBatchEnvelopes; ++i) full += "e\n";
+  over = full + "e";
+  EXPECT_EQ(DecodeApiRequest("POST", "/v1/federation/batches", full)->envelopes.size(),
+            kMaxBatchEnvelopes);
+  auto too_many = DecodeApiRequest("POST", "/v1/federation/batches", over);
+  ASSERT_FALSE(too_many);
+  EXPECT_EQ(too_many.error().status, 400u);
+  EXPECT_NE(too_many.error().message.find("at most 256"), std::string::npos);
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/federation/batches", "").error().allow, "POST");
 }
 
 TEST(ApiDecoderTest, ActionsOnObjects) {

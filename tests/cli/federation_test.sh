@@ -92,16 +92,31 @@ eventually receipt-2018 '"JPN":\{"pending":0,"delivered":1,"failed":0\}' get KOR
 check jpn-logged-receive '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-2018"'
 check kor-logged-receipt '^1$' entries KOR kor-analyst '"op":"receipt"[^}]*"object":"k-2018"'
 
-# 3. Faults. A partner stopped during a release receives it exactly once after it restarts.
+# 3. Faults. A partner stopped during releases receives each exactly once after it restarts, the
+#    three queued meanwhile in one request (a batch).
+# KOR's federation counters for JPN: "DELIVERED REQUESTS".
+jpn_counters() {
+  get KOR kor-analyst /v1/federation/peers | grep -oE '"party":"JPN"[^}]*' |
+    sed -E 's/.*"delivered":([0-9]+),"requests":([0-9]+).*/\1 \2/'
+}
 live_stop JPN
-check create-f1 '"id":"k-f1"' create KOR kor-analyst k-f1 II "while down" '["JPN"]'
-check release-f1 '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-f1/release '{"to":"JPN"}'
+for f in f1 f2 f3; do
+  check "create-$f" "\"id\":\"k-$f\"" create KOR kor-analyst "k-$f" II "while down" '["JPN"]'
+  check "release-$f" '"delivery":"queued"' post KOR kor-analyst "/v1/objects/k-$f/release" '{"to":"JPN"}'
+done
 eventually f1-retried '"attempts":[1-9]' get KOR kor-analyst /v1/outbox
-check f1-pending '"JPN":\{"pending":1,' get KOR kor-analyst /v1/outbox
+check f1-pending '"JPN":\{"pending":3,' get KOR kor-analyst /v1/outbox
+read -r delivered_before requests_before < <(jpn_counters)
 live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
-eventually f1-delivered '"JPN":\{"pending":0,"delivered":2,"failed":0\}' get KOR kor-analyst /v1/outbox
-check f1-read '"reason":"released"' get JPN jpn-analyst /v1/objects/k-f1
-check f1-once '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-f1"'
+eventually f1-delivered '"JPN":\{"pending":0,"delivered":4,"failed":0\}' get KOR kor-analyst /v1/outbox
+read -r delivered_after requests_after < <(jpn_counters)
+if [ $((delivered_after - delivered_before)) = 3 ] && [ $((requests_after - requests_before)) = 1 ]; then ok; else
+  fail "f-batch: JPN's counters went from $delivered_before/$requests_before to $delivered_after/$requests_after, not +3/+1"
+fi
+for f in f1 f2 f3; do
+  check "$f-read" '"reason":"released"' get JPN jpn-analyst "/v1/objects/k-$f"
+  check "$f-once" '^1$' entries JPN jpn-analyst "\"op\":\"receive\"[^}]*\"decision\":\"allow\",\"reason\":\"releasable\"[^}]*\"object\":\"k-$f\""
+done
 
 # SIGKILL of the sender in the middle of a burst of releases, then of the receiver: every release
 # acknowledged with 202 arrives exactly once.
@@ -115,7 +130,7 @@ for i in $(seq 1 12); do
   [ "$i" = 9 ] && live_stop JPN KILL && live_start JPN 2018-05-01T10:00:00+09:00
 done
 if [ "$acked" = 12 ]; then ok; else fail "only $acked of 12 burst releases were acknowledged"; fi
-eventually burst-delivered '"JPN":\{"pending":0,"delivered":14,"failed":0\}' get KOR kor-analyst /v1/outbox
+eventually burst-delivered '"JPN":\{"pending":0,"delivered":16,"failed":0\}' get KOR kor-analyst /v1/outbox
 check burst-once '^12$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-b[0-9]+"'
 
 # Bad requests get 4xx while the node keeps serving.
@@ -139,7 +154,7 @@ node_post() { # node_post FROM TO FILE [CURL_ARGS...]: the answer's body
   shift 3
   curl -sS --cacert "$work/net/pki/ca.pem" --cert "$work/net/pki/nodes/$from.pem" \
     --key "$work/net/pki/nodes/$from.key" -X POST --data-binary "@$file" "$@" \
-    "$(live_url "$to" /v1/federation/envelopes)"
+    "$(live_url "$to" "${NODE_PATH:-/v1/federation/envelopes}")"
 }
 node_status() { node_post "$@" -w ' HTTP %{http_code}'; } # ... and its status
 printf 'not an envelope' >"$work/garbage"
@@ -156,6 +171,18 @@ if [ -s "$work/k2018.receipt" ] && cmp -s "$work/again" "$work/k2018.receipt"; t
   fail "node-replay: the receipt given again is not the first one"
   head -c 300 "$work/again"
 fi
+# A batch: one answer line per envelope, in order, each as the envelope alone would get it.
+cat "$work/k2018.env" "$work/garbage" >"$work/batch"
+NODE_PATH=/v1/federation/batches node_post KOR JPN "$work/batch" >"$work/batch.out"
+if [ "$(wc -l <"$work/batch.out")" = 2 ] &&
+  [ "$(head -n1 "$work/batch.out")" = "$(tr -d '\n' <"$work/k2018.receipt")" ] &&
+  sed -n 2p "$work/batch.out" | grep -qE '^\{"status":400,"error":\{"code":"invalid-argument"'; then ok; else
+  fail "node-batch: the answers are not the same receipt and a 400"
+  head -c 600 "$work/batch.out"
+fi
+printf '\n' >"$work/blank"
+batch_status() { NODE_PATH=/v1/federation/batches node_status "$@"; }
+check node-batch-blank '"code":"invalid-argument".* HTTP 400$' batch_status KOR JPN "$work/blank"
 
 # Receipts and checkpoints cross-verified: every node witnessed both partners, with no fork.
 for p in KOR JPN USA; do
