@@ -93,22 +93,30 @@ check jpn-logged-receive '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"deci
 check kor-logged-receipt '^1$' entries KOR kor-analyst '"op":"receipt"[^}]*"object":"k-2018"'
 
 # 3. Faults. A partner stopped during releases receives each exactly once after it restarts, the
-#    three queued meanwhile in one request (a batch).
+#    four queued meanwhile in one request (a batch); the one spoiled in the queue is refused
+#    alone, for good, and the others are not held back by it.
 # KOR's federation counters for JPN: "DELIVERED REQUESTS".
 jpn_counters() {
   get KOR kor-analyst /v1/federation/peers | grep -oE '"party":"JPN"[^}]*' |
     sed -E 's/.*"delivered":([0-9]+),"requests":([0-9]+).*/\1 \2/'
 }
 live_stop JPN
-for f in f1 f2 f3; do
+for f in f1 f2 f3 f4; do
   check "create-$f" "\"id\":\"k-$f\"" create KOR kor-analyst "k-$f" II "while down" '["JPN"]'
   check "release-$f" '"delivery":"queued"' post KOR kor-analyst "/v1/objects/k-$f/release" '{"to":"JPN"}'
 done
 eventually f1-retried '"attempts":[1-9]' get KOR kor-analyst /v1/outbox
-check f1-pending '"JPN":\{"pending":3,' get KOR kor-analyst /v1/outbox
+check f1-pending '"JPN":\{"pending":4,' get KOR kor-analyst /v1/outbox
+# k-f4's queued envelope no longer matches its signature (the signature's first character changed).
+sqlite3 -cmd '.timeout 5000' "$work/net/KOR/state.db" "UPDATE outbox SET envelope = CAST(( \
+  SELECT substr(t, 1, p + 12) || iif(substr(t, p + 13, 1) = 'A', 'B', 'A') || substr(t, p + 14) \
+  FROM (SELECT CAST(envelope AS TEXT) AS t, instr(CAST(envelope AS TEXT), '\"signature\":\"') AS p)) \
+  AS BLOB) WHERE object_id = 'k-f4'"
 read -r delivered_before requests_before < <(jpn_counters)
 live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
-eventually f1-delivered '"JPN":\{"pending":0,"delivered":4,"failed":0\}' get KOR kor-analyst /v1/outbox
+eventually f1-delivered '"JPN":\{"pending":0,"delivered":4,"failed":1\}' get KOR kor-analyst /v1/outbox
+check f4-refused '"object":"k-f4".*"last_error":"refused: ' get KOR kor-analyst /v1/outbox
+check f4-not-received '"code":"not-found"' get JPN jpn-analyst /v1/objects/k-f4
 read -r delivered_after requests_after < <(jpn_counters)
 if [ $((delivered_after - delivered_before)) = 3 ] && [ $((requests_after - requests_before)) = 1 ]; then ok; else
   fail "f-batch: JPN's counters went from $delivered_before/$requests_before to $delivered_after/$requests_after, not +3/+1"
@@ -130,7 +138,7 @@ for i in $(seq 1 12); do
   [ "$i" = 9 ] && live_stop JPN KILL && live_start JPN 2018-05-01T10:00:00+09:00
 done
 if [ "$acked" = 12 ]; then ok; else fail "only $acked of 12 burst releases were acknowledged"; fi
-eventually burst-delivered '"JPN":\{"pending":0,"delivered":16,"failed":0\}' get KOR kor-analyst /v1/outbox
+eventually burst-delivered '"JPN":\{"pending":0,"delivered":16,"failed":1\}' get KOR kor-analyst /v1/outbox
 check burst-once '^12$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-b[0-9]+"'
 
 # Bad requests get 4xx while the node keeps serving.
