@@ -11,7 +11,8 @@
 #   3. releases Korea -> Japan: the request's latency, and from Korea's outbox the time from the
 #      commit of the release to the commit of Japan's receipt in Korea's store (delivered and
 #      receipted; target p99 < 5 ms), at about 100 releases/s from one client, and with 8
-#      clients as fast as they can (deliveries then queue).
+#      clients as fast as they can (deliveries then queue and go in batches: the line ends with
+#      the envelopes delivered and the requests that carried them).
 #
 # Usage: bench/api_bench.sh [REQUESTS_PER_CLIENT]   (default 3000; about 3 minutes on 2 cores)
 # Environment: NO_BUILD=1 skips the build; ACCORD_BIN=PATH runs that accord binary; PARTS=13 runs parts 1 and 3 only (default 123);
@@ -140,15 +141,21 @@ wait_delivered() {
     sleep 0.1
   done
 }
+jpn_counters() { # KOR's federation counters for JPN: "DELIVERED REQUESTS"
+  live_curl KOR kor-analyst "$(live_url KOR /v1/federation/peers)" | grep -oE '"party":"JPN"[^}]*' |
+    sed -E 's/.*"delivered":([0-9]+),"requests":([0-9]+).*/\1 \2/'
+}
 run_releases() { # CLIENTS REQUESTS PAUSE_MS LABEL
   last=$(sqlite3 "$work/net/KOR/state.db" "SELECT coalesce(max(seq), 0) FROM outbox")
+  read -r d0 r0 < <(jpn_counters)
   "$load" --port "$(live_port KOR)" "${as_kor[@]}" --clients "$1" --requests "$2" \
     --pause-ms "$3" --release JPN >"$work/release.$1"
   wait_delivered
-  echo "$4: release request p50/p99 µs $(row "$work/release.$1" release); commit -> receipt recorded: $(delivery "$last")"
+  read -r d1 r1 < <(jpn_counters)
+  echo "$4: release request p50/p99 µs $(row "$work/release.$1" release); commit -> receipt recorded: $(delivery "$last"); $((d1 - d0)) envelopes in $((r1 - r0)) requests"
 }
 # One client, a release every 10 ms (create and release alternate with a 5 ms pause): the
 # latency of a delivery without a queue in front of it.
 run_releases 1 600 5 "1 client, ~100 releases/s"
-# Eight clients as fast as they can: deliveries queue behind each other.
+# Eight clients as fast as they can: deliveries queue, and go in batches (decision #54).
 run_releases 8 $((n / 5 * 2 / 8)) 0 "8 clients, no pause"
