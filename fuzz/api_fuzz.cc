@@ -1,6 +1,6 @@
 // libFuzzer target: the server's API request decoder (routing, percent-decoding, the JSON body of
-// a new object, the lines of a batch of envelopes) and the JSON Lines loop of POST /v1/decide,
-// on the GSOMIA example policy. No
+// a new object, the lines of a batch of envelopes), the JSON Lines loop of POST /v1/decide on
+// the GSOMIA example policy, and the reading of a line of a partner's answer to a batch. No
 // network: these are the pure functions behind the HTTPS transport.
 //
 // Input: the method, a newline, the target, a newline, then the body.
@@ -48,6 +48,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view method = NextLine(input);
   const std::string_view target = NextLine(input);
   const std::string_view body = input;
+
+  // The sending node's reading of a line of a partner's answer to a batch.
+  const api::BatchAnswer answer = api::ReadBatchAnswer(body);
+  if (answer.error && (answer.status < 100 || answer.status > 599 || answer.message.empty())) {
+    __builtin_trap();
+  }
 
   auto request = api::DecodeApiRequest(method, target, body);
   if (!request) {
@@ -126,18 +132,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       break;
     case api::Route::kEnvelopes: {
-      // One envelope a line, in order, none blank, no more than the limit, all inside the body.
+      // The body cut into its lines, each with its newline, in order, none blank, no more than
+      // the limit.
       if (method != "POST" || request->envelopes.empty() ||
           request->envelopes.size() > accord::kMaxBatchEnvelopes) {
         __builtin_trap();
       }
       const char* at = body.data();
       for (const std::string_view line : request->envelopes) {
-        if (line.empty() || line == "\r" || line.find('\n') != std::string_view::npos ||
-            line.data() < at || line.data() + line.size() > body.data() + body.size()) {
+        const size_t nl = line.find('\n');
+        if (line.data() != at || line.empty() || line == "\n" || line == "\r\n" || line == "\r" ||
+            (nl != std::string_view::npos && nl != line.size() - 1)) {
           __builtin_trap();
         }
-        at = line.data() + line.size();
+        at += line.size();
+      }
+      if (at != body.data() + body.size()) {
+        __builtin_trap();
       }
       break;
     }

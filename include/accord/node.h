@@ -158,8 +158,10 @@ class Node {
   // payload, a package) may leave the node before SyncCommits returns OK, which may run on
   // another thread while the next group runs here. `body` must not throw.
   [[nodiscard]] Status Group(const std::function<void()>& body);
-  // Like Group, but the commit is durable when Batch returns, as a single operation's is.
-  [[nodiscard]] Status Batch(const std::function<void()>& body);
+  // Like Group, but the commit is durable when GroupDurable returns, as a single operation's
+  // is. Errors: those of the commit (kUnavailable: the store could not commit; nothing the
+  // operations did took effect). `body` must not throw.
+  [[nodiscard]] Status GroupDurable(const std::function<void()>& body);
   // Makes every commit so far durable (Store::SyncCommits): thread-safe, unlike the rest.
   // LogCheckpoint calls it when a group is not yet durable: a signed checkpoint never covers
   // entries that a power loss could take back.
@@ -195,7 +197,8 @@ class Node {
   // once (InspectEnvelope and then Receive would parse it twice).
   using EnvelopeVet = std::function<Status(const EnvelopeInfo&)>;
   [[nodiscard]] Result<ReceiveResult> Receive(ByteView envelope, const EnvelopeVet& vet);
-  // The signed receipt (with its log evidence) this node gave for `package_id`; kNotFound.
+  // The signed receipt (with its log evidence) this node gave for `package_id`; kNotFound. Made
+  // durable first if a group commit holding it is not synced yet (SyncCommits' errors).
   [[nodiscard]] Result<Bytes> StoredReceipt(const std::string& package_id);
 
   // --- the audit log (docs/ledger.md) ---

@@ -587,7 +587,7 @@ Status Node::Group(const std::function<void()>& body) {
   return OkStatus();
 }
 
-Status Node::Batch(const std::function<void()>& body) {
+Status Node::GroupDurable(const std::function<void()>& body) {
   return impl_->Transact([&] {
     body();
     return OkStatus();
@@ -606,6 +606,11 @@ Status Node::SyncCommits() {
 
 Result<Bytes> Node::StoredReceipt(const std::string& package_id) {
   ACCORD_ASSIGN_OR_RETURN(ReceiptRecord r, impl_->store->GetReceipt(package_id, impl_->party));
+  // It may have been made in a group commit not yet synced: a receipt leaves only once what it
+  // acknowledges is durable.
+  if (impl_->groups_synced.load() < impl_->groups_committed.load()) {
+    ACCORD_RETURN_IF_ERROR(SyncCommits());
+  }
   return std::move(r.bytes);
 }
 

@@ -853,6 +853,49 @@ TEST_F(NodeTest, AGroupCommitsItsOperationsTogetherAndEachFailsAlone) {
   EXPECT_EQ(*kor->VerifyLog(), before + 4);
 }
 
+// The federation records a batch's receipts this way: one durable transaction, each receipt
+// accepted or refused on its own.
+TEST_F(NodeTest, ADurableGroupRecordsGoodReceiptsAndRefusesABadOneAlone) {
+  InitAll();
+  auto kor = Open("KOR", "2018-05-01T10:00:00+09:00");
+  std::vector<Bytes> receipts;
+  auto jpn = Open("JPN", "2018-05-01T11:00:00+09:00");
+  for (const char* id : {"k-1", "k-2", "k-3"}) {
+    ASSERT_TRUE(CreateObject(*kor, id, "x", {"JPN"}));
+    auto package = kor->Release(id, "JPN");
+    ASSERT_TRUE(package) << package.error().ToString();
+    auto received = jpn->Receive(*package);
+    ASSERT_TRUE(received) << received.error().ToString();
+    receipts.push_back(received->receipt);
+  }
+  // The second receipt's signature no longer verifies.
+  auto env = node_internal::ParseEnvelope(receipts[1], 1 << 20);
+  ASSERT_TRUE(env);
+  env->signature[0] ^= 1;
+  receipts[1] = node_internal::EncodeEnvelope(*env);
+
+  const uint64_t before = *kor->LogSize();
+  std::vector<Result<ReceiveResult>> recorded;
+  ASSERT_TRUE(kor->GroupDurable([&] {
+    for (const Bytes& r : receipts) recorded.push_back(kor->Receive(r));
+  }));
+  ASSERT_TRUE(recorded[0]) << recorded[0].error().ToString();
+  EXPECT_EQ(recorded[1].error().code, Code::kDataLoss);
+  ASSERT_TRUE(recorded[2]) << recorded[2].error().ToString();
+  std::map<std::string, DeliveryState> states;
+  for (const OutboxRecord& r : kor->store().ListOutbox("JPN").value())
+    states[r.object_id] = r.state;
+  EXPECT_EQ(states, (std::map<std::string, DeliveryState>{{"k-1", DeliveryState::kDelivered},
+                                                          {"k-2", DeliveryState::kPending},
+                                                          {"k-3", DeliveryState::kDelivered}}));
+  // The two receipts (one that does not verify is not logged: nothing authenticates it); the
+  // log verifies.
+  const std::string ops = Ops(Entries(*kor));
+  EXPECT_TRUE(ops.ends_with("release:allow:releasable receipt receipt ")) << ops;
+  EXPECT_EQ(*kor->LogSize(), before + 2);
+  EXPECT_EQ(*kor->VerifyLog(), before + 2);
+}
+
 TEST_F(NodeTest, PackagesMustProveTheyWereLogged) {
   InitAll();
   auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");

@@ -152,19 +152,18 @@ tl::expected<ApiRequest, ApiError> Dispatch(const RouteMethods& methods, std::st
       MakeError(405, "method-not-allowed", std::move(message), std::string(methods.allow)));
 }
 
-// The envelopes of a batch, one per line (a last newline is optional): at least one, at most
-// kMaxBatchEnvelopes, and no blank line.
+// The envelopes of a batch, one per line, each with its newline (the last one's is optional), as
+// it would be posted alone: at least one, at most kMaxBatchEnvelopes, and no blank line.
 tl::expected<void, ApiError> SplitEnvelopes(std::string_view body,
                                             std::vector<std::string_view>& out) {
   if (body.empty()) {
     return tl::unexpected(
         MakeError(400, "invalid-argument", "a batch holds at least one envelope, one per line"));
   }
-  if (body.back() == '\n') body.remove_suffix(1);
-  while (true) {
+  while (!body.empty()) {
     const size_t nl = body.find('\n');
-    const std::string_view line = body.substr(0, nl);
-    if (line.empty() || line == "\r") {
+    const std::string_view line = body.substr(0, nl == std::string_view::npos ? nl : nl + 1);
+    if (line == "\n" || line == "\r\n" || line == "\r") {
       return tl::unexpected(MakeError(400, "invalid-argument",
                                       "line " + std::to_string(out.size() + 1) +
                                           " of the batch is blank: one envelope per line"));
@@ -175,9 +174,9 @@ tl::expected<void, ApiError> SplitEnvelopes(std::string_view body,
                     "a batch holds at most " + std::to_string(kMaxBatchEnvelopes) + " envelopes"));
     }
     out.push_back(line);
-    if (nl == std::string_view::npos) return {};
-    body.remove_prefix(nl + 1);
+    body.remove_prefix(line.size());
   }
+  return {};
 }
 
 std::string FieldError(std::string_view field, std::string_view problem) {
@@ -625,6 +624,41 @@ std::string ErrorBody(std::string_view code, std::string_view message) {
   AppendJsonString(out, SanitizeUtf8(message));
   out += "}}";
   return out;
+}
+
+BatchAnswer ReadBatchAnswer(std::string_view line) {
+  constexpr std::string_view kStatus = R"({"status":)";
+  BatchAnswer a;
+  if (!line.starts_with(kStatus) || line.size() == kStatus.size() || line[kStatus.size()] < '0' ||
+      line[kStatus.size()] > '9') {
+    return a;  // a receipt, for Node::Receive to check
+  }
+  a.error = true;
+  a.status = 502;
+  try {
+    boost::system::error_code ec;
+    const json::value v = json::parse(line, ec);
+    const json::object* o = !ec && v.is_object() ? &v.as_object() : nullptr;
+    const json::value* status = o != nullptr ? o->if_contains("status") : nullptr;
+    if (status != nullptr && status->is_int64() && status->get_int64() >= 100 &&
+        status->get_int64() < 600) {
+      a.status = static_cast<unsigned>(status->get_int64());
+    }
+    const json::value* error = o != nullptr ? o->if_contains("error") : nullptr;
+    const json::value* code =
+        error != nullptr && error->is_object() ? error->as_object().if_contains("code") : nullptr;
+    const json::value* message = error != nullptr && error->is_object()
+                                     ? error->as_object().if_contains("message")
+                                     : nullptr;
+    if (code != nullptr && code->is_string() && message != nullptr && message->is_string()) {
+      a.message.append(code->get_string()).append(": ").append(message->get_string());
+      return a;
+    }
+  } catch (const std::exception&) {  // allocation: the generic message below
+  }
+  a.message = "HTTP " + std::to_string(a.status) + ": ";
+  a.message.append(line.substr(0, 200));
+  return a;
 }
 
 ApiResponse ErrorResponse(unsigned status, std::string_view code, std::string_view message) {
@@ -1218,12 +1252,18 @@ ApiResponse Api::Envelope(const std::string& partner, std::string_view envelope)
 }
 
 ApiResponse Api::Envelopes(const std::string& partner, const std::vector<std::string_view>& lines) {
-  // Each envelope on its own, as if posted alone; in the server all of them share one group
-  // commit (IsGrouped), so the receipts leave together once it is durable.
+  // Each envelope on its own, as if posted alone, in order; in the server all of them share one
+  // group commit (IsGrouped), so the receipts leave together once it is durable.
   ApiResponse r;
   r.content_type = kJsonLines;
-  for (const std::string_view line : lines) {
-    ApiResponse one = Envelope(partner, line);
+  std::optional<size_t> stopped;  // the line that could not be applied now
+  for (size_t i = 0; i < lines.size(); ++i) {
+    ApiResponse one = stopped
+                          ? ErrorResponse(503, "unavailable",
+                                          "not applied: envelope " + std::to_string(*stopped + 1) +
+                                              " of the batch could not be, and the order must hold")
+                          : Envelope(partner, lines[i]);
+    if (one.status >= 500 && !stopped) stopped = i;
     if (one.status == 200) {
       std::string_view receipt = one.body;
       if (receipt.ends_with('\n')) receipt.remove_suffix(1);

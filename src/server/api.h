@@ -104,6 +104,16 @@ struct ApiError {
 [[nodiscard]] ApiResponse ErrorResponse(unsigned status, std::string_view code,
                                         std::string_view message);
 
+// One line of the answer to POST /v1/federation/batches, as the sending node reads it: a
+// receipt (anything not starting with {"status":<digit>), or {"status":N,"error":{...}}, whose
+// status outside 100..599 reads as 502. Never throws.
+struct BatchAnswer {
+  bool error = false;
+  unsigned status = 200;
+  std::string message;  // an error's "code: message", or its status and the line's start
+};
+[[nodiscard]] BatchAnswer ReadBatchAnswer(std::string_view line);
+
 // The HTTP status for an error code (invalid-argument 400, not-found 404, ...).
 [[nodiscard]] unsigned HttpStatus(Code code);
 

@@ -19,6 +19,7 @@
 #include "accord/https_client.h"
 #include "accord/merkle.h"
 #include "accord/note.h"
+#include "api.h"
 
 namespace accord {
 namespace {
@@ -28,8 +29,15 @@ using std::chrono::milliseconds;
 
 constexpr std::string_view kEnvelopesPath = "/v1/federation/envelopes";
 constexpr std::string_view kBatchesPath = "/v1/federation/batches";
-// A batch's envelopes, at most: well under a node's smallest body limit (1 MiB).
+// A batch's envelopes, at most, in bytes: half a server's default body limit (1 MiB). A batch
+// that fails halves a partner's budget (a partner with a smaller limit closes the connection
+// before it answers 413); one below the least goes alone, and each request that succeeds
+// doubles it back.
 constexpr size_t kMaxBatchBytes = 512 * 1024;
+constexpr size_t kMinBatchBytes = 16 * 1024;
+// Receipts recorded in one transaction, at most: it holds the store's write lock while it
+// verifies them (two signatures each), and the node's server waits for that lock.
+constexpr size_t kReceiptsPerCommit = 8;
 
 std::string_view AsText(const Bytes& bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
@@ -65,19 +73,6 @@ std::string ErrorMessage(unsigned status, std::string_view body) {
   return fmt::format("HTTP {}: {}", status, body.substr(0, 200));
 }
 
-// The status and message of a batch's answer line {"status":N,"error":{...}}; a line without a
-// status in 100..599 is a server error.
-std::pair<unsigned, std::string> BatchError(std::string_view line) {
-  boost::system::error_code ec;
-  const json::value v = json::parse(line, ec);
-  const json::value* status = !ec && v.is_object() ? v.as_object().if_contains("status") : nullptr;
-  const unsigned code = status != nullptr && status->is_int64() && status->get_int64() >= 100 &&
-                                status->get_int64() < 600
-                            ? static_cast<unsigned>(status->get_int64())
-                            : 502;
-  return {code, ErrorMessage(code, line)};
-}
-
 }  // namespace
 
 struct Federation::Impl {
@@ -87,7 +82,9 @@ struct Federation::Impl {
     int64_t retry_at_us = 0;  // the partner was unreachable: not before then
     int64_t failures = 0;     // consecutive
     int64_t witnessed_at_us = 0;
-    bool port_known = false;  // read from the port file
+    bool port_known = false;              // read from the port file
+    size_t batch_bytes = kMaxBatchBytes;  // 0: one envelope a request
+    bool takes_batches = true;            // false once it answered 404 or 405 to one
     PeerStatus status;
   };
 
@@ -174,13 +171,12 @@ struct Federation::Impl {
       size_t bytes = 0;
       for (const OutboxRecord& r : *due) {
         if (tried.contains(r.seq) || next.size() == kMaxBatchEnvelopes) break;
-        // One line each: an envelope is one line of JSON (anything else goes alone).
-        const bool one_line = SingleLine(r.envelope);
-        if (!next.empty() && (!one_line || bytes + r.envelope.size() > kMaxBatchBytes)) break;
+        const bool batchable = p.takes_batches && Batchable(r.envelope);
+        if (!next.empty() && (!batchable || bytes + r.envelope.size() > p.batch_bytes)) break;
         next.push_back(&r);
         tried.insert(r.seq);
         bytes += r.envelope.size();
-        if (!one_line) break;
+        if (!batchable) break;
       }
       if (next.empty()) return delivered;
       const Step step = next.size() == 1 ? DeliverOne(p, *next.front()) : DeliverBatch(p, next);
@@ -189,10 +185,17 @@ struct Federation::Impl {
     }
   }
 
-  static bool SingleLine(const Bytes& envelope) {
-    const auto end =
-        envelope.empty() || envelope.back() != '\n' ? envelope.end() : envelope.end() - 1;
-    return std::find(envelope.begin(), end, '\n') == end;
+  // An envelope is one line of JSON, with its newline: anything else (nothing should be) goes
+  // alone.
+  static bool Batchable(const Bytes& envelope) {
+    if (envelope.size() < 2 || envelope.back() != '\n') return false;
+    return std::find(envelope.begin(), envelope.end() - 1, '\n') == envelope.end() - 1;
+  }
+
+  void Succeeded(Peer& p) {
+    Reached(p);
+    p.status.requests += 1;
+    p.batch_bytes = std::clamp(p.batch_bytes * 2, kMinBatchBytes, kMaxBatchBytes);
   }
 
   Step DeliverOne(Peer& p, const OutboxRecord& r) {
@@ -203,8 +206,7 @@ struct Federation::Impl {
       Record(r, why, p.retry_at_us, false);
       return {false, true};
     }
-    Reached(p);
-    p.status.requests += 1;
+    Succeeded(p);
     if (sent->status != 200) return Refused(p, r, ErrorMessage(sent->status, sent->body));
     const Step step = Acknowledge(p, r, sent->body);
     if (step.delivered) p.status.delivered += 1;
@@ -213,25 +215,34 @@ struct Federation::Impl {
 
   // Sends `batch` in one request; the partner answers one line per envelope, in order: its
   // receipt, or {"status":N,"error":{...}} with the status the envelope alone would have got.
+  // It applies none after one it could not apply now (5xx), so the queue's order holds.
   Step DeliverBatch(Peer& p, const std::vector<const OutboxRecord*>& batch) {
     std::string body;
-    for (const OutboxRecord* r : batch) {
-      body.append(AsText(r->envelope));
-      if (!body.ends_with('\n')) body += '\n';
-    }
+    for (const OutboxRecord* r : batch) body.append(AsText(r->envelope));
     auto sent = p.client->Request("POST", kBatchesPath, body, "application/jsonl");
     if (!sent || (sent->status != 200 && !IsFinalRefusal(sent->status))) {
       const std::string why = sent ? ErrorMessage(sent->status, sent->body) : sent.error().message;
       Unreachable(p, why);
-      for (const OutboxRecord* r : batch) Record(*r, why, p.retry_at_us, false);
+      p.batch_bytes = p.batch_bytes / 2 < kMinBatchBytes ? 0 : p.batch_bytes / 2;
+      RecordAll(batch, why, p.retry_at_us);
       return {false, true};
     }
-    Reached(p);
-    if (sent->status != 200) {
-      // The batch itself was refused (too large for the partner's body limit, say): the
-      // envelopes go one by one, each refused or accepted on its own.
-      log(fmt::format("{} refused a batch of {} envelopes ({}); sending them one by one",
-                      p.options.party, batch.size(), ErrorMessage(sent->status, sent->body)));
+    std::vector<std::string_view> answers;
+    if (sent->status == 200) {
+      for (std::string_view rest = sent->body; !rest.empty();) {
+        const size_t nl = rest.find('\n');
+        answers.push_back(rest.substr(0, nl));
+        rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
+      }
+    }
+    if (answers.size() != batch.size()) {
+      // Refused as a whole (a partner without the route, say), or an answer that does not
+      // match: the envelopes go one by one, each refused or accepted on its own.
+      log(fmt::format("{} did not take a batch of {} envelopes ({}); sending them one by one",
+                      p.options.party, batch.size(),
+                      sent->status == 200 ? fmt::format("{} answers", answers.size())
+                                          : ErrorMessage(sent->status, sent->body)));
+      if (sent->status == 404 || sent->status == 405) p.takes_batches = false;
       Step total;
       for (const OutboxRecord* r : batch) {
         const Step one = DeliverOne(p, *r);
@@ -240,55 +251,57 @@ struct Federation::Impl {
       }
       return total;
     }
-    p.status.requests += 1;
-    std::vector<std::string_view> answers;
-    for (std::string_view rest = sent->body; !rest.empty();) {
-      const size_t nl = rest.find('\n');
-      answers.push_back(rest.substr(0, nl));
-      rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
-    }
-    if (answers.size() != batch.size()) {
-      const std::string why = fmt::format("the answer to a batch of {} envelopes has {} lines",
-                                          batch.size(), answers.size());
-      log(fmt::format("{}: {}", p.options.party, why));
-      for (const OutboxRecord* r : batch) {
-        Record(*r, why, NowMicros() + Backoff(r->attempts + 1), false);
-      }
-      return {false, true};
-    }
-    // The receipts recorded, and the refusals and attempts noted, in one durable transaction.
+    Succeeded(p);
+    // The receipts recorded, and the refusals and attempts noted, a few per durable transaction.
     Step step;
-    uint64_t acknowledged = 0;
-    const Status committed = node->Batch([&] {
-      for (size_t i = 0; i < batch.size(); ++i) {
-        const OutboxRecord& r = *batch[i];
-        Step one;
-        if (answers[i].starts_with(R"({"status":)")) {
-          const auto [status, why] = BatchError(answers[i]);
-          if (IsFinalRefusal(status)) {
-            one = Refused(p, r, why);
-          } else {
-            // The partner could not take this one now (its store, say): later, with backoff.
-            Record(r, why, NowMicros() + Backoff(r.attempts + 1), false);
-            one.stop = true;
-          }
-        } else {
-          one = Acknowledge(p, r, answers[i]);
+    for (size_t first = 0; first < batch.size(); first += kReceiptsPerCommit) {
+      const size_t end = std::min(batch.size(), first + kReceiptsPerCommit);
+      uint64_t acknowledged = 0;
+      Step chunk;
+      const Status committed = node->GroupDurable([&] {
+        for (size_t i = first; i < end; ++i) {
+          const Step one = Answered(p, *batch[i], answers[i]);
           if (one.delivered) acknowledged += 1;
+          chunk.delivered = chunk.delivered || one.delivered;
+          chunk.stop = chunk.stop || one.stop;
         }
-        step.delivered = step.delivered || one.delivered;
-        step.stop = step.stop || one.stop;
+      });
+      if (!committed) {
+        // None of it took effect: the envelopes stay due, and the partner, which has them, will
+        // answer the next attempt with the same receipts. Not before a while.
+        log(fmt::format("recording {}'s receipts failed: {}", p.options.party,
+                        committed.error().ToString()));
+        p.retry_at_us = NowMicros() + Backoff(1);
+        return {step.delivered, true};
       }
+      p.status.delivered += acknowledged;
+      step.delivered = step.delivered || chunk.delivered;
+      step.stop = step.stop || chunk.stop;
+    }
+    return step;
+  }
+
+  // Handles the partner's answer line for `r`.
+  Step Answered(Peer& p, const OutboxRecord& r, std::string_view line) {
+    const server_internal::BatchAnswer answer = server_internal::ReadBatchAnswer(line);
+    if (!answer.error) return Acknowledge(p, r, line);
+    if (IsFinalRefusal(answer.status)) return Refused(p, r, answer.message);
+    // Not applied now (the partner's store, or an envelope before it that was not): this one
+    // and the rest wait for the partner, as after a failure to reach it.
+    if (p.status.reachable) Unreachable(p, answer.message);
+    Record(r, answer.message, p.retry_at_us, false);
+    return {false, true};
+  }
+
+  // Records a failed attempt at each of `batch`, in one transaction.
+  void RecordAll(const std::vector<const OutboxRecord*>& batch, const std::string& why,
+                 int64_t retry_at_us) {
+    const Status committed = node->GroupDurable([&] {
+      for (const OutboxRecord* r : batch) Record(*r, why, retry_at_us, false);
     });
     if (!committed) {
-      // None of it took effect: the envelopes stay due, and the partner, which has them now,
-      // answers the next attempt with the same receipts.
-      log(fmt::format("recording {}'s receipts failed: {}", p.options.party,
-                      committed.error().ToString()));
-      return {false, true};
+      log(fmt::format("recording delivery attempts failed: {}", committed.error().ToString()));
     }
-    p.status.delivered += acknowledged;
-    return step;
   }
 
   // `why` the partner refused `r` for good: marked failed.

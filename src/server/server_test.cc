@@ -943,7 +943,8 @@ TEST(ApiDecoderTest, BatchOfEnvelopesIsOnePerLine) {
   auto two = DecodeApiRequest("POST", "/v1/federation/batches", "{\"a\":1}\n{\"b\":2}\n");
   ASSERT_TRUE(two) << two.error().message;
   EXPECT_EQ(two->route, Route::kEnvelopes);
-  EXPECT_EQ(two->envelopes, (std::vector<std::string_view>{"{\"a\":1}", "{\"b\":2}"}));
+  // Each line with its newline, as the envelope would be posted alone (its digest is the same).
+  EXPECT_EQ(two->envelopes, (std::vector<std::string_view>{"{\"a\":1}\n", "{\"b\":2}\n"}));
   // The last newline is optional; what a line holds is the node's to check.
   auto one = DecodeApiRequest("POST", "/v1/federation/batches", "x");
   ASSERT_TRUE(one);
@@ -951,7 +952,7 @@ TEST(ApiDecoderTest, BatchOfEnvelopesIsOnePerLine) {
   EXPECT_TRUE(Api::IsGrouped("POST", "/v1/federation/batches"));
   EXPECT_FALSE(Api::IsGrouped("POST", "/v1/federation/envelopes"));
 
-  for (const std::string_view bad : {"", "\n", "a\n\nb", "a\n\r\nb", "\na"}) {
+  for (const std::string_view bad : {"", "\n", "a\n\nb", "a\n\r\nb", "\na", "a\n\r"}) {
     auto refused = DecodeApiRequest("POST", "/v1/federation/batches", bad);
     ASSERT_FALSE(refused) << bad;
     EXPECT_EQ(refused.error().status, 400u);
@@ -967,6 +968,24 @@ TEST(ApiDecoderTest, BatchOfEnvelopesIsOnePerLine) {
   EXPECT_EQ(too_many.error().status, 400u);
   EXPECT_NE(too_many.error().message.find("at most 256"), std::string::npos);
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/federation/batches", "").error().allow, "POST");
+}
+
+TEST(ApiDecoderTest, TheSenderReadsEachLineOfABatchAnswer) {
+  using server_internal::ReadBatchAnswer;
+  EXPECT_FALSE(ReadBatchAnswer(R"({"format":"accord-envelope/1","kind":"receipt"})").error);
+  EXPECT_FALSE(ReadBatchAnswer(R"({"status":"recorded"})").error);  // not a status: Receive's
+  auto refused = ReadBatchAnswer(R"({"status":422,"error":{"code":"data-loss","message":"bad"}})");
+  EXPECT_TRUE(refused.error);
+  EXPECT_EQ(refused.status, 422u);
+  EXPECT_EQ(refused.message, "data-loss: bad");
+  // A status out of range, or a line that is not JSON after its start, is a server error.
+  for (const std::string_view odd : {R"({"status":7})", R"({"status":600,"error":1})",
+                                     R"({"status":4)", R"({"status":403.5})"}) {
+    auto a = ReadBatchAnswer(odd);
+    EXPECT_TRUE(a.error) << odd;
+    EXPECT_EQ(a.status, 502u) << odd;
+    EXPECT_NE(a.message.find(odd.substr(0, 10)), std::string::npos) << a.message;
+  }
 }
 
 TEST(ApiDecoderTest, ActionsOnObjects) {

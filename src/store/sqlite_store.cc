@@ -1069,6 +1069,12 @@ class SqliteStore final : public Store {
   // A transaction inside another is a savepoint: its body's failure undoes its own changes only,
   // and its changes become durable when the outermost transaction commits.
   Status Nested(const std::function<Status()>& body) {
+    if (sqlite3_get_autocommit(db_.get()) != 0) {
+      // SQLite rolled the outer transaction back by itself (below): a SAVEPOINT now would start
+      // a transaction of its own, committed on its own, and the body must not run outside the
+      // outer one.
+      return Fail(Code::kUnavailable, "the transaction was rolled back");
+    }
     {
       BoundStatement savepoint(db_.get(), s_.savepoint.get());
       ACCORD_RETURN_IF_ERROR(savepoint.Run("begin a nested transaction"));
