@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Three live nodes (KOR, JPN, USA) on loopback ports, federated over mutual TLS: the GSOMIA
 # history played over the network, receipts and checkpoints cross-verified, and faults (a partner
-# stopped during a release, SIGKILL mid-delivery, bad requests) that must lose nothing and
-# deliver nothing twice. Usage: federation_test.sh ACCORD_BINARY SOURCE_DIR
+# stopped during a release, SIGKILL mid-delivery, a batch answer spoiled on the way back, bad
+# requests) that must lose nothing and deliver nothing twice.
+# Usage: federation_test.sh ACCORD_BINARY SOURCE_DIR
 set -uo pipefail
 accord=$1
 src=$2
 work=$(mktemp -d)
 source "$src/scripts/live-lib.sh"
+proxy_pid=""
 cleanup() {
+  [ -z "$proxy_pid" ] || kill "$proxy_pid" 2>/dev/null
   live_stop_all 2>/dev/null
   rm -rf "$work"
 }
@@ -140,6 +143,41 @@ done
 if [ "$acked" = 12 ]; then ok; else fail "only $acked of 12 burst releases were acknowledged"; fi
 eventually burst-delivered '"JPN":\{"pending":0,"delivered":16,"failed":1\}' get KOR kor-analyst /v1/outbox
 check burst-once '^12$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-b[0-9]+"'
+
+# A batch whose answer is spoiled on the way back (tests/cli/batch_proxy.py between Korea and
+# Japan): a 500 on the second line, then an answer a line short. Korea keeps what the answer
+# proves, retries the rest, and Japan applies each envelope once.
+proxy_round() { # proxy_round MODE ID...: releases while Japan is unreachable, then the proxy
+  local mode=$1 id
+  shift
+  rm -f "$work/net/run/JPN.proxy.port"
+  for id in "$@"; do
+    create KOR kor-analyst "$id" II "through the proxy" '["JPN"]' >/dev/null
+    post KOR kor-analyst "/v1/objects/$id/release" '{"to":"JPN"}' >/dev/null
+  done
+  python3 "$src/tests/cli/batch_proxy.py" "$work/net/pki" JPN KOR "$work/net/run/JPN.port" \
+    "$work/net/run/JPN.proxy.port" "$mode" 2>>"$work/net/run/proxy.log" &
+  proxy_pid=$!
+}
+cp "$work/net/KOR/serve.toml" "$work/kor-serve.toml"
+sed -i 's|port_file = "../run/JPN.port"|port_file = "../run/JPN.proxy.port"|' "$work/net/KOR/serve.toml"
+live_stop KOR && live_start KOR 2018-05-01T10:00:00+09:00 || exit 1
+delivered=16
+for mode in fail-second short; do
+  proxy_round "$mode" "k-$mode-1" "k-$mode-2" "k-$mode-3"
+  delivered=$((delivered + 3))
+  eventually "proxy-$mode-delivered" "\"JPN\":\\{\"pending\":0,\"delivered\":$delivered,\"failed\":1\\}" get KOR kor-analyst /v1/outbox
+  kill "$proxy_pid" 2>/dev/null
+  wait "$proxy_pid" 2>/dev/null
+  for i in 1 2 3; do
+    check "proxy-$mode-$i-once" '^1$' entries JPN jpn-analyst "\"op\":\"receive\"[^}]*\"object\":\"k-$mode-$i\""
+  done
+done
+check proxy-spoiled '^2$' grep -c 'spoiled a batch answer' "$work/net/run/proxy.log"
+check proxy-kor-retried 'injected by the test proxy' cat "$work/net/run/KOR.log"
+check proxy-kor-one-by-one 'did not take a batch of 3 envelopes \(2 answers\); sending them one by one' cat "$work/net/run/KOR.log"
+cp "$work/kor-serve.toml" "$work/net/KOR/serve.toml"
+live_stop KOR && live_start KOR 2018-05-01T10:00:00+09:00 || exit 1
 
 # Bad requests get 4xx while the node keeps serving.
 check bad-json '"code":"invalid-argument"' post KOR kor-analyst /v1/objects '{"id":'

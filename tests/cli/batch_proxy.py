@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""A partner's node seen through a faulty link, for tests/cli/federation_test.sh.
+
+Listens on a free loopback port with the partner's node certificate (TLS 1.3, client certificates
+from the CA required), writes that port to PORT_FILE, and forwards each request to the partner
+(whose port is in UPSTREAM_PORT_FILE) with the calling node's certificate. The answer to the first
+POST /v1/federation/batches is spoiled as MODE says; everything else passes unchanged:
+
+  fail-second  the second line becomes a 500 and the later ones 503 "not applied", as a partner
+               that could not apply the second envelope would answer (though this one did);
+  short        the last line is dropped.
+
+Usage: batch_proxy.py PKI_DIR PARTNER CALLER UPSTREAM_PORT_FILE PORT_FILE MODE
+"""
+import http.client
+import http.server
+import json
+import os
+import ssl
+import sys
+import threading
+
+pki, partner, caller, upstream_port_file, port_file, mode = sys.argv[1:7]
+spoiled = threading.Event()
+
+
+def spoil(body: bytes) -> bytes:
+    lines = body.decode().split("\n")[:-1]
+    if mode == "short":
+        lines = lines[:-1]
+    elif mode == "fail-second":
+        error = {"code": "internal", "message": "injected by the test proxy"}
+        lines[1] = json.dumps({"status": 500, "error": error}, separators=(",", ":"))
+        for i in range(2, len(lines)):
+            later = {"code": "unavailable", "message": "not applied (test proxy)"}
+            lines[i] = json.dumps({"status": 503, "error": later}, separators=(",", ":"))
+    return "".join(line + "\n" for line in lines).encode()
+
+
+class Forward(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.forward()
+
+    def do_POST(self):
+        self.forward()
+
+    def forward(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(upstream_port_file) as f:
+            port = int(f.read())
+        upstream = http.client.HTTPSConnection("127.0.0.1", port, context=client_tls, timeout=10)
+        headers = {"Content-Type": self.headers.get("Content-Type", "application/json")}
+        upstream.request(self.command, self.path, body, headers)
+        answer = upstream.getresponse()
+        data = answer.read()
+        upstream.close()
+        if (self.path == "/v1/federation/batches" and answer.status == 200
+                and not spoiled.is_set()):
+            spoiled.set()
+            data = spoil(data)
+            print(f"batch_proxy: spoiled a batch answer ({mode})", file=sys.stderr, flush=True)
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.getheader("Content-Type", "application/json"))
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+client_tls = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=f"{pki}/ca.pem")
+client_tls.check_hostname = False  # the upstream's name is checked by the node that calls us
+client_tls.load_cert_chain(f"{pki}/nodes/{caller}.pem", f"{pki}/nodes/{caller}.key")
+server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+server_tls.minimum_version = ssl.TLSVersion.TLSv1_3
+server_tls.verify_mode = ssl.CERT_REQUIRED
+server_tls.load_verify_locations(f"{pki}/ca.pem")
+server_tls.load_cert_chain(f"{pki}/nodes/{partner}.pem", f"{pki}/nodes/{partner}.key")
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+server.socket = server_tls.wrap_socket(server.socket, server_side=True)
+with open(port_file + ".tmp", "w") as f:
+    f.write(str(server.server_address[1]))
+os.replace(port_file + ".tmp", port_file)
+server.serve_forever()
