@@ -141,9 +141,11 @@ wait_delivered() {
     sleep 0.1
   done
 }
-jpn_counters() { # KOR's federation counters for JPN: "DELIVERED REQUESTS"
-  live_curl KOR kor-analyst "$(live_url KOR /v1/federation/peers)" | grep -oE '"party":"JPN"[^}]*' |
-    sed -E 's/.*"delivered":([0-9]+),"requests":([0-9]+).*/\1 \2/'
+jpn_counters() { # KOR's federation counters for JPN: "DELIVERED REQUESTS" ("0 0" before them)
+  local c
+  c=$(live_curl KOR kor-analyst "$(live_url KOR /v1/federation/peers)" |
+    grep -oE '"party":"JPN"[^}]*' | grep -oE '"delivered":[0-9]+,"requests":[0-9]+' || true)
+  [ -n "$c" ] && echo "$c" | sed -E 's/"delivered":([0-9]+),"requests":([0-9]+)/\1 \2/' || echo "0 0"
 }
 run_releases() { # CLIENTS REQUESTS PAUSE_MS LABEL
   last=$(sqlite3 "$work/net/KOR/state.db" "SELECT coalesce(max(seq), 0) FROM outbox")
