@@ -883,8 +883,8 @@ TEST_F(NodeTest, ADurableGroupRecordsGoodReceiptsAndRefusesABadOneAlone) {
   EXPECT_EQ(recorded[1].error().code, Code::kDataLoss);
   ASSERT_TRUE(recorded[2]) << recorded[2].error().ToString();
   std::map<std::string, DeliveryState> states;
-  for (const OutboxRecord& r : kor->store().ListOutbox("JPN").value())
-    states[r.object_id] = r.state;
+  const std::vector<OutboxRecord> queued = kor->store().ListOutbox("JPN").value();
+  for (const OutboxRecord& r : queued) states[r.object_id] = r.state;
   EXPECT_EQ(states, (std::map<std::string, DeliveryState>{{"k-1", DeliveryState::kDelivered},
                                                           {"k-2", DeliveryState::kPending},
                                                           {"k-3", DeliveryState::kDelivered}}));
