@@ -7,8 +7,8 @@
 // certificate, and records the signed receipt the partner answers with (`Node::Receive`), which
 // closes the delivery in the same transaction. When several are due, they go together to
 // `/v1/federation/batches`, which the partner applies in one commit, and their receipts are
-// recorded in one transaction. The envelope's id is its idempotency key: a partner
-// that already has it answers with the receipt it gave the first time. So an envelope is
+// recorded eight to a transaction (docs/api.md). The envelope's id is its idempotency key: a
+// partner that already has it answers with the receipt it gave the first time. So an envelope is
 // delivered exactly once whatever fails and in whatever order: the sender, the partner, or the
 // network between the commit and the receipt. A partner that is down is retried with exponential
 // backoff; one that refuses an envelope (4xx) has refused it for good, and the delivery is marked
@@ -57,7 +57,8 @@ struct FederationOptions {
   std::chrono::milliseconds poll_interval{1000};  // outbox checked this often without a Wake
   std::chrono::milliseconds witness_interval{2000};
   // Envelopes read from the outbox at once, and the most sent in one request (at most
-  // kMaxBatchEnvelopes); a request also carries at most 512 KiB of envelopes but always one.
+  // kMaxBatchEnvelopes); a request also carries at most 512 KiB of envelopes (less to a partner
+  // a batch failed to reach) but always one.
   size_t batch = 64;
   // One line per notable event (a partner down or back, a refusal, a fork). Empty: stderr.
   std::function<void(std::string_view line)> log;
