@@ -626,6 +626,27 @@ std::string ErrorBody(std::string_view code, std::string_view message) {
   return out;
 }
 
+std::string ErrorMessage(unsigned status, std::string_view body) {
+  try {
+    boost::system::error_code ec;
+    const json::value v = json::parse(body, ec);
+    const json::value* error = !ec && v.is_object() ? v.as_object().if_contains("error") : nullptr;
+    if (error != nullptr && error->is_object()) {
+      const json::value* code = error->as_object().if_contains("code");
+      const json::value* message = error->as_object().if_contains("message");
+      if (code != nullptr && code->is_string() && message != nullptr && message->is_string()) {
+        std::string out(code->get_string());
+        out.append(": ").append(message->get_string());
+        return out;
+      }
+    }
+  } catch (const std::exception&) {  // allocation: the generic message below
+  }
+  std::string out = "HTTP " + std::to_string(status) + ": ";
+  out.append(body.substr(0, 200));
+  return out;
+}
+
 BatchAnswer ReadBatchAnswer(std::string_view line) {
   constexpr std::string_view kStatus = R"({"status":)";
   BatchAnswer a;
@@ -638,26 +659,15 @@ BatchAnswer ReadBatchAnswer(std::string_view line) {
   try {
     boost::system::error_code ec;
     const json::value v = json::parse(line, ec);
-    const json::object* o = !ec && v.is_object() ? &v.as_object() : nullptr;
-    const json::value* status = o != nullptr ? o->if_contains("status") : nullptr;
+    const json::value* status =
+        !ec && v.is_object() ? v.as_object().if_contains("status") : nullptr;
     if (status != nullptr && status->is_int64() && status->get_int64() >= 100 &&
         status->get_int64() < 600) {
       a.status = static_cast<unsigned>(status->get_int64());
     }
-    const json::value* error = o != nullptr ? o->if_contains("error") : nullptr;
-    const json::value* code =
-        error != nullptr && error->is_object() ? error->as_object().if_contains("code") : nullptr;
-    const json::value* message = error != nullptr && error->is_object()
-                                     ? error->as_object().if_contains("message")
-                                     : nullptr;
-    if (code != nullptr && code->is_string() && message != nullptr && message->is_string()) {
-      a.message.append(code->get_string()).append(": ").append(message->get_string());
-      return a;
-    }
-  } catch (const std::exception&) {  // allocation: the generic message below
+  } catch (const std::exception&) {  // allocation: a server error
   }
-  a.message = "HTTP " + std::to_string(a.status) + ": ";
-  a.message.append(line.substr(0, 200));
+  a.message = ErrorMessage(a.status, line);
   return a;
 }
 

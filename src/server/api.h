@@ -104,6 +104,10 @@ struct ApiError {
 [[nodiscard]] ApiResponse ErrorResponse(unsigned status, std::string_view code,
                                         std::string_view message);
 
+// "code: message" of an API error body ({"error":{...}}, with or without a "status"), or the
+// status and the body's start. Never throws.
+[[nodiscard]] std::string ErrorMessage(unsigned status, std::string_view body);
+
 // One line of the answer to POST /v1/federation/batches, as the sending node reads it: a
 // receipt (anything not starting with {"status":<digit>), or {"status":N,"error":{...}}, whose
 // status outside 100..599 reads as 502. Never throws.

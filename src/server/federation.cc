@@ -55,25 +55,9 @@ bool IsFinalRefusal(unsigned status) {
   return status >= 400 && status < 500 && status != 408 && status != 429;
 }
 
-// "code: message" of an API error body, or the status and the body's start.
-std::string ErrorMessage(unsigned status, std::string_view body) {
-  boost::system::error_code ec;
-  const json::value v = json::parse(body, ec);
-  if (!ec && v.is_object()) {
-    const auto* error = v.as_object().if_contains("error");
-    if (error != nullptr && error->is_object()) {
-      const auto* code = error->as_object().if_contains("code");
-      const auto* message = error->as_object().if_contains("message");
-      if (code != nullptr && code->is_string() && message != nullptr && message->is_string()) {
-        return fmt::format("{}: {}", std::string_view(code->get_string()),
-                           std::string_view(message->get_string()));
-      }
-    }
-  }
-  return fmt::format("HTTP {}: {}", status, body.substr(0, 200));
-}
-
 }  // namespace
+
+using server_internal::ErrorMessage;
 
 struct Federation::Impl {
   struct Peer {
