@@ -478,6 +478,7 @@ tl::expected<ApiRequest, ApiError> DecodeApiRequest(std::string_view method,
                                                     std::string_view target,
                                                     std::string_view body) {
   try {
+    constexpr std::string_view kObjects = "/v1/objects/";
     std::string_view path = target.substr(0, target.find('?'));
     if (path.empty() || path.front() != '/') {
       return tl::unexpected(MakeError(400, "invalid-argument", "the target is not a path"));
@@ -498,6 +499,15 @@ tl::expected<ApiRequest, ApiError> DecodeApiRequest(std::string_view method,
         if (!query) return tl::unexpected(std::move(query).error());
         return Dispatch(fixed.methods, method);
       }
+    }
+    // The routes below take no query parameter but those they name: anything else is refused
+    // rather than ignored, so a client's typo is never taken for an instruction.
+    const bool query_free = path == "/v1/decide" || path == "/v1/federation/envelopes" ||
+                            path == "/v1/federation/batches" || path == "/v1/objects" ||
+                            path.starts_with(kObjects);
+    if (query_free) {
+      auto query = DecodeQuery(target, {});
+      if (!query) return tl::unexpected(std::move(query).error());
     }
     if (path == "/v1/decide") {
       auto request = Dispatch({std::nullopt, Route::kDecide, "POST"}, method);
@@ -585,7 +595,6 @@ tl::expected<ApiRequest, ApiError> DecodeApiRequest(std::string_view method,
       }
       return request;
     }
-    constexpr std::string_view kObjects = "/v1/objects/";
     if (path.starts_with(kObjects)) {
       const std::string_view rest = path.substr(kObjects.size());
       const size_t slash = rest.find('/');

@@ -913,6 +913,22 @@ TEST(ApiDecoderTest, RoutesAndMethods) {
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/health", "")->route, Route::kHealth);
   // Unknown query parameters are refused rather than ignored.
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/health?verbose=1", "").error().status, 400u);
+  // On every route, the body's routes included: a query there is a client's mistake.
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/v1/objects?limit=5"},
+           {"POST", "/v1/objects?dry-run"},
+           {"GET", "/v1/objects/x?at=2019-11-23T00:00:00Z"},
+           {"POST", "/v1/objects/x/release?to=JPN"},
+           {"POST", "/v1/decide?at=2020-01-01T00:00:00Z"},
+           {"POST", "/v1/federation/envelopes?key=1"},
+           {"POST", "/v1/federation/batches?key=1"},
+       }) {
+    auto decoded = DecodeApiRequest(method, target, "{}\n");
+    ASSERT_FALSE(decoded) << method << " " << target;
+    EXPECT_EQ(decoded.error().status, 400u) << target;
+    EXPECT_EQ(decoded.error().code, "invalid-argument") << target;
+  }
+  EXPECT_EQ(DecodeApiRequest("GET", "/v1/objects/x?", "")->object_id, "x");  // an empty query
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/objects", "")->route, Route::kListObjects);
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/log/checkpoint", "")->route, Route::kCheckpoint);
   auto get = DecodeApiRequest("GET", "/v1/objects/a%20b%2fc", "");
