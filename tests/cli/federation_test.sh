@@ -229,6 +229,32 @@ fi
 printf '\n' >"$work/blank"
 batch_status() { NODE_PATH=/v1/federation/batches node_status "$@"; }
 check node-batch-blank '"code":"invalid-argument".* HTTP 400$' batch_status KOR JPN "$work/blank"
+# Japan's store fails under the first envelope of a batch (a trigger, added beside the running
+# node): that line is a 5xx, the line after it is "not applied" (the order holds) and nothing of
+# it is kept; once the store works again, Korea's node delivers both, each once.
+sqlite3 "$work/net/JPN/state.db" "CREATE TRIGGER test_fault BEFORE INSERT ON packages \
+  WHEN NEW.object_id = 'k-fault-1' BEGIN SELECT RAISE(ABORT, 'injected by the test'); END"
+: >"$work/fault-batch"
+for id in k-fault-1 k-fault-2; do
+  create KOR kor-analyst "$id" II "store fault" '["JPN"]' >/dev/null
+  post KOR kor-analyst "/v1/objects/$id/release" '{"to":"JPN"}' >/dev/null
+  sqlite3 "$work/net/KOR/state.db" "SELECT writefile('$work/$id.env', envelope) FROM outbox \
+    WHERE object_id = '$id' AND to_party = 'JPN'" >/dev/null
+  cat "$work/$id.env" >>"$work/fault-batch"
+done
+NODE_PATH=/v1/federation/batches node_post KOR JPN "$work/fault-batch" >"$work/fault.out"
+if [ "$(wc -l <"$work/fault.out")" = 2 ] &&
+  head -n1 "$work/fault.out" | grep -qE '^\{"status":5[0-9][0-9],"error":' &&
+  sed -n 2p "$work/fault.out" | grep -qE '^\{"status":503,"error":\{"code":"unavailable","message":"not applied: envelope 1 of'; then ok; else
+  fail "node-batch-fault: the answers are not a 5xx and a 503 not applied"
+  head -c 600 "$work/fault.out"
+fi
+check fault-none-kept '^0$' entries JPN jpn-analyst '"op":"receive"[^}]*"object":"k-fault-[12]"'
+sqlite3 "$work/net/JPN/state.db" "DROP TRIGGER test_fault"
+eventually fault-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
+for i in 1 2; do
+  check "fault-$i-once" '^1$' entries JPN jpn-analyst "\"op\":\"receive\"[^}]*\"object\":\"k-fault-$i\""
+done
 
 # Receipts and checkpoints cross-verified: every node witnessed both partners, with no fork.
 for p in KOR JPN USA; do
