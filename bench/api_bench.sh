@@ -90,6 +90,7 @@ CONF
 done
 [ -n "$nginx_pid" ] || { echo "nginx did not start" >&2; cat "$work/nginx/error.log" >&2; exit 1; }
 echo "nginx $(nginx -v 2>&1 | sed 's/.*\///') (workers: $(nproc)) on port $nginx_port; accord KOR on $(live_port KOR)"
+echo "the nodes' disk: $(python3 bench/fsync_probe.py "$work")"
 
 live_curl KOR kor-analyst -X POST -H 'Content-Type: application/json' \
   -d "{\"id\":\"k-bench\",\"level\":\"II\",\"topics\":[\"dprk-missile\"],\"rel_to\":[\"JPN\"],\"payload_base64\":\"$(head -c 1024 /dev/urandom | base64 -w0)\"}" \
