@@ -777,8 +777,9 @@ ApiResponse Api::Handle(const Caller& caller, std::string_view method, std::stri
 
 bool Api::IsGrouped(std::string_view method, std::string_view target) {
   constexpr std::string_view kObjects = "/v1/objects/";
-  if (method == "POST") return target == "/v1/federation/batches";
-  return method == "GET" && target.size() > kObjects.size() && target.starts_with(kObjects);
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (method == "POST") return path == "/v1/federation/batches";
+  return method == "GET" && path.size() > kObjects.size() && path.starts_with(kObjects);
 }
 
 std::vector<ApiResponse> Api::HandleGroup(const std::vector<GroupedRequest>& requests) {
@@ -1252,10 +1253,16 @@ ApiResponse Api::Envelope(const std::string& partner, std::string_view envelope)
   }
   const Error& error = received.error();
   if (error.code == Code::kAlreadyExists) {
-    // Delivered before (the sender did not get the answer): the same receipt again.
-    if (auto stored = node_.StoredReceipt(info->id)) {
+    // Delivered before (the sender did not get the answer): the same receipt again. If it
+    // cannot be given now (the store, or the sync of the group that made it, failed), the
+    // sender must try again later rather than take the envelope as refused.
+    auto stored = node_.StoredReceipt(info->id);
+    if (stored) {
       r.body.assign(stored->begin(), stored->end());
       return r;
+    }
+    if (stored.error().code != Code::kNotFound) {
+      return FromError(stored.error(), "the receipt for `" + info->id + "`");
     }
   }
   if (auto reason = Denial(error)) {

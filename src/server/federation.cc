@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -176,6 +177,8 @@ struct Federation::Impl {
     return std::find(envelope.begin(), envelope.end() - 1, '\n') == envelope.end() - 1;
   }
 
+  static size_t HalfBudget(size_t bytes) { return bytes / 2 < kMinBatchBytes ? 0 : bytes / 2; }
+
   void Succeeded(Peer& p) {
     Reached(p);
     p.status.requests += 1;
@@ -207,7 +210,7 @@ struct Federation::Impl {
     if (!sent || (sent->status != 200 && !IsFinalRefusal(sent->status))) {
       const std::string why = sent ? ErrorMessage(sent->status, sent->body) : sent.error().message;
       Unreachable(p, why);
-      p.batch_bytes = p.batch_bytes / 2 < kMinBatchBytes ? 0 : p.batch_bytes / 2;
+      p.batch_bytes = HalfBudget(p.batch_bytes);
       RecordAll(batch, why, p.retry_at_us);
       return {false, true};
     }
@@ -227,6 +230,7 @@ struct Federation::Impl {
                       sent->status == 200 ? fmt::format("{} answers", answers.size())
                                           : ErrorMessage(sent->status, sent->body)));
       if (sent->status == 404 || sent->status == 405) p.takes_batches = false;
+      if (sent->status == 413) p.batch_bytes = HalfBudget(p.batch_bytes);  // a smaller limit
       Step total;
       for (const OutboxRecord* r : batch) {
         const Step one = DeliverOne(p, *r);
@@ -235,7 +239,22 @@ struct Federation::Impl {
       }
       return total;
     }
-    Succeeded(p);
+    // A line the partner could not apply now (a 5xx) holds it and the rest back, as a failure to
+    // reach the partner would, with a backoff that grows while it lasts.
+    std::optional<std::string> not_applied;
+    for (std::string_view line : answers) {
+      const server_internal::BatchAnswer answer = server_internal::ReadBatchAnswer(line);
+      if (answer.error && !IsFinalRefusal(answer.status)) {
+        not_applied = answer.message;
+        break;
+      }
+    }
+    if (not_applied) {
+      p.status.requests += 1;
+      Unreachable(p, *not_applied);
+    } else {
+      Succeeded(p);
+    }
     // The receipts recorded, and the refusals and attempts noted, a few per durable transaction.
     Step step;
     for (size_t first = 0; first < batch.size(); first += kReceiptsPerCommit) {
@@ -251,8 +270,10 @@ struct Federation::Impl {
         }
       });
       if (!committed) {
-        // None of it took effect: the envelopes stay due, and the partner, which has them, will
-        // answer the next attempt with the same receipts. Not before a while.
+        // No receipt of it was recorded: the envelopes stay due, and the partner, which has them,
+        // will answer the next attempt with the same receipts. Not before a while. (If SQLite
+        // rolled the transaction back by itself, an attempt noted after that was committed
+        // alone: a count and an error that say a little more than happened, nothing lost.)
         log(fmt::format("recording {}'s receipts failed: {}", p.options.party,
                         committed.error().ToString()));
         p.retry_at_us = NowMicros() + Backoff(1);
@@ -271,8 +292,7 @@ struct Federation::Impl {
     if (!answer.error) return Acknowledge(p, r, line);
     if (IsFinalRefusal(answer.status)) return Refused(p, r, answer.message);
     // Not applied now (the partner's store, or an envelope before it that was not): this one
-    // and the rest wait for the partner, as after a failure to reach it.
-    if (p.status.reachable) Unreachable(p, answer.message);
+    // and the rest wait for the partner (DeliverBatch set the backoff).
     Record(r, answer.message, p.retry_at_us, false);
     return {false, true};
   }

@@ -966,6 +966,11 @@ TEST(ApiDecoderTest, BatchOfEnvelopesIsOnePerLine) {
   ASSERT_TRUE(one);
   EXPECT_EQ(one->envelopes, (std::vector<std::string_view>{"x"}));
   EXPECT_TRUE(Api::IsGrouped("POST", "/v1/federation/batches"));
+  EXPECT_TRUE(Api::IsGrouped("POST", "/v1/federation/batches?"));  // an empty query: the same
+  EXPECT_TRUE(Api::IsGrouped("GET", "/v1/objects/x?"));
+  EXPECT_FALSE(Api::IsGrouped("POST", "/v1/federation/envelopes"));
+  EXPECT_FALSE(Api::IsGrouped("GET", "/v1/objects"));
+  EXPECT_FALSE(Api::IsGrouped("GET", "/v1/objects/"));
   EXPECT_FALSE(Api::IsGrouped("POST", "/v1/federation/envelopes"));
 
   for (const std::string_view bad : {"", "\n", "a\n\nb", "a\n\r\nb", "\na", "a\n\r"}) {

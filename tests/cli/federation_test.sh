@@ -217,6 +217,11 @@ if [ -s "$work/k2018.receipt" ] && cmp -s "$work/again" "$work/k2018.receipt"; t
   fail "node-replay: the receipt given again is not the first one"
   head -c 300 "$work/again"
 fi
+# A replay whose receipt cannot be read now (Japan's receipts table moved away for a moment) is
+# a 5xx, which the sender retries, and not a refusal, which it would take as final.
+sqlite3 "$work/net/JPN/state.db" "ALTER TABLE receipts RENAME TO receipts_away"
+check node-replay-store-failing ' HTTP 5[0-9][0-9]$' node_status KOR JPN "$work/k2018.env"
+sqlite3 "$work/net/JPN/state.db" "ALTER TABLE receipts_away RENAME TO receipts"
 # A batch: one answer line per envelope, in order, each as the envelope alone would get it.
 cat "$work/k2018.env" "$work/garbage" >"$work/batch"
 NODE_PATH=/v1/federation/batches node_post KOR JPN "$work/batch" >"$work/batch.out"
@@ -250,6 +255,14 @@ if [ "$(wc -l <"$work/fault.out")" = 2 ] &&
   head -c 600 "$work/fault.out"
 fi
 check fault-none-kept '^0$' entries JPN jpn-analyst '"op":"receive"[^}]*"object":"k-fault-[12]"'
+# Meanwhile Korea's node retries with a growing backoff (100, 200, 400 ms... in this setup), not
+# every 100 ms: about five attempts in two seconds, rather than fifteen or more.
+sleep 2
+attempts=$(sqlite3 "$work/net/KOR/state.db" \
+  "SELECT attempts FROM outbox WHERE object_id = 'k-fault-1' AND to_party = 'JPN'")
+if [ "${attempts:-0}" -ge 2 ] && [ "$attempts" -le 8 ]; then ok; else
+  fail "fault-backoff: $attempts attempts in about two seconds"
+fi
 sqlite3 "$work/net/JPN/state.db" "DROP TRIGGER test_fault"
 eventually fault-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
 for i in 1 2; do
