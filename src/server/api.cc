@@ -474,9 +474,27 @@ bool IsNodeRoute(Route route) {
          route == Route::kLogConsistency || route == Route::kLogProof || route == Route::kHealth;
 }
 
-tl::expected<ApiRequest, ApiError> DecodeApiRequest(std::string_view method,
-                                                    std::string_view target,
-                                                    std::string_view body) {
+namespace {
+
+// Whether `route` reads parameters from the query string.
+bool TakesQuery(Route route) {
+  switch (route) {
+    case Route::kAgreements:
+    case Route::kAgreement:
+    case Route::kTimeline:
+    case Route::kFlows:
+    case Route::kLogEntries:
+    case Route::kLogProof:
+    case Route::kLogConsistency:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// DecodeApiRequest, but for the query string of the routes that take none.
+tl::expected<ApiRequest, ApiError> DecodeRoute(std::string_view method, std::string_view target,
+                                               std::string_view body) {
   try {
     constexpr std::string_view kObjects = "/v1/objects/";
     std::string_view path = target.substr(0, target.find('?'));
@@ -499,15 +517,6 @@ tl::expected<ApiRequest, ApiError> DecodeApiRequest(std::string_view method,
         if (!query) return tl::unexpected(std::move(query).error());
         return Dispatch(fixed.methods, method);
       }
-    }
-    // The routes below take no query parameter but those they name: anything else is refused
-    // rather than ignored, so a client's typo is never taken for an instruction.
-    const bool query_free = path == "/v1/decide" || path == "/v1/federation/envelopes" ||
-                            path == "/v1/federation/batches" || path == "/v1/objects" ||
-                            path.starts_with(kObjects);
-    if (query_free) {
-      auto query = DecodeQuery(target, {});
-      if (!query) return tl::unexpected(std::move(query).error());
     }
     if (path == "/v1/decide") {
       auto request = Dispatch({std::nullopt, Route::kDecide, "POST"}, method);
@@ -624,6 +633,24 @@ tl::expected<ApiRequest, ApiError> DecodeApiRequest(std::string_view method,
   } catch (const std::exception& e) {  // only std::bad_alloc is expected here
     return tl::unexpected(MakeError(500, "internal", "internal error"));
   }
+}
+
+}  // namespace
+
+tl::expected<ApiRequest, ApiError> DecodeApiRequest(std::string_view method,
+                                                    std::string_view target,
+                                                    std::string_view body) {
+  auto request = DecodeRoute(method, target, body);
+  if (!request || TakesQuery(request->route)) return request;
+  // A route that takes no query parameter refuses any (after the route and method are known to
+  // be right, so 404 and 405 come first): a client's typo is never taken for an instruction.
+  try {
+    auto query = DecodeQuery(target, {});
+    if (!query) return tl::unexpected(std::move(query).error());
+  } catch (const std::exception& e) {  // std::bad_alloc
+    return tl::unexpected(MakeError(500, "internal", "internal error"));
+  }
+  return request;
 }
 
 std::string ErrorBody(std::string_view code, std::string_view message) {

@@ -67,9 +67,10 @@ struct Federation::Impl {
     int64_t retry_at_us = 0;  // the partner was unreachable: not before then
     int64_t failures = 0;     // consecutive
     int64_t witnessed_at_us = 0;
-    bool port_known = false;              // read from the port file
-    size_t batch_bytes = kMaxBatchBytes;  // 0: one envelope a request
-    bool takes_batches = true;            // false once it answered 404 or 405 to one
+    bool port_known = false;                // read from the port file
+    size_t batch_bytes = kMaxBatchBytes;    // 0: one envelope a request
+    size_t batch_ceiling = kMaxBatchBytes;  // lowered by a 413: the partner's body limit
+    bool takes_batches = true;              // false once it answered 404 or 405 to one
     PeerStatus status;
   };
 
@@ -182,7 +183,7 @@ struct Federation::Impl {
   void Succeeded(Peer& p) {
     Reached(p);
     p.status.requests += 1;
-    p.batch_bytes = std::clamp(p.batch_bytes * 2, kMinBatchBytes, kMaxBatchBytes);
+    p.batch_bytes = std::min(std::max(p.batch_bytes * 2, kMinBatchBytes), p.batch_ceiling);
   }
 
   Step DeliverOne(Peer& p, const OutboxRecord& r) {
@@ -230,7 +231,12 @@ struct Federation::Impl {
                       sent->status == 200 ? fmt::format("{} answers", answers.size())
                                           : ErrorMessage(sent->status, sent->body)));
       if (sent->status == 404 || sent->status == 405) p.takes_batches = false;
-      if (sent->status == 413) p.batch_bytes = HalfBudget(p.batch_bytes);  // a smaller limit
+      if (sent->status == 413) {
+        // The partner's body limit is below this batch: no batch as large again (until this
+        // node restarts), whatever the envelopes sent alone below do to the budget.
+        p.batch_ceiling = HalfBudget(body.size());
+        p.batch_bytes = std::min(p.batch_bytes, p.batch_ceiling);
+      }
       Step total;
       for (const OutboxRecord* r : batch) {
         const Step one = DeliverOne(p, *r);
