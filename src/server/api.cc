@@ -512,11 +512,7 @@ tl::expected<ApiRequest, ApiError> DecodeRoute(std::string_view method, std::str
         {"/v1/federation/peers", {Route::kPeers, std::nullopt, "GET"}},
     };
     for (const auto& fixed : kFixed) {
-      if (path == fixed.path) {
-        auto query = DecodeQuery(target, {});
-        if (!query) return tl::unexpected(std::move(query).error());
-        return Dispatch(fixed.methods, method);
-      }
+      if (path == fixed.path) return Dispatch(fixed.methods, method);
     }
     if (path == "/v1/decide") {
       auto request = Dispatch({std::nullopt, Route::kDecide, "POST"}, method);

@@ -931,6 +931,7 @@ TEST(ApiDecoderTest, RoutesAndMethods) {
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/objects/x?", "")->object_id, "x");  // an empty query
   // The route and the method are checked before the query.
   EXPECT_EQ(DecodeApiRequest("DELETE", "/v1/objects/x?a=1", "").error().status, 405u);
+  EXPECT_EQ(DecodeApiRequest("POST", "/v1/health?a=1", "").error().status, 405u);
   EXPECT_EQ(DecodeApiRequest("POST", "/v1/objects/x/bogus?a=1", "{}").error().status, 404u);
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/flows?at=2019-11-23T00:00:00Z", "")->route, Route::kFlows);
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/objects", "")->route, Route::kListObjects);
