@@ -643,7 +643,7 @@ tl::expected<ApiRequest, ApiError> DecodeApiRequest(std::string_view method,
   try {
     auto query = DecodeQuery(target, {});
     if (!query) return tl::unexpected(std::move(query).error());
-  } catch (const std::exception& e) {  // std::bad_alloc
+  } catch (const std::exception&) {  // std::bad_alloc
     return tl::unexpected(MakeError(500, "internal", "internal error"));
   }
   return request;

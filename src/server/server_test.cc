@@ -973,7 +973,6 @@ TEST(ApiDecoderTest, BatchOfEnvelopesIsOnePerLine) {
   EXPECT_TRUE(Api::IsGrouped("POST", "/v1/federation/batches"));
   EXPECT_TRUE(Api::IsGrouped("POST", "/v1/federation/batches?"));  // an empty query: the same
   EXPECT_TRUE(Api::IsGrouped("GET", "/v1/objects/x?"));
-  EXPECT_FALSE(Api::IsGrouped("POST", "/v1/federation/envelopes"));
   EXPECT_FALSE(Api::IsGrouped("GET", "/v1/objects"));
   EXPECT_FALSE(Api::IsGrouped("GET", "/v1/objects/"));
   EXPECT_FALSE(Api::IsGrouped("POST", "/v1/federation/envelopes"));
