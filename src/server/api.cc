@@ -29,6 +29,7 @@ namespace json = boost::json;
 
 constexpr std::string_view kJsonLines = "application/jsonl";
 constexpr std::string_view kTextPlain = "text/plain; charset=utf-8";
+constexpr std::string_view kObjects = "/v1/objects/";  // the prefix of an object's routes
 
 ApiError MakeError(unsigned status, std::string code, std::string message, std::string allow = {}) {
   return ApiError{status, std::move(code), std::move(message), std::move(allow)};
@@ -496,7 +497,6 @@ bool TakesQuery(Route route) {
 tl::expected<ApiRequest, ApiError> DecodeRoute(std::string_view method, std::string_view target,
                                                std::string_view body) {
   try {
-    constexpr std::string_view kObjects = "/v1/objects/";
     std::string_view path = target.substr(0, target.find('?'));
     if (path.empty() || path.front() != '/') {
       return tl::unexpected(MakeError(400, "invalid-argument", "the target is not a path"));
@@ -799,7 +799,6 @@ ApiResponse Api::Handle(const Caller& caller, std::string_view method, std::stri
 }
 
 bool Api::IsGrouped(std::string_view method, std::string_view target) {
-  constexpr std::string_view kObjects = "/v1/objects/";
   const std::string_view path = target.substr(0, target.find('?'));
   if (method == "POST") return path == "/v1/federation/batches";
   return method == "GET" && path.size() > kObjects.size() && path.starts_with(kObjects);

@@ -9,7 +9,6 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -247,17 +246,15 @@ struct Federation::Impl {
     }
     // A line the partner could not apply now (a 5xx) holds it and the rest back, as a failure to
     // reach the partner would, with a backoff that grows while it lasts.
-    std::optional<std::string> not_applied;
-    for (std::string_view line : answers) {
-      const server_internal::BatchAnswer answer = server_internal::ReadBatchAnswer(line);
-      if (answer.error && !IsFinalRefusal(answer.status)) {
-        not_applied = answer.message;
-        break;
-      }
-    }
-    if (not_applied) {
+    std::vector<server_internal::BatchAnswer> parsed;
+    parsed.reserve(answers.size());
+    for (std::string_view line : answers) parsed.push_back(server_internal::ReadBatchAnswer(line));
+    const auto not_applied = std::find_if(parsed.begin(), parsed.end(), [](const auto& a) {
+      return a.error && !IsFinalRefusal(a.status);
+    });
+    if (not_applied != parsed.end()) {
       p.status.requests += 1;
-      Unreachable(p, *not_applied);
+      Unreachable(p, not_applied->message);
     } else {
       Succeeded(p);
     }
@@ -269,7 +266,7 @@ struct Federation::Impl {
       Step chunk;
       const Status committed = node->GroupDurable([&] {
         for (size_t i = first; i < end; ++i) {
-          const Step one = Answered(p, *batch[i], answers[i]);
+          const Step one = Answered(p, *batch[i], answers[i], parsed[i]);
           if (one.delivered) acknowledged += 1;
           chunk.delivered = chunk.delivered || one.delivered;
           chunk.stop = chunk.stop || one.stop;
@@ -292,9 +289,9 @@ struct Federation::Impl {
     return step;
   }
 
-  // Handles the partner's answer line for `r`.
-  Step Answered(Peer& p, const OutboxRecord& r, std::string_view line) {
-    const server_internal::BatchAnswer answer = server_internal::ReadBatchAnswer(line);
+  // Handles the partner's answer `line` for `r`, read as `answer` (ReadBatchAnswer).
+  Step Answered(Peer& p, const OutboxRecord& r, std::string_view line,
+                const server_internal::BatchAnswer& answer) {
     if (!answer.error) return Acknowledge(p, r, line);
     if (IsFinalRefusal(answer.status)) return Refused(p, r, answer.message);
     // Not applied now (the partner's store, or an envelope before it that was not): this one

@@ -119,7 +119,7 @@ done
 eventually f1-retried '"attempts":[1-9]' get KOR kor-analyst /v1/outbox
 check f1-pending '"JPN":\{"pending":4,' get KOR kor-analyst /v1/outbox
 # k-f4's queued envelope no longer matches its signature (the signature's first character changed).
-sqlite3 -cmd '.timeout 5000' "$work/net/KOR/state.db" "UPDATE outbox SET envelope = CAST(( \
+db "$work/net/KOR/state.db" "UPDATE outbox SET envelope = CAST(( \
   SELECT substr(t, 1, p + 12) || iif(substr(t, p + 13, 1) = 'A', 'B', 'A') || substr(t, p + 14) \
   FROM (SELECT CAST(envelope AS TEXT) AS t, instr(CAST(envelope AS TEXT), '\"signature\":\"') AS p)) \
   AS BLOB) WHERE object_id = 'k-f4'"
@@ -240,12 +240,12 @@ node_post() { # node_post FROM TO FILE [CURL_ARGS...]: the answer's body
 node_status() { node_post "$@" -w ' HTTP %{http_code}'; } # ... and its status
 printf 'not an envelope' >"$work/garbage"
 check node-garbage '"code":"invalid-argument".* HTTP 400$' node_status JPN KOR "$work/garbage"
-k2018=$(sqlite3 "$work/net/KOR/state.db" \
+k2018=$(db "$work/net/KOR/state.db" \
   "SELECT id FROM outbox WHERE object_id = 'k-2018' AND to_party = 'JPN' LIMIT 1")
-sqlite3 "$work/net/KOR/state.db" \
+db "$work/net/KOR/state.db" \
   "SELECT writefile('$work/k2018.env', envelope) FROM outbox WHERE id = '$k2018'" >/dev/null
 check node-not-its-own 'not by `JPN`.* HTTP 403$' node_status JPN KOR "$work/k2018.env"
-sqlite3 "$work/net/JPN/state.db" "SELECT writefile('$work/k2018.receipt', bytes) FROM receipts \
+db "$work/net/JPN/state.db" "SELECT writefile('$work/k2018.receipt', bytes) FROM receipts \
   WHERE package_id = '$k2018' AND by_party = 'JPN'" >/dev/null
 node_post KOR JPN "$work/k2018.env" >"$work/again"
 if [ -s "$work/k2018.receipt" ] && cmp -s "$work/again" "$work/k2018.receipt"; then ok; else
