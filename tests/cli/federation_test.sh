@@ -119,7 +119,7 @@ done
 eventually f1-retried '"attempts":[1-9]' get KOR kor-analyst /v1/outbox
 check f1-pending '"JPN":\{"pending":4,' get KOR kor-analyst /v1/outbox
 # k-f4's queued envelope no longer matches its signature (the signature's first character changed).
-db "$work/net/KOR/state.db" "UPDATE outbox SET envelope = CAST(( \
+db_change f4-corrupted "$work/net/KOR/state.db" "UPDATE outbox SET envelope = CAST(( \
   SELECT substr(t, 1, p + 12) || iif(substr(t, p + 13, 1) = 'A', 'B', 'A') || substr(t, p + 14) \
   FROM (SELECT CAST(envelope AS TEXT) AS t, instr(CAST(envelope AS TEXT), '\"signature\":\"') AS p)) \
   AS BLOB) WHERE object_id = 'k-f4'"
