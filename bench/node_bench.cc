@@ -9,6 +9,8 @@
 //         small record inserted in its own transaction; at random ids;
 //   both at store sizes of 10 thousand, 100 thousand and 1 million objects (`--sizes=` changes
 //   them), on one home and one raw database grown in place between sizes;
+//   group `Node::Read` in groups of 1, 4 and 24 under one `Node::Group` commit that does not
+//         sync, as the server's node thread runs them (CPU time per read);
 //   seal  `Aead::Encrypt` / `Decrypt` of 16 and 64 KiB payloads with a label as associated data,
 //         against EVP_EncryptUpdate / EVP_DecryptUpdate looping on one context, which is what
 //         `openssl speed -evp aes-256-gcm` times (bench/node_bench.sh runs that too).
@@ -471,6 +473,33 @@ void Get(benchmark::State& state, uint64_t size) {
   timer.Report(state);
 }
 
+// What the server's node thread does with a group of object reads (server.cc): `Node::Group`
+// around `reads` calls of `Node::Read`, one commit that does not wait for the disk (the server's
+// sync thread makes it durable afterwards, and that is not timed here). The thread's CPU time
+// per read, so a group's fixed cost (BEGIN, COMMIT, the WAL's writes) shows as the difference
+// between group sizes: CPU(n) = fixed + n * per_read.
+void ReadGroup(benchmark::State& state, uint64_t size) {
+  World& w = TheWorld();
+  w.FillTo(size);
+  const auto reads = static_cast<size_t>(state.range(0));
+  std::mt19937_64 rng(11);
+  const std::string subject(kSubject);
+  for (auto _ : state) {
+    bool ok = true;
+    const Status committed = w.node().Group([&] {
+      for (size_t i = 0; i < reads; ++i) {
+        auto r = w.node().Read(subject, Id("obj", rng() % w.filled()));
+        ok = ok && r && r->payload.size() == kObjectBytes;
+      }
+    });
+    if (!committed || !ok) {
+      state.SkipWithError(committed ? "a read failed" : committed.error().ToString().c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(reads));
+}
+
 // Raw puts alone, at synchronous=NORMAL: how much of a put is the fsync.
 void SqlitePutNormal(benchmark::State& state, uint64_t size) {
   World& w = TheWorld();
@@ -745,6 +774,11 @@ void RegisterAll(const std::vector<uint64_t>& sizes) {
           ->UseRealTime();
       benchmark::RegisterBenchmark(("BM_StoreGetObject" + at).c_str(), StoreGetObject, n)
           ->UseRealTime();
+      benchmark::RegisterBenchmark(("BM_ReadGroup" + at).c_str(), ReadGroup, n)
+          ->ArgName("reads")
+          ->Arg(1)
+          ->Arg(4)
+          ->Arg(24);
     }
   }
 }
