@@ -4,7 +4,8 @@
 // 10,000 mixed requests, no error allowed) and by bench/api_bench.sh (against nginx).
 //
 //   accord_load --port P --ca CA --cert CERT --key KEY [--host 127.0.0.1] [--clients 8]
-//               [--requests 10000] (--mix | --get PATH | --decide N | --read ID | --release TO)
+//               [--requests 10000] [--threads T]
+//               (--mix | --get PATH | --decide N | --read ID | --release TO)
 //
 //   --mix         reads, decisions, health, checkpoints, creates and releases to --to (default
 //                 JPN), on objects each client creates (KOR's policy: level II, dprk-missile)
@@ -13,11 +14,27 @@
 //   --decide N    POST /v1/decide with batches of N requests only
 //   --release TO  create then release to TO, alternately (releases counted)
 //
+// By default each client is a thread of its own, making blocking requests. With --threads T (for
+// --get, --read and --decide), the clients are event-driven connections shared among T threads,
+// each running one Asio loop, as wrk does: on a machine with few cores, 32 blocking client
+// threads crowd out the server's threads whenever their answers arrive together, and the server
+// under test then waits for the CPU rather than for its own work.
+//
 // Prints one line per kind: count, errors, p50/p90/p99 in µs; then the total rate. Exit 1 if
 // any request failed or got an unexpected status.
 #include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 
 #include <CLI/CLI.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <memory>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -48,6 +65,7 @@ struct Options {
   std::string get, read, release_to, to = "JPN";
   int decide = 0;
   int pause_ms = 0;  // between a client's requests (an open rate rather than as fast as possible)
+  int threads = 0;   // 0: a blocking thread per client; otherwise event-driven (RunEvented)
 };
 
 std::string DecideBatch(int n, int client) {
@@ -156,6 +174,127 @@ void Run(const Options& o, int index, std::vector<Sample>& out, std::atomic<int>
   }
 }
 
+// --- event-driven clients (--threads) ------------------------------------------------------------
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+// One keep-alive connection making `left` requests one after another, each timed from the start
+// of its write to the end of its answer.
+class EventedClient : public std::enable_shared_from_this<EventedClient> {
+ public:
+  EventedClient(asio::io_context& io, ssl::context& tls, const Options& o, int index,
+                std::vector<Sample>& out)
+      : o_(o), index_(index), out_(out), stream_(io, tls), left_(o.requests) {
+    const bool decide = o.decide > 0;
+    kind_ = !o.get.empty() ? "get" : decide ? "decide" : "read";
+    request_.method(decide ? http::verb::post : http::verb::get);
+    request_.target(!o.get.empty() ? o.get : decide ? "/v1/decide" : "/v1/objects/" + o.read);
+    request_.version(11);
+    request_.set(http::field::host, o.client.host);
+    request_.keep_alive(true);
+    if (decide) {
+      request_.set(http::field::content_type, "application/json");
+      request_.body() = DecideBatch(o.decide, index);
+    }
+    request_.prepare_payload();
+  }
+
+  void Start() {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(stream_.native_handle()), o_.client.host.c_str());
+    const tcp::endpoint at(asio::ip::make_address(o_.client.host), o_.client.port);
+    beast::get_lowest_layer(stream_).async_connect(
+        at, [self = shared_from_this()](const error_code& ec) { self->OnConnect(ec); });
+  }
+
+ private:
+  void OnConnect(const error_code& ec) {
+    if (ec) return Fail("connect", ec);
+    error_code ignored;
+    beast::get_lowest_layer(stream_).socket().set_option(tcp::no_delay(true), ignored);
+    stream_.async_handshake(ssl::stream_base::client,
+                            [self = shared_from_this()](const error_code& e) {
+                              if (e) return self->Fail("TLS handshake", e);
+                              self->Send();
+                            });
+  }
+
+  void Send() {
+    if (left_-- == 0) {
+      error_code ignored;
+      beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+      return;
+    }
+    start_ = Clock::now();
+    http::async_write(stream_, request_,
+                      [self = shared_from_this()](const error_code& ec, size_t) {
+                        if (ec) return self->Fail("write", ec);
+                        self->response_ = {};
+                        http::async_read(self->stream_, self->buffer_, self->response_,
+                                         [self](const error_code& e, size_t) { self->OnRead(e); });
+                      });
+  }
+
+  void OnRead(const error_code& ec) {
+    if (ec) return Fail("read", ec);
+    const int64_t us =
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start_).count();
+    const bool ok = response_.result_int() == 200;
+    if (!ok) {
+      fmt::print(stderr, "client {}: HTTP {}: {}\n", index_, response_.result_int(),
+                 response_.body().substr(0, 200));
+    }
+    out_.push_back({kind_, us, ok});
+    Send();
+  }
+
+  void Fail(std::string_view step, const error_code& ec) {
+    fmt::print(stderr, "client {}: {}: {}\n", index_, step, ec.message());
+    out_.push_back({kind_, 0, false});
+  }
+
+  const Options& o_;
+  const int index_;
+  std::vector<Sample>& out_;
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  http::request<http::string_body> request_;
+  http::response<http::string_body> response_;
+  beast::flat_buffer buffer_;
+  std::string kind_;
+  int left_;
+  Clock::time_point start_;
+};
+
+// The clients spread over `o.threads` threads, each with an io_context of its own.
+bool RunEvented(const Options& o, std::vector<std::vector<Sample>>& samples) {
+  ssl::context tls(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_3_VERSION);
+  error_code ec;
+  tls.load_verify_file(o.client.ca_file, ec);
+  if (!ec) tls.use_certificate_chain_file(o.client.cert_file, ec);
+  if (!ec) tls.use_private_key_file(o.client.key_file, ssl::context::pem, ec);
+  if (ec) {
+    fmt::print(stderr, "accord_load: cannot load the TLS files: {}\n", ec.message());
+    return false;
+  }
+  tls.set_verify_mode(ssl::verify_peer);
+  std::vector<std::unique_ptr<asio::io_context>> loops;
+  for (int t = 0; t < o.threads; ++t) loops.push_back(std::make_unique<asio::io_context>(1));
+  for (int i = 0; i < o.clients; ++i) {
+    std::make_shared<EventedClient>(*loops[static_cast<size_t>(i % o.threads)], tls, o, i,
+                                    samples[static_cast<size_t>(i)])
+        ->Start();
+  }
+  std::vector<std::thread> threads;
+  for (auto& loop : loops) threads.emplace_back([&loop] { loop->run(); });
+  for (auto& t : threads) t.join();
+  return true;
+}
+
 int64_t Percentile(std::vector<int64_t>& v, double p) {
   if (v.empty()) return 0;
   const size_t k = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
@@ -182,19 +321,31 @@ int main(int argc, char** argv) {
   app.add_option("--decide", o.decide, "POST /v1/decide with batches of N only");
   app.add_option("--release", o.release_to, "Create and release to this party, alternately");
   app.add_option("--pause-ms", o.pause_ms, "Pause between a client's requests (default 0)");
+  app.add_option("--threads", o.threads,
+                 "Event-driven clients on this many threads (--get, --read, --decide; default 0: "
+                 "a blocking thread per client)");
   CLI11_PARSE(app, argc, argv);
   if (!o.mix && o.get.empty() && o.read.empty() && o.decide == 0 && o.release_to.empty()) {
     fmt::print(stderr, "accord_load: choose --mix, --get, --read, --decide or --release\n");
+    return 2;
+  }
+  if (o.threads < 0 || (o.threads > 0 && (o.mix || !o.release_to.empty() || o.pause_ms > 0))) {
+    fmt::print(stderr, "accord_load: --threads takes a positive count, with --get, --read or "
+                       "--decide and no --pause-ms\n");
     return 2;
   }
   std::vector<std::vector<Sample>> samples(static_cast<size_t>(o.clients));
   std::atomic<int> releases{0};
   std::vector<std::thread> threads;
   const auto start = Clock::now();
-  for (int i = 0; i < o.clients; ++i) {
-    threads.emplace_back([&, i] { Run(o, i, samples[static_cast<size_t>(i)], releases); });
+  if (o.threads > 0) {
+    if (!RunEvented(o, samples)) return 2;
+  } else {
+    for (int i = 0; i < o.clients; ++i) {
+      threads.emplace_back([&, i] { Run(o, i, samples[static_cast<size_t>(i)], releases); });
+    }
+    for (auto& t : threads) t.join();
   }
-  for (auto& t : threads) t.join();
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   std::map<std::string, std::vector<int64_t>> by_kind;
   size_t total = 0, errors = 0;

@@ -24,6 +24,17 @@ pki=$work/net/pki
 "$load" --port "$(live_port KOR)" --ca "$pki/ca.pem" --cert "$pki/users/kor-analyst.pem" \
   --key "$pki/users/kor-analyst.key" --clients 8 --requests "$requests" --mix | tee "$work/load.txt"
 grep -q ' errors 0 ' "$work/load.txt" || fail "requests failed"
+# The event-driven clients of bench/api_bench.sh: 8 connections on 2 threads, every answer
+# counted, and an unexpected status counted as an error.
+as_kor=(--port "$(live_port KOR)" --ca "$pki/ca.pem" --cert "$pki/users/kor-analyst.pem"
+  --key "$pki/users/kor-analyst.key" --clients 8 --threads 2)
+"$load" "${as_kor[@]}" --requests 200 --decide 10 >"$work/evented.txt" || fail "evented decide: $(cat "$work/evented.txt")"
+grep -Eq '^decide +1600 ' "$work/evented.txt" && grep -q ' errors 0 ' "$work/evented.txt" ||
+  fail "evented decide: $(cat "$work/evented.txt")"
+if "$load" "${as_kor[@]}" --requests 5 --get /v1/no-such-route >"$work/evented.txt" 2>&1; then
+  fail "evented clients counted a 404 as a success"
+fi
+grep -q ' errors 40 ' "$work/evented.txt" || fail "evented 404s: $(cat "$work/evented.txt")"
 releases=$(sed -n 's/.* releases \([0-9]*\)$/\1/p' "$work/load.txt")
 [ "$releases" -gt 0 ] || fail "no release was made"
 echo "waiting for $releases releases to be delivered"
