@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The live node's HTTPS API against nginx (Debian package) in one run, on loopback, with mutual
 # TLS 1.3 and keep-alive on both, measured by the same client (bench/load.cc: 8 or 32 concurrent
-# clients, one connection each):
+# clients, one connection each; in part 1 event-driven on two threads, as `wrk -t2` would run
+# them, so that the client's threads do not crowd out the server's on two cores):
 #
 #   1. nginx serving a small static file (the upper bound of an HTTPS server on this machine)
 #      and accord's object reads (GET /v1/objects/ID: decision, decryption, durable log entry),
@@ -18,6 +19,8 @@
 # Environment: NO_BUILD=1 skips the build; ACCORD_BIN=PATH runs that accord binary; PARTS=13 runs parts 1 and 3 only (default 123);
 # TMPDIR=/dev/shm puts the nodes' homes on tmpfs, which shows what the path costs without the disk's syncs (docs/perf.md).
 # LOGS=DIR keeps the nodes' logs there; RELEASES=N releases from one client (default 1000).
+# LOAD_THREADS=N runs part 1's clients on N threads (default 2); 0 gives each client a blocking
+# thread of its own, as this script did before 2026-12-01 (docs/perf.md, seventh pass).
 # Run it alone: flock /tmp/accord-bench.lock ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -103,14 +106,16 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 # Each read's log entry is durable before its payload leaves: concurrent reads share a commit
 # (group commit), so their rate grows with the clients in flight where nginx's does not.
 parts=${PARTS:-123}
+threads=()
+[ "${LOAD_THREADS:-2}" = 0 ] || threads=(--threads "${LOAD_THREADS:-2}")
 for clients in 8 32; do
   [[ $parts == *1* ]] || break
   per=$((n * 8 / clients))
   echo
-  echo "== 1. static file on nginx vs object reads on accord, $clients clients x $per requests, 3 rounds"
+  echo "== 1. static file on nginx vs object reads on accord, $clients clients x $per requests ${threads[*]:-(a thread each)}, 3 rounds"
   for round in 1 2 3; do
-    "$load" --port "$nginx_port" "${as_kor[@]}" --clients "$clients" --requests "$per" --get /small.json >"$work/nginx.$round"
-    "$load" --port "$(live_port KOR)" "${as_kor[@]}" --clients "$clients" --requests "$per" --read k-bench >"$work/read.$round"
+    "$load" --port "$nginx_port" "${as_kor[@]}" --clients "$clients" --requests "$per" ${threads[@]+"${threads[@]}"} --get /small.json >"$work/nginx.$round"
+    "$load" --port "$(live_port KOR)" "${as_kor[@]}" --clients "$clients" --requests "$per" ${threads[@]+"${threads[@]}"} --read k-bench >"$work/read.$round"
     echo "round $round: nginx $(rate "$work/nginx.$round")/s (p50/p99 µs $(row "$work/nginx.$round" get)), accord reads $(rate "$work/read.$round")/s (p50/p99 µs $(row "$work/read.$round" read))"
   done
   nginx_rate=$(for r in 1 2 3; do rate "$work/nginx.$r"; done | median)
