@@ -204,9 +204,9 @@ class EventedClient : public std::enable_shared_from_this<EventedClient> {
     request_.prepare_payload();
   }
 
-  void Start() {
+  void Start(const asio::ip::address& address) {
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(stream_.native_handle()), o_.client.host.c_str());
-    const tcp::endpoint at(asio::ip::make_address(o_.client.host), o_.client.port);
+    const tcp::endpoint at(address, o_.client.port);
     beast::get_lowest_layer(stream_).async_connect(
         at, [self = shared_from_this()](const error_code& ec) { self->OnConnect(ec); });
   }
@@ -282,12 +282,18 @@ bool RunEvented(const Options& o, std::vector<std::vector<Sample>>& samples) {
     return false;
   }
   tls.set_verify_mode(ssl::verify_peer);
+  const auto address = asio::ip::make_address(o.client.host, ec);
+  if (ec) {
+    fmt::print(stderr, "accord_load: --threads needs --host to be an IP address, not `{}`\n",
+               o.client.host);
+    return false;
+  }
   std::vector<std::unique_ptr<asio::io_context>> loops;
   for (int t = 0; t < o.threads; ++t) loops.push_back(std::make_unique<asio::io_context>(1));
   for (int i = 0; i < o.clients; ++i) {
     std::make_shared<EventedClient>(*loops[static_cast<size_t>(i % o.threads)], tls, o, i,
                                     samples[static_cast<size_t>(i)])
-        ->Start();
+        ->Start(address);
   }
   std::vector<std::thread> threads;
   for (auto& loop : loops) threads.emplace_back([&loop] { loop->run(); });
