@@ -27,6 +27,8 @@
 #include <openssl/x509_vfy.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -34,11 +36,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <memory>
-#include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -207,54 +207,64 @@ class EventedClient : public std::enable_shared_from_this<EventedClient> {
   void Start(const asio::ip::address& address) {
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(stream_.native_handle()), o_.client.host.c_str());
     const tcp::endpoint at(address, o_.client.port);
+    beast::get_lowest_layer(stream_).expires_after(o_.client.timeout);
     beast::get_lowest_layer(stream_).async_connect(
         at, [self = shared_from_this()](const error_code& ec) { self->OnConnect(ec); });
   }
 
  private:
   void OnConnect(const error_code& ec) {
-    if (ec) return Fail("connect", ec);
+    if (ec) return Fail("setup", "connect: " + ec.message());
     error_code ignored;
     beast::get_lowest_layer(stream_).socket().set_option(tcp::no_delay(true), ignored);
+    beast::get_lowest_layer(stream_).expires_after(o_.client.timeout);
     stream_.async_handshake(ssl::stream_base::client,
                             [self = shared_from_this()](const error_code& e) {
-                              if (e) return self->Fail("TLS handshake", e);
+                              if (e) return self->Fail("setup", "TLS handshake: " + e.message());
                               self->Send();
                             });
   }
 
   void Send() {
-    if (left_-- == 0) {
+    auto& socket = beast::get_lowest_layer(stream_);
+    if (left_ <= 0) {
       error_code ignored;
-      beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+      socket.socket().shutdown(tcp::socket::shutdown_both, ignored);
       return;
     }
+    --left_;
     start_ = Clock::now();
-    http::async_write(stream_, request_,
-                      [self = shared_from_this()](const error_code& ec, size_t) {
-                        if (ec) return self->Fail("write", ec);
-                        self->response_ = {};
-                        http::async_read(self->stream_, self->buffer_, self->response_,
-                                         [self](const error_code& e, size_t) { self->OnRead(e); });
-                      });
+    socket.expires_after(o_.client.timeout);  // the write and the answer's read together
+    http::async_write(stream_, request_, [self = shared_from_this()](const error_code& ec, size_t) {
+      if (ec) return self->Fail(self->kind_, "write: " + ec.message(), self->Elapsed());
+      self->response_ = {};
+      http::async_read(self->stream_, self->buffer_, self->response_,
+                       [self](const error_code& e, size_t) { self->OnRead(e); });
+    });
   }
 
   void OnRead(const error_code& ec) {
-    if (ec) return Fail("read", ec);
-    const int64_t us =
-        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start_).count();
+    if (ec) return Fail(kind_, "read: " + ec.message(), Elapsed());
     const bool ok = response_.result_int() == 200;
     if (!ok) {
       fmt::print(stderr, "client {}: HTTP {}: {}\n", index_, response_.result_int(),
                  response_.body().substr(0, 200));
     }
-    out_.push_back({kind_, us, ok});
+    out_.push_back({kind_, Elapsed(), ok});
+    if (!response_.keep_alive() && left_ > 0) {
+      return Fail("setup", "the server closed the connection");
+    }
     Send();
   }
 
-  void Fail(std::string_view step, const error_code& ec) {
-    fmt::print(stderr, "client {}: {}: {}\n", index_, step, ec.message());
-    out_.push_back({kind_, 0, false});
+  int64_t Elapsed() const {
+    return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start_).count();
+  }
+
+  // The connection is given up: its remaining requests are not made, and the run fails.
+  void Fail(const std::string& kind, const std::string& why, int64_t micros = 0) {
+    fmt::print(stderr, "client {}: {}; {} requests not made\n", index_, why, left_);
+    out_.push_back({kind, micros, false});
   }
 
   const Options& o_;
@@ -335,9 +345,14 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "accord_load: choose --mix, --get, --read, --decide or --release\n");
     return 2;
   }
+  if (o.clients <= 0 || o.requests < 0) {
+    fmt::print(stderr, "accord_load: --clients must be positive and --requests not negative\n");
+    return 2;
+  }
   if (o.threads < 0 || (o.threads > 0 && (o.mix || !o.release_to.empty() || o.pause_ms > 0))) {
-    fmt::print(stderr, "accord_load: --threads takes a positive count, with --get, --read or "
-                       "--decide and no --pause-ms\n");
+    fmt::print(stderr,
+               "accord_load: --threads takes a positive count, with --get, --read or "
+               "--decide and no --pause-ms\n");
     return 2;
   }
   std::vector<std::vector<Sample>> samples(static_cast<size_t>(o.clients));
