@@ -21,6 +21,8 @@
 # LOGS=DIR keeps the nodes' logs there; RELEASES=N releases from one client (default 1000).
 # LOAD_THREADS=N runs part 1's clients on N threads (default 2); 0 gives each client a blocking
 # thread of its own, as this script did before 2026-12-01 (docs/perf.md, seventh pass).
+# CLIENT_COUNTS="8 32" are part 1's numbers of concurrent clients (each client makes
+# REQUESTS_PER_CLIENT * 8 / clients requests, so every round makes the same number of requests).
 # Run it alone: flock /tmp/accord-bench.lock ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -108,7 +110,7 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 parts=${PARTS:-123}
 threads=()
 [ "${LOAD_THREADS:-2}" = 0 ] || threads=(--threads "${LOAD_THREADS:-2}")
-for clients in 8 32; do
+for clients in ${CLIENT_COUNTS:-8 32}; do
   [[ $parts == *1* ]] || break
   per=$((n * 8 / clients))
   echo
