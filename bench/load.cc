@@ -39,6 +39,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -86,6 +87,17 @@ std::string NewObject(const std::string& id) {
                      id, accord::Base64Encode(accord::AsBytes("load test payload " + id)));
 }
 
+// The request a client repeats with --get, --read or --decide; nullopt for --mix and --release.
+struct Repeated {
+  std::string kind, method, target, body;
+};
+std::optional<Repeated> RepeatedRequest(const Options& o, int client) {
+  if (!o.get.empty()) return Repeated{"get", "GET", o.get, ""};
+  if (!o.read.empty()) return Repeated{"read", "GET", "/v1/objects/" + o.read, ""};
+  if (o.decide > 0) return Repeated{"decide", "POST", "/v1/decide", DecideBatch(o.decide, client)};
+  return std::nullopt;
+}
+
 // One client's run.
 void Run(const Options& o, int index, std::vector<Sample>& out, std::atomic<int>& releases) {
   auto client = accord::HttpsClient::Create(o.client);
@@ -112,17 +124,14 @@ void Run(const Options& o, int index, std::vector<Sample>& out, std::atomic<int>
   const std::string prefix =
       fmt::format("load-{}-{}", index, Clock::now().time_since_epoch().count());
   const std::string base = prefix + "-base";
-  const std::string batch = DecideBatch(o.decide > 0 ? o.decide : 10, index);
+  const std::string batch = DecideBatch(10, index);  // --mix's decisions
+  const std::optional<Repeated> repeated = RepeatedRequest(o, index);
   if (o.mix && !timed("create", "POST", "/v1/objects", NewObject(base), 201)) return;
   int created = 0, released = 0;
   for (int i = 0; i < o.requests; ++i) {
     if (o.pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o.pause_ms));
-    if (!o.get.empty()) {
-      timed("get", "GET", o.get, {}, 200);
-    } else if (!o.read.empty()) {
-      timed("read", "GET", "/v1/objects/" + o.read, {}, 200);
-    } else if (o.decide > 0) {
-      timed("decide", "POST", "/v1/decide", batch, 200);
+    if (repeated) {
+      timed(repeated->kind, repeated->method, repeated->target, repeated->body, 200);
     } else if (!o.release_to.empty()) {
       if (created == released) {
         if (timed("create", "POST", "/v1/objects", NewObject(fmt::format("{}-{}", prefix, created)),
@@ -187,18 +196,16 @@ using boost::system::error_code;
 class EventedClient : public std::enable_shared_from_this<EventedClient> {
  public:
   EventedClient(asio::io_context& io, ssl::context& tls, const Options& o, int index,
-                std::vector<Sample>& out)
-      : o_(o), index_(index), out_(out), stream_(io, tls), left_(o.requests) {
-    const bool decide = o.decide > 0;
-    kind_ = !o.get.empty() ? "get" : decide ? "decide" : "read";
-    request_.method(decide ? http::verb::post : http::verb::get);
-    request_.target(!o.get.empty() ? o.get : decide ? "/v1/decide" : "/v1/objects/" + o.read);
+                const Repeated& repeated, std::vector<Sample>& out)
+      : o_(o), index_(index), out_(out), stream_(io, tls), kind_(repeated.kind), left_(o.requests) {
+    request_.method(http::string_to_verb(repeated.method));
+    request_.target(repeated.target);
     request_.version(11);
     request_.set(http::field::host, o.client.host);
     request_.keep_alive(true);
-    if (decide) {
+    if (!repeated.body.empty()) {
       request_.set(http::field::content_type, "application/json");
-      request_.body() = DecideBatch(o.decide, index);
+      request_.body() = repeated.body;
     }
     request_.prepare_payload();
   }
@@ -301,7 +308,7 @@ bool RunEvented(const Options& o, std::vector<std::vector<Sample>>& samples) {
   for (int t = 0; t < o.threads; ++t) loops.push_back(std::make_unique<asio::io_context>(1));
   for (int i = 0; i < o.clients; ++i) {
     std::make_shared<EventedClient>(*loops[static_cast<size_t>(i % o.threads)], tls, o, i,
-                                    samples[static_cast<size_t>(i)])
+                                    *RepeatedRequest(o, i), samples[static_cast<size_t>(i)])
         ->Start(address);
   }
   std::vector<std::thread> threads;
