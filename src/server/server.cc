@@ -40,7 +40,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <condition_variable>
 #include <cstdio>
 #include <exception>
 #include <mutex>
@@ -52,6 +51,7 @@
 #include "accord/secret.h"
 #include "api.h"
 #include "tls.h"
+#include "work_queue.h"
 
 namespace accord {
 namespace {
@@ -88,50 +88,6 @@ void LogToStderr(std::string_view line) {
 namespace server_internal {
 
 class Session;
-
-// Items handed from one thread to another: Push from any thread; Run, on the thread that takes
-// them, calls `work` with every item waiting, until Stop, once the queue is empty.
-template <typename T>
-class WorkQueue {
- public:
-  void Push(T item) {
-    {
-      std::lock_guard lock(mu_);
-      items_.push_back(std::move(item));
-    }
-    cv_.notify_one();
-  }
-
-  void Run(const std::function<void(std::vector<T>&)>& work) {
-    std::vector<T> batch;
-    while (true) {
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [this] { return !items_.empty() || stop_; });
-        if (items_.empty()) {
-          return;
-        }
-        batch.swap(items_);
-      }
-      work(batch);
-      batch.clear();
-    }
-  }
-
-  void Stop() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_one();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<T> items_;  // GUARDED_BY(mu_)
-  bool stop_ = false;     // GUARDED_BY(mu_)
-};
 
 // The server's state. Server::Impl is this; Session, which is not a member of Server, names it.
 struct ServerCore {
