@@ -35,6 +35,16 @@ if "$load" "${as_kor[@]}" --requests 5 --get /v1/no-such-route >"$work/evented.t
   fail "evented clients counted a 404 as a success"
 fi
 grep -q ' errors 40 ' "$work/evented.txt" || fail "evented 404s: $(cat "$work/evented.txt")"
+# Many readers at once (96, in groups of up to 96 reads a commit): every read is answered, and
+# each is logged once (counted below).
+live_curl KOR kor-analyst -X POST -H 'Content-Type: application/json' \
+  -d '{"id":"k-many","level":"II","topics":["dprk-missile"],"payload_base64":"bWFueQ=="}' \
+  "$(live_url KOR /v1/objects)" >/dev/null || fail "create k-many"
+"$load" --port "$(live_port KOR)" --ca "$pki/ca.pem" --cert "$pki/users/kor-analyst.pem" \
+  --key "$pki/users/kor-analyst.key" --clients 96 --threads 2 --requests 40 --read k-many \
+  >"$work/many.txt" || fail "96 readers: $(cat "$work/many.txt")"
+grep -Eq '^read +3840 ' "$work/many.txt" && grep -q ' errors 0 ' "$work/many.txt" ||
+  fail "96 readers: $(cat "$work/many.txt")"
 releases=$(sed -n 's/.* releases \([0-9]*\)$/\1/p' "$work/load.txt")
 [ "$releases" -gt 0 ] || fail "no release was made"
 echo "waiting for $releases releases to be delivered"
@@ -59,6 +69,8 @@ received=$("$accord" log show --home "$work/net/JPN" --json | grep -c '"op":"rec
 [ "$received" = "$releases" ] || fail "JPN received $received packages for $releases releases"
 receipts=$("$accord" log show --home "$work/net/KOR" --json | grep -c '"op":"receipt"')
 [ "$receipts" = "$releases" ] || fail "KOR logged $receipts receipts for $releases releases"
+reads=$("$accord" log show --home "$work/net/KOR" --json | grep '"op":"read"' | grep -c '"object":"k-many"')
+[ "$reads" = 3840 ] || fail "KOR logged $reads reads of k-many for 3840"
 for p in KOR JPN USA; do
   "$accord" log verify --home "$work/net/$p" >/dev/null || fail "$p's log does not verify"
   [ -z "$("$accord" log evidence --home "$work/net/$p" 2>/dev/null | grep accord/)" ] ||
