@@ -32,7 +32,7 @@ TEST(WorkQueueTest, ACallTakesEverythingWaitingOldestFirst) {
   EXPECT_EQ(calls[1], Range(100, 102));
 }
 
-TEST(WorkQueueTest, RunWaitsForItemsAndReturnsOnStop) {
+TEST(WorkQueueTest, StopEndsRunOnlyOnceTheQueueIsEmpty) {
   WorkQueue<int> queue;
   std::vector<int> seen;
   std::thread consumer([&] {

@@ -21,13 +21,13 @@ fail() {
 live_setup "$accord" "$work/net" "$src/examples/gsomia" || fail "setup"
 for p in KOR JPN USA; do live_start "$p" || fail "start $p"; done
 pki=$work/net/pki
-"$load" --port "$(live_port KOR)" --ca "$pki/ca.pem" --cert "$pki/users/kor-analyst.pem" \
-  --key "$pki/users/kor-analyst.key" --clients 8 --requests "$requests" --mix | tee "$work/load.txt"
+kor_client=(--port "$(live_port KOR)" --ca "$pki/ca.pem" --cert "$pki/users/kor-analyst.pem"
+  --key "$pki/users/kor-analyst.key")
+"$load" "${kor_client[@]}" --clients 8 --requests "$requests" --mix | tee "$work/load.txt"
 grep -q ' errors 0 ' "$work/load.txt" || fail "requests failed"
 # The event-driven clients of bench/api_bench.sh: 8 connections on 2 threads, every answer
 # counted, and an unexpected status counted as an error.
-as_kor=(--port "$(live_port KOR)" --ca "$pki/ca.pem" --cert "$pki/users/kor-analyst.pem"
-  --key "$pki/users/kor-analyst.key" --clients 8 --threads 2)
+as_kor=("${kor_client[@]}" --clients 8 --threads 2)
 "$load" "${as_kor[@]}" --requests 200 --decide 10 >"$work/evented.txt" || fail "evented decide: $(cat "$work/evented.txt")"
 grep -Eq '^decide +1600 ' "$work/evented.txt" && grep -q ' errors 0 ' "$work/evented.txt" ||
   fail "evented decide: $(cat "$work/evented.txt")"
@@ -35,14 +35,11 @@ if "$load" "${as_kor[@]}" --requests 5 --get /v1/no-such-route >"$work/evented.t
   fail "evented clients counted a 404 as a success"
 fi
 grep -q ' errors 40 ' "$work/evented.txt" || fail "evented 404s: $(cat "$work/evented.txt")"
-# Many readers at once (96, in groups of up to 96 reads a commit): every read is answered, and
-# each is logged once (counted below).
+# 96 readers at once: every read is answered, and each is logged once (counted below).
 live_curl KOR kor-analyst -X POST -H 'Content-Type: application/json' \
   -d '{"id":"k-many","level":"II","topics":["dprk-missile"],"payload_base64":"bWFueQ=="}' \
   "$(live_url KOR /v1/objects)" >/dev/null || fail "create k-many"
-"$load" --port "$(live_port KOR)" --ca "$pki/ca.pem" --cert "$pki/users/kor-analyst.pem" \
-  --key "$pki/users/kor-analyst.key" --clients 96 --threads 2 --requests 40 --read k-many \
-  >"$work/many.txt" || fail "96 readers: $(cat "$work/many.txt")"
+"$load" "${kor_client[@]}" --clients 96 --threads 2 --requests 40 --read k-many >"$work/many.txt" || fail "96 readers: $(cat "$work/many.txt")"
 grep -Eq '^read +3840 ' "$work/many.txt" && grep -q ' errors 0 ' "$work/many.txt" ||
   fail "96 readers: $(cat "$work/many.txt")"
 releases=$(sed -n 's/.* releases \([0-9]*\)$/\1/p' "$work/load.txt")
@@ -67,9 +64,10 @@ done
 live_stop_all
 received=$("$accord" log show --home "$work/net/JPN" --json | grep -c '"op":"receive".*"decision":"allow"')
 [ "$received" = "$releases" ] || fail "JPN received $received packages for $releases releases"
-receipts=$("$accord" log show --home "$work/net/KOR" --json | grep -c '"op":"receipt"')
+"$accord" log show --home "$work/net/KOR" --json >"$work/kor-log.jsonl" || fail "KOR's log show"
+receipts=$(grep -c '"op":"receipt"' "$work/kor-log.jsonl")
 [ "$receipts" = "$releases" ] || fail "KOR logged $receipts receipts for $releases releases"
-reads=$("$accord" log show --home "$work/net/KOR" --json | grep '"op":"read"' | grep -c '"object":"k-many"')
+reads=$(grep '"op":"read"' "$work/kor-log.jsonl" | grep -c '"object":"k-many"')
 [ "$reads" = 3840 ] || fail "KOR logged $reads reads of k-many for 3840"
 for p in KOR JPN USA; do
   "$accord" log verify --home "$work/net/$p" >/dev/null || fail "$p's log does not verify"
