@@ -189,7 +189,31 @@ const merkle::Hash* TileBuilder::Find(int32_t level, size_t slot) const {
   return &tiles_[level][slot];
 }
 
+void AuditLog::Defer(const AuditEntry& entry) { deferred_.push_back(EncodeEntry(entry)); }
+
+Status AuditLog::FlushDeferred() {
+  if (flush_failed_) return tl::unexpected(*flush_failed_);
+  if (deferred_.empty()) return OkStatus();
+  const std::vector<Bytes> entries = std::move(deferred_);
+  deferred_.clear();
+  if (auto appended = AppendNow(entries); !appended) {
+    flush_failed_ = appended.error();
+    return tl::unexpected(std::move(appended).error());
+  }
+  return OkStatus();
+}
+
+void AuditLog::EndDeferral() {
+  deferred_.clear();
+  flush_failed_.reset();
+}
+
 Status AuditLog::Sync() {
+  ACCORD_RETURN_IF_ERROR(FlushDeferred());
+  return SyncEdge();
+}
+
+Status AuditLog::SyncEdge() {
   ACCORD_ASSIGN_OR_RETURN(uint64_t size, store_->LogSize());
   if (size == edge_.size() && !invalid_) return OkStatus();
   if (!invalid_ && last_leaf_ && size > edge_.size() && size - edge_.size() <= kMaxCatchUp) {
@@ -259,7 +283,12 @@ void AuditLog::Invalidate() {
 }
 
 Result<uint64_t> AuditLog::AppendEncoded(std::span<const Bytes> entries) {
-  ACCORD_RETURN_IF_ERROR(Sync());
+  ACCORD_RETURN_IF_ERROR(FlushDeferred());
+  return AppendNow(entries);
+}
+
+Result<uint64_t> AuditLog::AppendNow(std::span<const Bytes> entries) {
+  ACCORD_RETURN_IF_ERROR(SyncEdge());
   const uint64_t first = edge_.size();
   std::vector<Digest> leaves;
   leaves.reserve(entries.size());
@@ -431,6 +460,7 @@ std::string TileMismatch(const LogTileRecord& want, ByteView have) {
 }  // namespace
 
 Result<merkle::Hash> AuditLog::VerifyAll(uint64_t* entries_checked) {
+  ACCORD_RETURN_IF_ERROR(FlushDeferred());
   ACCORD_ASSIGN_OR_RETURN(uint64_t size, store_->LogSize());
   merkle::CompactRange recomputed;
   TileBuilder builder;

@@ -84,6 +84,19 @@ class AuditLog {
   // Appends many encoded entries at once (one store write). Returns the first index.
   [[nodiscard]] Result<uint64_t> AppendEncoded(std::span<const Bytes> entries);
 
+  // Holds `entry` back: the next use of the log (any method below or above, FlushDeferred)
+  // appends it, with the others held, in one store write before doing anything else, so every
+  // reader of the log sees it in its place. For a group commit's reads (Node::Group), whose
+  // entries are their only writes. Invalidate keeps what is held.
+  void Defer(const AuditEntry& entry);
+  // Appends the entries held back, inside the caller's transaction. Once it has failed it fails
+  // again, with the same error, until EndDeferral: the transaction the entries were for must not
+  // commit without them.
+  [[nodiscard]] Status FlushDeferred();
+  // The transaction the entries held back were for has ended (committed after FlushDeferred, or
+  // rolled back): drops them and any failure to append them.
+  void EndDeferral();
+
   // Forgets the in-memory edge and cache; the next use rebuilds them from the store. Called when
   // a transaction that may have appended rolls back.
   void Invalidate();
@@ -100,10 +113,14 @@ class AuditLog {
   [[nodiscard]] Result<merkle::Hash> VerifyAll(uint64_t* entries_checked = nullptr);
 
  private:
+  // Appends what Defer held back, then brings the edge in line with the store (SyncEdge).
+  Status Sync();
   // Brings the right edge and the incomplete tiles in line with the store: after Invalidate, it
   // rebuilds them from the store; when another process or thread appended, it folds in the new
   // leaf hashes (or rebuilds, for many).
-  Status Sync();
+  Status SyncEdge();
+  // AppendEncoded without first appending what Defer held back.
+  Result<uint64_t> AppendNow(std::span<const Bytes> entries);
   // Runs `compute` (a proof, a root, the right edge) over the tree of a log of `size` entries
   // (the store's current size), stored in tiles (store.h): a first pass records which subtree
   // hashes it reads; those in complete tiles come from the tile cache (levels ≥ 1) or from one
@@ -138,6 +155,8 @@ class AuditLog {
   // INVARIANT: the incomplete tiles of a log of edge_.size() entries.
   TileBuilder pending_;
   std::vector<merkle::NodeWrite> created_;
+  std::vector<Bytes> deferred_;        // Defer
+  std::optional<Error> flush_failed_;  // FlushDeferred failed since the last EndDeferral
 };
 
 }  // namespace accord::node_internal

@@ -275,6 +275,52 @@ TEST_F(AuditLogTest, EntriesAppendedElsewhereAreNotFoldedOntoAnEntryRolledBack) 
   ASSERT_EQ(log_->VerifyAll().value(), mem_.Root());
 }
 
+// Entries held back (Defer) are appended by the next use of the log, in order, before what
+// that use appends; a failure to append them fails every later flush until EndDeferral.
+TEST_F(AuditLogTest, DeferredEntriesComeFirstAndTheirFailureSticks) {
+  Append(3);
+  auto s = store_->Transact([&]() -> Status {
+    AuditEntry e;
+    e.op = "read";
+    log_->Defer(e);
+    log_->Defer(e);
+    EXPECT_EQ(log_->Size().value(), 5u);  // appended by the size's sync
+    log_->Defer(e);
+    ACCORD_ASSIGN_OR_RETURN(const uint64_t first,
+                            log_->AppendEncoded(std::vector<Bytes>{Entry(6)}));
+    EXPECT_EQ(first, 6u);
+    return OkStatus();
+  });
+  ASSERT_TRUE(s) << s.error().ToString();
+  const std::vector<Bytes> stored = store_->ReadLogEntries(3, 4).value();
+  EXPECT_EQ(DecodeEntry(stored[0]).value().op, "read");
+  EXPECT_EQ(DecodeEntry(stored[2]).value().op, "read");
+  EXPECT_EQ(stored[3], Entry(6));
+  for (uint64_t i = 3; i < 7; ++i) mem_.Append(merkle::LeafHash(stored[i - 3]));
+  log_->EndDeferral();
+
+  ASSERT_EQ(ExecSql(path_,
+                    "CREATE TRIGGER refuse BEFORE INSERT ON log_entries "
+                    "BEGIN SELECT RAISE(ABORT, 'refused'); END"),
+            "");
+  s = store_->Transact([&]() -> Status {
+    log_->Defer(AuditEntry{});
+    const Status first = log_->FlushDeferred();
+    EXPECT_FALSE(first);
+    const Status again = log_->FlushDeferred();  // nothing held any more, and still failing
+    EXPECT_FALSE(again);
+    return again;
+  });
+  ASSERT_FALSE(s);
+  log_->EndDeferral();
+  log_->Invalidate();
+  ASSERT_EQ(ExecSql(path_, "DROP TRIGGER refuse"), "");
+  ASSERT_TRUE(log_->FlushDeferred());
+  Append(2);
+  ExpectSameTreeAt(*log_, {7, 9});
+  ASSERT_EQ(log_->VerifyAll().value(), mem_.Root());
+}
+
 TEST_F(AuditLogTest, ARolledBackAppendIsForgotten) {
   Append(14);
   for (const uint64_t count : {1, 2, 20}) {  // within the tile, to its end, past it

@@ -223,6 +223,9 @@ struct Node::Impl {
   note::Signer log_signer;  // the identity key, named after the log's origin
 
   std::string actor;  // the subject on whose behalf operations run (Node::set_actor)
+  // Inside Node::Group and outside any operation's own transaction: a read holds its log entry
+  // back (LogRead).
+  bool defer_reads = false;
   // Group commits made, and those known durable (SyncCommits, from any thread): a checkpoint is
   // signed only over a durable log, so that a power loss cannot take back what it covers.
   std::atomic<uint64_t> groups_committed{0};
@@ -258,15 +261,41 @@ struct Node::Impl {
 
   // Runs `body` in one store transaction. A rolled-back transaction may have appended to the log,
   // so the log's in-memory edge is rebuilt from the store afterwards.
+  //
+  // Inside a group, the entries the group's reads held back (defer_reads) are appended first,
+  // outside the operation's own transaction (a savepoint), so that its rollback cannot take them
+  // back; and the operation's own reads, if any, log at once.
   Status Transact(const std::function<Status()>& body) {
+    ACCORD_RETURN_IF_ERROR(log.FlushDeferred());
+    const bool deferring = std::exchange(defer_reads, false);
     Status s = store->Transact(body);
+    defer_reads = deferring;
     if (!s) log.Invalidate();
     return s;
   }
-  Status TransactUnsynced(const std::function<Status()>& body) {
-    Status s = store->TransactUnsynced(body);
+
+  // Runs `body` as one group commit (Node::Group), synced or not.
+  Status Group(const std::function<void()>& body, bool durable) {
+    const auto run = [&]() -> Status {
+      defer_reads = true;
+      body();
+      defer_reads = false;
+      // The reads' entries commit with the group, or nothing of it does.
+      return log.FlushDeferred();
+    };
+    Status s = durable ? store->Transact(run) : store->TransactUnsynced(run);
+    defer_reads = false;
+    log.EndDeferral();
     if (!s) log.Invalidate();
     return s;
+  }
+
+  // Logs a read's entry: held back inside a group (AuditLog::Defer), where it is the read's only
+  // write, so that the group's reads reach the store in one append; at once otherwise.
+  Status LogRead(const AuditEntry& e) {
+    if (!defer_reads) return Log(e);
+    log.Defer(e);
+    return OkStatus();
   }
 
   Result<Facts> LoadFacts(const ObjectRecord& o) {
@@ -579,19 +608,13 @@ void Node::set_actor(std::string subject) { impl_->actor = std::move(subject); }
 const std::string& Node::actor() const { return impl_->actor; }
 
 Status Node::Group(const std::function<void()>& body) {
-  ACCORD_RETURN_IF_ERROR(impl_->TransactUnsynced([&] {
-    body();
-    return OkStatus();
-  }));
+  ACCORD_RETURN_IF_ERROR(impl_->Group(body, /*durable=*/false));
   impl_->groups_committed.fetch_add(1);
   return OkStatus();
 }
 
 Status Node::GroupDurable(const std::function<void()>& body) {
-  return impl_->Transact([&] {
-    body();
-    return OkStatus();
-  });
+  return impl_->Group(body, /*durable=*/true);
 }
 
 Status Node::SyncCommits() {
@@ -825,8 +848,9 @@ Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& 
   ReadResult result;
   std::optional<Error> denial;
   // One transaction: a consistent view of the object and its history, and the log entry, which
-  // is committed before the payload leaves the node (or the refusal is returned).
-  ACCORD_RETURN_IF_ERROR(n.Transact([&]() -> Status {
+  // is committed before the payload leaves the node (or the refusal is returned). In a group, the
+  // group's transaction, whose commit the payload waits for.
+  const auto read = [&]() -> Status {
     ACCORD_ASSIGN_OR_RETURN(SubjectRecord subject, n.store->GetSubject(subject_id));
     ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.store->GetObject(object_id));
     ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
@@ -837,7 +861,7 @@ Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& 
     if (!d.allow) {
       denial = Deny(d.reason, fmt::format("`{}` may not read `{}`", subject_id, object_id), explain)
                    .value();
-      return n.Log(entry);
+      return n.LogRead(entry);
     }
     result.reason = d.reason;
     result.originator = o.originator;
@@ -853,8 +877,11 @@ Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& 
       result.marking_name = level.name;
     }
     ACCORD_ASSIGN_OR_RETURN(result.payload, n.Open(o));
-    return n.Log(entry);
-  }));
+    return n.LogRead(entry);
+  };
+  // A read in a group changes nothing but the log, and its entry is held back: no transaction of
+  // its own is needed.
+  ACCORD_RETURN_IF_ERROR(n.defer_reads ? read() : n.Transact(read));
   if (denial) {
     return tl::unexpected(std::move(*denial));
   }
@@ -1473,6 +1500,7 @@ Result<std::string> Node::LogCheckpoint() {
 std::string Node::LogVerifierKey() const { return impl_->log_signer.verifier().VerifierKey(); }
 
 Result<std::vector<Bytes>> Node::LogEntries(uint64_t from, uint64_t count) {
+  ACCORD_RETURN_IF_ERROR(impl_->log.FlushDeferred());
   return impl_->store->ReadLogEntries(from, count);
 }
 

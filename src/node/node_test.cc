@@ -42,6 +42,19 @@ std::string ReadAll(const fs::path& p) {
   return s.str();
 }
 
+// Runs `sql` on a connection of its own.
+Status Exec(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(db_path.c_str(), &db) != SQLITE_OK) return Fail(Code::kInternal, "open");
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  std::string message = err ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(db);
+  if (rc != SQLITE_OK) return Fail(Code::kInternal, message);
+  return OkStatus();
+}
+
 class NodeTest : public testing::Test {
  protected:
   void SetUp() override {
@@ -853,6 +866,78 @@ TEST_F(NodeTest, AGroupCommitsItsOperationsTogetherAndEachFailsAlone) {
   EXPECT_EQ(*kor->VerifyLog(), before + 4);
 }
 
+// Inside a group, reads hold their entries back and append them together. Any other use of the
+// log appends them first, and so does an operation, outside its own transaction: the log keeps
+// the order in which things happened, and an operation that logs, then fails and is undone,
+// takes none of the reads' entries with it.
+TEST_F(NodeTest, AGroupsReadsKeepTheirPlaceInTheLogAndOutliveAFailedOperation) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
+  ASSERT_TRUE(CreateObject(*kor, "k-2", "y", {"JPN"}));
+  // The release of k-2 fails after its entry is appended, when it queues the package.
+  ASSERT_TRUE(Exec(Home("KOR") + "/state.db",
+                   "CREATE TRIGGER refuse BEFORE INSERT ON outbox WHEN NEW.object_id = 'k-2' "
+                   "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"));
+  const uint64_t before = *kor->LogSize();
+  std::vector<Result<ReadResult>> reads;
+  Result<Bytes> failed, released;
+  Result<uint64_t> size_seen = 0;
+  ASSERT_TRUE(kor->Group([&] {
+    reads.push_back(kor->Read("kor-analyst", "k-1"));
+    size_seen = kor->LogSize();  // the entry held back counts
+    reads.push_back(kor->Read("kor-analyst", "k-1"));
+    failed = kor->Release("k-2", "JPN");
+    reads.push_back(kor->Read("kor-analyst", "k-1"));
+    released = kor->Release("k-1", "JPN");
+    reads.push_back(kor->Read("kor-analyst", "k-1"));
+    reads.push_back(kor->Read("kor-analyst", "k-2"));
+  }));
+  ASSERT_TRUE(kor->SyncCommits());
+  for (const auto& r : reads) ASSERT_TRUE(r) << r.error().ToString();
+  ASSERT_TRUE(size_seen);
+  EXPECT_EQ(*size_seen, before + 1);
+  ASSERT_FALSE(failed);
+  EXPECT_NE(failed.error().message.find("refused by the test"), std::string::npos);
+  ASSERT_TRUE(released) << released.error().ToString();
+  const std::vector<node_internal::AuditEntry> entries = Entries(*kor);
+  const std::string ops = Ops({entries.begin() + static_cast<ptrdiff_t>(before), entries.end()});
+  EXPECT_EQ(ops,
+            "read:allow:originator-cleared read:allow:originator-cleared "
+            "read:allow:originator-cleared release:allow:releasable "
+            "read:allow:originator-cleared read:allow:originator-cleared ");
+  EXPECT_EQ(*kor->VerifyLog(), before + 6);
+}
+
+// A group whose reads' entries cannot be appended fails as a whole: nothing of it is in the log,
+// and none of its reads may be answered (Node::Group's error).
+TEST_F(NodeTest, AGroupWhoseReadsCannotBeLoggedFailsAsAWhole) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
+  const uint64_t before = *kor->LogSize();
+  const std::string db = Home("KOR") + "/state.db";
+  ASSERT_TRUE(Exec(db,
+                   "CREATE TRIGGER refuse BEFORE INSERT ON log_entries "
+                   "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"));
+  std::vector<Result<ReadResult>> reads;
+  const Status committed = kor->Group([&] {
+    reads.push_back(kor->Read("kor-analyst", "k-1"));
+    reads.push_back(kor->Read("kor-analyst", "k-1"));
+  });
+  ASSERT_FALSE(committed);
+  EXPECT_NE(committed.error().message.find("refused by the test"), std::string::npos)
+      << committed.error().ToString();
+  ASSERT_TRUE(Exec(db, "DROP TRIGGER refuse"));
+  EXPECT_EQ(*kor->LogSize(), before);
+  EXPECT_EQ(*kor->VerifyLog(), before);
+  // The next group starts afresh.
+  ASSERT_TRUE(kor->Group([&] { reads.push_back(kor->Read("kor-analyst", "k-1")); }));
+  ASSERT_TRUE(reads.back());
+  EXPECT_EQ(*kor->LogSize(), before + 1);
+  EXPECT_EQ(*kor->VerifyLog(), before + 1);
+}
+
 // The federation records a batch's receipts this way: one durable transaction, each receipt
 // accepted or refused on its own.
 TEST_F(NodeTest, ADurableGroupRecordsGoodReceiptsAndRefusesABadOneAlone) {
@@ -931,18 +1016,6 @@ TEST_F(NodeTest, PackagesMustProveTheyWereLogged) {
   EXPECT_EQ(Ops(Entries(*jpn)),
             "partner partner receive:deny:permission-denied receive:deny:data-loss "
             "receive:deny:data-loss receive:allow:releasable ");
-}
-
-Status Exec(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open(db_path.c_str(), &db) != SQLITE_OK) return Fail(Code::kInternal, "open");
-  char* err = nullptr;
-  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-  std::string message = err ? err : "";
-  sqlite3_free(err);
-  sqlite3_close(db);
-  if (rc != SQLITE_OK) return Fail(Code::kInternal, message);
-  return OkStatus();
 }
 
 TEST_F(NodeTest, VerifyLogCatchesAnEditedEntryOrHash) {
