@@ -231,6 +231,10 @@ class Node {
   [[nodiscard]] Result<std::vector<EvidenceRecord>> ForkEvidence();
 
   [[nodiscard]] Status AddSubject(const SubjectRecord& subject);
+  // A subject of the directory (kNotFound if none). Inside a group (Group), each subject is read
+  // from the store once until an operation of the group that may change it: the server looks its
+  // caller up, and then the caller's reads do.
+  [[nodiscard]] Result<SubjectRecord> Subject(const std::string& id);
   // {"party":"KOR","sign":"<base64>","wrap":"<base64>"}
   [[nodiscard]] std::string ExportPublic() const;
   // Imports a partner's exported public keys. Returns the party.

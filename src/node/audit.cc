@@ -121,7 +121,10 @@ tl::unexpected<Error> Damaged(std::string_view what, const Error& e) {
 }  // namespace
 
 Bytes EncodeEntry(const AuditEntry& entry) {
-  json::object o;
+  // The tree in one arena: every operation logs.
+  std::array<unsigned char, 2048> first_block;
+  json::monotonic_resource arena(first_block.data(), first_block.size());
+  json::object o(&arena);
   o.reserve(16);
   o[kVersionKey] = 1;
   o["at"] = FormatInstant(entry.at);

@@ -226,6 +226,7 @@ struct Node::Impl {
   // Inside Node::Group and outside any operation's own transaction: a read holds its log entry
   // back (LogRead).
   bool defer_reads = false;
+  std::map<std::string, SubjectRecord, std::less<>> group_subjects{};  // Subject
   // Group commits made, and those known durable (SyncCommits, from any thread): a checkpoint is
   // signed only over a durable log, so that a power loss cannot take back what it covers.
   std::atomic<uint64_t> groups_committed{0};
@@ -267,6 +268,7 @@ struct Node::Impl {
   // back; and the operation's own reads, if any, log at once.
   Status Transact(const std::function<Status()>& body) {
     ACCORD_RETURN_IF_ERROR(log.FlushDeferred());
+    group_subjects.clear();  // the operation may change them
     const bool deferring = std::exchange(defer_reads, false);
     Status s = store->Transact(body);
     defer_reads = deferring;
@@ -285,9 +287,20 @@ struct Node::Impl {
     };
     Status s = durable ? store->Transact(run) : store->TransactUnsynced(run);
     defer_reads = false;
+    group_subjects.clear();
     log.EndDeferral();
     if (!s) log.Invalidate();
     return s;
+  }
+
+  // A subject, read once inside a group: its transaction holds the store's write lock, so only
+  // an operation of the group could change it, and Transact forgets what is kept here.
+  Result<SubjectRecord> Subject(const std::string& id) {
+    if (!defer_reads) return store->GetSubject(id);
+    if (auto it = group_subjects.find(id); it != group_subjects.end()) return it->second;
+    ACCORD_ASSIGN_OR_RETURN(SubjectRecord subject, store->GetSubject(id));
+    group_subjects.emplace(id, subject);
+    return subject;
   }
 
   // Logs a read's entry: held back inside a group (AuditLog::Defer), where it is the read's only
@@ -851,7 +864,7 @@ Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& 
   // is committed before the payload leaves the node (or the refusal is returned). In a group, the
   // group's transaction, whose commit the payload waits for.
   const auto read = [&]() -> Status {
-    ACCORD_ASSIGN_OR_RETURN(SubjectRecord subject, n.store->GetSubject(subject_id));
+    ACCORD_ASSIGN_OR_RETURN(SubjectRecord subject, n.Subject(subject_id));
     ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.store->GetObject(object_id));
     ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
     std::vector<std::string> explain;
@@ -1614,6 +1627,8 @@ Status Node::AddSubject(const SubjectRecord& subject) {
     return n.Log(entry);
   });
 }
+
+Result<SubjectRecord> Node::Subject(const std::string& id) { return impl_->Subject(id); }
 
 std::string Node::ExportPublic() const {
   return PublicJson(impl_->party, impl_->sign.public_key(), impl_->wrap.public_key());

@@ -909,6 +909,29 @@ TEST_F(NodeTest, AGroupsReadsKeepTheirPlaceInTheLogAndOutliveAFailedOperation) {
   EXPECT_EQ(*kor->VerifyLog(), before + 6);
 }
 
+// Inside a group a subject is read once, until an operation that may change it: a clearance
+// lowered in the middle of a group holds for the reads after it.
+TEST_F(NodeTest, AGroupRereadsASubjectAfterAnOperation) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
+  std::vector<Result<ReadResult>> reads;
+  Result<SubjectRecord> looked_up = SubjectRecord{};
+  ASSERT_TRUE(kor->Group([&] {
+    looked_up = kor->Subject("kor-analyst");
+    reads.push_back(kor->Read("kor-analyst", "k-1"));
+    ASSERT_TRUE(kor->AddSubject(SubjectRecord{"kor-analyst", "III", {"dprk-missile"}, {}}));
+    reads.push_back(kor->Read("kor-analyst", "k-1"));
+  }));
+  ASSERT_TRUE(looked_up);
+  EXPECT_EQ(looked_up->clearance, "II");
+  EXPECT_TRUE(reads[0]);
+  ASSERT_FALSE(reads[1]);
+  EXPECT_EQ(reads[1].error().code, Code::kPermissionDenied);
+  EXPECT_EQ(kor->Subject("kor-analyst").value().clearance, "III");
+  EXPECT_EQ(kor->Subject("nobody").error().code, Code::kNotFound);
+}
+
 // A group whose reads' entries cannot be appended fails as a whole: nothing of it is in the log,
 // and none of its reads may be answered (Node::Group's error).
 TEST_F(NodeTest, AGroupWhoseReadsCannotBeLoggedFailsAsAWhole) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/json/array.hpp>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -775,7 +776,7 @@ ApiResponse Api::Handle(const Caller& caller, std::string_view method, std::stri
            caller.organization.value_or("") + "`: not of this node's party");
       return ErrorResponse(403, "permission-denied", "permission denied");
     }
-    auto subject = node_.store().GetSubject(caller.common_name);
+    auto subject = node_.Subject(caller.common_name);
     if (!subject) {
       if (subject.error().code == Code::kNotFound) {
         log_("refused a certificate for `" + caller.common_name + "`: no such subject");
@@ -975,14 +976,17 @@ ApiResponse Api::GetObject(const std::string& subject, const std::string& id) {
   if (!read) {
     return FromError(read.error(), "reading `" + id + "`");
   }
-  json::object o;
+  // The answer's tree in one arena: a read's answer is the server's most frequent.
+  std::array<unsigned char, 2048> first_block;
+  json::monotonic_resource arena(first_block.data(), first_block.size());
+  json::object o(&arena);
   o["id"] = id;
   o["reason"] = ReasonName(read->reason);
   o["agreement"] = StringOrNull(read->agreement);
   o["originator"] = read->originator;
   // The marking the reader handles the payload under: the one the agreement maps to for a
   // released copy, the object's own level for the originator's readers.
-  json::object marking;
+  json::object marking(&arena);
   marking["party"] = node_.party();
   marking["originator"] = read->originator;
   if (!read->marking_level.empty()) {
