@@ -52,9 +52,8 @@ Bytes Concat(std::string_view prefix, ByteView rest) {
   return out;
 }
 
-Bytes DataKeyAd(const Label& label) {
-  return Concat(kDataKeyAd, node_internal::EncodeLabel(label));
-}
+Bytes DataKeyAd(ByteView encoded_label) { return Concat(kDataKeyAd, encoded_label); }
+Bytes DataKeyAd(const Label& label) { return DataKeyAd(node_internal::EncodeLabel(label)); }
 
 Bytes PackageKeyAd(const std::string& package_id, const std::string& to) {
   return Concat(kPackageKeyAd, AsBytes(package_id + "\n" + to));
@@ -364,8 +363,9 @@ struct Node::Impl {
     return o;
   }
 
-  Result<SecretBytes> DataKey(const ObjectRecord& o) const {
-    auto key = kek->Unwrap(o.wrapped_key, DataKeyAd(LabelOf(o)));
+  // `o`'s data key; `label` is EncodeLabel(LabelOf(o)), which the key is bound to.
+  Result<SecretBytes> DataKey(const ObjectRecord& o, ByteView label) const {
+    auto key = kek->Unwrap(o.wrapped_key, DataKeyAd(label));
     if (!key) {
       return Fail(Code::kDataLoss, fmt::format("object `{}`: stored label or key fails its "
                                                "integrity check",
@@ -386,9 +386,10 @@ struct Node::Impl {
   }
 
   Result<SecretBytes> Open(const ObjectRecord& o) const {
-    ACCORD_ASSIGN_OR_RETURN(SecretBytes dk, DataKey(o));
+    const Bytes label = node_internal::EncodeLabel(LabelOf(o));  // the key's and the payload's
+    ACCORD_ASSIGN_OR_RETURN(SecretBytes dk, DataKey(o, label));
     ACCORD_ASSIGN_OR_RETURN(Aead aead, Aead::Create(std::move(dk)));
-    auto plain = aead.Decrypt(o.ciphertext, node_internal::EncodeLabel(LabelOf(o)));
+    auto plain = aead.Decrypt(o.ciphertext, label);
     if (!plain) {
       return Fail(Code::kDataLoss,
                   fmt::format("object `{}`: stored ciphertext fails its integrity check", o.id));
@@ -580,7 +581,7 @@ struct Node::Impl {
   // it, and commits `records` with `entry` (naming the package) before sending it.
   Result<Bytes> SendPackage(PackageBody body, const ObjectRecord& o, const PartnerRecord& partner,
                             AuditEntry entry, const std::function<Status()>& records) {
-    ACCORD_ASSIGN_OR_RETURN(SecretBytes dk, DataKey(o));
+    ACCORD_ASSIGN_OR_RETURN(SecretBytes dk, DataKey(o, node_internal::EncodeLabel(LabelOf(o))));
     ACCORD_ASSIGN_OR_RETURN(body.wrapped_key,
                             WrapToParty(partner.wrap_public, dk, PackageKeyAd(body.id, body.to)));
     body.ciphertext = o.ciphertext;

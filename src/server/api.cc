@@ -1004,9 +1004,10 @@ ApiResponse Api::GetObject(const std::string& subject, const std::string& id) {
   o["explain"] = StringArray(read->explain);
   // The payload is appended by hand rather than through the JSON tree, so that the only copies
   // of it are the base64 text and the body, which the server wipes once written.
-  ApiResponse r = Json(200, o);
+  ApiResponse r = Json(200, json::value(std::move(o)));  // a move: not a copy of the tree
   std::string encoded = Base64Encode(read->payload.Reveal(InsecureSecretAccess()));
   r.body.pop_back();  // the closing brace
+  r.body.reserve(r.body.size() + encoded.size() + 24);
   r.body += R"(,"payload_base64":")";
   r.body += encoded;
   r.body += "\"}";
