@@ -277,6 +277,10 @@ struct Node::Impl {
 
   // Runs `body` as one group commit (Node::Group), synced or not.
   Status Group(const std::function<void()>& body, bool durable) {
+    // Inside another group (or an operation) this one is a savepoint of it: what the outer
+    // group's reads hold back goes in first, so that this one's rollback cannot undo it.
+    ACCORD_RETURN_IF_ERROR(log.FlushDeferred());
+    const bool outer_defers = defer_reads;
     const auto run = [&]() -> Status {
       defer_reads = true;
       body();
@@ -285,7 +289,7 @@ struct Node::Impl {
       return log.FlushDeferred();
     };
     Status s = durable ? store->Transact(run) : store->TransactUnsynced(run);
-    defer_reads = false;
+    defer_reads = outer_defers;
     group_subjects.clear();
     log.EndDeferral();
     if (!s) log.Invalidate();

@@ -909,6 +909,37 @@ TEST_F(NodeTest, AGroupsReadsKeepTheirPlaceInTheLogAndOutliveAFailedOperation) {
   EXPECT_EQ(*kor->VerifyLog(), before + 6);
 }
 
+// A group inside a group is a savepoint of it: when the inner one fails, the outer group's reads
+// before it keep their entries.
+TEST_F(NodeTest, AGroupInsideAGroupThatFailsKeepsTheOuterReadsEntries) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
+  ASSERT_TRUE(CreateObject(*kor, "k-3", "z", {"JPN"}));
+  // The entry of a read of k-3 cannot be stored.
+  ASSERT_TRUE(Exec(Home("KOR") + "/state.db",
+                   "CREATE TRIGGER refuse BEFORE INSERT ON log_entries "
+                   "WHEN instr(NEW.entry, '\"k-3\"') > 0 "
+                   "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"));
+  const uint64_t before = *kor->LogSize();
+  std::vector<Result<ReadResult>> reads;
+  Status inner = OkStatus();
+  ASSERT_TRUE(kor->Group([&] {
+    reads.push_back(kor->Read("kor-analyst", "k-1"));
+    inner = kor->Group([&] { reads.push_back(kor->Read("kor-analyst", "k-3")); });
+    reads.push_back(kor->Read("kor-analyst", "k-1"));
+  }));
+  ASSERT_FALSE(inner);
+  EXPECT_NE(inner.error().message.find("refused by the test"), std::string::npos);
+  ASSERT_TRUE(reads[0]);
+  ASSERT_TRUE(reads[2]);
+  const std::vector<node_internal::AuditEntry> entries = Entries(*kor);
+  ASSERT_EQ(entries.size(), before + 2);
+  EXPECT_EQ(entries[before].object, "k-1");
+  EXPECT_EQ(entries[before + 1].object, "k-1");
+  EXPECT_EQ(*kor->VerifyLog(), before + 2);
+}
+
 // Inside a group a subject is read once, until an operation that may change it: a clearance
 // lowered in the middle of a group holds for the reads after it.
 TEST_F(NodeTest, AGroupRereadsASubjectAfterAnOperation) {
