@@ -153,10 +153,11 @@ class Node {
   [[nodiscard]] const std::string& actor() const;
 
   // Group commit: runs `body`, and the operations it calls share one store transaction. Each
-  // operation still succeeds or fails on its own. On an error (the commit failed) none of them
-  // took effect. The commit does not wait for the disk: nothing the operations returned (a
-  // payload, a package) may leave the node before SyncCommits returns OK, which may run on
-  // another thread while the next group runs here. `body` must not throw.
+  // operation still succeeds or fails on its own, except that the reads' log entries are stored
+  // together (decision #55): should that fail, the group does. On an error (the commit failed)
+  // none of them took effect. The commit does not wait for the disk: nothing the operations
+  // returned (a payload, a package) may leave the node before SyncCommits returns OK, which may run
+  // on another thread while the next group runs here. `body` must not throw.
   [[nodiscard]] Status Group(const std::function<void()>& body);
   // Like Group, but the commit is durable when GroupDurable returns, as a single operation's
   // is. Errors: those of the commit (kUnavailable: the store could not commit; nothing the

@@ -197,12 +197,15 @@ void AuditLog::Defer(const AuditEntry& entry) { deferred_.push_back(EncodeEntry(
 Status AuditLog::FlushDeferred() {
   if (flush_failed_) return tl::unexpected(*flush_failed_);
   if (deferred_.empty()) return OkStatus();
-  const std::vector<Bytes> entries = std::move(deferred_);
-  deferred_.clear();
-  if (auto appended = AppendNow(entries); !appended) {
+  // Failed until it succeeds: should the append throw (an allocation), the entries are not lost
+  // silently and the transaction they are for cannot commit.
+  flush_failed_ = Error{Code::kInternal, "the log entries held back were not appended"};
+  if (auto appended = AppendNow(deferred_); !appended) {
     flush_failed_ = appended.error();
     return tl::unexpected(std::move(appended).error());
   }
+  deferred_.clear();
+  flush_failed_.reset();
   return OkStatus();
 }
 

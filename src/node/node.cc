@@ -277,10 +277,20 @@ struct Node::Impl {
 
   // Runs `body` as one group commit (Node::Group), synced or not.
   Status Group(const std::function<void()>& body, bool durable) {
-    // Inside another group (or an operation) this one is a savepoint of it: what the outer
-    // group's reads hold back goes in first, so that this one's rollback cannot undo it.
+    // Inside another group this one is a savepoint of it: what the outer group's reads hold back
+    // goes in first, so that this one's rollback cannot undo it.
     ACCORD_RETURN_IF_ERROR(log.FlushDeferred());
-    const bool outer_defers = defer_reads;
+    // However the group ends, even by an exception, reads after it log at once again (or as the
+    // outer group's), and nothing it held or kept survives it.
+    struct Restore {
+      Impl& n;
+      bool outer_defers;
+      ~Restore() {
+        n.defer_reads = outer_defers;
+        n.group_subjects.clear();
+        n.log.EndDeferral();
+      }
+    } restore{*this, defer_reads};
     const auto run = [&]() -> Status {
       defer_reads = true;
       body();
@@ -289,9 +299,6 @@ struct Node::Impl {
       return log.FlushDeferred();
     };
     Status s = durable ? store->Transact(run) : store->TransactUnsynced(run);
-    defer_reads = outer_defers;
-    group_subjects.clear();
-    log.EndDeferral();
     if (!s) log.Invalidate();
     return s;
   }
@@ -621,7 +628,10 @@ Node::~Node() = default;
 const std::string& Node::party() const { return impl_->party; }
 Instant Node::Now() const { return impl_->clock->Now(); }
 const Engine& Node::engine() const { return impl_->engine; }
-Store& Node::store() { return *impl_->store; }
+Store& Node::store() {
+  impl_->group_subjects.clear();  // the caller may change a subject behind Subject's back
+  return *impl_->store;
+}
 void Node::set_actor(std::string subject) { impl_->actor = std::move(subject); }
 const std::string& Node::actor() const { return impl_->actor; }
 

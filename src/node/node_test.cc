@@ -909,6 +909,33 @@ TEST_F(NodeTest, AGroupsReadsKeepTheirPlaceInTheLogAndOutliveAFailedOperation) {
   EXPECT_EQ(*kor->VerifyLog(), before + 6);
 }
 
+// The entries held back are appended when an operation of the group begins. Should that fail,
+// the operation fails, and so does the group at its end, though nothing failed after: the reads
+// before the operation have no entry.
+TEST_F(NodeTest, ReadsWhoseEntriesFailBeforeAnOperationFailTheGroup) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
+  ASSERT_TRUE(Exec(Home("KOR") + "/state.db",
+                   "CREATE TRIGGER refuse BEFORE INSERT ON log_entries "
+                   "WHEN instr(NEW.entry, '\"op\":\"read\"') > 0 "
+                   "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"));
+  const uint64_t before = *kor->LogSize();
+  Result<ReadResult> read;
+  Result<Bytes> released;
+  const Status committed = kor->Group([&] {
+    read = kor->Read("kor-analyst", "k-1");
+    released = kor->Release("k-1", "JPN");
+  });
+  ASSERT_FALSE(released);
+  EXPECT_NE(released.error().message.find("refused by the test"), std::string::npos);
+  ASSERT_FALSE(committed);
+  EXPECT_NE(committed.error().message.find("refused by the test"), std::string::npos);
+  EXPECT_EQ(*kor->LogSize(), before);
+  EXPECT_TRUE(kor->store().ListOutbox("JPN").value().empty());
+  EXPECT_EQ(*kor->VerifyLog(), before);
+}
+
 // A group inside a group is a savepoint of it: when the inner one fails, the outer group's reads
 // before it keep their entries.
 TEST_F(NodeTest, AGroupInsideAGroupThatFailsKeepsTheOuterReadsEntries) {
@@ -955,6 +982,7 @@ TEST_F(NodeTest, AGroupRereadsASubjectAfterAnOperation) {
     reads.push_back(kor->Read("kor-analyst", "k-1"));
   }));
   ASSERT_TRUE(looked_up);
+  ASSERT_EQ(reads.size(), 2u);
   EXPECT_EQ(looked_up->clearance, "II");
   EXPECT_TRUE(reads[0]);
   ASSERT_FALSE(reads[1]);
@@ -963,8 +991,9 @@ TEST_F(NodeTest, AGroupRereadsASubjectAfterAnOperation) {
   EXPECT_EQ(kor->Subject("nobody").error().code, Code::kNotFound);
 }
 
-// A group whose reads' entries cannot be appended fails as a whole: nothing of it is in the log,
-// and none of its reads may be answered (Node::Group's error).
+// A group whose reads' entries cannot be appended fails as a whole: nothing of it is in the log.
+// The reads themselves returned their payloads; Node::Group's error is what tells the server to
+// answer none of them (Api::HandleGroup).
 TEST_F(NodeTest, AGroupWhoseReadsCannotBeLoggedFailsAsAWhole) {
   InitAll();
   auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
