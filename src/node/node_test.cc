@@ -65,6 +65,17 @@ class NodeTest : public testing::Test {
   void TearDown() override { fs::remove_all(root_); }
 
   std::string Home(const std::string& party) const { return root_ + "/" + party; }
+  // Makes `party`'s store refuse rows inserted into `table` for which `when` holds (SQL over
+  // NEW), with the message "refused by the test"; another connection does it, as an operator
+  // or a failing disk would. Undone by DropRefusal.
+  Status Refuse(const std::string& party, std::string_view table, std::string_view when = "1") {
+    return Exec(Home(party) + "/state.db",
+                "CREATE TRIGGER refuse BEFORE INSERT ON " + std::string(table) + " WHEN " +
+                    std::string(when) + " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+  }
+  Status DropRefusal(const std::string& party) {
+    return Exec(Home(party) + "/state.db", "DROP TRIGGER refuse");
+  }
 
   // A node of `party` at `home` on a simulated clock, its keys sealed with `passphrase`.
   static void InitAt(const std::string& home, const std::string& party, std::string_view passphrase,
@@ -876,9 +887,7 @@ TEST_F(NodeTest, AGroupsReadsKeepTheirPlaceInTheLogAndOutliveAFailedOperation) {
   ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
   ASSERT_TRUE(CreateObject(*kor, "k-2", "y", {"JPN"}));
   // The release of k-2 fails after its entry is appended, when it queues the package.
-  ASSERT_TRUE(Exec(Home("KOR") + "/state.db",
-                   "CREATE TRIGGER refuse BEFORE INSERT ON outbox WHEN NEW.object_id = 'k-2' "
-                   "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"));
+  ASSERT_TRUE(Refuse("KOR", "outbox", "NEW.object_id = 'k-2'"));
   const uint64_t before = *kor->LogSize();
   std::vector<Result<ReadResult>> reads;
   Result<Bytes> failed, released;
@@ -916,10 +925,7 @@ TEST_F(NodeTest, ReadsWhoseEntriesFailBeforeAnOperationFailTheGroup) {
   InitAll();
   auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
   ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
-  ASSERT_TRUE(Exec(Home("KOR") + "/state.db",
-                   "CREATE TRIGGER refuse BEFORE INSERT ON log_entries "
-                   "WHEN instr(NEW.entry, '\"op\":\"read\"') > 0 "
-                   "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"));
+  ASSERT_TRUE(Refuse("KOR", "log_entries", R"(instr(NEW.entry, '"op":"read"') > 0)"));
   const uint64_t before = *kor->LogSize();
   Result<ReadResult> read;
   Result<Bytes> released;
@@ -944,10 +950,7 @@ TEST_F(NodeTest, AGroupInsideAGroupThatFailsKeepsTheOuterReadsEntries) {
   ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
   ASSERT_TRUE(CreateObject(*kor, "k-3", "z", {"JPN"}));
   // The entry of a read of k-3 cannot be stored.
-  ASSERT_TRUE(Exec(Home("KOR") + "/state.db",
-                   "CREATE TRIGGER refuse BEFORE INSERT ON log_entries "
-                   "WHEN instr(NEW.entry, '\"k-3\"') > 0 "
-                   "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"));
+  ASSERT_TRUE(Refuse("KOR", "log_entries", R"(instr(NEW.entry, '"k-3"') > 0)"));
   const uint64_t before = *kor->LogSize();
   std::vector<Result<ReadResult>> reads;
   Status inner = OkStatus();
@@ -999,10 +1002,7 @@ TEST_F(NodeTest, AGroupWhoseReadsCannotBeLoggedFailsAsAWhole) {
   auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
   ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
   const uint64_t before = *kor->LogSize();
-  const std::string db = Home("KOR") + "/state.db";
-  ASSERT_TRUE(Exec(db,
-                   "CREATE TRIGGER refuse BEFORE INSERT ON log_entries "
-                   "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"));
+  ASSERT_TRUE(Refuse("KOR", "log_entries"));
   std::vector<Result<ReadResult>> reads;
   const Status committed = kor->Group([&] {
     reads.push_back(kor->Read("kor-analyst", "k-1"));
@@ -1011,7 +1011,7 @@ TEST_F(NodeTest, AGroupWhoseReadsCannotBeLoggedFailsAsAWhole) {
   ASSERT_FALSE(committed);
   EXPECT_NE(committed.error().message.find("refused by the test"), std::string::npos)
       << committed.error().ToString();
-  ASSERT_TRUE(Exec(db, "DROP TRIGGER refuse"));
+  ASSERT_TRUE(DropRefusal("KOR"));
   EXPECT_EQ(*kor->LogSize(), before);
   EXPECT_EQ(*kor->VerifyLog(), before);
   // The next group starts afresh.
