@@ -10,6 +10,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -616,6 +617,45 @@ TEST_F(ServerTest, ConcurrentReadsEachGetTheirAnswerAndTheirLogEntry) {
   // One entry per read, allowed or refused, and the log verifies.
   EXPECT_EQ(*node_->LogSize(), before + kClients * kReads);
   EXPECT_EQ(*node_->VerifyLog(), before + kClients * kReads);
+}
+
+// Reads whose log entries cannot be stored fail together with their group commit: every one is
+// answered with an error and no payload, and the node serves again once its store accepts them.
+TEST_F(ServerTest, ReadsWhoseEntriesCannotBeStoredGetAnErrorAndNoPayload) {
+  ASSERT_TRUE(node_->Create(NewObject{"k-1", "II", {"dprk-missile"}, {}, {"JPN"}},
+                            AsBytes("payload of k-1")));
+  const uint64_t before = *node_->LogSize();
+  const std::string encoded = Base64Encode(AsBytes("payload of k-1"));
+  const auto exec = [&](const char* sql) {
+    sqlite3* db = nullptr;
+    const bool ok = sqlite3_open((root_ + "/KOR/state.db").c_str(), &db) == SQLITE_OK &&
+                    sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+    sqlite3_close(db);
+    return ok;
+  };
+  ASSERT_TRUE(
+      exec("CREATE TRIGGER refuse BEFORE INSERT ON log_entries "
+           "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"));
+  StartServer();
+  constexpr int kClients = 4;
+  std::vector<HttpResponse> answers(kClients);
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] { answers[c] = Call("kor-analyst", "GET", "/v1/objects/k-1"); });
+  }
+  for (auto& t : clients) t.join();
+  for (const HttpResponse& r : answers) {
+    EXPECT_GE(r.status, 500) << r.body;
+    EXPECT_EQ(r.body.find("payload_base64"), std::string::npos) << r.body;
+    EXPECT_EQ(r.body.find(encoded), std::string::npos) << r.body;
+  }
+  ASSERT_TRUE(exec("DROP TRIGGER refuse"));
+  const HttpResponse again = Call("kor-analyst", "GET", "/v1/objects/k-1");
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_NE(again.body.find(encoded), std::string::npos) << again.body;
+  StopServer();
+  EXPECT_EQ(*node_->LogSize(), before + 1);
+  EXPECT_EQ(*node_->VerifyLog(), before + 1);
 }
 
 TEST_F(ServerTest, BadBodiesAreInvalidArgument) {
