@@ -84,10 +84,10 @@ class AuditLog {
   // Appends many encoded entries at once (one store write). Returns the first index.
   [[nodiscard]] Result<uint64_t> AppendEncoded(std::span<const Bytes> entries);
 
-  // Holds `entry` back: the next use of the log (any method below or above, FlushDeferred)
-  // appends it, with the others held, in one store write before doing anything else, so every
-  // reader of the log sees it in its place. For a group commit's reads (Node::Group), whose
-  // entries are their only writes. Invalidate keeps what is held.
+  // Holds `entry` back: the next use of the log (an append, its size, a root, a checkpoint, a
+  // proof, VerifyAll, FlushDeferred) appends it, with the others held, in one store write before
+  // doing anything else, so every reader of the log sees it in its place. For a group commit's
+  // reads (Node::Group), whose entries are their only writes. Invalidate keeps what is held.
   void Defer(const AuditEntry& entry);
   // Appends the entries held back, inside the caller's transaction. Once it has failed it fails
   // again, with the same error, until EndDeferral: the transaction the entries were for must not

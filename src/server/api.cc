@@ -1006,9 +1006,10 @@ ApiResponse Api::GetObject(const std::string& subject, const std::string& id) {
   // of it are the base64 text and the body, which the server wipes once written.
   ApiResponse r = Json(200, json::value(std::move(o)));  // a move: not a copy of the tree
   std::string encoded = Base64Encode(read->payload.Reveal(InsecureSecretAccess()));
-  r.body.pop_back();  // the closing brace
-  r.body.reserve(r.body.size() + encoded.size() + 24);
-  r.body += R"(,"payload_base64":")";
+  constexpr std::string_view kPayloadKey = R"(,"payload_base64":")";
+  r.body.pop_back();                                                        // the closing brace
+  r.body.reserve(r.body.size() + kPayloadKey.size() + encoded.size() + 2);  // no reallocation
+  r.body += kPayloadKey;
   r.body += encoded;
   r.body += "\"}";
   SecureWipe(encoded.data(), encoded.size());
