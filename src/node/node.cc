@@ -388,10 +388,10 @@ struct Node::Impl {
   // Seals `payload` under a fresh data key for `o`'s label; fills ciphertext and wrapped_key.
   Status Seal(ObjectRecord& o, ByteView payload) const {
     SecretBytes dk = NewDataKey();
-    const Label label = LabelOf(o);
+    const Bytes label = node_internal::EncodeLabel(LabelOf(o));  // the key's and the payload's
     ACCORD_ASSIGN_OR_RETURN(Bytes wrapped, kek->Wrap(dk, DataKeyAd(label)));
     ACCORD_ASSIGN_OR_RETURN(Aead aead, Aead::Create(std::move(dk)));
-    ACCORD_ASSIGN_OR_RETURN(o.ciphertext, aead.Encrypt(payload, node_internal::EncodeLabel(label)));
+    ACCORD_ASSIGN_OR_RETURN(o.ciphertext, aead.Encrypt(payload, label));
     o.wrapped_key = std::move(wrapped);
     return OkStatus();
   }
