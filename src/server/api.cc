@@ -828,6 +828,10 @@ ApiResponse Api::HandleNode(const Caller& caller, std::string_view method, std::
                             std::string_view body) {
   // A partner's node: its certificate names its party (CN and O), whose keys this node holds.
   auto partner = node_.store().GetPartner(caller.common_name);
+  if (!partner && partner.error().code != Code::kNotFound) {
+    // Not a refusal: the calling node must try again, not give its envelopes up.
+    return FromError(partner.error(), "reading the partner `" + caller.common_name + "`");
+  }
   if (caller.common_name == node_.party() || !caller.organization ||
       *caller.organization != caller.common_name || !partner) {
     log_("refused a node certificate for `" + caller.common_name + "`: not a known partner");

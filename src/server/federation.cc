@@ -49,10 +49,27 @@ void LogToStderr(std::string_view line) {
   std::fprintf(stderr, "accord federation: %.*s\n", static_cast<int>(line.size()), line.data());
 }
 
-// The partner's answer is final (it refused the envelope) unless it is a server error, a
-// timeout or a rate limit.
-bool IsFinalRefusal(unsigned status) {
-  return status >= 400 && status < 500 && status != 408 && status != 429;
+// The partner's answer is final when it refused the envelope itself: one it cannot read or
+// apply (400, 422), or one a decision denies (403 with the reason's code). `message` is the
+// answer's "code: message" (ErrorMessage). A server error, a timeout or a rate limit is not
+// final, and neither is a refusal of the calling node rather than of its envelope (401, 404 or
+// 405 for the route, 403 `permission-denied`: the partner does not know this node yet, or knows
+// another key for it). That is a configuration, which can be mended, and the envelope waits for
+// it as for a partner that cannot be reached.
+bool IsFinalRefusal(unsigned status, std::string_view message) {
+  if (status < 400 || status >= 500) return false;
+  switch (status) {
+    case 401:
+    case 404:
+    case 405:
+    case 408:
+    case 429:
+      return false;
+    case 403:
+      return !message.starts_with("permission-denied:");
+    default:
+      return true;
+  }
 }
 
 }  // namespace
@@ -187,14 +204,16 @@ struct Federation::Impl {
 
   Step DeliverOne(Peer& p, const OutboxRecord& r) {
     auto sent = p.client->Request("POST", kEnvelopesPath, AsText(r.envelope));
-    if (!sent || (sent->status != 200 && !IsFinalRefusal(sent->status))) {
-      const std::string why = sent ? ErrorMessage(sent->status, sent->body) : sent.error().message;
+    const std::string why = !sent                 ? sent.error().message
+                            : sent->status != 200 ? ErrorMessage(sent->status, sent->body)
+                                                  : std::string();
+    if (!sent || (sent->status != 200 && !IsFinalRefusal(sent->status, why))) {
       Unreachable(p, why);
       Record(r, why, p.retry_at_us, false);
       return {false, true};
     }
     Succeeded(p);
-    if (sent->status != 200) return Refused(p, r, ErrorMessage(sent->status, sent->body));
+    if (sent->status != 200) return Refused(p, r, why);
     const Step step = Acknowledge(p, r, sent->body);
     if (step.delivered) p.status.delivered += 1;
     return step;
@@ -207,8 +226,13 @@ struct Federation::Impl {
     std::string body;
     for (const OutboxRecord* r : batch) body.append(AsText(r->envelope));
     auto sent = p.client->Request("POST", kBatchesPath, body, "application/jsonl");
-    if (!sent || (sent->status != 200 && !IsFinalRefusal(sent->status))) {
-      const std::string why = sent ? ErrorMessage(sent->status, sent->body) : sent.error().message;
+    const std::string why = !sent                 ? sent.error().message
+                            : sent->status != 200 ? ErrorMessage(sent->status, sent->body)
+                                                  : std::string();
+    // A batch refused as a whole for its route (404, 405) or its size (413) goes one by one below.
+    const bool route_or_size =
+        sent && (sent->status == 404 || sent->status == 405 || sent->status == 413);
+    if (!sent || (sent->status != 200 && !route_or_size && !IsFinalRefusal(sent->status, why))) {
       Unreachable(p, why);
       p.batch_bytes = HalfBudget(p.batch_bytes);
       RecordAll(batch, why, p.retry_at_us);
@@ -227,8 +251,7 @@ struct Federation::Impl {
       // match: the envelopes go one by one, each refused or accepted on its own.
       log(fmt::format("{} did not take a batch of {} envelopes ({}); sending them one by one",
                       p.options.party, batch.size(),
-                      sent->status == 200 ? fmt::format("{} answers", answers.size())
-                                          : ErrorMessage(sent->status, sent->body)));
+                      sent->status == 200 ? fmt::format("{} answers", answers.size()) : why));
       if (sent->status == 404 || sent->status == 405) p.takes_batches = false;
       if (sent->status == 413) {
         // The partner's body limit is below this batch: no batch as large again (until this
@@ -250,7 +273,7 @@ struct Federation::Impl {
     parsed.reserve(answers.size());
     for (std::string_view line : answers) parsed.push_back(server_internal::ReadBatchAnswer(line));
     const auto not_applied = std::find_if(parsed.begin(), parsed.end(), [](const auto& a) {
-      return a.error && !IsFinalRefusal(a.status);
+      return a.error && !IsFinalRefusal(a.status, a.message);
     });
     if (not_applied != parsed.end()) {
       p.status.requests += 1;
@@ -293,7 +316,7 @@ struct Federation::Impl {
   Step Answered(Peer& p, const OutboxRecord& r, std::string_view line,
                 const server_internal::BatchAnswer& answer) {
     if (!answer.error) return Acknowledge(p, r, line);
-    if (IsFinalRefusal(answer.status)) return Refused(p, r, answer.message);
+    if (IsFinalRefusal(answer.status, answer.message)) return Refused(p, r, answer.message);
     // Not applied now (the partner's store, or an envelope before it that was not): this one
     // and the rest wait for the partner (DeliverBatch set the backoff).
     Record(r, answer.message, p.retry_at_us, false);

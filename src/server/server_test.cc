@@ -61,6 +61,10 @@ subjectAltName = IP:127.0.0.1
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
+[node_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth, clientAuth
 )";
 
 class TestPki {
@@ -322,6 +326,7 @@ class ServerTest : public testing::Test {
     ASSERT_TRUE(p.MakeLeaf("jpn-analyst", "/CN=jpn-analyst/O=JPN", "ca", "client_ext"));
     ASSERT_TRUE(p.MakeLeaf("kor-analyst-of-jpn", "/CN=kor-analyst/O=JPN", "ca", "client_ext"));
     ASSERT_TRUE(p.MakeLeaf("expired", "/CN=kor-analyst", "ca", "client_ext", -1));
+    ASSERT_TRUE(p.MakeLeaf("jpn-node", "/CN=JPN/O=JPN", "ca", "node_ext"));
     ASSERT_TRUE(p.MakeCa("other-ca"));
     ASSERT_TRUE(p.MakeLeaf("other-analyst", "/CN=kor-analyst", "other-ca", "client_ext"));
   }
@@ -516,6 +521,31 @@ TEST_F(ServerTest, CertificateNotNamingASubjectOfThisNodeIsForbidden) {
       EXPECT_EQ(r.ErrorCode(), "permission-denied") << name << " " << target;
     }
   }
+}
+
+// A partner's node is refused (403) only when this node does not know it. When the store cannot
+// say, the answer is a server error: the partner keeps its envelopes for a later attempt,
+// where a 403 `permission-denied` also makes it wait, and other 4xx make it give them up.
+TEST_F(ServerTest, NodeCallerIsRefusedWhenUnknownAndGetsA5xxWhenTheStoreFails) {
+  const auto exec = [&](const char* sql) {
+    sqlite3* db = nullptr;
+    const bool ok = sqlite3_open((root_ + "/KOR/state.db").c_str(), &db) == SQLITE_OK &&
+                    sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+    sqlite3_close(db);
+    return ok;
+  };
+  StartServer();
+  HttpResponse r = Call("jpn-node", "POST", "/v1/federation/envelopes", "{}");
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_EQ(r.ErrorCode(), "permission-denied") << r.body;
+  EXPECT_NE(Log().find("not a known partner"), std::string::npos) << Log();
+
+  ASSERT_TRUE(exec("ALTER TABLE partners RENAME TO partners_away"));
+  r = Call("jpn-node", "POST", "/v1/federation/envelopes", "{}");
+  EXPECT_GE(r.status, 500) << r.body;
+  ASSERT_TRUE(exec("ALTER TABLE partners_away RENAME TO partners"));
+  r = Call("jpn-node", "POST", "/v1/federation/envelopes", "{}");
+  EXPECT_EQ(r.status, 403) << r.body;
 }
 
 // --- objects ----------------------------------------------------------------------------------

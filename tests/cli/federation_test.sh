@@ -214,6 +214,21 @@ check big-413-once '^1$' grep -c 'did not take a batch of 3 envelopes (body-too-
 cp "$work/jpn-serve.toml" "$work/net/JPN/serve.toml"
 live_stop JPN && live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
 
+# A partner that does not know the calling node (its keys removed, or not imported yet) refuses
+# the node, not its envelope: the envelope waits, and arrives once the partner knows Korea again.
+kor_keys=$(db "$work/net/JPN/state.db" "SELECT 'X''' || hex(sign_public) || ''', X''' || \
+  hex(wrap_public) || '''' FROM partners WHERE party = 'KOR'")
+db_change unknown-forget "$work/net/JPN/state.db" "DELETE FROM partners WHERE party = 'KOR'"
+check unknown-create '"id":"k-unknown"' create KOR kor-analyst k-unknown II "to a partner that forgot" '["JPN"]'
+check unknown-release '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-unknown/release '{"to":"JPN"}'
+eventually unknown-waits '"object":"k-unknown","state":"pending","attempts":[1-9][0-9]*,"last_error":"permission-denied: ' get KOR kor-analyst /v1/outbox
+check unknown-refused-node 'not a known partner' cat "$work/net/run/JPN.log"
+db_change unknown-known-again "$work/net/JPN/state.db" \
+  "INSERT INTO partners (party, sign_public, wrap_public) VALUES ('KOR', $kor_keys)"
+eventually unknown-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
+check unknown-read '"reason":"released"' get JPN jpn-analyst /v1/objects/k-unknown
+check unknown-once '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-unknown"'
+
 # Bad requests get 4xx while the node keeps serving.
 check bad-json '"code":"invalid-argument"' post KOR kor-analyst /v1/objects '{"id":'
 check wrong-type '"code":"invalid-argument"' post KOR kor-analyst /v1/objects/k-2018/release '{"to":7}'
