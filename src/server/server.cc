@@ -47,6 +47,7 @@
 #include <thread>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "accord/secret.h"
 #include "api.h"
@@ -64,6 +65,10 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
 constexpr size_t kReadChunk = 4096;
+// An answer up to this size goes out as one buffer: its header and body copied together, so that
+// Beast's flat_stream does not copy them into a buffer of its own that nothing wipes (it
+// flattens a sequence of buffers up to 16 KiB). A larger body goes out from its own string.
+constexpr size_t kOneBufferAnswer = 16 * 1024;
 constexpr uint32_t kHeaderLimit = 16 * 1024;
 constexpr std::chrono::milliseconds kAcceptRetry{100};
 constexpr std::chrono::seconds kCloseNotifyWait{1};
@@ -78,6 +83,26 @@ bool IsHttpError(const error_code& ec) {
 }
 
 std::string_view View(beast::string_view s) { return std::string_view(s.data(), s.size()); }
+
+// Bytes that may hold a payload (a create's body, a read's answer): wiped when freed, including
+// the blocks a growing buffer leaves behind.
+using WipedString = std::basic_string<char, std::char_traits<char>, WipingAllocator<char>>;
+using WipedBuffer = beast::basic_flat_buffer<WipingAllocator<char>>;
+using RequestBody = http::basic_string_body<char, std::char_traits<char>, WipingAllocator<char>>;
+
+// Appends `header`'s bytes, as Beast serializes them, to `out`.
+void AppendHeader(http::response<http::empty_body>& header, WipedString& out) {
+  http::serializer<false, http::empty_body> serializer(header);
+  error_code ec;
+  while (!ec && !serializer.is_done()) {
+    serializer.next(ec, [&](error_code&, const auto& buffers) {
+      for (const auto b : beast::buffers_range_ref(buffers)) {
+        out.append(static_cast<const char*>(b.data()), b.size());
+      }
+      serializer.consume(beast::buffer_bytes(buffers));
+    });
+  }
+}
 
 void LogToStderr(std::string_view line) {
   std::fprintf(stderr, "accord server: %.*s\n", static_cast<int>(line.size()), line.data());
@@ -183,9 +208,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Sends the answer to the request read (io thread).
   void Answer(server_internal::ApiResponse response) {
-    auto& request = parser_->get();
-    // The body of a create carries a payload in clear: wipe it before the memory is reused.
-    SecureWipe(request.body().data(), request.body().size());
+    const auto& request = parser_->get();
     const bool keep_alive = request.keep_alive() && !server_.stopping;
     Respond(std::move(response), request.version(), keep_alive);
   }
@@ -317,27 +340,57 @@ class Session : public std::enable_shared_from_this<Session> {
   void Respond(server_internal::ApiResponse r, unsigned version, bool keep_alive) {
     busy_ = true;
     keep_alive_ = keep_alive;
-    response_.emplace(static_cast<http::status>(r.status), version);
-    response_->set(http::field::content_type, r.content_type);
-    response_->set(http::field::cache_control, "no-store");
-    response_->set("X-Content-Type-Options", "nosniff");
+    http::response<http::empty_body> header(static_cast<http::status>(r.status), version);
+    header.set(http::field::content_type, r.content_type);
+    header.set(http::field::cache_control, "no-store");
+    header.set("X-Content-Type-Options", "nosniff");
     if (!r.allow.empty()) {
-      response_->set(http::field::allow, r.allow);
+      header.set(http::field::allow, r.allow);
     }
-    response_->body() = std::move(r.body);
-    response_->keep_alive(keep_alive);
-    response_->prepare_payload();
+    header.keep_alive(keep_alive);
+    header.content_length(r.body.size());
+    wire_.clear();
+    AppendHeader(header, wire_);
+    body_ = std::move(r.body);
     beast::get_lowest_layer(stream_).expires_after(server_.options.write_timeout);
-    http::async_write(
-        stream_, *response_,
-        [self = shared_from_this()](const error_code& ec, size_t) { self->OnWrite(ec); });
+    const auto write = [this](const auto& buffers) {
+      asio::async_write(
+          stream_, buffers,
+          [self = shared_from_this()](const error_code& ec, size_t) { self->OnWrite(ec); });
+    };
+    if (wire_.size() + body_.size() <= kOneBufferAnswer) {
+      wire_.append(body_);
+      WipeBody();
+      write(asio::buffer(wire_.data(), wire_.size()));  // one buffer: flat_stream copies none
+    } else {
+      // The header alone first (flat_stream flattens no more than 16 KiB), then the body. Not
+      // a std::array: Asio's write of exactly two buffers passes the header, once written, as
+      // an empty first buffer, which flat_stream then writes alone, and the write ends there.
+      write(std::vector<asio::const_buffer>{asio::buffer(wire_.data(), wire_.size()),
+                                            asio::buffer(body_)});
+    }
+  }
+
+  // A read's answer carries a payload in base64.
+  void WipeBody() {
+    SecureWipe(body_.data(), body_.size());
+    body_.clear();
   }
 
   void OnWrite(const error_code& ec) {
-    // A read's body carries a payload in base64: wipe it.
-    SecureWipe(response_->body().data(), response_->body().size());
-    response_.reset();
-    parser_.reset();
+    SecureWipe(wire_.data(), wire_.size());
+    wire_.clear();
+    WipeBody();
+    if (parser_ && !parser_->get().body().empty()) {
+      // The request's bytes are still in the read buffer, behind its read position. With
+      // nothing left to read there, the whole buffer is free: wipe it. (Bytes of a pipelined
+      // request keep the rest until the buffer is freed, which wipes it.)
+      if (buffer_.size() == 0) {
+        const auto free = buffer_.prepare(buffer_.capacity());
+        SecureWipe(free.data(), free.size());
+      }
+    }
+    parser_.reset();  // the allocator wipes the request's body
     busy_ = false;
     if (ec) {
       return;
@@ -362,10 +415,11 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::ssl_stream<beast::tcp_stream> stream_;
   std::string peer_;
   server_internal::Caller caller_;
-  beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  WipedBuffer buffer_;
+  std::optional<http::request_parser<RequestBody>> parser_;
   std::optional<http::response<http::empty_body>> continue_;
-  std::optional<http::response<http::string_body>> response_;
+  WipedString wire_;   // the answer's header, and its body when small (kOneBufferAnswer)
+  std::string body_;   // a larger answer's body
   bool busy_ = false;  // a request is being read, handled or answered
   bool keep_alive_ = false;
 };

@@ -550,6 +550,29 @@ TEST_F(ServerTest, NodeCallerIsRefusedWhenUnknownAndGetsA5xxWhenTheStoreFails) {
 
 // --- objects ----------------------------------------------------------------------------------
 
+// Answers go out as one buffer up to 16 KiB and as a header then a body above it; a request's
+// body as large arrives whole too. Both sizes, and one on each side of the bound, on one
+// kept-alive connection.
+TEST_F(ServerTest, SmallAndLargeAnswersArriveWhole) {
+  StartServer();
+  auto client = Connect("kor-analyst");
+  ASSERT_NE(client, nullptr);
+  for (const size_t size : {size_t{10}, size_t{11'000}, size_t{12'500}, size_t{200'000}}) {
+    std::string payload(size, '\0');
+    for (size_t i = 0; i < size; ++i) payload[i] = static_cast<char>(i * 7 + size);
+    const std::string id = "k-size-" + std::to_string(size);
+    auto created = client->Request("POST", "/v1/objects", NewObjectJson(id, "II", payload));
+    ASSERT_TRUE(created);
+    ASSERT_EQ(created->status, 201) << created->body;
+    auto read = client->Request("GET", "/v1/objects/" + id, {});
+    ASSERT_TRUE(read) << size;
+    ASSERT_EQ(read->status, 200) << size;
+    auto bytes = Base64Decode(Str(read->Json().at("payload_base64")));
+    ASSERT_TRUE(bytes) << size;
+    EXPECT_EQ(std::string(bytes->begin(), bytes->end()), payload) << size;
+  }
+}
+
 TEST_F(ServerTest, CreateThenReadAsClearedAndUnclearedSubjects) {
   StartServer();
   const std::string payload = "launch site coordinates \x01\x02\xff";

@@ -45,6 +45,8 @@ Status ConfigureMutualTls(SSL_CTX* ctx, const std::string& ca_file, const std::s
     return Invalid("cannot load the CA certificates", ca_file);
   }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  // A record's plaintext (a payload on its way) is wiped from OpenSSL's buffers once read.
+  SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
   return OkStatus();
 }
 
