@@ -419,27 +419,51 @@ struct Federation::Impl {
     p.status.witnessed_size = cp->size;
   }
 
+  // Delivers `p`'s due envelopes and, when it is time, witnesses its log.
+  void Serve(Peer& p) {
+    Deliver(p);
+    // Witnessing runs on its own schedule, not after each delivery: it reads two answers from
+    // the partner and writes the cosigned checkpoint, which would delay the next deliveries.
+    const int64_t interval =
+        std::chrono::duration_cast<std::chrono::microseconds>(options.witness_interval).count();
+    if (NowMicros() >= p.retry_at_us && NowMicros() - p.witnessed_at_us >= interval) {
+      Witness(p);
+    }
+  }
+
   void Loop() {
     while (true) {
+      const int64_t pass = NowMicros();
       for (Peer& p : peers) {
-        if (NowMicros() < p.retry_at_us || !RefreshPort(p)) continue;
-        Deliver(p);
-        // Witnessing runs on its own schedule, not after each delivery: it reads two answers
-        // from the partner and writes the cosigned checkpoint, which would delay the next
-        // deliveries.
-        const int64_t interval =
-            std::chrono::duration_cast<std::chrono::microseconds>(options.witness_interval).count();
-        if (NowMicros() >= p.retry_at_us && NowMicros() - p.witnessed_at_us >= interval) {
-          Witness(p);
+        if (pass < p.retry_at_us || !RefreshPort(p)) continue;
+        try {
+          Serve(p);
+        } catch (const std::exception& e) {
+          // Out of memory, most likely: this partner waits as if unreachable (what it was sent
+          // stays queued until its receipt is recorded), and the others go on.
+          p.failures += 1;
+          p.retry_at_us = NowMicros() + Backoff(p.failures);
+          try {
+            log(fmt::format("delivering to {} failed: {}", p.options.party, e.what()));
+          } catch (const std::exception&) {
+          }
         }
       }
+      std::vector<PeerStatus> statuses;
+      try {
+        for (const Peer& p : peers) statuses.push_back(p.status);
+      } catch (const std::exception&) {  // allocation: the previous snapshot stays
+        statuses.clear();
+      }
       std::unique_lock lock(mu);
-      snapshot.clear();
-      for (const Peer& p : peers) snapshot.push_back(p.status);
-      // Sleep until woken, the next poll or witnessing, or the earliest retry.
+      if (statuses.size() == peers.size()) snapshot.swap(statuses);
+      // Sleep until woken, the next poll or witnessing, or the earliest retry not yet tried. A
+      // retry time already due before this pass was tried in it, or found no port to try: it
+      // waits for the next poll, not for a millisecond (when nothing was due, no request reset
+      // it).
       auto wait = std::min(options.poll_interval, options.witness_interval);
       for (const Peer& p : peers) {
-        if (p.retry_at_us > 0) {
+        if (p.retry_at_us > pass) {
           const auto until = milliseconds((p.retry_at_us - NowMicros()) / 1000 + 1);
           wait = std::max(milliseconds(1), std::min(wait, until));
         }

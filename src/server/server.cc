@@ -499,20 +499,30 @@ void ServerCore::HandleJobs(std::vector<Job>& batch) {
 }
 
 void ServerCore::SyncAndAnswer(std::vector<Unsynced>& batch) {
-  const Status synced = node.SyncCommits();
-  if (!synced) {
-    log("cannot make the reads' log entries durable: " + synced.error().ToString());
-  }
-  for (Unsynced& u : batch) {
+  try {
+    const Status synced = node.SyncCommits();
     if (!synced) {
-      for (ApiResponse& a : u.answers) {
-        SecureWipe(a.body.data(), a.body.size());  // a payload whose read is not yet logged
-        a = ErrorResponse(503, "unavailable", "unavailable, try again later");
+      log("cannot make the reads' log entries durable: " + synced.error().ToString());
+    }
+    for (Unsynced& u : batch) {
+      if (!synced) {
+        for (ApiResponse& a : u.answers) {
+          SecureWipe(a.body.data(), a.body.size());  // a payload whose read is not yet logged
+          a = ErrorResponse(503, "unavailable", "unavailable, try again later");
+        }
+      }
+      for (size_t i = 0; i < u.jobs.size(); ++i) {
+        PostAnswer(std::move(u.jobs[i]), std::move(u.answers[i]));
       }
     }
-    for (size_t i = 0; i < u.jobs.size(); ++i) {
-      PostAnswer(std::move(u.jobs[i]), std::move(u.answers[i]));
+  } catch (const std::exception& e) {
+    // Out of memory: the answers not yet sent are wiped, and their connections dropped on the io
+    // thread, where sessions live (an answer sent left a moved-from job and body behind).
+    for (Unsynced& u : batch) {
+      for (ApiResponse& a : u.answers) SecureWipe(a.body.data(), a.body.size());
     }
+    log(std::string("cannot send answers: ") + e.what());
+    asio::post(io, [dropped = std::move(batch)] {});
   }
 }
 

@@ -327,6 +327,24 @@ for p in KOR JPN USA; do
   user=$(echo "$p" | tr 'A-Z' 'a-z')-analyst
   eventually "$p-witnesses" '"witnessed_size":[1-9].*"witnessed_size":[1-9]' get "$p" "$user" /v1/federation/peers
 done
+# A partner that is down, with no port file to find it by: Korea's node waits for its next look,
+# not a millisecond at a time (it once did while the partner's retry time was past: 250 ms of CPU
+# in 5 s, against 10 ms). Compared with its CPU while both partners are up and witnessed, so that
+# a slower build (TSan) is held to its own pace.
+kor_cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' \
+  "/proc/$(cat "$work/net/run/KOR.pid")/stat"; }
+cpu0=$(kor_cpu_ms)
+sleep 3
+cpu_up=$(($(kor_cpu_ms) - cpu0))
+live_stop JPN
+rm -f "$work/net/run/JPN.port"
+sleep 2
+cpu0=$(kor_cpu_ms)
+sleep 3
+cpu_down=$(($(kor_cpu_ms) - cpu0))
+if [ "$cpu_down" -le $((2 * cpu_up + 20)) ]; then ok; else
+  fail "partner-down-idle: Korea's node used $cpu_down ms of CPU in 3 s with Japan down, $cpu_up with it up"
+fi
 live_stop_all
 for p in KOR JPN USA; do
   check "$p-log-verify" 'verified|ok|entries' "$accord" log verify --home "$work/net/$p"
