@@ -69,6 +69,13 @@ struct NodeOptions {
   size_t max_payload_bytes = 64 << 20;  // larger payloads and packages are refused
 };
 
+// The largest envelope (a package or notice, as a partner's node sends it) that carries a
+// payload of `max_payload_bytes`: the package's body holds the payload's ciphertext in base64,
+// and the envelope holds that body in base64 again, with a margin for the rest.
+[[nodiscard]] constexpr size_t MaxEnvelopeBytes(size_t max_payload_bytes) {
+  return max_payload_bytes / 9 * 16 + (1 << 20);
+}
+
 struct NewObject {
   std::string id;
   std::string level;  // in this party's scheme

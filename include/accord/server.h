@@ -48,8 +48,11 @@ struct ServerOptions {
   std::string cert_file;                     // PEM: the server's certificate chain
   std::string key_file;                      // PEM: its private key
   size_t max_body_bytes = 1 << 20;           // larger request bodies get 413
-  size_t max_connections = 256;              // open connections; more are closed on accept
-  std::chrono::seconds idle_timeout{30};     // between requests on a kept-alive connection
+  // The same for a caller with a node certificate (a partner's envelopes); 0: max_body_bytes.
+  // A partner must be able to send an envelope for the largest payload (MaxEnvelopeBytes).
+  size_t max_envelope_bytes = 0;
+  size_t max_connections = 256;           // open connections; more are closed on accept
+  std::chrono::seconds idle_timeout{30};  // between requests on a kept-alive connection
   std::chrono::seconds handshake_timeout{10};
   std::chrono::seconds read_timeout{10};   // one request, from its first byte to its last
   std::chrono::seconds write_timeout{10};  // one response

@@ -94,6 +94,10 @@ std::optional<ServeConfig> ResolveConfig(const ServeCommand::Flags& f) {
                "and --key, or [tls] in the configuration file\n");
     return std::nullopt;
   }
+  if (c.server.max_envelope_bytes == 0) {
+    // A partner may send a package for any payload this node accepts (the default 64 MiB).
+    c.server.max_envelope_bytes = MaxEnvelopeBytes(NodeOptions().max_payload_bytes);
+  }
   c.federation.ca_file = c.server.ca_file;
   c.federation.cert_file = c.server.cert_file;
   c.federation.key_file = c.server.key_file;

@@ -257,7 +257,7 @@ struct Node::Impl {
     return &verifiers.emplace(p.party, std::move(made)).first->second;
   }
 
-  [[nodiscard]] size_t MaxEnvelope() const { return max_payload / 3 * 4 + (1 << 20); }
+  [[nodiscard]] size_t MaxEnvelope() const { return MaxEnvelopeBytes(max_payload); }
 
   // Runs `body` in one store transaction. A rolled-back transaction may have appended to the log,
   // so the log's in-memory edge is rebuilt from the store afterwards.

@@ -268,7 +268,7 @@ class Session : public std::enable_shared_from_this<Session> {
     busy_ = true;
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
-    parser_->body_limit(static_cast<uint64_t>(server_.options.max_body_bytes));
+    parser_->body_limit(static_cast<uint64_t>(BodyLimit()));
     // One deadline for the whole request, header and body.
     beast::get_lowest_layer(stream_).expires_after(server_.options.read_timeout);
     http::async_read_header(
@@ -314,10 +314,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnReadError(const error_code& ec) {
     if (ec == http::error::body_limit) {
-      Respond(server_internal::ErrorResponse(
-                  413, "body-too-large",
-                  "the body exceeds " + std::to_string(server_.options.max_body_bytes) + " bytes"),
-              11, false);
+      Respond(
+          server_internal::ErrorResponse(
+              413, "body-too-large", "the body exceeds " + std::to_string(BodyLimit()) + " bytes"),
+          11, false);
     } else if (ec == http::error::header_limit) {
       Respond(server_internal::ErrorResponse(
                   431, "header-too-large",
@@ -400,6 +400,12 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     WaitForRequest();
+  }
+
+  // A partner's node sends envelopes, which may be larger than an analyst's requests.
+  [[nodiscard]] size_t BodyLimit() const {
+    const ServerOptions& o = server_.options;
+    return caller_.node && o.max_envelope_bytes > 0 ? o.max_envelope_bytes : o.max_body_bytes;
   }
 
   // Sends a TLS close_notify and waits briefly for the client's (RFC 8446 §6.1 does not require

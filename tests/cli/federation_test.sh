@@ -187,8 +187,8 @@ check proxy-kor-one-by-one 'did not take a batch of 3 envelopes \(2 answers\); s
 cp "$work/kor-serve.toml" "$work/net/KOR/serve.toml"
 live_stop KOR && live_start KOR 2018-05-01T10:00:00+09:00 || exit 1
 
-# A partner whose body limit is below a batch answers 413: those envelopes go one by one, and no
-# batch as large goes to it again, however many envelopes go alone in between.
+# A partner whose limit for envelopes is below a batch answers 413: those envelopes go one by one,
+# and no batch as large goes to it again, however many envelopes go alone in between.
 cp "$work/net/JPN/serve.toml" "$work/jpn-serve.toml"
 big_round() { # big_round ID...: released while Japan is down, delivered once it is back
   local id
@@ -200,7 +200,7 @@ big_round() { # big_round ID...: released while Japan is down, delivered once it
   if [ ! -s "$work/big-limit" ]; then # room for two envelopes, not three
     db "$work/net/KOR/state.db" "SELECT 2 * max(length(envelope)) + 64 FROM outbox \
       WHERE object_id LIKE 'k-big-%'" >"$work/big-limit"
-    printf '\n[limits]\nmax_body_bytes = %s\n' "$(cat "$work/big-limit")" >>"$work/net/JPN/serve.toml"
+    printf '\n[limits]\nmax_envelope_bytes = %s\n' "$(cat "$work/big-limit")" >>"$work/net/JPN/serve.toml"
   fi
   read -r big_d0 big_r0 < <(jpn_counters)
   live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
@@ -228,6 +228,23 @@ db_change unknown-known-again "$work/net/JPN/state.db" \
 eventually unknown-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
 check unknown-read '"reason":"released"' get JPN jpn-analyst /v1/objects/k-unknown
 check unknown-once '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-unknown"'
+
+# An object near the limit of an analyst's request (8 MiB) makes an envelope larger than that
+# (its ciphertext in base64, inside a body in base64 again): Japan takes it from Korea's node,
+# whose envelopes may be as large as the largest payload makes them.
+head -c 5000000 /dev/urandom >"$work/large.bin"
+printf '{"id":"k-large","level":"II","topics":["dprk-missile"],"rel_to":["JPN"],"payload_base64":"%s"}' \
+  "$(base64 -w0 "$work/large.bin")" >"$work/large.json"
+check large-create '"id":"k-large"' live_curl KOR kor-analyst -X POST -H 'Content-Type: application/json' \
+  --data-binary "@$work/large.json" "$(live_url KOR /v1/objects)"
+check large-release '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-large/release '{"to":"JPN"}'
+eventually large-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
+check large-envelope-over-8mib '^1$' db "$work/net/KOR/state.db" \
+  "SELECT length(envelope) > 8388608 FROM outbox WHERE object_id = 'k-large'"
+get JPN jpn-analyst /v1/objects/k-large >"$work/large.out"
+check large-payload '^same$' python3 -c 'import base64, json, sys
+got = base64.b64decode(json.load(open(sys.argv[1]))["payload_base64"])
+print("same" if got == open(sys.argv[2], "rb").read() else "different")' "$work/large.out" "$work/large.bin"
 
 # Bad requests get 4xx while the node keeps serving.
 check bad-json '"code":"invalid-argument"' post KOR kor-analyst /v1/objects '{"id":'
