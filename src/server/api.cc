@@ -799,6 +799,12 @@ ApiResponse Api::Handle(const Caller& caller, std::string_view method, std::stri
   }
 }
 
+bool Api::IsEnvelopeRoute(std::string_view method, std::string_view target) {
+  const std::string_view path = target.substr(0, target.find('?'));
+  return method == "POST" &&
+         (path == "/v1/federation/envelopes" || path == "/v1/federation/batches");
+}
+
 bool Api::IsGrouped(std::string_view method, std::string_view target) {
   const std::string_view path = target.substr(0, target.find('?'));
   if (method == "POST") return path == "/v1/federation/batches";

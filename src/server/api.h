@@ -159,6 +159,10 @@ class Api {
   [[nodiscard]] ApiResponse Handle(const Caller& caller, std::string_view method,
                                    std::string_view target, std::string_view body);
 
+  // Whether the request posts a partner's envelopes (POST /v1/federation/envelopes or
+  // /batches), whose bodies may be as large as ServerOptions::max_envelope_bytes.
+  [[nodiscard]] static bool IsEnvelopeRoute(std::string_view method, std::string_view target);
+
   // Whether a request should wait to be answered with others through HandleGroup: an object
   // read (GET /v1/objects/{id}), whose log entry must be durable before the payload leaves, so
   // that the reads of concurrent clients share one commit; and a partner's batch of envelopes

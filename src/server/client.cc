@@ -31,6 +31,10 @@ struct X509Deleter {
   void operator()(X509* x) const { X509_free(x); }
 };
 
+// A request body larger than this is announced with `Expect: 100-continue`, and each such size
+// adds a second to the deadline of its upload.
+constexpr size_t kAnnounceBodyBytes = 1 << 20;
+
 }  // namespace
 
 struct HttpsClient::Impl {
@@ -145,27 +149,49 @@ struct HttpsClient::Impl {
       request.body().assign(body.data(), body.size());
     }
     request.keep_alive(true);
+    // A large body is announced first: a server that refuses it (413) says so before it is sent,
+    // where it would otherwise close the connection in the middle of the upload, and the refusal
+    // would never be read.
+    const bool announce = body.size() > kAnnounceBodyBytes;
+    if (announce) request.set(http::field::expect, "100-continue");
     request.prepare_payload();
+    http::request_serializer<http::string_body> serializer(request);
     auto& socket = beast::get_lowest_layer(*stream);
+    // The usual deadline, and a second more for each MiB of the body (1 MiB/s at least).
+    const auto deadline = options.timeout + std::chrono::seconds(body.size() / kAnnounceBodyBytes);
     error_code result;
-    socket.expires_after(options.timeout);
-    http::async_write(*stream, request, [&](const error_code& e, size_t) {
+    const auto on_done = [&](const error_code& e, size_t) {
       result = e;
       done = true;
-    });
+    };
+    if (announce) {
+      socket.expires_after(options.timeout);
+      http::async_write_header(*stream, serializer, on_done);
+      Wait();
+      if (result) return tl::unexpected(Fail("write", result).error());
+      http::response_parser<http::string_body> interim;
+      interim.body_limit(options.max_response_bytes);
+      http::async_read(*stream, buffer, interim, on_done);
+      Wait();
+      if (result) return tl::unexpected(Fail("read", result).error());
+      if (interim.get().result() != http::status::continue_) return Answer(interim.get());
+    }
+    socket.expires_after(deadline);
+    http::async_write(*stream, serializer, on_done);
     Wait();
     if (result) return tl::unexpected(Fail("write", result).error());
     http::response_parser<http::string_body> parser;
     parser.body_limit(options.max_response_bytes);
     socket.expires_after(options.timeout);
-    http::async_read(*stream, buffer, parser, [&](const error_code& e, size_t) {
-      result = e;
-      done = true;
-    });
+    http::async_read(*stream, buffer, parser, on_done);
     Wait();
     if (result) return tl::unexpected(Fail("read", result).error());
-    socket.expires_never();
-    auto& response = parser.get();
+    return Answer(parser.get());
+  }
+
+  // The response read, and the connection closed unless it stays open.
+  HttpsResponse Answer(http::response<http::string_body>& response) {
+    beast::get_lowest_layer(*stream).expires_never();
     HttpsResponse out;
     out.status = response.result_int();
     out.content_type = std::string(response[http::field::content_type]);

@@ -435,9 +435,9 @@ struct Federation::Impl {
     while (true) {
       const int64_t pass = NowMicros();
       for (Peer& p : peers) {
-        if (pass < p.retry_at_us || !RefreshPort(p)) continue;
+        if (pass < p.retry_at_us) continue;
         try {
-          Serve(p);
+          if (RefreshPort(p)) Serve(p);
         } catch (const std::exception& e) {
           // Out of memory, most likely: this partner waits as if unreachable (what it was sent
           // stays queued until its receipt is recorded), and the others go on.

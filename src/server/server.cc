@@ -32,6 +32,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -69,6 +70,8 @@ constexpr size_t kReadChunk = 4096;
 // Beast's flat_stream does not copy them into a buffer of its own that nothing wipes (it
 // flattens a sequence of buffers up to 16 KiB). A larger body goes out from its own string.
 constexpr size_t kOneBufferAnswer = 16 * 1024;
+// A body larger than this gets a second more to arrive for each such size: 1 MiB/s at least.
+constexpr uint64_t kSlowBodyBytes = 1 << 20;
 constexpr uint32_t kHeaderLimit = 16 * 1024;
 constexpr std::chrono::milliseconds kAcceptRetry{100};
 constexpr std::chrono::seconds kCloseNotifyWait{1};
@@ -268,8 +271,12 @@ class Session : public std::enable_shared_from_this<Session> {
     busy_ = true;
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
-    parser_->body_limit(static_cast<uint64_t>(BodyLimit()));
-    // One deadline for the whole request, header and body.
+    // Until the header says which route: a partner's node may post envelopes (OnHeader).
+    const ServerOptions& o = server_.options;
+    body_limit_ =
+        caller_.node ? std::max(o.max_body_bytes, o.max_envelope_bytes) : o.max_body_bytes;
+    parser_->body_limit(static_cast<uint64_t>(body_limit_));
+    // One deadline for the whole request, header and body (a large body gets more: OnHeader).
     beast::get_lowest_layer(stream_).expires_after(server_.options.read_timeout);
     http::async_read_header(
         stream_, buffer_, *parser_,
@@ -282,6 +289,23 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     const auto& request = parser_->get();
+    const ServerOptions& o = server_.options;
+    body_limit_ =
+        caller_.node && o.max_envelope_bytes > 0 &&
+                Api::IsEnvelopeRoute(View(request.method_string()), View(request.target()))
+            ? o.max_envelope_bytes
+            : o.max_body_bytes;
+    parser_->body_limit(static_cast<uint64_t>(body_limit_));
+    const auto length = parser_->content_length();  // boost::optional
+    if (length && *length > body_limit_) {
+      OnReadError(http::error::body_limit);  // 413 before the body is read
+      return;
+    }
+    if (length && *length > kSlowBodyBytes) {
+      // A body of 100 MiB takes longer than a request's usual deadline on a slow link.
+      beast::get_lowest_layer(stream_).expires_after(
+          o.read_timeout + std::chrono::seconds(*length / kSlowBodyBytes));
+    }
     if (request.version() >= 11 && beast::iequals(request[http::field::expect], "100-continue") &&
         !parser_->is_done()) {
       continue_.emplace(http::status::continue_, request.version());
@@ -316,7 +340,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec == http::error::body_limit) {
       Respond(
           server_internal::ErrorResponse(
-              413, "body-too-large", "the body exceeds " + std::to_string(BodyLimit()) + " bytes"),
+              413, "body-too-large", "the body exceeds " + std::to_string(body_limit_) + " bytes"),
           11, false);
     } else if (ec == http::error::header_limit) {
       Respond(server_internal::ErrorResponse(
@@ -402,12 +426,6 @@ class Session : public std::enable_shared_from_this<Session> {
     WaitForRequest();
   }
 
-  // A partner's node sends envelopes, which may be larger than an analyst's requests.
-  [[nodiscard]] size_t BodyLimit() const {
-    const ServerOptions& o = server_.options;
-    return caller_.node && o.max_envelope_bytes > 0 ? o.max_envelope_bytes : o.max_body_bytes;
-  }
-
   // Sends a TLS close_notify and waits briefly for the client's (RFC 8446 §6.1 does not require
   // waiting): a client that keeps the connection open cannot hold up Stop. The socket closes when
   // the last handler lets go of the session.
@@ -424,9 +442,10 @@ class Session : public std::enable_shared_from_this<Session> {
   WipedBuffer buffer_;
   std::optional<http::request_parser<RequestBody>> parser_;
   std::optional<http::response<http::empty_body>> continue_;
-  WipedString wire_;   // the answer's header, and its body when small (kOneBufferAnswer)
-  std::string body_;   // a larger answer's body
-  bool busy_ = false;  // a request is being read, handled or answered
+  WipedString wire_;       // the answer's header, and its body when small (kOneBufferAnswer)
+  std::string body_;       // a larger answer's body
+  size_t body_limit_ = 0;  // the request's (ReadHeader, then OnHeader)
+  bool busy_ = false;      // a request is being read, handled or answered
   bool keep_alive_ = false;
 };
 

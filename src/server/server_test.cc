@@ -548,6 +548,38 @@ TEST_F(ServerTest, NodeCallerIsRefusedWhenUnknownAndGetsA5xxWhenTheStoreFails) {
   EXPECT_EQ(r.status, 403) << r.body;
 }
 
+// A node certificate gets the envelope limit on the two envelope routes only; every other route,
+// and every other caller, keeps max_body_bytes.
+TEST_F(ServerTest, EnvelopeLimitIsForANodesEnvelopeRoutesOnly) {
+  ServerOptions o = Options();
+  o.max_body_bytes = 1000;
+  o.max_envelope_bytes = 100'000;
+  StartServer(o);
+  // The first answer to a header announcing a body: 100 Continue, or the 413 instead.
+  const auto first_answer = [&](const std::string& who, std::string_view target, size_t length) {
+    auto c = Connect(who);
+    if (c == nullptr ||
+        !c->Send("POST " + std::string(target) +
+                 " HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: " +
+                 std::to_string(length) + "\r\n\r\n")) {
+      return 0;
+    }
+    auto r = c->Read();
+    return r ? r->status : 0;
+  };
+  for (const char* target : {"/v1/federation/envelopes", "/v1/federation/batches"}) {
+    EXPECT_EQ(first_answer("jpn-node", target, 5000), 100) << target;
+    EXPECT_EQ(first_answer("kor-analyst", target, 5000), 413) << target;
+  }
+  EXPECT_EQ(first_answer("jpn-node", "/v1/federation/envelopes", 100'000), 100);
+  EXPECT_EQ(first_answer("jpn-node", "/v1/federation/envelopes", 100'001), 413);
+  EXPECT_EQ(first_answer("jpn-node", "/v1/decide", 5000), 413);
+  // A body within the limit is read, then refused: this node does not know JPN.
+  const HttpResponse r =
+      Call("jpn-node", "POST", "/v1/federation/envelopes", std::string(5000, 'x'));
+  EXPECT_EQ(r.status, 403) << r.body;
+}
+
 // --- objects ----------------------------------------------------------------------------------
 
 // Answers go out as one buffer up to 16 KiB and as a header then a body above it; a request's

@@ -245,6 +245,18 @@ get JPN jpn-analyst /v1/objects/k-large >"$work/large.out"
 check large-payload '^same$' python3 -c 'import base64, json, sys
 got = base64.b64decode(json.load(open(sys.argv[1]))["payload_base64"])
 print("same" if got == open(sys.argv[2], "rb").read() else "different")' "$work/large.out" "$work/large.bin"
+# A partner whose limit is below one envelope refuses it before it is uploaded (Korea announces a
+# large body with `Expect: 100-continue`): the envelope is refused for good, not retried.
+cp "$work/net/JPN/serve.toml" "$work/jpn-serve.toml"
+printf '\n[limits]\nmax_envelope_bytes = 2000000\n' >>"$work/net/JPN/serve.toml"
+live_stop JPN && live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
+sed 's/"id":"k-large"/"id":"k-large-2"/' "$work/large.json" >"$work/large2.json"
+check large2-create '"id":"k-large-2"' live_curl KOR kor-analyst -X POST -H 'Content-Type: application/json' \
+  --data-binary "@$work/large2.json" "$(live_url KOR /v1/objects)"
+check large2-release '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-large-2/release '{"to":"JPN"}'
+eventually large2-refused '"object":"k-large-2","state":"failed","attempts":1,"last_error":"refused: body-too-large: ' get KOR kor-analyst /v1/outbox
+cp "$work/jpn-serve.toml" "$work/net/JPN/serve.toml"
+live_stop JPN && live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
 
 # Bad requests get 4xx while the node keeps serving.
 check bad-json '"code":"invalid-argument"' post KOR kor-analyst /v1/objects '{"id":'
