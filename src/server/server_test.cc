@@ -395,6 +395,15 @@ class ServerTest : public testing::Test {
     }
   }
 
+  // Runs `sql` on the node's store through a connection of its own (as another process would).
+  bool ExecSql(const char* sql) const {
+    sqlite3* db = nullptr;
+    const bool ok = sqlite3_open((root_ + "/KOR/state.db").c_str(), &db) == SQLITE_OK &&
+                    sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+    sqlite3_close(db);
+    return ok;
+  }
+
   std::string Log() {
     std::lock_guard lock(log_mu_);
     std::string all;
@@ -527,23 +536,16 @@ TEST_F(ServerTest, CertificateNotNamingASubjectOfThisNodeIsForbidden) {
 // say, the answer is a server error: the partner keeps its envelopes for a later attempt,
 // where a 403 `permission-denied` also makes it wait, and other 4xx make it give them up.
 TEST_F(ServerTest, NodeCallerIsRefusedWhenUnknownAndGetsA5xxWhenTheStoreFails) {
-  const auto exec = [&](const char* sql) {
-    sqlite3* db = nullptr;
-    const bool ok = sqlite3_open((root_ + "/KOR/state.db").c_str(), &db) == SQLITE_OK &&
-                    sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
-    sqlite3_close(db);
-    return ok;
-  };
   StartServer();
   HttpResponse r = Call("jpn-node", "POST", "/v1/federation/envelopes", "{}");
   EXPECT_EQ(r.status, 403) << r.body;
   EXPECT_EQ(r.ErrorCode(), "permission-denied") << r.body;
   EXPECT_NE(Log().find("not a known partner"), std::string::npos) << Log();
 
-  ASSERT_TRUE(exec("ALTER TABLE partners RENAME TO partners_away"));
+  ASSERT_TRUE(ExecSql("ALTER TABLE partners RENAME TO partners_away"));
   r = Call("jpn-node", "POST", "/v1/federation/envelopes", "{}");
   EXPECT_GE(r.status, 500) << r.body;
-  ASSERT_TRUE(exec("ALTER TABLE partners_away RENAME TO partners"));
+  ASSERT_TRUE(ExecSql("ALTER TABLE partners_away RENAME TO partners"));
   r = Call("jpn-node", "POST", "/v1/federation/envelopes", "{}");
   EXPECT_EQ(r.status, 403) << r.body;
 }
@@ -711,16 +713,9 @@ TEST_F(ServerTest, ReadsWhoseEntriesCannotBeStoredGetAnErrorAndNoPayload) {
                             AsBytes("payload of k-1")));
   const uint64_t before = *node_->LogSize();
   const std::string encoded = Base64Encode(AsBytes("payload of k-1"));
-  const auto exec = [&](const char* sql) {
-    sqlite3* db = nullptr;
-    const bool ok = sqlite3_open((root_ + "/KOR/state.db").c_str(), &db) == SQLITE_OK &&
-                    sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
-    sqlite3_close(db);
-    return ok;
-  };
   ASSERT_TRUE(
-      exec("CREATE TRIGGER refuse BEFORE INSERT ON log_entries "
-           "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"));
+      ExecSql("CREATE TRIGGER refuse BEFORE INSERT ON log_entries "
+              "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"));
   StartServer();
   constexpr int kClients = 4;
   std::vector<HttpResponse> answers(kClients);
@@ -734,7 +729,7 @@ TEST_F(ServerTest, ReadsWhoseEntriesCannotBeStoredGetAnErrorAndNoPayload) {
     EXPECT_EQ(r.body.find("payload_base64"), std::string::npos) << r.body;
     EXPECT_EQ(r.body.find(encoded), std::string::npos) << r.body;
   }
-  ASSERT_TRUE(exec("DROP TRIGGER refuse"));
+  ASSERT_TRUE(ExecSql("DROP TRIGGER refuse"));
   const HttpResponse again = Call("kor-analyst", "GET", "/v1/objects/k-1");
   EXPECT_EQ(again.status, 200) << again.body;
   EXPECT_NE(again.body.find(encoded), std::string::npos) << again.body;
