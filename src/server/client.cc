@@ -174,7 +174,13 @@ struct HttpsClient::Impl {
       http::async_read(*stream, buffer, interim, on_done);
       Wait();
       if (result) return tl::unexpected(Fail("read", result).error());
-      if (interim.get().result() != http::status::continue_) return Answer(interim.get());
+      if (interim.get().result() != http::status::continue_) {
+        // A final answer instead of 100 Continue: the body was not sent, so this connection is
+        // not reused (the server may still expect it, or have closed).
+        HttpsResponse out = Answer(interim.get());
+        Close();
+        return out;
+      }
     }
     socket.expires_after(deadline);
     http::async_write(*stream, serializer, on_done);
