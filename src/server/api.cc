@@ -321,6 +321,9 @@ tl::expected<std::map<std::string, std::string, std::less<>>, ApiError> DecodeSt
 
 using QueryMap = std::map<std::string, std::string, std::less<>>;
 
+// `target` without its query string.
+std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
+
 // The query string of `target`, percent-decoded; a key not in `allowed`, or given twice, is
 // refused.
 tl::expected<QueryMap, ApiError> DecodeQuery(std::string_view target,
@@ -498,7 +501,7 @@ bool TakesQuery(Route route) {
 tl::expected<ApiRequest, ApiError> DecodeRoute(std::string_view method, std::string_view target,
                                                std::string_view body) {
   try {
-    std::string_view path = target.substr(0, target.find('?'));
+    std::string_view path = PathOf(target);
     if (path.empty() || path.front() != '/') {
       return tl::unexpected(MakeError(400, "invalid-argument", "the target is not a path"));
     }
@@ -800,13 +803,13 @@ ApiResponse Api::Handle(const Caller& caller, std::string_view method, std::stri
 }
 
 bool Api::IsEnvelopeRoute(std::string_view method, std::string_view target) {
-  const std::string_view path = target.substr(0, target.find('?'));
+  const std::string_view path = PathOf(target);
   return method == "POST" &&
          (path == "/v1/federation/envelopes" || path == "/v1/federation/batches");
 }
 
 bool Api::IsGrouped(std::string_view method, std::string_view target) {
-  const std::string_view path = target.substr(0, target.find('?'));
+  const std::string_view path = PathOf(target);
   if (method == "POST") return path == "/v1/federation/batches";
   return method == "GET" && path.size() > kObjects.size() && path.starts_with(kObjects);
 }
