@@ -290,11 +290,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     const auto& request = parser_->get();
     const ServerOptions& o = server_.options;
-    body_limit_ =
-        caller_.node && o.max_envelope_bytes > 0 &&
-                Api::IsEnvelopeRoute(View(request.method_string()), View(request.target()))
-            ? o.max_envelope_bytes
-            : o.max_body_bytes;
+    body_limit_ = RouteBodyLimit();
     parser_->body_limit(static_cast<uint64_t>(body_limit_));
     const auto length = parser_->content_length();  // boost::optional
     if (length && *length > body_limit_) {
@@ -336,8 +332,22 @@ class Session : public std::enable_shared_from_this<Session> {
                      });
   }
 
+  // The body limit of the request's route: a partner's node posting envelopes gets
+  // max_envelope_bytes, any other request max_body_bytes. The request line must have been read.
+  [[nodiscard]] size_t RouteBodyLimit() const {
+    const ServerOptions& o = server_.options;
+    const auto& request = parser_->get();
+    return caller_.node && o.max_envelope_bytes > 0 &&
+                   Api::IsEnvelopeRoute(View(request.method_string()), View(request.target()))
+               ? o.max_envelope_bytes
+               : o.max_body_bytes;
+  }
+
   void OnReadError(const error_code& ec) {
     if (ec == http::error::body_limit) {
+      // Refused on the declared length while the header was read, against the larger limit a
+      // node may have: the message names the route's.
+      body_limit_ = RouteBodyLimit();
       Respond(
           server_internal::ErrorResponse(
               413, "body-too-large", "the body exceeds " + std::to_string(body_limit_) + " bytes"),

@@ -246,7 +246,8 @@ check large-payload '^same$' python3 -c 'import base64, json, sys
 got = base64.b64decode(json.load(open(sys.argv[1]))["payload_base64"])
 print("same" if got == open(sys.argv[2], "rb").read() else "different")' "$work/large.out" "$work/large.bin"
 # A partner whose limit is below one envelope refuses it before it is uploaded (Korea announces a
-# large body with `Expect: 100-continue`): the envelope is refused for good, not retried.
+# large body with `Expect: 100-continue`): the envelope is refused for good, not retried. (One
+# attempt may first meet Japan's old port, if Korea has not looked since the restart.)
 cp "$work/net/JPN/serve.toml" "$work/jpn-serve.toml"
 printf '\n[limits]\nmax_envelope_bytes = 2000000\n' >>"$work/net/JPN/serve.toml"
 live_stop JPN && live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
@@ -254,7 +255,7 @@ sed 's/"id":"k-large"/"id":"k-large-2"/' "$work/large.json" >"$work/large2.json"
 check large2-create '"id":"k-large-2"' live_curl KOR kor-analyst -X POST -H 'Content-Type: application/json' \
   --data-binary "@$work/large2.json" "$(live_url KOR /v1/objects)"
 check large2-release '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-large-2/release '{"to":"JPN"}'
-eventually large2-refused '"object":"k-large-2","state":"failed","attempts":1,"last_error":"refused: body-too-large: ' get KOR kor-analyst /v1/outbox
+eventually large2-refused '"object":"k-large-2","state":"failed","attempts":[12],"last_error":"refused: body-too-large: the body exceeds 2000000 bytes' get KOR kor-analyst /v1/outbox
 cp "$work/jpn-serve.toml" "$work/net/JPN/serve.toml"
 live_stop JPN && live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
 
