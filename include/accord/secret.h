@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -36,6 +37,11 @@ struct WipingAllocator {
   }
   friend bool operator==(const WipingAllocator&, const WipingAllocator&) { return true; }
 };
+
+// A string whose memory is wiped whenever it is released: for text that may carry a secret, such
+// as an answer holding a payload in base64. Short strings live inside the object, not on the heap
+// (under 16 bytes in libstdc++), and are not wiped; no secret text is that short.
+using WipedString = std::basic_string<char, std::char_traits<char>, WipingAllocator<char>>;
 
 // The token that unlocks a secret's bytes. Only `InsecureSecretAccess()` makes one.
 class SecretAccess {

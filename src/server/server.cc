@@ -89,7 +89,6 @@ std::string_view View(beast::string_view s) { return std::string_view(s.data(), 
 
 // Bytes that may hold a payload (a create's body, a read's answer): wiped when freed, including
 // the blocks a growing buffer leaves behind.
-using WipedString = std::basic_string<char, std::char_traits<char>, WipingAllocator<char>>;
 using WipedBuffer = beast::basic_flat_buffer<WipingAllocator<char>>;
 using RequestBody = http::basic_string_body<char, std::char_traits<char>, WipingAllocator<char>>;
 
@@ -405,11 +404,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
-  // A read's answer carries a payload in base64.
-  void WipeBody() {
-    SecureWipe(body_.data(), body_.size());
-    body_.clear();
-  }
+  // A read's answer carries a payload in base64: its memory is wiped as it is freed, now.
+  void WipeBody() { WipedString().swap(body_); }
 
   void OnWrite(const error_code& ec) {
     SecureWipe(wire_.data(), wire_.size());
@@ -453,7 +449,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<RequestBody>> parser_;
   std::optional<http::response<http::empty_body>> continue_;
   WipedString wire_;       // the answer's header, and its body when small (kOneBufferAnswer)
-  std::string body_;       // a larger answer's body
+  WipedString body_;       // a larger answer's body
   size_t body_limit_ = 0;  // the request's (ReadHeader, then OnHeader)
   bool busy_ = false;      // a request is being read, handled or answered
   bool keep_alive_ = false;
@@ -542,7 +538,7 @@ void ServerCore::SyncAndAnswer(std::vector<Unsynced>& batch) {
     for (Unsynced& u : batch) {
       if (!synced) {
         for (ApiResponse& a : u.answers) {
-          SecureWipe(a.body.data(), a.body.size());  // a payload whose read is not yet logged
+          // Frees, and so wipes, a payload whose read is not yet logged.
           a = ErrorResponse(503, "unavailable", "unavailable, try again later");
         }
       }
@@ -551,11 +547,9 @@ void ServerCore::SyncAndAnswer(std::vector<Unsynced>& batch) {
       }
     }
   } catch (const std::exception& e) {
-    // Out of memory: the answers not yet sent are wiped, and their connections dropped on the io
-    // thread, where sessions live (an answer sent left a moved-from job and body behind).
-    for (Unsynced& u : batch) {
-      for (ApiResponse& a : u.answers) SecureWipe(a.body.data(), a.body.size());
-    }
+    // Out of memory: the answers not yet sent are dropped with their connections, on the io
+    // thread, where sessions live (an answer sent left a moved-from job and body behind). Their
+    // bodies wipe themselves as they are freed.
     log(std::string("cannot send answers: ") + e.what());
     asio::post(io, [dropped = std::move(batch)] {});
   }

@@ -25,6 +25,7 @@
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "accord/crypto.h"
@@ -38,6 +39,11 @@ using namespace std::chrono_literals;
 using server_internal::Api;
 using server_internal::DecodeApiRequest;
 using server_internal::Route;
+
+// A read's answer carries the payload: every answer's body wipes its memory when it is freed,
+// whichever path drops it (decision #61).
+static_assert(std::is_same_v<decltype(server_internal::ApiResponse::body)::allocator_type,
+                             WipingAllocator<char>>);
 
 const std::string kExample = std::string(ACCORD_SOURCE_DIR) + "/examples/gsomia";
 
