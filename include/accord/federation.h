@@ -68,6 +68,10 @@ struct PeerStatus {
   std::string party;
   bool reachable = false;  // the last attempt reached it
   std::string last_error;
+  // The first inconsistency found in the partner's log since the federation started, kept
+  // whatever succeeds later (last_error is replaced by the next outcome); the node's evidence
+  // (`accord log evidence`) keeps every one for good.
+  std::string fork;
   uint64_t witnessed_size = 0;
   uint64_t delivered = 0;  // envelopes receipted since the federation started
   uint64_t requests = 0;   // the requests that carried them (one or a batch each)

@@ -1356,6 +1356,7 @@ ApiResponse Api::Peers() {
       o["party"] = p.party;
       o["reachable"] = p.reachable;
       o["last_error"] = StringOrNull(p.last_error);
+      o["fork"] = StringOrNull(p.fork);
       o["witnessed_size"] = p.witnessed_size;
       o["delivered"] = p.delivered;
       o["requests"] = p.requests;

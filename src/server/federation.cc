@@ -83,10 +83,12 @@ struct Federation::Impl {
     int64_t retry_at_us = 0;  // the partner was unreachable: not before then
     int64_t failures = 0;     // consecutive
     int64_t witnessed_at_us = 0;
-    bool port_known = false;                // read from the port file
-    size_t batch_bytes = kMaxBatchBytes;    // 0: one envelope a request
-    size_t batch_ceiling = kMaxBatchBytes;  // lowered by a 413: the partner's body limit
-    bool takes_batches = true;              // false once it answered 404 or 405 to one
+    bool port_known = false;                     // read from the port file
+    size_t batch_bytes = kMaxBatchBytes;         // 0: one envelope a request
+    size_t batch_ceiling = kMaxBatchBytes;       // lowered by a 413: the partner's body limit
+    bool takes_batches = true;                   // false once it answered 404 or 405 to one
+    std::optional<merkle::Hash> witnessed_root;  // of the last checkpoint cosigned here
+    std::optional<std::pair<uint64_t, merkle::Hash>> forked_at;  // the last one found a fork
     PeerStatus status;
   };
 
@@ -381,7 +383,10 @@ struct Federation::Impl {
       return;
     }
     auto old = node->WitnessedSize(p.options.party);
-    if (!old || *old == cp->size) return;
+    // Nothing new: the size and root cosigned last. The same size with another root is a fork,
+    // and so is a smaller size: the witness below finds them.
+    if (!old || (*old == cp->size && p.witnessed_root == cp->root)) return;
+    if (p.forked_at == std::pair(cp->size, cp->root)) return;  // its evidence is kept already
     std::vector<merkle::Hash> proof;
     if (*old > 0 && *old < cp->size) {
       auto answer = p.client->Request(
@@ -410,13 +415,23 @@ struct Federation::Impl {
       }
     }
     auto cosigned = node->WitnessCheckpoint(checkpoint->body, proof, WitnessLogging::kForksOnly);
+    if (!cosigned && cosigned.error().code != Code::kDataLoss) {
+      // Not a fork (Witness::Cosign's only kDataLoss): a bad signature, no key, the store.
+      log(fmt::format("{}: cannot witness its checkpoint at size {}: {}", p.options.party, cp->size,
+                      cosigned.error().ToString()));
+      p.status.last_error = "witness: " + cosigned.error().message;
+      return;
+    }
     if (!cosigned) {
       log(fmt::format("WITNESS: {}'s log at size {} is not consistent with size {}: {}",
                       p.options.party, cp->size, *old, cosigned.error().message));
       p.status.last_error = "fork: " + cosigned.error().message;
+      if (p.status.fork.empty()) p.status.fork = cosigned.error().message;  // kept: see PeerStatus
+      p.forked_at = std::pair(cp->size, cp->root);
       return;
     }
     p.status.witnessed_size = cp->size;
+    p.witnessed_root = cp->root;
   }
 
   // Delivers `p`'s due envelopes and, when it is time, witnesses its log.

@@ -396,5 +396,37 @@ live_start KOR 2019-11-23T00:00:00+09:00 || exit 1
 check ns-after-refused '"code":"hub-only"' post KOR kor-analyst /v1/objects/k-ns/release '{"to":"JPN"}'
 live_stop_all
 
+# 5. A fork. Japan's node goes back to a copy of its home taken before Korea cosigned its log, and
+#    grows another history to the same size: Korea's node, restarted meanwhile, finds the other
+#    root at that size, keeps the evidence, and reports the fork for Japan in
+#    /v1/federation/peers whatever succeeds afterwards.
+live_setup "$accord" "$work/fork" "$src/examples/gsomia" --simulate || exit 1
+start_all 2018-05-01T10:00:00+09:00
+check fork-create-1 '"id":"j-fork-1"' create JPN jpn-analyst j-fork-1 HI "one" '["KOR"]'
+live_stop JPN
+cp -a "$work/fork/JPN" "$work/fork/JPN.before"
+live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
+check fork-create-2 '"id":"j-fork-2"' create JPN jpn-analyst j-fork-2 HI "two" '["KOR"]'
+size=$(get JPN jpn-analyst /v1/log/checkpoint | sed -n 2p)
+eventually fork-cosigned "\"party\":\"JPN\"[^}]*\"fork\":null,\"witnessed_size\":$size," \
+  get KOR kor-analyst /v1/federation/peers
+live_stop KOR
+live_stop JPN
+rm -rf "$work/fork/JPN" && mv "$work/fork/JPN.before" "$work/fork/JPN"
+live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
+check fork-create-3 '"id":"j-fork-3"' create JPN jpn-analyst j-fork-3 HI "other" '["KOR"]'
+check fork-same-size "^$size\$" eval "get JPN jpn-analyst /v1/log/checkpoint | sed -n 2p"
+live_start KOR 2018-05-01T10:00:00+09:00 || exit 1
+eventually fork-found '"party":"JPN"[^}]*"fork":"log `accord/JPN` is not consistent' \
+  get KOR kor-analyst /v1/federation/peers
+# Deliveries to Japan go on, and the fork stays reported once they succeed.
+check fork-k-create '"id":"k-fork"' create KOR kor-analyst k-fork II "after the fork" '["JPN"]'
+check fork-k-release '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-fork/release '{"to":"JPN"}'
+eventually fork-k-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
+eventually fork-kept '"party":"JPN","reachable":true,"last_error":null,"fork":"log ' \
+  get KOR kor-analyst /v1/federation/peers
+live_stop_all
+check fork-evidence 'accord/JPN' "$accord" log evidence --home "$work/fork/KOR"
+
 echo "federation_test: $passed passed, $failures failed"
 [ "$failures" = 0 ]
