@@ -314,6 +314,9 @@ struct SqliteOptions {
   int busy_timeout_ms = 10'000;
   // FULL fsyncs the WAL at every commit: an acknowledged write survives power loss.
   bool synchronous_full = true;
+  // Makes the -wal file's data durable in SyncCommits; null: fdatasync. For tests that need the
+  // disk to fail.
+  int (*sync_file_for_testing)(int fd) = nullptr;
 };
 
 // Opens (creating if needed) the SQLite store at `path` and migrates its schema to the current

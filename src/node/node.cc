@@ -1519,9 +1519,10 @@ constexpr std::string_view kWitnessPrefix = "witness:";
 Result<uint64_t> Node::LogSize() { return impl_->log.Size(); }
 
 Result<std::string> Node::LogCheckpoint() {
-  if (impl_->groups_synced.load() < impl_->groups_committed.load()) {
-    ACCORD_RETURN_IF_ERROR(SyncCommits());
-  }
+  // Always, not only when this Node has group commits to sync: another connection's may be
+  // waiting for their sync (the server's, when `accord log checkpoint` runs on a live home), and
+  // a checkpoint must cover only a durable log.
+  ACCORD_RETURN_IF_ERROR(SyncCommits());
   return impl_->log.Checkpoint(impl_->log_signer);
 }
 

@@ -924,7 +924,7 @@ class Checkpointer {
       if (!thread_.joinable()) {
         try {
           thread_ = std::thread([this] { Run(); });
-        } catch (const std::system_error&) {
+        } catch (...) {  // std::system_error, or std::bad_alloc for the thread's state
           return false;
         }
       }
@@ -972,6 +972,7 @@ class SqliteStore final : public Store {
         s_(std::move(statements)),
         busy_timeout_ms_(options.busy_timeout_ms),
         synchronous_full_(options.synchronous_full),
+        sync_file_(options.sync_file_for_testing),
         wal_path_(path + "-wal"),
         checkpointer_(std::make_unique<Checkpointer>(std::move(path))) {
     // Replaces SQLite's automatic checkpoint (itself a WAL hook).
@@ -1053,6 +1054,11 @@ class SqliteStore final : public Store {
     // descriptor wrote it, so this does not touch the connection, which another thread may be
     // using. The -wal file lives as long as a connection to the database is open (this one).
     std::lock_guard lock(wal_mu_);
+    if (sync_failed_) {
+      return Fail(Code::kUnavailable, "an earlier sync of `" + wal_path_ +
+                                          "` failed, so what it covered may not be on disk: "
+                                          "restart the node");
+    }
     if (wal_fd_ < 0) {
       wal_fd_ = ::open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
       if (wal_fd_ < 0) {
@@ -1060,7 +1066,11 @@ class SqliteStore final : public Store {
                     "cannot open `" + wal_path_ + "` to sync it: " + std::strerror(errno));
       }
     }
-    if (::fdatasync(wal_fd_) != 0) {
+    if ((sync_file_ != nullptr ? sync_file_(wal_fd_) : ::fdatasync(wal_fd_)) != 0) {
+      // Linux reports a write lost in writeback once per descriptor: the next fdatasync would
+      // succeed without those pages. So every later sync fails too, and no read waiting for one
+      // is answered, until a restart.
+      sync_failed_ = true;
       return Fail(Code::kUnavailable, "cannot sync `" + wal_path_ + "`: " + std::strerror(errno));
     }
     return OkStatus();
@@ -1753,10 +1763,12 @@ class SqliteStore final : public Store {
   Statements s_;
   const int busy_timeout_ms_;
   const bool synchronous_full_;
+  int (*const sync_file_)(int fd);  // SqliteOptions::sync_file_for_testing
   const std::string wal_path_;
   std::unique_ptr<Checkpointer> checkpointer_;
   std::mutex wal_mu_;
-  int wal_fd_ = -1;  // GUARDED_BY(wal_mu_); opened by the first SyncCommits
+  int wal_fd_ = -1;           // GUARDED_BY(wal_mu_); opened by the first SyncCommits
+  bool sync_failed_ = false;  // GUARDED_BY(wal_mu_); see SyncCommits
   bool in_transaction_ = false;
   bool in_read_snapshot_ = false;
   bool synchronous_deferred_ = false;  // synchronous=NORMAL set by TransactUnsynced

@@ -859,6 +859,48 @@ TEST_F(SqliteStoreTest, AnUnsyncedTransactionCommitsAndSyncCommitsMakesItDurable
   EXPECT_EQ(other.One("SELECT count(*) FROM objects"), "53");
 }
 
+// The disk fails one fdatasync (EIO), as it would for a write lost in writeback. Linux reports
+// such a loss once per descriptor, so the next fdatasync would succeed without those pages: every
+// later sync must fail too.
+std::atomic<bool> g_disk_fails{false};
+int SyncOrFail(int fd) {
+  if (g_disk_fails) {
+    errno = EIO;
+    return -1;
+  }
+  return ::fdatasync(fd);
+}
+
+TEST(SqliteStoreFileTest, AFailedSyncFailsEveryLaterSync) {
+  ScratchDir dir;
+  SqliteOptions options;
+  options.sync_file_for_testing = &SyncOrFail;
+  auto opened = OpenSqliteStore(dir.File("state.db"), options);
+  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+  Store& store = **opened;
+  const auto commit = [&](const std::string& id) {
+    return store.TransactUnsynced([&] { return store.InsertObject(MakeObject(id)); });
+  };
+  ASSERT_TRUE(commit("a").has_value());
+  ASSERT_TRUE(store.SyncCommits().has_value());
+
+  ASSERT_TRUE(commit("b").has_value());
+  g_disk_fails = true;
+  auto failed = store.SyncCommits();
+  g_disk_fails = false;
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().code, Code::kUnavailable);
+  EXPECT_THAT(failed.error().message, HasSubstr("Input/output error"));
+
+  // The disk works again, but what "b" wrote may be gone: no later sync vouches for it.
+  ASSERT_TRUE(commit("c").has_value());
+  auto later = store.SyncCommits();
+  ASSERT_FALSE(later.has_value());
+  EXPECT_EQ(later.error().code, Code::kUnavailable);
+  EXPECT_THAT(later.error().message, HasSubstr("an earlier sync"));
+  EXPECT_THAT(later.error().message, HasSubstr("restart the node"));
+}
+
 TEST_F(SqliteStoreTest, UnsyncedCommitsPastAThousandPagesAreCheckpointedBesideThem) {
   // SQLite's automatic checkpoint is replaced by the store's own thread (decision #50): the
   // pages still reach the database file, from another connection, while commits go on.
