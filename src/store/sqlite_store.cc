@@ -1534,6 +1534,13 @@ class SqliteStore final : public Store {
   Status AppendLog(uint64_t first, std::span<const Bytes> entries,
                    std::span<const Digest> leaf_hashes,
                    std::span<const LogTileRecord> tiles) override {
+    if (sqlite3_get_autocommit(db_.get()) != 0) {
+      // No transaction that SQLite still holds: none was begun, or SQLite rolled the caller's
+      // back by itself after an I/O error (Transact then refuses: see Nested). One statement at
+      // a time, a failure between the entries and their tiles would leave the tiles short of
+      // the entries, and every later rebuild of the log's edge would fail.
+      return Transact([&] { return AppendLog(first, entries, leaf_hashes, tiles); });
+    }
     if (leaf_hashes.size() != entries.size()) {
       return Fail(Code::kInvalidArgument,
                   "sqlite: append to the log: " + std::to_string(entries.size()) + " entries but " +

@@ -1159,6 +1159,18 @@ TEST_F(SqliteStoreTest, OutboxRetriesDeliversAndGivesUp) {
   EXPECT_EQ(store_->ListOutbox("USA").value().size(), 0u);
 }
 
+TEST_F(SqliteStoreTest, LogAppendOutsideATransactionIsStillOneUnit) {
+  // Entries and their tiles go in together: a tile refused leaves no entry behind (decision #63).
+  const std::vector<Bytes> entries = {Bytes{'a'}};
+  const std::vector<Digest> hashes = {DigestOf(1)};
+  const std::vector<LogTileRecord> tile = {{0, 0, Bytes(960, 1)}};
+  ASSERT_TRUE(store_->AppendLog(0, entries, hashes, tile).has_value());
+  auto again = store_->AppendLog(1, entries, hashes, tile);  // the tile exists already
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code, Code::kAlreadyExists);
+  EXPECT_EQ(store_->LogSize().value(), 1u);
+}
+
 TEST_F(SqliteStoreTest, ReceiptsAreFoundByPackageAndParty) {
   ASSERT_TRUE(store_->InsertReceipt(ReceiptRecord{"p1", "JPN", Instant{5}, {'r'}}));
   auto r = store_->GetReceipt("p1", "JPN");
