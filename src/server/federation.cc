@@ -104,6 +104,13 @@ struct Federation::Impl {
   std::vector<PeerStatus> snapshot;  // GUARDED_BY(mu)
   std::thread thread;
 
+  // Stop was called: the thread ends after the request in flight, not after the pass, which may
+  // be a long backlog to a slow partner (what is not delivered stays queued).
+  bool Stopping() {
+    std::lock_guard lock(mu);
+    return stopping;
+  }
+
   int64_t Backoff(int64_t failures) const {
     const int64_t initial =
         std::chrono::duration_cast<std::chrono::microseconds>(options.retry_initial).count();
@@ -161,11 +168,12 @@ struct Federation::Impl {
   };
 
   // Delivers what is due for `p`, in queue order, several envelopes a request when several are
-  // due, stopping at the first failure to reach it. Returns whether anything was delivered.
+  // due, stopping at the first failure to reach it or at Stop. Returns whether anything was
+  // delivered.
   bool Deliver(Peer& p) {
     bool delivered = false;
     std::set<int64_t> tried;  // an entry still due after its attempt is not tried again now
-    while (true) {
+    while (!Stopping()) {
       auto due = node->store().DueDeliveries(p.options.party, NowMicros(), options.batch);
       if (!due) {
         log(fmt::format("reading the outbox failed: {}", due.error().ToString()));
@@ -187,6 +195,7 @@ struct Federation::Impl {
       delivered = delivered || step.delivered;
       if (step.stop) return delivered;
     }
+    return delivered;
   }
 
   // An envelope is one line of JSON, with its newline: anything else (nothing should be) goes
@@ -263,6 +272,7 @@ struct Federation::Impl {
       }
       Step total;
       for (const OutboxRecord* r : batch) {
+        if (Stopping()) return {total.delivered, true};
         const Step one = DeliverOne(p, *r);
         total.delivered = total.delivered || one.delivered;
         if (one.stop) return {total.delivered, true};
@@ -437,6 +447,7 @@ struct Federation::Impl {
   // Delivers `p`'s due envelopes and, when it is time, witnesses its log.
   void Serve(Peer& p) {
     Deliver(p);
+    if (Stopping()) return;
     // Witnessing runs on its own schedule, not after each delivery: it reads two answers from
     // the partner and writes the cosigned checkpoint, which would delay the next deliveries.
     const int64_t interval =
@@ -450,6 +461,7 @@ struct Federation::Impl {
     while (true) {
       const int64_t pass = NowMicros();
       for (Peer& p : peers) {
+        if (Stopping()) return;
         if (pass < p.retry_at_us) continue;
         try {
           if (RefreshPort(p)) Serve(p);

@@ -10,6 +10,9 @@ POST /v1/federation/batches is spoiled as MODE says; everything else passes unch
                that could not apply the second envelope would answer (though this one did);
   short        the last line is dropped.
 
+In MODE slow, no batch is spoiled: the proxy is a partner that takes no batches (404) and takes
+half a second over each envelope.
+
 Usage: batch_proxy.py PKI_DIR PARTNER CALLER UPSTREAM_PORT_FILE PORT_FILE MODE
 """
 import http.client
@@ -19,6 +22,7 @@ import os
 import ssl
 import sys
 import threading
+import time
 
 pki, partner, caller, upstream_port_file, port_file, mode = sys.argv[1:7]
 spoiled = threading.Event()
@@ -51,6 +55,11 @@ class Forward(http.server.BaseHTTPRequestHandler):
 
     def forward(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if mode == "slow" and self.command == "POST":
+            if self.path == "/v1/federation/batches":
+                self.answer(404, b'{"error":{"code":"not-found","message":"no batches here"}}')
+                return
+            time.sleep(0.5)
         with open(upstream_port_file) as f:
             port = int(f.read())
         upstream = http.client.HTTPSConnection("127.0.0.1", port, context=client_tls, timeout=10)
@@ -64,8 +73,11 @@ class Forward(http.server.BaseHTTPRequestHandler):
             spoiled.set()
             data = spoil(data)
             print(f"batch_proxy: spoiled a batch answer ({mode})", file=sys.stderr, flush=True)
-        self.send_response(answer.status)
-        self.send_header("Content-Type", answer.getheader("Content-Type", "application/json"))
+        self.answer(answer.status, data, answer.getheader("Content-Type", "application/json"))
+
+    def answer(self, status, data, content_type="application/json"):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

@@ -184,6 +184,23 @@ done
 check proxy-spoiled '^2$' grep -c 'spoiled a batch answer' "$work/net/run/proxy.log"
 check proxy-kor-retried 'injected by the test proxy' cat "$work/net/run/KOR.log"
 check proxy-kor-one-by-one 'did not take a batch of 3 envelopes \(2 answers\); sending them one by one' cat "$work/net/run/KOR.log"
+# SIGTERM while Korea's node works through a backlog to a slow partner (the proxy takes no batches,
+# and half a second over each envelope): the node stops after the request in flight, not after
+# the backlog (12 envelopes, 6 s), and what it did not deliver goes after its restart, once each.
+slow_ids=()
+for i in $(seq 1 12); do slow_ids+=("k-slow-$i"); done
+proxy_round slow "${slow_ids[@]}"
+delivered=$((delivered + 12))
+eventually slow-first-delivered '^[1-9]' entries JPN jpn-analyst '"op":"receive"[^}]*"object":"k-slow-'
+stop_start=$(date +%s%N)
+live_stop KOR
+stop_ms=$((($(date +%s%N) - stop_start) / 1000000))
+if [ "$stop_ms" -lt 3000 ]; then ok; else fail "slow-stop: Korea's node took $stop_ms ms to stop"; fi
+live_start KOR 2018-05-01T10:00:00+09:00 || exit 1
+eventually slow-delivered "\"JPN\":\\{\"pending\":0,\"delivered\":$delivered," get KOR kor-analyst /v1/outbox
+kill "$proxy_pid" 2>/dev/null
+wait "$proxy_pid" 2>/dev/null
+check slow-each-once '^12$' entries JPN jpn-analyst '"op":"receive"[^}]*"object":"k-slow-[0-9]+"'
 cp "$work/kor-serve.toml" "$work/net/KOR/serve.toml"
 live_stop KOR && live_start KOR 2018-05-01T10:00:00+09:00 || exit 1
 
