@@ -930,6 +930,64 @@ TEST_F(SqliteStoreTest, UnsyncedCommitsPastAThousandPagesAreCheckpointedBesideTh
   EXPECT_TRUE((*reopened)->GetObject("o299").has_value());
 }
 
+// The -wal file's size in SQLite's frames: a 24-byte header before each 4 KiB page.
+uintmax_t WalFrames(const std::string& db_path) {
+  std::error_code ec;
+  const uintmax_t bytes = std::filesystem::file_size(db_path + "-wal", ec);
+  return ec ? 0 : bytes / (4096 + 24);
+}
+
+// A server commits all the time, with short gaps between its commits. The checkpointer must still
+// rewind the -wal file (decision #65), so that the file stays near the 1,000-page threshold and
+// commits overwrite it instead of appending to it. A PASSIVE checkpoint never catches up with
+// such a writer, and the file grows with every commit.
+TEST_F(SqliteStoreTest, SteadyCommitsKeepRewindingTheWalFile) {
+  constexpr int kCommits = 4000;  // each writes 2-3 pages: about 10,000 frames in all
+  for (int i = 0; i < kCommits; ++i) {
+    ASSERT_TRUE(store_->TransactUnsynced(
+        [&] { return store_->InsertObject(MakeObject("o" + std::to_string(i))); }));
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  EXPECT_LT(WalFrames(path_), 2000u);
+  EXPECT_TRUE(store_->GetObject("o3999").has_value());
+}
+
+// A reader of an old snapshot keeps its frames in the -wal file, and a RESTART checkpoint would
+// wait for it while holding the write lock. The checkpointer waits 2 ms, then checkpoints as a
+// PASSIVE one for 100 ms: the commits seldom wait, and once the reader is gone the file is
+// rewound again.
+TEST_F(SqliteStoreTest, AnOldReaderNeitherHoldsUpCommitsNorStopsTheRewinding) {
+  AddObjects({"first"});
+  RawDb reader(path_);
+  ASSERT_EQ(reader.Exec("BEGIN"), "");
+  ASSERT_EQ(reader.One("SELECT count(*) FROM objects"), "1");  // the snapshot is taken
+  constexpr int kCommits = 2000;
+  int slow = 0;  // commits that took 2 ms or more
+  for (int i = 0; i < kCommits; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(store_->TransactUnsynced(
+        [&] { return store_->InsertObject(MakeObject("o" + std::to_string(i))); }));
+    slow += std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(2) ? 1 : 0;
+  }
+  // With the back-off, one commit every 100 ms waits (2 in this loop of about 0.5 s, here). A
+  // RESTART at every other run, each waiting 2 ms for the reader, made 70-90 of them wait.
+  EXPECT_LE(slow, 30);
+  EXPECT_EQ(reader.One("SELECT count(*) FROM objects"), "1");
+  ASSERT_EQ(reader.Exec("COMMIT"), "");
+  const uintmax_t grown = WalFrames(path_);
+  EXPECT_GT(grown, 3000u);  // nothing past the reader's snapshot could be copied
+
+  for (int i = 0; i < kCommits; ++i) {
+    ASSERT_TRUE(store_->TransactUnsynced(
+        [&] { return store_->InsertObject(MakeObject("p" + std::to_string(i))); }));
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  // Without a rewind these commits would append about 5,000 frames; rewound, they overwrite the
+  // file from its start once the checkpointer has copied what the reader held back.
+  EXPECT_LT(WalFrames(path_), grown + 1000);
+  EXPECT_EQ(RawDb(path_).One("SELECT count(*) FROM objects"), std::to_string(2 * kCommits + 1));
+}
+
 TEST_F(SqliteStoreTest, ReadSnapshotRunsTheBodyInOneReadTransaction) {
   AddObjects({"o"});
   int runs = 0;
