@@ -889,20 +889,23 @@ Result<PartnerRecord> ReadPartner(const BoundStatement& st) {
 // (the next commit overwrites it from its start) once a checkpoint has copied every frame. Under
 // a writer that commits thousands of times a second, a PASSIVE run rarely catches up: they then
 // ran after every commit (125 runs and 250 syncs a second under reads from 8 clients) while the
-// file grew. So when a commit after a PASSIVE run finds the file still not rewound, the next run
-// is a RESTART (decision #65): it takes the write lock between two commits, copies the few
-// frames added since the PASSIVE run, syncs, and rewinds the file. Commits wait for it a few
-// hundred microseconds, a few times a second under such load, and never when the PASSIVE runs keep
-// up. The RESTART waits only briefly for the lock (kLockWaitMs): when it cannot have it
-// (back-to-back commits, or a reader of an older snapshot, which it would otherwise wait for while
-// holding the write lock), it copies what it can as a PASSIVE run would, and the runs of the next
-// kPassiveFor stay PASSIVE, so that a long reader cannot make the commits wait again and again. A
-// checkpoint that fails (another process holds a lock) is retried after the next commit. Should the
-// thread not start or not open its connection, the commits checkpoint themselves, as SQLite's own
-// hook does.
+// file grew. So after kPassiveRunsBehind PASSIVE runs that each left the file to grow, the next
+// run is a RESTART (decision #65): it takes the write lock between two commits, copies the few
+// frames added since the last run, syncs, and rewinds the file. Commits wait for it for its two
+// syncs, a few times a second under such load; under lighter load (releases) the PASSIVE runs
+// mostly keep up and commits seldom wait. The RESTART waits only briefly for the lock
+// (kLockWaitMs): when it cannot have it (back-to-back commits, or a reader of an older snapshot,
+// which it would otherwise wait for while holding the write lock), it copies what it can as a
+// PASSIVE run would, and the runs of the next kPassiveFor stay PASSIVE, so that a long reader
+// cannot make the commits wait again and again. A checkpoint that fails (another process holds a
+// lock) is retried after the next commit. Should the thread not start or not open its
+// connection, the commits checkpoint themselves, as SQLite's own hook does.
 class Checkpointer {
  public:
   static constexpr int kFrames = 1000;  // SQLite's automatic threshold
+  // PASSIVE runs in a row, each woken by a commit that found the file not rewound, before a
+  // RESTART.
+  static constexpr int kPassiveRunsBehind = 3;
   // How long a RESTART waits for the write lock, and then for the readers of older snapshots.
   static constexpr int kLockWaitMs = 2;
   // Runs are PASSIVE for this long after a RESTART that could not finish.
@@ -963,21 +966,28 @@ class Checkpointer {
       return;
     }
     SetBusyWait(db.get(), kLockWaitMs);
-    bool after_passive = false;  // the last run was PASSIVE
+    // PASSIVE runs in a row, each finding the file not rewound since the one before.
+    int behind = 0;
+    int last_log = 0;  // the file's frames at the last run
     auto passive_until = std::chrono::steady_clock::time_point::min();
     std::unique_lock lock(mu_);
     while (true) {
       cv_.wait(lock, [this] { return due_ || stop_; });
       if (stop_) return;
       lock.unlock();
-      // Nudged again after a PASSIVE run: a commit since then found the file not rewound.
       const auto now = std::chrono::steady_clock::now();
-      const bool restart = after_passive && now >= passive_until;
+      const bool restart = behind >= kPassiveRunsBehind && now >= passive_until;
+      int log = 0;
       const int rc = sqlite3_wal_checkpoint_v2(
-          db.get(), nullptr, restart ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE,
-          nullptr, nullptr);
-      if (restart && rc == SQLITE_BUSY) passive_until = now + kPassiveFor;
-      after_passive = !restart;
+          db.get(), nullptr, restart ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE, &log,
+          nullptr);
+      if (restart) {
+        behind = 0;
+        if (rc == SQLITE_BUSY) passive_until = now + kPassiveFor;
+      } else if (log >= 0) {  // -1: the run could not start (another checkpoint was running)
+        behind = log >= last_log ? behind + 1 : 0;  // fewer frames: rewound since the last run
+      }
+      if (log >= 0) last_log = log;
       lock.lock();
       // The nudges of the commits during the run: the next commit tells whether it rewound.
       due_ = false;

@@ -969,8 +969,8 @@ TEST_F(SqliteStoreTest, AnOldReaderNeitherHoldsUpCommitsNorStopsTheRewinding) {
         [&] { return store_->InsertObject(MakeObject("o" + std::to_string(i))); }));
     slow += std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(2) ? 1 : 0;
   }
-  // With the back-off, one commit every 100 ms waits (2 in this loop of about 0.5 s, here). A
-  // RESTART at every other run, each waiting 2 ms for the reader, made 70-90 of them wait.
+  // With the back-off, one commit every 100 ms waits (1 or 2 in this loop of about 0.5 s).
+  // Without it, a RESTART every fourth run, each waiting 2 ms for the reader, made 87-158 wait.
   EXPECT_LE(slow, 30);
   EXPECT_EQ(reader.One("SELECT count(*) FROM objects"), "1");
   ASSERT_EQ(reader.Exec("COMMIT"), "");
