@@ -832,18 +832,30 @@ std::vector<ApiResponse> Api::HandleGroup(const std::vector<GroupedRequest>& req
   return answers;
 }
 
+std::optional<ApiResponse> Api::RefuseNode(const Caller& caller) {
+  try {
+    // A partner's node: its certificate names its party (CN and O), whose keys this node holds.
+    auto partner = node_.store().GetPartner(caller.common_name);
+    if (!partner && partner.error().code != Code::kNotFound) {
+      // Not a refusal: the calling node must try again, not give its envelopes up.
+      return FromError(partner.error(), "reading the partner `" + caller.common_name + "`");
+    }
+    if (caller.common_name == node_.party() || !caller.organization ||
+        *caller.organization != caller.common_name || !partner) {
+      log_("refused a node certificate for `" + caller.common_name + "`: not a known partner");
+      return ErrorResponse(403, "permission-denied", "permission denied");
+    }
+    return std::nullopt;
+  } catch (const std::exception& e) {
+    log_(std::string("internal error: ") + e.what());
+    return ErrorResponse(500, "internal", "internal error");
+  }
+}
+
 ApiResponse Api::HandleNode(const Caller& caller, std::string_view method, std::string_view target,
                             std::string_view body) {
-  // A partner's node: its certificate names its party (CN and O), whose keys this node holds.
-  auto partner = node_.store().GetPartner(caller.common_name);
-  if (!partner && partner.error().code != Code::kNotFound) {
-    // Not a refusal: the calling node must try again, not give its envelopes up.
-    return FromError(partner.error(), "reading the partner `" + caller.common_name + "`");
-  }
-  if (caller.common_name == node_.party() || !caller.organization ||
-      *caller.organization != caller.common_name || !partner) {
-    log_("refused a node certificate for `" + caller.common_name + "`: not a known partner");
-    return ErrorResponse(403, "permission-denied", "permission denied");
+  if (auto refusal = RefuseNode(caller)) {
+    return std::move(*refusal);
   }
   auto request = DecodeApiRequest(method, target, body);
   if (!request) {

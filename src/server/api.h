@@ -164,6 +164,12 @@ class Api {
   // /batches), whose bodies may be as large as ServerOptions::max_envelope_bytes.
   [[nodiscard]] static bool IsEnvelopeRoute(std::string_view method, std::string_view target);
 
+  // Why `caller`, a node certificate, may not call this node: 403 `permission-denied` when it
+  // names no partner whose keys the node holds, a server error when the store cannot say (the
+  // partner must then try again). None for a partner. Handle asks this of every node request;
+  // the server asks it too before it reads a body larger than max_body_bytes. Never throws.
+  [[nodiscard]] std::optional<ApiResponse> RefuseNode(const Caller& caller);
+
   // Whether a request should wait to be answered with others through HandleGroup: an object
   // read (GET /v1/objects/{id}), whose log entry must be durable before the payload leaves, so
   // that the reads of concurrent clients share one commit; and a partner's batch of envelopes

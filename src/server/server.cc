@@ -136,6 +136,7 @@ struct ServerCore {
   struct Job {
     std::shared_ptr<Session> session;
     asio::executor_work_guard<asio::io_context::executor_type> work;
+    bool vet = false;  // only the header is read: may its caller send a partner's body?
   };
   // Answers for the sync thread to send once the commits before them are durable.
   struct Unsynced {
@@ -143,8 +144,9 @@ struct ServerCore {
     std::vector<ApiResponse> answers;
   };
 
-  // Hands `session`'s request to the node thread (io thread).
-  void Submit(std::shared_ptr<Session> session);
+  // Hands `session`'s request to the node thread (io thread); with `vet`, its header only, for
+  // Session::OnVetted.
+  void Submit(std::shared_ptr<Session> session, bool vet = false);
   // The node thread's work on the requests waiting.
   void HandleJobs(std::vector<Job>& batch);
   // The sync thread's work on the answers waiting.
@@ -213,6 +215,18 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto& request = parser_->get();
     const bool keep_alive = request.keep_alive() && !server_.stopping;
     Respond(std::move(response), request.version(), keep_alive);
+  }
+
+  // The node thread's answer to Submit(vet): the refusal of a node certificate that names no
+  // partner, or none (io thread).
+  void OnVetted(std::optional<server_internal::ApiResponse> refusal) {
+    if (refusal) {
+      // The body is left unread: the connection closes after the answer.
+      Respond(std::move(*refusal), parser_->get().version(), false);
+      return;
+    }
+    partner_ = true;
+    ReadBodyAfterHeader();
   }
 
  private:
@@ -287,7 +301,6 @@ class Session : public std::enable_shared_from_this<Session> {
       OnReadError(ec);
       return;
     }
-    const auto& request = parser_->get();
     const ServerOptions& o = server_.options;
     body_limit_ = RouteBodyLimit();
     parser_->body_limit(static_cast<uint64_t>(body_limit_));
@@ -296,6 +309,20 @@ class Session : public std::enable_shared_from_this<Session> {
       OnReadError(http::error::body_limit);  // 413 before the body is read
       return;
     }
+    if (!partner_ && body_limit_ > o.max_body_bytes && (!length || *length > o.max_body_bytes)) {
+      // Only a partner's node may send a body this large. Whether the certificate names one is
+      // the store's to say, on the node thread: ask before reading the body (OnVetted).
+      server_.Submit(shared_from_this(), /*vet=*/true);
+      return;
+    }
+    ReadBodyAfterHeader();
+  }
+
+  // Reads the body of the request whose header OnHeader accepted.
+  void ReadBodyAfterHeader() {
+    const auto& request = parser_->get();
+    const ServerOptions& o = server_.options;
+    const auto length = parser_->content_length();
     if (length && *length > kSlowBodyBytes) {
       // A body of 100 MiB takes longer than a request's usual deadline on a slow link.
       beast::get_lowest_layer(stream_).expires_after(
@@ -451,6 +478,7 @@ class Session : public std::enable_shared_from_this<Session> {
   WipedString wire_;       // the answer's header, and its body when small (kOneBufferAnswer)
   WipedString body_;       // a larger answer's body
   size_t body_limit_ = 0;  // the request's (ReadHeader, then OnHeader)
+  bool partner_ = false;   // the node thread found the caller a partner's node (OnVetted)
   bool busy_ = false;      // a request is being read, handled or answered
   bool keep_alive_ = false;
 };
@@ -494,8 +522,8 @@ void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
   Accept();
 }
 
-void ServerCore::Submit(std::shared_ptr<Session> session) {
-  jobs.Push(Job{std::move(session), asio::make_work_guard(io)});
+void ServerCore::Submit(std::shared_ptr<Session> session, bool vet) {
+  jobs.Push(Job{std::move(session), asio::make_work_guard(io), vet});
 }
 
 void ServerCore::HandleJobs(std::vector<Job>& batch) {
@@ -504,7 +532,12 @@ void ServerCore::HandleJobs(std::vector<Job>& batch) {
     std::vector<GroupedRequest> read_requests;
     for (Job& job : batch) {
       const GroupedRequest r = job.session->Grouped();
-      if (Api::IsGrouped(r.method, r.target)) {
+      if (job.vet) {
+        std::optional<ApiResponse> refusal = api.RefuseNode(*r.caller);
+        asio::post(io, [job = std::move(job), refusal = std::move(refusal)]() mutable {
+          job.session->OnVetted(std::move(refusal));
+        });
+      } else if (Api::IsGrouped(r.method, r.target)) {
         read_requests.push_back(r);
         reads.push_back(std::move(job));
       } else {

@@ -443,6 +443,26 @@ class ServerTest : public testing::Test {
 
   void ExpectRefused(const ClientCert& cert, std::string_view why,
                      int max_version = TLS1_3_VERSION);
+  int FirstAnswer(const std::string& who, std::string_view target, size_t length);
+
+  // Makes JPN a partner of this node: a JPN node's public keys imported (server stopped).
+  void ImportJpnKeys() {
+    NodeInitOptions init;
+    init.home = root_ + "/JPN";
+    init.party = "JPN";
+    init.policy_dir = kExample;
+    init.clock = ClockKind::kSimulated;
+    init.passphrase = SecretBytes::Copy(std::string_view("pass-JPN"));
+    init.scrypt = ScryptParams{1u << 10, 8, 1};
+    ASSERT_TRUE(InitNode(std::move(init)));
+    NodeOptions o;
+    o.home = root_ + "/JPN";
+    o.passphrase = SecretBytes::Copy(std::string_view("pass-JPN"));
+    auto jpn = Node::Open(std::move(o));
+    ASSERT_TRUE(jpn) << jpn.error().ToString();
+    const auto party = node_->ImportPublic((*jpn)->ExportPublic());
+    ASSERT_TRUE(party) << party.error().ToString();
+  }
 
   static std::string NewObjectJson(std::string_view id, std::string_view level,
                                    std::string_view payload) {
@@ -556,24 +576,29 @@ TEST_F(ServerTest, NodeCallerIsRefusedWhenUnknownAndGetsA5xxWhenTheStoreFails) {
   EXPECT_EQ(r.status, 403) << r.body;
 }
 
+// The status of the first answer to a header announcing a body of `length` bytes: 100 Continue,
+// or the refusal instead (0 if none came).
+int ServerTest::FirstAnswer(const std::string& who, std::string_view target, size_t length) {
+  auto c = Connect(who);
+  if (c == nullptr || !c->Send("POST " + std::string(target) +
+                               " HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: " +
+                               std::to_string(length) + "\r\n\r\n")) {
+    return 0;
+  }
+  auto r = c->Read();
+  return r ? static_cast<int>(r->status) : 0;
+}
+
 // A node certificate gets the envelope limit on the two envelope routes only; every other route,
 // and every other caller, keeps max_body_bytes.
 TEST_F(ServerTest, EnvelopeLimitIsForANodesEnvelopeRoutesOnly) {
   ServerOptions o = Options();
   o.max_body_bytes = 1000;
   o.max_envelope_bytes = 100'000;
+  ImportJpnKeys();
   StartServer(o);
-  // The first answer to a header announcing a body: 100 Continue, or the 413 instead.
   const auto first_answer = [&](const std::string& who, std::string_view target, size_t length) {
-    auto c = Connect(who);
-    if (c == nullptr ||
-        !c->Send("POST " + std::string(target) +
-                 " HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: " +
-                 std::to_string(length) + "\r\n\r\n")) {
-      return 0;
-    }
-    auto r = c->Read();
-    return r ? r->status : 0;
+    return FirstAnswer(who, target, length);
   };
   for (const char* target : {"/v1/federation/envelopes", "/v1/federation/batches"}) {
     EXPECT_EQ(first_answer("jpn-node", target, 5000), 100) << target;
@@ -582,10 +607,44 @@ TEST_F(ServerTest, EnvelopeLimitIsForANodesEnvelopeRoutesOnly) {
   EXPECT_EQ(first_answer("jpn-node", "/v1/federation/envelopes", 100'000), 100);
   EXPECT_EQ(first_answer("jpn-node", "/v1/federation/envelopes", 100'001), 413);
   EXPECT_EQ(first_answer("jpn-node", "/v1/decide", 5000), 413);
-  // A body within the limit is read, then refused: this node does not know JPN.
+  // A body within the limit is read and handled (and refused: it is no envelope).
   const HttpResponse r =
       Call("jpn-node", "POST", "/v1/federation/envelopes", std::string(5000, 'x'));
-  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_EQ(r.status, 400) << r.body;
+}
+
+// A node certificate that names no partner is refused before it sends a body larger than
+// max_body_bytes, not after this node has read up to max_envelope_bytes of it; and once the
+// store cannot say, with a server error, on which the partner tries again. A smaller body is
+// read and refused as any other request of that node (NodeCallerIsRefused... above).
+TEST_F(ServerTest, UnknownNodeIsRefusedBeforeItsLargeBodyIsRead) {
+  ServerOptions o = Options();
+  o.max_body_bytes = 1000;
+  o.max_envelope_bytes = 100'000;
+  StartServer(o);
+  EXPECT_EQ(FirstAnswer("jpn-node", "/v1/federation/batches", 5000), 403);
+  EXPECT_NE(Log().find("not a known partner"), std::string::npos) << Log();
+  EXPECT_EQ(FirstAnswer("jpn-node", "/v1/federation/envelopes", 1000), 100);
+
+  ASSERT_TRUE(ExecSql("ALTER TABLE partners RENAME TO partners_away"));
+  EXPECT_GE(FirstAnswer("jpn-node", "/v1/federation/batches", 5000), 500);
+  ASSERT_TRUE(ExecSql("ALTER TABLE partners_away RENAME TO partners"));
+
+  // Known now: the same header is let through, and so are the next on the same connection.
+  StopServer();
+  ImportJpnKeys();
+  StartServer(o);
+  auto c = Connect("jpn-node");
+  ASSERT_NE(c, nullptr);
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(
+        c->Send("POST /v1/federation/envelopes HTTP/1.1\r\nHost: x\r\n"
+                "Content-Length: 5000\r\n\r\n" +
+                std::string(5000, 'x')));
+    auto r = c->Read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << r->body;  // read and handled: not an envelope
+  }
 }
 
 // --- objects ----------------------------------------------------------------------------------
