@@ -80,8 +80,9 @@ class Server {
 
   // Serves until `Stop` and then until the requests in flight are answered. Call once, and let it
   // return before destroying the server. Never throws: an exception from a connection's handler
-  // closes that connection and is logged.
-  void Run();
+  // closes that connection and is logged. Errors: kUnavailable when the server's threads cannot
+  // start (nothing was served).
+  [[nodiscard]] Status Run();
 
   // Graceful stop: stops accepting, closes idle connections, lets each request in flight finish
   // (its response carries `Connection: close`), and then `Run` returns. Returns at once; may be

@@ -182,11 +182,15 @@ std::optional<int> ServeCommand::Run() {
     sigwait(&signals, &sig);
     (*server)->Stop();
   });
-  (*server)->Run();
+  const Status served = (*server)->Run();
   // Run returned: either a signal stopped it, or it failed; wake the waiter if it still waits.
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
   if (federation) federation->Stop();
+  if (!served) {
+    fmt::print(stderr, "accord: {}\n", served.error().message);
+    return kExitFailed;
+  }
   fmt::print("{} stopped\n", (*node)->party());
   return kExitOk;
 }

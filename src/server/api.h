@@ -106,8 +106,12 @@ struct ApiError {
                                         std::string_view message);
 
 // "code: message" of an API error body ({"error":{...}}, with or without a "status"), or the
-// status and the body's start. Never throws.
+// status and the body's start, as OneLine of 200 bytes. Never throws.
 [[nodiscard]] std::string ErrorMessage(unsigned status, std::string_view body);
+
+// `s`, written by another party, made safe for one line of a log: control characters as \xNN,
+// bytes that are not UTF-8 as U+FFFD, cut to `max_bytes` with "…".
+[[nodiscard]] std::string OneLine(std::string_view s, size_t max_bytes);
 
 // One line of the answer to POST /v1/federation/batches, as the sending node reads it: a
 // receipt (anything not starting with {"status":<digit>), or {"status":N,"error":{...}}, whose

@@ -1,6 +1,7 @@
 // The HTTPS client: Beast over Asio and OpenSSL, synchronous to its caller. Each step is an
 // asynchronous operation with a deadline on a private io_context, run until it completes, so
 // that a peer that stops answering cannot hold the caller beyond `timeout`.
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -74,11 +75,15 @@ struct HttpsClient::Impl {
     stream.emplace(io, tls);
     SSL* ssl = stream->native_handle();
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-    if (literal) {
-      X509_VERIFY_PARAM_set1_ip_asc(param, options.host.c_str());
-    } else {
-      X509_VERIFY_PARAM_set1_host(param, options.host.c_str(), 0);
-      SSL_set_tlsext_host_name(ssl, options.host.c_str());
+    // The partner's certificate must name the address or the host: a name OpenSSL cannot take
+    // (an IPv6 address with a zone, say) is refused rather than left unchecked.
+    if (literal ? X509_VERIFY_PARAM_set1_ip_asc(param, options.host.c_str()) != 1
+                : X509_VERIFY_PARAM_set1_host(param, options.host.c_str(), 0) != 1 ||
+                      SSL_set_tlsext_host_name(ssl, options.host.c_str()) != 1) {
+      ERR_clear_error();
+      Close();
+      return accord::Fail(Code::kInvalidArgument,
+                          fmt_where() + ": cannot check a certificate against this host");
     }
     auto& socket = beast::get_lowest_layer(*stream);
     socket.expires_after(options.timeout);

@@ -52,6 +52,7 @@
 
 #include "accord/secret.h"
 #include "api.h"
+#include "line_limiter.h"
 #include "tls.h"
 #include "work_queue.h"
 
@@ -70,11 +71,18 @@ constexpr size_t kReadChunk = 4096;
 // Beast's flat_stream does not copy them into a buffer of its own that nothing wipes (it
 // flattens a sequence of buffers up to 16 KiB). A larger body goes out from its own string.
 constexpr size_t kOneBufferAnswer = 16 * 1024;
-// A body larger than this gets a second more to arrive for each such size: 1 MiB/s at least.
+// A request or an answer larger than this gets a second more to move for each such size
+// (TransferDeadline): 1 MiB/s at least.
 constexpr uint64_t kSlowBodyBytes = 1 << 20;
 constexpr uint32_t kHeaderLimit = 16 * 1024;
 constexpr std::chrono::milliseconds kAcceptRetry{100};
 constexpr std::chrono::seconds kCloseNotifyWait{1};
+
+// The deadline to move a request or an answer of `bytes`: `base`, and a second more for each
+// kSlowBodyBytes, since 85 MiB (a 64 MiB payload in base64) take longer than 10 s on a slow link.
+std::chrono::seconds TransferDeadline(std::chrono::seconds base, uint64_t bytes) {
+  return base + std::chrono::seconds(bytes / kSlowBodyBytes);
+}
 
 struct X509Deleter {
   void operator()(X509* x) const { X509_free(x); }
@@ -120,9 +128,12 @@ class Session;
 struct ServerCore {
   ServerCore(ServerOptions o, Node& n)
       : options(std::move(o)),
-        log([this](std::string_view line) {
-          std::lock_guard lock(log_mu);  // called from the io, node and sync threads
-          (options.log ? options.log : LogToStderr)(line);
+        log([this](std::string_view line) noexcept {
+          try {
+            std::lock_guard lock(log_mu);  // called from the io, node and sync threads
+            (options.log ? options.log : LogToStderr)(line);
+          } catch (...) {  // a caller's log that throws loses its line, not the server's thread
+          }
         }),
         node(n),
         api(n, log, server_internal::FederationHooks{options.on_queued, options.peers}) {}
@@ -153,6 +164,12 @@ struct ServerCore {
   void SyncAndAnswer(std::vector<Unsynced>& batch);
   // Sends `answer` to `job`'s client on the io thread.
   void PostAnswer(Job job, ApiResponse answer);
+  // Logs a line that anyone able to connect can cause, within peer_lines' bounds (io thread).
+  void LogPeerLine(LineLimiter::Kind kind, std::string line) {
+    if (auto admitted = peer_lines.Admit(kind, std::move(line), std::chrono::steady_clock::now())) {
+      log(*admitted);
+    }
+  }
 
   const ServerOptions options;
   std::mutex log_mu;
@@ -162,7 +179,8 @@ struct ServerCore {
   // INVARIANT: the sessions alive; touched on the io thread only. Declared before `io` so that
   // it outlives the handlers (and the sessions they own) that `io` destroys.
   std::unordered_set<Session*> sessions;
-  bool stopping = false;  // io thread only
+  bool stopping = false;   // io thread only
+  LineLimiter peer_lines;  // io thread only
   ssl::context tls{ssl::context::tls_server};
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
@@ -214,7 +232,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void Answer(server_internal::ApiResponse response) {
     const auto& request = parser_->get();
     const bool keep_alive = request.keep_alive() && !server_.stopping;
-    Respond(std::move(response), request.version(), keep_alive);
+    Respond(std::move(response), request.version(), keep_alive,
+            request.method() == http::verb::head);
   }
 
   // The node thread's answer to Submit(vet): the refusal of a node certificate that names no
@@ -240,14 +259,16 @@ class Session : public std::enable_shared_from_this<Session> {
       if (verify != X509_V_OK) {
         why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
       }
-      server_.log("tls handshake with " + peer_ + " failed: " + why);
+      server_.LogPeerLine(LineLimiter::kHandshake,
+                          "tls handshake with " + peer_ + " failed: " + why);
       return;
     }
     // verify_fail_if_no_peer_cert makes the handshake fail without a verified certificate; the
     // check is repeated so that a configuration mistake cannot let an anonymous caller in.
     X509Ptr cert(SSL_get1_peer_certificate(stream_.native_handle()));
     if (cert == nullptr || SSL_get_verify_result(stream_.native_handle()) != X509_V_OK) {
-      server_.log("connection from " + peer_ + " has no verified certificate");
+      server_.LogPeerLine(LineLimiter::kHandshake,
+                          "connection from " + peer_ + " has no verified certificate");
       return;
     }
     const X509_NAME* name = X509_get_subject_name(cert.get());
@@ -324,9 +345,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const ServerOptions& o = server_.options;
     const auto length = parser_->content_length();
     if (length && *length > kSlowBodyBytes) {
-      // A body of 100 MiB takes longer than a request's usual deadline on a slow link.
-      beast::get_lowest_layer(stream_).expires_after(
-          o.read_timeout + std::chrono::seconds(*length / kSlowBodyBytes));
+      beast::get_lowest_layer(stream_).expires_after(TransferDeadline(o.read_timeout, *length));
     }
     if (request.version() >= 11 && beast::iequals(request[http::field::expect], "100-continue") &&
         !parser_->is_done()) {
@@ -397,7 +416,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // not touched on the io thread meanwhile, since no operation is pending on it.
   void Handle() { server_.Submit(shared_from_this()); }
 
-  void Respond(server_internal::ApiResponse r, unsigned version, bool keep_alive) {
+  // Writes `r`; to a HEAD request, its header only (RFC 9110 §9.3.2), whose Content-Length is
+  // still the body's.
+  void Respond(server_internal::ApiResponse r, unsigned version, bool keep_alive,
+               bool head = false) {
     busy_ = true;
     keep_alive_ = keep_alive;
     http::response<http::empty_body> header(static_cast<http::status>(r.status), version);
@@ -412,7 +434,11 @@ class Session : public std::enable_shared_from_this<Session> {
     wire_.clear();
     AppendHeader(header, wire_);
     body_ = std::move(r.body);
-    beast::get_lowest_layer(stream_).expires_after(server_.options.write_timeout);
+    if (head) {
+      WipeBody();
+    }
+    beast::get_lowest_layer(stream_).expires_after(
+        TransferDeadline(server_.options.write_timeout, wire_.size() + body_.size()));
     const auto write = [this](const auto& buffers) {
       asio::async_write(
           stream_, buffers,
@@ -494,29 +520,36 @@ void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
   }
   if (ec) {
     // E.g. out of file descriptors: pause instead of spinning on the error.
-    log("accept failed: " + ec.message());
     accept_retry.expires_after(kAcceptRetry);
     accept_retry.async_wait([this](const error_code& e) {
       if (!e && !stopping) {
         Accept();
       }
     });
+    try {
+      LogPeerLine(LineLimiter::kAccept, "accept failed: " + ec.message());
+    } catch (const std::exception&) {  // allocation: the line is lost, the retry is armed
+    }
     return;
   }
-  if (sessions.size() >= options.max_connections) {
-    log("refused a connection: " + std::to_string(sessions.size()) + " connections open");
-    error_code ignored;
-    socket.shutdown(tcp::socket::shutdown_both, ignored);
-    socket.close(ignored);
-  } else {
-    // Responses go out as soon as they are written: with Nagle's algorithm, the last segment of
-    // a multi-segment response waits for the client's delayed ACK (40 ms on Linux).
-    error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
-    try {
+  try {
+    if (sessions.size() >= options.max_connections) {
+      error_code ignored;
+      socket.shutdown(tcp::socket::shutdown_both, ignored);
+      socket.close(ignored);
+      LogPeerLine(LineLimiter::kRefused,
+                  "refused a connection: " + std::to_string(sessions.size()) + " connections open");
+    } else {
+      // Responses go out as soon as they are written: with Nagle's algorithm, the last segment
+      // of a multi-segment response waits for the client's delayed ACK (40 ms on Linux).
+      error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
       std::make_shared<Session>(std::move(socket), *this)->Start();
-    } catch (const std::exception& e) {  // allocation: drop this connection, keep accepting
+    }
+  } catch (const std::exception& e) {  // allocation: drop this connection, keep accepting
+    try {
       log(std::string("cannot start a connection: ") + e.what());
+    } catch (const std::exception&) {  // the line is lost, not the accepting
     }
   }
   Accept();
@@ -691,11 +724,22 @@ Server::~Server() = default;
 
 uint16_t Server::port() const { return impl_->port; }
 
-void Server::Run() {
+Status Server::Run() {
   Impl& s = *impl_;
-  std::thread node_thread([&s] { s.jobs.Run([&s](auto& batch) { s.HandleJobs(batch); }); });
-  std::thread sync_thread([&s] { s.unsynced.Run([&s](auto& batch) { s.SyncAndAnswer(batch); }); });
-  asio::post(s.io, [&s] { s.Accept(); });
+  std::thread node_thread;
+  std::thread sync_thread;
+  try {
+    node_thread = std::thread([&s] { s.jobs.Run([&s](auto& batch) { s.HandleJobs(batch); }); });
+    sync_thread =
+        std::thread([&s] { s.unsynced.Run([&s](auto& batch) { s.SyncAndAnswer(batch); }); });
+    asio::post(s.io, [&s] { s.Accept(); });
+  } catch (const std::exception& e) {  // std::system_error (no thread), std::bad_alloc
+    s.jobs.Stop();
+    s.unsynced.Stop();
+    if (node_thread.joinable()) node_thread.join();
+    if (sync_thread.joinable()) sync_thread.join();
+    return Fail(Code::kUnavailable, std::string("cannot start the server's threads: ") + e.what());
+  }
   while (true) {
     try {
       s.io.run();
@@ -707,12 +751,16 @@ void Server::Run() {
       s.log("a connection failed");
     }
   }
+  for (const std::string& line : s.peer_lines.Flush()) {
+    s.log(line);
+  }
   // io.run() returns once every connection is closed, so every request handed to the node
   // thread has been answered (the work guards).
   s.jobs.Stop();
   node_thread.join();
   s.unsynced.Stop();
   sync_thread.join();
+  return OkStatus();
 }
 
 void Server::Stop() {

@@ -15,6 +15,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -29,7 +30,9 @@
 #include <vector>
 
 #include "accord/crypto.h"
+#include "accord/https_client.h"
 #include "api.h"
+#include "line_limiter.h"
 
 namespace accord {
 namespace {
@@ -157,12 +160,16 @@ class Client {
     }
   }
 
-  // A TCP connection, no TLS yet. Reads time out after 15 s so that a test cannot hang.
-  static std::unique_ptr<Client> Tcp(uint16_t port) {
+  // A TCP connection, no TLS yet. Reads time out after 15 s so that a test cannot hang. A
+  // `receive_buffer` in bytes keeps the kernel from taking a large answer in for the client.
+  static std::unique_ptr<Client> Tcp(uint16_t port, int receive_buffer = 0) {
     auto c = std::unique_ptr<Client>(new Client());
     c->fd_ = socket(AF_INET, SOCK_STREAM, 0);
     timeval tv{15, 0};
     setsockopt(c->fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (receive_buffer > 0) {
+      setsockopt(c->fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
@@ -176,8 +183,9 @@ class Client {
   // Connects and runs the TLS handshake; nullptr when the handshake fails. With TLS 1.3 a
   // refused client certificate does not fail the handshake here: the first read does.
   static std::unique_ptr<Client> Connect(uint16_t port, const std::string& ca,
-                                         const ClientCert& cert, int max_version = TLS1_3_VERSION) {
-    auto c = Tcp(port);
+                                         const ClientCert& cert, int max_version = TLS1_3_VERSION,
+                                         int receive_buffer = 0) {
+    auto c = Tcp(port, receive_buffer);
     if (c == nullptr) {
       return nullptr;
     }
@@ -218,8 +226,9 @@ class Client {
     return true;
   }
 
-  // Reads one response; nullopt when the connection ends or fails first.
-  std::optional<HttpResponse> Read() {
+  // Reads one response (to a HEAD request: its header only); nullopt when the connection ends or
+  // fails first.
+  std::optional<HttpResponse> Read(bool head_only = false) {
     size_t end = 0;
     while ((end = buffer_.find("\r\n\r\n")) == std::string::npos) {
       if (!Fill()) {
@@ -253,8 +262,9 @@ class Client {
     if (r.status == 100) {
       return r;
     }
-    const size_t length =
-        r.headers.contains("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+    const size_t length = !head_only && r.headers.contains("content-length")
+                              ? std::stoul(r.headers["content-length"])
+                              : 0;
     while (buffer_.size() < length) {
       if (!Fill()) {
         return std::nullopt;
@@ -264,6 +274,9 @@ class Client {
     buffer_.erase(0, length);
     return r;
   }
+
+  // Each read of the socket waits `pause` first: a client on a slow link.
+  void set_read_pause(std::chrono::milliseconds pause) { read_pause_ = pause; }
 
   // True when the server ends the connection (EOF or an error) before sending anything.
   bool EndsWithoutData() { return !Fill(); }
@@ -297,6 +310,7 @@ class Client {
   Client() = default;
 
   bool Fill() {
+    std::this_thread::sleep_for(read_pause_);
     char chunk[16384];
     const int n = ssl_ != nullptr ? SSL_read(ssl_, chunk, sizeof chunk)
                                   : static_cast<int>(::recv(fd_, chunk, sizeof chunk, 0));
@@ -312,6 +326,7 @@ class Client {
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
   std::string buffer_;
+  std::chrono::milliseconds read_pause_{0};
 };
 
 // --- the fixture ------------------------------------------------------------------------------
@@ -389,7 +404,7 @@ class ServerTest : public testing::Test {
     ASSERT_TRUE(server) << server.error().ToString();
     server_ = std::move(*server);
     ASSERT_NE(server_->port(), 0);
-    thread_ = std::thread([this] { server_->Run(); });
+    thread_ = std::thread([this] { EXPECT_TRUE(server_->Run()); });
   }
   void StartServer() { StartServer(Options()); }
 
@@ -672,6 +687,37 @@ TEST_F(ServerTest, SmallAndLargeAnswersArriveWhole) {
   }
 }
 
+// write_timeout bounds a small answer; a large one gets a second more for each MiB, as a large
+// request does, so that a read of a large object is not cut off on a slow link after it was
+// logged. Here 12 MiB at about 4 MiB/s: over 2 s, against a write_timeout of 1 s.
+TEST_F(ServerTest, ALargeAnswerGetsMoreTimeToBeWritten) {
+  ServerOptions o = Options();
+  o.write_timeout = std::chrono::seconds(1);
+  o.max_body_bytes = 16 << 20;
+  StartServer(o);
+  std::string payload(9 << 20, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 13 + (i >> 12));
+  ASSERT_EQ(
+      Call("kor-analyst", "POST", "/v1/objects", NewObjectJson("k-large", "II", payload)).status,
+      201);
+  auto client = Client::Connect(server_->port(), pki_->Path("ca.pem"), As("kor-analyst"),
+                                TLS1_3_VERSION, /*receive_buffer=*/64 * 1024);
+  ASSERT_NE(client, nullptr);
+  client->set_read_pause(std::chrono::milliseconds(4));  // 16 KiB a read: 4 MiB/s
+  const auto start = std::chrono::steady_clock::now();
+  auto read = client->Request("GET", "/v1/objects/k-large");
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(read) << "the answer was cut off after "
+                    << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                    << " ms\n"
+                    << Log();
+  ASSERT_EQ(read->status, 200);
+  EXPECT_GT(took, std::chrono::seconds(1));  // or the test shows nothing
+  auto bytes = Base64Decode(Str(read->Json().at("payload_base64")));
+  ASSERT_TRUE(bytes);
+  EXPECT_TRUE(std::string(bytes->begin(), bytes->end()) == payload);  // not printed: 9 MiB
+}
+
 TEST_F(ServerTest, CreateThenReadAsClearedAndUnclearedSubjects) {
   StartServer();
   const std::string payload = "launch site coordinates \x01\x02\xff";
@@ -857,6 +903,24 @@ TEST_F(ServerTest, UnknownRouteWrongMethodAndMalformedHttp) {
   EXPECT_EQ(bad->status, 400);
   EXPECT_EQ(bad->ErrorCode(), "invalid-argument");
   EXPECT_TRUE(client->EndsWithoutData());  // and the connection is closed
+}
+
+// HEAD is not a route of the API (a read would log an access), so it gets 405; its answer is a
+// header without the body, or the client would read the body as the next answer's start.
+TEST_F(ServerTest, HeadIsAnsweredWithoutABody) {
+  StartServer();
+  auto client = Connect("kor-analyst");
+  ASSERT_NE(client, nullptr);
+  for (const char* target : {"/v1/health", "/v1/objects/k-none", "/v1/nothing-here"}) {
+    ASSERT_TRUE(client->Send(std::string("HEAD ") + target + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    auto head = client->Read(/*head_only=*/true);
+    ASSERT_TRUE(head) << target;
+    EXPECT_TRUE(head->status == 405 || head->status == 404) << target << " " << head->status;
+    EXPECT_GT(std::stoul(head->headers["content-length"]), 0u) << target;
+    auto next = client->Request("GET", "/v1/health");  // on the same connection
+    ASSERT_TRUE(next) << target;
+    EXPECT_EQ(next->status, 200) << target << ": " << next->body;
+  }
 }
 
 TEST_F(ServerTest, OversizeBodyIs413) {
@@ -1051,11 +1115,84 @@ TEST_F(ServerTest, StopFinishesTheRequestInFlightAndClosesIdleConnections) {
   EXPECT_EQ(Client::Connect(port, pki_->Path("ca.pem"), As("kor-analyst")), nullptr);
 }
 
+// The client checks the server's certificate against the address it dials: an address OpenSSL
+// cannot check (an IPv6 address with a zone) is refused before any connection, not dialled with
+// no check of the name.
+TEST_F(ServerTest, ClientRefusesAnAddressItCannotCheck) {
+  HttpsClientOptions o;
+  o.host = "fe80::1%lo";
+  o.port = 9;
+  o.ca_file = pki_->Path("ca.pem");
+  o.cert_file = pki_->Path("jpn-node.pem");
+  o.key_file = pki_->Path("jpn-node.key");
+  auto client = HttpsClient::Create(o);
+  ASSERT_TRUE(client) << client.error().ToString();
+  auto r = (*client)->Request("GET", "/v1/health");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("cannot check a certificate"), std::string::npos)
+      << r.error().message;
+}
+
+// A flood of connections that fail their handshake logs a line a second, and the count of the
+// rest; each kind apart.
+TEST(LineLimiterTest, OneLineASecondOfEachKindAndTheCountOfTheRest) {
+  using server_internal::LineLimiter;
+  using std::chrono::milliseconds;
+  LineLimiter limiter;
+  const auto t0 = std::chrono::steady_clock::time_point() + std::chrono::hours(1);
+  EXPECT_EQ(limiter.Admit(LineLimiter::kHandshake, "h1", t0), "h1");
+  EXPECT_EQ(limiter.Admit(LineLimiter::kHandshake, "h2", t0 + milliseconds(1)), std::nullopt);
+  EXPECT_EQ(limiter.Admit(LineLimiter::kRefused, "r1", t0 + milliseconds(2)), "r1");  // apart
+  EXPECT_EQ(limiter.Admit(LineLimiter::kHandshake, "h3", t0 + milliseconds(999)), std::nullopt);
+  EXPECT_EQ(limiter.Admit(LineLimiter::kHandshake, "h4", t0 + milliseconds(1000)),
+            "h4 (and 2 more like it left out)");
+  EXPECT_EQ(limiter.Admit(LineLimiter::kHandshake, "h5", t0 + milliseconds(2500)), "h5");
+  EXPECT_EQ(limiter.Admit(LineLimiter::kHandshake, "h6", t0 + milliseconds(2600)), std::nullopt);
+  EXPECT_EQ(limiter.Admit(LineLimiter::kRefused, "r2", t0 + milliseconds(2700)), "r2");
+  EXPECT_EQ(limiter.Flush(),
+            std::vector<std::string>{"1 more lines of failed handshakes were left out"});
+  EXPECT_TRUE(limiter.Flush().empty());
+}
+
+// Through the server: many refused handshakes in a row, few lines, and the count at the stop.
+TEST_F(ServerTest, RefusedHandshakesDoNotFloodTheLog) {
+  StartServer();
+  constexpr int kAttempts = 20;
+  for (int i = 0; i < kAttempts; ++i) {
+    auto client = Client::Connect(server_->port(), pki_->Path("ca.pem"), ClientCert{});
+    if (client != nullptr) {
+      client->Send(Client::RequestText("GET", "/v1/health", {}));
+      EXPECT_FALSE(client->Read());
+    }
+  }
+  StopServer();
+  const std::string log = Log();
+  size_t lines = 0;
+  uint64_t left_out = 0;
+  for (size_t at = log.find("tls handshake with"); at != std::string::npos;
+       at = log.find("tls handshake with", at + 1)) {
+    ++lines;
+  }
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    uint64_t n = 0;
+    if (const size_t at = line.find("(and "); at != std::string::npos) {
+      n = std::stoull(line.substr(at + 5));
+    } else if (line.ends_with("more lines of failed handshakes were left out")) {
+      n = std::stoull(line);
+    }
+    left_out += n;
+  }
+  EXPECT_GE(lines, 1u) << log;
+  EXPECT_LT(lines, static_cast<size_t>(kAttempts)) << log;
+  EXPECT_EQ(lines + left_out, static_cast<uint64_t>(kAttempts)) << log;
+}
+
 TEST_F(ServerTest, StopBeforeRunReturnsAtOnce) {
   auto server = Server::Create(Options(), *node_);
   ASSERT_TRUE(server);
   (*server)->Stop();
-  (*server)->Run();
+  EXPECT_TRUE((*server)->Run());
   (*server)->Stop();
 }
 
@@ -1178,6 +1315,29 @@ TEST(ApiDecoderTest, BatchOfEnvelopesIsOnePerLine) {
   EXPECT_EQ(too_many.error().status, 400u);
   EXPECT_NE(too_many.error().message.find("at most 256"), std::string::npos);
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/federation/batches", "").error().allow, "POST");
+}
+
+// What a partner answers goes into log lines and GET /v1/federation/peers: one line each, never
+// a forged second line, and short.
+TEST(ApiDecoderTest, APartnersErrorIsOneShortLine) {
+  using server_internal::ErrorMessage;
+  using server_internal::OneLine;
+  EXPECT_EQ(OneLine("ok: fine 軍事", 100), "ok: fine 軍事");
+  EXPECT_EQ(OneLine("a\nWITNESS: fork\r\t\x7f", 100), "a\\x0aWITNESS: fork\\x0d\\x09\\x7f");
+  EXPECT_EQ(OneLine("a\xff\xc3", 100), "a\xef\xbf\xbd\xef\xbf\xbd");
+  EXPECT_EQ(OneLine("abcdef", 4), "abcd\xe2\x80\xa6");
+  EXPECT_EQ(OneLine("ab軍", 4), "ab\xe2\x80\xa6");  // not cut inside a character
+  EXPECT_EQ(OneLine("ab\n", 4), "ab\xe2\x80\xa6");  // nor inside an escape
+  EXPECT_EQ(ErrorMessage(500, R"({"error":{"code":"internal","message":"x\ny"}})"),
+            "internal: x\\x0ay");
+  EXPECT_EQ(ErrorMessage(502, "<html>\n<h1>Bad Gateway</h1>"),
+            "HTTP 502: <html>\\x0a<h1>Bad Gateway</h1>");
+  const std::string long_message = ErrorMessage(
+      500, R"({"error":{"code":"internal","message":")" + std::string(5000, 'm') + "\"}}");
+  EXPECT_LE(long_message.size(), 203u);
+  const std::string lines = ErrorMessage(500, std::string(300, '\n'));
+  EXPECT_EQ(lines.find('\n'), std::string::npos) << lines;
+  EXPECT_LE(lines.size(), 213u) << lines;
 }
 
 TEST(ApiDecoderTest, TheSenderReadsEachLineOfABatchAnswer) {
