@@ -13,9 +13,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cstring>
 #include <optional>
+#include <vector>
 
 #include "accord/https_client.h"
+#include "resolve.h"
 #include "tls.h"
 
 namespace accord {
@@ -66,11 +69,26 @@ struct HttpsClient::Impl {
     error_code ec;
     const auto address = asio::ip::make_address(options.host, ec);
     const bool literal = !ec;
-    tcp::resolver::results_type endpoints;
-    if (!literal) {  // a name: resolve it (synchronously; loopback deployments use literals)
-      tcp::resolver resolver(io);
-      endpoints = resolver.resolve(options.host, std::to_string(options.port), ec);
-      if (ec) return Fail("resolve", ec);
+    std::vector<tcp::endpoint> endpoints;
+    if (!literal) {  // a name: look it up, within the same deadline as each step
+      auto found = server_internal::ResolveWithin(
+          [host = options.host, port = options.port] {
+            return server_internal::LookUp(host, port);
+          },
+          options.timeout);
+      if (!found) {
+        Close();
+        return accord::Fail(Code::kUnavailable,
+                            fmt_where() + ": resolve: " + found.error().message);
+      }
+      for (const std::string& bytes : *found) {
+        tcp::endpoint endpoint;
+        if (bytes.size() <= endpoint.capacity()) {
+          std::memcpy(endpoint.data(), bytes.data(), bytes.size());
+          endpoint.resize(bytes.size());
+          endpoints.push_back(endpoint);
+        }
+      }
     }
     stream.emplace(io, tls);
     SSL* ssl = stream->native_handle();

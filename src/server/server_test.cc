@@ -33,6 +33,7 @@
 #include "accord/https_client.h"
 #include "api.h"
 #include "line_limiter.h"
+#include "resolve.h"
 
 namespace accord {
 namespace {
@@ -65,7 +66,7 @@ subjectKeyIdentifier = hash
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1
+subjectAltName = IP:127.0.0.1, DNS:localhost
 [client_ext]
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
@@ -1186,6 +1187,48 @@ TEST_F(ServerTest, RefusedHandshakesDoNotFloodTheLog) {
   EXPECT_GE(lines, 1u) << log;
   EXPECT_LT(lines, static_cast<size_t>(kAttempts)) << log;
   EXPECT_EQ(lines + left_out, static_cast<uint64_t>(kAttempts)) << log;
+}
+
+// A host name is looked up within the client's deadline: a resolver that does not answer holds
+// the federation's thread (and its stop) no longer than any other step.
+TEST(ResolveTest, ALookupThatHangsIsGivenUpAtTheDeadline) {
+  using server_internal::ResolveWithin;
+  using server_internal::SocketAddresses;
+  const auto start = std::chrono::steady_clock::now();
+  auto hung = ResolveWithin(
+      [] {
+        std::this_thread::sleep_for(std::chrono::seconds(3));
+        return Result<SocketAddresses>(SocketAddresses{"late"});
+      },
+      std::chrono::milliseconds(200));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  ASSERT_FALSE(hung);
+  EXPECT_EQ(hung.error().message, "timed out");
+  auto quick = ResolveWithin(
+      [] {
+        return Result<SocketAddresses>(SocketAddresses{"a", "b"});
+      },
+      std::chrono::seconds(10));
+  ASSERT_TRUE(quick) << quick.error().ToString();
+  EXPECT_EQ(*quick, (SocketAddresses{"a", "b"}));
+  EXPECT_FALSE(ResolveWithin([] { return server_internal::LookUp("no-such-host.invalid", 443); },
+                             std::chrono::seconds(3)));
+}
+
+// A client that names the server by host name finds it, and checks the name in its certificate.
+TEST_F(ServerTest, ClientReachesTheServerByName) {
+  StartServer();
+  HttpsClientOptions o;
+  o.host = "localhost";
+  o.port = server_->port();
+  o.ca_file = pki_->Path("ca.pem");
+  o.cert_file = pki_->Path("kor-analyst.pem");
+  o.key_file = pki_->Path("kor-analyst.key");
+  auto client = HttpsClient::Create(o);
+  ASSERT_TRUE(client) << client.error().ToString();
+  auto r = (*client)->Request("GET", "/v1/health");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->status, 200u) << r->body;
 }
 
 TEST_F(ServerTest, StopBeforeRunReturnsAtOnce) {

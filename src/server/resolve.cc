@@ -1,0 +1,75 @@
+#include "resolve.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+
+namespace accord::server_internal {
+namespace {
+
+// What the lookup's thread and its caller share; the last of the two to let go frees it.
+struct Pending {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<Result<SocketAddresses>> answer;  // GUARDED_BY(mu)
+};
+
+}  // namespace
+
+Result<SocketAddresses> ResolveWithin(std::function<Result<SocketAddresses>()> lookup,
+                                      std::chrono::milliseconds timeout) {
+  try {
+    auto pending = std::make_shared<Pending>();
+    std::thread([pending, lookup = std::move(lookup)] {
+      Result<SocketAddresses> answer = Fail(Code::kUnavailable, "out of memory");
+      try {
+        answer = lookup();
+      } catch (const std::exception&) {  // std::bad_alloc: the answer above
+      }
+      {
+        std::lock_guard lock(pending->mu);
+        pending->answer = std::move(answer);
+      }
+      pending->cv.notify_one();
+    }).detach();
+    std::unique_lock lock(pending->mu);
+    if (!pending->cv.wait_for(lock, timeout, [&] { return pending->answer.has_value(); })) {
+      return Fail(Code::kUnavailable, "timed out");
+    }
+    return std::move(*pending->answer);
+  } catch (const std::exception& e) {  // std::system_error: no thread; std::bad_alloc
+    return Fail(Code::kUnavailable, std::string("cannot look the name up: ") + e.what());
+  }
+}
+
+Result<SocketAddresses> LookUp(const std::string& host, uint16_t port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_ADDRCONFIG;
+  addrinfo* found = nullptr;
+  const int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found);
+  if (rc != 0) {
+    return Fail(Code::kUnavailable, rc == EAI_SYSTEM ? std::string("the resolver failed")
+                                                     : std::string(gai_strerror(rc)));
+  }
+  const std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owned(found, &freeaddrinfo);
+  SocketAddresses addresses;
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    if (a->ai_family == AF_INET || a->ai_family == AF_INET6) {
+      addresses.emplace_back(reinterpret_cast<const char*>(a->ai_addr), a->ai_addrlen);
+    }
+  }
+  if (addresses.empty()) {
+    return Fail(Code::kUnavailable, "the name has no IPv4 or IPv6 address");
+  }
+  return addresses;
+}
+
+}  // namespace accord::server_internal

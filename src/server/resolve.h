@@ -1,0 +1,30 @@
+// ResolveWithin: a host name looked up with a deadline.
+#ifndef ACCORD_SRC_SERVER_RESOLVE_H_
+#define ACCORD_SRC_SERVER_RESOLVE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "accord/status.h"
+
+namespace accord::server_internal {
+
+// The addresses of a host, each as a sockaddr's bytes (sockaddr_in or sockaddr_in6).
+using SocketAddresses = std::vector<std::string>;
+
+// Runs `lookup` and returns its answer, or kUnavailable "timed out" once `timeout` has passed.
+// A lookup cannot be cancelled once started (getaddrinfo; Asio's resolver waits for it too), so
+// it runs on a detached thread of its own: a lookup that outlives the deadline ends there, and
+// its answer is dropped. kUnavailable as well when no thread can start.
+[[nodiscard]] Result<SocketAddresses> ResolveWithin(std::function<Result<SocketAddresses>()> lookup,
+                                                    std::chrono::milliseconds timeout);
+
+// The TCP addresses of `host`:`port` from the system's resolver (getaddrinfo).
+[[nodiscard]] Result<SocketAddresses> LookUp(const std::string& host, uint16_t port);
+
+}  // namespace accord::server_internal
+
+#endif  // ACCORD_SRC_SERVER_RESOLVE_H_
