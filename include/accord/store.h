@@ -226,8 +226,13 @@ class Store {
   [[nodiscard]] virtual Status InsertObject(const ObjectRecord& object) = 0;  // kAlreadyExists
   [[nodiscard]] virtual Result<ObjectRecord> GetObject(const std::string& id) = 0;  // kNotFound
   [[nodiscard]] virtual Result<std::vector<ObjectRecord>> ListObjects() = 0;        // by id
-  // Replaces level, version, ciphertext and wrapped key (a reclassification re-seals).
+  // Replaces level, version, ciphertext and wrapped key (a reclassification re-seals) of a copy
+  // that is not destroyed; kFailedPrecondition if it is (another process destroyed it since it
+  // was read), so that no re-seal puts sealed bytes back under a destroyed copy.
   [[nodiscard]] virtual Status UpdateSealed(const ObjectRecord& object) = 0;
+  // A destroyed copy received afresh: level, version, ciphertext, wrapped key, created_at and
+  // received_from replaced, destroyed_at cleared. kNotFound if there is no such object.
+  [[nodiscard]] virtual Status ReinstateObjectCopy(const ObjectRecord& object) = 0;
   // Erases ciphertext and wrapped key and sets destroyed_at.
   [[nodiscard]] virtual Status EraseObjectCopy(const std::string& id, Instant at) = 0;
 

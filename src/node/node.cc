@@ -1351,6 +1351,30 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
   if (!existing && existing.error().code != Code::kNotFound) {
     return tl::unexpected(existing.error());
   }
+  if (existing) {
+    // One id, one object: a package whose label does not match the copy held here (another
+    // originator's object of the same id, say) is refused, never written over it.
+    if (existing->originator != o.originator || existing->topics != o.topics ||
+        existing->compartments != o.compartments || existing->rel_to != o.rel_to) {
+      return Fail(Code::kFailedPrecondition,
+                  fmt::format("this node holds another object `{}`, of {}: the package's label "
+                              "does not match it",
+                              o.id, existing->originator));
+    }
+    // A copy destroyed on the originator's order stays destroyed, whoever sends it again.
+    if (existing->destroyed_at) {
+      ACCORD_ASSIGN_OR_RETURN(const std::vector<DestructionRecord> destructions,
+                              store->ListDestructions(o.id));
+      for (const DestructionRecord& destruction : destructions) {
+        if (destruction.scope == DestructionScope::kEverywhere) {
+          return Deny(Reason::kDestroyed,
+                      fmt::format("{} ordered `{}` destroyed everywhere at {}", destruction.by,
+                                  o.id, FormatInstant(destruction.at)),
+                      {});
+        }
+      }
+    }
+  }
   AuditEntry entry = DecisionEntry("receive", o.id, d);
   entry.from = body.from;
   entry.package = body.id;
@@ -1359,7 +1383,9 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
   ACCORD_RETURN_IF_ERROR(Transact([&]() -> Status {
     if (!existing) {
       ACCORD_RETURN_IF_ERROR(store->InsertObject(o));
-    } else if (existing->destroyed_at || existing->version < o.version) {
+    } else if (existing->destroyed_at) {
+      ACCORD_RETURN_IF_ERROR(store->ReinstateObjectCopy(o));  // destroyed here by this node only
+    } else if (existing->version < o.version) {
       ACCORD_RETURN_IF_ERROR(store->UpdateSealed(o));  // a fresh copy replaces the old one
     }
     if (body.kind == "release") {

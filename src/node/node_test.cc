@@ -583,6 +583,67 @@ TEST_F(NodeTest, DestroyErasesTheKeyAndTheCiphertext) {
   EXPECT_EQ(Denial(denied.error()), Reason::kDestroyed);
 }
 
+// A package never writes over another originator's object of the same id, nor brings back a
+// copy destroyed on the originator's order. A copy this node destroyed on its own decision is
+// reinstated by a fresh release, and can be read again.
+TEST_F(NodeTest, AReceivedPackageNeverTakesOverOrRevivesACopy) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  for (const char* id : {"dup", "k-own", "k-all"}) {
+    ASSERT_TRUE(CreateObject(*kor, id, std::string("korea's ") + id));
+  }
+  auto dup = kor->Release("dup", "JPN");
+  auto own = kor->Release("k-own", "JPN");
+  auto all = kor->Release("k-all", "JPN");
+  auto all_to_usa = kor->Release("k-all", "USA");
+  ASSERT_TRUE(dup && own && all && all_to_usa);
+
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*jpn, "dup", "japan's own", {"KOR"}, "GOKUHI"));
+  auto taken = jpn->Receive(*dup);
+  ASSERT_FALSE(taken);
+  EXPECT_EQ(taken.error().code, Code::kFailedPrecondition) << taken.error().ToString();
+  auto mine = jpn->Read("jpn-analyst", "dup");
+  ASSERT_TRUE(mine) << mine.error().ToString();
+  EXPECT_EQ(Text(mine->payload), "japan's own");
+  ASSERT_TRUE(jpn->Receive(*own));
+  ASSERT_TRUE(jpn->Receive(*all));
+  ASSERT_TRUE(jpn->Destroy("k-own", DestroyScope::kOwnCopy));
+
+  // The US holds k-all too, and may forward it to Japan with Korea's consent.
+  ASSERT_TRUE(Open("USA", "2018-01-11T00:00:00+09:00")->Receive(*all_to_usa));
+  auto consent = Open("KOR", "2018-01-12T00:00:00+09:00")->Consent("k-all", "JPN");
+  ASSERT_TRUE(consent) << consent.error().ToString();
+  auto usa = Open("USA", "2018-01-13T00:00:00+09:00");
+  ASSERT_TRUE(usa->Receive(*consent));
+  auto forward = usa->Forward("k-all", "JPN");
+  ASSERT_TRUE(forward) << forward.error().ToString();
+
+  // Korea orders k-all destroyed everywhere; Japan applies the order, the US not yet.
+  auto order =
+      Open("KOR", "2018-02-01T00:00:00+09:00")->Destroy("k-all", DestroyScope::kEverywhere);
+  ASSERT_TRUE(order) << order.error().ToString();
+  ASSERT_TRUE(Open("JPN", "2018-02-02T00:00:00+09:00")->Receive(*order));
+
+  auto kor2 = Open("KOR", "2018-02-03T00:00:00+09:00");
+  auto own_again = kor2->Release("k-own", "JPN");
+  ASSERT_TRUE(own_again) << own_again.error().ToString();
+  auto jpn2 = Open("JPN", "2018-02-04T00:00:00+09:00");
+  ASSERT_TRUE(jpn2->Receive(*own_again));
+  auto back = jpn2->Read("jpn-analyst", "k-own");
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(Text(back->payload), "korea's k-own");
+
+  auto revived = jpn2->Receive(*forward);
+  ASSERT_FALSE(revived);
+  EXPECT_EQ(Denial(revived.error()), Reason::kDestroyed) << revived.error().ToString();
+  auto held = jpn2->store().GetObject("k-all");
+  ASSERT_TRUE(held);
+  EXPECT_TRUE(held->ciphertext.empty());
+  EXPECT_TRUE(held->wrapped_key.empty());
+  EXPECT_EQ(Denial(jpn2->Read("jpn-analyst", "k-all").error()), Reason::kDestroyed);
+}
+
 TEST_F(NodeTest, ReclassificationReachesTheHolder) {
   InitAll();
   auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");

@@ -597,6 +597,7 @@ struct Statements {
   StmtPtr get_object;
   StmtPtr list_objects;
   StmtPtr update_sealed;
+  StmtPtr reinstate_object_copy;
   StmtPtr erase_object_copy;
   StmtPtr insert_release;
   StmtPtr list_releases;
@@ -669,7 +670,11 @@ Result<Statements> PrepareAll(sqlite3* db) {
       prep(s.list_objects, "SELECT " + object_columns + " FROM objects ORDER BY id"));
   ACCORD_RETURN_IF_ERROR(prep(s.update_sealed,
                               "UPDATE objects SET level = ?2, version = ?3, ciphertext = ?4, "
-                              "wrapped_key = ?5 WHERE id = ?1"));
+                              "wrapped_key = ?5 WHERE id = ?1 AND destroyed_at IS NULL"));
+  ACCORD_RETURN_IF_ERROR(prep(s.reinstate_object_copy,
+                              "UPDATE objects SET level = ?2, version = ?3, ciphertext = ?4, "
+                              "wrapped_key = ?5, created_at = ?6, received_from = ?7, "
+                              "destroyed_at = NULL WHERE id = ?1"));
   ACCORD_RETURN_IF_ERROR(prep(s.erase_object_copy,
                               "UPDATE objects SET ciphertext = X'', wrapped_key = X'', "
                               "destroyed_at = ?2 WHERE id = ?1"));
@@ -1237,7 +1242,28 @@ class SqliteStore final : public Store {
       st.BindBlob(5, o.wrapped_key);
       ACCORD_RETURN_IF_ERROR(st.Run("update object", o.id));
     }
+    if (sqlite3_changes64(db_.get()) == 0) {
+      ACCORD_RETURN_IF_ERROR(GetObject(o.id));  // kNotFound
+      return Fail(Code::kFailedPrecondition,
+                  "this node's copy of `" + o.id + "` is destroyed: it is not re-sealed");
+    }
     return AfterErasing(o.id);
+  }
+
+  Status ReinstateObjectCopy(const ObjectRecord& o) override {
+    BoundStatement st(db_.get(), s_.reinstate_object_copy.get());
+    st.BindText(1, o.id);
+    st.BindText(2, o.level);
+    st.BindInt(3, o.version);
+    st.BindBlob(4, o.ciphertext);
+    st.BindBlob(5, o.wrapped_key);
+    st.BindInt(6, o.created_at.micros);
+    st.BindText(7, o.received_from);
+    ACCORD_RETURN_IF_ERROR(st.Run("reinstate object", o.id));
+    if (sqlite3_changes64(db_.get()) == 0) {
+      return Fail(Code::kNotFound, "no object `" + o.id + "`");
+    }
+    return OkStatus();
   }
 
   Status EraseObjectCopy(const std::string& id, Instant at) override {

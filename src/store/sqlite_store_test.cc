@@ -442,6 +442,33 @@ TEST_F(SqliteStoreTest, UpdateSealedReplacesOnlyTheSealedFields) {
   EXPECT_EQ(Fields(*got), Fields(expected));
 }
 
+// A destroyed copy is not re-sealed (a reclassification that read the object before another
+// process destroyed it), only reinstated by a copy received afresh.
+TEST_F(SqliteStoreTest, ADestroyedCopyIsReinstatedNotReSealed) {
+  AddObjects({"o"});
+  ASSERT_TRUE(store_->EraseObjectCopy("o", Instant{5'000'000}));
+  ObjectRecord fresh = MakeObject("o");
+  fresh.level = "TOP SECRET";
+  fresh.version = 3;
+  fresh.ciphertext = B("fresh ciphertext");
+  fresh.wrapped_key = B("fresh key");
+  fresh.created_at = Instant{7'000'000};
+  fresh.received_from = "JPN";
+  auto update = store_->UpdateSealed(fresh);
+  ASSERT_FALSE(update);
+  EXPECT_EQ(update.error().code, Code::kFailedPrecondition) << update.error().ToString();
+  auto still = store_->GetObject("o");
+  ASSERT_TRUE(still);
+  EXPECT_TRUE(still->ciphertext.empty());
+  EXPECT_TRUE(still->destroyed_at.has_value());
+
+  ASSERT_TRUE(store_->ReinstateObjectCopy(fresh));
+  auto got = store_->GetObject("o");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(Fields(*got), Fields(fresh));  // originator, topics, ... as stored, destroyed_at gone
+  EXPECT_EQ(store_->ReinstateObjectCopy(MakeObject("x")).error().code, Code::kNotFound);
+}
+
 TEST_F(SqliteStoreTest, EraseObjectCopyEmptiesSealedBytesAndSetsDestroyedAt) {
   AddObjects({"o", "other"});
   ASSERT_TRUE(store_->EraseObjectCopy("o", Instant{5'000'000}).has_value());
