@@ -54,6 +54,15 @@ using LoadResult = tl::expected<Policy, std::vector<Diagnostic>>;
 // Reads the directory and calls LoadPolicy. File names in diagnostics are `dir/parties.toml` etc.
 [[nodiscard]] LoadResult LoadPolicyDir(const std::filesystem::path& dir);
 
+// The most arrays and inline tables a TOML file read by accord may nest. toml11 3.7 parses them
+// recursively, and a file nested deeply enough overflows the stack.
+inline constexpr int kMaxTomlNesting = 32;
+
+// Where `text`, TOML, nests arrays and inline tables deeper than kMaxTomlNesting, as a
+// diagnostic of `file`; nullopt when it does not. Strings and comments are skipped as toml11
+// reads them. Run it before toml::parse on any file from outside.
+[[nodiscard]] std::optional<Diagnostic> TomlTooDeep(std::string_view text, const std::string& file);
+
 // One Error for callers that need a Status: the first diagnostic, and how many more there are.
 [[nodiscard]] Error DiagnosticsToError(const std::vector<Diagnostic>& diagnostics);
 

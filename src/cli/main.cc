@@ -1,5 +1,8 @@
 // accord: the command line. Parses flags and wires objects; the work is in commands.cc.
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 #include "commands.h"
 #include "node_commands.h"
@@ -15,9 +18,24 @@ constexpr const char* kFooter =
 Instants are RFC 3339 with an offset, e.g. 2019-11-23T00:00:00+09:00.
 See README.md for the formats.)";
 
+int Main(int argc, char** argv);
+
 }  // namespace
 
+// Output to stdout (a payload, a public key file, a checkpoint) is buffered: a failure to write
+// its last block shows only at the flush, which must not end in success.
 int main(int argc, char** argv) {
+  int code = Main(argc, argv);
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
+    std::fprintf(stderr, "accord: cannot write the output: %s\n", std::strerror(errno));
+    if (code == 0) code = accord::cli::kExitIo;
+  }
+  return code;
+}
+
+namespace {
+
+int Main(int argc, char** argv) {
   using namespace accord::cli;
   CLI::App app{
       "accord: exchange classified information under machine-readable security agreements"};
@@ -37,9 +55,11 @@ int main(int argc, char** argv) {
   decide_cmd->add_option("--requests", decide.requests, "Requests file (default: standard input)");
   bool no_explain = false;
   decide_cmd->add_flag("--no-explain", no_explain, "Leave out the human explanation");
-  decide_cmd->add_option("--threads", decide.threads,
-                         "Worker threads (default: one per core); output order "
-                         "always follows input order");
+  decide_cmd
+      ->add_option("--threads", decide.threads,
+                   "Worker threads, at most 256 (default: one per core); output order always "
+                   "follows input order")
+      ->check(CLI::Range(0, 256));
 
   AgreementOptions agreement;
   auto* agreement_cmd = app.add_subcommand("agreement", "Agreements: list, status, timeline");
@@ -145,3 +165,5 @@ int main(int argc, char** argv) {
   if (auto code = serve_command.Run()) return *code;
   return kExitUsage;
 }
+
+}  // namespace

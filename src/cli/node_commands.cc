@@ -7,8 +7,10 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -52,13 +54,23 @@ std::optional<std::string> ReadFile(const std::string& path) {
   return s.str();
 }
 
-// Writes through a temporary file and a rename, so a reader never sees half a package.
+// The directory a file `path` goes into.
+std::string DirectoryOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// Writes through a temporary file and a rename, so a reader never sees half a package. The
+// temporary file is new (mkostemp: O_EXCL, mode 0600), so that neither a file planted under its
+// name nor a symbolic link receives what is written (a payload, with `get --out`); the file
+// keeps mode 0600. The rename is made durable with a sync of the directory.
 bool WriteFile(const std::string& path, ByteView bytes) {
   if (path == "-") {
-    return std::fwrite(bytes.data(), 1, bytes.size(), stdout) == bytes.size();
+    return std::fwrite(bytes.data(), 1, bytes.size(), stdout) == bytes.size() &&
+           std::fflush(stdout) == 0;
   }
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  std::string tmp = path + ".tmp-XXXXXX";
+  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
   bool ok = fd >= 0;
   for (size_t done = 0; ok && done < bytes.size();) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -68,11 +80,31 @@ bool WriteFile(const std::string& path, ByteView bytes) {
   ok = ok && ::fsync(fd) == 0;
   if (fd >= 0) ok = ::close(fd) == 0 && ok;
   ok = ok && std::rename(tmp.c_str(), path.c_str()) == 0;
-  if (!ok) {
+  if (ok) {
+    const int dir = ::open(DirectoryOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ok = dir >= 0 && ::fsync(dir) == 0;
+    if (dir >= 0) ::close(dir);
+  } else if (fd >= 0) {
     ::unlink(tmp.c_str());
-    PrintError(fmt::format("cannot write `{}`", path));
+  }
+  if (!ok) {
+    PrintError(fmt::format("cannot write `{}`: {}", path, std::strerror(errno)));
   }
   return ok;
+}
+
+// Whether WriteFile(path) can create its file, asked before an operation whose output it is:
+// the operation commits, and a failure to write its output afterwards would read as if it had
+// not happened.
+bool CanWrite(const std::string& path) {
+  if (path.empty() || path == "-") return true;
+  const std::string dir = DirectoryOf(path);
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    PrintError(
+        fmt::format("cannot write `{}`: directory `{}`: {}", path, dir, std::strerror(errno)));
+    return false;
+  }
+  return true;
 }
 
 // A secret from a file (first line) or an environment variable.
@@ -81,7 +113,9 @@ std::optional<SecretBytes> ReadSecret(const std::string& file, const char* env,
   if (!file.empty()) {
     auto text = ReadFile(file);
     if (!text) return std::nullopt;
-    SecretBytes s = SecretBytes::Copy(std::string_view(*text).substr(0, text->find('\n')));
+    std::string_view line = std::string_view(*text).substr(0, text->find('\n'));
+    if (line.ends_with('\r')) line.remove_suffix(1);  // a file written on Windows
+    SecretBytes s = SecretBytes::Copy(line);
     SecureWipe(text->data(), text->size());
     return s;
   }
@@ -509,6 +543,7 @@ std::optional<int> NodeCommands::Run() {
     return kExitOk;
   }
   if (ran == f.get) {
+    if (!CanWrite(f.out)) return kExitIo;  // before the read, which logs an access
     auto r = node.Read(f.as, f.id);
     if (!r) return Report(r.error());
     if (r->marking_level.empty()) {
@@ -552,10 +587,17 @@ std::optional<int> NodeCommands::Run() {
   }
   auto emit = [&](const Result<Bytes>& r, std::string_view what) -> int {
     if (!r) return Report(r.error());
-    if (!WriteFile(f.out, *r)) return kExitIo;
+    if (!WriteFile(f.out, *r)) {
+      PrintError(
+          fmt::format("{} at {} all the same: it is committed and logged, and a live node "
+                      "delivers it from its outbox",
+                      what, when));
+      return kExitIo;
+    }
     fmt::print("{} at {} → {}\n", what, when, f.out);
     return kExitOk;
   };
+  if (!CanWrite(f.out)) return kExitIo;
   if (ran == f.release) {
     return emit(node.Release(f.id, f.to), fmt::format("released {} to {}", f.id, f.to));
   }

@@ -104,12 +104,21 @@ std::optional<ServeConfig> ResolveConfig(const ServeCommand::Flags& f) {
   return c;
 }
 
-// Writes the port atomically, so that a reader never sees a partial file.
-void WritePortFile(const std::string& path, uint16_t port) {
+// Writes the port atomically, so that a reader never sees a partial file. False, after saying
+// why, when it cannot: partners would otherwise read a port of an earlier run.
+bool WritePortFile(const std::string& path, uint16_t port) {
   const std::string tmp = path + ".tmp";
-  std::ofstream(tmp) << port << "\n";
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
+  std::ofstream out(tmp);
+  out << port << "\n";
+  out.close();
+  std::error_code ec = out ? std::error_code() : std::make_error_code(std::errc::io_error);
+  if (!ec) std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    fmt::print(stderr, "accord: cannot write the port file `{}`\n", path);
+    return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -169,7 +178,10 @@ std::optional<int> ServeCommand::Run() {
     return kExitFailed;
   }
   const uint16_t port = (*server)->port();
-  if (!config->port_file.empty()) WritePortFile(config->port_file, port);
+  if (!config->port_file.empty() && !WritePortFile(config->port_file, port)) {
+    if (federation) federation->Stop();
+    return kExitIo;
+  }
   fmt::print("{} serving https://{}:{}/v1 (mutual TLS; Ctrl-C or SIGTERM stops)\n",
              (*node)->party(), listen, port);
   for (const PeerOptions& p : config->federation.peers) {

@@ -4,7 +4,12 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <toml.hpp>
+
+#include "accord/config.h"
 
 namespace accord::cli {
 namespace {
@@ -95,7 +100,16 @@ Result<ServeConfig> LoadServeConfig(const std::string& path) {
   }
   toml::value root;
   try {
-    root = toml::parse(path);
+    std::ifstream in(path, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) {
+      return Fail(Code::kInvalidArgument, fmt::format("{}: cannot read it", path));
+    }
+    if (auto deep = TomlTooDeep(text, path)) {
+      return Fail(Code::kInvalidArgument, deep->ToString());
+    }
+    std::istringstream parsed(text);
+    root = toml::parse(parsed, path);
   } catch (const std::exception& e) {
     std::string message = e.what();
     if (message.rfind("[error] ", 0) == 0) message.erase(0, 8);

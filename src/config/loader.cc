@@ -53,48 +53,6 @@ std::string SummarizeTomlMessage(const std::string& what) {
   return line;
 }
 
-// toml11 3.7 parses arrays and inline tables recursively and overflows the stack on deep nesting
-// (found by fuzz/policy_loader_fuzz). No policy needs more than a few levels, so nesting beyond
-// kMaxNesting is refused before toml11 sees the text. The scan skips strings and comments.
-constexpr int kMaxNesting = 32;
-
-std::optional<Position> TooDeep(std::string_view text, const std::string& file) {
-  uint32_t line = 1;
-  size_t line_start = 0;
-  int depth = 0;
-  auto position = [&](size_t i) {
-    return Position{file, line, static_cast<uint32_t>(i - line_start + 1)};
-  };
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '\n') {
-      ++line;
-      line_start = i + 1;
-    } else if (c == '#') {
-      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
-    } else if (c == '"' || c == '\'') {
-      const bool multi = text.substr(i, 3) == std::string_view(c == '"' ? "\"\"\"" : "\'\'\'");
-      const std::string_view close = multi ? text.substr(i, 3) : text.substr(i, 1);
-      i += close.size();
-      while (i < text.size() && text.substr(i, close.size()) != close) {
-        if (c == '"' && text[i] == '\\') ++i;  // an escape in a basic string
-        if (i < text.size() && text[i] == '\n') {
-          if (!multi) break;  // an unterminated string: toml11 reports it
-          ++line;
-          line_start = i + 1;
-        }
-        ++i;
-      }
-      i += close.size() - 1;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxNesting) return position(i);
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return std::nullopt;
-}
-
 // Reads one file's TOML into model values.
 class Reader {
  public:
@@ -124,8 +82,8 @@ class Reader {
   }
 
   std::optional<toml::value> Parse(const PolicyFile& f) {
-    if (auto at = TooDeep(f.text, f.name)) {
-      Error(*at, fmt::format("arrays and tables nested deeper than {} levels", kMaxNesting));
+    if (auto deep = TomlTooDeep(f.text, f.name)) {
+      diags_.push_back(std::move(*deep));
       return std::nullopt;
     }
     std::istringstream in(f.text);
@@ -566,6 +524,10 @@ LoadResult LoadPolicyDir(const std::filesystem::path& dir) {
     for (const auto& entry : std::filesystem::directory_iterator(agreements_dir, ec)) {
       if (entry.path().extension() == ".toml") agreement_files.push_back(entry.path());
     }
+    if (ec) {  // unreadable: not a policy with no agreements
+      diags.push_back(Diagnostic{agreements_dir.string(), 0, 0,
+                                 fmt::format("cannot list the agreements: {}", ec.message())});
+    }
   }
   std::sort(agreement_files.begin(), agreement_files.end());
   for (const auto& path : agreement_files) {
@@ -594,6 +556,57 @@ Error DiagnosticsToError(const std::vector<Diagnostic>& diagnostics) {
   std::string message = diagnostics.front().ToString();
   if (diagnostics.size() > 1) message += fmt::format(" (and {} more)", diagnostics.size() - 1);
   return Error{Code::kInvalidArgument, std::move(message)};
+}
+
+// toml11 3.7 parses arrays and inline tables recursively and overflows the stack on deep nesting
+// (found by fuzz/policy_loader_fuzz). No file of accord's needs more than a few levels, so
+// nesting beyond kMaxTomlNesting is refused before toml11 sees the text. The scan skips strings
+// and comments; a multi-line string ends, as in toml11's lexer, at three quotes followed by up to
+// two more, which belong to the string (`'''a''''` is the string `a'`).
+std::optional<Diagnostic> TomlTooDeep(std::string_view text, const std::string& file) {
+  uint32_t line = 1;
+  size_t line_start = 0;
+  int depth = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\n') {
+      ++line;
+      line_start = i + 1;
+    } else if (c == '#') {
+      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+    } else if (c == '"' || c == '\'') {
+      const bool multi = text.substr(i, 3) == std::string_view(c == '"' ? "\"\"\"" : "\'\'\'");
+      const std::string_view close = multi ? text.substr(i, 3) : text.substr(i, 1);
+      i += close.size();
+      while (i < text.size() && text.substr(i, close.size()) != close) {
+        if (c == '"' && text[i] == '\\') ++i;  // an escape in a basic string
+        if (i < text.size() && text[i] == '\n') {
+          if (!multi) break;  // an unterminated string: toml11 reports it
+          ++line;
+          line_start = i + 1;
+        }
+        ++i;
+      }
+      i += close.size() - 1;
+      for (int more = 0; multi && more < 2 && i + 1 < text.size() && text[i + 1] == c; ++more) {
+        ++i;
+      }
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxTomlNesting) {
+        const std::string_view so_far = text.substr(line_start, i - line_start);
+        uint32_t column = 1;
+        for (const char b : so_far) {
+          if ((static_cast<unsigned char>(b) & 0xC0) != 0x80) ++column;  // not a continuation
+        }
+        return Diagnostic{
+            file, line, column,
+            fmt::format("arrays and tables nested deeper than {} levels", kMaxTomlNesting)};
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace accord

@@ -370,6 +370,20 @@ TEST(LoaderTest, DeepNestingIsRefusedBeforeParsing) {
   auto r = Load(quoted, "");
   ASSERT_FALSE(r.has_value());
   EXPECT_THAT(r.error()[0].message, ::testing::Not(HasSubstr("nested")));
+  // A multi-line string closed by four or five quotes (the last one or two belong to it) does
+  // not hide the nesting after it, in either kind of string (a review found the scan taking the
+  // fourth quote for the start of a new string).
+  for (const std::string quotes : {"'''", "\"\"\""}) {
+    for (const std::string extra : {"", "'", "''", "\"", "\"\""}) {
+      if (!extra.empty() && extra[0] != quotes[0]) continue;
+      const std::string text = "x = [" + quotes + "s" + quotes + extra + ", " +
+                               std::string(5000, '[') + std::string(5000, ']') + "]";
+      ExpectOne(Load(text, ""), "parties.toml", 1, static_cast<uint32_t>(46 + extra.size()),
+                "nested deeper than 32 levels");
+    }
+  }
+  EXPECT_FALSE(TomlTooDeep("a = '''x''''\nb = [[1], [2]]\n", "f"));
+  EXPECT_FALSE(TomlTooDeep("a = \"\"\"x\"\"\"\"\"\nb = [[1]]\n", "f"));
 }
 
 TEST(LoaderTest, DirectoryErrors) {

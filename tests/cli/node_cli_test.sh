@@ -97,6 +97,30 @@ expect own-clearance 4 'insufficient-clearance' "$accord" get --home "$d/KOR" \
   --at 2019-12-01T00:00:00+09:00 --id k-2019 --as kor-clerk
 expect ls-json 0 '"id":"k-2015","originator":"KOR"' "$accord" ls --home "$d/USA" --json
 
+# 2b. Files written for an operator: a payload is mode 0600 and never written through a file
+# planted beside it; an output that cannot be written is refused before the operation commits;
+# stdout that cannot be written is an error; a passphrase file written on Windows works.
+ln -s "$work/victim" "$d/payload.txt.tmp"
+expect get-out 0 'allow' "$accord" get --home "$d/KOR" --at 2019-12-01T00:00:00+09:00 \
+  --id k-2019 --as kor-analyst --out "$d/payload.txt"
+if [ "$(stat -c %a "$d/payload.txt")" = 600 ] && [ ! -e "$work/victim" ]; then ok; else
+  fail "get --out: mode $(stat -c %a "$d/payload.txt"), or written through the planted link"
+fi
+entries_before=$("$accord" log show --home "$d/KOR" | wc -l)
+expect get-out-nowhere 3 'cannot write .*no-such-dir' "$accord" get --home "$d/KOR" \
+  --at 2019-12-01T00:00:00+09:00 --id k-2019 --as kor-analyst --out "$work/no-such-dir/p"
+expect release-out-nowhere 3 'cannot write .*no-such-dir' "$accord" release --home "$d/KOR" \
+  --at 2019-12-01T00:00:00+09:00 --id k-2019 --to JPN --out "$work/no-such-dir/p"
+entries_after=$("$accord" log show --home "$d/KOR" | wc -l)
+if [ "$entries_before" = "$entries_after" ]; then ok; else
+  fail "a refused output still logged an operation ($entries_before -> $entries_after lines)"
+fi
+expect stdout-full 3 'cannot write the output' sh -c \
+  "\"$accord\" keys export-public --home \"$d/KOR\" >/dev/full"
+printf '%s\r\n' "$ACCORD_PASSPHRASE" >"$work/crlf-passphrase"
+expect crlf-passphrase 0 'k-2019' env -u ACCORD_PASSPHRASE "$accord" ls --home "$d/KOR" \
+  --passphrase-file "$work/crlf-passphrase"
+
 # 3. A home on the system clock refuses --at.
 "$accord" node init --home "$work/real" --party JPN --policy "$src/examples/gsomia" --kdf-cost 10 >/dev/null
 expect real-clock 1 'runs on the system clock' "$accord" ls --home "$work/real" \
@@ -196,6 +220,14 @@ if wait "$serve_pid" && grep -q 'KOR stopped' "$work/serve.log"; then ok; else
   fail "serve did not stop cleanly on SIGTERM"
   cat "$work/serve.log"
 fi
+
+# 7b. A configuration nested deeply enough to overflow toml11's stack is refused, not parsed.
+{
+  printf 'x = '
+  head -c 100000 /dev/zero | tr '\0' '['
+} >"$work/deep.toml"
+expect serve-deep-config 2 'nested deeper than 32 levels' "$accord" serve --home "$work/srv" \
+  --config "$work/deep.toml"
 
 # 8. Help for every node command.
 for cmd in "node init" put get ls release receive forward consent reclassify destroy report \
