@@ -6,6 +6,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 
@@ -155,11 +156,14 @@ std::array<uint8_t, 32> Sha256(ByteView data) {
 
 std::string Base64Encode(ByteView bytes) {
   std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  if (bytes.empty()) {
-    return out;
+  // EVP_EncodeBlock takes an int: 3 MiB at a time (a multiple of 3, so the pieces join), each
+  // piece's terminating NUL overwritten by the next (the last one's is the string's own).
+  constexpr size_t kPiece = 3 << 20;
+  auto* to = reinterpret_cast<unsigned char*>(out.data());
+  for (size_t done = 0; done < bytes.size(); done += kPiece) {
+    const size_t n = std::min(kPiece, bytes.size() - done);
+    to += EVP_EncodeBlock(to, bytes.data() + done, static_cast<int>(n));
   }
-  EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes.data(),
-                  static_cast<int>(bytes.size()));
   return out;
 }
 

@@ -188,6 +188,17 @@ TEST(Base64Test, RoundTripsAndRefusesNonCanonical) {
   EXPECT_FALSE(Base64Decode("Zm9vYmF6\n"));
   EXPECT_FALSE(Base64Decode("Zh=="));  // trailing bits set
   EXPECT_TRUE(Base64Decode("Zg=="));
+  // Large inputs are encoded in pieces of 3 MiB: around and across the joins.
+  for (const size_t n :
+       {(size_t{3} << 20) - 1, size_t{3} << 20, (size_t{3} << 20) + 1, (size_t{6} << 20) + 2}) {
+    const Bytes data = RandomBytes(n);
+    const std::string text = Base64Encode(data);
+    ASSERT_EQ(text.size(), 4 * ((n + 2) / 3)) << n;
+    EXPECT_EQ(text.find('\0'), std::string::npos) << n;
+    auto back = Base64Decode(text);
+    ASSERT_TRUE(back) << n;
+    EXPECT_TRUE(*back == data) << n;
+  }
 }
 
 TEST(HexTest, RoundTripsAndRefusesBadDigits) {

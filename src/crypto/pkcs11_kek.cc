@@ -428,12 +428,17 @@ class Pkcs11Kek final : public KeyEncryptionKey {
       return Fail(Code::kFailedPrecondition, fmt::format("more than one key `{}` on token `{}`",
                                                          options.key_label, options.token_label));
     }
-    // Refuse a key that is not AES-256 now rather than at the first Wrap.
+    // Refuse a key that is not AES-256 now rather than at the first Wrap, and one that could
+    // leave the token (not sensitive, or extractable), which the KEK must never do.
     CK_KEY_TYPE key_type = 0;
     CK_ULONG size = 0;
-    std::array<CK_ATTRIBUTE, 2> attributes{{
+    CK_BBOOL sensitive = CK_FALSE;
+    CK_BBOOL extractable = CK_TRUE;
+    std::array<CK_ATTRIBUTE, 4> attributes{{
         {CKA_KEY_TYPE, &key_type, sizeof(key_type)},
         {CKA_VALUE_LEN, &size, sizeof(size)},
+        {CKA_SENSITIVE, &sensitive, sizeof(sensitive)},
+        {CKA_EXTRACTABLE, &extractable, sizeof(extractable)},
     }};
     const CK_RV rv = session.functions()->C_GetAttributeValue(session.handle(), keys[0],
                                                               attributes.data(), attributes.size());
@@ -441,6 +446,12 @@ class Pkcs11Kek final : public KeyEncryptionKey {
       return Fail(Code::kFailedPrecondition,
                   fmt::format("key `{}` on token `{}` is not an AES-256 key", options.key_label,
                               options.token_label));
+    }
+    if (sensitive != CK_TRUE || extractable != CK_FALSE) {
+      return Fail(Code::kFailedPrecondition,
+                  fmt::format("key `{}` on token `{}` can leave the token (it must be sensitive "
+                              "and not extractable)",
+                              options.key_label, options.token_label));
     }
     return std::unique_ptr<KeyEncryptionKey>(
         new Pkcs11Kek(std::move(session), keys[0], options.token_label));

@@ -325,37 +325,108 @@ TEST_F(Pkcs11KekTest, OneKekServesManyThreads) {
 
 // Reads the key's attributes straight from SoftHSM2, bypassing the code under test. Runs while no
 // KEK is open, so its C_Initialize and C_Finalize are its own.
-TEST_F(Pkcs11KekTest, KeyIsSensitiveAndNotExtractable) {
-  ASSERT_TRUE(CreatePkcs11Kek(Options()));
-  void* const library = dlopen(kModule, RTLD_NOW | RTLD_LOCAL);
-  ASSERT_NE(library, nullptr) << dlerror();
-  const auto get_function_list =
-      reinterpret_cast<CK_C_GetFunctionList>(dlsym(library, "C_GetFunctionList"));
-  ASSERT_NE(get_function_list, nullptr);
-  CK_FUNCTION_LIST_PTR f = nullptr;
-  ASSERT_EQ(get_function_list(&f), CKR_OK);
-  ASSERT_EQ(f->C_Initialize(nullptr), CKR_OK);
-
-  CK_ULONG count = 0;
-  ASSERT_EQ(f->C_GetSlotList(CK_TRUE, nullptr, &count), CKR_OK);
-  std::vector<CK_SLOT_ID> slots(count);
-  ASSERT_EQ(f->C_GetSlotList(CK_TRUE, slots.data(), &count), CKR_OK);
-  std::optional<CK_SLOT_ID> slot;
-  for (const CK_SLOT_ID s : slots) {
-    CK_TOKEN_INFO info{};
-    ASSERT_EQ(f->C_GetTokenInfo(s, &info), CKR_OK);
-    std::string label(reinterpret_cast<const char*>(info.label), sizeof(info.label));
-    label.erase(label.find_last_not_of(' ') + 1);
-    if (label == kToken) {
-      slot = s;
+// A logged-in session on this test's token, through the module itself (not through accord).
+class RawSession {
+ public:
+  RawSession() {
+    library_ = dlopen(kModule, RTLD_NOW | RTLD_LOCAL);
+    EXPECT_NE(library_, nullptr) << dlerror();
+    if (library_ == nullptr) return;
+    const auto get_function_list =
+        reinterpret_cast<CK_C_GetFunctionList>(dlsym(library_, "C_GetFunctionList"));
+    EXPECT_NE(get_function_list, nullptr);
+    if (get_function_list == nullptr || get_function_list(&f_) != CKR_OK ||
+        f_->C_Initialize(nullptr) != CKR_OK) {
+      ADD_FAILURE() << "cannot initialise " << kModule;
+      f_ = nullptr;
+      return;
+    }
+    CK_ULONG count = 0;
+    EXPECT_EQ(f_->C_GetSlotList(CK_TRUE, nullptr, &count), CKR_OK);
+    std::vector<CK_SLOT_ID> slots(count);
+    EXPECT_EQ(f_->C_GetSlotList(CK_TRUE, slots.data(), &count), CKR_OK);
+    for (const CK_SLOT_ID s : slots) {
+      CK_TOKEN_INFO info{};
+      EXPECT_EQ(f_->C_GetTokenInfo(s, &info), CKR_OK);
+      std::string label(reinterpret_cast<const char*>(info.label), sizeof(info.label));
+      label.erase(label.find_last_not_of(' ') + 1);
+      if (label == kToken && f_->C_OpenSession(s, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
+                                               nullptr, &session_) == CKR_OK) {
+        std::string pin = kPin;
+        EXPECT_EQ(
+            f_->C_Login(session_, CKU_USER, reinterpret_cast<CK_UTF8CHAR*>(pin.data()), pin.size()),
+            CKR_OK);
+      }
+    }
+    EXPECT_NE(session_, CK_INVALID_HANDLE) << "no token " << kToken;
+  }
+  ~RawSession() {
+    if (session_ != CK_INVALID_HANDLE) {
+      EXPECT_EQ(f_->C_CloseSession(session_), CKR_OK);
+    }
+    if (f_ != nullptr) {
+      EXPECT_EQ(f_->C_Finalize(nullptr), CKR_OK);
+    }
+    if (library_ != nullptr) {
+      dlclose(library_);
     }
   }
-  ASSERT_TRUE(slot.has_value());
-  CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
-  ASSERT_EQ(f->C_OpenSession(*slot, CKF_SERIAL_SESSION, nullptr, nullptr, &session), CKR_OK);
-  std::string pin = kPin;
-  ASSERT_EQ(f->C_Login(session, CKU_USER, reinterpret_cast<CK_UTF8CHAR*>(pin.data()), pin.size()),
-            CKR_OK);
+  RawSession(const RawSession&) = delete;
+  RawSession& operator=(const RawSession&) = delete;
+
+  [[nodiscard]] bool ok() const { return session_ != CK_INVALID_HANDLE; }
+  [[nodiscard]] CK_FUNCTION_LIST_PTR f() const { return f_; }
+  [[nodiscard]] CK_SESSION_HANDLE handle() const { return session_; }
+
+ private:
+  void* library_ = nullptr;
+  CK_FUNCTION_LIST_PTR f_ = nullptr;
+  CK_SESSION_HANDLE session_ = CK_INVALID_HANDLE;
+};
+
+// A key under the KEK's label that could leave the token (made by another tool, say) is refused
+// when the KEK opens, not used.
+TEST_F(Pkcs11KekTest, AKeyThatCanLeaveTheTokenIsRefused) {
+  {
+    RawSession raw;
+    ASSERT_TRUE(raw.ok());
+    CK_OBJECT_CLASS object_class = CKO_SECRET_KEY;
+    CK_KEY_TYPE key_type = CKK_AES;
+    CK_ULONG size = 32;
+    CK_BBOOL yes = CK_TRUE;
+    CK_BBOOL no = CK_FALSE;
+    std::string label = Options().key_label;
+    std::array<CK_ATTRIBUTE, 9> attributes{{
+        {CKA_CLASS, &object_class, sizeof(object_class)},
+        {CKA_KEY_TYPE, &key_type, sizeof(key_type)},
+        {CKA_VALUE_LEN, &size, sizeof(size)},
+        {CKA_LABEL, label.data(), label.size()},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_SENSITIVE, &no, sizeof(no)},
+        {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+        {CKA_ENCRYPT, &yes, sizeof(yes)},
+    }};
+    CK_MECHANISM mechanism{CKM_AES_KEY_GEN, nullptr, 0};
+    CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
+    ASSERT_EQ(raw.f()->C_GenerateKey(raw.handle(), &mechanism, attributes.data(), attributes.size(),
+                                     &key),
+              CKR_OK);
+  }
+  auto kek = OpenPkcs11Kek(Options());
+  ASSERT_FALSE(kek);
+  EXPECT_EQ(kek.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(kek.error().message.find("can leave the token"), std::string::npos)
+      << kek.error().message;
+}
+
+TEST_F(Pkcs11KekTest, KeyIsSensitiveAndNotExtractable) {
+  ASSERT_TRUE(CreatePkcs11Kek(Options()));
+  RawSession raw;
+  ASSERT_TRUE(raw.ok());
+  CK_FUNCTION_LIST_PTR f = raw.f();
+  CK_SESSION_HANDLE session = raw.handle();
+  CK_ULONG count = 0;
 
   CK_OBJECT_CLASS object_class = CKO_SECRET_KEY;
   std::string label = Options().key_label;
@@ -400,10 +471,6 @@ TEST_F(Pkcs11KekTest, KeyIsSensitiveAndNotExtractable) {
   EXPECT_EQ(always_sensitive, CK_TRUE);
   EXPECT_EQ(never_extractable, CK_TRUE);
   EXPECT_EQ(size, 32u);
-
-  EXPECT_EQ(f->C_CloseSession(session), CKR_OK);
-  EXPECT_EQ(f->C_Finalize(nullptr), CKR_OK);
-  dlclose(library);
 }
 
 }  // namespace

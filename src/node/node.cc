@@ -852,6 +852,9 @@ Status Node::Create(const NewObject& object, ByteView payload) {
       return Fail(Code::kInvalidArgument, fmt::format("unknown party `{}` in rel_to", p));
     }
   }
+  // What every partner would refuse in a package is refused here, before it is stored.
+  ACCORD_RETURN_IF_ERROR(node_internal::CheckLabelList("topics", object.topics));
+  ACCORD_RETURN_IF_ERROR(node_internal::CheckLabelList("compartments", object.compartments));
   ObjectRecord o;
   o.id = object.id;
   o.originator = n.party;

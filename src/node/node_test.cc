@@ -743,6 +743,26 @@ TEST_F(NodeTest, OversizePayloadIsRefused) {
   EXPECT_TRUE(CreateObject(*kor, "k-ok", std::string(1024, 'x')));
 }
 
+// A label that every partner would refuse in a package (an empty topic, too many of them) is
+// refused when the object is created, not found out at its first release.
+TEST_F(NodeTest, ALabelNoPartnerWouldAcceptIsRefusedAtCreation) {
+  Init("KOR");
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  auto empty = CreateObject(*kor, "k-1", "x", {"JPN"}, "II", {"dprk-missile", ""});
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().code, Code::kInvalidArgument);
+  EXPECT_NE(empty.error().message.find("`topics`"), std::string::npos) << empty.error().message;
+  std::vector<std::string> many(257, "t");
+  auto too_many = CreateObject(*kor, "k-2", "x", {"JPN"}, "II", many);
+  ASSERT_FALSE(too_many);
+  EXPECT_NE(too_many.error().message.find("at most 256"), std::string::npos);
+  auto long_item = CreateObject(*kor, "k-3", "x", {"JPN"}, "II", {std::string(257, 't')});
+  ASSERT_FALSE(long_item);
+  many.pop_back();
+  EXPECT_TRUE(CreateObject(*kor, "k-4", "x", {"JPN"}, "II", many));
+  EXPECT_EQ(kor->store().GetObject("k-1").error().code, Code::kNotFound);
+}
+
 // A child writes objects in a loop and reports each acknowledged id; it is killed with SIGKILL at
 // a random moment. Afterwards every acknowledged object opens with its exact payload, SQLite's
 // integrity check passes, and no plaintext reached the disk.

@@ -266,6 +266,20 @@ Bytes EncodeEnvelope(const Envelope& e) {
   return out;
 }
 
+Status CheckLabelList(std::string_view key, const std::vector<std::string>& list) {
+  if (list.size() > kMaxListItems) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("`{}` has {} items: at most {}", key, list.size(), kMaxListItems));
+  }
+  for (const std::string& item : list) {
+    if (item.empty() || item.size() > kMaxIdBytes) {
+      return Fail(Code::kInvalidArgument, fmt::format("an item of `{}` is {} bytes: 1 to {}", key,
+                                                      item.size(), kMaxIdBytes));
+    }
+  }
+  return OkStatus();
+}
+
 Bytes EncodeLabel(const Label& label) {
   Bytes out;
   AppendField(out, "accord-label/1");

@@ -64,6 +64,9 @@ struct Label {
 };
 // The canonical encoding of a label (length-prefixed fields), used as associated data.
 [[nodiscard]] Bytes EncodeLabel(const Label& label);
+// Whether `list` (a label's topics, compartments or markings, named `key`) is one a partner's
+// node accepts in a package: at most 256 items, each 1 to 256 bytes. kInvalidArgument if not.
+[[nodiscard]] Status CheckLabelList(std::string_view key, const std::vector<std::string>& list);
 
 struct HistoryRelease {
   std::string to;
