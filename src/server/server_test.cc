@@ -362,20 +362,7 @@ class ServerTest : public testing::Test {
     std::string tmpl = testing::TempDir() + "server-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     root_ = tmpl;
-    NodeInitOptions init;
-    init.home = root_ + "/KOR";
-    init.party = "KOR";
-    init.policy_dir = kExample;
-    init.clock = ClockKind::kSimulated;
-    init.passphrase = SecretBytes::Copy(std::string_view("pass-KOR"));
-    init.scrypt = ScryptParams{1u << 10, 8, 1};
-    auto s = InitNode(std::move(init));
-    ASSERT_TRUE(s) << s.error().ToString();
-    NodeOptions o;
-    o.home = root_ + "/KOR";
-    o.passphrase = SecretBytes::Copy(std::string_view("pass-KOR"));
-    o.at = ParseInstant("2020-02-01T10:00:00+09:00").value();
-    auto node = Node::Open(std::move(o));
+    auto node = InitAndOpen("KOR", ParseInstant("2020-02-01T10:00:00+09:00").value());
     ASSERT_TRUE(node) << node.error().ToString();
     node_ = std::move(*node);
     // A second KOR subject, cleared for III only.
@@ -461,20 +448,28 @@ class ServerTest : public testing::Test {
                      int max_version = TLS1_3_VERSION);
   int FirstAnswer(const std::string& who, std::string_view target, size_t length);
 
-  // Makes JPN a partner of this node: a JPN node's public keys imported (server stopped).
-  void ImportJpnKeys() {
+  // A new home for `party` under root_ (simulated clock, a cheap passphrase KDF), opened at `at`
+  // (the home's clock when none).
+  Result<std::unique_ptr<Node>> InitAndOpen(const std::string& party,
+                                            std::optional<Instant> at = std::nullopt) const {
     NodeInitOptions init;
-    init.home = root_ + "/JPN";
-    init.party = "JPN";
+    init.home = root_ + "/" + party;
+    init.party = party;
     init.policy_dir = kExample;
     init.clock = ClockKind::kSimulated;
-    init.passphrase = SecretBytes::Copy(std::string_view("pass-JPN"));
+    init.passphrase = SecretBytes::Copy("pass-" + party);
     init.scrypt = ScryptParams{1u << 10, 8, 1};
-    ASSERT_TRUE(InitNode(std::move(init)));
+    ACCORD_RETURN_IF_ERROR(InitNode(std::move(init)));
     NodeOptions o;
-    o.home = root_ + "/JPN";
-    o.passphrase = SecretBytes::Copy(std::string_view("pass-JPN"));
-    auto jpn = Node::Open(std::move(o));
+    o.home = root_ + "/" + party;
+    o.passphrase = SecretBytes::Copy("pass-" + party);
+    if (at) o.at = *at;
+    return Node::Open(std::move(o));
+  }
+
+  // Makes JPN a partner of this node: a JPN node's public keys imported (server stopped).
+  void ImportJpnKeys() {
+    auto jpn = InitAndOpen("JPN");
     ASSERT_TRUE(jpn) << jpn.error().ToString();
     const auto party = node_->ImportPublic((*jpn)->ExportPublic());
     ASSERT_TRUE(party) << party.error().ToString();

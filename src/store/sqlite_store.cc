@@ -1232,14 +1232,20 @@ class SqliteStore final : public Store {
     return Collect<ObjectRecord>(st, "list objects", {}, ReadObject);
   }
 
+  // Binds ?1 to ?5 of the statements that replace a copy's sealed fields: id, level, version,
+  // ciphertext, wrapped key.
+  static void BindSealed(BoundStatement& st, const ObjectRecord& o) {
+    st.BindText(1, o.id);
+    st.BindText(2, o.level);
+    st.BindInt(3, o.version);
+    st.BindBlob(4, o.ciphertext);
+    st.BindBlob(5, o.wrapped_key);
+  }
+
   Status UpdateSealed(const ObjectRecord& o) override {
     {
       BoundStatement st(db_.get(), s_.update_sealed.get());
-      st.BindText(1, o.id);
-      st.BindText(2, o.level);
-      st.BindInt(3, o.version);
-      st.BindBlob(4, o.ciphertext);
-      st.BindBlob(5, o.wrapped_key);
+      BindSealed(st, o);
       ACCORD_RETURN_IF_ERROR(st.Run("update object", o.id));
     }
     if (sqlite3_changes64(db_.get()) == 0) {
@@ -1252,11 +1258,7 @@ class SqliteStore final : public Store {
 
   Status ReinstateObjectCopy(const ObjectRecord& o) override {
     BoundStatement st(db_.get(), s_.reinstate_object_copy.get());
-    st.BindText(1, o.id);
-    st.BindText(2, o.level);
-    st.BindInt(3, o.version);
-    st.BindBlob(4, o.ciphertext);
-    st.BindBlob(5, o.wrapped_key);
+    BindSealed(st, o);
     st.BindInt(6, o.created_at.micros);
     st.BindText(7, o.received_from);
     ACCORD_RETURN_IF_ERROR(st.Run("reinstate object", o.id));
