@@ -54,6 +54,34 @@ std::optional<std::string> ReadFile(const std::string& path) {
   return s.str();
 }
 
+// A file that may hold a secret (a payload, a passphrase), or stdin for "-", read straight into
+// memory that wipes itself: ReadFile's stream buffers are freed unwiped.
+std::optional<SecretBytes> ReadSecretFile(const std::string& path) {
+  const int fd = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    PrintError(fmt::format("cannot read `{}`: {}", path, std::strerror(errno)));
+    return std::nullopt;
+  }
+  SecretBytes out(64 << 10);
+  size_t size = 0;
+  for (;;) {
+    if (size == out.size()) out.Resize(out.size() * 2);  // the old buffer is wiped
+    const ssize_t n =
+        ::read(fd, out.RevealMutable(InsecureSecretAccess()).data() + size, out.size() - size);
+    if (n == 0) break;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      PrintError(fmt::format("cannot read `{}`: {}", path, std::strerror(errno)));
+      if (fd != STDIN_FILENO) ::close(fd);
+      return std::nullopt;
+    }
+    size += static_cast<size_t>(n);
+  }
+  if (fd != STDIN_FILENO) ::close(fd);
+  out.Resize(size);
+  return out;
+}
+
 // The directory a file `path` goes into.
 std::string DirectoryOf(const std::string& path) {
   const size_t slash = path.rfind('/');
@@ -111,13 +139,12 @@ bool CanWrite(const std::string& path) {
 std::optional<SecretBytes> ReadSecret(const std::string& file, const char* env,
                                       std::string_view what, std::string_view flag) {
   if (!file.empty()) {
-    auto text = ReadFile(file);
+    auto text = ReadSecretFile(file);
     if (!text) return std::nullopt;
-    std::string_view line = std::string_view(*text).substr(0, text->find('\n'));
+    std::string_view line = text->RevealText(InsecureSecretAccess());
+    line = line.substr(0, line.find('\n'));
     if (line.ends_with('\r')) line.remove_suffix(1);  // a file written on Windows
-    SecretBytes s = SecretBytes::Copy(line);
-    SecureWipe(text->data(), text->size());
-    return s;
+    return SecretBytes::Copy(line);
   }
   if (const char* v = std::getenv(env); v != nullptr && *v != '\0') {
     return SecretBytes::Copy(std::string_view(v));
@@ -532,11 +559,10 @@ std::optional<int> NodeCommands::Run() {
   const std::string when = FormatInstant(node.Now());
 
   if (ran == f.put) {
-    auto payload = ReadFile(f.in);
+    auto payload = ReadSecretFile(f.in);
     if (!payload) return kExitIo;
     NewObject o{f.id, f.level, SplitList(f.topics), SplitList(f.compartments), SplitList(f.rel_to)};
-    auto s = node.Create(o, AsBytes(*payload));
-    SecureWipe(payload->data(), payload->size());
+    auto s = node.Create(o, payload->Reveal(InsecureSecretAccess()));
     if (!s) return Report(s.error());
     fmt::print("stored {} ({} {}, {} bytes, sealed) at {}\n", f.id, node.party(), f.level,
                payload->size(), when);

@@ -120,6 +120,16 @@ expect stdout-full 3 'cannot write the output' sh -c \
 printf '%s\r\n' "$ACCORD_PASSPHRASE" >"$work/crlf-passphrase"
 expect crlf-passphrase 0 'k-2019' env -u ACCORD_PASSPHRASE "$accord" ls --home "$d/KOR" \
   --passphrase-file "$work/crlf-passphrase"
+# A payload read from a file (past the reader's first 64 KiB) comes back byte for byte; a
+# missing one is an I/O error that says why.
+head -c 200000 /dev/urandom >"$work/big-in"
+expect put-file 0 'stored k-file' "$accord" put --home "$d/KOR" --at 2019-12-01T00:00:00+09:00 \
+  --id k-file --level III --topics dprk-missile --in "$work/big-in"
+"$accord" get --home "$d/KOR" --at 2019-12-01T00:00:00+09:00 --id k-file --as kor-analyst \
+  --out "$d/big-out" >/dev/null 2>&1
+if cmp -s "$work/big-in" "$d/big-out"; then ok; else fail "put --in FILE, get --out: bytes differ"; fi
+expect put-missing 3 'cannot read `.*no-such-file`: No such file' "$accord" put --home "$d/KOR" \
+  --at 2019-12-01T00:00:00+09:00 --id k-none --level III --in "$work/no-such-file"
 
 # 3. A home on the system clock refuses --at.
 "$accord" node init --home "$work/real" --party JPN --policy "$src/examples/gsomia" --kdf-cost 10 >/dev/null
