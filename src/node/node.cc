@@ -14,6 +14,8 @@
 #include <optional>
 #include <span>
 #include <system_error>
+#include <type_traits>
+#include <utility>
 #include <variant>
 
 #include "accord/clock.h"
@@ -226,6 +228,8 @@ struct Node::Impl {
   // back (LogRead).
   bool defer_reads = false;
   std::map<std::string, SubjectRecord, std::less<>> group_subjects{};  // Subject
+  // Inside Decided: set by Refuse once the refusal's entry is in the operation's transaction.
+  bool* refusal_logged = nullptr;
   // Group commits made, and those known durable (SyncCommits, from any thread): a checkpoint is
   // signed only over a durable log, so that a power loss cannot take back what it covers.
   std::atomic<uint64_t> groups_committed{0};
@@ -273,6 +277,34 @@ struct Node::Impl {
     defer_reads = deferring;
     if (!s) log.Invalidate();
     return s;
+  }
+
+  // Runs `op`, an operation that decides (release, forward, consent, reclassify, destroy,
+  // report, receive), as one transaction: what it reads, what it decides and what it records.
+  // So nothing another connection commits (`accord destroy` beside `accord serve` on one home)
+  // falls between a decision and its records. A refusal made with Refuse commits its entry;
+  // any other failure rolls the whole operation back.
+  template <typename Op>
+  std::invoke_result_t<Op&> Decided(Op&& op) {
+    std::optional<std::invoke_result_t<Op&>> out;
+    bool refused = false;
+    struct Restore {
+      bool*& slot;
+      bool* outer;
+      ~Restore() { slot = outer; }
+    } restore{refusal_logged, std::exchange(refusal_logged, &refused)};
+    Status s = Transact([&]() -> Status {
+      out.emplace(op());
+      if (out->has_value() || refused) return OkStatus();
+      return tl::unexpected(out->error());
+    });
+    if (!s && refused) {
+      Error error = std::move(out->error());
+      error.message += " (logging the refusal failed: " + s.error().message + ")";
+      return tl::unexpected(std::move(error));
+    }
+    if (!s) return tl::unexpected(std::move(s.error()));
+    return std::move(*out);
   }
 
   // Runs `body` as one group commit (Node::Group), synced or not.
@@ -453,8 +485,17 @@ struct Node::Impl {
     return OkStatus();
   }
 
-  // Logs a refusal in its own transaction and returns `error`.
+  // Logs a refusal and returns `error`: in the transaction of the operation being decided
+  // (Decided), or else in one of its own.
   tl::unexpected<Error> Refuse(const AuditEntry& e, Error error) {
+    if (refusal_logged != nullptr) {
+      if (auto logged = Log(e); !logged) {
+        error.message += " (logging the refusal failed: " + logged.error().message + ")";
+      } else {
+        *refusal_logged = true;
+      }
+      return tl::unexpected(std::move(error));
+    }
     if (auto logged = Transact([&] { return Log(e); }); !logged) {
       error.message += " (logging the refusal failed: " + logged.error().message + ")";
     }
@@ -964,78 +1005,82 @@ Result<std::vector<ObjectSummary>> Node::List(const std::string& subject_id) {
 
 Result<Bytes> Node::Release(const std::string& object_id, const std::string& to) {
   Impl& n = *impl_;
-  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
-  ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "release it; a holder forwards"));
-  ACCORD_RETURN_IF_ERROR(n.CheckActor("release", o));
-  ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
-  RequestView request;
-  request.action = Action::kRelease;
-  request.at = Now();
-  request.object = facts.View();
-  request.to = to;
-  const Decision d = n.engine.Decide(request);
-  AuditEntry entry = n.DecisionEntry("release", object_id, d);
-  entry.to = to;
-  if (!d.allow) {
-    return n.Refuse(entry,
-                    Deny(d.reason, fmt::format("release of `{}` to `{}` refused", object_id, to),
-                         n.engine.Explain(request, d))
-                        .value());
-  }
-  ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(to));
-  const PackageBody body = n.NewPackage("release", to, request.at, d, facts);
-  return n.SendPackage(body, o, partner, std::move(entry), [&] {
-    return n.store->InsertRelease(
-        ReleaseRecord{o.id, to, body.at, body.agreement, body.marking_level, body.id});
+  return n.Decided([&]() -> Result<Bytes> {
+    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
+    ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "release it; a holder forwards"));
+    ACCORD_RETURN_IF_ERROR(n.CheckActor("release", o));
+    ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
+    RequestView request;
+    request.action = Action::kRelease;
+    request.at = Now();
+    request.object = facts.View();
+    request.to = to;
+    const Decision d = n.engine.Decide(request);
+    AuditEntry entry = n.DecisionEntry("release", object_id, d);
+    entry.to = to;
+    if (!d.allow) {
+      return n.Refuse(entry,
+                      Deny(d.reason, fmt::format("release of `{}` to `{}` refused", object_id, to),
+                           n.engine.Explain(request, d))
+                          .value());
+    }
+    ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(to));
+    const PackageBody body = n.NewPackage("release", to, request.at, d, facts);
+    return n.SendPackage(body, o, partner, std::move(entry), [&] {
+      return n.store->InsertRelease(
+          ReleaseRecord{o.id, to, body.at, body.agreement, body.marking_level, body.id});
+    });
   });
 }
 
 Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to) {
   Impl& n = *impl_;
-  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
-  if (o.originator == n.party) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("`{}` originated here: release it instead of forwarding", object_id));
-  }
-  ACCORD_RETURN_IF_ERROR(n.CheckActor("forward", o));
-  ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
-  RequestView request;
-  request.action = Action::kForward;
-  request.at = Now();
-  request.object = facts.View();
-  request.holder = n.party;
-  request.to = to;
-  const Decision d = n.engine.Decide(request);
-  AuditEntry entry = n.DecisionEntry("forward", object_id, d);
-  entry.from = n.party;
-  entry.to = to;
-  if (!d.allow) {
-    return n.Refuse(entry,
-                    Deny(d.reason, fmt::format("forward of `{}` to `{}` refused", object_id, to),
-                         n.engine.Explain(request, d))
-                        .value());
-  }
-  ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(to));
-  // The evidence the recipient checks: the release to this node and the originator's consent.
-  const ReleaseRecord* held = nullptr;
-  for (const auto& r : facts.releases()) {
-    if (r.to == n.party && r.at <= request.at) held = &r;
-  }
-  const ConsentRecord* consent = nullptr;
-  for (const auto& c : facts.consents()) {
-    if (c.to == to && c.at <= request.at && !c.notice.empty()) consent = &c;
-  }
-  if (held == nullptr || consent == nullptr) {
-    return Fail(Code::kFailedPrecondition,
-                fmt::format("no signed release and consent notice to prove the forward of `{}`",
-                            object_id));
-  }
-  PackageBody body = n.NewPackage("forward", to, request.at, d, facts);
-  body.held_release = node_internal::HistoryRelease{held->to, held->at, held->agreement};
-  body.consent = consent->notice;
-  return n.SendPackage(body, o, partner, std::move(entry), [&] {
-    return n.store->InsertForward(
-        ForwardRecord{o.id, n.party, to, body.at, body.agreement, body.id});
+  return n.Decided([&]() -> Result<Bytes> {
+    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
+    if (o.originator == n.party) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("`{}` originated here: release it instead of forwarding", object_id));
+    }
+    ACCORD_RETURN_IF_ERROR(n.CheckActor("forward", o));
+    ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
+    RequestView request;
+    request.action = Action::kForward;
+    request.at = Now();
+    request.object = facts.View();
+    request.holder = n.party;
+    request.to = to;
+    const Decision d = n.engine.Decide(request);
+    AuditEntry entry = n.DecisionEntry("forward", object_id, d);
+    entry.from = n.party;
+    entry.to = to;
+    if (!d.allow) {
+      return n.Refuse(entry,
+                      Deny(d.reason, fmt::format("forward of `{}` to `{}` refused", object_id, to),
+                           n.engine.Explain(request, d))
+                          .value());
+    }
+    ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(to));
+    // The evidence the recipient checks: the release to this node and the originator's consent.
+    const ReleaseRecord* held = nullptr;
+    for (const auto& r : facts.releases()) {
+      if (r.to == n.party && r.at <= request.at) held = &r;
+    }
+    const ConsentRecord* consent = nullptr;
+    for (const auto& c : facts.consents()) {
+      if (c.to == to && c.at <= request.at && !c.notice.empty()) consent = &c;
+    }
+    if (held == nullptr || consent == nullptr) {
+      return Fail(Code::kFailedPrecondition,
+                  fmt::format("no signed release and consent notice to prove the forward of `{}`",
+                              object_id));
+    }
+    PackageBody body = n.NewPackage("forward", to, request.at, d, facts);
+    body.held_release = node_internal::HistoryRelease{held->to, held->at, held->agreement};
+    body.consent = consent->notice;
+    return n.SendPackage(body, o, partner, std::move(entry), [&] {
+      return n.store->InsertForward(
+          ForwardRecord{o.id, n.party, to, body.at, body.agreement, body.id});
+    });
   });
 }
 
@@ -1043,131 +1088,139 @@ Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to)
 
 Result<Bytes> Node::Consent(const std::string& object_id, const std::string& to) {
   Impl& n = *impl_;
-  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
-  ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "consent to its onward release"));
-  ACCORD_RETURN_IF_ERROR(n.CheckActor("consent", o));
-  if (n.engine.PartyIndex(to) < 0 || to == n.party) {
-    return Fail(Code::kInvalidArgument, fmt::format("cannot consent to `{}`", to));
-  }
-  NoticeBody body = n.NewNotice("consent", o);
-  body.to = to;
-  Envelope env = n.Notice(body);
-  const Bytes notice = node_internal::EncodeEnvelope(env);
-  AuditEntry entry = n.Entry("consent", o.id);
-  entry.to = to;
-  entry.package = body.id;
-  // The holders that may forward it learn of the consent.
-  ACCORD_ASSIGN_OR_RETURN(std::vector<std::string> holders, n.Holders(o.id));
-  std::erase(holders, to);
-  return n.CommitAndSend(
-      std::move(env), entry,
-      [&] {
-        return n.store->InsertConsent(ConsentRecord{o.id, to, body.at, notice});
-      },
-      holders);
+  return n.Decided([&]() -> Result<Bytes> {
+    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
+    ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "consent to its onward release"));
+    ACCORD_RETURN_IF_ERROR(n.CheckActor("consent", o));
+    if (n.engine.PartyIndex(to) < 0 || to == n.party) {
+      return Fail(Code::kInvalidArgument, fmt::format("cannot consent to `{}`", to));
+    }
+    NoticeBody body = n.NewNotice("consent", o);
+    body.to = to;
+    Envelope env = n.Notice(body);
+    const Bytes notice = node_internal::EncodeEnvelope(env);
+    AuditEntry entry = n.Entry("consent", o.id);
+    entry.to = to;
+    entry.package = body.id;
+    // The holders that may forward it learn of the consent.
+    ACCORD_ASSIGN_OR_RETURN(std::vector<std::string> holders, n.Holders(o.id));
+    std::erase(holders, to);
+    return n.CommitAndSend(
+        std::move(env), entry,
+        [&] {
+          return n.store->InsertConsent(ConsentRecord{o.id, to, body.at, notice});
+        },
+        holders);
+  });
 }
 
 Result<Bytes> Node::Reclassify(const std::string& object_id, const std::string& level) {
   Impl& n = *impl_;
-  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
-  ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "reclassify it"));
-  ACCORD_RETURN_IF_ERROR(n.CheckActor("reclassify", o));
-  if (n.engine.party(n.engine.PartyIndex(n.party)).LevelIndex(level) < 0) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("unknown level `{}` for party `{}`", level, n.party));
-  }
-  if (level == o.level) {
-    return Fail(Code::kInvalidArgument, fmt::format("`{}` is already `{}`", object_id, level));
-  }
-  ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, n.Open(o));
-  o.level = level;
-  o.version += 1;
-  ACCORD_RETURN_IF_ERROR(n.Seal(o, payload.Reveal(InsecureSecretAccess())));
-  NoticeBody body = n.NewNotice("reclassify", o);
-  body.level = level;
-  body.version = o.version;
-  Envelope env = n.Notice(body);
-  const Bytes notice = node_internal::EncodeEnvelope(env);
-  AuditEntry entry = n.Entry("reclassify", o.id);
-  entry.level = level;
-  entry.version = std::to_string(o.version);
-  entry.package = body.id;
-  ACCORD_ASSIGN_OR_RETURN(const std::vector<std::string> holders, n.Holders(o.id));
-  return n.CommitAndSend(
-      std::move(env), entry,
-      [&]() -> Status {
-        ACCORD_RETURN_IF_ERROR(n.store->UpdateSealed(o));
-        return n.store->InsertReclassification(
-            ReclassificationRecord{o.id, o.version, level, body.at, notice});
-      },
-      holders);
+  return n.Decided([&]() -> Result<Bytes> {
+    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
+    ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "reclassify it"));
+    ACCORD_RETURN_IF_ERROR(n.CheckActor("reclassify", o));
+    if (n.engine.party(n.engine.PartyIndex(n.party)).LevelIndex(level) < 0) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("unknown level `{}` for party `{}`", level, n.party));
+    }
+    if (level == o.level) {
+      return Fail(Code::kInvalidArgument, fmt::format("`{}` is already `{}`", object_id, level));
+    }
+    ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, n.Open(o));
+    o.level = level;
+    o.version += 1;
+    ACCORD_RETURN_IF_ERROR(n.Seal(o, payload.Reveal(InsecureSecretAccess())));
+    NoticeBody body = n.NewNotice("reclassify", o);
+    body.level = level;
+    body.version = o.version;
+    Envelope env = n.Notice(body);
+    const Bytes notice = node_internal::EncodeEnvelope(env);
+    AuditEntry entry = n.Entry("reclassify", o.id);
+    entry.level = level;
+    entry.version = std::to_string(o.version);
+    entry.package = body.id;
+    ACCORD_ASSIGN_OR_RETURN(const std::vector<std::string> holders, n.Holders(o.id));
+    return n.CommitAndSend(
+        std::move(env), entry,
+        [&]() -> Status {
+          ACCORD_RETURN_IF_ERROR(n.store->UpdateSealed(o));
+          return n.store->InsertReclassification(
+              ReclassificationRecord{o.id, o.version, level, body.at, notice});
+        },
+        holders);
+  });
 }
 
 Result<Bytes> Node::Destroy(const std::string& object_id, DestroyScope scope) {
   Impl& n = *impl_;
-  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
-  ACCORD_RETURN_IF_ERROR(n.CheckActor("destroy", o));
-  std::optional<Envelope> env;
-  Bytes notice;
-  const Instant at = Now();
-  AuditEntry entry = n.Entry("destroy", o.id);
-  entry.reason = scope == DestroyScope::kEverywhere ? "everywhere" : "own-copy";
-  if (scope == DestroyScope::kEverywhere) {
-    ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "order its destruction everywhere"));
-    NoticeBody body = n.NewNotice("destroy", o);
-    body.at = at;
-    env = n.Notice(body);
-    notice = node_internal::EncodeEnvelope(*env);
-    entry.package = body.id;
-  }
-  const auto records = [&]() -> Status {
-    ACCORD_RETURN_IF_ERROR(n.store->EraseObjectCopy(o.id, at));
-    return n.store->InsertDestruction(DestructionRecord{o.id, at,
-                                                        scope == DestroyScope::kEverywhere
-                                                            ? DestructionScope::kEverywhere
-                                                            : DestructionScope::kLocal,
-                                                        n.party, notice});
-  };
-  if (env) {
-    ACCORD_ASSIGN_OR_RETURN(const std::vector<std::string> holders, n.Holders(o.id));
-    return n.CommitAndSend(std::move(*env), entry, records, holders);
-  }
-  ACCORD_RETURN_IF_ERROR(n.Transact([&]() -> Status {
-    ACCORD_RETURN_IF_ERROR(records());
-    return n.Log(entry);
-  }));
-  return Bytes();
+  return n.Decided([&]() -> Result<Bytes> {
+    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
+    ACCORD_RETURN_IF_ERROR(n.CheckActor("destroy", o));
+    std::optional<Envelope> env;
+    Bytes notice;
+    const Instant at = Now();
+    AuditEntry entry = n.Entry("destroy", o.id);
+    entry.reason = scope == DestroyScope::kEverywhere ? "everywhere" : "own-copy";
+    if (scope == DestroyScope::kEverywhere) {
+      ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "order its destruction everywhere"));
+      NoticeBody body = n.NewNotice("destroy", o);
+      body.at = at;
+      env = n.Notice(body);
+      notice = node_internal::EncodeEnvelope(*env);
+      entry.package = body.id;
+    }
+    const auto records = [&]() -> Status {
+      ACCORD_RETURN_IF_ERROR(n.store->EraseObjectCopy(o.id, at));
+      return n.store->InsertDestruction(DestructionRecord{o.id, at,
+                                                          scope == DestroyScope::kEverywhere
+                                                              ? DestructionScope::kEverywhere
+                                                              : DestructionScope::kLocal,
+                                                          n.party, notice});
+    };
+    if (env) {
+      ACCORD_ASSIGN_OR_RETURN(const std::vector<std::string> holders, n.Holders(o.id));
+      return n.CommitAndSend(std::move(*env), entry, records, holders);
+    }
+    ACCORD_RETURN_IF_ERROR(n.Transact([&]() -> Status {
+      ACCORD_RETURN_IF_ERROR(records());
+      return n.Log(entry);
+    }));
+    return Bytes();
+  });
 }
 
 Result<Bytes> Node::Report(const std::string& object_id, const std::string& kind,
                            const std::string& text) {
   Impl& n = *impl_;
-  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.store->GetObject(object_id));
-  if (kind != "loss" && kind != "compromise") {
-    return Fail(Code::kInvalidArgument, "a report is a `loss` or a `compromise`");
-  }
-  if (o.originator == n.party) {
-    return Fail(Code::kInvalidArgument,
-                "reports go to the originator; this node is the originator");
-  }
-  // No CheckActor: whoever learns of a loss or compromise reports it, cleared to read the object
-  // or not (after a reclassification, say); a report discloses nothing of the object.
-  NoticeBody body = n.NewNotice("report", o);
-  body.report_kind = kind;
-  body.text = text;
-  Envelope env = n.Notice(body);
-  const Bytes notice = node_internal::EncodeEnvelope(env);
-  AuditEntry entry = n.Entry("report", o.id);
-  entry.to = o.originator;
-  entry.reason = kind;
-  entry.package = body.id;
-  const std::string originator[] = {o.originator};
-  return n.CommitAndSend(
-      std::move(env), entry,
-      [&] {
-        return n.store->InsertReport(ReportRecord{o.id, n.party, body.at, kind, text, notice});
-      },
-      originator);
+  return n.Decided([&]() -> Result<Bytes> {
+    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.store->GetObject(object_id));
+    if (kind != "loss" && kind != "compromise") {
+      return Fail(Code::kInvalidArgument, "a report is a `loss` or a `compromise`");
+    }
+    if (o.originator == n.party) {
+      return Fail(Code::kInvalidArgument,
+                  "reports go to the originator; this node is the originator");
+    }
+    // No CheckActor: whoever learns of a loss or compromise reports it, cleared to read the object
+    // or not (after a reclassification, say); a report discloses nothing of the object.
+    NoticeBody body = n.NewNotice("report", o);
+    body.report_kind = kind;
+    body.text = text;
+    Envelope env = n.Notice(body);
+    const Bytes notice = node_internal::EncodeEnvelope(env);
+    AuditEntry entry = n.Entry("report", o.id);
+    entry.to = o.originator;
+    entry.reason = kind;
+    entry.package = body.id;
+    const std::string originator[] = {o.originator};
+    return n.CommitAndSend(
+        std::move(env), entry,
+        [&] {
+          return n.store->InsertReport(ReportRecord{o.id, n.party, body.at, kind, text, notice});
+        },
+        originator);
+  });
 }
 
 // --- receiving -------------------------------------------------------------------------------
@@ -1202,29 +1255,32 @@ Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
     return Fail(Code::kDataLoss,
                 fmt::format("the signature does not verify with `{}`'s key", env.signer));
   }
-  Result<ReceiveResult> result = [&]() -> Result<ReceiveResult> {
-    if (!body) {
-      ACCORD_ASSIGN_OR_RETURN(body, ParseBody(env));
+  // The checks against this node's state and what they record, in one transaction (Decided).
+  return n.Decided([&]() -> Result<ReceiveResult> {
+    Result<ReceiveResult> result = [&]() -> Result<ReceiveResult> {
+      if (!body) {
+        ACCORD_ASSIGN_OR_RETURN(body, ParseBody(env));
+      }
+      if (const auto* package = std::get_if<PackageBody>(&*body)) {
+        return n.ReceivePackage(env, *package, bytes, *partner);
+      }
+      if (const auto* receipt = std::get_if<ReceiptBody>(&*body)) {
+        return n.ReceiveReceipt(env, *receipt, *partner);
+      }
+      return n.ReceiveNotice(env, std::get<NoticeBody>(*body), bytes, *partner);
+    }();
+    // An authenticated package that is refused is logged (a replay is not: it was logged once).
+    if (!result && result.error().code != Code::kAlreadyExists) {
+      AuditEntry entry = n.Entry(env.kind == "receipt" ? "receipt" : "receive");
+      entry.decision = "deny";
+      const auto reason = Denial(result.error());
+      entry.reason = std::string(reason ? ReasonName(*reason) : CodeName(result.error().code));
+      entry.from = env.signer;
+      entry.digest = HexEncode(Sha256(bytes));
+      return n.Refuse(entry, result.error());
     }
-    if (const auto* package = std::get_if<PackageBody>(&*body)) {
-      return n.ReceivePackage(env, *package, bytes, *partner);
-    }
-    if (const auto* receipt = std::get_if<ReceiptBody>(&*body)) {
-      return n.ReceiveReceipt(env, *receipt, *partner);
-    }
-    return n.ReceiveNotice(env, std::get<NoticeBody>(*body), bytes, *partner);
-  }();
-  // An authenticated package that is refused is logged (a replay is not: it was logged once).
-  if (!result && result.error().code != Code::kAlreadyExists) {
-    AuditEntry entry = n.Entry(env.kind == "receipt" ? "receipt" : "receive");
-    entry.decision = "deny";
-    const auto reason = Denial(result.error());
-    entry.reason = std::string(reason ? ReasonName(*reason) : CodeName(result.error().code));
-    entry.from = env.signer;
-    entry.digest = HexEncode(Sha256(bytes));
-    return n.Refuse(entry, result.error());
-  }
-  return result;
+    return result;
+  });
 }
 
 // The signed receipt for what was received, with the proof that receiving it was logged as entry
@@ -1439,7 +1495,7 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
   }
   const Instant now = clock->Now();
   std::string summary;
-  // A reclassification re-seals the payload under the new label, before the transaction.
+  // A reclassification re-seals the payload under the new label, before the records are written.
   if (body.kind == "reclassify") {
     if (engine.PartyIndex(o.originator) < 0 ||
         engine.party(engine.PartyIndex(o.originator)).LevelIndex(body.level) < 0) {
@@ -1511,6 +1567,13 @@ Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env, const Rece
                                                  const PartnerRecord& sender) {
   if (body.by != env.signer || body.from != party) {
     return Fail(Code::kPermissionDenied, "the receipt is not for something this node sent");
+  }
+  // Every envelope this node sends is queued first, also one carried by hand.
+  ACCORD_ASSIGN_OR_RETURN(const bool sent, store->WasQueued(body.package_id, body.by));
+  if (!sent) {
+    return Fail(Code::kPermissionDenied,
+                fmt::format("the receipt is for `{}`, which this node never sent to `{}`",
+                            body.package_id, body.by));
   }
   // The receiver proves it logged the receipt of the package.
   ACCORD_RETURN_IF_ERROR(CheckEvidence(env, sender, body.package_id));

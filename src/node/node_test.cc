@@ -10,9 +10,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "accord/note.h"
 #include "audit.h"
@@ -243,6 +245,73 @@ TEST_F(NodeTest, PackagesAndNoticesAreQueuedUntilTheirReceiptComesBack) {
   ASSERT_EQ(usa_queue.size(), 1u);
   EXPECT_EQ(usa_queue[0].to, "KOR");
   EXPECT_EQ(usa_queue[0].kind, "report");
+}
+
+// A receipt closes only what this node queued for its signer; one naming anything else is
+// refused and logged, and recorded nowhere.
+TEST_F(NodeTest, AReceiptCountsOnlyForWhatThisNodeSentToItsSigner) {
+  InitAll();
+  auto kor = Open("KOR", "2018-05-01T10:00:00+09:00");
+  auto usa = Open("USA", "2018-05-01T11:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-r", "payload"));
+  auto package = kor->Release("k-r", "USA");
+  ASSERT_TRUE(package) << package.error().ToString();
+  auto received = usa->Receive(*package);
+  ASSERT_TRUE(received) << received.error().ToString();
+  // The same receipt, for a package this node has no record of sending to the US (as if the
+  // US named a package id of its choosing).
+  ASSERT_TRUE(Exec(Home("KOR") + "/state.db", "DELETE FROM outbox"));
+  const uint64_t size = kor->LogSize().value();
+  auto refused = kor->Receive(received->receipt);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kPermissionDenied);
+  EXPECT_NE(refused.error().message.find("never sent to `USA`"), std::string::npos)
+      << refused.error().message;
+  EXPECT_TRUE(kor->store().ListReceipts().value().empty());
+  ASSERT_EQ(kor->LogSize().value(), size + 1);
+  const Bytes entry = kor->LogEntries(size, 1).value()[0];
+  EXPECT_NE(Text(entry).find(R"("op":"receipt")"), std::string::npos) << Text(entry);
+  EXPECT_NE(Text(entry).find(R"("decision":"deny")"), std::string::npos) << Text(entry);
+
+  // What was queued is acknowledged.
+  auto again = kor->Release("k-r", "USA");
+  ASSERT_TRUE(again) << again.error().ToString();
+  auto second = usa->Receive(*again);
+  ASSERT_TRUE(second) << second.error().ToString();
+  auto acknowledged = kor->Receive(second->receipt);
+  ASSERT_TRUE(acknowledged) << acknowledged.error().ToString();
+  EXPECT_EQ(kor->store().ListReceipts().value().size(), 1u);
+  EXPECT_EQ(kor->store().ListOutbox("USA").value()[0].state, DeliveryState::kDelivered);
+}
+
+// A decision and what it records are one transaction: a destruction committed by another
+// connection to the home (a second process) while a release waits for the store is seen by the
+// release's decision, never only by its records.
+TEST_F(NodeTest, ADecisionSeesWhatAnotherConnectionCommittedBeforeItsRecords) {
+  InitAll();
+  auto kor = Open("KOR", "2018-05-01T10:00:00+09:00");
+  auto other = Open("KOR", "2018-05-01T10:00:00+09:00");
+  ASSERT_TRUE(kor && other);
+  ASSERT_TRUE(CreateObject(*kor, "k-t", "payload"));
+  std::promise<void> destroyed;
+  std::thread second([&] {
+    // The destruction is made inside a transaction that stays open a while, as a slow commit.
+    auto s = other->store().Transact([&]() -> Status {
+      auto d = other->Destroy("k-t", DestroyScope::kOwnCopy);
+      if (!d) return tl::unexpected(d.error());
+      destroyed.set_value();
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      return OkStatus();
+    });
+    EXPECT_TRUE(s) << s.error().ToString();
+  });
+  destroyed.get_future().wait();
+  auto release = kor->Release("k-t", "JPN");
+  second.join();
+  ASSERT_FALSE(release);
+  EXPECT_EQ(Denial(release.error()), Reason::kDestroyed) << release.error().ToString();
+  EXPECT_TRUE(kor->store().ListReleases("k-t").value().empty());
+  EXPECT_TRUE(kor->store().ListOutbox("").value().empty());
 }
 
 // Operations run for a subject (the API's caller) need a subject who may read the object, and the

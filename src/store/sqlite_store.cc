@@ -622,6 +622,7 @@ struct Statements {
   StmtPtr list_outbox_all;
   StmtPtr record_attempt;
   StmtPtr mark_delivered;
+  StmtPtr was_queued;
   StmtPtr put_subject;
   StmtPtr get_subject;
   StmtPtr list_subjects;
@@ -746,6 +747,8 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.mark_delivered,
                               "UPDATE outbox SET state = 1, done_us = ?3 "
                               "WHERE id = ?1 AND to_party = ?2 AND state = 0"));
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.was_queued, "SELECT 1 FROM outbox WHERE id = ?1 AND to_party = ?2"));
   ACCORD_RETURN_IF_ERROR(prep(s.put_subject,
                               "INSERT INTO subjects (id, clearance, need_to_know, compartments) "
                               "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET "
@@ -1538,6 +1541,13 @@ class SqliteStore final : public Store {
       return Fail(Code::kNotFound, "no pending delivery of `" + id + "` to `" + to + "`");
     }
     return OkStatus();
+  }
+
+  Result<bool> WasQueued(const std::string& id, const std::string& to) override {
+    BoundStatement st(db_.get(), s_.was_queued.get());
+    st.BindText(1, id);
+    st.BindText(2, to);
+    return st.Step("find in the outbox", id);
   }
 
   Status MarkDelivered(const std::string& id, const std::string& to, int64_t now_us) override {
