@@ -140,8 +140,11 @@ class Witness {
                               std::string_view signed_checkpoint);
 
   // Checks `signed_checkpoint` against the last one seen from that log. On success returns the
-  // checkpoint with this witness's signature added. A checkpoint that is smaller than the last, or
-  // that the proof does not connect to it, is refused with kDataLoss and recorded in forks().
+  // checkpoint with this witness's signature added. One that the proof does not connect to the
+  // last (another root at the same size, an edited or rewritten history) is refused with
+  // kDataLoss and recorded in forks(): the only kDataLoss. One smaller than the last is refused
+  // with kFailedPrecondition, one not signed by the log's key with kPermissionDenied; neither
+  // is evidence of anything.
   [[nodiscard]] Result<std::string> Cosign(std::string_view signed_checkpoint,
                                            std::span<const merkle::Hash> consistency_proof);
 

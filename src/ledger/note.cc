@@ -73,7 +73,10 @@ bool ValidText(std::string_view s) {
       ++i;
       continue;
     }
-    const int len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+    const int len = c >= 0xF0 && c <= 0xF4   ? 4
+                    : c >= 0xE0 && c <= 0xEF ? 3
+                    : c >= 0xC2 && c <= 0xDF ? 2
+                                             : 0;  // 0x80-0xC1 and 0xF5-0xFF never lead
     if (len == 0 || i + static_cast<size_t>(len) > s.size()) return false;
     uint32_t cp = c & (0xFF >> (len + 1));
     for (int k = 1; k < len; ++k) {
@@ -410,14 +413,23 @@ Result<std::string> Witness::Cosign(std::string_view signed_checkpoint,
     return Fail(Code::kNotFound, fmt::format("this witness does not watch the log `{}`", c.origin));
   }
   Log& log = it->second;
-  ACCORD_RETURN_IF_ERROR(VerifySignatures(note, std::span(&log.key, 1)));
+  if (auto signed_by_log = VerifySignatures(note, std::span(&log.key, 1)); !signed_by_log) {
+    // Not the log's statement, so no evidence against it either.
+    return Fail(Code::kPermissionDenied,
+                fmt::format("the checkpoint of `{}` is not signed by its key: {}", c.origin,
+                            signed_by_log.error().message));
+  }
   if (log.checkpoint) {
     const Checkpoint& old = *log.checkpoint;
-    Status consistent =
-        c.size < old.size
-            ? Fail(Code::kDataLoss,
-                   fmt::format("the log shrank from {} to {} entries", old.size, c.size))
-            : merkle::VerifyConsistency(old.size, c.size, proof, old.root, c.root);
+    if (c.size < old.size) {
+      // An earlier checkpoint of the same log is no contradiction: nothing to keep. (A log that
+      // gives it as its latest has been rolled back; the caller knows which it asked for.)
+      return Fail(Code::kFailedPrecondition,
+                  fmt::format("the checkpoint of `{}` has {} entries, older than the one of {} "
+                              "cosigned already",
+                              c.origin, c.size, old.size));
+    }
+    Status consistent = merkle::VerifyConsistency(old.size, c.size, proof, old.root, c.root);
     if (!consistent) {
       // Both checkpoints carry the log's valid signature: keep them as evidence.
       forks_.push_back(

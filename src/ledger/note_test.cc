@@ -108,6 +108,10 @@ TEST(NoteTest, MalformedNotesAndKeys) {
         std::string_view("text\n\n\xE2\x80\x94 PeterNeumann not-base64!\n"),
         std::string_view("te\x01xt\n\n\xE2\x80\x94 PeterNeumann AAAAAAAA\n"),
         std::string_view("te\xC3xt\n\n\xE2\x80\x94 PeterNeumann AAAAAAAA\n"),
+        // Bytes that never start a UTF-8 character: an overlong lead, and 0xF5-0xFF.
+        std::string_view("te\xC0\xAFxt\n\n\xE2\x80\x94 PeterNeumann AAAAAAAA\n"),
+        std::string_view("te\xF5\x80\x80\x80xt\n\n\xE2\x80\x94 PeterNeumann AAAAAAAA\n"),
+        std::string_view("te\xFF\x80\x80xt\n\n\xE2\x80\x94 PeterNeumann AAAAAAAA\n"),
         std::string_view("text\n\n\xE2\x80\x94 PeterNeumann AAAAAAAA")}) {
     auto r = Open(bad, peter);
     ASSERT_FALSE(r.has_value());
@@ -187,13 +191,25 @@ TEST(WitnessTest, CosignsAGrowingLogAndCatchesRewrites) {
   EXPECT_THAT(witness.forks()[0].earlier, HasSubstr("accord.example/KOR\n7\n"));
   EXPECT_THAT(witness.forks()[0].later, HasSubstr("accord.example/KOR\n8\n"));
 
-  // Truncated: a signed checkpoint smaller than the last one cosigned.
+  // A signed checkpoint smaller than the last one cosigned (the log's own earlier one, or a
+  // truncated log's) is refused, and is no evidence: an earlier checkpoint contradicts nothing.
   Log shorter{std::move(rewritten.key), {}};
   for (int i = 0; i < 5; ++i) shorter.tree.Append(merkle::LeafHash("release " + std::to_string(i)));
   auto shrunk = witness.Cosign(shorter.Checkpoint(), {});
   ASSERT_FALSE(shrunk.has_value());
-  EXPECT_THAT(shrunk.error().message, HasSubstr("shrank from 7 to 5"));
-  EXPECT_EQ(witness.forks().size(), 2u);
+  EXPECT_EQ(shrunk.error().code, Code::kFailedPrecondition);
+  EXPECT_THAT(shrunk.error().message, HasSubstr("has 5 entries, older than the one of 7"));
+  EXPECT_EQ(witness.forks().size(), 1u);
+
+  // A checkpoint with a bad signature by the log's key is not the log's statement: refused, and
+  // no evidence either.
+  std::string forged = shorter.Checkpoint();
+  char& in_signature = forged[forged.rfind(' ') + 20];  // past the key id
+  in_signature = in_signature == 'A' ? 'B' : 'A';
+  auto unsigned_by_log = witness.Cosign(forged, {});
+  ASSERT_FALSE(unsigned_by_log.has_value());
+  EXPECT_EQ(unsigned_by_log.error().code, Code::kPermissionDenied);
+  EXPECT_EQ(witness.forks().size(), 1u);
 
   // The witness's view did not move.
   EXPECT_THAT(*witness.Latest("accord.example/KOR"), HasSubstr("accord.example/KOR\n7\n"));

@@ -528,10 +528,23 @@ struct Node::Impl {
     return ev;
   }
 
+  // What the entry a partner sends as evidence must say, beyond naming the package and the
+  // partner; an empty field is not checked.
+  struct LoggedAs {
+    std::string_view op{};
+    std::string_view object{};
+    std::string_view from{};
+    std::string_view to{};
+    std::string_view digest{};
+    bool allowed = false;  // a decision that allowed it
+  };
+
   // Checks a partner's evidence that it logged `package_id`: its checkpoint is signed by its key,
-  // the entry names the package and is in the tree the checkpoint commits to.
+  // the entry names the package and says what `logged_as` says, and is in the tree the
+  // checkpoint commits to. So a package cannot stand on an entry that logged something else
+  // (a denied read, a release of another object) under its id.
   Status CheckEvidence(const Envelope& env, const PartnerRecord& sender,
-                       const std::string& package_id) {
+                       const std::string& package_id, const LoggedAs& logged_as) {
     if (!env.log) {
       return Fail(Code::kPermissionDenied,
                   fmt::format("`{}` sent no proof that it logged `{}`", env.signer, package_id));
@@ -549,6 +562,18 @@ struct Node::Impl {
         entry->package != package_id || entry->party != env.signer) {
       return Fail(Code::kDataLoss, fmt::format("the log entry sent by `{}` is not for `{}`",
                                                env.signer, package_id));
+    }
+    const auto differs = [](std::string_view want, const std::string& got) {
+      return !want.empty() && want != got;
+    };
+    if (differs(logged_as.op, entry->op) || differs(logged_as.object, entry->object) ||
+        differs(logged_as.from, entry->from) || differs(logged_as.to, entry->to) ||
+        differs(logged_as.digest, entry->digest) ||
+        (logged_as.allowed && entry->decision != "allow")) {
+      return Fail(Code::kDataLoss,
+                  fmt::format("the log entry sent by `{}` for `{}` logged something else: {} {} "
+                              "of `{}`",
+                              env.signer, package_id, entry->op, entry->decision, entry->object));
     }
     if (auto s = merkle::VerifyInclusion(merkle::LeafHash(ev.entry), ev.index, cp.size, ev.proof,
                                          cp.root);
@@ -1317,7 +1342,13 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
     return Fail(Code::kAlreadyExists,
                 fmt::format("package `{}` was already received: a replay", body.id));
   }
-  ACCORD_RETURN_IF_ERROR(CheckEvidence(env, sender, body.id));
+  const std::string body_digest = HexEncode(Sha256(env.body));
+  ACCORD_RETURN_IF_ERROR(CheckEvidence(env, sender, body.id,
+                                       {.op = body.kind,
+                                        .object = body.label.id,
+                                        .to = party,
+                                        .digest = body_digest,
+                                        .allowed = true}));
   // Re-decide what the sender decided, with this node's copy of the policy.
   std::vector<ReleaseRecord> releases;
   std::vector<ConsentRecord> consents;
@@ -1488,7 +1519,12 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
     return Fail(Code::kAlreadyExists,
                 fmt::format("notice `{}` was already received: a replay", body.id));
   }
-  ACCORD_RETURN_IF_ERROR(CheckEvidence(env, sender, body.id));
+  // A consent names the party it is for, a report the originator it goes to.
+  const std::string_view notice_to = body.kind == "consent"  ? std::string_view(body.to)
+                                     : body.kind == "report" ? std::string_view(body.originator)
+                                                             : std::string_view();
+  ACCORD_RETURN_IF_ERROR(CheckEvidence(
+      env, sender, body.id, {.op = body.kind, .object = body.object_id, .to = notice_to}));
   ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, store->GetObject(body.object_id));
   if (o.originator != body.originator) {
     return Fail(Code::kPermissionDenied, "the notice names the wrong originator");
@@ -1576,7 +1612,12 @@ Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env, const Rece
                             body.package_id, body.by));
   }
   // The receiver proves it logged the receipt of the package.
-  ACCORD_RETURN_IF_ERROR(CheckEvidence(env, sender, body.package_id));
+  ACCORD_RETURN_IF_ERROR(CheckEvidence(env, sender, body.package_id,
+                                       {.op = "receive",
+                                        .object = body.object_id,
+                                        .from = party,
+                                        .digest = body.package_digest,
+                                        .allowed = true}));
   // Keep the receiver's envelope with its evidence, re-encoded from what was verified.
   const Bytes bytes = node_internal::EncodeEnvelope(env);
   AuditEntry entry = Entry("receipt", body.object_id);
@@ -1669,7 +1710,12 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
   const std::string meta_key = std::string(kWitnessPrefix) + cp.origin;
   ACCORD_ASSIGN_OR_RETURN(auto last, n.store->GetMeta(meta_key));
   if (last) {
-    ACCORD_RETURN_IF_ERROR(witness.Resume(cp.origin, key, *last));
+    // What this node cosigned last, read back: a failure here is this home's, not a fork.
+    if (auto resumed = witness.Resume(cp.origin, key, *last); !resumed) {
+      return Fail(Code::kFailedPrecondition,
+                  fmt::format("the checkpoint of `{}` this node cosigned last does not verify: {}",
+                              cp.origin, resumed.error().message));
+    }
   } else {
     witness.Watch(cp.origin, key);
   }

@@ -1244,11 +1244,42 @@ TEST_F(NodeTest, PackagesMustProveTheyWereLogged) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Code::kDataLoss);
 
+  // An entry that names the package and Korea, in Korea's log, but logged something else: a
+  // denied read of another object (as a node rewritten to hide its releases would log).
+  const std::string package_id = InspectEnvelope(*package, 1 << 20).value().id;
+  node_internal::AuditEntry hidden;
+  hidden.op = "read";
+  hidden.at = At("2018-01-10T00:00:00+09:00");
+  hidden.party = "KOR";
+  hidden.decision = "deny";
+  hidden.object = "k-other";
+  hidden.package = package_id;
+  node_internal::AuditLog log(kor->store());
+  uint64_t index = 0;
+  ASSERT_TRUE(kor->store().Transact([&]() -> Status {
+    ACCORD_ASSIGN_OR_RETURN(index, log.Append(hidden));
+    return OkStatus();
+  }));
+  kor.reset();  // reopened below, with the log as the store now has it
+  kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  const std::string checkpoint = kor->LogCheckpoint().value();
+  node_internal::Envelope relabeled = *env;
+  relabeled.log->checkpoint = checkpoint;
+  relabeled.log->index = index;
+  relabeled.log->entry = kor->LogEntries(index, 1).value()[0];
+  relabeled.log->proof = kor->LogInclusionProof(index, index + 1).value();
+  r = jpn->Receive(node_internal::EncodeEnvelope(relabeled));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Code::kDataLoss);
+  EXPECT_NE(r.error().message.find("logged something else: read deny of `k-other`"),
+            std::string::npos)
+      << r.error().message;
+
   EXPECT_TRUE(jpn->Receive(*package));
-  // The three refusals were logged before the acceptance.
+  // The four refusals were logged before the acceptance.
   EXPECT_EQ(Ops(Entries(*jpn)),
             "partner partner receive:deny:permission-denied receive:deny:data-loss "
-            "receive:deny:data-loss receive:allow:releasable ");
+            "receive:deny:data-loss receive:deny:data-loss receive:allow:releasable ");
 }
 
 TEST_F(NodeTest, VerifyLogCatchesAnEditedEntryOrHash) {
@@ -1357,14 +1388,15 @@ TEST_F(NodeTest, AWitnessCatchesARewrittenOrTruncatedLog) {
     auto caught = jpn->WitnessCheckpoint(*cp, *proof);
     ASSERT_FALSE(caught);
     EXPECT_EQ(caught.error().code, Code::kDataLoss);
-    // Truncation: the fork's older, smaller checkpoint.
-    auto truncated = jpn->WitnessCheckpoint(first, {});
-    ASSERT_FALSE(truncated);
-    EXPECT_EQ(truncated.error().code, Code::kDataLoss);
+    // Korea's own earlier checkpoint (as a truncated log would give as its latest) is refused,
+    // but it contradicts nothing, so it is no evidence.
+    auto older = jpn->WitnessCheckpoint(first, {});
+    ASSERT_FALSE(older);
+    EXPECT_EQ(older.error().code, Code::kFailedPrecondition);
   }
   auto evidence = jpn->ForkEvidence();
   ASSERT_TRUE(evidence);
-  ASSERT_EQ(evidence->size(), 2u);
+  ASSERT_EQ(evidence->size(), 1u);
   EXPECT_EQ((*evidence)[0].origin, "accord/KOR");
   EXPECT_NE((*evidence)[0].earlier.find("\n4\n"), std::string::npos);  // what Japan cosigned
   EXPECT_NE((*evidence)[0].later.find("\n5\n"), std::string::npos);    // the fork's checkpoint

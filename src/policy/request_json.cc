@@ -43,11 +43,15 @@ tl::expected<Instant, std::string> GetInstant(const json::object& obj, std::stri
   return *t;
 }
 
+// `required`: for a list whose absence would widen what a decision allows (an object's topics),
+// so that a misspelt field is refused, never read as an empty list.
 Fallible GetStringArray(const json::object& obj, std::string_view key, std::string_view path,
-                        std::vector<std::string_view>& out) {
+                        std::vector<std::string_view>& out, bool required = false) {
   out.clear();
   const json::value* v = obj.if_contains(key);
-  if (v == nullptr || v->is_null()) return {};
+  if (v == nullptr && required)
+    return tl::unexpected(fmt::format("missing field `{}{}`", path, key));
+  if (v == nullptr || (!required && v->is_null())) return {};
   if (!v->is_array()) {
     return tl::unexpected(At(fmt::format("{}{}", path, key), "must be an array of strings"));
   }
@@ -109,7 +113,7 @@ struct RequestDecoder::Impl {
     auto level = GetString(o, "level", p, true);
     if (!level) return tl::unexpected(level.error());
     out.level = *level;
-    if (auto r = GetStringArray(o, "topics", p, topics); !r) return r;
+    if (auto r = GetStringArray(o, "topics", p, topics, /*required=*/true); !r) return r;
     if (auto r = GetStringArray(o, "compartments", p, compartments); !r) return r;
     if (auto r = GetStringArray(o, "rel_to", p, rel_to); !r) return r;
     releases.clear();

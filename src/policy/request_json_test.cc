@@ -43,7 +43,7 @@ TEST(RequestDecoderTest, NothingLeaksFromTheLineBefore) {
   RequestDecoder decoder;
   ASSERT_TRUE(decoder.Decode(kRelease).has_value());
   auto r = decoder.Decode(
-      R"({"id":7,"action":"release","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"},"to":"JPN"})");
+      R"({"id":7,"action":"release","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":[]},"to":"JPN"})");
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_TRUE((*r)->object.releases.empty());
   EXPECT_TRUE((*r)->object.topics.empty());
@@ -70,21 +70,27 @@ TEST(RequestDecoderTest, ClearErrorsForMalformedLines) {
        "`object`: must be an object"},
       {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR"}})",
        "missing field `object.level`"},
+      // An object's topics are required: a misspelt `topic` must not read as "no topics",
+      // which would skip the need-to-know check.
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topic":["x"]}})",
+       "missing field `object.topics`"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":null}})",
+       "`object.topics`: must be an array of strings"},
       {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":"x"}})",
        "`object.topics`: must be an array of strings"},
-      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","releases":[{"to":"JPN","at":"2018-01-01","agreement":"a"}]}})",
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":[],"releases":[{"to":"JPN","at":"2018-01-01","agreement":"a"}]}})",
        "`object.releases[0].at`: bad instant"},
-      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","forwards":[7]}})",
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":[],"forwards":[7]}})",
        "`object.forwards[0]`: must be an object"},
-      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"}})",
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":[]}})",
        "missing field `subject`"},
-      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"},"subject":{"party":"JPN"}})",
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":[]},"subject":{"party":"JPN"}})",
        "missing field `subject.clearance`"},
-      {R"({"action":"release","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"}})",
+      {R"({"action":"release","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":[]}})",
        "missing field `to`"},
-      {R"({"action":"forward","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"},"to":"JPN"})",
+      {R"({"action":"forward","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":[]},"to":"JPN"})",
        "missing field `holder`"},
-      {R"({"action":"release","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","destroyed_at":5},"to":"JPN"})",
+      {R"({"action":"release","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":[],"destroyed_at":5},"to":"JPN"})",
        "`object.destroyed_at`: must be a string"},
   };
   RequestDecoder decoder;

@@ -425,6 +425,17 @@ struct Federation::Impl {
       }
     }
     auto cosigned = node->WitnessCheckpoint(checkpoint->body, proof, WitnessLogging::kForksOnly);
+    if (!cosigned && *old > cp->size) {
+      // The partner's latest checkpoint is older than one it gave before: its log was rolled
+      // back (restored from a backup, say). Not evidence of a fork, and nothing is kept in the
+      // store, but reported as one, since entries it signed for are gone from its log.
+      log(fmt::format("WITNESS: {}'s log went back from {} to {} entries", p.options.party, *old,
+                      cp->size));
+      p.status.last_error = fmt::format("rolled back: from {} to {} entries", *old, cp->size);
+      if (p.status.fork.empty()) p.status.fork = p.status.last_error;
+      p.forked_at = std::pair(cp->size, cp->root);
+      return;
+    }
     if (!cosigned && cosigned.error().code != Code::kDataLoss) {
       // Not a fork (Witness::Cosign's only kDataLoss): a bad signature, no key, the store.
       log(fmt::format("{}: cannot witness its checkpoint at size {}: {}", p.options.party, cp->size,
