@@ -20,8 +20,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -1011,6 +1013,56 @@ class Checkpointer {
   std::thread thread_;   // GUARDED_BY(mu_); started by the first Nudge
 };
 
+// The turns at one database's write lock among this process's connections to it, first come
+// first served. SQLite's lock has no queue: a connection that waits polls it (BusyHandler), and
+// one that commits back to back (a server's node thread) can take it again before the poller
+// looks, for as long as its stream of writes lasts (the federation's receipts then waited tens
+// of milliseconds). Connections of other processes still meet only SQLite's lock.
+class WriteTurns {
+ public:
+  // The queue of the database file at `path` (by device and inode, however it is named),
+  // shared by every connection of this process to it.
+  static std::shared_ptr<WriteTurns> Of(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return std::make_shared<WriteTurns>();
+    static std::mutex registry_mu;
+    static std::map<std::pair<dev_t, ino_t>, std::weak_ptr<WriteTurns>> registry;
+    std::lock_guard lock(registry_mu);
+    std::weak_ptr<WriteTurns>& slot = registry[{st.st_dev, st.st_ino}];
+    std::shared_ptr<WriteTurns> turns = slot.lock();
+    if (!turns) {
+      turns = std::make_shared<WriteTurns>();
+      slot = turns;
+    }
+    return turns;
+  }
+
+  // Waits for this caller's turn, at most `timeout`; false when it did not come.
+  bool Take(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    const uint64_t ticket = next_ticket_++;
+    queue_.push_back(ticket);
+    if (cv_.wait_for(lock, timeout, [&] { return queue_.front() == ticket; })) return true;
+    std::erase(queue_, ticket);
+    cv_.notify_all();  // the caller behind may now be first
+    return false;
+  }
+
+  void Give() {
+    {
+      std::lock_guard lock(mu_);
+      queue_.pop_front();
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t next_ticket_ = 0;    // GUARDED_BY(mu_)
+  std::deque<uint64_t> queue_;  // GUARDED_BY(mu_); the front holds the turn
+};
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(DbPtr db, Statements statements, const SqliteOptions& options, std::string path)
@@ -1020,6 +1072,7 @@ class SqliteStore final : public Store {
         synchronous_full_(options.synchronous_full),
         sync_file_(options.sync_file_for_testing),
         wal_path_(path + "-wal"),
+        write_turns_(WriteTurns::Of(path)),
         checkpointer_(std::make_unique<Checkpointer>(std::move(path))) {
     // Replaces SQLite's automatic checkpoint (itself a WAL hook).
     sqlite3_wal_hook(db_.get(), &Checkpointer::OnCommit, checkpointer_.get());
@@ -1053,6 +1106,16 @@ class SqliteStore final : public Store {
     if (in_transaction_) {
       return Nested(body);
     }
+    if (!write_turns_->Take(std::chrono::milliseconds(busy_timeout_ms_))) {
+      return Fail(Code::kUnavailable,
+                  "sqlite: begin transaction: another connection of this process held the "
+                  "database for " +
+                      std::to_string(busy_timeout_ms_) + " ms");
+    }
+    struct GiveBack {
+      WriteTurns& turns;
+      ~GiveBack() { turns.Give(); }  // after the commit or the rollback, whichever ends it
+    } give_back{*write_turns_};
     {
       BoundStatement begin(db_.get(), s_.begin.get());
       ACCORD_RETURN_IF_ERROR(begin.Run("begin transaction"));
@@ -1848,6 +1911,7 @@ class SqliteStore final : public Store {
   const bool synchronous_full_;
   int (*const sync_file_)(int fd);  // SqliteOptions::sync_file_for_testing
   const std::string wal_path_;
+  const std::shared_ptr<WriteTurns> write_turns_;  // taken by each outermost transaction
   std::unique_ptr<Checkpointer> checkpointer_;
   std::mutex wal_mu_;
   int wal_fd_ = -1;           // GUARDED_BY(wal_mu_); opened by the first SyncCommits

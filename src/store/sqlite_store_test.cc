@@ -22,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <limits>
 #include <optional>
@@ -1069,6 +1070,81 @@ TEST_F(SqliteStoreTest, LockedDatabaseIsUnavailable) {
 
   ASSERT_EQ(other.Exec("ROLLBACK"), "");
   EXPECT_TRUE(store->Transact([&] { return store->InsertObject(MakeObject("o")); }));
+}
+
+// Two connections of one process take turns at the write lock in the order they asked: one that
+// commits and begins again at once does not get ahead of the other, which was waiting (SQLite's
+// lock has no queue, and a waiter polls it every millisecond).
+TEST_F(SqliteStoreTest, ConnectionsOfOneProcessTakeTurnsAtTheWriteLock) {
+  store_.reset();
+  auto first = OpenSqliteStore(path_, {.synchronous_full = false});
+  auto second = OpenSqliteStore(path_, {.synchronous_full = false});
+  ASSERT_TRUE(first && second);
+  std::mutex mu;
+  std::vector<std::string> order;
+  const auto note = [&](const char* who) {
+    std::lock_guard lock(mu);
+    order.emplace_back(who);
+  };
+  std::promise<void> release_first;
+  std::promise<void> first_holds;
+  std::thread writer([&] {
+    auto held = (*first)->Transact([&] {
+      first_holds.set_value();
+      release_first.get_future().wait();
+      return (*first)->SetMeta("first", "1");
+    });
+    EXPECT_TRUE(held) << held.error().ToString();
+    // Begins again at once, as a server's node thread does with its next request.
+    auto again = (*first)->Transact([&] {
+      note("first again");
+      return (*first)->SetMeta("first", "2");
+    });
+    EXPECT_TRUE(again) << again.error().ToString();
+  });
+  first_holds.get_future().wait();
+  std::thread waiter([&] {
+    auto tx = (*second)->Transact([&] {
+      note("second");
+      return (*second)->SetMeta("second", "1");
+    });
+    EXPECT_TRUE(tx) << tx.error().ToString();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the second is waiting
+  release_first.set_value();
+  writer.join();
+  waiter.join();
+  EXPECT_EQ(order, (std::vector<std::string>{"second", "first again"}));
+}
+
+// A connection that waits longer than its busy timeout for its turn gives up, as it would at
+// SQLite's lock, and leaves the queue: the turn after it is not lost.
+TEST_F(SqliteStoreTest, ATurnNotGivenInTheBusyTimeoutIsUnavailable) {
+  store_.reset();
+  auto first = OpenSqliteStore(path_, {.synchronous_full = false});
+  auto second = OpenSqliteStore(path_, {.busy_timeout_ms = 20, .synchronous_full = false});
+  ASSERT_TRUE(first && second);
+  std::promise<void> release_first;
+  std::promise<void> first_holds;
+  std::thread writer([&] {
+    auto held = (*first)->Transact([&] {
+      first_holds.set_value();
+      release_first.get_future().wait();
+      return OkStatus();
+    });
+    EXPECT_TRUE(held) << held.error().ToString();
+  });
+  first_holds.get_future().wait();
+  auto late = (*second)->Transact([&] { return (*second)->SetMeta("second", "1"); });
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, Code::kUnavailable);
+  EXPECT_EQ(late.error().message,
+            "sqlite: begin transaction: another connection of this process held the database "
+            "for 20 ms");
+  release_first.set_value();
+  writer.join();
+  EXPECT_TRUE((*second)->Transact([&] { return (*second)->SetMeta("second", "2"); }));
+  EXPECT_TRUE((*first)->Transact([&] { return (*first)->SetMeta("first", "2"); }));
 }
 
 // --- schema and file ---
