@@ -102,8 +102,9 @@ void CheckRows(const Policy& policy, const Agreement& a, const std::string& at, 
 // Replays the notices per party to check that every suspend, resume and withdraw has a notice in
 // the right state (DESIGN.md §2: they apply to the latest not-withdrawn notice of the same party).
 void CheckEvents(const Agreement& a, const std::string& at, Checker& out) {
-  enum class NoticeState { kNone, kActive, kSuspended };
-  std::map<std::string, NoticeState, std::less<>> notice;
+  enum class NoticeState { kActive, kSuspended };
+  // Per party, its notices not withdrawn, the latest last.
+  std::map<std::string, std::vector<NoticeState>, std::less<>> notices;
   bool terminated = false;
   for (size_t e = 0; e < a.events.size(); ++e) {
     const AgreementEvent& ev = a.events[e];
@@ -126,33 +127,35 @@ void CheckEvents(const Agreement& a, const std::string& at, Checker& out) {
       out.Add(eat, fmt::format("event {} (`{}`) follows the mutual termination of the agreement",
                                e + 1, kind));
     }
-    NoticeState& state = notice[ev.by];
+    std::vector<NoticeState>& open = notices[ev.by];
+    NoticeState* latest = open.empty() ? nullptr : &open.back();
     switch (ev.kind) {
       case EventKind::kTerminationNotice:
-        state = NoticeState::kActive;
+        open.push_back(NoticeState::kActive);
         break;
       case EventKind::kNoticeSuspended:
-        if (state != NoticeState::kActive) {
+        if (latest == nullptr || *latest != NoticeState::kActive) {
           out.Add(eat, fmt::format("`{}` by `{}` has no active notice of `{}` to suspend", kind,
                                    ev.by, ev.by));
         } else {
-          state = NoticeState::kSuspended;
+          *latest = NoticeState::kSuspended;
         }
         break;
       case EventKind::kNoticeResumed:
-        if (state != NoticeState::kSuspended) {
+        if (latest == nullptr || *latest != NoticeState::kSuspended) {
           out.Add(eat, fmt::format("`{}` by `{}` has no suspended notice of `{}` to resume", kind,
                                    ev.by, ev.by));
         } else {
-          state = NoticeState::kActive;
+          *latest = NoticeState::kActive;
         }
         break;
       case EventKind::kNoticeWithdrawn:
-        if (state == NoticeState::kNone) {
+        if (latest == nullptr) {
           out.Add(eat, fmt::format("`{}` by `{}` has no notice of `{}` to withdraw", kind, ev.by,
                                    ev.by));
+        } else {
+          open.pop_back();  // the one before it, if any, is the latest again
         }
-        state = NoticeState::kNone;
         break;
       case EventKind::kTerminated:
         terminated = true;

@@ -71,6 +71,27 @@ TEST(ModelTest, NoticeStateMachine) {
   EXPECT_THAT(problems[2].message, HasSubstr("no notice of `JPN` to withdraw"));
 }
 
+// Suspend, resume and withdraw apply to the latest notice of the party not withdrawn (DESIGN.md
+// §2), as the lifecycle applies them: once the latest is withdrawn, the one before it is the
+// latest again.
+TEST(ModelTest, AWithdrawalMakesTheNoticeBeforeItTheLatestAgain) {
+  Policy p = Minimal();
+  auto& ev = p.agreements[0].events;
+  ev.push_back({EventKind::kTerminationNotice, "KOR", Instant::FromSeconds(10), ""});
+  ev.push_back({EventKind::kTerminationNotice, "KOR", Instant::FromSeconds(20), ""});
+  ev.push_back({EventKind::kNoticeWithdrawn, "KOR", Instant::FromSeconds(30), ""});
+  ev.push_back({EventKind::kNoticeSuspended, "KOR", Instant::FromSeconds(40), ""});  // the first
+  ev.push_back({EventKind::kNoticeResumed, "KOR", Instant::FromSeconds(50), ""});
+  ev.push_back({EventKind::kNoticeWithdrawn, "KOR", Instant::FromSeconds(60), ""});
+  EXPECT_THAT(ValidatePolicy(p), IsEmpty());
+  // Both are withdrawn now: a third withdrawal has nothing to withdraw.
+  ev.push_back({EventKind::kNoticeWithdrawn, "KOR", Instant::FromSeconds(70), ""});
+  auto problems = ValidatePolicy(p);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].path, "agreement[0].event[6]");
+  EXPECT_THAT(problems[0].message, HasSubstr("no notice of `KOR` to withdraw"));
+}
+
 TEST(ModelTest, EventKindsRoundTrip) {
   for (EventKind k :
        {EventKind::kTerminationNotice, EventKind::kNoticeSuspended, EventKind::kNoticeResumed,

@@ -1706,49 +1706,49 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
       note::Signer cosigner,
       note::Signer::FromSeed(node_internal::LogOrigin(n.party),
                              n.sign.seed(InsecureSecretAccess()).Reveal(InsecureSecretAccess())));
-  note::Witness witness(std::move(cosigner));
   const std::string meta_key = std::string(kWitnessPrefix) + cp.origin;
-  ACCORD_ASSIGN_OR_RETURN(auto last, n.store->GetMeta(meta_key));
-  if (last) {
-    // What this node cosigned last, read back: a failure here is this home's, not a fork.
-    if (auto resumed = witness.Resume(cp.origin, key, *last); !resumed) {
-      return Fail(Code::kFailedPrecondition,
-                  fmt::format("the checkpoint of `{}` this node cosigned last does not verify: {}",
-                              cp.origin, resumed.error().message));
+  // Read, checked and written back in one transaction: two witnesses of one home (the
+  // federation, and `accord log witness` beside it) cannot both cosign from the same state.
+  return n.Decided([&]() -> Result<std::string> {
+    note::Witness witness(std::move(cosigner));
+    ACCORD_ASSIGN_OR_RETURN(auto last, n.store->GetMeta(meta_key));
+    if (last) {
+      // What this node cosigned last, read back: a failure here is this home's, not a fork.
+      if (auto resumed = witness.Resume(cp.origin, key, *last); !resumed) {
+        return Fail(
+            Code::kFailedPrecondition,
+            fmt::format("the checkpoint of `{}` this node cosigned last does not verify: {}",
+                        cp.origin, resumed.error().message));
+      }
+    } else {
+      witness.Watch(cp.origin, key);
     }
-  } else {
-    witness.Watch(cp.origin, key);
-  }
-  auto cosigned = witness.Cosign(checkpoint, proof);
-  if (!cosigned) {
-    if (!witness.forks().empty()) {
+    auto cosigned = witness.Cosign(checkpoint, proof);
+    if (!cosigned) {
+      if (witness.forks().empty()) return tl::unexpected(cosigned.error());
+      // Both signed checkpoints are kept, with the refusal's entry.
       const note::Fork& fork = witness.forks().back();
-      EvidenceRecord evidence{cp.origin, fork.earlier, fork.later, fork.reason, Now()};
+      if (auto kept = n.store->InsertEvidence(
+              EvidenceRecord{cp.origin, fork.earlier, fork.later, fork.reason, Now()});
+          !kept) {
+        return Fail(Code::kInternal, "keeping the evidence failed: " + kept.error().message);
+      }
       AuditEntry entry = n.Entry("witness");
       entry.decision = "deny";
       entry.reason = "fork";
       entry.from = party;
       entry.digest = HexEncode(Sha256(AsBytes(checkpoint)));
-      auto kept = n.Transact([&]() -> Status {
-        ACCORD_RETURN_IF_ERROR(n.store->InsertEvidence(evidence));
-        return n.Log(entry);
-      });
-      if (!kept) {
-        return Fail(Code::kInternal, "keeping the evidence failed: " + kept.error().message);
-      }
+      return n.Refuse(entry, cosigned.error());
     }
-    return tl::unexpected(cosigned.error());
-  }
-  AuditEntry entry = n.Entry("witness");
-  entry.decision = "allow";
-  entry.from = party;
-  entry.version = std::to_string(cp.size);
-  entry.digest = merkle::ToHex(cp.root);
-  ACCORD_RETURN_IF_ERROR(n.Transact([&]() -> Status {
+    AuditEntry entry = n.Entry("witness");
+    entry.decision = "allow";
+    entry.from = party;
+    entry.version = std::to_string(cp.size);
+    entry.digest = merkle::ToHex(cp.root);
     ACCORD_RETURN_IF_ERROR(n.store->SetMeta(meta_key, *cosigned));
-    return logging == WitnessLogging::kEveryCosignature ? n.Log(entry) : OkStatus();
-  }));
-  return cosigned;
+    if (logging == WitnessLogging::kEveryCosignature) ACCORD_RETURN_IF_ERROR(n.Log(entry));
+    return cosigned;
+  });
 }
 
 Result<uint64_t> Node::WitnessedSize(const std::string& party) {

@@ -1403,6 +1403,61 @@ TEST_F(NodeTest, AWitnessCatchesARewrittenOrTruncatedLog) {
   EXPECT_EQ(jpn->WitnessedSize("KOR").value(), 4u);                    // unchanged by the refusals
 }
 
+// Two witnesses of one home (the federation, and `accord log witness` beside it) check and
+// record one after the other: two checkpoints of the same size with different roots, witnessed
+// at the same moment, are a fork found, never two cosignatures.
+TEST_F(NodeTest, TwoWitnessesOfOneHomeCannotBothCosignOneSize) {
+  InitAll();
+  {
+    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+    ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {}, "III", {}));
+  }
+  fs::copy(Home("KOR"), Home("KOR-fork"), fs::copy_options::recursive);
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  auto other = Open("JPN", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(jpn && other);
+  const uint64_t seen = 3;
+  {
+    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+    ASSERT_EQ(kor->LogSize().value(), seen);
+    ASSERT_TRUE(jpn->WitnessCheckpoint(kor->LogCheckpoint().value(), {}));
+  }
+  // The log and its fork each grow by one entry from what Japan cosigned.
+  const auto grown = [&](const std::string& home) {
+    NodeOptions o;
+    o.home = home;
+    o.passphrase = SecretBytes::Copy(std::string_view("pass-KOR"));
+    o.at = At("2018-01-12T00:00:00+09:00");
+    auto node = Node::Open(std::move(o));
+    EXPECT_TRUE(node);
+    EXPECT_TRUE(
+        CreateObject(**node, "k-" + fs::path(home).filename().string(), "y", {}, "III", {}));
+    return std::pair((*node)->LogCheckpoint().value(),
+                     (*node)->LogConsistencyProof(seen, seen + 1).value());
+  };
+  const auto [honest, honest_proof] = grown(Home("KOR"));
+  const auto [forked, forked_proof] = grown(Home("KOR-fork"));
+  std::promise<void> cosigned;
+  std::thread second([&] {
+    // The other witness cosigns the honest checkpoint and commits a moment later.
+    auto s = other->store().Transact([&]() -> Status {
+      auto c = other->WitnessCheckpoint(honest, honest_proof);
+      if (!c) return tl::unexpected(c.error());
+      cosigned.set_value();
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      return OkStatus();
+    });
+    EXPECT_TRUE(s) << s.error().ToString();
+  });
+  cosigned.get_future().wait();
+  auto caught = jpn->WitnessCheckpoint(forked, forked_proof);
+  second.join();
+  ASSERT_FALSE(caught);
+  EXPECT_EQ(caught.error().code, Code::kDataLoss) << caught.error().ToString();
+  EXPECT_EQ(jpn->ForkEvidence().value().size(), 1u);
+  EXPECT_EQ(jpn->WitnessedSize("KOR").value(), seen + 1);
+}
+
 // A node that edits an old entry and rebuilds its whole tree consistently still cannot fool a
 // partner that cosigned a checkpoint before the edit.
 TEST_F(NodeTest, AWitnessCatchesAnEditedEntryEvenWithTheTreeRebuilt) {
