@@ -225,14 +225,20 @@ Result<AgreementStatus> StatusAt(const Agreement& a, Instant t) {
   } else {
     status.state = AgreementState::kInForce;
   }
-  if (reported == nullptr && !notices.empty()) {
-    reported =
-        &*std::max_element(notices.begin(), notices.end(),
-                           [](const Notice& x, const Notice& y) { return x.given < y.given; });
+  // For an ended agreement the notice is reported as it stood when the agreement ended.
+  const Instant as_of = status.state == AgreementState::kEnded ? *status.ends_at : t;
+  if (reported == nullptr) {
+    // Nothing ends it: a suspended notice if any (DESIGN §2.7), the latest given otherwise;
+    // either given by then. Notices are in the order given.
+    const Notice* suspended = nullptr;
+    for (const Notice& n : notices) {
+      if (n.given > as_of) continue;
+      reported = &n;
+      if (n.StateAt(as_of) == NoticeState::kSuspended) suspended = &n;
+    }
+    if (suspended != nullptr) reported = suspended;
   }
   if (reported != nullptr) {
-    // For an ended agreement the notice is reported as it stood when the agreement ended.
-    const Instant as_of = status.state == AgreementState::kEnded ? *status.ends_at : t;
     status.notice = NoticeStatus{reported->by, reported->given, reported->StateAt(as_of)};
   }
   return status;

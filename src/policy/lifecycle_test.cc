@@ -189,6 +189,32 @@ TEST(LifecycleTest, TheEarlierOfTwoPartiesNoticesWins) {
   EXPECT_EQ(s.notice->by, "JPN");
 }
 
+// While nothing ends the agreement, a suspended notice is reported (DESIGN §2.7), even when
+// another party gave a later notice and withdrew it.
+TEST(LifecycleTest, ASuspendedNoticeIsReportedOverALaterWithdrawnOne) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23", "KOR");
+  AddEvent(a, EventKind::kNoticeSuspended, "2019-11-22T18:00:00+09:00", "KOR");
+  AddEvent(a, EventKind::kTerminationNotice, "2020-01-10", "JPN");
+  AddEvent(a, EventKind::kNoticeWithdrawn, "2020-02-01", "JPN");
+  const AgreementStatus s = Status(a, "2020-03-01");
+  EXPECT_EQ(s.state, AgreementState::kInForce);
+  ASSERT_TRUE(s.notice.has_value());
+  EXPECT_EQ(s.notice->by, "KOR");
+  EXPECT_EQ(s.notice->state, NoticeState::kSuspended);
+}
+
+// An agreement that ended by expiry reports no notice given after its end.
+TEST(LifecycleTest, ANoticeAfterTheEndIsNotReportedAsItStoodAtTheEnd) {
+  Agreement a = Yearly();
+  a.renewal = Renewal::kNone;
+  AddEvent(a, EventKind::kTerminationNotice, "2018-06-01", "KOR");
+  const AgreementStatus s = Status(a, "2018-07-01");
+  EXPECT_EQ(s.state, AgreementState::kEnded);
+  EXPECT_EQ(s.ended_by, EndCause::kExpiry);
+  EXPECT_FALSE(s.notice.has_value());
+}
+
 TEST(LifecycleTest, MutualTermination) {
   Agreement a = Yearly();
   AddEvent(a, EventKind::kTerminated, "2018-06-01T12:00:00+09:00", "JPN");
