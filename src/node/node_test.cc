@@ -133,6 +133,27 @@ class NodeTest : public testing::Test {
     return node.Create(o, AsBytes(payload));
   }
 
+  // Runs `op` on `node` (a second connection to a home) in a transaction that stays open 300 ms
+  // after it, as a slow commit would. Returns once `op` has run, with the thread to join.
+  static std::thread InOpenTransaction(Node& node, std::function<Status()> op) {
+    std::promise<void> ran;
+    std::future<void> ran_future = ran.get_future();
+    std::thread t([&node, op = std::move(op), ran = std::move(ran)]() mutable {
+      bool told = false;
+      auto s = node.store().Transact([&]() -> Status {
+        ACCORD_RETURN_IF_ERROR(op());
+        ran.set_value();
+        told = true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        return OkStatus();
+      });
+      EXPECT_TRUE(s) << s.error().ToString();
+      if (!told) ran.set_value();
+    });
+    ran_future.wait();
+    return t;
+  }
+
   std::string root_;
 };
 
@@ -293,19 +314,9 @@ TEST_F(NodeTest, ADecisionSeesWhatAnotherConnectionCommittedBeforeItsRecords) {
   auto other = Open("KOR", "2018-05-01T10:00:00+09:00");
   ASSERT_TRUE(kor && other);
   ASSERT_TRUE(CreateObject(*kor, "k-t", "payload"));
-  std::promise<void> destroyed;
-  std::thread second([&] {
-    // The destruction is made inside a transaction that stays open a while, as a slow commit.
-    auto s = other->store().Transact([&]() -> Status {
-      auto d = other->Destroy("k-t", DestroyScope::kOwnCopy);
-      if (!d) return tl::unexpected(d.error());
-      destroyed.set_value();
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
-      return OkStatus();
-    });
-    EXPECT_TRUE(s) << s.error().ToString();
+  std::thread second = InOpenTransaction(*other, [&]() -> Status {
+    return other->Destroy("k-t", DestroyScope::kOwnCopy).map([](const Bytes&) {});
   });
-  destroyed.get_future().wait();
   auto release = kor->Release("k-t", "JPN");
   second.join();
   ASSERT_FALSE(release);
@@ -1437,19 +1448,10 @@ TEST_F(NodeTest, TwoWitnessesOfOneHomeCannotBothCosignOneSize) {
   };
   const auto [honest, honest_proof] = grown(Home("KOR"));
   const auto [forked, forked_proof] = grown(Home("KOR-fork"));
-  std::promise<void> cosigned;
-  std::thread second([&] {
-    // The other witness cosigns the honest checkpoint and commits a moment later.
-    auto s = other->store().Transact([&]() -> Status {
-      auto c = other->WitnessCheckpoint(honest, honest_proof);
-      if (!c) return tl::unexpected(c.error());
-      cosigned.set_value();
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
-      return OkStatus();
-    });
-    EXPECT_TRUE(s) << s.error().ToString();
+  // The other witness cosigns the honest checkpoint and commits a moment later.
+  std::thread second = InOpenTransaction(*other, [&]() -> Status {
+    return other->WitnessCheckpoint(honest, honest_proof).map([](const std::string&) {});
   });
-  cosigned.get_future().wait();
   auto caught = jpn->WitnessCheckpoint(forked, forked_proof);
   second.join();
   ASSERT_FALSE(caught);
