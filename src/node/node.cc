@@ -485,19 +485,15 @@ struct Node::Impl {
     return OkStatus();
   }
 
-  // Logs a refusal and returns `error`: in the transaction of the operation being decided
-  // (Decided), or else in one of its own.
+  // Logs a refusal and returns `error`. Inside Decided, the entry is a savepoint of the
+  // operation's transaction, which then commits; otherwise, a transaction of its own. (Through
+  // Transact either way: after SQLite rolled a transaction back by itself, an I/O error say, a
+  // savepoint is refused rather than run outside it.)
   tl::unexpected<Error> Refuse(const AuditEntry& e, Error error) {
-    if (refusal_logged != nullptr) {
-      if (auto logged = Log(e); !logged) {
-        error.message += " (logging the refusal failed: " + logged.error().message + ")";
-      } else {
-        *refusal_logged = true;
-      }
-      return tl::unexpected(std::move(error));
-    }
     if (auto logged = Transact([&] { return Log(e); }); !logged) {
       error.message += " (logging the refusal failed: " + logged.error().message + ")";
+    } else if (refusal_logged != nullptr) {
+      *refusal_logged = true;
     }
     return tl::unexpected(std::move(error));
   }

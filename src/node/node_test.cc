@@ -1182,6 +1182,27 @@ TEST_F(NodeTest, AGroupWhoseReadsCannotBeLoggedFailsAsAWhole) {
   EXPECT_EQ(*kor->VerifyLog(), before + 1);
 }
 
+// A refusal is returned with its reason even when its entry cannot be logged; then nothing of
+// the operation is kept, and the log is as it was.
+TEST_F(NodeTest, ARefusalWhoseEntryCannotBeLoggedKeepsNothing) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
+  const uint64_t before = *kor->LogSize();
+  ASSERT_TRUE(Refuse("KOR", "log_entries", R"(instr(NEW.entry, '"op":"release"') > 0)"));
+  auto refused = kor->Release("k-1", "USA");  // not in rel_to
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(Denial(refused.error()), Reason::kNotReleasable);
+  EXPECT_NE(refused.error().message.find("(logging the refusal failed:"), std::string::npos)
+      << refused.error().ToString();
+  ASSERT_TRUE(DropRefusal("KOR"));
+  EXPECT_EQ(*kor->LogSize(), before);
+  EXPECT_EQ(*kor->VerifyLog(), before);
+  // Logged once the store takes it.
+  ASSERT_FALSE(kor->Release("k-1", "USA"));
+  EXPECT_EQ(*kor->LogSize(), before + 1);
+}
+
 // The federation records a batch's receipts this way: one durable transaction, each receipt
 // accepted or refused on its own.
 TEST_F(NodeTest, ADurableGroupRecordsGoodReceiptsAndRefusesABadOneAlone) {

@@ -196,6 +196,16 @@ proof=$("$accord" log consistency --home "$work/KOR-fork" --from "$seen" | sed -
 expect witness-fork 5 'proof|consistent|differs' "$accord" log witness --home "$d/JPN" \
   --at 2023-05-02T00:00:00+09:00 --checkpoint "$work/fork.cp" --proof "$proof"
 expect witness-evidence 0 'accord/KOR at .*' "$accord" log evidence --home "$d/JPN"
+# Korea's log as it stood earlier (a log rolled back to 5 entries): refused, and no evidence,
+# since an earlier checkpoint contradicts nothing.
+cp -r "$d/KOR" "$work/KOR-earlier"
+sqlite3 "$work/KOR-earlier/state.db" "DELETE FROM log_entries WHERE idx >= 5; DELETE FROM log_tiles"
+"$accord" log checkpoint --home "$work/KOR-earlier" --out "$work/earlier.cp"
+expect witness-older 1 'has 5 entries, older than the one of' "$accord" log witness \
+  --home "$d/JPN" --at 2023-05-02T00:00:00+09:00 --checkpoint "$work/earlier.cp"
+if [ "$("$accord" log evidence --home "$d/JPN" | grep -c '^accord/KOR at ')" = 1 ]; then ok; else
+  fail "an older checkpoint was kept as evidence"
+fi
 "$accord" log consistency --home "$d/KOR" --from "$seen" >/dev/null && ok || fail "log consistency"
 
 # 6. A development PKI for mutual TLS, checked with the openssl command.
