@@ -427,8 +427,17 @@ check fork-create-2 '"id":"j-fork-2"' create JPN jpn-analyst j-fork-2 HI "two" '
 size=$(get JPN jpn-analyst /v1/log/checkpoint | sed -n 2p)
 eventually fork-cosigned "\"party\":\"JPN\"[^}]*\"fork\":null,\"witnessed_size\":$size," \
   get KOR kor-analyst /v1/federation/peers
+# 5a. First a rollback: Japan's node comes back from that copy, with fewer entries than Korea
+#     cosigned, while Korea's runs. Korea reports it, and keeps no evidence: an earlier
+#     checkpoint contradicts nothing.
+live_stop JPN
+rm -rf "$work/fork/JPN" && cp -a "$work/fork/JPN.before" "$work/fork/JPN"
+live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
+eventually rollback-found "\"party\":\"JPN\"[^}]*\"fork\":\"rolled back: from $size to [0-9]+ entries\"" \
+  get KOR kor-analyst /v1/federation/peers
 live_stop KOR
 live_stop JPN
+check rollback-no-evidence '^$|no evidence|none' "$accord" log evidence --home "$work/fork/KOR"
 rm -rf "$work/fork/JPN" && mv "$work/fork/JPN.before" "$work/fork/JPN"
 live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
 check fork-create-3 '"id":"j-fork-3"' create JPN jpn-analyst j-fork-3 HI "other" '["KOR"]'
