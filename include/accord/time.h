@@ -61,7 +61,9 @@ struct CalendarDuration {
 
 // Parses an RFC 3339 date-time that carries an offset: "2019-08-23T15:25:00+09:00",
 // "2019-08-23T06:25:00Z", with optional fractional seconds (up to microseconds are kept). A 't',
-// 'z' or a single space in place of 'T' are accepted as RFC 3339 §5.6 allows.
+// 'z' or a single space in place of 'T' are accepted as RFC 3339 §5.6 allows, and so is a time
+// without seconds ("2019-11-23T00:00+09:00", as DESIGN.md writes instants). The instant must be
+// in years 0001–9999 both on its own clock and in UTC.
 [[nodiscard]] Result<Instant> ParseInstant(std::string_view text);
 
 // Like ParseInstant, but a plain date "2019-08-23" (or a date-time without an offset) is read on
@@ -69,7 +71,8 @@ struct CalendarDuration {
 [[nodiscard]] Result<Instant> ParseInstantInZone(std::string_view text, ZoneOffset zone);
 
 // Formats as RFC 3339 on the clock of `zone`: "2019-11-23T00:00:00+09:00". Fractional seconds
-// are printed only when non-zero. Instant::Max() prints as "never".
+// are printed only when non-zero. Instant::Max() prints as "never". An instant whose date on that
+// clock falls outside years 0001–9999 is printed in UTC.
 [[nodiscard]] std::string FormatInstant(Instant t, ZoneOffset zone = {});
 
 // The instant for a civil date and time of day on the clock of `zone`.

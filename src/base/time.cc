@@ -17,6 +17,20 @@ constexpr int64_t kMicrosPerSecond = 1'000'000;
 constexpr int64_t kSecondsPerDay = 86'400;
 constexpr int kMinYear = 1;
 constexpr int kMaxYear = 9999;
+// 0001-01-01T00:00:00 and 9999-12-31T23:59:59, in seconds since the epoch: the supported range, on
+// any clock (local or UTC).
+constexpr int64_t kMinSecs = -62'135'596'800;
+constexpr int64_t kMaxSecs = 253'402'300'799;
+
+// a·b + c, or nullopt where it would overflow.
+std::optional<int64_t> MulAdd(int64_t a, int64_t b, int64_t c) {
+  int64_t product = 0;
+  int64_t sum = 0;
+  if (__builtin_mul_overflow(a, b, &product) || __builtin_add_overflow(product, c, &sum)) {
+    return std::nullopt;
+  }
+  return sum;
+}
 
 // Reads exactly `width` ASCII digits at `pos`; advances pos.
 std::optional<int> ReadDigits(std::string_view s, size_t& pos, size_t width) {
@@ -82,12 +96,17 @@ Result<chr::year_month_day> ParseDate(std::string_view s, size_t& pos) {
   return ymd;
 }
 
-// "HH:MM:SS[.frac]" → seconds of day and microseconds.
+// "HH:MM:SS[.frac]" → seconds of day and microseconds. The seconds may be left out ("HH:MM",
+// as DESIGN.md writes its instants: 2019-11-23T00:00+09:00); then there is no fraction.
 Result<std::pair<int64_t, int64_t>> ParseTime(std::string_view s, size_t& pos) {
   const auto h = ReadDigits(s, pos, 2);
   if (!h || !Expect(s, pos, ':')) return Fail(Code::kInvalidArgument, "expected a time HH:MM:SS");
   const auto mi = ReadDigits(s, pos, 2);
-  if (!mi || !Expect(s, pos, ':')) return Fail(Code::kInvalidArgument, "expected a time HH:MM:SS");
+  if (!mi) return Fail(Code::kInvalidArgument, "expected a time HH:MM:SS");
+  if (!Expect(s, pos, ':')) {
+    if (*h > 23 || *mi > 59) return Fail(Code::kInvalidArgument, "time of day out of range");
+    return std::pair<int64_t, int64_t>{int64_t{*h} * 3600 + int64_t{*mi} * 60, 0};
+  }
   const auto sec = ReadDigits(s, pos, 2);
   if (!sec) return Fail(Code::kInvalidArgument, "expected a time HH:MM:SS");
   // A leap second (:60) has no place in agreement arithmetic; RFC 3339 allows it, we refuse it
@@ -179,10 +198,12 @@ Result<Instant> ParseInstantImpl(std::string_view text, std::optional<ZoneOffset
     return Fail(Code::kInvalidArgument,
                 fmt::format("bad instant `{}`: unexpected text after it", text));
   }
-  ACCORD_ASSIGN_OR_RETURN(
-      Instant t, FromCivil(static_cast<int>(date->year()), static_cast<unsigned>(date->month()),
-                           static_cast<unsigned>(date->day()), seconds_of_day, *offset));
-  t.micros += micros;
+  auto t = FromCivil(static_cast<int>(date->year()), static_cast<unsigned>(date->month()),
+                     static_cast<unsigned>(date->day()), seconds_of_day, *offset);
+  if (!t) {
+    return Fail(t.error().code, fmt::format("bad instant `{}`: {}", text, t.error().message));
+  }
+  t->micros += micros;
   return t;
 }
 
@@ -210,6 +231,8 @@ Result<Instant> FromCivil(int year, unsigned month, unsigned day, int64_t second
   if (!ymd.ok()) return Fail(Code::kInvalidArgument, "no such date");
   const int64_t days = chr::sys_days{ymd}.time_since_epoch().count();
   const int64_t secs = days * kSecondsPerDay + seconds_of_day - int64_t{zone.minutes} * 60;
+  // In range on the local clock, and in UTC too (9999-12-31T23:00:00-05:00 is in year 10000).
+  if (secs < kMinSecs || secs > kMaxSecs) return Fail(Code::kOutOfRange, OutOfRangeMessage());
   return Instant{secs * kMicrosPerSecond};
 }
 
@@ -222,7 +245,13 @@ Result<Instant> ParseInstantInZone(std::string_view text, ZoneOffset zone) {
 std::string FormatInstant(Instant t, ZoneOffset zone) {
   if (t == Instant::Max()) return "never";
   if (t == Instant::Min()) return "always";
-  const Civil c = ToCivil(t, zone);
+  Civil c = ToCivil(t, zone);
+  if (c.year < kMinYear || c.year > kMaxYear) {
+    // Near the ends of the range, a zone's clock can be in year 0 or 10000, which RFC 3339
+    // cannot write: the same instant in UTC, which is in range.
+    zone = ZoneOffset{0};
+    c = ToCivil(t, zone);
+  }
   const int64_t sod = c.seconds_of_day;
   std::string frac;
   if (c.sub_micros != 0) {
@@ -344,27 +373,30 @@ Result<Instant> AddCalendar(Instant t, const CalendarDuration& d, ZoneOffset zon
   if (t == Instant::Max() || t == Instant::Min()) {
     return Fail(Code::kOutOfRange, OutOfRangeMessage());
   }
-  const int64_t sign = direction == Direction::kForward ? 1 : -1;
-  // Bound the factor so the products below cannot overflow; 10,000 years is the whole range.
-  if (factor < 0 || factor > 4'000'000) return Fail(Code::kOutOfRange, OutOfRangeMessage());
+  if (factor < 0) return Fail(Code::kOutOfRange, OutOfRangeMessage());
+  const int64_t step = direction == Direction::kForward ? factor : -factor;
   const Civil c = ToCivil(t, zone);
-  const int64_t total_months =
-      int64_t{c.year} * 12 + (c.month - 1) + sign * factor * (int64_t{d.years} * 12 + d.months);
-  const int64_t year = FloorDiv(total_months, 12);
+  // Each product is checked: a factor and a duration far beyond the range must fail, not wrap.
+  const auto total_months =
+      MulAdd(step, int64_t{d.years} * 12 + d.months, int64_t{c.year} * 12 + (c.month - 1));
+  if (!total_months) return Fail(Code::kOutOfRange, OutOfRangeMessage());
+  const int64_t year = FloorDiv(*total_months, 12);
   if (year < kMinYear || year > kMaxYear) return Fail(Code::kOutOfRange, OutOfRangeMessage());
-  const auto month = static_cast<unsigned>(total_months - year * 12 + 1);
+  const auto month = static_cast<unsigned>(*total_months - year * 12 + 1);
   chr::year_month_day ymd{chr::year{static_cast<int>(year)}, chr::month{month}, chr::day{c.day}};
   if (!ymd.ok()) ymd = ymd.year() / ymd.month() / chr::last;  // clamp to the month's last day
-  const int64_t days = chr::sys_days{ymd}.time_since_epoch().count() + sign * factor * d.days;
-  const int64_t local_secs = days * kSecondsPerDay + c.seconds_of_day + sign * factor * d.seconds;
-  // 0001-01-01T00:00:00 and 9999-12-31T23:59:59 local, in seconds since the epoch. Checked before
-  // scaling to microseconds so nothing overflows.
-  constexpr int64_t kMinLocalSecs = -62'135'596'800;
-  constexpr int64_t kMaxLocalSecs = 253'402'300'799;
-  if (local_secs < kMinLocalSecs || local_secs > kMaxLocalSecs) {
+  const auto days = MulAdd(step, d.days, chr::sys_days{ymd}.time_since_epoch().count());
+  const auto day_secs = days ? MulAdd(*days, kSecondsPerDay, c.seconds_of_day) : std::nullopt;
+  const auto local_secs = day_secs ? MulAdd(step, d.seconds, *day_secs) : std::nullopt;
+  // In range on the local clock and in UTC, checked before scaling to microseconds so nothing
+  // overflows.
+  if (!local_secs || *local_secs < kMinSecs || *local_secs > kMaxSecs) {
     return Fail(Code::kOutOfRange, OutOfRangeMessage());
   }
-  return Instant{(local_secs - int64_t{zone.minutes} * 60) * kMicrosPerSecond + c.sub_micros};
+  const int64_t utc_secs = *local_secs - int64_t{zone.minutes} * 60;
+  if (utc_secs < kMinSecs || utc_secs > kMaxSecs)
+    return Fail(Code::kOutOfRange, OutOfRangeMessage());
+  return Instant{utc_secs * kMicrosPerSecond + c.sub_micros};
 }
 
 }  // namespace accord

@@ -1,9 +1,14 @@
 #include "accord/time.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <limits>
 
 namespace accord {
 namespace {
+
+using ::testing::HasSubstr;
 
 constexpr ZoneOffset kSeoul{540};
 
@@ -27,12 +32,36 @@ TEST(InstantTest, ParsesRfc3339WithOffsets) {
 TEST(InstantTest, RejectsMalformedInstants) {
   for (std::string_view bad :
        {"", "2019-08-23", "2019-08-23T15:25:00", "2019-02-29T00:00:00Z", "2019-13-01T00:00:00Z",
-        "2019-08-23T24:00:00Z", "2019-08-23T23:59:60Z", "2019-08-23T15:25+09:00",
-        "2019-08-23T15:25:00+9:00", "2019-08-23T15:25:00+24:00", "2019-08-23T15:25:00Zjunk",
-        "0000-01-01T00:00:00Z", "2019-8-23T15:25:00Z", "2019-08-23T15:25:00.Z",
-        "20190823T152500Z"}) {
+        "2019-08-23T24:00:00Z", "2019-08-23T23:59:60Z", "2019-08-23T24:00+09:00",
+        "2019-08-23T15:25.5+09:00", "2019-08-23T15:2+09:00", "2019-08-23T15+09:00",
+        "2019-08-23T15:25:+09:00", "2019-08-23T15:25:00+9:00", "2019-08-23T15:25:00+24:00",
+        "2019-08-23T15:25:00Zjunk", "0000-01-01T00:00:00Z", "2019-8-23T15:25:00Z",
+        "2019-08-23T15:25:00.Z", "20190823T152500Z"}) {
     EXPECT_FALSE(ParseInstant(bad).has_value()) << bad;
   }
+}
+
+TEST(InstantTest, SecondsMayBeLeftOut) {
+  // DESIGN.md writes instants without seconds: 2019-11-23T00:00+09:00.
+  EXPECT_EQ(At("2019-11-23T00:00+09:00"), At("2019-11-23T00:00:00+09:00"));
+  EXPECT_EQ(At("2019-11-22T18:00Z"), At("2019-11-22T18:00:00Z"));
+  EXPECT_EQ(*ParseInstantInZone("2019-11-22T18:00", kSeoul), At("2019-11-22T09:00:00Z"));
+}
+
+TEST(InstantTest, TheRangeHoldsInUtcToo) {
+  // On their own clocks these are in range; in UTC they are in year 10000 and year 0.
+  for (std::string_view out : {"9999-12-31T23:59:59-23:59", "9999-12-31T23:00:00-05:00",
+                               "0001-01-01T00:00:00+00:01", "0001-01-01T00:00:00+23:59"}) {
+    auto t = ParseInstant(out);
+    ASSERT_FALSE(t.has_value()) << out;
+    EXPECT_EQ(t.error().code, Code::kOutOfRange) << out;
+    EXPECT_THAT(t.error().message, HasSubstr(out)) << out;
+  }
+  EXPECT_EQ(At("9999-12-31T23:59:59Z").micros, 253'402'300'799'000'000);
+  // An instant in range whose date on a zone's clock is not is printed in UTC, still RFC 3339.
+  EXPECT_EQ(FormatInstant(At("9999-12-31T23:00:00Z"), kSeoul), "9999-12-31T23:00:00Z");
+  EXPECT_EQ(FormatInstant(At("0001-01-01T01:00:00Z"), ZoneOffset{-330}), "0001-01-01T01:00:00Z");
+  EXPECT_EQ(FormatInstant(At("9999-12-31T14:00:00Z"), kSeoul), "9999-12-31T23:00:00+09:00");
 }
 
 TEST(InstantTest, PlainDatesUseTheZone) {
@@ -134,6 +163,25 @@ TEST(CalendarTest, OutOfRangeIsAnErrorNotAWrap) {
   EXPECT_FALSE(
       AddCalendar(At("2000-01-01T00:00:00Z"), *ParseDuration("P1Y"), ZoneOffset{}, 4'000'001)
           .has_value());
+  // Factors and durations whose products overflow 64 bits fail (under UBSan: without undefined
+  // behaviour) rather than wrap back into the range.
+  const int64_t huge = std::numeric_limits<int64_t>::max();
+  for (std::string_view d :
+       {"P1Y", "P1M", "P1D", "PT1S", "P3660000W3660000D", "PT2562047788015H"}) {
+    for (int64_t factor : {huge, huge / 12, int64_t{1} << 40}) {
+      for (Direction dir : {Direction::kForward, Direction::kBackward}) {
+        auto r = AddCalendar(At("2000-01-01T00:00:00Z"), *ParseDuration(d), kSeoul, factor, dir);
+        ASSERT_FALSE(r.has_value()) << d << " x " << factor;
+        EXPECT_EQ(r.error().code, Code::kOutOfRange) << d << " x " << factor;
+      }
+    }
+  }
+  // No fixed bound on the factor: a term of a minute has millions of anniversaries in range.
+  EXPECT_EQ(Add("2016-01-01T00:00:00+09:00", "PT1M", 5'000'000), At("2025-07-04T05:20:00+09:00"));
+  EXPECT_EQ(AddCalendar(At("9999-12-31T14:00:00Z"), *ParseDuration("PT1H"), ZoneOffset{}, 10)
+                .error()
+                .code,
+            Code::kOutOfRange);  // 9999-12-31T24:00Z is in year 10000
 }
 
 }  // namespace

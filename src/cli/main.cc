@@ -15,7 +15,7 @@ constexpr const char* kFooter =
 2 bad flags or arguments; 3 a file could not be read or written;
 4 the agreements refuse the operation (the reason code is printed);
 5 a signature, seal or stored record failed its integrity check.
-Instants are RFC 3339 with an offset, e.g. 2019-11-23T00:00:00+09:00.
+Instants are RFC 3339 with an offset, e.g. 2019-11-23T00:00:00+09:00 (or 2019-11-23T00:00+09:00).
 See README.md for the formats.)";
 
 int Main(int argc, char** argv);

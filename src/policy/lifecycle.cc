@@ -77,38 +77,37 @@ std::vector<Notice> CollectNotices(const Agreement& a, Instant known_at,
 
 // The first anniversary a notice given at n applies to: the least k ≥ 1 with n ≤ A_k − period.
 // A_k − period never decreases with k, so a doubling search then a binary search find it without
-// stepping through every year. nullopt when it lies past year 9999.
+// stepping through every year. A k past year 9999 counts as "applies" in the search, so the
+// binary search still finds a k in range between the last one tried and it; nullopt when the
+// least such k is out of range.
 Result<std::optional<Instant>> FirstApplicableAnniversary(const Agreement& a, Instant n) {
-  auto deadline = [&](int64_t k) -> Result<std::optional<Instant>> {
+  auto applies = [&](int64_t k) -> int {  // 1 applies, 0 not, -1 A_k is past year 9999
     auto ak = AddCalendar(a.in_force, *a.term, a.zone, k);
-    if (!ak) return std::optional<Instant>{};  // past the supported range
+    if (!ak) return -1;
     auto d = AddCalendar(*ak, a.notice_period, a.zone, 1, Direction::kBackward);
-    if (!d) return std::optional<Instant>{};
-    return std::optional<Instant>{*d};
-  };
-  auto applies = [&](int64_t k) -> Result<int> {  // 1 applies, 0 not, -1 out of range
-    ACCORD_ASSIGN_OR_RETURN(auto d, deadline(k));
-    if (!d) return -1;
+    if (!d) return 0;  // a deadline before year 0001, which no notice meets
     return n <= *d ? 1 : 0;
   };
+  // A term of one second spans about 2^38 anniversaries in the range; a zero term (refused by
+  // the model's checks) would never leave it.
+  constexpr int64_t kMaxK = int64_t{1} << 40;
   int64_t hi = 1;
   while (true) {
-    ACCORD_ASSIGN_OR_RETURN(int r, applies(hi));
-    if (r < 0) return std::optional<Instant>{};
-    if (r == 1) break;
+    if (applies(hi) != 0) break;
+    if (hi >= kMaxK) return std::optional<Instant>{};
     hi *= 2;
   }
   int64_t lo = hi / 2 + 1;  // applies(hi/2) was false (or hi == 1)
   if (hi == 1) lo = 1;
   while (lo < hi) {
     const int64_t mid = lo + (hi - lo) / 2;
-    ACCORD_ASSIGN_OR_RETURN(int r, applies(mid));
-    if (r == 1) {
+    if (applies(mid) != 0) {
       hi = mid;
     } else {
       lo = mid + 1;
     }
   }
+  if (applies(lo) < 0) return std::optional<Instant>{};  // the first that would is past 9999
   ACCORD_ASSIGN_OR_RETURN(Instant ak, AddCalendar(a.in_force, *a.term, a.zone, lo));
   return std::optional<Instant>{ak};
 }

@@ -304,6 +304,30 @@ TEST(LifecycleTest, LongHistoriesFindTheAnniversaryWithoutStepping) {
   EXPECT_EQ(Life(a).end, At("2020-06-16"));
 }
 
+TEST(LifecycleTest, ANoticeLateInTheRangeStillApplies) {
+  // The doubling search for the first anniversary jumps past year 9999 (k = 8192 for a 2016
+  // agreement); the anniversary in range before it must still be found.
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "7000-01-01");
+  EXPECT_EQ(Life(a).end, At("7000-11-23"));
+  Agreement last = Yearly();
+  AddEvent(last, EventKind::kTerminationNotice, "9999-01-01");
+  EXPECT_EQ(Life(last).end, At("9999-11-23"));
+  // Past the last deadline in range: no end.
+  Agreement none = Yearly();
+  AddEvent(none, EventKind::kTerminationNotice, "9999-10-01");
+  EXPECT_EQ(Life(none).end, Instant::Max());
+}
+
+TEST(LifecycleTest, ShortTermsReachTheWholeRange) {
+  // A term of a minute has about five million anniversaries in ten years: no fixed bound on k.
+  Agreement a = Yearly();
+  a.term = CalendarDuration{0, 0, 0, 60};
+  a.notice_period = CalendarDuration{0, 0, 0, 0};
+  AddEvent(a, EventKind::kTerminationNotice, "2026-01-01T00:00:30+09:00");
+  EXPECT_EQ(Life(a).end, At("2026-01-01T00:01:00+09:00"));
+}
+
 TEST(LifecycleTest, TimelineTellsWhatEachInstantDid) {
   Agreement a = Yearly();
   AddEvent(a, EventKind::kTerminationNotice, "2019-08-23T15:25:00+09:00");
