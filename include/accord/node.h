@@ -205,9 +205,10 @@ class Node {
   // once (InspectEnvelope and then Receive would parse it twice).
   using EnvelopeVet = std::function<Status(const EnvelopeInfo&)>;
   [[nodiscard]] Result<ReceiveResult> Receive(ByteView envelope, const EnvelopeVet& vet);
-  // The signed receipt (with its log evidence) this node gave for `package_id`; kNotFound. Made
-  // durable first if a group commit holding it is not synced yet (SyncCommits' errors).
-  [[nodiscard]] Result<Bytes> StoredReceipt(const std::string& package_id);
+  // The signed receipt (with its log evidence) this node gave for the package `package_id` of
+  // `from`; kNotFound. Made durable first if a group commit holding it is not synced yet
+  // (SyncCommits' errors).
+  [[nodiscard]] Result<Bytes> StoredReceipt(const std::string& from, const std::string& package_id);
 
   // --- the audit log (docs/ledger.md) ---
   // Every operation and decision above appended one entry, in the transaction that made it.
@@ -229,11 +230,16 @@ class Node {
   [[nodiscard]] Result<uint64_t> VerifyLog();
   // Witnesses a partner's signed checkpoint: verifies its signature with the partner's key and
   // the consistency proof from the last checkpoint of that partner this node cosigned, then
-  // cosigns it and keeps it. A smaller or unconnected checkpoint is kDataLoss, and both signed
-  // checkpoints are kept as evidence (`ForkEvidence`).
+  // cosigns it and keeps it. A checkpoint that does not extend the last one cosigned is kDataLoss,
+  // and both signed checkpoints are kept as evidence (`ForkEvidence`). `served_by`, when given, is
+  // the party whose node served the checkpoint: one of another party's log is kPermissionDenied
+  // (a node must not pass a third party's checkpoints off as its own, or frame that party with a
+  // proof that cannot hold), and nothing is kept.
   [[nodiscard]] Result<std::string> WitnessCheckpoint(
       std::string_view checkpoint, std::span<const merkle::Hash> proof,
-      WitnessLogging logging = WitnessLogging::kEveryCosignature);
+      WitnessLogging logging = WitnessLogging::kEveryCosignature, std::string_view served_by = {});
+  // The origin line of `party`'s log checkpoints: "accord/" and the party.
+  [[nodiscard]] static std::string LogOrigin(std::string_view party);
   // The size of `party`'s log this node last cosigned; 0 when none.
   [[nodiscard]] Result<uint64_t> WitnessedSize(const std::string& party);
   [[nodiscard]] Result<std::vector<EvidenceRecord>> ForkEvidence();

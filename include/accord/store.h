@@ -101,7 +101,8 @@ struct ReportRecord {
 };
 
 // A transfer package this node accepted (or a notice it applied), kept for evidence and to refuse
-// replays: `id` is the sender's package id.
+// replays: `id` is the sender's package id, unique among that sender's (one partner cannot take
+// another's id first).
 struct PackageRecord {
   std::string id;
   std::string kind;  // "release" | "forward" | "consent" | "reclassify" | "destroy" | "report"
@@ -113,10 +114,11 @@ struct PackageRecord {
 };
 
 // A signed receipt: produced by this node for a package it received, or received back for a
-// package it sent.
+// package it sent. Keyed by (package_id, from, by).
 struct ReceiptRecord {
   std::string package_id;
-  std::string by;  // the receiving party that signed
+  std::string from;  // the package's sender: a partner, or this node for a receipt received
+  std::string by;    // the receiving party that signed
   Instant at;
   Bytes bytes;
 };
@@ -258,10 +260,11 @@ class Store {
 
   // --- exchange ---
   [[nodiscard]] virtual Status InsertPackage(const PackageRecord& p) = 0;  // kAlreadyExists
-  [[nodiscard]] virtual Result<bool> HasPackage(const std::string& id) = 0;
+  [[nodiscard]] virtual Result<bool> HasPackage(const std::string& from, const std::string& id) = 0;
   [[nodiscard]] virtual Status InsertReceipt(const ReceiptRecord& r) = 0;  // kAlreadyExists
   [[nodiscard]] virtual Result<std::vector<ReceiptRecord>> ListReceipts() = 0;
   [[nodiscard]] virtual Result<ReceiptRecord> GetReceipt(const std::string& package_id,
+                                                         const std::string& from,
                                                          const std::string& by) = 0;  // kNotFound
 
   // --- the outbox (federation) ---
@@ -332,7 +335,7 @@ struct SqliteOptions {
                                                              const SqliteOptions& options = {});
 
 // The schema version this program writes.
-inline constexpr int kStoreSchemaVersion = 5;
+inline constexpr int kStoreSchemaVersion = 6;
 
 }  // namespace accord
 

@@ -231,8 +231,10 @@ struct Node::Impl {
   // Inside Decided: set by Refuse once the refusal's entry is in the operation's transaction.
   bool* refusal_logged = nullptr;
   // Group commits made, and those known durable (SyncCommits, from any thread): a checkpoint is
-  // signed only over a durable log, so that a power loss cannot take back what it covers.
-  std::atomic<uint64_t> groups_committed{0};
+  // signed only over a durable log, so that a power loss cannot take back what it covers. One
+  // at the start: what a process before this one committed without a sync (it died first) may
+  // not be on disk yet, so the first receipt given again (StoredReceipt) syncs it.
+  std::atomic<uint64_t> groups_committed{1};
   std::atomic<uint64_t> groups_synced{0};
 
   // A partner's signing key as the verifiers of its envelopes and of its log's checkpoints.
@@ -717,8 +719,9 @@ Status Node::SyncCommits() {
   return OkStatus();
 }
 
-Result<Bytes> Node::StoredReceipt(const std::string& package_id) {
-  ACCORD_ASSIGN_OR_RETURN(ReceiptRecord r, impl_->store->GetReceipt(package_id, impl_->party));
+Result<Bytes> Node::StoredReceipt(const std::string& from, const std::string& package_id) {
+  ACCORD_ASSIGN_OR_RETURN(ReceiptRecord r,
+                          impl_->store->GetReceipt(package_id, from, impl_->party));
   // It may have been made in a group commit not yet synced: a receipt leaves only once what it
   // acknowledges is durable.
   if (impl_->groups_synced.load() < impl_->groups_committed.load()) {
@@ -1290,8 +1293,10 @@ Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
       }
       return n.ReceiveNotice(env, std::get<NoticeBody>(*body), bytes, *partner);
     }();
-    // An authenticated package that is refused is logged (a replay is not: it was logged once).
-    if (!result && result.error().code != Code::kAlreadyExists) {
+    // An authenticated package that is refused is logged (a replay is not: it was logged once;
+    // nor is one that cannot be taken now, kUnavailable: it comes again).
+    if (!result && result.error().code != Code::kAlreadyExists &&
+        result.error().code != Code::kUnavailable) {
       AuditEntry entry = n.Entry(env.kind == "receipt" ? "receipt" : "receive");
       entry.decision = "deny";
       const auto reason = Denial(result.error());
@@ -1313,7 +1318,7 @@ Result<Bytes> Node::Impl::MakeReceipt(const std::string& id, const std::string& 
   Envelope receipt =
       node_internal::SealEnvelope("receipt", party, node_internal::EncodeReceiptBody(r), sign);
   ACCORD_ASSIGN_OR_RETURN(Bytes bytes, WithEvidence(std::move(receipt), index));
-  ACCORD_RETURN_IF_ERROR(store->InsertReceipt(ReceiptRecord{id, party, r.at, bytes}));
+  ACCORD_RETURN_IF_ERROR(store->InsertReceipt(ReceiptRecord{id, from, party, r.at, bytes}));
   return bytes;
 }
 
@@ -1329,11 +1334,15 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
   }
   const Instant now = clock->Now();
   if (body.at.micros > now.micros + kMaxSkewMicros) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("the package was decided at {}, after this node's clock ({})",
-                            FormatInstant(body.at), FormatInstant(now)));
+    // One of the two clocks is wrong, which time or an operator mends: the sender tries again
+    // later (kUnavailable is not a refusal, and is not logged as one).
+    return Fail(
+        Code::kUnavailable,
+        fmt::format("the package was decided at {}, after this node's clock ({}) by more "
+                    "than the {} minutes of skew allowed; check both clocks",
+                    FormatInstant(body.at), FormatInstant(now), kMaxSkewMicros / 60'000'000));
   }
-  ACCORD_ASSIGN_OR_RETURN(bool seen, store->HasPackage(body.id));
+  ACCORD_ASSIGN_OR_RETURN(bool seen, store->HasPackage(env.signer, body.id));
   if (seen) {
     return Fail(Code::kAlreadyExists,
                 fmt::format("package `{}` was already received: a replay", body.id));
@@ -1510,7 +1519,7 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
                 fmt::format("the notice is addressed to `{}`'s holders, not to this node",
                             body.originator));
   }
-  ACCORD_ASSIGN_OR_RETURN(bool seen, store->HasPackage(body.id));
+  ACCORD_ASSIGN_OR_RETURN(bool seen, store->HasPackage(env.signer, body.id));
   if (seen) {
     return Fail(Code::kAlreadyExists,
                 fmt::format("notice `{}` was already received: a replay", body.id));
@@ -1620,13 +1629,13 @@ Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env, const Rece
   entry.from = body.by;
   entry.package = body.package_id;
   entry.digest = HexEncode(Sha256(bytes));
-  auto kept = store->GetReceipt(body.package_id, body.by);
+  auto kept = store->GetReceipt(body.package_id, party, body.by);
   if (!kept && kept.error().code != Code::kNotFound) return tl::unexpected(kept.error());
   // The receipt closes the outbox entry; one received again (a retried delivery) only does that.
   ACCORD_RETURN_IF_ERROR(Transact([&]() -> Status {
     if (!kept) {
       ACCORD_RETURN_IF_ERROR(
-          store->InsertReceipt(ReceiptRecord{body.package_id, body.by, body.at, bytes}));
+          store->InsertReceipt(ReceiptRecord{body.package_id, party, body.by, body.at, bytes}));
       ACCORD_RETURN_IF_ERROR(Log(entry));
     }
     return store->MarkDelivered(body.package_id, body.by, SystemClock().Now().micros);
@@ -1678,9 +1687,11 @@ Result<uint64_t> Node::VerifyLog() {
   return checked;
 }
 
+std::string Node::LogOrigin(std::string_view party) { return node_internal::LogOrigin(party); }
+
 Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
                                             std::span<const merkle::Hash> proof,
-                                            WitnessLogging logging) {
+                                            WitnessLogging logging, std::string_view served_by) {
   Impl& n = *impl_;
   ACCORD_ASSIGN_OR_RETURN(note::Note parsed, note::Parse(checkpoint));
   ACCORD_ASSIGN_OR_RETURN(note::Checkpoint cp, note::ParseCheckpoint(parsed.text));
@@ -1690,6 +1701,11 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
                 fmt::format("`{}` is not the origin of an accord node's log", cp.origin));
   }
   const std::string party = cp.origin.substr(kPrefix.size());
+  if (!served_by.empty() && party != served_by) {
+    return Fail(Code::kPermissionDenied,
+                fmt::format("`{}` served a checkpoint of `{}`'s log, not of its own", served_by,
+                            cp.origin));
+  }
   if (party == n.party) {
     return Fail(Code::kInvalidArgument, "this is this node's own checkpoint");
   }

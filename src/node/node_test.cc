@@ -157,6 +157,34 @@ class NodeTest : public testing::Test {
   std::string root_;
 };
 
+TEST_F(NodeTest, APackageFromAClockAheadWaitsRatherThanIsRefused) {
+  InitAll();
+  Bytes package;
+  {
+    auto kor = Open("KOR", "2018-05-01T10:00:00+09:00");
+    ASSERT_TRUE(CreateObject(*kor, "k-skew", "x"));
+    auto p = kor->Release("k-skew", "JPN");
+    ASSERT_TRUE(p) << p.error().ToString();
+    package = *p;
+  }
+  {
+    // Japan's clock ten minutes behind Korea's: beyond the five minutes allowed. Not a refusal
+    // the sender would give up on, and nothing is logged.
+    auto jpn = Open("JPN", "2018-05-01T09:50:00+09:00");
+    const uint64_t size = jpn->LogSize().value();
+    auto early = jpn->Receive(package);
+    ASSERT_FALSE(early);
+    EXPECT_EQ(early.error().code, Code::kUnavailable) << early.error().ToString();
+    EXPECT_NE(early.error().message.find("check both clocks"), std::string::npos);
+    EXPECT_EQ(jpn->LogSize().value(), size);
+  }
+  // Once the clocks agree, the same package is taken.
+  auto jpn = Open("JPN", "2018-05-01T10:00:01+09:00");
+  auto r = jpn->Receive(package);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->object_id, "k-skew");
+}
+
 TEST_F(NodeTest, ReleaseIn2018IsReadByAClearedAnalystOnly) {
   InitAll();
   Bytes package;
@@ -240,15 +268,26 @@ TEST_F(NodeTest, PackagesAndNoticesAreQueuedUntilTheirReceiptComesBack) {
   EXPECT_EQ(queued[1].to, "USA");
 
   auto usa = Open("USA", "2018-05-01T11:00:00+09:00");
+  // Japan delivered something of its own under the id of Korea's package first (a partner can
+  // learn another's ids: a notice goes to every holder). Korea's is still Korea's first.
+  ASSERT_TRUE(
+      usa->store().InsertPackage(PackageRecord{.id = info->id,
+                                               .kind = "report",
+                                               .object_id = "k-q",
+                                               .from = "JPN",
+                                               .at = At("2018-05-01T10:30:00+09:00"),
+                                               .received_at = At("2018-05-01T10:30:00+09:00"),
+                                               .bytes = {'x'}}));
   auto received = usa->Receive(*package);
   ASSERT_TRUE(received) << received.error().ToString();
   auto replay = usa->Receive(*package);
   ASSERT_FALSE(replay);
   EXPECT_EQ(replay.error().code, Code::kAlreadyExists);
-  auto stored = usa->StoredReceipt(info->id);
+  auto stored = usa->StoredReceipt("KOR", info->id);
   ASSERT_TRUE(stored) << stored.error().ToString();
   EXPECT_EQ(*stored, received->receipt);  // the same receipt, evidence included
-  EXPECT_EQ(usa->StoredReceipt("no-such-package").error().code, Code::kNotFound);
+  EXPECT_EQ(usa->StoredReceipt("KOR", "no-such-package").error().code, Code::kNotFound);
+  EXPECT_EQ(usa->StoredReceipt("JPN", info->id).error().code, Code::kNotFound);
 
   ASSERT_TRUE(kor->Receive(received->receipt));
   queued = kor->store().ListOutbox("").value();
@@ -1385,7 +1424,13 @@ TEST_F(NodeTest, AWitnessCatchesARewrittenOrTruncatedLog) {
   fs::copy(Home("KOR"), Home("KOR-fork"), fs::copy_options::recursive);
   const std::string first = checkpoint_of("KOR");
   auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
-  auto cosigned = jpn->WitnessCheckpoint(first, {});
+  // Served by the US node as if it were its own: refused, and neither cosigned nor kept.
+  auto passed_off = jpn->WitnessCheckpoint(first, {}, WitnessLogging::kEveryCosignature, "USA");
+  ASSERT_FALSE(passed_off);
+  EXPECT_EQ(passed_off.error().code, Code::kPermissionDenied) << passed_off.error().ToString();
+  EXPECT_EQ(jpn->WitnessedSize("KOR").value(), 0u);
+  EXPECT_TRUE(jpn->ForkEvidence().value().empty());
+  auto cosigned = jpn->WitnessCheckpoint(first, {}, WitnessLogging::kEveryCosignature, "KOR");
   ASSERT_TRUE(cosigned) << cosigned.error().ToString();
   EXPECT_NE(cosigned->find("— accord/JPN "), std::string::npos);  // the witness's cosignature
   const uint64_t seen = jpn->WitnessedSize("KOR").value();

@@ -1337,7 +1337,7 @@ ApiResponse Api::Envelope(const std::string& partner, std::string_view envelope)
     // Delivered before (the sender did not get the answer): the same receipt again. If it
     // cannot be given now (the store, or the sync of the group that made it, failed), the
     // sender must try again later rather than take the envelope as refused.
-    auto stored = node_.StoredReceipt(info->id);
+    auto stored = node_.StoredReceipt(info->signer, info->id);
     if (stored) {
       r.body.assign(stored->begin(), stored->end());
       return r;

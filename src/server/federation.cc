@@ -38,6 +38,14 @@ constexpr size_t kMinBatchBytes = 16 * 1024;
 // Receipts recorded in one transaction, at most: it holds the store's write lock while it
 // verifies them (two signatures each), and the node's server waits for that lock.
 constexpr size_t kReceiptsPerCommit = 8;
+// Requests to one partner in one pass, at most: a partner with a long backlog, or one that keeps
+// being sent more, takes turns with the others and with witnessing instead of holding the thread.
+constexpr int kRequestsPerTurn = 16;
+// A partner's answer, at most: a batch's receipts (256 of a few KiB each) with room to spare. A
+// larger one is cut off as a failed request, before it is parsed.
+constexpr size_t kMaxAnswerBytes = 8 << 20;
+// A consistency proof's hashes, at most: two per level of a tree of 2^64 entries.
+constexpr size_t kMaxProofHashes = 128;
 
 std::string_view AsText(const Bytes& bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
@@ -99,7 +107,9 @@ struct Federation::Impl {
 
   mutable std::mutex mu;
   std::condition_variable cv;
-  bool woken = false;                // GUARDED_BY(mu)
+  bool more_due =
+      false;           // this pass left envelopes due to a partner whose turn ended (thread's own)
+  bool woken = false;  // GUARDED_BY(mu)
   bool stopping = false;             // GUARDED_BY(mu)
   std::vector<PeerStatus> snapshot;  // GUARDED_BY(mu)
   std::thread thread;
@@ -168,12 +178,16 @@ struct Federation::Impl {
   };
 
   // Delivers what is due for `p`, in queue order, several envelopes a request when several are
-  // due, stopping at the first failure to reach it or at Stop. Returns whether anything was
-  // delivered.
+  // due, stopping at the first failure to reach it, at Stop, or after kRequestsPerTurn requests.
+  // Returns whether anything was delivered.
   bool Deliver(Peer& p) {
     bool delivered = false;
     std::set<int64_t> tried;  // an entry still due after its attempt is not tried again now
-    while (!Stopping()) {
+    for (int requests = 0; !Stopping(); ++requests) {
+      if (requests == kRequestsPerTurn) {
+        more_due = true;  // the next pass comes at once, after the other partners' turns
+        return delivered;
+      }
       auto due = node->store().DueDeliveries(p.options.party, NowMicros(), options.batch);
       if (!due) {
         log(fmt::format("reading the outbox failed: {}", due.error().ToString()));
@@ -392,6 +406,14 @@ struct Federation::Impl {
       log(fmt::format("{} sent a malformed checkpoint: {}", p.options.party, cp.error().message));
       return;
     }
+    if (cp->origin != Node::LogOrigin(p.options.party)) {
+      // Another party's log (signed by it, and so not forged): this node would otherwise check
+      // it against what it cosigned of that party and keep a "fork" of an honest log.
+      log(fmt::format("{} served a checkpoint of another log, `{}`: not witnessed", p.options.party,
+                      cp->origin));
+      p.status.last_error = "witness: a checkpoint of another log, " + cp->origin;
+      return;
+    }
     auto old = node->WitnessedSize(p.options.party);
     // Nothing new: the size and root cosigned last. The same size with another root is a fork,
     // and so is a smaller size: the witness below finds them.
@@ -410,7 +432,7 @@ struct Federation::Impl {
       boost::system::error_code ec;
       const json::value v = json::parse(answer->body, ec);
       const json::value* list = !ec && v.is_object() ? v.as_object().if_contains("proof") : nullptr;
-      if (list == nullptr || !list->is_array()) {
+      if (list == nullptr || !list->is_array() || list->as_array().size() > kMaxProofHashes) {
         log(fmt::format("{}: malformed consistency proof", p.options.party));
         return;
       }
@@ -424,7 +446,8 @@ struct Federation::Impl {
         proof.push_back(*hash);
       }
     }
-    auto cosigned = node->WitnessCheckpoint(checkpoint->body, proof, WitnessLogging::kForksOnly);
+    auto cosigned = node->WitnessCheckpoint(checkpoint->body, proof, WitnessLogging::kForksOnly,
+                                            p.options.party);
     if (!cosigned && *old > cp->size) {
       // The partner's latest checkpoint is older than one it gave before: its log was rolled
       // back (restored from a backup, say). Not evidence of a fork, and nothing is kept in the
@@ -500,6 +523,8 @@ struct Federation::Impl {
       // waits for the next poll, not for a millisecond (when nothing was due, no request reset
       // it).
       auto wait = std::min(options.poll_interval, options.witness_interval);
+      if (more_due) wait = milliseconds(0);
+      more_due = false;
       for (const Peer& p : peers) {
         if (p.retry_at_us > pass) {
           const auto until = milliseconds((p.retry_at_us - NowMicros()) / 1000 + 1);
@@ -531,6 +556,7 @@ Result<std::unique_ptr<Federation>> Federation::Start(FederationOptions options,
     co.key_file = options.key_file;
     co.expect_common_name = p.party;
     co.timeout = options.request_timeout;
+    co.max_response_bytes = kMaxAnswerBytes;
     ACCORD_ASSIGN_OR_RETURN(auto client, HttpsClient::Create(std::move(co)));
     Impl::Peer peer;
     peer.options = p;

@@ -254,6 +254,46 @@ CREATE TABLE log_tiles (
 ) STRICT;
 )sql";
 constexpr std::string_view kSchemaV5Finish = "DROP TABLE log_nodes;";
+
+// Version 6: a package is keyed by its sender and the sender's id, and so is a receipt this node
+// gives (`from_party`, the package's sender; this node's party for a receipt it received), so
+// that a partner that learns another's id (a notice goes to every holder) cannot take it first
+// and have the other's package refused as a replay. Existing rows keep their meaning: a receipt
+// this node gave is for the package of that id it holds.
+constexpr std::string_view kSchemaV6 = R"sql(
+CREATE TABLE packages_v6 (
+  id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  object_id TEXT NOT NULL,
+  from_party TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,
+  bytes BLOB NOT NULL,
+  PRIMARY KEY (from_party, id)
+) STRICT;
+INSERT INTO packages_v6 (id, kind, object_id, from_party, at, received_at, bytes)
+  SELECT id, kind, object_id, from_party, at, received_at, bytes FROM packages ORDER BY rowid;
+DROP TABLE packages;
+ALTER TABLE packages_v6 RENAME TO packages;
+CREATE TABLE receipts_v6 (
+  package_id TEXT NOT NULL,
+  from_party TEXT NOT NULL,
+  by_party TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  bytes BLOB NOT NULL,
+  PRIMARY KEY (package_id, from_party, by_party)
+) STRICT;
+INSERT INTO receipts_v6 (package_id, from_party, by_party, at, bytes)
+  SELECT r.package_id,
+         coalesce((SELECT p.from_party FROM packages p
+                   WHERE p.id = r.package_id
+                     AND r.by_party = (SELECT value FROM meta WHERE key = 'party')),
+                  (SELECT value FROM meta WHERE key = 'party'), ''),
+         r.by_party, r.at, r.bytes
+  FROM receipts r ORDER BY r.rowid;
+DROP TABLE receipts;
+ALTER TABLE receipts_v6 RENAME TO receipts;
+)sql";
 static_assert(kLogTileHeight == 4 && kLogTileMaxLevel == 16, "kSchemaV5 keys tiles by level·2^48");
 
 constexpr int kLogTileIdShift = 48;
@@ -356,6 +396,7 @@ const std::array<Migration, kStoreSchemaVersion> kMigrations = {{
     {kSchemaV3},
     {kSchemaV4},
     {kSchemaV5, MigrateLogToTiles},
+    {kSchemaV6},
 }};
 
 // How many tiles one query fetches: an inclusion proof in a log of up to 2^32 entries reads at
@@ -720,16 +761,17 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.insert_package,
                               "INSERT INTO packages (id, kind, object_id, from_party, at, "
                               "received_at, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
-  ACCORD_RETURN_IF_ERROR(prep(s.has_package, "SELECT 1 FROM packages WHERE id = ?1"));
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.has_package, "SELECT 1 FROM packages WHERE from_party = ?1 AND id = ?2"));
   ACCORD_RETURN_IF_ERROR(prep(s.insert_receipt,
-                              "INSERT INTO receipts (package_id, by_party, at, bytes) "
-                              "VALUES (?1, ?2, ?3, ?4)"));
+                              "INSERT INTO receipts (package_id, from_party, by_party, at, bytes) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5)"));
   ACCORD_RETURN_IF_ERROR(prep(s.list_receipts,
-                              "SELECT package_id, by_party, at, bytes FROM receipts "
+                              "SELECT package_id, from_party, by_party, at, bytes FROM receipts "
                               "ORDER BY at, rowid"));
   ACCORD_RETURN_IF_ERROR(prep(s.get_receipt,
-                              "SELECT package_id, by_party, at, bytes FROM receipts "
-                              "WHERE package_id = ?1 AND by_party = ?2"));
+                              "SELECT package_id, from_party, by_party, at, bytes FROM receipts "
+                              "WHERE package_id = ?1 AND from_party = ?2 AND by_party = ?3"));
   ACCORD_RETURN_IF_ERROR(prep(s.enqueue,
                               "INSERT INTO outbox (id, to_party, kind, object_id, envelope, "
                               "queued_us, next_attempt_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)"));
@@ -1507,44 +1549,50 @@ class SqliteStore final : public Store {
     return st.Run("insert package", p.id);
   }
 
-  Result<bool> HasPackage(const std::string& id) override {
+  Result<bool> HasPackage(const std::string& from, const std::string& id) override {
     BoundStatement st(db_.get(), s_.has_package.get());
-    st.BindText(1, id);
+    st.BindText(1, from);
+    st.BindText(2, id);
     return st.Step("find package", id);
   }
 
   Status InsertReceipt(const ReceiptRecord& r) override {
     BoundStatement st(db_.get(), s_.insert_receipt.get());
     st.BindText(1, r.package_id);
-    st.BindText(2, r.by);
-    st.BindInt(3, r.at.micros);
-    st.BindBlob(4, r.bytes);
+    st.BindText(2, r.from);
+    st.BindText(3, r.by);
+    st.BindInt(4, r.at.micros);
+    st.BindBlob(5, r.bytes);
     return st.Run("insert receipt for", r.package_id);
+  }
+
+  static ReceiptRecord ReceiptRow(const BoundStatement& row) {
+    return ReceiptRecord{.package_id = row.ColumnText(0),
+                         .from = row.ColumnText(1),
+                         .by = row.ColumnText(2),
+                         .at = Instant{row.ColumnInt(3)},
+                         .bytes = row.ColumnBlob(4)};
   }
 
   Result<std::vector<ReceiptRecord>> ListReceipts() override {
     BoundStatement st(db_.get(), s_.list_receipts.get());
-    return Collect<ReceiptRecord>(st, "list receipts", {},
-                                  [](const BoundStatement& row) -> Result<ReceiptRecord> {
-                                    return ReceiptRecord{.package_id = row.ColumnText(0),
-                                                         .by = row.ColumnText(1),
-                                                         .at = Instant{row.ColumnInt(2)},
-                                                         .bytes = row.ColumnBlob(3)};
-                                  });
+    return Collect<ReceiptRecord>(
+        st, "list receipts", {},
+        [](const BoundStatement& row) -> Result<ReceiptRecord> { return ReceiptRow(row); });
   }
 
-  Result<ReceiptRecord> GetReceipt(const std::string& package_id, const std::string& by) override {
+  Result<ReceiptRecord> GetReceipt(const std::string& package_id, const std::string& from,
+                                   const std::string& by) override {
     BoundStatement st(db_.get(), s_.get_receipt.get());
     st.BindText(1, package_id);
-    st.BindText(2, by);
+    st.BindText(2, from);
+    st.BindText(3, by);
     ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("get receipt for", package_id));
     if (!row) {
-      return Fail(Code::kNotFound, "no receipt by `" + by + "` for `" + package_id + "`");
+      return Fail(Code::kNotFound,
+                  "no receipt by `" + by + "` for `" + package_id + "` from `" + from + "`");
     }
-    return ReceiptRecord{.package_id = st.ColumnText(0),
-                         .by = st.ColumnText(1),
-                         .at = Instant{st.ColumnInt(2)},
-                         .bytes = st.ColumnBlob(3)};
+    return ReceiptRow(st);
   }
 
   Status Enqueue(const OutboxRecord& r) override {

@@ -209,7 +209,7 @@ auto Fields(const ReportRecord& r) {
   return std::make_tuple(r.object_id, r.by, r.at.micros, r.kind, r.text, r.notice);
 }
 auto Fields(const ReceiptRecord& r) {
-  return std::make_tuple(r.package_id, r.by, r.at.micros, r.bytes);
+  return std::make_tuple(r.package_id, r.from, r.by, r.at.micros, r.bytes);
 }
 auto Fields(const SubjectRecord& s) {
   return std::make_tuple(s.id, s.clearance, s.need_to_know, s.compartments);
@@ -629,7 +629,7 @@ TEST_F(SqliteStoreTest, ReportsRoundTripInOrderOfAtThenInsertion) {
   EXPECT_EQ(AllFields(*list), AllFields(std::vector<ReportRecord>{in[1], in[0], in[2]}));
 }
 
-TEST_F(SqliteStoreTest, PackagesAreKeptAndDuplicatesRefused) {
+TEST_F(SqliteStoreTest, PackagesAreKeptAndDuplicatesOfASenderRefused) {
   const PackageRecord p{.id = "pkg-1",
                         .kind = "release",
                         .object_id = "not-stored-yet",
@@ -637,22 +637,30 @@ TEST_F(SqliteStoreTest, PackagesAreKeptAndDuplicatesRefused) {
                         .at = Instant{100},
                         .received_at = Instant{200},
                         .bytes = Derived("envelope", 300)};
-  EXPECT_EQ(store_->HasPackage("pkg-1").value(), false);
+  EXPECT_EQ(store_->HasPackage("KOR", "pkg-1").value(), false);
   ASSERT_TRUE(store_->InsertPackage(p).has_value());
-  EXPECT_EQ(store_->HasPackage("pkg-1").value(), true);
-  EXPECT_EQ(store_->HasPackage("pkg-2").value(), false);
+  EXPECT_EQ(store_->HasPackage("KOR", "pkg-1").value(), true);
+  EXPECT_EQ(store_->HasPackage("KOR", "pkg-2").value(), false);
+  // Another sender's package of the same id is another package: a partner that learns an id
+  // cannot take it first.
+  EXPECT_EQ(store_->HasPackage("USA", "pkg-1").value(), false);
+  PackageRecord other = p;
+  other.from = "USA";
+  ASSERT_TRUE(store_->InsertPackage(other).has_value());
+  EXPECT_EQ(store_->HasPackage("USA", "pkg-1").value(), true);
 
   auto again = store_->InsertPackage(p);
   ASSERT_FALSE(again.has_value());
   EXPECT_EQ(again.error().code, Code::kAlreadyExists);
   EXPECT_EQ(again.error().message,
-            "sqlite: insert package `pkg-1`: UNIQUE constraint failed: packages.id");
+            "sqlite: insert package `pkg-1`: UNIQUE constraint failed: packages.from_party, "
+            "packages.id");
 
   // The interface has no reader for a package's fields: check the row itself.
   RawDb raw(path_);
   EXPECT_EQ(
       raw.One("SELECT kind, object_id, from_party, at, received_at, length(bytes), "
-              "hex(substr(bytes, 1, 4)) FROM packages WHERE id = 'pkg-1'"),
+              "hex(substr(bytes, 1, 4)) FROM packages WHERE id = 'pkg-1' AND from_party = 'KOR'"),
       "release|not-stored-yet|KOR|100|200|300|" + [] {
         const Bytes b = Derived("envelope", 4);
         char hex[9];
@@ -661,11 +669,12 @@ TEST_F(SqliteStoreTest, PackagesAreKeptAndDuplicatesRefused) {
       }());
 }
 
-TEST_F(SqliteStoreTest, ReceiptsAreKeyedByPackageAndSignerInOrderOfAt) {
+TEST_F(SqliteStoreTest, ReceiptsAreKeyedByPackageSenderAndSignerInOrderOfAt) {
   const std::vector<ReceiptRecord> in = {
-      {"pkg-1", "USA", Instant{50}, B("r1")},
-      {"pkg-1", "GBR", Instant{40}, B("r2")},  // same package, another signer: allowed
-      {"pkg-2", "USA", Instant{50}, {}},
+      {"pkg-1", "KOR", "USA", Instant{50}, B("r1")},
+      {"pkg-1", "KOR", "GBR", Instant{40}, B("r2")},  // same package, another signer: allowed
+      {"pkg-2", "KOR", "USA", Instant{50}, {}},
+      {"pkg-1", "JPN", "USA", Instant{70}, B("r3")},  // another sender's package of that id
   };
   auto empty = store_->ListReceipts();
   ASSERT_TRUE(empty.has_value());
@@ -673,14 +682,14 @@ TEST_F(SqliteStoreTest, ReceiptsAreKeyedByPackageAndSignerInOrderOfAt) {
   for (const ReceiptRecord& r : in) {
     ASSERT_TRUE(store_->InsertReceipt(r).has_value());
   }
-  auto again = store_->InsertReceipt({"pkg-1", "USA", Instant{60}, B("other")});
+  auto again = store_->InsertReceipt({"pkg-1", "KOR", "USA", Instant{60}, B("other")});
   ASSERT_FALSE(again.has_value());
   EXPECT_EQ(again.error().code, Code::kAlreadyExists);
   EXPECT_THAT(again.error().message, HasSubstr("sqlite: insert receipt for `pkg-1`: UNIQUE"));
 
   auto list = store_->ListReceipts();
   ASSERT_TRUE(list.has_value()) << list.error().ToString();
-  EXPECT_EQ(AllFields(*list), AllFields(std::vector<ReceiptRecord>{in[1], in[0], in[2]}));
+  EXPECT_EQ(AllFields(*list), AllFields(std::vector<ReceiptRecord>{in[1], in[0], in[2], in[3]}));
 }
 
 TEST_F(SqliteStoreTest, SubjectsRoundTripAndReplace) {
@@ -1153,7 +1162,7 @@ TEST_F(SqliteStoreTest, NewDatabaseHasTheCurrentSchemaInWalMode) {
   RawDb raw(path_);
   EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
             std::to_string(kStoreSchemaVersion));
-  EXPECT_EQ(kStoreSchemaVersion, 5);
+  EXPECT_EQ(kStoreSchemaVersion, 6);
   EXPECT_EQ(raw.One("PRAGMA journal_mode"), "wal");
   EXPECT_THAT(raw.Rows("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"),
               ElementsAre("consents", "destructions", "forwards", "log_entries", "log_evidence",
@@ -1257,7 +1266,58 @@ UPDATE meta SET value = '3' WHERE key = 'schema_version';
   for (size_t i = 0; i < 16; ++i) EXPECT_EQ(tile[32 * i + 31], i + 1) << i;
   EXPECT_TRUE((*reopened)->ListOutbox("").value().empty());
   RawDb raw(path_);
-  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "5");
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
+            std::to_string(kStoreSchemaVersion));
+}
+
+// A version 5 database, whose packages and receipts were keyed by the package id alone, is
+// migrated: each receipt this node gave is for the package of that id it holds, each receipt it
+// received for a package of its own.
+TEST_F(SqliteStoreTest, MigratesAVersionFiveDatabaseKeyingPackagesBySender) {
+  store_.reset();
+  {
+    RawDb raw(path_);
+    ASSERT_EQ(raw.Exec(R"sql(
+DROP TABLE packages;
+DROP TABLE receipts;
+CREATE TABLE packages (
+  id TEXT PRIMARY KEY NOT NULL,
+  kind TEXT NOT NULL,
+  object_id TEXT NOT NULL,
+  from_party TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,
+  bytes BLOB NOT NULL
+) STRICT;
+CREATE TABLE receipts (
+  package_id TEXT NOT NULL,
+  by_party TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  bytes BLOB NOT NULL,
+  PRIMARY KEY (package_id, by_party)
+) STRICT;
+INSERT INTO meta (key, value) VALUES ('party', 'JPN');
+INSERT INTO packages VALUES ('from-kor', 'release', 'o', 'KOR', 1, 2, X'01');
+INSERT INTO receipts VALUES ('from-kor', 'JPN', 3, X'02');
+INSERT INTO receipts VALUES ('of-jpn', 'USA', 4, X'03');
+UPDATE meta SET value = '5' WHERE key = 'schema_version';
+)sql"),
+              "");
+  }
+  auto reopened = OpenSqliteStore(path_);
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  Store& s = **reopened;
+  EXPECT_TRUE(s.HasPackage("KOR", "from-kor").value());
+  EXPECT_FALSE(s.HasPackage("USA", "from-kor").value());
+  auto given = s.GetReceipt("from-kor", "KOR", "JPN");
+  ASSERT_TRUE(given.has_value()) << given.error().ToString();
+  EXPECT_EQ(given->bytes, Bytes{2});
+  auto received = s.GetReceipt("of-jpn", "JPN", "USA");
+  ASSERT_TRUE(received.has_value()) << received.error().ToString();
+  EXPECT_EQ(received->at.micros, 4);
+  EXPECT_EQ(s.ListReceipts().value().size(), 2u);
+  RawDb raw(path_);
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "6");
 }
 
 // --- the outbox ---
@@ -1340,12 +1400,14 @@ TEST_F(SqliteStoreTest, LogAppendOutsideATransactionIsStillOneUnit) {
 }
 
 TEST_F(SqliteStoreTest, ReceiptsAreFoundByPackageAndParty) {
-  ASSERT_TRUE(store_->InsertReceipt(ReceiptRecord{"p1", "JPN", Instant{5}, {'r'}}));
-  auto r = store_->GetReceipt("p1", "JPN");
+  ASSERT_TRUE(store_->InsertReceipt(ReceiptRecord{"p1", "KOR", "JPN", Instant{5}, {'r'}}));
+  auto r = store_->GetReceipt("p1", "KOR", "JPN");
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->bytes, Bytes{'r'});
   EXPECT_EQ(r->at.micros, 5);
-  EXPECT_EQ(store_->GetReceipt("p1", "USA").error().code, Code::kNotFound);
+  EXPECT_EQ(r->from, "KOR");
+  EXPECT_EQ(store_->GetReceipt("p1", "KOR", "USA").error().code, Code::kNotFound);
+  EXPECT_EQ(store_->GetReceipt("p1", "USA", "JPN").error().code, Code::kNotFound);
 }
 
 TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
