@@ -1,26 +1,55 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for SECONDS (default 60) on
-# a copy of its committed corpus. Exits non-zero on the first crash, leaving the input in
+# a copy of its committed corpus, FUZZ_JOBS targets at a time (default 2: one per core; each
+# target is one process). Exits non-zero if any target crashed, leaving the input in
 # build/fuzz/artifacts/. Usage: scripts/fuzz.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
+jobs=${FUZZ_JOBS:-2}
 bash scripts/install-deps.sh
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
 mkdir -p build/fuzz/artifacts
-for target in policy_loader request proof note package api; do
+
+# Runs one target on a copy of its corpus; its output goes to build/fuzz/TARGET.log.
+fuzz_one() {
+  local target=$1 work
   work=$(mktemp -d)
   cp -r "fuzz/corpus/$target/." "$work/"
-  echo "fuzz: $target for ${seconds}s"
-  if ! build/fuzz/fuzz/${target}_fuzz -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
-       -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/ "$work" >"build/fuzz/$target.log" 2>&1; then
+  local status=0
+  build/fuzz/fuzz/${target}_fuzz -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+    -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/ "$work" \
+    >"build/fuzz/$target.log" 2>&1 || status=$?
+  rm -rf "$work"
+  return "$status"
+}
+
+# Says how a finished target did; false if it crashed.
+report() {
+  local target=$1 status=$2
+  if [ "$status" != 0 ]; then
     tail -n 40 "build/fuzz/$target.log"
     echo "fuzz: $target FAILED; the input is in build/fuzz/artifacts/ (add it to fuzz/corpus/$target/ once fixed)"
-    rm -rf "$work"
-    exit 1
+    return 1
   fi
-  grep -E "^stat::number_of_executed_units|^Done" "build/fuzz/$target.log" | tr '\n' ' '
-  echo
-  rm -rf "$work"
+  echo "fuzz: $target: $(grep -E "^stat::number_of_executed_units|^Done" "build/fuzz/$target.log" | tr '\n' ' ')"
+}
+
+targets=(policy_loader request proof note package api)
+failed=0
+for ((i = 0; i < ${#targets[@]}; i += jobs)); do
+  group=("${targets[@]:i:jobs}")
+  echo "fuzz: ${group[*]} for ${seconds}s"
+  pids=()
+  for target in "${group[@]}"; do
+    fuzz_one "$target" &
+    pids+=($!)
+  done
+  for k in "${!group[@]}"; do
+    status=0
+    wait "${pids[$k]}" || status=$?
+    report "${group[$k]}" "$status" || failed=1
+  done
+  [ "$failed" = 0 ] || exit 1
 done
