@@ -261,6 +261,9 @@ class Store {
   // --- exchange ---
   [[nodiscard]] virtual Status InsertPackage(const PackageRecord& p) = 0;  // kAlreadyExists
   [[nodiscard]] virtual Result<bool> HasPackage(const std::string& from, const std::string& id) = 0;
+  // The packages and notices received about `object_id`, in the order they were taken.
+  [[nodiscard]] virtual Result<std::vector<PackageRecord>> ListPackages(
+      const std::string& object_id) = 0;
   [[nodiscard]] virtual Status InsertReceipt(const ReceiptRecord& r) = 0;  // kAlreadyExists
   [[nodiscard]] virtual Result<std::vector<ReceiptRecord>> ListReceipts() = 0;
   [[nodiscard]] virtual Result<ReceiptRecord> GetReceipt(const std::string& package_id,

@@ -681,6 +681,12 @@ struct Node::Impl {
                                       const PartnerRecord& sender);
   Result<ReceiveResult> ReceiveReceipt(const Envelope& env, const ReceiptBody& body,
                                        const PartnerRecord& sender);
+  Result<ReceiveResult> KeepOrder(const NoticeBody& body, ByteView raw);
+  struct KeptOrders {
+    std::optional<NoticeBody> destroyed;
+    std::optional<std::pair<NoticeBody, Bytes>> reclassified;  // the latest, with its envelope
+  };
+  Result<KeptOrders> OrdersFor(const std::string& object_id, const std::string& originator);
   Result<Bytes> MakeReceipt(const std::string& id, const std::string& kind,
                             const std::string& object_id, const std::string& from, ByteView raw,
                             uint64_t index);
@@ -1470,6 +1476,32 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
       }
     }
   }
+  std::optional<ReclassificationRecord> reclassified;
+  if (!existing) {
+    // What its originator ordered before this copy arrived (KeepOrder) applies to it now.
+    ACCORD_ASSIGN_OR_RETURN(KeptOrders orders, OrdersFor(o.id, o.originator));
+    if (orders.destroyed) {
+      return Deny(Reason::kDestroyed,
+                  fmt::format("{} ordered `{}` destroyed everywhere at {}, before this copy came",
+                              o.originator, o.id, FormatInstant(orders.destroyed->at)),
+                  {});
+    }
+    if (orders.reclassified && orders.reclassified->first.version > o.version) {
+      const NoticeBody& r = orders.reclassified->first;
+      if (engine.PartyIndex(o.originator) < 0 ||
+          engine.party(engine.PartyIndex(o.originator)).LevelIndex(r.level) < 0) {
+        return Fail(Code::kInvalidArgument,
+                    fmt::format("the reclassification kept for `{}` names an unknown level `{}`",
+                                o.id, r.level));
+      }
+      ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, Open(o));
+      o.level = r.level;
+      o.version = r.version;
+      ACCORD_RETURN_IF_ERROR(Seal(o, payload.Reveal(InsecureSecretAccess())));
+      reclassified =
+          ReclassificationRecord{o.id, r.version, r.level, r.at, orders.reclassified->second};
+    }
+  }
   AuditEntry entry = DecisionEntry("receive", o.id, d);
   entry.from = body.from;
   entry.package = body.id;
@@ -1478,6 +1510,7 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
   ACCORD_RETURN_IF_ERROR(Transact([&]() -> Status {
     if (!existing) {
       ACCORD_RETURN_IF_ERROR(store->InsertObject(o));
+      if (reclassified) ACCORD_RETURN_IF_ERROR(store->InsertReclassification(*reclassified));
     } else if (existing->destroyed_at) {
       ACCORD_RETURN_IF_ERROR(store->ReinstateObjectCopy(o));  // destroyed here by this node only
     } else if (existing->version < o.version) {
@@ -1530,7 +1563,12 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
                                                              : std::string_view();
   ACCORD_RETURN_IF_ERROR(CheckEvidence(
       env, sender, body.id, {.op = body.kind, .object = body.object_id, .to = notice_to}));
-  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, store->GetObject(body.object_id));
+  auto held = store->GetObject(body.object_id);
+  if (!held && held.error().code == Code::kNotFound &&
+      (body.kind == "destroy" || body.kind == "reclassify")) {
+    return KeepOrder(body, raw);
+  }
+  ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, std::move(held));
   if (o.originator != body.originator) {
     return Fail(Code::kPermissionDenied, "the notice names the wrong originator");
   }
@@ -1602,6 +1640,58 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
     return OkStatus();
   }));
   return ReceiveResult{body.kind, o.id, body.by, std::move(summary), std::move(receipt)};
+}
+
+// The originator's order to destroy or reclassify an object this node does not hold (yet): a
+// copy may still be on its way, a forward held in a hub's outbox, say. Kept with its log entry
+// and receipt like any notice, and applied to a copy that arrives later (OrdersFor).
+Result<ReceiveResult> Node::Impl::KeepOrder(const NoticeBody& body, ByteView raw) {
+  AuditEntry entry = Entry("receive", body.object_id);
+  entry.decision = "allow";
+  entry.reason = body.kind;
+  entry.from = body.by;
+  entry.package = body.id;
+  entry.digest = HexEncode(Sha256(raw));
+  if (body.kind == "reclassify") {
+    entry.level = body.level;
+    entry.version = std::to_string(body.version);
+  }
+  Bytes receipt;
+  ACCORD_RETURN_IF_ERROR(Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(
+        store->InsertPackage(PackageRecord{body.id, body.kind, body.object_id, body.by, body.at,
+                                           clock->Now(), Bytes(raw.begin(), raw.end())}));
+    ACCORD_ASSIGN_OR_RETURN(const uint64_t index, log.Append(entry));
+    ACCORD_ASSIGN_OR_RETURN(receipt,
+                            MakeReceipt(body.id, body.kind, body.object_id, body.by, raw, index));
+    return OkStatus();
+  }));
+  return ReceiveResult{
+      body.kind, body.object_id, body.by,
+      fmt::format("{} ordered `{}` {}: not held here; kept, and applied to a copy that arrives",
+                  body.originator, body.object_id,
+                  body.kind == "destroy" ? "destroyed everywhere"
+                                         : fmt::format("reclassified to {}", body.level)),
+      std::move(receipt)};
+}
+
+// The orders kept for `object_id` by KeepOrder, from its originator: whether it is to be
+// destroyed, and the latest reclassification.
+Result<Node::Impl::KeptOrders> Node::Impl::OrdersFor(const std::string& object_id,
+                                                     const std::string& originator) {
+  KeptOrders orders;
+  ACCORD_ASSIGN_OR_RETURN(const std::vector<PackageRecord> kept, store->ListPackages(object_id));
+  for (const PackageRecord& p : kept) {
+    if (p.from != originator || (p.kind != "destroy" && p.kind != "reclassify")) continue;
+    ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(p.bytes, MaxEnvelope()));
+    ACCORD_ASSIGN_OR_RETURN(NoticeBody notice, node_internal::ParseNoticeBody(p.kind, env.body));
+    if (p.kind == "destroy") {
+      orders.destroyed = std::move(notice);
+    } else if (!orders.reclassified || notice.version > orders.reclassified->first.version) {
+      orders.reclassified.emplace(std::move(notice), p.bytes);
+    }
+  }
+  return orders;
 }
 
 Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env, const ReceiptBody& body,

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -440,6 +441,58 @@ TEST_F(NodeTest, TisaForwardThroughTheUsNeedsKoreasConsent) {
   // A party that received by forward is not a holder for a further forward.
   auto onward = jpn->Forward("k-2015", "USA");
   ASSERT_FALSE(onward);
+}
+
+TEST_F(NodeTest, OrdersThatReachAHolderBeforeItsCopyApplyToTheCopy) {
+  InitAll();
+  // TISA: Korea releases two objects to the US and consents to Japan; the US forwards both, but
+  // its packages are held up (in its outbox, Japan being down) while Korea's orders reach Japan.
+  std::map<std::string, Bytes> forwards;
+  {
+    auto kor = Open("KOR", "2015-03-01T00:00:00+09:00");
+    auto usa = Open("USA", "2015-03-02T00:00:00+09:00");
+    for (const char* id : {"k-gone", "k-down"}) {
+      ASSERT_TRUE(CreateObject(*kor, id, "missile telemetry", {"USA", "JPN"}));
+      auto to_usa = kor->Release(id, "USA");
+      auto consent = kor->Consent(id, "JPN");
+      ASSERT_TRUE(to_usa && consent);
+      ASSERT_TRUE(usa->Receive(*to_usa));
+      ASSERT_TRUE(usa->Receive(*consent));
+      auto forward = usa->Forward(id, "JPN");
+      ASSERT_TRUE(forward) << forward.error().ToString();
+      forwards[id] = *forward;
+    }
+  }
+  auto kor = Open("KOR", "2015-03-03T00:00:00+09:00");
+  auto destroy = kor->Destroy("k-gone", DestroyScope::kEverywhere);
+  auto downgrade = kor->Reclassify("k-down", "III");
+  ASSERT_TRUE(destroy && downgrade);
+
+  auto jpn = Open("JPN", "2015-03-04T00:00:00+09:00");
+  // Neither object is held here yet: each order is kept, logged and receipted.
+  for (const Bytes* order : {&*destroy, &*downgrade}) {
+    auto kept = jpn->Receive(*order);
+    ASSERT_TRUE(kept) << kept.error().ToString();
+    EXPECT_NE(kept->summary.find("not held here"), std::string::npos) << kept->summary;
+    ASSERT_TRUE(kor->Receive(kept->receipt));  // the originator takes it as delivered
+  }
+  // The copy destroyed everywhere before it came is refused, and none is stored.
+  auto gone = jpn->Receive(forwards["k-gone"]);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(Denial(gone.error()), Reason::kDestroyed) << gone.error().ToString();
+  EXPECT_EQ(jpn->store().GetObject("k-gone").error().code, Code::kNotFound);
+  // The copy downgraded before it came is stored at its new level: Japan's clerk (HI) may read
+  // it, which at II (GOKUHI) it could not.
+  auto down = jpn->Receive(forwards["k-down"]);
+  ASSERT_TRUE(down) << down.error().ToString();
+  auto stored = jpn->store().GetObject("k-down");
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->level, "III");
+  EXPECT_EQ(stored->version, 2);
+  EXPECT_EQ(jpn->store().ListReclassifications("k-down").value().size(), 1u);
+  auto read = jpn->Read("jpn-clerk", "k-down");
+  ASSERT_TRUE(read) << read.error().ToString();
+  EXPECT_EQ(Text(read->payload), "missile telemetry");
 }
 
 TEST_F(NodeTest, APackageForJapanIsUselessToTheUs) {

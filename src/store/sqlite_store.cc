@@ -275,6 +275,7 @@ INSERT INTO packages_v6 (id, kind, object_id, from_party, at, received_at, bytes
   SELECT id, kind, object_id, from_party, at, received_at, bytes FROM packages ORDER BY rowid;
 DROP TABLE packages;
 ALTER TABLE packages_v6 RENAME TO packages;
+CREATE INDEX packages_by_object ON packages (object_id);
 CREATE TABLE receipts_v6 (
   package_id TEXT NOT NULL,
   from_party TEXT NOT NULL,
@@ -656,6 +657,7 @@ struct Statements {
   StmtPtr list_reports;
   StmtPtr insert_package;
   StmtPtr has_package;
+  StmtPtr list_packages;
   StmtPtr insert_receipt;
   StmtPtr list_receipts;
   StmtPtr get_receipt;
@@ -763,6 +765,9 @@ Result<Statements> PrepareAll(sqlite3* db) {
                               "received_at, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
   ACCORD_RETURN_IF_ERROR(
       prep(s.has_package, "SELECT 1 FROM packages WHERE from_party = ?1 AND id = ?2"));
+  ACCORD_RETURN_IF_ERROR(prep(s.list_packages,
+                              "SELECT id, kind, object_id, from_party, at, received_at, bytes "
+                              "FROM packages WHERE object_id = ?1 ORDER BY rowid"));
   ACCORD_RETURN_IF_ERROR(prep(s.insert_receipt,
                               "INSERT INTO receipts (package_id, from_party, by_party, at, bytes) "
                               "VALUES (?1, ?2, ?3, ?4, ?5)"));
@@ -1554,6 +1559,21 @@ class SqliteStore final : public Store {
     st.BindText(1, from);
     st.BindText(2, id);
     return st.Step("find package", id);
+  }
+
+  Result<std::vector<PackageRecord>> ListPackages(const std::string& object_id) override {
+    BoundStatement st(db_.get(), s_.list_packages.get());
+    st.BindText(1, object_id);
+    return Collect<PackageRecord>(st, "list packages of", object_id,
+                                  [](const BoundStatement& row) -> Result<PackageRecord> {
+                                    return PackageRecord{.id = row.ColumnText(0),
+                                                         .kind = row.ColumnText(1),
+                                                         .object_id = row.ColumnText(2),
+                                                         .from = row.ColumnText(3),
+                                                         .at = Instant{row.ColumnInt(4)},
+                                                         .received_at = Instant{row.ColumnInt(5)},
+                                                         .bytes = row.ColumnBlob(6)};
+                                  });
   }
 
   Status InsertReceipt(const ReceiptRecord& r) override {
