@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 jobs=${FUZZ_JOBS:-2}
+case "$jobs" in
+  '' | *[!0-9]* | 0) echo "fuzz.sh: FUZZ_JOBS must be a positive number, not \`$jobs'" >&2; exit 2 ;;
+esac
 bash scripts/install-deps.sh
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
@@ -15,9 +18,10 @@ mkdir -p build/fuzz/artifacts
 # Runs one target on a copy of its corpus; its output goes to build/fuzz/TARGET.log.
 fuzz_one() {
   local target=$1 work
+  rm -f "build/fuzz/$target.log"
   work=$(mktemp -d)
-  cp -r "fuzz/corpus/$target/." "$work/"
   local status=0
+  cp -r "fuzz/corpus/$target/." "$work/" || { rm -rf "$work"; return 1; }
   build/fuzz/fuzz/${target}_fuzz -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
     -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/ "$work" \
     >"build/fuzz/$target.log" 2>&1 || status=$?
@@ -29,7 +33,7 @@ fuzz_one() {
 report() {
   local target=$1 status=$2
   if [ "$status" != 0 ]; then
-    tail -n 40 "build/fuzz/$target.log"
+    [ ! -f "build/fuzz/$target.log" ] || tail -n 40 "build/fuzz/$target.log"
     echo "fuzz: $target FAILED; the input is in build/fuzz/artifacts/ (add it to fuzz/corpus/$target/ once fixed)"
     return 1
   fi

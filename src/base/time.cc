@@ -99,16 +99,20 @@ Result<chr::year_month_day> ParseDate(std::string_view s, size_t& pos) {
 // "HH:MM:SS[.frac]" → seconds of day and microseconds. The seconds may be left out ("HH:MM",
 // as DESIGN.md writes its instants: 2019-11-23T00:00+09:00); then there is no fraction.
 Result<std::pair<int64_t, int64_t>> ParseTime(std::string_view s, size_t& pos) {
+  constexpr const char* kExpected = "expected a time HH:MM:SS or HH:MM";
   const auto h = ReadDigits(s, pos, 2);
-  if (!h || !Expect(s, pos, ':')) return Fail(Code::kInvalidArgument, "expected a time HH:MM:SS");
+  if (!h || !Expect(s, pos, ':')) return Fail(Code::kInvalidArgument, kExpected);
   const auto mi = ReadDigits(s, pos, 2);
-  if (!mi) return Fail(Code::kInvalidArgument, "expected a time HH:MM:SS");
+  if (!mi) return Fail(Code::kInvalidArgument, kExpected);
   if (!Expect(s, pos, ':')) {
+    if (pos < s.size() && s[pos] == '.') {
+      return Fail(Code::kInvalidArgument, "a fraction needs the seconds before it (HH:MM:SS.f)");
+    }
     if (*h > 23 || *mi > 59) return Fail(Code::kInvalidArgument, "time of day out of range");
     return std::pair<int64_t, int64_t>{int64_t{*h} * 3600 + int64_t{*mi} * 60, 0};
   }
   const auto sec = ReadDigits(s, pos, 2);
-  if (!sec) return Fail(Code::kInvalidArgument, "expected a time HH:MM:SS");
+  if (!sec) return Fail(Code::kInvalidArgument, kExpected);
   // A leap second (:60) has no place in agreement arithmetic; RFC 3339 allows it, we refuse it
   // rather than silently shifting the instant.
   if (*h > 23 || *mi > 59 || *sec > 59) {

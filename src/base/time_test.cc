@@ -44,6 +44,11 @@ TEST(InstantTest, RejectsMalformedInstants) {
 TEST(InstantTest, SecondsMayBeLeftOut) {
   // DESIGN.md writes instants without seconds: 2019-11-23T00:00+09:00.
   EXPECT_EQ(At("2019-11-23T00:00+09:00"), At("2019-11-23T00:00:00+09:00"));
+  auto fraction = ParseInstant("2019-11-23T00:00.5+09:00");
+  ASSERT_FALSE(fraction);
+  EXPECT_EQ(fraction.error().message,
+            "bad instant `2019-11-23T00:00.5+09:00`: a fraction needs the seconds before it "
+            "(HH:MM:SS.f)");
   EXPECT_EQ(At("2019-11-22T18:00Z"), At("2019-11-22T18:00:00Z"));
   EXPECT_EQ(*ParseInstantInZone("2019-11-22T18:00", kSeoul), At("2019-11-22T09:00:00Z"));
 }

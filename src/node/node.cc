@@ -43,6 +43,9 @@ constexpr std::string_view kDataKeyAd = "accord/1 data-key\n";
 constexpr std::string_view kPackageKeyAd = "accord/1 package-key\n";
 // A package may be decided a little ahead of this node's clock (clock skew between nodes).
 constexpr int64_t kMaxSkewMicros = 5 * 60 * 1'000'000LL;
+// A package decided up to this far ahead of this node's clock waits for it (503); beyond, the
+// sender's clock was wrong when it decided, which waiting would not mend (422, final).
+constexpr int64_t kMaxWaitMicros = 60 * 60 * 1'000'000LL;
 
 Label LabelOf(const ObjectRecord& o) {
   return Label{o.id, o.originator, o.level, o.topics, o.compartments, o.rel_to, o.version};
@@ -498,6 +501,30 @@ struct Node::Impl {
       *refusal_logged = true;
     }
     return tl::unexpected(std::move(error));
+  }
+
+  // kInvalidArgument unless `level` is one of `originator`'s levels in this node's policy.
+  Status CheckLevel(const std::string& originator, const std::string& level) const {
+    const int32_t p = engine.PartyIndex(originator);
+    if (p < 0 || engine.party(p).LevelIndex(level) < 0) {
+      return Fail(Code::kInvalidArgument, fmt::format("unknown level `{}`", level));
+    }
+    return OkStatus();
+  }
+
+  // The entry of a notice taken from its issuer (the receiving node's `receive`).
+  AuditEntry NoticeEntry(const NoticeBody& body, ByteView raw) const {
+    AuditEntry e = Entry("receive", body.object_id);
+    e.decision = "allow";
+    e.reason = body.kind;
+    e.from = body.by;
+    e.package = body.id;
+    e.digest = HexEncode(Sha256(raw));
+    if (body.kind == "reclassify") {
+      e.level = body.level;
+      e.version = std::to_string(body.version);
+    }
+    return e;
   }
 
   // A decision's entry.
@@ -1340,10 +1367,12 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
   }
   const Instant now = clock->Now();
   if (body.at.micros > now.micros + kMaxSkewMicros) {
-    // One of the two clocks is wrong, which time or an operator mends: the sender tries again
-    // later (kUnavailable is not a refusal, and is not logged as one).
+    // One of the two clocks is wrong. Within the hour, the sender tries again later, as after a
+    // clock stepped back by NTP (kUnavailable is not a refusal, and is not logged as one); beyond
+    // it, the decision was made on a wrong clock, and the package is refused.
+    const bool wait = body.at.micros <= now.micros + kMaxWaitMicros;
     return Fail(
-        Code::kUnavailable,
+        wait ? Code::kUnavailable : Code::kInvalidArgument,
         fmt::format("the package was decided at {}, after this node's clock ({}) by more "
                     "than the {} minutes of skew allowed; check both clocks",
                     FormatInstant(body.at), FormatInstant(now), kMaxSkewMicros / 60'000'000));
@@ -1486,20 +1515,21 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
                               o.originator, o.id, FormatInstant(orders.destroyed->at)),
                   {});
     }
-    if (orders.reclassified && orders.reclassified->first.version > o.version) {
-      const NoticeBody& r = orders.reclassified->first;
-      if (engine.PartyIndex(o.originator) < 0 ||
-          engine.party(engine.PartyIndex(o.originator)).LevelIndex(r.level) < 0) {
-        return Fail(Code::kInvalidArgument,
-                    fmt::format("the reclassification kept for `{}` names an unknown level `{}`",
-                                o.id, r.level));
-      }
+    const NoticeBody* r = orders.reclassified ? &orders.reclassified->first : nullptr;
+    if (r != nullptr && r->version == o.version && r->level != o.level) {
+      // The label is the sender's word (a forwarder's, say); the order is the originator's.
+      return Fail(Code::kPermissionDenied,
+                  fmt::format("the package labels `{}` version {} as {}, which its originator "
+                              "reclassified to {}",
+                              o.id, o.version, o.level, r->level));
+    }
+    if (r != nullptr && r->version > o.version) {
       ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, Open(o));
-      o.level = r.level;
-      o.version = r.version;
+      o.level = r->level;
+      o.version = r->version;
       ACCORD_RETURN_IF_ERROR(Seal(o, payload.Reveal(InsecureSecretAccess())));
       reclassified =
-          ReclassificationRecord{o.id, r.version, r.level, r.at, orders.reclassified->second};
+          ReclassificationRecord{o.id, r->version, r->level, r->at, orders.reclassified->second};
     }
   }
   AuditEntry entry = DecisionEntry("receive", o.id, d);
@@ -1576,10 +1606,7 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
   std::string summary;
   // A reclassification re-seals the payload under the new label, before the records are written.
   if (body.kind == "reclassify") {
-    if (engine.PartyIndex(o.originator) < 0 ||
-        engine.party(engine.PartyIndex(o.originator)).LevelIndex(body.level) < 0) {
-      return Fail(Code::kInvalidArgument, fmt::format("unknown level `{}`", body.level));
-    }
+    ACCORD_RETURN_IF_ERROR(CheckLevel(o.originator, body.level));
     if (body.version <= o.version) {
       return Fail(
           Code::kFailedPrecondition,
@@ -1595,16 +1622,7 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
       o.version = body.version;
     }
   }
-  AuditEntry entry = Entry("receive", o.id);
-  entry.decision = "allow";
-  entry.reason = body.kind;
-  entry.from = body.by;
-  entry.package = body.id;
-  entry.digest = HexEncode(Sha256(raw));
-  if (body.kind == "reclassify") {
-    entry.level = body.level;
-    entry.version = std::to_string(body.version);
-  }
+  const AuditEntry entry = NoticeEntry(body, raw);
   Bytes receipt;
   ACCORD_RETURN_IF_ERROR(Transact([&]() -> Status {
     if (body.kind == "consent") {
@@ -1646,16 +1664,8 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
 // copy may still be on its way, a forward held in a hub's outbox, say. Kept with its log entry
 // and receipt like any notice, and applied to a copy that arrives later (OrdersFor).
 Result<ReceiveResult> Node::Impl::KeepOrder(const NoticeBody& body, ByteView raw) {
-  AuditEntry entry = Entry("receive", body.object_id);
-  entry.decision = "allow";
-  entry.reason = body.kind;
-  entry.from = body.by;
-  entry.package = body.id;
-  entry.digest = HexEncode(Sha256(raw));
-  if (body.kind == "reclassify") {
-    entry.level = body.level;
-    entry.version = std::to_string(body.version);
-  }
+  if (body.kind == "reclassify") ACCORD_RETURN_IF_ERROR(CheckLevel(body.originator, body.level));
+  const AuditEntry entry = NoticeEntry(body, raw);
   Bytes receipt;
   ACCORD_RETURN_IF_ERROR(Transact([&]() -> Status {
     ACCORD_RETURN_IF_ERROR(

@@ -179,6 +179,16 @@ TEST_F(NodeTest, APackageFromAClockAheadWaitsRatherThanIsRefused) {
     EXPECT_NE(early.error().message.find("check both clocks"), std::string::npos);
     EXPECT_EQ(jpn->LogSize().value(), size);
   }
+  {
+    // Two hours behind: the package was decided on a wrong clock, and waiting would not mend
+    // it. Refused for good, and logged as a refusal.
+    auto jpn = Open("JPN", "2018-05-01T08:00:00+09:00");
+    const uint64_t size = jpn->LogSize().value();
+    auto wrong = jpn->Receive(package);
+    ASSERT_FALSE(wrong);
+    EXPECT_EQ(wrong.error().code, Code::kInvalidArgument) << wrong.error().ToString();
+    EXPECT_EQ(jpn->LogSize().value(), size + 1);
+  }
   // Once the clocks agree, the same package is taken.
   auto jpn = Open("JPN", "2018-05-01T10:00:01+09:00");
   auto r = jpn->Receive(package);

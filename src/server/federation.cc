@@ -38,9 +38,11 @@ constexpr size_t kMinBatchBytes = 16 * 1024;
 // Receipts recorded in one transaction, at most: it holds the store's write lock while it
 // verifies them (two signatures each), and the node's server waits for that lock.
 constexpr size_t kReceiptsPerCommit = 8;
-// Requests to one partner in one pass, at most: a partner with a long backlog, or one that keeps
-// being sent more, takes turns with the others and with witnessing instead of holding the thread.
-constexpr int kRequestsPerTurn = 16;
+// Deliveries to one partner in one pass, at most (each a batch, or an envelope alone; a batch the
+// partner will not take goes one envelope a request): a partner with a long backlog, or one that
+// keeps being sent more, takes turns with the others and with witnessing instead of holding the
+// thread.
+constexpr int kDeliveriesPerTurn = 16;
 // A partner's answer, at most: a batch's receipts (256 of a few KiB each) with room to spare. A
 // larger one is cut off as a failed request, before it is parsed.
 constexpr size_t kMaxAnswerBytes = 8 << 20;
@@ -178,13 +180,13 @@ struct Federation::Impl {
   };
 
   // Delivers what is due for `p`, in queue order, several envelopes a request when several are
-  // due, stopping at the first failure to reach it, at Stop, or after kRequestsPerTurn requests.
+  // due, stopping at the first failure to reach it, at Stop, or after kDeliveriesPerTurn.
   // Returns whether anything was delivered.
   bool Deliver(Peer& p) {
     bool delivered = false;
     std::set<int64_t> tried;  // an entry still due after its attempt is not tried again now
-    for (int requests = 0; !Stopping(); ++requests) {
-      if (requests == kRequestsPerTurn) {
+    for (int deliveries = 0; !Stopping(); ++deliveries) {
+      if (deliveries == kDeliveriesPerTurn) {
         more_due = true;  // the next pass comes at once, after the other partners' turns
         return delivered;
       }
