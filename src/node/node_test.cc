@@ -448,9 +448,14 @@ TEST_F(NodeTest, TisaForwardThroughTheUsNeedsKoreasConsent) {
   auto read = jpn->Read("jpn-analyst", "k-2015");
   ASSERT_TRUE(read) << read.error().ToString();
   EXPECT_EQ(Text(read->payload), "missile telemetry");
-  // A party that received by forward is not a holder for a further forward.
+  // A party that received by forward is not a holder for a further forward, even with the
+  // originator's consent to the third party.
+  auto to_usa_consent = Open("KOR", "2015-03-05T00:00:00+09:00")->Consent("k-2015", "USA");
+  ASSERT_TRUE(to_usa_consent) << to_usa_consent.error().ToString();
+  ASSERT_TRUE(jpn->Receive(*to_usa_consent));
   auto onward = jpn->Forward("k-2015", "USA");
   ASSERT_FALSE(onward);
+  EXPECT_EQ(Denial(onward.error()), Reason::kNotHeld) << onward.error().ToString();
 }
 
 TEST_F(NodeTest, OrdersThatReachAHolderBeforeItsCopyApplyToTheCopy) {
@@ -848,9 +853,23 @@ TEST_F(NodeTest, ReclassificationReachesTheHolder) {
   ASSERT_TRUE(clerk) << clerk.error().ToString();
   EXPECT_EQ(Text(clerk->payload), "downgraded later");
   EXPECT_EQ(clerk->marking_level, "HI");
-  auto stale = jpn2->Receive(*notice);
+  auto replay = jpn2->Receive(*notice);
+  ASSERT_FALSE(replay);
+  EXPECT_EQ(replay.error().code, Code::kAlreadyExists);
+  // Two more reclassifications, delivered out of order: the older one is stale.
+  auto kor2 = Open("KOR", "2018-03-03T00:00:00+09:00");
+  auto up = kor2->Reclassify("k-1", "II");     // version 3
+  auto down = kor2->Reclassify("k-1", "III");  // version 4
+  ASSERT_TRUE(up && down);
+  ASSERT_TRUE(jpn2->Receive(*down));
+  auto stale = jpn2->Receive(*up);
   ASSERT_FALSE(stale);
-  EXPECT_FALSE(jpn2->Reclassify("k-1", "I"));  // not the originator
+  EXPECT_EQ(stale.error().code, Code::kFailedPrecondition) << stale.error().ToString();
+  EXPECT_EQ(jpn2->store().GetObject("k-1")->version, 4);
+  auto not_originator = jpn2->Reclassify("k-1", "I");
+  ASSERT_FALSE(not_originator);
+  EXPECT_NE(not_originator.error().message.find("originator"), std::string::npos)
+      << not_originator.error().ToString();
 }
 
 TEST_F(NodeTest, CompromiseReportReachesTheOriginator) {

@@ -385,6 +385,17 @@ TEST(DecisionTableTest, Read) { RunTable("read", ReadRows()); }
 TEST(DecisionTableTest, Release) { RunTable("release", ReleaseRows()); }
 TEST(DecisionTableTest, Forward) { RunTable("forward", ForwardRows()); }
 
+// The tables' reason codes together are every code there is: a new code needs a row.
+TEST(DecisionTableTest, TheTablesCoverEveryReasonCode) {
+  std::set<std::string> all;
+  for (int i = 0; i < kReasonCount; ++i)
+    all.insert(std::string(ReasonName(static_cast<Reason>(i))));
+  std::set<std::string> covered;
+  for (const auto& [action, reasons] : kReasonsByAction)
+    covered.insert(reasons.begin(), reasons.end());
+  EXPECT_EQ(covered, all);
+}
+
 TEST(DecisionTest, ReasonNamesRoundTrip) {
   for (int i = 0; i < kReasonCount; ++i) {
     const auto r = static_cast<Reason>(i);

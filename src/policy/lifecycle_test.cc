@@ -178,6 +178,14 @@ TEST(LifecycleTest, WithdrawnThenANewNotice) {
 }
 
 TEST(LifecycleTest, TheEarlierOfTwoPartiesNoticesWins) {
+  Agreement both = Yearly();
+  AddEvent(both, EventKind::kTerminationNotice, "2019-08-23", "KOR");
+  AddEvent(both, EventKind::kTerminationNotice, "2019-09-01", "JPN");  // too late for 2019
+  EXPECT_EQ(Life(both).end, At("2019-11-23"));                         // KOR's
+  EXPECT_EQ(Status(both, "2019-11-23").notice->by, "KOR");
+}
+
+TEST(LifecycleTest, ALaterNoticeEndsItWhenTheEarlierIsSuspended) {
   Agreement a = Yearly();
   AddEvent(a, EventKind::kTerminationNotice, "2019-08-23", "KOR");
   AddEvent(a, EventKind::kTerminationNotice, "2019-09-01", "JPN");  // too late for 2019

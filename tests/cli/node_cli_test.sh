@@ -63,7 +63,8 @@ expect replay 1 'already received: a replay' \
   "$accord" receive --home "$d/JPN" --at 2018-05-02T00:00:00+09:00 "$d/k-2018.jpn"
 expect misaddressed 1 'addressed to `JPN`, not to this node \(`USA`\)' \
   "$accord" receive --home "$d/USA" --at 2018-05-02T00:00:00+09:00 "$d/k-2018.jpn"
-"$accord" ls --home "$d/JPN" >"$work/before"
+"$accord" ls --home "$d/JPN" >"$work/before" || fail "ls before the refusals"
+grep -q k-2018 "$work/before" || fail "ls before the refusals shows no k-2018"
 python3 - "$d/k-2019.jpn" "$work/tampered" <<'PY'
 import base64, json, sys
 env = json.load(open(sys.argv[1]))
@@ -76,7 +77,7 @@ expect tampered 5 'signature does not verify' \
   "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 "$work/tampered"
 expect garbage 1 'package is not valid JSON' \
   "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 /etc/hostname
-"$accord" ls --home "$d/JPN" >"$work/after"
+"$accord" ls --home "$d/JPN" >"$work/after" || fail "ls after the refusals"
 if cmp -s "$work/before" "$work/after"; then ok; else fail "refused packages changed the store"; fi
 expect good-after-refusals 0 'release of `k-2019` from KOR under `kor-jpn-gsomia`' \
   "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 "$d/k-2019.jpn"
@@ -106,12 +107,13 @@ expect get-out 0 'allow' "$accord" get --home "$d/KOR" --at 2019-12-01T00:00:00+
 if [ "$(stat -c %a "$d/payload.txt")" = 600 ] && [ ! -e "$work/victim" ]; then ok; else
   fail "get --out: mode $(stat -c %a "$d/payload.txt"), or written through the planted link"
 fi
-entries_before=$("$accord" log show --home "$d/KOR" | wc -l)
+entries_before=$("$accord" log show --home "$d/KOR" | wc -l) && [ "$entries_before" -gt 0 ] ||
+  fail "log show before the refused outputs"
 expect get-out-nowhere 3 'cannot write .*no-such-dir' "$accord" get --home "$d/KOR" \
   --at 2019-12-01T00:00:00+09:00 --id k-2019 --as kor-analyst --out "$work/no-such-dir/p"
 expect release-out-nowhere 3 'cannot write .*no-such-dir' "$accord" release --home "$d/KOR" \
   --at 2019-12-01T00:00:00+09:00 --id k-2019 --to JPN --out "$work/no-such-dir/p"
-entries_after=$("$accord" log show --home "$d/KOR" | wc -l)
+entries_after=$("$accord" log show --home "$d/KOR" | wc -l) || fail "log show after them"
 if [ "$entries_before" = "$entries_after" ]; then ok; else
   fail "a refused output still logged an operation ($entries_before -> $entries_after lines)"
 fi
@@ -160,6 +162,7 @@ expect hsm-put 0 'stored h-1' sh -c "printf 'HSM-SEALED-MARKER' | \"$accord\" pu
 expect hsm-get 0 '^HSM-SEALED-MARKER' "$accord" get --home "$work/hsm" \
   --at 2018-01-01T00:00:00+09:00 --id h-1 --as kor-analyst
 expect hsm-wrong-pin 1 'wrong PIN' env ACCORD_PKCS11_PIN=0000 "$accord" ls --home "$work/hsm"
+[ -d "$work/hsm" ] && [ -d "$work/tokens" ] || fail "no HSM home or token directory to search"
 if grep -rq 'HSM-SEALED-MARKER' "$work/hsm" "$work/tokens"; then
   fail "the payload is in the clear on disk"
 else
