@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "accord/harden.h"
 #include "commands.h"
 #include "node_commands.h"
 #include "serve_command.h"
@@ -25,6 +26,12 @@ int Main(int argc, char** argv);
 // Output to stdout (a payload, a public key file, a checkpoint) is buffered: a failure to write
 // its last block shows only at the flush, which must not end in success.
 int main(int argc, char** argv) {
+  // Before anything holds a key or a payload: no core dump, and OpenSSL's keys on its locked
+  // heap (accord/harden.h).
+  if (auto hardened = accord::HardenProcess(); !hardened) {
+    std::fprintf(stderr, "accord: %s\n", hardened.error().message.c_str());
+    return accord::cli::kExitIo;
+  }
   int code = Main(argc, argv);
   if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
     std::fprintf(stderr, "accord: cannot write the output: %s\n", std::strerror(errno));

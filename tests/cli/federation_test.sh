@@ -87,6 +87,8 @@ live_setup "$accord" "$work/net" "$src/examples/gsomia" --simulate || exit 1
 # 1. 2015, before the Korea-Japan GSOMIA: Korea's information reaches Japan only through the US,
 #    with Korea's consent (TISA), and the US node cannot read what was not released to it.
 start_all 2015-03-01T10:00:00+09:00
+# A node holds keys and payloads in memory: it never dumps core (accord/harden.h).
+check_ok no-core-dumps '^Max core file size +0 +0 ' cat "/proc/$(cat "$work/net/run/KOR.pid")/limits"
 check tisa-create '"id":"k-2015"' create KOR kor-analyst k-2015 II "launch telemetry" '["USA","JPN"]'
 check tisa-direct-refused '"code":"hub-only"' post KOR kor-analyst /v1/objects/k-2015/release '{"to":"JPN"}'
 check tisa-release-usa '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-2015/release '{"to":"USA"}'

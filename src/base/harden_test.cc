@@ -1,0 +1,42 @@
+#include "accord/harden.h"
+
+#include <gtest/gtest.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+namespace accord {
+namespace {
+
+TEST(HardenProcessTest, TurnsCoreDumpsOffAndKeepsPrivateKeysOnTheSecureHeap) {
+  ASSERT_EQ(prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), 0);
+
+  auto report = HardenProcess();
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+
+  rlimit core{};
+  ASSERT_EQ(getrlimit(RLIMIT_CORE, &core), 0);
+  EXPECT_EQ(core.rlim_cur, 0u);
+  EXPECT_EQ(core.rlim_max, 0u);
+  EXPECT_EQ(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
+  EXPECT_EQ(CRYPTO_secure_malloc_initialized(), 1);
+
+  // A private key made now takes room on the secure heap, and gives it back when freed. (The
+  // first key also seeds the random generator, which keeps its state there.)
+  EVP_PKEY_free(EVP_PKEY_Q_keygen(nullptr, nullptr, "X25519"));
+  const size_t before = CRYPTO_secure_used();
+  EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  ASSERT_NE(key, nullptr);
+  EXPECT_GT(CRYPTO_secure_used(), before);
+  EVP_PKEY_free(key);
+  EXPECT_EQ(CRYPTO_secure_used(), before);
+
+  // Again: nothing changes, and nothing fails.
+  auto again = HardenProcess();
+  ASSERT_TRUE(again.has_value()) << again.error().ToString();
+  EXPECT_EQ(again->heap_locked, report->heap_locked);
+}
+
+}  // namespace
+}  // namespace accord
