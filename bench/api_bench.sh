@@ -27,14 +27,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-3000}
+ACCORD_WITH_NGINX=1 bash scripts/install-deps.sh  # nginx-light (Debian) for the comparison
 if [ "${NO_BUILD:-0}" != 1 ]; then
   flock /tmp/accord-build.lock cmake --preset release >/dev/null
   flock /tmp/accord-build.lock cmake --build build/release --target accord accord_load >/dev/null
-fi
-command -v nginx >/dev/null || sudo_apt=1
-if [ -n "${sudo_apt:-}" ]; then
-  echo "installing nginx-light (Debian) for the comparison" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
 fi
 accord=${ACCORD_BIN:-build/release/src/cli/accord}  # ACCORD_BIN: another build, for A/B runs
 load=build/release/bench/accord_load

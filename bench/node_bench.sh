@@ -15,6 +15,7 @@
 # Run it alone: `flock /tmp/accord-bench.lock bash bench/node_bench.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
 bench=build/release/bench/accord_node_bench
 if [ "${NO_BUILD:-0}" != 1 ]; then
   flock /tmp/accord-build.lock cmake --preset release >/dev/null

@@ -14,7 +14,7 @@ packages=(
   libsqlite3-dev sqlite3 libargon2-dev softhsm2 libp11-kit-dev
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev clang-format
-  python3 time
+  python3 time curl openssl
 )
 
 missing=()
@@ -26,6 +26,10 @@ done
 if [ "${ACCORD_WITH_NODE:-0}" = 1 ] && ! command -v npm >/dev/null 2>&1; then
   missing+=(nodejs npm)
 fi
+# nginx is the upper bound of bench/api_bench.sh only.
+if [ "${ACCORD_WITH_NGINX:-0}" = 1 ] && ! command -v nginx >/dev/null 2>&1; then
+  missing+=(nginx-light)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
@@ -33,6 +37,7 @@ fi
 echo "install-deps: installing ${missing[*]}" >&2
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
+# Through env: sudo's env_reset would drop an exported DEBIAN_FRONTEND.
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+$sudo env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -30,6 +30,8 @@ wait_for() {
 # The median of numbers given one per line.
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
+ACCORD_WITH_NODE=1 bash "$ROOT/scripts/install-deps.sh"  # Node.js and npm for cedar-wasm
+
 WORK="$(mktemp -d /tmp/accord-cedar.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 

@@ -75,8 +75,9 @@ open(sys.argv[2], "w").write(json.dumps(env))
 PY
 expect tampered 5 'signature does not verify' \
   "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 "$work/tampered"
+printf 'not a package\n' >"$work/garbage"
 expect garbage 1 'package is not valid JSON' \
-  "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 /etc/hostname
+  "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 "$work/garbage"
 "$accord" ls --home "$d/JPN" >"$work/after" || fail "ls after the refusals"
 if cmp -s "$work/before" "$work/after"; then ok; else fail "refused packages changed the store"; fi
 expect good-after-refusals 0 'release of `k-2019` from KOR under `kor-jpn-gsomia`' \
