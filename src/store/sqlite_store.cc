@@ -936,6 +936,24 @@ Result<PartnerRecord> ReadPartner(const BoundStatement& st) {
   return p;
 }
 
+// The one T of the database file at `path` (by device and inode, however it is named) among this
+// process's connections to it: made by `make` for the first, kept while any of them holds it.
+template <typename T, typename Make>
+std::shared_ptr<T> OfFile(const std::string& path, Make make) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return make();
+  static std::mutex registry_mu;
+  static std::map<std::pair<dev_t, ino_t>, std::weak_ptr<T>> registry;
+  std::lock_guard lock(registry_mu);
+  std::weak_ptr<T>& slot = registry[{st.st_dev, st.st_ino}];
+  std::shared_ptr<T> shared = slot.lock();
+  if (!shared) {
+    shared = make();
+    slot = shared;
+  }
+  return shared;
+}
+
 // Copies the -wal file into the database on a thread of its own, so that no commit waits for a
 // checkpoint. SQLite's automatic checkpoint runs inside the commit that takes the -wal file past
 // 1,000 pages: that commit copies them and syncs the database file, milliseconds on this disk,
@@ -969,6 +987,12 @@ class Checkpointer {
   static constexpr std::chrono::milliseconds kPassiveFor{100};
 
   explicit Checkpointer(std::string path) : path_(std::move(path)) {}
+  // The checkpointer of the database file at `path`, one for all of this process's connections to
+  // it (a server's and its federation's): two would run their checkpoints side by side, each
+  // with its thread, its connection and its syncs.
+  static std::shared_ptr<Checkpointer> Of(const std::string& path) {
+    return OfFile<Checkpointer>(path, [&] { return std::make_shared<Checkpointer>(path); });
+  }
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
   ~Checkpointer() {
@@ -1070,18 +1094,7 @@ class WriteTurns {
   // The queue of the database file at `path` (by device and inode, however it is named),
   // shared by every connection of this process to it.
   static std::shared_ptr<WriteTurns> Of(const std::string& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return std::make_shared<WriteTurns>();
-    static std::mutex registry_mu;
-    static std::map<std::pair<dev_t, ino_t>, std::weak_ptr<WriteTurns>> registry;
-    std::lock_guard lock(registry_mu);
-    std::weak_ptr<WriteTurns>& slot = registry[{st.st_dev, st.st_ino}];
-    std::shared_ptr<WriteTurns> turns = slot.lock();
-    if (!turns) {
-      turns = std::make_shared<WriteTurns>();
-      slot = turns;
-    }
-    return turns;
+    return OfFile<WriteTurns>(path, [] { return std::make_shared<WriteTurns>(); });
   }
 
   // Waits for this caller's turn, at most `timeout`; false when it did not come.
@@ -1120,7 +1133,7 @@ class SqliteStore final : public Store {
         sync_file_(options.sync_file_for_testing),
         wal_path_(path + "-wal"),
         write_turns_(WriteTurns::Of(path)),
-        checkpointer_(std::make_unique<Checkpointer>(std::move(path))) {
+        checkpointer_(Checkpointer::Of(path)) {
     // Replaces SQLite's automatic checkpoint (itself a WAL hook).
     sqlite3_wal_hook(db_.get(), &Checkpointer::OnCommit, checkpointer_.get());
   }
@@ -1980,7 +1993,7 @@ class SqliteStore final : public Store {
   int (*const sync_file_)(int fd);  // SqliteOptions::sync_file_for_testing
   const std::string wal_path_;
   const std::shared_ptr<WriteTurns> write_turns_;  // taken by each outermost transaction
-  std::unique_ptr<Checkpointer> checkpointer_;
+  std::shared_ptr<Checkpointer> checkpointer_;     // shared with the other connections to the file
   std::mutex wal_mu_;
   int wal_fd_ = -1;           // GUARDED_BY(wal_mu_); opened by the first SyncCommits
   bool sync_failed_ = false;  // GUARDED_BY(wal_mu_); see SyncCommits

@@ -974,6 +974,53 @@ uintmax_t WalFrames(const std::string& db_path) {
   return ec ? 0 : bytes / (4096 + 24);
 }
 
+// This process's threads.
+size_t ThreadCount() {
+  return static_cast<size_t>(std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                                           std::filesystem::directory_iterator()));
+}
+
+// A server and its federation each open the node's store: one checkpointer serves both
+// connections, with one thread, instead of two chasing the same -wal file.
+TEST_F(SqliteStoreTest, ConnectionsToOneFileShareOneCheckpointer) {
+  auto second = OpenSqliteStore(path_);
+  ASSERT_TRUE(second.has_value()) << second.error().ToString();
+  const size_t threads = ThreadCount();
+  // Past the 1,000-page threshold, both connections commit, so both would start a checkpointer.
+  for (int i = 0; i < 300; ++i) {
+    Store& store = i % 2 == 0 ? *store_ : **second;
+    ObjectRecord o = MakeObject("o" + std::to_string(i));
+    o.ciphertext = Derived(o.id, 16 * 1024);
+    ASSERT_TRUE(store.TransactUnsynced([&] { return store.InsertObject(o); }));
+  }
+  EXPECT_EQ(ThreadCount(), threads + 1);
+  // The first connection closed, the checkpointer goes on for the second: their pages reach
+  // the database file.
+  store_.reset();
+  const uintmax_t before = std::filesystem::file_size(path_);
+  for (int i = 300; i < 600; ++i) {
+    ObjectRecord o = MakeObject("o" + std::to_string(i));
+    o.ciphertext = Derived(o.id, 16 * 1024);
+    ASSERT_TRUE((*second)->TransactUnsynced([&] { return (*second)->InsertObject(o); }));
+  }
+  constexpr uintmax_t kCopied = 2 << 20;
+  const auto copied_by = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::filesystem::file_size(path_) < before + kCopied &&
+         std::chrono::steady_clock::now() < copied_by) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(std::filesystem::file_size(path_), before + kCopied);
+  EXPECT_EQ(ThreadCount(), threads + 1);
+  second->reset();
+  // The last connection's close stops it. (A joined thread can stay listed for a moment: the
+  // kernel wakes the joiner before it removes the thread.)
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (ThreadCount() > threads && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(ThreadCount(), threads);
+}
+
 // A server commits all the time, with short gaps between its commits. The checkpointer must still
 // rewind the -wal file (decision #65), so that the file stays near the 1,000-page threshold and
 // commits overwrite it instead of appending to it. A PASSIVE checkpoint rarely catches up with
