@@ -9,8 +9,9 @@
 // Every request is bounded: the TLS handshake by `handshake_timeout`, the wait for the next
 // request on a kept-alive connection by `idle_timeout`, the whole request (header and body) by
 // `read_timeout` from its first byte, the response by `write_timeout`, the body by
-// `max_body_bytes` (413), and the server by `max_connections` open connections (a connection
-// beyond it is closed as soon as it is accepted).
+// `max_body_bytes` (413), and the server by `max_connections` open connections (beyond it, the
+// connection that has waited longest for its handshake or its next request is closed to make
+// room; when every one has a request in flight, the new one is closed as soon as it is accepted).
 //
 // Concurrent object reads share one commit of their log entries (group commit): a read is answered
 // once its entry is durable, and the reads that arrive while one commit is written go into the
@@ -51,7 +52,7 @@ struct ServerOptions {
   // The same for a caller with a node certificate (a partner's envelopes); 0: max_body_bytes.
   // A partner must be able to send an envelope for the largest payload (MaxEnvelopeBytes).
   size_t max_envelope_bytes = 0;
-  size_t max_connections = 256;           // open connections; more are closed on accept
+  size_t max_connections = 256;           // open connections (see above)
   std::chrono::seconds idle_timeout{30};  // between requests on a kept-alive connection
   std::chrono::seconds handshake_timeout{10};
   std::chrono::seconds read_timeout{10};   // one request, from its first byte to its last

@@ -23,7 +23,7 @@ namespace accord::server_internal {
 //   }
 class LineLimiter {
  public:
-  enum Kind : uint8_t { kHandshake, kRefused, kAccept, kKinds };
+  enum Kind : uint8_t { kHandshake, kRefused, kAccept, kReclaimed, kKinds };
   static constexpr std::chrono::seconds kInterval{1};
 
   // The line to log now for `line` of `kind` at `now`, or nullopt to leave it out.
@@ -45,7 +45,7 @@ class LineLimiter {
   // A line for each kind with lines left out since its last: logged when the server stops.
   std::vector<std::string> Flush() {
     static constexpr std::array<const char*, kKinds> kNames = {
-        "failed handshakes", "refused connections", "failed accepts"};
+        "failed handshakes", "refused connections", "failed accepts", "reclaimed connections"};
     std::vector<std::string> lines;
     for (size_t kind = 0; kind < kKinds; ++kind) {
       if (states_[kind].left_out > 0) {

@@ -155,6 +155,11 @@ struct ServerCore {
     std::vector<ApiResponse> answers;
   };
 
+  // At max_connections: closes the connection that has waited longest for its handshake or its
+  // next request, and returns true, or false when every connection has a request in flight (io
+  // thread). So connections that do nothing (a flood of handshakes never finished, clients kept
+  // alive but idle) cannot keep out a new client, as nginx reuses its idle keep-alive ones.
+  bool ReclaimOne();
   // Hands `session`'s request to the node thread (io thread); with `vet`, its header only, for
   // Session::OnVetted.
   void Submit(std::shared_ptr<Session> session, bool vet = false);
@@ -179,6 +184,9 @@ struct ServerCore {
   // INVARIANT: the sessions alive; touched on the io thread only. Declared before `io` so that
   // it outlives the handlers (and the sessions they own) that `io` destroys.
   std::unordered_set<Session*> sessions;
+  // Of `sessions`, those closed to make room for a new connection whose handlers have not run
+  // yet (io thread only): they no longer count against max_connections.
+  size_t reclaimed = 0;
   bool stopping = false;   // io thread only
   LineLimiter peer_lines;  // io thread only
   ssl::context tls{ssl::context::tls_server};
@@ -202,11 +210,15 @@ class Session : public std::enable_shared_from_this<Session> {
                : peer.address().to_string() + ":" + std::to_string(peer.port());
     server_.sessions.insert(this);
   }
-  ~Session() { server_.sessions.erase(this); }
+  ~Session() {
+    server_.sessions.erase(this);
+    if (reclaimed_) --server_.reclaimed;
+  }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
   void Start() {
+    waiting_since_ = std::chrono::steady_clock::now();
     beast::get_lowest_layer(stream_).expires_after(server_.options.handshake_timeout);
     stream_.async_handshake(
         ssl::stream_base::server,
@@ -220,6 +232,21 @@ class Session : public std::enable_shared_from_this<Session> {
       // Fails the pending handshake or read with operation_aborted; never runs a handler inline.
       beast::get_lowest_layer(stream_).close();
     }
+  }
+
+  // Whether the connection holds no request (it is in its handshake, or waits between requests)
+  // and may be closed to make room for a new one; since when it waits (io thread).
+  [[nodiscard]] bool Reclaimable() const { return !busy_ && !reclaimed_; }
+  [[nodiscard]] std::chrono::steady_clock::time_point waiting_since() const {
+    return waiting_since_;
+  }
+
+  // Closes a connection that holds no request, to make room for a new one (io thread). Its
+  // pending handshake or read fails with operation_aborted, and it goes when its handler has run.
+  void Reclaim() {
+    reclaimed_ = true;
+    ++server_.reclaimed;
+    beast::get_lowest_layer(stream_).close();
   }
 
   // The request read (node thread).
@@ -251,8 +278,8 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void OnHandshake(const error_code& ec) {
     if (ec) {
-      if (server_.stopping) {
-        return;  // closed by Stop
+      if (server_.stopping || reclaimed_) {
+        return;  // closed by Stop, or to make room (logged then)
       }
       std::string why = ec.message();
       const long verify = SSL_get_verify_result(stream_.native_handle());
@@ -287,6 +314,7 @@ class Session : public std::enable_shared_from_this<Session> {
       ReadHeader();
       return;
     }
+    waiting_since_ = std::chrono::steady_clock::now();
     beast::get_lowest_layer(stream_).expires_after(server_.options.idle_timeout);
     stream_.async_read_some(
         buffer_.prepare(kReadChunk),
@@ -501,12 +529,14 @@ class Session : public std::enable_shared_from_this<Session> {
   WipedBuffer buffer_;
   std::optional<http::request_parser<RequestBody>> parser_;
   std::optional<http::response<http::empty_body>> continue_;
-  WipedString wire_;       // the answer's header, and its body when small (kOneBufferAnswer)
-  WipedString body_;       // a larger answer's body
-  size_t body_limit_ = 0;  // the request's (ReadHeader, then OnHeader)
-  bool partner_ = false;   // the node thread found the caller a partner's node (OnVetted)
-  bool busy_ = false;      // a request is being read, handled or answered
+  WipedString wire_;        // the answer's header, and its body when small (kOneBufferAnswer)
+  WipedString body_;        // a larger answer's body
+  size_t body_limit_ = 0;   // the request's (ReadHeader, then OnHeader)
+  bool partner_ = false;    // the node thread found the caller a partner's node (OnVetted)
+  bool busy_ = false;       // a request is being read, handled or answered
+  bool reclaimed_ = false;  // closed by Reclaim
   bool keep_alive_ = false;
+  std::chrono::steady_clock::time_point waiting_since_;  // of the handshake, or of the request
 };
 
 void ServerCore::Accept() {
@@ -533,12 +563,13 @@ void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
     return;
   }
   try {
-    if (sessions.size() >= options.max_connections) {
+    if (sessions.size() - reclaimed >= options.max_connections && !ReclaimOne()) {
       error_code ignored;
       socket.shutdown(tcp::socket::shutdown_both, ignored);
       socket.close(ignored);
       LogPeerLine(LineLimiter::kRefused,
-                  "refused a connection: " + std::to_string(sessions.size()) + " connections open");
+                  "refused a connection: " + std::to_string(sessions.size() - reclaimed) +
+                      " connections open, each with a request in flight");
     } else {
       // Responses go out as soon as they are written: with Nagle's algorithm, the last segment
       // of a multi-segment response waits for the client's delayed ACK (40 ms on Linux).
@@ -553,6 +584,25 @@ void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
     }
   }
   Accept();
+}
+
+bool ServerCore::ReclaimOne() {
+  Session* oldest = nullptr;
+  for (Session* session : sessions) {
+    if (session->Reclaimable() &&
+        (oldest == nullptr || session->waiting_since() < oldest->waiting_since())) {
+      oldest = session;
+    }
+  }
+  if (oldest == nullptr) return false;
+  oldest->Reclaim();
+  const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - oldest->waiting_since());
+  LogPeerLine(LineLimiter::kReclaimed, "closed a connection that had waited " +
+                                           std::to_string(waited.count()) +
+                                           " ms for a handshake or a request, to make room for a "
+                                           "new one (max_connections)");
+  return true;
 }
 
 void ServerCore::Submit(std::shared_ptr<Session> session, bool vet) {

@@ -1064,30 +1064,61 @@ TEST_F(ServerTest, IdleConnectionAndSilentTcpConnectionAreClosed) {
   EXPECT_TRUE(silent->EndsWithoutData());
 }
 
-TEST_F(ServerTest, ConnectionsBeyondTheLimitAreClosed) {
+// At the limit, a new connection takes the place of the one that has waited longest for its
+// handshake or its next request; when every connection has a request in flight, it is closed.
+TEST_F(ServerTest, ConnectionsBeyondTheLimitAreClosedWhenEveryOneHasARequestInFlight) {
   ServerOptions o = Options();
   o.max_connections = 2;
   StartServer(o);
   auto a = Connect("kor-analyst");
   auto b = Connect("kor-analyst");
   ASSERT_TRUE(a && b);
-  ASSERT_TRUE(a->Request("GET", "/v1/health"));  // both are registered by now
-  ASSERT_TRUE(b->Request("GET", "/v1/health"));
+  // Each has begun a request: neither may be closed for a newcomer.
+  ASSERT_TRUE(a->Send("GET /v1/health HTTP/1.1\r\n"));
+  ASSERT_TRUE(b->Send("GET /v1/health HTTP/1.1\r\n"));
+  std::this_thread::sleep_for(500ms);  // the server has both first bytes
   auto c = Client::Connect(server_->port(), pki_->Path("ca.pem"), As("kor-analyst"));
   if (c != nullptr) {
     EXPECT_FALSE(c->Request("GET", "/v1/health"));
   }
-  // Once one closes, a new connection is served.
-  a.reset();
-  std::optional<HttpResponse> served;
-  for (int i = 0; i < 50 && !served; ++i) {
-    std::this_thread::sleep_for(50ms);
-    if (auto d = Connect("kor-analyst")) {
-      served = d->Request("GET", "/v1/health");
-    }
+  // Both requests are still answered.
+  for (Client* client : {a.get(), b.get()}) {
+    ASSERT_TRUE(client->Send("Host: x\r\n\r\n"));
+    auto r = client->Read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
   }
+  // Now both wait between requests: a new connection takes the place of the one idle longest.
+  auto d = Connect("kor-analyst");
+  ASSERT_TRUE(d);
+  auto served = d->Request("GET", "/v1/health");
   ASSERT_TRUE(served);
   EXPECT_EQ(served->status, 200);
+  EXPECT_TRUE(a->EndsWithoutData());  // a answered first, so it has waited longest
+  auto again = b->Request("GET", "/v1/health");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200);
+}
+
+// Connections that never finish their handshake (anyone who can reach the port can open them)
+// cannot keep a client with a certificate out: each new connection closes the oldest waiting one.
+TEST_F(ServerTest, AFloodOfUnfinishedHandshakesDoesNotKeepClientsOut) {
+  ServerOptions o = Options();
+  o.max_connections = 4;
+  StartServer(o);
+  std::vector<std::unique_ptr<Client>> silent;
+  for (int i = 0; i < 8; ++i) {
+    silent.push_back(Client::Tcp(server_->port()));  // never starts a TLS handshake
+    ASSERT_NE(silent.back(), nullptr);
+  }
+  std::this_thread::sleep_for(200ms);  // all accepted
+  auto client = Connect("kor-analyst");
+  ASSERT_TRUE(client);
+  auto r = client->Request("GET", "/v1/health");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  // The oldest silent ones were closed to make room, long before the handshake timeout (10 s).
+  EXPECT_TRUE(silent.front()->EndsWithoutData());
 }
 
 TEST_F(ServerTest, StopFinishesTheRequestInFlightAndClosesIdleConnections) {
