@@ -28,6 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-3000}
 ACCORD_WITH_NGINX=1 bash scripts/install-deps.sh  # nginx-light (Debian) for the comparison
+PATH=$PATH:/usr/sbin  # where nginx is, and not on a user's PATH
 if [ "${NO_BUILD:-0}" != 1 ]; then
   flock /tmp/accord-build.lock cmake --preset release >/dev/null
   flock /tmp/accord-build.lock cmake --build build/release --target accord accord_load >/dev/null

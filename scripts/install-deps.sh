@@ -26,8 +26,9 @@ done
 if [ "${ACCORD_WITH_NODE:-0}" = 1 ] && ! command -v npm >/dev/null 2>&1; then
   missing+=(nodejs npm)
 fi
-# nginx is the upper bound of bench/api_bench.sh only.
-if [ "${ACCORD_WITH_NGINX:-0}" = 1 ] && ! command -v nginx >/dev/null 2>&1; then
+# nginx is the upper bound of bench/api_bench.sh only (in /usr/sbin, which a user's PATH may not
+# have).
+if [ "${ACCORD_WITH_NGINX:-0}" = 1 ] && [ ! -x /usr/sbin/nginx ] && ! command -v nginx >/dev/null; then
   missing+=(nginx-light)
 fi
 if [ ${#missing[@]} -eq 0 ]; then

@@ -5,11 +5,15 @@
 //   - no core dump: RLIMIT_CORE is set to 0, and the process is made not dumpable
 //     (PR_SET_DUMPABLE 0), which also keeps other processes of the same user from attaching
 //     with ptrace or reading /proc/PID/mem;
-//   - OpenSSL's secure heap: the private keys OpenSSL holds (the node's signing and wrapping keys,
-//     TLS keys, ephemeral X25519 keys) live in an arena locked in memory (never swapped, when the
-//     memory-lock limit allows), left out of dumps, between guard pages.
-// Plaintext payloads and data keys held in `SecretBytes` are not locked (they can be large);
-// swap is the host's to encrypt or turn off (docs/node.md).
+//   - OpenSSL's secure heap of kSecureHeapBytes, locked in memory (never swapped, when the
+//     memory-lock limit allows), left out of dumps, between guard pages. Key-sized secrets in
+//     `SecretBytes` live there (accord/secret.h: the node's seeds and key-encryption key, data
+//     keys, passphrases), and so do the keys OpenSSL generates (each TLS connection's ephemeral
+//     key share, the keys of `pki init`) and its random generator's state.
+// Not locked: payloads (wiped, but they can be large), the AES key schedules inside OpenSSL's
+// cipher contexts, and OpenSSL's own copies of the node's signing and wrapping keys (OpenSSL 3.0
+// keeps a key made from raw bytes on its ordinary heap). Swap is the host's to encrypt or turn
+// off (docs/node.md).
 #ifndef ACCORD_HARDEN_H_
 #define ACCORD_HARDEN_H_
 
@@ -19,12 +23,15 @@
 
 namespace accord {
 
-// OpenSSL's secure heap, in bytes: a power of two. A private key takes 32 to a few hundred bytes,
-// and each TLS handshake in progress holds one ephemeral key.
+// OpenSSL's secure heap, in bytes: a power of two. Its blocks are powers of two of 16 bytes or
+// more: a key takes 32 or 64, each open TLS connection keeps one (kMaxConnectionsLimit), and a
+// thread that draws random bytes 512.
 inline constexpr size_t kSecureHeapBytes = size_t{1} << 20;
 
 struct HardeningReport {
-  bool heap_locked = false;  // false: the secure heap could not be locked in memory (mlock)
+  // false: the secure heap is used, but it could not be locked in memory (mlock), or its guard
+  // pages or its exclusion from dumps could not be set up.
+  bool heap_locked = false;
 };
 
 // Applies the above. Fails only when a step cannot be applied at all; a secure heap that could not

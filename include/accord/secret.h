@@ -1,10 +1,11 @@
 // accord/secret.h — bytes that must never outlive their use: keys, passphrases, plaintext.
 //
 // `SecretBytes` owns a buffer whose memory is wiped (OPENSSL_cleanse) whenever it is released:
-// on destruction, on reallocation and on move-assignment over an old value. It is move-only, so a
-// secret is never copied by accident; `Copy()` is the explicit way. Reaching the raw bytes takes a
-// `SecretAccess` token from `InsecureSecretAccess()`, so every place that touches key material is
-// greppable.
+// on destruction, on reallocation and on move-assignment over an old value. A key-sized one lives
+// on OpenSSL's locked secure heap once HardenProcess has set it up (SecretAllocator). It is
+// move-only, so a secret is never copied by accident; `Copy()` is the explicit way. Reaching the
+// raw bytes takes a `SecretAccess` token from `InsecureSecretAccess()`, so every place that touches
+// key material is greppable.
 //
 // Thread safety: a plain value; const methods are safe to call concurrently.
 #ifndef ACCORD_SECRET_H_
@@ -36,6 +37,37 @@ struct WipingAllocator {
     std::allocator<T>().deallocate(p, n);
   }
   friend bool operator==(const WipingAllocator&, const WipingAllocator&) { return true; }
+};
+
+// Blocks on OpenSSL's secure heap (accord/harden.h), for key-sized secrets: `SecureAllocate`
+// returns nullptr when the heap is not set up or is full; `SecureFree` wipes and frees a block
+// that came from it and returns true, or returns false for any other block.
+[[nodiscard]] void* SecureAllocate(size_t size);
+bool SecureFree(void* data, size_t size);
+
+// An allocator for secrets that wipes memory before giving it back, and takes a block of up to
+// kLockedBytes (keys, seeds, passphrases) from OpenSSL's secure heap when HardenProcess has set
+// it up, so that it is locked in memory and left out of core dumps; larger blocks (payloads), and
+// any block when the heap is full, come from the ordinary heap.
+template <typename T>
+struct SecretAllocator {
+  static constexpr size_t kLockedBytes = 256;
+  using value_type = T;
+  SecretAllocator() = default;
+  template <typename U>
+  explicit SecretAllocator(const SecretAllocator<U>&) {}
+  T* allocate(size_t n) {
+    if (n * sizeof(T) <= kLockedBytes) {
+      if (void* p = SecureAllocate(n * sizeof(T))) return static_cast<T*>(p);
+    }
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* p, size_t n) {
+    if (n * sizeof(T) <= kLockedBytes && SecureFree(p, n * sizeof(T))) return;
+    SecureWipe(p, n * sizeof(T));
+    std::allocator<T>().deallocate(p, n);
+  }
+  friend bool operator==(const SecretAllocator&, const SecretAllocator&) { return true; }
 };
 
 // A string whose memory is wiped whenever it is released: for text that may carry a secret, such
@@ -86,7 +118,7 @@ class SecretBytes {
   [[nodiscard]] bool empty() const { return bytes_.empty(); }
   void Resize(size_t size) { bytes_.resize(size); }
   // Wipes and frees the bytes now.
-  void Clear() { std::vector<uint8_t, WipingAllocator<uint8_t>>().swap(bytes_); }
+  void Clear() { std::vector<uint8_t, SecretAllocator<uint8_t>>().swap(bytes_); }
 
   [[nodiscard]] std::span<const uint8_t> Reveal(SecretAccess) const { return bytes_; }
   [[nodiscard]] std::span<uint8_t> RevealMutable(SecretAccess) { return bytes_; }
@@ -95,7 +127,7 @@ class SecretBytes {
   }
 
  private:
-  std::vector<uint8_t, WipingAllocator<uint8_t>> bytes_;
+  std::vector<uint8_t, SecretAllocator<uint8_t>> bytes_;
 };
 
 }  // namespace accord

@@ -42,6 +42,12 @@
 
 namespace accord {
 
+// The most connections a server may be configured for. Each open TLS connection keeps its key
+// share (32 or 64 bytes, in a block of a power of two) on OpenSSL's secure heap of
+// kSecureHeapBytes (accord/harden.h), which the keys of the node's own work share: 4,096
+// connections take at most a quarter of it.
+inline constexpr size_t kMaxConnectionsLimit = 4096;
+
 struct ServerOptions {
   std::string listen_address = "127.0.0.1";  // an IPv4 or IPv6 literal
   uint16_t port = 0;                         // 0: pick a free port (see Server::port)
@@ -52,7 +58,7 @@ struct ServerOptions {
   // The same for a caller with a node certificate (a partner's envelopes); 0: max_body_bytes.
   // A partner must be able to send an envelope for the largest payload (MaxEnvelopeBytes).
   size_t max_envelope_bytes = 0;
-  size_t max_connections = 256;           // open connections (see above)
+  size_t max_connections = 256;           // open connections (see above), ≤ kMaxConnectionsLimit
   std::chrono::seconds idle_timeout{30};  // between requests on a kept-alive connection
   std::chrono::seconds handshake_timeout{10};
   std::chrono::seconds read_timeout{10};   // one request, from its first byte to its last

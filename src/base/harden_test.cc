@@ -6,6 +6,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include "accord/secret.h"
+
 namespace accord {
 namespace {
 
@@ -30,6 +32,16 @@ TEST(HardenProcessTest, TurnsCoreDumpsOffAndKeepsPrivateKeysOnTheSecureHeap) {
   ASSERT_NE(key, nullptr);
   EXPECT_GT(CRYPTO_secure_used(), before);
   EVP_PKEY_free(key);
+  EXPECT_EQ(CRYPTO_secure_used(), before);
+
+  // A key-sized SecretBytes lives there too (wiped and freed there); a payload-sized one does not.
+  {
+    SecretBytes seed(32);
+    SecretBytes payload(4096);
+    EXPECT_EQ(CRYPTO_secure_allocated(seed.Reveal(InsecureSecretAccess()).data()), 1);
+    EXPECT_EQ(CRYPTO_secure_allocated(payload.Reveal(InsecureSecretAccess()).data()), 0);
+    EXPECT_GT(CRYPTO_secure_used(), before);
+  }
   EXPECT_EQ(CRYPTO_secure_used(), before);
 
   // Again: nothing changes, and nothing fails.

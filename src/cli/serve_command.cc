@@ -56,7 +56,8 @@ ServeCommand::ServeCommand(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   f.cmd->add_option("--key", f.key, "This node's private key (PEM)");
   f.cmd->add_option("--port-file", f.port_file, "Write the port here once listening");
   f.cmd->add_option("--max-body", f.max_body, "Largest request body in bytes (default 8 MiB)");
-  f.cmd->add_option("--max-connections", f.max_connections, "Most open connections (default 256)");
+  f.cmd->add_option("--max-connections", f.max_connections,
+                    "Most open connections (default 256, at most 4096)");
 }
 
 ServeCommand::~ServeCommand() = default;

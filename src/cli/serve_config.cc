@@ -145,8 +145,8 @@ Result<ServeConfig> LoadServeConfig(const std::string& path) {
         r.Number(*limits, "max_body_bytes", c.server.max_body_bytes, 1, int64_t{1} << 32));
     ACCORD_RETURN_IF_ERROR(
         r.Number(*limits, "max_envelope_bytes", c.server.max_envelope_bytes, 1, int64_t{1} << 32));
-    ACCORD_RETURN_IF_ERROR(
-        r.Number(*limits, "max_connections", c.server.max_connections, 1, 1'000'000));
+    ACCORD_RETURN_IF_ERROR(r.Number(*limits, "max_connections", c.server.max_connections, 1,
+                                    static_cast<int64_t>(kMaxConnectionsLimit)));
     ACCORD_RETURN_IF_ERROR(r.Time(*limits, "idle_timeout_s", c.server.idle_timeout));
     ACCORD_RETURN_IF_ERROR(r.Time(*limits, "handshake_timeout_s", c.server.handshake_timeout));
     ACCORD_RETURN_IF_ERROR(r.Time(*limits, "read_timeout_s", c.server.read_timeout));

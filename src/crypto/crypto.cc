@@ -392,7 +392,17 @@ VerifyingKey SigningKey::verifying_key() const {
 
 Result<Bytes> WrapToParty(const PublicKey& recipient, const SecretBytes& key,
                           ByteView associated_data) {
-  const WrapKeyPair ephemeral = WrapKeyPair::Generate();
+  // Not Generate, which aborts when OpenSSL cannot make the key (out of memory): a release fails
+  // then, not the node.
+  SecretBytes priv(32);
+  if (RAND_priv_bytes(priv.RevealMutable(InsecureSecretAccess()).data(), 32) != 1) {
+    return Fail(Code::kUnavailable, "no random bytes for an ephemeral key");
+  }
+  auto made = WrapKeyPair::FromPrivate(std::move(priv));
+  if (!made) {
+    return Fail(Code::kUnavailable, "cannot make an ephemeral key now (out of memory)");
+  }
+  const WrapKeyPair ephemeral = std::move(*made);
   auto shared = Ecdh(ephemeral.key_.get(), recipient);
   if (!shared) {
     return Fail(Code::kInvalidArgument, "unusable recipient public key");

@@ -1,8 +1,15 @@
 #include "accord/crypto.h"
 
 #include <gtest/gtest.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
 
 #include <string>
+#include <utility>
+#include <vector>
+
+#include "accord/harden.h"
+#include "accord/secret.h"
 
 namespace accord {
 namespace {
@@ -166,6 +173,38 @@ TEST(WrapKeyPairTest, OnlyTheRecipientUnwraps) {
     EXPECT_FALSE(jpn.Unwrap(bad, AsBytes("pkg-1"))) << "byte " << i;
   }
   EXPECT_FALSE(jpn.Unwrap(ByteView(*wrapped).first(40), AsBytes("pkg-1")));
+}
+
+// With the process hardened, a key-sized SecretBytes lives on OpenSSL's secure heap. A heap that
+// is full leaves wrapping and unwrapping working: the ephemeral key is made from random bytes
+// (an X25519 key made from raw bytes is on OpenSSL's ordinary heap), a SecretBytes then comes from
+// the ordinary heap, and no error is left behind on OpenSSL's queue for a later TLS call to read
+// as its own. (This test leaves the process hardened for the tests after it, as `accord` runs.)
+TEST(WrapKeyPairTest, AFullSecureHeapLeavesWrappingWorking) {
+  ASSERT_TRUE(HardenProcess());
+  const WrapKeyPair jpn = WrapKeyPair::Generate();
+  const SecretBytes dk = NewDataKey();
+  EXPECT_EQ(CRYPTO_secure_allocated(dk.Reveal(InsecureSecretAccess()).data()), 1);
+
+  std::vector<std::pair<void*, size_t>> taken;
+  for (size_t block = kSecureHeapBytes / 4; block >= 16; block /= 2) {
+    while (void* p = SecureAllocate(block)) taken.emplace_back(p, block);
+  }
+  EXPECT_EQ(CRYPTO_secure_used(), kSecureHeapBytes);
+  EXPECT_EQ(ERR_peek_error(), 0u);
+  const SecretBytes key(32);
+  EXPECT_EQ(CRYPTO_secure_allocated(key.Reveal(InsecureSecretAccess()).data()), 0);
+  auto wrapped = WrapToParty(jpn.public_key(), dk, AsBytes("pkg-1"));
+  ASSERT_TRUE(wrapped) << wrapped.error().ToString();
+  auto back = jpn.Unwrap(*wrapped, AsBytes("pkg-1"));
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_TRUE(
+      ConstantTimeEquals(back->Reveal(InsecureSecretAccess()), dk.Reveal(InsecureSecretAccess())));
+  EXPECT_EQ(ERR_peek_error(), 0u);
+
+  for (auto [p, size] : taken) EXPECT_TRUE(SecureFree(p, size));
+  const SecretBytes again(32);
+  EXPECT_EQ(CRYPTO_secure_allocated(again.Reveal(InsecureSecretAccess()).data()), 1);
 }
 
 TEST(WrapKeyPairTest, RefusesLowOrderPublicKey) {

@@ -746,6 +746,10 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options, Node& node
   if (options.max_connections == 0 || options.max_body_bytes == 0) {
     return Fail(Code::kInvalidArgument, "max_connections and max_body_bytes must be positive");
   }
+  if (options.max_connections > kMaxConnectionsLimit) {
+    return Fail(Code::kInvalidArgument,
+                "max_connections is at most " + std::to_string(kMaxConnectionsLimit));
+  }
   using std::chrono::seconds;
   for (seconds t : {options.idle_timeout, options.handshake_timeout, options.read_timeout,
                     options.write_timeout}) {

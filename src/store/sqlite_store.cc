@@ -8,6 +8,7 @@
 // Thread safety: one Store per thread (the connection is opened SQLITE_OPEN_NOMUTEX). Separate
 // processes are serialised by SQLite's file locks.
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -937,18 +938,19 @@ Result<PartnerRecord> ReadPartner(const BoundStatement& st) {
 }
 
 // The one T of the database file at `path` (by device and inode, however it is named) among this
-// process's connections to it: made by `make` for the first, kept while any of them holds it.
+// process's connections to it: made by `make(st)` for the first, kept while any of them holds it.
+// `st` is the file's stat, or nullptr when it cannot be read (the T is then not shared).
 template <typename T, typename Make>
 std::shared_ptr<T> OfFile(const std::string& path, Make make) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return make();
+  if (::stat(path.c_str(), &st) != 0) return make(nullptr);
   static std::mutex registry_mu;
   static std::map<std::pair<dev_t, ino_t>, std::weak_ptr<T>> registry;
   std::lock_guard lock(registry_mu);
   std::weak_ptr<T>& slot = registry[{st.st_dev, st.st_ino}];
   std::shared_ptr<T> shared = slot.lock();
   if (!shared) {
-    shared = make();
+    shared = make(&st);
     slot = shared;
   }
   return shared;
@@ -985,13 +987,20 @@ class Checkpointer {
   static constexpr int kLockWaitMs = 2;
   // Runs are PASSIVE for this long after a RESTART that could not finish.
   static constexpr std::chrono::milliseconds kPassiveFor{100};
+  // The thread's name (at most 15 characters).
+  static constexpr const char* kThreadName = "accord-ckpt";
 
-  explicit Checkpointer(std::string path) : path_(std::move(path)) {}
+  // `file`: the stat of the file at `path` when the first connection opened it (nullptr: not
+  // known), so that the thread checkpoints that file, not another one put at its name since.
+  Checkpointer(std::string path, const struct stat* file) : path_(std::move(path)) {
+    if (file != nullptr) file_ = std::pair(file->st_dev, file->st_ino);
+  }
   // The checkpointer of the database file at `path`, one for all of this process's connections to
   // it (a server's and its federation's): two would run their checkpoints side by side, each
   // with its thread, its connection and its syncs.
   static std::shared_ptr<Checkpointer> Of(const std::string& path) {
-    return OfFile<Checkpointer>(path, [&] { return std::make_shared<Checkpointer>(path); });
+    return OfFile<Checkpointer>(
+        path, [&](const struct stat* file) { return std::make_shared<Checkpointer>(path, file); });
   }
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
@@ -1035,12 +1044,16 @@ class Checkpointer {
   }
 
   void Run() {
+    pthread_setname_np(pthread_self(), kThreadName);  // for ps, perf and the tests
     sqlite3* raw = nullptr;
     sqlite3_open_v2(path_.c_str(), &raw,
                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, nullptr);
     DbPtr db(raw);
+    struct stat opened {};
+    const bool same_file = !file_ || (::stat(path_.c_str(), &opened) == 0 &&
+                                      std::pair(opened.st_dev, opened.st_ino) == *file_);
     // FULL: the checkpoint syncs the -wal file before copying it, and the database after.
-    if (db == nullptr ||
+    if (db == nullptr || !same_file ||
         sqlite3_exec(db.get(), "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr) != SQLITE_OK) {
       std::lock_guard lock(mu_);
       failed_ = true;  // the commits checkpoint themselves from now on
@@ -1076,6 +1089,7 @@ class Checkpointer {
   }
 
   const std::string path_;
+  std::optional<std::pair<dev_t, ino_t>> file_;  // the file served (constructor)
   std::mutex mu_;
   std::condition_variable cv_;
   bool due_ = false;     // GUARDED_BY(mu_)
@@ -1094,7 +1108,8 @@ class WriteTurns {
   // The queue of the database file at `path` (by device and inode, however it is named),
   // shared by every connection of this process to it.
   static std::shared_ptr<WriteTurns> Of(const std::string& path) {
-    return OfFile<WriteTurns>(path, [] { return std::make_shared<WriteTurns>(); });
+    return OfFile<WriteTurns>(path,
+                              [](const struct stat*) { return std::make_shared<WriteTurns>(); });
   }
 
   // Waits for this caller's turn, at most `timeout`; false when it did not come.
