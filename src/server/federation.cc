@@ -109,9 +109,9 @@ struct Federation::Impl {
 
   mutable std::mutex mu;
   std::condition_variable cv;
-  bool more_due =
-      false;           // this pass left envelopes due to a partner whose turn ended (thread's own)
-  bool woken = false;  // GUARDED_BY(mu)
+  // This pass left envelopes due to a partner whose turn ended (the thread's own).
+  bool more_due = false;
+  bool woken = false;                // GUARDED_BY(mu)
   bool stopping = false;             // GUARDED_BY(mu)
   std::vector<PeerStatus> snapshot;  // GUARDED_BY(mu)
   std::thread thread;
