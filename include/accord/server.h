@@ -9,9 +9,10 @@
 // Every request is bounded: the TLS handshake by `handshake_timeout`, the wait for the next
 // request on a kept-alive connection by `idle_timeout`, the whole request (header and body) by
 // `read_timeout` from its first byte, the response by `write_timeout`, the body by
-// `max_body_bytes` (413), and the server by `max_connections` open connections (beyond it, the
-// connection that has waited longest for its handshake or its next request is closed to make
-// room; when every one has a request in flight, the new one is closed as soon as it is accepted).
+// `max_body_bytes` (413), and the server by `max_connections` open connections (beyond it, a
+// connection that waits is closed to make room: the oldest still in its handshake, else the one
+// idle longest between requests; when every one has a request in flight, the new one is closed
+// as soon as it is accepted).
 //
 // Concurrent object reads share one commit of their log entries (group commit): a read is answered
 // once its entry is durable, and the reads that arrive while one commit is written go into the

@@ -228,25 +228,23 @@ class Session : public std::enable_shared_from_this<Session> {
   // The server is stopping: a connection between requests is closed now; one with a request in
   // flight answers it first (OnWrite then closes).
   void OnStop() {
-    if (!busy_) {
-      // Fails the pending handshake or read with operation_aborted; never runs a handler inline.
-      beast::get_lowest_layer(stream_).close();
-    }
+    if (!busy_) Close();
   }
 
-  // Whether the connection holds no request (it is in its handshake, or waits between requests)
-  // and may be closed to make room for a new one; since when it waits (io thread).
-  [[nodiscard]] bool Reclaimable() const { return !busy_ && !reclaimed_; }
+  // Whether the connection holds no request and may be closed to make room for a new one: it is
+  // in its handshake, or waits between requests (not when it is closing anyway); whether it is
+  // in its handshake; since when it waits (io thread).
+  [[nodiscard]] bool Reclaimable() const { return !busy_ && !closed_ && !closing_; }
+  [[nodiscard]] bool handshaking() const { return handshaking_; }
   [[nodiscard]] std::chrono::steady_clock::time_point waiting_since() const {
     return waiting_since_;
   }
 
-  // Closes a connection that holds no request, to make room for a new one (io thread). Its
-  // pending handshake or read fails with operation_aborted, and it goes when its handler has run.
+  // Closes a connection that holds no request, to make room for a new one (io thread).
   void Reclaim() {
     reclaimed_ = true;
     ++server_.reclaimed;
-    beast::get_lowest_layer(stream_).close();
+    Close();
   }
 
   // The request read (node thread).
@@ -276,10 +274,21 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // Closes the socket from outside the session's own flow (Stop, Reclaim): the pending handshake
+  // or read fails with operation_aborted, never inline. A handler already queued with success
+  // (Asio reads what is there when the operation starts) sees `closed_` and stops: a request read
+  // then is neither run nor answered.
+  void Close() {
+    closed_ = true;
+    beast::get_lowest_layer(stream_).close();
+  }
+
   void OnHandshake(const error_code& ec) {
+    handshaking_ = false;
+    if (closed_) return;  // by Stop, or to make room (logged then)
     if (ec) {
-      if (server_.stopping || reclaimed_) {
-        return;  // closed by Stop, or to make room (logged then)
+      if (server_.stopping) {
+        return;
       }
       std::string why = ec.message();
       const long verify = SSL_get_verify_result(stream_.native_handle());
@@ -322,8 +331,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnFirstBytes(const error_code& ec, size_t n) {
-    if (ec) {
-      return;  // idle timeout, the client closed, or the server stopped
+    if (ec || closed_) {
+      return;  // idle timeout, the client closed, the server stopped, or room was made
     }
     buffer_.commit(n);
     ReadHeader();
@@ -518,6 +527,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // the last handler lets go of the session.
   void Shutdown() {
     busy_ = false;
+    closing_ = true;
     beast::get_lowest_layer(stream_).expires_after(kCloseNotifyWait);
     stream_.async_shutdown([self = shared_from_this()](const error_code&) {});
   }
@@ -529,12 +539,15 @@ class Session : public std::enable_shared_from_this<Session> {
   WipedBuffer buffer_;
   std::optional<http::request_parser<RequestBody>> parser_;
   std::optional<http::response<http::empty_body>> continue_;
-  WipedString wire_;        // the answer's header, and its body when small (kOneBufferAnswer)
-  WipedString body_;        // a larger answer's body
-  size_t body_limit_ = 0;   // the request's (ReadHeader, then OnHeader)
-  bool partner_ = false;    // the node thread found the caller a partner's node (OnVetted)
-  bool busy_ = false;       // a request is being read, handled or answered
-  bool reclaimed_ = false;  // closed by Reclaim
+  WipedString wire_;         // the answer's header, and its body when small (kOneBufferAnswer)
+  WipedString body_;         // a larger answer's body
+  size_t body_limit_ = 0;    // the request's (ReadHeader, then OnHeader)
+  bool partner_ = false;     // the node thread found the caller a partner's node (OnVetted)
+  bool busy_ = false;        // a request is being read, handled or answered
+  bool reclaimed_ = false;   // closed by Reclaim: counted in ServerCore::reclaimed
+  bool closed_ = false;      // closed by Close
+  bool closing_ = false;     // Shutdown: a close_notify is under way
+  bool handshaking_ = true;  // until OnHandshake
   bool keep_alive_ = false;
   std::chrono::steady_clock::time_point waiting_since_;  // of the handshake, or of the request
 };
@@ -587,21 +600,24 @@ void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
 }
 
 bool ServerCore::ReclaimOne() {
+  // The oldest in its handshake, else the oldest between requests: an idle client that has
+  // proved its certificate goes after every connection that has not.
   Session* oldest = nullptr;
   for (Session* session : sessions) {
-    if (session->Reclaimable() &&
-        (oldest == nullptr || session->waiting_since() < oldest->waiting_since())) {
+    if (!session->Reclaimable()) continue;
+    if (oldest == nullptr || std::pair(!session->handshaking(), session->waiting_since()) <
+                                 std::pair(!oldest->handshaking(), oldest->waiting_since())) {
       oldest = session;
     }
   }
   if (oldest == nullptr) return false;
-  oldest->Reclaim();
   const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - oldest->waiting_since());
-  LogPeerLine(LineLimiter::kReclaimed, "closed a connection that had waited " +
-                                           std::to_string(waited.count()) +
-                                           " ms for a handshake or a request, to make room for a "
-                                           "new one (max_connections)");
+  std::string line = "closed a connection that had waited " + std::to_string(waited.count()) +
+                     (oldest->handshaking() ? " ms in its handshake" : " ms for a request") +
+                     ", to make room for a new one (max_connections)";
+  oldest->Reclaim();
+  LogPeerLine(LineLimiter::kReclaimed, std::move(line));
   return true;
 }
 

@@ -1073,20 +1073,29 @@ TEST_F(ServerTest, ConnectionsBeyondTheLimitAreClosedWhenEveryOneHasARequestInFl
   auto a = Connect("kor-analyst");
   auto b = Connect("kor-analyst");
   ASSERT_TRUE(a && b);
-  // Each has begun a request: neither may be closed for a newcomer.
-  ASSERT_TRUE(a->Send("GET /v1/health HTTP/1.1\r\n"));
-  ASSERT_TRUE(b->Send("GET /v1/health HTTP/1.1\r\n"));
-  std::this_thread::sleep_for(500ms);  // the server has both first bytes
+  // Each has a request in flight: its header read, the server waiting for its body (the 100
+  // Continue says so). Neither may be closed for a newcomer.
+  const std::string body = NewObjectJson("k-1", "III", "x");
+  const std::string header =
+      "POST /v1/objects HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n";
+  for (Client* client : {a.get(), b.get()}) {
+    ASSERT_TRUE(client->Send(header));
+    auto go_on = client->Read();
+    ASSERT_TRUE(go_on);
+    ASSERT_EQ(go_on->status, 100);
+  }
   auto c = Client::Connect(server_->port(), pki_->Path("ca.pem"), As("kor-analyst"));
   if (c != nullptr) {
     EXPECT_FALSE(c->Request("GET", "/v1/health"));
   }
   // Both requests are still answered.
   for (Client* client : {a.get(), b.get()}) {
-    ASSERT_TRUE(client->Send("Host: x\r\n\r\n"));
+    ASSERT_TRUE(client->Send(body));
     auto r = client->Read();
     ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, 200);
+    EXPECT_TRUE(r->status == 201 || r->status == 409) << r->status << " " << r->body;
   }
   // Now both wait between requests: a new connection takes the place of the one idle longest.
   auto d = Connect("kor-analyst");
@@ -1094,31 +1103,41 @@ TEST_F(ServerTest, ConnectionsBeyondTheLimitAreClosedWhenEveryOneHasARequestInFl
   auto served = d->Request("GET", "/v1/health");
   ASSERT_TRUE(served);
   EXPECT_EQ(served->status, 200);
-  EXPECT_TRUE(a->EndsWithoutData());  // a answered first, so it has waited longest
+  EXPECT_FALSE(a->Request("GET", "/v1/health"));  // a was answered first: it waited longest
   auto again = b->Request("GET", "/v1/health");
   ASSERT_TRUE(again);
   EXPECT_EQ(again->status, 200);
 }
 
 // Connections that never finish their handshake (anyone who can reach the port can open them)
-// cannot keep a client with a certificate out: each new connection closes the oldest waiting one.
+// cannot keep out a client with a certificate, nor close one kept alive between requests: a new
+// connection closes the oldest of them first.
 TEST_F(ServerTest, AFloodOfUnfinishedHandshakesDoesNotKeepClientsOut) {
   ServerOptions o = Options();
   o.max_connections = 4;
+  o.handshake_timeout = std::chrono::seconds(60);
   StartServer(o);
+  auto idle = Connect("kor-analyst");
+  ASSERT_TRUE(idle);
+  ASSERT_TRUE(idle->Request("GET", "/v1/health"));
   std::vector<std::unique_ptr<Client>> silent;
   for (int i = 0; i < 8; ++i) {
     silent.push_back(Client::Tcp(server_->port()));  // never starts a TLS handshake
     ASSERT_NE(silent.back(), nullptr);
   }
-  std::this_thread::sleep_for(200ms);  // all accepted
   auto client = Connect("kor-analyst");
   ASSERT_TRUE(client);
   auto r = client->Request("GET", "/v1/health");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
-  // The oldest silent ones were closed to make room, long before the handshake timeout (10 s).
+  // The oldest silent ones were closed to make room, long before the handshake timeout.
+  const auto start = std::chrono::steady_clock::now();
   EXPECT_TRUE(silent.front()->EndsWithoutData());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  // The client kept alive before the flood still has its connection.
+  auto still = idle->Request("GET", "/v1/health");
+  ASSERT_TRUE(still);
+  EXPECT_EQ(still->status, 200);
 }
 
 TEST_F(ServerTest, StopFinishesTheRequestInFlightAndClosesIdleConnections) {
