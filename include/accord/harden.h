@@ -8,12 +8,13 @@
 //   - OpenSSL's secure heap of kSecureHeapBytes, locked in memory (never swapped, when the
 //     memory-lock limit allows), left out of dumps, between guard pages. Key-sized secrets in
 //     `SecretBytes` live there (accord/secret.h: the node's seeds and key-encryption key, data
-//     keys, passphrases), and so do the keys OpenSSL generates (each TLS connection's ephemeral
-//     key share, the keys of `pki init`) and its random generator's state.
-// Not locked: payloads (wiped, but they can be large), the AES key schedules inside OpenSSL's
-// cipher contexts, and OpenSSL's own copies of the node's signing and wrapping keys (OpenSSL 3.0
-// keeps a key made from raw bytes on its ordinary heap). Swap is the host's to encrypt or turn
-// off (docs/node.md).
+//     keys, passphrases; at most half the heap), and so do the keys OpenSSL generates (each TLS
+//     connection's ephemeral key share, the keys of `pki init`) and its random generator's state
+//     and seeds.
+// Not locked: payloads over 256 bytes (wiped, but they can be large), the AES key schedules inside
+// OpenSSL's cipher contexts, and OpenSSL's own copies of the node's signing and wrapping keys
+// (OpenSSL 3.0 keeps a key made from raw bytes on its ordinary heap). Swap is the host's to encrypt
+// or turn off (docs/node.md).
 #ifndef ACCORD_HARDEN_H_
 #define ACCORD_HARDEN_H_
 

@@ -40,15 +40,16 @@ struct WipingAllocator {
 };
 
 // Blocks on OpenSSL's secure heap (accord/harden.h), for key-sized secrets: `SecureAllocate`
-// returns nullptr when the heap is not set up or is full; `SecureFree` wipes and frees a block
-// that came from it and returns true, or returns false for any other block.
+// returns nullptr when the heap is not set up or half of it is in use (the other half is kept
+// for OpenSSL's keys and its random generator's seeds); `SecureFree` wipes and frees a block that
+// came from it and returns true, or returns false for any other block.
 [[nodiscard]] void* SecureAllocate(size_t size);
 bool SecureFree(void* data, size_t size);
 
 // An allocator for secrets that wipes memory before giving it back, and takes a block of up to
-// kLockedBytes (keys, seeds, passphrases) from OpenSSL's secure heap when HardenProcess has set
-// it up, so that it is locked in memory and left out of core dumps; larger blocks (payloads), and
-// any block when the heap is full, come from the ordinary heap.
+// kLockedBytes (keys, seeds, passphrases, a payload that small) from OpenSSL's secure heap when
+// HardenProcess has set it up, so that it is locked in memory and left out of core dumps; larger
+// blocks (payloads), and any block once SecureAllocate declines, come from the ordinary heap.
 template <typename T>
 struct SecretAllocator {
   static constexpr size_t kLockedBytes = 256;

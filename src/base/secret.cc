@@ -3,6 +3,8 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
+#include "accord/harden.h"
+
 namespace accord {
 
 void SecureWipe(void* data, size_t size) {
@@ -13,8 +15,11 @@ void SecureWipe(void* data, size_t size) {
 
 void* SecureAllocate(size_t size) {
   if (size == 0 || CRYPTO_secure_malloc_initialized() != 1) return nullptr;
-  // A full heap fails with an error on OpenSSL's queue for this thread, which a later TLS call
-  // would read as its own: it is taken off again.
+  // Half the heap at most: the rest is OpenSSL's, whose random generator takes its seeds there
+  // and cannot draw a byte once the heap is full.
+  if (CRYPTO_secure_used() + size > kSecureHeapBytes / 2) return nullptr;
+  // Should a failed allocation leave an error on this thread's queue (OpenSSL 3.0 leaves none),
+  // a later TLS call would read it as its own: it would be taken off again.
   ERR_set_mark();
   void* p = OPENSSL_secure_malloc(size);
   if (p == nullptr)

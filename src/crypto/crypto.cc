@@ -1,6 +1,7 @@
 #include "accord/crypto.h"
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
@@ -252,7 +253,9 @@ Result<Bytes> Aead::Encrypt(ByteView plaintext, ByteView associated_data) const 
   }
   Bytes out(kAeadNonceSize + plaintext.size() + kAeadTagSize);
   if (RAND_bytes(out.data(), static_cast<int>(kAeadNonceSize)) != 1) {
-    std::abort();
+    // OpenSSL's generator could not seed (its seeds come from the secure heap): try again later.
+    ERR_clear_error();
+    return Fail(Code::kUnavailable, "no random bytes for a nonce now");
   }
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   int n = 0;

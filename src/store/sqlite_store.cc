@@ -1045,13 +1045,18 @@ class Checkpointer {
 
   void Run() {
     pthread_setname_np(pthread_self(), kThreadName);  // for ps, perf and the tests
+    // The file at the name before and after the open is the one this checkpointer serves.
+    const auto at_name_is_served = [this] {
+      struct stat st {};
+      return !file_ ||
+             (::stat(path_.c_str(), &st) == 0 && std::pair(st.st_dev, st.st_ino) == *file_);
+    };
+    const bool before = at_name_is_served();
     sqlite3* raw = nullptr;
     sqlite3_open_v2(path_.c_str(), &raw,
                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, nullptr);
     DbPtr db(raw);
-    struct stat opened {};
-    const bool same_file = !file_ || (::stat(path_.c_str(), &opened) == 0 &&
-                                      std::pair(opened.st_dev, opened.st_ino) == *file_);
+    const bool same_file = before && at_name_is_served();
     // FULL: the checkpoint syncs the -wal file before copying it, and the database after.
     if (db == nullptr || !same_file ||
         sqlite3_exec(db.get(), "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr) != SQLITE_OK) {

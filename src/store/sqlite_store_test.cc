@@ -1003,6 +1003,11 @@ TEST_F(SqliteStoreTest, ConnectionsToOneFileShareOneCheckpointer) {
     o.ciphertext = Derived(o.id, 16 * 1024);
     ASSERT_TRUE(store.TransactUnsynced([&] { return store.InsertObject(o); }));
   }
+  // The thread names itself as it starts.
+  const auto named = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (CheckpointerThreads() == 0 && std::chrono::steady_clock::now() < named) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   EXPECT_EQ(CheckpointerThreads(), 1u);
   // The first connection closed, the checkpointer goes on for the second: their pages reach
   // the database file.
