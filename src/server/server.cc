@@ -155,10 +155,11 @@ struct ServerCore {
     std::vector<ApiResponse> answers;
   };
 
-  // At max_connections: closes the connection that has waited longest for its handshake or its
-  // next request, and returns true, or false when every connection has a request in flight (io
-  // thread). So connections that do nothing (a flood of handshakes never finished, clients kept
-  // alive but idle) cannot keep out a new client, as nginx reuses its idle keep-alive ones.
+  // At max_connections: closes a connection that waits, the oldest still in its handshake, else
+  // the one idle longest between requests, and returns true; false when every connection has a
+  // request in flight (io thread). So connections that do nothing (a flood of handshakes never
+  // finished, clients kept alive but idle) cannot keep out a new client, as nginx reuses its idle
+  // keep-alive ones.
   bool ReclaimOne();
   // Hands `session`'s request to the node thread (io thread); with `vet`, its header only, for
   // Session::OnVetted.
