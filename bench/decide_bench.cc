@@ -9,11 +9,15 @@
 //       --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <atomic>
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parser.hpp>
 #include <cstdlib>
 #include <new>
 
 #include "accord/engine.h"
+#include "accord/json.h"
 #include "accord/request_json.h"
 #include "workload.h"
 
@@ -188,6 +192,31 @@ void BM_DecodeDecideEncode(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// Parsing alone, the workload's lines into an arena as RequestDecoder does: Boost.JSON's parser
+// (arg 0) against accord's, which also refuses duplicate keys (arg 1).
+void BM_ParseRequestLine(benchmark::State& state) {
+  Fixture& fx = Fixture::Get();
+  std::array<unsigned char, 16384> first_block{};
+  boost::json::monotonic_resource arena(first_block.data(), first_block.size());
+  boost::json::parser boost_parser;
+  JsonParser accord_parser;
+  size_t i = 0;
+  for (auto _ : state) {
+    arena.release();
+    const std::string& line = fx.lines[i];
+    if (state.range(0) == 0) {
+      boost_parser.reset(boost::json::storage_ptr(&arena));
+      boost::system::error_code ec;
+      boost_parser.write(line.data(), line.size(), ec);
+      benchmark::DoNotOptimize(boost_parser.release());
+    } else {
+      benchmark::DoNotOptimize(accord_parser.Parse(line, boost::json::storage_ptr(&arena)));
+    }
+    if (++i == fx.lines.size()) i = 0;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 BENCHMARK(BM_DecideRead);
 BENCHMARK(BM_DecideRelease);
 BENCHMARK(BM_DecideForward);
@@ -195,6 +224,7 @@ BENCHMARK(BM_DecideMixed);
 BENCHMARK(BM_DecideMixedHot)->Arg(1000)->ArgName("requests");
 BENCHMARK(BM_DecideReadHot)->Arg(1000)->ArgName("requests");
 BENCHMARK(BM_DecodeDecideEncode)->Arg(0)->Arg(1)->ArgName("explain");
+BENCHMARK(BM_ParseRequestLine)->Arg(0)->Arg(1)->ArgName("strict");
 
 }  // namespace
 }  // namespace accord::bench

@@ -9,6 +9,8 @@
 #include <optional>
 #include <span>
 
+#include "accord/json.h"
+
 namespace accord::node_internal {
 namespace json = boost::json;
 namespace {
@@ -137,10 +139,9 @@ Bytes EncodeEntry(const AuditEntry& entry) {
 }
 
 Result<AuditEntry> DecodeEntry(ByteView bytes) {
-  boost::system::error_code ec;
-  json::value v =
-      json::parse(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), ec);
-  const json::object* o = ec ? nullptr : v.if_object();
+  // An entry naming a field twice is not one of ours: EncodeEntry writes each field once.
+  auto v = ParseJson(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  const json::object* o = v ? v->if_object() : nullptr;
   if (o == nullptr || !o->contains(kVersionKey) || !o->at(kVersionKey).is_int64() ||
       o->at(kVersionKey).get_int64() != 1 || !o->contains("at") || !o->at("at").is_string()) {
     return Fail(Code::kDataLoss, "not an accord log entry (version 1)");

@@ -20,6 +20,7 @@
 
 #include "accord/clock.h"
 #include "accord/config.h"
+#include "accord/json.h"
 #include "accord/merkle.h"
 #include "accord/note.h"
 #include "audit.h"
@@ -158,9 +159,8 @@ std::string Pkcs11Meta(const Pkcs11Options& o) {
 }
 
 Result<Pkcs11Options> ParsePkcs11Meta(const std::string& text) {
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  const json::object* o = ec ? nullptr : v.if_object();
+  auto v = ParseJson(text);
+  const json::object* o = v ? v->if_object() : nullptr;
   if (o == nullptr || !o->contains("module") || !o->at("module").is_string() ||
       !o->contains("token") || !o->at("token").is_string() || !o->contains("key") ||
       !o->at("key").is_string()) {
@@ -1902,9 +1902,8 @@ std::string Node::ExportPublic() const {
 
 Result<std::string> Node::ImportPublic(std::string_view text) {
   Impl& n = *impl_;
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  const json::object* o = ec ? nullptr : v.if_object();
+  auto v = ParseJson(text);
+  const json::object* o = v ? v->if_object() : nullptr;
   auto field = [&](const char* key) -> std::string {
     const json::value* f = o == nullptr ? nullptr : o->if_contains(key);
     return f != nullptr && f->is_string() ? std::string(f->get_string()) : std::string();

@@ -5,6 +5,8 @@
 #include <boost/json.hpp>
 #include <limits>
 
+#include "accord/json.h"
+
 namespace accord::node_internal {
 namespace json = boost::json;
 namespace {
@@ -111,14 +113,14 @@ class Fields {
 };
 
 Result<json::object> ParseObject(ByteView bytes, std::string_view what) {
-  boost::system::error_code ec;
   json::parse_options opts;
   opts.max_depth = 16;
-  json::value v = json::parse(AsText(bytes), ec, {}, opts);
-  if (ec) {
+  auto parsed = ParseJson(AsText(bytes), opts);
+  if (!parsed) {
     return Fail(Code::kInvalidArgument,
-                fmt::format("{} is not valid JSON: {}", what, ec.message()));
+                fmt::format("{} is not valid JSON: {}", what, parsed.error()));
   }
+  json::value& v = *parsed;
   if (!v.is_object()) {
     return Fail(Code::kInvalidArgument, fmt::format("{} is not a JSON object", what));
   }

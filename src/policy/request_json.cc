@@ -8,6 +8,8 @@
 #include <boost/json.hpp>
 #include <vector>
 
+#include "accord/json.h"
+
 namespace accord {
 namespace json = boost::json;
 
@@ -89,7 +91,7 @@ Fallible ForEachObject(const json::object& obj, std::string_view key, std::strin
 struct RequestDecoder::Impl {
   std::array<unsigned char, 16384> first_block{};
   json::monotonic_resource arena{first_block.data(), first_block.size()};
-  json::parser parser;
+  JsonParser parser;
   std::string id_json = "null";
   RequestView view;
   std::vector<std::string_view> need_to_know, subject_compartments, topics, compartments, rel_to;
@@ -224,11 +226,9 @@ tl::expected<const RequestView*, std::string> RequestDecoder::Decode(std::string
   Impl& m = *impl_;
   m.id_json = "null";
   m.arena.release();
-  m.parser.reset(json::storage_ptr(&m.arena));
-  boost::system::error_code ec;
-  m.parser.write(line.data(), line.size(), ec);
-  if (ec) return tl::unexpected(fmt::format("not valid JSON: {}", ec.message()));
-  const json::value root = m.parser.release();
+  auto parsed = m.parser.Parse(line, json::storage_ptr(&m.arena));
+  if (!parsed) return tl::unexpected(fmt::format("not valid JSON: {}", parsed.error()));
+  const json::value root = std::move(*parsed);
   if (!root.is_object()) return tl::unexpected(std::string("a request must be a JSON object"));
   const json::object& obj = root.get_object();
   if (const json::value* id = obj.if_contains("id")) {

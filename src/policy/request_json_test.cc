@@ -56,6 +56,10 @@ TEST(RequestDecoderTest, ClearErrorsForMalformedLines) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"", "not valid JSON"},
       {"{\"action\":", "not valid JSON"},
+      // Another reader might keep the first `action`: a request names each field once.
+      {R"({"action":"read","action":"release"})", "not valid JSON: duplicate key `action`"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","level":"IV","topics":[]}})",
+       "not valid JSON: duplicate key `level`"},
       {"[1,2]", "a request must be a JSON object"},
       {R"({"id":[1]})", "`id`: must be a string or a number"},
       {R"({"id":"a"})", "missing field `action`"},

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "accord/crypto.h"
+#include "accord/json.h"
 #include "accord/merkle.h"
 #include "accord/policy_json.h"
 #include "accord/store.h"
@@ -219,16 +220,16 @@ tl::expected<std::vector<std::string>, ApiError> StringList(const json::value& v
 tl::expected<json::value, ApiError> ParseBodyObject(std::string_view body, int max_depth) {
   json::parse_options options;
   options.max_depth = static_cast<size_t>(max_depth);
-  boost::system::error_code ec;
-  json::value v = json::parse(json::string_view(body.data(), body.size()), ec, {}, options);
-  if (ec) {
+  auto parsed = ParseJson(body, options);
+  if (!parsed) {
     return tl::unexpected(
-        MakeError(400, "invalid-argument", "the body is not valid JSON: " + ec.message()));
+        MakeError(400, "invalid-argument", "the body is not valid JSON: " + parsed.error()));
   }
+  json::value& v = *parsed;
   if (!v.is_object()) {
     return tl::unexpected(MakeError(400, "invalid-argument", "the body is not a JSON object"));
   }
-  return v;
+  return std::move(v);
 }
 
 // {"id","level","topics","compartments","rel_to","payload_base64"}: unknown fields are refused,
@@ -693,9 +694,8 @@ std::string ErrorMessage(unsigned status, std::string_view body) {
   // A partner wrote the body: it goes into log lines and the peers' status as one line.
   constexpr size_t kMaxBytes = 200;
   try {
-    boost::system::error_code ec;
-    const json::value v = json::parse(body, ec);
-    const json::value* error = !ec && v.is_object() ? v.as_object().if_contains("error") : nullptr;
+    const auto v = ParseJson(body);
+    const json::value* error = v && v->is_object() ? v->as_object().if_contains("error") : nullptr;
     if (error != nullptr && error->is_object()) {
       const json::value* code = error->as_object().if_contains("code");
       const json::value* message = error->as_object().if_contains("message");
@@ -720,10 +720,9 @@ BatchAnswer ReadBatchAnswer(std::string_view line) {
   a.error = true;
   a.status = 502;
   try {
-    boost::system::error_code ec;
-    const json::value v = json::parse(line, ec);
+    const auto v = ParseJson(line);
     const json::value* status =
-        !ec && v.is_object() ? v.as_object().if_contains("status") : nullptr;
+        v && v->is_object() ? v->as_object().if_contains("status") : nullptr;
     if (status != nullptr && status->is_int64() && status->get_int64() >= 100 &&
         status->get_int64() < 600) {
       a.status = static_cast<unsigned>(status->get_int64());

@@ -17,6 +17,7 @@
 
 #include "accord/clock.h"
 #include "accord/https_client.h"
+#include "accord/json.h"
 #include "accord/merkle.h"
 #include "accord/note.h"
 #include "api.h"
@@ -431,9 +432,8 @@ struct Federation::Impl {
             answer ? ErrorMessage(answer->status, answer->body) : answer.error().message));
         return;
       }
-      boost::system::error_code ec;
-      const json::value v = json::parse(answer->body, ec);
-      const json::value* list = !ec && v.is_object() ? v.as_object().if_contains("proof") : nullptr;
+      const auto v = ParseJson(answer->body);
+      const json::value* list = v && v->is_object() ? v->as_object().if_contains("proof") : nullptr;
       if (list == nullptr || !list->is_array() || list->as_array().size() > kMaxProofHashes) {
         log(fmt::format("{}: malformed consistency proof", p.options.party));
         return;

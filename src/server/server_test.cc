@@ -851,6 +851,7 @@ TEST_F(ServerTest, BadBodiesAreInvalidArgument) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"{", "not valid JSON"},
       {"[1]", "not a JSON object"},
+      {R"({"id":"k-1","level":"II","level":"I","payload_base64":""})", "duplicate key `level`"},
       {R"({"id":"k-1","level":5,"payload_base64":""})", "`level`"},
       {R"({"id":"k-1","level":"II","topics":"dprk-missile","payload_base64":""})", "`topics`"},
       {R"({"id":"k-1","level":"II","topics":[1],"payload_base64":""})", "`topics[0]`"},

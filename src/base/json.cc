@@ -1,0 +1,194 @@
+#include "accord/json.h"
+
+#include <boost/json/basic_parser_impl.hpp>
+#include <boost/json/error.hpp>
+#include <boost/json/value_stack.hpp>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace accord {
+namespace json = boost::json;
+
+namespace {
+
+// A key shown in an error message is cut to this many bytes.
+constexpr size_t kMaxKeyShown = 64;
+
+// The handler of Boost.JSON's own `parser` (it builds the value on a value_stack), which also
+// counts the members of every object it reads. Boost.JSON's object keeps one member per key, so
+// when the value holds fewer members than were read, some object named a key twice (Count below).
+// Asked to name the key, it also remembers the keys of every object still open and fails on the
+// second use of one: the slower way, for the error message only.
+class KeyCheckingHandler {
+ public:
+  static constexpr size_t max_object_size = json::object::max_size();
+  static constexpr size_t max_array_size = json::array::max_size();
+  static constexpr size_t max_key_size = json::string::max_size();
+  static constexpr size_t max_string_size = json::string::max_size();
+
+  KeyCheckingHandler() = default;
+
+  // Before each document: its value's memory from `storage`; whether to name a repeated key.
+  void Reset(json::storage_ptr storage, bool name_duplicate) {
+    stack_.reset(std::move(storage));
+    members_ = 0;
+    name_duplicate_ = name_duplicate;
+    frames_.clear();
+    part_.clear();
+    duplicate_.reset();
+  }
+  json::value Release() { return stack_.release(); }
+  // The members of the objects read, duplicates included.
+  size_t members() const { return members_; }
+  // The key named twice, when that is why a parse asked to name it failed.
+  const std::optional<std::string>& duplicate() const { return duplicate_; }
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+  bool on_object_begin(json::error_code&) {
+    if (name_duplicate_) frames_.emplace_back();
+    return true;
+  }
+  bool on_object_end(size_t n, json::error_code&) {
+    if (name_duplicate_) frames_.pop_back();
+    members_ += n;
+    stack_.push_object(n);
+    return true;
+  }
+  bool on_array_begin(json::error_code&) { return true; }
+  bool on_array_end(size_t n, json::error_code&) {
+    stack_.push_array(n);
+    return true;
+  }
+  bool on_key_part(json::string_view s, size_t, json::error_code&) {
+    if (name_duplicate_) part_.append(s.data(), s.size());
+    stack_.push_chars(s);
+    return true;
+  }
+  bool on_key(json::string_view s, size_t, json::error_code& ec) {
+    if (name_duplicate_) {
+      part_.append(s.data(), s.size());
+      // A set per object: linear time even for an object of a hundred thousand keys.
+      if (!frames_.back().insert(part_).second) {
+        duplicate_.emplace(std::string_view(part_).substr(0, kMaxKeyShown));
+        ec = json::error::syntax;  // the message is the handler's (JsonParser::Parse)
+        return false;
+      }
+      part_.clear();
+    }
+    stack_.push_key(s);
+    return true;
+  }
+  bool on_string_part(json::string_view s, size_t, json::error_code&) {
+    stack_.push_chars(s);
+    return true;
+  }
+  bool on_string(json::string_view s, size_t, json::error_code&) {
+    stack_.push_string(s);
+    return true;
+  }
+  bool on_number_part(json::string_view, json::error_code&) { return true; }
+  bool on_int64(int64_t i, json::string_view, json::error_code&) {
+    stack_.push_int64(i);
+    return true;
+  }
+  bool on_uint64(uint64_t u, json::string_view, json::error_code&) {
+    stack_.push_uint64(u);
+    return true;
+  }
+  bool on_double(double d, json::string_view, json::error_code&) {
+    stack_.push_double(d);
+    return true;
+  }
+  bool on_bool(bool b, json::error_code&) {
+    stack_.push_bool(b);
+    return true;
+  }
+  bool on_null(json::error_code&) {
+    stack_.push_null();
+    return true;
+  }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+ private:
+  json::value_stack stack_;
+  size_t members_ = 0;
+  bool name_duplicate_ = false;
+  std::vector<std::unordered_set<std::string>> frames_;  // the keys of each open object
+  std::string part_;  // the key being read, when it comes in parts or is to be remembered
+  std::optional<std::string> duplicate_;
+};
+
+// The members of the objects in `v`. Its depth is bounded by the parse's max_depth.
+size_t Count(const json::value& v) {
+  if (const json::object* o = v.if_object()) {
+    size_t n = o->size();
+    for (const json::key_value_pair& member : *o) n += Count(member.value());
+    return n;
+  }
+  if (const json::array* a = v.if_array()) {
+    size_t n = 0;
+    for (const json::value& item : *a) n += Count(item);
+    return n;
+  }
+  return 0;
+}
+
+// `key` for a message: printable ASCII kept, every other byte shown as `?`.
+std::string Printable(std::string_view key) {
+  std::string out(key);
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out;
+}
+
+}  // namespace
+
+struct JsonParser::Impl {
+  explicit Impl(const json::parse_options& options) : parser(options) {}
+  json::basic_parser<KeyCheckingHandler> parser;
+};
+
+JsonParser::JsonParser(const json::parse_options& options)
+    : impl_(std::make_unique<Impl>(options)) {}
+
+JsonParser::~JsonParser() = default;
+
+tl::expected<json::value, std::string> JsonParser::Parse(std::string_view text,
+                                                         json::storage_ptr storage) {
+  json::basic_parser<KeyCheckingHandler>& p = impl_->parser;
+  const auto parse = [&](json::storage_ptr sp, bool name_duplicate) {
+    p.reset();
+    p.handler().Reset(std::move(sp), name_duplicate);
+    json::error_code ec;
+    const size_t n = p.write_some(/*more=*/false, text.data(), text.size(), ec);
+    if (!ec && n < text.size()) ec = json::error::extra_data;
+    return ec;
+  };
+  if (const json::error_code ec = parse(std::move(storage), false)) {
+    return tl::unexpected(ec.message());
+  }
+  json::value value = p.handler().Release();
+  if (Count(value) == p.handler().members()) return value;
+  // Some key came twice: read the document again to say which.
+  parse({}, true);
+  const std::optional<std::string>& duplicate = p.handler().duplicate();
+  return tl::unexpected(duplicate ? "duplicate key `" + Printable(*duplicate) + "`"
+                                  : std::string("duplicate key"));
+}
+
+tl::expected<json::value, std::string> ParseJson(std::string_view text,
+                                                 const json::parse_options& options) {
+  JsonParser parser(options);
+  return parser.Parse(text);
+}
+
+}  // namespace accord
