@@ -35,8 +35,9 @@ class JsonParser {
 
   // The one JSON document that is the whole of `text` (whitespace around it allowed), its memory
   // taken from `storage`. On failure, a message in the style of accord/status.h: Boost.JSON's
-  // ("syntax error", "document too deep", …) or "duplicate key `name`". Never throws for bad
-  // input; running out of memory throws std::bad_alloc, as Boost.JSON does.
+  // ("syntax error", "too deep", …) or "duplicate key `name`". Never throws for bad
+  // input; running out of memory throws std::bad_alloc, as Boost.JSON does. After a failure no
+  // value is left that uses `storage`.
   tl::expected<boost::json::value, std::string> Parse(std::string_view text,
                                                       boost::json::storage_ptr storage = {});
 

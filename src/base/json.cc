@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -74,7 +74,8 @@ class KeyCheckingHandler {
   bool on_key(json::string_view s, size_t, json::error_code& ec) {
     if (name_duplicate_) {
       part_.append(s.data(), s.size());
-      // A set per object: linear time even for an object of a hundred thousand keys.
+      // An ordered set per object: n log n comparisons for an object of n keys, whatever the
+      // keys (a hash set's fixed seed would let chosen keys collide).
       if (!frames_.back().insert(part_).second) {
         duplicate_.emplace(std::string_view(part_).substr(0, kMaxKeyShown));
         ec = json::error::syntax;  // the message is the handler's (JsonParser::Parse)
@@ -121,7 +122,7 @@ class KeyCheckingHandler {
   json::value_stack stack_;
   size_t members_ = 0;
   bool name_duplicate_ = false;
-  std::vector<std::unordered_set<std::string>> frames_;  // the keys of each open object
+  std::vector<std::set<std::string, std::less<>>> frames_;  // the keys of each open object
   std::string part_;  // the key being read, when it comes in parts or is to be remembered
   std::optional<std::string> duplicate_;
 };
@@ -165,15 +166,24 @@ JsonParser::~JsonParser() = default;
 tl::expected<json::value, std::string> JsonParser::Parse(std::string_view text,
                                                          json::storage_ptr storage) {
   json::basic_parser<KeyCheckingHandler>& p = impl_->parser;
+  // What a failed or interrupted parse built is freed at once, so that no value keeps the
+  // caller's storage beyond this call.
+  const auto clear = [&p] { p.handler().Reset({}, false); };
   const auto parse = [&](json::storage_ptr sp, bool name_duplicate) {
     p.reset();
     p.handler().Reset(std::move(sp), name_duplicate);
     json::error_code ec;
-    const size_t n = p.write_some(/*more=*/false, text.data(), text.size(), ec);
-    if (!ec && n < text.size()) ec = json::error::extra_data;
+    try {
+      const size_t n = p.write_some(/*more=*/false, text.data(), text.size(), ec);
+      if (!ec && n < text.size()) ec = json::error::extra_data;
+    } catch (...) {  // out of memory
+      clear();
+      throw;
+    }
     return ec;
   };
   if (const json::error_code ec = parse(std::move(storage), false)) {
+    clear();
     return tl::unexpected(ec.message());
   }
   json::value value = p.handler().Release();
@@ -181,8 +191,10 @@ tl::expected<json::value, std::string> JsonParser::Parse(std::string_view text,
   // Some key came twice: read the document again to say which.
   parse({}, true);
   const std::optional<std::string>& duplicate = p.handler().duplicate();
-  return tl::unexpected(duplicate ? "duplicate key `" + Printable(*duplicate) + "`"
-                                  : std::string("duplicate key"));
+  std::string message =
+      duplicate ? "duplicate key `" + Printable(*duplicate) + "`" : std::string("duplicate key");
+  clear();
+  return tl::unexpected(std::move(message));
 }
 
 tl::expected<json::value, std::string> ParseJson(std::string_view text,
