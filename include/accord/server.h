@@ -12,7 +12,10 @@
 // `max_body_bytes` (413), and the server by `max_connections` open connections (beyond it, a
 // connection that waits is closed to make room: the oldest still in its handshake, else the one
 // idle longest between requests; when every one has a request in flight, the new one is closed
-// as soon as it is accepted).
+// as soon as it is accepted). A connection with a request in flight is never closed to make room,
+// so one caller (a certificate's subject) may have at most `max_requests_per_caller` requests in
+// flight, from their first byte to their answer: the next one is read, answered
+// `429 too-many-requests`, and its connection closed (meanwhile it may be closed to make room).
 //
 // Concurrent object reads share one commit of their log entries (group commit): a read is answered
 // once its entry is durable, and the reads that arrive while one commit is written go into the
@@ -60,6 +63,7 @@ struct ServerOptions {
   // A partner must be able to send an envelope for the largest payload (MaxEnvelopeBytes).
   size_t max_envelope_bytes = 0;
   size_t max_connections = 256;           // open connections (see above), ≤ kMaxConnectionsLimit
+  size_t max_requests_per_caller = 0;     // in flight at once (see above); 0: max_connections / 2
   std::chrono::seconds idle_timeout{30};  // between requests on a kept-alive connection
   std::chrono::seconds handshake_timeout{10};
   std::chrono::seconds read_timeout{10};   // one request, from its first byte to its last

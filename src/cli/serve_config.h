@@ -3,7 +3,8 @@
 //
 //   [listen]      address, port, port_file
 //   [tls]         ca, cert, key
-//   [limits]      max_body_bytes, max_connections, idle_timeout_s, handshake_timeout_s,
+//   [limits]      max_body_bytes, max_envelope_bytes, max_connections,
+//                 max_requests_per_caller, idle_timeout_s, handshake_timeout_s,
 //                 read_timeout_s, write_timeout_s
 //   [federation]  request_timeout_ms, retry_initial_ms, retry_max_ms, poll_interval_ms,
 //                 witness_interval_ms

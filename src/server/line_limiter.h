@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,7 +24,7 @@ namespace accord::server_internal {
 //   }
 class LineLimiter {
  public:
-  enum Kind : uint8_t { kHandshake, kRefused, kAccept, kReclaimed, kKinds };
+  enum Kind : uint8_t { kHandshake, kRefused, kAccept, kReclaimed, kCallerLimit, kKinds };
   static constexpr std::chrono::seconds kInterval{1};
 
   // The line to log now for `line` of `kind` at `now`, or nullopt to leave it out.
@@ -44,8 +45,10 @@ class LineLimiter {
 
   // A line for each kind with lines left out since its last: logged when the server stops.
   std::vector<std::string> Flush() {
-    static constexpr std::array<const char*, kKinds> kNames = {
-        "failed handshakes", "refused connections", "failed accepts", "reclaimed connections"};
+    static constexpr const char* kNames[] = {"failed handshakes", "refused connections",
+                                             "failed accepts", "reclaimed connections",
+                                             "connections over their caller's limit"};
+    static_assert(std::size(kNames) == kKinds, "a name for each kind");
     std::vector<std::string> lines;
     for (size_t kind = 0; kind < kKinds; ++kind) {
       if (states_[kind].left_out > 0) {

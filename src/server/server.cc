@@ -46,6 +46,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -161,6 +162,13 @@ struct ServerCore {
   // finished, clients kept alive but idle) cannot keep out a new client, as nginx reuses its idle
   // keep-alive ones.
   bool ReclaimOne();
+  // A request of `caller` (Session::CallerKey) starts: true if it may, counting it; false when
+  // the caller has max_requests_per_caller in flight already, and `peer` is logged (io thread).
+  // So one certificate cannot hold every connection of the server with requests it never
+  // finishes: a connection with a request in flight is never closed to make room.
+  bool StartRequest(const std::string& caller, const std::string& peer);
+  // A request StartRequest counted is answered, or its connection is gone (io thread).
+  void EndRequest(const std::string& caller);
   // Hands `session`'s request to the node thread (io thread); with `vet`, its header only, for
   // Session::OnVetted.
   void Submit(std::shared_ptr<Session> session, bool vet = false);
@@ -188,6 +196,12 @@ struct ServerCore {
   // Of `sessions`, those closed to make room for a new connection whose handlers have not run
   // yet (io thread only): they no longer count against max_connections.
   size_t reclaimed = 0;
+  // The requests in flight of each caller that has one (io thread only). Declared before `io`
+  // for the same reason as `sessions`: a session's destructor ends its request.
+  std::unordered_map<std::string, size_t> in_flight;
+  const size_t max_requests_per_caller = options.max_requests_per_caller > 0
+                                             ? options.max_requests_per_caller
+                                             : std::max<size_t>(1, options.max_connections / 2);
   bool stopping = false;   // io thread only
   LineLimiter peer_lines;  // io thread only
   ssl::context tls{ssl::context::tls_server};
@@ -212,6 +226,7 @@ class Session : public std::enable_shared_from_this<Session> {
     server_.sessions.insert(this);
   }
   ~Session() {
+    EndRequest();
     server_.sessions.erase(this);
     if (reclaimed_) --server_.reclaimed;
   }
@@ -233,9 +248,12 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Whether the connection holds no request and may be closed to make room for a new one: it is
-  // in its handshake, or waits between requests (not when it is closing anyway); whether it is
-  // in its handshake; since when it waits (io thread).
-  [[nodiscard]] bool Reclaimable() const { return !busy_ && !closed_ && !closing_; }
+  // in its handshake, waits between requests, or reads a request over its caller's limit, which
+  // will only be refused (not when it is closing anyway); whether it is in its handshake; since
+  // when it waits (io thread).
+  [[nodiscard]] bool Reclaimable() const {
+    return (!busy_ || over_limit_) && !closed_ && !closing_;
+  }
   [[nodiscard]] bool handshaking() const { return handshaking_; }
   [[nodiscard]] std::chrono::steady_clock::time_point waiting_since() const {
     return waiting_since_;
@@ -312,6 +330,10 @@ class Session : public std::enable_shared_from_this<Session> {
     caller_.common_name = server_internal::NameEntry(name, NID_commonName).value_or("");
     caller_.organization = server_internal::NameEntry(name, NID_organizationName);
     caller_.node = server_internal::IsNodeCertificate(cert.get());
+    // One string per caller for ServerCore::in_flight: the certificate's subject as the Api
+    // reads it (common name, organization, node or not).
+    caller_key_ = std::string(caller_.node ? "node\n" : "user\n") +
+                  caller_.organization.value_or("-") + "\n" + caller_.common_name;
     WaitForRequest();
   }
 
@@ -341,6 +363,12 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void ReadHeader() {
     busy_ = true;
+    // A request is in flight from its first byte. One over the caller's limit is read only to
+    // be answered 429 (OnHeader), and its connection may be closed for room meanwhile.
+    if (!over_limit_ && !counted_) {
+      counted_ = server_.StartRequest(caller_key_, peer_);
+      over_limit_ = !counted_;
+    }
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
     // Until the header says which route: a partner's node may post envelopes (OnHeader).
@@ -358,6 +386,16 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHeader(const error_code& ec) {
     if (ec) {
       OnReadError(ec);
+      return;
+    }
+    if (over_limit_) {
+      Respond(
+          server_internal::ErrorResponse(
+              429, "too-many-requests",
+              "this certificate's subject has " + std::to_string(server_.max_requests_per_caller) +
+                  " requests in flight on other connections; try again once one is answered "
+                  "(max_requests_per_caller)"),
+          parser_->get().version(), false);
       return;
     }
     const ServerOptions& o = server_.options;
@@ -495,6 +533,14 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
+  // The request StartRequest counted no longer is in flight.
+  void EndRequest() {
+    if (counted_) {
+      counted_ = false;
+      server_.EndRequest(caller_key_);
+    }
+  }
+
   // A read's answer carries a payload in base64: its memory is wiped as it is freed, now.
   void WipeBody() { WipedString().swap(body_); }
 
@@ -513,6 +559,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     parser_.reset();  // the allocator wipes the request's body
     busy_ = false;
+    EndRequest();
     if (ec) {
       return;
     }
@@ -549,6 +596,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed_ = false;      // closed by Close
   bool closing_ = false;     // Shutdown: a close_notify is under way
   bool handshaking_ = true;  // until OnHandshake
+  bool counted_ = false;     // its request is in ServerCore::in_flight (StartRequest)
+  bool over_limit_ = false;  // its request came over its caller's limit: answered 429, closed
+  std::string caller_key_;   // caller_ as a key of ServerCore::in_flight
   bool keep_alive_ = false;
   std::chrono::steady_clock::time_point waiting_since_;  // of the handshake, or of the request
 };
@@ -620,6 +670,23 @@ bool ServerCore::ReclaimOne() {
   oldest->Reclaim();
   LogPeerLine(LineLimiter::kReclaimed, std::move(line));
   return true;
+}
+
+bool ServerCore::StartRequest(const std::string& caller, const std::string& peer) {
+  size_t& n = in_flight[caller];
+  if (n < max_requests_per_caller) {
+    ++n;
+    return true;
+  }
+  LogPeerLine(LineLimiter::kCallerLimit,
+              "answering 429 to " + peer + ": its certificate's subject has " + std::to_string(n) +
+                  " requests in flight (max_requests_per_caller)");
+  return false;
+}
+
+void ServerCore::EndRequest(const std::string& caller) {
+  const auto it = in_flight.find(caller);
+  if (it != in_flight.end() && --it->second == 0) in_flight.erase(it);
 }
 
 void ServerCore::Submit(std::shared_ptr<Session> session, bool vet) {

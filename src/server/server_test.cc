@@ -1070,6 +1070,7 @@ TEST_F(ServerTest, IdleConnectionAndSilentTcpConnectionAreClosed) {
 TEST_F(ServerTest, ConnectionsBeyondTheLimitAreClosedWhenEveryOneHasARequestInFlight) {
   ServerOptions o = Options();
   o.max_connections = 2;
+  o.max_requests_per_caller = 2;  // one caller may fill the server here
   StartServer(o);
   auto a = Connect("kor-analyst");
   auto b = Connect("kor-analyst");
@@ -1108,6 +1109,95 @@ TEST_F(ServerTest, ConnectionsBeyondTheLimitAreClosedWhenEveryOneHasARequestInFl
   auto again = b->Request("GET", "/v1/health");
   ASSERT_TRUE(again);
   EXPECT_EQ(again->status, 200);
+}
+
+// One certificate's subject cannot take every connection of the server with requests it never
+// finishes (one byte of a request holds a connection for read_timeout, and such a connection is
+// never closed to make room): beyond max_requests_per_caller in flight, its next request is
+// answered 429 and its connection closed. Other callers are served throughout, and the caller
+// again once a request of its own is answered.
+TEST_F(ServerTest, OneCallerHasAtMostItsShareOfRequestsInFlight) {
+  ServerOptions o = Options();
+  o.max_connections = 8;
+  o.max_requests_per_caller = 2;
+  StartServer(o);
+  auto a = Connect("kor-analyst");
+  auto b = Connect("kor-analyst");
+  auto c = Connect("kor-analyst");
+  ASSERT_TRUE(a && b && c);
+  const std::string body = NewObjectJson("k-1", "III", "x");
+  const std::string header =
+      "POST /v1/objects HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n";
+  for (Client* client : {a.get(), b.get()}) {
+    ASSERT_TRUE(client->Send(header));
+    auto go_on = client->Read();
+    ASSERT_TRUE(go_on);
+    ASSERT_EQ(go_on->status, 100);
+  }
+  // A third request of kor-analyst while both are in flight.
+  auto refused = c->Request("GET", "/v1/health");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 429) << refused->body;
+  EXPECT_EQ(refused->ErrorCode(), "too-many-requests") << refused->body;
+  EXPECT_NE(refused->body.find("max_requests_per_caller"), std::string::npos) << refused->body;
+  EXPECT_FALSE(c->Request("GET", "/v1/health"));  // and closed
+  // Another caller is served.
+  auto other = Connect("kor-clerk");
+  ASSERT_TRUE(other);
+  auto served = other->Request("GET", "/v1/health");
+  ASSERT_TRUE(served);
+  EXPECT_EQ(served->status, 200);
+  // The requests in flight are answered, and their connections stay open.
+  for (Client* client : {a.get(), b.get()}) {
+    ASSERT_TRUE(client->Send(body));
+    auto r = client->Read();
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->status == 201 || r->status == 409) << r->status << " " << r->body;
+  }
+  // Nothing in flight now: kor-analyst is served on a new connection and on both old ones.
+  auto d = Connect("kor-analyst");
+  ASSERT_TRUE(d);
+  for (Client* client : {d.get(), a.get(), b.get()}) {
+    auto r = client->Request("GET", "/v1/health");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
+  StopServer();
+  EXPECT_NE(Log().find("requests in flight (max_requests_per_caller)"), std::string::npos) << Log();
+}
+
+// A request over its caller's limit holds no place: while it is read, its connection may be
+// closed to make room for another caller at max_connections.
+TEST_F(ServerTest, ARequestOverItsCallersLimitIsClosedToMakeRoom) {
+  ServerOptions o = Options();
+  o.max_connections = 2;
+  o.max_requests_per_caller = 1;
+  StartServer(o);
+  auto a = Connect("kor-analyst");
+  auto c = Connect("kor-analyst");
+  ASSERT_TRUE(a && c);
+  const std::string body = NewObjectJson("k-1", "III", "x");
+  ASSERT_TRUE(
+      a->Send("POST /v1/objects HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+              "Content-Length: " +
+              std::to_string(body.size()) + "\r\n\r\n"));
+  auto go_on = a->Read();
+  ASSERT_TRUE(go_on);
+  ASSERT_EQ(go_on->status, 100);
+  ASSERT_TRUE(c->Send("GET /v1/hea"));  // over the limit, and never finished
+  // Both places are taken; the newcomer's handshake closes c, whose request will only be refused.
+  auto other = Connect("kor-clerk");
+  ASSERT_TRUE(other);
+  auto served = other->Request("GET", "/v1/health");
+  ASSERT_TRUE(served);
+  EXPECT_EQ(served->status, 200);
+  EXPECT_TRUE(c->EndsWithoutData());
+  ASSERT_TRUE(a->Send(body));
+  auto r = a->Read();
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->status == 201 || r->status == 409) << r->status << " " << r->body;
 }
 
 // Connections that never finish their handshake (anyone who can reach the port can open them)

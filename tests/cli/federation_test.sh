@@ -278,7 +278,7 @@ print("same" if got == open(sys.argv[2], "rb").read() else "different")' "$work/
 # large body with `Expect: 100-continue`): the envelope is refused for good, not retried. (One
 # attempt may first meet Japan's old port, if Korea has not looked since the restart.)
 cp "$work/net/JPN/serve.toml" "$work/jpn-serve.toml"
-printf '\n[limits]\nmax_envelope_bytes = 2000000\n' >>"$work/net/JPN/serve.toml"
+printf '\n[limits]\nmax_envelope_bytes = 2000000\nmax_requests_per_caller = 16\n' >>"$work/net/JPN/serve.toml"
 live_stop JPN && live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
 sed 's/"id":"k-large"/"id":"k-large-2"/' "$work/large.json" >"$work/large2.json"
 check large2-create '"id":"k-large-2"' live_curl KOR kor-analyst -X POST -H 'Content-Type: application/json' \
