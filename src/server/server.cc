@@ -255,6 +255,8 @@ class Session : public std::enable_shared_from_this<Session> {
     return (!busy_ || over_limit_) && !closed_ && !closing_;
   }
   [[nodiscard]] bool handshaking() const { return handshaking_; }
+  // Whether it reads a request over its caller's limit, to refuse it (io thread).
+  [[nodiscard]] bool over_limit() const { return over_limit_; }
   [[nodiscard]] std::chrono::steady_clock::time_point waiting_since() const {
     return waiting_since_;
   }
@@ -330,10 +332,13 @@ class Session : public std::enable_shared_from_this<Session> {
     caller_.common_name = server_internal::NameEntry(name, NID_commonName).value_or("");
     caller_.organization = server_internal::NameEntry(name, NID_organizationName);
     caller_.node = server_internal::IsNodeCertificate(cert.get());
-    // One string per caller for ServerCore::in_flight: the certificate's subject as the Api
-    // reads it (common name, organization, node or not).
-    caller_key_ = std::string(caller_.node ? "node\n" : "user\n") +
-                  caller_.organization.value_or("-") + "\n" + caller_.common_name;
+    // One string per caller for ServerCore::in_flight: node or user, the organization (its
+    // length first, so that no two subjects make one string) or `*` for none, the common name.
+    caller_key_ = std::string(caller_.node ? "n" : "u") +
+                  (caller_.organization
+                       ? std::to_string(caller_.organization->size()) + ":" + *caller_.organization
+                       : std::string("*")) +
+                  "|" + caller_.common_name;
     WaitForRequest();
   }
 
@@ -384,6 +389,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnHeader(const error_code& ec) {
+    if (closed_) return;  // closed to make room while over its caller's limit (ReclaimOne)
     if (ec) {
       OnReadError(ec);
       return;
@@ -395,7 +401,7 @@ class Session : public std::enable_shared_from_this<Session> {
               "this certificate's subject has " + std::to_string(server_.max_requests_per_caller) +
                   " requests in flight on other connections; try again once one is answered "
                   "(max_requests_per_caller)"),
-          parser_->get().version(), false);
+          parser_->get().version(), false, parser_->get().method() == http::verb::head);
       return;
     }
     const ServerOptions& o = server_.options;
@@ -651,21 +657,24 @@ void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
 }
 
 bool ServerCore::ReclaimOne() {
-  // The oldest in its handshake, else the oldest between requests: an idle client that has
-  // proved its certificate goes after every connection that has not.
+  // The oldest in its handshake, else the oldest reading a request that will only be refused
+  // (over its caller's limit), else the oldest between requests: an idle client that has proved
+  // its certificate goes after every connection that has not, or that only waits for a 429.
+  const auto rank = [](const Session* s) {
+    return std::pair(s->handshaking() ? 0 : s->over_limit() ? 1 : 2, s->waiting_since());
+  };
   Session* oldest = nullptr;
   for (Session* session : sessions) {
     if (!session->Reclaimable()) continue;
-    if (oldest == nullptr || std::pair(!session->handshaking(), session->waiting_since()) <
-                                 std::pair(!oldest->handshaking(), oldest->waiting_since())) {
-      oldest = session;
-    }
+    if (oldest == nullptr || rank(session) < rank(oldest)) oldest = session;
   }
   if (oldest == nullptr) return false;
   const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - oldest->waiting_since());
   std::string line = "closed a connection that had waited " + std::to_string(waited.count()) +
-                     (oldest->handshaking() ? " ms in its handshake" : " ms for a request") +
+                     (oldest->handshaking()  ? " ms in its handshake"
+                      : oldest->over_limit() ? " ms, its request over its caller's limit"
+                                             : " ms for a request") +
                      ", to make room for a new one (max_connections)";
   oldest->Reclaim();
   LogPeerLine(LineLimiter::kReclaimed, std::move(line));
@@ -679,8 +688,8 @@ bool ServerCore::StartRequest(const std::string& caller, const std::string& peer
     return true;
   }
   LogPeerLine(LineLimiter::kCallerLimit,
-              "answering 429 to " + peer + ": its certificate's subject has " + std::to_string(n) +
-                  " requests in flight (max_requests_per_caller)");
+              "refusing a request from " + peer + " (429): its certificate's subject has " +
+                  std::to_string(n) + " requests in flight (max_requests_per_caller)");
   return false;
 }
 

@@ -1187,7 +1187,12 @@ TEST_F(ServerTest, ARequestOverItsCallersLimitIsClosedToMakeRoom) {
   ASSERT_TRUE(go_on);
   ASSERT_EQ(go_on->status, 100);
   ASSERT_TRUE(c->Send("GET /v1/hea"));  // over the limit, and never finished
-  // Both places are taken; the newcomer's handshake closes c, whose request will only be refused.
+  // Once the server has read c's first bytes (it logs the refusal then), both places are taken
+  // by requests, and the newcomer closes c, whose request will only be refused.
+  for (int i = 0; i < 500 && Log().find("refusing a request from") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_NE(Log().find("refusing a request from"), std::string::npos) << Log();
   auto other = Connect("kor-clerk");
   ASSERT_TRUE(other);
   auto served = other->Request("GET", "/v1/health");
@@ -1198,6 +1203,27 @@ TEST_F(ServerTest, ARequestOverItsCallersLimitIsClosedToMakeRoom) {
   auto r = a->Read();
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->status == 201 || r->status == 409) << r->status << " " << r->body;
+  StopServer();
+  EXPECT_NE(Log().find("its request over its caller's limit, to make room"), std::string::npos)
+      << Log();
+}
+
+// A request that is never answered (its connection timed out) no longer counts against its
+// caller.
+TEST_F(ServerTest, ARequestThatTimesOutNoLongerCountsAgainstItsCaller) {
+  ServerOptions o = Options();
+  o.max_requests_per_caller = 1;
+  o.read_timeout = std::chrono::seconds(1);
+  StartServer(o);
+  auto slow = Connect("kor-analyst");
+  ASSERT_TRUE(slow);
+  ASSERT_TRUE(slow->Send("GET /v1/hea"));
+  EXPECT_TRUE(slow->EndsWithoutData());  // closed after read_timeout, with no answer
+  auto next = Connect("kor-analyst");
+  ASSERT_TRUE(next);
+  auto r = next->Request("GET", "/v1/health");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
 }
 
 // Connections that never finish their handshake (anyone who can reach the port can open them)
