@@ -26,8 +26,9 @@ int Main(int argc, char** argv);
 // Output to stdout (a payload, a public key file, a checkpoint) is buffered: a failure to write
 // its last block shows only at the flush, which must not end in success.
 int main(int argc, char** argv) {
-  // Before anything holds a key or a payload: no core dump, and OpenSSL's keys on its locked
-  // heap (accord/harden.h).
+  // Before anything holds a key or a payload: no core dump, and key-sized secrets and OpenSSL's
+  // generated keys on its locked secure heap (accord/harden.h; `serve` warns when it is not
+  // locked).
   if (auto hardened = accord::HardenProcess(); !hardened) {
     std::fprintf(stderr, "accord: %s\n", hardened.error().message.c_str());
     return accord::cli::kExitIo;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "accord/federation.h"
+#include "accord/harden.h"
 #include "accord/node.h"
 #include "accord/server.h"
 #include "commands.h"
@@ -190,6 +191,15 @@ std::optional<int> ServeCommand::Run() {
                p.port_file.empty() ? std::to_string(p.port) : "(port file " + p.port_file + ")");
   }
   std::fflush(stdout);
+  // main hardened the process; a node runs for long with its keys in memory, so say when they
+  // could be swapped out (HardenProcess is idempotent and reports the same).
+  if (auto hardened = HardenProcess(); hardened && !hardened->heap_locked) {
+    fmt::print(stderr,
+               "accord: warning: the secure heap that holds keys could not be locked in memory "
+               "(mlock): keys may be written to swap; raise the memory-lock limit (`ulimit -l`, "
+               "LimitMEMLOCK=) to at least {} KiB\n",
+               kSecureHeapBytes / 1024);
+  }
   std::thread waiter([&signals, &server] {
     int sig = 0;
     sigwait(&signals, &sig);

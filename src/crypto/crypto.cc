@@ -397,15 +397,7 @@ Result<Bytes> WrapToParty(const PublicKey& recipient, const SecretBytes& key,
                           ByteView associated_data) {
   // Not Generate, which aborts when OpenSSL cannot make the key (out of memory): a release fails
   // then, not the node.
-  SecretBytes priv(32);
-  if (RAND_priv_bytes(priv.RevealMutable(InsecureSecretAccess()).data(), 32) != 1) {
-    return Fail(Code::kUnavailable, "no random bytes for an ephemeral key");
-  }
-  auto made = WrapKeyPair::FromPrivate(std::move(priv));
-  if (!made) {
-    return Fail(Code::kUnavailable, "cannot make an ephemeral key now (out of memory)");
-  }
-  const WrapKeyPair ephemeral = std::move(*made);
+  ACCORD_ASSIGN_OR_RETURN(const WrapKeyPair ephemeral, WrapKeyPair::TryGenerate());
   auto shared = Ecdh(ephemeral.key_.get(), recipient);
   if (!shared) {
     return Fail(Code::kInvalidArgument, "unusable recipient public key");
@@ -420,16 +412,22 @@ Result<Bytes> WrapToParty(const PublicKey& recipient, const SecretBytes& key,
   return out;
 }
 
-WrapKeyPair WrapKeyPair::Generate() {
+Result<WrapKeyPair> WrapKeyPair::TryGenerate() {
   SecretBytes priv(32);
   if (RAND_priv_bytes(priv.RevealMutable(InsecureSecretAccess()).data(), 32) != 1) {
-    std::abort();
+    return Fail(Code::kUnavailable, "no random bytes for an ephemeral key");
   }
-  auto pair = FromPrivate(std::move(priv));
-  if (!pair) {
-    std::abort();
+  auto made = FromPrivate(std::move(priv));
+  if (!made) {
+    return Fail(Code::kUnavailable, "cannot make an ephemeral key now (out of memory)");
   }
-  return std::move(*pair);
+  return made;
+}
+
+WrapKeyPair WrapKeyPair::Generate() {
+  auto pair = TryGenerate();
+  if (!pair) std::abort();  // no random bytes or no memory: nothing sensible to go on with
+  return *std::move(pair);
 }
 
 Result<WrapKeyPair> WrapKeyPair::FromPrivate(SecretBytes private_key) {
