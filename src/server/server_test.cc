@@ -428,6 +428,28 @@ class ServerTest : public testing::Test {
   std::unique_ptr<Client> Connect(const std::string& name) {
     return Client::Connect(server_->port(), pki_->Path("ca.pem"), As(name));
   }
+
+  // Puts a request in flight on `client`: the header of a POST of `body` to /v1/objects with
+  // `Expect: 100-continue`, whose `100 Continue` says the server has read it and waits for the
+  // body. FinishPost sends the body and checks the answer.
+  static testing::AssertionResult PostHeaderInFlight(Client& client, const std::string& body) {
+    if (!client.Send("POST /v1/objects HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                     "Content-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n")) {
+      return testing::AssertionFailure() << "cannot send the header";
+    }
+    auto go_on = client.Read();
+    if (!go_on || go_on->status != 100) {
+      return testing::AssertionFailure() << "no 100 Continue";
+    }
+    return testing::AssertionSuccess();
+  }
+  static void FinishPost(Client& client, const std::string& body) {
+    ASSERT_TRUE(client.Send(body));
+    auto r = client.Read();
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->status == 201 || r->status == 409) << r->status << " " << r->body;
+  }
   // One request on a fresh connection as `name`.
   HttpResponse Call(const std::string& name, std::string_view method, std::string_view target,
                     std::string_view body = {}) {
@@ -1078,27 +1100,15 @@ TEST_F(ServerTest, ConnectionsBeyondTheLimitAreClosedWhenEveryOneHasARequestInFl
   // Each has a request in flight: its header read, the server waiting for its body (the 100
   // Continue says so). Neither may be closed for a newcomer.
   const std::string body = NewObjectJson("k-1", "III", "x");
-  const std::string header =
-      "POST /v1/objects HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-      "Content-Length: " +
-      std::to_string(body.size()) + "\r\n\r\n";
-  for (Client* client : {a.get(), b.get()}) {
-    ASSERT_TRUE(client->Send(header));
-    auto go_on = client->Read();
-    ASSERT_TRUE(go_on);
-    ASSERT_EQ(go_on->status, 100);
-  }
+  ASSERT_TRUE(PostHeaderInFlight(*a, body));
+  ASSERT_TRUE(PostHeaderInFlight(*b, body));
   auto c = Client::Connect(server_->port(), pki_->Path("ca.pem"), As("kor-analyst"));
   if (c != nullptr) {
     EXPECT_FALSE(c->Request("GET", "/v1/health"));
   }
   // Both requests are still answered.
-  for (Client* client : {a.get(), b.get()}) {
-    ASSERT_TRUE(client->Send(body));
-    auto r = client->Read();
-    ASSERT_TRUE(r);
-    EXPECT_TRUE(r->status == 201 || r->status == 409) << r->status << " " << r->body;
-  }
+  FinishPost(*a, body);
+  FinishPost(*b, body);
   // Now both wait between requests: a new connection takes the place of the one idle longest.
   auto d = Connect("kor-analyst");
   ASSERT_TRUE(d);
@@ -1126,16 +1136,8 @@ TEST_F(ServerTest, OneCallerHasAtMostItsShareOfRequestsInFlight) {
   auto c = Connect("kor-analyst");
   ASSERT_TRUE(a && b && c);
   const std::string body = NewObjectJson("k-1", "III", "x");
-  const std::string header =
-      "POST /v1/objects HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-      "Content-Length: " +
-      std::to_string(body.size()) + "\r\n\r\n";
-  for (Client* client : {a.get(), b.get()}) {
-    ASSERT_TRUE(client->Send(header));
-    auto go_on = client->Read();
-    ASSERT_TRUE(go_on);
-    ASSERT_EQ(go_on->status, 100);
-  }
+  ASSERT_TRUE(PostHeaderInFlight(*a, body));
+  ASSERT_TRUE(PostHeaderInFlight(*b, body));
   // A third request of kor-analyst while both are in flight.
   auto refused = c->Request("GET", "/v1/health");
   ASSERT_TRUE(refused);
@@ -1150,12 +1152,8 @@ TEST_F(ServerTest, OneCallerHasAtMostItsShareOfRequestsInFlight) {
   ASSERT_TRUE(served);
   EXPECT_EQ(served->status, 200);
   // The requests in flight are answered, and their connections stay open.
-  for (Client* client : {a.get(), b.get()}) {
-    ASSERT_TRUE(client->Send(body));
-    auto r = client->Read();
-    ASSERT_TRUE(r);
-    EXPECT_TRUE(r->status == 201 || r->status == 409) << r->status << " " << r->body;
-  }
+  FinishPost(*a, body);
+  FinishPost(*b, body);
   // Nothing in flight now: kor-analyst is served on a new connection and on both old ones.
   auto d = Connect("kor-analyst");
   ASSERT_TRUE(d);
@@ -1179,13 +1177,7 @@ TEST_F(ServerTest, ARequestOverItsCallersLimitIsClosedToMakeRoom) {
   auto c = Connect("kor-analyst");
   ASSERT_TRUE(a && c);
   const std::string body = NewObjectJson("k-1", "III", "x");
-  ASSERT_TRUE(
-      a->Send("POST /v1/objects HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-              "Content-Length: " +
-              std::to_string(body.size()) + "\r\n\r\n"));
-  auto go_on = a->Read();
-  ASSERT_TRUE(go_on);
-  ASSERT_EQ(go_on->status, 100);
+  ASSERT_TRUE(PostHeaderInFlight(*a, body));
   ASSERT_TRUE(c->Send("GET /v1/hea"));  // over the limit, and never finished
   // Once the server has read c's first bytes (it logs the refusal then), both places are taken
   // by requests, and the newcomer closes c, whose request will only be refused.
@@ -1199,10 +1191,7 @@ TEST_F(ServerTest, ARequestOverItsCallersLimitIsClosedToMakeRoom) {
   ASSERT_TRUE(served);
   EXPECT_EQ(served->status, 200);
   EXPECT_TRUE(c->EndsWithoutData());
-  ASSERT_TRUE(a->Send(body));
-  auto r = a->Read();
-  ASSERT_TRUE(r);
-  EXPECT_TRUE(r->status == 201 || r->status == 409) << r->status << " " << r->body;
+  FinishPost(*a, body);
   StopServer();
   EXPECT_NE(Log().find("its request over its caller's limit, to make room"), std::string::npos)
       << Log();
