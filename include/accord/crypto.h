@@ -180,7 +180,7 @@ class WrapKeyPair {
  private:
   friend Result<Bytes> WrapToParty(const PublicKey&, const SecretBytes&, ByteView);
   // Generate's work; kUnavailable when OpenSSL has no random bytes or memory for the key.
-  static Result<WrapKeyPair> TryGenerate();
+  [[nodiscard]] static Result<WrapKeyPair> TryGenerate();
   WrapKeyPair(SecretBytes private_key, std::shared_ptr<evp_pkey_st> key,
               const PublicKey& public_key)
       : private_key_(std::move(private_key)), key_(std::move(key)), public_key_(public_key) {}

@@ -38,8 +38,8 @@ class JsonParser {
   // ("syntax error", "too deep", …) or "duplicate key `name`". Never throws for bad
   // input; running out of memory throws std::bad_alloc, as Boost.JSON does. After a failure no
   // value is left that uses `storage`.
-  tl::expected<boost::json::value, std::string> Parse(std::string_view text,
-                                                      boost::json::storage_ptr storage = {});
+  [[nodiscard]] tl::expected<boost::json::value, std::string> Parse(
+      std::string_view text, boost::json::storage_ptr storage = {});
 
  private:
   struct Impl;
@@ -47,7 +47,7 @@ class JsonParser {
 };
 
 // One document with a parser made for it.
-tl::expected<boost::json::value, std::string> ParseJson(
+[[nodiscard]] tl::expected<boost::json::value, std::string> ParseJson(
     std::string_view text, const boost::json::parse_options& options = {});
 
 }  // namespace accord

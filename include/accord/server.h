@@ -10,12 +10,14 @@
 // request on a kept-alive connection by `idle_timeout`, the whole request (header and body) by
 // `read_timeout` from its first byte, the response by `write_timeout`, the body by
 // `max_body_bytes` (413), and the server by `max_connections` open connections (beyond it, a
-// connection that waits is closed to make room: the oldest still in its handshake, else the one
-// idle longest between requests; when every one has a request in flight, the new one is closed
-// as soon as it is accepted). A connection with a request in flight is never closed to make room,
-// so one caller (a certificate's subject, user or node) may have at most `max_requests_per_caller`
-// requests in flight, from their first byte to their answer: the next one is read, answered `429
-// too-many-requests`, and its connection closed (meanwhile it may be closed to make room).
+// connection that waits is closed to make room: the oldest still in its handshake, else one
+// reading a request over its caller's limit, else the one idle longest between requests; when
+// every one has a request in flight, the new one is closed as soon as it is accepted). A
+// connection with a request in flight is never closed to make room, so one caller (a
+// certificate's subject, user or node) may have at most `max_requests_per_caller` requests in
+// flight, from their first byte to their answer: the next one's header is read, the request
+// answered `429 too-many-requests`, and its connection closed (meanwhile it may be closed to make
+// room).
 //
 // Concurrent object reads share one commit of their log entries (group commit): a read is answered
 // once its entry is durable, and the reads that arrive while one commit is written go into the

@@ -195,9 +195,10 @@ std::optional<int> ServeCommand::Run() {
   // could be swapped out (HardenProcess is idempotent and reports the same).
   if (auto hardened = HardenProcess(); hardened && !hardened->heap_locked) {
     fmt::print(stderr,
-               "accord: warning: the secure heap that holds keys could not be locked in memory "
-               "(mlock): keys may be written to swap; raise the memory-lock limit (`ulimit -l`, "
-               "LimitMEMLOCK=) to at least {} KiB\n",
+               "accord: warning: the secure heap that holds keys could not be fully protected "
+               "(locked in memory, guard pages, left out of dumps): keys may be written to swap; "
+               "most often the memory-lock limit is too low (`ulimit -l`, LimitMEMLOCK=), which "
+               "must allow at least {} KiB\n",
                kSecureHeapBytes / 1024);
   }
   std::thread waiter([&signals, &server] {

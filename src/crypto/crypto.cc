@@ -415,11 +415,11 @@ Result<Bytes> WrapToParty(const PublicKey& recipient, const SecretBytes& key,
 Result<WrapKeyPair> WrapKeyPair::TryGenerate() {
   SecretBytes priv(32);
   if (RAND_priv_bytes(priv.RevealMutable(InsecureSecretAccess()).data(), 32) != 1) {
-    return Fail(Code::kUnavailable, "no random bytes for an ephemeral key");
+    return Fail(Code::kUnavailable, "no random bytes for an X25519 key");
   }
   auto made = FromPrivate(std::move(priv));
   if (!made) {
-    return Fail(Code::kUnavailable, "cannot make an ephemeral key now (out of memory)");
+    return Fail(Code::kUnavailable, "cannot make an X25519 key now (out of memory)");
   }
   return made;
 }

@@ -14,9 +14,10 @@
 namespace accord::server_internal {
 
 // The lines that anyone who can open a TCP connection causes, one a connection (a failed
-// handshake, a connection over the limit), so that a flood of connections cannot flood the log
-// with them: the first line of a kind is logged, and then at most one a second, which says how
-// many of its kind were left out since the last. Not thread-safe (the io thread's).
+// handshake, a connection over the limit), or any certificate holder, one a request (a request
+// over its caller's limit), so that a flood cannot flood the log with them: the first line of a
+// kind is logged, and then at most one a second, which says how many of its kind were left out
+// since the last. Not thread-safe (the io thread's).
 //
 //   LineLimiter limiter;
 //   if (auto line = limiter.Admit(LineLimiter::kHandshake, "tls handshake ... failed", now)) {
@@ -47,7 +48,7 @@ class LineLimiter {
   std::vector<std::string> Flush() {
     static constexpr const char* kNames[] = {"failed handshakes", "refused connections",
                                              "failed accepts", "reclaimed connections",
-                                             "connections over their caller's limit"};
+                                             "requests over their caller's limit"};
     static_assert(std::size(kNames) == kKinds, "a name for each kind");
     std::vector<std::string> lines;
     for (size_t kind = 0; kind < kKinds; ++kind) {

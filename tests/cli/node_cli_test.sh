@@ -252,6 +252,10 @@ fi
 } >"$work/deep.toml"
 expect serve-deep-config 2 'nested deeper than 32 levels' "$accord" serve --home "$work/srv" \
   --config "$work/deep.toml"
+# A limit out of its range is refused with its name, not ignored.
+printf '[limits]\nmax_requests_per_caller = 0\n' >"$work/zero.toml"
+expect serve-zero-limit 2 'max_requests_per_caller' "$accord" serve --home "$work/srv" \
+  --config "$work/zero.toml"
 
 # 8. Help for every node command.
 for cmd in "node init" put get ls release receive forward consent reclassify destroy report \
