@@ -158,10 +158,9 @@ struct ServerCore {
 
   // At max_connections: closes a connection that waits, the oldest still in its handshake, else
   // the oldest reading a request over its caller's limit, else the one idle longest between
-  // requests, and returns true; false when every connection has a
-  // request in flight (io thread). So connections that do nothing (a flood of handshakes never
-  // finished, clients kept alive but idle) cannot keep out a new client, as nginx reuses its idle
-  // keep-alive ones.
+  // requests, and returns true; false when every connection has a request in flight (io thread).
+  // So connections that do nothing (a flood of handshakes never finished, clients kept alive but
+  // idle) cannot keep out a new client, as nginx reuses its idle keep-alive ones.
   bool ReclaimOne();
   // A request of `caller` (a Session's caller_key_) starts: true if it may, counting it; false when
   // the caller has max_requests_per_caller in flight already, and `peer` is logged (io thread).
