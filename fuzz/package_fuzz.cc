@@ -25,6 +25,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!again || wire::EncodePackageBody(*again) != once) __builtin_trap();
     (void)wire::EncodeLabel(body->label);
   }
+  if (auto consent = wire::ParseNoticeBody("consent", input)) {
+    const accord::Bytes once = wire::EncodeNoticeBody(*consent);
+    auto again = wire::ParseNoticeBody("consent", once);
+    if (!again || wire::EncodeNoticeBody(*again) != once) __builtin_trap();
+  }
   if (auto notice = wire::ParseNoticeBody("report", input)) {
     auto again = wire::ParseNoticeBody("report", wire::EncodeNoticeBody(*notice));
     if (!again || again->text != notice->text) __builtin_trap();

@@ -709,6 +709,13 @@ struct Node::Impl {
   Result<ReceiveResult> ReceiveReceipt(const Envelope& env, const ReceiptBody& body,
                                        const PartnerRecord& sender);
   Result<ReceiveResult> KeepOrder(const NoticeBody& body, ByteView raw);
+  // A notice of `kind` carried inside a forward, checked to be signed by `originator`.
+  Result<NoticeBody> OriginatorsNotice(ByteView raw, std::string_view kind,
+                                       const std::string& originator, const PartnerVerifiers& keys);
+  // What a forward of `o` under the originator's `consent_notice` carries to prove its label
+  // (decision #84): nothing when the consent names the same version, the originator's
+  // reclassification notice when the copy held here is newer.
+  Result<Bytes> LabelProof(const ObjectRecord& o, ByteView consent_notice);
   struct KeptOrders {
     std::optional<NoticeBody> destroyed;
     std::optional<std::pair<NoticeBody, Bytes>> reclassified;  // the latest, with its envelope
@@ -1134,6 +1141,7 @@ Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to)
     PackageBody body = n.NewPackage("forward", to, request.at, d, facts);
     body.held_release = node_internal::HistoryRelease{held->to, held->at, held->agreement};
     body.consent = consent->notice;
+    ACCORD_ASSIGN_OR_RETURN(body.reclassification, n.LabelProof(o, consent->notice));
     return n.SendPackage(body, o, partner, std::move(entry), [&] {
       return n.store->InsertForward(
           ForwardRecord{o.id, n.party, to, body.at, body.agreement, body.id});
@@ -1154,6 +1162,7 @@ Result<Bytes> Node::Consent(const std::string& object_id, const std::string& to)
     }
     NoticeBody body = n.NewNotice("consent", o);
     body.to = to;
+    body.label = LabelOf(o);  // what a holder's forward must carry (decision #84)
     Envelope env = n.Notice(body);
     const Bytes notice = node_internal::EncodeEnvelope(env);
     AuditEntry entry = n.Entry("consent", o.id);
@@ -1392,6 +1401,7 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
   // Re-decide what the sender decided, with this node's copy of the policy.
   std::vector<ReleaseRecord> releases;
   std::vector<ConsentRecord> consents;
+  std::optional<ReclassificationRecord> attached;  // a forward's proof of a newer label
   if (body.kind == "release") {
     if (body.label.originator != body.from) {
       return Fail(Code::kPermissionDenied, "a release must come from the object's originator");
@@ -1400,8 +1410,6 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
     if (body.label.originator == body.from) {
       return Fail(Code::kInvalidArgument, "a forward must come from a holder, not the originator");
     }
-    ACCORD_ASSIGN_OR_RETURN(Envelope consent_env,
-                            node_internal::ParseEnvelope(body.consent, 1 << 20));
     auto originator = store->GetPartner(body.label.originator);
     if (!originator) {
       return Fail(Code::kPermissionDenied,
@@ -1409,18 +1417,31 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
                               body.label.originator));
     }
     ACCORD_ASSIGN_OR_RETURN(const PartnerVerifiers* okeys, VerifiersOf(*originator));
-    if (consent_env.kind != "consent" || consent_env.signer != body.label.originator ||
-        !okeys->envelopes.Verify(
-            node_internal::SignedMessage(consent_env.kind, consent_env.signer, consent_env.body),
-            consent_env.signature)) {
-      return Fail(Code::kPermissionDenied,
-                  "the forward's consent notice is not signed by the originator");
-    }
     ACCORD_ASSIGN_OR_RETURN(NoticeBody consent,
-                            node_internal::ParseNoticeBody("consent", consent_env.body));
+                            OriginatorsNotice(body.consent, "consent", originator->party, *okeys));
     if (consent.object_id != body.label.id || consent.to != party) {
       return Fail(Code::kPermissionDenied,
                   "the forward's consent notice is for another object or party");
+    }
+    // The label is the originator's word, not the forwarder's (decision #84).
+    if (!consent.label) {
+      return Fail(Code::kPermissionDenied,
+                  fmt::format("the forward's consent notice names no label (it was given before "
+                              "consents named one): `{}` must consent again",
+                              body.label.originator));
+    }
+    std::optional<NoticeBody> reclassification;
+    if (!body.reclassification.empty()) {
+      ACCORD_ASSIGN_OR_RETURN(
+          reclassification,
+          OriginatorsNotice(body.reclassification, "reclassify", originator->party, *okeys));
+    }
+    ACCORD_RETURN_IF_ERROR(node_internal::CheckForwardLabel(
+        body.label, *consent.label, reclassification ? &*reclassification : nullptr));
+    if (body.label.version > consent.label->version) {
+      attached =
+          ReclassificationRecord{body.label.id, reclassification->version, reclassification->level,
+                                 reclassification->at, body.reclassification};
     }
     releases.push_back(ReleaseRecord{body.label.id, body.held_release->to, body.held_release->at,
                                      body.held_release->agreement, "", body.id});
@@ -1505,7 +1526,8 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
       }
     }
   }
-  std::optional<ReclassificationRecord> reclassified;
+  // Recorded with the copy when it sets the copy's label: the proof a holder shows (LabelProof).
+  std::optional<ReclassificationRecord> reclassified = std::move(attached);
   if (!existing) {
     // What its originator ordered before this copy arrived (KeepOrder) applies to it now.
     ACCORD_ASSIGN_OR_RETURN(KeptOrders orders, OrdersFor(o.id, o.originator));
@@ -1545,6 +1567,7 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
       ACCORD_RETURN_IF_ERROR(store->ReinstateObjectCopy(o));  // destroyed here by this node only
     } else if (existing->version < o.version) {
       ACCORD_RETURN_IF_ERROR(store->UpdateSealed(o));  // a fresh copy replaces the old one
+      if (reclassified) ACCORD_RETURN_IF_ERROR(store->InsertReclassification(*reclassified));
     }
     if (body.kind == "release") {
       ACCORD_RETURN_IF_ERROR(store->InsertRelease(
@@ -1658,6 +1681,46 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
     return OkStatus();
   }));
   return ReceiveResult{body.kind, o.id, body.by, std::move(summary), std::move(receipt)};
+}
+
+Result<NoticeBody> Node::Impl::OriginatorsNotice(ByteView raw, std::string_view kind,
+                                                 const std::string& originator,
+                                                 const PartnerVerifiers& keys) {
+  ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(raw, 1 << 20));
+  if (env.kind != kind || env.signer != originator ||
+      !keys.envelopes.Verify(node_internal::SignedMessage(env.kind, env.signer, env.body),
+                             env.signature)) {
+    return Fail(Code::kPermissionDenied,
+                fmt::format("the forward's {} notice is not signed by the originator", kind));
+  }
+  return node_internal::ParseNoticeBody(kind, env.body);
+}
+
+Result<Bytes> Node::Impl::LabelProof(const ObjectRecord& o, ByteView consent_notice) {
+  ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(consent_notice, 1 << 20));
+  ACCORD_ASSIGN_OR_RETURN(NoticeBody consent, node_internal::ParseNoticeBody("consent", env.body));
+  if (!consent.label) {
+    return Fail(Code::kFailedPrecondition,
+                fmt::format("{}'s consent to `{}` names no label (it was given before consents "
+                            "named one): {} must consent again",
+                            o.originator, consent.to, o.originator));
+  }
+  if (o.version == consent.label->version) return Bytes{};
+  if (o.version < consent.label->version) {
+    return Fail(Code::kFailedPrecondition,
+                fmt::format("this node holds version {} of `{}`, older than the version {} {} "
+                            "consented at: it must receive the reclassification first",
+                            o.version, o.id, consent.label->version, o.originator));
+  }
+  ACCORD_ASSIGN_OR_RETURN(const std::vector<ReclassificationRecord> kept,
+                          store->ListReclassifications(o.id));
+  for (const ReclassificationRecord& r : kept) {
+    if (r.version == o.version && r.level == o.level) return r.notice;
+  }
+  return Fail(Code::kFailedPrecondition,
+              fmt::format("no signed reclassification of `{}` to version {} to show with the "
+                          "forward: {} must consent again",
+                          o.id, o.version, o.originator));
 }
 
 // The originator's order to destroy or reclassify an object this node does not hold (yet): a

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "accord/keystore.h"
 #include "accord/note.h"
 #include "audit.h"
 #include "wire.h"
@@ -153,6 +154,69 @@ class NodeTest : public testing::Test {
     });
     ran_future.wait();
     return t;
+  }
+
+  // What a hub whose operator changed its code could send (decision #84): the forward `legit`
+  // that `party`'s node built, changed by `edit`, its payload sealed again under the new label
+  // with the data key the hub holds (from `release_to_hub`), logged in the hub's own log and
+  // signed with the hub's own key. `hub` is reopened at `at` on the way.
+  Bytes Tampered(const std::string& party, std::unique_ptr<Node>& hub, std::string_view at,
+                 const Bytes& release_to_hub, const Bytes& legit,
+                 const std::function<void(node_internal::PackageBody&)>& edit) {
+    auto kek = OpenFileKeyStore(Home(party) + "/keystore",
+                                SecretBytes::Copy(std::string_view("pass-" + party)))
+                   .value();
+    const Bytes sealed = Base64Decode(*hub->store().GetMeta("identity").value()).value();
+    const SecretBytes identity =
+        kek->Unwrap(sealed, AsBytes("accord/1 identity\n" + party)).value();
+    const auto keys = identity.Reveal(InsecureSecretAccess());
+    const SigningKey sign = SigningKey::FromSeed(SecretBytes::Copy(keys.first(32))).value();
+    const WrapKeyPair wrap = WrapKeyPair::FromPrivate(SecretBytes::Copy(keys.subspan(32))).value();
+
+    const auto release = node_internal::ParsePackageBody(
+                             node_internal::ParseEnvelope(release_to_hub, 1 << 20).value().body)
+                             .value();
+    const SecretBytes data_key =
+        wrap.Unwrap(release.wrapped_key,
+                    AsBytes("accord/1 package-key\n" + release.id + "\n" + party))
+            .value();
+    const Aead aead = Aead::Create(data_key.Clone()).value();
+    const SecretBytes payload =
+        aead.Decrypt(release.ciphertext, node_internal::EncodeLabel(release.label)).value();
+
+    auto body =
+        node_internal::ParsePackageBody(node_internal::ParseEnvelope(legit, 1 << 20).value().body)
+            .value();
+    edit(body);
+    // The wrapped key stays: the hub's copy is the release's, under the same data key.
+    body.ciphertext =
+        aead.Encrypt(payload.Reveal(InsecureSecretAccess()), node_internal::EncodeLabel(body.label))
+            .value();
+    const Bytes encoded = node_internal::EncodePackageBody(body);
+    node_internal::Envelope forged = node_internal::SealEnvelope("forward", party, encoded, sign);
+
+    node_internal::AuditEntry entry;
+    entry.op = "forward";
+    entry.at = At(at);
+    entry.party = party;
+    entry.decision = "allow";
+    entry.object = body.label.id;
+    entry.from = party;
+    entry.to = body.to;
+    entry.package = body.id;
+    entry.digest = HexEncode(Sha256(encoded));
+    node_internal::AuditLog log(hub->store());
+    uint64_t index = 0;
+    EXPECT_TRUE(hub->store().Transact([&]() -> Status {
+      ACCORD_ASSIGN_OR_RETURN(index, log.Append(entry));
+      return OkStatus();
+    }));
+    hub.reset();  // reopened with the log as the store now has it
+    hub = Open(party, at);
+    forged.log = node_internal::LogEvidence{hub->LogCheckpoint().value(), index,
+                                            hub->LogEntries(index, 1).value()[0],
+                                            hub->LogInclusionProof(index, index + 1).value()};
+    return node_internal::EncodeEnvelope(forged);
   }
 
   std::string root_;
@@ -456,6 +520,150 @@ TEST_F(NodeTest, TisaForwardThroughTheUsNeedsKoreasConsent) {
   auto onward = jpn->Forward("k-2015", "USA");
   ASSERT_FALSE(onward);
   EXPECT_EQ(Denial(onward.error()), Reason::kNotHeld) << onward.error().ToString();
+}
+
+node_internal::PackageBody BodyOf(const Bytes& package) {
+  return node_internal::ParsePackageBody(
+             node_internal::ParseEnvelope(package, 1 << 20).value().body)
+      .value();
+}
+
+TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
+  InitAll();
+  auto kor = Open("KOR", "2015-03-01T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-2015", "missile telemetry", {"USA", "JPN"}));
+  auto to_usa = kor->Release("k-2015", "USA");
+  auto consent = kor->Consent("k-2015", "JPN");
+  ASSERT_TRUE(to_usa && consent);
+  // The consent names the label it was given under.
+  auto notice = node_internal::ParseNoticeBody(
+      "consent", node_internal::ParseEnvelope(*consent, 1 << 20).value().body);
+  ASSERT_TRUE(notice && notice->label);
+  EXPECT_EQ(notice->label->level, "II");
+  EXPECT_EQ(notice->label->version, 1);
+  EXPECT_EQ(notice->label->topics, std::vector<std::string>{"dprk-missile"});
+
+  constexpr std::string_view kAt = "2015-03-02T00:00:00+09:00";
+  auto usa = Open("USA", kAt);
+  ASSERT_TRUE(usa->Receive(*to_usa));
+  ASSERT_TRUE(usa->Receive(*consent));
+  auto legit = usa->Forward("k-2015", "JPN");
+  ASSERT_TRUE(legit) << legit.error().ToString();
+  EXPECT_TRUE(BodyOf(*legit).reclassification.empty());  // the consent's version: nothing to show
+
+  // A hub running changed code relabels the copy it forwards. Each edit would let Japan's clerk
+  // (cleared to HI, Korea's III) read it, or widen where it may go. Each is refused, and Japan
+  // stores nothing.
+  using Body = node_internal::PackageBody;
+  const struct {
+    const char* what;
+    std::function<void(Body&)> edit;
+    Code code;
+    const char* message;
+  } kCases[] = {
+      {"the level lowered",
+       [](Body& b) {
+         b.label.level = "III";
+         b.marking_level = "HI";
+       },
+       Code::kPermissionDenied, "differs in level"},
+      {"the level lowered as a newer version",
+       [](Body& b) {
+         b.label.level = "III";
+         b.label.version = 2;
+         b.marking_level = "HI";
+       },
+       Code::kPermissionDenied, "without the originator's reclassification"},
+      {"a topic changed", [](Body& b) { b.label.topics = {"weather"}; }, Code::kPermissionDenied,
+       "differs in topics"},
+      {"a compartment added", [](Body& b) { b.label.compartments = {"TALENT"}; },
+       Code::kPermissionDenied, "differs in compartments"},
+      {"releasable to more", [](Body& b) { b.label.rel_to.push_back("GBR"); },
+       Code::kPermissionDenied, "differs in rel_to"},
+  };
+  auto jpn = Open("JPN", "2015-03-03T00:00:00+09:00");
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(c.what);
+    auto r = jpn->Receive(Tampered("USA", usa, kAt, *to_usa, *legit, c.edit));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, c.code);
+    EXPECT_NE(r.error().message.find(c.message), std::string::npos) << r.error().message;
+    EXPECT_EQ(jpn->store().GetObject("k-2015").error().code, Code::kNotFound);
+  }
+  // The same forward, untouched, is taken, at the level Korea gave.
+  auto got = jpn->Receive(*legit);
+  ASSERT_TRUE(got) << got.error().ToString();
+  auto clerk = jpn->Read("jpn-clerk", "k-2015");
+  ASSERT_FALSE(clerk);
+  EXPECT_EQ(Denial(clerk.error()), Reason::kInsufficientClearance);
+}
+
+TEST_F(NodeTest, AForwardOfAReclassifiedCopyShowsTheReclassification) {
+  InitAll();
+  auto kor = Open("KOR", "2015-03-01T00:00:00+09:00");
+  auto usa = Open("USA", "2015-03-02T00:00:00+09:00");
+  auto jpn = Open("JPN", "2015-03-03T00:00:00+09:00");
+  for (const char* id : {"k-after", "k-before", "k-again"}) {
+    ASSERT_TRUE(CreateObject(*kor, id, "missile telemetry", {"USA", "JPN"}));
+    auto to_usa = kor->Release(id, "USA");
+    ASSERT_TRUE(to_usa);
+    ASSERT_TRUE(usa->Receive(*to_usa));
+  }
+  const auto consent = [&](const char* id) {
+    auto c = kor->Consent(id, "JPN");
+    ASSERT_TRUE(c) << c.error().ToString();
+    ASSERT_TRUE(usa->Receive(*c));
+  };
+
+  // Consent at version 1, then a downgrade the hub applies: the forward carries Korea's notice,
+  // and Japan keeps it with the copy, at the new level.
+  consent("k-after");
+  auto down = kor->Reclassify("k-after", "III");
+  ASSERT_TRUE(down);
+  ASSERT_TRUE(usa->Receive(*down));
+  auto forward = usa->Forward("k-after", "JPN");
+  ASSERT_TRUE(forward) << forward.error().ToString();
+  EXPECT_FALSE(BodyOf(*forward).reclassification.empty());
+  ASSERT_TRUE(jpn->Receive(*forward));
+  EXPECT_EQ(jpn->store().GetObject("k-after").value().level, "III");
+  EXPECT_EQ(jpn->store().ListReclassifications("k-after").value().size(), 1u);
+  EXPECT_TRUE(jpn->Read("jpn-clerk", "k-after"));
+
+  // A downgrade before the consent, not yet at the hub: its copy is older than the consent's, and
+  // it does not forward until the notice comes.
+  auto before = kor->Reclassify("k-before", "III");
+  ASSERT_TRUE(before);
+  consent("k-before");
+  auto early = usa->Forward("k-before", "JPN");
+  ASSERT_FALSE(early);
+  EXPECT_EQ(early.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(early.error().message.find("must receive the reclassification first"),
+            std::string::npos)
+      << early.error().message;
+  ASSERT_TRUE(usa->Receive(*before));
+  forward = usa->Forward("k-before", "JPN");
+  ASSERT_TRUE(forward) << forward.error().ToString();
+  EXPECT_TRUE(BodyOf(*forward).reclassification.empty());
+  ASSERT_TRUE(jpn->Receive(*forward));
+  EXPECT_EQ(jpn->store().GetObject("k-before").value().level, "III");
+
+  // A newer copy that came by a second release, without the notice: nothing proves its label to
+  // Japan, so the hub needs a consent given at that version.
+  consent("k-again");
+  ASSERT_TRUE(kor->Reclassify("k-again", "III"));
+  auto again = kor->Release("k-again", "USA");
+  ASSERT_TRUE(again) << again.error().ToString();
+  ASSERT_TRUE(usa->Receive(*again));
+  auto unproved = usa->Forward("k-again", "JPN");
+  ASSERT_FALSE(unproved);
+  EXPECT_EQ(unproved.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(unproved.error().message.find("KOR must consent again"), std::string::npos)
+      << unproved.error().message;
+  consent("k-again");
+  forward = usa->Forward("k-again", "JPN");
+  ASSERT_TRUE(forward) << forward.error().ToString();
+  ASSERT_TRUE(jpn->Receive(*forward));
+  EXPECT_EQ(jpn->store().GetObject("k-again").value().version, 2);
 }
 
 TEST_F(NodeTest, OrdersThatReachAHolderBeforeItsCopyApplyToTheCopy) {

@@ -316,6 +316,9 @@ Bytes EncodePackageBody(const PackageBody& b) {
                                      {"at", FormatInstant(b.held_release->at)},
                                      {"agreement", b.held_release->agreement}};
     o["consent"] = Base64Encode(b.consent);
+    if (!b.reclassification.empty()) {
+      o["reclassification"] = Base64Encode(b.reclassification);
+    }
   }
   return Serialize(o);
 }
@@ -355,7 +358,13 @@ Result<PackageBody> ParsePackageBody(ByteView bytes) {
     ACCORD_ASSIGN_OR_RETURN(r.agreement, h.NonEmpty("agreement"));
     b.held_release = std::move(r);
     ACCORD_ASSIGN_OR_RETURN(b.consent, f.Base64("consent", 1 << 20));
-  } else if (f.Has("held_release") || f.Has("consent")) {
+    if (f.Has("reclassification")) {
+      ACCORD_ASSIGN_OR_RETURN(b.reclassification, f.Base64("reclassification", 1 << 20));
+      if (b.reclassification.empty()) {
+        return Fail(Code::kInvalidArgument, "package body: `reclassification` is empty");
+      }
+    }
+  } else if (f.Has("held_release") || f.Has("consent") || f.Has("reclassification")) {
     return Fail(Code::kInvalidArgument, "package body: a release carries no forward history");
   }
   return b;
@@ -370,6 +379,7 @@ Bytes EncodeNoticeBody(const NoticeBody& b) {
                  {"at", FormatInstant(b.at)}};
   if (b.kind == "consent") {
     o["to"] = b.to;
+    if (b.label) o["label"] = LabelJson(*b.label);
   } else if (b.kind == "reclassify") {
     o["level"] = b.level;
     o["version"] = b.version;
@@ -396,6 +406,13 @@ Result<NoticeBody> ParseNoticeBody(std::string_view kind, ByteView bytes) {
   ACCORD_ASSIGN_OR_RETURN(b.at, f.At("at"));
   if (kind == "consent") {
     ACCORD_ASSIGN_OR_RETURN(b.to, f.NonEmpty("to"));
+    if (f.Has("label")) {
+      ACCORD_ASSIGN_OR_RETURN(const json::object* label, f.Object("label"));
+      ACCORD_ASSIGN_OR_RETURN(b.label, ParseLabel(*label));
+      if (b.label->id != b.object_id || b.label->originator != b.originator) {
+        return Fail(Code::kInvalidArgument, "notice: the consent's label is of another object");
+      }
+    }
   } else if (kind == "reclassify") {
     ACCORD_ASSIGN_OR_RETURN(b.level, f.NonEmpty("level"));
     ACCORD_ASSIGN_OR_RETURN(b.version, f.Integer("version"));
@@ -439,6 +456,47 @@ Result<ReceiptBody> ParseReceiptBody(ByteView bytes) {
   ACCORD_ASSIGN_OR_RETURN(b.by, f.NonEmpty("by"));
   ACCORD_ASSIGN_OR_RETURN(b.at, f.At("at"));
   return b;
+}
+
+Status CheckForwardLabel(const Label& label, const Label& consented,
+                         const NoticeBody* reclassification) {
+  const auto unlike = [&](std::string_view field) {
+    return Fail(Code::kPermissionDenied,
+                fmt::format("the forward's label of `{}` differs in {} from the one its "
+                            "originator `{}` consented under",
+                            label.id, field, consented.originator));
+  };
+  if (label.id != consented.id) return unlike("id");
+  if (label.originator != consented.originator) return unlike("originator");
+  if (label.topics != consented.topics) return unlike("topics");
+  if (label.compartments != consented.compartments) return unlike("compartments");
+  if (label.rel_to != consented.rel_to) return unlike("rel_to");
+  if (label.version < consented.version) {
+    return Fail(Code::kFailedPrecondition,
+                fmt::format("the forward labels `{}` version {}, older than the version {} its "
+                            "originator consented at: the forwarder has not applied the "
+                            "reclassification",
+                            label.id, label.version, consented.version));
+  }
+  if (label.version == consented.version) {
+    return label.level == consented.level ? OkStatus() : unlike("level");
+  }
+  if (reclassification == nullptr) {
+    return Fail(Code::kPermissionDenied,
+                fmt::format("the forward labels `{}` version {}, newer than the version {} its "
+                            "originator consented at, without the originator's reclassification",
+                            label.id, label.version, consented.version));
+  }
+  if (reclassification->kind != "reclassify" || reclassification->object_id != label.id ||
+      reclassification->originator != label.originator ||
+      reclassification->version != label.version || reclassification->level != label.level) {
+    return Fail(Code::kPermissionDenied,
+                fmt::format("the forward's reclassification (`{}` version {} at {}) is not the "
+                            "one its label gives (version {} at {})",
+                            reclassification->object_id, reclassification->version,
+                            reclassification->level, label.version, label.level));
+  }
+  return OkStatus();
 }
 
 Status ParseAnyBody(std::string_view kind, ByteView body) {

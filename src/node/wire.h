@@ -88,6 +88,10 @@ struct PackageBody {
   // forward only: the release to `from` it rests on, and the originator's consent notice.
   std::optional<HistoryRelease> held_release;
   Bytes consent;
+  // forward only, when the label's version is newer than the one the consent names: the
+  // originator's signed reclassification notice that made it (decision #84). Never empty when
+  // present.
+  Bytes reclassification;
   Bytes wrapped_key;  // the data key wrapped to `to` (WrapToParty)
   Bytes ciphertext;   // sealed under the data key with EncodeLabel(label) as associated data
 };
@@ -102,11 +106,13 @@ struct NoticeBody {
   std::string originator;
   std::string by;  // the issuing party: the originator, or the reporter for `report`
   Instant at;
-  std::string to;           // consent: the third party
-  std::string level;        // reclassify: the new level
-  int64_t version = 0;      // reclassify: the new version
-  std::string report_kind;  // report: loss | compromise
-  std::string text;         // report
+  std::string to;              // consent: the third party
+  std::optional<Label> label;  // consent: the object's label when consented (decision #84);
+                               // none in consents given before it
+  std::string level;           // reclassify: the new level
+  int64_t version = 0;         // reclassify: the new version
+  std::string report_kind;     // report: loss | compromise
+  std::string text;            // report
 };
 [[nodiscard]] Bytes EncodeNoticeBody(const NoticeBody& body);
 [[nodiscard]] Result<NoticeBody> ParseNoticeBody(std::string_view kind, ByteView body);
@@ -122,6 +128,14 @@ struct ReceiptBody {
 };
 [[nodiscard]] Bytes EncodeReceiptBody(const ReceiptBody& body);
 [[nodiscard]] Result<ReceiptBody> ParseReceiptBody(ByteView body);
+
+// Whether a forward's `label` is its originator's word (decision #84): the label the
+// originator `consented` under, or a newer version of it with the originator's
+// `reclassification` notice that made it (whose signature the caller has checked). Only the
+// level and version ever change: the rest must equal the consented label's. kPermissionDenied
+// for a label the originator did not give, kFailedPrecondition for one older than the consent's.
+[[nodiscard]] Status CheckForwardLabel(const Label& label, const Label& consented,
+                                       const NoticeBody* reclassification);
 
 // Parses whatever an envelope of `kind` carries (for the fuzzer and for `accord inspect`).
 [[nodiscard]] Status ParseAnyBody(std::string_view kind, ByteView body);

@@ -1,0 +1,209 @@
+// The exchange formats' rules that need no node: what a consent names, and which forward labels
+// the originator's word covers (decision #84).
+#include "wire.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+
+namespace accord::node_internal {
+namespace {
+
+Label Consented() {
+  Label l;
+  l.id = "k-2015";
+  l.originator = "KOR";
+  l.level = "II";
+  l.topics = {"dprk-missile"};
+  l.compartments = {"TALENT"};
+  l.rel_to = {"USA", "JPN"};
+  l.version = 1;
+  return l;
+}
+
+NoticeBody Reclassification(std::string level, int64_t version) {
+  NoticeBody n;
+  n.id = "0123456789abcdef0123456789abcdef";
+  n.kind = "reclassify";
+  n.object_id = "k-2015";
+  n.originator = "KOR";
+  n.by = "KOR";
+  n.level = std::move(level);
+  n.version = version;
+  return n;
+}
+
+TEST(WireTest, AConsentNamesTheLabelOfItsObject) {
+  NoticeBody consent;
+  consent.id = "0123456789abcdef0123456789abcdef";
+  consent.kind = "consent";
+  consent.object_id = "k-2015";
+  consent.originator = "KOR";
+  consent.by = "KOR";
+  consent.to = "JPN";
+  consent.label = Consented();
+  auto parsed = ParseNoticeBody("consent", EncodeNoticeBody(consent));
+  ASSERT_TRUE(parsed) << parsed.error().ToString();
+  ASSERT_TRUE(parsed->label);
+  EXPECT_EQ(EncodeLabel(*parsed->label), EncodeLabel(Consented()));
+
+  // A consent given before consents named a label still parses, without one.
+  consent.label.reset();
+  parsed = ParseNoticeBody("consent", EncodeNoticeBody(consent));
+  ASSERT_TRUE(parsed) << parsed.error().ToString();
+  EXPECT_FALSE(parsed->label);
+
+  // A label of another object, or of another originator's, is refused.
+  for (const auto& edit : std::initializer_list<std::function<void(Label&)>>{
+           [](Label& l) { l.id = "k-other"; }, [](Label& l) { l.originator = "USA"; }}) {
+    consent.label = Consented();
+    edit(*consent.label);
+    auto refused = ParseNoticeBody("consent", EncodeNoticeBody(consent));
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
+    EXPECT_NE(refused.error().message.find("label is of another object"), std::string::npos);
+  }
+}
+
+TEST(WireTest, AForwardsReclassificationRoundTripsAndIsNeverEmpty) {
+  PackageBody b;
+  b.id = "0123456789abcdef0123456789abcdef";
+  b.kind = "forward";
+  b.from = "USA";
+  b.to = "JPN";
+  b.agreement = "tisa";
+  b.label = Consented();
+  b.marking_party = "JPN";
+  b.marking_level = "GOKUHI";
+  b.held_release = HistoryRelease{"USA", Instant{}, "kor-usa"};
+  b.consent = {1, 2, 3};
+  b.wrapped_key = {4};
+  b.ciphertext = {5};
+  auto parsed = ParsePackageBody(EncodePackageBody(b));
+  ASSERT_TRUE(parsed) << parsed.error().ToString();
+  EXPECT_TRUE(parsed->reclassification.empty());
+  b.reclassification = {6, 7};
+  parsed = ParsePackageBody(EncodePackageBody(b));
+  ASSERT_TRUE(parsed) << parsed.error().ToString();
+  EXPECT_EQ(parsed->reclassification, (Bytes{6, 7}));
+
+  const auto with = [&](std::string_view from, std::string_view to) {
+    const Bytes encoded = EncodePackageBody(b);
+    std::string edited(encoded.begin(), encoded.end());
+    const size_t at = edited.find(from);
+    EXPECT_NE(at, std::string::npos);
+    edited.replace(at, from.size(), to);
+    return ParsePackageBody(AsBytes(edited));
+  };
+  auto empty = with("\"reclassification\":\"Bgc=\"", "\"reclassification\":\"\"");
+  ASSERT_FALSE(empty);
+  EXPECT_NE(empty.error().message.find("`reclassification` is empty"), std::string::npos);
+  // A release carries none.
+  auto release = with("\"kind\":\"forward\"", "\"kind\":\"release\"");
+  ASSERT_FALSE(release);
+  EXPECT_NE(release.error().message.find("carries no forward history"), std::string::npos);
+}
+
+TEST(WireTest, AForwardsLabelIsTheOneConsentedOrAReclassifiedVersionOfIt) {
+  const NoticeBody to_iii = Reclassification("III", 2);
+  const struct {
+    const char* what;
+    std::function<void(Label&)> edit;
+    const NoticeBody* reclassification;
+    Code code;  // kOk: taken
+    const char* message;
+  } kCases[] = {
+      {"the consented label", [](Label&) {}, nullptr, Code::kOk, ""},
+      {"the consented label, a notice beside it", [](Label&) {}, &to_iii, Code::kOk, ""},
+      {"another id", [](Label& l) { l.id = "k-other"; }, nullptr, Code::kPermissionDenied,
+       "differs in id"},
+      {"another originator", [](Label& l) { l.originator = "USA"; }, nullptr,
+       Code::kPermissionDenied, "differs in originator"},
+      {"another topic", [](Label& l) { l.topics = {"weather"}; }, nullptr, Code::kPermissionDenied,
+       "differs in topics"},
+      {"a compartment dropped", [](Label& l) { l.compartments.clear(); }, nullptr,
+       Code::kPermissionDenied, "differs in compartments"},
+      {"releasable to more", [](Label& l) { l.rel_to.push_back("GBR"); }, nullptr,
+       Code::kPermissionDenied, "differs in rel_to"},
+      {"the markings reordered",
+       [](Label& l) {
+         l.rel_to = {"JPN", "USA"};
+       },
+       nullptr, Code::kPermissionDenied, "differs in rel_to"},
+      {"another level, same version", [](Label& l) { l.level = "III"; }, nullptr,
+       Code::kPermissionDenied, "differs in level"},
+      {"another level, same version, a notice beside it", [](Label& l) { l.level = "III"; },
+       &to_iii, Code::kPermissionDenied, "differs in level"},
+      {"a newer version without the notice",
+       [](Label& l) {
+         l.level = "III";
+         l.version = 2;
+       },
+       nullptr, Code::kPermissionDenied, "without the originator's reclassification"},
+      {"a newer version with its notice",
+       [](Label& l) {
+         l.level = "III";
+         l.version = 2;
+       },
+       &to_iii, Code::kOk, ""},
+      {"a newer version, the notice at another level",
+       [](Label& l) {
+         l.level = "I";
+         l.version = 2;
+       },
+       &to_iii, Code::kPermissionDenied, "is not the one its label gives"},
+      {"a newer version, the notice of another version",
+       [](Label& l) {
+         l.level = "III";
+         l.version = 3;
+       },
+       &to_iii, Code::kPermissionDenied, "is not the one its label gives"},
+      {"a newer version with its notice, a compartment dropped",
+       [](Label& l) {
+         l.level = "III";
+         l.version = 2;
+         l.compartments.clear();
+       },
+       &to_iii, Code::kPermissionDenied, "differs in compartments"},
+  };
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(c.what);
+    Label label = Consented();
+    c.edit(label);
+    const Status s = CheckForwardLabel(label, Consented(), c.reclassification);
+    if (c.code == Code::kOk) {
+      EXPECT_TRUE(s) << s.error().ToString();
+      continue;
+    }
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().code, c.code);
+    EXPECT_NE(s.error().message.find(c.message), std::string::npos) << s.error().message;
+  }
+
+  // A label older than the consent's: the forwarder has not applied a reclassification.
+  Label consented = Consented();
+  consented.level = "III";
+  consented.version = 2;
+  const Status stale = CheckForwardLabel(Consented(), consented, nullptr);
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(stale.error().message.find("older than the version 2"), std::string::npos);
+
+  // A notice of another object, or one that is not a reclassification.
+  Label newer = Consented();
+  newer.level = "III";
+  newer.version = 2;
+  NoticeBody other = to_iii;
+  other.object_id = "k-other";
+  EXPECT_FALSE(CheckForwardLabel(newer, Consented(), &other));
+  other = to_iii;
+  other.kind = "destroy";
+  EXPECT_FALSE(CheckForwardLabel(newer, Consented(), &other));
+  other = to_iii;
+  other.originator = "USA";
+  EXPECT_FALSE(CheckForwardLabel(newer, Consented(), &other));
+}
+
+}  // namespace
+}  // namespace accord::node_internal
