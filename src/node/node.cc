@@ -1438,7 +1438,7 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
     }
     ACCORD_RETURN_IF_ERROR(node_internal::CheckForwardLabel(
         body.label, *consent.label, reclassification ? &*reclassification : nullptr));
-    if (body.label.version > consent.label->version) {
+    if (reclassification && body.label.version > consent.label->version) {
       attached =
           ReclassificationRecord{body.label.id, reclassification->version, reclassification->level,
                                  reclassification->at, body.reclassification};
@@ -1528,6 +1528,22 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
   }
   // Recorded with the copy when it sets the copy's label: the proof a holder shows (LabelProof).
   std::optional<ReclassificationRecord> reclassified = std::move(attached);
+  // A reclassification by the originator that this node learnt before the copy: the copy is
+  // stored under it when it is newer, and must agree with it at the same version.
+  const auto apply = [&](int64_t version, const std::string& level) -> Result<bool> {
+    if (version == o.version && level != o.level) {
+      return Fail(Code::kPermissionDenied,
+                  fmt::format("the package labels `{}` version {} as {}, which its originator "
+                              "reclassified to {}",
+                              o.id, o.version, o.level, level));
+    }
+    if (version <= o.version) return false;
+    ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, Open(o));
+    o.level = level;
+    o.version = version;
+    ACCORD_RETURN_IF_ERROR(Seal(o, payload.Reveal(InsecureSecretAccess())));
+    return true;
+  };
   if (!existing) {
     // What its originator ordered before this copy arrived (KeepOrder) applies to it now.
     ACCORD_ASSIGN_OR_RETURN(KeptOrders orders, OrdersFor(o.id, o.originator));
@@ -1537,21 +1553,33 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
                               o.originator, o.id, FormatInstant(orders.destroyed->at)),
                   {});
     }
-    const NoticeBody* r = orders.reclassified ? &orders.reclassified->first : nullptr;
-    if (r != nullptr && r->version == o.version && r->level != o.level) {
-      // The label is the sender's word (a forwarder's, say); the order is the originator's.
-      return Fail(Code::kPermissionDenied,
-                  fmt::format("the package labels `{}` version {} as {}, which its originator "
-                              "reclassified to {}",
-                              o.id, o.version, o.level, r->level));
+    if (orders.reclassified) {
+      const NoticeBody& r = orders.reclassified->first;
+      ACCORD_ASSIGN_OR_RETURN(const bool newer, apply(r.version, r.level));
+      if (newer) {
+        reclassified =
+            ReclassificationRecord{o.id, r.version, r.level, r.at, orders.reclassified->second};
+      }
     }
-    if (r != nullptr && r->version > o.version) {
-      ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, Open(o));
-      o.level = r->level;
-      o.version = r->version;
-      ACCORD_RETURN_IF_ERROR(Seal(o, payload.Reveal(InsecureSecretAccess())));
-      reclassified =
-          ReclassificationRecord{o.id, r->version, r->level, r->at, orders.reclassified->second};
+  } else if (existing->destroyed_at) {
+    // Destroyed here by this node only, and sent again: the copy comes back under the newest
+    // label its originator gave that this node knows (from a reclassification received while it
+    // was gone), never under an older one.
+    ACCORD_ASSIGN_OR_RETURN(const std::vector<ReclassificationRecord> known,
+                            store->ListReclassifications(o.id));
+    const ReclassificationRecord* latest = nullptr;
+    for (const ReclassificationRecord& r : known) {
+      if (latest == nullptr || r.version > latest->version) latest = &r;
+    }
+    if (latest != nullptr) {
+      ACCORD_RETURN_IF_ERROR(apply(latest->version, latest->level));
+      if (latest->version >= o.version) reclassified.reset();  // known here already
+    }
+    if (o.version < existing->version) {
+      return Fail(Code::kFailedPrecondition,
+                  fmt::format("this node held version {} of `{}`: the package's label is the "
+                              "older version {}",
+                              existing->version, o.id, o.version));
     }
   }
   AuditEntry entry = DecisionEntry("receive", o.id, d);
@@ -1562,13 +1590,14 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
   ACCORD_RETURN_IF_ERROR(Transact([&]() -> Status {
     if (!existing) {
       ACCORD_RETURN_IF_ERROR(store->InsertObject(o));
-      if (reclassified) ACCORD_RETURN_IF_ERROR(store->InsertReclassification(*reclassified));
     } else if (existing->destroyed_at) {
       ACCORD_RETURN_IF_ERROR(store->ReinstateObjectCopy(o));  // destroyed here by this node only
     } else if (existing->version < o.version) {
       ACCORD_RETURN_IF_ERROR(store->UpdateSealed(o));  // a fresh copy replaces the old one
-      if (reclassified) ACCORD_RETURN_IF_ERROR(store->InsertReclassification(*reclassified));
+    } else {
+      reclassified.reset();  // the copy held here is as new: it stays, and so does its label
     }
+    if (reclassified) ACCORD_RETURN_IF_ERROR(store->InsertReclassification(*reclassified));
     if (body.kind == "release") {
       ACCORD_RETURN_IF_ERROR(store->InsertRelease(
           ReleaseRecord{o.id, party, body.at, body.agreement, body.marking_level, body.id}));
@@ -1628,21 +1657,28 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
   const Instant now = clock->Now();
   std::string summary;
   // A reclassification re-seals the payload under the new label, before the records are written.
+  // One this node has already (carried with a forward, decision #84) is receipted and changes
+  // nothing; one for a copy this node destroyed itself is kept for the copy that may come back.
+  bool known = false;
   if (body.kind == "reclassify") {
     ACCORD_RETURN_IF_ERROR(CheckLevel(o.originator, body.level));
-    if (body.version <= o.version) {
+    ACCORD_ASSIGN_OR_RETURN(const std::vector<ReclassificationRecord> kept,
+                            store->ListReclassifications(o.id));
+    int64_t newest = o.version;
+    for (const ReclassificationRecord& r : kept) {
+      known = known || (r.version == body.version && r.level == body.level);
+      newest = std::max(newest, r.version);
+    }
+    if (!known && body.version <= newest) {
       return Fail(
           Code::kFailedPrecondition,
-          fmt::format("stale reclassification: `{}` is already at version {}", o.id, o.version));
+          fmt::format("stale reclassification: `{}` is already at version {}", o.id, newest));
     }
-    if (!o.destroyed_at) {
+    if (!known && !o.destroyed_at) {
       ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, Open(o));
       o.level = body.level;
       o.version = body.version;
       ACCORD_RETURN_IF_ERROR(Seal(o, payload.Reveal(InsecureSecretAccess())));
-    } else {
-      o.level = body.level;
-      o.version = body.version;
     }
   }
   const AuditEntry entry = NoticeEntry(body, raw);
@@ -1654,11 +1690,17 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
       summary = fmt::format("{} consents to the onward release of `{}` to {}", body.originator,
                             o.id, body.to);
     } else if (body.kind == "reclassify") {
-      ACCORD_RETURN_IF_ERROR(store->UpdateSealed(o));
-      ACCORD_RETURN_IF_ERROR(store->InsertReclassification(ReclassificationRecord{
-          o.id, body.version, body.level, body.at, Bytes(raw.begin(), raw.end())}));
-      summary = fmt::format("{} reclassified `{}` to {} (version {})", body.originator, o.id,
-                            body.level, body.version);
+      if (!known) {
+        if (!o.destroyed_at) ACCORD_RETURN_IF_ERROR(store->UpdateSealed(o));
+        ACCORD_RETURN_IF_ERROR(store->InsertReclassification(ReclassificationRecord{
+            o.id, body.version, body.level, body.at, Bytes(raw.begin(), raw.end())}));
+      }
+      summary = fmt::format("{} reclassified `{}` to {} (version {}){}", body.originator, o.id,
+                            body.level, body.version,
+                            known            ? ": this node has it already"
+                            : o.destroyed_at ? ": this node's copy is destroyed; one sent again "
+                                               "comes back at this level"
+                                             : "");
     } else if (body.kind == "destroy") {
       if (!o.destroyed_at) {
         ACCORD_RETURN_IF_ERROR(store->EraseObjectCopy(o.id, now));
@@ -1686,14 +1728,22 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
 Result<NoticeBody> Node::Impl::OriginatorsNotice(ByteView raw, std::string_view kind,
                                                  const std::string& originator,
                                                  const PartnerVerifiers& keys) {
-  ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(raw, 1 << 20));
-  if (env.kind != kind || env.signer != originator ||
-      !keys.envelopes.Verify(node_internal::SignedMessage(env.kind, env.signer, env.body),
-                             env.signature)) {
-    return Fail(Code::kPermissionDenied,
-                fmt::format("the forward's {} notice is not signed by the originator", kind));
+  const auto failed = [&](Code code, std::string_view why) {
+    return Fail(code, fmt::format("the forward's {} notice {}", kind, why));
+  };
+  auto env = node_internal::ParseEnvelope(raw, 1 << 20);
+  if (!env) return failed(Code::kInvalidArgument, env.error().message);
+  if (env->kind != kind) {
+    return failed(Code::kInvalidArgument, fmt::format("is a `{}` notice", env->kind));
   }
-  return node_internal::ParseNoticeBody(kind, env.body);
+  if (env->signer != originator ||
+      !keys.envelopes.Verify(node_internal::SignedMessage(env->kind, env->signer, env->body),
+                             env->signature)) {
+    return failed(Code::kPermissionDenied, "is not signed by the originator");
+  }
+  auto notice = node_internal::ParseNoticeBody(kind, env->body);
+  if (!notice) return failed(Code::kInvalidArgument, notice.error().message);
+  return notice;
 }
 
 Result<Bytes> Node::Impl::LabelProof(const ObjectRecord& o, ByteView consent_notice) {
@@ -1705,17 +1755,27 @@ Result<Bytes> Node::Impl::LabelProof(const ObjectRecord& o, ByteView consent_not
                             "named one): {} must consent again",
                             o.originator, consent.to, o.originator));
   }
-  if (o.version == consent.label->version) return Bytes{};
   if (o.version < consent.label->version) {
     return Fail(Code::kFailedPrecondition,
                 fmt::format("this node holds version {} of `{}`, older than the version {} {} "
                             "consented at: it must receive the reclassification first",
                             o.version, o.id, consent.label->version, o.originator));
   }
+  // The recipient's check, made here first (CheckForwardLabel).
+  const Label label = LabelOf(o);
+  if (o.version == consent.label->version) {
+    ACCORD_RETURN_IF_ERROR(node_internal::CheckForwardLabel(label, *consent.label, nullptr));
+    return Bytes{};
+  }
   ACCORD_ASSIGN_OR_RETURN(const std::vector<ReclassificationRecord> kept,
                           store->ListReclassifications(o.id));
   for (const ReclassificationRecord& r : kept) {
-    if (r.version == o.version && r.level == o.level) return r.notice;
+    if (r.version != o.version || r.level != o.level) continue;
+    ACCORD_ASSIGN_OR_RETURN(Envelope sealed, node_internal::ParseEnvelope(r.notice, 1 << 20));
+    ACCORD_ASSIGN_OR_RETURN(NoticeBody notice,
+                            node_internal::ParseNoticeBody("reclassify", sealed.body));
+    ACCORD_RETURN_IF_ERROR(node_internal::CheckForwardLabel(label, *consent.label, &notice));
+    return r.notice;
   }
   return Fail(Code::kFailedPrecondition,
               fmt::format("no signed reclassification of `{}` to version {} to show with the "

@@ -156,6 +156,24 @@ class NodeTest : public testing::Test {
     return t;
   }
 
+  // `party`'s identity keys, read from its home as a node whose operator changed its code
+  // could read them.
+  struct PartyKeys {
+    SigningKey sign;
+    WrapKeyPair wrap;
+  };
+  PartyKeys KeysOf(const std::string& party, Node& node) {
+    auto kek = OpenFileKeyStore(Home(party) + "/keystore",
+                                SecretBytes::Copy(std::string_view("pass-" + party)))
+                   .value();
+    const Bytes sealed = Base64Decode(*node.store().GetMeta("identity").value()).value();
+    const SecretBytes identity =
+        kek->Unwrap(sealed, AsBytes("accord/1 identity\n" + party)).value();
+    const auto keys = identity.Reveal(InsecureSecretAccess());
+    return PartyKeys{SigningKey::FromSeed(SecretBytes::Copy(keys.first(32))).value(),
+                     WrapKeyPair::FromPrivate(SecretBytes::Copy(keys.subspan(32))).value()};
+  }
+
   // What a hub whose operator changed its code could send (decision #84): the forward `legit`
   // that `party`'s node built, changed by `edit`, its payload sealed again under the new label
   // with the data key the hub holds (from `release_to_hub`), logged in the hub's own log and
@@ -163,15 +181,9 @@ class NodeTest : public testing::Test {
   Bytes Tampered(const std::string& party, std::unique_ptr<Node>& hub, std::string_view at,
                  const Bytes& release_to_hub, const Bytes& legit,
                  const std::function<void(node_internal::PackageBody&)>& edit) {
-    auto kek = OpenFileKeyStore(Home(party) + "/keystore",
-                                SecretBytes::Copy(std::string_view("pass-" + party)))
-                   .value();
-    const Bytes sealed = Base64Decode(*hub->store().GetMeta("identity").value()).value();
-    const SecretBytes identity =
-        kek->Unwrap(sealed, AsBytes("accord/1 identity\n" + party)).value();
-    const auto keys = identity.Reveal(InsecureSecretAccess());
-    const SigningKey sign = SigningKey::FromSeed(SecretBytes::Copy(keys.first(32))).value();
-    const WrapKeyPair wrap = WrapKeyPair::FromPrivate(SecretBytes::Copy(keys.subspan(32))).value();
+    const PartyKeys keys = KeysOf(party, *hub);
+    const SigningKey& sign = keys.sign;
+    const WrapKeyPair& wrap = keys.wrap;
 
     const auto release = node_internal::ParsePackageBody(
                              node_internal::ParseEnvelope(release_to_hub, 1 << 20).value().body)
@@ -551,10 +563,35 @@ TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
   ASSERT_TRUE(legit) << legit.error().ToString();
   EXPECT_TRUE(BodyOf(*legit).reclassification.empty());  // the consent's version: nothing to show
 
+  // Notices a changed hub could put beside a relabelled copy: Korea's reclassification of
+  // another object, one of this object that the hub signed itself, and Korea's consent given as
+  // if before consents named a label (signed here with Korea's key, as an old node did).
+  ASSERT_TRUE(CreateObject(*kor, "k-other", "other telemetry", {"USA", "JPN"}));
+  auto other = kor->Reclassify("k-other", "III");
+  ASSERT_TRUE(other);
+  const Bytes other_notice = *other;
+  node_internal::NoticeBody own =
+      node_internal::ParseNoticeBody("reclassify",
+                                     node_internal::ParseEnvelope(other_notice, 1 << 20)->body)
+          .value();
+  own.object_id = "k-2015";
+  const Bytes hub_signed = node_internal::EncodeEnvelope(node_internal::SealEnvelope(
+      "reclassify", "KOR", node_internal::EncodeNoticeBody(own), KeysOf("USA", *usa).sign));
+  node_internal::NoticeBody unlabelled = *notice;
+  unlabelled.label.reset();
+  const Bytes old_consent = node_internal::EncodeEnvelope(node_internal::SealEnvelope(
+      "consent", "KOR", node_internal::EncodeNoticeBody(unlabelled), KeysOf("KOR", *kor).sign));
+  const Bytes consent_bytes = *consent;
+
   // A hub running changed code relabels the copy it forwards. Each edit would let Japan's clerk
   // (cleared to HI, Korea's III) read it, or widen where it may go. Each is refused, and Japan
   // stores nothing.
   using Body = node_internal::PackageBody;
+  const auto lowered = [](Body& b) {
+    b.label.level = "III";
+    b.label.version = 2;
+    b.marking_level = "HI";
+  };
   const struct {
     const char* what;
     std::function<void(Body&)> edit;
@@ -580,6 +617,27 @@ TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
        Code::kPermissionDenied, "differs in compartments"},
       {"releasable to more", [](Body& b) { b.label.rel_to.push_back("GBR"); },
        Code::kPermissionDenied, "differs in rel_to"},
+      {"lowered with Korea's reclassification of another object",
+       [&](Body& b) {
+         lowered(b);
+         b.reclassification = other_notice;
+       },
+       Code::kPermissionDenied, "is not the one its label gives"},
+      {"lowered with a reclassification the hub signed",
+       [&](Body& b) {
+         lowered(b);
+         b.reclassification = hub_signed;
+       },
+       Code::kPermissionDenied, "reclassify notice is not signed by the originator"},
+      {"lowered with the consent as its reclassification",
+       [&](Body& b) {
+         lowered(b);
+         b.reclassification = consent_bytes;
+       },
+       Code::kInvalidArgument, "reclassify notice is a `consent` notice"},
+      {"resting on a consent that names no label", [&](Body& b) { b.consent = old_consent; },
+       Code::kPermissionDenied,
+       "names no label (it was given before consents named one): `KOR` must consent again"},
   };
   auto jpn = Open("JPN", "2015-03-03T00:00:00+09:00");
   for (const auto& c : kCases) {
@@ -590,8 +648,8 @@ TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
     EXPECT_NE(r.error().message.find(c.message), std::string::npos) << r.error().message;
     EXPECT_EQ(jpn->store().GetObject("k-2015").error().code, Code::kNotFound);
   }
-  // The same forward, untouched, is taken, at the level Korea gave.
-  auto got = jpn->Receive(*legit);
+  // The same forward, sent the same way but untouched, is taken, at the level Korea gave.
+  auto got = jpn->Receive(Tampered("USA", usa, kAt, *to_usa, *legit, [](Body&) {}));
   ASSERT_TRUE(got) << got.error().ToString();
   auto clerk = jpn->Read("jpn-clerk", "k-2015");
   ASSERT_FALSE(clerk);
@@ -628,6 +686,11 @@ TEST_F(NodeTest, AForwardOfAReclassifiedCopyShowsTheReclassification) {
   EXPECT_EQ(jpn->store().GetObject("k-after").value().level, "III");
   EXPECT_EQ(jpn->store().ListReclassifications("k-after").value().size(), 1u);
   EXPECT_TRUE(jpn->Read("jpn-clerk", "k-after"));
+  // Korea's notice itself, delivered later, is receipted and changes nothing.
+  auto late = jpn->Receive(*down);
+  ASSERT_TRUE(late) << late.error().ToString();
+  EXPECT_NE(late->summary.find("this node has it already"), std::string::npos) << late->summary;
+  EXPECT_EQ(jpn->store().ListReclassifications("k-after").value().size(), 1u);
 
   // A downgrade before the consent, not yet at the hub: its copy is older than the consent's, and
   // it does not forward until the notice comes.
@@ -664,6 +727,59 @@ TEST_F(NodeTest, AForwardOfAReclassifiedCopyShowsTheReclassification) {
   ASSERT_TRUE(forward) << forward.error().ToString();
   ASSERT_TRUE(jpn->Receive(*forward));
   EXPECT_EQ(jpn->store().GetObject("k-again").value().version, 2);
+}
+
+TEST_F(NodeTest, ACopyThisNodeDestroyedComesBackUnderItsNewestLabel) {
+  InitAll();
+  auto kor = Open("KOR", "2018-03-01T00:00:00+09:00");
+  auto usa = Open("USA", "2018-03-02T00:00:00+09:00");
+  auto jpn = Open("JPN", "2018-03-03T00:00:00+09:00");
+  for (const char* id : {"k-down", "k-direct"}) {
+    ASSERT_TRUE(CreateObject(*kor, id, "missile telemetry", {"USA", "JPN"}));
+    auto to_usa = kor->Release(id, "USA");
+    auto consent = kor->Consent(id, "JPN");
+    ASSERT_TRUE(to_usa && consent);
+    ASSERT_TRUE(usa->Receive(*to_usa));
+    ASSERT_TRUE(usa->Receive(*consent));
+  }
+
+  // Japan destroys its own copy; Korea then downgrades the object. The order is kept for the
+  // copy (it was refused before: the copy could not be re-sealed).
+  auto first = usa->Forward("k-down", "JPN");
+  ASSERT_TRUE(first) << first.error().ToString();
+  ASSERT_TRUE(jpn->Receive(*first));
+  ASSERT_TRUE(jpn->Destroy("k-down", DestroyScope::kOwnCopy));
+  auto down = kor->Reclassify("k-down", "III");
+  ASSERT_TRUE(down);
+  auto kept = jpn->Receive(*down);
+  ASSERT_TRUE(kept) << kept.error().ToString();
+  EXPECT_NE(kept->summary.find("copy is destroyed"), std::string::npos) << kept->summary;
+  // The hub, which has not heard of it, forwards its copy again at version 1: Japan's copy comes
+  // back at version 2, which its clerk may read.
+  auto again = usa->Forward("k-down", "JPN");
+  ASSERT_TRUE(again) << again.error().ToString();
+  ASSERT_TRUE(jpn->Receive(*again));
+  auto stored = jpn->store().GetObject("k-down");
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->level, "III");
+  EXPECT_EQ(stored->version, 2);
+  EXPECT_TRUE(jpn->Read("jpn-clerk", "k-down"));
+
+  // Japan held version 2 from Korea's own release (no notice of it here) and destroyed it: a
+  // forward of version 1 does not bring it back under the older label.
+  ASSERT_TRUE(kor->Reclassify("k-direct", "III"));
+  auto direct = kor->Release("k-direct", "JPN");
+  ASSERT_TRUE(direct) << direct.error().ToString();
+  ASSERT_TRUE(jpn->Receive(*direct));
+  ASSERT_TRUE(jpn->Destroy("k-direct", DestroyScope::kOwnCopy));
+  auto older = usa->Forward("k-direct", "JPN");
+  ASSERT_TRUE(older) << older.error().ToString();
+  auto refused = jpn->Receive(*older);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(refused.error().message.find("held version 2 of `k-direct`"), std::string::npos)
+      << refused.error().message;
+  EXPECT_TRUE(jpn->store().GetObject("k-direct").value().destroyed_at);
 }
 
 TEST_F(NodeTest, OrdersThatReachAHolderBeforeItsCopyApplyToTheCopy) {

@@ -479,7 +479,14 @@ Status CheckForwardLabel(const Label& label, const Label& consented,
                             label.id, label.version, consented.version));
   }
   if (label.version == consented.version) {
-    return label.level == consented.level ? OkStatus() : unlike("level");
+    if (label.level != consented.level) return unlike("level");
+    if (reclassification != nullptr) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("the forward of `{}` carries a reclassification its label, the "
+                              "consented one, does not need",
+                              label.id));
+    }
+    return OkStatus();
   }
   if (reclassification == nullptr) {
     return Fail(Code::kPermissionDenied,

@@ -133,7 +133,8 @@ struct ReceiptBody {
 // originator `consented` under, or a newer version of it with the originator's
 // `reclassification` notice that made it (whose signature the caller has checked). Only the
 // level and version ever change: the rest must equal the consented label's. kPermissionDenied
-// for a label the originator did not give, kFailedPrecondition for one older than the consent's.
+// for a label the originator did not give, kFailedPrecondition for one older than the consent's,
+// kInvalidArgument for a notice beside the consented label (a sender never adds one).
 [[nodiscard]] Status CheckForwardLabel(const Label& label, const Label& consented,
                                        const NoticeBody* reclassification);
 

@@ -115,7 +115,8 @@ TEST(WireTest, AForwardsLabelIsTheOneConsentedOrAReclassifiedVersionOfIt) {
     const char* message;
   } kCases[] = {
       {"the consented label", [](Label&) {}, nullptr, Code::kOk, ""},
-      {"the consented label, a notice beside it", [](Label&) {}, &to_iii, Code::kOk, ""},
+      {"the consented label, a notice beside it", [](Label&) {}, &to_iii, Code::kInvalidArgument,
+       "does not need"},
       {"another id", [](Label& l) { l.id = "k-other"; }, nullptr, Code::kPermissionDenied,
        "differs in id"},
       {"another originator", [](Label& l) { l.originator = "USA"; }, nullptr,
