@@ -561,6 +561,7 @@ struct Node::Impl {
     std::string_view from{};
     std::string_view to{};
     std::string_view digest{};
+    std::string_view agreement{};
     bool allowed = false;  // a decision that allowed it
   };
 
@@ -574,19 +575,30 @@ struct Node::Impl {
       return Fail(Code::kPermissionDenied,
                   fmt::format("`{}` sent no proof that it logged `{}`", env.signer, package_id));
     }
-    const LogEvidence& ev = *env.log;
     ACCORD_ASSIGN_OR_RETURN(const PartnerVerifiers* of_sender, VerifiersOf(sender));
-    auto opened = note::Open(ev.checkpoint, std::span<const note::Verifier>(&of_sender->log, 1));
+    ACCORD_RETURN_IF_ERROR(CheckLogged(*env.log, env.signer, *of_sender, package_id, logged_as));
+    return OkStatus();
+  }
+
+  // The core of CheckEvidence, for an entry of `signer`'s log that `keys` verify: the entry, once
+  // checked. An empty `package_id` is not checked (an entry named by what it logged).
+  Result<AuditEntry> CheckLogged(const LogEvidence& ev, const std::string& signer,
+                                 const PartnerVerifiers& keys, const std::string& package_id,
+                                 const LoggedAs& logged_as) {
+    const std::string about = package_id.empty()
+                                  ? fmt::format("its {} of `{}`", logged_as.op, logged_as.object)
+                                  : fmt::format("`{}`", package_id);
+    auto opened = note::Open(ev.checkpoint, std::span<const note::Verifier>(&keys.log, 1));
     if (!opened) {
       return Fail(Code::kDataLoss, fmt::format("the log checkpoint is not signed by `{}`: {}",
-                                               env.signer, opened.error().message));
+                                               signer, opened.error().message));
     }
     ACCORD_ASSIGN_OR_RETURN(auto cp, note::ParseCheckpoint(opened->text));
     auto entry = node_internal::DecodeEntry(ev.entry);
-    if (cp.origin != node_internal::LogOrigin(env.signer) || !entry ||
-        entry->package != package_id || entry->party != env.signer) {
-      return Fail(Code::kDataLoss, fmt::format("the log entry sent by `{}` is not for `{}`",
-                                               env.signer, package_id));
+    if (cp.origin != node_internal::LogOrigin(signer) || !entry ||
+        (!package_id.empty() && entry->package != package_id) || entry->party != signer) {
+      return Fail(Code::kDataLoss,
+                  fmt::format("the log entry sent by `{}` is not for {}", signer, about));
     }
     const auto differs = [](std::string_view want, const std::string& got) {
       return !want.empty() && want != got;
@@ -594,19 +606,20 @@ struct Node::Impl {
     if (differs(logged_as.op, entry->op) || differs(logged_as.object, entry->object) ||
         differs(logged_as.from, entry->from) || differs(logged_as.to, entry->to) ||
         differs(logged_as.digest, entry->digest) ||
+        differs(logged_as.agreement, entry->agreement) ||
         (logged_as.allowed && entry->decision != "allow")) {
       return Fail(Code::kDataLoss,
-                  fmt::format("the log entry sent by `{}` for `{}` logged something else: {} {} "
+                  fmt::format("the log entry sent by `{}` for {} logged something else: {} {} "
                               "of `{}`",
-                              env.signer, package_id, entry->op, entry->decision, entry->object));
+                              signer, about, entry->op, entry->decision, entry->object));
     }
     if (auto s = merkle::VerifyInclusion(merkle::LeafHash(ev.entry), ev.index, cp.size, ev.proof,
                                          cp.root);
         !s) {
       return Fail(Code::kDataLoss,
-                  fmt::format("the entry is not in `{}`'s log: {}", env.signer, s.error().message));
+                  fmt::format("the entry is not in `{}`'s log: {}", signer, s.error().message));
     }
-    return OkStatus();
+    return std::move(*entry);
   }
 
   // A notice of `kind` about `o`, issued by this node now.
@@ -709,6 +722,9 @@ struct Node::Impl {
   Result<ReceiveResult> ReceiveReceipt(const Envelope& env, const ReceiptBody& body,
                                        const PartnerRecord& sender);
   Result<ReceiveResult> KeepOrder(const NoticeBody& body, ByteView raw);
+  // The originator's log evidence of `held`, its release of `o` to this node, as it came with
+  // the release package: what a forward shows for the release it rests on (decision #85).
+  Result<LogEvidence> ReleaseEvidence(const ObjectRecord& o, const ReleaseRecord& held);
   // A notice of `kind` carried inside a forward, checked to be signed by `originator`.
   Result<NoticeBody> OriginatorsNotice(ByteView raw, std::string_view kind,
                                        const std::string& originator, const PartnerVerifiers& keys);
@@ -1140,6 +1156,7 @@ Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to)
     }
     PackageBody body = n.NewPackage("forward", to, request.at, d, facts);
     body.held_release = node_internal::HistoryRelease{held->to, held->at, held->agreement};
+    ACCORD_ASSIGN_OR_RETURN(body.held_log, n.ReleaseEvidence(o, *held));
     body.consent = consent->notice;
     ACCORD_ASSIGN_OR_RETURN(body.reclassification, n.LabelProof(o, consent->notice));
     return n.SendPackage(body, o, partner, std::move(entry), [&] {
@@ -1443,8 +1460,25 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
           ReclassificationRecord{body.label.id, reclassification->version, reclassification->level,
                                  reclassification->at, body.reclassification};
     }
-    releases.push_back(ReleaseRecord{body.label.id, body.held_release->to, body.held_release->at,
-                                     body.held_release->agreement, "", body.id});
+    // The release it rests on is the originator's log's word, not the forwarder's (decision
+    // #85): an entry of the originator's allowing the release of this object to the forwarder
+    // under the agreement it names. Its instant is the entry's.
+    if (!body.held_log) {
+      return Fail(Code::kPermissionDenied,
+                  fmt::format("the forward carries no proof from `{}`'s log of its release to `{}`",
+                              originator->party, body.from));
+    }
+    ACCORD_ASSIGN_OR_RETURN(const AuditEntry held,
+                            CheckLogged(*body.held_log, originator->party, *okeys, "",
+                                        {.op = "release",
+                                         .object = body.label.id,
+                                         .to = body.from,
+                                         .agreement = body.held_release->agreement,
+                                         .allowed = true}));
+    if (held.to != body.held_release->to) {
+      return Fail(Code::kPermissionDenied, "the forward's held release is not to its sender");
+    }
+    releases.push_back(ReleaseRecord{body.label.id, held.to, held.at, held.agreement, "", body.id});
     consents.push_back(ConsentRecord{body.label.id, consent.to, consent.at, body.consent});
   }
   Facts facts(body.label, releases, {}, consents, std::nullopt);
@@ -1723,6 +1757,19 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
     return OkStatus();
   }));
   return ReceiveResult{body.kind, o.id, body.by, std::move(summary), std::move(receipt)};
+}
+
+Result<LogEvidence> Node::Impl::ReleaseEvidence(const ObjectRecord& o, const ReleaseRecord& held) {
+  ACCORD_ASSIGN_OR_RETURN(const std::vector<PackageRecord> received, store->ListPackages(o.id));
+  for (const PackageRecord& p : received) {
+    if (p.kind != "release" || p.id != held.package_id || p.from != o.originator) continue;
+    ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(p.bytes, MaxEnvelope()));
+    if (env.log) return std::move(*env.log);
+  }
+  return Fail(Code::kFailedPrecondition,
+              fmt::format("{}'s release of `{}` to this node is not kept with its log evidence: "
+                          "nothing proves it to the recipient of a forward",
+                          o.originator, o.id));
 }
 
 Result<NoticeBody> Node::Impl::OriginatorsNotice(ByteView raw, std::string_view kind,

@@ -200,9 +200,19 @@ class NodeTest : public testing::Test {
         node_internal::ParsePackageBody(node_internal::ParseEnvelope(legit, 1 << 20).value().body)
             .value();
     edit(body);
-    // The wrapped key stays: the hub's copy is the release's, under the same data key.
     body.ciphertext =
         aead.Encrypt(payload.Reveal(InsecureSecretAccess()), node_internal::EncodeLabel(body.label))
+            .value();
+    // The data key, wrapped to the recipient's public key (from its public.json).
+    const std::string recipient = ReadAll(Home(body.to) + "/public.json");
+    const std::string wrap_key = "\"wrap\":\"";
+    const size_t from = recipient.find(wrap_key) + wrap_key.size();
+    const Bytes wrap_public =
+        Base64Decode(recipient.substr(from, recipient.find('"', from) - from)).value();
+    PublicKey to{};
+    std::copy(wrap_public.begin(), wrap_public.end(), to.begin());
+    body.wrapped_key =
+        WrapToParty(to, data_key, AsBytes("accord/1 package-key\n" + body.id + "\n" + body.to))
             .value();
     const Bytes encoded = node_internal::EncodePackageBody(body);
     node_internal::Envelope forged = node_internal::SealEnvelope("forward", party, encoded, sign);
@@ -563,6 +573,8 @@ TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
   ASSERT_TRUE(legit) << legit.error().ToString();
   EXPECT_TRUE(BodyOf(*legit).reclassification.empty());  // the consent's version: nothing to show
 
+  const Bytes to_usa_bytes = *to_usa;
+
   // Notices a changed hub could put beside a relabelled copy: Korea's reclassification of
   // another object, one of this object that the hub signed itself, and Korea's consent given as
   // if before consents named a label (signed here with Korea's key, as an old node did).
@@ -638,6 +650,21 @@ TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
       {"resting on a consent that names no label", [&](Body& b) { b.consent = old_consent; },
        Code::kPermissionDenied,
        "names no label (it was given before consents named one): `KOR` must consent again"},
+      // The release it rests on (decision #85).
+      {"no proof of the release", [](Body& b) { b.held_log.reset(); }, Code::kPermissionDenied,
+       "carries no proof from `KOR`'s log of its release to `USA`"},
+      {"the consent's entry as the release's",
+       [&](Body& b) { b.held_log = node_internal::ParseEnvelope(consent_bytes, 1 << 20)->log; },
+       Code::kDataLoss, "logged something else: consent  of `k-2015`"},
+      {"the release under another agreement",
+       [&](Body& b) { b.held_release->agreement = "kor-jpn-gsomia"; }, Code::kDataLoss,
+       "logged something else: release allow of `k-2015`"},
+      {"the release's proof edited",
+       [&](Body& b) {
+         b.held_log = node_internal::ParseEnvelope(to_usa_bytes, 1 << 20)->log;
+         b.held_log->proof.at(0)[0] ^= 1;
+       },
+       Code::kDataLoss, "the entry is not in `KOR`'s log"},
   };
   auto jpn = Open("JPN", "2015-03-03T00:00:00+09:00");
   for (const auto& c : kCases) {
@@ -780,6 +807,71 @@ TEST_F(NodeTest, ACopyThisNodeDestroyedComesBackUnderItsNewestLabel) {
   EXPECT_NE(refused.error().message.find("held version 2 of `k-direct`"), std::string::npos)
       << refused.error().message;
   EXPECT_TRUE(jpn->store().GetObject("k-direct").value().destroyed_at);
+}
+
+TEST_F(NodeTest, AHolderByForwardCannotClaimAReleaseToForwardAgain) {
+  InitAll();
+  auto kor = Open("KOR", "2018-03-01T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-2018", "missile telemetry", {"USA", "JPN"}));
+  auto to_usa = kor->Release("k-2018", "USA");
+  auto to_jpn = kor->Consent("k-2018", "JPN");
+  ASSERT_TRUE(to_usa && to_jpn);
+  constexpr std::string_view kAt = "2018-03-02T00:00:00+09:00";
+  auto usa = Open("USA", kAt);
+  ASSERT_TRUE(usa->Receive(*to_usa));
+  ASSERT_TRUE(usa->Receive(*to_jpn));
+  auto forward = usa->Forward("k-2018", "JPN");
+  ASSERT_TRUE(forward) << forward.error().ToString();
+  auto jpn = Open("JPN", kAt);
+  ASSERT_TRUE(jpn->Receive(*forward));
+  // Korea consents to the US as well, which Japan learns as a holder.
+  auto to_us = kor->Consent("k-2018", "USA");
+  ASSERT_TRUE(to_us);
+  ASSERT_TRUE(jpn->Receive(*to_us));
+  auto onward = jpn->Forward("k-2018", "USA");
+  ASSERT_FALSE(onward);
+  EXPECT_EQ(Denial(onward.error()), Reason::kNotHeld) << onward.error().ToString();
+
+  // Japan's node, its code changed, claims a release to Japan to forward it anyway. Without a
+  // proof from Korea's log, or with Korea's proof of its release to the US, the US refuses it.
+  using Body = node_internal::PackageBody;
+  const Bytes consent_to_us = *to_us;
+  const auto as_japans = [&](Body& b) {
+    b.from = "JPN";
+    b.to = "USA";
+    b.agreement = "usa-jpn-gsomia";
+    b.marking_party = "USA";
+    b.marking_level = "SECRET";
+    b.held_release->to = "JPN";
+    b.held_release->agreement = "kor-jpn-gsomia";  // in force in 2018
+    b.consent = consent_to_us;
+  };
+  const struct {
+    const char* what;
+    std::optional<node_internal::LogEvidence> held_log;
+    Code code;
+    const char* message;
+  } kCases[] = {
+      {"no proof", std::nullopt, Code::kPermissionDenied,
+       "carries no proof from `KOR`'s log of its release to `JPN`"},
+      {"the proof of the release to the US", node_internal::ParseEnvelope(*to_usa, 1 << 20)->log,
+       Code::kDataLoss, "logged something else: release allow of `k-2018`"},
+  };
+  usa = Open("USA", "2018-03-03T00:00:00+09:00");
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(c.what);
+    auto r = usa->Receive(Tampered("JPN", jpn, kAt, *forward, *forward, [&](Body& b) {
+      as_japans(b);
+      b.held_log = c.held_log;
+    }));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, c.code);
+    EXPECT_NE(r.error().message.find(c.message), std::string::npos) << r.error().message;
+  }
+  const std::vector<ForwardRecord> forwards = usa->store().ListForwards("k-2018").value();
+  for (const ForwardRecord& f : forwards) {
+    EXPECT_NE(f.from, "JPN");  // only its own forward to Japan
+  }
 }
 
 TEST_F(NodeTest, OrdersThatReachAHolderBeforeItsCopyApplyToTheCopy) {

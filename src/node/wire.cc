@@ -161,6 +161,44 @@ Result<Label> ParseLabel(const json::object& o) {
   return l;
 }
 
+Result<LogEvidence> ParseEvidence(const json::object& o, std::string_view what) {
+  Fields l(o, what);
+  LogEvidence ev;
+  ACCORD_ASSIGN_OR_RETURN(ev.checkpoint, l.Text("checkpoint", 64 << 10));
+  ACCORD_ASSIGN_OR_RETURN(int64_t index, l.Integer("index"));
+  if (index < 0) {
+    return Fail(Code::kInvalidArgument, fmt::format("{}: `index` is negative", what));
+  }
+  ev.index = static_cast<uint64_t>(index);
+  ACCORD_ASSIGN_OR_RETURN(ev.entry, l.Base64("entry", 64 << 10));
+  ACCORD_ASSIGN_OR_RETURN(std::vector<std::string> proof, l.List("proof"));
+  if (proof.size() > 64) {
+    return Fail(Code::kInvalidArgument, fmt::format("{}: the proof is too long", what));
+  }
+  for (const std::string& hex : proof) {
+    auto hash = HexDecode(hex);
+    if (!hash || hash->size() != 32) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("{}: a proof hash is not 64 hex digits", what));
+    }
+    std::array<uint8_t, 32> h{};
+    std::copy(hash->begin(), hash->end(), h.begin());
+    ev.proof.push_back(h);
+  }
+  return ev;
+}
+
+json::object EvidenceJson(const LogEvidence& ev) {
+  json::array proof;
+  for (const auto& h : ev.proof) {
+    proof.emplace_back(HexEncode(h));
+  }
+  return json::object{{"checkpoint", ev.checkpoint},
+                      {"index", ev.index},
+                      {"entry", Base64Encode(ev.entry)},
+                      {"proof", std::move(proof)}};
+}
+
 json::object LabelJson(const Label& l) {
   return json::object{{"id", l.id},
                       {"originator", l.originator},
@@ -202,29 +240,7 @@ Result<Envelope> ParseEnvelope(ByteView bytes, size_t max_bytes) {
   }
   if (f.Has("log")) {
     ACCORD_ASSIGN_OR_RETURN(const json::object* log, f.Object("log"));
-    Fields l(*log, "package log");
-    LogEvidence ev;
-    ACCORD_ASSIGN_OR_RETURN(ev.checkpoint, l.Text("checkpoint", 64 << 10));
-    ACCORD_ASSIGN_OR_RETURN(int64_t index, l.Integer("index"));
-    if (index < 0) {
-      return Fail(Code::kInvalidArgument, "package log: `index` is negative");
-    }
-    ev.index = static_cast<uint64_t>(index);
-    ACCORD_ASSIGN_OR_RETURN(ev.entry, l.Base64("entry", 64 << 10));
-    ACCORD_ASSIGN_OR_RETURN(std::vector<std::string> proof, l.List("proof"));
-    if (proof.size() > 64) {
-      return Fail(Code::kInvalidArgument, "package log: the proof is too long");
-    }
-    for (const std::string& hex : proof) {
-      auto hash = HexDecode(hex);
-      if (!hash || hash->size() != 32) {
-        return Fail(Code::kInvalidArgument, "package log: a proof hash is not 64 hex digits");
-      }
-      std::array<uint8_t, 32> h{};
-      std::copy(hash->begin(), hash->end(), h.begin());
-      ev.proof.push_back(h);
-    }
-    e.log = std::move(ev);
+    ACCORD_ASSIGN_OR_RETURN(e.log, ParseEvidence(*log, "package log"));
   }
   return e;
 }
@@ -253,16 +269,7 @@ Bytes EncodeEnvelope(const Envelope& e) {
                  {"signer", e.signer},
                  {"body", Base64Encode(e.body)},
                  {"signature", Base64Encode(e.signature)}};
-  if (e.log) {
-    json::array proof;
-    for (const auto& h : e.log->proof) {
-      proof.emplace_back(HexEncode(h));
-    }
-    o["log"] = json::object{{"checkpoint", e.log->checkpoint},
-                            {"index", e.log->index},
-                            {"entry", Base64Encode(e.log->entry)},
-                            {"proof", std::move(proof)}};
-  }
+  if (e.log) o["log"] = EvidenceJson(*e.log);
   Bytes out = Serialize(o);
   out.push_back('\n');
   return out;
@@ -316,6 +323,7 @@ Bytes EncodePackageBody(const PackageBody& b) {
                                      {"at", FormatInstant(b.held_release->at)},
                                      {"agreement", b.held_release->agreement}};
     o["consent"] = Base64Encode(b.consent);
+    if (b.held_log) o["held_log"] = EvidenceJson(*b.held_log);
     if (!b.reclassification.empty()) {
       o["reclassification"] = Base64Encode(b.reclassification);
     }
@@ -358,13 +366,18 @@ Result<PackageBody> ParsePackageBody(ByteView bytes) {
     ACCORD_ASSIGN_OR_RETURN(r.agreement, h.NonEmpty("agreement"));
     b.held_release = std::move(r);
     ACCORD_ASSIGN_OR_RETURN(b.consent, f.Base64("consent", 1 << 20));
+    if (f.Has("held_log")) {
+      ACCORD_ASSIGN_OR_RETURN(const json::object* held_log, f.Object("held_log"));
+      ACCORD_ASSIGN_OR_RETURN(b.held_log, ParseEvidence(*held_log, "held_log"));
+    }
     if (f.Has("reclassification")) {
       ACCORD_ASSIGN_OR_RETURN(b.reclassification, f.Base64("reclassification", 1 << 20));
       if (b.reclassification.empty()) {
         return Fail(Code::kInvalidArgument, "package body: `reclassification` is empty");
       }
     }
-  } else if (f.Has("held_release") || f.Has("consent") || f.Has("reclassification")) {
+  } else if (f.Has("held_release") || f.Has("held_log") || f.Has("consent") ||
+             f.Has("reclassification")) {
     return Fail(Code::kInvalidArgument, "package body: a release carries no forward history");
   }
   return b;

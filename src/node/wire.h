@@ -85,8 +85,11 @@ struct PackageBody {
   Label label;
   std::string marking_party;
   std::string marking_level;
-  // forward only: the release to `from` it rests on, and the originator's consent notice.
+  // forward only: the release to `from` it rests on, the originator's log's proof of it (the
+  // evidence that came with the release package, decision #85), and the originator's consent
+  // notice.
   std::optional<HistoryRelease> held_release;
+  std::optional<LogEvidence> held_log;
   Bytes consent;
   // forward only, when the label's version is newer than the one the consent names: the
   // originator's signed reclassification notice that made it (decision #84). Never empty when
