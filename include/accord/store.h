@@ -110,7 +110,8 @@ struct PackageRecord {
   std::string from;
   Instant at;           // the instant the sender decided it
   Instant received_at;  // when this node accepted it
-  Bytes bytes;          // the signed envelope as received
+  Bytes bytes;          // the signed envelope as received; empty for a release or forward
+                        // whose copy was erased (EraseObjectCopy)
 };
 
 // A signed receipt: produced by this node for a package it received, or received back for a
@@ -261,6 +262,9 @@ class Store {
   // --- exchange ---
   [[nodiscard]] virtual Status InsertPackage(const PackageRecord& p) = 0;  // kAlreadyExists
   [[nodiscard]] virtual Result<bool> HasPackage(const std::string& from, const std::string& id) = 0;
+  // The package `id` from `from`; kNotFound if none.
+  [[nodiscard]] virtual Result<PackageRecord> GetPackage(const std::string& from,
+                                                         const std::string& id) = 0;
   // The packages and notices received about `object_id`, in the order they were taken.
   [[nodiscard]] virtual Result<std::vector<PackageRecord>> ListPackages(
       const std::string& object_id) = 0;

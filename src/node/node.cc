@@ -597,8 +597,7 @@ struct Node::Impl {
     auto entry = node_internal::DecodeEntry(ev.entry);
     if (cp.origin != node_internal::LogOrigin(signer) || !entry ||
         (!package_id.empty() && entry->package != package_id) || entry->party != signer) {
-      return Fail(Code::kDataLoss,
-                  fmt::format("the log entry sent by `{}` is not for {}", signer, about));
+      return Fail(Code::kDataLoss, fmt::format("`{}`'s log entry is not for {}", signer, about));
     }
     const auto differs = [](std::string_view want, const std::string& got) {
       return !want.empty() && want != got;
@@ -609,9 +608,10 @@ struct Node::Impl {
         differs(logged_as.agreement, entry->agreement) ||
         (logged_as.allowed && entry->decision != "allow")) {
       return Fail(Code::kDataLoss,
-                  fmt::format("the log entry sent by `{}` for {} logged something else: {} {} "
-                              "of `{}`",
-                              signer, about, entry->op, entry->decision, entry->object));
+                  fmt::format("`{}`'s log entry for {} logged something else: {} {} of `{}` "
+                              "(from `{}` to `{}`, under `{}`)",
+                              signer, about, entry->op, entry->decision, entry->object, entry->from,
+                              entry->to, entry->agreement));
     }
     if (auto s = merkle::VerifyInclusion(merkle::LeafHash(ev.entry), ev.index, cp.size, ev.proof,
                                          cp.root);
@@ -1097,6 +1097,7 @@ Result<Bytes> Node::Release(const std::string& object_id, const std::string& to)
     request.to = to;
     const Decision d = n.engine.Decide(request);
     AuditEntry entry = n.DecisionEntry("release", object_id, d);
+    entry.at = request.at;  // the package's instant: a forward shows this entry (decision #85)
     entry.to = to;
     if (!d.allow) {
       return n.Refuse(entry,
@@ -1131,6 +1132,7 @@ Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to)
     request.to = to;
     const Decision d = n.engine.Decide(request);
     AuditEntry entry = n.DecisionEntry("forward", object_id, d);
+    entry.at = request.at;
     entry.from = n.party;
     entry.to = to;
     if (!d.allow) {
@@ -1463,6 +1465,9 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
     // The release it rests on is the originator's log's word, not the forwarder's (decision
     // #85): an entry of the originator's allowing the release of this object to the forwarder
     // under the agreement it names. Its instant is the entry's.
+    if (!body.held_release) {
+      return Fail(Code::kInvalidArgument, "a forward must name the release it rests on");
+    }
     if (!body.held_log) {
       return Fail(Code::kPermissionDenied,
                   fmt::format("the forward carries no proof from `{}`'s log of its release to `{}`",
@@ -1475,8 +1480,12 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
                                          .to = body.from,
                                          .agreement = body.held_release->agreement,
                                          .allowed = true}));
-    if (held.to != body.held_release->to) {
-      return Fail(Code::kPermissionDenied, "the forward's held release is not to its sender");
+    if (held.to != body.held_release->to || held.at != body.held_release->at) {
+      return Fail(Code::kPermissionDenied,
+                  fmt::format("the forward's held release (to `{}` at {}) is not the one `{}`'s "
+                              "log shows (to `{}` at {})",
+                              body.held_release->to, FormatInstant(body.held_release->at),
+                              originator->party, held.to, FormatInstant(held.at)));
     }
     releases.push_back(ReleaseRecord{body.label.id, held.to, held.at, held.agreement, "", body.id});
     consents.push_back(ConsentRecord{body.label.id, consent.to, consent.at, body.consent});
@@ -1732,8 +1741,7 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
       summary = fmt::format("{} reclassified `{}` to {} (version {}){}", body.originator, o.id,
                             body.level, body.version,
                             known            ? ": this node has it already"
-                            : o.destroyed_at ? ": this node's copy is destroyed; one sent again "
-                                               "comes back at this level"
+                            : o.destroyed_at ? ": this node's copy is destroyed"
                                              : "");
     } else if (body.kind == "destroy") {
       if (!o.destroyed_at) {
@@ -1760,10 +1768,11 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
 }
 
 Result<LogEvidence> Node::Impl::ReleaseEvidence(const ObjectRecord& o, const ReleaseRecord& held) {
-  ACCORD_ASSIGN_OR_RETURN(const std::vector<PackageRecord> received, store->ListPackages(o.id));
-  for (const PackageRecord& p : received) {
-    if (p.kind != "release" || p.id != held.package_id || p.from != o.originator) continue;
-    ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(p.bytes, MaxEnvelope()));
+  auto p = store->GetPackage(o.originator, held.package_id);
+  if (!p && p.error().code != Code::kNotFound) return tl::unexpected(p.error());
+  if (p && p->kind == "release" && !p->bytes.empty()) {
+    // Accepted once already, under whatever limit held then.
+    ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(p->bytes, p->bytes.size()));
     if (env.log) return std::move(*env.log);
   }
   return Fail(Code::kFailedPrecondition,

@@ -574,6 +574,30 @@ TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
   EXPECT_TRUE(BodyOf(*legit).reclassification.empty());  // the consent's version: nothing to show
 
   const Bytes to_usa_bytes = *to_usa;
+  // An entry a changed Korean node could have logged: its release to the US, refused, under the
+  // agreement an allowed one names.
+  node_internal::LogEvidence refused;
+  {
+    node_internal::AuditEntry entry;
+    entry.op = "release";
+    entry.at = At("2015-03-01T00:00:00+09:00");
+    entry.party = "KOR";
+    entry.decision = "deny";
+    entry.object = "k-2015";
+    entry.to = "USA";
+    entry.agreement = BodyOf(to_usa_bytes).agreement;
+    node_internal::AuditLog log(kor->store());
+    uint64_t index = 0;
+    ASSERT_TRUE(kor->store().Transact([&]() -> Status {
+      ACCORD_ASSIGN_OR_RETURN(index, log.Append(entry));
+      return OkStatus();
+    }));
+    kor.reset();  // reopened with the log as the store now has it
+    kor = Open("KOR", "2015-03-01T00:00:00+09:00");
+    refused = node_internal::LogEvidence{kor->LogCheckpoint().value(), index,
+                                         kor->LogEntries(index, 1).value()[0],
+                                         kor->LogInclusionProof(index, index + 1).value()};
+  }
 
   // Notices a changed hub could put beside a relabelled copy: Korea's reclassification of
   // another object, one of this object that the hub signed itself, and Korea's consent given as
@@ -658,7 +682,13 @@ TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
        Code::kDataLoss, "logged something else: consent  of `k-2015`"},
       {"the release under another agreement",
        [&](Body& b) { b.held_release->agreement = "kor-jpn-gsomia"; }, Code::kDataLoss,
-       "logged something else: release allow of `k-2015`"},
+       "logged something else: release allow of `k-2015` (from `` to `USA`, under "},
+      {"the release at another instant", [&](Body& b) { b.held_release->at.micros += 1; },
+       Code::kPermissionDenied, "is not the one `KOR`'s log shows"},
+      {"the release to another party", [&](Body& b) { b.held_release->to = "GBR"; },
+       Code::kPermissionDenied, "held release (to `GBR` at"},
+      {"a refused release as its proof", [&](Body& b) { b.held_log = refused; }, Code::kDataLoss,
+       "logged something else: release deny of `k-2015`"},
       {"the release's proof edited",
        [&](Body& b) {
          b.held_log = node_internal::ParseEnvelope(to_usa_bytes, 1 << 20)->log;
@@ -846,16 +876,22 @@ TEST_F(NodeTest, AHolderByForwardCannotClaimAReleaseToForwardAgain) {
     b.held_release->agreement = "kor-jpn-gsomia";  // in force in 2018
     b.consent = consent_to_us;
   };
+  const std::optional<node_internal::LogEvidence> to_us_proof =
+      node_internal::ParseEnvelope(*to_usa, 1 << 20)->log;
   const struct {
     const char* what;
     std::optional<node_internal::LogEvidence> held_log;
+    const char* agreement;  // the held release's, if not Korea–Japan's
     Code code;
     const char* message;
   } kCases[] = {
-      {"no proof", std::nullopt, Code::kPermissionDenied,
+      {"no proof", std::nullopt, nullptr, Code::kPermissionDenied,
        "carries no proof from `KOR`'s log of its release to `JPN`"},
-      {"the proof of the release to the US", node_internal::ParseEnvelope(*to_usa, 1 << 20)->log,
-       Code::kDataLoss, "logged something else: release allow of `k-2018`"},
+      {"the proof of the release to the US", to_us_proof, nullptr, Code::kDataLoss,
+       "logged something else: release allow of `k-2018`"},
+      // Only the recipient differs from what the entry logged.
+      {"the proof of the release to the US, under its agreement", to_us_proof, "usa-kor-gsomia",
+       Code::kDataLoss, "logged something else: release allow of `k-2018` (from `` to `USA`"},
   };
   usa = Open("USA", "2018-03-03T00:00:00+09:00");
   for (const auto& c : kCases) {
@@ -863,6 +899,7 @@ TEST_F(NodeTest, AHolderByForwardCannotClaimAReleaseToForwardAgain) {
     auto r = usa->Receive(Tampered("JPN", jpn, kAt, *forward, *forward, [&](Body& b) {
       as_japans(b);
       b.held_log = c.held_log;
+      if (c.agreement != nullptr) b.held_release->agreement = c.agreement;
     }));
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, c.code);
@@ -1181,9 +1218,30 @@ TEST_F(NodeTest, DestroyErasesTheKeyAndTheCiphertext) {
   auto held = jpn2->store().GetObject("k-2");
   ASSERT_TRUE(held);
   EXPECT_TRUE(held->wrapped_key.empty());
+  // Nor can it be opened from the package it came in, which held the same sealed payload and
+  // data key (wrapped to Japan's key): that package keeps its row (a replay is still refused) but
+  // not its bytes, in the store or in any file of the home.
+  const std::vector<PackageRecord> packages = jpn2->store().ListPackages("k-2").value();
+  ASSERT_FALSE(packages.empty());
+  for (const PackageRecord& p : packages) {
+    if (p.kind == "release") {
+      EXPECT_TRUE(p.bytes.empty());
+    }
+  }
+
   auto denied = jpn2->Read("jpn-analyst", "k-2");
   ASSERT_FALSE(denied);
   EXPECT_EQ(Denial(denied.error()), Reason::kDestroyed);
+  // The package's signed body, base64 in its envelope: its first bytes are found only there.
+  const std::string envelope = Text(*p1);
+  const size_t body_at = envelope.find("\"body\":\"") + 8;
+  const std::string sealed_body = envelope.substr(body_at, 200);
+  jpn2.reset();
+  jpn.reset();
+  for (const auto& file : fs::recursive_directory_iterator(Home("JPN"))) {
+    if (!file.is_regular_file()) continue;
+    EXPECT_EQ(ReadAll(file.path()).find(sealed_body), std::string::npos) << file.path();
+  }
 }
 
 // A package never writes over another originator's object of the same id, nor brings back a

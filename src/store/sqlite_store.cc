@@ -659,6 +659,8 @@ struct Statements {
   StmtPtr insert_package;
   StmtPtr has_package;
   StmtPtr list_packages;
+  StmtPtr get_package;
+  StmtPtr erase_package_payloads;
   StmtPtr insert_receipt;
   StmtPtr list_receipts;
   StmtPtr get_receipt;
@@ -769,6 +771,14 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.list_packages,
                               "SELECT id, kind, object_id, from_party, at, received_at, bytes "
                               "FROM packages WHERE object_id = ?1 ORDER BY rowid"));
+  ACCORD_RETURN_IF_ERROR(prep(s.get_package,
+                              "SELECT id, kind, object_id, from_party, at, received_at, bytes "
+                              "FROM packages WHERE from_party = ?1 AND id = ?2"));
+  // A release or forward package holds the payload sealed under a data key wrapped to this
+  // party: erased with the copy, or the copy could be opened again from it.
+  ACCORD_RETURN_IF_ERROR(prep(s.erase_package_payloads,
+                              "UPDATE packages SET bytes = X'' WHERE object_id = ?1 AND kind IN "
+                              "('release', 'forward')"));
   ACCORD_RETURN_IF_ERROR(prep(s.insert_receipt,
                               "INSERT INTO receipts (package_id, from_party, by_party, at, bytes) "
                               "VALUES (?1, ?2, ?3, ?4, ?5)"));
@@ -1416,6 +1426,11 @@ class SqliteStore final : public Store {
 
   Status EraseObjectCopy(const std::string& id, Instant at) override {
     {
+      BoundStatement st(db_.get(), s_.erase_package_payloads.get());
+      st.BindText(1, id);
+      ACCORD_RETURN_IF_ERROR(st.Run("erase the packages of", id));
+    }
+    {
       BoundStatement st(db_.get(), s_.erase_object_copy.get());
       st.BindText(1, id);
       st.BindInt(2, at.micros);
@@ -1594,19 +1609,33 @@ class SqliteStore final : public Store {
     return st.Step("find package", id);
   }
 
+  static PackageRecord PackageRow(const BoundStatement& row) {
+    return PackageRecord{.id = row.ColumnText(0),
+                         .kind = row.ColumnText(1),
+                         .object_id = row.ColumnText(2),
+                         .from = row.ColumnText(3),
+                         .at = Instant{row.ColumnInt(4)},
+                         .received_at = Instant{row.ColumnInt(5)},
+                         .bytes = row.ColumnBlob(6)};
+  }
+
   Result<std::vector<PackageRecord>> ListPackages(const std::string& object_id) override {
     BoundStatement st(db_.get(), s_.list_packages.get());
     st.BindText(1, object_id);
-    return Collect<PackageRecord>(st, "list packages of", object_id,
-                                  [](const BoundStatement& row) -> Result<PackageRecord> {
-                                    return PackageRecord{.id = row.ColumnText(0),
-                                                         .kind = row.ColumnText(1),
-                                                         .object_id = row.ColumnText(2),
-                                                         .from = row.ColumnText(3),
-                                                         .at = Instant{row.ColumnInt(4)},
-                                                         .received_at = Instant{row.ColumnInt(5)},
-                                                         .bytes = row.ColumnBlob(6)};
-                                  });
+    return Collect<PackageRecord>(
+        st, "list packages of", object_id,
+        [](const BoundStatement& row) -> Result<PackageRecord> { return PackageRow(row); });
+  }
+
+  Result<PackageRecord> GetPackage(const std::string& from, const std::string& id) override {
+    BoundStatement st(db_.get(), s_.get_package.get());
+    st.BindText(1, from);
+    st.BindText(2, id);
+    ACCORD_ASSIGN_OR_RETURN(const bool found, st.Step("find package", id));
+    if (!found) {
+      return Fail(Code::kNotFound, "no package `" + id + "` from `" + from + "`");
+    }
+    return PackageRow(st);
   }
 
   Status InsertReceipt(const ReceiptRecord& r) override {
