@@ -156,6 +156,38 @@ class NodeTest : public testing::Test {
     return t;
   }
 
+  // Appends `entry` to `party`'s log through a second handle on its store, as a node whose code
+  // was changed could, and returns the log's evidence for it, as a package would carry it.
+  // `node` is reopened at `at` with the log as the store now has it.
+  node_internal::LogEvidence Logged(const std::string& party, std::unique_ptr<Node>& node,
+                                    std::string_view at, const node_internal::AuditEntry& entry) {
+    node_internal::AuditLog log(node->store());
+    uint64_t index = 0;
+    EXPECT_TRUE(node->store().Transact([&]() -> Status {
+      ACCORD_ASSIGN_OR_RETURN(index, log.Append(entry));
+      return OkStatus();
+    }));
+    node.reset();
+    node = Open(party, at);
+    return node_internal::LogEvidence{node->LogCheckpoint().value(), index,
+                                      node->LogEntries(index, 1).value()[0],
+                                      node->LogInclusionProof(index, index + 1).value()};
+  }
+
+  // TISA's first steps for `id`: Korea creates it (II, for the US and Japan), releases it to the
+  // US and consents to Japan, and the US takes both.
+  struct ThroughTheHub {
+    Bytes release;
+    Bytes consent;
+  };
+  ThroughTheHub ToTheHub(Node& kor, Node& usa, const std::string& id) {
+    EXPECT_TRUE(CreateObject(kor, id, "missile telemetry", {"USA", "JPN"}));
+    ThroughTheHub out{kor.Release(id, "USA").value(), kor.Consent(id, "JPN").value()};
+    EXPECT_TRUE(usa.Receive(out.release));
+    EXPECT_TRUE(usa.Receive(out.consent));
+    return out;
+  }
+
   // `party`'s identity keys, read from its home as a node whose operator changed its code
   // could read them.
   struct PartyKeys {
@@ -227,17 +259,7 @@ class NodeTest : public testing::Test {
     entry.to = body.to;
     entry.package = body.id;
     entry.digest = HexEncode(Sha256(encoded));
-    node_internal::AuditLog log(hub->store());
-    uint64_t index = 0;
-    EXPECT_TRUE(hub->store().Transact([&]() -> Status {
-      ACCORD_ASSIGN_OR_RETURN(index, log.Append(entry));
-      return OkStatus();
-    }));
-    hub.reset();  // reopened with the log as the store now has it
-    hub = Open(party, at);
-    forged.log = node_internal::LogEvidence{hub->LogCheckpoint().value(), index,
-                                            hub->LogEntries(index, 1).value()[0],
-                                            hub->LogInclusionProof(index, index + 1).value()};
+    forged.log = Logged(party, hub, at, entry);
     return node_internal::EncodeEnvelope(forged);
   }
 
@@ -553,10 +575,11 @@ node_internal::PackageBody BodyOf(const Bytes& package) {
 TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
   InitAll();
   auto kor = Open("KOR", "2015-03-01T00:00:00+09:00");
-  ASSERT_TRUE(CreateObject(*kor, "k-2015", "missile telemetry", {"USA", "JPN"}));
-  auto to_usa = kor->Release("k-2015", "USA");
-  auto consent = kor->Consent("k-2015", "JPN");
-  ASSERT_TRUE(to_usa && consent);
+  constexpr std::string_view kAt = "2015-03-02T00:00:00+09:00";
+  auto usa = Open("USA", kAt);
+  const ThroughTheHub sent = ToTheHub(*kor, *usa, "k-2015");
+  const Bytes* to_usa = &sent.release;
+  const Bytes* consent = &sent.consent;
   // The consent names the label it was given under.
   auto notice = node_internal::ParseNoticeBody(
       "consent", node_internal::ParseEnvelope(*consent, 1 << 20).value().body);
@@ -565,10 +588,6 @@ TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
   EXPECT_EQ(notice->label->version, 1);
   EXPECT_EQ(notice->label->topics, std::vector<std::string>{"dprk-missile"});
 
-  constexpr std::string_view kAt = "2015-03-02T00:00:00+09:00";
-  auto usa = Open("USA", kAt);
-  ASSERT_TRUE(usa->Receive(*to_usa));
-  ASSERT_TRUE(usa->Receive(*consent));
   auto legit = usa->Forward("k-2015", "JPN");
   ASSERT_TRUE(legit) << legit.error().ToString();
   EXPECT_TRUE(BodyOf(*legit).reclassification.empty());  // the consent's version: nothing to show
@@ -586,17 +605,7 @@ TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
     entry.object = "k-2015";
     entry.to = "USA";
     entry.agreement = BodyOf(to_usa_bytes).agreement;
-    node_internal::AuditLog log(kor->store());
-    uint64_t index = 0;
-    ASSERT_TRUE(kor->store().Transact([&]() -> Status {
-      ACCORD_ASSIGN_OR_RETURN(index, log.Append(entry));
-      return OkStatus();
-    }));
-    kor.reset();  // reopened with the log as the store now has it
-    kor = Open("KOR", "2015-03-01T00:00:00+09:00");
-    refused = node_internal::LogEvidence{kor->LogCheckpoint().value(), index,
-                                         kor->LogEntries(index, 1).value()[0],
-                                         kor->LogInclusionProof(index, index + 1).value()};
+    refused = Logged("KOR", kor, "2015-03-01T00:00:00+09:00", entry);
   }
 
   // Notices a changed hub could put beside a relabelled copy: Korea's reclassification of
@@ -791,14 +800,7 @@ TEST_F(NodeTest, ACopyThisNodeDestroyedComesBackUnderItsNewestLabel) {
   auto kor = Open("KOR", "2018-03-01T00:00:00+09:00");
   auto usa = Open("USA", "2018-03-02T00:00:00+09:00");
   auto jpn = Open("JPN", "2018-03-03T00:00:00+09:00");
-  for (const char* id : {"k-down", "k-direct"}) {
-    ASSERT_TRUE(CreateObject(*kor, id, "missile telemetry", {"USA", "JPN"}));
-    auto to_usa = kor->Release(id, "USA");
-    auto consent = kor->Consent(id, "JPN");
-    ASSERT_TRUE(to_usa && consent);
-    ASSERT_TRUE(usa->Receive(*to_usa));
-    ASSERT_TRUE(usa->Receive(*consent));
-  }
+  for (const char* id : {"k-down", "k-direct"}) ToTheHub(*kor, *usa, id);
 
   // Japan destroys its own copy; Korea then downgrades the object. The order is kept for the
   // copy (it was refused before: the copy could not be re-sealed).
@@ -842,14 +844,10 @@ TEST_F(NodeTest, ACopyThisNodeDestroyedComesBackUnderItsNewestLabel) {
 TEST_F(NodeTest, AHolderByForwardCannotClaimAReleaseToForwardAgain) {
   InitAll();
   auto kor = Open("KOR", "2018-03-01T00:00:00+09:00");
-  ASSERT_TRUE(CreateObject(*kor, "k-2018", "missile telemetry", {"USA", "JPN"}));
-  auto to_usa = kor->Release("k-2018", "USA");
-  auto to_jpn = kor->Consent("k-2018", "JPN");
-  ASSERT_TRUE(to_usa && to_jpn);
   constexpr std::string_view kAt = "2018-03-02T00:00:00+09:00";
   auto usa = Open("USA", kAt);
-  ASSERT_TRUE(usa->Receive(*to_usa));
-  ASSERT_TRUE(usa->Receive(*to_jpn));
+  const ThroughTheHub sent = ToTheHub(*kor, *usa, "k-2018");
+  const Bytes* to_usa = &sent.release;
   auto forward = usa->Forward("k-2018", "JPN");
   ASSERT_TRUE(forward) << forward.error().ToString();
   auto jpn = Open("JPN", kAt);
@@ -920,12 +918,7 @@ TEST_F(NodeTest, OrdersThatReachAHolderBeforeItsCopyApplyToTheCopy) {
     auto kor = Open("KOR", "2015-03-01T00:00:00+09:00");
     auto usa = Open("USA", "2015-03-02T00:00:00+09:00");
     for (const char* id : {"k-gone", "k-down"}) {
-      ASSERT_TRUE(CreateObject(*kor, id, "missile telemetry", {"USA", "JPN"}));
-      auto to_usa = kor->Release(id, "USA");
-      auto consent = kor->Consent(id, "JPN");
-      ASSERT_TRUE(to_usa && consent);
-      ASSERT_TRUE(usa->Receive(*to_usa));
-      ASSERT_TRUE(usa->Receive(*consent));
+      ToTheHub(*kor, *usa, id);
       auto forward = usa->Forward(id, "JPN");
       ASSERT_TRUE(forward) << forward.error().ToString();
       forwards[id] = *forward;
@@ -1881,20 +1874,8 @@ TEST_F(NodeTest, PackagesMustProveTheyWereLogged) {
   hidden.decision = "deny";
   hidden.object = "k-other";
   hidden.package = package_id;
-  node_internal::AuditLog log(kor->store());
-  uint64_t index = 0;
-  ASSERT_TRUE(kor->store().Transact([&]() -> Status {
-    ACCORD_ASSIGN_OR_RETURN(index, log.Append(hidden));
-    return OkStatus();
-  }));
-  kor.reset();  // reopened below, with the log as the store now has it
-  kor = Open("KOR", "2018-01-10T00:00:00+09:00");
-  const std::string checkpoint = kor->LogCheckpoint().value();
   node_internal::Envelope relabeled = *env;
-  relabeled.log->checkpoint = checkpoint;
-  relabeled.log->index = index;
-  relabeled.log->entry = kor->LogEntries(index, 1).value()[0];
-  relabeled.log->proof = kor->LogInclusionProof(index, index + 1).value();
+  relabeled.log = Logged("KOR", kor, "2018-01-10T00:00:00+09:00", hidden);
   r = jpn->Receive(node_internal::EncodeEnvelope(relabeled));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Code::kDataLoss);

@@ -107,6 +107,10 @@ TEST(WireTest, AForwardsReclassificationRoundTripsAndIsNeverEmpty) {
 
 TEST(WireTest, AForwardsLabelIsTheOneConsentedOrAReclassifiedVersionOfIt) {
   const NoticeBody to_iii = Reclassification("III", 2);
+  const auto lowered = [](Label& l) {
+    l.level = "III";
+    l.version = 2;
+  };
   const struct {
     const char* what;
     std::function<void(Label&)> edit;
@@ -136,18 +140,9 @@ TEST(WireTest, AForwardsLabelIsTheOneConsentedOrAReclassifiedVersionOfIt) {
        Code::kPermissionDenied, "differs in level"},
       {"another level, same version, a notice beside it", [](Label& l) { l.level = "III"; },
        &to_iii, Code::kPermissionDenied, "differs in level"},
-      {"a newer version without the notice",
-       [](Label& l) {
-         l.level = "III";
-         l.version = 2;
-       },
-       nullptr, Code::kPermissionDenied, "without the originator's reclassification"},
-      {"a newer version with its notice",
-       [](Label& l) {
-         l.level = "III";
-         l.version = 2;
-       },
-       &to_iii, Code::kOk, ""},
+      {"a newer version without the notice", lowered, nullptr, Code::kPermissionDenied,
+       "without the originator's reclassification"},
+      {"a newer version with its notice", lowered, &to_iii, Code::kOk, ""},
       {"a newer version, the notice at another level",
        [](Label& l) {
          l.level = "I";
@@ -161,9 +156,8 @@ TEST(WireTest, AForwardsLabelIsTheOneConsentedOrAReclassifiedVersionOfIt) {
        },
        &to_iii, Code::kPermissionDenied, "is not the one its label gives"},
       {"a newer version with its notice, a compartment dropped",
-       [](Label& l) {
-         l.level = "III";
-         l.version = 2;
+       [&](Label& l) {
+         lowered(l);
          l.compartments.clear();
        },
        &to_iii, Code::kPermissionDenied, "differs in compartments"},
