@@ -342,7 +342,7 @@ struct SqliteOptions {
                                                              const SqliteOptions& options = {});
 
 // The schema version this program writes.
-inline constexpr int kStoreSchemaVersion = 6;
+inline constexpr int kStoreSchemaVersion = 7;
 
 }  // namespace accord
 

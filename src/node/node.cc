@@ -1770,7 +1770,13 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
 Result<LogEvidence> Node::Impl::ReleaseEvidence(const ObjectRecord& o, const ReleaseRecord& held) {
   auto p = store->GetPackage(o.originator, held.package_id);
   if (!p && p.error().code != Code::kNotFound) return tl::unexpected(p.error());
-  if (p && p->kind == "release" && !p->bytes.empty()) {
+  if (p && p->kind == "release" && p->bytes.empty()) {
+    return Fail(Code::kFailedPrecondition,
+                fmt::format("{}'s release of `{}` to this node was erased with an earlier copy: "
+                            "ask {} to release it again",
+                            o.originator, o.id, o.originator));
+  }
+  if (p && p->kind == "release") {
     // Accepted once already, under whatever limit held then.
     ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(p->bytes, p->bytes.size()));
     if (env.log) return std::move(*env.log);

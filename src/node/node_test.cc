@@ -83,12 +83,13 @@ class NodeTest : public testing::Test {
 
   // A node of `party` at `home` on a simulated clock, its keys sealed with `passphrase`.
   static void InitAt(const std::string& home, const std::string& party, std::string_view passphrase,
-                     const std::string& policy = kExample) {
+                     const std::string& policy = kExample,
+                     ClockKind clock = ClockKind::kSimulated) {
     NodeInitOptions o;
     o.home = home;
     o.party = party;
     o.policy_dir = policy;
-    o.clock = ClockKind::kSimulated;
+    o.clock = clock;
     o.passphrase = SecretBytes::Copy(passphrase);
     o.scrypt = ScryptParams{1u << 10, 8, 1};
     auto s = InitNode(std::move(o));
@@ -98,12 +99,13 @@ class NodeTest : public testing::Test {
     InitAt(Home(party), party, "pass-" + party, policy);
   }
 
+  // `at` is the simulated instant; empty for a home on the system clock.
   std::unique_ptr<Node> Open(const std::string& party, std::string_view at,
                              size_t max_payload = 64 << 20) {
     NodeOptions o;
     o.home = Home(party);
     o.passphrase = SecretBytes::Copy(std::string_view("pass-" + party));
-    o.at = At(at);
+    if (!at.empty()) o.at = At(at);
     o.max_payload_bytes = max_payload;
     auto node = Node::Open(std::move(o));
     EXPECT_TRUE(node) << node.error().ToString();
@@ -111,12 +113,12 @@ class NodeTest : public testing::Test {
   }
 
   // Three nodes that know each other's public keys.
-  void InitAll(const std::string& policy = kExample) {
+  void InitAll(const std::string& policy = kExample, ClockKind clock = ClockKind::kSimulated) {
     for (const char* p : {"KOR", "JPN", "USA"}) {
-      Init(p, policy);
+      InitAt(Home(p), p, "pass-" + std::string(p), policy, clock);
     }
     for (const char* p : {"KOR", "JPN", "USA"}) {
-      auto node = Open(p, "2014-01-01T00:00:00Z");
+      auto node = Open(p, clock == ClockKind::kSimulated ? "2014-01-01T00:00:00Z" : "");
       ASSERT_TRUE(node);
       for (const char* q : {"KOR", "JPN", "USA"}) {
         if (std::string(p) != q) {
@@ -156,9 +158,9 @@ class NodeTest : public testing::Test {
     return t;
   }
 
-  // Appends `entry` to `party`'s log through a second handle on its store, as a node whose code
-  // was changed could, and returns the log's evidence for it, as a package would carry it.
-  // `node` is reopened at `at` with the log as the store now has it.
+  // Appends `entry` to `party`'s log through its store, beside the node's own appends, as a
+  // node whose code was changed could, and returns the log's evidence for it, as a package would
+  // carry it. `node` is reopened at `at` with the log as the store now has it.
   node_internal::LogEvidence Logged(const std::string& party, std::unique_ptr<Node>& node,
                                     std::string_view at, const node_internal::AuditEntry& entry) {
     node_internal::AuditLog log(node->store());
@@ -841,6 +843,24 @@ TEST_F(NodeTest, ACopyThisNodeDestroyedComesBackUnderItsNewestLabel) {
   EXPECT_TRUE(jpn->store().GetObject("k-direct").value().destroyed_at);
 }
 
+TEST_F(NodeTest, OnTheSystemClockAForwardShowsItsReleaseAtThePackagesInstant) {
+  // On a simulated clock every instant of an operation is the same; on the system clock a
+  // release's log entry must still name its package's instant, which a forward shows for it
+  // (decision #85).
+  InitAll(kExample, ClockKind::kSystem);
+  auto kor = Open("KOR", "");
+  auto usa = Open("USA", "");
+  const ThroughTheHub sent = ToTheHub(*kor, *usa, "k-now");
+  const auto env = node_internal::ParseEnvelope(sent.release, 1 << 20).value();
+  ASSERT_TRUE(env.log);
+  const auto entry = node_internal::DecodeEntry(env.log->entry).value();
+  EXPECT_EQ(entry.at, BodyOf(sent.release).at);
+  auto forward = usa->Forward("k-now", "JPN");
+  ASSERT_TRUE(forward) << forward.error().ToString();
+  auto got = Open("JPN", "")->Receive(*forward);
+  ASSERT_TRUE(got) << got.error().ToString();
+}
+
 TEST_F(NodeTest, AHolderByForwardCannotClaimAReleaseToForwardAgain) {
   InitAll();
   auto kor = Open("KOR", "2018-03-01T00:00:00+09:00");
@@ -1214,26 +1234,37 @@ TEST_F(NodeTest, DestroyErasesTheKeyAndTheCiphertext) {
   // Nor can it be opened from the package it came in, which held the same sealed payload and
   // data key (wrapped to Japan's key): that package keeps its row (a replay is still refused) but
   // not its bytes, in the store or in any file of the home.
+  size_t releases = 0;
   const std::vector<PackageRecord> packages = jpn2->store().ListPackages("k-2").value();
-  ASSERT_FALSE(packages.empty());
   for (const PackageRecord& p : packages) {
     if (p.kind == "release") {
+      ++releases;
       EXPECT_TRUE(p.bytes.empty());
+    } else {
+      EXPECT_FALSE(p.bytes.empty()) << p.kind;  // the order itself stays, as evidence
     }
   }
+  EXPECT_EQ(releases, 1u);
 
   auto denied = jpn2->Read("jpn-analyst", "k-2");
   ASSERT_FALSE(denied);
   EXPECT_EQ(Denial(denied.error()), Reason::kDestroyed);
-  // The package's signed body, base64 in its envelope: its first bytes are found only there.
+  // The package's signed body, base64 in its envelope: its head (ids and label) and its tail
+  // (the end of the sealed payload) are found only there.
   const std::string envelope = Text(*p1);
-  const size_t body_at = envelope.find("\"body\":\"") + 8;
-  const std::string sealed_body = envelope.substr(body_at, 200);
+  const size_t body_at = envelope.find("\"body\":\"");
+  ASSERT_NE(body_at, std::string::npos);
+  const size_t body_end = envelope.find('"', body_at + 8);
+  ASSERT_GT(body_end, body_at + 8 + 400);
+  const std::string head = envelope.substr(body_at + 8, 200);
+  const std::string tail = envelope.substr(body_end - 200, 200);
   jpn2.reset();
   jpn.reset();
   for (const auto& file : fs::recursive_directory_iterator(Home("JPN"))) {
     if (!file.is_regular_file()) continue;
-    EXPECT_EQ(ReadAll(file.path()).find(sealed_body), std::string::npos) << file.path();
+    const std::string content = ReadAll(file.path());
+    EXPECT_EQ(content.find(head), std::string::npos) << file.path();
+    EXPECT_EQ(content.find(tail), std::string::npos) << file.path();
   }
 }
 

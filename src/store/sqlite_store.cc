@@ -298,6 +298,14 @@ ALTER TABLE receipts_v6 RENAME TO receipts;
 )sql";
 static_assert(kLogTileHeight == 4 && kLogTileMaxLevel == 16, "kSchemaV5 keys tiles by level·2^48");
 
+// Version 7 (decision #85): a copy erased before EraseObjectCopy emptied its packages still had
+// its release and forward packages whole, with the sealed payload and its data key.
+constexpr std::string_view kSchemaV7 = R"sql(
+UPDATE packages SET bytes = X''
+  WHERE kind IN ('release', 'forward')
+    AND object_id IN (SELECT id FROM objects WHERE destroyed_at IS NOT NULL);
+)sql";
+
 constexpr int kLogTileIdShift = 48;
 constexpr int64_t LogTileId(int32_t level, uint64_t index) {
   return static_cast<int64_t>((uint64_t{static_cast<uint32_t>(level)} << kLogTileIdShift) | index);
@@ -399,6 +407,7 @@ const std::array<Migration, kStoreSchemaVersion> kMigrations = {{
     {kSchemaV4},
     {kSchemaV5, MigrateLogToTiles},
     {kSchemaV6},
+    {kSchemaV7},
 }};
 
 // How many tiles one query fetches: an inclusion proof in a log of up to 2^32 entries reads at
@@ -619,6 +628,12 @@ Status Migrate(sqlite3* db) {
   }
   if (!result.has_value() && sqlite3_get_autocommit(db) == 0) {
     (void)Exec(db, "ROLLBACK", "roll back migration");  // the first error is the one to report
+  }
+  if (result.has_value()) {
+    // A migration may erase (version 7): the pages it freed, zeroed in the WAL by
+    // secure_delete, replace the old ones in the database file now. Best effort: another
+    // process's reader makes it fail, and the next erase or the store's close retries.
+    (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
   }
   return result;
 }
@@ -1409,7 +1424,7 @@ class SqliteStore final : public Store {
       return Fail(Code::kFailedPrecondition,
                   "this node's copy of `" + o.id + "` is destroyed: it is not re-sealed");
     }
-    return AfterErasing(o.id);
+    return Erased();
   }
 
   Status ReinstateObjectCopy(const ObjectRecord& o) override {
@@ -1426,17 +1441,20 @@ class SqliteStore final : public Store {
 
   Status EraseObjectCopy(const std::string& id, Instant at) override {
     {
-      BoundStatement st(db_.get(), s_.erase_package_payloads.get());
-      st.BindText(1, id);
-      ACCORD_RETURN_IF_ERROR(st.Run("erase the packages of", id));
-    }
-    {
       BoundStatement st(db_.get(), s_.erase_object_copy.get());
       st.BindText(1, id);
       st.BindInt(2, at.micros);
       ACCORD_RETURN_IF_ERROR(st.Run("erase object", id));
     }
-    return AfterErasing(id);
+    if (sqlite3_changes64(db_.get()) == 0) {
+      return Fail(Code::kNotFound, "no object `" + id + "`");
+    }
+    // Callers erase inside the transaction that records the destruction; outside one, a failure
+    // here leaves the copy erased and its packages whole, which the next erase finishes.
+    BoundStatement st(db_.get(), s_.erase_package_payloads.get());
+    st.BindText(1, id);
+    ACCORD_RETURN_IF_ERROR(st.Run("erase the packages of", id));
+    return Erased();
   }
 
   Status InsertRelease(const ReleaseRecord& r) override {
@@ -2006,10 +2024,8 @@ class SqliteStore final : public Store {
   // database pages, but in WAL mode the frames of earlier commits stay in the -wal file until it
   // is overwritten; a TRUNCATE checkpoint after the commit empties it. Inside a transaction this
   // waits for the commit.
-  Status AfterErasing(std::string_view id) {
-    if (sqlite3_changes64(db_.get()) == 0) {
-      return Fail(Code::kNotFound, "no object `" + std::string(id) + "`");
-    }
+  // After sealed bytes were replaced: a checkpoint moves the zeroed pages into the file.
+  Status Erased() {
     checkpoint_owed_ = true;
     if (!in_transaction_) {
       CheckpointBestEffort();

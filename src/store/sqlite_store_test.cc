@@ -1224,7 +1224,7 @@ TEST_F(SqliteStoreTest, NewDatabaseHasTheCurrentSchemaInWalMode) {
   RawDb raw(path_);
   EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
             std::to_string(kStoreSchemaVersion));
-  EXPECT_EQ(kStoreSchemaVersion, 6);
+  EXPECT_EQ(kStoreSchemaVersion, 7);
   EXPECT_EQ(raw.One("PRAGMA journal_mode"), "wal");
   EXPECT_THAT(raw.Rows("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"),
               ElementsAre("consents", "destructions", "forwards", "log_entries", "log_evidence",
@@ -1379,7 +1379,51 @@ UPDATE meta SET value = '5' WHERE key = 'schema_version';
   EXPECT_EQ(received->at.micros, 4);
   EXPECT_EQ(s.ListReceipts().value().size(), 2u);
   RawDb raw(path_);
-  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "6");
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "7");
+}
+
+TEST_F(SqliteStoreTest, MigratesAVersionSixDatabaseErasingTheDestroyedCopiesPackages) {
+  ASSERT_TRUE(store_->InsertObject(MakeObject("o-gone")));
+  ASSERT_TRUE(store_->InsertObject(MakeObject("o-held")));
+  store_.reset();
+  {
+    RawDb raw(path_);
+    ASSERT_EQ(raw.Exec(R"sql(
+UPDATE objects SET ciphertext = X'', wrapped_key = X'', destroyed_at = 5 WHERE id = 'o-gone';
+INSERT INTO packages VALUES ('r-gone', 'release', 'o-gone', 'KOR', 1, 2, X'01');
+INSERT INTO packages VALUES ('f-gone', 'forward', 'o-gone', 'USA', 1, 2, X'02');
+INSERT INTO packages VALUES ('d-gone', 'destroy', 'o-gone', 'KOR', 3, 4, X'03');
+INSERT INTO packages VALUES ('r-held', 'release', 'o-held', 'KOR', 1, 2, X'04');
+UPDATE meta SET value = '6' WHERE key = 'schema_version';
+)sql"),
+              "");
+  }
+  auto reopened = OpenSqliteStore(path_);
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  Store& s = **reopened;
+  std::map<std::string, Bytes> bytes;
+  for (const char* object : {"o-gone", "o-held"}) {
+    std::vector<PackageRecord> packages = s.ListPackages(object).value();
+    for (PackageRecord& p : packages) bytes[p.id] = std::move(p.bytes);
+  }
+  EXPECT_EQ(bytes, (std::map<std::string, Bytes>{
+                       {"r-gone", {}}, {"f-gone", {}}, {"d-gone", {3}}, {"r-held", {4}}}));
+  EXPECT_TRUE(s.HasPackage("KOR", "r-gone").value());  // a replay is still refused
+  RawDb raw(path_);
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "7");
+}
+
+TEST_F(SqliteStoreTest, ErasingACopyErasesThePackagesItCameIn) {
+  ASSERT_TRUE(store_->InsertObject(MakeObject("o-1")));
+  ASSERT_TRUE(store_->InsertPackage(
+      PackageRecord{"r-1", "release", "o-1", "KOR", Instant{1}, Instant{2}, Bytes{1}}));
+  ASSERT_TRUE(store_->InsertPackage(
+      PackageRecord{"c-1", "consent", "o-1", "KOR", Instant{1}, Instant{2}, Bytes{2}}));
+  EXPECT_EQ(store_->EraseObjectCopy("o-none", Instant{3}).error().code, Code::kNotFound);
+  ASSERT_TRUE(store_->EraseObjectCopy("o-1", Instant{3}));
+  EXPECT_TRUE(store_->GetPackage("KOR", "r-1").value().bytes.empty());
+  EXPECT_EQ(store_->GetPackage("KOR", "c-1").value().bytes, Bytes{2});
+  EXPECT_EQ(store_->GetPackage("USA", "r-1").error().code, Code::kNotFound);
 }
 
 // --- the outbox ---
