@@ -722,6 +722,12 @@ struct Node::Impl {
   Result<ReceiveResult> ReceiveReceipt(const Envelope& env, const ReceiptBody& body,
                                        const PartnerRecord& sender);
   Result<ReceiveResult> KeepOrder(const NoticeBody& body, ByteView raw);
+  struct ForwardProof {
+    ReleaseRecord release;                           // to the forwarder
+    ConsentRecord consent;                           // to this node
+    std::optional<ReclassificationRecord> attached;  // when the label is newer
+  };
+  Result<ForwardProof> CheckForward(const PackageBody& body);
   // The originator's log evidence of `held`, its release of `o` to this node, as it came with
   // the release package: what a forward shows for the release it rests on (decision #85).
   Result<LogEvidence> ReleaseEvidence(const ObjectRecord& o, const ReleaseRecord& held);
@@ -1429,66 +1435,10 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
     if (body.label.originator == body.from) {
       return Fail(Code::kInvalidArgument, "a forward must come from a holder, not the originator");
     }
-    auto originator = store->GetPartner(body.label.originator);
-    if (!originator) {
-      return Fail(Code::kPermissionDenied,
-                  fmt::format("cannot check the consent: no public keys for the originator `{}`",
-                              body.label.originator));
-    }
-    ACCORD_ASSIGN_OR_RETURN(const PartnerVerifiers* okeys, VerifiersOf(*originator));
-    ACCORD_ASSIGN_OR_RETURN(NoticeBody consent,
-                            OriginatorsNotice(body.consent, "consent", originator->party, *okeys));
-    if (consent.object_id != body.label.id || consent.to != party) {
-      return Fail(Code::kPermissionDenied,
-                  "the forward's consent notice is for another object or party");
-    }
-    // The label is the originator's word, not the forwarder's (decision #84).
-    if (!consent.label) {
-      return Fail(Code::kPermissionDenied,
-                  fmt::format("the forward's consent notice names no label (it was given before "
-                              "consents named one): `{}` must consent again",
-                              body.label.originator));
-    }
-    std::optional<NoticeBody> reclassification;
-    if (!body.reclassification.empty()) {
-      ACCORD_ASSIGN_OR_RETURN(
-          reclassification,
-          OriginatorsNotice(body.reclassification, "reclassify", originator->party, *okeys));
-    }
-    ACCORD_RETURN_IF_ERROR(node_internal::CheckForwardLabel(
-        body.label, *consent.label, reclassification ? &*reclassification : nullptr));
-    if (reclassification && body.label.version > consent.label->version) {
-      attached =
-          ReclassificationRecord{body.label.id, reclassification->version, reclassification->level,
-                                 reclassification->at, body.reclassification};
-    }
-    // The release it rests on is the originator's log's word, not the forwarder's (decision
-    // #85): an entry of the originator's allowing the release of this object to the forwarder
-    // under the agreement it names. Its instant is the entry's.
-    if (!body.held_release) {
-      return Fail(Code::kInvalidArgument, "a forward must name the release it rests on");
-    }
-    if (!body.held_log) {
-      return Fail(Code::kPermissionDenied,
-                  fmt::format("the forward carries no proof from `{}`'s log of its release to `{}`",
-                              originator->party, body.from));
-    }
-    ACCORD_ASSIGN_OR_RETURN(const AuditEntry held,
-                            CheckLogged(*body.held_log, originator->party, *okeys, "",
-                                        {.op = "release",
-                                         .object = body.label.id,
-                                         .to = body.from,
-                                         .agreement = body.held_release->agreement,
-                                         .allowed = true}));
-    if (held.to != body.held_release->to || held.at != body.held_release->at) {
-      return Fail(Code::kPermissionDenied,
-                  fmt::format("the forward's held release (to `{}` at {}) is not the one `{}`'s "
-                              "log shows (to `{}` at {})",
-                              body.held_release->to, FormatInstant(body.held_release->at),
-                              originator->party, held.to, FormatInstant(held.at)));
-    }
-    releases.push_back(ReleaseRecord{body.label.id, held.to, held.at, held.agreement, "", body.id});
-    consents.push_back(ConsentRecord{body.label.id, consent.to, consent.at, body.consent});
+    ACCORD_ASSIGN_OR_RETURN(ForwardProof proof, CheckForward(body));
+    releases.push_back(std::move(proof.release));
+    consents.push_back(std::move(proof.consent));
+    attached = std::move(proof.attached);
   }
   Facts facts(body.label, releases, {}, consents, std::nullopt);
   RequestView request;
@@ -1765,6 +1715,72 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
     return OkStatus();
   }));
   return ReceiveResult{body.kind, o.id, body.by, std::move(summary), std::move(receipt)};
+}
+
+// What a forward rests on, each the originator's word (decisions #84, #85): its consent, under
+// which label, and the release to the forwarder, proved by the originator's log.
+Result<Node::Impl::ForwardProof> Node::Impl::CheckForward(const PackageBody& body) {
+  ForwardProof proof;
+  auto originator = store->GetPartner(body.label.originator);
+  if (!originator) {
+    return Fail(Code::kPermissionDenied,
+                fmt::format("cannot check the consent: no public keys for the originator `{}`",
+                            body.label.originator));
+  }
+  ACCORD_ASSIGN_OR_RETURN(const PartnerVerifiers* okeys, VerifiersOf(*originator));
+  ACCORD_ASSIGN_OR_RETURN(NoticeBody consent,
+                          OriginatorsNotice(body.consent, "consent", originator->party, *okeys));
+  if (consent.object_id != body.label.id || consent.to != party) {
+    return Fail(Code::kPermissionDenied,
+                "the forward's consent notice is for another object or party");
+  }
+  // The label is the originator's word, not the forwarder's (decision #84).
+  if (!consent.label) {
+    return Fail(Code::kPermissionDenied,
+                fmt::format("the forward's consent notice names no label (it was given before "
+                            "consents named one): `{}` must consent again",
+                            body.label.originator));
+  }
+  std::optional<NoticeBody> reclassification;
+  if (!body.reclassification.empty()) {
+    ACCORD_ASSIGN_OR_RETURN(reclassification, OriginatorsNotice(body.reclassification, "reclassify",
+                                                                originator->party, *okeys));
+  }
+  ACCORD_RETURN_IF_ERROR(node_internal::CheckForwardLabel(
+      body.label, *consent.label, reclassification ? &*reclassification : nullptr));
+  if (reclassification && body.label.version > consent.label->version) {
+    proof.attached =
+        ReclassificationRecord{body.label.id, reclassification->version, reclassification->level,
+                               reclassification->at, body.reclassification};
+  }
+  // The release it rests on is the originator's log's word, not the forwarder's (decision
+  // #85): an entry of the originator's allowing the release of this object to the forwarder,
+  // under the agreement and at the instant it names.
+  if (!body.held_release) {
+    return Fail(Code::kInvalidArgument, "a forward must name the release it rests on");
+  }
+  if (!body.held_log) {
+    return Fail(Code::kPermissionDenied,
+                fmt::format("the forward carries no proof from `{}`'s log of its release to `{}`",
+                            originator->party, body.from));
+  }
+  ACCORD_ASSIGN_OR_RETURN(const AuditEntry held,
+                          CheckLogged(*body.held_log, originator->party, *okeys, "",
+                                      {.op = "release",
+                                       .object = body.label.id,
+                                       .to = body.from,
+                                       .agreement = body.held_release->agreement,
+                                       .allowed = true}));
+  if (held.to != body.held_release->to || held.at != body.held_release->at) {
+    return Fail(Code::kPermissionDenied,
+                fmt::format("the forward's held release (to `{}` at {}) is not the one `{}`'s "
+                            "log shows (to `{}` at {})",
+                            body.held_release->to, FormatInstant(body.held_release->at),
+                            originator->party, held.to, FormatInstant(held.at)));
+  }
+  proof.release = ReleaseRecord{body.label.id, held.to, held.at, held.agreement, "", body.id};
+  proof.consent = ConsentRecord{body.label.id, consent.to, consent.at, body.consent};
+  return proof;
 }
 
 Result<LogEvidence> Node::Impl::ReleaseEvidence(const ObjectRecord& o, const ReleaseRecord& held) {

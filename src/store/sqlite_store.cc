@@ -1440,20 +1440,22 @@ class SqliteStore final : public Store {
   }
 
   Status EraseObjectCopy(const std::string& id, Instant at) override {
-    {
-      BoundStatement st(db_.get(), s_.erase_object_copy.get());
+    // The copy and the packages it came in, together (a savepoint inside the caller's
+    // transaction).
+    ACCORD_RETURN_IF_ERROR(Transact([&]() -> Status {
+      {
+        BoundStatement st(db_.get(), s_.erase_object_copy.get());
+        st.BindText(1, id);
+        st.BindInt(2, at.micros);
+        ACCORD_RETURN_IF_ERROR(st.Run("erase object", id));
+      }
+      if (sqlite3_changes64(db_.get()) == 0) {
+        return Fail(Code::kNotFound, "no object `" + id + "`");
+      }
+      BoundStatement st(db_.get(), s_.erase_package_payloads.get());
       st.BindText(1, id);
-      st.BindInt(2, at.micros);
-      ACCORD_RETURN_IF_ERROR(st.Run("erase object", id));
-    }
-    if (sqlite3_changes64(db_.get()) == 0) {
-      return Fail(Code::kNotFound, "no object `" + id + "`");
-    }
-    // Callers erase inside the transaction that records the destruction; outside one, a failure
-    // here leaves the copy erased and its packages whole, which the next erase finishes.
-    BoundStatement st(db_.get(), s_.erase_package_payloads.get());
-    st.BindText(1, id);
-    ACCORD_RETURN_IF_ERROR(st.Run("erase the packages of", id));
+      return st.Run("erase the packages of", id);
+    }));
     return Erased();
   }
 
