@@ -1,7 +1,8 @@
 // libFuzzer target: the server's API request decoder (routing, percent-decoding, the JSON body of
-// a new object, the lines of a batch of envelopes), the JSON Lines loop of POST /v1/decide on
-// the GSOMIA example policy, and the reading of a line of a partner's answer to a batch. No
-// network: these are the pure functions behind the HTTPS transport.
+// a new object, the lines of a batch of envelopes, the sizes of a batch of consistency proofs),
+// the JSON Lines loop of POST /v1/decide on the GSOMIA example policy, and the reading of a line
+// of a partner's answer to a batch. No network: these are the pure functions behind the HTTPS
+// transport.
 //
 // Input: the method, a newline, the target, a newline, then the body.
 #include <cstddef>
@@ -124,6 +125,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
            request->route == api::Route::kConsent) &&
           request->to.empty() && body.find("\"to\"") == std::string_view::npos) {
         __builtin_trap();
+      }
+      break;
+    case api::Route::kLogConsistencies:
+      // One to kMaxConsistencySizes sizes, none of them 0.
+      if (method != "POST" || request->sizes.empty() ||
+          request->sizes.size() > api::kMaxConsistencySizes) {
+        __builtin_trap();
+      }
+      for (const uint64_t from : request->sizes) {
+        if (from == 0) {
+          __builtin_trap();
+        }
       }
       break;
     case api::Route::kEnvelope:

@@ -16,7 +16,9 @@
 //
 // It also witnesses each partner's log: it fetches the partner's checkpoint and a consistency
 // proof from the size it last cosigned, and cosigns it (`Node::WitnessCheckpoint`); a rewritten
-// or truncated log is caught and the evidence kept.
+// or truncated log is caught and the evidence kept. Then it proves the checkpoints of that log
+// that came as evidence with the partner's envelopes consistent with the one cosigned
+// (`Node::ProveCheckpoint`): a checkpoint of a private branch shown to this node is caught too.
 //
 // The Federation opens its own Node on the home (a Node is used by one thread at a time), and
 // runs one thread. Thread safety: `Wake` and `Stop` may be called from any thread.
@@ -73,6 +75,9 @@ struct PeerStatus {
   // (`accord log evidence`) keeps every one for good.
   std::string fork;
   uint64_t witnessed_size = 0;
+  // The checkpoints of its log that came as evidence and that no consistency proof has yet
+  // shown on the chain this node cosigns (decision #86).
+  uint64_t unproved = 0;
   uint64_t delivered = 0;  // envelopes receipted since the federation started
   uint64_t requests = 0;   // the requests that carried them (one or a batch each)
 };

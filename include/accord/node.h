@@ -243,6 +243,26 @@ class Node {
   // The size of `party`'s log this node last cosigned; 0 when none.
   [[nodiscard]] Result<uint64_t> WitnessedSize(const std::string& party);
   [[nodiscard]] Result<std::vector<EvidenceRecord>> ForkEvidence();
+  // The checkpoints of `party`'s log that came as the evidence of its envelopes (or of a
+  // forward's release) and are not yet proved consistent with those this node cosigned, of at
+  // most `max_size` entries, smallest first, at most `limit` (decision #86).
+  [[nodiscard]] Result<std::vector<ShownCheckpointRecord>> UnprovedCheckpoints(
+      const std::string& party, uint64_t max_size, size_t limit);
+  [[nodiscard]] Result<uint64_t> CountUnprovedCheckpoints(const std::string& party);
+  // Proves checkpoints of UnprovedCheckpoints consistent with the last checkpoint of their log
+  // this node cosigned, which must have `to_size` entries, each with its proof, RFC 9162's
+  // PROOF(size, to_size) as the log gave it, in one transaction; each is then forgotten. One
+  // that its proof does not connect is a fork: both signed checkpoints are kept as evidence
+  // (ForkEvidence), the refusal is logged (`witness` `deny` `fork`), and its reason is returned
+  // among the others'. kFailedPrecondition when the last one cosigned has another size
+  // (witnessed since: fetch the proofs again) or is smaller than one of them, or when they are
+  // not all of one log; nothing changes then.
+  struct CheckpointProof {
+    ShownCheckpointRecord shown;
+    std::vector<merkle::Hash> proof;
+  };
+  [[nodiscard]] Result<std::vector<std::string>> ProveCheckpoints(
+      uint64_t to_size, std::span<const CheckpointProof> proofs);
 
   [[nodiscard]] Status AddSubject(const SubjectRecord& subject);
   // A subject of the directory (kNotFound if none). Inside a group (Group), each subject is read

@@ -167,6 +167,17 @@ struct EvidenceRecord {
   Instant at;
 };
 
+// A checkpoint of a partner's log that came as the evidence of an envelope (a package, a notice,
+// a receipt, a forward's proof of its release), kept until a consistency proof shows it on the
+// chain of checkpoints this node witnesses (decision #86).
+struct ShownCheckpointRecord {
+  std::string origin;
+  uint64_t size = 0;
+  Digest root{};
+  std::string note;  // the signed checkpoint, as it came
+  Instant at;        // when it came
+};
+
 // An envelope (package or notice) waiting in the outbox to be delivered to a partner's node, or
 // delivered already. `id` (the package or notice id) and `to` make the idempotency key: a partner
 // that receives an envelope twice answers with the receipt it gave the first time. Times here
@@ -325,6 +336,15 @@ class Store {
       std::span<const std::pair<int32_t, uint64_t>> keys) = 0;
   [[nodiscard]] virtual Status InsertEvidence(const EvidenceRecord& e) = 0;
   [[nodiscard]] virtual Result<std::vector<EvidenceRecord>> ListEvidence() = 0;
+  // Keeps `c` unless it is kept already (the same origin, size and root).
+  [[nodiscard]] virtual Status KeepShownCheckpoint(const ShownCheckpointRecord& c) = 0;
+  // Those of `origin` of at most `max_size` entries, smallest first, at most `limit` of them.
+  [[nodiscard]] virtual Result<std::vector<ShownCheckpointRecord>> ListShownCheckpoints(
+      const std::string& origin, uint64_t max_size, size_t limit) = 0;
+  // Forgets one (nothing if it is not kept).
+  [[nodiscard]] virtual Status DropShownCheckpoint(const std::string& origin, uint64_t size,
+                                                   const Digest& root) = 0;
+  [[nodiscard]] virtual Result<uint64_t> CountShownCheckpoints(const std::string& origin) = 0;
 };
 
 struct SqliteOptions {
@@ -342,7 +362,7 @@ struct SqliteOptions {
                                                              const SqliteOptions& options = {});
 
 // The schema version this program writes.
-inline constexpr int kStoreSchemaVersion = 7;
+inline constexpr int kStoreSchemaVersion = 8;
 
 }  // namespace accord
 

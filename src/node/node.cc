@@ -619,6 +619,10 @@ struct Node::Impl {
       return Fail(Code::kDataLoss,
                   fmt::format("the entry is not in `{}`'s log: {}", signer, s.error().message));
     }
+    // The checkpoint is the signer's word that this is its log: kept until a consistency proof
+    // shows it on the chain this node witnesses, not a private branch (decision #86).
+    ACCORD_RETURN_IF_ERROR(store->KeepShownCheckpoint(
+        ShownCheckpointRecord{cp.origin, cp.size, cp.root, ev.checkpoint, clock->Now()}));
     return std::move(*entry);
   }
 
@@ -2074,6 +2078,65 @@ Result<uint64_t> Node::WitnessedSize(const std::string& party) {
 }
 
 Result<std::vector<EvidenceRecord>> Node::ForkEvidence() { return impl_->store->ListEvidence(); }
+
+Result<std::vector<ShownCheckpointRecord>> Node::UnprovedCheckpoints(const std::string& party,
+                                                                     uint64_t max_size,
+                                                                     size_t limit) {
+  return impl_->store->ListShownCheckpoints(node_internal::LogOrigin(party), max_size, limit);
+}
+
+Result<uint64_t> Node::CountUnprovedCheckpoints(const std::string& party) {
+  return impl_->store->CountShownCheckpoints(node_internal::LogOrigin(party));
+}
+
+Result<std::vector<std::string>> Node::ProveCheckpoints(uint64_t to_size,
+                                                        std::span<const CheckpointProof> proofs) {
+  Impl& n = *impl_;
+  if (proofs.empty()) return std::vector<std::string>{};
+  const std::string& origin = proofs.front().shown.origin;
+  return n.Decided([&]() -> Result<std::vector<std::string>> {
+    ACCORD_ASSIGN_OR_RETURN(auto last, n.store->GetMeta(std::string(kWitnessPrefix) + origin));
+    if (!last) {
+      return Fail(Code::kFailedPrecondition,
+                  fmt::format("this node has cosigned no checkpoint of `{}`", origin));
+    }
+    ACCORD_ASSIGN_OR_RETURN(note::Note cosigned, note::Parse(*last));
+    ACCORD_ASSIGN_OR_RETURN(note::Checkpoint to, note::ParseCheckpoint(cosigned.text));
+    if (to.size != to_size) {
+      return Fail(Code::kFailedPrecondition,
+                  fmt::format("the checkpoint of `{}` cosigned last has {} entries, not {}", origin,
+                              to.size, to_size));
+    }
+    std::vector<std::string> forks;
+    for (const CheckpointProof& p : proofs) {
+      const ShownCheckpointRecord& shown = p.shown;
+      if (shown.origin != origin || shown.size > to.size) {
+        return Fail(Code::kFailedPrecondition,
+                    fmt::format("a checkpoint of `{}` with {} entries is not proved against one "
+                                "of `{}` with {}",
+                                shown.origin, shown.size, origin, to.size));
+      }
+      ACCORD_RETURN_IF_ERROR(n.store->DropShownCheckpoint(shown.origin, shown.size, shown.root));
+      auto consistent =
+          merkle::VerifyConsistency(shown.size, to.size, p.proof, shown.root, to.root);
+      if (consistent) continue;
+      std::string reason = fmt::format(
+          "the checkpoint of {} entries it showed as evidence is not consistent with the one of "
+          "{} this node cosigned: {}",
+          shown.size, to.size, consistent.error().message);
+      ACCORD_RETURN_IF_ERROR(n.store->InsertEvidence(
+          EvidenceRecord{shown.origin, shown.note, *last, reason, n.clock->Now()}));
+      AuditEntry entry = n.Entry("witness");
+      entry.decision = "deny";
+      entry.reason = "fork";
+      entry.from = shown.origin.substr(node_internal::LogOrigin("").size());
+      entry.digest = HexEncode(Sha256(AsBytes(shown.note)));
+      ACCORD_RETURN_IF_ERROR(n.Log(entry));
+      forks.push_back(std::move(reason));
+    }
+    return forks;
+  });
+}
 
 // --- directory -------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 // the GSOMIA example policy, on simulated clocks.
 #include "accord/node.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -2046,6 +2047,113 @@ TEST_F(NodeTest, AWitnessCatchesARewrittenOrTruncatedLog) {
   EXPECT_NE((*evidence)[0].earlier.find("\n4\n"), std::string::npos);  // what Japan cosigned
   EXPECT_NE((*evidence)[0].later.find("\n5\n"), std::string::npos);    // the fork's checkpoint
   EXPECT_EQ(jpn->WitnessedSize("KOR").value(), 4u);                    // unchanged by the refusals
+}
+
+// A checkpoint that came as a package's evidence is proved on the chain the witness cosigns
+// (decision #86): an honest one is forgotten, one from a private branch of the sender's log is a
+// fork, with both signed checkpoints kept as evidence.
+TEST_F(NodeTest, ACheckpointShownAsEvidenceIsProvedOnTheWitnessedChain) {
+  InitAll();
+  {
+    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+    ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
+    ASSERT_TRUE(CreateObject(*kor, "k-2", "y", {"JPN"}));
+  }
+  // A copy of Korea's home as it stands: a private branch of its log starts here.
+  fs::copy(Home("KOR"), Home("KOR-fork"), fs::copy_options::recursive);
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(jpn->WitnessCheckpoint(kor->LogCheckpoint().value(), {}));
+  const uint64_t first = jpn->WitnessedSize("KOR").value();
+  const auto cosign_latest = [&] {
+    const uint64_t size = kor->LogSize().value();
+    ASSERT_TRUE(jpn->WitnessCheckpoint(
+        kor->LogCheckpoint().value(),
+        kor->LogConsistencyProof(jpn->WitnessedSize("KOR").value(), size).value()));
+    ASSERT_EQ(jpn->WitnessedSize("KOR").value(), size);
+  };
+
+  // An honest release: Japan keeps its checkpoint until a proof from Korea's log connects it.
+  auto package = kor->Release("k-1", "JPN");
+  ASSERT_TRUE(package) << package.error().ToString();
+  auto receipt = jpn->Receive(*package);
+  ASSERT_TRUE(receipt) << receipt.error().ToString();
+  ASSERT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), 1u);
+  // Larger than the checkpoint cosigned: it waits.
+  EXPECT_TRUE(jpn->UnprovedCheckpoints("KOR", first, 10).value().empty());
+  // Korea keeps Japan's checkpoint from the receipt in the same way.
+  ASSERT_TRUE(kor->Receive(receipt->receipt));
+  EXPECT_EQ(kor->CountUnprovedCheckpoints("JPN").value(), 1u);
+
+  ASSERT_TRUE(CreateObject(*kor, "k-3", "z", {"JPN"}));  // the log goes on past it
+  cosign_latest();
+  const auto prove = [&](const ShownCheckpointRecord& shown, uint64_t to,
+                         std::vector<merkle::Hash> proof) {
+    const Node::CheckpointProof one{shown, std::move(proof)};
+    return jpn->ProveCheckpoints(to, std::span(&one, 1));
+  };
+  const uint64_t witnessed = jpn->WitnessedSize("KOR").value();
+  auto shown = jpn->UnprovedCheckpoints("KOR", witnessed, 10);
+  ASSERT_TRUE(shown);
+  ASSERT_EQ(shown->size(), 1u);
+  const ShownCheckpointRecord honest = (*shown)[0];
+  EXPECT_EQ(honest.origin, "accord/KOR");
+  EXPECT_LT(honest.size, witnessed);
+  const auto honest_proof = kor->LogConsistencyProof(honest.size, witnessed).value();
+  // Proved against another size than the one cosigned: refused, and nothing changes.
+  auto stale = prove(honest, witnessed - 1, honest_proof);
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, Code::kFailedPrecondition) << stale.error().ToString();
+  EXPECT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), 1u);
+  auto proved = prove(honest, witnessed, honest_proof);
+  ASSERT_TRUE(proved) << proved.error().ToString();
+  EXPECT_TRUE(proved->empty());  // no fork
+  EXPECT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), 0u);
+  EXPECT_TRUE(jpn->ForkEvidence().value().empty());
+
+  // The private branch releases k-2 to Japan: a real package, signed with Korea's key and
+  // logged in a log Korea's partners never see. Japan takes it; its checkpoint waits.
+  {
+    NodeOptions o;
+    o.home = Home("KOR-fork");
+    o.passphrase = SecretBytes::Copy(std::string_view("pass-KOR"));
+    o.at = At("2018-01-10T00:00:00+09:00");
+    auto fork = Node::Open(std::move(o));
+    ASSERT_TRUE(fork);
+    auto hidden = (*fork)->Release("k-2", "JPN");
+    ASSERT_TRUE(hidden) << hidden.error().ToString();
+    ASSERT_TRUE(jpn->Receive(*hidden));
+  }
+  ASSERT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), 1u);
+  ASSERT_TRUE(CreateObject(*kor, "k-4", "w", {"JPN"}));
+  cosign_latest();
+  const uint64_t now_witnessed = jpn->WitnessedSize("KOR").value();
+  shown = jpn->UnprovedCheckpoints("KOR", now_witnessed, 10);
+  ASSERT_TRUE(shown);
+  ASSERT_EQ(shown->size(), 1u);
+  const ShownCheckpointRecord branch = (*shown)[0];
+  // Korea's own log gives the proof, as the federation fetches it: it cannot connect.
+  auto caught =
+      prove(branch, now_witnessed, kor->LogConsistencyProof(branch.size, now_witnessed).value());
+  ASSERT_TRUE(caught) << caught.error().ToString();
+  ASSERT_EQ(caught->size(), 1u);
+  EXPECT_NE((*caught)[0].find("not consistent with the one of"), std::string::npos) << (*caught)[0];
+  EXPECT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), 0u);
+  auto evidence = jpn->ForkEvidence();
+  ASSERT_TRUE(evidence);
+  ASSERT_EQ(evidence->size(), 1u);
+  EXPECT_EQ((*evidence)[0].origin, "accord/KOR");
+  EXPECT_EQ((*evidence)[0].earlier, branch.note);
+  EXPECT_NE((*evidence)[0].later.find(fmt::format("\n{}\n", now_witnessed)), std::string::npos);
+  EXPECT_NE((*evidence)[0].later.find("— accord/JPN "), std::string::npos);  // its cosignature
+  // The refusal is in Japan's log.
+  const uint64_t size = jpn->LogSize().value();
+  const auto last = node_internal::DecodeEntry(jpn->LogEntries(size - 1, 1).value()[0]);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->op, "witness");
+  EXPECT_EQ(last->decision, "deny");
+  EXPECT_EQ(last->reason, "fork");
+  EXPECT_EQ(last->from, "KOR");
 }
 
 // Two witnesses of one home (the federation, and `accord log witness` beside it) check and

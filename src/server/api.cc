@@ -1,6 +1,8 @@
 // The client API: routing, JSON bodies and the mapping of errors to HTTP (docs/api.md).
 #include "api.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <boost/json/array.hpp>
@@ -289,6 +291,56 @@ tl::expected<void, ApiError> DecodeNewObject(std::string_view body, ApiRequest& 
   return {};
 }
 
+// A JSON number that is a non-negative integer.
+std::optional<uint64_t> Count(const json::value& v) {
+  if (v.is_uint64()) return v.get_uint64();
+  if (v.is_int64() && v.get_int64() >= 0) return static_cast<uint64_t>(v.get_int64());
+  return std::nullopt;
+}
+
+// {"from":[sizes],"to":size}: 1 to kMaxConsistencySizes sizes; "to" may be left out (the log's
+// size).
+tl::expected<void, ApiError> DecodeConsistencies(std::string_view body, ApiRequest& request) {
+  auto parsed = ParseBodyObject(body, 3);
+  if (!parsed) return tl::unexpected(std::move(parsed).error());
+  bool have_from = false;
+  for (const auto& [key_view, value] : parsed->get_object()) {
+    const std::string_view key(key_view.data(), key_view.size());
+    if (key == "to") {
+      const auto to = Count(value);
+      if (!to) {
+        return tl::unexpected(
+            MakeError(400, "invalid-argument", FieldError(key, "expected a non-negative integer")));
+      }
+      request.second = *to;
+      request.second_given = true;
+    } else if (key == "from") {
+      const json::array* sizes = value.if_array();
+      if (sizes == nullptr || sizes->empty() || sizes->size() > kMaxConsistencySizes) {
+        return tl::unexpected(MakeError(
+            400, "invalid-argument",
+            FieldError(key,
+                       fmt::format("expected a list of 1 to {} sizes", kMaxConsistencySizes))));
+      }
+      for (const json::value& size : *sizes) {
+        const auto from = Count(size);
+        if (!from || *from == 0) {
+          return tl::unexpected(
+              MakeError(400, "invalid-argument", FieldError(key, "expected positive integers")));
+        }
+        request.sizes.push_back(*from);
+      }
+      have_from = true;
+    } else {
+      return tl::unexpected(MakeError(400, "invalid-argument", FieldError(key, "unknown field")));
+    }
+  }
+  if (!have_from) {
+    return tl::unexpected(MakeError(400, "invalid-argument", FieldError("from", "missing")));
+  }
+  return {};
+}
+
 // A JSON object of string fields: each of `required` must be there, each of `optional` may be,
 // and any other field is refused (a misspelt field must not be silently ignored).
 tl::expected<std::map<std::string, std::string, std::less<>>, ApiError> DecodeStringFields(
@@ -478,7 +530,8 @@ bool IsNodeRoute(Route route) {
   // Not the log's entries: they name subjects, objects and other partners, which a partner need
   // not see to check that the log only grows.
   return route == Route::kEnvelope || route == Route::kEnvelopes || route == Route::kCheckpoint ||
-         route == Route::kLogConsistency || route == Route::kLogProof || route == Route::kHealth;
+         route == Route::kLogConsistency || route == Route::kLogConsistencies ||
+         route == Route::kLogProof || route == Route::kHealth;
 }
 
 namespace {
@@ -551,13 +604,21 @@ tl::expected<ApiRequest, ApiError> DecodeRoute(std::string_view method, std::str
       if (auto at = QueryAt(*query, *request); !at) return tl::unexpected(std::move(at).error());
       return request;
     }
+    if (path == "/v1/log/consistency" && method == "POST") {
+      auto request = Dispatch({std::nullopt, Route::kLogConsistencies, "GET, POST"}, method);
+      if (!request) return request;
+      if (auto sizes = DecodeConsistencies(body, *request); !sizes) {
+        return tl::unexpected(std::move(sizes).error());
+      }
+      return request;
+    }
     if (path == "/v1/log/entries" || path == "/v1/log/proof" || path == "/v1/log/consistency") {
       const bool entries = path == "/v1/log/entries";
       const bool proof = path == "/v1/log/proof";
       auto request = Dispatch({entries ? Route::kLogEntries
                                : proof ? Route::kLogProof
                                        : Route::kLogConsistency,
-                               std::nullopt, "GET"},
+                               std::nullopt, entries || proof ? "GET" : "GET, POST"},
                               method);
       if (!request) return request;
       const std::string_view first = entries ? "from" : proof ? "index" : "from";
@@ -938,6 +999,8 @@ ApiResponse Api::Run(const std::string& subject, ApiRequest& request) {
     case Route::kLogProof:
     case Route::kLogConsistency:
       return LogProof(request);
+    case Route::kLogConsistencies:
+      return LogConsistencies(request);
     case Route::kOutbox:
       return Outbox();
     case Route::kPeers:
@@ -1251,6 +1314,31 @@ ApiResponse Api::LogProof(const ApiRequest& request) {
   return Json(200, o);
 }
 
+ApiResponse Api::LogConsistencies(const ApiRequest& request) {
+  auto size = node_.LogSize();
+  if (!size) return FromError(size.error(), "reading the log size");
+  const uint64_t to = request.second_given ? request.second : *size;
+  auto root = node_.LogRoot(to);
+  if (!root) return FromError(root.error(), "the root");
+  json::array proofs;
+  proofs.reserve(request.sizes.size());
+  for (const uint64_t from : request.sizes) {
+    auto proof = node_.LogConsistencyProof(from, to);
+    if (!proof) return FromError(proof.error(), fmt::format("the proof from {}", from));
+    json::array hashes;
+    for (const merkle::Hash& h : *proof) hashes.emplace_back(merkle::ToHex(h));
+    json::object one;
+    one["from"] = from;
+    one["proof"] = std::move(hashes);
+    proofs.emplace_back(std::move(one));
+  }
+  json::object o;
+  o["to"] = to;
+  o["root"] = merkle::ToHex(*root);
+  o["proofs"] = std::move(proofs);
+  return Json(200, o);
+}
+
 // --- federation ------------------------------------------------------------------------------
 
 namespace {
@@ -1396,6 +1484,7 @@ ApiResponse Api::Peers() {
       o["last_error"] = StringOrNull(p.last_error);
       o["fork"] = StringOrNull(p.fork);
       o["witnessed_size"] = p.witnessed_size;
+      o["unproved_checkpoints"] = p.unproved;
       o["delivered"] = p.delivered;
       o["requests"] = p.requests;
       peers.emplace_back(std::move(o));

@@ -27,30 +27,34 @@
 namespace accord::server_internal {
 
 enum class Route : uint8_t {
-  kHealth,          // GET  /v1/health
-  kDecide,          // POST /v1/decide
-  kListObjects,     // GET  /v1/objects
-  kGetObject,       // GET  /v1/objects/{id}
-  kCreateObject,    // POST /v1/objects
-  kRelease,         // POST /v1/objects/{id}/release     {"to"}
-  kForward,         // POST /v1/objects/{id}/forward     {"to"}
-  kConsent,         // POST /v1/objects/{id}/consent     {"to"}
-  kReclassify,      // POST /v1/objects/{id}/reclassify  {"level"}
-  kDestroy,         // POST /v1/objects/{id}/destroy     {"scope"}
-  kReport,          // POST /v1/objects/{id}/report      {"kind","text"}
-  kAgreements,      // GET  /v1/agreements[?at=]
-  kAgreement,       // GET  /v1/agreements/{id}[?at=]
-  kTimeline,        // GET  /v1/agreements/{id}/timeline[?at=]
-  kFlows,           // GET  /v1/flows[?at=]
-  kCheckpoint,      // GET  /v1/log/checkpoint
-  kLogEntries,      // GET  /v1/log/entries?from=&count=
-  kLogProof,        // GET  /v1/log/proof?index=&size=
-  kLogConsistency,  // GET  /v1/log/consistency?from=&to=
-  kOutbox,          // GET  /v1/outbox
-  kEnvelope,        // POST /v1/federation/envelopes (partners' nodes only)
-  kEnvelopes,       // POST /v1/federation/batches   (partners' nodes only): one per line
-  kPeers,           // GET  /v1/federation/peers
+  kHealth,            // GET  /v1/health
+  kDecide,            // POST /v1/decide
+  kListObjects,       // GET  /v1/objects
+  kGetObject,         // GET  /v1/objects/{id}
+  kCreateObject,      // POST /v1/objects
+  kRelease,           // POST /v1/objects/{id}/release     {"to"}
+  kForward,           // POST /v1/objects/{id}/forward     {"to"}
+  kConsent,           // POST /v1/objects/{id}/consent     {"to"}
+  kReclassify,        // POST /v1/objects/{id}/reclassify  {"level"}
+  kDestroy,           // POST /v1/objects/{id}/destroy     {"scope"}
+  kReport,            // POST /v1/objects/{id}/report      {"kind","text"}
+  kAgreements,        // GET  /v1/agreements[?at=]
+  kAgreement,         // GET  /v1/agreements/{id}[?at=]
+  kTimeline,          // GET  /v1/agreements/{id}/timeline[?at=]
+  kFlows,             // GET  /v1/flows[?at=]
+  kCheckpoint,        // GET  /v1/log/checkpoint
+  kLogEntries,        // GET  /v1/log/entries?from=&count=
+  kLogProof,          // GET  /v1/log/proof?index=&size=
+  kLogConsistency,    // GET  /v1/log/consistency?from=&to=
+  kOutbox,            // GET  /v1/outbox
+  kEnvelope,          // POST /v1/federation/envelopes (partners' nodes only)
+  kEnvelopes,         // POST /v1/federation/batches   (partners' nodes only): one per line
+  kPeers,             // GET  /v1/federation/peers
+  kLogConsistencies,  // POST /v1/log/consistency {"from":[...],"to"}: a proof for each size
 };
+
+// The sizes one request to POST /v1/log/consistency may name.
+inline constexpr size_t kMaxConsistencySizes = 256;
 
 struct ApiRequest {
   Route route = Route::kHealth;
@@ -69,6 +73,7 @@ struct ApiRequest {
   std::optional<Instant> at;                    // ?at= (RFC 3339)
   uint64_t first = 0, second = 0;               // ?from=&count=, ?index=&size=, ?from=&to=
   bool second_given = false;                    // size / to given (default: the log's size)
+  std::vector<uint64_t> sizes;                  // kLogConsistencies: "from"; "to" in second
 };
 
 // Whether `route` may be called by a partner's node (a node certificate of a partner) rather
@@ -204,6 +209,7 @@ class Api {
   ApiResponse Checkpoint();
   ApiResponse LogEntries(const ApiRequest& request);
   ApiResponse LogProof(const ApiRequest& request);
+  ApiResponse LogConsistencies(const ApiRequest& request);
   ApiResponse Outbox();
   ApiResponse Envelope(const std::string& partner, std::string_view envelope);
   ApiResponse Envelopes(const std::string& partner, const std::vector<std::string_view>& lines);

@@ -47,8 +47,29 @@ constexpr int kDeliveriesPerTurn = 16;
 // A partner's answer, at most: a batch's receipts (256 of a few KiB each) with room to spare. A
 // larger one is cut off as a failed request, before it is parsed.
 constexpr size_t kMaxAnswerBytes = 8 << 20;
+// The requests for consistency proofs (of kMaxConsistencySizes sizes each) one round of
+// witnessing makes at most to prove the checkpoints a partner showed as evidence; the rest wait
+// for the next round.
+constexpr size_t kProofRequestsPerRound = 4;
+
 // A consistency proof's hashes, at most: two per level of a tree of 2^64 entries.
 constexpr size_t kMaxProofHashes = 128;
+
+// A proof as an answer gives it: a list of at most kMaxProofHashes hashes in hex.
+std::optional<std::vector<merkle::Hash>> ParseProof(const json::value* list) {
+  if (list == nullptr || !list->is_array() || list->as_array().size() > kMaxProofHashes) {
+    return std::nullopt;
+  }
+  std::vector<merkle::Hash> proof;
+  proof.reserve(list->as_array().size());
+  for (const json::value& h : list->as_array()) {
+    if (!h.is_string()) return std::nullopt;
+    auto hash = merkle::HashFromHex(h.get_string());
+    if (!hash) return std::nullopt;
+    proof.push_back(*hash);
+  }
+  return proof;
+}
 
 std::string_view AsText(const Bytes& bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
@@ -86,6 +107,7 @@ bool IsFinalRefusal(unsigned status, std::string_view message) {
 }  // namespace
 
 using server_internal::ErrorMessage;
+using server_internal::kMaxConsistencySizes;
 
 struct Federation::Impl {
   struct Peer {
@@ -418,35 +440,19 @@ struct Federation::Impl {
       return;
     }
     auto old = node->WitnessedSize(p.options.party);
+    if (!old) return;
     // Nothing new: the size and root cosigned last. The same size with another root is a fork,
     // and so is a smaller size: the witness below finds them.
-    if (!old || (*old == cp->size && p.witnessed_root == cp->root)) return;
+    if (*old == cp->size && p.witnessed_root == cp->root) {
+      ProveShown(p, *old);
+      return;
+    }
     if (p.forked_at == std::pair(cp->size, cp->root)) return;  // its evidence is kept already
     std::vector<merkle::Hash> proof;
     if (*old > 0 && *old < cp->size) {
-      auto answer = p.client->Request(
-          "GET", fmt::format("/v1/log/consistency?from={}&to={}", *old, cp->size));
-      if (!answer || answer->status != 200) {
-        log(fmt::format(
-            "{}: no consistency proof from {} to {}: {}", p.options.party, *old, cp->size,
-            answer ? ErrorMessage(answer->status, answer->body) : answer.error().message));
-        return;
-      }
-      const auto v = ParseJson(answer->body);
-      const json::value* list = v && v->is_object() ? v->as_object().if_contains("proof") : nullptr;
-      if (list == nullptr || !list->is_array() || list->as_array().size() > kMaxProofHashes) {
-        log(fmt::format("{}: malformed consistency proof", p.options.party));
-        return;
-      }
-      for (const json::value& h : list->as_array()) {
-        auto hash = h.is_string() ? merkle::HashFromHex(h.get_string())
-                                  : Result<merkle::Hash>(Fail(Code::kInvalidArgument, "hash"));
-        if (!hash) {
-          log(fmt::format("{}: malformed consistency proof", p.options.party));
-          return;
-        }
-        proof.push_back(*hash);
-      }
+      auto fetched = ConsistencyProof(p, *old, cp->size);
+      if (!fetched) return;
+      proof = std::move(*fetched);
     }
     auto cosigned = node->WitnessCheckpoint(checkpoint->body, proof, WitnessLogging::kForksOnly,
                                             p.options.party);
@@ -478,6 +484,111 @@ struct Federation::Impl {
     }
     p.status.witnessed_size = cp->size;
     p.witnessed_root = cp->root;
+    ProveShown(p, cp->size);
+  }
+
+  // The consistency proof from `from` entries of the partner's log to `to`, as it gives it;
+  // nothing (and a line in the log) if it gives none.
+  std::optional<std::vector<merkle::Hash>> ConsistencyProof(Peer& p, uint64_t from, uint64_t to) {
+    auto answer =
+        p.client->Request("GET", fmt::format("/v1/log/consistency?from={}&to={}", from, to));
+    if (!answer || answer->status != 200) {
+      log(fmt::format(
+          "{}: no consistency proof from {} to {}: {}", p.options.party, from, to,
+          answer ? ErrorMessage(answer->status, answer->body) : answer.error().message));
+      return std::nullopt;
+    }
+    const auto v = ParseJson(answer->body);
+    auto proof = ParseProof(v && v->is_object() ? v->as_object().if_contains("proof") : nullptr);
+    if (!proof) log(fmt::format("{}: malformed consistency proof", p.options.party));
+    return proof;
+  }
+
+  // The consistency proofs from each of `sizes` entries of the partner's log (at most
+  // kMaxConsistencySizes, each smaller than `to`) to `to`, in one request; nothing (and a line in
+  // the log) if it gives none.
+  std::optional<std::map<uint64_t, std::vector<merkle::Hash>>> ConsistencyProofs(
+      Peer& p, const std::vector<uint64_t>& sizes, uint64_t to) {
+    json::object request;
+    request["to"] = to;
+    json::array from;
+    for (const uint64_t size : sizes) from.emplace_back(size);
+    request["from"] = std::move(from);
+    auto answer = p.client->Request("POST", "/v1/log/consistency", json::serialize(request));
+    if (!answer || answer->status != 200) {
+      log(fmt::format(
+          "{}: no consistency proofs from {} sizes to {}: {}", p.options.party, sizes.size(), to,
+          answer ? ErrorMessage(answer->status, answer->body) : answer.error().message));
+      return std::nullopt;
+    }
+    const auto malformed = [&] {
+      log(fmt::format("{}: malformed consistency proofs", p.options.party));
+      return std::nullopt;
+    };
+    const auto v = ParseJson(answer->body);
+    const json::value* list = v && v->is_object() ? v->as_object().if_contains("proofs") : nullptr;
+    if (list == nullptr || !list->is_array() || list->as_array().size() != sizes.size()) {
+      return malformed();
+    }
+    std::map<uint64_t, std::vector<merkle::Hash>> out;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      const json::object* one = list->as_array()[i].if_object();
+      const json::value* size = one != nullptr ? one->if_contains("from") : nullptr;
+      const json::value* hashes = one != nullptr ? one->if_contains("proof") : nullptr;
+      if (size == nullptr || !size->is_number() || size->to_number<uint64_t>() != sizes[i]) {
+        return malformed();
+      }
+      auto proof = ParseProof(hashes);
+      if (!proof) return malformed();
+      out.emplace(sizes[i], std::move(*proof));
+    }
+    return out;
+  }
+
+  // Proves the checkpoints of the partner's log that came as evidence (decision #86) consistent
+  // with the one cosigned last, of `size` entries: up to kProofRequestsPerRound requests of
+  // kMaxConsistencySizes sizes each, the smallest first. Larger ones wait until a checkpoint as
+  // large is cosigned.
+  void ProveShown(Peer& p, uint64_t size) {
+    for (size_t round = 0; round < kProofRequestsPerRound && !Stopping(); ++round) {
+      auto shown = node->UnprovedCheckpoints(p.options.party, size, kMaxConsistencySizes);
+      if (!shown) {
+        log(fmt::format("{}: the checkpoints it showed: {}", p.options.party,
+                        shown.error().ToString()));
+        break;
+      }
+      if (shown->empty()) break;
+      std::vector<uint64_t> sizes;  // distinct, ascending (as listed); one at `size` needs none
+      for (const ShownCheckpointRecord& c : *shown) {
+        if (c.size < size && (sizes.empty() || sizes.back() != c.size)) sizes.push_back(c.size);
+      }
+      std::map<uint64_t, std::vector<merkle::Hash>> proofs;
+      if (!sizes.empty()) {
+        auto fetched = ConsistencyProofs(p, sizes, size);
+        if (!fetched) break;
+        proofs = std::move(*fetched);
+      }
+      std::vector<Node::CheckpointProof> items;
+      items.reserve(shown->size());
+      for (ShownCheckpointRecord& c : *shown) {
+        std::vector<merkle::Hash> proof =
+            c.size < size ? proofs[c.size] : std::vector<merkle::Hash>{};
+        items.push_back(Node::CheckpointProof{std::move(c), std::move(proof)});
+      }
+      auto forks = node->ProveCheckpoints(size, items);
+      if (!forks) {
+        log(fmt::format("{}: cannot prove the checkpoints it showed: {}", p.options.party,
+                        forks.error().ToString()));
+        break;
+      }
+      for (const std::string& fork : *forks) {
+        log(fmt::format("WITNESS: {}'s log: {}", p.options.party, fork));
+        p.status.last_error = "fork: " + fork;
+        if (p.status.fork.empty()) p.status.fork = fork;  // kept: see PeerStatus
+      }
+      if (items.size() < kMaxConsistencySizes) break;
+    }
+    if (auto left = node->CountUnprovedCheckpoints(p.options.party)) p.status.unproved = *left;
   }
 
   // Delivers `p`'s due envelopes and, when it is time, witnesses its log.
@@ -572,6 +683,9 @@ Result<std::unique_ptr<Federation>> Federation::Start(FederationOptions options,
       return Fail(Code::kInvalidArgument, "a node is not its own peer");
     }
     if (auto size = impl->node->WitnessedSize(p.options.party)) p.status.witnessed_size = *size;
+    if (auto left = impl->node->CountUnprovedCheckpoints(p.options.party)) {
+      p.status.unproved = *left;
+    }
   }
   impl->options = std::move(options);
   Impl* raw = impl.get();

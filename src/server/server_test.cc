@@ -31,6 +31,7 @@
 
 #include "accord/crypto.h"
 #include "accord/https_client.h"
+#include "accord/merkle.h"
 #include "api.h"
 #include "line_limiter.h"
 #include "resolve.h"
@@ -1050,6 +1051,56 @@ TEST_F(ServerTest, CheckpointIsTheSignedNote) {
   EXPECT_NE(r.body.find("\n\n\xe2\x80\x94 "), std::string::npos) << r.body;  // "— " signature line
 }
 
+// POST /v1/log/consistency gives, in one answer, the proofs GET gives one at a time (the
+// federation proves the checkpoints a partner showed with it, decision #86).
+TEST_F(ServerTest, ConsistencyProofsOfSeveralSizesInOneRequest) {
+  StartServer();
+  for (const char* id : {"k-1", "k-2", "k-3", "k-4", "k-5"}) {
+    ASSERT_EQ(Call("kor-analyst", "POST", "/v1/objects", NewObjectJson(id, "II", "x")).status, 201);
+  }
+  const HttpResponse checkpoint = Call("kor-analyst", "GET", "/v1/log/checkpoint");
+  ASSERT_EQ(checkpoint.status, 200);
+  const size_t line = checkpoint.body.find('\n') + 1;
+  const uint64_t size = std::stoull(checkpoint.body.substr(line));
+  ASSERT_GE(size, 6u);
+  const std::string to = std::to_string(size);
+  const HttpResponse batch =
+      Call("kor-analyst", "POST", "/v1/log/consistency",
+           R"({"from":[1,2,)" + std::to_string(size - 1) + R"(],"to":)" + to + "}");
+  ASSERT_EQ(batch.status, 200) << batch.body;
+  const json::object o = batch.Json();
+  EXPECT_EQ(o.at("to").to_number<uint64_t>(), size);
+  const json::array& proofs = o.at("proofs").as_array();
+  ASSERT_EQ(proofs.size(), 3u);
+  for (const json::value& one : proofs) {
+    const uint64_t from = one.at("from").to_number<uint64_t>();
+    const HttpResponse alone = Call(
+        "kor-analyst", "GET", "/v1/log/consistency?from=" + std::to_string(from) + "&to=" + to);
+    ASSERT_EQ(alone.status, 200) << alone.body;
+    const json::object single = alone.Json();
+    EXPECT_EQ(single.at("proof"), one.at("proof")) << from;
+    EXPECT_EQ(single.at("root2"), o.at("root")) << from;
+    std::vector<merkle::Hash> proof;
+    for (const json::value& h : one.at("proof").as_array()) {
+      proof.push_back(merkle::HashFromHex(Str(h)).value());
+    }
+    EXPECT_TRUE(merkle::VerifyConsistency(from, size, proof,
+                                          merkle::HashFromHex(Str(single.at("root1"))).value(),
+                                          merkle::HashFromHex(Str(o.at("root"))).value()))
+        << from;
+  }
+  // Without "to", up to the log's size now (at least the size above).
+  const HttpResponse latest = Call("kor-analyst", "POST", "/v1/log/consistency", R"({"from":[1]})");
+  ASSERT_EQ(latest.status, 200) << latest.body;
+  EXPECT_GE(latest.Json().at("to").to_number<uint64_t>(), size);
+  // A size past "to" is the request's fault.
+  const HttpResponse past =
+      Call("kor-analyst", "POST", "/v1/log/consistency",
+           R"({"from":[)" + std::to_string(size + 1) + R"(],"to":)" + to + "}");
+  EXPECT_EQ(past.status, 400) << past.body;
+  EXPECT_EQ(Str(past.Json().at("error").at("code")), "invalid-argument");
+}
+
 // --- timeouts, limits and stopping ------------------------------------------------------------
 
 TEST_F(ServerTest, SlowClientIsClosedAfterTheReadTimeoutWhileOthersAreServed) {
@@ -1629,8 +1680,40 @@ TEST(ApiDecoderTest, QueriesAgreementsAndTheLog) {
     EXPECT_EQ(r.error().status, 400u) << bad;
   }
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/agreements/a/b", "").error().status, 404u);
+
+  auto sizes = DecodeApiRequest("POST", "/v1/log/consistency", R"({"from":[3,1,3],"to":9})");
+  ASSERT_TRUE(sizes) << sizes.error().message;
+  EXPECT_EQ(sizes->route, Route::kLogConsistencies);
+  EXPECT_EQ(sizes->sizes, (std::vector<uint64_t>{3, 1, 3}));
+  EXPECT_EQ(sizes->second, 9u);
+  EXPECT_TRUE(sizes->second_given);
+  auto latest = DecodeApiRequest("POST", "/v1/log/consistency", R"({"from":[2]})");
+  ASSERT_TRUE(latest) << latest.error().message;
+  EXPECT_FALSE(latest->second_given);
+  std::string too_many = R"({"from":[1)";
+  for (size_t i = 1; i <= server_internal::kMaxConsistencySizes; ++i) too_many += ",1";
+  too_many += "]}";
+  for (const std::string& bad :
+       {std::string(R"({"from":[]})"), std::string(R"({"from":[0]})"),
+        std::string(R"({"from":[-1]})"), std::string(R"({"from":[1.5]})"),
+        std::string(R"({"from":["1"]})"), std::string(R"({"from":1})"), std::string(R"({"to":3})"),
+        std::string(R"({"from":[1],"to":-1})"), std::string(R"({"from":[1],"too":3})"),
+        std::string(R"({"from":[1],"from":[2]})"), std::string("[1]"), std::string("{"),
+        too_many}) {
+    auto r = DecodeApiRequest("POST", "/v1/log/consistency", bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().status, 400u) << bad;
+    EXPECT_EQ(r.error().code, "invalid-argument") << bad;
+  }
+  auto put = DecodeApiRequest("PUT", "/v1/log/consistency", "");
+  ASSERT_FALSE(put);
+  EXPECT_EQ(put.error().status, 405u);
+  EXPECT_EQ(put.error().allow, "GET, POST");
+  EXPECT_FALSE(DecodeApiRequest("POST", "/v1/log/consistency?from=1", R"({"from":[1]})"));
+
   EXPECT_TRUE(IsNodeRoute(Route::kEnvelope));
   EXPECT_TRUE(IsNodeRoute(Route::kLogConsistency));
+  EXPECT_TRUE(IsNodeRoute(Route::kLogConsistencies));
   EXPECT_FALSE(IsNodeRoute(Route::kGetObject));
   EXPECT_FALSE(IsNodeRoute(Route::kRelease));
   EXPECT_FALSE(IsNodeRoute(Route::kLogEntries));  // entries name subjects and other partners

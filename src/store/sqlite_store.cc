@@ -306,6 +306,19 @@ UPDATE packages SET bytes = X''
     AND object_id IN (SELECT id FROM objects WHERE destroyed_at IS NOT NULL);
 )sql";
 
+// Version 8 (decision #86): the checkpoints of partners' logs that came as evidence, until a
+// consistency proof shows them on the chain this node witnesses.
+constexpr std::string_view kSchemaV8 = R"sql(
+CREATE TABLE shown_checkpoints (
+  origin TEXT NOT NULL,
+  size INTEGER NOT NULL CHECK (size > 0),
+  root BLOB NOT NULL CHECK (length(root) = 32),
+  note TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (origin, size, root)
+) STRICT, WITHOUT ROWID;
+)sql";
+
 constexpr int kLogTileIdShift = 48;
 constexpr int64_t LogTileId(int32_t level, uint64_t index) {
   return static_cast<int64_t>((uint64_t{static_cast<uint32_t>(level)} << kLogTileIdShift) | index);
@@ -408,6 +421,7 @@ const std::array<Migration, kStoreSchemaVersion> kMigrations = {{
     {kSchemaV5, MigrateLogToTiles},
     {kSchemaV6},
     {kSchemaV7},
+    {kSchemaV8},
 }};
 
 // How many tiles one query fetches: an inclusion proof in a log of up to 2^32 entries reads at
@@ -702,6 +716,10 @@ struct Statements {
   StmtPtr read_log_tiles;  // kLogTilesPerQuery ids
   StmtPtr insert_evidence;
   StmtPtr list_evidence;
+  StmtPtr keep_shown_checkpoint;
+  StmtPtr list_shown_checkpoints;
+  StmtPtr drop_shown_checkpoint;
+  StmtPtr count_shown_checkpoints;
 };
 
 Result<Statements> PrepareAll(sqlite3* db) {
@@ -880,6 +898,17 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.list_evidence,
                               "SELECT origin, earlier, later, reason, at FROM log_evidence "
                               "ORDER BY at, rowid"));
+  ACCORD_RETURN_IF_ERROR(prep(s.keep_shown_checkpoint,
+                              "INSERT INTO shown_checkpoints (origin, size, root, note, at) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING"));
+  ACCORD_RETURN_IF_ERROR(prep(s.list_shown_checkpoints,
+                              "SELECT origin, size, root, note, at FROM shown_checkpoints "
+                              "WHERE origin = ?1 AND size <= ?2 ORDER BY size, root LIMIT ?3"));
+  ACCORD_RETURN_IF_ERROR(prep(s.drop_shown_checkpoint,
+                              "DELETE FROM shown_checkpoints "
+                              "WHERE origin = ?1 AND size = ?2 AND root = ?3"));
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.count_shown_checkpoints, "SELECT count(*) FROM shown_checkpoints WHERE origin = ?1"));
   return s;
 }
 
@@ -1998,6 +2027,55 @@ class SqliteStore final : public Store {
                                                            .reason = row.ColumnText(3),
                                                            .at = Instant{row.ColumnInt(4)}};
                                    });
+  }
+
+  Status KeepShownCheckpoint(const ShownCheckpointRecord& c) override {
+    BoundStatement st(db_.get(), s_.keep_shown_checkpoint.get());
+    st.BindText(1, c.origin);
+    st.BindInt(2, static_cast<int64_t>(c.size));
+    st.BindBlob(3, c.root);
+    st.BindText(4, c.note);
+    st.BindInt(5, c.at.micros);
+    return st.Run("keep a checkpoint of", c.origin);
+  }
+
+  Result<std::vector<ShownCheckpointRecord>> ListShownCheckpoints(const std::string& origin,
+                                                                  uint64_t max_size,
+                                                                  size_t limit) override {
+    BoundStatement st(db_.get(), s_.list_shown_checkpoints.get());
+    st.BindText(1, origin);
+    st.BindInt(2, static_cast<int64_t>(std::min<uint64_t>(max_size, INT64_MAX)));
+    st.BindInt(3, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+    return Collect<ShownCheckpointRecord>(
+        st, "list the checkpoints shown of", origin,
+        [](const BoundStatement& row) -> Result<ShownCheckpointRecord> {
+          ShownCheckpointRecord c{.origin = row.ColumnText(0),
+                                  .size = static_cast<uint64_t>(row.ColumnInt(1)),
+                                  .note = row.ColumnText(3),
+                                  .at = Instant{row.ColumnInt(4)}};
+          const ByteView root = row.ColumnBlobView(2);
+          if (root.size() != c.root.size()) {
+            return Fail(Code::kDataLoss, "a shown checkpoint's root is not 32 bytes");
+          }
+          std::copy(root.begin(), root.end(), c.root.begin());
+          return c;
+        });
+  }
+
+  Status DropShownCheckpoint(const std::string& origin, uint64_t size,
+                             const Digest& root) override {
+    BoundStatement st(db_.get(), s_.drop_shown_checkpoint.get());
+    st.BindText(1, origin);
+    st.BindInt(2, static_cast<int64_t>(size));
+    st.BindBlob(3, root);
+    return st.Run("forget a checkpoint of", origin);
+  }
+
+  Result<uint64_t> CountShownCheckpoints(const std::string& origin) override {
+    BoundStatement st(db_.get(), s_.count_shown_checkpoints.get());
+    st.BindText(1, origin);
+    ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("count the checkpoints shown of", origin));
+    return row ? static_cast<uint64_t>(st.ColumnInt(0)) : 0;
   }
 
  private:

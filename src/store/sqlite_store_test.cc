@@ -1224,12 +1224,13 @@ TEST_F(SqliteStoreTest, NewDatabaseHasTheCurrentSchemaInWalMode) {
   RawDb raw(path_);
   EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
             std::to_string(kStoreSchemaVersion));
-  EXPECT_EQ(kStoreSchemaVersion, 7);
+  EXPECT_EQ(kStoreSchemaVersion, 8);
   EXPECT_EQ(raw.One("PRAGMA journal_mode"), "wal");
-  EXPECT_THAT(raw.Rows("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"),
-              ElementsAre("consents", "destructions", "forwards", "log_entries", "log_evidence",
-                          "log_tiles", "meta", "objects", "outbox", "packages", "partners",
-                          "receipts", "reclassifications", "releases", "reports", "subjects"));
+  EXPECT_THAT(
+      raw.Rows("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"),
+      ElementsAre("consents", "destructions", "forwards", "log_entries", "log_evidence",
+                  "log_tiles", "meta", "objects", "outbox", "packages", "partners", "receipts",
+                  "reclassifications", "releases", "reports", "shown_checkpoints", "subjects"));
   // Every table is STRICT: a value of the wrong type is refused, not converted.
   EXPECT_THAT(raw.Exec("INSERT INTO meta (key, value) VALUES ('k', X'01')"),
               HasSubstr("cannot store BLOB value in TEXT column meta.value"));
@@ -1269,7 +1270,7 @@ TEST_F(SqliteStoreTest, MigratesAVersionOneDatabase) {
   {
     RawDb raw(path_);
     ASSERT_EQ(raw.Exec("DROP TABLE log_entries; DROP TABLE log_tiles; DROP TABLE log_evidence; "
-                       "DROP TABLE outbox; "
+                       "DROP TABLE outbox; DROP TABLE shown_checkpoints; "
                        "UPDATE meta SET value = '1' WHERE key = 'schema_version'"),
               "");
   }
@@ -1297,6 +1298,7 @@ TEST_F(SqliteStoreTest, MigratesAVersionThreeDatabase) {
     RawDb raw(path_);
     std::string sql = R"sql(
 DROP TABLE outbox;
+DROP TABLE shown_checkpoints;
 DROP TABLE log_entries;
 DROP TABLE log_tiles;
 CREATE TABLE log_entries (
@@ -1342,6 +1344,7 @@ TEST_F(SqliteStoreTest, MigratesAVersionFiveDatabaseKeyingPackagesBySender) {
     ASSERT_EQ(raw.Exec(R"sql(
 DROP TABLE packages;
 DROP TABLE receipts;
+DROP TABLE shown_checkpoints;
 CREATE TABLE packages (
   id TEXT PRIMARY KEY NOT NULL,
   kind TEXT NOT NULL,
@@ -1379,7 +1382,8 @@ UPDATE meta SET value = '5' WHERE key = 'schema_version';
   EXPECT_EQ(received->at.micros, 4);
   EXPECT_EQ(s.ListReceipts().value().size(), 2u);
   RawDb raw(path_);
-  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "7");
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
+            std::to_string(kStoreSchemaVersion));
 }
 
 TEST_F(SqliteStoreTest, MigratesAVersionSixDatabaseErasingTheDestroyedCopiesPackages) {
@@ -1394,6 +1398,7 @@ INSERT INTO packages VALUES ('r-gone', 'release', 'o-gone', 'KOR', 1, 2, X'01');
 INSERT INTO packages VALUES ('f-gone', 'forward', 'o-gone', 'USA', 1, 2, X'02');
 INSERT INTO packages VALUES ('d-gone', 'destroy', 'o-gone', 'KOR', 3, 4, X'03');
 INSERT INTO packages VALUES ('r-held', 'release', 'o-held', 'KOR', 1, 2, X'04');
+DROP TABLE shown_checkpoints;
 UPDATE meta SET value = '6' WHERE key = 'schema_version';
 )sql"),
               "");
@@ -1410,7 +1415,8 @@ UPDATE meta SET value = '6' WHERE key = 'schema_version';
                        {"r-gone", {}}, {"f-gone", {}}, {"d-gone", {3}}, {"r-held", {4}}}));
   EXPECT_TRUE(s.HasPackage("KOR", "r-gone").value());  // a replay is still refused
   RawDb raw(path_);
-  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "7");
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
+            std::to_string(kStoreSchemaVersion));
 }
 
 TEST_F(SqliteStoreTest, ErasingACopyErasesThePackagesItCameIn) {
@@ -1588,10 +1594,49 @@ TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
   EXPECT_EQ((*evidence)[0].later, "cp2");
 }
 
+// The checkpoints shown as evidence (decision #86): kept once each (origin, size, root), listed
+// smallest first up to a size, counted and forgotten one by one.
+TEST_F(SqliteStoreTest, KeepsTheCheckpointsShownUntilProved) {
+  const auto shown = [](const std::string& origin, uint64_t size, uint8_t root) {
+    return ShownCheckpointRecord{origin, size, DigestOf(root), "cp-" + std::to_string(size),
+                                 Instant{static_cast<int64_t>(size)}};
+  };
+  for (const ShownCheckpointRecord& c :
+       {shown("accord/KOR", 7, 1), shown("accord/KOR", 3, 1), shown("accord/KOR", 7, 2),
+        shown("accord/KOR", 3, 1), shown("accord/JPN", 3, 1), shown("accord/KOR", 9, 1)}) {
+    ASSERT_TRUE(store_->KeepShownCheckpoint(c));
+  }
+  EXPECT_EQ(store_->CountShownCheckpoints("accord/KOR").value(), 4u);  // the repeat kept once
+  EXPECT_EQ(store_->CountShownCheckpoints("accord/USA").value(), 0u);
+  auto listed = store_->ListShownCheckpoints("accord/KOR", 8, 10);
+  ASSERT_TRUE(listed.has_value()) << listed.error().ToString();
+  std::vector<std::pair<uint64_t, uint8_t>> seen;
+  for (const ShownCheckpointRecord& c : *listed) seen.emplace_back(c.size, c.root[0]);
+  EXPECT_THAT(seen,
+              ElementsAre(std::pair<uint64_t, uint8_t>{3, 1}, std::pair<uint64_t, uint8_t>{7, 1},
+                          std::pair<uint64_t, uint8_t>{7, 2}));
+  EXPECT_EQ((*listed)[1].note, "cp-7");
+  EXPECT_EQ((*listed)[1].at.micros, 7);
+  EXPECT_EQ(store_->ListShownCheckpoints("accord/KOR", 8, 1).value().size(), 1u);
+  EXPECT_TRUE(store_->ListShownCheckpoints("accord/KOR", 2, 10).value().empty());
+
+  ASSERT_TRUE(store_->DropShownCheckpoint("accord/KOR", 7, DigestOf(1)));
+  ASSERT_TRUE(store_->DropShownCheckpoint("accord/KOR", 7, DigestOf(1)));  // gone already
+  EXPECT_EQ(store_->CountShownCheckpoints("accord/KOR").value(), 3u);
+  EXPECT_EQ(store_->CountShownCheckpoints("accord/JPN").value(), 1u);
+  RawDb raw(path_);
+  EXPECT_THAT(raw.Exec("INSERT INTO shown_checkpoints VALUES ('accord/KOR', 0, "
+                       "zeroblob(32), 'cp', 1)"),
+              HasSubstr("CHECK constraint failed"));
+  EXPECT_THAT(raw.Exec("INSERT INTO shown_checkpoints VALUES ('accord/KOR', 5, X'01', 'cp', 1)"),
+              HasSubstr("CHECK constraint failed"));
+}
+
 // The log tables as schema version 2 wrote them: every subtree hash in log_nodes, level 0 the
 // leaf hashes.
 constexpr std::string_view kVersionTwoLogTables = R"sql(
 DROP TABLE outbox;
+DROP TABLE shown_checkpoints;
 DROP TABLE log_entries;
 DROP TABLE log_tiles;
 CREATE TABLE log_entries (

@@ -81,6 +81,8 @@ start_all() { for p in KOR JPN USA; do live_start "$p" "$1" || exit 1; done; }
 entries() {
   get "$1" "$2" "/v1/log/entries?from=0&count=1000" | grep -oE "$3" | wc -l
 }
+# The number of entries in the log of the stopped node's home HOME that mention PATTERN.
+home_entries() { "$accord" log show --home "$1" | grep -cE "$2"; }
 
 live_setup "$accord" "$work/net" "$src/examples/gsomia" --simulate || exit 1
 
@@ -385,7 +387,30 @@ done
 for p in KOR JPN USA; do
   user=$(echo "$p" | tr 'A-Z' 'a-z')-analyst
   eventually "$p-witnesses" '"witnessed_size":[1-9].*"witnessed_size":[1-9]' get "$p" "$user" /v1/federation/peers
+  # ... and proved every checkpoint its partners showed as evidence on the chain it cosigned
+  # (decision #86): none left, and none a fork.
+  proved='"fork":null,"witnessed_size":[1-9][0-9]*,"unproved_checkpoints":0,'
+  eventually "$p-proved" "$proved.*$proved" get "$p" "$user" /v1/federation/peers
 done
+# A private branch of Japan's log (a copy of its home, which no partner witnesses) releases to
+# Korea: a real envelope signed with Japan's key, which Korea takes. Once Japan's real log is as
+# large, Korea proves the checkpoint the release showed against it at its next witnessing, finds
+# the fork and keeps both checkpoints as evidence (decision #86).
+live_stop JPN
+cp -a "$work/net/JPN" "$work/jpn-branch"
+live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
+branch_at=2018-05-01T10:00:00+09:00
+printf 'kept from the partners' | "$accord" put --home "$work/jpn-branch" --at "$branch_at" \
+  --id j-branch --level HI --rel-to KOR >/dev/null
+"$accord" release --home "$work/jpn-branch" --at "$branch_at" --id j-branch --to KOR \
+  --out "$work/j-branch.env" >/dev/null
+for i in 1 2 3 4; do
+  check "branch-real-$i" "\"id\":\"j-real-$i\"" create JPN jpn-analyst "j-real-$i" HI "real" '["KOR"]'
+done
+check branch-taken '^\{"format":.*"kind":"receipt"' node_post JPN KOR "$work/j-branch.env"
+eventually branch-fork-found \
+  '"party":"JPN"[^}]*"fork":"the checkpoint of [0-9]+ entries it showed as evidence is not consistent' \
+  get KOR kor-analyst /v1/federation/peers
 # A partner that is down, with no port file to find it by: Korea's node waits for its next look,
 # not a millisecond at a time (it once did while the partner's retry time was past: 250 ms of CPU
 # in 5 s, against 10 ms). Compared with its CPU while both partners are up and witnessed, so that
@@ -407,8 +432,12 @@ fi
 live_stop_all
 for p in KOR JPN USA; do
   check_ok "$p-log-verify" '^log verified: [0-9]+ entries' "$accord" log verify --home "$work/net/$p"
+done
+for p in JPN USA; do
   check_ok "$p-no-evidence" '^no evidence: no partner' "$accord" log evidence --home "$work/net/$p"
 done
+check_ok KOR-branch-evidence 'accord/JPN' "$accord" log evidence --home "$work/net/KOR"
+check branch-fork-logged '^1$' home_entries "$work/net/KOR" '"op":"witness"[^}]*"decision":"deny","reason":"fork"'
 
 # 4. 2019-11-23, after the anniversary: the release is allowed under the real history (the notice
 #    was suspended) and refused under the history without the suspension (then only the TISA
