@@ -18,7 +18,7 @@
 // proof from the size it last cosigned, and cosigns it (`Node::WitnessCheckpoint`); a rewritten
 // or truncated log is caught and the evidence kept. Then it proves the checkpoints of that log
 // that came as evidence with the partner's envelopes consistent with the one cosigned
-// (`Node::ProveCheckpoint`): a checkpoint of a private branch shown to this node is caught too.
+// (`Node::ProveCheckpoints`): a checkpoint of a private branch shown to this node is caught too.
 //
 // The Federation opens its own Node on the home (a Node is used by one thread at a time), and
 // runs one thread. Thread safety: `Wake` and `Stop` may be called from any thread.

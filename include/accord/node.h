@@ -249,14 +249,21 @@ class Node {
   [[nodiscard]] Result<std::vector<ShownCheckpointRecord>> UnprovedCheckpoints(
       const std::string& party, uint64_t max_size, size_t limit);
   [[nodiscard]] Result<uint64_t> CountUnprovedCheckpoints(const std::string& party);
+  // The largest unproved checkpoint of `party`'s log larger than `size` that came before
+  // `before` (system clock): when `party`'s node gave a checkpoint of `size` entries as its
+  // latest after `before`, it had shown this one first. An honest log never shrinks, so its
+  // log then has a branch, or went back (decision #86).
+  [[nodiscard]] Result<std::optional<ShownCheckpointRecord>> OvertakenCheckpoint(
+      const std::string& party, uint64_t size, Instant before);
   // Proves checkpoints of UnprovedCheckpoints consistent with the last checkpoint of their log
   // this node cosigned, which must have `to_size` entries, each with its proof, RFC 9162's
-  // PROOF(size, to_size) as the log gave it, in one transaction; each is then forgotten. One
-  // that its proof does not connect is a fork: both signed checkpoints are kept as evidence
-  // (ForkEvidence), the refusal is logged (`witness` `deny` `fork`), and its reason is returned
-  // among the others'. kFailedPrecondition when the last one cosigned has another size
-  // (witnessed since: fetch the proofs again) or is smaller than one of them, or when they are
-  // not all of one log; nothing changes then.
+  // PROOF(size, to_size) as the log gave it, in one transaction. Each is then settled: kept
+  // without its note, and not proved again if it is shown again. One that its proof does not
+  // connect is a fork: both signed checkpoints are kept as evidence (ForkEvidence), the refusal
+  // is logged (`witness` `deny` `fork`), and its reason is returned among the others'.
+  // kFailedPrecondition when the last one cosigned has another size (witnessed since: fetch the
+  // proofs again) or is smaller than one of them, or when they are not all of one log; nothing
+  // changes then.
   struct CheckpointProof {
     ShownCheckpointRecord shown;
     std::vector<merkle::Hash> proof;

@@ -174,9 +174,10 @@ struct ShownCheckpointRecord {
   std::string origin;
   uint64_t size = 0;
   Digest root{};
-  std::string note;  // the signed checkpoint, as it came
-  Instant at;        // when it came
+  std::string note;  // the signed checkpoint, as it came; empty once settled
+  Instant at;        // when it came, on the system clock (also in homes with a simulated one)
 };
+enum class ShownState { kProved, kForked };
 
 // An envelope (package or notice) waiting in the outbox to be delivered to a partner's node, or
 // delivered already. `id` (the package or notice id) and `to` make the idempotency key: a partner
@@ -338,12 +339,17 @@ class Store {
   [[nodiscard]] virtual Result<std::vector<EvidenceRecord>> ListEvidence() = 0;
   // Keeps `c` unless it is kept already (the same origin, size and root).
   [[nodiscard]] virtual Status KeepShownCheckpoint(const ShownCheckpointRecord& c) = 0;
-  // Those of `origin` of at most `max_size` entries, smallest first, at most `limit` of them.
+  // The unproved ones of `origin` of at most `max_size` entries, smallest first, at most `limit`.
   [[nodiscard]] virtual Result<std::vector<ShownCheckpointRecord>> ListShownCheckpoints(
       const std::string& origin, uint64_t max_size, size_t limit) = 0;
-  // Forgets one (nothing if it is not kept).
-  [[nodiscard]] virtual Status DropShownCheckpoint(const std::string& origin, uint64_t size,
-                                                   const Digest& root) = 0;
+  // The largest unproved one of `origin` of more than `size` entries that came before `before`.
+  [[nodiscard]] virtual Result<std::optional<ShownCheckpointRecord>> LargestShownAbove(
+      const std::string& origin, uint64_t size, Instant before) = 0;
+  // Records what a consistency proof showed of one (nothing if it is not kept), and empties its
+  // note. It stays kept, so that it is not proved again when it is shown again.
+  [[nodiscard]] virtual Status SettleShownCheckpoint(const std::string& origin, uint64_t size,
+                                                     const Digest& root, ShownState state) = 0;
+  // The unproved ones of `origin`.
   [[nodiscard]] virtual Result<uint64_t> CountShownCheckpoints(const std::string& origin) = 0;
 };
 

@@ -620,9 +620,14 @@ struct Node::Impl {
                   fmt::format("the entry is not in `{}`'s log: {}", signer, s.error().message));
     }
     // The checkpoint is the signer's word that this is its log: kept until a consistency proof
-    // shows it on the chain this node witnesses, not a private branch (decision #86).
+    // shows it on the chain this node witnesses, not a private branch (decision #86). When it
+    // came is on the system clock, which the federation's witnessing runs on.
+    if (cp.size > static_cast<uint64_t>(INT64_MAX)) {
+      return Fail(Code::kDataLoss,
+                  fmt::format("`{}`'s log checkpoint has {} entries: too many", signer, cp.size));
+    }
     ACCORD_RETURN_IF_ERROR(store->KeepShownCheckpoint(
-        ShownCheckpointRecord{cp.origin, cp.size, cp.root, ev.checkpoint, clock->Now()}));
+        ShownCheckpointRecord{cp.origin, cp.size, cp.root, ev.checkpoint, SystemClock().Now()}));
     return std::move(*entry);
   }
 
@@ -2085,6 +2090,12 @@ Result<std::vector<ShownCheckpointRecord>> Node::UnprovedCheckpoints(const std::
   return impl_->store->ListShownCheckpoints(node_internal::LogOrigin(party), max_size, limit);
 }
 
+Result<std::optional<ShownCheckpointRecord>> Node::OvertakenCheckpoint(const std::string& party,
+                                                                       uint64_t size,
+                                                                       Instant before) {
+  return impl_->store->LargestShownAbove(node_internal::LogOrigin(party), size, before);
+}
+
 Result<uint64_t> Node::CountUnprovedCheckpoints(const std::string& party) {
   return impl_->store->CountShownCheckpoints(node_internal::LogOrigin(party));
 }
@@ -2116,9 +2127,11 @@ Result<std::vector<std::string>> Node::ProveCheckpoints(uint64_t to_size,
                                 "of `{}` with {}",
                                 shown.origin, shown.size, origin, to.size));
       }
-      ACCORD_RETURN_IF_ERROR(n.store->DropShownCheckpoint(shown.origin, shown.size, shown.root));
       auto consistent =
           merkle::VerifyConsistency(shown.size, to.size, p.proof, shown.root, to.root);
+      ACCORD_RETURN_IF_ERROR(
+          n.store->SettleShownCheckpoint(shown.origin, shown.size, shown.root,
+                                         consistent ? ShownState::kProved : ShownState::kForked));
       if (consistent) continue;
       std::string reason = fmt::format(
           "the checkpoint of {} entries it showed as evidence is not consistent with the one of "

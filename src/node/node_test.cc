@@ -103,8 +103,13 @@ class NodeTest : public testing::Test {
   // `at` is the simulated instant; empty for a home on the system clock.
   std::unique_ptr<Node> Open(const std::string& party, std::string_view at,
                              size_t max_payload = 64 << 20) {
+    return OpenHome(Home(party), party, at, max_payload);
+  }
+  // `party`'s node on the home `home` (a copy of its home, say).
+  std::unique_ptr<Node> OpenHome(const std::string& home, const std::string& party,
+                                 std::string_view at, size_t max_payload = 64 << 20) {
     NodeOptions o;
-    o.home = Home(party);
+    o.home = home;
     o.passphrase = SecretBytes::Copy(std::string_view("pass-" + party));
     if (!at.empty()) o.at = At(at);
     o.max_payload_bytes = max_payload;
@@ -2020,16 +2025,12 @@ TEST_F(NodeTest, AWitnessCatchesARewrittenOrTruncatedLog) {
 
   // The fork rewrites history after the copy: no proof connects it to what Japan cosigned.
   {
-    NodeOptions o;
-    o.home = Home("KOR-fork");
-    o.passphrase = SecretBytes::Copy(std::string_view("pass-KOR"));
-    o.at = At("2018-01-12T00:00:00+09:00");
-    auto fork = Node::Open(std::move(o));
-    ASSERT_TRUE(fork);
-    ASSERT_TRUE(CreateObject(**fork, "k-other", "y", {}, "III", {}));
-    ASSERT_TRUE(CreateObject(**fork, "k-more", "y", {}, "III", {}));
-    auto cp = (*fork)->LogCheckpoint();
-    auto proof = (*fork)->LogConsistencyProof(seen2, (*fork)->LogSize().value());
+    auto fork = OpenHome(Home("KOR-fork"), "KOR", "2018-01-12T00:00:00+09:00");
+    ASSERT_NE(fork, nullptr);
+    ASSERT_TRUE(CreateObject(*fork, "k-other", "y", {}, "III", {}));
+    ASSERT_TRUE(CreateObject(*fork, "k-more", "y", {}, "III", {}));
+    auto cp = fork->LogCheckpoint();
+    auto proof = fork->LogConsistencyProof(seen2, fork->LogSize().value());
     ASSERT_TRUE(cp && proof);
     auto caught = jpn->WitnessCheckpoint(*cp, *proof);
     ASSERT_FALSE(caught);
@@ -2079,8 +2080,14 @@ TEST_F(NodeTest, ACheckpointShownAsEvidenceIsProvedOnTheWitnessedChain) {
   auto receipt = jpn->Receive(*package);
   ASSERT_TRUE(receipt) << receipt.error().ToString();
   ASSERT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), 1u);
-  // Larger than the checkpoint cosigned: it waits.
+  // Larger than the checkpoint cosigned: it waits. Had Korea's node given the one cosigned as its
+  // latest after the release came, its log would have gone back, or have a branch.
   EXPECT_TRUE(jpn->UnprovedCheckpoints("KOR", first, 10).value().empty());
+  auto ahead = jpn->OvertakenCheckpoint("KOR", first, Instant{INT64_MAX});
+  ASSERT_TRUE(ahead && *ahead);
+  EXPECT_GT((*ahead)->size, first);
+  EXPECT_FALSE(jpn->OvertakenCheckpoint("KOR", first, Instant{0}).value());
+  EXPECT_FALSE(jpn->OvertakenCheckpoint("KOR", (*ahead)->size, Instant{INT64_MAX}).value());
   // Korea keeps Japan's checkpoint from the receipt in the same way.
   ASSERT_TRUE(kor->Receive(receipt->receipt));
   EXPECT_EQ(kor->CountUnprovedCheckpoints("JPN").value(), 1u);
@@ -2114,27 +2121,31 @@ TEST_F(NodeTest, ACheckpointShownAsEvidenceIsProvedOnTheWitnessedChain) {
   // The private branch releases k-2 to Japan: a real package, signed with Korea's key and
   // logged in a log Korea's partners never see. Japan takes it; its checkpoint waits.
   {
-    NodeOptions o;
-    o.home = Home("KOR-fork");
-    o.passphrase = SecretBytes::Copy(std::string_view("pass-KOR"));
-    o.at = At("2018-01-10T00:00:00+09:00");
-    auto fork = Node::Open(std::move(o));
-    ASSERT_TRUE(fork);
-    auto hidden = (*fork)->Release("k-2", "JPN");
+    auto fork = OpenHome(Home("KOR-fork"), "KOR", "2018-01-10T00:00:00+09:00");
+    ASSERT_NE(fork, nullptr);
+    auto hidden = fork->Release("k-2", "JPN");
     ASSERT_TRUE(hidden) << hidden.error().ToString();
     ASSERT_TRUE(jpn->Receive(*hidden));
   }
   ASSERT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), 1u);
+  // An honest release after it, cosigned at exactly its checkpoint's size.
   ASSERT_TRUE(CreateObject(*kor, "k-4", "w", {"JPN"}));
+  package = kor->Release("k-4", "JPN");
+  ASSERT_TRUE(package) << package.error().ToString();
+  ASSERT_TRUE(jpn->Receive(*package));
   cosign_latest();
   const uint64_t now_witnessed = jpn->WitnessedSize("KOR").value();
   shown = jpn->UnprovedCheckpoints("KOR", now_witnessed, 10);
   ASSERT_TRUE(shown);
-  ASSERT_EQ(shown->size(), 1u);
+  ASSERT_EQ(shown->size(), 2u);
   const ShownCheckpointRecord branch = (*shown)[0];
-  // Korea's own log gives the proof, as the federation fetches it: it cannot connect.
-  auto caught =
-      prove(branch, now_witnessed, kor->LogConsistencyProof(branch.size, now_witnessed).value());
+  ASSERT_LT(branch.size, now_witnessed);
+  ASSERT_EQ((*shown)[1].size, now_witnessed);  // the honest one: an empty proof
+  // Both proved in one transaction, with the proof Korea's own log gives, as the federation
+  // fetches it: the branch's cannot connect.
+  const Node::CheckpointProof both[] = {
+      {branch, kor->LogConsistencyProof(branch.size, now_witnessed).value()}, {(*shown)[1], {}}};
+  auto caught = jpn->ProveCheckpoints(now_witnessed, both);
   ASSERT_TRUE(caught) << caught.error().ToString();
   ASSERT_EQ(caught->size(), 1u);
   EXPECT_NE((*caught)[0].find("not consistent with the one of"), std::string::npos) << (*caught)[0];
@@ -2154,6 +2165,12 @@ TEST_F(NodeTest, ACheckpointShownAsEvidenceIsProvedOnTheWitnessedChain) {
   EXPECT_EQ(last->decision, "deny");
   EXPECT_EQ(last->reason, "fork");
   EXPECT_EQ(last->from, "KOR");
+
+  // Shown again (a receipt or a forward's proof may carry a checkpoint again): it stays settled,
+  // neither proved nor reported twice.
+  ASSERT_TRUE(jpn->store().KeepShownCheckpoint(branch));
+  EXPECT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), 0u);
+  EXPECT_EQ(jpn->ForkEvidence().value().size(), 1u);
 }
 
 // Two witnesses of one home (the federation, and `accord log witness` beside it) check and

@@ -291,13 +291,6 @@ tl::expected<void, ApiError> DecodeNewObject(std::string_view body, ApiRequest& 
   return {};
 }
 
-// A JSON number that is a non-negative integer.
-std::optional<uint64_t> Count(const json::value& v) {
-  if (v.is_uint64()) return v.get_uint64();
-  if (v.is_int64() && v.get_int64() >= 0) return static_cast<uint64_t>(v.get_int64());
-  return std::nullopt;
-}
-
 // {"from":[sizes],"to":size}: 1 to kMaxConsistencySizes sizes; "to" may be left out (the log's
 // size).
 tl::expected<void, ApiError> DecodeConsistencies(std::string_view body, ApiRequest& request) {
@@ -307,7 +300,7 @@ tl::expected<void, ApiError> DecodeConsistencies(std::string_view body, ApiReque
   for (const auto& [key_view, value] : parsed->get_object()) {
     const std::string_view key(key_view.data(), key_view.size());
     if (key == "to") {
-      const auto to = Count(value);
+      const auto to = JsonCount(value);
       if (!to) {
         return tl::unexpected(
             MakeError(400, "invalid-argument", FieldError(key, "expected a non-negative integer")));
@@ -323,7 +316,7 @@ tl::expected<void, ApiError> DecodeConsistencies(std::string_view body, ApiReque
                        fmt::format("expected a list of 1 to {} sizes", kMaxConsistencySizes))));
       }
       for (const json::value& size : *sizes) {
-        const auto from = Count(size);
+        const auto from = JsonCount(size);
         if (!from || *from == 0) {
           return tl::unexpected(
               MakeError(400, "invalid-argument", FieldError(key, "expected positive integers")));
@@ -525,6 +518,13 @@ ApiResponse Json(unsigned status, const json::value& v) {
 }
 
 }  // namespace
+
+std::optional<uint64_t> JsonCount(const json::value& v) {
+  // Boost.JSON reads an integer that fits an int64 as one, and a larger one as a uint64.
+  if (v.is_uint64()) return v.get_uint64();
+  if (v.is_int64() && v.get_int64() >= 0) return static_cast<uint64_t>(v.get_int64());
+  return std::nullopt;
+}
 
 bool IsNodeRoute(Route route) {
   // Not the log's entries: they name subjects, objects and other partners, which a partner need

@@ -10,6 +10,7 @@
 #ifndef ACCORD_SERVER_API_H_
 #define ACCORD_SERVER_API_H_
 
+#include <boost/json/fwd.hpp>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -75,6 +76,9 @@ struct ApiRequest {
   bool second_given = false;                    // size / to given (default: the log's size)
   std::vector<uint64_t> sizes;                  // kLogConsistencies: "from"; "to" in second
 };
+
+// A JSON number that is a non-negative integer, as a uint64; nothing for anything else.
+[[nodiscard]] std::optional<uint64_t> JsonCount(const boost::json::value& v);
 
 // Whether `route` may be called by a partner's node (a node certificate of a partner) rather
 // than by a subject of this node.

@@ -51,9 +51,18 @@ constexpr size_t kMaxAnswerBytes = 8 << 20;
 // witnessing makes at most to prove the checkpoints a partner showed as evidence; the rest wait
 // for the next round.
 constexpr size_t kProofRequestsPerRound = 4;
+// ... and the time it spends on them at most (it stops after the request that passes it), so
+// that the deliveries waiting on the federation's thread are not held back long.
+constexpr std::chrono::milliseconds kProofTimePerRound{100};
 
 // A consistency proof's hashes, at most: two per level of a tree of 2^64 entries.
 constexpr size_t kMaxProofHashes = 128;
+
+// Whether `hex` is `hash` in hex.
+bool SameHash(std::string_view hex, const merkle::Hash& hash) {
+  auto parsed = merkle::HashFromHex(hex);
+  return parsed && *parsed == hash;
+}
 
 // A proof as an answer gives it: a list of at most kMaxProofHashes hashes in hex.
 std::optional<std::vector<merkle::Hash>> ParseProof(const json::value* list) {
@@ -107,6 +116,7 @@ bool IsFinalRefusal(unsigned status, std::string_view message) {
 }  // namespace
 
 using server_internal::ErrorMessage;
+using server_internal::JsonCount;
 using server_internal::kMaxConsistencySizes;
 
 struct Federation::Impl {
@@ -121,6 +131,7 @@ struct Federation::Impl {
     size_t batch_ceiling = kMaxBatchBytes;       // lowered by a 413: the partner's body limit
     bool takes_batches = true;                   // false once it answered 404 or 405 to one
     std::optional<merkle::Hash> witnessed_root;  // of the last checkpoint cosigned here
+    uint64_t reported_ahead = 0;  // the size of the checkpoint shown ahead of its log, logged
     std::optional<std::pair<uint64_t, merkle::Hash>> forked_at;  // the last one found a fork
     PeerStatus status;
   };
@@ -444,7 +455,7 @@ struct Federation::Impl {
     // Nothing new: the size and root cosigned last. The same size with another root is a fork,
     // and so is a smaller size: the witness below finds them.
     if (*old == cp->size && p.witnessed_root == cp->root) {
-      ProveShown(p, *old);
+      ProveShown(p, cp->size, cp->root, p.witnessed_at_us);
       return;
     }
     if (p.forked_at == std::pair(cp->size, cp->root)) return;  // its evidence is kept already
@@ -484,7 +495,7 @@ struct Federation::Impl {
     }
     p.status.witnessed_size = cp->size;
     p.witnessed_root = cp->root;
-    ProveShown(p, cp->size);
+    ProveShown(p, cp->size, cp->root, p.witnessed_at_us);
   }
 
   // The consistency proof from `from` entries of the partner's log to `to`, as it gives it;
@@ -505,10 +516,10 @@ struct Federation::Impl {
   }
 
   // The consistency proofs from each of `sizes` entries of the partner's log (at most
-  // kMaxConsistencySizes, each smaller than `to`) to `to`, in one request; nothing (and a line in
-  // the log) if it gives none.
-  std::optional<std::map<uint64_t, std::vector<merkle::Hash>>> ConsistencyProofs(
-      Peer& p, const std::vector<uint64_t>& sizes, uint64_t to) {
+  // kMaxConsistencySizes, each smaller than `to`) to its checkpoint of `to` entries with `root`,
+  // in one request. An error message if it gives none, or proofs to another tree.
+  Result<std::map<uint64_t, std::vector<merkle::Hash>>> ConsistencyProofs(
+      Peer& p, const std::vector<uint64_t>& sizes, uint64_t to, const merkle::Hash& root) {
     json::object request;
     request["to"] = to;
     json::array from;
@@ -516,45 +527,60 @@ struct Federation::Impl {
     request["from"] = std::move(from);
     auto answer = p.client->Request("POST", "/v1/log/consistency", json::serialize(request));
     if (!answer || answer->status != 200) {
-      log(fmt::format(
-          "{}: no consistency proofs from {} sizes to {}: {}", p.options.party, sizes.size(), to,
-          answer ? ErrorMessage(answer->status, answer->body) : answer.error().message));
-      return std::nullopt;
+      return Fail(Code::kUnavailable,
+                  fmt::format("no consistency proofs from {} sizes to {}: {}", sizes.size(), to,
+                              answer ? ErrorMessage(answer->status, answer->body)
+                                     : answer.error().message));
     }
-    const auto malformed = [&] {
-      log(fmt::format("{}: malformed consistency proofs", p.options.party));
-      return std::nullopt;
+    const auto malformed = [](std::string_view what) {
+      return Fail(Code::kDataLoss, fmt::format("malformed consistency proofs: {}", what));
     };
     const auto v = ParseJson(answer->body);
-    const json::value* list = v && v->is_object() ? v->as_object().if_contains("proofs") : nullptr;
+    const json::object* o = v ? v->if_object() : nullptr;
+    const json::value* answer_to = o != nullptr ? o->if_contains("to") : nullptr;
+    const json::value* answer_root = o != nullptr ? o->if_contains("root") : nullptr;
+    const json::value* list = o != nullptr ? o->if_contains("proofs") : nullptr;
+    if (answer_to == nullptr || JsonCount(*answer_to) != to || answer_root == nullptr ||
+        !answer_root->is_string() || !SameHash(answer_root->get_string(), root)) {
+      // Not the tree this node cosigned: not evidence about the checkpoints shown.
+      return malformed(fmt::format("not to the checkpoint of {} entries cosigned", to));
+    }
     if (list == nullptr || !list->is_array() || list->as_array().size() != sizes.size()) {
-      return malformed();
+      return malformed("not one proof per size");
     }
     std::map<uint64_t, std::vector<merkle::Hash>> out;
     for (size_t i = 0; i < sizes.size(); ++i) {
       const json::object* one = list->as_array()[i].if_object();
       const json::value* size = one != nullptr ? one->if_contains("from") : nullptr;
-      const json::value* hashes = one != nullptr ? one->if_contains("proof") : nullptr;
-      if (size == nullptr || !size->is_number() || size->to_number<uint64_t>() != sizes[i]) {
-        return malformed();
+      if (size == nullptr || JsonCount(*size) != sizes[i]) {
+        return malformed("not the sizes asked, in order");
       }
-      auto proof = ParseProof(hashes);
-      if (!proof) return malformed();
+      auto proof = ParseProof(one->if_contains("proof"));
+      if (!proof) return malformed("a proof is not a list of hashes");
       out.emplace(sizes[i], std::move(*proof));
     }
     return out;
   }
 
   // Proves the checkpoints of the partner's log that came as evidence (decision #86) consistent
-  // with the one cosigned last, of `size` entries: up to kProofRequestsPerRound requests of
-  // kMaxConsistencySizes sizes each, the smallest first. Larger ones wait until a checkpoint as
-  // large is cosigned.
-  void ProveShown(Peer& p, uint64_t size) {
-    for (size_t round = 0; round < kProofRequestsPerRound && !Stopping(); ++round) {
+  // with the one cosigned last, of `size` entries with `root`, which the partner gave as its
+  // latest after `fetched_at_us`: up to kProofRequestsPerRound requests of kMaxConsistencySizes
+  // sizes each, the smallest first, for at most kProofTimePerRound. Larger ones wait until a
+  // checkpoint as large is cosigned, unless they came before that fetch: then the partner had
+  // shown more entries than it now gives as its log, and that is reported.
+  void ProveShown(Peer& p, uint64_t size, const merkle::Hash& root, int64_t fetched_at_us) {
+    const auto fail = [&](const std::string& why) {
+      log(fmt::format("{}: the checkpoints it showed: {}", p.options.party, why));
+      p.status.last_error = "proofs: " + why;
+    };
+    const int64_t until_us =
+        NowMicros() +
+        std::chrono::duration_cast<std::chrono::microseconds>(kProofTimePerRound).count();
+    for (size_t round = 0; round < kProofRequestsPerRound && !Stopping() && NowMicros() < until_us;
+         ++round) {
       auto shown = node->UnprovedCheckpoints(p.options.party, size, kMaxConsistencySizes);
       if (!shown) {
-        log(fmt::format("{}: the checkpoints it showed: {}", p.options.party,
-                        shown.error().ToString()));
+        fail(shown.error().ToString());
         break;
       }
       if (shown->empty()) break;
@@ -564,21 +590,23 @@ struct Federation::Impl {
       }
       std::map<uint64_t, std::vector<merkle::Hash>> proofs;
       if (!sizes.empty()) {
-        auto fetched = ConsistencyProofs(p, sizes, size);
-        if (!fetched) break;
+        auto fetched = ConsistencyProofs(p, sizes, size, root);
+        if (!fetched) {
+          fail(fetched.error().message);
+          break;
+        }
         proofs = std::move(*fetched);
       }
       std::vector<Node::CheckpointProof> items;
       items.reserve(shown->size());
       for (ShownCheckpointRecord& c : *shown) {
-        std::vector<merkle::Hash> proof =
-            c.size < size ? proofs[c.size] : std::vector<merkle::Hash>{};
+        std::vector<merkle::Hash> proof;
+        if (c.size < size) proof = proofs.at(c.size);  // one per distinct size, checked above
         items.push_back(Node::CheckpointProof{std::move(c), std::move(proof)});
       }
       auto forks = node->ProveCheckpoints(size, items);
       if (!forks) {
-        log(fmt::format("{}: cannot prove the checkpoints it showed: {}", p.options.party,
-                        forks.error().ToString()));
+        fail(forks.error().ToString());
         break;
       }
       for (const std::string& fork : *forks) {
@@ -589,6 +617,18 @@ struct Federation::Impl {
       if (items.size() < kMaxConsistencySizes) break;
     }
     if (auto left = node->CountUnprovedCheckpoints(p.options.party)) p.status.unproved = *left;
+    auto ahead = node->OvertakenCheckpoint(p.options.party, size, Instant{fetched_at_us});
+    if (ahead && *ahead) {
+      const std::string why =
+          fmt::format("it showed a checkpoint of {} entries, then gave one of {} as its latest",
+                      (*ahead)->size, size);
+      if (p.reported_ahead != (*ahead)->size) {
+        log(fmt::format("WITNESS: {}'s log: {}", p.options.party, why));
+        p.reported_ahead = (*ahead)->size;
+      }
+      p.status.last_error = "fork: " + why;
+      if (p.status.fork.empty()) p.status.fork = why;
+    }
   }
 
   // Delivers `p`'s due envelopes and, when it is time, witnesses its log.

@@ -306,8 +306,9 @@ UPDATE packages SET bytes = X''
     AND object_id IN (SELECT id FROM objects WHERE destroyed_at IS NOT NULL);
 )sql";
 
-// Version 8 (decision #86): the checkpoints of partners' logs that came as evidence, until a
-// consistency proof shows them on the chain this node witnesses.
+// Version 8 (decision #86): the checkpoints of partners' logs that came as evidence, and whether
+// a consistency proof has shown them on the chain this node witnesses (state 1) or not (2). A
+// checkpoint is kept once: one shown again is not proved again. The note is emptied once proved.
 constexpr std::string_view kSchemaV8 = R"sql(
 CREATE TABLE shown_checkpoints (
   origin TEXT NOT NULL,
@@ -315,8 +316,10 @@ CREATE TABLE shown_checkpoints (
   root BLOB NOT NULL CHECK (length(root) = 32),
   note TEXT NOT NULL,
   at INTEGER NOT NULL,
+  state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)),
   PRIMARY KEY (origin, size, root)
 ) STRICT, WITHOUT ROWID;
+CREATE INDEX shown_checkpoints_unproved ON shown_checkpoints (origin, size) WHERE state = 0;
 )sql";
 
 constexpr int kLogTileIdShift = 48;
@@ -718,8 +721,9 @@ struct Statements {
   StmtPtr list_evidence;
   StmtPtr keep_shown_checkpoint;
   StmtPtr list_shown_checkpoints;
-  StmtPtr drop_shown_checkpoint;
+  StmtPtr settle_shown_checkpoint;
   StmtPtr count_shown_checkpoints;
+  StmtPtr largest_shown_above;
 };
 
 Result<Statements> PrepareAll(sqlite3* db) {
@@ -903,12 +907,18 @@ Result<Statements> PrepareAll(sqlite3* db) {
                               "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING"));
   ACCORD_RETURN_IF_ERROR(prep(s.list_shown_checkpoints,
                               "SELECT origin, size, root, note, at FROM shown_checkpoints "
-                              "WHERE origin = ?1 AND size <= ?2 ORDER BY size, root LIMIT ?3"));
-  ACCORD_RETURN_IF_ERROR(prep(s.drop_shown_checkpoint,
-                              "DELETE FROM shown_checkpoints "
+                              "WHERE origin = ?1 AND size <= ?2 AND state = 0 "
+                              "ORDER BY size, root LIMIT ?3"));
+  ACCORD_RETURN_IF_ERROR(prep(s.settle_shown_checkpoint,
+                              "UPDATE shown_checkpoints SET state = ?4, note = '' "
                               "WHERE origin = ?1 AND size = ?2 AND root = ?3"));
   ACCORD_RETURN_IF_ERROR(
-      prep(s.count_shown_checkpoints, "SELECT count(*) FROM shown_checkpoints WHERE origin = ?1"));
+      prep(s.count_shown_checkpoints,
+           "SELECT count(*) FROM shown_checkpoints WHERE origin = ?1 AND state = 0"));
+  ACCORD_RETURN_IF_ERROR(prep(s.largest_shown_above,
+                              "SELECT origin, size, root, note, at FROM shown_checkpoints "
+                              "WHERE origin = ?1 AND size > ?2 AND state = 0 AND at < ?3 "
+                              "ORDER BY size DESC LIMIT 1"));
   return s;
 }
 
@@ -2039,6 +2049,19 @@ class SqliteStore final : public Store {
     return st.Run("keep a checkpoint of", c.origin);
   }
 
+  static Result<ShownCheckpointRecord> ShownRow(const BoundStatement& row) {
+    ShownCheckpointRecord c{.origin = row.ColumnText(0),
+                            .size = static_cast<uint64_t>(row.ColumnInt(1)),
+                            .note = row.ColumnText(3),
+                            .at = Instant{row.ColumnInt(4)}};
+    const ByteView root = row.ColumnBlobView(2);
+    if (root.size() != c.root.size()) {
+      return Fail(Code::kDataLoss, "a shown checkpoint's root is not 32 bytes");
+    }
+    std::copy(root.begin(), root.end(), c.root.begin());
+    return c;
+  }
+
   Result<std::vector<ShownCheckpointRecord>> ListShownCheckpoints(const std::string& origin,
                                                                   uint64_t max_size,
                                                                   size_t limit) override {
@@ -2046,29 +2069,30 @@ class SqliteStore final : public Store {
     st.BindText(1, origin);
     st.BindInt(2, static_cast<int64_t>(std::min<uint64_t>(max_size, INT64_MAX)));
     st.BindInt(3, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
-    return Collect<ShownCheckpointRecord>(
-        st, "list the checkpoints shown of", origin,
-        [](const BoundStatement& row) -> Result<ShownCheckpointRecord> {
-          ShownCheckpointRecord c{.origin = row.ColumnText(0),
-                                  .size = static_cast<uint64_t>(row.ColumnInt(1)),
-                                  .note = row.ColumnText(3),
-                                  .at = Instant{row.ColumnInt(4)}};
-          const ByteView root = row.ColumnBlobView(2);
-          if (root.size() != c.root.size()) {
-            return Fail(Code::kDataLoss, "a shown checkpoint's root is not 32 bytes");
-          }
-          std::copy(root.begin(), root.end(), c.root.begin());
-          return c;
-        });
+    return Collect<ShownCheckpointRecord>(st, "list the checkpoints shown of", origin, ShownRow);
   }
 
-  Status DropShownCheckpoint(const std::string& origin, uint64_t size,
-                             const Digest& root) override {
-    BoundStatement st(db_.get(), s_.drop_shown_checkpoint.get());
+  Result<std::optional<ShownCheckpointRecord>> LargestShownAbove(const std::string& origin,
+                                                                 uint64_t size,
+                                                                 Instant before) override {
+    BoundStatement st(db_.get(), s_.largest_shown_above.get());
+    st.BindText(1, origin);
+    st.BindInt(2, static_cast<int64_t>(std::min<uint64_t>(size, INT64_MAX)));
+    st.BindInt(3, before.micros);
+    ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("find a checkpoint shown of", origin));
+    if (!row) return std::nullopt;
+    ACCORD_ASSIGN_OR_RETURN(ShownCheckpointRecord c, ShownRow(st));
+    return c;
+  }
+
+  Status SettleShownCheckpoint(const std::string& origin, uint64_t size, const Digest& root,
+                               ShownState state) override {
+    BoundStatement st(db_.get(), s_.settle_shown_checkpoint.get());
     st.BindText(1, origin);
     st.BindInt(2, static_cast<int64_t>(size));
     st.BindBlob(3, root);
-    return st.Run("forget a checkpoint of", origin);
+    st.BindInt(4, state == ShownState::kProved ? 1 : 2);
+    return st.Run("settle a checkpoint of", origin);
   }
 
   Result<uint64_t> CountShownCheckpoints(const std::string& origin) override {

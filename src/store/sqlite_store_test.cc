@@ -1594,8 +1594,9 @@ TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
   EXPECT_EQ((*evidence)[0].later, "cp2");
 }
 
-// The checkpoints shown as evidence (decision #86): kept once each (origin, size, root), listed
-// smallest first up to a size, counted and forgotten one by one.
+// The checkpoints shown as evidence (decision #86): kept once each (origin, size, root), the
+// unproved ones listed smallest first up to a size and counted, the largest unproved one above
+// a size that came before an instant found, and each settled for good.
 TEST_F(SqliteStoreTest, KeepsTheCheckpointsShownUntilProved) {
   const auto shown = [](const std::string& origin, uint64_t size, uint8_t root) {
     return ShownCheckpointRecord{origin, size, DigestOf(root), "cp-" + std::to_string(size),
@@ -1619,17 +1620,33 @@ TEST_F(SqliteStoreTest, KeepsTheCheckpointsShownUntilProved) {
   EXPECT_EQ((*listed)[1].at.micros, 7);
   EXPECT_EQ(store_->ListShownCheckpoints("accord/KOR", 8, 1).value().size(), 1u);
   EXPECT_TRUE(store_->ListShownCheckpoints("accord/KOR", 2, 10).value().empty());
+  // Above 3 and before instant 8: the one of 7 (the one of 9 came at 9).
+  auto ahead = store_->LargestShownAbove("accord/KOR", 3, Instant{8});
+  ASSERT_TRUE(ahead.has_value()) << ahead.error().ToString();
+  ASSERT_TRUE(ahead->has_value());
+  EXPECT_EQ((*ahead)->size, 7u);
+  EXPECT_FALSE(store_->LargestShownAbove("accord/KOR", 9, Instant{100}).value().has_value());
+  EXPECT_FALSE(store_->LargestShownAbove("accord/KOR", 3, Instant{7}).value().has_value());
 
-  ASSERT_TRUE(store_->DropShownCheckpoint("accord/KOR", 7, DigestOf(1)));
-  ASSERT_TRUE(store_->DropShownCheckpoint("accord/KOR", 7, DigestOf(1)));  // gone already
-  EXPECT_EQ(store_->CountShownCheckpoints("accord/KOR").value(), 3u);
+  ASSERT_TRUE(store_->SettleShownCheckpoint("accord/KOR", 7, DigestOf(1), ShownState::kProved));
+  ASSERT_TRUE(store_->SettleShownCheckpoint("accord/KOR", 7, DigestOf(2), ShownState::kForked));
+  ASSERT_TRUE(store_->SettleShownCheckpoint("accord/KOR", 5, DigestOf(1),
+                                            ShownState::kProved));  // none: nothing
+  EXPECT_EQ(store_->CountShownCheckpoints("accord/KOR").value(), 2u);
   EXPECT_EQ(store_->CountShownCheckpoints("accord/JPN").value(), 1u);
+  EXPECT_FALSE(store_->LargestShownAbove("accord/KOR", 3, Instant{8}).value().has_value());
+  // Shown again, a settled one stays settled.
+  ASSERT_TRUE(store_->KeepShownCheckpoint(shown("accord/KOR", 7, 2)));
+  EXPECT_EQ(store_->CountShownCheckpoints("accord/KOR").value(), 2u);
   RawDb raw(path_);
-  EXPECT_THAT(raw.Exec("INSERT INTO shown_checkpoints VALUES ('accord/KOR', 0, "
-                       "zeroblob(32), 'cp', 1)"),
-              HasSubstr("CHECK constraint failed"));
-  EXPECT_THAT(raw.Exec("INSERT INTO shown_checkpoints VALUES ('accord/KOR', 5, X'01', 'cp', 1)"),
-              HasSubstr("CHECK constraint failed"));
+  EXPECT_EQ(raw.One("SELECT count(*) FROM shown_checkpoints WHERE note = ''"), "2");
+  for (const char* bad :
+       {"('accord/KOR', 0, zeroblob(32), 'cp', 1, 0)", "('accord/KOR', 5, X'01', 'cp', 1, 0)",
+        "('accord/KOR', 5, zeroblob(32), 'cp', 1, 3)"}) {
+    EXPECT_THAT(raw.Exec(std::string("INSERT INTO shown_checkpoints VALUES ") + bad),
+                HasSubstr("CHECK constraint failed"))
+        << bad;
+  }
 }
 
 // The log tables as schema version 2 wrote them: every subtree hash in log_nodes, level 0 the

@@ -393,24 +393,28 @@ for p in KOR JPN USA; do
   eventually "$p-proved" "$proved.*$proved" get "$p" "$user" /v1/federation/peers
 done
 # A private branch of Japan's log (a copy of its home, which no partner witnesses) releases to
-# Korea: a real envelope signed with Japan's key, which Korea takes. Once Japan's real log is as
-# large, Korea proves the checkpoint the release showed against it at its next witnessing, finds
-# the fork and keeps both checkpoints as evidence (decision #86).
+# Korea: a real envelope signed with Japan's key, which Korea takes (decision #86). While Japan's
+# real log is smaller than the checkpoint the release showed, Korea reports that Japan showed
+# more than it gives as its log; once the real log is as large, Korea proves the checkpoint
+# against it, finds the fork, and keeps both checkpoints as evidence.
 live_stop JPN
 cp -a "$work/net/JPN" "$work/jpn-branch"
 live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
 branch_at=2018-05-01T10:00:00+09:00
-printf 'kept from the partners' | "$accord" put --home "$work/jpn-branch" --at "$branch_at" \
-  --id j-branch --level HI --rel-to KOR >/dev/null
-"$accord" release --home "$work/jpn-branch" --at "$branch_at" --id j-branch --to KOR \
+for i in 1 2 3; do
+  printf 'kept from the partners' | "$accord" put --home "$work/jpn-branch" --at "$branch_at" \
+    --id "j-branch-$i" --level HI --rel-to KOR >/dev/null
+done
+"$accord" release --home "$work/jpn-branch" --at "$branch_at" --id j-branch-1 --to KOR \
   --out "$work/j-branch.env" >/dev/null
-for i in 1 2 3 4; do
+check branch-taken '^\{"format":.*"kind":"receipt"' node_post JPN KOR "$work/j-branch.env"
+eventually branch-ahead-found \
+  '"party":"JPN"[^}]*"fork":"it showed a checkpoint of [0-9]+ entries, then gave one of [0-9]+ as its latest"' \
+  get KOR kor-analyst /v1/federation/peers
+for i in 1 2 3 4 5 6; do
   check "branch-real-$i" "\"id\":\"j-real-$i\"" create JPN jpn-analyst "j-real-$i" HI "real" '["KOR"]'
 done
-check branch-taken '^\{"format":.*"kind":"receipt"' node_post JPN KOR "$work/j-branch.env"
-eventually branch-fork-found \
-  '"party":"JPN"[^}]*"fork":"the checkpoint of [0-9]+ entries it showed as evidence is not consistent' \
-  get KOR kor-analyst /v1/federation/peers
+eventually branch-proved '"party":"JPN"[^}]*"unproved_checkpoints":0,' get KOR kor-analyst /v1/federation/peers
 # A partner that is down, with no port file to find it by: Korea's node waits for its next look,
 # not a millisecond at a time (it once did while the partner's retry time was past: 250 ms of CPU
 # in 5 s, against 10 ms). Compared with its CPU while both partners are up and witnessed, so that
