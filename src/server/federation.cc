@@ -47,13 +47,18 @@ constexpr int kDeliveriesPerTurn = 16;
 // A partner's answer, at most: a batch's receipts (256 of a few KiB each) with room to spare. A
 // larger one is cut off as a failed request, before it is parsed.
 constexpr size_t kMaxAnswerBytes = 8 << 20;
-// The requests for consistency proofs (of kMaxConsistencySizes sizes each) one round of
-// witnessing makes at most to prove the checkpoints a partner showed as evidence; the rest wait
-// for the next round.
-constexpr size_t kProofRequestsPerRound = 4;
-// ... and the time it spends on them at most (it stops after the request that passes it), so
-// that the deliveries waiting on the federation's thread are not held back long.
+// Proving the checkpoints a partner showed as evidence (decision #86) is done in requests of
+// kProofSizes sizes (the partner computes a request's proofs in one go, between the requests
+// of others), at most kProofRequestsPerRound of them a round of witnessing and for about
+// kProofTimePerRound (it stops after the request that passes it); the rest wait for the next
+// round.
+constexpr size_t kProofSizes = 32;
+constexpr size_t kProofRequestsPerRound = 32;
 constexpr std::chrono::milliseconds kProofTimePerRound{100};
+// Deliveries come first: while this node delivered envelopes in the last kProofQuiet, proving
+// waits, for kProofMaxWait at most since the last round that proved.
+constexpr std::chrono::milliseconds kProofQuiet{250};
+constexpr std::chrono::seconds kProofMaxWait{30};
 
 // A consistency proof's hashes, at most: two per level of a tree of 2^64 entries.
 constexpr size_t kMaxProofHashes = 128;
@@ -117,7 +122,6 @@ bool IsFinalRefusal(unsigned status, std::string_view message) {
 
 using server_internal::ErrorMessage;
 using server_internal::JsonCount;
-using server_internal::kMaxConsistencySizes;
 
 struct Federation::Impl {
   struct Peer {
@@ -126,6 +130,7 @@ struct Federation::Impl {
     int64_t retry_at_us = 0;  // the partner was unreachable: not before then
     int64_t failures = 0;     // consecutive
     int64_t witnessed_at_us = 0;
+    int64_t proved_at_us = 0;                    // when ProveShown last ran a round
     bool port_known = false;                     // read from the port file
     size_t batch_bytes = kMaxBatchBytes;         // 0: one envelope a request
     size_t batch_ceiling = kMaxBatchBytes;       // lowered by a 413: the partner's body limit
@@ -145,6 +150,7 @@ struct Federation::Impl {
   std::condition_variable cv;
   // This pass left envelopes due to a partner whose turn ended (the thread's own).
   bool more_due = false;
+  int64_t delivered_at_us = 0;       // when Deliver last delivered an envelope, to any partner
   bool woken = false;                // GUARDED_BY(mu)
   bool stopping = false;             // GUARDED_BY(mu)
   std::vector<PeerStatus> snapshot;  // GUARDED_BY(mu)
@@ -243,6 +249,7 @@ struct Federation::Impl {
       if (next.empty()) return delivered;
       const Step step = next.size() == 1 ? DeliverOne(p, *next.front()) : DeliverBatch(p, next);
       delivered = delivered || step.delivered;
+      if (step.delivered) delivered_at_us = NowMicros();
       if (step.stop) return delivered;
     }
     return delivered;
@@ -516,7 +523,7 @@ struct Federation::Impl {
   }
 
   // The consistency proofs from each of `sizes` entries of the partner's log (at most
-  // kMaxConsistencySizes, each smaller than `to`) to its checkpoint of `to` entries with `root`,
+  // kProofSizes, each smaller than `to`) to its checkpoint of `to` entries with `root`,
   // in one request. An error message if it gives none, or proofs to another tree.
   Result<std::map<uint64_t, std::vector<merkle::Hash>>> ConsistencyProofs(
       Peer& p, const std::vector<uint64_t>& sizes, uint64_t to, const merkle::Hash& root) {
@@ -564,21 +571,25 @@ struct Federation::Impl {
 
   // Proves the checkpoints of the partner's log that came as evidence (decision #86) consistent
   // with the one cosigned last, of `size` entries with `root`, which the partner gave as its
-  // latest after `fetched_at_us`: up to kProofRequestsPerRound requests of kMaxConsistencySizes
-  // sizes each, the smallest first, for at most kProofTimePerRound. Larger ones wait until a
-  // checkpoint as large is cosigned, unless they came before that fetch: then the partner had
-  // shown more entries than it now gives as its log, and that is reported.
+  // latest after `fetched_at_us`, the smallest first, within the bounds above (kProofSizes). A
+  // larger one waits until a checkpoint as large is cosigned, unless it came before that fetch:
+  // then the partner had shown more entries than it now gives as its log, and that is reported.
   void ProveShown(Peer& p, uint64_t size, const merkle::Hash& root, int64_t fetched_at_us) {
     const auto fail = [&](const std::string& why) {
       log(fmt::format("{}: the checkpoints it showed: {}", p.options.party, why));
       p.status.last_error = "proofs: " + why;
     };
-    const int64_t until_us =
-        NowMicros() +
-        std::chrono::duration_cast<std::chrono::microseconds>(kProofTimePerRound).count();
-    for (size_t round = 0; round < kProofRequestsPerRound && !Stopping() && NowMicros() < until_us;
+    const auto micros = [](auto d) {
+      return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+    };
+    const bool busy = NowMicros() - delivered_at_us < micros(kProofQuiet) &&
+                      NowMicros() - p.proved_at_us < micros(kProofMaxWait);
+    const int64_t until_us = NowMicros() + micros(kProofTimePerRound);
+    if (!busy) p.proved_at_us = NowMicros();
+    for (size_t round = 0;
+         !busy && round < kProofRequestsPerRound && !Stopping() && NowMicros() < until_us;
          ++round) {
-      auto shown = node->UnprovedCheckpoints(p.options.party, size, kMaxConsistencySizes);
+      auto shown = node->UnprovedCheckpoints(p.options.party, size, kProofSizes);
       if (!shown) {
         fail(shown.error().ToString());
         break;
@@ -614,7 +625,7 @@ struct Federation::Impl {
         p.status.last_error = "fork: " + fork;
         if (p.status.fork.empty()) p.status.fork = fork;  // kept: see PeerStatus
       }
-      if (items.size() < kMaxConsistencySizes) break;
+      if (items.size() < kProofSizes) break;
     }
     if (auto left = node->CountUnprovedCheckpoints(p.options.party)) p.status.unproved = *left;
     auto ahead = node->OvertakenCheckpoint(p.options.party, size, Instant{fetched_at_us});
