@@ -249,12 +249,15 @@ class Node {
   [[nodiscard]] Result<std::vector<ShownCheckpointRecord>> UnprovedCheckpoints(
       const std::string& party, uint64_t max_size, size_t limit);
   [[nodiscard]] Result<uint64_t> CountUnprovedCheckpoints(const std::string& party);
+  // The mark of the checkpoints shown so far: ShownCheckpointMark before a request, then
+  // OvertakenCheckpoint with it, gives only those that came before the request.
+  [[nodiscard]] Result<int64_t> ShownCheckpointMark();
   // The largest unproved checkpoint of `party`'s log larger than `size` that came before
-  // `before` (system clock): when `party`'s node gave a checkpoint of `size` entries as its
-  // latest after `before`, it had shown this one first. An honest log never shrinks, so its
-  // log then has a branch, or went back (decision #86).
+  // `mark`: when `party`'s node gave a checkpoint of `size` entries as its latest after the
+  // mark was read, it had shown this one first. An honest log never shrinks, so its log then
+  // has a branch, or went back (decision #86).
   [[nodiscard]] Result<std::optional<ShownCheckpointRecord>> OvertakenCheckpoint(
-      const std::string& party, uint64_t size, Instant before);
+      const std::string& party, uint64_t size, int64_t mark);
   // Proves checkpoints of UnprovedCheckpoints consistent with the last checkpoint of their log
   // this node cosigned, which must have `to_size` entries, each with its proof, RFC 9162's
   // PROOF(size, to_size) as the log gave it, in one transaction. Each is then settled: kept

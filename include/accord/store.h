@@ -176,6 +176,7 @@ struct ShownCheckpointRecord {
   Digest root{};
   std::string note;  // the signed checkpoint, as it came; empty once settled
   Instant at;        // when it came, on the system clock (also in homes with a simulated one)
+  int64_t seq = 0;   // the order it came in, set by the store
 };
 enum class ShownState { kProved, kForked };
 
@@ -342,13 +343,18 @@ class Store {
   // The unproved ones of `origin` of at most `max_size` entries, smallest first, at most `limit`.
   [[nodiscard]] virtual Result<std::vector<ShownCheckpointRecord>> ListShownCheckpoints(
       const std::string& origin, uint64_t max_size, size_t limit) = 0;
-  // The largest unproved one of `origin` of more than `size` entries that came before `before`.
+  // The `seq` of the last one kept (0 if none), of any origin.
+  [[nodiscard]] virtual Result<int64_t> ShownCheckpointMark() = 0;
+  // The largest unproved one of `origin` of more than `size` entries with a `seq` of at most
+  // `mark`.
   [[nodiscard]] virtual Result<std::optional<ShownCheckpointRecord>> LargestShownAbove(
-      const std::string& origin, uint64_t size, Instant before) = 0;
-  // Records what a consistency proof showed of one (nothing if it is not kept), and empties its
-  // note. It stays kept, so that it is not proved again when it is shown again.
-  [[nodiscard]] virtual Status SettleShownCheckpoint(const std::string& origin, uint64_t size,
-                                                     const Digest& root, ShownState state) = 0;
+      const std::string& origin, uint64_t size, int64_t mark) = 0;
+  // Records what a consistency proof showed of an unproved one, and empties its note; false
+  // (and nothing changes) if no such one is kept unproved. It stays kept, so that it is not
+  // proved again when it is shown again.
+  [[nodiscard]] virtual Result<bool> SettleShownCheckpoint(const std::string& origin, uint64_t size,
+                                                           const Digest& root,
+                                                           ShownState state) = 0;
   // The unproved ones of `origin`.
   [[nodiscard]] virtual Result<uint64_t> CountShownCheckpoints(const std::string& origin) = 0;
 };

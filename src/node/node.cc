@@ -2090,10 +2090,12 @@ Result<std::vector<ShownCheckpointRecord>> Node::UnprovedCheckpoints(const std::
   return impl_->store->ListShownCheckpoints(node_internal::LogOrigin(party), max_size, limit);
 }
 
+Result<int64_t> Node::ShownCheckpointMark() { return impl_->store->ShownCheckpointMark(); }
+
 Result<std::optional<ShownCheckpointRecord>> Node::OvertakenCheckpoint(const std::string& party,
                                                                        uint64_t size,
-                                                                       Instant before) {
-  return impl_->store->LargestShownAbove(node_internal::LogOrigin(party), size, before);
+                                                                       int64_t mark) {
+  return impl_->store->LargestShownAbove(node_internal::LogOrigin(party), size, mark);
 }
 
 Result<uint64_t> Node::CountUnprovedCheckpoints(const std::string& party) {
@@ -2129,10 +2131,11 @@ Result<std::vector<std::string>> Node::ProveCheckpoints(uint64_t to_size,
       }
       auto consistent =
           merkle::VerifyConsistency(shown.size, to.size, p.proof, shown.root, to.root);
-      ACCORD_RETURN_IF_ERROR(
+      ACCORD_ASSIGN_OR_RETURN(
+          const bool settled,
           n.store->SettleShownCheckpoint(shown.origin, shown.size, shown.root,
                                          consistent ? ShownState::kProved : ShownState::kForked));
-      if (consistent) continue;
+      if (!settled || consistent) continue;  // settled before: neither kept nor logged again
       std::string reason = fmt::format(
           "the checkpoint of {} entries it showed as evidence is not consistent with the one of "
           "{} this node cosigned: {}",

@@ -2075,6 +2075,7 @@ TEST_F(NodeTest, ACheckpointShownAsEvidenceIsProvedOnTheWitnessedChain) {
   };
 
   // An honest release: Japan keeps its checkpoint until a proof from Korea's log connects it.
+  const int64_t before_release = jpn->ShownCheckpointMark().value();
   auto package = kor->Release("k-1", "JPN");
   ASSERT_TRUE(package) << package.error().ToString();
   auto receipt = jpn->Receive(*package);
@@ -2083,11 +2084,13 @@ TEST_F(NodeTest, ACheckpointShownAsEvidenceIsProvedOnTheWitnessedChain) {
   // Larger than the checkpoint cosigned: it waits. Had Korea's node given the one cosigned as its
   // latest after the release came, its log would have gone back, or have a branch.
   EXPECT_TRUE(jpn->UnprovedCheckpoints("KOR", first, 10).value().empty());
-  auto ahead = jpn->OvertakenCheckpoint("KOR", first, Instant{INT64_MAX});
+  const int64_t after_release = jpn->ShownCheckpointMark().value();
+  EXPECT_GT(after_release, before_release);
+  auto ahead = jpn->OvertakenCheckpoint("KOR", first, after_release);
   ASSERT_TRUE(ahead && *ahead);
   EXPECT_GT((*ahead)->size, first);
-  EXPECT_FALSE(jpn->OvertakenCheckpoint("KOR", first, Instant{0}).value());
-  EXPECT_FALSE(jpn->OvertakenCheckpoint("KOR", (*ahead)->size, Instant{INT64_MAX}).value());
+  EXPECT_FALSE(jpn->OvertakenCheckpoint("KOR", first, before_release).value());
+  EXPECT_FALSE(jpn->OvertakenCheckpoint("KOR", (*ahead)->size, after_release).value());
   // Korea keeps Japan's checkpoint from the receipt in the same way.
   ASSERT_TRUE(kor->Receive(receipt->receipt));
   EXPECT_EQ(kor->CountUnprovedCheckpoints("JPN").value(), 1u);
@@ -2167,10 +2170,14 @@ TEST_F(NodeTest, ACheckpointShownAsEvidenceIsProvedOnTheWitnessedChain) {
   EXPECT_EQ(last->from, "KOR");
 
   // Shown again (a receipt or a forward's proof may carry a checkpoint again): it stays settled,
-  // neither proved nor reported twice.
+  // neither proved nor reported twice, even when handed to ProveCheckpoints again.
   ASSERT_TRUE(jpn->store().KeepShownCheckpoint(branch));
   EXPECT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), 0u);
+  auto again = jpn->ProveCheckpoints(now_witnessed, std::span(both, 1));
+  ASSERT_TRUE(again) << again.error().ToString();
+  EXPECT_TRUE(again->empty());
   EXPECT_EQ(jpn->ForkEvidence().value().size(), 1u);
+  EXPECT_EQ(jpn->LogSize().value(), size);  // no second refusal logged
 }
 
 // Two witnesses of one home (the federation, and `accord log witness` beside it) check and

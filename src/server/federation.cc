@@ -55,8 +55,8 @@ constexpr size_t kMaxAnswerBytes = 8 << 20;
 constexpr size_t kProofSizes = 32;
 constexpr size_t kProofRequestsPerRound = 32;
 constexpr std::chrono::milliseconds kProofTimePerRound{100};
-// Deliveries come first: while this node delivered envelopes in the last kProofQuiet, proving
-// waits, for kProofMaxWait at most since the last round that proved.
+// Deliveries come first: while this node delivered envelopes in the last kProofQuiet, a round
+// makes one request, and a full round comes kProofMaxWait after the last one.
 constexpr std::chrono::milliseconds kProofQuiet{250};
 constexpr std::chrono::seconds kProofMaxWait{30};
 
@@ -130,7 +130,8 @@ struct Federation::Impl {
     int64_t retry_at_us = 0;  // the partner was unreachable: not before then
     int64_t failures = 0;     // consecutive
     int64_t witnessed_at_us = 0;
-    int64_t proved_at_us = 0;                    // when ProveShown last ran a round
+    int64_t proved_at_us = 0;                    // when ProveShown last ran a full round
+    std::string proof_error;                     // the last failure to prove, logged once
     bool port_known = false;                     // read from the port file
     size_t batch_bytes = kMaxBatchBytes;         // 0: one envelope a request
     size_t batch_ceiling = kMaxBatchBytes;       // lowered by a 413: the partner's body limit
@@ -432,6 +433,8 @@ struct Federation::Impl {
   // and witnesses it.
   void Witness(Peer& p) {
     p.witnessed_at_us = NowMicros();
+    // What was shown before the checkpoint is asked for (ProveShown): 0, none, if unknown.
+    const int64_t shown_mark = node->ShownCheckpointMark().value_or(0);
     auto checkpoint = p.client->Request("GET", "/v1/log/checkpoint");
     if (!checkpoint) {
       Unreachable(p, checkpoint.error().message);
@@ -462,7 +465,7 @@ struct Federation::Impl {
     // Nothing new: the size and root cosigned last. The same size with another root is a fork,
     // and so is a smaller size: the witness below finds them.
     if (*old == cp->size && p.witnessed_root == cp->root) {
-      ProveShown(p, cp->size, cp->root, p.witnessed_at_us);
+      ProveShown(p, cp->size, cp->root, shown_mark);
       return;
     }
     if (p.forked_at == std::pair(cp->size, cp->root)) return;  // its evidence is kept already
@@ -502,7 +505,7 @@ struct Federation::Impl {
     }
     p.status.witnessed_size = cp->size;
     p.witnessed_root = cp->root;
-    ProveShown(p, cp->size, cp->root, p.witnessed_at_us);
+    ProveShown(p, cp->size, cp->root, shown_mark);
   }
 
   // The consistency proof from `from` entries of the partner's log to `to`, as it gives it;
@@ -571,24 +574,28 @@ struct Federation::Impl {
 
   // Proves the checkpoints of the partner's log that came as evidence (decision #86) consistent
   // with the one cosigned last, of `size` entries with `root`, which the partner gave as its
-  // latest after `fetched_at_us`, the smallest first, within the bounds above (kProofSizes). A
-  // larger one waits until a checkpoint as large is cosigned, unless it came before that fetch:
-  // then the partner had shown more entries than it now gives as its log, and that is reported.
-  void ProveShown(Peer& p, uint64_t size, const merkle::Hash& root, int64_t fetched_at_us) {
+  // latest after `shown_mark` was read, the smallest first, within the bounds above
+  // (kProofSizes). A larger one waits until a checkpoint as large is cosigned, unless it came
+  // before the mark: then the partner had shown more entries than it now gives as its log, and
+  // that is reported.
+  void ProveShown(Peer& p, uint64_t size, const merkle::Hash& root, int64_t shown_mark) {
     const auto fail = [&](const std::string& why) {
-      log(fmt::format("{}: the checkpoints it showed: {}", p.options.party, why));
+      if (p.proof_error != why) {  // once, not every round, while it lasts
+        log(fmt::format("{}: the checkpoints it showed: {}", p.options.party, why));
+        p.proof_error = why;
+      }
       p.status.last_error = "proofs: " + why;
     };
     const auto micros = [](auto d) {
       return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
     };
+    // While deliveries flow, one request a round; a full round every kProofMaxWait.
     const bool busy = NowMicros() - delivered_at_us < micros(kProofQuiet) &&
                       NowMicros() - p.proved_at_us < micros(kProofMaxWait);
+    const size_t requests = busy ? 1 : kProofRequestsPerRound;
     const int64_t until_us = NowMicros() + micros(kProofTimePerRound);
     if (!busy) p.proved_at_us = NowMicros();
-    for (size_t round = 0;
-         !busy && round < kProofRequestsPerRound && !Stopping() && NowMicros() < until_us;
-         ++round) {
+    for (size_t round = 0; round < requests && !Stopping() && NowMicros() < until_us; ++round) {
       auto shown = node->UnprovedCheckpoints(p.options.party, size, kProofSizes);
       if (!shown) {
         fail(shown.error().ToString());
@@ -620,6 +627,7 @@ struct Federation::Impl {
         fail(forks.error().ToString());
         break;
       }
+      p.proof_error.clear();
       for (const std::string& fork : *forks) {
         log(fmt::format("WITNESS: {}'s log: {}", p.options.party, fork));
         p.status.last_error = "fork: " + fork;
@@ -628,7 +636,7 @@ struct Federation::Impl {
       if (items.size() < kProofSizes) break;
     }
     if (auto left = node->CountUnprovedCheckpoints(p.options.party)) p.status.unproved = *left;
-    auto ahead = node->OvertakenCheckpoint(p.options.party, size, Instant{fetched_at_us});
+    auto ahead = node->OvertakenCheckpoint(p.options.party, size, shown_mark);
     if (ahead && *ahead) {
       const std::string why =
           fmt::format("it showed a checkpoint of {} entries, then gave one of {} as its latest",

@@ -306,19 +306,21 @@ UPDATE packages SET bytes = X''
     AND object_id IN (SELECT id FROM objects WHERE destroyed_at IS NOT NULL);
 )sql";
 
-// Version 8 (decision #86): the checkpoints of partners' logs that came as evidence, and whether
-// a consistency proof has shown them on the chain this node witnesses (state 1) or not (2). A
-// checkpoint is kept once: one shown again is not proved again. The note is emptied once proved.
+// Version 8 (decision #86): the checkpoints of partners' logs that came as evidence, in the
+// order they came (seq), and whether a consistency proof has shown them on the chain this node
+// witnesses (state 1) or not (2). A checkpoint is kept once: one shown again is not proved
+// again. The note is emptied once settled (a fork's is in log_evidence).
 constexpr std::string_view kSchemaV8 = R"sql(
 CREATE TABLE shown_checkpoints (
+  seq INTEGER PRIMARY KEY,
   origin TEXT NOT NULL,
   size INTEGER NOT NULL CHECK (size > 0),
   root BLOB NOT NULL CHECK (length(root) = 32),
   note TEXT NOT NULL,
   at INTEGER NOT NULL,
   state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)),
-  PRIMARY KEY (origin, size, root)
-) STRICT, WITHOUT ROWID;
+  UNIQUE (origin, size, root)
+) STRICT;
 CREATE INDEX shown_checkpoints_unproved ON shown_checkpoints (origin, size) WHERE state = 0;
 )sql";
 
@@ -724,6 +726,7 @@ struct Statements {
   StmtPtr settle_shown_checkpoint;
   StmtPtr count_shown_checkpoints;
   StmtPtr largest_shown_above;
+  StmtPtr shown_mark;
 };
 
 Result<Statements> PrepareAll(sqlite3* db) {
@@ -906,19 +909,20 @@ Result<Statements> PrepareAll(sqlite3* db) {
                               "INSERT INTO shown_checkpoints (origin, size, root, note, at) "
                               "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING"));
   ACCORD_RETURN_IF_ERROR(prep(s.list_shown_checkpoints,
-                              "SELECT origin, size, root, note, at FROM shown_checkpoints "
+                              "SELECT origin, size, root, note, at, seq FROM shown_checkpoints "
                               "WHERE origin = ?1 AND size <= ?2 AND state = 0 "
                               "ORDER BY size, root LIMIT ?3"));
   ACCORD_RETURN_IF_ERROR(prep(s.settle_shown_checkpoint,
                               "UPDATE shown_checkpoints SET state = ?4, note = '' "
-                              "WHERE origin = ?1 AND size = ?2 AND root = ?3"));
+                              "WHERE origin = ?1 AND size = ?2 AND root = ?3 AND state = 0"));
   ACCORD_RETURN_IF_ERROR(
       prep(s.count_shown_checkpoints,
            "SELECT count(*) FROM shown_checkpoints WHERE origin = ?1 AND state = 0"));
   ACCORD_RETURN_IF_ERROR(prep(s.largest_shown_above,
-                              "SELECT origin, size, root, note, at FROM shown_checkpoints "
-                              "WHERE origin = ?1 AND size > ?2 AND state = 0 AND at < ?3 "
+                              "SELECT origin, size, root, note, at, seq FROM shown_checkpoints "
+                              "WHERE origin = ?1 AND size > ?2 AND state = 0 AND seq <= ?3 "
                               "ORDER BY size DESC LIMIT 1"));
+  ACCORD_RETURN_IF_ERROR(prep(s.shown_mark, "SELECT coalesce(max(seq), 0) FROM shown_checkpoints"));
   return s;
 }
 
@@ -2053,7 +2057,8 @@ class SqliteStore final : public Store {
     ShownCheckpointRecord c{.origin = row.ColumnText(0),
                             .size = static_cast<uint64_t>(row.ColumnInt(1)),
                             .note = row.ColumnText(3),
-                            .at = Instant{row.ColumnInt(4)}};
+                            .at = Instant{row.ColumnInt(4)},
+                            .seq = row.ColumnInt(5)};
     const ByteView root = row.ColumnBlobView(2);
     if (root.size() != c.root.size()) {
       return Fail(Code::kDataLoss, "a shown checkpoint's root is not 32 bytes");
@@ -2072,27 +2077,34 @@ class SqliteStore final : public Store {
     return Collect<ShownCheckpointRecord>(st, "list the checkpoints shown of", origin, ShownRow);
   }
 
+  Result<int64_t> ShownCheckpointMark() override {
+    BoundStatement st(db_.get(), s_.shown_mark.get());
+    ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("read the last checkpoint shown"));
+    return row ? st.ColumnInt(0) : 0;
+  }
+
   Result<std::optional<ShownCheckpointRecord>> LargestShownAbove(const std::string& origin,
                                                                  uint64_t size,
-                                                                 Instant before) override {
+                                                                 int64_t mark) override {
     BoundStatement st(db_.get(), s_.largest_shown_above.get());
     st.BindText(1, origin);
     st.BindInt(2, static_cast<int64_t>(std::min<uint64_t>(size, INT64_MAX)));
-    st.BindInt(3, before.micros);
+    st.BindInt(3, mark);
     ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("find a checkpoint shown of", origin));
     if (!row) return std::nullopt;
     ACCORD_ASSIGN_OR_RETURN(ShownCheckpointRecord c, ShownRow(st));
     return c;
   }
 
-  Status SettleShownCheckpoint(const std::string& origin, uint64_t size, const Digest& root,
-                               ShownState state) override {
+  Result<bool> SettleShownCheckpoint(const std::string& origin, uint64_t size, const Digest& root,
+                                     ShownState state) override {
     BoundStatement st(db_.get(), s_.settle_shown_checkpoint.get());
     st.BindText(1, origin);
     st.BindInt(2, static_cast<int64_t>(size));
     st.BindBlob(3, root);
     st.BindInt(4, state == ShownState::kProved ? 1 : 2);
-    return st.Run("settle a checkpoint of", origin);
+    ACCORD_RETURN_IF_ERROR(st.Run("settle a checkpoint of", origin));
+    return sqlite3_changes64(db_.get()) == 1;
   }
 
   Result<uint64_t> CountShownCheckpoints(const std::string& origin) override {

@@ -1620,29 +1620,40 @@ TEST_F(SqliteStoreTest, KeepsTheCheckpointsShownUntilProved) {
   EXPECT_EQ((*listed)[1].at.micros, 7);
   EXPECT_EQ(store_->ListShownCheckpoints("accord/KOR", 8, 1).value().size(), 1u);
   EXPECT_TRUE(store_->ListShownCheckpoints("accord/KOR", 2, 10).value().empty());
-  // Above 3 and before instant 8: the one of 7 (the one of 9 came at 9).
-  auto ahead = store_->LargestShownAbove("accord/KOR", 3, Instant{8});
+  // In the order they came: the repeat took no place.
+  EXPECT_EQ(store_->ShownCheckpointMark().value(), 5);
+  EXPECT_EQ((*listed)[0].seq, 2);
+  // Above 3 and at most the fourth to come: one of 7 (the one of 9 came fifth).
+  auto ahead = store_->LargestShownAbove("accord/KOR", 3, 4);
   ASSERT_TRUE(ahead.has_value()) << ahead.error().ToString();
   ASSERT_TRUE(ahead->has_value());
   EXPECT_EQ((*ahead)->size, 7u);
-  EXPECT_FALSE(store_->LargestShownAbove("accord/KOR", 9, Instant{100}).value().has_value());
-  EXPECT_FALSE(store_->LargestShownAbove("accord/KOR", 3, Instant{7}).value().has_value());
+  EXPECT_EQ(store_->LargestShownAbove("accord/KOR", 3, 5).value().value().size, 9u);
+  EXPECT_FALSE(store_->LargestShownAbove("accord/KOR", 9, 100).value().has_value());
+  EXPECT_FALSE(store_->LargestShownAbove("accord/KOR", 3, 0).value().has_value());
 
-  ASSERT_TRUE(store_->SettleShownCheckpoint("accord/KOR", 7, DigestOf(1), ShownState::kProved));
-  ASSERT_TRUE(store_->SettleShownCheckpoint("accord/KOR", 7, DigestOf(2), ShownState::kForked));
-  ASSERT_TRUE(store_->SettleShownCheckpoint("accord/KOR", 5, DigestOf(1),
-                                            ShownState::kProved));  // none: nothing
+  EXPECT_TRUE(
+      store_->SettleShownCheckpoint("accord/KOR", 7, DigestOf(1), ShownState::kProved).value());
+  EXPECT_TRUE(
+      store_->SettleShownCheckpoint("accord/KOR", 7, DigestOf(2), ShownState::kForked).value());
+  // None such, or settled already: nothing changes.
+  EXPECT_FALSE(
+      store_->SettleShownCheckpoint("accord/KOR", 5, DigestOf(1), ShownState::kProved).value());
+  EXPECT_FALSE(
+      store_->SettleShownCheckpoint("accord/KOR", 7, DigestOf(1), ShownState::kForked).value());
   EXPECT_EQ(store_->CountShownCheckpoints("accord/KOR").value(), 2u);
   EXPECT_EQ(store_->CountShownCheckpoints("accord/JPN").value(), 1u);
-  EXPECT_FALSE(store_->LargestShownAbove("accord/KOR", 3, Instant{8}).value().has_value());
+  EXPECT_FALSE(store_->LargestShownAbove("accord/KOR", 3, 4).value().has_value());
   // Shown again, a settled one stays settled.
   ASSERT_TRUE(store_->KeepShownCheckpoint(shown("accord/KOR", 7, 2)));
   EXPECT_EQ(store_->CountShownCheckpoints("accord/KOR").value(), 2u);
   RawDb raw(path_);
-  EXPECT_EQ(raw.One("SELECT count(*) FROM shown_checkpoints WHERE note = ''"), "2");
-  for (const char* bad :
-       {"('accord/KOR', 0, zeroblob(32), 'cp', 1, 0)", "('accord/KOR', 5, X'01', 'cp', 1, 0)",
-        "('accord/KOR', 5, zeroblob(32), 'cp', 1, 3)"}) {
+  EXPECT_EQ(raw.One("SELECT group_concat(state) FROM shown_checkpoints "
+                    "WHERE origin = 'accord/KOR' AND size = 7 AND note = ''"),
+            "1,2");
+  for (const char* bad : {"(NULL, 'accord/KOR', 0, zeroblob(32), 'cp', 1, 0)",
+                          "(NULL, 'accord/KOR', 5, X'01', 'cp', 1, 0)",
+                          "(NULL, 'accord/KOR', 5, zeroblob(32), 'cp', 1, 3)"}) {
     EXPECT_THAT(raw.Exec(std::string("INSERT INTO shown_checkpoints VALUES ") + bad),
                 HasSubstr("CHECK constraint failed"))
         << bad;
