@@ -512,6 +512,18 @@ struct Node::Impl {
     return OkStatus();
   }
 
+  // The refusal's entry of a fork in `partner`'s log: `checkpoint` is the signed checkpoint no
+  // consistency proof connects to the one this node cosigned (WitnessCheckpoint,
+  // ProveCheckpoints).
+  AuditEntry ForkEntry(std::string partner, std::string_view checkpoint) const {
+    AuditEntry e = Entry("witness");
+    e.decision = "deny";
+    e.reason = "fork";
+    e.from = std::move(partner);
+    e.digest = HexEncode(Sha256(AsBytes(checkpoint)));
+    return e;
+  }
+
   // The entry of a notice taken from its issuer (the receiving node's `receive`).
   AuditEntry NoticeEntry(const NoticeBody& body, ByteView raw) const {
     AuditEntry e = Entry("receive", body.object_id);
@@ -620,8 +632,7 @@ struct Node::Impl {
                   fmt::format("the entry is not in `{}`'s log: {}", signer, s.error().message));
     }
     // The checkpoint is the signer's word that this is its log: kept until a consistency proof
-    // shows it on the chain this node witnesses, not a private branch (decision #86). When it
-    // came is on the system clock, which the federation's witnessing runs on.
+    // shows it on the chain this node witnesses, not a private branch (decision #86).
     if (cp.size > static_cast<uint64_t>(INT64_MAX)) {
       return Fail(Code::kDataLoss,
                   fmt::format("`{}`'s log checkpoint has {} entries: too many", signer, cp.size));
@@ -2055,12 +2066,7 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
           !kept) {
         return Fail(Code::kInternal, "keeping the evidence failed: " + kept.error().message);
       }
-      AuditEntry entry = n.Entry("witness");
-      entry.decision = "deny";
-      entry.reason = "fork";
-      entry.from = party;
-      entry.digest = HexEncode(Sha256(AsBytes(checkpoint)));
-      return n.Refuse(entry, cosigned.error());
+      return n.Refuse(n.ForkEntry(party, checkpoint), cosigned.error());
     }
     AuditEntry entry = n.Entry("witness");
     entry.decision = "allow";
@@ -2142,12 +2148,8 @@ Result<std::vector<std::string>> Node::ProveCheckpoints(uint64_t to_size,
           shown.size, to.size, consistent.error().message);
       ACCORD_RETURN_IF_ERROR(n.store->InsertEvidence(
           EvidenceRecord{shown.origin, shown.note, *last, reason, n.clock->Now()}));
-      AuditEntry entry = n.Entry("witness");
-      entry.decision = "deny";
-      entry.reason = "fork";
-      entry.from = shown.origin.substr(node_internal::LogOrigin("").size());
-      entry.digest = HexEncode(Sha256(AsBytes(shown.note)));
-      ACCORD_RETURN_IF_ERROR(n.Log(entry));
+      ACCORD_RETURN_IF_ERROR(
+          n.Log(n.ForkEntry(shown.origin.substr(node_internal::LogOrigin("").size()), shown.note)));
       forks.push_back(std::move(reason));
     }
     return forks;

@@ -17,6 +17,7 @@
 #include <exception>
 #include <map>
 #include <optional>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -508,6 +509,14 @@ json::value StringOrNull(const std::string& s) {
     return nullptr;
   }
   return json::string(s.data(), s.size());
+}
+
+// A proof's hashes, in hex.
+json::array HexHashes(std::span<const merkle::Hash> proof) {
+  json::array hashes;
+  hashes.reserve(proof.size());
+  for (const merkle::Hash& h : proof) hashes.emplace_back(merkle::ToHex(h));
+  return hashes;
 }
 
 ApiResponse Json(unsigned status, const json::value& v) {
@@ -1290,8 +1299,7 @@ ApiResponse Api::LogProof(const ApiRequest& request) {
   auto proof = inclusion ? node_.LogInclusionProof(request.first, second)
                          : node_.LogConsistencyProof(request.first, second);
   if (!proof) return FromError(proof.error(), "the proof");
-  json::array hashes;
-  for (const merkle::Hash& h : *proof) hashes.emplace_back(merkle::ToHex(h));
+  json::array hashes = HexHashes(*proof);
   json::object o;
   auto root = node_.LogRoot(second);
   if (!root) return FromError(root.error(), "the root");
@@ -1325,11 +1333,9 @@ ApiResponse Api::LogConsistencies(const ApiRequest& request) {
   for (const uint64_t from : request.sizes) {
     auto proof = node_.LogConsistencyProof(from, to);
     if (!proof) return FromError(proof.error(), fmt::format("the proof from {}", from));
-    json::array hashes;
-    for (const merkle::Hash& h : *proof) hashes.emplace_back(merkle::ToHex(h));
     json::object one;
     one["from"] = from;
-    one["proof"] = std::move(hashes);
+    one["proof"] = HexHashes(*proof);
     proofs.emplace_back(std::move(one));
   }
   json::object o;
