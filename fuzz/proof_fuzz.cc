@@ -1,5 +1,6 @@
-// libFuzzer target: the proof decoder and both verifiers. The input is five lines: leaf hash,
-// "index size", root, proof (comma-separated hex), second root.
+// libFuzzer target: the proof decoders and both verifiers. The input is five lines: leaf hash,
+// "index size", root, proof (comma-separated hex), second root; the whole of it is also read as
+// a document of consistency proofs (a partner's answer, or a file given to `accord log shown`).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -9,8 +10,36 @@
 
 #include "accord/merkle.h"
 
+namespace {
+
+// A document that decodes encodes to one that decodes to the same, within the bounds.
+void CheckProofsDocument(std::string_view input) {
+  using accord::merkle::ConsistencyProofs;
+  auto decoded = accord::merkle::DecodeConsistencyProofs(input);
+  if (!decoded) return;
+  if (decoded->proofs.size() > accord::merkle::kMaxConsistencyProofs) __builtin_trap();
+  for (const ConsistencyProofs::Proof& p : decoded->proofs) {
+    if (p.proof.size() > accord::merkle::kMaxProofHashes) __builtin_trap();
+  }
+  auto again =
+      accord::merkle::DecodeConsistencyProofs(accord::merkle::EncodeConsistencyProofs(*decoded));
+  if (!again || again->to != decoded->to || again->root != decoded->root ||
+      again->proofs.size() != decoded->proofs.size()) {
+    __builtin_trap();
+  }
+  for (size_t i = 0; i < decoded->proofs.size(); ++i) {
+    if (again->proofs[i].from != decoded->proofs[i].from ||
+        again->proofs[i].proof != decoded->proofs[i].proof) {
+      __builtin_trap();
+    }
+  }
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
+  CheckProofsDocument(input);
   std::vector<std::string_view> lines;
   while (lines.size() < 5) {
     const size_t nl = input.find('\n');

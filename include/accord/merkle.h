@@ -119,6 +119,30 @@ class CompactRange {
 // Parses a comma-separated list of hashes; an empty string is an empty proof.
 [[nodiscard]] Result<std::vector<Hash>> ProofFromHex(std::string_view list);
 
+// A proof's hashes, at most: two per level of a tree of 2^64 leaves.
+inline constexpr size_t kMaxProofHashes = 128;
+// Consistency proofs in one document, at most.
+inline constexpr size_t kMaxConsistencyProofs = 256;
+
+// Consistency proofs from several earlier sizes of one tree to its tree of `to` leaves with
+// `root`, as one document: the answer of `POST /v1/log/consistency` and the output of
+// `accord log consistency --json` (docs/api.md):
+//   {"to":12,"root":"HEX","proofs":[{"from":5,"proof":["HEX",...]},...]}
+struct ConsistencyProofs {
+  struct Proof {
+    uint64_t from = 0;
+    std::vector<Hash> proof;
+  };
+  uint64_t to = 0;
+  Hash root{};
+  std::vector<Proof> proofs;  // in the order asked for
+};
+[[nodiscard]] std::string EncodeConsistencyProofs(const ConsistencyProofs& proofs);
+// Parses that document (duplicate keys refused, unknown keys ignored), with at most
+// kMaxConsistencyProofs proofs of at most kMaxProofHashes hashes each; kInvalidArgument with
+// what is wrong. It checks the form only: whether the proofs verify is VerifyConsistency's.
+[[nodiscard]] Result<ConsistencyProofs> DecodeConsistencyProofs(std::string_view text);
+
 }  // namespace accord::merkle
 
 #endif  // ACCORD_MERKLE_H_

@@ -259,20 +259,21 @@ class Node {
   [[nodiscard]] Result<std::optional<ShownCheckpointRecord>> OvertakenCheckpoint(
       const std::string& party, uint64_t size, int64_t mark);
   // Proves checkpoints of UnprovedCheckpoints consistent with the last checkpoint of their log
-  // this node cosigned, which must have `to_size` entries, each with its proof, RFC 9162's
-  // PROOF(size, to_size) as the log gave it, in one transaction. Each is then settled: kept
-  // without its note, and not proved again if it is shown again. One that its proof does not
-  // connect is a fork: both signed checkpoints are kept as evidence (ForkEvidence), the refusal
-  // is logged (`witness` `deny` `fork`), and its reason is returned among the others'.
-  // kFailedPrecondition when the last one cosigned has another size (witnessed since: fetch the
-  // proofs again) or is smaller than one of them, or when they are not all of one log; nothing
-  // changes then.
+  // this node cosigned, which must have `to_size` entries and `to_root` (the tree the log gave
+  // the proofs to), each with its proof, RFC 9162's PROOF(size, to_size) as the log gave it, in
+  // one transaction. Each is then settled: kept without its note, and not proved again if it is
+  // shown again. One that its proof does not connect is a fork: both signed checkpoints are kept
+  // as evidence (ForkEvidence), the refusal is logged (`witness` `deny` `fork`), and its reason is
+  // returned among the others'. kFailedPrecondition when the last one cosigned has another size
+  // (witnessed since: fetch the proofs again) or another root (proofs to another tree say nothing
+  // of the cosigned one), or is smaller than one of them, or when they are not all of one log;
+  // nothing changes then.
   struct CheckpointProof {
     ShownCheckpointRecord shown;
     std::vector<merkle::Hash> proof;
   };
   [[nodiscard]] Result<std::vector<std::string>> ProveCheckpoints(
-      uint64_t to_size, std::span<const CheckpointProof> proofs);
+      uint64_t to_size, const merkle::Hash& to_root, std::span<const CheckpointProof> proofs);
 
   [[nodiscard]] Status AddSubject(const SubjectRecord& subject);
   // A subject of the directory (kNotFound if none). Inside a group (Group), each subject is read

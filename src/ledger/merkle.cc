@@ -5,7 +5,11 @@
 #include <openssl/evp.h>
 
 #include <bit>
+#include <boost/json.hpp>
 #include <cstdlib>
+#include <optional>
+
+#include "accord/json.h"
 
 namespace accord::merkle {
 namespace {
@@ -321,17 +325,103 @@ Result<Hash> HashFromHex(std::string_view hex) {
 Result<std::vector<Hash>> ProofFromHex(std::string_view list) {
   std::vector<Hash> out;
   if (list.empty()) return out;
-  // A proof is at most 2·64 hashes for any tree of 2^64 leaves.
-  constexpr size_t kMaxHashes = 128;
   while (true) {
     const size_t comma = list.find(',');
     ACCORD_ASSIGN_OR_RETURN(Hash h, HashFromHex(list.substr(0, comma)));
-    if (out.size() == kMaxHashes) {
-      return Fail(Code::kInvalidArgument, fmt::format("a proof has at most {} hashes", kMaxHashes));
+    if (out.size() == kMaxProofHashes) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("a proof has at most {} hashes", kMaxProofHashes));
     }
     out.push_back(h);
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+namespace {
+
+namespace json = boost::json;
+
+// A size as JSON gives it: Boost.JSON parses a small integer as int64 and a larger one as uint64.
+std::optional<uint64_t> Count(const json::value* v) {
+  if (v == nullptr) return std::nullopt;
+  if (v->is_uint64()) return v->get_uint64();
+  if (v->is_int64() && v->get_int64() >= 0) return static_cast<uint64_t>(v->get_int64());
+  return std::nullopt;
+}
+
+Result<std::vector<Hash>> HashList(const json::value* v, std::string_view what) {
+  const json::array* list = v != nullptr ? v->if_array() : nullptr;
+  if (list == nullptr) return Fail(Code::kInvalidArgument, fmt::format("{}: not a list", what));
+  if (list->size() > kMaxProofHashes) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("{}: {} hashes, at most {}", what, list->size(), kMaxProofHashes));
+  }
+  std::vector<Hash> out;
+  out.reserve(list->size());
+  for (const json::value& h : *list) {
+    if (!h.is_string()) return Fail(Code::kInvalidArgument, fmt::format("{}: not a string", what));
+    auto hash = HashFromHex(h.get_string());
+    if (!hash) {
+      return Fail(Code::kInvalidArgument, fmt::format("{}: {}", what, hash.error().message));
+    }
+    out.push_back(*hash);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string EncodeConsistencyProofs(const ConsistencyProofs& proofs) {
+  json::array list;
+  list.reserve(proofs.proofs.size());
+  for (const ConsistencyProofs::Proof& p : proofs.proofs) {
+    json::array hashes;
+    hashes.reserve(p.proof.size());
+    for (const Hash& h : p.proof) hashes.emplace_back(ToHex(h));
+    json::object one;
+    one["from"] = p.from;
+    one["proof"] = std::move(hashes);
+    list.emplace_back(std::move(one));
+  }
+  json::object o;
+  o["to"] = proofs.to;
+  o["root"] = ToHex(proofs.root);
+  o["proofs"] = std::move(list);
+  return json::serialize(o);
+}
+
+Result<ConsistencyProofs> DecodeConsistencyProofs(std::string_view text) {
+  const auto malformed = [](std::string_view what) {
+    return Fail(Code::kInvalidArgument, fmt::format("malformed consistency proofs: {}", what));
+  };
+  auto v = ParseJson(text);
+  if (!v) return malformed(v.error());
+  const json::object* o = v->if_object();
+  if (o == nullptr) return malformed("not a JSON object");
+  ConsistencyProofs out;
+  const auto to = Count(o->if_contains("to"));
+  if (!to) return malformed("`to` is not a size");
+  out.to = *to;
+  const json::value* root = o->if_contains("root");
+  if (root == nullptr || !root->is_string()) return malformed("`root` is not a hash");
+  auto hash = HashFromHex(root->get_string());
+  if (!hash) return malformed(fmt::format("`root`: {}", hash.error().message));
+  out.root = *hash;
+  const json::value* list = o->if_contains("proofs");
+  if (list == nullptr || !list->is_array()) return malformed("`proofs` is not a list");
+  if (list->as_array().size() > kMaxConsistencyProofs) {
+    return malformed(
+        fmt::format("{} proofs, at most {}", list->as_array().size(), kMaxConsistencyProofs));
+  }
+  for (const json::value& item : list->as_array()) {
+    const json::object* one = item.if_object();
+    const auto from = Count(one != nullptr ? one->if_contains("from") : nullptr);
+    if (!from) return malformed(fmt::format("proof {}: `from` is not a size", out.proofs.size()));
+    auto proof = HashList(one->if_contains("proof"), fmt::format("the proof from {}", *from));
+    if (!proof) return malformed(proof.error().message);
+    out.proofs.push_back(ConsistencyProofs::Proof{*from, std::move(*proof)});
   }
   return out;
 }

@@ -337,6 +337,71 @@ TEST(MerkleTest, HexParsing) {
   EXPECT_FALSE(ProofFromHex(long_proof).has_value());
 }
 
+// The document of several consistency proofs: what EncodeConsistencyProofs writes,
+// DecodeConsistencyProofs reads back; every malformed form is refused with what is wrong.
+TEST(MerkleTest, ConsistencyProofsDocument) {
+  const ConsistencyProofs proofs{8, H(kRoots[8]), {{3, {H(kRoots[1]), H(kRoots[2])}}, {8, {}}}};
+  const std::string text = EncodeConsistencyProofs(proofs);
+  EXPECT_EQ(text, R"({"to":8,"root":")" + kRoots[8] + R"(","proofs":[{"from":3,"proof":[")" +
+                      kRoots[1] + R"(",")" + kRoots[2] + R"("]},{"from":8,"proof":[]}]})");
+  auto back = DecodeConsistencyProofs(text);
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->to, 8u);
+  EXPECT_EQ(back->root, H(kRoots[8]));
+  ASSERT_EQ(back->proofs.size(), 2u);
+  EXPECT_EQ(back->proofs[0].from, 3u);
+  EXPECT_EQ(back->proofs[0].proof, proofs.proofs[0].proof);
+  EXPECT_EQ(back->proofs[1].from, 8u);
+  EXPECT_TRUE(back->proofs[1].proof.empty());
+  // Sizes past int64 (Boost.JSON gives them as uint64), and unknown keys ignored.
+  auto big = DecodeConsistencyProofs(R"({"to":18446744073709551615,"root":")" + kRoots[1] +
+                                     R"(","proofs":[],"note":"x"})");
+  ASSERT_TRUE(big) << big.error().ToString();
+  EXPECT_EQ(big->to, 18446744073709551615u);
+
+  const std::string root = R"("root":")" + kRoots[1] + R"(")";
+  std::string many = "{\"to\":1," + root + ",\"proofs\":[";
+  for (size_t i = 0; i <= kMaxConsistencyProofs; ++i) {
+    many += std::string(i == 0 ? "" : ",") + R"({"from":1,"proof":[]})";
+  }
+  many += "]}";
+  std::string long_proof = "{\"to\":1," + root + ",\"proofs\":[{\"from\":1,\"proof\":[";
+  for (size_t i = 0; i <= kMaxProofHashes; ++i) {
+    long_proof += std::string(i == 0 ? "" : ",") + "\"" + kRoots[1] + "\"";
+  }
+  long_proof += "]}]}";
+  const struct {
+    std::string text;
+    std::string_view message;
+  } kMalformed[] = {
+      {"", ""},
+      {"[]", "not a JSON object"},
+      {"{" + root + R"(,"proofs":[]})", "`to` is not a size"},
+      {"{\"to\":-1," + root + R"(,"proofs":[]})", "`to` is not a size"},
+      {"{\"to\":1.5," + root + R"(,"proofs":[]})", "`to` is not a size"},
+      {R"({"to":1,"proofs":[]})", "`root`"},
+      {R"({"to":1,"root":"abc","proofs":[]})", "`root`"},
+      {"{\"to\":1," + root + "}", "`proofs` is not a list"},
+      {"{\"to\":1," + root + R"(,"proofs":{}})", "`proofs` is not a list"},
+      {many, "257 proofs, at most 256"},
+      {"{\"to\":1," + root + R"(,"proofs":[1]})", "proof 0: `from` is not a size"},
+      {"{\"to\":1," + root + R"(,"proofs":[{"proof":[]}]})", "proof 0: `from` is not a size"},
+      {"{\"to\":1," + root + R"(,"proofs":[{"from":1}]})", "the proof from 1: not a list"},
+      {"{\"to\":1," + root + R"(,"proofs":[{"from":1,"proof":[7]}]})",
+       "the proof from 1: not a string"},
+      {"{\"to\":1," + root + R"(,"proofs":[{"from":1,"proof":["ab"]}]})", "the proof from 1:"},
+      {long_proof, "129 hashes, at most 128"},
+      {"{\"to\":1,\"to\":2," + root + R"(,"proofs":[]})", "duplicate key `to`"},
+  };
+  for (const auto& [bad, message] : kMalformed) {
+    auto refused = DecodeConsistencyProofs(bad);
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_EQ(refused.error().code, Code::kInvalidArgument) << bad;
+    EXPECT_THAT(refused.error().message, HasSubstr("malformed consistency proofs: ")) << bad;
+    EXPECT_THAT(refused.error().message, HasSubstr(message)) << bad;
+  }
+}
+
 // The compact range agrees with the full tree at every size, creates exactly the complete
 // subtrees MemoryTree holds, and resumes from any size read back through a NodeSource.
 TEST(CompactRangeTest, MatchesTheFullTreeAndResumes) {

@@ -2109,6 +2109,7 @@ Result<uint64_t> Node::CountUnprovedCheckpoints(const std::string& party) {
 }
 
 Result<std::vector<std::string>> Node::ProveCheckpoints(uint64_t to_size,
+                                                        const merkle::Hash& to_root,
                                                         std::span<const CheckpointProof> proofs) {
   Impl& n = *impl_;
   if (proofs.empty()) return std::vector<std::string>{};
@@ -2125,6 +2126,13 @@ Result<std::vector<std::string>> Node::ProveCheckpoints(uint64_t to_size,
       return Fail(Code::kFailedPrecondition,
                   fmt::format("the checkpoint of `{}` cosigned last has {} entries, not {}", origin,
                               to.size, to_size));
+    }
+    if (to.root != to_root) {
+      // Proofs to another tree than the one cosigned: they prove nothing about what was shown.
+      return Fail(Code::kFailedPrecondition,
+                  fmt::format("the checkpoint of `{}` cosigned last, of {} entries, has another "
+                              "root than the proofs lead to",
+                              origin, to.size));
     }
     std::vector<std::string> forks;
     for (const CheckpointProof& p : proofs) {

@@ -2100,7 +2100,7 @@ TEST_F(NodeTest, ACheckpointShownAsEvidenceIsProvedOnTheWitnessedChain) {
   const auto prove = [&](const ShownCheckpointRecord& shown, uint64_t to,
                          std::vector<merkle::Hash> proof) {
     const Node::CheckpointProof one{shown, std::move(proof)};
-    return jpn->ProveCheckpoints(to, std::span(&one, 1));
+    return jpn->ProveCheckpoints(to, kor->LogRoot(to).value(), std::span(&one, 1));
   };
   const uint64_t witnessed = jpn->WitnessedSize("KOR").value();
   auto shown = jpn->UnprovedCheckpoints("KOR", witnessed, 10);
@@ -2148,7 +2148,17 @@ TEST_F(NodeTest, ACheckpointShownAsEvidenceIsProvedOnTheWitnessedChain) {
   // fetches it: the branch's cannot connect.
   const Node::CheckpointProof both[] = {
       {branch, kor->LogConsistencyProof(branch.size, now_witnessed).value()}, {(*shown)[1], {}}};
-  auto caught = jpn->ProveCheckpoints(now_witnessed, both);
+  const merkle::Hash now_root = kor->LogRoot(now_witnessed).value();
+  // Proofs to another tree of that size (the branch's own, say) prove nothing of the one
+  // cosigned: refused, and nothing changes.
+  merkle::Hash other_root = now_root;
+  other_root[0] ^= 1;
+  auto elsewhere = jpn->ProveCheckpoints(now_witnessed, other_root, both);
+  ASSERT_FALSE(elsewhere);
+  EXPECT_EQ(elsewhere.error().code, Code::kFailedPrecondition) << elsewhere.error().ToString();
+  EXPECT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), 2u);
+  EXPECT_TRUE(jpn->ForkEvidence().value().empty());
+  auto caught = jpn->ProveCheckpoints(now_witnessed, now_root, both);
   ASSERT_TRUE(caught) << caught.error().ToString();
   ASSERT_EQ(caught->size(), 1u);
   EXPECT_NE((*caught)[0].find("not consistent with the one of"), std::string::npos) << (*caught)[0];
@@ -2173,7 +2183,7 @@ TEST_F(NodeTest, ACheckpointShownAsEvidenceIsProvedOnTheWitnessedChain) {
   // neither proved nor reported twice, even when handed to ProveCheckpoints again.
   ASSERT_TRUE(jpn->store().KeepShownCheckpoint(branch));
   EXPECT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), 0u);
-  auto again = jpn->ProveCheckpoints(now_witnessed, std::span(both, 1));
+  auto again = jpn->ProveCheckpoints(now_witnessed, now_root, std::span(both, 1));
   ASSERT_TRUE(again) << again.error().ToString();
   EXPECT_TRUE(again->empty());
   EXPECT_EQ(jpn->ForkEvidence().value().size(), 1u);

@@ -1328,21 +1328,16 @@ ApiResponse Api::LogConsistencies(const ApiRequest& request) {
   const uint64_t to = request.second_given ? request.second : *size;
   auto root = node_.LogRoot(to);
   if (!root) return FromError(root.error(), "the root");
-  json::array proofs;
-  proofs.reserve(request.sizes.size());
+  merkle::ConsistencyProofs out{to, *root, {}};
+  out.proofs.reserve(request.sizes.size());
   for (const uint64_t from : request.sizes) {
     auto proof = node_.LogConsistencyProof(from, to);
     if (!proof) return FromError(proof.error(), fmt::format("the proof from {}", from));
-    json::object one;
-    one["from"] = from;
-    one["proof"] = HexHashes(*proof);
-    proofs.emplace_back(std::move(one));
+    out.proofs.push_back({from, std::move(*proof)});
   }
-  json::object o;
-  o["to"] = to;
-  o["root"] = merkle::ToHex(*root);
-  o["proofs"] = std::move(proofs);
-  return Json(200, o);
+  ApiResponse r;
+  r.body = merkle::EncodeConsistencyProofs(out);
+  return r;
 }
 
 // --- federation ------------------------------------------------------------------------------

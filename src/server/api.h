@@ -20,6 +20,7 @@
 
 #include "accord/engine.h"
 #include "accord/federation.h"
+#include "accord/merkle.h"
 #include "accord/node.h"
 #include "accord/request_json.h"
 #include "accord/secret.h"
@@ -54,8 +55,9 @@ enum class Route : uint8_t {
   kLogConsistencies,  // POST /v1/log/consistency {"from":[...],"to"}: a proof for each size
 };
 
-// The sizes one request to POST /v1/log/consistency may name.
-inline constexpr size_t kMaxConsistencySizes = 256;
+// The sizes one request to POST /v1/log/consistency may name: as many proofs as one answer
+// may hold.
+inline constexpr size_t kMaxConsistencySizes = merkle::kMaxConsistencyProofs;
 
 struct ApiRequest {
   Route route = Route::kHealth;

@@ -60,18 +60,9 @@ constexpr std::chrono::milliseconds kProofTimePerRound{100};
 constexpr std::chrono::milliseconds kProofQuiet{250};
 constexpr std::chrono::seconds kProofMaxWait{30};
 
-// A consistency proof's hashes, at most: two per level of a tree of 2^64 entries.
-constexpr size_t kMaxProofHashes = 128;
-
-// Whether `hex` is `hash` in hex.
-bool SameHash(std::string_view hex, const merkle::Hash& hash) {
-  auto parsed = merkle::HashFromHex(hex);
-  return parsed && *parsed == hash;
-}
-
-// A proof as an answer gives it: a list of at most kMaxProofHashes hashes in hex.
+// A proof as an answer gives it: a list of at most merkle::kMaxProofHashes hashes in hex.
 std::optional<std::vector<merkle::Hash>> ParseProof(const json::value* list) {
-  if (list == nullptr || !list->is_array() || list->as_array().size() > kMaxProofHashes) {
+  if (list == nullptr || !list->is_array() || list->as_array().size() > merkle::kMaxProofHashes) {
     return std::nullopt;
   }
   std::vector<merkle::Hash> proof;
@@ -121,7 +112,6 @@ bool IsFinalRefusal(unsigned status, std::string_view message) {
 }  // namespace
 
 using server_internal::ErrorMessage;
-using server_internal::JsonCount;
 
 struct Federation::Impl {
   struct Peer {
@@ -542,32 +532,20 @@ struct Federation::Impl {
                               answer ? ErrorMessage(answer->status, answer->body)
                                      : answer.error().message));
     }
+    auto proofs = merkle::DecodeConsistencyProofs(answer->body);
+    if (!proofs) return Fail(Code::kDataLoss, proofs.error().message);
     const auto malformed = [](std::string_view what) {
       return Fail(Code::kDataLoss, fmt::format("malformed consistency proofs: {}", what));
     };
-    const auto v = ParseJson(answer->body);
-    const json::object* o = v ? v->if_object() : nullptr;
-    const json::value* answer_to = o != nullptr ? o->if_contains("to") : nullptr;
-    const json::value* answer_root = o != nullptr ? o->if_contains("root") : nullptr;
-    const json::value* list = o != nullptr ? o->if_contains("proofs") : nullptr;
-    if (answer_to == nullptr || JsonCount(*answer_to) != to || answer_root == nullptr ||
-        !answer_root->is_string() || !SameHash(answer_root->get_string(), root)) {
+    if (proofs->to != to || proofs->root != root) {
       // Not the tree this node cosigned: not evidence about the checkpoints shown.
       return malformed(fmt::format("not to the checkpoint of {} entries cosigned", to));
     }
-    if (list == nullptr || !list->is_array() || list->as_array().size() != sizes.size()) {
-      return malformed("not one proof per size");
-    }
+    if (proofs->proofs.size() != sizes.size()) return malformed("not one proof per size");
     std::map<uint64_t, std::vector<merkle::Hash>> out;
     for (size_t i = 0; i < sizes.size(); ++i) {
-      const json::object* one = list->as_array()[i].if_object();
-      const json::value* size = one != nullptr ? one->if_contains("from") : nullptr;
-      if (size == nullptr || JsonCount(*size) != sizes[i]) {
-        return malformed("not the sizes asked, in order");
-      }
-      auto proof = ParseProof(one->if_contains("proof"));
-      if (!proof) return malformed("a proof is not a list of hashes");
-      out.emplace(sizes[i], std::move(*proof));
+      if (proofs->proofs[i].from != sizes[i]) return malformed("not the sizes asked, in order");
+      out.emplace(sizes[i], std::move(proofs->proofs[i].proof));
     }
     return out;
   }
@@ -622,7 +600,7 @@ struct Federation::Impl {
         if (c.size < size) proof = proofs.at(c.size);  // one per distinct size, checked above
         items.push_back(Node::CheckpointProof{std::move(c), std::move(proof)});
       }
-      auto forks = node->ProveCheckpoints(size, items);
+      auto forks = node->ProveCheckpoints(size, root, items);
       if (!forks) {
         fail(forks.error().ToString());
         break;
