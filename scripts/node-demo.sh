@@ -132,3 +132,10 @@ printf 'verified with only the public key: '
 echo "Japan witnesses Korea's checkpoint:"
 on JPN 2023-04-02T09:00:00+09:00 log witness --checkpoint "$work/KOR.checkpoint" \
   --out "$work/KOR.cosigned"
+# The checkpoints of Korea's log that came to Japan as the evidence of its packages, proved
+# consistent with the one Japan cosigned: a checkpoint of a private branch would show here.
+on JPN 2023-04-02T09:00:00+09:00 log shown --party KOR | tee "$work/KOR.shown"
+shown_sizes=$(sed -n 's/.*--from \([0-9,]*\) --to.*/\1/p' "$work/KOR.shown")
+"$accord" log consistency --home "$work/KOR" --from "$shown_sizes" \
+  --to "$(sed -n 2p "$work/KOR.checkpoint")" --json >"$work/KOR.proofs"
+on JPN 2023-04-02T09:00:00+09:00 log shown --party KOR --proofs "$work/KOR.proofs"

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <sstream>
 
 #include "accord/clock.h"
@@ -218,6 +219,7 @@ struct NodeCommands::Flags {
   std::string id, level, topics, compartments, rel_to, in = "-", out, as, to, text, kind, file;
   std::string subject_id, clearance, need_to_know;
   uint64_t from = 0, count = 0, index = 0, size = 0, to_size = 0;
+  std::vector<uint64_t> from_sizes;  // log consistency --from
   std::string pki_out, pki_nodes, pki_users, pki_hosts = "localhost,127.0.0.1";
   int64_t pki_days = 365;
   std::string proof;
@@ -247,6 +249,7 @@ struct NodeCommands::Flags {
   CLI::App* log_verify = nullptr;
   CLI::App* log_witness = nullptr;
   CLI::App* log_evidence = nullptr;
+  CLI::App* log_shown = nullptr;
   CLI::App* pki_init = nullptr;
 };
 
@@ -415,8 +418,16 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   f.log_consistency = log->add_subcommand(
       "consistency", "Consistency proof that the tree of --from entries is a prefix of --to");
   home_flags(f.log_consistency);
-  f.log_consistency->add_option("--from", f.from, "The earlier size")->required();
+  f.log_consistency
+      ->add_option("--from", f.from_sizes,
+                   fmt::format("The earlier size, or up to {} of them, comma-separated",
+                               merkle::kMaxConsistencyProofs))
+      ->delimiter(',')
+      ->required();
   f.log_consistency->add_option("--to", f.to_size, "The later size (default: the log's size)");
+  f.log_consistency->add_flag(
+      "--json", f.json,
+      "One JSON document of every proof, as POST /v1/log/consistency answers (for `log shown`)");
   f.log_verify = log->add_subcommand(
       "verify", "Recompute the whole tree from the entries and check every stored hash");
   home_flags(f.log_verify);
@@ -431,6 +442,16 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   f.log_evidence = log->add_subcommand(
       "evidence", "Print the evidence kept of partners' rewritten or truncated logs");
   home_flags(f.log_evidence);
+  f.log_shown = log->add_subcommand(
+      "shown",
+      "List the checkpoints of a partner's log that came as evidence and are not yet proved "
+      "consistent with the one cosigned; with --proofs, prove them");
+  home_flags(f.log_shown);
+  f.log_shown->add_option("--party", f.party, "The partner")->required();
+  f.log_shown->add_option(
+      "--proofs", f.file,
+      "The partner's proofs to the checkpoint cosigned last (its `accord log consistency --from "
+      "SIZES --to SIZE --json`)");
 }
 
 NodeCommands::~NodeCommands() = default;
@@ -506,28 +527,12 @@ std::optional<int> NodeCommands::Run() {
     return kExitOk;
   }
 
-  CLI::App* const commands[] = {f.log_checkpoint,
-                                f.log_key,
-                                f.log_show,
-                                f.log_prove,
-                                f.log_consistency,
-                                f.log_verify,
-                                f.log_witness,
-                                f.log_evidence,
-                                f.put,
-                                f.get,
-                                f.ls,
-                                f.release,
-                                f.receive,
-                                f.forward,
-                                f.consent,
-                                f.reclassify,
-                                f.destroy,
-                                f.report,
-                                f.subject_add,
-                                f.subject_ls,
-                                f.export_public,
-                                f.import_public};
+  CLI::App* const commands[] = {f.log_checkpoint,  f.log_key,       f.log_show,     f.log_prove,
+                                f.log_consistency, f.log_verify,    f.log_witness,  f.log_evidence,
+                                f.log_shown,       f.put,           f.get,          f.ls,
+                                f.release,         f.receive,       f.forward,      f.consent,
+                                f.reclassify,      f.destroy,       f.report,       f.subject_add,
+                                f.subject_ls,      f.export_public, f.import_public};
   CLI::App* ran = nullptr;
   for (CLI::App* c : commands) {
     if (*c) ran = c;
@@ -751,18 +756,34 @@ std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
     return kExitOk;
   }
   if (ran == f.log_consistency) {
+    if (f.from_sizes.size() > merkle::kMaxConsistencyProofs) {
+      PrintError(fmt::format("--from: at most {} sizes", merkle::kMaxConsistencyProofs));
+      return kExitUsage;
+    }
     auto size = node.LogSize();
     if (!size) return Report(size.error());
     const uint64_t to = f.to_size == 0 ? *size : f.to_size;
-    auto proof = node.LogConsistencyProof(f.from, to);
-    if (!proof) return Report(proof.error());
-    auto root1 = node.LogRoot(f.from);
-    auto root2 = node.LogRoot(to);
-    if (!root1 || !root2) return Report(root1 ? root2.error() : root1.error());
-    std::vector<std::string> hex;
-    for (const auto& h : *proof) hex.push_back(merkle::ToHex(h));
-    fmt::print("size1 {}\nsize2 {}\nroot1 {}\nroot2 {}\nproof {}\n", f.from, to,
-               merkle::ToHex(*root1), merkle::ToHex(*root2), fmt::join(hex, ","));
+    auto root = node.LogRoot(to);
+    if (!root) return Report(root.error());
+    merkle::ConsistencyProofs proofs{to, *root, {}};
+    for (const uint64_t from : f.from_sizes) {
+      auto proof = node.LogConsistencyProof(from, to);
+      if (!proof) return Report(proof.error());
+      proofs.proofs.push_back({from, std::move(*proof)});
+    }
+    if (f.json) {
+      fmt::print("{}\n", merkle::EncodeConsistencyProofs(proofs));
+      return kExitOk;
+    }
+    for (const merkle::ConsistencyProofs::Proof& p : proofs.proofs) {
+      auto root1 = node.LogRoot(p.from);
+      if (!root1) return Report(root1.error());
+      std::vector<std::string> hex;
+      for (const auto& h : p.proof) hex.push_back(merkle::ToHex(h));
+      fmt::print("{}size1 {}\nsize2 {}\nroot1 {}\nroot2 {}\nproof {}\n",
+                 &p == &proofs.proofs.front() ? "" : "\n", p.from, to, merkle::ToHex(*root1),
+                 merkle::ToHex(*root), fmt::join(hex, ","));
+    }
     return kExitOk;
   }
   if (ran == f.log_verify) {
@@ -802,7 +823,89 @@ std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
     if (evidence->empty()) fmt::print("no evidence: no partner's log was caught rewritten\n");
     return kExitOk;
   }
+  if (ran == f.log_shown) return ProveShown(node);
   return std::nullopt;
+}
+
+int NodeCommands::ProveShown(Node& node) {
+  const Flags& f = *flags_;
+  auto witnessed = node.WitnessedSize(f.party);
+  if (!witnessed) return Report(witnessed.error());
+  auto left = node.CountUnprovedCheckpoints(f.party);
+  if (!left) return Report(left.error());
+  if (*witnessed == 0) {
+    PrintError(fmt::format(
+        "this node has cosigned no checkpoint of {}'s log: witness one first (`accord log "
+        "witness`); {} checkpoint(s) it showed wait for it",
+        f.party, *left));
+    return kExitFailed;
+  }
+  // Those a proof to the checkpoint cosigned last can prove, smallest first: as many as one
+  // document of proofs holds.
+  auto shown = node.UnprovedCheckpoints(f.party, *witnessed, merkle::kMaxConsistencyProofs);
+  if (!shown) return Report(shown.error());
+  if (f.file.empty()) {
+    fmt::print(
+        "{}: {} checkpoint(s) of its log shown as evidence and not yet proved; the one cosigned "
+        "last has {} entries\n",
+        f.party, *left, *witnessed);
+    std::vector<uint64_t> sizes;  // distinct, ascending
+    for (const ShownCheckpointRecord& c : *shown) {
+      fmt::print("size {} root {} shown at {}\n", c.size, merkle::ToHex(c.root),
+                 FormatInstant(c.at));
+      if (sizes.empty() || sizes.back() != c.size) sizes.push_back(c.size);
+    }
+    if (*left > shown->size()) {
+      fmt::print(
+          "{} more: larger than the checkpoint cosigned last (witness a newer one), or "
+          "after the first {} listed (prove these first)\n",
+          *left - shown->size(), shown->size());
+    }
+    if (!sizes.empty()) {
+      fmt::print(
+          "to prove them, ask {} for `accord log consistency --from {} --to {} --json` and run "
+          "this again with --proofs FILE\n",
+          f.party, fmt::join(sizes, ","), *witnessed);
+    }
+    return kExitOk;
+  }
+  auto text = ReadFile(f.file);
+  if (!text) return kExitIo;
+  auto proofs = merkle::DecodeConsistencyProofs(*text);
+  if (!proofs) {
+    PrintError(fmt::format("{}: {}", f.file, proofs.error().message));
+    return kExitFailed;
+  }
+  if (proofs->to != *witnessed) {
+    PrintError(fmt::format(
+        "{}: proofs to a checkpoint of {} entries, but the one of {}'s log cosigned last has {}: "
+        "ask for proofs --to {}",
+        f.file, proofs->to, f.party, *witnessed, *witnessed));
+    return kExitFailed;
+  }
+  std::map<uint64_t, const std::vector<merkle::Hash>*> by_size;
+  for (const merkle::ConsistencyProofs::Proof& p : proofs->proofs)
+    by_size.emplace(p.from, &p.proof);
+  std::vector<Node::CheckpointProof> items;
+  for (const ShownCheckpointRecord& c : *shown) {
+    if (c.size == proofs->to) {
+      items.push_back({c, {}});  // the same size: the roots are compared
+    } else if (auto it = by_size.find(c.size); it != by_size.end()) {
+      items.push_back({c, *it->second});
+    }
+  }
+  auto forks = node.ProveCheckpoints(proofs->to, proofs->root, items);
+  if (!forks) return Report(forks.error());
+  auto unproved = node.CountUnprovedCheckpoints(f.party);
+  if (!unproved) return Report(unproved.error());
+  fmt::print(
+      "{}: {} checkpoint(s) proved consistent with the one of {} entries cosigned, {} still "
+      "unproved\n",
+      f.party, items.size() - forks->size(), proofs->to, *unproved);
+  for (const std::string& fork : *forks) {
+    fmt::print("FORK: {}'s log: {} (the evidence is kept: `accord log evidence`)\n", f.party, fork);
+  }
+  return forks->empty() ? kExitOk : kExitIntegrity;
 }
 
 }  // namespace accord::cli

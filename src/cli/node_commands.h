@@ -41,6 +41,9 @@ class NodeCommands {
   struct Flags;
   // The `log` subcommands on a home; nullopt if `ran` is not one of them.
   std::optional<int> RunLog(Node& node, CLI::App* ran);
+  // `log shown`: lists the checkpoints a partner showed as evidence and that are not yet proved,
+  // or proves them with its proofs (--proofs).
+  int ProveShown(Node& node);
   std::unique_ptr<Flags> flags_;
 };
 

@@ -179,6 +179,40 @@ done
 expect log-show-json 0 '^\{"index":0,"leaf_hash":"[0-9a-f]{64}","entry":\{"v":1' \
   "$accord" log show --home "$d/JPN" --json --count 1
 expect log-prove-range 1 'not below the tree size' "$accord" log prove --home "$d/JPN" --index 999
+# The checkpoints Korea showed Japan as evidence, proved by hand in the demo (decision #87).
+for line in 'KOR: [1-9][0-9]* checkpoint\(s\) of its log shown as evidence and not yet proved' \
+  'ask KOR for `accord log consistency --from [0-9,]+ --to [0-9]+ --json`' \
+  'KOR: [1-9][0-9]* checkpoint\(s\) proved consistent with the one of [0-9]+ entries cosigned, 0 still unproved'; do
+  if grep -qE -- "$line" "$work/demo.txt"; then ok; else fail "demo output lacks /$line/"; fi
+done
+# k-2019, received in section 2 after the demo's proofs, shows one more.
+expect shown-one-left 0 '^KOR: 1 checkpoint\(s\)' "$accord" log shown --home "$d/JPN" --party KOR
+expect shown-no-witness 1 'cosigned no checkpoint of JPN' "$accord" log shown --home "$d/KOR" \
+  --party JPN
+# Proofs that do not fit what Japan cosigned change nothing: on a copy of its home whose
+# checkpoints are unproved again.
+cp -r "$d/JPN" "$work/JPN-shown"
+sqlite3 "$work/JPN-shown/state.db" "UPDATE shown_checkpoints SET state = 0 WHERE origin = 'accord/KOR'"
+expect shown-again 0 '^KOR: [2-9] checkpoint\(s\)' "$accord" log shown --home "$work/JPN-shown" \
+  --party KOR
+"$accord" log consistency --home "$d/KOR" --from "$(sed -n 's/.*--from \([0-9,]*\) --to.*/\1/p' \
+  "$work/out")" --to "$(sed -n 2p "$d/KOR.checkpoint")" --json >"$work/proofs.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["root"]="00"*32; print(json.dumps(d))' \
+  "$work/proofs.json" >"$work/other-root.json"
+expect shown-other-root 1 'has another root than the proofs lead to' "$accord" log shown \
+  --home "$work/JPN-shown" --party KOR --proofs "$work/other-root.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["to"]-=1; print(json.dumps(d))' \
+  "$work/proofs.json" >"$work/other-size.json"
+expect shown-other-size 1 'proofs to a checkpoint of [0-9]+ entries, but' "$accord" log shown \
+  --home "$work/JPN-shown" --party KOR --proofs "$work/other-size.json"
+printf '{"to":1}' >"$work/bad-proofs.json"
+expect shown-malformed 1 'malformed consistency proofs: `root`' "$accord" log shown \
+  --home "$work/JPN-shown" --party KOR --proofs "$work/bad-proofs.json"
+expect shown-unchanged 0 '^KOR: [1-9][0-9]* checkpoint\(s\)' "$accord" log shown \
+  --home "$work/JPN-shown" --party KOR
+expect shown-proved 0 ' proved consistent with the one of [0-9]+ entries cosigned, 0 still unproved' \
+  "$accord" log shown --home "$work/JPN-shown" --party KOR --proofs "$work/proofs.json"
+expect shown-no-evidence 0 'no evidence' "$accord" log evidence --home "$work/JPN-shown"
 cp -r "$d/USA" "$work/USA-edited"
 sqlite3 "$work/USA-edited/state.db" \
   "UPDATE log_entries SET entry = CAST(replace(CAST(entry AS TEXT), 'USA/SECRET', 'USA/TOP-SECRET') AS BLOB)"
@@ -260,7 +294,7 @@ expect serve-zero-limit 2 'max_requests_per_caller' "$accord" serve --home "$wor
 # 8. Help for every node command.
 for cmd in "node init" put get ls release receive forward consent reclassify destroy report \
   "subject add" "keys export-public" "keys import" "log checkpoint" "log show" "log prove" \
-  "log consistency" "log verify" "log witness" "log evidence" "log key" "pki init" serve; do
+  "log consistency" "log verify" "log witness" "log evidence" "log shown" "log key" "pki init" serve; do
   # shellcheck disable=SC2086
   expect "help $cmd" 0 'Usage|Options' "$accord" $cmd --help
 done
