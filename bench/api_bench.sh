@@ -154,6 +154,13 @@ jpn_counters() { # KOR's federation counters for JPN: "DELIVERED REQUESTS" ("0 0
     grep -oE '"party":"JPN"[^}]*' | grep -oE '"delivered":[0-9]+,"requests":[0-9]+' || true)
   [ -n "$c" ] && echo "$c" | sed -E 's/"delivered":([0-9]+),"requests":([0-9]+)/\1 \2/' || echo "0 0"
 }
+unproved() { # the checkpoints shown as evidence and not yet proved (decision #86), per node
+  local p out=""
+  for p in KOR JPN; do
+    out+="$p $(sqlite3 "$work/net/$p/state.db" "SELECT count(*) FROM shown_checkpoints WHERE state = 0") "
+  done
+  echo "${out% }"
+}
 run_releases() { # CLIENTS REQUESTS PAUSE_MS LABEL
   last=$(sqlite3 "$work/net/KOR/state.db" "SELECT coalesce(max(seq), 0) FROM outbox")
   read -r d0 r0 < <(jpn_counters)
@@ -161,7 +168,7 @@ run_releases() { # CLIENTS REQUESTS PAUSE_MS LABEL
     --pause-ms "$3" --release JPN >"$work/release.$1"
   wait_delivered
   read -r d1 r1 < <(jpn_counters)
-  echo "$4: release request p50/p99 µs $(row "$work/release.$1" release); commit -> receipt recorded: $(delivery "$last"); $((d1 - d0)) envelopes in $((r1 - r0)) requests"
+  echo "$4: release request p50/p99 µs $(row "$work/release.$1" release); commit -> receipt recorded: $(delivery "$last"); $((d1 - d0)) envelopes in $((r1 - r0)) requests; checkpoints shown and not yet proved: $(unproved)"
 }
 # One client, a release every 10 ms (create and release alternate with a 5 ms pause): the
 # latency of a delivery without a queue in front of it.
