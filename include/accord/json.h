@@ -19,7 +19,9 @@
 #include <boost/json/parse_options.hpp>
 #include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tl/expected.hpp>
@@ -49,6 +51,10 @@ class JsonParser {
 // One document with a parser made for it.
 [[nodiscard]] tl::expected<boost::json::value, std::string> ParseJson(
     std::string_view text, const boost::json::parse_options& options = {});
+
+// A JSON number that is a non-negative integer, as a uint64 (Boost.JSON reads an integer that
+// fits an int64 as one, and a larger one as a uint64); nothing for anything else.
+[[nodiscard]] std::optional<uint64_t> JsonCount(const boost::json::value& v);
 
 }  // namespace accord
 

@@ -242,6 +242,13 @@ class Node {
   [[nodiscard]] static std::string LogOrigin(std::string_view party);
   // The size of `party`'s log this node last cosigned; 0 when none.
   [[nodiscard]] Result<uint64_t> WitnessedSize(const std::string& party);
+  // The checkpoint of `party`'s log this node last cosigned, by its size and root; nothing
+  // when none.
+  struct Cosigned {
+    uint64_t size = 0;
+    merkle::Hash root{};
+  };
+  [[nodiscard]] Result<std::optional<Cosigned>> LastCosigned(const std::string& party);
   [[nodiscard]] Result<std::vector<EvidenceRecord>> ForkEvidence();
   // The checkpoints of `party`'s log that came as the evidence of its envelopes (or of a
   // forward's release) and are not yet proved consistent with those this node cosigned, of at
@@ -267,7 +274,7 @@ class Node {
   // returned among the others'. kFailedPrecondition when the last one cosigned has another size
   // (witnessed since: fetch the proofs again) or another root (proofs to another tree say nothing
   // of the cosigned one), or is smaller than one of them, or when they are not all of one log;
-  // nothing changes then.
+  // nothing changes then. An empty list checks nothing and changes nothing.
   struct CheckpointProof {
     ShownCheckpointRecord shown;
     std::vector<merkle::Hash> proof;

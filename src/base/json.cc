@@ -203,4 +203,10 @@ tl::expected<json::value, std::string> ParseJson(std::string_view text,
   return parser.Parse(text);
 }
 
+std::optional<uint64_t> JsonCount(const json::value& v) {
+  if (v.is_uint64()) return v.get_uint64();
+  if (v.is_int64() && v.get_int64() >= 0) return static_cast<uint64_t>(v.get_int64());
+  return std::nullopt;
+}
+
 }  // namespace accord

@@ -225,6 +225,7 @@ struct NodeCommands::Flags {
   std::string proof;
   bool everywhere = false;
   bool json = false;
+  bool record_forks = false;  // log shown
 
   CLI::App* init = nullptr;
   CLI::App* put = nullptr;
@@ -452,6 +453,10 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
       "--proofs", f.file,
       "The partner's proofs to the checkpoint cosigned last (its `accord log consistency --from "
       "SIZES --to SIZE --json`)");
+  f.log_shown->add_flag(
+      "--record-forks", f.record_forks,
+      "Keep a checkpoint the proofs do not connect as a fork (evidence kept, refusal logged); "
+      "without it, it stays unproved: a file passed by hand may have been altered");
 }
 
 NodeCommands::~NodeCommands() = default;
@@ -829,26 +834,32 @@ std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
 
 int NodeCommands::ProveShown(Node& node) {
   const Flags& f = *flags_;
-  auto witnessed = node.WitnessedSize(f.party);
-  if (!witnessed) return Report(witnessed.error());
+  auto cosigned = node.LastCosigned(f.party);
+  if (!cosigned) return Report(cosigned.error());
   auto left = node.CountUnprovedCheckpoints(f.party);
   if (!left) return Report(left.error());
-  if (*witnessed == 0) {
-    PrintError(fmt::format(
-        "this node has cosigned no checkpoint of {}'s log: witness one first (`accord log "
-        "witness`); {} checkpoint(s) it showed wait for it",
-        f.party, *left));
-    return kExitFailed;
+  if (!*cosigned) {
+    const std::string why = fmt::format(
+        "{}: this node has cosigned no checkpoint of its log, so the {} checkpoint(s) it showed "
+        "as evidence wait: witness one first (`accord log witness`)",
+        f.party, *left);
+    if (!f.file.empty()) {
+      PrintError(why);
+      return kExitFailed;
+    }
+    fmt::print("{}\n", why);
+    return kExitOk;
   }
+  const Node::Cosigned to = **cosigned;
   // Those a proof to the checkpoint cosigned last can prove, smallest first: as many as one
   // document of proofs holds.
-  auto shown = node.UnprovedCheckpoints(f.party, *witnessed, merkle::kMaxConsistencyProofs);
+  auto shown = node.UnprovedCheckpoints(f.party, to.size, merkle::kMaxConsistencyProofs);
   if (!shown) return Report(shown.error());
   if (f.file.empty()) {
     fmt::print(
         "{}: {} checkpoint(s) of its log shown as evidence and not yet proved; the one cosigned "
         "last has {} entries\n",
-        f.party, *left, *witnessed);
+        f.party, *left, to.size);
     std::vector<uint64_t> sizes;  // distinct, ascending
     for (const ShownCheckpointRecord& c : *shown) {
       fmt::print("size {} root {} shown at {}\n", c.size, merkle::ToHex(c.root),
@@ -857,18 +868,19 @@ int NodeCommands::ProveShown(Node& node) {
     }
     if (*left > shown->size()) {
       fmt::print(
-          "{} more: larger than the checkpoint cosigned last (witness a newer one), or "
-          "after the first {} listed (prove these first)\n",
+          "{} more: larger than the checkpoint cosigned last (witness a newer one), or after the "
+          "first {} listed (prove these first)\n",
           *left - shown->size(), shown->size());
     }
     if (!sizes.empty()) {
       fmt::print(
           "to prove them, ask {} for `accord log consistency --from {} --to {} --json` and run "
           "this again with --proofs FILE\n",
-          f.party, fmt::join(sizes, ","), *witnessed);
+          f.party, fmt::join(sizes, ","), to.size);
     }
     return kExitOk;
   }
+
   auto text = ReadFile(f.file);
   if (!text) return kExitIo;
   auto proofs = merkle::DecodeConsistencyProofs(*text);
@@ -876,36 +888,68 @@ int NodeCommands::ProveShown(Node& node) {
     PrintError(fmt::format("{}: {}", f.file, proofs.error().message));
     return kExitFailed;
   }
-  if (proofs->to != *witnessed) {
+  if (proofs->to != to.size || proofs->root != to.root) {
     PrintError(fmt::format(
-        "{}: proofs to a checkpoint of {} entries, but the one of {}'s log cosigned last has {}: "
-        "ask for proofs --to {}",
-        f.file, proofs->to, f.party, *witnessed, *witnessed));
+        "{}: proofs to a checkpoint of {} entries with root {}, but the one of {}'s log cosigned "
+        "last has {} entries with root {}: ask {} for proofs --to {}",
+        f.file, proofs->to, merkle::ToHex(proofs->root), f.party, to.size, merkle::ToHex(to.root),
+        f.party, to.size));
     return kExitFailed;
   }
   std::map<uint64_t, const std::vector<merkle::Hash>*> by_size;
-  for (const merkle::ConsistencyProofs::Proof& p : proofs->proofs)
-    by_size.emplace(p.from, &p.proof);
-  std::vector<Node::CheckpointProof> items;
-  for (const ShownCheckpointRecord& c : *shown) {
-    if (c.size == proofs->to) {
-      items.push_back({c, {}});  // the same size: the roots are compared
-    } else if (auto it = by_size.find(c.size); it != by_size.end()) {
-      items.push_back({c, *it->second});
+  for (const merkle::ConsistencyProofs::Proof& p : proofs->proofs) {
+    const auto [it, added] = by_size.emplace(p.from, &p.proof);
+    if (!added && *it->second != p.proof) {
+      PrintError(fmt::format("{}: two different proofs from {} entries", f.file, p.from));
+      return kExitFailed;
     }
   }
-  auto forks = node.ProveCheckpoints(proofs->to, proofs->root, items);
+  std::vector<Node::CheckpointProof> items;
+  std::vector<uint64_t> missing;     // sizes the document has no proof for
+  std::vector<std::string> refused;  // not connected, and left unproved (no --record-forks)
+  for (const ShownCheckpointRecord& c : *shown) {
+    std::vector<merkle::Hash> proof;  // none for the size cosigned: the roots are compared
+    if (c.size != to.size) {
+      const auto it = by_size.find(c.size);
+      if (it == by_size.end()) {
+        if (missing.empty() || missing.back() != c.size) missing.push_back(c.size);
+        continue;
+      }
+      proof = *it->second;
+    }
+    if (!f.record_forks) {
+      auto connected = merkle::VerifyConsistency(c.size, to.size, proof, c.root, to.root);
+      if (!connected) {
+        refused.push_back(fmt::format("the checkpoint of {} entries with root {}: {}", c.size,
+                                      merkle::ToHex(c.root), connected.error().message));
+        continue;
+      }
+    }
+    items.push_back({c, std::move(proof)});
+  }
+  auto forks = node.ProveCheckpoints(to.size, to.root, items);
   if (!forks) return Report(forks.error());
   auto unproved = node.CountUnprovedCheckpoints(f.party);
   if (!unproved) return Report(unproved.error());
   fmt::print(
       "{}: {} checkpoint(s) proved consistent with the one of {} entries cosigned, {} still "
       "unproved\n",
-      f.party, items.size() - forks->size(), proofs->to, *unproved);
+      f.party, items.size() - forks->size(), to.size, *unproved);
+  if (!missing.empty()) {
+    fmt::print("{} has no proof from {} entries: those stay unproved\n", f.file,
+               fmt::join(missing, ","));
+  }
   for (const std::string& fork : *forks) {
     fmt::print("FORK: {}'s log: {} (the evidence is kept: `accord log evidence`)\n", f.party, fork);
   }
-  return forks->empty() ? kExitOk : kExitIntegrity;
+  for (const std::string& why : refused) fmt::print("NOT CONNECTED: {}\n", why);
+  if (!refused.empty()) {
+    fmt::print(
+        "those stay unproved: if {} is {}'s own answer, its log has a branch; run again with "
+        "--record-forks to keep the evidence and log the refusal\n",
+        f.file, f.party);
+  }
+  return forks->empty() && refused.empty() ? kExitOk : kExitIntegrity;
 }
 
 }  // namespace accord::cli

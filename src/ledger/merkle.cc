@@ -343,12 +343,8 @@ namespace {
 
 namespace json = boost::json;
 
-// A size as JSON gives it: Boost.JSON parses a small integer as int64 and a larger one as uint64.
 std::optional<uint64_t> Count(const json::value* v) {
-  if (v == nullptr) return std::nullopt;
-  if (v->is_uint64()) return v->get_uint64();
-  if (v->is_int64() && v->get_int64() >= 0) return static_cast<uint64_t>(v->get_int64());
-  return std::nullopt;
+  return v != nullptr ? JsonCount(*v) : std::nullopt;
 }
 
 Result<std::vector<Hash>> HashList(const json::value* v, std::string_view what) {

@@ -374,7 +374,7 @@ TEST(MerkleTest, ConsistencyProofsDocument) {
     std::string text;
     std::string_view message;
   } kMalformed[] = {
-      {"", ""},
+      {"", "incomplete JSON"},
       {"[]", "not a JSON object"},
       {"{" + root + R"(,"proofs":[]})", "`to` is not a size"},
       {"{\"to\":-1," + root + R"(,"proofs":[]})", "`to` is not a size"},

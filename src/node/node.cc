@@ -2080,12 +2080,17 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
 }
 
 Result<uint64_t> Node::WitnessedSize(const std::string& party) {
+  ACCORD_ASSIGN_OR_RETURN(auto last, LastCosigned(party));
+  return last ? last->size : 0;
+}
+
+Result<std::optional<Node::Cosigned>> Node::LastCosigned(const std::string& party) {
   ACCORD_ASSIGN_OR_RETURN(auto last, impl_->store->GetMeta(std::string(kWitnessPrefix) +
                                                            node_internal::LogOrigin(party)));
-  if (!last) return uint64_t{0};
+  if (!last) return std::nullopt;
   ACCORD_ASSIGN_OR_RETURN(note::Note parsed, note::Parse(*last));
   ACCORD_ASSIGN_OR_RETURN(note::Checkpoint cp, note::ParseCheckpoint(parsed.text));
-  return cp.size;
+  return Cosigned{cp.size, cp.root};
 }
 
 Result<std::vector<EvidenceRecord>> Node::ForkEvidence() { return impl_->store->ListEvidence(); }

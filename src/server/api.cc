@@ -528,13 +528,6 @@ ApiResponse Json(unsigned status, const json::value& v) {
 
 }  // namespace
 
-std::optional<uint64_t> JsonCount(const json::value& v) {
-  // Boost.JSON reads an integer that fits an int64 as one, and a larger one as a uint64.
-  if (v.is_uint64()) return v.get_uint64();
-  if (v.is_int64() && v.get_int64() >= 0) return static_cast<uint64_t>(v.get_int64());
-  return std::nullopt;
-}
-
 bool IsNodeRoute(Route route) {
   // Not the log's entries: they name subjects, objects and other partners, which a partner need
   // not see to check that the log only grows.

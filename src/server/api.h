@@ -79,9 +79,6 @@ struct ApiRequest {
   std::vector<uint64_t> sizes;                  // kLogConsistencies: "from"; "to" in second
 };
 
-// A JSON number that is a non-negative integer, as a uint64; nothing for anything else.
-[[nodiscard]] std::optional<uint64_t> JsonCount(const boost::json::value& v);
-
 // Whether `route` may be called by a partner's node (a node certificate of a partner) rather
 // than by a subject of this node.
 [[nodiscard]] bool IsNodeRoute(Route route);

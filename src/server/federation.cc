@@ -56,8 +56,10 @@ constexpr size_t kProofSizes = 32;
 constexpr size_t kProofRequestsPerRound = 32;
 constexpr std::chrono::milliseconds kProofTimePerRound{100};
 // Deliveries come first: while this node delivered envelopes in the last kProofQuiet, a round
-// makes one request, and a full round comes kProofMaxWait after the last one.
+// makes requests for about kProofTimeWhileBusy only (at least one), and a full round comes
+// kProofMaxWait after the last one.
 constexpr std::chrono::milliseconds kProofQuiet{250};
+constexpr std::chrono::milliseconds kProofTimeWhileBusy{5};
 constexpr std::chrono::seconds kProofMaxWait{30};
 
 // A proof as an answer gives it: a list of at most merkle::kMaxProofHashes hashes in hex.
@@ -567,13 +569,13 @@ struct Federation::Impl {
     const auto micros = [](auto d) {
       return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
     };
-    // While deliveries flow, one request a round; a full round every kProofMaxWait.
+    // While deliveries flow, a short round; a full round every kProofMaxWait.
     const bool busy = NowMicros() - delivered_at_us < micros(kProofQuiet) &&
                       NowMicros() - p.proved_at_us < micros(kProofMaxWait);
-    const size_t requests = busy ? 1 : kProofRequestsPerRound;
-    const int64_t until_us = NowMicros() + micros(kProofTimePerRound);
+    const int64_t until_us = NowMicros() + micros(busy ? kProofTimeWhileBusy : kProofTimePerRound);
     if (!busy) p.proved_at_us = NowMicros();
-    for (size_t round = 0; round < requests && !Stopping() && NowMicros() < until_us; ++round) {
+    for (size_t round = 0; round < kProofRequestsPerRound && !Stopping() && NowMicros() < until_us;
+         ++round) {
       auto shown = node->UnprovedCheckpoints(p.options.party, size, kProofSizes);
       if (!shown) {
         fail(shown.error().ToString());

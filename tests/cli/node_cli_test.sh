@@ -187,32 +187,64 @@ for line in 'KOR: [1-9][0-9]* checkpoint\(s\) of its log shown as evidence and n
 done
 # k-2019, received in section 2 after the demo's proofs, shows one more.
 expect shown-one-left 0 '^KOR: 1 checkpoint\(s\)' "$accord" log shown --home "$d/JPN" --party KOR
-expect shown-no-witness 1 'cosigned no checkpoint of JPN' "$accord" log shown --home "$d/KOR" \
-  --party JPN
+expect shown-no-witness 0 'JPN: this node has cosigned no checkpoint of its log' "$accord" log shown \
+  --home "$d/KOR" --party JPN
+# A proof that does not connect, on a copy of Japan's home: left unproved without
+# --record-forks (a file passed by hand may have been altered), kept as a fork with it.
+cp -r "$d/JPN" "$work/JPN-fork"
+"$accord" log shown --home "$work/JPN-fork" --party KOR >"$work/out"
+from_sizes() { sed -n 's/.*--from \([0-9,]*\) --to.*/\1/p' "$1"; }
+seen=$(sed -n 2p "$d/KOR.checkpoint")
+"$accord" log consistency --home "$d/KOR" --from "$(from_sizes "$work/out")" --to "$seen" --json |
+  python3 -c 'import json,sys; d=json.load(sys.stdin); p=d["proofs"][0]["proof"]; p[0]=("0" if p[0][0]!="0" else "1")+p[0][1:]; print(json.dumps(d))' \
+    >"$work/bent.json"
+expect shown-bent 5 'NOT CONNECTED: the checkpoint of [0-9]+ entries' "$accord" log shown \
+  --home "$work/JPN-fork" --party KOR --proofs "$work/bent.json"
+expect shown-bent-left 0 '^KOR: 1 checkpoint\(s\)' "$accord" log shown --home "$work/JPN-fork" \
+  --party KOR
+expect shown-bent-no-evidence 0 'no evidence' "$accord" log evidence --home "$work/JPN-fork"
+expect shown-fork 5 "FORK: KOR's log: the checkpoint of [0-9]+ entries it showed" "$accord" log shown \
+  --home "$work/JPN-fork" --party KOR --proofs "$work/bent.json" --record-forks
+expect shown-fork-evidence 0 'accord/KOR at .*not consistent with the one of' "$accord" log evidence \
+  --home "$work/JPN-fork"
+expect shown-fork-settled 0 '^KOR: 0 checkpoint\(s\)' "$accord" log shown --home "$work/JPN-fork" \
+  --party KOR
 # Proofs that do not fit what Japan cosigned change nothing: on a copy of its home whose
 # checkpoints are unproved again.
 cp -r "$d/JPN" "$work/JPN-shown"
 sqlite3 "$work/JPN-shown/state.db" "UPDATE shown_checkpoints SET state = 0 WHERE origin = 'accord/KOR'"
 expect shown-again 0 '^KOR: [2-9] checkpoint\(s\)' "$accord" log shown --home "$work/JPN-shown" \
   --party KOR
-"$accord" log consistency --home "$d/KOR" --from "$(sed -n 's/.*--from \([0-9,]*\) --to.*/\1/p' \
-  "$work/out")" --to "$(sed -n 2p "$d/KOR.checkpoint")" --json >"$work/proofs.json"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["root"]="00"*32; print(json.dumps(d))' \
-  "$work/proofs.json" >"$work/other-root.json"
-expect shown-other-root 1 'has another root than the proofs lead to' "$accord" log shown \
-  --home "$work/JPN-shown" --party KOR --proofs "$work/other-root.json"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["to"]-=1; print(json.dumps(d))' \
-  "$work/proofs.json" >"$work/other-size.json"
-expect shown-other-size 1 'proofs to a checkpoint of [0-9]+ entries, but' "$accord" log shown \
-  --home "$work/JPN-shown" --party KOR --proofs "$work/other-size.json"
+sizes=$(from_sizes "$work/out")
+"$accord" log consistency --home "$d/KOR" --from "$sizes" --to "$seen" --json >"$work/proofs.json"
+edit() { # FILE PYTHON: the proofs document with PYTHON applied to it (as d)
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); $2; print(json.dumps(d))" "$1"
+}
+edit "$work/proofs.json" 'd["root"]="00"*32' >"$work/other-root.json"
+edit "$work/proofs.json" 'd["root"]="00"*32; d["proofs"]=[]' >"$work/other-root-none.json"
+edit "$work/proofs.json" 'd["to"]-=1' >"$work/other-size.json"
+edit "$work/proofs.json" 'd["proofs"].append(dict(d["proofs"][0], proof=[]))' >"$work/twice.json"
+edit "$work/proofs.json" 'd["proofs"]=d["proofs"][1:]' >"$work/one-short.json"
 printf '{"to":1}' >"$work/bad-proofs.json"
-expect shown-malformed 1 'malformed consistency proofs: `root`' "$accord" log shown \
-  --home "$work/JPN-shown" --party KOR --proofs "$work/bad-proofs.json"
-expect shown-unchanged 0 '^KOR: [1-9][0-9]* checkpoint\(s\)' "$accord" log shown \
+for bad in other-root:'with root 0{64}, but the one of KOR.s log cosigned last has' \
+  other-root-none:'with root 0{64}, but' other-size:'proofs to a checkpoint of [0-9]+ entries' \
+  twice:'two different proofs from [0-9]+ entries' bad-proofs:'malformed consistency proofs: `root`'; do
+  expect "shown-${bad%%:*}" 1 "${bad#*:}" "$accord" log shown --home "$work/JPN-shown" --party KOR \
+    --proofs "$work/${bad%%:*}.json"
+done
+expect shown-unchanged 0 '^KOR: [2-9] checkpoint\(s\)' "$accord" log shown \
   --home "$work/JPN-shown" --party KOR
+expect shown-one-short 0 "one-short.json has no proof from ${sizes%%,*} entries: those stay unproved" \
+  "$accord" log shown --home "$work/JPN-shown" --party KOR --proofs "$work/one-short.json"
 expect shown-proved 0 ' proved consistent with the one of [0-9]+ entries cosigned, 0 still unproved' \
   "$accord" log shown --home "$work/JPN-shown" --party KOR --proofs "$work/proofs.json"
 expect shown-no-evidence 0 'no evidence' "$accord" log evidence --home "$work/JPN-shown"
+# Several sizes at once, without --json: one block each.
+expect consistency-several 0 '^size1 [0-9]+$' "$accord" log consistency --home "$d/KOR" \
+  --from "$sizes" --to "$seen"
+if [ "$(grep -c '^size1 ' "$work/out")" = "$(echo "$sizes" | tr ',' '\n' | wc -l)" ]; then ok; else
+  fail "log consistency printed $(grep -c '^size1 ' "$work/out") blocks for --from $sizes"
+fi
 cp -r "$d/USA" "$work/USA-edited"
 sqlite3 "$work/USA-edited/state.db" \
   "UPDATE log_entries SET entry = CAST(replace(CAST(entry AS TEXT), 'USA/SECRET', 'USA/TOP-SECRET') AS BLOB)"
