@@ -1036,6 +1036,60 @@ TEST_F(SqliteStoreTest, ConnectionsToOneFileShareOneCheckpointer) {
   EXPECT_EQ(CheckpointerThreads(), 0u);
 }
 
+// The checkpointer's thread opens the database by its name when the first commit past the
+// threshold starts it. Should another file have been put at that name since the store opened
+// (a home moved aside and another put in its place), the thread must not checkpoint that one,
+// which would copy this store's -wal pages into a stranger's file: it gives up, and the commits
+// checkpoint their own file, as SQLite's hook would.
+TEST_F(SqliteStoreTest, TheCheckpointerServesTheFileOpenedNotAnotherPutAtItsName) {
+  // Homes are directories: the database moves with its -wal and -shm files.
+  const std::filesystem::path home = dir_.File("home"), other = dir_.File("other");
+  const std::filesystem::path moved = dir_.File("home.moved");
+  std::filesystem::create_directory(home);
+  std::filesystem::create_directory(other);
+  {
+    auto stranger = OpenSqliteStore(other / "state.db");
+    ASSERT_TRUE(stranger.has_value()) << stranger.error().ToString();
+    ASSERT_TRUE((*stranger)->InsertObject(MakeObject("theirs")).has_value());
+  }  // closed: checkpointed, its -wal file gone
+  auto opened = OpenSqliteStore(home / "state.db");
+  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+  std::unique_ptr<Store> store = std::move(*opened);
+  const auto bytes = [](const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  std::filesystem::rename(home, moved);  // the store keeps its open files
+  std::filesystem::rename(other, home);
+  const std::string theirs = bytes(home / "state.db");
+  const uintmax_t before = std::filesystem::file_size(moved / "state.db");
+  for (int i = 0; i < 300; ++i) {  // about 1,200 pages: past the threshold
+    ObjectRecord o = MakeObject("o" + std::to_string(i));
+    o.ciphertext = Derived(o.id, 16 * 1024);
+    ASSERT_TRUE(store->TransactUnsynced([&] { return store->InsertObject(o); }));
+  }
+  // The store's pages reached its own file, checkpointed by its commits once the thread gave
+  // up; the file now at its old name is untouched.
+  constexpr uintmax_t kCopied = 2 << 20;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::filesystem::file_size(moved / "state.db") < before + kCopied &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(std::filesystem::file_size(moved / "state.db"), before + kCopied);
+  EXPECT_EQ(bytes(home / "state.db"), theirs);
+  EXPECT_FALSE(std::filesystem::exists(home / "state.db-wal"));
+  store.reset();
+  EXPECT_EQ(bytes(home / "state.db"), theirs);
+  auto reopened = OpenSqliteStore(moved / "state.db");
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  EXPECT_TRUE((*reopened)->GetObject("o299").has_value());
+  auto stranger = OpenSqliteStore(home / "state.db");
+  ASSERT_TRUE(stranger.has_value()) << stranger.error().ToString();
+  EXPECT_TRUE((*stranger)->GetObject("theirs").has_value());
+  EXPECT_FALSE((*stranger)->GetObject("o0").has_value());
+}
+
 // A server commits all the time, with short gaps between its commits. The checkpointer must still
 // rewind the -wal file (decision #65), so that the file stays near the 1,000-page threshold and
 // commits overwrite it instead of appending to it. A PASSIVE checkpoint rarely catches up with
