@@ -11,7 +11,8 @@ POST /v1/federation/batches is spoiled as MODE says; everything else passes unch
   short        the last line is dropped.
 
 In MODE slow, no batch is spoiled: the proxy is a partner that takes no batches (404) and takes
-half a second over each envelope.
+half a second over each envelope. In MODE other-root, no batch is spoiled either: the first
+answer to POST /v1/log/consistency names another root, as proofs to another tree would.
 
 Usage: batch_proxy.py PKI_DIR PARTNER CALLER UPSTREAM_PORT_FILE PORT_FILE MODE
 """
@@ -68,11 +69,18 @@ class Forward(http.server.BaseHTTPRequestHandler):
         answer = upstream.getresponse()
         data = answer.read()
         upstream.close()
-        if (self.path == "/v1/federation/batches" and answer.status == 200
-                and not spoiled.is_set()):
+        if (mode in ("fail-second", "short") and self.path == "/v1/federation/batches"
+                and answer.status == 200 and not spoiled.is_set()):
             spoiled.set()
             data = spoil(data)
             print(f"batch_proxy: spoiled a batch answer ({mode})", file=sys.stderr, flush=True)
+        if (mode == "other-root" and self.command == "POST" and self.path == "/v1/log/consistency"
+                and answer.status == 200 and not spoiled.is_set()):
+            spoiled.set()
+            proofs = json.loads(data)
+            proofs["root"] = "00" * 32
+            data = json.dumps(proofs, separators=(",", ":")).encode()
+            print("batch_proxy: spoiled a consistency answer", file=sys.stderr, flush=True)
         self.answer(answer.status, data, answer.getheader("Content-Type", "application/json"))
 
     def answer(self, status, data, content_type="application/json"):

@@ -196,6 +196,19 @@ for mode in fail-second short; do
   done
 done
 check proxy-spoiled '^2$' grep -c 'spoiled a batch answer' "$work/net/run/proxy.log"
+# Proofs of the checkpoints Japan showed, answered to another tree: not evidence of anything.
+# Korea says so once and proves them at a later round; no fork (decision #86). Three envelopes
+# go as one batch, whose receipts show three sizes of Japan's log: the two smaller need proofs.
+proxy_round other-root k-other-root-1 k-other-root-2 k-other-root-3
+delivered=$((delivered + 3))
+eventually proxy-other-root-delivered "\"JPN\":\\{\"pending\":0,\"delivered\":$delivered,\"failed\":1\\}" get KOR kor-analyst /v1/outbox
+eventually proxy-other-root-spoiled 'spoiled a consistency answer' cat "$work/net/run/proxy.log"
+eventually proxy-other-root-proved '"party":"JPN","reachable":true,"last_error":null,"fork":null,"witnessed_size":[0-9]+,"unproved_checkpoints":0' \
+  get KOR kor-analyst /v1/federation/peers
+kill "$proxy_pid" 2>/dev/null
+wait "$proxy_pid" 2>/dev/null
+check proxy-other-root-said 'the checkpoints it showed: malformed consistency proofs: not to the checkpoint of [0-9]+ entries cosigned' \
+  cat "$work/net/run/KOR.log"
 check proxy-kor-retried 'injected by the test proxy' cat "$work/net/run/KOR.log"
 check proxy-kor-one-by-one 'did not take a batch of 3 envelopes \(2 answers\); sending them one by one' cat "$work/net/run/KOR.log"
 # SIGTERM while Korea's node works through a backlog to a slow partner (the proxy takes no batches,
