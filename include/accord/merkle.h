@@ -16,6 +16,7 @@
 #define ACCORD_MERKLE_H_
 
 #include <array>
+#include <boost/json/fwd.hpp>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -142,6 +143,10 @@ struct ConsistencyProofs {
 // kMaxConsistencyProofs proofs of at most kMaxProofHashes hashes each; kInvalidArgument with
 // what is wrong. It checks the form only: whether the proofs verify is VerifyConsistency's.
 [[nodiscard]] Result<ConsistencyProofs> DecodeConsistencyProofs(std::string_view text);
+// One proof as JSON gives it: a list of at most kMaxProofHashes hashes in hex (`proof` in the
+// answers of `/v1/log/proof` and `/v1/log/consistency`); kInvalidArgument saying what is wrong,
+// also when `list` is null (absent).
+[[nodiscard]] Result<std::vector<Hash>> DecodeProof(const boost::json::value* list);
 
 }  // namespace accord::merkle
 

@@ -347,26 +347,6 @@ std::optional<uint64_t> Count(const json::value* v) {
   return v != nullptr ? JsonCount(*v) : std::nullopt;
 }
 
-Result<std::vector<Hash>> HashList(const json::value* v, std::string_view what) {
-  const json::array* list = v != nullptr ? v->if_array() : nullptr;
-  if (list == nullptr) return Fail(Code::kInvalidArgument, fmt::format("{}: not a list", what));
-  if (list->size() > kMaxProofHashes) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("{}: {} hashes, at most {}", what, list->size(), kMaxProofHashes));
-  }
-  std::vector<Hash> out;
-  out.reserve(list->size());
-  for (const json::value& h : *list) {
-    if (!h.is_string()) return Fail(Code::kInvalidArgument, fmt::format("{}: not a string", what));
-    auto hash = HashFromHex(h.get_string());
-    if (!hash) {
-      return Fail(Code::kInvalidArgument, fmt::format("{}: {}", what, hash.error().message));
-    }
-    out.push_back(*hash);
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string EncodeConsistencyProofs(const ConsistencyProofs& proofs) {
@@ -386,6 +366,23 @@ std::string EncodeConsistencyProofs(const ConsistencyProofs& proofs) {
   o["root"] = ToHex(proofs.root);
   o["proofs"] = std::move(list);
   return json::serialize(o);
+}
+
+Result<std::vector<Hash>> DecodeProof(const json::value* list) {
+  const json::array* hashes = list != nullptr ? list->if_array() : nullptr;
+  if (hashes == nullptr) return Fail(Code::kInvalidArgument, "not a list");
+  if (hashes->size() > kMaxProofHashes) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("{} hashes, at most {}", hashes->size(), kMaxProofHashes));
+  }
+  std::vector<Hash> out;
+  out.reserve(hashes->size());
+  for (const json::value& h : *hashes) {
+    if (!h.is_string()) return Fail(Code::kInvalidArgument, "not a string");
+    ACCORD_ASSIGN_OR_RETURN(Hash hash, HashFromHex(h.get_string()));
+    out.push_back(hash);
+  }
+  return out;
 }
 
 Result<ConsistencyProofs> DecodeConsistencyProofs(std::string_view text) {
@@ -415,8 +412,9 @@ Result<ConsistencyProofs> DecodeConsistencyProofs(std::string_view text) {
     const json::object* one = item.if_object();
     const auto from = Count(one != nullptr ? one->if_contains("from") : nullptr);
     if (!from) return malformed(fmt::format("proof {}: `from` is not a size", out.proofs.size()));
-    auto proof = HashList(one->if_contains("proof"), fmt::format("the proof from {}", *from));
-    if (!proof) return malformed(proof.error().message);
+    auto proof = DecodeProof(one->if_contains("proof"));
+    if (!proof)
+      return malformed(fmt::format("the proof from {}: {}", *from, proof.error().message));
     out.proofs.push_back(ConsistencyProofs::Proof{*from, std::move(*proof)});
   }
   return out;

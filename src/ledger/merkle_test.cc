@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 
 #include <bit>
+#include <boost/json.hpp>
 
 namespace accord::merkle {
 namespace {
@@ -399,6 +400,29 @@ TEST(MerkleTest, ConsistencyProofsDocument) {
     EXPECT_EQ(refused.error().code, Code::kInvalidArgument) << bad;
     EXPECT_THAT(refused.error().message, HasSubstr("malformed consistency proofs: ")) << bad;
     EXPECT_THAT(refused.error().message, HasSubstr(message)) << bad;
+  }
+}
+
+// One proof as a JSON list, as the answers of /v1/log/proof and /v1/log/consistency give it.
+TEST(MerkleTest, ProofAsJson) {
+  const boost::json::value two = boost::json::array{kRoots[1], kRoots[2]};
+  auto proof = DecodeProof(&two);
+  ASSERT_TRUE(proof) << proof.error().ToString();
+  EXPECT_EQ(*proof, (std::vector<Hash>{H(kRoots[1]), H(kRoots[2])}));
+  const boost::json::value empty = boost::json::array{};
+  EXPECT_TRUE(DecodeProof(&empty).value().empty());
+  const boost::json::value number = boost::json::array{1};
+  const boost::json::value short_hash = boost::json::array{"ab"};
+  const boost::json::value text = "ab";
+  for (const auto& [list, message] :
+       {std::pair<const boost::json::value*, std::string_view>{nullptr, "not a list"},
+        {&text, "not a list"},
+        {&number, "not a string"},
+        {&short_hash, "64 hex digits"}}) {
+    auto refused = DecodeProof(list);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
+    EXPECT_THAT(refused.error().message, HasSubstr(message));
   }
 }
 

@@ -62,22 +62,6 @@ constexpr std::chrono::milliseconds kProofQuiet{250};
 constexpr std::chrono::milliseconds kProofTimeWhileBusy{5};
 constexpr std::chrono::seconds kProofMaxWait{30};
 
-// A proof as an answer gives it: a list of at most merkle::kMaxProofHashes hashes in hex.
-std::optional<std::vector<merkle::Hash>> ParseProof(const json::value* list) {
-  if (list == nullptr || !list->is_array() || list->as_array().size() > merkle::kMaxProofHashes) {
-    return std::nullopt;
-  }
-  std::vector<merkle::Hash> proof;
-  proof.reserve(list->as_array().size());
-  for (const json::value& h : list->as_array()) {
-    if (!h.is_string()) return std::nullopt;
-    auto hash = merkle::HashFromHex(h.get_string());
-    if (!hash) return std::nullopt;
-    proof.push_back(*hash);
-  }
-  return proof;
-}
-
 std::string_view AsText(const Bytes& bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
 }
@@ -512,9 +496,14 @@ struct Federation::Impl {
       return std::nullopt;
     }
     const auto v = ParseJson(answer->body);
-    auto proof = ParseProof(v && v->is_object() ? v->as_object().if_contains("proof") : nullptr);
-    if (!proof) log(fmt::format("{}: malformed consistency proof", p.options.party));
-    return proof;
+    auto proof =
+        merkle::DecodeProof(v && v->is_object() ? v->as_object().if_contains("proof") : nullptr);
+    if (!proof) {
+      log(fmt::format("{}: malformed consistency proof: {}", p.options.party,
+                      proof.error().message));
+      return std::nullopt;
+    }
+    return std::move(*proof);
   }
 
   // The consistency proofs from each of `sizes` entries of the partner's log (at most
