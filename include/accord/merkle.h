@@ -133,19 +133,22 @@ struct ConsistencyProofs {
   struct Proof {
     uint64_t from = 0;
     std::vector<Hash> proof;
+    friend bool operator==(const Proof&, const Proof&) = default;
   };
   uint64_t to = 0;
   Hash root{};
   std::vector<Proof> proofs;  // in the order asked for
+  friend bool operator==(const ConsistencyProofs&, const ConsistencyProofs&) = default;
 };
 [[nodiscard]] std::string EncodeConsistencyProofs(const ConsistencyProofs& proofs);
 // Parses that document (duplicate keys refused, unknown keys ignored), with at most
 // kMaxConsistencyProofs proofs of at most kMaxProofHashes hashes each; kInvalidArgument with
 // what is wrong. It checks the form only: whether the proofs verify is VerifyConsistency's.
 [[nodiscard]] Result<ConsistencyProofs> DecodeConsistencyProofs(std::string_view text);
-// One proof as JSON gives it: a list of at most kMaxProofHashes hashes in hex (`proof` in the
-// answers of `/v1/log/proof` and `/v1/log/consistency`); kInvalidArgument saying what is wrong,
-// also when `list` is null (absent).
+// One proof as JSON gives it: a list of hashes in hex (`proof` in the answers of `/v1/log/proof`
+// and `/v1/log/consistency`). DecodeProof takes at most kMaxProofHashes, and says what is wrong
+// (kInvalidArgument), also when `list` is null (absent).
+[[nodiscard]] boost::json::array EncodeProof(std::span<const Hash> proof);
 [[nodiscard]] Result<std::vector<Hash>> DecodeProof(const boost::json::value* list);
 
 }  // namespace accord::merkle

@@ -353,12 +353,9 @@ std::string EncodeConsistencyProofs(const ConsistencyProofs& proofs) {
   json::array list;
   list.reserve(proofs.proofs.size());
   for (const ConsistencyProofs::Proof& p : proofs.proofs) {
-    json::array hashes;
-    hashes.reserve(p.proof.size());
-    for (const Hash& h : p.proof) hashes.emplace_back(ToHex(h));
     json::object one;
     one["from"] = p.from;
-    one["proof"] = std::move(hashes);
+    one["proof"] = EncodeProof(p.proof);
     list.emplace_back(std::move(one));
   }
   json::object o;
@@ -366,6 +363,13 @@ std::string EncodeConsistencyProofs(const ConsistencyProofs& proofs) {
   o["root"] = ToHex(proofs.root);
   o["proofs"] = std::move(list);
   return json::serialize(o);
+}
+
+json::array EncodeProof(std::span<const Hash> proof) {
+  json::array hashes;
+  hashes.reserve(proof.size());
+  for (const Hash& h : proof) hashes.emplace_back(ToHex(h));
+  return hashes;
 }
 
 Result<std::vector<Hash>> DecodeProof(const json::value* list) {
@@ -413,8 +417,9 @@ Result<ConsistencyProofs> DecodeConsistencyProofs(std::string_view text) {
     const auto from = Count(one != nullptr ? one->if_contains("from") : nullptr);
     if (!from) return malformed(fmt::format("proof {}: `from` is not a size", out.proofs.size()));
     auto proof = DecodeProof(one->if_contains("proof"));
-    if (!proof)
+    if (!proof) {
       return malformed(fmt::format("the proof from {}: {}", *from, proof.error().message));
+    }
     out.proofs.push_back(ConsistencyProofs::Proof{*from, std::move(*proof)});
   }
   return out;

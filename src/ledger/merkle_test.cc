@@ -354,6 +354,7 @@ TEST(MerkleTest, ConsistencyProofsDocument) {
   EXPECT_EQ(back->proofs[0].proof, proofs.proofs[0].proof);
   EXPECT_EQ(back->proofs[1].from, 8u);
   EXPECT_TRUE(back->proofs[1].proof.empty());
+  EXPECT_EQ(*back, proofs);
   // Sizes past int64 (Boost.JSON gives them as uint64), and unknown keys ignored.
   auto big = DecodeConsistencyProofs(R"({"to":18446744073709551615,"root":")" + kRoots[1] +
                                      R"(","proofs":[],"note":"x"})");

@@ -511,14 +511,6 @@ json::value StringOrNull(const std::string& s) {
   return json::string(s.data(), s.size());
 }
 
-// A proof's hashes, in hex.
-json::array HexHashes(std::span<const merkle::Hash> proof) {
-  json::array hashes;
-  hashes.reserve(proof.size());
-  for (const merkle::Hash& h : proof) hashes.emplace_back(merkle::ToHex(h));
-  return hashes;
-}
-
 ApiResponse Json(unsigned status, const json::value& v) {
   ApiResponse r;
   r.status = status;
@@ -1292,7 +1284,7 @@ ApiResponse Api::LogProof(const ApiRequest& request) {
   auto proof = inclusion ? node_.LogInclusionProof(request.first, second)
                          : node_.LogConsistencyProof(request.first, second);
   if (!proof) return FromError(proof.error(), "the proof");
-  json::array hashes = HexHashes(*proof);
+  json::array hashes = merkle::EncodeProof(*proof);
   json::object o;
   auto root = node_.LogRoot(second);
   if (!root) return FromError(root.error(), "the root");
