@@ -188,6 +188,12 @@ void CheckAgreements(const Policy& policy, Checker& out) {
       }
     }
     if (a.term && a.term->IsZero()) out.Add(at + ".term", "a term must be longer than zero");
+    if (a.term && a.term->seconds != 0) {
+      // DESIGN §1: a term is years, months and days. With a time part, the anniversaries' time
+      // of day moves, and a notice period in months can then put a later anniversary's
+      // deadline before an earlier one's; the lifecycle's search relies on it never doing so.
+      out.Add(at + ".term", "a term is years, months and days (no hours, minutes or seconds)");
+    }
     if (a.renewal == Renewal::kNone && !a.term) {
       out.Add(at + ".renewal", "`renewal = \"none\"` needs a `term`");
     }

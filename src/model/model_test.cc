@@ -56,6 +56,19 @@ TEST(ModelTest, ReportsEveryProblemWithItsPath) {
                                              Field(&Problem::path, "agreement[0].levels[0].JPN")));
 }
 
+// DESIGN §1: a term is years, months and days. With a time part the anniversaries' time of day
+// moves, and a notice period in months could then put a later deadline before an earlier one.
+TEST(ModelTest, ATermHasNoTimePart) {
+  Policy p = Minimal();
+  p.agreements[0].term = CalendarDuration{0, 0, 1, 12 * 3600};  // P1DT12H
+  auto problems = ValidatePolicy(p);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].path, "agreement[0].term");
+  EXPECT_THAT(problems[0].message, HasSubstr("years, months and days"));
+  p.agreements[0].term = CalendarDuration{1, 6, 10, 0};  // P1Y6M10D
+  EXPECT_THAT(ValidatePolicy(p), IsEmpty());
+}
+
 TEST(ModelTest, NoticeStateMachine) {
   Policy p = Minimal();
   auto& ev = p.agreements[0].events;

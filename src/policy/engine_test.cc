@@ -165,6 +165,14 @@ std::vector<Row> ReadRows() {
        rd("KOR", "II").NeedToKnow({"weather"}).Topics({"dprk-missile"}), "no-need-to-know"},
       {"originator without compartment", rd("KOR", "II").Compartments({"TALENT"}), "compartment"},
       {"originator cleared", rd("KOR", "I").Topics({"dprk-missile"}), "originator-cleared"},
+      // Clearance, then need-to-know, then compartments (DESIGN §3 steps 1 and 7): each row
+      // fails every check from its own on.
+      {"originator: clearance before need-to-know and compartments",
+       rd("KOR", "III").NeedToKnow({}).Topics({"dprk-missile"}).Compartments({"TALENT"}),
+       "insufficient-clearance"},
+      {"originator: need-to-know before compartments",
+       rd("KOR", "II").NeedToKnow({}).Topics({"dprk-missile"}).Compartments({"TALENT"}),
+       "no-need-to-know"},
       {"never released", rd("JPN", "GOKUHI"), "not-released"},
       {"released after t", rd("JPN", "GOKUHI").Released("JPN", "2018-06-01T00:00:00+09:00", "kj"),
        "not-released"},
@@ -190,6 +198,46 @@ std::vector<Row> ReadRows() {
            .Holds({"OTHER"})
            .Released("JPN", "2017-01-01T00:00:00+09:00", "kj"),
        "compartment"},
+      {"released: clearance before need-to-know and compartments",
+       rd("JPN", "HI")
+           .NeedToKnow({})
+           .Topics({"dprk-missile"})
+           .Compartments({"TALENT"})
+           .Released("JPN", "2017-01-01T00:00:00+09:00", "kj"),
+       "insufficient-clearance"},
+      {"released: need-to-know before compartments",
+       rd("JPN", "GOKUHI")
+           .NeedToKnow({})
+           .Topics({"dprk-missile"})
+           .Compartments({"TALENT"})
+           .Released("JPN", "2017-01-01T00:00:00+09:00", "kj"),
+       "no-need-to-know"},
+      // Step 5 before step 6: a copy forwarded under USA–JPN (revoked at its end in 2030) of an
+      // object reclassified to Korea's class I, which no row of the agreement it reached the
+      // USA under maps.
+      {"agreement ended before no equivalent level",
+       B::Read("2030-06-01T00:00:00+09:00", "JPN", "KIMITSU")
+           .NeedToKnow({"dprk-missile"})
+           .Object("KOR", "I")
+           .Released("USA", "2015-01-01T00:00:00+09:00", "uk")
+           .Consent("JPN", "2015-01-02T00:00:00+09:00")
+           .Forwarded("USA", "JPN", "2016-01-01T00:00:00+09:00", "uj"),
+       "agreement-ended"},
+      // The end instant is exclusive (DESIGN §2.6): USA–JPN ends at 2030-01-01T00:00+09:00.
+      {"revoked exactly at the end",
+       B::Read("2030-01-01T00:00:00+09:00", "JPN", "GOKUHI")
+           .NeedToKnow({"dprk-missile"})
+           .Released("USA", "2015-01-01T00:00:00+09:00", "uk")
+           .Consent("JPN", "2015-01-02T00:00:00+09:00")
+           .Forwarded("USA", "JPN", "2016-01-01T00:00:00+09:00", "uj"),
+       "agreement-ended"},
+      {"one second before the end",
+       B::Read("2029-12-31T23:59:59+09:00", "JPN", "GOKUHI")
+           .NeedToKnow({"dprk-missile"})
+           .Released("USA", "2015-01-01T00:00:00+09:00", "uk")
+           .Consent("JPN", "2015-01-02T00:00:00+09:00")
+           .Forwarded("USA", "JPN", "2016-01-01T00:00:00+09:00", "uj"),
+       "released", "uj", "GOKUHI"},
       {"released",
        rd("JPN", "GOKUHI")
            .Topics({"dprk-missile"})
@@ -252,6 +300,7 @@ std::vector<Row> ReleaseRows() {
        "GOKUHI"},
       {"not in rel_to", rel(t2018, "JPN").RelTo({"USA"}), "not-releasable"},
       {"empty rel_to is originator only", rel(t2018, "JPN"), "not-releasable"},
+      {"not releasable before no agreement", rel(t2018, "GBR"), "not-releasable"},
       {"no agreement", rel(t2018, "GBR").RelTo({"GBR"}), "no-agreement"},
       {"before any agreement", rel("2014-01-01T00:00:00+09:00", "JPN").RelTo({"JPN"}),
        "agreement-not-in-force"},
@@ -263,6 +312,8 @@ std::vector<Row> ReleaseRows() {
        B::Release("2019-11-23T00:00:00+09:00", "JPN").Topics({"weather"}).RelTo({"JPN"}),
        "hub-only"},
       {"out of scope", rel(t2018, "GBR").Object("USA", "S").RelTo({"GBR"}), "out-of-scope"},
+      {"out of scope before no row for the level",
+       rel(t2018, "GBR").Object("USA", "C").RelTo({"GBR"}), "out-of-scope"},
       {"no topics is in scope only of *",
        B::Release(t2018, "GBR").Object("USA", "S").RelTo({"GBR"}), "out-of-scope"},
       {"no row for the level",
@@ -330,6 +381,8 @@ std::vector<Row> ForwardRows() {
            .Consent("JPN", "2015-01-01T00:00:00+09:00"),
        "hub-only"},
       {"out of scope", held(t2018, "USA", "GBR").Consent("GBR", t2015), "out-of-scope"},
+      {"out of scope before no row for the holder's marking",
+       held(t2018, "USA", "GBR").Object("KOR", "III").Consent("GBR", t2015), "out-of-scope"},
       {"no row for the holder's marking",
        held(t2018, "USA", "GBR").Object("KOR", "III").Topics({"nato"}).Consent("GBR", t2015),
        "no-equivalent-level"},

@@ -77,9 +77,11 @@ std::vector<Notice> CollectNotices(const Agreement& a, Instant known_at,
 
 // The first anniversary a notice given at n applies to: the least k ≥ 1 with n ≤ A_k − period.
 // A_k − period never decreases with k, so a doubling search then a binary search find it without
-// stepping through every year. A k past year 9999 counts as "applies" in the search, so the
-// binary search still finds a k in range between the last one tried and it; nullopt when the
-// least such k is out of range.
+// stepping through every year. That needs a term of years, months and days (the model's checks
+// refuse any other): every A_k then has in_force's time of day on the zone's clock, and taking
+// months off with the day clamped keeps the order of instants of one time of day. A k past year
+// 9999 counts as "applies" in the search, so the binary search still finds a k in range between the
+// last one tried and it; nullopt when the least such k is out of range.
 Result<std::optional<Instant>> FirstApplicableAnniversary(const Agreement& a, Instant n) {
   auto applies = [&](int64_t k) -> int {  // 1 applies, 0 not, -1 A_k is past year 9999
     auto ak = AddCalendar(a.in_force, *a.term, a.zone, k);
@@ -88,8 +90,8 @@ Result<std::optional<Instant>> FirstApplicableAnniversary(const Agreement& a, In
     if (!d) return 0;  // a deadline before year 0001, which no notice meets
     return n <= *d ? 1 : 0;
   };
-  // A term of one second spans about 2^38 anniversaries in the range; a zero term (refused by
-  // the model's checks) would never leave it.
+  // A term of one day spans about 2^22 anniversaries in the range, and 2^40 leaves room; a zero
+  // term (refused by the model's checks) would never leave it.
   constexpr int64_t kMaxK = int64_t{1} << 40;
   int64_t hi = 1;
   while (true) {

@@ -327,13 +327,62 @@ TEST(LifecycleTest, ANoticeLateInTheRangeStillApplies) {
   EXPECT_EQ(Life(none).end, Instant::Max());
 }
 
-TEST(LifecycleTest, ShortTermsReachTheWholeRange) {
-  // A term of a minute has about five million anniversaries in ten years: no fixed bound on k.
+// The search for a notice's first anniversary relies on A_k − notice_period never decreasing
+// with k. That holds for terms of years, months and days (the only ones the model's checks let
+// through), month-end clamping included, whatever the notice period.
+TEST(LifecycleTest, DeadlinesNeverGoBackForCalendarTerms) {
+  const CalendarDuration terms[] = {{0, 1, 0, 0}, {0, 1, 1, 0},  {1, 0, 0, 0},
+                                    {0, 0, 3, 0}, {0, 2, 15, 0}, {0, 0, 1, 0}};
+  const CalendarDuration periods[] = {{},           {0, 1, 0, 0},        {0, 0, 90, 0},
+                                      {0, 1, 1, 0}, {0, 0, 0, 6 * 3600}, {1, 1, 0, 0}};
+  for (std::string_view start : {"2021-01-31", "2020-02-29", "2021-03-30T18:00:00+09:00"}) {
+    for (const CalendarDuration& term : terms) {
+      for (const CalendarDuration& period : periods) {
+        Agreement a = Yearly(start);
+        a.term = term;
+        a.notice_period = period;
+        Instant last = Instant::Min();
+        for (int64_t k = 1; k <= 400; ++k) {
+          auto ak = AddCalendar(a.in_force, term, a.zone, k);
+          ASSERT_TRUE(ak.has_value());
+          auto deadline = AddCalendar(*ak, period, a.zone, 1, Direction::kBackward);
+          ASSERT_TRUE(deadline.has_value());
+          ASSERT_LE(last, *deadline) << start << " k=" << k;
+          last = *deadline;
+        }
+      }
+    }
+  }
+}
+
+// DESIGN §2: a suspend, resume or withdraw applies to the latest not-withdrawn notice of the
+// same party. Suspending the second of two pending notices leaves the first one to end it.
+TEST(LifecycleTest, ASuspensionAppliesToThePartysLatestNotice) {
   Agreement a = Yearly();
-  a.term = CalendarDuration{0, 0, 0, 60};
-  a.notice_period = CalendarDuration{0, 0, 0, 0};
-  AddEvent(a, EventKind::kTerminationNotice, "2026-01-01T00:00:30+09:00");
-  EXPECT_EQ(Life(a).end, At("2026-01-01T00:01:00+09:00"));
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23T15:25:00+09:00");  // applies to A_3
+  AddEvent(a, EventKind::kTerminationNotice, "2019-09-01");                 // applies to A_4
+  AddEvent(a, EventKind::kNoticeSuspended, "2019-10-01");                   // the second one
+  EXPECT_EQ(Life(a).end, At("2019-11-23"));
+  // Withdraw the second, and the next suspension reaches the first: then nothing ends it.
+  Agreement b = Yearly();
+  AddEvent(b, EventKind::kTerminationNotice, "2019-08-23T15:25:00+09:00");
+  AddEvent(b, EventKind::kTerminationNotice, "2019-09-01");
+  AddEvent(b, EventKind::kNoticeWithdrawn, "2019-10-01");
+  AddEvent(b, EventKind::kNoticeSuspended, "2019-10-02");
+  EXPECT_EQ(Life(b).end, Instant::Max());
+}
+
+// An event at instant e is in effect at e (DESIGN §2.6): a notice withdrawn exactly at the
+// anniversary it applies to ends nothing, one withdrawn a second later has ended it.
+TEST(LifecycleTest, WithdrawnExactlyAtTheAnniversaryEndsNothing) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23T15:25:00+09:00");
+  AddEvent(a, EventKind::kNoticeWithdrawn, "2019-11-23T00:00:00+09:00");
+  EXPECT_EQ(Life(a).end, Instant::Max());
+  Agreement late = Yearly();
+  AddEvent(late, EventKind::kTerminationNotice, "2019-08-23T15:25:00+09:00");
+  AddEvent(late, EventKind::kNoticeWithdrawn, "2019-11-23T00:00:01+09:00");
+  EXPECT_EQ(Life(late).end, At("2019-11-23"));
 }
 
 TEST(LifecycleTest, TimelineTellsWhatEachInstantDid) {

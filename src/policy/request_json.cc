@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/json.hpp>
 #include <vector>
@@ -86,6 +87,13 @@ Fallible ForEachObject(const json::object& obj, std::string_view key, std::strin
   return {};
 }
 
+bool IsObjectField(std::string_view key) {
+  static constexpr std::array<std::string_view, 10> kFields = {
+      "id",     "originator", "level",    "topics",   "compartments",
+      "rel_to", "releases",   "forwards", "consents", "destroyed_at"};
+  return std::find(kFields.begin(), kFields.end(), key) != kFields.end();
+}
+
 }  // namespace
 
 struct RequestDecoder::Impl {
@@ -106,6 +114,15 @@ struct RequestDecoder::Impl {
     const json::object& o = ov->get_object();
     ObjectView& out = view.object;
     constexpr std::string_view p = "object.";
+    // Unknown fields are ignored elsewhere (decision 15), but not in the object: a misspelt
+    // `compartments` or `destroyed_at` would be read as absent, and either one's absence
+    // widens what a decision allows (decision 88).
+    for (const auto& field : o) {
+      if (!IsObjectField(field.key())) {
+        return tl::unexpected(At(fmt::format("{}{}", p, std::string_view(field.key())),
+                                 "is not a field of an object"));
+      }
+    }
     auto id = GetString(o, "id", p, true);
     if (!id) return tl::unexpected(id.error());
     out.id = *id;

@@ -74,10 +74,17 @@ TEST(RequestDecoderTest, ClearErrorsForMalformedLines) {
        "`object`: must be an object"},
       {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR"}})",
        "missing field `object.level`"},
-      // An object's topics are required: a misspelt `topic` must not read as "no topics",
-      // which would skip the need-to-know check.
-      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topic":["x"]}})",
+      // An object's topics are required: a missing one must not read as "no topics", which
+      // would skip the need-to-know check; nor a misspelt one, which is not a field.
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II"}})",
        "missing field `object.topics`"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topic":["x"]}})",
+       "`object.topic`: is not a field of an object"},
+      // Nor a misspelt `destroyed_at` or `compartments`, whose absence also widens (decision 88).
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":[],"destroyedAt":"2017-01-01T00:00:00Z"}})",
+       "`object.destroyedAt`: is not a field of an object"},
+      {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":[],"compartment":["TALENT"]}})",
+       "`object.compartment`: is not a field of an object"},
       {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":null}})",
        "`object.topics`: must be an array of strings"},
       {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","topics":"x"}})",
