@@ -290,7 +290,8 @@ class Store {
   // --- the outbox (federation) ---
   // Queues `r` (seq is assigned). kAlreadyExists for the same (id, to).
   [[nodiscard]] virtual Status Enqueue(const OutboxRecord& r) = 0;
-  // Pending envelopes for `to` due at `now_us` (next_attempt_us <= now_us), in queue order.
+  // Pending envelopes for `to` due at `now_us` (next_attempt_us <= now_us), in queue order, up
+  // to the first pending one that is not due: none queued after it is due before it.
   [[nodiscard]] virtual Result<std::vector<OutboxRecord>> DueDeliveries(const std::string& to,
                                                                         int64_t now_us,
                                                                         size_t limit) = 0;

@@ -1743,8 +1743,12 @@ Result<Node::Impl::ForwardProof> Node::Impl::CheckForward(const PackageBody& bod
   ForwardProof proof;
   auto originator = store->GetPartner(body.label.originator);
   if (!originator) {
-    return Fail(Code::kPermissionDenied,
-                fmt::format("cannot check the consent: no public keys for the originator `{}`",
+    if (originator.error().code != Code::kNotFound) return tl::unexpected(originator.error());
+    // A configuration being mended, not a refusal of the forward: the sender keeps it and
+    // tries again (a final refusal would lose it for good once the keys are imported).
+    return Fail(Code::kUnavailable,
+                fmt::format("cannot check the consent yet: no public keys for the originator "
+                            "`{}` (import them with `accord keys import`)",
                             body.label.originator));
   }
   ACCORD_ASSIGN_OR_RETURN(const PartnerVerifiers* okeys, VerifiersOf(*originator));

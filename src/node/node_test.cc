@@ -574,6 +574,52 @@ TEST_F(NodeTest, TisaForwardThroughTheUsNeedsKoreasConsent) {
   EXPECT_EQ(Denial(onward.error()), Reason::kNotHeld) << onward.error().ToString();
 }
 
+// A forward reaching a node that does not have the originator's keys yet is not refused for
+// good: the configuration is being mended, so the answer is `unavailable` (the sender keeps the
+// envelope and tries again), and once the keys are imported the same envelope is taken.
+TEST_F(NodeTest, AForwardWaitsForTheOriginatorsKeys) {
+  for (const char* p : {"KOR", "JPN", "USA"})
+    InitAt(Home(p), p, "pass-" + std::string(p), kExample);
+  for (const char* p : {"KOR", "JPN", "USA"}) {
+    auto node = Open(p, "2014-01-01T00:00:00Z");
+    ASSERT_TRUE(node);
+    for (const char* q : {"KOR", "JPN", "USA"}) {
+      if (std::string(p) == q || (std::string(p) == "JPN" && std::string(q) == "KOR")) continue;
+      ASSERT_TRUE(node->ImportPublic(ReadAll(Home(q) + "/public.json")));
+    }
+  }
+  auto kor = Open("KOR", "2015-03-01T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-keys", "telemetry", {"USA", "JPN"}));
+  auto to_usa = kor->Release("k-keys", "USA");
+  ASSERT_TRUE(to_usa) << to_usa.error().ToString();
+  auto consent = kor->Consent("k-keys", "JPN");
+  ASSERT_TRUE(consent) << consent.error().ToString();
+  auto usa = Open("USA", "2015-03-02T00:00:00+09:00");
+  ASSERT_TRUE(usa->Receive(*to_usa));
+  ASSERT_TRUE(usa->Receive(*consent));
+  auto forward = usa->Forward("k-keys", "JPN");
+  ASSERT_TRUE(forward) << forward.error().ToString();
+
+  auto jpn = Open("JPN", "2015-03-03T00:00:00+09:00");
+  const uint64_t size = jpn->LogSize().value();
+  auto early = jpn->Receive(*forward);
+  ASSERT_FALSE(early);
+  EXPECT_EQ(early.error().code, Code::kUnavailable) << early.error().ToString();
+  EXPECT_NE(early.error().message.find("no public keys for the originator `KOR`"),
+            std::string::npos)
+      << early.error().message;
+  EXPECT_FALSE(jpn->store().GetObject("k-keys").has_value());
+  EXPECT_EQ(jpn->LogSize().value(), size);
+
+  ASSERT_TRUE(jpn->ImportPublic(ReadAll(Home("KOR") + "/public.json")));
+  auto got = jpn->Receive(*forward);
+  ASSERT_TRUE(got) << got.error().ToString();
+  EXPECT_EQ(got->kind, "forward");
+  auto read = jpn->Read("jpn-analyst", "k-keys");
+  ASSERT_TRUE(read) << read.error().ToString();
+  EXPECT_EQ(Text(read->payload), "telemetry");
+}
+
 node_internal::PackageBody BodyOf(const Bytes& package) {
   return node_internal::ParsePackageBody(
              node_internal::ParseEnvelope(package, 1 << 20).value().body)

@@ -834,9 +834,14 @@ Result<Statements> PrepareAll(sqlite3* db) {
   const std::string outbox_columns =
       "SELECT seq, id, to_party, kind, object_id, envelope, queued_us, attempts, "
       "next_attempt_us, last_error, state, done_us FROM outbox ";
-  ACCORD_RETURN_IF_ERROR(prep(s.due_deliveries, outbox_columns +
-                                                    "WHERE state = 0 AND to_party = ?1 AND "
-                                                    "next_attempt_us <= ?2 ORDER BY seq LIMIT ?3"));
+  // Strictly in queue order: nothing queued after an envelope that is not due yet (one backing
+  // off from a failed attempt, as a restarted node finds it) is due either (decision 39).
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.due_deliveries,
+           outbox_columns +
+               "WHERE state = 0 AND to_party = ?1 AND next_attempt_us <= ?2 AND seq < "
+               "(SELECT IFNULL(MIN(seq), 9223372036854775807) FROM outbox WHERE state = 0 AND "
+               "to_party = ?1 AND next_attempt_us > ?2) ORDER BY seq LIMIT ?3"));
   ACCORD_RETURN_IF_ERROR(
       prep(s.list_outbox, outbox_columns + "WHERE to_party = ?1 ORDER BY state != 0, seq"));
   ACCORD_RETURN_IF_ERROR(prep(s.list_outbox_all, outbox_columns + "ORDER BY state != 0, seq"));
