@@ -249,7 +249,9 @@ class Store {
   // A destroyed copy received afresh: level, version, ciphertext, wrapped key, created_at and
   // received_from replaced, destroyed_at cleared. kNotFound if there is no such object.
   [[nodiscard]] virtual Status ReinstateObjectCopy(const ObjectRecord& object) = 0;
-  // Erases ciphertext and wrapped key and sets destroyed_at.
+  // Erases ciphertext and wrapped key and sets destroyed_at; with them the payloads of the
+  // packages it came in and of its releases and forwards in the outbox, whose deliveries not
+  // yet made are given up (kFailed, "the object was destroyed before delivery").
   [[nodiscard]] virtual Status EraseObjectCopy(const std::string& id, Instant at) = 0;
 
   // --- history, each list in order of `at` ---
@@ -375,7 +377,7 @@ struct SqliteOptions {
                                                              const SqliteOptions& options = {});
 
 // The schema version this program writes.
-inline constexpr int kStoreSchemaVersion = 8;
+inline constexpr int kStoreSchemaVersion = 9;
 
 }  // namespace accord
 

@@ -324,6 +324,21 @@ CREATE TABLE shown_checkpoints (
 CREATE INDEX shown_checkpoints_unproved ON shown_checkpoints (origin, size) WHERE state = 0;
 )sql";
 
+// Version 9: a destroyed copy's releases and forwards leave no more and keep no payload in the
+// outbox (EraseObjectCopy does both from now on; this does them for copies destroyed before),
+// and an index finds an object's envelopes for it.
+constexpr std::string_view kSchemaV9 = R"sql(
+CREATE INDEX outbox_object ON outbox (object_id);
+UPDATE outbox
+  SET state = 2, done_us = (SELECT destroyed_at FROM objects WHERE id = outbox.object_id),
+      last_error = 'the object was destroyed before delivery'
+  WHERE state = 0 AND kind IN ('release', 'forward')
+    AND object_id IN (SELECT id FROM objects WHERE destroyed_at IS NOT NULL);
+UPDATE outbox SET envelope = X''
+  WHERE kind IN ('release', 'forward')
+    AND object_id IN (SELECT id FROM objects WHERE destroyed_at IS NOT NULL);
+)sql";
+
 constexpr int kLogTileIdShift = 48;
 constexpr int64_t LogTileId(int32_t level, uint64_t index) {
   return static_cast<int64_t>((uint64_t{static_cast<uint32_t>(level)} << kLogTileIdShift) | index);
@@ -427,6 +442,7 @@ const std::array<Migration, kStoreSchemaVersion> kMigrations = {{
     {kSchemaV6},
     {kSchemaV7},
     {kSchemaV8},
+    {kSchemaV9},
 }};
 
 // How many tiles one query fetches: an inclusion proof in a log of up to 2^32 entries reads at
@@ -695,6 +711,8 @@ struct Statements {
   StmtPtr list_packages;
   StmtPtr get_package;
   StmtPtr erase_package_payloads;
+  StmtPtr cancel_object_deliveries;
+  StmtPtr erase_outbox_payloads;
   StmtPtr insert_receipt;
   StmtPtr list_receipts;
   StmtPtr get_receipt;
@@ -816,6 +834,16 @@ Result<Statements> PrepareAll(sqlite3* db) {
                               "FROM packages WHERE from_party = ?1 AND id = ?2"));
   // A release or forward package holds the payload sealed under a data key wrapped to this
   // party: erased with the copy, or the copy could be opened again from it.
+  // A destroyed copy's payload leaves no more: its releases and forwards not yet delivered are
+  // given up, and the envelopes of all of them (ciphertext and wrapped key) erased.
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.cancel_object_deliveries,
+           "UPDATE outbox SET state = 2, done_us = ?2, last_error = 'the object was destroyed "
+           "before delivery' WHERE object_id = ?1 AND kind IN ('release', 'forward') AND "
+           "state = 0"));
+  ACCORD_RETURN_IF_ERROR(prep(s.erase_outbox_payloads,
+                              "UPDATE outbox SET envelope = X'' WHERE object_id = ?1 AND kind IN "
+                              "('release', 'forward')"));
   ACCORD_RETURN_IF_ERROR(prep(s.erase_package_payloads,
                               "UPDATE packages SET bytes = X'' WHERE object_id = ?1 AND kind IN "
                               "('release', 'forward')"));
@@ -1499,6 +1527,17 @@ class SqliteStore final : public Store {
       }
       if (sqlite3_changes64(db_.get()) == 0) {
         return Fail(Code::kNotFound, "no object `" + id + "`");
+      }
+      {
+        BoundStatement st(db_.get(), s_.cancel_object_deliveries.get());
+        st.BindText(1, id);
+        st.BindInt(2, at.micros);
+        ACCORD_RETURN_IF_ERROR(st.Run("give up the deliveries of", id));
+      }
+      {
+        BoundStatement st(db_.get(), s_.erase_outbox_payloads.get());
+        st.BindText(1, id);
+        ACCORD_RETURN_IF_ERROR(st.Run("erase the queued envelopes of", id));
       }
       BoundStatement st(db_.get(), s_.erase_package_payloads.get());
       st.BindText(1, id);

@@ -1278,7 +1278,7 @@ TEST_F(SqliteStoreTest, NewDatabaseHasTheCurrentSchemaInWalMode) {
   RawDb raw(path_);
   EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
             std::to_string(kStoreSchemaVersion));
-  EXPECT_EQ(kStoreSchemaVersion, 8);
+  EXPECT_EQ(kStoreSchemaVersion, 9);
   EXPECT_EQ(raw.One("PRAGMA journal_mode"), "wal");
   EXPECT_THAT(
       raw.Rows("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"),
@@ -1419,6 +1419,7 @@ INSERT INTO meta (key, value) VALUES ('party', 'JPN');
 INSERT INTO packages VALUES ('from-kor', 'release', 'o', 'KOR', 1, 2, X'01');
 INSERT INTO receipts VALUES ('from-kor', 'JPN', 3, X'02');
 INSERT INTO receipts VALUES ('of-jpn', 'USA', 4, X'03');
+DROP INDEX outbox_object;
 UPDATE meta SET value = '5' WHERE key = 'schema_version';
 )sql"),
               "");
@@ -1453,6 +1454,7 @@ INSERT INTO packages VALUES ('f-gone', 'forward', 'o-gone', 'USA', 1, 2, X'02');
 INSERT INTO packages VALUES ('d-gone', 'destroy', 'o-gone', 'KOR', 3, 4, X'03');
 INSERT INTO packages VALUES ('r-held', 'release', 'o-held', 'KOR', 1, 2, X'04');
 DROP TABLE shown_checkpoints;
+DROP INDEX outbox_object;
 UPDATE meta SET value = '6' WHERE key = 'schema_version';
 )sql"),
               "");
@@ -1484,6 +1486,82 @@ TEST_F(SqliteStoreTest, ErasingACopyErasesThePackagesItCameIn) {
   EXPECT_TRUE(store_->GetPackage("KOR", "r-1").value().bytes.empty());
   EXPECT_EQ(store_->GetPackage("KOR", "c-1").value().bytes, Bytes{2});
   EXPECT_EQ(store_->GetPackage("USA", "r-1").error().code, Code::kNotFound);
+}
+
+// A destroyed copy's payload leaves no more (decision 89): its releases and forwards not yet
+// delivered are given up, and every one of their envelopes is erased; its notices, and other
+// objects' envelopes, are left as they are.
+TEST_F(SqliteStoreTest, ErasingACopyGivesUpItsDeliveriesAndErasesTheirEnvelopes) {
+  ASSERT_TRUE(store_->InsertObject(MakeObject("o-1")));
+  auto queue = [&](const std::string& id, const std::string& kind, const std::string& object) {
+    OutboxRecord r;
+    r.id = id;
+    r.to = "JPN";
+    r.kind = kind;
+    r.object_id = object;
+    r.envelope = {'e', 'n', 'v'};
+    r.queued_us = 10;
+    ASSERT_TRUE(store_->Enqueue(r));
+  };
+  queue("r-sent", "release", "o-1");
+  queue("r-pending", "release", "o-1");
+  queue("f-pending", "forward", "o-1");
+  queue("c-pending", "consent", "o-1");
+  queue("r-other", "release", "o-2");
+  ASSERT_TRUE(store_->MarkDelivered("r-sent", "JPN", 20));
+  ASSERT_TRUE(store_->EraseObjectCopy("o-1", Instant{30}));
+  std::map<std::string, std::tuple<DeliveryState, size_t, std::string>> got;
+  const std::vector<OutboxRecord> outbox = store_->ListOutbox("").value();
+  for (const OutboxRecord& r : outbox) {
+    got[r.id] = {r.state, r.envelope.size(), r.last_error};
+  }
+  const std::string gone = "the object was destroyed before delivery";
+  EXPECT_EQ(got, (std::map<std::string, std::tuple<DeliveryState, size_t, std::string>>{
+                     {"r-sent", {DeliveryState::kDelivered, 0, ""}},
+                     {"r-pending", {DeliveryState::kFailed, 0, gone}},
+                     {"f-pending", {DeliveryState::kFailed, 0, gone}},
+                     {"c-pending", {DeliveryState::kPending, 3, ""}},
+                     {"r-other", {DeliveryState::kPending, 3, ""}}}));
+  // Only the notice and the other object are still due, in queue order.
+  auto due = store_->DueDeliveries("JPN", 100, 10).value();
+  ASSERT_EQ(due.size(), 2u);
+  EXPECT_EQ(due[0].id, "c-pending");
+  EXPECT_EQ(due[1].id, "r-other");
+}
+
+TEST_F(SqliteStoreTest, MigratesAVersionEightDatabaseGivingUpTheDestroyedCopiesDeliveries) {
+  ASSERT_TRUE(store_->InsertObject(MakeObject("o-gone")));
+  ASSERT_TRUE(store_->InsertObject(MakeObject("o-held")));
+  store_.reset();
+  {
+    RawDb raw(path_);
+    ASSERT_EQ(raw.Exec(R"sql(
+UPDATE objects SET ciphertext = X'', wrapped_key = X'', destroyed_at = 5 WHERE id = 'o-gone';
+INSERT INTO outbox (id, to_party, kind, object_id, envelope, queued_us, next_attempt_us, state)
+  VALUES ('r-gone', 'JPN', 'release', 'o-gone', X'01', 1, 1, 0),
+         ('s-gone', 'USA', 'release', 'o-gone', X'02', 1, 1, 1),
+         ('d-gone', 'JPN', 'destroy', 'o-gone', X'03', 1, 1, 0),
+         ('r-held', 'JPN', 'release', 'o-held', X'04', 1, 1, 0);
+DROP INDEX outbox_object;
+UPDATE meta SET value = '8' WHERE key = 'schema_version';
+)sql"),
+              "");
+  }
+  auto reopened = OpenSqliteStore(path_);
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  std::map<std::string, std::tuple<DeliveryState, Bytes, int64_t>> got;
+  const std::vector<OutboxRecord> outbox = (*reopened)->ListOutbox("").value();
+  for (const OutboxRecord& r : outbox) {
+    got[r.id] = {r.state, r.envelope, r.done_us};
+  }
+  EXPECT_EQ(got, (std::map<std::string, std::tuple<DeliveryState, Bytes, int64_t>>{
+                     {"r-gone", {DeliveryState::kFailed, {}, 5}},
+                     {"s-gone", {DeliveryState::kDelivered, {}, 0}},
+                     {"d-gone", {DeliveryState::kPending, {3}, 0}},
+                     {"r-held", {DeliveryState::kPending, {4}, 0}}}));
+  RawDb raw(path_);
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
+            std::to_string(kStoreSchemaVersion));
 }
 
 // --- the outbox ---
