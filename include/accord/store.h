@@ -304,8 +304,9 @@ class Store {
   [[nodiscard]] virtual Status RecordAttempt(const std::string& id, const std::string& to,
                                              const std::string& error, int64_t next_attempt_us,
                                              bool give_up, int64_t now_us) = 0;
-  // Whether (id, to) was ever queued, in any state.
-  [[nodiscard]] virtual Result<bool> WasQueued(const std::string& id, const std::string& to) = 0;
+  // The envelope (id, to) queued, in any state; nullopt when it never was.
+  [[nodiscard]] virtual Result<std::optional<OutboxRecord>> GetQueued(const std::string& id,
+                                                                      const std::string& to) = 0;
   // Marks (id, to) delivered; no effect when there is no such pending envelope (a receipt for a
   // package carried by hand, or one delivered already).
   [[nodiscard]] virtual Status MarkDelivered(const std::string& id, const std::string& to,

@@ -1935,11 +1935,20 @@ Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env, const Rece
     return Fail(Code::kPermissionDenied, "the receipt is not for something this node sent");
   }
   // Every envelope this node sends is queued first, also one carried by hand.
-  ACCORD_ASSIGN_OR_RETURN(const bool sent, store->WasQueued(body.package_id, body.by));
+  ACCORD_ASSIGN_OR_RETURN(const std::optional<OutboxRecord> sent,
+                          store->GetQueued(body.package_id, body.by));
   if (!sent) {
     return Fail(Code::kPermissionDenied,
                 fmt::format("the receipt is for `{}`, which this node never sent to `{}`",
                             body.package_id, body.by));
+  }
+  // And for the very bytes sent, not for others under the same id (decision 89). A destroyed
+  // copy's envelopes are erased (decision 89), so for those only the kind and object remain.
+  if (body.kind != sent->kind || body.object_id != sent->object_id ||
+      (!sent->envelope.empty() && body.package_digest != HexEncode(Sha256(sent->envelope)))) {
+    return Fail(Code::kPermissionDenied,
+                fmt::format("the receipt for `{}` is not for the {} of `{}` this node sent to `{}`",
+                            body.package_id, sent->kind, sent->object_id, body.by));
   }
   // The receiver proves it logged the receipt of the package.
   ACCORD_RETURN_IF_ERROR(CheckEvidence(env, sender, body.package_id,

@@ -469,6 +469,23 @@ TEST_F(NodeTest, AReceiptCountsOnlyForWhatThisNodeSentToItsSigner) {
   ASSERT_TRUE(acknowledged) << acknowledged.error().ToString();
   EXPECT_EQ(kor->store().ListReceipts().value().size(), 1u);
   EXPECT_EQ(kor->store().ListOutbox("USA").value()[0].state, DeliveryState::kDelivered);
+
+  // A receipt under the id of what was queued, but for other bytes, closes nothing (decision
+  // 89): here the queued envelope is bent in Korea's store, as if the US had receipted bytes
+  // of its own under that id.
+  auto third = kor->Release("k-r", "USA");
+  ASSERT_TRUE(third) << third.error().ToString();
+  auto got = usa->Receive(*third);
+  ASSERT_TRUE(got) << got.error().ToString();
+  ASSERT_TRUE(Exec(Home("KOR") + "/state.db",
+                   "UPDATE outbox SET envelope = CAST(X'20' || envelope AS BLOB) WHERE state = 0"));
+  auto other_bytes = kor->Receive(got->receipt);
+  ASSERT_FALSE(other_bytes);
+  EXPECT_EQ(other_bytes.error().code, Code::kPermissionDenied);
+  EXPECT_NE(other_bytes.error().message.find("is not for the release of `k-r`"), std::string::npos)
+      << other_bytes.error().message;
+  EXPECT_EQ(kor->store().ListReceipts().value().size(), 1u);
+  EXPECT_EQ(kor->store().ListOutbox("USA").value()[0].state, DeliveryState::kPending);
 }
 
 // A decision and what it records are one transaction: a destruction committed by another

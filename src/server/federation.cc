@@ -103,8 +103,9 @@ struct Federation::Impl {
   struct Peer {
     PeerOptions options;
     std::unique_ptr<HttpsClient> client;
-    int64_t retry_at_us = 0;  // the partner was unreachable: not before then
-    int64_t failures = 0;     // consecutive
+    int64_t retry_at_us = 0;     // the partner was unreachable: not before then
+    int64_t failures = 0;        // consecutive
+    int64_t local_failures = 0;  // consecutive failures to record its receipts in this store
     int64_t witnessed_at_us = 0;
     int64_t proved_at_us = 0;                    // when ProveShown last ran a full round
     std::string proof_error;                     // the last failure to prove, logged once
@@ -285,7 +286,9 @@ struct Federation::Impl {
     }
     std::vector<std::string_view> answers;
     if (sent->status == 200) {
-      for (std::string_view rest = sent->body; !rest.empty();) {
+      // One more than the batch is already a mismatch: a body of newlines must not become
+      // millions of views.
+      for (std::string_view rest = sent->body; !rest.empty() && answers.size() <= batch.size();) {
         const size_t nl = rest.find('\n');
         answers.push_back(rest.substr(0, nl));
         rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
@@ -296,7 +299,9 @@ struct Federation::Impl {
       // match: the envelopes go one by one, each refused or accepted on its own.
       log(fmt::format("{} did not take a batch of {} envelopes ({}); sending them one by one",
                       p.options.party, batch.size(),
-                      sent->status == 200 ? fmt::format("{} answers", answers.size()) : why));
+                      sent->status != 200             ? why
+                      : answers.size() > batch.size() ? std::string("more answers than envelopes")
+                                                      : fmt::format("{} answers", answers.size())));
       if (sent->status == 404 || sent->status == 405) p.takes_batches = false;
       if (sent->status == 413) {
         // The partner's body limit is below this batch: no batch as large again (until this
@@ -348,9 +353,14 @@ struct Federation::Impl {
         // alone: a count and an error that say a little more than happened, nothing lost.)
         log(fmt::format("recording {}'s receipts failed: {}", p.options.party,
                         committed.error().ToString()));
-        p.retry_at_us = NowMicros() + Backoff(1);
+        // The partner was reached (Succeeded reset its count), so this store's own failures
+        // count, and the backoff grows while they last (a full disk must not make the batch go
+        // again four times a second).
+        p.local_failures += 1;
+        p.retry_at_us = NowMicros() + Backoff(p.local_failures);
         return {step.delivered, true};
       }
+      p.local_failures = 0;
       p.status.delivered += acknowledged;
       step.delivered = step.delivered || chunk.delivered;
       step.stop = step.stop || chunk.stop;

@@ -722,7 +722,7 @@ struct Statements {
   StmtPtr list_outbox_all;
   StmtPtr record_attempt;
   StmtPtr mark_delivered;
-  StmtPtr was_queued;
+  StmtPtr get_queued;
   StmtPtr put_subject;
   StmtPtr get_subject;
   StmtPtr list_subjects;
@@ -880,8 +880,7 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.mark_delivered,
                               "UPDATE outbox SET state = 1, done_us = ?3 "
                               "WHERE id = ?1 AND to_party = ?2 AND state = 0"));
-  ACCORD_RETURN_IF_ERROR(
-      prep(s.was_queued, "SELECT 1 FROM outbox WHERE id = ?1 AND to_party = ?2"));
+  ACCORD_RETURN_IF_ERROR(prep(s.get_queued, outbox_columns + "WHERE id = ?1 AND to_party = ?2"));
   ACCORD_RETURN_IF_ERROR(prep(s.put_subject,
                               "INSERT INTO subjects (id, clearance, need_to_know, compartments) "
                               "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET "
@@ -1843,11 +1842,15 @@ class SqliteStore final : public Store {
     return OkStatus();
   }
 
-  Result<bool> WasQueued(const std::string& id, const std::string& to) override {
-    BoundStatement st(db_.get(), s_.was_queued.get());
+  Result<std::optional<OutboxRecord>> GetQueued(const std::string& id,
+                                                const std::string& to) override {
+    BoundStatement st(db_.get(), s_.get_queued.get());
     st.BindText(1, id);
     st.BindText(2, to);
-    return st.Step("find in the outbox", id);
+    ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("find in the outbox", id));
+    if (!row) return std::optional<OutboxRecord>{};
+    ACCORD_ASSIGN_OR_RETURN(OutboxRecord r, ReadOutbox(st));
+    return std::optional<OutboxRecord>{std::move(r)};
   }
 
   Status MarkDelivered(const std::string& id, const std::string& to, int64_t now_us) override {

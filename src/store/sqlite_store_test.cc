@@ -1619,9 +1619,12 @@ TEST_F(SqliteStoreTest, OutboxRetriesDeliversAndGivesUp) {
   ASSERT_TRUE(store_->MarkDelivered("p1", "JPN", 600));
   ASSERT_TRUE(store_->MarkDelivered("p1", "JPN", 700));    // again: no effect
   ASSERT_TRUE(store_->MarkDelivered("nope", "JPN", 700));  // never queued: no effect
-  EXPECT_TRUE(store_->WasQueued("p1", "JPN").value());
-  EXPECT_FALSE(store_->WasQueued("p1", "USA").value());
-  EXPECT_FALSE(store_->WasQueued("nope", "JPN").value());
+  auto queued = store_->GetQueued("p1", "JPN").value();
+  ASSERT_TRUE(queued.has_value());
+  EXPECT_EQ(queued->state, DeliveryState::kDelivered);
+  EXPECT_EQ(queued->envelope, (Bytes{'e', 'n', 'v'}));
+  EXPECT_FALSE(store_->GetQueued("p1", "USA").value().has_value());
+  EXPECT_FALSE(store_->GetQueued("nope", "JPN").value().has_value());
   ASSERT_TRUE(store_->RecordAttempt("p2", "JPN", "refused: deny", 0, true, 650));
   EXPECT_EQ(store_->DueDeliveries("JPN", 10'000, 10).value().size(), 0u);
   auto missing = store_->RecordAttempt("p1", "JPN", "late", 0, false, 800);

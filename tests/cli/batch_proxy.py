@@ -8,7 +8,8 @@ POST /v1/federation/batches is spoiled as MODE says; everything else passes unch
 
   fail-second  the second line becomes a 500 and the later ones 503 "not applied", as a partner
                that could not apply the second envelope would answer (though this one did);
-  short        the last line is dropped.
+  short        the last line is dropped;
+  long         a megabyte of empty lines follows the answers.
 
 In MODE slow, no batch is spoiled: the proxy is a partner that takes no batches (404) and takes
 half a second over each envelope. In MODE other-root, no batch is spoiled either: the first
@@ -33,6 +34,10 @@ def spoil(body: bytes) -> bytes:
     lines = body.decode().split("\n")[:-1]
     if mode == "short":
         lines = lines[:-1]
+    elif mode == "long":
+        # The answers, then a megabyte of empty lines: more answers than envelopes, which the
+        # node must see without splitting the whole body first.
+        return body + b"\n" * (1 << 20)
     elif mode == "fail-second":
         error = {"code": "internal", "message": "injected by the test proxy"}
         lines[1] = json.dumps({"status": 500, "error": error}, separators=(",", ":"))
@@ -69,7 +74,7 @@ class Forward(http.server.BaseHTTPRequestHandler):
         answer = upstream.getresponse()
         data = answer.read()
         upstream.close()
-        if (mode in ("fail-second", "short") and self.path == "/v1/federation/batches"
+        if (mode in ("fail-second", "short", "long") and self.path == "/v1/federation/batches"
                 and answer.status == 200 and not spoiled.is_set()):
             spoiled.set()
             data = spoil(data)

@@ -167,8 +167,9 @@ eventually burst-delivered '"JPN":\{"pending":0,"delivered":16,"failed":1\}' get
 check burst-once '^12$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-b[0-9]+"'
 
 # A batch whose answer is spoiled on the way back (tests/cli/batch_proxy.py between Korea and
-# Japan): a 500 on the second line, then an answer a line short. Korea keeps what the answer
-# proves, retries the rest, and Japan applies each envelope once.
+# Japan): a 500 on the second line, then an answer a line short, then one followed by a megabyte
+# of empty lines. Korea keeps what the answer proves, retries the rest, and Japan applies each
+# envelope once.
 proxy_round() { # proxy_round MODE ID...: releases while Japan is unreachable, then the proxy
   local mode=$1 id
   shift
@@ -185,7 +186,7 @@ cp "$work/net/KOR/serve.toml" "$work/kor-serve.toml"
 sed -i 's|port_file = "../run/JPN.port"|port_file = "../run/JPN.proxy.port"|' "$work/net/KOR/serve.toml"
 live_stop KOR && live_start KOR 2018-05-01T10:00:00+09:00 || exit 1
 delivered=16
-for mode in fail-second short; do
+for mode in fail-second short long; do
   proxy_round "$mode" "k-$mode-1" "k-$mode-2" "k-$mode-3"
   delivered=$((delivered + 3))
   eventually "proxy-$mode-delivered" "\"JPN\":\\{\"pending\":0,\"delivered\":$delivered,\"failed\":1\\}" get KOR kor-analyst /v1/outbox
@@ -195,7 +196,7 @@ for mode in fail-second short; do
     check "proxy-$mode-$i-once" '^1$' entries JPN jpn-analyst "\"op\":\"receive\"[^}]*\"object\":\"k-$mode-$i\""
   done
 done
-check proxy-spoiled '^2$' grep -c 'spoiled a batch answer' "$work/net/run/proxy.log"
+check proxy-spoiled '^3$' grep -c 'spoiled a batch answer' "$work/net/run/proxy.log"
 # Proofs of the checkpoints Japan showed, answered to another tree: not evidence of anything.
 # Korea says so once and proves them at a later round; no fork (decision #86). Three envelopes
 # go as one batch, whose receipts show three sizes of Japan's log: the two smaller need proofs.
@@ -211,6 +212,7 @@ check proxy-other-root-said 'the checkpoints it showed: malformed consistency pr
   cat "$work/net/run/KOR.log"
 check proxy-kor-retried 'injected by the test proxy' cat "$work/net/run/KOR.log"
 check proxy-kor-one-by-one 'did not take a batch of 3 envelopes \(2 answers\); sending them one by one' cat "$work/net/run/KOR.log"
+check proxy-kor-too-many 'did not take a batch of 3 envelopes \(more answers than envelopes\); sending them one by one' cat "$work/net/run/KOR.log"
 # SIGTERM while Korea's node works through a backlog to a slow partner (the proxy takes no batches,
 # and half a second over each envelope): the node stops after the request in flight, not after
 # the backlog (12 envelopes, 6 s), and what it did not deliver goes after its restart, once each.
