@@ -16,6 +16,7 @@
 #ifndef ACCORD_JSON_H_
 #define ACCORD_JSON_H_
 
+#include <boost/json/memory_resource.hpp>
 #include <boost/json/parse_options.hpp>
 #include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
@@ -48,9 +49,20 @@ class JsonParser {
   std::unique_ptr<Impl> impl_;
 };
 
-// One document with a parser made for it.
+// One document with a parser made for it, its memory taken from `storage`.
 [[nodiscard]] tl::expected<boost::json::value, std::string> ParseJson(
-    std::string_view text, const boost::json::parse_options& options = {});
+    std::string_view text, const boost::json::parse_options& options = {},
+    boost::json::storage_ptr storage = {});
+
+// Memory for a JSON document that holds a secret (a payload in base64): every block is wiped
+// when it is freed. Give it to ParseJson or JsonParser::Parse as the storage; it must outlive
+// the value parsed into it.
+class WipingJsonResource final : public boost::json::memory_resource {
+ private:
+  void* do_allocate(size_t bytes, size_t align) override;
+  void do_deallocate(void* p, size_t bytes, size_t align) override;
+  bool do_is_equal(const boost::json::memory_resource& other) const noexcept override;
+};
 
 // A JSON number that is a non-negative integer, as a uint64 (Boost.JSON reads an integer that
 // fits an int64 as one, and a larger one as a uint64); nothing for anything else.

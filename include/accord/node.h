@@ -174,6 +174,10 @@ class Node {
   // LogCheckpoint calls it when a group is not yet durable: a signed checkpoint never covers
   // entries that a power loss could take back.
   [[nodiscard]] Status SyncCommits();
+  // The log's size once everything in it is durable: syncs this Node's group commits first when
+  // one is not yet (a size, entry or proof answered must not show what a power loss could take
+  // back). What the API's log routes answer from.
+  [[nodiscard]] Result<uint64_t> DurableLogSize();
 
   // Stores a new object originated by this party, sealed under a fresh data key.
   [[nodiscard]] Status Create(const NewObject& object, ByteView payload);
@@ -295,6 +299,8 @@ class Node {
  private:
   struct Impl;
   explicit Node(std::unique_ptr<Impl> impl);
+  // SyncCommits when a group commit of this Node's is not durable yet.
+  Status SyncIfBehind();
   std::unique_ptr<Impl> impl_;
 };
 

@@ -48,6 +48,12 @@ struct ObjectRecord {
   std::string received_from;            // empty for the originator's own objects
 };
 
+// An object as listed: its record with `ciphertext` and `wrapped_key` left empty.
+struct ObjectListing {
+  ObjectRecord object;
+  uint64_t ciphertext_bytes = 0;
+};
+
 struct ReleaseRecord {
   std::string object_id;
   std::string to;
@@ -202,6 +208,14 @@ struct OutboxRecord {
   int64_t done_us = 0;  // when delivered (receipt recorded) or given up
 };
 
+// How many envelopes to one partner are in each state.
+struct OutboxTotals {
+  std::string to;
+  uint64_t pending = 0;
+  uint64_t delivered = 0;
+  uint64_t failed = 0;
+};
+
 // A partner party's public keys, imported from its `accord keys export-public`.
 struct PartnerRecord {
   std::string party;
@@ -242,6 +256,9 @@ class Store {
   [[nodiscard]] virtual Status InsertObject(const ObjectRecord& object) = 0;  // kAlreadyExists
   [[nodiscard]] virtual Result<ObjectRecord> GetObject(const std::string& id) = 0;  // kNotFound
   [[nodiscard]] virtual Result<std::vector<ObjectRecord>> ListObjects() = 0;        // by id
+  // Every object by id without its sealed payload and key (left empty; the ciphertext's size
+  // instead), so that a listing does not read every payload stored.
+  [[nodiscard]] virtual Result<std::vector<ObjectListing>> ListObjectLabels() = 0;
   // Replaces level, version, ciphertext and wrapped key (a reclassification re-seals) of a copy
   // that is not destroyed; kFailedPrecondition if it is (another process destroyed it since it
   // was read), so that no re-seal puts sealed bytes back under a destroyed copy.
@@ -299,6 +316,11 @@ class Store {
                                                                         size_t limit) = 0;
   // Every envelope for `to` (all parties when empty), pending first, then in queue order.
   [[nodiscard]] virtual Result<std::vector<OutboxRecord>> ListOutbox(const std::string& to) = 0;
+  // How many envelopes each partner has in each state, by partner; no envelope is read.
+  [[nodiscard]] virtual Result<std::vector<OutboxTotals>> CountOutbox() = 0;
+  // Up to `limit` envelopes not delivered, pending first, then in queue order, without their
+  // bytes (`envelope` left empty).
+  [[nodiscard]] virtual Result<std::vector<OutboxRecord>> ListUndelivered(size_t limit) = 0;
   // A failed attempt: attempts + 1, the error, and when to try again; or, when `give_up`, the
   // envelope is marked failed for good. kNotFound unless pending.
   [[nodiscard]] virtual Status RecordAttempt(const std::string& id, const std::string& to,

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "accord/secret.h"
+
 namespace accord {
 namespace json = boost::json;
 
@@ -198,9 +200,23 @@ tl::expected<json::value, std::string> JsonParser::Parse(std::string_view text,
 }
 
 tl::expected<json::value, std::string> ParseJson(std::string_view text,
-                                                 const json::parse_options& options) {
+                                                 const json::parse_options& options,
+                                                 json::storage_ptr storage) {
   JsonParser parser(options);
-  return parser.Parse(text);
+  return parser.Parse(text, std::move(storage));
+}
+
+void* WipingJsonResource::do_allocate(size_t bytes, size_t align) {
+  return ::operator new (bytes, std::align_val_t{align});
+}
+
+void WipingJsonResource::do_deallocate(void* p, size_t bytes, size_t align) {
+  SecureWipe(p, bytes);
+  ::operator delete (p, bytes, std::align_val_t{align});
+}
+
+bool WipingJsonResource::do_is_equal(const json::memory_resource& other) const noexcept {
+  return this == &other;
 }
 
 std::optional<uint64_t> JsonCount(const json::value& v) {

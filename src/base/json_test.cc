@@ -120,6 +120,25 @@ TEST(JsonParserTest, TakesTheValuesMemoryFromTheGivenStorage) {
   EXPECT_EQ(v->storage().get(), storage.get());
 }
 
+// A document holding a secret, in memory that is wiped when freed: it parses to the same value,
+// all of it in that memory. (That the memory is wiped cannot be read back once freed without
+// undefined behaviour; SecureWipe is OpenSSL's OPENSSL_cleanse.)
+TEST(JsonParserTest, ParsesIntoMemoryThatIsWipedWhenFreed) {
+  const std::string text =
+      R"({"id":"k-1","payload_base64":")" + std::string(4000, 'Q') + R"(","topics":["a","b"]})";
+  WipingJsonResource wiping;
+  {
+    auto v = ParseJson(text, {}, json::storage_ptr(&wiping));
+    ASSERT_TRUE(v.has_value()) << v.error();
+    EXPECT_EQ(v->storage().get(), &wiping);
+    EXPECT_EQ(v->at("payload_base64").get_string().storage().get(), &wiping);
+    EXPECT_EQ(*v, json::parse(text));
+  }
+  EXPECT_TRUE(json::storage_ptr(&wiping).get()->is_equal(wiping));
+  WipingJsonResource other;
+  EXPECT_FALSE(wiping.is_equal(other));
+}
+
 // Strings of ASCII, control characters included (they come out escaped). Arbitrary bytes would
 // be invalid UTF-8, which both parsers refuse.
 rc::Gen<std::string> AsciiString() {

@@ -183,24 +183,27 @@ Result<Bytes> Base64Decode(std::string_view text) {
   if (text.empty()) {
     return out;
   }
+  // What is decoded may be a secret (a payload): wiped on every way out but success, as is
+  // the copy encoded again to compare.
+  const auto bad = [&out] {
+    SecureWipe(out.data(), out.size());
+    return Fail(Code::kInvalidArgument, "bad base64");
+  };
   const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
                                 static_cast<int>(text.size()));
-  if (n < 0) {
-    return Fail(Code::kInvalidArgument, "bad base64");
-  }
+  if (n < 0) return bad();
   // EVP_DecodeBlock keeps the bytes that padding stands for; drop them, and refuse '=' anywhere
   // but the end so every byte string has one encoding.
   size_t pad = 0;
   if (text.back() == '=') {
     pad = text[text.size() - 2] == '=' ? 2 : 1;
   }
-  if (text.substr(0, text.size() - pad).find('=') != std::string_view::npos) {
-    return Fail(Code::kInvalidArgument, "bad base64");
-  }
+  if (text.substr(0, text.size() - pad).find('=') != std::string_view::npos) return bad();
   out.resize(static_cast<size_t>(n) - pad);
-  if (Base64Encode(out) != text) {  // non-canonical trailing bits
-    return Fail(Code::kInvalidArgument, "bad base64");
-  }
+  std::string again = Base64Encode(out);
+  const bool canonical = again == text;  // not so with non-zero trailing bits
+  SecureWipe(again.data(), again.size());
+  if (!canonical) return bad();
   return out;
 }
 

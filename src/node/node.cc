@@ -801,14 +801,22 @@ Status Node::SyncCommits() {
   return OkStatus();
 }
 
+Status Node::SyncIfBehind() {
+  if (impl_->groups_synced.load() < impl_->groups_committed.load()) return SyncCommits();
+  return OkStatus();
+}
+
+Result<uint64_t> Node::DurableLogSize() {
+  ACCORD_RETURN_IF_ERROR(SyncIfBehind());
+  return impl_->log.Size();
+}
+
 Result<Bytes> Node::StoredReceipt(const std::string& from, const std::string& package_id) {
   ACCORD_ASSIGN_OR_RETURN(ReceiptRecord r,
                           impl_->store->GetReceipt(package_id, from, impl_->party));
   // It may have been made in a group commit not yet synced: a receipt leaves only once what it
   // acknowledges is durable.
-  if (impl_->groups_synced.load() < impl_->groups_committed.load()) {
-    ACCORD_RETURN_IF_ERROR(SyncCommits());
-  }
+  ACCORD_RETURN_IF_ERROR(SyncIfBehind());
   return std::move(r.bytes);
 }
 
@@ -1068,15 +1076,15 @@ Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& 
 
 Result<std::vector<ObjectSummary>> Node::List(const std::string& subject_id) {
   Impl& n = *impl_;
-  ACCORD_ASSIGN_OR_RETURN(auto objects, n.store->ListObjects());
+  ACCORD_ASSIGN_OR_RETURN(auto listings, n.store->ListObjectLabels());  // no payload read
   std::optional<SubjectRecord> subject;
   if (!subject_id.empty()) {
     ACCORD_ASSIGN_OR_RETURN(subject, n.store->GetSubject(subject_id));
   }
   const Instant now = Now();
   std::vector<ObjectSummary> out;
-  out.reserve(objects.size());
-  for (auto& o : objects) {
+  out.reserve(listings.size());
+  for (auto& [o, ciphertext_bytes] : listings) {
     if (subject) {
       ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
       if (!n.DecideRead(*subject, facts, now, nullptr).allow) continue;
@@ -1090,7 +1098,7 @@ Result<std::vector<ObjectSummary>> Node::List(const std::string& subject_id) {
                     o.rel_to,
                     o.received_from,
                     o.destroyed_at,
-                    o.ciphertext.size() >= kAeadOverhead ? o.ciphertext.size() - kAeadOverhead : 0,
+                    ciphertext_bytes >= kAeadOverhead ? ciphertext_bytes - kAeadOverhead : 0,
                     {}};
     ACCORD_ASSIGN_OR_RETURN(auto releases, n.store->ListReleases(o.id));
     ACCORD_ASSIGN_OR_RETURN(auto forwards, n.store->ListForwards(o.id));

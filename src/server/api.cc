@@ -220,10 +220,11 @@ tl::expected<std::vector<std::string>, ApiError> StringList(const json::value& v
 }
 
 // The body as a JSON object nested at most `max_depth` deep.
-tl::expected<json::value, ApiError> ParseBodyObject(std::string_view body, int max_depth) {
+tl::expected<json::value, ApiError> ParseBodyObject(std::string_view body, int max_depth,
+                                                    json::storage_ptr storage = {}) {
   json::parse_options options;
   options.max_depth = static_cast<size_t>(max_depth);
-  auto parsed = ParseJson(body, options);
+  auto parsed = ParseJson(body, options, std::move(storage));
   if (!parsed) {
     return tl::unexpected(
         MakeError(400, "invalid-argument", "the body is not valid JSON: " + parsed.error()));
@@ -238,7 +239,9 @@ tl::expected<json::value, ApiError> ParseBodyObject(std::string_view body, int m
 // {"id","level","topics","compartments","rel_to","payload_base64"}: unknown fields are refused,
 // so that a misspelt "topic" cannot create an object readable without need-to-know.
 tl::expected<void, ApiError> DecodeNewObject(std::string_view body, ApiRequest& request) {
-  auto parsed = ParseBodyObject(body, 8);
+  // The tree holds the payload in base64: its memory is wiped when the tree goes.
+  WipingJsonResource wiping;
+  auto parsed = ParseBodyObject(body, 8, json::storage_ptr(&wiping));
   if (!parsed) return tl::unexpected(std::move(parsed).error());
   const json::object* o = &parsed->get_object();
   bool have_id = false, have_level = false, have_payload = false;
@@ -846,6 +849,13 @@ void DecideLines(std::string_view lines, const Engine& engine, RequestDecoder& d
 Api::Api(Node& node, std::function<void(std::string_view)> log, FederationHooks hooks)
     : node_(node), log_(std::move(log)), hooks_(std::move(hooks)), writer_(node.engine()) {}
 
+void Api::LogRefusedCaller(std::string line) {
+  if (auto admitted = refused_lines_.Admit(LineLimiter::kRefusedCaller, OneLine(line, 1000),
+                                           std::chrono::steady_clock::now())) {
+    log_(*admitted);
+  }
+}
+
 ApiResponse Api::Handle(const Caller& caller, std::string_view method, std::string_view target,
                         std::string_view body) {
   try {
@@ -856,14 +866,14 @@ ApiResponse Api::Handle(const Caller& caller, std::string_view method, std::stri
     }
     if (caller.common_name.empty() ||
         (caller.organization && *caller.organization != node_.party())) {
-      log_("refused a certificate for `" + caller.common_name + "` of `" +
-           caller.organization.value_or("") + "`: not of this node's party");
+      LogRefusedCaller("refused a certificate for `" + caller.common_name + "` of `" +
+                       caller.organization.value_or("") + "`: not of this node's party");
       return ErrorResponse(403, "permission-denied", "permission denied");
     }
     auto subject = node_.Subject(caller.common_name);
     if (!subject) {
       if (subject.error().code == Code::kNotFound) {
-        log_("refused a certificate for `" + caller.common_name + "`: no such subject");
+        LogRefusedCaller("refused a certificate for `" + caller.common_name + "`: no such subject");
         return ErrorResponse(403, "permission-denied", "permission denied");
       }
       return FromError(subject.error(), "looking up the caller");
@@ -873,7 +883,7 @@ ApiResponse Api::Handle(const Caller& caller, std::string_view method, std::stri
       return FromApiError(std::move(request).error());
     }
     if (request->route == Route::kEnvelope || request->route == Route::kEnvelopes) {
-      log_("refused `" + caller.common_name + "` on the federation route: not a node");
+      LogRefusedCaller("refused `" + caller.common_name + "` on the federation route: not a node");
       return ErrorResponse(403, "permission-denied", "permission denied");
     }
     return Run(subject->id, *request);
@@ -923,7 +933,8 @@ std::optional<ApiResponse> Api::RefuseNode(const Caller& caller) {
     }
     if (caller.common_name == node_.party() || !caller.organization ||
         *caller.organization != caller.common_name || !partner) {
-      log_("refused a node certificate for `" + caller.common_name + "`: not a known partner");
+      LogRefusedCaller("refused a node certificate for `" + caller.common_name +
+                       "`: not a known partner");
       return ErrorResponse(403, "permission-denied", "permission denied");
     }
     return std::nullopt;
@@ -1015,7 +1026,7 @@ ApiResponse Api::FromError(const Error& error, std::string_view what) {
   }
   if (status >= 500 || error.code == Code::kPermissionDenied) {
     // Details go to the log, never to the client.
-    log_(std::string(what) + ": " + error.ToString());
+    log_(OneLine(std::string(what) + ": " + error.ToString(), 1000));  // `what` may hold an id
     std::string_view message = "internal error";
     if (error.code == Code::kUnavailable) {
       message = "unavailable, try again later";
@@ -1032,7 +1043,7 @@ ApiResponse Api::FromError(const Error& error, std::string_view what) {
 }
 
 ApiResponse Api::Health() {
-  auto size = node_.LogSize();
+  auto size = node_.DurableLogSize();
   if (!size) {
     return FromError(size.error(), "reading the log size");
   }
@@ -1125,10 +1136,28 @@ ApiResponse Api::GetObject(const std::string& subject, const std::string& id) {
   return r;
 }
 
+namespace {
+
+// The subject the node's log names (Node::set_actor) while this lives, cleared on every way out
+// (an exception among them), so that no later entry names a caller that is gone.
+class ActingAs {
+ public:
+  ActingAs(Node& node, const std::string& subject) : node_(node) { node_.set_actor(subject); }
+  ~ActingAs() { node_.set_actor(""); }
+  ActingAs(const ActingAs&) = delete;
+  ActingAs& operator=(const ActingAs&) = delete;
+
+ private:
+  Node& node_;
+};
+
+}  // namespace
+
 ApiResponse Api::CreateObject(const std::string& subject, ApiRequest& request) {
-  node_.set_actor(subject);
-  auto created = node_.Create(request.object, request.payload.Reveal(InsecureSecretAccess()));
-  node_.set_actor("");
+  auto created = [&] {
+    const ActingAs acting(node_, subject);
+    return node_.Create(request.object, request.payload.Reveal(InsecureSecretAccess()));
+  }();
   if (!created) {
     return FromError(created.error(), "creating `" + request.object.id + "`");
   }
@@ -1156,8 +1185,8 @@ ApiResponse Api::Checkpoint() {
 ApiResponse Api::Act(const std::string& subject, ApiRequest& request) {
   const std::string& id = request.object_id;
   std::string_view action;
-  node_.set_actor(subject);
   Result<Bytes> sent = [&]() -> Result<Bytes> {
+    const ActingAs acting(node_, subject);
     switch (request.route) {
       case Route::kRelease:
         action = "release";
@@ -1179,7 +1208,6 @@ ApiResponse Api::Act(const std::string& subject, ApiRequest& request) {
         return node_.Report(id, request.kind, request.text);
     }
   }();
-  node_.set_actor("");
   if (!sent) {
     return FromError(sent.error(), std::string(action) + " of `" + id + "`");
   }
@@ -1253,7 +1281,7 @@ ApiResponse Api::Flows(const ApiRequest& request) {
 
 ApiResponse Api::LogEntries(const ApiRequest& request) {
   constexpr uint64_t kDefaultCount = 100, kMaxCount = 1000;
-  auto size = node_.LogSize();
+  auto size = node_.DurableLogSize();
   if (!size) return FromError(size.error(), "reading the log size");
   const uint64_t from = std::min(request.first, *size);
   uint64_t count = request.second_given ? request.second : kDefaultCount;
@@ -1277,7 +1305,7 @@ ApiResponse Api::LogEntries(const ApiRequest& request) {
 }
 
 ApiResponse Api::LogProof(const ApiRequest& request) {
-  auto size = node_.LogSize();
+  auto size = node_.DurableLogSize();
   if (!size) return FromError(size.error(), "reading the log size");
   const uint64_t second = request.second_given ? request.second : *size;
   const bool inclusion = request.route == Route::kLogProof;
@@ -1308,7 +1336,7 @@ ApiResponse Api::LogProof(const ApiRequest& request) {
 }
 
 ApiResponse Api::LogConsistencies(const ApiRequest& request) {
-  auto size = node_.LogSize();
+  auto size = node_.DurableLogSize();
   if (!size) return FromError(size.error(), "reading the log size");
   const uint64_t to = request.second_given ? request.second : *size;
   auto root = node_.LogRoot(to);
@@ -1349,30 +1377,30 @@ json::value MicrosJson(int64_t us) {
 
 ApiResponse Api::Outbox() {
   constexpr size_t kMaxListed = 100;
-  auto all = node_.store().ListOutbox("");
-  if (!all) return FromError(all.error(), "reading the outbox");
-  std::map<std::string, std::array<uint64_t, 3>> counts;
+  // Counted and listed without reading an envelope: the outbox keeps every one sent.
+  auto counts = node_.store().CountOutbox();
+  if (!counts) return FromError(counts.error(), "reading the outbox");
+  auto undelivered = node_.store().ListUndelivered(kMaxListed);
+  if (!undelivered) return FromError(undelivered.error(), "reading the outbox");
   json::array listed;
-  for (const OutboxRecord& r : *all) {
-    counts[r.to][static_cast<size_t>(r.state)] += 1;
-    if (r.state != DeliveryState::kDelivered && listed.size() < kMaxListed) {
-      json::object d;
-      d["id"] = r.id;
-      d["to"] = r.to;
-      d["kind"] = r.kind;
-      d["object"] = r.object_id;
-      d["state"] = StateName(r.state);
-      d["attempts"] = r.attempts;
-      d["last_error"] = StringOrNull(r.last_error);
-      d["queued_at"] = MicrosJson(r.queued_us);
-      d["next_attempt_at"] =
-          r.state == DeliveryState::kPending ? MicrosJson(r.next_attempt_us) : json::value(nullptr);
-      listed.emplace_back(std::move(d));
-    }
+  for (const OutboxRecord& r : *undelivered) {
+    json::object d;
+    d["id"] = r.id;
+    d["to"] = r.to;
+    d["kind"] = r.kind;
+    d["object"] = r.object_id;
+    d["state"] = StateName(r.state);
+    d["attempts"] = r.attempts;
+    d["last_error"] = StringOrNull(r.last_error);
+    d["queued_at"] = MicrosJson(r.queued_us);
+    d["next_attempt_at"] =
+        r.state == DeliveryState::kPending ? MicrosJson(r.next_attempt_us) : json::value(nullptr);
+    listed.emplace_back(std::move(d));
   }
   json::object totals;
-  for (const auto& [to, n] : counts) {
-    totals[to] = json::object{{"pending", n[0]}, {"delivered", n[1]}, {"failed", n[2]}};
+  for (const OutboxTotals& n : *counts) {
+    totals[n.to] =
+        json::object{{"pending", n.pending}, {"delivered", n.delivered}, {"failed", n.failed}};
   }
   json::object o;
   o["totals"] = std::move(totals);
@@ -1426,8 +1454,9 @@ ApiResponse Api::Envelope(const std::string& partner, std::string_view envelope)
   if (error.code == Code::kUnavailable || error.code == Code::kInternal) {
     return FromError(error, "receiving `" + info->id + "`");
   }
-  log_("refused the " + info->kind + " `" + info->id + "` from " + partner + ": " +
-       error.ToString());
+  log_(OneLine(
+      "refused the " + info->kind + " `" + info->id + "` from " + partner + ": " + error.ToString(),
+      1000));
   return ErrorResponse(422, CodeName(error.code), error.message);
 }
 

@@ -25,6 +25,7 @@
 #include "accord/request_json.h"
 #include "accord/secret.h"
 #include "accord/status.h"
+#include "line_limiter.h"
 
 namespace accord::server_internal {
 
@@ -217,9 +218,13 @@ class Api {
   ApiResponse Envelope(const std::string& partner, std::string_view envelope);
   ApiResponse Envelopes(const std::string& partner, const std::vector<std::string_view>& lines);
   ApiResponse Peers();
+  // Logs the refusal of a certificate holder (one line a request it makes), at most one a second
+  // (LineLimiter), with what the certificate names escaped (OneLine).
+  void LogRefusedCaller(std::string line);
 
   Node& node_;
   const std::function<void(std::string_view)> log_;
+  LineLimiter refused_lines_;  // node thread only, as the Api
   const FederationHooks hooks_;
   RequestDecoder decoder_;
   ResponseWriter writer_;

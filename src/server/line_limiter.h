@@ -25,7 +25,15 @@ namespace accord::server_internal {
 //   }
 class LineLimiter {
  public:
-  enum Kind : uint8_t { kHandshake, kRefused, kAccept, kReclaimed, kCallerLimit, kKinds };
+  enum Kind : uint8_t {
+    kHandshake,
+    kRefused,
+    kAccept,
+    kReclaimed,
+    kCallerLimit,
+    kRefusedCaller,
+    kKinds
+  };
   static constexpr std::chrono::seconds kInterval{1};
 
   // The line to log now for `line` of `kind` at `now`, or nullopt to leave it out.
@@ -46,9 +54,12 @@ class LineLimiter {
 
   // A line for each kind with lines left out since its last: logged when the server stops.
   std::vector<std::string> Flush() {
-    static constexpr const char* kNames[] = {"failed handshakes", "refused connections",
-                                             "failed accepts", "reclaimed connections",
-                                             "requests over their caller's limit"};
+    static constexpr const char* kNames[] = {"failed handshakes",
+                                             "refused connections",
+                                             "failed accepts",
+                                             "reclaimed connections",
+                                             "requests over their caller's limit",
+                                             "refused certificates"};
     static_assert(std::size(kNames) == kKinds, "a name for each kind");
     std::vector<std::string> lines;
     for (size_t kind = 0; kind < kKinds; ++kind) {

@@ -583,6 +583,7 @@ TEST_F(ServerTest, Tls12ClientIsRefused) {
 
 TEST_F(ServerTest, CertificateNotNamingASubjectOfThisNodeIsForbidden) {
   StartServer();
+  const auto start = std::chrono::steady_clock::now();
   for (const char* name : {"stranger", "jpn-analyst", "kor-analyst-of-jpn"}) {
     for (const char* target : {"/v1/health", "/v1/objects", "/v1/no-such-route"}) {
       const HttpResponse r = Call(name, "GET", target);
@@ -590,6 +591,20 @@ TEST_F(ServerTest, CertificateNotNamingASubjectOfThisNodeIsForbidden) {
       EXPECT_EQ(r.ErrorCode(), "permission-denied") << name << " " << target;
     }
   }
+  // One line a request would let any certificate holder flood the log: the nine refusals log
+  // one line a second at most (one in all, unless a slow build took over a second for them).
+  const auto seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start)
+          .count();
+  StopServer();
+  const std::string log = Log();
+  size_t refusals = 0;
+  for (size_t at = log.find("refused a certificate for"); at != std::string::npos;
+       at = log.find("refused a certificate for", at + 1)) {
+    ++refusals;
+  }
+  EXPECT_GE(refusals, 1u) << log;
+  EXPECT_LE(refusals, 1u + static_cast<size_t>(seconds)) << log;
 }
 
 // A partner's node is refused (403) only when this node does not know it. When the store cannot

@@ -691,6 +691,7 @@ struct Statements {
   StmtPtr insert_object;
   StmtPtr get_object;
   StmtPtr list_objects;
+  StmtPtr list_object_labels;
   StmtPtr update_sealed;
   StmtPtr reinstate_object_copy;
   StmtPtr erase_object_copy;
@@ -720,6 +721,8 @@ struct Statements {
   StmtPtr due_deliveries;
   StmtPtr list_outbox;
   StmtPtr list_outbox_all;
+  StmtPtr count_outbox;
+  StmtPtr list_undelivered;
   StmtPtr record_attempt;
   StmtPtr mark_delivered;
   StmtPtr get_queued;
@@ -775,6 +778,12 @@ Result<Statements> PrepareAll(sqlite3* db) {
       prep(s.get_object, "SELECT " + object_columns + " FROM objects WHERE id = ?1"));
   ACCORD_RETURN_IF_ERROR(
       prep(s.list_objects, "SELECT " + object_columns + " FROM objects ORDER BY id"));
+  // The columns of kObjectColumns with the sealed ones empty, then the ciphertext's length
+  // (which SQLite reads from the record's header, not the payload's pages).
+  ACCORD_RETURN_IF_ERROR(prep(s.list_object_labels,
+                              "SELECT id, originator, level, topics, compartments, rel_to, "
+                              "version, X'', X'', created_at, destroyed_at, received_from, "
+                              "length(ciphertext) FROM objects ORDER BY id"));
   ACCORD_RETURN_IF_ERROR(prep(s.update_sealed,
                               "UPDATE objects SET level = ?2, version = ?3, ciphertext = ?4, "
                               "wrapped_key = ?5 WHERE id = ?1 AND destroyed_at IS NULL"));
@@ -873,6 +882,13 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(
       prep(s.list_outbox, outbox_columns + "WHERE to_party = ?1 ORDER BY state != 0, seq"));
   ACCORD_RETURN_IF_ERROR(prep(s.list_outbox_all, outbox_columns + "ORDER BY state != 0, seq"));
+  ACCORD_RETURN_IF_ERROR(prep(s.count_outbox,
+                              "SELECT to_party, state, COUNT(*) FROM outbox GROUP BY to_party, "
+                              "state ORDER BY to_party"));
+  ACCORD_RETURN_IF_ERROR(prep(s.list_undelivered,
+                              "SELECT seq, id, to_party, kind, object_id, X'', queued_us, "
+                              "attempts, next_attempt_us, last_error, state, done_us FROM outbox "
+                              "WHERE state != 1 ORDER BY state != 0, seq LIMIT ?1"));
   ACCORD_RETURN_IF_ERROR(prep(s.record_attempt,
                               "UPDATE outbox SET attempts = attempts + 1, last_error = ?3, "
                               "next_attempt_us = ?4, state = ?5, done_us = ?6 "
@@ -1478,6 +1494,15 @@ class SqliteStore final : public Store {
     return Collect<ObjectRecord>(st, "list objects", {}, ReadObject);
   }
 
+  Result<std::vector<ObjectListing>> ListObjectLabels() override {
+    BoundStatement st(db_.get(), s_.list_object_labels.get());
+    return Collect<ObjectListing>(
+        st, "list objects", {}, [](const BoundStatement& row) -> Result<ObjectListing> {
+          ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, ReadObject(row));
+          return ObjectListing{std::move(o), static_cast<uint64_t>(row.ColumnInt(12))};
+        });
+  }
+
   // Binds ?1 to ?5 of the statements that replace a copy's sealed fields: id, level, version,
   // ciphertext, wrapped key.
   static void BindSealed(BoundStatement& st, const ObjectRecord& o) {
@@ -1818,6 +1843,35 @@ class SqliteStore final : public Store {
     st.BindInt(2, now_us);
     st.BindInt(3, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
     return Collect<OutboxRecord>(st, "list due deliveries to", to, ReadOutbox);
+  }
+
+  Result<std::vector<OutboxTotals>> CountOutbox() override {
+    BoundStatement st(db_.get(), s_.count_outbox.get());
+    std::vector<OutboxTotals> out;
+    for (;;) {
+      ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("count the outbox", {}));
+      if (!row) return out;
+      std::string to = st.ColumnText(0);
+      if (out.empty() || out.back().to != to) out.push_back(OutboxTotals{std::move(to)});
+      const auto n = static_cast<uint64_t>(st.ColumnInt(2));
+      switch (st.ColumnInt(1)) {
+        case 0:
+          out.back().pending = n;
+          break;
+        case 1:
+          out.back().delivered = n;
+          break;
+        default:
+          out.back().failed = n;
+          break;
+      }
+    }
+  }
+
+  Result<std::vector<OutboxRecord>> ListUndelivered(size_t limit) override {
+    BoundStatement st(db_.get(), s_.list_undelivered.get());
+    st.BindInt(1, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+    return Collect<OutboxRecord>(st, "list the outbox", {}, ReadOutbox);
   }
 
   Result<std::vector<OutboxRecord>> ListOutbox(const std::string& to) override {

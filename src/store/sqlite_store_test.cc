@@ -419,6 +419,20 @@ TEST_F(SqliteStoreTest, ListObjectsIsOrderedById) {
     EXPECT_EQ(Fields(o), Fields(MakeObject(o.id)));
   }
   EXPECT_THAT(ids, ElementsAre("B", "a", "b", "c"));
+  // Listed without the sealed fields, which a listing never needs: the same records with the
+  // ciphertext and the wrapped key empty, and the ciphertext's size.
+  auto labels = store_->ListObjectLabels();
+  ASSERT_TRUE(labels.has_value()) << labels.error().ToString();
+  ids.clear();
+  for (const ObjectListing& l : *labels) {
+    ids.push_back(l.object.id);
+    ObjectRecord expected = MakeObject(l.object.id);
+    EXPECT_EQ(l.ciphertext_bytes, expected.ciphertext.size());
+    expected.ciphertext.clear();
+    expected.wrapped_key.clear();
+    EXPECT_EQ(Fields(l.object), Fields(expected));
+  }
+  EXPECT_THAT(ids, ElementsAre("B", "a", "b", "c"));
 }
 
 TEST_F(SqliteStoreTest, UpdateSealedReplacesOnlyTheSealedFields) {
@@ -1639,6 +1653,24 @@ TEST_F(SqliteStoreTest, OutboxRetriesDeliversAndGivesUp) {
   EXPECT_EQ(all[1].done_us, 650);
   EXPECT_EQ(all[1].last_error, "refused: deny");
   EXPECT_EQ(store_->ListOutbox("USA").value().size(), 1u);
+
+  // Counted, and the undelivered listed, without reading an envelope.
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p4", "USA", 0)));
+  auto totals = store_->CountOutbox().value();
+  ASSERT_EQ(totals.size(), 2u);
+  EXPECT_EQ(totals[0].to, "JPN");
+  EXPECT_EQ(std::tuple(totals[0].pending, totals[0].delivered, totals[0].failed),
+            std::tuple(0u, 1u, 1u));
+  EXPECT_EQ(totals[1].to, "USA");
+  EXPECT_EQ(std::tuple(totals[1].pending, totals[1].delivered, totals[1].failed),
+            std::tuple(1u, 1u, 0u));
+  auto undelivered = store_->ListUndelivered(10).value();
+  ASSERT_EQ(undelivered.size(), 2u);
+  EXPECT_EQ(undelivered[0].id, "p4");  // pending first
+  EXPECT_EQ(undelivered[1].id, "p2");
+  EXPECT_EQ(undelivered[1].last_error, "refused: deny");
+  EXPECT_TRUE(undelivered[0].envelope.empty());
+  EXPECT_EQ(store_->ListUndelivered(1).value().size(), 1u);
 }
 
 TEST_F(SqliteStoreTest, LogAppendOutsideATransactionIsStillOneUnit) {
