@@ -116,6 +116,7 @@ struct Federation::Impl {
     std::optional<merkle::Hash> witnessed_root;  // of the last checkpoint cosigned here
     uint64_t reported_ahead = 0;  // the size of the checkpoint shown ahead of its log, logged
     std::optional<std::pair<uint64_t, merkle::Hash>> forked_at;  // the last one found a fork
+    bool fork_kept = false;  // a fork's evidence is kept: witnessing stops until a restart
     PeerStatus status;
   };
 
@@ -419,6 +420,10 @@ struct Federation::Impl {
   // and witnesses it.
   void Witness(Peer& p) {
     p.witnessed_at_us = NowMicros();
+    // Once a fork's evidence is kept, every later checkpoint of the partner is inconsistent
+    // with the one cosigned before it too: each would add evidence and a log entry, as often
+    // as the partner's log grows. The first says what there is to say.
+    if (p.fork_kept) return;
     // What was shown before the checkpoint is asked for (ProveShown): 0, none, if unknown.
     const int64_t shown_mark = node->ShownCheckpointMark().value_or(0);
     auto checkpoint = p.client->Request("GET", "/v1/log/checkpoint");
@@ -463,7 +468,10 @@ struct Federation::Impl {
     }
     auto cosigned = node->WitnessCheckpoint(checkpoint->body, proof, WitnessLogging::kForksOnly,
                                             p.options.party);
-    if (!cosigned && *old > cp->size) {
+    if (!cosigned && *old > cp->size && cosigned.error().code == Code::kFailedPrecondition) {
+      // (Cosign's kFailedPrecondition: signed by the partner, and smaller than the checkpoint
+      // cosigned before. A checkpoint that is not the partner's word, or a store that fails,
+      // is not a rollback and goes to "cannot witness" below.)
       // The partner's latest checkpoint is older than one it gave before: its log was rolled
       // back (restored from a backup, say). Not evidence of a fork, and nothing is kept in the
       // store, but reported as one, since entries it signed for are gone from its log.
@@ -487,6 +495,11 @@ struct Federation::Impl {
       p.status.last_error = "fork: " + cosigned.error().message;
       if (p.status.fork.empty()) p.status.fork = cosigned.error().message;  // kept: see PeerStatus
       p.forked_at = std::pair(cp->size, cp->root);
+      p.fork_kept = true;
+      log(
+          fmt::format("WITNESS: witnessing {} stops until this node restarts; the evidence is in "
+                      "`accord log evidence`",
+                      p.options.party));
       return;
     }
     p.status.witnessed_size = cp->size;

@@ -518,8 +518,13 @@ check fork-k-release '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-fo
 eventually fork-k-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
 eventually fork-kept '"party":"JPN","reachable":true,"last_error":null,"fork":"log ' \
   get KOR kor-analyst /v1/federation/peers
+# Japan's log grew with the delivery: its later checkpoints add no evidence and no log entry
+# (two witnessing rounds of 500 ms at least pass before the nodes stop).
+sleep 1.2
 live_stop_all
 check fork-evidence 'accord/JPN' "$accord" log evidence --home "$work/fork/KOR"
+check fork-logged-once '^1$' home_entries "$work/fork/KOR" '"op":"witness"[^}]*"decision":"deny","reason":"fork"'
+check fork-witnessing-stopped 'witnessing JPN stops until this node restarts' cat "$work/fork/run/KOR.log"
 
 echo "federation_test: $passed passed, $failures failed"
 [ "$failures" = 0 ]
