@@ -241,10 +241,13 @@ class Session : public std::enable_shared_from_this<Session> {
         [self = shared_from_this()](const error_code& ec) { self->OnHandshake(ec); });
   }
 
-  // The server is stopping: a connection between requests is closed now; one with a request in
-  // flight answers it first (OnWrite then closes).
+  // The server is stopping: a connection between requests (or in its handshake) ends now; one
+  // with a request in flight answers it first (OnWrite then closes). Ending it cancels the
+  // pending operation rather than closing the socket: a read that has already completed, its
+  // handler queued with a request's first bytes, still reads and answers that request, while
+  // an aborted one ends the session, and its socket closes with it.
   void OnStop() {
-    if (!busy_) Close();
+    if (!busy_) beast::get_lowest_layer(stream_).cancel();
   }
 
   // Whether the connection holds no request and may be closed to make room for a new one: it is
@@ -295,8 +298,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  // Closes the socket from outside the session's own flow (Stop, Reclaim): the pending handshake
-  // or read fails with operation_aborted, never inline. A handler already queued with success
+  // Closes the socket from outside the session's own flow (Reclaim): the pending handshake or
+  // read fails with operation_aborted, never inline. A handler already queued with success
   // (Asio reads what is there when the operation starts) sees `closed_` and stops: a request read
   // then is neither run nor answered.
   void Close() {
@@ -306,7 +309,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnHandshake(const error_code& ec) {
     handshaking_ = false;
-    if (closed_) return;  // by Stop, or to make room (logged then)
+    if (closed_) return;  // to make room (logged then)
     if (ec) {
       if (server_.stopping) {
         return;
