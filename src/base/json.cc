@@ -5,6 +5,7 @@
 #include <boost/json/value_stack.hpp>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <optional>
 #include <set>
 #include <string>
@@ -206,13 +207,16 @@ tl::expected<json::value, std::string> ParseJson(std::string_view text,
   return parser.Parse(text, std::move(storage));
 }
 
+// Boost.JSON asks for no alignment beyond the default one of new, which plain new and delete
+// give (aligned new and delete must be paired by alignment, which ASan checks).
 void* WipingJsonResource::do_allocate(size_t bytes, size_t align) {
-  return ::operator new (bytes, std::align_val_t{align});
+  if (align > __STDCPP_DEFAULT_NEW_ALIGNMENT__) throw std::bad_alloc();
+  return ::operator new(bytes);
 }
 
-void WipingJsonResource::do_deallocate(void* p, size_t bytes, size_t align) {
+void WipingJsonResource::do_deallocate(void* p, size_t bytes, size_t /*align*/) {
   SecureWipe(p, bytes);
-  ::operator delete (p, bytes, std::align_val_t{align});
+  ::operator delete(p);
 }
 
 bool WipingJsonResource::do_is_equal(const json::memory_resource& other) const noexcept {
