@@ -31,7 +31,9 @@ namespace accord {
 
 class JsonParser {
  public:
-  explicit JsonParser(const boost::json::parse_options& options = {});
+  // `temp`: the memory of the parser's own buffers (default: the heap's).
+  explicit JsonParser(const boost::json::parse_options& options = {},
+                      boost::json::storage_ptr temp = {});
   ~JsonParser();
   JsonParser(const JsonParser&) = delete;
   JsonParser& operator=(const JsonParser&) = delete;
@@ -55,8 +57,8 @@ class JsonParser {
     boost::json::storage_ptr storage = {});
 
 // Memory for a JSON document that holds a secret (a payload in base64): every block is wiped
-// when it is freed. Give it to ParseJson or JsonParser::Parse as the storage; it must outlive
-// the value parsed into it.
+// when it is freed. Give it to ParseJson as the storage (it then holds the parser's buffers
+// too), or to JsonParser's constructor and Parse; it must outlive the value parsed into it.
 class WipingJsonResource final : public boost::json::memory_resource {
  private:
   void* do_allocate(size_t bytes, size_t align) override;

@@ -35,7 +35,9 @@ class KeyCheckingHandler {
   static constexpr size_t max_key_size = json::string::max_size();
   static constexpr size_t max_string_size = json::string::max_size();
 
-  KeyCheckingHandler() = default;
+  // `temp`: the memory of the value stack's own buffers (a string read in parts, around an
+  // escape, waits there), which a document holding a secret wants wiped too.
+  explicit KeyCheckingHandler(json::storage_ptr temp = {}) : stack_(std::move(temp)) {}
 
   // Before each document: its value's memory from `storage`; whether to name a repeated key.
   void Reset(json::storage_ptr storage, bool name_duplicate) {
@@ -157,12 +159,13 @@ std::string Printable(std::string_view key) {
 }  // namespace
 
 struct JsonParser::Impl {
-  explicit Impl(const json::parse_options& options) : parser(options) {}
+  Impl(const json::parse_options& options, json::storage_ptr temp)
+      : parser(options, std::move(temp)) {}
   json::basic_parser<KeyCheckingHandler> parser;
 };
 
-JsonParser::JsonParser(const json::parse_options& options)
-    : impl_(std::make_unique<Impl>(options)) {}
+JsonParser::JsonParser(const json::parse_options& options, json::storage_ptr temp)
+    : impl_(std::make_unique<Impl>(options, std::move(temp))) {}
 
 JsonParser::~JsonParser() = default;
 
@@ -185,6 +188,7 @@ tl::expected<json::value, std::string> JsonParser::Parse(std::string_view text,
     }
     return ec;
   };
+  const json::storage_ptr again = storage;  // for a second reading, in the same memory
   if (const json::error_code ec = parse(std::move(storage), false)) {
     clear();
     return tl::unexpected(ec.message());
@@ -192,7 +196,7 @@ tl::expected<json::value, std::string> JsonParser::Parse(std::string_view text,
   json::value value = p.handler().Release();
   if (Count(value) == p.handler().members()) return value;
   // Some key came twice: read the document again to say which.
-  parse({}, true);
+  parse(again, true);
   const std::optional<std::string>& duplicate = p.handler().duplicate();
   std::string message =
       duplicate ? "duplicate key `" + Printable(*duplicate) + "`" : std::string("duplicate key");
@@ -203,7 +207,7 @@ tl::expected<json::value, std::string> JsonParser::Parse(std::string_view text,
 tl::expected<json::value, std::string> ParseJson(std::string_view text,
                                                  const json::parse_options& options,
                                                  json::storage_ptr storage) {
-  JsonParser parser(options);
+  JsonParser parser(options, storage);  // its buffers in the same memory as the value
   return parser.Parse(text, std::move(storage));
 }
 

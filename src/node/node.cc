@@ -1950,10 +1950,10 @@ Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env, const Rece
                 fmt::format("the receipt is for `{}`, which this node never sent to `{}`",
                             body.package_id, body.by));
   }
-  // And for the very bytes sent, not for others under the same id (decision 89). A destroyed
-  // copy's envelopes are erased (decision 89), so for those only the kind and object remain.
-  if (body.kind != sent->kind || body.object_id != sent->object_id ||
-      (!sent->envelope.empty() && body.package_digest != HexEncode(Sha256(sent->envelope)))) {
+  // And for what was sent under that id: its kind and object (decision 89). Not its digest:
+  // the receiver hashes the bytes as they reached it, and a file carried by hand may gain or
+  // lose whitespace around the same signed envelope, which this node cannot hash again.
+  if (body.kind != sent->kind || body.object_id != sent->object_id) {
     return Fail(Code::kPermissionDenied,
                 fmt::format("the receipt for `{}` is not for the {} of `{}` this node sent to `{}`",
                             body.package_id, sent->kind, sent->object_id, body.by));
@@ -2069,8 +2069,9 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
     if (last) {
       // What this node cosigned last, read back: a failure here is this home's, not a fork.
       if (auto resumed = witness.Resume(cp.origin, key, *last); !resumed) {
+        // kInternal: a caller reads kFailedPrecondition as Cosign's "older than" (a rollback).
         return Fail(
-            Code::kFailedPrecondition,
+            Code::kInternal,
             fmt::format("the checkpoint of `{}` this node cosigned last does not verify: {}",
                         cp.origin, resumed.error().message));
       }

@@ -470,22 +470,31 @@ TEST_F(NodeTest, AReceiptCountsOnlyForWhatThisNodeSentToItsSigner) {
   EXPECT_EQ(kor->store().ListReceipts().value().size(), 1u);
   EXPECT_EQ(kor->store().ListOutbox("USA").value()[0].state, DeliveryState::kDelivered);
 
-  // A receipt under the id of what was queued, but for other bytes, closes nothing (decision
-  // 89): here the queued envelope is bent in Korea's store, as if the US had receipted bytes
-  // of its own under that id.
+  // A receipt under the id of what was queued, but for another kind of envelope, closes
+  // nothing (decision 89): here the queued row is bent in Korea's store, as if the US had
+  // receipted a notice of its own under that id.
   auto third = kor->Release("k-r", "USA");
   ASSERT_TRUE(third) << third.error().ToString();
-  auto got = usa->Receive(*third);
+  Bytes carried = *third;
+  carried.push_back('\n');  // by hand, a newline added on the way: the same signed envelope
+  auto got = usa->Receive(carried);
   ASSERT_TRUE(got) << got.error().ToString();
-  ASSERT_TRUE(Exec(Home("KOR") + "/state.db",
-                   "UPDATE outbox SET envelope = CAST(X'20' || envelope AS BLOB) WHERE state = 0"));
-  auto other_bytes = kor->Receive(got->receipt);
-  ASSERT_FALSE(other_bytes);
-  EXPECT_EQ(other_bytes.error().code, Code::kPermissionDenied);
-  EXPECT_NE(other_bytes.error().message.find("is not for the release of `k-r`"), std::string::npos)
-      << other_bytes.error().message;
+  ASSERT_TRUE(
+      Exec(Home("KOR") + "/state.db", "UPDATE outbox SET kind = 'consent' WHERE state = 0"));
+  auto other_kind = kor->Receive(got->receipt);
+  ASSERT_FALSE(other_kind);
+  EXPECT_EQ(other_kind.error().code, Code::kPermissionDenied);
+  EXPECT_NE(other_kind.error().message.find("is not for the consent of `k-r`"), std::string::npos)
+      << other_kind.error().message;
   EXPECT_EQ(kor->store().ListReceipts().value().size(), 1u);
   EXPECT_EQ(kor->store().ListOutbox("USA").value()[0].state, DeliveryState::kPending);
+  // Once it names what was sent, the receipt closes the row, though the US hashed the bytes
+  // as they reached it, newline and all, which Korea cannot hash again.
+  ASSERT_TRUE(
+      Exec(Home("KOR") + "/state.db", "UPDATE outbox SET kind = 'release' WHERE state = 0"));
+  auto closed = kor->Receive(got->receipt);
+  ASSERT_TRUE(closed) << closed.error().ToString();
+  EXPECT_EQ(kor->store().ListReceipts().value().size(), 2u);
 }
 
 // A decision and what it records are one transaction: a destruction committed by another

@@ -194,6 +194,9 @@ class Api {
   // for all their log entries. If that commit fails, no answer carries what it computed: each
   // is the commit's error. Throws only std::bad_alloc, before running anything.
   [[nodiscard]] std::vector<ApiResponse> HandleGroup(const std::vector<GroupedRequest>& requests);
+  // The lines left out by the limit on refused certificates' lines, to log when the server
+  // stops (node thread, or once it is joined).
+  [[nodiscard]] std::vector<std::string> FlushLines() { return refused_lines_.Flush(); }
 
  private:
   ApiResponse HandleNode(const Caller& caller, std::string_view method, std::string_view target,

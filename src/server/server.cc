@@ -78,6 +78,8 @@ constexpr uint64_t kSlowBodyBytes = 1 << 20;
 constexpr uint32_t kHeaderLimit = 16 * 1024;
 constexpr std::chrono::milliseconds kAcceptRetry{100};
 constexpr std::chrono::seconds kCloseNotifyWait{1};
+// How long a connection between requests may still take to end once the server stops.
+constexpr std::chrono::seconds kStopGrace{1};
 
 // The deadline to move a request or an answer of `bytes`: `base`, and a second more for each
 // kSlowBodyBytes, since 85 MiB (a 64 MiB payload in base64) take longer than 10 s on a slow link.
@@ -247,7 +249,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // handler queued with a request's first bytes, still reads and answers that request, while
   // an aborted one ends the session, and its socket closes with it.
   void OnStop() {
-    if (!busy_) beast::get_lowest_layer(stream_).cancel();
+    if (busy_) return;
+    auto& socket = beast::get_lowest_layer(stream_);
+    // The TLS layer may be between two of its own reads, with none pending to cancel: the next
+    // one it starts times out after the grace, not the idle timeout.
+    socket.expires_after(kStopGrace);
+    socket.cancel();
   }
 
   // Whether the connection holds no request and may be closed to make room for a new one: it is
@@ -908,6 +915,9 @@ Status Server::Run() {
   // thread has been answered (the work guards).
   s.jobs.Stop();
   node_thread.join();
+  for (const std::string& line : s.api.FlushLines()) {  // the node thread's, now joined
+    s.log(line);
+  }
   s.unsynced.Stop();
   sync_thread.join();
   return OkStatus();

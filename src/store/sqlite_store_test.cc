@@ -1434,6 +1434,8 @@ INSERT INTO packages VALUES ('from-kor', 'release', 'o', 'KOR', 1, 2, X'01');
 INSERT INTO receipts VALUES ('from-kor', 'JPN', 3, X'02');
 INSERT INTO receipts VALUES ('of-jpn', 'USA', 4, X'03');
 DROP INDEX outbox_object;
+DROP INDEX outbox_states;
+DROP INDEX outbox_undelivered;
 UPDATE meta SET value = '5' WHERE key = 'schema_version';
 )sql"),
               "");
@@ -1469,6 +1471,8 @@ INSERT INTO packages VALUES ('d-gone', 'destroy', 'o-gone', 'KOR', 3, 4, X'03');
 INSERT INTO packages VALUES ('r-held', 'release', 'o-held', 'KOR', 1, 2, X'04');
 DROP TABLE shown_checkpoints;
 DROP INDEX outbox_object;
+DROP INDEX outbox_states;
+DROP INDEX outbox_undelivered;
 UPDATE meta SET value = '6' WHERE key = 'schema_version';
 )sql"),
               "");
@@ -1557,6 +1561,8 @@ INSERT INTO outbox (id, to_party, kind, object_id, envelope, queued_us, next_att
          ('d-gone', 'JPN', 'destroy', 'o-gone', X'03', 1, 1, 0),
          ('r-held', 'JPN', 'release', 'o-held', X'04', 1, 1, 0);
 DROP INDEX outbox_object;
+DROP INDEX outbox_states;
+DROP INDEX outbox_undelivered;
 UPDATE meta SET value = '8' WHERE key = 'schema_version';
 )sql"),
               "");
