@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/json.hpp>
+#include <optional>
 #include <vector>
 
 #include "accord/json.h"
@@ -98,7 +99,10 @@ bool IsObjectField(std::string_view key) {
 
 struct RequestDecoder::Impl {
   std::array<unsigned char, 16384> first_block{};
-  json::monotonic_resource arena{first_block.data(), first_block.size()};
+  // Made anew for each line: Boost.JSON's release() keeps the size of the next block it would
+  // take, which doubles with every line that outgrows the first block, until one line asks for
+  // gigabytes (a stream of large lines, or the fuzzer, found it).
+  std::optional<json::monotonic_resource> arena;
   JsonParser parser;
   std::string id_json = "null";
   RequestView view;
@@ -242,8 +246,8 @@ std::string_view RequestDecoder::id_json() const { return impl_->id_json; }
 tl::expected<const RequestView*, std::string> RequestDecoder::Decode(std::string_view line) {
   Impl& m = *impl_;
   m.id_json = "null";
-  m.arena.release();
-  auto parsed = m.parser.Parse(line, json::storage_ptr(&m.arena));
+  m.arena.emplace(m.first_block.data(), m.first_block.size());
+  auto parsed = m.parser.Parse(line, json::storage_ptr(&*m.arena));
   if (!parsed) return tl::unexpected(fmt::format("not valid JSON: {}", parsed.error()));
   const json::value root = std::move(*parsed);
   if (!root.is_object()) return tl::unexpected(std::string("a request must be a JSON object"));
