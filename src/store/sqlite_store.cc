@@ -782,8 +782,9 @@ Result<Statements> PrepareAll(sqlite3* db) {
       prep(s.get_object, "SELECT " + object_columns + " FROM objects WHERE id = ?1"));
   ACCORD_RETURN_IF_ERROR(
       prep(s.list_objects, "SELECT " + object_columns + " FROM objects ORDER BY id"));
-  // The columns of kObjectColumns with the sealed ones empty, then the ciphertext's length
-  // (which SQLite reads from the record's header, not the payload's pages).
+  // The columns of kObjectColumns with the sealed ones empty, then the ciphertext's length: no
+  // payload is copied, though SQLite still walks its overflow pages to reach the columns after
+  // it (decision 90).
   ACCORD_RETURN_IF_ERROR(prep(s.list_object_labels,
                               "SELECT id, originator, level, topics, compartments, rel_to, "
                               "version, X'', X'', created_at, destroyed_at, received_from, "
