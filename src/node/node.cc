@@ -761,6 +761,7 @@ struct Node::Impl {
   struct KeptOrders {
     std::optional<NoticeBody> destroyed;
     std::optional<std::pair<NoticeBody, Bytes>> reclassified;  // the latest, with its envelope
+    std::vector<ConsentRecord> consents;                       // in the order they came
   };
   Result<KeptOrders> OrdersFor(const std::string& object_id, const std::string& originator);
   Result<Bytes> MakeReceipt(const std::string& id, const std::string& kind,
@@ -1565,9 +1566,10 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
     ACCORD_RETURN_IF_ERROR(Seal(o, payload.Reveal(InsecureSecretAccess())));
     return true;
   };
+  // What its originator ordered before this copy arrived (KeepOrder) applies to it now.
+  KeptOrders orders;
   if (!existing) {
-    // What its originator ordered before this copy arrived (KeepOrder) applies to it now.
-    ACCORD_ASSIGN_OR_RETURN(KeptOrders orders, OrdersFor(o.id, o.originator));
+    ACCORD_ASSIGN_OR_RETURN(orders, OrdersFor(o.id, o.originator));
     if (orders.destroyed) {
       return Deny(Reason::kDestroyed,
                   fmt::format("{} ordered `{}` destroyed everywhere at {}, before this copy came",
@@ -1619,6 +1621,7 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
       reclassified.reset();  // the copy held here is as new: it stays, and so does its label
     }
     if (reclassified) ACCORD_RETURN_IF_ERROR(store->InsertReclassification(*reclassified));
+    for (const ConsentRecord& c : orders.consents) ACCORD_RETURN_IF_ERROR(store->InsertConsent(c));
     if (body.kind == "release") {
       ACCORD_RETURN_IF_ERROR(store->InsertRelease(
           ReleaseRecord{o.id, party, body.at, body.agreement, body.marking_level, body.id}));
@@ -1667,8 +1670,7 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
   ACCORD_RETURN_IF_ERROR(CheckEvidence(
       env, sender, body.id, {.op = body.kind, .object = body.object_id, .to = notice_to}));
   auto held = store->GetObject(body.object_id);
-  if (!held && held.error().code == Code::kNotFound &&
-      (body.kind == "destroy" || body.kind == "reclassify")) {
+  if (!held && held.error().code == Code::kNotFound && body.kind != "report") {
     return KeepOrder(body, raw);
   }
   ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, std::move(held));
@@ -1893,9 +1895,10 @@ Result<Bytes> Node::Impl::LabelProof(const ObjectRecord& o, ByteView consent_not
                           o.id, o.version, o.originator));
 }
 
-// The originator's order to destroy or reclassify an object this node does not hold (yet): a
-// copy may still be on its way, a forward held in a hub's outbox, say. Kept with its log entry
-// and receipt like any notice, and applied to a copy that arrives later (OrdersFor).
+// The originator's order to destroy or reclassify an object this node does not hold (yet), or
+// its consent to an onward release: a copy may still be on its way, a forward held in a hub's
+// outbox, say. Kept with its log entry and receipt like any notice, and applied to a copy that
+// arrives later (OrdersFor).
 Result<ReceiveResult> Node::Impl::KeepOrder(const NoticeBody& body, ByteView raw) {
   if (body.kind == "reclassify") ACCORD_RETURN_IF_ERROR(CheckLevel(body.originator, body.level));
   const AuditEntry entry = NoticeEntry(body, raw);
@@ -1911,24 +1914,32 @@ Result<ReceiveResult> Node::Impl::KeepOrder(const NoticeBody& body, ByteView raw
   }));
   return ReceiveResult{
       body.kind, body.object_id, body.by,
-      fmt::format("{} ordered `{}` {}: not held here; kept, and applied to a copy that arrives",
-                  body.originator, body.object_id,
-                  body.kind == "destroy" ? "destroyed everywhere"
-                                         : fmt::format("reclassified to {}", body.level)),
+      fmt::format("{} {}: not held here; kept, and applied to a copy that arrives", body.originator,
+                  body.kind == "destroy"
+                      ? fmt::format("ordered `{}` destroyed everywhere", body.object_id)
+                  : body.kind == "reclassify"
+                      ? fmt::format("reclassified `{}` to {}", body.object_id, body.level)
+                      : fmt::format("consents to the onward release of `{}` to {}", body.object_id,
+                                    body.to)),
       std::move(receipt)};
 }
 
 // The orders kept for `object_id` by KeepOrder, from its originator: whether it is to be
-// destroyed, and the latest reclassification.
+// destroyed, the latest reclassification, and the consents to onward releases.
 Result<Node::Impl::KeptOrders> Node::Impl::OrdersFor(const std::string& object_id,
                                                      const std::string& originator) {
   KeptOrders orders;
   ACCORD_ASSIGN_OR_RETURN(const std::vector<PackageRecord> kept, store->ListPackages(object_id));
   for (const PackageRecord& p : kept) {
-    if (p.from != originator || (p.kind != "destroy" && p.kind != "reclassify")) continue;
+    if (p.from != originator ||
+        (p.kind != "destroy" && p.kind != "reclassify" && p.kind != "consent")) {
+      continue;
+    }
     ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(p.bytes, MaxEnvelope()));
     ACCORD_ASSIGN_OR_RETURN(NoticeBody notice, node_internal::ParseNoticeBody(p.kind, env.body));
-    if (p.kind == "destroy") {
+    if (p.kind == "consent") {
+      orders.consents.push_back(ConsentRecord{object_id, notice.to, notice.at, p.bytes});
+    } else if (p.kind == "destroy") {
       orders.destroyed = std::move(notice);
     } else if (!orders.reclassified || notice.version > orders.reclassified->first.version) {
       orders.reclassified.emplace(std::move(notice), p.bytes);

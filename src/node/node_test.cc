@@ -1054,6 +1054,52 @@ TEST_F(NodeTest, OrdersThatReachAHolderBeforeItsCopyApplyToTheCopy) {
   EXPECT_EQ(Text(read->payload), "missile telemetry");
 }
 
+// A consent goes to every party that may hold the object, one the originator consented to
+// among them (it may hold it through a hub). One that does not hold it yet keeps the consent for
+// its copy, rather than refusing it for good.
+TEST_F(NodeTest, AConsentThatReachesAHolderBeforeItsCopyAppliesToTheCopy) {
+  InitAll();
+  Bytes forward;
+  {
+    auto kor = Open("KOR", "2015-03-01T00:00:00+09:00");
+    auto usa = Open("USA", "2015-03-02T00:00:00+09:00");
+    ToTheHub(*kor, *usa, "k-2015");  // released to the US, consent to Japan
+    forward = usa->Forward("k-2015", "JPN").value();
+  }
+  auto kor = Open("KOR", "2015-03-03T00:00:00+09:00");
+  const size_t queued_before = kor->store().ListUndelivered(100).value().size();
+  auto consent = kor->Consent("k-2015", "USA");
+  ASSERT_TRUE(consent) << consent.error().ToString();
+  // Queued for Japan, which holds only a consent here, and not for the US it names.
+  const std::vector<OutboxRecord> undelivered = kor->store().ListUndelivered(100).value();
+  ASSERT_EQ(undelivered.size(), queued_before + 1);
+  EXPECT_EQ(undelivered.back().kind, "consent");
+  EXPECT_EQ(undelivered.back().to, "JPN");
+
+  auto jpn = Open("JPN", "2015-03-04T00:00:00+09:00");
+  auto kept = jpn->Receive(*consent);
+  ASSERT_TRUE(kept) << kept.error().ToString();
+  EXPECT_NE(kept->summary.find("not held here"), std::string::npos) << kept->summary;
+  EXPECT_NE(kept->summary.find("onward release of `k-2015` to USA"), std::string::npos)
+      << kept->summary;
+  ASSERT_TRUE(kor->Receive(kept->receipt));  // delivered, not failed
+  EXPECT_TRUE(jpn->store().ListConsents("k-2015").value().empty());
+
+  // The copy comes: it carries its own consent (to Japan), and the kept one is recorded with it.
+  ASSERT_TRUE(jpn->Receive(forward));
+  std::vector<std::pair<std::string, Bytes>> consents;
+  const std::vector<ConsentRecord> recorded = jpn->store().ListConsents("k-2015").value();
+  for (const ConsentRecord& c : recorded) {
+    consents.emplace_back(c.to, c.notice);
+  }
+  ASSERT_EQ(consents.size(), 2u);
+  std::sort(consents.begin(), consents.end());
+  EXPECT_EQ(consents[0].first, "JPN");
+  EXPECT_EQ(consents[1].first, "USA");
+  // The kept notice is the one received, so that Japan's own forward can show it.
+  EXPECT_EQ(consents[1].second, *consent);
+}
+
 TEST_F(NodeTest, APackageForJapanIsUselessToTheUs) {
   InitAll();
   auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
