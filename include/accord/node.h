@@ -110,6 +110,13 @@ struct ObjectSummary {
   std::vector<std::string> held_by;  // parties released or forwarded to, as this node knows
 };
 
+// One page of Node::List.
+struct ObjectPage {
+  std::vector<ObjectSummary> objects;  // by id
+  // The last id of this page when more objects follow it (the next page's `after`).
+  std::optional<std::string> next;
+};
+
 struct ReceiveResult {
   std::string kind;  // release | forward | consent | reclassify | destroy | report | receipt
   std::string object_id;
@@ -184,9 +191,12 @@ class Node {
   // Decides `subject` reading `object_id` now; on allow, decrypts. A denial is an error.
   [[nodiscard]] Result<ReadResult> Read(const std::string& subject_id,
                                         const std::string& object_id);
-  // Every object this node holds, or, for `subject_id`, only those the subject may read now (a
-  // label is itself classified). Listing is not logged; reading is.
-  [[nodiscard]] Result<std::vector<ObjectSummary>> List(const std::string& subject_id = {});
+  // The objects this node holds, or, for `subject_id`, only those the subject may read now (a
+  // label is itself classified), by id: the first `limit` whose id sorts after `after`
+  // (bytewise). Listing is not logged; reading is.
+  [[nodiscard]] Result<ObjectPage> List(const std::string& subject_id = {},
+                                        std::string_view after = {},
+                                        size_t limit = std::numeric_limits<size_t>::max());
 
   // Transfer packages (signed envelopes) for `to`.
   [[nodiscard]] Result<Bytes> Release(const std::string& object_id, const std::string& to);

@@ -256,9 +256,11 @@ class Store {
   [[nodiscard]] virtual Status InsertObject(const ObjectRecord& object) = 0;  // kAlreadyExists
   [[nodiscard]] virtual Result<ObjectRecord> GetObject(const std::string& id) = 0;  // kNotFound
   [[nodiscard]] virtual Result<std::vector<ObjectRecord>> ListObjects() = 0;        // by id
-  // Every object by id without its sealed payload and key (left empty; the ciphertext's size
-  // instead), so that a listing does not read every payload stored.
-  [[nodiscard]] virtual Result<std::vector<ObjectListing>> ListObjectLabels() = 0;
+  // The first `limit` objects by id whose id sorts after `after` (bytewise), without their
+  // sealed payload and key (left empty; the ciphertext's size instead), so that a listing does
+  // not read every payload stored.
+  [[nodiscard]] virtual Result<std::vector<ObjectListing>> ListObjectLabels(std::string_view after,
+                                                                            size_t limit) = 0;
   // Replaces level, version, ciphertext and wrapped key (a reclassification re-seals) of a copy
   // that is not destroyed; kFailedPrecondition if it is (another process destroyed it since it
   // was read), so that no re-seal puts sealed bytes back under a destroyed copy.

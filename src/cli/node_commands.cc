@@ -597,7 +597,7 @@ std::optional<int> NodeCommands::Run() {
   if (ran == f.ls) {
     auto list = node.List();
     if (!list) return Report(list.error());
-    for (const auto& o : *list) {
+    for (const auto& o : list->objects) {
       if (f.json) {
         json::array held;
         for (const auto& h : o.held_by) held.emplace_back(h);

@@ -686,6 +686,34 @@ struct Node::Impl {
     return out;
   }
 
+  // What a listing shows of `listing`: its label, payload size and the parties it went to.
+  Result<ObjectSummary> Summarize(ObjectListing listing) {
+    ObjectRecord& o = listing.object;
+    ObjectSummary s{
+        std::move(o.id),
+        std::move(o.originator),
+        std::move(o.level),
+        o.version,
+        std::move(o.topics),
+        std::move(o.compartments),
+        std::move(o.rel_to),
+        std::move(o.received_from),
+        o.destroyed_at,
+        listing.ciphertext_bytes >= kAeadOverhead ? listing.ciphertext_bytes - kAeadOverhead : 0,
+        {}};
+    ACCORD_ASSIGN_OR_RETURN(auto releases, store->ListReleases(s.id));
+    ACCORD_ASSIGN_OR_RETURN(auto forwards, store->ListForwards(s.id));
+    for (const auto& r : releases) {
+      if (r.to != party) s.held_by.push_back(r.to);
+    }
+    for (const auto& f : forwards) {
+      if (f.to != party) s.held_by.push_back(f.to);
+    }
+    std::sort(s.held_by.begin(), s.held_by.end());
+    s.held_by.erase(std::unique(s.held_by.begin(), s.held_by.end()), s.held_by.end());
+    return s;
+  }
+
   // Writes `records` and `entry` in one transaction with `env` (what this node sends, with the
   // log's proof of that entry) queued in the outbox for each of `recipients`; returns `env`.
   Result<Bytes> CommitAndSend(Envelope env, const AuditEntry& entry,
@@ -1075,45 +1103,37 @@ Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& 
   return result;
 }
 
-Result<std::vector<ObjectSummary>> Node::List(const std::string& subject_id) {
+Result<ObjectPage> Node::List(const std::string& subject_id, std::string_view after, size_t limit) {
   Impl& n = *impl_;
-  ACCORD_ASSIGN_OR_RETURN(auto listings, n.store->ListObjectLabels());  // no payload read
   std::optional<SubjectRecord> subject;
   if (!subject_id.empty()) {
     ACCORD_ASSIGN_OR_RETURN(subject, n.store->GetSubject(subject_id));
   }
   const Instant now = Now();
-  std::vector<ObjectSummary> out;
-  out.reserve(listings.size());
-  for (auto& [o, ciphertext_bytes] : listings) {
-    if (subject) {
-      ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
-      if (!n.DecideRead(*subject, facts, now, nullptr).allow) continue;
+  ObjectPage page;
+  // The store's rows in chunks, until one more object than `limit` is found (so that `next`
+  // names an object the caller may read, never one it may not) or the rows run out. A listing
+  // of every object takes one chunk.
+  const size_t chunk = std::min<size_t>(limit, 255) + 1;
+  std::string cursor(after);
+  for (;;) {
+    ACCORD_ASSIGN_OR_RETURN(std::vector<ObjectListing> listings,
+                            n.store->ListObjectLabels(cursor, chunk));  // no payload read
+    for (ObjectListing& listing : listings) {
+      cursor = listing.object.id;
+      if (subject) {
+        ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(listing.object));
+        if (!n.DecideRead(*subject, facts, now, nullptr).allow) continue;
+      }
+      if (page.objects.size() == limit) {
+        if (!page.objects.empty()) page.next = page.objects.back().id;
+        return page;
+      }
+      ACCORD_ASSIGN_OR_RETURN(ObjectSummary summary, n.Summarize(std::move(listing)));
+      page.objects.push_back(std::move(summary));
     }
-    ObjectSummary s{o.id,
-                    o.originator,
-                    o.level,
-                    o.version,
-                    o.topics,
-                    o.compartments,
-                    o.rel_to,
-                    o.received_from,
-                    o.destroyed_at,
-                    ciphertext_bytes >= kAeadOverhead ? ciphertext_bytes - kAeadOverhead : 0,
-                    {}};
-    ACCORD_ASSIGN_OR_RETURN(auto releases, n.store->ListReleases(o.id));
-    ACCORD_ASSIGN_OR_RETURN(auto forwards, n.store->ListForwards(o.id));
-    for (const auto& r : releases) {
-      if (r.to != n.party) s.held_by.push_back(r.to);
-    }
-    for (const auto& f : forwards) {
-      if (f.to != n.party) s.held_by.push_back(f.to);
-    }
-    std::sort(s.held_by.begin(), s.held_by.end());
-    s.held_by.erase(std::unique(s.held_by.begin(), s.held_by.end()), s.held_by.end());
-    out.push_back(std::move(s));
+    if (listings.size() < chunk) return page;
   }
-  return out;
 }
 
 // --- release and forward ---------------------------------------------------------------------

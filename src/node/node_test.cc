@@ -342,9 +342,9 @@ TEST_F(NodeTest, ReleaseIn2018IsReadByAClearedAnalystOnly) {
     ASSERT_FALSE(clerk);
     EXPECT_EQ(Denial(clerk.error()), Reason::kInsufficientClearance);
     // A subject's listing shows only the labels it may read.
-    EXPECT_EQ(jpn->List("jpn-analyst")->size(), 1u);
-    EXPECT_TRUE(jpn->List("jpn-clerk")->empty());
-    EXPECT_EQ(jpn->List()->size(), 1u);
+    EXPECT_EQ(jpn->List("jpn-analyst")->objects.size(), 1u);
+    EXPECT_TRUE(jpn->List("jpn-clerk")->objects.empty());
+    EXPECT_EQ(jpn->List()->objects.size(), 1u);
     // Still readable in 2019 after the suspension, and after the withdrawal.
     auto later = Open("JPN", "2023-06-01T00:00:00+09:00");
     EXPECT_TRUE(later->Read("jpn-analyst", "k-2018"));
@@ -1054,6 +1054,50 @@ TEST_F(NodeTest, OrdersThatReachAHolderBeforeItsCopyApplyToTheCopy) {
   EXPECT_EQ(Text(read->payload), "missile telemetry");
 }
 
+// A listing comes in pages by id, and a page's `next` names an object the caller may read, never
+// one it may not (a label, an id among them, is itself classified).
+TEST_F(NodeTest, AListingComesInPagesOfWhatTheCallerMayRead) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  // kor-analyst holds II: of k-00 … k-09, it may read the odd ones (III), not the even (I).
+  for (int i = 0; i < 10; ++i) {
+    const std::string id = fmt::format("k-{:02}", i);
+    ASSERT_TRUE(CreateObject(*kor, id, "x", {"JPN"}, i % 2 == 1 ? "III" : "I"));
+  }
+  const auto pages = [&](const std::string& subject, size_t limit) {
+    std::vector<std::string> seen;
+    std::string after;
+    for (int page = 0; page < 20; ++page) {
+      auto listed = kor->List(subject, after, limit);
+      EXPECT_TRUE(listed) << listed.error().ToString();
+      if (!listed) break;
+      EXPECT_LE(listed->objects.size(), limit);
+      for (const ObjectSummary& s : listed->objects) seen.push_back(s.id);
+      if (!listed->next) break;
+      EXPECT_EQ(listed->objects.size(), limit);  // only the last page is short
+      EXPECT_EQ(*listed->next, seen.back());
+      after = *listed->next;
+    }
+    return seen;
+  };
+  const std::vector<std::string> odd = {"k-01", "k-03", "k-05", "k-07", "k-09"};
+  for (size_t limit : {1u, 2u, 5u, 100u}) {
+    SCOPED_TRACE(limit);
+    EXPECT_EQ(pages("kor-analyst", limit), odd);
+    EXPECT_EQ(pages("", limit).size(), 10u);
+  }
+  // The last page that is full says nothing follows, when only unreadable objects do.
+  auto last = kor->List("kor-analyst", "k-06", 2);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->objects.size(), 2u);
+  EXPECT_FALSE(last->next);
+  // `after` need not name an object.
+  auto from = kor->List("kor-analyst", "k-04x", 1);
+  ASSERT_TRUE(from && from->objects.size() == 1u);
+  EXPECT_EQ(from->objects[0].id, "k-05");
+  EXPECT_EQ(from->next, "k-05");
+}
+
 // A consent goes to every party that may hold the object, one the originator consented to
 // among them (it may hold it through a hub). One that does not hold it yet keeps the consent for
 // its copy, rather than refusing it for good.
@@ -1643,7 +1687,7 @@ TEST_F(NodeTest, SurvivesSigkillDuringWrites) {
     }
     auto all = kor->List();
     ASSERT_TRUE(all);
-    for (const auto& s : *all) {  // nothing half-written: whatever is there opens
+    for (const auto& s : all->objects) {  // nothing half-written: whatever is there opens
       ASSERT_TRUE(kor->Read("kor-analyst", s.id)) << s.id;
     }
     sqlite3* db = nullptr;

@@ -36,6 +36,8 @@ namespace json = boost::json;
 constexpr std::string_view kJsonLines = "application/jsonl";
 constexpr std::string_view kTextPlain = "text/plain; charset=utf-8";
 constexpr std::string_view kObjects = "/v1/objects/";  // the prefix of an object's routes
+// GET /v1/objects: objects a page by default, and at most.
+constexpr uint64_t kDefaultListLimit = 100, kMaxListLimit = 1000;
 
 ApiError MakeError(unsigned status, std::string code, std::string message, std::string allow = {}) {
   return ApiError{status, std::move(code), std::move(message), std::move(allow)};
@@ -536,6 +538,7 @@ namespace {
 // Whether `route` reads parameters from the query string.
 bool TakesQuery(Route route) {
   switch (route) {
+    case Route::kListObjects:
     case Route::kAgreements:
     case Route::kAgreement:
     case Route::kTimeline:
@@ -660,6 +663,20 @@ tl::expected<ApiRequest, ApiError> DecodeRoute(std::string_view method, std::str
       if (request && request->route == Route::kCreateObject) {
         if (auto decoded = DecodeNewObject(body, *request); !decoded) {
           return tl::unexpected(std::move(decoded).error());
+        }
+      }
+      if (request && request->route == Route::kListObjects) {
+        auto query = DecodeQuery(target, {"after", "limit"});
+        if (!query) return tl::unexpected(std::move(query).error());
+        auto limit = QueryNumber(*query, "limit");
+        if (!limit) return tl::unexpected(std::move(limit).error());
+        request->limit = limit->value_or(kDefaultListLimit);
+        if (request->limit == 0 || request->limit > kMaxListLimit) {
+          return tl::unexpected(MakeError(400, "invalid-argument",
+                                          fmt::format("`limit` must be 1 to {}", kMaxListLimit)));
+        }
+        if (const auto after = query->find("after"); after != query->end()) {
+          request->after = after->second;
         }
       }
       return request;
@@ -978,7 +995,7 @@ ApiResponse Api::Run(const std::string& subject, ApiRequest& request) {
     case Route::kDecide:
       return Decide(request.lines);
     case Route::kListObjects:
-      return ListObjects(subject);
+      return ListObjects(subject, request);
     case Route::kGetObject:
       return GetObject(subject, request.object_id);
     case Route::kCreateObject:
@@ -1063,14 +1080,14 @@ ApiResponse Api::Decide(std::string_view lines) {
   return r;
 }
 
-ApiResponse Api::ListObjects(const std::string& subject) {
-  auto list = node_.List(subject);
+ApiResponse Api::ListObjects(const std::string& subject, const ApiRequest& request) {
+  auto list = node_.List(subject, request.after, request.limit);
   if (!list) {
     return FromError(list.error(), "listing the objects");
   }
   json::array objects;
-  objects.reserve(list->size());
-  for (const ObjectSummary& s : *list) {
+  objects.reserve(list->objects.size());
+  for (const ObjectSummary& s : list->objects) {
     json::object o;
     o["id"] = s.id;
     o["originator"] = s.originator;
@@ -1088,6 +1105,7 @@ ApiResponse Api::ListObjects(const std::string& subject) {
   }
   json::object out;
   out["objects"] = std::move(objects);
+  out["next"] = list->next ? json::value(*list->next) : json::value(nullptr);
   return Json(200, out);
 }
 

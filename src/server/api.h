@@ -63,6 +63,8 @@ inline constexpr size_t kMaxConsistencySizes = merkle::kMaxConsistencyProofs;
 struct ApiRequest {
   Route route = Route::kHealth;
   std::string object_id;      // routes under /v1/objects/{id} (percent-decoded)
+  std::string after;          // kListObjects: ?after= (percent-decoded; empty: from the first)
+  uint64_t limit = 0;         // kListObjects: ?limit=
   NewObject object;           // kCreateObject
   SecretBytes payload;        // kCreateObject: the decoded payload_base64
   std::string_view lines;     // kDecide: the body, a view into the `body` given to the decoder
@@ -206,7 +208,7 @@ class Api {
   ApiResponse FromError(const Error& error, std::string_view what);
   ApiResponse Health();
   ApiResponse Decide(std::string_view lines);
-  ApiResponse ListObjects(const std::string& subject);
+  ApiResponse ListObjects(const std::string& subject, const ApiRequest& request);
   ApiResponse GetObject(const std::string& subject, const std::string& id);
   ApiResponse CreateObject(const std::string& subject, ApiRequest& request);
   ApiResponse Act(const std::string& subject, ApiRequest& request);

@@ -802,6 +802,7 @@ TEST_F(ServerTest, CreateThenReadAsClearedAndUnclearedSubjects) {
   EXPECT_EQ(objects[0].at("payload_bytes").to_number<int64_t>(),
             static_cast<int64_t>(payload.size()));
   EXPECT_FALSE(objects[0].as_object().contains("payload_base64"));
+  EXPECT_TRUE(listed.at("next").is_null());
 
   // Creating the same id again conflicts; reading an unknown id is 404.
   EXPECT_EQ(Call("kor-analyst", "POST", "/v1/objects", NewObjectJson("k-1", "II", "x")).status,
@@ -813,6 +814,30 @@ TEST_F(ServerTest, CreateThenReadAsClearedAndUnclearedSubjects) {
   ASSERT_EQ(Call("kor-analyst", "POST", "/v1/objects", NewObjectJson("k 2/b", "III", "y")).status,
             201);
   EXPECT_EQ(Call("kor-clerk", "GET", "/v1/objects/k%202%2Fb").status, 200);
+
+  // Pages by id ("k 2/b" sorts before "k-1"); `next` is the following page's `after`.
+  const HttpResponse first = Call("kor-analyst", "GET", "/v1/objects?limit=1");
+  ASSERT_EQ(first.status, 200) << first.body;
+  ASSERT_EQ(first.Json().at("objects").as_array().size(), 1u);
+  EXPECT_EQ(Str(first.Json().at("objects").as_array()[0].at("id")), "k 2/b");
+  EXPECT_EQ(Str(first.Json().at("next")), "k 2/b");
+  const HttpResponse second = Call("kor-analyst", "GET", "/v1/objects?after=k%202%2Fb&limit=1");
+  ASSERT_EQ(second.status, 200) << second.body;
+  ASSERT_EQ(second.Json().at("objects").as_array().size(), 1u);
+  EXPECT_EQ(Str(second.Json().at("objects").as_array()[0].at("id")), "k-1");
+  EXPECT_TRUE(second.Json().at("next").is_null());
+  // kor-clerk may not read k-1: its page of one says nothing follows.
+  const HttpResponse clerk = Call("kor-clerk", "GET", "/v1/objects?limit=1");
+  ASSERT_EQ(clerk.status, 200) << clerk.body;
+  EXPECT_EQ(clerk.Json().at("objects").as_array().size(), 1u);
+  EXPECT_TRUE(clerk.Json().at("next").is_null());
+  for (const char* bad : {"/v1/objects?limit=0", "/v1/objects?limit=1001", "/v1/objects?limit=x",
+                          "/v1/objects?page=2", "/v1/objects?after=a&after=b"}) {
+    SCOPED_TRACE(bad);
+    const HttpResponse refused = Call("kor-analyst", "GET", bad);
+    EXPECT_EQ(refused.status, 400);
+    EXPECT_EQ(refused.ErrorCode(), "invalid-argument");
+  }
 }
 
 TEST_F(ServerTest, ConcurrentReadsEachGetTheirAnswerAndTheirLogEntry) {
@@ -1508,8 +1533,9 @@ TEST(ApiDecoderTest, RoutesAndMethods) {
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/health?verbose=1", "").error().status, 400u);
   // On every route, the body's routes included: a query there is a client's mistake.
   for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
-           {"GET", "/v1/objects?limit=5"},
+           {"GET", "/v1/objects?offset=5"},
            {"POST", "/v1/objects?dry-run"},
+           {"POST", "/v1/objects?limit=5"},
            {"GET", "/v1/objects/x?at=2019-11-23T00:00:00Z"},
            {"POST", "/v1/objects/x/release?to=JPN"},
            {"POST", "/v1/decide?at=2020-01-01T00:00:00Z"},
@@ -1522,6 +1548,15 @@ TEST(ApiDecoderTest, RoutesAndMethods) {
     EXPECT_EQ(decoded.error().code, "invalid-argument") << target;
   }
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/objects/x?", "")->object_id, "x");  // an empty query
+  // The listing's page: 100 from the first by default.
+  auto listing = DecodeApiRequest("GET", "/v1/objects", "");
+  ASSERT_TRUE(listing);
+  EXPECT_EQ(listing->limit, 100u);
+  EXPECT_EQ(listing->after, "");
+  listing = DecodeApiRequest("GET", "/v1/objects?limit=1000&after=k%2F1", "");
+  ASSERT_TRUE(listing);
+  EXPECT_EQ(listing->limit, 1000u);
+  EXPECT_EQ(listing->after, "k/1");
   // The route and the method are checked before the query.
   EXPECT_EQ(DecodeApiRequest("DELETE", "/v1/objects/x?a=1", "").error().status, 405u);
   EXPECT_EQ(DecodeApiRequest("POST", "/v1/health?a=1", "").error().status, 405u);

@@ -788,7 +788,8 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.list_object_labels,
                               "SELECT id, originator, level, topics, compartments, rel_to, "
                               "version, X'', X'', created_at, destroyed_at, received_from, "
-                              "length(ciphertext) FROM objects ORDER BY id"));
+                              "length(ciphertext) FROM objects WHERE id > ?1 ORDER BY id "
+                              "LIMIT ?2"));
   ACCORD_RETURN_IF_ERROR(prep(s.update_sealed,
                               "UPDATE objects SET level = ?2, version = ?3, ciphertext = ?4, "
                               "wrapped_key = ?5 WHERE id = ?1 AND destroyed_at IS NULL"));
@@ -1500,8 +1501,11 @@ class SqliteStore final : public Store {
     return Collect<ObjectRecord>(st, "list objects", {}, ReadObject);
   }
 
-  Result<std::vector<ObjectListing>> ListObjectLabels() override {
+  Result<std::vector<ObjectListing>> ListObjectLabels(std::string_view after,
+                                                      size_t limit) override {
     BoundStatement st(db_.get(), s_.list_object_labels.get());
+    st.BindText(1, after);
+    st.BindInt(2, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
     return Collect<ObjectListing>(
         st, "list objects", {}, [](const BoundStatement& row) -> Result<ObjectListing> {
           ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, ReadObject(row));

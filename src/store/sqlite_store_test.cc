@@ -421,7 +421,7 @@ TEST_F(SqliteStoreTest, ListObjectsIsOrderedById) {
   EXPECT_THAT(ids, ElementsAre("B", "a", "b", "c"));
   // Listed without the sealed fields, which a listing never needs: the same records with the
   // ciphertext and the wrapped key empty, and the ciphertext's size.
-  auto labels = store_->ListObjectLabels();
+  auto labels = store_->ListObjectLabels("", 100);
   ASSERT_TRUE(labels.has_value()) << labels.error().ToString();
   ids.clear();
   for (const ObjectListing& l : *labels) {
@@ -433,6 +433,21 @@ TEST_F(SqliteStoreTest, ListObjectsIsOrderedById) {
     EXPECT_EQ(Fields(l.object), Fields(expected));
   }
   EXPECT_THAT(ids, ElementsAre("B", "a", "b", "c"));
+  // In pages: after an id (bytewise, which need not be one stored), at most `limit`.
+  const auto page = [&](std::string_view after, size_t limit) {
+    std::vector<std::string> out;
+    const std::vector<ObjectListing> listed = store_->ListObjectLabels(after, limit).value();
+    for (const ObjectListing& l : listed) {
+      out.push_back(l.object.id);
+    }
+    return out;
+  };
+  EXPECT_THAT(page("", 2), ElementsAre("B", "a"));
+  EXPECT_THAT(page("a", 2), ElementsAre("b", "c"));
+  EXPECT_THAT(page("C", 1), ElementsAre("a"));
+  EXPECT_THAT(page("b", 10), ElementsAre("c"));
+  EXPECT_THAT(page("c", 10), ElementsAre());
+  EXPECT_THAT(page("", 0), ElementsAre());
 }
 
 TEST_F(SqliteStoreTest, UpdateSealedReplacesOnlyTheSealedFields) {

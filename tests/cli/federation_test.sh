@@ -111,7 +111,7 @@ check release-2018 '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-2018
 eventually jpn-reads-2018 '"reason":"released"' get JPN jpn-analyst /v1/objects/k-2018
 check clerk-refused '"code":"insufficient-clearance"' get JPN jpn-clerk /v1/objects/k-2018
 check analyst-lists '"id":"k-2018"' get JPN jpn-analyst /v1/objects
-check clerk-lists-nothing '^\{"objects":\[\]\}$' get JPN jpn-clerk /v1/objects
+check clerk-lists-nothing '^\{"objects":\[\],"next":null\}$' get JPN jpn-clerk /v1/objects
 check usa-cannot-open '"code":"not-found"' get USA usa-analyst /v1/objects/k-2018
 eventually receipt-2018 '"JPN":\{"pending":0,"delivered":1,"failed":0\}' get KOR kor-analyst /v1/outbox
 check jpn-logged-receive '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-2018"'
