@@ -248,10 +248,14 @@ class Node {
   // and both signed checkpoints are kept as evidence (`ForkEvidence`). `served_by`, when given, is
   // the party whose node served the checkpoint: one of another party's log is kPermissionDenied
   // (a node must not pass a third party's checkpoints off as its own, or frame that party with a
-  // proof that cannot hold), and nothing is kept.
+  // proof that cannot hold), and nothing is kept. `proof_from`, when given, is the size the
+  // proof starts at, as the caller read it (`WitnessedSize`): if another witness of this home
+  // cosigned meanwhile, the last checkpoint cosigned is no longer that size, and the answer is
+  // kUnavailable with nothing kept, rather than a proof from the wrong size taken for a fork.
   [[nodiscard]] Result<std::string> WitnessCheckpoint(
       std::string_view checkpoint, std::span<const merkle::Hash> proof,
-      WitnessLogging logging = WitnessLogging::kEveryCosignature, std::string_view served_by = {});
+      WitnessLogging logging = WitnessLogging::kEveryCosignature, std::string_view served_by = {},
+      std::optional<uint64_t> proof_from = std::nullopt);
   // The origin line of `party`'s log checkpoints: "accord/" and the party.
   [[nodiscard]] static std::string LogOrigin(std::string_view party);
   // The size of `party`'s log this node last cosigned; 0 when none.

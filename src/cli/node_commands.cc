@@ -219,7 +219,8 @@ struct NodeCommands::Flags {
   std::string id, level, topics, compartments, rel_to, in = "-", out, as, to, text, kind, file;
   std::string subject_id, clearance, need_to_know;
   uint64_t from = 0, count = 0, index = 0, size = 0, to_size = 0;
-  std::vector<uint64_t> from_sizes;  // log consistency --from
+  std::optional<uint64_t> proof_from;  // log witness --from
+  std::vector<uint64_t> from_sizes;    // log consistency --from
   std::string pki_out, pki_nodes, pki_users, pki_hosts = "localhost,127.0.0.1";
   int64_t pki_days = 365;
   std::string proof;
@@ -439,6 +440,10 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   f.log_witness->add_option("--proof", f.proof,
                             "Consistency proof from the size last cosigned (hex, comma-separated; "
                             "the partner prints it with `log consistency --from SIZE`)");
+  f.log_witness->add_option(
+      "--from", f.proof_from,
+      "The size the proof starts at: if the node cosigned another size since (its federation, "
+      "say), nothing is kept and the command fails (exit 1) rather than take the proof for a fork");
   f.log_witness->add_option("--out", f.out, "Write the cosigned checkpoint here");
   f.log_evidence = log->add_subcommand(
       "evidence", "Print the evidence kept of partners' rewritten or truncated logs");
@@ -808,7 +813,8 @@ std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
       PrintError(fmt::format("--proof: {}", proof.error().message));
       return kExitUsage;
     }
-    auto cosigned = node.WitnessCheckpoint(*checkpoint, *proof);
+    auto cosigned = node.WitnessCheckpoint(*checkpoint, *proof, WitnessLogging::kEveryCosignature,
+                                           {}, f.proof_from);
     if (!cosigned) return Report(cosigned.error());
     if (!f.out.empty()) {
       if (!WriteFile(f.out, AsBytes(*cosigned))) return kExitIo;

@@ -2064,7 +2064,8 @@ std::string Node::LogOrigin(std::string_view party) { return node_internal::LogO
 
 Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
                                             std::span<const merkle::Hash> proof,
-                                            WitnessLogging logging, std::string_view served_by) {
+                                            WitnessLogging logging, std::string_view served_by,
+                                            std::optional<uint64_t> proof_from) {
   Impl& n = *impl_;
   ACCORD_ASSIGN_OR_RETURN(note::Note parsed, note::Parse(checkpoint));
   ACCORD_ASSIGN_OR_RETURN(note::Checkpoint cp, note::ParseCheckpoint(parsed.text));
@@ -2108,6 +2109,21 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
       }
     } else {
       witness.Watch(cp.origin, key);
+    }
+    if (proof_from) {
+      const std::optional<std::string> latest = witness.Latest(cp.origin);
+      uint64_t cosigned_size = 0;
+      if (latest) {
+        ACCORD_ASSIGN_OR_RETURN(note::Note held, note::Parse(*latest));
+        ACCORD_ASSIGN_OR_RETURN(note::Checkpoint held_cp, note::ParseCheckpoint(held.text));
+        cosigned_size = held_cp.size;
+      }
+      if (cosigned_size != *proof_from) {
+        return Fail(Code::kUnavailable,
+                    fmt::format("another witness of this home cosigned `{}` at size {} since the "
+                                "proof from size {} was fetched: fetch it again",
+                                cp.origin, cosigned_size, *proof_from));
+      }
     }
     auto cosigned = witness.Cosign(checkpoint, proof);
     if (!cosigned) {

@@ -2212,6 +2212,42 @@ TEST_F(NodeTest, AWitnessCatchesARewrittenOrTruncatedLog) {
   EXPECT_EQ(jpn->WitnessedSize("KOR").value(), 4u);                    // unchanged by the refusals
 }
 
+// Two witnesses of one home (the federation, and `accord log witness` beside it): a proof
+// fetched from the size cosigned before the other witness moved on is not taken for a fork.
+TEST_F(NodeTest, AProofFromASizeAnotherWitnessMovedOnFromIsNotAFork) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
+  ASSERT_TRUE(jpn->WitnessCheckpoint(kor->LogCheckpoint().value(), {}));
+  const uint64_t a = jpn->WitnessedSize("KOR").value();
+  ASSERT_TRUE(CreateObject(*kor, "k-2", "y", {"JPN"}));
+  const std::string b_checkpoint = kor->LogCheckpoint().value();
+  const uint64_t b = kor->LogSize().value();
+  ASSERT_TRUE(CreateObject(*kor, "k-3", "z", {"JPN"}));
+  const std::string c_checkpoint = kor->LogCheckpoint().value();
+  const uint64_t c = kor->LogSize().value();
+  ASSERT_LT(a, b);
+  ASSERT_LT(b, c);
+  // One witness reads size a and fetches the proof a → c; the other cosigns b meanwhile.
+  const std::vector<merkle::Hash> a_to_c = kor->LogConsistencyProof(a, c).value();
+  auto other = OpenHome(Home("JPN"), "JPN", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(other->WitnessCheckpoint(b_checkpoint, kor->LogConsistencyProof(a, b).value()));
+
+  auto late = jpn->WitnessCheckpoint(c_checkpoint, a_to_c, WitnessLogging::kForksOnly, "KOR", a);
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, Code::kUnavailable) << late.error().ToString();
+  EXPECT_NE(late.error().message.find("at size " + std::to_string(b)), std::string::npos)
+      << late.error().message;
+  EXPECT_TRUE(jpn->ForkEvidence().value().empty());
+  EXPECT_EQ(jpn->WitnessedSize("KOR").value(), b);
+  // From the size cosigned now, the same checkpoint is cosigned.
+  ASSERT_TRUE(jpn->WitnessCheckpoint(c_checkpoint, kor->LogConsistencyProof(b, c).value(),
+                                     WitnessLogging::kForksOnly, "KOR", b));
+  EXPECT_EQ(jpn->WitnessedSize("KOR").value(), c);
+  EXPECT_TRUE(jpn->ForkEvidence().value().empty());
+}
+
 // A checkpoint that came as a package's evidence is proved on the chain the witness cosigns
 // (decision #86): an honest one is forgotten, one from a private branch of the sender's log is a
 // fork, with both signed checkpoints kept as evidence.

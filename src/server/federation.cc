@@ -426,6 +426,11 @@ struct Federation::Impl {
     if (p.fork_kept) return;
     // What was shown before the checkpoint is asked for (ProveShown): 0, none, if unknown.
     const int64_t shown_mark = node->ShownCheckpointMark().value_or(0);
+    // The size cosigned last, read before the checkpoint is fetched: one cosigned meanwhile by
+    // another witness of this home (`accord log witness`) is then newer than `old`, never
+    // taken for the partner's own and larger than what it gives now (a rollback).
+    auto old = node->WitnessedSize(p.options.party);
+    if (!old) return;
     auto checkpoint = p.client->Request("GET", "/v1/log/checkpoint");
     if (!checkpoint) {
       Unreachable(p, checkpoint.error().message);
@@ -451,8 +456,6 @@ struct Federation::Impl {
       p.status.last_error = "witness: a checkpoint of another log, " + cp->origin;
       return;
     }
-    auto old = node->WitnessedSize(p.options.party);
-    if (!old) return;
     // Nothing new: the size and root cosigned last. The same size with another root is a fork,
     // and so is a smaller size: the witness below finds them.
     if (*old == cp->size && p.witnessed_root == cp->root) {
@@ -467,7 +470,13 @@ struct Federation::Impl {
       proof = std::move(*fetched);
     }
     auto cosigned = node->WitnessCheckpoint(checkpoint->body, proof, WitnessLogging::kForksOnly,
-                                            p.options.party);
+                                            p.options.party, *old);
+    if (!cosigned && cosigned.error().code == Code::kUnavailable) {
+      // Another witness of this home cosigned since `old` was read: nothing is kept, and the
+      // next round starts from what it cosigned.
+      log(fmt::format("{}: {}", p.options.party, cosigned.error().message));
+      return;
+    }
     if (!cosigned && *old > cp->size && cosigned.error().code == Code::kFailedPrecondition) {
       // (Cosign's kFailedPrecondition: signed by the partner, and smaller than the checkpoint
       // cosigned before. A checkpoint that is not the partner's word, or a store that fails,

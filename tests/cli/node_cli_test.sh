@@ -263,6 +263,12 @@ done
 "$accord" log checkpoint --home "$work/KOR-fork" --out "$work/fork.cp"
 seen=$(sed -n 2p "$d/KOR.checkpoint")
 proof=$("$accord" log consistency --home "$work/KOR-fork" --from "$seen" | sed -n 's/^proof //p')
+# A proof said to start at another size than the one cosigned last (another witness of the home
+# moved on): refused, and nothing kept.
+expect witness-moved-on 1 'another witness of this home cosigned `accord/KOR` at size' \
+  "$accord" log witness --home "$d/JPN" --at 2023-05-02T00:00:00+09:00 \
+  --checkpoint "$work/fork.cp" --proof "$proof" --from $((seen - 1))
+expect witness-moved-on-no-evidence 0 'no evidence' "$accord" log evidence --home "$d/JPN"
 expect witness-fork 5 'proof|consistent|differs' "$accord" log witness --home "$d/JPN" \
   --at 2023-05-02T00:00:00+09:00 --checkpoint "$work/fork.cp" --proof "$proof"
 expect witness-evidence 0 'accord/KOR at .*' "$accord" log evidence --home "$d/JPN"
