@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # The module that owns each public header.
 declare -A owner=(
-  [status.h]=base [time.h]=base [secret.h]=base [clock.h]=base [harden.h]=base [json.h]=base
+  [status.h]=base [time.h]=base [secret.h]=base [clock.h]=base [harden.h]=base [json.h]=base [utf8.h]=base
   [model.h]=model
   [config.h]=config
   [lifecycle.h]=policy [engine.h]=policy [request_json.h]=policy [policy_json.h]=policy
@@ -45,7 +45,7 @@ for dir in src/*/; do
     [ -e "$file" ] || continue
     case "$file" in *_test.cc | *_testing.h) extra="config" ;; *) extra="" ;; esac
     while IFS= read -r line; do
-      if [[ $line =~ ^#include\ \"accord/([a-z_]+\.h)\" ]]; then
+      if [[ $line =~ ^#include\ \"accord/([a-z0-9_]+\.h)\" ]]; then
         target=${owner[${BASH_REMATCH[1]}]:-unknown}
         if [ "$target" != "$module" ] && [[ " ${allowed[$module]} $extra " != *" $target "* ]]; then
           echo "check-deps: $file includes accord/${BASH_REMATCH[1]} ($target), which $module must not use"

@@ -26,10 +26,14 @@
 #ifndef ACCORD_NODE_H_
 #define ACCORD_NODE_H_
 
+#include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "accord/crypto.h"
@@ -250,8 +254,9 @@ class Node {
   // (a node must not pass a third party's checkpoints off as its own, or frame that party with a
   // proof that cannot hold), and nothing is kept. `proof_from`, when given, is the size the
   // proof starts at, as the caller read it (`WitnessedSize`): if another witness of this home
-  // cosigned meanwhile, the last checkpoint cosigned is no longer that size, and the answer is
-  // kUnavailable with nothing kept, rather than a proof from the wrong size taken for a fork.
+  // cosigned meanwhile, the last checkpoint cosigned is no longer that size, and a checkpoint
+  // larger than it is kUnavailable with nothing kept, rather than a proof from the wrong size
+  // taken for a fork.
   [[nodiscard]] Result<std::string> WitnessCheckpoint(
       std::string_view checkpoint, std::span<const merkle::Hash> proof,
       WitnessLogging logging = WitnessLogging::kEveryCosignature, std::string_view served_by = {},

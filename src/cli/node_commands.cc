@@ -437,13 +437,16 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
       "witness", "Check a partner's checkpoint against the last one cosigned, and cosign it");
   home_flags(f.log_witness);
   f.log_witness->add_option("--checkpoint", f.file, "The partner's signed checkpoint")->required();
-  f.log_witness->add_option("--proof", f.proof,
-                            "Consistency proof from the size last cosigned (hex, comma-separated; "
-                            "the partner prints it with `log consistency --from SIZE`)");
-  f.log_witness->add_option(
+  CLI::Option* witness_from = f.log_witness->add_option(
       "--from", f.proof_from,
-      "The size the proof starts at: if the node cosigned another size since (its federation, "
-      "say), nothing is kept and the command fails (exit 1) rather than take the proof for a fork");
+      "The size the proof starts at, the one given to the partner's `log consistency --from` "
+      "(needed with --proof): if this home cosigned another size since (its federation, say), "
+      "nothing is kept and the command fails (exit 1) rather than take the proof for a fork");
+  f.log_witness
+      ->add_option("--proof", f.proof,
+                   "Consistency proof from the size last cosigned (hex, comma-separated; "
+                   "the partner prints it with `log consistency --from SIZE`)")
+      ->needs(witness_from);
   f.log_witness->add_option("--out", f.out, "Write the cosigned checkpoint here");
   f.log_evidence = log->add_subcommand(
       "evidence", "Print the evidence kept of partners' rewritten or truncated logs");
@@ -813,8 +816,9 @@ std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
       PrintError(fmt::format("--proof: {}", proof.error().message));
       return kExitUsage;
     }
+    // Without a proof, the checkpoint is the first cosigned, or the size cosigned already.
     auto cosigned = node.WitnessCheckpoint(*checkpoint, *proof, WitnessLogging::kEveryCosignature,
-                                           {}, f.proof_from);
+                                           {}, f.proof_from.value_or(0));
     if (!cosigned) return Report(cosigned.error());
     if (!f.out.empty()) {
       if (!WriteFile(f.out, AsBytes(*cosigned))) return kExitIo;

@@ -23,6 +23,7 @@
 #include "accord/json.h"
 #include "accord/merkle.h"
 #include "accord/note.h"
+#include "accord/utf8.h"
 #include "audit.h"
 #include "wire.h"
 
@@ -1021,6 +1022,10 @@ Status Node::Create(const NewObject& object, ByteView payload) {
   if (object.id.empty() || object.id.size() > 128) {
     return Fail(Code::kInvalidArgument, "an object id is 1 to 128 bytes");
   }
+  // An id travels in JSON (packages, log entries, the API's answers), which is UTF-8 text.
+  if (!IsUtf8(object.id)) {
+    return Fail(Code::kInvalidArgument, "an object id is UTF-8 text");
+  }
   if (payload.size() > n.max_payload) {
     return Fail(Code::kInvalidArgument,
                 fmt::format("payload of {} bytes exceeds the limit of {} bytes", payload.size(),
@@ -1112,9 +1117,10 @@ Result<ObjectPage> Node::List(const std::string& subject_id, std::string_view af
   const Instant now = Now();
   ObjectPage page;
   // The store's rows in chunks, until one more object than `limit` is found (so that `next`
-  // names an object the caller may read, never one it may not) or the rows run out. A listing
-  // of every object takes one chunk.
-  const size_t chunk = std::min<size_t>(limit, 255) + 1;
+  // names an object the caller may read, never one it may not) or the rows run out. A chunk
+  // holds one more row than a page of up to 255 needs (so a page of every object it reads takes
+  // one query), at least 16 (a small page of a caller who may read few objects), at most 256.
+  const size_t chunk = std::clamp<size_t>(std::min<size_t>(limit, 255) + 1, 16, 256);
   std::string cursor(after);
   for (;;) {
     ACCORD_ASSIGN_OR_RETURN(std::vector<ObjectListing> listings,
@@ -2110,19 +2116,17 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
     } else {
       witness.Watch(cp.origin, key);
     }
-    if (proof_from) {
-      const std::optional<std::string> latest = witness.Latest(cp.origin);
-      uint64_t cosigned_size = 0;
-      if (latest) {
-        ACCORD_ASSIGN_OR_RETURN(note::Note held, note::Parse(*latest));
-        ACCORD_ASSIGN_OR_RETURN(note::Checkpoint held_cp, note::ParseCheckpoint(held.text));
-        cosigned_size = held_cp.size;
-      }
-      if (cosigned_size != *proof_from) {
+    // The proof is checked from the size cosigned last when the checkpoint is larger: it must
+    // be the size the caller fetched it from.
+    if (const std::optional<std::string> latest = witness.Latest(cp.origin); latest && proof_from) {
+      ACCORD_ASSIGN_OR_RETURN(note::Note held, note::Parse(*latest));
+      ACCORD_ASSIGN_OR_RETURN(note::Checkpoint held_cp, note::ParseCheckpoint(held.text));
+      if (held_cp.size < cp.size && held_cp.size != *proof_from) {
         return Fail(Code::kUnavailable,
-                    fmt::format("another witness of this home cosigned `{}` at size {} since the "
-                                "proof from size {} was fetched: fetch it again",
-                                cp.origin, cosigned_size, *proof_from));
+                    fmt::format("the checkpoint of `{}` cosigned last has {} entries, and the "
+                                "proof starts at {}: another witness of this home may have "
+                                "cosigned meanwhile; fetch the proof from {}",
+                                cp.origin, held_cp.size, *proof_from, held_cp.size));
       }
     }
     auto cosigned = witness.Cosign(checkpoint, proof);

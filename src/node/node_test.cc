@@ -1059,15 +1059,16 @@ TEST_F(NodeTest, OrdersThatReachAHolderBeforeItsCopyApplyToTheCopy) {
 TEST_F(NodeTest, AListingComesInPagesOfWhatTheCallerMayRead) {
   InitAll();
   auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
-  // kor-analyst holds II: of k-00 … k-09, it may read the odd ones (III), not the even (I).
-  for (int i = 0; i < 10; ++i) {
+  // kor-analyst holds II: of k-00 … k-40, it may read the odd ones (III), not the even (I). The
+  // store's rows are read in chunks of 16 or more, so small pages take several.
+  for (int i = 0; i <= 40; ++i) {
     const std::string id = fmt::format("k-{:02}", i);
     ASSERT_TRUE(CreateObject(*kor, id, "x", {"JPN"}, i % 2 == 1 ? "III" : "I"));
   }
   const auto pages = [&](const std::string& subject, size_t limit) {
     std::vector<std::string> seen;
     std::string after;
-    for (int page = 0; page < 20; ++page) {
+    for (int page = 0; page < 100; ++page) {
       auto listed = kor->List(subject, after, limit);
       EXPECT_TRUE(listed) << listed.error().ToString();
       if (!listed) break;
@@ -1080,17 +1081,21 @@ TEST_F(NodeTest, AListingComesInPagesOfWhatTheCallerMayRead) {
     }
     return seen;
   };
-  const std::vector<std::string> odd = {"k-01", "k-03", "k-05", "k-07", "k-09"};
-  for (size_t limit : {1u, 2u, 5u, 100u}) {
+  std::vector<std::string> odd;
+  for (int i = 1; i <= 40; i += 2) odd.push_back(fmt::format("k-{:02}", i));
+  for (size_t limit : {1u, 2u, 5u, 20u, 100u}) {
     SCOPED_TRACE(limit);
     EXPECT_EQ(pages("kor-analyst", limit), odd);
-    EXPECT_EQ(pages("", limit).size(), 10u);
+    EXPECT_EQ(pages("", limit).size(), 41u);
   }
-  // The last page that is full says nothing follows, when only unreadable objects do.
-  auto last = kor->List("kor-analyst", "k-06", 2);
+  // The last page that is full says nothing follows, when only unreadable objects do (k-40).
+  auto last = kor->List("kor-analyst", "k-36", 2);
   ASSERT_TRUE(last);
   EXPECT_EQ(last->objects.size(), 2u);
   EXPECT_FALSE(last->next);
+  // An id is UTF-8 text, as every id that reaches JSON must be.
+  EXPECT_EQ(CreateObject(*kor, "k-\xff", "x", {"JPN"}, "III").error().code, Code::kInvalidArgument);
+  EXPECT_TRUE(CreateObject(*kor, "k-極秘", "x", {"JPN"}, "III"));
   // `after` need not name an object.
   auto from = kor->List("kor-analyst", "k-04x", 1);
   ASSERT_TRUE(from && from->objects.size() == 1u);
@@ -2237,7 +2242,9 @@ TEST_F(NodeTest, AProofFromASizeAnotherWitnessMovedOnFromIsNotAFork) {
   auto late = jpn->WitnessCheckpoint(c_checkpoint, a_to_c, WitnessLogging::kForksOnly, "KOR", a);
   ASSERT_FALSE(late);
   EXPECT_EQ(late.error().code, Code::kUnavailable) << late.error().ToString();
-  EXPECT_NE(late.error().message.find("at size " + std::to_string(b)), std::string::npos)
+  EXPECT_NE(
+      late.error().message.find(fmt::format("has {} entries, and the proof starts at {}", b, a)),
+      std::string::npos)
       << late.error().message;
   EXPECT_TRUE(jpn->ForkEvidence().value().empty());
   EXPECT_EQ(jpn->WitnessedSize("KOR").value(), b);

@@ -27,6 +27,7 @@
 #include "accord/policy_json.h"
 #include "accord/store.h"
 #include "accord/time.h"
+#include "accord/utf8.h"
 
 namespace accord::server_internal {
 namespace {
@@ -48,69 +49,6 @@ ApiError NotFoundRoute(std::string_view path) {
   message.append(path);
   message += "`";
   return MakeError(404, "not-found", std::move(message));
-}
-
-// The length of the well-formed UTF-8 sequence (RFC 3629: no overlong forms, no surrogates,
-// nothing past U+10FFFF) at the start of `s`, or 0.
-size_t Utf8SequenceLength(std::string_view s) {
-  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char c = byte(0);
-  if (c < 0x80) {
-    return 1;
-  }
-  size_t n = 0;
-  unsigned char lo = 0x80, hi = 0xbf;  // the range of the second byte
-  if (c >= 0xc2 && c <= 0xdf) {
-    n = 2;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    n = 3;
-    lo = c == 0xe0 ? 0xa0 : 0x80;
-    hi = c == 0xed ? 0x9f : 0xbf;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    n = 4;
-    lo = c == 0xf0 ? 0x90 : 0x80;
-    hi = c == 0xf4 ? 0x8f : 0xbf;
-  } else {
-    return 0;
-  }
-  if (s.size() < n || byte(1) < lo || byte(1) > hi) {
-    return 0;
-  }
-  for (size_t i = 2; i < n; ++i) {
-    if (byte(i) < 0x80 || byte(i) > 0xbf) {
-      return 0;
-    }
-  }
-  return n;
-}
-
-bool IsUtf8(std::string_view s) {
-  while (!s.empty()) {
-    const size_t n = Utf8SequenceLength(s);
-    if (n == 0) {
-      return false;
-    }
-    s.remove_prefix(n);
-  }
-  return true;
-}
-
-// `s` with every byte that is not part of well-formed UTF-8 replaced by U+FFFD, so that a
-// message echoing a client's bytes is still valid JSON text.
-std::string SanitizeUtf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  while (!s.empty()) {
-    const size_t n = Utf8SequenceLength(s);
-    if (n == 0) {
-      out += "\xef\xbf\xbd";
-      s.remove_prefix(1);
-    } else {
-      out.append(s.substr(0, n));
-      s.remove_prefix(n);
-    }
-  }
-  return out;
 }
 
 // Percent-decodes one path segment; nullopt on a bad escape.

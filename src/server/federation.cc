@@ -463,19 +463,25 @@ struct Federation::Impl {
       return;
     }
     if (p.forked_at == std::pair(cp->size, cp->root)) return;  // its evidence is kept already
-    std::vector<merkle::Hash> proof;
-    if (*old > 0 && *old < cp->size) {
-      auto fetched = ConsistencyProof(p, *old, cp->size);
-      if (!fetched) return;
-      proof = std::move(*fetched);
-    }
-    auto cosigned = node->WitnessCheckpoint(checkpoint->body, proof, WitnessLogging::kForksOnly,
-                                            p.options.party, *old);
-    if (!cosigned && cosigned.error().code == Code::kUnavailable) {
-      // Another witness of this home cosigned since `old` was read: nothing is kept, and the
-      // next round starts from what it cosigned.
+    // Another witness of this home (`accord log witness`) may cosign between the read of `old`
+    // and this node's cosignature: the proof from `old` is then refused, nothing kept
+    // (decision #94), and the same checkpoint is tried once more from the size cosigned now.
+    Result<std::string> cosigned = Fail(Code::kInternal, "not witnessed");
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      std::vector<merkle::Hash> proof;
+      if (*old > 0 && *old < cp->size) {
+        auto fetched = ConsistencyProof(p, *old, cp->size);
+        if (!fetched) return;
+        proof = std::move(*fetched);
+      }
+      cosigned = node->WitnessCheckpoint(checkpoint->body, proof, WitnessLogging::kForksOnly,
+                                         p.options.party, *old);
+      if (cosigned || cosigned.error().code != Code::kUnavailable) break;
+      auto now = node->WitnessedSize(p.options.party);
+      if (!now || *now == *old) break;  // the store's, not another witness's: "cannot witness"
       log(fmt::format("{}: {}", p.options.party, cosigned.error().message));
-      return;
+      if (*now >= cp->size) return;  // it cosigned this size or a later one: the next round
+      old = std::move(now);
     }
     if (!cosigned && *old > cp->size && cosigned.error().code == Code::kFailedPrecondition) {
       // (Cosign's kFailedPrecondition: signed by the partner, and smaller than the checkpoint
@@ -522,17 +528,20 @@ struct Federation::Impl {
     auto answer =
         p.client->Request("GET", fmt::format("/v1/log/consistency?from={}&to={}", from, to));
     if (!answer || answer->status != 200) {
-      log(fmt::format(
-          "{}: no consistency proof from {} to {}: {}", p.options.party, from, to,
-          answer ? ErrorMessage(answer->status, answer->body) : answer.error().message));
+      // Shown in the peer's status too: a partner that never gives a proof from the size this
+      // node cosigned is never witnessed again, and its operator should see why.
+      p.status.last_error =
+          fmt::format("witness: no consistency proof from {} to {}: {}", from, to,
+                      answer ? ErrorMessage(answer->status, answer->body) : answer.error().message);
+      log(fmt::format("{}: {}", p.options.party, p.status.last_error));
       return std::nullopt;
     }
     const auto v = ParseJson(answer->body);
     auto proof =
         merkle::DecodeProof(v && v->is_object() ? v->as_object().if_contains("proof") : nullptr);
     if (!proof) {
-      log(fmt::format("{}: malformed consistency proof: {}", p.options.party,
-                      proof.error().message));
+      p.status.last_error = "witness: a malformed consistency proof: " + proof.error().message;
+      log(fmt::format("{}: {}", p.options.party, p.status.last_error));
       return std::nullopt;
     }
     return std::move(*proof);

@@ -1,0 +1,28 @@
+// accord/utf8.h — well-formed UTF-8 (RFC 3629) for ids and messages that reach JSON text.
+//
+// JSON text is UTF-8, so an id, a query parameter or a message echoed into an answer must be
+// well-formed UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
+//
+//   if (!accord::IsUtf8(id)) return Fail(Code::kInvalidArgument, "the id is not UTF-8");
+//   out += accord::SanitizeUtf8(client_bytes);  // bad bytes become U+FFFD
+#ifndef ACCORD_UTF8_H_
+#define ACCORD_UTF8_H_
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace accord {
+
+// The length of the well-formed UTF-8 sequence at the start of `s`, or 0 (also for empty `s`).
+[[nodiscard]] size_t Utf8SequenceLength(std::string_view s);
+
+// Whether all of `s` is well-formed UTF-8.
+[[nodiscard]] bool IsUtf8(std::string_view s);
+
+// `s` with every byte that is not part of well-formed UTF-8 replaced by U+FFFD.
+[[nodiscard]] std::string SanitizeUtf8(std::string_view s);
+
+}  // namespace accord
+
+#endif  // ACCORD_UTF8_H_

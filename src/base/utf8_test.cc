@@ -1,0 +1,55 @@
+#include "accord/utf8.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace accord {
+namespace {
+
+TEST(Utf8Test, WellFormedSequencesAndTheirBounds) {
+  const struct {
+    std::string bytes;
+    size_t length;  // of the first sequence; 0 when it is not well-formed
+  } kCases[] = {
+      {"a", 1},
+      {std::string(1, '\0'), 1},
+      {"\xc2\x80", 2},          // U+0080, the first two-byte
+      {"\xdf\xbf", 2},          // U+07FF
+      {"\xe0\xa0\x80", 3},      // U+0800
+      {"\xed\x9f\xbf", 3},      // U+D7FF, before the surrogates
+      {"\xef\xbf\xbd", 3},      // U+FFFD
+      {"\xf0\x90\x80\x80", 4},  // U+10000
+      {"\xf4\x8f\xbf\xbf", 4},  // U+10FFFF, the last
+      {"", 0},                  // nothing
+      {"\x80", 0},              // a continuation byte alone
+      {"\xc0\x80", 0},          // overlong NUL
+      {"\xc1\xbf", 0},          // overlong
+      {"\xe0\x9f\xbf", 0},      // overlong three-byte
+      {"\xed\xa0\x80", 0},      // U+D800, a surrogate
+      {"\xf0\x8f\xbf\xbf", 0},  // overlong four-byte
+      {"\xf4\x90\x80\x80", 0},  // past U+10FFFF
+      {"\xf5\x80\x80\x80", 0},  // no such lead byte
+      {"\xe2\x82", 0},          // cut short
+      {"\xe2\x28\xa1", 0},      // a bad second byte
+      {"\xf0\x90\x28\xbc", 0},  // a bad third byte
+  };
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(testing::PrintToString(c.bytes));
+    EXPECT_EQ(Utf8SequenceLength(c.bytes), c.length);
+    EXPECT_EQ(IsUtf8(c.bytes), c.length == c.bytes.size());
+  }
+}
+
+TEST(Utf8Test, SanitizeReplacesEachBadByte) {
+  EXPECT_EQ(SanitizeUtf8("k-1 極秘"), "k-1 極秘");
+  EXPECT_EQ(SanitizeUtf8("a\xff"
+                         "b"),
+            "a\xef\xbf\xbd"
+            "b");
+  EXPECT_EQ(SanitizeUtf8("\xe2\x82"), "\xef\xbf\xbd\xef\xbf\xbd");
+  EXPECT_TRUE(IsUtf8(SanitizeUtf8("\xc0\x80\xed\xa0\x80\xf4\x90")));
+}
+
+}  // namespace
+}  // namespace accord
