@@ -318,7 +318,10 @@ class Session : public std::enable_shared_from_this<Session> {
     handshaking_ = false;
     if (closed_) return;  // to make room (logged then)
     if (ec) {
-      if (server_.stopping) {
+      // Ended by the stop itself (cancelled, or its grace ran out): not the caller's failure. A
+      // refusal that completed as the stop began (the alert sent already) is still logged.
+      if (server_.stopping &&
+          (ec == asio::error::operation_aborted || ec == beast::error::timeout)) {
         return;
       }
       std::string why = ec.message();
