@@ -288,6 +288,13 @@ class Node {
   // has a branch, or went back (decision #86).
   [[nodiscard]] Result<std::optional<ShownCheckpointRecord>> OvertakenCheckpoint(
       const std::string& party, uint64_t size, int64_t mark);
+  // Keeps `signed_checkpoint`, one of `party`'s log signed by its key, among the checkpoints
+  // shown and not yet proved, as if it had come as evidence: the federation's witnessing keeps
+  // one it fetched but could not cosign, because another witness of this home cosigned a larger
+  // one meanwhile (decision #94). kPermissionDenied when it is not `party`'s log or not signed
+  // by its key.
+  [[nodiscard]] Status KeepShownCheckpoint(std::string_view signed_checkpoint,
+                                           const std::string& party);
   // Proves checkpoints of UnprovedCheckpoints consistent with the last checkpoint of their log
   // this node cosigned, which must have `to_size` entries and `to_root` (the tree the log gave
   // the proofs to), each with its proof, RFC 9162's PROOF(size, to_size) as the log gave it, in

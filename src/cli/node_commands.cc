@@ -440,13 +440,16 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   CLI::Option* witness_from = f.log_witness->add_option(
       "--from", f.proof_from,
       "The size the proof starts at, the one given to the partner's `log consistency --from` "
-      "(needed with --proof): if this home cosigned another size since (its federation, say), "
-      "nothing is kept and the command fails (exit 1) rather than take the proof for a fork");
-  f.log_witness
-      ->add_option("--proof", f.proof,
-                   "Consistency proof from the size last cosigned (hex, comma-separated; "
-                   "the partner prints it with `log consistency --from SIZE`)")
-      ->needs(witness_from);
+      "(with --proof, and only with it): if this home cosigned another size since (its "
+      "federation, say), nothing is kept and the command fails (exit 1) rather than take the "
+      "proof for a fork");
+  CLI::Option* witness_proof =
+      f.log_witness
+          ->add_option("--proof", f.proof,
+                       "Consistency proof from the size last cosigned (hex, comma-separated; "
+                       "the partner prints it with `log consistency --from SIZE`)")
+          ->needs(witness_from);
+  witness_from->needs(witness_proof);
   f.log_witness->add_option("--out", f.out, "Write the cosigned checkpoint here");
   f.log_evidence = log->add_subcommand(
       "evidence", "Print the evidence kept of partners' rewritten or truncated logs");

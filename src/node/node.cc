@@ -2118,15 +2118,19 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
     }
     // The proof is checked from the size cosigned last when the checkpoint is larger: it must
     // be the size the caller fetched it from.
-    if (const std::optional<std::string> latest = witness.Latest(cp.origin); latest && proof_from) {
-      ACCORD_ASSIGN_OR_RETURN(note::Note held, note::Parse(*latest));
-      ACCORD_ASSIGN_OR_RETURN(note::Checkpoint held_cp, note::ParseCheckpoint(held.text));
-      if (held_cp.size < cp.size && held_cp.size != *proof_from) {
+    if (proof_from) {
+      uint64_t held_size = 0;  // nothing cosigned yet
+      if (const std::optional<std::string> latest = witness.Latest(cp.origin)) {
+        ACCORD_ASSIGN_OR_RETURN(note::Note held, note::Parse(*latest));
+        ACCORD_ASSIGN_OR_RETURN(note::Checkpoint held_cp, note::ParseCheckpoint(held.text));
+        held_size = held_cp.size;
+      }
+      if (held_size < cp.size && held_size != *proof_from) {
         return Fail(Code::kUnavailable,
                     fmt::format("the checkpoint of `{}` cosigned last has {} entries, and the "
                                 "proof starts at {}: another witness of this home may have "
                                 "cosigned meanwhile; fetch the proof from {}",
-                                cp.origin, held_cp.size, *proof_from, held_cp.size));
+                                cp.origin, held_size, *proof_from, held_size));
       }
     }
     auto cosigned = witness.Cosign(checkpoint, proof);
@@ -2150,6 +2154,29 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
     if (logging == WitnessLogging::kEveryCosignature) ACCORD_RETURN_IF_ERROR(n.Log(entry));
     return cosigned;
   });
+}
+
+Status Node::KeepShownCheckpoint(std::string_view signed_checkpoint, const std::string& party) {
+  Impl& n = *impl_;
+  ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(party));
+  ACCORD_ASSIGN_OR_RETURN(const Impl::PartnerVerifiers* verifiers, n.VerifiersOf(partner));
+  auto opened = note::Open(signed_checkpoint, std::span(&verifiers->log, 1));
+  if (!opened) {
+    return Fail(Code::kPermissionDenied,
+                fmt::format("not a checkpoint signed by `{}`'s log key: {}", party,
+                            opened.error().message));
+  }
+  ACCORD_ASSIGN_OR_RETURN(note::Checkpoint cp, note::ParseCheckpoint(opened->text));
+  if (cp.origin != node_internal::LogOrigin(party)) {
+    return Fail(Code::kPermissionDenied,
+                fmt::format("a checkpoint of `{}`, not of `{}`'s log", cp.origin, party));
+  }
+  if (cp.size > static_cast<uint64_t>(INT64_MAX)) {
+    return Fail(Code::kPermissionDenied,
+                fmt::format("`{}`'s log checkpoint has {} entries: too many", party, cp.size));
+  }
+  return n.store->KeepShownCheckpoint(ShownCheckpointRecord{
+      cp.origin, cp.size, cp.root, std::string(signed_checkpoint), SystemClock().Now()});
 }
 
 Result<uint64_t> Node::WitnessedSize(const std::string& party) {

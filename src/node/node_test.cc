@@ -1059,11 +1059,12 @@ TEST_F(NodeTest, OrdersThatReachAHolderBeforeItsCopyApplyToTheCopy) {
 TEST_F(NodeTest, AListingComesInPagesOfWhatTheCallerMayRead) {
   InitAll();
   auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
-  // kor-analyst holds II: of k-00 … k-40, it may read the odd ones (III), not the even (I). The
-  // store's rows are read in chunks of 16 or more, so small pages take several.
+  // kor-analyst holds II: of k-00 … k-40, it may read k-01, k-11, k-21 and k-31 (III), not the
+  // others (I). The store's rows are read in chunks of 16 or more, so a page of two or more of
+  // those takes several.
   for (int i = 0; i <= 40; ++i) {
     const std::string id = fmt::format("k-{:02}", i);
-    ASSERT_TRUE(CreateObject(*kor, id, "x", {"JPN"}, i % 2 == 1 ? "III" : "I"));
+    ASSERT_TRUE(CreateObject(*kor, id, "x", {"JPN"}, i % 10 == 1 ? "III" : "I"));
   }
   const auto pages = [&](const std::string& subject, size_t limit) {
     std::vector<std::string> seen;
@@ -1081,15 +1082,15 @@ TEST_F(NodeTest, AListingComesInPagesOfWhatTheCallerMayRead) {
     }
     return seen;
   };
-  std::vector<std::string> odd;
-  for (int i = 1; i <= 40; i += 2) odd.push_back(fmt::format("k-{:02}", i));
-  for (size_t limit : {1u, 2u, 5u, 20u, 100u}) {
+  const std::vector<std::string> readable = {"k-01", "k-11", "k-21", "k-31"};
+  for (size_t limit : {1u, 2u, 3u, 4u, 5u, 20u, 100u}) {
     SCOPED_TRACE(limit);
-    EXPECT_EQ(pages("kor-analyst", limit), odd);
+    EXPECT_EQ(pages("kor-analyst", limit), readable);
     EXPECT_EQ(pages("", limit).size(), 41u);
   }
-  // The last page that is full says nothing follows, when only unreadable objects do (k-40).
-  auto last = kor->List("kor-analyst", "k-36", 2);
+  // The last page that is full says nothing follows, when only unreadable objects do (k-32 to
+  // k-40, read in a second chunk).
+  auto last = kor->List("kor-analyst", "k-20", 2);
   ASSERT_TRUE(last);
   EXPECT_EQ(last->objects.size(), 2u);
   EXPECT_FALSE(last->next);
@@ -1099,8 +1100,8 @@ TEST_F(NodeTest, AListingComesInPagesOfWhatTheCallerMayRead) {
   // `after` need not name an object.
   auto from = kor->List("kor-analyst", "k-04x", 1);
   ASSERT_TRUE(from && from->objects.size() == 1u);
-  EXPECT_EQ(from->objects[0].id, "k-05");
-  EXPECT_EQ(from->next, "k-05");
+  EXPECT_EQ(from->objects[0].id, "k-11");
+  EXPECT_EQ(from->next, "k-11");
 }
 
 // A consent goes to every party that may hold the object, one the originator consented to
@@ -2221,9 +2222,19 @@ TEST_F(NodeTest, AWitnessCatchesARewrittenOrTruncatedLog) {
 // fetched from the size cosigned before the other witness moved on is not taken for a fork.
 TEST_F(NodeTest, AProofFromASizeAnotherWitnessMovedOnFromIsNotAFork) {
   InitAll();
+  {
+    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+    ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
+  }
+  // A private branch of Korea's log starts here.
+  fs::copy(Home("KOR"), Home("KOR-fork"), fs::copy_options::recursive);
   auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
   auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
-  ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
+  // With nothing cosigned yet, a proof said to start at 5 is not taken on trust.
+  auto untrusted = jpn->WitnessCheckpoint(kor->LogCheckpoint().value(), {},
+                                          WitnessLogging::kForksOnly, "KOR", 5);
+  ASSERT_FALSE(untrusted);
+  EXPECT_EQ(untrusted.error().code, Code::kUnavailable) << untrusted.error().ToString();
   ASSERT_TRUE(jpn->WitnessCheckpoint(kor->LogCheckpoint().value(), {}));
   const uint64_t a = jpn->WitnessedSize("KOR").value();
   ASSERT_TRUE(CreateObject(*kor, "k-2", "y", {"JPN"}));
@@ -2253,6 +2264,46 @@ TEST_F(NodeTest, AProofFromASizeAnotherWitnessMovedOnFromIsNotAFork) {
                                      WitnessLogging::kForksOnly, "KOR", b));
   EXPECT_EQ(jpn->WitnessedSize("KOR").value(), c);
   EXPECT_TRUE(jpn->ForkEvidence().value().empty());
+
+  // A smaller checkpoint is refused as older whatever size the proof was said to start at, and a
+  // checkpoint of the same size is compared by its root: a fork is still caught.
+  auto older = jpn->WitnessCheckpoint(b_checkpoint, {}, WitnessLogging::kForksOnly, "KOR", a);
+  ASSERT_FALSE(older);
+  EXPECT_EQ(older.error().code, Code::kFailedPrecondition) << older.error().ToString();
+  auto fork = OpenHome(Home("KOR-fork"), "KOR", "2018-01-10T00:00:00+09:00");
+  while (fork->LogSize().value() < c) {
+    ASSERT_TRUE(
+        CreateObject(*fork, fmt::format("k-fork-{}", fork->LogSize().value()), "w", {"JPN"}));
+  }
+  ASSERT_EQ(fork->LogSize().value(), c);
+  auto caught = jpn->WitnessCheckpoint(fork->LogCheckpoint().value(), {},
+                                       WitnessLogging::kForksOnly, "KOR", a);
+  ASSERT_FALSE(caught);
+  EXPECT_EQ(caught.error().code, Code::kDataLoss) << caught.error().ToString();
+  EXPECT_EQ(jpn->ForkEvidence().value().size(), 1u);
+}
+
+// A checkpoint fetched but not cosigned (another witness of the home cosigned a larger one) is
+// kept among those shown, and proved on the cosigned chain like them (decision #94).
+TEST_F(NodeTest, ACheckpointKeptAsShownWaitsForItsProof) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
+  const std::string small = kor->LogCheckpoint().value();
+  ASSERT_TRUE(CreateObject(*kor, "k-2", "y", {"JPN"}));
+  ASSERT_TRUE(jpn->WitnessCheckpoint(kor->LogCheckpoint().value(), {}));
+  const uint64_t before = jpn->CountUnprovedCheckpoints("KOR").value();
+  ASSERT_TRUE(jpn->KeepShownCheckpoint(small, "KOR"));
+  EXPECT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), before + 1);
+  // Only a checkpoint of that party's log, signed by its key.
+  auto other = jpn->KeepShownCheckpoint(small, "USA");
+  ASSERT_FALSE(other);
+  EXPECT_EQ(other.error().code, Code::kPermissionDenied);
+  std::string forged = small;
+  forged[forged.rfind(' ') + 2] ^= 1;  // a character of the signature
+  EXPECT_FALSE(jpn->KeepShownCheckpoint(forged, "KOR"));
+  EXPECT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), before + 1);
 }
 
 // A checkpoint that came as a package's evidence is proved on the chain the witness cosigns

@@ -464,10 +464,12 @@ struct Federation::Impl {
     }
     if (p.forked_at == std::pair(cp->size, cp->root)) return;  // its evidence is kept already
     // Another witness of this home (`accord log witness`) may cosign between the read of `old`
-    // and this node's cosignature: the proof from `old` is then refused, nothing kept
-    // (decision #94), and the same checkpoint is tried once more from the size cosigned now.
+    // and this node's cosignature (decision #94). The checkpoint in hand, which may be a fork's,
+    // is not dropped: it is witnessed again from the size cosigned now (with a proof from there
+    // if larger, by its root if the same size), or, when that size is already larger, kept as a
+    // checkpoint shown, which ProveShown proves on the cosigned chain.
     Result<std::string> cosigned = Fail(Code::kInternal, "not witnessed");
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
       std::vector<merkle::Hash> proof;
       if (*old > 0 && *old < cp->size) {
         auto fetched = ConsistencyProof(p, *old, cp->size);
@@ -476,11 +478,23 @@ struct Federation::Impl {
       }
       cosigned = node->WitnessCheckpoint(checkpoint->body, proof, WitnessLogging::kForksOnly,
                                          p.options.party, *old);
-      if (cosigned || cosigned.error().code != Code::kUnavailable) break;
+      // kUnavailable: the size cosigned last is not `old`. kFailedPrecondition with `old` no
+      // larger than the checkpoint: the size cosigned last is larger than both.
+      const bool moved_on =
+          !cosigned && (cosigned.error().code == Code::kUnavailable ||
+                        (cosigned.error().code == Code::kFailedPrecondition && *old <= cp->size));
+      if (!moved_on) break;
       auto now = node->WitnessedSize(p.options.party);
-      if (!now || *now == *old) break;  // the store's, not another witness's: "cannot witness"
-      log(fmt::format("{}: {}", p.options.party, cosigned.error().message));
-      if (*now >= cp->size) return;  // it cosigned this size or a later one: the next round
+      if (!now || *now == *old) break;  // the store's failure, not another witness's
+      log(fmt::format("{}: another witness of this home cosigned {} entries of its log meanwhile",
+                      p.options.party, *now));
+      if (*now > cp->size) {
+        if (auto kept = node->KeepShownCheckpoint(checkpoint->body, p.options.party); !kept) {
+          log(fmt::format("{}: cannot keep its checkpoint at size {}: {}", p.options.party,
+                          cp->size, kept.error().ToString()));
+        }
+        return;
+      }
       old = std::move(now);
     }
     if (!cosigned && *old > cp->size && cosigned.error().code == Code::kFailedPrecondition) {

@@ -1442,6 +1442,18 @@ TEST_F(ServerTest, RefusedHandshakesDoNotFloodTheLog) {
   EXPECT_EQ(lines + left_out, static_cast<uint64_t>(kAttempts)) << log;
 }
 
+// A handshake that the stop ends (the caller sent nothing) is not the caller's failure: not logged.
+TEST_F(ServerTest, AHandshakeEndedByTheStopIsNotLogged) {
+  StartServer();
+  auto silent = Client::Tcp(server_->port());  // never starts a TLS handshake
+  ASSERT_NE(silent, nullptr);
+  auto client = Connect("kor-analyst");  // the silent one's accept has run by its answer
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->Request("GET", "/v1/health"));
+  StopServer();
+  EXPECT_EQ(Log().find("tls handshake with"), std::string::npos) << Log();
+}
+
 // A host name is looked up within the client's deadline: a resolver that does not answer holds
 // the federation's thread (and its stop) no longer than any other step.
 TEST(ResolveTest, ALookupThatHangsIsGivenUpAtTheDeadline) {
