@@ -632,15 +632,20 @@ struct Node::Impl {
       return Fail(Code::kDataLoss,
                   fmt::format("the entry is not in `{}`'s log: {}", signer, s.error().message));
     }
-    // The checkpoint is the signer's word that this is its log: kept until a consistency proof
-    // shows it on the chain this node witnesses, not a private branch (decision #86).
+    ACCORD_RETURN_IF_ERROR(KeepShown(cp, signer, ev.checkpoint));
+    return std::move(*entry);
+  }
+
+  // Keeps `cp`, a checkpoint of `signer`'s log signed by its key (`signed_note`, as it came):
+  // the signer's word that this is its log, kept until a consistency proof shows it on the
+  // chain this node witnesses, not a private branch (decision #86).
+  Status KeepShown(const note::Checkpoint& cp, std::string_view signer, std::string signed_note) {
     if (cp.size > static_cast<uint64_t>(INT64_MAX)) {
       return Fail(Code::kDataLoss,
                   fmt::format("`{}`'s log checkpoint has {} entries: too many", signer, cp.size));
     }
-    ACCORD_RETURN_IF_ERROR(store->KeepShownCheckpoint(
-        ShownCheckpointRecord{cp.origin, cp.size, cp.root, ev.checkpoint, SystemClock().Now()}));
-    return std::move(*entry);
+    return store->KeepShownCheckpoint(ShownCheckpointRecord{
+        cp.origin, cp.size, cp.root, std::move(signed_note), SystemClock().Now()});
   }
 
   // A notice of `kind` about `o`, issued by this node now.
@@ -2171,12 +2176,7 @@ Status Node::KeepShownCheckpoint(std::string_view signed_checkpoint, const std::
     return Fail(Code::kPermissionDenied,
                 fmt::format("a checkpoint of `{}`, not of `{}`'s log", cp.origin, party));
   }
-  if (cp.size > static_cast<uint64_t>(INT64_MAX)) {
-    return Fail(Code::kPermissionDenied,
-                fmt::format("`{}`'s log checkpoint has {} entries: too many", party, cp.size));
-  }
-  return n.store->KeepShownCheckpoint(ShownCheckpointRecord{
-      cp.origin, cp.size, cp.root, std::string(signed_checkpoint), SystemClock().Now()});
+  return n.KeepShown(cp, party, std::string(signed_checkpoint));
 }
 
 Result<uint64_t> Node::WitnessedSize(const std::string& party) {
