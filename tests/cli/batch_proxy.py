@@ -15,6 +15,11 @@ In MODE slow, no batch is spoiled: the proxy is a partner that takes no batches 
 half a second over each envelope. In MODE other-root, no batch is spoiled either: the first
 answer to POST /v1/log/consistency names another root, as proofs to another tree would.
 
+In MODE witness, nothing is spoiled: the shell command in $PROXY_HOOK runs once, before the first
+GET /v1/log/consistency goes on (another witness of the caller's home cosigning meanwhile), and
+the file named by $PROXY_CHECKPOINT, if set, answers the first GET /v1/log/checkpoint (a
+checkpoint older than the partner's latest).
+
 Usage: batch_proxy.py PKI_DIR PARTNER CALLER UPSTREAM_PORT_FILE PORT_FILE MODE
 """
 import http.client
@@ -22,12 +27,14 @@ import http.server
 import json
 import os
 import ssl
+import subprocess
 import sys
 import threading
 import time
 
 pki, partner, caller, upstream_port_file, port_file, mode = sys.argv[1:7]
 spoiled = threading.Event()
+checkpoint_served = threading.Event()
 
 
 def spoil(body: bytes) -> bytes:
@@ -66,6 +73,19 @@ class Forward(http.server.BaseHTTPRequestHandler):
                 self.answer(404, b'{"error":{"code":"not-found","message":"no batches here"}}')
                 return
             time.sleep(0.5)
+        if mode == "witness" and self.command == "GET":
+            if (self.path == "/v1/log/checkpoint" and os.environ.get("PROXY_CHECKPOINT")
+                    and not checkpoint_served.is_set()):
+                checkpoint_served.set()
+                with open(os.environ["PROXY_CHECKPOINT"], "rb") as f:
+                    self.answer(200, f.read(), "text/plain; charset=utf-8")
+                print("batch_proxy: served an older checkpoint", file=sys.stderr, flush=True)
+                return
+            if self.path.startswith("/v1/log/consistency?") and not spoiled.is_set():
+                spoiled.set()
+                hook = subprocess.run(os.environ["PROXY_HOOK"], shell=True)
+                print(f"batch_proxy: ran the hook before {self.path}: exit {hook.returncode}",
+                      file=sys.stderr, flush=True)
         with open(upstream_port_file) as f:
             port = int(f.read())
         upstream = http.client.HTTPSConnection("127.0.0.1", port, context=client_tls, timeout=10)

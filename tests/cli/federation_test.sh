@@ -230,6 +230,70 @@ eventually slow-delivered "\"JPN\":\\{\"pending\":0,\"delivered\":$delivered," g
 kill "$proxy_pid" 2>/dev/null
 wait "$proxy_pid" 2>/dev/null
 check slow-each-once '^12$' entries JPN jpn-analyst '"op":"receive"[^}]*"object":"k-slow-[0-9]+"'
+
+# Another witness of Korea's home (`accord log witness`) cosigns Japan's log while Korea's
+# federation witnesses it, between its read of the size cosigned last and its own cosignature
+# (decision #94): the proxy runs that witness just before it passes on the federation's request
+# for a proof. Korea witnesses the checkpoint in hand again from the new size; when that size is
+# past the checkpoint, keeps it as shown and proves it later. No fork either way.
+jpn_peer() { # jpn_peer FIELD: Korea's view of Japan in /v1/federation/peers
+  get KOR kor-analyst /v1/federation/peers |
+    python3 -c "import json,sys; print([p for p in json.load(sys.stdin)['peers'] if p['party'] == 'JPN'][0]['$1'])"
+}
+jpn_checkpoint() { # jpn_checkpoint FILE: Japan's checkpoint after one more entry (a read)
+  get JPN jpn-analyst /v1/objects/k-slow-1 >/dev/null
+  get JPN jpn-analyst /v1/log/checkpoint >"$1"
+  sed -n 2p "$1"
+}
+witness_round() { # witness_round FROM CHECKPOINT [OLDER_CHECKPOINT]: the proxy, with its hook
+  local proof
+  proof=$(get JPN jpn-analyst "/v1/log/consistency?from=$1&to=$(sed -n 2p "$2")" |
+    python3 -c 'import json,sys; print(",".join(json.load(sys.stdin)["proof"]))')
+  printf '"%s" log witness --home "%s" --checkpoint "%s" --proof %s --from %s\n' "$accord" \
+    "$work/net/KOR" "$2" "$proof" "$1" >"$work/hook.sh"
+  rm -f "$work/net/run/JPN.proxy.port"
+  PROXY_HOOK="bash $work/hook.sh >>$work/net/run/hook.log 2>&1" PROXY_CHECKPOINT=${3:-} \
+    python3 "$src/tests/cli/batch_proxy.py" "$work/net/pki" JPN KOR "$work/net/run/JPN.port" \
+    "$work/net/run/JPN.proxy.port" witness 2>>"$work/net/run/proxy.log" &
+  proxy_pid=$!
+}
+# From the size cosigned last (a) to a checkpoint of Japan's log (c), while the hook cosigns one
+# between them (b). Korea cannot reach Japan meanwhile (the proxy is down), so a holds still.
+kor_log_lines=$(wc -l <"$work/net/run/KOR.log")
+a=$(jpn_peer witnessed_size)
+b=$(jpn_checkpoint "$work/cp-b")
+c=$(jpn_checkpoint "$work/cp-c")
+if [ "$a" -gt 0 ] && [ "$a" -lt "$b" ] && [ "$b" -lt "$c" ]; then ok; else
+  fail "witness-between-sizes: want 0 < $a < $b < $c"
+fi
+witness_round "$a" "$work/cp-b"
+eventually witness-between-hook "ran the hook before /v1/log/consistency\?from=$a&to=[0-9]+: exit 0" \
+  cat "$work/net/run/proxy.log"
+eventually witness-between-said "JPN: another witness of this home cosigned $b entries of its log meanwhile" \
+  cat "$work/net/run/KOR.log"
+eventually witness-between-cosigned '"party":"JPN","reachable":true,"last_error":null,"fork":null,"witnessed_size":[0-9]+,"unproved_checkpoints":0' \
+  get KOR kor-analyst /v1/federation/peers
+now=$(jpn_peer witnessed_size)
+if [ "$now" -ge "$c" ]; then ok; else fail "witness-between-size: $now, want at least $c"; fi
+kill "$proxy_pid" 2>/dev/null
+wait "$proxy_pid" 2>/dev/null
+# The proxy serves an older checkpoint of Japan's (c) while the hook cosigns a later one (d).
+a=$(jpn_peer witnessed_size)
+c=$(jpn_checkpoint "$work/cp-c")
+d=$(jpn_checkpoint "$work/cp-d")
+witness_round "$a" "$work/cp-d" "$work/cp-c"
+eventually witness-past-said "JPN: another witness of this home cosigned $d entries of its log meanwhile" \
+  cat "$work/net/run/KOR.log"
+check witness-past-served 'served an older checkpoint' cat "$work/net/run/proxy.log"
+eventually witness-past-proved '^1$' db "$work/net/KOR/state.db" \
+  "SELECT state FROM shown_checkpoints WHERE origin = 'accord/JPN' AND size = $c"
+eventually witness-past-peer '"party":"JPN","reachable":true,"last_error":null,"fork":null,"witnessed_size":[0-9]+,"unproved_checkpoints":0' \
+  get KOR kor-analyst /v1/federation/peers
+kill "$proxy_pid" 2>/dev/null
+wait "$proxy_pid" 2>/dev/null
+check witness-no-fork '^0$' db "$work/net/KOR/state.db" "SELECT count(*) FROM log_evidence"
+tail -n "+$((kor_log_lines + 1))" "$work/net/run/KOR.log" >"$work/kor-witness.log"
+check witness-no-fork-said '^0$' grep -cE 'cannot keep its checkpoint|cannot witness|WITNESS:' "$work/kor-witness.log"
 cp "$work/kor-serve.toml" "$work/net/KOR/serve.toml"
 live_stop KOR && live_start KOR 2018-05-01T10:00:00+09:00 || exit 1
 
