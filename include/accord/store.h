@@ -312,10 +312,13 @@ class Store {
   // Queues `r` (seq is assigned). kAlreadyExists for the same (id, to).
   [[nodiscard]] virtual Status Enqueue(const OutboxRecord& r) = 0;
   // Pending envelopes for `to` due at `now_us` (next_attempt_us <= now_us), in queue order, up
-  // to the first pending one that is not due: none queued after it is due before it.
+  // to the first pending one that is not due: none queued after it is due before it. At most
+  // `limit` of them, and after the first, however large, at most `max_bytes` of envelopes in
+  // all: only the envelopes returned are read.
   [[nodiscard]] virtual Result<std::vector<OutboxRecord>> DueDeliveries(const std::string& to,
                                                                         int64_t now_us,
-                                                                        size_t limit) = 0;
+                                                                        size_t limit,
+                                                                        size_t max_bytes) = 0;
   // Every envelope for `to` (all parties when empty), pending first, then in queue order.
   [[nodiscard]] virtual Result<std::vector<OutboxRecord>> ListOutbox(const std::string& to) = 0;
   // How many envelopes each partner has in each state, by partner; no envelope is read.

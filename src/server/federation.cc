@@ -209,7 +209,10 @@ struct Federation::Impl {
         more_due = true;  // the next pass comes at once, after the other partners' turns
         return delivered;
       }
-      auto due = node->store().DueDeliveries(p.options.party, NowMicros(), options.batch);
+      // Only what one request can carry is read: an envelope carries its payload (up to the
+      // payload limit, 64 MiB by default), and 64 of them need not fit in memory.
+      auto due = node->store().DueDeliveries(p.options.party, NowMicros(), options.batch,
+                                             p.takes_batches ? p.batch_bytes : 0);
       if (!due) {
         log(fmt::format("reading the outbox failed: {}", due.error().ToString()));
         return delivered;

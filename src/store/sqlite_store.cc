@@ -730,6 +730,7 @@ struct Statements {
   StmtPtr record_attempt;
   StmtPtr mark_delivered;
   StmtPtr get_queued;
+  StmtPtr pending_envelope;
   StmtPtr put_subject;
   StmtPtr get_subject;
   StmtPtr list_subjects;
@@ -880,12 +881,15 @@ Result<Statements> PrepareAll(sqlite3* db) {
   // Strictly in queue order: nothing queued after an envelope that is not due yet (one backing
   // off from a failed attempt, as a restarted node finds it) is due either (decision 39). The
   // first such one is found in the index of pending envelopes by time (outbox_due).
-  ACCORD_RETURN_IF_ERROR(prep(
-      s.due_deliveries,
-      outbox_columns +
-          "WHERE state = 0 AND to_party = ?1 AND next_attempt_us <= ?2 AND seq < "
-          "(SELECT IFNULL(MIN(seq), 9223372036854775807) FROM outbox INDEXED BY outbox_due "
-          "WHERE state = 0 AND to_party = ?1 AND next_attempt_us > ?2) ORDER BY seq LIMIT ?3"));
+  // The envelopes' bytes are not read here but by seq, once DueDeliveries has counted them
+  // against its budget (their lengths come from the records' headers).
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.due_deliveries,
+           "SELECT seq, id, to_party, kind, object_id, X'', queued_us, attempts, next_attempt_us, "
+           "last_error, state, done_us, length(envelope) FROM outbox "
+           "WHERE state = 0 AND to_party = ?1 AND next_attempt_us <= ?2 AND seq < "
+           "(SELECT IFNULL(MIN(seq), 9223372036854775807) FROM outbox INDEXED BY outbox_due "
+           "WHERE state = 0 AND to_party = ?1 AND next_attempt_us > ?2) ORDER BY seq LIMIT ?3"));
   ACCORD_RETURN_IF_ERROR(
       prep(s.list_outbox, outbox_columns + "WHERE to_party = ?1 ORDER BY state != 0, seq"));
   ACCORD_RETURN_IF_ERROR(prep(s.list_outbox_all, outbox_columns + "ORDER BY state != 0, seq"));
@@ -904,6 +908,8 @@ Result<Statements> PrepareAll(sqlite3* db) {
                               "UPDATE outbox SET state = 1, done_us = ?3 "
                               "WHERE id = ?1 AND to_party = ?2 AND state = 0"));
   ACCORD_RETURN_IF_ERROR(prep(s.get_queued, outbox_columns + "WHERE id = ?1 AND to_party = ?2"));
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.pending_envelope, "SELECT envelope FROM outbox WHERE seq = ?1 AND state = 0"));
   ACCORD_RETURN_IF_ERROR(prep(s.put_subject,
                               "INSERT INTO subjects (id, clearance, need_to_know, compartments) "
                               "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET "
@@ -1847,12 +1853,37 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<OutboxRecord>> DueDeliveries(const std::string& to, int64_t now_us,
-                                                  size_t limit) override {
-    BoundStatement st(db_.get(), s_.due_deliveries.get());
-    st.BindText(1, to);
-    st.BindInt(2, now_us);
-    st.BindInt(3, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
-    return Collect<OutboxRecord>(st, "list due deliveries to", to, ReadOutbox);
+                                                  size_t limit, size_t max_bytes) override {
+    std::vector<OutboxRecord> due;
+    {
+      BoundStatement st(db_.get(), s_.due_deliveries.get());
+      st.BindText(1, to);
+      st.BindInt(2, now_us);
+      st.BindInt(3, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+      size_t bytes = 0;
+      for (;;) {
+        ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("list due deliveries to", to));
+        if (!row) break;
+        const auto size = static_cast<size_t>(st.ColumnInt(12));
+        if (!due.empty() && (size > max_bytes || bytes + size > max_bytes)) break;
+        bytes += size;
+        ACCORD_ASSIGN_OR_RETURN(OutboxRecord r, ReadOutbox(st));
+        due.push_back(std::move(r));
+      }
+    }
+    // Outside a transaction, an envelope may have left the queue since (delivered, or given up
+    // with its object's destruction): the list ends before it, and the next read goes on.
+    for (size_t i = 0; i < due.size(); ++i) {
+      BoundStatement st(db_.get(), s_.pending_envelope.get());
+      st.BindInt(1, due[i].seq);
+      ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("read the envelope", due[i].id));
+      if (!row) {
+        due.resize(i);
+        break;
+      }
+      due[i].envelope = st.ColumnBlob(0);
+    }
+    return due;
   }
 
   Result<std::vector<OutboxTotals>> CountOutbox() override {

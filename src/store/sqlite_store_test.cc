@@ -41,6 +41,8 @@
 namespace accord {
 namespace {
 
+constexpr size_t kAnyBytes = SIZE_MAX;  // DueDeliveries without a budget
+
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -1556,7 +1558,7 @@ TEST_F(SqliteStoreTest, ErasingACopyGivesUpItsDeliveriesAndErasesTheirEnvelopes)
                      {"c-pending", {DeliveryState::kPending, 3, ""}},
                      {"r-other", {DeliveryState::kPending, 3, ""}}}));
   // Only the notice and the other object are still due, in queue order.
-  auto due = store_->DueDeliveries("JPN", 100, 10).value();
+  auto due = store_->DueDeliveries("JPN", 100, 10, kAnyBytes).value();
   ASSERT_EQ(due.size(), 2u);
   EXPECT_EQ(due[0].id, "c-pending");
   EXPECT_EQ(due[1].id, "r-other");
@@ -1620,7 +1622,7 @@ TEST_F(SqliteStoreTest, OutboxQueuesOncePerPartyInOrder) {
   ASSERT_FALSE(again.has_value());
   EXPECT_EQ(again.error().code, Code::kAlreadyExists);
 
-  auto due = store_->DueDeliveries("JPN", 100, 10);
+  auto due = store_->DueDeliveries("JPN", 100, 10, kAnyBytes);
   ASSERT_TRUE(due.has_value()) << due.error().ToString();
   ASSERT_EQ(due->size(), 2u);
   EXPECT_EQ((*due)[0].id, "p1");  // queue order, not time order
@@ -1630,9 +1632,37 @@ TEST_F(SqliteStoreTest, OutboxQueuesOncePerPartyInOrder) {
   EXPECT_EQ((*due)[0].state, DeliveryState::kPending);
   EXPECT_EQ((*due)[0].next_attempt_us, 100);  // due at once
   // p1 is not due at 99, and p2 (queued at 50, but after p1) waits behind it: queue order.
-  EXPECT_EQ(store_->DueDeliveries("JPN", 99, 10).value().size(), 0u);
-  EXPECT_EQ(store_->DueDeliveries("JPN", 100, 1).value().size(), 1u);
-  EXPECT_EQ(store_->DueDeliveries("KOR", 1000, 10).value().size(), 0u);
+  EXPECT_EQ(store_->DueDeliveries("JPN", 99, 10, kAnyBytes).value().size(), 0u);
+  EXPECT_EQ(store_->DueDeliveries("JPN", 100, 1, kAnyBytes).value().size(), 1u);
+  EXPECT_EQ(store_->DueDeliveries("KOR", 1000, 10, kAnyBytes).value().size(), 0u);
+}
+
+TEST_F(SqliteStoreTest, DueDeliveriesReadsNoMoreEnvelopesThanItsBudget) {
+  for (size_t i = 0; i < 4; ++i) {
+    OutboxRecord r = MakeDelivery("p" + std::to_string(i), "JPN", 0);
+    r.envelope = Bytes(i == 0 ? 100 : 10, static_cast<uint8_t>('a' + i));
+    ASSERT_TRUE(store_->Enqueue(r));
+  }
+  // The first, however large, then as many as the bytes allow, each with its envelope.
+  auto ids = [&](size_t max_bytes) {
+    std::vector<std::string> out;
+    const std::vector<OutboxRecord> due = store_->DueDeliveries("JPN", 0, 10, max_bytes).value();
+    for (const OutboxRecord& r : due) {
+      EXPECT_EQ(r.envelope,
+                Bytes(r.id == "p0" ? 100 : 10, static_cast<uint8_t>('a' + r.id[1] - '0')));
+      out.push_back(r.id);
+    }
+    return out;
+  };
+  EXPECT_EQ(ids(0), (std::vector<std::string>{"p0"}));
+  EXPECT_EQ(ids(109), (std::vector<std::string>{"p0"}));
+  EXPECT_EQ(ids(110), (std::vector<std::string>{"p0", "p1"}));
+  EXPECT_EQ(ids(119), (std::vector<std::string>{"p0", "p1"}));
+  EXPECT_EQ(ids(120), (std::vector<std::string>{"p0", "p1", "p2"}));
+  EXPECT_EQ(ids(kAnyBytes), (std::vector<std::string>{"p0", "p1", "p2", "p3"}));
+  // An envelope that left the queue after it was listed ends the list there.
+  ASSERT_TRUE(store_->MarkDelivered("p0", "JPN", 1));
+  EXPECT_EQ(ids(0), (std::vector<std::string>{"p1"}));
 }
 
 TEST_F(SqliteStoreTest, OutboxRetriesDeliversAndGivesUp) {
@@ -1642,11 +1672,12 @@ TEST_F(SqliteStoreTest, OutboxRetriesDeliversAndGivesUp) {
   // p1 backs off until 500, and p2 waits behind it, as after a restart of the node, when no
   // backoff in memory holds the partner's turn (decision 39: a consent must not reach a
   // partner before the release it applies to).
-  EXPECT_EQ(store_->DueDeliveries("JPN", 499, 10).value().size(), 0u);
+  EXPECT_EQ(store_->DueDeliveries("JPN", 499, 10, kAnyBytes).value().size(), 0u);
   ASSERT_TRUE(store_->Enqueue(MakeDelivery("p3", "USA", 0)));
-  EXPECT_EQ(store_->DueDeliveries("USA", 499, 10).value().size(), 1u);  // another partner's turn
+  EXPECT_EQ(store_->DueDeliveries("USA", 499, 10, kAnyBytes).value().size(),
+            1u);  // another partner's turn
   ASSERT_TRUE(store_->MarkDelivered("p3", "USA", 499));
-  auto later = store_->DueDeliveries("JPN", 500, 10).value();
+  auto later = store_->DueDeliveries("JPN", 500, 10, kAnyBytes).value();
   ASSERT_EQ(later.size(), 2u);
   EXPECT_EQ(later[0].attempts, 1);
   EXPECT_EQ(later[0].last_error, "connection refused");
@@ -1661,7 +1692,7 @@ TEST_F(SqliteStoreTest, OutboxRetriesDeliversAndGivesUp) {
   EXPECT_FALSE(store_->GetQueued("p1", "USA").value().has_value());
   EXPECT_FALSE(store_->GetQueued("nope", "JPN").value().has_value());
   ASSERT_TRUE(store_->RecordAttempt("p2", "JPN", "refused: deny", 0, true, 650));
-  EXPECT_EQ(store_->DueDeliveries("JPN", 10'000, 10).value().size(), 0u);
+  EXPECT_EQ(store_->DueDeliveries("JPN", 10'000, 10, kAnyBytes).value().size(), 0u);
   auto missing = store_->RecordAttempt("p1", "JPN", "late", 0, false, 800);
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().code, Code::kNotFound);
