@@ -227,6 +227,10 @@ class Node {
   // `from`; kNotFound. Made durable first if a group commit holding it is not synced yet
   // (SyncCommits' errors).
   [[nodiscard]] Result<Bytes> StoredReceipt(const std::string& from, const std::string& package_id);
+  // Whether `envelope`, from this node's outbox, is still one this node signed: kDataLoss when
+  // its signature no longer verifies with this node's key (the store damaged it) or it is not
+  // an envelope of this node's.
+  [[nodiscard]] Status VerifyOwnEnvelope(ByteView envelope) const;
 
   // --- the audit log (docs/ledger.md) ---
   // Every operation and decision above appended one entry, in the transaction that made it.
@@ -332,6 +336,11 @@ class Node {
 
 // The reason code of a denial returned by a Node operation, if `error` is one.
 [[nodiscard]] std::optional<Reason> Denial(const Error& error);
+
+// Whether `error` is Receive's refusal of an envelope whose signature does not verify with the
+// key this node holds for its signer (kDataLoss). From a partner's node, which its certificate
+// authenticated, that is a key changed or imported wrong, and importing its keys mends it.
+[[nodiscard]] bool IsBadSignature(const Error& error);
 
 }  // namespace accord
 

@@ -44,6 +44,8 @@ constexpr std::string_view kIdentityAd = "accord/1 identity\n";
 constexpr std::string_view kDataKeyAd = "accord/1 data-key\n";
 constexpr std::string_view kPackageKeyAd = "accord/1 package-key\n";
 // A package may be decided a little ahead of this node's clock (clock skew between nodes).
+// How Receive's refusal of an envelope's signature begins (IsBadSignature).
+constexpr std::string_view kBadSignature = "the signature does not verify with";
 constexpr int64_t kMaxSkewMicros = 5 * 60 * 1'000'000LL;
 // A package decided up to this far ahead of this node's clock waits for it (503); beyond, the
 // sender's clock was wrong when it decided, which waiting would not mend (422, final).
@@ -846,6 +848,19 @@ Result<uint64_t> Node::DurableLogSize() {
   return impl_->log.Size();
 }
 
+Status Node::VerifyOwnEnvelope(ByteView envelope) const {
+  auto env = node_internal::ParseEnvelope(envelope, envelope.size());
+  if (!env) return Fail(Code::kDataLoss, "not an envelope: " + env.error().message);
+  if (env->signer != impl_->party) {
+    return Fail(Code::kDataLoss, fmt::format("signed by `{}`, not by this node", env->signer));
+  }
+  if (!impl_->sign.verifying_key().Verify(
+          node_internal::SignedMessage(env->kind, env->signer, env->body), env->signature)) {
+    return Fail(Code::kDataLoss, "its signature does not verify with this node's key");
+  }
+  return OkStatus();
+}
+
 Result<Bytes> Node::StoredReceipt(const std::string& from, const std::string& package_id) {
   ACCORD_ASSIGN_OR_RETURN(ReceiptRecord r,
                           impl_->store->GetReceipt(package_id, from, impl_->party));
@@ -1403,8 +1418,7 @@ Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
   ACCORD_ASSIGN_OR_RETURN(const Impl::PartnerVerifiers* verifiers, n.VerifiersOf(*partner));
   if (!verifiers->envelopes.Verify(node_internal::SignedMessage(env.kind, env.signer, env.body),
                                    env.signature)) {
-    return Fail(Code::kDataLoss,
-                fmt::format("the signature does not verify with `{}`'s key", env.signer));
+    return Fail(Code::kDataLoss, fmt::format("{} `{}`'s key", kBadSignature, env.signer));
   }
   // The checks against this node's state and what they record, in one transaction (Decided).
   return n.Decided([&]() -> Result<ReceiveResult> {
@@ -2333,6 +2347,10 @@ Result<std::string> Node::ImportPublic(std::string_view text) {
     return n.Log(entry);
   }));
   return p;
+}
+
+bool IsBadSignature(const Error& error) {
+  return error.code == Code::kDataLoss && error.message.starts_with(kBadSignature);
 }
 
 std::optional<Reason> Denial(const Error& error) {

@@ -1215,6 +1215,40 @@ TEST_F(NodeTest, RefusesUnknownSignersReplaysAndBadPackages) {
   EXPECT_NE(replay.error().message.find("replay"), std::string::npos);
 }
 
+// The federation checks an envelope it sends again against its own key (decision #97): one the
+// store damaged is given up, since no partner would take it.
+TEST_F(NodeTest, AnEnvelopeDamagedInTheOutboxFailsItsSignersOwnCheck) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "payload"));
+  auto package = kor->Release("k-1", "JPN");
+  ASSERT_TRUE(package);
+  ASSERT_TRUE(kor->VerifyOwnEnvelope(*package));
+
+  std::string text(package->begin(), package->end());
+  const size_t at = text.find("\"signature\":\"");
+  ASSERT_NE(at, std::string::npos);
+  char& first = text[at + 13];
+  first = first == 'A' ? 'B' : 'A';
+  auto damaged = kor->VerifyOwnEnvelope(AsBytes(text));
+  ASSERT_FALSE(damaged);
+  EXPECT_EQ(damaged.error().code, Code::kDataLoss);
+  EXPECT_NE(damaged.error().message.find("does not verify"), std::string::npos);
+  // And the partner refuses it as it refuses a key it does not hold.
+  auto refused = jpn->Receive(AsBytes(text));
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(IsBadSignature(refused.error()));
+
+  auto others = jpn->VerifyOwnEnvelope(*package);  // not Japan's
+  ASSERT_FALSE(others);
+  EXPECT_NE(others.error().message.find("not by this node"), std::string::npos);
+  auto garbage = kor->VerifyOwnEnvelope(AsBytes(std::string_view("{}")));
+  ASSERT_FALSE(garbage);
+  EXPECT_EQ(garbage.error().code, Code::kDataLoss);
+  EXPECT_FALSE(IsBadSignature(garbage.error()));
+}
+
 // A node keeps its partners' keys ready to verify with; importing another key for a partner
 // takes effect at the next envelope.
 TEST_F(NodeTest, APartnersNewKeyTakesEffectAtOnce) {
@@ -1237,6 +1271,10 @@ TEST_F(NodeTest, APartnersNewKeyTakesEffectAtOnce) {
   EXPECT_EQ(refused.error().code, Code::kDataLoss);
   EXPECT_NE(refused.error().message.find("does not verify"), std::string::npos)
       << refused.error().message;
+  // Which the server tells apart (the envelope waits for the keys: decision #97), and which is
+  // no damage of the envelope's: its signer's own check passes.
+  EXPECT_TRUE(IsBadSignature(refused.error()));
+  EXPECT_TRUE(kor->VerifyOwnEnvelope(*second));
 
   // The real key back: accepted again.
   ASSERT_TRUE(jpn->ImportPublic(ReadAll(Home("KOR") + "/public.json")));

@@ -1410,6 +1410,17 @@ ApiResponse Api::Envelope(const std::string& partner, std::string_view envelope)
   if (error.code == Code::kUnavailable || error.code == Code::kInternal) {
     return FromError(error, "receiving `" + info->id + "`");
   }
+  if (IsBadSignature(error)) {
+    // Its certificate authenticated the calling node: its keys changed (a new home), or the wrong
+    // ones were imported. That is mended by importing its keys, and the envelope waits for it,
+    // as for keys not imported yet (decision #57), rather than be given up (decision #97). A 5xx
+    // also stops the rest of a batch, whose order must hold.
+    log_(OneLine("cannot check the " + info->kind + " `" + info->id + "` from " + partner + ": " +
+                     error.message + " (import its current public keys)",
+                 1000));
+    return ErrorResponse(503, "unavailable",
+                         error.message + " held here: it waits until the keys are imported");
+  }
   log_(OneLine(
       "refused the " + info->kind + " `" + info->id + "` from " + partner + ": " + error.ToString(),
       1000));

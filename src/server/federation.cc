@@ -221,6 +221,10 @@ struct Federation::Impl {
       size_t bytes = 0;
       for (const OutboxRecord& r : *due) {
         if (tried.contains(r.seq) || next.size() == kMaxBatchEnvelopes) break;
+        if (r.attempts > 0 && !Intact(p, r)) {
+          tried.insert(r.seq);
+          continue;
+        }
         const bool batchable = p.takes_batches && Batchable(r.envelope);
         if (!next.empty() && (!batchable || bytes + r.envelope.size() > p.batch_bytes)) break;
         next.push_back(&r);
@@ -392,6 +396,20 @@ struct Federation::Impl {
     if (!committed) {
       log(fmt::format("recording delivery attempts failed: {}", committed.error().ToString()));
     }
+  }
+
+  // Whether `r`, which a partner did not take at an earlier attempt, is still as this node
+  // signed it. One that is not was damaged in the store: no partner would take it, whatever
+  // keys it holds, so it is given up. (A partner that cannot verify a sound one holds another
+  // key for this node, and the envelope waits for it: decision #97.)
+  bool Intact(const Peer& p, const OutboxRecord& r) {
+    const Status own = node->VerifyOwnEnvelope(r.envelope);
+    if (own) return true;
+    const std::string why = "damaged in this node's outbox: " + own.error().message;
+    log(fmt::format("gave up the {} `{}` of `{}` to {}: {}", r.kind, r.id, r.object_id,
+                    p.options.party, why));
+    Record(r, why, 0, true);
+    return false;
   }
 
   // `why` the partner refused `r` for good: marked failed.

@@ -132,7 +132,8 @@ for f in f1 f2 f3 f4; do
 done
 eventually f1-retried '"attempts":[1-9]' get KOR kor-analyst /v1/outbox
 check f1-pending '"JPN":\{"pending":4,' get KOR kor-analyst /v1/outbox
-# k-f4's queued envelope no longer matches its signature (the signature's first character changed).
+# k-f4's queued envelope no longer matches its signature (the signature's first character changed):
+# Korea finds it damaged before it sends it again, and gives it up; the others go on.
 db_change f4-corrupted "$work/net/KOR/state.db" "UPDATE outbox SET envelope = CAST(( \
   SELECT substr(t, 1, p + 12) || iif(substr(t, p + 13, 1) = 'A', 'B', 'A') || substr(t, p + 14) \
   FROM (SELECT CAST(envelope AS TEXT) AS t, instr(CAST(envelope AS TEXT), '\"signature\":\"') AS p)) \
@@ -140,7 +141,9 @@ db_change f4-corrupted "$work/net/KOR/state.db" "UPDATE outbox SET envelope = CA
 read -r delivered_before requests_before < <(jpn_counters)
 live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
 eventually f1-delivered '"JPN":\{"pending":0,"delivered":4,"failed":1\}' get KOR kor-analyst /v1/outbox
-check f4-refused '"object":"k-f4".*"last_error":"refused: ' get KOR kor-analyst /v1/outbox
+check f4-given-up '"object":"k-f4".*"last_error":"damaged in this node.s outbox: its signature does not verify with this node.s key"' \
+  get KOR kor-analyst /v1/outbox
+check f4-said 'gave up the release `[^`]+` of `k-f4` to JPN: damaged in this node.s outbox' cat "$work/net/run/KOR.log"
 check f4-not-received '"code":"not-found"' get JPN jpn-analyst /v1/objects/k-f4
 read -r delivered_after requests_after < <(jpn_counters)
 if [ $((delivered_after - delivered_before)) = 3 ] && [ $((requests_after - requests_before)) = 1 ]; then ok; else
@@ -338,6 +341,20 @@ db_change unknown-known-again "$work/net/JPN/state.db" \
 eventually unknown-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
 check unknown-read '"reason":"released"' get JPN jpn-analyst /v1/objects/k-unknown
 check unknown-once '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-unknown"'
+# A partner that holds another key for Korea (its keys imported wrong, or Korea's home made anew)
+# cannot verify the envelope: it waits for the right keys, rather than be given up (decision #97).
+db_change wrongkey-swap "$work/net/JPN/state.db" \
+  "UPDATE partners SET sign_public = (SELECT sign_public FROM partners WHERE party = 'USA') WHERE party = 'KOR'"
+check wrongkey-create '"id":"k-wrongkey"' create KOR kor-analyst k-wrongkey II "to a partner with another key" '["JPN"]'
+check wrongkey-release '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-wrongkey/release '{"to":"JPN"}'
+eventually wrongkey-waits '"object":"k-wrongkey","state":"pending","attempts":[1-9][0-9]*,"last_error":"unavailable: the signature does not verify with `KOR`.s key held here' \
+  get KOR kor-analyst /v1/outbox
+check wrongkey-said 'cannot check the release `[^`]+` from KOR: the signature does not verify' cat "$work/net/run/JPN.log"
+db_change wrongkey-right-again "$work/net/JPN/state.db" "DELETE FROM partners WHERE party = 'KOR'; \
+  INSERT INTO partners (party, sign_public, wrap_public) VALUES ('KOR', $kor_keys)"
+eventually wrongkey-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
+check wrongkey-read '"reason":"released"' get JPN jpn-analyst /v1/objects/k-wrongkey
+check wrongkey-once '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-wrongkey"'
 
 # An object near the limit of an analyst's request (8 MiB) makes an envelope larger than that
 # (its ciphertext in base64, inside a body in base64 again): Japan takes it from Korea's node,
