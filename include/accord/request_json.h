@@ -19,6 +19,11 @@
 
 namespace accord {
 
+// The most entries a request's `releases`, `forwards` or `consents` may hold. A decision
+// compares each forward with each release, so this bounds what one line of input costs; an
+// object's real history is a few entries per partner.
+inline constexpr size_t kMaxHistoryEntries = 256;
+
 class RequestDecoder {
  public:
   RequestDecoder();

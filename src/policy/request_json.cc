@@ -69,7 +69,9 @@ Fallible GetStringArray(const json::object& obj, std::string_view key, std::stri
   return {};
 }
 
-// Calls fn(object, index) for each element of an optional array of objects.
+// Calls fn(object, index) for each element of an optional array of objects, of at most
+// kMaxHistoryEntries: a decision compares each forward with each release, and a request
+// carries its history, so its length bounds the work one line of input can ask for.
 template <typename Fn>
 Fallible ForEachObject(const json::object& obj, std::string_view key, std::string_view path,
                        Fn&& fn) {
@@ -79,6 +81,10 @@ Fallible ForEachObject(const json::object& obj, std::string_view key, std::strin
     return tl::unexpected(At(fmt::format("{}{}", path, key), "must be an array of objects"));
   }
   const json::array& a = v->get_array();
+  if (a.size() > kMaxHistoryEntries) {
+    return tl::unexpected(
+        At(fmt::format("{}{}", path, key), fmt::format("at most {} entries", kMaxHistoryEntries)));
+  }
   for (size_t i = 0; i < a.size(); ++i) {
     if (!a[i].is_object()) {
       return tl::unexpected(At(fmt::format("{}{}[{}]", path, key, i), "must be an object"));

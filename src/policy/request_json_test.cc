@@ -72,6 +72,32 @@ TEST(RequestDecoderTest, ManyLargeLinesDecodeInBoundedMemory) {
   }
 }
 
+// A decision compares each forward with each release: a history is at most kMaxHistoryEntries
+// long, so that one line cannot ask for billions of comparisons.
+TEST(RequestDecoderTest, AHistoryHasAtMostItsLimitOfEntries) {
+  auto line = [](std::string_view key, std::string_view entry, size_t n) {
+    std::string list;
+    for (size_t i = 0; i < n; ++i) list += (i == 0 ? "" : ",") + std::string(entry);
+    return R"({"action":"read","at":"2018-01-01T00:00:00Z","subject":{"party":"JPN","clearance":"GOKUHI"},"object":{"id":"k","originator":"KOR","level":"II","topics":[],")" +
+           std::string(key) + R"(":[)" + list + "]}}";
+  };
+  const std::string_view release =
+      R"({"to":"JPN","at":"2017-01-01T00:00:00Z","agreement":"kor-jpn-gsomia"})";
+  const std::string_view forward =
+      R"({"from":"USA","to":"JPN","at":"2017-01-01T00:00:00Z","agreement":"usa-jpn-gsomia"})";
+  const std::string_view consent = R"({"to":"JPN","at":"2017-01-01T00:00:00Z"})";
+  RequestDecoder decoder;
+  for (const auto& [key, entry] : {std::pair{"releases", release}, std::pair{"forwards", forward},
+                                   std::pair{"consents", consent}}) {
+    auto full = decoder.Decode(line(key, entry, kMaxHistoryEntries));
+    ASSERT_TRUE(full.has_value()) << key << ": " << full.error();
+    auto over = decoder.Decode(line(key, entry, kMaxHistoryEntries + 1));
+    ASSERT_FALSE(over.has_value()) << key;
+    EXPECT_THAT(over.error(), HasSubstr(std::string("object.") + key));
+    EXPECT_THAT(over.error(), HasSubstr("at most 256 entries"));
+  }
+}
+
 TEST(RequestDecoderTest, ClearErrorsForMalformedLines) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"", "not valid JSON"},
