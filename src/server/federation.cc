@@ -36,6 +36,7 @@ constexpr std::string_view kBatchesPath = "/v1/federation/batches";
 // doubles it back.
 constexpr size_t kMaxBatchBytes = 512 * 1024;
 constexpr size_t kMinBatchBytes = 16 * 1024;
+constexpr size_t kMaxLogLine = 2000;  // bytes of one line of the federation's log
 // Receipts recorded in one transaction, at most: it holds the store's write lock while it
 // verifies them (two signatures each), and the node's server waits for that lock.
 constexpr size_t kReceiptsPerCommit = 8;
@@ -430,7 +431,8 @@ struct Federation::Impl {
     if (!recorded) {
       // The partner answered, but not with a receipt this node can accept: keep the envelope
       // queued, retry later, and say why.
-      const std::string why = "bad receipt: " + recorded.error().message;
+      const std::string why =
+          server_internal::OneLine("bad receipt: " + recorded.error().message, 500);
       log(fmt::format("{}: {} `{}`: {}", p.options.party, r.kind, r.id, why));
       return {false, !Record(r, why, NowMicros() + Backoff(r.attempts + 1), false)};
     }
@@ -758,7 +760,11 @@ struct Federation::Impl {
 Result<std::unique_ptr<Federation>> Federation::Start(FederationOptions options,
                                                       NodeOptions node_options) {
   auto impl = std::make_unique<Impl>();
-  impl->log = options.log ? options.log : LogToStderr;
+  // A line may quote a partner's words (an error, what a receipt calls itself): each is made one
+  // line, whatever they hold, so that no partner can write a line of its own into this log.
+  impl->log = [sink = options.log ? options.log : LogToStderr](std::string_view line) {
+    sink(server_internal::OneLine(line, kMaxLogLine));
+  };
   for (const PeerOptions& p : options.peers) {
     if (p.party.empty() || (p.port == 0 && p.port_file.empty())) {
       return Fail(

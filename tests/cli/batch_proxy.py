@@ -15,6 +15,9 @@ In MODE slow, no batch is spoiled: the proxy is a partner that takes no batches 
 half a second over each envelope. In MODE other-root, no batch is spoiled either: the first
 answer to POST /v1/log/consistency names another root, as proofs to another tree would.
 
+In MODE forged-receipt, the first answer to a batch or an envelope says, in place of its first
+receipt, that its format is a line break and then a line of the proxy's own.
+
 In MODE witness, nothing is spoiled: the shell command in $PROXY_HOOK runs once, before the first
 GET /v1/log/consistency goes on (another witness of the caller's home cosigning meanwhile), and
 the file named by $PROXY_CHECKPOINT, if set, answers the first GET /v1/log/checkpoint (a
@@ -99,6 +102,14 @@ class Forward(http.server.BaseHTTPRequestHandler):
             spoiled.set()
             data = spoil(data)
             print(f"batch_proxy: spoiled a batch answer ({mode})", file=sys.stderr, flush=True)
+        if (mode == "forged-receipt" and self.path.startswith("/v1/federation/")
+                and answer.status == 200 and not spoiled.is_set()):
+            spoiled.set()
+            forged = json.dumps({"format": "x\nWITNESS: forged by the proxy", "kind": "receipt"})
+            lines = data.decode().split("\n")
+            lines[0] = forged
+            data = "\n".join(lines).encode()
+            print("batch_proxy: forged a receipt", file=sys.stderr, flush=True)
         if (mode == "other-root" and self.command == "POST" and self.path == "/v1/log/consistency"
                 and answer.status == 200 and not spoiled.is_set()):
             spoiled.set()

@@ -200,6 +200,17 @@ for mode in fail-second short long; do
   done
 done
 check proxy-spoiled '^3$' grep -c 'spoiled a batch answer' "$work/net/run/proxy.log"
+# A receipt whose format holds a line break and then a line of its own: Korea logs it as one
+# line (a partner cannot write lines into Korea's log), and delivers the envelope again.
+proxy_round forged-receipt k-forged-1
+delivered=$((delivered + 1))
+eventually proxy-forged-delivered "\"JPN\":\\{\"pending\":0,\"delivered\":$delivered,\"failed\":1\\}" get KOR kor-analyst /v1/outbox
+kill "$proxy_pid" 2>/dev/null
+wait "$proxy_pid" 2>/dev/null
+check proxy-forged-spoiled 'forged a receipt' cat "$work/net/run/proxy.log"
+check proxy-forged-one-line 'bad receipt: package: unknown format `x\\x0aWITNESS: forged by the proxy`' cat "$work/net/run/KOR.log"
+check proxy-forged-no-line '^0$' grep -c '^WITNESS: forged' "$work/net/run/KOR.log"
+check proxy-forged-once '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"object":"k-forged-1"'
 # Proofs of the checkpoints Japan showed, answered to another tree: not evidence of anything.
 # Korea says so once and proves them at a later round; no fork (decision #86). Three envelopes
 # go as one batch, whose receipts show three sizes of Japan's log: the two smaller need proofs.
