@@ -334,8 +334,9 @@ class Store {
   // The envelope (id, to) queued, in any state; nullopt when it never was.
   [[nodiscard]] virtual Result<std::optional<OutboxRecord>> GetQueued(const std::string& id,
                                                                       const std::string& to) = 0;
-  // Marks (id, to) delivered; no effect when there is no such pending envelope (a receipt for a
-  // package carried by hand, or one delivered already).
+  // Marks (id, to) delivered, pending or given up: a receipt for it proves the partner has it
+  // (one given up when its object was destroyed may have been on its way). No effect when it
+  // was never queued (a receipt for a package carried by hand) or is delivered already.
   [[nodiscard]] virtual Status MarkDelivered(const std::string& id, const std::string& to,
                                              int64_t now_us) = 0;
 

@@ -906,7 +906,7 @@ Result<Statements> PrepareAll(sqlite3* db) {
                               "WHERE id = ?1 AND to_party = ?2 AND state = 0"));
   ACCORD_RETURN_IF_ERROR(prep(s.mark_delivered,
                               "UPDATE outbox SET state = 1, done_us = ?3 "
-                              "WHERE id = ?1 AND to_party = ?2 AND state = 0"));
+                              "WHERE id = ?1 AND to_party = ?2 AND state != 1"));
   ACCORD_RETURN_IF_ERROR(prep(s.get_queued, outbox_columns + "WHERE id = ?1 AND to_party = ?2"));
   ACCORD_RETURN_IF_ERROR(
       prep(s.pending_envelope, "SELECT envelope FROM outbox WHERE seq = ?1 AND state = 0"));

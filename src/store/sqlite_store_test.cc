@@ -1637,6 +1637,22 @@ TEST_F(SqliteStoreTest, OutboxQueuesOncePerPartyInOrder) {
   EXPECT_EQ(store_->DueDeliveries("KOR", 1000, 10, kAnyBytes).value().size(), 0u);
 }
 
+// An envelope given up while it was on its way (its object destroyed meanwhile) whose receipt
+// comes back after all was delivered: the outbox says so.
+TEST_F(SqliteStoreTest, AReceiptForAnEnvelopeGivenUpMarksItDelivered) {
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p1", "JPN", 0)));
+  ASSERT_TRUE(
+      store_->RecordAttempt("p1", "JPN", "the object was destroyed before delivery", 0, true, 10));
+  ASSERT_EQ(store_->GetQueued("p1", "JPN").value()->state, DeliveryState::kFailed);
+  ASSERT_TRUE(store_->MarkDelivered("p1", "JPN", 20));
+  auto queued = store_->GetQueued("p1", "JPN").value();
+  EXPECT_EQ(queued->state, DeliveryState::kDelivered);
+  EXPECT_EQ(queued->done_us, 20);
+  ASSERT_TRUE(store_->MarkDelivered("p1", "JPN", 30));  // again: no effect
+  EXPECT_EQ(store_->GetQueued("p1", "JPN").value()->done_us, 20);
+  EXPECT_EQ(store_->CountOutbox().value().at(0).delivered, 1u);
+}
+
 TEST_F(SqliteStoreTest, DueDeliveriesReadsNoMoreEnvelopesThanItsBudget) {
   for (size_t i = 0; i < 4; ++i) {
     OutboxRecord r = MakeDelivery("p" + std::to_string(i), "JPN", 0);
