@@ -334,6 +334,11 @@ class Store {
   // The envelope (id, to) queued, in any state; nullopt when it never was.
   [[nodiscard]] virtual Result<std::optional<OutboxRecord>> GetQueued(const std::string& id,
                                                                       const std::string& to) = 0;
+  // Makes every pending envelope for `to` due later than `latest_us` due at `latest_us`, and
+  // returns how many there were; takes no write lock when there are none. For a clock that went
+  // back: no backoff sets a time that far ahead.
+  [[nodiscard]] virtual Result<uint64_t> BringForwardAttempts(const std::string& to,
+                                                              int64_t latest_us) = 0;
   // Marks (id, to) delivered, pending or given up: a receipt for it proves the partner has it
   // (one given up when its object was destroyed may have been on its way). No effect when it
   // was never queued (a receipt for a package carried by hand) or is delivered already.

@@ -710,11 +710,34 @@ struct Federation::Impl {
     }
   }
 
+  // The latest time a retry of `p` can be due at `now`, the longest backoff ahead: a time set
+  // further ahead was set by a clock that has gone back since (NTP stepping a clock that ran
+  // ahead, a virtual machine resumed, or before a restart), and would hold the partner's queue
+  // until the clock caught up with it. Such times are brought forward, in memory and in the
+  // outbox; so are the times of the last witnessing and delivery, which schedule the next.
+  void CatchUpWithClock(Peer& p, int64_t now) {
+    const int64_t latest =
+        now + std::chrono::duration_cast<std::chrono::microseconds>(options.retry_max).count();
+    p.retry_at_us = std::min(p.retry_at_us, latest);
+    p.witnessed_at_us = std::min(p.witnessed_at_us, now);
+    delivered_at_us = std::min(delivered_at_us, now);
+    auto moved = node->store().BringForwardAttempts(p.options.party, latest);
+    if (!moved) {
+      log(fmt::format("reading the outbox failed: {}", moved.error().ToString()));
+    } else if (*moved > 0) {
+      log(
+          fmt::format("{}: {} envelope(s) were due later than the longest backoff from now (the "
+                      "clock went back): now due within it",
+                      p.options.party, *moved));
+    }
+  }
+
   void Loop() {
     while (true) {
       const int64_t pass = NowMicros();
       for (Peer& p : peers) {
         if (Stopping()) return;
+        CatchUpWithClock(p, pass);
         if (pass < p.retry_at_us) continue;
         try {
           if (RefreshPort(p)) Serve(p);

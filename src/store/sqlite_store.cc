@@ -729,6 +729,8 @@ struct Statements {
   StmtPtr list_undelivered;
   StmtPtr record_attempt;
   StmtPtr mark_delivered;
+  StmtPtr attempts_after;
+  StmtPtr bring_forward_attempts;
   StmtPtr get_queued;
   StmtPtr pending_envelope;
   StmtPtr put_subject;
@@ -904,6 +906,12 @@ Result<Statements> PrepareAll(sqlite3* db) {
                               "UPDATE outbox SET attempts = attempts + 1, last_error = ?3, "
                               "next_attempt_us = ?4, state = ?5, done_us = ?6 "
                               "WHERE id = ?1 AND to_party = ?2 AND state = 0"));
+  ACCORD_RETURN_IF_ERROR(prep(s.attempts_after,
+                              "SELECT 1 FROM outbox INDEXED BY outbox_due WHERE state = 0 AND "
+                              "to_party = ?1 AND next_attempt_us > ?2 LIMIT 1"));
+  ACCORD_RETURN_IF_ERROR(prep(s.bring_forward_attempts,
+                              "UPDATE outbox SET next_attempt_us = ?2 "
+                              "WHERE state = 0 AND to_party = ?1 AND next_attempt_us > ?2"));
   ACCORD_RETURN_IF_ERROR(prep(s.mark_delivered,
                               "UPDATE outbox SET state = 1, done_us = ?3 "
                               "WHERE id = ?1 AND to_party = ?2 AND state != 1"));
@@ -1946,6 +1954,22 @@ class SqliteStore final : public Store {
     if (!row) return std::optional<OutboxRecord>{};
     ACCORD_ASSIGN_OR_RETURN(OutboxRecord r, ReadOutbox(st));
     return std::optional<OutboxRecord>{std::move(r)};
+  }
+
+  Result<uint64_t> BringForwardAttempts(const std::string& to, int64_t latest_us) override {
+    {
+      // Read first: the write lock is taken only when there is something to move.
+      BoundStatement probe(db_.get(), s_.attempts_after.get());
+      probe.BindText(1, to);
+      probe.BindInt(2, latest_us);
+      ACCORD_ASSIGN_OR_RETURN(const bool any, probe.Step("look for late attempts to", to));
+      if (!any) return 0;
+    }
+    BoundStatement st(db_.get(), s_.bring_forward_attempts.get());
+    st.BindText(1, to);
+    st.BindInt(2, latest_us);
+    ACCORD_RETURN_IF_ERROR(st.Run("bring forward the attempts to", to));
+    return static_cast<uint64_t>(sqlite3_changes64(db_.get()));
   }
 
   Status MarkDelivered(const std::string& id, const std::string& to, int64_t now_us) override {

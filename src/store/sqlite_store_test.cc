@@ -1637,6 +1637,22 @@ TEST_F(SqliteStoreTest, OutboxQueuesOncePerPartyInOrder) {
   EXPECT_EQ(store_->DueDeliveries("KOR", 1000, 10, kAnyBytes).value().size(), 0u);
 }
 
+// After the clock went back, envelopes due later than any backoff would set are brought
+// forward, and nothing is written when there are none.
+TEST_F(SqliteStoreTest, AttemptsDueTooLateAreBroughtForward) {
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p1", "JPN", 1000)));
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p2", "JPN", 9000)));  // queued by a clock ahead
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p3", "USA", 9000)));
+  EXPECT_EQ(store_->DueDeliveries("JPN", 2000, 10, kAnyBytes).value().size(), 1u);
+  EXPECT_EQ(store_->BringForwardAttempts("JPN", 2000).value(), 1u);
+  auto due = store_->DueDeliveries("JPN", 2000, 10, kAnyBytes).value();
+  ASSERT_EQ(due.size(), 2u);
+  EXPECT_EQ(due[1].id, "p2");
+  EXPECT_EQ(due[1].next_attempt_us, 2000);
+  EXPECT_EQ(store_->BringForwardAttempts("JPN", 2000).value(), 0u);
+  EXPECT_EQ(store_->DueDeliveries("USA", 2000, 10, kAnyBytes).value().size(), 0u);  // its own
+}
+
 // An envelope given up while it was on its way (its object destroyed meanwhile) whose receipt
 // comes back after all was delivered: the outbox says so.
 TEST_F(SqliteStoreTest, AReceiptForAnEnvelopeGivenUpMarksItDelivered) {

@@ -366,6 +366,19 @@ db_change wrongkey-right-again "$work/net/JPN/state.db" "DELETE FROM partners WH
 eventually wrongkey-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
 check wrongkey-read '"reason":"released"' get JPN jpn-analyst /v1/objects/k-wrongkey
 check wrongkey-once '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-wrongkey"'
+# An envelope due an hour from now, as a clock that went back an hour after queuing it leaves it:
+# Korea brings it forward to within its longest backoff, rather than hold Japan's queue an hour.
+live_stop JPN
+check clock-create '"id":"k-clock"' create KOR kor-analyst k-clock II "queued by a clock ahead" '["JPN"]'
+check clock-release '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-clock/release '{"to":"JPN"}'
+eventually clock-tried '"object":"k-clock","state":"pending","attempts":[1-9]' get KOR kor-analyst /v1/outbox
+db_change clock-ahead "$work/net/KOR/state.db" \
+  "UPDATE outbox SET next_attempt_us = $(($(date +%s%N) / 1000 + 3600000000)) WHERE object_id = 'k-clock'"
+live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
+eventually clock-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
+check clock-said 'JPN: 1 envelope\(s\) were due later than the longest backoff from now \(the clock went back\)' \
+  cat "$work/net/run/KOR.log"
+check clock-once '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"object":"k-clock"'
 
 # An object near the limit of an analyst's request (8 MiB) makes an envelope larger than that
 # (its ciphertext in base64, inside a body in base64 again): Japan takes it from Korea's node,
