@@ -259,6 +259,43 @@ std::vector<Row> ReadRows() {
            .Consent("JPN", "2015-06-02T00:00:00+09:00")
            .Forwarded("USA", "JPN", "2015-06-03T00:00:00+09:00", "uj"),
        "released", "uj", "GOKUHI"},
+      // A forwarded copy passes the same checks as a released one, on the marking derived
+      // through the holder (DESIGN §3 read, steps 5-7).
+      {"forwarded, no row for the holder's marking",
+       rd("JPN", "KIMITSU")
+           .Object("KOR", "I")
+           .Released("USA", "2015-06-01T00:00:00+09:00", "uk")
+           .Consent("JPN", "2015-06-02T00:00:00+09:00")
+           .Forwarded("USA", "JPN", "2015-06-03T00:00:00+09:00", "uj"),
+       "no-equivalent-level"},
+      {"forwarded, below the marking",
+       rd("JPN", "HI")
+           .Released("USA", "2015-06-01T00:00:00+09:00", "uk")
+           .Consent("JPN", "2015-06-02T00:00:00+09:00")
+           .Forwarded("USA", "JPN", "2015-06-03T00:00:00+09:00", "uj"),
+       "insufficient-clearance"},
+      {"forwarded, no need-to-know",
+       rd("JPN", "GOKUHI")
+           .NeedToKnow({})
+           .Topics({"dprk-missile"})
+           .Released("USA", "2015-06-01T00:00:00+09:00", "uk")
+           .Consent("JPN", "2015-06-02T00:00:00+09:00")
+           .Forwarded("USA", "JPN", "2015-06-03T00:00:00+09:00", "uj"),
+       "no-need-to-know"},
+      {"forwarded, missing compartment",
+       rd("JPN", "GOKUHI")
+           .Compartments({"TALENT"})
+           .Holds({"OTHER"})
+           .Released("USA", "2015-06-01T00:00:00+09:00", "uk")
+           .Consent("JPN", "2015-06-02T00:00:00+09:00")
+           .Forwarded("USA", "JPN", "2015-06-03T00:00:00+09:00", "uj"),
+       "compartment"},
+      {"forwarded after t is no path",
+       rd("JPN", "GOKUHI")
+           .Released("USA", "2015-06-01T00:00:00+09:00", "uk")
+           .Consent("JPN", "2015-06-02T00:00:00+09:00")
+           .Forwarded("USA", "JPN", "2018-06-01T00:00:00+09:00", "uj"),
+       "not-released"},
       {"most recent allowing release names the agreement",
        rd("JPN", "GOKUHI")
            .Released("JPN", "2015-06-01T00:00:00+09:00", "tisa")
