@@ -147,6 +147,13 @@ std::vector<Row> ReadRows() {
   auto rd = [&](std::string party, std::string clearance) {
     return B::Read(t2018, std::move(party), std::move(clearance)).NeedToKnow({"dprk-missile"});
   };
+  // Released to the USA under USA–KOR, forwarded on to Japan under USA–JPN with consent.
+  auto via_hub = [](B b) {
+    b.Released("USA", "2015-06-01T00:00:00+09:00", "uk")
+        .Consent("JPN", "2015-06-02T00:00:00+09:00")
+        .Forwarded("USA", "JPN", "2015-06-03T00:00:00+09:00", "uj");
+    return b;
+  };
   return {
       {"unknown release agreement",
        rd("JPN", "GOKUHI").Released("JPN", "2017-01-01T00:00:00+09:00", "nope"), "invalid-request"},
@@ -253,43 +260,16 @@ std::vector<Row> ReadRows() {
        B::Read("2021-01-01T00:00:00+09:00", "JPN", "GOKUHI")
            .Released("JPN", "2018-01-01T00:00:00+09:00", "kj"),
        "released", "kj", "GOKUHI"},
-      {"through the hub with consent",
-       rd("JPN", "GOKUHI")
-           .Released("USA", "2015-06-01T00:00:00+09:00", "uk")
-           .Consent("JPN", "2015-06-02T00:00:00+09:00")
-           .Forwarded("USA", "JPN", "2015-06-03T00:00:00+09:00", "uj"),
-       "released", "uj", "GOKUHI"},
+      {"through the hub with consent", via_hub(rd("JPN", "GOKUHI")), "released", "uj", "GOKUHI"},
       // A forwarded copy passes the same checks as a released one, on the marking derived
       // through the holder (DESIGN §3 read, steps 5-7).
       {"forwarded, no row for the holder's marking",
-       rd("JPN", "KIMITSU")
-           .Object("KOR", "I")
-           .Released("USA", "2015-06-01T00:00:00+09:00", "uk")
-           .Consent("JPN", "2015-06-02T00:00:00+09:00")
-           .Forwarded("USA", "JPN", "2015-06-03T00:00:00+09:00", "uj"),
-       "no-equivalent-level"},
-      {"forwarded, below the marking",
-       rd("JPN", "HI")
-           .Released("USA", "2015-06-01T00:00:00+09:00", "uk")
-           .Consent("JPN", "2015-06-02T00:00:00+09:00")
-           .Forwarded("USA", "JPN", "2015-06-03T00:00:00+09:00", "uj"),
-       "insufficient-clearance"},
+       via_hub(rd("JPN", "KIMITSU").Object("KOR", "I")), "no-equivalent-level"},
+      {"forwarded, below the marking", via_hub(rd("JPN", "HI")), "insufficient-clearance"},
       {"forwarded, no need-to-know",
-       rd("JPN", "GOKUHI")
-           .NeedToKnow({})
-           .Topics({"dprk-missile"})
-           .Released("USA", "2015-06-01T00:00:00+09:00", "uk")
-           .Consent("JPN", "2015-06-02T00:00:00+09:00")
-           .Forwarded("USA", "JPN", "2015-06-03T00:00:00+09:00", "uj"),
-       "no-need-to-know"},
+       via_hub(rd("JPN", "GOKUHI").NeedToKnow({}).Topics({"dprk-missile"})), "no-need-to-know"},
       {"forwarded, missing compartment",
-       rd("JPN", "GOKUHI")
-           .Compartments({"TALENT"})
-           .Holds({"OTHER"})
-           .Released("USA", "2015-06-01T00:00:00+09:00", "uk")
-           .Consent("JPN", "2015-06-02T00:00:00+09:00")
-           .Forwarded("USA", "JPN", "2015-06-03T00:00:00+09:00", "uj"),
-       "compartment"},
+       via_hub(rd("JPN", "GOKUHI").Compartments({"TALENT"}).Holds({"OTHER"})), "compartment"},
       {"forwarded after t is no path",
        rd("JPN", "GOKUHI")
            .Released("USA", "2015-06-01T00:00:00+09:00", "uk")
