@@ -10,7 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 
@@ -41,24 +43,43 @@ Result<PkeyPtr> NewKey() {
   return key;
 }
 
-// Writes `key` with mode 0600, `cert` with 0644.
+// Closes `f`, which wrote `path`: stdio writes its buffer then, and a full disk shows there.
+Status CloseWritten(FilePtr f, const std::string& path) {
+  if (std::fclose(f.release()) != 0) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("cannot write `{}`: {}", path, std::strerror(errno)));
+  }
+  return OkStatus();
+}
+
+// Writes `key` with mode 0600, `cert` with 0644. The key's file is never reached through a
+// symbolic link, and one there already is made 0600 before the key goes in.
 Status WritePem(const std::string& cert_path, X509* cert, const std::string& key_path,
                 EVP_PKEY* key) {
   if (key != nullptr) {
-    const int fd = ::open(key_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    const int fd =
+        ::open(key_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0 && ::fchmod(fd, 0600) != 0) {
+      ::close(fd);
+      return Fail(Code::kInvalidArgument, fmt::format("cannot make `{}` private", key_path));
+    }
     FilePtr f(fd >= 0 ? ::fdopen(fd, "w") : nullptr);
     if (!f) {
+      const int error = errno;
       if (fd >= 0) ::close(fd);
-      return Fail(Code::kInvalidArgument, fmt::format("cannot write `{}`", key_path));
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("cannot write `{}`: {}", key_path,
+                              error == ELOOP ? "a symbolic link" : std::strerror(error)));
     }
     if (PEM_write_PrivateKey(f.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
       return OpenSslError("writing a key");
     }
+    ACCORD_RETURN_IF_ERROR(CloseWritten(std::move(f), key_path));
   }
   FilePtr f(std::fopen(cert_path.c_str(), "w"));
   if (!f) return Fail(Code::kInvalidArgument, fmt::format("cannot write `{}`", cert_path));
   if (PEM_write_X509(f.get(), cert) != 1) return OpenSslError("writing a certificate");
-  return OkStatus();
+  return CloseWritten(std::move(f), cert_path);
 }
 
 Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
@@ -106,7 +127,10 @@ Result<X509Ptr> MakeCertificate(EVP_PKEY* key, const Name& subject, X509* issuer
   if (!add("O", subject.organization) || !add("CN", subject.common_name)) {
     return tl::unexpected(OpenSslError("naming a certificate").error());
   }
-  X509_set_issuer_name(cert.get(), issuer != nullptr ? X509_get_subject_name(issuer) : name);
+  if (X509_set_issuer_name(cert.get(), issuer != nullptr ? X509_get_subject_name(issuer) : name) !=
+      1) {
+    return tl::unexpected(OpenSslError("naming a certificate's issuer").error());
+  }
   if (ASN1_TIME_set(X509_getm_notBefore(cert.get()), not_before.micros / 1'000'000) == nullptr ||
       ASN1_TIME_set(X509_getm_notAfter(cert.get()), not_after.micros / 1'000'000) == nullptr ||
       X509_set_pubkey(cert.get(), key) != 1) {

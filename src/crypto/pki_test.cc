@@ -115,5 +115,41 @@ TEST_F(PkiTest, IssuesMoreCertificatesFromTheCa) {
   EXPECT_FALSE(CreateDevelopmentPki(PkiOptions{dir_ + "/x", {"kor"}, {}, {}, now, 1}));
 }
 
+// A private key is written 0600 whatever was at its path, and never through a symbolic link
+// (which could point anywhere, readable by others).
+TEST_F(PkiTest, AKeyIsWrittenPrivateAndNotThroughALink) {
+  const Instant now = SystemClock().Now();
+  ASSERT_TRUE(CreateDevelopmentPki(PkiOptions{dir_, {"KOR"}, {}, {"127.0.0.1"}, now, 30}));
+  LeafOptions leaf{dir_ + "/ca.pem",
+                   dir_ + "/ca.key",
+                   dir_ + "/user.pem",
+                   dir_ + "/user.key",
+                   CertificateKind::kUser,
+                   "kor-analyst",
+                   "KOR",
+                   {},
+                   now,
+                   Instant{now.micros + 86'400'000'000LL}};
+  {
+    std::FILE* old = std::fopen(leaf.out_key.c_str(), "w");
+    ASSERT_NE(old, nullptr);
+    std::fclose(old);
+    fs::permissions(leaf.out_key, fs::perms(0644));
+  }
+  ASSERT_TRUE(IssueCertificate(leaf));
+  struct stat st {};
+  ASSERT_EQ(::stat(leaf.out_key.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_GT(st.st_size, 100);
+
+  fs::create_symlink(dir_ + "/elsewhere.key", dir_ + "/linked.key");
+  leaf.out_key = dir_ + "/linked.key";
+  auto refused = IssueCertificate(leaf);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("symbolic link"), std::string::npos)
+      << refused.error().message;
+  EXPECT_FALSE(fs::exists(dir_ + "/elsewhere.key"));
+}
+
 }  // namespace
 }  // namespace accord
