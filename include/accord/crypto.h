@@ -56,6 +56,9 @@ using PublicKey = std::array<uint8_t, kPublicKeySize>;
 // Cryptographically secure random bytes. Aborts if the system generator fails: nothing sensible
 // can continue without randomness.
 [[nodiscard]] Bytes RandomBytes(size_t size);
+// The same, for a nonce: kUnavailable when OpenSSL's generator cannot give them now (it could
+// not seed: decision #78), so that one operation fails and the node goes on.
+[[nodiscard]] Result<Bytes> TryRandomBytes(size_t size);
 // A fresh random AES-256 key.
 [[nodiscard]] SecretBytes NewDataKey();
 

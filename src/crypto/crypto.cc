@@ -133,6 +133,16 @@ Bytes RandomBytes(size_t size) {
   return out;
 }
 
+Result<Bytes> TryRandomBytes(size_t size) {
+  Bytes out(size);
+  if (!FitsInt(size)) return Fail(Code::kInvalidArgument, "too many random bytes asked for");
+  if (size > 0 && RAND_bytes(out.data(), static_cast<int>(size)) != 1) {
+    ERR_clear_error();
+    return Fail(Code::kUnavailable, "no random bytes for a nonce now");
+  }
+  return out;
+}
+
 SecretBytes NewDataKey() {
   SecretBytes key(kAeadKeySize);
   if (RAND_priv_bytes(key.RevealMutable(InsecureSecretAccess()).data(),

@@ -206,7 +206,13 @@ TEST(WrapKeyPairTest, SecretsTakeNoMoreThanHalfOfTheSecureHeap) {
   ERR_clear_error();
 
   // The generators of this thread and of a new one (which seeds now) still draw.
-  std::thread([] { EXPECT_EQ(RandomBytes(16).size(), 16u); }).join();
+  std::thread([] {
+    EXPECT_EQ(RandomBytes(16).size(), 16u);
+    auto nonce = TryRandomBytes(12);  // the PKCS#11 key's nonces: fallible, never an abort
+    ASSERT_TRUE(nonce) << nonce.error().ToString();
+    EXPECT_EQ(nonce->size(), 12u);
+    EXPECT_NE(*nonce, TryRandomBytes(12).value());
+  }).join();
   auto wrapped = WrapToParty(jpn.public_key(), dk, AsBytes("pkg-1"));
   ASSERT_TRUE(wrapped) << wrapped.error().ToString();
   auto back = jpn.Unwrap(*wrapped, AsBytes("pkg-1"));

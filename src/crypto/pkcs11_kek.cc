@@ -459,7 +459,7 @@ class Pkcs11Kek final : public KeyEncryptionKey {
 
   [[nodiscard]] Result<Bytes> Wrap(const SecretBytes& key,
                                    ByteView associated_data) const override {
-    Bytes nonce = RandomBytes(kAeadNonceSize);
+    ACCORD_ASSIGN_OR_RETURN(Bytes nonce, TryRandomBytes(kAeadNonceSize));
     Bytes aad(associated_data.begin(), associated_data.end());  // the API wants mutable pointers
     CK_GCM_PARAMS params = GcmParams(nonce, aad);
     CK_MECHANISM mechanism{CKM_AES_GCM, &params, sizeof(params)};
