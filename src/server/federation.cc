@@ -737,9 +737,9 @@ struct Federation::Impl {
       const int64_t pass = NowMicros();
       for (Peer& p : peers) {
         if (Stopping()) return;
-        CatchUpWithClock(p, pass);
-        if (pass < p.retry_at_us) continue;
         try {
+          CatchUpWithClock(p, pass);
+          if (pass < p.retry_at_us) continue;
           if (RefreshPort(p)) Serve(p);
         } catch (const std::exception& e) {
           // Out of memory, most likely: this partner waits as if unreachable (what it was sent
