@@ -131,6 +131,12 @@ class VerifyingKey {
   [[nodiscard]] static Result<VerifyingKey> FromRaw(ByteView raw);
   // kDataLoss "signature verification failed" on any mismatch.
   [[nodiscard]] Status Verify(ByteView message, ByteView signature) const;
+  // Whether signatures made with no private key verify under this key: true for a point of
+  // small order (the identity, say), which OpenSSL 3.0 takes as a key and whose "signatures"
+  // anyone can make. Probed with OpenSSL's own verification: the signature (R = the identity,
+  // S = 0) verifies exactly when [h]A is the identity, which for such a key happens for one
+  // message in at most eight; 256 messages are tried, and a key of prime order passes none.
+  [[nodiscard]] bool AcceptsForgeries() const;
   [[nodiscard]] const PublicKey& raw() const { return raw_; }
 
  private:

@@ -359,6 +359,17 @@ Status VerifyingKey::Verify(ByteView message, ByteView signature) const {
   return OkStatus();
 }
 
+bool VerifyingKey::AcceptsForgeries() const {
+  Bytes signature(kSignatureSize, 0);
+  signature[0] = 1;  // R: the identity point's encoding (y = 1); S: 0
+  for (int i = 0; i < 256; ++i) {
+    const std::string message = "accord/1 small-order probe " + std::to_string(i);
+    if (Verify(AsBytes(message), signature)) return true;
+  }
+  ERR_clear_error();
+  return false;
+}
+
 SigningKey SigningKey::Generate() {
   SecretBytes seed(32);
   if (RAND_priv_bytes(seed.RevealMutable(InsecureSecretAccess()).data(), 32) != 1) {

@@ -140,6 +140,37 @@ TEST(SigningKeyTest, RejectsForgeries) {
   EXPECT_FALSE(key.verifying_key().Verify(AsBytes("release k-1 to JPN"), ByteView(sig).first(63)));
 }
 
+// Points of small order are taken by OpenSSL as public keys, and a signature made with no
+// private key verifies under them; AcceptsForgeries finds them (decision #103).
+TEST(VerifyingKeyTest, KeysOfSmallOrderAcceptForgeries) {
+  auto encoding = [](uint8_t first, uint8_t fill, uint8_t last) {
+    Bytes b(32, fill);
+    b[0] = first;
+    b[31] = last;
+    return b;
+  };
+  const std::vector<std::pair<std::string, Bytes>> small = {
+      {"the identity (y = 1)", encoding(0x01, 0x00, 0x00)},
+      {"order 2 (y = -1)", encoding(0xec, 0xff, 0x7f)},
+      {"order 4 (y = 0, x even)", encoding(0x00, 0x00, 0x00)},
+      {"order 4 (y = 0, x odd)", encoding(0x00, 0x00, 0x80)},
+  };
+  Bytes forged(kSignatureSize, 0);
+  forged[0] = 1;
+  for (const auto& [name, raw] : small) {
+    auto key = VerifyingKey::FromRaw(raw);
+    ASSERT_TRUE(key) << name;  // OpenSSL takes it
+    EXPECT_TRUE(key->AcceptsForgeries()) << name;
+  }
+  // The identity accepts the forged signature on any message at all.
+  EXPECT_TRUE(VerifyingKey::FromRaw(small[0].second)->Verify(AsBytes("destroy k-1"), forged));
+  for (int i = 0; i < 4; ++i) {
+    const SigningKey real = SigningKey::Generate();
+    EXPECT_FALSE(real.verifying_key().AcceptsForgeries());
+    EXPECT_FALSE(real.verifying_key().Verify(AsBytes("destroy k-1"), forged));
+  }
+}
+
 // RFC 7748 §6.1: Alice's and Bob's public keys from their private keys.
 TEST(WrapKeyPairTest, MatchesRfc7748PublicKeys) {
   auto alice = WrapKeyPair::FromPrivate(SecretBytes::Copy(

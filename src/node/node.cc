@@ -2333,6 +2333,15 @@ Result<std::string> Node::ImportPublic(std::string_view text) {
   if (p == n.party) {
     return Fail(Code::kInvalidArgument, "these are this node's own keys");
   }
+  // A signing key anyone can sign for would let anyone speak for that partner: its envelopes,
+  // its receipts and its log's checkpoints (decision #103).
+  ACCORD_ASSIGN_OR_RETURN(const VerifyingKey verifying, VerifyingKey::FromRaw(*sign));
+  if (verifying.AcceptsForgeries()) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("`{}`'s signing key is a point of small order, under which anyone "
+                            "can make signatures: not imported",
+                            p));
+  }
   PartnerRecord r;
   r.party = p;
   std::copy(sign->begin(), sign->end(), r.sign_public.begin());

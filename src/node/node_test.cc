@@ -1249,6 +1249,25 @@ TEST_F(NodeTest, AnEnvelopeDamagedInTheOutboxFailsItsSignersOwnCheck) {
   EXPECT_FALSE(IsBadSignature(garbage.error()));
 }
 
+// A partner's signing key under which anyone can sign (a point of small order) is refused at
+// import: it would let anyone speak for that partner (decision #103).
+TEST_F(NodeTest, ASigningKeyAnyoneCanSignForIsNotImported) {
+  InitAll();
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  std::string text = ReadAll(Home("KOR") + "/public.json");
+  const size_t at = text.find("\"sign\":\"");
+  ASSERT_NE(at, std::string::npos);
+  const size_t end = text.find('"', at + 8);
+  text.replace(at + 8, end - (at + 8),
+               "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");  // the identity
+  auto refused = jpn->ImportPublic(text);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
+  EXPECT_NE(refused.error().message.find("small order"), std::string::npos)
+      << refused.error().message;
+  ASSERT_TRUE(jpn->ImportPublic(ReadAll(Home("KOR") + "/public.json")));  // the real one
+}
+
 // A node keeps its partners' keys ready to verify with; importing another key for a partner
 // takes effect at the next envelope.
 TEST_F(NodeTest, APartnersNewKeyTakesEffectAtOnce) {
