@@ -258,6 +258,16 @@ struct Node::Impl {
     auto it = verifiers.find(p.party);
     if (it != verifiers.end() && it->second.sign_public == p.sign_public) return &it->second;
     ACCORD_ASSIGN_OR_RETURN(VerifyingKey envelopes, VerifyingKey::FromRaw(p.sign_public));
+    if (envelopes.AcceptsForgeries()) {
+      // Stored before the import refused such keys (decision #103). Nothing signed under it
+      // means anything, so nothing from this partner is checked until its keys are imported
+      // again: unavailable, so that what a partner sends waits for that, as for keys not yet
+      // imported (decision #57).
+      return Fail(Code::kUnavailable,
+                  fmt::format("`{}`'s stored signing key is a point of small order, under which "
+                              "anyone can make signatures: import its public keys again",
+                              p.party));
+    }
     ACCORD_ASSIGN_OR_RETURN(
         note::Verifier checkpoints,
         note::Verifier::FromPublicKey(node_internal::LogOrigin(p.party), p.sign_public));

@@ -1268,6 +1268,27 @@ TEST_F(NodeTest, ASigningKeyAnyoneCanSignForIsNotImported) {
   ASSERT_TRUE(jpn->ImportPublic(ReadAll(Home("KOR") + "/public.json")));  // the real one
 }
 
+// A key of small order stored before the import refused them is refused where it is used: what
+// that partner sends waits (unavailable) until its real keys are imported again.
+TEST_F(NodeTest, AStoredSigningKeyAnyoneCanSignForIsNotUsed) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "payload"));
+  auto package = kor->Release("k-1", "JPN");
+  ASSERT_TRUE(package);
+  ASSERT_TRUE(Exec(Home("JPN") + "/state.db", "UPDATE partners SET sign_public = X'01" +
+                                                  std::string(62, '0') +
+                                                  "' WHERE party = 'KOR'"));  // the identity
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  auto refused = jpn->Receive(*package);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kUnavailable);
+  EXPECT_NE(refused.error().message.find("small order"), std::string::npos)
+      << refused.error().message;
+  ASSERT_TRUE(jpn->ImportPublic(ReadAll(Home("KOR") + "/public.json")));
+  EXPECT_TRUE(jpn->Receive(*package));
+}
+
 // A node keeps its partners' keys ready to verify with; importing another key for a partner
 // takes effect at the next envelope.
 TEST_F(NodeTest, APartnersNewKeyTakesEffectAtOnce) {
