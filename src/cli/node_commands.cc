@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -89,39 +90,6 @@ std::string DirectoryOf(const std::string& path) {
   return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
 }
 
-// Writes through a temporary file and a rename, so a reader never sees half a package. The
-// temporary file is new (mkostemp: O_EXCL, mode 0600), so that neither a file planted under its
-// name nor a symbolic link receives what is written (a payload, with `get --out`); the file
-// keeps mode 0600. The rename is made durable with a sync of the directory.
-bool WriteFile(const std::string& path, ByteView bytes) {
-  if (path == "-") {
-    return std::fwrite(bytes.data(), 1, bytes.size(), stdout) == bytes.size() &&
-           std::fflush(stdout) == 0;
-  }
-  std::string tmp = path + ".tmp-XXXXXX";
-  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-  bool ok = fd >= 0;
-  for (size_t done = 0; ok && done < bytes.size();) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    ok = n > 0;
-    done += ok ? static_cast<size_t>(n) : 0;
-  }
-  ok = ok && ::fsync(fd) == 0;
-  if (fd >= 0) ok = ::close(fd) == 0 && ok;
-  ok = ok && std::rename(tmp.c_str(), path.c_str()) == 0;
-  if (ok) {
-    const int dir = ::open(DirectoryOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ok = dir >= 0 && ::fsync(dir) == 0;
-    if (dir >= 0) ::close(dir);
-  } else if (fd >= 0) {
-    ::unlink(tmp.c_str());
-  }
-  if (!ok) {
-    PrintError(fmt::format("cannot write `{}`: {}", path, std::strerror(errno)));
-  }
-  return ok;
-}
-
 // Whether WriteFile(path) can create its file, asked before an operation whose output it is:
 // the operation commits, and a failure to write its output afterwards would read as if it had
 // not happened.
@@ -177,6 +145,35 @@ std::string Joined(const std::vector<std::string>& items) {
 }
 
 }  // namespace
+
+bool WriteFile(const std::string& path, ByteView bytes, mode_t mode) {
+  if (path == "-") {
+    return std::fwrite(bytes.data(), 1, bytes.size(), stdout) == bytes.size() &&
+           std::fflush(stdout) == 0;
+  }
+  std::string tmp = path + ".tmp-XXXXXX";
+  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  bool ok = fd >= 0 && (mode == 0600 || ::fchmod(fd, mode) == 0);
+  for (size_t done = 0; ok && done < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    ok = n > 0;
+    done += ok ? static_cast<size_t>(n) : 0;
+  }
+  ok = ok && ::fsync(fd) == 0;
+  if (fd >= 0) ok = ::close(fd) == 0 && ok;
+  ok = ok && std::rename(tmp.c_str(), path.c_str()) == 0;
+  if (ok) {
+    const int dir = ::open(DirectoryOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ok = dir >= 0 && ::fsync(dir) == 0;
+    if (dir >= 0) ::close(dir);
+  } else if (fd >= 0) {
+    ::unlink(tmp.c_str());
+  }
+  if (!ok) {
+    PrintError(fmt::format("cannot write `{}`: {}", path, std::strerror(errno)));
+  }
+  return ok;
+}
 
 int ReadHomeSecrets(const std::string& passphrase_file, const std::string& pin_file,
                     NodeOptions& options) {

@@ -4,9 +4,13 @@
 #ifndef ACCORD_SRC_CLI_NODE_COMMANDS_H_
 #define ACCORD_SRC_CLI_NODE_COMMANDS_H_
 
+#include <sys/types.h>
+
 #include <memory>
 #include <optional>
 #include <string>
+
+#include "accord/crypto.h"
 
 namespace CLI {
 class App;
@@ -28,6 +32,13 @@ inline constexpr int kExitIntegrity = 5;  // a signature, a seal or a stored rec
 // error has been printed.
 int ReadHomeSecrets(const std::string& passphrase_file, const std::string& pin_file,
                     NodeOptions& options);
+
+// Writes `bytes` to `path` ("-": standard output) through a temporary file and a rename, so that
+// a reader never sees half of it. The temporary file is new (mkostemp: O_EXCL), so that neither
+// a file planted under its name nor a symbolic link receives what is written (a payload, with
+// `get --out`); it has `mode` from the start. The rename is made durable with a sync of the
+// directory. False, after printing why, on failure.
+bool WriteFile(const std::string& path, ByteView bytes, mode_t mode = 0600);
 
 class NodeCommands {
  public:

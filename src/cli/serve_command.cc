@@ -7,7 +7,6 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <thread>
 
 #include "accord/federation.h"
@@ -106,21 +105,12 @@ std::optional<ServeConfig> ResolveConfig(const ServeCommand::Flags& f) {
   return c;
 }
 
-// Writes the port atomically, so that a reader never sees a partial file. False, after saying
-// why, when it cannot: partners would otherwise read a port of an earlier run.
+// Writes the port atomically (WriteFile: never through a file or link planted under the
+// temporary name), readable by the partners' nodes on this machine. False, after saying why, when
+// it cannot: partners would otherwise read a port of an earlier run.
 bool WritePortFile(const std::string& path, uint16_t port) {
-  const std::string tmp = path + ".tmp";
-  std::ofstream out(tmp);
-  out << port << "\n";
-  out.close();
-  std::error_code ec = out ? std::error_code() : std::make_error_code(std::errc::io_error);
-  if (!ec) std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    fmt::print(stderr, "accord: cannot write the port file `{}`\n", path);
-    return false;
-  }
-  return true;
+  const std::string text = std::to_string(port) + "\n";
+  return WriteFile(path, AsBytes(text), 0644);
 }
 
 }  // namespace

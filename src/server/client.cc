@@ -39,6 +39,12 @@ struct X509Deleter {
 // adds a second to the deadline of its upload.
 constexpr size_t kAnnounceBodyBytes = 1 << 20;
 
+// The most the read buffer holds of bytes not parsed yet. The parser takes a body's bytes as they
+// arrive, so only a header, a chunk's size line or a trailer waits here; Beast bounds the first
+// (8 KiB) but not the others, so without this a server could grow the buffer without end with one
+// endless chunk line.
+constexpr size_t kMaxUnparsedBytes = 64 << 10;
+
 }  // namespace
 
 struct HttpsClient::Impl {
@@ -148,6 +154,16 @@ struct HttpsClient::Impl {
                                                     cn.value_or("") + "`, not `" +
                                                     options.expect_common_name + "`");
       }
+      // That party's node, as the server requires of a calling node (api.cc): a node
+      // certificate, whose organization is its party too.
+      const auto o =
+          server_internal::NameEntry(X509_get_subject_name(cert.get()), NID_organizationName);
+      if (!server_internal::IsNodeCertificate(cert.get()) || o != cn) {
+        Close();
+        return accord::Fail(Code::kUnavailable,
+                            fmt_where() + ": the server's certificate for `" + *cn +
+                                "` is not a node's (TLS server use, organization `" + *cn + "`)");
+      }
     }
     return OkStatus();
   }
@@ -158,7 +174,7 @@ struct HttpsClient::Impl {
       beast::get_lowest_layer(*stream).socket().close(ignored);
       stream.reset();
     }
-    buffer.clear();
+    buffer = beast::flat_buffer(kMaxUnparsedBytes);  // and its memory freed
   }
 
   Result<HttpsResponse> Once(http::verb verb, std::string_view target, std::string_view body,
@@ -200,7 +216,7 @@ struct HttpsClient::Impl {
       if (interim.get().result() != http::status::continue_) {
         // A final answer instead of 100 Continue: the body was not sent, so this connection is
         // not reused (the server may still expect it, or have closed).
-        HttpsResponse out = Answer(interim.get());
+        auto out = Answer(interim.get());
         Close();
         return out;
       }
@@ -218,14 +234,23 @@ struct HttpsClient::Impl {
     return Answer(parser.get());
   }
 
-  // The response read, and the connection closed unless it stays open.
-  HttpsResponse Answer(http::response<http::string_body>& response) {
+  // The response read, and the connection closed unless it stays open. An interim answer (1xx)
+  // where a final one was due, or bytes after the answer that no request asked for, mean the two
+  // sides no longer agree on which answer is whose: the connection is not used again, so that
+  // nothing is taken as the answer to a later request.
+  Result<HttpsResponse> Answer(http::response<http::string_body>& response) {
     beast::get_lowest_layer(*stream).expires_never();
+    if (response.result_int() < 200) {
+      Close();
+      return accord::Fail(Code::kUnavailable, fmt_where() + ": an interim answer (" +
+                                                  std::to_string(response.result_int()) +
+                                                  ") instead of a final one");
+    }
     HttpsResponse out;
     out.status = response.result_int();
     out.content_type = std::string(response[http::field::content_type]);
     out.body = std::move(response.body());
-    if (!response.keep_alive()) Close();
+    if (!response.keep_alive() || buffer.size() > 0) Close();
     return out;
   }
 
@@ -234,7 +259,7 @@ struct HttpsClient::Impl {
   asio::io_context io{1};
   ssl::context tls{ssl::context::tls_client};
   std::optional<beast::ssl_stream<beast::tcp_stream>> stream;
-  beast::flat_buffer buffer;
+  beast::flat_buffer buffer{kMaxUnparsedBytes};
 };
 
 Result<std::unique_ptr<HttpsClient>> HttpsClient::Create(HttpsClientOptions options) {

@@ -6,9 +6,9 @@
 #include <boost/json.hpp>
 #include <condition_variable>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -21,6 +21,7 @@
 #include "accord/merkle.h"
 #include "accord/note.h"
 #include "api.h"
+#include "resolve.h"
 
 namespace accord {
 namespace {
@@ -157,10 +158,9 @@ struct Federation::Impl {
   bool RefreshPort(Peer& p) {
     if (p.options.port_file.empty()) return p.options.port != 0;
     if (p.port_known && p.failures == 0) return true;
-    std::ifstream in(p.options.port_file);
-    unsigned port = 0;
-    if (!(in >> port) || port == 0 || port > 65535) return false;
-    p.client->set_port(static_cast<uint16_t>(port));
+    const std::optional<uint16_t> port = server_internal::ReadPortFile(p.options.port_file);
+    if (!port) return false;
+    p.client->set_port(*port);
     p.port_known = true;
     return true;
   }

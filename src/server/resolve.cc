@@ -1,8 +1,12 @@
 #include "resolve.h"
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <charconv>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -69,6 +73,22 @@ Result<SocketAddresses> LookUp(const std::string& host, uint16_t port) {
     return Fail(Code::kUnavailable, "the name has no IPv4 or IPv6 address");
   }
   return addresses;
+}
+
+std::optional<uint16_t> ReadPortFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct stat st {};
+  char text[16] = {};
+  ssize_t n = -1;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) n = ::read(fd, text, sizeof text - 1);
+  ::close(fd);
+  if (n <= 0) return std::nullopt;
+  uint16_t port = 0;
+  const char* end = text + n;
+  const auto [at, ec] = std::from_chars(text, end, port);
+  if (ec != std::errc() || port == 0 || (at != end && *at != '\n')) return std::nullopt;
+  return port;
 }
 
 }  // namespace accord::server_internal

@@ -1,10 +1,11 @@
-// ResolveWithin: a host name looked up with a deadline.
+// ResolveWithin: a host name looked up with a deadline; ReadPortFile: a port a partner wrote.
 #ifndef ACCORD_SRC_SERVER_RESOLVE_H_
 #define ACCORD_SRC_SERVER_RESOLVE_H_
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,11 @@ using SocketAddresses = std::vector<std::string>;
 
 // The TCP addresses of `host`:`port` from the system's resolver (getaddrinfo).
 [[nodiscard]] Result<SocketAddresses> LookUp(const std::string& host, uint16_t port);
+
+// The port a port file names (digits, and an optional line end, as `accord serve --port-file`
+// writes it), or nullopt. Only a regular file is read, without waiting, and only its first bytes:
+// whatever else is found under that name (a FIFO, a device) cannot hold the caller's thread.
+[[nodiscard]] std::optional<uint16_t> ReadPortFile(const std::string& path);
 
 }  // namespace accord::server_internal
 

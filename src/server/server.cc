@@ -76,6 +76,11 @@ constexpr size_t kOneBufferAnswer = 16 * 1024;
 // (TransferDeadline): 1 MiB/s at least.
 constexpr uint64_t kSlowBodyBytes = 1 << 20;
 constexpr uint32_t kHeaderLimit = 16 * 1024;
+// The most the read buffer holds of bytes not parsed yet: a header, a pipelined request, a chunk's
+// size line or a trailer (the parser takes a body's bytes as they arrive). Beast bounds a header
+// by kHeaderLimit but neither of the last two, so without this a caller could grow the buffer
+// without end with one endless chunk line.
+constexpr size_t kMaxUnparsedBytes = kHeaderLimit + (64 << 10);
 constexpr std::chrono::milliseconds kAcceptRetry{100};
 constexpr std::chrono::seconds kCloseNotifyWait{1};
 // How long a connection between requests may still take to end once the server stops.
@@ -220,7 +225,7 @@ struct ServerCore {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, ServerCore& server)
-      : server_(server), stream_(std::move(socket), server.tls) {
+      : server_(server), stream_(std::move(socket), server.tls), buffer_(kMaxUnparsedBytes) {
     error_code ec;
     const auto peer = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
     peer_ = ec ? std::string("unknown peer")
@@ -496,6 +501,12 @@ class Session : public std::enable_shared_from_this<Session> {
       Respond(server_internal::ErrorResponse(
                   431, "header-too-large",
                   "the header exceeds " + std::to_string(kHeaderLimit) + " bytes"),
+              11, false);
+    } else if (ec == http::error::buffer_overflow) {
+      Respond(server_internal::ErrorResponse(
+                  400, "invalid-argument",
+                  "a line of the request (a chunk's size or a trailer) exceeds " +
+                      std::to_string(kMaxUnparsedBytes) + " bytes"),
               11, false);
     } else if (IsHttpError(ec) && ec != http::error::end_of_stream &&
                ec != http::error::partial_message) {

@@ -12,15 +12,18 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -77,6 +80,15 @@ extendedKeyUsage = clientAuth
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth, clientAuth
+[node_server_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = IP:127.0.0.1
+[no_usage_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+subjectAltName = IP:127.0.0.1
 )";
 
 class TestPki {
@@ -332,6 +344,107 @@ class Client {
   std::chrono::milliseconds read_pause_{0};
 };
 
+// --- a scripted TLS server, for the client's side ---------------------------------------------
+
+// Serves one connection at a time on a free loopback port, on a thread of its own: after the
+// handshake, reads each request (its header and a Content-Length body) and lets `script` write
+// whatever it wants, raw, as the answer to the request counted from 0 over all connections. The
+// connection ends when the script returns false or the client closes it.
+class ScriptedServer {
+ public:
+  using Script = std::function<bool(SSL* ssl, int request)>;
+
+  ScriptedServer(const std::string& ca, const std::string& cert, const std::string& key,
+                 Script script)
+      : script_(std::move(script)) {
+    ctx_ = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set_min_proto_version(ctx_, TLS1_3_VERSION);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    EXPECT_EQ(SSL_CTX_load_verify_locations(ctx_, ca.c_str(), nullptr), 1);
+    EXPECT_EQ(SSL_CTX_use_certificate_chain_file(ctx_, cert.c_str()), 1);
+    EXPECT_EQ(SSL_CTX_use_PrivateKey_file(ctx_, key.c_str(), SSL_FILETYPE_PEM), 1);
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    EXPECT_EQ(bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(listen(listener_, 4), 0);
+    EXPECT_EQ(getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~ScriptedServer() {
+    shutdown(listener_, SHUT_RDWR);  // ends the accept
+    thread_.join();
+    close(listener_);
+    SSL_CTX_free(ctx_);
+  }
+  ScriptedServer(const ScriptedServer&) = delete;
+  ScriptedServer& operator=(const ScriptedServer&) = delete;
+
+  uint16_t port() const { return port_; }
+  int connections() const { return connections_; }
+
+ private:
+  void Serve() {
+    int request = 0;
+    for (;;) {
+      const int fd = accept(listener_, nullptr, nullptr);
+      if (fd < 0) return;
+      ++connections_;
+      SSL* ssl = SSL_new(ctx_);
+      SSL_set_fd(ssl, fd);
+      if (SSL_accept(ssl) == 1) {
+        while (ReadRequest(ssl) && script_(ssl, request++)) {
+        }
+      }
+      ERR_clear_error();
+      SSL_free(ssl);
+      close(fd);
+    }
+  }
+
+  static bool ReadRequest(SSL* ssl) {
+    std::string in;
+    char chunk[4096];
+    size_t end = 0;
+    while ((end = in.find("\r\n\r\n")) == std::string::npos) {
+      const int n = SSL_read(ssl, chunk, sizeof chunk);
+      if (n <= 0) return false;
+      in.append(chunk, static_cast<size_t>(n));
+    }
+    static const std::regex kLength("[Cc]ontent-[Ll]ength: *([0-9]+)");
+    std::smatch m;
+    const std::string head = in.substr(0, end);
+    size_t left = std::regex_search(head, m, kLength) ? std::stoul(m[1].str()) : 0;
+    left -= std::min(left, in.size() - end - 4);
+    while (left > 0) {
+      const int n = SSL_read(ssl, chunk, static_cast<int>(std::min(left, sizeof chunk)));
+      if (n <= 0) return false;
+      left -= static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  Script script_;
+  SSL_CTX* ctx_ = nullptr;
+  int listener_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<int> connections_{0};
+  std::thread thread_;
+};
+
+// Writes all of `data`; false once the connection fails.
+bool WriteAll(SSL* ssl, std::string_view data) {
+  while (!data.empty()) {
+    const int n = SSL_write(ssl, data.data(), static_cast<int>(data.size()));
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
 // --- the fixture ------------------------------------------------------------------------------
 
 class ServerTest : public testing::Test {
@@ -351,6 +464,9 @@ class ServerTest : public testing::Test {
     ASSERT_TRUE(p.MakeLeaf("kor-analyst-of-jpn", "/CN=kor-analyst/O=JPN", "ca", "client_ext"));
     ASSERT_TRUE(p.MakeLeaf("expired", "/CN=kor-analyst", "ca", "client_ext", -1));
     ASSERT_TRUE(p.MakeLeaf("jpn-node", "/CN=JPN/O=JPN", "ca", "node_ext"));
+    ASSERT_TRUE(p.MakeLeaf("jpn-node-server", "/CN=JPN/O=JPN", "ca", "node_server_ext"));
+    ASSERT_TRUE(p.MakeLeaf("jpn-of-usa", "/CN=JPN/O=USA", "ca", "node_server_ext"));
+    ASSERT_TRUE(p.MakeLeaf("jpn-no-usage", "/CN=JPN/O=JPN", "ca", "no_usage_ext"));
     ASSERT_TRUE(p.MakeCa("other-ca"));
     ASSERT_TRUE(p.MakeLeaf("other-analyst", "/CN=kor-analyst", "other-ca", "client_ext"));
   }
@@ -1372,6 +1488,131 @@ TEST_F(ServerTest, StopFinishesTheRequestInFlightAndClosesIdleConnections) {
 // The client checks the server's certificate against the address it dials: an address OpenSSL
 // cannot check (an IPv6 address with a zone) is refused before any connection, not dialled with
 // no check of the name.
+// --- the client against a scripted server -------------------------------------------------------
+
+// A client for the scripted server's port, as a node's federation makes one (`expect` names the
+// partner), with a short deadline.
+std::unique_ptr<HttpsClient> ClientOf(const TestPki& pki, uint16_t port, std::string expect = "") {
+  HttpsClientOptions o;
+  o.port = port;
+  o.ca_file = pki.Path("ca.pem");
+  o.cert_file = pki.Path("jpn-node.pem");
+  o.key_file = pki.Path("jpn-node.key");
+  o.expect_common_name = std::move(expect);
+  o.timeout = 3s;
+  auto client = HttpsClient::Create(o);
+  EXPECT_TRUE(client) << client.error().ToString();
+  return client ? std::move(*client) : nullptr;
+}
+
+ScriptedServer::Script Answers(std::vector<std::string> answers) {
+  return [answers = std::move(answers)](SSL* ssl, int request) {
+    return static_cast<size_t>(request) < answers.size() &&
+           WriteAll(ssl, answers[static_cast<size_t>(request)]);
+  };
+}
+
+// A partner's node must show a node certificate of its party, as a calling node must to the
+// server: the common name and the organization both its party, for TLS server use.
+TEST_F(ServerTest, ClientRequiresThePartnersNodeCertificate) {
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  for (const char* cert : {"jpn-node-server", "jpn-of-usa", "jpn-no-usage", "server"}) {
+    SCOPED_TRACE(cert);
+    ScriptedServer server(pki_->Path("ca.pem"), pki_->Path(std::string(cert) + ".pem"),
+                          pki_->Path(std::string(cert) + ".key"), Answers({ok}));
+    auto client = ClientOf(*pki_, server.port(), "JPN");
+    ASSERT_NE(client, nullptr);
+    auto r = client->Request("GET", "/v1/health");
+    if (std::string_view(cert) == "jpn-node-server") {
+      ASSERT_TRUE(r) << r.error().ToString();
+      EXPECT_EQ(r->body, "ok");
+      continue;
+    }
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Code::kUnavailable);
+    const std::string_view why =
+        std::string_view(cert) == "server" ? "names `KOR`, not `JPN`" : "is not a node's";
+    EXPECT_NE(r.error().message.find(why), std::string::npos) << r.error().message;
+  }
+}
+
+// A server cannot make the client hold more than a bounded buffer of bytes it has not parsed:
+// a chunk's size line that never ends fails the read at once, not at the deadline (3 s here),
+// which is all an unbounded buffer could do.
+TEST_F(ServerTest, ClientRefusesAnEndlessChunkLine) {
+  std::atomic<size_t> written{0};
+  ScriptedServer server(pki_->Path("ca.pem"), pki_->Path("jpn-node-server.pem"),
+                        pki_->Path("jpn-node-server.key"), [&written](SSL* ssl, int) {
+                          if (!WriteAll(ssl,
+                                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked"
+                                        "\r\n\r\n1;a=")) {
+                            return false;
+                          }
+                          const std::string run(16 << 10, 'a');
+                          while (written < (16u << 20) && WriteAll(ssl, run)) written += run.size();
+                          char byte;  // then holds the connection open until the client ends it
+                          while (SSL_read(ssl, &byte, 1) > 0) {
+                          }
+                          return false;
+                        });
+  auto client = ClientOf(*pki_, server.port(), "JPN");
+  ASSERT_NE(client, nullptr);
+  const auto start = std::chrono::steady_clock::now();
+  auto r = client->Request("GET", "/v1/health");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message.find("timed out"), std::string::npos) << r.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+}
+
+// An interim answer where a final one is due, or bytes after an answer, end the connection: no
+// later request takes them for its answer.
+TEST_F(ServerTest, ClientTakesNoStrayAnswerForTheNextRequest) {
+  {
+    ScriptedServer server(pki_->Path("ca.pem"), pki_->Path("jpn-node-server.pem"),
+                          pki_->Path("jpn-node-server.key"),
+                          Answers({"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"}));
+    auto client = ClientOf(*pki_, server.port(), "JPN");
+    ASSERT_NE(client, nullptr);
+    auto r = client->Request("GET", "/v1/health");
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("interim answer (103)"), std::string::npos)
+        << r.error().message;
+  }
+  ScriptedServer server(pki_->Path("ca.pem"), pki_->Path("jpn-node-server.pem"),
+                        pki_->Path("jpn-node-server.key"),
+                        Answers({"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                                 "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+                                 "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes"}));
+  auto client = ClientOf(*pki_, server.port(), "JPN");
+  ASSERT_NE(client, nullptr);
+  auto first = client->Request("GET", "/v1/health");
+  ASSERT_TRUE(first) << first.error().ToString();
+  EXPECT_EQ(first->body, "ok");
+  auto second = client->Request("GET", "/v1/health");
+  ASSERT_TRUE(second) << second.error().ToString();
+  EXPECT_EQ(second->status, 200u);
+  EXPECT_EQ(second->body, "yes");
+  EXPECT_EQ(server.connections(), 2);
+}
+
+// The server's side of the endless chunk line: a 400 once the buffer's limit is reached, while
+// the header and body limits still hold.
+TEST_F(ServerTest, AnEndlessChunkLineIsRefused) {
+  StartServer();
+  auto client = Connect("kor-analyst");
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(
+      client->Send("POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                   "application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n1;a=" +
+                   std::string(100 << 10, 'a')));
+  auto refused = client->Read();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400);
+  EXPECT_NE(refused->body.find("a chunk's size or a trailer"), std::string::npos) << refused->body;
+  const HttpResponse health = Call("kor-analyst", "GET", "/v1/health");
+  EXPECT_EQ(health.status, 200);
+}
+
 TEST_F(ServerTest, ClientRefusesAnAddressItCannotCheck) {
   HttpsClientOptions o;
   o.host = "fe80::1%lo";
@@ -1481,6 +1722,28 @@ TEST(ResolveTest, ALookupThatHangsIsGivenUpAtTheDeadline) {
 }
 
 // A client that names the server by host name finds it, and checks the name in its certificate.
+// A port file is read only when it is a regular file, and only when it names a port.
+TEST(PortFileTest, OnlyARegularFileNamingAPortIsRead) {
+  std::string dir = testing::TempDir() + "port-file-XXXXXX";
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  const std::string path = dir + "/JPN.port";
+  const auto read = [&](const std::string& text) {
+    std::ofstream(path, std::ios::trunc) << text;
+    return server_internal::ReadPortFile(path);
+  };
+  EXPECT_EQ(read("8443\n"), std::optional<uint16_t>(8443));
+  EXPECT_EQ(read("8443"), std::optional<uint16_t>(8443));
+  for (const char* bad : {"", "0\n", "65536\n", "-1\n", " 8443\n", "84x3\n", "99999999999"}) {
+    EXPECT_EQ(read(bad), std::nullopt) << bad;
+  }
+  fs::remove(path);
+  EXPECT_EQ(server_internal::ReadPortFile(path), std::nullopt);
+  // A FIFO would block an open for reading until a writer came: it is not waited for.
+  ASSERT_EQ(mkfifo(path.c_str(), 0600), 0);
+  EXPECT_EQ(server_internal::ReadPortFile(path), std::nullopt);
+  fs::remove_all(dir);
+}
+
 TEST_F(ServerTest, ClientReachesTheServerByName) {
   StartServer();
   HttpsClientOptions o;
