@@ -9,6 +9,7 @@
 #define ACCORD_UTF8_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,11 @@ namespace accord {
 
 // `s` with every byte that is not part of well-formed UTF-8 replaced by U+FFFD.
 [[nodiscard]] std::string SanitizeUtf8(std::string_view s);
+
+// `s`, written by another party, made safe for one line of a log or a terminal: C0 controls and
+// DEL as \xNN, C1 controls (U+0080 to U+009F) as \u00NN, bytes that are not UTF-8 as U+FFFD, cut
+// to `max_bytes` with "…". So no line break, and no escape sequence a terminal would act on.
+[[nodiscard]] std::string OneLine(std::string_view s, size_t max_bytes = SIZE_MAX);
 
 }  // namespace accord
 

@@ -1,5 +1,8 @@
 #include "accord/utf8.h"
 
+#include <algorithm>
+#include <cstdio>
+
 namespace accord {
 
 size_t Utf8SequenceLength(std::string_view s) {
@@ -58,6 +61,35 @@ std::string SanitizeUtf8(std::string_view s) {
       out.append(s.substr(0, n));
       s.remove_prefix(n);
     }
+  }
+  return out;
+}
+
+std::string OneLine(std::string_view s, size_t max_bytes) {
+  std::string out;
+  out.reserve(std::min(s.size(), max_bytes) + 3);
+  while (!s.empty()) {
+    const size_t n = Utf8SequenceLength(s);
+    const auto c = static_cast<unsigned char>(s.front());
+    std::string_view piece;
+    char escaped[7];
+    if (n == 0) {
+      piece = "\xef\xbf\xbd";  // U+FFFD
+    } else if (n == 1 && (c < 0x20 || c == 0x7f)) {
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+      piece = std::string_view(escaped, 4);
+    } else if (n == 2 && c == 0xc2 && static_cast<unsigned char>(s[1]) < 0xa0) {
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned char>(s[1]));
+      piece = std::string_view(escaped, 6);
+    } else {
+      piece = s.substr(0, n);
+    }
+    if (out.size() + piece.size() > max_bytes) {
+      out += "\xe2\x80\xa6";  // U+2026, the rest left out
+      break;
+    }
+    out += piece;
+    s.remove_prefix(std::max<size_t>(n, 1));
   }
   return out;
 }

@@ -51,5 +51,22 @@ TEST(Utf8Test, SanitizeReplacesEachBadByte) {
   EXPECT_TRUE(IsUtf8(SanitizeUtf8("\xc0\x80\xed\xa0\x80\xf4\x90")));
 }
 
+// What another party wrote, made one line with nothing a terminal acts on: C0 and C1 controls
+// escaped (ESC and CSI start the terminal's sequences), the rest kept, and cut without splitting
+// a character or an escape.
+TEST(Utf8Test, OneLineEscapesEveryControl) {
+  EXPECT_EQ(OneLine("ok: fine 軍事"), "ok: fine 軍事");
+  EXPECT_EQ(OneLine("a\nWITNESS: fork\r\t\x7f"), "a\\x0aWITNESS: fork\\x0d\\x09\\x7f");
+  EXPECT_EQ(OneLine("\x1b[2J\x1b]0;title\x07"), "\\x1b[2J\\x1b]0;title\\x07");
+  EXPECT_EQ(OneLine("\xc2\x9b"
+                    "2J \xc2\x80 \xc2\xa0"),
+            "\\u009b2J \\u0080 \xc2\xa0");  // C1; NBSP kept
+  EXPECT_EQ(OneLine("a\xff\xc3"), "a\xef\xbf\xbd\xef\xbf\xbd");
+  EXPECT_EQ(OneLine("abcdef", 4), "abcd\xe2\x80\xa6");
+  EXPECT_EQ(OneLine("ab軍", 4), "ab\xe2\x80\xa6");
+  EXPECT_EQ(OneLine("ab\n", 4), "ab\xe2\x80\xa6");
+  EXPECT_EQ(OneLine("ab\xc2\x9b", 7), "ab\xe2\x80\xa6");
+}
+
 }  // namespace
 }  // namespace accord

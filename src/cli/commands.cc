@@ -20,6 +20,7 @@
 #include "accord/lifecycle.h"
 #include "accord/policy_json.h"
 #include "accord/request_json.h"
+#include "accord/utf8.h"
 
 namespace accord::cli {
 namespace {
@@ -30,8 +31,6 @@ Instant Now() {
   const auto since = std::chrono::system_clock::now().time_since_epoch();
   return Instant{std::chrono::duration_cast<std::chrono::microseconds>(since).count()};
 }
-
-void PrintError(std::string_view message) { fmt::print(stderr, "accord: {}\n", message); }
 
 // Loads and compiles the policy, printing every diagnostic on failure.
 std::optional<Engine> LoadEngine(const std::string& dir) {
@@ -135,6 +134,8 @@ void PrintFlowMatrix(const Engine& e, Instant t, std::string_view indent) {
 }
 
 }  // namespace
+
+void PrintError(std::string_view message) { fmt::print(stderr, "accord: {}\n", OneLine(message)); }
 
 int RunCheck(const CheckOptions& o) {
   auto engine = LoadEngine(o.policy);

@@ -6,8 +6,14 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace accord::cli {
+
+// Prints "accord: MESSAGE" on standard error. A message may quote what a partner wrote (an id, a
+// field, its error), so it is printed as one line with nothing a terminal would act on
+// (OneLine, accord/utf8.h).
+void PrintError(std::string_view message);
 
 // Exit codes, documented in README.md.
 inline constexpr int kExitOk = 0;

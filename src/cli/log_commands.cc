@@ -21,7 +21,7 @@ int Report(const Status& verified) {
     fmt::print("invalid: {}\n", verified.error().message);
     return 1;
   }
-  fmt::print(stderr, "accord: {}\n", verified.error().message);
+  PrintError(verified.error().message);
   return kExitUsage;
 }
 

@@ -23,13 +23,12 @@
 #include "accord/merkle.h"
 #include "accord/node.h"
 #include "accord/pki.h"
+#include "accord/utf8.h"
 #include "commands.h"
 
 namespace accord::cli {
 namespace {
 namespace json = boost::json;
-
-void PrintError(std::string_view message) { fmt::print(stderr, "accord: {}\n", message); }
 
 // The exit code for a failed node operation, after printing why: 4 when the agreements refuse
 // it, 5 when an integrity check fails, 1 otherwise.
@@ -678,7 +677,7 @@ std::optional<int> NodeCommands::Run() {
     if (!bytes) return kExitIo;
     auto r = node.Receive(AsBytes(*bytes));
     if (!r) return Report(r.error());
-    fmt::print("accepted at {}: {}\n", when, r->summary);
+    fmt::print("accepted at {}: {}\n", when, OneLine(r->summary));
     if (!r->receipt.empty()) {
       const std::string out = !f.out.empty() ? f.out : (f.file == "-" ? "-" : f.file + ".receipt");
       if (!WriteFile(out, r->receipt)) return kExitIo;

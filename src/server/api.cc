@@ -677,32 +677,6 @@ std::string ErrorBody(std::string_view code, std::string_view message) {
   return out;
 }
 
-std::string OneLine(std::string_view s, size_t max_bytes) {
-  std::string out;
-  out.reserve(std::min(s.size(), max_bytes) + 3);
-  while (!s.empty()) {
-    const size_t n = Utf8SequenceLength(s);
-    const auto c = static_cast<unsigned char>(s.front());
-    std::string_view piece;
-    char escaped[5];
-    if (n == 0) {
-      piece = "\xef\xbf\xbd";  // U+FFFD
-    } else if (n == 1 && (c < 0x20 || c == 0x7f)) {
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
-      piece = std::string_view(escaped, 4);
-    } else {
-      piece = s.substr(0, n);
-    }
-    if (out.size() + piece.size() > max_bytes) {
-      out += "\xe2\x80\xa6";  // U+2026, the rest left out
-      break;
-    }
-    out += piece;
-    s.remove_prefix(std::max<size_t>(n, 1));
-  }
-  return out;
-}
-
 std::string ErrorMessage(unsigned status, std::string_view body) {
   // A partner wrote the body: it goes into log lines and the peers' status as one line.
   constexpr size_t kMaxBytes = 200;

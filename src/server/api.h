@@ -25,6 +25,7 @@
 #include "accord/request_json.h"
 #include "accord/secret.h"
 #include "accord/status.h"
+#include "accord/utf8.h"
 #include "line_limiter.h"
 
 namespace accord::server_internal {
@@ -120,9 +121,8 @@ struct ApiError {
 // status and the body's start, as OneLine of 200 bytes. Never throws.
 [[nodiscard]] std::string ErrorMessage(unsigned status, std::string_view body);
 
-// `s`, written by another party, made safe for one line of a log: control characters as \xNN,
-// bytes that are not UTF-8 as U+FFFD, cut to `max_bytes` with "…".
-[[nodiscard]] std::string OneLine(std::string_view s, size_t max_bytes);
+// `s`, written by another party, made safe for one line of a log (accord/utf8.h).
+using ::accord::OneLine;
 
 // One line of the answer to POST /v1/federation/batches, as the sending node reads it: a
 // receipt (anything not starting with {"status":<digit>), or {"status":N,"error":{...}}, whose

@@ -75,6 +75,13 @@ open(sys.argv[2], "w").write(json.dumps(env))
 PY
 expect tampered 5 'signature does not verify' \
   "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 "$work/tampered"
+# A partner's text reaches the operator's terminal as one line with nothing it would act on.
+"$accord" report --home "$d/JPN" --at 2023-04-02T09:00:00+09:00 --id k-2015 --kind compromise \
+  --text "$(printf 'bag opened\n\033[2K\033]0;owned\007')" --out "$work/escape.report" \
+  >/dev/null || fail "report with control characters"
+expect report-escaped 0 'bag opened\\x0a\\x1b\[2K\\x1b\]0;owned\\x07' \
+  "$accord" receive --home "$d/KOR" --at 2023-04-02T10:00:00+09:00 "$work/escape.report"
+if grep -q "$(printf '\033')" "$work/out"; then fail "an escape character reached the terminal"; else ok; fi
 printf 'not a package\n' >"$work/garbage"
 expect garbage 1 'package is not valid JSON' \
   "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 "$work/garbage"
