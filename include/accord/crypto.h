@@ -71,6 +71,9 @@ using PublicKey = std::array<uint8_t, kPublicKeySize>;
 
 // Standard base64 with padding, and its strict inverse (kInvalidArgument on bad input).
 [[nodiscard]] std::string Base64Encode(ByteView bytes);
+// Appends the base64 of `bytes` to `out`: a secret is encoded straight into a buffer that wipes
+// itself, with no copy of the text anywhere else, whatever happens (an allocation that fails).
+void AppendBase64(ByteView bytes, WipedString& out);
 [[nodiscard]] Result<Bytes> Base64Decode(std::string_view text);
 [[nodiscard]] std::string HexEncode(ByteView bytes);
 // The value of one hex digit (either case), or -1.

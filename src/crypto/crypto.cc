@@ -165,17 +165,42 @@ std::array<uint8_t, 32> Sha256(ByteView data) {
   return out;
 }
 
-std::string Base64Encode(ByteView bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+namespace {
+
+// Writes the base64 of `bytes` at `to`, which has room for it and one byte more.
+void EncodeBase64At(ByteView bytes, char* at) {
   // EVP_EncodeBlock takes an int: 3 MiB at a time (a multiple of 3, so the pieces join), each
-  // piece's terminating NUL overwritten by the next (the last one's is the string's own).
+  // piece's terminating NUL overwritten by the next.
   constexpr size_t kPiece = 3 << 20;
-  auto* to = reinterpret_cast<unsigned char*>(out.data());
+  auto* to = reinterpret_cast<unsigned char*>(at);
   for (size_t done = 0; done < bytes.size(); done += kPiece) {
     const size_t n = std::min(kPiece, bytes.size() - done);
     to += EVP_EncodeBlock(to, bytes.data() + done, static_cast<int>(n));
   }
+}
+
+size_t Base64Size(size_t bytes) { return 4 * ((bytes + 2) / 3); }
+
+// The value of a base64 digit (one of the 64, checked before).
+int Base64Value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  return c == '+' ? 62 : 63;
+}
+
+}  // namespace
+
+std::string Base64Encode(ByteView bytes) {
+  std::string out(Base64Size(bytes.size()), '\0');
+  EncodeBase64At(bytes, out.data());  // the last NUL is the string's own
   return out;
+}
+
+void AppendBase64(ByteView bytes, WipedString& out) {
+  const size_t at = out.size();
+  out.resize(at + Base64Size(bytes.size()));
+  EncodeBase64At(bytes, out.data() + at);
 }
 
 Result<Bytes> Base64Decode(std::string_view text) {
@@ -193,8 +218,7 @@ Result<Bytes> Base64Decode(std::string_view text) {
   if (text.empty()) {
     return out;
   }
-  // What is decoded may be a secret (a payload): wiped on every way out but success, as is
-  // the copy encoded again to compare.
+  // What is decoded may be a secret (a payload): wiped on every way out but success.
   const auto bad = [&out] {
     SecureWipe(out.data(), out.size());
     return Fail(Code::kInvalidArgument, "bad base64");
@@ -209,11 +233,11 @@ Result<Bytes> Base64Decode(std::string_view text) {
     pad = text[text.size() - 2] == '=' ? 2 : 1;
   }
   if (text.substr(0, text.size() - pad).find('=') != std::string_view::npos) return bad();
+  // One encoding per byte string: the bits the last digit has beyond the bytes are zero.
+  if (pad > 0 && (Base64Value(text[text.size() - pad - 1]) & (pad == 1 ? 0x3 : 0xf)) != 0) {
+    return bad();
+  }
   out.resize(static_cast<size_t>(n) - pad);
-  std::string again = Base64Encode(out);
-  const bool canonical = again == text;  // not so with non-zero trailing bits
-  SecureWipe(again.data(), again.size());
-  if (!canonical) return bad();
   return out;
 }
 

@@ -273,6 +273,16 @@ TEST(Base64Test, RoundTripsAndRefusesNonCanonical) {
   EXPECT_FALSE(Base64Decode("Zm9vYmF6\n"));
   EXPECT_FALSE(Base64Decode("Zh=="));  // trailing bits set
   EXPECT_TRUE(Base64Decode("Zg=="));
+  EXPECT_FALSE(Base64Decode("Zm9="));  // the same with one byte of padding
+  EXPECT_EQ(Base64Decode("Zm8=").value(), (Bytes{'f', 'o'}));
+  EXPECT_FALSE(Base64Decode("===="));
+  EXPECT_FALSE(Base64Decode("Z==="));
+  // Every last digit before padding: exactly the canonical ones decode.
+  const std::string digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (size_t v = 0; v < 64; ++v) {
+    EXPECT_EQ(Base64Decode(std::string("Zm") + digits[v] + "=").has_value(), v % 4 == 0) << v;
+    EXPECT_EQ(Base64Decode(std::string("Z") + digits[v] + "==").has_value(), v % 16 == 0) << v;
+  }
   // Large inputs are encoded in pieces of 3 MiB: around and across the joins.
   for (const size_t n :
        {(size_t{3} << 20) - 1, size_t{3} << 20, (size_t{3} << 20) + 1, (size_t{6} << 20) + 2}) {
@@ -283,7 +293,13 @@ TEST(Base64Test, RoundTripsAndRefusesNonCanonical) {
     auto back = Base64Decode(text);
     ASSERT_TRUE(back) << n;
     EXPECT_TRUE(*back == data) << n;
+    WipedString appended = "prefix:";
+    AppendBase64(data, appended);
+    EXPECT_TRUE(std::string_view(appended) == "prefix:" + text) << n;
   }
+  WipedString empty;
+  AppendBase64({}, empty);
+  EXPECT_TRUE(empty.empty());
 }
 
 TEST(HexTest, RoundTripsAndRefusesBadDigits) {

@@ -206,7 +206,12 @@ tl::expected<void, ApiError> DecodeNewObject(std::string_view body, ApiRequest& 
           return tl::unexpected(
               MakeError(400, "invalid-argument", FieldError(key, "expected base64")));
         }
-        request.payload = SecretBytes::Copy(std::span<const uint8_t>(*payload));
+        try {
+          request.payload = SecretBytes::Copy(std::span<const uint8_t>(*payload));
+        } catch (...) {  // no memory for the copy: the decoded payload is wiped all the same
+          SecureWipe(payload->data(), payload->size());
+          throw;
+        }
         SecureWipe(payload->data(), payload->size());
         have_payload = true;
       }
@@ -1052,17 +1057,16 @@ ApiResponse Api::GetObject(const std::string& subject, const std::string& id) {
   }
   o["marking"] = std::move(marking);
   o["explain"] = StringArray(read->explain);
-  // The payload is appended by hand rather than through the JSON tree, so that the only copies
-  // of it are the base64 text and the body, which the server wipes once written.
+  // The payload is appended by hand rather than through the JSON tree, so that its only copy is
+  // the body's, which wipes itself (decision #61), whatever way it is dropped.
   ApiResponse r = Json(200, json::value(std::move(o)));  // a move: not a copy of the tree
-  std::string encoded = Base64Encode(read->payload.Reveal(InsecureSecretAccess()));
+  const ByteView payload = read->payload.Reveal(InsecureSecretAccess());
   constexpr std::string_view kPayloadKey = R"(,"payload_base64":")";
-  r.body.pop_back();                                                        // the closing brace
-  r.body.reserve(r.body.size() + kPayloadKey.size() + encoded.size() + 2);  // no reallocation
+  r.body.pop_back();  // the closing brace
+  r.body.reserve(r.body.size() + kPayloadKey.size() + (payload.size() + 2) / 3 * 4 + 2);
   r.body += kPayloadKey;
-  r.body += encoded;
+  AppendBase64(payload, r.body);  // into the body itself, which wipes itself: no other copy
   r.body += "\"}";
-  SecureWipe(encoded.data(), encoded.size());
   return r;
 }
 
