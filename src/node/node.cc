@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -253,6 +254,10 @@ struct Node::Impl {
   // carry a checkpoint of its log. An imported new key replaces the entry. Like the rest of a
   // Node, used from one thread.
   std::map<std::string, PartnerVerifiers, std::less<>> verifiers{};
+
+  // Whether the home runs on the system clock: only then do the instants this node records of
+  // its own (when it witnessed a partner's log) say when things happened (decision #108).
+  bool system_clock = false;
 
   Result<const PartnerVerifiers*> VerifiersOf(const PartnerRecord& p) {
     auto it = verifiers.find(p.party);
@@ -589,6 +594,11 @@ struct Node::Impl {
     std::string_view agreement{};
     bool allowed = false;  // a decision that allowed it
   };
+
+  // Refuses an envelope dated more than the skew allowed before this node last witnessed, from
+  // the sender itself, a checkpoint of the sender's log without the envelope's entry: the entry,
+  // and so the decision, came later than the date says (decision #108).
+  Status CheckNotBackdated(const Envelope& env, Instant at);
 
   // Checks a partner's evidence that it logged `package_id`: its checkpoint is signed by its key,
   // the entry names the package and says what `logged_as` says, and is in the tree the
@@ -1030,6 +1040,7 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions options) {
       note::Signer::FromSeed(node_internal::LogOrigin(party),
                              sign.seed(InsecureSecretAccess()).Reveal(InsecureSecretAccess())));
   node_internal::AuditLog log(*store);
+  const bool system_clock = clock_kind != "simulated";
   auto impl = std::unique_ptr<Impl>(new Impl{options.home,
                                              std::move(party),
                                              std::move(clock),
@@ -1042,6 +1053,7 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions options) {
                                              std::move(log),
                                              std::move(log_signer),
                                              {}});
+  impl->system_clock = system_clock;
   return std::unique_ptr<Node>(new Node(std::move(impl)));
 }
 
@@ -1507,6 +1519,7 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
                                         .to = party,
                                         .digest = body_digest,
                                         .allowed = true}));
+  ACCORD_RETURN_IF_ERROR(CheckNotBackdated(env, body.at));
   // Re-decide what the sender decided, with this node's copy of the policy.
   std::vector<ReleaseRecord> releases;
   std::vector<ConsentRecord> consents;
@@ -1724,6 +1737,7 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
                                                              : std::string_view();
   ACCORD_RETURN_IF_ERROR(CheckEvidence(
       env, sender, body.id, {.op = body.kind, .object = body.object_id, .to = notice_to}));
+  ACCORD_RETURN_IF_ERROR(CheckNotBackdated(env, body.at));
   auto held = store->GetObject(body.object_id);
   if (!held && held.error().code == Code::kNotFound && body.kind != "report") {
     return KeepOrder(body, raw);
@@ -2060,7 +2074,43 @@ Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env, const Rece
 
 namespace {
 constexpr std::string_view kWitnessPrefix = "witness:";
+// `<size> <micros>`: the size of a partner's log this node cosigned last from the partner itself,
+// and when (decision #108).
+constexpr std::string_view kWitnessedAtPrefix = "witnessed-at:";
+
+// "<size> <micros>" read back; nullopt if malformed.
+std::optional<std::pair<uint64_t, int64_t>> ParseWitnessedAt(std::string_view text) {
+  uint64_t size = 0;
+  int64_t when = 0;
+  const char* end = text.data() + text.size();
+  auto [at, ec] = std::from_chars(text.data(), end, size);
+  if (ec != std::errc() || at == end || *at != ' ') return std::nullopt;
+  auto [rest, ec2] = std::from_chars(at + 1, end, when);
+  if (ec2 != std::errc() || rest != end) return std::nullopt;
+  return std::pair{size, when};
+}
 }  // namespace
+
+Status Node::Impl::CheckNotBackdated(const Envelope& env, Instant at) {
+  if (!system_clock || !env.log) return OkStatus();
+  ACCORD_ASSIGN_OR_RETURN(auto seen, store->GetMeta(std::string(kWitnessedAtPrefix) +
+                                                    node_internal::LogOrigin(env.signer)));
+  if (!seen) return OkStatus();
+  const auto parsed = ParseWitnessedAt(*seen);
+  if (!parsed) {
+    return Fail(Code::kInternal,
+                fmt::format("the stored time this node witnessed `{}`'s log is malformed: `{}`",
+                            env.signer, *seen));
+  }
+  const auto [size, when] = *parsed;
+  if (env.log->index < size || at.micros >= when - kMaxSkewMicros) return OkStatus();
+  return Fail(Code::kPermissionDenied,
+              fmt::format("dated {}, but its entry {} of `{}`'s log was not yet there at {}, when "
+                          "that log had {} entries (witnessed by this node): it was logged later "
+                          "than it says",
+                          FormatInstant(at), env.log->index, env.signer,
+                          FormatInstant(Instant{when}), size));
+}
 
 Result<uint64_t> Node::LogSize() { return impl_->log.Size(); }
 
@@ -2180,6 +2230,13 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
     entry.version = std::to_string(cp.size);
     entry.digest = merkle::ToHex(cp.root);
     ACCORD_RETURN_IF_ERROR(n.store->SetMeta(meta_key, *cosigned));
+    if (n.system_clock && !served_by.empty()) {
+      // Fetched from the partner just now: its log had no entry past cp.size at this time. (A
+      // checkpoint given by hand may be of any age, so it says nothing of when.)
+      ACCORD_RETURN_IF_ERROR(
+          n.store->SetMeta(std::string(kWitnessedAtPrefix) + cp.origin,
+                           fmt::format("{} {}", cp.size, n.clock->Now().micros)));
+    }
     if (logging == WitnessLogging::kEveryCosignature) ACCORD_RETURN_IF_ERROR(n.Log(entry));
     return cosigned;
   });

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "accord/clock.h"
 #include "accord/keystore.h"
 #include "accord/note.h"
 #include "audit.h"
@@ -271,8 +272,69 @@ class NodeTest : public testing::Test {
     return node_internal::EncodeEnvelope(forged);
   }
 
+  // Korea's release of `id` to `to` as a node whose code was changed could send it: dated `at`,
+  // signed with Korea's key, its entry appended to Korea's log now (`kor`, on the system clock,
+  // is reopened on the way).
+  Bytes RedatedRelease(std::unique_ptr<Node>& kor, const std::string& id, Instant at,
+                       const std::string& to = "JPN") {
+    const Bytes honest = kor->Release(id, to).value();
+    node_internal::Envelope env = node_internal::ParseEnvelope(honest, 1 << 20).value();
+    node_internal::AuditEntry entry = node_internal::DecodeEntry(env.log->entry).value();
+    auto body = node_internal::ParsePackageBody(env.body).value();
+    body.at = at;  // the id stays: the data key is wrapped to it, and the honest one never goes
+    const Bytes encoded = node_internal::EncodePackageBody(body);
+    node_internal::Envelope forged =
+        node_internal::SealEnvelope("release", "KOR", encoded, KeysOf("KOR", *kor).sign);
+    entry.at = at;
+    entry.package = body.id;
+    entry.digest = HexEncode(Sha256(encoded));
+    forged.log = Logged("KOR", kor, "", entry);
+    return node_internal::EncodeEnvelope(forged);
+  }
+
   std::string root_;
 };
+
+// A package dated before this node last saw, from the sender itself, a checkpoint of the sender's
+// log that lacked the package's entry was logged later than it says, and is refused (decision
+// #108): the re-decision would otherwise run at whatever instant the sender chose, before an
+// agreement ended, say. What decides is the entry's place in the log, not the date: a package
+// dated a day back whose entry is older than that checkpoint (a late delivery) is taken, and one
+// logged after it is taken when dated now.
+TEST_F(NodeTest, APackageLoggedLaterThanItsDateIsRefused) {
+  InitAll(kExample, ClockKind::kSystem);
+  auto kor = Open("KOR", "");
+  auto jpn = Open("JPN", "");
+  for (const char* id : {"k-late", "k-back", "k-now"}) ASSERT_TRUE(CreateObject(*kor, id, id));
+  const Instant now = SystemClock().Now();
+  const Instant yesterday{now.micros - 24 * 3600 * 1'000'000LL};
+  const Bytes late = RedatedRelease(kor, "k-late", yesterday);  // logged before the witnessing
+
+  auto cosigned = jpn->WitnessCheckpoint(kor->LogCheckpoint().value(), {},
+                                         WitnessLogging::kForksOnly, "KOR", 0);
+  ASSERT_TRUE(cosigned) << cosigned.error().ToString();
+
+  const Bytes backdated = RedatedRelease(kor, "k-back", yesterday);
+  const Bytes current = RedatedRelease(kor, "k-now", SystemClock().Now());
+  auto refused = jpn->Receive(backdated);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kPermissionDenied);
+  EXPECT_NE(refused.error().message.find("logged later than it says"), std::string::npos)
+      << refused.error().message;
+  EXPECT_TRUE(jpn->Receive(late)) << "an entry older than the checkpoint: a late delivery";
+  auto taken = jpn->Receive(current);
+  EXPECT_TRUE(taken) << taken.error().ToString();
+
+  // A checkpoint given by hand (`accord log witness`) may be of any age: it says nothing of when,
+  // and sets no such bound.
+  auto usa = Open("USA", "");
+  auto by_hand =
+      usa->WitnessCheckpoint(kor->LogCheckpoint().value(), {}, WitnessLogging::kForksOnly, {}, 0);
+  ASSERT_TRUE(by_hand) << by_hand.error().ToString();
+  const Bytes to_usa = RedatedRelease(kor, "k-back", yesterday, "USA");
+  auto by_hand_taken = usa->Receive(to_usa);
+  EXPECT_TRUE(by_hand_taken) << by_hand_taken.error().ToString();
+}
 
 TEST_F(NodeTest, APackageFromAClockAheadWaitsRatherThanIsRefused) {
   InitAll();
