@@ -299,14 +299,17 @@ class World {
     o.rel_to = {"JPN", "USA"};
     o.version = 1;
     o.created_at = node_->Now();
+    Bytes content = RandomBytes(node_internal::kContentSaltBytes);  // the salt, then the payload
+    content.insert(content.end(), payload_.begin(), payload_.end());
+    o.commitment = node_internal::ContentCommitment(content);
     const Bytes label = node_internal::EncodeLabel(node_internal::Label{
-        o.id, o.originator, o.level, o.topics, o.compartments, o.rel_to, o.version});
+        o.id, o.originator, o.level, o.topics, o.compartments, o.rel_to, o.version, o.commitment});
     Bytes ad(kDataKeyAd.begin(), kDataKeyAd.end());
     ad.insert(ad.end(), label.begin(), label.end());
     SecretBytes dk = NewDataKey();
     o.wrapped_key = Check(kek_->Wrap(dk, ad), "wrap a data key");
     const Aead aead = Check(Aead::Create(std::move(dk)), "make an AEAD");
-    o.ciphertext = Check(aead.Encrypt(payload_, label), "seal a payload");
+    o.ciphertext = Check(aead.Encrypt(content, label), "seal a payload");
     return o;
   }
 
@@ -620,8 +623,8 @@ void StoreGetObject(benchmark::State& state, uint64_t size) {
 //              reused context and a reused output buffer.
 
 Bytes TypicalLabel() {
-  return node_internal::EncodeLabel(
-      node_internal::Label{"kor-2018-0042", "KOR", "II", {"dprk-missile"}, {}, {"JPN", "USA"}, 1});
+  return node_internal::EncodeLabel(node_internal::Label{
+      "kor-2018-0042", "KOR", "II", {"dprk-missile"}, {}, {"JPN", "USA"}, 1, std::string(64, 'c')});
 }
 
 struct EvpDeleter {

@@ -11,6 +11,7 @@
 #ifndef ACCORD_SECRET_H_
 #define ACCORD_SECRET_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -118,6 +119,13 @@ class SecretBytes {
   [[nodiscard]] size_t size() const { return bytes_.size(); }
   [[nodiscard]] bool empty() const { return bytes_.empty(); }
   void Resize(size_t size) { bytes_.resize(size); }
+  // Drops the first `n` bytes (all of them if fewer), in place: no second copy is made, and the
+  // bytes moved out of the tail are wiped when the memory is freed.
+  void RemovePrefix(size_t n) {
+    n = std::min(n, bytes_.size());
+    std::copy(bytes_.begin() + static_cast<std::ptrdiff_t>(n), bytes_.end(), bytes_.begin());
+    bytes_.resize(bytes_.size() - n);
+  }
   // Wipes and frees the bytes now.
   void Clear() { std::vector<uint8_t, SecretAllocator<uint8_t>>().swap(bytes_); }
 

@@ -46,6 +46,9 @@ struct ObjectRecord {
   Instant created_at;                   // created here, or received here
   std::optional<Instant> destroyed_at;  // this node's copy destroyed
   std::string received_from;            // empty for the originator's own objects
+  // The originator's commitment to the sealed content (hex SHA-256; decision #109), part of the
+  // label; empty for objects made before it.
+  std::string commitment;
 };
 
 // An object as listed: its record with `ciphertext` and `wrapped_key` left empty.
@@ -411,7 +414,7 @@ struct SqliteOptions {
                                                              const SqliteOptions& options = {});
 
 // The schema version this program writes.
-inline constexpr int kStoreSchemaVersion = 9;
+inline constexpr int kStoreSchemaVersion = 10;
 
 }  // namespace accord
 

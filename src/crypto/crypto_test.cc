@@ -322,6 +322,16 @@ TEST(SecretBytesTest, MovesAndClears) {
   EXPECT_EQ(Text(c), "other");
 }
 
+TEST(SecretBytesTest, RemovesAPrefixInPlace) {
+  SecretBytes s = SecretBytes::Copy(std::string_view("saltpayload"));
+  s.RemovePrefix(4);
+  EXPECT_EQ(Text(s), "payload");
+  s.RemovePrefix(0);
+  EXPECT_EQ(Text(s), "payload");
+  s.RemovePrefix(100);
+  EXPECT_TRUE(s.empty());
+}
+
 TEST(ConstantTimeEqualsTest, ComparesContentAndSize) {
   EXPECT_TRUE(ConstantTimeEquals(AsBytes("abc"), AsBytes("abc")));
   EXPECT_FALSE(ConstantTimeEquals(AsBytes("abc"), AsBytes("abd")));

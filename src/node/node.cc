@@ -52,8 +52,16 @@ constexpr int64_t kMaxSkewMicros = 5 * 60 * 1'000'000LL;
 // sender's clock was wrong when it decided, which waiting would not mend (422, final).
 constexpr int64_t kMaxWaitMicros = 60 * 60 * 1'000'000LL;
 
+// The size of a payload sealed in `ciphertext_bytes`: without the AEAD's nonce and tag, nor the
+// salt its label commits to (`salted`, decision #109).
+uint64_t PayloadBytes(uint64_t ciphertext_bytes, bool salted) {
+  const uint64_t overhead = kAeadOverhead + (salted ? node_internal::kContentSaltBytes : 0);
+  return ciphertext_bytes >= overhead ? ciphertext_bytes - overhead : 0;
+}
+
 Label LabelOf(const ObjectRecord& o) {
-  return Label{o.id, o.originator, o.level, o.topics, o.compartments, o.rel_to, o.version};
+  return Label{o.id,           o.originator, o.level,   o.topics,
+               o.compartments, o.rel_to,     o.version, o.commitment};
 }
 
 Bytes Concat(std::string_view prefix, ByteView rest) {
@@ -463,6 +471,20 @@ struct Node::Impl {
     return plain;
   }
 
+  // What a reader gets of `o`: its sealed content without the salt its label commits to (an
+  // object made before decision #109 has neither).
+  Result<SecretBytes> OpenPayload(const ObjectRecord& o) const {
+    ACCORD_ASSIGN_OR_RETURN(SecretBytes content, Open(o));
+    if (o.commitment.empty()) return content;
+    if (content.size() < node_internal::kContentSaltBytes) {
+      return Fail(Code::kDataLoss, fmt::format("object `{}`: the sealed content is shorter "
+                                               "than its salt",
+                                               o.id));
+    }
+    content.RemovePrefix(node_internal::kContentSaltBytes);
+    return content;
+  }
+
   Status RequireOriginator(const ObjectRecord& o, std::string_view what) const {
     if (o.originator != party) {
       return Fail(Code::kPermissionDenied,
@@ -717,18 +739,17 @@ struct Node::Impl {
   // What a listing shows of `listing`: its label, payload size and the parties it went to.
   Result<ObjectSummary> Summarize(ObjectListing listing) {
     ObjectRecord& o = listing.object;
-    ObjectSummary s{
-        std::move(o.id),
-        std::move(o.originator),
-        std::move(o.level),
-        o.version,
-        std::move(o.topics),
-        std::move(o.compartments),
-        std::move(o.rel_to),
-        std::move(o.received_from),
-        o.destroyed_at,
-        listing.ciphertext_bytes >= kAeadOverhead ? listing.ciphertext_bytes - kAeadOverhead : 0,
-        {}};
+    ObjectSummary s{std::move(o.id),
+                    std::move(o.originator),
+                    std::move(o.level),
+                    o.version,
+                    std::move(o.topics),
+                    std::move(o.compartments),
+                    std::move(o.rel_to),
+                    std::move(o.received_from),
+                    o.destroyed_at,
+                    PayloadBytes(listing.ciphertext_bytes, !o.commitment.empty()),
+                    {}};
     ACCORD_ASSIGN_OR_RETURN(auto releases, store->ListReleases(s.id));
     ACCORD_ASSIGN_OR_RETURN(auto forwards, store->ListForwards(s.id));
     for (const auto& r : releases) {
@@ -1095,7 +1116,17 @@ Status Node::Create(const NewObject& object, ByteView payload) {
   o.rel_to = object.rel_to;
   o.version = 1;
   o.created_at = Now();
-  ACCORD_RETURN_IF_ERROR(n.Seal(o, payload));
+  // What is sealed: a random salt, then the payload. The label commits to both, so that whoever
+  // receives the object, from its originator or through a hub, checks it is the content its
+  // originator sealed; the salt keeps the commitment from telling anything of the payload
+  // (decision #109).
+  ACCORD_ASSIGN_OR_RETURN(const Bytes salt, TryRandomBytes(node_internal::kContentSaltBytes));
+  SecretBytes content(salt.size() + payload.size());
+  const std::span<uint8_t> into = content.RevealMutable(InsecureSecretAccess());
+  std::copy(salt.begin(), salt.end(), into.begin());
+  std::copy(payload.begin(), payload.end(), into.begin() + static_cast<ptrdiff_t>(salt.size()));
+  o.commitment = node_internal::ContentCommitment(content.Reveal(InsecureSecretAccess()));
+  ACCORD_RETURN_IF_ERROR(n.Seal(o, content.Reveal(InsecureSecretAccess())));
   AuditEntry e = n.Entry("create", o.id);
   e.level = o.level;
   e.version = "1";
@@ -1138,7 +1169,7 @@ Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& 
       result.marking_level = level.id;
       result.marking_name = level.name;
     }
-    ACCORD_ASSIGN_OR_RETURN(result.payload, n.Open(o));
+    ACCORD_ASSIGN_OR_RETURN(result.payload, n.OpenPayload(o));
     return n.LogRead(entry);
   };
   // A read in a group changes nothing but the log, and its entry is held back: no transaction of
@@ -1570,10 +1601,22 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
     if (!plain) {
       return Fail(Code::kDataLoss, "the payload does not open under its label");
     }
-    if (plain->size() > max_payload) {
+    // The content its originator sealed, whoever sends it: a hub holds the data key and could
+    // seal anything under the label it was consented (decision #109).
+    const ByteView content = plain->Reveal(InsecureSecretAccess());
+    if (!body.label.commitment.empty() &&
+        (content.size() < node_internal::kContentSaltBytes ||
+         node_internal::ContentCommitment(content) != body.label.commitment)) {
+      return Fail(Code::kPermissionDenied,
+                  fmt::format("the payload of `{}` is not the content its originator `{}` "
+                              "committed to in its label",
+                              body.label.id, body.label.originator));
+    }
+    const size_t salt = body.label.commitment.empty() ? 0 : node_internal::kContentSaltBytes;
+    if (plain->size() - salt > max_payload) {
       return Fail(Code::kInvalidArgument,
-                  fmt::format("payload of {} bytes exceeds the limit of {} bytes", plain->size(),
-                              max_payload));
+                  fmt::format("payload of {} bytes exceeds the limit of {} bytes",
+                              plain->size() - salt, max_payload));
     }
   }
   ObjectRecord o;
@@ -1584,6 +1627,7 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
   o.compartments = body.label.compartments;
   o.rel_to = body.label.rel_to;
   o.version = body.label.version;
+  o.commitment = body.label.commitment;
   o.created_at = now;
   o.received_from = body.from;
   o.ciphertext = body.ciphertext;
@@ -1596,7 +1640,8 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
     // One id, one object: a package whose label does not match the copy held here (another
     // originator's object of the same id, say) is refused, never written over it.
     if (existing->originator != o.originator || existing->topics != o.topics ||
-        existing->compartments != o.compartments || existing->rel_to != o.rel_to) {
+        existing->compartments != o.compartments || existing->rel_to != o.rel_to ||
+        existing->commitment != o.commitment) {
       return Fail(Code::kFailedPrecondition,
                   fmt::format("this node holds another object `{}`, of {}: the package's label "
                               "does not match it",

@@ -219,9 +219,11 @@ class NodeTest : public testing::Test {
   // that `party`'s node built, changed by `edit`, its payload sealed again under the new label
   // with the data key the hub holds (from `release_to_hub`), logged in the hub's own log and
   // signed with the hub's own key. `hub` is reopened at `at` on the way.
+  // `content`, when given, changes what is sealed (the salt, then the payload) as well.
   Bytes Tampered(const std::string& party, std::unique_ptr<Node>& hub, std::string_view at,
                  const Bytes& release_to_hub, const Bytes& legit,
-                 const std::function<void(node_internal::PackageBody&)>& edit) {
+                 const std::function<void(node_internal::PackageBody&)>& edit,
+                 const std::function<void(Bytes&)>& content = {}) {
     const PartyKeys keys = KeysOf(party, *hub);
     const SigningKey& sign = keys.sign;
     const WrapKeyPair& wrap = keys.wrap;
@@ -241,9 +243,10 @@ class NodeTest : public testing::Test {
         node_internal::ParsePackageBody(node_internal::ParseEnvelope(legit, 1 << 20).value().body)
             .value();
     edit(body);
-    body.ciphertext =
-        aead.Encrypt(payload.Reveal(InsecureSecretAccess()), node_internal::EncodeLabel(body.label))
-            .value();
+    Bytes sealed(payload.Reveal(InsecureSecretAccess()).begin(),
+                 payload.Reveal(InsecureSecretAccess()).end());
+    if (content) content(sealed);
+    body.ciphertext = aead.Encrypt(sealed, node_internal::EncodeLabel(body.label)).value();
     // The data key, wrapped to the recipient's public key (from its public.json).
     const std::string recipient = ReadAll(Home(body.to) + "/public.json");
     const std::string wrap_key = "\"wrap\":\"";
@@ -712,6 +715,60 @@ node_internal::PackageBody BodyOf(const Bytes& package) {
   return node_internal::ParsePackageBody(
              node_internal::ParseEnvelope(package, 1 << 20).value().body)
       .value();
+}
+
+// A hub holds the data key and could seal text of its own under the label its originator
+// consented: the label commits to the content its originator sealed, and the recipient checks it
+// (decision #109). Without a commitment in the label the label is not the consented one.
+TEST_F(NodeTest, AHubCannotForwardContentOfItsOwn) {
+  InitAll();
+  auto kor = Open("KOR", "2015-03-01T00:00:00+09:00");
+  constexpr std::string_view kAt = "2015-03-02T00:00:00+09:00";
+  auto usa = Open("USA", kAt);
+  const ThroughTheHub sent = ToTheHub(*kor, *usa, "k-2015");
+  auto legit = usa->Forward("k-2015", "JPN");
+  ASSERT_TRUE(legit) << legit.error().ToString();
+  const Bytes legit_bytes = *legit;
+  const Bytes release = sent.release;
+  EXPECT_EQ(BodyOf(release).label.commitment.size(), 64u);
+
+  const auto own_text = [](Bytes& content) {  // the salt kept, another payload after it
+    const std::string text = "the hub's own telemetry";
+    content.resize(node_internal::kContentSaltBytes);
+    content.insert(content.end(), text.begin(), text.end());
+  };
+  const auto new_salt = [](Bytes& content) { content[0] ^= 1; };
+  const auto unchanged = [](node_internal::PackageBody&) {};
+  const auto uncommitted = [](node_internal::PackageBody& b) { b.label.commitment.clear(); };
+  const struct {
+    const char* what;
+    std::function<void(node_internal::PackageBody&)> edit;
+    std::function<void(Bytes&)> content;
+    const char* message;
+  } kCases[] = {
+      {"another payload", unchanged, own_text, "not the content its originator `KOR` committed"},
+      {"another salt", unchanged, new_salt, "not the content its originator `KOR` committed"},
+      {"another payload, no commitment", uncommitted, own_text, "differs in commitment"},
+  };
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(c.what);
+    const Bytes forged = Tampered("USA", usa, kAt, release, legit_bytes, c.edit, c.content);
+    auto jpn = Open("JPN", kAt);
+    auto refused = jpn->Receive(forged);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Code::kPermissionDenied);
+    EXPECT_NE(refused.error().message.find(c.message), std::string::npos)
+        << refused.error().message;
+    EXPECT_FALSE(jpn->store().GetObject("k-2015"));  // nothing stored
+  }
+  // The harness's control: the same forward built the same way, the content unchanged.
+  const Bytes same = Tampered("USA", usa, kAt, release, legit_bytes, unchanged);
+  auto jpn = Open("JPN", kAt);
+  auto taken = jpn->Receive(same);
+  ASSERT_TRUE(taken) << taken.error().ToString();
+  auto read = jpn->Read("jpn-analyst", "k-2015");
+  ASSERT_TRUE(read) << read.error().ToString();
+  EXPECT_EQ(read->payload.RevealText(InsecureSecretAccess()), "missile telemetry");
 }
 
 TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
@@ -1472,8 +1529,8 @@ std::vector<Bytes> SecretsOf(const std::string& home, const std::string& passphr
   EXPECT_TRUE(objects);
   for (const auto& o : *objects) {
     if (o.wrapped_key.empty()) continue;
-    node_internal::Label label{o.id,           o.originator, o.level,  o.topics,
-                               o.compartments, o.rel_to,     o.version};
+    node_internal::Label label{o.id,           o.originator, o.level,   o.topics,
+                               o.compartments, o.rel_to,     o.version, o.commitment};
     Bytes ad = Bytes(AsBytes("accord/1 data-key\n").begin(), AsBytes("accord/1 data-key\n").end());
     const Bytes encoded = node_internal::EncodeLabel(label);
     ad.insert(ad.end(), encoded.begin(), encoded.end());

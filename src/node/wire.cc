@@ -158,6 +158,14 @@ Result<Label> ParseLabel(const json::object& o) {
   if (l.version < 1) {
     return Fail(Code::kInvalidArgument, "label: `version` must be at least 1");
   }
+  if (f.Has("commitment")) {
+    ACCORD_ASSIGN_OR_RETURN(l.commitment, f.Text("commitment", 64));
+    const bool hex = l.commitment.size() == 64 &&
+                     l.commitment.find_first_not_of("0123456789abcdef") == std::string::npos;
+    if (!hex) {
+      return Fail(Code::kInvalidArgument, "label: `commitment` must be 64 lowercase hex digits");
+    }
+  }
   return l;
 }
 
@@ -200,13 +208,15 @@ json::object EvidenceJson(const LogEvidence& ev) {
 }
 
 json::object LabelJson(const Label& l) {
-  return json::object{{"id", l.id},
-                      {"originator", l.originator},
-                      {"level", l.level},
-                      {"topics", ToArray(l.topics)},
-                      {"compartments", ToArray(l.compartments)},
-                      {"rel_to", ToArray(l.rel_to)},
-                      {"version", l.version}};
+  json::object o{{"id", l.id},
+                 {"originator", l.originator},
+                 {"level", l.level},
+                 {"topics", ToArray(l.topics)},
+                 {"compartments", ToArray(l.compartments)},
+                 {"rel_to", ToArray(l.rel_to)},
+                 {"version", l.version}};
+  if (!l.commitment.empty()) o["commitment"] = l.commitment;
+  return o;
 }
 
 }  // namespace
@@ -289,6 +299,8 @@ Status CheckLabelList(std::string_view key, const std::vector<std::string>& list
   return OkStatus();
 }
 
+std::string ContentCommitment(ByteView content) { return HexEncode(Sha256(content)); }
+
 Bytes EncodeLabel(const Label& label) {
   Bytes out;
   AppendField(out, "accord-label/1");
@@ -301,6 +313,12 @@ Bytes EncodeLabel(const Label& label) {
     for (const auto& item : *list) {
       AppendField(out, item);
     }
+  }
+  // After the counted lists, so that a label without one encodes as before, and no label
+  // without one encodes as a label with one.
+  if (!label.commitment.empty()) {
+    AppendField(out, "commitment");
+    AppendField(out, label.commitment);
   }
   return out;
 }
@@ -484,6 +502,7 @@ Status CheckForwardLabel(const Label& label, const Label& consented,
   if (label.topics != consented.topics) return unlike("topics");
   if (label.compartments != consented.compartments) return unlike("compartments");
   if (label.rel_to != consented.rel_to) return unlike("rel_to");
+  if (label.commitment != consented.commitment) return unlike("commitment");
   if (label.version < consented.version) {
     return Fail(Code::kFailedPrecondition,
                 fmt::format("the forward labels `{}` version {}, older than the version {} its "

@@ -61,9 +61,17 @@ struct Label {
   std::vector<std::string> compartments;
   std::vector<std::string> rel_to;
   int64_t version = 1;
+  // The originator's commitment to the sealed content (ContentCommitment: a random salt, then the
+  // payload), 64 lowercase hex digits (decision #109). Empty for objects made before it; in the
+  // JSON and in EncodeLabel only when not empty.
+  std::string commitment;
 };
 // The canonical encoding of a label (length-prefixed fields), used as associated data.
 [[nodiscard]] Bytes EncodeLabel(const Label& label);
+// The random salt at the start of an object's sealed content, before the payload (#109).
+inline constexpr size_t kContentSaltBytes = 32;
+// A label's commitment to `content` (the salt, then the payload): its SHA-256, in hex.
+[[nodiscard]] std::string ContentCommitment(ByteView content);
 // Whether `list` (a label's topics, compartments or markings, named `key`) is one a partner's
 // node accepts in a package: at most 256 items, each 1 to 256 bytes. kInvalidArgument if not.
 [[nodiscard]] Status CheckLabelList(std::string_view key, const std::vector<std::string>& list);

@@ -19,6 +19,7 @@ Label Consented() {
   l.compartments = {"TALENT"};
   l.rel_to = {"USA", "JPN"};
   l.version = 1;
+  l.commitment = std::string(64, 'c');
   return l;
 }
 
@@ -105,6 +106,49 @@ TEST(WireTest, AForwardsReclassificationRoundTripsAndIsNeverEmpty) {
   EXPECT_NE(release.error().message.find("carries no forward history"), std::string::npos);
 }
 
+// A label's commitment is in its JSON and its encoding only when it has one, so that a label of
+// an object made before commitments encodes as it did; a malformed one is refused.
+TEST(WireTest, ALabelsCommitmentRoundTripsAndIsLeftOutWhenEmpty) {
+  NoticeBody consent;
+  consent.id = "0123456789abcdef0123456789abcdef";
+  consent.kind = "consent";
+  consent.object_id = "k-2015";
+  consent.originator = "KOR";
+  consent.by = "KOR";
+  consent.to = "JPN";
+  consent.label = Consented();
+  auto parsed = ParseNoticeBody("consent", EncodeNoticeBody(consent));
+  ASSERT_TRUE(parsed && parsed->label) << parsed.error().ToString();
+  EXPECT_EQ(parsed->label->commitment, std::string(64, 'c'));
+
+  Label old = Consented();
+  old.commitment.clear();
+  consent.label = old;
+  const Bytes encoded = EncodeNoticeBody(consent);
+  EXPECT_EQ(std::string(encoded.begin(), encoded.end()).find("commitment"), std::string::npos);
+  parsed = ParseNoticeBody("consent", encoded);
+  ASSERT_TRUE(parsed && parsed->label);
+  EXPECT_TRUE(parsed->label->commitment.empty());
+  const Bytes with = EncodeLabel(Consented());
+  const Bytes without = EncodeLabel(old);
+  EXPECT_NE(with, without);
+  EXPECT_TRUE(std::equal(without.begin(), without.end(), with.begin()));  // only appended
+
+  for (const std::string& bad :
+       {std::string(63, 'c'), std::string(64, 'C'), std::string(64, 'g'), std::string()}) {
+    const Bytes body = EncodeNoticeBody(consent);
+    std::string text(body.begin(), body.end());
+    const std::string key = R"("version":1)";
+    text.replace(text.find(key), key.size(), key + R"(,"commitment":")" + bad + "\"");
+    auto refused = ParseNoticeBody("consent", AsBytes(text));
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message.find("64 lowercase hex digits"), std::string::npos)
+        << refused.error().message;
+  }
+  EXPECT_EQ(ContentCommitment(AsBytes("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
 TEST(WireTest, AForwardsLabelIsTheOneConsentedOrAReclassifiedVersionOfIt) {
   const NoticeBody to_iii = Reclassification("III", 2);
   const auto lowered = [](Label& l) {
@@ -131,6 +175,10 @@ TEST(WireTest, AForwardsLabelIsTheOneConsentedOrAReclassifiedVersionOfIt) {
        Code::kPermissionDenied, "differs in compartments"},
       {"releasable to more", [](Label& l) { l.rel_to.push_back("GBR"); }, nullptr,
        Code::kPermissionDenied, "differs in rel_to"},
+      {"another commitment", [](Label& l) { l.commitment = std::string(64, 'd'); }, nullptr,
+       Code::kPermissionDenied, "differs in commitment"},
+      {"the commitment dropped", [](Label& l) { l.commitment.clear(); }, nullptr,
+       Code::kPermissionDenied, "differs in commitment"},
       {"the markings reordered",
        [](Label& l) {
          l.rel_to = {"JPN", "USA"};

@@ -343,6 +343,12 @@ UPDATE outbox SET envelope = X''
     AND object_id IN (SELECT id FROM objects WHERE destroyed_at IS NOT NULL);
 )sql";
 
+// Version 10 (decision #109): an object's label holds its originator's commitment to the sealed
+// content; objects made before have none.
+constexpr std::string_view kSchemaV10 = R"sql(
+ALTER TABLE objects ADD COLUMN commitment TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr int kLogTileIdShift = 48;
 constexpr int64_t LogTileId(int32_t level, uint64_t index) {
   return static_cast<int64_t>((uint64_t{static_cast<uint32_t>(level)} << kLogTileIdShift) | index);
@@ -447,12 +453,12 @@ const std::array<Migration, kStoreSchemaVersion> kMigrations = {{
     {kSchemaV7},
     {kSchemaV8},
     {kSchemaV9},
+    {kSchemaV10},
 }};
 
 // How many tiles one query fetches: an inclusion proof in a log of up to 2^32 entries reads at
 // most eight (one per level of tiles).
 constexpr size_t kLogTilesPerQuery = 8;
-
 // Log entries inserted by one statement: a multi-row INSERT runs the statement machinery once
 // for many rows, which batched appends notice.
 constexpr size_t kLogEntriesPerInsert = 32;
@@ -461,7 +467,7 @@ constexpr std::string_view kSchemaVersionKey = "schema_version";
 
 constexpr std::string_view kObjectColumns =
     "id, originator, level, topics, compartments, rel_to, version, ciphertext, wrapped_key, "
-    "created_at, destroyed_at, received_from";
+    "created_at, destroyed_at, received_from, commitment";
 
 // --- small helpers ---
 
@@ -780,7 +786,7 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.insert_object, "INSERT INTO objects (" + object_columns +
                                                    ") VALUES "
                                                    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                                                   "?11, ?12)"));
+                                                   "?11, ?12, ?13)"));
   ACCORD_RETURN_IF_ERROR(
       prep(s.get_object, "SELECT " + object_columns + " FROM objects WHERE id = ?1"));
   ACCORD_RETURN_IF_ERROR(
@@ -788,11 +794,12 @@ Result<Statements> PrepareAll(sqlite3* db) {
   // The columns of kObjectColumns with the sealed ones empty, then the ciphertext's length: no
   // payload is copied, though SQLite still walks its overflow pages to reach the columns after
   // it (decision 90).
-  ACCORD_RETURN_IF_ERROR(prep(s.list_object_labels,
-                              "SELECT id, originator, level, topics, compartments, rel_to, "
-                              "version, X'', X'', created_at, destroyed_at, received_from, "
-                              "length(ciphertext) FROM objects WHERE id > ?1 ORDER BY id "
-                              "LIMIT ?2"));
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.list_object_labels,
+           "SELECT id, originator, level, topics, compartments, rel_to, "
+           "version, X'', X'', created_at, destroyed_at, received_from, "
+           "commitment, length(ciphertext) FROM objects WHERE id > ?1 ORDER BY id "
+           "LIMIT ?2"));
   ACCORD_RETURN_IF_ERROR(prep(s.update_sealed,
                               "UPDATE objects SET level = ?2, version = ?3, ciphertext = ?4, "
                               "wrapped_key = ?5 WHERE id = ?1 AND destroyed_at IS NULL"));
@@ -1038,6 +1045,7 @@ Result<ObjectRecord> ReadObject(const BoundStatement& st) {
     o.destroyed_at = Instant{st.ColumnInt(10)};
   }
   o.received_from = st.ColumnText(11);
+  o.commitment = st.ColumnText(12);
   return o;
 }
 
@@ -1497,6 +1505,7 @@ class SqliteStore final : public Store {
       st.BindNull(11);
     }
     st.BindText(12, o.received_from);
+    st.BindText(13, o.commitment);
     return st.Run("insert object", o.id);
   }
 
@@ -1523,7 +1532,7 @@ class SqliteStore final : public Store {
     return Collect<ObjectListing>(
         st, "list objects", {}, [](const BoundStatement& row) -> Result<ObjectListing> {
           ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, ReadObject(row));
-          return ObjectListing{std::move(o), static_cast<uint64_t>(row.ColumnInt(12))};
+          return ObjectListing{std::move(o), static_cast<uint64_t>(row.ColumnInt(13))};
         });
   }
 

@@ -172,6 +172,7 @@ ObjectRecord MakeObject(const std::string& id) {
   o.wrapped_key = Derived("wk:" + id, 60);
   o.created_at = Instant{static_cast<int64_t>(Derived("at:" + id, 1)[0]) * 1'000'000};
   o.received_from = "";
+  o.commitment = std::string(64, "0123456789abcdef"[id.size() % 16]);
   return o;
 }
 
@@ -189,7 +190,7 @@ auto Fields(const ObjectRecord& o) {
   return std::make_tuple(o.id, o.originator, o.level, o.topics, o.compartments, o.rel_to, o.version,
                          o.ciphertext, o.wrapped_key, o.created_at.micros,
                          o.destroyed_at.has_value() ? o.destroyed_at->micros : int64_t{-1},
-                         o.destroyed_at.has_value(), o.received_from);
+                         o.destroyed_at.has_value(), o.received_from, o.commitment);
 }
 auto Fields(const ReleaseRecord& r) {
   return std::make_tuple(r.object_id, r.to, r.at.micros, r.agreement, r.level, r.package_id);
@@ -1309,7 +1310,7 @@ TEST_F(SqliteStoreTest, NewDatabaseHasTheCurrentSchemaInWalMode) {
   RawDb raw(path_);
   EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
             std::to_string(kStoreSchemaVersion));
-  EXPECT_EQ(kStoreSchemaVersion, 9);
+  EXPECT_EQ(kStoreSchemaVersion, 10);
   EXPECT_EQ(raw.One("PRAGMA journal_mode"), "wal");
   EXPECT_THAT(
       raw.Rows("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"),
@@ -1356,6 +1357,7 @@ TEST_F(SqliteStoreTest, MigratesAVersionOneDatabase) {
     RawDb raw(path_);
     ASSERT_EQ(raw.Exec("DROP TABLE log_entries; DROP TABLE log_tiles; DROP TABLE log_evidence; "
                        "DROP TABLE outbox; DROP TABLE shown_checkpoints; "
+                       "ALTER TABLE objects DROP COLUMN commitment; "
                        "UPDATE meta SET value = '1' WHERE key = 'schema_version'"),
               "");
   }
@@ -1398,6 +1400,7 @@ CREATE TABLE log_nodes (
   PRIMARY KEY (level, idx)
 ) STRICT, WITHOUT ROWID;
 INSERT INTO log_nodes VALUES (4, 0, zeroblob(32));
+ALTER TABLE objects DROP COLUMN commitment;
 UPDATE meta SET value = '3' WHERE key = 'schema_version';
 )sql";
     for (int i = 0; i < 17; ++i) {
@@ -1453,6 +1456,7 @@ INSERT INTO receipts VALUES ('of-jpn', 'USA', 4, X'03');
 DROP INDEX outbox_object;
 DROP INDEX outbox_states;
 DROP INDEX outbox_undelivered;
+ALTER TABLE objects DROP COLUMN commitment;
 UPDATE meta SET value = '5' WHERE key = 'schema_version';
 )sql"),
               "");
@@ -1490,6 +1494,7 @@ DROP TABLE shown_checkpoints;
 DROP INDEX outbox_object;
 DROP INDEX outbox_states;
 DROP INDEX outbox_undelivered;
+ALTER TABLE objects DROP COLUMN commitment;
 UPDATE meta SET value = '6' WHERE key = 'schema_version';
 )sql"),
               "");
@@ -1564,6 +1569,33 @@ TEST_F(SqliteStoreTest, ErasingACopyGivesUpItsDeliveriesAndErasesTheirEnvelopes)
   EXPECT_EQ(due[1].id, "r-other");
 }
 
+// A version 9 database (objects without a commitment) is migrated: its objects keep every field
+// and have an empty commitment, which is how the node knows them for objects made before it.
+TEST_F(SqliteStoreTest, MigratesAVersionNineDatabaseGivingObjectsNoCommitment) {
+  AddObjects({"o"});
+  store_.reset();
+  {
+    RawDb raw(path_);
+    ASSERT_EQ(raw.Exec("ALTER TABLE objects DROP COLUMN commitment; "
+                       "UPDATE meta SET value = '9' WHERE key = 'schema_version'"),
+              "");
+  }
+  auto reopened = OpenSqliteStore(path_);
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  ObjectRecord want = MakeObject("o");
+  want.commitment.clear();
+  EXPECT_EQ(Fields((*reopened)->GetObject("o").value()), Fields(want));
+  auto listed = (*reopened)->ListObjectLabels("", 10).value();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].ciphertext_bytes, want.ciphertext.size());
+  EXPECT_TRUE(listed[0].object.commitment.empty());
+  ASSERT_TRUE((*reopened)->InsertObject(MakeObject("p")));
+  EXPECT_EQ(Fields((*reopened)->GetObject("p").value()), Fields(MakeObject("p")));
+  RawDb raw(path_);
+  EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
+            std::to_string(kStoreSchemaVersion));
+}
+
 TEST_F(SqliteStoreTest, MigratesAVersionEightDatabaseGivingUpTheDestroyedCopiesDeliveries) {
   ASSERT_TRUE(store_->InsertObject(MakeObject("o-gone")));
   ASSERT_TRUE(store_->InsertObject(MakeObject("o-held")));
@@ -1580,6 +1612,7 @@ INSERT INTO outbox (id, to_party, kind, object_id, envelope, queued_us, next_att
 DROP INDEX outbox_object;
 DROP INDEX outbox_states;
 DROP INDEX outbox_undelivered;
+ALTER TABLE objects DROP COLUMN commitment;
 UPDATE meta SET value = '8' WHERE key = 'schema_version';
 )sql"),
               "");
@@ -1935,6 +1968,7 @@ CREATE TABLE log_nodes (
   hash BLOB NOT NULL CHECK (length(hash) = 32),
   PRIMARY KEY (level, idx)
 ) STRICT, WITHOUT ROWID;
+ALTER TABLE objects DROP COLUMN commitment;
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
 )sql";
 
