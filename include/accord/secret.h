@@ -123,6 +123,7 @@ class SecretBytes {
   // bytes moved out of the tail are wiped when the memory is freed.
   void RemovePrefix(size_t n) {
     n = std::min(n, bytes_.size());
+    if (n == 0) return;  // std::copy onto its own start is not allowed
     std::copy(bytes_.begin() + static_cast<std::ptrdiff_t>(n), bytes_.end(), bytes_.begin());
     bytes_.resize(bytes_.size() - n);
   }

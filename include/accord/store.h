@@ -51,6 +51,14 @@ struct ObjectRecord {
   std::string commitment;
 };
 
+// A partner's log as this node saw it when it fetched the partner's checkpoint from the partner
+// itself: `size` entries at `at`, on this node's clock (decision #108).
+struct WitnessingRecord {
+  std::string origin;  // the log's origin, `accord/<PARTY>`
+  uint64_t size = 0;
+  Instant at;
+};
+
 // An object as listed: its record with `ciphertext` and `wrapped_key` left empty.
 struct ObjectListing {
   ObjectRecord object;
@@ -255,6 +263,16 @@ class Store {
   [[nodiscard]] virtual Status SetMeta(const std::string& key, const std::string& value) = 0;
   [[nodiscard]] virtual Result<std::optional<std::string>> GetMeta(const std::string& key) = 0;
 
+  // Witnessings of partners' logs (decision #108), kept by origin and size; a second one of the
+  // same size keeps the later time.
+  [[nodiscard]] virtual Status InsertWitnessing(const WitnessingRecord& w) = 0;
+  // The witnessing of `origin` with the largest size; and the one with the largest size not above
+  // `index` among those not after `not_after`: at that time the log had no entry `index` yet.
+  [[nodiscard]] virtual Result<std::optional<WitnessingRecord>> LatestWitnessing(
+      const std::string& origin) = 0;
+  [[nodiscard]] virtual Result<std::optional<WitnessingRecord>> WitnessingAtOrBelow(
+      const std::string& origin, uint64_t index, Instant not_after) = 0;
+
   // --- objects ---
   [[nodiscard]] virtual Status InsertObject(const ObjectRecord& object) = 0;  // kAlreadyExists
   [[nodiscard]] virtual Result<ObjectRecord> GetObject(const std::string& id) = 0;  // kNotFound
@@ -414,7 +432,7 @@ struct SqliteOptions {
                                                              const SqliteOptions& options = {});
 
 // The schema version this program writes.
-inline constexpr int kStoreSchemaVersion = 10;
+inline constexpr int kStoreSchemaVersion = 11;
 
 }  // namespace accord
 

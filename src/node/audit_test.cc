@@ -379,7 +379,7 @@ TEST_F(AuditLogTest, AVersionTwoLogMigratesAndProves) {
       "CREATE TABLE log_nodes (level INTEGER NOT NULL CHECK (level >= 0 AND level < 64),"
       " idx INTEGER NOT NULL CHECK (idx >= 0), hash BLOB NOT NULL CHECK (length(hash) = 32),"
       " PRIMARY KEY (level, idx)) STRICT, WITHOUT ROWID;"
-      "ALTER TABLE objects DROP COLUMN commitment;"
+      "ALTER TABLE objects DROP COLUMN commitment; DROP TABLE witnessings;"
       "UPDATE meta SET value = '2' WHERE key = 'schema_version';";
   for (uint64_t i = 0; i < entries.size(); ++i) {
     sql += "INSERT INTO log_entries VALUES (" + std::to_string(i) + ", CAST('" +

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
-#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -621,6 +620,9 @@ struct Node::Impl {
   // the sender itself, a checkpoint of the sender's log without the envelope's entry: the entry,
   // and so the decision, came later than the date says (decision #108).
   Status CheckNotBackdated(const Envelope& env, Instant at);
+  // The same for entry `index` of `signer`'s log, dated `at`; `what` begins the message.
+  Status CheckLoggedAfter(const std::string& signer, uint64_t index, Instant at,
+                          std::string_view what);
 
   // Checks a partner's evidence that it logged `package_id`: its checkpoint is signed by its key,
   // the entry names the package and says what `logged_as` says, and is in the tree the
@@ -1926,6 +1928,10 @@ Result<Node::Impl::ForwardProof> Node::Impl::CheckForward(const PackageBody& bod
                             body.held_release->to, FormatInstant(body.held_release->at),
                             originator->party, held.to, FormatInstant(held.at)));
   }
+  // Dated as the originator's log has it, and that date bounded as a package's is: an
+  // originator and a hub together could otherwise date the release the forward rests on back.
+  ACCORD_RETURN_IF_ERROR(CheckLoggedAfter(originator->party, body.held_log->index, held.at,
+                                          "the release the forward rests on is "));
   proof.release = ReleaseRecord{body.label.id, held.to, held.at, held.agreement, "", body.id};
   proof.consent = ConsentRecord{body.label.id, consent.to, consent.at, body.consent};
   return proof;
@@ -2119,42 +2125,32 @@ Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env, const Rece
 
 namespace {
 constexpr std::string_view kWitnessPrefix = "witness:";
-// `<size> <micros>`: the size of a partner's log this node cosigned last from the partner itself,
-// and when (decision #108).
-constexpr std::string_view kWitnessedAtPrefix = "witnessed-at:";
-
-// "<size> <micros>" read back; nullopt if malformed.
-std::optional<std::pair<uint64_t, int64_t>> ParseWitnessedAt(std::string_view text) {
-  uint64_t size = 0;
-  int64_t when = 0;
-  const char* end = text.data() + text.size();
-  auto [at, ec] = std::from_chars(text.data(), end, size);
-  if (ec != std::errc() || at == end || *at != ' ') return std::nullopt;
-  auto [rest, ec2] = std::from_chars(at + 1, end, when);
-  if (ec2 != std::errc() || rest != end) return std::nullopt;
-  return std::pair{size, when};
-}
+// The least time between two witnessings of one partner's log that are kept (decision #108):
+// a busy partner is witnessed every few seconds, and each kept row only tightens the bound.
+constexpr int64_t kWitnessingSpacingMicros = 60 * 1'000'000LL;
 }  // namespace
 
 Status Node::Impl::CheckNotBackdated(const Envelope& env, Instant at) {
-  if (!system_clock || !env.log) return OkStatus();
-  ACCORD_ASSIGN_OR_RETURN(auto seen, store->GetMeta(std::string(kWitnessedAtPrefix) +
-                                                    node_internal::LogOrigin(env.signer)));
-  if (!seen) return OkStatus();
-  const auto parsed = ParseWitnessedAt(*seen);
-  if (!parsed) {
-    return Fail(Code::kInternal,
-                fmt::format("the stored time this node witnessed `{}`'s log is malformed: `{}`",
-                            env.signer, *seen));
-  }
-  const auto [size, when] = *parsed;
-  if (env.log->index < size || at.micros >= when - kMaxSkewMicros) return OkStatus();
+  if (!env.log) return OkStatus();
+  return CheckLoggedAfter(env.signer, env.log->index, at, "");
+}
+
+Status Node::Impl::CheckLoggedAfter(const std::string& signer, uint64_t index, Instant at,
+                                    std::string_view what) {
+  if (!system_clock) return OkStatus();
+  // A witnessing timed ahead of this node's clock now was taken on a clock that has since gone
+  // back: it bounds nothing, and the one before it is used.
+  ACCORD_ASSIGN_OR_RETURN(
+      const std::optional<WitnessingRecord> seen,
+      store->WitnessingAtOrBelow(node_internal::LogOrigin(signer), index,
+                                 Instant{clock->Now().micros + kMaxSkewMicros}));
+  if (!seen || at.micros >= seen->at.micros - kMaxSkewMicros) return OkStatus();
   return Fail(Code::kPermissionDenied,
-              fmt::format("dated {}, but its entry {} of `{}`'s log was not yet there at {}, when "
-                          "that log had {} entries (witnessed by this node): it was logged later "
-                          "than it says",
-                          FormatInstant(at), env.log->index, env.signer,
-                          FormatInstant(Instant{when}), size));
+              fmt::format("{}dated {}, but its entry {} of `{}`'s log was not there yet at {}, "
+                          "when this node saw that log with {} entries: it was logged later than "
+                          "it says (or `{}`'s clock is behind by more than the {} minutes allowed)",
+                          what, FormatInstant(at), index, signer, FormatInstant(seen->at),
+                          seen->size, signer, kMaxSkewMicros / 60'000'000));
 }
 
 Result<uint64_t> Node::LogSize() { return impl_->log.Size(); }
@@ -2277,10 +2273,16 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
     ACCORD_RETURN_IF_ERROR(n.store->SetMeta(meta_key, *cosigned));
     if (n.system_clock && !served_by.empty()) {
       // Fetched from the partner just now: its log had no entry past cp.size at this time. (A
-      // checkpoint given by hand may be of any age, so it says nothing of when.)
-      ACCORD_RETURN_IF_ERROR(
-          n.store->SetMeta(std::string(kWitnessedAtPrefix) + cp.origin,
-                           fmt::format("{} {}", cp.size, n.clock->Now().micros)));
+      // checkpoint given by hand may be of any age, so it says nothing of when.) One a minute
+      // is kept: a later one of the same minute would tighten the bound by seconds.
+      const Instant now = n.clock->Now();
+      ACCORD_ASSIGN_OR_RETURN(const std::optional<WitnessingRecord> latest,
+                              n.store->LatestWitnessing(cp.origin));
+      if (!latest ||
+          (cp.size > latest->size && now.micros - latest->at.micros >= kWitnessingSpacingMicros)) {
+        ACCORD_RETURN_IF_ERROR(
+            n.store->InsertWitnessing(WitnessingRecord{cp.origin, cp.size, now}));
+      }
     }
     if (logging == WitnessLogging::kEveryCosignature) ACCORD_RETURN_IF_ERROR(n.Log(entry));
     return cosigned;

@@ -308,11 +308,14 @@ TEST_F(NodeTest, APackageLoggedLaterThanItsDateIsRefused) {
   InitAll(kExample, ClockKind::kSystem);
   auto kor = Open("KOR", "");
   auto jpn = Open("JPN", "");
-  for (const char* id : {"k-late", "k-back", "k-now"}) ASSERT_TRUE(CreateObject(*kor, id, id));
+  for (const char* id : {"k-late", "k-back", "k-now", "k-ahead", "k-hub"}) {
+    ASSERT_TRUE(CreateObject(*kor, id, id));
+  }
   const Instant now = SystemClock().Now();
   const Instant yesterday{now.micros - 24 * 3600 * 1'000'000LL};
   const Bytes late = RedatedRelease(kor, "k-late", yesterday);  // logged before the witnessing
 
+  const uint64_t witnessed = kor->LogSize().value();
   auto cosigned = jpn->WitnessCheckpoint(kor->LogCheckpoint().value(), {},
                                          WitnessLogging::kForksOnly, "KOR", 0);
   ASSERT_TRUE(cosigned) << cosigned.error().ToString();
@@ -328,15 +331,46 @@ TEST_F(NodeTest, APackageLoggedLaterThanItsDateIsRefused) {
   auto taken = jpn->Receive(current);
   EXPECT_TRUE(taken) << taken.error().ToString();
 
+  // Witnessed again, now with the back-dated entry inside: it was still logged after the first
+  // witnessing, and is refused as before (waiting for a witnessing does not clear it).
+  const uint64_t size = kor->LogSize().value();
+  auto again = jpn->WitnessCheckpoint(kor->LogCheckpoint().value(),
+                                      kor->LogConsistencyProof(witnessed, size).value(),
+                                      WitnessLogging::kForksOnly, "KOR", witnessed);
+  ASSERT_TRUE(again) << again.error().ToString();
+  auto still = jpn->Receive(backdated);
+  ASSERT_FALSE(still);
+  EXPECT_NE(still.error().message.find("logged later than it says"), std::string::npos)
+      << still.error().message;
+
+  // A witnessing timed on a clock that was ahead then (and has gone back since) bounds nothing.
+  ASSERT_TRUE(jpn->store().InsertWitnessing(
+      WitnessingRecord{"accord/KOR", size, Instant{now.micros + 3600 * 1'000'000LL}}));
+  auto ahead = jpn->Receive(RedatedRelease(kor, "k-ahead", SystemClock().Now()));
+  EXPECT_TRUE(ahead) << ahead.error().ToString();
+
   // A checkpoint given by hand (`accord log witness`) may be of any age: it says nothing of when,
   // and sets no such bound.
   auto usa = Open("USA", "");
   auto by_hand =
       usa->WitnessCheckpoint(kor->LogCheckpoint().value(), {}, WitnessLogging::kForksOnly, {}, 0);
   ASSERT_TRUE(by_hand) << by_hand.error().ToString();
-  const Bytes to_usa = RedatedRelease(kor, "k-back", yesterday, "USA");
+  const Bytes to_usa = RedatedRelease(kor, "k-hub", yesterday, "USA");
   auto by_hand_taken = usa->Receive(to_usa);
-  EXPECT_TRUE(by_hand_taken) << by_hand_taken.error().ToString();
+  ASSERT_TRUE(by_hand_taken) << by_hand_taken.error().ToString();
+
+  // The release a forward rests on is bounded as well: Korea's release to the US, dated back
+  // and logged after Japan saw Korea's log, does not let the US forward it to Japan.
+  auto consent = kor->Consent("k-hub", "JPN");
+  ASSERT_TRUE(consent) << consent.error().ToString();
+  ASSERT_TRUE(usa->Receive(*consent));
+  auto forward = usa->Forward("k-hub", "JPN");
+  ASSERT_TRUE(forward) << forward.error().ToString();
+  auto forward_refused = jpn->Receive(*forward);
+  ASSERT_FALSE(forward_refused);
+  EXPECT_NE(forward_refused.error().message.find("the release the forward rests on is dated"),
+            std::string::npos)
+      << forward_refused.error().message;
 }
 
 TEST_F(NodeTest, APackageFromAClockAheadWaitsRatherThanIsRefused) {

@@ -349,6 +349,17 @@ constexpr std::string_view kSchemaV10 = R"sql(
 ALTER TABLE objects ADD COLUMN commitment TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Version 11 (decision #108): when this node saw each partner's log at which size, from the
+// partner itself; an envelope whose entry came after such a size may not be dated before it.
+constexpr std::string_view kSchemaV11 = R"sql(
+CREATE TABLE witnessings (
+  origin TEXT NOT NULL,
+  size INTEGER NOT NULL CHECK (size >= 0),
+  at INTEGER NOT NULL,
+  PRIMARY KEY (origin, size)
+) STRICT, WITHOUT ROWID;
+)sql";
+
 constexpr int kLogTileIdShift = 48;
 constexpr int64_t LogTileId(int32_t level, uint64_t index) {
   return static_cast<int64_t>((uint64_t{static_cast<uint32_t>(level)} << kLogTileIdShift) | index);
@@ -454,6 +465,7 @@ const std::array<Migration, kStoreSchemaVersion> kMigrations = {{
     {kSchemaV8},
     {kSchemaV9},
     {kSchemaV10},
+    {kSchemaV11},
 }};
 
 // How many tiles one query fetches: an inclusion proof in a log of up to 2^32 entries reads at
@@ -698,6 +710,9 @@ struct Statements {
   StmtPtr rollback_to_savepoint;
   StmtPtr get_meta;
   StmtPtr set_meta;
+  StmtPtr insert_witnessing;
+  StmtPtr latest_witnessing;
+  StmtPtr witnessing_at_or_below;
   StmtPtr insert_object;
   StmtPtr get_object;
   StmtPtr list_objects;
@@ -780,6 +795,16 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.release_savepoint, "RELEASE nested"));
   ACCORD_RETURN_IF_ERROR(prep(s.rollback_to_savepoint, "ROLLBACK TO nested"));
   ACCORD_RETURN_IF_ERROR(prep(s.get_meta, "SELECT value FROM meta WHERE key = ?1"));
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.insert_witnessing,
+           "INSERT INTO witnessings (origin, size, at) VALUES (?1, ?2, ?3) "
+           "ON CONFLICT (origin, size) DO UPDATE SET at = max(at, excluded.at)"));
+  ACCORD_RETURN_IF_ERROR(prep(s.latest_witnessing,
+                              "SELECT size, at FROM witnessings WHERE origin = ?1 "
+                              "ORDER BY size DESC LIMIT 1"));
+  ACCORD_RETURN_IF_ERROR(prep(s.witnessing_at_or_below,
+                              "SELECT size, at FROM witnessings WHERE origin = ?1 AND size <= ?2 "
+                              "AND at <= ?3 ORDER BY size DESC LIMIT 1"));
   ACCORD_RETURN_IF_ERROR(prep(s.set_meta,
                               "INSERT INTO meta (key, value) VALUES (?1, ?2) "
                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value"));
@@ -1482,6 +1507,38 @@ class SqliteStore final : public Store {
       return std::nullopt;
     }
     return st.ColumnText(0);
+  }
+
+  Status InsertWitnessing(const WitnessingRecord& w) override {
+    BoundStatement st(db_.get(), s_.insert_witnessing.get());
+    st.BindText(1, w.origin);
+    st.BindInt(2, static_cast<int64_t>(std::min<uint64_t>(w.size, INT64_MAX)));
+    st.BindInt(3, w.at.micros);
+    return st.Run("insert witnessing", w.origin);
+  }
+
+  Result<std::optional<WitnessingRecord>> LatestWitnessing(const std::string& origin) override {
+    BoundStatement st(db_.get(), s_.latest_witnessing.get());
+    st.BindText(1, origin);
+    return OneWitnessing(st, origin);
+  }
+
+  Result<std::optional<WitnessingRecord>> WitnessingAtOrBelow(const std::string& origin,
+                                                              uint64_t index,
+                                                              Instant not_after) override {
+    BoundStatement st(db_.get(), s_.witnessing_at_or_below.get());
+    st.BindText(1, origin);
+    st.BindInt(2, static_cast<int64_t>(std::min<uint64_t>(index, INT64_MAX)));
+    st.BindInt(3, not_after.micros);
+    return OneWitnessing(st, origin);
+  }
+
+  static Result<std::optional<WitnessingRecord>> OneWitnessing(BoundStatement& st,
+                                                               const std::string& origin) {
+    ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("read witnessings of", origin));
+    if (!row) return std::nullopt;
+    return WitnessingRecord{origin, static_cast<uint64_t>(st.ColumnInt(0)),
+                            Instant{st.ColumnInt(1)}};
   }
 
   Status InsertObject(const ObjectRecord& o) override {

@@ -563,6 +563,30 @@ TEST_F(SqliteStoreTest, MetaRoundTripsAndOverwrites) {
             std::optional<std::string>(std::to_string(kStoreSchemaVersion)));
 }
 
+// Witnessings by origin and size: the latest, and the one with the largest size at or below an
+// index; the same size again keeps the later time.
+TEST_F(SqliteStoreTest, WitnessingsAreFoundBySizeAtOrBelow) {
+  EXPECT_FALSE(store_->LatestWitnessing("accord/KOR").value());
+  const Instant any{INT64_MAX};
+  EXPECT_FALSE(store_->WitnessingAtOrBelow("accord/KOR", 100, any).value());
+  ASSERT_TRUE(store_->InsertWitnessing({"accord/KOR", 10, Instant{1000}}));
+  ASSERT_TRUE(store_->InsertWitnessing({"accord/KOR", 20, Instant{2000}}));
+  ASSERT_TRUE(store_->InsertWitnessing({"accord/JPN", 50, Instant{9000}}));
+  ASSERT_TRUE(store_->InsertWitnessing({"accord/KOR", 10, Instant{1500}}));
+  ASSERT_TRUE(store_->InsertWitnessing({"accord/KOR", 10, Instant{1200}}));
+  EXPECT_EQ(store_->LatestWitnessing("accord/KOR").value()->size, 20u);
+  EXPECT_FALSE(store_->WitnessingAtOrBelow("accord/KOR", 9, any).value());
+  const auto at_ten = store_->WitnessingAtOrBelow("accord/KOR", 19, any).value();
+  ASSERT_TRUE(at_ten);
+  EXPECT_EQ(at_ten->size, 10u);
+  EXPECT_EQ(at_ten->at.micros, 1500);
+  EXPECT_EQ(store_->WitnessingAtOrBelow("accord/KOR", 20, any).value()->size, 20u);
+  EXPECT_EQ(store_->WitnessingAtOrBelow("accord/KOR", 1000, any).value()->at.micros, 2000);
+  // Not after a time: a later one is passed over for the one before it.
+  EXPECT_EQ(store_->WitnessingAtOrBelow("accord/KOR", 1000, Instant{1999}).value()->size, 10u);
+  EXPECT_FALSE(store_->WitnessingAtOrBelow("accord/KOR", 1000, Instant{999}).value());
+}
+
 TEST_F(SqliteStoreTest, ReleasesRoundTripInOrderOfAtThenInsertion) {
   AddObjects({"o", "p"});
   const std::vector<ReleaseRecord> in = {
@@ -1310,13 +1334,13 @@ TEST_F(SqliteStoreTest, NewDatabaseHasTheCurrentSchemaInWalMode) {
   RawDb raw(path_);
   EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
             std::to_string(kStoreSchemaVersion));
-  EXPECT_EQ(kStoreSchemaVersion, 10);
+  EXPECT_EQ(kStoreSchemaVersion, 11);
   EXPECT_EQ(raw.One("PRAGMA journal_mode"), "wal");
-  EXPECT_THAT(
-      raw.Rows("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"),
-      ElementsAre("consents", "destructions", "forwards", "log_entries", "log_evidence",
-                  "log_tiles", "meta", "objects", "outbox", "packages", "partners", "receipts",
-                  "reclassifications", "releases", "reports", "shown_checkpoints", "subjects"));
+  EXPECT_THAT(raw.Rows("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"),
+              ElementsAre("consents", "destructions", "forwards", "log_entries", "log_evidence",
+                          "log_tiles", "meta", "objects", "outbox", "packages", "partners",
+                          "receipts", "reclassifications", "releases", "reports",
+                          "shown_checkpoints", "subjects", "witnessings"));
   // Every table is STRICT: a value of the wrong type is refused, not converted.
   EXPECT_THAT(raw.Exec("INSERT INTO meta (key, value) VALUES ('k', X'01')"),
               HasSubstr("cannot store BLOB value in TEXT column meta.value"));
@@ -1357,7 +1381,7 @@ TEST_F(SqliteStoreTest, MigratesAVersionOneDatabase) {
     RawDb raw(path_);
     ASSERT_EQ(raw.Exec("DROP TABLE log_entries; DROP TABLE log_tiles; DROP TABLE log_evidence; "
                        "DROP TABLE outbox; DROP TABLE shown_checkpoints; "
-                       "ALTER TABLE objects DROP COLUMN commitment; "
+                       "ALTER TABLE objects DROP COLUMN commitment; DROP TABLE witnessings; "
                        "UPDATE meta SET value = '1' WHERE key = 'schema_version'"),
               "");
   }
@@ -1401,6 +1425,7 @@ CREATE TABLE log_nodes (
 ) STRICT, WITHOUT ROWID;
 INSERT INTO log_nodes VALUES (4, 0, zeroblob(32));
 ALTER TABLE objects DROP COLUMN commitment;
+DROP TABLE witnessings;
 UPDATE meta SET value = '3' WHERE key = 'schema_version';
 )sql";
     for (int i = 0; i < 17; ++i) {
@@ -1457,6 +1482,7 @@ DROP INDEX outbox_object;
 DROP INDEX outbox_states;
 DROP INDEX outbox_undelivered;
 ALTER TABLE objects DROP COLUMN commitment;
+DROP TABLE witnessings;
 UPDATE meta SET value = '5' WHERE key = 'schema_version';
 )sql"),
               "");
@@ -1495,6 +1521,7 @@ DROP INDEX outbox_object;
 DROP INDEX outbox_states;
 DROP INDEX outbox_undelivered;
 ALTER TABLE objects DROP COLUMN commitment;
+DROP TABLE witnessings;
 UPDATE meta SET value = '6' WHERE key = 'schema_version';
 )sql"),
               "");
@@ -1576,7 +1603,7 @@ TEST_F(SqliteStoreTest, MigratesAVersionNineDatabaseGivingObjectsNoCommitment) {
   store_.reset();
   {
     RawDb raw(path_);
-    ASSERT_EQ(raw.Exec("ALTER TABLE objects DROP COLUMN commitment; "
+    ASSERT_EQ(raw.Exec("ALTER TABLE objects DROP COLUMN commitment; DROP TABLE witnessings; "
                        "UPDATE meta SET value = '9' WHERE key = 'schema_version'"),
               "");
   }
@@ -1613,6 +1640,7 @@ DROP INDEX outbox_object;
 DROP INDEX outbox_states;
 DROP INDEX outbox_undelivered;
 ALTER TABLE objects DROP COLUMN commitment;
+DROP TABLE witnessings;
 UPDATE meta SET value = '8' WHERE key = 'schema_version';
 )sql"),
               "");
@@ -1969,6 +1997,7 @@ CREATE TABLE log_nodes (
   PRIMARY KEY (level, idx)
 ) STRICT, WITHOUT ROWID;
 ALTER TABLE objects DROP COLUMN commitment;
+DROP TABLE witnessings;
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
 )sql";
 
