@@ -39,7 +39,9 @@ live_setup() {
       printf '[federation]\nretry_initial_ms = 100\nretry_max_ms = 1000\n'
       printf 'witness_interval_ms = 500\n'
       for q in "${LIVE_PARTIES[@]}"; do
-        [ "$p" = "$q" ] || printf '\n[[peer]]\nparty = "%s"\nport_file = "../run/%s.port"\n' "$q" "$q"
+        # The partner's node certificate: it must present that certificate's key, both ways.
+        [ "$p" = "$q" ] || printf '\n[[peer]]\nparty = "%s"\nport_file = "../run/%s.port"\n%s\n' \
+          "$q" "$q" "cert = \"../pki/nodes/$q.pem\""
       done
     } >"$LIVE_DIR/$p/serve.toml"
   done

@@ -43,6 +43,10 @@ struct PeerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   std::string port_file;  // read before each connection when set (tests and demos)
+  // Its node certificate (PEM): when set, the partner must present this certificate's public key,
+  // whichever certificate of the CA it shows (ServerOptions::partner_certificates, the same
+  // for its calls to this node).
+  std::string cert_file;
 };
 
 // The most envelopes a partner's node takes in one POST /v1/federation/batches.

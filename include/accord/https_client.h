@@ -28,6 +28,9 @@ struct HttpsClientOptions {
   std::string cert_file;
   std::string key_file;
   std::string expect_common_name;  // empty: any certificate of the CA that names `host`
+  // With expect_common_name: the DER SubjectPublicKeyInfo the partner's certificate must carry
+  // (the key of the certificate configured for it); empty: any key.
+  std::string expect_public_key;
   std::chrono::milliseconds timeout{5000};
   size_t max_response_bytes = 64 << 20;
 };

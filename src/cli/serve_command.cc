@@ -99,6 +99,9 @@ std::optional<ServeConfig> ResolveConfig(const ServeCommand::Flags& f) {
     // A partner may send a package for any payload this node accepts (the default 64 MiB).
     c.server.max_envelope_bytes = MaxEnvelopeBytes(NodeOptions().max_payload_bytes);
   }
+  for (const PeerOptions& p : c.federation.peers) {
+    if (!p.cert_file.empty()) c.server.partner_certificates[p.party] = p.cert_file;
+  }
   c.federation.ca_file = c.server.ca_file;
   c.federation.cert_file = c.server.cert_file;
   c.federation.key_file = c.server.key_file;
@@ -177,8 +180,9 @@ std::optional<int> ServeCommand::Run() {
   fmt::print("{} serving https://{}:{}/v1 (mutual TLS; Ctrl-C or SIGTERM stops)\n",
              (*node)->party(), listen, port);
   for (const PeerOptions& p : config->federation.peers) {
-    fmt::print("  partner {} at {}:{}\n", p.party, p.host,
-               p.port_file.empty() ? std::to_string(p.port) : "(port file " + p.port_file + ")");
+    fmt::print("  partner {} at {}:{}{}\n", p.party, p.host,
+               p.port_file.empty() ? std::to_string(p.port) : "(port file " + p.port_file + ")",
+               p.cert_file.empty() ? "" : ", the key of " + p.cert_file);
   }
   std::fflush(stdout);
   // main hardened the process; a node runs for long with its keys in memory, so say when they

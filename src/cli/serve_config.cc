@@ -173,12 +173,13 @@ Result<ServeConfig> LoadServeConfig(const std::string& path) {
     if (!it->second.is_array()) return r.Mistake(it->second, "`peer` must be [[peer]] tables");
     for (const toml::value& p : it->second.as_array()) {
       if (!p.is_table()) return r.Mistake(p, "`peer` must be [[peer]] tables");
-      ACCORD_RETURN_IF_ERROR(r.Keys(p, {"party", "host", "port", "port_file"}, "[[peer]]"));
+      ACCORD_RETURN_IF_ERROR(r.Keys(p, {"party", "host", "port", "port_file", "cert"}, "[[peer]]"));
       PeerOptions peer;
       ACCORD_RETURN_IF_ERROR(r.String(p, "party", peer.party));
       ACCORD_RETURN_IF_ERROR(r.String(p, "host", peer.host));
       ACCORD_RETURN_IF_ERROR(r.Number(p, "port", peer.port, 1, 65535));
       ACCORD_RETURN_IF_ERROR(r.Path(p, "port_file", peer.port_file));
+      ACCORD_RETURN_IF_ERROR(r.Path(p, "cert", peer.cert_file));
       if (peer.party.empty() || (peer.port == 0 && peer.port_file.empty())) {
         return r.Mistake(p, "a [[peer]] needs `party` and `port` (or `port_file`)");
       }

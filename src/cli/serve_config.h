@@ -8,7 +8,7 @@
 //                 read_timeout_s, write_timeout_s
 //   [federation]  request_timeout_ms, retry_initial_ms, retry_max_ms, poll_interval_ms,
 //                 witness_interval_ms
-//   [[peer]]      party, host, port | port_file
+//   [[peer]]      party, host, port | port_file, cert
 //
 // Every key is optional; unknown keys are refused (a misspelt limit must not be ignored).
 // Relative paths are relative to the file's directory.

@@ -780,8 +780,13 @@ void DecideLines(std::string_view lines, const Engine& engine, RequestDecoder& d
 
 // --- Api ---------------------------------------------------------------------------------------
 
-Api::Api(Node& node, std::function<void(std::string_view)> log, FederationHooks hooks)
-    : node_(node), log_(std::move(log)), hooks_(std::move(hooks)), writer_(node.engine()) {}
+Api::Api(Node& node, std::function<void(std::string_view)> log, FederationHooks hooks,
+         PinnedKeys pinned)
+    : node_(node),
+      log_(std::move(log)),
+      hooks_(std::move(hooks)),
+      pinned_(std::move(pinned)),
+      writer_(node.engine()) {}
 
 void Api::LogRefusedCaller(std::string line) {
   if (auto admitted = refused_lines_.Admit(LineLimiter::kRefusedCaller, OneLine(line, 1000),
@@ -869,6 +874,12 @@ std::optional<ApiResponse> Api::RefuseNode(const Caller& caller) {
         *caller.organization != caller.common_name || !partner) {
       LogRefusedCaller("refused a node certificate for `" + caller.common_name +
                        "`: not a known partner");
+      return ErrorResponse(403, "permission-denied", "permission denied");
+    }
+    if (const auto pin = pinned_.find(caller.common_name);
+        pin != pinned_.end() && pin->second != caller.public_key) {
+      LogRefusedCaller("refused a node certificate for `" + caller.common_name +
+                       "`: not the key of the certificate configured for it");
       return ErrorResponse(403, "permission-denied", "permission denied");
     }
     return std::nullopt;

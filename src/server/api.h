@@ -13,6 +13,7 @@
 #include <boost/json/fwd.hpp>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -147,7 +148,13 @@ struct Caller {
   std::string common_name;                  // the subject id, or a partner's party for a node
   std::optional<std::string> organization;  // when present, must be this node's party
   bool node = false;                        // a node certificate (TLS server use)
+  std::string public_key;                   // of a node certificate: PublicKeyDer (tls.h)
 };
+
+// The public keys (PublicKeyDer) that partners' nodes must present, by party: the key of the
+// certificate configured for each (ServerOptions::partner_certificates). A partner not listed
+// may present any node certificate of the CA that names it.
+using PinnedKeys = std::map<std::string, std::string, std::less<>>;
 
 // What the Api needs from a running federation; empty functions when there is none.
 struct FederationHooks {
@@ -164,7 +171,8 @@ struct GroupedRequest {
 class Api {
  public:
   // `log` receives internal error details, which are not sent to clients.
-  Api(Node& node, std::function<void(std::string_view)> log, FederationHooks hooks = {});
+  Api(Node& node, std::function<void(std::string_view)> log, FederationHooks hooks = {},
+      PinnedKeys pinned = {});
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
@@ -180,7 +188,8 @@ class Api {
   [[nodiscard]] static bool IsEnvelopeRoute(std::string_view method, std::string_view target);
 
   // Why `caller`, a node certificate, may not call this node: 403 `permission-denied` when it
-  // names no partner whose keys the node holds, a server error when the store cannot say (the
+  // names no partner whose keys the node holds, or presents another key than the one pinned for
+  // that partner (PinnedKeys), a server error when the store cannot say (the
   // partner must then try again). None for a partner. Handle asks this of every node request;
   // the server asks it too before it reads a body larger than max_body_bytes. Never throws.
   [[nodiscard]] std::optional<ApiResponse> RefuseNode(const Caller& caller);
@@ -231,6 +240,7 @@ class Api {
   const std::function<void(std::string_view)> log_;
   LineLimiter refused_lines_;  // node thread only, as the Api
   const FederationHooks hooks_;
+  const PinnedKeys pinned_;
   RequestDecoder decoder_;
   ResponseWriter writer_;
   std::string decided_;  // Decide's lines, reused: decisions carry no payload

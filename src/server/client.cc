@@ -164,6 +164,13 @@ struct HttpsClient::Impl {
                             fmt_where() + ": the server's certificate for `" + *cn +
                                 "` is not a node's (TLS server use, organization `" + *cn + "`)");
       }
+      if (!options.expect_public_key.empty() &&
+          server_internal::PublicKeyDer(cert.get()) != options.expect_public_key) {
+        Close();
+        return accord::Fail(Code::kUnavailable,
+                            fmt_where() + ": the server's certificate for `" + *cn +
+                                "` does not carry the key of the certificate configured for it");
+      }
     }
     return OkStatus();
   }

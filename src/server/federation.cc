@@ -22,6 +22,7 @@
 #include "accord/note.h"
 #include "api.h"
 #include "resolve.h"
+#include "tls.h"
 
 namespace accord {
 namespace {
@@ -801,6 +802,10 @@ Result<std::unique_ptr<Federation>> Federation::Start(FederationOptions options,
     co.cert_file = options.cert_file;
     co.key_file = options.key_file;
     co.expect_common_name = p.party;
+    if (!p.cert_file.empty()) {
+      ACCORD_ASSIGN_OR_RETURN(co.expect_public_key,
+                              server_internal::PartnerKeyFromFile(p.cert_file, p.party));
+    }
     co.timeout = options.request_timeout;
     co.max_response_bytes = kMaxAnswerBytes;
     ACCORD_ASSIGN_OR_RETURN(auto client, HttpsClient::Create(std::move(co)));

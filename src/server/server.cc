@@ -134,7 +134,7 @@ class Session;
 
 // The server's state. Server::Impl is this; Session, which is not a member of Server, names it.
 struct ServerCore {
-  ServerCore(ServerOptions o, Node& n)
+  ServerCore(ServerOptions o, Node& n, server_internal::PinnedKeys pinned)
       : options(std::move(o)),
         log([this](std::string_view line) noexcept {
           try {
@@ -144,7 +144,8 @@ struct ServerCore {
           }
         }),
         node(n),
-        api(n, log, server_internal::FederationHooks{options.on_queued, options.peers}) {}
+        api(n, log, server_internal::FederationHooks{options.on_queued, options.peers},
+            std::move(pinned)) {}
 
   void Accept();
   void OnAccept(const error_code& ec, tcp::socket socket);
@@ -350,6 +351,7 @@ class Session : public std::enable_shared_from_this<Session> {
     caller_.common_name = server_internal::NameEntry(name, NID_commonName).value_or("");
     caller_.organization = server_internal::NameEntry(name, NID_organizationName);
     caller_.node = server_internal::IsNodeCertificate(cert.get());
+    if (caller_.node) caller_.public_key = server_internal::PublicKeyDer(cert.get());
     // One string per caller for ServerCore::in_flight: node or user, the organization (its
     // length first, so that no two subjects make one string) or `*` for none, the common name.
     caller_key_ = std::string(caller_.node ? "n" : "u") +
@@ -875,7 +877,11 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options, Node& node
     }
   }
   try {
-    auto impl = std::make_unique<Impl>(std::move(options), node);
+    server_internal::PinnedKeys pinned;
+    for (const auto& [party, file] : options.partner_certificates) {
+      ACCORD_ASSIGN_OR_RETURN(pinned[party], server_internal::PartnerKeyFromFile(file, party));
+    }
+    auto impl = std::make_unique<Impl>(std::move(options), node, std::move(pinned));
     ACCORD_RETURN_IF_ERROR(ConfigureTls(impl->tls, impl->options));
     ACCORD_RETURN_IF_ERROR(Listen(impl->acceptor, impl->options));
     error_code ec;

@@ -39,6 +39,7 @@
 #include "api.h"
 #include "line_limiter.h"
 #include "resolve.h"
+#include "tls.h"
 
 namespace accord {
 namespace {
@@ -750,6 +751,49 @@ TEST_F(ServerTest, NodeCallerIsRefusedWhenUnknownAndGetsA5xxWhenTheStoreFails) {
   ASSERT_TRUE(ExecSql("ALTER TABLE partners_away RENAME TO partners"));
   r = Call("jpn-node", "POST", "/v1/federation/envelopes", "{}");
   EXPECT_EQ(r.status, 403) << r.body;
+}
+
+// A partner configured with its certificate must present that certificate's key: another node
+// certificate of the same CA naming the same party (which the CA could issue to anyone) is
+// refused, as are configured files that are not that partner's node certificate.
+TEST_F(ServerTest, APartnerMustPresentTheKeyOfTheCertificateConfiguredForIt) {
+  ImportJpnKeys();
+  StartServer();  // none configured: any node certificate of the CA naming JPN
+  for (const char* who : {"jpn-node", "jpn-node-server"}) {
+    EXPECT_EQ(Call(who, "GET", "/v1/log/checkpoint").status, 200) << who;
+  }
+  StopServer();
+
+  ServerOptions o = Options();
+  o.partner_certificates["JPN"] = pki_->Path("jpn-node-server.pem");
+  StartServer(o);
+  HttpResponse r = Call("jpn-node", "GET", "/v1/log/checkpoint");
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_EQ(r.ErrorCode(), "permission-denied") << r.body;
+  EXPECT_NE(Log().find("refused a node certificate for `JPN`: not the key of the certificate "
+                       "configured for it"),
+            std::string::npos)
+      << Log();
+  r = Call("jpn-node-server", "GET", "/v1/log/checkpoint");
+  EXPECT_EQ(r.status, 200) << r.body;
+  // Users are not partners: a pin for JPN changes nothing for them.
+  EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 200);
+  StopServer();
+
+  for (const auto& [file, why] : std::vector<std::pair<std::string, std::string>>{
+           {"server.pem", "is not the node certificate of `JPN`"},        // CN=KOR
+           {"jpn-of-usa.pem", "is not the node certificate of `JPN`"},    // O=USA
+           {"jpn-no-usage.pem", "is not the node certificate of `JPN`"},  // no TLS server use
+           {"server.key", "no certificate of `JPN` in"},
+           {"missing.pem", "cannot read the certificate of `JPN`"}}) {
+    SCOPED_TRACE(file);
+    ServerOptions bad = Options();
+    bad.partner_certificates["JPN"] = pki_->Path(file);
+    auto server = Server::Create(std::move(bad), *node_);
+    ASSERT_FALSE(server);
+    EXPECT_EQ(server.error().code, Code::kInvalidArgument);
+    EXPECT_NE(server.error().message.find(why), std::string::npos) << server.error().message;
+  }
 }
 
 // The status of the first answer to a header announcing a body of `length` bytes: 100 Continue,
@@ -1533,6 +1577,41 @@ TEST_F(ServerTest, ClientRequiresThePartnersNodeCertificate) {
     const std::string_view why =
         std::string_view(cert) == "server" ? "names `KOR`, not `JPN`" : "is not a node's";
     EXPECT_NE(r.error().message.find(why), std::string::npos) << r.error().message;
+  }
+}
+
+// With the partner's certificate configured, its node must present that certificate's key, not
+// any node certificate of the CA that names it.
+TEST_F(ServerTest, ClientRequiresTheKeyOfThePartnersConfiguredCertificate) {
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  for (const char* configured : {"jpn-node", "jpn-node-server"}) {
+    SCOPED_TRACE(configured);
+    ScriptedServer server(pki_->Path("ca.pem"), pki_->Path("jpn-node-server.pem"),
+                          pki_->Path("jpn-node-server.key"), Answers({ok}));
+    HttpsClientOptions o;
+    o.port = server.port();
+    o.ca_file = pki_->Path("ca.pem");
+    o.cert_file = pki_->Path("jpn-node.pem");
+    o.key_file = pki_->Path("jpn-node.key");
+    o.expect_common_name = "JPN";
+    auto key =
+        server_internal::PartnerKeyFromFile(pki_->Path(std::string(configured) + ".pem"), "JPN");
+    ASSERT_TRUE(key) << key.error().ToString();
+    o.expect_public_key = *key;
+    o.timeout = 3s;
+    auto client = HttpsClient::Create(o);
+    ASSERT_TRUE(client) << client.error().ToString();
+    auto r = (*client)->Request("GET", "/v1/health");
+    if (std::string_view(configured) == "jpn-node-server") {
+      ASSERT_TRUE(r) << r.error().ToString();
+      EXPECT_EQ(r->body, "ok");
+      continue;
+    }
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Code::kUnavailable);
+    EXPECT_NE(r.error().message.find("does not carry the key of the certificate configured"),
+              std::string::npos)
+        << r.error().message;
   }
 }
 

@@ -1,7 +1,10 @@
 #include "tls.h"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
+
+#include <memory>
 
 namespace accord::server_internal {
 namespace {
@@ -15,7 +18,7 @@ std::string OpenSslError() {
   return text;
 }
 
-Status Invalid(const std::string& what, const std::string& file) {
+tl::unexpected<Error> Invalid(const std::string& what, const std::string& file) {
   return Fail(Code::kInvalidArgument, what + " `" + file + "`: " + OpenSslError());
 }
 
@@ -75,6 +78,42 @@ std::optional<std::string> NameEntry(const X509_NAME* name, int nid) {
 bool IsNodeCertificate(X509* cert) {
   return (X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) != 0 &&
          (X509_get_extended_key_usage(cert) & XKU_SSL_SERVER) != 0;
+}
+
+std::string PublicKeyDer(X509* cert) {
+  unsigned char* der = nullptr;
+  const int n = cert == nullptr ? -1 : i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+  if (n <= 0) {
+    ERR_clear_error();
+    return {};
+  }
+  std::string out(reinterpret_cast<const char*>(der), static_cast<size_t>(n));
+  OPENSSL_free(der);
+  return out;
+}
+
+Result<std::string> PartnerKeyFromFile(const std::string& path, const std::string& party) {
+  const std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(path.c_str(), "r"), BIO_free);
+  if (bio == nullptr) {
+    return Invalid("cannot read the certificate of `" + party + "`", path);
+  }
+  const std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
+  if (cert == nullptr) {
+    return Invalid("no certificate of `" + party + "` in", path);
+  }
+  const X509_NAME* name = X509_get_subject_name(cert.get());
+  if (!IsNodeCertificate(cert.get()) || NameEntry(name, NID_commonName) != party ||
+      NameEntry(name, NID_organizationName) != party) {
+    return Fail(Code::kInvalidArgument,
+                "the certificate in `" + path + "` is not the node certificate of `" + party +
+                    "` (TLS server use, common name and organization `" + party + "`)");
+  }
+  std::string key = PublicKeyDer(cert.get());
+  if (key.empty()) {
+    return Fail(Code::kInvalidArgument, "cannot encode the public key in `" + path + "`");
+  }
+  return key;
 }
 
 }  // namespace accord::server_internal

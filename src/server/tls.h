@@ -29,6 +29,16 @@ namespace accord::server_internal {
 // certificates serverAuth and clientAuth, users' clientAuth only).
 [[nodiscard]] bool IsNodeCertificate(X509* cert);
 
+// The DER encoding of `cert`'s SubjectPublicKeyInfo, the key a partner's configured certificate
+// pins; empty (which no pin matches) when it cannot be encoded.
+[[nodiscard]] std::string PublicKeyDer(X509* cert);
+
+// The public key (PublicKeyDer) of the node certificate of `party` in the PEM file `path`: its
+// first certificate, which must be a node certificate (IsNodeCertificate) whose common name and
+// organization are both `party`. kInvalidArgument naming the file otherwise.
+[[nodiscard]] Result<std::string> PartnerKeyFromFile(const std::string& path,
+                                                     const std::string& party);
+
 }  // namespace accord::server_internal
 
 #endif  // ACCORD_SRC_SERVER_TLS_H_
