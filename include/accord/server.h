@@ -61,10 +61,6 @@ struct ServerOptions {
   std::string ca_file;                       // PEM: the CAs client certificates must chain to
   std::string cert_file;                     // PEM: the server's certificate chain
   std::string key_file;                      // PEM: its private key
-  // Partners' node certificates (PEM), by party: a node calling as that party must present the
-  // public key of its certificate here (a CA could issue a certificate naming any party). A
-  // partner not listed may present any node certificate of the CA that names it.
-  std::map<std::string, std::string> partner_certificates;
   size_t max_body_bytes = 1 << 20;           // larger request bodies get 413
   // The same for a caller with a node certificate (a partner's envelopes); 0: max_body_bytes.
   // A partner must be able to send an envelope for the largest payload (MaxEnvelopeBytes).
@@ -75,6 +71,10 @@ struct ServerOptions {
   std::chrono::seconds handshake_timeout{10};
   std::chrono::seconds read_timeout{10};   // one request, from its first byte to its last
   std::chrono::seconds write_timeout{10};  // one response
+  // Partners' node certificates (PEM), by party: a node calling as that party must present the
+  // public key of its certificate here (a CA could issue a certificate naming any party). A
+  // partner not listed may present any node certificate of the CA that names it.
+  std::map<std::string, std::string> partner_certificates;
   // Called after a request queued a package or notice (a release, ...): wake the federation.
   std::function<void()> on_queued;
   // The federation's view of the partners, for GET /v1/federation/peers.
