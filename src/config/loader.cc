@@ -40,6 +40,29 @@ Position PositionOf(const toml::value& v, const std::string& file) {
   return PositionOf(v.location(), file);
 }
 
+// Where a parse error of `f` is. toml11 3.7 reports a malformed date, time or offset at a
+// location inside the token alone (line 1 of the token's text): such a position is moved to
+// the first line of the file that holds that text.
+Position ParseErrorPosition(const toml::source_location& loc, const PolicyFile& f) {
+  Position p = PositionOf(loc, f.name);
+  const std::string token = loc.line_str();
+  if (p.line != 1 || token.empty() ||
+      f.text.substr(0, f.text.find('\n')).find(token) != std::string::npos) {
+    return p;
+  }
+  size_t start = 0;
+  for (uint32_t line = 1; start < f.text.size(); ++line) {
+    const size_t end = std::min(f.text.find('\n', start), f.text.size());
+    const std::string text = f.text.substr(start, end - start);
+    if (const size_t at = text.find(token); at != std::string::npos) {
+      return Position{f.name, line,
+                      CharacterColumn(text, static_cast<uint32_t>(at + loc.column()))};
+    }
+    start = end + 1;
+  }
+  return p;
+}
+
 // The first line of a toml11 message without its "[error] toml::parse_xxx: " prefix.
 std::string SummarizeTomlMessage(const std::string& what) {
   std::string line = what.substr(0, what.find('\n'));
@@ -90,7 +113,7 @@ class Reader {
     try {
       return toml::parse(in, f.name);
     } catch (const toml::exception& e) {
-      Error(PositionOf(e.location(), f.name), SummarizeTomlMessage(e.what()));
+      Error(ParseErrorPosition(e.location(), f), SummarizeTomlMessage(e.what()));
     } catch (const std::exception& e) {
       Error(Position{f.name, 0, 0}, SummarizeTomlMessage(e.what()));
     }
@@ -521,8 +544,10 @@ LoadResult LoadPolicyDir(const std::filesystem::path& dir) {
   std::vector<std::filesystem::path> agreement_files;
   const std::filesystem::path agreements_dir = dir / "agreements";
   if (std::filesystem::is_directory(agreements_dir, ec)) {
-    for (const auto& entry : std::filesystem::directory_iterator(agreements_dir, ec)) {
-      if (entry.path().extension() == ".toml") agreement_files.push_back(entry.path());
+    // increment(ec), not ++: a directory that fails midway must not throw out of the loader.
+    for (std::filesystem::directory_iterator it(agreements_dir, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      if (it->path().extension() == ".toml") agreement_files.push_back(it->path());
     }
     if (ec) {  // unreadable: not a policy with no agreements
       diags.push_back(Diagnostic{agreements_dir.string(), 0, 0,

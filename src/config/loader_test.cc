@@ -253,6 +253,14 @@ TEST(LoaderTest, BadInstant) {
       "agreements/kor-jpn.toml", 13, 6, "no such date `2019-02-30`");
 }
 
+// A malformed TOML date-time is refused by the TOML parser, which locates it inside the token
+// alone; the diagnostic still names the line and column of the file where it is.
+TEST(LoaderTest, BadTomlDateTimeNamesItsLine) {
+  ExpectOne(Load(kParties, With("[[event]]\nkind = \"termination-notice\"\nby = \"KOR\"\n"
+                                "at = 2019-02-30T15:25:00+09:00\n")),
+            "agreements/kor-jpn.toml", 13, 16, "invalid date");
+}
+
 TEST(LoaderTest, EventsOutOfOrder) {
   ExpectOne(Load(kParties, With(R"([[event]]
 kind = "termination-notice"

@@ -392,8 +392,11 @@ struct Node::Impl {
   }
 
   // Decides `subject` reading the object of `facts` at `at`; `explain` gets the explanation.
+  // A copy is erased when it is destroyed (EraseObjectCopy), so at an instant before its
+  // destruction (a simulated clock set back) it is as destroyed as after; `destruction_aside`
+  // decides as if it had not been destroyed (who may order its destruction everywhere).
   Decision DecideRead(const SubjectRecord& subject, const Facts& facts, Instant at,
-                      std::vector<std::string>* explain) const {
+                      std::vector<std::string>* explain, bool destruction_aside = false) const {
     std::vector<std::string_view> ntk(subject.need_to_know.begin(), subject.need_to_know.end());
     std::vector<std::string_view> comps(subject.compartments.begin(), subject.compartments.end());
     RequestView request;
@@ -401,23 +404,29 @@ struct Node::Impl {
     request.at = at;
     request.subject = SubjectView{party, subject.clearance, ntk, comps};
     request.object = facts.View();
+    if (destruction_aside) {
+      request.object.destroyed_at.reset();
+    } else if (request.object.destroyed_at && *request.object.destroyed_at > at) {
+      request.object.destroyed_at = at;
+    }
     const Decision d = engine.Decide(request);
     if (explain != nullptr) *explain = engine.Explain(request, d);
     return d;
   }
 
   // When operations run for a subject (Node::set_actor), the subject must be allowed to read an
-  // object to act on it. A refusal is logged as a denial of `op`.
-  Status CheckActor(std::string_view op, const ObjectRecord& o) {
+  // object to act on it (`destruction_aside`: as DecideRead). A refusal is logged as a denial of
+  // `op`.
+  Status CheckActor(std::string_view op, const ObjectRecord& o, bool destruction_aside = false) {
     if (actor.empty()) return OkStatus();
     ACCORD_ASSIGN_OR_RETURN(SubjectRecord subject, store->GetSubject(actor));
     ACCORD_ASSIGN_OR_RETURN(Facts facts, LoadFacts(o));
     std::vector<std::string> explain;
-    const Decision d = DecideRead(subject, facts, clock->Now(), &explain);
+    const Instant at = clock->Now();
+    const Decision d = DecideRead(subject, facts, at, &explain, destruction_aside);
     if (d.allow) return OkStatus();
-    AuditEntry e = Entry(std::string(op), o.id);
-    e.decision = "deny";
-    e.reason = std::string(ReasonName(d.reason));
+    AuditEntry e = RefusalEntry(op, o.id, ReasonName(d.reason));
+    e.at = at;
     return Refuse(e, Deny(d.reason,
                           fmt::format("`{}` may not {} `{}`: only a subject who may read it may",
                                       actor, op, o.id),
@@ -425,15 +434,23 @@ struct Node::Impl {
                          .value());
   }
 
-  Result<ObjectRecord> GetLiveObject(const std::string& id) {
+  // `id`'s copy for `op` (to `to`, if any), unless it was destroyed: that is a refusal of `op`,
+  // logged (Refuse).
+  Result<ObjectRecord> GetLiveObject(std::string_view op, const std::string& id,
+                                     std::string_view to = {}) {
     ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, store->GetObject(id));
-    if (o.destroyed_at) {
-      return Deny(Reason::kDestroyed,
-                  fmt::format("this node's copy of `{}` was destroyed at {}", id,
-                              FormatInstant(*o.destroyed_at)),
-                  {});
-    }
+    if (o.destroyed_at) return RefuseDestroyed(op, o, to);
     return o;
+  }
+
+  tl::unexpected<Error> RefuseDestroyed(std::string_view op, const ObjectRecord& o,
+                                        std::string_view to = {}) {
+    return Refuse(RefusalEntry(op, o.id, ReasonName(Reason::kDestroyed), to),
+                  Deny(Reason::kDestroyed,
+                       fmt::format("this node's copy of `{}` was destroyed at {}", o.id,
+                                   FormatInstant(*o.destroyed_at)),
+                       {})
+                      .value());
   }
 
   // `o`'s data key; `label` is EncodeLabel(LabelOf(o)), which the key is bound to.
@@ -484,13 +501,15 @@ struct Node::Impl {
     return content;
   }
 
-  Status RequireOriginator(const ObjectRecord& o, std::string_view what) const {
-    if (o.originator != party) {
-      return Fail(Code::kPermissionDenied,
-                  fmt::format("not-originator: only `{}`, the originator of `{}`, may {}",
-                              o.originator, o.id, what));
-    }
-    return OkStatus();
+  // A refusal of `op` (to `to`, if any), logged, unless this node originated `o`: only the
+  // originator may `what` (DESIGN §3, `not-originator`).
+  Status RequireOriginator(std::string_view op, const ObjectRecord& o, std::string_view what,
+                           std::string_view to = {}) {
+    if (o.originator == party) return OkStatus();
+    return Refuse(RefusalEntry(op, o.id, "not-originator", to),
+                  Error{Code::kPermissionDenied,
+                        fmt::format("not-originator: only `{}`, the originator of `{}`, may {}",
+                                    o.originator, o.id, what)});
   }
 
   Result<PartnerRecord> Partner(const std::string& p) {
@@ -520,6 +539,16 @@ struct Node::Impl {
     e.party = party;
     e.subject = actor;
     e.object = std::move(object);
+    return e;
+  }
+
+  // The entry of a refusal of `op` on `object` (to `to`, if any) for `reason`.
+  AuditEntry RefusalEntry(std::string_view op, std::string object, std::string_view reason,
+                          std::string_view to = {}) const {
+    AuditEntry e = Entry(std::string(op), std::move(object));
+    e.decision = "deny";
+    e.reason = std::string(reason);
+    if (!to.empty()) e.to = std::string(to);
     return e;
   }
 
@@ -686,6 +715,9 @@ struct Node::Impl {
   // the signer's word that this is its log, kept until a consistency proof shows it on the
   // chain this node witnesses, not a private branch (decision #86).
   Status KeepShown(const note::Checkpoint& cp, std::string_view signer, std::string signed_note) {
+    // An empty log is consistent with every later one: nothing to prove, nothing kept (the
+    // store keeps checkpoints of one entry or more).
+    if (cp.size == 0) return OkStatus();
     if (cp.size > static_cast<uint64_t>(INT64_MAX)) {
       return Fail(Code::kDataLoss,
                   fmt::format("`{}`'s log checkpoint has {} entries: too many", signer, cp.size));
@@ -1150,8 +1182,10 @@ Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& 
     ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.store->GetObject(object_id));
     ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
     std::vector<std::string> explain;
-    const Decision d = n.DecideRead(subject, facts, Now(), &explain);
+    const Instant at = Now();
+    const Decision d = n.DecideRead(subject, facts, at, &explain);
     AuditEntry entry = n.DecisionEntry("read", object_id, d);
+    entry.at = at;  // the decision's instant, not a later reading of the clock
     entry.subject = subject_id;
     if (!d.allow) {
       denial = Deny(d.reason, fmt::format("`{}` may not read `{}`", subject_id, object_id), explain)
@@ -1222,8 +1256,8 @@ Result<ObjectPage> Node::List(const std::string& subject_id, std::string_view af
 Result<Bytes> Node::Release(const std::string& object_id, const std::string& to) {
   Impl& n = *impl_;
   return n.Decided([&]() -> Result<Bytes> {
-    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
-    ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "release it; a holder forwards"));
+    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject("release", object_id, to));
+    ACCORD_RETURN_IF_ERROR(n.RequireOriginator("release", o, "release it; a holder forwards", to));
     ACCORD_RETURN_IF_ERROR(n.CheckActor("release", o));
     ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
     RequestView request;
@@ -1253,10 +1287,13 @@ Result<Bytes> Node::Release(const std::string& object_id, const std::string& to)
 Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to) {
   Impl& n = *impl_;
   return n.Decided([&]() -> Result<Bytes> {
-    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
-    if (o.originator == n.party) {
-      return Fail(Code::kInvalidArgument,
-                  fmt::format("`{}` originated here: release it instead of forwarding", object_id));
+    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject("forward", object_id, to));
+    if (o.originator == n.party) {  // it was never released to this node (DESIGN §3)
+      return n.Refuse(
+          n.RefusalEntry("forward", object_id, ReasonName(Reason::kNotHeld), to),
+          Deny(Reason::kNotHeld,
+               fmt::format("`{}` originated here: release it instead of forwarding", object_id), {})
+              .value());
     }
     ACCORD_RETURN_IF_ERROR(n.CheckActor("forward", o));
     ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
@@ -1309,8 +1346,8 @@ Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to)
 Result<Bytes> Node::Consent(const std::string& object_id, const std::string& to) {
   Impl& n = *impl_;
   return n.Decided([&]() -> Result<Bytes> {
-    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
-    ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "consent to its onward release"));
+    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject("consent", object_id, to));
+    ACCORD_RETURN_IF_ERROR(n.RequireOriginator("consent", o, "consent to its onward release", to));
     ACCORD_RETURN_IF_ERROR(n.CheckActor("consent", o));
     if (n.engine.PartyIndex(to) < 0 || to == n.party) {
       return Fail(Code::kInvalidArgument, fmt::format("cannot consent to `{}`", to));
@@ -1338,8 +1375,8 @@ Result<Bytes> Node::Consent(const std::string& object_id, const std::string& to)
 Result<Bytes> Node::Reclassify(const std::string& object_id, const std::string& level) {
   Impl& n = *impl_;
   return n.Decided([&]() -> Result<Bytes> {
-    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
-    ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "reclassify it"));
+    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject("reclassify", object_id));
+    ACCORD_RETURN_IF_ERROR(n.RequireOriginator("reclassify", o, "reclassify it"));
     ACCORD_RETURN_IF_ERROR(n.CheckActor("reclassify", o));
     if (n.engine.party(n.engine.PartyIndex(n.party)).LevelIndex(level) < 0) {
       return Fail(Code::kInvalidArgument,
@@ -1376,15 +1413,33 @@ Result<Bytes> Node::Reclassify(const std::string& object_id, const std::string& 
 Result<Bytes> Node::Destroy(const std::string& object_id, DestroyScope scope) {
   Impl& n = *impl_;
   return n.Decided([&]() -> Result<Bytes> {
-    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject(object_id));
-    ACCORD_RETURN_IF_ERROR(n.CheckActor("destroy", o));
+    const bool everywhere = scope == DestroyScope::kEverywhere;
+    ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.store->GetObject(object_id));
+    if (everywhere) {
+      ACCORD_RETURN_IF_ERROR(n.RequireOriginator("destroy", o, "order its destruction everywhere"));
+    }
+    // The originator may order every copy destroyed after it destroyed its own, once: its
+    // holders' copies are not gone with its own.
+    if (o.destroyed_at) {
+      bool ordered = !everywhere;
+      if (everywhere) {
+        ACCORD_ASSIGN_OR_RETURN(const std::vector<DestructionRecord> destructions,
+                                n.store->ListDestructions(o.id));
+        ordered = std::any_of(destructions.begin(), destructions.end(), [](const auto& d) {
+          return d.scope == DestructionScope::kEverywhere;
+        });
+      }
+      if (ordered) return n.RefuseDestroyed("destroy", o);
+    }
+    // Whoever could read the object but for its destruction.
+    ACCORD_RETURN_IF_ERROR(n.CheckActor("destroy", o, /*destruction_aside=*/true));
     std::optional<Envelope> env;
     Bytes notice;
     const Instant at = Now();
     AuditEntry entry = n.Entry("destroy", o.id);
-    entry.reason = scope == DestroyScope::kEverywhere ? "everywhere" : "own-copy";
-    if (scope == DestroyScope::kEverywhere) {
-      ACCORD_RETURN_IF_ERROR(n.RequireOriginator(o, "order its destruction everywhere"));
+    entry.at = at;
+    entry.reason = everywhere ? "everywhere" : "own-copy";
+    if (everywhere) {
       NoticeBody body = n.NewNotice("destroy", o);
       body.at = at;
       env = n.Notice(body);
@@ -1392,12 +1447,10 @@ Result<Bytes> Node::Destroy(const std::string& object_id, DestroyScope scope) {
       entry.package = body.id;
     }
     const auto records = [&]() -> Status {
-      ACCORD_RETURN_IF_ERROR(n.store->EraseObjectCopy(o.id, at));
-      return n.store->InsertDestruction(DestructionRecord{o.id, at,
-                                                          scope == DestroyScope::kEverywhere
-                                                              ? DestructionScope::kEverywhere
-                                                              : DestructionScope::kLocal,
-                                                          n.party, notice});
+      if (!o.destroyed_at) ACCORD_RETURN_IF_ERROR(n.store->EraseObjectCopy(o.id, at));
+      return n.store->InsertDestruction(DestructionRecord{
+          o.id, at, everywhere ? DestructionScope::kEverywhere : DestructionScope::kLocal, n.party,
+          notice});
     };
     if (env) {
       ACCORD_ASSIGN_OR_RETURN(const std::vector<std::string> holders, n.Holders(o.id));

@@ -1968,6 +1968,118 @@ std::string Ops(const std::vector<node_internal::AuditEntry>& entries) {
   return out;
 }
 
+// Refusals the node decides before the engine does (a destroyed copy, an act only the originator
+// may do, a forward of the originator's own object) are logged like the engine's.
+TEST_F(NodeTest, RefusalsDecidedBeforeTheEngineAreLoggedToo) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "held"));
+  ASSERT_TRUE(CreateObject(*kor, "k-2", "destroyed"));
+  auto package = kor->Release("k-1", "JPN");
+  ASSERT_TRUE(package);
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(jpn->Receive(*package));
+  ASSERT_TRUE(kor->Destroy("k-2", DestroyScope::kOwnCopy));
+
+  struct Row {
+    Node* node;
+    std::function<Status()> act;
+    std::string ops;  // the entry it must add, on `object`, to `to`
+    std::string object, to;
+  };
+  const auto status = [](auto r) { return r ? OkStatus() : Status(tl::unexpected(r.error())); };
+  const std::vector<Row> rows = {
+      {jpn.get(), [&] { return status(jpn->Release("k-1", "USA")); },
+       "release:deny:not-originator ", "k-1", "USA"},
+      {jpn.get(), [&] { return status(jpn->Consent("k-1", "USA")); },
+       "consent:deny:not-originator ", "k-1", "USA"},
+      {jpn.get(), [&] { return status(jpn->Reclassify("k-1", "III")); },
+       "reclassify:deny:not-originator ", "k-1", ""},
+      {jpn.get(), [&] { return status(jpn->Destroy("k-1", DestroyScope::kEverywhere)); },
+       "destroy:deny:not-originator ", "k-1", ""},
+      {kor.get(), [&] { return status(kor->Forward("k-1", "USA")); }, "forward:deny:not-held ",
+       "k-1", "USA"},
+      {kor.get(), [&] { return status(kor->Release("k-2", "JPN")); }, "release:deny:destroyed ",
+       "k-2", "JPN"},
+      {kor.get(), [&] { return status(kor->Consent("k-2", "USA")); }, "consent:deny:destroyed ",
+       "k-2", "USA"},
+      {kor.get(), [&] { return status(kor->Reclassify("k-2", "III")); },
+       "reclassify:deny:destroyed ", "k-2", ""},
+      {kor.get(), [&] { return status(kor->Destroy("k-2", DestroyScope::kOwnCopy)); },
+       "destroy:deny:destroyed ", "k-2", ""},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.ops);
+    const uint64_t size = row.node->LogSize().value();
+    const Status s = row.act();
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().code, Code::kPermissionDenied) << s.error().ToString();
+    ASSERT_EQ(row.node->LogSize().value(), size + 1);
+    const auto entries = Entries(*row.node);
+    EXPECT_EQ(Ops({entries.back()}), row.ops);
+    EXPECT_EQ(entries.back().object, row.object);
+    EXPECT_EQ(entries.back().to, row.to);
+  }
+}
+
+// The originator may order every copy destroyed after it destroyed its own (its holders' copies
+// are not gone with it), once; whoever could read the object but for its destruction may.
+TEST_F(NodeTest, AnOriginatorWhoDestroyedItsCopyCanStillOrderDestructionEverywhere) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "recalled"));
+  auto package = kor->Release("k-1", "JPN");
+  ASSERT_TRUE(package);
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(jpn->Receive(*package));
+  ASSERT_TRUE(kor->Destroy("k-1", DestroyScope::kOwnCopy));
+  const Instant destroyed = kor->store().GetObject("k-1").value().destroyed_at.value();
+
+  // A subject who could not read it before is still refused.
+  ASSERT_TRUE(kor->AddSubject(SubjectRecord{"kor-clerk", "III", {"dprk-missile"}, {}}));
+  kor->set_actor("kor-clerk");
+  auto clerk = kor->Destroy("k-1", DestroyScope::kEverywhere);
+  ASSERT_FALSE(clerk);
+  EXPECT_EQ(Denial(clerk.error()), Reason::kInsufficientClearance) << clerk.error().ToString();
+  kor->set_actor("kor-analyst");
+  auto notice = kor->Destroy("k-1", DestroyScope::kEverywhere);
+  ASSERT_TRUE(notice) << notice.error().ToString();
+  EXPECT_FALSE(notice->empty());
+  // Its own copy keeps the instant it was destroyed at.
+  EXPECT_EQ(kor->store().GetObject("k-1").value().destroyed_at, destroyed);
+  auto again = kor->Destroy("k-1", DestroyScope::kEverywhere);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(Denial(again.error()), Reason::kDestroyed);
+  auto entries = Entries(*kor);
+  ASSERT_GE(entries.size(), 3u);
+  entries.erase(entries.begin(), entries.end() - 3);
+  EXPECT_EQ(Ops(entries), "destroy:deny:insufficient-clearance destroy destroy:deny:destroyed ");
+
+  auto jpn2 = Open("JPN", "2018-02-01T00:00:00+09:00");
+  ASSERT_TRUE(jpn2->Receive(*notice));
+  auto read = jpn2->Read("jpn-analyst", "k-1");
+  ASSERT_FALSE(read);
+  EXPECT_EQ(Denial(read.error()), Reason::kDestroyed);
+}
+
+// A copy is erased when it is destroyed: read at an instant before that (a simulated clock set
+// back), it is refused as destroyed and the refusal logged, not taken for a broken store.
+TEST_F(NodeTest, AnErasedCopyIsDestroyedEvenBeforeItsDestructionsInstant) {
+  InitAll();
+  {
+    auto kor = Open("KOR", "2018-05-03T00:00:00+09:00");
+    ASSERT_TRUE(CreateObject(*kor, "k-1", "erased"));
+    ASSERT_TRUE(kor->Destroy("k-1", DestroyScope::kOwnCopy));
+  }
+  auto kor = Open("KOR", "2018-05-02T10:00:00+09:00");
+  const uint64_t size = kor->LogSize().value();
+  auto read = kor->Read("kor-analyst", "k-1");
+  ASSERT_FALSE(read);
+  EXPECT_EQ(Denial(read.error()), Reason::kDestroyed) << read.error().ToString();
+  ASSERT_EQ(kor->LogSize().value(), size + 1);
+  EXPECT_EQ(Ops({Entries(*kor).back()}), "read:deny:destroyed ");
+}
+
 TEST_F(NodeTest, EveryOperationAndDecisionIsLoggedAndProvable) {
   InitAll();
   auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
@@ -2535,6 +2647,20 @@ TEST_F(NodeTest, ACheckpointKeptAsShownWaitsForItsProof) {
   forged[forged.rfind(' ') + 2] ^= 1;  // a character of the signature
   EXPECT_FALSE(jpn->KeepShownCheckpoint(forged, "KOR"));
   EXPECT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), before + 1);
+}
+
+// A checkpoint of an empty log shows nothing to prove: it is taken and not kept.
+TEST_F(NodeTest, AnEmptyLogsCheckpointShownIsTakenAndNotKept) {
+  Init("KOR");
+  Init("JPN");
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_EQ(kor->LogSize().value(), 0u);
+  const std::string empty = kor->LogCheckpoint().value();
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(jpn->ImportPublic(ReadAll(Home("KOR") + "/public.json")));
+  auto kept = jpn->KeepShownCheckpoint(empty, "KOR");
+  ASSERT_TRUE(kept) << kept.error().ToString();
+  EXPECT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), 0u);
 }
 
 // A checkpoint that came as a package's evidence is proved on the chain the witness cosigns
