@@ -291,7 +291,8 @@ class Store {
   [[nodiscard]] virtual Status ReinstateObjectCopy(const ObjectRecord& object) = 0;
   // Erases ciphertext and wrapped key and sets destroyed_at; with them the payloads of the
   // packages it came in and of its releases and forwards in the outbox, whose deliveries not
-  // yet made are given up (kFailed, "the object was destroyed before delivery").
+  // yet made are given up (kFailed, "the object was destroyed before delivery", `done_us` the
+  // wall-clock time, not `at`).
   [[nodiscard]] virtual Status EraseObjectCopy(const std::string& id, Instant at) = 0;
 
   // --- history, each list in order of `at` ---
@@ -427,7 +428,8 @@ struct SqliteOptions {
 };
 
 // Opens (creating if needed) the SQLite store at `path` and migrates its schema to the current
-// version. kFailedPrecondition for a schema newer than this program knows.
+// version. kFailedPrecondition for a schema newer than this program knows, and for a SQLite
+// database that is not a store (tables but no `meta`), which is left as it is.
 [[nodiscard]] Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
                                                              const SqliteOptions& options = {});
 

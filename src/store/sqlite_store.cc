@@ -24,6 +24,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "accord/clock.h"
 #include "accord/store.h"
 #include "sqlite_util.h"
 
@@ -582,20 +584,35 @@ void SetBusyWait(sqlite3* db, int timeout_ms) {
 }
 
 // Applies the connection settings. Not persistent except journal_mode, so done at every open.
+// kFailedPrecondition, before anything changes the file, for a database that is not a store.
 Status Configure(sqlite3* db, const SqliteOptions& options) {
   sqlite3_extended_result_codes(db, 1);
   SetBusyWait(db, options.busy_timeout_ms);
-  // The first statement reads the file: a file that is not a database fails here with NOTADB.
   // Two processes switching a new file to WAL at once can see SQLITE_BUSY without the busy
   // handler being called (SQLite avoids a deadlock there), so retry until the busy timeout.
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(options.busy_timeout_ms);
-  auto mode = QueryText(db, "PRAGMA journal_mode=WAL", "set journal mode");
-  while (!mode && mode.error().code == Code::kUnavailable &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    mode = QueryText(db, "PRAGMA journal_mode=WAL", "set journal mode");
+  const auto query = [&](std::string_view sql, std::string_view action) {
+    auto result = QueryText(db, sql, action);
+    while (!result && result.error().code == Code::kUnavailable &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      result = QueryText(db, sql, action);
+    }
+    return result;
+  };
+  // The first statement reads the file: a file that is not a database fails here with NOTADB.
+  // Another program's database (schema objects but no `meta` table) is refused while it is
+  // still as it was: not switched to WAL, not migrated as if it were an empty store.
+  ACCORD_ASSIGN_OR_RETURN(
+      const std::optional<std::string> foreign,
+      query("SELECT EXISTS (SELECT 1 FROM sqlite_schema) AND NOT EXISTS (SELECT 1 FROM "
+            "sqlite_schema WHERE type = 'table' AND name = 'meta')",
+            "read schema"));
+  if (foreign == "1") {
+    return Fail(Code::kFailedPrecondition, "a SQLite database but not an accord store");
   }
+  auto mode = query("PRAGMA journal_mode=WAL", "set journal mode");
   if (!mode) {
     return tl::unexpected(mode.error());
   }
@@ -642,13 +659,19 @@ Result<int> ReadSchemaVersion(sqlite3* db) {
   return version;
 }
 
-Status MigrateLocked(sqlite3* db) {
-  ACCORD_ASSIGN_OR_RETURN(const int version, ReadSchemaVersion(db));
+// kFailedPrecondition for a schema newer than this program knows.
+Status CheckNotNewer(int version) {
   if (version > kStoreSchemaVersion) {
     return Fail(Code::kFailedPrecondition, "schema version " + std::to_string(version) +
                                                " is newer than this program's " +
                                                std::to_string(kStoreSchemaVersion));
   }
+  return OkStatus();
+}
+
+Status MigrateLocked(sqlite3* db) {
+  ACCORD_ASSIGN_OR_RETURN(const int version, ReadSchemaVersion(db));
+  ACCORD_RETURN_IF_ERROR(CheckNotNewer(version));
   if (version == kStoreSchemaVersion) {
     return OkStatus();
   }
@@ -670,13 +693,14 @@ Status MigrateLocked(sqlite3* db) {
 
 // Migrates inside one write transaction (reading the version again under the lock), so that two
 // processes opening a new file at once migrate it once, and a failed migration leaves the file as
-// it was.
-Status Migrate(sqlite3* db) {
+// it was. True when the checkpoint after a migration could not run, so that the store owes it.
+Result<bool> Migrate(sqlite3* db) {
   // The common case, a current schema, needs only a read: no write lock, so opening does not wait
-  // for another process's write transaction.
+  // for another process's write transaction. Nor does a schema too new, refused at once.
   ACCORD_ASSIGN_OR_RETURN(const int version, ReadSchemaVersion(db));
+  ACCORD_RETURN_IF_ERROR(CheckNotNewer(version));
   if (version == kStoreSchemaVersion) {
-    return OkStatus();
+    return false;
   }
   ACCORD_RETURN_IF_ERROR(Exec(db, "BEGIN IMMEDIATE", "begin migration"));
   Status result = MigrateLocked(db);
@@ -686,13 +710,14 @@ Status Migrate(sqlite3* db) {
   if (!result.has_value() && sqlite3_get_autocommit(db) == 0) {
     (void)Exec(db, "ROLLBACK", "roll back migration");  // the first error is the one to report
   }
-  if (result.has_value()) {
-    // A migration may erase (version 7): the pages it freed, zeroed in the WAL by
-    // secure_delete, replace the old ones in the database file now. Best effort: another
-    // process's reader makes it fail, and the next erase or the store's close retries.
-    (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  if (!result.has_value()) {
+    return tl::unexpected(std::move(result).error());
   }
-  return result;
+  // A migration may erase (version 7): the pages it freed, zeroed in the WAL by secure_delete,
+  // replace the old ones in the database file now. Best effort: another process's reader makes
+  // it fail, and the store then owes it (retried after its next commit and at its close).
+  return sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr) !=
+         SQLITE_OK;
 }
 
 // --- the store ---
@@ -1315,7 +1340,9 @@ class WriteTurns {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(DbPtr db, Statements statements, const SqliteOptions& options, std::string path)
+  // `checkpoint_owed`: the checkpoint after a migration could not run.
+  SqliteStore(DbPtr db, Statements statements, const SqliteOptions& options, std::string path,
+              bool checkpoint_owed)
       : db_(std::move(db)),
         s_(std::move(statements)),
         busy_timeout_ms_(options.busy_timeout_ms),
@@ -1323,7 +1350,8 @@ class SqliteStore final : public Store {
         sync_file_(options.sync_file_for_testing),
         wal_path_(path + "-wal"),
         write_turns_(WriteTurns::Of(path)),
-        checkpointer_(Checkpointer::Of(path)) {
+        checkpointer_(Checkpointer::Of(path)),
+        checkpoint_owed_(checkpoint_owed) {
     // Replaces SQLite's automatic checkpoint (itself a WAL hook).
     sqlite3_wal_hook(db_.get(), &Checkpointer::OnCommit, checkpointer_.get());
   }
@@ -1643,9 +1671,10 @@ class SqliteStore final : public Store {
         return Fail(Code::kNotFound, "no object `" + id + "`");
       }
       {
+        // Outbox times are wall-clock (store.h), `at` the node's instant, maybe simulated.
         BoundStatement st(db_.get(), s_.cancel_object_deliveries.get());
         st.BindText(1, id);
-        st.BindInt(2, at.micros);
+        st.BindInt(2, SystemClock().Now().micros);
         ACCORD_RETURN_IF_ERROR(st.Run("give up the deliveries of", id));
       }
       {
@@ -2161,8 +2190,9 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<Bytes>> ReadLogEntries(uint64_t from, uint64_t count) override {
+    ACCORD_RETURN_IF_ERROR(CheckLogRange(from, count));
     std::vector<Bytes> out;
-    out.reserve(count);
+    out.reserve(std::min(count, kLogReserveMax));
     ACCORD_RETURN_IF_ERROR(ReadLogRange(s_.read_log_entries.get(), from, count, "read log entries",
                                         [&](const BoundStatement& st) -> Status {
                                           out.push_back(st.ColumnBlob(1));
@@ -2172,8 +2202,9 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<Digest>> ReadLogLeafHashes(uint64_t from, uint64_t count) override {
+    ACCORD_RETURN_IF_ERROR(CheckLogRange(from, count));
     std::vector<Digest> out;
-    out.reserve(count);
+    out.reserve(std::min(count, kLogReserveMax));
     ACCORD_RETURN_IF_ERROR(
         ReadLogRange(s_.read_log_leaf_hashes.get(), from, count, "read log leaf hashes",
                      [&](const BoundStatement& st) -> Status {
@@ -2186,6 +2217,21 @@ class SqliteStore final : public Store {
                        return OkStatus();
                      }));
     return out;
+  }
+
+  // At most this many entries are reserved for ahead of a log read: a count from outside may be
+  // huge, and the log ends long before it (kOutOfRange).
+  static constexpr uint64_t kLogReserveMax = 4096;
+
+  // The entries [from, from + count) are past the end of any log (whose indexes are INTEGERs)
+  // when the range ends past INT64_MAX: kOutOfRange, before a bound index could wrap negative.
+  static Status CheckLogRange(uint64_t from, uint64_t count) {
+    constexpr uint64_t kMax = std::numeric_limits<int64_t>::max();
+    if (from > kMax || count > kMax - from) {
+      return Fail(Code::kOutOfRange, "sqlite: " + std::to_string(count) + " log entries from " +
+                                         std::to_string(from) + " are past the end of any log");
+    }
+    return OkStatus();
   }
 
   // Steps `statement` (column 0 the index) over the entries [from, from + count), calling `row`
@@ -2440,14 +2486,16 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
   if (auto configured = Configure(db.get(), options); !configured.has_value()) {
     return in_context(std::move(configured).error());
   }
-  if (auto migrated = Migrate(db.get()); !migrated.has_value()) {
+  auto migrated = Migrate(db.get());
+  if (!migrated.has_value()) {
     return in_context(std::move(migrated).error());
   }
   auto statements = PrepareAll(db.get());
   if (!statements.has_value()) {
     return in_context(std::move(statements).error());
   }
-  return std::make_unique<SqliteStore>(std::move(db), std::move(*statements), options, path);
+  return std::make_unique<SqliteStore>(std::move(db), std::move(*statements), options, path,
+                                       *migrated);
 }
 
 }  // namespace accord

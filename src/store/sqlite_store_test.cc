@@ -33,8 +33,10 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
 
+#include "accord/clock.h"
 #include "accord/store.h"
 #include "sqlite_util.h"
 
@@ -1662,6 +1664,37 @@ UPDATE meta SET value = '8' WHERE key = 'schema_version';
             std::to_string(kStoreSchemaVersion));
 }
 
+// The checkpoint after a migration cannot run while another connection reads; the store then
+// owes it, and runs it after its next commit, once the reader is gone.
+TEST_F(SqliteStoreTest, AMigrationsCheckpointThatCouldNotRunIsRunAfterTheNextCommit) {
+  AddObjects({"o"});
+  store_.reset();
+  {
+    RawDb raw(path_);
+    ASSERT_EQ(raw.Exec("ALTER TABLE objects DROP COLUMN commitment; DROP TABLE witnessings; "
+                       "UPDATE meta SET value = '9' WHERE key = 'schema_version'"),
+              "");
+  }
+  const auto wal_bytes = [&] {
+    std::error_code ec;
+    const uintmax_t bytes = std::filesystem::file_size(path_ + "-wal", ec);
+    return ec ? 0 : bytes;
+  };
+  RawDb reader(path_);
+  ASSERT_EQ(reader.Exec("BEGIN"), "");
+  ASSERT_EQ(reader.One("SELECT count(*) FROM objects"), "1");  // holds a read snapshot
+  auto opened = OpenSqliteStore(path_, {.busy_timeout_ms = 20, .synchronous_full = true});
+  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+  std::unique_ptr<Store> store = std::move(*opened);
+  EXPECT_GT(wal_bytes(), 0u);  // the migration is still in the WAL
+  ASSERT_EQ(reader.Exec("COMMIT"), "");
+
+  ASSERT_TRUE(store->Transact([&] { return store->SetMeta("k", "v"); }));
+  EXPECT_EQ(wal_bytes(), 0u);
+  EXPECT_EQ(reader.One("SELECT value FROM meta WHERE key = 'schema_version'"),
+            std::to_string(kStoreSchemaVersion));
+}
+
 // --- the outbox ---
 
 OutboxRecord MakeDelivery(const std::string& id, const std::string& to, int64_t queued_us) {
@@ -1728,6 +1761,21 @@ TEST_F(SqliteStoreTest, AReceiptForAnEnvelopeGivenUpMarksItDelivered) {
   ASSERT_TRUE(store_->MarkDelivered("p1", "JPN", 30));  // again: no effect
   EXPECT_EQ(store_->GetQueued("p1", "JPN").value()->done_us, 20);
   EXPECT_EQ(store_->CountOutbox().value().at(0).delivered, 1u);
+}
+
+// Outbox times are wall-clock: a delivery given up when its copy is erased is given up now, not
+// at the node's instant, which is simulated in some homes.
+TEST_F(SqliteStoreTest, ErasingACopyGivesUpItsDeliveriesAtTheWallClockTime) {
+  AddObjects({"o"});
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("r", "JPN", 10)));
+  const int64_t before = SystemClock().Now().micros;
+  ASSERT_TRUE(store_->EraseObjectCopy("o", Instant{30}));
+  const int64_t after = SystemClock().Now().micros;
+  const std::optional<OutboxRecord> queued = store_->GetQueued("r", "JPN").value();
+  ASSERT_TRUE(queued.has_value());
+  EXPECT_EQ(queued->state, DeliveryState::kFailed);
+  EXPECT_GE(queued->done_us, before);
+  EXPECT_LE(queued->done_us, after);
 }
 
 TEST_F(SqliteStoreTest, DueDeliveriesReadsNoMoreEnvelopesThanItsBudget) {
@@ -1913,6 +1961,29 @@ TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
   EXPECT_EQ((*evidence)[0].later, "cp2");
 }
 
+// A range that ends past INT64_MAX is past the end of any log: kOutOfRange, neither an attempt to
+// reserve room for it nor an index that wraps negative when bound.
+TEST_F(SqliteStoreTest, LogReadsPastAnyLogAreOutOfRange) {
+  const std::vector<Bytes> entries = {Bytes{'a'}, Bytes{'b'}, Bytes{'c'}};
+  const std::vector<Digest> hashes = {DigestOf(1), DigestOf(2), DigestOf(3)};
+  ASSERT_TRUE(store_->Transact([&] { return store_->AppendLog(0, entries, hashes, {}); }));
+  constexpr uint64_t kMax = std::numeric_limits<int64_t>::max();
+  const auto code = [](const auto& result) {
+    return result.has_value() ? Code::kOk : result.error().code;
+  };
+  for (const auto& [from, count] : std::vector<std::pair<uint64_t, uint64_t>>{
+           {0, UINT64_MAX}, {1, kMax}, {kMax + 1, 0}, {UINT64_MAX - 1, 3}, {UINT64_MAX, 1}}) {
+    SCOPED_TRACE(std::to_string(from) + " + " + std::to_string(count));
+    EXPECT_EQ(code(store_->ReadLogEntries(from, count)), Code::kOutOfRange);
+    EXPECT_EQ(code(store_->ReadLogLeafHashes(from, count)), Code::kOutOfRange);
+  }
+  // A count that fits is read up to the log's end.
+  auto most = store_->ReadLogEntries(0, kMax);
+  ASSERT_FALSE(most.has_value());
+  EXPECT_EQ(most.error().code, Code::kOutOfRange);
+  EXPECT_EQ(most.error().message, "sqlite: the log has no entry 3");
+}
+
 // The checkpoints shown as evidence (decision #86): kept once each (origin, size, root), the
 // unproved ones listed smallest first up to a size and counted, the largest unproved one above
 // a size that came before an instant found, and each settled for good.
@@ -2085,6 +2156,20 @@ TEST_F(SqliteStoreTest, NewerSchemaIsRefused) {
   EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"), "99");
 }
 
+// A newer program holding the write lock does not make an older one wait for it: the schema is
+// refused before the migration asks for the lock.
+TEST_F(SqliteStoreTest, NewerSchemaIsRefusedWithoutWaitingForTheWriteLock) {
+  store_.reset();
+  RawDb other(path_);
+  ASSERT_EQ(other.Exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'"), "");
+  ASSERT_EQ(other.Exec("BEGIN IMMEDIATE"), "");  // holds the write lock
+  auto opened = OpenSqliteStore(path_, {.busy_timeout_ms = 20, .synchronous_full = true});
+  ASSERT_FALSE(opened.has_value());
+  EXPECT_EQ(opened.error().code, Code::kFailedPrecondition) << opened.error().ToString();
+  EXPECT_THAT(opened.error().message, HasSubstr("schema version 99 is newer"));
+  ASSERT_EQ(other.Exec("ROLLBACK"), "");
+}
+
 TEST_F(SqliteStoreTest, MalformedSchemaVersionIsDataLoss) {
   store_.reset();
   {
@@ -2108,6 +2193,34 @@ TEST(SqliteStoreFileTest, FileThatIsNotADatabaseIsDataLoss) {
   ASSERT_FALSE(opened.has_value());
   EXPECT_EQ(opened.error().code, Code::kDataLoss);
   EXPECT_THAT(opened.error().message, HasSubstr("file is not a database"));
+}
+
+// Another program's SQLite database is refused before anything changes it: not switched to WAL
+// mode, not migrated as if it were an empty store. An empty file is a new store.
+TEST(SqliteStoreFileTest, ASqliteDatabaseThatIsNotAStoreIsRefusedAndLeftAsItWas) {
+  ScratchDir dir;
+  const std::string path = dir.File("other.db");
+  std::ofstream(path).close();
+  {
+    RawDb raw(path);
+    ASSERT_TRUE(raw.ok());
+    ASSERT_EQ(raw.Exec("CREATE TABLE foo(x)"), "");
+    ASSERT_EQ(raw.One("PRAGMA journal_mode"), "delete");
+  }
+  auto opened = OpenSqliteStore(path);
+  ASSERT_FALSE(opened.has_value());
+  EXPECT_EQ(opened.error().code, Code::kFailedPrecondition) << opened.error().ToString();
+  EXPECT_EQ(opened.error().message, "`" + path + "`: a SQLite database but not an accord store");
+  RawDb raw(path);
+  EXPECT_THAT(raw.Rows("SELECT name FROM sqlite_schema"), ElementsAre("foo"));
+  EXPECT_EQ(raw.One("PRAGMA journal_mode"), "delete");
+
+  const std::string empty = dir.File("empty.db");
+  std::ofstream(empty).close();
+  auto created = OpenSqliteStore(empty);
+  ASSERT_TRUE(created.has_value()) << created.error().ToString();
+  EXPECT_EQ(RawDb(empty).One("SELECT value FROM meta WHERE key = 'schema_version'"),
+            std::to_string(kStoreSchemaVersion));
 }
 
 TEST(SqliteStoreFileTest, MissingDirectoryIsNotFound) {
