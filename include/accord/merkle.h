@@ -59,11 +59,17 @@ class NodeSource {
 [[nodiscard]] Result<std::vector<Hash>> ConsistencyProof(const NodeSource& nodes, uint64_t size1,
                                                          uint64_t size2);
 
+// The number of hashes in RFC 9162 PROOF(size1, D[size2]) for size1 ≤ size2 (§2.1.4.1): it depends
+// on the sizes alone, and is 0 when size1 is 0 or equals size2 (and, by convention, when size1 >
+// size2, where no proof exists). A proof of another length is malformed, whatever its hashes.
+[[nodiscard]] size_t ConsistencyProofSize(uint64_t size1, uint64_t size2);
+
 // OK when `proof` shows leaf `leaf_hash` at `index` in the tree of `size` leaves with `root`.
 [[nodiscard]] Status VerifyInclusion(const Hash& leaf_hash, uint64_t index, uint64_t size,
                                      std::span<const Hash> proof, const Hash& root);
 // OK when `proof` shows the tree of `size1` leaves with `root1` to be a prefix of the tree of
-// `size2` leaves with `root2`.
+// `size2` leaves with `root2`. A tree of size 0 has only EmptyRoot() for its root: any other is
+// kDataLoss.
 [[nodiscard]] Status VerifyConsistency(uint64_t size1, uint64_t size2, std::span<const Hash> proof,
                                        const Hash& root1, const Hash& root2);
 

@@ -46,7 +46,8 @@ struct Note {
 };
 
 // Splits a signed note into text and signatures and checks the format (UTF-8, no control
-// characters but newline, well-formed signature lines, at most 64 of them). Verifies nothing.
+// characters but newline, well-formed signature lines, at most 64 of them, no two by the same key
+// name and id). Verifies nothing.
 [[nodiscard]] Result<Note> Parse(std::string_view message);
 // The wire form: text, blank line, one line per signature.
 [[nodiscard]] std::string Format(const Note& note);
@@ -117,6 +118,8 @@ struct Checkpoint {
   std::vector<std::string> extensions;
 };
 [[nodiscard]] std::string CheckpointText(const Checkpoint& c);
+// kInvalidArgument for a malformed checkpoint, including one of size 0 whose root is not
+// merkle::EmptyRoot().
 [[nodiscard]] Result<Checkpoint> ParseCheckpoint(std::string_view text);
 
 // Evidence that a log rewrote or truncated its history: two checkpoints, both validly signed by
@@ -140,11 +143,14 @@ class Witness {
                               std::string_view signed_checkpoint);
 
   // Checks `signed_checkpoint` against the last one seen from that log. On success returns the
-  // checkpoint with this witness's signature added. One that the proof does not connect to the
+  // checkpoint signed by the log's key and this witness's only: other signature lines are
+  // dropped, as this witness cannot check them. One that the proof does not connect to the
   // last (another root at the same size, an edited or rewritten history) is refused with
   // kDataLoss and recorded in forks(): the only kDataLoss. One smaller than the last is refused
-  // with kFailedPrecondition, one not signed by the log's key with kPermissionDenied; neither
-  // is evidence of anything.
+  // with kFailedPrecondition, one not signed by the log's key with kPermissionDenied, and a proof
+  // whose shape is wrong for the two sizes (any proof at the same size and root, or one whose
+  // length is not merkle::ConsistencyProofSize) with kInvalidArgument; none is evidence of
+  // anything.
   [[nodiscard]] Result<std::string> Cosign(std::string_view signed_checkpoint,
                                            std::span<const merkle::Hash> consistency_proof);
 

@@ -65,11 +65,13 @@ struct VerifyConsistencyOptions {
 };
 
 // `accord log verify-proof`: a signed checkpoint, an entry and its inclusion proof, checked with
-// only the log's verifier key.
+// only the log's verifier key. The checkpoint's origin must be the log's: `origin`, or the key's
+// name without it (an accord node's key is named after its log's origin, `accord/<PARTY>`).
 struct VerifyProofOptions {
-  std::string log_key;     // "<name>+<id>+<base64>"
-  std::string checkpoint;  // file holding the signed checkpoint
-  std::string entry;       // file holding the entry's bytes
+  std::string log_key;                // "<name>+<id>+<base64>"
+  std::optional<std::string> origin;  // --origin; the key's name when absent
+  std::string checkpoint;             // file holding the signed checkpoint
+  std::string entry;                  // file holding the entry's bytes
   uint64_t index = 0;
   std::string proof;
 };

@@ -82,6 +82,14 @@ int RunVerifyProof(const VerifyProofOptions& o) {
     fmt::print("invalid: {}\n", checkpoint.error().message);
     return 1;
   }
+  // A key signs more than its log's checkpoints: an accord node cosigns its partners' with the
+  // key that signs its own, so the key alone does not say whose log the checkpoint is of.
+  const std::string& origin = o.origin.value_or(key->name());
+  if (checkpoint->origin != origin) {
+    fmt::print("invalid: checkpoint: it is of the log `{}`, not of `{}` ({})\n", checkpoint->origin,
+               origin, o.origin ? "--origin" : "the key's name; --origin sets another");
+    return 1;
+  }
   return Report(merkle::VerifyInclusion(merkle::LeafHash(*entry), o.index, checkpoint->size, *proof,
                                         checkpoint->root));
 }

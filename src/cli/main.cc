@@ -1,6 +1,7 @@
 // accord: the command line. Parses flags and wires objects; the work is in commands.cc.
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 
@@ -112,16 +113,24 @@ int Main(int argc, char** argv) {
       "verify-inclusion", "Check that a leaf hash is in a tree of a given size and root");
   inclusion_cmd->add_option("--leaf-hash", inclusion.leaf_hash, "SHA-256(0x00 || entry), hex")
       ->required();
-  inclusion_cmd->add_option("--index", inclusion.index, "Leaf index, from 0")->required();
-  inclusion_cmd->add_option("--size", inclusion.size, "Tree size")->required();
+  inclusion_cmd->add_option("--index", inclusion.index, "Leaf index, from 0")
+      ->required()
+      ->check(CountValidator());
+  inclusion_cmd->add_option("--size", inclusion.size, "Tree size")
+      ->required()
+      ->check(CountValidator());
   inclusion_cmd->add_option("--root", inclusion.root, "Root hash of that tree, hex")->required();
   inclusion_cmd->add_option("--proof", inclusion.proof, "Audit path: hex hashes, comma-separated")
       ->required();
   VerifyConsistencyOptions consistency;
   auto* consistency_cmd = log_cmd->add_subcommand(
       "verify-consistency", "Check that the tree of size1 is a prefix of the tree of size2");
-  consistency_cmd->add_option("--size1", consistency.size1, "The earlier tree size")->required();
-  consistency_cmd->add_option("--size2", consistency.size2, "The later tree size")->required();
+  consistency_cmd->add_option("--size1", consistency.size1, "The earlier tree size")
+      ->required()
+      ->check(CountValidator());
+  consistency_cmd->add_option("--size2", consistency.size2, "The later tree size")
+      ->required()
+      ->check(CountValidator());
   consistency_cmd->add_option("--root1", consistency.root1, "Root of the earlier tree, hex")
       ->required();
   consistency_cmd->add_option("--root2", consistency.root2, "Root of the later tree, hex")
@@ -137,13 +146,18 @@ int Main(int argc, char** argv) {
   verify_proof_cmd
       ->add_option("--log-key", verify_proof.log_key, "The log's verifier key (name+id+base64)")
       ->required();
+  verify_proof_cmd->add_option(
+      "--origin", verify_proof.origin,
+      "The log's origin, which the checkpoint must name (default: the key's name, which for an "
+      "accord node is its log's origin, e.g. accord/KOR)");
   verify_proof_cmd
       ->add_option("--checkpoint", verify_proof.checkpoint, "File with the signed checkpoint")
       ->required();
   verify_proof_cmd->add_option("--entry", verify_proof.entry, "File with the entry's bytes")
       ->required();
   verify_proof_cmd->add_option("--index", verify_proof.index, "The entry's index in the log")
-      ->required();
+      ->required()
+      ->check(CountValidator());
   verify_proof_cmd->add_option("--proof", verify_proof.proof,
                                "Inclusion proof: hex hashes, comma-separated");
 

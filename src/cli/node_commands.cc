@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -27,6 +28,22 @@
 #include "commands.h"
 
 namespace accord::cli {
+
+const CLI::Validator& CountValidator() {
+  static const CLI::Validator validator(
+      [](std::string& input) -> std::string {
+        uint64_t value = 0;
+        const char* end = input.data() + input.size();
+        const auto [p, ec] = std::from_chars(input.data(), end, value);
+        if (input.empty() || ec != std::errc() || p != end ||
+            (input.size() > 1 && input[0] == '0')) {
+          return "`" + input + "` is not a decimal number from 0 to 18446744073709551615";
+        }
+        return {};
+      },
+      "COUNT");
+  return validator;
+}
 namespace {
 namespace json = boost::json;
 
@@ -404,14 +421,18 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   home_flags(f.log_key);
   f.log_show = log->add_subcommand("show", "Print the log's entries");
   home_flags(f.log_show);
-  f.log_show->add_option("--from", f.from, "First index (default 0)");
-  f.log_show->add_option("--count", f.count, "How many (default: to the end)");
+  f.log_show->add_option("--from", f.from, "First index (default 0)")->check(CountValidator());
+  f.log_show->add_option("--count", f.count, "How many (default: to the end)")
+      ->check(CountValidator());
   f.log_show->add_flag("--json", f.json, "JSON Lines: index, leaf hash and entry");
   f.log_prove = log->add_subcommand(
       "prove", "Inclusion proof of entry --index in the tree of --size entries");
   home_flags(f.log_prove);
-  f.log_prove->add_option("--index", f.index, "The entry's index")->required();
-  f.log_prove->add_option("--size", f.size, "Tree size (default: the log's size)");
+  f.log_prove->add_option("--index", f.index, "The entry's index")
+      ->required()
+      ->check(CountValidator());
+  f.log_prove->add_option("--size", f.size, "Tree size (default: the log's size)")
+      ->check(CountValidator());
   f.log_prove->add_option("--entry-out", f.out, "Also write the entry's bytes here");
   f.log_consistency = log->add_subcommand(
       "consistency", "Consistency proof that the tree of --from entries is a prefix of --to");
@@ -421,8 +442,10 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
                    fmt::format("The earlier size, or up to {} of them, comma-separated",
                                merkle::kMaxConsistencyProofs))
       ->delimiter(',')
-      ->required();
-  f.log_consistency->add_option("--to", f.to_size, "The later size (default: the log's size)");
+      ->required()
+      ->check(CountValidator());
+  f.log_consistency->add_option("--to", f.to_size, "The later size (default: the log's size)")
+      ->check(CountValidator());
   f.log_consistency->add_flag(
       "--json", f.json,
       "One JSON document of every proof, as POST /v1/log/consistency answers (for `log shown`)");
@@ -446,6 +469,7 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
                        "the partner prints it with `log consistency --from SIZE`)")
           ->needs(witness_from);
   witness_from->needs(witness_proof);
+  witness_from->check(CountValidator());
   f.log_witness->add_option("--out", f.out, "Write the cosigned checkpoint here");
   f.log_evidence = log->add_subcommand(
       "evidence", "Print the evidence kept of partners' rewritten or truncated logs");

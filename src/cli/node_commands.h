@@ -14,13 +14,19 @@
 
 namespace CLI {
 class App;
-}
+class Validator;
+}  // namespace CLI
 namespace accord {
 class Node;
 struct NodeOptions;
 }  // namespace accord
 
 namespace accord::cli {
+
+// A tree size, leaf index or count given on the command line: decimal digits, without a sign or a
+// leading zero, below 2^64. CLI11 reads integers with strtoull in base 0, which takes `-1` for
+// 2^64 − 1, `010` for 8 and 2^64 for 2^64 − 1; each of those is refused instead (exit 2).
+const CLI::Validator& CountValidator();
 
 // Exit codes of the node commands, besides those of commands.h.
 inline constexpr int kExitFailed = 1;     // the operation failed (not found, malformed, ...)

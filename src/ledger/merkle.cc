@@ -152,6 +152,19 @@ Result<std::vector<Hash>> ConsistencyProof(const NodeSource& nodes, uint64_t siz
   return out;
 }
 
+size_t ConsistencyProofSize(uint64_t size1, uint64_t size2) {
+  if (size1 == 0 || size1 >= size2) return 0;
+  // As in the verification (§2.1.4.2): the paths of leaves size1 − 1 and size2 − 1 share their top
+  // above bit `inner`; below it the proof holds one hash per level above the largest complete
+  // subtree that ends at size1 (`shift` levels), and above it one per set bit of size1 − 1 there
+  // (`border`). The seed, the root of that subtree, is in the proof unless it is the whole first
+  // tree (size1 a power of two).
+  const int inner = static_cast<int>(std::bit_width((size1 - 1) ^ (size2 - 1)));
+  const int shift = std::countr_zero(size1);
+  const int border = std::popcount((size1 - 1) >> inner);
+  return (std::has_single_bit(size1) ? 0 : 1) + static_cast<size_t>(inner - shift + border);
+}
+
 Status VerifyInclusion(const Hash& leaf_hash, uint64_t index, uint64_t size,
                        std::span<const Hash> proof, const Hash& root) {
   if (index >= size) {
@@ -188,13 +201,20 @@ Status VerifyConsistency(uint64_t size1, uint64_t size2, std::span<const Hash> p
     return Fail(Code::kInvalidArgument,
                 fmt::format("the first size {} is larger than the second {}", size1, size2));
   }
+  // A tree of size 0 has one root, whatever else a checkpoint may claim for it.
+  if (size1 == 0 && root1 != EmptyRoot()) {
+    return ProofFailure("the first tree is empty, and its root is not the empty tree's");
+  }
+  if (size2 == 0 && root2 != EmptyRoot()) {
+    return ProofFailure("the second tree is empty, and its root is not the empty tree's");
+  }
   if (size1 == size2) {
     if (!proof.empty()) return ProofFailure("trees of equal size need an empty proof");
     if (root1 != root2) return ProofFailure("trees of equal size have different roots");
     return OkStatus();
   }
   if (size1 == 0) {
-    // Every tree extends the empty tree.
+    // Every tree extends the empty tree (whose root is checked above).
     if (!proof.empty()) return ProofFailure("a proof from the empty tree must be empty");
     return OkStatus();
   }

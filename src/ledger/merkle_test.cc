@@ -312,7 +312,7 @@ TEST(MerkleTest, EdgeCases) {
   EXPECT_EQ(VerifyInclusion(some, 0, 0, {}, some).error().code, Code::kInvalidArgument);
   EXPECT_TRUE(VerifyInclusion(some, 0, 1, {}, some).has_value());
   EXPECT_EQ(VerifyInclusion(some, 0, 1, {}, EmptyRoot()).error().code, Code::kDataLoss);
-  EXPECT_TRUE(VerifyConsistency(0, 5, {}, some, EmptyRoot()).has_value());
+  EXPECT_TRUE(VerifyConsistency(0, 5, {}, EmptyRoot(), some).has_value());
   EXPECT_FALSE(VerifyConsistency(0, 5, std::vector<Hash>{some}, some, some).has_value());
   EXPECT_TRUE(VerifyConsistency(3, 3, {}, some, some).has_value());
   EXPECT_FALSE(VerifyConsistency(3, 3, {}, some, EmptyRoot()).has_value());
@@ -321,6 +321,37 @@ TEST(MerkleTest, EdgeCases) {
   auto bad = VerifyInclusion(some, 0, 2, {}, some);
   ASSERT_FALSE(bad.has_value());
   EXPECT_THAT(bad.error().message, HasSubstr("proof does not verify"));
+}
+
+// RFC 9162 §2.1.4: the length of PROOF(m, D[n]) depends on m and n alone. Checked against the
+// proofs generated for every pair of sizes up to 64, the empty and equal ones included.
+TEST(MerkleTest, ConsistencyProofSizeMatchesEveryProofUpTo64) {
+  const MemoryTree tree = TreeOf(64);
+  for (uint64_t size2 = 0; size2 <= 64; ++size2) {
+    for (uint64_t size1 = 0; size1 <= size2; ++size1) {
+      auto proof = ConsistencyProof(tree, size1, size2);
+      ASSERT_TRUE(proof.has_value());
+      EXPECT_EQ(ConsistencyProofSize(size1, size2), proof->size()) << size1 << " → " << size2;
+    }
+  }
+  // Two hashes per level at most, even for the largest trees.
+  EXPECT_EQ(ConsistencyProofSize(1, uint64_t{1} << 63), 63u);
+  EXPECT_LE(ConsistencyProofSize((uint64_t{1} << 62) + 1, ~uint64_t{0}), kMaxProofHashes);
+}
+
+// A tree of size 0 has one root, SHA-256 of nothing: an empty proof connects only that root to a
+// larger tree, and two trees of size 0 only if both have it.
+TEST(MerkleTest, AnEmptyTreeHasOnlyTheEmptyRoot) {
+  const MemoryTree tree = TreeOf(5);
+  const Hash some = LeafHash("x");
+  EXPECT_TRUE(VerifyConsistency(0, 5, {}, EmptyRoot(), tree.Root()).has_value());
+  auto other = VerifyConsistency(0, 5, {}, some, tree.Root());
+  ASSERT_FALSE(other.has_value());
+  EXPECT_EQ(other.error().code, Code::kDataLoss);
+  EXPECT_THAT(other.error().message, HasSubstr("empty tree"));
+  EXPECT_TRUE(VerifyConsistency(0, 0, {}, EmptyRoot(), EmptyRoot()).has_value());
+  EXPECT_EQ(VerifyConsistency(0, 0, {}, some, some).error().code, Code::kDataLoss);
+  EXPECT_EQ(VerifyConsistency(0, 0, {}, EmptyRoot(), some).error().code, Code::kDataLoss);
 }
 
 TEST(MerkleTest, HexParsing) {

@@ -187,6 +187,13 @@ Result<Note> Parse(std::string_view message) {
     sig.name = std::string(name);
     sig.key_id = uint32_t{(*blob)[0]} << 24 | uint32_t{(*blob)[1]} << 16 |
                  uint32_t{(*blob)[2]} << 8 | (*blob)[3];
+    // One signature per key, as Go's sumdb/note requires: a second one by the same name and id
+    // would be a second, possibly unchecked, statement under one key.
+    for (const Signature& earlier : note.signatures) {
+      if (earlier.name == sig.name && earlier.key_id == sig.key_id) {
+        return bad(fmt::format("two signatures by the key `{}`", sig.name));
+      }
+    }
     sig.bytes.assign(blob->begin() + 4, blob->end());
     note.signatures.push_back(std::move(sig));
   }
@@ -380,6 +387,9 @@ Result<Checkpoint> ParseCheckpoint(std::string_view text) {
   if (!root || root->size() != merkle::kHashSize)
     return bad("the root is not a base64 SHA-256 hash");
   std::copy(root->begin(), root->end(), c.root.begin());
+  if (c.size == 0 && c.root != merkle::EmptyRoot()) {
+    return bad("a tree of size 0 has the empty tree's root, SHA-256 of nothing");
+  }
   for (size_t i = 3; i < lines.size(); ++i) {
     if (lines[i].empty()) return bad("empty extension line");
     c.extensions.emplace_back(lines[i]);
@@ -429,7 +439,28 @@ Result<std::string> Witness::Cosign(std::string_view signed_checkpoint,
                               "cosigned already",
                               c.origin, c.size, old.size));
     }
-    Status consistent = merkle::VerifyConsistency(old.size, c.size, proof, old.root, c.root);
+    // Only a proof that can be checked is evidence: one whose shape alone is wrong for the two
+    // sizes (a proof at the same size, from size 0, or of another length) may be a caller's
+    // mistake as well as the log's, and proves nothing against the log.
+    Status consistent = OkStatus();
+    if (c.size == old.size) {
+      // The roots decide: another root at the same size is a fork, whatever proof came with it.
+      if (c.root == old.root && !proof.empty()) {
+        return Fail(Code::kInvalidArgument,
+                    fmt::format("the checkpoint of `{}` has the size and root cosigned already, "
+                                "which need no consistency proof, but {} hashes came",
+                                c.origin, proof.size()));
+      }
+      consistent = merkle::VerifyConsistency(old.size, c.size, {}, old.root, c.root);
+    } else if (const size_t want = merkle::ConsistencyProofSize(old.size, c.size);
+               proof.size() != want) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("a consistency proof of `{}` from {} to {} entries has {} hashes, "
+                              "not {}",
+                              c.origin, old.size, c.size, proof.size(), want));
+    } else {
+      consistent = merkle::VerifyConsistency(old.size, c.size, proof, old.root, c.root);
+    }
     if (!consistent) {
       // Both checkpoints carry the log's valid signature: keep them as evidence.
       forks_.push_back(
@@ -439,7 +470,15 @@ Result<std::string> Witness::Cosign(std::string_view signed_checkpoint,
                               c.origin, old.size, consistent.error().message));
     }
   }
-  note.signatures.push_back(signer_.Sign(note.text));
+  // Only the log's signature, verified above, and this witness's own: the lines of other keys
+  // (another witness's cosignature, or this one's from before) are not checked here, and this
+  // witness does not pass on what it has not checked.
+  std::erase_if(note.signatures, [&](const Signature& s) {
+    return s.name != log.key.name() || s.key_id != log.key.key_id();
+  });
+  if (signer_.name() != log.key.name() || signer_.key_id() != log.key.key_id()) {
+    note.signatures.push_back(signer_.Sign(note.text));
+  }
   log.checkpoint = std::move(c);
   log.signed_note = Format(note);
   return log.signed_note;

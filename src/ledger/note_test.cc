@@ -100,6 +100,32 @@ TEST(NoteTest, RefusesWhatNoKnownKeySigned) {
   EXPECT_EQ(Open(forged, both).error().code, Code::kDataLoss);
 }
 
+// Two signatures by one key (same name and id) are refused, as Go's sumdb/note refuses them:
+// the same line twice, or a second, different signature under the same key.
+TEST(NoteTest, RefusesTwoSignaturesByOneKey) {
+  const Verifier peter[] = {V(kPeterVerifier)};
+  const std::string once = std::string(kText) + "\n" + std::string(kPeterLine);
+  ASSERT_TRUE(Open(once, peter).has_value());
+  const std::string twice = once + std::string(kPeterLine);
+  auto r = Parse(twice);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Code::kInvalidArgument);
+  EXPECT_THAT(r.error().message, HasSubstr("two signatures by the key `PeterNeumann`"));
+  EXPECT_EQ(Open(twice, peter).error().code, Code::kInvalidArgument);
+  Note other = *Parse(once);
+  other.signatures.push_back(other.signatures[0]);
+  other.signatures[1].bytes[0] ^= 1;
+  EXPECT_EQ(Parse(Format(other)).error().code, Code::kInvalidArgument);
+  // An unknown key's duplicates are refused too: the note is malformed whoever reads it.
+  const Verifier enoch[] = {V(kEnochVerifier)};
+  EXPECT_EQ(Open(std::string(kText) + "\n" + std::string(kEnochLine) + std::string(kPeterLine) +
+                     std::string(kPeterLine),
+                 enoch)
+                .error()
+                .code,
+            Code::kInvalidArgument);
+}
+
 TEST(NoteTest, MalformedNotesAndKeys) {
   const Verifier peter[] = {V(kPeterVerifier)};
   for (std::string_view bad :
@@ -152,6 +178,19 @@ TEST(CheckpointTest, RoundTripsAndRejectsMalformedText) {
                                "o\nfive\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n"}) {
     EXPECT_FALSE(ParseCheckpoint(bad).has_value()) << bad;
   }
+}
+
+// A tree of size 0 has one root, SHA-256 of nothing (47DEQ…): a checkpoint of size 0 with any
+// other root states something no tree can be.
+TEST(CheckpointTest, ACheckpointOfSizeZeroHasTheEmptyRoot) {
+  auto empty = ParseCheckpoint("o\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n");
+  ASSERT_TRUE(empty.has_value()) << empty.error().message;
+  EXPECT_EQ(empty->root, merkle::EmptyRoot());
+  const Checkpoint other{"o", 0, merkle::LeafHash("x"), {}};
+  auto refused = ParseCheckpoint(CheckpointText(other));
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
+  EXPECT_THAT(refused.error().message, HasSubstr("size 0"));
 }
 
 // A log of `entries` and its signed checkpoint.
@@ -213,6 +252,104 @@ TEST(WitnessTest, CosignsAGrowingLogAndCatchesRewrites) {
 
   // The witness's view did not move.
   EXPECT_THAT(*witness.Latest("accord.example/KOR"), HasSubstr("accord.example/KOR\n7\n"));
+}
+
+// A proof whose shape alone is wrong for the two sizes cannot be checked, so it is evidence of
+// nothing: refused with kInvalidArgument, nothing kept, the witness's view unmoved. A proof of
+// the right length that does not connect the roots is still a fork.
+TEST(WitnessTest, RefusesAProofOfTheWrongShapeWithoutEvidence) {
+  Log log;
+  Witness witness(*Signer::Generate("accord.example/JPN-witness"));
+  witness.Watch("accord.example/KOR", log.key.verifier());
+  for (int i = 0; i < 3; ++i) log.tree.Append(merkle::LeafHash("release " + std::to_string(i)));
+  const std::string three = log.Checkpoint();
+  ASSERT_TRUE(witness.Cosign(three, {}).has_value());
+  const merkle::Hash any = merkle::LeafHash("any");
+
+  // The same size and root: decided on the roots alone, and a proof there is malformed.
+  auto same = witness.Cosign(three, std::vector<merkle::Hash>{any});
+  ASSERT_FALSE(same.has_value());
+  EXPECT_EQ(same.error().code, Code::kInvalidArgument);
+  EXPECT_TRUE(witness.forks().empty());
+  EXPECT_TRUE(witness.Cosign(three, {}).has_value());
+
+  for (int i = 3; i < 7; ++i) log.tree.Append(merkle::LeafHash("release " + std::to_string(i)));
+  const std::string seven = log.Checkpoint();
+  const std::vector<merkle::Hash> proof = *merkle::ConsistencyProof(log.tree, 3, 7);
+  ASSERT_EQ(proof.size(), merkle::ConsistencyProofSize(3, 7));
+  std::vector<merkle::Hash> too_long = proof;
+  too_long.push_back(any);
+  const std::vector<merkle::Hash> too_short(proof.begin(), proof.end() - 1);
+  for (const auto& bad : {too_long, too_short, std::vector<merkle::Hash>{}}) {
+    auto r = witness.Cosign(seven, bad);
+    ASSERT_FALSE(r.has_value()) << bad.size();
+    EXPECT_EQ(r.error().code, Code::kInvalidArgument) << r.error().message;
+    EXPECT_THAT(r.error().message, HasSubstr("hashes, not " + std::to_string(proof.size())));
+    EXPECT_TRUE(witness.forks().empty());
+  }
+  EXPECT_THAT(*witness.Latest("accord.example/KOR"), HasSubstr("accord.example/KOR\n3\n"));
+
+  // The right length, a bent hash: a fork, with the evidence kept.
+  std::vector<merkle::Hash> bent = proof;
+  bent[0][0] ^= 1;
+  auto forked = witness.Cosign(seven, bent);
+  ASSERT_FALSE(forked.has_value());
+  EXPECT_EQ(forked.error().code, Code::kDataLoss);
+  ASSERT_EQ(witness.forks().size(), 1u);
+  EXPECT_TRUE(witness.Cosign(seven, proof).has_value());
+
+  // Another root at the same size is a fork, whatever proof comes with it.
+  Log other{std::move(log.key), {}};
+  for (int i = 0; i < 7; ++i) other.tree.Append(merkle::LeafHash("other " + std::to_string(i)));
+  auto other_root = witness.Cosign(other.Checkpoint(), std::vector<merkle::Hash>{any});
+  ASSERT_FALSE(other_root.has_value());
+  EXPECT_EQ(other_root.error().code, Code::kDataLoss);
+  EXPECT_EQ(witness.forks().size(), 2u);
+}
+
+// From a checkpoint of size 0 (the empty tree), only an empty proof is well formed.
+TEST(WitnessTest, RefusesAProofFromTheEmptyTree) {
+  Log log;
+  Witness witness(*Signer::Generate("w"));
+  witness.Watch("accord.example/KOR", log.key.verifier());
+  ASSERT_TRUE(witness.Cosign(log.Checkpoint(), {}).has_value());
+  log.tree.Append(merkle::LeafHash("a"));
+  log.tree.Append(merkle::LeafHash("b"));
+  auto r = witness.Cosign(log.Checkpoint(), std::vector<merkle::Hash>{merkle::LeafHash("a")});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Code::kInvalidArgument);
+  EXPECT_TRUE(witness.forks().empty());
+  EXPECT_TRUE(witness.Cosign(log.Checkpoint(), {}).has_value());
+}
+
+// The cosigned note carries the log's signature and this witness's, and nothing else: neither
+// a second cosignature of its own when it cosigns a note it cosigned before, nor the lines of
+// keys it cannot check.
+TEST(WitnessTest, CosignsWithTheLogsSignatureAndItsOwnOnly) {
+  Log log;
+  Witness witness(*Signer::Generate("accord.example/JPN"));
+  witness.Watch("accord.example/KOR", log.key.verifier());
+  log.tree.Append(merkle::LeafHash("x"));
+  auto first = witness.Cosign(log.Checkpoint(), {});
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  auto again = witness.Cosign(*first, {});
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  auto note = Parse(*again);
+  ASSERT_TRUE(note.has_value()) << note.error().message;
+  ASSERT_EQ(note->signatures.size(), 2u);
+  EXPECT_EQ(note->signatures[0].name, "accord.example/KOR");
+  EXPECT_EQ(note->signatures[1].name, "accord.example/JPN");
+
+  // Another witness's cosignature (a key this one does not know) is not passed on.
+  const Signer usa = *Signer::Generate("accord.example/USA");
+  Note with_usa = *Parse(log.Checkpoint());
+  with_usa.signatures.push_back(usa.Sign(with_usa.text));
+  auto cosigned = witness.Cosign(Format(with_usa), {});
+  ASSERT_TRUE(cosigned.has_value()) << cosigned.error().message;
+  note = Parse(*cosigned);
+  ASSERT_EQ(note->signatures.size(), 2u);
+  EXPECT_EQ(note->signatures[0].name, "accord.example/KOR");
+  EXPECT_EQ(note->signatures[1].name, "accord.example/JPN");
 }
 
 TEST(WitnessTest, RefusesUnknownLogsAndForeignSignatures) {

@@ -76,13 +76,32 @@ check consistency-swapped.txt 1 "$accord" log verify-consistency --size1 6 --siz
 peter=PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW
 enoch=EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop
 fixtures=$src/tests/cli/fixtures
-check verify-proof-valid.txt 0 "$accord" log verify-proof --log-key $peter --checkpoint "$fixtures/checkpoint-8.txt" \
+check verify-proof-valid.txt 0 "$accord" log verify-proof --log-key $peter --origin accord.example/test \
+  --checkpoint "$fixtures/checkpoint-8.txt" --entry "$fixtures/entry-4.bin" --index 4 --proof $path4
+check verify-proof-wrong-entry.txt 1 "$accord" log verify-proof --log-key $peter --origin accord.example/test \
+  --checkpoint "$fixtures/checkpoint-8.txt" --entry "$fixtures/checkpoint-8.txt" --index 4 --proof $path4
+# The checkpoint must be the log's own: its origin is --origin, by default the key's name. A key
+# also signs what is not its log's checkpoint (an accord node cosigns its partners' with it).
+check verify-proof-other-origin.txt 1 "$accord" log verify-proof --log-key $peter --checkpoint "$fixtures/checkpoint-8.txt" \
   --entry "$fixtures/entry-4.bin" --index 4 --proof $path4
-check verify-proof-wrong-entry.txt 1 "$accord" log verify-proof --log-key $peter --checkpoint "$fixtures/checkpoint-8.txt" \
-  --entry "$fixtures/checkpoint-8.txt" --index 4 --proof $path4
+check verify-proof-wrong-origin.txt 1 "$accord" log verify-proof --log-key $peter --origin accord.example/other \
+  --checkpoint "$fixtures/checkpoint-8.txt" --entry "$fixtures/entry-4.bin" --index 4 --proof $path4
 check verify-proof-wrong-key.txt 1 "$accord" log verify-proof --log-key $enoch --checkpoint "$fixtures/checkpoint-8.txt" \
   --entry "$fixtures/entry-4.bin" --index 4 --proof $path4
 check consistency-backwards.txt 2 "$accord" log verify-consistency --size1 8 --size2 6 --root1 $root8 --root2 $root6 --proof $consistency
+# A tree of size 0 has one root, SHA-256 of nothing.
+empty=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+check consistency-from-empty.txt 0 "$accord" log verify-consistency --size1 0 --size2 8 --root1 $empty --root2 $root8 --proof ""
+check consistency-empty-other-root.txt 1 "$accord" log verify-consistency --size1 0 --size2 8 --root1 $root6 --root2 $root8 --proof ""
+check consistency-empty-both-other-root.txt 1 "$accord" log verify-consistency --size1 0 --size2 0 --root1 $root8 --root2 $root8 --proof ""
+# Sizes and indices are decimal numbers from 0: -1 is refused, not read as 2^64 - 1.
+check inclusion-negative-index.txt 2 "$accord" log verify-inclusion --leaf-hash $leaf4 --index -1 --size 8 --root $root8 --proof $path4
+check inclusion-negative-size.txt 2 "$accord" log verify-inclusion --leaf-hash $leaf4 --index 4 --size -8 --root $root8 --proof $path4
+check inclusion-octal-size.txt 2 "$accord" log verify-inclusion --leaf-hash $leaf4 --index 4 --size 010 --root $root8 --proof $path4
+check consistency-negative-sizes.txt 2 "$accord" log verify-consistency --size1 -1 --size2 -1 --root1 $root8 --root2 $root8 --proof ""
+check consistency-overflow-size.txt 2 "$accord" log verify-consistency --size1 6 --size2 18446744073709551616 --root1 $root6 --root2 $root8 --proof $consistency
+check verify-proof-negative-index.txt 2 "$accord" log verify-proof --log-key $peter --origin accord.example/test \
+  --checkpoint "$fixtures/checkpoint-8.txt" --entry "$fixtures/entry-4.bin" --index -4 --proof $path4
 
 echo "$passed passed, $failures failed"
 [ "$failures" = 0 ]

@@ -186,6 +186,27 @@ done
 expect log-show-json 0 '^\{"index":0,"leaf_hash":"[0-9a-f]{64}","entry":\{"v":1' \
   "$accord" log show --home "$d/JPN" --json --count 1
 expect log-prove-range 1 'not below the tree size' "$accord" log prove --home "$d/JPN" --index 999
+# Sizes, indexes and counts are decimal numbers from 0: `-1` is not read as 2^64 - 1.
+for args in "log show --from -1" "log show --count -1" "log prove --index -1" \
+  "log prove --index 0 --size 010" "log consistency --from 1,-1" "log consistency --from 1 --to -1"; do
+  # shellcheck disable=SC2086 # the words of $args are the command's
+  expect "negative-${args// /_}" 2 'is not a decimal number from 0' "$accord" $args --home "$d/JPN"
+done
+# Korea cosigns Japan's checkpoint with its own key and name (on a copy of its home, which has
+# cosigned nothing of Japan's). Korea's key opens that note, but it is Japan's checkpoint: checked
+# with Korea's key, verify-proof refuses it as another log's; with Japan's, valid.
+cp -r "$d/KOR" "$work/KOR-cosigner"
+"$accord" log checkpoint --home "$d/JPN" --out "$work/jpn.cp"
+"$accord" log witness --home "$work/KOR-cosigner" --at 2023-05-02T00:00:00+09:00 \
+  --checkpoint "$work/jpn.cp" --out "$work/jpn-cosigned.cp" >/dev/null && ok || fail "kor-cosigns-jpn"
+"$accord" log prove --home "$d/JPN" --index 0 --entry-out "$work/e0.json" >"$work/e0.proof"
+e0_proof=$(sed -n 's/^proof //p' "$work/e0.proof")
+expect verify-proof-other-log 1 'it is of the log `accord/JPN`, not of `accord/KOR`' "$accord" log verify-proof \
+  --log-key "$("$accord" log key --home "$d/KOR")" --checkpoint "$work/jpn-cosigned.cp" \
+  --entry "$work/e0.json" --index 0 --proof "$e0_proof"
+expect verify-proof-own-log 0 '^valid$' "$accord" log verify-proof \
+  --log-key "$("$accord" log key --home "$d/JPN")" --checkpoint "$work/jpn-cosigned.cp" \
+  --entry "$work/e0.json" --index 0 --proof "$e0_proof"
 # The checkpoints Korea showed Japan as evidence, proved by hand in the demo (decision #87).
 for line in 'KOR: [1-9][0-9]* checkpoint\(s\) of its log shown as evidence and not yet proved' \
   'ask KOR for `accord log consistency --from [0-9,]+ --to [0-9]+ --json`' \
