@@ -1,6 +1,7 @@
 // libFuzzer target: the node's exchange formats — the signed envelope, and every body it can
 // carry (release and forward packages, notices, receipts), parsed directly too since a fuzzer
-// cannot forge the signature that guards them in Node::Receive.
+// cannot forge the signature that guards them in Node::Receive — and a partner's public key
+// file (`accord keys import`).
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -33,6 +34,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto notice = wire::ParseNoticeBody("report", input)) {
     auto again = wire::ParseNoticeBody("report", wire::EncodeNoticeBody(*notice));
     if (!again || again->text != notice->text) __builtin_trap();
+  }
+  // A partner's public key file: what parses encodes to what parses to the same keys.
+  if (auto keys =
+          wire::ParsePublicKeys(std::string_view(reinterpret_cast<const char*>(data), size))) {
+    auto again = wire::ParsePublicKeys(wire::EncodePublicKeys(*keys));
+    if (!again || again->party != keys->party || again->sign != keys->sign ||
+        again->wrap != keys->wrap) {
+      __builtin_trap();
+    }
   }
   return 0;
 }

@@ -156,14 +156,6 @@ Result<Engine> LoadEngine(const fs::path& policy_dir) {
   return Engine::Compile(std::move(*policy));
 }
 
-std::string PublicJson(const std::string& party, const PublicKey& sign, const PublicKey& wrap) {
-  return json::serialize(json::object{{"format", "accord-public/1"},
-                                      {"party", party},
-                                      {"sign", Base64Encode(sign)},
-                                      {"wrap", Base64Encode(wrap)}}) +
-         "\n";
-}
-
 std::string Pkcs11Meta(const Pkcs11Options& o) {
   return json::serialize(
       json::object{{"module", o.module}, {"token", o.token_label}, {"key", o.key_label}});
@@ -1019,8 +1011,9 @@ Status InitNode(NodeInitOptions options) {
       }
       return OkStatus();
     }));
-    return WriteFile(home / "public.json",
-                     PublicJson(options.party, sign.public_key(), wrap.public_key()));
+    return WriteFile(
+        home / "public.json",
+        node_internal::EncodePublicKeys({options.party, sign.public_key(), wrap.public_key()}));
   }();
   if (!made) {
     fs::remove_all(home, ec);
@@ -2473,27 +2466,15 @@ Status Node::AddSubject(const SubjectRecord& subject) {
 Result<SubjectRecord> Node::Subject(const std::string& id) { return impl_->Subject(id); }
 
 std::string Node::ExportPublic() const {
-  return PublicJson(impl_->party, impl_->sign.public_key(), impl_->wrap.public_key());
+  return node_internal::EncodePublicKeys(
+      {impl_->party, impl_->sign.public_key(), impl_->wrap.public_key()});
 }
 
 Result<std::string> Node::ImportPublic(std::string_view text) {
   Impl& n = *impl_;
-  auto v = ParseJson(text);
-  const json::object* o = v ? v->if_object() : nullptr;
-  auto field = [&](const char* key) -> std::string {
-    const json::value* f = o == nullptr ? nullptr : o->if_contains(key);
-    return f != nullptr && f->is_string() ? std::string(f->get_string()) : std::string();
-  };
-  if (field("format") != "accord-public/1") {
-    return Fail(Code::kInvalidArgument,
-                "not a public key file (expected the output of `accord keys export-public`)");
-  }
-  const std::string p = field("party");
-  auto sign = Base64Decode(field("sign"));
-  auto wrap = Base64Decode(field("wrap"));
-  if (!sign || sign->size() != kPublicKeySize || !wrap || wrap->size() != kPublicKeySize) {
-    return Fail(Code::kInvalidArgument, "the public key file has malformed keys");
-  }
+  ACCORD_ASSIGN_OR_RETURN(const node_internal::PublicKeys file,
+                          node_internal::ParsePublicKeys(text));
+  const std::string& p = file.party;
   if (n.engine.PartyIndex(p) < 0) {
     return Fail(Code::kInvalidArgument, fmt::format("party `{}` is not in this node's policy", p));
   }
@@ -2502,7 +2483,7 @@ Result<std::string> Node::ImportPublic(std::string_view text) {
   }
   // A signing key anyone can sign for would let anyone speak for that partner: its envelopes,
   // its receipts and its log's checkpoints (decision #103).
-  ACCORD_ASSIGN_OR_RETURN(const VerifyingKey verifying, VerifyingKey::FromRaw(*sign));
+  ACCORD_ASSIGN_OR_RETURN(const VerifyingKey verifying, VerifyingKey::FromRaw(file.sign));
   if (verifying.AcceptsForgeries()) {
     return Fail(Code::kInvalidArgument,
                 fmt::format("`{}`'s signing key is a point of small order, under which anyone "
@@ -2511,8 +2492,8 @@ Result<std::string> Node::ImportPublic(std::string_view text) {
   }
   PartnerRecord r;
   r.party = p;
-  std::copy(sign->begin(), sign->end(), r.sign_public.begin());
-  std::copy(wrap->begin(), wrap->end(), r.wrap_public.begin());
+  r.sign_public = file.sign;
+  r.wrap_public = file.wrap;
   AuditEntry entry = n.Entry("partner");
   entry.from = p;
   Bytes keys(r.sign_public.begin(), r.sign_public.end());

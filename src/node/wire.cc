@@ -549,6 +549,37 @@ Status ParseAnyBody(std::string_view kind, ByteView body) {
   return OkStatus();
 }
 
+std::string EncodePublicKeys(const PublicKeys& keys) {
+  return json::serialize(json::object{{"format", "accord-public/1"},
+                                      {"party", keys.party},
+                                      {"sign", Base64Encode(keys.sign)},
+                                      {"wrap", Base64Encode(keys.wrap)}}) +
+         "\n";
+}
+
+Result<PublicKeys> ParsePublicKeys(std::string_view text) {
+  auto v = ParseJson(text);
+  const json::object* o = v ? v->if_object() : nullptr;
+  auto field = [&](const char* key) -> std::string {
+    const json::value* f = o == nullptr ? nullptr : o->if_contains(key);
+    return f != nullptr && f->is_string() ? std::string(f->get_string()) : std::string();
+  };
+  if (field("format") != "accord-public/1") {
+    return Fail(Code::kInvalidArgument,
+                "not a public key file (expected the output of `accord keys export-public`)");
+  }
+  auto sign = Base64Decode(field("sign"));
+  auto wrap = Base64Decode(field("wrap"));
+  if (!sign || sign->size() != kPublicKeySize || !wrap || wrap->size() != kPublicKeySize) {
+    return Fail(Code::kInvalidArgument, "the public key file has malformed keys");
+  }
+  PublicKeys keys;
+  keys.party = field("party");
+  std::copy(sign->begin(), sign->end(), keys.sign.begin());
+  std::copy(wrap->begin(), wrap->end(), keys.wrap.begin());
+  return keys;
+}
+
 std::string NewId() { return HexEncode(RandomBytes(16)); }
 
 }  // namespace accord::node_internal

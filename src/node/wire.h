@@ -149,6 +149,18 @@ struct ReceiptBody {
 [[nodiscard]] Status CheckForwardLabel(const Label& label, const Label& consented,
                                        const NoticeBody* reclassification);
 
+// A node's public keys, as `accord keys export-public` writes them and a partner imports them:
+//   {"format":"accord-public/1","party":P,"sign":B64(Ed25519),"wrap":B64(X25519)}
+struct PublicKeys {
+  std::string party;
+  PublicKey sign{};
+  PublicKey wrap{};
+};
+[[nodiscard]] std::string EncodePublicKeys(const PublicKeys& keys);  // one line, '\n' ended
+// kInvalidArgument for anything else than such a file (the party is not checked against a
+// policy, nor the keys for being points anyone can sign for).
+[[nodiscard]] Result<PublicKeys> ParsePublicKeys(std::string_view text);
+
 // Parses whatever an envelope of `kind` carries (for the fuzzer and for `accord inspect`).
 [[nodiscard]] Status ParseAnyBody(std::string_view kind, ByteView body);
 

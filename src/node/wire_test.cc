@@ -248,5 +248,35 @@ TEST(WireTest, AForwardsLabelIsTheOneConsentedOrAReclassifiedVersionOfIt) {
   EXPECT_FALSE(CheckForwardLabel(newer, Consented(), &other));
 }
 
+// A partner's public key file: what a node exports imports to the same keys; anything else is a
+// clear refusal, never a throw.
+TEST(WireTest, APublicKeyFileRoundTripsAndAnythingElseIsRefused) {
+  PublicKeys keys{"KOR", {}, {}};
+  for (size_t i = 0; i < kPublicKeySize; ++i) {
+    keys.sign[i] = static_cast<uint8_t>(i);
+    keys.wrap[i] = static_cast<uint8_t>(255 - i);
+  }
+  const std::string text = EncodePublicKeys(keys);
+  EXPECT_EQ(text.back(), '\n');
+  auto parsed = ParsePublicKeys(text);
+  ASSERT_TRUE(parsed) << parsed.error().ToString();
+  EXPECT_EQ(parsed->party, "KOR");
+  EXPECT_EQ(parsed->sign, keys.sign);
+  EXPECT_EQ(parsed->wrap, keys.wrap);
+
+  const std::string short_key = Base64Encode(Bytes(31, 1));
+  for (const std::string& bad :
+       {std::string(""), std::string("[]"), std::string("{\"format\":\"accord/1\"}"),
+        std::string("{\"format\":\"accord-public/1\",\"party\":\"KOR\"}"),
+        "{\"format\":\"accord-public/1\",\"party\":\"KOR\",\"sign\":\"" + short_key +
+            "\",\"wrap\":\"" + short_key + "\"}",
+        text.substr(0, text.size() / 2)}) {
+    SCOPED_TRACE(bad);
+    auto refused = ParsePublicKeys(bad);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
+  }
+}
+
 }  // namespace
 }  // namespace accord::node_internal
