@@ -161,7 +161,8 @@ size_t ConsistencyProofSize(uint64_t size1, uint64_t size2) {
   // tree (size1 a power of two).
   const int inner = static_cast<int>(std::bit_width((size1 - 1) ^ (size2 - 1)));
   const int shift = std::countr_zero(size1);
-  const int border = std::popcount((size1 - 1) >> inner);
+  // (A shift by 64, when the paths part at the top bit, is undefined: no bit is left there.)
+  const int border = inner >= 64 ? 0 : std::popcount((size1 - 1) >> inner);
   return (std::has_single_bit(size1) ? 0 : 1) + static_cast<size_t>(inner - shift + border);
 }
 
