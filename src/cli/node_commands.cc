@@ -7,12 +7,14 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -44,11 +46,7 @@ const CLI::Validator& CountValidator() {
       "COUNT");
   return validator;
 }
-namespace {
-namespace json = boost::json;
 
-// The exit code for a failed node operation, after printing why: 4 when the agreements refuse
-// it, 5 when an integrity check fails, 1 otherwise.
 int Report(const Error& e) {
   PrintError(e.message);
   if (Denial(e) || e.message.starts_with("not-originator:")) {
@@ -56,6 +54,9 @@ int Report(const Error& e) {
   }
   return e.code == Code::kDataLoss ? kExitIntegrity : kExitFailed;
 }
+
+namespace {
+namespace json = boost::json;
 
 std::optional<std::string> ReadFile(const std::string& path) {
   if (path == "-") {
@@ -108,16 +109,46 @@ std::string DirectoryOf(const std::string& path) {
 
 // Whether WriteFile(path) can create its file, asked before an operation whose output it is:
 // the operation commits, and a failure to write its output afterwards would read as if it had
-// not happened.
+// not happened. WriteFile replaces what is at `path`, so that must be nothing, a regular file,
+// or a link to one or to nothing (the link is replaced, not followed): never a directory, nor a
+// device or FIFO (`/dev/null`, `/dev/stdout`) that a payload would replace.
 bool CanWrite(const std::string& path) {
   if (path.empty() || path == "-") return true;
+  const auto refuse = [&](std::string_view why) {
+    PrintError(fmt::format("cannot write `{}`: {}", path, why));
+    return false;
+  };
+  if (path.ends_with('/')) return refuse("it names a directory");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return refuse("it is a directory");
+    if (!S_ISREG(st.st_mode)) {
+      return refuse(
+          "it is not a regular file (a device or FIFO would be replaced; use `-` for "
+          "standard output)");
+    }
+  } else if (errno != ENOENT) {
+    return refuse(std::strerror(errno));
+  }
   const std::string dir = DirectoryOf(path);
   if (::access(dir.c_str(), W_OK | X_OK) != 0) {
-    PrintError(
-        fmt::format("cannot write `{}`: directory `{}`: {}", path, dir, std::strerror(errno)));
-    return false;
+    return refuse(fmt::format("directory `{}`: {}", dir, std::strerror(errno)));
   }
   return true;
+}
+
+// Whether `path` lies inside the home `home` (its store, key store, policy), where no output
+// may go: WriteFile would replace the file, and the home be lost.
+bool InsideHome(const std::string& path, const std::string& home) {
+  if (path.empty() || path == "-" || home.empty()) return false;
+  std::error_code ec;
+  const std::filesystem::path h = std::filesystem::weakly_canonical(home, ec);
+  if (ec) return false;
+  const std::filesystem::path p =
+      std::filesystem::weakly_canonical(std::filesystem::path(DirectoryOf(path)), ec);
+  if (ec) return false;
+  const auto [end, unused] = std::mismatch(h.begin(), h.end(), p.begin(), p.end());
+  return end == h.end();
 }
 
 // A secret from a file (first line) or an environment variable.
@@ -282,7 +313,8 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
     cmd->add_option("--pin-file", f.pin_file,
                     "PKCS#11 homes: file with the token's user PIN (or set ACCORD_PKCS11_PIN)");
     cmd->add_option("--max-payload", f.max_payload,
-                    "Refuse payloads and packages larger than this many bytes (default 64 MiB)");
+                    "Refuse payloads and packages larger than this many bytes (default 64 MiB)")
+        ->check(CountValidator());
   };
 
   auto* node = app.add_subcommand("node", "Create a node's home");
@@ -589,6 +621,18 @@ std::optional<int> NodeCommands::Run() {
     }
     options.at = *at;
   }
+  // A passphrase or PIN read from standard input would take the payload or package read from it
+  // too (or they it).
+  const bool reads_stdin = (ran == f.put && f.in == "-") || (ran == f.receive && f.file == "-") ||
+                           (ran == f.import_public && f.file == "-");
+  if (reads_stdin && (f.passphrase_file == "-" || f.pin_file == "-")) {
+    PrintError("the passphrase or PIN and the input cannot both come from standard input");
+    return kExitUsage;
+  }
+  if (InsideHome(f.out, f.home)) {
+    PrintError(fmt::format("cannot write `{}`: it is inside the home `{}`", f.out, f.home));
+    return kExitIo;
+  }
   if (const int code = ReadHomeSecrets(f.passphrase_file, f.pin_file, options); code != 0) {
     return code;
   }
@@ -643,11 +687,14 @@ std::optional<int> NodeCommands::Run() {
                        {"held_by", held}};
         fmt::print("{}\n", json::serialize(j));
       } else {
-        fmt::print(
-            "{:<16} {}/{} v{} {:>8} B  topics {}  rel_to {}  {}{}\n", o.id, o.originator, o.level,
-            o.version, o.payload_bytes, Joined(o.topics), Joined(o.rel_to),
-            o.received_from.empty() ? "held by " + Joined(o.held_by) : "from " + o.received_from,
-            o.destroyed_at ? "  DESTROYED " + FormatInstant(*o.destroyed_at) : "");
+        // What a partner named (ids, topics) is escaped: no terminal control from a package.
+        fmt::print("{}\n",
+                   OneLine(fmt::format(
+                       "{:<16} {}/{} v{} {:>8} B  topics {}  rel_to {}  {}{}", o.id, o.originator,
+                       o.level, o.version, o.payload_bytes, Joined(o.topics), Joined(o.rel_to),
+                       o.received_from.empty() ? "held by " + Joined(o.held_by)
+                                               : "from " + o.received_from,
+                       o.destroyed_at ? "  DESTROYED " + FormatInstant(*o.destroyed_at) : "")));
       }
     }
     return kExitOk;
@@ -661,7 +708,8 @@ std::optional<int> NodeCommands::Run() {
                       what, when));
       return kExitIo;
     }
-    fmt::print("{} at {} → {}\n", what, when, f.out);
+    // With `-` the package went to standard output, which must hold it alone.
+    fmt::print(f.out == "-" ? stderr : stdout, "{} at {} → {}\n", what, when, f.out);
     return kExitOk;
   };
   if (!CanWrite(f.out)) return kExitIo;
@@ -697,15 +745,35 @@ std::optional<int> NodeCommands::Run() {
     return kExitOk;
   }
   if (ran == f.receive) {
+    // Where the receipt goes is checked before the package is taken, which cannot be undone.
+    const std::string out = !f.out.empty() ? f.out : (f.file == "-" ? "-" : f.file + ".receipt");
+    if (!CanWrite(out) || InsideHome(out, f.home)) {
+      if (InsideHome(out, f.home))
+        PrintError(fmt::format("cannot write `{}`: inside the home", out));
+      PrintError("nothing received; give --receipt-out FILE where the receipt can be written");
+      return kExitIo;
+    }
+    std::FILE* status = out == "-" ? stderr : stdout;  // `-`: the receipt alone on stdout
     auto bytes = ReadFile(f.file);
     if (!bytes) return kExitIo;
     auto r = node.Receive(AsBytes(*bytes));
+    if (!r && r.error().code == Code::kAlreadyExists) {
+      // Received before (its receipt lost, say): nothing is applied again, and the receipt
+      // given then is written again, as a live node answers a delivery made twice.
+      auto info = InspectEnvelope(AsBytes(*bytes), bytes->size());
+      auto stored = info ? node.StoredReceipt(info->signer, info->id) : Result<Bytes>(Bytes());
+      if (!info || !stored) return Report(r.error());
+      fmt::print(status, "already received before, nothing applied again: {}\n",
+                 OneLine(r.error().message));
+      if (!WriteFile(out, *stored)) return kExitIo;
+      if (out != "-") fmt::print(status, "the receipt given then → {}\n", out);
+      return kExitOk;
+    }
     if (!r) return Report(r.error());
-    fmt::print("accepted at {}: {}\n", when, OneLine(r->summary));
+    fmt::print(status, "accepted at {}: {}\n", when, OneLine(r->summary));
     if (!r->receipt.empty()) {
-      const std::string out = !f.out.empty() ? f.out : (f.file == "-" ? "-" : f.file + ".receipt");
       if (!WriteFile(out, r->receipt)) return kExitIo;
-      if (out != "-") fmt::print("receipt → {}\n", out);
+      if (out != "-") fmt::print(status, "receipt → {}\n", out);
     }
     return kExitOk;
   }

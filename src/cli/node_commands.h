@@ -33,6 +33,10 @@ inline constexpr int kExitFailed = 1;     // the operation failed (not found, ma
 inline constexpr int kExitDenied = 4;     // the agreements refuse it; the reason code is printed
 inline constexpr int kExitIntegrity = 5;  // a signature, a seal or a stored record failed its check
 
+// The exit code for a failed node operation, after printing why (PrintError): 4 when the
+// agreements refuse it, 5 when an integrity check fails, 1 otherwise.
+int Report(const Error& e);
+
 // Fills the passphrase and the PIN of `options` from the given files or ACCORD_PASSPHRASE and
 // ACCORD_PKCS11_PIN (the home says which one it needs). Returns 0, or the exit code after an
 // error has been printed.

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -50,14 +51,18 @@ ServeCommand::ServeCommand(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   f.cmd->add_option("--pin-file", f.pin_file, "PKCS#11 PIN file (or set ACCORD_PKCS11_PIN)");
   f.cmd->add_option("--at", f.at, "Simulated homes: the instant every request is decided at");
   f.cmd->add_option("--listen", f.listen, "Address to listen on (default 127.0.0.1)");
-  f.port_option = f.cmd->add_option("--port", f.port, "Port (default 0: a free one, printed)");
+  f.port_option = f.cmd->add_option("--port", f.port, "Port (default 0: a free one, printed)")
+                      ->check(CountValidator());
   f.cmd->add_option("--ca", f.ca, "CA certificate(s) client and partner certificates chain to");
   f.cmd->add_option("--cert", f.cert, "This node's certificate (PEM)");
   f.cmd->add_option("--key", f.key, "This node's private key (PEM)");
   f.cmd->add_option("--port-file", f.port_file, "Write the port here once listening");
-  f.cmd->add_option("--max-body", f.max_body, "Largest request body in bytes (default 8 MiB)");
-  f.cmd->add_option("--max-connections", f.max_connections,
-                    "Most open connections (default 256, at most 4096)");
+  f.cmd->add_option("--max-body", f.max_body, "Largest request body in bytes (default 8 MiB)")
+      ->check(CountValidator());
+  f.cmd
+      ->add_option("--max-connections", f.max_connections,
+                   "Most open connections (default 256, at most 4096)")
+      ->check(CountValidator());
 }
 
 ServeCommand::~ServeCommand() = default;
@@ -76,7 +81,7 @@ std::optional<ServeConfig> ResolveConfig(const ServeCommand::Flags& f) {
   if (!path.empty()) {
     auto loaded = LoadServeConfig(path);
     if (!loaded) {
-      fmt::print(stderr, "accord: {}\n", loaded.error().message);
+      PrintError(loaded.error().message);
       return std::nullopt;
     }
     c = std::move(*loaded);
@@ -123,6 +128,14 @@ std::optional<int> ServeCommand::Run() {
   if (!*f.cmd) return std::nullopt;
   auto config = ResolveConfig(f);
   if (!config) return kExitUsage;
+  // SIGTERM and SIGINT are taken by a thread that waits for them and stops the server; block
+  // them before any thread starts (SQLite's and OpenSSL's too, in Node::Open) so that none other
+  // receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   NodeOptions options;
   options.home = f.home;
   if (const int code = ReadHomeSecrets(f.passphrase_file, f.pin_file, options); code != 0) {
@@ -131,7 +144,7 @@ std::optional<int> ServeCommand::Run() {
   if (!f.at.empty()) {
     auto at = ParseInstant(f.at);
     if (!at) {
-      fmt::print(stderr, "accord: --at: {}\n", at.error().message);
+      PrintError("--at: " + at.error().message);
       return kExitUsage;
     }
     options.at = *at;
@@ -144,22 +157,20 @@ std::optional<int> ServeCommand::Run() {
   federation_node.at = options.at;
   federation_node.max_payload_bytes = options.max_payload_bytes;
   auto node = Node::Open(std::move(options));
-  if (!node) {
-    fmt::print(stderr, "accord: {}\n", node.error().message);
-    return node.error().code == Code::kInvalidArgument ? kExitUsage : kExitFailed;
+  if (!node) return Report(node.error());  // as every command on a home: 5 for data loss
+  // A partner of the configuration must be a party of this node's policy (the federation
+  // would otherwise try it for ever); Federation::Start refuses the node itself.
+  for (const PeerOptions& p : config->federation.peers) {
+    if ((*node)->engine().PartyIndex(p.party) < 0) {
+      PrintError(fmt::format("[[peer]] `{}` is not a party of this node's policy", p.party));
+      return kExitUsage;
+    }
   }
-  // SIGTERM and SIGINT are taken by a thread that waits for them and stops the server; block
-  // them before any thread starts so that none other receives them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::unique_ptr<Federation> federation;
   if (!config->federation.peers.empty()) {
     auto started = Federation::Start(config->federation, std::move(federation_node));
     if (!started) {
-      fmt::print(stderr, "accord: federation: {}\n", started.error().message);
+      PrintError("federation: " + started.error().message);
       return kExitFailed;
     }
     federation = std::move(*started);
@@ -169,7 +180,7 @@ std::optional<int> ServeCommand::Run() {
   const std::string listen = config->server.listen_address;
   auto server = Server::Create(config->server, **node);
   if (!server) {
-    fmt::print(stderr, "accord: {}\n", server.error().message);
+    PrintError(server.error().message);
     return kExitFailed;
   }
   const uint16_t port = (*server)->port();
@@ -205,8 +216,10 @@ std::optional<int> ServeCommand::Run() {
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
   if (federation) federation->Stop();
+  // A port file left behind would send partners to a port no longer this node's.
+  if (!config->port_file.empty()) ::unlink(config->port_file.c_str());
   if (!served) {
-    fmt::print(stderr, "accord: {}\n", served.error().message);
+    PrintError(served.error().message);
     return kExitFailed;
   }
   fmt::print("{} stopped\n", (*node)->party());

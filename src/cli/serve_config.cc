@@ -52,6 +52,10 @@ class ConfigReader {
     if (!it->second.is_string()) {
       return Mistake(it->second, fmt::format("`{}` must be a string", key));
     }
+    if (it->second.as_string().str.empty()) {
+      // An empty path or host is never meant: `cert = ""` must not turn the pin off unseen.
+      return Mistake(it->second, fmt::format("`{}` is empty", key));
+    }
     out = it->second.as_string().str;
     return OkStatus();
   }
@@ -182,6 +186,9 @@ Result<ServeConfig> LoadServeConfig(const std::string& path) {
       ACCORD_RETURN_IF_ERROR(r.Path(p, "cert", peer.cert_file));
       if (peer.party.empty() || (peer.port == 0 && peer.port_file.empty())) {
         return r.Mistake(p, "a [[peer]] needs `party` and `port` (or `port_file`)");
+      }
+      if (peer.port != 0 && !peer.port_file.empty()) {
+        return r.Mistake(p, "a [[peer]] has `port` or `port_file`, not both");
       }
       for (const PeerOptions& other : f.peers) {
         if (other.party == peer.party) return r.Mistake(p, "`" + peer.party + "` is listed twice");

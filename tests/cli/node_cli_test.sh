@@ -59,8 +59,15 @@ export ACCORD_PASSPHRASE="demo passphrase, not for real use"
 expect wrong-passphrase 1 'wrong passphrase' env ACCORD_PASSPHRASE=nope "$accord" ls --home "$d/KOR"
 expect no-passphrase 2 'a passphrase is needed' env -u ACCORD_PASSPHRASE "$accord" ls --home "$d/KOR"
 expect not-a-home 1 'not an accord home' "$accord" ls --home "$work/nowhere"
-expect replay 1 'already received: a replay' \
+# A package received twice is not applied again; the receipt given the first time is written
+# again (its file lost, say), as a live node answers a delivery made twice.
+cp "$d/k-2018.jpn.receipt" "$work/receipt-first"
+rm "$d/k-2018.jpn.receipt"
+expect replay 0 'already received before, nothing applied again: .*a replay' \
   "$accord" receive --home "$d/JPN" --at 2018-05-02T00:00:00+09:00 "$d/k-2018.jpn"
+if cmp -s "$d/k-2018.jpn.receipt" "$work/receipt-first"; then ok; else
+  fail "the receipt written again is not the one given the first time"
+fi
 expect misaddressed 1 'addressed to `JPN`, not to this node \(`USA`\)' \
   "$accord" receive --home "$d/USA" --at 2018-05-02T00:00:00+09:00 "$d/k-2018.jpn"
 "$accord" ls --home "$d/JPN" >"$work/before" || fail "ls before the refusals"
@@ -82,13 +89,24 @@ expect tampered 5 'signature does not verify' \
 expect report-escaped 0 'bag opened\\x0a\\x1b\[2K\\x1b\]0;owned\\x07' \
   "$accord" receive --home "$d/KOR" --at 2023-04-02T10:00:00+09:00 "$work/escape.report"
 if grep -q "$(printf '\033')" "$work/out"; then fail "an escape character reached the terminal"; else ok; fi
+# A receipt that could not be written where it goes by default is refused before the package is
+# taken (the default path is a directory here); with --receipt-out it is taken.
+cp "$d/k-2019.jpn" "$work/k-2019.jpn" && mkdir "$work/k-2019.jpn.receipt"
+expect receive-receipt-nowhere 3 'nothing received' \
+  "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 "$work/k-2019.jpn"
+rmdir "$work/k-2019.jpn.receipt"
 printf 'not a package\n' >"$work/garbage"
 expect garbage 1 'package is not valid JSON' \
   "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 "$work/garbage"
 "$accord" ls --home "$d/JPN" >"$work/after" || fail "ls after the refusals"
 if cmp -s "$work/before" "$work/after"; then ok; else fail "refused packages changed the store"; fi
-expect good-after-refusals 0 'release of `k-2019` from KOR under `kor-jpn-gsomia`' \
-  "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 "$d/k-2019.jpn"
+# With `-`, standard output holds the receipt alone (what the command says goes to stderr), and
+# the originator takes it.
+expect good-after-refusals 0 'release of `k-2019` from KOR under `kor-jpn-gsomia`' sh -c \
+  "\"$accord\" receive --home \"$d/JPN\" --at 2019-11-23T12:00:00+09:00 - \
+    <\"$d/k-2019.jpn\" >\"$work/k-2019.receipt\""
+expect receipt-from-stdout 0 'accepted at' "$accord" receive --home "$d/KOR" \
+  --at 2019-11-23T13:00:00+09:00 "$work/k-2019.receipt"
 expect not-originator 4 'not-originator' "$accord" reclassify --home "$d/JPN" \
   --at 2019-12-01T00:00:00+09:00 --id k-2019 --level III --out "$work/x"
 printf x | "$accord" put --home "$d/KOR-no-suspension" --at 2019-11-01T00:00:00+09:00 --id k-us \
@@ -121,6 +139,16 @@ expect get-out-nowhere 3 'cannot write .*no-such-dir' "$accord" get --home "$d/K
   --at 2019-12-01T00:00:00+09:00 --id k-2019 --as kor-analyst --out "$work/no-such-dir/p"
 expect release-out-nowhere 3 'cannot write .*no-such-dir' "$accord" release --home "$d/KOR" \
   --at 2019-12-01T00:00:00+09:00 --id k-2019 --to JPN --out "$work/no-such-dir/p"
+# An output replaces what is at its path: never a directory, a device or FIFO, or a file of the
+# home; all refused before anything is logged.
+mkfifo "$work/fifo" && mkdir "$work/out-dir"
+expect get-out-fifo 3 'not a regular file' "$accord" get --home "$d/KOR" \
+  --at 2019-12-01T00:00:00+09:00 --id k-2019 --as kor-analyst --out "$work/fifo"
+expect release-out-dir 3 'is a directory' "$accord" release --home "$d/KOR" \
+  --at 2019-12-01T00:00:00+09:00 --id k-2019 --to JPN --out "$work/out-dir"
+expect get-out-home 3 'inside the home' "$accord" get --home "$d/KOR" \
+  --at 2019-12-01T00:00:00+09:00 --id k-2019 --as kor-analyst --out "$d/KOR/keystore"
+if [ -p "$work/fifo" ]; then ok; else fail "the FIFO was replaced"; fi
 entries_after=$("$accord" log show --home "$d/KOR" | wc -l) || fail "log show after them"
 if [ "$entries_before" = "$entries_after" ]; then ok; else
   fail "a refused output still logged an operation ($entries_before -> $entries_after lines)"
@@ -360,6 +388,35 @@ expect serve-deep-config 2 'nested deeper than 32 levels' "$accord" serve --home
 printf '[limits]\nmax_requests_per_caller = 0\n' >"$work/zero.toml"
 expect serve-zero-limit 2 'max_requests_per_caller' "$accord" serve --home "$work/srv" \
   --config "$work/zero.toml"
+# A [[peer]] must name a party of the policy, a port or a port file (not both), and no empty
+# path: `cert = ""` would have turned the key pin off unseen. (`timeout`: a node that took such a
+# file would serve until stopped.)
+tls_flags=(--ca "$work/pki/ca.pem" --cert "$work/pki/nodes/KOR.pem" --key "$work/pki/nodes/KOR.key")
+printf '[[peer]]\nparty = "JPN"\nport = 1\ncert = ""\n' >"$work/empty-cert.toml"
+expect serve-empty-cert 2 'empty-cert.toml:4: `cert` is empty' timeout 20 "$accord" serve --home "$work/srv" \
+  --at 2018-05-01T00:00:00+09:00 --config "$work/empty-cert.toml" "${tls_flags[@]}"
+printf '[[peer]]\nparty = "JPN"\nport = 1\nport_file = "p"\n' >"$work/two-ports.toml"
+expect serve-two-ports 2 'not both' timeout 20 "$accord" serve --home "$work/srv" \
+  --at 2018-05-01T00:00:00+09:00 --config "$work/two-ports.toml" "${tls_flags[@]}"
+printf '[[peer]]\nparty = "XXX"\nport = 1\n' >"$work/no-party.toml"
+expect serve-unknown-peer 2 '`XXX` is not a party of this node.s policy' timeout 20 "$accord" serve \
+  --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --config "$work/no-party.toml" "${tls_flags[@]}"
+expect serve-octal-port 2 'is not a decimal number' timeout 20 "$accord" serve --home "$work/srv" \
+  --at 2018-05-01T00:00:00+09:00 --port 010 "${tls_flags[@]}"
+
+# 7c. What a partner named reaches the terminal escaped in `ls` too; a passphrase and a payload
+# cannot both come from standard input; a package written to `-` is alone on standard output.
+printf x | "$accord" put --home "$work/srv" --at 2018-05-01T00:00:00+09:00 \
+  --id "$(printf 'k-\033[2J')" --level III >/dev/null || fail "put an id with an escape"
+expect ls-escaped 0 'k-\\x1b\[2J' "$accord" ls --home "$work/srv" --at 2018-05-01T00:00:00+09:00
+if grep -q "$(printf '\033')" "$work/out"; then fail "ls wrote an escape character"; else ok; fi
+expect passphrase-and-payload-stdin 2 'cannot both come from standard input' sh -c \
+  "printf 'x\\np\\n' | \"$accord\" put --home \"$work/srv\" --at 2018-05-01T00:00:00+09:00 \
+    --passphrase-file - --id k-stdin --level III"
+"$accord" release --home "$d/KOR" --at 2019-12-02T00:00:00+09:00 --id k-2019 --to JPN --out - \
+  >"$work/stdout.pkg" 2>"$work/stdout.err" || fail "release --out -"
+expect package-from-stdout 0 'release of `k-2019` from KOR' "$accord" receive --home "$d/JPN" \
+  --at 2019-12-02T01:00:00+09:00 "$work/stdout.pkg"
 
 # 8. Help for every node command.
 for cmd in "node init" put get ls release receive forward consent reclassify destroy report \
