@@ -185,6 +185,9 @@ class Node {
   // LogCheckpoint calls it when a group is not yet durable: a signed checkpoint never covers
   // entries that a power loss could take back.
   [[nodiscard]] Status SyncCommits();
+  // SyncCommits when a group commit of this Node's is not durable yet: before answering with
+  // what such a group may have written (an object received, an outbox row).
+  [[nodiscard]] Status SyncIfBehind();
   // The log's size once everything in it is durable: syncs this Node's group commits first when
   // one is not yet (a size, entry or proof answered must not show what a power loss could take
   // back). What the API's log routes answer from.
@@ -329,8 +332,6 @@ class Node {
  private:
   struct Impl;
   explicit Node(std::unique_ptr<Impl> impl);
-  // SyncCommits when a group commit of this Node's is not durable yet.
-  Status SyncIfBehind();
   std::unique_ptr<Impl> impl_;
 };
 

@@ -21,6 +21,11 @@ namespace accord {
 // Whether all of `s` is well-formed UTF-8.
 [[nodiscard]] bool IsUtf8(std::string_view s);
 
+// Whether `s` is well-formed UTF-8 with nothing that changes how text around it shows: no C0
+// control or DEL, no C1 control (U+0080 to U+009F), no bidirectional formatting character
+// (U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069). For ids a person reads.
+[[nodiscard]] bool IsPlainText(std::string_view s);
+
 // `s` with every byte that is not part of well-formed UTF-8 replaced by U+FFFD.
 [[nodiscard]] std::string SanitizeUtf8(std::string_view s);
 

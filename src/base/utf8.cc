@@ -49,6 +49,25 @@ bool IsUtf8(std::string_view s) {
   return true;
 }
 
+bool IsPlainText(std::string_view s) {
+  while (!s.empty()) {
+    const size_t n = Utf8SequenceLength(s);
+    if (n == 0) return false;
+    const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+    if (n == 1 && (byte(0) < 0x20 || byte(0) == 0x7f)) return false;
+    if (n == 2 && byte(0) == 0xc2 && byte(1) < 0xa0) return false;  // C1
+    if (n == 3 && byte(0) == 0xe2) {
+      // U+2000 to U+20FF: E2 80..83 xx. U+200E/F: E2 80 8E/8F; U+202A..E: E2 80 AA..AE;
+      // U+2066..9: E2 81 A6..A9.
+      const unsigned char b1 = byte(1), b2 = byte(2);
+      if (b1 == 0x80 && (b2 == 0x8e || b2 == 0x8f || (b2 >= 0xaa && b2 <= 0xae))) return false;
+      if (b1 == 0x81 && b2 >= 0xa6 && b2 <= 0xa9) return false;
+    }
+    s.remove_prefix(n);
+  }
+  return true;
+}
+
 std::string SanitizeUtf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());

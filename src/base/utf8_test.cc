@@ -54,6 +54,23 @@ TEST(Utf8Test, SanitizeReplacesEachBadByte) {
 // What another party wrote, made one line with nothing a terminal acts on: C0 and C1 controls
 // escaped (ESC and CSI start the terminal's sequences), the rest kept, and cut without splitting
 // a character or an escape.
+// Ids a person reads hold no control and no bidirectional formatting character, which would
+// make one id show as another ("Trojan Source").
+TEST(Utf8Test, PlainTextHasNoControlOrBidiFormatting) {
+  for (std::string_view ok : {"k-2018", "", "군사II급비밀", "極秘", "a b", "\u00a0", "\u200d",
+                              "\u2029x", "\u202f", "\u2065", "\u206a"}) {
+    EXPECT_TRUE(IsPlainText(ok)) << ok;
+  }
+  for (std::string_view bad :
+       {std::string_view("a\0b", 3), std::string_view("a\nb"), std::string_view("\x1b[2J"),
+        std::string_view("\x7f"), std::string_view("\u0085"), std::string_view("\u009f"),
+        std::string_view("\u200e"), std::string_view("\u200f"), std::string_view("\u202a"),
+        std::string_view("k-\u202e8102"), std::string_view("\u2066"), std::string_view("\u2069"),
+        std::string_view("\xff")}) {
+    EXPECT_FALSE(IsPlainText(bad)) << OneLine(bad);
+  }
+}
+
 TEST(Utf8Test, OneLineEscapesEveryControl) {
   EXPECT_EQ(OneLine("ok: fine 軍事"), "ok: fine 軍事");
   EXPECT_EQ(OneLine("a\nWITNESS: fork\r\t\x7f"), "a\\x0aWITNESS: fork\\x0d\\x09\\x7f");

@@ -1112,9 +1112,13 @@ Status Node::Create(const NewObject& object, ByteView payload) {
   if (object.id.empty() || object.id.size() > 128) {
     return Fail(Code::kInvalidArgument, "an object id is 1 to 128 bytes");
   }
-  // An id travels in JSON (packages, log entries, the API's answers), which is UTF-8 text.
-  if (!IsUtf8(object.id)) {
-    return Fail(Code::kInvalidArgument, "an object id is UTF-8 text");
+  // An id travels in JSON (packages, log entries, the API's answers), which is UTF-8 text, and
+  // people read it: no control or bidirectional formatting character may make it show as
+  // another.
+  if (!IsPlainText(object.id)) {
+    return Fail(Code::kInvalidArgument,
+                "an object id is UTF-8 text without control or bidirectional formatting "
+                "characters");
   }
   if (payload.size() > n.max_payload) {
     return Fail(Code::kInvalidArgument,
@@ -1250,8 +1254,9 @@ Result<Bytes> Node::Release(const std::string& object_id, const std::string& to)
   Impl& n = *impl_;
   return n.Decided([&]() -> Result<Bytes> {
     ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject("release", object_id, to));
-    ACCORD_RETURN_IF_ERROR(n.RequireOriginator("release", o, "release it; a holder forwards", to));
+    // The actor first: one who may not read the object learns why, not whose it is.
     ACCORD_RETURN_IF_ERROR(n.CheckActor("release", o));
+    ACCORD_RETURN_IF_ERROR(n.RequireOriginator("release", o, "release it; a holder forwards", to));
     ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
     RequestView request;
     request.action = Action::kRelease;
@@ -1281,6 +1286,7 @@ Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to)
   Impl& n = *impl_;
   return n.Decided([&]() -> Result<Bytes> {
     ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject("forward", object_id, to));
+    ACCORD_RETURN_IF_ERROR(n.CheckActor("forward", o));  // first, as in Release
     if (o.originator == n.party) {  // it was never released to this node (DESIGN §3)
       return n.Refuse(
           n.RefusalEntry("forward", object_id, ReasonName(Reason::kNotHeld), to),
@@ -1288,7 +1294,6 @@ Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to)
                fmt::format("`{}` originated here: release it instead of forwarding", object_id), {})
               .value());
     }
-    ACCORD_RETURN_IF_ERROR(n.CheckActor("forward", o));
     ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
     RequestView request;
     request.action = Action::kForward;
@@ -1340,8 +1345,8 @@ Result<Bytes> Node::Consent(const std::string& object_id, const std::string& to)
   Impl& n = *impl_;
   return n.Decided([&]() -> Result<Bytes> {
     ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject("consent", object_id, to));
+    ACCORD_RETURN_IF_ERROR(n.CheckActor("consent", o));  // first, as in Release
     ACCORD_RETURN_IF_ERROR(n.RequireOriginator("consent", o, "consent to its onward release", to));
-    ACCORD_RETURN_IF_ERROR(n.CheckActor("consent", o));
     if (n.engine.PartyIndex(to) < 0 || to == n.party) {
       return Fail(Code::kInvalidArgument, fmt::format("cannot consent to `{}`", to));
     }
@@ -1369,8 +1374,8 @@ Result<Bytes> Node::Reclassify(const std::string& object_id, const std::string& 
   Impl& n = *impl_;
   return n.Decided([&]() -> Result<Bytes> {
     ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject("reclassify", object_id));
+    ACCORD_RETURN_IF_ERROR(n.CheckActor("reclassify", o));  // first, as in Release
     ACCORD_RETURN_IF_ERROR(n.RequireOriginator("reclassify", o, "reclassify it"));
-    ACCORD_RETURN_IF_ERROR(n.CheckActor("reclassify", o));
     if (n.engine.party(n.engine.PartyIndex(n.party)).LevelIndex(level) < 0) {
       return Fail(Code::kInvalidArgument,
                   fmt::format("unknown level `{}` for party `{}`", level, n.party));
@@ -1408,6 +1413,8 @@ Result<Bytes> Node::Destroy(const std::string& object_id, DestroyScope scope) {
   return n.Decided([&]() -> Result<Bytes> {
     const bool everywhere = scope == DestroyScope::kEverywhere;
     ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.store->GetObject(object_id));
+    // First whoever could read the object but for its destruction (as in Release).
+    ACCORD_RETURN_IF_ERROR(n.CheckActor("destroy", o, /*destruction_aside=*/true));
     if (everywhere) {
       ACCORD_RETURN_IF_ERROR(n.RequireOriginator("destroy", o, "order its destruction everywhere"));
     }
@@ -1424,8 +1431,6 @@ Result<Bytes> Node::Destroy(const std::string& object_id, DestroyScope scope) {
       }
       if (ordered) return n.RefuseDestroyed("destroy", o);
     }
-    // Whoever could read the object but for its destruction.
-    ACCORD_RETURN_IF_ERROR(n.CheckActor("destroy", o, /*destruction_aside=*/true));
     std::optional<Envelope> env;
     Bytes notice;
     const Instant at = Now();
@@ -1460,6 +1465,10 @@ Result<Bytes> Node::Destroy(const std::string& object_id, DestroyScope scope) {
 Result<Bytes> Node::Report(const std::string& object_id, const std::string& kind,
                            const std::string& text) {
   Impl& n = *impl_;
+  if (text.size() > node_internal::kMaxReportTextBytes) {
+    return Fail(Code::kInvalidArgument, fmt::format("a report's text is at most {} bytes",
+                                                    node_internal::kMaxReportTextBytes));
+  }
   return n.Decided([&]() -> Result<Bytes> {
     ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.store->GetObject(object_id));
     if (kind != "loss" && kind != "compromise") {

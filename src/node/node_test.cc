@@ -21,6 +21,7 @@
 #include "accord/clock.h"
 #include "accord/keystore.h"
 #include "accord/note.h"
+#include "accord/utf8.h"
 #include "audit.h"
 #include "wire.h"
 
@@ -1247,8 +1248,12 @@ TEST_F(NodeTest, AListingComesInPagesOfWhatTheCallerMayRead) {
   ASSERT_TRUE(last);
   EXPECT_EQ(last->objects.size(), 2u);
   EXPECT_FALSE(last->next);
-  // An id is UTF-8 text, as every id that reaches JSON must be.
-  EXPECT_EQ(CreateObject(*kor, "k-\xff", "x", {"JPN"}, "III").error().code, Code::kInvalidArgument);
+  // An id is UTF-8 text, as every id that reaches JSON must be, that a person reads: no control
+  // or bidirectional formatting character makes it show as another.
+  for (const char* bad : {"k-\xff", "k-\x1b[2J", "k-\n", "k-\u202e8102", "k-\u2066"}) {
+    EXPECT_EQ(CreateObject(*kor, bad, "x", {"JPN"}, "III").error().code, Code::kInvalidArgument)
+        << OneLine(bad);
+  }
   EXPECT_TRUE(CreateObject(*kor, "k-極秘", "x", {"JPN"}, "III"));
   // `after` need not name an object.
   auto from = kor->List("kor-analyst", "k-04x", 1);
@@ -2020,6 +2025,39 @@ TEST_F(NodeTest, RefusalsDecidedBeforeTheEngineAreLoggedToo) {
     EXPECT_EQ(entries.back().object, row.object);
     EXPECT_EQ(entries.back().to, row.to);
   }
+}
+
+// A subject acting over the API who may not read an object learns why (its read's reason), not
+// whose the object is (`not-originator`, `not-held`); and a report's text is at most what a
+// partner takes.
+TEST_F(NodeTest, AnActorWhoMayNotReadLearnsOnlyWhy) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "held"));
+  auto package = kor->Release("k-1", "JPN");
+  ASSERT_TRUE(package);
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(jpn->Receive(*package));
+  jpn->set_actor("jpn-clerk");
+  const auto status = [](auto r) { return r ? OkStatus() : Status(tl::unexpected(r.error())); };
+  for (const Status& s : {status(jpn->Release("k-1", "USA")), status(jpn->Consent("k-1", "USA")),
+                          status(jpn->Reclassify("k-1", "III")),
+                          status(jpn->Destroy("k-1", DestroyScope::kEverywhere))}) {
+    ASSERT_FALSE(s);
+    EXPECT_EQ(Denial(s.error()), Reason::kInsufficientClearance) << s.error().ToString();
+  }
+  kor->set_actor("kor-clerk");
+  ASSERT_TRUE(kor->AddSubject(SubjectRecord{"kor-clerk", "III", {"dprk-missile"}, {}}));
+  auto forward = kor->Forward("k-1", "USA");
+  ASSERT_FALSE(forward);
+  EXPECT_EQ(Denial(forward.error()), Reason::kInsufficientClearance) << forward.error().ToString();
+
+  jpn->set_actor("");
+  const std::string long_text(node_internal::kMaxReportTextBytes + 1, 'x');
+  auto report = jpn->Report("k-1", "loss", long_text);
+  ASSERT_FALSE(report);
+  EXPECT_EQ(report.error().code, Code::kInvalidArgument);
+  EXPECT_TRUE(jpn->Report("k-1", "loss", long_text.substr(1)));
 }
 
 // The originator may order every copy destroyed after it destroyed its own (its holders' copies

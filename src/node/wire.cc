@@ -13,7 +13,6 @@ namespace {
 
 constexpr size_t kMaxListItems = 256;
 constexpr size_t kMaxIdBytes = 256;
-constexpr size_t kMaxTextBytes = 64 << 10;
 
 std::string_view AsText(ByteView bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
@@ -455,7 +454,7 @@ Result<NoticeBody> ParseNoticeBody(std::string_view kind, ByteView bytes) {
     if (b.report_kind != "loss" && b.report_kind != "compromise") {
       return Fail(Code::kInvalidArgument, "notice: `report` must be `loss` or `compromise`");
     }
-    ACCORD_ASSIGN_OR_RETURN(b.text, f.Text("text", kMaxTextBytes));
+    ACCORD_ASSIGN_OR_RETURN(b.text, f.Text("text", kMaxReportTextBytes));
   } else if (kind != "destroy") {
     return Fail(Code::kInvalidArgument, fmt::format("notice: unknown kind `{}`", kind));
   }

@@ -23,6 +23,8 @@
 namespace accord::node_internal {
 
 inline constexpr std::string_view kFormat = "accord/1";
+// The longest text a report notice carries: a partner refuses a longer one, so none is made.
+inline constexpr size_t kMaxReportTextBytes = 64 << 10;
 
 // The sender's proof that it logged what it sends: its signed checkpoint, the log entry, and
 // the entry's inclusion proof. Outside the signed body (it is computed after the commit that

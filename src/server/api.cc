@@ -126,6 +126,9 @@ tl::expected<void, ApiError> SplitEnvelopes(std::string_view body,
   return {};
 }
 
+// The longest id an object, a party or a level may have (Node::Create's rule for objects).
+constexpr size_t kMaxIdBytes = 128;
+
 std::string FieldError(std::string_view field, std::string_view problem) {
   std::string message = "`";
   message.append(field);
@@ -377,6 +380,17 @@ tl::expected<void, ApiError> QueryAt(const QueryMap& query, ApiRequest& request)
   return {};
 }
 
+// A party or level id of an action: at most 128 bytes, as an object id. Longer ones are no id of
+// any policy, and a refusal of the action would carry them into the log for good.
+tl::expected<void, ApiError> CheckIdField(std::string_view name, const std::string& value) {
+  if (value.size() > kMaxIdBytes) {
+    return tl::unexpected(MakeError(
+        400, "invalid-argument",
+        FieldError(name, "at most " + std::to_string(kMaxIdBytes) + " bytes, as every id")));
+  }
+  return {};
+}
+
 // Decodes the body of an action on an object into `request`.
 tl::expected<void, ApiError> DecodeAction(std::string_view body, ApiRequest& request) {
   switch (request.route) {
@@ -386,13 +400,13 @@ tl::expected<void, ApiError> DecodeAction(std::string_view body, ApiRequest& req
       auto fields = DecodeStringFields(body, {"to"});
       if (!fields) return tl::unexpected(std::move(fields).error());
       request.to = (*fields)["to"];
-      return {};
+      return CheckIdField("to", request.to);
     }
     case Route::kReclassify: {
       auto fields = DecodeStringFields(body, {"level"});
       if (!fields) return tl::unexpected(std::move(fields).error());
       request.level = (*fields)["level"];
-      return {};
+      return CheckIdField("level", request.level);
     }
     case Route::kDestroy: {
       auto fields = DecodeStringFields(body, {"scope"});
@@ -640,6 +654,11 @@ tl::expected<ApiRequest, ApiError> DecodeRoute(std::string_view method, std::str
       }
       auto id = DecodeSegment(segment, "object id");
       if (!id) return tl::unexpected(std::move(id).error());
+      if (id->size() > kMaxIdBytes) {
+        return tl::unexpected(
+            MakeError(400, "invalid-argument",
+                      "an object id is 1 to " + std::to_string(kMaxIdBytes) + " bytes"));
+      }
       auto request = action ? Dispatch({std::nullopt, *action, "POST"}, method)
                             : Dispatch({Route::kGetObject, std::nullopt, "GET"}, method);
       if (!request) return request;
@@ -1009,6 +1028,11 @@ ApiResponse Api::Decide(std::string_view lines) {
 }
 
 ApiResponse Api::ListObjects(const std::string& subject, const ApiRequest& request) {
+  // Only what is durable is shown: an object received in a group of envelopes committed beside
+  // this request but not yet synced could be gone after a crash (decision #90).
+  if (auto synced = node_.SyncIfBehind(); !synced) {
+    return FromError(synced.error(), "syncing the store");
+  }
   auto list = node_.List(subject, request.after, request.limit);
   if (!list) {
     return FromError(list.error(), "listing the objects");
@@ -1241,7 +1265,11 @@ ApiResponse Api::LogEntries(const ApiRequest& request) {
   ApiResponse r;
   r.body = R"({"size":)" + std::to_string(*size) + R"(,"from":)" + std::to_string(from) +
            R"(,"entries":[)";
+  // At most about 4 MiB of entries, however large some are: the caller asks again from the
+  // first one left out (the answer's `from` plus the entries it holds).
+  constexpr size_t kMaxBodyBytes = 4 << 20;
   for (size_t i = 0; i < entries.size(); ++i) {
+    if (i > 0 && r.body.size() + entries[i].size() > kMaxBodyBytes) break;
     if (i > 0) r.body += ',';
     r.body.append(reinterpret_cast<const char*>(entries[i].data()), entries[i].size());
   }
@@ -1322,6 +1350,9 @@ json::value MicrosJson(int64_t us) {
 
 ApiResponse Api::Outbox() {
   constexpr size_t kMaxListed = 100;
+  if (auto synced = node_.SyncIfBehind(); !synced) {  // as ListObjects
+    return FromError(synced.error(), "syncing the store");
+  }
   // Counted and listed without reading an envelope: the outbox keeps every one sent.
   auto counts = node_.store().CountOutbox();
   if (!counts) return FromError(counts.error(), "reading the outbox");

@@ -32,6 +32,7 @@ class LineLimiter {
     kReclaimed,
     kCallerLimit,
     kRefusedCaller,
+    kSlowRequest,
     kKinds
   };
   static constexpr std::chrono::seconds kInterval{1};
@@ -59,7 +60,8 @@ class LineLimiter {
                                              "failed accepts",
                                              "reclaimed connections",
                                              "requests over their caller's limit",
-                                             "refused certificates"};
+                                             "refused certificates",
+                                             "requests not read in time"};
     static_assert(std::size(kNames) == kKinds, "a name for each kind");
     std::vector<std::string> lines;
     for (size_t kind = 0; kind < kKinds; ++kind) {

@@ -353,12 +353,18 @@ class Session : public std::enable_shared_from_this<Session> {
     caller_.node = server_internal::IsNodeCertificate(cert.get());
     if (caller_.node) caller_.public_key = server_internal::PublicKeyDer(cert.get());
     // One string per caller for ServerCore::in_flight: node or user, the organization (its
-    // length first, so that no two subjects make one string) or `*` for none, the common name.
-    caller_key_ = std::string(caller_.node ? "n" : "u") +
-                  (caller_.organization
-                       ? std::to_string(caller_.organization->size()) + ":" + *caller_.organization
-                       : std::string("*")) +
-                  "|" + caller_.common_name;
+    // length first, so that no two subjects make one string) or `*` for none, the common name. A
+    // user whose certificate names this node's party and one that names none are the same
+    // subject (the Api admits both), so they share one limit.
+    const bool own_user =
+        !caller_.node && (!caller_.organization || *caller_.organization == server_.node.party());
+    caller_key_ = own_user
+                      ? "u*|" + caller_.common_name
+                      : std::string(caller_.node ? "n" : "u") +
+                            (caller_.organization ? std::to_string(caller_.organization->size()) +
+                                                        ":" + *caller_.organization
+                                                  : std::string("*")) +
+                            "|" + caller_.common_name;
     WaitForRequest();
   }
 
@@ -515,7 +521,8 @@ class Session : public std::enable_shared_from_this<Session> {
       Respond(server_internal::ErrorResponse(400, "invalid-argument", "malformed HTTP request"), 11,
               false);
     } else if (ec == beast::error::timeout) {
-      server_.log("closed the connection from " + peer_ + ": request not read in time");
+      server_.LogPeerLine(LineLimiter::kSlowRequest,
+                          "closed the connection from " + peer_ + ": request not read in time");
     }
     // Otherwise the client went away mid-request: nothing to answer.
   }

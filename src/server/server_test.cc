@@ -460,6 +460,7 @@ class ServerTest : public testing::Test {
     ASSERT_TRUE(p.MakeLeaf("server", "/CN=KOR", "ca", "server_ext"));
     ASSERT_TRUE(p.MakeLeaf("kor-analyst", "/CN=kor-analyst/O=KOR", "ca", "client_ext"));
     ASSERT_TRUE(p.MakeLeaf("kor-clerk", "/CN=kor-clerk", "ca", "client_ext"));
+    ASSERT_TRUE(p.MakeLeaf("kor-analyst-no-o", "/CN=kor-analyst", "ca", "client_ext"));
     ASSERT_TRUE(p.MakeLeaf("stranger", "/CN=stranger", "ca", "client_ext"));
     ASSERT_TRUE(p.MakeLeaf("jpn-analyst", "/CN=jpn-analyst/O=JPN", "ca", "client_ext"));
     ASSERT_TRUE(p.MakeLeaf("kor-analyst-of-jpn", "/CN=kor-analyst/O=JPN", "ca", "client_ext"));
@@ -751,6 +752,35 @@ TEST_F(ServerTest, NodeCallerIsRefusedWhenUnknownAndGetsA5xxWhenTheStoreFails) {
   ASSERT_TRUE(ExecSql("ALTER TABLE partners_away RENAME TO partners"));
   r = Call("jpn-node", "POST", "/v1/federation/envelopes", "{}");
   EXPECT_EQ(r.status, 403) << r.body;
+}
+
+// An action's party or level, and an object id in a path, are ids of at most 128 bytes: a
+// longer one is refused before the node runs anything, so no refusal carries it into the log.
+TEST_F(ServerTest, AnOverlongIdIsRefusedBeforeItReachesTheLog) {
+  StartServer();
+  ASSERT_EQ(Call("kor-analyst", "POST", "/v1/objects", NewObjectJson("k-1", "II", "x")).status,
+            201);
+  const uint64_t size = node_->LogSize().value();
+  const std::string long_id(100'000, 'Z');
+  for (const auto& [target, body] : std::vector<std::pair<std::string, std::string>>{
+           {"/v1/objects/k-1/release", R"({"to":")" + long_id + "\"}"},
+           {"/v1/objects/k-1/consent", R"({"to":")" + long_id + "\"}"},
+           {"/v1/objects/k-1/reclassify", R"({"level":")" + long_id + "\"}"},
+           {"/v1/objects/" + std::string(300, 'k') + "/release", R"({"to":"JPN"})"}}) {
+    SCOPED_TRACE(target.substr(0, 60));
+    const HttpResponse r = Call("kor-analyst", "POST", target, body);
+    EXPECT_EQ(r.status, 400) << r.body.substr(0, 300);
+    EXPECT_EQ(r.ErrorCode(), "invalid-argument") << r.body.substr(0, 300);
+  }
+  const HttpResponse get = Call("kor-analyst", "GET", "/v1/objects/" + std::string(129, 'k'));
+  EXPECT_EQ(get.status, 400) << get.body;
+  // At 128 bytes an unknown party is a refusal the engine decides, and logged.
+  const HttpResponse unknown = Call("kor-analyst", "POST", "/v1/objects/k-1/release",
+                                    R"({"to":")" + std::string(128, 'Z') + "\"}");
+  EXPECT_EQ(unknown.status, 403) << unknown.body;
+  EXPECT_EQ(unknown.ErrorCode(), "unknown-party") << unknown.body;
+  StopServer();
+  EXPECT_EQ(node_->LogSize().value(), size + 1);
 }
 
 // A partner configured with its certificate must present that certificate's key: another node
@@ -1331,6 +1361,38 @@ TEST_F(ServerTest, SlowClientIsClosedAfterTheReadTimeoutWhileOthersAreServed) {
   EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 200);
 }
 
+// Slow clients are lines anyone with a certificate can cause: at most one a second is logged,
+// and none is lost from the count.
+TEST_F(ServerTest, SlowClientsLogOneLineASecondAtMost) {
+  ServerOptions o = Options();
+  o.read_timeout = 1s;
+  StartServer(o);
+  std::vector<std::unique_ptr<Client>> slow;
+  for (int i = 0; i < 6; ++i) {
+    slow.push_back(Connect("kor-analyst"));
+    ASSERT_NE(slow.back(), nullptr);
+    ASSERT_TRUE(slow.back()->Send("GET /v1/health HTTP/1.1\r\nHost: 127."));
+  }
+  for (auto& c : slow) EXPECT_TRUE(c->EndsWithoutData());
+  StopServer();
+  const std::string log = Log();
+  size_t lines = 0;
+  for (size_t at = log.find("request not read in time"); at != std::string::npos;
+       at = log.find("request not read in time", at + 1)) {
+    ++lines;
+  }
+  EXPECT_GE(lines, 1u) << log;
+  EXPECT_LE(lines, 3u) << log;  // the six time out within a second or two of each other
+  size_t counted = lines;
+  const std::regex left_out(
+      R"(\(and (\d+) more like it left out\)|(\d+) more lines of requests not read in time were left out)");
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), left_out);
+       it != std::sregex_iterator(); ++it) {
+    counted += std::stoul((*it)[1].matched ? (*it)[1].str() : (*it)[2].str());
+  }
+  EXPECT_EQ(counted, 6u) << log;
+}
+
 TEST_F(ServerTest, IdleConnectionAndSilentTcpConnectionAreClosed) {
   ServerOptions o = Options();
   o.idle_timeout = 1s;
@@ -1395,7 +1457,8 @@ TEST_F(ServerTest, OneCallerHasAtMostItsShareOfRequestsInFlight) {
   StartServer(o);
   auto a = Connect("kor-analyst");
   auto b = Connect("kor-analyst");
-  auto c = Connect("kor-analyst");
+  // The same subject with another certificate (no organization, which the Api admits too).
+  auto c = Connect("kor-analyst-no-o");
   ASSERT_TRUE(a && b && c);
   const std::string body = NewObjectJson("k-1", "III", "x");
   ASSERT_TRUE(PostHeaderInFlight(*a, body));

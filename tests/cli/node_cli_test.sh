@@ -406,10 +406,13 @@ expect serve-octal-port 2 'is not a decimal number' timeout 20 "$accord" serve -
 
 # 7c. What a partner named reaches the terminal escaped in `ls` too; a passphrase and a payload
 # cannot both come from standard input; a package written to `-` is alone on standard output.
-printf x | "$accord" put --home "$work/srv" --at 2018-05-01T00:00:00+09:00 \
-  --id "$(printf 'k-\033[2J')" --level III >/dev/null || fail "put an id with an escape"
-expect ls-escaped 0 'k-\\x1b\[2J' "$accord" ls --home "$work/srv" --at 2018-05-01T00:00:00+09:00
+printf x | "$accord" put --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --id k-esc \
+  --topics "$(printf 't-\033[2J')" --level III >/dev/null || fail "put a topic with an escape"
+expect ls-escaped 0 't-\\x1b\[2J' "$accord" ls --home "$work/srv" --at 2018-05-01T00:00:00+09:00
 if grep -q "$(printf '\033')" "$work/out"; then fail "ls wrote an escape character"; else ok; fi
+expect put-id-escape 1 'without control or bidirectional formatting' sh -c "printf x | \
+  \"$accord\" put --home \"$work/srv\" --at 2018-05-01T00:00:00+09:00 --level III \
+  --id \"\$(printf 'k-\\033[2J')\""
 expect passphrase-and-payload-stdin 2 'cannot both come from standard input' sh -c \
   "printf 'x\\np\\n' | \"$accord\" put --home \"$work/srv\" --at 2018-05-01T00:00:00+09:00 \
     --passphrase-file - --id k-stdin --level III"
