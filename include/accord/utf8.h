@@ -23,15 +23,18 @@ namespace accord {
 
 // Whether `s` is well-formed UTF-8 with nothing that changes how text around it shows: no C0
 // control or DEL, no C1 control (U+0080 to U+009F), no bidirectional formatting character
-// (U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069). For ids a person reads.
+// (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069), no line or paragraph separator
+// (U+2028, U+2029). For ids a person reads.
 [[nodiscard]] bool IsPlainText(std::string_view s);
 
 // `s` with every byte that is not part of well-formed UTF-8 replaced by U+FFFD.
 [[nodiscard]] std::string SanitizeUtf8(std::string_view s);
 
 // `s`, written by another party, made safe for one line of a log or a terminal: C0 controls and
-// DEL as \xNN, C1 controls (U+0080 to U+009F) as \u00NN, bytes that are not UTF-8 as U+FFFD, cut
-// to `max_bytes` with "…". So no line break, and no escape sequence a terminal would act on.
+// DEL as \xNN, C1 controls (U+0080 to U+009F) and the characters IsPlainText refuses beyond
+// them (bidirectional formatting, line and paragraph separators) as \uNNNN, bytes that are not
+// UTF-8 as U+FFFD, cut to `max_bytes` with "…". So no line break, no escape sequence a terminal
+// would act on, and no text shown in another order than it is.
 [[nodiscard]] std::string OneLine(std::string_view s, size_t max_bytes = SIZE_MAX);
 
 }  // namespace accord

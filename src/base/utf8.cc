@@ -49,20 +49,39 @@ bool IsUtf8(std::string_view s) {
   return true;
 }
 
+namespace {
+
+// Whether the well-formed sequence `seq` (of Utf8SequenceLength) is a character that changes how
+// the text around it shows: a bidirectional formatting character (U+061C, U+200E, U+200F,
+// U+202A to U+202E, U+2066 to U+2069) or a line or paragraph separator (U+2028, U+2029).
+bool IsFormatting(std::string_view seq) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(seq[i]); };
+  if (seq.size() == 2) return byte(0) == 0xd8 && byte(1) == 0x9c;  // U+061C
+  if (seq.size() != 3 || byte(0) != 0xe2) return false;
+  const unsigned char b1 = byte(1), b2 = byte(2);
+  if (b1 == 0x80) return b2 == 0x8e || b2 == 0x8f || (b2 >= 0xa8 && b2 <= 0xae);
+  return b1 == 0x81 && b2 >= 0xa6 && b2 <= 0xa9;
+}
+
+// The code point of the well-formed two- or three-byte sequence `seq`.
+uint32_t CodePoint(std::string_view seq) {
+  const auto byte = [&](size_t i) {
+    return static_cast<uint32_t>(static_cast<unsigned char>(seq[i]));
+  };
+  if (seq.size() == 2) return (byte(0) & 0x1f) << 6 | (byte(1) & 0x3f);
+  return (byte(0) & 0x0f) << 12 | (byte(1) & 0x3f) << 6 | (byte(2) & 0x3f);
+}
+
+}  // namespace
+
 bool IsPlainText(std::string_view s) {
   while (!s.empty()) {
     const size_t n = Utf8SequenceLength(s);
     if (n == 0) return false;
-    const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
-    if (n == 1 && (byte(0) < 0x20 || byte(0) == 0x7f)) return false;
-    if (n == 2 && byte(0) == 0xc2 && byte(1) < 0xa0) return false;  // C1
-    if (n == 3 && byte(0) == 0xe2) {
-      // U+2000 to U+20FF: E2 80..83 xx. U+200E/F: E2 80 8E/8F; U+202A..E: E2 80 AA..AE;
-      // U+2066..9: E2 81 A6..A9.
-      const unsigned char b1 = byte(1), b2 = byte(2);
-      if (b1 == 0x80 && (b2 == 0x8e || b2 == 0x8f || (b2 >= 0xaa && b2 <= 0xae))) return false;
-      if (b1 == 0x81 && b2 >= 0xa6 && b2 <= 0xa9) return false;
-    }
+    const auto c = static_cast<unsigned char>(s[0]);
+    if (n == 1 && (c < 0x20 || c == 0x7f)) return false;
+    if (n == 2 && c == 0xc2 && static_cast<unsigned char>(s[1]) < 0xa0) return false;  // C1
+    if (IsFormatting(s.substr(0, n))) return false;
     s.remove_prefix(n);
   }
   return true;
@@ -97,8 +116,9 @@ std::string OneLine(std::string_view s, size_t max_bytes) {
     } else if (n == 1 && (c < 0x20 || c == 0x7f)) {
       std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
       piece = std::string_view(escaped, 4);
-    } else if (n == 2 && c == 0xc2 && static_cast<unsigned char>(s[1]) < 0xa0) {
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned char>(s[1]));
+    } else if ((n == 2 && c == 0xc2 && static_cast<unsigned char>(s[1]) < 0xa0) ||
+               IsFormatting(s.substr(0, n))) {
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", CodePoint(s.substr(0, n)));
       piece = std::string_view(escaped, 6);
     } else {
       piece = s.substr(0, n);

@@ -51,14 +51,11 @@ TEST(Utf8Test, SanitizeReplacesEachBadByte) {
   EXPECT_TRUE(IsUtf8(SanitizeUtf8("\xc0\x80\xed\xa0\x80\xf4\x90")));
 }
 
-// What another party wrote, made one line with nothing a terminal acts on: C0 and C1 controls
-// escaped (ESC and CSI start the terminal's sequences), the rest kept, and cut without splitting
-// a character or an escape.
-// Ids a person reads hold no control and no bidirectional formatting character, which would
-// make one id show as another ("Trojan Source").
+// Ids a person reads hold no control, no bidirectional formatting character and no line
+// separator, which would make one id show as another ("Trojan Source"); OneLine escapes them.
 TEST(Utf8Test, PlainTextHasNoControlOrBidiFormatting) {
   for (std::string_view ok : {"k-2018", "", "군사II급비밀", "極秘", "a b", "\u00a0", "\u200d",
-                              "\u2029x", "\u202f", "\u2065", "\u206a"}) {
+                              "\u2027", "\u202f", "\u2065", "\u206a", "\u061b", "\u061d"}) {
     EXPECT_TRUE(IsPlainText(ok)) << ok;
   }
   for (std::string_view bad :
@@ -66,11 +63,19 @@ TEST(Utf8Test, PlainTextHasNoControlOrBidiFormatting) {
         std::string_view("\x7f"), std::string_view("\u0085"), std::string_view("\u009f"),
         std::string_view("\u200e"), std::string_view("\u200f"), std::string_view("\u202a"),
         std::string_view("k-\u202e8102"), std::string_view("\u2066"), std::string_view("\u2069"),
+        std::string_view("\u061c"), std::string_view("\u2028x"), std::string_view("\u2029"),
         std::string_view("\xff")}) {
     EXPECT_FALSE(IsPlainText(bad)) << OneLine(bad);
+    // What IsPlainText refuses, OneLine shows as something it takes.
+    EXPECT_TRUE(IsPlainText(OneLine(bad))) << OneLine(bad);
   }
+  EXPECT_EQ(OneLine("k-\u202e8102"), "k-\\u202e8102");
+  EXPECT_EQ(OneLine("\u061c\u2066\u2028"), "\\u061c\\u2066\\u2028");
 }
 
+// What another party wrote, made one line with nothing a terminal acts on: C0 and C1 controls
+// escaped (ESC and CSI start the terminal's sequences), the rest kept, and cut without splitting
+// a character or an escape.
 TEST(Utf8Test, OneLineEscapesEveryControl) {
   EXPECT_EQ(OneLine("ok: fine 軍事"), "ok: fine 軍事");
   EXPECT_EQ(OneLine("a\nWITNESS: fork\r\t\x7f"), "a\\x0aWITNESS: fork\\x0d\\x09\\x7f");

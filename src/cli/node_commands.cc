@@ -623,8 +623,9 @@ std::optional<int> NodeCommands::Run() {
   }
   // A passphrase or PIN read from standard input would take the payload or package read from it
   // too (or they it).
-  const bool reads_stdin = (ran == f.put && f.in == "-") || (ran == f.receive && f.file == "-") ||
-                           (ran == f.import_public && f.file == "-");
+  const bool reads_stdin = (ran == f.put && f.in == "-") ||
+                           (f.file == "-" && (ran == f.receive || ran == f.import_public ||
+                                              ran == f.log_witness || ran == f.log_shown));
   if (reads_stdin && (f.passphrase_file == "-" || f.pin_file == "-")) {
     PrintError("the passphrase or PIN and the input cannot both come from standard input");
     return kExitUsage;
@@ -745,17 +746,20 @@ std::optional<int> NodeCommands::Run() {
     return kExitOk;
   }
   if (ran == f.receive) {
-    // Where the receipt goes is checked before the package is taken, which cannot be undone.
     const std::string out = !f.out.empty() ? f.out : (f.file == "-" ? "-" : f.file + ".receipt");
-    if (!CanWrite(out) || InsideHome(out, f.home)) {
-      if (InsideHome(out, f.home))
-        PrintError(fmt::format("cannot write `{}`: inside the home", out));
-      PrintError("nothing received; give --receipt-out FILE where the receipt can be written");
-      return kExitIo;
-    }
     std::FILE* status = out == "-" ? stderr : stdout;  // `-`: the receipt alone on stdout
     auto bytes = ReadFile(f.file);
     if (!bytes) return kExitIo;
+    // Where the receipt goes is checked before the package or notice is taken, which cannot be
+    // undone. A receipt gives none (nor does what is not an envelope, which Receive refuses).
+    auto kind = InspectEnvelope(AsBytes(*bytes), bytes->size());
+    if (kind && kind->kind != "receipt" && (!CanWrite(out) || InsideHome(out, f.home))) {
+      if (InsideHome(out, f.home)) {
+        PrintError(fmt::format("cannot write `{}`: inside the home", out));
+      }
+      PrintError("nothing received; give --receipt-out FILE where the receipt can be written");
+      return kExitIo;
+    }
     auto r = node.Receive(AsBytes(*bytes));
     if (!r && r.error().code == Code::kAlreadyExists) {
       // Received before (its receipt lost, say): nothing is applied again, and the receipt
@@ -853,7 +857,9 @@ std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
     if (!entry) return Report(entry.error());
     std::vector<std::string> hex;
     for (const auto& h : *proof) hex.push_back(merkle::ToHex(h));
-    fmt::print("index {}\nsize {}\nroot {}\nleaf_hash {}\nproof {}\n", f.index, tree,
+    // With `--entry-out -` the entry alone goes to standard output, the proof to stderr.
+    fmt::print(f.out == "-" ? stderr : stdout,
+               "index {}\nsize {}\nroot {}\nleaf_hash {}\nproof {}\n", f.index, tree,
                merkle::ToHex(*root), merkle::ToHex(merkle::LeafHash(entry->front())),
                fmt::join(hex, ","));
     if (!f.out.empty() && !WriteFile(f.out, entry->front())) return kExitIo;
@@ -913,7 +919,8 @@ std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
     if (!cosigned) return Report(cosigned.error());
     if (!f.out.empty()) {
       if (!WriteFile(f.out, AsBytes(*cosigned))) return kExitIo;
-      fmt::print("checkpoint consistent with the last one cosigned; cosigned → {}\n", f.out);
+      fmt::print(f.out == "-" ? stderr : stdout,
+                 "checkpoint consistent with the last one cosigned; cosigned → {}\n", f.out);
     } else {
       fmt::print("{}", *cosigned);
     }

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstring>
+#include <set>
 
 namespace accord::note {
 namespace {
@@ -401,16 +402,40 @@ void Witness::Watch(std::string origin, Verifier log_key) {
   logs_.insert_or_assign(std::move(origin), Log{std::move(log_key), std::nullopt, {}});
 }
 
+namespace {
+
+// `signed_note` with only the signature lines of the key named `name`, each once: what a
+// witness stored is its own record, whose other lines it never checked (a build before #113 kept
+// them, and could keep one twice, which Parse now refuses).
+std::string KeepSignaturesOf(std::string_view signed_note, std::string_view name) {
+  const size_t split = signed_note.rfind("\n\n");
+  if (split == std::string_view::npos) return std::string(signed_note);
+  std::string out(signed_note.substr(0, split + 2));
+  std::set<std::string_view> kept;
+  std::string_view rest = signed_note.substr(split + 2);
+  const std::string prefix = std::string(kDash) + std::string(name) + " ";
+  while (!rest.empty()) {
+    const size_t nl = rest.find('\n');
+    const std::string_view line =
+        rest.substr(0, nl == std::string_view::npos ? rest.size() : nl + 1);
+    rest.remove_prefix(line.size());
+    if (line.starts_with(prefix) && kept.insert(line).second) out += line;
+  }
+  return out;
+}
+
+}  // namespace
+
 Status Witness::Resume(std::string origin, Verifier log_key, std::string_view signed_checkpoint) {
   const Verifier keys[] = {log_key};
-  ACCORD_ASSIGN_OR_RETURN(Note note, Open(signed_checkpoint, keys));
+  const std::string own = KeepSignaturesOf(signed_checkpoint, log_key.name());
+  ACCORD_ASSIGN_OR_RETURN(Note note, Open(own, keys));
   ACCORD_ASSIGN_OR_RETURN(Checkpoint c, ParseCheckpoint(note.text));
   if (c.origin != origin) {
     return Fail(Code::kDataLoss,
                 fmt::format("the stored checkpoint is for `{}`, not `{}`", c.origin, origin));
   }
-  logs_.insert_or_assign(std::move(origin),
-                         Log{std::move(log_key), std::move(c), std::string(signed_checkpoint)});
+  logs_.insert_or_assign(std::move(origin), Log{std::move(log_key), std::move(c), own});
   return OkStatus();
 }
 

@@ -352,6 +352,28 @@ TEST(WitnessTest, CosignsWithTheLogsSignatureAndItsOwnOnly) {
   EXPECT_EQ(note->signatures[1].name, "accord.example/JPN");
 }
 
+// What a witness stored before #113 may hold its own cosignature twice (it cosigned a note it had
+// cosigned already), which Parse now refuses: resuming from it keeps the log's signature only.
+TEST(WitnessTest, ResumesFromANoteStoredWithItsCosignatureTwice) {
+  Log log;
+  const Signer earlier = *Signer::Generate("accord.example/JPN");  // its key then
+  log.tree.Append(merkle::LeafHash("x"));
+  Note stored = *Parse(log.Checkpoint());
+  stored.signatures.push_back(earlier.Sign(stored.text));
+  std::string text = Format(stored);
+  text += text.substr(text.rfind("\xE2\x80\x94 accord.example/JPN "));  // the line again
+  ASSERT_FALSE(Parse(text).has_value());
+
+  Witness witness(*Signer::Generate("accord.example/JPN"));
+  auto resumed = witness.Resume("accord.example/KOR", log.key.verifier(), text);
+  ASSERT_TRUE(resumed.has_value()) << resumed.error().message;
+  log.tree.Append(merkle::LeafHash("y"));
+  auto proof = merkle::ConsistencyProof(log.tree, 1, 2);
+  ASSERT_TRUE(proof.has_value());
+  auto cosigned = witness.Cosign(log.Checkpoint(), *proof);
+  ASSERT_TRUE(cosigned.has_value()) << cosigned.error().message;
+}
+
 TEST(WitnessTest, RefusesUnknownLogsAndForeignSignatures) {
   Log log;
   log.tree.Append(merkle::LeafHash("x"));

@@ -126,8 +126,11 @@ tl::expected<void, ApiError> SplitEnvelopes(std::string_view body,
   return {};
 }
 
-// The longest id an object, a party or a level may have (Node::Create's rule for objects).
+// The longest id a party or a level may have, as an object made here (Node::Create's rule).
 constexpr size_t kMaxIdBytes = 128;
+// The longest object id in a path: that of an object received, which a partner's package may
+// name with up to 256 bytes (wire.cc).
+constexpr size_t kMaxObjectIdBytes = 256;
 
 std::string FieldError(std::string_view field, std::string_view problem) {
   std::string message = "`";
@@ -654,10 +657,10 @@ tl::expected<ApiRequest, ApiError> DecodeRoute(std::string_view method, std::str
       }
       auto id = DecodeSegment(segment, "object id");
       if (!id) return tl::unexpected(std::move(id).error());
-      if (id->size() > kMaxIdBytes) {
+      if (id->size() > kMaxObjectIdBytes) {
         return tl::unexpected(
             MakeError(400, "invalid-argument",
-                      "an object id is 1 to " + std::to_string(kMaxIdBytes) + " bytes"));
+                      "an object id is 1 to " + std::to_string(kMaxObjectIdBytes) + " bytes"));
       }
       auto request = action ? Dispatch({std::nullopt, *action, "POST"}, method)
                             : Dispatch({Route::kGetObject, std::nullopt, "GET"}, method);

@@ -105,6 +105,7 @@ if cmp -s "$work/before" "$work/after"; then ok; else fail "refused packages cha
 expect good-after-refusals 0 'release of `k-2019` from KOR under `kor-jpn-gsomia`' sh -c \
   "\"$accord\" receive --home \"$d/JPN\" --at 2019-11-23T12:00:00+09:00 - \
     <\"$d/k-2019.jpn\" >\"$work/k-2019.receipt\""
+mkdir "$work/k-2019.receipt.receipt"  # a receipt gives no receipt: its path is not checked
 expect receipt-from-stdout 0 'accepted at' "$accord" receive --home "$d/KOR" \
   --at 2019-11-23T13:00:00+09:00 "$work/k-2019.receipt"
 expect not-originator 4 'not-originator' "$accord" reclassify --home "$d/JPN" \
@@ -420,6 +421,13 @@ expect passphrase-and-payload-stdin 2 'cannot both come from standard input' sh 
   >"$work/stdout.pkg" 2>"$work/stdout.err" || fail "release --out -"
 expect package-from-stdout 0 'release of `k-2019` from KOR' "$accord" receive --home "$d/JPN" \
   --at 2019-12-02T01:00:00+09:00 "$work/stdout.pkg"
+"$accord" log prove --home "$d/JPN" --index 0 --entry-out - >"$work/stdout.entry" 2>/dev/null ||
+  fail "log prove --entry-out -"
+if [ "$(head -c 6 "$work/stdout.entry")" = '{"v":1' ]; then ok; else
+  fail "log prove --entry-out - wrote more than the entry: $(head -c 40 "$work/stdout.entry")"
+fi
+expect passphrase-and-checkpoint-stdin 2 'cannot both come from standard input' sh -c \
+  "\"$accord\" log witness --home \"$d/JPN\" --passphrase-file - --checkpoint - </dev/null"
 
 # 8. Help for every node command.
 for cmd in "node init" put get ls release receive forward consent reclassify destroy report \
