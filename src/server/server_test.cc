@@ -446,6 +446,26 @@ bool WriteAll(SSL* ssl, std::string_view data) {
   return true;
 }
 
+// Lines of `log` holding `text`, a kind the server logs at most once a second (LineLimiter), and
+// all the lines of that kind counted: those logged, and those left out, as the next one logged
+// ("(and N more like it left out)") or the server's stop ("N more lines of `kind` were left
+// out") counts them.
+std::pair<size_t, size_t> CountLimitedLines(const std::string& log, std::string_view text,
+                                            std::string_view kind) {
+  size_t logged = 0;
+  for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) {
+    ++logged;
+  }
+  size_t counted = logged;
+  const std::regex left_out(R"(\(and (\d+) more like it left out\)|(\d+) more lines of )" +
+                            std::string(kind) + " were left out");
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), left_out);
+       it != std::sregex_iterator(); ++it) {
+    counted += std::stoul((*it)[1].matched ? (*it)[1].str() : (*it)[2].str());
+  }
+  return {logged, counted};
+}
+
 // --- the fixture ------------------------------------------------------------------------------
 
 class ServerTest : public testing::Test {
@@ -717,22 +737,12 @@ TEST_F(ServerTest, CertificateNotNamingASubjectOfThisNodeIsForbidden) {
           .count();
   StopServer();
   const std::string log = Log();
-  size_t refusals = 0;
-  for (size_t at = log.find("refused a certificate for"); at != std::string::npos;
-       at = log.find("refused a certificate for", at + 1)) {
-    ++refusals;
-  }
+  const auto [refusals, counted] =
+      CountLimitedLines(log, "refused a certificate for", "refused certificates");
   EXPECT_GE(refusals, 1u) << log;
   EXPECT_LE(refusals, 1u + static_cast<size_t>(seconds)) << log;
   // None is lost from the count: those left out are counted on the next line logged, or when
   // the server stops.
-  size_t counted = refusals;
-  const std::regex left_out(
-      R"(\(and (\d+) more like it left out\)|(\d+) more lines of refused certificates were left out)");
-  for (auto it = std::sregex_iterator(log.begin(), log.end(), left_out);
-       it != std::sregex_iterator(); ++it) {
-    counted += std::stoul((*it)[1].matched ? (*it)[1].str() : (*it)[2].str());
-  }
   EXPECT_EQ(counted, 9u) << log;
 }
 
@@ -1378,20 +1388,10 @@ TEST_F(ServerTest, SlowClientsLogOneLineASecondAtMost) {
   for (auto& c : slow) EXPECT_TRUE(c->EndsWithoutData());
   StopServer();
   const std::string log = Log();
-  size_t lines = 0;
-  for (size_t at = log.find("request not read in time"); at != std::string::npos;
-       at = log.find("request not read in time", at + 1)) {
-    ++lines;
-  }
+  const auto [lines, counted] =
+      CountLimitedLines(log, "request not read in time", "requests not read in time");
   EXPECT_GE(lines, 1u) << log;
   EXPECT_LE(lines, 3u) << log;  // the six time out within a second or two of each other
-  size_t counted = lines;
-  const std::regex left_out(
-      R"(\(and (\d+) more like it left out\)|(\d+) more lines of requests not read in time were left out)");
-  for (auto it = std::sregex_iterator(log.begin(), log.end(), left_out);
-       it != std::sregex_iterator(); ++it) {
-    counted += std::stoul((*it)[1].matched ? (*it)[1].str() : (*it)[2].str());
-  }
   EXPECT_EQ(counted, 6u) << log;
 }
 

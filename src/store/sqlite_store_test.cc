@@ -326,6 +326,16 @@ class SqliteStoreTest : public testing::Test {
     }
   }
 
+  // Closes the store and turns its file back into a version 9 database: objects without a
+  // commitment (#109), no witnessings table (#108).
+  void DowngradeToVersionNine() {
+    store_.reset();
+    RawDb raw(path_);
+    ASSERT_EQ(raw.Exec("ALTER TABLE objects DROP COLUMN commitment; DROP TABLE witnessings; "
+                       "UPDATE meta SET value = '9' WHERE key = 'schema_version'"),
+              "");
+  }
+
   ScratchDir dir_;
   std::string path_;
   std::unique_ptr<Store> store_;
@@ -1602,13 +1612,7 @@ TEST_F(SqliteStoreTest, ErasingACopyGivesUpItsDeliveriesAndErasesTheirEnvelopes)
 // and have an empty commitment, which is how the node knows them for objects made before it.
 TEST_F(SqliteStoreTest, MigratesAVersionNineDatabaseGivingObjectsNoCommitment) {
   AddObjects({"o"});
-  store_.reset();
-  {
-    RawDb raw(path_);
-    ASSERT_EQ(raw.Exec("ALTER TABLE objects DROP COLUMN commitment; DROP TABLE witnessings; "
-                       "UPDATE meta SET value = '9' WHERE key = 'schema_version'"),
-              "");
-  }
+  DowngradeToVersionNine();
   auto reopened = OpenSqliteStore(path_);
   ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
   ObjectRecord want = MakeObject("o");
@@ -1668,13 +1672,7 @@ UPDATE meta SET value = '8' WHERE key = 'schema_version';
 // owes it, and runs it after its next commit, once the reader is gone.
 TEST_F(SqliteStoreTest, AMigrationsCheckpointThatCouldNotRunIsRunAfterTheNextCommit) {
   AddObjects({"o"});
-  store_.reset();
-  {
-    RawDb raw(path_);
-    ASSERT_EQ(raw.Exec("ALTER TABLE objects DROP COLUMN commitment; DROP TABLE witnessings; "
-                       "UPDATE meta SET value = '9' WHERE key = 'schema_version'"),
-              "");
-  }
+  DowngradeToVersionNine();
   const auto wal_bytes = [&] {
     std::error_code ec;
     const uintmax_t bytes = std::filesystem::file_size(path_ + "-wal", ec);
