@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end tests of the `accord` command on examples/gsomia: every output is compared with a
 # golden file in tests/cli/golden/. Usage: cli_test.sh ACCORD_BINARY SOURCE_DIR
-# UPDATE_GOLDEN=1 rewrites the golden files instead (review the diff before committing).
+# UPDATE_GOLDEN=1 rewrites the golden files instead and exits 1 (review the diff, then run again).
 set -uo pipefail
 accord=$1
 src=$2
@@ -104,4 +104,9 @@ check verify-proof-negative-index.txt 2 "$accord" log verify-proof --log-key $pe
   --checkpoint "$fixtures/checkpoint-8.txt" --entry "$fixtures/entry-4.bin" --index -4 --proof $path4
 
 echo "$passed passed, $failures failed"
+if [ "${UPDATE_GOLDEN:-0}" = 1 ]; then
+  # Every output was compared with itself: update mode proves nothing, so it never passes.
+  echo "UPDATE_GOLDEN=1: golden files rewritten; review 'git diff tests/cli/golden' and run again without it"
+  exit 1
+fi
 [ "$failures" = 0 ]

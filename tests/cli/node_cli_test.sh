@@ -371,7 +371,7 @@ expect serve-create 0 '"id":"s-1"' curl -sS "${user[@]}" -X POST -d \
   '{"id":"s-1","level":"III","topics":[],"compartments":[],"rel_to":[],"payload_base64":"aGk="}' \
   "https://127.0.0.1:$port/v1/objects"
 expect serve-read 0 '"payload_base64":"aGk="' curl -sS "${user[@]}" "https://127.0.0.1:$port/v1/objects/s-1"
-expect serve-no-cert 56 '' curl -sS --cacert "$work/pki/ca.pem" "https://127.0.0.1:$port/v1/health"
+expect serve-no-cert 56 'alert certificate required' curl -sS --cacert "$work/pki/ca.pem" "https://127.0.0.1:$port/v1/health"
 kill -TERM "$serve_pid"
 if wait "$serve_pid" && grep -q 'KOR stopped' "$work/serve.log"; then ok; else
   fail "serve did not stop cleanly on SIGTERM"
