@@ -1,8 +1,8 @@
 // libFuzzer target: the server's API request decoder (routing, percent-decoding, the JSON body of
 // a new object, the lines of a batch of envelopes, the sizes of a batch of consistency proofs),
-// the JSON Lines loop of POST /v1/decide on the GSOMIA example policy, and the reading of a line
-// of a partner's answer to a batch. No network: these are the pure functions behind the HTTPS
-// transport.
+// the JSON Lines loop of POST /v1/decide on the GSOMIA example policy, the reading of a line of
+// a partner's answer to a batch, and of a partner's error body. No network: these are the pure
+// functions behind the HTTPS transport.
 //
 // Input: the method, a newline, the target, a newline, then the body.
 #include <cstddef>
@@ -14,6 +14,7 @@
 #include "accord/config.h"
 #include "accord/engine.h"
 #include "accord/request_json.h"
+#include "accord/utf8.h"
 #include "api.h"
 
 namespace {
@@ -49,6 +50,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view method = NextLine(input);
   const std::string_view target = NextLine(input);
   const std::string_view body = input;
+
+  // A partner's error body becomes one short line of UTF-8 for the log and the peers' status:
+  // "code: message" or "HTTP 502: body", each part cut to 200 bytes and an ellipsis.
+  const std::string message = api::ErrorMessage(502, body);
+  if (message.empty() || message.size() > 213 || !accord::IsUtf8(message) ||
+      message.find_first_of("\n\r") != std::string::npos) {
+    __builtin_trap();
+  }
 
   // The sending node's reading of a line of a partner's answer to a batch.
   const api::BatchAnswer answer = api::ReadBatchAnswer(body);

@@ -1,11 +1,13 @@
 // libFuzzer target: the node's exchange formats — the signed envelope, and every body it can
 // carry (release and forward packages, notices, receipts), parsed directly too since a fuzzer
-// cannot forge the signature that guards them in Node::Receive — and a partner's public key
-// file (`accord keys import`).
+// cannot forge the signature that guards them in Node::Receive — a partner's public key file
+// (`accord keys import`), and a partner's log entry, which packages and receipts carry as
+// evidence.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+#include "audit.h"
 #include "wire.h"
 
 namespace wire = accord::node_internal;
@@ -43,6 +45,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         again->wrap != keys->wrap) {
       __builtin_trap();
     }
+  }
+  // A log entry: what decodes encodes to what decodes to the same encoding.
+  if (auto entry = wire::DecodeEntry(input)) {
+    const accord::Bytes once = wire::EncodeEntry(*entry);
+    auto again = wire::DecodeEntry(once);
+    if (!again || wire::EncodeEntry(*again) != once) __builtin_trap();
   }
   return 0;
 }

@@ -63,6 +63,16 @@ inline constexpr int kMaxTomlNesting = 32;
 // reads them. Run it before toml::parse on any file from outside.
 [[nodiscard]] std::optional<Diagnostic> TomlTooDeep(std::string_view text, const std::string& file);
 
+// Where `text` cannot be given to toml11 3.7 safely, as a diagnostic of `file`: the first byte
+// that is not well-formed UTF-8 (TOML files are UTF-8, and toml11 3.7 reads past its buffer on
+// such a byte inside a literal string: its issue #199, fixed after the release Debian 12 ships),
+// then TomlTooDeep. nullopt when it can. Run it before toml::parse on any file from outside.
+[[nodiscard]] std::optional<Diagnostic> TomlUnsafe(std::string_view text, const std::string& file);
+
+// The first line of toml11's message `what` without its "[error] toml::parse_xxx: " prefix, for a
+// diagnostic of one line ("malformed TOML" when nothing is left).
+[[nodiscard]] std::string SummarizeTomlMessage(std::string_view what);
+
 // One Error for callers that need a Status: the first diagnostic, and how many more there are.
 [[nodiscard]] Error DiagnosticsToError(const std::vector<Diagnostic>& diagnostics);
 

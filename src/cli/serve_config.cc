@@ -102,22 +102,34 @@ Result<ServeConfig> LoadServeConfig(const std::string& path) {
   if (!fs::exists(path, ec)) {
     return Fail(Code::kNotFound, fmt::format("no configuration file `{}`", path));
   }
-  toml::value root;
+  std::string text;
   try {
     std::ifstream in(path, std::ios::binary);
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     if (!in.good() && !in.eof()) {
       return Fail(Code::kInvalidArgument, fmt::format("{}: cannot read it", path));
     }
-    if (auto deep = TomlTooDeep(text, path)) {
-      return Fail(Code::kInvalidArgument, deep->ToString());
+  } catch (const std::exception& e) {
+    return Fail(Code::kInvalidArgument, fmt::format("{}: cannot read it: {}", path, e.what()));
+  }
+  return ParseServeConfig(text, path);
+}
+
+Result<ServeConfig> ParseServeConfig(const std::string& text, const std::string& path) {
+  toml::value root;
+  try {
+    if (auto unsafe = TomlUnsafe(text, path)) {
+      return Fail(Code::kInvalidArgument, unsafe->ToString());
     }
     std::istringstream parsed(text);
     root = toml::parse(parsed, path);
+  } catch (const toml::exception& e) {
+    // One line, as the file's other mistakes: toml11's own message spans several.
+    return Fail(Code::kInvalidArgument, fmt::format("{}:{}: {}", path, e.location().line(),
+                                                    SummarizeTomlMessage(e.what())));
   } catch (const std::exception& e) {
-    std::string message = e.what();
-    if (message.rfind("[error] ", 0) == 0) message.erase(0, 8);
-    return Fail(Code::kInvalidArgument, fmt::format("{}: {}", path, message));
+    return Fail(Code::kInvalidArgument,
+                fmt::format("{}: {}", path, SummarizeTomlMessage(e.what())));
   }
   const ConfigReader r(path, fs::path(path).parent_path());
   ServeConfig c;

@@ -33,6 +33,11 @@ struct ServeConfig {
 // file does not exist.
 [[nodiscard]] Result<ServeConfig> LoadServeConfig(const std::string& path);
 
+// The same from the file's `text`, read from `path` (named in messages; relative paths in it are
+// relative to its directory).
+[[nodiscard]] Result<ServeConfig> ParseServeConfig(const std::string& text,
+                                                   const std::string& path);
+
 }  // namespace accord::cli
 
 #endif  // ACCORD_SRC_CLI_SERVE_CONFIG_H_

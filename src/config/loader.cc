@@ -11,6 +11,7 @@
 #include <toml.hpp>
 
 #include "accord/config.h"
+#include "accord/utf8.h"
 
 namespace accord {
 namespace {
@@ -63,19 +64,6 @@ Position ParseErrorPosition(const toml::source_location& loc, const PolicyFile& 
   return p;
 }
 
-// The first line of a toml11 message without its "[error] toml::parse_xxx: " prefix.
-std::string SummarizeTomlMessage(const std::string& what) {
-  std::string line = what.substr(0, what.find('\n'));
-  if (line.rfind("[error] ", 0) == 0) line.erase(0, 8);
-  if (line.rfind("toml::", 0) == 0) {
-    const size_t colon = line.find(": ");
-    if (colon != std::string::npos) line.erase(0, colon + 2);
-  }
-  while (!line.empty() && (line.back() == '.' || line.back() == ' ')) line.pop_back();
-  if (line.empty()) line = "malformed TOML";
-  return line;
-}
-
 // Reads one file's TOML into model values.
 class Reader {
  public:
@@ -105,8 +93,8 @@ class Reader {
   }
 
   std::optional<toml::value> Parse(const PolicyFile& f) {
-    if (auto deep = TomlTooDeep(f.text, f.name)) {
-      diags_.push_back(std::move(*deep));
+    if (auto unsafe = TomlUnsafe(f.text, f.name)) {
+      diags_.push_back(std::move(*unsafe));
       return std::nullopt;
     }
     std::istringstream in(f.text);
@@ -583,6 +571,18 @@ Error DiagnosticsToError(const std::vector<Diagnostic>& diagnostics) {
   return Error{Code::kInvalidArgument, std::move(message)};
 }
 
+std::string SummarizeTomlMessage(std::string_view what) {
+  std::string line(what.substr(0, what.find('\n')));
+  if (line.rfind("[error] ", 0) == 0) line.erase(0, 8);
+  if (line.rfind("toml::", 0) == 0) {
+    const size_t colon = line.find(": ");
+    if (colon != std::string::npos) line.erase(0, colon + 2);
+  }
+  while (!line.empty() && (line.back() == '.' || line.back() == ' ')) line.pop_back();
+  if (line.empty()) line = "malformed TOML";
+  return line;
+}
+
 // toml11 3.7 parses arrays and inline tables recursively and overflows the stack on deep nesting
 // (found by fuzz/policy_loader_fuzz). No file of accord's needs more than a few levels, so
 // nesting beyond kMaxTomlNesting is refused before toml11 sees the text. The scan skips strings
@@ -632,6 +632,27 @@ std::optional<Diagnostic> TomlTooDeep(std::string_view text, const std::string& 
     }
   }
   return std::nullopt;
+}
+
+std::optional<Diagnostic> TomlUnsafe(std::string_view text, const std::string& file) {
+  uint32_t line = 1;
+  uint32_t column = 1;  // in code points
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = Utf8SequenceLength(text.substr(i));
+    if (n == 0) {
+      return Diagnostic{file, line, column,
+                        fmt::format("byte 0x{:02x} is not UTF-8 (a TOML file is UTF-8)",
+                                    static_cast<unsigned char>(text[i]))};
+    }
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+    i += n;
+  }
+  return TomlTooDeep(text, file);
 }
 
 }  // namespace accord

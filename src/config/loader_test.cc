@@ -2,6 +2,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -392,6 +393,31 @@ TEST(LoaderTest, DeepNestingIsRefusedBeforeParsing) {
   }
   EXPECT_FALSE(TomlTooDeep("a = '''x''''\nb = [[1], [2]]\n", "f"));
   EXPECT_FALSE(TomlTooDeep("a = \"\"\"x\"\"\"\"\"\nb = [[1]]\n", "f"));
+}
+
+// toml11 3.7 reads past its buffer on a byte that is not UTF-8 inside a literal string (found by
+// fuzz/serve_config_fuzz under ASan): such text is refused before toml11 sees it, at the byte's
+// line and column, in every file of a policy, whatever kind of string or comment holds it.
+TEST(LoaderTest, TextThatIsNotUtf8IsRefusedBeforeTomlReadsIt) {
+  const auto lines_of = [](std::string_view text) {
+    return static_cast<uint32_t>(std::count(text.begin(), text.end(), '\n'));
+  };
+  for (const std::string bad : {"\xff", "\xe3\x81", "\xc0\xaf", "\xed\xa0\x80"}) {
+    SCOPED_TRACE(::testing::PrintToString(bad));
+    for (const std::string& line : {"name = 'a" + bad + "'", "name = '''a" + bad + "'''",
+                                    "name = \"a" + bad + "\"", "# a" + bad}) {
+      const auto column = static_cast<uint32_t>(line.find(bad) + 1);
+      const std::string parties = std::string(kParties) + "\n" + line + "\n";
+      ExpectOne(Load(parties, ""), "parties.toml", lines_of(parties), column, "is not UTF-8");
+      ExpectOne(Load(kParties, With("\n" + line + "\n")), "agreements/kor-jpn.toml",
+                lines_of(kAgreementHead) + 2, column, "is not UTF-8");
+      ExpectOne(Load(kParties, "", "x = 1\n" + line), "subjects.toml", 2, column, "is not UTF-8");
+    }
+  }
+  // Columns count characters: the `é` before the byte is one.
+  ExpectOne(Load(kParties, "", "x = '\xc3\xa9\xff'"), "subjects.toml", 1, 7,
+            "byte 0xff is not UTF-8");
+  EXPECT_FALSE(TomlUnsafe("name = '\xea\xb5\xb0'\n", "f"));
 }
 
 TEST(LoaderTest, DirectoryErrors) {
