@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Fails when a module includes a header it must not (DESIGN.md §5): dependencies point one way,
-# base <- model <- {config, policy} <- cli and base <- ledger <- cli, and no module reaches into another's private headers.
+# base <- model <- {config, policy} <- node <- server <- cli, base <- crypto <- store <- node and
+# base <- ledger <- node (the `allowed` table below), and no module reaches into another's
+# private headers.
 # Tests (*_test.cc, *_testing.h) may also use config to load the examples.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -338,6 +338,13 @@ class Node {
 // The reason code of a denial returned by a Node operation, if `error` is one.
 [[nodiscard]] std::optional<Reason> Denial(const Error& error);
 
+// The node's own reason code, beside the engine's (DESIGN §3): only the originator may release,
+// consent, reclassify or order destruction everywhere.
+inline constexpr std::string_view kNotOriginator = "not-originator";
+
+// Whether `error` is a refusal because this node did not originate the object (kPermissionDenied).
+[[nodiscard]] bool IsNotOriginator(const Error& error);
+
 // Whether `error` is Receive's refusal of an envelope whose signature does not verify with the
 // key this node holds for its signer (kDataLoss). From a partner's node, which its certificate
 // authenticated, that is a key changed or imported wrong, and importing its keys mends it.

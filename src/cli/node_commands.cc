@@ -49,7 +49,7 @@ const CLI::Validator& CountValidator() {
 
 int Report(const Error& e) {
   PrintError(e.message);
-  if (Denial(e) || e.message.starts_with("not-originator:")) {
+  if (Denial(e) || IsNotOriginator(e)) {
     return kExitDenied;
   }
   return e.code == Code::kDataLoss ? kExitIntegrity : kExitFailed;
@@ -542,12 +542,12 @@ std::optional<int> NodeCommands::Run() {
       o.pkcs11.token_label = f.p11_token;
       o.pkcs11.key_label = f.p11_key;
       auto pin = ReadSecret(f.pin_file, "ACCORD_PKCS11_PIN", "PIN", "--pin-file");
-      if (!pin) return kExitUsage;
+      if (!pin) return f.pin_file.empty() ? kExitUsage : kExitIo;  // none given, or unreadable
       o.pkcs11.pin = std::move(*pin);
     } else {
       auto pass =
           ReadSecret(f.passphrase_file, "ACCORD_PASSPHRASE", "passphrase", "--passphrase-file");
-      if (!pass) return kExitUsage;
+      if (!pass) return f.passphrase_file.empty() ? kExitUsage : kExitIo;
       o.passphrase = std::move(*pass);
       o.scrypt.n = uint64_t{1} << f.kdf_log_n;
     }
@@ -675,8 +675,9 @@ std::optional<int> NodeCommands::Run() {
     if (!list) return Report(list.error());
     for (const auto& o : list->objects) {
       if (f.json) {
-        json::array held;
-        for (const auto& h : o.held_by) held.emplace_back(h);
+        const auto array = [](const std::vector<std::string>& items) {
+          return json::array(items.begin(), items.end());
+        };
         json::object j{{"id", o.id},
                        {"originator", o.originator},
                        {"level", o.level},
@@ -685,7 +686,10 @@ std::optional<int> NodeCommands::Run() {
                        {"destroyed_at", o.destroyed_at ? json::value(FormatInstant(*o.destroyed_at))
                                                        : json::value(nullptr)},
                        {"bytes", o.payload_bytes},
-                       {"held_by", held}};
+                       {"topics", array(o.topics)},
+                       {"compartments", array(o.compartments)},
+                       {"rel_to", array(o.rel_to)},
+                       {"held_by", array(o.held_by)}};
         fmt::print("{}\n", json::serialize(j));
       } else {
         // What a partner named (ids, topics) is escaped: no terminal control from a package.

@@ -498,10 +498,10 @@ struct Node::Impl {
   Status RequireOriginator(std::string_view op, const ObjectRecord& o, std::string_view what,
                            std::string_view to = {}) {
     if (o.originator == party) return OkStatus();
-    return Refuse(RefusalEntry(op, o.id, "not-originator", to),
-                  Error{Code::kPermissionDenied,
-                        fmt::format("not-originator: only `{}`, the originator of `{}`, may {}",
-                                    o.originator, o.id, what)});
+    return Refuse(
+        RefusalEntry(op, o.id, kNotOriginator, to),
+        Error{Code::kPermissionDenied, fmt::format("{}: only `{}`, the originator of `{}`, may {}",
+                                                   kNotOriginator, o.originator, o.id, what)});
   }
 
   Result<PartnerRecord> Partner(const std::string& p) {
@@ -1138,6 +1138,7 @@ Status Node::Create(const NewObject& object, ByteView payload) {
   // What every partner would refuse in a package is refused here, before it is stored.
   ACCORD_RETURN_IF_ERROR(node_internal::CheckLabelList("topics", object.topics));
   ACCORD_RETURN_IF_ERROR(node_internal::CheckLabelList("compartments", object.compartments));
+  ACCORD_RETURN_IF_ERROR(node_internal::CheckLabelList("rel_to", object.rel_to));
   ObjectRecord o;
   o.id = object.id;
   o.originator = n.party;
@@ -2517,6 +2518,11 @@ Result<std::string> Node::ImportPublic(std::string_view text) {
 
 bool IsBadSignature(const Error& error) {
   return error.code == Code::kDataLoss && error.message.starts_with(kBadSignature);
+}
+
+bool IsNotOriginator(const Error& error) {
+  return error.code == Code::kPermissionDenied && error.message.starts_with(kNotOriginator) &&
+         error.message.substr(kNotOriginator.size()).starts_with(':');
 }
 
 std::optional<Reason> Denial(const Error& error) {

@@ -1867,6 +1867,11 @@ TEST_F(NodeTest, ALabelNoPartnerWouldAcceptIsRefusedAtCreation) {
   EXPECT_NE(too_many.error().message.find("at most 256"), std::string::npos);
   auto long_item = CreateObject(*kor, "k-3", "x", {"JPN"}, "II", {std::string(257, 't')});
   ASSERT_FALSE(long_item);
+  // Parties named again and again in rel_to count as items too.
+  auto rel_to_many = CreateObject(*kor, "k-5", "x", std::vector<std::string>(257, "JPN"));
+  ASSERT_FALSE(rel_to_many);
+  EXPECT_NE(rel_to_many.error().message.find("`rel_to` has 257 items"), std::string::npos)
+      << rel_to_many.error().message;
   many.pop_back();
   EXPECT_TRUE(CreateObject(*kor, "k-4", "x", {"JPN"}, "II", many));
   EXPECT_EQ(kor->store().GetObject("k-1").error().code, Code::kNotFound);

@@ -991,6 +991,10 @@ ApiResponse Api::FromError(const Error& error, std::string_view what) {
     // not read it.
     return ErrorResponse(403, ReasonName(*reason), std::string(what) + " is denied");
   }
+  if (IsNotOriginator(error)) {
+    // Who the originator is shows in the object's listing to those who may read it, not here.
+    return ErrorResponse(403, kNotOriginator, std::string(what) + " is denied");
+  }
   if (status >= 500 || error.code == Code::kPermissionDenied) {
     // Details go to the log, never to the client.
     log_(OneLine(std::string(what) + ": " + error.ToString(), 1000));  // `what` may hold an id

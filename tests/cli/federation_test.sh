@@ -111,6 +111,8 @@ check tisa-direct-refused '"code":"hub-only"' post KOR kor-analyst /v1/objects/k
 check tisa-release-usa '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-2015/release '{"to":"USA"}'
 eventually tisa-usa-has-it '"reason":"released"' get USA usa-analyst /v1/objects/k-2015
 check tisa-no-consent '"code":"no-consent"' post USA usa-analyst /v1/objects/k-2015/forward '{"to":"JPN"}'
+# Only the originator consents: the holder is refused with the node's own reason code.
+check tisa-not-originator '"code":"not-originator"' post USA usa-analyst /v1/objects/k-2015/consent '{"to":"JPN"}'
 check tisa-consent '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-2015/consent '{"to":"JPN"}'
 eventually tisa-consent-delivered '"USA":\{"pending":0,"delivered":2,"failed":0\}' get KOR kor-analyst /v1/outbox
 check tisa-forward '"to":"JPN"' post USA usa-analyst /v1/objects/k-2015/forward '{"to":"JPN"}'

@@ -123,7 +123,7 @@ expect subject-add 0 'subject kor-clerk \(KOR III\)' "$accord" subject add --hom
 expect subject-ls 0 'kor-clerk +KOR III' "$accord" subject ls --home "$d/KOR"
 expect own-clearance 4 'insufficient-clearance' "$accord" get --home "$d/KOR" \
   --at 2019-12-01T00:00:00+09:00 --id k-2019 --as kor-clerk
-expect ls-json 0 '"id":"k-2015","originator":"KOR"' "$accord" ls --home "$d/USA" --json
+expect ls-json 0 '"id":"k-2015","originator":"KOR".*"topics":\["dprk-missile"\],"compartments":\[\],"rel_to":\["USA","JPN"\]' "$accord" ls --home "$d/USA" --json
 
 # 2b. Files written for an operator: a payload is mode 0600 and never written through a file
 # planted beside it; an output that cannot be written is refused before the operation commits;
@@ -179,6 +179,12 @@ expect init-twice 1 'is not empty' "$accord" node init --home "$work/real" --par
 expect init-unknown-party 1 'party `FRA` is not in the policy' "$accord" node init \
   --home "$work/fra" --party FRA --policy "$src/examples/gsomia"
 if [ ! -e "$work/fra" ]; then ok; else fail "a failed init left $work/fra behind"; fi
+# A passphrase file that cannot be read is a file error (3), as for every other command; no
+# passphrase at all is a usage error (2).
+expect init-unreadable-passphrase 3 'no-such-file' "$accord" node init --home "$work/kor3" \
+  --party KOR --policy "$src/examples/gsomia" --passphrase-file "$work/no-such-file"
+expect init-no-passphrase 2 'a passphrase is needed' env -u ACCORD_PASSPHRASE "$accord" node init \
+  --home "$work/kor3" --party KOR --policy "$src/examples/gsomia"
 
 # 4. The KEK on a PKCS#11 token (SoftHSM2): the home holds no key store file.
 mkdir -p "$work/tokens"
