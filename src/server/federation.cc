@@ -166,10 +166,26 @@ struct Federation::Impl {
     return true;
   }
 
+  // The partner's port file names no port: its node is not running (a clean stop removes the
+  // file) or not yet. That is a failure to reach it, as a refused connection is, so its status
+  // says why and the envelope due first shows the attempt and when the next one is due.
+  void NoPort(Peer& p) {
+    const std::string why = fmt::format("its port file `{}` names no port: its node is not running",
+                                        p.options.port_file);
+    Unreachable(p, why);
+    auto due = node->store().DueDeliveries(p.options.party, NowMicros(), 1, 0);
+    if (!due) {
+      log(fmt::format("reading the outbox failed: {}", due.error().ToString()));
+    } else if (!due->empty()) {
+      Record(due->front(), why, p.retry_at_us, false);
+    }
+  }
+
   void Unreachable(Peer& p, const std::string& why) {
     p.failures += 1;
     p.retry_at_us = NowMicros() + Backoff(p.failures);
-    if (p.status.reachable || p.failures == 1) {
+    // Said once, and again when the reason changes (its port file gone, then a refusal).
+    if (p.status.reachable || p.failures == 1 || why != p.status.last_error) {
       log(fmt::format("{} unreachable, retrying with backoff: {}", p.options.party, why));
     }
     p.status.reachable = false;
@@ -741,7 +757,11 @@ struct Federation::Impl {
         try {
           CatchUpWithClock(p, pass);
           if (pass < p.retry_at_us) continue;
-          if (RefreshPort(p)) Serve(p);
+          if (RefreshPort(p)) {
+            Serve(p);
+          } else {
+            NoPort(p);
+          }
         } catch (const std::exception& e) {
           // Out of memory, most likely: this partner waits as if unreachable (what it was sent
           // stays queued until its receipt is recorded), and the others go on.
