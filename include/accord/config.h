@@ -11,6 +11,7 @@
 #define ACCORD_CONFIG_H_
 
 #include <cstdint>
+#include <exception>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -33,7 +34,7 @@ struct Diagnostic {
   [[nodiscard]] std::string ToString() const;
 };
 
-// The text of one policy file and the name it is reported under.
+// The text of one TOML file (of a policy, or `serve.toml`) and the name it is reported under.
 struct PolicyFile {
   std::string name;
   std::string text;
@@ -69,9 +70,10 @@ inline constexpr int kMaxTomlNesting = 32;
 // then TomlTooDeep. nullopt when it can. Run it before toml::parse on any file from outside.
 [[nodiscard]] std::optional<Diagnostic> TomlUnsafe(std::string_view text, const std::string& file);
 
-// The first line of toml11's message `what` without its "[error] toml::parse_xxx: " prefix, for a
-// diagnostic of one line ("malformed TOML" when nothing is left).
-[[nodiscard]] std::string SummarizeTomlMessage(std::string_view what);
+// The diagnostic of one line for `e`, thrown by toml::parse on `file`'s text: where toml11 says
+// the mistake is (a malformed date or time, which toml11 3.7 places on line 1 of its own text,
+// moved to its line in the file), and the first line of toml11's message.
+[[nodiscard]] Diagnostic TomlParseDiagnostic(const std::exception& e, const PolicyFile& file);
 
 // One Error for callers that need a Status: the first diagnostic, and how many more there are.
 [[nodiscard]] Error DiagnosticsToError(const std::vector<Diagnostic>& diagnostics);

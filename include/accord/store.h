@@ -353,6 +353,12 @@ class Store {
   [[nodiscard]] virtual Status RecordAttempt(const std::string& id, const std::string& to,
                                              const std::string& error, int64_t next_attempt_us,
                                              bool give_up, int64_t now_us) = 0;
+  // A failed attempt to reach `to`, recorded on the first `limit` envelopes DueDeliveries would
+  // give at `now_us` as RecordAttempt records it, without reading them; returns how many.
+  [[nodiscard]] virtual Result<uint64_t> RecordUnreachable(const std::string& to,
+                                                           const std::string& error,
+                                                           int64_t next_attempt_us, int64_t now_us,
+                                                           size_t limit) = 0;
   // The envelope (id, to) queued, in any state; nullopt when it never was.
   [[nodiscard]] virtual Result<std::optional<OutboxRecord>> GetQueued(const std::string& id,
                                                                       const std::string& to) = 0;

@@ -116,20 +116,16 @@ Result<ServeConfig> LoadServeConfig(const std::string& path) {
 }
 
 Result<ServeConfig> ParseServeConfig(const std::string& text, const std::string& path) {
+  if (auto unsafe = TomlUnsafe(text, path)) {
+    return Fail(Code::kInvalidArgument, unsafe->ToString());
+  }
   toml::value root;
   try {
-    if (auto unsafe = TomlUnsafe(text, path)) {
-      return Fail(Code::kInvalidArgument, unsafe->ToString());
-    }
     std::istringstream parsed(text);
     root = toml::parse(parsed, path);
-  } catch (const toml::exception& e) {
-    // One line, as the file's other mistakes: toml11's own message spans several.
-    return Fail(Code::kInvalidArgument, fmt::format("{}:{}: {}", path, e.location().line(),
-                                                    SummarizeTomlMessage(e.what())));
   } catch (const std::exception& e) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("{}: {}", path, SummarizeTomlMessage(e.what())));
+    // One line with the mistake's place, as a policy's: toml11's own message spans several.
+    return Fail(Code::kInvalidArgument, TomlParseDiagnostic(e, PolicyFile{path, text}).ToString());
   }
   const ConfigReader r(path, fs::path(path).parent_path());
   ServeConfig c;

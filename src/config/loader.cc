@@ -64,6 +64,19 @@ Position ParseErrorPosition(const toml::source_location& loc, const PolicyFile& 
   return p;
 }
 
+// The first line of a toml11 message without its "[error] toml::parse_xxx: " prefix.
+std::string SummarizeTomlMessage(std::string_view what) {
+  std::string line(what.substr(0, what.find('\n')));
+  if (line.rfind("[error] ", 0) == 0) line.erase(0, 8);
+  if (line.rfind("toml::", 0) == 0) {
+    const size_t colon = line.find(": ");
+    if (colon != std::string::npos) line.erase(0, colon + 2);
+  }
+  while (!line.empty() && (line.back() == '.' || line.back() == ' ')) line.pop_back();
+  if (line.empty()) line = "malformed TOML";
+  return line;
+}
+
 // Reads one file's TOML into model values.
 class Reader {
  public:
@@ -100,10 +113,8 @@ class Reader {
     std::istringstream in(f.text);
     try {
       return toml::parse(in, f.name);
-    } catch (const toml::exception& e) {
-      Error(ParseErrorPosition(e.location(), f), SummarizeTomlMessage(e.what()));
     } catch (const std::exception& e) {
-      Error(Position{f.name, 0, 0}, SummarizeTomlMessage(e.what()));
+      diags_.push_back(TomlParseDiagnostic(e, f));
     }
     return std::nullopt;
   }
@@ -571,16 +582,12 @@ Error DiagnosticsToError(const std::vector<Diagnostic>& diagnostics) {
   return Error{Code::kInvalidArgument, std::move(message)};
 }
 
-std::string SummarizeTomlMessage(std::string_view what) {
-  std::string line(what.substr(0, what.find('\n')));
-  if (line.rfind("[error] ", 0) == 0) line.erase(0, 8);
-  if (line.rfind("toml::", 0) == 0) {
-    const size_t colon = line.find(": ");
-    if (colon != std::string::npos) line.erase(0, colon + 2);
+Diagnostic TomlParseDiagnostic(const std::exception& e, const PolicyFile& file) {
+  Position at{file.name, 0, 0};
+  if (const auto* error = dynamic_cast<const toml::exception*>(&e)) {
+    at = ParseErrorPosition(error->location(), file);
   }
-  while (!line.empty() && (line.back() == '.' || line.back() == ' ')) line.pop_back();
-  if (line.empty()) line = "malformed TOML";
-  return line;
+  return Diagnostic{at.file, at.line, at.column, SummarizeTomlMessage(e.what())};
 }
 
 // toml11 3.7 parses arrays and inline tables recursively and overflows the stack on deep nesting

@@ -487,9 +487,15 @@ void Count(Tally& t, const Decision& d) {
   if (d.reason == Reason::kReleased) ++t.released;
 }
 
-TEST(DecisionProperties, RaisingClearanceNeverTurnsAllowIntoDeny) {
+// Draws 20 reads from each of RapidCheck's policies and, for each one allowed, calls
+// `widen(policy, engine, read, before)`, which gives the subject more and asserts what the
+// engine answers then; counts the reads, and fails when too few were allowed (about 9% of reads
+// are the originator's and 3% through a release; the floors sit far below, since a run draws
+// its reads in clusters of 20 from one policy).
+template <typename Widen>
+void CheckAllowedReadsWidened(const char* property, Widen widen) {
   Tally tally;
-  ASSERT_TRUE(rc::check("raising clearance never turns allow into deny", [&tally] {
+  ASSERT_TRUE(rc::check(property, [&tally, &widen] {
     const auto policy = ArbitraryPolicy();
     const Engine e = Compile(*policy);
     for (int i = 0; i < 20; ++i) {
@@ -497,55 +503,50 @@ TEST(DecisionProperties, RaisingClearanceNeverTurnsAllowIntoDeny) {
       const auto before = Decide(e, boost::json::serialize(v));
       RC_ASSERT(before.has_value());
       Count(tally, *before);
-      if (!before->allow) continue;
-      auto& s = v.at("subject").as_object();
-      const Party* party = policy->FindParty(std::string(s.at("party").as_string()));
-      RC_ASSERT(party != nullptr);
-      const int current = party->LevelIndex(std::string(s.at("clearance").as_string()));
-      for (size_t l = 0; l < party->levels.size(); ++l) {
-        if (party->levels[l].rank < party->levels[current].rank) continue;
-        s["clearance"] = party->levels[l].id;
-        const auto after = Decide(e, boost::json::serialize(v));
-        RC_ASSERT(after.has_value());
-        RC_ASSERT(after->allow);
-        RC_ASSERT(after->reason == before->reason);
-      }
+      if (before->allow) widen(*policy, e, v, *before);
     }
   }));
-  PrintTally("raising clearance", tally);
-  // About 9% and 3.5% of reads (2,000 a run).
+  PrintTally(property, tally);
   EXPECT_GT(tally.own * 25, tally.requests) << "the originator's subjects read and are allowed";
-  EXPECT_GT(tally.released * 100, tally.requests) << "other parties' subjects read and are allowed";
+  EXPECT_GT(tally.released * 200, tally.requests) << "other parties' subjects read and are allowed";
+}
+
+TEST(DecisionProperties, RaisingClearanceNeverTurnsAllowIntoDeny) {
+  CheckAllowedReadsWidened(
+      "raising clearance never turns allow into deny",
+      [](const Policy& policy, const Engine& e, boost::json::value& v, const Decision& before) {
+        auto& s = v.at("subject").as_object();
+        const Party* party = policy.FindParty(std::string(s.at("party").as_string()));
+        RC_ASSERT(party != nullptr);
+        const int current = party->LevelIndex(std::string(s.at("clearance").as_string()));
+        for (const Level& level : party->levels) {
+          if (level.rank < party->levels[current].rank) continue;
+          s["clearance"] = level.id;
+          const auto after = Decide(e, boost::json::serialize(v));
+          RC_ASSERT(after.has_value());
+          RC_ASSERT(after->allow);
+          RC_ASSERT(after->reason == before.reason);
+        }
+      });
 }
 
 // Need-to-know and compartments are the subject's and the object's, the same on every path
 // (DESIGN §3 read, steps 3 and 7), so widening what the subject holds leaves an allow as it was.
 TEST(DecisionProperties, MoreNeedToKnowOrCompartmentsNeverTurnAllowIntoDeny) {
-  Tally tally;
-  ASSERT_TRUE(rc::check("more need-to-know or compartments never turn allow into deny", [&tally] {
-    const auto policy = ArbitraryPolicy();
-    const Engine e = Compile(*policy);
-    for (int i = 0; i < 20; ++i) {
-      boost::json::value v = ArbitraryRead(policy);
-      const auto before = Decide(e, boost::json::serialize(v));
-      RC_ASSERT(before.has_value());
-      Count(tally, *before);
-      if (!before->allow) continue;
-      auto& s = v.at("subject").as_object();
-      const bool topics = *rc::gen::arbitrary<bool>();
-      auto& list = s[topics ? "need_to_know" : "compartments"].as_array();
-      for (const std::string& item : topics ? SomeTopics() : SomeCompartments()) {
-        list.emplace_back(item);
-      }
-      list.emplace_back(topics ? "t-unrelated" : "c-unrelated");
-      const auto after = Decide(e, boost::json::serialize(v));
-      RC_ASSERT(after.has_value());
-      RC_ASSERT(SameAnswer(*before, *after));
-    }
-  }));
-  PrintTally("more need-to-know or compartments", tally);
-  EXPECT_GT(tally.own * 25, tally.requests) << "the originator's subjects read and are allowed";
-  EXPECT_GT(tally.released * 100, tally.requests) << "other parties' subjects read and are allowed";
+  CheckAllowedReadsWidened(
+      "more need-to-know or compartments never turn allow into deny",
+      [](const Policy&, const Engine& e, boost::json::value& v, const Decision& before) {
+        auto& s = v.at("subject").as_object();
+        const bool topics = *rc::gen::arbitrary<bool>();
+        auto& list = s[topics ? "need_to_know" : "compartments"].as_array();
+        for (const std::string& item : topics ? SomeTopics() : SomeCompartments()) {
+          list.emplace_back(item);
+        }
+        list.emplace_back(topics ? "t-unrelated" : "c-unrelated");
+        const auto after = Decide(e, boost::json::serialize(v));
+        RC_ASSERT(after.has_value());
+        RC_ASSERT(SameAnswer(before, *after));
+      });
 }
 
 // A consent matters to one check only, a forward's step 2 (DESIGN §3): one more consent leaves

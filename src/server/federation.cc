@@ -113,6 +113,7 @@ struct Federation::Impl {
     int64_t proved_at_us = 0;                    // when ProveShown last ran a full round
     std::string proof_error;                     // the last failure to prove, logged once
     bool port_known = false;                     // read from the port file
+    bool port_missing = false;                   // the last failure: the file names no port
     size_t batch_bytes = kMaxBatchBytes;         // 0: one envelope a request
     size_t batch_ceiling = kMaxBatchBytes;       // lowered by a 413: the partner's body limit
     bool takes_batches = true;                   // false once it answered 404 or 405 to one
@@ -167,25 +168,29 @@ struct Federation::Impl {
   }
 
   // The partner's port file names no port: its node is not running (a clean stop removes the
-  // file) or not yet. That is a failure to reach it, as a refused connection is, so its status
-  // says why and the envelope due first shows the attempt and when the next one is due.
+  // file) or not yet. That is a failure to reach it, as a refused connection is: its status says
+  // why, and the envelopes a request would have carried show the attempt and when the next one
+  // is due (the file is read again at every pass meanwhile, so a partner that starts is reached
+  // at once).
   void NoPort(Peer& p) {
-    const std::string why = fmt::format("its port file `{}` names no port: its node is not running",
-                                        p.options.port_file);
-    Unreachable(p, why);
-    auto due = node->store().DueDeliveries(p.options.party, NowMicros(), 1, 0);
-    if (!due) {
-      log(fmt::format("reading the outbox failed: {}", due.error().ToString()));
-    } else if (!due->empty()) {
-      Record(due->front(), why, p.retry_at_us, false);
+    const std::string why =
+        fmt::format("its port file `{}` names no port: its node is not running, or not yet",
+                    p.options.port_file);
+    Unreachable(p, why, /*port_missing=*/true);
+    auto recorded = node->store().RecordUnreachable(p.options.party, why, p.retry_at_us,
+                                                    NowMicros(), options.batch);
+    if (!recorded) {
+      log(fmt::format("recording delivery attempts failed: {}", recorded.error().ToString()));
     }
   }
 
-  void Unreachable(Peer& p, const std::string& why) {
+  void Unreachable(Peer& p, const std::string& why, bool port_missing = false) {
     p.failures += 1;
     p.retry_at_us = NowMicros() + Backoff(p.failures);
-    // Said once, and again when the reason changes (its port file gone, then a refusal).
-    if (p.status.reachable || p.failures == 1 || why != p.status.last_error) {
+    // Said once, and again when the partner's node comes up but cannot be reached, or goes.
+    const bool changed = port_missing != p.port_missing;
+    p.port_missing = port_missing;
+    if (p.status.reachable || p.failures == 1 || changed) {
       log(fmt::format("{} unreachable, retrying with backoff: {}", p.options.party, why));
     }
     p.status.reachable = false;
@@ -198,6 +203,7 @@ struct Federation::Impl {
     }
     p.failures = 0;
     p.retry_at_us = 0;
+    p.port_missing = false;
     p.status.reachable = true;
     p.status.last_error.clear();
   }
@@ -756,6 +762,13 @@ struct Federation::Impl {
         if (Stopping()) return;
         try {
           CatchUpWithClock(p, pass);
+          if (p.port_missing && server_internal::ReadPortFile(p.options.port_file)) {
+            // Its node has started: no backoff to wait out, here or in the outbox.
+            p.retry_at_us = 0;
+            if (auto moved = node->store().BringForwardAttempts(p.options.party, pass); !moved) {
+              log(fmt::format("reading the outbox failed: {}", moved.error().ToString()));
+            }
+          }
           if (pass < p.retry_at_us) continue;
           if (RefreshPort(p)) {
             Serve(p);
@@ -781,10 +794,10 @@ struct Federation::Impl {
       }
       std::unique_lock lock(mu);
       if (statuses.size() == peers.size()) snapshot.swap(statuses);
-      // Sleep until woken, the next poll or witnessing, or the earliest retry not yet tried. A
-      // retry time already due before this pass was tried in it, or found no port to try: it
-      // waits for the next poll, not for a millisecond (when nothing was due, no request reset
-      // it).
+      // Sleep until woken, the next poll or witnessing (when a partner's port file that named no
+      // port is read again), or the earliest retry not yet tried. A retry time already due
+      // before this pass was tried in it: it waits for the next poll, not for a millisecond
+      // (when nothing was due, no request reset it).
       auto wait = std::min(options.poll_interval, options.witness_interval);
       if (more_due) wait = milliseconds(0);
       more_due = false;

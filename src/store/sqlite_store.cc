@@ -774,6 +774,7 @@ struct Statements {
   StmtPtr count_outbox;
   StmtPtr list_undelivered;
   StmtPtr record_attempt;
+  StmtPtr record_unreachable;
   StmtPtr mark_delivered;
   StmtPtr attempts_after;
   StmtPtr bring_forward_attempts;
@@ -963,6 +964,14 @@ Result<Statements> PrepareAll(sqlite3* db) {
                               "UPDATE outbox SET attempts = attempts + 1, last_error = ?3, "
                               "next_attempt_us = ?4, state = ?5, done_us = ?6 "
                               "WHERE id = ?1 AND to_party = ?2 AND state = 0"));
+  // The envelopes due_deliveries lists, by the same rule.
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.record_unreachable,
+           "UPDATE outbox SET attempts = attempts + 1, last_error = ?3, next_attempt_us = ?4 "
+           "WHERE seq IN (SELECT seq FROM outbox "
+           "WHERE state = 0 AND to_party = ?1 AND next_attempt_us <= ?2 AND seq < "
+           "(SELECT IFNULL(MIN(seq), 9223372036854775807) FROM outbox INDEXED BY outbox_due "
+           "WHERE state = 0 AND to_party = ?1 AND next_attempt_us > ?2) ORDER BY seq LIMIT ?5)"));
   ACCORD_RETURN_IF_ERROR(prep(s.attempts_after,
                               "SELECT 1 FROM outbox INDEXED BY outbox_due WHERE state = 0 AND "
                               "to_party = ?1 AND next_attempt_us > ?2 LIMIT 1"));
@@ -2038,6 +2047,19 @@ class SqliteStore final : public Store {
       return Fail(Code::kNotFound, "no pending delivery of `" + id + "` to `" + to + "`");
     }
     return OkStatus();
+  }
+
+  Result<uint64_t> RecordUnreachable(const std::string& to, const std::string& error,
+                                     int64_t next_attempt_us, int64_t now_us,
+                                     size_t limit) override {
+    BoundStatement st(db_.get(), s_.record_unreachable.get());
+    st.BindText(1, to);
+    st.BindInt(2, now_us);
+    st.BindText(3, error);
+    st.BindInt(4, next_attempt_us);
+    st.BindInt(5, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+    ACCORD_RETURN_IF_ERROR(st.Run("record a failed attempt to reach", to));
+    return static_cast<uint64_t>(sqlite3_changes64(db_.get()));
   }
 
   Result<std::optional<OutboxRecord>> GetQueued(const std::string& id,

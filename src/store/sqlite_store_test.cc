@@ -1745,6 +1745,33 @@ TEST_F(SqliteStoreTest, AttemptsDueTooLateAreBroughtForward) {
   EXPECT_EQ(store_->DueDeliveries("USA", 2000, 10, kAnyBytes).value().size(), 0u);  // its own
 }
 
+// A partner that cannot be reached at all (its port file names no port): the attempt is recorded
+// on the envelopes that were due, in queue order and up to the limit, none of them read.
+TEST_F(SqliteStoreTest, AFailureToReachAPartnerIsRecordedOnItsDueEnvelopes) {
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p1", "JPN", 1000)));
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p2", "JPN", 1000)));
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p3", "JPN", 1000)));
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p4", "JPN", 5000)));  // not due: p4 and after wait
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p5", "JPN", 1000)));
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("u1", "USA", 1000)));
+  EXPECT_EQ(store_->RecordUnreachable("JPN", "no port", 3000, 2000, 2).value(), 2u);
+  // p3 waits behind p1 and p2 until they are due again, as DueDeliveries has it.
+  EXPECT_EQ(store_->RecordUnreachable("JPN", "no port", 3000, 2000, 10).value(), 0u);
+  EXPECT_EQ(store_->RecordUnreachable("JPN", "still no port", 4000, 3000, 10).value(), 3u);
+  for (const auto& [id, attempts] : {std::pair{"p1", 2}, {"p2", 2}, {"p3", 1}}) {
+    auto r = store_->GetQueued(id, "JPN").value();
+    EXPECT_EQ(r->attempts, attempts) << id;
+    EXPECT_EQ(r->last_error, "still no port") << id;
+    EXPECT_EQ(r->next_attempt_us, 4000) << id;
+    EXPECT_EQ(r->state, DeliveryState::kPending) << id;
+  }
+  for (const auto& [id, to] : {std::pair{"p4", "JPN"}, {"p5", "JPN"}, {"u1", "USA"}}) {
+    EXPECT_EQ(store_->GetQueued(id, to).value()->attempts, 0) << id;
+  }
+  EXPECT_EQ(store_->DueDeliveries("JPN", 3999, 10, kAnyBytes).value().size(), 0u);
+  EXPECT_EQ(store_->DueDeliveries("JPN", 4000, 10, kAnyBytes).value().size(), 3u);
+}
+
 // An envelope given up while it was on its way (its object destroyed meanwhile) whose receipt
 // comes back after all was delivered: the outbox says so.
 TEST_F(SqliteStoreTest, AReceiptForAnEnvelopeGivenUpMarksItDelivered) {

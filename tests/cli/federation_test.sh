@@ -91,8 +91,12 @@ entries() {
     printf '%s\n' "$body" >>"$work/entries"
     size=$(grep -oE '^\{"size":[0-9]+' <<<"$body" | grep -oE '[0-9]+$')
     n=$(grep -oE '"v":1,"at":' <<<"$body" | wc -l)
+    if [ -z "$size" ] || { [ "$n" = 0 ] && [ "$from" -lt "$size" ]; }; then
+      echo "GET /v1/log/entries: no size, or no entry counted from $from: $body"
+      return 1
+    fi
     from=$((from + n))
-    [ "$n" -gt 0 ] && [ "$from" -lt "${size:-0}" ] || break
+    [ "$from" -lt "$size" ] || break
   done
   grep -oE "$3" "$work/entries" | wc -l
 }
@@ -148,6 +152,9 @@ for f in f1 f2 f3 f4; do
   check "release-$f" '"delivery":"queued"' post KOR kor-analyst "/v1/objects/k-$f/release" '{"to":"JPN"}'
 done
 eventually f1-retried '"attempts":[1-9]' get KOR kor-analyst /v1/outbox
+# Each failed pass records its attempt on every envelope due, so k-f4 has been tried too: it is
+# checked before it is sent again.
+eventually f4-tried '"object":"k-f4","state":"pending","attempts":[1-9]' get KOR kor-analyst /v1/outbox
 check f1-pending '"JPN":\{"pending":4,' get KOR kor-analyst /v1/outbox
 # k-f4's queued envelope no longer matches its signature (the signature's first character changed):
 # Korea finds it damaged before it sends it again, and gives it up; the others go on.
@@ -390,6 +397,9 @@ check wrongkey-once '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision"
 live_stop JPN
 check clock-create '"id":"k-clock"' create KOR kor-analyst k-clock II "queued by a clock ahead" '["JPN"]'
 check clock-release '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-clock/release '{"to":"JPN"}'
+# A partner stopped cleanly has removed its port file: that is why it cannot be reached.
+eventually stopped-said '"party":"JPN","reachable":false,"last_error":"its port file `[^`]*JPN.port` names no port' \
+  get KOR kor-analyst /v1/federation/peers
 eventually clock-tried '"object":"k-clock","state":"pending","attempts":[1-9]' get KOR kor-analyst /v1/outbox
 db_change clock-ahead "$work/net/KOR/state.db" \
   "UPDATE outbox SET next_attempt_us = $(($(date +%s%N) / 1000 + 3600000000)) WHERE object_id = 'k-clock'"
