@@ -120,8 +120,9 @@ int Main(int argc, char** argv) {
       ->required()
       ->check(CountValidator());
   inclusion_cmd->add_option("--root", inclusion.root, "Root hash of that tree, hex")->required();
-  inclusion_cmd->add_option("--proof", inclusion.proof, "Audit path: hex hashes, comma-separated")
-      ->required();
+  inclusion_cmd->add_option(
+      "--proof", inclusion.proof,
+      "Audit path: hex hashes, comma-separated (none for the only entry of a tree of one)");
   VerifyConsistencyOptions consistency;
   auto* consistency_cmd = log_cmd->add_subcommand(
       "verify-consistency", "Check that the tree of size1 is a prefix of the tree of size2");
@@ -135,9 +136,10 @@ int Main(int argc, char** argv) {
       ->required();
   consistency_cmd->add_option("--root2", consistency.root2, "Root of the later tree, hex")
       ->required();
-  consistency_cmd
-      ->add_option("--proof", consistency.proof, "Consistency proof: hex hashes, comma-separated")
-      ->required();
+  consistency_cmd->add_option(
+      "--proof", consistency.proof,
+      "Consistency proof: hex hashes, comma-separated (none from an empty tree or to the same "
+      "size)");
 
   VerifyProofOptions verify_proof;
   auto* verify_proof_cmd = log_cmd->add_subcommand(

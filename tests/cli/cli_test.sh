@@ -94,6 +94,12 @@ empty=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 check consistency-from-empty.txt 0 "$accord" log verify-consistency --size1 0 --size2 8 --root1 $empty --root2 $root8 --proof ""
 check consistency-empty-other-root.txt 1 "$accord" log verify-consistency --size1 0 --size2 8 --root1 $root6 --root2 $root8 --proof ""
 check consistency-empty-both-other-root.txt 1 "$accord" log verify-consistency --size1 0 --size2 0 --root1 $root8 --root2 $root8 --proof ""
+# A proof with no hashes may be left out, as verify-proof allows: from a tree to itself, and the
+# only entry of a tree of one, whose root is its leaf hash.
+check consistency-same-size-no-proof.txt 0 "$accord" log verify-consistency --size1 8 --size2 8 --root1 $root8 --root2 $root8
+check consistency-same-size-other-root.txt 1 "$accord" log verify-consistency --size1 8 --size2 8 --root1 $root8 --root2 $root6
+check inclusion-one-leaf-no-proof.txt 0 "$accord" log verify-inclusion --leaf-hash $leaf4 --index 0 --size 1 --root $leaf4
+check inclusion-no-proof-missing-path.txt 1 "$accord" log verify-inclusion --leaf-hash $leaf4 --index 4 --size 8 --root $root8
 # Sizes and indices are decimal numbers from 0: -1 is refused, not read as 2^64 - 1.
 check inclusion-negative-index.txt 2 "$accord" log verify-inclusion --leaf-hash $leaf4 --index -1 --size 8 --root $root8 --proof $path4
 check inclusion-negative-size.txt 2 "$accord" log verify-inclusion --leaf-hash $leaf4 --index 4 --size -8 --root $root8 --proof $path4
