@@ -590,6 +590,14 @@ Diagnostic TomlParseDiagnostic(const std::exception& e, const PolicyFile& file) 
   return Diagnostic{at.file, at.line, at.column, SummarizeTomlMessage(e.what())};
 }
 
+namespace {
+
+// The length of a UTF-8 byte order mark at the start of `text`, which TOML allows and which
+// counts as no column in a diagnostic.
+size_t ByteOrderMarkSize(std::string_view text) { return text.starts_with("\xEF\xBB\xBF") ? 3 : 0; }
+
+}  // namespace
+
 // toml11 3.7 parses arrays and inline tables recursively and overflows the stack on deep nesting
 // (found by fuzz/policy_loader_fuzz). No file of accord's needs more than a few levels, so
 // nesting beyond kMaxTomlNesting is refused before toml11 sees the text. The scan skips strings
@@ -597,9 +605,9 @@ Diagnostic TomlParseDiagnostic(const std::exception& e, const PolicyFile& file) 
 // two more, which belong to the string (`'''a''''` is the string `a'`).
 std::optional<Diagnostic> TomlTooDeep(std::string_view text, const std::string& file) {
   uint32_t line = 1;
-  size_t line_start = 0;
+  size_t line_start = ByteOrderMarkSize(text);  // not a column an editor shows
   int depth = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
+  for (size_t i = line_start; i < text.size(); ++i) {
     const char c = text[i];
     if (c == '\n') {
       ++line;
@@ -644,7 +652,7 @@ std::optional<Diagnostic> TomlTooDeep(std::string_view text, const std::string& 
 std::optional<Diagnostic> TomlUnsafe(std::string_view text, const std::string& file) {
   uint32_t line = 1;
   uint32_t column = 1;  // in code points
-  for (size_t i = 0; i < text.size();) {
+  for (size_t i = ByteOrderMarkSize(text); i < text.size();) {
     const size_t n = Utf8SequenceLength(text.substr(i));
     if (n == 0) {
       return Diagnostic{file, line, column,

@@ -418,6 +418,15 @@ TEST(LoaderTest, TextThatIsNotUtf8IsRefusedBeforeTomlReadsIt) {
   ExpectOne(Load(kParties, "", "x = '\xc3\xa9\xff'"), "subjects.toml", 1, 7,
             "byte 0xff is not UTF-8");
   EXPECT_FALSE(TomlUnsafe("name = '\xea\xb5\xb0'\n", "f"));
+  // A byte order mark is no column: the bad byte after `x = '` on line 1 is at column 6.
+  const auto after_bom = TomlUnsafe("\xef\xbb\xbfx = '\xff'\n", "f");
+  ASSERT_TRUE(after_bom);
+  EXPECT_EQ(after_bom->line, 1u);
+  EXPECT_EQ(after_bom->column, 6u);
+  const std::string deep = "\xef\xbb\xbfx = " + std::string(100, '[');
+  const auto too_deep = TomlUnsafe(deep, "f");
+  ASSERT_TRUE(too_deep);
+  EXPECT_EQ(too_deep->column, 5u + kMaxTomlNesting);  // the first bracket past the limit
 }
 
 TEST(LoaderTest, DirectoryErrors) {
