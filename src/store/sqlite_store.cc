@@ -941,15 +941,18 @@ Result<Statements> PrepareAll(sqlite3* db) {
   // Strictly in queue order: nothing queued after an envelope that is not due yet (one backing
   // off from a failed attempt, as a restarted node finds it) is due either (decision 39). The
   // first such one is found in the index of pending envelopes by time (outbox_due).
+  // ?1 the partner, ?2 the time; the limit's parameter follows.
+  const std::string due_in_queue_order =
+      "WHERE state = 0 AND to_party = ?1 AND next_attempt_us <= ?2 AND seq < "
+      "(SELECT IFNULL(MIN(seq), 9223372036854775807) FROM outbox INDEXED BY outbox_due "
+      "WHERE state = 0 AND to_party = ?1 AND next_attempt_us > ?2) ORDER BY seq LIMIT ";
   // The envelopes' bytes are not read here but by seq, once DueDeliveries has counted them
   // against its budget (their lengths come from the records' headers).
   ACCORD_RETURN_IF_ERROR(
       prep(s.due_deliveries,
            "SELECT seq, id, to_party, kind, object_id, X'', queued_us, attempts, next_attempt_us, "
-           "last_error, state, done_us, length(envelope) FROM outbox "
-           "WHERE state = 0 AND to_party = ?1 AND next_attempt_us <= ?2 AND seq < "
-           "(SELECT IFNULL(MIN(seq), 9223372036854775807) FROM outbox INDEXED BY outbox_due "
-           "WHERE state = 0 AND to_party = ?1 AND next_attempt_us > ?2) ORDER BY seq LIMIT ?3"));
+           "last_error, state, done_us, length(envelope) FROM outbox " +
+               due_in_queue_order + "?3"));
   ACCORD_RETURN_IF_ERROR(
       prep(s.list_outbox, outbox_columns + "WHERE to_party = ?1 ORDER BY state != 0, seq"));
   ACCORD_RETURN_IF_ERROR(prep(s.list_outbox_all, outbox_columns + "ORDER BY state != 0, seq"));
@@ -968,10 +971,8 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(
       prep(s.record_unreachable,
            "UPDATE outbox SET attempts = attempts + 1, last_error = ?3, next_attempt_us = ?4 "
-           "WHERE seq IN (SELECT seq FROM outbox "
-           "WHERE state = 0 AND to_party = ?1 AND next_attempt_us <= ?2 AND seq < "
-           "(SELECT IFNULL(MIN(seq), 9223372036854775807) FROM outbox INDEXED BY outbox_due "
-           "WHERE state = 0 AND to_party = ?1 AND next_attempt_us > ?2) ORDER BY seq LIMIT ?5)"));
+           "WHERE seq IN (SELECT seq FROM outbox " +
+               due_in_queue_order + "?5)"));
   ACCORD_RETURN_IF_ERROR(prep(s.attempts_after,
                               "SELECT 1 FROM outbox INDEXED BY outbox_due WHERE state = 0 AND "
                               "to_party = ?1 AND next_attempt_us > ?2 LIMIT 1"));
