@@ -597,6 +597,20 @@ std::vector<Row> ForwardRows() {
            .Released("USA", "2018-03-01T09:00:01+09:00", "uk2")
            .Consent("JPN", t2015),
        "forwardable", "uj", "JPN GOKUHI"},
+      // Two releases to the holder at one instant: the one listed later marks the copy (the
+      // node lists releases by instant, then in the order it recorded them; decision #122).
+      {"of two releases to the holder at one instant, the later listed marks it",
+       B::Forward(t2018, "USA", "JPN")
+           .Released("USA", "2015-01-01T00:00:00+09:00", "uk")
+           .Released("USA", "2015-01-01T00:00:00+09:00", "uk2")
+           .Consent("JPN", t2015),
+       "forwardable", "uj", "JPN KIMITSU"},
+      {"of two releases to the holder at one instant, the later listed marks it (reversed)",
+       B::Forward(t2018, "USA", "JPN")
+           .Released("USA", "2015-01-01T00:00:00+09:00", "uk2")
+           .Released("USA", "2015-01-01T00:00:00+09:00", "uk")
+           .Consent("JPN", t2015),
+       "forwardable", "uj", "JPN GOKUHI"},
       // Past the engine's cache of the first 16 entries (engine.cc, kCached): the holder's only
       // release is the 18th of 20, and its agreement decides the marking.
       {"the holder's release is the 18th of 20",
