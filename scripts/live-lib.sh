@@ -4,7 +4,9 @@
 #
 #   live_setup ACCORD DIR POLICY [--simulate]   PKI, homes, keys exchanged, serve.toml files
 #   live_start PARTY [AT]                        starts `accord serve` (AT: simulated instant)
-#   live_stop PARTY [SIGNAL]                     stops it (SIGTERM by default; KILL for a crash)
+#   live_stop PARTY [SIGNAL]                     stops it (SIGTERM by default; KILL for a crash);
+#                                                after SIGTERM, fails unless it exits 0 within 60 s
+#   live_sanitizer_reports DIR                   the node logs under DIR with a sanitizer report
 #   live_port PARTY                              the port it listens on
 #   live_curl PARTY USER ARGS...                 curl to PARTY's node as USER (a subject id)
 #
@@ -63,17 +65,45 @@ live_start() {
   return 1
 }
 
+# Nodes that did not exit with status 0 within 60 s of a SIGTERM (live_stop): a test fails when
+# this is not 0 at its end, since a sanitizer's report or a shutdown that hangs shows only here.
+LIVE_BAD_STOPS=0
+
 live_stop() {
-  local p=$1 signal=${2:-TERM} pid
+  local p=$1 signal=${2:-TERM} pid status i stopped=1
   pid=$(cat "$LIVE_DIR/run/$p.pid" 2>/dev/null) || return 0
-  kill "-$signal" "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
   rm -f "$LIVE_DIR/run/$p.pid"
+  # (stderr aside throughout: bash reports a job killed by a signal as it reaps it)
+  {
+    kill "-$signal" "$pid" || true
+    for i in $(seq 1 1200); do
+      kill -0 "$pid" || break
+      sleep 0.05
+    done
+    if kill -0 "$pid"; then
+      stopped=0
+      kill -KILL "$pid"
+    fi
+    wait "$pid"
+  } 2>/dev/null
+  status=$?
+  [ "$signal" = TERM ] || return 0
+  if [ "$stopped" = 0 ] || [ "$status" != 0 ]; then
+    LIVE_BAD_STOPS=$((LIVE_BAD_STOPS + 1))
+    if [ "$stopped" = 0 ]; then
+      echo "live_stop: $p's node was still running 60 s after SIGTERM; killed. Its log ends:" >&2
+    else
+      echo "live_stop: $p's node exited with status $status after SIGTERM. Its log ends:" >&2
+    fi
+    tail -n 40 "$LIVE_DIR/run/$p.log" >&2
+    return 1
+  fi
 }
 
 live_stop_all() {
-  local p
-  for p in "${LIVE_PARTIES[@]}"; do live_stop "$p"; done
+  local p status=0
+  for p in "${LIVE_PARTIES[@]}"; do live_stop "$p" || status=1; done
+  return "$status"
 }
 
 live_port() { cat "$LIVE_DIR/run/$1.port"; }
@@ -81,8 +111,14 @@ live_port() { cat "$LIVE_DIR/run/$1.port"; }
 live_curl() {
   local p=$1 user=$2
   shift 2
-  curl -sS --cacert "$LIVE_DIR/pki/ca.pem" --cert "$LIVE_DIR/pki/users/$user.pem" \
+  curl -sS --max-time 30 --cacert "$LIVE_DIR/pki/ca.pem" --cert "$LIVE_DIR/pki/users/$user.pem" \
     --key "$LIVE_DIR/pki/users/$user.key" "$@"
+}
+
+# The node logs under DIR (any depth) that hold a sanitizer's report; fails when there is none.
+live_sanitizer_reports() {
+  grep -rlE --include='*.log' \
+    'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$1" 2>/dev/null
 }
 
 # live_url PARTY PATH

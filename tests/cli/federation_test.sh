@@ -661,9 +661,20 @@ eventually fork-kept '"party":"JPN","reachable":true,"last_error":null,"fork":"l
 # (two witnessing rounds of 500 ms at least pass before the nodes stop).
 sleep 1.2
 live_stop_all
-check fork-evidence 'accord/JPN' "$accord" log evidence --home "$work/fork/KOR"
+check_ok fork-evidence 'accord/JPN' "$accord" log evidence --home "$work/fork/KOR"
 check fork-logged-once '^1$' home_entries "$work/fork/KOR" '"op":"witness"[^}]*"decision":"deny","reason":"fork"'
 check fork-witnessing-stopped 'witnessing JPN stops until this node restarts' cat "$work/fork/run/KOR.log"
+
+# Every node stopped by SIGTERM exited 0 (live_stop), and no sanitizer reported in any node's log
+# (a report in a node kept running is seen by nothing else).
+live_stop_all
+if [ "$LIVE_BAD_STOPS" = 0 ]; then ok; else fail "clean-stops: $LIVE_BAD_STOPS node(s) did not stop cleanly (above)"; fi
+if reports=$(live_sanitizer_reports "$work"); then
+  for f in $reports; do tail -n 60 "$f"; done
+  fail "no-sanitizer-report: a sanitizer reported in $reports"
+else
+  ok
+fi
 
 echo "federation_test: $passed passed, $failures failed"
 [ "$failures" = 0 ]

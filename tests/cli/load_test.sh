@@ -67,6 +67,11 @@ for p in KOR JPN USA; do
     fail "$p saw a fork: $(cat "$work/peers.$p")"
 done
 live_stop_all
+[ "$LIVE_BAD_STOPS" = 0 ] || fail "$LIVE_BAD_STOPS node(s) did not stop cleanly (above)"
+if reports=$(live_sanitizer_reports "$work"); then
+  for f in $reports; do tail -n 60 "$f"; done
+  fail "a sanitizer reported in: $reports"
+fi
 received=$("$accord" log show --home "$work/net/JPN" --json | grep -c '"op":"receive".*"decision":"allow"')
 [ "$received" = "$releases" ] || fail "JPN received $received packages for $releases releases"
 "$accord" log show --home "$work/net/KOR" --json >"$work/kor-log.jsonl" || fail "KOR's log show"

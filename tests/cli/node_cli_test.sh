@@ -7,7 +7,8 @@ set -uo pipefail
 accord=$1
 src=$2
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+serve_pid=""
+trap '[ -z "$serve_pid" ] || kill -KILL "$serve_pid" 2>/dev/null; rm -rf "$work"' EXIT
 failures=0
 passed=0
 
@@ -368,21 +369,30 @@ expect pki-again 1 'already holds a CA' "$accord" pki init --out "$work/pki" --n
   --cert "$work/pki/nodes/KOR.pem" --key "$work/pki/nodes/KOR.key" \
   --port-file "$work/srv.port" >"$work/serve.log" 2>&1) &
 serve_pid=$!
-for _ in $(seq 50); do [ -s "$work/srv.port" ] && break; sleep 0.1; done
+# Up to 30 s: the sanitizers' builds start slowly on a loaded machine.
+for _ in $(seq 300); do
+  [ -s "$work/srv.port" ] && break
+  kill -0 "$serve_pid" 2>/dev/null || break
+  sleep 0.1
+done
 port=$(cat "$work/srv.port" 2>/dev/null)
-user=(--cacert "$work/pki/ca.pem" --cert "$work/pki/users/kor-analyst.pem"
+[ -n "$port" ] || { fail "serve did not start"; cat "$work/serve.log"; }
+user=(--max-time 30 --cacert "$work/pki/ca.pem" --cert "$work/pki/users/kor-analyst.pem"
   --key "$work/pki/users/kor-analyst.key")
 expect serve-health 0 '"status":"ok","party":"KOR"' curl -sS "${user[@]}" "https://127.0.0.1:$port/v1/health"
 expect serve-create 0 '"id":"s-1"' curl -sS "${user[@]}" -X POST -d \
   '{"id":"s-1","level":"III","topics":[],"compartments":[],"rel_to":[],"payload_base64":"aGk="}' \
   "https://127.0.0.1:$port/v1/objects"
 expect serve-read 0 '"payload_base64":"aGk="' curl -sS "${user[@]}" "https://127.0.0.1:$port/v1/objects/s-1"
-expect serve-no-cert 56 'alert certificate required' curl -sS --cacert "$work/pki/ca.pem" "https://127.0.0.1:$port/v1/health"
+expect serve-no-cert 56 'alert certificate required' curl -sS --max-time 30 --cacert "$work/pki/ca.pem" "https://127.0.0.1:$port/v1/health"
 kill -TERM "$serve_pid"
+for _ in $(seq 600); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
+kill -KILL "$serve_pid" 2>/dev/null  # still running after 60 s: a shutdown that hangs
 if wait "$serve_pid" && grep -q 'KOR stopped' "$work/serve.log"; then ok; else
   fail "serve did not stop cleanly on SIGTERM"
   cat "$work/serve.log"
 fi
+serve_pid=""
 
 # 7b. A configuration nested deeply enough to overflow toml11's stack is refused, not parsed.
 {
