@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 jobs=${FUZZ_JOBS:-2}
+# libFuzzer reads -max_total_time=0 as "no limit".
+case "$seconds" in
+  '' | *[!0-9]* | 0) echo "fuzz.sh: SECONDS must be a positive number, not \`$seconds'" >&2; exit 2 ;;
+esac
 case "$jobs" in
   '' | *[!0-9]* | 0) echo "fuzz.sh: FUZZ_JOBS must be a positive number, not \`$jobs'" >&2; exit 2 ;;
 esac

@@ -38,7 +38,8 @@ fi
 echo "install-deps: installing ${missing[*]}" >&2
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-# Through env: sudo's env_reset would drop an exported DEBIAN_FRONTEND.
-$sudo apt-get update -qq
+# Through env: sudo's env_reset would drop an exported DEBIAN_FRONTEND. A fresh machine's
+# unattended upgrades may hold the package lock for a while: wait for it (up to 10 minutes).
+$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
 $sudo env DEBIAN_FRONTEND=noninteractive \
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -35,6 +35,7 @@ step "ThreadSanitizer: the threaded decide stream, the server, the live nodes"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan
 tsan_work=$(mktemp -d)
+trap 'rm -rf "$tsan_work"' EXIT
 build/tsan/accord_bench_gen "$tsan_work" 20000 >/dev/null
 TSAN_OPTIONS="halt_on_error=1 exitcode=66" build/tsan/src/cli/accord decide --threads 2 \
   --policy "$tsan_work/policy" --requests "$tsan_work/requests.jsonl" >"$tsan_work/threads2.jsonl"
@@ -47,9 +48,16 @@ rm -rf "$tsan_work"
 TSAN_OPTIONS="halt_on_error=1 exitcode=66" build/tsan/src/server/server_test --gtest_brief=1
 TSAN_OPTIONS="halt_on_error=1 exitcode=66" build/tsan/src/store/store_test --gtest_brief=1 \
   --gtest_filter='*Unsynced*:*Nested*'
-# Three live nodes: each runs its server, its federation thread and its signal thread.
-TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
-  bash tests/cli/federation_test.sh build/tsan/src/cli/accord "$PWD" | tail -1
+# Three live nodes: each runs its server, its federation thread and its signal thread. The
+# whole output is kept for a failure; 20 minutes at most (it takes about 2).
+if TSAN_OPTIONS="halt_on_error=1 exitcode=66" timeout 20m \
+  bash tests/cli/federation_test.sh build/tsan/src/cli/accord "$PWD" >build/tsan/federation.log 2>&1; then
+  tail -n 1 build/tsan/federation.log
+else
+  cat build/tsan/federation.log
+  echo "tsan: the federation test failed (or ran past 20 minutes)"
+  exit 1
+fi
 
 step "fuzz"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
