@@ -39,7 +39,7 @@ work=$(mktemp -d)
 source scripts/live-lib.sh
 nginx_pid=""
 cleanup() {
-  live_stop_all
+  live_stop_all || true
   [ -z "${LOGS:-}" ] || { mkdir -p "$LOGS" && cp "$work"/net/run/*.log "$LOGS"/; }
   [ -z "$nginx_pid" ] || kill "$nginx_pid" 2>/dev/null || true
   rm -rf "$work"
@@ -58,7 +58,7 @@ printf '{"status":"ok","party":"KOR","log_size":12345}\n' >"$work/nginx/html/sma
 chmod 755 "$work" "$work/nginx" "$work/nginx/html"  # nginx's workers run as an unprivileged user
 chmod 644 "$work/nginx/html/small.json"
 for attempt in 1 2 3 4 5; do
-  nginx_port=$((20000 + RANDOM % 30000))
+  nginx_port=$((10000 + RANDOM % 22000))  # below the ephemeral ports (32768 and up)
   cat >"$work/nginx/nginx.conf" <<CONF
 worker_processes auto;
 daemon off;
@@ -86,7 +86,13 @@ http {
 CONF
   nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
   nginx_pid=$!
-  sleep 0.5
+  # Ready once it answers over mutual TLS; gone if it could not bind (another attempt then).
+  for _ in $(seq 1 50); do
+    kill -0 "$nginx_pid" 2>/dev/null || break
+    curl -sf --max-time 1 --cacert "$pki/ca.pem" --cert "$pki/users/kor-analyst.pem" \
+      --key "$pki/users/kor-analyst.key" "https://127.0.0.1:$nginx_port/small.json" >/dev/null && break
+    sleep 0.1
+  done
   if kill -0 "$nginx_pid" 2>/dev/null; then break; fi
   nginx_pid=""
 done

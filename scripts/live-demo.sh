@@ -4,19 +4,25 @@
 # refused to a clerk; the TISA route through the US with Korea's consent), each node witnessing
 # the other two's logs, then where each node listens and how to query it with curl. The nodes
 # keep running until Ctrl-C when run from a terminal (ACCORD_LIVE_NO_WAIT=1: stop at once).
-# Usage: live-demo.sh [path/to/accord]. ACCORD_LIVE_DIR keeps the deployment there.
+# Usage: live-demo.sh [path/to/accord]. ACCORD_LIVE_DIR keeps the deployment there (an earlier
+# run's deployment there is replaced; a directory holding anything else is refused).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 accord=${1:-build/release/src/cli/accord}
 source scripts/live-lib.sh
 if [ -n "${ACCORD_LIVE_DIR:-}" ]; then
   dir=$ACCORD_LIVE_DIR
+  # Only an earlier run's deployment is replaced: never a directory that holds something else.
+  if [ -n "$(ls -A "$dir" 2>/dev/null)" ] && [ ! -f "$dir/pki/ca.pem" ]; then
+    echo "live-demo: $dir is not empty and holds no earlier deployment (pki/ca.pem); not removing it" >&2
+    exit 2
+  fi
   rm -rf "$dir"
 else
   dir=$(mktemp -d)
 fi
 cleanup() {
-  live_stop_all
+  live_stop_all || true  # a node that did not stop cleanly has said so
   [ -n "${ACCORD_LIVE_DIR:-}" ] || rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -41,9 +47,11 @@ show() {
 }
 # Waits until PARTY's outbox has nothing pending.
 delivered() {
-  local i
+  local i outbox
   for i in $(seq 1 100); do
-    live_curl "$1" "$2" "$(live_url "$1" /v1/outbox)" | grep -q '"pending":[1-9]' || return 0
+    if outbox=$(live_curl "$1" "$2" "$(live_url "$1" /v1/outbox)"); then
+      case "$outbox" in *'"pending":'[1-9]*) ;; *) return 0 ;; esac
+    fi
     sleep 0.1
   done
   echo "deliveries from $1 still pending" >&2
