@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The live node's HTTPS API against nginx (Debian package) in one run, on loopback, with mutual
-# TLS 1.3 and keep-alive on both, measured by the same client (bench/load.cc: 8 or 32 concurrent
+# TLS 1.3 and keep-alive on both, measured by the same client (bench/load.cc: 8, 32 or 128 concurrent
 # clients, one connection each; in part 1 event-driven on two threads, as `wrk -t2` would run
 # them, so that the client's threads do not crowd out the server's on two cores):
 #
 #   1. nginx serving a small static file (the upper bound of an HTTPS server on this machine)
 #      and accord's object reads (GET /v1/objects/ID: decision, decryption, durable log entry),
-#      alternated, 3 rounds, with 8 and with 32 clients; medians and the ratio (target: reads
+#      alternated, 3 rounds, with 8, 32 and 128 clients; medians and the ratio (target: reads
 #      >= 50% of nginx);
 #   2. POST /v1/decide with batches of 100, 3 rounds;
 #   3. releases Korea -> Japan: the request's latency, and from Korea's outbox the time from the
@@ -21,7 +21,7 @@
 # LOGS=DIR keeps the nodes' logs there; RELEASES=N releases from one client (default 1000).
 # LOAD_THREADS=N runs part 1's clients on N threads (default 2); 0 gives each client a blocking
 # thread of its own, as this script did before 2026-12-01 (docs/perf.md, seventh pass).
-# CLIENT_COUNTS="8 32" are part 1's numbers of concurrent clients (each client makes
+# CLIENT_COUNTS="8 32 128" are part 1's numbers of concurrent clients (each client makes
 # REQUESTS_PER_CLIENT * 8 / clients requests, so every round makes the same number of requests).
 # Run it alone: flock /tmp/accord-bench.lock ...
 set -euo pipefail
@@ -113,7 +113,7 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 parts=${PARTS:-123}
 threads=()
 [ "${LOAD_THREADS:-2}" = 0 ] || threads=(--threads "${LOAD_THREADS:-2}")
-for clients in ${CLIENT_COUNTS:-8 32}; do
+for clients in ${CLIENT_COUNTS:-8 32 128}; do
   [[ $parts == *1* ]] || break
   per=$((n * 8 / clients))
   echo
