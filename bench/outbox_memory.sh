@@ -9,7 +9,7 @@ accord=$(realpath "${1:-$src/build/release/src/cli/accord}")
 work=$(mktemp -d)
 source "$src/scripts/live-lib.sh"
 export ACCORD_PASSPHRASE="test passphrase"
-trap 'live_stop_all 2>/dev/null; rm -rf "$work"' EXIT
+trap 'live_stop_all; rm -rf "$work"' EXIT
 live_setup "$accord" "$work/net" "$src/examples/gsomia" --simulate >/dev/null || exit 1
 for p in KOR JPN USA; do live_start $p 2018-05-01T10:00:00+09:00 || exit 1; done
 live_stop JPN

@@ -9,8 +9,13 @@ seconds=${1:-60}
 jobs=${FUZZ_JOBS:-2}
 # libFuzzer reads -max_total_time=0 as "no limit".
 case "$seconds" in
-  '' | *[!0-9]* | 0) echo "fuzz.sh: SECONDS must be a positive number, not \`$seconds'" >&2; exit 2 ;;
+  '' | *[!0-9]*) seconds=0 ;;
 esac
+if [ "$((10#$seconds))" -eq 0 ]; then
+  echo "fuzz.sh: SECONDS must be a positive number, not \`${1:-}'" >&2
+  exit 2
+fi
+seconds=$((10#$seconds))
 case "$jobs" in
   '' | *[!0-9]* | 0) echo "fuzz.sh: FUZZ_JOBS must be a positive number, not \`$jobs'" >&2; exit 2 ;;
 esac

@@ -40,6 +40,13 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 # Through env: sudo's env_reset would drop an exported DEBIAN_FRONTEND. A fresh machine's
 # unattended upgrades may hold the package lock for a while: wait for it (up to 10 minutes).
-$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+# The lock timeout covers dpkg's lock; `update` also takes the package lists' lock, so it is
+# tried again, for up to 5 minutes, while that is held (or the network is down).
+for attempt in $(seq 1 30); do
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq && break
+  if [ "$attempt" = 30 ]; then exit 1; fi
+  echo "install-deps: apt-get update failed; trying again in 10 s" >&2
+  sleep 10
+done
 $sudo env DEBIAN_FRONTEND=noninteractive \
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

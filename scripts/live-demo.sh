@@ -12,9 +12,10 @@ accord=${1:-build/release/src/cli/accord}
 source scripts/live-lib.sh
 if [ -n "${ACCORD_LIVE_DIR:-}" ]; then
   dir=$ACCORD_LIVE_DIR
-  # Only an earlier run's deployment is replaced: never a directory that holds something else.
-  if [ -n "$(ls -A "$dir" 2>/dev/null)" ] && [ ! -f "$dir/pki/ca.pem" ]; then
-    echo "live-demo: $dir is not empty and holds no earlier deployment (pki/ca.pem); not removing it" >&2
+  # Only an earlier run's deployment (marked by live_setup) is replaced: never a directory that
+  # holds something else.
+  if [ -n "$(ls -A "$dir" 2>/dev/null)" ] && [ ! -f "$dir/.accord-live" ]; then
+    echo "live-demo: $dir is not empty and holds no earlier deployment (.accord-live); not removing it" >&2
     exit 2
   fi
   rm -rf "$dir"

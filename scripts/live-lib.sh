@@ -19,6 +19,7 @@ live_setup() {
   LIVE_ACCORD=$1 LIVE_DIR=$2
   local policy=$3 simulate=${4:-}
   mkdir -p "$LIVE_DIR/run"
+  : >"$LIVE_DIR/.accord-live"  # what live-demo.sh checks before it replaces a deployment
   "$LIVE_ACCORD" pki init --out "$LIVE_DIR/pki" --policy "$policy" >/dev/null
   local p q
   for p in "${LIVE_PARTIES[@]}"; do
@@ -70,7 +71,7 @@ live_start() {
 LIVE_BAD_STOPS=0
 
 live_stop() {
-  local p=$1 signal=${2:-TERM} pid status i stopped=1
+  local p=$1 signal=${2:-TERM} pid status=0 i stopped=1
   pid=$(cat "$LIVE_DIR/run/$p.pid" 2>/dev/null) || return 0
   rm -f "$LIVE_DIR/run/$p.pid"
   # (stderr aside throughout: bash reports a job killed by a signal as it reaps it)
@@ -82,11 +83,10 @@ live_stop() {
     done
     if kill -0 "$pid"; then
       stopped=0
-      kill -KILL "$pid"
+      kill -KILL "$pid" || true
     fi
-    wait "$pid"
+    wait "$pid" || status=$?  # (not a failure of its own: callers may run under set -e)
   } 2>/dev/null
-  status=$?
   [ "$signal" = TERM ] || return 0
   if [ "$stopped" = 0 ] || [ "$status" != 0 ]; then
     LIVE_BAD_STOPS=$((LIVE_BAD_STOPS + 1))
@@ -118,7 +118,7 @@ live_curl() {
 # The node logs under DIR (any depth) that hold a sanitizer's report; fails when there is none.
 live_sanitizer_reports() {
   grep -rlE --include='*.log' \
-    'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$1" 2>/dev/null
+    '(ERROR|WARNING): [A-Za-z]*Sanitizer|runtime error:' "$1" 2>/dev/null
 }
 
 # live_url PARTY PATH

@@ -50,7 +50,7 @@ TSAN_OPTIONS="halt_on_error=1 exitcode=66" build/tsan/src/store/store_test --gte
   --gtest_filter='*Unsynced*:*Nested*'
 # Three live nodes: each runs its server, its federation thread and its signal thread. The
 # whole output is kept for a failure; 20 minutes at most (it takes about 2).
-if TSAN_OPTIONS="halt_on_error=1 exitcode=66" timeout 20m \
+if TSAN_OPTIONS="halt_on_error=1 exitcode=66" timeout -k 2m 20m \
   bash tests/cli/federation_test.sh build/tsan/src/cli/accord "$PWD" >build/tsan/federation.log 2>&1; then
   tail -n 1 build/tsan/federation.log
 else

@@ -12,7 +12,7 @@ source "$src/scripts/live-lib.sh"
 proxy_pid=""
 cleanup() {
   [ -z "$proxy_pid" ] || kill "$proxy_pid" 2>/dev/null
-  live_stop_all 2>/dev/null
+  live_stop_all
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -211,7 +211,7 @@ proxy_round() { # proxy_round MODE ID...: releases while Japan is unreachable, t
 }
 cp "$work/net/KOR/serve.toml" "$work/kor-serve.toml"
 sed -i 's|port_file = "../run/JPN.port"|port_file = "../run/JPN.proxy.port"|' "$work/net/KOR/serve.toml"
-live_stop KOR && live_start KOR 2018-05-01T10:00:00+09:00 || exit 1
+live_stop KOR; live_start KOR 2018-05-01T10:00:00+09:00 || exit 1
 delivered=16
 for mode in fail-second short long; do
   proxy_round "$mode" "k-$mode-1" "k-$mode-2" "k-$mode-3"
@@ -335,7 +335,7 @@ tail -n "+$((kor_log_lines + 1))" "$work/net/run/KOR.log" >"$work/kor-witness.lo
 check witness-window-read "cosigned $d entries of its log meanwhile" cat "$work/kor-witness.log"
 check witness-no-fork-said '^0$' grep -cE 'cannot keep its checkpoint|cannot witness|WITNESS:' "$work/kor-witness.log"
 cp "$work/kor-serve.toml" "$work/net/KOR/serve.toml"
-live_stop KOR && live_start KOR 2018-05-01T10:00:00+09:00 || exit 1
+live_stop KOR; live_start KOR 2018-05-01T10:00:00+09:00 || exit 1
 
 # A partner whose limit for envelopes is below a batch answers 413: those envelopes go one by one,
 # and no batch as large goes to it again, however many envelopes go alone in between.
@@ -362,7 +362,7 @@ big_round k-big-1 k-big-2 k-big-3
 big_round k-big-4 k-big-5 k-big-6
 check big-413-once '^1$' grep -c 'did not take a batch of 3 envelopes (body-too-large' "$work/net/run/KOR.log"
 cp "$work/jpn-serve.toml" "$work/net/JPN/serve.toml"
-live_stop JPN && live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
+live_stop JPN; live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
 
 # A partner that does not know the calling node (its keys removed, or not imported yet) refuses
 # the node, not its envelope: the envelope waits, and arrives once the partner knows Korea again.
@@ -430,14 +430,14 @@ print("same" if got == open(sys.argv[2], "rb").read() else "different")' "$work/
 # attempt may first meet Japan's old port, if Korea has not looked since the restart.)
 cp "$work/net/JPN/serve.toml" "$work/jpn-serve.toml"
 printf '\n[limits]\nmax_envelope_bytes = 2000000\nmax_requests_per_caller = 16\n' >>"$work/net/JPN/serve.toml"
-live_stop JPN && live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
+live_stop JPN; live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
 sed 's/"id":"k-large"/"id":"k-large-2"/' "$work/large.json" >"$work/large2.json"
 check large2-create '"id":"k-large-2"' live_curl KOR kor-analyst -X POST -H 'Content-Type: application/json' \
   --data-binary "@$work/large2.json" "$(live_url KOR /v1/objects)"
 check large2-release '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-large-2/release '{"to":"JPN"}'
 eventually large2-refused '"object":"k-large-2","state":"failed","attempts":[12],"last_error":"refused: body-too-large: the body exceeds 2000000 bytes' get KOR kor-analyst /v1/outbox
 cp "$work/jpn-serve.toml" "$work/net/JPN/serve.toml"
-live_stop JPN && live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
+live_stop JPN; live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
 
 # Bad requests get 4xx while the node keeps serving.
 check bad-json '"code":"invalid-argument"' post KOR kor-analyst /v1/objects '{"id":'

@@ -11,7 +11,7 @@ src=$3
 requests=${4:-10000}
 work=$(mktemp -d)
 source "$src/scripts/live-lib.sh"
-trap 'live_stop_all 2>/dev/null; rm -rf "$work"' EXIT
+trap 'live_stop_all; rm -rf "$work"' EXIT
 export ACCORD_PASSPHRASE="test passphrase"
 fail() {
   echo "FAIL $1"
