@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 # The module that owns each public header.
 declare -A owner=(
   [status.h]=base [time.h]=base [secret.h]=base [clock.h]=base [harden.h]=base [json.h]=base [utf8.h]=base
+  [file.h]=base
   [model.h]=model
   [config.h]=config
   [lifecycle.h]=policy [engine.h]=policy [request_json.h]=policy [policy_json.h]=policy

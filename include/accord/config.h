@@ -52,7 +52,12 @@ using LoadResult = tl::expected<Policy, std::vector<Diagnostic>>;
 // Parses and validates. On failure returns every diagnostic, ordered by file, line and column.
 [[nodiscard]] LoadResult LoadPolicy(const PolicySources& sources);
 
+// The largest TOML file accord reads: a policy's files, a node's `serve.toml`. A file larger
+// than this is refused before it is read.
+inline constexpr size_t kMaxTomlFileBytes = 64 << 20;
+
 // Reads the directory and calls LoadPolicy. File names in diagnostics are `dir/parties.toml` etc.
+// A file larger than kMaxTomlFileBytes is a diagnostic.
 [[nodiscard]] LoadResult LoadPolicyDir(const std::filesystem::path& dir);
 
 // The most arrays and inline tables a TOML file read by accord may nest. toml11 3.7 parses them

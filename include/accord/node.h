@@ -75,10 +75,15 @@ struct NodeOptions {
 
 // The largest envelope (a package or notice, as a partner's node sends it) that carries a
 // payload of `max_payload_bytes`: the package's body holds the payload's ciphertext in base64,
-// and the envelope holds that body in base64 again, with a margin for the rest.
+// and the envelope holds that body in base64 again, with a margin for the rest. SIZE_MAX when
+// that is more than a size_t holds (a `--max-payload` near 2^64).
 [[nodiscard]] constexpr size_t MaxEnvelopeBytes(size_t max_payload_bytes) {
-  return max_payload_bytes / 9 * 16 + (1 << 20);
+  constexpr size_t kMargin = 1 << 20;
+  if (max_payload_bytes / 9 > (SIZE_MAX - kMargin) / 16) return SIZE_MAX;
+  return max_payload_bytes / 9 * 16 + kMargin;
 }
+static_assert(MaxEnvelopeBytes(SIZE_MAX) == SIZE_MAX);
+static_assert(MaxEnvelopeBytes(64 << 20) == 120'353'216);
 
 struct NewObject {
   std::string id;

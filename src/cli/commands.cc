@@ -17,6 +17,7 @@
 
 #include "accord/config.h"
 #include "accord/engine.h"
+#include "accord/file.h"
 #include "accord/lifecycle.h"
 #include "accord/policy_json.h"
 #include "accord/request_json.h"
@@ -136,6 +137,24 @@ void PrintFlowMatrix(const Engine& e, Instant t, std::string_view indent) {
 }  // namespace
 
 void PrintError(std::string_view message) { fmt::print(stderr, "accord: {}\n", OneLine(message)); }
+
+void PrintReadError(const Error& e, std::string_view limit) {
+  if (e.code == Code::kInvalidArgument && !limit.empty()) {
+    PrintError(fmt::format("{} ({})", e.message, limit));
+  } else {
+    PrintError(e.message);
+  }
+}
+
+std::optional<std::string> ReadInputFile(const std::string& path, size_t max_bytes,
+                                         std::string_view limit) {
+  auto text = ReadFileAtMost(path, max_bytes);
+  if (!text) {
+    PrintReadError(text.error(), limit);
+    return std::nullopt;
+  }
+  return std::move(*text);
+}
 
 int RunCheck(const CheckOptions& o) {
   auto engine = LoadEngine(o.policy);

@@ -3,10 +3,13 @@
 #ifndef ACCORD_SRC_CLI_COMMANDS_H_
 #define ACCORD_SRC_CLI_COMMANDS_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "accord/status.h"
 
 namespace accord::cli {
 
@@ -14,6 +17,20 @@ namespace accord::cli {
 // field, its error), so it is printed as one line with nothing a terminal would act on
 // (OneLine, accord/utf8.h).
 void PrintError(std::string_view message);
+
+// The most read from a small file named on the command line: a checkpoint, a log entry, proofs,
+// a party's public keys, a passphrase. The largest of them (256 consistency proofs in hex) is
+// under 3 MiB.
+inline constexpr size_t kMaxTextFileBytes = 16 << 20;
+
+// The whole of the file at `path` ("-": standard input) when it holds at most `max_bytes`;
+// otherwise nullopt, with the reason printed (`limit`, when given, names what sets the bound:
+// "`big` is larger than 1000 bytes (--max-payload)").
+std::optional<std::string> ReadInputFile(const std::string& path,
+                                         size_t max_bytes = kMaxTextFileBytes,
+                                         std::string_view limit = {});
+// Prints the reason a file could not be read, as ReadInputFile does.
+void PrintReadError(const Error& e, std::string_view limit);
 
 // Exit codes, documented in README.md.
 inline constexpr int kExitOk = 0;

@@ -1,9 +1,6 @@
 // `accord log ...`: checks anyone can run on bare hashes, with no access to the log.
 #include <fmt/format.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "accord/merkle.h"
 #include "accord/note.h"
 #include "commands.h"
@@ -28,14 +25,6 @@ int Report(const Status& verified) {
 int BadArgument(std::string_view flag, const Error& e) {
   fmt::print(stderr, "accord: {}: {}\n", flag, e.message);
   return kExitUsage;
-}
-
-std::optional<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 }  // namespace
@@ -63,12 +52,10 @@ int RunVerifyConsistency(const VerifyConsistencyOptions& o) {
 int RunVerifyProof(const VerifyProofOptions& o) {
   const auto key = note::Verifier::FromVerifierKey(o.log_key);
   if (!key) return BadArgument("--log-key", key.error());
-  const auto signed_checkpoint = ReadFile(o.checkpoint);
-  const auto entry = ReadFile(o.entry);
-  if (!signed_checkpoint || !entry) {
-    fmt::print(stderr, "accord: cannot read `{}`\n", signed_checkpoint ? o.entry : o.checkpoint);
-    return kExitIo;
-  }
+  const auto signed_checkpoint = ReadInputFile(o.checkpoint);
+  if (!signed_checkpoint) return kExitIo;
+  const auto entry = ReadInputFile(o.entry);
+  if (!entry) return kExitIo;
   const auto proof = merkle::ProofFromHex(o.proof);
   if (!proof) return BadArgument("--proof", proof.error());
   const note::Verifier keys[] = {*key};

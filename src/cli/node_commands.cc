@@ -15,14 +15,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
-#include <iterator>
 #include <map>
-#include <sstream>
 
 #include "accord/clock.h"
 #include "accord/config.h"
+#include "accord/file.h"
 #include "accord/merkle.h"
 #include "accord/node.h"
 #include "accord/pki.h"
@@ -58,47 +55,16 @@ int Report(const Error& e) {
 namespace {
 namespace json = boost::json;
 
-std::optional<std::string> ReadFile(const std::string& path) {
-  if (path == "-") {
-    std::string s((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-    return s;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    PrintError(fmt::format("cannot read `{}`", path));
-    return std::nullopt;
-  }
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // A file that may hold a secret (a payload, a passphrase), or stdin for "-", read straight into
-// memory that wipes itself: ReadFile's stream buffers are freed unwiped.
-std::optional<SecretBytes> ReadSecretFile(const std::string& path) {
-  const int fd = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    PrintError(fmt::format("cannot read `{}`: {}", path, std::strerror(errno)));
+// memory that wipes itself, when it holds at most `max_bytes`.
+std::optional<SecretBytes> ReadSecretFile(const std::string& path, size_t max_bytes,
+                                          std::string_view limit = {}) {
+  auto bytes = ReadSecretFileAtMost(path, max_bytes);
+  if (!bytes) {
+    PrintReadError(bytes.error(), limit);
     return std::nullopt;
   }
-  SecretBytes out(64 << 10);
-  size_t size = 0;
-  for (;;) {
-    if (size == out.size()) out.Resize(out.size() * 2);  // the old buffer is wiped
-    const ssize_t n =
-        ::read(fd, out.RevealMutable(InsecureSecretAccess()).data() + size, out.size() - size);
-    if (n == 0) break;
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      PrintError(fmt::format("cannot read `{}`: {}", path, std::strerror(errno)));
-      if (fd != STDIN_FILENO) ::close(fd);
-      return std::nullopt;
-    }
-    size += static_cast<size_t>(n);
-  }
-  if (fd != STDIN_FILENO) ::close(fd);
-  out.Resize(size);
-  return out;
+  return std::move(*bytes);
 }
 
 // The directory a file `path` goes into.
@@ -155,7 +121,7 @@ bool InsideHome(const std::string& path, const std::string& home) {
 std::optional<SecretBytes> ReadSecret(const std::string& file, const char* env,
                                       std::string_view what, std::string_view flag) {
   if (!file.empty()) {
-    auto text = ReadSecretFile(file);
+    auto text = ReadSecretFile(file, kMaxTextFileBytes);
     if (!text) return std::nullopt;
     std::string_view line = text->RevealText(InsecureSecretAccess());
     line = line.substr(0, line.find('\n'));
@@ -645,7 +611,7 @@ std::optional<int> NodeCommands::Run() {
   const std::string when = FormatInstant(node.Now());
 
   if (ran == f.put) {
-    auto payload = ReadSecretFile(f.in);
+    auto payload = ReadSecretFile(f.in, f.max_payload, "--max-payload");
     if (!payload) return kExitIo;
     NewObject o{f.id, f.level, SplitList(f.topics), SplitList(f.compartments), SplitList(f.rel_to)};
     auto s = node.Create(o, payload->Reveal(InsecureSecretAccess()));
@@ -752,7 +718,8 @@ std::optional<int> NodeCommands::Run() {
   if (ran == f.receive) {
     const std::string out = !f.out.empty() ? f.out : (f.file == "-" ? "-" : f.file + ".receipt");
     std::FILE* status = out == "-" ? stderr : stdout;  // `-`: the receipt alone on stdout
-    auto bytes = ReadFile(f.file);
+    auto bytes = ReadInputFile(f.file, MaxEnvelopeBytes(f.max_payload),
+                               "the largest package for --max-payload");
     if (!bytes) return kExitIo;
     // Where the receipt goes is checked before the package or notice is taken, which cannot be
     // undone. A receipt gives none (nor does what is not an envelope, which Receive refuses).
@@ -809,7 +776,7 @@ std::optional<int> NodeCommands::Run() {
     return *code;
   }
   if (ran == f.import_public) {
-    auto text = ReadFile(f.file);
+    auto text = ReadInputFile(f.file);
     if (!text) return kExitIo;
     auto party = node.ImportPublic(*text);
     if (!party) return Report(party.error());
@@ -910,7 +877,7 @@ std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
     return kExitOk;
   }
   if (ran == f.log_witness) {
-    auto checkpoint = ReadFile(f.file);
+    auto checkpoint = ReadInputFile(f.file);
     if (!checkpoint) return kExitIo;
     auto proof = merkle::ProofFromHex(f.proof);
     if (!proof) {
@@ -993,7 +960,7 @@ int NodeCommands::ProveShown(Node& node) {
     return kExitOk;
   }
 
-  auto text = ReadFile(f.file);
+  auto text = ReadInputFile(f.file);
   if (!text) return kExitIo;
   auto proofs = merkle::DecodeConsistencyProofs(*text);
   if (!proofs) {

@@ -4,12 +4,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <sstream>
 #include <toml.hpp>
 
 #include "accord/config.h"
+#include "accord/file.h"
 
 namespace accord::cli {
 namespace {
@@ -102,17 +101,9 @@ Result<ServeConfig> LoadServeConfig(const std::string& path) {
   if (!fs::exists(path, ec)) {
     return Fail(Code::kNotFound, fmt::format("no configuration file `{}`", path));
   }
-  std::string text;
-  try {
-    std::ifstream in(path, std::ios::binary);
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (!in.good() && !in.eof()) {
-      return Fail(Code::kInvalidArgument, fmt::format("{}: cannot read it", path));
-    }
-  } catch (const std::exception& e) {
-    return Fail(Code::kInvalidArgument, fmt::format("{}: cannot read it: {}", path, e.what()));
-  }
-  return ParseServeConfig(text, path);
+  auto text = ReadFileAtMost(path, kMaxTomlFileBytes);
+  if (!text) return tl::unexpected(text.error());
+  return ParseServeConfig(*text, path);
 }
 
 Result<ServeConfig> ParseServeConfig(const std::string& text, const std::string& path) {

@@ -4,13 +4,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 #include <toml.hpp>
 
 #include "accord/config.h"
+#include "accord/file.h"
 #include "accord/utf8.h"
 
 namespace accord {
@@ -486,12 +486,7 @@ void ReadSubjects(Reader& r, const PolicyFile& f, Policy& policy) {
 }
 
 Result<std::string> ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Fail(Code::kNotFound, fmt::format("cannot open `{}`", path.string()));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return Fail(Code::kInvalidArgument, fmt::format("cannot read `{}`", path.string()));
-  return text.str();
+  return ReadFileAtMost(path.string(), kMaxTomlFileBytes);
 }
 
 }  // namespace
@@ -535,8 +530,10 @@ LoadResult LoadPolicyDir(const std::filesystem::path& dir) {
   const std::filesystem::path parties = dir / "parties.toml";
   auto text = ReadFile(parties);
   if (!text) {
-    diags.push_back(
-        Diagnostic{parties.string(), 0, 0, "missing: a policy directory needs parties.toml"});
+    diags.push_back(Diagnostic{parties.string(), 0, 0,
+                               text.error().code == Code::kNotFound
+                                   ? "missing: a policy directory needs parties.toml"
+                                   : text.error().message});
     return tl::unexpected(std::move(diags));
   }
   sources.parties = PolicyFile{parties.string(), std::move(*text)};

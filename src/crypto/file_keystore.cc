@@ -8,9 +8,8 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
+#include "accord/file.h"
 #include "accord/keystore.h"
 
 namespace accord {
@@ -139,19 +138,18 @@ Status CreateFileKeyStore(const std::string& path, const SecretBytes& passphrase
 
 Result<std::unique_ptr<KeyEncryptionKey>> OpenFileKeyStore(const std::string& path,
                                                            const SecretBytes& passphrase) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Fail(Code::kNotFound, fmt::format("no key store at `{}`", path));
-  }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string text = buffer.str();
   const auto malformed = [&path] {
     return Fail(Code::kInvalidArgument, fmt::format("`{}` is not an accord key store", path));
   };
-  if (text.size() > 4096) {
-    return malformed();
+  auto read = ReadFileAtMost(path, 4096);
+  if (!read) {
+    if (read.error().code == Code::kNotFound) {
+      return Fail(Code::kNotFound, fmt::format("no key store at `{}`", path));
+    }
+    if (read.error().code == Code::kInvalidArgument) return malformed();  // larger than any
+    return tl::unexpected(read.error());
   }
+  const std::string text = std::move(*read);
   std::vector<std::string_view> lines;
   std::string_view rest = text;
   while (!rest.empty()) {

@@ -108,6 +108,12 @@ check consistency-negative-sizes.txt 2 "$accord" log verify-consistency --size1 
 check consistency-overflow-size.txt 2 "$accord" log verify-consistency --size1 6 --size2 18446744073709551616 --root1 $root6 --root2 $root8 --proof $consistency
 check verify-proof-negative-index.txt 2 "$accord" log verify-proof --log-key $peter --origin accord.example/test \
   --checkpoint "$fixtures/checkpoint-8.txt" --entry "$fixtures/entry-4.bin" --index -4 --proof $path4
+# A file is read only up to what it may hold: /dev/zero is refused, not read until memory ends;
+# a missing entry is named.
+check verify-proof-endless-checkpoint.txt 3 "$accord" log verify-proof --log-key $peter \
+  --checkpoint /dev/zero --entry "$fixtures/entry-4.bin" --index 4 --proof $path4
+check verify-proof-missing-entry.txt 3 "$accord" log verify-proof --log-key $peter \
+  --checkpoint "$fixtures/checkpoint-8.txt" --entry /nonexistent/entry --index 4 --proof $path4
 
 echo "$passed passed, $failures failed"
 if [ "${UPDATE_GOLDEN:-0}" = 1 ]; then

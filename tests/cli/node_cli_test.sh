@@ -99,6 +99,12 @@ rmdir "$work/k-2019.jpn.receipt"
 printf 'not a package\n' >"$work/garbage"
 expect garbage 1 'package is not valid JSON' \
   "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 "$work/garbage"
+# A package larger than any --max-payload allows is refused before it is read.
+expect package-endless 3 '`/dev/zero` is larger than [0-9]+ bytes \(the largest package for --max-payload\)' \
+  "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 /dev/zero
+head -c 1100000 /dev/urandom >"$work/huge.jpn"
+expect package-over-max 3 '`.*huge.jpn` is larger than 1050352 bytes' "$accord" receive \
+  --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 --max-payload 1000 "$work/huge.jpn"
 "$accord" ls --home "$d/JPN" >"$work/after" || fail "ls after the refusals"
 if cmp -s "$work/before" "$work/after"; then ok; else fail "refused packages changed the store"; fi
 # With `-`, standard output holds the receipt alone (what the command says goes to stderr), and
@@ -115,7 +121,7 @@ printf x | "$accord" put --home "$d/KOR-no-suspension" --at 2019-11-01T00:00:00+
   --level II --rel-to USA >/dev/null
 expect unknown-partner 1 'no public keys for `USA`' "$accord" release \
   --home "$d/KOR-no-suspension" --at 2019-11-01T00:00:00+09:00 --id k-us --to USA --out "$work/x"
-expect oversize 1 'exceeds the limit of 10 bytes' sh -c "printf '12345678901' | \"$accord\" put \
+expect oversize 3 '`-` is larger than 10 bytes \(--max-payload\)' sh -c "printf '12345678901' | \"$accord\" put \
   --home \"$d/KOR\" --at 2019-12-01T00:00:00+09:00 --max-payload 10 --id big --level III"
 expect bad-level 1 'unknown level `IV` for party `KOR`' sh -c "printf x | \"$accord\" put \
   --home \"$d/KOR\" --at 2019-12-01T00:00:00+09:00 --id lvl --level IV"
@@ -170,6 +176,15 @@ expect put-file 0 'stored k-file' "$accord" put --home "$d/KOR" --at 2019-12-01T
 if cmp -s "$work/big-in" "$d/big-out"; then ok; else fail "put --in FILE, get --out: bytes differ"; fi
 expect put-missing 3 'cannot read `.*no-such-file`: No such file' "$accord" put --home "$d/KOR" \
   --at 2019-12-01T00:00:00+09:00 --id k-none --level III --in "$work/no-such-file"
+# A payload larger than --max-payload is refused before it is read (a file), or once more than
+# that has arrived (a device, or a pipe as in `oversize` above): it is never read whole.
+expect put-over-max 3 '`.*big-in` is larger than 100000 bytes \(--max-payload\)' "$accord" put \
+  --home "$d/KOR" --at 2019-12-01T00:00:00+09:00 --id k-none --level III --in "$work/big-in" \
+  --max-payload 100000
+expect put-endless 3 '`/dev/zero` is larger than 67108864 bytes \(--max-payload\)' "$accord" put \
+  --home "$d/KOR" --at 2019-12-01T00:00:00+09:00 --id k-none --level III --in /dev/zero
+expect passphrase-endless 3 '`/dev/zero` is larger than 16777216 bytes' env -u ACCORD_PASSPHRASE \
+  "$accord" ls --home "$d/KOR" --passphrase-file /dev/zero
 
 # 3. A home on the system clock refuses --at.
 "$accord" node init --home "$work/real" --party JPN --policy "$src/examples/gsomia" --kdf-cost 10 >/dev/null

@@ -1,0 +1,33 @@
+// accord/file.h — reading a whole file that comes from outside, with a bound on its size.
+//
+// A file named on the command line or found in a policy directory is outside input: one of many
+// gigabytes (or `/dev/zero`) must be refused with a clear message, not read into memory until the
+// process runs out of it. These functions read at most `max_bytes`: a regular file larger than
+// that is refused before any of it is read, and any other (a pipe, standard input) once more
+// than `max_bytes` have arrived.
+//
+// Thread safety: safe to call concurrently (standard input aside).
+#ifndef ACCORD_FILE_H_
+#define ACCORD_FILE_H_
+
+#include <cstddef>
+#include <string>
+
+#include "accord/secret.h"
+#include "accord/status.h"
+
+namespace accord {
+
+// The whole of the file at `path`, or of standard input when `path` is "-".
+// Errors: kNotFound when there is no such file; kInvalidArgument "`PATH` is larger than N bytes"
+// when it holds more than `max_bytes`; kFailedPrecondition when it cannot be opened or read (a
+// directory, no permission), with the system's reason.
+[[nodiscard]] Result<std::string> ReadFileAtMost(const std::string& path, size_t max_bytes);
+
+// The same, read straight into memory that wipes itself, for a file that may hold a secret (a
+// payload, a passphrase): no copy of it is left in a stream's buffers.
+[[nodiscard]] Result<SecretBytes> ReadSecretFileAtMost(const std::string& path, size_t max_bytes);
+
+}  // namespace accord
+
+#endif  // ACCORD_FILE_H_

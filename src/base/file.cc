@@ -1,0 +1,110 @@
+#include "accord/file.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+
+namespace accord {
+namespace {
+
+// The first buffer for a file whose size is not known in advance (a pipe).
+constexpr size_t kFirstChunk = 64 << 10;
+
+// Closes a descriptor it opened; standard input stays open.
+class InputFile {
+ public:
+  explicit InputFile(const std::string& path)
+      : fd_(path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC)),
+        owned_(path != "-") {}
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+  ~InputFile() {
+    if (owned_ && fd_ >= 0) ::close(fd_);
+  }
+  [[nodiscard]] int fd() const { return fd_; }
+
+ private:
+  const int fd_;
+  const bool owned_;
+};
+
+Error Unreadable(const std::string& path, int error) {
+  return Error{error == ENOENT ? Code::kNotFound : Code::kFailedPrecondition,
+               fmt::format("cannot read `{}`: {}", path, std::strerror(error))};
+}
+
+Error TooLarge(const std::string& path, size_t max_bytes) {
+  return Error{Code::kInvalidArgument,
+               fmt::format("`{}` is larger than {} bytes", path, max_bytes)};
+}
+
+// Reads the file into `out`, a std::string or a SecretBytes; `data` gives the writable bytes of
+// `out`. `out` grows by doubling (a SecretBytes wipes each buffer it leaves) up to one byte more
+// than `max_bytes`, the byte that tells a file of exactly `max_bytes` from a larger one.
+template <typename Buffer, typename Data>
+Status ReadInto(const std::string& path, size_t max_bytes, Buffer& out, Data data) {
+  const InputFile file(path);
+  if (file.fd() < 0) return tl::unexpected(Unreadable(path, errno));
+  const size_t limit = max_bytes == SIZE_MAX ? max_bytes : max_bytes + 1;
+  size_t capacity = std::min(kFirstChunk, limit);
+  struct stat st {};
+  if (::fstat(file.fd(), &st) == 0 && S_ISREG(st.st_mode)) {
+    if (static_cast<uint64_t>(st.st_size) > max_bytes)
+      return tl::unexpected(TooLarge(path, max_bytes));
+    capacity = std::min(static_cast<size_t>(st.st_size) + 1, limit);  // +1: the end is seen at once
+  }
+  out.Resize(capacity);
+  size_t size = 0;
+  while (true) {
+    if (size == out.size()) {
+      if (size == limit) {
+        out.Resize(0);
+        return tl::unexpected(TooLarge(path, max_bytes));
+      }
+      out.Resize(size > limit / 2 ? limit : size * 2);
+    }
+    const ssize_t n = ::read(file.fd(), data(out) + size, out.size() - size);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int error = errno;
+      out.Resize(0);
+      return tl::unexpected(Unreadable(path, error));
+    }
+    size += static_cast<size_t>(n);
+  }
+  out.Resize(size);
+  return {};
+}
+
+// std::string spelled as SecretBytes is, for ReadInto.
+struct StringBuffer {
+  std::string bytes;
+  [[nodiscard]] size_t size() const { return bytes.size(); }
+  void Resize(size_t size) { bytes.resize(size); }
+};
+
+}  // namespace
+
+Result<std::string> ReadFileAtMost(const std::string& path, size_t max_bytes) {
+  StringBuffer out;
+  ACCORD_RETURN_IF_ERROR(
+      ReadInto(path, max_bytes, out, [](StringBuffer& b) { return b.bytes.data(); }));
+  return std::move(out.bytes);
+}
+
+Result<SecretBytes> ReadSecretFileAtMost(const std::string& path, size_t max_bytes) {
+  SecretBytes out;
+  ACCORD_RETURN_IF_ERROR(ReadInto(path, max_bytes, out, [](SecretBytes& b) {
+    return b.RevealMutable(InsecureSecretAccess()).data();
+  }));
+  return out;
+}
+
+}  // namespace accord

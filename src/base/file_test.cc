@@ -1,0 +1,115 @@
+#include "accord/file.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+namespace accord {
+namespace {
+
+namespace fs = std::filesystem;
+
+class FileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string dir = (fs::temp_directory_path() / "accord-file-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+    dir_ = dir;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string Write(const std::string& name, const std::string& content) {
+    const std::string path = (dir_ / name).string();
+    std::ofstream(path, std::ios::binary) << content;
+    return path;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(FileTest, ReadsAFileOfUpToTheBound) {
+  const std::string content(100'000, 'x');  // more than the first chunk of a pipe
+  const std::string path = Write("f", content);
+  auto text = ReadFileAtMost(path, content.size());
+  ASSERT_TRUE(text) << text.error().message;
+  EXPECT_EQ(*text, content);
+  auto secret = ReadSecretFileAtMost(path, content.size());
+  ASSERT_TRUE(secret) << secret.error().message;
+  EXPECT_EQ(secret->RevealText(InsecureSecretAccess()), content);
+
+  auto empty = ReadFileAtMost(Write("empty", ""), 0);
+  ASSERT_TRUE(empty) << empty.error().message;
+  EXPECT_EQ(*empty, "");
+}
+
+TEST_F(FileTest, RefusesAFileLargerThanTheBound) {
+  const std::string path = Write("f", std::string(1001, 'x'));
+  for (const auto& error :
+       {ReadFileAtMost(path, 1000).error(), ReadSecretFileAtMost(path, 1000).error()}) {
+    EXPECT_EQ(error.code, Code::kInvalidArgument);
+    EXPECT_EQ(error.message, "`" + path + "` is larger than 1000 bytes");
+  }
+  EXPECT_FALSE(ReadFileAtMost(Write("one", "x"), 0));
+}
+
+// A device or a pipe has no size to check first: it is read until the bound is passed, and no
+// further (/dev/zero never ends).
+TEST_F(FileTest, StopsReadingAnEndlessFileAtTheBound) {
+  auto zero = ReadFileAtMost("/dev/zero", 300'000);
+  ASSERT_FALSE(zero);
+  EXPECT_EQ(zero.error().message, "`/dev/zero` is larger than 300000 bytes");
+  EXPECT_FALSE(ReadSecretFileAtMost("/dev/zero", 1 << 20));
+}
+
+TEST_F(FileTest, ReadsAPipeInChunksUpToTheBound) {
+  // A writer whose reader has gone gets EPIPE, not a signal that ends the test.
+  const auto previous = std::signal(SIGPIPE, SIG_IGN);
+  for (const size_t sent : {size_t{0}, size_t{1}, size_t{65'536}, size_t{200'000}}) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    std::thread writer([&] {
+      const std::string bytes(sent, 'p');
+      size_t done = 0;
+      while (done < bytes.size()) {
+        const ssize_t n = ::write(fds[1], bytes.data() + done, bytes.size() - done);
+        if (n <= 0) break;  // the reader stopped at the bound and closed its end
+        done += static_cast<size_t>(n);
+      }
+      ::close(fds[1]);
+    });
+    const std::string path = "/dev/fd/" + std::to_string(fds[0]);
+    auto text = sent <= 100'000 ? ReadFileAtMost(path, 100'000) : ReadFileAtMost(path, 199'999);
+    ::close(fds[0]);
+    writer.join();
+    if (sent <= 100'000) {
+      ASSERT_TRUE(text) << sent << ": " << text.error().message;
+      EXPECT_EQ(*text, std::string(sent, 'p'));
+    } else {
+      ASSERT_FALSE(text);
+      EXPECT_EQ(text.error().message, "`" + path + "` is larger than 199999 bytes");
+    }
+  }
+  std::signal(SIGPIPE, previous);
+}
+
+TEST_F(FileTest, SaysWhyAFileCannotBeRead) {
+  const std::string missing = (dir_ / "missing").string();
+  auto none = ReadFileAtMost(missing, 10);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, Code::kNotFound);
+  EXPECT_EQ(none.error().message, "cannot read `" + missing + "`: No such file or directory");
+
+  auto directory = ReadSecretFileAtMost(dir_.string(), 10);
+  ASSERT_FALSE(directory);
+  EXPECT_EQ(directory.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(directory.error().message, "cannot read `" + dir_.string() + "`: Is a directory");
+}
+
+}  // namespace
+}  // namespace accord
