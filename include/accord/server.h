@@ -59,9 +59,13 @@ struct ServerOptions {
   std::string listen_address = "127.0.0.1";  // an IPv4 or IPv6 literal
   uint16_t port = 0;                         // 0: pick a free port (see Server::port)
   std::string ca_file;                       // PEM: the CAs client certificates must chain to
-  std::string cert_file;                     // PEM: the server's certificate chain
-  std::string key_file;                      // PEM: its private key
-  size_t max_body_bytes = 1 << 20;           // larger request bodies get 413
+  // PEM: the CAs (trust anchors, also in ca_file) that may issue this node's users' certificates;
+  // empty: the one that issued this node's own certificate. A user certificate of another CA in
+  // ca_file (a partner's, there for its node's certificate) gets 403 on every request.
+  std::string user_ca_file;
+  std::string cert_file;            // PEM: the server's certificate chain
+  std::string key_file;             // PEM: its private key
+  size_t max_body_bytes = 1 << 20;  // larger request bodies get 413
   // The same for a caller with a node certificate (a partner's envelopes); 0: max_body_bytes.
   // A partner must be able to send an envelope for the largest payload (MaxEnvelopeBytes).
   size_t max_envelope_bytes = 0;

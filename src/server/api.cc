@@ -825,6 +825,11 @@ ApiResponse Api::Handle(const Caller& caller, std::string_view method, std::stri
     if (caller.node) {
       return HandleNode(caller, method, target, body);
     }
+    if (!caller.users_issuer) {
+      LogRefusedCaller("refused a certificate for `" + caller.common_name +
+                       "`: not issued by a CA of this node's users");
+      return ErrorResponse(403, "permission-denied", "permission denied");
+    }
     if (caller.common_name.empty() ||
         (caller.organization && *caller.organization != node_.party())) {
       LogRefusedCaller("refused a certificate for `" + caller.common_name + "` of `" +

@@ -45,6 +45,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -213,6 +214,8 @@ struct ServerCore {
   bool stopping = false;   // io thread only
   LineLimiter peer_lines;  // io thread only
   ssl::context tls{ssl::context::tls_server};
+  // The public keys of the CAs that may issue this node's users' certificates (fixed in Create).
+  std::set<std::string> users_issuers;
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   asio::steady_timer accept_retry{io};
@@ -352,6 +355,8 @@ class Session : public std::enable_shared_from_this<Session> {
     caller_.organization = server_internal::NameEntry(name, NID_organizationName);
     caller_.node = server_internal::IsNodeCertificate(cert.get());
     if (caller_.node) caller_.public_key = server_internal::PublicKeyDer(cert.get());
+    caller_.users_issuer = !caller_.node && server_internal::IssuedByOneOf(stream_.native_handle(),
+                                                                           server_.users_issuers);
     // One string per caller for ServerCore::in_flight: node or user, the organization (its
     // length first, so that no two subjects make one string) or `*` for none, the common name. A
     // user whose certificate names this node's party and one that names none are the same
@@ -890,6 +895,9 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options, Node& node
     }
     auto impl = std::make_unique<Impl>(std::move(options), node, std::move(pinned));
     ACCORD_RETURN_IF_ERROR(ConfigureTls(impl->tls, impl->options));
+    ACCORD_ASSIGN_OR_RETURN(
+        impl->users_issuers,
+        server_internal::UserIssuerKeys(impl->tls.native_handle(), impl->options.user_ca_file));
     ACCORD_RETURN_IF_ERROR(Listen(impl->acceptor, impl->options));
     error_code ec;
     impl->port = impl->acceptor.local_endpoint(ec).port();

@@ -491,6 +491,15 @@ class ServerTest : public testing::Test {
     ASSERT_TRUE(p.MakeLeaf("jpn-no-usage", "/CN=JPN/O=JPN", "ca", "no_usage_ext"));
     ASSERT_TRUE(p.MakeCa("other-ca"));
     ASSERT_TRUE(p.MakeLeaf("other-analyst", "/CN=kor-analyst", "other-ca", "client_ext"));
+    // A partner's CA, trusted beside this node's in a bundle for its node's certificate.
+    ASSERT_TRUE(p.MakeCa("jpn-ca"));
+    ASSERT_TRUE(
+        p.MakeLeaf("kor-analyst-by-jpn-ca", "/CN=kor-analyst/O=KOR", "jpn-ca", "client_ext"));
+    ASSERT_TRUE(p.MakeLeaf("jpn-node-by-jpn-ca", "/CN=JPN/O=JPN", "jpn-ca", "node_server_ext"));
+    std::ofstream bundle(p.Path("bundle.pem"));
+    bundle << std::ifstream(p.Path("ca.pem")).rdbuf()
+           << std::ifstream(p.Path("jpn-ca.pem")).rdbuf();
+    ASSERT_TRUE(bundle.flush());
   }
   static void TearDownTestSuite() {
     fs::remove_all(pki_->dir());
@@ -744,6 +753,40 @@ TEST_F(ServerTest, CertificateNotNamingASubjectOfThisNodeIsForbidden) {
   // None is lost from the count: those left out are counted on the next line logged, or when
   // the server stops.
   EXPECT_EQ(counted, 9u) << log;
+}
+
+// A partner's CA is in the bundle to verify its node's certificate. A user certificate it
+// issues, even one naming this node's party and one of its subjects, is refused: this node's
+// users' certificates come from the CA that issued its own (or those of user_ca_file).
+TEST_F(ServerTest, AUserCertificateFromAPartnersCaIsForbidden) {
+  ServerOptions o = Options();
+  o.ca_file = pki_->Path("bundle.pem");
+  // A node certificate of that CA is still taken for a node's: refused here only because this
+  // node does not know the partner. (Refusals share one line a second in the log: one run each.)
+  StartServer(o);
+  const HttpResponse node = Call("jpn-node-by-jpn-ca", "POST", "/v1/federation/envelopes", "{}");
+  EXPECT_EQ(node.status, 403) << node.body;
+  StopServer();
+  EXPECT_NE(Log().find("not a known partner"), std::string::npos) << Log();
+
+  StartServer(o);
+  EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 200);
+  for (const char* target : {"/v1/health", "/v1/objects"}) {
+    const HttpResponse r = Call("kor-analyst-by-jpn-ca", "GET", target);
+    EXPECT_EQ(r.status, 403) << target << " " << r.body;
+    EXPECT_EQ(r.ErrorCode(), "permission-denied") << target;
+  }
+  StopServer();
+  EXPECT_NE(Log().find("refused a certificate for `kor-analyst`: not issued by a CA of this "
+                       "node's users"),
+            std::string::npos)
+      << Log();
+
+  // user_ca_file names the CA of the users instead of the node's own.
+  o.user_ca_file = pki_->Path("jpn-ca.pem");
+  StartServer(o);
+  EXPECT_EQ(Call("kor-analyst-by-jpn-ca", "GET", "/v1/health").status, 200);
+  EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 403);
 }
 
 // A partner's node is refused (403) only when this node does not know it. When the store cannot
@@ -1925,6 +1968,21 @@ TEST_F(ServerTest, CreateRefusesBadOptions) {
   auto missing = Server::Create(o, *node_);
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code, Code::kInvalidArgument);
+
+  // CAs that do not verify the node's own certificate cannot say which of them issues its
+  // users'; a user_ca_file must hold a certificate.
+  o = Options();
+  o.ca_file = pki_->Path("other-ca.pem");
+  auto unverified = Server::Create(o, *node_);
+  ASSERT_FALSE(unverified);
+  EXPECT_EQ(unverified.error().code, Code::kInvalidArgument);
+  EXPECT_NE(unverified.error().message.find("does not verify against its CAs"), std::string::npos)
+      << unverified.error().message;
+  o = Options();
+  o.user_ca_file = pki_->Path("openssl.cnf");
+  auto no_ca = Server::Create(o, *node_);
+  ASSERT_FALSE(no_ca);
+  EXPECT_EQ(no_ca.error().message, "no certificate in `" + pki_->Path("openssl.cnf") + "`");
 
   o = Options();
   o.listen_address = "not an address";

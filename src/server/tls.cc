@@ -92,6 +92,56 @@ std::string PublicKeyDer(X509* cert) {
   return out;
 }
 
+Result<std::set<std::string>> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_file) {
+  std::set<std::string> keys;
+  if (!user_ca_file.empty()) {
+    const std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(user_ca_file.c_str(), "r"),
+                                                        BIO_free);
+    if (bio == nullptr) return Invalid("cannot read the users' CA certificates", user_ca_file);
+    while (X509* read = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+      const std::unique_ptr<X509, decltype(&X509_free)> ca(read, X509_free);
+      std::string key = PublicKeyDer(ca.get());
+      if (key.empty()) {
+        return Fail(Code::kInvalidArgument, "cannot encode a public key in `" + user_ca_file + "`");
+      }
+      keys.insert(std::move(key));
+    }
+    ERR_clear_error();  // the end of the file reads as an error
+    if (keys.empty()) {
+      return Fail(Code::kInvalidArgument, "no certificate in `" + user_ca_file + "`");
+    }
+    return keys;
+  }
+  X509* own = SSL_CTX_get0_certificate(ctx);
+  STACK_OF(X509)* chain = nullptr;
+  const std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> verify(X509_STORE_CTX_new(),
+                                                                               X509_STORE_CTX_free);
+  if (own == nullptr || SSL_CTX_get0_chain_certs(ctx, &chain) != 1 || verify == nullptr ||
+      X509_STORE_CTX_init(verify.get(), SSL_CTX_get_cert_store(ctx), own, chain) != 1) {
+    ERR_clear_error();
+    return Fail(Code::kInternal, "cannot verify this node's own certificate");
+  }
+  if (X509_verify_cert(verify.get()) != 1) {
+    const int error = X509_STORE_CTX_get_error(verify.get());
+    ERR_clear_error();
+    return Fail(Code::kInvalidArgument,
+                std::string("this node's certificate does not verify against its CAs (") +
+                    X509_verify_cert_error_string(error) +
+                    "), so they cannot tell which of them issues its users' certificates");
+  }
+  STACK_OF(X509)* verified = X509_STORE_CTX_get0_chain(verify.get());
+  std::string key = PublicKeyDer(sk_X509_value(verified, sk_X509_num(verified) - 1));
+  if (key.empty()) return Fail(Code::kInternal, "cannot encode the public key of this node's CA");
+  keys.insert(std::move(key));
+  return keys;
+}
+
+bool IssuedByOneOf(SSL* ssl, const std::set<std::string>& keys) {
+  STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
+  const int n = chain == nullptr ? 0 : sk_X509_num(chain);
+  return n > 0 && keys.contains(PublicKeyDer(sk_X509_value(chain, n - 1)));
+}
+
 Result<std::string> PartnerKeyFromFile(const std::string& path, const std::string& party) {
   const std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(path.c_str(), "r"), BIO_free);
   if (bio == nullptr) {

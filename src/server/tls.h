@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 
 #include <optional>
+#include <set>
 #include <string>
 
 #include "accord/status.h"
@@ -32,6 +33,19 @@ namespace accord::server_internal {
 // The DER encoding of `cert`'s SubjectPublicKeyInfo, the key a partner's configured certificate
 // pins; empty (which no pin matches) when it cannot be encoded.
 [[nodiscard]] std::string PublicKeyDer(X509* cert);
+
+// The public keys (PublicKeyDer) of the CAs that may issue this node's users' certificates: each
+// certificate in the PEM file `user_ca_file` when it is given, else the CA that issued this
+// node's own certificate (the trust anchor its chain in `ctx`, configured by ConfigureMutualTls,
+// verifies to). A partner's CA in the same bundle must verify its node's certificate, but must not
+// vouch for this node's users: it could name any of them. kInvalidArgument when the file holds no
+// certificate or this node's certificate does not verify against the CAs `ctx` trusts.
+[[nodiscard]] Result<std::set<std::string>> UserIssuerKeys(SSL_CTX* ctx,
+                                                           const std::string& user_ca_file);
+
+// Whether the chain that the handshake of `ssl` verified ends at a CA whose public key is one of
+// `keys` (UserIssuerKeys).
+[[nodiscard]] bool IssuedByOneOf(SSL* ssl, const std::set<std::string>& keys);
 
 // The public key (PublicKeyDer) of the node certificate of `party` in the PEM file `path`: its
 // first certificate, which must be a node certificate (IsNodeCertificate) whose common name and

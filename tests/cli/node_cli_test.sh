@@ -377,10 +377,14 @@ expect pki-subject 0 'O = JPN, CN = jpn-analyst' openssl x509 -noout -subject \
 if [ "$(stat -c %a "$work/pki/users/jpn-analyst.key")" = 600 ]; then ok; else fail "key mode"; fi
 expect pki-again 1 'already holds a CA' "$accord" pki init --out "$work/pki" --nodes KOR
 
-# 7. `accord serve`: the node's API over mutual TLS with the PKI above, stopped by SIGTERM.
+# 7. `accord serve`: the node's API over mutual TLS with the PKI above, stopped by SIGTERM. It
+# also trusts a partner's CA (for its node's certificate), which must not issue its users'.
+"$accord" pki init --out "$work/pki-jpn" --nodes JPN --users kor-analyst:KOR >/dev/null ||
+  fail "a partner's PKI"
+cat "$work/pki/ca.pem" "$work/pki-jpn/ca.pem" >"$work/bundle.pem"
 "$accord" node init --home "$work/srv" --party KOR --policy "$src/examples/gsomia" --simulate \
   --kdf-cost 10 >/dev/null
-("$accord" serve --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --ca "$work/pki/ca.pem" \
+("$accord" serve --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --ca "$work/bundle.pem" \
   --cert "$work/pki/nodes/KOR.pem" --key "$work/pki/nodes/KOR.key" \
   --port-file "$work/srv.port" >"$work/serve.log" 2>&1) &
 serve_pid=$!
@@ -400,6 +404,9 @@ expect serve-create 0 '"id":"s-1"' curl -sS "${user[@]}" -X POST -d \
   "https://127.0.0.1:$port/v1/objects"
 expect serve-read 0 '"payload_base64":"aGk="' curl -sS "${user[@]}" "https://127.0.0.1:$port/v1/objects/s-1"
 expect serve-no-cert 56 'alert certificate required' curl -sS --max-time 30 --cacert "$work/pki/ca.pem" "https://127.0.0.1:$port/v1/health"
+expect serve-partner-ca-user 0 '"code":"permission-denied"' curl -sS --max-time 30 \
+  --cacert "$work/pki/ca.pem" --cert "$work/pki-jpn/users/kor-analyst.pem" \
+  --key "$work/pki-jpn/users/kor-analyst.key" "https://127.0.0.1:$port/v1/objects/s-1"
 kill -TERM "$serve_pid"
 for _ in $(seq 600); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
 kill -KILL "$serve_pid" 2>/dev/null  # still running after 60 s: a shutdown that hangs
@@ -451,6 +458,13 @@ expect serve-unknown-peer 2 '`XXX` is not a party of this node.s policy' timeout
   --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --config "$work/no-party.toml" "${tls_flags[@]}"
 expect serve-octal-port 2 'is not a decimal number' timeout 20 "$accord" serve --home "$work/srv" \
   --at 2018-05-01T00:00:00+09:00 --port 010 "${tls_flags[@]}"
+# The CAs of this node's users: `[tls] user_ca` or --user-ca, a file of certificates.
+printf '[tls]\nuser_ca = "no-such-ca.pem"\n' >"$work/user-ca.toml"
+expect serve-user-ca-missing 1 'cannot read the users. CA certificates `.*no-such-ca.pem`' timeout 20 \
+  "$accord" serve --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --config "$work/user-ca.toml" \
+  "${tls_flags[@]}"
+expect serve-user-ca-empty 1 'no certificate in `.*deep.toml`' timeout 20 "$accord" serve \
+  --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --user-ca "$work/deep.toml" "${tls_flags[@]}"
 
 # 7c. What a partner named reaches the terminal escaped in `ls` too; a passphrase and a payload
 # cannot both come from standard input; a package written to `-` is alone on standard output.
