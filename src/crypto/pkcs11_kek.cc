@@ -428,17 +428,26 @@ class Pkcs11Kek final : public KeyEncryptionKey {
       return Fail(Code::kFailedPrecondition, fmt::format("more than one key `{}` on token `{}`",
                                                          options.key_label, options.token_label));
     }
-    // Refuse a key that is not AES-256 now rather than at the first Wrap, and one that could
-    // leave the token (not sensitive, or extractable), which the KEK must never do.
+    // Refuse a key that is not AES-256 now rather than at the first Wrap; one that could leave
+    // the token (not sensitive, or extractable), which the KEK must never do; one that could have
+    // left it before (imported, or extractable or not sensitive once: its value may be known
+    // elsewhere); and one usable without logging in (not private: SoftHSM2 also keeps such a
+    // key's value unencrypted in its token directory).
     CK_KEY_TYPE key_type = 0;
     CK_ULONG size = 0;
     CK_BBOOL sensitive = CK_FALSE;
     CK_BBOOL extractable = CK_TRUE;
-    std::array<CK_ATTRIBUTE, 4> attributes{{
+    CK_BBOOL always_sensitive = CK_FALSE;
+    CK_BBOOL never_extractable = CK_FALSE;
+    CK_BBOOL is_private = CK_FALSE;
+    std::array<CK_ATTRIBUTE, 7> attributes{{
         {CKA_KEY_TYPE, &key_type, sizeof(key_type)},
         {CKA_VALUE_LEN, &size, sizeof(size)},
         {CKA_SENSITIVE, &sensitive, sizeof(sensitive)},
         {CKA_EXTRACTABLE, &extractable, sizeof(extractable)},
+        {CKA_ALWAYS_SENSITIVE, &always_sensitive, sizeof(always_sensitive)},
+        {CKA_NEVER_EXTRACTABLE, &never_extractable, sizeof(never_extractable)},
+        {CKA_PRIVATE, &is_private, sizeof(is_private)},
     }};
     const CK_RV rv = session.functions()->C_GetAttributeValue(session.handle(), keys[0],
                                                               attributes.data(), attributes.size());
@@ -451,6 +460,18 @@ class Pkcs11Kek final : public KeyEncryptionKey {
       return Fail(Code::kFailedPrecondition,
                   fmt::format("key `{}` on token `{}` can leave the token (it must be sensitive "
                               "and not extractable)",
+                              options.key_label, options.token_label));
+    }
+    if (always_sensitive != CK_TRUE || never_extractable != CK_TRUE) {
+      return Fail(Code::kFailedPrecondition,
+                  fmt::format("key `{}` on token `{}` may have left the token (it must have been "
+                              "made on the token sensitive and not extractable, and stayed so)",
+                              options.key_label, options.token_label));
+    }
+    if (is_private != CK_TRUE) {
+      return Fail(Code::kFailedPrecondition,
+                  fmt::format("key `{}` on token `{}` can be used without logging in (it must "
+                              "be private)",
                               options.key_label, options.token_label));
     }
     return std::unique_ptr<KeyEncryptionKey>(

@@ -384,39 +384,67 @@ class RawSession {
   CK_SESSION_HANDLE session_ = CK_INVALID_HANDLE;
 };
 
-// A key under the KEK's label that could leave the token (made by another tool, say) is refused
-// when the KEK opens, not used.
-TEST_F(Pkcs11KekTest, AKeyThatCanLeaveTheTokenIsRefused) {
-  {
-    RawSession raw;
-    ASSERT_TRUE(raw.ok());
-    CK_OBJECT_CLASS object_class = CKO_SECRET_KEY;
-    CK_KEY_TYPE key_type = CKK_AES;
-    CK_ULONG size = 32;
-    CK_BBOOL yes = CK_TRUE;
+// Generates an AES-256 key under `label` as another tool might, with `sensitive`,
+// `extractable` and `is_private` as given; `then_unextractable` turns CKA_EXTRACTABLE off after
+// (CKA_NEVER_EXTRACTABLE stays false: the value could have been taken out meanwhile).
+void MakeForeignKey(std::string label, CK_BBOOL sensitive, CK_BBOOL extractable,
+                    CK_BBOOL is_private, bool then_unextractable = false) {
+  RawSession raw;
+  ASSERT_TRUE(raw.ok());
+  CK_OBJECT_CLASS object_class = CKO_SECRET_KEY;
+  CK_KEY_TYPE key_type = CKK_AES;
+  CK_ULONG size = 32;
+  CK_BBOOL yes = CK_TRUE;
+  std::array<CK_ATTRIBUTE, 9> attributes{{
+      {CKA_CLASS, &object_class, sizeof(object_class)},
+      {CKA_KEY_TYPE, &key_type, sizeof(key_type)},
+      {CKA_VALUE_LEN, &size, sizeof(size)},
+      {CKA_LABEL, label.data(), label.size()},
+      {CKA_TOKEN, &yes, sizeof(yes)},
+      {CKA_PRIVATE, &is_private, sizeof(is_private)},
+      {CKA_SENSITIVE, &sensitive, sizeof(sensitive)},
+      {CKA_EXTRACTABLE, &extractable, sizeof(extractable)},
+      {CKA_ENCRYPT, &yes, sizeof(yes)},
+  }};
+  CK_MECHANISM mechanism{CKM_AES_KEY_GEN, nullptr, 0};
+  CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
+  ASSERT_EQ(
+      raw.f()->C_GenerateKey(raw.handle(), &mechanism, attributes.data(), attributes.size(), &key),
+      CKR_OK);
+  if (then_unextractable) {
     CK_BBOOL no = CK_FALSE;
-    std::string label = Options().key_label;
-    std::array<CK_ATTRIBUTE, 9> attributes{{
-        {CKA_CLASS, &object_class, sizeof(object_class)},
-        {CKA_KEY_TYPE, &key_type, sizeof(key_type)},
-        {CKA_VALUE_LEN, &size, sizeof(size)},
-        {CKA_LABEL, label.data(), label.size()},
-        {CKA_TOKEN, &yes, sizeof(yes)},
-        {CKA_PRIVATE, &yes, sizeof(yes)},
-        {CKA_SENSITIVE, &no, sizeof(no)},
-        {CKA_EXTRACTABLE, &yes, sizeof(yes)},
-        {CKA_ENCRYPT, &yes, sizeof(yes)},
-    }};
-    CK_MECHANISM mechanism{CKM_AES_KEY_GEN, nullptr, 0};
-    CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
-    ASSERT_EQ(raw.f()->C_GenerateKey(raw.handle(), &mechanism, attributes.data(), attributes.size(),
-                                     &key),
-              CKR_OK);
+    CK_ATTRIBUTE off{CKA_EXTRACTABLE, &no, sizeof(no)};
+    ASSERT_EQ(raw.f()->C_SetAttributeValue(raw.handle(), key, &off, 1), CKR_OK);
   }
+}
+
+// A key under the KEK's label that could leave the token, or could have left it once, or that
+// can be used without logging in (made by another tool, say) is refused when the KEK opens, not
+// used.
+TEST_F(Pkcs11KekTest, AKeyThatCanLeaveTheTokenIsRefused) {
+  MakeForeignKey(Options().key_label, CK_FALSE, CK_TRUE, CK_TRUE);
   auto kek = OpenPkcs11Kek(Options());
   ASSERT_FALSE(kek);
   EXPECT_EQ(kek.error().code, Code::kFailedPrecondition);
   EXPECT_NE(kek.error().message.find("can leave the token"), std::string::npos)
+      << kek.error().message;
+}
+
+TEST_F(Pkcs11KekTest, AKeyThatWasOnceExtractableIsRefused) {
+  MakeForeignKey(Options().key_label, CK_TRUE, CK_TRUE, CK_TRUE, /*then_unextractable=*/true);
+  auto kek = OpenPkcs11Kek(Options());
+  ASSERT_FALSE(kek);
+  EXPECT_EQ(kek.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(kek.error().message.find("may have left the token"), std::string::npos)
+      << kek.error().message;
+}
+
+TEST_F(Pkcs11KekTest, AKeyUsableWithoutLoginIsRefused) {
+  MakeForeignKey(Options().key_label, CK_TRUE, CK_FALSE, CK_FALSE);
+  auto kek = OpenPkcs11Kek(Options());
+  ASSERT_FALSE(kek);
+  EXPECT_EQ(kek.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(kek.error().message.find("without logging in"), std::string::npos)
       << kek.error().message;
 }
 

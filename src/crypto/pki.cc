@@ -1,5 +1,6 @@
 #include "accord/pki.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <openssl/evp.h>
@@ -15,6 +16,8 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <set>
+#include <string_view>
 
 namespace accord {
 namespace {
@@ -146,6 +149,49 @@ Result<X509Ptr> MakeCertificate(EVP_PKEY* key, const Name& subject, X509* issuer
   return cert;
 }
 
+// Whether `host` is an IPv4 or IPv6 address: it goes into a certificate as an IP address.
+bool IsIpLiteral(const std::string& host) {
+  unsigned char address[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), address) == 1 ||
+         inet_pton(AF_INET6, host.c_str(), address) == 1;
+}
+
+// Whether `host` is a DNS name (RFC 1123): labels of 1 to 63 letters, digits and hyphens, not
+// beginning or ending with a hyphen, 253 characters in all, the last label not all digits (which
+// would read as part of an IPv4 address).
+bool IsDnsName(std::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  bool last_all_digits = true;
+  size_t label = 0;  // the current label's length
+  for (size_t i = 0; i <= host.size(); ++i) {
+    if (i == host.size() || host[i] == '.') {
+      if (label == 0 || label > 63 || host[i - 1] == '-') return false;
+      label = 0;
+      continue;
+    }
+    const char c = host[i];
+    const bool digit = c >= '0' && c <= '9';
+    if (!digit && !(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c == '-' && label > 0)) {
+      return false;
+    }
+    last_all_digits = (label == 0 || last_all_digits) && digit;
+    ++label;
+  }
+  return !last_all_digits;
+}
+
+// Each host a node certificate names must be an IP address or a DNS name: checked before any
+// file is written, so that a mistake leaves nothing behind.
+Status CheckHosts(const std::vector<std::string>& hosts) {
+  for (const std::string& h : hosts) {
+    if (!IsIpLiteral(h) && !IsDnsName(h)) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("`{}` is neither an IP address nor a DNS name", h));
+    }
+  }
+  return OkStatus();
+}
+
 std::vector<std::pair<int, std::string>> LeafExtensions(CertificateKind kind,
                                                         const std::vector<std::string>& hosts) {
   std::vector<std::pair<int, std::string>> ext = {
@@ -158,7 +204,7 @@ std::vector<std::pair<int, std::string>> LeafExtensions(CertificateKind kind,
     ext.emplace_back(NID_ext_key_usage, "serverAuth,clientAuth");
     std::string san;
     for (const std::string& h : hosts) {
-      const bool ip = !h.empty() && h.find_first_not_of("0123456789.:") == std::string::npos;
+      const bool ip = IsIpLiteral(h);  // CheckHosts let only these and DNS names through
       // Appended piece by piece: GCC 12 at -O3 warns falsely (-Wrestrict) on a chain of `+`.
       if (!san.empty()) san.push_back(',');
       san.append(ip ? "IP:" : "DNS:");
@@ -221,6 +267,7 @@ Status IssueCertificate(const LeafOptions& options) {
     return Fail(Code::kInvalidArgument,
                 fmt::format("`{}` is not a certificate name", options.common_name));
   }
+  ACCORD_RETURN_IF_ERROR(CheckHosts(options.hosts));
   ACCORD_ASSIGN_OR_RETURN(X509Ptr ca, ReadCert(options.ca_cert));
   ACCORD_ASSIGN_OR_RETURN(PkeyPtr ca_key, ReadKey(options.ca_key));
   return Issue(ca.get(), ca_key.get(), options);
@@ -232,14 +279,26 @@ Status CreateDevelopmentPki(const PkiOptions& o) {
   if (fs::exists(dir / "ca.pem", ec)) {
     return Fail(Code::kAlreadyExists, fmt::format("`{}` already holds a CA", o.dir));
   }
+  // Everything is checked before the first file is written: a mistake leaves nothing behind
+  // (a CA left alone would make the next run fail with "already holds a CA").
+  std::set<std::string_view> names;
   for (const auto& p : o.nodes) {
     if (!IsValidPartyId(p)) return Fail(Code::kInvalidArgument, fmt::format("bad party `{}`", p));
+    if (!names.insert(p).second) {
+      return Fail(Code::kInvalidArgument, fmt::format("node `{}` is given twice", p));
+    }
   }
+  names.clear();
   for (const auto& [subject, party] : o.users) {
     if (!ValidName(subject) || !IsValidPartyId(party)) {
       return Fail(Code::kInvalidArgument, fmt::format("bad user `{}:{}`", subject, party));
     }
+    // users/NAME.pem: a second one would replace the first.
+    if (!names.insert(subject).second) {
+      return Fail(Code::kInvalidArgument, fmt::format("user `{}` is given twice", subject));
+    }
   }
+  ACCORD_RETURN_IF_ERROR(CheckHosts(o.hosts));
   fs::create_directories(dir / "nodes", ec);
   fs::create_directories(dir / "users", ec);
   if (ec) {

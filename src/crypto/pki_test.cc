@@ -8,6 +8,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "accord/clock.h"
 
@@ -113,6 +115,54 @@ TEST_F(PkiTest, IssuesMoreCertificatesFromTheCa) {
   leaf.common_name = "bad name";
   EXPECT_FALSE(IssueCertificate(leaf));
   EXPECT_FALSE(CreateDevelopmentPki(PkiOptions{dir_ + "/x", {"kor"}, {}, {}, now, 1}));
+}
+
+// A node certificate names its hosts as IP addresses (v4 or v6) or DNS names; anything else, and
+// a node or user given twice (whose files would replace each other), is refused before a file is
+// written, so that the mistake can be mended and the command run again.
+TEST_F(PkiTest, ChecksHostsAndNamesBeforeWritingAnything) {
+  const Instant now = SystemClock().Now();
+  ASSERT_TRUE(CreateDevelopmentPki(PkiOptions{
+      dir_, {"KOR"}, {}, {"2001:db8::1", "kor.example", "localhost", "10.0.0.1"}, now, 30}));
+  X509* node = ReadCert(dir_ + "/nodes/KOR.pem");
+  EXPECT_EQ(X509_check_ip_asc(node, "2001:db8::1", 0), 1);
+  EXPECT_EQ(X509_check_ip_asc(node, "10.0.0.1", 0), 1);
+  EXPECT_EQ(X509_check_host(node, "kor.example", 0, 0, nullptr), 1);
+  X509_free(node);
+
+  const std::string label63(63, 'a');
+  for (const std::string& host : std::vector<std::string>{
+           "1.2.3", "", "-kor.example", "kor-.example", "kor..example", "kor_1.example",
+           "kor.example.", "2001:db8::g", "1.2.3.4.5", label63 + "a.example", "a b"}) {
+    const std::string dir = dir_ + "/bad";
+    auto made = CreateDevelopmentPki(PkiOptions{dir, {"KOR"}, {}, {host}, now, 30});
+    ASSERT_FALSE(made) << host;
+    EXPECT_EQ(made.error().message, "`" + host + "` is neither an IP address nor a DNS name");
+    EXPECT_FALSE(fs::exists(dir + "/ca.pem")) << host;
+    LeafOptions leaf{dir_ + "/ca.pem",
+                     dir_ + "/ca.key",
+                     dir_ + "/n.pem",
+                     dir_ + "/n.key",
+                     CertificateKind::kNode,
+                     "JPN",
+                     "JPN",
+                     {host},
+                     now,
+                     Instant{now.micros + 86'400'000'000LL}};
+    EXPECT_FALSE(IssueCertificate(leaf)) << host;
+    EXPECT_FALSE(fs::exists(dir_ + "/n.pem")) << host;
+  }
+  EXPECT_TRUE(CreateDevelopmentPki(
+      PkiOptions{dir_ + "/long", {"KOR"}, {}, {label63 + ".example", "a-b.c0"}, now, 30}));
+
+  auto twice = CreateDevelopmentPki(
+      PkiOptions{dir_ + "/users", {"KOR"}, {{"alice", "KOR"}, {"alice", "JPN"}}, {}, now, 30});
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().message, "user `alice` is given twice");
+  EXPECT_FALSE(fs::exists(dir_ + "/users/ca.pem"));
+  auto nodes = CreateDevelopmentPki(PkiOptions{dir_ + "/nodes2", {"KOR", "KOR"}, {}, {}, now, 30});
+  ASSERT_FALSE(nodes);
+  EXPECT_EQ(nodes.error().message, "node `KOR` is given twice");
 }
 
 // A private key is written 0600 whatever was at its path, and never through a symbolic link

@@ -376,6 +376,14 @@ expect pki-subject 0 'O = JPN, CN = jpn-analyst' openssl x509 -noout -subject \
   -in "$work/pki/users/jpn-analyst.pem"
 if [ "$(stat -c %a "$work/pki/users/jpn-analyst.key")" = 600 ]; then ok; else fail "key mode"; fi
 expect pki-again 1 'already holds a CA' "$accord" pki init --out "$work/pki" --nodes KOR
+# A mistake in the names is found before anything is written: mended, the command runs again.
+expect pki-bad-host 1 '`1.2.3` is neither an IP address nor a DNS name' "$accord" pki init \
+  --out "$work/pki2" --nodes KOR --hosts 1.2.3
+expect pki-user-twice 1 'user `alice` is given twice' "$accord" pki init --out "$work/pki2" \
+  --nodes KOR --users alice:KOR,alice:JPN
+expect pki-ipv6 0 'IP Address:2001:DB8:0:0:0:0:0:1' sh -c "\"$accord\" pki init --out \"$work/pki2\" \
+  --nodes KOR --hosts 2001:db8::1,kor.example >/dev/null &&
+  openssl x509 -noout -ext subjectAltName -in \"$work/pki2/nodes/KOR.pem\""
 
 # 7. `accord serve`: the node's API over mutual TLS with the PKI above, stopped by SIGTERM. It
 # also trusts a partner's CA (for its node's certificate), which must not issue its users'.
