@@ -128,8 +128,15 @@ std::optional<SecretBytes> ReadSecret(const std::string& file, const char* env,
     if (line.ends_with('\r')) line.remove_suffix(1);  // a file written on Windows
     return SecretBytes::Copy(line);
   }
-  if (const char* v = std::getenv(env); v != nullptr && *v != '\0') {
-    return SecretBytes::Copy(std::string_view(v));
+  if (char* v = std::getenv(env); v != nullptr && *v != '\0') {
+    SecretBytes secret = SecretBytes::Copy(std::string_view(v));
+    // The value would stay in this process's environment, and in /proc/PID/environ (which the
+    // process being not dumpable keeps from all but root), for as long as it runs: a server
+    // runs for months. Wiped where it lies and removed, before any other thread starts. No
+    // command reads it twice.
+    SecureWipe(v, std::strlen(v));
+    ::unsetenv(env);
+    return secret;
   }
   PrintError(fmt::format("a {} is needed: give {} FILE or set {}", what, flag, env));
   return std::nullopt;

@@ -407,6 +407,18 @@ port=$(cat "$work/srv.port" 2>/dev/null)
 user=(--max-time 30 --cacert "$work/pki/ca.pem" --cert "$work/pki/users/kor-analyst.pem"
   --key "$work/pki/users/kor-analyst.key")
 expect serve-health 0 '"status":"ok","party":"KOR"' curl -sS "${user[@]}" "https://127.0.0.1:$port/v1/health"
+# The passphrase came from ACCORD_PASSPHRASE: it is wiped from the server's environment.
+# (Only root reads the environment of a process that is not dumpable.)
+accord_pid=$(pgrep -n -f "serve --home $work/srv") || fail "the server's process"
+if [ "$(id -u)" != 0 ]; then
+  echo "skipped: the server's environment (not root)"
+elif ! tr '\0' '\n' <"/proc/$accord_pid/environ" >"$work/environ"; then
+  fail "cannot read the server's environment"
+elif grep -qF "$ACCORD_PASSPHRASE" "$work/environ"; then
+  fail "the passphrase is still in the server's environment"
+else
+  ok
+fi
 expect serve-create 0 '"id":"s-1"' curl -sS "${user[@]}" -X POST -d \
   '{"id":"s-1","level":"III","topics":[],"compartments":[],"rel_to":[],"payload_base64":"aGk="}' \
   "https://127.0.0.1:$port/v1/objects"
