@@ -360,12 +360,16 @@ class Session : public std::enable_shared_from_this<Session> {
     // One string per caller for ServerCore::in_flight: node or user, the organization (its
     // length first, so that no two subjects make one string) or `*` for none, the common name. A
     // user whose certificate names this node's party and one that names none are the same
-    // subject (the Api admits both), so they share one limit.
-    const bool own_user =
-        !caller_.node && (!caller_.organization || *caller_.organization == server_.node.party());
+    // subject (the Api admits both), so they share one limit. A certificate of another CA that
+    // names a subject of this node (which the Api refuses) has a limit of its own ("x"), so
+    // that it cannot use up that subject's.
+    const bool own_user = caller_.users_issuer &&
+                          (!caller_.organization || *caller_.organization == server_.node.party());
     caller_key_ = own_user
                       ? "u*|" + caller_.common_name
-                      : std::string(caller_.node ? "n" : "u") +
+                      : std::string(caller_.node           ? "n"
+                                    : caller_.users_issuer ? "u"
+                                                           : "x") +
                             (caller_.organization ? std::to_string(caller_.organization->size()) +
                                                         ":" + *caller_.organization
                                                   : std::string("*")) +
@@ -896,8 +900,14 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options, Node& node
     auto impl = std::make_unique<Impl>(std::move(options), node, std::move(pinned));
     ACCORD_RETURN_IF_ERROR(ConfigureTls(impl->tls, impl->options));
     ACCORD_ASSIGN_OR_RETURN(
-        impl->users_issuers,
+        server_internal::UsersIssuers issuers,
         server_internal::UserIssuerKeys(impl->tls.native_handle(), impl->options.user_ca_file));
+    impl->users_issuers = std::move(issuers.keys);
+    std::string names;
+    for (const std::string& name : issuers.names) names += (names.empty() ? "" : ", ") + name;
+    impl->log("users' certificates: from " + names +
+              (impl->options.user_ca_file.empty() ? " (the CA of this node's certificate)"
+                                                  : " (" + impl->options.user_ca_file + ")"));
     ACCORD_RETURN_IF_ERROR(Listen(impl->acceptor, impl->options));
     error_code ec;
     impl->port = impl->acceptor.local_endpoint(ec).port();

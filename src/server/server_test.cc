@@ -496,6 +496,18 @@ class ServerTest : public testing::Test {
     ASSERT_TRUE(
         p.MakeLeaf("kor-analyst-by-jpn-ca", "/CN=kor-analyst/O=KOR", "jpn-ca", "client_ext"));
     ASSERT_TRUE(p.MakeLeaf("jpn-node-by-jpn-ca", "/CN=JPN/O=JPN", "jpn-ca", "node_server_ext"));
+    // One coalition root with an intermediate CA per party; leaf files hold leaf + intermediate.
+    ASSERT_TRUE(p.MakeCa("coalition"));
+    for (const char* party : {"kor", "jpn"}) {
+      const std::string ca = std::string(party) + "-int";
+      ASSERT_TRUE(p.MakeLeaf(ca, "/CN=" + ca, "coalition", "ca_ext"));
+      ASSERT_TRUE(p.MakeLeaf("kor-analyst-" + ca, "/CN=kor-analyst/O=KOR", ca, "client_ext"));
+      std::ofstream(p.Path("kor-analyst-" + ca + ".pem"), std::ios::app)
+          << std::ifstream(p.Path(ca + ".pem")).rdbuf();
+    }
+    ASSERT_TRUE(p.MakeLeaf("server-kor-int", "/CN=KOR", "kor-int", "server_ext"));
+    std::ofstream(p.Path("server-kor-int.pem"), std::ios::app)
+        << std::ifstream(p.Path("kor-int.pem")).rdbuf();
     std::ofstream bundle(p.Path("bundle.pem"));
     bundle << std::ifstream(p.Path("ca.pem")).rdbuf()
            << std::ifstream(p.Path("jpn-ca.pem")).rdbuf();
@@ -787,6 +799,33 @@ TEST_F(ServerTest, AUserCertificateFromAPartnersCaIsForbidden) {
   StartServer(o);
   EXPECT_EQ(Call("kor-analyst-by-jpn-ca", "GET", "/v1/health").status, 200);
   EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 403);
+}
+
+// Under one coalition root with an intermediate CA per party, the users' CA is the one that
+// issued the node's certificate, its party's intermediate: the root would let every party's
+// intermediate name this node's users. `user_ca` may name a CA at any level above a user's
+// certificate.
+TEST_F(ServerTest, UnderACoalitionRootTheUsersCaIsTheNodesOwnIntermediate) {
+  ServerOptions o = Options();
+  o.ca_file = pki_->Path("coalition.pem");
+  o.cert_file = pki_->Path("server-kor-int.pem");
+  o.key_file = pki_->Path("server-kor-int.key");
+  const auto status = [this](const std::string& who) {
+    auto client = Client::Connect(server_->port(), pki_->Path("coalition.pem"), As(who));
+    if (client == nullptr) return 0;
+    auto r = client->Request("GET", "/v1/health", "");
+    return r ? r->status : 0;
+  };
+  for (const std::string user_ca : {"", "kor-int.pem", "coalition.pem"}) {
+    o.user_ca_file = user_ca.empty() ? "" : pki_->Path(user_ca);
+    StartServer(o);
+    EXPECT_EQ(status("kor-analyst-kor-int"), 200) << user_ca;
+    EXPECT_EQ(status("kor-analyst-jpn-int"), user_ca == "coalition.pem" ? 200 : 403) << user_ca;
+    StopServer();
+  }
+  EXPECT_NE(Log().find("users' certificates: from /CN=kor-int (the CA of this node's certificate)"),
+            std::string::npos)
+      << Log();
 }
 
 // A partner's node is refused (403) only when this node does not know it. When the store cannot
@@ -1536,6 +1575,32 @@ TEST_F(ServerTest, OneCallerHasAtMostItsShareOfRequestsInFlight) {
   EXPECT_NE(Log().find("requests in flight (max_requests_per_caller)"), std::string::npos) << Log();
 }
 
+// A certificate of a partner's CA that names a subject of this node (refused on every request)
+// has a limit of its own: holding requests in flight, it cannot use up that subject's.
+TEST_F(ServerTest, ACertificateOfAnotherCaCannotUseUpASubjectsRequests) {
+  ServerOptions o = Options();
+  o.ca_file = pki_->Path("bundle.pem");
+  o.max_requests_per_caller = 1;
+  StartServer(o);
+  auto held = Connect("kor-analyst-by-jpn-ca");
+  ASSERT_TRUE(held);
+  const std::string body = NewObjectJson("k-1", "III", "x");
+  ASSERT_TRUE(PostHeaderInFlight(*held, body));  // in flight until its body is sent
+  // A second request of the same certificate is over its limit.
+  auto again = Connect("kor-analyst-by-jpn-ca");
+  ASSERT_TRUE(again);
+  auto refused = again->Request("GET", "/v1/health");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 429) << refused->body;
+  // The subject it names is served all the same.
+  EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 200);
+  // The request in flight is refused once read: the Api admits no certificate of another CA.
+  ASSERT_TRUE(held->Send(body));
+  auto r = held->Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403) << r->body;
+}
+
 // A request over its caller's limit holds no place: while it is read, its connection may be
 // closed to make room for another caller at max_connections.
 TEST_F(ServerTest, ARequestOverItsCallersLimitIsClosedToMakeRoom) {
@@ -1978,6 +2043,13 @@ TEST_F(ServerTest, CreateRefusesBadOptions) {
   EXPECT_EQ(unverified.error().code, Code::kInvalidArgument);
   EXPECT_NE(unverified.error().message.find("does not verify against its CAs"), std::string::npos)
       << unverified.error().message;
+  o = Options();
+  o.user_ca_file = pki_->Path("other-ca.pem");  // not among the CAs of ca_file
+  auto untrusted = Server::Create(o, *node_);
+  ASSERT_FALSE(untrusted);
+  EXPECT_NE(untrusted.error().message.find("/CN=other-ca is not a CA the server trusts"),
+            std::string::npos)
+      << untrusted.error().message;
   o = Options();
   o.user_ca_file = pki_->Path("openssl.cnf");
   auto no_ca = Server::Create(o, *node_);

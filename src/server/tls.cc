@@ -4,6 +4,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <memory>
 
 namespace accord::server_internal {
@@ -92,54 +93,91 @@ std::string PublicKeyDer(X509* cert) {
   return out;
 }
 
-Result<std::set<std::string>> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_file) {
-  std::set<std::string> keys;
+namespace {
+
+using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)>;
+
+// `cert` verified against the CAs `ctx` trusts (with `untrusted` as intermediates): the context
+// holding the verified chain, leaf first, or why it does not verify.
+Result<StoreCtxPtr> VerifyWithTrustedCas(SSL_CTX* ctx, X509* cert, STACK_OF(X509) * untrusted) {
+  StoreCtxPtr verify(X509_STORE_CTX_new(), X509_STORE_CTX_free);
+  if (verify == nullptr ||
+      X509_STORE_CTX_init(verify.get(), SSL_CTX_get_cert_store(ctx), cert, untrusted) != 1) {
+    ERR_clear_error();
+    return Fail(Code::kInternal, "cannot set up a certificate's verification");
+  }
+  if (X509_verify_cert(verify.get()) != 1) {
+    const int error = X509_STORE_CTX_get_error(verify.get());
+    ERR_clear_error();
+    return Fail(Code::kInvalidArgument, X509_verify_cert_error_string(error));
+  }
+  return verify;
+}
+
+std::string SubjectLine(X509* cert) {
+  char* line = X509_NAME_oneline(X509_get_subject_name(cert), nullptr, 0);
+  std::string out = line != nullptr ? line : "?";
+  OPENSSL_free(line);
+  return out;
+}
+
+}  // namespace
+
+Result<UsersIssuers> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_file) {
+  UsersIssuers issuers;
+  const auto add = [&issuers](X509* ca) -> Status {
+    std::string key = PublicKeyDer(ca);
+    if (key.empty()) return Fail(Code::kInternal, "cannot encode a CA's public key");
+    if (issuers.keys.insert(std::move(key)).second) issuers.names.push_back(SubjectLine(ca));
+    return OkStatus();
+  };
   if (!user_ca_file.empty()) {
     const std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(user_ca_file.c_str(), "r"),
                                                         BIO_free);
     if (bio == nullptr) return Invalid("cannot read the users' CA certificates", user_ca_file);
     while (X509* read = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
       const std::unique_ptr<X509, decltype(&X509_free)> ca(read, X509_free);
-      std::string key = PublicKeyDer(ca.get());
-      if (key.empty()) {
-        return Fail(Code::kInvalidArgument, "cannot encode a public key in `" + user_ca_file + "`");
+      // A CA that does not chain to a trusted one could issue no certificate a handshake takes.
+      if (auto verified = VerifyWithTrustedCas(ctx, ca.get(), nullptr); !verified) {
+        return Fail(Code::kInvalidArgument, "`" + user_ca_file + "`: " + SubjectLine(ca.get()) +
+                                                " is not a CA the server trusts (" +
+                                                verified.error().message + ")");
       }
-      keys.insert(std::move(key));
+      ACCORD_RETURN_IF_ERROR(add(ca.get()));
     }
     ERR_clear_error();  // the end of the file reads as an error
-    if (keys.empty()) {
+    if (issuers.keys.empty()) {
       return Fail(Code::kInvalidArgument, "no certificate in `" + user_ca_file + "`");
     }
-    return keys;
+    return issuers;
   }
   X509* own = SSL_CTX_get0_certificate(ctx);
   STACK_OF(X509)* chain = nullptr;
-  const std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> verify(X509_STORE_CTX_new(),
-                                                                               X509_STORE_CTX_free);
-  if (own == nullptr || SSL_CTX_get0_chain_certs(ctx, &chain) != 1 || verify == nullptr ||
-      X509_STORE_CTX_init(verify.get(), SSL_CTX_get_cert_store(ctx), own, chain) != 1) {
+  if (own == nullptr || SSL_CTX_get0_chain_certs(ctx, &chain) != 1) {
     ERR_clear_error();
-    return Fail(Code::kInternal, "cannot verify this node's own certificate");
+    return Fail(Code::kInternal, "cannot read this node's own certificate");
   }
-  if (X509_verify_cert(verify.get()) != 1) {
-    const int error = X509_STORE_CTX_get_error(verify.get());
-    ERR_clear_error();
+  auto verified = VerifyWithTrustedCas(ctx, own, chain);
+  if (!verified) {
     return Fail(Code::kInvalidArgument,
-                std::string("this node's certificate does not verify against its CAs (") +
-                    X509_verify_cert_error_string(error) +
+                "this node's certificate does not verify against its CAs (" +
+                    verified.error().message +
                     "), so they cannot tell which of them issues its users' certificates");
   }
-  STACK_OF(X509)* verified = X509_STORE_CTX_get0_chain(verify.get());
-  std::string key = PublicKeyDer(sk_X509_value(verified, sk_X509_num(verified) - 1));
-  if (key.empty()) return Fail(Code::kInternal, "cannot encode the public key of this node's CA");
-  keys.insert(std::move(key));
-  return keys;
+  // The CA that issued it: the chain's second certificate (its first, should the node's own
+  // certificate be a trusted one itself).
+  STACK_OF(X509)* path = X509_STORE_CTX_get0_chain(verified->get());
+  ACCORD_RETURN_IF_ERROR(add(sk_X509_value(path, std::min(1, sk_X509_num(path) - 1))));
+  return issuers;
 }
 
 bool IssuedByOneOf(SSL* ssl, const std::set<std::string>& keys) {
   STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
   const int n = chain == nullptr ? 0 : sk_X509_num(chain);
-  return n > 0 && keys.contains(PublicKeyDer(sk_X509_value(chain, n - 1)));
+  for (int i = 1; i < n; ++i) {  // every CA above the caller's certificate, up to the anchor
+    if (keys.contains(PublicKeyDer(sk_X509_value(chain, i)))) return true;
+  }
+  return false;
 }
 
 Result<std::string> PartnerKeyFromFile(const std::string& path, const std::string& party) {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "accord/status.h"
 
@@ -34,17 +35,22 @@ namespace accord::server_internal {
 // pins; empty (which no pin matches) when it cannot be encoded.
 [[nodiscard]] std::string PublicKeyDer(X509* cert);
 
-// The public keys (PublicKeyDer) of the CAs that may issue this node's users' certificates: each
-// certificate in the PEM file `user_ca_file` when it is given, else the CA that issued this
-// node's own certificate (the trust anchor its chain in `ctx`, configured by ConfigureMutualTls,
-// verifies to). A partner's CA in the same bundle must verify its node's certificate, but must not
-// vouch for this node's users: it could name any of them. kInvalidArgument when the file holds no
-// certificate or this node's certificate does not verify against the CAs `ctx` trusts.
-[[nodiscard]] Result<std::set<std::string>> UserIssuerKeys(SSL_CTX* ctx,
-                                                           const std::string& user_ca_file);
+// The CAs that may issue this node's users' certificates, directly or through CAs below them.
+struct UsersIssuers {
+  std::set<std::string> keys;      // their public keys (PublicKeyDer)
+  std::vector<std::string> names;  // their subjects, for the log
+};
 
-// Whether the chain that the handshake of `ssl` verified ends at a CA whose public key is one of
-// `keys` (UserIssuerKeys).
+// The users' CAs: each certificate in the PEM file `user_ca_file` when it is given (each must
+// verify against the CAs `ctx` trusts), else the CA that issued this node's own certificate (in
+// the chain it verifies to in `ctx`, configured by ConfigureMutualTls). A partner's CA in the
+// same bundle must verify its node's certificate, but must not vouch for this node's users: it
+// could name any of them. kInvalidArgument when the file holds no certificate or one the server
+// does not trust, or this node's certificate does not verify against the CAs `ctx` trusts.
+[[nodiscard]] Result<UsersIssuers> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_file);
+
+// Whether a CA in the chain that the handshake of `ssl` verified, above the peer's own
+// certificate, has one of `keys` (UsersIssuers::keys).
 [[nodiscard]] bool IssuedByOneOf(SSL* ssl, const std::set<std::string>& keys);
 
 // The public key (PublicKeyDer) of the node certificate of `party` in the PEM file `path`: its
