@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <new>
+#include <stdexcept>
 
 namespace accord {
 namespace {
@@ -48,16 +50,19 @@ Error TooLarge(const std::string& path, size_t max_bytes) {
 // `out`. `out` grows by doubling (a SecretBytes wipes each buffer it leaves) up to one byte more
 // than `max_bytes`, the byte that tells a file of exactly `max_bytes` from a larger one.
 template <typename Buffer, typename Data>
-Status ReadInto(const std::string& path, size_t max_bytes, Buffer& out, Data data) {
+Status ReadIntoOrThrow(const std::string& path, size_t max_bytes, Buffer& out, Data data) {
   const InputFile file(path);
   if (file.fd() < 0) return tl::unexpected(Unreadable(path, errno));
   const size_t limit = max_bytes == SIZE_MAX ? max_bytes : max_bytes + 1;
   size_t capacity = std::min(kFirstChunk, limit);
   struct stat st {};
   if (::fstat(file.fd(), &st) == 0 && S_ISREG(st.st_mode)) {
-    if (static_cast<uint64_t>(st.st_size) > max_bytes)
-      return tl::unexpected(TooLarge(path, max_bytes));
-    capacity = std::min(static_cast<size_t>(st.st_size) + 1, limit);  // +1: the end is seen at once
+    // What is left to read: standard input may be a file read partly already.
+    const off_t at = ::lseek(file.fd(), 0, SEEK_CUR);
+    const auto left =
+        static_cast<uint64_t>(at >= 0 && at <= st.st_size ? st.st_size - at : st.st_size);
+    if (left > max_bytes) return tl::unexpected(TooLarge(path, max_bytes));
+    capacity = std::min(static_cast<size_t>(left) + 1, limit);  // +1: the end is seen at once
   }
   out.Resize(capacity);
   size_t size = 0;
@@ -81,6 +86,19 @@ Status ReadInto(const std::string& path, size_t max_bytes, Buffer& out, Data dat
   }
   out.Resize(size);
   return {};
+}
+
+// ReadIntoOrThrow, with a buffer that cannot be had (a bound near SIZE_MAX and an endless file)
+// reported as the file being too large rather than thrown.
+template <typename Buffer, typename Data>
+Status ReadInto(const std::string& path, size_t max_bytes, Buffer& out, Data data) {
+  try {
+    return ReadIntoOrThrow(path, max_bytes, out, data);
+  } catch (const std::bad_alloc&) {
+  } catch (const std::length_error&) {
+  }
+  out.Resize(0);
+  return Fail(Code::kInvalidArgument, fmt::format("`{}` is too large to read into memory", path));
 }
 
 // std::string spelled as SecretBytes is, for ReadInto.

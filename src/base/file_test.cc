@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -50,8 +51,11 @@ TEST_F(FileTest, ReadsAFileOfUpToTheBound) {
 
 TEST_F(FileTest, RefusesAFileLargerThanTheBound) {
   const std::string path = Write("f", std::string(1001, 'x'));
-  for (const auto& error :
-       {ReadFileAtMost(path, 1000).error(), ReadSecretFileAtMost(path, 1000).error()}) {
+  auto text = ReadFileAtMost(path, 1000);
+  auto secret = ReadSecretFileAtMost(path, 1000);
+  ASSERT_FALSE(text);
+  ASSERT_FALSE(secret);
+  for (const Error& error : {text.error(), secret.error()}) {
     EXPECT_EQ(error.code, Code::kInvalidArgument);
     EXPECT_EQ(error.message, "`" + path + "` is larger than 1000 bytes");
   }
@@ -96,6 +100,20 @@ TEST_F(FileTest, ReadsAPipeInChunksUpToTheBound) {
     }
   }
   std::signal(SIGPIPE, previous);
+}
+
+// Standard input may be a file read partly already: what is left is what counts.
+TEST_F(FileTest, StandardInputCountsWhatIsLeftOfAFile) {
+  const std::string path = Write("f", std::string(200, 'x') + std::string(100, 'y'));
+  const int saved = ::dup(STDIN_FILENO);
+  ASSERT_GE(saved, 0);
+  ASSERT_NE(std::freopen(path.c_str(), "rb", stdin), nullptr);
+  ASSERT_EQ(::lseek(STDIN_FILENO, 200, SEEK_SET), 200);
+  auto rest = ReadFileAtMost("-", 100);
+  ASSERT_EQ(::dup2(saved, STDIN_FILENO), STDIN_FILENO);
+  ::close(saved);
+  ASSERT_TRUE(rest) << rest.error().message;
+  EXPECT_EQ(*rest, std::string(100, 'y'));
 }
 
 TEST_F(FileTest, SaysWhyAFileCannotBeRead) {

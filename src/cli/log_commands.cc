@@ -52,6 +52,10 @@ int RunVerifyConsistency(const VerifyConsistencyOptions& o) {
 int RunVerifyProof(const VerifyProofOptions& o) {
   const auto key = note::Verifier::FromVerifierKey(o.log_key);
   if (!key) return BadArgument("--log-key", key.error());
+  if (o.checkpoint == "-" && o.entry == "-") {
+    PrintError("--entry: standard input is the checkpoint already");
+    return kExitUsage;
+  }
   const auto signed_checkpoint = ReadInputFile(o.checkpoint);
   if (!signed_checkpoint) return kExitIo;
   const auto entry = ReadInputFile(o.entry);

@@ -153,9 +153,11 @@ int Main(int argc, char** argv) {
       "The log's origin, which the checkpoint must name (default: the key's name, which for an "
       "accord node is its log's origin, e.g. accord/KOR)");
   verify_proof_cmd
-      ->add_option("--checkpoint", verify_proof.checkpoint, "File with the signed checkpoint")
+      ->add_option("--checkpoint", verify_proof.checkpoint,
+                   "File with the signed checkpoint (-: standard input)")
       ->required();
-  verify_proof_cmd->add_option("--entry", verify_proof.entry, "File with the entry's bytes")
+  verify_proof_cmd
+      ->add_option("--entry", verify_proof.entry, "File with the entry's bytes (-: standard input)")
       ->required();
   verify_proof_cmd->add_option("--index", verify_proof.index, "The entry's index in the log")
       ->required()

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "accord/clock.h"
 #include "accord/config.h"
@@ -128,18 +129,25 @@ std::optional<SecretBytes> ReadSecret(const std::string& file, const char* env,
     if (line.ends_with('\r')) line.remove_suffix(1);  // a file written on Windows
     return SecretBytes::Copy(line);
   }
-  if (char* v = std::getenv(env); v != nullptr && *v != '\0') {
-    SecretBytes secret = SecretBytes::Copy(std::string_view(v));
-    // The value would stay in this process's environment, and in /proc/PID/environ (which the
-    // process being not dumpable keeps from all but root), for as long as it runs: a server
-    // runs for months. Wiped where it lies and removed, before any other thread starts. No
-    // command reads it twice.
-    SecureWipe(v, std::strlen(v));
-    ::unsetenv(env);
-    return secret;
+  if (const char* v = std::getenv(env); v != nullptr && *v != '\0') {
+    return SecretBytes::Copy(std::string_view(v));  // ForgetSecretsInEnvironment wipes `v`
   }
   PrintError(fmt::format("a {} is needed: give {} FILE or set {}", what, flag, env));
   return std::nullopt;
+}
+
+// ACCORD_PASSPHRASE and ACCORD_PKCS11_PIN would stay in this process's environment, and in
+// /proc/PID/environ (which the process being not dumpable keeps from all but root), for as long
+// as it runs: a server runs for months. Once the secrets are read (or a file was used instead),
+// each is wiped where it lies and removed. Called before any other thread starts; no command
+// reads them again.
+void ForgetSecretsInEnvironment() {
+  for (const char* name : {"ACCORD_PASSPHRASE", "ACCORD_PKCS11_PIN"}) {
+    if (char* v = std::getenv(name); v != nullptr) {
+      SecureWipe(v, std::strlen(v));
+      ::unsetenv(name);
+    }
+  }
 }
 
 bool HasEnv(const char* name) {
@@ -195,8 +203,10 @@ bool WriteFile(const std::string& path, ByteView bytes, mode_t mode) {
   return ok;
 }
 
-int ReadHomeSecrets(const std::string& passphrase_file, const std::string& pin_file,
-                    NodeOptions& options) {
+namespace {
+
+int ReadHomeSecretsFromFilesOrEnvironment(const std::string& passphrase_file,
+                                          const std::string& pin_file, NodeOptions& options) {
   const bool has_pass = !passphrase_file.empty() || HasEnv("ACCORD_PASSPHRASE");
   const bool has_pin = !pin_file.empty() || HasEnv("ACCORD_PKCS11_PIN");
   if (!has_pass && !has_pin) {
@@ -216,6 +226,15 @@ int ReadHomeSecrets(const std::string& passphrase_file, const std::string& pin_f
     options.pin = std::move(*pin);
   }
   return kExitOk;
+}
+
+}  // namespace
+
+int ReadHomeSecrets(const std::string& passphrase_file, const std::string& pin_file,
+                    NodeOptions& options) {
+  const int code = ReadHomeSecretsFromFilesOrEnvironment(passphrase_file, pin_file, options);
+  ForgetSecretsInEnvironment();
+  return code;
 }
 
 struct NodeCommands::Flags {
@@ -286,8 +305,10 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
     cmd->add_option("--pin-file", f.pin_file,
                     "PKCS#11 homes: file with the token's user PIN (or set ACCORD_PKCS11_PIN)");
     cmd->add_option("--max-payload", f.max_payload,
-                    "Refuse payloads and packages larger than this many bytes (default 64 MiB)")
-        ->check(CountValidator());
+                    "Refuse payloads and packages larger than this many bytes (default 64 MiB, "
+                    "at most 1 GiB)")
+        ->check(CountValidator())
+        ->check(CLI::Range(size_t{0}, kMaxMaxPayload));
   };
 
   auto* node = app.add_subcommand("node", "Create a node's home");
@@ -515,11 +536,13 @@ std::optional<int> NodeCommands::Run() {
       o.pkcs11.token_label = f.p11_token;
       o.pkcs11.key_label = f.p11_key;
       auto pin = ReadSecret(f.pin_file, "ACCORD_PKCS11_PIN", "PIN", "--pin-file");
+      ForgetSecretsInEnvironment();
       if (!pin) return f.pin_file.empty() ? kExitUsage : kExitIo;  // none given, or unreadable
       o.pkcs11.pin = std::move(*pin);
     } else {
       auto pass =
           ReadSecret(f.passphrase_file, "ACCORD_PASSPHRASE", "passphrase", "--passphrase-file");
+      ForgetSecretsInEnvironment();
       if (!pass) return f.passphrase_file.empty() ? kExitUsage : kExitIo;
       o.passphrase = std::move(*pass);
       o.scrypt.n = uint64_t{1} << f.kdf_log_n;
@@ -561,10 +584,14 @@ std::optional<int> NodeCommands::Run() {
       return kExitUsage;
     }
     if (auto s = CreateDevelopmentPki(o); !s) return Report(s.error());
+    // A node or user named by both the policy and a flag has one certificate.
+    std::set<std::string> users;
+    for (const auto& user : o.users) users.insert(user.first);
     fmt::print(
         "development PKI in {}: ca.pem, {} node certificate(s) in nodes/, {} user "
         "certificate(s) in users/, valid {} days\n",
-        f.pki_out, o.nodes.size(), o.users.size(), f.pki_days);
+        f.pki_out, std::set<std::string>(o.nodes.begin(), o.nodes.end()).size(), users.size(),
+        f.pki_days);
     return kExitOk;
   }
 

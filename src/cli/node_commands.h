@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,13 +34,18 @@ inline constexpr int kExitFailed = 1;     // the operation failed (not found, ma
 inline constexpr int kExitDenied = 4;     // the agreements refuse it; the reason code is printed
 inline constexpr int kExitIntegrity = 5;  // a signature, a seal or a stored record failed its check
 
+// The largest --max-payload: a payload is held in memory whole (a package takes about 1.8 times
+// as much), and the files read are bounded by it.
+inline constexpr size_t kMaxMaxPayload = size_t{1} << 30;
+
 // The exit code for a failed node operation, after printing why (PrintError): 4 when the
 // agreements refuse it, 5 when an integrity check fails, 1 otherwise.
 int Report(const Error& e);
 
 // Fills the passphrase and the PIN of `options` from the given files or ACCORD_PASSPHRASE and
-// ACCORD_PKCS11_PIN (the home says which one it needs). Returns 0, or the exit code after an
-// error has been printed.
+// ACCORD_PKCS11_PIN (the home says which one it needs), then wipes and unsets both variables,
+// used or not. Call it before any thread starts. Returns 0, or the exit code after an error has
+// been printed.
 int ReadHomeSecrets(const std::string& passphrase_file, const std::string& pin_file,
                     NodeOptions& options);
 

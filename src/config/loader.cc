@@ -485,8 +485,18 @@ void ReadSubjects(Reader& r, const PolicyFile& f, Policy& policy) {
   }
 }
 
+// The file's text, or why it cannot be had, said without its name: the diagnostic names it.
 Result<std::string> ReadFile(const std::filesystem::path& path) {
-  return ReadFileAtMost(path.string(), kMaxTomlFileBytes);
+  auto text = ReadFileAtMost(path.string(), kMaxTomlFileBytes);
+  if (text) return text;
+  const Error& e = text.error();
+  if (e.code == Code::kInvalidArgument) {
+    return Fail(e.code, fmt::format("larger than {} bytes", kMaxTomlFileBytes));
+  }
+  const size_t reason = e.message.rfind("`: ");  // "cannot read `PATH`: REASON"
+  return Fail(e.code, reason == std::string::npos
+                          ? e.message
+                          : "cannot read it: " + e.message.substr(reason + 3));
 }
 
 }  // namespace

@@ -439,6 +439,22 @@ TEST(LoaderTest, DirectoryErrors) {
   ASSERT_FALSE(empty.has_value());
   EXPECT_THAT(empty.error()[0].ToString(), HasSubstr("parties.toml: missing"));
   EXPECT_THAT(DiagnosticsToError(empty.error()).message, HasSubstr("parties.toml"));
+
+  // A file over kMaxTomlFileBytes (sparse: nothing is written) is refused before it is read, and
+  // one that cannot be read says why; the diagnostic names each once.
+  std::ofstream(dir / "parties.toml").close();
+  std::filesystem::resize_file(dir / "parties.toml", kMaxTomlFileBytes + 1);
+  auto large = LoadPolicyDir(dir);
+  ASSERT_FALSE(large.has_value());
+  EXPECT_EQ(large.error()[0].ToString(),
+            (dir / "parties.toml").string() + ": larger than 67108864 bytes");
+  std::filesystem::remove(dir / "parties.toml");
+  std::filesystem::create_directory(dir / "parties.toml");
+  auto directory = LoadPolicyDir(dir);
+  ASSERT_FALSE(directory.has_value());
+  EXPECT_EQ(directory.error()[0].ToString(),
+            (dir / "parties.toml").string() + ": cannot read it: Is a directory");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(LoaderTest, TheGsomiaExampleLoads) {

@@ -451,7 +451,10 @@ class Pkcs11Kek final : public KeyEncryptionKey {
     }};
     const CK_RV rv = session.functions()->C_GetAttributeValue(session.handle(), keys[0],
                                                               attributes.data(), attributes.size());
-    if (rv != CKR_OK || key_type != CKK_AES || size != kKekSize) {
+    if (rv != CKR_OK) {
+      return tl::unexpected(TokenError("C_GetAttributeValue", options.token_label, rv));
+    }
+    if (key_type != CKK_AES || size != kKekSize) {
       return Fail(Code::kFailedPrecondition,
                   fmt::format("key `{}` on token `{}` is not an AES-256 key", options.key_label,
                               options.token_label));

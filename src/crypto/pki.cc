@@ -11,12 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <memory>
-#include <set>
 #include <string_view>
 
 namespace accord {
@@ -281,21 +282,26 @@ Status CreateDevelopmentPki(const PkiOptions& o) {
   }
   // Everything is checked before the first file is written: a mistake leaves nothing behind
   // (a CA left alone would make the next run fail with "already holds a CA").
-  std::set<std::string_view> names;
+  // A node or user named twice (by a policy and a flag) is made once; a user named for two
+  // parties is refused (users/NAME.pem would hold the second, and the first be lost).
+  std::vector<std::string> nodes;
   for (const auto& p : o.nodes) {
     if (!IsValidPartyId(p)) return Fail(Code::kInvalidArgument, fmt::format("bad party `{}`", p));
-    if (!names.insert(p).second) {
-      return Fail(Code::kInvalidArgument, fmt::format("node `{}` is given twice", p));
-    }
+    if (std::find(nodes.begin(), nodes.end(), p) == nodes.end()) nodes.push_back(p);
   }
-  names.clear();
+  std::map<std::string, std::string> parties;  // of each user
+  std::vector<std::pair<std::string, std::string>> users;
   for (const auto& [subject, party] : o.users) {
     if (!ValidName(subject) || !IsValidPartyId(party)) {
       return Fail(Code::kInvalidArgument, fmt::format("bad user `{}:{}`", subject, party));
     }
-    // users/NAME.pem: a second one would replace the first.
-    if (!names.insert(subject).second) {
-      return Fail(Code::kInvalidArgument, fmt::format("user `{}` is given twice", subject));
+    const auto [known, added] = parties.emplace(subject, party);
+    if (added) {
+      users.emplace_back(subject, party);
+    } else if (known->second != party) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("user `{}` is given for two parties, `{}` and `{}`", subject,
+                              known->second, party));
     }
   }
   ACCORD_RETURN_IF_ERROR(CheckHosts(o.hosts));
@@ -314,14 +320,14 @@ Status CreateDevelopmentPki(const PkiOptions& o) {
                                    {NID_subject_key_identifier, "hash"}}));
   ACCORD_RETURN_IF_ERROR(
       WritePem((dir / "ca.pem").string(), ca.get(), (dir / "ca.key").string(), ca_key.get()));
-  for (const auto& p : o.nodes) {
+  for (const auto& p : nodes) {
     ACCORD_RETURN_IF_ERROR(
         Issue(ca.get(), ca_key.get(),
               LeafOptions{"", "", (dir / "nodes" / (p + ".pem")).string(),
                           (dir / "nodes" / (p + ".key")).string(), CertificateKind::kNode, p, p,
                           o.hosts, o.not_before, not_after}));
   }
-  for (const auto& [subject, party] : o.users) {
+  for (const auto& [subject, party] : users) {
     ACCORD_RETURN_IF_ERROR(Issue(ca.get(), ca_key.get(),
                                  LeafOptions{"",
                                              "",

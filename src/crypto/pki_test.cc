@@ -118,8 +118,8 @@ TEST_F(PkiTest, IssuesMoreCertificatesFromTheCa) {
 }
 
 // A node certificate names its hosts as IP addresses (v4 or v6) or DNS names; anything else, and
-// a node or user given twice (whose files would replace each other), is refused before a file is
-// written, so that the mistake can be mended and the command run again.
+// a user given for two parties (whose files would replace each other), is refused before a file
+// is written, so that the mistake can be mended and the command run again.
 TEST_F(PkiTest, ChecksHostsAndNamesBeforeWritingAnything) {
   const Instant now = SystemClock().Now();
   ASSERT_TRUE(CreateDevelopmentPki(PkiOptions{
@@ -155,14 +155,15 @@ TEST_F(PkiTest, ChecksHostsAndNamesBeforeWritingAnything) {
   EXPECT_TRUE(CreateDevelopmentPki(
       PkiOptions{dir_ + "/long", {"KOR"}, {}, {label63 + ".example", "a-b.c0"}, now, 30}));
 
-  auto twice = CreateDevelopmentPki(
+  auto two_parties = CreateDevelopmentPki(
       PkiOptions{dir_ + "/users", {"KOR"}, {{"alice", "KOR"}, {"alice", "JPN"}}, {}, now, 30});
-  ASSERT_FALSE(twice);
-  EXPECT_EQ(twice.error().message, "user `alice` is given twice");
+  ASSERT_FALSE(two_parties);
+  EXPECT_EQ(two_parties.error().message, "user `alice` is given for two parties, `KOR` and `JPN`");
   EXPECT_FALSE(fs::exists(dir_ + "/users/ca.pem"));
-  auto nodes = CreateDevelopmentPki(PkiOptions{dir_ + "/nodes2", {"KOR", "KOR"}, {}, {}, now, 30});
-  ASSERT_FALSE(nodes);
-  EXPECT_EQ(nodes.error().message, "node `KOR` is given twice");
+  // The same node or user twice (a policy's and a flag's) is made once.
+  ASSERT_TRUE(CreateDevelopmentPki(PkiOptions{
+      dir_ + "/twice", {"KOR", "KOR"}, {{"alice", "KOR"}, {"alice", "KOR"}}, {}, now, 30}));
+  EXPECT_EQ(Field(dir_ + "/twice/users/alice.pem", NID_organizationName), "KOR");
 }
 
 // A private key is written 0600 whatever was at its path, and never through a symbolic link

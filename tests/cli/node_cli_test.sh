@@ -379,8 +379,12 @@ expect pki-again 1 'already holds a CA' "$accord" pki init --out "$work/pki" --n
 # A mistake in the names is found before anything is written: mended, the command runs again.
 expect pki-bad-host 1 '`1.2.3` is neither an IP address nor a DNS name' "$accord" pki init \
   --out "$work/pki2" --nodes KOR --hosts 1.2.3
-expect pki-user-twice 1 'user `alice` is given twice' "$accord" pki init --out "$work/pki2" \
-  --nodes KOR --users alice:KOR,alice:JPN
+expect pki-user-two-parties 1 'user `alice` is given for two parties, `KOR` and `JPN`' \
+  "$accord" pki init --out "$work/pki2" --nodes KOR --users alice:KOR,alice:JPN
+# A node or user of the policy named again by a flag is made once, and counted once.
+expect pki-policy-and-flags 0 '4 node certificate\(s\) in nodes/, 4 user certificate\(s\)' \
+  "$accord" pki init --out "$work/pki3" --policy "$src/examples/gsomia" --nodes KOR,NZL \
+  --users jpn-analyst:JPN
 expect pki-ipv6 0 'IP Address:2001:DB8:0:0:0:0:0:1' sh -c "\"$accord\" pki init --out \"$work/pki2\" \
   --nodes KOR --hosts 2001:db8::1,kor.example >/dev/null &&
   openssl x509 -noout -ext subjectAltName -in \"$work/pki2/nodes/KOR.pem\""
@@ -392,7 +396,10 @@ expect pki-ipv6 0 'IP Address:2001:DB8:0:0:0:0:0:1' sh -c "\"$accord\" pki init 
 cat "$work/pki/ca.pem" "$work/pki-jpn/ca.pem" >"$work/bundle.pem"
 "$accord" node init --home "$work/srv" --party KOR --policy "$src/examples/gsomia" --simulate \
   --kdf-cost 10 >/dev/null
+# The passphrase from a file, with ACCORD_PASSPHRASE set as well (and unused).
+printf '%s\n' "$ACCORD_PASSPHRASE" >"$work/serve-passphrase"
 ("$accord" serve --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --ca "$work/bundle.pem" \
+  --passphrase-file "$work/serve-passphrase" \
   --cert "$work/pki/nodes/KOR.pem" --key "$work/pki/nodes/KOR.key" \
   --port-file "$work/srv.port" >"$work/serve.log" 2>&1) &
 serve_pid=$!
@@ -407,7 +414,7 @@ port=$(cat "$work/srv.port" 2>/dev/null)
 user=(--max-time 30 --cacert "$work/pki/ca.pem" --cert "$work/pki/users/kor-analyst.pem"
   --key "$work/pki/users/kor-analyst.key")
 expect serve-health 0 '"status":"ok","party":"KOR"' curl -sS "${user[@]}" "https://127.0.0.1:$port/v1/health"
-# The passphrase came from ACCORD_PASSPHRASE: it is wiped from the server's environment.
+# ACCORD_PASSPHRASE is wiped from the server's environment, though the file was used.
 # (Only root reads the environment of a process that is not dumpable.)
 accord_pid=$(pgrep -n -f "serve --home $work/srv") || fail "the server's process"
 if [ "$(id -u)" != 0 ]; then
