@@ -60,9 +60,10 @@ Status ReadIntoOrThrow(const std::string& path, size_t max_bytes, Buffer& out, D
     // What is left to read: standard input may be a file read partly already.
     const off_t at = ::lseek(file.fd(), 0, SEEK_CUR);
     const auto left =
-        static_cast<uint64_t>(at >= 0 && at <= st.st_size ? st.st_size - at : st.st_size);
+        static_cast<uint64_t>(at < 0 ? st.st_size : std::max<off_t>(st.st_size - at, 0));
     if (left > max_bytes) return tl::unexpected(TooLarge(path, max_bytes));
-    capacity = std::min(static_cast<size_t>(left) + 1, limit);  // +1: the end is seen at once
+    // +1: the end is seen at once (left + 1 does not wrap: a file's size is an off_t).
+    capacity = static_cast<size_t>(std::min<uint64_t>(left + 1, limit));
   }
   out.Resize(capacity);
   size_t size = 0;

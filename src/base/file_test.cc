@@ -1,10 +1,10 @@
 #include "accord/file.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <csignal>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -103,17 +103,40 @@ TEST_F(FileTest, ReadsAPipeInChunksUpToTheBound) {
 }
 
 // Standard input may be a file read partly already: what is left is what counts.
+// Standard input redirected from `path` while it lives, then given back.
+class StdinFrom {
+ public:
+  explicit StdinFrom(const std::string& path) : saved_(::dup(STDIN_FILENO)) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    ok_ = saved_ >= 0 && fd >= 0 && ::dup2(fd, STDIN_FILENO) == STDIN_FILENO;
+    if (fd >= 0) ::close(fd);
+  }
+  StdinFrom(const StdinFrom&) = delete;
+  StdinFrom& operator=(const StdinFrom&) = delete;
+  ~StdinFrom() {
+    if (saved_ < 0) return;
+    ::dup2(saved_, STDIN_FILENO);
+    ::close(saved_);
+  }
+  [[nodiscard]] bool ok() const { return ok_; }
+
+ private:
+  const int saved_;
+  bool ok_ = false;
+};
+
 TEST_F(FileTest, StandardInputCountsWhatIsLeftOfAFile) {
-  const std::string path = Write("f", std::string(200, 'x') + std::string(100, 'y'));
-  const int saved = ::dup(STDIN_FILENO);
-  ASSERT_GE(saved, 0);
-  ASSERT_NE(std::freopen(path.c_str(), "rb", stdin), nullptr);
+  const StdinFrom in(Write("f", std::string(200, 'x') + std::string(100, 'y')));
+  ASSERT_TRUE(in.ok());
   ASSERT_EQ(::lseek(STDIN_FILENO, 200, SEEK_SET), 200);
   auto rest = ReadFileAtMost("-", 100);
-  ASSERT_EQ(::dup2(saved, STDIN_FILENO), STDIN_FILENO);
-  ::close(saved);
   ASSERT_TRUE(rest) << rest.error().message;
   EXPECT_EQ(*rest, std::string(100, 'y'));
+  // Past its end, nothing is left of it, however large it is.
+  ASSERT_EQ(::lseek(STDIN_FILENO, 400, SEEK_SET), 400);
+  auto none = ReadFileAtMost("-", 10);
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_EQ(*none, "");
 }
 
 TEST_F(FileTest, SaysWhyAFileCannotBeRead) {

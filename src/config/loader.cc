@@ -490,9 +490,10 @@ Result<std::string> ReadFile(const std::filesystem::path& path) {
   auto text = ReadFileAtMost(path.string(), kMaxTomlFileBytes);
   if (text) return text;
   const Error& e = text.error();
-  if (e.code == Code::kInvalidArgument) {
-    return Fail(e.code, fmt::format("larger than {} bytes", kMaxTomlFileBytes));
-  }
+  // The diagnostic names the file already: "`PATH` is larger than N bytes" says "larger than N
+  // bytes", and "cannot read `PATH`: REASON" says "cannot read it: REASON".
+  const std::string named = "`" + path.string() + "` is ";
+  if (e.message.starts_with(named)) return Fail(e.code, e.message.substr(named.size()));
   const size_t reason = e.message.rfind("`: ");  // "cannot read `PATH`: REASON"
   return Fail(e.code, reason == std::string::npos
                           ? e.message

@@ -148,7 +148,7 @@ struct Caller {
   std::string common_name;                  // the subject id, or a partner's party for a node
   std::optional<std::string> organization;  // when present, must be this node's party
   bool node = false;                        // a node certificate (TLS server use)
-  // A user certificate (not a node's) issued by a CA of this node's users
+  // A user certificate (not a node's) signed by a CA of this node's users itself
   // (ServerOptions::user_ca_file); one that is not is refused.
   bool users_issuer = false;
   std::string public_key;  // of a node certificate: PublicKeyDer (tls.h)

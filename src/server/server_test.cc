@@ -508,6 +508,16 @@ class ServerTest : public testing::Test {
     ASSERT_TRUE(p.MakeLeaf("server-kor-int", "/CN=KOR", "kor-int", "server_ext"));
     std::ofstream(p.Path("server-kor-int.pem"), std::ios::app)
         << std::ifstream(p.Path("kor-int.pem")).rdbuf();
+    // The root's own node and user, and a users' CA below Korea's intermediate.
+    ASSERT_TRUE(p.MakeLeaf("server-coalition", "/CN=KOR", "coalition", "server_ext"));
+    ASSERT_TRUE(
+        p.MakeLeaf("kor-analyst-coalition", "/CN=kor-analyst/O=KOR", "coalition", "client_ext"));
+    ASSERT_TRUE(p.MakeLeaf("kor-users", "/CN=kor-users", "kor-int", "ca_ext"));
+    ASSERT_TRUE(
+        p.MakeLeaf("kor-analyst-kor-users", "/CN=kor-analyst/O=KOR", "kor-users", "client_ext"));
+    std::ofstream(p.Path("kor-analyst-kor-users.pem"), std::ios::app)
+        << std::ifstream(p.Path("kor-users.pem")).rdbuf()
+        << std::ifstream(p.Path("kor-int.pem")).rdbuf();
     std::ofstream bundle(p.Path("bundle.pem"));
     bundle << std::ifstream(p.Path("ca.pem")).rdbuf()
            << std::ifstream(p.Path("jpn-ca.pem")).rdbuf();
@@ -803,29 +813,46 @@ TEST_F(ServerTest, AUserCertificateFromAPartnersCaIsForbidden) {
 
 // Under one coalition root with an intermediate CA per party, the users' CA is the one that
 // issued the node's certificate, its party's intermediate: the root would let every party's
-// intermediate name this node's users. `user_ca` may name a CA at any level above a user's
-// certificate.
-TEST_F(ServerTest, UnderACoalitionRootTheUsersCaIsTheNodesOwnIntermediate) {
-  ServerOptions o = Options();
-  o.ca_file = pki_->Path("coalition.pem");
-  o.cert_file = pki_->Path("server-kor-int.pem");
-  o.key_file = pki_->Path("server-kor-int.key");
+// intermediate name this node's users. A user's certificate passes only when a users' CA
+// signed it itself, so a root in `user_ca`, or a node certified by the root, admits no
+// partner's intermediate either. A users' CA deeper down is named in `user_ca`, and may chain
+// to `ca` through this node's own intermediate.
+TEST_F(ServerTest, UnderACoalitionRootTheUsersCaIsTheOneThatSignsThem) {
   const auto status = [this](const std::string& who) {
     auto client = Client::Connect(server_->port(), pki_->Path("coalition.pem"), As(who));
     if (client == nullptr) return 0;
     auto r = client->Request("GET", "/v1/health", "");
     return r ? r->status : 0;
   };
-  for (const std::string user_ca : {"", "kor-int.pem", "coalition.pem"}) {
-    o.user_ca_file = user_ca.empty() ? "" : pki_->Path(user_ca);
+  const std::vector<std::string> users = {"kor-analyst-kor-int", "kor-analyst-jpn-int",
+                                          "kor-analyst-coalition", "kor-analyst-kor-users"};
+  struct Case {
+    std::string server;         // its certificate and key
+    std::string user_ca;        // "": none
+    std::vector<int> statuses;  // of `users`, in order
+  };
+  for (const Case& c : std::vector<Case>{
+           {"server-kor-int", "", {200, 403, 403, 403}},
+           {"server-kor-int", "kor-int.pem", {200, 403, 403, 403}},
+           {"server-kor-int", "coalition.pem", {403, 403, 200, 403}},
+           {"server-kor-int", "kor-users.pem", {403, 403, 403, 200}},
+           {"server-coalition", "", {403, 403, 200, 403}},
+       }) {
+    ServerOptions o = Options();
+    o.ca_file = pki_->Path("coalition.pem");
+    o.cert_file = pki_->Path(c.server + ".pem");
+    o.key_file = pki_->Path(c.server + ".key");
+    o.user_ca_file = c.user_ca.empty() ? "" : pki_->Path(c.user_ca);
     StartServer(o);
-    EXPECT_EQ(status("kor-analyst-kor-int"), 200) << user_ca;
-    EXPECT_EQ(status("kor-analyst-jpn-int"), user_ca == "coalition.pem" ? 200 : 403) << user_ca;
+    for (size_t i = 0; i < users.size(); ++i) {
+      EXPECT_EQ(status(users[i]), c.statuses[i]) << users[i] << " " << c.server << " " << c.user_ca;
+    }
     StopServer();
   }
   EXPECT_NE(Log().find("users' certificates: from /CN=kor-int (the CA of this node's certificate)"),
             std::string::npos)
       << Log();
+  EXPECT_NE(Log().find("users' certificates: from /CN=kor-users ("), std::string::npos) << Log();
 }
 
 // A partner's node is refused (403) only when this node does not know it. When the store cannot

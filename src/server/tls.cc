@@ -97,6 +97,11 @@ namespace {
 
 using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)>;
 
+struct X509StackFree {
+  void operator()(STACK_OF(X509) * stack) const { sk_X509_pop_free(stack, X509_free); }
+};
+using X509StackPtr = std::unique_ptr<STACK_OF(X509), X509StackFree>;
+
 // `cert` verified against the CAs `ctx` trusts (with `untrusted` as intermediates): the context
 // holding the verified chain, leaf first, or why it does not verify.
 Result<StoreCtxPtr> VerifyWithTrustedCas(SSL_CTX* ctx, X509* cert, STACK_OF(X509) * untrusted) {
@@ -131,31 +136,49 @@ Result<UsersIssuers> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_fil
     if (issuers.keys.insert(std::move(key)).second) issuers.names.push_back(SubjectLine(ca));
     return OkStatus();
   };
-  if (!user_ca_file.empty()) {
-    const std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(user_ca_file.c_str(), "r"),
-                                                        BIO_free);
-    if (bio == nullptr) return Invalid("cannot read the users' CA certificates", user_ca_file);
-    while (X509* read = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
-      const std::unique_ptr<X509, decltype(&X509_free)> ca(read, X509_free);
-      // A CA that does not chain to a trusted one could issue no certificate a handshake takes.
-      if (auto verified = VerifyWithTrustedCas(ctx, ca.get(), nullptr); !verified) {
-        return Fail(Code::kInvalidArgument, "`" + user_ca_file + "`: " + SubjectLine(ca.get()) +
-                                                " is not a CA the server trusts (" +
-                                                verified.error().message + ")");
-      }
-      ACCORD_RETURN_IF_ERROR(add(ca.get()));
-    }
-    ERR_clear_error();  // the end of the file reads as an error
-    if (issuers.keys.empty()) {
-      return Fail(Code::kInvalidArgument, "no certificate in `" + user_ca_file + "`");
-    }
-    return issuers;
-  }
   X509* own = SSL_CTX_get0_certificate(ctx);
   STACK_OF(X509)* chain = nullptr;
   if (own == nullptr || SSL_CTX_get0_chain_certs(ctx, &chain) != 1) {
     ERR_clear_error();
     return Fail(Code::kInternal, "cannot read this node's own certificate");
+  }
+  if (!user_ca_file.empty()) {
+    const std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(user_ca_file.c_str(), "r"),
+                                                        BIO_free);
+    if (bio == nullptr) return Invalid("cannot read the users' CA certificates", user_ca_file);
+    // Every certificate of the file, then this node's chain: the CAs between a users' CA and
+    // one that `ctx` trusts may be in either.
+    X509StackPtr cas(sk_X509_new_null());
+    if (cas == nullptr) return Fail(Code::kInternal, "out of memory");
+    while (X509* read = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+      if (sk_X509_push(cas.get(), read) == 0) {
+        X509_free(read);
+        return Fail(Code::kInternal, "out of memory");
+      }
+    }
+    ERR_clear_error();  // the end of the file reads as an error
+    const int in_file = sk_X509_num(cas.get());
+    if (in_file == 0)
+      return Fail(Code::kInvalidArgument, "no certificate in `" + user_ca_file + "`");
+    for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
+      X509* ca = sk_X509_value(chain, i);
+      if (X509_up_ref(ca) != 1) return Fail(Code::kInternal, "out of memory");
+      if (sk_X509_push(cas.get(), ca) == 0) {
+        X509_free(ca);
+        return Fail(Code::kInternal, "out of memory");
+      }
+    }
+    for (int i = 0; i < in_file; ++i) {
+      X509* ca = sk_X509_value(cas.get(), i);
+      // A CA that does not chain to a trusted one could issue no certificate a handshake takes.
+      if (auto verified = VerifyWithTrustedCas(ctx, ca, cas.get()); !verified) {
+        return Fail(Code::kInvalidArgument, "`" + user_ca_file + "`: " + SubjectLine(ca) +
+                                                " is not a CA the server trusts (" +
+                                                verified.error().message + ")");
+      }
+      ACCORD_RETURN_IF_ERROR(add(ca));
+    }
+    return issuers;
   }
   auto verified = VerifyWithTrustedCas(ctx, own, chain);
   if (!verified) {
@@ -172,12 +195,9 @@ Result<UsersIssuers> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_fil
 }
 
 bool IssuedByOneOf(SSL* ssl, const std::set<std::string>& keys) {
-  STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
-  const int n = chain == nullptr ? 0 : sk_X509_num(chain);
-  for (int i = 1; i < n; ++i) {  // every CA above the caller's certificate, up to the anchor
-    if (keys.contains(PublicKeyDer(sk_X509_value(chain, i)))) return true;
-  }
-  return false;
+  STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);  // the peer's certificate first
+  return chain != nullptr && sk_X509_num(chain) >= 2 &&
+         keys.contains(PublicKeyDer(sk_X509_value(chain, 1)));
 }
 
 Result<std::string> PartnerKeyFromFile(const std::string& path, const std::string& party) {

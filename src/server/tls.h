@@ -35,22 +35,24 @@ namespace accord::server_internal {
 // pins; empty (which no pin matches) when it cannot be encoded.
 [[nodiscard]] std::string PublicKeyDer(X509* cert);
 
-// The CAs that may issue this node's users' certificates, directly or through CAs below them.
+// The CAs that issue this node's users' certificates (each signs them itself).
 struct UsersIssuers {
   std::set<std::string> keys;      // their public keys (PublicKeyDer)
   std::vector<std::string> names;  // their subjects, for the log
 };
 
 // The users' CAs: each certificate in the PEM file `user_ca_file` when it is given (each must
-// verify against the CAs `ctx` trusts), else the CA that issued this node's own certificate (in
-// the chain it verifies to in `ctx`, configured by ConfigureMutualTls). A partner's CA in the
-// same bundle must verify its node's certificate, but must not vouch for this node's users: it
-// could name any of them. kInvalidArgument when the file holds no certificate or one the server
-// does not trust, or this node's certificate does not verify against the CAs `ctx` trusts.
+// verify against the CAs `ctx` trusts, through the file's other certificates and this node's
+// own chain), else the CA that issued this node's own certificate (in the chain it verifies to
+// in `ctx`, configured by ConfigureMutualTls). A partner's CA in the same bundle must verify its
+// node's certificate, but must not vouch for this node's users: it could name any of them.
+// kInvalidArgument when the file holds no certificate or one the server does not trust, or this
+// node's certificate does not verify against the CAs `ctx` trusts.
 [[nodiscard]] Result<UsersIssuers> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_file);
 
-// Whether a CA in the chain that the handshake of `ssl` verified, above the peer's own
-// certificate, has one of `keys` (UsersIssuers::keys).
+// Whether the CA that signed the peer's certificate, in the chain that the handshake of `ssl`
+// verified, has one of `keys` (UsersIssuers::keys). Only that CA counts: a users' CA may stand
+// above a partner's (one coalition root over a CA per party), which must not pass for it.
 [[nodiscard]] bool IssuedByOneOf(SSL* ssl, const std::set<std::string>& keys);
 
 // The public key (PublicKeyDer) of the node certificate of `party` in the PEM file `path`: its

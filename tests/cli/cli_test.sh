@@ -114,6 +114,9 @@ check verify-proof-endless-checkpoint.txt 3 "$accord" log verify-proof --log-key
   --checkpoint /dev/zero --entry "$fixtures/entry-4.bin" --index 4 --proof $path4
 check verify-proof-missing-entry.txt 3 "$accord" log verify-proof --log-key $peter \
   --checkpoint "$fixtures/checkpoint-8.txt" --entry /nonexistent/entry --index 4 --proof $path4
+# Standard input is one file: the checkpoint and the entry cannot both be `-`.
+check verify-proof-both-stdin.txt 2 "$accord" log verify-proof --log-key $peter \
+  --checkpoint - --entry - --index 4 --proof $path4
 
 echo "$passed passed, $failures failed"
 if [ "${UPDATE_GOLDEN:-0}" = 1 ]; then

@@ -110,6 +110,18 @@ live_setup "$accord" "$work/net" "$src/examples/gsomia" --simulate || exit 1
 start_all 2015-03-01T10:00:00+09:00
 # A node holds keys and payloads in memory: it never dumps core (accord/harden.h).
 check_ok no-core-dumps '^Max core file size +0 +0 ' cat "/proc/$(cat "$work/net/run/KOR.pid")/limits"
+# The passphrase came from ACCORD_PASSPHRASE: it is wiped from the node's environment once
+# read (#127). Only root reads the environment of a process that is not dumpable.
+if [ "$(id -u)" != 0 ]; then
+  echo "skipped: passphrase-wiped (not root)"
+elif ! tr '\0' '\n' <"/proc/$(cat "$work/net/run/KOR.pid")/environ" >"$work/environ" ||
+  ! grep -q '^PATH=' "$work/environ"; then
+  fail "passphrase-wiped: cannot read the node's environment"
+elif grep -qF "$ACCORD_PASSPHRASE" "$work/environ"; then
+  fail "passphrase-wiped: the passphrase is still in the node's environment"
+else
+  ok
+fi
 check tisa-create '"id":"k-2015"' create KOR kor-analyst k-2015 II "launch telemetry" '["USA","JPN"]'
 check tisa-direct-refused '"code":"hub-only"' post KOR kor-analyst /v1/objects/k-2015/release '{"to":"JPN"}'
 check tisa-release-usa '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-2015/release '{"to":"USA"}'

@@ -183,6 +183,10 @@ expect put-over-max 3 '`.*big-in` is larger than 100000 bytes \(--max-payload\)'
   --max-payload 100000
 expect put-endless 3 '`/dev/zero` is larger than 67108864 bytes \(--max-payload\)' "$accord" put \
   --home "$d/KOR" --at 2019-12-01T00:00:00+09:00 --id k-none --level III --in /dev/zero
+# A bound that bounds: at most 1 GiB (near 2^64 there was none).
+expect put-max-payload-range 2 '--max-payload: Value 1073741825 not in range' "$accord" put \
+  --home "$d/KOR" --at 2019-12-01T00:00:00+09:00 --id k-none --level III --in /dev/zero \
+  --max-payload 1073741825
 expect passphrase-endless 3 '`/dev/zero` is larger than 16777216 bytes' env -u ACCORD_PASSPHRASE \
   "$accord" ls --home "$d/KOR" --passphrase-file /dev/zero
 
