@@ -59,9 +59,10 @@ struct ServerOptions {
   std::string listen_address = "127.0.0.1";  // an IPv4 or IPv6 literal
   uint16_t port = 0;                         // 0: pick a free port (see Server::port)
   std::string ca_file;                       // PEM: the CAs client certificates must chain to
-  // PEM: the CAs that sign this node's users' certificates (each chains to ca_file); empty: the
-  // one that issued this node's own certificate. A user certificate that no such CA signed
-  // itself (a partner's CA's, there for its node's certificate) gets 403 on every request.
+  // PEM: the CAs that sign this node's users' certificates, every certificate of the file (each
+  // a CA that chains to ca_file); empty: the one that issued this node's own certificate. A user
+  // certificate that no such CA signed itself (a partner's CA's, there for its node's
+  // certificate) gets 403 on every request.
   std::string user_ca_file;
   std::string cert_file;            // PEM: the server's certificate chain
   std::string key_file;             // PEM: its private key

@@ -102,7 +102,6 @@ TEST_F(FileTest, ReadsAPipeInChunksUpToTheBound) {
   std::signal(SIGPIPE, previous);
 }
 
-// Standard input may be a file read partly already: what is left is what counts.
 // Standard input redirected from `path` while it lives, then given back.
 class StdinFrom {
  public:
@@ -125,6 +124,7 @@ class StdinFrom {
   bool ok_ = false;
 };
 
+// Standard input may be a file read partly already: what is left is what counts.
 TEST_F(FileTest, StandardInputCountsWhatIsLeftOfAFile) {
   const StdinFrom in(Write("f", std::string(200, 'x') + std::string(100, 'y')));
   ASSERT_TRUE(in.ok());

@@ -55,8 +55,8 @@ ServeCommand::ServeCommand(CLI::App& app) : flags_(std::make_unique<Flags>()) {
                       ->check(CountValidator());
   f.cmd->add_option("--ca", f.ca, "CA certificate(s) client and partner certificates chain to");
   f.cmd->add_option("--user-ca", f.user_ca,
-                    "CA certificate(s) that may issue this node's users' certificates (default: "
-                    "the one that issued --cert)");
+                    "CA certificate(s) that sign this node's users' certificates (default: the "
+                    "one that issued --cert)");
   f.cmd->add_option("--cert", f.cert, "This node's certificate (PEM)");
   f.cmd->add_option("--key", f.key, "This node's private key (PEM)");
   f.cmd->add_option("--port-file", f.port_file, "Write the port here once listening");

@@ -214,7 +214,7 @@ struct ServerCore {
   bool stopping = false;   // io thread only
   LineLimiter peer_lines;  // io thread only
   ssl::context tls{ssl::context::tls_server};
-  // The public keys of the CAs that may issue this node's users' certificates (fixed in Create).
+  // The public keys of the CAs that sign this node's users' certificates (fixed in Create).
   std::set<std::string> users_issuers;
   asio::io_context io{1};
   tcp::acceptor acceptor{io};

@@ -518,6 +518,12 @@ class ServerTest : public testing::Test {
     std::ofstream(p.Path("kor-analyst-kor-users.pem"), std::ios::app)
         << std::ifstream(p.Path("kor-users.pem")).rdbuf()
         << std::ifstream(p.Path("kor-int.pem")).rdbuf();
+    std::ofstream(p.Path("kor-users-and-int.pem")) << std::ifstream(p.Path("kor-users.pem")).rdbuf()
+                                                   << std::ifstream(p.Path("kor-int.pem")).rdbuf();
+    // A certificate, then a block that is none.
+    std::ofstream(p.Path("ca-then-garbage.pem"))
+        << std::ifstream(p.Path("ca.pem")).rdbuf()
+        << "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
     std::ofstream bundle(p.Path("bundle.pem"));
     bundle << std::ifstream(p.Path("ca.pem")).rdbuf()
            << std::ifstream(p.Path("jpn-ca.pem")).rdbuf();
@@ -837,6 +843,9 @@ TEST_F(ServerTest, UnderACoalitionRootTheUsersCaIsTheOneThatSignsThem) {
            {"server-kor-int", "coalition.pem", {403, 403, 200, 403}},
            {"server-kor-int", "kor-users.pem", {403, 403, 403, 200}},
            {"server-coalition", "", {403, 403, 200, 403}},
+           // A users' CA that chains to `ca` through the file's other certificate, which is a
+           // users' CA too.
+           {"server-coalition", "kor-users-and-int.pem", {200, 403, 403, 200}},
        }) {
     ServerOptions o = Options();
     o.ca_file = pki_->Path("coalition.pem");
@@ -2082,6 +2091,29 @@ TEST_F(ServerTest, CreateRefusesBadOptions) {
   auto no_ca = Server::Create(o, *node_);
   ASSERT_FALSE(no_ca);
   EXPECT_EQ(no_ca.error().message, "no certificate in `" + pki_->Path("openssl.cnf") + "`");
+  // A user's certificate in user_ca_file would make its key a users' CA's; a block that is not
+  // a certificate would hide the ones after it.
+  o = Options();
+  o.user_ca_file = pki_->Path("kor-analyst.pem");
+  auto leaf = Server::Create(o, *node_);
+  ASSERT_FALSE(leaf);
+  EXPECT_NE(leaf.error().message.find("/CN=kor-analyst/O=KOR is not a CA certificate"),
+            std::string::npos)
+      << leaf.error().message;
+  o.user_ca_file = pki_->Path("ca-then-garbage.pem");
+  auto garbage = Server::Create(o, *node_);
+  ASSERT_FALSE(garbage);
+  EXPECT_NE(garbage.error().message.find("ca-then-garbage.pem`: certificate 2 cannot be read"),
+            std::string::npos)
+      << garbage.error().message;
+  // A node's certificate that is one of its trusted CAs leaves no CA to issue its users'.
+  o = Options();
+  o.ca_file = o.cert_file = pki_->Path("ca.pem");
+  o.key_file = pki_->Path("ca.key");
+  auto own_anchor = Server::Create(o, *node_);
+  ASSERT_FALSE(own_anchor);
+  EXPECT_NE(own_anchor.error().message.find("is itself one of its trusted CAs"), std::string::npos)
+      << own_anchor.error().message;
 
   o = Options();
   o.listen_address = "not an address";

@@ -1,5 +1,6 @@
 #include "tls.h"
 
+#include <fmt/format.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -119,6 +120,30 @@ Result<StoreCtxPtr> VerifyWithTrustedCas(SSL_CTX* ctx, X509* cert, STACK_OF(X509
   return verify;
 }
 
+// Every certificate of the PEM text in `bio` (from `path`), in order. A block that is not a
+// certificate is an error, not the end of the file: the certificates after it would be lost.
+Result<X509StackPtr> ReadCertificates(BIO* bio, const std::string& path) {
+  X509StackPtr certs(sk_X509_new_null());
+  if (certs == nullptr) return Fail(Code::kInternal, "out of memory");
+  ERR_clear_error();
+  while (X509* read = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+    if (sk_X509_push(certs.get(), read) == 0) {
+      X509_free(read);
+      return Fail(Code::kInternal, "out of memory");
+    }
+  }
+  const unsigned long error = ERR_peek_last_error();
+  ERR_clear_error();
+  if (error != 0 &&
+      !(ERR_GET_LIB(error) == ERR_LIB_PEM && ERR_GET_REASON(error) == PEM_R_NO_START_LINE)) {
+    char reason[256];
+    ERR_error_string_n(error, reason, sizeof reason);
+    return Fail(Code::kInvalidArgument, fmt::format("`{}`: certificate {} cannot be read ({})",
+                                                    path, sk_X509_num(certs.get()) + 1, reason));
+  }
+  return certs;
+}
+
 std::string SubjectLine(X509* cert) {
   char* line = X509_NAME_oneline(X509_get_subject_name(cert), nullptr, 0);
   std::string out = line != nullptr ? line : "?";
@@ -148,18 +173,13 @@ Result<UsersIssuers> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_fil
     if (bio == nullptr) return Invalid("cannot read the users' CA certificates", user_ca_file);
     // Every certificate of the file, then this node's chain: the CAs between a users' CA and
     // one that `ctx` trusts may be in either.
-    X509StackPtr cas(sk_X509_new_null());
-    if (cas == nullptr) return Fail(Code::kInternal, "out of memory");
-    while (X509* read = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
-      if (sk_X509_push(cas.get(), read) == 0) {
-        X509_free(read);
-        return Fail(Code::kInternal, "out of memory");
-      }
-    }
-    ERR_clear_error();  // the end of the file reads as an error
+    auto read = ReadCertificates(bio.get(), user_ca_file);
+    if (!read) return tl::unexpected(std::move(read.error()));
+    X509StackPtr cas = std::move(*read);
     const int in_file = sk_X509_num(cas.get());
-    if (in_file == 0)
+    if (in_file == 0) {
       return Fail(Code::kInvalidArgument, "no certificate in `" + user_ca_file + "`");
+    }
     for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
       X509* ca = sk_X509_value(chain, i);
       if (X509_up_ref(ca) != 1) return Fail(Code::kInternal, "out of memory");
@@ -170,6 +190,13 @@ Result<UsersIssuers> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_fil
     }
     for (int i = 0; i < in_file; ++i) {
       X509* ca = sk_X509_value(cas.get(), i);
+      // A user's certificate here (its chain file, say) would make its key a users' CA's: any
+      // CA of `ca`, a partner's too, could certify that key as a CA.
+      if (X509_check_ca(ca) == 0) {
+        return Fail(Code::kInvalidArgument, "`" + user_ca_file + "`: " + SubjectLine(ca) +
+                                                " is not a CA certificate; the file names the "
+                                                "CAs that sign this node's users' certificates");
+      }
       // A CA that does not chain to a trusted one could issue no certificate a handshake takes.
       if (auto verified = VerifyWithTrustedCas(ctx, ca, cas.get()); !verified) {
         return Fail(Code::kInvalidArgument, "`" + user_ca_file + "`: " + SubjectLine(ca) +
@@ -187,10 +214,14 @@ Result<UsersIssuers> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_fil
                     verified.error().message +
                     "), so they cannot tell which of them issues its users' certificates");
   }
-  // The CA that issued it: the chain's second certificate (its first, should the node's own
-  // certificate be a trusted one itself).
+  // The CA that issued it: the chain's second certificate.
   STACK_OF(X509)* path = X509_STORE_CTX_get0_chain(verified->get());
-  ACCORD_RETURN_IF_ERROR(add(sk_X509_value(path, std::min(1, sk_X509_num(path) - 1))));
+  if (sk_X509_num(path) < 2) {
+    return Fail(Code::kInvalidArgument,
+                "this node's certificate is itself one of its trusted CAs, so no CA of its chain "
+                "issues its users' certificates: name the ones that do in user_ca");
+  }
+  ACCORD_RETURN_IF_ERROR(add(sk_X509_value(path, 1)));
   return issuers;
 }
 
