@@ -66,7 +66,8 @@ struct FederationOptions {
   // kMaxBatchEnvelopes); a request also carries at most 512 KiB of envelopes (less to a partner
   // a batch failed to reach) but always one.
   size_t batch = 64;
-  // One line per notable event (a partner down or back, a refusal, a fork). Empty: stderr.
+  // One line per notable event (a partner down or back, a refusal, a fork; at the start, a
+  // warning for each partner without cert_file when ca_file holds several CAs). Empty: stderr.
   std::function<void(std::string_view line)> log;
 };
 

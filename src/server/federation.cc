@@ -75,6 +75,26 @@ void LogToStderr(std::string_view line) {
   std::fprintf(stderr, "accord federation: %.*s\n", static_cast<int>(line.size()), line.data());
 }
 
+// A partner known by its names alone (no [[peer]] cert) is whichever node certificate with those
+// names chains to `ca`. With several CAs there, each of them (another party's too) can certify a
+// node by any party's names; pinning the partner's key closes that (decision #110). One CA may
+// still stand above several parties' CAs, which this count cannot see (decision #128).
+void WarnOfUnpinnedPartners(const FederationOptions& options,
+                            const std::function<void(std::string_view)>& log) {
+  const auto unpinned = [](const PeerOptions& p) { return p.cert_file.empty(); };
+  if (std::none_of(options.peers.begin(), options.peers.end(), unpinned)) return;
+  const Result<int> cas = server_internal::CountCas(options.ca_file);
+  if (!cas || *cas < 2) return;  // the client's set-up has read the same file already
+  for (const PeerOptions& p : options.peers) {
+    if (!unpinned(p)) continue;
+    const std::string line = fmt::format(
+        "warning: partner {} is known by its names alone, and each of the {} CAs of `{}` can "
+        "certify a node by those names; pin its key with its node certificate ([[peer]] cert)",
+        p.party, *cas, options.ca_file);
+    log(line);
+  }
+}
+
 // The partner's answer is final when it refused the envelope itself: one it cannot read or
 // apply (400, 422), or one a decision denies (403 with the reason's code). `message` is the
 // answer's "code: message" (ErrorMessage). A server error, a timeout or a rate limit is not
@@ -858,6 +878,7 @@ Result<std::unique_ptr<Federation>> Federation::Start(FederationOptions options,
       p.status.unproved = *left;
     }
   }
+  WarnOfUnpinnedPartners(options, impl->log);
   impl->options = std::move(options);
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->Loop(); });

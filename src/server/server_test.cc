@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "accord/crypto.h"
+#include "accord/federation.h"
 #include "accord/https_client.h"
 #include "accord/merkle.h"
 #include "api.h"
@@ -524,6 +525,9 @@ class ServerTest : public testing::Test {
     std::ofstream(p.Path("ca-then-garbage.pem"))
         << std::ifstream(p.Path("ca.pem")).rdbuf()
         << "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+    std::ofstream(p.Path("ca-twice-and-user.pem"))
+        << std::ifstream(p.Path("ca.pem")).rdbuf() << std::ifstream(p.Path("ca.pem")).rdbuf()
+        << std::ifstream(p.Path("kor-analyst.pem")).rdbuf();
     std::ofstream bundle(p.Path("bundle.pem"));
     bundle << std::ifstream(p.Path("ca.pem")).rdbuf()
            << std::ifstream(p.Path("jpn-ca.pem")).rdbuf();
@@ -954,6 +958,54 @@ TEST_F(ServerTest, APartnerMustPresentTheKeyOfTheCertificateConfiguredForIt) {
     EXPECT_EQ(server.error().code, Code::kInvalidArgument);
     EXPECT_NE(server.error().message.find(why), std::string::npos) << server.error().message;
   }
+}
+
+// With several CAs in `ca`, any of them can certify a node by a partner's names: the federation
+// warns of each partner it knows by its names alone, and of no other.
+TEST_F(ServerTest, AFederationWarnsOfPartnersKnownByTheirNamesAloneUnderSeveralCas) {
+  const auto warnings = [this](const std::string& ca_file) {
+    std::mutex mu;
+    std::vector<std::string> lines;  // GUARDED_BY(mu)
+    FederationOptions f;
+    f.ca_file = pki_->Path(ca_file);
+    f.cert_file = pki_->Path("server.pem");
+    f.key_file = pki_->Path("server.key");
+    PeerOptions jpn;  // pinned
+    jpn.party = "JPN";
+    jpn.port = 1;
+    jpn.cert_file = pki_->Path("jpn-node-server.pem");
+    PeerOptions usa;
+    usa.party = "USA";
+    usa.port = 1;
+    f.peers = {jpn, usa};
+    f.poll_interval = std::chrono::hours(1);
+    f.witness_interval = std::chrono::hours(1);
+    f.log = [&](std::string_view line) {
+      std::lock_guard lock(mu);
+      lines.emplace_back(line);
+    };
+    NodeOptions n;
+    n.home = root_ + "/KOR";
+    n.passphrase = SecretBytes::Copy("pass-KOR");
+    auto federation = Federation::Start(std::move(f), std::move(n));
+    EXPECT_TRUE(federation) << federation.error().ToString();
+    if (federation) (*federation)->Stop();
+    std::lock_guard lock(mu);
+    std::vector<std::string> found;
+    for (const std::string& line : lines) {
+      if (line.starts_with("warning: ")) found.push_back(line);
+    }
+    return found;
+  };
+  const std::vector<std::string> two = warnings("bundle.pem");
+  ASSERT_EQ(two.size(), 1u) << ::testing::PrintToString(two);
+  EXPECT_EQ(two[0], "warning: partner USA is known by its names alone, and each of the 2 CAs of `" +
+                        pki_->Path("bundle.pem") +
+                        "` can certify a node by those names; pin its key with its node "
+                        "certificate ([[peer]] cert)");
+  EXPECT_TRUE(warnings("ca.pem").empty());  // one CA: the deployment's own
+  // One CA twice, with a user's certificate: still one CA.
+  EXPECT_TRUE(warnings("ca-twice-and-user.pem").empty());
 }
 
 // The status of the first answer to a header announcing a body of `length` bytes: 100 Continue,

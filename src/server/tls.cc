@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <memory>
+#include <set>
+#include <string>
 
 namespace accord::server_internal {
 namespace {
@@ -253,6 +255,18 @@ Result<std::string> PartnerKeyFromFile(const std::string& path, const std::strin
     return Fail(Code::kInvalidArgument, "cannot encode the public key in `" + path + "`");
   }
   return key;
+}
+
+Result<int> CountCas(const std::string& path) {
+  const std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(path.c_str(), "r"), BIO_free);
+  if (bio == nullptr) return Invalid("cannot read the CA certificates", path);
+  ACCORD_ASSIGN_OR_RETURN(X509StackPtr certs, ReadCertificates(bio.get(), path));
+  std::set<std::string> keys;
+  for (int i = 0; i < sk_X509_num(certs.get()); ++i) {
+    X509* cert = sk_X509_value(certs.get(), i);
+    if (X509_check_ca(cert) != 0) keys.insert(PublicKeyDer(cert));
+  }
+  return static_cast<int>(keys.size());
 }
 
 }  // namespace accord::server_internal

@@ -61,6 +61,10 @@ struct UsersIssuers {
 [[nodiscard]] Result<std::string> PartnerKeyFromFile(const std::string& path,
                                                      const std::string& party);
 
+// How many CAs the PEM file `path` (a CA bundle) holds: its CA certificates, counting those on
+// one key once; or why it cannot be read.
+[[nodiscard]] Result<int> CountCas(const std::string& path);
+
 }  // namespace accord::server_internal
 
 #endif  // ACCORD_SRC_SERVER_TLS_H_
