@@ -5,7 +5,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include <algorithm>
 #include <memory>
 #include <set>
 #include <string>
@@ -175,9 +174,7 @@ Result<UsersIssuers> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_fil
     if (bio == nullptr) return Invalid("cannot read the users' CA certificates", user_ca_file);
     // Every certificate of the file, then this node's chain: the CAs between a users' CA and
     // one that `ctx` trusts may be in either.
-    auto read = ReadCertificates(bio.get(), user_ca_file);
-    if (!read) return tl::unexpected(std::move(read.error()));
-    X509StackPtr cas = std::move(*read);
+    ACCORD_ASSIGN_OR_RETURN(X509StackPtr cas, ReadCertificates(bio.get(), user_ca_file));
     const int in_file = sk_X509_num(cas.get());
     if (in_file == 0) {
       return Fail(Code::kInvalidArgument, "no certificate in `" + user_ca_file + "`");
