@@ -18,11 +18,16 @@
 
 namespace accord {
 
+// How an error names the file: by its path ("cannot read `PATH`: REASON"), or as "it" ("cannot
+// read it: REASON") for a caller whose own message names the file already.
+enum class FileNamed { kByPath, kAsIt };
+
 // The whole of the file at `path`, or of standard input when `path` is "-".
 // Errors: kNotFound when there is no such file; kInvalidArgument "`PATH` is larger than N bytes"
 // when it holds more than `max_bytes`; kFailedPrecondition when it cannot be opened or read (a
 // directory, no permission), with the system's reason.
-[[nodiscard]] Result<std::string> ReadFileAtMost(const std::string& path, size_t max_bytes);
+[[nodiscard]] Result<std::string> ReadFileAtMost(const std::string& path, size_t max_bytes,
+                                                 FileNamed named = FileNamed::kByPath);
 
 // The same, read straight into memory that wipes itself, for a file that may hold a secret (a
 // payload, a passphrase): no copy of it is left in a stream's buffers.

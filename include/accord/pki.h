@@ -35,8 +35,17 @@ struct PkiOptions {
   int64_t valid_days = 365;
 };
 
-// kAlreadyExists if DIR/ca.pem exists; kInvalidArgument for bad names.
-[[nodiscard]] Status CreateDevelopmentPki(const PkiOptions& options);
+// What `CreateDevelopmentPki` made: one certificate per node and per user, each named once
+// (a node or user given twice, by a policy and a flag, has one certificate), in the order first
+// given.
+struct DevelopmentPki {
+  std::vector<std::string> nodes;  // party ids
+  std::vector<std::string> users;  // subject ids
+};
+
+// kAlreadyExists if DIR/ca.pem exists; kInvalidArgument for bad names, or for a user given for
+// two parties. Nothing is written unless every name is good.
+[[nodiscard]] Result<DevelopmentPki> CreateDevelopmentPki(const PkiOptions& options);
 
 enum class CertificateKind { kNode, kUser };
 

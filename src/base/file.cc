@@ -36,23 +36,29 @@ class InputFile {
   const bool owned_;
 };
 
-Error Unreadable(const std::string& path, int error) {
-  return Error{error == ENOENT ? Code::kNotFound : Code::kFailedPrecondition,
-               fmt::format("cannot read `{}`: {}", path, std::strerror(error))};
+// How the errors below name the file at `path`.
+std::string Name(const std::string& path, FileNamed named) {
+  return named == FileNamed::kAsIt ? "it" : fmt::format("`{}`", path);
 }
 
-Error TooLarge(const std::string& path, size_t max_bytes) {
+Error Unreadable(const std::string& path, FileNamed named, int error) {
+  return Error{error == ENOENT ? Code::kNotFound : Code::kFailedPrecondition,
+               fmt::format("cannot read {}: {}", Name(path, named), std::strerror(error))};
+}
+
+Error TooLarge(const std::string& path, FileNamed named, size_t max_bytes) {
   return Error{Code::kInvalidArgument,
-               fmt::format("`{}` is larger than {} bytes", path, max_bytes)};
+               fmt::format("{} is larger than {} bytes", Name(path, named), max_bytes)};
 }
 
 // Reads the file into `out`, a std::string or a SecretBytes; `data` gives the writable bytes of
 // `out`. `out` grows by doubling (a SecretBytes wipes each buffer it leaves) up to one byte more
 // than `max_bytes`, the byte that tells a file of exactly `max_bytes` from a larger one.
 template <typename Buffer, typename Data>
-Status ReadIntoOrThrow(const std::string& path, size_t max_bytes, Buffer& out, Data data) {
+Status ReadIntoOrThrow(const std::string& path, FileNamed named, size_t max_bytes, Buffer& out,
+                       Data data) {
   const InputFile file(path);
-  if (file.fd() < 0) return tl::unexpected(Unreadable(path, errno));
+  if (file.fd() < 0) return tl::unexpected(Unreadable(path, named, errno));
   const size_t limit = max_bytes == SIZE_MAX ? max_bytes : max_bytes + 1;
   size_t capacity = std::min(kFirstChunk, limit);
   struct stat st {};
@@ -61,7 +67,7 @@ Status ReadIntoOrThrow(const std::string& path, size_t max_bytes, Buffer& out, D
     const off_t at = ::lseek(file.fd(), 0, SEEK_CUR);
     const auto left =
         static_cast<uint64_t>(at < 0 ? st.st_size : std::max<off_t>(st.st_size - at, 0));
-    if (left > max_bytes) return tl::unexpected(TooLarge(path, max_bytes));
+    if (left > max_bytes) return tl::unexpected(TooLarge(path, named, max_bytes));
     // +1: the end is seen at once (left + 1 does not wrap: a file's size is an off_t).
     capacity = static_cast<size_t>(std::min<uint64_t>(left + 1, limit));
   }
@@ -71,7 +77,7 @@ Status ReadIntoOrThrow(const std::string& path, size_t max_bytes, Buffer& out, D
     if (size == out.size()) {
       if (size == limit) {
         out.Resize(0);
-        return tl::unexpected(TooLarge(path, max_bytes));
+        return tl::unexpected(TooLarge(path, named, max_bytes));
       }
       out.Resize(size > limit / 2 ? limit : size * 2);
     }
@@ -81,7 +87,7 @@ Status ReadIntoOrThrow(const std::string& path, size_t max_bytes, Buffer& out, D
       if (errno == EINTR) continue;
       const int error = errno;
       out.Resize(0);
-      return tl::unexpected(Unreadable(path, error));
+      return tl::unexpected(Unreadable(path, named, error));
     }
     size += static_cast<size_t>(n);
   }
@@ -92,14 +98,16 @@ Status ReadIntoOrThrow(const std::string& path, size_t max_bytes, Buffer& out, D
 // ReadIntoOrThrow, with a buffer that cannot be had (a bound near SIZE_MAX and an endless file)
 // reported as the file being too large rather than thrown.
 template <typename Buffer, typename Data>
-Status ReadInto(const std::string& path, size_t max_bytes, Buffer& out, Data data) {
+Status ReadInto(const std::string& path, FileNamed named, size_t max_bytes, Buffer& out,
+                Data data) {
   try {
-    return ReadIntoOrThrow(path, max_bytes, out, data);
+    return ReadIntoOrThrow(path, named, max_bytes, out, data);
   } catch (const std::bad_alloc&) {
   } catch (const std::length_error&) {
   }
   out.Resize(0);
-  return Fail(Code::kInvalidArgument, fmt::format("`{}` is too large to read into memory", path));
+  return Fail(Code::kInvalidArgument,
+              fmt::format("{} is too large to read into memory", Name(path, named)));
 }
 
 // std::string spelled as SecretBytes is, for ReadInto.
@@ -111,16 +119,16 @@ struct StringBuffer {
 
 }  // namespace
 
-Result<std::string> ReadFileAtMost(const std::string& path, size_t max_bytes) {
+Result<std::string> ReadFileAtMost(const std::string& path, size_t max_bytes, FileNamed named) {
   StringBuffer out;
   ACCORD_RETURN_IF_ERROR(
-      ReadInto(path, max_bytes, out, [](StringBuffer& b) { return b.bytes.data(); }));
+      ReadInto(path, named, max_bytes, out, [](StringBuffer& b) { return b.bytes.data(); }));
   return std::move(out.bytes);
 }
 
 Result<SecretBytes> ReadSecretFileAtMost(const std::string& path, size_t max_bytes) {
   SecretBytes out;
-  ACCORD_RETURN_IF_ERROR(ReadInto(path, max_bytes, out, [](SecretBytes& b) {
+  ACCORD_RETURN_IF_ERROR(ReadInto(path, FileNamed::kByPath, max_bytes, out, [](SecretBytes& b) {
     return b.RevealMutable(InsecureSecretAccess()).data();
   }));
   return out;

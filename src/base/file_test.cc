@@ -152,5 +152,21 @@ TEST_F(FileTest, SaysWhyAFileCannotBeRead) {
   EXPECT_EQ(directory.error().message, "cannot read `" + dir_.string() + "`: Is a directory");
 }
 
+// For a caller whose own message names the file (a policy file's diagnostic), the errors call it
+// "it" and keep their reason.
+TEST_F(FileTest, CanCallTheFileItForACallerThatNamesIt) {
+  auto none = ReadFileAtMost((dir_ / "missing").string(), 10, FileNamed::kAsIt);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, Code::kNotFound);
+  EXPECT_EQ(none.error().message, "cannot read it: No such file or directory");
+  auto directory = ReadFileAtMost(dir_.string(), 10, FileNamed::kAsIt);
+  ASSERT_FALSE(directory);
+  EXPECT_EQ(directory.error().message, "cannot read it: Is a directory");
+  auto large = ReadFileAtMost(Write("two", "xy"), 1, FileNamed::kAsIt);
+  ASSERT_FALSE(large);
+  EXPECT_EQ(large.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(large.error().message, "it is larger than 1 bytes");
+}
+
 }  // namespace
 }  // namespace accord

@@ -16,7 +16,6 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
-#include <set>
 
 #include "accord/clock.h"
 #include "accord/config.h"
@@ -583,15 +582,12 @@ std::optional<int> NodeCommands::Run() {
       PrintError("no nodes: give --nodes or --policy");
       return kExitUsage;
     }
-    if (auto s = CreateDevelopmentPki(o); !s) return Report(s.error());
-    // A node or user named by both the policy and a flag has one certificate.
-    std::set<std::string> users;
-    for (const auto& user : o.users) users.insert(user.first);
+    auto made = CreateDevelopmentPki(o);
+    if (!made) return Report(made.error());
     fmt::print(
         "development PKI in {}: ca.pem, {} node certificate(s) in nodes/, {} user "
         "certificate(s) in users/, valid {} days\n",
-        f.pki_out, std::set<std::string>(o.nodes.begin(), o.nodes.end()).size(), users.size(),
-        f.pki_days);
+        f.pki_out, made->nodes.size(), made->users.size(), f.pki_days);
     return kExitOk;
   }
 

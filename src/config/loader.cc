@@ -485,19 +485,9 @@ void ReadSubjects(Reader& r, const PolicyFile& f, Policy& policy) {
   }
 }
 
-// The file's text, or why it cannot be had, said without its name: the diagnostic names it.
+// The file's text, or why it cannot be had ("cannot read it: REASON"): the diagnostic names it.
 Result<std::string> ReadFile(const std::filesystem::path& path) {
-  auto text = ReadFileAtMost(path.string(), kMaxTomlFileBytes);
-  if (text) return text;
-  const Error& e = text.error();
-  // The diagnostic names the file already: "`PATH` is larger than N bytes" says "larger than N
-  // bytes", and "cannot read `PATH`: REASON" says "cannot read it: REASON".
-  const std::string named = "`" + path.string() + "` is ";
-  if (e.message.starts_with(named)) return Fail(e.code, e.message.substr(named.size()));
-  const size_t reason = e.message.rfind("`: ");  // "cannot read `PATH`: REASON"
-  return Fail(e.code, reason == std::string::npos
-                          ? e.message
-                          : "cannot read it: " + e.message.substr(reason + 3));
+  return ReadFileAtMost(path.string(), kMaxTomlFileBytes, FileNamed::kAsIt);
 }
 
 }  // namespace

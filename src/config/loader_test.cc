@@ -447,7 +447,7 @@ TEST(LoaderTest, DirectoryErrors) {
   auto large = LoadPolicyDir(dir);
   ASSERT_FALSE(large.has_value());
   EXPECT_EQ(large.error()[0].ToString(),
-            (dir / "parties.toml").string() + ": larger than 67108864 bytes");
+            (dir / "parties.toml").string() + ": it is larger than 67108864 bytes");
   std::filesystem::remove(dir / "parties.toml");
   std::filesystem::create_directory(dir / "parties.toml");
   auto directory = LoadPolicyDir(dir);

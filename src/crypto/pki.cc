@@ -274,7 +274,7 @@ Status IssueCertificate(const LeafOptions& options) {
   return Issue(ca.get(), ca_key.get(), options);
 }
 
-Status CreateDevelopmentPki(const PkiOptions& o) {
+Result<DevelopmentPki> CreateDevelopmentPki(const PkiOptions& o) {
   const fs::path dir(o.dir);
   std::error_code ec;
   if (fs::exists(dir / "ca.pem", ec)) {
@@ -284,10 +284,12 @@ Status CreateDevelopmentPki(const PkiOptions& o) {
   // (a CA left alone would make the next run fail with "already holds a CA").
   // A node or user named twice (by a policy and a flag) is made once; a user named for two
   // parties is refused (users/NAME.pem would hold the second, and the first be lost).
-  std::vector<std::string> nodes;
+  DevelopmentPki made;
   for (const auto& p : o.nodes) {
     if (!IsValidPartyId(p)) return Fail(Code::kInvalidArgument, fmt::format("bad party `{}`", p));
-    if (std::find(nodes.begin(), nodes.end(), p) == nodes.end()) nodes.push_back(p);
+    if (std::find(made.nodes.begin(), made.nodes.end(), p) == made.nodes.end()) {
+      made.nodes.push_back(p);
+    }
   }
   std::map<std::string, std::string> parties;  // of each user
   std::vector<std::pair<std::string, std::string>> users;
@@ -298,6 +300,7 @@ Status CreateDevelopmentPki(const PkiOptions& o) {
     const auto [known, added] = parties.emplace(subject, party);
     if (added) {
       users.emplace_back(subject, party);
+      made.users.push_back(subject);
     } else if (known->second != party) {
       return Fail(Code::kInvalidArgument,
                   fmt::format("user `{}` is given for two parties, `{}` and `{}`", subject,
@@ -320,7 +323,7 @@ Status CreateDevelopmentPki(const PkiOptions& o) {
                                    {NID_subject_key_identifier, "hash"}}));
   ACCORD_RETURN_IF_ERROR(
       WritePem((dir / "ca.pem").string(), ca.get(), (dir / "ca.key").string(), ca_key.get()));
-  for (const auto& p : nodes) {
+  for (const auto& p : made.nodes) {
     ACCORD_RETURN_IF_ERROR(
         Issue(ca.get(), ca_key.get(),
               LeafOptions{"", "", (dir / "nodes" / (p + ".pem")).string(),
@@ -340,7 +343,7 @@ Status CreateDevelopmentPki(const PkiOptions& o) {
                                              o.not_before,
                                              not_after}));
   }
-  return OkStatus();
+  return made;
 }
 
 }  // namespace accord

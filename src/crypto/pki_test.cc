@@ -161,8 +161,15 @@ TEST_F(PkiTest, ChecksHostsAndNamesBeforeWritingAnything) {
   EXPECT_EQ(two_parties.error().message, "user `alice` is given for two parties, `KOR` and `JPN`");
   EXPECT_FALSE(fs::exists(dir_ + "/users/ca.pem"));
   // The same node or user twice (a policy's and a flag's) is made once.
-  ASSERT_TRUE(CreateDevelopmentPki(PkiOptions{
-      dir_ + "/twice", {"KOR", "KOR"}, {{"alice", "KOR"}, {"alice", "KOR"}}, {}, now, 30}));
+  auto twice = CreateDevelopmentPki(PkiOptions{dir_ + "/twice",
+                                               {"KOR", "JPN", "KOR"},
+                                               {{"alice", "KOR"}, {"bob", "JPN"}, {"alice", "KOR"}},
+                                               {},
+                                               now,
+                                               30});
+  ASSERT_TRUE(twice) << twice.error().ToString();
+  EXPECT_EQ(twice->nodes, (std::vector<std::string>{"KOR", "JPN"}));
+  EXPECT_EQ(twice->users, (std::vector<std::string>{"alice", "bob"}));
   EXPECT_EQ(Field(dir_ + "/twice/users/alice.pem", NID_organizationName), "KOR");
 }
 

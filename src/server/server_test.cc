@@ -2108,77 +2108,62 @@ TEST_F(ServerTest, StopBeforeRunReturnsAtOnce) {
 }
 
 TEST_F(ServerTest, CreateRefusesBadOptions) {
-  ServerOptions o = Options();
-  o.key_file = pki_->Path("kor-analyst.key");  // not the server certificate's key
-  auto mismatched = Server::Create(o, *node_);
-  ASSERT_FALSE(mismatched);
-  EXPECT_EQ(mismatched.error().code, Code::kInvalidArgument);
-  EXPECT_NE(mismatched.error().message.find("key"), std::string::npos)
-      << mismatched.error().message;
-
-  o = Options();
-  o.ca_file = pki_->Path("missing.pem");
-  auto missing = Server::Create(o, *node_);
-  ASSERT_FALSE(missing);
-  EXPECT_EQ(missing.error().code, Code::kInvalidArgument);
-
-  // CAs that do not verify the node's own certificate cannot say which of them issues its
-  // users'; a user_ca_file must hold a certificate.
-  o = Options();
-  o.ca_file = pki_->Path("other-ca.pem");
-  auto unverified = Server::Create(o, *node_);
-  ASSERT_FALSE(unverified);
-  EXPECT_EQ(unverified.error().code, Code::kInvalidArgument);
-  EXPECT_NE(unverified.error().message.find("does not verify against its CAs"), std::string::npos)
-      << unverified.error().message;
-  o = Options();
-  o.user_ca_file = pki_->Path("other-ca.pem");  // not among the CAs of ca_file
-  auto untrusted = Server::Create(o, *node_);
-  ASSERT_FALSE(untrusted);
-  EXPECT_NE(untrusted.error().message.find("/CN=other-ca is not a CA the server trusts"),
-            std::string::npos)
-      << untrusted.error().message;
-  o = Options();
-  o.user_ca_file = pki_->Path("openssl.cnf");
-  auto no_ca = Server::Create(o, *node_);
-  ASSERT_FALSE(no_ca);
-  EXPECT_EQ(no_ca.error().message, "no certificate in `" + pki_->Path("openssl.cnf") + "`");
-  // A user's certificate in user_ca_file would make its key a users' CA's; a block that is not
-  // a certificate would hide the ones after it.
-  o = Options();
-  o.user_ca_file = pki_->Path("kor-analyst.pem");
-  auto leaf = Server::Create(o, *node_);
-  ASSERT_FALSE(leaf);
-  EXPECT_NE(leaf.error().message.find("/CN=kor-analyst/O=KOR is not a CA certificate"),
-            std::string::npos)
-      << leaf.error().message;
-  o.user_ca_file = pki_->Path("ca-then-garbage.pem");
-  auto garbage = Server::Create(o, *node_);
-  ASSERT_FALSE(garbage);
-  EXPECT_NE(garbage.error().message.find("ca-then-garbage.pem`: certificate 2 cannot be read"),
-            std::string::npos)
-      << garbage.error().message;
-  // A node's certificate that is one of its trusted CAs leaves no CA to issue its users'.
-  o = Options();
-  o.ca_file = o.cert_file = pki_->Path("ca.pem");
-  o.key_file = pki_->Path("ca.key");
-  auto own_anchor = Server::Create(o, *node_);
-  ASSERT_FALSE(own_anchor);
-  EXPECT_NE(own_anchor.error().message.find("is itself one of its trusted CAs"), std::string::npos)
-      << own_anchor.error().message;
-
-  o = Options();
-  o.listen_address = "not an address";
-  EXPECT_FALSE(Server::Create(o, *node_));
-
-  o = Options();
-  o.read_timeout = 0s;
-  EXPECT_FALSE(Server::Create(o, *node_));
+  struct Bad {
+    std::string what;
+    std::function<void(ServerOptions&)> set;
+    std::string says;  // a part of the message
+  };
+  const std::string no_ca_file = pki_->Path("openssl.cnf");
+  const std::vector<Bad> table = {
+      {"a key that is not the node certificate's",
+       [&](ServerOptions& o) { o.key_file = pki_->Path("kor-analyst.key"); }, "key"},
+      {"no CA file", [&](ServerOptions& o) { o.ca_file = pki_->Path("missing.pem"); },
+       "missing.pem"},
+      // CAs that do not verify the node's own certificate cannot say which of them issues its
+      // users'.
+      {"CAs that do not verify the node",
+       [&](ServerOptions& o) { o.ca_file = pki_->Path("other-ca.pem"); },
+       "does not verify against its CAs"},
+      {"a users' CA not among the CAs",
+       [&](ServerOptions& o) { o.user_ca_file = pki_->Path("other-ca.pem"); },
+       "/CN=other-ca is not a CA the server trusts"},
+      {"a users' CA file with no certificate",
+       [&](ServerOptions& o) { o.user_ca_file = no_ca_file; },
+       "no certificate in `" + no_ca_file + "`"},
+      // A user's certificate in user_ca_file would make its key a users' CA's; a block that is
+      // not a certificate would hide the ones after it.
+      {"a user's certificate as a users' CA",
+       [&](ServerOptions& o) { o.user_ca_file = pki_->Path("kor-analyst.pem"); },
+       "/CN=kor-analyst/O=KOR is not a CA certificate"},
+      {"a users' CA file with a block that is not a certificate",
+       [&](ServerOptions& o) { o.user_ca_file = pki_->Path("ca-then-garbage.pem"); },
+       "ca-then-garbage.pem`: certificate 2 cannot be read"},
+      // A node's certificate that is one of its trusted CAs leaves no CA to issue its users'.
+      {"the node's certificate its own trust anchor",
+       [&](ServerOptions& o) {
+         o.ca_file = o.cert_file = pki_->Path("ca.pem");
+         o.key_file = pki_->Path("ca.key");
+       },
+       "is itself one of its trusted CAs"},
+      {"a bad listen address", [](ServerOptions& o) { o.listen_address = "not an address"; },
+       "bad listen address `not an address`"},
+      {"a zero timeout", [](ServerOptions& o) { o.read_timeout = 0s; },
+       "timeouts must be positive"},
+  };
+  for (const Bad& bad : table) {
+    SCOPED_TRACE(bad.what);
+    ServerOptions o = Options();
+    bad.set(o);
+    auto server = Server::Create(o, *node_);
+    ASSERT_FALSE(server);
+    EXPECT_EQ(server.error().code, Code::kInvalidArgument);
+    EXPECT_NE(server.error().message.find(bad.says), std::string::npos) << server.error().message;
+  }
 
   // A port in use.
   auto first = Server::Create(Options(), *node_);
   ASSERT_TRUE(first);
-  o = Options();
+  ServerOptions o = Options();
   o.port = (*first)->port();
   auto second = Server::Create(o, *node_);
   ASSERT_FALSE(second);
