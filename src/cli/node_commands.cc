@@ -841,7 +841,9 @@ std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
         fmt::print("{{\"index\":{},\"leaf_hash\":\"{}\",\"entry\":{}}}\n", from + i,
                    merkle::ToHex(merkle::LeafHash(e)), text);
       } else {
-        fmt::print("{:>6}  {}\n", from + i, text);
+        // An entry holds what partners sent (ids, a report's text): one line, nothing a terminal
+        // acts on (decision #129).
+        fmt::print("{:>6}  {}\n", from + i, OneLine(text));
       }
     }
     return kExitOk;

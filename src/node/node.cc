@@ -840,6 +840,8 @@ struct Node::Impl {
 
   Result<ReceiveResult> ReceivePackage(const Envelope& env, const PackageBody& body, ByteView raw,
                                        const PartnerRecord& sender);
+  Status CheckNotAhead(std::string_view what, Instant at) const;
+  Status CheckReporter(const std::string& object_id, const std::string& by) const;
   Result<ReceiveResult> ReceiveNotice(const Envelope& env, const NoticeBody& body, ByteView raw,
                                       const PartnerRecord& sender);
   Result<ReceiveResult> ReceiveReceipt(const Envelope& env, const ReceiptBody& body,
@@ -1507,6 +1509,12 @@ Result<ReceiveResult> Node::Receive(ByteView bytes) { return Receive(bytes, null
 Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
   Impl& n = *impl_;
   ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(bytes, n.MaxEnvelope()));
+  if (env.kind != "release" && env.kind != "forward" &&
+      bytes.size() > node_internal::kMaxNoticeBytes) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("a `{}` envelope is at most {} bytes; this one has {}", env.kind,
+                            node_internal::kMaxNoticeBytes, bytes.size()));
+  }
   // With a vet, the body is parsed first, for what it says of itself; without, only once the
   // signature verified, so that a signed but malformed body is logged as refused.
   std::optional<EnvelopeBody> body;
@@ -1561,6 +1569,41 @@ Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
   });
 }
 
+// A package or notice dated `at` by its sender, no further ahead of this node's clock than the
+// skew allowed. One of the two clocks is wrong: within the hour, the sender tries again later, as
+// after a clock stepped back by NTP (kUnavailable is not a refusal, and is not logged as one);
+// beyond it, it was made on a wrong clock, and it is refused.
+Status Node::Impl::CheckNotAhead(std::string_view what, Instant at) const {
+  const Instant now = clock->Now();
+  if (at.micros <= now.micros + kMaxSkewMicros) return OkStatus();
+  const bool wait = at.micros <= now.micros + kMaxWaitMicros;
+  return Fail(
+      wait ? Code::kUnavailable : Code::kInvalidArgument,
+      fmt::format("the {} was made at {}, after this node's clock ({}) by more than the "
+                  "{} minutes of skew allowed; check both clocks",
+                  what, FormatInstant(at), FormatInstant(now), kMaxSkewMicros / 60'000'000));
+}
+
+// A report on this node's object comes from a holder (a node reports only on a copy it holds,
+// Node::Report): a party it was released to, or one it consented to, the only parties a forward
+// can reach (decision #129).
+Status Node::Impl::CheckReporter(const std::string& object_id, const std::string& by) const {
+  ACCORD_ASSIGN_OR_RETURN(const std::vector<ReleaseRecord> releases,
+                          store->ListReleases(object_id));
+  for (const ReleaseRecord& r : releases) {
+    if (r.to == by) return OkStatus();
+  }
+  ACCORD_ASSIGN_OR_RETURN(const std::vector<ConsentRecord> consents,
+                          store->ListConsents(object_id));
+  for (const ConsentRecord& c : consents) {
+    if (c.to == by) return OkStatus();
+  }
+  return Fail(Code::kPermissionDenied,
+              fmt::format("`{}` reports on `{}`, which this node never released to it nor "
+                          "consented to forward to it",
+                          by, object_id));
+}
+
 // The signed receipt for what was received, with the proof that receiving it was logged as entry
 // `index`; kept, so that a partner that delivers the same package again gets the same receipt.
 Result<Bytes> Node::Impl::MakeReceipt(const std::string& id, const std::string& kind,
@@ -1585,17 +1628,7 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
         fmt::format("the package is addressed to `{}`, not to this node (`{}`)", body.to, party));
   }
   const Instant now = clock->Now();
-  if (body.at.micros > now.micros + kMaxSkewMicros) {
-    // One of the two clocks is wrong. Within the hour, the sender tries again later, as after a
-    // clock stepped back by NTP (kUnavailable is not a refusal, and is not logged as one); beyond
-    // it, the decision was made on a wrong clock, and the package is refused.
-    const bool wait = body.at.micros <= now.micros + kMaxWaitMicros;
-    return Fail(
-        wait ? Code::kUnavailable : Code::kInvalidArgument,
-        fmt::format("the package was decided at {}, after this node's clock ({}) by more "
-                    "than the {} minutes of skew allowed; check both clocks",
-                    FormatInstant(body.at), FormatInstant(now), kMaxSkewMicros / 60'000'000));
-  }
+  ACCORD_RETURN_IF_ERROR(CheckNotAhead("package", body.at));
   ACCORD_ASSIGN_OR_RETURN(bool seen, store->HasPackage(env.signer, body.id));
   if (seen) {
     return Fail(Code::kAlreadyExists,
@@ -1829,6 +1862,15 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
                 fmt::format("the notice is addressed to `{}`'s holders, not to this node",
                             body.originator));
   }
+  ACCORD_RETURN_IF_ERROR(CheckNotAhead("notice", body.at));
+  // A consent for a party this node's policy does not know would make every later decision on
+  // the object `unknown-party`, for good (decision #129).
+  if (body.kind == "consent" && (engine.PartyIndex(body.to) < 0 || body.to == body.originator)) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("the consent is for `{}`, which is not a party this node can let "
+                            "receive a forward",
+                            body.to));
+  }
   ACCORD_ASSIGN_OR_RETURN(bool seen, store->HasPackage(env.signer, body.id));
   if (seen) {
     return Fail(Code::kAlreadyExists,
@@ -1849,6 +1891,7 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
   if (o.originator != body.originator) {
     return Fail(Code::kPermissionDenied, "the notice names the wrong originator");
   }
+  if (body.kind == "report") ACCORD_RETURN_IF_ERROR(CheckReporter(o.id, body.by));
   const Instant now = clock->Now();
   std::string summary;
   // A reclassification re-seals the payload under the new label, before the records are written.
@@ -2019,7 +2062,7 @@ Result<NoticeBody> Node::Impl::OriginatorsNotice(ByteView raw, std::string_view 
   const auto failed = [&](Code code, std::string_view why) {
     return Fail(code, fmt::format("the forward's {} notice {}", kind, why));
   };
-  auto env = node_internal::ParseEnvelope(raw, 1 << 20);
+  auto env = node_internal::ParseEnvelope(raw, node_internal::kMaxNoticeBytes);
   if (!env) return failed(Code::kInvalidArgument, env.error().message);
   if (env->kind != kind) {
     return failed(Code::kInvalidArgument, fmt::format("is a `{}` notice", env->kind));
@@ -2035,7 +2078,8 @@ Result<NoticeBody> Node::Impl::OriginatorsNotice(ByteView raw, std::string_view 
 }
 
 Result<Bytes> Node::Impl::LabelProof(const ObjectRecord& o, ByteView consent_notice) {
-  ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(consent_notice, 1 << 20));
+  ACCORD_ASSIGN_OR_RETURN(
+      Envelope env, node_internal::ParseEnvelope(consent_notice, node_internal::kMaxNoticeBytes));
   ACCORD_ASSIGN_OR_RETURN(NoticeBody consent, node_internal::ParseNoticeBody("consent", env.body));
   if (!consent.label) {
     return Fail(Code::kFailedPrecondition,
@@ -2059,7 +2103,8 @@ Result<Bytes> Node::Impl::LabelProof(const ObjectRecord& o, ByteView consent_not
                           store->ListReclassifications(o.id));
   for (const ReclassificationRecord& r : kept) {
     if (r.version != o.version || r.level != o.level) continue;
-    ACCORD_ASSIGN_OR_RETURN(Envelope sealed, node_internal::ParseEnvelope(r.notice, 1 << 20));
+    ACCORD_ASSIGN_OR_RETURN(Envelope sealed,
+                            node_internal::ParseEnvelope(r.notice, node_internal::kMaxNoticeBytes));
     ACCORD_ASSIGN_OR_RETURN(NoticeBody notice,
                             node_internal::ParseNoticeBody("reclassify", sealed.body));
     ACCORD_RETURN_IF_ERROR(node_internal::CheckForwardLabel(label, *consent.label, &notice));

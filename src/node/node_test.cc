@@ -296,6 +296,24 @@ class NodeTest : public testing::Test {
     return node_internal::EncodeEnvelope(forged);
   }
 
+  // The notice `honest` changed by `edit` (its body and its log entry), as `party`'s node whose
+  // code was changed could send it: signed with `party`'s key, its entry appended to `party`'s
+  // log (`node`, reopened at `at` on the way).
+  Bytes EditedNotice(
+      const std::string& party, std::unique_ptr<Node>& node, std::string_view at,
+      const Bytes& honest,
+      const std::function<void(node_internal::NoticeBody&, node_internal::AuditEntry&)>& edit) {
+    const node_internal::Envelope env = node_internal::ParseEnvelope(honest, 1 << 20).value();
+    node_internal::AuditEntry entry = node_internal::DecodeEntry(env.log->entry).value();
+    auto body = node_internal::ParseNoticeBody(env.kind, env.body).value();
+    edit(body, entry);
+    const Bytes encoded = node_internal::EncodeNoticeBody(body);
+    node_internal::Envelope forged =
+        node_internal::SealEnvelope(env.kind, party, encoded, KeysOf(party, *node).sign);
+    forged.log = Logged(party, node, at, entry);
+    return node_internal::EncodeEnvelope(forged);
+  }
+
   std::string root_;
 };
 
@@ -1764,8 +1782,9 @@ TEST_F(NodeTest, ReclassificationReachesTheHolder) {
   auto replay = jpn2->Receive(*notice);
   ASSERT_FALSE(replay);
   EXPECT_EQ(replay.error().code, Code::kAlreadyExists);
-  // Two more reclassifications, delivered out of order: the older one is stale.
-  auto kor2 = Open("KOR", "2018-03-03T00:00:00+09:00");
+  // Two more reclassifications, delivered out of order: the older one is stale. (Made at Japan's
+  // time: a notice made ahead of the receiver's clock waits, decision #129.)
+  auto kor2 = Open("KOR", "2018-03-02T00:00:00+09:00");
   auto up = kor2->Reclassify("k-1", "II");     // version 3
   auto down = kor2->Reclassify("k-1", "III");  // version 4
   ASSERT_TRUE(up && down);
@@ -1799,6 +1818,86 @@ TEST_F(NodeTest, CompromiseReportReachesTheOriginator) {
   EXPECT_EQ((*reports)[0].by, "JPN");
   EXPECT_EQ((*reports)[0].kind, "compromise");
   EXPECT_EQ((*reports)[0].text, "laptop lost in transit");
+}
+
+// What a partner whose code was changed could send, refused for what it would do here (decision
+// #129): a consent for a party this node's policy does not know (every later decision on the
+// object would be `unknown-party`), a notice dated ahead of this node's clock, a report from a
+// party that holds no copy, and a notice padded past what any notice needs.
+TEST_F(NodeTest, APartnersNoticeIsRefusedForWhatItWouldDoHere) {
+  InitAll();
+  const std::string kor_at = "2018-01-10T00:00:00+09:00";
+  auto kor = Open("KOR", kor_at);
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"USA", "JPN"}));
+  ASSERT_TRUE(CreateObject(*kor, "k-2", "y", {"USA", "JPN"}));
+  const Bytes release = kor->Release("k-1", "USA").value();
+  const Bytes release2 = kor->Release("k-2", "USA").value();
+  const Bytes consent = kor->Consent("k-1", "JPN").value();
+  auto usa = Open("USA", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(usa->Receive(release));
+  ASSERT_TRUE(usa->Receive(release2));
+
+  auto stranger = usa->Receive(
+      EditedNotice("KOR", kor, kor_at, consent,
+                   [](node_internal::NoticeBody& body, node_internal::AuditEntry& entry) {
+                     body.to = entry.to = "GBR";
+                   }));
+  ASSERT_FALSE(stranger);
+  EXPECT_EQ(stranger.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(stranger.error().message,
+            "the consent is for `GBR`, which is not a party this node can let receive a forward");
+
+  // Within the hour ahead, the sender tries again later; beyond it, the notice is refused.
+  for (const auto& [ahead, code] : std::vector<std::pair<std::string, Code>>{
+           {"2018-01-11T00:30:00+09:00", Code::kUnavailable},
+           {"2018-01-11T02:00:00+09:00", Code::kInvalidArgument}}) {
+    SCOPED_TRACE(ahead);
+    auto early = usa->Receive(EditedNotice(
+        "KOR", kor, kor_at, consent,
+        [&](node_internal::NoticeBody& body, node_internal::AuditEntry&) { body.at = At(ahead); }));
+    ASSERT_FALSE(early);
+    EXPECT_EQ(early.error().code, code);
+    EXPECT_NE(early.error().message.find("the notice was made at " + FormatInstant(At(ahead)) +
+                                         ", after this node's clock"),
+              std::string::npos)
+        << early.error().message;
+  }
+
+  Bytes padded = consent;
+  padded.insert(padded.begin() + 1, node_internal::kMaxNoticeBytes, ' ');
+  auto large = usa->Receive(padded);
+  ASSERT_FALSE(large);
+  EXPECT_EQ(large.error().code, Code::kInvalidArgument);
+  EXPECT_NE(large.error().message.find("a `consent` envelope is at most 1048576 bytes"),
+            std::string::npos)
+      << large.error().message;
+
+  // None of them left a trace that keeps the honest consent out.
+  ASSERT_TRUE(usa->Receive(consent));
+  const auto consents = usa->store().ListConsents("k-1").value();
+  ASSERT_EQ(consents.size(), 1u);
+  EXPECT_EQ(consents[0].to, "JPN");
+
+  // Japan holds no copy of k-2 (not released to it, no consent for it): its report is refused,
+  // until Korea consents to Japan as a recipient of a forward.
+  const Bytes usa_report = usa->Report("k-2", "loss", "misplaced").value();
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  const Bytes jpn_report =
+      EditedNotice("JPN", jpn, "2018-01-11T00:00:00+09:00", usa_report,
+                   [](node_internal::NoticeBody& body, node_internal::AuditEntry& entry) {
+                     body.by = entry.party = "JPN";
+                   });
+  auto kor2 = Open("KOR", "2018-01-12T00:00:00+09:00");
+  auto not_holder = kor2->Receive(jpn_report);
+  ASSERT_FALSE(not_holder);
+  EXPECT_EQ(not_holder.error().code, Code::kPermissionDenied);
+  EXPECT_EQ(not_holder.error().message,
+            "`JPN` reports on `k-2`, which this node never released to it nor consented to "
+            "forward to it");
+  ASSERT_TRUE(kor2->Consent("k-2", "JPN"));
+  auto holder = kor2->Receive(jpn_report);
+  ASSERT_TRUE(holder) << holder.error().ToString();
+  EXPECT_TRUE(kor2->Receive(usa_report));
 }
 
 TEST_F(NodeTest, KeysAndClocks) {
@@ -2141,6 +2240,8 @@ TEST_F(NodeTest, EveryOperationAndDecisionIsLoggedAndProvable) {
   ASSERT_TRUE(jpn->Receive(*notice));
   auto report = jpn->Report("k-1", "loss", "misplaced");
   ASSERT_TRUE(report);
+  // Korea's clock a day on: a notice made ahead of the receiver's clock waits (decision #129).
+  kor = Open("KOR", "2018-01-11T00:00:00+09:00");
   ASSERT_TRUE(kor->Receive(*report));
   ASSERT_TRUE(jpn->Destroy("k-1", DestroyScope::kOwnCopy));
 

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "accord/json.h"
+#include "accord/utf8.h"
 
 namespace accord::node_internal {
 namespace json = boost::json;
@@ -37,10 +38,17 @@ class Fields {
     return std::string(s);
   }
 
+  // An id, a party, a kind: text a person reads in a log or a terminal, so without a control
+  // or bidirectional formatting character that would show it as another (decision #129).
   Result<std::string> NonEmpty(std::string_view key) const {
     ACCORD_ASSIGN_OR_RETURN(std::string s, Text(key));
     if (s.empty()) {
       return Fail(Code::kInvalidArgument, fmt::format("{}: `{}` is empty", what_, key));
+    }
+    if (!IsPlainText(s)) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("{}: `{}` holds a control or bidirectional formatting character",
+                              what_, key));
     }
     return s;
   }

@@ -25,6 +25,10 @@ namespace accord::node_internal {
 inline constexpr std::string_view kFormat = "accord/1";
 // The longest text a report notice carries: a partner refuses a longer one, so none is made.
 inline constexpr size_t kMaxReportTextBytes = 64 << 10;
+// The largest notice or receipt envelope, evidence included: only a package carries a payload,
+// and a notice (a report's text at most) is far smaller. A larger one is refused before its
+// signature is checked (decision #129).
+inline constexpr size_t kMaxNoticeBytes = 1 << 20;
 
 // The sender's proof that it logged what it sends: its signed checkpoint, the log entry, and
 // the entry's inclusion proof. Outside the signed body (it is computed after the commit that

@@ -67,6 +67,24 @@ TEST(WireTest, AConsentNamesTheLabelOfItsObject) {
   }
 }
 
+// A partner's ids end up in logs and on terminals: one with a control or bidirectional formatting
+// character is refused, as a node refuses to create such an object (decision #129).
+TEST(WireTest, AnIdThatWouldShowAsAnotherIsRefused) {
+  for (const std::string bad : {"k-\x1b[2J", "k-\u202e1202", "k-\xc2\x9b", "k-\n"}) {
+    NoticeBody notice = Reclassification("III", 2);
+    notice.object_id = bad;
+    auto refused = ParseNoticeBody("reclassify", EncodeNoticeBody(notice));
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_EQ(refused.error().message,
+              "notice: `object` holds a control or bidirectional formatting character");
+  }
+  NoticeBody plain = Reclassification("III", 2);
+  plain.object_id = "k-군사-2015";
+  auto parsed = ParseNoticeBody("reclassify", EncodeNoticeBody(plain));
+  ASSERT_TRUE(parsed) << parsed.error().ToString();
+  EXPECT_EQ(parsed->object_id, "k-군사-2015");
+}
+
 TEST(WireTest, AForwardsReclassificationRoundTripsAndIsNeverEmpty) {
   PackageBody b;
   b.id = "0123456789abcdef0123456789abcdef";

@@ -178,6 +178,14 @@ struct ServerCore {
   bool StartRequest(const std::string& caller, const std::string& peer);
   // A request StartRequest counted is answered, or its connection is gone (io thread).
   void EndRequest(const std::string& caller);
+  // A body of `bytes` larger than max_body_bytes (a partner's envelopes) is to be read for
+  // `caller`: true if it may, counting it; false when that caller has max_envelope_bytes of such
+  // bodies in flight already, or all callers twice that, and `peer` is logged (io thread). So
+  // the memory that partners' nodes can hold with bodies is bounded by the server, not by
+  // max_requests_per_caller × max_envelope_bytes (decision #129).
+  bool StartLargeBody(const std::string& caller, size_t bytes, const std::string& peer);
+  // A body StartLargeBody counted is freed (io thread).
+  void EndLargeBody(const std::string& caller, size_t bytes);
   // Hands `session`'s request to the node thread (io thread); with `vet`, its header only, for
   // Session::OnVetted.
   void Submit(std::shared_ptr<Session> session, bool vet = false);
@@ -208,6 +216,10 @@ struct ServerCore {
   // The requests in flight of each caller that has one (io thread only). Declared before `io`
   // for the same reason as `sessions`: a session's destructor ends its request.
   std::unordered_map<std::string, size_t> in_flight;
+  // The bytes of bodies StartLargeBody counted, of each caller that has one and of all (io
+  // thread only; declared before `io` as `in_flight` is).
+  std::unordered_map<std::string, size_t> large_of;
+  size_t large_bytes = 0;
   const size_t max_requests_per_caller = options.max_requests_per_caller > 0
                                              ? options.max_requests_per_caller
                                              : std::max<size_t>(1, options.max_connections / 2);
@@ -461,6 +473,20 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto& request = parser_->get();
     const ServerOptions& o = server_.options;
     const auto length = parser_->content_length();
+    if (body_limit_ > o.max_body_bytes && (!length || *length > o.max_body_bytes)) {
+      const size_t bytes = length ? static_cast<size_t>(*length) : body_limit_;
+      if (!server_.StartLargeBody(caller_key_, bytes, peer_)) {
+        // The body is left unread: the connection closes after the answer, and the partner's
+        // node sends the envelopes again later (503 is not a refusal of them).
+        Respond(server_internal::ErrorResponse(
+                    503, "unavailable",
+                    "this node is reading as many large envelopes as it takes at once; "
+                    "try again shortly"),
+                request.version(), false);
+        return;
+      }
+      large_ = bytes;
+    }
     if (length && *length > kSlowBodyBytes) {
       beast::get_lowest_layer(stream_).expires_after(TransferDeadline(o.read_timeout, *length));
     }
@@ -581,11 +607,15 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
-  // The request StartRequest counted no longer is in flight.
+  // The request StartRequest counted no longer is in flight, nor its large body.
   void EndRequest() {
     if (counted_) {
       counted_ = false;
       server_.EndRequest(caller_key_);
+    }
+    if (large_ > 0) {
+      server_.EndLargeBody(caller_key_, large_);
+      large_ = 0;
     }
   }
 
@@ -645,6 +675,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closing_ = false;     // Shutdown: a close_notify is under way
   bool handshaking_ = true;  // until OnHandshake
   bool counted_ = false;     // its request is in ServerCore::in_flight (StartRequest)
+  size_t large_ = 0;         // its body's bytes in ServerCore::large_of (StartLargeBody)
   bool over_limit_ = false;  // its request came over its caller's limit: answered 429, closed
   std::string caller_key_;   // caller_ as a key of ServerCore::in_flight
   bool keep_alive_ = false;
@@ -738,6 +769,29 @@ bool ServerCore::StartRequest(const std::string& caller, const std::string& peer
 void ServerCore::EndRequest(const std::string& caller) {
   const auto it = in_flight.find(caller);
   if (it != in_flight.end() && --it->second == 0) in_flight.erase(it);
+}
+
+bool ServerCore::StartLargeBody(const std::string& caller, size_t bytes, const std::string& peer) {
+  const auto it = large_of.find(caller);
+  const size_t of_caller = it == large_of.end() ? 0 : it->second;
+  const size_t bound = options.max_envelope_bytes;
+  if (of_caller + bytes <= bound && large_bytes + bytes <= 2 * bound) {
+    large_of[caller] += bytes;
+    large_bytes += bytes;
+    return true;
+  }
+  LogPeerLine(LineLimiter::kCallerLimit,
+              "refusing a body of " + std::to_string(bytes) + " bytes from " + peer +
+                  " (503): " + std::to_string(of_caller) + " bytes of this caller's and " +
+                  std::to_string(large_bytes) +
+                  " in all of large bodies in flight (max_envelope_bytes, twice that in all)");
+  return false;
+}
+
+void ServerCore::EndLargeBody(const std::string& caller, size_t bytes) {
+  large_bytes -= bytes;
+  const auto it = large_of.find(caller);
+  if (it != large_of.end() && (it->second -= bytes) == 0) large_of.erase(it);
 }
 
 void ServerCore::Submit(std::shared_ptr<Session> session, bool vet) {

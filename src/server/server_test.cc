@@ -1079,6 +1079,53 @@ TEST_F(ServerTest, UnknownNodeIsRefusedBeforeItsLargeBodyIsRead) {
   }
 }
 
+// A partner's node holds at most max_envelope_bytes of bodies larger than max_body_bytes in
+// flight, not max_requests_per_caller times that: one more is answered 503 (not a refusal of the
+// envelopes: the partner sends them again) before it is read, until one of them is done.
+TEST_F(ServerTest, APartnerHoldsAtMostOneEnvelopesWorthOfLargeBodiesInFlight) {
+  ServerOptions o = Options();
+  o.max_body_bytes = 1000;
+  o.max_envelope_bytes = 100'000;
+  ImportJpnKeys();
+  StartServer(o);
+  const auto header = [](size_t length) {
+    return "POST /v1/federation/envelopes HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+           "Content-Length: " +
+           std::to_string(length) + "\r\n\r\n";
+  };
+  // Sends the header of a body of `length` bytes on a new connection; the first answer.
+  std::vector<std::unique_ptr<Client>> held;
+  const auto start = [&](size_t length) {
+    held.push_back(Connect("jpn-node"));
+    if (held.back() == nullptr || !held.back()->Send(header(length))) return 0;
+    auto r = held.back()->Read();
+    return r ? static_cast<int>(r->status) : 0;
+  };
+  EXPECT_EQ(start(60'000), 100);  // held[0]
+  EXPECT_EQ(start(60'000), 503);  // 120,000 would be in flight
+  EXPECT_NE(Log().find("refusing a body of 60000 bytes"), std::string::npos) << Log();
+  EXPECT_EQ(start(40'000), 100);  // held[2]: 100,000 in all
+  EXPECT_EQ(start(1'001), 503);
+  // Bodies up to max_body_bytes are not counted.
+  EXPECT_EQ(Call("jpn-node", "POST", "/v1/federation/envelopes", std::string(1000, 'x')).status,
+            400);
+
+  // The first is read and answered (it is no envelope), and its bytes are free again.
+  ASSERT_TRUE(held[0]->Send(std::string(60'000, 'x')));
+  auto answered = held[0]->Read();
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(answered->status, 400) << answered->body;
+  EXPECT_EQ(start(60'000), 100);
+  // A connection closed with its body unsent frees its bytes too.
+  held[2].reset();
+  int status = 0;
+  for (int i = 0; i < 100 && status != 100; ++i) {
+    if (i > 0) std::this_thread::sleep_for(20ms);
+    status = start(40'000);
+  }
+  EXPECT_EQ(status, 100);
+}
+
 // --- objects ----------------------------------------------------------------------------------
 
 // Answers go out as one buffer up to 16 KiB and as a header then a body above it; a request's
