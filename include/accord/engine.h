@@ -134,7 +134,6 @@ enum class RequestProblem : uint8_t {
   kForwardWithoutRelease,    // detail: forward index
   kForwardToSelf,            // detail: forward index
   kReleaseToSelf,            // release action with to = originator
-  kForwardByOriginator,      // forward action with holder = originator
   kForwardToHolder,          // forward action with to = holder
   kForwardToOriginator,      // forward action with to = originator
 };

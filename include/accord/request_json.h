@@ -55,7 +55,8 @@ class ResponseWriter {
   ResponseWriter(const ResponseWriter&) = delete;
   ResponseWriter& operator=(const ResponseWriter&) = delete;
 
-  // Appends {"id",...,"decision","reason","agreement","marking","explain"} and a newline.
+  // Appends {"id",...,"decision","reason","agreement","marking","explain"} and a newline; an
+  // invalid-request also has "error" (its one sentence), as WriteInvalid's answer has.
   void Write(std::string& out, std::string_view id_json, const RequestView& request,
              const Decision& decision);
   // Appends the answer to a line that could not be decoded: a deny with reason invalid-request.

@@ -416,9 +416,7 @@ std::optional<Agreement> ReadAgreement(Reader& r, const PolicyFile& f, size_t in
           r.Error(ev, f.name, "an event must be a table with `kind`, `by` and `at`");
           continue;
         }
-        r.Remember(epath, ev, f.name);
         r.CheckKeys(ev, f.name, {"kind", "by", "at", "note"}, "an event");
-        for (const auto& [key, value] : ev.as_table()) r.Remember(epath + "." + key, value, f.name);
         AgreementEvent e;
         auto kind = r.String(ev, "kind", f.name, true, "an event");
         if (kind) {
@@ -444,6 +442,10 @@ std::optional<Agreement> ReadAgreement(Reader& r, const PolicyFile& f, size_t in
         auto t = r.ReadInstant(*at, f.name, a.zone, "at");
         if (!t) continue;
         e.at = *t;
+        // Positions are kept for the events kept: a later check names `event[i]`, the i-th of
+        // those, and an event skipped above must not leave its lines under that name.
+        r.Remember(epath, ev, f.name);
+        for (const auto& [key, value] : ev.as_table()) r.Remember(epath + "." + key, value, f.name);
         a.events.push_back(std::move(e));
       }
     }

@@ -293,6 +293,22 @@ TEST(LoaderTest, UnknownEventKind) {
             "agreements/kor-jpn.toml", 11, 8, "unknown event kind `notice`");
 }
 
+// An event skipped for a mistake leaves no position behind: the next one's mistake is found on
+// its own lines.
+TEST(LoaderTest, AMistakeAfterASkippedEventNamesItsOwnLine) {
+  auto r = Load(kParties, With("[[event]]\nkind = \"notice\"\nby = \"KOR\"\nat = 2019-01-01\n"
+                               "[[event]]\nkind = \"termination-notice\"\nby = \"USA\"\n"
+                               "at = 2019-01-01\n"));
+  ASSERT_FALSE(r.has_value());
+  ASSERT_EQ(r.error().size(), 2u);
+  EXPECT_EQ(r.error()[0].ToString(),
+            "agreements/kor-jpn.toml:11:8: unknown event kind `notice`; "
+            "expected termination-notice, notice-suspended, "
+            "notice-resumed, notice-withdrawn or terminated");
+  EXPECT_EQ(r.error()[1].ToString(),
+            "agreements/kor-jpn.toml:16:6: `USA` is not a party of agreement `kor-jpn`");
+}
+
 TEST(LoaderTest, SuspendWithoutNotice) {
   ExpectOne(Load(kParties,
                  With("[[event]]\nkind = \"notice-suspended\"\nby = \"KOR\"\nat = 2019-01-01\n")),

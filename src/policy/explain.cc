@@ -60,10 +60,6 @@ std::vector<std::string> Engine::Explain(const RequestView& rq, const Decision& 
         case RequestProblem::kReleaseToSelf:
           out.push_back(fmt::format("`{}` is the originator; it cannot release to itself", rq.to));
           break;
-        case RequestProblem::kForwardByOriginator:
-          out.push_back(
-              fmt::format("`{}` is the originator: it releases, it does not forward", rq.holder));
-          break;
         case RequestProblem::kForwardToHolder:
           out.push_back(fmt::format("`{}` cannot forward to itself", rq.holder));
           break;
@@ -149,8 +145,12 @@ std::vector<std::string> Engine::Explain(const RequestView& rq, const Decision& 
       out.push_back("no agreement in force between the parties covers every topic of the object");
       break;
     case Reason::kNotHeld:
-      out.push_back(fmt::format("`{}` never received object `{}` from its originator by {}",
-                                rq.holder, o.id, When(rq.at, utc)));
+      out.push_back(rq.holder == o.originator
+                        ? fmt::format("`{}` is the originator of `{}`: it releases, it does not "
+                                      "forward",
+                                      rq.holder, o.id)
+                        : fmt::format("`{}` never received object `{}` from its originator by {}",
+                                      rq.holder, o.id, When(rq.at, utc)));
       break;
     case Reason::kNoConsent:
       out.push_back(fmt::format("originator `{}` has not consented to onward release to `{}`",

@@ -315,6 +315,13 @@ void ResponseWriter::Write(std::string& out, std::string_view id_json, const Req
   } else {
     out += "null";
   }
+  if (d.reason == Reason::kInvalidRequest) {
+    // As for a line that could not be decoded: what is wrong with the request, even without
+    // --explain. Its one sentence is also the explanation.
+    out += ",\"error\":";
+    const std::vector<std::string> why = e.Explain(request, d);
+    AppendJsonString(out, why.empty() ? "the request is malformed" : why.front());
+  }
   if (impl_->options.explain) {
     out += ",\"explain\":[";
     bool first = true;

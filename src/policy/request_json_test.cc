@@ -173,6 +173,29 @@ TEST(ResponseWriterTest, WritesTheWireFormat) {
             "\"marking\":{\"party\":\"JPN\",\"level\":\"GOKUHI\",\"originator\":\"KOR\"}}\n");
 }
 
+// An invalid-request the engine finds (here a release to the originator) says what is wrong in
+// "error", as one the decoder finds does, with or without the explanation (decision #130).
+TEST(ResponseWriterTest, AnInvalidRequestTheEngineFindsHasAnError) {
+  const Engine engine = Example();
+  RequestDecoder decoder;
+  auto r = decoder.Decode(
+      R"({"id":"q2","action":"release","at":"2018-01-01T00:00:00Z","object":{"id":"k",)"
+      R"("originator":"KOR","level":"II","topics":[],"rel_to":["KOR"]},"to":"KOR"})");
+  ASSERT_TRUE(r.has_value()) << r.error();
+  const Decision d = engine.Decide(**r);
+  ASSERT_EQ(d.reason, Reason::kInvalidRequest);
+  const std::string error = "`KOR` is the originator; it cannot release to itself";
+  std::string out;
+  ResponseWriter(engine, ResponseOptions{false}).Write(out, decoder.id_json(), **r, d);
+  EXPECT_EQ(out,
+            "{\"id\":\"q2\",\"decision\":\"deny\",\"reason\":\"invalid-request\","
+            "\"agreement\":null,\"marking\":null,\"error\":\"" +
+                error + "\"}\n");
+  out.clear();
+  ResponseWriter(engine).Write(out, decoder.id_json(), **r, d);
+  EXPECT_THAT(out, HasSubstr("\"error\":\"" + error + "\",\"explain\":[\"" + error + "\"]}"));
+}
+
 TEST(ResponseWriterTest, EscapesUserText) {
   const Engine engine = Example();
   std::string out;
