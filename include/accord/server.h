@@ -17,7 +17,9 @@
 // certificate's subject, user or node) may have at most `max_requests_per_caller` requests in
 // flight, from their first byte to their answer: the next one's header is read, the request
 // answered `429 too-many-requests`, and its connection closed (meanwhile it may be closed to make
-// room).
+// room). Bodies larger than `max_body_bytes` (a partner's envelopes) are also bounded in bytes:
+// at most `max_envelope_bytes` of one caller's in flight and twice that of all callers; the next
+// is answered `503 unavailable` before its body is read, and its connection closed.
 //
 // Concurrent object reads share one commit of their log entries (group commit): a read is answered
 // once its entry is durable, and the reads that arrive while one commit is written go into the
@@ -68,7 +70,8 @@ struct ServerOptions {
   std::string key_file;             // PEM: its private key
   size_t max_body_bytes = 1 << 20;  // larger request bodies get 413
   // The same for a caller with a node certificate (a partner's envelopes); 0: max_body_bytes.
-  // A partner must be able to send an envelope for the largest payload (MaxEnvelopeBytes).
+  // A partner must be able to send an envelope for the largest payload (MaxEnvelopeBytes). Also
+  // the bytes of such bodies one caller may have in flight (twice that for all; see above).
   size_t max_envelope_bytes = 0;
   size_t max_connections = 256;           // open connections (see above), ≤ kMaxConnectionsLimit
   size_t max_requests_per_caller = 0;     // in flight at once (see above); 0: max_connections / 2

@@ -1862,19 +1862,25 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
                 fmt::format("the notice is addressed to `{}`'s holders, not to this node",
                             body.originator));
   }
-  ACCORD_RETURN_IF_ERROR(CheckNotAhead("notice", body.at));
-  // A consent for a party this node's policy does not know would make every later decision on
-  // the object `unknown-party`, for good (decision #129).
-  if (body.kind == "consent" && (engine.PartyIndex(body.to) < 0 || body.to == body.originator)) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("the consent is for `{}`, which is not a party this node can let "
-                            "receive a forward",
-                            body.to));
-  }
   ACCORD_ASSIGN_OR_RETURN(bool seen, store->HasPackage(env.signer, body.id));
   if (seen) {
     return Fail(Code::kAlreadyExists,
                 fmt::format("notice `{}` was already received: a replay", body.id));
+  }
+  ACCORD_RETURN_IF_ERROR(CheckNotAhead("notice", body.at));
+  // A consent recorded for a party this node's policy does not know would make every later
+  // decision on the object `unknown-party`, for good. It waits (the sender tries again) until
+  // this node's policy knows the party: a policy behind the originator's is mended by its
+  // operator. One for the originator itself is refused (decision #129).
+  if (body.kind == "consent" && body.to == body.originator) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("the consent is for the originator `{}` itself", body.to));
+  }
+  if (body.kind == "consent" && engine.PartyIndex(body.to) < 0) {
+    return Fail(Code::kUnavailable,
+                fmt::format("the consent is for `{}`, which this node's policy does not know yet: "
+                            "it is taken once the policy names that party",
+                            body.to));
   }
   // A consent names the party it is for, a report the originator it goes to.
   const std::string_view notice_to = body.kind == "consent"  ? std::string_view(body.to)

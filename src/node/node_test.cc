@@ -1843,9 +1843,18 @@ TEST_F(NodeTest, APartnersNoticeIsRefusedForWhatItWouldDoHere) {
                      body.to = entry.to = "GBR";
                    }));
   ASSERT_FALSE(stranger);
-  EXPECT_EQ(stranger.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(stranger.error().code, Code::kUnavailable);  // until this node's policy knows GBR
   EXPECT_EQ(stranger.error().message,
-            "the consent is for `GBR`, which is not a party this node can let receive a forward");
+            "the consent is for `GBR`, which this node's policy does not know yet: it is taken "
+            "once the policy names that party");
+  auto originator = usa->Receive(
+      EditedNotice("KOR", kor, kor_at, consent,
+                   [](node_internal::NoticeBody& body, node_internal::AuditEntry& entry) {
+                     body.to = entry.to = "KOR";
+                   }));
+  ASSERT_FALSE(originator);
+  EXPECT_EQ(originator.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(originator.error().message, "the consent is for the originator `KOR` itself");
 
   // Within the hour ahead, the sender tries again later; beyond it, the notice is refused.
   for (const auto& [ahead, code] : std::vector<std::pair<std::string, Code>>{

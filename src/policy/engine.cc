@@ -437,10 +437,9 @@ Decision Engine::Decide(const RequestView& rq) const noexcept {
       return d;
     }
     case Action::kForward: {
-      // The originator was never released its own object (DESIGN §3, forward step 1).
-      if (r.holder == r.originator) return Deny(Reason::kNotHeld);
       if (r.to == r.holder) return Invalid(RequestProblem::kForwardToHolder);
       if (r.to == r.originator) return Invalid(RequestProblem::kForwardToOriginator);
+      // The originator too: it was never released its own object (DESIGN §3, forward step 1).
       const int32_t held = latest_release(r.holder, t);
       if (held < 0) return Deny(Reason::kNotHeld);
       bool consented = false;

@@ -520,6 +520,8 @@ std::vector<Row> ForwardRows() {
   return {
       // It was never released its own object (§3, forward step 1), as the node answers too.
       {"the originator does not forward", held(t2018, "KOR", "JPN"), "not-held"},
+      Invalid("the originator to itself", held(t2018, "KOR", "KOR"),
+              RequestProblem::kForwardToHolder),
       Invalid("to itself", held(t2018, "USA", "USA"), RequestProblem::kForwardToHolder),
       Invalid("back to the originator", held(t2018, "USA", "KOR").Consent("KOR", t2015),
               RequestProblem::kForwardToOriginator),
