@@ -80,6 +80,10 @@ struct PeerStatus {
   // (`accord log evidence`) keeps every one for good.
   std::string fork;
   uint64_t witnessed_size = 0;
+  // When a checkpoint of its log was last witnessed (cosigned, or found unchanged), on the
+  // system clock; 0 before the first. A partner that posts envelopes but withholds its
+  // checkpoints shows here as one not witnessed for long (decision #131).
+  int64_t witnessed_at_us = 0;
   // The checkpoints of its log that came as evidence and that no consistency proof has yet
   // shown on the chain this node cosigns (decision #86).
   uint64_t unproved = 0;

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "accord/clock.h"
 #include "accord/crypto.h"
 #include "accord/json.h"
 #include "accord/merkle.h"
@@ -1501,6 +1502,13 @@ ApiResponse Api::Peers() {
       o["unproved_checkpoints"] = p.unproved;
       o["delivered"] = p.delivered;
       o["requests"] = p.requests;
+      // Seconds since its log was last witnessed, on the system clock; null before the first.
+      if (p.witnessed_at_us > 0) {
+        o["seconds_since_witnessed"] =
+            std::max<int64_t>(0, (SystemClock().Now().micros - p.witnessed_at_us) / 1'000'000);
+      } else {
+        o["seconds_since_witnessed"] = nullptr;
+      }
       peers.emplace_back(std::move(o));
     }
   }

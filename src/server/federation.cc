@@ -504,14 +504,16 @@ struct Federation::Impl {
     }
     Reached(p);
     if (checkpoint->status != 200) {
-      log(fmt::format("{}: no checkpoint: {}", p.options.party,
-                      ErrorMessage(checkpoint->status, checkpoint->body)));
+      p.status.last_error =
+          "witness: no checkpoint: " + ErrorMessage(checkpoint->status, checkpoint->body);
+      log(fmt::format("{}: {}", p.options.party, p.status.last_error));
       return;
     }
     auto parsed = note::Parse(checkpoint->body);
     auto cp = parsed ? note::ParseCheckpoint(parsed->text) : tl::unexpected(parsed.error());
     if (!cp) {
-      log(fmt::format("{} sent a malformed checkpoint: {}", p.options.party, cp.error().message));
+      p.status.last_error = "witness: a malformed checkpoint: " + cp.error().message;
+      log(fmt::format("{}: {}", p.options.party, p.status.last_error));
       return;
     }
     if (cp->origin != Node::LogOrigin(p.options.party)) {
@@ -525,6 +527,7 @@ struct Federation::Impl {
     // Nothing new: the size and root cosigned last. The same size with another root is a fork,
     // and so is a smaller size: the witness below finds them.
     if (*old == cp->size && p.witnessed_root == cp->root) {
+      p.status.witnessed_at_us = NowMicros();
       ProveShown(p, cp->size, cp->root, shown_mark);
       return;
     }
@@ -598,6 +601,7 @@ struct Federation::Impl {
       return;
     }
     p.status.witnessed_size = cp->size;
+    p.status.witnessed_at_us = NowMicros();
     p.witnessed_root = cp->root;
     ProveShown(p, cp->size, cp->root, shown_mark);
   }

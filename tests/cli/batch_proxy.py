@@ -18,6 +18,9 @@ answer to POST /v1/log/consistency names another root, as proofs to another tree
 In MODE forged-receipt, the first answer to a batch or an envelope says, in place of its first
 receipt, that its format is a line break and then a line of the proxy's own.
 
+In MODE no-checkpoint, nothing is spoiled: every GET /v1/log/checkpoint is answered 503, as a
+partner that takes envelopes but withholds its checkpoints would answer.
+
 In MODE witness, nothing is spoiled: the shell command in $PROXY_HOOK runs once, before the first
 GET /v1/log/consistency goes on (another witness of the caller's home cosigning meanwhile), and
 the file named by $PROXY_CHECKPOINT, if set, answers the first GET /v1/log/checkpoint (a
@@ -76,6 +79,9 @@ class Forward(http.server.BaseHTTPRequestHandler):
                 self.answer(404, b'{"error":{"code":"not-found","message":"no batches here"}}')
                 return
             time.sleep(0.5)
+        if mode == "no-checkpoint" and self.command == "GET" and self.path == "/v1/log/checkpoint":
+            self.answer(503, b'{"error":{"code":"unavailable","message":"withheld by the test proxy"}}')
+            return
         if mode == "witness" and self.command == "GET":
             if (self.path == "/v1/log/checkpoint" and os.environ.get("PROXY_CHECKPOINT")
                     and not checkpoint_served.is_set()):

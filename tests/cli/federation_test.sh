@@ -260,6 +260,17 @@ kill "$proxy_pid" 2>/dev/null
 wait "$proxy_pid" 2>/dev/null
 check proxy-other-root-said 'the checkpoints it showed: malformed consistency proofs: not to the checkpoint of [0-9]+ entries cosigned' \
   cat "$work/net/run/KOR.log"
+# A partner that takes envelopes but withholds its checkpoints (decision #131): Korea delivers, says
+# why it cannot witness, and shows how long ago it last did.
+proxy_round no-checkpoint k-no-checkpoint-1
+delivered=$((delivered + 1))
+eventually proxy-no-checkpoint-delivered "\"JPN\":\\{\"pending\":0,\"delivered\":$delivered,\"failed\":1\\}" get KOR kor-analyst /v1/outbox
+eventually proxy-no-checkpoint-said '"party":"JPN","reachable":true,"last_error":"witness: no checkpoint: [^"]*withheld by the test proxy' \
+  get KOR kor-analyst /v1/federation/peers
+eventually proxy-no-checkpoint-stale '"party":"JPN"[^}]*"seconds_since_witnessed":([3-9]|[1-9][0-9]+)\}' \
+  get KOR kor-analyst /v1/federation/peers
+kill "$proxy_pid" 2>/dev/null
+wait "$proxy_pid" 2>/dev/null
 check proxy-kor-retried 'injected by the test proxy' cat "$work/net/run/KOR.log"
 check proxy-kor-one-by-one 'did not take a batch of 3 envelopes \(2 answers\); sending them one by one' cat "$work/net/run/KOR.log"
 check proxy-kor-too-many 'did not take a batch of 3 envelopes \(more answers than envelopes\); sending them one by one' cat "$work/net/run/KOR.log"
