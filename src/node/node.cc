@@ -840,7 +840,7 @@ struct Node::Impl {
 
   Result<ReceiveResult> ReceivePackage(const Envelope& env, const PackageBody& body, ByteView raw,
                                        const PartnerRecord& sender);
-  Status CheckNotAhead(std::string_view what, Instant at) const;
+  Status CheckNotAhead(std::string_view what, Instant at, Instant now) const;
   Status CheckReporter(const std::string& object_id, const std::string& by) const;
   Result<ReceiveResult> ReceiveNotice(const Envelope& env, const NoticeBody& body, ByteView raw,
                                       const PartnerRecord& sender);
@@ -1573,8 +1573,7 @@ Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
 // skew allowed. One of the two clocks is wrong: within the hour, the sender tries again later, as
 // after a clock stepped back by NTP (kUnavailable is not a refusal, and is not logged as one);
 // beyond it, it was made on a wrong clock, and it is refused.
-Status Node::Impl::CheckNotAhead(std::string_view what, Instant at) const {
-  const Instant now = clock->Now();
+Status Node::Impl::CheckNotAhead(std::string_view what, Instant at, Instant now) const {
   if (at.micros <= now.micros + kMaxSkewMicros) return OkStatus();
   const bool wait = at.micros <= now.micros + kMaxWaitMicros;
   return Fail(
@@ -1628,7 +1627,7 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
         fmt::format("the package is addressed to `{}`, not to this node (`{}`)", body.to, party));
   }
   const Instant now = clock->Now();
-  ACCORD_RETURN_IF_ERROR(CheckNotAhead("package", body.at));
+  ACCORD_RETURN_IF_ERROR(CheckNotAhead("package", body.at, now));
   ACCORD_ASSIGN_OR_RETURN(bool seen, store->HasPackage(env.signer, body.id));
   if (seen) {
     return Fail(Code::kAlreadyExists,
@@ -1867,7 +1866,8 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
     return Fail(Code::kAlreadyExists,
                 fmt::format("notice `{}` was already received: a replay", body.id));
   }
-  ACCORD_RETURN_IF_ERROR(CheckNotAhead("notice", body.at));
+  const Instant now = clock->Now();
+  ACCORD_RETURN_IF_ERROR(CheckNotAhead("notice", body.at, now));
   // A consent recorded for a party this node's policy does not know would make every later
   // decision on the object `unknown-party`, for good. It waits (the sender tries again) until
   // this node's policy knows the party: a policy behind the originator's is mended by its
@@ -1898,7 +1898,6 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
     return Fail(Code::kPermissionDenied, "the notice names the wrong originator");
   }
   if (body.kind == "report") ACCORD_RETURN_IF_ERROR(CheckReporter(o.id, body.by));
-  const Instant now = clock->Now();
   std::string summary;
   // A reclassification re-seals the payload under the new label, before the records are written.
   // One this node has already (carried with a forward, decision #84) is receipted and changes

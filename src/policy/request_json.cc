@@ -315,17 +315,19 @@ void ResponseWriter::Write(std::string& out, std::string_view id_json, const Req
   } else {
     out += "null";
   }
-  if (d.reason == Reason::kInvalidRequest) {
+  const bool invalid = d.reason == Reason::kInvalidRequest;
+  const std::vector<std::string> why =
+      invalid || impl_->options.explain ? e.Explain(request, d) : std::vector<std::string>{};
+  if (invalid) {
     // As for a line that could not be decoded: what is wrong with the request, even without
-    // --explain. Its one sentence is also the explanation.
+    // --explain. Its one sentence (Explain always has it) is also the explanation.
     out += ",\"error\":";
-    const std::vector<std::string> why = e.Explain(request, d);
-    AppendJsonString(out, why.empty() ? "the request is malformed" : why.front());
+    AppendJsonString(out, why.front());
   }
   if (impl_->options.explain) {
     out += ",\"explain\":[";
     bool first = true;
-    for (const std::string& line : e.Explain(request, d)) {
+    for (const std::string& line : why) {
       if (!first) out += ',';
       first = false;
       AppendJsonString(out, line);
