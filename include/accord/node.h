@@ -325,6 +325,10 @@ class Node {
       uint64_t to_size, const merkle::Hash& to_root, std::span<const CheckpointProof> proofs);
 
   [[nodiscard]] Status AddSubject(const SubjectRecord& subject);
+  // Removes a subject from the directory and logs it (`subject-remove`): from the next request
+  // on, a certificate naming it is refused (403), here or in a server running on this home.
+  // kNotFound if there is no such subject; nothing is logged then.
+  [[nodiscard]] Status RemoveSubject(const std::string& id);
   // A subject of the directory (kNotFound if none). Inside a group (Group), each subject is read
   // from the store once until an operation of the group that may change it: the server looks its
   // caller up, and then the caller's reads do.

@@ -376,6 +376,8 @@ class Store {
   // --- directory ---
   [[nodiscard]] virtual Status PutSubject(const SubjectRecord& s) = 0;  // insert or replace
   [[nodiscard]] virtual Result<SubjectRecord> GetSubject(const std::string& id) = 0;
+  // Removes a subject from the directory (kNotFound if there is none of that id).
+  [[nodiscard]] virtual Status DeleteSubject(const std::string& id) = 0;
   [[nodiscard]] virtual Result<std::vector<SubjectRecord>> ListSubjects() = 0;
   [[nodiscard]] virtual Status PutPartner(const PartnerRecord& p) = 0;  // insert or replace
   [[nodiscard]] virtual Result<PartnerRecord> GetPartner(const std::string& party) = 0;

@@ -275,6 +275,7 @@ struct NodeCommands::Flags {
   CLI::App* destroy = nullptr;
   CLI::App* report = nullptr;
   CLI::App* subject_add = nullptr;
+  CLI::App* subject_remove = nullptr;
   CLI::App* subject_ls = nullptr;
   CLI::App* export_public = nullptr;
   CLI::App* import_public = nullptr;
@@ -408,6 +409,10 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   f.subject_add->add_option("--clearance", f.clearance, "A level of this party")->required();
   f.subject_add->add_option("--need-to-know", f.need_to_know, "Comma-separated topics");
   f.subject_add->add_option("--compartments", f.compartments, "Comma-separated compartments");
+  f.subject_remove = subject->add_subcommand(
+      "remove", "Remove a subject: its certificates are refused from the next request on");
+  home_flags(f.subject_remove);
+  f.subject_remove->add_option("--id", f.subject_id, "Subject id")->required();
   f.subject_ls = subject->add_subcommand("ls", "List the subjects");
   home_flags(f.subject_ls);
 
@@ -591,12 +596,12 @@ std::optional<int> NodeCommands::Run() {
     return kExitOk;
   }
 
-  CLI::App* const commands[] = {f.log_checkpoint,  f.log_key,       f.log_show,     f.log_prove,
-                                f.log_consistency, f.log_verify,    f.log_witness,  f.log_evidence,
-                                f.log_shown,       f.put,           f.get,          f.ls,
-                                f.release,         f.receive,       f.forward,      f.consent,
-                                f.reclassify,      f.destroy,       f.report,       f.subject_add,
-                                f.subject_ls,      f.export_public, f.import_public};
+  CLI::App* const commands[] = {f.log_checkpoint,  f.log_key,    f.log_show,      f.log_prove,
+                                f.log_consistency, f.log_verify, f.log_witness,   f.log_evidence,
+                                f.log_shown,       f.put,        f.get,           f.ls,
+                                f.release,         f.receive,    f.forward,       f.consent,
+                                f.reclassify,      f.destroy,    f.report,        f.subject_add,
+                                f.subject_remove,  f.subject_ls, f.export_public, f.import_public};
   CLI::App* ran = nullptr;
   for (CLI::App* c : commands) {
     if (*c) ran = c;
@@ -787,6 +792,11 @@ std::optional<int> NodeCommands::Run() {
                                            SplitList(f.compartments)});
     if (!s) return Report(s.error());
     fmt::print("subject {} ({} {})\n", f.subject_id, node.party(), f.clearance);
+    return kExitOk;
+  }
+  if (ran == f.subject_remove) {
+    if (auto s = node.RemoveSubject(f.subject_id); !s) return Report(s.error());
+    fmt::print("removed subject {} of {}\n", f.subject_id, node.party());
     return kExitOk;
   }
   if (ran == f.subject_ls) {

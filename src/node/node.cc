@@ -2523,6 +2523,16 @@ Status Node::AddSubject(const SubjectRecord& subject) {
   });
 }
 
+Status Node::RemoveSubject(const std::string& id) {
+  Impl& n = *impl_;
+  AuditEntry entry = n.Entry("subject-remove");
+  entry.subject = id;
+  return n.Transact([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(n.store->DeleteSubject(id));
+    return n.Log(entry);
+  });
+}
+
 Result<SubjectRecord> Node::Subject(const std::string& id) { return impl_->Subject(id); }
 
 std::string Node::ExportPublic() const {

@@ -2444,6 +2444,37 @@ TEST_F(NodeTest, AGroupRereadsASubjectAfterAnOperation) {
   EXPECT_EQ(kor->Subject("nobody").error().code, Code::kNotFound);
 }
 
+// A removed subject is no longer in the directory: its reads are refused, inside a group too
+// (where the subject was read before the removal), and the removal is in the log. Removing one
+// that is not there changes nothing.
+TEST_F(NodeTest, ARemovedSubjectCanNoLongerRead) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
+  const uint64_t before = *kor->LogSize();
+  std::vector<Result<ReadResult>> reads;
+  ASSERT_TRUE(kor->Group([&] {
+    reads.push_back(kor->Read("kor-analyst", "k-1"));
+    ASSERT_TRUE(kor->RemoveSubject("kor-analyst"));
+    reads.push_back(kor->Read("kor-analyst", "k-1"));
+  }));
+  ASSERT_EQ(reads.size(), 2u);
+  EXPECT_TRUE(reads[0]);
+  ASSERT_FALSE(reads[1]);
+  EXPECT_EQ(reads[1].error().code, Code::kNotFound);
+  EXPECT_EQ(kor->Subject("kor-analyst").error().code, Code::kNotFound);
+  const Status again = kor->RemoveSubject("kor-analyst");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Code::kNotFound);
+  EXPECT_EQ(*kor->VerifyLog(), before + 2);
+  const auto entries = kor->LogEntries(before, 2);
+  ASSERT_TRUE(entries) << entries.error().ToString();
+  const std::string removal((*entries)[1].begin(), (*entries)[1].end());
+  EXPECT_NE(removal.find(R"("op":"subject-remove","party":"KOR","subject":"kor-analyst")"),
+            std::string::npos)
+      << removal;
+}
+
 // A group whose reads' entries cannot be appended fails as a whole: nothing of it is in the log.
 // The reads themselves returned their payloads; Node::Group's error is what tells the server to
 // answer none of them (Api::HandleGroup).

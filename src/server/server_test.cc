@@ -1259,6 +1259,49 @@ TEST_F(ServerTest, CreateThenReadAsClearedAndUnclearedSubjects) {
   }
 }
 
+// A subject removed from the directory while the server runs, by another connection to its home
+// (`accord subject remove` beside `accord serve`), is refused from its next request on, on a
+// connection kept alive from before; added back, it is served again. Both changes are in the
+// log the server's node appends to, which still verifies.
+TEST_F(ServerTest, ASubjectRemovedWhileTheServerRunsIsRefusedFromItsNextRequest) {
+  StartServer();
+  ASSERT_EQ(Call("kor-clerk", "POST", "/v1/objects", NewObjectJson("k-1", "III", "x")).status, 201);
+  const uint64_t before = *node_->LogSize();
+  auto client = Connect("kor-clerk");
+  ASSERT_NE(client, nullptr);
+  auto read = client->Request("GET", "/v1/objects/k-1");
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->status, 200) << read->body;
+
+  NodeOptions o;
+  o.home = root_ + "/KOR";
+  o.passphrase = SecretBytes::Copy("pass-KOR");
+  auto beside = Node::Open(std::move(o));
+  ASSERT_TRUE(beside) << beside.error().ToString();
+  ASSERT_TRUE((*beside)->RemoveSubject("kor-clerk"));
+  EXPECT_EQ((*beside)->RemoveSubject("kor-clerk").error().code, Code::kNotFound);
+
+  read = client->Request("GET", "/v1/objects/k-1");
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->status, 403) << read->body;
+  EXPECT_EQ(read->ErrorCode(), "permission-denied");
+  EXPECT_EQ(Call("kor-clerk", "GET", "/v1/health").status, 403);
+  EXPECT_EQ(Call("kor-analyst", "GET", "/v1/objects/k-1").status, 200);
+
+  ASSERT_TRUE((*beside)->AddSubject(SubjectRecord{"kor-clerk", "III", {"dprk-missile"}, {}}));
+  EXPECT_EQ(Call("kor-clerk", "GET", "/v1/objects/k-1").status, 200);
+  StopServer();
+  // Reads by kor-clerk (2) and kor-analyst (1), the removal and the addition.
+  EXPECT_EQ(*node_->VerifyLog(), before + 5);
+  const auto entries = node_->LogEntries(before, 5);
+  ASSERT_TRUE(entries) << entries.error().ToString();
+  std::vector<std::string> ops;
+  for (const Bytes& e : *entries) {
+    ops.push_back(Str(json::parse(std::string(e.begin(), e.end())).at("op")));
+  }
+  EXPECT_EQ(ops, (std::vector<std::string>{"read", "subject-remove", "read", "subject", "read"}));
+}
+
 TEST_F(ServerTest, ConcurrentReadsEachGetTheirAnswerAndTheirLogEntry) {
   StartServer();
   for (int i = 0; i < 4; ++i) {

@@ -782,6 +782,7 @@ struct Statements {
   StmtPtr pending_envelope;
   StmtPtr put_subject;
   StmtPtr get_subject;
+  StmtPtr delete_subject;
   StmtPtr list_subjects;
   StmtPtr put_partner;
   StmtPtr get_partner;
@@ -993,6 +994,7 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.get_subject,
                               "SELECT id, clearance, need_to_know, compartments FROM subjects "
                               "WHERE id = ?1"));
+  ACCORD_RETURN_IF_ERROR(prep(s.delete_subject, "DELETE FROM subjects WHERE id = ?1"));
   ACCORD_RETURN_IF_ERROR(prep(s.list_subjects,
                               "SELECT id, clearance, need_to_know, compartments FROM subjects "
                               "ORDER BY id"));
@@ -2117,6 +2119,16 @@ class SqliteStore final : public Store {
       return Fail(Code::kNotFound, "no subject `" + id + "`");
     }
     return ReadSubject(st);
+  }
+
+  Status DeleteSubject(const std::string& id) override {
+    BoundStatement st(db_.get(), s_.delete_subject.get());
+    st.BindText(1, id);
+    ACCORD_RETURN_IF_ERROR(st.Run("remove subject", id));
+    if (sqlite3_changes64(db_.get()) == 0) {
+      return Fail(Code::kNotFound, "no subject `" + id + "`");
+    }
+    return OkStatus();
   }
 
   Result<std::vector<SubjectRecord>> ListSubjects() override {

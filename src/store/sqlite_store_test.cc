@@ -774,6 +774,16 @@ TEST_F(SqliteStoreTest, SubjectsRoundTripAndReplace) {
   auto list = store_->ListSubjects();
   ASSERT_TRUE(list.has_value()) << list.error().ToString();
   EXPECT_EQ(AllFields(*list), AllFields(std::vector<SubjectRecord>{alice, bob2}));
+
+  ASSERT_TRUE(store_->DeleteSubject("bob").has_value());
+  EXPECT_EQ(store_->GetSubject("bob").error().code, Code::kNotFound);
+  const Status again = store_->DeleteSubject("bob");
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code, Code::kNotFound);
+  EXPECT_EQ(again.error().message, "no subject `bob`");
+  list = store_->ListSubjects();
+  ASSERT_TRUE(list.has_value()) << list.error().ToString();
+  EXPECT_EQ(AllFields(*list), AllFields(std::vector<SubjectRecord>{alice}));
 }
 
 TEST_F(SqliteStoreTest, PartnersRoundTripAndReplace) {

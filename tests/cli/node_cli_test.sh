@@ -128,6 +128,19 @@ expect bad-level 1 'unknown level `IV` for party `KOR`' sh -c "printf x | \"$acc
 expect subject-add 0 'subject kor-clerk \(KOR III\)' "$accord" subject add --home "$d/KOR" \
   --at 2019-12-01T00:00:00+09:00 --id kor-clerk --clearance III --need-to-know dprk-missile
 expect subject-ls 0 'kor-clerk +KOR III' "$accord" subject ls --home "$d/KOR"
+expect subject-add-temp 0 'subject kor-temp \(KOR II\)' "$accord" subject add --home "$d/KOR" \
+  --at 2019-12-01T00:00:00+09:00 --id kor-temp --clearance II --need-to-know dprk-missile
+expect subject-remove 0 'removed subject kor-temp of KOR' "$accord" subject remove \
+  --home "$d/KOR" --at 2019-12-01T00:00:00+09:00 --id kor-temp
+expect subject-removed-reads 1 'no subject `kor-temp`' "$accord" get --home "$d/KOR" \
+  --at 2019-12-01T00:00:00+09:00 --id k-2019 --as kor-temp
+expect subject-remove-again 1 'no subject `kor-temp`' "$accord" subject remove \
+  --home "$d/KOR" --at 2019-12-01T00:00:00+09:00 --id kor-temp
+if "$accord" subject ls --home "$d/KOR" | grep -q kor-temp; then
+  fail "subject ls still lists a removed subject"
+else ok; fi
+expect subject-remove-logged 0 '"op":"subject-remove","party":"KOR","subject":"kor-temp"' \
+  "$accord" log show --home "$d/KOR"
 expect own-clearance 4 'insufficient-clearance' "$accord" get --home "$d/KOR" \
   --at 2019-12-01T00:00:00+09:00 --id k-2019 --as kor-clerk
 expect ls-json 0 '"id":"k-2015","originator":"KOR".*"topics":\["dprk-missile"\],"compartments":\[\],"rel_to":\["USA","JPN"\]' "$accord" ls --home "$d/USA" --json
@@ -523,7 +536,7 @@ expect passphrase-and-checkpoint-stdin 2 'cannot both come from standard input' 
 
 # 8. Help for every node command.
 for cmd in "node init" put get ls release receive forward consent reclassify destroy report \
-  "subject add" "keys export-public" "keys import" "log checkpoint" "log show" "log prove" \
+  "subject add" "subject remove" "subject ls" "keys export-public" "keys import" "log checkpoint" "log show" "log prove" \
   "log consistency" "log verify" "log witness" "log evidence" "log shown" "log key" "pki init" serve; do
   # shellcheck disable=SC2086
   expect "help $cmd" 0 'Usage|Options' "$accord" $cmd --help
