@@ -1728,14 +1728,15 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
   }
   if (existing) {
     // One id, one object: a package whose label does not match the copy held here (another
-    // originator's object of the same id, say) is refused, never written over it.
+    // originator's object of the same id, say) is refused, never written over it. The message
+    // goes back to the sender: it does not say whose the held object is (decision #133).
     if (existing->originator != o.originator || existing->topics != o.topics ||
         existing->compartments != o.compartments || existing->rel_to != o.rel_to ||
         existing->commitment != o.commitment) {
       return Fail(Code::kFailedPrecondition,
-                  fmt::format("this node holds another object `{}`, of {}: the package's label "
-                              "does not match it",
-                              o.id, existing->originator));
+                  fmt::format("this node holds another object `{}`: the package's label does "
+                              "not match it",
+                              o.id));
     }
     // A copy destroyed on the originator's order stays destroyed, whoever sends it again.
     if (existing->destroyed_at) {

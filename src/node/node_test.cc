@@ -1716,6 +1716,9 @@ TEST_F(NodeTest, AReceivedPackageNeverTakesOverOrRevivesACopy) {
   auto taken = jpn->Receive(*dup);
   ASSERT_FALSE(taken);
   EXPECT_EQ(taken.error().code, Code::kFailedPrecondition) << taken.error().ToString();
+  // The refusal goes back to Korea's node, and does not say whose the held object is.
+  EXPECT_EQ(taken.error().message,
+            "this node holds another object `dup`: the package's label does not match it");
   auto mine = jpn->Read("jpn-analyst", "dup");
   ASSERT_TRUE(mine) << mine.error().ToString();
   EXPECT_EQ(Text(mine->payload), "japan's own");
