@@ -65,6 +65,30 @@ struct LeafOptions {
 // Issues one more certificate from an existing CA (a new user, or an expired one for tests).
 [[nodiscard]] Status IssueCertificate(const LeafOptions& options);
 
+struct RevokeOptions {
+  std::string ca_cert;  // PEM files of the CA whose list this is
+  std::string ca_key;
+  std::string crl;                 // PEM: read if it exists (its entries kept), then written anew
+  std::vector<std::string> certs;  // PEM files of certificates to add; none: renew the list
+  Instant at;                      // the revocations' and the list's date (usually now)
+  int64_t valid_days = 30;         // the list's next update: at + valid_days
+};
+
+// What `RevokeCertificate` wrote.
+struct RevocationList {
+  size_t added = 0;    // certificates newly revoked
+  size_t revoked = 0;  // in the list, in all
+  Instant next_update;
+};
+
+// Writes the CA's certificate revocation list (X.509 v2 CRL, SHA-256), with the entries of the
+// list already in `crl` and one for each of `certs`, signed by the CA and valid `valid_days`; the
+// file is replaced whole (written beside it, then renamed). kInvalidArgument for an unreadable
+// file, a certificate the CA did not issue, or an existing list the CA did not sign (it would be
+// extended under the CA's name); kAlreadyExists, and nothing written, when every certificate
+// given is in the list already.
+[[nodiscard]] Result<RevocationList> RevokeCertificate(const RevokeOptions& options);
+
 }  // namespace accord
 
 #endif  // ACCORD_PKI_H_

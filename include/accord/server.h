@@ -66,6 +66,13 @@ struct ServerOptions {
   // certificate that no such CA signed itself (a partner's CA's, there for its node's
   // certificate) gets 403 on every request.
   std::string user_ca_file;
+  // PEM: certificate revocation lists (X.509 CRLs), each signed by a CA of ca_file; empty: none.
+  // A client certificate a list of its CA revokes is refused in the handshake; a CA with no list
+  // here is not checked. Read when the server is created (every list current, or it does not
+  // start) and again, at most once a second, on a new connection after the file changed: new
+  // handshakes use the new lists, and a file that no longer loads leaves the old ones in force
+  // (logged). A list past its next update refuses every certificate of its CA (fail closed).
+  std::string crl_file;
   std::string cert_file;            // PEM: the server's certificate chain
   std::string key_file;             // PEM: its private key
   size_t max_body_bytes = 1 << 20;  // larger request bodies get 413

@@ -258,6 +258,9 @@ struct NodeCommands::Flags {
   std::vector<uint64_t> from_sizes;    // log consistency --from
   std::string pki_out, pki_nodes, pki_users, pki_hosts = "localhost,127.0.0.1";
   int64_t pki_days = 365;
+  std::string pki_dir;
+  std::vector<std::string> revoke_certs;
+  int64_t crl_days = 30;
   std::string proof;
   bool everywhere = false;
   bool json = false;
@@ -289,6 +292,7 @@ struct NodeCommands::Flags {
   CLI::App* log_evidence = nullptr;
   CLI::App* log_shown = nullptr;
   CLI::App* pki_init = nullptr;
+  CLI::App* pki_revoke = nullptr;
 };
 
 NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
@@ -439,6 +443,14 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   f.pki_init->add_option("--hosts", f.pki_hosts,
                          "Names in the node certificates (default localhost,127.0.0.1)");
   f.pki_init->add_option("--days", f.pki_days, "Validity in days (default 365)")
+      ->check(CLI::Range(1, 3650));
+  f.pki_revoke = pki->add_subcommand(
+      "revoke",
+      "Write DIR/crl.pem, the CA's revocation list: the certificates it revoked already and "
+      "these; with none, renew the list (accord serve --crl reads it)");
+  f.pki_revoke->add_option("--pki", f.pki_dir, "The PKI's directory (ca.pem, ca.key)")->required();
+  f.pki_revoke->add_option("cert", f.revoke_certs, "Certificates (PEM files) to revoke");
+  f.pki_revoke->add_option("--days", f.crl_days, "Days until the next update (default 30)")
       ->check(CLI::Range(1, 3650));
 
   // The audit log of a home, beside the format-free checks main.cc declares on `log`.
@@ -593,6 +605,18 @@ std::optional<int> NodeCommands::Run() {
         "development PKI in {}: ca.pem, {} node certificate(s) in nodes/, {} user "
         "certificate(s) in users/, valid {} days\n",
         f.pki_out, made->nodes.size(), made->users.size(), f.pki_days);
+    return kExitOk;
+  }
+
+  if (*f.pki_revoke) {
+    const std::filesystem::path dir(f.pki_dir);
+    auto made = RevokeCertificate(
+        RevokeOptions{(dir / "ca.pem").string(), (dir / "ca.key").string(),
+                      (dir / "crl.pem").string(), f.revoke_certs, SystemClock().Now(), f.crl_days});
+    if (!made) return Report(made.error());
+    fmt::print("{}: {} certificate(s) revoked ({} new), next update {}\n",
+               (dir / "crl.pem").string(), made->revoked, made->added,
+               FormatInstant(made->next_update));
     return kExitOk;
   }
 

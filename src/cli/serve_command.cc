@@ -29,7 +29,7 @@ struct ServeCommand::Flags {
   std::string at;
   std::string listen;
   uint16_t port = 0;
-  std::string ca, user_ca, cert, key;
+  std::string ca, user_ca, crl, cert, key;
   std::string port_file;
   size_t max_body = 0;
   size_t max_connections = 0;
@@ -57,6 +57,8 @@ ServeCommand::ServeCommand(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   f.cmd->add_option("--user-ca", f.user_ca,
                     "CA certificate(s) that sign this node's users' certificates (default: the "
                     "one that issued --cert)");
+  f.cmd->add_option("--crl", f.crl,
+                    "Certificate revocation lists (PEM; read again when the file changes)");
   f.cmd->add_option("--cert", f.cert, "This node's certificate (PEM)");
   f.cmd->add_option("--key", f.key, "This node's private key (PEM)");
   f.cmd->add_option("--port-file", f.port_file, "Write the port here once listening");
@@ -93,6 +95,7 @@ std::optional<ServeConfig> ResolveConfig(const ServeCommand::Flags& f) {
   if (f.port_option->count() > 0) c.server.port = f.port;
   if (!f.ca.empty()) c.server.ca_file = f.ca;
   if (!f.user_ca.empty()) c.server.user_ca_file = f.user_ca;
+  if (!f.crl.empty()) c.server.crl_file = f.crl;
   if (!f.cert.empty()) c.server.cert_file = f.cert;
   if (!f.key.empty()) c.server.key_file = f.key;
   if (!f.port_file.empty()) c.port_file = f.port_file;

@@ -132,9 +132,10 @@ Result<ServeConfig> ParseServeConfig(const std::string& text, const std::string&
   }
   ACCORD_ASSIGN_OR_RETURN(const toml::value* tls, r.Table(root, "tls"));
   if (tls != nullptr) {
-    ACCORD_RETURN_IF_ERROR(r.Keys(*tls, {"ca", "cert", "key", "user_ca"}, "[tls]"));
+    ACCORD_RETURN_IF_ERROR(r.Keys(*tls, {"ca", "cert", "key", "user_ca", "crl"}, "[tls]"));
     ACCORD_RETURN_IF_ERROR(r.Path(*tls, "ca", c.server.ca_file));
     ACCORD_RETURN_IF_ERROR(r.Path(*tls, "user_ca", c.server.user_ca_file));
+    ACCORD_RETURN_IF_ERROR(r.Path(*tls, "crl", c.server.crl_file));
     ACCORD_RETURN_IF_ERROR(r.Path(*tls, "cert", c.server.cert_file));
     ACCORD_RETURN_IF_ERROR(r.Path(*tls, "key", c.server.key_file));
   }

@@ -33,7 +33,15 @@ struct X509Deleter {
 struct FileCloser {
   void operator()(FILE* f) const { std::fclose(f); }
 };
+struct CrlDeleter {
+  void operator()(X509_CRL* c) const { X509_CRL_free(c); }
+};
+struct Asn1IntegerDeleter {
+  void operator()(ASN1_INTEGER* i) const { ASN1_INTEGER_free(i); }
+};
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+using CrlPtr = std::unique_ptr<X509_CRL, CrlDeleter>;
+using Asn1IntegerPtr = std::unique_ptr<ASN1_INTEGER, Asn1IntegerDeleter>;
 using X509Ptr = std::unique_ptr<X509, X509Deleter>;
 using FilePtr = std::unique_ptr<FILE, FileCloser>;
 
@@ -261,6 +269,39 @@ Status Issue(X509* ca, EVP_PKEY* ca_key, const LeafOptions& o) {
   return WritePem(o.out_cert, cert.get(), o.out_key, key.get());
 }
 
+// The revocation list at `path`, which `ca` must have signed; null when there is no file.
+Result<CrlPtr> ReadCrl(const std::string& path, X509* ca) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return CrlPtr();
+  FilePtr f(std::fopen(path.c_str(), "r"));
+  CrlPtr crl(f ? PEM_read_X509_CRL(f.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!crl) {
+    return Fail(Code::kInvalidArgument, fmt::format("cannot read the revocation list `{}`", path));
+  }
+  if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(ca)) != 0 ||
+      X509_CRL_verify(crl.get(), X509_get0_pubkey(ca)) != 1) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("the revocation list `{}` is not signed by this CA", path));
+  }
+  return crl;
+}
+
+// The list's CRL number plus one (1 for a new list): RFC 5280 §5.2.3.
+Result<Asn1IntegerPtr> NextCrlNumber(X509_CRL* old) {
+  BIGNUM* n = nullptr;
+  if (old != nullptr) {
+    Asn1IntegerPtr number(
+        static_cast<ASN1_INTEGER*>(X509_CRL_get_ext_d2i(old, NID_crl_number, nullptr, nullptr)));
+    if (number) n = ASN1_INTEGER_to_BN(number.get(), nullptr);
+  }
+  if (n == nullptr) n = BN_new();
+  Asn1IntegerPtr next(n != nullptr && BN_add_word(n, 1) == 1 ? BN_to_ASN1_INTEGER(n, nullptr)
+                                                             : nullptr);
+  BN_free(n);
+  if (!next) return tl::unexpected(OpenSslError("numbering a revocation list").error());
+  return next;
+}
+
 }  // namespace
 
 Status IssueCertificate(const LeafOptions& options) {
@@ -272,6 +313,96 @@ Status IssueCertificate(const LeafOptions& options) {
   ACCORD_ASSIGN_OR_RETURN(X509Ptr ca, ReadCert(options.ca_cert));
   ACCORD_ASSIGN_OR_RETURN(PkeyPtr ca_key, ReadKey(options.ca_key));
   return Issue(ca.get(), ca_key.get(), options);
+}
+
+Result<RevocationList> RevokeCertificate(const RevokeOptions& o) {
+  if (o.valid_days < 1 || o.valid_days > 3650) {
+    return Fail(Code::kInvalidArgument, "a revocation list is valid for 1 to 3650 days");
+  }
+  ACCORD_ASSIGN_OR_RETURN(X509Ptr ca, ReadCert(o.ca_cert));
+  ACCORD_ASSIGN_OR_RETURN(PkeyPtr ca_key, ReadKey(o.ca_key));
+  if (X509_check_private_key(ca.get(), ca_key.get()) != 1) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("the key `{}` is not the key of `{}`", o.ca_key, o.ca_cert));
+  }
+  ACCORD_ASSIGN_OR_RETURN(CrlPtr old, ReadCrl(o.crl, ca.get()));
+  CrlPtr crl(X509_CRL_new());
+  if (!crl || X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2) != 1 ||
+      X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca.get())) != 1) {
+    return tl::unexpected(OpenSslError("making a revocation list").error());
+  }
+  if (old) {
+    const STACK_OF(X509_REVOKED)* entries = X509_CRL_get_REVOKED(old.get());
+    for (int i = 0; i < sk_X509_REVOKED_num(entries); ++i) {
+      X509_REVOKED* copy = X509_REVOKED_dup(sk_X509_REVOKED_value(entries, i));
+      if (copy == nullptr || X509_CRL_add0_revoked(crl.get(), copy) != 1) {
+        X509_REVOKED_free(copy);
+        return tl::unexpected(OpenSslError("copying a revocation").error());
+      }
+    }
+  }
+  RevocationList made;
+  for (const std::string& path : o.certs) {
+    ACCORD_ASSIGN_OR_RETURN(X509Ptr cert, ReadCert(path));
+    if (X509_check_issued(ca.get(), cert.get()) != X509_V_OK ||
+        X509_verify(cert.get(), X509_get0_pubkey(ca.get())) != 1) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("`{}` was not issued by the CA `{}`", path, o.ca_cert));
+    }
+    const ASN1_INTEGER* serial = X509_get0_serialNumber(cert.get());
+    X509_REVOKED* listed = nullptr;
+    if (X509_CRL_get0_by_serial(crl.get(), &listed, serial) == 1) continue;
+    X509_REVOKED* entry = X509_REVOKED_new();
+    ASN1_TIME* when = ASN1_TIME_set(nullptr, o.at.micros / 1'000'000);
+    const bool ok = entry != nullptr && when != nullptr &&
+                    X509_REVOKED_set_serialNumber(entry, const_cast<ASN1_INTEGER*>(serial)) == 1 &&
+                    X509_REVOKED_set_revocationDate(entry, when) == 1 &&
+                    X509_CRL_add0_revoked(crl.get(), entry) == 1;
+    ASN1_TIME_free(when);
+    if (!ok) {
+      X509_REVOKED_free(entry);
+      return tl::unexpected(OpenSslError("adding a revocation").error());
+    }
+    ++made.added;
+  }
+  if (!o.certs.empty() && made.added == 0) {
+    return Fail(Code::kAlreadyExists,
+                fmt::format("`{}` revokes {} already", o.crl,
+                            o.certs.size() == 1 ? "that certificate" : "those certificates"));
+  }
+  made.revoked = static_cast<size_t>(
+      std::max(0, sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl.get()))));  // -1: no entries
+  made.next_update = Instant{o.at.micros + o.valid_days * 86'400'000'000LL};
+  ACCORD_ASSIGN_OR_RETURN(Asn1IntegerPtr number, NextCrlNumber(old.get()));
+  ASN1_TIME* last = ASN1_TIME_set(nullptr, o.at.micros / 1'000'000);
+  ASN1_TIME* next = ASN1_TIME_set(nullptr, made.next_update.micros / 1'000'000);
+  const bool dated = last != nullptr && next != nullptr &&
+                     X509_CRL_set1_lastUpdate(crl.get(), last) == 1 &&
+                     X509_CRL_set1_nextUpdate(crl.get(), next) == 1;
+  ASN1_TIME_free(last);
+  ASN1_TIME_free(next);
+  if (!dated || X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), 0, 0) != 1 ||
+      X509_CRL_sort(crl.get()) != 1 || X509_CRL_sign(crl.get(), ca_key.get(), EVP_sha256()) == 0) {
+    return tl::unexpected(OpenSslError("signing a revocation list").error());
+  }
+  // Written beside the list, then renamed over it: a server reading it meanwhile sees the old
+  // list or the new one, never part of one.
+  const std::string temp = o.crl + ".new";
+  FilePtr f(std::fopen(temp.c_str(), "w"));
+  if (!f) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("cannot write `{}`: {}", temp, std::strerror(errno)));
+  }
+  if (PEM_write_X509_CRL(f.get(), crl.get()) != 1)
+    return tl::unexpected(OpenSslError("writing a list").error());
+  ACCORD_RETURN_IF_ERROR(CloseWritten(std::move(f), temp));
+  std::error_code ec;
+  fs::rename(temp, o.crl, ec);
+  if (ec) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("cannot replace `{}`: {}", o.crl, ec.message()));
+  }
+  return made;
 }
 
 Result<DevelopmentPki> CreateDevelopmentPki(const PkiOptions& o) {
@@ -315,9 +446,15 @@ Result<DevelopmentPki> CreateDevelopmentPki(const PkiOptions& o) {
   }
   const Instant not_after{o.not_before.micros + o.valid_days * 86'400'000'000LL};
   ACCORD_ASSIGN_OR_RETURN(PkeyPtr ca_key, NewKey());
+  // Each CA has a name of its own: a node that trusts two (its own and a partner's) finds a
+  // revocation list's CA by the name the list gives.
+  unsigned char tag[4];
+  if (RAND_bytes(tag, sizeof tag) != 1) std::abort();
+  const std::string ca_name =
+      fmt::format("accord development CA {:02x}{:02x}{:02x}{:02x}", tag[0], tag[1], tag[2], tag[3]);
   ACCORD_ASSIGN_OR_RETURN(
-      X509Ptr ca, MakeCertificate(ca_key.get(), Name{"accord development CA", "accord"}, nullptr,
-                                  ca_key.get(), o.not_before, not_after,
+      X509Ptr ca, MakeCertificate(ca_key.get(), Name{ca_name, "accord"}, nullptr, ca_key.get(),
+                                  o.not_before, not_after,
                                   {{NID_basic_constraints, "critical,CA:TRUE"},
                                    {NID_key_usage, "critical,keyCertSign,cRLSign"},
                                    {NID_subject_key_identifier, "hash"}}));

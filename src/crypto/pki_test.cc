@@ -44,6 +44,32 @@ int Verify(const std::string& ca, const std::string& leaf, time_t at, int purpos
   return err;
 }
 
+// OpenSSL's verdict on `leaf` against `ca` and the revocation list `crl` at `at`, the list
+// checked for the leaf (X509_V_FLAG_CRL_CHECK).
+int VerifyWithCrl(const std::string& ca, const std::string& crl, const std::string& leaf,
+                  time_t at) {
+  X509* ca_cert = ReadCert(ca);
+  X509* leaf_cert = ReadCert(leaf);
+  FILE* f = std::fopen(crl.c_str(), "r");
+  X509_CRL* list = f != nullptr ? PEM_read_X509_CRL(f, nullptr, nullptr, nullptr) : nullptr;
+  if (f != nullptr) std::fclose(f);
+  X509_STORE* store = X509_STORE_new();
+  X509_STORE_add_cert(store, ca_cert);
+  if (list != nullptr) X509_STORE_add_crl(store, list);
+  X509_STORE_CTX* ctx = X509_STORE_CTX_new();
+  X509_STORE_CTX_init(ctx, store, leaf_cert, nullptr);
+  X509_STORE_CTX_set_time(ctx, 0, at);
+  X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_CRL_CHECK);
+  const int ok = X509_verify_cert(ctx);
+  const int err = ok == 1 ? X509_V_OK : X509_STORE_CTX_get_error(ctx);
+  X509_STORE_CTX_free(ctx);
+  X509_STORE_free(store);
+  X509_CRL_free(list);
+  X509_free(ca_cert);
+  X509_free(leaf_cert);
+  return err;
+}
+
 std::string Field(const std::string& path, int nid) {
   X509* cert = ReadCert(path);
   char buf[256] = {};
@@ -115,6 +141,90 @@ TEST_F(PkiTest, IssuesMoreCertificatesFromTheCa) {
   leaf.common_name = "bad name";
   EXPECT_FALSE(IssueCertificate(leaf));
   EXPECT_FALSE(CreateDevelopmentPki(PkiOptions{dir_ + "/x", {"kor"}, {}, {}, now, 1}));
+}
+
+// A revocation list: a new one revokes the certificates given; a later one keeps them and adds
+// more, with the next CRL number; a renewal (no certificate) moves the next update on; a
+// certificate of another CA, a list the CA did not sign, or only certificates revoked already
+// are refused, and the list is left as it was.
+TEST_F(PkiTest, RevokesCertificatesInAListTheCaSigns) {
+  const Instant now = SystemClock().Now();
+  ASSERT_TRUE(CreateDevelopmentPki(PkiOptions{
+      dir_, {"KOR"}, {{"kor-analyst", "KOR"}, {"kor-clerk", "KOR"}}, {"127.0.0.1"}, now, 30}));
+  const std::string ca = dir_ + "/ca.pem", crl = dir_ + "/crl.pem";
+  const std::string analyst = dir_ + "/users/kor-analyst.pem";
+  const std::string clerk = dir_ + "/users/kor-clerk.pem";
+  const time_t t = static_cast<time_t>(now.micros / 1'000'000 + 60);
+  // Without a list, OpenSSL cannot check: the leaf's CA has none.
+  EXPECT_EQ(VerifyWithCrl(ca, crl, clerk, t), X509_V_ERR_UNABLE_TO_GET_CRL);
+  // A list revoking nothing.
+  auto empty = RevokeCertificate(RevokeOptions{ca, dir_ + "/ca.key", dir_ + "/empty.pem", {}, now});
+  ASSERT_TRUE(empty) << empty.error().ToString();
+  EXPECT_EQ(empty->added, 0u);
+  EXPECT_EQ(empty->revoked, 0u);
+  EXPECT_EQ(VerifyWithCrl(ca, dir_ + "/empty.pem", clerk, t), X509_V_OK);
+
+  RevokeOptions o{ca, dir_ + "/ca.key", crl, {clerk}, now, 7};
+  auto first = RevokeCertificate(o);
+  ASSERT_TRUE(first) << first.error().ToString();
+  EXPECT_EQ(first->added, 1u);
+  EXPECT_EQ(first->revoked, 1u);
+  EXPECT_EQ(first->next_update.micros, now.micros + 7 * 86'400'000'000LL);
+  EXPECT_EQ(VerifyWithCrl(ca, crl, clerk, t), X509_V_ERR_CERT_REVOKED);
+  EXPECT_EQ(VerifyWithCrl(ca, crl, analyst, t), X509_V_OK);
+  EXPECT_EQ(VerifyWithCrl(ca, crl, analyst, t + 8 * 86400), X509_V_ERR_CRL_HAS_EXPIRED);
+  EXPECT_FALSE(fs::exists(crl + ".new"));
+
+  // Again: nothing new to revoke, and the file is untouched.
+  const auto written = fs::last_write_time(crl);
+  auto again = RevokeCertificate(o);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Code::kAlreadyExists);
+  EXPECT_EQ(fs::last_write_time(crl), written);
+
+  // Both, then a renewal: the clerk's revocation is kept.
+  o.certs = {clerk, analyst};
+  auto second = RevokeCertificate(o);
+  ASSERT_TRUE(second) << second.error().ToString();
+  EXPECT_EQ(second->added, 1u);
+  EXPECT_EQ(second->revoked, 2u);
+  o.certs.clear();
+  o.at = Instant{now.micros + 6 * 86'400'000'000LL};
+  auto renewed = RevokeCertificate(o);
+  ASSERT_TRUE(renewed) << renewed.error().ToString();
+  EXPECT_EQ(renewed->added, 0u);
+  EXPECT_EQ(renewed->revoked, 2u);
+  EXPECT_EQ(VerifyWithCrl(ca, crl, clerk, t + 8 * 86400), X509_V_ERR_CERT_REVOKED);
+  EXPECT_EQ(VerifyWithCrl(ca, crl, analyst, t + 8 * 86400), X509_V_ERR_CERT_REVOKED);
+  FILE* f = std::fopen(crl.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  X509_CRL* list = PEM_read_X509_CRL(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  ASSERT_NE(list, nullptr);
+  auto* number =
+      static_cast<ASN1_INTEGER*>(X509_CRL_get_ext_d2i(list, NID_crl_number, nullptr, nullptr));
+  ASSERT_NE(number, nullptr);
+  EXPECT_EQ(ASN1_INTEGER_get(number), 3);
+  ASN1_INTEGER_free(number);
+  X509_CRL_free(list);
+
+  // Another CA's certificate, and this list under another CA: refused.
+  const std::string other = dir_ + "/other";
+  ASSERT_TRUE(CreateDevelopmentPki(PkiOptions{other, {"JPN"}, {}, {"127.0.0.1"}, now, 30}));
+  o.certs = {other + "/nodes/JPN.pem"};
+  auto foreign = RevokeCertificate(o);
+  ASSERT_FALSE(foreign);
+  EXPECT_EQ(foreign.error().code, Code::kInvalidArgument);
+  EXPECT_NE(foreign.error().message.find("was not issued by the CA"), std::string::npos);
+  auto forged =
+      RevokeCertificate(RevokeOptions{other + "/ca.pem", other + "/ca.key", crl, {}, now});
+  ASSERT_FALSE(forged);
+  EXPECT_NE(forged.error().message.find("is not signed by this CA"), std::string::npos)
+      << forged.error().message;
+  auto mismatched = RevokeCertificate(RevokeOptions{ca, other + "/ca.key", crl, {}, now});
+  ASSERT_FALSE(mismatched);
+  EXPECT_NE(mismatched.error().message.find("is not the key of"), std::string::npos);
+  EXPECT_EQ(VerifyWithCrl(ca, crl, analyst, t + 8 * 86400), X509_V_ERR_CERT_REVOKED);
 }
 
 // A node certificate names its hosts as IP addresses (v4 or v6) or DNS names; anything else, and

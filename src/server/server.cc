@@ -29,10 +29,13 @@
 // (allocation, Asio's own invariants) are caught in Create and around io_context::run.
 #include "accord/server.h"
 
+#include <fmt/format.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -41,7 +44,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -150,6 +155,9 @@ struct ServerCore {
 
   void Accept();
   void OnAccept(const error_code& ec, tcp::socket socket);
+  // Loads options.crl_file again if it changed since it was last read, checked at most once a
+  // second (io thread).
+  void RefreshRevocationLists();
   void DoStop();
 
   // A request handed to the node thread. The work guard keeps io.run() from returning before
@@ -231,6 +239,10 @@ struct ServerCore {
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   asio::steady_timer accept_retry{io};
+  // options.crl_file as last read (io thread after Create): its inode, size and modification
+  // time, all 0 when it could not be found; and when to look at it again.
+  std::array<int64_t, 4> crl_seen{};
+  std::chrono::steady_clock::time_point next_crl_check;
   uint16_t port = 0;             // fixed in Create
   WorkQueue<Job> jobs;           // io thread -> node thread
   WorkQueue<Unsynced> unsynced;  // node thread -> sync thread
@@ -687,6 +699,40 @@ void ServerCore::Accept() {
       io, [this](const error_code& ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
 }
 
+namespace {
+
+std::array<int64_t, 4> FileState(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {static_cast<int64_t>(st.st_ino), static_cast<int64_t>(st.st_size),
+          static_cast<int64_t>(st.st_mtim.tv_sec), static_cast<int64_t>(st.st_mtim.tv_nsec)};
+}
+
+// Reads `o.crl_file` into `tls` (UseRevocationLists): what to log, or why it cannot.
+Result<std::string> ReadRevocationLists(ssl::context& tls, const ServerOptions& o) {
+  ACCORD_ASSIGN_OR_RETURN(
+      const server_internal::RevocationLists lists,
+      server_internal::LoadRevocationLists(tls.native_handle(), o.crl_file, std::time(nullptr)));
+  server_internal::UseRevocationLists(tls.native_handle(), lists);
+  return fmt::format("revocation lists: {} from `{}`, revoking {} certificate{}", lists.lists,
+                     o.crl_file, lists.revoked, lists.revoked == 1 ? "" : "s");
+}
+
+}  // namespace
+
+void ServerCore::RefreshRevocationLists() {
+  if (options.crl_file.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_crl_check) return;
+  next_crl_check = now + std::chrono::seconds(1);
+  const std::array<int64_t, 4> state = FileState(options.crl_file);
+  if (state == crl_seen) return;
+  crl_seen = state;
+  auto read = ReadRevocationLists(tls, options);
+  log(read ? *read
+           : "revocation lists: " + read.error().message + "; the lists read before stay in force");
+}
+
 void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
   if (stopping || ec == asio::error::operation_aborted) {
     return;
@@ -718,6 +764,7 @@ void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
       // of a multi-segment response waits for the client's delayed ACK (40 ms on Linux).
       error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
+      RefreshRevocationLists();
       std::make_shared<Session>(std::move(socket), *this)->Start();
     }
   } catch (const std::exception& e) {  // allocation: drop this connection, keep accepting
@@ -957,6 +1004,13 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options, Node& node
         server_internal::UsersIssuers issuers,
         server_internal::UserIssuerKeys(impl->tls.native_handle(), impl->options.user_ca_file));
     impl->users_issuers = std::move(issuers.keys);
+    if (!impl->options.crl_file.empty()) {
+      impl->crl_seen = server_internal::FileState(impl->options.crl_file);
+      ACCORD_ASSIGN_OR_RETURN(const std::string line,
+                              server_internal::ReadRevocationLists(impl->tls, impl->options));
+      impl->log(line);
+      impl->next_crl_check = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    }
     std::string names;
     for (const std::string& name : issuers.names) names += (names.empty() ? "" : ", ") + name;
     impl->log("users' certificates: from " + names +

@@ -33,10 +33,12 @@
 #include <type_traits>
 #include <vector>
 
+#include "accord/clock.h"
 #include "accord/crypto.h"
 #include "accord/federation.h"
 #include "accord/https_client.h"
 #include "accord/merkle.h"
+#include "accord/pki.h"
 #include "api.h"
 #include "line_limiter.h"
 #include "resolve.h"
@@ -99,10 +101,10 @@ class TestPki {
     std::ofstream(dir_ + "/openssl.cnf") << kOpensslConf;
   }
 
-  // A self-signed CA: NAME.pem, NAME.key.
-  bool MakeCa(const std::string& name) {
+  // A self-signed CA: NAME.pem, NAME.key, named /CN=NAME unless `subj` says otherwise.
+  bool MakeCa(const std::string& name, const std::string& subj = {}) {
     return Run("req -x509 -config openssl.cnf -extensions ca_ext " + NewKey(name) + " -out " +
-               name + ".pem -days 3650 -subj /CN=" + name);
+               name + ".pem -days 3650 -subj " + (subj.empty() ? "/CN=" + name : subj));
   }
   // A certificate NAME.pem, NAME.key issued by `ca`, valid for `days` from now (negative: it
   // ended before it began, i.e. it is expired).
@@ -491,6 +493,10 @@ class ServerTest : public testing::Test {
     ASSERT_TRUE(p.MakeLeaf("jpn-of-usa", "/CN=JPN/O=USA", "ca", "node_server_ext"));
     ASSERT_TRUE(p.MakeLeaf("jpn-no-usage", "/CN=JPN/O=JPN", "ca", "no_usage_ext"));
     ASSERT_TRUE(p.MakeCa("other-ca"));
+    ASSERT_TRUE(p.MakeCa("ca-of-the-same-name", "/CN=ca"));
+    std::ofstream(p.Path("ca-and-its-namesake.pem"))
+        << std::ifstream(p.Path("ca.pem")).rdbuf()
+        << std::ifstream(p.Path("ca-of-the-same-name.pem")).rdbuf();
     ASSERT_TRUE(p.MakeLeaf("other-analyst", "/CN=kor-analyst", "other-ca", "client_ext"));
     // A partner's CA, trusted beside this node's in a bundle for its node's certificate.
     ASSERT_TRUE(p.MakeCa("jpn-ca"));
@@ -785,6 +791,63 @@ TEST_F(ServerTest, CertificateNotNamingASubjectOfThisNodeIsForbidden) {
   // None is lost from the count: those left out are counted on the next line logged, or when
   // the server stops.
   EXPECT_EQ(counted, 9u) << log;
+}
+
+// A revocation list of the node's CA refuses the certificates it names in the handshake; a
+// partner's CA with no list here is not checked. A new list is read while the server runs, on a
+// new connection a second or more after the last look; one that no longer loads leaves the old
+// in force.
+TEST_F(ServerTest, ARevokedCertificateIsRefusedInTheHandshake) {
+  const std::string crl = root_ + "/crl.pem";
+  const Instant now = SystemClock().Now();
+  RevokeOptions revoke{pki_->Path("ca.pem"), pki_->Path("ca.key"), crl, {}, now};
+  ASSERT_TRUE(RevokeCertificate(revoke));  // a list revoking nothing yet
+  ServerOptions o = Options();
+  o.ca_file = pki_->Path("bundle.pem");
+  o.crl_file = crl;
+  StartServer(o);
+  const auto refused = [this](const std::string& name) {
+    auto client = Connect(name);
+    if (client == nullptr) return true;
+    client->Send(Client::RequestText("GET", "/v1/health", {}));
+    return !client->Read().has_value();
+  };
+  EXPECT_EQ(Call("kor-clerk", "GET", "/v1/health").status, 200);
+  auto kept = Connect("kor-clerk");  // a connection from before the revocation
+  ASSERT_NE(kept, nullptr);
+
+  revoke.certs = {pki_->Path("kor-clerk.pem")};
+  ASSERT_TRUE(RevokeCertificate(revoke));
+  bool clerk_refused = false;
+  for (int i = 0; i < 40 && !clerk_refused; ++i) {  // the server looks once a second
+    std::this_thread::sleep_for(100ms);
+    clerk_refused = refused("kor-clerk");
+  }
+  EXPECT_TRUE(clerk_refused);
+  EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 200);
+  // The partner's CA has no list here: its node's certificate passes the handshake (and is
+  // refused after it, as this node does not know the partner).
+  EXPECT_EQ(Call("jpn-node-by-jpn-ca", "GET", "/v1/health").status, 403);
+  // A handshake checks a certificate once: a connection made before keeps its caller.
+  auto before = kept->Request("GET", "/v1/health");
+  ASSERT_TRUE(before);
+  EXPECT_EQ(before->status, 200);
+
+  // A file that no longer loads: the list read before stays.
+  std::ofstream(crl) << "not a list\n";
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 200);
+  EXPECT_TRUE(refused("kor-clerk"));
+  StopServer();
+  const std::string log = Log();
+  EXPECT_NE(log.find("revocation lists: 1 from `" + crl + "`, revoking 0 certificates"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("revoking 1 certificate\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("(certificate revoked)"), std::string::npos) << log;
+  EXPECT_NE(log.find("no revocation list in `" + crl + "`; the lists read before stay in force"),
+            std::string::npos)
+      << log;
 }
 
 // A partner's CA is in the bundle to verify its node's certificate. A user certificate it
@@ -2204,7 +2267,35 @@ TEST_F(ServerTest, CreateRefusesBadOptions) {
     std::string says;  // a part of the message
   };
   const std::string no_ca_file = pki_->Path("openssl.cnf");
+  const Instant now = SystemClock().Now();
+  const std::string jpn_crl = root_ + "/jpn-crl.pem", old_crl = root_ + "/old-crl.pem";
+  const std::string crl = root_ + "/crl.pem";
+  ASSERT_TRUE(RevokeCertificate({pki_->Path("ca.pem"), pki_->Path("ca.key"), crl, {}, now}));
+  ASSERT_TRUE(
+      RevokeCertificate({pki_->Path("jpn-ca.pem"), pki_->Path("jpn-ca.key"), jpn_crl, {}, now}));
+  ASSERT_TRUE(RevokeCertificate({pki_->Path("ca.pem"),
+                                 pki_->Path("ca.key"),
+                                 old_crl,
+                                 {},
+                                 Instant{now.micros - 40 * 86'400'000'000LL},
+                                 30}));
   const std::vector<Bad> table = {
+      {"no revocation list file", [&](ServerOptions& o) { o.crl_file = root_ + "/none.pem"; },
+       "cannot read the revocation lists `" + root_ + "/none.pem`"},
+      {"a revocation list file with none", [&](ServerOptions& o) { o.crl_file = no_ca_file; },
+       "no revocation list in `" + no_ca_file + "`"},
+      {"a revocation list of a CA the node does not trust",
+       [&](ServerOptions& o) { o.crl_file = jpn_crl; },
+       "revocation list 1 is not signed by a CA of the node's `ca`"},
+      {"an expired revocation list", [&](ServerOptions& o) { o.crl_file = old_crl; },
+       "revocation list 1 has expired"},
+      // OpenSSL would check the certificates of either CA against the list of the other.
+      {"a revocation list of one of two CAs of one name",
+       [&](ServerOptions& o) {
+         o.ca_file = pki_->Path("ca-and-its-namesake.pem");
+         o.crl_file = crl;
+       },
+       "is of /CN=ca, and the node trusts another CA of that name"},
       {"a key that is not the node certificate's",
        [&](ServerOptions& o) { o.key_file = pki_->Path("kor-analyst.key"); }, "key"},
       {"no CA file", [&](ServerOptions& o) { o.ca_file = pki_->Path("missing.pem"); },

@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <memory>
 #include <set>
 #include <string>
@@ -153,6 +154,112 @@ std::string SubjectLine(X509* cert) {
 }
 
 }  // namespace
+
+namespace {
+
+struct CrlStackFree {
+  void operator()(STACK_OF(X509_CRL) * stack) const { sk_X509_CRL_pop_free(stack, X509_CRL_free); }
+};
+using CrlStackPtr = std::unique_ptr<STACK_OF(X509_CRL), CrlStackFree>;
+
+// Every revocation list of the PEM text in `bio` (from `path`); as ReadCertificates.
+Result<CrlStackPtr> ReadCrls(BIO* bio, const std::string& path) {
+  CrlStackPtr lists(sk_X509_CRL_new_null());
+  if (lists == nullptr) return Fail(Code::kInternal, "out of memory");
+  ERR_clear_error();
+  while (X509_CRL* read = PEM_read_bio_X509_CRL(bio, nullptr, nullptr, nullptr)) {
+    if (sk_X509_CRL_push(lists.get(), read) == 0) {
+      X509_CRL_free(read);
+      return Fail(Code::kInternal, "out of memory");
+    }
+  }
+  const unsigned long error = ERR_peek_last_error();
+  ERR_clear_error();
+  if (error != 0 &&
+      !(ERR_GET_LIB(error) == ERR_LIB_PEM && ERR_GET_REASON(error) == PEM_R_NO_START_LINE)) {
+    return Fail(Code::kInvalidArgument, fmt::format("`{}`: revocation list {} cannot be read", path,
+                                                    sk_X509_CRL_num(lists.get()) + 1));
+  }
+  if (sk_X509_CRL_num(lists.get()) == 0) {
+    return Fail(Code::kInvalidArgument, fmt::format("no revocation list in `{}`", path));
+  }
+  return lists;
+}
+
+// A CA without a list is not checked for revocation: a partner's CA, whose lists this node does
+// not get. Every other error stands (a revoked certificate, an expired list).
+int VerifyPeer(int ok, X509_STORE_CTX* ctx) {
+  if (ok == 0 && X509_STORE_CTX_get_error(ctx) == X509_V_ERR_UNABLE_TO_GET_CRL) {
+    X509_STORE_CTX_set_error(ctx, X509_V_OK);
+    return 1;
+  }
+  return ok;
+}
+
+}  // namespace
+
+Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl_file, time_t now) {
+  const std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(crl_file.c_str(), "r"),
+                                                      BIO_free);
+  if (bio == nullptr) return Invalid("cannot read the revocation lists", crl_file);
+  ACCORD_ASSIGN_OR_RETURN(CrlStackPtr crls, ReadCrls(bio.get(), crl_file));
+  const X509StackPtr cas(X509_STORE_get1_all_certs(SSL_CTX_get_cert_store(ctx)));
+  RevocationLists out;
+  out.store.reset(X509_STORE_new());
+  if (cas == nullptr || out.store == nullptr) return Fail(Code::kInternal, "out of memory");
+  for (int i = 0; i < sk_X509_num(cas.get()); ++i) {
+    if (X509_STORE_add_cert(out.store.get(), sk_X509_value(cas.get(), i)) != 1) {
+      ERR_clear_error();
+      return Fail(Code::kInternal, "cannot copy the trusted CAs");
+    }
+  }
+  for (int i = 0; i < sk_X509_CRL_num(crls.get()); ++i) {
+    X509_CRL* crl = sk_X509_CRL_value(crls.get(), i);
+    const std::string which = fmt::format("`{}`: revocation list {}", crl_file, i + 1);
+    // OpenSSL finds a certificate's list by its CA's name: two CAs of that name with different
+    // keys would each be checked against the other's list too.
+    X509* signer = nullptr;
+    std::set<std::string> keys_of_that_name;
+    for (int j = 0; j < sk_X509_num(cas.get()); ++j) {
+      X509* ca = sk_X509_value(cas.get(), j);
+      if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) != 0) continue;
+      keys_of_that_name.insert(PublicKeyDer(ca));
+      if (X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1) signer = ca;
+    }
+    ERR_clear_error();
+    if (signer == nullptr) {
+      return Fail(Code::kInvalidArgument, which + " is not signed by a CA of the node's `ca`");
+    }
+    if (keys_of_that_name.size() > 1) {
+      return Fail(Code::kInvalidArgument,
+                  which + " is of " + SubjectLine(signer) +
+                      ", and the node trusts another CA of that name: a revocation list names "
+                      "its CA by name only, so give the CAs names of their own");
+    }
+    const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl);
+    if (X509_cmp_time(X509_CRL_get0_lastUpdate(crl), &now) > 0) {
+      return Fail(Code::kInvalidArgument, which + " is not valid yet");
+    }
+    if (next == nullptr || X509_cmp_time(next, &now) < 0) {
+      return Fail(Code::kInvalidArgument,
+                  which + " has expired: its CA issues a new one (accord pki revoke --pki DIR)");
+    }
+    if (X509_STORE_add_crl(out.store.get(), crl) != 1) {
+      ERR_clear_error();
+      return Fail(Code::kInternal, "cannot keep a revocation list");
+    }
+    ++out.lists;
+    // A list revoking nothing has no entries at all: a null stack, whose count is -1.
+    out.revoked += static_cast<size_t>(std::max(0, sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl))));
+  }
+  return out;
+}
+
+void UseRevocationLists(SSL_CTX* ctx, const RevocationLists& lists) {
+  SSL_CTX_set1_verify_cert_store(ctx, lists.store.get());
+  X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK);
+  SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), VerifyPeer);
+}
 
 Result<UsersIssuers> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_file) {
   UsersIssuers issuers;

@@ -8,6 +8,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <ctime>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -60,6 +62,23 @@ struct UsersIssuers {
 // organization are both `party`. kInvalidArgument naming the file otherwise.
 [[nodiscard]] Result<std::string> PartnerKeyFromFile(const std::string& path,
                                                      const std::string& party);
+
+// A store to verify peers' certificates with: the CAs `ctx` trusts (ConfigureMutualTls) and the
+// certificate revocation lists of the PEM file `crl_file`, each signed by one of those CAs and
+// current at `now` (seconds since the epoch). kInvalidArgument naming the file when it holds no
+// list, a block that is not one, a list no trusted CA signed, or one expired or not yet valid.
+struct RevocationLists {
+  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store{nullptr, X509_STORE_free};
+  size_t lists = 0;    // in the file
+  size_t revoked = 0;  // certificates, in all of them
+};
+[[nodiscard]] Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl_file,
+                                                          time_t now);
+// Makes the handshakes of connections made from `ctx` from now on verify the peer's certificate
+// against `lists`, and refuse it when a list of its CA revokes it (or that list has expired); a
+// CA with no list there (a partner's, whose lists this node does not get) is not checked.
+// Connections made before keep the store they began with.
+void UseRevocationLists(SSL_CTX* ctx, const RevocationLists& lists);
 
 // How many CAs the PEM file `path` (a CA bundle) holds: its CA certificates, counting those on
 // one key once; or why it cannot be read.

@@ -411,12 +411,16 @@ expect pki-ipv6 0 'IP Address:2001:DB8:0:0:0:0:0:1' sh -c "\"$accord\" pki init 
 "$accord" pki init --out "$work/pki-jpn" --nodes JPN --users kor-analyst:KOR >/dev/null ||
   fail "a partner's PKI"
 cat "$work/pki/ca.pem" "$work/pki-jpn/ca.pem" >"$work/bundle.pem"
+expect pki-revoke-new 0 'crl.pem: 0 certificate\(s\) revoked \(0 new\), next update' \
+  "$accord" pki revoke --pki "$work/pki"
+expect pki-revoke-foreign 1 'was not issued by the CA' "$accord" pki revoke --pki "$work/pki" \
+  "$work/pki-jpn/users/kor-analyst.pem"
 "$accord" node init --home "$work/srv" --party KOR --policy "$src/examples/gsomia" --simulate \
   --kdf-cost 10 >/dev/null
 # The passphrase from a file, with ACCORD_PASSPHRASE set as well (and unused).
 printf '%s\n' "$ACCORD_PASSPHRASE" >"$work/serve-passphrase"
 ("$accord" serve --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --ca "$work/bundle.pem" \
-  --passphrase-file "$work/serve-passphrase" \
+  --passphrase-file "$work/serve-passphrase" --crl "$work/pki/crl.pem" \
   --cert "$work/pki/nodes/KOR.pem" --key "$work/pki/nodes/KOR.key" \
   --port-file "$work/srv.port" >"$work/serve.log" 2>&1) &
 serve_pid=$!
@@ -451,10 +455,19 @@ expect serve-no-cert 56 'alert certificate required' curl -sS --max-time 30 --ca
 expect serve-partner-ca-user 0 '"code":"permission-denied"' curl -sS --max-time 30 \
   --cacert "$work/pki/ca.pem" --cert "$work/pki-jpn/users/kor-analyst.pem" \
   --key "$work/pki-jpn/users/kor-analyst.key" "https://127.0.0.1:$port/v1/objects/s-1"
+# Revoked while the server runs: the next handshake a second or more later is refused.
+expect pki-revoke 0 '1 certificate\(s\) revoked \(1 new\)' "$accord" pki revoke \
+  --pki "$work/pki" "$work/pki/users/kor-analyst.pem"
+expect pki-revoke-again 1 'revokes that certificate already' "$accord" pki revoke \
+  --pki "$work/pki" "$work/pki/users/kor-analyst.pem"
+sleep 1.2
+expect serve-revoked 56 'certificate revoked' curl -sS "${user[@]}" \
+  "https://127.0.0.1:$port/v1/health"
 kill -TERM "$serve_pid"
 for _ in $(seq 600); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
 kill -KILL "$serve_pid" 2>/dev/null  # still running after 60 s: a shutdown that hangs
-if wait "$serve_pid" && grep -q 'KOR stopped' "$work/serve.log"; then ok; else
+if wait "$serve_pid" && grep -q 'KOR stopped' "$work/serve.log" &&
+  grep -q 'revocation lists: 1 from .*, revoking 1 certificate$' "$work/serve.log"; then ok; else
   fail "serve did not stop cleanly on SIGTERM"
   cat "$work/serve.log"
 fi
@@ -537,7 +550,8 @@ expect passphrase-and-checkpoint-stdin 2 'cannot both come from standard input' 
 # 8. Help for every node command.
 for cmd in "node init" put get ls release receive forward consent reclassify destroy report \
   "subject add" "subject remove" "subject ls" "keys export-public" "keys import" "log checkpoint" "log show" "log prove" \
-  "log consistency" "log verify" "log witness" "log evidence" "log shown" "log key" "pki init" serve; do
+  "log consistency" "log verify" "log witness" "log evidence" "log shown" "log key" "pki init" \
+  "pki revoke" serve; do
   # shellcheck disable=SC2086
   expect "help $cmd" 0 'Usage|Options' "$accord" $cmd --help
 done
