@@ -81,9 +81,11 @@ struct RevocationList {
   Instant next_update;
 };
 
-// Writes the CA's certificate revocation list (X.509 v2 CRL, SHA-256), with the entries of the
-// list already in `crl` and one for each of `certs`, signed by the CA and valid `valid_days`; the
-// file is replaced whole (written beside it, then renamed). kInvalidArgument for an unreadable
+// Writes the CA's certificate revocation list (X.509 v2 CRL, SHA-256, with the CA's key
+// identifier and a CRL number one above the old list's), with the entries of the list already in
+// `crl` and one for each of `certs`, signed by the CA and valid `valid_days`; the file is
+// replaced whole (a new file beside it, made durable, then renamed). Two runs at once on one
+// list may lose one's entries: run them one at a time. kInvalidArgument for an unreadable
 // file, a certificate the CA did not issue, or an existing list the CA did not sign (it would be
 // extended under the CA's name); kAlreadyExists, and nothing written, when every certificate
 // given is in the list already.

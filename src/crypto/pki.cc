@@ -272,7 +272,12 @@ Status Issue(X509* ca, EVP_PKEY* ca_key, const LeafOptions& o) {
 // The revocation list at `path`, which `ca` must have signed; null when there is no file.
 Result<CrlPtr> ReadCrl(const std::string& path, X509* ca) {
   std::error_code ec;
-  if (!fs::exists(path, ec)) return CrlPtr();
+  const bool exists = fs::exists(path, ec);
+  if (ec) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("cannot look for the revocation list `{}`: {}", path, ec.message()));
+  }
+  if (!exists) return CrlPtr();
   FilePtr f(std::fopen(path.c_str(), "r"));
   CrlPtr crl(f ? PEM_read_X509_CRL(f.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!crl) {
@@ -381,26 +386,48 @@ Result<RevocationList> RevokeCertificate(const RevokeOptions& o) {
                      X509_CRL_set1_nextUpdate(crl.get(), next) == 1;
   ASN1_TIME_free(last);
   ASN1_TIME_free(next);
-  if (!dated || X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), 0, 0) != 1 ||
+  // The CA's key identifier (RFC 5280 §5.2.1), by which a verifier matches the list to its CA.
+  X509V3_CTX ext_ctx;
+  X509V3_set_ctx_nodb(&ext_ctx);
+  X509V3_set_ctx(&ext_ctx, ca.get(), nullptr, nullptr, crl.get(), 0);
+  X509_EXTENSION* akid =
+      X509V3_EXT_conf_nid(nullptr, &ext_ctx, NID_authority_key_identifier, "keyid");
+  const bool akid_added = akid != nullptr && X509_CRL_add_ext(crl.get(), akid, -1) == 1;
+  X509_EXTENSION_free(akid);
+  if (!dated || !akid_added ||
+      X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), 0, 0) != 1 ||
       X509_CRL_sort(crl.get()) != 1 || X509_CRL_sign(crl.get(), ca_key.get(), EVP_sha256()) == 0) {
     return tl::unexpected(OpenSslError("signing a revocation list").error());
   }
-  // Written beside the list, then renamed over it: a server reading it meanwhile sees the old
-  // list or the new one, never part of one.
-  const std::string temp = o.crl + ".new";
-  FilePtr f(std::fopen(temp.c_str(), "w"));
-  if (!f) {
+  // Written to a new file beside the list, made durable, then renamed over it: a server reading
+  // it meanwhile sees the old list or the new one, never part of one.
+  std::string temp = o.crl + ".XXXXXX";
+  const int fd = ::mkstemp(temp.data());
+  if (fd < 0) {
     return Fail(Code::kInvalidArgument,
-                fmt::format("cannot write `{}`: {}", temp, std::strerror(errno)));
+                fmt::format("cannot write beside `{}`: {}", o.crl, std::strerror(errno)));
   }
-  if (PEM_write_X509_CRL(f.get(), crl.get()) != 1)
-    return tl::unexpected(OpenSslError("writing a list").error());
-  ACCORD_RETURN_IF_ERROR(CloseWritten(std::move(f), temp));
-  std::error_code ec;
-  fs::rename(temp, o.crl, ec);
-  if (ec) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("cannot replace `{}`: {}", o.crl, ec.message()));
+  ::fchmod(fd, 0644);
+  FilePtr f(::fdopen(fd, "w"));
+  if (!f) ::close(fd);
+  const auto written = [&]() -> Status {
+    if (!f || PEM_write_X509_CRL(f.get(), crl.get()) != 1 || std::fflush(f.get()) != 0 ||
+        ::fsync(::fileno(f.get())) != 0) {
+      return Fail(Code::kInvalidArgument, fmt::format("cannot write `{}`", temp));
+    }
+    ACCORD_RETURN_IF_ERROR(CloseWritten(std::move(f), temp));
+    std::error_code ec;
+    fs::rename(temp, o.crl, ec);
+    if (ec) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("cannot replace `{}`: {}", o.crl, ec.message()));
+    }
+    return OkStatus();
+  }();
+  if (!written) {
+    f.reset();
+    ::unlink(temp.c_str());
+    return tl::unexpected(written.error());
   }
   return made;
 }

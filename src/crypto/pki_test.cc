@@ -173,7 +173,9 @@ TEST_F(PkiTest, RevokesCertificatesInAListTheCaSigns) {
   EXPECT_EQ(VerifyWithCrl(ca, crl, clerk, t), X509_V_ERR_CERT_REVOKED);
   EXPECT_EQ(VerifyWithCrl(ca, crl, analyst, t), X509_V_OK);
   EXPECT_EQ(VerifyWithCrl(ca, crl, analyst, t + 8 * 86400), X509_V_ERR_CRL_HAS_EXPIRED);
-  EXPECT_FALSE(fs::exists(crl + ".new"));
+  for (const auto& entry : fs::directory_iterator(dir_)) {  // no temporary file is left
+    EXPECT_FALSE(entry.path().filename().string().starts_with("crl.pem.")) << entry.path();
+  }
 
   // Again: nothing new to revoke, and the file is untouched.
   const auto written = fs::last_write_time(crl);
@@ -206,6 +208,15 @@ TEST_F(PkiTest, RevokesCertificatesInAListTheCaSigns) {
   ASSERT_NE(number, nullptr);
   EXPECT_EQ(ASN1_INTEGER_get(number), 3);
   ASN1_INTEGER_free(number);
+  // The CA's key identifier, as RFC 5280 requires of a list.
+  X509* issuer = ReadCert(ca);
+  auto* akid = static_cast<AUTHORITY_KEYID*>(
+      X509_CRL_get_ext_d2i(list, NID_authority_key_identifier, nullptr, nullptr));
+  ASSERT_NE(akid, nullptr);
+  ASSERT_NE(akid->keyid, nullptr);
+  EXPECT_EQ(ASN1_STRING_cmp(akid->keyid, X509_get0_subject_key_id(issuer)), 0);
+  AUTHORITY_KEYID_free(akid);
+  X509_free(issuer);
   X509_CRL_free(list);
 
   // Another CA's certificate, and this list under another CA: refused.

@@ -155,8 +155,11 @@ struct ServerCore {
 
   void Accept();
   void OnAccept(const error_code& ec, tcp::socket socket);
-  // Loads options.crl_file again if it changed since it was last read, checked at most once a
-  // second (io thread).
+  // Reads options.crl_file into `tls` (UseRevocationLists) and logs what it holds (Create, then
+  // the io thread).
+  Status ReadRevocationLists();
+  // Reads options.crl_file again if it changed since it was last read, or its last reading
+  // failed; at most once a second (io thread).
   void RefreshRevocationLists();
   void DoStop();
 
@@ -239,10 +242,13 @@ struct ServerCore {
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   asio::steady_timer accept_retry{io};
-  // options.crl_file as last read (io thread after Create): its inode, size and modification
-  // time, all 0 when it could not be found; and when to look at it again.
+  // options.crl_file as last read (io thread after Create): the lists in force; the file's
+  // inode, size and modification time then; when to look at it again; and the error of the
+  // last attempt since, logged once.
+  server_internal::RevocationLists crl_in_force;
   std::array<int64_t, 4> crl_seen{};
   std::chrono::steady_clock::time_point next_crl_check;
+  std::string crl_error;
   uint16_t port = 0;             // fixed in Create
   WorkQueue<Job> jobs;           // io thread -> node thread
   WorkQueue<Unsynced> unsynced;  // node thread -> sync thread
@@ -708,29 +714,37 @@ std::array<int64_t, 4> FileState(const std::string& path) {
           static_cast<int64_t>(st.st_mtim.tv_sec), static_cast<int64_t>(st.st_mtim.tv_nsec)};
 }
 
-// Reads `o.crl_file` into `tls` (UseRevocationLists): what to log, or why it cannot.
-Result<std::string> ReadRevocationLists(ssl::context& tls, const ServerOptions& o) {
-  ACCORD_ASSIGN_OR_RETURN(
-      const server_internal::RevocationLists lists,
-      server_internal::LoadRevocationLists(tls.native_handle(), o.crl_file, std::time(nullptr)));
-  server_internal::UseRevocationLists(tls.native_handle(), lists);
-  return fmt::format("revocation lists: {} from `{}`, revoking {} certificate{}", lists.lists,
-                     o.crl_file, lists.revoked, lists.revoked == 1 ? "" : "s");
-}
-
 }  // namespace
+
+Status ServerCore::ReadRevocationLists() {
+  const std::array<int64_t, 4> state = FileState(options.crl_file);
+  ACCORD_ASSIGN_OR_RETURN(server_internal::RevocationLists lists,
+                          server_internal::LoadRevocationLists(
+                              tls.native_handle(), options.crl_file, std::time(nullptr),
+                              crl_in_force.store ? &crl_in_force : nullptr));
+  server_internal::UseRevocationLists(tls.native_handle(), lists);
+  log(fmt::format("revocation lists: {} from `{}`, revoking {} certificate{}", lists.lists,
+                  options.crl_file, lists.revoked, lists.revoked == 1 ? "" : "s"));
+  crl_in_force = std::move(lists);
+  crl_seen = state;
+  crl_error.clear();
+  return OkStatus();
+}
 
 void ServerCore::RefreshRevocationLists() {
   if (options.crl_file.empty()) return;
   const auto now = std::chrono::steady_clock::now();
   if (now < next_crl_check) return;
   next_crl_check = now + std::chrono::seconds(1);
-  const std::array<int64_t, 4> state = FileState(options.crl_file);
-  if (state == crl_seen) return;
-  crl_seen = state;
-  auto read = ReadRevocationLists(tls, options);
-  log(read ? *read
-           : "revocation lists: " + read.error().message + "; the lists read before stay in force");
+  // Unchanged since it was read; a file that failed is read again (a list not valid yet, an
+  // I/O error) until it loads, its error logged once.
+  if (crl_error.empty() && FileState(options.crl_file) == crl_seen) return;
+  if (auto read = ReadRevocationLists(); !read) {
+    std::string line = "revocation lists: " + read.error().message +
+                       "; the lists read before stay in force (read again each second)";
+    if (line != crl_error) log(line);
+    crl_error = std::move(line);
+  }
 }
 
 void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
@@ -1005,10 +1019,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options, Node& node
         server_internal::UserIssuerKeys(impl->tls.native_handle(), impl->options.user_ca_file));
     impl->users_issuers = std::move(issuers.keys);
     if (!impl->options.crl_file.empty()) {
-      impl->crl_seen = server_internal::FileState(impl->options.crl_file);
-      ACCORD_ASSIGN_OR_RETURN(const std::string line,
-                              server_internal::ReadRevocationLists(impl->tls, impl->options));
-      impl->log(line);
+      ACCORD_RETURN_IF_ERROR(impl->ReadRevocationLists());
       impl->next_crl_check = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     }
     std::string names;

@@ -655,6 +655,21 @@ class ServerTest : public testing::Test {
 
   void ExpectRefused(const ClientCert& cert, std::string_view why,
                      int max_version = TLS1_3_VERSION);
+  // Whether a new connection as `name` is refused in its handshake: no answer ever comes.
+  bool RefusedInHandshake(const std::string& name) {
+    auto client = Connect(name);
+    if (client == nullptr) return true;
+    client->Send(Client::RequestText("GET", "/v1/health", {}));
+    return !client->Read().has_value();
+  }
+  // Whether `done()` holds within `seconds`, asked every 100 ms.
+  static bool Eventually(const std::function<bool()>& done, int seconds) {
+    for (int i = 0; i < 10 * seconds; ++i) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return done();
+  }
   int FirstAnswer(const std::string& who, std::string_view target, size_t length);
 
   // A new home for `party` under root_ (simulated clock, a cheap passphrase KDF), opened at `at`
@@ -806,24 +821,14 @@ TEST_F(ServerTest, ARevokedCertificateIsRefusedInTheHandshake) {
   o.ca_file = pki_->Path("bundle.pem");
   o.crl_file = crl;
   StartServer(o);
-  const auto refused = [this](const std::string& name) {
-    auto client = Connect(name);
-    if (client == nullptr) return true;
-    client->Send(Client::RequestText("GET", "/v1/health", {}));
-    return !client->Read().has_value();
-  };
+  const auto refused = [this](const std::string& name) { return RefusedInHandshake(name); };
   EXPECT_EQ(Call("kor-clerk", "GET", "/v1/health").status, 200);
   auto kept = Connect("kor-clerk");  // a connection from before the revocation
   ASSERT_NE(kept, nullptr);
 
   revoke.certs = {pki_->Path("kor-clerk.pem")};
   ASSERT_TRUE(RevokeCertificate(revoke));
-  bool clerk_refused = false;
-  for (int i = 0; i < 40 && !clerk_refused; ++i) {  // the server looks once a second
-    std::this_thread::sleep_for(100ms);
-    clerk_refused = refused("kor-clerk");
-  }
-  EXPECT_TRUE(clerk_refused);
+  EXPECT_TRUE(Eventually([&] { return refused("kor-clerk"); }, 4));  // it looks once a second
   EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 200);
   // The partner's CA has no list here: its node's certificate passes the handshake (and is
   // refused after it, as this node does not know the partner).
@@ -848,6 +853,77 @@ TEST_F(ServerTest, ARevokedCertificateIsRefusedInTheHandshake) {
   EXPECT_NE(log.find("no revocation list in `" + crl + "`; the lists read before stay in force"),
             std::string::npos)
       << log;
+}
+
+// A list is replaced only by one that is current, covers every CA that had one, and is no older:
+// one dated ahead is taken once its time comes, without the file changing again; an older list
+// (which would bring a revoked certificate back) and a file without the CA's list are refused,
+// and the list in force stays. Each refusal is logged once.
+TEST_F(ServerTest, ARevocationListIsReplacedOnlyByACurrentCompleteNewerOne) {
+  const std::string crl = root_ + "/crl.pem", first = root_ + "/crl-1.pem";
+  const Instant now = SystemClock().Now();
+  RevokeOptions revoke{
+      pki_->Path("ca.pem"), pki_->Path("ca.key"), crl, {pki_->Path("kor-clerk.pem")}, now};
+  ASSERT_TRUE(RevokeCertificate(revoke));  // number 1
+  fs::copy_file(crl, first);
+  ServerOptions o = Options();
+  o.ca_file = pki_->Path("bundle.pem");
+  o.crl_file = crl;
+  StartServer(o);
+  EXPECT_TRUE(RefusedInHandshake("kor-clerk"));
+
+  revoke.certs = {pki_->Path("kor-analyst.pem")};
+  revoke.at = Instant{now.micros + 4'000'000};  // number 2, valid 4 s from now
+  ASSERT_TRUE(RevokeCertificate(revoke));
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 200);  // not yet
+  EXPECT_TRUE(Eventually([&] { return RefusedInHandshake("kor-analyst"); }, 7));
+
+  fs::copy_file(first, crl, fs::copy_options::overwrite_existing);
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_TRUE(RefusedInHandshake("kor-analyst"));
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_TRUE(RefusedInHandshake("kor-analyst"));  // read again, refused again, logged once
+  const std::string jpn_only = root_ + "/jpn-crl.pem";
+  ASSERT_TRUE(
+      RevokeCertificate({pki_->Path("jpn-ca.pem"), pki_->Path("jpn-ca.key"), jpn_only, {}, now}));
+  fs::copy_file(jpn_only, crl, fs::copy_options::overwrite_existing);
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_TRUE(RefusedInHandshake("kor-clerk"));
+  EXPECT_EQ(Call("jpn-node-by-jpn-ca", "GET", "/v1/health").status, 403);
+  StopServer();
+  const std::string log = Log();
+  const auto count = [&log](std::string_view what) {
+    size_t n = 0;
+    for (size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("revocation list 1 is not valid yet"), 1u) << log;
+  EXPECT_EQ(count("revoking 2 certificates"), 1u) << log;
+  EXPECT_EQ(count("the list of /CN=ca is number 1, older than the one in force (number 2)"), 1u)
+      << log;
+  EXPECT_EQ(count("has no list of /CN=ca, which had one"), 1u) << log;
+}
+
+// A list past its next update refuses every certificate of its CA (fail closed), though the
+// file does not change.
+TEST_F(ServerTest, AnExpiredListRefusesEveryCertificateOfItsCa) {
+  const std::string crl = root_ + "/crl.pem";
+  const Instant now = SystemClock().Now();
+  // Valid for a day, from a day less 5 s ago.
+  ASSERT_TRUE(RevokeCertificate({pki_->Path("ca.pem"),
+                                 pki_->Path("ca.key"),
+                                 crl,
+                                 {},
+                                 Instant{now.micros - 86'400'000'000LL + 5'000'000},
+                                 1}));
+  ServerOptions o = Options();
+  o.crl_file = crl;
+  StartServer(o);
+  EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 200);
+  EXPECT_TRUE(Eventually([&] { return RefusedInHandshake("kor-analyst"); }, 8));
+  StopServer();
+  EXPECT_NE(Log().find("(CRL has expired)"), std::string::npos) << Log();
 }
 
 // A partner's CA is in the bundle to verify its node's certificate. A user certificate it

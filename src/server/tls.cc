@@ -1,6 +1,7 @@
 #include "tls.h"
 
 #include <fmt/format.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -198,7 +199,30 @@ int VerifyPeer(int ok, X509_STORE_CTX* ctx) {
 
 }  // namespace
 
-Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl_file, time_t now) {
+// The list's CRL number in hexadecimal without leading zeros, "" when it has none.
+std::string CrlNumber(X509_CRL* crl) {
+  std::string out;
+  auto* number =
+      static_cast<ASN1_INTEGER*>(X509_CRL_get_ext_d2i(crl, NID_crl_number, nullptr, nullptr));
+  BIGNUM* bn = number != nullptr ? ASN1_INTEGER_to_BN(number, nullptr) : nullptr;
+  char* hex = bn != nullptr ? BN_bn2hex(bn) : nullptr;
+  if (hex != nullptr) out = hex;
+  OPENSSL_free(hex);
+  BN_free(bn);
+  ASN1_INTEGER_free(number);
+  ERR_clear_error();
+  if (out.empty()) return out;
+  out.erase(0, std::min(out.find_first_not_of('0'), out.size() - 1));  // BN_bn2hex pads bytes
+  return out;
+}
+
+// Whether CRL number `a` is lower than `b` (CrlNumber's form: non-negative, no leading zeros).
+bool LowerNumber(const std::string& a, const std::string& b) {
+  return a.size() != b.size() ? a.size() < b.size() : a < b;
+}
+
+Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl_file, time_t now,
+                                            const RevocationLists* in_force) {
   const std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(crl_file.c_str(), "r"),
                                                       BIO_free);
   if (bio == nullptr) return Invalid("cannot read the revocation lists", crl_file);
@@ -236,6 +260,19 @@ Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl
                       ", and the node trusts another CA of that name: a revocation list names "
                       "its CA by name only, so give the CAs names of their own");
     }
+    // OpenSSL does not use a delta list or a partial one (a distribution point's) for the
+    // certificates of its CA, which would then pass as those of a CA without a list.
+    if (X509_CRL_get_ext_by_NID(crl, NID_delta_crl, -1) >= 0 ||
+        X509_CRL_get_ext_by_NID(crl, NID_issuing_distribution_point, -1) >= 0) {
+      return Fail(Code::kInvalidArgument,
+                  which + " is a delta or partial list: each CA's list must be complete");
+    }
+    const auto [numbered, first] = out.numbers.emplace(
+        PublicKeyDer(signer), RevocationLists::Numbered{SubjectLine(signer), CrlNumber(crl)});
+    if (!first) {
+      return Fail(Code::kInvalidArgument,
+                  which + " is a second list of " + numbered->second.ca + ": give a CA one list");
+    }
     const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl);
     if (X509_cmp_time(X509_CRL_get0_lastUpdate(crl), &now) > 0) {
       return Fail(Code::kInvalidArgument, which + " is not valid yet");
@@ -252,12 +289,33 @@ Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl
     // A list revoking nothing has no entries at all: a null stack, whose count is -1.
     out.revoked += static_cast<size_t>(std::max(0, sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl))));
   }
+  if (in_force != nullptr) {
+    for (const auto& [key, held] : in_force->numbers) {
+      const auto it = out.numbers.find(key);
+      if (it == out.numbers.end()) {
+        return Fail(Code::kInvalidArgument,
+                    fmt::format("`{}` has no list of {}, which had one (a restart drops it)",
+                                crl_file, held.ca));
+      }
+      if (LowerNumber(it->second.number, held.number)) {
+        return Fail(
+            Code::kInvalidArgument,
+            fmt::format("`{}`: the list of {} is number {}, older than the one in force "
+                        "(number {})",
+                        crl_file, held.ca, it->second.number.empty() ? "none" : it->second.number,
+                        held.number));
+      }
+    }
+  }
   return out;
 }
 
 void UseRevocationLists(SSL_CTX* ctx, const RevocationLists& lists) {
   SSL_CTX_set1_verify_cert_store(ctx, lists.store.get());
-  X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK);
+  // Every certificate of the chain below its root: a users' CA under a coalition root may be
+  // revoked by the root's list.
+  X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx),
+                              X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
   SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), VerifyPeer);
 }
 

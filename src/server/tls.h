@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 
 #include <ctime>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -64,16 +65,24 @@ struct UsersIssuers {
                                                      const std::string& party);
 
 // A store to verify peers' certificates with: the CAs `ctx` trusts (ConfigureMutualTls) and the
-// certificate revocation lists of the PEM file `crl_file`, each signed by one of those CAs and
-// current at `now` (seconds since the epoch). kInvalidArgument naming the file when it holds no
-// list, a block that is not one, a list no trusted CA signed, or one expired or not yet valid.
+// certificate revocation lists of the PEM file `crl_file`, each a complete list (no delta, no
+// distribution point) of its own CA, signed by one of those CAs and current at `now` (seconds
+// since the epoch). With `in_force` (the lists read before), each CA that had a list must have
+// one again, numbered no lower (RFC 5280's CRL number): a file cannot bring a revoked
+// certificate back with an older list. kInvalidArgument naming the file otherwise.
 struct RevocationLists {
+  struct Numbered {
+    std::string ca;      // its subject, for messages
+    std::string number;  // the list's CRL number in hexadecimal, "" when it has none
+  };
   std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store{nullptr, X509_STORE_free};
-  size_t lists = 0;    // in the file
-  size_t revoked = 0;  // certificates, in all of them
+  std::map<std::string, Numbered> numbers;  // by CA (PublicKeyDer)
+  size_t lists = 0;                         // in the file
+  size_t revoked = 0;                       // certificates, in all of them
 };
-[[nodiscard]] Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl_file,
-                                                          time_t now);
+[[nodiscard]] Result<RevocationLists> LoadRevocationLists(
+    SSL_CTX* ctx, const std::string& crl_file, time_t now,
+    const RevocationLists* in_force = nullptr);
 // Makes the handshakes of connections made from `ctx` from now on verify the peer's certificate
 // against `lists`, and refuse it when a list of its CA revokes it (or that list has expired); a
 // CA with no list there (a partner's, whose lists this node does not get) is not checked.
