@@ -65,6 +65,23 @@ struct NodeInitOptions {
 // party. Nothing is left behind on failure.
 [[nodiscard]] Status InitNode(NodeInitOptions options);
 
+// What BackupHome copied.
+struct HomeBackup {
+  StoreBackup store;
+  // The home's other files, relative to it, in order; a directory's name ends with a slash.
+  std::vector<std::string> files;
+};
+
+// Copies the home `home` into `out`, a new directory of mode 0700: the store as one consistent
+// snapshot (BackupSqliteStore), for which a server running on the home does not stop, and every
+// other file of the home as it is (the key store, the policy's copy, the public keys, a
+// serve.toml), each made durable. The copy is a home, opened with the same passphrase or PIN;
+// it holds only what the home holds (sealed payloads, wrapped keys), and nothing is decrypted
+// to make it. kAlreadyExists if `out` exists and is not empty, kNotFound if `home` has no store,
+// kFailedPrecondition for a symbolic link or a special file in the home; on failure `out` is
+// removed.
+[[nodiscard]] Result<HomeBackup> BackupHome(const std::string& home, const std::string& out);
+
 struct NodeOptions {
   std::string home;
   SecretBytes passphrase;               // file key store

@@ -441,6 +441,20 @@ struct SqliteOptions {
 [[nodiscard]] Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
                                                              const SqliteOptions& options = {});
 
+// What BackupSqliteStore copied.
+struct StoreBackup {
+  uint64_t bytes = 0;     // of the copy
+  uint64_t log_size = 0;  // entries of the audit log in it
+  int schema_version = 0;
+};
+
+// Copies the store at `from` (which must exist) into `to`, a new file of mode 0600: one
+// consistent snapshot, taken with SQLite's online backup in one read transaction, while other
+// connections (a server on the home) go on committing. The copy is made durable, checked
+// (`PRAGMA quick_check`) and must be a store this program can open. kAlreadyExists if `to`
+// exists; on any failure the partial copy is removed.
+[[nodiscard]] Result<StoreBackup> BackupSqliteStore(const std::string& from, const std::string& to);
+
 // The schema version this program writes.
 inline constexpr int kStoreSchemaVersion = 11;
 

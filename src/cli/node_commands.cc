@@ -292,6 +292,7 @@ struct NodeCommands::Flags {
   CLI::App* log_evidence = nullptr;
   CLI::App* log_shown = nullptr;
   CLI::App* pki_init = nullptr;
+  CLI::App* backup = nullptr;
   CLI::App* pki_revoke = nullptr;
 };
 
@@ -315,7 +316,7 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
         ->check(CLI::Range(size_t{0}, kMaxMaxPayload));
   };
 
-  auto* node = app.add_subcommand("node", "Create a node's home");
+  auto* node = app.add_subcommand("node", "Create a node's home, or back one up");
   node->require_subcommand(1);
   f.init = node->add_subcommand("init", "Create a home: key store, identity keys, store, policy");
   f.init->add_option("--home", f.home, "New directory for the home")->required();
@@ -335,6 +336,12 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   f.init->add_option("--pkcs11-key-label", f.p11_key, "Label of the KEK on the token");
   f.init->add_option("--pin-file", f.pin_file,
                      "PKCS#11: file with the user PIN (or set ACCORD_PKCS11_PIN)");
+
+  f.backup = node->add_subcommand(
+      "backup",
+      "Copy a home into a new directory, its store as one snapshot (a server on the home goes on)");
+  f.backup->add_option("--home", f.home, "The node's home")->envname("ACCORD_HOME")->required();
+  f.backup->add_option("--out", f.out, "New directory for the copy")->required();
 
   f.put = app.add_subcommand("put", "Store a new information object originated by this party");
   home_flags(f.put);
@@ -568,6 +575,24 @@ std::optional<int> NodeCommands::Run() {
     }
     fmt::print("created the home of {} at {} ({} clock, {} key store)\n", f.party, f.home,
                f.simulate ? "simulated" : "system", f.key_store);
+    return kExitOk;
+  }
+
+  if (*f.backup) {
+    auto made = BackupHome(f.home, f.out);
+    if (!made) return Report(made.error());
+    const uint64_t entries = made->store.log_size;
+    const std::string_view noun = entries == 1 ? "entry" : "entries";
+    fmt::print("backup of the home {} in {}: the store ({} bytes, schema {}, a log of {} {})",
+               f.home, f.out, made->store.bytes, made->store.schema_version, entries, noun);
+    for (const std::string& file : made->files) {  // the top level only
+      const size_t slash = file.find('/');
+      if (slash == std::string::npos || slash + 1 == file.size()) fmt::print(", {}", file);
+    }
+    fmt::print(
+        "\nRestored, the node's log goes back to {} {}: partners that witnessed it larger "
+        "report a rollback.\n",
+        entries, noun);
     return kExitOk;
   }
 

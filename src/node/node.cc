@@ -1,12 +1,16 @@
 #include "accord/node.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -947,6 +951,100 @@ Result<EnvelopeInfo> InspectEnvelope(ByteView bytes, size_t max_bytes) {
 }
 
 // --- init and open ---------------------------------------------------------------------------
+
+namespace {
+
+// Makes `path` (a file or a directory) durable.
+Status SyncPath(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    const int error = errno;
+    if (fd >= 0) ::close(fd);
+    return Fail(Code::kUnavailable,
+                fmt::format("cannot make `{}` durable: {}", path.string(), std::strerror(error)));
+  }
+  ::close(fd);
+  return OkStatus();
+}
+
+// The files of the home other than the store, relative to it, sorted.
+Result<std::vector<fs::path>> HomeFiles(const fs::path& home) {
+  static constexpr std::string_view kStoreFiles[] = {"state.db", "state.db-wal", "state.db-shm",
+                                                     "state.db-journal"};
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(home, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    const fs::path relative = it->path().lexically_relative(home);
+    if (std::find(std::begin(kStoreFiles), std::end(kStoreFiles), relative.string()) !=
+        std::end(kStoreFiles)) {
+      continue;
+    }
+    const fs::file_status status = it->symlink_status(ec);
+    if (ec) break;
+    if (!fs::is_directory(status) && !fs::is_regular_file(status)) {
+      return Fail(Code::kFailedPrecondition,
+                  fmt::format("`{}` in the home is neither a file nor a directory: not copied",
+                              relative.string()));
+    }
+    files.push_back(relative);
+  }
+  if (ec) {
+    return Fail(Code::kUnavailable,
+                fmt::format("cannot list the home `{}`: {}", home.string(), ec.message()));
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+}  // namespace
+
+Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& out_dir) {
+  const fs::path home(home_dir), out(out_dir);
+  std::error_code ec;
+  if (!fs::is_regular_file(home / "state.db", ec)) {
+    return Fail(Code::kNotFound, fmt::format("`{}` is not a home: it has no store", home_dir));
+  }
+  if (fs::exists(out, ec) && !fs::is_empty(out, ec)) {
+    return Fail(
+        Code::kAlreadyExists,
+        fmt::format("`{}` exists and is not empty: a backup needs a new directory", out_dir));
+  }
+  ACCORD_ASSIGN_OR_RETURN(const std::vector<fs::path> files, HomeFiles(home));
+  fs::create_directories(out, ec);
+  if (ec || ::chmod(out.c_str(), 0700) != 0) {
+    return Fail(Code::kInvalidArgument, fmt::format("cannot create `{}`: {}", out_dir,
+                                                    ec ? ec.message() : std::strerror(errno)));
+  }
+  auto made = [&]() -> Result<HomeBackup> {
+    HomeBackup backup;
+    ACCORD_ASSIGN_OR_RETURN(
+        backup.store, BackupSqliteStore((home / "state.db").string(), (out / "state.db").string()));
+    for (const fs::path& file : files) {
+      const fs::path from = home / file, to = out / file;
+      const bool directory = fs::is_directory(fs::symlink_status(from, ec));
+      if (directory) {
+        fs::create_directory(to, from, ec);  // with the directory's permissions
+      } else {
+        fs::copy_file(from, to, fs::copy_options::none, ec);  // with the file's permissions
+      }
+      if (ec) {
+        return Fail(Code::kUnavailable,
+                    fmt::format("cannot copy `{}`: {}", from.string(), ec.message()));
+      }
+      if (!directory) ACCORD_RETURN_IF_ERROR(SyncPath(to));
+      backup.files.push_back(directory ? file.string() + "/" : file.string());
+    }
+    // The directories last, so that the entries of each are durable.
+    for (auto it = files.rbegin(); it != files.rend(); ++it) {
+      if (fs::is_directory(out / *it, ec)) ACCORD_RETURN_IF_ERROR(SyncPath(out / *it));
+    }
+    ACCORD_RETURN_IF_ERROR(SyncPath(out));
+    return backup;
+  }();
+  if (!made) fs::remove_all(out, ec);
+  return made;
+}
 
 Status InitNode(NodeInitOptions options) {
   const fs::path home(options.home);

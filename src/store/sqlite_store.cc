@@ -20,6 +20,7 @@
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <exception>
@@ -2503,6 +2504,96 @@ class SqliteStore final : public Store {
 };
 
 }  // namespace
+
+namespace {
+
+// The snapshot of BackupSqliteStore, into `to` (created already).
+Result<StoreBackup> CopyStore(const std::string& from, const std::string& to) {
+  sqlite3* raw = nullptr;
+  int rc =
+      sqlite3_open_v2(from.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, nullptr);
+  const DbPtr source(raw);
+  if (rc != SQLITE_OK) return tl::unexpected<Error>(SqliteError(source.get(), rc, "open", from));
+  sqlite3_busy_timeout(source.get(), 10'000);
+  ACCORD_ASSIGN_OR_RETURN(
+      const std::optional<std::string> tables,
+      QueryText(source.get(), "SELECT count(*) FROM sqlite_schema WHERE name = 'meta'", "read"));
+  std::optional<std::string> version;
+  if (tables == "1") {
+    ACCORD_ASSIGN_OR_RETURN(
+        version, QueryText(source.get(), "SELECT value FROM meta WHERE key = 'schema_version'",
+                           "read the schema version of"));
+  }
+  if (!version) return Fail(Code::kFailedPrecondition, "`" + from + "` is not a store");
+  raw = nullptr;
+  rc = sqlite3_open_v2(to.c_str(), &raw,
+                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, nullptr);
+  const DbPtr copy(raw);
+  if (rc != SQLITE_OK) return tl::unexpected<Error>(SqliteError(copy.get(), rc, "open", to));
+  // The copy's own commit fsyncs it (a new database's journal mode is DELETE, synchronous FULL).
+  ACCORD_RETURN_IF_ERROR(Exec(copy.get(), "PRAGMA synchronous = FULL", "set up the copy"));
+  sqlite3_backup* backup = sqlite3_backup_init(copy.get(), "main", source.get(), "main");
+  if (backup == nullptr) {
+    return tl::unexpected<Error>(
+        SqliteError(copy.get(), sqlite3_errcode(copy.get()), "start the backup of", from));
+  }
+  // All pages in one step: one read transaction on the source, so one snapshot. A writer holding
+  // the source's lock at the start makes it SQLITE_BUSY; try again for a while.
+  for (int attempt = 0;; ++attempt) {
+    rc = sqlite3_backup_step(backup, -1);
+    if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || attempt == 200) break;
+    sqlite3_sleep(50);
+  }
+  const int finished = sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE) {
+    return tl::unexpected<Error>(SqliteError(copy.get(), rc, "back up", from));
+  }
+  if (finished != SQLITE_OK) {
+    return tl::unexpected<Error>(SqliteError(copy.get(), finished, "finish the backup of", from));
+  }
+  ACCORD_ASSIGN_OR_RETURN(const std::optional<std::string> check,
+                          QueryText(copy.get(), "PRAGMA quick_check", "check"));
+  if (check != "ok") {
+    return Fail(Code::kDataLoss, "the copy `" + to + "` does not pass SQLite's quick check: " +
+                                     check.value_or("no answer"));
+  }
+  ACCORD_ASSIGN_OR_RETURN(const std::optional<std::string> size,
+                          QueryText(copy.get(), "SELECT coalesce(max(idx) + 1, 0) FROM log_entries",
+                                    "read the log size of the copy"));
+  StoreBackup out;
+  out.schema_version = std::atoi(version->c_str());
+  out.log_size = std::strtoull(size.value_or("0").c_str(), nullptr, 10);
+  return out;
+}
+
+}  // namespace
+
+Result<StoreBackup> BackupSqliteStore(const std::string& from, const std::string& to) {
+  struct stat st {};
+  if (::lstat(to.c_str(), &st) == 0) {
+    return Fail(Code::kAlreadyExists, "`" + to + "` exists already");
+  }
+  if (::lstat(from.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Fail(Code::kNotFound, "no store at `" + from + "`");
+  }
+  ACCORD_RETURN_IF_ERROR(CreatePrivateFile(to));
+  auto copied = CopyStore(from, to);
+  if (copied) {
+    // Opened as a store (its schema migrated if older), then closed: what a restore would do.
+    auto opened = OpenSqliteStore(to);
+    if (!opened) {
+      copied = tl::unexpected(WithContext(opened.error(), "the copy cannot be opened"));
+    }
+  }
+  if (copied && ::stat(to.c_str(), &st) == 0) copied->bytes = static_cast<uint64_t>(st.st_size);
+  if (!copied) {
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+      ::unlink((to + suffix).c_str());
+    }
+  }
+  return copied;
+}
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
                                                const SqliteOptions& options) {

@@ -1223,6 +1223,47 @@ TEST_F(SqliteStoreTest, AnOldReaderNeitherHoldsUpCommitsNorStopsTheRewinding) {
   EXPECT_EQ(RawDb(path_).One("SELECT count(*) FROM objects"), std::to_string(2 * kCommits + 1));
 }
 
+// A backup is one snapshot of what is committed, taken while another connection holds a write
+// transaction open; the copy is private, opens as a store, and is never written over. A source
+// that is missing or not a store leaves nothing behind.
+TEST_F(SqliteStoreTest, ABackupIsOneCommittedSnapshot) {
+  AddObjects({"a", "b"});
+  RawDb writer(path_);
+  ASSERT_EQ(writer.Exec("BEGIN IMMEDIATE; DELETE FROM objects WHERE id = 'a'"), "");
+  const std::string copy = dir_.File("copy.db");
+  auto made = BackupSqliteStore(path_, copy);
+  ASSERT_TRUE(made) << made.error().ToString();
+  EXPECT_EQ(made->schema_version, kStoreSchemaVersion);
+  EXPECT_EQ(made->log_size, 0u);
+  EXPECT_GT(made->bytes, 0u);
+  struct stat st {};
+  ASSERT_EQ(::stat(copy.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(RawDb(copy).One("SELECT group_concat(id) FROM objects ORDER BY id"), "a,b");
+
+  ASSERT_EQ(writer.Exec("COMMIT"), "");
+  const std::string later = dir_.File("later.db");
+  ASSERT_TRUE(BackupSqliteStore(path_, later));
+  auto reopened = OpenSqliteStore(later);
+  ASSERT_TRUE(reopened) << reopened.error().ToString();
+  EXPECT_EQ((*reopened)->GetObject("a").error().code, Code::kNotFound);
+  EXPECT_TRUE((*reopened)->GetObject("b"));
+
+  auto again = BackupSqliteStore(path_, copy);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Code::kAlreadyExists);
+  EXPECT_EQ(RawDb(copy).One("SELECT count(*) FROM objects"), "2");
+  EXPECT_EQ(BackupSqliteStore(dir_.File("none.db"), dir_.File("x.db")).error().code,
+            Code::kNotFound);
+  std::ofstream(dir_.File("other.db")).flush();  // an empty SQLite database
+  const std::string refused = dir_.File("refused.db");
+  auto not_a_store = BackupSqliteStore(dir_.File("other.db"), refused);
+  ASSERT_FALSE(not_a_store);
+  EXPECT_EQ(not_a_store.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(not_a_store.error().message, "`" + dir_.File("other.db") + "` is not a store");
+  EXPECT_FALSE(std::filesystem::exists(refused));
+}
+
 TEST_F(SqliteStoreTest, ReadSnapshotRunsTheBodyInOneReadTransaction) {
   AddObjects({"o"});
   int runs = 0;

@@ -141,6 +141,25 @@ if "$accord" subject ls --home "$d/KOR" | grep -q kor-temp; then
 else ok; fi
 expect subject-remove-logged 0 '"op":"subject-remove","party":"KOR","subject":"kor-temp"' \
   "$accord" log show --home "$d/KOR"
+
+# 2a2. A backup of a home is a home: its objects read and its log verifies with the same
+# passphrase; it is private, and never written into a directory that holds something.
+expect node-backup 0 'the store \([0-9]+ bytes, schema [0-9]+, a log of [0-9]+ entries\), keystore, policy/, public.json$' \
+  "$accord" node backup --home "$d/KOR" --out "$work/KOR-backup"
+expect backup-get 0 'allow' "$accord" get --home "$work/KOR-backup" \
+  --at 2019-12-01T00:00:00+09:00 --id k-2019 --as kor-analyst --out "$work/backup-payload"
+"$accord" get --home "$d/KOR" --at 2019-12-01T00:00:00+09:00 --id k-2019 --as kor-analyst \
+  --out "$work/home-payload" >/dev/null
+if cmp -s "$work/backup-payload" "$work/home-payload"; then ok; else fail "the backup's payload differs"; fi
+expect backup-log-verify 0 'log verified' "$accord" log verify --home "$work/KOR-backup"
+if [ "$(stat -c %a "$work/KOR-backup")" = 700 ] && [ "$(stat -c %a "$work/KOR-backup/keystore")" = 600 ] &&
+  [ "$(stat -c %a "$work/KOR-backup/state.db")" = 600 ]; then ok; else
+  fail "backup modes: $(stat -c '%n %a' "$work/KOR-backup" "$work/KOR-backup/"*)"
+fi
+expect backup-again 1 'exists and is not empty' "$accord" node backup --home "$d/KOR" \
+  --out "$work/KOR-backup"
+expect backup-no-home 1 'is not a home' "$accord" node backup --home "$work/nowhere" \
+  --out "$work/nowhere-backup"
 expect own-clearance 4 'insufficient-clearance' "$accord" get --home "$d/KOR" \
   --at 2019-12-01T00:00:00+09:00 --id k-2019 --as kor-clerk
 expect ls-json 0 '"id":"k-2015","originator":"KOR".*"topics":\["dprk-missile"\],"compartments":\[\],"rel_to":\["USA","JPN"\]' "$accord" ls --home "$d/USA" --json
@@ -548,7 +567,7 @@ expect passphrase-and-checkpoint-stdin 2 'cannot both come from standard input' 
   "\"$accord\" log witness --home \"$d/JPN\" --passphrase-file - --checkpoint - </dev/null"
 
 # 8. Help for every node command.
-for cmd in "node init" put get ls release receive forward consent reclassify destroy report \
+for cmd in "node init" "node backup" put get ls release receive forward consent reclassify destroy report \
   "subject add" "subject remove" "subject ls" "keys export-public" "keys import" "log checkpoint" "log show" "log prove" \
   "log consistency" "log verify" "log witness" "log evidence" "log shown" "log key" "pki init" \
   "pki revoke" serve; do
