@@ -77,9 +77,9 @@ struct HomeBackup {
 // other file of the home as it is (the key store, the policy's copy, the public keys, a
 // serve.toml), each made durable. The copy is a home, opened with the same passphrase or PIN;
 // it holds only what the home holds (sealed payloads, wrapped keys), and nothing is decrypted
-// to make it. kAlreadyExists if `out` exists and is not empty, kNotFound if `home` has no store,
-// kFailedPrecondition for a symbolic link or a special file in the home; on failure `out` is
-// removed.
+// to make it. kAlreadyExists if `out` exists (a directory, a file or a link), kNotFound if
+// `home` has no store, kFailedPrecondition for a symbolic link or a special file in the home;
+// on failure `out`, which this made, is removed.
 [[nodiscard]] Result<HomeBackup> BackupHome(const std::string& home, const std::string& out);
 
 struct NodeOptions {

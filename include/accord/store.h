@@ -451,8 +451,9 @@ struct StoreBackup {
 // Copies the store at `from` (which must exist) into `to`, a new file of mode 0600: one
 // consistent snapshot, taken with SQLite's online backup in one read transaction, while other
 // connections (a server on the home) go on committing. The copy is made durable, checked
-// (`PRAGMA quick_check`) and must be a store this program can open. kAlreadyExists if `to`
-// exists; on any failure the partial copy is removed.
+// (`PRAGMA quick_check`) and opened as a store, which migrates its schema if it is older than
+// this program's; the figures returned are the copy's. kAlreadyExists if `to` (or a -wal,
+// -shm or -journal file beside it) exists; on any failure what was written is removed.
 [[nodiscard]] Result<StoreBackup> BackupSqliteStore(const std::string& from, const std::string& to);
 
 // The schema version this program writes.

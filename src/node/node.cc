@@ -1005,18 +1005,25 @@ Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& ou
   if (!fs::is_regular_file(home / "state.db", ec)) {
     return Fail(Code::kNotFound, fmt::format("`{}` is not a home: it has no store", home_dir));
   }
-  if (fs::exists(out, ec) && !fs::is_empty(out, ec)) {
-    return Fail(
-        Code::kAlreadyExists,
-        fmt::format("`{}` exists and is not empty: a backup needs a new directory", out_dir));
-  }
   ACCORD_ASSIGN_OR_RETURN(const std::vector<fs::path> files, HomeFiles(home));
-  fs::create_directories(out, ec);
-  if (ec || ::chmod(out.c_str(), 0700) != 0) {
+  // A new directory, made here (not one found, nor a link to one), so that a failure removes
+  // only what this made.
+  const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  fs::create_directories(parent, ec);
+  if (ec || ::mkdir(out.c_str(), 0700) != 0) {
+    const int error = errno;
+    if (!ec && error == EEXIST) {
+      return Fail(Code::kAlreadyExists,
+                  fmt::format("`{}` exists already: a backup needs a new directory", out_dir));
+    }
     return Fail(Code::kInvalidArgument, fmt::format("cannot create `{}`: {}", out_dir,
-                                                    ec ? ec.message() : std::strerror(errno)));
+                                                    ec ? ec.message() : std::strerror(error)));
   }
   auto made = [&]() -> Result<HomeBackup> {
+    if (::chmod(out.c_str(), 0700) != 0) {  // whatever the umask
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("cannot make `{}` private: {}", out_dir, std::strerror(errno)));
+    }
     HomeBackup backup;
     ACCORD_ASSIGN_OR_RETURN(
         backup.store, BackupSqliteStore((home / "state.db").string(), (out / "state.db").string()));
@@ -1024,10 +1031,12 @@ Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& ou
       const fs::path from = home / file, to = out / file;
       const bool directory = fs::is_directory(fs::symlink_status(from, ec));
       if (directory) {
-        fs::create_directory(to, from, ec);  // with the directory's permissions
+        fs::create_directory(to, from, ec);  // with the directory's permissions, less the umask
       } else {
         fs::copy_file(from, to, fs::copy_options::none, ec);  // with the file's permissions
       }
+      // A file gone since the listing (a port file rewritten by a server) is not copied.
+      if (ec == std::errc::no_such_file_or_directory && !fs::exists(from)) continue;
       if (ec) {
         return Fail(Code::kUnavailable,
                     fmt::format("cannot copy `{}`: {}", from.string(), ec.message()));
@@ -1035,11 +1044,12 @@ Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& ou
       if (!directory) ACCORD_RETURN_IF_ERROR(SyncPath(to));
       backup.files.push_back(directory ? file.string() + "/" : file.string());
     }
-    // The directories last, so that the entries of each are durable.
+    // The directories last, so that the entries of each are durable, then the new one's own.
     for (auto it = files.rbegin(); it != files.rend(); ++it) {
       if (fs::is_directory(out / *it, ec)) ACCORD_RETURN_IF_ERROR(SyncPath(out / *it));
     }
     ACCORD_RETURN_IF_ERROR(SyncPath(out));
+    ACCORD_RETURN_IF_ERROR(SyncPath(parent));
     return backup;
   }();
   if (!made) fs::remove_all(out, ec);

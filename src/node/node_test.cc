@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -2476,6 +2477,54 @@ TEST_F(NodeTest, ARemovedSubjectCanNoLongerRead) {
   EXPECT_NE(removal.find(R"("op":"subject-remove","party":"KOR","subject":"kor-analyst")"),
             std::string::npos)
       << removal;
+}
+
+// A backup of a home is a home: the object reads the same and the log verifies. It goes only
+// into a new directory, never through a link, and a home with a link in it is not copied;
+// nothing is left of a refused backup.
+TEST_F(NodeTest, ABackupOfAHomeIsAHome) {
+  InitAll();
+  uint64_t size = 0;
+  {
+    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+    ASSERT_TRUE(CreateObject(*kor, "k-1", "korea's k-1", {"JPN"}));
+    size = *kor->LogSize();
+  }
+  const std::string copy = root_ + "/backups/KOR-1";  // its parent is made too
+  auto made = BackupHome(Home("KOR"), copy);
+  ASSERT_TRUE(made) << made.error().ToString();
+  EXPECT_EQ(made->store.log_size, size);
+  EXPECT_EQ(made->store.schema_version, kStoreSchemaVersion);
+  EXPECT_NE(std::find(made->files.begin(), made->files.end(), "policy/"), made->files.end());
+  EXPECT_NE(std::find(made->files.begin(), made->files.end(), "keystore"), made->files.end());
+  EXPECT_EQ(fs::status(copy).permissions() & fs::perms::all, fs::perms::owner_all);
+  EXPECT_EQ(fs::status(copy + "/keystore").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  auto restored = OpenHome(copy, "KOR", "2018-01-11T00:00:00+09:00");
+  ASSERT_NE(restored, nullptr);
+  auto read = restored->Read("kor-analyst", "k-1");
+  ASSERT_TRUE(read) << read.error().ToString();
+  EXPECT_EQ(Text(read->payload), "korea's k-1");
+  EXPECT_EQ(*restored->VerifyLog(), size + 1);  // and the read just now
+
+  // Not into anything that exists, a link to an empty directory included.
+  fs::create_directory(root_ + "/empty");
+  fs::create_directory_symlink(root_ + "/empty", root_ + "/link");
+  for (const std::string& out : {copy, root_ + "/empty", root_ + "/link"}) {
+    auto again = BackupHome(Home("KOR"), out);
+    ASSERT_FALSE(again) << out;
+    EXPECT_EQ(again.error().code, Code::kAlreadyExists) << out;
+  }
+  EXPECT_TRUE(fs::is_empty(root_ + "/empty"));
+  EXPECT_TRUE(fs::is_symlink(root_ + "/link"));
+  // A link in the home is not followed, and the refused backup leaves nothing.
+  fs::create_symlink("/etc/passwd", Home("KOR") + "/planted");
+  auto planted = BackupHome(Home("KOR"), root_ + "/KOR-2");
+  ASSERT_FALSE(planted);
+  EXPECT_EQ(planted.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(planted.error().message.find("`planted`"), std::string::npos);
+  EXPECT_FALSE(fs::exists(root_ + "/KOR-2"));
+  EXPECT_EQ(BackupHome(root_ + "/nowhere", root_ + "/KOR-3").error().code, Code::kNotFound);
 }
 
 // A group whose reads' entries cannot be appended fails as a whole: nothing of it is in the log.

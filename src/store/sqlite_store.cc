@@ -2507,8 +2507,8 @@ class SqliteStore final : public Store {
 
 namespace {
 
-// The snapshot of BackupSqliteStore, into `to` (created already).
-Result<StoreBackup> CopyStore(const std::string& from, const std::string& to) {
+// The snapshot of BackupSqliteStore, into `to` (created already, empty), checked.
+Status CopyStore(const std::string& from, const std::string& to) {
   sqlite3* raw = nullptr;
   int rc =
       sqlite3_open_v2(from.c_str(), &raw,
@@ -2519,35 +2519,28 @@ Result<StoreBackup> CopyStore(const std::string& from, const std::string& to) {
   ACCORD_ASSIGN_OR_RETURN(
       const std::optional<std::string> tables,
       QueryText(source.get(), "SELECT count(*) FROM sqlite_schema WHERE name = 'meta'", "read"));
-  std::optional<std::string> version;
-  if (tables == "1") {
-    ACCORD_ASSIGN_OR_RETURN(
-        version, QueryText(source.get(), "SELECT value FROM meta WHERE key = 'schema_version'",
-                           "read the schema version of"));
-  }
-  if (!version) return Fail(Code::kFailedPrecondition, "`" + from + "` is not a store");
+  if (tables != "1") return Fail(Code::kFailedPrecondition, "`" + from + "` is not a store");
   raw = nullptr;
   rc = sqlite3_open_v2(to.c_str(), &raw,
                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, nullptr);
   const DbPtr copy(raw);
   if (rc != SQLITE_OK) return tl::unexpected<Error>(SqliteError(copy.get(), rc, "open", to));
-  // The copy's own commit fsyncs it (a new database's journal mode is DELETE, synchronous FULL).
-  ACCORD_RETURN_IF_ERROR(Exec(copy.get(), "PRAGMA synchronous = FULL", "set up the copy"));
+  // The copy's commit syncs it, and (EXTRA) the directory once its journal is gone, so that no
+  // journal can come back after a crash to undo it.
+  ACCORD_RETURN_IF_ERROR(Exec(copy.get(), "PRAGMA synchronous = EXTRA", "set up the copy"));
   sqlite3_backup* backup = sqlite3_backup_init(copy.get(), "main", source.get(), "main");
   if (backup == nullptr) {
     return tl::unexpected<Error>(
         SqliteError(copy.get(), sqlite3_errcode(copy.get()), "start the backup of", from));
   }
-  // All pages in one step: one read transaction on the source, so one snapshot. A writer holding
-  // the source's lock at the start makes it SQLITE_BUSY; try again for a while.
-  for (int attempt = 0;; ++attempt) {
-    rc = sqlite3_backup_step(backup, -1);
-    if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || attempt == 200) break;
-    sqlite3_sleep(50);
-  }
+  // Every page in one step: one read transaction on the source, so one snapshot of what was
+  // committed (WAL: writers go on). The source's busy handler waits out a connection that
+  // holds it exclusively (a recovery, a schema change) for up to 10 s.
+  rc = sqlite3_backup_step(backup, -1);
   const int finished = sqlite3_backup_finish(backup);
   if (rc != SQLITE_DONE) {
-    return tl::unexpected<Error>(SqliteError(copy.get(), rc, "back up", from));
+    return Fail(Code::kUnavailable,
+                "cannot back up `" + from + "`: " + LowerFirst(sqlite3_errstr(rc)));
   }
   if (finished != SQLITE_OK) {
     return tl::unexpected<Error>(SqliteError(copy.get(), finished, "finish the backup of", from));
@@ -2558,41 +2551,51 @@ Result<StoreBackup> CopyStore(const std::string& from, const std::string& to) {
     return Fail(Code::kDataLoss, "the copy `" + to + "` does not pass SQLite's quick check: " +
                                      check.value_or("no answer"));
   }
-  ACCORD_ASSIGN_OR_RETURN(const std::optional<std::string> size,
-                          QueryText(copy.get(), "SELECT coalesce(max(idx) + 1, 0) FROM log_entries",
-                                    "read the log size of the copy"));
-  StoreBackup out;
-  out.schema_version = std::atoi(version->c_str());
-  out.log_size = std::strtoull(size.value_or("0").c_str(), nullptr, 10);
-  return out;
+  return OkStatus();
 }
 
 }  // namespace
 
 Result<StoreBackup> BackupSqliteStore(const std::string& from, const std::string& to) {
   struct stat st {};
-  if (::lstat(to.c_str(), &st) == 0) {
-    return Fail(Code::kAlreadyExists, "`" + to + "` exists already");
-  }
   if (::lstat(from.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
     return Fail(Code::kNotFound, "no store at `" + from + "`");
   }
-  ACCORD_RETURN_IF_ERROR(CreatePrivateFile(to));
-  auto copied = CopyStore(from, to);
-  if (copied) {
-    // Opened as a store (its schema migrated if older), then closed: what a restore would do.
+  // A -wal or -journal file beside `to` would be applied to the new database: none may exist.
+  for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+    if (::lstat((to + suffix).c_str(), &st) == 0) {
+      return Fail(Code::kAlreadyExists, "`" + to + suffix + "` exists already");
+    }
+  }
+  const int fd = ::open(to.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == EEXIST) return Fail(Code::kAlreadyExists, "`" + to + "` exists already");
+    return Fail(CodeForErrno(err), "cannot create `" + to + "`: " + LowerFirst(std::strerror(err)));
+  }
+  ::close(fd);
+  auto made = [&]() -> Result<StoreBackup> {
+    ACCORD_RETURN_IF_ERROR(CopyStore(from, to));
+    // Opened as a store, as a restore would: its schema is migrated if it is older than this
+    // program's. The figures are the copy's.
     auto opened = OpenSqliteStore(to);
     if (!opened) {
-      copied = tl::unexpected(WithContext(opened.error(), "the copy cannot be opened"));
+      return tl::unexpected(WithContext(opened.error(), "the copy cannot be opened"));
     }
+    StoreBackup out;
+    ACCORD_ASSIGN_OR_RETURN(out.log_size, (*opened)->LogSize());
+    ACCORD_ASSIGN_OR_RETURN(const std::optional<std::string> version,
+                            (*opened)->GetMeta("schema_version"));
+    out.schema_version = std::atoi(version.value_or("0").c_str());
+    opened->reset();  // closed: its -wal is checkpointed into the file and removed
+    struct stat copied {};
+    if (::stat(to.c_str(), &copied) == 0) out.bytes = static_cast<uint64_t>(copied.st_size);
+    return out;
+  }();
+  if (!made) {
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) ::unlink((to + suffix).c_str());
   }
-  if (copied && ::stat(to.c_str(), &st) == 0) copied->bytes = static_cast<uint64_t>(st.st_size);
-  if (!copied) {
-    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
-      ::unlink((to + suffix).c_str());
-    }
-  }
-  return copied;
+  return made;
 }
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,

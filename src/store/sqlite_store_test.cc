@@ -1239,7 +1239,8 @@ TEST_F(SqliteStoreTest, ABackupIsOneCommittedSnapshot) {
   struct stat st {};
   ASSERT_EQ(::stat(copy.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  EXPECT_EQ(RawDb(copy).One("SELECT group_concat(id) FROM objects ORDER BY id"), "a,b");
+  EXPECT_EQ(RawDb(copy).One("SELECT group_concat(id) FROM (SELECT id FROM objects ORDER BY id)"),
+            "a,b");
 
   ASSERT_EQ(writer.Exec("COMMIT"), "");
   const std::string later = dir_.File("later.db");
@@ -1255,6 +1256,10 @@ TEST_F(SqliteStoreTest, ABackupIsOneCommittedSnapshot) {
   EXPECT_EQ(RawDb(copy).One("SELECT count(*) FROM objects"), "2");
   EXPECT_EQ(BackupSqliteStore(dir_.File("none.db"), dir_.File("x.db")).error().code,
             Code::kNotFound);
+  // A -wal file beside the new copy would be applied to it.
+  std::ofstream(dir_.File("stale.db-wal")) << "frames of another database";
+  EXPECT_EQ(BackupSqliteStore(path_, dir_.File("stale.db")).error().code, Code::kAlreadyExists);
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("stale.db")));
   std::ofstream(dir_.File("other.db")).flush();  // an empty SQLite database
   const std::string refused = dir_.File("refused.db");
   auto not_a_store = BackupSqliteStore(dir_.File("other.db"), refused);

@@ -156,7 +156,7 @@ if [ "$(stat -c %a "$work/KOR-backup")" = 700 ] && [ "$(stat -c %a "$work/KOR-ba
   [ "$(stat -c %a "$work/KOR-backup/state.db")" = 600 ]; then ok; else
   fail "backup modes: $(stat -c '%n %a' "$work/KOR-backup" "$work/KOR-backup/"*)"
 fi
-expect backup-again 1 'exists and is not empty' "$accord" node backup --home "$d/KOR" \
+expect backup-again 1 'exists already: a backup needs a new directory' "$accord" node backup --home "$d/KOR" \
   --out "$work/KOR-backup"
 expect backup-no-home 1 'is not a home' "$accord" node backup --home "$work/nowhere" \
   --out "$work/nowhere-backup"
