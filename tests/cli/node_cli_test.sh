@@ -541,6 +541,13 @@ expect serve-user-ca-missing 1 'cannot read the users. CA certificates `.*no-suc
   "${tls_flags[@]}"
 expect serve-user-ca-empty 1 'no certificate in `.*deep.toml`' timeout 20 "$accord" serve \
   --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --user-ca "$work/deep.toml" "${tls_flags[@]}"
+# Revocation lists: `[tls] crl` (beside the configuration file) or --crl.
+printf '[tls]\ncrl = "no-such-crl.pem"\n' >"$work/crl.toml"
+expect serve-crl-missing 1 "cannot read the revocation lists \`$work/no-such-crl.pem\`" timeout 20 \
+  "$accord" serve --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --config "$work/crl.toml" \
+  "${tls_flags[@]}"
+expect serve-crl-empty 1 'no revocation list in `.*deep.toml`' timeout 20 "$accord" serve \
+  --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --crl "$work/deep.toml" "${tls_flags[@]}"
 
 # 7c. What a partner named reaches the terminal escaped in `ls` too; a passphrase and a payload
 # cannot both come from standard input; a package written to `-` is alone on standard output.
