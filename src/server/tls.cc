@@ -123,6 +123,16 @@ Result<StoreCtxPtr> VerifyWithTrustedCas(SSL_CTX* ctx, X509* cert, STACK_OF(X509
   return verify;
 }
 
+// After a loop of PEM reads: 0 when it stopped at the end of the text, else the error of the
+// block it could not read. Clears OpenSSL's error queue.
+unsigned long PemReadError() {
+  const unsigned long error = ERR_peek_last_error();
+  ERR_clear_error();
+  const bool at_end =
+      ERR_GET_LIB(error) == ERR_LIB_PEM && ERR_GET_REASON(error) == PEM_R_NO_START_LINE;
+  return at_end ? 0 : error;
+}
+
 // Every certificate of the PEM text in `bio` (from `path`), in order. A block that is not a
 // certificate is an error, not the end of the file: the certificates after it would be lost.
 Result<X509StackPtr> ReadCertificates(BIO* bio, const std::string& path) {
@@ -135,10 +145,7 @@ Result<X509StackPtr> ReadCertificates(BIO* bio, const std::string& path) {
       return Fail(Code::kInternal, "out of memory");
     }
   }
-  const unsigned long error = ERR_peek_last_error();
-  ERR_clear_error();
-  if (error != 0 &&
-      !(ERR_GET_LIB(error) == ERR_LIB_PEM && ERR_GET_REASON(error) == PEM_R_NO_START_LINE)) {
+  if (const unsigned long error = PemReadError(); error != 0) {
     char reason[256];
     ERR_error_string_n(error, reason, sizeof reason);
     return Fail(Code::kInvalidArgument, fmt::format("`{}`: certificate {} cannot be read ({})",
@@ -174,10 +181,7 @@ Result<CrlStackPtr> ReadCrls(BIO* bio, const std::string& path) {
       return Fail(Code::kInternal, "out of memory");
     }
   }
-  const unsigned long error = ERR_peek_last_error();
-  ERR_clear_error();
-  if (error != 0 &&
-      !(ERR_GET_LIB(error) == ERR_LIB_PEM && ERR_GET_REASON(error) == PEM_R_NO_START_LINE)) {
+  if (PemReadError() != 0) {
     return Fail(Code::kInvalidArgument, fmt::format("`{}`: revocation list {} cannot be read", path,
                                                     sk_X509_CRL_num(lists.get()) + 1));
   }
@@ -196,8 +200,6 @@ int VerifyPeer(int ok, X509_STORE_CTX* ctx) {
   }
   return ok;
 }
-
-}  // namespace
 
 // The list's CRL number in hexadecimal without leading zeros, "" when it has none.
 std::string CrlNumber(X509_CRL* crl) {
@@ -220,6 +222,8 @@ std::string CrlNumber(X509_CRL* crl) {
 bool LowerNumber(const std::string& a, const std::string& b) {
   return a.size() != b.size() ? a.size() < b.size() : a < b;
 }
+
+}  // namespace
 
 Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl_file, time_t now,
                                             const RevocationLists* in_force) {
