@@ -57,6 +57,10 @@ struct FederationOptions {
   std::string ca_file;    // the CAs partners' certificates chain to
   std::string cert_file;  // this node's certificate, presented as a TLS client
   std::string key_file;
+  // PEM: certificate revocation lists (as ServerOptions::crl_file, the same file): a partner's
+  // node certificate a list of its CA revokes is refused in the handshake. Read again when it
+  // changes (at most once a second); new lists close the connections kept open. Empty: none.
+  std::string crl_file;
   std::chrono::milliseconds request_timeout{5000};
   std::chrono::milliseconds retry_initial{250};   // first retry after a failed delivery
   std::chrono::milliseconds retry_max{30'000};    // backoff cap

@@ -31,6 +31,9 @@ struct HttpsClientOptions {
   // With expect_common_name: the DER SubjectPublicKeyInfo the partner's certificate must carry
   // (the key of the certificate configured for it); empty: any key.
   std::string expect_public_key;
+  // PEM: certificate revocation lists, as ServerOptions::crl_file: a server certificate a list
+  // of its CA revokes is refused in the handshake. Empty: none.
+  std::string crl_file;
   std::chrono::milliseconds timeout{5000};
   size_t max_response_bytes = 64 << 20;
 };
@@ -61,6 +64,12 @@ class HttpsClient {
   void set_port(uint16_t port);
   // Closes the connection, if any.
   void Close();
+  // With options.crl_file: reads it again, at most once a second, when it changed since it was
+  // last read or that reading failed. New lists close the connection, so that the next
+  // handshake checks the server's certificate against them. The line to log, empty when there
+  // is none: what the new lists hold, or why the file cannot be used (once per error; the lists
+  // read before stay in force).
+  [[nodiscard]] std::string RefreshRevocationLists();
 
  private:
   struct Impl;

@@ -117,6 +117,7 @@ std::optional<ServeConfig> ResolveConfig(const ServeCommand::Flags& f) {
   c.federation.ca_file = c.server.ca_file;
   c.federation.cert_file = c.server.cert_file;
   c.federation.key_file = c.server.key_file;
+  c.federation.crl_file = c.server.crl_file;
   return c;
 }
 

@@ -265,6 +265,7 @@ struct HttpsClient::Impl {
   bool done = false;  // set by the handler of the operation Wait() waits for
   asio::io_context io{1};
   ssl::context tls{ssl::context::tls_client};
+  std::optional<server_internal::RevocationListFile> crls;  // options.crl_file's
   std::optional<beast::ssl_stream<beast::tcp_stream>> stream;
   beast::flat_buffer buffer{kMaxUnparsedBytes};
 };
@@ -275,6 +276,10 @@ Result<std::unique_ptr<HttpsClient>> HttpsClient::Create(HttpsClientOptions opti
     ACCORD_RETURN_IF_ERROR(
         server_internal::ConfigureMutualTls(impl->tls.native_handle(), impl->options.ca_file,
                                             impl->options.cert_file, impl->options.key_file));
+    if (!impl->options.crl_file.empty()) {
+      impl->crls.emplace(impl->options.crl_file);
+      ACCORD_RETURN_IF_ERROR(impl->crls->Read(impl->tls.native_handle()));
+    }
     return std::unique_ptr<HttpsClient>(new HttpsClient(std::move(impl)));
   } catch (const std::exception& e) {
     return Fail(Code::kInternal, std::string("https client: ") + e.what());
@@ -292,6 +297,15 @@ void HttpsClient::set_port(uint16_t port) {
 }
 
 void HttpsClient::Close() { impl_->Close(); }
+
+std::string HttpsClient::RefreshRevocationLists() {
+  if (!impl_->crls) return {};
+  bool read = false;
+  std::string line =
+      impl_->crls->Refresh(impl_->tls.native_handle(), std::chrono::steady_clock::now(), &read);
+  if (read) impl_->Close();
+  return line;
+}
 
 Result<HttpsResponse> HttpsClient::Request(std::string_view method, std::string_view target,
                                            std::string_view body, std::string_view content_type) {

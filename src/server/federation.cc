@@ -786,6 +786,9 @@ struct Federation::Impl {
         if (Stopping()) return;
         try {
           CatchUpWithClock(p, pass);
+          if (std::string line = p.client->RefreshRevocationLists(); !line.empty()) {
+            log(fmt::format("{}: {}", p.options.party, line));
+          }
           if (p.port_missing && server_internal::ReadPortFile(p.options.port_file)) {
             // Its node has started: no backoff to wait out, here or in the outbox.
             p.retry_at_us = 0;
@@ -858,6 +861,7 @@ Result<std::unique_ptr<Federation>> Federation::Start(FederationOptions options,
     co.ca_file = options.ca_file;
     co.cert_file = options.cert_file;
     co.key_file = options.key_file;
+    co.crl_file = options.crl_file;
     co.expect_common_name = p.party;
     if (!p.cert_file.empty()) {
       ACCORD_ASSIGN_OR_RETURN(co.expect_public_key,

@@ -32,10 +32,8 @@
 #include <fmt/format.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <sys/stat.h>
 
 #include <algorithm>
-#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -155,12 +153,12 @@ struct ServerCore {
 
   void Accept();
   void OnAccept(const error_code& ec, tcp::socket socket);
-  // Reads options.crl_file into `tls` (UseRevocationLists) and logs what it holds (Create, then
-  // the io thread).
-  Status ReadRevocationLists();
   // Reads options.crl_file again if it changed since it was last read, or its last reading
-  // failed; at most once a second (io thread).
+  // failed, at most once a second; new lists end the connections whose certificates they revoke
+  // (io thread).
   void RefreshRevocationLists();
+  // RefreshRevocationLists now and each second until the server stops (io thread).
+  void WatchRevocationLists();
   void DoStop();
 
   // A request handed to the node thread. The work guard keeps io.run() from returning before
@@ -242,13 +240,9 @@ struct ServerCore {
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   asio::steady_timer accept_retry{io};
-  // options.crl_file as last read (io thread after Create): the lists in force; the file's
-  // inode, size and modification time then; when to look at it again; and the error of the
-  // last attempt since, logged once.
-  server_internal::RevocationLists crl_in_force;
-  std::array<int64_t, 4> crl_seen{};
-  std::chrono::steady_clock::time_point next_crl_check;
-  std::string crl_error;
+  // options.crl_file's lists, in force in `tls` (io thread after Create); none without one.
+  std::optional<server_internal::RevocationListFile> crls;
+  asio::steady_timer crl_timer{io};
   uint16_t port = 0;             // fixed in Create
   WorkQueue<Job> jobs;           // io thread -> node thread
   WorkQueue<Unsynced> unsynced;  // node thread -> sync thread
@@ -265,6 +259,7 @@ class Session : public std::enable_shared_from_this<Session> {
     peer_ = ec ? std::string("unknown peer")
                : peer.address().to_string() + ":" + std::to_string(peer.port());
     server_.sessions.insert(this);
+    if (server_.crls) crl_generation_ = server_.crls->generation();
   }
   ~Session() {
     EndRequest();
@@ -308,6 +303,21 @@ class Session : public std::enable_shared_from_this<Session> {
   [[nodiscard]] bool over_limit() const { return over_limit_; }
   [[nodiscard]] std::chrono::steady_clock::time_point waiting_since() const {
     return waiting_since_;
+  }
+
+  // New revocation lists are in force: a connection whose certificate they revoke ends, at once
+  // when it waits between requests, else once its request is answered. Whether it ends (io
+  // thread). A handshake under way checks its certificate as it completes (OnHandshake).
+  [[nodiscard]] bool EndIfRevoked() {
+    if (handshaking_ || closed_ || closing_ || revoked_) return false;
+    crl_generation_ = server_.crls->generation();
+    if (server_internal::VerifyPeerAgain(stream_.native_handle(), server_.crls->in_force())
+            .empty()) {
+      return false;
+    }
+    revoked_ = true;
+    if (!busy_) Close();
+    return true;
   }
 
   // Closes a connection that holds no request, to make room for a new one (io thread).
@@ -379,6 +389,18 @@ class Session : public std::enable_shared_from_this<Session> {
       server_.LogPeerLine(LineLimiter::kHandshake,
                           "connection from " + peer_ + " has no verified certificate");
       return;
+    }
+    // New revocation lists came into force during the handshake, which verified the certificate
+    // against those before them.
+    if (server_.crls && server_.crls->generation() != crl_generation_) {
+      if (std::string why =
+              server_internal::VerifyPeerAgain(stream_.native_handle(), server_.crls->in_force());
+          !why.empty()) {
+        server_.LogPeerLine(
+            LineLimiter::kHandshake,
+            "tls handshake with " + peer_ + " failed: certificate refused (" + why + ")");
+        return;
+      }
     }
     const X509_NAME* name = X509_get_subject_name(cert.get());
     caller_.common_name = server_internal::NameEntry(name, NID_commonName).value_or("");
@@ -589,7 +611,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Respond(server_internal::ApiResponse r, unsigned version, bool keep_alive,
                bool head = false) {
     busy_ = true;
-    keep_alive_ = keep_alive;
+    keep_alive_ = keep_alive && !revoked_;
     http::response<http::empty_body> header(static_cast<http::status>(r.status), version);
     header.set(http::field::content_type, r.content_type);
     header.set(http::field::cache_control, "no-store");
@@ -597,7 +619,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!r.allow.empty()) {
       header.set(http::field::allow, r.allow);
     }
-    header.keep_alive(keep_alive);
+    header.keep_alive(keep_alive_);
     header.content_length(r.body.size());
     wire_.clear();
     AppendHeader(header, wire_);
@@ -691,6 +713,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool reclaimed_ = false;   // closed by Reclaim: counted in ServerCore::reclaimed
   bool closed_ = false;      // closed by Close
   bool closing_ = false;     // Shutdown: a close_notify is under way
+  bool revoked_ = false;     // new revocation lists revoke its certificate (EndIfRevoked)
   bool handshaking_ = true;  // until OnHandshake
   bool counted_ = false;     // its request is in ServerCore::in_flight (StartRequest)
   size_t large_ = 0;         // its body's bytes in ServerCore::large_of (StartLargeBody)
@@ -698,53 +721,13 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string caller_key_;   // caller_ as a key of ServerCore::in_flight
   bool keep_alive_ = false;
   std::chrono::steady_clock::time_point waiting_since_;  // of the handshake, or of the request
+  // The lists its handshake verified against (RevocationListFile::generation).
+  uint64_t crl_generation_ = 0;
 };
 
 void ServerCore::Accept() {
   acceptor.async_accept(
       io, [this](const error_code& ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
-}
-
-namespace {
-
-std::array<int64_t, 4> FileState(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return {};
-  return {static_cast<int64_t>(st.st_ino), static_cast<int64_t>(st.st_size),
-          static_cast<int64_t>(st.st_mtim.tv_sec), static_cast<int64_t>(st.st_mtim.tv_nsec)};
-}
-
-}  // namespace
-
-Status ServerCore::ReadRevocationLists() {
-  const std::array<int64_t, 4> state = FileState(options.crl_file);
-  ACCORD_ASSIGN_OR_RETURN(server_internal::RevocationLists lists,
-                          server_internal::LoadRevocationLists(
-                              tls.native_handle(), options.crl_file, std::time(nullptr),
-                              crl_in_force.store ? &crl_in_force : nullptr));
-  server_internal::UseRevocationLists(tls.native_handle(), lists);
-  log(fmt::format("revocation lists: {} from `{}`, revoking {} certificate{}", lists.lists,
-                  options.crl_file, lists.revoked, lists.revoked == 1 ? "" : "s"));
-  crl_in_force = std::move(lists);
-  crl_seen = state;
-  crl_error.clear();
-  return OkStatus();
-}
-
-void ServerCore::RefreshRevocationLists() {
-  if (options.crl_file.empty()) return;
-  const auto now = std::chrono::steady_clock::now();
-  if (now < next_crl_check) return;
-  next_crl_check = now + std::chrono::seconds(1);
-  // Unchanged since it was read; a file that failed is read again (a list not valid yet, an
-  // I/O error) until it loads, its error logged once.
-  if (crl_error.empty() && FileState(options.crl_file) == crl_seen) return;
-  if (auto read = ReadRevocationLists(); !read) {
-    std::string line = "revocation lists: " + read.error().message +
-                       "; the lists read before stay in force (read again each second)";
-    if (line != crl_error) log(line);
-    crl_error = std::move(line);
-  }
 }
 
 void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
@@ -927,6 +910,31 @@ void ServerCore::PostAnswer(Job job, ApiResponse answer) {
   });
 }
 
+void ServerCore::RefreshRevocationLists() {
+  if (!crls) return;
+  bool read = false;
+  const std::string line =
+      crls->Refresh(tls.native_handle(), std::chrono::steady_clock::now(), &read);
+  if (!line.empty()) log(line);
+  if (!read) return;
+  size_t ended = 0;
+  for (Session* session : sessions) ended += session->EndIfRevoked() ? 1 : 0;
+  if (ended > 0) {
+    log(
+        fmt::format("revocation lists: {} connection{} made before them end{} (the certificate "
+                    "no longer verifies)",
+                    ended, ended == 1 ? "" : "s", ended == 1 ? "s" : ""));
+  }
+}
+
+void ServerCore::WatchRevocationLists() {
+  RefreshRevocationLists();
+  crl_timer.expires_after(std::chrono::seconds(1));
+  crl_timer.async_wait([this](const error_code& ec) {
+    if (!ec && !stopping) WatchRevocationLists();
+  });
+}
+
 void ServerCore::DoStop() {
   if (stopping) {
     return;
@@ -935,6 +943,7 @@ void ServerCore::DoStop() {
   error_code ignored;
   acceptor.close(ignored);
   accept_retry.cancel();
+  crl_timer.cancel();
   for (Session* session : sessions) {
     session->OnStop();
   }
@@ -1019,8 +1028,9 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options, Node& node
         server_internal::UserIssuerKeys(impl->tls.native_handle(), impl->options.user_ca_file));
     impl->users_issuers = std::move(issuers.keys);
     if (!impl->options.crl_file.empty()) {
-      ACCORD_RETURN_IF_ERROR(impl->ReadRevocationLists());
-      impl->next_crl_check = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      impl->crls.emplace(impl->options.crl_file);
+      ACCORD_ASSIGN_OR_RETURN(std::string line, impl->crls->Read(impl->tls.native_handle()));
+      impl->log(line);
     }
     std::string names;
     for (const std::string& name : issuers.names) names += (names.empty() ? "" : ", ") + name;
@@ -1053,7 +1063,10 @@ Status Server::Run() {
     node_thread = std::thread([&s] { s.jobs.Run([&s](auto& batch) { s.HandleJobs(batch); }); });
     sync_thread =
         std::thread([&s] { s.unsynced.Run([&s](auto& batch) { s.SyncAndAnswer(batch); }); });
-    asio::post(s.io, [&s] { s.Accept(); });
+    asio::post(s.io, [&s] {
+      s.Accept();
+      if (s.crls) s.WatchRevocationLists();
+    });
   } catch (const std::exception& e) {  // std::system_error (no thread), std::bad_alloc
     s.jobs.Stop();
     s.unsynced.Stop();

@@ -809,9 +809,10 @@ TEST_F(ServerTest, CertificateNotNamingASubjectOfThisNodeIsForbidden) {
 }
 
 // A revocation list of the node's CA refuses the certificates it names in the handshake; a
-// partner's CA with no list here is not checked. A new list is read while the server runs, on a
-// new connection a second or more after the last look; one that no longer loads leaves the old
-// in force.
+// partner's CA with no list here is not checked. A new list is read while the server runs, a
+// second or more after the last look; one that no longer loads leaves the old in force. The
+// connections made before a list that revokes their certificate end: at once when they wait,
+// after the answer when a request is in flight.
 TEST_F(ServerTest, ARevokedCertificateIsRefusedInTheHandshake) {
   const std::string crl = root_ + "/crl.pem";
   const Instant now = SystemClock().Now();
@@ -823,8 +824,19 @@ TEST_F(ServerTest, ARevokedCertificateIsRefusedInTheHandshake) {
   StartServer(o);
   const auto refused = [this](const std::string& name) { return RefusedInHandshake(name); };
   EXPECT_EQ(Call("kor-clerk", "GET", "/v1/health").status, 200);
-  auto kept = Connect("kor-clerk");  // a connection from before the revocation
-  ASSERT_NE(kept, nullptr);
+  // Connections from before the revocation: waiting, with a request in flight, and another
+  // subject's.
+  auto kept = Connect("kor-clerk");
+  auto busy = Connect("kor-clerk");
+  auto other = Connect("kor-analyst");
+  ASSERT_TRUE(kept && busy && other);
+  for (Client* c : {kept.get(), other.get()}) {
+    auto r = c->Request("GET", "/v1/health");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
+  const std::string body = NewObjectJson("k-revoked", "III", "x");
+  ASSERT_TRUE(PostHeaderInFlight(*busy, body));
 
   revoke.certs = {pki_->Path("kor-clerk.pem")};
   ASSERT_TRUE(RevokeCertificate(revoke));
@@ -833,10 +845,16 @@ TEST_F(ServerTest, ARevokedCertificateIsRefusedInTheHandshake) {
   // The partner's CA has no list here: its node's certificate passes the handshake (and is
   // refused after it, as this node does not know the partner).
   EXPECT_EQ(Call("jpn-node-by-jpn-ca", "GET", "/v1/health").status, 403);
-  // A handshake checks a certificate once: a connection made before keeps its caller.
-  auto before = kept->Request("GET", "/v1/health");
-  ASSERT_TRUE(before);
-  EXPECT_EQ(before->status, 200);
+  EXPECT_FALSE(kept->Request("GET", "/v1/health"));  // it ended when the list was read
+  ASSERT_TRUE(busy->Send(body));
+  auto answered = busy->Read();
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(answered->headers["connection"], "close");
+  EXPECT_FALSE(busy->Read());
+  auto still = other->Request("GET", "/v1/health");
+  ASSERT_TRUE(still);
+  EXPECT_EQ(still->status, 200);
+  EXPECT_NE(still->headers["connection"], "close");
 
   // A file that no longer loads: the list read before stays.
   std::ofstream(crl) << "not a list\n";
@@ -849,6 +867,12 @@ TEST_F(ServerTest, ARevokedCertificateIsRefusedInTheHandshake) {
             std::string::npos)
       << log;
   EXPECT_NE(log.find("revoking 1 certificate\n"), std::string::npos) << log;
+  // Two at least: those of `kept` and `busy`, and of a connection the test closed that the
+  // server had not yet seen closed.
+  EXPECT_TRUE(
+      std::regex_search(log, std::regex("revocation lists: [2-9] connections made before "
+                                        "them end \\(the certificate no longer verifies\\)\n")))
+      << log;
   EXPECT_NE(log.find("(certificate revoked)"), std::string::npos) << log;
   EXPECT_NE(log.find("no revocation list in `" + crl + "`; the lists read before stay in force"),
             std::string::npos)
@@ -2026,13 +2050,15 @@ TEST_F(ServerTest, StopFinishesTheRequestInFlightAndClosesIdleConnections) {
 
 // A client for the scripted server's port, as a node's federation makes one (`expect` names the
 // partner), with a short deadline.
-std::unique_ptr<HttpsClient> ClientOf(const TestPki& pki, uint16_t port, std::string expect = "") {
+std::unique_ptr<HttpsClient> ClientOf(const TestPki& pki, uint16_t port, std::string expect = "",
+                                      std::string crl_file = "") {
   HttpsClientOptions o;
   o.port = port;
   o.ca_file = pki.Path("ca.pem");
   o.cert_file = pki.Path("jpn-node.pem");
   o.key_file = pki.Path("jpn-node.key");
   o.expect_common_name = std::move(expect);
+  o.crl_file = std::move(crl_file);
   o.timeout = 3s;
   auto client = HttpsClient::Create(o);
   EXPECT_TRUE(client) << client.error().ToString();
@@ -2068,6 +2094,60 @@ TEST_F(ServerTest, ClientRequiresThePartnersNodeCertificate) {
         std::string_view(cert) == "server" ? "names `KOR`, not `JPN`" : "is not a node's";
     EXPECT_NE(r.error().message.find(why), std::string::npos) << r.error().message;
   }
+}
+
+// With revocation lists, a partner's certificate that a list of its CA revokes is refused in the
+// handshake. Lists read again (a second or more after the last look) close the connection kept
+// open, so the next request's handshake checks the certificate against them; a file that no
+// longer loads is reported once and leaves the lists read before in force.
+TEST_F(ServerTest, ClientRefusesARevokedServerCertificate) {
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  const std::string crl = root_ + "/crl.pem";
+  RevokeOptions revoke{pki_->Path("ca.pem"), pki_->Path("ca.key"), crl, {}, SystemClock().Now()};
+  ASSERT_TRUE(RevokeCertificate(revoke));  // a list revoking nothing yet
+  ScriptedServer server(pki_->Path("ca.pem"), pki_->Path("jpn-node-server.pem"),
+                        pki_->Path("jpn-node-server.key"), Answers({ok, ok, ok}));
+  auto client = ClientOf(*pki_, server.port(), "JPN", crl);
+  ASSERT_NE(client, nullptr);
+  auto r = client->Request("GET", "/v1/health");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(client->RefreshRevocationLists(), "");  // read within the second: not looked at
+
+  revoke.certs = {pki_->Path("jpn-node-server.pem")};
+  ASSERT_TRUE(RevokeCertificate(revoke));
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_EQ(client->RefreshRevocationLists(),
+            "revocation lists: 1 from `" + crl + "`, revoking 1 certificate");
+  r = client->Request("GET", "/v1/health");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Code::kUnavailable);
+  EXPECT_NE(r.error().message.find("the server's certificate is refused: certificate revoked"),
+            std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(server.connections(), 2);
+
+  std::ofstream(crl) << "not a list\n";
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_EQ(client->RefreshRevocationLists(),
+            "revocation lists: no revocation list in `" + crl +
+                "`; the lists read before stay in force (read again each second)");
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_EQ(client->RefreshRevocationLists(), "");  // the same error, reported once
+  r = client->Request("GET", "/v1/health");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("certificate revoked"), std::string::npos) << r.error().message;
+
+  // A client is not made with a file it cannot use.
+  HttpsClientOptions o;
+  o.ca_file = pki_->Path("ca.pem");
+  o.cert_file = pki_->Path("jpn-node.pem");
+  o.key_file = pki_->Path("jpn-node.key");
+  o.crl_file = crl;
+  auto refused = HttpsClient::Create(o);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
+  EXPECT_NE(refused.error().message.find("no revocation list in"), std::string::npos)
+      << refused.error().message;
 }
 
 // With the partner's certificate configured, its node must present that certificate's key, not

@@ -5,6 +5,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <memory>
@@ -321,6 +322,72 @@ void UseRevocationLists(SSL_CTX* ctx, const RevocationLists& lists) {
   X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx),
                               X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
   SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), VerifyPeer);
+}
+
+namespace {
+
+std::array<int64_t, 4> FileState(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {static_cast<int64_t>(st.st_ino), static_cast<int64_t>(st.st_size),
+          static_cast<int64_t>(st.st_mtim.tv_sec), static_cast<int64_t>(st.st_mtim.tv_nsec)};
+}
+
+}  // namespace
+
+Result<std::string> RevocationListFile::Read(SSL_CTX* ctx) {
+  const std::array<int64_t, 4> state = FileState(path_);
+  ACCORD_ASSIGN_OR_RETURN(
+      RevocationLists lists,
+      LoadRevocationLists(ctx, path_, std::time(nullptr), in_force_.store ? &in_force_ : nullptr));
+  UseRevocationLists(ctx, lists);
+  std::string line = fmt::format("revocation lists: {} from `{}`, revoking {} certificate{}",
+                                 lists.lists, path_, lists.revoked, lists.revoked == 1 ? "" : "s");
+  in_force_ = std::move(lists);
+  ++generation_;
+  seen_ = state;
+  error_.clear();
+  next_check_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  return line;
+}
+
+std::string RevocationListFile::Refresh(SSL_CTX* ctx, std::chrono::steady_clock::time_point now,
+                                        bool* read) {
+  if (read != nullptr) *read = false;
+  if (now < next_check_) return {};
+  next_check_ = now + std::chrono::seconds(1);
+  // Unchanged since it was read; a file that failed is read again (a list not valid yet, an
+  // I/O error) until it loads, its error reported once.
+  if (error_.empty() && FileState(path_) == seen_) return {};
+  Result<std::string> line = Read(ctx);
+  if (line) {
+    if (read != nullptr) *read = true;
+    return std::move(*line);
+  }
+  std::string error = "revocation lists: " + line.error().message +
+                      "; the lists read before stay in force (read again each second)";
+  if (error == error_) return {};
+  error_ = error;
+  return error;
+}
+
+std::string VerifyPeerAgain(SSL* ssl, const RevocationLists& lists) {
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (cert == nullptr) return "no certificate";
+  StoreCtxPtr verify(X509_STORE_CTX_new(), X509_STORE_CTX_free);
+  // The chain the peer sent (on a server, without its own certificate) as intermediates.
+  if (verify == nullptr || X509_STORE_CTX_init(verify.get(), lists.store.get(), cert,
+                                               SSL_get_peer_cert_chain(ssl)) != 1) {
+    ERR_clear_error();
+    return "cannot set up a certificate's verification";
+  }
+  X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(verify.get()),
+                              X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+  X509_STORE_CTX_set_verify_cb(verify.get(), VerifyPeer);
+  const bool verified = X509_verify_cert(verify.get()) == 1;
+  const int error = X509_STORE_CTX_get_error(verify.get());
+  ERR_clear_error();
+  return verified ? std::string() : X509_verify_cert_error_string(error);
 }
 
 Result<UsersIssuers> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_file) {

@@ -8,6 +8,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <array>
+#include <chrono>
+#include <cstdint>
 #include <ctime>
 #include <map>
 #include <memory>
@@ -88,6 +91,46 @@ struct RevocationLists {
 // CA with no list there (a partner's, whose lists this node does not get) is not checked.
 // Connections made before keep the store they began with.
 void UseRevocationLists(SSL_CTX* ctx, const RevocationLists& lists);
+
+// The revocation lists of one PEM file in force in one SSL_CTX (LoadRevocationLists,
+// UseRevocationLists), read again when the file changes. A file read later must keep a list of
+// each CA that had one, numbered no lower; until one does, the lists read before stay in force.
+//
+// Thread safety: not thread-safe; used by the thread that owns the SSL_CTX.
+class RevocationListFile {
+ public:
+  explicit RevocationListFile(std::string path) : path_(std::move(path)) {}
+
+  const std::string& path() const { return path_; }
+
+  // Reads the file and puts its lists in force in `ctx`: the line saying what they hold, or why
+  // the file cannot be used (the lists in force before stay).
+  [[nodiscard]] Result<std::string> Read(SSL_CTX* ctx);
+
+  // At most once a second (by `now`): reads the file again when it changed since it was last
+  // read, or that reading failed. The line to log, empty when there is none: what new lists
+  // hold (`*read` then true), or why the file cannot be used, once per distinct error.
+  [[nodiscard]] std::string Refresh(SSL_CTX* ctx, std::chrono::steady_clock::time_point now,
+                                    bool* read = nullptr);
+
+  // The lists in force (none before the first Read), and how many times lists were put in force.
+  [[nodiscard]] const RevocationLists& in_force() const { return in_force_; }
+  [[nodiscard]] uint64_t generation() const { return generation_; }
+
+ private:
+  std::string path_;
+  RevocationLists in_force_;
+  std::array<int64_t, 4> seen_{};  // the file's inode, size and time when last read
+  std::chrono::steady_clock::time_point next_check_;
+  std::string error_;  // the last reading's, "" when it succeeded
+  uint64_t generation_ = 0;
+};
+
+// Why the certificate the peer of `ssl` presented in its handshake no longer verifies against
+// `lists` (as the handshake of a connection made after UseRevocationLists would verify it): a
+// list revokes it or a CA of its chain, that list has expired, or a certificate has; "" when it
+// still verifies. For connections made before the lists came into force.
+[[nodiscard]] std::string VerifyPeerAgain(SSL* ssl, const RevocationLists& lists);
 
 // How many CAs the PEM file `path` (a CA bundle) holds: its CA certificates, counting those on
 // one key once; or why it cannot be read.

@@ -688,6 +688,33 @@ check_ok fork-evidence 'accord/JPN' "$accord" log evidence --home "$work/fork/KO
 check fork-logged-once '^1$' home_entries "$work/fork/KOR" '"op":"witness"[^}]*"decision":"deny","reason":"fork"'
 check fork-witnessing-stopped 'witnessing JPN stops until this node restarts' cat "$work/fork/run/KOR.log"
 
+# 6. Revocation. Korea's node reads its deployment's revocation lists ([tls] crl). Once they
+#    revoke Japan's node certificate, Korea's node refuses Japan's node both ways: its federation
+#    does not deliver to Japan's server (the release waits in the outbox) and its server refuses
+#    Japan's node as a client.
+live_setup "$accord" "$work/rev" "$src/examples/gsomia" --simulate || exit 1
+"$accord" pki revoke --pki "$work/rev/pki" >/dev/null || fail "rev: pki revoke (no certificate)"
+sed -i 's|^key = .*|&\ncrl = "../pki/crl.pem"|' "$work/rev/KOR/serve.toml"
+for p in KOR JPN; do live_start "$p" 2018-05-01T10:00:00+09:00 || exit 1; done
+check rev-create-1 '"id":"k-rev-1"' create KOR kor-analyst k-rev-1 II "before" '["JPN"]'
+check rev-release-1 '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-rev-1/release '{"to":"JPN"}'
+eventually rev-delivered-1 '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
+check_ok rev-revoke '1 certificate\(s\) revoked \(1 new\)' "$accord" pki revoke --pki "$work/rev/pki" "$work/rev/pki/nodes/JPN.pem"
+eventually rev-lists-read 'JPN: revocation lists: 1 from .*, revoking 1 certificate' \
+  cat "$work/rev/run/KOR.log"
+check rev-create-2 '"id":"k-rev-2"' create KOR kor-analyst k-rev-2 II "after" '["JPN"]'
+check rev-release-2 '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-rev-2/release '{"to":"JPN"}'
+eventually rev-refused '"party":"JPN","reachable":false,"last_error":"[^"]*certificate revoked' \
+  get KOR kor-analyst /v1/federation/peers
+check rev-pending '"JPN":\{"pending":1,' get KOR kor-analyst /v1/outbox
+check j-rev-create '"id":"j-rev"' create JPN jpn-analyst j-rev HI "to a node that refuses" '["KOR"]'
+check j-rev-release '"delivery":"queued"' post JPN jpn-analyst /v1/objects/j-rev/release '{"to":"KOR"}'
+eventually j-rev-refused '"party":"KOR","reachable":false,"last_error":"[^"]*certificate revoked' \
+  get JPN jpn-analyst /v1/federation/peers
+live_stop_all
+check rev-not-received '^0$' home_entries "$work/rev/JPN" 'k-rev-2'
+check rev-j-not-received '^0$' home_entries "$work/rev/KOR" 'j-rev'
+
 # Every node stopped by SIGTERM exited 0 (live_stop), and no sanitizer reported in any node's log
 # (a report in a node kept running is seen by nothing else).
 live_stop_all
