@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -320,9 +321,33 @@ Status IssueCertificate(const LeafOptions& options) {
   return Issue(ca.get(), ca_key.get(), options);
 }
 
+namespace {
+
+// An open file descriptor, closed (releasing a lock taken on it) when this goes.
+struct Descriptor {
+  explicit Descriptor(int f) : fd(f) {}
+  Descriptor(const Descriptor&) = delete;
+  Descriptor& operator=(const Descriptor&) = delete;
+  ~Descriptor() {
+    if (fd >= 0) ::close(fd);
+  }
+  const int fd;
+};
+
+}  // namespace
+
 Result<RevocationList> RevokeCertificate(const RevokeOptions& o) {
   if (o.valid_days < 1 || o.valid_days > 3650) {
     return Fail(Code::kInvalidArgument, "a revocation list is valid for 1 to 3650 days");
+  }
+  // One revocation at a time per CA: two at once would each extend the list as it was, and the
+  // second to rename its file would drop the other's entries. The lock is on the CA's key file,
+  // which every run reads, held until the new list is in place.
+  // (A key that cannot be opened is reported by ReadKey.)
+  const Descriptor lock{::open(o.ca_key.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (lock.fd >= 0 && ::flock(lock.fd, LOCK_EX) != 0) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("cannot lock `{}`: {}", o.ca_key, std::strerror(errno)));
   }
   ACCORD_ASSIGN_OR_RETURN(X509Ptr ca, ReadCert(o.ca_cert));
   ACCORD_ASSIGN_OR_RETURN(PkeyPtr ca_key, ReadKey(o.ca_key));

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "accord/clock.h"
@@ -236,6 +238,35 @@ TEST_F(PkiTest, RevokesCertificatesInAListTheCaSigns) {
   ASSERT_FALSE(mismatched);
   EXPECT_NE(mismatched.error().message.find("is not the key of"), std::string::npos);
   EXPECT_EQ(VerifyWithCrl(ca, crl, analyst, t + 8 * 86400), X509_V_ERR_CERT_REVOKED);
+}
+
+// Revocations run at once on one CA's list each keep their entry: each waits for the one before
+// to put its list in place, then extends that list.
+TEST_F(PkiTest, RevocationsAtOnceLoseNoEntry) {
+  const Instant now = SystemClock().Now();
+  constexpr int kUsers = 6;
+  std::vector<std::pair<std::string, std::string>> users;
+  for (int i = 0; i < kUsers; ++i) users.emplace_back("kor-user-" + std::to_string(i), "KOR");
+  ASSERT_TRUE(CreateDevelopmentPki(PkiOptions{dir_, {"KOR"}, users, {"127.0.0.1"}, now, 30}));
+  const std::string ca = dir_ + "/ca.pem", crl = dir_ + "/crl.pem";
+  std::vector<std::thread> threads;
+  std::vector<int> added(kUsers, -1);
+  for (int i = 0; i < kUsers; ++i) {
+    threads.emplace_back([&, i] {
+      auto made =
+          RevokeCertificate(RevokeOptions{ca,
+                                          dir_ + "/ca.key",
+                                          crl,
+                                          {dir_ + "/users/kor-user-" + std::to_string(i) + ".pem"},
+                                          now});
+      added[static_cast<size_t>(i)] = made ? static_cast<int>(made->added) : -2;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(added, std::vector<int>(kUsers, 1));
+  auto renewed = RevokeCertificate(RevokeOptions{ca, dir_ + "/ca.key", crl, {}, now});
+  ASSERT_TRUE(renewed) << renewed.error().ToString();
+  EXPECT_EQ(renewed->revoked, static_cast<size_t>(kUsers));
 }
 
 // A node certificate names its hosts as IP addresses (v4 or v6) or DNS names; anything else, and
