@@ -1,4 +1,5 @@
-// accord/file.h — reading a whole file that comes from outside, with a bound on its size.
+// accord/file.h — reading a whole file that comes from outside, with a bound on its size; making
+// what was written durable.
 //
 // A file named on the command line or found in a policy directory is outside input: one of many
 // gigabytes (or `/dev/zero`) must be refused with a clear message, not read into memory until the
@@ -32,6 +33,14 @@ enum class FileNamed { kByPath, kAsIt };
 // The same, read straight into memory that wipes itself, for a file that may hold a secret (a
 // payload, a passphrase): no copy of it is left in a stream's buffers.
 [[nodiscard]] Result<SecretBytes> ReadSecretFileAtMost(const std::string& path, size_t max_bytes);
+
+// Makes the file or directory at `path` durable (fsync): after writing a file, its contents;
+// after creating, renaming or removing an entry, the directory that holds it. A symbolic link is
+// followed. Errors: kUnavailable "cannot make `PATH` durable: REASON".
+[[nodiscard]] Status SyncPath(const std::string& path);
+// SyncPath of the directory that holds the entry `path` (".", for a name without a slash): after
+// the entry is created or renamed into place.
+[[nodiscard]] Status SyncDirectoryOf(const std::string& path);
 
 }  // namespace accord
 

@@ -134,4 +134,21 @@ Result<SecretBytes> ReadSecretFileAtMost(const std::string& path, size_t max_byt
   return out;
 }
 
+Status SyncPath(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    const int error = errno;
+    if (fd >= 0) ::close(fd);
+    return Fail(Code::kUnavailable,
+                fmt::format("cannot make `{}` durable: {}", path, std::strerror(error)));
+  }
+  ::close(fd);
+  return OkStatus();
+}
+
+Status SyncDirectoryOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return SyncPath(slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash));
+}
+
 }  // namespace accord

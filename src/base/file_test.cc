@@ -168,5 +168,24 @@ TEST_F(FileTest, CanCallTheFileItForACallerThatNamesIt) {
   EXPECT_EQ(large.error().message, "it is larger than 1 bytes");
 }
 
+// A file, a directory, and a link to one are made durable, and the directory that holds each; a
+// path that is not there is an error naming it.
+TEST_F(FileTest, MakesAFileOrADirectoryDurable) {
+  const std::string file = Write("f", "x");
+  fs::create_directory_symlink(dir_, dir_ / "link");
+  for (const std::string& path : {file, dir_.string(), (dir_ / "link").string()}) {
+    EXPECT_TRUE(SyncPath(path)) << path;
+    EXPECT_TRUE(SyncDirectoryOf(path)) << path;
+  }
+  EXPECT_TRUE(SyncDirectoryOf("a-name-here"));  // the working directory
+  EXPECT_TRUE(SyncDirectoryOf("/"));
+  const std::string missing = (dir_ / "missing").string();
+  const Status gone = SyncPath(missing);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, Code::kUnavailable);
+  EXPECT_EQ(gone.error().message,
+            "cannot make `" + missing + "` durable: No such file or directory");
+}
+
 }  // namespace
 }  // namespace accord

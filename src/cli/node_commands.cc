@@ -189,17 +189,17 @@ bool WriteFile(const std::string& path, ByteView bytes, mode_t mode) {
   ok = ok && ::fsync(fd) == 0;
   if (fd >= 0) ok = ::close(fd) == 0 && ok;
   ok = ok && std::rename(tmp.c_str(), path.c_str()) == 0;
-  if (ok) {
-    const int dir = ::open(DirectoryOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ok = dir >= 0 && ::fsync(dir) == 0;
-    if (dir >= 0) ::close(dir);
-  } else if (fd >= 0) {
-    ::unlink(tmp.c_str());
-  }
   if (!ok) {
-    PrintError(fmt::format("cannot write `{}`: {}", path, std::strerror(errno)));
+    const int error = errno;
+    if (fd >= 0) ::unlink(tmp.c_str());
+    PrintError(fmt::format("cannot write `{}`: {}", path, std::strerror(error)));
+    return false;
   }
-  return ok;
+  if (Status synced = SyncDirectoryOf(path); !synced) {
+    PrintError(fmt::format("cannot write `{}`: {}", path, synced.error().message));
+    return false;
+  }
+  return true;
 }
 
 namespace {

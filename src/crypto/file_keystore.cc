@@ -95,7 +95,8 @@ Status WriteNewFile(const std::string& path, std::string_view text) {
     ::unlink(path.c_str());
     return Fail(Code::kInternal, fmt::format("writing `{}`: {}", path, std::strerror(errno)));
   }
-  return OkStatus();
+  // And its entry in the directory: a key store lost to a power cut loses every object.
+  return SyncDirectoryOf(path);
 }
 
 Result<uint64_t> ParseNumber(std::string_view field, std::string_view prefix) {

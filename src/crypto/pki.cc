@@ -21,6 +21,8 @@
 #include <memory>
 #include <string_view>
 
+#include "accord/file.h"
+
 namespace accord {
 namespace {
 namespace fs = std::filesystem;
@@ -447,7 +449,7 @@ Result<RevocationList> RevokeCertificate(const RevokeOptions& o) {
       return Fail(Code::kInvalidArgument,
                   fmt::format("cannot replace `{}`: {}", o.crl, ec.message()));
     }
-    return OkStatus();
+    return SyncDirectoryOf(o.crl);  // the rename itself
   }();
   if (!written) {
     f.reset();

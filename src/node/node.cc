@@ -24,6 +24,7 @@
 
 #include "accord/clock.h"
 #include "accord/config.h"
+#include "accord/file.h"
 #include "accord/json.h"
 #include "accord/merkle.h"
 #include "accord/note.h"
@@ -954,19 +955,6 @@ Result<EnvelopeInfo> InspectEnvelope(ByteView bytes, size_t max_bytes) {
 
 namespace {
 
-// Makes `path` (a file or a directory) durable.
-Status SyncPath(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0 || ::fsync(fd) != 0) {
-    const int error = errno;
-    if (fd >= 0) ::close(fd);
-    return Fail(Code::kUnavailable,
-                fmt::format("cannot make `{}` durable: {}", path.string(), std::strerror(error)));
-  }
-  ::close(fd);
-  return OkStatus();
-}
-
 // The files of the home other than the store, relative to it, sorted.
 Result<std::vector<fs::path>> HomeFiles(const fs::path& home) {
   static constexpr std::string_view kStoreFiles[] = {"state.db", "state.db-wal", "state.db-shm",
@@ -1041,15 +1029,15 @@ Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& ou
         return Fail(Code::kUnavailable,
                     fmt::format("cannot copy `{}`: {}", from.string(), ec.message()));
       }
-      if (!directory) ACCORD_RETURN_IF_ERROR(SyncPath(to));
+      if (!directory) ACCORD_RETURN_IF_ERROR(SyncPath(to.string()));
       backup.files.push_back(directory ? file.string() + "/" : file.string());
     }
     // The directories last, so that the entries of each are durable, then the new one's own.
     for (auto it = files.rbegin(); it != files.rend(); ++it) {
-      if (fs::is_directory(out / *it, ec)) ACCORD_RETURN_IF_ERROR(SyncPath(out / *it));
+      if (fs::is_directory(out / *it, ec)) ACCORD_RETURN_IF_ERROR(SyncPath((out / *it).string()));
     }
-    ACCORD_RETURN_IF_ERROR(SyncPath(out));
-    ACCORD_RETURN_IF_ERROR(SyncPath(parent));
+    ACCORD_RETURN_IF_ERROR(SyncPath(out.string()));
+    ACCORD_RETURN_IF_ERROR(SyncPath(parent.string()));
     return backup;
   }();
   if (!made) fs::remove_all(out, ec);
