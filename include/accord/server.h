@@ -69,9 +69,11 @@ struct ServerOptions {
   // PEM: certificate revocation lists (X.509 CRLs), each signed by a CA of ca_file; empty: none.
   // A client certificate a list of its CA revokes is refused in the handshake; a CA with no list
   // here is not checked. Read when the server is created (every list current, or it does not
-  // start) and again, at most once a second, on a new connection after the file changed: new
-  // handshakes use the new lists, and a file that no longer loads leaves the old ones in force
-  // (logged). A list past its next update refuses every certificate of its CA (fail closed).
+  // start) and again, at most once a second, after the file changed: new handshakes use the new
+  // lists, each connection made before is checked again (one whose certificate they revoke
+  // ends, after answering a request already being handled), and a file that no longer loads
+  // leaves the old ones in force (logged). A list past its next update refuses every
+  // certificate of its CA (fail closed).
   std::string crl_file;
   std::string cert_file;            // PEM: the server's certificate chain
   std::string key_file;             // PEM: its private key

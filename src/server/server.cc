@@ -243,9 +243,10 @@ struct ServerCore {
   // options.crl_file's lists, in force in `tls` (io thread after Create); none without one.
   std::optional<server_internal::RevocationListFile> crls;
   asio::steady_timer crl_timer{io};
-  uint16_t port = 0;             // fixed in Create
-  WorkQueue<Job> jobs;           // io thread -> node thread
-  WorkQueue<Unsynced> unsynced;  // node thread -> sync thread
+  uint64_t crl_sessions_checked = 0;  // the lists' generation the connections were checked for
+  uint16_t port = 0;                  // fixed in Create
+  WorkQueue<Job> jobs;                // io thread -> node thread
+  WorkQueue<Unsynced> unsynced;       // node thread -> sync thread
 };
 
 // One connection: its TLS stream, the caller its certificate names, the request being read and
@@ -306,10 +307,13 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // New revocation lists are in force: a connection whose certificate they revoke ends, at once
-  // when it waits between requests, else once its request is answered. Whether it ends (io
-  // thread). A handshake under way checks its certificate as it completes (OnHandshake).
+  // when it waits between requests; a request it is still sending is refused (403), and one
+  // being handled is answered; either way the connection then closes. Whether it ends (io
+  // thread). A handshake under way checks its certificate as it completes (OnHandshake); a
+  // connection already checked against these lists is not checked again.
   [[nodiscard]] bool EndIfRevoked() {
     if (handshaking_ || closed_ || closing_ || revoked_) return false;
+    if (crl_generation_ == server_.crls->generation()) return false;
     crl_generation_ = server_.crls->generation();
     if (server_internal::VerifyPeerAgain(stream_.native_handle(), server_.crls->in_force())
             .empty()) {
@@ -344,6 +348,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // The node thread's answer to Submit(vet): the refusal of a node certificate that names no
   // partner, or none (io thread).
   void OnVetted(std::optional<server_internal::ApiResponse> refusal) {
+    if (revoked_) {  // the body is left unread, as for a refusal
+      RefuseRevoked();
+      return;
+    }
     if (refusal) {
       // The body is left unread: the connection closes after the answer.
       Respond(std::move(*refusal), parser_->get().version(), false);
@@ -430,7 +438,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void WaitForRequest() {
-    if (server_.stopping) {
+    if (server_.stopping || revoked_) {
       Shutdown();
       return;
     }
@@ -604,7 +612,22 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // The node thread reads the request (Grouped) and posts the answer (Answer): the session is
   // not touched on the io thread meanwhile, since no operation is pending on it.
-  void Handle() { server_.Submit(shared_from_this()); }
+  void Handle() {
+    if (revoked_) {
+      RefuseRevoked();
+      return;
+    }
+    server_.Submit(shared_from_this());
+  }
+
+  // The request of a connection whose certificate was revoked while it was sent: refused, and
+  // the connection closed after the answer (EndIfRevoked).
+  void RefuseRevoked() {
+    Respond(server_internal::ErrorResponse(
+                403, "permission-denied",
+                "this connection's certificate was revoked while the request was sent"),
+            parser_->get().version(), false, parser_->get().method() == http::verb::head);
+  }
 
   // Writes `r`; to a HEAD request, its header only (RFC 9110 §9.3.2), whose Content-Length is
   // still the body's.
@@ -681,7 +704,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) {
       return;
     }
-    if (!keep_alive_ || server_.stopping) {
+    if (!keep_alive_ || revoked_ || server_.stopping) {
       Shutdown();
       return;
     }
@@ -916,9 +939,12 @@ void ServerCore::RefreshRevocationLists() {
   const std::string line =
       crls->Refresh(tls.native_handle(), std::chrono::steady_clock::now(), &read);
   if (!line.empty()) log(line);
-  if (!read) return;
+  // Each connection made before the lists in force is checked against them once, here; a pass
+  // that failed part way (allocation) goes on at the next call.
+  if (crl_sessions_checked == crls->generation()) return;
   size_t ended = 0;
   for (Session* session : sessions) ended += session->EndIfRevoked() ? 1 : 0;
+  crl_sessions_checked = crls->generation();
   if (ended > 0) {
     log(
         fmt::format("revocation lists: {} connection{} made before them end{} (the certificate "
@@ -928,11 +954,15 @@ void ServerCore::RefreshRevocationLists() {
 }
 
 void ServerCore::WatchRevocationLists() {
-  RefreshRevocationLists();
   crl_timer.expires_after(std::chrono::seconds(1));
   crl_timer.async_wait([this](const error_code& ec) {
     if (!ec && !stopping) WatchRevocationLists();
   });
+  try {
+    RefreshRevocationLists();
+  } catch (const std::exception& e) {  // allocation: the timer tries again in a second
+    log(std::string("revocation lists: ") + e.what());
+  }
 }
 
 void ServerCore::DoStop() {
@@ -1030,6 +1060,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options, Node& node
     if (!impl->options.crl_file.empty()) {
       impl->crls.emplace(impl->options.crl_file);
       ACCORD_ASSIGN_OR_RETURN(std::string line, impl->crls->Read(impl->tls.native_handle()));
+      impl->crl_sessions_checked = impl->crls->generation();  // none yet
       impl->log(line);
     }
     std::string names;
@@ -1065,7 +1096,7 @@ Status Server::Run() {
         std::thread([&s] { s.unsynced.Run([&s](auto& batch) { s.SyncAndAnswer(batch); }); });
     asio::post(s.io, [&s] {
       s.Accept();
-      if (s.crls) s.WatchRevocationLists();
+      if (s.crls && !s.stopping) s.WatchRevocationLists();
     });
   } catch (const std::exception& e) {  // std::system_error (no thread), std::bad_alloc
     s.jobs.Stop();
