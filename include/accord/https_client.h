@@ -64,11 +64,11 @@ class HttpsClient {
   void set_port(uint16_t port);
   // Closes the connection, if any.
   void Close();
-  // With options.crl_file: reads it again, at most once a second, when it changed since it was
-  // last read or that reading failed. New lists close the connection, so that the next
-  // handshake checks the server's certificate against them. The line to log, empty when there
-  // is none: what the new lists hold, or why the file cannot be used (once per error; the lists
-  // read before stay in force).
+  // With options.crl_file: reads it again when it changed since it was last read or that
+  // reading failed (a stat(2) each call: call it once a second or so). New lists close the
+  // connection, so that the next handshake checks the server's certificate against them. The line
+  // to log, empty when there is none: what the new lists hold, or why the file cannot be used (once
+  // per error; the lists read before stay in force).
   [[nodiscard]] std::string RefreshRevocationLists();
 
  private:

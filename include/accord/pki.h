@@ -84,11 +84,12 @@ struct RevocationList {
 // Writes the CA's certificate revocation list (X.509 v2 CRL, SHA-256, with the CA's key
 // identifier and a CRL number one above the old list's), with the entries of the list already in
 // `crl` and one for each of `certs`, signed by the CA and valid `valid_days`; the file is
-// replaced whole (a new file beside it, made durable, then renamed). Two runs at once on one
-// list may lose one's entries: run them one at a time. kInvalidArgument for an unreadable
-// file, a certificate the CA did not issue, or an existing list the CA did not sign (it would be
-// extended under the CA's name); kAlreadyExists, and nothing written, when every certificate
-// given is in the list already.
+// replaced whole (a new file beside it, made durable, then renamed). Runs on one list take turns
+// (a write lock on `crl`.lock, a file made beside it and left there). kInvalidArgument for an
+// unreadable file, a certificate the CA did not issue, or an existing list the CA did not sign
+// (it would be extended under the CA's name); kAlreadyExists, and nothing written, when every
+// certificate given is in the list already; kUnavailable when the lock cannot be taken, or the
+// directory cannot be made durable after the new list is in place (the message says so).
 [[nodiscard]] Result<RevocationList> RevokeCertificate(const RevokeOptions& options);
 
 }  // namespace accord

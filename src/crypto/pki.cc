@@ -8,7 +8,6 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -342,14 +341,22 @@ Result<RevocationList> RevokeCertificate(const RevokeOptions& o) {
   if (o.valid_days < 1 || o.valid_days > 3650) {
     return Fail(Code::kInvalidArgument, "a revocation list is valid for 1 to 3650 days");
   }
-  // One revocation at a time per CA: two at once would each extend the list as it was, and the
-  // second to rename its file would drop the other's entries. The lock is on the CA's key file,
-  // which every run reads, held until the new list is in place.
-  // (A key that cannot be opened is reported by ReadKey.)
-  const Descriptor lock{::open(o.ca_key.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (lock.fd >= 0 && ::flock(lock.fd, LOCK_EX) != 0) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("cannot lock `{}`: {}", o.ca_key, std::strerror(errno)));
+  // One revocation at a time per list: two at once would each extend the list as it was, and
+  // the second to rename its file would drop the other's entries. The lock is a write lock on
+  // `crl`.lock, held until the new list is in place: an open file description's lock, so that
+  // threads exclude each other as processes do, and one that NFS carries (flock(2) on NFS is a
+  // lock of the whole process, and needs the file open for writing).
+  const std::string lock_path = o.crl + ".lock";
+  const Descriptor lock{
+      ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600)};
+  struct flock whole {};
+  whole.l_type = F_WRLCK;
+  whole.l_whence = SEEK_SET;  // from the start, l_len 0: to the end
+  int locked = lock.fd >= 0 ? ::fcntl(lock.fd, F_OFD_SETLKW, &whole) : -1;
+  while (locked != 0 && errno == EINTR) locked = ::fcntl(lock.fd, F_OFD_SETLKW, &whole);
+  if (locked != 0) {
+    return Fail(Code::kUnavailable,
+                fmt::format("cannot lock `{}`: {}", lock_path, std::strerror(errno)));
   }
   ACCORD_ASSIGN_OR_RETURN(X509Ptr ca, ReadCert(o.ca_cert));
   ACCORD_ASSIGN_OR_RETURN(PkeyPtr ca_key, ReadKey(o.ca_key));
@@ -449,7 +456,11 @@ Result<RevocationList> RevokeCertificate(const RevokeOptions& o) {
       return Fail(Code::kInvalidArgument,
                   fmt::format("cannot replace `{}`: {}", o.crl, ec.message()));
     }
-    return SyncDirectoryOf(o.crl);  // the rename itself
+    if (Status synced = SyncDirectoryOf(o.crl); !synced) {  // the rename itself
+      return Fail(synced.error().code, fmt::format("the new list is in place at `{}`, but {}",
+                                                   o.crl, synced.error().message));
+    }
+    return OkStatus();
   }();
   if (!written) {
     f.reset();

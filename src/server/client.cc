@@ -301,8 +301,7 @@ void HttpsClient::Close() { impl_->Close(); }
 std::string HttpsClient::RefreshRevocationLists() {
   if (!impl_->crls) return {};
   bool read = false;
-  std::string line =
-      impl_->crls->Refresh(impl_->tls.native_handle(), std::chrono::steady_clock::now(), &read);
+  std::string line = impl_->crls->Refresh(impl_->tls.native_handle(), &read);
   if (read) impl_->Close();
   return line;
 }

@@ -149,6 +149,9 @@ struct Federation::Impl {
   std::vector<Peer> peers;
   std::function<void(std::string_view)> log;
 
+  // When the partners' clients look at the revocation lists next (the thread's own).
+  std::chrono::steady_clock::time_point next_crl_check;
+
   mutable std::mutex mu;
   std::condition_variable cv;
   // This pass left envelopes due to a partner whose turn ended (the thread's own).
@@ -779,16 +782,40 @@ struct Federation::Impl {
     }
   }
 
+  // Once a second, each partner's client looks at the revocation lists (new lists close its
+  // kept connection); what they say alike is logged once, naming them all.
+  void RefreshRevocationLists() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_crl_check) return;
+    next_crl_check = now + std::chrono::seconds(1);
+    std::map<std::string, std::string> parties;  // by line
+    for (Peer& p : peers) {
+      try {
+        if (std::string line = p.client->RefreshRevocationLists(); !line.empty()) {
+          std::string& who = parties[line];
+          who += (who.empty() ? "" : ", ") + p.options.party;
+        }
+      } catch (const std::exception& e) {  // allocation: this one looks again next second
+        try {
+          log(fmt::format("{}: revocation lists: {}", p.options.party, e.what()));
+        } catch (const std::exception&) {
+        }
+      }
+    }
+    try {
+      for (const auto& [line, who] : parties) log(fmt::format("{}: {}", who, line));
+    } catch (const std::exception&) {  // allocation: the lines are lost, not the thread
+    }
+  }
+
   void Loop() {
     while (true) {
       const int64_t pass = NowMicros();
+      RefreshRevocationLists();
       for (Peer& p : peers) {
         if (Stopping()) return;
         try {
           CatchUpWithClock(p, pass);
-          if (std::string line = p.client->RefreshRevocationLists(); !line.empty()) {
-            log(fmt::format("{}: {}", p.options.party, line));
-          }
           if (p.port_missing && server_internal::ReadPortFile(p.options.port_file)) {
             // Its node has started: no backoff to wait out, here or in the outbox.
             p.retry_at_us = 0;

@@ -244,9 +244,10 @@ struct ServerCore {
   std::optional<server_internal::RevocationListFile> crls;
   asio::steady_timer crl_timer{io};
   uint64_t crl_sessions_checked = 0;  // the lists' generation the connections were checked for
-  uint16_t port = 0;                  // fixed in Create
-  WorkQueue<Job> jobs;                // io thread -> node thread
-  WorkQueue<Unsynced> unsynced;       // node thread -> sync thread
+  std::chrono::steady_clock::time_point next_crl_check;  // the file is looked at once a second
+  uint16_t port = 0;                                     // fixed in Create
+  WorkQueue<Job> jobs;                                   // io thread -> node thread
+  WorkQueue<Unsynced> unsynced;                          // node thread -> sync thread
 };
 
 // One connection: its TLS stream, the caller its certificate names, the request being read and
@@ -313,12 +314,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // connection already checked against these lists is not checked again.
   [[nodiscard]] bool EndIfRevoked() {
     if (handshaking_ || closed_ || closing_ || revoked_) return false;
-    if (crl_generation_ == server_.crls->generation()) return false;
-    crl_generation_ = server_.crls->generation();
-    if (server_internal::VerifyPeerAgain(stream_.native_handle(), server_.crls->in_force())
-            .empty()) {
-      return false;
-    }
+    const uint64_t generation = server_.crls->generation();
+    if (crl_generation_ == generation) return false;
+    const bool verifies =
+        server_internal::VerifyPeerAgain(stream_.native_handle(), server_.crls->in_force()).empty();
+    crl_generation_ = generation;  // checked (VerifyPeerAgain may throw: checked next time)
+    if (verifies) return false;
     revoked_ = true;
     if (!busy_) Close();
     return true;
@@ -348,10 +349,6 @@ class Session : public std::enable_shared_from_this<Session> {
   // The node thread's answer to Submit(vet): the refusal of a node certificate that names no
   // partner, or none (io thread).
   void OnVetted(std::optional<server_internal::ApiResponse> refusal) {
-    if (revoked_) {  // the body is left unread, as for a refusal
-      RefuseRevoked();
-      return;
-    }
     if (refusal) {
       // The body is left unread: the connection closes after the answer.
       Respond(std::move(*refusal), parser_->get().version(), false);
@@ -518,6 +515,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Reads the body of the request whose header OnHeader accepted.
   void ReadBodyAfterHeader() {
+    if (revoked_) {  // the body is left unread (no 100 Continue), as for a refusal
+      RefuseRevoked();
+      return;
+    }
     const auto& request = parser_->get();
     const ServerOptions& o = server_.options;
     const auto length = parser_->content_length();
@@ -935,10 +936,11 @@ void ServerCore::PostAnswer(Job job, ApiResponse answer) {
 
 void ServerCore::RefreshRevocationLists() {
   if (!crls) return;
-  bool read = false;
-  const std::string line =
-      crls->Refresh(tls.native_handle(), std::chrono::steady_clock::now(), &read);
-  if (!line.empty()) log(line);
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= next_crl_check) {
+    next_crl_check = now + std::chrono::seconds(1);
+    if (const std::string line = crls->Refresh(tls.native_handle()); !line.empty()) log(line);
+  }
   // Each connection made before the lists in force is checked against them once, here; a pass
   // that failed part way (allocation) goes on at the next call.
   if (crl_sessions_checked == crls->generation()) return;
@@ -1061,6 +1063,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options, Node& node
       impl->crls.emplace(impl->options.crl_file);
       ACCORD_ASSIGN_OR_RETURN(std::string line, impl->crls->Read(impl->tls.native_handle()));
       impl->crl_sessions_checked = impl->crls->generation();  // none yet
+      impl->next_crl_check = std::chrono::steady_clock::now() + std::chrono::seconds(1);
       impl->log(line);
     }
     std::string names;

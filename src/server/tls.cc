@@ -347,15 +347,11 @@ Result<std::string> RevocationListFile::Read(SSL_CTX* ctx) {
   ++generation_;
   seen_ = state;
   error_.clear();
-  next_check_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   return line;
 }
 
-std::string RevocationListFile::Refresh(SSL_CTX* ctx, std::chrono::steady_clock::time_point now,
-                                        bool* read) {
+std::string RevocationListFile::Refresh(SSL_CTX* ctx, bool* read) {
   if (read != nullptr) *read = false;
-  if (now < next_check_) return {};
-  next_check_ = now + std::chrono::seconds(1);
   // Unchanged since it was read; a file that failed is read again (a list not valid yet, an
   // I/O error) until it loads, its error reported once.
   if (error_.empty() && FileState(path_) == seen_) return {};

@@ -9,7 +9,6 @@
 #include <openssl/x509.h>
 
 #include <array>
-#include <chrono>
 #include <cstdint>
 #include <ctime>
 #include <map>
@@ -93,7 +92,8 @@ struct RevocationLists {
 void UseRevocationLists(SSL_CTX* ctx, const RevocationLists& lists);
 
 // The revocation lists of one PEM file in force in one SSL_CTX (LoadRevocationLists,
-// UseRevocationLists), read again when the file changes. A file read later must keep a list of
+// UseRevocationLists), read again when the file changes. Each look at the file is a stat(2):
+// callers look at most once a second or so. A file read later must keep a list of
 // each CA that had one, numbered no lower; until one does, the lists read before stay in force.
 //
 // Thread safety: not thread-safe; used by the thread that owns the SSL_CTX.
@@ -107,11 +107,10 @@ class RevocationListFile {
   // the file cannot be used (the lists in force before stay).
   [[nodiscard]] Result<std::string> Read(SSL_CTX* ctx);
 
-  // At most once a second (by `now`): reads the file again when it changed since it was last
-  // read, or that reading failed. The line to log, empty when there is none: what new lists
-  // hold (`*read` then true), or why the file cannot be used, once per distinct error.
-  [[nodiscard]] std::string Refresh(SSL_CTX* ctx, std::chrono::steady_clock::time_point now,
-                                    bool* read = nullptr);
+  // Reads the file again when it changed since it was last read, or that reading failed. The
+  // line to log, empty when there is none: what new lists hold (`*read` then true), or why the
+  // file cannot be used, once per distinct error.
+  [[nodiscard]] std::string Refresh(SSL_CTX* ctx, bool* read = nullptr);
 
   // The lists in force (none before the first Read), and how many times lists were put in force.
   [[nodiscard]] const RevocationLists& in_force() const { return in_force_; }
@@ -121,8 +120,7 @@ class RevocationListFile {
   std::string path_;
   RevocationLists in_force_;
   std::array<int64_t, 4> seen_{};  // the file's inode, size and time when last read
-  std::chrono::steady_clock::time_point next_check_;
-  std::string error_;  // the last reading's, "" when it succeeded
+  std::string error_;              // the last reading's, "" when it succeeded
   uint64_t generation_ = 0;
 };
 
