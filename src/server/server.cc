@@ -244,10 +244,11 @@ struct ServerCore {
   std::optional<server_internal::RevocationListFile> crls;
   asio::steady_timer crl_timer{io};
   uint64_t crl_sessions_checked = 0;  // the lists' generation the connections were checked for
-  std::chrono::steady_clock::time_point next_crl_check;  // the file is looked at once a second
-  uint16_t port = 0;                                     // fixed in Create
-  WorkQueue<Job> jobs;                                   // io thread -> node thread
-  WorkQueue<Unsynced> unsynced;                          // node thread -> sync thread
+  // When the file is looked at next (once a second).
+  std::chrono::steady_clock::time_point next_crl_check;
+  uint16_t port = 0;             // fixed in Create
+  WorkQueue<Job> jobs;           // io thread -> node thread
+  WorkQueue<Unsynced> unsynced;  // node thread -> sync thread
 };
 
 // One connection: its TLS stream, the caller its certificate names, the request being read and
