@@ -702,6 +702,10 @@ eventually rev-delivered-1 '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
 check_ok rev-revoke '1 certificate\(s\) revoked \(1 new\)' "$accord" pki revoke --pki "$work/rev/pki" "$work/rev/pki/nodes/JPN.pem"
 eventually rev-lists-read 'JPN, USA: revocation lists: 1 from .*, revoking 1 certificate' \
   cat "$work/rev/run/KOR.log"
+# Korea's server reads them on its own second (and then ends Japan's connections made before):
+# Japan's node calls only after that.
+eventually rev-server-read 'accord server: revocation lists: 1 from .*, revoking 1 certificate' \
+  cat "$work/rev/run/KOR.log"
 check rev-create-2 '"id":"k-rev-2"' create KOR kor-analyst k-rev-2 II "after" '["JPN"]'
 check rev-release-2 '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-rev-2/release '{"to":"JPN"}'
 eventually rev-refused '"party":"JPN","reachable":false,"last_error":"[^"]*certificate revoked' \
