@@ -38,8 +38,10 @@ enum class FileNamed { kByPath, kAsIt };
 // after creating, renaming or removing an entry, the directory that holds it. A symbolic link is
 // followed. Errors: kUnavailable "cannot make `PATH` durable: REASON".
 [[nodiscard]] Status SyncPath(const std::string& path);
-// SyncPath of the directory that holds the entry `path` (".", for a name without a slash): after
-// the entry is created or renamed into place.
+// The directory that holds the entry `path`: what comes before its last slash ("/" for an entry
+// of the root, "." for a name without a slash).
+[[nodiscard]] std::string DirectoryOf(const std::string& path);
+// SyncPath(DirectoryOf(path)): after the entry is created or renamed into place.
 [[nodiscard]] Status SyncDirectoryOf(const std::string& path);
 
 }  // namespace accord

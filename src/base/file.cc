@@ -147,9 +147,11 @@ Status SyncPath(const std::string& path) {
   return OkStatus();
 }
 
-Status SyncDirectoryOf(const std::string& path) {
+std::string DirectoryOf(const std::string& path) {
   const size_t slash = path.rfind('/');
-  return SyncPath(slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash));
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
 }
+
+Status SyncDirectoryOf(const std::string& path) { return SyncPath(DirectoryOf(path)); }
 
 }  // namespace accord

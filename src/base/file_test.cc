@@ -179,6 +179,9 @@ TEST_F(FileTest, MakesAFileOrADirectoryDurable) {
   }
   EXPECT_TRUE(SyncDirectoryOf("a-name-here"));  // the working directory
   EXPECT_TRUE(SyncDirectoryOf("/"));
+  EXPECT_EQ(DirectoryOf("a/b/c"), "a/b");
+  EXPECT_EQ(DirectoryOf("/c"), "/");
+  EXPECT_EQ(DirectoryOf("c"), ".");
   const std::string missing = (dir_ / "missing").string();
   const Status gone = SyncPath(missing);
   ASSERT_FALSE(gone);

@@ -67,12 +67,6 @@ std::optional<SecretBytes> ReadSecretFile(const std::string& path, size_t max_by
   return std::move(*bytes);
 }
 
-// The directory a file `path` goes into.
-std::string DirectoryOf(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-}
-
 // Whether WriteFile(path) can create its file, asked before an operation whose output it is:
 // the operation commits, and a failure to write its output afterwards would read as if it had
 // not happened. WriteFile replaces what is at `path`, so that must be nothing, a regular file,
@@ -115,6 +109,17 @@ bool InsideHome(const std::string& path, const std::string& home) {
   if (ec) return false;
   const auto [end, unused] = std::mismatch(h.begin(), h.end(), p.begin(), p.end());
   return end == h.end();
+}
+
+// A new home's key store is sealed under its passphrase alone, which a copy of the file lets
+// anyone guess at offline, at scrypt's cost per guess: a short one falls, whatever that cost.
+constexpr size_t kMinPassphraseCharacters = 12;
+
+// How many characters `text` holds (a byte that begins none counts as one).
+size_t CharacterCount(std::string_view text) {
+  size_t count = 0;
+  for (; !text.empty(); ++count) text.remove_prefix(std::max<size_t>(1, Utf8SequenceLength(text)));
+  return count;
 }
 
 // A secret from a file (first line) or an environment variable.
@@ -567,6 +572,14 @@ std::optional<int> NodeCommands::Run() {
           ReadSecret(f.passphrase_file, "ACCORD_PASSPHRASE", "passphrase", "--passphrase-file");
       ForgetSecretsInEnvironment();
       if (!pass) return f.passphrase_file.empty() ? kExitUsage : kExitIo;
+      if (const size_t n = CharacterCount(pass->RevealText(InsecureSecretAccess()));
+          n < kMinPassphraseCharacters) {
+        PrintError(fmt::format(
+            "a new home's passphrase has at least {} characters, and this one has {}: it seals "
+            "every key of the home (a phrase of a few words is long and easy to remember)",
+            kMinPassphraseCharacters, n));
+        return kExitUsage;
+      }
       o.passphrase = std::move(*pass);
       o.scrypt.n = uint64_t{1} << f.kdf_log_n;
     }

@@ -191,7 +191,7 @@ namespace {
 using EnvelopeBody = std::variant<PackageBody, ReceiptBody, NoticeBody>;
 
 Result<EnvelopeBody> ParseBody(const Envelope& env) {
-  if (env.kind == "release" || env.kind == "forward") {
+  if (node_internal::IsPackageKind(env.kind)) {
     return node_internal::ParsePackageBody(env.body);
   }
   if (env.kind == "receipt") return node_internal::ParseReceiptBody(env.body);
@@ -1605,8 +1605,7 @@ Result<ReceiveResult> Node::Receive(ByteView bytes) { return Receive(bytes, null
 Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
   Impl& n = *impl_;
   ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(bytes, n.MaxEnvelope()));
-  if (env.kind != "release" && env.kind != "forward" &&
-      bytes.size() > node_internal::kMaxNoticeBytes) {
+  if (!node_internal::IsPackageKind(env.kind) && bytes.size() > node_internal::kMaxNoticeBytes) {
     return Fail(Code::kInvalidArgument,
                 fmt::format("a `{}` envelope is at most {} bytes; this one has {}", env.kind,
                             node_internal::kMaxNoticeBytes, bytes.size()));

@@ -362,7 +362,7 @@ Result<PackageBody> ParsePackageBody(ByteView bytes) {
   PackageBody b;
   ACCORD_ASSIGN_OR_RETURN(b.id, f.NonEmpty("id"));
   ACCORD_ASSIGN_OR_RETURN(b.kind, f.NonEmpty("kind"));
-  if (b.kind != "release" && b.kind != "forward") {
+  if (!IsPackageKind(b.kind)) {
     return Fail(Code::kInvalidArgument, fmt::format("package body: unknown kind `{}`", b.kind));
   }
   ACCORD_ASSIGN_OR_RETURN(b.from, f.NonEmpty("from"));
@@ -546,7 +546,7 @@ Status CheckForwardLabel(const Label& label, const Label& consented,
 }
 
 Status ParseAnyBody(std::string_view kind, ByteView body) {
-  if (kind == "release" || kind == "forward") {
+  if (IsPackageKind(kind)) {
     ACCORD_RETURN_IF_ERROR(ParsePackageBody(body));
   } else if (kind == "receipt") {
     ACCORD_RETURN_IF_ERROR(ParseReceiptBody(body));

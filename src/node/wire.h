@@ -88,6 +88,12 @@ struct HistoryRelease {
   std::string agreement;
 };
 
+// Whether an envelope of `kind` carries a package (an information object on its way), not a
+// notice or a receipt.
+[[nodiscard]] inline bool IsPackageKind(std::string_view kind) {
+  return kind == "release" || kind == "forward";
+}
+
 // A release or forward package.
 struct PackageBody {
   std::string id;    // 32 hex digits, random

@@ -237,6 +237,14 @@ expect init-unreadable-passphrase 3 'no-such-file' "$accord" node init --home "$
   --party KOR --policy "$src/examples/gsomia" --passphrase-file "$work/no-such-file"
 expect init-no-passphrase 2 'a passphrase is needed' env -u ACCORD_PASSPHRASE "$accord" node init \
   --home "$work/kor3" --party KOR --policy "$src/examples/gsomia"
+# A new home's passphrase has 12 characters or more, counted as characters, not bytes (four
+# Hangul syllables are 12 bytes); an existing home opens with the passphrase it has.
+expect init-short-passphrase 2 'at least 12 characters, and this one has 11' env \
+  ACCORD_PASSPHRASE='short pass!' "$accord" node init --home "$work/kor3" --party KOR \
+  --policy "$src/examples/gsomia"
+expect init-short-hangul 2 'this one has 4:' env ACCORD_PASSPHRASE='비밀번호' "$accord" node init \
+  --home "$work/kor3" --party KOR --policy "$src/examples/gsomia"
+if [ ! -e "$work/kor3" ]; then ok; else fail "a refused passphrase left $work/kor3 behind"; fi
 
 # 4. The KEK on a PKCS#11 token (SoftHSM2): the home holds no key store file.
 mkdir -p "$work/tokens"
