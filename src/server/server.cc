@@ -154,10 +154,10 @@ struct ServerCore {
   void Accept();
   void OnAccept(const error_code& ec, tcp::socket socket);
   // Reads options.crl_file again if it changed since it was last read, or its last reading
-  // failed, at most once a second; new lists end the connections whose certificates they revoke
-  // (io thread).
+  // failed; new lists end the connections whose certificates they revoke (io thread).
   void RefreshRevocationLists();
-  // RefreshRevocationLists now and each second until the server stops (io thread).
+  // RefreshRevocationLists now and each second until the server stops: the lists' only pace,
+  // off the path of connections and requests (io thread).
   void WatchRevocationLists();
   void DoStop();
 
@@ -243,9 +243,8 @@ struct ServerCore {
   // options.crl_file's lists, in force in `tls` (io thread after Create); none without one.
   std::optional<server_internal::RevocationListFile> crls;
   asio::steady_timer crl_timer{io};
-  uint64_t crl_sessions_checked = 0;  // the lists' generation the connections were checked for
-  // When the file is looked at next (once a second).
-  std::chrono::steady_clock::time_point next_crl_check;
+  // The lists' generation the connections were checked for (RefreshRevocationLists).
+  uint64_t crl_sessions_checked = 0;
   uint16_t port = 0;             // fixed in Create
   WorkQueue<Job> jobs;           // io thread -> node thread
   WorkQueue<Unsynced> unsynced;  // node thread -> sync thread
@@ -786,7 +785,6 @@ void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
       // of a multi-segment response waits for the client's delayed ACK (40 ms on Linux).
       error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      RefreshRevocationLists();
       std::make_shared<Session>(std::move(socket), *this)->Start();
     }
   } catch (const std::exception& e) {  // allocation: drop this connection, keep accepting
@@ -937,11 +935,7 @@ void ServerCore::PostAnswer(Job job, ApiResponse answer) {
 
 void ServerCore::RefreshRevocationLists() {
   if (!crls) return;
-  const auto now = std::chrono::steady_clock::now();
-  if (now >= next_crl_check) {
-    next_crl_check = now + std::chrono::seconds(1);
-    if (const std::string line = crls->Refresh(tls.native_handle()); !line.empty()) log(line);
-  }
+  if (const std::string line = crls->Refresh(tls.native_handle()); !line.empty()) log(line);
   // Each connection made before the lists in force is checked against them once, here; a pass
   // that failed part way (allocation) goes on at the next call.
   if (crl_sessions_checked == crls->generation()) return;
@@ -1064,7 +1058,6 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options, Node& node
       impl->crls.emplace(impl->options.crl_file);
       ACCORD_ASSIGN_OR_RETURN(std::string line, impl->crls->Read(impl->tls.native_handle()));
       impl->crl_sessions_checked = impl->crls->generation();  // none yet
-      impl->next_crl_check = std::chrono::steady_clock::now() + std::chrono::seconds(1);
       impl->log(line);
     }
     std::string names;
