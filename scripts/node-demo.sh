@@ -32,7 +32,7 @@ on() { local party=$1 at=$2; shift 2; "$accord" "$@" --home "$work/$party" --at 
 
 step "Three homes on simulated clocks, and their public keys exchanged"
 for p in KOR JPN USA; do
-  "$accord" node init --home "$work/$p" --party $p --policy examples/gsomia --simulate
+  "$accord" node init --home "$work/$p" --party $p --policy examples/gsomia --simulate --kdf-cost 12
 done
 for p in KOR JPN USA; do
   "$accord" keys export-public --home "$work/$p" --out "$work/$p.pub"
@@ -78,7 +78,7 @@ printf 'Launch warning, 2019-11-23' |
   on KOR 2019-11-23T09:00:00+09:00 put --id k-2019 --level II --topics dprk-missile --rel-to JPN
 on KOR 2019-11-23T09:10:00+09:00 release --id k-2019 --to JPN --out "$work/k-2019.jpn"
 "$accord" node init --home "$work/KOR-no-suspension" --party KOR \
-  --policy examples/gsomia-no-suspension --simulate >/dev/null
+  --policy examples/gsomia-no-suspension --simulate --kdf-cost 12 >/dev/null
 "$accord" keys import --home "$work/KOR-no-suspension" --at 2019-11-01T00:00:00+09:00 \
   "$work/JPN.pub" >/dev/null
 printf 'Launch warning, 2019-11-23' |

@@ -11,8 +11,11 @@
 #ifndef ACCORD_FILE_H_
 #define ACCORD_FILE_H_
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "accord/secret.h"
 #include "accord/status.h"
@@ -43,6 +46,16 @@ enum class FileNamed { kByPath, kAsIt };
 [[nodiscard]] std::string DirectoryOf(const std::string& path);
 // SyncPath(DirectoryOf(path)): after the entry is created or renamed into place.
 [[nodiscard]] Status SyncDirectoryOf(const std::string& path);
+
+// Puts `bytes` at `path` whole or not at all: written to a new file beside it (mkostemp, so
+// O_EXCL, made with mode 0600 and then given `mode`), made durable, renamed over `path`, and the
+// rename made durable. A reader sees the old file or the new one, never part of one; a file or
+// a symbolic link found at `path` is replaced, never written through, so that a file someone
+// else owns (planted there before) does not receive a private key with its owner kept.
+// Errors: kFailedPrecondition "cannot write `PATH`: REASON", with nothing left behind; and
+// kUnavailable "`PATH` is in place, but cannot make `DIR` durable: REASON" when only the
+// directory's sync failed.
+[[nodiscard]] Status ReplaceFile(const std::string& path, std::string_view bytes, mode_t mode);
 
 }  // namespace accord
 

@@ -8,7 +8,7 @@
 //   like a wrong passphrase.
 //
 //       accord-keystore v1
-//       kdf scrypt n=32768 r=8 p=1
+//       kdf scrypt n=131072 r=8 p=1
 //       salt <base64, 16 bytes>
 //       kek <base64 of nonce || sealed KEK || tag>
 //
@@ -31,7 +31,7 @@
 namespace accord {
 
 struct ScryptParams {
-  uint64_t n = 1u << 15;  // CPU/memory cost: 32 MiB with r = 8
+  uint64_t n = 1u << 17;  // CPU/memory cost: 128 MiB with r = 8 (OWASP's minimum)
   uint32_t r = 8;
   uint32_t p = 1;
 };

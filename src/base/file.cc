@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -153,5 +154,37 @@ std::string DirectoryOf(const std::string& path) {
 }
 
 Status SyncDirectoryOf(const std::string& path) { return SyncPath(DirectoryOf(path)); }
+
+Status ReplaceFile(const std::string& path, std::string_view bytes, mode_t mode) {
+  std::string temp = path + ".tmp-XXXXXX";
+  const int fd = ::mkostemp(temp.data(), O_CLOEXEC);
+  bool ok = fd >= 0 && (mode == 0600 || ::fchmod(fd, mode) == 0);
+  for (size_t done = 0; ok && done < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    done += ok ? static_cast<size_t>(n) : 0;
+  }
+  ok = ok && ::fsync(fd) == 0;
+  int error = errno;
+  if (fd >= 0 && ::close(fd) != 0 && ok) {
+    ok = false;
+    error = errno;
+  }
+  if (ok && ::rename(temp.c_str(), path.c_str()) != 0) {
+    ok = false;
+    error = errno;
+  }
+  if (!ok) {
+    if (fd >= 0) ::unlink(temp.c_str());
+    return Fail(Code::kFailedPrecondition,
+                fmt::format("cannot write `{}`: {}", path, std::strerror(error)));
+  }
+  if (Status synced = SyncDirectoryOf(path); !synced) {
+    return Fail(Code::kUnavailable,
+                fmt::format("`{}` is in place, but {}", path, synced.error().message));
+  }
+  return OkStatus();
+}
 
 }  // namespace accord

@@ -190,5 +190,36 @@ TEST_F(FileTest, MakesAFileOrADirectoryDurable) {
             "cannot make `" + missing + "` durable: No such file or directory");
 }
 
+// ReplaceFile puts a new file in place: a file already there (another name still holds it) and
+// a symbolic link are replaced, not written through; a failure leaves nothing behind.
+TEST_F(FileTest, ReplacesAFileWholeWithANewOne) {
+  const std::string path = (dir_ / "key").string();
+  ASSERT_TRUE(ReplaceFile(path, "first", 0600));
+  EXPECT_EQ(*ReadFileAtMost(path, 100), "first");
+  EXPECT_EQ(fs::status(path).permissions(), fs::perms(0600));
+
+  fs::create_hard_link(path, dir_ / "planted");
+  ASSERT_TRUE(ReplaceFile(path, "second", 0644));
+  EXPECT_EQ(*ReadFileAtMost(path, 100), "second");
+  EXPECT_EQ(fs::status(path).permissions(), fs::perms(0644));
+  EXPECT_EQ(*ReadFileAtMost((dir_ / "planted").string(), 100), "first");
+
+  fs::create_symlink(dir_ / "target", dir_ / "link");
+  ASSERT_TRUE(ReplaceFile((dir_ / "link").string(), "third", 0600));
+  EXPECT_FALSE(fs::is_symlink(dir_ / "link"));
+  EXPECT_FALSE(fs::exists(dir_ / "target"));
+  EXPECT_TRUE(ReplaceFile((dir_ / "empty").string(), "", 0600));
+  EXPECT_EQ(fs::file_size(dir_ / "empty"), 0u);
+
+  const std::string nowhere = (dir_ / "missing" / "key").string();
+  const Status failed = ReplaceFile(nowhere, "x", 0600);
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(failed.error().message, "cannot write `" + nowhere + "`: No such file or directory");
+  size_t entries = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir_)) ++entries;
+  EXPECT_EQ(entries, 4u);  // key, planted, link, empty
+}
+
 }  // namespace
 }  // namespace accord

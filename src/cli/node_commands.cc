@@ -183,25 +183,9 @@ bool WriteFile(const std::string& path, ByteView bytes, mode_t mode) {
     return std::fwrite(bytes.data(), 1, bytes.size(), stdout) == bytes.size() &&
            std::fflush(stdout) == 0;
   }
-  std::string tmp = path + ".tmp-XXXXXX";
-  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-  bool ok = fd >= 0 && (mode == 0600 || ::fchmod(fd, mode) == 0);
-  for (size_t done = 0; ok && done < bytes.size();) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    ok = n > 0;
-    done += ok ? static_cast<size_t>(n) : 0;
-  }
-  ok = ok && ::fsync(fd) == 0;
-  if (fd >= 0) ok = ::close(fd) == 0 && ok;
-  ok = ok && std::rename(tmp.c_str(), path.c_str()) == 0;
-  if (!ok) {
-    const int error = errno;
-    if (fd >= 0) ::unlink(tmp.c_str());
-    PrintError(fmt::format("cannot write `{}`: {}", path, std::strerror(error)));
-    return false;
-  }
-  if (Status synced = SyncDirectoryOf(path); !synced) {
-    PrintError(fmt::format("cannot write `{}`: {}", path, synced.error().message));
+  const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  if (Status written = ReplaceFile(path, text, mode); !written) {
+    PrintError(written.error().message);
     return false;
   }
   return true;
@@ -253,7 +237,7 @@ struct NodeCommands::Flags {
   std::string party, policy, key_store = "file", p11_module = "/usr/lib/softhsm/libsofthsm2.so",
                              p11_token, p11_key = "accord-kek";
   bool simulate = false;
-  uint32_t kdf_log_n = 15;
+  uint32_t kdf_log_n = 17;
 
   // objects
   std::string id, level, topics, compartments, rel_to, in = "-", out, as, to, text, kind, file;
@@ -334,7 +318,10 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   f.init->add_option("--passphrase-file", f.passphrase_file,
                      "File key store: file whose first line is the passphrase (or set "
                      "ACCORD_PASSPHRASE)");
-  f.init->add_option("--kdf-cost", f.kdf_log_n, "File key store: scrypt N = 2^cost (default 15)")
+  f.init
+      ->add_option(
+          "--kdf-cost", f.kdf_log_n,
+          "File key store: scrypt N = 2^cost (default 17; below 15 for tests and demos only)")
       ->check(CLI::Range(10, 20));
   f.init->add_option("--pkcs11-module", f.p11_module, "PKCS#11 module (default SoftHSM2)");
   f.init->add_option("--pkcs11-token", f.p11_token, "PKCS#11 token label");

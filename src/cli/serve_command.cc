@@ -157,11 +157,14 @@ std::optional<int> ServeCommand::Run() {
     }
     options.at = *at;
   }
-  // The federation's thread has a Node of its own on the same home.
+  // The federation's thread has a Node of its own on the same home. The secrets are copied only
+  // for it: without partners no copy outlives the node's opening (Node::Open wipes its own).
   NodeOptions federation_node;
   federation_node.home = options.home;
-  federation_node.passphrase = options.passphrase.Clone();
-  federation_node.pin = options.pin.Clone();
+  if (!config->federation.peers.empty()) {
+    federation_node.passphrase = options.passphrase.Clone();
+    federation_node.pin = options.pin.Clone();
+  }
   federation_node.at = options.at;
   federation_node.max_payload_bytes = options.max_payload_bytes;
   auto node = Node::Open(std::move(options));

@@ -11,7 +11,7 @@
 namespace accord {
 namespace {
 
-// Cheap parameters keep the tests fast; the default (n = 2^15) is exercised once.
+// Cheap parameters keep the tests fast; the default (n = 2^17) is exercised once.
 constexpr ScryptParams kFast{1u << 10, 8, 1};
 
 class FileKeyStoreTest : public testing::Test {
@@ -58,7 +58,7 @@ TEST_F(FileKeyStoreTest, CreatesOpensAndWrapsWithTheSameKek) {
 
 TEST_F(FileKeyStoreTest, DefaultParametersWork) {
   ASSERT_TRUE(CreateFileKeyStore(path_, Pass("p")));
-  EXPECT_NE(Read().find("kdf scrypt n=32768 r=8 p=1"), std::string::npos);
+  EXPECT_NE(Read().find("kdf scrypt n=131072 r=8 p=1"), std::string::npos);
   EXPECT_TRUE(OpenFileKeyStore(path_, Pass("p")));
 }
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -57,43 +58,32 @@ Result<PkeyPtr> NewKey() {
   return key;
 }
 
-// Closes `f`, which wrote `path`: stdio writes its buffer then, and a full disk shows there.
-Status CloseWritten(FilePtr f, const std::string& path) {
-  if (std::fclose(f.release()) != 0) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("cannot write `{}`: {}", path, std::strerror(errno)));
+// Puts at `path` (ReplaceFile) the PEM text `write` makes in memory. `secret`: the text holds a
+// private key, so its buffer comes from the secure heap and is wiped when freed.
+template <typename Write>
+Status WritePemFile(const std::string& path, mode_t mode, bool secret, Write write) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(secret ? BIO_s_secmem() : BIO_s_mem()),
+                                                &BIO_free);
+  if (!bio || write(bio.get()) != 1) {
+    return OpenSslError(fmt::format("writing `{}`", path));
   }
-  return OkStatus();
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(bio.get(), &data);
+  return ReplaceFile(path, std::string_view(data, static_cast<size_t>(size)), mode);
 }
 
-// Writes `key` with mode 0600, `cert` with 0644. The key's file is never reached through a
-// symbolic link, and one there already is made 0600 before the key goes in.
+// Writes `key` with mode 0600 (when there is one), `cert` with 0644, each whole through a new
+// file renamed into place: a file or symbolic link found under either name is replaced, never
+// written through (decision #101).
 Status WritePem(const std::string& cert_path, X509* cert, const std::string& key_path,
                 EVP_PKEY* key) {
   if (key != nullptr) {
-    const int fd =
-        ::open(key_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd >= 0 && ::fchmod(fd, 0600) != 0) {
-      ::close(fd);
-      return Fail(Code::kInvalidArgument, fmt::format("cannot make `{}` private", key_path));
-    }
-    FilePtr f(fd >= 0 ? ::fdopen(fd, "w") : nullptr);
-    if (!f) {
-      const int error = errno;
-      if (fd >= 0) ::close(fd);
-      return Fail(Code::kInvalidArgument,
-                  fmt::format("cannot write `{}`: {}", key_path,
-                              error == ELOOP ? "a symbolic link" : std::strerror(error)));
-    }
-    if (PEM_write_PrivateKey(f.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
-      return OpenSslError("writing a key");
-    }
-    ACCORD_RETURN_IF_ERROR(CloseWritten(std::move(f), key_path));
+    ACCORD_RETURN_IF_ERROR(WritePemFile(key_path, 0600, /*secret=*/true, [&](BIO* bio) {
+      return PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+    }));
   }
-  FilePtr f(std::fopen(cert_path.c_str(), "w"));
-  if (!f) return Fail(Code::kInvalidArgument, fmt::format("cannot write `{}`", cert_path));
-  if (PEM_write_X509(f.get(), cert) != 1) return OpenSslError("writing a certificate");
-  return CloseWritten(std::move(f), cert_path);
+  return WritePemFile(cert_path, 0644, /*secret=*/false,
+                      [&](BIO* bio) { return PEM_write_bio_X509(bio, cert); });
 }
 
 Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
@@ -435,38 +425,10 @@ Result<RevocationList> RevokeCertificate(const RevokeOptions& o) {
   }
   // Written to a new file beside the list, made durable, then renamed over it: a server reading
   // it meanwhile sees the old list or the new one, never part of one.
-  std::string temp = o.crl + ".XXXXXX";
-  const int fd = ::mkstemp(temp.data());
-  if (fd < 0) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("cannot write beside `{}`: {}", o.crl, std::strerror(errno)));
-  }
-  ::fchmod(fd, 0644);
-  FilePtr f(::fdopen(fd, "w"));
-  if (!f) ::close(fd);
-  const auto written = [&]() -> Status {
-    if (!f || PEM_write_X509_CRL(f.get(), crl.get()) != 1 || std::fflush(f.get()) != 0 ||
-        ::fsync(::fileno(f.get())) != 0) {
-      return Fail(Code::kInvalidArgument, fmt::format("cannot write `{}`", temp));
-    }
-    ACCORD_RETURN_IF_ERROR(CloseWritten(std::move(f), temp));
-    std::error_code ec;
-    fs::rename(temp, o.crl, ec);
-    if (ec) {
-      return Fail(Code::kInvalidArgument,
-                  fmt::format("cannot replace `{}`: {}", o.crl, ec.message()));
-    }
-    if (Status synced = SyncDirectoryOf(o.crl); !synced) {  // the rename itself
-      return Fail(synced.error().code, fmt::format("the new list is in place at `{}`, but {}",
-                                                   o.crl, synced.error().message));
-    }
-    return OkStatus();
-  }();
-  if (!written) {
-    f.reset();
-    ::unlink(temp.c_str());
-    return tl::unexpected(written.error());
-  }
+  // When only the directory's sync fails, the error says the new list is in place.
+  ACCORD_RETURN_IF_ERROR(WritePemFile(o.crl, 0644, /*secret=*/false, [&](BIO* bio) {
+    return PEM_write_bio_X509_CRL(bio, crl.get());
+  }));
   return made;
 }
 

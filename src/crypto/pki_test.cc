@@ -328,6 +328,9 @@ TEST_F(PkiTest, ChecksHostsAndNamesBeforeWritingAnything) {
 
 // A private key is written 0600 whatever was at its path, and never through a symbolic link
 // (which could point anywhere, readable by others).
+// A key's file is a new file renamed into place (decision #140): a file planted under its name
+// (here readable by all, and kept open through a second name, as its owner would) receives none
+// of the key, nor does the target of a symbolic link.
 TEST_F(PkiTest, AKeyIsWrittenPrivateAndNotThroughALink) {
   const Instant now = SystemClock().Now();
   ASSERT_TRUE(CreateDevelopmentPki(PkiOptions{dir_, {"KOR"}, {}, {"127.0.0.1"}, now, 30}));
@@ -346,20 +349,30 @@ TEST_F(PkiTest, AKeyIsWrittenPrivateAndNotThroughALink) {
     ASSERT_NE(old, nullptr);
     std::fclose(old);
     fs::permissions(leaf.out_key, fs::perms(0644));
+    fs::create_hard_link(leaf.out_key, dir_ + "/planted.key");
   }
   ASSERT_TRUE(IssueCertificate(leaf));
   struct stat st {};
   ASSERT_EQ(::stat(leaf.out_key.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_GT(st.st_size, 100);
+  EXPECT_EQ(st.st_nlink, 1u);
+  struct stat planted {};
+  ASSERT_EQ(::stat((dir_ + "/planted.key").c_str(), &planted), 0);
+  EXPECT_EQ(planted.st_size, 0);
+  EXPECT_NE(planted.st_ino, st.st_ino);
 
   fs::create_symlink(dir_ + "/elsewhere.key", dir_ + "/linked.key");
   leaf.out_key = dir_ + "/linked.key";
-  auto refused = IssueCertificate(leaf);
-  ASSERT_FALSE(refused);
-  EXPECT_NE(refused.error().message.find("symbolic link"), std::string::npos)
-      << refused.error().message;
+  ASSERT_TRUE(IssueCertificate(leaf));
+  EXPECT_FALSE(fs::is_symlink(leaf.out_key));
+  ASSERT_EQ(::stat(leaf.out_key.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_FALSE(fs::exists(dir_ + "/elsewhere.key"));
+  // Nothing is left beside them.
+  for (const auto& entry : fs::directory_iterator(dir_)) {
+    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
+  }
 }
 
 }  // namespace
