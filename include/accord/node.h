@@ -88,6 +88,8 @@ struct NodeOptions {
   SecretBytes pin;                      // PKCS#11 key store
   std::optional<Instant> at;            // simulated homes only: the instant of every operation
   size_t max_payload_bytes = 64 << 20;  // larger payloads and packages are refused
+  // SqliteOptions::sync_file_for_testing of the home's store; null: fdatasync.
+  int (*sync_file_for_testing)(int fd) = nullptr;
 };
 
 // The largest envelope (a package or notice, as a partner's node sends it) that carries a

@@ -406,11 +406,15 @@ Result<merkle::Hash> AuditLog::Root(uint64_t size) {
   });
 }
 
-Result<std::string> AuditLog::Checkpoint(const note::Signer& signer) {
+Result<note::Checkpoint> AuditLog::Head(const std::string& origin) {
   ACCORD_ASSIGN_OR_RETURN(uint64_t size, Size());
-  const note::Checkpoint c{signer.name(), size, edge_.Root(), {}};
+  return note::Checkpoint{origin, size, edge_.Root(), {}};
+}
+
+Result<std::string> AuditLog::Checkpoint(const note::Signer& signer) {
+  ACCORD_ASSIGN_OR_RETURN(const note::Checkpoint head, Head(signer.name()));
   const note::Signer* signers[] = {&signer};
-  return note::Sign(note::CheckpointText(c), signers);
+  return note::Sign(note::CheckpointText(head), signers);
 }
 
 Result<std::vector<merkle::Hash>> AuditLog::Inclusion(uint64_t index, uint64_t size) {

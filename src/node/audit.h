@@ -103,6 +103,8 @@ class AuditLog {
 
   [[nodiscard]] Result<uint64_t> Size();
   [[nodiscard]] Result<merkle::Hash> Root(uint64_t size);
+  // The log's current size and root, as the checkpoint `origin` would sign.
+  [[nodiscard]] Result<note::Checkpoint> Head(const std::string& origin);
   // The checkpoint of the log's current size, signed by `signer`.
   [[nodiscard]] Result<std::string> Checkpoint(const note::Signer& signer);
   [[nodiscard]] Result<std::vector<merkle::Hash>> Inclusion(uint64_t index, uint64_t size);
