@@ -259,10 +259,12 @@ tl::expected<const RequestView*, std::string> RequestDecoder::Decode(std::string
   if (!root.is_object()) return tl::unexpected(std::string("a request must be a JSON object"));
   const json::object& obj = root.get_object();
   if (const json::value* id = obj.if_contains("id")) {
-    if (id->is_string() || id->is_number() || id->is_null()) {
+    // A number Boost.JSON holds as a double (a fraction, an exponent, or an integer beyond 64
+    // bits) would be written back as another text, or another number: not echoed as given.
+    if (id->is_string() || id->is_int64() || id->is_uint64() || id->is_null()) {
       m.id_json = json::serialize(*id);
     } else {
-      return tl::unexpected(At("id", "must be a string or a number"));
+      return tl::unexpected(At("id", "must be a string, an integer of at most 64 bits, or null"));
     }
   }
   // `root` owns no memory of its own (everything is in the arena), so the views outlive it.

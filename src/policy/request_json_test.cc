@@ -1,5 +1,6 @@
 #include "accord/request_json.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -49,6 +50,18 @@ TEST(RequestDecoderTest, NothingLeaksFromTheLineBefore) {
   EXPECT_TRUE((*r)->object.topics.empty());
   EXPECT_EQ(decoder.id_json(), "7");
   EXPECT_FALSE(decoder.Decode("[]").has_value());
+  EXPECT_EQ(decoder.id_json(), "null");
+}
+
+// An id is echoed as given, also with a refusal: an integer of 64 bits at either end; a number
+// that would not come back as given is refused, and the answer's id is null.
+TEST(RequestDecoderTest, EchoesIdsAsGiven) {
+  RequestDecoder decoder;
+  for (const char* id : {"18446744073709551615", "-9223372036854775808", "\"q1\"", "null"}) {
+    EXPECT_FALSE(decoder.Decode(fmt::format(R"({{"id":{}}})", id)).has_value());
+    EXPECT_EQ(decoder.id_json(), id);
+  }
+  EXPECT_FALSE(decoder.Decode(R"({"id":9007199254740993.0})").has_value());
   EXPECT_EQ(decoder.id_json(), "null");
 }
 
@@ -107,7 +120,11 @@ TEST(RequestDecoderTest, ClearErrorsForMalformedLines) {
       {R"({"action":"read","at":"2018-01-01T00:00:00Z","object":{"id":"k","originator":"KOR","level":"II","level":"IV","topics":[]}})",
        "not valid JSON: duplicate key `level`"},
       {"[1,2]", "a request must be a JSON object"},
-      {R"({"id":[1]})", "`id`: must be a string or a number"},
+      {R"({"id":[1]})", "`id`: must be a string, an integer of at most 64 bits, or null"},
+      // Echoed as Boost.JSON would write them back, these would not be the ids given.
+      {R"({"id":1.5})", "`id`: must be a string, an integer of at most 64 bits, or null"},
+      {R"({"id":1e2})", "`id`: must be a string, an integer of at most 64 bits, or null"},
+      {R"({"id":123456789012345678901234})", "`id`: must be a string, an integer of at most"},
       {R"({"id":"a"})", "missing field `action`"},
       {R"({"action":"share","at":"2018-01-01T00:00:00Z"})", "`action`: unknown action `share`"},
       {R"({"action":"read"})", "missing field `at`"},
