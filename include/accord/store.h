@@ -424,10 +424,6 @@ class Store {
                                                            ShownState state) = 0;
   // The unproved ones of `origin`.
   [[nodiscard]] virtual Result<uint64_t> CountShownCheckpoints(const std::string& origin) = 0;
-  // What a consistency proof showed of the one of `origin` of `size` entries and `root`; nullopt
-  // while it is unproved, or not kept.
-  [[nodiscard]] virtual Result<std::optional<ShownState>> ShownCheckpointSettled(
-      const std::string& origin, uint64_t size, const Digest& root) = 0;
 };
 
 struct SqliteOptions {

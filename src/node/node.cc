@@ -239,11 +239,8 @@ struct Node::Impl {
   // back (LogRead).
   bool defer_reads = false;
   std::map<std::string, SubjectRecord, std::less<>> group_subjects{};  // Subject
-  // Inside Decided: set once the operation's transaction holds what must be committed although
-  // the operation fails: a refusal's entry (Refuse), or the checkpoint an envelope waits to see
-  // proved (CheckLoggedAfter), kept so that it can be proved.
-  enum class Keep { kNothing, kRefusal, kShownCheckpoint };
-  Keep* keep_on_failure = nullptr;
+  // Inside Decided: set by Refuse once the refusal's entry is in the operation's transaction.
+  bool* refusal_logged = nullptr;
   // Group commits made, and those known durable (SyncCommits, from any thread): a checkpoint is
   // signed only over a durable log, so that a power loss cannot take back what it covers. One
   // at the start: what a process before this one committed without a sync (it died first) may
@@ -317,22 +314,20 @@ struct Node::Impl {
   template <typename Op>
   std::invoke_result_t<Op&> Decided(Op&& op) {
     std::optional<std::invoke_result_t<Op&>> out;
-    Keep keep = Keep::kNothing;
+    bool refused = false;
     struct Restore {
-      Keep*& slot;
-      Keep* outer;
+      bool*& slot;
+      bool* outer;
       ~Restore() { slot = outer; }
-    } restore{keep_on_failure, std::exchange(keep_on_failure, &keep)};
+    } restore{refusal_logged, std::exchange(refusal_logged, &refused)};
     Status s = Transact([&]() -> Status {
       out.emplace(op());
-      if (out->has_value() || keep != Keep::kNothing) return OkStatus();
+      if (out->has_value() || refused) return OkStatus();
       return tl::unexpected(out->error());
     });
-    if (!s && keep != Keep::kNothing) {
+    if (!s && refused) {
       Error error = std::move(out->error());
-      error.message += (keep == Keep::kRefusal ? " (logging the refusal failed: "
-                                               : " (keeping the checkpoint shown failed: ") +
-                       s.error().message + ")";
+      error.message += " (logging the refusal failed: " + s.error().message + ")";
       return tl::unexpected(std::move(error));
     }
     if (!s) return tl::unexpected(std::move(s.error()));
@@ -567,8 +562,8 @@ struct Node::Impl {
   tl::unexpected<Error> Refuse(const AuditEntry& e, Error error) {
     if (auto logged = Transact([&] { return Log(e); }); !logged) {
       error.message += " (logging the refusal failed: " + logged.error().message + ")";
-    } else if (keep_on_failure != nullptr) {
-      *keep_on_failure = Keep::kRefusal;
+    } else if (refusal_logged != nullptr) {
+      *refusal_logged = true;
     }
     return tl::unexpected(std::move(error));
   }
@@ -651,9 +646,8 @@ struct Node::Impl {
   // the sender itself, a checkpoint of the sender's log without the envelope's entry: the entry,
   // and so the decision, came later than the date says (decision #108).
   Status CheckNotBackdated(const Envelope& env, Instant at);
-  // The same for the entry `ev` shows of `signer`'s log (checked already: CheckLogged), dated
-  // `at`; `what` begins the message.
-  Status CheckLoggedAfter(const std::string& signer, const LogEvidence& ev, Instant at,
+  // The same for entry `index` of `signer`'s log, dated `at`; `what` begins the message.
+  Status CheckLoggedAfter(const std::string& signer, uint64_t index, Instant at,
                           std::string_view what);
 
   // Checks a partner's evidence that it logged `package_id`: its checkpoint is signed by its key,
@@ -2138,7 +2132,7 @@ Result<Node::Impl::ForwardProof> Node::Impl::CheckForward(const PackageBody& bod
   }
   // Dated as the originator's log has it, and that date bounded as a package's is: an
   // originator and a hub together could otherwise date the release the forward rests on back.
-  ACCORD_RETURN_IF_ERROR(CheckLoggedAfter(originator->party, *body.held_log, held.at,
+  ACCORD_RETURN_IF_ERROR(CheckLoggedAfter(originator->party, body.held_log->index, held.at,
                                           "the release the forward rests on is "));
   proof.release = ReleaseRecord{body.label.id, held.to, held.at, held.agreement, "", body.id};
   proof.consent = ConsentRecord{body.label.id, consent.to, consent.at, body.consent};
@@ -2342,57 +2336,25 @@ constexpr int64_t kWitnessingSpacingMicros = 60 * 1'000'000LL;
 
 Status Node::Impl::CheckNotBackdated(const Envelope& env, Instant at) {
   if (!env.log) return OkStatus();
-  return CheckLoggedAfter(env.signer, *env.log, at, "");
+  return CheckLoggedAfter(env.signer, env.log->index, at, "");
 }
 
-Status Node::Impl::CheckLoggedAfter(const std::string& signer, const LogEvidence& ev, Instant at,
+Status Node::Impl::CheckLoggedAfter(const std::string& signer, uint64_t index, Instant at,
                                     std::string_view what) {
   if (!system_clock) return OkStatus();
-  const std::string origin = node_internal::LogOrigin(signer);
   // A witnessing timed ahead of this node's clock now was taken on a clock that has since gone
   // back: it bounds nothing, and the one before it is used.
-  const Instant not_after{clock->Now().micros + kMaxSkewMicros};
-  const auto before = [&](const WitnessingRecord& w) {
-    return at.micros < w.at.micros - kMaxSkewMicros;
-  };
-  ACCORD_ASSIGN_OR_RETURN(const std::optional<WitnessingRecord> seen,
-                          store->WitnessingAtOrBelow(origin, ev.index, not_after));
-  if (seen && before(*seen)) {
-    return Fail(Code::kPermissionDenied,
-                fmt::format("{}dated {}, but its entry {} of `{}`'s log was not there yet at {}, "
-                            "when this node saw that log with {} entries: it was logged later "
-                            "than it says (or `{}`'s clock is behind by more than the {} minutes "
-                            "allowed)",
-                            what, FormatInstant(at), ev.index, signer, FormatInstant(seen->at),
-                            seen->size, signer, kMaxSkewMicros / 60'000'000));
-  }
-  // So far the entry's index is the sender's word: its checkpoint is signed with its key, and a
-  // node whose code was changed can sign one of a branch that puts the entry first. Where a
-  // later witnessing would refuse the entry were it not among those it saw, the checkpoint must
-  // first be proved on the chain this node witnesses (decision #142). An honest late delivery
-  // waits for the next witnessing of its sender.
-  ACCORD_ASSIGN_OR_RETURN(const std::optional<WitnessingRecord> latest,
-                          store->WitnessingAtOrBelow(origin, UINT64_MAX, not_after));
-  if (!latest || latest->size <= ev.index || !before(*latest)) return OkStatus();
-  ACCORD_ASSIGN_OR_RETURN(const note::Note shown, note::Parse(ev.checkpoint));
-  ACCORD_ASSIGN_OR_RETURN(const note::Checkpoint cp, note::ParseCheckpoint(shown.text));
-  ACCORD_ASSIGN_OR_RETURN(const std::optional<ShownState> settled,
-                          store->ShownCheckpointSettled(origin, cp.size, cp.root));
-  if (settled == ShownState::kProved) return OkStatus();
-  if (settled == ShownState::kForked) {
-    return Fail(Code::kPermissionDenied,
-                fmt::format("{}dated {}, and its entry {} of `{}`'s log is shown by a checkpoint "
-                            "of {} entries that is not on the log this node witnesses (a fork)",
-                            what, FormatInstant(at), ev.index, signer, cp.size));
-  }
-  if (keep_on_failure != nullptr) *keep_on_failure = Keep::kShownCheckpoint;
-  return Fail(Code::kUnavailable,
-              fmt::format("{}dated {}, before this node saw `{}`'s log with {} entries at {}: "
-                          "that its entry {} was among them waits until `{}`'s checkpoint of {} "
-                          "entries is proved on the log this node witnesses (at its next "
-                          "witnessing of `{}`)",
-                          what, FormatInstant(at), signer, latest->size, FormatInstant(latest->at),
-                          ev.index, signer, cp.size, signer));
+  ACCORD_ASSIGN_OR_RETURN(
+      const std::optional<WitnessingRecord> seen,
+      store->WitnessingAtOrBelow(node_internal::LogOrigin(signer), index,
+                                 Instant{clock->Now().micros + kMaxSkewMicros}));
+  if (!seen || at.micros >= seen->at.micros - kMaxSkewMicros) return OkStatus();
+  return Fail(Code::kPermissionDenied,
+              fmt::format("{}dated {}, but its entry {} of `{}`'s log was not there yet at {}, "
+                          "when this node saw that log with {} entries: it was logged later than "
+                          "it says (or `{}`'s clock is behind by more than the {} minutes allowed)",
+                          what, FormatInstant(at), index, signer, FormatInstant(seen->at),
+                          seen->size, signer, kMaxSkewMicros / 60'000'000));
 }
 
 Result<uint64_t> Node::LogSize() { return impl_->log.Size(); }
@@ -2401,8 +2363,8 @@ Result<std::string> Node::LogCheckpoint() {
   // The size, then the sync: every entry the size counts was committed before the sync began, so
   // the sync covers it. In the other order another connection (the server's, when `accord log
   // checkpoint` runs on a live home) could commit unsynced entries in between, and the
-  // checkpoint would cover a log a power cut could take back (decision #63). The sync is made
-  // always, not only when this Node has group commits to sync, for that other connection's.
+  // checkpoint would cover a log a power cut could take back (decisions #63, #143). The sync is
+  // made always, not only when this Node has group commits to sync, for that other connection's.
   const note::Signer& signer = impl_->log_signer;
   ACCORD_ASSIGN_OR_RETURN(const note::Checkpoint head, impl_->log.Head(signer.name()));
   ACCORD_RETURN_IF_ERROR(SyncCommits());

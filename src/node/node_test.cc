@@ -205,26 +205,16 @@ class NodeTest : public testing::Test {
     SigningKey sign;
     WrapKeyPair wrap;
   };
-  SecretBytes IdentityOf(const std::string& party, Node& node) {
+  PartyKeys KeysOf(const std::string& party, Node& node) {
     auto kek = OpenFileKeyStore(Home(party) + "/keystore",
                                 SecretBytes::Copy(std::string_view("pass-" + party)))
                    .value();
     const Bytes sealed = Base64Decode(*node.store().GetMeta("identity").value()).value();
-    return kek->Unwrap(sealed, AsBytes("accord/1 identity\n" + party)).value();
-  }
-  PartyKeys KeysOf(const std::string& party, Node& node) {
-    const SecretBytes identity = IdentityOf(party, node);
+    const SecretBytes identity =
+        kek->Unwrap(sealed, AsBytes("accord/1 identity\n" + party)).value();
     const auto keys = identity.Reveal(InsecureSecretAccess());
     return PartyKeys{SigningKey::FromSeed(SecretBytes::Copy(keys.first(32))).value(),
                      WrapKeyPair::FromPrivate(SecretBytes::Copy(keys.subspan(32))).value()};
-  }
-  // The signer of `party`'s log checkpoints (its identity's signing key), as a node whose
-  // operator changed its code could use it.
-  note::Signer LogSignerOf(const std::string& party, Node& node) {
-    const SecretBytes identity = IdentityOf(party, node);
-    return note::Signer::FromSeed("accord/" + party,
-                                  identity.Reveal(InsecureSecretAccess()).first(32))
-        .value();
   }
 
   // What a hub whose operator changed its code could send (decision #84): the forward `legit`
@@ -357,11 +347,7 @@ TEST_F(NodeTest, APackageLoggedLaterThanItsDateIsRefused) {
   EXPECT_EQ(refused.error().code, Code::kPermissionDenied);
   EXPECT_NE(refused.error().message.find("logged later than it says"), std::string::npos)
       << refused.error().message;
-  // An entry older than the witnessing, dated before it: a late delivery. It waits until its
-  // checkpoint is proved (AnEntrysPlaceIsTakenOnlyFromAProvedCheckpoint).
-  auto late_waits = jpn->Receive(late);
-  ASSERT_FALSE(late_waits);
-  EXPECT_EQ(late_waits.error().code, Code::kUnavailable) << late_waits.error().ToString();
+  EXPECT_TRUE(jpn->Receive(late)) << "an entry older than the checkpoint: a late delivery";
   auto taken = jpn->Receive(current);
   EXPECT_TRUE(taken) << taken.error().ToString();
 
@@ -405,82 +391,6 @@ TEST_F(NodeTest, APackageLoggedLaterThanItsDateIsRefused) {
   EXPECT_NE(forward_refused.error().message.find("the release the forward rests on is dated"),
             std::string::npos)
       << forward_refused.error().message;
-}
-
-// Decision #142. Where a package's date passes #108's bound only because its entry is said to be
-// among those Japan saw, that place in Korea's log is taken once the checkpoint that shows it is
-// proved on the chain Japan witnesses: Korea's node, its code changed, could sign a checkpoint of
-// a branch that puts the entry first. Until then the package waits (not a refusal: nothing is
-// logged, the sender tries again), and its checkpoint is kept, to be proved.
-TEST_F(NodeTest, AnEntrysPlaceIsTakenOnlyFromAProvedCheckpoint) {
-  InitAll(kExample, ClockKind::kSystem);
-  auto kor = Open("KOR", "");
-  auto jpn = Open("JPN", "");
-  for (const char* id : {"k-late", "k-branch"}) {
-    ASSERT_TRUE(CreateObject(*kor, id, id));
-  }
-  const Instant yesterday{SystemClock().Now().micros - 24 * 3600 * 1'000'000LL};
-  const Bytes late = RedatedRelease(kor, "k-late", yesterday);  // logged before the witnessing
-  const uint64_t witnessed = kor->LogSize().value();
-  ASSERT_TRUE(jpn->WitnessCheckpoint(kor->LogCheckpoint().value(), {}, WitnessLogging::kForksOnly,
-                                     "KOR", 0));
-
-  // Dated back and logged after the witnessing, then shown as the one entry of a branch.
-  node_internal::Envelope env =
-      node_internal::ParseEnvelope(RedatedRelease(kor, "k-branch", yesterday), 1 << 20).value();
-  ASSERT_GE(env.log->index, witnessed);
-  const note::Signer log_signer = LogSignerOf("KOR", *kor);
-  const note::Signer* signers[] = {&log_signer};
-  const merkle::Hash branch_root = merkle::LeafHash(env.log->entry);
-  env.log->checkpoint =
-      note::Sign(note::CheckpointText({"accord/KOR", 1, branch_root, {}}), signers).value();
-  env.log->index = 0;
-  env.log->proof.clear();
-  const Bytes branch = node_internal::EncodeEnvelope(env);
-
-  const uint64_t logged = jpn->LogSize().value();
-  for (const Bytes* package : {&branch, &late}) {
-    auto waits = jpn->Receive(*package);
-    ASSERT_FALSE(waits);
-    EXPECT_EQ(waits.error().code, Code::kUnavailable) << waits.error().ToString();
-    EXPECT_NE(waits.error().message.find(
-                  fmt::format("before this node saw `KOR`'s log with {} entries at", witnessed)),
-              std::string::npos)
-        << waits.error().message;
-    EXPECT_NE(waits.error().message.find("is proved on the log this node witnesses"),
-              std::string::npos)
-        << waits.error().message;
-  }
-  EXPECT_EQ(jpn->LogSize().value(), logged);  // neither is a refusal
-  EXPECT_FALSE(jpn->store().GetObject("k-branch"));
-  EXPECT_FALSE(jpn->store().GetObject("k-late"));
-
-  // Both checkpoints are kept, and the witnessing's proofs (Korea's real log's) settle them:
-  // the branch's is a fork, the late delivery's is on the chain.
-  auto shown = jpn->UnprovedCheckpoints("KOR", witnessed, 10);
-  ASSERT_TRUE(shown) << shown.error().ToString();
-  ASSERT_EQ(shown->size(), 2u);
-  EXPECT_EQ((*shown)[0].size, 1u);
-  EXPECT_EQ((*shown)[0].root, branch_root);
-  std::vector<Node::CheckpointProof> proofs;
-  for (const ShownCheckpointRecord& c : *shown) {
-    proofs.push_back({c, kor->LogConsistencyProof(c.size, witnessed).value()});
-  }
-  auto proved = jpn->ProveCheckpoints(witnessed, kor->LogRoot(witnessed).value(), proofs);
-  ASSERT_TRUE(proved) << proved.error().ToString();
-  EXPECT_EQ(proved->size(), 1u);  // the fork's reason
-
-  auto taken = jpn->Receive(late);
-  ASSERT_TRUE(taken) << taken.error().ToString();
-  EXPECT_EQ(taken->object_id, "k-late");
-  auto refused = jpn->Receive(branch);
-  ASSERT_FALSE(refused);
-  EXPECT_EQ(refused.error().code, Code::kPermissionDenied) << refused.error().ToString();
-  EXPECT_NE(refused.error().message.find("a checkpoint of 1 entries that is not on the log this "
-                                         "node witnesses (a fork)"),
-            std::string::npos)
-      << refused.error().message;
-  EXPECT_FALSE(jpn->store().GetObject("k-branch"));
 }
 
 TEST_F(NodeTest, APackageFromAClockAheadWaitsRatherThanIsRefused) {

@@ -803,7 +803,6 @@ struct Statements {
   StmtPtr settle_shown_checkpoint;
   StmtPtr count_shown_checkpoints;
   StmtPtr largest_shown_above;
-  StmtPtr shown_settled;
   StmtPtr shown_mark;
 };
 
@@ -1063,9 +1062,6 @@ Result<Statements> PrepareAll(sqlite3* db) {
                               "WHERE origin = ?1 AND size > ?2 AND state = 0 AND seq <= ?3 "
                               "ORDER BY size DESC LIMIT 1"));
   ACCORD_RETURN_IF_ERROR(prep(s.shown_mark, "SELECT coalesce(max(seq), 0) FROM shown_checkpoints"));
-  ACCORD_RETURN_IF_ERROR(prep(s.shown_settled,
-                              "SELECT state FROM shown_checkpoints "
-                              "WHERE origin = ?1 AND size = ?2 AND root = ?3"));
   return s;
 }
 
@@ -2430,17 +2426,6 @@ class SqliteStore final : public Store {
     st.BindText(1, origin);
     ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("count the checkpoints shown of", origin));
     return row ? static_cast<uint64_t>(st.ColumnInt(0)) : 0;
-  }
-
-  Result<std::optional<ShownState>> ShownCheckpointSettled(const std::string& origin, uint64_t size,
-                                                           const Digest& root) override {
-    BoundStatement st(db_.get(), s_.shown_settled.get());
-    st.BindText(1, origin);
-    st.BindInt(2, static_cast<int64_t>(std::min<uint64_t>(size, INT64_MAX)));
-    st.BindBlob(3, root);
-    ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("find a checkpoint shown of", origin));
-    if (!row || st.ColumnInt(0) == 0) return std::nullopt;
-    return st.ColumnInt(0) == 1 ? ShownState::kProved : ShownState::kForked;
   }
 
  private:

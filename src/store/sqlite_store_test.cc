@@ -2115,14 +2115,6 @@ TEST_F(SqliteStoreTest, KeepsTheCheckpointsShownUntilProved) {
   EXPECT_EQ(store_->CountShownCheckpoints("accord/KOR").value(), 2u);
   EXPECT_EQ(store_->CountShownCheckpoints("accord/JPN").value(), 1u);
   EXPECT_FALSE(store_->LargestShownAbove("accord/KOR", 3, 4).value().has_value());
-  // How each was settled: by origin, size and root; unproved or never kept, none.
-  EXPECT_EQ(store_->ShownCheckpointSettled("accord/KOR", 7, DigestOf(1)).value(),
-            ShownState::kProved);
-  EXPECT_EQ(store_->ShownCheckpointSettled("accord/KOR", 7, DigestOf(2)).value(),
-            ShownState::kForked);
-  EXPECT_FALSE(store_->ShownCheckpointSettled("accord/KOR", 9, DigestOf(1)).value());  // unproved
-  EXPECT_FALSE(store_->ShownCheckpointSettled("accord/KOR", 7, DigestOf(3)).value());
-  EXPECT_FALSE(store_->ShownCheckpointSettled("accord/USA", 7, DigestOf(1)).value());
   // Shown again, a settled one stays settled.
   ASSERT_TRUE(store_->KeepShownCheckpoint(shown("accord/KOR", 7, 2)));
   EXPECT_EQ(store_->CountShownCheckpoints("accord/KOR").value(), 2u);
