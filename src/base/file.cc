@@ -162,6 +162,7 @@ Status ReplaceFile(const std::string& path, std::string_view bytes, mode_t mode)
   for (size_t done = 0; ok && done < bytes.size();) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
+    if (n == 0) errno = EIO;  // no progress, and no reason given
     ok = n > 0;
     done += ok ? static_cast<size_t>(n) : 0;
   }

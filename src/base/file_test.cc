@@ -216,9 +216,17 @@ TEST_F(FileTest, ReplacesAFileWholeWithANewOne) {
   ASSERT_FALSE(failed);
   EXPECT_EQ(failed.error().code, Code::kFailedPrecondition);
   EXPECT_EQ(failed.error().message, "cannot write `" + nowhere + "`: No such file or directory");
+  // A directory is not replaced: the rename fails after the new file was written, and the new
+  // file goes.
+  fs::create_directory(dir_ / "dir");
+  const Status not_a_file = ReplaceFile((dir_ / "dir").string(), "x", 0600);
+  ASSERT_FALSE(not_a_file);
+  EXPECT_EQ(not_a_file.error().message,
+            "cannot write `" + (dir_ / "dir").string() + "`: Is a directory");
+  EXPECT_TRUE(fs::is_directory(dir_ / "dir"));
   size_t entries = 0;
   for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir_)) ++entries;
-  EXPECT_EQ(entries, 4u);  // key, planted, link, empty
+  EXPECT_EQ(entries, 5u);  // key, planted, link, empty, dir
 }
 
 }  // namespace
