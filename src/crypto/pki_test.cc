@@ -327,10 +327,9 @@ TEST_F(PkiTest, ChecksHostsAndNamesBeforeWritingAnything) {
 }
 
 // A private key is written 0600 whatever was at its path, and never through a symbolic link
-// (which could point anywhere, readable by others).
-// A key's file is a new file renamed into place (decision #140): a file planted under its name
-// (here readable by all, and kept open through a second name, as its owner would) receives none
-// of the key, nor does the target of a symbolic link.
+// (which could point anywhere, readable by others): its file is a new file renamed into place
+// (decision #140). A file planted under its name (here readable by all, and kept open through
+// a second name, as its owner would) receives none of the key, nor does a link's target.
 TEST_F(PkiTest, AKeyIsWrittenPrivateAndNotThroughALink) {
   const Instant now = SystemClock().Now();
   ASSERT_TRUE(CreateDevelopmentPki(PkiOptions{dir_, {"KOR"}, {}, {"127.0.0.1"}, now, 30}));

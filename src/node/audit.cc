@@ -413,6 +413,10 @@ Result<note::Checkpoint> AuditLog::Head(const std::string& origin) {
 
 Result<std::string> AuditLog::Checkpoint(const note::Signer& signer) {
   ACCORD_ASSIGN_OR_RETURN(const note::Checkpoint head, Head(signer.name()));
+  return Sign(head, signer);
+}
+
+Result<std::string> AuditLog::Sign(const note::Checkpoint& head, const note::Signer& signer) {
   const note::Signer* signers[] = {&signer};
   return note::Sign(note::CheckpointText(head), signers);
 }

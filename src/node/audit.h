@@ -107,6 +107,9 @@ class AuditLog {
   [[nodiscard]] Result<note::Checkpoint> Head(const std::string& origin);
   // The checkpoint of the log's current size, signed by `signer`.
   [[nodiscard]] Result<std::string> Checkpoint(const note::Signer& signer);
+  // `head` (of Head) as the checkpoint `signer` signs.
+  [[nodiscard]] static Result<std::string> Sign(const note::Checkpoint& head,
+                                                const note::Signer& signer);
   [[nodiscard]] Result<std::vector<merkle::Hash>> Inclusion(uint64_t index, uint64_t size);
   [[nodiscard]] Result<std::vector<merkle::Hash>> Consistency(uint64_t size1, uint64_t size2);
   // Recomputes every leaf and subtree hash from the entries and compares them with the stored

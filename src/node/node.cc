@@ -2368,8 +2368,7 @@ Result<std::string> Node::LogCheckpoint() {
   const note::Signer& signer = impl_->log_signer;
   ACCORD_ASSIGN_OR_RETURN(const note::Checkpoint head, impl_->log.Head(signer.name()));
   ACCORD_RETURN_IF_ERROR(SyncCommits());
-  const note::Signer* signers[] = {&signer};
-  return note::Sign(note::CheckpointText(head), signers);
+  return node_internal::AuditLog::Sign(head, signer);
 }
 
 std::string Node::LogVerifierKey() const { return impl_->log_signer.verifier().VerifierKey(); }
