@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "accord/secret.h"
 #include "accord/status.h"
@@ -56,6 +57,39 @@ enum class FileNamed { kByPath, kAsIt };
 // kUnavailable "`PATH` is in place, but cannot make `DIR` durable: REASON" when only the
 // directory's sync failed.
 [[nodiscard]] Status ReplaceFile(const std::string& path, std::string_view bytes, mode_t mode);
+
+// ReplaceFile in two steps, for files that must change together (a key and its certificate):
+// Write does all that can fail for want of space, Commit only renames. Stage every file first,
+// then commit each; a failure while staging leaves every old file in place.
+//
+//   ACCORD_ASSIGN_OR_RETURN(StagedFile key, StagedFile::Write(key_path, key_pem, 0600));
+//   ACCORD_ASSIGN_OR_RETURN(StagedFile cert, StagedFile::Write(cert_path, cert_pem, 0644));
+//   ACCORD_RETURN_IF_ERROR(key.Commit());
+//   return cert.Commit();
+class StagedFile {
+ public:
+  // The new file beside `path`, written and made durable. Errors: kFailedPrecondition as
+  // ReplaceFile's, with nothing left behind.
+  [[nodiscard]] static Result<StagedFile> Write(const std::string& path, std::string_view bytes,
+                                                mode_t mode);
+
+  StagedFile(StagedFile&& other) noexcept;
+  StagedFile& operator=(StagedFile&& other) noexcept;
+  StagedFile(const StagedFile&) = delete;
+  StagedFile& operator=(const StagedFile&) = delete;
+  // Removes the new file unless it was committed.
+  ~StagedFile();
+
+  // Renames the new file over the path and makes the rename durable; at most once. Errors as
+  // ReplaceFile's (the new file is removed when the rename fails).
+  [[nodiscard]] Status Commit();
+
+ private:
+  StagedFile(std::string path, std::string temp) : path_(std::move(path)), temp_(std::move(temp)) {}
+
+  std::string path_;
+  std::string temp_;  // empty once committed or moved from
+};
 
 }  // namespace accord
 

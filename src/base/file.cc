@@ -118,6 +118,11 @@ struct StringBuffer {
   void Resize(size_t size) { bytes.resize(size); }
 };
 
+Status CannotWrite(const std::string& path, int error) {
+  return Fail(Code::kFailedPrecondition,
+              fmt::format("cannot write `{}`: {}", path, std::strerror(error)));
+}
+
 }  // namespace
 
 Result<std::string> ReadFileAtMost(const std::string& path, size_t max_bytes, FileNamed named) {
@@ -155,7 +160,7 @@ std::string DirectoryOf(const std::string& path) {
 
 Status SyncDirectoryOf(const std::string& path) { return SyncPath(DirectoryOf(path)); }
 
-Status ReplaceFile(const std::string& path, std::string_view bytes, mode_t mode) {
+Result<StagedFile> StagedFile::Write(const std::string& path, std::string_view bytes, mode_t mode) {
   std::string temp = path + ".tmp-XXXXXX";
   const int fd = ::mkostemp(temp.data(), O_CLOEXEC);
   bool ok = fd >= 0 && (mode == 0600 || ::fchmod(fd, mode) == 0);
@@ -172,20 +177,49 @@ Status ReplaceFile(const std::string& path, std::string_view bytes, mode_t mode)
     ok = false;
     error = errno;
   }
-  if (ok && ::rename(temp.c_str(), path.c_str()) != 0) {
-    ok = false;
-    error = errno;
-  }
   if (!ok) {
     if (fd >= 0) ::unlink(temp.c_str());
-    return Fail(Code::kFailedPrecondition,
-                fmt::format("cannot write `{}`: {}", path, std::strerror(error)));
+    return tl::unexpected(CannotWrite(path, error).error());
   }
-  if (Status synced = SyncDirectoryOf(path); !synced) {
+  return StagedFile(path, std::move(temp));
+}
+
+StagedFile::StagedFile(StagedFile&& other) noexcept
+    : path_(std::move(other.path_)), temp_(std::exchange(other.temp_, {})) {}
+
+StagedFile& StagedFile::operator=(StagedFile&& other) noexcept {
+  if (this != &other) {
+    if (!temp_.empty()) ::unlink(temp_.c_str());
+    path_ = std::move(other.path_);
+    temp_ = std::exchange(other.temp_, {});
+  }
+  return *this;
+}
+
+StagedFile::~StagedFile() {
+  if (!temp_.empty()) ::unlink(temp_.c_str());
+}
+
+Status StagedFile::Commit() {
+  if (temp_.empty()) {
+    return Fail(Code::kFailedPrecondition, fmt::format("`{}` was put in place already", path_));
+  }
+  const std::string temp = std::exchange(temp_, {});
+  if (::rename(temp.c_str(), path_.c_str()) != 0) {
+    const int error = errno;
+    ::unlink(temp.c_str());
+    return CannotWrite(path_, error);
+  }
+  if (Status synced = SyncDirectoryOf(path_); !synced) {
     return Fail(Code::kUnavailable,
-                fmt::format("`{}` is in place, but {}", path, synced.error().message));
+                fmt::format("`{}` is in place, but {}", path_, synced.error().message));
   }
   return OkStatus();
+}
+
+Status ReplaceFile(const std::string& path, std::string_view bytes, mode_t mode) {
+  ACCORD_ASSIGN_OR_RETURN(StagedFile staged, StagedFile::Write(path, bytes, mode));
+  return staged.Commit();
 }
 
 }  // namespace accord

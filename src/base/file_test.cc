@@ -10,6 +10,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <utility>
 
 namespace accord {
 namespace {
@@ -227,6 +228,43 @@ TEST_F(FileTest, ReplacesAFileWholeWithANewOne) {
   size_t entries = 0;
   for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir_)) ++entries;
   EXPECT_EQ(entries, 5u);  // key, planted, link, empty, dir
+}
+
+// A staged file is not in place until it is committed, and goes when dropped; it is committed
+// once, and a moved-from one owns nothing.
+TEST_F(FileTest, AStagedFileIsInPlaceOnlyOnceCommitted) {
+  const std::string path = (dir_ / "cert").string();
+  ASSERT_TRUE(ReplaceFile(path, "old", 0644));
+  const auto entries = [this] {
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir_)) ++n;
+    return n;
+  };
+  {
+    Result<StagedFile> dropped = StagedFile::Write(path, "dropped", 0644);
+    ASSERT_TRUE(dropped);
+    EXPECT_EQ(entries(), 2u);
+    EXPECT_EQ(*ReadFileAtMost(path, 100), "old");
+  }
+  EXPECT_EQ(entries(), 1u);
+  EXPECT_EQ(*ReadFileAtMost(path, 100), "old");
+
+  Result<StagedFile> staged = StagedFile::Write(path, "new", 0644);
+  ASSERT_TRUE(staged);
+  StagedFile moved = std::move(*staged);
+  staged = StagedFile::Write(path, "replaced by the move below", 0644);
+  ASSERT_TRUE(staged);
+  *staged = std::move(moved);  // its own new file goes
+  EXPECT_EQ(entries(), 2u);
+  ASSERT_TRUE(staged->Commit());
+  EXPECT_EQ(*ReadFileAtMost(path, 100), "new");
+  EXPECT_EQ(fs::status(path).permissions(), fs::perms(0644));
+  EXPECT_EQ(entries(), 1u);
+  const Status again = staged->Commit();
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().message, "`" + path + "` was put in place already");
+  EXPECT_FALSE(moved.Commit());  // NOLINT(bugprone-use-after-move): it owns nothing now
+  EXPECT_EQ(*ReadFileAtMost(path, 100), "new");
 }
 
 }  // namespace

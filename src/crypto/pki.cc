@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "accord/file.h"
@@ -58,32 +59,38 @@ Result<PkeyPtr> NewKey() {
   return key;
 }
 
-// Puts at `path` (ReplaceFile) the PEM text `write` makes in memory. `secret`: the text holds a
-// private key, so its buffer comes from the secure heap and is wiped when freed.
+// A new file beside `path` (StagedFile) with the PEM text `write` makes in memory. `secret`: the
+// text holds a private key, so its buffer comes from the secure heap and is wiped when freed.
 template <typename Write>
-Status WritePemFile(const std::string& path, mode_t mode, bool secret, Write write) {
+Result<StagedFile> StagePem(const std::string& path, mode_t mode, bool secret, Write write) {
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(secret ? BIO_s_secmem() : BIO_s_mem()),
                                                 &BIO_free);
   if (!bio || write(bio.get()) != 1) {
-    return OpenSslError(fmt::format("writing `{}`", path));
+    return tl::unexpected(OpenSslError(fmt::format("writing `{}`", path)).error());
   }
   char* data = nullptr;
   const long size = BIO_get_mem_data(bio.get(), &data);
-  return ReplaceFile(path, std::string_view(data, static_cast<size_t>(size)), mode);
+  return StagedFile::Write(path, std::string_view(data, static_cast<size_t>(size)), mode);
 }
 
 // Writes `key` with mode 0600 (when there is one), `cert` with 0644, each whole through a new
 // file renamed into place: a file or symbolic link found under either name is replaced, never
-// written through (decision #101).
+// written through (decision #101). Both are staged before either is renamed, so a full disk
+// leaves the old key with its old certificate (decision #145).
 Status WritePem(const std::string& cert_path, X509* cert, const std::string& key_path,
                 EVP_PKEY* key) {
+  std::optional<StagedFile> staged_key;
   if (key != nullptr) {
-    ACCORD_RETURN_IF_ERROR(WritePemFile(key_path, 0600, /*secret=*/true, [&](BIO* bio) {
-      return PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-    }));
+    ACCORD_ASSIGN_OR_RETURN(staged_key, StagePem(key_path, 0600, /*secret=*/true, [&](BIO* bio) {
+                              return PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0,
+                                                              nullptr, nullptr);
+                            }));
   }
-  return WritePemFile(cert_path, 0644, /*secret=*/false,
-                      [&](BIO* bio) { return PEM_write_bio_X509(bio, cert); });
+  ACCORD_ASSIGN_OR_RETURN(StagedFile staged_cert,
+                          StagePem(cert_path, 0644, /*secret=*/false,
+                                   [&](BIO* bio) { return PEM_write_bio_X509(bio, cert); }));
+  if (staged_key) ACCORD_RETURN_IF_ERROR(staged_key->Commit());
+  return staged_cert.Commit();
 }
 
 Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
@@ -426,9 +433,10 @@ Result<RevocationList> RevokeCertificate(const RevokeOptions& o) {
   // Written to a new file beside the list, made durable, then renamed over it: a server reading
   // it meanwhile sees the old list or the new one, never part of one.
   // When only the directory's sync fails, the error says the new list is in place.
-  ACCORD_RETURN_IF_ERROR(WritePemFile(o.crl, 0644, /*secret=*/false, [&](BIO* bio) {
-    return PEM_write_bio_X509_CRL(bio, crl.get());
-  }));
+  ACCORD_ASSIGN_OR_RETURN(StagedFile staged, StagePem(o.crl, 0644, /*secret=*/false, [&](BIO* bio) {
+                            return PEM_write_bio_X509_CRL(bio, crl.get());
+                          }));
+  ACCORD_RETURN_IF_ERROR(staged.Commit());
   return made;
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "accord/clock.h"
+#include "accord/file.h"
 
 namespace accord {
 namespace {
@@ -88,6 +89,24 @@ class PkiTest : public testing::Test {
     dir_ = tmpl;
   }
   void TearDown() override { fs::remove_all(dir_); }
+
+  // A deployment of one node, made now, and the options of a user's certificate good for a day
+  // from now, to `user.pem` and `user.key` beside its CA.
+  LeafOptions DeploymentAndUserLeaf() {
+    const Instant now = SystemClock().Now();
+    EXPECT_TRUE(CreateDevelopmentPki(PkiOptions{dir_, {"KOR"}, {}, {"127.0.0.1"}, now, 30}));
+    return LeafOptions{dir_ + "/ca.pem",
+                       dir_ + "/ca.key",
+                       dir_ + "/user.pem",
+                       dir_ + "/user.key",
+                       CertificateKind::kUser,
+                       "kor-analyst",
+                       "KOR",
+                       {},
+                       now,
+                       Instant{now.micros + 86'400'000'000LL}};
+  }
+
   std::string dir_;
 };
 
@@ -331,18 +350,7 @@ TEST_F(PkiTest, ChecksHostsAndNamesBeforeWritingAnything) {
 // (decision #140). A file planted under its name (here readable by all, and kept open through
 // a second name, as its owner would) receives none of the key, nor does a link's target.
 TEST_F(PkiTest, AKeyIsWrittenPrivateAndNotThroughALink) {
-  const Instant now = SystemClock().Now();
-  ASSERT_TRUE(CreateDevelopmentPki(PkiOptions{dir_, {"KOR"}, {}, {"127.0.0.1"}, now, 30}));
-  LeafOptions leaf{dir_ + "/ca.pem",
-                   dir_ + "/ca.key",
-                   dir_ + "/user.pem",
-                   dir_ + "/user.key",
-                   CertificateKind::kUser,
-                   "kor-analyst",
-                   "KOR",
-                   {},
-                   now,
-                   Instant{now.micros + 86'400'000'000LL}};
+  LeafOptions leaf = DeploymentAndUserLeaf();
   {
     std::FILE* old = std::fopen(leaf.out_key.c_str(), "w");
     ASSERT_NE(old, nullptr);
@@ -369,6 +377,31 @@ TEST_F(PkiTest, AKeyIsWrittenPrivateAndNotThroughALink) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_FALSE(fs::exists(dir_ + "/elsewhere.key"));
   // Nothing is left beside them.
+  for (const auto& entry : fs::directory_iterator(dir_)) {
+    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
+  }
+}
+
+// A certificate that cannot be written leaves the key it would have replaced (decision #145):
+// both are staged before either is renamed, so a full disk or a missing directory does not pair
+// a new key with the old certificate.
+TEST_F(PkiTest, AKeyIsNotReplacedWhenItsCertificateCannotBe) {
+  const auto Contents = [](const std::string& path) {
+    return ReadFileAtMost(path, 1 << 20).value_or("(unreadable)");
+  };
+  LeafOptions leaf = DeploymentAndUserLeaf();
+  ASSERT_TRUE(IssueCertificate(leaf));
+  const std::string key_before = Contents(leaf.out_key);
+  const std::string cert_before = Contents(leaf.out_cert);
+  ASSERT_FALSE(key_before.empty());
+
+  leaf.out_cert = dir_ + "/missing/user.pem";
+  const Status failed = IssueCertificate(leaf);
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, Code::kFailedPrecondition) << failed.error().message;
+  // Compared without printing: a failure would otherwise show the key.
+  EXPECT_TRUE(Contents(leaf.out_key) == key_before) << "the key was replaced";
+  EXPECT_EQ(Contents(dir_ + "/user.pem"), cert_before);
   for (const auto& entry : fs::directory_iterator(dir_)) {
     EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
   }
