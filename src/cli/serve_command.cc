@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <string_view>
 #include <thread>
 
 #include "accord/federation.h"
@@ -138,11 +140,17 @@ std::optional<int> ServeCommand::Run() {
   if (!config) return kExitUsage;
   // SIGTERM and SIGINT are taken by a thread that waits for them and stops the server; block
   // them before any thread starts (SQLite's and OpenSSL's too, in Node::Open) so that none other
-  // receives them.
+  // receives them. A SIGINT ignored from the start stays ignored, as a shell asks of a command it
+  // runs in the background: a Ctrl-C meant for the script that started the node (which then
+  // stops it with SIGTERM) must not count as a first signal (a blocked signal is queued even
+  // when ignored).
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
+  struct sigaction interrupt {};
+  if (sigaction(SIGINT, nullptr, &interrupt) != 0 || interrupt.sa_handler != SIG_IGN) {
+    sigaddset(&signals, SIGINT);
+  }
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   NodeOptions options;
   options.home = f.home;
@@ -217,18 +225,36 @@ std::optional<int> ServeCommand::Run() {
                "must allow at least {} KiB\n",
                kSecureHeapBytes / 1024);
   }
-  std::thread waiter([&signals, &server] {
+  // The first signal stops the server after the requests in flight (a body still arriving may
+  // take `read_timeout`, the federation's request in flight its deadline); a second one, from an
+  // operator who will not wait, ends the process at once, as SIGKILL would, which loses nothing:
+  // no answer leaves before its entries are durable, and the outbox is in the store.
+  std::atomic<bool> served_out{false};
+  std::thread waiter([&signals, &server, &served_out, &config] {
     int sig = 0;
     sigwait(&signals, &sig);
+    if (served_out.load()) return;
+    static constexpr std::string_view kStopping =
+        "accord: stopping after the requests in flight (a second signal stops at once)\n";
+    (void)!::write(STDERR_FILENO, kStopping.data(), kStopping.size());
     (*server)->Stop();
+    sigwait(&signals, &sig);
+    if (served_out.load()) return;
+    static constexpr std::string_view kNow =
+        "accord: a second signal: stopped at once; requests in flight are not answered\n";
+    (void)!::write(STDERR_FILENO, kNow.data(), kNow.size());
+    if (!config->port_file.empty()) ::unlink(config->port_file.c_str());
+    std::_Exit(kExitFailed);
   });
   const Status served = (*server)->Run();
-  // Run returned: either a signal stopped it, or it failed; wake the waiter if it still waits.
-  pthread_kill(waiter.native_handle(), SIGTERM);
-  waiter.join();
+  // Run returned: either a signal stopped it, or it failed. The federation stops after its
+  // request in flight (a second signal meanwhile still stops at once).
   if (federation) federation->Stop();
   // A port file left behind would send partners to a port no longer this node's.
   if (!config->port_file.empty()) ::unlink(config->port_file.c_str());
+  served_out.store(true);  // then wake the waiter, which still waits for a signal
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
   if (!served) {
     PrintError(served.error().message);
     return kExitFailed;
