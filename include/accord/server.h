@@ -99,6 +99,9 @@ struct ServerOptions {
   // Receives one line per notable event (a refused handshake, an internal error with its
   // details). Empty: lines go to stderr. Never receives payloads or keys.
   std::function<void(std::string_view line)> log;
+  // For tests: called each time the server is about to wait for a connection; an exception from
+  // it stands for an allocation that failed there.
+  std::function<void()> before_accept_for_testing;
 };
 
 class Server {
@@ -117,7 +120,9 @@ class Server {
   // Serves until `Stop` and then until the requests in flight are answered. Call once, and let it
   // return before destroying the server. Never throws: an exception from a connection's handler
   // closes that connection and is logged. Errors: kUnavailable when the server's threads cannot
-  // start (nothing was served).
+  // start (nothing was served), or when it stopped of itself, as `Stop` would, because it could
+  // no longer accept connections or watch its revocation lists (an allocation failed; the
+  // message says which).
   [[nodiscard]] Status Run();
 
   // Graceful stop: stops accepting, closes idle connections, lets each request in flight finish

@@ -160,6 +160,9 @@ struct ServerCore {
   // off the path of connections and requests (io thread).
   void WatchRevocationLists();
   void DoStop();
+  // A server that cannot go on accepting connections or watching its revocation lists (an
+  // allocation failed while re-arming them) stops, and Run returns `why` (io thread).
+  void StopFailing(std::string why);
 
   // A request handed to the node thread. The work guard keeps io.run() from returning before
   // its answer is posted back.
@@ -233,6 +236,7 @@ struct ServerCore {
                                              ? options.max_requests_per_caller
                                              : std::max<size_t>(1, options.max_connections / 2);
   bool stopping = false;   // io thread only
+  std::string failure;     // why it stopped of itself (StopFailing; io thread only)
   LineLimiter peer_lines;  // io thread only
   ssl::context tls{ssl::context::tls_server};
   // The public keys of the CAs that sign this node's users' certificates (fixed in Create).
@@ -750,8 +754,13 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void ServerCore::Accept() {
-  acceptor.async_accept(
-      io, [this](const error_code& ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
+  try {
+    if (options.before_accept_for_testing) options.before_accept_for_testing();
+    acceptor.async_accept(
+        io, [this](const error_code& ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
+  } catch (const std::exception& e) {  // allocation: no accept is pending any more
+    StopFailing(std::string("cannot accept connections any more: ") + e.what());
+  }
 }
 
 void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
@@ -760,12 +769,17 @@ void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
   }
   if (ec) {
     // E.g. out of file descriptors: pause instead of spinning on the error.
-    accept_retry.expires_after(kAcceptRetry);
-    accept_retry.async_wait([this](const error_code& e) {
-      if (!e && !stopping) {
-        Accept();
-      }
-    });
+    try {
+      accept_retry.expires_after(kAcceptRetry);
+      accept_retry.async_wait([this](const error_code& e) {
+        if (!e && !stopping) {
+          Accept();
+        }
+      });
+    } catch (const std::exception& e) {  // allocation: no accept is pending any more
+      StopFailing(std::string("cannot accept connections any more: ") + e.what());
+      return;
+    }
     try {
       LogPeerLine(LineLimiter::kAccept, "accept failed: " + ec.message());
     } catch (const std::exception&) {  // allocation: the line is lost, the retry is armed
@@ -951,15 +965,25 @@ void ServerCore::RefreshRevocationLists() {
 }
 
 void ServerCore::WatchRevocationLists() {
-  crl_timer.expires_after(std::chrono::seconds(1));
-  crl_timer.async_wait([this](const error_code& ec) {
-    if (!ec && !stopping) WatchRevocationLists();
-  });
+  try {
+    crl_timer.expires_after(std::chrono::seconds(1));
+    crl_timer.async_wait([this](const error_code& ec) {
+      if (!ec && !stopping) WatchRevocationLists();
+    });
+  } catch (const std::exception& e) {  // allocation: the lists would no longer be read again
+    StopFailing(std::string("cannot watch the revocation lists any more: ") + e.what());
+    return;
+  }
   try {
     RefreshRevocationLists();
   } catch (const std::exception& e) {  // allocation: the timer tries again in a second
     log(std::string("revocation lists: ") + e.what());
   }
+}
+
+void ServerCore::StopFailing(std::string why) {
+  if (failure.empty() && !stopping) failure = std::move(why);
+  DoStop();
 }
 
 void ServerCore::DoStop() {
@@ -1125,6 +1149,9 @@ Status Server::Run() {
   }
   s.unsynced.Stop();
   sync_thread.join();
+  if (!s.failure.empty()) return Fail(Code::kUnavailable, s.failure);
+  // Nothing was pending any more (an accept lost to an exception StopFailing could not take).
+  if (!s.stopping) return Fail(Code::kUnavailable, "the server stopped accepting connections");
   return OkStatus();
 }
 

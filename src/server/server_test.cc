@@ -26,6 +26,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <regex>
 #include <sstream>
@@ -2045,6 +2046,28 @@ TEST_F(ServerTest, StopFinishesTheRequestInFlightAndClosesIdleConnections) {
   const uint16_t port = server_->port();
   server_.reset();
   EXPECT_EQ(Client::Connect(port, pki_->Path("ca.pem"), As("kor-analyst")), nullptr);
+}
+
+// A server that can no longer wait for connections (an allocation failed as it re-armed its
+// accept) stops as Stop would, and Run says why: it neither lingers without accepting nor ends
+// as if asked to.
+TEST_F(ServerTest, AServerThatCannotAcceptAnyMoreStopsAndSaysWhy) {
+  ServerOptions o = Options();
+  int waits = 0;  // io thread only
+  o.before_accept_for_testing = [&waits] {
+    if (++waits == 2) throw std::bad_alloc();
+  };
+  auto server = Server::Create(std::move(o), *node_);
+  ASSERT_TRUE(server) << server.error().ToString();
+  Status served;
+  std::thread run([&] { served = (*server)->Run(); });
+  // The first connection is accepted; the wait for the next one fails.
+  Client::Connect((*server)->port(), pki_->Path("ca.pem"), As("kor-analyst")).reset();
+  run.join();
+  ASSERT_FALSE(served);
+  EXPECT_EQ(served.error().code, Code::kUnavailable);
+  EXPECT_EQ(served.error().message, "cannot accept connections any more: std::bad_alloc");
+  EXPECT_EQ(Client::Connect((*server)->port(), pki_->Path("ca.pem"), As("kor-analyst")), nullptr);
 }
 
 // The client checks the server's certificate against the address it dials: an address OpenSSL
