@@ -247,18 +247,17 @@ std::optional<int> ServeCommand::Run() {
     std::_Exit(kExitFailed);
   });
   const Status served = (*server)->Run();
-  // Run returned: either a signal stopped it, or it failed. The federation stops after its
-  // request in flight (a second signal meanwhile still stops at once).
+  // Run returned: either a signal stopped it, or it failed (said at once: a second signal while
+  // the federation stops would end the process before the end of this function).
+  if (!served) PrintError(served.error().message);
+  // The federation stops after its request in flight (a second signal meanwhile stops at once).
   if (federation) federation->Stop();
   // A port file left behind would send partners to a port no longer this node's.
   if (!config->port_file.empty()) ::unlink(config->port_file.c_str());
   served_out.store(true);  // then wake the waiter, which still waits for a signal
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
-  if (!served) {
-    PrintError(served.error().message);
-    return kExitFailed;
-  }
+  if (!served) return kExitFailed;
   fmt::print("{} stopped\n", (*node)->party());
   return kExitOk;
 }

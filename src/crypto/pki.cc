@@ -89,8 +89,12 @@ Status WritePem(const std::string& cert_path, X509* cert, const std::string& key
   ACCORD_ASSIGN_OR_RETURN(StagedFile staged_cert,
                           StagePem(cert_path, 0644, /*secret=*/false,
                                    [&](BIO* bio) { return PEM_write_bio_X509(bio, cert); }));
-  if (staged_key) ACCORD_RETURN_IF_ERROR(staged_key->Commit());
-  return staged_cert.Commit();
+  // A key in place whose directory could not be made durable (`unavailable`) still gets its
+  // certificate: the pair must not be split on disk, whatever is said of it.
+  const Status key_put = staged_key ? staged_key->Commit() : OkStatus();
+  if (!key_put && key_put.error().code != Code::kUnavailable) return key_put;
+  const Status cert_put = staged_cert.Commit();
+  return key_put ? cert_put : key_put;
 }
 
 Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {

@@ -515,15 +515,20 @@ serve_pid=""
   --key "$work/pki/nodes/KOR.key" --port-file "$work/srv.port" >"$work/serve2.log" 2>&1 &
 serve_pid=$!
 serve_port "$work/serve2.log"
-# The header goes through a FIFO held open by this script (fd 7) until the end of the test.
+# The header goes through a FIFO held open by this script (fd 7) until the end of the test,
+# once the handshake is done (a connection still in its handshake does not hold the stop).
 mkfifo "$work/slow.fifo"
-openssl s_client -quiet -connect "127.0.0.1:$port" -CAfile "$work/pki/ca.pem" \
+openssl s_client -connect "127.0.0.1:$port" -CAfile "$work/pki/ca.pem" \
   -cert "$work/pki/users/jpn-analyst.pem" -key "$work/pki/users/jpn-analyst.key" \
-  <"$work/slow.fifo" >/dev/null 2>&1 &
+  <"$work/slow.fifo" >"$work/slow.out" 2>&1 &
 slow_pid=$!
 exec 7>"$work/slow.fifo"
+for _ in $(seq 300); do
+  grep -q 'Verify return code' "$work/slow.out" && break
+  sleep 0.1
+done
 printf 'POST /v1/objects HTTP/1.1\r\nHost: x\r\n' >&7
-sleep 2
+sleep 1
 # A SIGINT is not a signal for a node this script runs in the background (its shell ignores
 # SIGINT there): a Ctrl-C is the script's, not a first signal.
 kill -INT "$serve_pid"
