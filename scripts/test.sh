@@ -7,7 +7,7 @@
 #   4. runs the threaded `accord decide` and the three-node federation test under ThreadSanitizer,
 #   5. builds the libFuzzer targets with clang (only them and the libraries they link: the
 #      command and the tests are built by g++ above) and runs each for FUZZ_SECONDS (default 60).
-# Exits non-zero on the first failure. About 40 minutes on 2 cores from a clean clone (the three
+# Exits non-zero on the first failure. About 35 minutes on 2 cores from a clean clone (the three
 # builds take about half, the two ctest runs and the fuzzers the rest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
