@@ -60,12 +60,15 @@ enum class FileNamed { kByPath, kAsIt };
 
 // ReplaceFile in two steps, for files that must change together (a key and its certificate):
 // Write does all that can fail for want of space, Commit only renames. Stage every file first,
-// then commit each; a failure while staging leaves every old file in place.
+// then commit each; a failure while staging leaves every old file in place. A commit that says
+// kUnavailable has put its file in place, so the next one must follow it:
 //
 //   ACCORD_ASSIGN_OR_RETURN(StagedFile key, StagedFile::Write(key_path, key_pem, 0600));
 //   ACCORD_ASSIGN_OR_RETURN(StagedFile cert, StagedFile::Write(cert_path, cert_pem, 0644));
-//   ACCORD_RETURN_IF_ERROR(key.Commit());
-//   return cert.Commit();
+//   const Status key_put = key.Commit();
+//   if (!key_put && key_put.error().code != Code::kUnavailable) return key_put;
+//   const Status cert_put = cert.Commit();
+//   return key_put ? cert_put : key_put;
 class StagedFile {
  public:
   // The new file beside `path`, written and made durable. Errors: kFailedPrecondition as
