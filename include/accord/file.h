@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -60,15 +61,12 @@ enum class FileNamed { kByPath, kAsIt };
 
 // ReplaceFile in two steps, for files that must change together (a key and its certificate):
 // Write does all that can fail for want of space, Commit only renames. Stage every file first,
-// then commit each; a failure while staging leaves every old file in place. A commit that says
-// kUnavailable has put its file in place, so the next one must follow it:
+// then commit them with CommitInOrder; a failure while staging leaves every old file in place:
 //
 //   ACCORD_ASSIGN_OR_RETURN(StagedFile key, StagedFile::Write(key_path, key_pem, 0600));
 //   ACCORD_ASSIGN_OR_RETURN(StagedFile cert, StagedFile::Write(cert_path, cert_pem, 0644));
-//   const Status key_put = key.Commit();
-//   if (!key_put && key_put.error().code != Code::kUnavailable) return key_put;
-//   const Status cert_put = cert.Commit();
-//   return key_put ? cert_put : key_put;
+//   StagedFile both[] = {std::move(key), std::move(cert)};
+//   return CommitInOrder(both);
 class StagedFile {
  public:
   // The new file beside `path`, written and made durable. Errors: kFailedPrecondition as
@@ -86,13 +84,27 @@ class StagedFile {
   // Renames the new file over the path and makes the rename durable; at most once. Errors as
   // ReplaceFile's (the new file is removed when the rename fails).
   [[nodiscard]] Status Commit();
+  // Commit for a file that must not replace one: the new file is linked to the path, which
+  // must not name anything yet (a file, a link, a directory), then its staged name removed.
+  // Errors: kAlreadyExists "`PATH` exists already" (the new file is removed); others as
+  // Commit's.
+  [[nodiscard]] Status CommitNew();
 
  private:
   StagedFile(std::string path, std::string temp) : path_(std::move(path)), temp_(std::move(temp)) {}
+  Status Put(bool replace);  // Commit (rename) or CommitNew (link)
 
   std::string path_;
   std::string temp_;  // empty once committed or moved from
 };
+
+// Commits `files` in their order, so that a set of files that must change together is split on
+// disk only by a rename that fails. A commit that says kUnavailable has put its file in place
+// (only the directory's sync failed), so the next ones follow it, and that first kUnavailable is
+// returned once all are in place. Any other error stops there: the files before it are in place,
+// it and those after it are not (each is removed when dropped). Errors: the first commit's that
+// failed, as StagedFile::Commit's.
+[[nodiscard]] Status CommitInOrder(std::span<StagedFile> files);
 
 }  // namespace accord
 

@@ -36,9 +36,10 @@ struct ScryptParams {
   uint32_t p = 1;
 };
 
-// Creates a file key store at `path` with a fresh KEK. kAlreadyExists if the file exists;
-// kInvalidArgument for an empty passphrase or unreasonable parameters. The file is written with
-// mode 0600 and fsynced.
+// Creates a file key store at `path` with a fresh KEK. kAlreadyExists if anything is at `path`
+// (a file, a symbolic link); kInvalidArgument for an empty passphrase or unreasonable parameters;
+// kFailedPrecondition when the file cannot be written. The file, mode 0600, is written whole
+// and made durable beside `path`, then linked to it: never cut short under its name.
 [[nodiscard]] Status CreateFileKeyStore(const std::string& path, const SecretBytes& passphrase,
                                         const ScryptParams& params = {});
 

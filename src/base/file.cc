@@ -200,14 +200,25 @@ StagedFile::~StagedFile() {
   if (!temp_.empty()) ::unlink(temp_.c_str());
 }
 
-Status StagedFile::Commit() {
+Status StagedFile::Commit() { return Put(/*replace=*/true); }
+
+Status StagedFile::CommitNew() { return Put(/*replace=*/false); }
+
+Status StagedFile::Put(bool replace) {
   if (temp_.empty()) {
     return Fail(Code::kFailedPrecondition, fmt::format("`{}` was put in place already", path_));
   }
   const std::string temp = std::exchange(temp_, {});
-  if (::rename(temp.c_str(), path_.c_str()) != 0) {
-    const int error = errno;
-    ::unlink(temp.c_str());
+  // A rename replaces whatever the path names; a link refuses to (EEXIST), and leaves the staged
+  // name to remove.
+  const int put =
+      replace ? ::rename(temp.c_str(), path_.c_str()) : ::link(temp.c_str(), path_.c_str());
+  const int error = errno;
+  if (put != 0 || !replace) ::unlink(temp.c_str());
+  if (put != 0) {
+    if (!replace && error == EEXIST) {
+      return Fail(Code::kAlreadyExists, fmt::format("`{}` exists already", path_));
+    }
     return CannotWrite(path_, error);
   }
   if (Status synced = SyncDirectoryOf(path_); !synced) {
@@ -215,6 +226,17 @@ Status StagedFile::Commit() {
                 fmt::format("`{}` is in place, but {}", path_, synced.error().message));
   }
   return OkStatus();
+}
+
+Status CommitInOrder(std::span<StagedFile> files) {
+  Status first_failure = OkStatus();
+  for (StagedFile& file : files) {
+    Status put = file.Commit();
+    if (put) continue;
+    if (put.error().code != Code::kUnavailable) return put;
+    if (first_failure) first_failure = std::move(put);
+  }
+  return first_failure;
 }
 
 Status ReplaceFile(const std::string& path, std::string_view bytes, mode_t mode) {

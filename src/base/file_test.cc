@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace accord {
 namespace {
@@ -265,6 +266,41 @@ TEST_F(FileTest, AStagedFileIsInPlaceOnlyOnceCommitted) {
   EXPECT_EQ(again.error().message, "`" + path + "` was put in place already");
   EXPECT_FALSE(moved.Commit());  // NOLINT(bugprone-use-after-move): it owns nothing now
   EXPECT_EQ(*ReadFileAtMost(path, 100), "new");
+}
+
+// Staged files are committed in order up to the first rename that fails: the ones before it are
+// in place, the ones from it on keep their old contents and leave nothing behind.
+TEST_F(FileTest, StagedFilesAreCommittedInOrderUpToAFailure) {
+  const auto at = [this](const char* name) { return (dir_ / name).string(); };
+  for (const char* name : {"first", "third"}) ASSERT_TRUE(ReplaceFile(at(name), "old", 0644));
+  std::vector<StagedFile> staged;
+  for (const char* name : {"first", "second", "third"}) {
+    Result<StagedFile> file = StagedFile::Write(at(name), "new", 0644);
+    ASSERT_TRUE(file);
+    staged.push_back(std::move(*file));
+  }
+  fs::create_directory(dir_ / "second");  // after staging: its rename fails
+  const Status put = CommitInOrder(staged);
+  ASSERT_FALSE(put);
+  EXPECT_EQ(put.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(put.error().message, "cannot write `" + at("second") + "`: Is a directory");
+  EXPECT_EQ(*ReadFileAtMost(at("first"), 100), "new");
+  EXPECT_TRUE(fs::is_directory(dir_ / "second"));
+  EXPECT_EQ(*ReadFileAtMost(at("third"), 100), "old");
+  staged.clear();
+  size_t entries = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir_)) ++entries;
+  EXPECT_EQ(entries, 3u);  // first, second, third: no staged file left
+
+  for (const char* name : {"first", "third"}) {
+    Result<StagedFile> file = StagedFile::Write(at(name), "newer", 0600);
+    ASSERT_TRUE(file);
+    staged.push_back(std::move(*file));
+  }
+  ASSERT_TRUE(CommitInOrder(staged));
+  EXPECT_EQ(*ReadFileAtMost(at("first"), 100), "newer");
+  EXPECT_EQ(*ReadFileAtMost(at("third"), 100), "newer");
+  EXPECT_TRUE(CommitInOrder({}));
 }
 
 }  // namespace

@@ -69,10 +69,12 @@ PublicKey RawPublic(EVP_PKEY* key) {
 Result<SecretBytes> Hkdf(const SecretBytes& ikm, ByteView salt, std::string_view info) {
   KdfPtr kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
   if (!kdf) {
+    ERR_clear_error();
     return Fail(Code::kInternal, "hkdf unavailable");
   }
   KdfCtxPtr ctx(EVP_KDF_CTX_new(kdf.get()));
   if (!ctx) {
+    ERR_clear_error();
     return Fail(Code::kInternal, "hkdf unavailable");
   }
   auto ikm_bytes = ikm.Reveal(InsecureSecretAccess());
@@ -87,6 +89,7 @@ Result<SecretBytes> Hkdf(const SecretBytes& ikm, ByteView salt, std::string_view
   SecretBytes out(kAeadKeySize);
   if (EVP_KDF_derive(ctx.get(), out.RevealMutable(InsecureSecretAccess()).data(), out.size(),
                      params) != 1) {
+    ERR_clear_error();
     return Fail(Code::kInternal, "hkdf failed");
   }
   return out;
@@ -98,6 +101,7 @@ Result<SecretBytes> Ecdh(EVP_PKEY* ours, const PublicKey& theirs) {
   PkeyCtxPtr ctx(EVP_PKEY_CTX_new(ours, nullptr));
   if (!peer || !ctx || EVP_PKEY_derive_init(ctx.get()) != 1 ||
       EVP_PKEY_derive_set_peer(ctx.get(), peer.get()) != 1) {
+    ERR_clear_error();  // a partner can send such a key: leave no error for a later TLS call
     return Fail(Code::kDataLoss, std::string(kDecryptionFailed));
   }
   SecretBytes shared(32);
@@ -105,6 +109,7 @@ Result<SecretBytes> Ecdh(EVP_PKEY* ours, const PublicKey& theirs) {
   // Fails for low-order points (an all-zero shared secret): treated as a corrupt wrap.
   if (EVP_PKEY_derive(ctx.get(), shared.RevealMutable(InsecureSecretAccess()).data(), &n) != 1 ||
       n != 32) {
+    ERR_clear_error();
     return Fail(Code::kDataLoss, std::string(kDecryptionFailed));
   }
   return shared;
@@ -463,10 +468,12 @@ Result<Bytes> WrapToParty(const PublicKey& recipient, const SecretBytes& key,
 Result<WrapKeyPair> WrapKeyPair::TryGenerate() {
   SecretBytes priv(32);
   if (RAND_priv_bytes(priv.RevealMutable(InsecureSecretAccess()).data(), 32) != 1) {
+    ERR_clear_error();
     return Fail(Code::kUnavailable, "no random bytes for an X25519 key");
   }
   auto made = FromPrivate(std::move(priv));
   if (!made) {
+    ERR_clear_error();
     return Fail(Code::kUnavailable, "cannot make an X25519 key now (out of memory)");
   }
   return made;

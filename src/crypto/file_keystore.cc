@@ -1,13 +1,13 @@
 // The file key store: a KEK sealed under a passphrase-derived key (scrypt, AES-256-GCM).
-#include <fcntl.h>
 #include <fmt/format.h>
+#include <openssl/err.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "accord/file.h"
 #include "accord/keystore.h"
@@ -29,17 +29,21 @@ struct KdfCtxDeleter {
 
 bool ReasonableParams(const ScryptParams& p) {
   const bool power_of_two = p.n >= 2 && (p.n & (p.n - 1)) == 0;
+  // OpenSSL's scrypt also needs n < 2^(16 r) (RFC 7914): r = 1 allows n up to 2^15 only.
   return power_of_two && p.r >= 1 && p.p >= 1 && p.p <= 16 && p.r <= 64 &&
-         p.n <= (uint64_t{1} << 24) && 128 * p.n * p.r <= kMaxMemory;
+         p.n <= (uint64_t{1} << 24) && 128 * p.n * p.r <= kMaxMemory &&
+         (p.r > 1 || p.n < (uint64_t{1} << 16));
 }
 
 Result<SecretBytes> Scrypt(const SecretBytes& passphrase, ByteView salt, const ScryptParams& p) {
   std::unique_ptr<EVP_KDF, KdfDeleter> kdf(EVP_KDF_fetch(nullptr, "SCRYPT", nullptr));
   if (!kdf) {
+    ERR_clear_error();
     return Fail(Code::kInternal, "scrypt unavailable");
   }
   std::unique_ptr<EVP_KDF_CTX, KdfCtxDeleter> ctx(EVP_KDF_CTX_new(kdf.get()));
   if (!ctx) {
+    ERR_clear_error();
     return Fail(Code::kInternal, "scrypt unavailable");
   }
   auto pass = passphrase.Reveal(InsecureSecretAccess());
@@ -59,6 +63,7 @@ Result<SecretBytes> Scrypt(const SecretBytes& passphrase, ByteView salt, const S
   SecretBytes key(kAeadKeySize);
   if (EVP_KDF_derive(ctx.get(), key.RevealMutable(InsecureSecretAccess()).data(), key.size(),
                      params) != 1) {
+    ERR_clear_error();
     return Fail(Code::kInternal, "scrypt failed");
   }
   return key;
@@ -68,35 +73,15 @@ std::string Header(const ScryptParams& p, std::string_view salt_b64) {
   return fmt::format("{}\nkdf scrypt n={} r={} p={}\nsalt {}\n", kMagic, p.n, p.r, p.p, salt_b64);
 }
 
+// Writes the key store's file whole (staged, made durable, then linked to its name), never over
+// one that is there: a crash or a full disk leaves no file cut short under the name.
 Status WriteNewFile(const std::string& path, std::string_view text) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    if (errno == EEXIST) {
-      return Fail(Code::kAlreadyExists, fmt::format("key store `{}` already exists", path));
-    }
-    return Fail(Code::kInvalidArgument,
-                fmt::format("cannot create `{}`: {}", path, std::strerror(errno)));
+  ACCORD_ASSIGN_OR_RETURN(StagedFile staged, StagedFile::Write(path, text, 0600));
+  Status put = staged.CommitNew();
+  if (!put && put.error().code == Code::kAlreadyExists) {
+    return Fail(Code::kAlreadyExists, fmt::format("key store `{}` already exists", path));
   }
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(path.c_str());
-      return Fail(Code::kInternal, fmt::format("writing `{}`: {}", path, std::strerror(err)));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(path.c_str());
-    return Fail(Code::kInternal, fmt::format("writing `{}`: {}", path, std::strerror(errno)));
-  }
-  // And its entry in the directory: a key store lost to a power cut loses every object.
-  return SyncDirectoryOf(path);
+  return put;
 }
 
 Result<uint64_t> ParseNumber(std::string_view field, std::string_view prefix) {

@@ -115,7 +115,39 @@ TEST_F(FileKeyStoreTest, ClearErrors) {
   auto twice = CreateFileKeyStore(path_, Pass("pw"), kFast);
   ASSERT_FALSE(twice);
   EXPECT_EQ(twice.error().code, Code::kAlreadyExists);
+  EXPECT_EQ(twice.error().message, "key store `" + path_ + "` already exists");
   EXPECT_FALSE(CreateFileKeyStore(dir_ + "/k2", Pass("pw"), ScryptParams{1000, 8, 1}));
+  // scrypt's n must stay under 2^(16 r): with r = 1, 2^16 is refused as unreasonable, not
+  // passed to OpenSSL to fail there.
+  for (const ScryptParams& p : {ScryptParams{1u << 16, 1, 1}, ScryptParams{1u << 17, 1, 1}}) {
+    auto refused = CreateFileKeyStore(dir_ + "/k3", Pass("pw"), p);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
+    EXPECT_EQ(refused.error().message, "unreasonable scrypt parameters");
+  }
+  EXPECT_TRUE(CreateFileKeyStore(dir_ + "/k4", Pass("pw"), ScryptParams{1u << 15, 1, 1}));
+  // Nothing but the key stores made is left in the directory (no staged file).
+  size_t entries = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir_)) ++entries;
+  EXPECT_EQ(entries, 2u);  // keystore, k4
+}
+
+// A key store is never written over, nor through, whatever is at its name: a symbolic link
+// (whose target is not made) or a file someone planted there.
+TEST_F(FileKeyStoreTest, IsNeverWrittenOverAnything) {
+  std::filesystem::create_symlink(dir_ + "/target", path_);
+  auto linked = CreateFileKeyStore(path_, Pass("pw"), kFast);
+  ASSERT_FALSE(linked);
+  EXPECT_EQ(linked.error().code, Code::kAlreadyExists);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/target"));
+  std::filesystem::remove(path_);
+  Write("planted");
+  EXPECT_FALSE(CreateFileKeyStore(path_, Pass("pw"), kFast));
+  EXPECT_EQ(Read(), "planted");
+  auto nowhere = CreateFileKeyStore(dir_ + "/missing/keystore", Pass("pw"), kFast);
+  ASSERT_FALSE(nowhere);
+  EXPECT_EQ(nowhere.error().message,
+            "cannot write `" + dir_ + "/missing/keystore`: No such file or directory");
 }
 
 }  // namespace

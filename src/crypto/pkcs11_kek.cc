@@ -105,6 +105,8 @@ bool IsTokenFailure(CK_RV rv) {
     case CKR_CRYPTOKI_NOT_INITIALIZED:
     case CKR_OPERATION_NOT_INITIALIZED:
     case CKR_KEY_HANDLE_INVALID:
+    case CKR_OPERATION_ACTIVE:  // an operation left unfinished on the session
+    case CKR_BUFFER_TOO_SMALL:  // for GCM's own output size: no input causes it
       return true;
     default:
       return false;
@@ -491,6 +493,10 @@ class Pkcs11Kek final : public KeyEncryptionKey {
     const std::span<uint8_t> plaintext = input.RevealMutable(InsecureSecretAccess());
     uint8_t none = 0;  // a non-null pointer for an empty key: null would mean "no data"
     uint8_t* const in = plaintext.empty() ? &none : plaintext.data();
+    // GCM's output size is known: the buffer is made before the operation starts, which one call
+    // then ends. A size query first would leave the operation active on the session if the
+    // allocation between the two calls failed, and every later C_EncryptInit refused.
+    Bytes sealed(kAeadNonceSize + plaintext.size() + kAeadTagSize);
 
     const std::lock_guard lock(mu_);
     CK_FUNCTION_LIST_PTR const f = session_.functions();
@@ -498,13 +504,7 @@ class Pkcs11Kek final : public KeyEncryptionKey {
     if (rv != CKR_OK) {
       return tl::unexpected(TokenError("C_EncryptInit", token_, rv));
     }
-    CK_ULONG size = 0;  // a null output asks for the size and keeps the operation active
-    rv = f->C_Encrypt(session_.handle(), in, plaintext.size(), nullptr, &size);
-    if (rv != CKR_OK) {
-      return tl::unexpected(TokenError("C_Encrypt", token_, rv));
-    }
-    Bytes sealed(kAeadNonceSize + size);
-    CK_ULONG written = size;
+    CK_ULONG written = plaintext.size() + kAeadTagSize;
     rv = f->C_Encrypt(session_.handle(), in, plaintext.size(), sealed.data() + kAeadNonceSize,
                       &written);
     if (rv != CKR_OK) {
@@ -531,6 +531,12 @@ class Pkcs11Kek final : public KeyEncryptionKey {
     CK_GCM_PARAMS params = GcmParams(nonce, aad);
     CK_MECHANISM mechanism{CKM_AES_GCM, &params, sizeof(params)};
 
+    // Made before the operation starts, as in Wrap, and as large as the body with its tag
+    // (SoftHSM2 asks for that much): never empty, since a null output would be a size query,
+    // which checks no tag.
+    SecretBytes plaintext(body.size());
+    const std::span<uint8_t> out = plaintext.RevealMutable(InsecureSecretAccess());
+
     const std::lock_guard lock(mu_);
     CK_FUNCTION_LIST_PTR const f = session_.functions();
     // Nothing in `wrapped` can make the init fail: an error here is the token's.
@@ -538,18 +544,11 @@ class Pkcs11Kek final : public KeyEncryptionKey {
     if (rv != CKR_OK) {
       return tl::unexpected(TokenError("C_DecryptInit", token_, rv));
     }
-    CK_ULONG size = 0;
-    rv = f->C_Decrypt(session_.handle(), body.data(), body.size(), nullptr, &size);
-    if (rv == CKR_OK) {
-      // Never a null output (an empty key): that would be a size query, which checks no tag.
-      SecretBytes plaintext(std::max<CK_ULONG>(size, 1));
-      const std::span<uint8_t> out = plaintext.RevealMutable(InsecureSecretAccess());
-      CK_ULONG written = out.size();
-      rv = f->C_Decrypt(session_.handle(), body.data(), body.size(), out.data(), &written);
-      if (rv == CKR_OK && written == body.size() - kAeadTagSize) {
-        plaintext.Resize(written);
-        return plaintext;
-      }
+    CK_ULONG written = out.size();
+    rv = f->C_Decrypt(session_.handle(), body.data(), body.size(), out.data(), &written);
+    if (rv == CKR_OK && written == body.size() - kAeadTagSize) {
+      plaintext.Resize(written);
+      return plaintext;
     }
     // SoftHSM2 says CKR_GENERAL_ERROR or CKR_ENCRYPTED_DATA_INVALID for a bad tag. Only errors
     // that no input can cause are reported as the token's; everything else is the data's.

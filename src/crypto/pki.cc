@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -19,8 +20,8 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string_view>
+#include <vector>
 
 #include "accord/file.h"
 
@@ -79,22 +80,19 @@ Result<StagedFile> StagePem(const std::string& path, mode_t mode, bool secret, W
 // leaves the old key with its old certificate (decision #145).
 Status WritePem(const std::string& cert_path, X509* cert, const std::string& key_path,
                 EVP_PKEY* key) {
-  std::optional<StagedFile> staged_key;
+  std::vector<StagedFile> staged;  // the key first: a rename that fails after it splits the pair
   if (key != nullptr) {
-    ACCORD_ASSIGN_OR_RETURN(staged_key, StagePem(key_path, 0600, /*secret=*/true, [&](BIO* bio) {
-                              return PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0,
-                                                              nullptr, nullptr);
-                            }));
+    ACCORD_ASSIGN_OR_RETURN(
+        StagedFile staged_key, StagePem(key_path, 0600, /*secret=*/true, [&](BIO* bio) {
+          return PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+        }));
+    staged.push_back(std::move(staged_key));
   }
   ACCORD_ASSIGN_OR_RETURN(StagedFile staged_cert,
                           StagePem(cert_path, 0644, /*secret=*/false,
                                    [&](BIO* bio) { return PEM_write_bio_X509(bio, cert); }));
-  // A key in place whose directory could not be made durable (`unavailable`) still gets its
-  // certificate: the pair must not be split on disk, whatever is said of it.
-  const Status key_put = staged_key ? staged_key->Commit() : OkStatus();
-  if (!key_put && key_put.error().code != Code::kUnavailable) return key_put;
-  const Status cert_put = staged_cert.Commit();
-  return key_put ? cert_put : key_put;
+  staged.push_back(std::move(staged_cert));
+  return CommitInOrder(staged);
 }
 
 Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
@@ -248,10 +246,24 @@ bool ValidName(std::string_view s) {
   return true;
 }
 
+// The private key in the PEM file at `path`, read into memory that wipes itself rather than
+// through stdio's buffers (freed unwiped). An encrypted key is refused, not asked for on the
+// terminal.
 Result<PkeyPtr> ReadKey(const std::string& path) {
-  FilePtr f(std::fopen(path.c_str(), "r"));
-  PkeyPtr key(f ? PEM_read_PrivateKey(f.get(), nullptr, nullptr, nullptr) : nullptr);
-  if (!key) return Fail(Code::kInvalidArgument, fmt::format("cannot read the key `{}`", path));
+  constexpr size_t kMaxKeyFile = 64 * 1024;
+  const Result<SecretBytes> text = ReadSecretFileAtMost(path, kMaxKeyFile);
+  PkeyPtr key;
+  if (text) {
+    const auto pem = text->Reveal(InsecureSecretAccess());
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+        BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+    const auto no_passphrase = [](char*, int, int, void*) { return -1; };
+    if (bio) key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
+  }
+  if (!key) {
+    ERR_clear_error();
+    return Fail(Code::kInvalidArgument, fmt::format("cannot read the key `{}`", path));
+  }
   return key;
 }
 

@@ -162,6 +162,30 @@ TEST_F(PkiTest, IssuesMoreCertificatesFromTheCa) {
   leaf.common_name = "bad name";
   EXPECT_FALSE(IssueCertificate(leaf));
   EXPECT_FALSE(CreateDevelopmentPki(PkiOptions{dir_ + "/x", {"kor"}, {}, {}, now, 1}));
+
+  // A CA key under a passphrase is refused, not asked for (no terminal prompt); so is a file
+  // that holds no key.
+  leaf.common_name = "kor-analyst";
+  {
+    FILE* in = std::fopen((dir_ + "/ca.key").c_str(), "r");
+    ASSERT_NE(in, nullptr);
+    EVP_PKEY* key = PEM_read_PrivateKey(in, nullptr, nullptr, nullptr);
+    std::fclose(in);
+    ASSERT_NE(key, nullptr);
+    FILE* out = std::fopen((dir_ + "/encrypted.key").c_str(), "w");
+    ASSERT_NE(out, nullptr);
+    char passphrase[] = "a passphrase";
+    EXPECT_EQ(PEM_write_PrivateKey(out, key, EVP_aes_256_cbc(), nullptr, 0, nullptr, passphrase),
+              1);
+    std::fclose(out);
+    EVP_PKEY_free(key);
+  }
+  for (const std::string name : {"encrypted.key", "ca.pem"}) {
+    leaf.ca_key = dir_ + "/" + name;
+    const Status refused = IssueCertificate(leaf);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().message, "cannot read the key `" + leaf.ca_key + "`");
+  }
 }
 
 // A revocation list: a new one revokes the certificates given; a later one keeps them and adds
