@@ -163,6 +163,8 @@ struct ServerCore {
   // A server that cannot go on accepting connections or watching its revocation lists (an
   // allocation failed while re-arming them) stops, and Run returns `why` (io thread).
   void StopFailing(std::string why);
+  // StopFailing, as no accept is pending any more: `e` (an allocation) stopped its re-arming.
+  void StopAccepting(const std::exception& e);
 
   // A request handed to the node thread. The work guard keeps io.run() from returning before
   // its answer is posted back.
@@ -755,12 +757,16 @@ class Session : public std::enable_shared_from_this<Session> {
 
 void ServerCore::Accept() {
   try {
-    if (options.before_accept_for_testing) options.before_accept_for_testing();
+    if (options.before_wait_for_testing) options.before_wait_for_testing("accept");
     acceptor.async_accept(
         io, [this](const error_code& ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
   } catch (const std::exception& e) {  // allocation: no accept is pending any more
-    StopFailing(std::string("cannot accept connections any more: ") + e.what());
+    StopAccepting(e);
   }
+}
+
+void ServerCore::StopAccepting(const std::exception& e) {
+  StopFailing(std::string("cannot accept connections any more: ") + e.what());
 }
 
 void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
@@ -777,7 +783,7 @@ void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
         }
       });
     } catch (const std::exception& e) {  // allocation: no accept is pending any more
-      StopFailing(std::string("cannot accept connections any more: ") + e.what());
+      StopAccepting(e);
       return;
     }
     try {
@@ -966,6 +972,7 @@ void ServerCore::RefreshRevocationLists() {
 
 void ServerCore::WatchRevocationLists() {
   try {
+    if (options.before_wait_for_testing) options.before_wait_for_testing("revocation lists");
     crl_timer.expires_after(std::chrono::seconds(1));
     crl_timer.async_wait([this](const error_code& ec) {
       if (!ec && !stopping) WatchRevocationLists();

@@ -30,6 +30,7 @@
 #include <optional>
 #include <regex>
 #include <sstream>
+#include <string_view>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -2054,8 +2055,8 @@ TEST_F(ServerTest, StopFinishesTheRequestInFlightAndClosesIdleConnections) {
 TEST_F(ServerTest, AServerThatCannotAcceptAnyMoreStopsAndSaysWhy) {
   ServerOptions o = Options();
   int waits = 0;  // io thread only
-  o.before_accept_for_testing = [&waits] {
-    if (++waits == 2) throw std::bad_alloc();
+  o.before_wait_for_testing = [&waits](std::string_view wait) {
+    if (wait == "accept" && ++waits == 2) throw std::bad_alloc();
   };
   auto server = Server::Create(std::move(o), *node_);
   ASSERT_TRUE(server) << server.error().ToString();
@@ -2067,6 +2068,30 @@ TEST_F(ServerTest, AServerThatCannotAcceptAnyMoreStopsAndSaysWhy) {
   ASSERT_FALSE(served);
   EXPECT_EQ(served.error().code, Code::kUnavailable);
   EXPECT_EQ(served.error().message, "cannot accept connections any more: std::bad_alloc");
+  EXPECT_EQ(Client::Connect((*server)->port(), pki_->Path("ca.pem"), As("kor-analyst")), nullptr);
+}
+
+// The same when the revocation lists can no longer be watched: a server that would go on with
+// the lists it read last, never again the file, stops instead.
+TEST_F(ServerTest, AServerThatCannotWatchItsRevocationListsStopsAndSaysWhy) {
+  const std::string crl = root_ + "/crl.pem";
+  RevokeOptions revoke{pki_->Path("ca.pem"), pki_->Path("ca.key"), crl, {}, SystemClock().Now()};
+  ASSERT_TRUE(RevokeCertificate(revoke));
+  ServerOptions o = Options();
+  o.crl_file = crl;
+  int looks = 0;  // io thread only
+  o.before_wait_for_testing = [&looks](std::string_view wait) {
+    if (wait == "revocation lists" && ++looks == 2) throw std::bad_alloc();
+  };
+  auto server = Server::Create(std::move(o), *node_);
+  ASSERT_TRUE(server) << server.error().ToString();
+  Status served;
+  std::thread run([&] { served = (*server)->Run(); });
+  run.join();  // the second look, a second after the first, fails
+  EXPECT_EQ(looks, 2);
+  ASSERT_FALSE(served);
+  EXPECT_EQ(served.error().code, Code::kUnavailable);
+  EXPECT_EQ(served.error().message, "cannot watch the revocation lists any more: std::bad_alloc");
   EXPECT_EQ(Client::Connect((*server)->port(), pki_->Path("ca.pem"), As("kor-analyst")), nullptr);
 }
 
