@@ -276,7 +276,13 @@ class Node {
   [[nodiscard]] Result<merkle::Hash> LogRoot(uint64_t size);
   // Recomputes the whole tree from the entries and compares every stored hash (like fsck).
   // kDataLoss naming the first mismatch. Returns the number of entries checked.
-  [[nodiscard]] Result<uint64_t> VerifyLog();
+  //
+  // That shows the store agrees with itself, not that nobody rewrote it: an edit that fixes up
+  // the hashes it changes passes. `signed_checkpoints` (signed notes, as LogCheckpoint prints
+  // them, cosigned or not) are the anchor no edit can move: each must carry this node's valid
+  // signature (kDataLoss otherwise) and name its log (kInvalidArgument), and the entries must
+  // lead to its root at its size (kDataLoss when they do not, or are fewer).
+  [[nodiscard]] Result<uint64_t> VerifyLog(std::span<const std::string> signed_checkpoints = {});
   // Witnesses a partner's signed checkpoint: verifies its signature with the partner's key and
   // the consistency proof from the last checkpoint of that partner this node cosigned, then
   // cosigns it and keeps it. A checkpoint that does not extend the last one cosigned is kDataLoss,

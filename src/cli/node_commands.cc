@@ -249,6 +249,7 @@ struct NodeCommands::Flags {
   int64_t pki_days = 365;
   std::string pki_dir;
   std::vector<std::string> revoke_certs;
+  std::vector<std::string> own_checkpoints;  // log verify --checkpoint
   int64_t crl_days = 30;
   std::string proof;
   bool everywhere = false;
@@ -493,6 +494,10 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   f.log_verify = log->add_subcommand(
       "verify", "Recompute the whole tree from the entries and check every stored hash");
   home_flags(f.log_verify);
+  f.log_verify->add_option(
+      "--checkpoint", f.own_checkpoints,
+      "A checkpoint this node signed (`log checkpoint`'s output, kept off the node, or one a "
+      "partner cosigned): the entries must lead to its root. Repeatable (-: standard input)");
   f.log_witness = log->add_subcommand(
       "witness", "Check a partner's checkpoint against the last one cosigned, and cosign it");
   home_flags(f.log_witness);
@@ -959,12 +964,22 @@ std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
     return kExitOk;
   }
   if (ran == f.log_verify) {
-    auto checked = node.VerifyLog();
+    std::vector<std::string> signed_checkpoints;
+    for (const std::string& path : f.own_checkpoints) {
+      auto text = ReadInputFile(path);
+      if (!text) return kExitIo;
+      signed_checkpoints.push_back(std::move(*text));
+    }
+    auto checked = node.VerifyLog(signed_checkpoints);
     if (!checked) return Report(checked.error());
     auto root = node.LogRoot(*checked);
     if (!root) return Report(root.error());
     fmt::print("log verified: {} entries, every hash recomputed; root {}\n", *checked,
                merkle::ToHex(*root));
+    if (!signed_checkpoints.empty()) {
+      fmt::print("the entries lead to the root of each of the {} checkpoint(s) given\n",
+                 signed_checkpoints.size());
+    }
     return kExitOk;
   }
   if (ran == f.log_witness) {

@@ -152,6 +152,10 @@ std::optional<int> ServeCommand::Run() {
     sigaddset(&signals, SIGINT);
   }
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A log line written to a pipe whose reader has gone (`accord serve 2>&1 | tee`, the tee
+  // stopped) is lost; SIGPIPE would end the node at once, its requests in flight unanswered.
+  // (Sockets are written with MSG_NOSIGNAL by Asio already.)
+  signal(SIGPIPE, SIG_IGN);
   NodeOptions options;
   options.home = f.home;
   if (const int code = ReadHomeSecrets(f.passphrase_file, f.pin_file, options); code != 0) {

@@ -223,6 +223,7 @@ Status AuditLog::Sync() {
 Status AuditLog::SyncEdge() {
   ACCORD_ASSIGN_OR_RETURN(uint64_t size, store_->LogSize());
   if (size == edge_.size() && !invalid_) return OkStatus();
+  bool diverged = false;  // the store's entries are not the ones this object holds
   if (!invalid_ && last_leaf_ && size > edge_.size() && size - edge_.size() <= kMaxCatchUp) {
     // Another connection appended a few entries after the ones this object holds: fold their
     // leaf hashes in as AppendEncoded does, without writing (the other connection wrote their
@@ -240,8 +241,10 @@ Status AuditLog::SyncEdge() {
       return OkStatus();
     }
     // Otherwise rebuild, which also reports what is missing.
+    diverged = leaves.has_value();
   }
-  if (size < edge_.size()) upper_.clear();  // a rolled-back append may have been cached
+  // A rolled-back append, or entries that are no longer these, may have had tiles cached.
+  if (size < edge_.size() || diverged) upper_.clear();
   // Start from nothing, so that a failure here leaves a state the next call syncs again.
   invalid_ = true;
   last_leaf_.reset();
@@ -474,10 +477,37 @@ std::string TileMismatch(const LogTileRecord& want, ByteView have) {
 
 }  // namespace
 
-Result<merkle::Hash> AuditLog::VerifyAll(uint64_t* entries_checked) {
+Result<merkle::Hash> AuditLog::VerifyAll(uint64_t* entries_checked,
+                                         std::span<const note::Checkpoint> signed_checkpoints) {
   ACCORD_RETURN_IF_ERROR(FlushDeferred());
   ACCORD_ASSIGN_OR_RETURN(uint64_t size, store_->LogSize());
+  // The checkpoints by size: each is compared with the recomputed tree when it reaches that size.
+  std::vector<const note::Checkpoint*> anchors;
+  for (const note::Checkpoint& c : signed_checkpoints) anchors.push_back(&c);
+  std::sort(anchors.begin(), anchors.end(),
+            [](const note::Checkpoint* a, const note::Checkpoint* b) { return a->size < b->size; });
+  if (!anchors.empty() && anchors.back()->size > size) {
+    return Fail(Code::kDataLoss,
+                fmt::format("the log holds {} entries, fewer than the {} of a checkpoint this "
+                            "node signed: entries were removed",
+                            size, anchors.back()->size));
+  }
+  size_t next_anchor = 0;
   merkle::CompactRange recomputed;
+  const auto check_anchors = [&]() -> Status {
+    for (; next_anchor < anchors.size() && anchors[next_anchor]->size == recomputed.size();
+         ++next_anchor) {
+      if (recomputed.Root() != anchors[next_anchor]->root) {
+        return Fail(Code::kDataLoss,
+                    fmt::format("the entries do not lead to the root of the checkpoint of {} "
+                                "entries this node signed: one of those {} was changed, removed "
+                                "or moved since",
+                                recomputed.size(), recomputed.size()));
+      }
+    }
+    return OkStatus();
+  };
+  ACCORD_RETURN_IF_ERROR(check_anchors());  // of the empty tree
   TileBuilder builder;
   std::vector<merkle::NodeWrite> created;
   std::vector<LogTileRecord> completed;
@@ -520,6 +550,7 @@ Result<merkle::Hash> AuditLog::VerifyAll(uint64_t* entries_checked) {
       created.clear();
       recomputed.Append(leaf, created);
       for (const merkle::NodeWrite& w : created) builder.Add(w, completed);
+      ACCORD_RETURN_IF_ERROR(check_anchors());
     }
     ACCORD_RETURN_IF_ERROR(check());
   }
@@ -527,15 +558,25 @@ Result<merkle::Hash> AuditLog::VerifyAll(uint64_t* entries_checked) {
     return Fail(Code::kDataLoss,
                 fmt::format("the log claims {} entries but holds {}", size, recomputed.size()));
   }
-  // A truncated log that kept its tiles.
-  for (int32_t level = 0; level < kLogTileMaxLevel; ++level) {
-    const NodeKey next(level, CompleteTiles(size, level));
-    if (store_->ReadLogTiles(std::span(&next, 1))) {
-      return Fail(Code::kDataLoss, fmt::format("the log holds tile (level {}, index {}) past its "
-                                               "{} entries",
-                                               level, next.second, size));
+  // A truncated log that kept its tiles. Looked for past the log's size as it is now, in one
+  // snapshot: a node serving this home appends meanwhile, and a tile it completed since the
+  // verification began is not past the end.
+  ACCORD_RETURN_IF_ERROR(store_->ReadSnapshot([&]() -> Status {
+    ACCORD_ASSIGN_OR_RETURN(const uint64_t now, store_->LogSize());
+    if (now < size) {
+      return Fail(Code::kDataLoss,
+                  fmt::format("the log held {} entries and now holds {}", size, now));
     }
-  }
+    for (int32_t level = 0; level < kLogTileMaxLevel; ++level) {
+      const NodeKey next(level, CompleteTiles(now, level));
+      if (store_->ReadLogTiles(std::span(&next, 1))) {
+        return Fail(Code::kDataLoss,
+                    fmt::format("the log holds tile (level {}, index {}) past its {} entries",
+                                level, next.second, now));
+      }
+    }
+    return OkStatus();
+  }));
   if (entries_checked != nullptr) *entries_checked = size;
   return recomputed.Root();
 }

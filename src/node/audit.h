@@ -113,9 +113,13 @@ class AuditLog {
   [[nodiscard]] Result<std::vector<merkle::Hash>> Inclusion(uint64_t index, uint64_t size);
   [[nodiscard]] Result<std::vector<merkle::Hash>> Consistency(uint64_t size1, uint64_t size2);
   // Recomputes every leaf and subtree hash from the entries and compares them with the stored
-  // tiles; kDataLoss naming the first mismatch, a missing tile or one past the end.
-  // Returns the recomputed root.
-  [[nodiscard]] Result<merkle::Hash> VerifyAll(uint64_t* entries_checked = nullptr);
+  // tiles; kDataLoss naming the first mismatch, a missing tile or one past the end. Each of
+  // `signed_checkpoints` (this log's, their signatures checked by the caller) must be the
+  // entries' own tree at its size: kDataLoss when the entries lead elsewhere, or stop short of
+  // it. Returns the recomputed root.
+  [[nodiscard]] Result<merkle::Hash> VerifyAll(
+      uint64_t* entries_checked = nullptr,
+      std::span<const note::Checkpoint> signed_checkpoints = {});
 
  private:
   // Appends what Defer held back, then brings the edge in line with the store (SyncEdge).

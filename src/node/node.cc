@@ -2388,9 +2388,27 @@ Result<std::vector<merkle::Hash>> Node::LogConsistencyProof(uint64_t size1, uint
 
 Result<merkle::Hash> Node::LogRoot(uint64_t size) { return impl_->log.Root(size); }
 
-Result<uint64_t> Node::VerifyLog() {
+Result<uint64_t> Node::VerifyLog(std::span<const std::string> signed_checkpoints) {
+  const note::Signer& signer = impl_->log_signer;
+  const note::Verifier own = signer.verifier();
+  std::vector<note::Checkpoint> anchors;
+  for (const std::string& text : signed_checkpoints) {
+    auto opened = note::Open(text, std::span(&own, 1));
+    if (!opened) {
+      return Fail(Code::kDataLoss,
+                  fmt::format("a checkpoint does not carry this node's valid signature: {}",
+                              opened.error().message));
+    }
+    ACCORD_ASSIGN_OR_RETURN(note::Checkpoint checkpoint, note::ParseCheckpoint(opened->text));
+    if (checkpoint.origin != signer.name()) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("a checkpoint of `{}`, not of this node's log `{}`",
+                              checkpoint.origin, signer.name()));
+    }
+    anchors.push_back(std::move(checkpoint));
+  }
   uint64_t checked = 0;
-  ACCORD_RETURN_IF_ERROR(impl_->log.VerifyAll(&checked));
+  ACCORD_RETURN_IF_ERROR(impl_->log.VerifyAll(&checked, anchors));
   return checked;
 }
 
@@ -2583,6 +2601,15 @@ Result<std::vector<std::string>> Node::ProveCheckpoints(uint64_t to_size,
                     fmt::format("a checkpoint of `{}` with {} entries is not proved against one "
                                 "of `{}` with {}",
                                 shown.origin, shown.size, origin, to.size));
+      }
+      // A proof of the wrong length proves nothing either way (as for Witness::Cosign): it is
+      // the sender's mistake, not evidence against the log.
+      if (const size_t want = merkle::ConsistencyProofSize(shown.size, to.size);
+          p.proof.size() != want) {
+        return Fail(Code::kInvalidArgument,
+                    fmt::format("a consistency proof of `{}` from {} to {} entries has {} hashes, "
+                                "not {}",
+                                origin, shown.size, to.size, p.proof.size(), want));
       }
       auto consistent =
           merkle::VerifyConsistency(shown.size, to.size, p.proof, shown.root, to.root);

@@ -3046,6 +3046,22 @@ TEST_F(NodeTest, ACheckpointShownAsEvidenceIsProvedOnTheWitnessedChain) {
   EXPECT_EQ(elsewhere.error().code, Code::kFailedPrecondition) << elsewhere.error().ToString();
   EXPECT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), 2u);
   EXPECT_TRUE(jpn->ForkEvidence().value().empty());
+  // A proof of the wrong length is the sender's mistake, not a fork: refused, nothing kept.
+  ASSERT_FALSE(both[0].proof.empty());
+  for (const bool longer : {true, false}) {
+    Node::CheckpointProof malformed[] = {both[0], both[1]};
+    if (longer) {
+      malformed[0].proof.push_back(now_root);
+    } else {
+      malformed[0].proof.pop_back();
+    }
+    auto refused = jpn->ProveCheckpoints(now_witnessed, now_root, malformed);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Code::kInvalidArgument) << refused.error().ToString();
+    EXPECT_NE(refused.error().message.find("hashes, not"), std::string::npos);
+    EXPECT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), 2u);
+    EXPECT_TRUE(jpn->ForkEvidence().value().empty());
+  }
   auto caught = jpn->ProveCheckpoints(now_witnessed, now_root, both);
   ASSERT_TRUE(caught) << caught.error().ToString();
   ASSERT_EQ(caught->size(), 1u);

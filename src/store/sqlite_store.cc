@@ -1517,15 +1517,14 @@ class SqliteStore final : public Store {
     }
     in_read_snapshot_ = true;
     Status result = RunBody(body);
-    {
+    if (result.has_value()) {
       // Ends the read (nothing to write) and releases its locks.
       BoundStatement end(db_.get(), s_.commit.get());
-      Status ended = end.Run("end read");
-      if (result.has_value() && !ended.has_value()) {
-        result = std::move(ended);
-      }
+      result = end.Run("end read");
     }
-    Rollback();  // only if COMMIT failed and left the transaction open
+    // A body that failed keeps nothing, were it to have written despite AppendLog's refusal; and
+    // a COMMIT that failed may have left the transaction open.
+    Rollback();
     in_read_snapshot_ = false;
     return result;
   }
@@ -2163,6 +2162,11 @@ class SqliteStore final : public Store {
   Status AppendLog(uint64_t first, std::span<const Bytes> entries,
                    std::span<const Digest> leaf_hashes,
                    std::span<const LogTileRecord> tiles) override {
+    if (in_read_snapshot_) {
+      // Its read transaction would take the write, and end with COMMIT or ROLLBACK as the body
+      // (which may not be about the log at all) ends: entries could outlive their tiles.
+      return Fail(Code::kFailedPrecondition, "sqlite: append to the log inside a read snapshot");
+    }
     if (sqlite3_get_autocommit(db_.get()) != 0) {
       // No transaction that SQLite still holds: none was begun, or SQLite rolled the caller's
       // back by itself after an I/O error (Transact then refuses: see Nested). One statement at

@@ -1287,6 +1287,13 @@ TEST_F(SqliteStoreTest, ReadSnapshotRunsTheBodyInOneReadTransaction) {
   auto failed = store_->ReadSnapshot([] { return Fail(Code::kDataLoss, "damaged"); });
   ASSERT_FALSE(failed.has_value());
   EXPECT_EQ(failed.error().code, Code::kDataLoss);
+  // A body that fails keeps nothing it should not have written.
+  failed = store_->ReadSnapshot([&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(store_->InsertObject(MakeObject("q")));
+    return Fail(Code::kDataLoss, "damaged");
+  });
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(store_->GetObject("q").error().code, Code::kNotFound);
   // Inside Transact the body runs in that transaction.
   ASSERT_TRUE(store_->Transact([&]() -> Status {
     return store_->ReadSnapshot([&]() -> Status {
@@ -1980,6 +1987,14 @@ TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
   ASSERT_TRUE(store_->Transact([&] { return store_->AppendLog(0, entries, hashes, {}); }));
   const std::vector<LogTileRecord> tiles = {{0, 0, leaves}, {1, 0, upper}};
   ASSERT_TRUE(store_->Transact([&] { return store_->AppendLog(3, entries, hashes, tiles); }));
+  EXPECT_EQ(store_->LogSize().value(), 6u);
+  // Not inside a read snapshot, which would end its write as its body ends, not as the append
+  // does.
+  const Status in_snapshot =
+      store_->ReadSnapshot([&] { return store_->AppendLog(6, entries, hashes, {}); });
+  ASSERT_FALSE(in_snapshot);
+  EXPECT_EQ(in_snapshot.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(in_snapshot.error().message, "sqlite: append to the log inside a read snapshot");
   EXPECT_EQ(store_->LogSize().value(), 6u);
   EXPECT_EQ(store_->ReadLogEntries(1, 2).value(), (std::vector<Bytes>{Bytes{'b'}, Bytes{}}));
   auto past = store_->ReadLogEntries(5, 2);

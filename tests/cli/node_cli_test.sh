@@ -385,6 +385,22 @@ for i in 1 2 3 4 5; do
 done
 "$accord" log checkpoint --home "$work/KOR-fork" --out "$work/fork.cp"
 seen=$(sed -n 2p "$d/KOR.checkpoint")
+# The rewritten copy agrees with itself, which is all `log verify` alone checks; a checkpoint
+# Korea signed before (the demo's, which Japan witnessed) is what no rewrite can move.
+expect log-verify-rewritten-alone 0 'log verified' "$accord" log verify --home "$work/KOR-fork"
+expect log-verify-rewritten 5 "do not lead to the root of the checkpoint of $seen entries this node signed" \
+  "$accord" log verify --home "$work/KOR-fork" --checkpoint "$d/KOR.checkpoint"
+# Korea's own checkpoint, and the one Japan cosigned (whose other signature is ignored).
+expect log-verify-anchored 0 'lead to the root of each of the 2 checkpoint' "$accord" log verify \
+  --home "$d/KOR" --checkpoint "$d/KOR.checkpoint" --checkpoint - <"$d/KOR.cosigned"
+sed '3s/^./=/' "$d/KOR.checkpoint" >"$work/edited.cp"  # its root edited: the signature fails
+expect log-verify-forged 5 "does not carry this node.s valid signature" "$accord" log verify \
+  --home "$d/KOR" --checkpoint "$work/edited.cp"
+expect log-verify-not-signed-here 5 "does not carry this node.s valid signature" \
+  "$accord" log verify --home "$d/JPN" --checkpoint "$d/KOR.checkpoint"
+# Japan's signature on Korea's checkpoint is a cosignature, not a checkpoint of Japan's log.
+expect log-verify-not-own-log 1 'a checkpoint of `accord/KOR`, not of this node.s log `accord/JPN`' \
+  "$accord" log verify --home "$d/JPN" --checkpoint "$d/KOR.cosigned"
 proof=$("$accord" log consistency --home "$work/KOR-fork" --from "$seen" | sed -n 's/^proof //p')
 # A proof said to start at another size than the one cosigned last (another witness of the home
 # moved on): refused, and nothing kept.
@@ -404,6 +420,8 @@ expect witness-evidence 0 'accord/KOR at .*' "$accord" log evidence --home "$d/J
 cp -r "$d/KOR" "$work/KOR-earlier"
 sqlite3 "$work/KOR-earlier/state.db" "DELETE FROM log_entries WHERE idx >= 5; DELETE FROM log_tiles"
 "$accord" log checkpoint --home "$work/KOR-earlier" --out "$work/earlier.cp"
+expect log-verify-rolled-back 5 "the log holds 5 entries, fewer than the $seen of a checkpoint" \
+  "$accord" log verify --home "$work/KOR-earlier" --checkpoint "$d/KOR.checkpoint"
 expect witness-older 1 'has 5 entries, older than the one of' "$accord" log witness \
   --home "$d/JPN" --at 2023-05-02T00:00:00+09:00 --checkpoint "$work/earlier.cp"
 if [ "$("$accord" log evidence --home "$d/JPN" | grep -c '^accord/KOR at ')" = 1 ]; then ok; else
@@ -556,6 +574,33 @@ exec 7>&-
 kill "$slow_pid" 2>/dev/null
 wait "$slow_pid" 2>/dev/null
 expect serve-second-signal-home 0 'verified' "$accord" log verify --home "$work/srv"
+serve_pid=""
+
+# 7a2. A node whose log's reader has gone (`accord serve 2>&1 | tee`, the tee stopped) loses its
+# log lines, not its life: a refused handshake, logged to the closed pipe, ends nothing, and the
+# node still serves and stops cleanly.
+mkfifo "$work/err.fifo"
+cat "$work/err.fifo" >/dev/null &
+reader_pid=$!
+"$accord" serve --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --ca "$work/pki/ca.pem" \
+  --passphrase-file "$work/serve-passphrase" --cert "$work/pki/nodes/KOR.pem" \
+  --key "$work/pki/nodes/KOR.key" --port-file "$work/srv.port" >"$work/serve3.log" \
+  2>"$work/err.fifo" &
+serve_pid=$!
+serve_port "$work/serve3.log"
+kill "$reader_pid"
+wait "$reader_pid" 2>/dev/null
+expect serve-no-reader-refused 56 'alert certificate required' curl -sS --max-time 30 \
+  --cacert "$work/pki/ca.pem" "https://127.0.0.1:$port/v1/health"
+# (kor-analyst, revoked in section 7 by a list this node does not read.)
+expect serve-no-reader-health 0 '"status":"ok"' curl -sS "${user[@]}" "https://127.0.0.1:$port/v1/health"
+kill -TERM "$serve_pid"
+for _ in $(seq 600); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
+kill -KILL "$serve_pid" 2>/dev/null
+if wait "$serve_pid" && grep -q 'KOR stopped' "$work/serve3.log"; then ok; else
+  fail "serve-no-reader: did not stop cleanly on SIGTERM"
+  cat "$work/serve3.log"
+fi
 serve_pid=""
 
 # 7b. A configuration nested deeply enough to overflow toml11's stack is refused, not parsed.
