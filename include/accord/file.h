@@ -84,10 +84,10 @@ class StagedFile {
   // Renames the new file over the path and makes the rename durable; at most once. Errors as
   // ReplaceFile's (the new file is removed when the rename fails).
   [[nodiscard]] Status Commit();
-  // Commit for a file that must not replace one: the new file is linked to the path, which
-  // must not name anything yet (a file, a link, a directory), then its staged name removed.
-  // Errors: kAlreadyExists "`PATH` exists already" (the new file is removed); others as
-  // Commit's.
+  // Commit for a file that must not replace one: the new file is renamed to the path only if
+  // the path names nothing yet (a file, a link, a directory): RENAME_NOREPLACE, or a hard link
+  // where the file system has no such rename. Errors: kAlreadyExists "`PATH` exists already"
+  // (the new file is removed); others as Commit's.
   [[nodiscard]] Status CommitNew();
 
  private:
@@ -102,9 +102,31 @@ class StagedFile {
 // disk only by a rename that fails. A commit that says kUnavailable has put its file in place
 // (only the directory's sync failed), so the next ones follow it, and that first kUnavailable is
 // returned once all are in place. Any other error stops there: the files before it are in place,
-// it and those after it are not (each is removed when dropped). Errors: the first commit's that
-// failed, as StagedFile::Commit's.
+// it and those after it are not (each is removed when dropped). Errors: the first that is not
+// kUnavailable, else the first kUnavailable, as StagedFile::Commit's.
 [[nodiscard]] Status CommitInOrder(std::span<StagedFile> files);
+
+// A write lock on the file at `path` (made with mode 0600 if missing, never through a symbolic
+// link), held until this is dropped: an open file description's lock (F_OFD_SETLK), so that
+// threads exclude each other as processes do, and one that NFS carries. The process that holds
+// it may end in any way: the kernel releases it.
+class FileLock {
+ public:
+  enum class Wait { kUntilFree, kNo };
+  // Errors: kUnavailable "`PATH` is locked by another holder" (Wait::kNo, held elsewhere);
+  // kFailedPrecondition "cannot lock `PATH`: REASON".
+  [[nodiscard]] static Result<FileLock> Take(const std::string& path, Wait wait);
+
+  FileLock(FileLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  FileLock& operator=(FileLock&& other) noexcept;
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  ~FileLock();
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
 
 }  // namespace accord
 

@@ -38,8 +38,9 @@ struct ScryptParams {
 
 // Creates a file key store at `path` with a fresh KEK. kAlreadyExists if anything is at `path`
 // (a file, a symbolic link); kInvalidArgument for an empty passphrase or unreasonable parameters;
-// kFailedPrecondition when the file cannot be written. The file, mode 0600, is written whole
-// and made durable beside `path`, then linked to it: never cut short under its name.
+// kFailedPrecondition when the file cannot be written; kUnavailable when it is in place but its
+// directory could not be made durable. The file, mode 0600, is written whole and made durable
+// beside `path`, then renamed to it if nothing is there: never cut short under its name.
 [[nodiscard]] Status CreateFileKeyStore(const std::string& path, const SecretBytes& passphrase,
                                         const ScryptParams& params = {});
 

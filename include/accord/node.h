@@ -279,9 +279,10 @@ class Node {
   //
   // That shows the store agrees with itself, not that nobody rewrote it: an edit that fixes up
   // the hashes it changes passes. `signed_checkpoints` (signed notes, as LogCheckpoint prints
-  // them, cosigned or not) are the anchor no edit can move: each must carry this node's valid
-  // signature (kDataLoss otherwise) and name its log (kInvalidArgument), and the entries must
-  // lead to its root at its size (kDataLoss when they do not, or are fewer).
+  // them, cosigned or not) are the anchor no edit can move: each must be signed by this node's
+  // key (kInvalidArgument when it is not, or is no signed note; kDataLoss when the signature
+  // fails) and name its log (kInvalidArgument), and the entries must lead to its root at its
+  // size (kDataLoss when they do not, or are fewer).
   [[nodiscard]] Result<uint64_t> VerifyLog(std::span<const std::string> signed_checkpoints = {});
   // Witnesses a partner's signed checkpoint: verifies its signature with the partner's key and
   // the consistency proof from the last checkpoint of that partner this node cosigned, then

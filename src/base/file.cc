@@ -209,12 +209,22 @@ Status StagedFile::Put(bool replace) {
     return Fail(Code::kFailedPrecondition, fmt::format("`{}` was put in place already", path_));
   }
   const std::string temp = std::exchange(temp_, {});
-  // A rename replaces whatever the path names; a link refuses to (EEXIST), and leaves the staged
+  // A rename replaces whatever the path names. RENAME_NOREPLACE refuses to (EEXIST); where the
+  // file system has no such rename (NFS), a hard link refuses the same way, and leaves the staged
   // name to remove.
-  const int put =
-      replace ? ::rename(temp.c_str(), path_.c_str()) : ::link(temp.c_str(), path_.c_str());
+  bool linked = false;
+  int put = 0;
+  if (replace) {
+    put = ::rename(temp.c_str(), path_.c_str());
+  } else {
+    put = ::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE);
+    if (put != 0 && (errno == EINVAL || errno == ENOSYS)) {
+      linked = true;
+      put = ::link(temp.c_str(), path_.c_str());
+    }
+  }
   const int error = errno;
-  if (put != 0 || !replace) ::unlink(temp.c_str());
+  if (put != 0 || linked) ::unlink(temp.c_str());
   if (put != 0) {
     if (!replace && error == EEXIST) {
       return Fail(Code::kAlreadyExists, fmt::format("`{}` exists already", path_));
@@ -237,6 +247,41 @@ Status CommitInOrder(std::span<StagedFile> files) {
     if (first_failure) first_failure = std::move(put);
   }
   return first_failure;
+}
+
+Result<FileLock> FileLock::Take(const std::string& path, Wait wait) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+  if (fd < 0) {
+    return Fail(Code::kFailedPrecondition,
+                fmt::format("cannot lock `{}`: {}", path, std::strerror(errno)));
+  }
+  FileLock lock(fd);
+  struct flock whole {};
+  whole.l_type = F_WRLCK;
+  whole.l_whence = SEEK_SET;  // from the start, l_len 0: to the end
+  const int command = wait == Wait::kUntilFree ? F_OFD_SETLKW : F_OFD_SETLK;
+  int locked = ::fcntl(fd, command, &whole);
+  while (locked != 0 && errno == EINTR) locked = ::fcntl(fd, command, &whole);
+  if (locked != 0) {
+    if (errno == EAGAIN || errno == EACCES) {
+      return Fail(Code::kUnavailable, fmt::format("`{}` is locked by another holder", path));
+    }
+    return Fail(Code::kFailedPrecondition,
+                fmt::format("cannot lock `{}`: {}", path, std::strerror(errno)));
+  }
+  return lock;
+}
+
+FileLock& FileLock::operator=(FileLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 Status ReplaceFile(const std::string& path, std::string_view bytes, mode_t mode) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -301,6 +302,38 @@ TEST_F(FileTest, StagedFilesAreCommittedInOrderUpToAFailure) {
   EXPECT_EQ(*ReadFileAtMost(at("first"), 100), "newer");
   EXPECT_EQ(*ReadFileAtMost(at("third"), 100), "newer");
   EXPECT_TRUE(CommitInOrder({}));
+}
+
+// A lock is held by one holder at a time, threads of one process included; it goes with its
+// holder, and moves with it.
+TEST_F(FileTest, AFileLockHasOneHolder) {
+  const std::string path = (dir_ / "serve.lock").string();
+  Result<FileLock> first = FileLock::Take(path, FileLock::Wait::kNo);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(fs::status(path).permissions(), fs::perms(0600));
+  const Result<FileLock> second = FileLock::Take(path, FileLock::Wait::kNo);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, Code::kUnavailable);
+  EXPECT_EQ(second.error().message, "`" + path + "` is locked by another holder");
+  FileLock moved = std::move(*first);
+  EXPECT_FALSE(FileLock::Take(path, FileLock::Wait::kNo));
+  // A waiter takes it once the holder lets go.
+  std::thread waiter([&path] { EXPECT_TRUE(FileLock::Take(path, FileLock::Wait::kUntilFree)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  moved = FileLock::Take((dir_ / "other.lock").string(), FileLock::Wait::kNo).value();
+  waiter.join();
+  EXPECT_TRUE(FileLock::Take(path, FileLock::Wait::kNo));
+  // Never through a symbolic link, nor in a directory that is not there.
+  fs::create_symlink(dir_ / "target", dir_ / "link.lock");
+  const Result<FileLock> linked =
+      FileLock::Take((dir_ / "link.lock").string(), FileLock::Wait::kNo);
+  ASSERT_FALSE(linked);
+  EXPECT_EQ(linked.error().code, Code::kFailedPrecondition);
+  EXPECT_FALSE(fs::exists(dir_ / "target"));
+  const std::string nowhere = (dir_ / "missing" / "x.lock").string();
+  const Result<FileLock> missing = FileLock::Take(nowhere, FileLock::Wait::kNo);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message, "cannot lock `" + nowhere + "`: No such file or directory");
 }
 
 }  // namespace

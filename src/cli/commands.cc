@@ -136,7 +136,11 @@ void PrintFlowMatrix(const Engine& e, Instant t, std::string_view indent) {
 
 }  // namespace
 
-void PrintError(std::string_view message) { fmt::print(stderr, "accord: {}\n", OneLine(message)); }
+void PrintError(std::string_view message) {
+  // std::fputs, not fmt::print, which throws when the write fails (standard error a pipe whose
+  // reader has gone, SIGPIPE ignored as `serve` does): the line is lost, not the process.
+  std::fputs(fmt::format("accord: {}\n", OneLine(message)).c_str(), stderr);
+}
 
 void PrintReadError(const Error& e, std::string_view limit) {
   if (e.code == Code::kInvalidArgument && !limit.empty()) {

@@ -725,9 +725,14 @@ std::optional<int> NodeCommands::Run() {
         WriteFile(f.out.empty() ? "-" : f.out, r->payload.Reveal(InsecureSecretAccess()));
     return ok ? kExitOk : kExitIo;
   }
+  // `ls` and `log show`, `prove` and `consistency` may read what a node serving this home
+  // committed without its sync yet (its group commits): once the objects or the log's size are
+  // read, a sync makes them durable before they are shown, so that a power cut cannot take back
+  // an object, an entry, a size or a root the operator was shown (the order of decision #143).
   if (ran == f.ls) {
     auto list = node.List();
     if (!list) return Report(list.error());
+    if (Status synced = node.SyncCommits(); !synced) return Report(synced.error());
     for (const auto& o : list->objects) {
       if (f.json) {
         const auto array = [](const std::vector<std::string>& items) {
@@ -894,6 +899,7 @@ std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
   if (ran == f.log_show) {
     auto size = node.LogSize();
     if (!size) return Report(size.error());
+    if (Status synced = node.SyncCommits(); !synced) return Report(synced.error());
     const uint64_t from = std::min(f.from, *size);
     const uint64_t count = f.count == 0 ? *size - from : std::min(f.count, *size - from);
     auto entries = node.LogEntries(from, count);
@@ -915,6 +921,7 @@ std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
   if (ran == f.log_prove) {
     auto size = node.LogSize();
     if (!size) return Report(size.error());
+    if (Status synced = node.SyncCommits(); !synced) return Report(synced.error());
     const uint64_t tree = f.size == 0 ? *size : f.size;
     auto proof = node.LogInclusionProof(f.index, tree);
     if (!proof) return Report(proof.error());
@@ -939,6 +946,7 @@ std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
     }
     auto size = node.LogSize();
     if (!size) return Report(size.error());
+    if (Status synced = node.SyncCommits(); !synced) return Report(synced.error());
     const uint64_t to = f.to_size == 0 ? *size : f.to_size;
     auto root = node.LogRoot(to);
     if (!root) return Report(root.error());

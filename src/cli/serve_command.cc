@@ -7,12 +7,15 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <string>
 #include <string_view>
 #include <thread>
 
 #include "accord/federation.h"
+#include "accord/file.h"
 #include "accord/harden.h"
 #include "accord/node.h"
 #include "accord/server.h"
@@ -131,6 +134,9 @@ bool WritePortFile(const std::string& path, uint16_t port) {
   return WriteFile(path, AsBytes(text), 0644);
 }
 
+// Writes `text` to `to`; a failed write loses the text, and never throws.
+void Say(std::FILE* to, const std::string& text) { std::fputs(text.c_str(), to); }
+
 }  // namespace
 
 std::optional<int> ServeCommand::Run() {
@@ -181,6 +187,18 @@ std::optional<int> ServeCommand::Run() {
   federation_node.max_payload_bytes = options.max_payload_bytes;
   auto node = Node::Open(std::move(options));
   if (!node) return Report(node.error());  // as every command on a home: 5 for data loss
+  // One server per home: a second would deliver the same outbox, and the first to stop would
+  // remove the port file the other wrote, so that partners would think the node down. Other
+  // commands run beside a server as before.
+  const std::string lock_path = (std::filesystem::path(f.home) / "serve.lock").string();
+  auto home_lock = FileLock::Take(lock_path, FileLock::Wait::kNo);
+  if (!home_lock) {
+    PrintError(
+        home_lock.error().code == Code::kUnavailable
+            ? fmt::format("another `accord serve` uses this home ({})", home_lock.error().message)
+            : home_lock.error().message);
+    return kExitFailed;
+  }
   // A partner of the configuration must be a party of this node's policy (the federation
   // would otherwise try it for ever); Federation::Start refuses the node itself.
   for (const PeerOptions& p : config->federation.peers) {
@@ -211,23 +229,26 @@ std::optional<int> ServeCommand::Run() {
     if (federation) federation->Stop();
     return kExitIo;
   }
-  fmt::print("{} serving https://{}:{}/v1 (mutual TLS; Ctrl-C or SIGTERM stops)\n",
-             (*node)->party(), listen, port);
+  // From here on, lines go out with std::fputs, which cannot throw as fmt::print does when the
+  // write fails (SIGPIPE is ignored): a line lost to a closed pipe must not end the node.
+  Say(stdout, fmt::format("{} serving https://{}:{}/v1 (mutual TLS; Ctrl-C or SIGTERM stops)\n",
+                          (*node)->party(), listen, port));
   for (const PeerOptions& p : config->federation.peers) {
-    fmt::print("  partner {} at {}:{}{}\n", p.party, p.host,
-               p.port_file.empty() ? std::to_string(p.port) : "(port file " + p.port_file + ")",
-               p.cert_file.empty() ? "" : ", the key of " + p.cert_file);
+    Say(stdout, fmt::format("  partner {} at {}:{}{}\n", p.party, p.host,
+                            p.port_file.empty() ? std::to_string(p.port)
+                                                : "(port file " + p.port_file + ")",
+                            p.cert_file.empty() ? "" : ", the key of " + p.cert_file));
   }
   std::fflush(stdout);
   // main hardened the process; a node runs for long with its keys in memory, so say when they
   // could be swapped out (HardenProcess is idempotent and reports the same).
   if (auto hardened = HardenProcess(); hardened && !hardened->heap_locked) {
-    fmt::print(stderr,
-               "accord: warning: the secure heap that holds keys could not be fully protected "
-               "(locked in memory, guard pages, left out of dumps): keys may be written to swap; "
-               "most often the memory-lock limit is too low (`ulimit -l`, LimitMEMLOCK=), which "
-               "must allow at least {} KiB\n",
-               kSecureHeapBytes / 1024);
+    Say(stderr,
+        fmt::format("accord: warning: the secure heap that holds keys could not be fully "
+                    "protected (locked in memory, guard pages, left out of dumps): keys may be "
+                    "written to swap; most often the memory-lock limit is too low (`ulimit -l`, "
+                    "LimitMEMLOCK=), which must allow at least {} KiB\n",
+                    kSecureHeapBytes / 1024));
   }
   // The first signal stops the server after the requests in flight (a body still arriving may
   // take `read_timeout`, the federation's request in flight its deadline); a second one, from an
@@ -262,7 +283,7 @@ std::optional<int> ServeCommand::Run() {
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
   if (!served) return kExitFailed;
-  fmt::print("{} stopped\n", (*node)->party());
+  Say(stdout, fmt::format("{} stopped\n", (*node)->party()));
   return kExitOk;
 }
 

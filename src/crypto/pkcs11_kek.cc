@@ -106,7 +106,7 @@ bool IsTokenFailure(CK_RV rv) {
     case CKR_OPERATION_NOT_INITIALIZED:
     case CKR_KEY_HANDLE_INVALID:
     case CKR_OPERATION_ACTIVE:  // an operation left unfinished on the session
-    case CKR_BUFFER_TOO_SMALL:  // for GCM's own output size: no input causes it
+    case CKR_BUFFER_TOO_SMALL:  // twice, for at least GCM's own output size
       return true;
     default:
       return false;
@@ -507,6 +507,13 @@ class Pkcs11Kek final : public KeyEncryptionKey {
     CK_ULONG written = plaintext.size() + kAeadTagSize;
     rv = f->C_Encrypt(session_.handle(), in, plaintext.size(), sealed.data() + kAeadNonceSize,
                       &written);
+    if (rv == CKR_BUFFER_TOO_SMALL) {
+      // A token that asks for more than GCM's output: its operation stays active until a call
+      // with that much room ends it (PKCS#11 §5.2).
+      sealed.resize(kAeadNonceSize + written);
+      rv = f->C_Encrypt(session_.handle(), in, plaintext.size(), sealed.data() + kAeadNonceSize,
+                        &written);
+    }
     if (rv != CKR_OK) {
       return tl::unexpected(TokenError("C_Encrypt", token_, rv));
     }
@@ -544,8 +551,13 @@ class Pkcs11Kek final : public KeyEncryptionKey {
     if (rv != CKR_OK) {
       return tl::unexpected(TokenError("C_DecryptInit", token_, rv));
     }
-    CK_ULONG written = out.size();
+    CK_ULONG written = plaintext.size();
     rv = f->C_Decrypt(session_.handle(), body.data(), body.size(), out.data(), &written);
+    if (rv == CKR_BUFFER_TOO_SMALL) {  // as in Wrap
+      plaintext.Resize(written);
+      const std::span<uint8_t> more = plaintext.RevealMutable(InsecureSecretAccess());
+      rv = f->C_Decrypt(session_.handle(), body.data(), body.size(), more.data(), &written);
+    }
     if (rv == CKR_OK && written == body.size() - kAeadTagSize) {
       plaintext.Resize(written);
       return plaintext;

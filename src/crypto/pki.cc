@@ -335,21 +335,6 @@ Status IssueCertificate(const LeafOptions& options) {
   return Issue(ca.get(), ca_key.get(), options);
 }
 
-namespace {
-
-// An open file descriptor, closed (releasing a lock taken on it) when this goes.
-struct Descriptor {
-  explicit Descriptor(int f) : fd(f) {}
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-  ~Descriptor() {
-    if (fd >= 0) ::close(fd);
-  }
-  const int fd;
-};
-
-}  // namespace
-
 Result<RevocationList> RevokeCertificate(const RevokeOptions& o) {
   if (o.valid_days < 1 || o.valid_days > 3650) {
     return Fail(Code::kInvalidArgument, "a revocation list is valid for 1 to 3650 days");
@@ -359,18 +344,8 @@ Result<RevocationList> RevokeCertificate(const RevokeOptions& o) {
   // `crl`.lock, held until the new list is in place: an open file description's lock, so that
   // threads exclude each other as processes do, and one that NFS carries (flock(2) on NFS is a
   // lock of the whole process, and needs the file open for writing).
-  const std::string lock_path = o.crl + ".lock";
-  const Descriptor lock{
-      ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600)};
-  struct flock whole {};
-  whole.l_type = F_WRLCK;
-  whole.l_whence = SEEK_SET;  // from the start, l_len 0: to the end
-  int locked = lock.fd >= 0 ? ::fcntl(lock.fd, F_OFD_SETLKW, &whole) : -1;
-  while (locked != 0 && errno == EINTR) locked = ::fcntl(lock.fd, F_OFD_SETLKW, &whole);
-  if (locked != 0) {
-    return Fail(Code::kUnavailable,
-                fmt::format("cannot lock `{}`: {}", lock_path, std::strerror(errno)));
-  }
+  ACCORD_ASSIGN_OR_RETURN(const FileLock lock,
+                          FileLock::Take(o.crl + ".lock", FileLock::Wait::kUntilFree));
   ACCORD_ASSIGN_OR_RETURN(X509Ptr ca, ReadCert(o.ca_cert));
   ACCORD_ASSIGN_OR_RETURN(PkeyPtr ca_key, ReadKey(o.ca_key));
   if (X509_check_private_key(ca.get(), ca_key.get()) != 1) {

@@ -115,7 +115,10 @@ class FetchedNodes final : public merkle::NodeSource {
   mutable bool out_of_order_ = false;
 };
 
+// A read of the log that failed: the data's fault (kDataLoss), unless the store was only busy
+// (kUnavailable: another process held it past the busy timeout), which is no sign of damage.
 tl::unexpected<Error> Damaged(std::string_view what, const Error& e) {
+  if (e.code == Code::kUnavailable) return tl::unexpected(e);
   return Fail(Code::kDataLoss,
               fmt::format("the log's {} are missing or damaged: {}", what, e.message));
 }
@@ -515,23 +518,28 @@ Result<merkle::Hash> AuditLog::VerifyAll(uint64_t* entries_checked,
     std::vector<NodeKey> keys;
     keys.reserve(completed.size());
     for (const LogTileRecord& t : completed) keys.emplace_back(t.level, t.index);
-    auto stored = store_->ReadLogTiles(keys);
+    const auto stored = store_->ReadLogTiles(keys);
+    // Busy (another process past the busy timeout) is no sign of damage: said as it is.
+    if (!stored && stored.error().code == Code::kUnavailable) return tl::unexpected(stored.error());
     for (size_t i = 0; i < completed.size(); ++i) {
       const LogTileRecord& t = completed[i];
       const uint64_t last_entry = ((t.index + 1) << (kLogTileHeight * (t.level + 1))) - 1;
-      if (!stored) {  // find the tile that is missing or damaged
-        auto one = store_->ReadLogTiles(std::span(keys).subspan(i, 1));
-        if (one) continue;
-        return Fail(Code::kDataLoss,
-                    fmt::format("entry {}: the stored tile (level {}, index {}) "
-                                "is missing or damaged: {}",
-                                last_entry, t.level, t.index, one.error().message));
+      Result<std::vector<Bytes>> one;
+      if (!stored) {  // the batch failed: read each alone, to name the one missing or damaged
+        one = store_->ReadLogTiles(std::span(keys).subspan(i, 1));
+        if (!one && one.error().code == Code::kUnavailable) return tl::unexpected(one.error());
+        if (!one || one->size() != 1) {
+          return Fail(Code::kDataLoss, fmt::format("entry {}: the stored tile (level {}, index {}) "
+                                                   "is missing or damaged: {}",
+                                                   last_entry, t.level, t.index,
+                                                   one ? "not found" : one.error().message));
+        }
       }
-      if (std::string mismatch = TileMismatch(t, (*stored)[i]); !mismatch.empty()) {
+      const Bytes& have = stored ? (*stored)[i] : one->front();
+      if (std::string mismatch = TileMismatch(t, have); !mismatch.empty()) {
         return Fail(Code::kDataLoss, mismatch);
       }
     }
-    if (!stored) return Damaged("tiles", stored.error());
     completed.clear();
     return OkStatus();
   };

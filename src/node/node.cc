@@ -1638,6 +1638,15 @@ Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
   }
   // The checks against this node's state and what they record, in one transaction (Decided).
   return n.Decided([&]() -> Result<ReceiveResult> {
+    // The keys checked above are still the partner's: `keys import` in another process may
+    // have replaced them (a key found compromised) between that check and this transaction.
+    ACCORD_ASSIGN_OR_RETURN(const PartnerRecord now, n.store->GetPartner(env.signer));
+    if (now.sign_public != partner->sign_public || now.wrap_public != partner->wrap_public) {
+      return Fail(Code::kUnavailable,
+                  fmt::format("the keys of `{}` changed while this package was checked; send it "
+                              "again",
+                              env.signer));
+    }
     Result<ReceiveResult> result = [&]() -> Result<ReceiveResult> {
       if (!body) {
         ACCORD_ASSIGN_OR_RETURN(body, ParseBody(env));
@@ -2395,9 +2404,19 @@ Result<uint64_t> Node::VerifyLog(std::span<const std::string> signed_checkpoints
   for (const std::string& text : signed_checkpoints) {
     auto opened = note::Open(text, std::span(&own, 1));
     if (!opened) {
-      return Fail(Code::kDataLoss,
-                  fmt::format("a checkpoint does not carry this node's valid signature: {}",
-                              opened.error().message));
+      // A signature of this node's key that fails is an integrity failure (exit 5); a file that
+      // is malformed or that this node did not sign is the wrong file.
+      const Error& e = opened.error();
+      if (e.code == Code::kDataLoss) {
+        return Fail(
+            Code::kDataLoss,
+            fmt::format("a checkpoint's signature by this node does not verify: {}", e.message));
+      }
+      return Fail(
+          Code::kInvalidArgument,
+          e.code == Code::kPermissionDenied
+              ? fmt::format("a checkpoint not signed by this node's key `{}`", signer.name())
+              : fmt::format("a checkpoint that is not a signed note: {}", e.message));
     }
     ACCORD_ASSIGN_OR_RETURN(note::Checkpoint checkpoint, note::ParseCheckpoint(opened->text));
     if (checkpoint.origin != signer.name()) {

@@ -1371,9 +1371,13 @@ class SqliteStore final : public Store {
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
   ~SqliteStore() override {
-    // A checkpoint owed by an erase that could not run earlier (another process was reading).
+    // A checkpoint owed by an erase that could not run earlier (another process was reading:
+    // a node that serves this home). The debt lives in this connection only, so it is paid now,
+    // waiting for the other process's readers and writer as long as the busy timeout allows,
+    // not left to a later erase: until then the erased bytes would stay in the -wal file.
     if (checkpoint_owed_) {
-      CheckpointBestEffort();
+      (void)sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
+                                      nullptr);
     }
     sqlite3_wal_hook(db_.get(), nullptr, nullptr);
     checkpointer_.reset();
@@ -2468,7 +2472,8 @@ class SqliteStore final : public Store {
   }
 
   // Best effort: a reader in another process makes the checkpoint fail at once (no busy wait);
-  // it is then retried after the next commit that erases, or when this store closes.
+  // it is then retried after the next commit that erases, or when this store closes (there
+  // with the busy timeout's wait).
   void CheckpointBestEffort() {
     SetBusyWait(db_.get(), 0);
     const int rc =

@@ -529,15 +529,16 @@ TEST_F(SqliteStoreTest, EraseObjectCopyEmptiesSealedBytesAndSetsDestroyedAt) {
   EXPECT_EQ(Fields(*other), Fields(MakeObject("other")));
 }
 
+bool FileContains(const std::string& file, const Bytes& needle) {
+  std::ifstream in(file, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const Bytes bytes(text.begin(), text.end());
+  return std::search(bytes.begin(), bytes.end(), needle.begin(), needle.end()) != bytes.end();
+}
+
 // secure_delete zeroes the freed bytes in the database pages; the store also empties the WAL
 // after an erase, so neither file keeps the erased ciphertext or wrapped key.
 TEST_F(SqliteStoreTest, ErasedBytesDoNotLingerInTheFiles) {
-  const auto file_contains = [](const std::string& file, const Bytes& needle) {
-    std::ifstream in(file, std::ios::binary);
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const Bytes bytes(text.begin(), text.end());
-    return std::search(bytes.begin(), bytes.end(), needle.begin(), needle.end()) != bytes.end();
-  };
   for (const bool in_transaction : {false, true}) {
     SCOPED_TRACE(in_transaction ? "in a transaction" : "autocommit");
     const std::string id = in_transaction ? "erased-in-tx" : "erased";
@@ -545,16 +546,41 @@ TEST_F(SqliteStoreTest, ErasedBytesDoNotLingerInTheFiles) {
     AddObjects({id});
     const Bytes ct_probe(o.ciphertext.begin() + 100, o.ciphertext.begin() + 164);
     const Bytes key_probe(o.wrapped_key.begin(), o.wrapped_key.begin() + 32);
-    ASSERT_TRUE(file_contains(path_ + "-wal", ct_probe) || file_contains(path_, ct_probe));
+    ASSERT_TRUE(FileContains(path_ + "-wal", ct_probe) || FileContains(path_, ct_probe));
     if (in_transaction) {
       ASSERT_TRUE(store_->Transact([&] { return store_->EraseObjectCopy(id, Instant{1}); }));
     } else {
       ASSERT_TRUE(store_->EraseObjectCopy(id, Instant{1}).has_value());
     }
     for (const std::string& file : {path_, path_ + "-wal"}) {
-      EXPECT_FALSE(file_contains(file, ct_probe)) << file;
-      EXPECT_FALSE(file_contains(file, key_probe)) << file;
+      EXPECT_FALSE(FileContains(file, ct_probe)) << file;
+      EXPECT_FALSE(FileContains(file, key_probe)) << file;
     }
+  }
+}
+
+// Beside a reader of another process (a node serving the home while `accord destroy` runs), the
+// WAL cannot be emptied at the erase; the store then empties it when it closes, once the reader
+// is done (within the busy timeout), instead of leaving the erased bytes in the -wal file.
+TEST_F(SqliteStoreTest, ErasedBytesGoWhenTheStoreClosesAfterAnotherReader) {
+  const ObjectRecord o = MakeObject("erased");
+  AddObjects({"erased"});
+  const Bytes ct_probe(o.ciphertext.begin() + 100, o.ciphertext.begin() + 164);
+  const Bytes key_probe(o.wrapped_key.begin(), o.wrapped_key.begin() + 32);
+  RawDb reader(path_);
+  ASSERT_TRUE(reader.ok());
+  ASSERT_EQ(reader.Exec("BEGIN; SELECT count(*) FROM objects;"), "");  // an older snapshot
+  ASSERT_TRUE(store_->EraseObjectCopy("erased", Instant{1}).has_value());
+  EXPECT_TRUE(FileContains(path_ + "-wal", ct_probe) || FileContains(path_, ct_probe));
+  std::thread done([&reader] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(reader.Exec("COMMIT"), "");
+  });
+  store_.reset();  // waits for the reader, then empties the WAL
+  done.join();
+  for (const std::string& file : {path_, path_ + "-wal"}) {
+    EXPECT_FALSE(FileContains(file, ct_probe)) << file;
+    EXPECT_FALSE(FileContains(file, key_probe)) << file;
   }
 }
 

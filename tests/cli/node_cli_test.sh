@@ -394,10 +394,12 @@ expect log-verify-rewritten 5 "do not lead to the root of the checkpoint of $see
 expect log-verify-anchored 0 'lead to the root of each of the 2 checkpoint' "$accord" log verify \
   --home "$d/KOR" --checkpoint "$d/KOR.checkpoint" --checkpoint - <"$d/KOR.cosigned"
 sed '3s/^./=/' "$d/KOR.checkpoint" >"$work/edited.cp"  # its root edited: the signature fails
-expect log-verify-forged 5 "does not carry this node.s valid signature" "$accord" log verify \
-  --home "$d/KOR" --checkpoint "$work/edited.cp"
-expect log-verify-not-signed-here 5 "does not carry this node.s valid signature" \
+expect log-verify-forged 5 "a checkpoint.s signature by this node does not verify" "$accord" \
+  log verify --home "$d/KOR" --checkpoint "$work/edited.cp"
+expect log-verify-not-signed-here 1 'a checkpoint not signed by this node.s key `accord/JPN`' \
   "$accord" log verify --home "$d/JPN" --checkpoint "$d/KOR.checkpoint"
+expect log-verify-not-a-note 1 'a checkpoint that is not a signed note' "$accord" log verify \
+  --home "$d/KOR" --checkpoint /dev/null
 # Japan's signature on Korea's checkpoint is a cosignature, not a checkpoint of Japan's log.
 expect log-verify-not-own-log 1 'a checkpoint of `accord/KOR`, not of this node.s log `accord/JPN`' \
   "$accord" log verify --home "$d/JPN" --checkpoint "$d/KOR.cosigned"
@@ -484,6 +486,12 @@ serve_port "$work/serve.log"
 user=(--max-time 30 --cacert "$work/pki/ca.pem" --cert "$work/pki/users/kor-analyst.pem"
   --key "$work/pki/users/kor-analyst.key")
 expect serve-health 0 '"status":"ok","party":"KOR"' curl -sS "${user[@]}" "https://127.0.0.1:$port/v1/health"
+# One server per home: a second is refused while the first serves, and leaves its port file.
+expect serve-twice 1 'another `accord serve` uses this home \(`.*/srv/serve.lock` is locked by another holder\)' \
+  timeout 60 "$accord" serve --home "$work/srv" --at 2018-05-01T00:00:00+09:00 \
+  --ca "$work/bundle.pem" --passphrase-file "$work/serve-passphrase" \
+  --cert "$work/pki/nodes/KOR.pem" --key "$work/pki/nodes/KOR.key" --port-file "$work/srv.port"
+expect serve-twice-port-file 0 "^$port\$" cat "$work/srv.port"
 # ACCORD_PASSPHRASE is wiped from the server's environment, though the file was used.
 # (Only root reads the environment of a process that is not dumpable.)
 accord_pid=$(pgrep -n -f "serve --home $work/srv") || fail "the server's process"
@@ -579,6 +587,7 @@ serve_pid=""
 # 7a2. A node whose log's reader has gone (`accord serve 2>&1 | tee`, the tee stopped) loses its
 # log lines, not its life: a refused handshake, logged to the closed pipe, ends nothing, and the
 # node still serves and stops cleanly.
+rm -f "$work/srv.port"
 mkfifo "$work/err.fifo"
 cat "$work/err.fifo" >/dev/null &
 reader_pid=$!
