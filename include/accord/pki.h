@@ -88,8 +88,9 @@ struct RevocationList {
 // (a write lock on `crl`.lock, a file made beside it and left there). kInvalidArgument for an
 // unreadable file, a certificate the CA did not issue, or an existing list the CA did not sign
 // (it would be extended under the CA's name); kAlreadyExists, and nothing written, when every
-// certificate given is in the list already; kUnavailable when the lock cannot be taken, or the
-// directory cannot be made durable after the new list is in place (the message says so).
+// certificate given is in the list already; kFailedPrecondition when the lock cannot be taken
+// ("cannot lock `PATH`: REASON"); kUnavailable when the directory cannot be made durable after
+// the new list is in place (the message says so).
 [[nodiscard]] Result<RevocationList> RevokeCertificate(const RevokeOptions& options);
 
 }  // namespace accord

@@ -210,15 +210,15 @@ Status StagedFile::Put(bool replace) {
   }
   const std::string temp = std::exchange(temp_, {});
   // A rename replaces whatever the path names. RENAME_NOREPLACE refuses to (EEXIST); where the
-  // file system has no such rename (NFS), a hard link refuses the same way, and leaves the staged
-  // name to remove.
+  // file system or a system-call filter has no such rename (NFS: EINVAL; an old seccomp profile:
+  // EPERM), a hard link refuses the same way, and leaves the staged name to remove.
   bool linked = false;
   int put = 0;
   if (replace) {
     put = ::rename(temp.c_str(), path_.c_str());
   } else {
     put = ::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE);
-    if (put != 0 && (errno == EINVAL || errno == ENOSYS)) {
+    if (put != 0 && (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP || errno == EPERM)) {
       linked = true;
       put = ::link(temp.c_str(), path_.c_str());
     }

@@ -980,6 +980,7 @@ std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
     }
     auto checked = node.VerifyLog(signed_checkpoints);
     if (!checked) return Report(checked.error());
+    if (Status synced = node.SyncCommits(); !synced) return Report(synced.error());  // as above
     auto root = node.LogRoot(*checked);
     if (!root) return Report(root.error());
     fmt::print("log verified: {} entries, every hash recomputed; root {}\n", *checked,

@@ -185,13 +185,15 @@ std::optional<int> ServeCommand::Run() {
   }
   federation_node.at = options.at;
   federation_node.max_payload_bytes = options.max_payload_bytes;
-  auto node = Node::Open(std::move(options));
-  if (!node) return Report(node.error());  // as every command on a home: 5 for data loss
   // One server per home: a second would deliver the same outbox, and the first to stop would
   // remove the port file the other wrote, so that partners would think the node down. Other
-  // commands run beside a server as before.
-  const std::string lock_path = (std::filesystem::path(f.home) / "serve.lock").string();
-  auto home_lock = FileLock::Take(lock_path, FileLock::Wait::kNo);
+  // commands run beside a server as before. Taken once the home opened (its errors first), and
+  // declared before the node so that it is held until the node's store is closed.
+  Result<FileLock> home_lock = Fail(Code::kFailedPrecondition, "not taken yet");
+  auto node = Node::Open(std::move(options));
+  if (!node) return Report(node.error());  // as every command on a home: 5 for data loss
+  home_lock =
+      FileLock::Take((std::filesystem::path(f.home) / "serve.lock").string(), FileLock::Wait::kNo);
   if (!home_lock) {
     PrintError(
         home_lock.error().code == Code::kUnavailable

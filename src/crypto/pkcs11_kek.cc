@@ -91,6 +91,9 @@ Error TokenError(std::string_view call, std::string_view token, CK_RV rv) {
 
 Error DecryptionFailed() { return Error{Code::kDataLoss, "decryption failed"}; }
 
+// How much more than GCM's own output a token may ask room for (CKR_BUFFER_TOO_SMALL): a block.
+constexpr CK_ULONG kSlack = 16;
+
 // Return values that say the session or the token went away, not that the data was bad.
 bool IsTokenFailure(CK_RV rv) {
   switch (rv) {
@@ -507,9 +510,10 @@ class Pkcs11Kek final : public KeyEncryptionKey {
     CK_ULONG written = plaintext.size() + kAeadTagSize;
     rv = f->C_Encrypt(session_.handle(), in, plaintext.size(), sealed.data() + kAeadNonceSize,
                       &written);
-    if (rv == CKR_BUFFER_TOO_SMALL) {
-      // A token that asks for more than GCM's output: its operation stays active until a call
-      // with that much room ends it (PKCS#11 §5.2).
+    if (rv == CKR_BUFFER_TOO_SMALL && written <= plaintext.size() + kAeadTagSize + kSlack) {
+      // A token that asks for a little more than GCM's output: its operation stays active until
+      // a call with that much room ends it (PKCS#11 §5.2). More than a block's slack is refused
+      // as the token's failure.
       sealed.resize(kAeadNonceSize + written);
       rv = f->C_Encrypt(session_.handle(), in, plaintext.size(), sealed.data() + kAeadNonceSize,
                         &written);
@@ -553,7 +557,7 @@ class Pkcs11Kek final : public KeyEncryptionKey {
     }
     CK_ULONG written = plaintext.size();
     rv = f->C_Decrypt(session_.handle(), body.data(), body.size(), out.data(), &written);
-    if (rv == CKR_BUFFER_TOO_SMALL) {  // as in Wrap
+    if (rv == CKR_BUFFER_TOO_SMALL && written <= body.size() + kSlack) {  // as in Wrap
       plaintext.Resize(written);
       const std::span<uint8_t> more = plaintext.RevealMutable(InsecureSecretAccess());
       rv = f->C_Decrypt(session_.handle(), body.data(), body.size(), more.data(), &written);

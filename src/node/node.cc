@@ -957,15 +957,16 @@ namespace {
 
 // The files of the home other than the store, relative to it, sorted.
 Result<std::vector<fs::path>> HomeFiles(const fs::path& home) {
-  static constexpr std::string_view kStoreFiles[] = {"state.db", "state.db-wal", "state.db-shm",
-                                                     "state.db-journal"};
+  // The store's files, and the lock of a node serving the home (nothing of the home's state).
+  static constexpr std::string_view kNotCopied[] = {"state.db", "state.db-wal", "state.db-shm",
+                                                    "state.db-journal", "serve.lock"};
   std::vector<fs::path> files;
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(home, ec); !ec && it != fs::end(it);
        it.increment(ec)) {
     const fs::path relative = it->path().lexically_relative(home);
-    if (std::find(std::begin(kStoreFiles), std::end(kStoreFiles), relative.string()) !=
-        std::end(kStoreFiles)) {
+    if (std::find(std::begin(kNotCopied), std::end(kNotCopied), relative.string()) !=
+        std::end(kNotCopied)) {
       continue;
     }
     const fs::file_status status = it->symlink_status(ec);

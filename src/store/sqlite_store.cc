@@ -1375,12 +1375,20 @@ class SqliteStore final : public Store {
     // a node that serves this home). The debt lives in this connection only, so it is paid now,
     // waiting for the other process's readers and writer as long as the busy timeout allows,
     // not left to a later erase: until then the erased bytes would stay in the -wal file.
-    if (checkpoint_owed_) {
-      (void)sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
-                                      nullptr);
-    }
+    // SQLite's busy handler waits for readers and the writer, but not for another checkpoint
+    // (SQLITE_BUSY at once): a node's checkpointer runs them often under load, and so may this
+    // process's, which goes first. Hence the retries, within the busy timeout.
     sqlite3_wal_hook(db_.get(), nullptr, nullptr);
     checkpointer_.reset();
+    if (checkpoint_owed_) {
+      const auto deadline =
+          std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms_);
+      while (sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
+                                       nullptr) == SQLITE_BUSY &&
+             std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
     if (wal_fd_ >= 0) {
       ::close(wal_fd_);
     }
