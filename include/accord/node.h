@@ -275,7 +275,8 @@ class Node {
                                                                       uint64_t size2);
   [[nodiscard]] Result<merkle::Hash> LogRoot(uint64_t size);
   // Recomputes the whole tree from the entries and compares every stored hash (like fsck).
-  // kDataLoss naming the first mismatch. Returns the number of entries checked.
+  // kDataLoss naming the first mismatch, or when the log shrank during the check; kUnavailable
+  // when the store stays busy past its busy timeout. Returns the number of entries checked.
   //
   // That shows the store agrees with itself, not that nobody rewrote it: an edit that fixes up
   // the hashes it changes passes. `signed_checkpoints` (signed notes, as LogCheckpoint prints

@@ -99,7 +99,7 @@ struct ServerOptions {
   // Receives one line per notable event (a refused handshake, an internal error with its
   // details). Empty: lines go to stderr. Never receives payloads or keys.
   std::function<void(std::string_view line)> log;
-  // For tests: called each time the server is about to wait again, for a connection ("accept")
+  // For tests: called each time the server is about to wait, for a connection ("accept")
   // or for the revocation lists' next look ("revocation lists"); an exception from it stands
   // for an allocation that failed there.
   std::function<void(std::string_view wait)> before_wait_for_testing;

@@ -91,7 +91,8 @@ Error TokenError(std::string_view call, std::string_view token, CK_RV rv) {
 
 Error DecryptionFailed() { return Error{Code::kDataLoss, "decryption failed"}; }
 
-// How much more than GCM's own output a token may ask room for (CKR_BUFFER_TOO_SMALL): a block.
+// How much more than the buffer first given (GCM's output for Wrap, the ciphertext with its tag
+// for Unwrap) a token may ask room for (CKR_BUFFER_TOO_SMALL): a block.
 constexpr CK_ULONG kSlack = 16;
 
 // Return values that say the session or the token went away, not that the data was bad.

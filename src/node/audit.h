@@ -116,7 +116,8 @@ class AuditLog {
   // tiles; kDataLoss naming the first mismatch, a missing tile or one past the end. Each of
   // `signed_checkpoints` (this log's, their signatures checked by the caller) must be the
   // entries' own tree at its size: kDataLoss when the entries lead elsewhere, or stop short of
-  // it. Returns the recomputed root.
+  // it; kDataLoss also when the log shrank during the check, and kUnavailable when the store
+  // stays busy (another process) past its busy timeout. Returns the recomputed root.
   [[nodiscard]] Result<merkle::Hash> VerifyAll(
       uint64_t* entries_checked = nullptr,
       std::span<const note::Checkpoint> signed_checkpoints = {});
