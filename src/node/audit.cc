@@ -115,10 +115,15 @@ class FetchedNodes final : public merkle::NodeSource {
   mutable bool out_of_order_ = false;
 };
 
-// A read of the log that failed: the data's fault (kDataLoss), unless the store was only busy
-// (kUnavailable: another process held it past the busy timeout), which is no sign of damage.
+// The store could not read (kUnavailable: another process held it past the busy timeout;
+// kInternal: an I/O error or no memory), which is no sign of damage.
+bool CouldNotRead(const Error& e) {
+  return e.code == Code::kUnavailable || e.code == Code::kInternal;
+}
+
+// A read of the log that failed: the data's fault (kDataLoss), unless the store could not read.
 tl::unexpected<Error> Damaged(std::string_view what, const Error& e) {
-  if (e.code == Code::kUnavailable) return tl::unexpected(e);
+  if (CouldNotRead(e)) return tl::unexpected(e);
   return Fail(Code::kDataLoss,
               fmt::format("the log's {} are missing or damaged: {}", what, e.message));
 }
@@ -519,15 +524,15 @@ Result<merkle::Hash> AuditLog::VerifyAll(uint64_t* entries_checked,
     keys.reserve(completed.size());
     for (const LogTileRecord& t : completed) keys.emplace_back(t.level, t.index);
     const auto stored = store_->ReadLogTiles(keys);
-    // Busy (another process past the busy timeout) is no sign of damage: said as it is.
-    if (!stored && stored.error().code == Code::kUnavailable) return tl::unexpected(stored.error());
+    // A store that could not read (busy, I/O) is no sign of damage: said as it is.
+    if (!stored && CouldNotRead(stored.error())) return tl::unexpected(stored.error());
     for (size_t i = 0; i < completed.size(); ++i) {
       const LogTileRecord& t = completed[i];
       const uint64_t last_entry = ((t.index + 1) << (kLogTileHeight * (t.level + 1))) - 1;
       Result<std::vector<Bytes>> one;
       if (!stored) {  // the batch failed: read each alone, to name the one missing or damaged
         one = store_->ReadLogTiles(std::span(keys).subspan(i, 1));
-        if (!one && one.error().code == Code::kUnavailable) return tl::unexpected(one.error());
+        if (!one && CouldNotRead(one.error())) return tl::unexpected(one.error());
         if (!one || one->size() != 1) {
           return Fail(Code::kDataLoss, fmt::format("entry {}: the stored tile (level {}, index {}) "
                                                    "is missing or damaged: {}",

@@ -453,6 +453,11 @@ struct Node::Impl {
   // `o`'s data key; `label` is EncodeLabel(LabelOf(o)), which the key is bound to.
   Result<SecretBytes> DataKey(const ObjectRecord& o, ByteView label) const {
     auto key = kek->Unwrap(o.wrapped_key, DataKeyAd(label));
+    if (!key && key.error().code == Code::kUnavailable) {
+      // A token that cannot answer now (decision #149): no sign of damage.
+      return Fail(Code::kUnavailable,
+                  fmt::format("object `{}`: the key store: {}", o.id, key.error().message));
+    }
     if (!key) {
       return Fail(Code::kDataLoss, fmt::format("object `{}`: stored label or key fails its "
                                                "integrity check",
@@ -480,6 +485,18 @@ struct Node::Impl {
     if (!plain) {
       return Fail(Code::kDataLoss,
                   fmt::format("object `{}`: stored ciphertext fails its integrity check", o.id));
+    }
+    return plain;
+  }
+
+  // `o`, this node's copy, opened to seal it again for a partner's notice or package. A failure
+  // is this node's (a damaged copy), not the envelope's: it is answered as one the sender
+  // tries again (kInternal, or kUnavailable as it came), never as a refusal of what it sent.
+  Result<SecretBytes> OpenHeld(const ObjectRecord& o) const {
+    auto plain = Open(o);
+    if (!plain && plain.error().code != Code::kUnavailable) {
+      return Fail(Code::kInternal,
+                  fmt::format("this node's copy cannot be opened: {}", plain.error().message));
     }
     return plain;
   }
@@ -575,6 +592,18 @@ struct Node::Impl {
       return Fail(Code::kInvalidArgument, fmt::format("unknown level `{}`", level));
     }
     return OkStatus();
+  }
+
+  // CheckLevel for an originator's reclassification that came to this node: a level this
+  // node's policy does not know yet waits (kUnavailable: the sender tries again) until the
+  // operator brings the policy up to the originator's, as a consent for an unknown party does
+  // (decision #129), instead of being refused for good.
+  Status CheckReceivedLevel(const std::string& originator, const std::string& level) const {
+    if (CheckLevel(originator, level)) return OkStatus();
+    return Fail(Code::kUnavailable,
+                fmt::format("`{}` reclassified to `{}`, a level this node's policy does not know "
+                            "yet: it is taken once the policy names that level",
+                            originator, level));
   }
 
   // The refusal's entry of a fork in `partner`'s log: `checkpoint` is the signed checkpoint no
@@ -1661,9 +1690,10 @@ Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
       return n.ReceiveNotice(env, std::get<NoticeBody>(*body), bytes, *partner);
     }();
     // An authenticated package that is refused is logged (a replay is not: it was logged once;
-    // nor is one that cannot be taken now, kUnavailable: it comes again).
+    // nor is one that cannot be taken now, kUnavailable, or that this node failed to take,
+    // kInternal: it comes again).
     if (!result && result.error().code != Code::kAlreadyExists &&
-        result.error().code != Code::kUnavailable) {
+        result.error().code != Code::kUnavailable && result.error().code != Code::kInternal) {
       AuditEntry entry = n.Entry(env.kind == "receipt" ? "receipt" : "receive");
       entry.decision = "deny";
       const auto reason = Denial(result.error());
@@ -1733,13 +1763,15 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
         Code::kPermissionDenied,
         fmt::format("the package is addressed to `{}`, not to this node (`{}`)", body.to, party));
   }
-  const Instant now = clock->Now();
-  ACCORD_RETURN_IF_ERROR(CheckNotAhead("package", body.at, now));
+  // A replay first, as for notices: a package taken is answered with its receipt even when this
+  // node's clock has since gone back behind it.
   ACCORD_ASSIGN_OR_RETURN(bool seen, store->HasPackage(env.signer, body.id));
   if (seen) {
     return Fail(Code::kAlreadyExists,
                 fmt::format("package `{}` was already received: a replay", body.id));
   }
+  const Instant now = clock->Now();
+  ACCORD_RETURN_IF_ERROR(CheckNotAhead("package", body.at, now));
   const std::string body_digest = HexEncode(Sha256(env.body));
   ACCORD_RETURN_IF_ERROR(CheckEvidence(env, sender, body.id,
                                        {.op = body.kind,
@@ -1871,7 +1903,7 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
                               o.id, o.version, o.level, level));
     }
     if (version <= o.version) return false;
-    ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, Open(o));
+    ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, OpenHeld(o));
     o.level = level;
     o.version = version;
     ACCORD_RETURN_IF_ERROR(Seal(o, payload.Reveal(InsecureSecretAccess())));
@@ -2012,7 +2044,7 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
   // nothing; one for a copy this node destroyed itself is kept for the copy that may come back.
   bool known = false;
   if (body.kind == "reclassify") {
-    ACCORD_RETURN_IF_ERROR(CheckLevel(o.originator, body.level));
+    ACCORD_RETURN_IF_ERROR(CheckReceivedLevel(o.originator, body.level));
     ACCORD_ASSIGN_OR_RETURN(const std::vector<ReclassificationRecord> kept,
                             store->ListReclassifications(o.id));
     int64_t newest = o.version;
@@ -2026,7 +2058,7 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
           fmt::format("stale reclassification: `{}` is already at version {}", o.id, newest));
     }
     if (!known && !o.destroyed_at) {
-      ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, Open(o));
+      ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, OpenHeld(o));
       o.level = body.level;
       o.version = body.version;
       ACCORD_RETURN_IF_ERROR(Seal(o, payload.Reveal(InsecureSecretAccess())));
@@ -2234,7 +2266,9 @@ Result<Bytes> Node::Impl::LabelProof(const ObjectRecord& o, ByteView consent_not
 // outbox, say. Kept with its log entry and receipt like any notice, and applied to a copy that
 // arrives later (OrdersFor).
 Result<ReceiveResult> Node::Impl::KeepOrder(const NoticeBody& body, ByteView raw) {
-  if (body.kind == "reclassify") ACCORD_RETURN_IF_ERROR(CheckLevel(body.originator, body.level));
+  if (body.kind == "reclassify") {
+    ACCORD_RETURN_IF_ERROR(CheckReceivedLevel(body.originator, body.level));
+  }
   const AuditEntry entry = NoticeEntry(body, raw);
   Bytes receipt;
   ACCORD_RETURN_IF_ERROR(Transact([&]() -> Status {

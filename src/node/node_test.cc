@@ -1913,6 +1913,88 @@ TEST_F(NodeTest, APartnersNoticeIsRefusedForWhatItWouldDoHere) {
   EXPECT_TRUE(kor2->Receive(usa_report));
 }
 
+// A reclassification to a level this node's policy does not know yet waits (`unavailable`, not
+// logged: the sender's outbox tries it again), for a copy held here and for one this node keeps
+// the order of, as a consent for an unknown party does, instead of being refused for good
+// (decision #154). Once the level is one this node knows, the same order is taken.
+TEST_F(NodeTest, AReclassificationToALevelNotKnownHereWaits) {
+  InitAll();
+  const std::string kor_at = "2018-01-10T00:00:00+09:00";
+  auto kor = Open("KOR", kor_at);
+  ASSERT_TRUE(CreateObject(*kor, "k-held", "x", {"USA"}));
+  ASSERT_TRUE(CreateObject(*kor, "k-order", "y", {"USA"}));
+  const Bytes release = kor->Release("k-held", "USA").value();
+  const Bytes held = kor->Reclassify("k-held", "III").value();
+  const Bytes order = kor->Reclassify("k-order", "III").value();
+  auto usa = Open("USA", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(usa->Receive(release));
+  const uint64_t size = usa->LogSize().value();
+  for (const Bytes* honest : {&held, &order}) {
+    auto unknown = usa->Receive(EditedNotice(
+        "KOR", kor, kor_at, *honest,
+        [](node_internal::NoticeBody& body, node_internal::AuditEntry&) { body.level = "IV"; }));
+    ASSERT_FALSE(unknown);
+    EXPECT_EQ(unknown.error().code, Code::kUnavailable) << unknown.error().ToString();
+    EXPECT_EQ(unknown.error().message,
+              "`KOR` reclassified to `IV`, a level this node's policy does not know yet: it is "
+              "taken once the policy names that level");
+  }
+  EXPECT_EQ(usa->LogSize().value(), size);  // nothing logged, nothing kept
+  ASSERT_TRUE(usa->Receive(held));
+  ASSERT_TRUE(usa->Receive(order));
+  EXPECT_EQ(usa->store().GetObject("k-held").value().level, "III");
+}
+
+// A package this node took is answered as a replay (its receipt, by the API) even when this
+// node's clock has since gone back behind the package's date (decision #154). Checked after the
+// clock, it was refused as made ahead of this node's clock, and its sender gave it up although
+// the copy is here.
+TEST_F(NodeTest, AReplayIsFoundBeforeTheClockIsChecked) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"JPN"}));
+  const Bytes release = kor->Release("k-1", "JPN").value();
+  ASSERT_TRUE(Open("JPN", "2018-01-10T00:00:00+09:00")->Receive(release));
+  auto jpn = Open("JPN", "2018-01-09T00:00:00+09:00");  // a day back
+  const uint64_t size = jpn->LogSize().value();
+  auto again = jpn->Receive(release);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Code::kAlreadyExists) << again.error().ToString();
+  EXPECT_EQ(jpn->LogSize().value(), size);
+}
+
+// A partner's notice that this node fails to apply for a reason of its own (here its copy's
+// sealed bytes are damaged, so it cannot be sealed again under the new level) is not a refusal
+// of the notice: `internal`, which the API answers 500 and the sender tries again, and nothing
+// logged as refused (decision #154). It was `data-loss`, answered 422, a final refusal: the
+// originator gave up its order for good.
+TEST_F(NodeTest, AFailureOfThisNodeIsNotARefusalOfAPartnersNotice) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"USA"}));
+  const Bytes release = kor->Release("k-1", "USA").value();
+  const Bytes reclassify = kor->Reclassify("k-1", "III").value();
+  auto usa = Open("USA", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(usa->Receive(release));
+  ObjectRecord copy = usa->store().GetObject("k-1").value();
+  const ObjectRecord intact = copy;
+  copy.ciphertext.back() ^= 1;
+  ASSERT_TRUE(usa->store().UpdateSealed(copy));
+  const uint64_t size = usa->LogSize().value();
+  auto failed = usa->Receive(reclassify);
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, Code::kInternal) << failed.error().ToString();
+  EXPECT_NE(failed.error().message.find("this node's copy cannot be opened: object `k-1`: stored "
+                                        "ciphertext fails its integrity check"),
+            std::string::npos)
+      << failed.error().message;
+  EXPECT_EQ(usa->LogSize().value(), size);
+  // Mended (restored from a backup, say), the same notice is taken.
+  ASSERT_TRUE(usa->store().UpdateSealed(intact));
+  ASSERT_TRUE(usa->Receive(reclassify)) << "after the copy is mended";
+  EXPECT_EQ(usa->store().GetObject("k-1").value().level, "III");
+}
+
 TEST_F(NodeTest, KeysAndClocks) {
   Init("KOR");
   NodeOptions wrong;
