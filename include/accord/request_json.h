@@ -24,6 +24,11 @@ namespace accord {
 // object's real history is a few entries per partner.
 inline constexpr size_t kMaxHistoryEntries = 256;
 
+// The most items an object's `topics`, `compartments` or `rel_to`, or a subject's
+// `need_to_know` or `compartments`, may hold. A decision compares each object topic with each
+// of the subject's, and compartments likewise; a node's labels have the same bound.
+inline constexpr size_t kMaxLabelListItems = 256;
+
 class RequestDecoder {
  public:
   RequestDecoder();

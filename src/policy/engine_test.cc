@@ -344,6 +344,17 @@ std::vector<Row> ReadRows() {
            .Consent("JPN", "2015-01-02T00:00:00+09:00")
            .Forwarded("USA", "JPN", "2016-01-01T00:00:00+09:00", "uj"),
        "released", "uj", "JPN GOKUHI"},
+      // For a forwarded copy, step 5 looks at the forward's agreement (DESIGN §3): the USA's
+      // object reached Japan under USA–JPN (revoked at its end in 2030) and went on to Korea
+      // under KOR–JPN (ended in 2019, protect), so Korea's copy stays readable in 2030.
+      {"forwarded under a protect agreement after its release's revoke agreement ended",
+       B::Read("2030-06-01T00:00:00+09:00", "KOR", "II")
+           .NeedToKnow({"dprk-missile"})
+           .Object("USA", "S")
+           .Released("JPN", "2015-01-01T00:00:00+09:00", "uj")
+           .Consent("KOR", "2015-01-02T00:00:00+09:00")
+           .Forwarded("JPN", "KOR", "2016-12-01T00:00:00+09:00", "kj"),
+       "released", "kj", "KOR II"},
       {"released",
        rd("JPN", "GOKUHI")
            .Topics({"dprk-missile"})

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <string_view>
+#include <tuple>
+#include <utility>
 
 namespace accord {
 namespace {
@@ -123,6 +126,12 @@ Result<std::optional<Instant>> NoticeEffectiveFrom(const Agreement& a, const Not
   return std::optional<Instant>{*d};
 }
 
+// The order in which notices that end an agreement at the same instant are named.
+std::pair<Instant, std::string_view> NoticeOrder(const Notice* n) {
+  if (n == nullptr) return {Instant{}, {}};
+  return {n->given, n->by};
+}
+
 struct EndCandidate {
   Instant at;
   EndCause cause;
@@ -143,8 +152,11 @@ Result<std::vector<EndCandidate>> EndCandidates(const Agreement& a,
     if (a1) out.push_back({*a1, EndCause::kExpiry, nullptr});
   }
   if (terminated) out.push_back({*terminated, EndCause::kMutual, nullptr});
+  // Of two notices that end it at once, the one given first (then by party) is named, as
+  // Timeline names it, whatever the order of the events.
   std::sort(out.begin(), out.end(), [](const EndCandidate& x, const EndCandidate& y) {
-    return std::tie(x.at, x.cause) < std::tie(y.at, y.cause);
+    return std::tuple(x.at, x.cause, NoticeOrder(x.notice)) <
+           std::tuple(y.at, y.cause, NoticeOrder(y.notice));
   });
   return out;
 }
@@ -332,12 +344,14 @@ Result<std::vector<TimelineEntry>> Timeline(const Agreement& a, Instant horizon,
     std::string what;
     switch (*life.cause) {
       case EndCause::kNotice: {
-        std::string by;
+        const Notice* first = nullptr;  // as StatusAt names it (EndCandidates)
         for (size_t i = 0; i < notices.size(); ++i) {
-          if (effective[i] && notices[i].EarliestActiveFrom(*effective[i]) == life.end) {
-            by = notices[i].by;
+          if (effective[i] && notices[i].EarliestActiveFrom(*effective[i]) == life.end &&
+              (first == nullptr || NoticeOrder(&notices[i]) < NoticeOrder(first))) {
+            first = &notices[i];
           }
         }
+        const std::string_view by = first != nullptr ? std::string_view(first->by) : "";
         what = fmt::format("ends: {}'s notice of termination takes effect", by);
         break;
       }

@@ -185,6 +185,26 @@ TEST(LifecycleTest, TheEarlierOfTwoPartiesNoticesWins) {
   EXPECT_EQ(Status(both, "2019-11-23").notice->by, "KOR");
 }
 
+// Two notices that end the agreement at the same anniversary: the one given first is named, by
+// the status and by the timeline alike, in whichever order the events are listed.
+TEST(LifecycleTest, OfTwoNoticesEndingItAtOnceTheFirstGivenIsNamed) {
+  for (const bool kor_listed_first : {true, false}) {
+    SCOPED_TRACE(kor_listed_first);
+    Agreement a = Yearly();
+    if (kor_listed_first) AddEvent(a, EventKind::kTerminationNotice, "2019-08-01", "KOR");
+    AddEvent(a, EventKind::kTerminationNotice, "2019-08-10", "JPN");
+    if (!kor_listed_first) AddEvent(a, EventKind::kTerminationNotice, "2019-08-01", "KOR");
+    EXPECT_EQ(Life(a).end, At("2019-11-23"));  // both in time for it
+    const AgreementStatus s = Status(a, "2019-11-23");
+    ASSERT_TRUE(s.notice.has_value());
+    EXPECT_EQ(s.notice->by, "KOR");
+    auto t = Timeline(a, At("2020-01-01"));
+    ASSERT_TRUE(t.has_value());
+    EXPECT_EQ(t->back().kind, TimelineEntry::Kind::kEnd);
+    EXPECT_THAT(t->back().what, HasSubstr("KOR's notice of termination takes effect"));
+  }
+}
+
 TEST(LifecycleTest, ALaterNoticeEndsItWhenTheEarlierIsSuspended) {
   Agreement a = Yearly();
   AddEvent(a, EventKind::kTerminationNotice, "2019-08-23", "KOR");
@@ -302,6 +322,31 @@ TEST(LifecycleTest, LeapDayAgreement) {
   EXPECT_EQ(*Anniversary(a, 1), At("2021-02-28"));
   EXPECT_EQ(*Anniversary(a, 4), At("2024-02-29"));
   EXPECT_FALSE(Anniversary(Indefinite(), 1).has_value());
+}
+
+// The deadline of a leap-day anniversary: 90 days before 2024-02-29 is 2023-12-01, and a
+// notice a second later is for the next anniversary, clamped to 2025-02-28.
+TEST(LifecycleTest, ANoticeDeadlineBeforeALeapDayAnniversary) {
+  Agreement on_time = Yearly("2020-02-29");
+  AddEvent(on_time, EventKind::kTerminationNotice, "2023-12-01T00:00:00");
+  EXPECT_EQ(Life(on_time).end, At("2024-02-29"));
+  Agreement late = Yearly("2020-02-29");
+  AddEvent(late, EventKind::kTerminationNotice, "2023-12-01T00:00:01");
+  EXPECT_EQ(Life(late).end, At("2025-02-28"));
+}
+
+// Instants are compared as instants, whatever offset they are written in: the end of the
+// Korea–Japan GSOMIA under the 2019 notice, 2019-11-23T00:00+09:00, is 2019-11-22T15:00Z, and
+// the notice's deadline, 2019-08-25T00:00+09:00, is 2019-08-24T15:00Z.
+TEST(LifecycleTest, InstantsWrittenInAnotherOffsetMeetTheSameBoundaries) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-24T15:00:00Z");  // exactly the deadline
+  EXPECT_EQ(Life(a).end, At("2019-11-23"));
+  EXPECT_EQ(Status(a, "2019-11-22T14:59:59Z").state, AgreementState::kInForce);
+  EXPECT_EQ(Status(a, "2019-11-22T15:00:00Z").state, AgreementState::kEnded);
+  Agreement late = Yearly();
+  AddEvent(late, EventKind::kTerminationNotice, "2019-08-24T15:00:01Z");
+  EXPECT_EQ(Life(late).end, At("2020-11-23"));
 }
 
 TEST(LifecycleTest, LongHistoriesFindTheAnniversaryWithoutStepping) {

@@ -59,6 +59,10 @@ Fallible GetStringArray(const json::object& obj, std::string_view key, std::stri
   if (!v->is_array()) {
     return tl::unexpected(At(fmt::format("{}{}", path, key), "must be an array of strings"));
   }
+  if (v->get_array().size() > kMaxLabelListItems) {
+    return tl::unexpected(
+        At(fmt::format("{}{}", path, key), fmt::format("at most {} items", kMaxLabelListItems)));
+  }
   for (const json::value& item : v->get_array()) {
     if (!item.is_string()) {
       return tl::unexpected(At(fmt::format("{}{}", path, key), "must be an array of strings"));

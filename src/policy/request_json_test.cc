@@ -70,9 +70,11 @@ TEST(RequestDecoderTest, EchoesIdsAsGiven) {
 // monotonic_resource keeps doubling the size of its next block across release(), so that by the
 // fortieth such line one asked for terabytes (request_fuzz found it as an out-of-memory).
 TEST(RequestDecoderTest, ManyLargeLinesDecodeInBoundedMemory) {
-  std::string topics;
-  for (int i = 0; i < 2000; ++i)
-    topics += (i == 0 ? "" : ",") + std::string("\"topic-") + std::to_string(i) + "\"";
+  std::string topics;  // as many as a request may hold (kMaxLabelListItems), each long
+  for (size_t i = 0; i < kMaxLabelListItems; ++i) {
+    topics += (i == 0 ? "" : ",") + std::string("\"topic-") + std::string(64, 'x') +
+              std::to_string(i) + "\"";
+  }
   const std::string line =
       R"({"action":"read","at":"2018-01-01T00:00:00Z","subject":{"party":"JPN","clearance":"GOKUHI"},"object":{"id":"k","originator":"KOR","level":"II","topics":[)" +
       topics + "]}}";
@@ -81,7 +83,7 @@ TEST(RequestDecoderTest, ManyLargeLinesDecodeInBoundedMemory) {
   for (int i = 0; i < 64; ++i) {
     auto r = decoder.Decode(line);
     ASSERT_TRUE(r.has_value()) << i << ": " << r.error();
-    EXPECT_EQ((*r)->object.topics.size(), 2000u);
+    EXPECT_EQ((*r)->object.topics.size(), kMaxLabelListItems);
   }
 }
 
@@ -108,6 +110,33 @@ TEST(RequestDecoderTest, AHistoryHasAtMostItsLimitOfEntries) {
     ASSERT_FALSE(over.has_value()) << key;
     EXPECT_THAT(over.error(), HasSubstr(std::string("object.") + key));
     EXPECT_THAT(over.error(), HasSubstr("at most 256 entries"));
+  }
+}
+
+// A decision compares each of the object's topics with each of the subject's need-to-know, and
+// compartments likewise: each list is at most kMaxLabelListItems long, as the node's labels are.
+TEST(RequestDecoderTest, ALabelListHasAtMostItsLimitOfItems) {
+  auto line = [](std::string_view in, std::string_view key, size_t n) {
+    std::string list;
+    for (size_t i = 0; i < n; ++i) list += (i == 0 ? "\"" : ",\"") + std::to_string(i) + "\"";
+    const std::string field = fmt::format(R"("{}":[{}])", key, list);
+    const std::string subject = in == "subject" ? "," + field : "";
+    const std::string object = in == "object" ? "," + field : "";
+    return fmt::format(
+        R"({{"action":"read","at":"2018-01-01T00:00:00Z","subject":{{"party":"JPN","clearance":"GOKUHI"{}}},"object":{{"id":"k","originator":"KOR","level":"II"{}}}}})",
+        subject, key == "topics" ? object : R"(,"topics":[])" + object);
+  };
+  RequestDecoder decoder;
+  for (const auto& [in, key] : {std::pair{"object", "topics"}, std::pair{"object", "compartments"},
+                                std::pair{"object", "rel_to"}, std::pair{"subject", "need_to_know"},
+                                std::pair{"subject", "compartments"}}) {
+    SCOPED_TRACE(std::string(in) + "." + key);
+    auto full = decoder.Decode(line(in, key, kMaxLabelListItems));
+    ASSERT_TRUE(full.has_value()) << full.error();
+    auto over = decoder.Decode(line(in, key, kMaxLabelListItems + 1));
+    ASSERT_FALSE(over.has_value());
+    EXPECT_THAT(over.error(), HasSubstr(std::string(in) + "." + key));
+    EXPECT_THAT(over.error(), HasSubstr("at most 256 items"));
   }
 }
 
