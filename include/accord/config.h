@@ -60,13 +60,15 @@ inline constexpr size_t kMaxTomlFileBytes = 64 << 20;
 // A file larger than kMaxTomlFileBytes is a diagnostic.
 [[nodiscard]] LoadResult LoadPolicyDir(const std::filesystem::path& dir);
 
-// The most arrays and inline tables a TOML file read by accord may nest. toml11 3.7 parses them
-// recursively, and a file nested deeply enough overflows the stack.
+// The most arrays and tables a TOML file read by accord may nest. toml11 3.7 parses arrays and
+// inline tables recursively, and copies and frees every table recursively (a dotted key's
+// parts are nested tables): a file nested deeply enough overflows the stack.
 inline constexpr int kMaxTomlNesting = 32;
 
-// Where `text`, TOML, nests arrays and inline tables deeper than kMaxTomlNesting, as a
-// diagnostic of `file`; nullopt when it does not. Strings and comments are skipped as toml11
-// reads them. Run it before toml::parse on any file from outside.
+// Where `text`, TOML, nests arrays and tables deeper than kMaxTomlNesting (the brackets open
+// plus the dots of the key or table header being read), as a diagnostic of `file`; nullopt when
+// it does not. Strings and comments are skipped as toml11 reads them. Run it before toml::parse
+// on any file from outside.
 [[nodiscard]] std::optional<Diagnostic> TomlTooDeep(std::string_view text, const std::string& file);
 
 // Where `text` cannot be given to toml11 3.7 safely, as a diagnostic of `file`: the first byte

@@ -37,9 +37,10 @@ Instant Now() {
 std::optional<Engine> LoadEngine(const std::string& dir) {
   auto policy = LoadPolicyDir(dir);
   if (!policy) {
-    for (const Diagnostic& d : policy.error()) fmt::print(stderr, "{}\n", d.ToString());
-    fmt::print(stderr, "accord: policy `{}` has {} mistake{}\n", dir, policy.error().size(),
-               policy.error().size() == 1 ? "" : "s");
+    // A diagnostic may quote the file (a key, an id), whose TOML escapes can spell anything.
+    for (const Diagnostic& d : policy.error()) PrintLine(d.ToString());
+    PrintError(fmt::format("policy `{}` has {} mistake{}", dir, policy.error().size(),
+                           policy.error().size() == 1 ? "" : "s"));
     return std::nullopt;
   }
   auto engine = Engine::Compile(std::move(*policy));
@@ -136,10 +137,12 @@ void PrintFlowMatrix(const Engine& e, Instant t, std::string_view indent) {
 
 }  // namespace
 
-void PrintError(std::string_view message) {
+void PrintError(std::string_view message) { PrintLine(fmt::format("accord: {}", message)); }
+
+void PrintLine(std::string_view text) {
   // std::fputs, not fmt::print, which throws when the write fails (standard error a pipe whose
   // reader has gone, SIGPIPE ignored as `serve` does): the line is lost, not the process.
-  std::fputs(fmt::format("accord: {}\n", OneLine(message)).c_str(), stderr);
+  std::fputs((OneLine(text) + "\n").c_str(), stderr);
 }
 
 void PrintReadError(const Error& e, std::string_view limit) {

@@ -18,6 +18,10 @@ namespace accord::cli {
 // (OneLine, accord/utf8.h).
 void PrintError(std::string_view message);
 
+// Prints `text` on standard error as PrintError does, without the "accord: " prefix: a
+// diagnostic that quotes a policy file, a line that names what a partner sent.
+void PrintLine(std::string_view text);
+
 // The most read from a small file named on the command line: a checkpoint, a log entry, proofs,
 // a party's public keys, a passphrase. The largest of them (256 consistency proofs in hex) is
 // under 3 MiB.

@@ -23,7 +23,7 @@ int Report(const Status& verified) {
 }
 
 int BadArgument(std::string_view flag, const Error& e) {
-  fmt::print(stderr, "accord: {}: {}\n", flag, e.message);
+  PrintError(fmt::format("{}: {}", flag, e.message));
   return kExitUsage;
 }
 

@@ -714,12 +714,12 @@ std::optional<int> NodeCommands::Run() {
     auto r = node.Read(f.as, f.id);
     if (!r) return Report(r.error());
     if (r->marking_level.empty()) {
-      fmt::print(stderr, "allow ({}): {} reads {} of its own party, {}\n", ReasonName(r->reason),
-                 f.as, f.id, when);
+      PrintLine(fmt::format("allow ({}): {} reads {} of its own party, {}", ReasonName(r->reason),
+                            f.as, f.id, when));
     } else {
-      fmt::print(stderr, "allow ({}): marked {} {} ({}), originator {}, under {}\n",
-                 ReasonName(r->reason), node.party(), r->marking_level, r->marking_name,
-                 r->originator, r->agreement);
+      PrintLine(fmt::format("allow ({}): marked {} {} ({}), originator {}, under {}",
+                            ReasonName(r->reason), node.party(), r->marking_level, r->marking_name,
+                            r->originator, r->agreement));
     }
     const bool ok =
         WriteFile(f.out.empty() ? "-" : f.out, r->payload.Reveal(InsecureSecretAccess()));

@@ -107,9 +107,9 @@ std::optional<ServeConfig> ResolveConfig(const ServeCommand::Flags& f) {
   if (f.max_body > 0) c.server.max_body_bytes = f.max_body;
   if (f.max_connections > 0) c.server.max_connections = f.max_connections;
   if (c.server.ca_file.empty() || c.server.cert_file.empty() || c.server.key_file.empty()) {
-    fmt::print(stderr,
-               "accord: serve needs the CA, the node's certificate and its key: --ca, --cert "
-               "and --key, or [tls] in the configuration file\n");
+    PrintError(
+        "serve needs the CA, the node's certificate and its key: --ca, --cert and --key, or "
+        "[tls] in the configuration file");
     return std::nullopt;
   }
   if (c.server.max_envelope_bytes == 0) {

@@ -9,6 +9,7 @@
 
 #include "accord/config.h"
 #include "accord/file.h"
+#include "accord/utf8.h"
 
 namespace accord::cli {
 namespace {
@@ -21,7 +22,9 @@ class ConfigReader {
 
   tl::unexpected<accord::Error> Mistake(const toml::value& v, std::string_view message) const {
     const auto loc = v.location();
-    return Fail(Code::kInvalidArgument, fmt::format("{}:{}: {}", file_, loc.line(), message));
+    // A message may quote a key as the file's escapes spelt it (`"\n" = 1`): one line, still.
+    return Fail(Code::kInvalidArgument,
+                fmt::format("{}:{}: {}", file_, loc.line(), OneLine(message, 1000)));
   }
 
   // Refuses keys of `table` not in `allowed`.

@@ -82,11 +82,13 @@ class Reader {
  public:
   explicit Reader(std::vector<Diagnostic>& diags) : diags_(diags) {}
 
-  void Error(const Position& at, std::string message) {
-    diags_.push_back(Diagnostic{at.file, at.line, at.column, std::move(message)});
+  // A message may quote a key or a value as the file's escapes spelt it (`"\n" = 1`): it is
+  // made one line with nothing a terminal would act on, as every diagnostic is.
+  void Error(const Position& at, std::string_view message) {
+    diags_.push_back(Diagnostic{at.file, at.line, at.column, OneLine(message, 1000)});
   }
-  void Error(const toml::value& v, const std::string& file, std::string message) {
-    Error(PositionOf(v, file), std::move(message));
+  void Error(const toml::value& v, const std::string& file, std::string_view message) {
+    Error(PositionOf(v, file), message);
   }
   void Remember(const std::string& path, const toml::value& v, const std::string& file) {
     positions_.emplace(path, PositionOf(v, file));
@@ -513,7 +515,7 @@ LoadResult LoadPolicy(const PolicySources& sources) {
   // Model rules are checked only on what parsed; a file with syntax errors was skipped above.
   for (const Problem& p : ValidatePolicy(policy)) {
     const Position at = reader.Find(p.path);
-    diags.push_back(Diagnostic{at.file, at.line, at.column, p.message});
+    diags.push_back(Diagnostic{at.file, at.line, at.column, OneLine(p.message, 1000)});
   }
   if (diags.empty()) return policy;
   std::stable_sort(diags.begin(), diags.end(), [](const Diagnostic& a, const Diagnostic& b) {
@@ -599,19 +601,37 @@ size_t ByteOrderMarkSize(std::string_view text) { return text.starts_with("\xEF\
 }  // namespace
 
 // toml11 3.7 parses arrays and inline tables recursively and overflows the stack on deep nesting
-// (found by fuzz/policy_loader_fuzz). No file of accord's needs more than a few levels, so
-// nesting beyond kMaxTomlNesting is refused before toml11 sees the text. The scan skips strings
-// and comments; a multi-line string ends, as in toml11's lexer, at three quotes followed by up to
-// two more, which belong to the string (`'''a''''` is the string `a'`).
+// (found by fuzz/policy_loader_fuzz), and copies and frees nested tables recursively, a dotted
+// key's as well (`a.a.a…` with 100,000 parts, decision #156). No file of accord's needs more
+// than a few levels, so nesting beyond kMaxTomlNesting is refused before toml11 sees the text. The
+// scan skips strings and comments; a multi-line string ends, as in toml11's lexer, at three quotes
+// followed by up to two more, which belong to the string (`'''a''''` is the string `a'`).
 std::optional<Diagnostic> TomlTooDeep(std::string_view text, const std::string& file) {
   uint32_t line = 1;
   size_t line_start = ByteOrderMarkSize(text);  // not a column an editor shows
-  int depth = 0;
+  const auto too_deep = [&](size_t i) {
+    const std::string_view so_far = text.substr(line_start, i - line_start);
+    uint32_t column = 1;
+    for (const char b : so_far) {
+      if ((static_cast<unsigned char>(b) & 0xC0) != 0x80) ++column;  // not a continuation
+    }
+    return Diagnostic{
+        file, line, column,
+        fmt::format("arrays and tables nested deeper than {} levels", kMaxTomlNesting)};
+  };
+  std::string open;     // the brackets open, innermost last: '[' (or a header's), '{'
+  bool in_key = true;   // before a key's `=`, or in a table header, where dots nest tables
+  int key_dots = 0;     // in the key or header so far
+  bool header = false;  // `[` or `[[` opened a table header on this line
   for (size_t i = line_start; i < text.size(); ++i) {
     const char c = text[i];
     if (c == '\n') {
       ++line;
       line_start = i + 1;
+      // A line starts a key, unless it goes on with an array's values.
+      in_key = open.empty();
+      key_dots = 0;
+      header = false;
     } else if (c == '#') {
       while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
     } else if (c == '"' || c == '\'') {
@@ -632,18 +652,24 @@ std::optional<Diagnostic> TomlTooDeep(std::string_view text, const std::string& 
         ++i;
       }
     } else if (c == '[' || c == '{') {
-      if (++depth > kMaxTomlNesting) {
-        const std::string_view so_far = text.substr(line_start, i - line_start);
-        uint32_t column = 1;
-        for (const char b : so_far) {
-          if ((static_cast<unsigned char>(b) & 0xC0) != 0x80) ++column;  // not a continuation
-        }
-        return Diagnostic{
-            file, line, column,
-            fmt::format("arrays and tables nested deeper than {} levels", kMaxTomlNesting)};
-      }
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
+      // A `[` where a key starts, outside brackets or right after its twin, opens a header.
+      header = c == '[' && in_key && (open.empty() || header);
+      open.push_back(c);
+      if (static_cast<int>(open.size()) > kMaxTomlNesting) return too_deep(i);
+      in_key = c == '{' || header;
+      key_dots = 0;
+    } else if ((c == ']' || c == '}') && !open.empty()) {
+      open.pop_back();
+      in_key = false;
+    } else if (c == ',' && !open.empty() && open.back() == '{') {
+      in_key = true;  // the next key of an inline table
+      key_dots = 0;
+    } else if (c == '=') {
+      in_key = false;
+    } else if (c == '.' && in_key) {
+      // toml11 makes a table of each dotted key's part: `a.b.c = 1` nests as deep as
+      // `a = {b = {c = 1}}`, and copies and frees them recursively.
+      if (++key_dots + static_cast<int>(open.size()) > kMaxTomlNesting) return too_deep(i);
     }
   }
   return std::nullopt;

@@ -116,6 +116,12 @@ TEST(LoaderTest, TomlSyntaxError) {
 TEST(LoaderTest, UnknownKey) {
   ExpectOne(Load(kParties, With("survivl = \"protect\"\n")), "agreements/kor-jpn.toml", 10, 11,
             "unknown key `survivl` in an agreement");
+  // A quoted key spells anything with escapes: the diagnostic is one line, with nothing a
+  // terminal would act on (decision #156).
+  auto escaped = Load(kParties, With("\"\\u001b]0;x\\u0007\\n\" = 1\n"));
+  ASSERT_FALSE(escaped.has_value());
+  ASSERT_EQ(escaped.error().size(), 1u);
+  EXPECT_EQ(escaped.error()[0].message, "unknown key `\\x1b]0;x\\x07\\x0a` in an agreement");
 }
 
 TEST(LoaderTest, MissingRequiredKey) {
@@ -443,6 +449,36 @@ TEST(LoaderTest, TextThatIsNotUtf8IsRefusedBeforeTomlReadsIt) {
   const auto too_deep = TomlUnsafe(deep, "f");
   ASSERT_TRUE(too_deep);
   EXPECT_EQ(too_deep->column, 5u + kMaxTomlNesting);  // the first bracket past the limit
+}
+
+// A dotted key or table header nests a table per part: toml11 copies and frees them
+// recursively, and 100,000 parts overflowed the stack (decision #156).
+TEST(LoaderTest, DottedKeysCountAsNesting) {
+  const auto parts = [](int n) {
+    std::string key = "a";
+    for (int i = 1; i < n; ++i) key += ".a";
+    return key;
+  };
+  for (const std::string& line :
+       {parts(100'000) + " = 1", "[" + parts(100'000) + "]", "[[" + parts(100'000) + "]]",
+        "x = {b = 1, " + parts(100'000) + " = 1}", "y = 1\n" + parts(kMaxTomlNesting + 2) + " = 1",
+        "[t]\n" + parts(kMaxTomlNesting + 2) + " = 1"}) {
+    SCOPED_TRACE(line.substr(0, 40));
+    const auto dotted = TomlTooDeep(line, "f");
+    ASSERT_TRUE(dotted);
+    EXPECT_THAT(dotted->message, HasSubstr("nested deeper than 32 levels"));
+  }
+  ExpectOne(Load(kParties, "", parts(100'000) + " = 1\n"), "subjects.toml", 1,
+            2u * (kMaxTomlNesting + 1), "nested deeper than 32 levels");  // at the 33rd dot
+  // Dots where no key is read nest nothing: values, strings, quoted keys, a multi-line array.
+  for (const std::string& line : std::vector<std::string>{
+           parts(kMaxTomlNesting + 1) + " = 1", "[" + parts(kMaxTomlNesting) + "]", "x = 1.5",
+           "x = [\n" + parts(100).substr(1) + "5\n]", "x = {a = [1.5, 2.5], b.c = 1.5}",
+           "\"" + parts(100) + "\" = 1", "x = '" + parts(100) + "'",
+           "x = 1979-05-27T07:32:00.999Z # " + parts(100)}) {
+    SCOPED_TRACE(line.substr(0, 40));
+    EXPECT_FALSE(TomlTooDeep(line, "f"));
+  }
 }
 
 TEST(LoaderTest, DirectoryErrors) {
