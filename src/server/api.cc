@@ -536,9 +536,16 @@ tl::expected<ApiRequest, ApiError> DecodeRoute(std::string_view method, std::str
     }
     if (path == "/v1/decide") {
       auto request = Dispatch({std::nullopt, Route::kDecide, "POST"}, method);
-      if (request) {
-        request->lines = body;
+      if (!request) return request;
+      const size_t lines = static_cast<size_t>(std::count(body.begin(), body.end(), '\n')) +
+                           (!body.empty() && body.back() != '\n' ? 1 : 0);
+      if (lines > kMaxDecideLines) {
+        return tl::unexpected(MakeError(413, "body-too-large",
+                                        fmt::format("a decide request holds at most {} lines; "
+                                                    "this one has {}",
+                                                    kMaxDecideLines, lines)));
       }
+      request->lines = body;
       return request;
     }
     if (path == "/v1/federation/envelopes") {

@@ -138,6 +138,12 @@ struct BatchAnswer {
 // The HTTP status for an error code (invalid-argument 400, not-found 404, ...).
 [[nodiscard]] unsigned HttpStatus(Code code);
 
+// The most lines a `POST /v1/decide` body may hold, blank ones included. An answer line is up to
+// about 65 times its request line (`1` is answered with a 131-byte invalid-request), so the bound
+// on the body's bytes alone let 8 MiB of requests build half a gigabyte of answer on the node
+// thread (decision #157); 10,000 lines answer in a few MiB.
+inline constexpr size_t kMaxDecideLines = 10'000;
+
 // Decides every line of `lines` (JSON Lines, blank lines skipped, a trailing '\r' dropped) and
 // appends one response line per request to `out`, as `accord decide` does.
 void DecideLines(std::string_view lines, const Engine& engine, RequestDecoder& decoder,

@@ -13,6 +13,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <chrono>
 #include <cstring>
 #include <optional>
 #include <vector>
@@ -143,6 +144,7 @@ struct HttpsClient::Impl {
       return Fail("TLS handshake", result);
     }
     socket.expires_never();
+    chain_expires = server_internal::VerifiedChainExpires(ssl);
     if (!options.expect_common_name.empty()) {
       std::unique_ptr<X509, X509Deleter> cert(SSL_get1_peer_certificate(ssl));
       const auto cn = cert == nullptr ? std::nullopt
@@ -267,6 +269,9 @@ struct HttpsClient::Impl {
   ssl::context tls{ssl::context::tls_client};
   std::optional<server_internal::RevocationListFile> crls;  // options.crl_file's
   std::optional<beast::ssl_stream<beast::tcp_stream>> stream;
+  // When a certificate of the chain the stream's handshake verified expires (Connect).
+  std::chrono::system_clock::time_point chain_expires =
+      std::chrono::system_clock::time_point::min();
   beast::flat_buffer buffer{kMaxUnparsedBytes};
 };
 
@@ -313,6 +318,9 @@ Result<HttpsResponse> HttpsClient::Request(std::string_view method, std::string_
     return Fail(Code::kInvalidArgument, "unknown HTTP method `" + std::string(method) + "`");
   }
   try {
+    // A connection whose server certificate (or a CA above it) has expired since its handshake
+    // is not used again: a new handshake says so.
+    if (impl_->stream && std::chrono::system_clock::now() >= impl_->chain_expires) impl_->Close();
     const bool reused = impl_->stream.has_value();
     if (!reused) ACCORD_RETURN_IF_ERROR(impl_->Connect());
     auto response = impl_->Once(verb, target, body, content_type);

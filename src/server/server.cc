@@ -413,6 +413,7 @@ class Session : public std::enable_shared_from_this<Session> {
         return;
       }
     }
+    expires_ = server_internal::VerifiedChainExpires(stream_.native_handle());
     const X509_NAME* name = X509_get_subject_name(cert.get());
     caller_.common_name = server_internal::NameEntry(name, NID_commonName).value_or("");
     caller_.organization = server_internal::NameEntry(name, NID_organizationName);
@@ -490,6 +491,21 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) return;  // closed to make room while over its caller's limit (ReclaimOne)
     if (ec) {
       OnReadError(ec);
+      return;
+    }
+    if (!revoked_ && std::chrono::system_clock::now() >= expires_) {
+      // Its certificate, or a CA of its chain, expired while the connection was kept open (a
+      // partner's node, which asks every second or so, never lets it go idle): refused as a
+      // revoked one is, and closed. A new handshake is refused for the expiry itself.
+      revoked_ = true;
+      server_.LogPeerLine(LineLimiter::kRefusedCaller,
+                          "refused a request from " + peer_ +
+                              ": the certificate of its connection has expired since the "
+                              "handshake; the connection closes");
+      Respond(server_internal::ErrorResponse(
+                  403, "permission-denied",
+                  "this connection's certificate has expired; connect again with a current one"),
+              parser_->get().version(), false, parser_->get().method() == http::verb::head);
       return;
     }
     if (over_limit_) {
@@ -743,7 +759,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool reclaimed_ = false;   // closed by Reclaim: counted in ServerCore::reclaimed
   bool closed_ = false;      // closed by Close
   bool closing_ = false;     // Shutdown: a close_notify is under way
-  bool revoked_ = false;     // new revocation lists revoke its certificate (EndIfRevoked)
+  bool revoked_ = false;     // new revocation lists revoke its certificate (EndIfRevoked), or
+                             // it expired (OnHeader)
   bool handshaking_ = true;  // until OnHandshake
   bool counted_ = false;     // its request is in ServerCore::in_flight (StartRequest)
   size_t large_ = 0;         // its body's bytes in ServerCore::large_of (StartLargeBody)
@@ -753,6 +770,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point waiting_since_;  // of the handshake, or of the request
   // The lists its handshake verified against (RevocationListFile::generation).
   uint64_t crl_generation_ = 0;
+  // When a certificate of the chain its handshake verified expires (OnHandshake).
+  std::chrono::system_clock::time_point expires_ = std::chrono::system_clock::time_point::min();
 };
 
 void ServerCore::Accept() {

@@ -6,9 +6,12 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/conf.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
@@ -117,6 +120,50 @@ class TestPki {
            Run("x509 -req -in " + name + ".csr -CA " + ca + ".pem -CAkey " + ca +
                ".key -set_serial " + std::to_string(++serial_) + " -days " + std::to_string(days) +
                " -extfile openssl.cnf -extensions " + ext + " -out " + name + ".pem");
+  }
+  // As MakeLeaf, valid for `valid` from now: seconds, which the openssl command (days) cannot
+  // say, so the certificate is made with the library from the command's request.
+  bool MakeLeafValidFor(const std::string& name, const std::string& subj, const std::string& ca,
+                        const std::string& ext, std::chrono::seconds valid) {
+    if (!Run("req -new -config openssl.cnf " + NewKey(name) + " -out " + name + ".csr -subj " +
+             subj)) {
+      return false;
+    }
+    const auto read = [this](const std::string& file, auto reader) {
+      std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(Path(file).c_str(), "r"),
+                                                    BIO_free);
+      return bio == nullptr ? nullptr : reader(bio.get(), nullptr, nullptr, nullptr);
+    };
+    std::unique_ptr<X509_REQ, decltype(&X509_REQ_free)> request(
+        read(name + ".csr", PEM_read_bio_X509_REQ), X509_REQ_free);
+    std::unique_ptr<X509, decltype(&X509_free)> issuer(read(ca + ".pem", PEM_read_bio_X509),
+                                                       X509_free);
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+        read(ca + ".key", PEM_read_bio_PrivateKey), EVP_PKEY_free);
+    std::unique_ptr<X509, decltype(&X509_free)> cert(X509_new(), X509_free);
+    std::unique_ptr<CONF, decltype(&NCONF_free)> conf(NCONF_new(nullptr), NCONF_free);
+    long error_line = 0;
+    if (request == nullptr || issuer == nullptr || key == nullptr || cert == nullptr ||
+        conf == nullptr || NCONF_load(conf.get(), Path("openssl.cnf").c_str(), &error_line) != 1) {
+      return false;
+    }
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, issuer.get(), cert.get(), nullptr, nullptr, 0);
+    X509V3_set_nconf(&ctx, conf.get());
+    const bool made =
+        X509_set_version(cert.get(), 2) == 1 &&
+        ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), ++serial_) == 1 &&
+        X509_set_issuer_name(cert.get(), X509_get_subject_name(issuer.get())) == 1 &&
+        X509_set_subject_name(cert.get(), X509_REQ_get_subject_name(request.get())) == 1 &&
+        X509_set_pubkey(cert.get(), X509_REQ_get0_pubkey(request.get())) == 1 &&
+        X509_gmtime_adj(X509_getm_notBefore(cert.get()), -60) != nullptr &&
+        X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(valid.count())) !=
+            nullptr &&
+        X509V3_EXT_add_nconf(conf.get(), &ctx, ext.c_str(), cert.get()) == 1 &&
+        X509_sign(cert.get(), key.get(), EVP_sha256()) > 0;
+    std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new_file(Path(name + ".pem").c_str(), "w"),
+                                                  BIO_free);
+    return made && out != nullptr && PEM_write_bio_X509(out.get(), cert.get()) == 1;
   }
   std::string Path(const std::string& file) const { return dir_ + "/" + file; }
   const std::string& dir() const { return dir_; }
@@ -815,6 +862,31 @@ TEST_F(ServerTest, CertificateNotNamingASubjectOfThisNodeIsForbidden) {
 // second or more after the last look; one that no longer loads leaves the old in force. The
 // connections made before a list that revokes their certificate end: at once when they wait,
 // with a refusal of the request they are sending.
+// A certificate that expires while its connection is kept open: the connection's next request
+// is refused (403) and the connection closes, as for a revoked one; a new one is refused in the
+// handshake (decision #157). Before, it served that subject for as long as the connection lived.
+TEST_F(ServerTest, ACertificateThatExpiresEndsItsKeptConnection) {
+  ASSERT_TRUE(pki_->MakeLeafValidFor("brief", "/CN=kor-analyst/O=KOR", "ca", "client_ext", 2s));
+  StartServer();
+  auto client = Connect("brief");
+  ASSERT_NE(client, nullptr);
+  auto before = client->Request("GET", "/v1/health");
+  ASSERT_TRUE(before);
+  EXPECT_EQ(before->status, 200);
+  std::this_thread::sleep_for(3s);
+  auto after = client->Request("GET", "/v1/health");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 403);
+  EXPECT_EQ(after->ErrorCode(), "permission-denied");
+  EXPECT_EQ(after->headers["connection"], "close");
+  EXPECT_FALSE(client->Read());
+  EXPECT_TRUE(RefusedInHandshake("brief"));
+  StopServer();
+  EXPECT_NE(Log().find("the certificate of its connection has expired since the handshake"),
+            std::string::npos)
+      << Log();
+}
+
 TEST_F(ServerTest, ARevokedCertificateIsRefusedInTheHandshake) {
   const std::string crl = root_ + "/crl.pem";
   const Instant now = SystemClock().Now();
@@ -2202,6 +2274,27 @@ TEST_F(ServerTest, ClientRefusesARevokedServerCertificate) {
       << refused.error().message;
 }
 
+// A partner's server certificate that expires while the client keeps its connection: the
+// connection is not used again, and the new handshake refuses the certificate (decision #157).
+TEST_F(ServerTest, ClientDropsAConnectionWhoseServerCertificateExpired) {
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  ASSERT_TRUE(pki_->MakeLeafValidFor("brief-server", "/CN=JPN/O=JPN", "ca", "node_server_ext", 2s));
+  ScriptedServer server(pki_->Path("ca.pem"), pki_->Path("brief-server.pem"),
+                        pki_->Path("brief-server.key"), Answers({ok, ok, ok}));
+  auto client = ClientOf(*pki_, server.port(), "JPN");
+  ASSERT_NE(client, nullptr);
+  auto r = client->Request("GET", "/v1/health");
+  ASSERT_TRUE(r) << r.error().ToString();
+  std::this_thread::sleep_for(3s);
+  r = client->Request("GET", "/v1/health");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Code::kUnavailable);
+  EXPECT_NE(r.error().message.find("the server's certificate is refused: certificate has expired"),
+            std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(server.connections(), 2);
+}
+
 // With the partner's certificate configured, its node must present that certificate's key, not
 // any node certificate of the CA that names it.
 TEST_F(ServerTest, ClientRequiresTheKeyOfThePartnersConfiguredCertificate) {
@@ -2605,6 +2698,19 @@ TEST(ApiDecoderTest, RoutesAndMethods) {
   auto decide = DecodeApiRequest("POST", "/v1/decide", "{}\n{}");
   ASSERT_TRUE(decide);
   EXPECT_EQ(decide->lines, "{}\n{}");
+  // At most kMaxDecideLines lines, blank ones and a last one without its newline counted: each
+  // answer line may be 65 times its request (decision #157).
+  std::string many;
+  for (size_t i = 0; i < server_internal::kMaxDecideLines; ++i) many += "1\n";
+  EXPECT_TRUE(DecodeApiRequest("POST", "/v1/decide", many));
+  for (const std::string& over : {many + "1", many + "\n"}) {
+    auto refused = DecodeApiRequest("POST", "/v1/decide", over);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().status, 413u);
+    EXPECT_EQ(refused.error().code, "body-too-large");
+    EXPECT_EQ(refused.error().message,
+              "a decide request holds at most 10000 lines; this one has 10001");
+  }
 
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/objects/", "").error().status, 404u);
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/objects/a/b", "").error().status, 404u);

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
+#include <ctime>
 #include <memory>
 #include <set>
 #include <string>
@@ -384,6 +386,23 @@ std::string VerifyPeerAgain(SSL* ssl, const RevocationLists& lists) {
   const int error = X509_STORE_CTX_get_error(verify.get());
   ERR_clear_error();
   return verified ? std::string() : X509_verify_cert_error_string(error);
+}
+
+std::chrono::system_clock::time_point VerifiedChainExpires(SSL* ssl) {
+  using Clock = std::chrono::system_clock;
+  STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
+  if (chain == nullptr || sk_X509_num(chain) == 0) return Clock::time_point::min();
+  auto earliest = Clock::time_point::max();
+  for (int i = 0; i < sk_X509_num(chain); ++i) {
+    const ASN1_TIME* not_after = X509_get0_notAfter(sk_X509_value(chain, i));
+    struct tm tm {};
+    if (not_after == nullptr || ASN1_TIME_to_tm(not_after, &tm) != 1) {
+      ERR_clear_error();
+      return Clock::time_point::min();
+    }
+    earliest = std::min(earliest, Clock::from_time_t(timegm(&tm)));
+  }
+  return earliest;
 }
 
 Result<UsersIssuers> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_file) {

@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <ctime>
 #include <map>
@@ -129,6 +130,12 @@ class RevocationListFile {
 // list revokes it or a CA of its chain, that list has expired, or a certificate has; "" when it
 // still verifies. For connections made before the lists came into force.
 [[nodiscard]] std::string VerifyPeerAgain(SSL* ssl, const RevocationLists& lists);
+
+// When the first certificate of the chain the handshake of `ssl` verified (the peer's, or a CA
+// above it) expires: a connection kept open past it is refused, since a new handshake would
+// be. The earliest possible instant (already past) when no chain was verified or a date
+// cannot be read.
+[[nodiscard]] std::chrono::system_clock::time_point VerifiedChainExpires(SSL* ssl);
 
 // How many CAs the PEM file `path` (a CA bundle) holds: its CA certificates, counting those on
 // one key once; or why it cannot be read.
