@@ -148,6 +148,15 @@ Result<Bytes> TryRandomBytes(size_t size) {
   return out;
 }
 
+Status TryFillSecretRandom(std::span<uint8_t> out) {
+  if (!FitsInt(out.size())) return Fail(Code::kInvalidArgument, "too many random bytes asked for");
+  if (!out.empty() && RAND_priv_bytes(out.data(), static_cast<int>(out.size())) != 1) {
+    ERR_clear_error();
+    return Fail(Code::kUnavailable, "no random bytes for a secret now");
+  }
+  return OkStatus();
+}
+
 SecretBytes NewDataKey() {
   SecretBytes key(kAeadKeySize);
   if (RAND_priv_bytes(key.RevealMutable(InsecureSecretAccess()).data(),

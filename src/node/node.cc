@@ -413,8 +413,9 @@ struct Node::Impl {
 
   // When operations run for a subject (Node::set_actor), the subject must be allowed to read an
   // object to act on it (`destruction_aside`: as DecideRead). A refusal is logged as a denial of
-  // `op`.
-  Status CheckActor(std::string_view op, const ObjectRecord& o, bool destruction_aside = false) {
+  // `op` (to `to`, if any).
+  Status CheckActor(std::string_view op, const ObjectRecord& o, std::string_view to = {},
+                    bool destruction_aside = false) {
     if (actor.empty()) return OkStatus();
     ACCORD_ASSIGN_OR_RETURN(SubjectRecord subject, store->GetSubject(actor));
     ACCORD_ASSIGN_OR_RETURN(Facts facts, LoadFacts(o));
@@ -422,7 +423,7 @@ struct Node::Impl {
     const Instant at = clock->Now();
     const Decision d = DecideRead(subject, facts, at, &explain, destruction_aside);
     if (d.allow) return OkStatus();
-    AuditEntry e = RefusalEntry(op, o.id, ReasonName(d.reason));
+    AuditEntry e = RefusalEntry(op, o.id, ReasonName(d.reason), to);
     e.at = at;
     return Refuse(e, Deny(d.reason,
                           fmt::format("`{}` may not {} `{}`: only a subject who may read it may",
@@ -1182,6 +1183,13 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions options) {
     clock = std::make_unique<SystemClock>();
   }
   ACCORD_ASSIGN_OR_RETURN(Engine engine, LoadEngine(home / "policy"));
+  // The policy is the operator's to edit (brought up to a partner's, say): one that no longer
+  // names this home's party could decide nothing for it.
+  if (engine.PartyIndex(party) < 0) {
+    return Fail(Code::kFailedPrecondition,
+                fmt::format("this home's party `{}` is not in its policy `{}`", party,
+                            (home / "policy").string()));
+  }
   ACCORD_ASSIGN_OR_RETURN(std::string key_store, meta("key_store"));
   std::unique_ptr<KeyEncryptionKey> kek;
   if (key_store == "pkcs11") {
@@ -1282,11 +1290,13 @@ Status Node::Create(const NewObject& object, ByteView payload) {
   // receives the object, from its originator or through a hub, checks it is the content its
   // originator sealed; the salt keeps the commitment from telling anything of the payload
   // (decision #109).
-  ACCORD_ASSIGN_OR_RETURN(const Bytes salt, TryRandomBytes(node_internal::kContentSaltBytes));
-  SecretBytes content(salt.size() + payload.size());
+  // The salt is drawn into the content itself, memory that wipes itself: with it, a guess of a
+  // short payload could be checked against the commitment, which travels in the clear.
+  constexpr size_t kSalt = node_internal::kContentSaltBytes;
+  SecretBytes content(kSalt + payload.size());
   const std::span<uint8_t> into = content.RevealMutable(InsecureSecretAccess());
-  std::copy(salt.begin(), salt.end(), into.begin());
-  std::copy(payload.begin(), payload.end(), into.begin() + static_cast<ptrdiff_t>(salt.size()));
+  ACCORD_RETURN_IF_ERROR(TryFillSecretRandom(into.first(kSalt)));
+  std::copy(payload.begin(), payload.end(), into.begin() + static_cast<ptrdiff_t>(kSalt));
   o.commitment = node_internal::ContentCommitment(content.Reveal(InsecureSecretAccess()));
   ACCORD_RETURN_IF_ERROR(n.Seal(o, content.Reveal(InsecureSecretAccess())));
   AuditEntry e = n.Entry("create", o.id);
@@ -1333,7 +1343,20 @@ Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& 
       result.marking_level = level.id;
       result.marking_name = level.name;
     }
-    ACCORD_ASSIGN_OR_RETURN(result.payload, n.OpenPayload(o));
+    auto payload = n.OpenPayload(o);
+    if (!payload && payload.error().code != Code::kUnavailable) {
+      // Allowed, but the copy does not open: its label (the AEAD's associated data) or its
+      // sealed bytes were changed, which is how an edited store shows. The attempt is logged as
+      // refused with the cause before the error is returned, as a package that fails is.
+      entry.decision = "deny";
+      entry.reason = std::string(CodeName(payload.error().code));
+      entry.agreement.clear();
+      entry.marking.clear();
+      result = ReadResult{};
+      denial = std::move(payload).error();
+      return n.LogRead(entry);
+    }
+    ACCORD_ASSIGN_OR_RETURN(result.payload, std::move(payload));
     return n.LogRead(entry);
   };
   // A read in a group changes nothing but the log, and its entry is held back: no transaction of
@@ -1386,7 +1409,7 @@ Result<Bytes> Node::Release(const std::string& object_id, const std::string& to)
   return n.Decided([&]() -> Result<Bytes> {
     ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject("release", object_id, to));
     // The actor first: one who may not read the object learns why, not whose it is.
-    ACCORD_RETURN_IF_ERROR(n.CheckActor("release", o));
+    ACCORD_RETURN_IF_ERROR(n.CheckActor("release", o, to));
     ACCORD_RETURN_IF_ERROR(n.RequireOriginator("release", o, "release it; a holder forwards", to));
     ACCORD_ASSIGN_OR_RETURN(Facts facts, n.LoadFacts(o));
     RequestView request;
@@ -1417,7 +1440,7 @@ Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to)
   Impl& n = *impl_;
   return n.Decided([&]() -> Result<Bytes> {
     ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject("forward", object_id, to));
-    ACCORD_RETURN_IF_ERROR(n.CheckActor("forward", o));  // first, as in Release
+    ACCORD_RETURN_IF_ERROR(n.CheckActor("forward", o, to));  // first, as in Release
     if (o.originator == n.party) {  // it was never released to this node (DESIGN §3)
       return n.Refuse(
           n.RefusalEntry("forward", object_id, ReasonName(Reason::kNotHeld), to),
@@ -1476,7 +1499,7 @@ Result<Bytes> Node::Consent(const std::string& object_id, const std::string& to)
   Impl& n = *impl_;
   return n.Decided([&]() -> Result<Bytes> {
     ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.GetLiveObject("consent", object_id, to));
-    ACCORD_RETURN_IF_ERROR(n.CheckActor("consent", o));  // first, as in Release
+    ACCORD_RETURN_IF_ERROR(n.CheckActor("consent", o, to));  // first, as in Release
     ACCORD_RETURN_IF_ERROR(n.RequireOriginator("consent", o, "consent to its onward release", to));
     if (n.engine.PartyIndex(to) < 0 || to == n.party) {
       return Fail(Code::kInvalidArgument, fmt::format("cannot consent to `{}`", to));
@@ -1545,7 +1568,7 @@ Result<Bytes> Node::Destroy(const std::string& object_id, DestroyScope scope) {
     const bool everywhere = scope == DestroyScope::kEverywhere;
     ACCORD_ASSIGN_OR_RETURN(ObjectRecord o, n.store->GetObject(object_id));
     // First whoever could read the object but for its destruction (as in Release).
-    ACCORD_RETURN_IF_ERROR(n.CheckActor("destroy", o, /*destruction_aside=*/true));
+    ACCORD_RETURN_IF_ERROR(n.CheckActor("destroy", o, {}, /*destruction_aside=*/true));
     if (everywhere) {
       ACCORD_RETURN_IF_ERROR(n.RequireOriginator("destroy", o, "order its destruction everywhere"));
     }
@@ -2181,6 +2204,19 @@ Result<Node::Impl::ForwardProof> Node::Impl::CheckForward(const PackageBody& bod
   return proof;
 }
 
+namespace {
+
+// What this node parses of bytes it stored itself, taken once already: a failure is damage to
+// its store (data-loss), not the caller's mistake.
+template <typename T>
+Result<T> FromStore(Result<T> parsed, std::string_view what) {
+  if (parsed) return parsed;
+  return Fail(Code::kDataLoss,
+              fmt::format("this node's stored {} is damaged: {}", what, parsed.error().message));
+}
+
+}  // namespace
+
 Result<LogEvidence> Node::Impl::ReleaseEvidence(const ObjectRecord& o, const ReleaseRecord& held) {
   auto p = store->GetPackage(o.originator, held.package_id);
   if (!p && p.error().code != Code::kNotFound) return tl::unexpected(p.error());
@@ -2192,7 +2228,9 @@ Result<LogEvidence> Node::Impl::ReleaseEvidence(const ObjectRecord& o, const Rel
   }
   if (p && p->kind == "release") {
     // Accepted once already, under whatever limit held then.
-    ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(p->bytes, p->bytes.size()));
+    ACCORD_ASSIGN_OR_RETURN(
+        Envelope env,
+        FromStore(node_internal::ParseEnvelope(p->bytes, p->bytes.size()), "release package"));
     if (env.log) return std::move(*env.log);
   }
   return Fail(Code::kFailedPrecondition,
@@ -2224,8 +2262,12 @@ Result<NoticeBody> Node::Impl::OriginatorsNotice(ByteView raw, std::string_view 
 
 Result<Bytes> Node::Impl::LabelProof(const ObjectRecord& o, ByteView consent_notice) {
   ACCORD_ASSIGN_OR_RETURN(
-      Envelope env, node_internal::ParseEnvelope(consent_notice, node_internal::kMaxNoticeBytes));
-  ACCORD_ASSIGN_OR_RETURN(NoticeBody consent, node_internal::ParseNoticeBody("consent", env.body));
+      Envelope env,
+      FromStore(node_internal::ParseEnvelope(consent_notice, node_internal::kMaxNoticeBytes),
+                "consent"));
+  ACCORD_ASSIGN_OR_RETURN(
+      NoticeBody consent,
+      FromStore(node_internal::ParseNoticeBody("consent", env.body), "consent"));
   if (!consent.label) {
     return Fail(Code::kFailedPrecondition,
                 fmt::format("{}'s consent to `{}` names no label (it was given before consents "
@@ -2248,10 +2290,13 @@ Result<Bytes> Node::Impl::LabelProof(const ObjectRecord& o, ByteView consent_not
                           store->ListReclassifications(o.id));
   for (const ReclassificationRecord& r : kept) {
     if (r.version != o.version || r.level != o.level) continue;
-    ACCORD_ASSIGN_OR_RETURN(Envelope sealed,
-                            node_internal::ParseEnvelope(r.notice, node_internal::kMaxNoticeBytes));
-    ACCORD_ASSIGN_OR_RETURN(NoticeBody notice,
-                            node_internal::ParseNoticeBody("reclassify", sealed.body));
+    ACCORD_ASSIGN_OR_RETURN(
+        Envelope sealed,
+        FromStore(node_internal::ParseEnvelope(r.notice, node_internal::kMaxNoticeBytes),
+                  "reclassification"));
+    ACCORD_ASSIGN_OR_RETURN(
+        NoticeBody notice,
+        FromStore(node_internal::ParseNoticeBody("reclassify", sealed.body), "reclassification"));
     ACCORD_RETURN_IF_ERROR(node_internal::CheckForwardLabel(label, *consent.label, &notice));
     return r.notice;
   }

@@ -656,6 +656,7 @@ TEST_F(NodeTest, AnActorMustBeAllowedToReadWhatItReleases) {
   const std::string allowed(entries[1].begin(), entries[1].end());
   EXPECT_NE(denied.find(R"("subject":"kor-clerk")"), std::string::npos) << denied;
   EXPECT_NE(denied.find(R"("decision":"deny")"), std::string::npos) << denied;
+  EXPECT_NE(denied.find(R"("to":"JPN")"), std::string::npos) << denied;  // as every refusal of it
   EXPECT_NE(allowed.find(R"("subject":"kor-analyst")"), std::string::npos) << allowed;
   EXPECT_NE(allowed.find(R"("op":"release")"), std::string::npos) << allowed;
 }
@@ -2315,6 +2316,52 @@ TEST_F(NodeTest, AnErasedCopyIsDestroyedEvenBeforeItsDestructionsInstant) {
   EXPECT_EQ(Denial(read.error()), Reason::kDestroyed) << read.error().ToString();
   ASSERT_EQ(kor->LogSize().value(), size + 1);
   EXPECT_EQ(Ops({Entries(*kor).back()}), "read:deny:destroyed ");
+}
+
+// A read the agreements allow whose copy does not open (its sealed bytes, or its label, which
+// is their associated data, edited in the store) is logged as a refused read with the cause,
+// then refused: an edited store is what such a read shows, and it left no trace before
+// (decision #158).
+TEST_F(NodeTest, AnAllowedReadOfACopyThatDoesNotOpenIsLoggedAsRefused) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "x"));
+  ASSERT_TRUE(kor->Read("kor-analyst", "k-1"));
+  ObjectRecord copy = kor->store().GetObject("k-1").value();
+  copy.level = "III";  // lowered, so that the label no longer opens the sealed bytes
+  ASSERT_TRUE(kor->store().UpdateSealed(copy));
+  const size_t before = Entries(*kor).size();
+  auto read = kor->Read("kor-analyst", "k-1");
+  ASSERT_FALSE(read);
+  EXPECT_EQ(read.error().code, Code::kDataLoss) << read.error().ToString();
+  const auto entries = Entries(*kor);
+  ASSERT_EQ(entries.size(), before + 1);
+  EXPECT_EQ(entries.back().op, "read");
+  EXPECT_EQ(entries.back().object, "k-1");
+  EXPECT_EQ(entries.back().subject, "kor-analyst");
+  EXPECT_EQ(entries.back().decision, "deny");
+  EXPECT_EQ(entries.back().reason, "data-loss");
+  EXPECT_EQ(entries.back().agreement, "");
+}
+
+// A home whose policy no longer names its party (edited by hand, brought up to a partner's) is
+// not opened: every decision for that party would read past the engine's parties (#158).
+TEST_F(NodeTest, AHomeWhosePolicyLacksItsPartyIsNotOpened) {
+  InitAll();
+  const std::string policy = Home("KOR") + "/policy";
+  std::filesystem::remove_all(policy);
+  std::filesystem::create_directories(policy + "/agreements");
+  std::ofstream(policy + "/parties.toml")
+      << "[[party]]\nid = \"JPN\"\nname = \"Japan\"\nlevels = [ { id = \"HI\", name = \"秘\" } ]\n";
+  NodeOptions o;
+  o.home = Home("KOR");
+  o.passphrase = SecretBytes::Copy(std::string_view("pass-KOR"));
+  o.at = At("2018-01-10T00:00:00+09:00");
+  auto opened = Node::Open(std::move(o));
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().code, Code::kFailedPrecondition) << opened.error().ToString();
+  EXPECT_EQ(opened.error().message,
+            "this home's party `KOR` is not in its policy `" + Home("KOR") + "/policy`");
 }
 
 TEST_F(NodeTest, EveryOperationAndDecisionIsLoggedAndProvable) {
