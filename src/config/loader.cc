@@ -7,7 +7,9 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <string>
 #include <toml.hpp>
+#include <vector>
 
 #include "accord/config.h"
 #include "accord/file.h"
@@ -619,19 +621,27 @@ std::optional<Diagnostic> TomlTooDeep(std::string_view text, const std::string& 
         file, line, column,
         fmt::format("arrays and tables nested deeper than {} levels", kMaxTomlNesting)};
   };
-  std::string open;     // the brackets open, innermost last: '[' (or a header's), '{'
-  bool in_key = true;   // before a key's `=`, or in a table header, where dots nest tables
-  int key_dots = 0;     // in the key or header so far
-  bool header = false;  // `[` or `[[` opened a table header on this line
+  // The nesting, counted as toml11 builds it: each bracket open and each part of a dotted key
+  // or table header is a level, and they add up (a key's dots inside an inline table inside
+  // the table of a header).
+  std::vector<int> nest;  // for each value bracket open, innermost last: the nesting inside it
+  std::string kinds;      // and its kind: '[' or '{'
+  int base = 0;           // the nesting of the table the last header named
+  int header = 0;         // 1 inside `[…]`, 2 inside `[[…]]`, 0 elsewhere
+  bool in_key = true;     // where a key (or a header's name) is read
+  int key_dots = 0;       // the dots of the key or header being read, or just read
+  const auto here = [&] {
+    return header > 0 ? header + key_dots : (nest.empty() ? base : nest.back()) + key_dots;
+  };
   for (size_t i = line_start; i < text.size(); ++i) {
     const char c = text[i];
     if (c == '\n') {
       ++line;
       line_start = i + 1;
       // A line starts a key, unless it goes on with an array's values.
-      in_key = open.empty();
+      in_key = nest.empty();
       key_dots = 0;
-      header = false;
+      header = 0;
     } else if (c == '#') {
       while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
     } else if (c == '"' || c == '\'') {
@@ -651,25 +661,35 @@ std::optional<Diagnostic> TomlTooDeep(std::string_view text, const std::string& 
       for (int more = 0; multi && more < 2 && i + 1 < text.size() && text[i + 1] == c; ++more) {
         ++i;
       }
-    } else if (c == '[' || c == '{') {
-      // A `[` where a key starts, outside brackets or right after its twin, opens a header.
-      header = c == '[' && in_key && (open.empty() || header);
-      open.push_back(c);
-      if (static_cast<int>(open.size()) > kMaxTomlNesting) return too_deep(i);
-      in_key = c == '{' || header;
+    } else if (c == '[' && in_key && nest.empty() && (header == 0 || text[i - 1] == '[')) {
+      header += 1;  // a table header where a key starts, `[[` for an array of tables
       key_dots = 0;
-    } else if ((c == ']' || c == '}') && !open.empty()) {
-      open.pop_back();
+    } else if (c == ']' && header > 0 && nest.empty()) {
+      base = here();  // the second `]` of `[[…]]` then closes nothing
+      header = 0;
       in_key = false;
-    } else if (c == ',' && !open.empty() && open.back() == '{') {
-      in_key = true;  // the next key of an inline table
+      key_dots = 0;
+    } else if (c == '[' || c == '{') {
+      nest.push_back(here() + 1);
+      kinds.push_back(c);
+      if (nest.back() > kMaxTomlNesting) return too_deep(i);
+      in_key = c == '{';
+      key_dots = 0;
+    } else if ((c == ']' || c == '}') && !nest.empty()) {
+      nest.pop_back();
+      kinds.pop_back();
+      in_key = false;
+      key_dots = 0;
+    } else if (c == ',' && !nest.empty()) {
+      in_key = kinds.back() == '{';  // the next key of an inline table, or an array's value
       key_dots = 0;
     } else if (c == '=') {
-      in_key = false;
+      in_key = false;  // the key's dots still nest what its value opens
     } else if (c == '.' && in_key) {
       // toml11 makes a table of each dotted key's part: `a.b.c = 1` nests as deep as
       // `a = {b = {c = 1}}`, and copies and frees them recursively.
-      if (++key_dots + static_cast<int>(open.size()) > kMaxTomlNesting) return too_deep(i);
+      ++key_dots;
+      if (here() > kMaxTomlNesting) return too_deep(i);
     }
   }
   return std::nullopt;

@@ -462,7 +462,12 @@ TEST(LoaderTest, DottedKeysCountAsNesting) {
   for (const std::string& line :
        {parts(100'000) + " = 1", "[" + parts(100'000) + "]", "[[" + parts(100'000) + "]]",
         "x = {b = 1, " + parts(100'000) + " = 1}", "y = 1\n" + parts(kMaxTomlNesting + 2) + " = 1",
-        "[t]\n" + parts(kMaxTomlNesting + 2) + " = 1"}) {
+        "[t]\n" + parts(kMaxTomlNesting + 1) + " = 1",
+        // The levels add up: a header's, a key's under it, an inline table's keys.
+        "[" + parts(20) + "]\n" + parts(20) + " = 1",
+        "[[" + parts(20) + "]]\n" + parts(13) + " = 1",
+        "x = {" + parts(20) + " = {" + parts(20) + " = 1}}",
+        "x = [{" + parts(16) + " = [{" + parts(16) + " = 1}]}]"}) {
     SCOPED_TRACE(line.substr(0, 40));
     const auto dotted = TomlTooDeep(line, "f");
     ASSERT_TRUE(dotted);
@@ -475,7 +480,11 @@ TEST(LoaderTest, DottedKeysCountAsNesting) {
            parts(kMaxTomlNesting + 1) + " = 1", "[" + parts(kMaxTomlNesting) + "]", "x = 1.5",
            "x = [\n" + parts(100).substr(1) + "5\n]", "x = {a = [1.5, 2.5], b.c = 1.5}",
            "\"" + parts(100) + "\" = 1", "x = '" + parts(100) + "'",
-           "x = 1979-05-27T07:32:00.999Z # " + parts(100)}) {
+           "x = 1979-05-27T07:32:00.999Z # " + parts(100),
+           "[" + parts(16) + "]\n" + parts(16) + " = 1",
+           "[[" + parts(16) + "]]\n" + parts(15) + " = 1",
+           "x = {" + parts(16) + " = {" + parts(15) + " = 1}}",
+           "[a]\nb = 1\n[" + parts(kMaxTomlNesting) + "]\nc = 1"}) {
     SCOPED_TRACE(line.substr(0, 40));
     EXPECT_FALSE(TomlTooDeep(line, "f"));
   }

@@ -490,18 +490,6 @@ struct Node::Impl {
     return plain;
   }
 
-  // `o`, this node's copy, opened to seal it again for a partner's notice or package. A failure
-  // is this node's (a damaged copy), not the envelope's: it is answered as one the sender
-  // tries again (kInternal, or kUnavailable as it came), never as a refusal of what it sent.
-  Result<SecretBytes> OpenHeld(const ObjectRecord& o) const {
-    auto plain = Open(o);
-    if (!plain && plain.error().code != Code::kUnavailable) {
-      return Fail(Code::kInternal,
-                  fmt::format("this node's copy cannot be opened: {}", plain.error().message));
-    }
-    return plain;
-  }
-
   // What a reader gets of `o`: its sealed content without the salt its label commits to (an
   // object made before decision #109 has neither).
   Result<SecretBytes> OpenPayload(const ObjectRecord& o) const {
@@ -1926,7 +1914,7 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
                               o.id, o.version, o.level, level));
     }
     if (version <= o.version) return false;
-    ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, OpenHeld(o));
+    ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, Open(o));
     o.level = level;
     o.version = version;
     ACCORD_RETURN_IF_ERROR(Seal(o, payload.Reveal(InsecureSecretAccess())));
@@ -2067,7 +2055,6 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
   // nothing; one for a copy this node destroyed itself is kept for the copy that may come back.
   bool known = false;
   if (body.kind == "reclassify") {
-    ACCORD_RETURN_IF_ERROR(CheckReceivedLevel(o.originator, body.level));
     ACCORD_ASSIGN_OR_RETURN(const std::vector<ReclassificationRecord> kept,
                             store->ListReclassifications(o.id));
     int64_t newest = o.version;
@@ -2080,8 +2067,11 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
           Code::kFailedPrecondition,
           fmt::format("stale reclassification: `{}` is already at version {}", o.id, newest));
     }
+    // Only one that would change the copy waits for its level: a stale or known one is
+    // answered now, not held with the rest of the sender's queue behind it.
+    if (!known) ACCORD_RETURN_IF_ERROR(CheckReceivedLevel(o.originator, body.level));
     if (!known && !o.destroyed_at) {
-      ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, OpenHeld(o));
+      ACCORD_ASSIGN_OR_RETURN(SecretBytes payload, Open(o));
       o.level = body.level;
       o.version = body.version;
       ACCORD_RETURN_IF_ERROR(Seal(o, payload.Reveal(InsecureSecretAccess())));

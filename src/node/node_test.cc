@@ -1964,36 +1964,72 @@ TEST_F(NodeTest, AReplayIsFoundBeforeTheClockIsChecked) {
   EXPECT_EQ(jpn->LogSize().value(), size);
 }
 
-// A partner's notice that this node fails to apply for a reason of its own (here its copy's
-// sealed bytes are damaged, so it cannot be sealed again under the new level) is not a refusal
-// of the notice: `internal`, which the API answers 500 and the sender tries again, and nothing
-// logged as refused (decision #154). It was `data-loss`, answered 422, a final refusal: the
-// originator gave up its order for good.
+// A partner's notice that this node fails to apply for a reason of its own (here its store
+// refuses the row, as a failing disk would) is not a refusal of the notice: `internal`, which
+// the API answers 500 and the sender tries again, and nothing logged as refused (decision
+// #154). It was logged as refused at each attempt. A copy whose sealed bytes are damaged is
+// another matter: that is `data-loss`, refused and logged, and the sender gives the notice up
+// (retrying would hold every later envelope of that partner behind it, in order).
 TEST_F(NodeTest, AFailureOfThisNodeIsNotARefusalOfAPartnersNotice) {
   InitAll();
   auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
   ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"USA"}));
-  const Bytes release = kor->Release("k-1", "USA").value();
-  const Bytes reclassify = kor->Reclassify("k-1", "III").value();
+  ASSERT_TRUE(CreateObject(*kor, "k-2", "y", {"USA"}));
+  const Bytes release1 = kor->Release("k-1", "USA").value();
+  const Bytes release2 = kor->Release("k-2", "USA").value();
+  const Bytes reclassify1 = kor->Reclassify("k-1", "III").value();
+  const Bytes reclassify2 = kor->Reclassify("k-2", "III").value();
   auto usa = Open("USA", "2018-01-11T00:00:00+09:00");
-  ASSERT_TRUE(usa->Receive(release));
-  ObjectRecord copy = usa->store().GetObject("k-1").value();
-  const ObjectRecord intact = copy;
-  copy.ciphertext.back() ^= 1;
-  ASSERT_TRUE(usa->store().UpdateSealed(copy));
-  const uint64_t size = usa->LogSize().value();
-  auto failed = usa->Receive(reclassify);
+  ASSERT_TRUE(usa->Receive(release1));
+  ASSERT_TRUE(usa->Receive(release2));
+
+  ASSERT_TRUE(Refuse("USA", "reclassifications"));
+  const uint64_t before = usa->LogSize().value();
+  auto failed = usa->Receive(reclassify1);
   ASSERT_FALSE(failed);
   EXPECT_EQ(failed.error().code, Code::kInternal) << failed.error().ToString();
-  EXPECT_NE(failed.error().message.find("this node's copy cannot be opened: object `k-1`: stored "
-                                        "ciphertext fails its integrity check"),
-            std::string::npos)
-      << failed.error().message;
-  EXPECT_EQ(usa->LogSize().value(), size);
-  // Mended (restored from a backup, say), the same notice is taken.
-  ASSERT_TRUE(usa->store().UpdateSealed(intact));
-  ASSERT_TRUE(usa->Receive(reclassify)) << "after the copy is mended";
+  EXPECT_EQ(usa->LogSize().value(), before);  // not logged as a refusal
+  ASSERT_TRUE(DropRefusal("USA"));
+  ASSERT_TRUE(usa->Receive(reclassify1)) << "once the store takes it";
   EXPECT_EQ(usa->store().GetObject("k-1").value().level, "III");
+
+  ObjectRecord copy = usa->store().GetObject("k-2").value();
+  copy.ciphertext.back() ^= 1;
+  ASSERT_TRUE(usa->store().UpdateSealed(copy));
+  auto damaged = usa->Receive(reclassify2);
+  ASSERT_FALSE(damaged);
+  EXPECT_EQ(damaged.error().code, Code::kDataLoss) << damaged.error().ToString();
+  EXPECT_NE(damaged.error().message.find("object `k-2`: stored ciphertext fails its integrity "
+                                         "check"),
+            std::string::npos)
+      << damaged.error().message;
+  const uint64_t size = usa->LogSize().value();
+  const auto last = node_internal::DecodeEntry(usa->LogEntries(size - 1, 1).value()[0]).value();
+  EXPECT_EQ(last.op, "receive");
+  EXPECT_EQ(last.decision, "deny");
+  EXPECT_EQ(last.reason, "data-loss");
+}
+
+// A reclassification that would change nothing here (stale, or known already) is answered at
+// once even to a level this node's policy does not know: only one that would change the copy
+// waits for its level (decision #154).
+TEST_F(NodeTest, AStaleReclassificationToALevelNotKnownHereIsAnsweredAtOnce) {
+  InitAll();
+  const std::string kor_at = "2018-01-10T00:00:00+09:00";
+  auto kor = Open("KOR", kor_at);
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "x", {"USA"}));
+  const Bytes release = kor->Release("k-1", "USA").value();
+  const Bytes first = kor->Reclassify("k-1", "III").value();
+  const Bytes second = kor->Reclassify("k-1", "I").value();
+  auto usa = Open("USA", "2018-01-11T00:00:00+09:00");
+  ASSERT_TRUE(usa->Receive(release));
+  ASSERT_TRUE(usa->Receive(second));  // version 3
+  auto stale = usa->Receive(EditedNotice(
+      "KOR", kor, kor_at, first,
+      [](node_internal::NoticeBody& body, node_internal::AuditEntry&) { body.level = "IV"; }));
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, Code::kFailedPrecondition) << stale.error().ToString();
+  EXPECT_NE(stale.error().message.find("stale reclassification"), std::string::npos);
 }
 
 TEST_F(NodeTest, KeysAndClocks) {

@@ -270,8 +270,7 @@ struct HttpsClient::Impl {
   std::optional<server_internal::RevocationListFile> crls;  // options.crl_file's
   std::optional<beast::ssl_stream<beast::tcp_stream>> stream;
   // When a certificate of the chain the stream's handshake verified expires (Connect).
-  std::chrono::system_clock::time_point chain_expires =
-      std::chrono::system_clock::time_point::min();
+  std::chrono::sys_seconds chain_expires = std::chrono::sys_seconds::min();
   beast::flat_buffer buffer{kMaxUnparsedBytes};
 };
 
@@ -320,7 +319,7 @@ Result<HttpsResponse> HttpsClient::Request(std::string_view method, std::string_
   try {
     // A connection whose server certificate (or a CA above it) has expired since its handshake
     // is not used again: a new handshake says so.
-    if (impl_->stream && std::chrono::system_clock::now() >= impl_->chain_expires) impl_->Close();
+    if (impl_->stream && server_internal::HasExpired(impl_->chain_expires)) impl_->Close();
     const bool reused = impl_->stream.has_value();
     if (!reused) ACCORD_RETURN_IF_ERROR(impl_->Connect());
     auto response = impl_->Once(verb, target, body, content_type);

@@ -493,7 +493,7 @@ class Session : public std::enable_shared_from_this<Session> {
       OnReadError(ec);
       return;
     }
-    if (!revoked_ && std::chrono::system_clock::now() >= expires_) {
+    if (!revoked_ && server_internal::HasExpired(expires_)) {
       // Its certificate, or a CA of its chain, expired while the connection was kept open (a
       // partner's node, which asks every second or so, never lets it go idle): refused as a
       // revoked one is, and closed. A new handshake is refused for the expiry itself.
@@ -771,7 +771,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // The lists its handshake verified against (RevocationListFile::generation).
   uint64_t crl_generation_ = 0;
   // When a certificate of the chain its handshake verified expires (OnHandshake).
-  std::chrono::system_clock::time_point expires_ = std::chrono::system_clock::time_point::min();
+  std::chrono::sys_seconds expires_ = std::chrono::sys_seconds::min();
 };
 
 void ServerCore::Accept() {

@@ -165,6 +165,22 @@ class TestPki {
                                                   BIO_free);
     return made && out != nullptr && PEM_write_bio_X509(out.get(), cert.get()) == 1;
   }
+  // Waits until the certificate NAME.pem has expired (as HasExpired says), at most 30 s.
+  bool WaitUntilExpired(const std::string& name) const {
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(Path(name + ".pem").c_str(), "r"),
+                                                  BIO_free);
+    std::unique_ptr<X509, decltype(&X509_free)> cert(
+        bio == nullptr ? nullptr : PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr),
+        X509_free);
+    const auto not_after = cert == nullptr
+                               ? std::nullopt
+                               : server_internal::AsnTimeSeconds(X509_get0_notAfter(cert.get()));
+    if (!not_after) return false;
+    for (int i = 0; i < 300 && !server_internal::HasExpired(*not_after); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return server_internal::HasExpired(*not_after);
+  }
   std::string Path(const std::string& file) const { return dir_ + "/" + file; }
   const std::string& dir() const { return dir_; }
 
@@ -866,14 +882,14 @@ TEST_F(ServerTest, CertificateNotNamingASubjectOfThisNodeIsForbidden) {
 // is refused (403) and the connection closes, as for a revoked one; a new one is refused in the
 // handshake (decision #157). Before, it served that subject for as long as the connection lived.
 TEST_F(ServerTest, ACertificateThatExpiresEndsItsKeptConnection) {
-  ASSERT_TRUE(pki_->MakeLeafValidFor("brief", "/CN=kor-analyst/O=KOR", "ca", "client_ext", 2s));
+  ASSERT_TRUE(pki_->MakeLeafValidFor("brief", "/CN=kor-analyst/O=KOR", "ca", "client_ext", 5s));
   StartServer();
   auto client = Connect("brief");
   ASSERT_NE(client, nullptr);
   auto before = client->Request("GET", "/v1/health");
   ASSERT_TRUE(before);
   EXPECT_EQ(before->status, 200);
-  std::this_thread::sleep_for(3s);
+  ASSERT_TRUE(pki_->WaitUntilExpired("brief"));
   auto after = client->Request("GET", "/v1/health");
   ASSERT_TRUE(after);
   EXPECT_EQ(after->status, 403);
@@ -2278,14 +2294,14 @@ TEST_F(ServerTest, ClientRefusesARevokedServerCertificate) {
 // connection is not used again, and the new handshake refuses the certificate (decision #157).
 TEST_F(ServerTest, ClientDropsAConnectionWhoseServerCertificateExpired) {
   const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-  ASSERT_TRUE(pki_->MakeLeafValidFor("brief-server", "/CN=JPN/O=JPN", "ca", "node_server_ext", 2s));
+  ASSERT_TRUE(pki_->MakeLeafValidFor("brief-server", "/CN=JPN/O=JPN", "ca", "node_server_ext", 5s));
   ScriptedServer server(pki_->Path("ca.pem"), pki_->Path("brief-server.pem"),
                         pki_->Path("brief-server.key"), Answers({ok, ok, ok}));
   auto client = ClientOf(*pki_, server.port(), "JPN");
   ASSERT_NE(client, nullptr);
   auto r = client->Request("GET", "/v1/health");
   ASSERT_TRUE(r) << r.error().ToString();
-  std::this_thread::sleep_for(3s);
+  ASSERT_TRUE(pki_->WaitUntilExpired("brief-server"));
   r = client->Request("GET", "/v1/health");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Code::kUnavailable);
@@ -2653,6 +2669,26 @@ TEST_F(ServerTest, CreateRefusesBadOptions) {
 }
 
 // --- the decoder, without a network -----------------------------------------------------------
+
+// A certificate's dates are read in seconds: RFC 5280's "no expiry" date is past what
+// system_clock's nanoseconds hold, and read through them it wrapped to 1816, so that every
+// request on a connection of such a chain was refused as expired (decision #157).
+TEST(TlsTest, CertificateDatesAreReadInSeconds) {
+  std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> t(ASN1_TIME_new(), ASN1_TIME_free);
+  ASSERT_EQ(ASN1_TIME_set_string(t.get(), "99991231235959Z"), 1);
+  const auto never = server_internal::AsnTimeSeconds(t.get());
+  ASSERT_TRUE(never);
+  EXPECT_EQ(never->time_since_epoch().count(), 253402300799);
+  EXPECT_FALSE(server_internal::HasExpired(*never));
+  ASSERT_EQ(ASN1_TIME_set_string(t.get(), "20190823062500Z"), 1);
+  const auto notice = server_internal::AsnTimeSeconds(t.get());
+  ASSERT_TRUE(notice);
+  EXPECT_EQ(notice->time_since_epoch().count(), 1566541500);
+  EXPECT_TRUE(server_internal::HasExpired(*notice));
+  // Valid through the second it names, inclusive.
+  const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  EXPECT_FALSE(server_internal::HasExpired(now + std::chrono::seconds(60)));
+}
 
 TEST(ApiDecoderTest, RoutesAndMethods) {
   EXPECT_EQ(DecodeApiRequest("GET", "/v1/health", "")->route, Route::kHealth);

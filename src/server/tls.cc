@@ -388,21 +388,29 @@ std::string VerifyPeerAgain(SSL* ssl, const RevocationLists& lists) {
   return verified ? std::string() : X509_verify_cert_error_string(error);
 }
 
-std::chrono::system_clock::time_point VerifiedChainExpires(SSL* ssl) {
-  using Clock = std::chrono::system_clock;
+std::optional<std::chrono::sys_seconds> AsnTimeSeconds(const ASN1_TIME* t) {
+  struct tm tm {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
+    ERR_clear_error();
+    return std::nullopt;
+  }
+  return std::chrono::sys_seconds(std::chrono::seconds(timegm(&tm)));
+}
+
+std::chrono::sys_seconds VerifiedChainExpires(SSL* ssl) {
   STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
-  if (chain == nullptr || sk_X509_num(chain) == 0) return Clock::time_point::min();
-  auto earliest = Clock::time_point::max();
+  if (chain == nullptr || sk_X509_num(chain) == 0) return std::chrono::sys_seconds::min();
+  auto earliest = std::chrono::sys_seconds::max();
   for (int i = 0; i < sk_X509_num(chain); ++i) {
-    const ASN1_TIME* not_after = X509_get0_notAfter(sk_X509_value(chain, i));
-    struct tm tm {};
-    if (not_after == nullptr || ASN1_TIME_to_tm(not_after, &tm) != 1) {
-      ERR_clear_error();
-      return Clock::time_point::min();
-    }
-    earliest = std::min(earliest, Clock::from_time_t(timegm(&tm)));
+    const auto not_after = AsnTimeSeconds(X509_get0_notAfter(sk_X509_value(chain, i)));
+    if (!not_after) return std::chrono::sys_seconds::min();
+    earliest = std::min(earliest, *not_after);
   }
   return earliest;
+}
+
+bool HasExpired(std::chrono::sys_seconds not_after) {
+  return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()) > not_after;
 }
 
 Result<UsersIssuers> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_file) {

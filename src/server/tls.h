@@ -131,11 +131,20 @@ class RevocationListFile {
 // still verifies. For connections made before the lists came into force.
 [[nodiscard]] std::string VerifyPeerAgain(SSL* ssl, const RevocationLists& lists);
 
-// When the first certificate of the chain the handshake of `ssl` verified (the peer's, or a CA
-// above it) expires: a connection kept open past it is refused, since a new handshake would
-// be. The earliest possible instant (already past) when no chain was verified or a date
-// cannot be read.
-[[nodiscard]] std::chrono::system_clock::time_point VerifiedChainExpires(SSL* ssl);
+// `t` in seconds since the epoch, in a type that holds any date a certificate may carry (RFC
+// 5280's "no expiry", 99991231235959Z, is past what system_clock's nanoseconds hold); nullopt
+// when it cannot be read.
+[[nodiscard]] std::optional<std::chrono::sys_seconds> AsnTimeSeconds(const ASN1_TIME* t);
+
+// The `notAfter` of the first certificate of the chain the handshake of `ssl` verified (the
+// peer's, or a CA above it) to expire: a connection kept open past it is refused, since a new
+// handshake would be. The earliest instant there is (long past) when no chain was verified or
+// a date cannot be read.
+[[nodiscard]] std::chrono::sys_seconds VerifiedChainExpires(SSL* ssl);
+
+// Whether a certificate valid through `not_after` (inclusive, as RFC 5280 and OpenSSL count)
+// has expired now.
+[[nodiscard]] bool HasExpired(std::chrono::sys_seconds not_after);
 
 // How many CAs the PEM file `path` (a CA bundle) holds: its CA certificates, counting those on
 // one key once; or why it cannot be read.
