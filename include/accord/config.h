@@ -65,10 +65,10 @@ inline constexpr size_t kMaxTomlFileBytes = 64 << 20;
 // parts are nested tables): a file nested deeply enough overflows the stack.
 inline constexpr int kMaxTomlNesting = 32;
 
-// Where `text`, TOML, nests arrays and tables deeper than kMaxTomlNesting (each bracket open and
-// each part of a dotted key or table header a level, added up: a header's, a key's under it, the
-// keys of inline tables in its value), as a diagnostic of `file`; nullopt when it does not. Strings
-// and comments are skipped as toml11 reads them. Run it before toml::parse on any file from
+// Where `text`, TOML, nests arrays and tables deeper than kMaxTomlNesting (each bracket open, each
+// dot of a dotted key and each part of a table header a level, added up: a header's, a key's under
+// it, the keys of inline tables in its value), as a diagnostic of `file`; nullopt when it does not.
+// Strings and comments are skipped as toml11 reads them. Run it before toml::parse on any file from
 // outside.
 [[nodiscard]] std::optional<Diagnostic> TomlTooDeep(std::string_view text, const std::string& file);
 

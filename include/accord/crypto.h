@@ -60,7 +60,8 @@ using PublicKey = std::array<uint8_t, kPublicKeySize>;
 // not seed: decision #78), so that one operation fails and the node goes on.
 [[nodiscard]] Result<Bytes> TryRandomBytes(size_t size);
 // Fills `out`, memory of a secret, from OpenSSL's private generator; kUnavailable as
-// TryRandomBytes. For random values kept secret beside what they protect (a content salt).
+// TryRandomBytes, kInvalidArgument for more than INT_MAX bytes. For random values kept secret
+// beside what they protect (a content salt).
 [[nodiscard]] Status TryFillSecretRandom(std::span<uint8_t> out);
 // A fresh random AES-256 key.
 [[nodiscard]] SecretBytes NewDataKey();

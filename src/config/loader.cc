@@ -621,9 +621,9 @@ std::optional<Diagnostic> TomlTooDeep(std::string_view text, const std::string& 
         file, line, column,
         fmt::format("arrays and tables nested deeper than {} levels", kMaxTomlNesting)};
   };
-  // The nesting, counted as toml11 builds it: each bracket open and each part of a dotted key
-  // or table header is a level, and they add up (a key's dots inside an inline table inside
-  // the table of a header).
+  // The nesting, counted as toml11 builds it: each bracket open, each dot of a dotted key and
+  // each part of a table header is a level, and they add up (a key's dots inside an inline table
+  // inside the table of a header).
   std::vector<int> nest;  // for each value bracket open, innermost last: the nesting inside it
   std::string kinds;      // and its kind: '[' or '{'
   int base = 0;           // the nesting of the table the last header named
