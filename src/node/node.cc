@@ -1340,7 +1340,6 @@ Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& 
       entry.reason = std::string(CodeName(payload.error().code));
       entry.agreement.clear();
       entry.marking.clear();
-      result = ReadResult{};
       denial = std::move(payload).error();
       return n.LogRead(entry);
     }

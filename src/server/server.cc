@@ -502,10 +502,7 @@ class Session : public std::enable_shared_from_this<Session> {
                           "refused a request from " + peer_ +
                               ": the certificate of its connection has expired since the "
                               "handshake; the connection closes");
-      Respond(server_internal::ErrorResponse(
-                  403, "permission-denied",
-                  "this connection's certificate has expired; connect again with a current one"),
-              parser_->get().version(), false, parser_->get().method() == http::verb::head);
+      RefuseRevoked("this connection's certificate has expired; connect again with a current one");
       return;
     }
     if (over_limit_) {
@@ -643,13 +640,13 @@ class Session : public std::enable_shared_from_this<Session> {
     server_.Submit(shared_from_this());
   }
 
-  // The request of a connection whose certificate was revoked while it was sent: refused, and
-  // the connection closed after the answer (EndIfRevoked).
-  void RefuseRevoked() {
-    Respond(server_internal::ErrorResponse(
-                403, "permission-denied",
-                "this connection's certificate was revoked while the request was sent"),
-            parser_->get().version(), false, parser_->get().method() == http::verb::head);
+  // The request of a connection whose certificate was revoked while it was sent (EndIfRevoked),
+  // or expired since its handshake (OnHeader): refused with `why`, and the connection closed
+  // after the answer.
+  void RefuseRevoked(std::string_view why =
+                         "this connection's certificate was revoked while the request was sent") {
+    Respond(server_internal::ErrorResponse(403, "permission-denied", why), parser_->get().version(),
+            false, parser_->get().method() == http::verb::head);
   }
 
   // Writes `r`; to a HEAD request, its header only (RFC 9110 §9.3.2), whose Content-Length is
