@@ -561,6 +561,38 @@ struct Node::Impl {
     return OkStatus();
   }
 
+  // Whether a failure may pass (a key store that cannot answer now, kUnavailable; a failure of
+  // this node's own, kInternal: the store refusing a row, an I/O error): not a refusal of the
+  // operation, so not logged as one (decision #154). The caller tries again.
+  static bool MayPass(const Error& error) {
+    return error.code == Code::kUnavailable || error.code == Code::kInternal;
+  }
+
+  // `entry`, an allowed decision of an operation this node then could not make, made the refusal
+  // it became: `cause` (data-loss: the copy does not open; failed-precondition or
+  // permission-denied: the evidence a forward needs is missing or does not match) is its reason,
+  // and no agreement or marking was applied.
+  static void AsUnmade(AuditEntry& entry, const Error& cause) {
+    entry.decision = "deny";
+    entry.reason = std::string(CodeName(cause.code));
+    entry.agreement.clear();
+    entry.marking.clear();
+  }
+
+  // Runs `make`, what an allowed release or forward does after its decision (find the partner's
+  // keys, gather the evidence, open and re-wrap the copy, commit and queue the package). A
+  // failure that stays is logged as the operation refused, with its cause (AsUnmade), as an
+  // allowed read whose copy does not open is; one that may pass (MayPass) is not. Whatever
+  // `make` wrote before it failed was a savepoint of its own, already rolled back (Transact).
+  Result<Bytes> MakeOrRefuse(const AuditEntry& allowed,
+                             const std::function<Result<Bytes>()>& make) {
+    Result<Bytes> out = make();
+    if (out || MayPass(out.error())) return out;
+    AuditEntry entry = allowed;
+    AsUnmade(entry, out.error());
+    return Refuse(entry, std::move(out).error());
+  }
+
   // Logs a refusal and returns `error`. Inside Decided, the entry is a savepoint of the
   // operation's transaction, which then commits; otherwise, a transaction of its own. (Through
   // Transact either way: after SQLite rolled a transaction back by itself, an I/O error say, a
@@ -1332,14 +1364,11 @@ Result<ReadResult> Node::Read(const std::string& subject_id, const std::string& 
       result.marking_name = level.name;
     }
     auto payload = n.OpenPayload(o);
-    if (!payload && payload.error().code != Code::kUnavailable) {
+    if (!payload && !Impl::MayPass(payload.error())) {
       // Allowed, but the copy does not open: its label (the AEAD's associated data) or its
       // sealed bytes were changed, which is how an edited store shows. The attempt is logged as
       // refused with the cause before the error is returned, as a package that fails is.
-      entry.decision = "deny";
-      entry.reason = std::string(CodeName(payload.error().code));
-      entry.agreement.clear();
-      entry.marking.clear();
+      Impl::AsUnmade(entry, payload.error());
       denial = std::move(payload).error();
       return n.LogRead(entry);
     }
@@ -1414,11 +1443,13 @@ Result<Bytes> Node::Release(const std::string& object_id, const std::string& to)
                            n.engine.Explain(request, d))
                           .value());
     }
-    ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(to));
-    const PackageBody body = n.NewPackage("release", to, request.at, d, facts);
-    return n.SendPackage(body, o, partner, std::move(entry), [&] {
-      return n.store->InsertRelease(
-          ReleaseRecord{o.id, to, body.at, body.agreement, body.marking_level, body.id});
+    return n.MakeOrRefuse(entry, [&]() -> Result<Bytes> {
+      ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(to));
+      const PackageBody body = n.NewPackage("release", to, request.at, d, facts);
+      return n.SendPackage(body, o, partner, entry, [&] {
+        return n.store->InsertRelease(
+            ReleaseRecord{o.id, to, body.at, body.agreement, body.marking_level, body.id});
+      });
     });
   });
 }
@@ -1453,29 +1484,32 @@ Result<Bytes> Node::Forward(const std::string& object_id, const std::string& to)
                            n.engine.Explain(request, d))
                           .value());
     }
-    ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(to));
-    // The evidence the recipient checks: the release to this node and the originator's consent.
-    const ReleaseRecord* held = nullptr;
-    for (const auto& r : facts.releases()) {
-      if (r.to == n.party && r.at <= request.at) held = &r;
-    }
-    const ConsentRecord* consent = nullptr;
-    for (const auto& c : facts.consents()) {
-      if (c.to == to && c.at <= request.at && !c.notice.empty()) consent = &c;
-    }
-    if (held == nullptr || consent == nullptr) {
-      return Fail(Code::kFailedPrecondition,
-                  fmt::format("no signed release and consent notice to prove the forward of `{}`",
-                              object_id));
-    }
-    PackageBody body = n.NewPackage("forward", to, request.at, d, facts);
-    body.held_release = node_internal::HistoryRelease{held->to, held->at, held->agreement};
-    ACCORD_ASSIGN_OR_RETURN(body.held_log, n.ReleaseEvidence(o, *held));
-    body.consent = consent->notice;
-    ACCORD_ASSIGN_OR_RETURN(body.reclassification, n.LabelProof(o, consent->notice));
-    return n.SendPackage(body, o, partner, std::move(entry), [&] {
-      return n.store->InsertForward(
-          ForwardRecord{o.id, n.party, to, body.at, body.agreement, body.id});
+    return n.MakeOrRefuse(entry, [&]() -> Result<Bytes> {
+      ACCORD_ASSIGN_OR_RETURN(PartnerRecord partner, n.Partner(to));
+      // The evidence the recipient checks: the release to this node and the originator's
+      // consent.
+      const ReleaseRecord* held = nullptr;
+      for (const auto& r : facts.releases()) {
+        if (r.to == n.party && r.at <= request.at) held = &r;
+      }
+      const ConsentRecord* consent = nullptr;
+      for (const auto& c : facts.consents()) {
+        if (c.to == to && c.at <= request.at && !c.notice.empty()) consent = &c;
+      }
+      if (held == nullptr || consent == nullptr) {
+        return Fail(Code::kFailedPrecondition,
+                    fmt::format("no signed release and consent notice to prove the forward of `{}`",
+                                object_id));
+      }
+      PackageBody body = n.NewPackage("forward", to, request.at, d, facts);
+      body.held_release = node_internal::HistoryRelease{held->to, held->at, held->agreement};
+      ACCORD_ASSIGN_OR_RETURN(body.held_log, n.ReleaseEvidence(o, *held));
+      body.consent = consent->notice;
+      ACCORD_ASSIGN_OR_RETURN(body.reclassification, n.LabelProof(o, consent->notice));
+      return n.SendPackage(body, o, partner, entry, [&] {
+        return n.store->InsertForward(
+            ForwardRecord{o.id, n.party, to, body.at, body.agreement, body.id});
+      });
     });
   });
 }
@@ -1702,8 +1736,7 @@ Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
     // An authenticated package that is refused is logged (a replay is not: it was logged once;
     // nor is one that cannot be taken now, kUnavailable, or that this node failed to take,
     // kInternal: it comes again).
-    if (!result && result.error().code != Code::kAlreadyExists &&
-        result.error().code != Code::kUnavailable && result.error().code != Code::kInternal) {
+    if (!result && result.error().code != Code::kAlreadyExists && !Impl::MayPass(result.error())) {
       AuditEntry entry = n.Entry(env.kind == "receipt" ? "receipt" : "receive");
       entry.decision = "deny";
       const auto reason = Denial(result.error());

@@ -2380,6 +2380,64 @@ TEST_F(NodeTest, AnAllowedReadOfACopyThatDoesNotOpenIsLoggedAsRefused) {
   EXPECT_EQ(entries.back().agreement, "");
 }
 
+// A release or forward the agreements allow but this node cannot make is logged as refused,
+// with the cause, as such a read is: a copy that does not open (data-loss), a hub whose copy is
+// older than the version the originator consented at (failed-precondition). A failure that may
+// pass (the key store not answering, an I/O error) is not a refusal (decision #159).
+TEST_F(NodeTest, AnAllowedReleaseOrForwardThisNodeCannotMakeIsLoggedAsRefused) {
+  InitAll();
+  auto kor = Open("KOR", "2015-03-01T00:00:00+09:00");
+  auto usa = Open("USA", "2015-03-02T00:00:00+09:00");
+  auto jpn = Open("JPN", "2015-03-03T00:00:00+09:00");
+  const auto expect_refused = [](Node& node, size_t before, const std::string& op,
+                                 const std::string& to, const std::string& reason) {
+    const auto entries = Entries(node);
+    ASSERT_EQ(entries.size(), before + 1);
+    EXPECT_EQ(entries.back().op, op);
+    EXPECT_EQ(entries.back().to, to);
+    EXPECT_EQ(entries.back().decision, "deny");
+    EXPECT_EQ(entries.back().reason, reason);
+    EXPECT_EQ(entries.back().agreement, "");
+    EXPECT_EQ(entries.back().marking, "");
+    EXPECT_EQ(entries.back().package, "");
+  };
+
+  // Korea's copy, its label edited in the store: the release is refused and logged.
+  ASSERT_TRUE(CreateObject(*kor, "k-edited", "x", {"USA", "JPN"}));
+  ObjectRecord copy = kor->store().GetObject("k-edited").value();
+  copy.level = "III";
+  ASSERT_TRUE(kor->store().UpdateSealed(copy));
+  size_t before = Entries(*kor).size();
+  auto release = kor->Release("k-edited", "USA");
+  ASSERT_FALSE(release);
+  EXPECT_EQ(release.error().code, Code::kDataLoss) << release.error().ToString();
+  expect_refused(*kor, before, "release", "USA", "data-loss");
+  EXPECT_TRUE(kor->store().ListReleases("k-edited").value().empty());
+  EXPECT_TRUE(kor->store().ListOutbox("USA").value().empty());
+
+  // A downgrade the hub has not received, then a consent at the new version: the hub's forward
+  // is refused and logged, and made once the notice comes.
+  ToTheHub(*kor, *usa, "k-late");
+  auto down = kor->Reclassify("k-late", "III");
+  ASSERT_TRUE(down);
+  auto consent = kor->Consent("k-late", "JPN");
+  ASSERT_TRUE(consent);
+  ASSERT_TRUE(usa->Receive(*consent));
+  before = Entries(*usa).size();
+  auto early = usa->Forward("k-late", "JPN");
+  ASSERT_FALSE(early);
+  EXPECT_EQ(early.error().code, Code::kFailedPrecondition) << early.error().ToString();
+  expect_refused(*usa, before, "forward", "JPN", "failed-precondition");
+  ASSERT_TRUE(usa->Receive(*down));
+  auto forward = usa->Forward("k-late", "JPN");
+  ASSERT_TRUE(forward) << forward.error().ToString();
+  const auto entries = Entries(*usa);
+  EXPECT_EQ(entries.back().op, "forward");
+  EXPECT_EQ(entries.back().decision, "allow");
+  EXPECT_FALSE(entries.back().package.empty());
+  ASSERT_TRUE(jpn->Receive(*forward));
+}
+
 // A home whose policy no longer names its party (edited by hand, brought up to a partner's) is
 // not opened: every decision for that party would read past the engine's parties (#158).
 TEST_F(NodeTest, AHomeWhosePolicyLacksItsPartyIsNotOpened) {
