@@ -82,6 +82,12 @@ struct ServerOptions {
   // A partner must be able to send an envelope for the largest payload (MaxEnvelopeBytes). Also
   // the bytes of such bodies one caller may have in flight (twice that for all; see above).
   size_t max_envelope_bytes = 0;
+  // The bytes of answers built and not yet sent, in all (an object read's answer holds its
+  // payload in base64, so 256 clients reading 64 MiB objects would otherwise hold some 21 GiB).
+  // Reads wait for room, up to a second, and are then answered 503 without being run; a group
+  // of reads stops once it has used the room there was, so the answers stay under this plus
+  // one answer (and the other requests' answers, which their own limits bound).
+  size_t max_answer_bytes = size_t{256} << 20;
   size_t max_connections = 256;           // open connections (see above), ≤ kMaxConnectionsLimit
   size_t max_requests_per_caller = 0;     // in flight at once (see above); 0: max_connections / 2
   std::chrono::seconds idle_timeout{30};  // between requests on a kept-alive connection

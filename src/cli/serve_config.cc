@@ -144,15 +144,17 @@ Result<ServeConfig> ParseServeConfig(const std::string& text, const std::string&
   }
   ACCORD_ASSIGN_OR_RETURN(const toml::value* limits, r.Table(root, "limits"));
   if (limits != nullptr) {
-    ACCORD_RETURN_IF_ERROR(r.Keys(
-        *limits,
-        {"max_body_bytes", "max_envelope_bytes", "max_connections", "max_requests_per_caller",
-         "idle_timeout_s", "handshake_timeout_s", "read_timeout_s", "write_timeout_s"},
-        "[limits]"));
+    ACCORD_RETURN_IF_ERROR(r.Keys(*limits,
+                                  {"max_body_bytes", "max_envelope_bytes", "max_answer_bytes",
+                                   "max_connections", "max_requests_per_caller", "idle_timeout_s",
+                                   "handshake_timeout_s", "read_timeout_s", "write_timeout_s"},
+                                  "[limits]"));
     ACCORD_RETURN_IF_ERROR(
         r.Number(*limits, "max_body_bytes", c.server.max_body_bytes, 1, int64_t{1} << 32));
     ACCORD_RETURN_IF_ERROR(
         r.Number(*limits, "max_envelope_bytes", c.server.max_envelope_bytes, 1, int64_t{1} << 32));
+    ACCORD_RETURN_IF_ERROR(
+        r.Number(*limits, "max_answer_bytes", c.server.max_answer_bytes, 1, int64_t{1} << 40));
     ACCORD_RETURN_IF_ERROR(r.Number(*limits, "max_connections", c.server.max_connections, 1,
                                     static_cast<int64_t>(kMaxConnectionsLimit)));
     ACCORD_RETURN_IF_ERROR(r.Number(*limits, "max_requests_per_caller",

@@ -879,16 +879,22 @@ bool Api::IsGrouped(std::string_view method, std::string_view target) {
   return method == "GET" && path.size() > kObjects.size() && path.starts_with(kObjects);
 }
 
-std::vector<ApiResponse> Api::HandleGroup(const std::vector<GroupedRequest>& requests) {
-  // The only allocation that may throw, before anything runs (Handle does not throw, and moving
-  // an answer into its slot does not allocate).
+std::vector<ApiResponse> Api::HandleGroup(std::span<const GroupedRequest> requests,
+                                          size_t max_bytes) {
+  // The only allocation that may throw, before anything runs (Handle does not throw, moving an
+  // answer into its slot does not allocate, and neither does shrinking the vector).
   std::vector<ApiResponse> answers(requests.size());
+  size_t answered = 0;
+  size_t bytes = 0;
   const Status committed = node_.Group([&] {
-    for (size_t i = 0; i < requests.size(); ++i) {
-      const GroupedRequest& r = requests[i];
-      answers[i] = Handle(*r.caller, r.method, r.target, r.body);
+    while (answered < requests.size() && (answered == 0 || bytes < max_bytes)) {
+      const GroupedRequest& r = requests[answered];
+      answers[answered] = Handle(*r.caller, r.method, r.target, r.body);
+      bytes += answers[answered].body.size();
+      ++answered;
     }
   });
+  answers.resize(answered);
   if (!committed) {
     for (ApiResponse& a : answers) {
       a = FromError(committed.error(), "committing a group of requests");  // wipes the payload

@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -210,10 +211,14 @@ class Api {
   // is durable.
   [[nodiscard]] static bool IsGrouped(std::string_view method, std::string_view target);
 
-  // Answers each request as Handle does, in one Node::Group (group commit): one write to disk
-  // for all their log entries. If that commit fails, no answer carries what it computed: each
-  // is the commit's error. Throws only std::bad_alloc, before running anything.
-  [[nodiscard]] std::vector<ApiResponse> HandleGroup(const std::vector<GroupedRequest>& requests);
+  // Answers requests, in order, as Handle does, in one Node::Group (group commit): one write to
+  // disk for all their log entries. Stops after the answer whose body brings the answers' bodies
+  // to `max_bytes` or more, so it answers at least one request and a prefix of `requests`: the
+  // returned answers are those of its first answers.size() requests. If the commit fails, no
+  // answer carries what it computed: each is the commit's error. Throws only std::bad_alloc,
+  // before running anything.
+  [[nodiscard]] std::vector<ApiResponse> HandleGroup(std::span<const GroupedRequest> requests,
+                                                     size_t max_bytes = SIZE_MAX);
   // The lines left out by the limit on refused certificates' lines, to log when the server
   // stops (node thread, or once it is joined).
   [[nodiscard]] std::vector<std::string> FlushLines() { return refused_lines_.Flush(); }

@@ -56,6 +56,7 @@
 #include <vector>
 
 #include "accord/secret.h"
+#include "answer_budget.h"
 #include "api.h"
 #include "line_limiter.h"
 #include "tls.h"
@@ -89,6 +90,9 @@ constexpr std::chrono::milliseconds kAcceptRetry{100};
 constexpr std::chrono::seconds kCloseNotifyWait{1};
 // How long a connection between requests may still take to end once the server stops.
 constexpr std::chrono::seconds kStopGrace{1};
+// How long reads wait for the answers before them to leave room (ServerOptions::max_answer_bytes)
+// before they are answered 503 without being run.
+constexpr std::chrono::milliseconds kAnswerRoomWait{1000};
 
 // The deadline to move a request or an answer of `bytes`: `base`, and a second more for each
 // kSlowBodyBytes, since 85 MiB (a 64 MiB payload in base64) take longer than 10 s on a slow link.
@@ -172,6 +176,7 @@ struct ServerCore {
     std::shared_ptr<Session> session;
     asio::executor_work_guard<asio::io_context::executor_type> work;
     bool vet = false;  // only the header is read: may its caller send a partner's body?
+    server_internal::AnswerCharge charge;  // its answer's bytes until it is sent (answer_budget)
   };
   // Answers for the sync thread to send once the commits before them are durable.
   struct Unsynced {
@@ -217,6 +222,10 @@ struct ServerCore {
   }
 
   const ServerOptions options;
+  // The bytes of answers the node thread built that are not yet sent: reads wait for room
+  // before they run (HandleJobs). Declared before `sessions` and `io` so that it outlives the
+  // answers (and their charges) that sessions and handlers hold.
+  server_internal::AnswerBudget answer_budget{options.max_answer_bytes};
   std::mutex log_mu;
   const std::function<void(std::string_view)> log;
   Node& node;  // SyncCommits only; the rest through `api`
@@ -344,8 +353,9 @@ class Session : public std::enable_shared_from_this<Session> {
     return {&caller_, View(request.method_string()), View(request.target()), request.body()};
   }
 
-  // Sends the answer to the request read (io thread).
-  void Answer(server_internal::ApiResponse response) {
+  // Sends the answer to the request read, holding `charge` until it is written (io thread).
+  void Answer(server_internal::ApiResponse response, server_internal::AnswerCharge charge) {
+    charge_ = std::move(charge);
     const auto& request = parser_->get();
     const bool keep_alive = request.keep_alive() && !server_.stopping;
     Respond(std::move(response), request.version(), keep_alive,
@@ -709,6 +719,7 @@ class Session : public std::enable_shared_from_this<Session> {
     SecureWipe(wire_.data(), wire_.size());
     wire_.clear();
     WipeBody();
+    charge_.Reset();
     if (parser_ && !parser_->get().body().empty()) {
       // The request's bytes are still in the read buffer, behind its read position. With
       // nothing left to read there, the whole buffer is free: wipe it. (Bytes of a pipelined
@@ -748,9 +759,10 @@ class Session : public std::enable_shared_from_this<Session> {
   WipedBuffer buffer_;
   std::optional<http::request_parser<RequestBody>> parser_;
   std::optional<http::response<http::empty_body>> continue_;
-  WipedString wire_;         // the answer's header, and its body when small (kOneBufferAnswer)
-  WipedString body_;         // a larger answer's body
-  size_t body_limit_ = 0;    // the request's (ReadHeader, then OnHeader)
+  WipedString wire_;  // the answer's header, and its body when small (kOneBufferAnswer)
+  WipedString body_;  // a larger answer's body
+  server_internal::AnswerCharge charge_;  // the answer's bytes (ServerCore::answer_budget)
+  size_t body_limit_ = 0;                 // the request's (ReadHeader, then OnHeader)
   bool partner_ = false;     // the node thread found the caller a partner's node (OnVetted)
   bool busy_ = false;        // a request is being read, handled or answered
   bool reclaimed_ = false;   // closed by Reclaim: counted in ServerCore::reclaimed
@@ -898,7 +910,7 @@ void ServerCore::EndLargeBody(const std::string& caller, size_t bytes) {
 }
 
 void ServerCore::Submit(std::shared_ptr<Session> session, bool vet) {
-  jobs.Push(Job{std::move(session), asio::make_work_guard(io), vet});
+  jobs.Push(Job{std::move(session), asio::make_work_guard(io), vet, {}});
 }
 
 void ServerCore::HandleJobs(std::vector<Job>& batch) {
@@ -919,15 +931,38 @@ void ServerCore::HandleJobs(std::vector<Job>& batch) {
         others.push_back(std::move(job));
       }
     }
-    if (!reads.empty()) {
-      std::vector<ApiResponse> answers = api.HandleGroup(read_requests);
-      unsynced.Push(Unsynced{std::move(reads), std::move(answers)});
+    // The reads in groups, each as large as the answers' room allows (AnswerBudget): a group
+    // waits, up to kAnswerRoomWait, for the answers of those before it to be sent, which the
+    // sync and io threads do without this one. The reads left when no room comes are not run.
+    for (size_t done = 0; done < reads.size();) {
+      if (!answer_budget.WaitForRoom(kAnswerRoomWait)) {
+        for (; done < reads.size(); ++done) {
+          PostAnswer(std::move(reads[done]),
+                     ErrorResponse(503, "unavailable",
+                                   "unavailable: the node holds its limit of answers not yet "
+                                   "sent (max_answer_bytes); try again later"));
+        }
+        break;
+      }
+      const std::span<const GroupedRequest> rest(read_requests.data() + done,
+                                                 read_requests.size() - done);
+      std::vector<ApiResponse> group_answers = api.HandleGroup(rest, answer_budget.Room());
+      Unsynced group;
+      group.jobs.reserve(group_answers.size());
+      for (ApiResponse& answer : group_answers) {
+        group.jobs.push_back(std::move(reads[done++]));
+        group.jobs.back().charge = answer_budget.Charge(answer.body.size());
+      }
+      group.answers = std::move(group_answers);
+      unsynced.Push(std::move(group));
     }
     // The others one by one, each committed (and synced) by its own transaction, and each
     // answer sent as soon as it is ready.
     for (Job& job : others) {
       const GroupedRequest r = job.session->Grouped();
-      PostAnswer(std::move(job), api.Handle(*r.caller, r.method, r.target, r.body));
+      ApiResponse answer = api.Handle(*r.caller, r.method, r.target, r.body);
+      job.charge = answer_budget.Charge(answer.body.size());
+      PostAnswer(std::move(job), std::move(answer));
     }
   } catch (const std::exception& e) {
     // Out of memory: the connections not yet answered are dropped, on the io thread where
@@ -965,7 +1000,7 @@ void ServerCore::SyncAndAnswer(std::vector<Unsynced>& batch) {
 
 void ServerCore::PostAnswer(Job job, ApiResponse answer) {
   asio::post(io, [job = std::move(job), answer = std::move(answer)]() mutable {
-    job.session->Answer(std::move(answer));
+    job.session->Answer(std::move(answer), std::move(job.charge));
   });
 }
 
@@ -1076,8 +1111,10 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options, Node& node
   if (options.ca_file.empty() || options.cert_file.empty() || options.key_file.empty()) {
     return Fail(Code::kInvalidArgument, "the CA, certificate and key files are required");
   }
-  if (options.max_connections == 0 || options.max_body_bytes == 0) {
-    return Fail(Code::kInvalidArgument, "max_connections and max_body_bytes must be positive");
+  if (options.max_connections == 0 || options.max_body_bytes == 0 ||
+      options.max_answer_bytes == 0) {
+    return Fail(Code::kInvalidArgument,
+                "max_connections, max_body_bytes and max_answer_bytes must be positive");
   }
   if (options.max_connections > kMaxConnectionsLimit) {
     return Fail(Code::kInvalidArgument,

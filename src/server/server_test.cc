@@ -32,6 +32,7 @@
 #include <new>
 #include <optional>
 #include <regex>
+#include <span>
 #include <sstream>
 #include <string_view>
 #include <thread>
@@ -1604,6 +1605,124 @@ TEST_F(ServerTest, ConcurrentReadsEachGetTheirAnswerAndTheirLogEntry) {
   // One entry per read, allowed or refused, and the log verifies.
   EXPECT_EQ(*node_->LogSize(), before + kClients * kReads);
   EXPECT_EQ(*node_->VerifyLog(), before + kClients * kReads);
+}
+
+// A group of reads stops after the answer that uses up the room it was given (the answers'
+// budget, max_answer_bytes): only the reads it answered ran, and only they are logged.
+TEST_F(ServerTest, AGroupOfReadsAnswersAPrefixWithinItsRoom) {
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(
+        node_->Create(NewObject{"k-" + std::to_string(i), "II", {"dprk-missile"}, {}, {"JPN"}},
+                      AsBytes(std::string(1000, 'x'))));
+  }
+  server_internal::Api api(*node_, [](std::string_view) {});
+  const server_internal::Caller caller{"kor-analyst", "KOR", false, true, {}};
+  const std::string targets[] = {"/v1/objects/k-0", "/v1/objects/k-1", "/v1/objects/k-2"};
+  std::vector<server_internal::GroupedRequest> reads;
+  for (const std::string& t : targets) reads.push_back({&caller, "GET", t, {}});
+
+  uint64_t size = *node_->LogSize();
+  auto answers = api.HandleGroup(reads, 1);  // room for less than one: one answer all the same
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].status, 200) << answers[0].body;
+  EXPECT_EQ(*node_->LogSize(), size + 1);
+  const size_t one = answers[0].body.size();
+
+  size = *node_->LogSize();
+  answers = api.HandleGroup(std::span(reads).subspan(1), one + 1);  // one answer's worth, and a bit
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_NE(answers[0].body.find("\"id\":\"k-1\""), std::string::npos) << answers[0].body;
+  EXPECT_NE(answers[1].body.find("\"id\":\"k-2\""), std::string::npos) << answers[1].body;
+  EXPECT_EQ(*node_->LogSize(), size + 2);
+
+  size = *node_->LogSize();
+  answers = api.HandleGroup(reads);  // no limit
+  EXPECT_EQ(answers.size(), 3u);
+  EXPECT_EQ(*node_->LogSize(), size + 3);
+}
+
+// Answers not yet sent are bounded (max_answer_bytes): a reader too slow to take a large answer
+// holds its bytes until it is written, and reads behind it wait up to a second for room, then
+// get 503 without being run or logged. Reads whose answers fit go on in groups as small as the
+// room allows, and all are answered.
+TEST_F(ServerTest, AnswersNotYetSentAreBounded) {
+  ServerOptions o = Options();
+  o.max_answer_bytes = 256 << 10;
+  o.max_body_bytes = 16 << 20;
+  StartServer(o);
+  std::string large(6 << 20, '\0');
+  for (size_t i = 0; i < large.size(); ++i) large[i] = static_cast<char>(i * 13 + (i >> 12));
+  ASSERT_EQ(
+      Call("kor-analyst", "POST", "/v1/objects", NewObjectJson("k-large", "II", large)).status,
+      201);
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(Call("kor-analyst", "POST", "/v1/objects",
+                   NewObjectJson("k-" + std::to_string(i), "II",
+                                 std::string(100'000, static_cast<char>('a' + i))))
+                  .status,
+              201);
+  }
+
+  // Eight clients read the 100 KB objects at once: two answers fill the room, so the groups are
+  // split, and every read is answered.
+  const uint64_t before = *node_->LogSize();
+  constexpr int kClients = 8, kReads = 10;
+  std::atomic<int> wrong = 0;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      auto client = Connect("kor-analyst");
+      for (int i = 0; i < kReads && client != nullptr; ++i) {
+        const int k = (c + i) % 4;
+        auto r = client->Request("GET", "/v1/objects/k-" + std::to_string(k), {});
+        if (!r || r->status != 200) {
+          ++wrong;
+          continue;
+        }
+        auto payload = Base64Decode(Str(r->Json().at("payload_base64")));
+        wrong += !payload || std::string(payload->begin(), payload->end()) !=
+                                 std::string(100'000, static_cast<char>('a' + k));
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(wrong, 0) << Log();
+  EXPECT_EQ(*node_->LogSize(), before + kClients * kReads);
+
+  // A slow reader of the 8 MiB answer (about 1.3 MiB/s): while it is written, a read behind it is
+  // answered 503 after a second, unlogged; once it is written, the same read is served.
+  auto slow = Client::Connect(server_->port(), pki_->Path("ca.pem"), As("kor-analyst"),
+                              TLS1_3_VERSION, /*receive_buffer=*/64 * 1024);
+  ASSERT_NE(slow, nullptr);
+  slow->set_read_pause(std::chrono::milliseconds(12));  // 16 KiB a read
+  std::optional<HttpResponse> slow_read;
+  std::thread slow_thread([&] {
+    auto r = slow->Request("GET", "/v1/objects/k-large");
+    if (r) slow_read = std::move(*r);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // its answer is being written
+  auto fast = Connect("kor-analyst");
+  ASSERT_NE(fast, nullptr);
+  const uint64_t held = *node_->LogSize();
+  const auto start = std::chrono::steady_clock::now();
+  auto refused = fast->Request("GET", "/v1/objects/k-0", {});
+  const auto waited = std::chrono::steady_clock::now() - start;
+  slow_thread.join();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503) << refused->body.substr(0, 200);
+  EXPECT_EQ(refused->ErrorCode(), "unavailable");
+  EXPECT_NE(refused->body.find("max_answer_bytes"), std::string::npos)
+      << refused->body.substr(0, 200);
+  EXPECT_GE(waited, std::chrono::milliseconds(900));
+  EXPECT_EQ(*node_->LogSize(), held);  // the refused read was not run
+  ASSERT_TRUE(slow_read) << Log();
+  ASSERT_EQ(slow_read->status, 200);
+  auto bytes = Base64Decode(Str(slow_read->Json().at("payload_base64")));
+  ASSERT_TRUE(bytes);
+  EXPECT_TRUE(std::string(bytes->begin(), bytes->end()) == large);  // not printed: 6 MiB
+  auto served = fast->Request("GET", "/v1/objects/k-0", {});
+  ASSERT_TRUE(served);
+  EXPECT_EQ(served->status, 200);
 }
 
 // Reads whose log entries cannot be stored fail together with their group commit: every one is

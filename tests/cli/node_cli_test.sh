@@ -639,6 +639,9 @@ expect serve-toml-date-line 2 'date.toml:5:[0-9]+: ' "$accord" serve --home "$wo
 printf '[limits]\nmax_requests_per_caller = 0\n' >"$work/zero.toml"
 expect serve-zero-limit 2 'max_requests_per_caller' "$accord" serve --home "$work/srv" \
   --config "$work/zero.toml"
+printf '[limits]\nmax_answer_bytes = 0\n' >"$work/zero-answers.toml"
+expect serve-zero-answer-limit 2 'max_answer_bytes' "$accord" serve --home "$work/srv" \
+  --config "$work/zero-answers.toml"
 # A [[peer]] must name a party of the policy, a port or a port file (not both), and no empty
 # path: `cert = ""` would have turned the key pin off unseen. (`timeout`: a node that took such a
 # file would serve until stopped.)
