@@ -894,12 +894,15 @@ std::vector<ApiResponse> Api::HandleGroup(std::span<const GroupedRequest> reques
       ++answered;
     }
   });
-  answers.resize(answered);
   if (!committed) {
+    // Every request, run or not, gets the error: a commit that failed before the first one ran
+    // (the write lock not had, the disk gone) answers them all, so no caller waits on a retry.
     for (ApiResponse& a : answers) {
       a = FromError(committed.error(), "committing a group of requests");  // wipes the payload
     }
+    return answers;
   }
+  answers.resize(answered);
   return answers;
 }
 

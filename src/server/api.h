@@ -214,9 +214,9 @@ class Api {
   // Answers requests, in order, as Handle does, in one Node::Group (group commit): one write to
   // disk for all their log entries. Stops after the answer whose body brings the answers' bodies
   // to `max_bytes` or more, so it answers at least one request and a prefix of `requests`: the
-  // returned answers are those of its first answers.size() requests. If the commit fails, no
-  // answer carries what it computed: each is the commit's error. Throws only std::bad_alloc,
-  // before running anything.
+  // returned answers are those of its first answers.size() requests. If the commit fails, every
+  // request is answered, each with the commit's error, and no answer carries what was computed.
+  // Throws only std::bad_alloc, before running anything.
   [[nodiscard]] std::vector<ApiResponse> HandleGroup(std::span<const GroupedRequest> requests,
                                                      size_t max_bytes = SIZE_MAX);
   // The lines left out by the limit on refused certificates' lines, to log when the server

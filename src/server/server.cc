@@ -946,9 +946,9 @@ void ServerCore::HandleJobs(std::vector<Job>& batch) {
       }
       const std::span<const GroupedRequest> rest(read_requests.data() + done,
                                                  read_requests.size() - done);
-      std::vector<ApiResponse> group_answers = api.HandleGroup(rest, answer_budget.Room());
       Unsynced group;
-      group.jobs.reserve(group_answers.size());
+      group.jobs.reserve(rest.size());  // before the reads run: their entries commit with them
+      std::vector<ApiResponse> group_answers = api.HandleGroup(rest, answer_budget.Room());
       for (ApiResponse& answer : group_answers) {
         group.jobs.push_back(std::move(reads[done++]));
         group.jobs.back().charge = answer_budget.Charge(answer.body.size());
