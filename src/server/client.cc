@@ -186,8 +186,20 @@ struct HttpsClient::Impl {
     buffer = beast::flat_buffer(kMaxUnparsedBytes);  // and its memory freed
   }
 
+  // Whether `e`, met on a kept-alive connection before any byte of an answer, says that the
+  // server had closed it (as a server does with a connection idle too long): the request may go
+  // once more on a new connection. A timeout, an answer cut off or too large, is not that.
+  static bool ClosedByServer(const error_code& e) {
+    return e == http::error::end_of_stream || e == asio::error::eof ||
+           e == asio::error::connection_reset || e == asio::error::broken_pipe ||
+           e == ssl::error::stream_truncated;
+  }
+
+  // Sends the request and reads its answer on the connection open. A failure sets
+  // closed_by_server when the connection was found closed before any of the answer came.
   Result<HttpsResponse> Once(http::verb verb, std::string_view target, std::string_view body,
                              std::string_view content_type) {
+    closed_by_server = false;
     http::request<http::string_body> request(verb, beast::string_view(target.data(), target.size()),
                                              11);
     request.set(http::field::host, options.host);
@@ -216,12 +228,18 @@ struct HttpsClient::Impl {
       socket.expires_after(options.timeout);
       http::async_write_header(*stream, serializer, on_done);
       Wait();
-      if (result) return tl::unexpected(Fail("write", result).error());
+      if (result) {
+        closed_by_server = ClosedByServer(result);
+        return tl::unexpected(Fail("write", result).error());
+      }
       http::response_parser<http::string_body> interim;
       interim.body_limit(options.max_response_bytes);
       http::async_read(*stream, buffer, interim, on_done);
       Wait();
-      if (result) return tl::unexpected(Fail("read", result).error());
+      if (result) {
+        closed_by_server = !interim.got_some() && ClosedByServer(result);
+        return tl::unexpected(Fail("read", result).error());
+      }
       if (interim.get().result() != http::status::continue_) {
         // A final answer instead of 100 Continue: the body was not sent, so this connection is
         // not reused (the server may still expect it, or have closed).
@@ -233,13 +251,21 @@ struct HttpsClient::Impl {
     socket.expires_after(deadline);
     http::async_write(*stream, serializer, on_done);
     Wait();
-    if (result) return tl::unexpected(Fail("write", result).error());
+    if (result) {
+      // Closed before the request was written whole: it was not taken (a server answers only
+      // a whole request), unless the write timed out, which says nothing of the kind.
+      closed_by_server = !announce && ClosedByServer(result);
+      return tl::unexpected(Fail("write", result).error());
+    }
     http::response_parser<http::string_body> parser;
     parser.body_limit(options.max_response_bytes);
     socket.expires_after(options.timeout);
     http::async_read(*stream, buffer, parser, on_done);
     Wait();
-    if (result) return tl::unexpected(Fail("read", result).error());
+    if (result) {
+      closed_by_server = !parser.got_some() && ClosedByServer(result);
+      return tl::unexpected(Fail("read", result).error());
+    }
     return Answer(parser.get());
   }
 
@@ -264,7 +290,8 @@ struct HttpsClient::Impl {
   }
 
   HttpsClientOptions options;
-  bool done = false;  // set by the handler of the operation Wait() waits for
+  bool done = false;              // set by the handler of the operation Wait() waits for
+  bool closed_by_server = false;  // the last Once failed on a connection the server had closed
   asio::io_context io{1};
   ssl::context tls{ssl::context::tls_client};
   std::optional<server_internal::RevocationListFile> crls;  // options.crl_file's
@@ -323,8 +350,9 @@ Result<HttpsResponse> HttpsClient::Request(std::string_view method, std::string_
     const bool reused = impl_->stream.has_value();
     if (!reused) ACCORD_RETURN_IF_ERROR(impl_->Connect());
     auto response = impl_->Once(verb, target, body, content_type);
-    if (!response && reused) {
-      // The server may have closed the kept-alive connection while it was idle: once more.
+    if (!response && reused && impl_->closed_by_server) {
+      // The server had closed the kept-alive connection while it was idle: once more. (Not
+      // after a timeout, an answer cut off or too large: the same request would meet the same.)
       ACCORD_RETURN_IF_ERROR(impl_->Connect());
       response = impl_->Once(verb, target, body, content_type);
     }

@@ -38,7 +38,8 @@ constexpr std::string_view kBatchesPath = "/v1/federation/batches";
 // doubles it back.
 constexpr size_t kMaxBatchBytes = 512 * 1024;
 constexpr size_t kMinBatchBytes = 16 * 1024;
-constexpr size_t kMaxLogLine = 2000;  // bytes of one line of the federation's log
+constexpr size_t kMaxLogLine = 2000;     // bytes of one line of the federation's log
+constexpr size_t kMaxStatusBytes = 500;  // of a partner's text in its status (last_error)
 // Receipts recorded in one transaction, at most: it holds the store's write lock while it
 // verifies them (two signatures each), and the node's server waits for that lock.
 constexpr size_t kReceiptsPerCommit = 8;
@@ -47,6 +48,9 @@ constexpr size_t kReceiptsPerCommit = 8;
 // keeps being sent more, takes turns with the others and with witnessing instead of holding the
 // thread.
 constexpr int kDeliveriesPerTurn = 16;
+// And its time, after which no further request is started in that turn: a partner whose batches
+// go one by one, or whose node answers slowly, does not hold the others' deliveries for longer.
+constexpr std::chrono::milliseconds kTurnTime{1000};
 // A partner's answer, at most: a batch's receipts (256 of a few KiB each) with room to spare. A
 // larger one is cut off as a failed request, before it is parsed.
 constexpr size_t kMaxAnswerBytes = 8 << 20;
@@ -156,6 +160,7 @@ struct Federation::Impl {
   std::condition_variable cv;
   // This pass left envelopes due to a partner whose turn ended (the thread's own).
   bool more_due = false;
+  std::chrono::steady_clock::time_point turn_ends;  // of the partner's turn in Deliver (ditto)
   int64_t delivered_at_us = 0;       // when Deliver last delivered an envelope, to any partner
   bool woken = false;                // GUARDED_BY(mu)
   bool stopping = false;             // GUARDED_BY(mu)
@@ -245,14 +250,19 @@ struct Federation::Impl {
     bool stop = false;
   };
 
+  // Whether the partner's turn has had its time (kTurnTime): the next request waits for the
+  // other partners' turns.
+  bool TurnOver() const { return std::chrono::steady_clock::now() >= turn_ends; }
+
   // Delivers what is due for `p`, in queue order, several envelopes a request when several are
-  // due, stopping at the first failure to reach it, at Stop, or after kDeliveriesPerTurn.
-  // Returns whether anything was delivered.
+  // due, stopping at the first failure to reach it, at Stop, or after kDeliveriesPerTurn or
+  // kTurnTime. Returns whether anything was delivered.
   bool Deliver(Peer& p) {
     bool delivered = false;
     std::set<int64_t> tried;  // an entry still due after its attempt is not tried again now
+    turn_ends = std::chrono::steady_clock::now() + kTurnTime;
     for (int deliveries = 0; !Stopping(); ++deliveries) {
-      if (deliveries == kDeliveriesPerTurn) {
+      if (deliveries == kDeliveriesPerTurn || TurnOver()) {
         more_due = true;  // the next pass comes at once, after the other partners' turns
         return delivered;
       }
@@ -367,6 +377,10 @@ struct Federation::Impl {
       Step total;
       for (const OutboxRecord* r : batch) {
         if (Stopping()) return {total.delivered, true};
+        if (TurnOver()) {  // the rest stay due, in order, for the partner's next turn
+          more_due = true;
+          return {total.delivered, true};
+        }
         const Step one = DeliverOne(p, *r);
         total.delivered = total.delivered || one.delivered;
         if (one.stop) return {total.delivered, true};
@@ -475,11 +489,16 @@ struct Federation::Impl {
                  : Status(Fail(Code::kInvalidArgument, "the answer is not the receipt for it"));
     });
     if (!recorded) {
-      // The partner answered, but not with a receipt this node can accept: keep the envelope
-      // queued, retry later, and say why.
-      const std::string why =
-          server_internal::OneLine("bad receipt: " + recorded.error().message, 500);
+      // The partner answered, but not with a receipt this node can accept, or this node could
+      // not record it now: keep the envelope queued, retry later, and say why, in the log and
+      // in the partner's status (a queue held behind it is not a healthy partner).
+      const Code code = recorded.error().code;
+      const bool ours = code == Code::kInternal || code == Code::kUnavailable;
+      const std::string why = server_internal::OneLine(
+          (ours ? "cannot record the receipt now: " : "bad receipt: ") + recorded.error().message,
+          500);
       log(fmt::format("{}: {} `{}`: {}", p.options.party, r.kind, r.id, why));
+      p.status.last_error = why;
       return {false, !Record(r, why, NowMicros() + Backoff(r.attempts + 1), false)};
     }
     return {true, false};
@@ -522,9 +541,10 @@ struct Federation::Impl {
     if (cp->origin != Node::LogOrigin(p.options.party)) {
       // Another party's log (signed by it, and so not forged): this node would otherwise check
       // it against what it cosigned of that party and keep a "fork" of an honest log.
+      p.status.last_error = server_internal::OneLine(
+          "witness: a checkpoint of another log, " + cp->origin, kMaxStatusBytes);
       log(fmt::format("{} served a checkpoint of another log, `{}`: not witnessed", p.options.party,
-                      cp->origin));
-      p.status.last_error = "witness: a checkpoint of another log, " + cp->origin;
+                      server_internal::OneLine(cp->origin, kMaxStatusBytes)));
       return;
     }
     // Nothing new: the size and root cosigned last. The same size with another root is a fork,
