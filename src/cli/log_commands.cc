@@ -3,6 +3,7 @@
 
 #include "accord/merkle.h"
 #include "accord/note.h"
+#include "accord/utf8.h"
 #include "commands.h"
 
 namespace accord::cli {
@@ -77,8 +78,9 @@ int RunVerifyProof(const VerifyProofOptions& o) {
   // key that signs its own, so the key alone does not say whose log the checkpoint is of.
   const std::string& origin = o.origin.value_or(key->name());
   if (checkpoint->origin != origin) {
-    fmt::print("invalid: checkpoint: it is of the log `{}`, not of `{}` ({})\n", checkpoint->origin,
-               origin, o.origin ? "--origin" : "the key's name; --origin sets another");
+    fmt::print("invalid: checkpoint: it is of the log `{}`, not of `{}` ({})\n",
+               OneLine(checkpoint->origin), OneLine(origin),
+               o.origin ? "--origin" : "the key's name; --origin sets another");
     return 1;
   }
   return Report(merkle::VerifyInclusion(merkle::LeafHash(*entry), o.index, checkpoint->size, *proof,

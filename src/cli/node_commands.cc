@@ -52,21 +52,6 @@ int Report(const Error& e) {
   return e.code == Code::kDataLoss ? kExitIntegrity : kExitFailed;
 }
 
-namespace {
-namespace json = boost::json;
-
-// A file that may hold a secret (a payload, a passphrase), or stdin for "-", read straight into
-// memory that wipes itself, when it holds at most `max_bytes`.
-std::optional<SecretBytes> ReadSecretFile(const std::string& path, size_t max_bytes,
-                                          std::string_view limit = {}) {
-  auto bytes = ReadSecretFileAtMost(path, max_bytes);
-  if (!bytes) {
-    PrintReadError(bytes.error(), limit);
-    return std::nullopt;
-  }
-  return std::move(*bytes);
-}
-
 // Whether WriteFile(path) can create its file, asked before an operation whose output it is:
 // the operation commits, and a failure to write its output afterwards would read as if it had
 // not happened. WriteFile replaces what is at `path`, so that must be nothing, a regular file,
@@ -109,6 +94,21 @@ bool InsideHome(const std::string& path, const std::string& home) {
   if (ec) return false;
   const auto [end, unused] = std::mismatch(h.begin(), h.end(), p.begin(), p.end());
   return end == h.end();
+}
+
+namespace {
+namespace json = boost::json;
+
+// A file that may hold a secret (a payload, a passphrase), or stdin for "-", read straight into
+// memory that wipes itself, when it holds at most `max_bytes`.
+std::optional<SecretBytes> ReadSecretFile(const std::string& path, size_t max_bytes,
+                                          std::string_view limit = {}) {
+  auto bytes = ReadSecretFileAtMost(path, max_bytes);
+  if (!bytes) {
+    PrintReadError(bytes.error(), limit);
+    return std::nullopt;
+  }
+  return std::move(*bytes);
 }
 
 // A new home's key store is sealed under its passphrase alone, which a copy of the file lets
@@ -678,9 +678,11 @@ std::optional<int> NodeCommands::Run() {
   }
   // A passphrase or PIN read from standard input would take the payload or package read from it
   // too (or they it).
-  const bool reads_stdin = (ran == f.put && f.in == "-") ||
-                           (f.file == "-" && (ran == f.receive || ran == f.import_public ||
-                                              ran == f.log_witness || ran == f.log_shown));
+  const bool reads_stdin =
+      (ran == f.put && f.in == "-") ||
+      (f.file == "-" && (ran == f.receive || ran == f.import_public || ran == f.log_witness ||
+                         ran == f.log_shown)) ||
+      (ran == f.log_verify && std::ranges::find(f.own_checkpoints, "-") != f.own_checkpoints.end());
   if (reads_stdin && (f.passphrase_file == "-" || f.pin_file == "-")) {
     PrintError("the passphrase or PIN and the input cannot both come from standard input");
     return kExitUsage;
@@ -1015,9 +1017,18 @@ std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
   if (ran == f.log_evidence) {
     auto evidence = node.ForkEvidence();
     if (!evidence) return Report(evidence.error());
+    // The notes are a partner's text: each of their lines printed as OneLine makes it safe.
+    const auto lines = [](std::string_view note) {
+      std::string out;
+      for (size_t end; (end = note.find('\n')) != std::string_view::npos;) {
+        out += OneLine(note.substr(0, end)) + "\n";
+        note.remove_prefix(end + 1);
+      }
+      return out + OneLine(note);
+    };
     for (const auto& e : *evidence) {
-      fmt::print("{} at {}: {}\n-- last cosigned:\n{}-- contradicted by:\n{}\n", e.origin,
-                 FormatInstant(e.at), e.reason, e.earlier, e.later);
+      fmt::print("{} at {}: {}\n-- last cosigned:\n{}-- contradicted by:\n{}\n", OneLine(e.origin),
+                 FormatInstant(e.at), OneLine(e.reason), lines(e.earlier), lines(e.later));
     }
     if (evidence->empty()) fmt::print("no evidence: no partner's log was caught rewritten\n");
     return kExitOk;

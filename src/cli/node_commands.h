@@ -56,6 +56,15 @@ int ReadHomeSecrets(const std::string& passphrase_file, const std::string& pin_f
 // directory. False, after printing why, on failure.
 bool WriteFile(const std::string& path, ByteView bytes, mode_t mode = 0600);
 
+// Whether WriteFile(path) can create its file, asked before an operation whose output it is.
+// It must be nothing, a regular file, or a link to one or to nothing: never a directory, nor a
+// device or FIFO that the output would replace. True for "-"; false after printing why.
+bool CanWrite(const std::string& path);
+
+// Whether `path` lies inside the home `home` (its store, key store, policy), where no output may
+// go: WriteFile would replace one of the home's files.
+bool InsideHome(const std::string& path, const std::string& home);
+
 class NodeCommands {
  public:
   // Declares the subcommands on `app`.

@@ -67,12 +67,15 @@ ServeCommand::ServeCommand(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   f.cmd->add_option("--cert", f.cert, "This node's certificate (PEM)");
   f.cmd->add_option("--key", f.key, "This node's private key (PEM)");
   f.cmd->add_option("--port-file", f.port_file, "Write the port here once listening");
+  // The ranges of serve.toml's [limits] (serve_config.cc), so that 0 is refused here too.
   f.cmd->add_option("--max-body", f.max_body, "Largest request body in bytes (default 8 MiB)")
-      ->check(CountValidator());
+      ->check(CountValidator())
+      ->check(CLI::Range(size_t{1}, size_t{1} << 32));
   f.cmd
       ->add_option("--max-connections", f.max_connections,
                    "Most open connections (default 256, at most 4096)")
-      ->check(CountValidator());
+      ->check(CountValidator())
+      ->check(CLI::Range(size_t{1}, kMaxConnectionsLimit));
 }
 
 ServeCommand::~ServeCommand() = default;
@@ -104,6 +107,16 @@ std::optional<ServeConfig> ResolveConfig(const ServeCommand::Flags& f) {
   if (!f.cert.empty()) c.server.cert_file = f.cert;
   if (!f.key.empty()) c.server.key_file = f.key;
   if (!f.port_file.empty()) c.port_file = f.port_file;
+  if (!c.port_file.empty()) {
+    // The file is replaced when the node listens and removed when it stops: never one of the
+    // home's own (its key store, its store), nor a device.
+    if (InsideHome(c.port_file, f.home)) {
+      PrintError(fmt::format("cannot write the port file `{}`: it is inside the home `{}`",
+                             c.port_file, f.home));
+      return std::nullopt;
+    }
+    if (!CanWrite(c.port_file)) return std::nullopt;
+  }
   if (f.max_body > 0) c.server.max_body_bytes = f.max_body;
   if (f.max_connections > 0) c.server.max_connections = f.max_connections;
   if (c.server.ca_file.empty() || c.server.cert_file.empty() || c.server.key_file.empty()) {
@@ -270,7 +283,7 @@ std::optional<int> ServeCommand::Run() {
     static constexpr std::string_view kNow =
         "accord: a second signal: stopped at once; requests in flight are not answered\n";
     (void)!::write(STDERR_FILENO, kNow.data(), kNow.size());
-    if (!config->port_file.empty()) ::unlink(config->port_file.c_str());
+    if (!config->port_file.empty() && config->port_file != "-") ::unlink(config->port_file.c_str());
     std::_Exit(kExitFailed);
   });
   const Status served = (*server)->Run();
@@ -280,7 +293,7 @@ std::optional<int> ServeCommand::Run() {
   // The federation stops after its request in flight (a second signal meanwhile stops at once).
   if (federation) federation->Stop();
   // A port file left behind would send partners to a port no longer this node's.
-  if (!config->port_file.empty()) ::unlink(config->port_file.c_str());
+  if (!config->port_file.empty() && config->port_file != "-") ::unlink(config->port_file.c_str());
   served_out.store(true);  // then wake the waiter, which still waits for a signal
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();

@@ -12,7 +12,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
@@ -139,16 +138,6 @@ Status CopyPolicy(const std::string& from, const fs::path& to) {
   if (ec) {
     return Fail(Code::kInvalidArgument,
                 fmt::format("copying the policy `{}`: {}", from, ec.message()));
-  }
-  return OkStatus();
-}
-
-Status WriteFile(const fs::path& path, std::string_view text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) {
-    return Fail(Code::kInternal, fmt::format("cannot write `{}`", path.string()));
   }
   return OkStatus();
 }
@@ -561,11 +550,13 @@ struct Node::Impl {
     return OkStatus();
   }
 
-  // Whether a failure may pass (a key store that cannot answer now, kUnavailable; a failure of
-  // this node's own, kInternal: the store refusing a row, an I/O error): not a refusal of the
-  // operation, so not logged as one (decision #154). The caller tries again.
+  // Whether a failure is no refusal of the operation, and is not logged as one (decision #154):
+  // one that may pass (a key store that cannot answer now, kUnavailable; a failure of this
+  // node's own, kInternal: the store refusing a row, an I/O error), after which the caller tries
+  // again, or one that finds the work done already (kAlreadyExists: a replay, logged once).
   static bool MayPass(const Error& error) {
-    return error.code == Code::kUnavailable || error.code == Code::kInternal;
+    return error.code == Code::kUnavailable || error.code == Code::kInternal ||
+           error.code == Code::kAlreadyExists;
   }
 
   // `entry`, an allowed decision of an operation this node then could not make, made the refusal
@@ -1114,7 +1105,12 @@ Status InitNode(NodeInitOptions options) {
     return Fail(Code::kInvalidArgument,
                 fmt::format("cannot create `{}`: {}", options.home, ec.message()));
   }
-  ::chmod(home.c_str(), 0700);
+  if (::chmod(home.c_str(), 0700) != 0) {
+    // An empty directory someone else made (and could still change) is no home of this one's.
+    const int error = errno;
+    return Fail(Code::kInvalidArgument, fmt::format("cannot make `{}` private (mode 0700): {}",
+                                                    options.home, std::strerror(error)));
+  }
   // Any failure from here on removes what was made, so a half-made home never exists.
   auto made = [&]() -> Status {
     ACCORD_RETURN_IF_ERROR(CopyPolicy(options.policy_dir, home / "policy"));
@@ -1160,9 +1156,11 @@ Status InitNode(NodeInitOptions options) {
       }
       return OkStatus();
     }));
-    return WriteFile(
-        home / "public.json",
-        node_internal::EncodePublicKeys({options.party, sign.public_key(), wrap.public_key()}));
+    // Written whole and made durable with the directory's entries (ReplaceFile).
+    return ReplaceFile(
+        (home / "public.json").string(),
+        node_internal::EncodePublicKeys({options.party, sign.public_key(), wrap.public_key()}),
+        0644);
   }();
   if (!made) {
     fs::remove_all(home, ec);
@@ -1736,7 +1734,7 @@ Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
     // An authenticated package that is refused is logged (a replay is not: it was logged once;
     // nor is one that cannot be taken now, kUnavailable, or that this node failed to take,
     // kInternal: it comes again).
-    if (!result && result.error().code != Code::kAlreadyExists && !Impl::MayPass(result.error())) {
+    if (!result && !Impl::MayPass(result.error())) {
       AuditEntry entry = n.Entry(env.kind == "receipt" ? "receipt" : "receive");
       entry.decision = "deny";
       const auto reason = Denial(result.error());

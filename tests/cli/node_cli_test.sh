@@ -167,10 +167,12 @@ expect ls-json 0 '"id":"k-2015","originator":"KOR".*"topics":\["dprk-missile"\],
 # 2b. Files written for an operator: a payload is mode 0600 and never written through a file
 # planted beside it; an output that cannot be written is refused before the operation commits;
 # stdout that cannot be written is an error; a passphrase file written on Windows works.
-ln -s "$work/victim" "$d/payload.txt.tmp"
+# (The staged file's name is random, mkostemp's; a link planted at the path itself is replaced.)
+ln -s "$work/victim" "$d/payload.txt"
 expect get-out 0 'allow' "$accord" get --home "$d/KOR" --at 2019-12-01T00:00:00+09:00 \
   --id k-2019 --as kor-analyst --out "$d/payload.txt"
-if [ "$(stat -c %a "$d/payload.txt")" = 600 ] && [ ! -e "$work/victim" ]; then ok; else
+if [ "$(stat -c %a "$d/payload.txt")" = 600 ] && [ ! -L "$d/payload.txt" ] &&
+  [ ! -e "$work/victim" ]; then ok; else
   fail "get --out: mode $(stat -c %a "$d/payload.txt"), or written through the planted link"
 fi
 entries_before=$("$accord" log show --home "$d/KOR" | wc -l) && [ "$entries_before" -gt 0 ] ||
@@ -639,6 +641,19 @@ expect serve-toml-date-line 2 'date.toml:5:[0-9]+: ' "$accord" serve --home "$wo
 printf '[limits]\nmax_requests_per_caller = 0\n' >"$work/zero.toml"
 expect serve-zero-limit 2 'max_requests_per_caller' "$accord" serve --home "$work/srv" \
   --config "$work/zero.toml"
+# The port file is replaced when the node listens and removed when it stops: never one of the
+# home's own files, nor a device.
+cp "$work/srv/keystore" "$work/keystore.before"
+expect serve-port-file-in-home 2 'cannot write the port file `[^`]*keystore`: it is inside the home' \
+  "$accord" serve --home "$work/srv" --port-file "$work/srv/keystore"
+if cmp -s "$work/srv/keystore" "$work/keystore.before"; then ok; else
+  fail "serve-port-file-in-home-kept: the key store changed"
+fi
+expect serve-port-file-device 2 'not a regular file' "$accord" serve --home "$work/srv" \
+  --port-file /dev/null
+expect serve-max-connections-flag 2 'max-connections' "$accord" serve --home "$work/srv" \
+  --max-connections 5000
+expect serve-max-body-zero 2 'max-body' "$accord" serve --home "$work/srv" --max-body 0
 printf '[limits]\nmax_answer_bytes = 0\n' >"$work/zero-answers.toml"
 expect serve-zero-answer-limit 2 'max_answer_bytes' "$accord" serve --home "$work/srv" \
   --config "$work/zero-answers.toml"
@@ -695,6 +710,8 @@ if [ "$(head -c 6 "$work/stdout.entry")" = '{"v":1' ]; then ok; else
 fi
 expect passphrase-and-checkpoint-stdin 2 'cannot both come from standard input' sh -c \
   "\"$accord\" log witness --home \"$d/JPN\" --passphrase-file - --checkpoint - </dev/null"
+expect passphrase-and-verify-checkpoint-stdin 2 'cannot both come from standard input' sh -c \
+  "\"$accord\" log verify --home \"$d/JPN\" --passphrase-file - --checkpoint - </dev/null"
 
 # 8. Help for every node command.
 for cmd in "node init" "node backup" put get ls release receive forward consent reclassify destroy report \
