@@ -1105,11 +1105,19 @@ Status InitNode(NodeInitOptions options) {
     return Fail(Code::kInvalidArgument,
                 fmt::format("cannot create `{}`: {}", options.home, ec.message()));
   }
-  if (::chmod(home.c_str(), 0700) != 0) {
-    // An empty directory someone else made (and could still change) is no home of this one's.
+  // An empty directory someone else made, and could still change, is no home of this user's
+  // (root's chmod succeeds on anyone's: the owner is checked too).
+  struct stat st {};
+  if (::chmod(home.c_str(), 0700) != 0 || ::stat(home.c_str(), &st) != 0) {
     const int error = errno;
     return Fail(Code::kInvalidArgument, fmt::format("cannot make `{}` private (mode 0700): {}",
                                                     options.home, std::strerror(error)));
+  }
+  if (st.st_uid != ::geteuid()) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("`{}` belongs to another user (uid {}): a home must be its "
+                            "own user's",
+                            options.home, st.st_uid));
   }
   // Any failure from here on removes what was made, so a half-made home never exists.
   auto made = [&]() -> Status {

@@ -134,13 +134,16 @@ struct Federation::Impl {
     int64_t failures = 0;        // consecutive
     int64_t local_failures = 0;  // consecutive failures to record its receipts in this store
     int64_t witnessed_at_us = 0;
-    int64_t proved_at_us = 0;                    // when ProveShown last ran a full round
-    std::string proof_error;                     // the last failure to prove, logged once
-    bool port_known = false;                     // read from the port file
-    bool port_missing = false;                   // the last failure: the file names no port
-    size_t batch_bytes = kMaxBatchBytes;         // 0: one envelope a request
-    size_t batch_ceiling = kMaxBatchBytes;       // lowered by a 413: the partner's body limit
-    bool takes_batches = true;                   // false once it answered 404 or 405 to one
+    int64_t proved_at_us = 0;               // when ProveShown last ran a full round
+    std::string proof_error;                // the last failure to prove, logged once
+    bool port_known = false;                // read from the port file
+    bool port_missing = false;              // the last failure: the file names no port
+    size_t batch_bytes = kMaxBatchBytes;    // 0: one envelope a request
+    size_t batch_ceiling = kMaxBatchBytes;  // lowered by a 413: the partner's body limit
+    bool takes_batches = true;              // false once it answered 404 or 405 to one
+    // Why its queue waits: the receipt last answered that this node did not take (Acknowledge),
+    // until one is taken. Shown as its last_error while it is reached.
+    std::string held_by;
     std::optional<merkle::Hash> witnessed_root;  // of the last checkpoint cosigned here
     uint64_t reported_ahead = 0;  // the size of the checkpoint shown ahead of its log, logged
     std::optional<std::pair<uint64_t, merkle::Hash>> forked_at;  // the last one found a fork
@@ -233,7 +236,7 @@ struct Federation::Impl {
     p.retry_at_us = 0;
     p.port_missing = false;
     p.status.reachable = true;
-    p.status.last_error.clear();
+    p.status.last_error = p.held_by;  // reached, but its queue may still wait on a receipt
   }
 
   // Records a failed attempt at `r`; false (and a log line) when the store fails.
@@ -377,7 +380,9 @@ struct Federation::Impl {
       Step total;
       for (const OutboxRecord* r : batch) {
         if (Stopping()) return {total.delivered, true};
-        if (TurnOver()) {  // the rest stay due, in order, for the partner's next turn
+        // The rest stay due, in order, for the partner's next turn; the first goes now, or a
+        // slow batch would take every turn and none would go alone.
+        if (r != batch.front() && TurnOver()) {
           more_due = true;
           return {total.delivered, true};
         }
@@ -493,14 +498,18 @@ struct Federation::Impl {
       // not record it now: keep the envelope queued, retry later, and say why, in the log and
       // in the partner's status (a queue held behind it is not a healthy partner).
       const Code code = recorded.error().code;
-      const bool ours = code == Code::kInternal || code == Code::kUnavailable;
       const std::string why = server_internal::OneLine(
-          (ours ? "cannot record the receipt now: " : "bad receipt: ") + recorded.error().message,
-          500);
+          std::string(code == Code::kInternal      ? "cannot record the receipt: "
+                      : code == Code::kUnavailable ? "receipt not taken now: "
+                                                   : "bad receipt: ") +
+              recorded.error().message,
+          kMaxStatusBytes);
       log(fmt::format("{}: {} `{}`: {}", p.options.party, r.kind, r.id, why));
+      p.held_by = why;
       p.status.last_error = why;
       return {false, !Record(r, why, NowMicros() + Backoff(r.attempts + 1), false)};
     }
+    p.held_by.clear();
     return {true, false};
   }
 

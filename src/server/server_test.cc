@@ -2524,6 +2524,52 @@ TEST_F(ServerTest, ClientTakesNoStrayAnswerForTheNextRequest) {
   EXPECT_EQ(server.connections(), 2);
 }
 
+// A request on a kept-alive connection that the server closed meanwhile (as it does one idle
+// too long) goes once more on a new connection; one whose answer did not come in time does not:
+// the server has it, and the same request would wait the same (decision #162).
+TEST_F(ServerTest, ClientSendsAgainOnlyOnAConnectionTheServerClosed) {
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  HttpsClientOptions o;
+  o.ca_file = pki_->Path("ca.pem");
+  o.cert_file = pki_->Path("jpn-node.pem");
+  o.key_file = pki_->Path("jpn-node.key");
+  o.expect_common_name = "JPN";
+  o.timeout = 1s;
+  {
+    // The first connection ends after its answer, without a close_notify.
+    ScriptedServer server(pki_->Path("ca.pem"), pki_->Path("jpn-node-server.pem"),
+                          pki_->Path("jpn-node-server.key"),
+                          [&](SSL* ssl, int request) { return WriteAll(ssl, ok) && request > 0; });
+    o.port = server.port();
+    auto client = HttpsClient::Create(o);
+    ASSERT_TRUE(client) << client.error().ToString();
+    ASSERT_TRUE((*client)->Request("GET", "/v1/health"));
+    std::this_thread::sleep_for(100ms);  // the server has closed it
+    auto again = (*client)->Request("GET", "/v1/health");
+    ASSERT_TRUE(again) << again.error().ToString();
+    EXPECT_EQ(again->body, "ok");
+    EXPECT_EQ(server.connections(), 2);
+  }
+  std::atomic<int> seen = 0;
+  ScriptedServer server(pki_->Path("ca.pem"), pki_->Path("jpn-node-server.pem"),
+                        pki_->Path("jpn-node-server.key"), [&](SSL* ssl, int request) {
+                          ++seen;
+                          if (request == 0) return WriteAll(ssl, ok);
+                          std::this_thread::sleep_for(1500ms);  // past the client's deadline
+                          return false;
+                        });
+  o.port = server.port();
+  auto client = HttpsClient::Create(o);
+  ASSERT_TRUE(client) << client.error().ToString();
+  ASSERT_TRUE((*client)->Request("GET", "/v1/health"));
+  auto late = (*client)->Request("GET", "/v1/health");
+  ASSERT_FALSE(late);
+  EXPECT_NE(late.error().message.find("timed out"), std::string::npos) << late.error().message;
+  std::this_thread::sleep_for(1000ms);  // a request sent again would be seen by now
+  EXPECT_EQ(seen, 2);
+  EXPECT_EQ(server.connections(), 1);
+}
+
 // The server's side of the endless chunk line: a 400 once the buffer's limit is reached, while
 // the header and body limits still hold.
 TEST_F(ServerTest, AnEndlessChunkLineIsRefused) {

@@ -641,16 +641,6 @@ expect serve-toml-date-line 2 'date.toml:5:[0-9]+: ' "$accord" serve --home "$wo
 printf '[limits]\nmax_requests_per_caller = 0\n' >"$work/zero.toml"
 expect serve-zero-limit 2 'max_requests_per_caller' "$accord" serve --home "$work/srv" \
   --config "$work/zero.toml"
-# The port file is replaced when the node listens and removed when it stops: never one of the
-# home's own files, nor a device.
-cp "$work/srv/keystore" "$work/keystore.before"
-expect serve-port-file-in-home 2 'cannot write the port file `[^`]*keystore`: it is inside the home' \
-  "$accord" serve --home "$work/srv" --port-file "$work/srv/keystore"
-if cmp -s "$work/srv/keystore" "$work/keystore.before"; then ok; else
-  fail "serve-port-file-in-home-kept: the key store changed"
-fi
-expect serve-port-file-device 2 'not a regular file' "$accord" serve --home "$work/srv" \
-  --port-file /dev/null
 expect serve-max-connections-flag 2 'max-connections' "$accord" serve --home "$work/srv" \
   --max-connections 5000
 expect serve-max-body-zero 2 'max-body' "$accord" serve --home "$work/srv" --max-body 0
@@ -661,6 +651,18 @@ expect serve-zero-answer-limit 2 'max_answer_bytes' "$accord" serve --home "$wor
 # path: `cert = ""` would have turned the key pin off unseen. (`timeout`: a node that took such a
 # file would serve until stopped.)
 tls_flags=(--ca "$work/pki/ca.pem" --cert "$work/pki/nodes/KOR.pem" --key "$work/pki/nodes/KOR.key")
+# The port file is replaced when the node listens and removed when it stops: never one of the
+# home's own files, nor a device. (With everything else a node needs, so that one that took the
+# file would listen, replace the key store, and remove it when `timeout` stops it.)
+cp "$work/srv/keystore" "$work/keystore.before"
+expect serve-port-file-in-home 2 'cannot write the port file `[^`]*keystore`: it is inside the home' \
+  timeout 20 "$accord" serve --home "$work/srv" --at 2018-05-01T00:00:00+09:00 \
+  --port-file "$work/srv/keystore" "${tls_flags[@]}"
+if cmp -s "$work/srv/keystore" "$work/keystore.before"; then ok; else
+  fail "serve-port-file-in-home-kept: the key store changed"
+fi
+expect serve-port-file-device 2 'not a regular file' timeout 20 "$accord" serve \
+  --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --port-file /dev/null "${tls_flags[@]}"
 printf '[[peer]]\nparty = "JPN"\nport = 1\ncert = ""\n' >"$work/empty-cert.toml"
 expect serve-empty-cert 2 'empty-cert.toml:4: `cert` is empty' timeout 20 "$accord" serve --home "$work/srv" \
   --at 2018-05-01T00:00:00+09:00 --config "$work/empty-cert.toml" "${tls_flags[@]}"
