@@ -776,6 +776,17 @@ struct Node::Impl {
     return body;
   }
 
+  // The entry of `env`, a notice of `body` this node signed: at the notice's instant (one
+  // reading of the clock for both), naming it, with the digest of its signed body, as a
+  // package's entry has (SendPackage), so that the log commits to what the notice says.
+  AuditEntry NoticeEntrySent(const NoticeBody& body, const Envelope& env) const {
+    AuditEntry e = Entry(body.kind, body.object_id);
+    e.at = body.at;
+    e.package = body.id;
+    e.digest = HexEncode(Sha256(env.body));
+    return e;
+  }
+
   // A release or forward package of `facts`' object for `to`, as decision `d` allows it.
   PackageBody NewPackage(std::string kind, const std::string& to, Instant at, const Decision& d,
                          const Facts& facts) const {
@@ -1536,9 +1547,8 @@ Result<Bytes> Node::Consent(const std::string& object_id, const std::string& to)
     body.label = LabelOf(o);  // what a holder's forward must carry (decision #84)
     Envelope env = n.Notice(body);
     const Bytes notice = node_internal::EncodeEnvelope(env);
-    AuditEntry entry = n.Entry("consent", o.id);
+    AuditEntry entry = n.NoticeEntrySent(body, env);
     entry.to = to;
-    entry.package = body.id;
     // The holders that may forward it learn of the consent.
     ACCORD_ASSIGN_OR_RETURN(std::vector<std::string> holders, n.Holders(o.id));
     std::erase(holders, to);
@@ -1573,10 +1583,9 @@ Result<Bytes> Node::Reclassify(const std::string& object_id, const std::string& 
     body.version = o.version;
     Envelope env = n.Notice(body);
     const Bytes notice = node_internal::EncodeEnvelope(env);
-    AuditEntry entry = n.Entry("reclassify", o.id);
+    AuditEntry entry = n.NoticeEntrySent(body, env);
     entry.level = level;
     entry.version = std::to_string(o.version);
-    entry.package = body.id;
     ACCORD_ASSIGN_OR_RETURN(const std::vector<std::string> holders, n.Holders(o.id));
     return n.CommitAndSend(
         std::move(env), entry,
@@ -1624,6 +1633,7 @@ Result<Bytes> Node::Destroy(const std::string& object_id, DestroyScope scope) {
       env = n.Notice(body);
       notice = node_internal::EncodeEnvelope(*env);
       entry.package = body.id;
+      entry.digest = HexEncode(Sha256(env->body));
     }
     const auto records = [&]() -> Status {
       if (!o.destroyed_at) ACCORD_RETURN_IF_ERROR(n.store->EraseObjectCopy(o.id, at));
@@ -1666,10 +1676,9 @@ Result<Bytes> Node::Report(const std::string& object_id, const std::string& kind
     body.text = text;
     Envelope env = n.Notice(body);
     const Bytes notice = node_internal::EncodeEnvelope(env);
-    AuditEntry entry = n.Entry("report", o.id);
+    AuditEntry entry = n.NoticeEntrySent(body, env);
     entry.to = o.originator;
     entry.reason = kind;
-    entry.package = body.id;
     const std::string originator[] = {o.originator};
     return n.CommitAndSend(
         std::move(env), entry,

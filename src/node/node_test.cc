@@ -2438,6 +2438,39 @@ TEST_F(NodeTest, AnAllowedReleaseOrForwardThisNodeCannotMakeIsLoggedAsRefused) {
   ASSERT_TRUE(jpn->Receive(*forward));
 }
 
+// The entry of a notice this node signs commits to it: the digest of its signed body, and the
+// notice's own instant (one reading of the clock), as a package's entry does (decision #163).
+TEST_F(NodeTest, TheEntryOfANoticeSentCommitsToItsBody) {
+  InitAll();
+  auto kor = Open("KOR", "2018-03-01T00:00:00+09:00");
+  auto usa = Open("USA", "2018-03-02T00:00:00+09:00");
+  ToTheHub(*kor, *usa, "k-n");
+  const auto expect_commits = [](Node& node, const Bytes& sent, const std::string& op) {
+    SCOPED_TRACE(op);
+    const node_internal::Envelope env = node_internal::ParseEnvelope(sent, 1 << 20).value();
+    const node_internal::NoticeBody body =
+        node_internal::ParseNoticeBody(env.kind, env.body).value();
+    const auto entry = Entries(node).back();
+    EXPECT_EQ(entry.op, op);
+    EXPECT_EQ(entry.package, body.id);
+    EXPECT_EQ(entry.digest, HexEncode(Sha256(env.body)));
+    EXPECT_EQ(entry.at.micros, body.at.micros);
+  };
+  auto consent = kor->Consent("k-n", "JPN");
+  ASSERT_TRUE(consent) << consent.error().ToString();
+  expect_commits(*kor, *consent, "consent");
+  auto reclassify = kor->Reclassify("k-n", "III");
+  ASSERT_TRUE(reclassify) << reclassify.error().ToString();
+  expect_commits(*kor, *reclassify, "reclassify");
+  ASSERT_TRUE(usa->Receive(*reclassify));
+  auto report = usa->Report("k-n", "loss", "misplaced");
+  ASSERT_TRUE(report) << report.error().ToString();
+  expect_commits(*usa, *report, "report");
+  auto destroy = kor->Destroy("k-n", DestroyScope::kEverywhere);
+  ASSERT_TRUE(destroy) << destroy.error().ToString();
+  expect_commits(*kor, *destroy, "destroy");
+}
+
 // A home whose policy no longer names its party (edited by hand, brought up to a partner's) is
 // not opened: every decision for that party would read past the engine's parties (#158).
 TEST_F(NodeTest, AHomeWhosePolicyLacksItsPartyIsNotOpened) {
