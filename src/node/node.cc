@@ -1626,15 +1626,14 @@ Result<Bytes> Node::Destroy(const std::string& object_id, DestroyScope scope) {
     const Instant at = Now();
     AuditEntry entry = n.Entry("destroy", o.id);
     entry.at = at;
-    entry.reason = everywhere ? "everywhere" : "own-copy";
     if (everywhere) {
       NoticeBody body = n.NewNotice("destroy", o);
       body.at = at;
       env = n.Notice(body);
       notice = node_internal::EncodeEnvelope(*env);
-      entry.package = body.id;
-      entry.digest = HexEncode(Sha256(env->body));
+      entry = n.NoticeEntrySent(body, *env);
     }
+    entry.reason = everywhere ? "everywhere" : "own-copy";
     const auto records = [&]() -> Status {
       if (!o.destroyed_at) ACCORD_RETURN_IF_ERROR(n.store->EraseObjectCopy(o.id, at));
       return n.store->InsertDestruction(DestructionRecord{
