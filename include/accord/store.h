@@ -24,6 +24,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "accord/crypto.h"
@@ -203,6 +204,7 @@ enum class ShownState { kProved, kForked };
 // are wall-clock microseconds since the epoch (delivery runs on real time, also in homes with a
 // simulated clock).
 enum class DeliveryState { kPending, kDelivered, kFailed };
+[[nodiscard]] std::string_view DeliveryStateName(DeliveryState s);  // "pending", ...
 
 struct OutboxRecord {
   int64_t seq = 0;  // queue order, assigned by the store

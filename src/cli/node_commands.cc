@@ -25,6 +25,7 @@
 #include "accord/pki.h"
 #include "accord/utf8.h"
 #include "commands.h"
+#include "outbox_commands.h"
 
 namespace accord::cli {
 
@@ -284,6 +285,9 @@ struct NodeCommands::Flags {
   CLI::App* pki_init = nullptr;
   CLI::App* backup = nullptr;
   CLI::App* pki_revoke = nullptr;
+  CLI::App* outbox_ls = nullptr;
+  CLI::App* outbox_export = nullptr;
+  size_t outbox_limit = 100;
 };
 
 NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
@@ -404,6 +408,21 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
       ->check(CLI::IsMember({"loss", "compromise"}));
   f.report->add_option("--text", f.text, "What happened")->required();
   f.report->add_option("--out", f.out, "Notice file for the originator")->required();
+
+  auto* outbox = app.add_subcommand(
+      "outbox", "The envelopes queued for partners, and one written out again to carry by hand");
+  outbox->require_subcommand(1);
+  f.outbox_ls = outbox->add_subcommand(
+      "ls", "Count the envelopes per partner and state; list those not delivered");
+  home_flags(f.outbox_ls);
+  f.outbox_ls->add_option("--limit", f.outbox_limit, "List at most this many (default 100)")
+      ->check(CountValidator());
+  f.outbox_export = outbox->add_subcommand(
+      "export", "Write a queued envelope to a file again, as the command that made it did");
+  home_flags(f.outbox_export);
+  f.outbox_export->add_option("--id", f.id, "Package or notice id (`outbox ls`)")->required();
+  f.outbox_export->add_option("--to", f.to, "The partner it is queued for")->required();
+  f.outbox_export->add_option("--out", f.out, "Envelope file to write ('-': stdout)")->required();
 
   auto* subject = app.add_subcommand("subject", "This node's directory of people and systems");
   subject->require_subcommand(1);
@@ -650,12 +669,13 @@ std::optional<int> NodeCommands::Run() {
     return kExitOk;
   }
 
-  CLI::App* const commands[] = {f.log_checkpoint,  f.log_key,    f.log_show,      f.log_prove,
-                                f.log_consistency, f.log_verify, f.log_witness,   f.log_evidence,
-                                f.log_shown,       f.put,        f.get,           f.ls,
-                                f.release,         f.receive,    f.forward,       f.consent,
-                                f.reclassify,      f.destroy,    f.report,        f.subject_add,
-                                f.subject_remove,  f.subject_ls, f.export_public, f.import_public};
+  CLI::App* const commands[] = {f.log_checkpoint,  f.log_key,      f.log_show,      f.log_prove,
+                                f.log_consistency, f.log_verify,   f.log_witness,   f.log_evidence,
+                                f.log_shown,       f.put,          f.get,           f.ls,
+                                f.release,         f.receive,      f.forward,       f.consent,
+                                f.reclassify,      f.destroy,      f.report,        f.subject_add,
+                                f.subject_remove,  f.subject_ls,   f.export_public, f.import_public,
+                                f.outbox_ls,       f.outbox_export};
   CLI::App* ran = nullptr;
   for (CLI::App* c : commands) {
     if (*c) ran = c;
@@ -875,6 +895,11 @@ std::optional<int> NodeCommands::Run() {
   }
   if (auto code = RunLog(node, ran)) {
     return *code;
+  }
+  if (ran == f.outbox_ls) return RunOutboxList(node, f.outbox_limit);
+  if (ran == f.outbox_export) {
+    if (!CanWrite(f.out)) return kExitIo;
+    return RunOutboxExport(node, f.id, f.to, f.out);
   }
   if (ran == f.import_public) {
     auto text = ReadInputFile(f.file);

@@ -1,6 +1,6 @@
 // The node's subcommands: `accord node init`, `put`, `get`, `ls`, `release`, `receive`,
-// `forward`, `consent`, `reclassify`, `destroy`, `report`, `subject`, `keys`. Flags are declared
-// and dispatched here so main.cc stays a list of commands.
+// `forward`, `consent`, `reclassify`, `destroy`, `report`, `subject`, `keys`, `outbox`. Flags
+// are declared and dispatched here so main.cc stays a list of commands.
 #ifndef ACCORD_SRC_CLI_NODE_COMMANDS_H_
 #define ACCORD_SRC_CLI_NODE_COMMANDS_H_
 

@@ -1359,18 +1359,6 @@ ApiResponse Api::LogConsistencies(const ApiRequest& request) {
 
 namespace {
 
-std::string_view StateName(DeliveryState s) {
-  switch (s) {
-    case DeliveryState::kPending:
-      return "pending";
-    case DeliveryState::kDelivered:
-      return "delivered";
-    case DeliveryState::kFailed:
-      return "failed";
-  }
-  return "pending";
-}
-
 json::value MicrosJson(int64_t us) {
   return us > 0 ? json::value(FormatInstant(Instant{us})) : json::value(nullptr);
 }
@@ -1394,7 +1382,7 @@ ApiResponse Api::Outbox() {
     d["to"] = r.to;
     d["kind"] = r.kind;
     d["object"] = r.object_id;
-    d["state"] = StateName(r.state);
+    d["state"] = DeliveryStateName(r.state);
     d["attempts"] = r.attempts;
     d["last_error"] = StringOrNull(r.last_error);
     d["queued_at"] = MicrosJson(r.queued_us);

@@ -2522,6 +2522,18 @@ class SqliteStore final : public Store {
 
 }  // namespace
 
+std::string_view DeliveryStateName(DeliveryState s) {
+  switch (s) {
+    case DeliveryState::kPending:
+      return "pending";
+    case DeliveryState::kDelivered:
+      return "delivered";
+    case DeliveryState::kFailed:
+      return "failed";
+  }
+  return "pending";
+}
+
 namespace {
 
 // The snapshot of BackupSqliteStore, into `to` (created already, empty), checked.

@@ -224,6 +224,44 @@ expect put-max-payload-range 2 '--max-payload: Value 1073741825 not in range' "$
 expect passphrase-endless 3 '`/dev/zero` is larger than 16777216 bytes' env -u ACCORD_PASSPHRASE \
   "$accord" ls --home "$d/KOR" --passphrase-file /dev/zero
 
+# 2c. The outbox: what a home without a network queued for its partners, and an envelope written
+# out again, byte for byte, when its file is lost; the receipt carried back closes its delivery.
+expect outbox-ls 0 'release of k-2018 to JPN  failed .*last error: the object was destroyed' \
+  "$accord" outbox ls --home "$d/KOR"
+if grep -qE '^JPN  pending [0-9]+  delivered [0-9]+  failed 1$' "$work/out"; then ok; else
+  fail "outbox ls counts no failed envelope for JPN"
+  cat "$work/out"
+fi
+destroy_id=$(awk '$2 == "destroy" && $4 == "k-2018" && $6 == "JPN" && $7 == "pending" {print $1}' "$work/out")
+failed_id=$(awk '$2 == "release" && $4 == "k-2018" && $7 == "failed" {print $1}' "$work/out")
+expect outbox-export 0 "exported the destroy of k-2018 for JPN \\($destroy_id\\)" "$accord" outbox \
+  export --home "$d/KOR" --id "$destroy_id" --to JPN --out "$work/destroy.again"
+if [ -n "$destroy_id" ] && cmp -s "$work/destroy.again" "$d/k-2018.destroy"; then ok; else
+  fail "outbox export did not write the notice destroy --everywhere wrote (id '$destroy_id')"
+fi
+"$accord" outbox export --home "$d/KOR" --id "$destroy_id" --to JPN --out - >"$work/destroy.stdout" \
+  2>/dev/null || fail "outbox export --out -"
+if cmp -s "$work/destroy.stdout" "$d/k-2018.destroy"; then ok; else
+  fail "outbox export --out - wrote more or less than the notice"
+fi
+expect outbox-export-given-up 1 'given up at .*the object was destroyed before delivery.*not exported' \
+  "$accord" outbox export --home "$d/KOR" --id "$failed_id" --to JPN --out "$work/nothing"
+expect outbox-export-unknown 1 'no envelope `nope` for `JPN` in the outbox of KOR' \
+  "$accord" outbox export --home "$d/KOR" --id nope --to JPN --out "$work/nothing"
+expect outbox-export-in-home 3 'inside the home' \
+  "$accord" outbox export --home "$d/KOR" --id "$destroy_id" --to JPN --out "$d/KOR/store.db"
+if [ -e "$work/nothing" ]; then fail "a refused export wrote its file"; else ok; fi
+expect outbox-receive-again 0 'already received before' "$accord" receive --home "$d/JPN" \
+  --at 2023-04-01T10:00:00+09:00 --receipt-out "$work/destroy.receipt" "$work/destroy.again"
+expect outbox-receipt 0 'JPN acknowledges' "$accord" receive --home "$d/KOR" \
+  --at 2023-04-01T10:00:00+09:00 "$work/destroy.receipt"
+expect outbox-delivered 0 'delivered already at .*the partner answers it with the receipt it gave' \
+  "$accord" outbox export --home "$d/KOR" --id "$destroy_id" --to JPN --out "$work/destroy.third"
+"$accord" outbox ls --home "$d/KOR" >"$work/outbox.after" 2>&1 || fail "outbox ls after the receipt"
+if grep -q "^$destroy_id " "$work/outbox.after"; then fail "a delivered envelope is listed"; else ok; fi
+expect outbox-ls-limit 0 '^… and [0-9]+ more not delivered \(--limit\)$' \
+  "$accord" outbox ls --home "$d/KOR" --limit 0
+
 # 3. A home on the system clock refuses --at.
 "$accord" node init --home "$work/real" --party JPN --policy "$src/examples/gsomia" --kdf-cost 10 >/dev/null
 expect real-clock 1 'runs on the system clock' "$accord" ls --home "$work/real" \
@@ -719,7 +757,7 @@ expect passphrase-and-verify-checkpoint-stdin 2 'cannot both come from standard 
 for cmd in "node init" "node backup" put get ls release receive forward consent reclassify destroy report \
   "subject add" "subject remove" "subject ls" "keys export-public" "keys import" "log checkpoint" "log show" "log prove" \
   "log consistency" "log verify" "log witness" "log evidence" "log shown" "log key" "pki init" \
-  "pki revoke" serve; do
+  "pki revoke" "outbox ls" "outbox export" serve; do
   # shellcheck disable=SC2086
   expect "help $cmd" 0 'Usage|Options' "$accord" $cmd --help
 done
