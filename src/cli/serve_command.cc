@@ -82,8 +82,10 @@ ServeCommand::~ServeCommand() = default;
 
 namespace {
 
-// The configuration file, then the flags over it.
-std::optional<ServeConfig> ResolveConfig(const ServeCommand::Flags& f) {
+// The configuration file, then the flags over it; or the exit code, after saying why: 3 for a
+// file that cannot be read (the configuration) or written (the port file), 2 for a mistake in
+// the configuration or the flags.
+tl::expected<ServeConfig, int> ResolveConfig(const ServeCommand::Flags& f) {
   ServeConfig c;
   c.server.max_body_bytes = 8 << 20;
   std::string path = f.config;
@@ -95,7 +97,8 @@ std::optional<ServeConfig> ResolveConfig(const ServeCommand::Flags& f) {
     auto loaded = LoadServeConfig(path);
     if (!loaded) {
       PrintError(loaded.error().message);
-      return std::nullopt;
+      // Missing, unreadable or too large, rather than a mistake in what it says.
+      return tl::unexpected(loaded.error().code == Code::kInvalidArgument ? kExitUsage : kExitIo);
     }
     c = std::move(*loaded);
   }
@@ -113,9 +116,9 @@ std::optional<ServeConfig> ResolveConfig(const ServeCommand::Flags& f) {
     if (InsideHome(c.port_file, f.home)) {
       PrintError(fmt::format("cannot write the port file `{}`: it is inside the home `{}`",
                              c.port_file, f.home));
-      return std::nullopt;
+      return tl::unexpected(kExitIo);
     }
-    if (!CanWrite(c.port_file)) return std::nullopt;
+    if (!CanWrite(c.port_file)) return tl::unexpected(kExitIo);
   }
   if (f.max_body > 0) c.server.max_body_bytes = f.max_body;
   if (f.max_connections > 0) c.server.max_connections = f.max_connections;
@@ -123,7 +126,7 @@ std::optional<ServeConfig> ResolveConfig(const ServeCommand::Flags& f) {
     PrintError(
         "serve needs the CA, the node's certificate and its key: --ca, --cert and --key, or "
         "[tls] in the configuration file");
-    return std::nullopt;
+    return tl::unexpected(kExitUsage);
   }
   if (c.server.max_envelope_bytes == 0) {
     // A partner may send a package for any payload this node accepts (the default 64 MiB).
@@ -156,7 +159,7 @@ std::optional<int> ServeCommand::Run() {
   Flags& f = *flags_;
   if (!*f.cmd) return std::nullopt;
   auto config = ResolveConfig(f);
-  if (!config) return kExitUsage;
+  if (!config) return config.error();
   // SIGTERM and SIGINT are taken by a thread that waits for them and stops the server; block
   // them before any thread starts (SQLite's and OpenSSL's too, in Node::Open) so that none other
   // receives them. A SIGINT ignored from the start stays ignored, as a shell asks of a command it

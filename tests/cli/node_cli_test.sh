@@ -685,6 +685,13 @@ expect serve-max-body-zero 2 'max-body' "$accord" serve --home "$work/srv" --max
 printf '[limits]\nmax_answer_bytes = 0\n' >"$work/zero-answers.toml"
 expect serve-zero-answer-limit 2 'max_answer_bytes' "$accord" serve --home "$work/srv" \
   --config "$work/zero-answers.toml"
+# A configuration that cannot be read is a file error (3), as for every other command, and a
+# mistake in one is a usage error (2, above).
+expect serve-config-missing 3 'no configuration file `[^`]*missing.toml`' "$accord" serve \
+  --home "$work/srv" --config "$work/missing.toml"
+mkdir -p "$work/config-dir"
+expect serve-config-directory 3 'config-dir' "$accord" serve --home "$work/srv" \
+  --config "$work/config-dir/"
 # A [[peer]] must name a party of the policy, a port or a port file (not both), and no empty
 # path: `cert = ""` would have turned the key pin off unseen. (`timeout`: a node that took such a
 # file would serve until stopped.)
@@ -693,13 +700,13 @@ tls_flags=(--ca "$work/pki/ca.pem" --cert "$work/pki/nodes/KOR.pem" --key "$work
 # home's own files, nor a device. (With everything else a node needs, so that one that took the
 # file would listen, replace the key store, and remove it when `timeout` stops it.)
 cp "$work/srv/keystore" "$work/keystore.before"
-expect serve-port-file-in-home 2 'cannot write the port file `[^`]*keystore`: it is inside the home' \
+expect serve-port-file-in-home 3 'cannot write the port file `[^`]*keystore`: it is inside the home' \
   timeout 20 "$accord" serve --home "$work/srv" --at 2018-05-01T00:00:00+09:00 \
   --port-file "$work/srv/keystore" "${tls_flags[@]}"
 if cmp -s "$work/srv/keystore" "$work/keystore.before"; then ok; else
   fail "serve-port-file-in-home-kept: the key store changed"
 fi
-expect serve-port-file-device 2 'not a regular file' timeout 20 "$accord" serve \
+expect serve-port-file-device 3 'not a regular file' timeout 20 "$accord" serve \
   --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --port-file /dev/null "${tls_flags[@]}"
 printf '[[peer]]\nparty = "JPN"\nport = 1\ncert = ""\n' >"$work/empty-cert.toml"
 expect serve-empty-cert 2 'empty-cert.toml:4: `cert` is empty' timeout 20 "$accord" serve --home "$work/srv" \
