@@ -75,6 +75,14 @@ int RunOutboxExport(Node& node, const std::string& id, const std::string& to,
                            to, MicrosText(r.done_us), r.last_error));
     return kExitFailed;
   }
+  if (r.envelope.empty()) {
+    // Its object's copy was destroyed here since: a package's ciphertext and wrapped key went
+    // with it, delivered or not.
+    PrintError(
+        fmt::format("the {} `{}` to {} is kept no more: this node destroyed its copy of `{}` since",
+                    r.kind, id, to, r.object_id));
+    return kExitFailed;
+  }
   // What leaves the node is still what it signed: the store could have damaged it.
   if (Status own = node.VerifyOwnEnvelope(r.envelope); !own) return Report(own.error());
   // The row, and the log entry committed with it, are durable before the envelope leaves.

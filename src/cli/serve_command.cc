@@ -1,5 +1,6 @@
 #include "serve_command.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
@@ -9,11 +10,15 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
+#include <vector>
 
+#include "accord/config.h"
 #include "accord/federation.h"
 #include "accord/file.h"
 #include "accord/harden.h"
@@ -82,6 +87,16 @@ ServeCommand::~ServeCommand() = default;
 
 namespace {
 
+// Whether `address` is an IPv4 or IPv6 address (a link-local one may name its interface after
+// `%`), as the server listens only on one: a host name is not looked up.
+bool IsIpAddress(const std::string& address) {
+  const std::string ip = address.substr(0, address.find('%'));
+  in6_addr v6{};
+  in_addr v4{};
+  if (ip.size() != address.size()) return ::inet_pton(AF_INET6, ip.c_str(), &v6) == 1;
+  return ::inet_pton(AF_INET, ip.c_str(), &v4) == 1 || ::inet_pton(AF_INET6, ip.c_str(), &v6) == 1;
+}
+
 // The configuration file, then the flags over it; or the exit code, after saying why: 3 for a
 // file that cannot be read (the configuration) or written (the port file), 2 for a mistake in
 // the configuration or the flags.
@@ -94,13 +109,15 @@ tl::expected<ServeConfig, int> ResolveConfig(const ServeCommand::Flags& f) {
     path = (std::filesystem::path(f.home) / "serve.toml").string();
   }
   if (!path.empty()) {
-    auto loaded = LoadServeConfig(path);
-    if (!loaded) {
-      PrintError(loaded.error().message);
-      // Missing, unreadable or too large, rather than a mistake in what it says.
-      return tl::unexpected(loaded.error().code == Code::kInvalidArgument ? kExitUsage : kExitIo);
+    // Missing, unreadable or too large is a file error (3); a mistake in what it says, usage (2).
+    const auto text = ReadInputFile(path, kMaxTomlFileBytes);
+    if (!text) return tl::unexpected(kExitIo);
+    auto parsed = ParseServeConfig(*text, path);
+    if (!parsed) {
+      PrintError(parsed.error().message);
+      return tl::unexpected(kExitUsage);
     }
-    c = std::move(*loaded);
+    c = std::move(*parsed);
   }
   if (!f.listen.empty()) c.server.listen_address = f.listen;
   if (f.port_option->count() > 0) c.server.port = f.port;
@@ -120,6 +137,12 @@ tl::expected<ServeConfig, int> ResolveConfig(const ServeCommand::Flags& f) {
     }
     if (!CanWrite(c.port_file)) return tl::unexpected(kExitIo);
   }
+  if (!IsIpAddress(c.server.listen_address)) {
+    PrintError(fmt::format(
+        "the listen address `{}` is not an IP address (127.0.0.1, ::1, 0.0.0.0 for every one)",
+        c.server.listen_address));
+    return tl::unexpected(kExitUsage);
+  }
   if (f.max_body > 0) c.server.max_body_bytes = f.max_body;
   if (f.max_connections > 0) c.server.max_connections = f.max_connections;
   if (c.server.ca_file.empty() || c.server.cert_file.empty() || c.server.key_file.empty()) {
@@ -134,6 +157,23 @@ tl::expected<ServeConfig, int> ResolveConfig(const ServeCommand::Flags& f) {
   }
   for (const PeerOptions& p : c.federation.peers) {
     if (!p.cert_file.empty()) c.server.partner_certificates[p.party] = p.cert_file;
+  }
+  // The TLS files are read when the server starts, after the node has opened: one that cannot
+  // be read is said now, with the exit code of a file that cannot be read.
+  std::vector<std::pair<std::string, std::string>> tls_files = {
+      {"the CA certificate", c.server.ca_file},
+      {"the node's certificate", c.server.cert_file},
+      {"the node's key", c.server.key_file},
+      {"the users' CA certificates", c.server.user_ca_file},
+      {"the revocation lists", c.server.crl_file}};
+  for (const PeerOptions& p : c.federation.peers) {
+    tls_files.emplace_back(fmt::format("the certificate of {}", p.party), p.cert_file);
+  }
+  for (const auto& [what, file] : tls_files) {
+    if (!file.empty() && ::access(file.c_str(), R_OK) != 0) {
+      PrintError(fmt::format("cannot read {} `{}`: {}", what, file, std::strerror(errno)));
+      return tl::unexpected(kExitIo);
+    }
   }
   c.federation.ca_file = c.server.ca_file;
   c.federation.cert_file = c.server.cert_file;

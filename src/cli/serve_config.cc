@@ -99,16 +99,6 @@ class ConfigReader {
 
 }  // namespace
 
-Result<ServeConfig> LoadServeConfig(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) {
-    return Fail(Code::kNotFound, fmt::format("no configuration file `{}`", path));
-  }
-  auto text = ReadFileAtMost(path, kMaxTomlFileBytes);
-  if (!text) return tl::unexpected(text.error());
-  return ParseServeConfig(*text, path);
-}
-
 Result<ServeConfig> ParseServeConfig(const std::string& text, const std::string& path) {
   if (auto unsafe = TomlUnsafe(text, path)) {
     return Fail(Code::kInvalidArgument, unsafe->ToString());

@@ -29,12 +29,8 @@ struct ServeConfig {
   std::string port_file;
 };
 
-// Reads `path`. kInvalidArgument with "file:line: message" for a mistake; kNotFound when the
-// file does not exist.
-[[nodiscard]] Result<ServeConfig> LoadServeConfig(const std::string& path);
-
-// The same from the file's `text`, read from `path` (named in messages; relative paths in it are
-// relative to its directory).
+// The configuration in `text`, read from the file `path` (named in messages; relative paths in
+// it are relative to its directory). kInvalidArgument with "file:line: message" for a mistake.
 [[nodiscard]] Result<ServeConfig> ParseServeConfig(const std::string& text,
                                                    const std::string& path);
 

@@ -234,6 +234,8 @@ if grep -qE '^JPN  pending [0-9]+  delivered [0-9]+  failed 1$' "$work/out"; the
 fi
 destroy_id=$(awk '$2 == "destroy" && $4 == "k-2018" && $6 == "JPN" && $7 == "pending" {print $1}' "$work/out")
 failed_id=$(awk '$2 == "release" && $4 == "k-2018" && $7 == "failed" {print $1}' "$work/out")
+[ -n "$destroy_id" ] || fail "outbox ls lists no pending destroy of k-2018 to JPN"
+[ -n "$failed_id" ] || fail "outbox ls lists no given-up release of k-2018"
 expect outbox-export 0 "exported the destroy of k-2018 for JPN \\($destroy_id\\)" "$accord" outbox \
   export --home "$d/KOR" --id "$destroy_id" --to JPN --out "$work/destroy.again"
 if [ -n "$destroy_id" ] && cmp -s "$work/destroy.again" "$d/k-2018.destroy"; then ok; else
@@ -245,6 +247,12 @@ if cmp -s "$work/destroy.stdout" "$d/k-2018.destroy"; then ok; else
   fail "outbox export --out - wrote more or less than the notice"
 fi
 expect outbox-export-given-up 1 'given up at .*the object was destroyed before delivery.*not exported' \
+  "$accord" outbox export --home "$d/KOR" --id "$failed_id" --to JPN --out "$work/nothing"
+# A release whose object was destroyed here keeps no envelope, delivered (its receipt taken
+# after it was given up, here) or not.
+expect outbox-late-receipt 0 'JPN acknowledges the release of `k-2018`' "$accord" receive \
+  --home "$d/KOR" --at 2023-04-01T10:00:00+09:00 "$d/k-2018.jpn.receipt"
+expect outbox-export-destroyed 1 'kept no more: this node destroyed its copy of `k-2018`' \
   "$accord" outbox export --home "$d/KOR" --id "$failed_id" --to JPN --out "$work/nothing"
 expect outbox-export-unknown 1 'no envelope `nope` for `JPN` in the outbox of KOR' \
   "$accord" outbox export --home "$d/KOR" --id nope --to JPN --out "$work/nothing"
@@ -687,11 +695,24 @@ expect serve-zero-answer-limit 2 'max_answer_bytes' "$accord" serve --home "$wor
   --config "$work/zero-answers.toml"
 # A configuration that cannot be read is a file error (3), as for every other command, and a
 # mistake in one is a usage error (2, above).
-expect serve-config-missing 3 'no configuration file `[^`]*missing.toml`' "$accord" serve \
+expect serve-config-missing 3 'cannot read `[^`]*missing.toml`: No such file' "$accord" serve \
   --home "$work/srv" --config "$work/missing.toml"
 mkdir -p "$work/config-dir"
 expect serve-config-directory 3 'config-dir' "$accord" serve --home "$work/srv" \
   --config "$work/config-dir/"
+expect serve-config-endless 3 '`/dev/zero` is larger than 67108864 bytes' "$accord" serve \
+  --home "$work/srv" --config /dev/zero
+# A listen address must be an IP address, said before the node opens (a host name is not
+# looked up).
+printf '[listen]\naddress = "localhost"\n' >"$work/listen-name.toml"
+expect serve-listen-name 2 'the listen address `localhost` is not an IP address' "$accord" serve \
+  --home "$work/srv" --config "$work/listen-name.toml"
+expect serve-listen-flag 2 'the listen address `127.0.0.256` is not an IP address' "$accord" serve \
+  --home "$work/srv" --listen 127.0.0.256
+# So is a TLS file that cannot be read, said before the node opens.
+expect serve-tls-file-missing 3 'cannot read the CA certificate `[^`]*nowhere.pem`: No such file' "$accord" serve \
+  --home "$work/srv" --ca "$work/nowhere.pem" --cert "$work/pki/nodes/KOR.pem" \
+  --key "$work/pki/nodes/KOR.key"
 # A [[peer]] must name a party of the policy, a port or a port file (not both), and no empty
 # path: `cert = ""` would have turned the key pin off unseen. (`timeout`: a node that took such a
 # file would serve until stopped.)
@@ -721,14 +742,14 @@ expect serve-octal-port 2 'is not a decimal number' timeout 20 "$accord" serve -
   --at 2018-05-01T00:00:00+09:00 --port 010 "${tls_flags[@]}"
 # The CAs of this node's users: `[tls] user_ca` or --user-ca, a file of certificates.
 printf '[tls]\nuser_ca = "no-such-ca.pem"\n' >"$work/user-ca.toml"
-expect serve-user-ca-missing 1 'cannot read the users. CA certificates `.*no-such-ca.pem`' timeout 20 \
+expect serve-user-ca-missing 3 'cannot read the users. CA certificates `.*no-such-ca.pem`' timeout 20 \
   "$accord" serve --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --config "$work/user-ca.toml" \
   "${tls_flags[@]}"
 expect serve-user-ca-empty 1 'no certificate in `.*deep.toml`' timeout 20 "$accord" serve \
   --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --user-ca "$work/deep.toml" "${tls_flags[@]}"
 # Revocation lists: `[tls] crl` (beside the configuration file) or --crl.
 printf '[tls]\ncrl = "no-such-crl.pem"\n' >"$work/crl.toml"
-expect serve-crl-missing 1 "cannot read the revocation lists \`$work/no-such-crl.pem\`" timeout 20 \
+expect serve-crl-missing 3 "cannot read the revocation lists \`$work/no-such-crl.pem\`" timeout 20 \
   "$accord" serve --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --config "$work/crl.toml" \
   "${tls_flags[@]}"
 expect serve-crl-empty 1 'no revocation list in `.*deep.toml`' timeout 20 "$accord" serve \
