@@ -61,6 +61,11 @@ struct Pkcs11Options {
 // kPermissionDenied for a wrong PIN; kUnavailable when the module cannot be loaded.
 [[nodiscard]] Status CreatePkcs11Kek(const Pkcs11Options& options);
 
+// Destroys the KEK of `options` on the token: what a home's creation that failed after
+// CreatePkcs11Kek does, so that the label is free again. kNotFound for no such key;
+// kFailedPrecondition, destroying none, when more than one has the label.
+[[nodiscard]] Status DestroyPkcs11Kek(const Pkcs11Options& options);
+
 // Logs in and finds the KEK; same errors as CreatePkcs11Kek, kNotFound for a missing key.
 [[nodiscard]] Result<std::unique_ptr<KeyEncryptionKey>> OpenPkcs11Kek(const Pkcs11Options& options);
 

@@ -644,6 +644,25 @@ Status CreatePkcs11Kek(const Pkcs11Options& options) {
   return OkStatus();
 }
 
+Status DestroyPkcs11Kek(const Pkcs11Options& options) {
+  ACCORD_ASSIGN_OR_RETURN(const UserSession session, Connect(options, SessionMode::kReadWrite));
+  ACCORD_ASSIGN_OR_RETURN(const std::vector<CK_OBJECT_HANDLE> keys,
+                          FindSecretKeys(session, options));
+  if (keys.empty()) {
+    return Fail(Code::kNotFound,
+                fmt::format("no key `{}` on token `{}`", options.key_label, options.token_label));
+  }
+  if (keys.size() > 1) {  // not knowing which is meant, none is destroyed
+    return Fail(Code::kFailedPrecondition, fmt::format("more than one key `{}` on token `{}`",
+                                                       options.key_label, options.token_label));
+  }
+  const CK_RV rv = session.functions()->C_DestroyObject(session.handle(), keys.front());
+  if (rv != CKR_OK) {
+    return tl::unexpected(TokenError("C_DestroyObject", options.token_label, rv));
+  }
+  return OkStatus();
+}
+
 Result<std::unique_ptr<KeyEncryptionKey>> OpenPkcs11Kek(const Pkcs11Options& options) {
   return Pkcs11Kek::Open(options);
 }

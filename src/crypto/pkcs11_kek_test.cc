@@ -222,6 +222,32 @@ TEST_F(Pkcs11KekTest, CreatingTwiceIsAlreadyExists) {
   EXPECT_TRUE(OpenPkcs11Kek(Options()));
 }
 
+// A key destroyed is gone (data wrapped under it cannot be unwrapped by a new one of the same
+// label), and its label can be created again.
+TEST_F(Pkcs11KekTest, DestroyingFreesTheLabel) {
+  const SecretBytes key = NewDataKey();
+  Bytes wrapped;
+  {
+    const auto kek = CreateAndOpen(Options());
+    ASSERT_NE(kek, nullptr);
+    wrapped = kek->Wrap(key, AsBytes("ad")).value();
+  }
+  ASSERT_TRUE(DestroyPkcs11Kek(Options()));
+  EXPECT_EQ(OpenPkcs11Kek(Options()).error().code, Code::kNotFound);
+  const Status again = DestroyPkcs11Kek(Options());
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Code::kNotFound);
+  const auto kek = CreateAndOpen(Options());
+  ASSERT_NE(kek, nullptr);
+  EXPECT_EQ(kek->Unwrap(wrapped, AsBytes("ad")).error().code, Code::kDataLoss);
+  // Another label on the token is not touched.
+  Pkcs11Options other = Options();
+  other.key_label += "-other";
+  ASSERT_TRUE(CreatePkcs11Kek(other));
+  ASSERT_TRUE(DestroyPkcs11Kek(Options()));
+  EXPECT_TRUE(OpenPkcs11Kek(other));
+}
+
 TEST_F(Pkcs11KekTest, BadOptionsAreInvalidArgument) {
   Pkcs11Options options = Options();
   options.key_label.clear();

@@ -1008,6 +1008,39 @@ Result<EnvelopeInfo> InspectEnvelope(ByteView bytes, size_t max_bytes) {
 namespace {
 
 // The files of the home other than the store, relative to it, sorted.
+// Made first in a home being created (`node init`) or copied (`node backup`), and removed last:
+// a directory that still has it holds no home, whatever else it holds, since the command was
+// stopped part way (killed, or the power cut).
+constexpr std::string_view kUnfinished = ".unfinished";
+
+// kFailedPrecondition when `dir` is a home whose making did not finish.
+Status RefuseUnfinished(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir / kUnfinished, ec)) return OkStatus();
+  return Fail(
+      Code::kFailedPrecondition,
+      fmt::format("`{}` holds no usable home: its making did not finish (`accord node init` "
+                  "or `node backup` was stopped part way). Remove the directory and make "
+                  "it again; a PKCS#11 home's key may be left on its token (destroy it, or "
+                  "give `node init` another --pkcs11-key-label)",
+                  dir.string()));
+}
+
+Status MarkUnfinished(const fs::path& dir) {
+  return ReplaceFile((dir / kUnfinished).string(),
+                     "accord: the making of this home did not finish; it is no home\n", 0600);
+}
+
+// The end of the making of the home `dir`: the mark goes, durably.
+Status MarkFinished(const fs::path& dir) {
+  if (::unlink((dir / kUnfinished).c_str()) != 0) {
+    return Fail(
+        Code::kUnavailable,
+        fmt::format("cannot remove `{}`: {}", (dir / kUnfinished).string(), std::strerror(errno)));
+  }
+  return SyncPath(dir.string());
+}
+
 Result<std::vector<fs::path>> HomeFiles(const fs::path& home) {
   // The store's files, and the lock of a node serving the home (nothing of the home's state).
   static constexpr std::string_view kNotCopied[] = {"state.db", "state.db-wal", "state.db-shm",
@@ -1043,6 +1076,7 @@ Result<std::vector<fs::path>> HomeFiles(const fs::path& home) {
 Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& out_dir) {
   const fs::path home(home_dir), out(out_dir);
   std::error_code ec;
+  ACCORD_RETURN_IF_ERROR(RefuseUnfinished(home));
   if (!fs::is_regular_file(home / "state.db", ec)) {
     return Fail(Code::kNotFound, fmt::format("`{}` is not a home: it has no store", home_dir));
   }
@@ -1065,6 +1099,7 @@ Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& ou
       return Fail(Code::kInvalidArgument,
                   fmt::format("cannot make `{}` private: {}", out_dir, std::strerror(errno)));
     }
+    ACCORD_RETURN_IF_ERROR(MarkUnfinished(out));
     HomeBackup backup;
     ACCORD_ASSIGN_OR_RETURN(
         backup.store, BackupSqliteStore((home / "state.db").string(), (out / "state.db").string()));
@@ -1089,7 +1124,7 @@ Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& ou
     for (auto it = files.rbegin(); it != files.rend(); ++it) {
       if (fs::is_directory(out / *it, ec)) ACCORD_RETURN_IF_ERROR(SyncPath((out / *it).string()));
     }
-    ACCORD_RETURN_IF_ERROR(SyncPath(out.string()));
+    ACCORD_RETURN_IF_ERROR(MarkFinished(out));  // syncs `out`: every entry in it is durable
     ACCORD_RETURN_IF_ERROR(SyncPath(parent.string()));
     return backup;
   }();
@@ -1100,6 +1135,7 @@ Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& ou
 Status InitNode(NodeInitOptions options) {
   const fs::path home(options.home);
   std::error_code ec;
+  ACCORD_RETURN_IF_ERROR(RefuseUnfinished(home));
   if (fs::exists(home, ec) && !fs::is_empty(home, ec)) {
     return Fail(
         Code::kAlreadyExists,
@@ -1130,8 +1166,11 @@ Status InitNode(NodeInitOptions options) {
                             "own user's",
                             options.home, st.st_uid));
   }
-  // Any failure from here on removes what was made, so a half-made home never exists.
+  // Any failure from here on removes what was made, so a half-made home never exists; one
+  // stopped part way keeps its mark, and is refused.
+  bool token_key_made = false;
   auto made = [&]() -> Status {
+    ACCORD_RETURN_IF_ERROR(MarkUnfinished(home));
     ACCORD_RETURN_IF_ERROR(CopyPolicy(options.policy_dir, home / "policy"));
     std::unique_ptr<KeyEncryptionKey> kek;
     std::string key_store;
@@ -1142,6 +1181,7 @@ Status InitNode(NodeInitOptions options) {
       key_store = "file";
     } else {
       ACCORD_RETURN_IF_ERROR(CreatePkcs11Kek(options.pkcs11));
+      token_key_made = true;
       ACCORD_ASSIGN_OR_RETURN(kek, OpenPkcs11Kek(options.pkcs11));
       key_store = "pkcs11";
     }
@@ -1176,13 +1216,23 @@ Status InitNode(NodeInitOptions options) {
       return OkStatus();
     }));
     // Written whole and made durable with the directory's entries (ReplaceFile).
-    return ReplaceFile(
+    ACCORD_RETURN_IF_ERROR(ReplaceFile(
         (home / "public.json").string(),
         node_internal::EncodePublicKeys({options.party, sign.public_key(), wrap.public_key()}),
-        0644);
+        0644));
+    return MarkFinished(home);
   }();
   if (!made) {
     fs::remove_all(home, ec);
+    // The key made on the token seals nothing that is kept: its label is freed for the next try.
+    if (token_key_made) {
+      if (Status destroyed = DestroyPkcs11Kek(options.pkcs11); !destroyed) {
+        return Fail(made.error().code,
+                    fmt::format("{} (and the key `{}` made on token `{}` stays there: {})",
+                                made.error().message, options.pkcs11.key_label,
+                                options.pkcs11.token_label, destroyed.error().message));
+      }
+    }
     return made;
   }
   return OkStatus();
@@ -1191,6 +1241,7 @@ Status InitNode(NodeInitOptions options) {
 Result<std::unique_ptr<Node>> Node::Open(NodeOptions options) {
   const fs::path home(options.home);
   std::error_code ec;
+  ACCORD_RETURN_IF_ERROR(RefuseUnfinished(home));
   if (!fs::exists(home / "state.db", ec)) {
     return Fail(Code::kNotFound, fmt::format("`{}` is not an accord home (no state.db): create "
                                              "one with `accord node init`",

@@ -2822,6 +2822,45 @@ TEST_F(NodeTest, ABackupOfAHomeIsAHome) {
   EXPECT_EQ(BackupHome(root_ + "/nowhere", root_ + "/KOR-3").error().code, Code::kNotFound);
 }
 
+// A home, or a backup, whose making was stopped part way keeps the mark made first and removed
+// last: it is refused by every use, and by a new `node init` on it, with what to do. (The mark
+// is planted here; node_cli_test.sh kills a `node init` for real.)
+TEST_F(NodeTest, AHomeWhoseMakingDidNotFinishIsRefused) {
+  Init("KOR");
+  EXPECT_FALSE(fs::exists(Home("KOR") + "/.unfinished"));  // a finished home has no mark
+  const std::string copy = root_ + "/KOR-copy";
+  ASSERT_TRUE(BackupHome(Home("KOR"), copy));
+  EXPECT_FALSE(fs::exists(copy + "/.unfinished"));
+
+  std::ofstream(Home("KOR") + "/.unfinished") << "stopped\n";
+  const auto refused = [](const Error& e) {
+    EXPECT_EQ(e.code, Code::kFailedPrecondition) << e.ToString();
+    EXPECT_NE(e.message.find("its making did not finish"), std::string::npos) << e.message;
+  };
+  NodeOptions o;
+  o.home = Home("KOR");
+  o.passphrase = SecretBytes::Copy(std::string_view("pass-KOR"));
+  auto opened = Node::Open(std::move(o));
+  ASSERT_FALSE(opened);
+  refused(opened.error());
+  auto backup = BackupHome(Home("KOR"), root_ + "/KOR-copy-2");
+  ASSERT_FALSE(backup);
+  refused(backup.error());
+  EXPECT_FALSE(fs::exists(root_ + "/KOR-copy-2"));
+  NodeInitOptions again;
+  again.home = Home("KOR");
+  again.party = "KOR";
+  again.policy_dir = kExample;
+  again.passphrase = SecretBytes::Copy(std::string_view("pass-KOR-again"));
+  const Status init = InitNode(std::move(again));
+  ASSERT_FALSE(init);
+  refused(init.error());
+  EXPECT_TRUE(fs::exists(Home("KOR") + "/state.db"));  // nothing of it removed
+
+  // The copy made before is whole, and opens.
+  EXPECT_NE(OpenHome(copy, "KOR", "2018-01-10T00:00:00+09:00"), nullptr);
+}
+
 // A group whose reads' entries cannot be appended fails as a whole: nothing of it is in the log.
 // The reads themselves returned their payloads; Node::Group's error is what tells the server to
 // answer none of them (Api::HandleGroup).

@@ -293,6 +293,35 @@ expect init-short-passphrase 2 'at least 12 characters, and this one has 11' env
 expect init-short-hangul 2 'this one has 4:' env ACCORD_PASSPHRASE='비밀번호' "$accord" node init \
   --home "$work/kor3" --party KOR --policy "$src/examples/gsomia"
 if [ ! -e "$work/kor3" ]; then ok; else fail "a refused passphrase left $work/kor3 behind"; fi
+# A `node init` killed part way (here during the key store's scrypt, which cost 18 makes last
+# about a second) leaves a directory that every command, `node backup` and `node init` again
+# refuse as a home, saying what to do; once it is removed, the home is made.
+gsomia=(--party JPN --policy "$src/examples/gsomia")
+stopped=""
+for _ in 1 2 3; do
+  rm -rf "$work/killed"
+  "$accord" node init --home "$work/killed" "${gsomia[@]}" --kdf-cost 18 >/dev/null 2>&1 &
+  init_pid=$!
+  for _ in $(seq 1 1000); do [ -d "$work/killed/policy" ] && break; sleep 0.01; done
+  kill -KILL "$init_pid" 2>/dev/null
+  wait "$init_pid" 2>/dev/null
+  if [ -e "$work/killed/.unfinished" ]; then stopped=1 && break; fi
+done
+if [ -n "$stopped" ]; then ok; else fail "node init was not stopped part way in 3 tries"; fi
+expect init-killed-ls 1 'holds no usable home: its making did not finish .*Remove the directory' \
+  "$accord" ls --home "$work/killed"
+expect init-killed-again 1 'its making did not finish' "$accord" node init --home "$work/killed" \
+  "${gsomia[@]}" --kdf-cost 10
+expect init-killed-backup 1 'its making did not finish' "$accord" node backup \
+  --home "$work/killed" --out "$work/killed-copy"
+if [ ! -e "$work/killed-copy" ]; then ok; else fail "a refused backup made $work/killed-copy"; fi
+rm -rf "$work/killed"
+expect init-after-kill 0 'created the home of JPN' "$accord" node init --home "$work/killed" \
+  "${gsomia[@]}" --kdf-cost 10
+if "$accord" ls --home "$work/killed" >"$work/out" 2>&1; then ok; else
+  fail "init-after-kill-ls: the home made again does not open"
+  cat "$work/out"
+fi
 
 # 4. The KEK on a PKCS#11 token (SoftHSM2): the home holds no key store file.
 mkdir -p "$work/tokens"
