@@ -1,10 +1,13 @@
 #include "accord/pki.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -186,6 +189,32 @@ TEST_F(PkiTest, IssuesMoreCertificatesFromTheCa) {
     ASSERT_FALSE(refused);
     EXPECT_EQ(refused.error().message, "cannot read the key `" + leaf.ca_key + "`");
   }
+  // Not asked for: in a process whose terminal (a pseudo-terminal of the test's) has the
+  // passphrase typed already, where OpenSSL's default prompt would read it, the key is still
+  // refused.
+  leaf.ca_key = dir_ + "/encrypted.key";
+  const int terminal = ::posix_openpt(O_RDWR | O_NOCTTY);
+  ASSERT_GE(terminal, 0);
+  ASSERT_EQ(::grantpt(terminal), 0);
+  ASSERT_EQ(::unlockpt(terminal), 0);
+  const std::string typed_at = ::ptsname(terminal);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Its own session, whose controlling terminal is the first one it opens.
+    if (::setsid() < 0 || ::open(typed_at.c_str(), O_RDWR) < 0) ::_exit(3);
+    const Status issued = IssueCertificate(leaf);
+    ::_exit(issued
+                ? 1
+                : (issued.error().message == "cannot read the key `" + leaf.ca_key + "`" ? 0 : 2));
+  }
+  ASSERT_EQ(::write(terminal, "a passphrase\n", 13), 13);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ::close(terminal);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "1: the passphrase typed was read and the key used; 2: another error; 3: no terminal";
 }
 
 // A revocation list: a new one revokes the certificates given; a later one keeps them and adds

@@ -1917,7 +1917,7 @@ TEST_F(NodeTest, APartnersNoticeIsRefusedForWhatItWouldDoHere) {
 // A reclassification to a level this node's policy does not know yet waits (`unavailable`, not
 // logged: the sender's outbox tries it again), for a copy held here and for one this node keeps
 // the order of, as a consent for an unknown party does, instead of being refused for good
-// (decision #154). Once the level is one this node knows, the same order is taken.
+// (decision #154). Once the level is one this node knows, the same orders are taken.
 TEST_F(NodeTest, AReclassificationToALevelNotKnownHereWaits) {
   InitAll();
   const std::string kor_at = "2018-01-10T00:00:00+09:00";
@@ -1941,9 +1941,42 @@ TEST_F(NodeTest, AReclassificationToALevelNotKnownHereWaits) {
               "taken once the policy names that level");
   }
   EXPECT_EQ(usa->LogSize().value(), size);  // nothing logged, nothing kept
-  ASSERT_TRUE(usa->Receive(held));
-  ASSERT_TRUE(usa->Receive(order));
-  EXPECT_EQ(usa->store().GetObject("k-held").value().level, "III");
+  const auto edited = [&](const Bytes& honest) {
+    return EditedNotice(
+        "KOR", kor, kor_at, honest,
+        [](node_internal::NoticeBody& body, node_internal::AuditEntry&) { body.level = "IV"; });
+  };
+  const Bytes held_iv = edited(held), order_iv = edited(order);
+
+  // USA's policy learns Korea's IV (below III, equivalent to CONFIDENTIAL), and the same orders,
+  // sent again, are taken.
+  usa.reset();
+  const std::string policy = Home("USA") + "/policy";
+  const auto replace = [](const std::string& path, std::string_view from, std::string_view to) {
+    std::string text = ReadAll(path);
+    const size_t at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << path << " has no " << from;
+    text.replace(at, from.size(), to);
+    std::ofstream(path, std::ios::trunc) << text;
+  };
+  replace(policy + "/parties.toml", "levels = [ { id = \"III\"",
+          "levels = [ { id = \"IV\", name = \"IV\" }, { id = \"III\"");
+  replace(policy + "/agreements/usa-kor-gsomia.toml",
+          "{ USA = [\"CONFIDENTIAL\"], KOR = [\"III\"] }",
+          "{ USA = [\"CONFIDENTIAL\"], KOR = [\"III\", \"IV\"] }");
+  usa = Open("USA", "2018-01-11T00:00:00+09:00");
+  ASSERT_NE(usa, nullptr);
+  for (const Bytes* taken : {&held_iv, &order_iv}) {
+    auto r = usa->Receive(*taken);
+    ASSERT_TRUE(r) << r.error().ToString();
+  }
+  EXPECT_EQ(usa->store().GetObject("k-held").value().level, "IV");
+  // The order for a copy not held is kept, to be applied to one that arrives (KeepOrder).
+  const auto kept = usa->store().ListPackages("k-order").value();
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].kind, "reclassify");
+  EXPECT_EQ(kept[0].bytes, order_iv);
+  EXPECT_EQ(usa->LogSize().value(), size + 2);
 }
 
 // A package this node took is answered as a replay (its receipt, by the API) even when this
@@ -2441,9 +2474,11 @@ TEST_F(NodeTest, AnAllowedReleaseOrForwardThisNodeCannotMakeIsLoggedAsRefused) {
 // The entry of a notice this node signs commits to it: the digest of its signed body, and the
 // notice's own instant (one reading of the clock), as a package's entry does (decision #163).
 TEST_F(NodeTest, TheEntryOfANoticeSentCommitsToItsBody) {
-  InitAll();
-  auto kor = Open("KOR", "2018-03-01T00:00:00+09:00");
-  auto usa = Open("USA", "2018-03-02T00:00:00+09:00");
+  // On the system clock, whose second reading would differ from the first by the signing's
+  // microseconds: a simulated clock reads the same instant every time.
+  InitAll(kExample, ClockKind::kSystem);
+  auto kor = Open("KOR", "");
+  auto usa = Open("USA", "");
   ToTheHub(*kor, *usa, "k-n");
   const auto expect_commits = [](Node& node, const Bytes& sent, const std::string& op) {
     SCOPED_TRACE(op);

@@ -1319,6 +1319,7 @@ TEST_F(SqliteStoreTest, ReadSnapshotRunsTheBodyInOneReadTransaction) {
     return Fail(Code::kDataLoss, "damaged");
   });
   ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().message, "damaged");  // the insert ran: the rollback took it back
   EXPECT_EQ(store_->GetObject("q").error().code, Code::kNotFound);
   // Inside Transact the body runs in that transaction.
   ASSERT_TRUE(store_->Transact([&]() -> Status {
