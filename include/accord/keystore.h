@@ -56,15 +56,17 @@ struct Pkcs11Options {
   std::string key_label = "accord-kek";                    // the KEK object's CKA_LABEL
 };
 
-// Generates the KEK inside the token (CKA_SENSITIVE, not CKA_EXTRACTABLE, CKA_TOKEN).
+// Generates the KEK inside the token (CKA_SENSITIVE, not CKA_EXTRACTABLE, CKA_TOKEN) and returns
+// the random CKA_ID it gave it, which tells this key from another of the same label.
 // kAlreadyExists if a key with that label is there; kNotFound for a missing token;
 // kPermissionDenied for a wrong PIN; kUnavailable when the module cannot be loaded.
-[[nodiscard]] Status CreatePkcs11Kek(const Pkcs11Options& options);
+[[nodiscard]] Result<Bytes> CreatePkcs11Kek(const Pkcs11Options& options);
 
-// Destroys the KEK of `options` on the token: what a home's creation that failed after
-// CreatePkcs11Kek does, so that the label is free again. kNotFound for no such key;
-// kFailedPrecondition, destroying none, when more than one has the label.
-[[nodiscard]] Status DestroyPkcs11Kek(const Pkcs11Options& options);
+// Destroys the KEK that CreatePkcs11Kek made with `options` and returned `id` for: what a
+// home's making that failed after it does, so that the label is free again. A key of the same
+// label and another id (made since by someone else) is not touched. kNotFound for no such key;
+// kFailedPrecondition, destroying none, when more than one matches.
+[[nodiscard]] Status DestroyPkcs11Kek(const Pkcs11Options& options, ByteView id);
 
 // Logs in and finds the KEK; same errors as CreatePkcs11Kek, kNotFound for a missing key.
 [[nodiscard]] Result<std::unique_ptr<KeyEncryptionKey>> OpenPkcs11Kek(const Pkcs11Options& options);

@@ -70,7 +70,8 @@ int RunOutboxExport(Node& node, const std::string& id, const std::string& to,
   }
   const OutboxRecord& r = **queued;
   if (r.state == DeliveryState::kFailed) {
-    // Given up for good: the partner refused it, or its object was destroyed since.
+    // Given up for good: the partner refused it, its object was destroyed since, or the
+    // outbox's copy no longer verified.
     PrintError(fmt::format("the delivery of `{}` to {} was given up at {} ({}): not exported", id,
                            to, MicrosText(r.done_us), r.last_error));
     return kExitFailed;
@@ -83,8 +84,19 @@ int RunOutboxExport(Node& node, const std::string& id, const std::string& to,
                     r.kind, id, to, r.object_id));
     return kExitFailed;
   }
-  // What leaves the node is still what it signed: the store could have damaged it.
+  // What leaves the node is still what it signed (the store could have damaged it), and the
+  // envelope of this row: a package names the party it is for; a notice goes to every holder.
   if (Status own = node.VerifyOwnEnvelope(r.envelope); !own) return Report(own.error());
+  const auto info = InspectEnvelope(r.envelope, r.envelope.size());
+  const bool package = r.kind == "release" || r.kind == "forward";
+  if (!info || info->id != r.id || info->kind != r.kind || info->object_id != r.object_id ||
+      (package && info->to != to)) {
+    PrintError(fmt::format(
+        "the envelope queued as the {} `{}` of `{}` for {} is not that one: the store is "
+        "damaged; not exported",
+        r.kind, id, r.object_id, to));
+    return kExitIntegrity;
+  }
   // The row, and the log entry committed with it, are durable before the envelope leaves.
   if (Status synced = node.SyncCommits(); !synced) return Report(synced.error());
   if (!WriteFile(out, r.envelope)) return kExitIo;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -108,6 +109,11 @@ tl::expected<ServeConfig, int> ResolveConfig(const ServeCommand::Flags& f) {
   if (path.empty() && std::filesystem::exists(std::filesystem::path(f.home) / "serve.toml", ec)) {
     path = (std::filesystem::path(f.home) / "serve.toml").string();
   }
+  if (path == "-") {
+    // Standard input is the passphrase's or the PIN's (`--passphrase-file -`).
+    PrintError("--config: give a file; the configuration is not read from standard input");
+    return tl::unexpected(kExitUsage);
+  }
   if (!path.empty()) {
     // Missing, unreadable or too large is a file error (3); a mistake in what it says, usage (2).
     const auto text = ReadInputFile(path, kMaxTomlFileBytes);
@@ -170,8 +176,14 @@ tl::expected<ServeConfig, int> ResolveConfig(const ServeCommand::Flags& f) {
     tls_files.emplace_back(fmt::format("the certificate of {}", p.party), p.cert_file);
   }
   for (const auto& [what, file] : tls_files) {
-    if (!file.empty() && ::access(file.c_str(), R_OK) != 0) {
+    if (file.empty()) continue;
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0 || ::access(file.c_str(), R_OK) != 0) {
       PrintError(fmt::format("cannot read {} `{}`: {}", what, file, std::strerror(errno)));
+      return tl::unexpected(kExitIo);
+    }
+    if (!S_ISREG(st.st_mode)) {
+      PrintError(fmt::format("cannot read {} `{}`: not a regular file", what, file));
       return tl::unexpected(kExitIo);
     }
   }

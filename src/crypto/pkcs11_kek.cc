@@ -43,6 +43,7 @@ namespace accord {
 namespace {
 
 constexpr CK_ULONG kKekSize = 32;      // AES-256
+constexpr size_t kKeyIdSize = 16;      // the random CKA_ID a KEK is made with
 constexpr CK_ULONG kGcmTagBits = 128;  // kAeadTagSize bytes
 constexpr size_t kTokenLabelSize = 32;
 
@@ -394,15 +395,20 @@ Result<UserSession> Connect(const Pkcs11Options& options, SessionMode mode) {
 
 // The secret keys labelled `options.key_label`: none, one, or two (enough to say "more than one").
 Result<std::vector<CK_OBJECT_HANDLE>> FindSecretKeys(const UserSession& session,
-                                                     const Pkcs11Options& options) {
+                                                     const Pkcs11Options& options,
+                                                     ByteView id = {}) {
   CK_FUNCTION_LIST_PTR const f = session.functions();
   CK_OBJECT_CLASS object_class = CKO_SECRET_KEY;
   std::string label = options.key_label;
-  std::array<CK_ATTRIBUTE, 2> match{{
+  Bytes id_copy(id.begin(), id.end());  // the template takes non-const pointers
+  std::array<CK_ATTRIBUTE, 3> match{{
       {CKA_CLASS, &object_class, sizeof(object_class)},
       {CKA_LABEL, label.data(), label.size()},
+      {CKA_ID, id_copy.data(), id_copy.size()},
   }};
-  CK_RV rv = f->C_FindObjectsInit(session.handle(), match.data(), match.size());
+  // With an id, only the key that has it; without, every key of the label.
+  const CK_ULONG matched = id.empty() ? 2 : 3;
+  CK_RV rv = f->C_FindObjectsInit(session.handle(), match.data(), matched);
   if (rv != CKR_OK) {
     return tl::unexpected(TokenError("C_FindObjectsInit", options.token_label, rv));
   }
@@ -603,7 +609,7 @@ class Pkcs11Kek final : public KeyEncryptionKey {
 
 }  // namespace
 
-Status CreatePkcs11Kek(const Pkcs11Options& options) {
+Result<Bytes> CreatePkcs11Kek(const Pkcs11Options& options) {
   ACCORD_ASSIGN_OR_RETURN(const UserSession session, Connect(options, SessionMode::kReadWrite));
   ACCORD_ASSIGN_OR_RETURN(const std::vector<CK_OBJECT_HANDLE> existing,
                           FindSecretKeys(session, options));
@@ -617,9 +623,11 @@ Status CreatePkcs11Kek(const Pkcs11Options& options) {
   CK_BBOOL yes = CK_TRUE;
   CK_BBOOL no = CK_FALSE;
   std::string label = options.key_label;
+  ACCORD_ASSIGN_OR_RETURN(Bytes id, TryRandomBytes(kKeyIdSize));
   // Sensitive and not extractable: the key never leaves the token, not even wrapped. It may only
   // encrypt and decrypt; wrapping other token keys and deriving from it are off.
-  std::array<CK_ATTRIBUTE, 13> attributes{{
+  std::array<CK_ATTRIBUTE, 14> attributes{{
+      {CKA_ID, id.data(), id.size()},
       {CKA_CLASS, &object_class, sizeof(object_class)},
       {CKA_KEY_TYPE, &key_type, sizeof(key_type)},
       {CKA_VALUE_LEN, &size, sizeof(size)},
@@ -641,13 +649,13 @@ Status CreatePkcs11Kek(const Pkcs11Options& options) {
   if (rv != CKR_OK) {
     return tl::unexpected(TokenError("C_GenerateKey", options.token_label, rv));
   }
-  return OkStatus();
+  return id;
 }
 
-Status DestroyPkcs11Kek(const Pkcs11Options& options) {
+Status DestroyPkcs11Kek(const Pkcs11Options& options, ByteView id) {
   ACCORD_ASSIGN_OR_RETURN(const UserSession session, Connect(options, SessionMode::kReadWrite));
   ACCORD_ASSIGN_OR_RETURN(const std::vector<CK_OBJECT_HANDLE> keys,
-                          FindSecretKeys(session, options));
+                          FindSecretKeys(session, options, id));
   if (keys.empty()) {
     return Fail(Code::kNotFound,
                 fmt::format("no key `{}` on token `{}`", options.key_label, options.token_label));

@@ -74,7 +74,7 @@ class Pkcs11KekTest : public testing::Test {
   }
 
   static std::unique_ptr<KeyEncryptionKey> CreateAndOpen(const Pkcs11Options& options) {
-    const Status created = CreatePkcs11Kek(options);
+    const auto created = CreatePkcs11Kek(options);
     EXPECT_TRUE(created) << created.error().ToString();
     auto kek = OpenPkcs11Kek(options);
     EXPECT_TRUE(kek) << kek.error().ToString();
@@ -168,7 +168,7 @@ TEST_F(Pkcs11KekTest, EveryFlippedByteFailsWithDataLoss) {
 
 TEST_F(Pkcs11KekTest, WrongPinIsPermissionDenied) {
   ASSERT_TRUE(CreatePkcs11Kek(Options()));
-  const Status created = CreatePkcs11Kek(Options("0000"));
+  const auto created = CreatePkcs11Kek(Options("0000"));
   ASSERT_FALSE(created);
   EXPECT_EQ(created.error().code, Code::kPermissionDenied);
   EXPECT_EQ(created.error().message, "wrong PIN for token `accord-test`");
@@ -187,7 +187,7 @@ TEST_F(Pkcs11KekTest, WrongPinIsDeniedWhileTheTokenIsLoggedIn) {
   auto second = OpenPkcs11Kek(Options("0000"));
   ASSERT_FALSE(second);
   EXPECT_EQ(second.error().code, Code::kPermissionDenied);
-  const Status created = CreatePkcs11Kek(Options("0000"));
+  const auto created = CreatePkcs11Kek(Options("0000"));
   ASSERT_FALSE(created);
   EXPECT_EQ(created.error().code, Code::kPermissionDenied);
   auto right = OpenPkcs11Kek(Options());
@@ -195,7 +195,7 @@ TEST_F(Pkcs11KekTest, WrongPinIsDeniedWhileTheTokenIsLoggedIn) {
 }
 
 TEST_F(Pkcs11KekTest, MissingTokenIsNotFound) {
-  const Status created = CreatePkcs11Kek(Options(kPin, "no-such-token"));
+  const auto created = CreatePkcs11Kek(Options(kPin, "no-such-token"));
   ASSERT_FALSE(created);
   EXPECT_EQ(created.error().code, Code::kNotFound);
   EXPECT_EQ(created.error().message, "no PKCS#11 token `no-such-token`");
@@ -215,7 +215,7 @@ TEST_F(Pkcs11KekTest, MissingKeyIsNotFound) {
 
 TEST_F(Pkcs11KekTest, CreatingTwiceIsAlreadyExists) {
   ASSERT_TRUE(CreatePkcs11Kek(Options()));
-  const Status again = CreatePkcs11Kek(Options());
+  const auto again = CreatePkcs11Kek(Options());
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code, Code::kAlreadyExists);
   // The first key is intact.
@@ -223,28 +223,36 @@ TEST_F(Pkcs11KekTest, CreatingTwiceIsAlreadyExists) {
 }
 
 // A key destroyed is gone (data wrapped under it cannot be unwrapped by a new one of the same
-// label), and its label can be created again.
+// label), and its label can be created again. Only the key of the id its creation returned is
+// destroyed: not a later key of the same label, nor a key of another label.
 TEST_F(Pkcs11KekTest, DestroyingFreesTheLabel) {
   const SecretBytes key = NewDataKey();
   Bytes wrapped;
+  const auto first = CreatePkcs11Kek(Options());
+  ASSERT_TRUE(first) << first.error().ToString();
   {
-    const auto kek = CreateAndOpen(Options());
-    ASSERT_NE(kek, nullptr);
-    wrapped = kek->Wrap(key, AsBytes("ad")).value();
+    auto kek = OpenPkcs11Kek(Options());
+    ASSERT_TRUE(kek) << kek.error().ToString();
+    wrapped = (*kek)->Wrap(key, AsBytes("ad")).value();
   }
-  ASSERT_TRUE(DestroyPkcs11Kek(Options()));
+  ASSERT_TRUE(DestroyPkcs11Kek(Options(), *first));
   EXPECT_EQ(OpenPkcs11Kek(Options()).error().code, Code::kNotFound);
-  const Status again = DestroyPkcs11Kek(Options());
-  ASSERT_FALSE(again);
-  EXPECT_EQ(again.error().code, Code::kNotFound);
-  const auto kek = CreateAndOpen(Options());
-  ASSERT_NE(kek, nullptr);
-  EXPECT_EQ(kek->Unwrap(wrapped, AsBytes("ad")).error().code, Code::kDataLoss);
-  // Another label on the token is not touched.
+  EXPECT_EQ(DestroyPkcs11Kek(Options(), *first).error().code, Code::kNotFound);
+
+  const auto second = CreatePkcs11Kek(Options());
+  ASSERT_TRUE(second) << second.error().ToString();
+  EXPECT_NE(*second, *first);
+  // The first key's id does not reach the second key of its label.
+  EXPECT_EQ(DestroyPkcs11Kek(Options(), *first).error().code, Code::kNotFound);
+  auto kek = OpenPkcs11Kek(Options());
+  ASSERT_TRUE(kek) << kek.error().ToString();
+  EXPECT_EQ((*kek)->Unwrap(wrapped, AsBytes("ad")).error().code, Code::kDataLoss);
   Pkcs11Options other = Options();
   other.key_label += "-other";
-  ASSERT_TRUE(CreatePkcs11Kek(other));
-  ASSERT_TRUE(DestroyPkcs11Kek(Options()));
+  const auto other_id = CreatePkcs11Kek(other);
+  ASSERT_TRUE(other_id);
+  ASSERT_TRUE(DestroyPkcs11Kek(Options(), *second));
+  EXPECT_EQ(OpenPkcs11Kek(Options()).error().code, Code::kNotFound);
   EXPECT_TRUE(OpenPkcs11Kek(other));
 }
 
@@ -261,7 +269,7 @@ TEST_F(Pkcs11KekTest, BadOptionsAreInvalidArgument) {
 TEST_F(Pkcs11KekTest, UnloadableModuleIsUnavailable) {
   Pkcs11Options options = Options();
   options.module = "/nonexistent/libnothing.so";
-  const Status created = CreatePkcs11Kek(options);
+  const auto created = CreatePkcs11Kek(options);
   ASSERT_FALSE(created);
   EXPECT_EQ(created.error().code, Code::kUnavailable);
   EXPECT_NE(created.error().message.find("/nonexistent/libnothing.so"), std::string::npos)

@@ -20,6 +20,7 @@
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "accord/clock.h"
 #include "accord/config.h"
@@ -132,12 +133,31 @@ class Facts {
   std::vector<ConsentView> consent_views_;
 };
 
+// Copies the policy directory `from` to `to`, every file and directory of the copy made durable
+// (the home's own entry is made durable when the home's making ends).
 Status CopyPolicy(const std::string& from, const fs::path& to) {
   std::error_code ec;
   fs::copy(from, to, fs::copy_options::recursive, ec);
   if (ec) {
     return Fail(Code::kInvalidArgument,
                 fmt::format("copying the policy `{}`: {}", from, ec.message()));
+  }
+  std::vector<fs::path> directories{to};
+  for (auto it = fs::recursive_directory_iterator(to, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (it->is_directory(ec)) {
+      directories.push_back(it->path());
+    } else {
+      ACCORD_RETURN_IF_ERROR(SyncPath(it->path().string()));
+    }
+  }
+  if (ec) {
+    return Fail(Code::kUnavailable,
+                fmt::format("listing the policy's copy `{}`: {}", to.string(), ec.message()));
+  }
+  // The deepest first, so that each directory's entries are durable before its parent's.
+  for (auto it = directories.rbegin(); it != directories.rend(); ++it) {
+    ACCORD_RETURN_IF_ERROR(SyncPath(it->string()));
   }
   return OkStatus();
 }
@@ -1026,9 +1046,33 @@ Status RefuseUnfinished(const fs::path& dir) {
                   dir.string()));
 }
 
+// The mark, made under its own name at once (a temporary name renamed would leave a window in
+// which the directory holds a file and no mark), then made durable with its entry.
 Status MarkUnfinished(const fs::path& dir) {
-  return ReplaceFile((dir / kUnfinished).string(),
-                     "accord: the making of this home did not finish; it is no home\n", 0600);
+  const std::string path = (dir / kUnfinished).string();
+  constexpr std::string_view kText = "accord: the making of this home did not finish; no home\n";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  const bool written =
+      fd >= 0 && ::write(fd, kText.data(), kText.size()) == static_cast<ssize_t>(kText.size()) &&
+      ::fsync(fd) == 0;
+  const int error = errno;
+  if (fd >= 0) ::close(fd);
+  if (!written) {
+    return Fail(Code::kUnavailable,
+                fmt::format("cannot write `{}`: {}", path, std::strerror(error)));
+  }
+  return SyncPath(dir.string());
+}
+
+// Removes what a failed making put in `dir`, and `dir`: the mark last, so that a removal cut
+// short leaves a directory that is still refused as a home.
+void RemoveUnfinished(const fs::path& dir) {
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.path().filename() != kUnfinished) fs::remove_all(entry.path(), ec);
+  }
+  if (SyncPath(dir.string())) fs::remove(dir / kUnfinished, ec);
+  fs::remove(dir, ec);
 }
 
 // The end of the making of the home `dir`: the mark goes, durably.
@@ -1128,7 +1172,7 @@ Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& ou
     ACCORD_RETURN_IF_ERROR(SyncPath(parent.string()));
     return backup;
   }();
-  if (!made) fs::remove_all(out, ec);
+  if (!made) RemoveUnfinished(out);
   return made;
 }
 
@@ -1168,7 +1212,7 @@ Status InitNode(NodeInitOptions options) {
   }
   // Any failure from here on removes what was made, so a half-made home never exists; one
   // stopped part way keeps its mark, and is refused.
-  bool token_key_made = false;
+  std::optional<Bytes> token_key;  // the CKA_ID of the key made on the token
   auto made = [&]() -> Status {
     ACCORD_RETURN_IF_ERROR(MarkUnfinished(home));
     ACCORD_RETURN_IF_ERROR(CopyPolicy(options.policy_dir, home / "policy"));
@@ -1180,8 +1224,7 @@ Status InitNode(NodeInitOptions options) {
       ACCORD_ASSIGN_OR_RETURN(kek, OpenFileKeyStore(path, options.passphrase));
       key_store = "file";
     } else {
-      ACCORD_RETURN_IF_ERROR(CreatePkcs11Kek(options.pkcs11));
-      token_key_made = true;
+      ACCORD_ASSIGN_OR_RETURN(token_key, CreatePkcs11Kek(options.pkcs11));
       ACCORD_ASSIGN_OR_RETURN(kek, OpenPkcs11Kek(options.pkcs11));
       key_store = "pkcs11";
     }
@@ -1220,13 +1263,16 @@ Status InitNode(NodeInitOptions options) {
         (home / "public.json").string(),
         node_internal::EncodePublicKeys({options.party, sign.public_key(), wrap.public_key()}),
         0644));
-    return MarkFinished(home);
+    ACCORD_RETURN_IF_ERROR(MarkFinished(home));
+    // The home's own entry, made when the directory was (the policy's and the store's are
+    // durable by now).
+    return SyncPath((home.has_parent_path() ? home.parent_path() : fs::path(".")).string());
   }();
   if (!made) {
-    fs::remove_all(home, ec);
+    RemoveUnfinished(home);
     // The key made on the token seals nothing that is kept: its label is freed for the next try.
-    if (token_key_made) {
-      if (Status destroyed = DestroyPkcs11Kek(options.pkcs11); !destroyed) {
+    if (token_key) {
+      if (Status destroyed = DestroyPkcs11Kek(options.pkcs11, *token_key); !destroyed) {
         return Fail(made.error().code,
                     fmt::format("{} (and the key `{}` made on token `{}` stays there: {})",
                                 made.error().message, options.pkcs11.key_label,

@@ -254,6 +254,18 @@ expect outbox-late-receipt 0 'JPN acknowledges the release of `k-2018`' "$accord
   --home "$d/KOR" --at 2023-04-01T10:00:00+09:00 "$d/k-2018.jpn.receipt"
 expect outbox-export-destroyed 1 'kept no more: this node destroyed its copy of `k-2018`' \
   "$accord" outbox export --home "$d/KOR" --id "$failed_id" --to JPN --out "$work/nothing"
+# An envelope that is not the one its row names (another signed envelope of this node's, put
+# there by a damaged store) is refused: it would reach the wrong party under this one's name.
+"$accord" node backup --home "$d/KOR" --out "$work/kor-swapped" >/dev/null || fail "backup to swap"
+python3 - "$work/kor-swapped/state.db" "$destroy_id" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+other = db.execute("SELECT envelope FROM outbox WHERE kind = 'consent' LIMIT 1").fetchone()[0]
+db.execute("UPDATE outbox SET envelope = ? WHERE id = ? AND to_party = 'JPN'", (other, sys.argv[2]))
+db.commit()
+PY
+expect outbox-export-swapped 5 'is not that one: the store is damaged; not exported' "$accord" \
+  outbox export --home "$work/kor-swapped" --id "$destroy_id" --to JPN --out "$work/nothing"
 expect outbox-export-unknown 1 'no envelope `nope` for `JPN` in the outbox of KOR' \
   "$accord" outbox export --home "$d/KOR" --id nope --to JPN --out "$work/nothing"
 expect outbox-export-in-home 3 'inside the home' \
@@ -738,9 +750,14 @@ expect serve-listen-name 2 'the listen address `localhost` is not an IP address'
   --home "$work/srv" --config "$work/listen-name.toml"
 expect serve-listen-flag 2 'the listen address `127.0.0.256` is not an IP address' "$accord" serve \
   --home "$work/srv" --listen 127.0.0.256
+expect serve-config-stdin 2 'not read from standard input' "$accord" serve --home "$work/srv" \
+  --config -
 # So is a TLS file that cannot be read, said before the node opens.
 expect serve-tls-file-missing 3 'cannot read the CA certificate `[^`]*nowhere.pem`: No such file' "$accord" serve \
   --home "$work/srv" --ca "$work/nowhere.pem" --cert "$work/pki/nodes/KOR.pem" \
+  --key "$work/pki/nodes/KOR.key"
+expect serve-tls-file-directory 3 'cannot read the CA certificate `[^`]*config-dir/`: not a regular' \
+  "$accord" serve --home "$work/srv" --ca "$work/config-dir/" --cert "$work/pki/nodes/KOR.pem" \
   --key "$work/pki/nodes/KOR.key"
 # A [[peer]] must name a party of the policy, a port or a port file (not both), and no empty
 # path: `cert = ""` would have turned the key pin off unseen. (`timeout`: a node that took such a
