@@ -1641,6 +1641,37 @@ TEST_F(ServerTest, AGroupOfReadsAnswersAPrefixWithinItsRoom) {
   EXPECT_EQ(*node_->LogSize(), size + 3);
 }
 
+// A group whose commit cannot begin (another process holds the store's write lock past its busy
+// timeout, 10 s) runs none of its reads and answers every one with the error (decision #160: a
+// group that answered none would be taken again by the node thread, without end). The next
+// group is served.
+TEST_F(ServerTest, AGroupWhoseCommitCannotBeginAnswersEveryRead) {
+  ASSERT_TRUE(node_->Create(NewObject{"k-1", "II", {"dprk-missile"}, {}, {"JPN"}},
+                            AsBytes("payload of k-1")));
+  const uint64_t before = *node_->LogSize();
+  server_internal::Api api(*node_, [](std::string_view) {});
+  const server_internal::Caller caller{"kor-analyst", "KOR", false, true, {}};
+  const std::vector<server_internal::GroupedRequest> reads(
+      3, server_internal::GroupedRequest{&caller, "GET", "/v1/objects/k-1", {}});
+  sqlite3* holder = nullptr;
+  ASSERT_EQ(sqlite3_open((root_ + "/KOR/state.db").c_str(), &holder), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(holder, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  const auto answers = api.HandleGroup(reads);
+  EXPECT_EQ(sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(holder);
+  ASSERT_EQ(answers.size(), reads.size());
+  for (const server_internal::ApiResponse& a : answers) {
+    EXPECT_EQ(a.status, 503) << a.body;
+    EXPECT_NE(a.body.find("\"code\":\"unavailable\""), std::string::npos) << a.body;
+    EXPECT_EQ(a.body.find("payload_base64"), std::string::npos) << a.body;
+  }
+  EXPECT_EQ(*node_->LogSize(), before);
+  const auto again = api.HandleGroup(std::span(reads).first(1));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].status, 200) << again[0].body;
+  EXPECT_EQ(*node_->LogSize(), before + 1);
+}
+
 // Answers not yet sent are bounded (max_answer_bytes): a reader too slow to take a large answer
 // holds its bytes until it is written, and reads behind it wait up to a second for room, then
 // get 503 without being run or logged. Reads whose answers fit go on in groups as small as the
