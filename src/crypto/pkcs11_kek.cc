@@ -393,7 +393,8 @@ Result<UserSession> Connect(const Pkcs11Options& options, SessionMode mode) {
   return UserSession::Open(std::move(module), slot, options.token_label, options.pin, mode);
 }
 
-// The secret keys labelled `options.key_label`: none, one, or two (enough to say "more than one").
+// The secret keys labelled `options.key_label`, and with the CKA_ID `id` when it is given: none,
+// one, or two (enough to say "more than one").
 Result<std::vector<CK_OBJECT_HANDLE>> FindSecretKeys(const UserSession& session,
                                                      const Pkcs11Options& options,
                                                      ByteView id = {}) {

@@ -1027,7 +1027,6 @@ Result<EnvelopeInfo> InspectEnvelope(ByteView bytes, size_t max_bytes) {
 
 namespace {
 
-// The files of the home other than the store, relative to it, sorted.
 // Made first in a home being created (`node init`) or copied (`node backup`), and removed last:
 // a directory that still has it holds no home, whatever else it holds, since the command was
 // stopped part way (killed, or the power cut).
@@ -1085,6 +1084,7 @@ Status MarkFinished(const fs::path& dir) {
   return SyncPath(dir.string());
 }
 
+// The files of the home other than the store, relative to it, sorted.
 Result<std::vector<fs::path>> HomeFiles(const fs::path& home) {
   // The store's files, and the lock of a node serving the home (nothing of the home's state).
   static constexpr std::string_view kNotCopied[] = {"state.db", "state.db-wal", "state.db-shm",
