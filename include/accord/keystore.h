@@ -65,7 +65,8 @@ struct Pkcs11Options {
 // Destroys the KEK that CreatePkcs11Kek made with `options` and returned `id` for: what a
 // home's making that failed after it does, so that the label is free again. A key of the same
 // label and another id (made since by someone else) is not touched. kNotFound for no such key;
-// kFailedPrecondition, destroying none, when more than one matches.
+// kFailedPrecondition, destroying none, when more than one matches; kInvalidArgument for an
+// empty `id`.
 [[nodiscard]] Status DestroyPkcs11Kek(const Pkcs11Options& options, ByteView id);
 
 // Logs in and finds the KEK; same errors as CreatePkcs11Kek, kNotFound for a missing key.

@@ -654,6 +654,9 @@ Result<Bytes> CreatePkcs11Kek(const Pkcs11Options& options) {
 }
 
 Status DestroyPkcs11Kek(const Pkcs11Options& options, ByteView id) {
+  if (id.empty()) {  // which would match every key of the label
+    return Fail(Code::kInvalidArgument, "no key id to destroy the key by");
+  }
   ACCORD_ASSIGN_OR_RETURN(const UserSession session, Connect(options, SessionMode::kReadWrite));
   ACCORD_ASSIGN_OR_RETURN(const std::vector<CK_OBJECT_HANDLE> keys,
                           FindSecretKeys(session, options, id));

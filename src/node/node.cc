@@ -1045,36 +1045,66 @@ Status RefuseUnfinished(const fs::path& dir) {
                   dir.string()));
 }
 
+// `path` as a directory's path without a trailing separator, so that its parent is the directory
+// that holds it ("KOR/" has "KOR" as its parent path otherwise).
+fs::path DirectoryPath(const std::string& path) {
+  fs::path p = fs::path(path).lexically_normal();
+  if (!p.has_filename() && p.has_parent_path() && p != p.root_path()) p = p.parent_path();
+  return p;
+}
+
+// The directory that holds `dir`, to make `dir`'s own entry durable.
+std::string ParentOf(const fs::path& dir) {
+  return dir.has_parent_path() ? dir.parent_path().string() : std::string(".");
+}
+
 // The mark, made under its own name at once (a temporary name renamed would leave a window in
-// which the directory holds a file and no mark), then made durable with its entry.
+// which the directory holds a file and no mark), then made durable with its entry. Whoever made
+// it owns the making: kAlreadyExists when another process did (two `node init` on one empty
+// directory), and the caller then removes nothing.
 Status MarkUnfinished(const fs::path& dir) {
   const std::string path = (dir / kUnfinished).string();
   constexpr std::string_view kText = "accord: the making of this home did not finish; no home\n";
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  const bool written =
-      fd >= 0 && ::write(fd, kText.data(), kText.size()) == static_cast<ssize_t>(kText.size()) &&
-      ::fsync(fd) == 0;
-  const int error = errno;
-  if (fd >= 0) ::close(fd);
+  if (fd < 0) {
+    const int error = errno;
+    return Fail(error == EEXIST ? Code::kAlreadyExists : Code::kUnavailable,
+                fmt::format("cannot make `{}`: {}", path, std::strerror(error)));
+  }
+  const ssize_t n = ::write(fd, kText.data(), kText.size());
+  const int error = n < 0 ? errno : EIO;  // a short write sets no errno
+  const bool written = n == static_cast<ssize_t>(kText.size()) && ::fsync(fd) == 0;
+  const int sync_error = errno;
+  ::close(fd);
   if (!written) {
-    return Fail(Code::kUnavailable,
-                fmt::format("cannot write `{}`: {}", path, std::strerror(error)));
+    return Fail(
+        Code::kUnavailable,
+        fmt::format("cannot write `{}`: {}", path,
+                    std::strerror(n == static_cast<ssize_t>(kText.size()) ? sync_error : error)));
   }
   return SyncPath(dir.string());
 }
 
-// Removes what a failed making put in `dir`, and `dir`: the mark last, so that a removal cut
-// short leaves a directory that is still refused as a home.
+// Removes what a failed making put in `dir` (marked by this process), then the mark and `dir`:
+// the mark only once everything else is gone and that is durable, so that a removal that fails
+// or is cut short leaves a directory that is still refused as a home.
 void RemoveUnfinished(const fs::path& dir) {
   std::error_code ec;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
-    if (entry.path().filename() != kUnfinished) fs::remove_all(entry.path(), ec);
+  std::vector<fs::path> made;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::end(it); it.increment(ec)) {
+    if (it->path().filename() != kUnfinished) made.push_back(it->path());
   }
-  if (SyncPath(dir.string())) fs::remove(dir / kUnfinished, ec);
-  fs::remove(dir, ec);
+  bool all = !ec;
+  for (const fs::path& p : made) {
+    fs::remove_all(p, ec);
+    all = all && !ec;
+  }
+  if (!all || !SyncPath(dir.string())) return;
+  if (fs::remove(dir / kUnfinished, ec) && !ec) fs::remove(dir, ec);
 }
 
-// The end of the making of the home `dir`: the mark goes, durably.
+// The end of the making of `dir`: the mark goes, durably. Should the removal's sync fail, the
+// mark is gone all the same: what `dir` holds is whole (the caller keeps it).
 Status MarkFinished(const fs::path& dir) {
   if (::unlink((dir / kUnfinished).c_str()) != 0) {
     return Fail(
@@ -1082,6 +1112,31 @@ Status MarkFinished(const fs::path& dir) {
         fmt::format("cannot remove `{}`: {}", (dir / kUnfinished).string(), std::strerror(errno)));
   }
   return SyncPath(dir.string());
+}
+
+// The end of a making that `made` says how it went: on success the mark goes, and `kept` is
+// set. On a failure before the mark went, what this process made is removed (only when it made
+// the mark: `marked`); after it, `dir` is whole and kept (`kept`), and the error says so.
+Status EndMaking(const fs::path& dir, bool marked, Status made, bool& kept) {
+  kept = false;
+  if (made) {
+    made = MarkFinished(dir);
+    std::error_code ec;
+    kept = made || !fs::exists(dir / kUnfinished, ec);
+    if (!made && kept) {
+      return Fail(made.error().code, fmt::format("`{}` is made and whole, but {}", dir.string(),
+                                                 made.error().message));
+    }
+  }
+  if (!made) {
+    std::error_code ec;
+    if (marked) {
+      RemoveUnfinished(dir);
+    } else {
+      fs::remove(dir, ec);  // only if empty: nothing of another process's is touched
+    }
+  }
+  return made;
 }
 
 // The files of the home other than the store, relative to it, sorted.
@@ -1118,7 +1173,7 @@ Result<std::vector<fs::path>> HomeFiles(const fs::path& home) {
 }  // namespace
 
 Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& out_dir) {
-  const fs::path home(home_dir), out(out_dir);
+  const fs::path home(home_dir), out = DirectoryPath(out_dir);
   std::error_code ec;
   ACCORD_RETURN_IF_ERROR(RefuseUnfinished(home));
   if (!fs::is_regular_file(home / "state.db", ec)) {
@@ -1127,7 +1182,7 @@ Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& ou
   ACCORD_ASSIGN_OR_RETURN(const std::vector<fs::path> files, HomeFiles(home));
   // A new directory, made here (not one found, nor a link to one), so that a failure removes
   // only what this made.
-  const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  const fs::path parent = ParentOf(out);
   fs::create_directories(parent, ec);
   if (ec || ::mkdir(out.c_str(), 0700) != 0) {
     const int error = errno;
@@ -1138,12 +1193,14 @@ Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& ou
     return Fail(Code::kInvalidArgument, fmt::format("cannot create `{}`: {}", out_dir,
                                                     ec ? ec.message() : std::strerror(error)));
   }
+  bool marked = false;
   auto made = [&]() -> Result<HomeBackup> {
     if (::chmod(out.c_str(), 0700) != 0) {  // whatever the umask
       return Fail(Code::kInvalidArgument,
                   fmt::format("cannot make `{}` private: {}", out_dir, std::strerror(errno)));
     }
     ACCORD_RETURN_IF_ERROR(MarkUnfinished(out));
+    marked = true;
     HomeBackup backup;
     ACCORD_ASSIGN_OR_RETURN(
         backup.store, BackupSqliteStore((home / "state.db").string(), (out / "state.db").string()));
@@ -1168,16 +1225,20 @@ Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& ou
     for (auto it = files.rbegin(); it != files.rend(); ++it) {
       if (fs::is_directory(out / *it, ec)) ACCORD_RETURN_IF_ERROR(SyncPath((out / *it).string()));
     }
-    ACCORD_RETURN_IF_ERROR(MarkFinished(out));  // syncs `out`: every entry in it is durable
+    ACCORD_RETURN_IF_ERROR(SyncPath(out.string()));
     ACCORD_RETURN_IF_ERROR(SyncPath(parent.string()));
     return backup;
   }();
-  if (!made) RemoveUnfinished(out);
+  // The mark goes last (its removal syncs `out`), or what was made goes.
+  bool kept = false;
+  const Status ended =
+      EndMaking(out, marked, made ? OkStatus() : Status(tl::unexpected(made.error())), kept);
+  if (!ended) return tl::unexpected(ended.error());
   return made;
 }
 
 Status InitNode(NodeInitOptions options) {
-  const fs::path home(options.home);
+  const fs::path home = DirectoryPath(options.home);
   std::error_code ec;
   ACCORD_RETURN_IF_ERROR(RefuseUnfinished(home));
   if (fs::exists(home, ec) && !fs::is_empty(home, ec)) {
@@ -1213,8 +1274,10 @@ Status InitNode(NodeInitOptions options) {
   // Any failure from here on removes what was made, so a half-made home never exists; one
   // stopped part way keeps its mark, and is refused.
   std::optional<Bytes> token_key;  // the CKA_ID of the key made on the token
-  auto made = [&]() -> Status {
+  bool marked = false;
+  Status made = [&]() -> Status {
     ACCORD_RETURN_IF_ERROR(MarkUnfinished(home));
+    marked = true;
     ACCORD_RETURN_IF_ERROR(CopyPolicy(options.policy_dir, home / "policy"));
     std::unique_ptr<KeyEncryptionKey> kek;
     std::string key_store;
@@ -1263,13 +1326,14 @@ Status InitNode(NodeInitOptions options) {
         (home / "public.json").string(),
         node_internal::EncodePublicKeys({options.party, sign.public_key(), wrap.public_key()}),
         0644));
-    ACCORD_RETURN_IF_ERROR(MarkFinished(home));
     // The home's own entry, made when the directory was (the policy's and the store's are
-    // durable by now).
-    return SyncPath((home.has_parent_path() ? home.parent_path() : fs::path(".")).string());
+    // durable by now), before the mark goes.
+    return SyncPath(ParentOf(home));
   }();
+  bool kept = false;
+  made = EndMaking(home, marked, std::move(made), kept);
   if (!made) {
-    RemoveUnfinished(home);
+    if (kept) return made;  // the mark went: the home is whole and kept, with its key
     // The key made on the token seals nothing that is kept: its label is freed for the next try.
     if (token_key) {
       if (Status destroyed = DestroyPkcs11Kek(options.pkcs11, *token_key); !destroyed) {

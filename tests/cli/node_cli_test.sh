@@ -158,6 +158,12 @@ if [ "$(stat -c %a "$work/KOR-backup")" = 700 ] && [ "$(stat -c %a "$work/KOR-ba
 fi
 expect backup-again 1 'exists already: a backup needs a new directory' "$accord" node backup --home "$d/KOR" \
   --out "$work/KOR-backup"
+# A directory named with a trailing slash is the same directory (its parent made, then it).
+expect backup-slash 0 'backup of the home' "$accord" node backup --home "$d/KOR/" \
+  --out "$work/KOR-backup-slash/"
+if [ ! -e "$work/KOR-backup-slash/.unfinished" ] && [ -f "$work/KOR-backup-slash/state.db" ]; then ok; else
+  fail "backup-slash: no whole copy at $work/KOR-backup-slash"
+fi
 expect backup-no-home 1 'is not a home' "$accord" node backup --home "$work/nowhere" \
   --out "$work/nowhere-backup"
 expect own-clearance 4 'insufficient-clearance' "$accord" get --home "$d/KOR" \
@@ -328,7 +334,7 @@ expect init-killed-backup 1 'its making did not finish' "$accord" node backup \
   --home "$work/killed" --out "$work/killed-copy"
 if [ ! -e "$work/killed-copy" ]; then ok; else fail "a refused backup made $work/killed-copy"; fi
 rm -rf "$work/killed"
-expect init-after-kill 0 'created the home of JPN' "$accord" node init --home "$work/killed" \
+expect init-after-kill 0 'created the home of JPN' "$accord" node init --home "$work/killed/" \
   "${gsomia[@]}" --kdf-cost 10
 if "$accord" ls --home "$work/killed" >"$work/out" 2>&1; then ok; else
   fail "init-after-kill-ls: the home made again does not open"
