@@ -133,17 +133,13 @@ class Facts {
   std::vector<ConsentView> consent_views_;
 };
 
-// Copies the policy directory `from` to `to`, every file and directory of the copy made durable
-// (the home's own entry is made durable when the home's making ends).
-Status CopyPolicy(const std::string& from, const fs::path& to) {
+// Makes every file and directory under `root`, and `root` itself, durable: the files first, then
+// the directories deepest first, so that each directory's entries are durable before its
+// parent's. `what` names the tree in an error.
+Status SyncTree(const fs::path& root, std::string_view what) {
   std::error_code ec;
-  fs::copy(from, to, fs::copy_options::recursive, ec);
-  if (ec) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("copying the policy `{}`: {}", from, ec.message()));
-  }
-  std::vector<fs::path> directories{to};
-  for (auto it = fs::recursive_directory_iterator(to, ec); !ec && it != fs::end(it);
+  std::vector<fs::path> directories{root};
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it);
        it.increment(ec)) {
     if (it->is_directory(ec)) {
       directories.push_back(it->path());
@@ -153,13 +149,24 @@ Status CopyPolicy(const std::string& from, const fs::path& to) {
   }
   if (ec) {
     return Fail(Code::kUnavailable,
-                fmt::format("listing the policy's copy `{}`: {}", to.string(), ec.message()));
+                fmt::format("listing {} `{}`: {}", what, root.string(), ec.message()));
   }
-  // The deepest first, so that each directory's entries are durable before its parent's.
   for (auto it = directories.rbegin(); it != directories.rend(); ++it) {
     ACCORD_RETURN_IF_ERROR(SyncPath(it->string()));
   }
   return OkStatus();
+}
+
+// Copies the policy directory `from` to `to`, every file and directory of the copy made durable
+// (the home's own entry is made durable when the home's making ends).
+Status CopyPolicy(const std::string& from, const fs::path& to) {
+  std::error_code ec;
+  fs::copy(from, to, fs::copy_options::recursive, ec);
+  if (ec) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("copying the policy `{}`: {}", from, ec.message()));
+  }
+  return SyncTree(to, "the policy's copy");
 }
 
 Result<Engine> LoadEngine(const fs::path& policy_dir) {
@@ -1068,27 +1075,35 @@ Status MarkUnfinished(const fs::path& dir) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     const int error = errno;
-    return Fail(error == EEXIST ? Code::kAlreadyExists : Code::kUnavailable,
+    if (error == EEXIST) {
+      return Fail(Code::kAlreadyExists,
+                  fmt::format("`{}` is being made by another process (it holds `{}` now): "
+                              "nothing of it was touched",
+                              dir.string(), kUnfinished));
+    }
+    return Fail(Code::kUnavailable,
                 fmt::format("cannot make `{}`: {}", path, std::strerror(error)));
   }
   const ssize_t n = ::write(fd, kText.data(), kText.size());
-  const int error = n < 0 ? errno : EIO;  // a short write sets no errno
-  const bool written = n == static_cast<ssize_t>(kText.size()) && ::fsync(fd) == 0;
-  const int sync_error = errno;
+  int error = 0;
+  if (n != static_cast<ssize_t>(kText.size())) {
+    error = n < 0 ? errno : EIO;  // a short write sets no errno
+  } else if (::fsync(fd) != 0) {
+    error = errno;
+  }
   ::close(fd);
-  if (!written) {
-    return Fail(
-        Code::kUnavailable,
-        fmt::format("cannot write `{}`: {}", path,
-                    std::strerror(n == static_cast<ssize_t>(kText.size()) ? sync_error : error)));
+  if (error != 0) {
+    return Fail(Code::kUnavailable,
+                fmt::format("cannot write `{}`: {}", path, std::strerror(error)));
   }
   return SyncPath(dir.string());
 }
 
 // Removes what a failed making put in `dir` (marked by this process), then the mark and `dir`:
 // the mark only once everything else is gone and that is durable, so that a removal that fails
-// or is cut short leaves a directory that is still refused as a home.
-void RemoveUnfinished(const fs::path& dir) {
+// or is cut short leaves a directory that is still refused as a home. False when `dir` is left
+// marked.
+bool RemoveUnfinished(const fs::path& dir) {
   std::error_code ec;
   std::vector<fs::path> made;
   for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::end(it); it.increment(ec)) {
@@ -1099,8 +1114,11 @@ void RemoveUnfinished(const fs::path& dir) {
     fs::remove_all(p, ec);
     all = all && !ec;
   }
-  if (!all || !SyncPath(dir.string())) return;
-  if (fs::remove(dir / kUnfinished, ec) && !ec) fs::remove(dir, ec);
+  if (!all || !SyncPath(dir.string())) return false;
+  fs::remove(dir / kUnfinished, ec);
+  if (ec) return false;
+  fs::remove(dir, ec);  // should it stay, an empty directory is no home and harms nothing
+  return true;
 }
 
 // The end of the making of `dir`: the mark goes, durably. Should the removal's sync fail, the
@@ -1130,10 +1148,13 @@ Status EndMaking(const fs::path& dir, bool marked, Status made, bool& kept) {
   }
   if (!made) {
     std::error_code ec;
-    if (marked) {
-      RemoveUnfinished(dir);
-    } else {
+    if (!marked) {
       fs::remove(dir, ec);  // only if empty: nothing of another process's is touched
+    } else if (!RemoveUnfinished(dir)) {
+      return Fail(made.error().code,
+                  fmt::format("{}; what was made could not all be removed: `{}` is left, "
+                              "marked as unfinished (remove it)",
+                              made.error().message, dir.string()));
     }
   }
   return made;
@@ -1218,14 +1239,10 @@ Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& ou
         return Fail(Code::kUnavailable,
                     fmt::format("cannot copy `{}`: {}", from.string(), ec.message()));
       }
-      if (!directory) ACCORD_RETURN_IF_ERROR(SyncPath(to.string()));
       backup.files.push_back(directory ? file.string() + "/" : file.string());
     }
-    // The directories last, so that the entries of each are durable, then the new one's own.
-    for (auto it = files.rbegin(); it != files.rend(); ++it) {
-      if (fs::is_directory(out / *it, ec)) ACCORD_RETURN_IF_ERROR(SyncPath((out / *it).string()));
-    }
-    ACCORD_RETURN_IF_ERROR(SyncPath(out.string()));
+    // The copy's files and directories, then the new directory's own entry.
+    ACCORD_RETURN_IF_ERROR(SyncTree(out, "the backup"));
     ACCORD_RETURN_IF_ERROR(SyncPath(parent.string()));
     return backup;
   }();

@@ -2,10 +2,13 @@
 # End-to-end tests of the node commands: the three-node demo (scripts/node-demo.sh) with its
 # outputs checked, then the errors an operator meets (wrong passphrase, --at on a real home, a
 # tampered package, a replay, a missing partner key) and a home whose KEK lives on a SoftHSM2
-# token. Usage: node_cli_test.sh ACCORD_BINARY SOURCE_DIR
+# token, and the making of a home on a disk that fails (calls made to fail by the preloaded
+# FAULTS_LIBRARY, tests/faults/faults.cc). Usage: node_cli_test.sh ACCORD_BINARY SOURCE_DIR
+# FAULTS_LIBRARY
 set -uo pipefail
 accord=$1
 src=$2
+faults=$3
 work=$(mktemp -d)
 serve_pid=""
 trap '[ -z "$serve_pid" ] || kill -KILL "$serve_pid" 2>/dev/null; rm -rf "$work"' EXIT
@@ -341,6 +344,60 @@ if "$accord" ls --home "$work/killed" >"$work/out" 2>&1; then ok; else
   cat "$work/out"
 fi
 
+# 3b. A home's making on a disk that fails. `faulty RULES CMD...` runs CMD with the file system
+# calls that RULES name made to fail (tests/faults/faults.cc says how to write them).
+faulty() {
+  local rules=$1
+  shift
+  env LD_PRELOAD="$faults" ACCORD_FAULTS="$rules" \
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" "$@"
+}
+# The library is loaded: a rule it cannot read stops the command before it runs.
+expect faults-loaded 97 'unknown call `fsink`' faulty 'fsink:x:1' "$accord" node init \
+  --home "$work/f-none" "${gsomia[@]}" --kdf-cost 10
+# A failure before the mark goes removes all that was made, the directory with it.
+expect faults-removed 1 'cannot write `.*/f-removed/public.json`: Input/output error$' \
+  faulty "fsync:$work/f-removed/public.json:1" "$accord" node init --home "$work/f-removed" \
+  "${gsomia[@]}" --kdf-cost 10
+if [ ! -e "$work/f-removed" ]; then ok; else fail "faults-removed: $work/f-removed is left"; fi
+# A removal cut short (the policy's copy cannot be removed) leaves the directory marked, and
+# says so: it is then refused as a home, and not made again over what it holds.
+expect faults-cut-short 1 'public.json`: Input/output error; what was made could not all be removed: `.*/f-cut` is left, marked as unfinished' \
+  faulty "fsync:$work/f-cut/public.json:1;rmdir:$work/f-cut/policy:*" "$accord" node init \
+  --home "$work/f-cut" "${gsomia[@]}" --kdf-cost 10
+if [ -e "$work/f-cut/.unfinished" ] && [ ! -e "$work/f-cut/state.db" ]; then ok; else
+  fail "faults-cut-short: not the mark and the policy alone in $work/f-cut"
+fi
+expect faults-cut-short-again 1 'its making did not finish' "$accord" node init \
+  --home "$work/f-cut" "${gsomia[@]}" --kdf-cost 10
+# The directory's sync fails once the mark is gone: the home is whole, kept, and opens.
+expect faults-after-mark 1 '`.*/f-kept` is made and whole, but cannot make `.*/f-kept` durable' \
+  faulty "fsync:$work/f-kept:*@unlink:$work/f-kept/.unfinished" "$accord" node init \
+  --home "$work/f-kept" "${gsomia[@]}" --kdf-cost 10
+if "$accord" ls --home "$work/f-kept" >"$work/out" 2>&1; then ok; else
+  fail "faults-after-mark-ls: the kept home does not open"
+  cat "$work/out"
+fi
+# Another init made the mark first (its O_EXCL open lost the race): nothing of it is touched.
+expect faults-race 1 '`.*/f-race` is being made by another process .*nothing of it was touched' \
+  faulty "open:$work/f-race/.unfinished:1:EEXIST" "$accord" node init --home "$work/f-race" \
+  "${gsomia[@]}" --kdf-cost 10
+if [ "$(ls -A "$work/f-race")" = .unfinished ]; then ok; else
+  fail "faults-race: $work/f-race holds more than the other's mark: $(ls -A "$work/f-race")"
+fi
+# A backup whose copy cannot be made durable goes whole; one whose sync fails after its mark
+# went is kept, and opens.
+expect faults-backup-removed 1 'cannot make `.*/f-bk/state.db` durable' \
+  faulty "fsync:$work/f-bk/state.db:1" "$accord" node backup --home "$d/KOR" --out "$work/f-bk"
+if [ ! -e "$work/f-bk" ]; then ok; else fail "faults-backup-removed: $work/f-bk is left"; fi
+expect faults-backup-kept 1 '`.*/f-bk2` is made and whole, but' \
+  faulty "fsync:$work/f-bk2:*@unlink:$work/f-bk2/.unfinished" "$accord" node backup \
+  --home "$d/KOR" --out "$work/f-bk2"
+if "$accord" ls --home "$work/f-bk2" >"$work/out" 2>&1; then ok; else
+  fail "faults-backup-kept: the kept backup does not open"
+  cat "$work/out"
+fi
+
 # 4. The KEK on a PKCS#11 token (SoftHSM2): the home holds no key store file.
 mkdir -p "$work/tokens"
 printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
@@ -360,6 +417,14 @@ expect hsm-put 0 'stored h-1' sh -c "printf 'HSM-SEALED-MARKER' | \"$accord\" pu
 expect hsm-get 0 '^HSM-SEALED-MARKER' "$accord" get --home "$work/hsm" \
   --at 2018-01-01T00:00:00+09:00 --id h-1 --as kor-analyst
 expect hsm-wrong-pin 1 'wrong PIN' env ACCORD_PKCS11_PIN=0000 "$accord" ls --home "$work/hsm"
+# An init that fails after making its key on the token destroys that key: the label is free.
+expect hsm-faults-key-destroyed 1 'cannot write `.*/hsm2/public.json`' faulty \
+  "fsync:$work/hsm2/public.json:1" "$accord" node init --home "$work/hsm2" --party KOR \
+  --policy "$src/examples/gsomia" --simulate --key-store pkcs11 --pkcs11-token accord-cli \
+  --pkcs11-key-label accord-cli-2
+expect hsm-faults-label-free 0 'pkcs11 key store' "$accord" node init --home "$work/hsm2" \
+  --party KOR --policy "$src/examples/gsomia" --simulate --key-store pkcs11 \
+  --pkcs11-token accord-cli --pkcs11-key-label accord-cli-2
 [ -d "$work/hsm" ] && [ -d "$work/tokens" ] || fail "no HSM home or token directory to search"
 if grep -rq 'HSM-SEALED-MARKER' "$work/hsm" "$work/tokens"; then
   fail "the payload is in the clear on disk"

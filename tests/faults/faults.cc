@@ -1,0 +1,218 @@
+// A library preloaded into `accord` by the command-line tests (LD_PRELOAD) to make chosen file
+// system calls fail, so that the paths a failing disk takes can be tried from outside: a sync
+// that fails after a home's mark is removed, a cleanup cut short, two makings of one directory.
+//
+// ACCORD_FAULTS holds rules separated by `;`, each `CALL:PATH:NTH[:ERRNO][@CALL:PATH]`:
+//   CALL   fsync, open, unlink (a file's removal) or rmdir (a directory's);
+//   PATH   a part of the path the call names (for fsync, the path of the descriptor);
+//   NTH    which matching call fails, from 1, or `*` for every one;
+//   ERRNO  EIO (the default), EACCES, ENOSPC or EEXIST. An `open` that fails with EEXIST first
+//          makes the file, as another process would have;
+//   @...   the rule counts calls only after a call of that kind on that path succeeded.
+// A rule that cannot be read stops the process at once (exit 97), so a test cannot pass by
+// injecting nothing. Test code only: never installed, never linked into accord.
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace {
+
+enum class Call { kFsync, kOpen, kUnlink, kRmdir };
+
+struct Rule {
+  Call call;
+  std::string path;
+  int nth = 0;  // 0: every one
+  int error = EIO;
+  bool gated = false;  // counts only once `after` happened
+  Call after_call = Call::kFsync;
+  std::string after_path;
+  bool open = true;  // the gate is open
+  int seen = 0;
+};
+
+[[noreturn]] void Refuse(const std::string& what) {
+  std::fprintf(stderr, "accord_faults: ACCORD_FAULTS: %s\n", what.c_str());
+  std::_Exit(97);
+}
+
+Call ParseCall(const std::string& s) {
+  if (s == "fsync") return Call::kFsync;
+  if (s == "open") return Call::kOpen;
+  if (s == "unlink") return Call::kUnlink;
+  if (s == "rmdir") return Call::kRmdir;
+  Refuse("unknown call `" + s + "`");
+}
+
+int ParseErrno(const std::string& s) {
+  if (s.empty() || s == "EIO") return EIO;
+  if (s == "EACCES") return EACCES;
+  if (s == "ENOSPC") return ENOSPC;
+  if (s == "EEXIST") return EEXIST;
+  Refuse("unknown errno `" + s + "`");
+}
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t at; (at = s.find(sep, start)) != std::string::npos; start = at + 1) {
+    parts.push_back(s.substr(start, at - start));
+  }
+  parts.push_back(s.substr(start));
+  return parts;
+}
+
+Rule ParseRule(const std::string& text) {
+  const size_t at = text.find('@');
+  const std::vector<std::string> f = Split(text.substr(0, at), ':');
+  if (f.size() < 3 || f.size() > 4 || f[1].empty()) Refuse("bad rule `" + text + "`");
+  Rule rule;
+  rule.call = ParseCall(f[0]);
+  rule.path = f[1];
+  if (f[2] != "*") {
+    char* end = nullptr;
+    const long n = std::strtol(f[2].c_str(), &end, 10);
+    if (*end != '\0' || n < 1 || n > 1000000) Refuse("bad count in `" + text + "`");
+    rule.nth = static_cast<int>(n);
+  }
+  rule.error = ParseErrno(f.size() == 4 ? f[3] : "");
+  if (at != std::string::npos) {
+    const std::vector<std::string> g = Split(text.substr(at + 1), ':');
+    if (g.size() != 2 || g[1].empty()) Refuse("bad condition in `" + text + "`");
+    rule.gated = true;
+    rule.open = false;
+    rule.after_call = ParseCall(g[0]);
+    rule.after_path = g[1];
+  }
+  return rule;
+}
+
+std::mutex mu;
+std::vector<Rule>* rules = nullptr;  // parsed at the first call, never freed
+
+std::vector<Rule>& Rules() {
+  if (rules == nullptr) {
+    rules = new std::vector<Rule>;
+    if (const char* spec = std::getenv("ACCORD_FAULTS"); spec != nullptr && *spec != '\0') {
+      for (const std::string& r : Split(spec, ';')) rules->push_back(ParseRule(r));
+    }
+  }
+  return *rules;
+}
+
+// The errno the call on `path` fails with, or 0 to let it run.
+int Fault(Call call, const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu);
+  for (Rule& r : Rules()) {
+    if (!r.open || r.call != call || path.find(r.path) == std::string::npos) continue;
+    ++r.seen;
+    if (r.nth == 0 || r.seen == r.nth) return r.error;
+  }
+  return 0;
+}
+
+// Opens the gates that a successful call on `path` opens.
+void Happened(Call call, const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu);
+  for (Rule& r : Rules()) {
+    if (r.gated && r.after_call == call && path.find(r.after_path) != std::string::npos) {
+      r.open = true;
+    }
+  }
+}
+
+std::string PathOfFd(int fd) {
+  char buf[4096];
+  const std::string link = "/proc/self/fd/" + std::to_string(fd);
+  const ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+template <typename F>
+F Next(const char* name) {
+  void* f = ::dlsym(RTLD_NEXT, name);
+  if (f == nullptr) Refuse(std::string("cannot find `") + name + "`");
+  return reinterpret_cast<F>(f);
+}
+
+// Runs `real` unless a rule fails the call first; a call that succeeds may open gates.
+template <typename F>
+int Run(Call call, const std::string& path, F real) {
+  if (const int error = Fault(call, path); error != 0) {
+    errno = error;
+    return -1;
+  }
+  const int result = real();
+  if (result >= 0) Happened(call, path);
+  return result;
+}
+
+}  // namespace
+
+extern "C" {
+
+int fsync(int fd) {
+  static const auto real = Next<int (*)(int)>("fsync");
+  return Run(Call::kFsync, PathOfFd(fd), [&] { return real(fd); });
+}
+
+int open(const char* path, int flags, ...) {
+  static const auto real = Next<int (*)(const char*, int, ...)>("open");
+  mode_t mode = 0;
+  if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) {
+    va_list args;
+    va_start(args, flags);
+    mode = static_cast<mode_t>(va_arg(args, int));
+    va_end(args);
+  }
+  const int error = Fault(Call::kOpen, path);
+  if (error == EEXIST) {  // another process made it first
+    const int fd = real(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);
+  } else if (error != 0) {
+    errno = error;
+    return -1;
+  }
+  const int fd = real(path, flags, mode);
+  if (fd >= 0) Happened(Call::kOpen, path);
+  return fd;
+}
+
+int unlink(const char* path) {
+  static const auto real = Next<int (*)(const char*)>("unlink");
+  return Run(Call::kUnlink, path, [&] { return real(path); });
+}
+
+int rmdir(const char* path) {
+  static const auto real = Next<int (*)(const char*)>("rmdir");
+  return Run(Call::kRmdir, path, [&] { return real(path); });
+}
+
+int unlinkat(int dirfd, const char* name, int flags) {
+  static const auto real = Next<int (*)(int, const char*, int)>("unlinkat");
+  const std::string path =
+      name[0] == '/' || dirfd == AT_FDCWD ? std::string(name) : PathOfFd(dirfd) + "/" + name;
+  const Call call = (flags & AT_REMOVEDIR) != 0 ? Call::kRmdir : Call::kUnlink;
+  return Run(call, path, [&] { return real(dirfd, name, flags); });
+}
+
+// glibc's remove() calls unlink and rmdir inside itself, where no preloaded library sees them.
+int remove(const char* path) {
+  static const auto real = Next<int (*)(const char*)>("remove");
+  struct stat st {};
+  const Call call = ::lstat(path, &st) == 0 && S_ISDIR(st.st_mode) ? Call::kRmdir : Call::kUnlink;
+  return Run(call, path, [&] { return real(path); });
+}
+
+}  // extern "C"
