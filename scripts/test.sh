@@ -19,7 +19,7 @@ bash scripts/install-deps.sh
 
 step "module dependencies and formatting"
 bash scripts/check-deps.sh
-find src include bench fuzz -name '*.cc' -o -name '*.h' | grep -v node_modules |
+find src include bench fuzz tests -name '*.cc' -o -name '*.h' | grep -v node_modules |
   xargs clang-format --dry-run --Werror
 echo "format: clean"
 

@@ -123,6 +123,16 @@ Status CannotWrite(const std::string& path, int error) {
               fmt::format("cannot write `{}`: {}", path, std::strerror(error)));
 }
 
+// Removes the staged file `temp` after `failed`; should that fail too, the error names it, since
+// it may hold a secret (a private key, a payload) that nothing else will remove.
+Status NoteLeftBehind(Status failed, const std::string& temp) {
+  if (::unlink(temp.c_str()) == 0 || errno == ENOENT) return failed;
+  const int error = errno;
+  return Fail(failed.error().code,
+              fmt::format("{}; its staged copy `{}` could not be removed: {} (remove it)",
+                          failed.error().message, temp, std::strerror(error)));
+}
+
 }  // namespace
 
 Result<std::string> ReadFileAtMost(const std::string& path, size_t max_bytes, FileNamed named) {
@@ -178,8 +188,8 @@ Result<StagedFile> StagedFile::Write(const std::string& path, std::string_view b
     error = errno;
   }
   if (!ok) {
-    if (fd >= 0) ::unlink(temp.c_str());
-    return tl::unexpected(CannotWrite(path, error).error());
+    Status failed = CannotWrite(path, error);
+    return tl::unexpected((fd >= 0 ? NoteLeftBehind(std::move(failed), temp) : failed).error());
   }
   return StagedFile(path, std::move(temp));
 }
@@ -224,13 +234,13 @@ Status StagedFile::Put(bool replace) {
     }
   }
   const int error = errno;
-  if (put != 0 || linked) ::unlink(temp.c_str());
   if (put != 0) {
-    if (!replace && error == EEXIST) {
-      return Fail(Code::kAlreadyExists, fmt::format("`{}` exists already", path_));
-    }
-    return CannotWrite(path_, error);
+    Status failed = !replace && error == EEXIST
+                        ? Fail(Code::kAlreadyExists, fmt::format("`{}` exists already", path_))
+                        : CannotWrite(path_, error);
+    return NoteLeftBehind(std::move(failed), temp);
   }
+  if (linked) ::unlink(temp.c_str());  // the file is in place under its own name too
   if (Status synced = SyncDirectoryOf(path_); !synced) {
     return Fail(Code::kUnavailable,
                 fmt::format("`{}` is in place, but {}", path_, synced.error().message));

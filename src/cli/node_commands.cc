@@ -791,7 +791,8 @@ std::optional<int> NodeCommands::Run() {
     if (!WriteFile(f.out, *r)) {
       PrintError(
           fmt::format("{} at {} all the same: it is committed and logged, and a live node "
-                      "delivers it from its outbox",
+                      "delivers it from its outbox (`accord outbox ls` lists it, `accord "
+                      "outbox export` writes it again)",
                       what, when));
       return kExitIo;
     }
@@ -863,7 +864,13 @@ std::optional<int> NodeCommands::Run() {
     if (!r) return Report(r.error());
     fmt::print(status, "accepted at {}: {}\n", when, OneLine(r->summary));
     if (!r->receipt.empty()) {
-      if (!WriteFile(out, r->receipt)) return kExitIo;
+      if (!WriteFile(out, r->receipt)) {
+        PrintError(
+            fmt::format("accepted all the same; `accord receive` of `{}` again writes "
+                        "its receipt",
+                        f.file));
+        return kExitIo;
+      }
       if (out != "-") fmt::print(status, "receipt → {}\n", out);
     }
     return kExitOk;

@@ -297,6 +297,9 @@ std::optional<int> ServeCommand::Run() {
   const uint16_t port = (*server)->port();
   if (!config->port_file.empty() && !WritePortFile(config->port_file, port)) {
     if (federation) federation->Stop();
+    // A port file put in place whose directory could not be made durable would send partners
+    // to a port that no node serves.
+    if (config->port_file != "-") ::unlink(config->port_file.c_str());
     return kExitIo;
   }
   // From here on, lines go out with std::fputs, which cannot throw as fmt::print does when the

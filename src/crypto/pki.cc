@@ -74,13 +74,13 @@ Result<StagedFile> StagePem(const std::string& path, mode_t mode, bool secret, W
   return StagedFile::Write(path, std::string_view(data, static_cast<size_t>(size)), mode);
 }
 
-// Writes `key` with mode 0600 (when there is one), `cert` with 0644, each whole through a new
-// file renamed into place: a file or symbolic link found under either name is replaced, never
-// written through (decision #101). Both are staged before either is renamed, so a full disk
-// leaves the old key with its old certificate (decision #145).
-Status WritePem(const std::string& cert_path, X509* cert, const std::string& key_path,
-                EVP_PKEY* key) {
-  std::vector<StagedFile> staged;  // the key first: a rename that fails after it splits the pair
+// Stages `key` with mode 0600 (when there is one), then `cert` with 0644, onto `staged`: each
+// whole through a new file that its commit renames into place, so a file or symbolic link found
+// under either name is replaced, never written through (decision #101). Committed in order (the
+// key first), both are staged before either is renamed, so a full disk leaves the old key with
+// its old certificate (decision #145).
+Status StagePair(const std::string& cert_path, X509* cert, const std::string& key_path,
+                 EVP_PKEY* key, std::vector<StagedFile>& staged) {
   if (key != nullptr) {
     ACCORD_ASSIGN_OR_RETURN(
         StagedFile staged_key, StagePem(key_path, 0600, /*secret=*/true, [&](BIO* bio) {
@@ -92,7 +92,7 @@ Status WritePem(const std::string& cert_path, X509* cert, const std::string& key
                           StagePem(cert_path, 0644, /*secret=*/false,
                                    [&](BIO* bio) { return PEM_write_bio_X509(bio, cert); }));
   staged.push_back(std::move(staged_cert));
-  return CommitInOrder(staged);
+  return OkStatus();
 }
 
 Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
@@ -276,12 +276,20 @@ Result<X509Ptr> ReadCert(const std::string& path) {
   return cert;
 }
 
-Status Issue(X509* ca, EVP_PKEY* ca_key, const LeafOptions& o) {
+// A new key and its certificate, issued by `ca`, staged onto `staged` (not yet in place).
+Status StageLeaf(X509* ca, EVP_PKEY* ca_key, const LeafOptions& o,
+                 std::vector<StagedFile>& staged) {
   ACCORD_ASSIGN_OR_RETURN(PkeyPtr key, NewKey());
   ACCORD_ASSIGN_OR_RETURN(
       X509Ptr cert, MakeCertificate(key.get(), Name{o.common_name, o.organization}, ca, ca_key,
                                     o.not_before, o.not_after, LeafExtensions(o.kind, o.hosts)));
-  return WritePem(o.out_cert, cert.get(), o.out_key, key.get());
+  return StagePair(o.out_cert, cert.get(), o.out_key, key.get(), staged);
+}
+
+Status Issue(X509* ca, EVP_PKEY* ca_key, const LeafOptions& o) {
+  std::vector<StagedFile> staged;
+  ACCORD_RETURN_IF_ERROR(StageLeaf(ca, ca_key, o, staged));
+  return CommitInOrder(staged);
 }
 
 // The revocation list at `path`, which `ca` must have signed; null when there is no file.
@@ -484,27 +492,43 @@ Result<DevelopmentPki> CreateDevelopmentPki(const PkiOptions& o) {
                                   {{NID_basic_constraints, "critical,CA:TRUE"},
                                    {NID_key_usage, "critical,keyCertSign,cRLSign"},
                                    {NID_subject_key_identifier, "hash"}}));
-  ACCORD_RETURN_IF_ERROR(
-      WritePem((dir / "ca.pem").string(), ca.get(), (dir / "ca.key").string(), ca_key.get()));
+  // Every file is staged (written whole and made durable under a name of its own) before any is
+  // put in place, and the CA's certificate goes in last: a disk that fails leaves no file of
+  // this run, or, should a rename fail, no `ca.pem`, so that the next run is not refused as
+  // "already holds a CA" (the files it finds, it replaces).
+  std::vector<StagedFile> staged;
   for (const auto& p : made.nodes) {
     ACCORD_RETURN_IF_ERROR(
-        Issue(ca.get(), ca_key.get(),
-              LeafOptions{"", "", (dir / "nodes" / (p + ".pem")).string(),
-                          (dir / "nodes" / (p + ".key")).string(), CertificateKind::kNode, p, p,
-                          o.hosts, o.not_before, not_after}));
+        StageLeaf(ca.get(), ca_key.get(),
+                  LeafOptions{"", "", (dir / "nodes" / (p + ".pem")).string(),
+                              (dir / "nodes" / (p + ".key")).string(), CertificateKind::kNode, p, p,
+                              o.hosts, o.not_before, not_after},
+                  staged));
   }
   for (const auto& [subject, party] : users) {
-    ACCORD_RETURN_IF_ERROR(Issue(ca.get(), ca_key.get(),
-                                 LeafOptions{"",
-                                             "",
-                                             (dir / "users" / (subject + ".pem")).string(),
-                                             (dir / "users" / (subject + ".key")).string(),
-                                             CertificateKind::kUser,
-                                             subject,
-                                             party,
-                                             {},
-                                             o.not_before,
-                                             not_after}));
+    ACCORD_RETURN_IF_ERROR(StageLeaf(ca.get(), ca_key.get(),
+                                     LeafOptions{"",
+                                                 "",
+                                                 (dir / "users" / (subject + ".pem")).string(),
+                                                 (dir / "users" / (subject + ".key")).string(),
+                                                 CertificateKind::kUser,
+                                                 subject,
+                                                 party,
+                                                 {},
+                                                 o.not_before,
+                                                 not_after},
+                                     staged));
+  }
+  ACCORD_RETURN_IF_ERROR(StagePair((dir / "ca.pem").string(), ca.get(), (dir / "ca.key").string(),
+                                   ca_key.get(), staged));
+  ACCORD_RETURN_IF_ERROR(CommitInOrder(staged));
+  // `ca.pem`'s commit made the directory's entries durable (`nodes`, `users` among them); the
+  // directory's own entry, when this run made it, is its parent's.
+  fs::path whole = fs::absolute(dir, ec).lexically_normal();
+  if (!whole.has_filename()) whole = whole.parent_path();  // "pki/" is "pki"
+  if (Status synced = SyncPath(whole.parent_path().string()); !synced) {
+    return Fail(Code::kUnavailable,
+                fmt::format("the PKI in `{}` is in place, but {}", o.dir, synced.error().message));
   }
   return made;
 }

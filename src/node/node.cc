@@ -1067,9 +1067,10 @@ std::string ParentOf(const fs::path& dir) {
 
 // The mark, made under its own name at once (a temporary name renamed would leave a window in
 // which the directory holds a file and no mark), then made durable with its entry. Whoever made
-// it owns the making: kAlreadyExists when another process did (two `node init` on one empty
-// directory), and the caller then removes nothing.
-Status MarkUnfinished(const fs::path& dir) {
+// it owns the making: `made` is set once this process created it, even should writing it fail
+// after, so that the caller removes it. kAlreadyExists when another process made it (two
+// `node init` on one empty directory), and the caller then removes nothing.
+Status MarkUnfinished(const fs::path& dir, bool& made) {
   const std::string path = (dir / kUnfinished).string();
   constexpr std::string_view kText = "accord: the making of this home did not finish; no home\n";
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -1078,12 +1079,13 @@ Status MarkUnfinished(const fs::path& dir) {
     if (error == EEXIST) {
       return Fail(Code::kAlreadyExists,
                   fmt::format("`{}` is being made by another process (it holds `{}` now): "
-                              "nothing of it was touched",
+                              "nothing it holds was touched",
                               dir.string(), kUnfinished));
     }
     return Fail(Code::kUnavailable,
                 fmt::format("cannot make `{}`: {}", path, std::strerror(error)));
   }
+  made = true;
   const ssize_t n = ::write(fd, kText.data(), kText.size());
   int error = 0;
   if (n != static_cast<ssize_t>(kText.size())) {
@@ -1101,8 +1103,8 @@ Status MarkUnfinished(const fs::path& dir) {
 
 // Removes what a failed making put in `dir` (marked by this process), then the mark and `dir`:
 // the mark only once everything else is gone and that is durable, so that a removal that fails
-// or is cut short leaves a directory that is still refused as a home. False when `dir` is left
-// marked.
+// or is cut short leaves a directory that is still refused as a home. False when the mark is
+// left; once it is gone, `dir` is removed if it is empty.
 bool RemoveUnfinished(const fs::path& dir) {
   std::error_code ec;
   std::vector<fs::path> made;
@@ -1220,8 +1222,7 @@ Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& ou
       return Fail(Code::kInvalidArgument,
                   fmt::format("cannot make `{}` private: {}", out_dir, std::strerror(errno)));
     }
-    ACCORD_RETURN_IF_ERROR(MarkUnfinished(out));
-    marked = true;
+    ACCORD_RETURN_IF_ERROR(MarkUnfinished(out, marked));
     HomeBackup backup;
     ACCORD_ASSIGN_OR_RETURN(
         backup.store, BackupSqliteStore((home / "state.db").string(), (out / "state.db").string()));
@@ -1293,8 +1294,7 @@ Status InitNode(NodeInitOptions options) {
   std::optional<Bytes> token_key;  // the CKA_ID of the key made on the token
   bool marked = false;
   Status made = [&]() -> Status {
-    ACCORD_RETURN_IF_ERROR(MarkUnfinished(home));
-    marked = true;
+    ACCORD_RETURN_IF_ERROR(MarkUnfinished(home, marked));
     ACCORD_RETURN_IF_ERROR(CopyPolicy(options.policy_dir, home / "policy"));
     std::unique_ptr<KeyEncryptionKey> kek;
     std::string key_store;

@@ -9,7 +9,8 @@ set -uo pipefail
 accord=$1
 src=$2
 faults=$3
-work=$(mktemp -d)
+# Without symbolic links: the fault rules below match the paths the kernel resolves.
+work=$(realpath "$(mktemp -d)")
 serve_pid=""
 trap '[ -z "$serve_pid" ] || kill -KILL "$serve_pid" 2>/dev/null; rm -rf "$work"' EXIT
 failures=0
@@ -32,6 +33,15 @@ expect() {
   else
     ok
   fi
+}
+
+# faulty RULES COMMAND...: runs COMMAND with the file system calls that RULES name made to fail
+# (tests/faults/faults.cc says how to write them).
+faulty() {
+  local rules=$1
+  shift
+  env LD_PRELOAD="$faults" ACCORD_FAULTS="$rules" \
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" "$@"
 }
 
 # 1. The demo, with what each step must show.
@@ -344,15 +354,8 @@ if "$accord" ls --home "$work/killed" >"$work/out" 2>&1; then ok; else
   cat "$work/out"
 fi
 
-# 3b. A home's making on a disk that fails. `faulty RULES CMD...` runs CMD with the file system
-# calls that RULES name made to fail (tests/faults/faults.cc says how to write them).
-faulty() {
-  local rules=$1
-  shift
-  env LD_PRELOAD="$faults" ACCORD_FAULTS="$rules" \
-    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" "$@"
-}
-# The library is loaded: a rule it cannot read stops the command before it runs.
+# 3b. A home's making, and files written, on a disk that fails (`faulty`, above).
+# The library is loaded: a rule it cannot read stops the command as it starts.
 expect faults-loaded 97 'unknown call `fsink`' faulty 'fsink:x:1' "$accord" node init \
   --home "$work/f-none" "${gsomia[@]}" --kdf-cost 10
 # A failure before the mark goes removes all that was made, the directory with it.
@@ -360,13 +363,18 @@ expect faults-removed 1 'cannot write `.*/f-removed/public.json`: Input/output e
   faulty "fsync:$work/f-removed/public.json:1" "$accord" node init --home "$work/f-removed" \
   "${gsomia[@]}" --kdf-cost 10
 if [ ! -e "$work/f-removed" ]; then ok; else fail "faults-removed: $work/f-removed is left"; fi
+# A mark made but not written whole is this making's: it goes with the directory.
+expect faults-mark-unwritten 1 'cannot write `.*/f-mark/.unfinished`: Input/output error$' \
+  faulty "fsync:$work/f-mark/.unfinished:1" "$accord" node init --home "$work/f-mark" \
+  "${gsomia[@]}" --kdf-cost 10
+if [ ! -e "$work/f-mark" ]; then ok; else fail "faults-mark-unwritten: $work/f-mark is left"; fi
 # A removal cut short (the policy's copy cannot be removed) leaves the directory marked, and
 # says so: it is then refused as a home, and not made again over what it holds.
 expect faults-cut-short 1 'public.json`: Input/output error; what was made could not all be removed: `.*/f-cut` is left, marked as unfinished' \
   faulty "fsync:$work/f-cut/public.json:1;rmdir:$work/f-cut/policy:*" "$accord" node init \
   --home "$work/f-cut" "${gsomia[@]}" --kdf-cost 10
 if [ -e "$work/f-cut/.unfinished" ] && [ ! -e "$work/f-cut/state.db" ]; then ok; else
-  fail "faults-cut-short: not the mark and the policy alone in $work/f-cut"
+  fail "faults-cut-short: no mark, or a store, in $work/f-cut"
 fi
 expect faults-cut-short-again 1 'its making did not finish' "$accord" node init \
   --home "$work/f-cut" "${gsomia[@]}" --kdf-cost 10
@@ -379,12 +387,53 @@ if "$accord" ls --home "$work/f-kept" >"$work/out" 2>&1; then ok; else
   cat "$work/out"
 fi
 # Another init made the mark first (its O_EXCL open lost the race): nothing of it is touched.
-expect faults-race 1 '`.*/f-race` is being made by another process .*nothing of it was touched' \
+expect faults-race 1 '`.*/f-race` is being made by another process .*nothing it holds was touched' \
   faulty "open:$work/f-race/.unfinished:1:EEXIST" "$accord" node init --home "$work/f-race" \
   "${gsomia[@]}" --kdf-cost 10
 if [ "$(ls -A "$work/f-race")" = .unfinished ]; then ok; else
   fail "faults-race: $work/f-race holds more than the other's mark: $(ls -A "$work/f-race")"
 fi
+# A payload whose staged copy cannot be made durable is not put in place, and its staged copy
+# is removed; should that removal fail too, the error names the copy (it holds the payload).
+expect faults-get-out 3 'cannot write `.*/g.bin`: Input/output error$' faulty \
+  "fsync:$work/g.bin.tmp-:1" "$accord" get --home "$d/KOR" --at 2019-12-01T00:00:00+09:00 \
+  --id k-2019 --as kor-analyst --out "$work/g.bin"
+if [ -z "$(find "$work" -maxdepth 1 -name 'g.bin*')" ]; then ok; else
+  fail "faults-get-out: left: $(find "$work" -maxdepth 1 -name 'g.bin*')"
+fi
+expect faults-get-out-left 3 'its staged copy `.*/g.bin.tmp-[A-Za-z0-9]{6}` could not be removed: Input/output error \(remove it\)' \
+  faulty "fsync:$work/g.bin.tmp-:1;unlink:$work/g.bin.tmp-:*" "$accord" get --home "$d/KOR" \
+  --at 2019-12-01T00:00:00+09:00 --id k-2019 --as kor-analyst --out "$work/g.bin"
+if [ "$(find "$work" -maxdepth 1 -name 'g.bin.tmp-*' | wc -l)" = 1 ] && [ ! -e "$work/g.bin" ]; then
+  ok
+else
+  fail "faults-get-out-left: not one staged copy alone: $(find "$work" -maxdepth 1 -name 'g.bin*')"
+fi
+rm -f "$work"/g.bin.tmp-*
+# A release whose package cannot be written is committed all the same; the error says how to
+# write the package again, and the outbox has it.
+expect faults-put 0 'stored k-faults' sh -c "printf 'FAULTS' | \"$accord\" put --home \"$d/KOR\" \
+  --at 2019-12-01T00:00:00+09:00 --id k-faults --level III --topics dprk-missile --rel-to JPN"
+expect faults-release-out 3 'released k-faults to JPN at .* all the same: it is committed and logged.*`accord outbox export` writes it again' \
+  faulty "fsync:$work/r.pkg.tmp-:1" "$accord" release --home "$d/KOR" \
+  --at 2019-12-01T00:00:00+09:00 --id k-faults --to JPN --out "$work/r.pkg"
+expect faults-release-queued 0 'release of k-faults to JPN' "$accord" outbox ls --home "$d/KOR"
+# The package written again from the outbox; Japan takes it, but its receipt cannot be written:
+# receiving the package again writes the receipt given then.
+package_id=$("$accord" outbox ls --home "$d/KOR" | awk '/release of k-faults to JPN/ { print $1; exit }')
+if "$accord" outbox export --home "$d/KOR" --id "$package_id" --to JPN --out "$work/r.pkg" \
+  >"$work/out" 2>&1; then ok; else
+  fail "faults-release-export: outbox export of '$package_id'"
+  cat "$work/out"
+fi
+# (On a copy of Japan's home: the checkpoints Korea shows Japan are counted in section 5.)
+cp -r "$d/JPN" "$work/JPN-faults"
+expect faults-receipt-out 3 'accepted all the same; `accord receive` of `.*/r.pkg` again writes its receipt' \
+  faulty "fsync:$work/r.pkg.receipt.tmp-:1" "$accord" receive --home "$work/JPN-faults" \
+  --at 2019-12-01T00:00:00+09:00 "$work/r.pkg"
+expect faults-receipt-again 0 'the receipt given then → .*/r.pkg.receipt$' "$accord" receive \
+  --home "$work/JPN-faults" --at 2019-12-01T00:00:00+09:00 "$work/r.pkg"
+if [ -s "$work/r.pkg.receipt" ]; then ok; else fail "faults-receipt-again: no receipt written"; fi
 # A backup whose copy cannot be made durable goes whole; one whose sync fails after its mark
 # went is kept, and opens.
 expect faults-backup-removed 1 'cannot make `.*/f-bk/state.db` durable' \
@@ -605,6 +654,22 @@ expect pki-bad-host 1 '`1.2.3` is neither an IP address nor a DNS name' "$accord
   --out "$work/pki2" --nodes KOR --hosts 1.2.3
 expect pki-user-two-parties 1 'user `alice` is given for two parties, `KOR` and `JPN`' \
   "$accord" pki init --out "$work/pki2" --nodes KOR --users alice:KOR,alice:JPN
+# A disk that fails part way leaves no CA behind: every file is staged before any is put in
+# place, the CA's certificate last. The next run is then not refused as "already holds a CA".
+expect pki-disk-fails 1 'cannot write `.*/pki-f/users/u2.key`: Input/output error' faulty \
+  "fsync:$work/pki-f/users/u2.key:1" "$accord" pki init --out "$work/pki-f" --nodes KOR,JPN \
+  --users u1:KOR,u2:JPN
+if [ -z "$(find "$work/pki-f" -type f)" ]; then ok; else
+  fail "pki-disk-fails: files left: $(find "$work/pki-f" -type f)"
+fi
+expect pki-rename-fails 1 'cannot write `.*/pki-f/ca.pem`: Input/output error' faulty \
+  "rename:$work/pki-f/ca.pem:1" "$accord" pki init --out "$work/pki-f" --nodes KOR,JPN \
+  --users u1:KOR,u2:JPN
+if [ ! -e "$work/pki-f/ca.pem" ] && [ -z "$(find "$work/pki-f" -name '*.tmp-*')" ]; then ok; else
+  fail "pki-rename-fails: a CA certificate or a staged file is left in $work/pki-f"
+fi
+expect pki-after-failures 0 '2 node certificate\(s\) in nodes/, 2 user certificate\(s\)' \
+  "$accord" pki init --out "$work/pki-f" --nodes KOR,JPN --users u1:KOR,u2:JPN
 # A node or user of the policy named again by a flag is made once, and counted once.
 expect pki-policy-and-flags 0 '4 node certificate\(s\) in nodes/, 4 user certificate\(s\)' \
   "$accord" pki init --out "$work/pki3" --policy "$src/examples/gsomia" --nodes KOR,NZL \
@@ -846,6 +911,15 @@ if cmp -s "$work/srv/keystore" "$work/keystore.before"; then ok; else
 fi
 expect serve-port-file-device 3 'not a regular file' timeout 20 "$accord" serve \
   --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --port-file /dev/null "${tls_flags[@]}"
+# A port file put in place whose directory cannot be made durable is removed: no partner is sent
+# to a port that no node serves.
+mkdir -p "$work/pf"
+expect serve-port-file-unsynced 3 "\`$work/pf/srv.port\` is in place, but cannot make \`$work/pf\` durable" \
+  faulty "fsync:$work/pf:*@rename:$work/pf/srv.port" timeout 20 "$accord" serve \
+  --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --port-file "$work/pf/srv.port" "${tls_flags[@]}"
+if [ -z "$(ls -A "$work/pf")" ]; then ok; else
+  fail "serve-port-file-unsynced: left in $work/pf: $(ls -A "$work/pf")"
+fi
 printf '[[peer]]\nparty = "JPN"\nport = 1\ncert = ""\n' >"$work/empty-cert.toml"
 expect serve-empty-cert 2 'empty-cert.toml:4: `cert` is empty' timeout 20 "$accord" serve --home "$work/srv" \
   --at 2018-05-01T00:00:00+09:00 --config "$work/empty-cert.toml" "${tls_flags[@]}"

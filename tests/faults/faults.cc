@@ -3,14 +3,19 @@
 // that fails after a home's mark is removed, a cleanup cut short, two makings of one directory.
 //
 // ACCORD_FAULTS holds rules separated by `;`, each `CALL:PATH:NTH[:ERRNO][@CALL:PATH]`:
-//   CALL   fsync, open, unlink (a file's removal) or rmdir (a directory's);
-//   PATH   a part of the path the call names (for fsync, the path of the descriptor);
+//   CALL   fsync, open, rename, unlink (a file's removal) or rmdir (a directory's);
+//   PATH   a part of the path the call names, as given (for rename, the new path), or for
+//          fsync and unlinkat, the path the kernel resolved (/proc/self/fd): name paths
+//          without symbolic links;
 //   NTH    which matching call fails, from 1, or `*` for every one;
 //   ERRNO  EIO (the default), EACCES, ENOSPC or EEXIST. An `open` that fails with EEXIST first
 //          makes the file, as another process would have;
 //   @...   the rule counts calls only after a call of that kind on that path succeeded.
-// A rule that cannot be read stops the process at once (exit 97), so a test cannot pass by
-// injecting nothing. Test code only: never installed, never linked into accord.
+// The first rule that fails a call ends its turn: later rules do not count it. A rule that
+// cannot be read stops the process as the library loads (exit 97), so that a test can tell a
+// library loaded from one ignored. Calls not seen: open64, openat, fopen, fdatasync, write (so
+// SQLite's own syncs and opens are not reached). Test code only: never installed, never linked
+// into accord.
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -28,7 +33,7 @@
 
 namespace {
 
-enum class Call { kFsync, kOpen, kUnlink, kRmdir };
+enum class Call { kFsync, kOpen, kRename, kUnlink, kRmdir };
 
 struct Rule {
   Call call;
@@ -50,6 +55,7 @@ struct Rule {
 Call ParseCall(const std::string& s) {
   if (s == "fsync") return Call::kFsync;
   if (s == "open") return Call::kOpen;
+  if (s == "rename") return Call::kRename;
   if (s == "unlink") return Call::kUnlink;
   if (s == "rmdir") return Call::kRmdir;
   Refuse("unknown call `" + s + "`");
@@ -110,6 +116,9 @@ std::vector<Rule>& Rules() {
   }
   return *rules;
 }
+
+// Reads the rules as the library loads, before main.
+[[gnu::constructor]] void ReadRules() { Rules(); }
 
 // The errno the call on `path` fails with, or 0 to let it run.
 int Fault(Call call, const std::string& path) {
@@ -187,6 +196,11 @@ int open(const char* path, int flags, ...) {
   const int fd = real(path, flags, mode);
   if (fd >= 0) Happened(Call::kOpen, path);
   return fd;
+}
+
+int rename(const char* from, const char* to) {
+  static const auto real = Next<int (*)(const char*, const char*)>("rename");
+  return Run(Call::kRename, to, [&] { return real(from, to); });
 }
 
 int unlink(const char* path) {
