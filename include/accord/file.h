@@ -54,9 +54,10 @@ enum class FileNamed { kByPath, kAsIt };
 // rename made durable. A reader sees the old file or the new one, never part of one; a file or
 // a symbolic link found at `path` is replaced, never written through, so that a file someone
 // else owns (planted there before) does not receive a private key with its owner kept.
-// Errors: kFailedPrecondition "cannot write `PATH`: REASON", with nothing left behind; and
-// kUnavailable "`PATH` is in place, but cannot make `DIR` durable: REASON" when only the
-// directory's sync failed.
+// Errors: kFailedPrecondition "cannot write `PATH`: REASON", with nothing left behind (should
+// the new file not be removable either, the message ends "its staged copy `TEMP` could not be
+// removed: REASON (remove it)"); and kUnavailable "`PATH` is in place, but cannot make `DIR`
+// durable: REASON" when only the directory's sync failed.
 [[nodiscard]] Status ReplaceFile(const std::string& path, std::string_view bytes, mode_t mode);
 
 // ReplaceFile in two steps, for files that must change together (a key and its certificate):
@@ -70,7 +71,7 @@ enum class FileNamed { kByPath, kAsIt };
 class StagedFile {
  public:
   // The new file beside `path`, written and made durable. Errors: kFailedPrecondition as
-  // ReplaceFile's, with nothing left behind.
+  // ReplaceFile's, with nothing left behind (or the new file named).
   [[nodiscard]] static Result<StagedFile> Write(const std::string& path, std::string_view bytes,
                                                 mode_t mode);
 
@@ -82,7 +83,7 @@ class StagedFile {
   ~StagedFile();
 
   // Renames the new file over the path and makes the rename durable; at most once. Errors as
-  // ReplaceFile's (the new file is removed when the rename fails).
+  // ReplaceFile's (the new file is removed when the rename fails, or named in the error).
   [[nodiscard]] Status Commit();
   // Commit for a file that must not replace one: the new file is renamed to the path only if
   // the path names nothing yet (a file, a link, a directory): RENAME_NOREPLACE, or a hard link

@@ -790,9 +790,9 @@ std::optional<int> NodeCommands::Run() {
     if (!r) return Report(r.error());
     if (!WriteFile(f.out, *r)) {
       PrintError(
-          fmt::format("{} at {} all the same: it is committed and logged, and a live node "
-                      "delivers it from its outbox (`accord outbox ls` lists it, `accord "
-                      "outbox export` writes it again)",
+          fmt::format("{} at {} all the same: it is committed and logged. A live node delivers "
+                      "what it queued for partners; `accord outbox ls` lists that, and `accord "
+                      "outbox export` writes it again",
                       what, when));
       return kExitIo;
     }
@@ -865,10 +865,9 @@ std::optional<int> NodeCommands::Run() {
     fmt::print(status, "accepted at {}: {}\n", when, OneLine(r->summary));
     if (!r->receipt.empty()) {
       if (!WriteFile(out, r->receipt)) {
-        PrintError(
-            fmt::format("accepted all the same; `accord receive` of `{}` again writes "
-                        "its receipt",
-                        f.file));
+        PrintError(fmt::format("accepted all the same; receiving {} again{} writes its receipt",
+                               f.file == "-" ? "the same package" : "`" + f.file + "`",
+                               f.out.empty() ? "" : " with --receipt-out " + f.out));
         return kExitIo;
       }
       if (out != "-") fmt::print(status, "receipt → {}\n", out);

@@ -199,7 +199,14 @@ tl::expected<ServeConfig, int> ResolveConfig(const ServeCommand::Flags& f) {
 // it cannot: partners would otherwise read a port of an earlier run.
 bool WritePortFile(const std::string& path, uint16_t port) {
   const std::string text = std::to_string(port) + "\n";
-  return WriteFile(path, AsBytes(text), 0644);
+  if (path == "-") return WriteFile(path, AsBytes(text), 0644);
+  const Status written = ReplaceFile(path, text, 0644);
+  if (written) return true;
+  PrintError(written.error().message);
+  // In place, but its directory could not be made durable (kUnavailable): it would send
+  // partners to a port that no node serves once this one exits.
+  if (written.error().code == Code::kUnavailable) ::unlink(path.c_str());
+  return false;
 }
 
 // Writes `text` to `to`; a failed write loses the text, and never throws.
@@ -297,9 +304,6 @@ std::optional<int> ServeCommand::Run() {
   const uint16_t port = (*server)->port();
   if (!config->port_file.empty() && !WritePortFile(config->port_file, port)) {
     if (federation) federation->Stop();
-    // A port file put in place whose directory could not be made durable would send partners
-    // to a port that no node serves.
-    if (config->port_file != "-") ::unlink(config->port_file.c_str());
     return kExitIo;
   }
   // From here on, lines go out with std::fputs, which cannot throw as fmt::print does when the

@@ -440,7 +440,7 @@ Result<RevocationList> RevokeCertificate(const RevokeOptions& o) {
 }
 
 Result<DevelopmentPki> CreateDevelopmentPki(const PkiOptions& o) {
-  const fs::path dir(o.dir);
+  const fs::path dir(o.dir.empty() ? "." : o.dir);
   std::error_code ec;
   if (fs::exists(dir / "ca.pem", ec)) {
     return Fail(Code::kAlreadyExists, fmt::format("`{}` already holds a CA", o.dir));
@@ -473,6 +473,7 @@ Result<DevelopmentPki> CreateDevelopmentPki(const PkiOptions& o) {
     }
   }
   ACCORD_RETURN_IF_ERROR(CheckHosts(o.hosts));
+  const bool made_dir = !fs::exists(dir, ec);
   fs::create_directories(dir / "nodes", ec);
   fs::create_directories(dir / "users", ec);
   if (ec) {
@@ -493,9 +494,10 @@ Result<DevelopmentPki> CreateDevelopmentPki(const PkiOptions& o) {
                                    {NID_key_usage, "critical,keyCertSign,cRLSign"},
                                    {NID_subject_key_identifier, "hash"}}));
   // Every file is staged (written whole and made durable under a name of its own) before any is
-  // put in place, and the CA's certificate goes in last: a disk that fails leaves no file of
-  // this run, or, should a rename fail, no `ca.pem`, so that the next run is not refused as
-  // "already holds a CA" (the files it finds, it replaces).
+  // put in place, and the CA's certificate goes in last, only once every other file is in place
+  // and durable: a disk that fails while staging leaves no file of this run, and one that fails
+  // later leaves no `ca.pem`, so that the next run is not refused as "already holds a CA" (the
+  // files it finds, it replaces).
   std::vector<StagedFile> staged;
   for (const auto& p : made.nodes) {
     ACCORD_RETURN_IF_ERROR(
@@ -521,15 +523,21 @@ Result<DevelopmentPki> CreateDevelopmentPki(const PkiOptions& o) {
   }
   ACCORD_RETURN_IF_ERROR(StagePair((dir / "ca.pem").string(), ca.get(), (dir / "ca.key").string(),
                                    ca_key.get(), staged));
+  StagedFile ca_cert = std::move(staged.back());
+  staged.pop_back();
   ACCORD_RETURN_IF_ERROR(CommitInOrder(staged));
-  // `ca.pem`'s commit made the directory's entries durable (`nodes`, `users` among them); the
-  // directory's own entry, when this run made it, is its parent's.
-  fs::path whole = fs::absolute(dir, ec).lexically_normal();
-  if (!whole.has_filename()) whole = whole.parent_path();  // "pki/" is "pki"
-  if (Status synced = SyncPath(whole.parent_path().string()); !synced) {
-    return Fail(Code::kUnavailable,
-                fmt::format("the PKI in `{}` is in place, but {}", o.dir, synced.error().message));
+  // The directory's own entry, when this run made it, is its parent's (`ca.pem`'s commit then
+  // makes `nodes` and `users` durable in it).
+  if (made_dir) {
+    fs::path whole = fs::absolute(dir, ec).lexically_normal();
+    if (!whole.has_filename()) whole = whole.parent_path();  // "pki/" is "pki"
+    if (ec) {
+      return Fail(Code::kUnavailable,
+                  fmt::format("cannot find where `{}` is: {}", o.dir, ec.message()));
+    }
+    ACCORD_RETURN_IF_ERROR(SyncPath(whole.parent_path().string()));
   }
+  ACCORD_RETURN_IF_ERROR(ca_cert.Commit());
   return made;
 }
 

@@ -428,7 +428,7 @@ if "$accord" outbox export --home "$d/KOR" --id "$package_id" --to JPN --out "$w
 fi
 # (On a copy of Japan's home: the checkpoints Korea shows Japan are counted in section 5.)
 cp -r "$d/JPN" "$work/JPN-faults"
-expect faults-receipt-out 3 'accepted all the same; `accord receive` of `.*/r.pkg` again writes its receipt' \
+expect faults-receipt-out 3 'accepted all the same; receiving `.*/r.pkg` again writes its receipt' \
   faulty "fsync:$work/r.pkg.receipt.tmp-:1" "$accord" receive --home "$work/JPN-faults" \
   --at 2019-12-01T00:00:00+09:00 "$work/r.pkg"
 expect faults-receipt-again 0 'the receipt given then → .*/r.pkg.receipt$' "$accord" receive \
@@ -662,12 +662,16 @@ expect pki-disk-fails 1 'cannot write `.*/pki-f/users/u2.key`: Input/output erro
 if [ -z "$(find "$work/pki-f" -type f)" ]; then ok; else
   fail "pki-disk-fails: files left: $(find "$work/pki-f" -type f)"
 fi
-expect pki-rename-fails 1 'cannot write `.*/pki-f/ca.pem`: Input/output error' faulty \
-  "rename:$work/pki-f/ca.pem:1" "$accord" pki init --out "$work/pki-f" --nodes KOR,JPN \
+expect pki-leaf-rename-fails 1 'cannot write `.*/pki-f/users/u2.pem`: Input/output error' faulty \
+  "rename:$work/pki-f/users/u2.pem:1" "$accord" pki init --out "$work/pki-f" --nodes KOR,JPN \
   --users u1:KOR,u2:JPN
 if [ ! -e "$work/pki-f/ca.pem" ] && [ -z "$(find "$work/pki-f" -name '*.tmp-*')" ]; then ok; else
-  fail "pki-rename-fails: a CA certificate or a staged file is left in $work/pki-f"
+  fail "pki-leaf-rename-fails: a CA certificate or a staged file is left in $work/pki-f"
 fi
+expect pki-dir-sync-fails 1 '`.*/pki-f/nodes/KOR.key` is in place, but cannot make `.*/pki-f/nodes` durable' \
+  faulty "fsync:$work/pki-f/nodes:*@rename:$work/pki-f/nodes/KOR.key" "$accord" pki init \
+  --out "$work/pki-f" --nodes KOR,JPN --users u1:KOR,u2:JPN
+if [ ! -e "$work/pki-f/ca.pem" ]; then ok; else fail "pki-dir-sync-fails: ca.pem in place"; fi
 expect pki-after-failures 0 '2 node certificate\(s\) in nodes/, 2 user certificate\(s\)' \
   "$accord" pki init --out "$work/pki-f" --nodes KOR,JPN --users u1:KOR,u2:JPN
 # A node or user of the policy named again by a flag is made once, and counted once.

@@ -4,18 +4,18 @@
 //
 // ACCORD_FAULTS holds rules separated by `;`, each `CALL:PATH:NTH[:ERRNO][@CALL:PATH]`:
 //   CALL   fsync, open, rename, unlink (a file's removal) or rmdir (a directory's);
-//   PATH   a part of the path the call names, as given (for rename, the new path), or for
-//          fsync and unlinkat, the path the kernel resolved (/proc/self/fd): name paths
-//          without symbolic links;
+//   PATH   a part of the path the call names, as given (for rename, the new path); for fsync,
+//          and for unlinkat of a name relative to a directory's descriptor, the path the kernel
+//          resolved (/proc/self/fd): name paths without symbolic links;
 //   NTH    which matching call fails, from 1, or `*` for every one;
 //   ERRNO  EIO (the default), EACCES, ENOSPC or EEXIST. An `open` that fails with EEXIST first
 //          makes the file, as another process would have;
 //   @...   the rule counts calls only after a call of that kind on that path succeeded.
 // The first rule that fails a call ends its turn: later rules do not count it. A rule that
 // cannot be read stops the process as the library loads (exit 97), so that a test can tell a
-// library loaded from one ignored. Calls not seen: open64, openat, fopen, fdatasync, write (so
-// SQLite's own syncs and opens are not reached). Test code only: never installed, never linked
-// into accord.
+// library loaded from one ignored. Calls not seen: open64, openat, fopen, fdatasync, write,
+// renameat2, link (so SQLite's own syncs and opens, and StagedFile::CommitNew, are not reached).
+// Test code only: never installed, never linked into accord.
 
 #include <dlfcn.h>
 #include <fcntl.h>
