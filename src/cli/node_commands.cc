@@ -867,7 +867,7 @@ std::optional<int> NodeCommands::Run() {
       if (!WriteFile(out, r->receipt)) {
         PrintError(fmt::format("accepted all the same; receiving {} again{} writes its receipt",
                                f.file == "-" ? "the same package" : "`" + f.file + "`",
-                               f.out.empty() ? "" : " with --receipt-out " + f.out));
+                               f.out.empty() ? "" : " with --receipt-out `" + f.out + "`"));
         return kExitIo;
       }
       if (out != "-") fmt::print(status, "receipt → {}\n", out);

@@ -194,7 +194,7 @@ tl::expected<ServeConfig, int> ResolveConfig(const ServeCommand::Flags& f) {
   return c;
 }
 
-// Writes the port atomically (WriteFile: never through a file or link planted under the
+// Writes the port atomically (ReplaceFile: never through a file or link planted under the
 // temporary name), readable by the partners' nodes on this machine. False, after saying why, when
 // it cannot: partners would otherwise read a port of an earlier run.
 bool WritePortFile(const std::string& path, uint16_t port) {
@@ -202,10 +202,13 @@ bool WritePortFile(const std::string& path, uint16_t port) {
   if (path == "-") return WriteFile(path, AsBytes(text), 0644);
   const Status written = ReplaceFile(path, text, 0644);
   if (written) return true;
-  PrintError(written.error().message);
   // In place, but its directory could not be made durable (kUnavailable): it would send
   // partners to a port that no node serves once this one exits.
-  if (written.error().code == Code::kUnavailable) ::unlink(path.c_str());
+  if (written.error().code == Code::kUnavailable && ::unlink(path.c_str()) == 0) {
+    PrintError(fmt::format("{}: the port file is removed", written.error().message));
+  } else {
+    PrintError(written.error().message);
+  }
   return false;
 }
 

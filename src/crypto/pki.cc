@@ -473,7 +473,6 @@ Result<DevelopmentPki> CreateDevelopmentPki(const PkiOptions& o) {
     }
   }
   ACCORD_RETURN_IF_ERROR(CheckHosts(o.hosts));
-  const bool made_dir = !fs::exists(dir, ec);
   fs::create_directories(dir / "nodes", ec);
   fs::create_directories(dir / "users", ec);
   if (ec) {
@@ -526,17 +525,10 @@ Result<DevelopmentPki> CreateDevelopmentPki(const PkiOptions& o) {
   StagedFile ca_cert = std::move(staged.back());
   staged.pop_back();
   ACCORD_RETURN_IF_ERROR(CommitInOrder(staged));
-  // The directory's own entry, when this run made it, is its parent's (`ca.pem`'s commit then
-  // makes `nodes` and `users` durable in it).
-  if (made_dir) {
-    fs::path whole = fs::absolute(dir, ec).lexically_normal();
-    if (!whole.has_filename()) whole = whole.parent_path();  // "pki/" is "pki"
-    if (ec) {
-      return Fail(Code::kUnavailable,
-                  fmt::format("cannot find where `{}` is: {}", o.dir, ec.message()));
-    }
-    ACCORD_RETURN_IF_ERROR(SyncPath(whole.parent_path().string()));
-  }
+  // The directory's own entry is its parent's, found by the kernel (`..`), whichever run made it
+  // (an earlier run may have made it and failed); `ca.key`'s commit made `nodes` and `users`
+  // durable in it.
+  ACCORD_RETURN_IF_ERROR(SyncPath((dir / "..").string()));
   ACCORD_RETURN_IF_ERROR(ca_cert.Commit());
   return made;
 }
