@@ -13,8 +13,10 @@
 namespace {
 
 constexpr const char* kFooter =
-    R"(Exit codes: 0 success; 1 the policy has mistakes or failed to load;
-2 bad flags or arguments; 3 a file could not be read or written;
+    R"(Exit codes: 0 success; 1 the policy has mistakes or failed to load, or the operation
+failed (the message says why: a home, its store or a directory being made among them);
+2 bad flags or arguments; 3 a file given to the command (an input, an output, a passphrase
+or PIN file) could not be read or written;
 4 the agreements refuse the operation (the reason code is printed);
 5 a signature, seal or stored record failed its integrity check.
 Instants are RFC 3339 with an offset, e.g. 2019-11-23T00:00:00+09:00 (or 2019-11-23T00:00+09:00).

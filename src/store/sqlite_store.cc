@@ -542,8 +542,13 @@ Status Exec(sqlite3* db, std::string_view sql, std::string_view action) {
 // The first column of the first row of a one-off query, as text; nullopt without a row.
 Result<std::optional<std::string>> QueryText(sqlite3* db, std::string_view sql,
                                              std::string_view action) {
-  ACCORD_ASSIGN_OR_RETURN(const StmtPtr stmt, Prepare(db, sql));
-  BoundStatement st(db, stmt.get());
+  Result<StmtPtr> stmt = Prepare(db, sql);
+  if (!stmt) {
+    // Preparing reads the schema, so it is where a file that cannot be read fails: the error
+    // names what was being done, not the SQL.
+    return tl::unexpected<Error>(SqliteError(db, sqlite3_extended_errcode(db), action));
+  }
+  BoundStatement st(db, stmt->get());
   ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step(action));
   if (!row) {
     return std::nullopt;
@@ -1361,6 +1366,7 @@ class SqliteStore final : public Store {
         busy_timeout_ms_(options.busy_timeout_ms),
         synchronous_full_(options.synchronous_full),
         sync_file_(options.sync_file_for_testing),
+        path_(path),
         wal_path_(path + "-wal"),
         write_turns_(WriteTurns::Of(path)),
         checkpointer_(Checkpointer::Of(path)),
@@ -1434,6 +1440,13 @@ class SqliteStore final : public Store {
     if (result.has_value()) {
       BoundStatement commit(db_.get(), s_.commit.get());
       result = commit.Run("commit");
+      if (!result.has_value()) {
+        // A full or failing disk, most likely: the one message a command prints, so it names
+        // the file and what became of the transaction (in WAL mode a commit whose frames were
+        // not all written and synced is not one).
+        result.error().message = "`" + path_ + "`: " + result.error().message +
+                                 ": the transaction is rolled back, nothing of it is stored";
+      }
     }
     if (!result.has_value()) {
       Rollback();
@@ -2503,6 +2516,7 @@ class SqliteStore final : public Store {
   const int busy_timeout_ms_;
   const bool synchronous_full_;
   int (*const sync_file_)(int fd);  // SqliteOptions::sync_file_for_testing
+  const std::string path_;          // the database file
   const std::string wal_path_;
   const std::shared_ptr<WriteTurns> write_turns_;  // taken by each outermost transaction
   std::shared_ptr<Checkpointer> checkpointer_;     // shared with the other connections to the file
@@ -2569,7 +2583,7 @@ Status CopyStore(const std::string& from, const std::string& to) {
   const int finished = sqlite3_backup_finish(backup);
   if (rc != SQLITE_DONE) {
     return Fail(Code::kUnavailable,
-                "cannot back up `" + from + "`: " + LowerFirst(sqlite3_errstr(rc)));
+                "cannot back up `" + from + "` to `" + to + "`: " + LowerFirst(sqlite3_errstr(rc)));
   }
   if (finished != SQLITE_OK) {
     return tl::unexpected<Error>(SqliteError(copy.get(), finished, "finish the backup of", from));

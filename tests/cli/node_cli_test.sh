@@ -434,11 +434,72 @@ expect faults-receipt-out 3 'accepted all the same; receiving `.*/r.pkg` again w
 expect faults-receipt-again 0 'the receipt given then → .*/r.pkg.receipt$' "$accord" receive \
   --home "$work/JPN-faults" --at 2019-12-01T00:00:00+09:00 "$work/r.pkg"
 if [ -s "$work/r.pkg.receipt" ]; then ok; else fail "faults-receipt-again: no receipt written"; fi
+# The store on a failing disk, on copies of the homes: a commit whose -wal file cannot be
+# written (a full disk) or synced is rolled back whole, the error names the store, and the same
+# command runs again once the disk is back. Nothing is stored, released or received twice.
+cp -r "$d/KOR" "$work/KOR-store"
+cp -r "$d/JPN" "$work/JPN-store"
+rolled_back='`.*/state.db`: sqlite: commit: .*: the transaction is rolled back, nothing of it is stored$'
+expect store-put-full 1 "commit: database or disk is full: the transaction is rolled back" \
+  faulty "write:$work/KOR-store/state.db-wal:*:ENOSPC" sh -c "printf 'STORE' | \"$accord\" put \
+  --home \"$work/KOR-store\" --at 2019-12-01T00:00:00+09:00 --id k-store --level III \
+  --topics dprk-missile --rel-to JPN"
+if "$accord" ls --home "$work/KOR-store" >"$work/out" 2>&1 && ! grep -q 'k-store' "$work/out"; then
+  ok
+else
+  fail "store-put-full: k-store is listed, or the store does not open"
+  cat "$work/out"
+fi
+expect store-put-again 0 'stored k-store' sh -c "printf 'STORE' | \"$accord\" put --home \
+  \"$work/KOR-store\" --at 2019-12-01T00:00:00+09:00 --id k-store --level III \
+  --topics dprk-missile --rel-to JPN"
+expect store-release-unsynced 1 "$rolled_back" faulty "fdatasync:$work/KOR-store/state.db-wal:1" \
+  "$accord" release --home "$work/KOR-store" --at 2019-12-01T00:00:00+09:00 --id k-store --to JPN \
+  --out "$work/s.pkg"
+if [ ! -e "$work/s.pkg" ] && "$accord" outbox ls --home "$work/KOR-store" >"$work/out" 2>&1 &&
+  ! grep -q 'of k-store' "$work/out"; then ok; else
+  fail "store-release-unsynced: a package was written or queued, or the outbox cannot be read"
+  cat "$work/out"
+fi
+expect store-release-again 0 'released k-store to JPN' "$accord" release --home "$work/KOR-store" \
+  --at 2019-12-01T00:00:00+09:00 --id k-store --to JPN --out "$work/s.pkg"
+if "$accord" outbox ls --home "$work/KOR-store" >"$work/out" 2>&1 &&
+  [ "$(grep -c 'release of k-store to JPN' "$work/out")" = 1 ]; then ok; else
+  fail "store-release-again: not one release of k-store queued"
+  cat "$work/out"
+fi
+expect store-receive-unsynced 1 "$rolled_back" faulty "fdatasync:$work/JPN-store/state.db-wal:1" \
+  "$accord" receive --home "$work/JPN-store" --at 2019-12-01T00:00:00+09:00 "$work/s.pkg"
+if [ ! -e "$work/s.pkg.receipt" ]; then ok; else fail "store-receive-unsynced: a receipt was written"; fi
+expect store-receive-again 0 'accepted at .*: release of `k-store` from KOR' "$accord" receive \
+  --home "$work/JPN-store" --at 2019-12-01T00:00:00+09:00 "$work/s.pkg"
+expect store-receive-replay 0 'already received before, nothing applied again' "$accord" receive \
+  --home "$work/JPN-store" --at 2019-12-01T00:00:00+09:00 "$work/s.pkg"
+if "$accord" ls --home "$work/JPN-store" >"$work/out" 2>&1 &&
+  [ "$(grep -c '^k-store ' "$work/out")" = 1 ]; then ok; else
+  fail "store-receive-again: Japan does not hold one copy of k-store"
+  cat "$work/out"
+fi
+for home in KOR-store JPN-store; do
+  expect "store-log-$home" 0 'log verified' "$accord" log verify --home "$work/$home"
+done
+expect store-unopened 1 '`.*/KOR-store/state.db`: sqlite: read schema: unable to open database file' \
+  faulty "open:$work/KOR-store/state.db-wal:1" "$accord" ls --home "$work/KOR-store"
+# A payload whose staged copy meets a full disk is not put in place either.
+expect faults-get-full 3 'cannot write `.*/g.bin`: No space left on device$' faulty \
+  "write:$work/g.bin.tmp-:1:ENOSPC" "$accord" get --home "$work/KOR-store" \
+  --at 2019-12-01T00:00:00+09:00 --id k-store --as kor-analyst --out "$work/g.bin"
+if [ -z "$(find "$work" -maxdepth 1 -name 'g.bin*')" ]; then ok; else
+  fail "faults-get-full: left: $(find "$work" -maxdepth 1 -name 'g.bin*')"
+fi
 # A backup whose copy cannot be made durable goes whole; one whose sync fails after its mark
 # went is kept, and opens.
 expect faults-backup-removed 1 'cannot make `.*/f-bk/state.db` durable' \
   faulty "fsync:$work/f-bk/state.db:1" "$accord" node backup --home "$d/KOR" --out "$work/f-bk"
 if [ ! -e "$work/f-bk" ]; then ok; else fail "faults-backup-removed: $work/f-bk is left"; fi
+expect faults-backup-copy 1 'cannot back up `.*/KOR/state.db` to `.*/f-bk3/state.db`: disk I/O error' \
+  faulty "fdatasync:$work/f-bk3/state.db:1" "$accord" node backup --home "$d/KOR" --out "$work/f-bk3"
+if [ ! -e "$work/f-bk3" ]; then ok; else fail "faults-backup-copy: $work/f-bk3 is left"; fi
 expect faults-backup-kept 1 '`.*/f-bk2` is made and whole, but' \
   faulty "fsync:$work/f-bk2:*@unlink:$work/f-bk2/.unfinished" "$accord" node backup \
   --home "$d/KOR" --out "$work/f-bk2"

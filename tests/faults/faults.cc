@@ -3,18 +3,20 @@
 // that fails after a home's mark is removed, a cleanup cut short, two makings of one directory.
 //
 // ACCORD_FAULTS holds rules separated by `;`, each `CALL:PATH:NTH[:ERRNO][@CALL:PATH]`:
-//   CALL   fsync, open, rename, unlink (a file's removal) or rmdir (a directory's);
+//   CALL   fsync, fdatasync (SQLite's sync), open (open and open64), write (write and pwrite64,
+//          on descriptors above 2), rename, unlink (a file's removal) or rmdir (a directory's);
 //   PATH   a part of the path the call names, as given (for rename, the new path); for fsync,
-//          and for unlinkat of a name relative to a directory's descriptor, the path the kernel
-//          resolved (/proc/self/fd): name paths without symbolic links;
+//          fdatasync, write, and unlinkat of a name relative to a directory's descriptor, the path
+//          the kernel resolved (/proc/self/fd): name paths without symbolic links;
 //   NTH    which matching call fails, from 1, or `*` for every one;
 //   ERRNO  EIO (the default), EACCES, ENOSPC or EEXIST. An `open` that fails with EEXIST first
 //          makes the file, as another process would have;
 //   @...   the rule counts calls only after a call of that kind on that path succeeded.
 // The first rule that fails a call ends its turn: later rules do not count it. A rule that
 // cannot be read stops the process as the library loads (exit 97), so that a test can tell a
-// library loaded from one ignored. Calls not seen: open64, openat, fopen, fdatasync, write,
-// renameat2, link (so SQLite's own syncs and opens, and StagedFile::CommitNew, are not reached).
+// library loaded from one ignored. SQLite's opens, writes and syncs are seen (it calls open64,
+// pwrite64 and fdatasync). Calls not seen: openat, fopen, pwrite, writev, renameat2, link (so
+// StagedFile::CommitNew is not reached).
 // Test code only: never installed, never linked into accord.
 
 #include <dlfcn.h>
@@ -22,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -33,7 +36,7 @@
 
 namespace {
 
-enum class Call { kFsync, kOpen, kRename, kUnlink, kRmdir };
+enum class Call { kFsync, kFdatasync, kOpen, kWrite, kRename, kUnlink, kRmdir };
 
 struct Rule {
   Call call;
@@ -54,7 +57,9 @@ struct Rule {
 
 Call ParseCall(const std::string& s) {
   if (s == "fsync") return Call::kFsync;
+  if (s == "fdatasync") return Call::kFdatasync;
   if (s == "open") return Call::kOpen;
+  if (s == "write") return Call::kWrite;
   if (s == "rename") return Call::kRename;
   if (s == "unlink") return Call::kUnlink;
   if (s == "rmdir") return Call::kRmdir;
@@ -107,12 +112,24 @@ Rule ParseRule(const std::string& text) {
 std::mutex mu;
 std::vector<Rule>* rules = nullptr;  // parsed at the first call, never freed
 
+// A bit per Call that a rule names, as a call to fail or as its condition; every bit until the
+// rules are read. A call no rule names runs at once: no lock, no allocation (a signal handler's
+// write to a self-pipe among them).
+std::atomic<unsigned> named{~0U};
+
+unsigned Bit(Call call) { return 1U << static_cast<unsigned>(call); }
+
+bool Named(Call call) { return (named.load(std::memory_order_acquire) & Bit(call)) != 0; }
+
 std::vector<Rule>& Rules() {
   if (rules == nullptr) {
     rules = new std::vector<Rule>;
     if (const char* spec = std::getenv("ACCORD_FAULTS"); spec != nullptr && *spec != '\0') {
       for (const std::string& r : Split(spec, ';')) rules->push_back(ParseRule(r));
     }
+    unsigned bits = 0;
+    for (const Rule& r : *rules) bits |= Bit(r.call) | (r.gated ? Bit(r.after_call) : 0U);
+    named.store(bits, std::memory_order_release);
   }
   return *rules;
 }
@@ -155,36 +172,32 @@ F Next(const char* name) {
   return reinterpret_cast<F>(f);
 }
 
-// Runs `real` unless a rule fails the call first; a call that succeeds may open gates.
-template <typename F>
-int Run(Call call, const std::string& path, F real) {
+// Runs `real` unless a rule fails the call first (it returns -1 with errno set, having done
+// nothing); a call that succeeds may open gates. `path_of` names what the call is on.
+template <typename PathOf, typename F>
+auto Run(Call call, PathOf path_of, F real) -> decltype(real()) {
+  if (!Named(call)) return real();
+  const std::string path = path_of();
   if (const int error = Fault(call, path); error != 0) {
     errno = error;
     return -1;
   }
-  const int result = real();
+  const auto result = real();
   if (result >= 0) Happened(call, path);
   return result;
 }
 
-}  // namespace
+using OpenFn = int (*)(const char*, int, ...);
 
-extern "C" {
-
-int fsync(int fd) {
-  static const auto real = Next<int (*)(int)>("fsync");
-  return Run(Call::kFsync, PathOfFd(fd), [&] { return real(fd); });
+// open's third argument, there only when the flags make a file.
+mode_t ModeArgument(int flags, va_list args) {
+  const bool makes = (flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE;
+  return makes ? static_cast<mode_t>(va_arg(args, int)) : 0;
 }
 
-int open(const char* path, int flags, ...) {
-  static const auto real = Next<int (*)(const char*, int, ...)>("open");
-  mode_t mode = 0;
-  if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) {
-    va_list args;
-    va_start(args, flags);
-    mode = static_cast<mode_t>(va_arg(args, int));
-    va_end(args);
-  }
+// An open, unless a rule fails it; one that fails with EEXIST makes the file first.
+int Open(OpenFn real, const char* path, int flags, mode_t mode) {
+  if (!Named(Call::kOpen)) return real(path, flags, mode);
   const int error = Fault(Call::kOpen, path);
   if (error == EEXIST) {  // another process made it first
     const int fd = real(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -198,25 +211,70 @@ int open(const char* path, int flags, ...) {
   return fd;
 }
 
+}  // namespace
+
+extern "C" {
+
+int fsync(int fd) {
+  static const auto real = Next<int (*)(int)>("fsync");
+  return Run(
+      Call::kFsync, [&] { return PathOfFd(fd); }, [&] { return real(fd); });
+}
+
+int fdatasync(int fd) {
+  static const auto real = Next<int (*)(int)>("fdatasync");
+  return Run(
+      Call::kFdatasync, [&] { return PathOfFd(fd); }, [&] { return real(fd); });
+}
+
+int open(const char* path, int flags, ...) {
+  static const auto real = Next<OpenFn>("open");
+  va_list args;
+  va_start(args, flags);
+  const mode_t mode = ModeArgument(flags, args);
+  va_end(args);
+  return Open(real, path, flags, mode);
+}
+
+// SQLite calls open64, which on a 64-bit system is open under another name.
+int open64(const char* path, int flags, ...) __attribute__((alias("open")));
+
+ssize_t write(int fd, const void* data, size_t n) {
+  static const auto real = Next<ssize_t (*)(int, const void*, size_t)>("write");
+  if (fd <= 2) return real(fd, data, n);  // the standard streams, this library's message too
+  return Run(
+      Call::kWrite, [&] { return PathOfFd(fd); }, [&] { return real(fd, data, n); });
+}
+
+ssize_t pwrite64(int fd, const void* data, size_t n, off64_t offset) {
+  static const auto real = Next<ssize_t (*)(int, const void*, size_t, off64_t)>("pwrite64");
+  return Run(
+      Call::kWrite, [&] { return PathOfFd(fd); }, [&] { return real(fd, data, n, offset); });
+}
+
 int rename(const char* from, const char* to) {
   static const auto real = Next<int (*)(const char*, const char*)>("rename");
-  return Run(Call::kRename, to, [&] { return real(from, to); });
+  return Run(
+      Call::kRename, [&] { return std::string(to); }, [&] { return real(from, to); });
 }
 
 int unlink(const char* path) {
   static const auto real = Next<int (*)(const char*)>("unlink");
-  return Run(Call::kUnlink, path, [&] { return real(path); });
+  return Run(
+      Call::kUnlink, [&] { return std::string(path); }, [&] { return real(path); });
 }
 
 int rmdir(const char* path) {
   static const auto real = Next<int (*)(const char*)>("rmdir");
-  return Run(Call::kRmdir, path, [&] { return real(path); });
+  return Run(
+      Call::kRmdir, [&] { return std::string(path); }, [&] { return real(path); });
 }
 
 int unlinkat(int dirfd, const char* name, int flags) {
   static const auto real = Next<int (*)(int, const char*, int)>("unlinkat");
-  const std::string path =
-      name[0] == '/' || dirfd == AT_FDCWD ? std::string(name) : PathOfFd(dirfd) + "/" + name;
+  const auto path = [&] {
+    return name[0] == '/' || dirfd == AT_FDCWD ? std::string(name) : PathOfFd(dirfd) + "/" + name;
+  };
   const Call call = (flags & AT_REMOVEDIR) != 0 ? Call::kRmdir : Call::kUnlink;
   return Run(call, path, [&] { return real(dirfd, name, flags); });
 }
@@ -226,7 +284,8 @@ int remove(const char* path) {
   static const auto real = Next<int (*)(const char*)>("remove");
   struct stat st {};
   const Call call = ::lstat(path, &st) == 0 && S_ISDIR(st.st_mode) ? Call::kRmdir : Call::kUnlink;
-  return Run(call, path, [&] { return real(path); });
+  return Run(
+      call, [&] { return std::string(path); }, [&] { return real(path); });
 }
 
 }  // extern "C"
