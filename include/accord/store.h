@@ -254,6 +254,11 @@ class Store {
   // uses the store.
   [[nodiscard]] virtual Status TransactUnsynced(const std::function<Status()>& body) = 0;
   [[nodiscard]] virtual Status SyncCommits() = 0;
+  // OK until a sync of the store failed in this process (SyncCommits, or a commit's own);
+  // kUnavailable ever after, and so is every transaction: what the failed sync covered may be
+  // lost, and a later sync would not say so. Only a restart, which recovers from what is on
+  // disk, writes again. Cheap, and callable from any thread.
+  [[nodiscard]] virtual Status CheckWritable() = 0;
 
   // Runs `body` in one read transaction (BEGIN DEFERRED): its reads see one snapshot and take the
   // database's locks once, where each statement on its own takes and releases them (system calls

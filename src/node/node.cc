@@ -993,7 +993,7 @@ Status Node::SyncCommits() {
 
 Status Node::SyncIfBehind() {
   if (impl_->groups_synced.load() < impl_->groups_committed.load()) return SyncCommits();
-  return OkStatus();
+  return impl_->store->CheckWritable();  // nothing to sync, but a sync failed: see Store
 }
 
 Result<uint64_t> Node::DurableLogSize() {

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -554,6 +555,12 @@ Result<std::optional<std::string>> QueryText(sqlite3* db, std::string_view sql,
     return std::nullopt;
   }
   return st.ColumnText(0);
+}
+
+// What every write is told once a sync of `file` failed with `why` (WriteTurns::StopWrites).
+std::string SyncFailedRefusal(const std::string& file, std::string_view why) {
+  return "an earlier sync of `" + file + "` failed (" + LowerFirst(std::string(why)) +
+         "), so what it covered may not be on disk: restart the node";
 }
 
 tl::unexpected<Error> Corrupt(std::string_view what, std::string_view key) {
@@ -1349,11 +1356,34 @@ class WriteTurns {
     cv_.notify_all();
   }
 
+  // Once a sync of the file failed, no connection of this process writes to it again: Linux
+  // reports a write lost in writeback once per descriptor, so a later commit, synced on another
+  // descriptor or after the report, would succeed without those pages. A commit after them,
+  // acknowledged as durable, could then be gone after a crash, with the frames before it (SQLite's
+  // recovery stops at the first frame that does not check). Only a new process, recovering the -wal
+  // file from what reached the disk, may write again. `refusal` is what every later write is told
+  // (the first one is kept).
+  void StopWrites(std::string refusal) {
+    std::lock_guard lock(mu_);
+    if (stopped_.load(std::memory_order_relaxed)) return;
+    refusal_ = std::move(refusal);
+    stopped_.store(true, std::memory_order_release);
+  }
+
+  // Why writes stopped; empty while they go on.
+  std::string Refusal() {
+    if (!stopped_.load(std::memory_order_acquire)) return {};
+    std::lock_guard lock(mu_);
+    return refusal_;
+  }
+
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   uint64_t next_ticket_ = 0;    // GUARDED_BY(mu_)
   std::deque<uint64_t> queue_;  // GUARDED_BY(mu_); the front holds the turn
+  std::atomic<bool> stopped_{false};
+  std::string refusal_;  // GUARDED_BY(mu_); set once, before stopped_
 };
 
 class SqliteStore final : public Store {
@@ -1415,6 +1445,7 @@ class SqliteStore final : public Store {
     if (in_transaction_) {
       return Nested(body);
     }
+    ACCORD_RETURN_IF_ERROR(CheckWritable());
     if (!write_turns_->Take(std::chrono::milliseconds(busy_timeout_ms_))) {
       return Fail(Code::kUnavailable,
                   "sqlite: begin transaction: another connection of this process held the "
@@ -1444,6 +1475,10 @@ class SqliteStore final : public Store {
         // A full or failing disk, most likely: the one message a command prints, so it names
         // the file and what became of the transaction (in WAL mode a commit whose frames were
         // not all written and synced is not one).
+        const int rc = sqlite3_extended_errcode(db_.get());
+        if (rc == SQLITE_IOERR_FSYNC || rc == SQLITE_IOERR_DIR_FSYNC) {
+          write_turns_->StopWrites(SyncFailedRefusal(path_, sqlite3_errstr(rc)));
+        }
         result.error().message = "`" + path_ + "`: " + result.error().message +
                                  ": the transaction is rolled back, nothing of it is stored";
       }
@@ -1479,11 +1514,7 @@ class SqliteStore final : public Store {
     // descriptor wrote it, so this does not touch the connection, which another thread may be
     // using. The -wal file lives as long as a connection to the database is open (this one).
     std::lock_guard lock(wal_mu_);
-    if (sync_failed_) {
-      return Fail(Code::kUnavailable, "an earlier sync of `" + wal_path_ +
-                                          "` failed, so what it covered may not be on disk: "
-                                          "restart the node");
-    }
+    ACCORD_RETURN_IF_ERROR(CheckWritable());
     if (wal_fd_ < 0) {
       wal_fd_ = ::open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
       if (wal_fd_ < 0) {
@@ -1492,13 +1523,19 @@ class SqliteStore final : public Store {
       }
     }
     if ((sync_file_ != nullptr ? sync_file_(wal_fd_) : ::fdatasync(wal_fd_)) != 0) {
-      // Linux reports a write lost in writeback once per descriptor: the next fdatasync would
-      // succeed without those pages. So every later sync fails too, and no read waiting for one
-      // is answered, until a restart.
-      sync_failed_ = true;
-      return Fail(Code::kUnavailable, "cannot sync `" + wal_path_ + "`: " + std::strerror(errno));
+      // Every later sync and write fails too (WriteTurns::StopWrites), and no read waiting for
+      // one is answered, until a restart.
+      const std::string why = std::strerror(errno);
+      write_turns_->StopWrites(SyncFailedRefusal(wal_path_, why));
+      return Fail(Code::kUnavailable, "cannot sync `" + wal_path_ + "`: " + why);
     }
     return OkStatus();
+  }
+
+  Status CheckWritable() override {
+    std::string refusal = write_turns_->Refusal();
+    if (refusal.empty()) return OkStatus();
+    return Fail(Code::kUnavailable, std::move(refusal));
   }
 
   // A transaction inside another is a savepoint: its body's failure undoes its own changes only,
@@ -2521,8 +2558,7 @@ class SqliteStore final : public Store {
   const std::shared_ptr<WriteTurns> write_turns_;  // taken by each outermost transaction
   std::shared_ptr<Checkpointer> checkpointer_;     // shared with the other connections to the file
   std::mutex wal_mu_;
-  int wal_fd_ = -1;           // GUARDED_BY(wal_mu_); opened by the first SyncCommits
-  bool sync_failed_ = false;  // GUARDED_BY(wal_mu_); see SyncCommits
+  int wal_fd_ = -1;  // GUARDED_BY(wal_mu_); opened by the first SyncCommits
   bool in_transaction_ = false;
   bool in_read_snapshot_ = false;
   bool synchronous_deferred_ = false;  // synchronous=NORMAL set by TransactUnsynced

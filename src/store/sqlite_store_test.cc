@@ -1002,7 +1002,8 @@ TEST_F(SqliteStoreTest, AnUnsyncedTransactionCommitsAndSyncCommitsMakesItDurable
 
 // The disk fails one fdatasync (EIO), as it would for a write lost in writeback. Linux reports
 // such a loss once per descriptor, so the next fdatasync would succeed without those pages: every
-// later sync must fail too.
+// later sync must fail too, and so must every later write, from any connection of the process
+// (one acknowledged after the lost pages could be lost with them).
 std::atomic<bool> g_disk_fails{false};
 int SyncOrFail(int fd) {
   if (g_disk_fails) {
@@ -1012,7 +1013,7 @@ int SyncOrFail(int fd) {
   return ::fdatasync(fd);
 }
 
-TEST(SqliteStoreFileTest, AFailedSyncFailsEveryLaterSync) {
+TEST(SqliteStoreFileTest, AFailedSyncFailsEveryLaterSyncAndWrite) {
   ScratchDir dir;
   SqliteOptions options;
   options.sync_file_for_testing = &SyncOrFail;
@@ -1033,13 +1034,35 @@ TEST(SqliteStoreFileTest, AFailedSyncFailsEveryLaterSync) {
   EXPECT_EQ(failed.error().code, Code::kUnavailable);
   EXPECT_THAT(failed.error().message, HasSubstr("Input/output error"));
 
-  // The disk works again, but what "b" wrote may be gone: no later sync vouches for it.
-  ASSERT_TRUE(commit("c").has_value());
-  auto later = store.SyncCommits();
-  ASSERT_FALSE(later.has_value());
-  EXPECT_EQ(later.error().code, Code::kUnavailable);
-  EXPECT_THAT(later.error().message, HasSubstr("an earlier sync"));
-  EXPECT_THAT(later.error().message, HasSubstr("restart the node"));
+  // The disk works again, but what "b" wrote may be gone: no later sync vouches for it, and no
+  // later commit is made on top of it.
+  const auto refused = [](const Status& s) {
+    return !s.has_value() && s.error().code == Code::kUnavailable &&
+           s.error().message.find("an earlier sync of `") != std::string::npos &&
+           s.error().message.find("failed (input/output error)") != std::string::npos &&
+           s.error().message.find("restart the node") != std::string::npos;
+  };
+  EXPECT_TRUE(refused(store.SyncCommits()));
+  EXPECT_TRUE(refused(commit("c")));
+  EXPECT_TRUE(refused(store.Transact([&] { return store.InsertObject(MakeObject("d")); })));
+  EXPECT_TRUE(refused(store.CheckWritable()));
+  auto other = OpenSqliteStore(dir.File("state.db"), SqliteOptions{});
+  ASSERT_TRUE(other.has_value()) << other.error().ToString();
+  EXPECT_TRUE(refused((*other)->Transact([&] { return (*other)->InsertObject(MakeObject("e")); })));
+  // Reads go on: "b" is committed, though perhaps not on disk.
+  EXPECT_TRUE(store.GetObject("b").has_value());
+  EXPECT_FALSE(store.GetObject("c").has_value());
+}
+
+TEST(SqliteStoreFileTest, WritesGoOnWhileNoSyncFailed) {
+  ScratchDir dir;
+  auto opened = OpenSqliteStore(dir.File("state.db"), SqliteOptions{});
+  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+  Store& store = **opened;
+  EXPECT_TRUE(store.CheckWritable().has_value());
+  ASSERT_TRUE(store.TransactUnsynced([&] { return store.InsertObject(MakeObject("a")); }));
+  ASSERT_TRUE(store.SyncCommits().has_value());
+  EXPECT_TRUE(store.CheckWritable().has_value());
 }
 
 TEST_F(SqliteStoreTest, UnsyncedCommitsPastAThousandPagesAreCheckpointedBesideThem) {
