@@ -165,6 +165,7 @@ struct Federation::Impl {
   bool more_due = false;
   std::chrono::steady_clock::time_point turn_ends;  // of the partner's turn in Deliver (ditto)
   int64_t delivered_at_us = 0;       // when Deliver last delivered an envelope, to any partner
+  bool writes_stopped = false;       // said in the log (the thread's own): see Writable
   bool woken = false;                // GUARDED_BY(mu)
   bool stopping = false;             // GUARDED_BY(mu)
   std::vector<PeerStatus> snapshot;  // GUARDED_BY(mu)
@@ -837,12 +838,29 @@ struct Federation::Impl {
     }
   }
 
+  // Whether this node may deliver and witness: not once a sync of its store failed
+  // (Store::CheckWritable). What it committed since its last good sync may be gone after the
+  // restart that must follow, and no partner should hold it; nothing could be recorded anyway.
+  // Said once in the log, and in each partner's status.
+  bool Writable() {
+    const Status writable = node->store().CheckWritable();
+    if (writable) return true;
+    const std::string why = "delivering and witnessing stopped: " + writable.error().message;
+    if (!writes_stopped) {
+      writes_stopped = true;
+      log(why);
+    }
+    for (Peer& p : peers) p.status.last_error = server_internal::OneLine(why, kMaxStatusBytes);
+    return false;
+  }
+
   void Loop() {
     while (true) {
       const int64_t pass = NowMicros();
       RefreshRevocationLists();
       for (Peer& p : peers) {
         if (Stopping()) return;
+        if (!Writable()) break;
         try {
           CatchUpWithClock(p, pass);
           if (p.port_missing && server_internal::ReadPortFile(p.options.port_file)) {

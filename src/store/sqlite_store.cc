@@ -1176,6 +1176,91 @@ std::shared_ptr<T> OfFile(const std::string& path, Make make) {
   return shared;
 }
 
+// The turns at one database's write lock among this process's connections to it, first come
+// first served. SQLite's lock has no queue: a connection that waits polls it (BusyHandler), and
+// one that commits back to back (a server's node thread) can take it again before the poller
+// looks, for as long as its stream of writes lasts (the federation's receipts then waited tens
+// of milliseconds). Connections of other processes still meet only SQLite's lock.
+class WriteTurns {
+ public:
+  // The queue of the database file at `path` (by device and inode, however it is named),
+  // shared by every connection of this process to it.
+  static std::shared_ptr<WriteTurns> Of(const std::string& path) {
+    return OfFile<WriteTurns>(path,
+                              [](const struct stat*) { return std::make_shared<WriteTurns>(); });
+  }
+
+  // Waits for this caller's turn, at most `timeout`; false when it did not come.
+  bool Take(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    const uint64_t ticket = next_ticket_++;
+    queue_.push_back(ticket);
+    if (cv_.wait_for(lock, timeout, [&] { return queue_.front() == ticket; })) return true;
+    std::erase(queue_, ticket);
+    cv_.notify_all();  // the caller behind may now be first
+    return false;
+  }
+
+  void Give() {
+    {
+      std::lock_guard lock(mu_);
+      queue_.pop_front();
+    }
+    cv_.notify_all();
+  }
+
+  // Once a sync of the file failed, no connection of this process writes to it again. Linux
+  // reports a write lost in writeback once to each descriptor open when it was lost, and never
+  // to one opened after: a later sync, on a descriptor that saw the report already or opened
+  // since, succeeds without those pages. A commit acknowledged after it could then be gone
+  // after a crash, with the frames before it (SQLite's recovery stops at the first frame that
+  // does not check), though a partner may hold its receipt. Only a new process, recovering the
+  // -wal file from what reached the disk, may write again. `refusal` is what every later write
+  // is told (the first one is kept).
+  void StopWrites(std::string refusal) {
+    std::lock_guard lock(mu_);
+    if (stopped_.load(std::memory_order_relaxed)) return;
+    refusal_ = std::move(refusal);
+    stopped_.store(true, std::memory_order_release);
+  }
+
+  bool Stopped() const { return stopped_.load(std::memory_order_acquire); }
+
+  // Why writes stopped; empty while they go on.
+  std::string Refusal() {
+    if (!Stopped()) return {};
+    std::lock_guard lock(mu_);
+    return refusal_;
+  }
+
+  // A commit of this process did not sync (TransactUnsynced): until a SyncCommits that
+  // succeeded, the -wal file may hold committed frames that are not on disk.
+  void NoteUnsyncedCommit() { unsynced_commits_.store(true, std::memory_order_relaxed); }
+
+  // Whether a checkpoint may copy the -wal file into the database. Not once writes stopped
+  // after commits that never synced: a frame whose write was lost would be read back from the
+  // disk as it was before, and copied over a sound page, with no checksum to tell (recovery, at
+  // the next open, checks every frame). After a failed sync of synced commits only (a command's,
+  // or a commit's own), the frames a checkpoint copies are on disk already.
+  bool MayCheckpoint() const {
+    return !Stopped() || !unsynced_commits_.load(std::memory_order_relaxed);
+  }
+
+  // SQLite's commit hook, on every connection of the process to the file: a commit that did not
+  // come through SqliteStore::TransactNow (a statement run on its own) is turned into a
+  // rollback once writes stopped.
+  static int VetoCommit(void* self) { return static_cast<WriteTurns*>(self)->Stopped() ? 1 : 0; }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t next_ticket_ = 0;    // GUARDED_BY(mu_)
+  std::deque<uint64_t> queue_;  // GUARDED_BY(mu_); the front holds the turn
+  std::atomic<bool> stopped_{false};
+  std::string refusal_;                        // GUARDED_BY(mu_); set once, before stopped_
+  std::atomic<bool> unsynced_commits_{false};  // ever, in this process
+};
+
 // Copies the -wal file into the database on a thread of its own, so that no commit waits for a
 // checkpoint. SQLite's automatic checkpoint runs inside the commit that takes the -wal file past
 // 1,000 pages: that commit copies them and syncs the database file, milliseconds on this disk,
@@ -1212,15 +1297,19 @@ class Checkpointer {
 
   // `file`: the stat of the file at `path` when the first connection opened it (nullptr: not
   // known), so that the thread checkpoints that file, not another one put at its name since.
-  Checkpointer(std::string path, const struct stat* file) : path_(std::move(path)) {
+  // `turns`: those of the same file, which say when a checkpoint may no longer run.
+  Checkpointer(std::string path, const struct stat* file, std::shared_ptr<WriteTurns> turns)
+      : path_(std::move(path)), turns_(std::move(turns)) {
     if (file != nullptr) file_ = std::pair(file->st_dev, file->st_ino);
   }
   // The checkpointer of the database file at `path`, one for all of this process's connections to
   // it (a server's and its federation's): two would run their checkpoints side by side, each
   // with its thread, its connection and its syncs.
-  static std::shared_ptr<Checkpointer> Of(const std::string& path) {
-    return OfFile<Checkpointer>(
-        path, [&](const struct stat* file) { return std::make_shared<Checkpointer>(path, file); });
+  static std::shared_ptr<Checkpointer> Of(const std::string& path,
+                                          std::shared_ptr<WriteTurns> turns) {
+    return OfFile<Checkpointer>(path, [&](const struct stat* file) {
+      return std::make_shared<Checkpointer>(path, file, std::move(turns));
+    });
   }
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
@@ -1293,6 +1382,10 @@ class Checkpointer {
     while (true) {
       cv_.wait(lock, [this] { return due_ || stop_; });
       if (stop_) return;
+      if (!turns_->MayCheckpoint()) {
+        due_ = false;  // writes stopped: no commit wakes it again
+        continue;
+      }
       lock.unlock();
       const auto now = std::chrono::steady_clock::now();
       const bool restart = behind >= kPassiveRunsBehind && now >= passive_until;
@@ -1314,6 +1407,7 @@ class Checkpointer {
   }
 
   const std::string path_;
+  const std::shared_ptr<WriteTurns> turns_;
   std::optional<std::pair<dev_t, ino_t>> file_;  // the file served (constructor)
   std::mutex mu_;
   std::condition_variable cv_;
@@ -1321,69 +1415,6 @@ class Checkpointer {
   bool stop_ = false;    // GUARDED_BY(mu_)
   bool failed_ = false;  // GUARDED_BY(mu_); the thread could not open its connection
   std::thread thread_;   // GUARDED_BY(mu_); started by the first Nudge
-};
-
-// The turns at one database's write lock among this process's connections to it, first come
-// first served. SQLite's lock has no queue: a connection that waits polls it (BusyHandler), and
-// one that commits back to back (a server's node thread) can take it again before the poller
-// looks, for as long as its stream of writes lasts (the federation's receipts then waited tens
-// of milliseconds). Connections of other processes still meet only SQLite's lock.
-class WriteTurns {
- public:
-  // The queue of the database file at `path` (by device and inode, however it is named),
-  // shared by every connection of this process to it.
-  static std::shared_ptr<WriteTurns> Of(const std::string& path) {
-    return OfFile<WriteTurns>(path,
-                              [](const struct stat*) { return std::make_shared<WriteTurns>(); });
-  }
-
-  // Waits for this caller's turn, at most `timeout`; false when it did not come.
-  bool Take(std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mu_);
-    const uint64_t ticket = next_ticket_++;
-    queue_.push_back(ticket);
-    if (cv_.wait_for(lock, timeout, [&] { return queue_.front() == ticket; })) return true;
-    std::erase(queue_, ticket);
-    cv_.notify_all();  // the caller behind may now be first
-    return false;
-  }
-
-  void Give() {
-    {
-      std::lock_guard lock(mu_);
-      queue_.pop_front();
-    }
-    cv_.notify_all();
-  }
-
-  // Once a sync of the file failed, no connection of this process writes to it again: Linux
-  // reports a write lost in writeback once per descriptor, so a later commit, synced on another
-  // descriptor or after the report, would succeed without those pages. A commit after them,
-  // acknowledged as durable, could then be gone after a crash, with the frames before it (SQLite's
-  // recovery stops at the first frame that does not check). Only a new process, recovering the -wal
-  // file from what reached the disk, may write again. `refusal` is what every later write is told
-  // (the first one is kept).
-  void StopWrites(std::string refusal) {
-    std::lock_guard lock(mu_);
-    if (stopped_.load(std::memory_order_relaxed)) return;
-    refusal_ = std::move(refusal);
-    stopped_.store(true, std::memory_order_release);
-  }
-
-  // Why writes stopped; empty while they go on.
-  std::string Refusal() {
-    if (!stopped_.load(std::memory_order_acquire)) return {};
-    std::lock_guard lock(mu_);
-    return refusal_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t next_ticket_ = 0;    // GUARDED_BY(mu_)
-  std::deque<uint64_t> queue_;  // GUARDED_BY(mu_); the front holds the turn
-  std::atomic<bool> stopped_{false};
-  std::string refusal_;  // GUARDED_BY(mu_); set once, before stopped_
 };
 
 class SqliteStore final : public Store {
@@ -1399,10 +1430,11 @@ class SqliteStore final : public Store {
         path_(path),
         wal_path_(path + "-wal"),
         write_turns_(WriteTurns::Of(path)),
-        checkpointer_(Checkpointer::Of(path)),
+        checkpointer_(Checkpointer::Of(path, write_turns_)),
         checkpoint_owed_(checkpoint_owed) {
     // Replaces SQLite's automatic checkpoint (itself a WAL hook).
     sqlite3_wal_hook(db_.get(), &Checkpointer::OnCommit, checkpointer_.get());
+    sqlite3_commit_hook(db_.get(), &WriteTurns::VetoCommit, write_turns_.get());
   }
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
@@ -1415,8 +1447,13 @@ class SqliteStore final : public Store {
     // (SQLITE_BUSY at once): a node's checkpointer runs them often under load, and so may this
     // process's, which goes first. Hence the retries, within the busy timeout.
     sqlite3_wal_hook(db_.get(), nullptr, nullptr);
+    sqlite3_commit_hook(db_.get(), nullptr, nullptr);
     checkpointer_.reset();
-    if (checkpoint_owed_) {
+    if (!write_turns_->MayCheckpoint()) {
+      // Nor as the last connection closes: the next process recovers the -wal file instead,
+      // checking every frame (WriteTurns::MayCheckpoint).
+      sqlite3_db_config(db_.get(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+    } else if (checkpoint_owed_) {
       const auto deadline =
           std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms_);
       while (sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
@@ -1456,6 +1493,7 @@ class SqliteStore final : public Store {
       WriteTurns& turns;
       ~GiveBack() { turns.Give(); }  // after the commit or the rollback, whichever ends it
     } give_back{*write_turns_};
+    ACCORD_RETURN_IF_ERROR(CheckWritable());  // stopped by the turn before, whose sync failed
     {
       BoundStatement begin(db_.get(), s_.begin.get());
       ACCORD_RETURN_IF_ERROR(begin.Run("begin transaction"));
@@ -1473,14 +1511,24 @@ class SqliteStore final : public Store {
       result = commit.Run("commit");
       if (!result.has_value()) {
         // A full or failing disk, most likely: the one message a command prints, so it names
-        // the file and what became of the transaction (in WAL mode a commit whose frames were
-        // not all written and synced is not one).
+        // the file and what became of the transaction.
+        result.error().message = "`" + path_ + "`: " + result.error().message;
         const int rc = sqlite3_extended_errcode(db_.get());
-        if (rc == SQLITE_IOERR_FSYNC || rc == SQLITE_IOERR_DIR_FSYNC) {
+        if (rc == SQLITE_CONSTRAINT_COMMITHOOK) {
+          result = CheckWritable();  // a sync failed while this transaction ran
+        } else if (rc == SQLITE_IOERR_FSYNC || rc == SQLITE_IOERR_DIR_FSYNC) {
+          // SQLite wrote every frame, the commit's last, and then the sync failed: the commit
+          // is not made in this process, but its frames are in the -wal file, where a
+          // recovery (the next open after a crash) may find them whole.
           write_turns_->StopWrites(SyncFailedRefusal(path_, sqlite3_errstr(rc)));
+          result.error().message +=
+              ": its sync failed, so the transaction is not committed now, but the next open "
+              "of the store may find it committed (its writes were made)";
+        } else {
+          // A write that failed (the disk full, SQLITE_FULL): the commit's frame is not whole,
+          // so no recovery takes the transaction.
+          result.error().message += ": the transaction is rolled back, nothing of it is stored";
         }
-        result.error().message = "`" + path_ + "`: " + result.error().message +
-                                 ": the transaction is rolled back, nothing of it is stored";
       }
     }
     if (!result.has_value()) {
@@ -1501,6 +1549,7 @@ class SqliteStore final : public Store {
     // -wal file and does not fsync it (SQLite keeps the database consistent either way).
     ACCORD_RETURN_IF_ERROR(RunOnce(s_.synchronous_normal.get(), "defer the commit's sync"));
     synchronous_deferred_ = true;
+    write_turns_->NoteUnsyncedCommit();  // before the commit: a failed sync may follow it
     Status result = TransactNow(body);
     // Should this fail, Transact retries it first, and fails until it succeeds.
     if (RunOnce(s_.synchronous_full.get(), "restore synchronous commits").has_value()) {
@@ -1526,7 +1575,7 @@ class SqliteStore final : public Store {
       // Every later sync and write fails too (WriteTurns::StopWrites), and no read waiting for
       // one is answered, until a restart.
       const std::string why = std::strerror(errno);
-      write_turns_->StopWrites(SyncFailedRefusal(wal_path_, why));
+      write_turns_->StopWrites(SyncFailedRefusal(path_, why));
       return Fail(Code::kUnavailable, "cannot sync `" + wal_path_ + "`: " + why);
     }
     return OkStatus();
@@ -2100,31 +2149,35 @@ class SqliteStore final : public Store {
 
   Status RecordAttempt(const std::string& id, const std::string& to, const std::string& error,
                        int64_t next_attempt_us, bool give_up, int64_t now_us) override {
-    BoundStatement st(db_.get(), s_.record_attempt.get());
-    st.BindText(1, id);
-    st.BindText(2, to);
-    st.BindText(3, error);
-    st.BindInt(4, next_attempt_us);
-    st.BindInt(5, give_up ? 2 : 0);
-    st.BindInt(6, give_up ? now_us : 0);
-    ACCORD_RETURN_IF_ERROR(st.Run("record a delivery attempt of", id));
-    if (sqlite3_changes64(db_.get()) == 0) {
-      return Fail(Code::kNotFound, "no pending delivery of `" + id + "` to `" + to + "`");
-    }
-    return OkStatus();
+    return InTransaction([&]() -> Status {
+      BoundStatement st(db_.get(), s_.record_attempt.get());
+      st.BindText(1, id);
+      st.BindText(2, to);
+      st.BindText(3, error);
+      st.BindInt(4, next_attempt_us);
+      st.BindInt(5, give_up ? 2 : 0);
+      st.BindInt(6, give_up ? now_us : 0);
+      ACCORD_RETURN_IF_ERROR(st.Run("record a delivery attempt of", id));
+      if (sqlite3_changes64(db_.get()) == 0) {
+        return Fail(Code::kNotFound, "no pending delivery of `" + id + "` to `" + to + "`");
+      }
+      return OkStatus();
+    });
   }
 
   Result<uint64_t> RecordUnreachable(const std::string& to, const std::string& error,
                                      int64_t next_attempt_us, int64_t now_us,
                                      size_t limit) override {
-    BoundStatement st(db_.get(), s_.record_unreachable.get());
-    st.BindText(1, to);
-    st.BindInt(2, now_us);
-    st.BindText(3, error);
-    st.BindInt(4, next_attempt_us);
-    st.BindInt(5, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
-    ACCORD_RETURN_IF_ERROR(st.Run("record a failed attempt to reach", to));
-    return static_cast<uint64_t>(sqlite3_changes64(db_.get()));
+    return InTransaction([&]() -> Result<uint64_t> {
+      BoundStatement st(db_.get(), s_.record_unreachable.get());
+      st.BindText(1, to);
+      st.BindInt(2, now_us);
+      st.BindText(3, error);
+      st.BindInt(4, next_attempt_us);
+      st.BindInt(5, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+      ACCORD_RETURN_IF_ERROR(st.Run("record a failed attempt to reach", to));
+      return static_cast<uint64_t>(sqlite3_changes64(db_.get()));
+    });
   }
 
   Result<std::optional<OutboxRecord>> GetQueued(const std::string& id,
@@ -2147,19 +2200,23 @@ class SqliteStore final : public Store {
       ACCORD_ASSIGN_OR_RETURN(const bool any, probe.Step("look for late attempts to", to));
       if (!any) return 0;
     }
-    BoundStatement st(db_.get(), s_.bring_forward_attempts.get());
-    st.BindText(1, to);
-    st.BindInt(2, latest_us);
-    ACCORD_RETURN_IF_ERROR(st.Run("bring forward the attempts to", to));
-    return static_cast<uint64_t>(sqlite3_changes64(db_.get()));
+    return InTransaction([&]() -> Result<uint64_t> {
+      BoundStatement st(db_.get(), s_.bring_forward_attempts.get());
+      st.BindText(1, to);
+      st.BindInt(2, latest_us);
+      ACCORD_RETURN_IF_ERROR(st.Run("bring forward the attempts to", to));
+      return static_cast<uint64_t>(sqlite3_changes64(db_.get()));
+    });
   }
 
   Status MarkDelivered(const std::string& id, const std::string& to, int64_t now_us) override {
-    BoundStatement st(db_.get(), s_.mark_delivered.get());
-    st.BindText(1, id);
-    st.BindText(2, to);
-    st.BindInt(3, now_us);
-    return st.Run("mark delivered", id);
+    return InTransaction([&] {
+      BoundStatement st(db_.get(), s_.mark_delivered.get());
+      st.BindText(1, id);
+      st.BindText(2, to);
+      st.BindInt(3, now_us);
+      return st.Run("mark delivered", id);
+    });
   }
 
   Status PutSubject(const SubjectRecord& s) override {
@@ -2424,13 +2481,15 @@ class SqliteStore final : public Store {
   }
 
   Status KeepShownCheckpoint(const ShownCheckpointRecord& c) override {
-    BoundStatement st(db_.get(), s_.keep_shown_checkpoint.get());
-    st.BindText(1, c.origin);
-    st.BindInt(2, static_cast<int64_t>(c.size));
-    st.BindBlob(3, c.root);
-    st.BindText(4, c.note);
-    st.BindInt(5, c.at.micros);
-    return st.Run("keep a checkpoint of", c.origin);
+    return InTransaction([&] {
+      BoundStatement st(db_.get(), s_.keep_shown_checkpoint.get());
+      st.BindText(1, c.origin);
+      st.BindInt(2, static_cast<int64_t>(c.size));
+      st.BindBlob(3, c.root);
+      st.BindText(4, c.note);
+      st.BindInt(5, c.at.micros);
+      return st.Run("keep a checkpoint of", c.origin);
+    });
   }
 
   static Result<ShownCheckpointRecord> ShownRow(const BoundStatement& row) {
@@ -2533,6 +2592,7 @@ class SqliteStore final : public Store {
   // it is then retried after the next commit that erases, or when this store closes (there
   // with the busy timeout's wait).
   void CheckpointBestEffort() {
+    if (!write_turns_->MayCheckpoint()) return;
     SetBusyWait(db_.get(), 0);
     const int rc =
         sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
@@ -2545,6 +2605,22 @@ class SqliteStore final : public Store {
   Status RunOnce(sqlite3_stmt* statement, std::string_view what) {
     BoundStatement st(db_.get(), statement);
     return st.Run(what);
+  }
+
+  // Runs `body`, a method's writes, in the transaction under way or else in one of its own
+  // (TransactNow), never alone in autocommit: a commit there is refused only by the commit hook,
+  // in SQLite's words, and a failed sync of it would not stop the writes after it.
+  template <typename F>
+  auto InTransaction(F body) -> decltype(body()) {
+    if (in_transaction_) return body();
+    std::optional<decltype(body())> result;
+    const Status done = TransactNow([&]() -> Status {
+      result = body();
+      if (!*result) return tl::unexpected(result->error());
+      return OkStatus();
+    });
+    if (!done) return tl::unexpected(done.error());
+    return *std::move(result);
   }
 
   // INVARIANT: declared before the statements, so the statements are finalized first.

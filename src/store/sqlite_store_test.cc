@@ -1049,9 +1049,61 @@ TEST(SqliteStoreFileTest, AFailedSyncFailsEveryLaterSyncAndWrite) {
   auto other = OpenSqliteStore(dir.File("state.db"), SqliteOptions{});
   ASSERT_TRUE(other.has_value()) << other.error().ToString();
   EXPECT_TRUE(refused((*other)->Transact([&] { return (*other)->InsertObject(MakeObject("e")); })));
+  // A write run on its own, outside any transaction (the federation records its attempts so),
+  // is turned into a rollback by the commit hook.
+  EXPECT_FALSE(store.PutSubject({"alice", "S", {}, {}}).has_value());
+  EXPECT_EQ(store.GetSubject("alice").error().code, Code::kNotFound);
   // Reads go on: "b" is committed, though perhaps not on disk.
   EXPECT_TRUE(store.GetObject("b").has_value());
   EXPECT_FALSE(store.GetObject("c").has_value());
+}
+
+// Opens the store at `path`, commits the object "a" (`synced`: with its own sync, as a command
+// does; or not, as a server's group), fails the next sync, and closes the store: writes are then
+// stopped (checked before the close).
+void CommitThenFailASyncAndClose(const std::string& path, bool synced) {
+  SqliteOptions options;
+  options.sync_file_for_testing = &SyncOrFail;
+  auto opened = OpenSqliteStore(path, options);
+  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+  Store& store = **opened;
+  const auto insert = [&] { return store.InsertObject(MakeObject("a")); };
+  ASSERT_TRUE(synced ? store.Transact(insert) : store.TransactUnsynced(insert));
+  g_disk_fails = true;
+  const Status failed = store.SyncCommits();
+  g_disk_fails = false;
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_FALSE(store.CheckWritable().has_value());
+}
+
+// After commits that did not sync, a failed sync leaves the -wal file to the next open's
+// recovery, which checks every frame: no checkpoint copies it into the database, as the store
+// runs or as it closes. A new process (here, the first open after every connection closed)
+// writes again.
+TEST(SqliteStoreFileTest, AFailedSyncAfterUnsyncedCommitsLeavesTheWalToRecovery) {
+  ScratchDir dir;
+  const std::string path = dir.File("state.db");
+  ASSERT_NO_FATAL_FAILURE(CommitThenFailASyncAndClose(path, /*synced=*/false));
+  ASSERT_TRUE(std::filesystem::exists(path + "-wal"));
+  EXPECT_GT(std::filesystem::file_size(path + "-wal"), 0U);
+  auto reopened = OpenSqliteStore(path, SqliteOptions{});
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  Store& store = **reopened;
+  EXPECT_TRUE(store.GetObject("a").has_value());  // the frames reached the disk here
+  EXPECT_TRUE(store.CheckWritable().has_value());
+  EXPECT_TRUE(store.Transact([&] { return store.InsertObject(MakeObject("b")); }).has_value());
+}
+
+// A failed sync after synced commits only (a command's) leaves no frame a checkpoint could copy
+// wrongly: the store closes as usual, its -wal file checkpointed and removed.
+TEST(SqliteStoreFileTest, AFailedSyncAfterSyncedCommitsStillCheckpointsAtClose) {
+  ScratchDir dir;
+  const std::string path = dir.File("state.db");
+  ASSERT_NO_FATAL_FAILURE(CommitThenFailASyncAndClose(path, /*synced=*/true));
+  EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
+  auto reopened = OpenSqliteStore(path, SqliteOptions{});
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  EXPECT_TRUE((*reopened)->GetObject("a").has_value());
 }
 
 TEST(SqliteStoreFileTest, WritesGoOnWhileNoSyncFailed) {

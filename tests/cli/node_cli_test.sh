@@ -440,11 +440,12 @@ expect faults-receipt-again 0 'the receipt given then → .*/r.pkg.receipt$' "$a
   --home "$work/JPN-faults" --at 2019-12-01T00:00:00+09:00 "$work/r.pkg"
 if [ -s "$work/r.pkg.receipt" ]; then ok; else fail "faults-receipt-again: no receipt written"; fi
 # The store on a failing disk, on copies of the homes: a commit whose -wal file cannot be
-# written (a full disk) or synced is rolled back whole, the error names the store, and the same
-# command runs again once the disk is back. Nothing is stored, released or received twice.
+# written (a full disk) is rolled back whole; one whose sync fails is not committed, and a
+# command, whose earlier commits all synced, closes the store without it. The error names the
+# store, and the same command runs again once the disk is back. Nothing is stored, released or
+# received twice.
 cp -r "$d/KOR" "$work/KOR-store"
 cp -r "$d/JPN" "$work/JPN-store"
-rolled_back='`.*/state.db`: sqlite: commit: .*: the transaction is rolled back, nothing of it is stored$'
 expect store-put-full 1 "commit: database or disk is full: the transaction is rolled back" \
   faulty "write:$work/KOR-store/state.db-wal:*:ENOSPC" sh -c "printf 'STORE' | \"$accord\" put \
   --home \"$work/KOR-store\" --at 2019-12-01T00:00:00+09:00 --id k-store --level III \
@@ -458,7 +459,8 @@ fi
 expect store-put-again 0 'stored k-store' sh -c "printf 'STORE' | \"$accord\" put --home \
   \"$work/KOR-store\" --at 2019-12-01T00:00:00+09:00 --id k-store --level III \
   --topics dprk-missile --rel-to JPN"
-expect store-release-unsynced 1 "$rolled_back" faulty "fdatasync:$work/KOR-store/state.db-wal:1" \
+not_committed='`.*/state.db`: sqlite: commit: disk I/O error: its sync failed, so the transaction is not committed now, but the next open of the store may find it committed'
+expect store-release-unsynced 1 "$not_committed" faulty "fdatasync:$work/KOR-store/state.db-wal:1" \
   "$accord" release --home "$work/KOR-store" --at 2019-12-01T00:00:00+09:00 --id k-store --to JPN \
   --out "$work/s.pkg"
 if [ ! -e "$work/s.pkg" ] && "$accord" outbox ls --home "$work/KOR-store" >"$work/out" 2>&1 &&
@@ -473,7 +475,7 @@ if "$accord" outbox ls --home "$work/KOR-store" >"$work/out" 2>&1 &&
   fail "store-release-again: not one release of k-store queued"
   cat "$work/out"
 fi
-expect store-receive-unsynced 1 "$rolled_back" faulty "fdatasync:$work/JPN-store/state.db-wal:1" \
+expect store-receive-unsynced 1 "$not_committed" faulty "fdatasync:$work/JPN-store/state.db-wal:1" \
   "$accord" receive --home "$work/JPN-store" --at 2019-12-01T00:00:00+09:00 "$work/s.pkg"
 if [ ! -e "$work/s.pkg.receipt" ]; then ok; else fail "store-receive-unsynced: a receipt was written"; fi
 expect store-receive-again 0 'accepted at .*: release of `k-store` from KOR' "$accord" receive \
@@ -917,13 +919,16 @@ fi
 serve_pid=""
 
 # 7a3. A node whose disk fails a commit's sync writes nothing more until it restarts: what that
-# sync covered may be lost, and a later commit made on top of it could be lost with it. (On a
-# copy of the home; the first sync of the store's -wal file once the node listens fails: the
-# commit of the object created first. kor-analyst: as in 7a2.)
+# sync covered may be lost, and a later commit made on top of it could be lost with it. Nor does
+# it deliver or witness. (On a copy of the home; the first sync of the store's -wal file once the
+# node listens fails: the commit of the object created first, which comes before any read's
+# sync. A partner that never answers, so that the federation runs. kor-analyst: as in 7a2.)
 cp -r "$work/srv" "$work/srv-disk"
 rm -f "$work/srv.port"
+printf '[[peer]]\nparty = "JPN"\nport = 1\ncert = "%s"\n' "$work/pki/nodes/JPN.pem" \
+  >"$work/disk-peer.toml"
 faulty_env "fdatasync:$work/srv-disk/state.db-wal:1@rename:$work/srv.port"
-env "${fenv[@]}" "$accord" serve \
+env "${fenv[@]}" "$accord" serve --config "$work/disk-peer.toml" \
   --home "$work/srv-disk" --at 2018-05-01T00:00:00+09:00 --ca "$work/pki/ca.pem" \
   --passphrase-file "$work/serve-passphrase" --cert "$work/pki/nodes/KOR.pem" \
   --key "$work/pki/nodes/KOR.key" --port-file "$work/srv.port" >"$work/serve4.log" 2>&1 &
@@ -939,6 +944,10 @@ expect serve-disk-read-refused 0 '"code":"unavailable"' curl -sS "${user[@]}" \
   "https://127.0.0.1:$port/v1/objects/s-1"
 expect serve-disk-health 0 '"code":"unavailable"' curl -sS "${user[@]}" \
   "https://127.0.0.1:$port/v1/health"
+for _ in $(seq 150); do  # the federation's next pass: within a second (its poll interval)
+  grep -q 'delivering and witnessing stopped' "$work/serve4.log" && break
+  sleep 0.1
+done
 kill -TERM "$serve_pid"
 for _ in $(seq 600); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
 kill -KILL "$serve_pid" 2>/dev/null
@@ -949,6 +958,12 @@ serve_pid=""
 if grep -q 'an earlier sync of `.*/srv-disk/state.db` failed (disk I/O error), so what it covered may not be on disk: restart the node' \
   "$work/serve4.log"; then ok; else
   fail "serve-disk-log: the log does not say to restart the node"
+  cat "$work/serve4.log"
+fi
+if [ "$(grep -c 'delivering and witnessing stopped: an earlier sync' "$work/serve4.log")" = 1 ]; then
+  ok
+else
+  fail "serve-disk-federation: not one line saying the federation stopped"
   cat "$work/serve4.log"
 fi
 # Restarted (here, a command: a process of its own), the home holds what was committed before.

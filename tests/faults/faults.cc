@@ -3,8 +3,9 @@
 // that fails after a home's mark is removed, a cleanup cut short, two makings of one directory.
 //
 // ACCORD_FAULTS holds rules separated by `;`, each `CALL:PATH:NTH[:ERRNO][@CALL:PATH]`:
-//   CALL   fsync, fdatasync (SQLite's sync), open (open and open64), write (write and pwrite64,
-//          on descriptors above 2), rename, unlink (a file's removal) or rmdir (a directory's);
+//   CALL   fsync, fdatasync (SQLite's, and the store's sync of reads), open (open and open64),
+//          write (write and pwrite64, on descriptors above 2), rename, unlink (a file's
+//          removal) or rmdir (a directory's);
 //   PATH   a part of the path the call names, as given (for rename, the new path); for fsync,
 //          fdatasync, write, and unlinkat of a name relative to a directory's descriptor, the path
 //          the kernel resolved (/proc/self/fd): name paths without symbolic links;
@@ -134,9 +135,6 @@ std::vector<Rule>& Rules() {
   return *rules;
 }
 
-// Reads the rules as the library loads, before main.
-[[gnu::constructor]] void ReadRules() { Rules(); }
-
 // The errno the call on `path` fails with, or 0 to let it run.
 int Fault(Call call, const std::string& path) {
   std::lock_guard<std::mutex> lock(mu);
@@ -172,6 +170,36 @@ F Next(const char* name) {
   return reinterpret_cast<F>(f);
 }
 
+using OpenFn = int (*)(const char*, int, ...);
+
+// The functions this library stands in front of, found once as it loads (Reals, in ReadRules), so
+// that no call after that takes the loader's lock or a static's guard. A call whose kind a rule
+// names still takes this library's lock and allocates: such a call is not for a signal handler.
+struct Reals {
+  int (*fsync)(int) = Next<int (*)(int)>("fsync");
+  int (*fdatasync)(int) = Next<int (*)(int)>("fdatasync");
+  OpenFn open = Next<OpenFn>("open");
+  ssize_t (*write)(int, const void*, size_t) = Next<ssize_t (*)(int, const void*, size_t)>("write");
+  ssize_t (*pwrite64)(int, const void*, size_t,
+                      off64_t) = Next<ssize_t (*)(int, const void*, size_t, off64_t)>("pwrite64");
+  int (*rename)(const char*, const char*) = Next<int (*)(const char*, const char*)>("rename");
+  int (*unlink)(const char*) = Next<int (*)(const char*)>("unlink");
+  int (*rmdir)(const char*) = Next<int (*)(const char*)>("rmdir");
+  int (*unlinkat)(int, const char*, int) = Next<int (*)(int, const char*, int)>("unlinkat");
+  int (*remove)(const char*) = Next<int (*)(const char*)>("remove");
+};
+
+const Reals& Real() {
+  static const Reals reals;
+  return reals;
+}
+
+// Finds the functions and reads the rules as the library loads, before main.
+[[gnu::constructor]] void ReadRules() {
+  Real();
+  Rules();
+}
+
 // Runs `real` unless a rule fails the call first (it returns -1 with errno set, having done
 // nothing); a call that succeeds may open gates. `path_of` names what the call is on.
 template <typename PathOf, typename F>
@@ -186,8 +214,6 @@ auto Run(Call call, PathOf path_of, F real) -> decltype(real()) {
   if (result >= 0) Happened(call, path);
   return result;
 }
-
-using OpenFn = int (*)(const char*, int, ...);
 
 // open's third argument, there only when the flags make a file.
 mode_t ModeArgument(int flags, va_list args) {
@@ -216,19 +242,19 @@ int Open(OpenFn real, const char* path, int flags, mode_t mode) {
 extern "C" {
 
 int fsync(int fd) {
-  static const auto real = Next<int (*)(int)>("fsync");
+  const auto real = Real().fsync;
   return Run(
       Call::kFsync, [&] { return PathOfFd(fd); }, [&] { return real(fd); });
 }
 
 int fdatasync(int fd) {
-  static const auto real = Next<int (*)(int)>("fdatasync");
+  const auto real = Real().fdatasync;
   return Run(
       Call::kFdatasync, [&] { return PathOfFd(fd); }, [&] { return real(fd); });
 }
 
 int open(const char* path, int flags, ...) {
-  static const auto real = Next<OpenFn>("open");
+  const auto real = Real().open;
   va_list args;
   va_start(args, flags);
   const mode_t mode = ModeArgument(flags, args);
@@ -236,42 +262,44 @@ int open(const char* path, int flags, ...) {
   return Open(real, path, flags, mode);
 }
 
-// SQLite calls open64, which on a 64-bit system is open under another name.
+// SQLite calls open64, which where off_t has 64 bits (every target these tests run on) is open
+// under another name.
+static_assert(sizeof(off_t) == sizeof(off64_t), "open64 differs from open here");
 int open64(const char* path, int flags, ...) __attribute__((alias("open")));
 
 ssize_t write(int fd, const void* data, size_t n) {
-  static const auto real = Next<ssize_t (*)(int, const void*, size_t)>("write");
+  const auto real = Real().write;
   if (fd <= 2) return real(fd, data, n);  // the standard streams, this library's message too
   return Run(
       Call::kWrite, [&] { return PathOfFd(fd); }, [&] { return real(fd, data, n); });
 }
 
 ssize_t pwrite64(int fd, const void* data, size_t n, off64_t offset) {
-  static const auto real = Next<ssize_t (*)(int, const void*, size_t, off64_t)>("pwrite64");
+  const auto real = Real().pwrite64;
   return Run(
       Call::kWrite, [&] { return PathOfFd(fd); }, [&] { return real(fd, data, n, offset); });
 }
 
 int rename(const char* from, const char* to) {
-  static const auto real = Next<int (*)(const char*, const char*)>("rename");
+  const auto real = Real().rename;
   return Run(
       Call::kRename, [&] { return std::string(to); }, [&] { return real(from, to); });
 }
 
 int unlink(const char* path) {
-  static const auto real = Next<int (*)(const char*)>("unlink");
+  const auto real = Real().unlink;
   return Run(
       Call::kUnlink, [&] { return std::string(path); }, [&] { return real(path); });
 }
 
 int rmdir(const char* path) {
-  static const auto real = Next<int (*)(const char*)>("rmdir");
+  const auto real = Real().rmdir;
   return Run(
       Call::kRmdir, [&] { return std::string(path); }, [&] { return real(path); });
 }
 
 int unlinkat(int dirfd, const char* name, int flags) {
-  static const auto real = Next<int (*)(int, const char*, int)>("unlinkat");
+  const auto real = Real().unlinkat;
   const auto path = [&] {
     return name[0] == '/' || dirfd == AT_FDCWD ? std::string(name) : PathOfFd(dirfd) + "/" + name;
   };
@@ -281,7 +309,7 @@ int unlinkat(int dirfd, const char* name, int flags) {
 
 // glibc's remove() calls unlink and rmdir inside itself, where no preloaded library sees them.
 int remove(const char* path) {
-  static const auto real = Next<int (*)(const char*)>("remove");
+  const auto real = Real().remove;
   struct stat st {};
   const Call call = ::lstat(path, &st) == 0 && S_ISDIR(st.st_mode) ? Call::kRmdir : Call::kUnlink;
   return Run(
