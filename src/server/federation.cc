@@ -266,6 +266,7 @@ struct Federation::Impl {
     std::set<int64_t> tried;  // an entry still due after its attempt is not tried again now
     turn_ends = std::chrono::steady_clock::now() + kTurnTime;
     for (int deliveries = 0; !Stopping(); ++deliveries) {
+      if (!Writable()) return delivered;  // a sync failed during the turn
       if (deliveries == kDeliveriesPerTurn || TurnOver()) {
         more_due = true;  // the next pass comes at once, after the other partners' turns
         return delivered;
@@ -785,7 +786,7 @@ struct Federation::Impl {
     // the partner and writes the cosigned checkpoint, which would delay the next deliveries.
     const int64_t interval =
         std::chrono::duration_cast<std::chrono::microseconds>(options.witness_interval).count();
-    if (NowMicros() >= p.retry_at_us && NowMicros() - p.witnessed_at_us >= interval) {
+    if (NowMicros() >= p.retry_at_us && NowMicros() - p.witnessed_at_us >= interval && Writable()) {
       Witness(p);
     }
   }

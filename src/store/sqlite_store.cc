@@ -1324,15 +1324,24 @@ class Checkpointer {
 
   // The -wal file holds `frames` pages after a commit (sqlite3_wal_hook, on the writer's thread).
   static int OnCommit(void* self, sqlite3* db, const char* schema, int frames) {
-    if (frames >= kFrames && !static_cast<Checkpointer*>(self)->Nudge()) {
+    auto* checkpointer = static_cast<Checkpointer*>(self);
+    if (frames >= kFrames && !checkpointer->Nudge() && checkpointer->turns_->MayCheckpoint()) {
       // No thread to do it (none could start, or it could not open the file): checkpoint here,
       // as SQLite would have.
-      sqlite3_wal_checkpoint(db, schema);
+      checkpointer->Ran(db, sqlite3_wal_checkpoint(db, schema));
     }
     return SQLITE_OK;
   }
 
  private:
+  // A checkpoint syncs the -wal file before it copies it: when that sync is the first to see a
+  // write lost, it is the one told (WriteTurns::StopWrites).
+  void Ran(sqlite3* db, int rc) {
+    if (rc != SQLITE_OK && sqlite3_extended_errcode(db) == SQLITE_IOERR_FSYNC) {
+      turns_->StopWrites(SyncFailedRefusal(path_, sqlite3_errstr(SQLITE_IOERR_FSYNC)));
+    }
+  }
+
   // Wakes the thread, starting it the first time; false if it cannot run. Called from SQLite, so
   // it must not throw.
   bool Nudge() noexcept {
@@ -1393,6 +1402,7 @@ class Checkpointer {
       const int rc = sqlite3_wal_checkpoint_v2(
           db.get(), nullptr, restart ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE, &log,
           nullptr);
+      Ran(db.get(), rc);
       if (restart) {
         behind = 0;
         if (rc == SQLITE_BUSY) passive_until = now + kPassiveFor;
@@ -1494,6 +1504,9 @@ class SqliteStore final : public Store {
       ~GiveBack() { turns.Give(); }  // after the commit or the rollback, whichever ends it
     } give_back{*write_turns_};
     ACCORD_RETURN_IF_ERROR(CheckWritable());  // stopped by the turn before, whose sync failed
+    if (synchronous_deferred_ || !synchronous_full_) {
+      write_turns_->NoteUnsyncedCommit();  // before the commit: a failed sync may follow it
+    }
     {
       BoundStatement begin(db_.get(), s_.begin.get());
       ACCORD_RETURN_IF_ERROR(begin.Run("begin transaction"));
@@ -1516,18 +1529,20 @@ class SqliteStore final : public Store {
         const int rc = sqlite3_extended_errcode(db_.get());
         if (rc == SQLITE_CONSTRAINT_COMMITHOOK) {
           result = CheckWritable();  // a sync failed while this transaction ran
-        } else if (rc == SQLITE_IOERR_FSYNC || rc == SQLITE_IOERR_DIR_FSYNC) {
-          // SQLite wrote every frame, the commit's last, and then the sync failed: the commit
-          // is not made in this process, but its frames are in the -wal file, where a
-          // recovery (the next open after a crash) may find them whole.
-          write_turns_->StopWrites(SyncFailedRefusal(path_, sqlite3_errstr(rc)));
-          result.error().message +=
-              ": its sync failed, so the transaction is not committed now, but the next open "
-              "of the store may find it committed (its writes were made)";
-        } else {
-          // A write that failed (the disk full, SQLITE_FULL): the commit's frame is not whole,
-          // so no recovery takes the transaction.
+        } else if ((rc & 0xff) == SQLITE_FULL || rc == SQLITE_IOERR_WRITE) {
+          // A write that failed: the commit's frame is not whole, so no recovery takes it.
           result.error().message += ": the transaction is rolled back, nothing of it is stored";
+        } else {
+          // Most likely its sync failed. SQLite syncs a new -wal file's header, then writes
+          // every frame, the commit's last, and syncs again: after the second, the commit is
+          // not made in this process, but its frames are in the file, where the next open's
+          // recovery may find them whole. (A failed sync of the directory is ignored.)
+          if (rc == SQLITE_IOERR_FSYNC) {
+            write_turns_->StopWrites(SyncFailedRefusal(path_, sqlite3_errstr(rc)));
+          }
+          result.error().message +=
+              ": the transaction is not committed now, but the next open of the store may find "
+              "it committed";
         }
       }
     }
@@ -1549,7 +1564,6 @@ class SqliteStore final : public Store {
     // -wal file and does not fsync it (SQLite keeps the database consistent either way).
     ACCORD_RETURN_IF_ERROR(RunOnce(s_.synchronous_normal.get(), "defer the commit's sync"));
     synchronous_deferred_ = true;
-    write_turns_->NoteUnsyncedCommit();  // before the commit: a failed sync may follow it
     Status result = TransactNow(body);
     // Should this fail, Transact retries it first, and fails until it succeeds.
     if (RunOnce(s_.synchronous_full.get(), "restore synchronous commits").has_value()) {
@@ -2596,6 +2610,9 @@ class SqliteStore final : public Store {
     SetBusyWait(db_.get(), 0);
     const int rc =
         sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    if (rc != SQLITE_OK && sqlite3_extended_errcode(db_.get()) == SQLITE_IOERR_FSYNC) {
+      write_turns_->StopWrites(SyncFailedRefusal(path_, sqlite3_errstr(SQLITE_IOERR_FSYNC)));
+    }
     SetBusyWait(db_.get(), busy_timeout_ms_);
     if (rc == SQLITE_OK) {
       checkpoint_owed_ = false;
@@ -2608,13 +2625,13 @@ class SqliteStore final : public Store {
   }
 
   // Runs `body`, a method's writes, in the transaction under way or else in one of its own
-  // (TransactNow), never alone in autocommit: a commit there is refused only by the commit hook,
+  // (Transact), never alone in autocommit: a commit there is refused only by the commit hook,
   // in SQLite's words, and a failed sync of it would not stop the writes after it.
   template <typename F>
   auto InTransaction(F body) -> decltype(body()) {
     if (in_transaction_) return body();
     std::optional<decltype(body())> result;
-    const Status done = TransactNow([&]() -> Status {
+    const Status done = Transact([&]() -> Status {
       result = body();
       if (!*result) return tl::unexpected(result->error());
       return OkStatus();
