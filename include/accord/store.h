@@ -254,10 +254,11 @@ class Store {
   // uses the store.
   [[nodiscard]] virtual Status TransactUnsynced(const std::function<Status()>& body) = 0;
   [[nodiscard]] virtual Status SyncCommits() = 0;
-  // OK until a sync of the store failed in this process (SyncCommits, or a commit's own);
-  // kUnavailable ever after, and so is every transaction: what the failed sync covered may be
-  // lost, and a later sync would not say so. Only a restart, which recovers from what is on
-  // disk, writes again. Cheap, and callable from any thread.
+  // OK until a sync of the store failed in this process (SyncCommits, a commit's own or a
+  // checkpoint's); kUnavailable after that, and so is every transaction, until every connection
+  // of the process to the file is closed: what the failed sync covered may be lost, and a
+  // later sync would not say so. A restart, which recovers from what is on disk, writes again.
+  // Cheap, and callable from any thread.
   [[nodiscard]] virtual Status CheckWritable() = 0;
 
   // Runs `body` in one read transaction (BEGIN DEFERRED): its reads see one snapshot and take the

@@ -861,8 +861,8 @@ struct Federation::Impl {
       RefreshRevocationLists();
       for (Peer& p : peers) {
         if (Stopping()) return;
-        if (!Writable()) break;
         try {
+          if (!Writable()) break;
           CatchUpWithClock(p, pass);
           if (p.port_missing && server_internal::ReadPortFile(p.options.port_file)) {
             // Its node has started: no backoff to wait out, here or in the outbox.

@@ -1233,8 +1233,9 @@ class WriteTurns {
     return refusal_;
   }
 
-  // A commit of this process did not sync (TransactUnsynced): until a SyncCommits that
-  // succeeded, the -wal file may hold committed frames that are not on disk.
+  // A commit of this process did not sync (TransactUnsynced): the -wal file may hold committed
+  // frames that are not on disk. Never cleared (a SyncCommits that succeeds would allow it),
+  // which is only stricter.
   void NoteUnsyncedCommit() { unsynced_commits_.store(true, std::memory_order_relaxed); }
 
   // Whether a checkpoint may copy the -wal file into the database. Not once writes stopped
@@ -1334,8 +1335,8 @@ class Checkpointer {
   }
 
  private:
-  // A checkpoint syncs the -wal file before it copies it: when that sync is the first to see a
-  // write lost, it is the one told (WriteTurns::StopWrites).
+  // A checkpoint syncs the -wal file before it copies it, and the database after: when one of
+  // those syncs is the first to see a write lost, it is the one told (WriteTurns::StopWrites).
   void Ran(sqlite3* db, int rc) {
     if (rc != SQLITE_OK && sqlite3_extended_errcode(db) == SQLITE_IOERR_FSYNC) {
       turns_->StopWrites(SyncFailedRefusal(path_, sqlite3_errstr(SQLITE_IOERR_FSYNC)));

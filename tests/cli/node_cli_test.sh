@@ -493,8 +493,9 @@ fi
 # removal fails; a crash would leave it too), the next open recovers them, and the release the
 # command called not committed is there, as the message warns.
 cp -r "$d/KOR" "$work/KOR-store2"
-printf 'STORE' | "$accord" put --home "$work/KOR-store2" --at 2019-12-01T00:00:00+09:00 \
-  --id k-store --level III --topics dprk-missile --rel-to JPN >/dev/null
+expect store-put-2 0 'stored k-store' sh -c "printf 'STORE' | \"$accord\" put --home \
+  \"$work/KOR-store2\" --at 2019-12-01T00:00:00+09:00 --id k-store --level III \
+  --topics dprk-missile --rel-to JPN"
 expect store-release-unsynced-wal-kept 1 "$not_committed" faulty \
   "fdatasync:$work/KOR-store2/state.db-wal:2;unlink:$work/KOR-store2/state.db-wal:*" "$accord" \
   release --home "$work/KOR-store2" --at 2019-12-01T00:00:00+09:00 --id k-store --to JPN \
@@ -936,7 +937,8 @@ serve_pid=""
 # sync covered may be lost, and a later commit made on top of it could be lost with it. Nor does
 # it deliver or witness. (On a copy of the home; the first sync of the store's -wal file once the
 # node listens fails: the commit of the object created first, which comes before any read's
-# sync. A partner that never answers, so that the federation runs. kor-analyst: as in 7a2.)
+# sync; the home was closed cleanly, so that is the new -wal file's header's, before any frame.
+# A partner that never answers, so that the federation runs. kor-analyst: as in 7a2.)
 cp -r "$work/srv" "$work/srv-disk"
 rm -f "$work/srv.port"
 printf '[[peer]]\nparty = "JPN"\nport = 1\ncert = "%s"\n' "$work/pki/nodes/JPN.pem" \
