@@ -1214,14 +1214,22 @@ class WriteTurns {
   // to one opened after: a later sync, on a descriptor that saw the report already or opened
   // since, succeeds without those pages. A commit acknowledged after it could then be gone
   // after a crash, with the frames before it (SQLite's recovery stops at the first frame that
-  // does not check), though a partner may hold its receipt. Only a new process, recovering the
-  // -wal file from what reached the disk, may write again. `refusal` is what every later write
+  // does not check), though a partner may hold its receipt. Only once every connection of the
+  // process to the file is closed (a restart, in practice), the next open recovering the -wal
+  // file from what reached the disk, are writes made again. `refusal` is what every later write
   // is told (the first one is kept).
   void StopWrites(std::string refusal) {
     std::lock_guard lock(mu_);
     if (stopped_.load(std::memory_order_relaxed)) return;
     refusal_ = std::move(refusal);
     stopped_.store(true, std::memory_order_release);
+  }
+
+  // StopWrites when the statement of `db` that returned `rc` failed in a sync of the file's
+  // (SQLITE_IOERR_FSYNC: a commit's, or a checkpoint's of either file).
+  void StopIfSyncFailed(sqlite3* db, int rc, const std::string& path) {
+    if (rc == SQLITE_OK || sqlite3_extended_errcode(db) != SQLITE_IOERR_FSYNC) return;
+    StopWrites(SyncFailedRefusal(path, sqlite3_errstr(SQLITE_IOERR_FSYNC)));
   }
 
   bool Stopped() const { return stopped_.load(std::memory_order_acquire); }
@@ -1329,20 +1337,13 @@ class Checkpointer {
     if (frames >= kFrames && !checkpointer->Nudge() && checkpointer->turns_->MayCheckpoint()) {
       // No thread to do it (none could start, or it could not open the file): checkpoint here,
       // as SQLite would have.
-      checkpointer->Ran(db, sqlite3_wal_checkpoint(db, schema));
+      checkpointer->turns_->StopIfSyncFailed(db, sqlite3_wal_checkpoint(db, schema),
+                                             checkpointer->path_);
     }
     return SQLITE_OK;
   }
 
  private:
-  // A checkpoint syncs the -wal file before it copies it, and the database after: when one of
-  // those syncs is the first to see a write lost, it is the one told (WriteTurns::StopWrites).
-  void Ran(sqlite3* db, int rc) {
-    if (rc != SQLITE_OK && sqlite3_extended_errcode(db) == SQLITE_IOERR_FSYNC) {
-      turns_->StopWrites(SyncFailedRefusal(path_, sqlite3_errstr(SQLITE_IOERR_FSYNC)));
-    }
-  }
-
   // Wakes the thread, starting it the first time; false if it cannot run. Called from SQLite, so
   // it must not throw.
   bool Nudge() noexcept {
@@ -1403,7 +1404,9 @@ class Checkpointer {
       const int rc = sqlite3_wal_checkpoint_v2(
           db.get(), nullptr, restart ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE, &log,
           nullptr);
-      Ran(db.get(), rc);
+      // It syncs the -wal file before it copies it, and the database after: the first to see a
+      // write lost may be one of those.
+      turns_->StopIfSyncFailed(db.get(), rc, path_);
       if (restart) {
         behind = 0;
         if (rc == SQLITE_BUSY) passive_until = now + kPassiveFor;
@@ -1538,9 +1541,7 @@ class SqliteStore final : public Store {
           // every frame, the commit's last, and syncs again: after the second, the commit is
           // not made in this process, but its frames are in the file, where the next open's
           // recovery may find them whole. (A failed sync of the directory is ignored.)
-          if (rc == SQLITE_IOERR_FSYNC) {
-            write_turns_->StopWrites(SyncFailedRefusal(path_, sqlite3_errstr(rc)));
-          }
+          write_turns_->StopIfSyncFailed(db_.get(), rc, path_);
           result.error().message +=
               ": the transaction is not committed now, but the next open of the store may find "
               "it committed";
@@ -2611,9 +2612,7 @@ class SqliteStore final : public Store {
     SetBusyWait(db_.get(), 0);
     const int rc =
         sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
-    if (rc != SQLITE_OK && sqlite3_extended_errcode(db_.get()) == SQLITE_IOERR_FSYNC) {
-      write_turns_->StopWrites(SyncFailedRefusal(path_, sqlite3_errstr(SQLITE_IOERR_FSYNC)));
-    }
+    write_turns_->StopIfSyncFailed(db_.get(), rc, path_);
     SetBusyWait(db_.get(), busy_timeout_ms_);
     if (rc == SQLITE_OK) {
       checkpoint_owed_ = false;
