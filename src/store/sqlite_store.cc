@@ -1531,6 +1531,11 @@ class SqliteStore final : public Store {
         // the file and what became of the transaction.
         result.error().message = "`" + path_ + "`: " + result.error().message;
         const int rc = sqlite3_extended_errcode(db_.get());
+        if ((rc & 0xff) == SQLITE_IOERR && rc != SQLITE_IOERR_CORRUPTFS) {
+          // A failing disk, not a bug (kInternal): a server answers 503, as it does a full
+          // disk's and, after a failed sync, every later write's until it restarts.
+          result.error().code = Code::kUnavailable;
+        }
         if (rc == SQLITE_CONSTRAINT_COMMITHOOK) {
           result = CheckWritable();  // a sync failed while this transaction ran
         } else if ((rc & 0xff) == SQLITE_FULL || rc == SQLITE_IOERR_WRITE) {

@@ -305,7 +305,7 @@ TEST(SqliteErrorTest, MapsResultCodes) {
   EXPECT_EQ(CodeForSqlite(SQLITE_NOTADB), Code::kDataLoss);
   EXPECT_EQ(CodeForSqlite(SQLITE_IOERR_CORRUPTFS), Code::kDataLoss);
   EXPECT_EQ(CodeForSqlite(SQLITE_IOERR_WRITE), Code::kInternal);
-  EXPECT_EQ(CodeForSqlite(SQLITE_FULL), Code::kInternal);
+  EXPECT_EQ(CodeForSqlite(SQLITE_FULL), Code::kUnavailable);
 }
 
 // --- the store ---

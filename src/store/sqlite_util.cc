@@ -197,6 +197,8 @@ Code CodeForSqlite(int rc) {
       return Code::kInternal;
     case SQLITE_IOERR:
       return rc == SQLITE_IOERR_CORRUPTFS ? Code::kDataLoss : Code::kInternal;
+    case SQLITE_FULL:
+      return Code::kUnavailable;  // a full disk is no bug: it may have room later
     default:
       return Code::kInternal;
   }

@@ -954,7 +954,7 @@ create() {
   curl -sS "${user[@]}" -X POST -d "{\"id\":\"$1\",\"level\":\"III\",\"topics\":[],\"compartments\":[],\"rel_to\":[],\"payload_base64\":\"aGk=\"}" \
     "https://127.0.0.1:$port/v1/objects"
 }
-expect serve-disk-commit-fails 0 '"code":"internal"' create s-disk-1
+expect serve-disk-commit-fails 0 '"code":"unavailable"' create s-disk-1
 expect serve-disk-write-refused 0 '"code":"unavailable"' create s-disk-2
 expect serve-disk-read-refused 0 '"code":"unavailable"' curl -sS "${user[@]}" \
   "https://127.0.0.1:$port/v1/objects/s-1"
