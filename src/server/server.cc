@@ -17,7 +17,8 @@
 //   -> wait for the first byte of a request (idle_timeout)
 //   -> read the header, then the body (read_timeout for both, from the first byte)
 //   -> hand the request to the node thread, which answers it (through the sync thread for a read)
-//   -> answer (write_timeout) -> wait again, or close with a TLS close_notify
+//   -> answer (write_timeout) -> wait again, or close with a TLS close_notify (after reading
+//      and dropping the rest of a request refused before its body was read: Drain)
 //
 // Group commit: the node thread takes every request waiting when it looks, and runs the object
 // reads among them as one group (Api::HandleGroup), one commit that does not wait for the disk.
@@ -42,6 +43,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -73,6 +75,11 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
 constexpr size_t kReadChunk = 4096;
+// The most of a refused request's body read and dropped (Session::Drain). The clients that send a
+// body without announcing it (`Expect: 100-continue`) send at most 1 MiB so: accord's own, curl.
+constexpr uint64_t kMaxDrainBytes = 16 << 20;
+constexpr size_t kDrainChunk = 16 * 1024;       // a TLS record's most
+constexpr std::chrono::seconds kDrainPause{2};  // nginx's lingering_timeout is 5 s
 // An answer up to this size goes out as one buffer: its header and body copied together, so that
 // Beast's flat_stream does not copy them into a buffer of its own that nothing wipes (it
 // flattens a sequence of buffers up to 16 KiB). A larger body goes out from its own string.
@@ -484,6 +491,7 @@ class Session : public std::enable_shared_from_this<Session> {
       over_limit_ = !counted_;
     }
     parser_.emplace();
+    length_refused_ = false;
     parser_->header_limit(kHeaderLimit);
     // Until the header says which route: a partner's node may post envelopes (OnHeader).
     const ServerOptions& o = server_.options;
@@ -613,6 +621,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec == http::error::body_limit) {
       // Refused on the declared length while the header was read, against the larger limit a
       // node may have: the message names the route's.
+      length_refused_ = true;
       body_limit_ = RouteBodyLimit();
       Respond(
           server_internal::ErrorResponse(
@@ -716,6 +725,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void WipeBody() { WipedString().swap(body_); }
 
   void OnWrite(const error_code& ec) {
+    const uint64_t unread = UnreadBody();  // before the parser goes
     SecureWipe(wire_.data(), wire_.size());
     wire_.clear();
     WipeBody();
@@ -736,10 +746,77 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     if (!keep_alive_ || revoked_ || server_.stopping) {
-      Shutdown();
+      if (unread > 0 && !server_.stopping) {
+        Drain(unread);
+      } else {
+        Shutdown();
+      }
       return;
     }
     WaitForRequest();
+  }
+
+  // How much of a request answered before its body was read whole may still come: its declared
+  // length (without one, the route's limit), at most kMaxDrainBytes; 0 for a request read whole,
+  // and for a header that could not be read (malformed, too large: where its body ends is not
+  // known). Not the parser's count: a body refused on its declared length fails the header's
+  // parse (length_refused_).
+  [[nodiscard]] uint64_t UnreadBody() const {
+    if (!parser_ || parser_->is_done() || !(parser_->is_header_done() || length_refused_)) {
+      return 0;
+    }
+    uint64_t declared = body_limit_;
+    const auto field = parser_->get()[http::field::content_length];
+    std::from_chars(field.data(), field.data() + field.size(), declared);  // unchanged on error
+    return std::min(declared, kMaxDrainBytes);
+  }
+
+  // Reads and drops up to `left` bytes the client still sends of a request refused before its
+  // body was read (413, 429, a 403 or 503 to a partner's large body...), then closes (Shutdown),
+  // unless the client closes first, as it does once it has read the answer. Closing at once,
+  // with its bytes unread, makes the kernel reset the connection: a client still uploading (one
+  // that did not announce its body with `Expect: 100-continue`; a partner's node sends envelopes
+  // under 1 MiB so) would lose the answer with it, and could not tell a refusal from a partner
+  // it cannot reach. As long as reading the body would have taken (TransferDeadline), and
+  // while the client does not pause longer than kDrainPause; the connection holds no request
+  // meanwhile, so room may be made by closing it, and a stop ends it.
+  void Drain(uint64_t left) {
+    // The bytes read already count (with the header's, for a body refused on its declared
+    // length: the rest is then a little short, and its last bytes may still reset the
+    // connection, after the answer arrived).
+    drain_left_ = left - std::min<uint64_t>(left, buffer_.size());
+    drain_until_ =
+        std::chrono::steady_clock::now() + TransferDeadline(server_.options.read_timeout, left);
+    DropRead();
+    DrainSome();
+  }
+
+  // Wipes and drops the bytes read (they may be a payload's).
+  void DropRead() {
+    SecureWipe(buffer_.data().data(), buffer_.size());
+    buffer_.consume(buffer_.size());
+  }
+
+  void DrainSome() {
+    if (drain_left_ == 0) {
+      Shutdown();
+      return;
+    }
+    beast::get_lowest_layer(stream_).expires_at(
+        std::min(drain_until_, std::chrono::steady_clock::now() + kDrainPause));
+    stream_.async_read_some(
+        buffer_.prepare(static_cast<size_t>(std::min<uint64_t>(kDrainChunk, drain_left_))),
+        [self = shared_from_this()](const error_code& ec, size_t n) { self->OnDrained(ec, n); });
+  }
+
+  void OnDrained(const error_code& ec, size_t n) {
+    buffer_.commit(n);
+    DropRead();
+    if (ec || closed_ || server_.stopping) {
+      return;  // the client closed, or the deadline passed, room was made, or the server stops
+    }
+    drain_left_ -= std::min<uint64_t>(n, drain_left_);
+    DrainSome();
   }
 
   // Sends a TLS close_notify and waits briefly for the client's (RFC 8446 §6.1 does not require
@@ -763,6 +840,9 @@ class Session : public std::enable_shared_from_this<Session> {
   WipedString body_;  // a larger answer's body
   server_internal::AnswerCharge charge_;  // the answer's bytes (ServerCore::answer_budget)
   size_t body_limit_ = 0;                 // the request's (ReadHeader, then OnHeader)
+  bool length_refused_ = false;           // the request's declared length is over its limit
+  uint64_t drain_left_ = 0;               // what Drain may still read and drop, until:
+  std::chrono::steady_clock::time_point drain_until_;
   bool partner_ = false;     // the node thread found the caller a partner's node (OnVetted)
   bool busy_ = false;        // a request is being read, handled or answered
   bool reclaimed_ = false;   // closed by Reclaim: counted in ServerCore::reclaimed

@@ -1915,6 +1915,53 @@ TEST_F(ServerTest, OversizeBodyIs413) {
   EXPECT_EQ(too_long->status, 413);
 }
 
+// A body too large sent without announcing it (no `Expect: 100-continue`) gets its 413 too, once
+// it is sent: the server reads the rest and drops it before it closes. Closing at once, with the
+// body unread, reset the connection, and the client's write failed with the answer unread.
+TEST_F(ServerTest, ABodyTooLargeSentWithoutAnnouncingItStillGetsItsAnswer) {
+  ServerOptions o = Options();
+  o.max_body_bytes = 1024;
+  StartServer(o);
+  auto client = Connect("kor-analyst");
+  ASSERT_NE(client, nullptr);
+  constexpr size_t kBody = 12 << 20;  // more than the server's window and the client's buffer
+  ASSERT_TRUE(client->Send("POST /v1/objects HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                           std::to_string(kBody) + "\r\n\r\n" + std::string(kBody, 'x')));
+  auto r = client->Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(r->ErrorCode(), "body-too-large");
+  EXPECT_EQ(r->headers["connection"], "close");
+  EXPECT_TRUE(client->EndsWithoutData());
+
+  // A client that stops sending is not waited for long (not its read timeout of 15 s).
+  auto paused = Connect("kor-analyst");
+  ASSERT_NE(paused, nullptr);
+  ASSERT_TRUE(
+      paused->Send("POST /v1/objects HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" +
+                   std::string(100, 'x')));
+  auto refused = paused->Read();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 413);
+  const auto since = std::chrono::steady_clock::now();
+  EXPECT_TRUE(paused->EndsWithoutData());
+  EXPECT_LT(std::chrono::steady_clock::now() - since, 10s);
+
+  // A partner's node sends a body under 1 MiB unannounced: its client reads the refusal.
+  HttpsClientOptions co;
+  co.port = server_->port();
+  co.ca_file = pki_->Path("ca.pem");
+  co.cert_file = pki_->Path("jpn-node.pem");
+  co.key_file = pki_->Path("jpn-node.key");
+  auto partner = HttpsClient::Create(co);
+  ASSERT_TRUE(partner) << partner.error().ToString();
+  auto answer = (*partner)->Request("POST", "/v1/decide", std::string(900'000, ' '));
+  ASSERT_TRUE(answer) << answer.error().ToString();
+  EXPECT_EQ(answer->status, 413u) << answer->body;
+  // The server still serves.
+  EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 200);
+}
+
 // --- decide and the log -----------------------------------------------------------------------
 
 std::vector<std::string> ExampleRequests() {
