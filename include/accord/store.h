@@ -367,6 +367,8 @@ class Store {
                                                            const std::string& error,
                                                            int64_t next_attempt_us, int64_t now_us,
                                                            size_t limit) = 0;
+  // The parties the envelope `id` was queued for, in queue order; none when it never was.
+  [[nodiscard]] virtual Result<std::vector<std::string>> QueuedFor(const std::string& id) = 0;
   // The envelope (id, to) queued, in any state; nullopt when it never was.
   [[nodiscard]] virtual Result<std::optional<OutboxRecord>> GetQueued(const std::string& id,
                                                                       const std::string& to) = 0;

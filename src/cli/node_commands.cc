@@ -370,7 +370,7 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   home_flags(f.receive);
   f.receive->add_option("file", f.file, "Package, notice or receipt file ('-': stdin)")->required();
   f.receive->add_option("--receipt-out", f.out,
-                        "Where to write the receipt (default: FILE.receipt)");
+                        "Where to write the receipt (default: FILE.receipt; for '-', stdout)");
 
   f.forward = app.add_subcommand(
       "forward", "Forward a received object to a third party, with the originator's consent");
@@ -406,7 +406,7 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   f.report->add_option("--kind", f.kind, "loss or compromise")
       ->required()
       ->check(CLI::IsMember({"loss", "compromise"}));
-  f.report->add_option("--text", f.text, "What happened")->required();
+  f.report->add_option("--text", f.text, "What happened (default: none; at most 64 KiB)");
   f.report->add_option("--out", f.out, "Notice file for the originator")->required();
 
   auto* outbox = app.add_subcommand(

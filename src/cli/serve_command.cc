@@ -72,7 +72,8 @@ ServeCommand::ServeCommand(CLI::App& app) : flags_(std::make_unique<Flags>()) {
                     "Certificate revocation lists (PEM; read again when the file changes)");
   f.cmd->add_option("--cert", f.cert, "This node's certificate (PEM)");
   f.cmd->add_option("--key", f.key, "This node's private key (PEM)");
-  f.cmd->add_option("--port-file", f.port_file, "Write the port here once listening");
+  f.cmd->add_option("--port-file", f.port_file,
+                    "Write the port here once listening ('-': standard output)");
   // The ranges of serve.toml's [limits] (serve_config.cc), so that 0 is refused here too.
   f.cmd->add_option("--max-body", f.max_body, "Largest request body in bytes (default 8 MiB)")
       ->check(CountValidator())

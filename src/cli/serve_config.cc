@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <sstream>
 #include <toml.hpp>
@@ -84,10 +85,12 @@ class ConfigReader {
     return OkStatus();
   }
 
+  // A duration in the key's unit (`_s`, `_ms`): from one unit to one day.
   template <typename Duration>
   Status Time(const toml::value& table, std::string_view key, Duration& out) const {
+    constexpr int64_t kDay = std::chrono::duration_cast<Duration>(std::chrono::hours(24)).count();
     int64_t n = out.count();
-    ACCORD_RETURN_IF_ERROR(Number(table, key, n, 1, 86'400'000));
+    ACCORD_RETURN_IF_ERROR(Number(table, key, n, 1, kDay));
     out = Duration(n);
     return OkStatus();
   }

@@ -2,16 +2,17 @@
 // its TLS files, its limits, and its partners' nodes.
 //
 //   [listen]      address, port, port_file
-//   [tls]         ca, cert, key
-//   [limits]      max_body_bytes, max_envelope_bytes, max_connections,
+//   [tls]         ca, cert, key, user_ca, crl
+//   [limits]      max_body_bytes, max_envelope_bytes, max_answer_bytes, max_connections,
 //                 max_requests_per_caller, idle_timeout_s, handshake_timeout_s,
 //                 read_timeout_s, write_timeout_s
 //   [federation]  request_timeout_ms, retry_initial_ms, retry_max_ms, poll_interval_ms,
 //                 witness_interval_ms
 //   [[peer]]      party, host, port | port_file, cert
 //
-// Every key is optional; unknown keys are refused (a misspelt limit must not be ignored).
-// Relative paths are relative to the file's directory.
+// A [[peer]] needs its party and its port or port file; `serve` needs the [tls] ca, cert and key
+// (here or as flags). Every other key is optional; unknown keys are refused (a misspelt limit must
+// not be ignored). Relative paths are relative to the file's directory.
 #ifndef ACCORD_SRC_CLI_SERVE_CONFIG_H_
 #define ACCORD_SRC_CLI_SERVE_CONFIG_H_
 

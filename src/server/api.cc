@@ -384,13 +384,13 @@ tl::expected<void, ApiError> QueryAt(const QueryMap& query, ApiRequest& request)
   return {};
 }
 
-// A party or level id of an action: at most 128 bytes, as an object id. Longer ones are no id of
-// any policy, and a refusal of the action would carry them into the log for good.
+// A party or level id of an action: 1 to 128 bytes, as an object id. Others are no id of any
+// policy: a malformed request, not a refusal to log (a longer one would stay in the log for good).
 tl::expected<void, ApiError> CheckIdField(std::string_view name, const std::string& value) {
-  if (value.size() > kMaxIdBytes) {
-    return tl::unexpected(MakeError(
-        400, "invalid-argument",
-        FieldError(name, "at most " + std::to_string(kMaxIdBytes) + " bytes, as every id")));
+  if (value.empty() || value.size() > kMaxIdBytes) {
+    return tl::unexpected(
+        MakeError(400, "invalid-argument",
+                  FieldError(name, "1 to " + std::to_string(kMaxIdBytes) + " bytes, as every id")));
   }
   return {};
 }
@@ -1224,6 +1224,19 @@ ApiResponse Api::Act(const std::string& subject, ApiRequest& request) {
   o["kind"] = info ? json::value(info->kind) : json::value(nullptr);
   if (!request.to.empty()) o["to"] = request.to;
   o["delivery"] = "queued";
+  // A notice goes to the object's holders, who may be none (an object released to no one):
+  // logged, with nothing to deliver. (Should the outbox not answer, the notice is said queued,
+  // as it is whenever there are holders.)
+  if (info) {
+    auto queued_for = node_.store().QueuedFor(info->id);
+    if (!queued_for) {
+      log_(OneLine(std::string(action) + " of `" + id + "`: " + queued_for.error().ToString(),
+                   1000));
+    } else if (queued_for->empty()) {
+      o["delivery"] = "none";
+      return Json(200, o);
+    }
+  }
   return Json(202, o);
 }
 

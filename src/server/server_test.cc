@@ -1144,9 +1144,9 @@ TEST_F(ServerTest, NodeCallerIsRefusedWhenUnknownAndGetsA5xxWhenTheStoreFails) {
   EXPECT_EQ(r.status, 403) << r.body;
 }
 
-// An action's party or level is an id of at most 128 bytes, and an object id in a path of at
-// most 256: a longer one is refused before the node runs anything, so no refusal carries it into
-// the log.
+// An action's party or level is an id of 1 to 128 bytes, and an object id in a path of at most
+// 256: a longer one, or an empty one, is refused before the node runs anything, so no refusal
+// carries it into the log.
 TEST_F(ServerTest, AnOverlongIdIsRefusedBeforeItReachesTheLog) {
   StartServer();
   ASSERT_EQ(Call("kor-analyst", "POST", "/v1/objects", NewObjectJson("k-1", "II", "x")).status,
@@ -1157,6 +1157,9 @@ TEST_F(ServerTest, AnOverlongIdIsRefusedBeforeItReachesTheLog) {
            {"/v1/objects/k-1/release", R"({"to":")" + long_id + "\"}"},
            {"/v1/objects/k-1/consent", R"({"to":")" + long_id + "\"}"},
            {"/v1/objects/k-1/reclassify", R"({"level":")" + long_id + "\"}"},
+           {"/v1/objects/k-1/release", R"({"to":""})"},
+           {"/v1/objects/k-1/consent", R"({"to":""})"},
+           {"/v1/objects/k-1/reclassify", R"({"level":""})"},
            {"/v1/objects/" + std::string(300, 'k') + "/release", R"({"to":"JPN"})"}}) {
     SCOPED_TRACE(target.substr(0, 60));
     const HttpResponse r = Call("kor-analyst", "POST", target, body);
@@ -1173,6 +1176,31 @@ TEST_F(ServerTest, AnOverlongIdIsRefusedBeforeItReachesTheLog) {
   EXPECT_EQ(unknown.ErrorCode(), "unknown-party") << unknown.body;
   StopServer();
   EXPECT_EQ(node_->LogSize().value(), size + 1);
+}
+
+// A notice goes to the object's holders: with none, it is logged and nothing is queued, and the
+// answer says so (it said "queued", with nothing in the outbox).
+TEST_F(ServerTest, ANoticeToNoHolderIsAnsweredAsDeliveredToNone) {
+  ImportJpnKeys();
+  StartServer();
+  ASSERT_EQ(Call("kor-analyst", "POST", "/v1/objects", NewObjectJson("k-1", "II", "x")).status,
+            201);
+  const auto action = [&](std::string_view what, std::string_view body) {
+    return Call("kor-analyst", "POST", "/v1/objects/k-1/" + std::string(what), std::string(body));
+  };
+  for (const auto& [what, body] : std::vector<std::pair<std::string, std::string>>{
+           {"reclassify", R"({"level":"III"})"}, {"consent", R"({"to":"USA"})"}}) {
+    const HttpResponse r = action(what, body);
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_NE(r.body.find(R"("kind":")" + what + "\""), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find(R"("delivery":"none")"), std::string::npos) << r.body;
+  }
+  const HttpResponse released = action("release", R"({"to":"JPN"})");
+  EXPECT_EQ(released.status, 202) << released.body;
+  EXPECT_NE(released.body.find(R"("delivery":"queued")"), std::string::npos) << released.body;
+  const HttpResponse held = action("reclassify", R"({"level":"II"})");
+  EXPECT_EQ(held.status, 202) << held.body;
+  EXPECT_NE(held.body.find(R"("delivery":"queued")"), std::string::npos) << held.body;
 }
 
 // A partner configured with its certificate must present that certificate's key: another node

@@ -792,6 +792,7 @@ struct Statements {
   StmtPtr attempts_after;
   StmtPtr bring_forward_attempts;
   StmtPtr get_queued;
+  StmtPtr queued_for;
   StmtPtr pending_envelope;
   StmtPtr put_subject;
   StmtPtr get_subject;
@@ -997,6 +998,8 @@ Result<Statements> PrepareAll(sqlite3* db) {
                               "UPDATE outbox SET state = 1, done_us = ?3 "
                               "WHERE id = ?1 AND to_party = ?2 AND state != 1"));
   ACCORD_RETURN_IF_ERROR(prep(s.get_queued, outbox_columns + "WHERE id = ?1 AND to_party = ?2"));
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.queued_for, "SELECT to_party FROM outbox WHERE id = ?1 ORDER BY seq"));
   ACCORD_RETURN_IF_ERROR(
       prep(s.pending_envelope, "SELECT envelope FROM outbox WHERE seq = ?1 AND state = 0"));
   ACCORD_RETURN_IF_ERROR(prep(s.put_subject,
@@ -2199,6 +2202,14 @@ class SqliteStore final : public Store {
       ACCORD_RETURN_IF_ERROR(st.Run("record a failed attempt to reach", to));
       return static_cast<uint64_t>(sqlite3_changes64(db_.get()));
     });
+  }
+
+  Result<std::vector<std::string>> QueuedFor(const std::string& id) override {
+    BoundStatement st(db_.get(), s_.queued_for.get());
+    st.BindText(1, id);
+    return Collect<std::string>(
+        st, "find in the outbox", id,
+        [](const BoundStatement& row) -> Result<std::string> { return row.ColumnText(0); });
   }
 
   Result<std::optional<OutboxRecord>> GetQueued(const std::string& id,

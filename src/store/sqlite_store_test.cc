@@ -1937,6 +1937,18 @@ TEST_F(SqliteStoreTest, AFailureToReachAPartnerIsRecordedOnItsDueEnvelopes) {
   EXPECT_EQ(store_->DueDeliveries("JPN", 4000, 10, kAnyBytes).value().size(), 3u);
 }
 
+// The parties an envelope was queued for, in queue order, in any state; none for one never
+// queued (a notice to an object's holders, when it has none).
+TEST_F(SqliteStoreTest, QueuedForListsTheRecipientsOfAnEnvelope) {
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("n1", "USA", 1000)));
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p1", "JPN", 1000)));
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("n1", "JPN", 1000)));
+  ASSERT_TRUE(store_->RecordAttempt("n1", "USA", "gone", 0, true, 10));
+  EXPECT_EQ(store_->QueuedFor("n1").value(), (std::vector<std::string>{"USA", "JPN"}));
+  EXPECT_EQ(store_->QueuedFor("p1").value(), std::vector<std::string>{"JPN"});
+  EXPECT_TRUE(store_->QueuedFor("n2").value().empty());
+}
+
 // An envelope given up while it was on its way (its object destroyed meanwhile) whose receipt
 // comes back after all was delivered: the outbox says so.
 TEST_F(SqliteStoreTest, AReceiptForAnEnvelopeGivenUpMarksItDelivered) {

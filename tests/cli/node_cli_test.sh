@@ -108,6 +108,9 @@ expect tampered 5 'signature does not verify' \
 expect report-escaped 0 'bag opened\\x0a\\x1b\[2K\\x1b\]0;owned\\x07' \
   "$accord" receive --home "$d/KOR" --at 2023-04-02T10:00:00+09:00 "$work/escape.report"
 if grep -q "$(printf '\033')" "$work/out"; then fail "an escape character reached the terminal"; else ok; fi
+# A report's text is optional, as in the API's.
+expect report-no-text 0 'reported a loss of k-2015' "$accord" report --home "$d/JPN" \
+  --at 2023-04-02T09:30:00+09:00 --id k-2015 --kind loss --out "$work/loss.report"
 # A receipt that could not be written where it goes by default is refused before the package is
 # taken (the default path is a directory here); with --receipt-out it is taken.
 cp "$d/k-2019.jpn" "$work/k-2019.jpn" && mkdir "$work/k-2019.jpn.receipt"
@@ -1015,6 +1018,9 @@ expect serve-toml-date-line 2 'date.toml:5:[0-9]+: ' "$accord" serve --home "$wo
   --config "$work/date.toml"
 # A limit out of its range is refused with its name, not ignored.
 printf '[limits]\nmax_requests_per_caller = 0\n' >"$work/zero.toml"
+printf '[limits]\nidle_timeout_s = 86401\n' >"$work/long-timeout.toml"
+expect serve-timeout-over-a-day 2 '`idle_timeout_s` must be an integer from 1 to 86400' "$accord" \
+  serve --home "$work/srv" --config "$work/long-timeout.toml"
 expect serve-zero-limit 2 'max_requests_per_caller' "$accord" serve --home "$work/srv" \
   --config "$work/zero.toml"
 expect serve-max-connections-flag 2 'max-connections' "$accord" serve --home "$work/srv" \
