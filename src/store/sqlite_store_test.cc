@@ -1117,6 +1117,217 @@ TEST(SqliteStoreFileTest, WritesGoOnWhileNoSyncFailed) {
   EXPECT_TRUE(store.CheckWritable().has_value());
 }
 
+// A VFS over the default one whose syncs of a main database file (`fail_db_syncs`) or of a -wal
+// file (`fail_wal_syncs`) fail with SQLITE_IOERR_FSYNC while the flag is set; every other call
+// goes through. A checkpoint syncs the database file, and a commit its -wal file, with SQLite's
+// own calls, which no hook of the store reaches (SyncCommits' reaches only the store's own sync),
+// nor, in this process, the preloaded fault library. Registered as the default VFS for its
+// lifetime, so that the store and its checkpointer open through it.
+class FailingSyncVfs {
+ public:
+  FailingSyncVfs() : real_(sqlite3_vfs_find(nullptr)) {
+    vfs_.iVersion = 2;
+    vfs_.szOsFile = static_cast<int>(sizeof(File)) + real_->szOsFile;
+    vfs_.mxPathname = real_->mxPathname;
+    vfs_.zName = "accord-failing-sync";
+    vfs_.pAppData = this;
+    vfs_.xOpen = &Open;
+    vfs_.xDelete = [](sqlite3_vfs* v, const char* name, int dir) {
+      return Real(v)->xDelete(Real(v), name, dir);
+    };
+    vfs_.xAccess = [](sqlite3_vfs* v, const char* name, int flags, int* out) {
+      return Real(v)->xAccess(Real(v), name, flags, out);
+    };
+    vfs_.xFullPathname = [](sqlite3_vfs* v, const char* name, int n, char* out) {
+      return Real(v)->xFullPathname(Real(v), name, n, out);
+    };
+    vfs_.xRandomness = [](sqlite3_vfs* v, int n, char* out) {
+      return Real(v)->xRandomness(Real(v), n, out);
+    };
+    vfs_.xSleep = [](sqlite3_vfs* v, int us) { return Real(v)->xSleep(Real(v), us); };
+    vfs_.xCurrentTime = [](sqlite3_vfs* v, double* t) { return Real(v)->xCurrentTime(Real(v), t); };
+    vfs_.xGetLastError = [](sqlite3_vfs* v, int n, char* out) {
+      return Real(v)->xGetLastError(Real(v), n, out);
+    };
+    vfs_.xCurrentTimeInt64 = [](sqlite3_vfs* v, sqlite3_int64* t) {
+      return Real(v)->xCurrentTimeInt64(Real(v), t);
+    };
+    EXPECT_EQ(sqlite3_vfs_register(&vfs_, /*makeDflt=*/1), SQLITE_OK);
+  }
+  ~FailingSyncVfs() {
+    sqlite3_vfs_unregister(&vfs_);
+    sqlite3_vfs_register(real_, /*makeDflt=*/1);
+  }
+  FailingSyncVfs(const FailingSyncVfs&) = delete;
+  FailingSyncVfs& operator=(const FailingSyncVfs&) = delete;
+
+  std::atomic<bool> fail_db_syncs{false};
+  std::atomic<bool> fail_wal_syncs{false};
+  std::atomic<int> failed_syncs{0};
+
+ private:
+  // What SQLite holds: this header, then the real VFS's file.
+  struct File {
+    sqlite3_file base;
+    FailingSyncVfs* vfs;
+    bool main_db;
+    bool wal;
+    sqlite3_file* real() { return reinterpret_cast<sqlite3_file*>(this + 1); }
+  };
+  static_assert(sizeof(File) % 8 == 0, "the real file that follows must be 8-byte aligned");
+
+  static sqlite3_vfs* Real(sqlite3_vfs* v) {
+    return static_cast<FailingSyncVfs*>(v->pAppData)->real_;
+  }
+  static File* Of(sqlite3_file* f) { return reinterpret_cast<File*>(f); }
+  static sqlite3_file* R(sqlite3_file* f) { return Of(f)->real(); }
+
+  static int Open(sqlite3_vfs* v, sqlite3_filename name, sqlite3_file* f, int flags,
+                  int* out_flags) {
+    File* file = Of(f);
+    file->base.pMethods = nullptr;
+    file->vfs = static_cast<FailingSyncVfs*>(v->pAppData);
+    file->main_db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
+    file->wal = (flags & SQLITE_OPEN_WAL) != 0;
+    const int rc = Real(v)->xOpen(Real(v), name, file->real(), flags, out_flags);
+    if (rc == SQLITE_OK && file->real()->pMethods != nullptr) file->base.pMethods = &kMethods;
+    return rc;
+  }
+
+  static int Sync(sqlite3_file* f, int flags) {
+    File* file = Of(f);
+    if ((file->main_db && file->vfs->fail_db_syncs.load()) ||
+        (file->wal && file->vfs->fail_wal_syncs.load())) {
+      ++file->vfs->failed_syncs;
+      return SQLITE_IOERR_FSYNC;
+    }
+    return R(f)->pMethods->xSync(R(f), flags);
+  }
+
+  static constexpr sqlite3_io_methods kMethods = {
+      3,
+      [](sqlite3_file* f) { return R(f)->pMethods->xClose(R(f)); },
+      [](sqlite3_file* f, void* buf, int n, sqlite3_int64 at) {
+        return R(f)->pMethods->xRead(R(f), buf, n, at);
+      },
+      [](sqlite3_file* f, const void* buf, int n, sqlite3_int64 at) {
+        return R(f)->pMethods->xWrite(R(f), buf, n, at);
+      },
+      [](sqlite3_file* f, sqlite3_int64 size) { return R(f)->pMethods->xTruncate(R(f), size); },
+      &Sync,
+      [](sqlite3_file* f, sqlite3_int64* size) { return R(f)->pMethods->xFileSize(R(f), size); },
+      [](sqlite3_file* f, int lock) { return R(f)->pMethods->xLock(R(f), lock); },
+      [](sqlite3_file* f, int lock) { return R(f)->pMethods->xUnlock(R(f), lock); },
+      [](sqlite3_file* f, int* out) { return R(f)->pMethods->xCheckReservedLock(R(f), out); },
+      [](sqlite3_file* f, int op, void* arg) {
+        return R(f)->pMethods->xFileControl(R(f), op, arg);
+      },
+      [](sqlite3_file* f) { return R(f)->pMethods->xSectorSize(R(f)); },
+      [](sqlite3_file* f) { return R(f)->pMethods->xDeviceCharacteristics(R(f)); },
+      [](sqlite3_file* f, int page, int size, int extend, void volatile** out) {
+        return R(f)->pMethods->xShmMap(R(f), page, size, extend, out);
+      },
+      [](sqlite3_file* f, int offset, int n, int flags) {
+        return R(f)->pMethods->xShmLock(R(f), offset, n, flags);
+      },
+      [](sqlite3_file* f) { R(f)->pMethods->xShmBarrier(R(f)); },
+      [](sqlite3_file* f, int remove) { return R(f)->pMethods->xShmUnmap(R(f), remove); },
+      [](sqlite3_file* f, sqlite3_int64 at, int n, void** out) {
+        return R(f)->pMethods->xFetch(R(f), at, n, out);
+      },
+      [](sqlite3_file* f, sqlite3_int64 at, void* p) {
+        return R(f)->pMethods->xUnfetch(R(f), at, p);
+      },
+  };
+
+  sqlite3_vfs* const real_;
+  sqlite3_vfs vfs_{};
+};
+
+// A checkpoint that copies unsynced commits and then fails to sync the database file stops every
+// later write, as a failed sync of the -wal file does (decision #174): the pages it copied may
+// not be on disk, and the -wal file they came from is rewound by the next commit.
+TEST(SqliteStoreFileTest, ACheckpointsFailedSyncStopsWrites) {
+  ScratchDir dir;
+  const std::string path = dir.File("state.db");
+  FailingSyncVfs vfs;
+  {
+    auto opened = OpenSqliteStore(path, SqliteOptions{});
+    ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+    Store& store = **opened;
+    vfs.fail_db_syncs = true;
+    // Past 1,000 pages in the -wal file the checkpointer runs (as in the test below), and its
+    // sync of the database file fails.
+    Status last = OkStatus();
+    int committed = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (last.has_value() && std::chrono::steady_clock::now() < deadline) {
+      ObjectRecord o = MakeObject("o" + std::to_string(committed));
+      o.ciphertext = Derived(o.id, 16 * 1024);
+      last = store.TransactUnsynced([&] { return store.InsertObject(o); });
+      if (last.has_value()) ++committed;
+      if (committed >= 300) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_FALSE(last.has_value()) << "no commit was refused after " << committed;
+    EXPECT_GE(vfs.failed_syncs.load(), 1);
+    EXPECT_GE(committed, 60);  // the checkpointer waits for about 1,000 pages
+    EXPECT_EQ(last.error().code, Code::kUnavailable);
+    EXPECT_THAT(last.error().message,
+                HasSubstr("an earlier sync of `" + path + "` failed (disk I/O error)"));
+    EXPECT_THAT(last.error().message, HasSubstr("restart the node"));
+    EXPECT_FALSE(store.CheckWritable().has_value());
+    EXPECT_FALSE(store.SyncCommits().has_value());
+    vfs.fail_db_syncs = false;  // the disk works again: writes stay stopped in this process
+    EXPECT_FALSE(
+        store.Transact([&] { return store.InsertObject(MakeObject("late")); }).has_value());
+  }
+  // Closed without its checkpoint: the next open recovers the -wal file, every frame checked,
+  // and writes again.
+  EXPECT_TRUE(std::filesystem::exists(path + "-wal"));
+  auto reopened = OpenSqliteStore(path, SqliteOptions{});
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  Store& store = **reopened;
+  EXPECT_TRUE(store.GetObject("o0").has_value());
+  EXPECT_FALSE(store.GetObject("late").has_value());
+  EXPECT_TRUE(store.Transact([&] { return store.InsertObject(MakeObject("after")); }).has_value());
+}
+
+// A commit whose own sync fails is not made in this process (its frames are written, so the
+// next open may find it; here the close's checkpoint drops them); it says so, as `unavailable`
+// (a failing disk is no bug: decision #175), and every later write is refused.
+TEST(SqliteStoreFileTest, ACommitWhoseSyncFailsSaysSoAndStopsWrites) {
+  ScratchDir dir;
+  const std::string path = dir.File("state.db");
+  FailingSyncVfs vfs;
+  {
+    auto opened = OpenSqliteStore(path, SqliteOptions{});
+    ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+    Store& store = **opened;
+    const auto insert = [&](const std::string& id) {
+      return store.Transact([&] { return store.InsertObject(MakeObject(id)); });
+    };
+    ASSERT_TRUE(insert("a").has_value());
+    vfs.fail_wal_syncs = true;
+    const Status failed = insert("b");
+    vfs.fail_wal_syncs = false;
+    ASSERT_FALSE(failed.has_value());
+    EXPECT_EQ(failed.error().code, Code::kUnavailable);
+    EXPECT_THAT(failed.error().message,
+                HasSubstr("`" + path + "`: sqlite: commit: disk I/O error"));
+    EXPECT_THAT(failed.error().message,
+                HasSubstr("the transaction is not committed now, but the next open of the store "
+                          "may find it committed"));
+    const Status later = insert("c");
+    ASSERT_FALSE(later.has_value());
+    EXPECT_THAT(later.error().message, HasSubstr("restart the node"));
+  }
+  auto reopened = OpenSqliteStore(path, SqliteOptions{});
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  EXPECT_TRUE((*reopened)->GetObject("a").has_value());
+  EXPECT_FALSE((*reopened)->GetObject("b").has_value());
+  EXPECT_FALSE((*reopened)->GetObject("c").has_value());
+}
+
 TEST_F(SqliteStoreTest, UnsyncedCommitsPastAThousandPagesAreCheckpointedBesideThem) {
   // SQLite's automatic checkpoint is replaced by the store's own thread (decision #50): the
   // pages still reach the database file, from another connection, while commits go on.
