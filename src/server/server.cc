@@ -323,6 +323,8 @@ class Session : public std::enable_shared_from_this<Session> {
     return (!busy_ || over_limit_) && !closed_ && !closing_;
   }
   [[nodiscard]] bool handshaking() const { return handshaking_; }
+  // Whether it reads the rest of a refused body, its answer sent (Drain).
+  [[nodiscard]] bool draining() const { return draining_; }
   // Whether it reads a request over its caller's limit, to refuse it (io thread).
   [[nodiscard]] bool over_limit() const { return over_limit_; }
   [[nodiscard]] std::chrono::steady_clock::time_point waiting_since() const {
@@ -772,21 +774,22 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Reads and drops up to `left` bytes the client still sends of a request refused before its
-  // body was read (413, 429, a 403 or 503 to a partner's large body...), then closes (Shutdown),
-  // unless the client closes first, as it does once it has read the answer. Closing at once,
-  // with its bytes unread, makes the kernel reset the connection: a client still uploading (one
-  // that did not announce its body with `Expect: 100-continue`; a partner's node sends envelopes
-  // under 1 MiB so) would lose the answer with it, and could not tell a refusal from a partner
-  // it cannot reach. As long as reading the body would have taken (TransferDeadline), and
-  // while the client does not pause longer than kDrainPause; the connection holds no request
-  // meanwhile, so room may be made by closing it, and a stop ends it.
+  // body was read (413, 429, a 403 or 503 to a partner's large body...), then closes with a
+  // close_notify (Shutdown), unless the client closes first, as it does once it has read the
+  // answer; past the deadline or the pause, the socket is closed without one (Beast's timeout).
+  // Closing at once, with its bytes unread, makes the kernel reset the connection: a client still
+  // uploading (one that did not announce its body with `Expect: 100-continue`; a partner's node
+  // sends envelopes under 1 MiB so) would lose the answer with it, and could not tell a refusal
+  // from a partner it cannot reach. As long as reading the body would have taken
+  // (TransferDeadline), and while the client does not pause longer than kDrainPause; the connection
+  // holds no request meanwhile, so room may be made by closing it, and a stop ends it.
   void Drain(uint64_t left) {
-    // The bytes read already count (with the header's, for a body refused on its declared
-    // length: the rest is then a little short, and its last bytes may still reset the
-    // connection, after the answer arrived).
+    draining_ = true;
+    waiting_since_ = std::chrono::steady_clock::now();
+    // The body's bytes read already count: the buffer holds no more of the header (Beast's
+    // read consumes the header it parsed, even when the body's declared length fails it).
     drain_left_ = left - std::min<uint64_t>(left, buffer_.size());
-    drain_until_ =
-        std::chrono::steady_clock::now() + TransferDeadline(server_.options.read_timeout, left);
+    drain_until_ = waiting_since_ + TransferDeadline(server_.options.read_timeout, left);
     DropRead();
     DrainSome();
   }
@@ -841,6 +844,7 @@ class Session : public std::enable_shared_from_this<Session> {
   server_internal::AnswerCharge charge_;  // the answer's bytes (ServerCore::answer_budget)
   size_t body_limit_ = 0;                 // the request's (ReadHeader, then OnHeader)
   bool length_refused_ = false;           // the request's declared length is over its limit
+  bool draining_ = false;                 // Drain: the answer sent, the rest of the body read
   uint64_t drain_left_ = 0;               // what Drain may still read and drop, until:
   std::chrono::steady_clock::time_point drain_until_;
   bool partner_ = false;     // the node thread found the caller a partner's node (OnVetted)
@@ -856,7 +860,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool over_limit_ = false;  // its request came over its caller's limit: answered 429, closed
   std::string caller_key_;   // caller_ as a key of ServerCore::in_flight
   bool keep_alive_ = false;
-  std::chrono::steady_clock::time_point waiting_since_;  // of the handshake, or of the request
+  std::chrono::steady_clock::time_point waiting_since_;  // of the handshake, the request, or Drain
   // The lists its handshake verified against (RevocationListFile::generation).
   uint64_t crl_generation_ = 0;
   // When a certificate of the chain its handshake verified expires (OnHandshake).
@@ -925,11 +929,16 @@ void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
 }
 
 bool ServerCore::ReclaimOne() {
-  // The oldest in its handshake, else the oldest reading a request that will only be refused
-  // (over its caller's limit), else the oldest between requests: an idle client that has proved
-  // its certificate goes after every connection that has not, or that only waits for a 429.
+  // The oldest reading the rest of a refused body (its answer sent: it holds nothing), else the
+  // oldest in its handshake, else the oldest reading a request that will only be refused (over
+  // its caller's limit), else the oldest between requests: an idle client that has proved its
+  // certificate goes after every connection that has not, or that only waits for a 429.
   const auto rank = [](const Session* s) {
-    return std::pair(s->handshaking() ? 0 : s->over_limit() ? 1 : 2, s->waiting_since());
+    return std::pair(s->draining()      ? 0
+                     : s->handshaking() ? 1
+                     : s->over_limit()  ? 2
+                                        : 3,
+                     s->waiting_since());
   };
   Session* oldest = nullptr;
   for (Session* session : sessions) {
@@ -939,11 +948,14 @@ bool ServerCore::ReclaimOne() {
   if (oldest == nullptr) return false;
   const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - oldest->waiting_since());
-  std::string line = "closed a connection that had waited " + std::to_string(waited.count()) +
-                     (oldest->handshaking()  ? " ms in its handshake"
-                      : oldest->over_limit() ? " ms, its request over its caller's limit"
-                                             : " ms for a request") +
-                     ", to make room for a new one (max_connections)";
+  std::string line = oldest->draining()
+                         ? "closed a connection that had read the rest of a refused body for " +
+                               std::to_string(waited.count()) + " ms"
+                         : "closed a connection that had waited " + std::to_string(waited.count()) +
+                               (oldest->handshaking()  ? " ms in its handshake"
+                                : oldest->over_limit() ? " ms, its request over its caller's limit"
+                                                       : " ms for a request");
+  line += ", to make room for a new one (max_connections)";
   oldest->Reclaim();
   LogPeerLine(LineLimiter::kReclaimed, std::move(line));
   return true;

@@ -602,12 +602,14 @@ Status Configure(sqlite3* db, const SqliteOptions& options) {
   sqlite3_extended_result_codes(db, 1);
   SetBusyWait(db, options.busy_timeout_ms);
   // Two processes switching a new file to WAL at once can see SQLITE_BUSY without the busy
-  // handler being called (SQLite avoids a deadlock there), so retry until the busy timeout.
+  // handler being called (SQLite avoids a deadlock there), so retry until the busy timeout; not
+  // a full disk, also kUnavailable (decision #175), which fails at once.
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(options.busy_timeout_ms);
   const auto query = [&](std::string_view sql, std::string_view action) {
     auto result = QueryText(db, sql, action);
     while (!result && result.error().code == Code::kUnavailable &&
+           (sqlite3_extended_errcode(db) & 0xff) != SQLITE_FULL &&
            std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       result = QueryText(db, sql, action);

@@ -401,6 +401,15 @@ expect faults-race 1 '`.*/f-race` is being made by another process .*nothing it 
 if [ "$(ls -A "$work/f-race")" = .unfinished ]; then ok; else
   fail "faults-race: $work/f-race holds more than the other's mark: $(ls -A "$work/f-race")"
 fi
+# A store made on a full disk fails at once: a full disk is `unavailable`, as a locked store is
+# (decision #175), but it is not retried until the busy timeout as a lock is.
+started=$(date +%s)
+expect faults-store-full 1 'database or disk is full' faulty \
+  "write:$work/f-full/state.db:*:ENOSPC" "$accord" node init --home "$work/f-full" \
+  "${gsomia[@]}" --kdf-cost 10
+if [ $(($(date +%s) - started)) -lt 8 ]; then ok; else
+  fail "faults-store-full: took $(($(date +%s) - started)) s (a full disk retried)"
+fi
 # A payload whose staged copy cannot be made durable is not put in place, and its staged copy
 # is removed; should that removal fail too, the error names the copy (it holds the payload).
 expect faults-get-out 3 'cannot write `.*/g.bin`: Input/output error$' faulty \
