@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package accord needs to build, test, fuzz and benchmark.
 # Idempotent: a package already present is left alone, and apt is not touched at all
-# when everything is there. Every other script calls this first.
+# when everything is there. The scripts that build call this first.
 set -euo pipefail
 
 # Debian 12 package names (see ../shared/TOOLCHAIN.md). Boost: only the 1.81 names;
@@ -14,7 +14,7 @@ packages=(
   libsqlite3-dev sqlite3 libargon2-dev softhsm2 libp11-kit-dev
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev clang-format
-  python3 time curl openssl
+  python3 time curl openssl procps
 )
 
 missing=()
@@ -41,10 +41,15 @@ if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 # Through env: sudo's env_reset would drop an exported DEBIAN_FRONTEND. A fresh machine's
 # unattended upgrades may hold the package lock for a while: wait for it (up to 10 minutes).
 # The lock timeout covers dpkg's lock; `update` also takes the package lists' lock, so it is
-# tried again, for up to 5 minutes, while that is held (or the network is down).
+# tried again while that is held (or the network is down): each try for at most 10 minutes,
+# all of them for about 15.
+started=$SECONDS
 for attempt in $(seq 1 30); do
-  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq && break
-  if [ "$attempt" = 30 ]; then exit 1; fi
+  timeout 600 $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq && break
+  if [ "$attempt" = 30 ] || [ $((SECONDS - started)) -ge 900 ]; then
+    echo "install-deps: apt-get update kept failing; giving up" >&2
+    exit 1
+  fi
   echo "install-deps: apt-get update failed; trying again in 10 s" >&2
   sleep 10
 done

@@ -4,7 +4,8 @@
 #   2. builds and runs every test (RelWithDebInfo; ctest runs two at a time, as the presets say,
 #      and those with wall-time limits alone: RUN_SERIAL),
 #   3. builds and runs every test again under AddressSanitizer + UBSan,
-#   4. runs the threaded `accord decide` and the three-node federation test under ThreadSanitizer,
+#   4. runs the threaded `accord decide`, the server's tests, the store's threaded tests and the
+#      three-node federation test under ThreadSanitizer,
 #   5. builds the libFuzzer targets with clang (only them and the libraries they link: the
 #      command and the tests are built by g++ above) and runs each for FUZZ_SECONDS (default 60).
 # Exits non-zero on the first failure. About 35 minutes on 2 cores from a clean clone (the three
@@ -46,10 +47,13 @@ build/tsan/src/cli/accord decide --threads 1 --policy "$tsan_work/policy" \
 cmp "$tsan_work/threads1.jsonl" "$tsan_work/threads2.jsonl"
 echo "tsan: no data race; 2 threads answer exactly as 1 ($(wc -l <"$tsan_work/threads2.jsonl") requests)"
 rm -rf "$tsan_work"
-# The server's io, node and sync threads (group commit), and the store's sync from another thread.
-TSAN_OPTIONS="halt_on_error=1 exitcode=66" build/tsan/src/server/server_test --gtest_brief=1
-TSAN_OPTIONS="halt_on_error=1 exitcode=66" build/tsan/src/store/store_test --gtest_brief=1 \
-  --gtest_filter='*Unsynced*:*Nested*'
+# The server's io, node and sync threads (group commit), and the store's sync and checkpoints from
+# other threads (a failed sync among them). Each for 15 minutes at most (they take about 3 and 1).
+TSAN_OPTIONS="halt_on_error=1 exitcode=66" timeout -k 1m 15m \
+  build/tsan/src/server/server_test --gtest_brief=1
+TSAN_OPTIONS="halt_on_error=1 exitcode=66" timeout -k 1m 15m \
+  build/tsan/src/store/store_test --gtest_brief=1 \
+  --gtest_filter='*Unsynced*:*Nested*:*FailedSync*:*SyncFails*'
 # Three live nodes: each runs its server, its federation thread and its signal thread. The
 # whole output is kept for a failure; 20 minutes at most (it takes about 2).
 if TSAN_OPTIONS="halt_on_error=1 exitcode=66" timeout -k 2m 20m \

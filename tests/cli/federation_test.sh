@@ -9,6 +9,9 @@ accord=$1
 src=$2
 work=$(mktemp -d)
 source "$src/scripts/live-lib.sh"
+# A user's ~/.curlrc or ~/.sqliterc would change what the tools print: a home of the test's own.
+export HOME="$work/home"
+mkdir "$HOME"
 proxy_pid=""
 cleanup() {
   [ -z "$proxy_pid" ] || kill "$proxy_pid" 2>/dev/null
@@ -475,7 +478,7 @@ check user-on-federation '"code":"permission-denied"' post KOR kor-analyst /v1/f
 check still-serving '"status":"ok"' get KOR kor-analyst /v1/health
 # A partner's node certificate reaches the node routes only.
 as_jpn_node() {
-  curl -sS --cacert "$work/net/pki/ca.pem" --cert "$work/net/pki/nodes/JPN.pem" \
+  curl -sS --max-time 30 --cacert "$work/net/pki/ca.pem" --cert "$work/net/pki/nodes/JPN.pem" \
     --key "$work/net/pki/nodes/JPN.key" "$(live_url KOR "$1")"
 }
 check node-checkpoint '^accord/KOR$' as_jpn_node /v1/log/checkpoint
@@ -486,8 +489,8 @@ check node-no-entries '"code":"permission-denied"' as_jpn_node /v1/log/entries
 node_post() { # node_post FROM TO FILE [CURL_ARGS...]: the answer's body
   local from=$1 to=$2 file=$3
   shift 3
-  curl -sS --cacert "$work/net/pki/ca.pem" --cert "$work/net/pki/nodes/$from.pem" \
-    --key "$work/net/pki/nodes/$from.key" -X POST --data-binary "@$file" "$@" \
+  curl -sS --max-time 30 --cacert "$work/net/pki/ca.pem" \
+    --cert "$work/net/pki/nodes/$from.pem" --key "$work/net/pki/nodes/$from.key" -X POST --data-binary "@$file" "$@" \
     "$(live_url "$to" "${NODE_PATH:-/v1/federation/envelopes}")"
 }
 node_status() { node_post "$@" -w ' HTTP %{http_code}'; } # ... and its status

@@ -14,6 +14,10 @@ work=$(realpath "$(mktemp -d)")
 serve_pid=""
 trap '[ -z "$serve_pid" ] || kill -KILL "$serve_pid" 2>/dev/null; rm -rf "$work"' EXIT
 failures=0
+# The servers are on loopback, and a user's ~/.curlrc or ~/.sqliterc would change what the tools
+# print: no proxy, and a home of the test's own.
+export no_proxy='*' NO_PROXY='*' HOME="$work/home"
+mkdir "$HOME"
 passed=0
 
 ok() { passed=$((passed + 1)); }
