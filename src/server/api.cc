@@ -1226,8 +1226,8 @@ ApiResponse Api::Act(const std::string& subject, ApiRequest& request) {
   o["delivery"] = "queued";
   // A notice goes to the object's holders, who may be none (an object released to no one):
   // logged, with nothing to deliver. (Should the outbox not answer, the notice is said queued,
-  // as it is whenever there are holders.)
-  if (info) {
+  // as it is whenever there are holders.) A package always goes to its `to`: not asked.
+  if (info && request.route != Route::kRelease && request.route != Route::kForward) {
     auto queued_for = node_.store().QueuedFor(info->id);
     if (!queued_for) {
       log_(OneLine(std::string(action) + " of `" + id + "`: " + queued_for.error().ToString(),
