@@ -290,7 +290,7 @@ class World {
   std::string NextNodePutId() { return Id("put", node_puts_++); }
   std::string NextRawPutId() { return Id("put", raw_puts_++); }
 
-  // A record sealed exactly as Node::Create seals it (Impl::Seal in src/node/node.cc).
+  // A record sealed exactly as Node::Create seals it (Impl::Seal in src/node/node_impl.h).
   ObjectRecord Sealed(std::string id) const {
     ObjectRecord o;
     o.id = std::move(id);
