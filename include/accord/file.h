@@ -87,7 +87,7 @@ class StagedFile {
   [[nodiscard]] Status Commit();
   // Commit for a file that must not replace one: the new file is renamed to the path only if
   // the path names nothing yet (a file, a link, a directory): RENAME_NOREPLACE, or a hard link
-  // where the file system has no such rename. Errors: kAlreadyExists "`PATH` exists already"
+  // where the file system has no such rename. Errors: kAlreadyExists "`PATH` already exists"
   // (the new file is removed, or named in the error); others as Commit's.
   [[nodiscard]] Status CommitNew();
 

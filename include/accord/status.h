@@ -14,6 +14,7 @@
 #ifndef ACCORD_STATUS_H_
 #define ACCORD_STATUS_H_
 
+#include <exception>
 #include <string>
 #include <string_view>
 #include <tl/expected.hpp>
@@ -63,6 +64,12 @@ using Status = tl::expected<void, Error>;
 }
 
 inline Status OkStatus() { return {}; }
+
+// The text of an exception caught where a library may throw, for an error's message: "out of
+// memory" for std::bad_alloc (whose what() names the C++ type), and otherwise what() without the
+// source location Boost appends to a system error's text (" [system:98 at /usr/include/boost/
+// ...]"), which names the library's files rather than what went wrong.
+[[nodiscard]] std::string ExceptionText(const std::exception& e);
 
 }  // namespace accord
 

@@ -236,7 +236,7 @@ Status StagedFile::Put(bool replace) {
   const int error = errno;
   if (put != 0) {
     Status failed = !replace && error == EEXIST
-                        ? Fail(Code::kAlreadyExists, fmt::format("`{}` exists already", path_))
+                        ? Fail(Code::kAlreadyExists, fmt::format("`{}` already exists", path_))
                         : CannotWrite(path_, error);
     return NoteLeftBehind(std::move(failed), temp);
   }

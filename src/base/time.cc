@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "accord/utf8.h"
+
 namespace accord {
 namespace {
 
@@ -159,7 +161,7 @@ Result<Instant> ParseInstantImpl(std::string_view text, std::optional<ZoneOffset
   auto date = ParseDate(text, pos);
   if (!date) {
     return Fail(Code::kInvalidArgument,
-                fmt::format("bad instant `{}`: {}", text, date.error().message));
+                fmt::format("bad instant `{}`: {}", OneLine(text, 100), date.error().message));
   }
   int64_t seconds_of_day = 0;
   int64_t micros = 0;

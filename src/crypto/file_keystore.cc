@@ -86,16 +86,16 @@ Status WriteNewFile(const std::string& path, std::string_view text) {
 
 Result<uint64_t> ParseNumber(std::string_view field, std::string_view prefix) {
   if (!field.starts_with(prefix)) {
-    return Fail(Code::kInvalidArgument, "");
+    return Fail(Code::kInvalidArgument, fmt::format("no `{}`", prefix));
   }
   field.remove_prefix(prefix.size());
   uint64_t v = 0;
   if (field.empty() || field.size() > 10) {
-    return Fail(Code::kInvalidArgument, "");
+    return Fail(Code::kInvalidArgument, fmt::format("`{}` takes 1 to 10 digits", prefix));
   }
   for (char c : field) {
     if (c < '0' || c > '9') {
-      return Fail(Code::kInvalidArgument, "");
+      return Fail(Code::kInvalidArgument, fmt::format("`{}` takes digits only", prefix));
     }
     v = v * 10 + static_cast<uint64_t>(c - '0');
   }

@@ -191,7 +191,7 @@ Status Node::Create(const NewObject& object, ByteView payload) {
   }
   for (const auto& p : object.rel_to) {
     if (n.engine.PartyIndex(p) < 0) {
-      return Fail(Code::kInvalidArgument, fmt::format("unknown party `{}` in rel_to", p));
+      return Fail(Code::kInvalidArgument, fmt::format("unknown party `{}` in `rel_to`", p));
     }
   }
   // What every partner would refuse in a package is refused here, before it is stored.
@@ -224,7 +224,11 @@ Status Node::Create(const NewObject& object, ByteView payload) {
   e.level = o.level;
   e.version = "1";
   return n.Transact([&]() -> Status {
-    ACCORD_RETURN_IF_ERROR(n.store->InsertObject(o));
+    if (auto inserted = n.store->InsertObject(o); !inserted) {
+      if (inserted.error().code != Code::kAlreadyExists) return inserted;
+      // The store's text names its table; a caller knows objects by their ids.
+      return Fail(Code::kAlreadyExists, fmt::format("object `{}` already exists", o.id));
+    }
     return n.Log(e);
   });
 }

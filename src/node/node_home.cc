@@ -103,7 +103,7 @@ Status RefuseUnfinished(const fs::path& dir) {
   return Fail(
       Code::kFailedPrecondition,
       fmt::format("`{}` holds no usable home: its making did not finish (`accord node init` "
-                  "or `node backup` was stopped part way). Remove the directory and make "
+                  "or `node backup` was stopped part way): remove the directory and make "
                   "it again; a PKCS#11 home's key may be left on its token (destroy it, or "
                   "give `node init` another --pkcs11-key-label)",
                   dir.string()));
@@ -257,7 +257,7 @@ Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& ou
   std::error_code ec;
   ACCORD_RETURN_IF_ERROR(RefuseUnfinished(home));
   if (!fs::is_regular_file(home / "state.db", ec)) {
-    return Fail(Code::kNotFound, fmt::format("`{}` is not a home: it has no store", home_dir));
+    return Fail(Code::kNotFound, fmt::format("`{}` is not an accord home (no state.db)", home_dir));
   }
   ACCORD_ASSIGN_OR_RETURN(const std::vector<fs::path> files, HomeFiles(home));
   // A new directory, made here (not one found, nor a link to one), so that a failure removes
@@ -268,7 +268,7 @@ Result<HomeBackup> BackupHome(const std::string& home_dir, const std::string& ou
     const int error = errno;
     if (!ec && error == EEXIST) {
       return Fail(Code::kAlreadyExists,
-                  fmt::format("`{}` exists already: a backup needs a new directory", out_dir));
+                  fmt::format("`{}` already exists: a backup needs a new directory", out_dir));
     }
     return Fail(Code::kInvalidArgument, fmt::format("cannot create `{}`: {}", out_dir,
                                                     ec ? ec.message() : std::strerror(error)));

@@ -272,7 +272,7 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
       for (const DestructionRecord& destruction : destructions) {
         if (destruction.scope == DestructionScope::kEverywhere) {
           return Deny(Reason::kDestroyed,
-                      fmt::format("{} ordered `{}` destroyed everywhere at {}", destruction.by,
+                      fmt::format("`{}` ordered `{}` destroyed everywhere at {}", destruction.by,
                                   o.id, FormatInstant(destruction.at)),
                       {});
         }
@@ -286,8 +286,8 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
   const auto apply = [&](int64_t version, const std::string& level) -> Result<bool> {
     if (version == o.version && level != o.level) {
       return Fail(Code::kPermissionDenied,
-                  fmt::format("the package labels `{}` version {} as {}, which its originator "
-                              "reclassified to {}",
+                  fmt::format("the package labels `{}` version {} as `{}`, which its originator "
+                              "reclassified to `{}`",
                               o.id, o.version, o.level, level));
     }
     if (version <= o.version) return false;
@@ -303,7 +303,7 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
     ACCORD_ASSIGN_OR_RETURN(orders, OrdersFor(o.id, o.originator));
     if (orders.destroyed) {
       return Deny(Reason::kDestroyed,
-                  fmt::format("{} ordered `{}` destroyed everywhere at {}, before this copy came",
+                  fmt::format("`{}` ordered `{}` destroyed everywhere at {}, before this copy came",
                               o.originator, o.id, FormatInstant(orders.destroyed->at)),
                   {});
     }
@@ -480,7 +480,7 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
       ACCORD_RETURN_IF_ERROR(store->InsertDestruction(
           DestructionRecord{o.id, now, DestructionScope::kEverywhere, body.originator,
                             Bytes(raw.begin(), raw.end())}));
-      summary = fmt::format("{} ordered `{}` destroyed everywhere: this node's copy is erased",
+      summary = fmt::format("`{}` ordered `{}` destroyed everywhere: this node's copy is erased",
                             body.originator, o.id);
     } else {
       ACCORD_RETURN_IF_ERROR(store->InsertReport(ReportRecord{
@@ -589,8 +589,8 @@ Result<LogEvidence> Node::Impl::ReleaseEvidence(const ObjectRecord& o, const Rel
   if (!p && p.error().code != Code::kNotFound) return tl::unexpected(p.error());
   if (p && p->kind == "release" && p->bytes.empty()) {
     return Fail(Code::kFailedPrecondition,
-                fmt::format("{}'s release of `{}` to this node was erased with an earlier copy: "
-                            "ask {} to release it again",
+                fmt::format("`{}`'s release of `{}` to this node was erased with an earlier copy: "
+                            "ask `{}` to release it again",
                             o.originator, o.id, o.originator));
   }
   if (p && p->kind == "release") {
@@ -601,7 +601,7 @@ Result<LogEvidence> Node::Impl::ReleaseEvidence(const ObjectRecord& o, const Rel
     if (env.log) return std::move(*env.log);
   }
   return Fail(Code::kFailedPrecondition,
-              fmt::format("{}'s release of `{}` to this node is not kept with its log evidence: "
+              fmt::format("`{}`'s release of `{}` to this node is not kept with its log evidence: "
                           "nothing proves it to the recipient of a forward",
                           o.originator, o.id));
 }
@@ -637,13 +637,13 @@ Result<Bytes> Node::Impl::LabelProof(const ObjectRecord& o, ByteView consent_not
       FromStore(node_internal::ParseNoticeBody("consent", env.body), "consent"));
   if (!consent.label) {
     return Fail(Code::kFailedPrecondition,
-                fmt::format("{}'s consent to `{}` names no label (it was given before consents "
-                            "named one): {} must consent again",
+                fmt::format("`{}`'s consent to `{}` names no label (it was given before consents "
+                            "named one): `{}` must consent again",
                             o.originator, consent.to, o.originator));
   }
   if (o.version < consent.label->version) {
     return Fail(Code::kFailedPrecondition,
-                fmt::format("this node holds version {} of `{}`, older than the version {} {} "
+                fmt::format("this node holds version {} of `{}`, older than the version {} `{}` "
                             "consented at: it must receive the reclassification first",
                             o.version, o.id, consent.label->version, o.originator));
   }
@@ -669,7 +669,7 @@ Result<Bytes> Node::Impl::LabelProof(const ObjectRecord& o, ByteView consent_not
   }
   return Fail(Code::kFailedPrecondition,
               fmt::format("no signed reclassification of `{}` to version {} to show with the "
-                          "forward: {} must consent again",
+                          "forward: `{}` must consent again",
                           o.id, o.version, o.originator));
 }
 

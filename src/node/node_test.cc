@@ -803,7 +803,7 @@ TEST_F(NodeTest, AHubCannotForwardContentOfItsOwn) {
   } kCases[] = {
       {"another payload", unchanged, own_text, "not the content its originator `KOR` committed"},
       {"another salt", unchanged, new_salt, "not the content its originator `KOR` committed"},
-      {"another payload, no commitment", uncommitted, own_text, "differs in commitment"},
+      {"another payload, no commitment", uncommitted, own_text, "differs in `commitment`"},
   };
   for (const auto& c : kCases) {
     SCOPED_TRACE(c.what);
@@ -902,7 +902,7 @@ TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
          b.label.level = "III";
          b.marking_level = "HI";
        },
-       Code::kPermissionDenied, "differs in level"},
+       Code::kPermissionDenied, "differs in `level`"},
       {"the level lowered as a newer version",
        [](Body& b) {
          b.label.level = "III";
@@ -911,11 +911,11 @@ TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
        },
        Code::kPermissionDenied, "without the originator's reclassification"},
       {"a topic changed", [](Body& b) { b.label.topics = {"weather"}; }, Code::kPermissionDenied,
-       "differs in topics"},
+       "differs in `topics`"},
       {"a compartment added", [](Body& b) { b.label.compartments = {"TALENT"}; },
-       Code::kPermissionDenied, "differs in compartments"},
+       Code::kPermissionDenied, "differs in `compartments`"},
       {"releasable to more", [](Body& b) { b.label.rel_to.push_back("GBR"); },
-       Code::kPermissionDenied, "differs in rel_to"},
+       Code::kPermissionDenied, "differs in `rel_to`"},
       {"lowered with Korea's reclassification of another object",
        [&](Body& b) {
          lowered(b);
@@ -1040,7 +1040,7 @@ TEST_F(NodeTest, AForwardOfAReclassifiedCopyShowsTheReclassification) {
   auto unproved = usa->Forward("k-again", "JPN");
   ASSERT_FALSE(unproved);
   EXPECT_EQ(unproved.error().code, Code::kFailedPrecondition);
-  EXPECT_NE(unproved.error().message.find("KOR must consent again"), std::string::npos)
+  EXPECT_NE(unproved.error().message.find("`KOR` must consent again"), std::string::npos)
       << unproved.error().message;
   consent("k-again");
   forward = usa->Forward("k-again", "JPN");

@@ -500,7 +500,7 @@ Status CheckForwardLabel(const Label& label, const Label& consented,
                          const NoticeBody* reclassification) {
   const auto unlike = [&](std::string_view field) {
     return Fail(Code::kPermissionDenied,
-                fmt::format("the forward's label of `{}` differs in {} from the one its "
+                fmt::format("the forward's label of `{}` differs in `{}` from the one its "
                             "originator `{}` consented under",
                             label.id, field, consented.originator));
   };

@@ -184,28 +184,28 @@ TEST(WireTest, AForwardsLabelIsTheOneConsentedOrAReclassifiedVersionOfIt) {
       {"the consented label, a notice beside it", [](Label&) {}, &to_iii, Code::kInvalidArgument,
        "does not need"},
       {"another id", [](Label& l) { l.id = "k-other"; }, nullptr, Code::kPermissionDenied,
-       "differs in id"},
+       "differs in `id`"},
       {"another originator", [](Label& l) { l.originator = "USA"; }, nullptr,
-       Code::kPermissionDenied, "differs in originator"},
+       Code::kPermissionDenied, "differs in `originator`"},
       {"another topic", [](Label& l) { l.topics = {"weather"}; }, nullptr, Code::kPermissionDenied,
-       "differs in topics"},
+       "differs in `topics`"},
       {"a compartment dropped", [](Label& l) { l.compartments.clear(); }, nullptr,
-       Code::kPermissionDenied, "differs in compartments"},
+       Code::kPermissionDenied, "differs in `compartments`"},
       {"releasable to more", [](Label& l) { l.rel_to.push_back("GBR"); }, nullptr,
-       Code::kPermissionDenied, "differs in rel_to"},
+       Code::kPermissionDenied, "differs in `rel_to`"},
       {"another commitment", [](Label& l) { l.commitment = std::string(64, 'd'); }, nullptr,
-       Code::kPermissionDenied, "differs in commitment"},
+       Code::kPermissionDenied, "differs in `commitment`"},
       {"the commitment dropped", [](Label& l) { l.commitment.clear(); }, nullptr,
-       Code::kPermissionDenied, "differs in commitment"},
+       Code::kPermissionDenied, "differs in `commitment`"},
       {"the markings reordered",
        [](Label& l) {
          l.rel_to = {"JPN", "USA"};
        },
-       nullptr, Code::kPermissionDenied, "differs in rel_to"},
+       nullptr, Code::kPermissionDenied, "differs in `rel_to`"},
       {"another level, same version", [](Label& l) { l.level = "III"; }, nullptr,
-       Code::kPermissionDenied, "differs in level"},
+       Code::kPermissionDenied, "differs in `level`"},
       {"another level, same version, a notice beside it", [](Label& l) { l.level = "III"; },
-       &to_iii, Code::kPermissionDenied, "differs in level"},
+       &to_iii, Code::kPermissionDenied, "differs in `level`"},
       {"a newer version without the notice", lowered, nullptr, Code::kPermissionDenied,
        "without the originator's reclassification"},
       {"a newer version with its notice", lowered, &to_iii, Code::kOk, ""},
@@ -226,7 +226,7 @@ TEST(WireTest, AForwardsLabelIsTheOneConsentedOrAReclassifiedVersionOfIt) {
          lowered(l);
          l.compartments.clear();
        },
-       &to_iii, Code::kPermissionDenied, "differs in compartments"},
+       &to_iii, Code::kPermissionDenied, "differs in `compartments`"},
   };
   for (const auto& c : kCases) {
     SCOPED_TRACE(c.what);

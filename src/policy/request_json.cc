@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "accord/json.h"
+#include "accord/utf8.h"
 
 namespace accord {
 namespace json = boost::json;
@@ -133,8 +134,8 @@ struct RequestDecoder::Impl {
     // widens what a decision allows (decision 88).
     for (const auto& field : o) {
       if (!IsObjectField(field.key())) {
-        return tl::unexpected(At(fmt::format("{}{}", p, std::string_view(field.key())),
-                                 "is not a field of an object"));
+        return tl::unexpected(
+            At(fmt::format("{}{}", p, OneLine(field.key(), 64)), "is not a field of an object"));
       }
     }
     auto id = GetString(o, "id", p, true);
@@ -211,8 +212,8 @@ struct RequestDecoder::Impl {
     auto action = ParseAction(*action_name);
     if (!action) {
       return tl::unexpected(
-          At("action",
-             fmt::format("unknown action `{}`; expected read, release or forward", *action_name)));
+          At("action", fmt::format("unknown action `{}`; expected read, release or forward",
+                                   OneLine(*action_name, 64))));
     }
     view = RequestView{};
     view.action = *action;

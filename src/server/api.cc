@@ -132,10 +132,12 @@ constexpr size_t kMaxIdBytes = 128;
 // The longest object id in a path: that of an object received, which a partner's package may
 // name with up to 256 bytes (wire.cc).
 constexpr size_t kMaxObjectIdBytes = 256;
+// The most of a client's field name or query parameter an error echoes.
+constexpr size_t kMaxEchoedBytes = 64;
 
 std::string FieldError(std::string_view field, std::string_view problem) {
   std::string message = "`";
-  message.append(field);
+  message.append(OneLine(field, kMaxEchoedBytes));  // a key may be the client's
   message += "`: ";
   message.append(problem);
   return message;
@@ -348,7 +350,8 @@ tl::expected<QueryMap, ApiError> DecodeQuery(std::string_view target,
     }
     if (std::find(allowed.begin(), allowed.end(), *key) == allowed.end()) {
       return tl::unexpected(
-          MakeError(400, "invalid-argument", "unknown query parameter `" + *key + "`"));
+          MakeError(400, "invalid-argument",
+                    "unknown query parameter `" + OneLine(*key, kMaxEchoedBytes) + "`"));
     }
     if (!out.emplace(std::move(*key), std::move(*value)).second) {
       return tl::unexpected(MakeError(400, "invalid-argument", "a query parameter is repeated"));
@@ -862,7 +865,7 @@ ApiResponse Api::Handle(const Caller& caller, std::string_view method, std::stri
     }
     return Run(subject->id, *request);
   } catch (const std::exception& e) {
-    log_(std::string("internal error: ") + e.what());
+    log_(std::string("internal error: ") + ExceptionText(e));
     return ErrorResponse(500, "internal", "internal error");
   }
 }
@@ -928,7 +931,7 @@ std::optional<ApiResponse> Api::RefuseNode(const Caller& caller) {
     }
     return std::nullopt;
   } catch (const std::exception& e) {
-    log_(std::string("internal error: ") + e.what());
+    log_(std::string("internal error: ") + ExceptionText(e));
     return ErrorResponse(500, "internal", "internal error");
   }
 }

@@ -313,7 +313,7 @@ Result<std::unique_ptr<HttpsClient>> HttpsClient::Create(HttpsClientOptions opti
     }
     return std::unique_ptr<HttpsClient>(new HttpsClient(std::move(impl)));
   } catch (const std::exception& e) {
-    return Fail(Code::kInternal, std::string("https client: ") + e.what());
+    return Fail(Code::kInternal, std::string("https client: ") + ExceptionText(e));
   }
 }
 
@@ -359,7 +359,7 @@ Result<HttpsResponse> HttpsClient::Request(std::string_view method, std::string_
     return response;
   } catch (const std::exception& e) {
     impl_->Close();
-    return Fail(Code::kInternal, std::string("https client: ") + e.what());
+    return Fail(Code::kInternal, std::string("https client: ") + ExceptionText(e));
   }
 }
 

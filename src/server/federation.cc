@@ -553,7 +553,7 @@ struct Federation::Impl {
       // Another party's log (signed by it, and so not forged): this node would otherwise check
       // it against what it cosigned of that party and keep a "fork" of an honest log.
       p.status.last_error = server_internal::OneLine(
-          "witness: a checkpoint of another log, " + cp->origin, kMaxStatusBytes);
+          "witness: a checkpoint of another log, `" + cp->origin + "`", kMaxStatusBytes);
       log(fmt::format("{} served a checkpoint of another log, `{}`: not witnessed", p.options.party,
                       server_internal::OneLine(cp->origin, kMaxStatusBytes)));
       return;
@@ -828,7 +828,7 @@ struct Federation::Impl {
         }
       } catch (const std::exception& e) {  // allocation: this one looks again next second
         try {
-          log(fmt::format("{}: revocation lists: {}", p.options.party, e.what()));
+          log(fmt::format("{}: revocation lists: {}", p.options.party, ExceptionText(e)));
         } catch (const std::exception&) {
         }
       }
@@ -883,7 +883,7 @@ struct Federation::Impl {
           p.failures += 1;
           p.retry_at_us = NowMicros() + Backoff(p.failures);
           try {
-            log(fmt::format("delivering to {} failed: {}", p.options.party, e.what()));
+            log(fmt::format("delivering to {} failed: {}", p.options.party, ExceptionText(e)));
           } catch (const std::exception&) {
           }
         }
@@ -926,9 +926,10 @@ Result<std::unique_ptr<Federation>> Federation::Start(FederationOptions options,
   };
   for (const PeerOptions& p : options.peers) {
     if (p.party.empty() || (p.port == 0 && p.port_file.empty())) {
-      return Fail(
-          Code::kInvalidArgument,
-          fmt::format("peer `{}`: a party and a port (or port file) are required", p.party));
+      return Fail(Code::kInvalidArgument,
+                  p.party.empty()
+                      ? std::string("a peer needs a party and a port (or a port file)")
+                      : fmt::format("peer `{}` needs a port (or a port file)", p.party));
     }
     HttpsClientOptions co;
     co.host = p.host;

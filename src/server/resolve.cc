@@ -48,7 +48,7 @@ Result<SocketAddresses> ResolveWithin(std::function<Result<SocketAddresses>()> l
     }
     return std::move(*pending->answer);
   } catch (const std::exception& e) {  // std::system_error: no thread; std::bad_alloc
-    return Fail(Code::kUnavailable, std::string("cannot look the name up: ") + e.what());
+    return Fail(Code::kUnavailable, std::string("cannot look the name up: ") + ExceptionText(e));
   }
 }
 

@@ -878,7 +878,7 @@ void ServerCore::Accept() {
 }
 
 void ServerCore::StopAccepting(const std::exception& e) {
-  StopFailing(std::string("cannot accept connections any more: ") + e.what());
+  StopFailing(std::string("cannot accept connections any more: ") + ExceptionText(e));
 }
 
 void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
@@ -921,7 +921,7 @@ void ServerCore::OnAccept(const error_code& ec, tcp::socket socket) {
     }
   } catch (const std::exception& e) {  // allocation: drop this connection, keep accepting
     try {
-      log(std::string("cannot start a connection: ") + e.what());
+      log(std::string("cannot start a connection: ") + ExceptionText(e));
     } catch (const std::exception&) {  // the line is lost, not the accepting
     }
   }
@@ -1031,8 +1031,8 @@ void ServerCore::HandleJobs(std::vector<Job>& batch) {
         for (; done < reads.size(); ++done) {
           PostAnswer(std::move(reads[done]),
                      ErrorResponse(503, "unavailable",
-                                   "unavailable: the node holds its limit of answers not yet "
-                                   "sent (max_answer_bytes); try again later"));
+                                   "the node holds its limit of answers not yet sent "
+                                   "(`max_answer_bytes`); try again later"));
         }
         break;
       }
@@ -1059,7 +1059,7 @@ void ServerCore::HandleJobs(std::vector<Job>& batch) {
   } catch (const std::exception& e) {
     // Out of memory: the connections not yet answered are dropped, on the io thread where
     // sessions live (a moved-from job holds none).
-    log(std::string("cannot answer requests: ") + e.what());
+    log(std::string("cannot answer requests: ") + ExceptionText(e));
     asio::post(io, [a = std::move(batch), b = std::move(reads), c = std::move(others)] {});
   }
 }
@@ -1085,7 +1085,7 @@ void ServerCore::SyncAndAnswer(std::vector<Unsynced>& batch) {
     // Out of memory: the answers not yet sent are dropped with their connections, on the io
     // thread, where sessions live (an answer sent left a moved-from job and body behind). Their
     // bodies wipe themselves as they are freed.
-    log(std::string("cannot send answers: ") + e.what());
+    log(std::string("cannot send answers: ") + ExceptionText(e));
     asio::post(io, [dropped = std::move(batch)] {});
   }
 }
@@ -1121,13 +1121,13 @@ void ServerCore::WatchRevocationLists() {
       if (!ec && !stopping) WatchRevocationLists();
     });
   } catch (const std::exception& e) {  // allocation: the lists would no longer be read again
-    StopFailing(std::string("cannot watch the revocation lists any more: ") + e.what());
+    StopFailing(std::string("cannot watch the revocation lists any more: ") + ExceptionText(e));
     return;
   }
   try {
     RefreshRevocationLists();
   } catch (const std::exception& e) {  // allocation: the timer tries again in a second
-    log(std::string("revocation lists: ") + e.what());
+    log(std::string("revocation lists: ") + ExceptionText(e));
   }
 }
 
@@ -1206,11 +1206,11 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options, Node& node
   if (options.max_connections == 0 || options.max_body_bytes == 0 ||
       options.max_answer_bytes == 0) {
     return Fail(Code::kInvalidArgument,
-                "max_connections, max_body_bytes and max_answer_bytes must be positive");
+                "`max_connections`, `max_body_bytes` and `max_answer_bytes` must be positive");
   }
   if (options.max_connections > kMaxConnectionsLimit) {
     return Fail(Code::kInvalidArgument,
-                "max_connections is at most " + std::to_string(kMaxConnectionsLimit));
+                "`max_connections` is at most " + std::to_string(kMaxConnectionsLimit));
   }
   using std::chrono::seconds;
   for (seconds t : {options.idle_timeout, options.handshake_timeout, options.read_timeout,
@@ -1249,7 +1249,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options, Node& node
     }
     return std::unique_ptr<Server>(new Server(std::move(impl)));
   } catch (const std::exception& e) {
-    return Fail(Code::kInternal, std::string("cannot create the server: ") + e.what());
+    return Fail(Code::kInternal, std::string("cannot create the server: ") + ExceptionText(e));
   }
 }
 
@@ -1276,7 +1276,8 @@ Status Server::Run() {
     s.unsynced.Stop();
     if (node_thread.joinable()) node_thread.join();
     if (sync_thread.joinable()) sync_thread.join();
-    return Fail(Code::kUnavailable, std::string("cannot start the server's threads: ") + e.what());
+    return Fail(Code::kUnavailable,
+                std::string("cannot start the server's threads: ") + ExceptionText(e));
   }
   while (true) {
     try {
@@ -1284,7 +1285,7 @@ Status Server::Run() {
       break;
     } catch (const std::exception& e) {
       // A handler threw (allocation failure, a bug): its connection is gone; keep serving.
-      s.log(std::string("a connection failed: ") + e.what());
+      s.log(std::string("a connection failed: ") + ExceptionText(e));
     } catch (...) {
       s.log("a connection failed");
     }

@@ -1510,8 +1510,11 @@ TEST_F(ServerTest, CreateThenReadAsClearedAndUnclearedSubjects) {
   EXPECT_TRUE(listed.at("next").is_null());
 
   // Creating the same id again conflicts; reading an unknown id is 404.
-  EXPECT_EQ(Call("kor-analyst", "POST", "/v1/objects", NewObjectJson("k-1", "II", "x")).status,
-            409);
+  const HttpResponse again =
+      Call("kor-analyst", "POST", "/v1/objects", NewObjectJson("k-1", "II", "x"));
+  EXPECT_EQ(again.status, 409);
+  EXPECT_EQ(again.body,
+            R"({"error":{"code":"already-exists","message":"object `k-1` already exists"}})");
   const HttpResponse missing = Call("kor-analyst", "GET", "/v1/objects/no-such");
   EXPECT_EQ(missing.status, 404);
   EXPECT_EQ(missing.ErrorCode(), "not-found");
@@ -2400,7 +2403,7 @@ TEST_F(ServerTest, AServerThatCannotAcceptAnyMoreStopsAndSaysWhy) {
   run.join();
   ASSERT_FALSE(served);
   EXPECT_EQ(served.error().code, Code::kUnavailable);
-  EXPECT_EQ(served.error().message, "cannot accept connections any more: std::bad_alloc");
+  EXPECT_EQ(served.error().message, "cannot accept connections any more: out of memory");
   EXPECT_EQ(Client::Connect((*server)->port(), pki_->Path("ca.pem"), As("kor-analyst")), nullptr);
 }
 
@@ -2424,7 +2427,7 @@ TEST_F(ServerTest, AServerThatCannotWatchItsRevocationListsStopsAndSaysWhy) {
   EXPECT_EQ(looks, 2);
   ASSERT_FALSE(served);
   EXPECT_EQ(served.error().code, Code::kUnavailable);
-  EXPECT_EQ(served.error().message, "cannot watch the revocation lists any more: std::bad_alloc");
+  EXPECT_EQ(served.error().message, "cannot watch the revocation lists any more: out of memory");
   EXPECT_EQ(Client::Connect((*server)->port(), pki_->Path("ca.pem"), As("kor-analyst")), nullptr);
 }
 

@@ -477,7 +477,7 @@ Result<UsersIssuers> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_fil
   if (sk_X509_num(path) < 2) {
     return Fail(Code::kInvalidArgument,
                 "this node's certificate is itself one of its trusted CAs, so no CA of its chain "
-                "issues its users' certificates: name the ones that do in user_ca");
+                "issues its users' certificates: name the ones that do in `user_ca`");
   }
   ACCORD_RETURN_IF_ERROR(add(sk_X509_value(path, 1)));
   return issuers;

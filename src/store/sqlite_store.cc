@@ -2594,7 +2594,7 @@ class SqliteStore final : public Store {
     try {
       return body();
     } catch (const std::exception& e) {
-      return Fail(Code::kInternal, std::string("transaction body threw: ") + e.what());
+      return Fail(Code::kInternal, std::string("transaction body threw: ") + ExceptionText(e));
     } catch (...) {
       return Fail(Code::kInternal, "transaction body threw");
     }
@@ -2754,13 +2754,13 @@ Result<StoreBackup> BackupSqliteStore(const std::string& from, const std::string
   // A -wal or -journal file beside `to` would be applied to the new database: none may exist.
   for (const char* suffix : {"-wal", "-shm", "-journal"}) {
     if (::lstat((to + suffix).c_str(), &st) == 0) {
-      return Fail(Code::kAlreadyExists, "`" + to + suffix + "` exists already");
+      return Fail(Code::kAlreadyExists, "`" + to + suffix + "` already exists");
     }
   }
   const int fd = ::open(to.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     const int err = errno;
-    if (err == EEXIST) return Fail(Code::kAlreadyExists, "`" + to + "` exists already");
+    if (err == EEXIST) return Fail(Code::kAlreadyExists, "`" + to + "` already exists");
     return Fail(CodeForErrno(err), "cannot create `" + to + "`: " + LowerFirst(std::strerror(err)));
   }
   ::close(fd);

@@ -181,7 +181,7 @@ if [ "$(stat -c %a "$work/KOR-backup")" = 700 ] && [ "$(stat -c %a "$work/KOR-ba
   [ "$(stat -c %a "$work/KOR-backup/state.db")" = 600 ]; then ok; else
   fail "backup modes: $(stat -c '%n %a' "$work/KOR-backup" "$work/KOR-backup/"*)"
 fi
-expect backup-again 1 'exists already: a backup needs a new directory' "$accord" node backup --home "$d/KOR" \
+expect backup-again 1 'already exists: a backup needs a new directory' "$accord" node backup --home "$d/KOR" \
   --out "$work/KOR-backup"
 # A directory named with a trailing slash is the same directory (its parent made, then it).
 expect backup-slash 0 'backup of the home' "$accord" node backup --home "$d/KOR/" \
@@ -189,7 +189,7 @@ expect backup-slash 0 'backup of the home' "$accord" node backup --home "$d/KOR/
 if [ ! -e "$work/KOR-backup-slash/.unfinished" ] && [ -f "$work/KOR-backup-slash/state.db" ]; then ok; else
   fail "backup-slash: no whole copy at $work/KOR-backup-slash"
 fi
-expect backup-no-home 1 'is not a home' "$accord" node backup --home "$work/nowhere" \
+expect backup-no-home 1 'is not an accord home' "$accord" node backup --home "$work/nowhere" \
   --out "$work/nowhere-backup"
 expect own-clearance 4 'insufficient-clearance' "$accord" get --home "$d/KOR" \
   --at 2019-12-01T00:00:00+09:00 --id k-2019 --as kor-clerk
@@ -351,7 +351,7 @@ for _ in 1 2 3; do
   if [ -e "$work/killed/.unfinished" ]; then stopped=1 && break; fi
 done
 if [ -n "$stopped" ]; then ok; else fail "node init was not stopped part way in 3 tries"; fi
-expect init-killed-ls 1 'holds no usable home: its making did not finish .*Remove the directory' \
+expect init-killed-ls 1 'holds no usable home: its making did not finish .*stopped part way\): remove the directory' \
   "$accord" ls --home "$work/killed"
 expect init-killed-again 1 'its making did not finish' "$accord" node init --home "$work/killed" \
   "${gsomia[@]}" --kdf-cost 10
