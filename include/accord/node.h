@@ -247,7 +247,9 @@ class Node {
   [[nodiscard]] Result<ReceiveResult> Receive(ByteView envelope);
   // As Receive, once `vet` accepted what the envelope says of itself, before its signature is
   // checked; vet's error is returned as it is, and nothing is logged. The envelope is parsed
-  // once (InspectEnvelope and then Receive would parse it twice).
+  // once (InspectEnvelope and then Receive would parse it twice). A body that does not parse is
+  // vetted with only `kind` and `signer` set, then refused (and logged) once its signature
+  // verified, as Receive refuses it.
   using EnvelopeVet = std::function<Status(const EnvelopeInfo&)>;
   [[nodiscard]] Result<ReceiveResult> Receive(ByteView envelope, const EnvelopeVet& vet);
   // The signed receipt (with its log evidence) this node gave for the package `package_id` of

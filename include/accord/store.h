@@ -221,6 +221,10 @@ struct OutboxRecord {
   int64_t done_us = 0;  // when delivered (receipt recorded) or given up
 };
 
+// Whether a read of the outbox brings an envelope's bytes, or leaves OutboxRecord::envelope
+// empty.
+enum class EnvelopeBytes { kSkip, kRead };
+
 // How many envelopes to one partner are in each state.
 struct OutboxTotals {
   std::string to;
@@ -332,6 +336,10 @@ class Store {
   // The packages and notices received about `object_id`, in the order they were taken.
   [[nodiscard]] virtual Result<std::vector<PackageRecord>> ListPackages(
       const std::string& object_id) = 0;
+  // The orders `from` gave about `object_id` (its consent, reclassify and destroy notices), in
+  // the order they were taken: what another party sent about the object is not read.
+  [[nodiscard]] virtual Result<std::vector<PackageRecord>> ListOrders(const std::string& object_id,
+                                                                      const std::string& from) = 0;
   [[nodiscard]] virtual Status InsertReceipt(const ReceiptRecord& r) = 0;  // kAlreadyExists
   [[nodiscard]] virtual Result<std::vector<ReceiptRecord>> ListReceipts() = 0;
   [[nodiscard]] virtual Result<ReceiptRecord> GetReceipt(const std::string& package_id,
@@ -369,9 +377,11 @@ class Store {
                                                            size_t limit) = 0;
   // The parties the envelope `id` was queued for, in queue order; none when it never was.
   [[nodiscard]] virtual Result<std::vector<std::string>> QueuedFor(const std::string& id) = 0;
-  // The envelope (id, to) queued, in any state; nullopt when it never was.
+  // The envelope (id, to) queued, in any state, its bytes read only when `bytes` says so (they
+  // may be a 64 MiB package); nullopt when it never was.
   [[nodiscard]] virtual Result<std::optional<OutboxRecord>> GetQueued(const std::string& id,
-                                                                      const std::string& to) = 0;
+                                                                      const std::string& to,
+                                                                      EnvelopeBytes bytes) = 0;
   // Makes every pending envelope for `to` due later than `latest_us` due at `latest_us`, and
   // returns how many there were; takes no write lock when there are none. For a clock that went
   // back: no backoff sets a time that far ahead.
@@ -467,7 +477,7 @@ struct StoreBackup {
 [[nodiscard]] Result<StoreBackup> BackupSqliteStore(const std::string& from, const std::string& to);
 
 // The schema version this program writes.
-inline constexpr int kStoreSchemaVersion = 11;
+inline constexpr int kStoreSchemaVersion = 12;
 
 }  // namespace accord
 

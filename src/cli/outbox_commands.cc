@@ -60,7 +60,7 @@ int RunOutboxList(Node& node, size_t limit) {
 
 int RunOutboxExport(Node& node, const std::string& id, const std::string& to,
                     const std::string& out) {
-  auto queued = node.store().GetQueued(id, to);
+  auto queued = node.store().GetQueued(id, to, EnvelopeBytes::kRead);
   if (!queued) return Report(queued.error());
   if (!*queued) {
     PrintError(

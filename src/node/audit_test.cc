@@ -372,7 +372,8 @@ TEST_F(AuditLogTest, AVersionTwoLogMigratesAndProves) {
     mem_.Append(merkle::LeafHash(entries.back()));
   }
   std::string sql =
-      "DROP TABLE outbox; DROP TABLE shown_checkpoints; DROP TABLE log_entries; DROP TABLE "
+      "DROP TABLE outbox; DROP TABLE outbox_envelopes; DROP TABLE shown_checkpoints; DROP TABLE "
+      "log_entries; DROP TABLE "
       "log_tiles;"
       "CREATE TABLE log_entries (idx INTEGER PRIMARY KEY CHECK (idx >= 0), entry BLOB NOT NULL)"
       " STRICT;"

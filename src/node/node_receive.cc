@@ -31,12 +31,22 @@ Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
                 fmt::format("a `{}` envelope is at most {} bytes; this one has {}", env.kind,
                             node_internal::kMaxNoticeBytes, bytes.size()));
   }
-  // With a vet, the body is parsed first, for what it says of itself; without, only once the
-  // signature verified, so that a signed but malformed body is logged as refused.
+  // With a vet, the body is parsed first, for what it says of itself. One that does not parse
+  // is vetted on its envelope alone (kind and signer) and, as without a vet, refused once its
+  // signature verified, so that a signed but malformed body is logged as refused on either path.
   std::optional<EnvelopeBody> body;
+  std::optional<Error> unparsed;  // the vet path's parse error
   if (vet) {
-    ACCORD_ASSIGN_OR_RETURN(body, ParseBody(env));
-    ACCORD_RETURN_IF_ERROR(vet(InfoOf(env, *body)));
+    if (auto parsed = ParseBody(env)) {
+      body = std::move(*parsed);
+      ACCORD_RETURN_IF_ERROR(vet(InfoOf(env, *body)));
+    } else {
+      unparsed = std::move(parsed.error());
+      EnvelopeInfo info;
+      info.kind = env.kind;
+      info.signer = env.signer;
+      ACCORD_RETURN_IF_ERROR(vet(info));
+    }
   }
   if (env.signer == n.party) {
     return Fail(Code::kInvalidArgument, "this package was signed by this node itself");
@@ -53,6 +63,8 @@ Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
   ACCORD_ASSIGN_OR_RETURN(const Impl::PartnerVerifiers* verifiers, n.VerifiersOf(*partner));
   if (!verifiers->envelopes.Verify(node_internal::SignedMessage(env.kind, env.signer, env.body),
                                    env.signature)) {
+    // A body that does not parse is refused for what it is, not kept for keys to come.
+    if (unparsed) return tl::unexpected(std::move(*unparsed));
     return Fail(Code::kDataLoss, fmt::format("{} `{}`'s key", kBadSignature, env.signer));
   }
   // The checks against this node's state and what they record, in one transaction (Decided).
@@ -179,6 +191,12 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
   } else {
     if (body.label.originator == body.from) {
       return Fail(Code::kInvalidArgument, "a forward must come from a holder, not the originator");
+    }
+    if (body.label.originator == party) {
+      // What the engine decides for a recipient who is the originator (DESIGN §3, P = O), found
+      // before CheckForward would wait for this node's own keys, which it never imports.
+      return Deny(Reason::kInvalidRequest,
+                  fmt::format("a forward of `{}` to its originator", body.label.id), {});
     }
     ACCORD_ASSIGN_OR_RETURN(ForwardProof proof, CheckForward(body));
     releases.push_back(std::move(proof.release));
@@ -709,12 +727,11 @@ Result<ReceiveResult> Node::Impl::KeepOrder(const NoticeBody& body, ByteView raw
 Result<Node::Impl::KeptOrders> Node::Impl::OrdersFor(const std::string& object_id,
                                                      const std::string& originator) {
   KeptOrders orders;
-  ACCORD_ASSIGN_OR_RETURN(const std::vector<PackageRecord> kept, store->ListPackages(object_id));
+  // The originator's only: what any other partner sent about the object is neither an order
+  // nor read (a partner could keep notices about an id without bound before its copy comes).
+  ACCORD_ASSIGN_OR_RETURN(const std::vector<PackageRecord> kept,
+                          store->ListOrders(object_id, originator));
   for (const PackageRecord& p : kept) {
-    if (p.from != originator ||
-        (p.kind != "destroy" && p.kind != "reclassify" && p.kind != "consent")) {
-      continue;
-    }
     ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(p.bytes, MaxEnvelope()));
     ACCORD_ASSIGN_OR_RETURN(NoticeBody notice, node_internal::ParseNoticeBody(p.kind, env.body));
     if (p.kind == "consent") {
@@ -735,7 +752,7 @@ Result<ReceiveResult> Node::Impl::ReceiveReceipt(const Envelope& env, const Rece
   }
   // Every envelope this node sends is queued first, also one carried by hand.
   ACCORD_ASSIGN_OR_RETURN(const std::optional<OutboxRecord> sent,
-                          store->GetQueued(body.package_id, body.by));
+                          store->GetQueued(body.package_id, body.by, EnvelopeBytes::kSkip));
   if (!sent) {
     return Fail(Code::kPermissionDenied,
                 fmt::format("the receipt is for `{}`, which this node never sent to `{}`",

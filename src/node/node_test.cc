@@ -976,6 +976,36 @@ TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
   EXPECT_EQ(Denial(clerk.error()), Reason::kInsufficientClearance);
 }
 
+// A forward of an object to its own originator, as a hub running changed code could send it
+// (an honest hub's engine refuses it: DESIGN §3, P = O), is refused for good and logged. It
+// waited before for the originator's keys, which a node never imports for itself, and the
+// hub's queue to the originator stalled behind it, with nothing in the originator's log.
+TEST_F(NodeTest, AForwardToItsOriginatorIsRefusedAndLogged) {
+  InitAll();
+  auto kor = Open("KOR", "2015-03-01T00:00:00+09:00");
+  constexpr std::string_view kAt = "2015-03-02T00:00:00+09:00";
+  auto usa = Open("USA", kAt);
+  const ThroughTheHub sent = ToTheHub(*kor, *usa, "k-2015");
+  auto legit = usa->Forward("k-2015", "JPN");
+  ASSERT_TRUE(legit) << legit.error().ToString();
+  const Bytes back =
+      Tampered("USA", usa, kAt, sent.release, *legit, [](node_internal::PackageBody& b) {
+        b.to = "KOR";
+        b.marking_party = "KOR";
+        b.marking_level = b.label.level;
+      });
+  kor = Open("KOR", "2015-03-03T00:00:00+09:00");
+  const uint64_t size = kor->LogSize().value();
+  auto refused = kor->Receive(back);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kPermissionDenied) << refused.error().ToString();
+  EXPECT_EQ(Denial(refused.error()), Reason::kInvalidRequest) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("a forward of `k-2015` to its originator"),
+            std::string::npos)
+      << refused.error().message;
+  EXPECT_EQ(kor->LogSize().value(), size + 1);
+}
+
 TEST_F(NodeTest, AForwardOfAReclassifiedCopyShowsTheReclassification) {
   InitAll();
   auto kor = Open("KOR", "2015-03-01T00:00:00+09:00");
@@ -1391,6 +1421,52 @@ TEST_F(NodeTest, RefusesUnknownSignersReplaysAndBadPackages) {
   ASSERT_FALSE(replay);
   EXPECT_EQ(replay.error().code, Code::kAlreadyExists);
   EXPECT_NE(replay.error().message.find("replay"), std::string::npos);
+}
+
+// A signed envelope whose body does not parse is refused and logged on both paths: without a
+// vet (`accord receive`) and with one (the federation's), which parses the body first and so
+// has only the envelope's kind and signer to vet. The live path answered it unlogged.
+TEST_F(NodeTest, ASignedButMalformedBodyIsLoggedOnEitherPath) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  const Bytes malformed = node_internal::EncodeEnvelope(node_internal::SealEnvelope(
+      "consent", "KOR", AsBytes(std::string_view(R"({"id":"c-1"})")), KeysOf("KOR", *kor).sign));
+  std::vector<EnvelopeInfo> vetted;
+  const auto vet = [&](const EnvelopeInfo& info) -> Status {
+    vetted.push_back(info);
+    return OkStatus();
+  };
+  for (const bool with_vet : {false, true}) {
+    SCOPED_TRACE(with_vet ? "with a vet" : "without");
+    const uint64_t size = jpn->LogSize().value();
+    auto refused = with_vet ? jpn->Receive(malformed, vet) : jpn->Receive(malformed);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Code::kInvalidArgument) << refused.error().ToString();
+    ASSERT_EQ(jpn->LogSize().value(), size + 1);
+    const std::string entry = Text(jpn->LogEntries(size, 1).value()[0]);
+    EXPECT_NE(entry.find(R"("decision":"deny")"), std::string::npos) << entry;
+    EXPECT_NE(entry.find(R"("from":"KOR")"), std::string::npos) << entry;
+  }
+  ASSERT_EQ(vetted.size(), 1u);
+  EXPECT_EQ(vetted[0].kind, "consent");
+  EXPECT_EQ(vetted[0].signer, "KOR");
+  EXPECT_TRUE(vetted[0].id.empty());
+
+  // A vet that refuses is still the end of it, unlogged; and a body that does not parse under a
+  // signature that does not verify is refused for its body, not kept for keys to come.
+  const uint64_t size = jpn->LogSize().value();
+  auto vetoed = jpn->Receive(malformed, [](const EnvelopeInfo&) -> Status {
+    return Fail(Code::kPermissionDenied, "signed by another node");
+  });
+  ASSERT_FALSE(vetoed);
+  EXPECT_EQ(vetoed.error().message, "signed by another node");
+  const Bytes forged = node_internal::EncodeEnvelope(node_internal::SealEnvelope(
+      "consent", "KOR", AsBytes(std::string_view(R"({"id":"c-1"})")), KeysOf("JPN", *jpn).sign));
+  auto unsigned_ = jpn->Receive(forged, vet);
+  ASSERT_FALSE(unsigned_);
+  EXPECT_EQ(unsigned_.error().code, Code::kInvalidArgument) << unsigned_.error().ToString();
+  EXPECT_EQ(jpn->LogSize().value(), size);
 }
 
 // The federation checks an envelope it sends again against its own key (decision #97): one the

@@ -1433,6 +1433,9 @@ ApiResponse Api::Envelope(const std::string& partner, std::string_view envelope)
                          "the envelope is signed by `" + info->signer + "`, not by `" + partner +
                              "`, the node calling");
   }
+  // A body that does not parse has no id (Node::Receive vets it on its kind and signer).
+  const std::string named =
+      info->id.empty() ? "the " + info->kind : "the " + info->kind + " `" + info->id + "`";
   ApiResponse r;
   if (received) {
     if (received->receipt.empty()) {
@@ -1461,22 +1464,20 @@ ApiResponse Api::Envelope(const std::string& partner, std::string_view envelope)
     return ErrorResponse(403, ReasonName(*reason), error.message);
   }
   if (error.code == Code::kUnavailable || error.code == Code::kInternal) {
-    return FromError(error, "receiving `" + info->id + "`");
+    return FromError(error, "receiving " + named);
   }
   if (IsBadSignature(error)) {
     // Its certificate authenticated the calling node: its keys changed (a new home), or the wrong
     // ones were imported. That is mended by importing its keys, and the envelope waits for it,
     // as for keys not imported yet (decision #57), rather than be given up (decision #97). A 5xx
     // also stops the rest of a batch, whose order must hold.
-    log_(OneLine("cannot check the " + info->kind + " `" + info->id + "` from " + partner + ": " +
-                     error.message + " (import its current public keys)",
+    log_(OneLine("cannot check " + named + " from " + partner + ": " + error.message +
+                     " (import its current public keys)",
                  1000));
     return ErrorResponse(503, "unavailable",
                          error.message + " held here: it waits until the keys are imported");
   }
-  log_(OneLine(
-      "refused the " + info->kind + " `" + info->id + "` from " + partner + ": " + error.ToString(),
-      1000));
+  log_(OneLine("refused " + named + " from " + partner + ": " + error.ToString(), 1000));
   return ErrorResponse(422, CodeName(error.code), error.message);
 }
 

@@ -364,6 +364,20 @@ CREATE TABLE witnessings (
 ) STRICT, WITHOUT ROWID;
 )sql";
 
+// Version 12: an outbox row's envelope (up to a 64 MiB package) lives in a table of its own.
+// SQLite writes a row anew, overflow pages and all, whenever an update changes its size; with the
+// envelope in the row, each attempt, delivery or refusal rewrote (and, under `secure_delete`,
+// zeroed) the whole envelope, and every list of the queue walked each row's overflow chain to
+// reach the columns after it.
+constexpr std::string_view kSchemaV12 = R"sql(
+CREATE TABLE outbox_envelopes (
+  seq INTEGER PRIMARY KEY,
+  envelope BLOB NOT NULL
+) STRICT;
+INSERT INTO outbox_envelopes (seq, envelope) SELECT seq, envelope FROM outbox;
+ALTER TABLE outbox DROP COLUMN envelope;
+)sql";
+
 constexpr int kLogTileIdShift = 48;
 constexpr int64_t LogTileId(int32_t level, uint64_t index) {
   return static_cast<int64_t>((uint64_t{static_cast<uint32_t>(level)} << kLogTileIdShift) | index);
@@ -470,6 +484,7 @@ const std::array<Migration, kStoreSchemaVersion> kMigrations = {{
     {kSchemaV9},
     {kSchemaV10},
     {kSchemaV11},
+    {kSchemaV12},
 }};
 
 // How many tiles one query fetches: an inclusion proof in a log of up to 2^32 entries reads at
@@ -775,6 +790,7 @@ struct Statements {
   StmtPtr insert_package;
   StmtPtr has_package;
   StmtPtr list_packages;
+  StmtPtr list_orders;
   StmtPtr get_package;
   StmtPtr erase_package_payloads;
   StmtPtr cancel_object_deliveries;
@@ -783,6 +799,7 @@ struct Statements {
   StmtPtr list_receipts;
   StmtPtr get_receipt;
   StmtPtr enqueue;
+  StmtPtr enqueue_envelope;
   StmtPtr due_deliveries;
   StmtPtr list_outbox;
   StmtPtr list_outbox_all;
@@ -794,6 +811,7 @@ struct Statements {
   StmtPtr attempts_after;
   StmtPtr bring_forward_attempts;
   StmtPtr get_queued;
+  StmtPtr get_queued_no_envelope;
   StmtPtr queued_for;
   StmtPtr pending_envelope;
   StmtPtr put_subject;
@@ -922,6 +940,10 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.list_packages,
                               "SELECT id, kind, object_id, from_party, at, received_at, bytes "
                               "FROM packages WHERE object_id = ?1 ORDER BY rowid"));
+  ACCORD_RETURN_IF_ERROR(prep(s.list_orders,
+                              "SELECT id, kind, object_id, from_party, at, received_at, bytes "
+                              "FROM packages WHERE object_id = ?1 AND from_party = ?2 AND kind IN "
+                              "('consent', 'reclassify', 'destroy') ORDER BY rowid"));
   ACCORD_RETURN_IF_ERROR(prep(s.get_package,
                               "SELECT id, kind, object_id, from_party, at, received_at, bytes "
                               "FROM packages WHERE from_party = ?1 AND id = ?2"));
@@ -935,8 +957,9 @@ Result<Statements> PrepareAll(sqlite3* db) {
            "before delivery' WHERE object_id = ?1 AND kind IN ('release', 'forward') AND "
            "state = 0"));
   ACCORD_RETURN_IF_ERROR(prep(s.erase_outbox_payloads,
-                              "UPDATE outbox SET envelope = X'' WHERE object_id = ?1 AND kind IN "
-                              "('release', 'forward')"));
+                              "UPDATE outbox_envelopes SET envelope = X'' WHERE seq IN (SELECT seq "
+                              "FROM outbox WHERE object_id = ?1 AND kind IN ('release', "
+                              "'forward'))"));
   ACCORD_RETURN_IF_ERROR(prep(s.erase_package_payloads,
                               "UPDATE packages SET bytes = X'' WHERE object_id = ?1 AND kind IN "
                               "('release', 'forward')"));
@@ -950,11 +973,20 @@ Result<Statements> PrepareAll(sqlite3* db) {
                               "SELECT package_id, from_party, by_party, at, bytes FROM receipts "
                               "WHERE package_id = ?1 AND from_party = ?2 AND by_party = ?3"));
   ACCORD_RETURN_IF_ERROR(prep(s.enqueue,
-                              "INSERT INTO outbox (id, to_party, kind, object_id, envelope, "
-                              "queued_us, next_attempt_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)"));
+                              "INSERT INTO outbox (id, to_party, kind, object_id, queued_us, "
+                              "next_attempt_us) VALUES (?1, ?2, ?3, ?4, ?5, ?5)"));
+  // A row left by an outbox row deleted by hand, whose seq SQLite then gives again, is replaced.
+  ACCORD_RETURN_IF_ERROR(prep(s.enqueue_envelope,
+                              "INSERT INTO outbox_envelopes (seq, envelope) VALUES (?1, ?2) "
+                              "ON CONFLICT (seq) DO UPDATE SET envelope = excluded.envelope"));
+  const std::string outbox_state_columns =
+      "queued_us, attempts, next_attempt_us, last_error, state, done_us FROM outbox ";
   const std::string outbox_columns =
-      "SELECT seq, id, to_party, kind, object_id, envelope, queued_us, attempts, "
-      "next_attempt_us, last_error, state, done_us FROM outbox ";
+      "SELECT seq, id, to_party, kind, object_id, (SELECT envelope FROM outbox_envelopes e WHERE "
+      "e.seq = outbox.seq), " +
+      outbox_state_columns;
+  const std::string outbox_columns_no_envelope =
+      "SELECT seq, id, to_party, kind, object_id, X'', " + outbox_state_columns;
   // Strictly in queue order: nothing queued after an envelope that is not due yet (one backing
   // off from a failed attempt, as a restarted node finds it) is due either (decision 39). The
   // first such one is found in the index of pending envelopes by time (outbox_due).
@@ -968,7 +1000,8 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(
       prep(s.due_deliveries,
            "SELECT seq, id, to_party, kind, object_id, X'', queued_us, attempts, next_attempt_us, "
-           "last_error, state, done_us, length(envelope) FROM outbox " +
+           "last_error, state, done_us, (SELECT length(envelope) FROM outbox_envelopes e WHERE "
+           "e.seq = outbox.seq) FROM outbox " +
                due_in_queue_order + "?3"));
   ACCORD_RETURN_IF_ERROR(
       prep(s.list_outbox, outbox_columns + "WHERE to_party = ?1 ORDER BY state != 0, seq"));
@@ -976,10 +1009,11 @@ Result<Statements> PrepareAll(sqlite3* db) {
   ACCORD_RETURN_IF_ERROR(prep(s.count_outbox,
                               "SELECT to_party, state, COUNT(*) FROM outbox GROUP BY to_party, "
                               "state ORDER BY to_party"));
-  ACCORD_RETURN_IF_ERROR(prep(s.list_undelivered,
-                              "SELECT seq, id, to_party, kind, object_id, X'', queued_us, "
-                              "attempts, next_attempt_us, last_error, state, done_us FROM outbox "
-                              "WHERE state != 1 ORDER BY state != 0, seq LIMIT ?1"));
+  // `state` is 0 or 2 here: ordered by it, the partial index gives the rows in order, and the
+  // scan stops at the limit (`state != 0` would sort every undelivered row first).
+  ACCORD_RETURN_IF_ERROR(
+      prep(s.list_undelivered,
+           outbox_columns_no_envelope + "WHERE state != 1 ORDER BY state, seq LIMIT ?1"));
   ACCORD_RETURN_IF_ERROR(prep(s.record_attempt,
                               "UPDATE outbox SET attempts = attempts + 1, last_error = ?3, "
                               "next_attempt_us = ?4, state = ?5, done_us = ?6 "
@@ -1000,10 +1034,14 @@ Result<Statements> PrepareAll(sqlite3* db) {
                               "UPDATE outbox SET state = 1, done_us = ?3 "
                               "WHERE id = ?1 AND to_party = ?2 AND state != 1"));
   ACCORD_RETURN_IF_ERROR(prep(s.get_queued, outbox_columns + "WHERE id = ?1 AND to_party = ?2"));
+  ACCORD_RETURN_IF_ERROR(prep(s.get_queued_no_envelope,
+                              outbox_columns_no_envelope + "WHERE id = ?1 AND to_party = ?2"));
   ACCORD_RETURN_IF_ERROR(
       prep(s.queued_for, "SELECT to_party FROM outbox WHERE id = ?1 ORDER BY seq"));
   ACCORD_RETURN_IF_ERROR(
-      prep(s.pending_envelope, "SELECT envelope FROM outbox WHERE seq = ?1 AND state = 0"));
+      prep(s.pending_envelope,
+           "SELECT e.envelope FROM outbox o JOIN outbox_envelopes e ON e.seq = o.seq WHERE "
+           "o.seq = ?1 AND o.state = 0"));
   ACCORD_RETURN_IF_ERROR(prep(s.put_subject,
                               "INSERT INTO subjects (id, clearance, need_to_know, compartments) "
                               "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET "
@@ -1453,7 +1491,7 @@ class SqliteStore final : public Store {
         checkpoint_owed_(checkpoint_owed) {
     // Replaces SQLite's automatic checkpoint (itself a WAL hook).
     sqlite3_wal_hook(db_.get(), &Checkpointer::OnCommit, checkpointer_.get());
-    sqlite3_commit_hook(db_.get(), &WriteTurns::VetoCommit, write_turns_.get());
+    sqlite3_commit_hook(db_.get(), &SqliteStore::VetoCommit, this);
   }
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
@@ -1522,6 +1560,13 @@ class SqliteStore final : public Store {
     }
     in_transaction_ = true;
     Status result = RunBody(body);
+    if (result.has_value() && sqlite3_get_autocommit(db_.get()) != 0) {
+      // An error the body did not pass on (a group's request answered with it) made SQLite roll
+      // the whole transaction back; VetoCommit kept any later write from committing alone.
+      result = Fail(Code::kUnavailable, "`" + path_ +
+                                            "`: sqlite: an error within the transaction made "
+                                            "SQLite roll it back, nothing of it is stored");
+    }
     if (result.has_value() && nested_undo_failed_) {
       result = Fail(Code::kUnavailable,
                     "sqlite: a failed nested transaction could not be undone, so the whole "
@@ -1530,7 +1575,9 @@ class SqliteStore final : public Store {
     nested_undo_failed_ = false;
     if (result.has_value()) {
       BoundStatement commit(db_.get(), s_.commit.get());
+      committing_ = true;
       result = commit.Run("commit");
+      committing_ = false;
       if (!result.has_value()) {
         // A full or failing disk, most likely: the one message a command prints, so it names
         // the file and what became of the transaction.
@@ -2026,6 +2073,16 @@ class SqliteStore final : public Store {
         [](const BoundStatement& row) -> Result<PackageRecord> { return PackageRow(row); });
   }
 
+  Result<std::vector<PackageRecord>> ListOrders(const std::string& object_id,
+                                                const std::string& from) override {
+    BoundStatement st(db_.get(), s_.list_orders.get());
+    st.BindText(1, object_id);
+    st.BindText(2, from);
+    return Collect<PackageRecord>(
+        st, "list the orders about", object_id,
+        [](const BoundStatement& row) -> Result<PackageRecord> { return PackageRow(row); });
+  }
+
   Result<PackageRecord> GetPackage(const std::string& from, const std::string& id) override {
     BoundStatement st(db_.get(), s_.get_package.get());
     st.BindText(1, from);
@@ -2077,14 +2134,22 @@ class SqliteStore final : public Store {
   }
 
   Status Enqueue(const OutboxRecord& r) override {
-    BoundStatement st(db_.get(), s_.enqueue.get());
-    st.BindText(1, r.id);
-    st.BindText(2, r.to);
-    st.BindText(3, r.kind);
-    st.BindText(4, r.object_id);
-    st.BindBlob(5, r.envelope);
-    st.BindInt(6, r.queued_us);
-    return st.Run("queue envelope", r.id);
+    // Both rows or neither, in a savepoint when the caller's transaction is open.
+    return Transact([&]() -> Status {
+      {
+        BoundStatement st(db_.get(), s_.enqueue.get());
+        st.BindText(1, r.id);
+        st.BindText(2, r.to);
+        st.BindText(3, r.kind);
+        st.BindText(4, r.object_id);
+        st.BindInt(5, r.queued_us);
+        ACCORD_RETURN_IF_ERROR(st.Run("queue envelope", r.id));
+      }
+      BoundStatement st(db_.get(), s_.enqueue_envelope.get());
+      st.BindInt(1, sqlite3_last_insert_rowid(db_.get()));
+      st.BindBlob(2, r.envelope);
+      return st.Run("queue the bytes of envelope", r.id);
+    });
   }
 
   static Result<OutboxRecord> ReadOutbox(const BoundStatement& row) {
@@ -2214,9 +2279,10 @@ class SqliteStore final : public Store {
         [](const BoundStatement& row) -> Result<std::string> { return row.ColumnText(0); });
   }
 
-  Result<std::optional<OutboxRecord>> GetQueued(const std::string& id,
-                                                const std::string& to) override {
-    BoundStatement st(db_.get(), s_.get_queued.get());
+  Result<std::optional<OutboxRecord>> GetQueued(const std::string& id, const std::string& to,
+                                                EnvelopeBytes bytes) override {
+    BoundStatement st(db_.get(), bytes == EnvelopeBytes::kRead ? s_.get_queued.get()
+                                                               : s_.get_queued_no_envelope.get());
     st.BindText(1, id);
     st.BindText(2, to);
     ACCORD_ASSIGN_OR_RETURN(const bool row, st.Step("find in the outbox", id));
@@ -2600,6 +2666,16 @@ class SqliteStore final : public Store {
     }
   }
 
+  // The commit hook of this store's connection. Besides WriteTurns' veto once writes stopped: a
+  // commit while this store's transaction is open but not at its COMMIT is a statement that ran
+  // on its own because SQLite rolled the transaction back by itself (an I/O error, no memory, a
+  // trigger's RAISE(ROLLBACK)). It would commit alone a part of what was meant as one.
+  static int VetoCommit(void* self) {
+    const auto* store = static_cast<const SqliteStore*>(self);
+    if (store->in_transaction_ && !store->committing_) return 1;
+    return WriteTurns::VetoCommit(store->write_turns_.get());
+  }
+
   void Rollback() {
     // SQLite rolls back by itself after some errors (SQLITE_FULL, an I/O error); a second
     // ROLLBACK would fail with "no transaction is active".
@@ -2671,6 +2747,7 @@ class SqliteStore final : public Store {
   std::mutex wal_mu_;
   int wal_fd_ = -1;  // GUARDED_BY(wal_mu_); opened by the first SyncCommits
   bool in_transaction_ = false;
+  bool committing_ = false;  // TransactNow's COMMIT runs (VetoCommit)
   bool in_read_snapshot_ = false;
   bool synchronous_deferred_ = false;  // synchronous=NORMAL set by TransactUnsynced
   bool nested_undo_failed_ = false;    // a ROLLBACK TO failed: the outermost commit must not

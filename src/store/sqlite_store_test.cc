@@ -326,10 +326,22 @@ class SqliteStoreTest : public testing::Test {
     }
   }
 
+  // Closes the store and turns its file back into a version 11 database: the envelopes in the
+  // outbox's rows (#183).
+  void DowngradeToVersionEleven() {
+    store_.reset();
+    RawDb raw(path_);
+    ASSERT_EQ(raw.Exec("ALTER TABLE outbox ADD COLUMN envelope BLOB NOT NULL DEFAULT X''; "
+                       "UPDATE outbox SET envelope = (SELECT envelope FROM outbox_envelopes e "
+                       "WHERE e.seq = outbox.seq); DROP TABLE outbox_envelopes; "
+                       "UPDATE meta SET value = '11' WHERE key = 'schema_version'"),
+              "");
+  }
+
   // Closes the store and turns its file back into a version 9 database: objects without a
   // commitment (#109), no witnessings table (#108).
   void DowngradeToVersionNine() {
-    store_.reset();
+    ASSERT_NO_FATAL_FAILURE(DowngradeToVersionEleven());
     RawDb raw(path_);
     ASSERT_EQ(raw.Exec("ALTER TABLE objects DROP COLUMN commitment; DROP TABLE witnessings; "
                        "UPDATE meta SET value = '9' WHERE key = 'schema_version'"),
@@ -763,6 +775,37 @@ TEST_F(SqliteStoreTest, PackagesAreKeptAndDuplicatesOfASenderRefused) {
       }());
 }
 
+// The orders kept about an object for its copy to come are read by sender and kind: only its
+// originator's consent, reclassify and destroy notices, in the order they were taken, however
+// many notices other partners sent about the same id.
+TEST_F(SqliteStoreTest, TheOrdersAboutAnObjectAreItsSendersOnly) {
+  int n = 0;
+  const auto keep = [&](const std::string& kind, const std::string& object,
+                        const std::string& from) {
+    ++n;
+    return store_->InsertPackage(PackageRecord{.id = "n-" + std::to_string(n),
+                                               .kind = kind,
+                                               .object_id = object,
+                                               .from = from,
+                                               .at = Instant{n},
+                                               .received_at = Instant{n},
+                                               .bytes = Derived(kind, 16)});
+  };
+  ASSERT_TRUE(keep("consent", "k-1", "KOR"));     // n-1
+  ASSERT_TRUE(keep("destroy", "k-1", "USA"));     // another party's: not an order
+  ASSERT_TRUE(keep("release", "k-1", "KOR"));     // a package, not an order
+  ASSERT_TRUE(keep("reclassify", "k-1", "KOR"));  // n-4
+  ASSERT_TRUE(keep("destroy", "k-2", "KOR"));     // another object
+  ASSERT_TRUE(keep("report", "k-1", "KOR"));      // a report orders nothing
+  ASSERT_TRUE(keep("destroy", "k-1", "KOR"));     // n-7
+  std::vector<std::string> ids;
+  const std::vector<PackageRecord> orders = store_->ListOrders("k-1", "KOR").value();
+  for (const PackageRecord& p : orders) ids.push_back(p.id);
+  EXPECT_THAT(ids, ElementsAre("n-1", "n-4", "n-7"));
+  EXPECT_EQ(store_->ListOrders("k-1", "USA").value().size(), 1u);
+  EXPECT_TRUE(store_->ListOrders("k-3", "KOR").value().empty());
+}
+
 TEST_F(SqliteStoreTest, ReceiptsAreKeyedByPackageSenderAndSignerInOrderOfAt) {
   const std::vector<ReceiptRecord> in = {
       {"pkg-1", "KOR", "USA", Instant{50}, B("r1")},
@@ -966,6 +1009,41 @@ TEST_F(SqliteStoreTest, ANestedTransactionFailsAloneAndCommitsWithTheOuterOne) {
   EXPECT_EQ(store_->GetObject("lost").error().code, Code::kNotFound);
 }
 
+// SQLite rolls a whole transaction back by itself after some errors (an I/O error, no memory, a
+// trigger's RAISE(ROLLBACK)). A body that does not pass the error on (a group answers it to one
+// request) then ran its later statements on their own, each committed alone, and the COMMIT
+// failed as `internal` ("no transaction is active"). Now those statements are refused, and the
+// transaction says it was rolled back, as `unavailable`.
+TEST_F(SqliteStoreTest, AWriteAfterSQLiteRolledTheTransactionBackDoesNotCommitAlone) {
+  {
+    RawDb raw(path_);
+    ASSERT_EQ(raw.Exec("CREATE TRIGGER no_subjects BEFORE INSERT ON subjects "
+                       "BEGIN SELECT RAISE(ROLLBACK, 'no subjects here'); END"),
+              "");
+  }
+  SubjectRecord subject;
+  subject.id = "kor-analyst";
+  subject.clearance = "II";
+  bool later_write_refused = false;
+  auto status = store_->Transact([&]() -> Status {
+    EXPECT_TRUE(store_->SetMeta("before", "1").has_value());
+    EXPECT_FALSE(store_->PutSubject(subject).has_value());
+    later_write_refused = !store_->SetMeta("after", "1").has_value();
+    return OkStatus();
+  });
+  ASSERT_FALSE(status.has_value());
+  EXPECT_EQ(status.error().code, Code::kUnavailable);
+  EXPECT_THAT(status.error().message,
+              HasSubstr("an error within the transaction made SQLite roll it back, nothing of "
+                        "it is stored"));
+  EXPECT_TRUE(later_write_refused);
+  EXPECT_EQ(store_->GetMeta("before").value(), std::nullopt);
+  EXPECT_EQ(store_->GetMeta("after").value(), std::nullopt);
+  // The store goes on.
+  ASSERT_TRUE(store_->Transact([&] { return store_->SetMeta("next", "1"); }));
+  EXPECT_EQ(store_->GetMeta("next").value(), std::optional<std::string>("1"));
+}
+
 TEST_F(SqliteStoreTest, AnUnsyncedTransactionCommitsAndSyncCommitsMakesItDurable) {
   ASSERT_TRUE(store_->TransactUnsynced([&] { return store_->InsertObject(MakeObject("a")); }));
   RawDb other(path_);
@@ -1121,11 +1199,13 @@ TEST(SqliteStoreFileTest, WritesGoOnWhileNoSyncFailed) {
 // file (`fail_wal_syncs`) fail with SQLITE_IOERR_FSYNC while the flag is set; every other call
 // goes through. A checkpoint syncs the database file, and a commit its -wal file, with SQLite's
 // own calls, which no hook of the store reaches (SyncCommits' reaches only the store's own sync),
-// nor, in this process, the preloaded fault library. Registered as the default VFS for its
-// lifetime, so that the store and its checkpointer open through it.
-class FailingSyncVfs {
+// nor, in this process, the preloaded fault library. It also counts the bytes one thread reads
+// and writes (CountThisThread), so that a test sees what an operation costs on disk, apart from
+// the checkpointer's thread. Registered as the default VFS for its lifetime, so that the store
+// and its checkpointer open through it.
+class RiggedVfs {
  public:
-  FailingSyncVfs() : real_(sqlite3_vfs_find(nullptr)) {
+  RiggedVfs() : real_(sqlite3_vfs_find(nullptr)) {
     vfs_.iVersion = 2;
     vfs_.szOsFile = static_cast<int>(sizeof(File)) + real_->szOsFile;
     vfs_.mxPathname = real_->mxPathname;
@@ -1154,31 +1234,39 @@ class FailingSyncVfs {
     };
     EXPECT_EQ(sqlite3_vfs_register(&vfs_, /*makeDflt=*/1), SQLITE_OK);
   }
-  ~FailingSyncVfs() {
+  ~RiggedVfs() {
     sqlite3_vfs_unregister(&vfs_);
     sqlite3_vfs_register(real_, /*makeDflt=*/1);
   }
-  FailingSyncVfs(const FailingSyncVfs&) = delete;
-  FailingSyncVfs& operator=(const FailingSyncVfs&) = delete;
+  RiggedVfs(const RiggedVfs&) = delete;
+  RiggedVfs& operator=(const RiggedVfs&) = delete;
 
   std::atomic<bool> fail_db_syncs{false};
   std::atomic<bool> fail_wal_syncs{false};
   std::atomic<int> failed_syncs{0};
 
+  // From now on, counts what the calling thread reads from the database and -wal files and
+  // writes to the -wal file, from zero.
+  void CountThisThread() {
+    bytes_read = 0;
+    wal_bytes_written = 0;
+    counted_ = std::this_thread::get_id();
+  }
+  std::atomic<int64_t> bytes_read{0};
+  std::atomic<int64_t> wal_bytes_written{0};
+
  private:
   // What SQLite holds: this header, then the real VFS's file.
   struct File {
     sqlite3_file base;
-    FailingSyncVfs* vfs;
+    RiggedVfs* vfs;
     bool main_db;
     bool wal;
     sqlite3_file* real() { return reinterpret_cast<sqlite3_file*>(this + 1); }
   };
   static_assert(sizeof(File) % 8 == 0, "the real file that follows must be 8-byte aligned");
 
-  static sqlite3_vfs* Real(sqlite3_vfs* v) {
-    return static_cast<FailingSyncVfs*>(v->pAppData)->real_;
-  }
+  static sqlite3_vfs* Real(sqlite3_vfs* v) { return static_cast<RiggedVfs*>(v->pAppData)->real_; }
   static File* Of(sqlite3_file* f) { return reinterpret_cast<File*>(f); }
   static sqlite3_file* R(sqlite3_file* f) { return Of(f)->real(); }
 
@@ -1186,12 +1274,24 @@ class FailingSyncVfs {
                   int* out_flags) {
     File* file = Of(f);
     file->base.pMethods = nullptr;
-    file->vfs = static_cast<FailingSyncVfs*>(v->pAppData);
+    file->vfs = static_cast<RiggedVfs*>(v->pAppData);
     file->main_db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
     file->wal = (flags & SQLITE_OPEN_WAL) != 0;
     const int rc = Real(v)->xOpen(Real(v), name, file->real(), flags, out_flags);
     if (rc == SQLITE_OK && file->real()->pMethods != nullptr) file->base.pMethods = &kMethods;
     return rc;
+  }
+
+  bool Counted() const { return counted_.load() == std::this_thread::get_id(); }
+
+  static int Read(sqlite3_file* f, void* buf, int n, sqlite3_int64 at) {
+    if (Of(f)->vfs->Counted()) Of(f)->vfs->bytes_read += n;
+    return R(f)->pMethods->xRead(R(f), buf, n, at);
+  }
+
+  static int Write(sqlite3_file* f, const void* buf, int n, sqlite3_int64 at) {
+    if (Of(f)->wal && Of(f)->vfs->Counted()) Of(f)->vfs->wal_bytes_written += n;
+    return R(f)->pMethods->xWrite(R(f), buf, n, at);
   }
 
   static int Sync(sqlite3_file* f, int flags) {
@@ -1207,12 +1307,8 @@ class FailingSyncVfs {
   static constexpr sqlite3_io_methods kMethods = {
       3,
       [](sqlite3_file* f) { return R(f)->pMethods->xClose(R(f)); },
-      [](sqlite3_file* f, void* buf, int n, sqlite3_int64 at) {
-        return R(f)->pMethods->xRead(R(f), buf, n, at);
-      },
-      [](sqlite3_file* f, const void* buf, int n, sqlite3_int64 at) {
-        return R(f)->pMethods->xWrite(R(f), buf, n, at);
-      },
+      &Read,
+      &Write,
       [](sqlite3_file* f, sqlite3_int64 size) { return R(f)->pMethods->xTruncate(R(f), size); },
       &Sync,
       [](sqlite3_file* f, sqlite3_int64* size) { return R(f)->pMethods->xFileSize(R(f), size); },
@@ -1242,6 +1338,7 @@ class FailingSyncVfs {
 
   sqlite3_vfs* const real_;
   sqlite3_vfs vfs_{};
+  std::atomic<std::thread::id> counted_{};
 };
 
 // A checkpoint that copies unsynced commits and then fails to sync the database file stops every
@@ -1250,7 +1347,7 @@ class FailingSyncVfs {
 TEST(SqliteStoreFileTest, ACheckpointsFailedSyncStopsWrites) {
   ScratchDir dir;
   const std::string path = dir.File("state.db");
-  FailingSyncVfs vfs;
+  RiggedVfs vfs;
   {
     auto opened = OpenSqliteStore(path, SqliteOptions{});
     ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
@@ -1298,7 +1395,7 @@ TEST(SqliteStoreFileTest, ACheckpointsFailedSyncStopsWrites) {
 TEST(SqliteStoreFileTest, ACommitWhoseSyncFailsSaysSoAndStopsWrites) {
   ScratchDir dir;
   const std::string path = dir.File("state.db");
-  FailingSyncVfs vfs;
+  RiggedVfs vfs;
   {
     auto opened = OpenSqliteStore(path, SqliteOptions{});
     ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
@@ -1722,12 +1819,12 @@ TEST_F(SqliteStoreTest, NewDatabaseHasTheCurrentSchemaInWalMode) {
   RawDb raw(path_);
   EXPECT_EQ(raw.One("SELECT value FROM meta WHERE key = 'schema_version'"),
             std::to_string(kStoreSchemaVersion));
-  EXPECT_EQ(kStoreSchemaVersion, 11);
+  EXPECT_EQ(kStoreSchemaVersion, 12);
   EXPECT_EQ(raw.One("PRAGMA journal_mode"), "wal");
   EXPECT_THAT(raw.Rows("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"),
               ElementsAre("consents", "destructions", "forwards", "log_entries", "log_evidence",
-                          "log_tiles", "meta", "objects", "outbox", "packages", "partners",
-                          "receipts", "reclassifications", "releases", "reports",
+                          "log_tiles", "meta", "objects", "outbox", "outbox_envelopes", "packages",
+                          "partners", "receipts", "reclassifications", "releases", "reports",
                           "shown_checkpoints", "subjects", "witnessings"));
   // Every table is STRICT: a value of the wrong type is refused, not converted.
   EXPECT_THAT(raw.Exec("INSERT INTO meta (key, value) VALUES ('k', X'01')"),
@@ -1735,7 +1832,7 @@ TEST_F(SqliteStoreTest, NewDatabaseHasTheCurrentSchemaInWalMode) {
   for (const std::string table :
        {"meta", "objects", "releases", "forwards", "consents", "reclassifications", "destructions",
         "reports", "packages", "receipts", "subjects", "partners", "log_entries", "log_tiles",
-        "log_evidence", "outbox"}) {
+        "log_evidence", "outbox", "outbox_envelopes"}) {
     EXPECT_EQ(raw.One("SELECT strict FROM pragma_table_list WHERE name = '" + table + "'"), "1")
         << table;
   }
@@ -1764,7 +1861,7 @@ TEST_F(SqliteStoreTest, ReopeningKeepsDataAndSchema) {
 // data.
 TEST_F(SqliteStoreTest, MigratesAVersionOneDatabase) {
   AddObjects({"o"});
-  store_.reset();
+  ASSERT_NO_FATAL_FAILURE(DowngradeToVersionEleven());
   {
     RawDb raw(path_);
     ASSERT_EQ(raw.Exec("DROP TABLE log_entries; DROP TABLE log_tiles; DROP TABLE log_evidence; "
@@ -1792,7 +1889,7 @@ Digest DigestOf(uint8_t b) {
 // A version 3 database (before the outbox and the tiles) is migrated and keeps its log.
 TEST_F(SqliteStoreTest, MigratesAVersionThreeDatabase) {
   AddObjects({"o"});
-  store_.reset();
+  ASSERT_NO_FATAL_FAILURE(DowngradeToVersionEleven());
   {
     RawDb raw(path_);
     std::string sql = R"sql(
@@ -1839,7 +1936,7 @@ UPDATE meta SET value = '3' WHERE key = 'schema_version';
 // migrated: each receipt this node gave is for the package of that id it holds, each receipt it
 // received for a package of its own.
 TEST_F(SqliteStoreTest, MigratesAVersionFiveDatabaseKeyingPackagesBySender) {
-  store_.reset();
+  ASSERT_NO_FATAL_FAILURE(DowngradeToVersionEleven());
   {
     RawDb raw(path_);
     ASSERT_EQ(raw.Exec(R"sql(
@@ -1895,7 +1992,7 @@ UPDATE meta SET value = '5' WHERE key = 'schema_version';
 TEST_F(SqliteStoreTest, MigratesAVersionSixDatabaseErasingTheDestroyedCopiesPackages) {
   ASSERT_TRUE(store_->InsertObject(MakeObject("o-gone")));
   ASSERT_TRUE(store_->InsertObject(MakeObject("o-held")));
-  store_.reset();
+  ASSERT_NO_FATAL_FAILURE(DowngradeToVersionEleven());
   {
     RawDb raw(path_);
     ASSERT_EQ(raw.Exec(R"sql(
@@ -2008,7 +2105,7 @@ TEST_F(SqliteStoreTest, MigratesAVersionNineDatabaseGivingObjectsNoCommitment) {
 TEST_F(SqliteStoreTest, MigratesAVersionEightDatabaseGivingUpTheDestroyedCopiesDeliveries) {
   ASSERT_TRUE(store_->InsertObject(MakeObject("o-gone")));
   ASSERT_TRUE(store_->InsertObject(MakeObject("o-held")));
-  store_.reset();
+  ASSERT_NO_FATAL_FAILURE(DowngradeToVersionEleven());
   {
     RawDb raw(path_);
     ASSERT_EQ(raw.Exec(R"sql(
@@ -2135,14 +2232,14 @@ TEST_F(SqliteStoreTest, AFailureToReachAPartnerIsRecordedOnItsDueEnvelopes) {
   EXPECT_EQ(store_->RecordUnreachable("JPN", "no port", 3000, 2000, 10).value(), 0u);
   EXPECT_EQ(store_->RecordUnreachable("JPN", "still no port", 4000, 3000, 10).value(), 3u);
   for (const auto& [id, attempts] : {std::pair{"p1", 2}, {"p2", 2}, {"p3", 1}}) {
-    auto r = store_->GetQueued(id, "JPN").value();
+    auto r = store_->GetQueued(id, "JPN", EnvelopeBytes::kRead).value();
     EXPECT_EQ(r->attempts, attempts) << id;
     EXPECT_EQ(r->last_error, "still no port") << id;
     EXPECT_EQ(r->next_attempt_us, 4000) << id;
     EXPECT_EQ(r->state, DeliveryState::kPending) << id;
   }
   for (const auto& [id, to] : {std::pair{"p4", "JPN"}, {"p5", "JPN"}, {"u1", "USA"}}) {
-    EXPECT_EQ(store_->GetQueued(id, to).value()->attempts, 0) << id;
+    EXPECT_EQ(store_->GetQueued(id, to, EnvelopeBytes::kRead).value()->attempts, 0) << id;
   }
   EXPECT_EQ(store_->DueDeliveries("JPN", 3999, 10, kAnyBytes).value().size(), 0u);
   EXPECT_EQ(store_->DueDeliveries("JPN", 4000, 10, kAnyBytes).value().size(), 3u);
@@ -2166,13 +2263,14 @@ TEST_F(SqliteStoreTest, AReceiptForAnEnvelopeGivenUpMarksItDelivered) {
   ASSERT_TRUE(store_->Enqueue(MakeDelivery("p1", "JPN", 0)));
   ASSERT_TRUE(
       store_->RecordAttempt("p1", "JPN", "the object was destroyed before delivery", 0, true, 10));
-  ASSERT_EQ(store_->GetQueued("p1", "JPN").value()->state, DeliveryState::kFailed);
+  ASSERT_EQ(store_->GetQueued("p1", "JPN", EnvelopeBytes::kRead).value()->state,
+            DeliveryState::kFailed);
   ASSERT_TRUE(store_->MarkDelivered("p1", "JPN", 20));
-  auto queued = store_->GetQueued("p1", "JPN").value();
+  auto queued = store_->GetQueued("p1", "JPN", EnvelopeBytes::kRead).value();
   EXPECT_EQ(queued->state, DeliveryState::kDelivered);
   EXPECT_EQ(queued->done_us, 20);
   ASSERT_TRUE(store_->MarkDelivered("p1", "JPN", 30));  // again: no effect
-  EXPECT_EQ(store_->GetQueued("p1", "JPN").value()->done_us, 20);
+  EXPECT_EQ(store_->GetQueued("p1", "JPN", EnvelopeBytes::kRead).value()->done_us, 20);
   EXPECT_EQ(store_->CountOutbox().value().at(0).delivered, 1u);
 }
 
@@ -2184,7 +2282,8 @@ TEST_F(SqliteStoreTest, ErasingACopyGivesUpItsDeliveriesAtTheWallClockTime) {
   const int64_t before = SystemClock().Now().micros;
   ASSERT_TRUE(store_->EraseObjectCopy("o", Instant{30}));
   const int64_t after = SystemClock().Now().micros;
-  const std::optional<OutboxRecord> queued = store_->GetQueued("r", "JPN").value();
+  const std::optional<OutboxRecord> queued =
+      store_->GetQueued("r", "JPN", EnvelopeBytes::kRead).value();
   ASSERT_TRUE(queued.has_value());
   EXPECT_EQ(queued->state, DeliveryState::kFailed);
   EXPECT_GE(queued->done_us, before);
@@ -2239,12 +2338,12 @@ TEST_F(SqliteStoreTest, OutboxRetriesDeliversAndGivesUp) {
   ASSERT_TRUE(store_->MarkDelivered("p1", "JPN", 600));
   ASSERT_TRUE(store_->MarkDelivered("p1", "JPN", 700));    // again: no effect
   ASSERT_TRUE(store_->MarkDelivered("nope", "JPN", 700));  // never queued: no effect
-  auto queued = store_->GetQueued("p1", "JPN").value();
+  auto queued = store_->GetQueued("p1", "JPN", EnvelopeBytes::kRead).value();
   ASSERT_TRUE(queued.has_value());
   EXPECT_EQ(queued->state, DeliveryState::kDelivered);
   EXPECT_EQ(queued->envelope, (Bytes{'e', 'n', 'v'}));
-  EXPECT_FALSE(store_->GetQueued("p1", "USA").value().has_value());
-  EXPECT_FALSE(store_->GetQueued("nope", "JPN").value().has_value());
+  EXPECT_FALSE(store_->GetQueued("p1", "USA", EnvelopeBytes::kRead).value().has_value());
+  EXPECT_FALSE(store_->GetQueued("nope", "JPN", EnvelopeBytes::kRead).value().has_value());
   ASSERT_TRUE(store_->RecordAttempt("p2", "JPN", "refused: deny", 0, true, 650));
   EXPECT_EQ(store_->DueDeliveries("JPN", 10'000, 10, kAnyBytes).value().size(), 0u);
   auto missing = store_->RecordAttempt("p1", "JPN", "late", 0, false, 800);
@@ -2277,6 +2376,101 @@ TEST_F(SqliteStoreTest, OutboxRetriesDeliversAndGivesUp) {
   EXPECT_EQ(undelivered[1].last_error, "refused: deny");
   EXPECT_TRUE(undelivered[0].envelope.empty());
   EXPECT_EQ(store_->ListUndelivered(1).value().size(), 1u);
+}
+
+// An envelope's bytes (a package may carry 64 MiB) are written once, when it is queued. A change
+// of its state (an attempt, an unreachable partner, a delivery) writes the outbox's small row:
+// with the envelope in that row, SQLite wrote the row anew, overflow pages and all, each time an
+// update changed its size (decision #183).
+TEST(SqliteStoreFileTest, AnEnvelopesStateChangesWriteNoneOfItsBytes) {
+  ScratchDir dir;
+  RiggedVfs vfs;
+  auto opened = OpenSqliteStore(dir.File("state.db"), SqliteOptions{});
+  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+  Store& store = **opened;
+  constexpr int64_t kEnvelopeBytes = 4 << 20;
+  OutboxRecord big = MakeDelivery("p1", "JPN", 0);
+  big.envelope = Derived("p1", kEnvelopeBytes);
+  ASSERT_TRUE(store.Enqueue(big));
+  ASSERT_TRUE(store.Enqueue(MakeDelivery("p2", "JPN", 0)));
+
+  vfs.CountThisThread();
+  ASSERT_TRUE(store.RecordAttempt("p1", "JPN", "connection refused", 10, false, 5));
+  ASSERT_EQ(store.RecordUnreachable("JPN", "no port", 20, 10, 64).value(), 2u);
+  ASSERT_TRUE(store.MarkDelivered("p1", "JPN", 30));
+  EXPECT_LT(vfs.wal_bytes_written.load(), 256 << 10);
+  EXPECT_LT(vfs.bytes_read.load(), 256 << 10);
+
+  const auto queued = store.GetQueued("p1", "JPN", EnvelopeBytes::kRead).value();
+  ASSERT_TRUE(queued.has_value());
+  EXPECT_EQ(queued->attempts, 2);
+  EXPECT_EQ(queued->state, DeliveryState::kDelivered);
+  EXPECT_EQ(queued->envelope, big.envelope);
+  const auto state = store.GetQueued("p1", "JPN", EnvelopeBytes::kSkip).value();
+  ASSERT_TRUE(state.has_value());
+  EXPECT_TRUE(state->envelope.empty());
+  EXPECT_EQ(state->state, DeliveryState::kDelivered);
+}
+
+// A list of the envelopes not delivered (`GET /v1/outbox`, `accord outbox ls`) reads what it
+// lists: not the backlog's envelopes, nor a sort of every row before its limit.
+TEST(SqliteStoreFileTest, ListingTheUndeliveredReadsOnlyWhatItLists) {
+  ScratchDir dir;
+  const std::string path = dir.File("state.db");
+  RiggedVfs vfs;
+  constexpr int kBacklog = 64;
+  {
+    auto opened = OpenSqliteStore(path, SqliteOptions{});
+    ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+    Store& store = **opened;
+    ASSERT_TRUE(store.Transact([&]() -> Status {
+      for (int i = 0; i < kBacklog; ++i) {
+        OutboxRecord r = MakeDelivery("p" + std::to_string(i), "JPN", i);
+        r.envelope = Derived(r.id, 256 << 10);
+        ACCORD_RETURN_IF_ERROR(store.Enqueue(r));
+      }
+      return OkStatus();
+    }));
+  }
+  auto opened = OpenSqliteStore(path, SqliteOptions{});  // nothing of the backlog in its cache
+  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+  vfs.CountThisThread();
+  const auto listed = (*opened)->ListUndelivered(2).value();
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].id, "p0");
+  EXPECT_EQ(listed[1].id, "p1");
+  EXPECT_TRUE(listed[0].envelope.empty());
+  // The backlog is 16 MiB; its rows without their envelopes, a few pages.
+  EXPECT_LT(vfs.bytes_read.load(), 512 << 10);
+}
+
+// A database of version 11 keeps every queued envelope, byte for byte, when its envelopes move
+// to a table of their own (version 12).
+TEST_F(SqliteStoreTest, QueuedEnvelopesOutliveTheMoveToTheirOwnTable) {
+  OutboxRecord big = MakeDelivery("p1", "JPN", 1);
+  big.envelope = Derived("p1", 100'000);
+  ASSERT_TRUE(store_->Enqueue(big));
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p2", "USA", 2)));
+  ASSERT_TRUE(store_->MarkDelivered("p2", "USA", 3));
+  ASSERT_NO_FATAL_FAILURE(DowngradeToVersionEleven());
+  {
+    RawDb raw(path_);
+    ASSERT_EQ(raw.One("SELECT length(envelope) FROM outbox WHERE id = 'p1'"), "100000");
+  }
+  auto reopened = OpenSqliteStore(path_);
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  store_ = std::move(*reopened);
+  const auto due = store_->DueDeliveries("JPN", 10, 10, kAnyBytes).value();
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].envelope, big.envelope);
+  const auto delivered = store_->GetQueued("p2", "USA", EnvelopeBytes::kRead).value();
+  ASSERT_TRUE(delivered.has_value());
+  EXPECT_EQ(delivered->envelope, (Bytes{'e', 'n', 'v'}));
+  EXPECT_EQ(delivered->state, DeliveryState::kDelivered);
+  RawDb raw(path_);
+  EXPECT_EQ(raw.One("SELECT COUNT(*) FROM pragma_table_info('outbox') WHERE name = 'envelope'"),
+            "0");
+  EXPECT_EQ(raw.One("SELECT COUNT(*) FROM outbox_envelopes"), "2");
 }
 
 TEST_F(SqliteStoreTest, LogAppendOutsideATransactionIsStillOneUnit) {
@@ -2475,6 +2669,7 @@ TEST_F(SqliteStoreTest, KeepsTheCheckpointsShownUntilProved) {
 // leaf hashes.
 constexpr std::string_view kVersionTwoLogTables = R"sql(
 DROP TABLE outbox;
+DROP TABLE outbox_envelopes;
 DROP TABLE shown_checkpoints;
 DROP TABLE log_entries;
 DROP TABLE log_tiles;

@@ -178,10 +178,10 @@ eventually f4-tried '"object":"k-f4","state":"pending","attempts":[1-9]' get KOR
 check f1-pending '"JPN":\{"pending":4,' get KOR kor-analyst /v1/outbox
 # k-f4's queued envelope no longer matches its signature (the signature's first character changed):
 # Korea finds it damaged before it sends it again, and gives it up; the others go on.
-db_change f4-corrupted "$work/net/KOR/state.db" "UPDATE outbox SET envelope = CAST(( \
+db_change f4-corrupted "$work/net/KOR/state.db" "UPDATE outbox_envelopes SET envelope = CAST(( \
   SELECT substr(t, 1, p + 12) || iif(substr(t, p + 13, 1) = 'A', 'B', 'A') || substr(t, p + 14) \
   FROM (SELECT CAST(envelope AS TEXT) AS t, instr(CAST(envelope AS TEXT), '\"signature\":\"') AS p)) \
-  AS BLOB) WHERE object_id = 'k-f4'"
+  AS BLOB) WHERE seq IN (SELECT seq FROM outbox WHERE object_id = 'k-f4')"
 read -r delivered_before requests_before < <(jpn_counters)
 live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
 eventually f1-delivered '"JPN":\{"pending":0,"delivered":4,"failed":1\}' get KOR kor-analyst /v1/outbox
@@ -379,8 +379,8 @@ big_round() { # big_round ID...: released while Japan is down, delivered once it
     post KOR kor-analyst "/v1/objects/$id/release" '{"to":"JPN"}' >/dev/null
   done
   if [ ! -s "$work/big-limit" ]; then # room for two envelopes, not three
-    db "$work/net/KOR/state.db" "SELECT 2 * max(length(envelope)) + 64 FROM outbox \
-      WHERE object_id LIKE 'k-big-%'" >"$work/big-limit"
+    db "$work/net/KOR/state.db" "SELECT 2 * max(length(e.envelope)) + 64 FROM outbox o \
+      JOIN outbox_envelopes e USING (seq) WHERE o.object_id LIKE 'k-big-%'" >"$work/big-limit"
     printf '\n[limits]\nmax_envelope_bytes = %s\n' "$(cat "$work/big-limit")" >>"$work/net/JPN/serve.toml"
   fi
   read -r big_d0 big_r0 < <(jpn_counters)
@@ -451,7 +451,8 @@ check large-create '"id":"k-large"' live_curl KOR kor-analyst -X POST -H 'Conten
 check large-release '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-large/release '{"to":"JPN"}'
 eventually large-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
 check large-envelope-over-8mib '^1$' db "$work/net/KOR/state.db" \
-  "SELECT length(envelope) > 8388608 FROM outbox WHERE object_id = 'k-large'"
+  "SELECT length(e.envelope) > 8388608 FROM outbox o JOIN outbox_envelopes e USING (seq) \
+   WHERE o.object_id = 'k-large'"
 get JPN jpn-analyst /v1/objects/k-large >"$work/large.out"
 check large-payload '^same$' python3 -c 'import base64, json, sys
 got = base64.b64decode(json.load(open(sys.argv[1]))["payload_base64"])
@@ -499,7 +500,8 @@ check node-garbage '"code":"invalid-argument".* HTTP 400$' node_status JPN KOR "
 k2018=$(db "$work/net/KOR/state.db" \
   "SELECT id FROM outbox WHERE object_id = 'k-2018' AND to_party = 'JPN' LIMIT 1")
 db "$work/net/KOR/state.db" \
-  "SELECT writefile('$work/k2018.env', envelope) FROM outbox WHERE id = '$k2018'" >/dev/null
+  "SELECT writefile('$work/k2018.env', e.envelope) FROM outbox o JOIN outbox_envelopes e \
+   USING (seq) WHERE o.id = '$k2018'" >/dev/null
 check node-not-its-own 'not by `JPN`.* HTTP 403$' node_status JPN KOR "$work/k2018.env"
 db "$work/net/JPN/state.db" "SELECT writefile('$work/k2018.receipt', bytes) FROM receipts \
   WHERE package_id = '$k2018' AND by_party = 'JPN'" >/dev/null
@@ -535,8 +537,9 @@ fault_start=$(date +%s%N)
 for id in k-fault-1 k-fault-2; do
   create KOR kor-analyst "$id" II "store fault" '["JPN"]' >/dev/null
   post KOR kor-analyst "/v1/objects/$id/release" '{"to":"JPN"}' >/dev/null
-  db "$work/net/KOR/state.db" "SELECT writefile('$work/$id.env', envelope) FROM outbox \
-    WHERE object_id = '$id' AND to_party = 'JPN'" >/dev/null
+  db "$work/net/KOR/state.db" "SELECT writefile('$work/$id.env', e.envelope) FROM outbox o \
+    JOIN outbox_envelopes e USING (seq) WHERE o.object_id = '$id' AND o.to_party = 'JPN'" \
+    >/dev/null
   cat "$work/$id.env" >>"$work/fault-batch"
 done
 NODE_PATH=/v1/federation/batches node_post KOR JPN "$work/fault-batch" >"$work/fault.out"

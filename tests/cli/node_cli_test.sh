@@ -291,8 +291,10 @@ expect outbox-export-destroyed 1 'kept no more: this node destroyed its copy of 
 python3 - "$work/kor-swapped/state.db" "$destroy_id" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
-other = db.execute("SELECT envelope FROM outbox WHERE kind = 'consent' LIMIT 1").fetchone()[0]
-db.execute("UPDATE outbox SET envelope = ? WHERE id = ? AND to_party = 'JPN'", (other, sys.argv[2]))
+other = db.execute("SELECT e.envelope FROM outbox o JOIN outbox_envelopes e USING (seq) "
+                   "WHERE o.kind = 'consent' LIMIT 1").fetchone()[0]
+db.execute("UPDATE outbox_envelopes SET envelope = ? WHERE seq = "
+           "(SELECT seq FROM outbox WHERE id = ? AND to_party = 'JPN')", (other, sys.argv[2]))
 db.commit()
 PY
 expect outbox-export-swapped 5 'is not that one: the store is damaged; not exported' "$accord" \
