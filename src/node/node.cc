@@ -23,8 +23,11 @@ constexpr std::string_view kDataKeyAd = "accord/1 data-key\n";
 constexpr std::string_view kPackageKeyAd = "accord/1 package-key\n";
 
 Bytes Concat(std::string_view prefix, ByteView rest) {
-  Bytes out(prefix.begin(), prefix.end());
-  out.insert(out.end(), rest.begin(), rest.end());
+  // Sized once and copied into: GCC 12 at -O3 takes a vector grown by insert() for a write
+  // past its end (-Warray-bounds, a false positive).
+  Bytes out(prefix.size() + rest.size());
+  std::copy(prefix.begin(), prefix.end(), out.begin());
+  std::copy(rest.begin(), rest.end(), out.begin() + static_cast<ptrdiff_t>(prefix.size()));
   return out;
 }
 

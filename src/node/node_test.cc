@@ -1211,6 +1211,39 @@ TEST_F(NodeTest, AHolderByForwardCannotClaimAReleaseToForwardAgain) {
   }
 }
 
+// When a copy comes, the orders its originator gave before it came are applied, and only those
+// are read: what any other partner sent about the same id (kept as this node keeps every notice
+// for a copy to come, without bound) is neither applied nor read (decision #183).
+TEST_F(NodeTest, ACopyReadsOnlyItsOriginatorsKeptOrders) {
+  InitAll();
+  auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+  ASSERT_TRUE(CreateObject(*kor, "k-1", "payload"));
+  auto package = kor->Release("k-1", "JPN");
+  ASSERT_TRUE(package) << package.error().ToString();
+  {
+    auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+    Store& store = jpn->store();
+    ASSERT_TRUE(store.Transact([&]() -> Status {
+      for (int i = 0; i < 2000; ++i) {  // 8 MiB of the US's "orders" about Korea's object
+        ACCORD_RETURN_IF_ERROR(store.InsertPackage(PackageRecord{
+            "u-" + std::to_string(i), "destroy", "k-1", "USA", At("2018-01-10T12:00:00+09:00"),
+            At("2018-01-10T12:00:00+09:00"), Bytes(4096, 'x')}));
+      }
+      return OkStatus();
+    }));
+  }
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");  // none of them in its cache
+  sqlite3_int64 before = 0;
+  sqlite3_int64 highest = 0;
+  sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &before, &highest, /*resetFlag=*/1);
+  auto got = jpn->Receive(*package);
+  ASSERT_TRUE(got) << got.error().ToString();
+  sqlite3_int64 now = 0;
+  sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &now, &highest, 0);
+  EXPECT_LT(highest - before, 2 << 20);
+  EXPECT_FALSE(jpn->store().GetObject("k-1").value().destroyed_at.has_value());
+}
+
 TEST_F(NodeTest, OrdersThatReachAHolderBeforeItsCopyApplyToTheCopy) {
   InitAll();
   // TISA: Korea releases two objects to the US and consents to Japan; the US forwards both, but

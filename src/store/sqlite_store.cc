@@ -364,11 +364,14 @@ CREATE TABLE witnessings (
 ) STRICT, WITHOUT ROWID;
 )sql";
 
-// Version 12: an outbox row's envelope (up to a 64 MiB package) lives in a table of its own.
-// SQLite writes a row anew, overflow pages and all, whenever an update changes its size; with the
-// envelope in the row, each attempt, delivery or refusal rewrote (and, under `secure_delete`,
-// zeroed) the whole envelope, and every list of the queue walked each row's overflow chain to
-// reach the columns after it.
+// Version 12 (decision #183): an outbox row's envelope (up to a 64 MiB package) lives in a table
+// of its own. SQLite writes a row anew, overflow pages and all, whenever an update changes its
+// size; with the envelope in the row, each attempt, delivery or refusal rewrote (and, under
+// `secure_delete`, zeroed) the whole envelope, and every list of the queue walked each row's
+// overflow chain to reach the columns after it. Received packages are indexed by sender and kind
+// as well as object, so that the orders a copy's originator gave are found without reading what
+// other partners sent about the same id (Store::ListOrders). The copy needs free disk of about
+// three times the outbox's envelopes, in one transaction.
 constexpr std::string_view kSchemaV12 = R"sql(
 CREATE TABLE outbox_envelopes (
   seq INTEGER PRIMARY KEY,
@@ -376,6 +379,8 @@ CREATE TABLE outbox_envelopes (
 ) STRICT;
 INSERT INTO outbox_envelopes (seq, envelope) SELECT seq, envelope FROM outbox;
 ALTER TABLE outbox DROP COLUMN envelope;
+DROP INDEX packages_by_object;
+CREATE INDEX packages_by_object ON packages (object_id, from_party, kind);
 )sql";
 
 constexpr int kLogTileIdShift = 48;
@@ -1040,7 +1045,10 @@ Result<Statements> PrepareAll(sqlite3* db) {
       prep(s.queued_for, "SELECT to_party FROM outbox WHERE id = ?1 ORDER BY seq"));
   ACCORD_RETURN_IF_ERROR(
       prep(s.pending_envelope,
-           "SELECT e.envelope FROM outbox o JOIN outbox_envelopes e ON e.seq = o.seq WHERE "
+           // A pending row whose bytes are missing (a damaged store) gives an empty envelope,
+           // which the federation's check of its own signature gives up (decision #97), rather
+           // than no row, which would read as delivered since and hold the rest of its queue.
+           "SELECT e.envelope FROM outbox o LEFT JOIN outbox_envelopes e ON e.seq = o.seq WHERE "
            "o.seq = ?1 AND o.state = 0"));
   ACCORD_RETURN_IF_ERROR(prep(s.put_subject,
                               "INSERT INTO subjects (id, clearance, need_to_know, compartments) "

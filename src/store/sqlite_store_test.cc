@@ -2399,7 +2399,7 @@ TEST(SqliteStoreFileTest, AnEnvelopesStateChangesWriteNoneOfItsBytes) {
   ASSERT_EQ(store.RecordUnreachable("JPN", "no port", 20, 10, 64).value(), 2u);
   ASSERT_TRUE(store.MarkDelivered("p1", "JPN", 30));
   EXPECT_LT(vfs.wal_bytes_written.load(), 256 << 10);
-  EXPECT_LT(vfs.bytes_read.load(), 256 << 10);
+  EXPECT_LT(vfs.bytes_read.load(), 1);
 
   const auto queued = store.GetQueued("p1", "JPN", EnvelopeBytes::kRead).value();
   ASSERT_TRUE(queued.has_value());
@@ -2413,20 +2413,20 @@ TEST(SqliteStoreFileTest, AnEnvelopesStateChangesWriteNoneOfItsBytes) {
 }
 
 // A list of the envelopes not delivered (`GET /v1/outbox`, `accord outbox ls`) reads what it
-// lists: not the backlog's envelopes, nor a sort of every row before its limit.
+// lists: not the backlog's envelopes (64 of 256 KiB first), nor, to sort them before its limit,
+// the index of every undelivered row (20,000 small ones after).
 TEST(SqliteStoreFileTest, ListingTheUndeliveredReadsOnlyWhatItLists) {
   ScratchDir dir;
   const std::string path = dir.File("state.db");
   RiggedVfs vfs;
-  constexpr int kBacklog = 64;
   {
     auto opened = OpenSqliteStore(path, SqliteOptions{});
     ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
     Store& store = **opened;
     ASSERT_TRUE(store.Transact([&]() -> Status {
-      for (int i = 0; i < kBacklog; ++i) {
+      for (int i = 0; i < 20'064; ++i) {
         OutboxRecord r = MakeDelivery("p" + std::to_string(i), "JPN", i);
-        r.envelope = Derived(r.id, 256 << 10);
+        if (i < 64) r.envelope = Derived(r.id, 256 << 10);
         ACCORD_RETURN_IF_ERROR(store.Enqueue(r));
       }
       return OkStatus();
@@ -2440,8 +2440,29 @@ TEST(SqliteStoreFileTest, ListingTheUndeliveredReadsOnlyWhatItLists) {
   EXPECT_EQ(listed[0].id, "p0");
   EXPECT_EQ(listed[1].id, "p1");
   EXPECT_TRUE(listed[0].envelope.empty());
-  // The backlog is 16 MiB; its rows without their envelopes, a few pages.
-  EXPECT_LT(vfs.bytes_read.load(), 512 << 10);
+  // The backlog's envelopes are 16 MiB. Sorted before the limit, the rows' index alone (about
+  // 270 KB read, as measured with `ORDER BY state != 0, seq`); in the index's order, a few pages
+  // (20 KB).
+  EXPECT_LT(vfs.bytes_read.load(), 64 << 10);
+}
+
+// A pending envelope whose bytes are missing (a damaged store, a row deleted by hand) is given
+// with no bytes, which the federation gives up as damaged, instead of reading as delivered since
+// and holding every envelope queued after it for that partner.
+TEST_F(SqliteStoreTest, APendingEnvelopeWithoutItsBytesIsGivenEmpty) {
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p1", "JPN", 1)));
+  ASSERT_TRUE(store_->Enqueue(MakeDelivery("p2", "JPN", 2)));
+  {
+    RawDb raw(path_);
+    ASSERT_EQ(raw.Exec("DELETE FROM outbox_envelopes WHERE seq = "
+                       "(SELECT seq FROM outbox WHERE id = 'p1')"),
+              "");
+  }
+  const auto due = store_->DueDeliveries("JPN", 10, 10, kAnyBytes).value();
+  ASSERT_EQ(due.size(), 2u);
+  EXPECT_EQ(due[0].id, "p1");
+  EXPECT_TRUE(due[0].envelope.empty());
+  EXPECT_EQ(due[1].envelope, (Bytes{'e', 'n', 'v'}));
 }
 
 // A database of version 11 keeps every queued envelope, byte for byte, when its envelopes move
