@@ -2399,7 +2399,7 @@ TEST(SqliteStoreFileTest, AnEnvelopesStateChangesWriteNoneOfItsBytes) {
   ASSERT_EQ(store.RecordUnreachable("JPN", "no port", 20, 10, 64).value(), 2u);
   ASSERT_TRUE(store.MarkDelivered("p1", "JPN", 30));
   EXPECT_LT(vfs.wal_bytes_written.load(), 256 << 10);
-  EXPECT_LT(vfs.bytes_read.load(), 1);
+  EXPECT_EQ(vfs.bytes_read.load(), 0);  // every page the changes need is in the cache
 
   const auto queued = store.GetQueued("p1", "JPN", EnvelopeBytes::kRead).value();
   ASSERT_TRUE(queued.has_value());
