@@ -199,6 +199,21 @@ class NodeTest : public testing::Test {
     return out;
   }
 
+  // The hub's case of DESIGN §3 for one object: Korea's node on 2015-03-01 releases `k-2015` to
+  // the US, consents to its forward to Japan, and the US node, open on kHubDay, holds both.
+  static constexpr std::string_view kHubDay = "2015-03-02T00:00:00+09:00";
+  struct AtHub {
+    std::unique_ptr<Node> kor;
+    std::unique_ptr<Node> usa;
+    ThroughTheHub sent;
+  };
+  AtHub AtTheHub() {
+    InitAll();
+    AtHub out{Open("KOR", "2015-03-01T00:00:00+09:00"), Open("USA", kHubDay), {}};
+    out.sent = ToTheHub(*out.kor, *out.usa, "k-2015");
+    return out;
+  }
+
   // `party`'s identity keys, read from its home as a node whose operator changed its code
   // could read them.
   struct PartyKeys {
@@ -776,11 +791,8 @@ node_internal::PackageBody BodyOf(const Bytes& package) {
 // consented: the label commits to the content its originator sealed, and the recipient checks it
 // (decision #109). Without a commitment in the label the label is not the consented one.
 TEST_F(NodeTest, AHubCannotForwardContentOfItsOwn) {
-  InitAll();
-  auto kor = Open("KOR", "2015-03-01T00:00:00+09:00");
-  constexpr std::string_view kAt = "2015-03-02T00:00:00+09:00";
-  auto usa = Open("USA", kAt);
-  const ThroughTheHub sent = ToTheHub(*kor, *usa, "k-2015");
+  auto [kor, usa, sent] = AtTheHub();
+  constexpr std::string_view kAt = kHubDay;
   auto legit = usa->Forward("k-2015", "JPN");
   ASSERT_TRUE(legit) << legit.error().ToString();
   const Bytes legit_bytes = *legit;
@@ -827,11 +839,8 @@ TEST_F(NodeTest, AHubCannotForwardContentOfItsOwn) {
 }
 
 TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
-  InitAll();
-  auto kor = Open("KOR", "2015-03-01T00:00:00+09:00");
-  constexpr std::string_view kAt = "2015-03-02T00:00:00+09:00";
-  auto usa = Open("USA", kAt);
-  const ThroughTheHub sent = ToTheHub(*kor, *usa, "k-2015");
+  auto [kor, usa, sent] = AtTheHub();
+  constexpr std::string_view kAt = kHubDay;
   const Bytes* to_usa = &sent.release;
   const Bytes* consent = &sent.consent;
   // The consent names the label it was given under.
@@ -981,11 +990,8 @@ TEST_F(NodeTest, AForwardCarriesOnlyTheLabelItsOriginatorGave) {
 // waited before for the originator's keys, which a node never imports for itself, and the
 // hub's queue to the originator stalled behind it, with nothing in the originator's log.
 TEST_F(NodeTest, AForwardToItsOriginatorIsRefusedAndLogged) {
-  InitAll();
-  auto kor = Open("KOR", "2015-03-01T00:00:00+09:00");
-  constexpr std::string_view kAt = "2015-03-02T00:00:00+09:00";
-  auto usa = Open("USA", kAt);
-  const ThroughTheHub sent = ToTheHub(*kor, *usa, "k-2015");
+  auto [kor, usa, sent] = AtTheHub();
+  constexpr std::string_view kAt = kHubDay;
   auto legit = usa->Forward("k-2015", "JPN");
   ASSERT_TRUE(legit) << legit.error().ToString();
   const Bytes back =

@@ -283,7 +283,9 @@ struct Federation::Impl {
       size_t bytes = 0;
       for (const OutboxRecord& r : *due) {
         if (tried.contains(r.seq) || next.size() == kMaxBatchEnvelopes) break;
-        if (r.attempts > 0 && !Intact(p, r)) {
+        // One the partner did not take before is checked before it goes again, and so is one
+        // with no bytes (decision #183), which would otherwise cost the partner a refusal.
+        if ((r.attempts > 0 || r.envelope.empty()) && !Intact(p, r)) {
           tried.insert(r.seq);
           continue;
         }

@@ -566,6 +566,25 @@ for i in 1 2; do
   check "fault-$i-once" '^1$' entries JPN jpn-analyst "\"op\":\"receive\"[^}]*\"object\":\"k-fault-$i\""
 done
 
+# A queued envelope whose bytes are missing from the store (decision #183), found before its first
+# attempt: Korea gives it up as damaged without sending it, and the release queued after it goes.
+live_stop JPN
+for g in g1 g2; do
+  check "create-$g" "\"id\":\"k-$g\"" create KOR kor-analyst "k-$g" II "bytes lost" '["JPN"]'
+  check "release-$g" '"delivery":"queued"' post KOR kor-analyst "/v1/objects/k-$g/release" '{"to":"JPN"}'
+done
+live_stop KOR
+db_change g1-bytes-lost "$work/net/KOR/state.db" "DELETE FROM outbox_envelopes WHERE seq IN \
+  (SELECT seq FROM outbox WHERE object_id = 'k-g1'); UPDATE outbox SET attempts = 0, \
+  next_attempt_us = 0, last_error = '' WHERE object_id IN ('k-g1', 'k-g2')"
+live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
+live_start KOR 2018-05-01T10:00:00+09:00 || exit 1
+eventually g-done '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
+check g1-given-up '"object":"k-g1"[^}]*"last_error":"damaged in this node.s outbox: not an envelope' \
+  get KOR kor-analyst /v1/outbox
+check g1-said 'gave up the release `[^`]+` of `k-g1` to JPN: damaged in this node.s outbox' cat "$work/net/run/KOR.log"
+check g2-read '"reason":"released"' get JPN jpn-analyst /v1/objects/k-g2
+
 # Receipts and checkpoints cross-verified: every node witnessed both partners, with no fork.
 for p in KOR JPN USA; do
   user=$(echo "$p" | tr 'A-Z' 'a-z')-analyst
