@@ -468,10 +468,10 @@ struct Federation::Impl {
     }
   }
 
-  // Whether `r`, which a partner did not take at an earlier attempt, is still as this node
-  // signed it. One that is not was damaged in the store: no partner would take it, whatever
-  // keys it holds, so it is given up. (A partner that cannot verify a sound one holds another
-  // key for this node, and the envelope waits for it: decision #97.)
+  // Whether `r`, which a partner did not take at an earlier attempt or which has no bytes, is
+  // still as this node signed it. One that is not was damaged in the store: no partner would
+  // take it, whatever keys it holds, so it is given up. (A partner that cannot verify a sound
+  // one holds another key for this node, and the envelope waits for it: decision #97.)
   bool Intact(const Peer& p, const OutboxRecord& r) {
     const Status own = node->VerifyOwnEnvelope(r.envelope);
     if (own) return true;
