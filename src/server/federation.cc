@@ -284,7 +284,7 @@ struct Federation::Impl {
       for (const OutboxRecord& r : *due) {
         if (tried.contains(r.seq) || next.size() == kMaxBatchEnvelopes) break;
         // One the partner did not take before is checked before it goes again, and so is one
-        // with no bytes (decision #183), which would otherwise cost the partner a refusal.
+        // with no bytes (decisions #183, #184), which would otherwise cost the partner a refusal.
         if ((r.attempts > 0 || r.envelope.empty()) && !Intact(p, r)) {
           tried.insert(r.seq);
           continue;
