@@ -1484,9 +1484,10 @@ class Checkpointer {
 
 class SqliteStore final : public Store {
  public:
-  // `checkpoint_owed`: the checkpoint after a migration could not run.
+  // `checkpoint_owed`: the checkpoint after a migration could not run. `wal_fd`: a descriptor of
+  // the connection's -wal file, which the store closes.
   SqliteStore(DbPtr db, Statements statements, const SqliteOptions& options, std::string path,
-              bool checkpoint_owed)
+              bool checkpoint_owed, int wal_fd)
       : db_(std::move(db)),
         s_(std::move(statements)),
         busy_timeout_ms_(options.busy_timeout_ms),
@@ -1496,6 +1497,7 @@ class SqliteStore final : public Store {
         wal_path_(path + "-wal"),
         write_turns_(WriteTurns::Of(path)),
         checkpointer_(Checkpointer::Of(path, write_turns_)),
+        wal_fd_(wal_fd),
         checkpoint_owed_(checkpoint_owed) {
     // Replaces SQLite's automatic checkpoint (itself a WAL hook).
     sqlite3_wal_hook(db_.get(), &Checkpointer::OnCommit, checkpointer_.get());
@@ -1527,9 +1529,7 @@ class SqliteStore final : public Store {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
     }
-    if (wal_fd_ >= 0) {
-      ::close(wal_fd_);
-    }
+    ::close(wal_fd_);
   }
 
   Status Transact(const std::function<Status()>& body) override {
@@ -1640,18 +1640,12 @@ class SqliteStore final : public Store {
   }
 
   Status SyncCommits() override {
-    // fdatasync on a descriptor of our own: Linux writes back the file's data whichever
-    // descriptor wrote it, so this does not touch the connection, which another thread may be
-    // using. The -wal file lives as long as a connection to the database is open (this one).
+    // fdatasync on a descriptor of our own, opened with the store: Linux writes back the file's
+    // data whichever descriptor wrote it, so this does not touch the connection, which another
+    // thread may be using. The -wal file lives, and keeps its inode, as long as a connection to
+    // the database is open (this one): SQLite rewinds it, and removes it only as the last closes.
     std::lock_guard lock(wal_mu_);
     ACCORD_RETURN_IF_ERROR(CheckWritable());
-    if (wal_fd_ < 0) {
-      wal_fd_ = ::open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-      if (wal_fd_ < 0) {
-        return Fail(Code::kUnavailable,
-                    "cannot open `" + wal_path_ + "` to sync it: " + std::strerror(errno));
-      }
-    }
     if ((sync_file_ != nullptr ? sync_file_(wal_fd_) : ::fdatasync(wal_fd_)) != 0) {
       // Every later sync and write fails too (WriteTurns::StopWrites), and no read waiting for
       // one is answered, until a restart.
@@ -2753,7 +2747,7 @@ class SqliteStore final : public Store {
   const std::shared_ptr<WriteTurns> write_turns_;  // taken by each outermost transaction
   std::shared_ptr<Checkpointer> checkpointer_;     // shared with the other connections to the file
   std::mutex wal_mu_;
-  int wal_fd_ = -1;  // GUARDED_BY(wal_mu_); opened by the first SyncCommits
+  const int wal_fd_;  // the -wal file's (OpenSqliteStore), for SyncCommits
   bool in_transaction_ = false;
   bool committing_ = false;  // TransactNow's COMMIT runs (VetoCommit)
   bool in_read_snapshot_ = false;
@@ -2898,8 +2892,17 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
   if (!statements.has_value()) {
     return in_context(std::move(statements).error());
   }
+  // The -wal file SyncCommits syncs is the one this connection writes, opened now (Migrate's
+  // reads made SQLite open it), not found by its name at the first sync: a home moved aside
+  // while the store is open, and another put at its name, would have had the other's file synced
+  // and this one's commits answered as durable (decision #185).
+  const std::string wal_path = path + "-wal";
+  const int wal_fd = ::open(wal_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (wal_fd < 0) {
+    return Fail(Code::kUnavailable, "cannot open `" + wal_path + "`: " + std::strerror(errno));
+  }
   return std::make_unique<SqliteStore>(std::move(db), std::move(*statements), options, path,
-                                       *migrated);
+                                       *migrated, wal_fd);
 }
 
 }  // namespace accord

@@ -1577,6 +1577,42 @@ TEST_F(SqliteStoreTest, TheCheckpointerServesTheFileOpenedNotAnotherPutAtItsName
   EXPECT_FALSE((*stranger)->GetObject("o0").has_value());
 }
 
+// The inode of the file the last SyncCommits of a store opened with it synced.
+std::atomic<ino_t> g_synced_inode{0};
+int RecordSynced(int fd) {
+  struct stat st {};
+  g_synced_inode = ::fstat(fd, &st) == 0 ? st.st_ino : 0;
+  return ::fdatasync(fd);
+}
+
+// SyncCommits makes the store's own commits durable, also once its home was moved aside while it
+// was open and another put at its name (decision #185). The first sync used to open the -wal
+// file found at the name, the other home's, and sync that one.
+TEST_F(SqliteStoreTest, SyncingSyncsTheStoresOwnWalFileNotOneAtItsName) {
+  const std::filesystem::path home = dir_.File("home"), other = dir_.File("other");
+  const std::filesystem::path moved = dir_.File("home.moved");
+  std::filesystem::create_directory(home);
+  std::filesystem::create_directory(other);
+  auto stranger = OpenSqliteStore(other / "state.db");  // kept open: its -wal file stays
+  ASSERT_TRUE(stranger.has_value()) << stranger.error().ToString();
+  ASSERT_TRUE((*stranger)->InsertObject(MakeObject("theirs")).has_value());
+  SqliteOptions options;
+  options.sync_file_for_testing = &RecordSynced;
+  auto opened = OpenSqliteStore(home / "state.db", options);
+  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+  Store& store = **opened;
+  std::filesystem::rename(home, moved);  // the store keeps its open files
+  std::filesystem::rename(other, home);
+  ASSERT_TRUE(store.TransactUnsynced([&] { return store.InsertObject(MakeObject("ours")); }));
+  ASSERT_TRUE(store.SyncCommits().has_value());
+  struct stat own {};
+  struct stat theirs {};
+  ASSERT_EQ(::stat((moved / "state.db-wal").c_str(), &own), 0);
+  ASSERT_EQ(::stat((home / "state.db-wal").c_str(), &theirs), 0);
+  ASSERT_NE(own.st_ino, theirs.st_ino);
+  EXPECT_EQ(g_synced_inode.load(), own.st_ino);
+}
+
 // A server commits all the time, with short gaps between its commits. The checkpointer must still
 // rewind the -wal file (decision #65), so that the file stays near the 1,000-page threshold and
 // commits overwrite it instead of appending to it. A PASSIVE checkpoint rarely catches up with
