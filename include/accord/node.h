@@ -243,7 +243,9 @@ class Node {
 
   // Verifies and applies a package, notice or receipt. One received before is refused with
   // kAlreadyExists (a replay); `StoredReceipt` gives the receipt this node signed for it then.
-  // A receipt closes the delivery of its package in the outbox (store.h).
+  // A receipt closes the delivery of its package in the outbox (store.h). Damage found in this
+  // node's own state as a whole (Error::own_state) is kUnavailable, not a refusal: the envelope
+  // is not at fault, and nothing is logged.
   [[nodiscard]] Result<ReceiveResult> Receive(ByteView envelope);
   // As Receive, once `vet` accepted what the envelope says of itself, before its signature is
   // checked; vet's error is returned as it is, and nothing is logged. The envelope is parsed

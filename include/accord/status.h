@@ -43,6 +43,12 @@ std::string_view CodeName(Code code);
 struct Error {
   Code code = Code::kInternal;
   std::string message;
+  // A kDataLoss found in this node's own stored state as a whole (its database, its log, a
+  // partner's keys), set where the store and the log check what they read back
+  // (OwnStateDamaged). It is no fault of the input being handled, and no other input would fare
+  // better: a partner's envelope is then not refused for good (decision #186). Damage confined
+  // to one object's records leaves it unset.
+  bool own_state = false;
 
   // "invalid-argument: parties.toml:3:7: ..." for logs and the command line.
   [[nodiscard]] std::string ToString() const;
@@ -61,6 +67,17 @@ using Status = tl::expected<void, Error>;
 [[nodiscard]] inline Error WithContext(Error e, std::string_view context) {
   e.message.insert(0, std::string(context) + ": ");
   return e;
+}
+
+// `e`, marked as damage found in this node's own stored state (Error::own_state).
+[[nodiscard]] inline Error OwnState(Error e) {
+  e.own_state = true;
+  return e;
+}
+
+// A kDataLoss in this node's own stored state, found as it was read back.
+[[nodiscard]] inline tl::unexpected<Error> OwnStateDamaged(std::string message) {
+  return tl::unexpected<Error>(Error{Code::kDataLoss, std::move(message), true});
 }
 
 inline Status OkStatus() { return {}; }

@@ -189,7 +189,8 @@ Result<StagedFile> StagedFile::Write(const std::string& path, std::string_view b
   }
   if (!ok) {
     Status failed = CannotWrite(path, error);
-    return tl::unexpected((fd >= 0 ? NoteLeftBehind(std::move(failed), temp) : failed).error());
+    if (fd >= 0) failed = NoteLeftBehind(std::move(failed), temp);
+    return tl::unexpected(std::move(failed).error());
   }
   return StagedFile(path, std::move(temp));
 }

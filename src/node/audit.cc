@@ -124,8 +124,7 @@ bool CouldNotRead(const Error& e) {
 // A read of the log that failed: the data's fault (kDataLoss), unless the store could not read.
 tl::unexpected<Error> Damaged(std::string_view what, const Error& e) {
   if (CouldNotRead(e)) return tl::unexpected(e);
-  return Fail(Code::kDataLoss,
-              fmt::format("the log's {} are missing or damaged: {}", what, e.message));
+  return OwnStateDamaged(fmt::format("the log's {} are missing or damaged: {}", what, e.message));
 }
 
 }  // namespace

@@ -815,6 +815,8 @@ struct Node::Impl {
     return node_internal::EncodeEnvelope(env);
   }
 
+  // Node::Receive, before damage found in this node's own state is told from the envelope's.
+  Result<ReceiveResult> ReceiveEnvelope(ByteView bytes, const EnvelopeVet& vet);
   Result<ReceiveResult> ReceivePackage(const Envelope& env, const PackageBody& body, ByteView raw,
                                        const PartnerRecord& sender);
   Status CheckNotAhead(std::string_view what, Instant at, Instant now) const;

@@ -19,12 +19,28 @@ namespace {
 // sender's clock was wrong when it decided, which waiting would not mend (422, final).
 constexpr int64_t kMaxWaitMicros = 60 * 60 * 1'000'000LL;
 
+// Damage found in this node's own store or log is no fault of the envelope. It is not refused
+// (a refusal is logged, and final for its sender) but answered unavailable: the sender keeps it
+// and sends it again once this node's operator has repaired the home (decision #186).
+template <typename T>
+Result<T> NotTheEnvelopes(Result<T> result) {
+  if (result || !result.error().own_state || result.error().code != Code::kDataLoss) {
+    return result;
+  }
+  return Fail(Code::kUnavailable, "this node's own stored state is damaged, not the envelope: " +
+                                      result.error().message);
+}
+
 }  // namespace
 
 Result<ReceiveResult> Node::Receive(ByteView bytes) { return Receive(bytes, nullptr); }
 
 Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
-  Impl& n = *impl_;
+  return NotTheEnvelopes(impl_->ReceiveEnvelope(bytes, vet));
+}
+
+Result<ReceiveResult> Node::Impl::ReceiveEnvelope(ByteView bytes, const EnvelopeVet& vet) {
+  Impl& n = *this;
   ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(bytes, n.MaxEnvelope()));
   if (!node_internal::IsPackageKind(env.kind) && bytes.size() > node_internal::kMaxNoticeBytes) {
     return Fail(Code::kInvalidArgument,
@@ -60,9 +76,9 @@ Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
     }
     return tl::unexpected(partner.error());
   }
-  ACCORD_ASSIGN_OR_RETURN(const Impl::PartnerVerifiers* verifiers, n.VerifiersOf(*partner));
-  if (!verifiers->envelopes.Verify(node_internal::SignedMessage(env.kind, env.signer, env.body),
-                                   env.signature)) {
+  ACCORD_ASSIGN_OR_RETURN(const Impl::PartnerVerifiers* keys, n.VerifiersOf(*partner));
+  if (!keys->envelopes.Verify(node_internal::SignedMessage(env.kind, env.signer, env.body),
+                              env.signature)) {
     // A body that does not parse is refused for what it is, not kept for keys to come.
     if (unparsed) return tl::unexpected(std::move(*unparsed));
     return Fail(Code::kDataLoss, fmt::format("{} `{}`'s key", kBadSignature, env.signer));
@@ -90,6 +106,7 @@ Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
       }
       return n.ReceiveNotice(env, std::get<NoticeBody>(*body), bytes, *partner);
     }();
+    result = NotTheEnvelopes(std::move(result));
     // An authenticated package that is refused is logged (a replay is not: it was logged once;
     // nor is one that cannot be taken now, kUnavailable, or that this node failed to take,
     // kInternal: it comes again).
@@ -732,8 +749,11 @@ Result<Node::Impl::KeptOrders> Node::Impl::OrdersFor(const std::string& object_i
   ACCORD_ASSIGN_OR_RETURN(const std::vector<PackageRecord> kept,
                           store->ListOrders(object_id, originator));
   for (const PackageRecord& p : kept) {
-    ACCORD_ASSIGN_OR_RETURN(Envelope env, node_internal::ParseEnvelope(p.bytes, MaxEnvelope()));
-    ACCORD_ASSIGN_OR_RETURN(NoticeBody notice, node_internal::ParseNoticeBody(p.kind, env.body));
+    // Taken once already, so a failure is damage here.
+    ACCORD_ASSIGN_OR_RETURN(
+        Envelope env, FromStore(node_internal::ParseEnvelope(p.bytes, MaxEnvelope()), "order"));
+    ACCORD_ASSIGN_OR_RETURN(NoticeBody notice,
+                            FromStore(node_internal::ParseNoticeBody(p.kind, env.body), "order"));
     if (p.kind == "consent") {
       orders.consents.push_back(ConsentRecord{object_id, notice.to, notice.at, p.bytes});
     } else if (p.kind == "destroy") {

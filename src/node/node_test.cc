@@ -3213,6 +3213,111 @@ TEST_F(NodeTest, VerifyLogCatchesAnEditedEntryOrHash) {
       << r.error().message;
 }
 
+// Damage found in this node's own state as a whole (a partner's keys, its log, its database) is no
+// fault of a partner's envelope, and no other envelope would fare better: the envelope is answered
+// unavailable, not refused (a refusal is logged, and final for its sender), and it is taken once
+// the home is repaired (decision #186). It used to be refused with data-loss, which the API
+// answers 422 and the sender gives the envelope up for.
+TEST_F(NodeTest, DamageToThisNodesOwnStateIsNoRefusalOfAPartnersEnvelope) {
+  InitAll();
+  Bytes first, second, reclassify;
+  {
+    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+    ASSERT_TRUE(CreateObject(*kor, "k-1", "one"));
+    ASSERT_TRUE(CreateObject(*kor, "k-2", "two"));
+    first = kor->Release("k-1", "JPN").value();
+    second = kor->Release("k-2", "JPN").value();
+    reclassify = kor->Reclassify("k-1", "III").value();
+  }
+  const std::string db = Home("JPN") + "/state.db";
+  const auto expect_held = [&](const Bytes& package, std::string_view damage) {
+    auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+    const uint64_t size = jpn->store().LogSize().value();  // the log's own would check it
+    auto taken = jpn->Receive(package);
+    ASSERT_FALSE(taken);
+    EXPECT_EQ(taken.error().code, Code::kUnavailable) << taken.error().ToString();
+    EXPECT_TRUE(taken.error().message.starts_with(
+        "this node's own stored state is damaged, not the envelope: "))
+        << taken.error().message;
+    EXPECT_NE(taken.error().message.find(damage), std::string::npos) << taken.error().message;
+    // Not refused, so no refusal is logged, nor tried where the damage would fail it.
+    EXPECT_EQ(taken.error().message.find("logging the refusal"), std::string::npos)
+        << taken.error().message;
+    EXPECT_EQ(jpn->store().LogSize().value(), size);  // no refusal logged
+  };
+  // Its record of Korea's keys, read before the envelope's signature is checked.
+  ASSERT_TRUE(Exec(db,
+                   "CREATE TABLE saved AS SELECT * FROM partners WHERE party = 'KOR';"
+                   "PRAGMA ignore_check_constraints = ON;"
+                   "UPDATE partners SET wrap_public = X'00' WHERE party = 'KOR'"));
+  expect_held(first, "corrupt wrapping key of `KOR` in the store");
+  ASSERT_TRUE(Exec(db,
+                   "UPDATE partners SET wrap_public = (SELECT wrap_public FROM saved) "
+                   "WHERE party = 'KOR'; DROP TABLE saved"));
+  ASSERT_TRUE(Open("JPN", "2018-01-11T00:00:00+09:00")->Receive(first));
+  // Its log, read to append the envelope's entry, inside the transaction that would record it:
+  // the last entry's hash spoiled and the tiles gone, so that the append meets one or the other
+  // whatever the log's size (it reads the hashes of its incomplete tiles only).
+  ASSERT_TRUE(Exec(db,
+                   "CREATE TABLE saved AS SELECT idx, leaf_hash FROM log_entries;"
+                   "CREATE TABLE saved_tiles AS SELECT * FROM log_tiles; DELETE FROM log_tiles;"
+                   "PRAGMA ignore_check_constraints = ON;"
+                   "UPDATE log_entries SET leaf_hash = X'00' "
+                   "WHERE idx = (SELECT max(idx) FROM log_entries)"));
+  expect_held(second, " are missing or damaged: ");
+  ASSERT_TRUE(Exec(db,
+                   "UPDATE log_entries SET leaf_hash = (SELECT s.leaf_hash FROM saved s "
+                   "WHERE s.idx = log_entries.idx); DROP TABLE saved;"
+                   "INSERT INTO log_tiles SELECT * FROM saved_tiles; DROP TABLE saved_tiles"));
+  ASSERT_TRUE(Open("JPN", "2018-01-11T00:00:00+09:00")->Receive(second));
+  // A page of its database: the root of the table of objects (and of its index), read for the
+  // copy a reclassification changes, inside the transaction that would record it. SQLite finds
+  // the page malformed.
+  std::vector<std::pair<int64_t, std::string>> pages;  // offset, bytes as they were
+  {
+    sqlite3* h = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(h,
+                                 "SELECT (SELECT page_size FROM pragma_page_size()), rootpage "
+                                 "FROM sqlite_schema WHERE tbl_name = 'objects' AND rootpage > 1",
+                                 -1, &st, nullptr),
+              SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      const int64_t page_size = sqlite3_column_int64(st, 0);
+      pages.emplace_back(page_size * (sqlite3_column_int64(st, 1) - 1),
+                         std::string(static_cast<size_t>(page_size), '\0'));
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(h);  // the last connection: the -wal file is copied into the database
+  }
+  ASSERT_FALSE(pages.empty());
+  {
+    std::fstream file(db, std::ios::in | std::ios::out | std::ios::binary);
+    for (auto& [offset, bytes] : pages) {
+      file.seekg(offset);
+      file.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      file.seekp(offset);
+      file.write("\xff\xff\xff\xff", 4);  // no page type
+    }
+    ASSERT_TRUE(file.good());
+  }
+  expect_held(reclassify, "database disk image is malformed");
+  {
+    std::fstream file(db, std::ios::in | std::ios::out | std::ios::binary);
+    for (const auto& [offset, bytes] : pages) {
+      file.seekp(offset);
+      file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
+    ASSERT_TRUE(file.good());
+  }
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  auto taken = jpn->Receive(reclassify);
+  ASSERT_TRUE(taken) << taken.error().ToString();
+  EXPECT_EQ(jpn->store().GetObject("k-1").value().level, "III");
+  ASSERT_TRUE(jpn->VerifyLog());
+}
+
 TEST_F(NodeTest, AWitnessCatchesARewrittenOrTruncatedLog) {
   InitAll();
   auto checkpoint_of = [&](const std::string& home_party) {

@@ -685,11 +685,11 @@ Result<int> ReadSchemaVersion(sqlite3* db) {
       QueryText(db, "SELECT value FROM meta WHERE key = 'schema_version'", "read schema version"));
   int version = 0;
   if (!text.has_value() || text->empty()) {
-    return Fail(Code::kDataLoss, "no schema version");
+    return OwnStateDamaged("no schema version");
   }
   const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), version);
   if (ec != std::errc() || end != text->data() + text->size() || version < 1) {
-    return Fail(Code::kDataLoss, "malformed schema version `" + *text + "`");
+    return OwnStateDamaged("malformed schema version `" + *text + "`");
   }
   return version;
 }
@@ -1196,13 +1196,15 @@ Result<PartnerRecord> ReadPartner(const BoundStatement& st) {
   PartnerRecord p;
   p.party = st.ColumnText(0);
   const ByteView sign = st.ColumnBlobView(1);
+  // Every envelope of the partner needs its keys: damage to this node's own state, not to one
+  // record (decision #186).
   if (sign.size() != p.sign_public.size()) {
-    return Corrupt("signing key", p.party);
+    return tl::unexpected(OwnState(Corrupt("signing key", p.party).value()));
   }
   std::copy(sign.begin(), sign.end(), p.sign_public.begin());
   const ByteView wrap = st.ColumnBlobView(2);
   if (wrap.size() != p.wrap_public.size()) {
-    return Corrupt("wrapping key", p.party);
+    return tl::unexpected(OwnState(Corrupt("wrapping key", p.party).value()));
   }
   std::copy(wrap.begin(), wrap.end(), p.wrap_public.begin());
   return p;
@@ -2472,7 +2474,7 @@ class SqliteStore final : public Store {
                        const ByteView hash = st.ColumnBlobView(1);
                        Digest& d = out.emplace_back();
                        if (hash.size() != d.size()) {
-                         return Fail(Code::kDataLoss, "sqlite: a log leaf hash is not 32 bytes");
+                         return OwnStateDamaged("sqlite: a log leaf hash is not 32 bytes");
                        }
                        std::copy(hash.begin(), hash.end(), d.begin());
                        return OkStatus();
@@ -2508,7 +2510,7 @@ class SqliteStore final : public Store {
       ACCORD_ASSIGN_OR_RETURN(const bool more, st.Step(what));
       if (!more) break;
       if (static_cast<uint64_t>(st.ColumnInt(0)) != next) {
-        return Fail(Code::kDataLoss, "sqlite: the log is missing entry " + std::to_string(next));
+        return OwnStateDamaged("sqlite: the log is missing entry " + std::to_string(next));
       }
       ACCORD_RETURN_IF_ERROR(row(st));
       ++next;
@@ -2543,9 +2545,9 @@ class SqliteStore final : public Store {
         for (size_t k = begin; k < end; ++k) {
           if (LogTileId(keys[k].first, keys[k].second) != id) continue;
           if (hashes.size() != kLogTileBytes) {
-            return Fail(Code::kDataLoss, "sqlite: log tile (" + std::to_string(keys[k].first) +
-                                             ", " + std::to_string(keys[k].second) + ") has " +
-                                             std::to_string(hashes.size()) + " bytes");
+            return OwnStateDamaged("sqlite: log tile (" + std::to_string(keys[k].first) + ", " +
+                                   std::to_string(keys[k].second) + ") has " +
+                                   std::to_string(hashes.size()) + " bytes");
           }
           out[k].assign(hashes.begin(), hashes.end());
         }

@@ -221,7 +221,9 @@ Error SqliteError(sqlite3* db, int rc, std::string_view action, std::string_view
   for (const char c : detail) {
     message.push_back(c == '\n' ? ' ' : c);
   }
-  return Error{CodeForSqlite(rc), std::move(message)};
+  const Code code = CodeForSqlite(rc);
+  // A corrupt database is this node's own (its store), whatever the caller was handling.
+  return Error{code, std::move(message), code == Code::kDataLoss};
 }
 
 Result<StmtPtr> Prepare(sqlite3* db, std::string_view sql) {

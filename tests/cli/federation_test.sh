@@ -423,6 +423,32 @@ db_change wrongkey-right-again "$work/net/JPN/state.db" "DELETE FROM partners WH
 eventually wrongkey-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
 check wrongkey-read '"reason":"released"' get JPN jpn-analyst /v1/objects/k-wrongkey
 check wrongkey-once '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-wrongkey"'
+# Damage to Japan's own log (the hash of its last entry spoiled and its tiles moved away while it
+# was stopped, so that an append meets one or the other whatever the log's size) is no fault of
+# Korea's envelope, which fails at its entry: Japan answers 503 and says why in its process log,
+# and the envelope waits, rather than be refused for good. It arrives once Japan's log is mended
+# (decision #186).
+live_stop JPN
+db_change damaged-here "$work/net/JPN/state.db" "CREATE TABLE saved_leaf AS SELECT idx, leaf_hash \
+  FROM log_entries WHERE idx = (SELECT max(idx) FROM log_entries); \
+  CREATE TABLE saved_tiles AS SELECT * FROM log_tiles; DELETE FROM log_tiles; \
+  PRAGMA ignore_check_constraints = ON; \
+  UPDATE log_entries SET leaf_hash = X'00' WHERE idx = (SELECT idx FROM saved_leaf)"
+live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
+check damaged-create '"id":"k-damaged"' create KOR kor-analyst k-damaged II "to a damaged partner" '["JPN"]'
+check damaged-release '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-damaged/release '{"to":"JPN"}'
+eventually damaged-waits '"object":"k-damaged","state":"pending","attempts":[1-9][0-9]*,"last_error":"unavailable: ' \
+  get KOR kor-analyst /v1/outbox
+check damaged-said "own stored state is damaged, not the envelope: the log's [a-z ]+ are missing or damaged" \
+  cat "$work/net/run/JPN.log"
+live_stop JPN
+db_change damaged-mended "$work/net/JPN/state.db" "UPDATE log_entries SET leaf_hash = \
+  (SELECT leaf_hash FROM saved_leaf) WHERE idx = (SELECT idx FROM saved_leaf); DROP TABLE saved_leaf; \
+  INSERT INTO log_tiles SELECT * FROM saved_tiles; DROP TABLE saved_tiles"
+live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
+eventually damaged-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
+check damaged-read '"reason":"released"' get JPN jpn-analyst /v1/objects/k-damaged
+check damaged-once '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-damaged"'
 # An envelope due an hour from now, as a clock that went back an hour after queuing it leaves it:
 # Korea brings it forward to within its longest backoff, rather than hold Japan's queue an hour.
 live_stop JPN
