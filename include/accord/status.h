@@ -43,11 +43,11 @@ std::string_view CodeName(Code code);
 struct Error {
   Code code = Code::kInternal;
   std::string message;
-  // A kDataLoss found in this node's own stored state as a whole (its database, its log, a
-  // partner's keys), set where the store and the log check what they read back
+  // Damage found in this node's own stored state as a whole (its database, its log, a partner's
+  // keys): a kDataLoss, set where the store and the log check what they read back
   // (OwnStateDamaged). It is no fault of the input being handled, and no other input would fare
-  // better: a partner's envelope is then not refused for good (decision #186). Damage confined
-  // to one object's records leaves it unset.
+  // better: a partner's envelope is then not refused for good but kUnavailable, still marked
+  // (decision #186). Damage confined to one object's records leaves it unset.
   bool own_state = false;
 
   // "invalid-argument: parties.toml:3:7: ..." for logs and the command line.

@@ -50,7 +50,9 @@ int Report(const Error& e) {
   if (Denial(e) || IsNotOriginator(e)) {
     return kExitDenied;
   }
-  return e.code == Code::kDataLoss ? kExitIntegrity : kExitFailed;
+  // Damage to this node's own state is an integrity failure, whatever it meant for the input
+  // (decision #186: a partner's envelope is then unavailable, not refused).
+  return e.code == Code::kDataLoss || e.own_state ? kExitIntegrity : kExitFailed;
 }
 
 // Whether WriteFile(path) can create its file, asked before an operation whose output it is:

@@ -27,8 +27,11 @@ Result<T> NotTheEnvelopes(Result<T> result) {
   if (result || !result.error().own_state || result.error().code != Code::kDataLoss) {
     return result;
   }
-  return Fail(Code::kUnavailable, "this node's own stored state is damaged, not the envelope: " +
-                                      result.error().message);
+  // Still marked: the command line exits as for a failed integrity check.
+  return tl::unexpected(
+      Error{Code::kUnavailable,
+            "this node's own stored state is damaged, not the envelope: " + result.error().message,
+            true});
 }
 
 }  // namespace

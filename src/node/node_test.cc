@@ -3236,6 +3236,7 @@ TEST_F(NodeTest, DamageToThisNodesOwnStateIsNoRefusalOfAPartnersEnvelope) {
     auto taken = jpn->Receive(package);
     ASSERT_FALSE(taken);
     EXPECT_EQ(taken.error().code, Code::kUnavailable) << taken.error().ToString();
+    EXPECT_TRUE(taken.error().own_state);  // for the command line's exit code
     EXPECT_TRUE(taken.error().message.starts_with(
         "this node's own stored state is damaged, not the envelope: "))
         << taken.error().message;
@@ -3291,6 +3292,7 @@ TEST_F(NodeTest, DamageToThisNodesOwnStateIsNoRefusalOfAPartnersEnvelope) {
     sqlite3_finalize(st);
     sqlite3_close(h);  // the last connection: the -wal file is copied into the database
   }
+  ASSERT_FALSE(fs::exists(db + "-wal"));  // so the pages below are the database's
   ASSERT_FALSE(pages.empty());
   {
     std::fstream file(db, std::ios::in | std::ios::out | std::ios::binary);

@@ -1593,6 +1593,7 @@ TEST_F(SqliteStoreTest, SyncingSyncsTheStoresOwnWalFileNotOneAtItsName) {
   const std::filesystem::path moved = dir_.File("home.moved");
   std::filesystem::create_directory(home);
   std::filesystem::create_directory(other);
+  g_synced_inode = 0;
   auto stranger = OpenSqliteStore(other / "state.db");  // kept open: its -wal file stays
   ASSERT_TRUE(stranger.has_value()) << stranger.error().ToString();
   ASSERT_TRUE((*stranger)->InsertObject(MakeObject("theirs")).has_value());

@@ -439,7 +439,7 @@ check damaged-create '"id":"k-damaged"' create KOR kor-analyst k-damaged II "to 
 check damaged-release '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-damaged/release '{"to":"JPN"}'
 eventually damaged-waits '"object":"k-damaged","state":"pending","attempts":[1-9][0-9]*,"last_error":"unavailable: ' \
   get KOR kor-analyst /v1/outbox
-check damaged-said "own stored state is damaged, not the envelope: the log's [a-z ]+ are missing or damaged" \
+check damaged-said "receiving the release .*own stored state is damaged, not the envelope: the log's [a-z ]+ are missing or damaged" \
   cat "$work/net/run/JPN.log"
 live_stop JPN
 db_change damaged-mended "$work/net/JPN/state.db" "UPDATE log_entries SET leaf_hash = \

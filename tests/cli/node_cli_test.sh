@@ -105,6 +105,15 @@ open(sys.argv[2], "w").write(json.dumps(env))
 PY
 expect tampered 5 'signature does not verify' \
   "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 "$work/tampered"
+# Damage to this home's own log (the hash of its last entry spoiled, its tiles gone) is no fault
+# of the package: it is not refused (the exit code still says an integrity check failed), and a
+# repaired home takes it (decision #186).
+cp -r "$d/JPN" "$work/JPN-damaged"
+sqlite3 "$work/JPN-damaged/state.db" "DELETE FROM log_tiles; PRAGMA ignore_check_constraints = ON; \
+  UPDATE log_entries SET leaf_hash = X'00' WHERE idx = (SELECT max(idx) FROM log_entries)"
+expect damaged-here 5 "^accord: this node's own stored state is damaged, not the envelope: the log's" \
+  "$accord" receive --home "$work/JPN-damaged" --at 2019-11-23T12:00:00+09:00 \
+  --receipt-out "$work/damaged.receipt" "$d/k-2019.jpn"
 # A partner's text reaches the operator's terminal as one line with nothing it would act on.
 "$accord" report --home "$d/JPN" --at 2023-04-02T09:00:00+09:00 --id k-2015 --kind compromise \
   --text "$(printf 'bag opened\n\033[2K\033]0;owned\007')" --out "$work/escape.report" \
