@@ -245,7 +245,8 @@ class Node {
   // kAlreadyExists (a replay); `StoredReceipt` gives the receipt this node signed for it then.
   // A receipt closes the delivery of its package in the outbox (store.h). Damage found in this
   // node's own state as a whole (Error::own_state) is kUnavailable, not a refusal: the envelope
-  // is not at fault, and nothing is logged.
+  // is not at fault, and nothing is logged. So is a refusal whose entry could not be logged: a
+  // refusal is final for the sender only once it is on record.
   [[nodiscard]] Result<ReceiveResult> Receive(ByteView envelope);
   // As Receive, once `vet` accepted what the envelope says of itself, before its signature is
   // checked; vet's error is returned as it is, and nothing is logged. The envelope is parsed

@@ -148,8 +148,12 @@ struct Node::Impl {
   // back (LogRead).
   bool defer_reads = false;
   std::map<std::string, SubjectRecord, std::less<>> group_subjects{};  // Subject
-  // Inside Decided: set by Refuse once the refusal's entry is in the operation's transaction.
-  bool* refusal_logged = nullptr;
+  // What became of the refusals made inside one Decided (Refuse).
+  struct RefusalLog {
+    bool logged = false;          // the refusal's entry is in the operation's transaction
+    std::optional<Error> failed;  // why a refusal's entry could not be logged
+  };
+  RefusalLog* refusals = nullptr;  // inside Decided: its own
   // Group commits made, and those known durable (SyncCommits, from any thread): a checkpoint is
   // signed only over a durable log, so that a power loss cannot take back what it covers. One
   // at the start: what a process before this one committed without a sync (it died first) may
@@ -219,27 +223,29 @@ struct Node::Impl {
   // report, receive), as one transaction: what it reads, what it decides and what it records.
   // So nothing another connection commits (`accord destroy` beside `accord serve` on one home)
   // falls between a decision and its records. A refusal made with Refuse commits its entry;
-  // any other failure rolls the whole operation back.
+  // any other failure rolls the whole operation back. A refusal whose entry could not be logged
+  // or committed is still returned, told so; `unlogged`, when given, is then set to why.
   template <typename Op>
-  std::invoke_result_t<Op&> Decided(Op&& op) {
+  std::invoke_result_t<Op&> Decided(Op&& op, std::optional<Error>* unlogged = nullptr) {
     std::optional<std::invoke_result_t<Op&>> out;
-    bool refused = false;
+    RefusalLog refused;
     struct Restore {
-      bool*& slot;
-      bool* outer;
+      RefusalLog*& slot;
+      RefusalLog* outer;
       ~Restore() { slot = outer; }
-    } restore{refusal_logged, std::exchange(refusal_logged, &refused)};
+    } restore{refusals, std::exchange(refusals, &refused)};
     Status s = Transact([&]() -> Status {
       out.emplace(op());
-      if (out->has_value() || refused) return OkStatus();
+      if (out->has_value() || refused.logged) return OkStatus();
       return tl::unexpected(out->error());
     });
-    if (!s && refused) {
-      Error error = std::move(out->error());
-      error.message += " (logging the refusal failed: " + s.error().message + ")";
-      return tl::unexpected(std::move(error));
+    if (!s && refused.logged) {
+      refused.failed = s.error();
+      out.emplace(tl::unexpected(Unlogged(std::move(out->error()), s.error())));
+    } else if (!s) {
+      out.emplace(tl::unexpected(std::move(s.error())));
     }
-    if (!s) return tl::unexpected(std::move(s.error()));
+    if (unlogged != nullptr) *unlogged = std::move(refused.failed);
     return std::move(*out);
   }
 
@@ -510,11 +516,18 @@ struct Node::Impl {
   // savepoint is refused rather than run outside it.)
   tl::unexpected<Error> Refuse(const AuditEntry& e, Error error) {
     if (auto logged = Transact([&] { return Log(e); }); !logged) {
-      error.message += " (logging the refusal failed: " + logged.error().message + ")";
-    } else if (refusal_logged != nullptr) {
-      *refusal_logged = true;
+      if (refusals != nullptr) refusals->failed = logged.error();
+      return tl::unexpected(Unlogged(std::move(error), logged.error()));
     }
+    if (refusals != nullptr) refusals->logged = true;
     return tl::unexpected(std::move(error));
+  }
+
+  // `refusal`, whose entry could not be logged (`why`): still the refusal, with its reason,
+  // told so.
+  static Error Unlogged(Error refusal, const Error& why) {
+    refusal.message += " (logging the refusal failed: " + why.message + ")";
+    return refusal;
   }
 
   // kInvalidArgument unless `level` is one of `originator`'s levels in this node's policy.

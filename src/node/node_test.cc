@@ -3320,6 +3320,64 @@ TEST_F(NodeTest, DamageToThisNodesOwnStateIsNoRefusalOfAPartnersEnvelope) {
   ASSERT_TRUE(jpn->VerifyLog());
 }
 
+// A partner's envelope refused for its own fault is refused for good only once the refusal is
+// logged. While its entry cannot be logged (the store refuses it, or this node's log is damaged)
+// the envelope waits, unavailable, and nothing of it is kept; then its refusal is logged, and
+// final (decision #187).
+TEST_F(NodeTest, AnEnvelopeIsNotRefusedUntilItsRefusalIsLogged) {
+  InitAll();
+  Bytes to_usa;  // a package Japan refuses: it is addressed to the United States
+  {
+    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+    ASSERT_TRUE(CreateObject(*kor, "k-1", "x"));
+    to_usa = kor->Release("k-1", "USA").value();
+  }
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  const uint64_t before = jpn->store().LogSize().value();
+  const auto expect_waits = [&](std::string_view why, bool own_state) {
+    auto taken = jpn->Receive(to_usa);
+    ASSERT_FALSE(taken);
+    EXPECT_EQ(taken.error().code, Code::kUnavailable) << taken.error().ToString();
+    EXPECT_EQ(taken.error().own_state, own_state) << taken.error().ToString();
+    EXPECT_TRUE(taken.error().message.starts_with(
+        "the envelope is not refused until its refusal is logged: permission-denied: the "
+        "package is addressed to `USA`"))
+        << taken.error().message;
+    EXPECT_NE(taken.error().message.find("(logging the refusal failed: "), std::string::npos)
+        << taken.error().message;
+    EXPECT_NE(taken.error().message.find(why), std::string::npos) << taken.error().message;
+    EXPECT_EQ(jpn->store().LogSize().value(), before);
+  };
+  // The store refuses the refusal's entry.
+  ASSERT_TRUE(Refuse("JPN", "log_entries"));
+  expect_waits("refused by the test", false);
+  ASSERT_TRUE(DropRefusal("JPN"));
+  // The log is damaged: the last entry's hash spoiled and the tiles gone (as in the test
+  // above). The envelope's own fault is found before the log is read, so a refusal is tried.
+  const std::string db = Home("JPN") + "/state.db";
+  ASSERT_TRUE(Exec(db,
+                   "CREATE TABLE saved AS SELECT idx, leaf_hash FROM log_entries;"
+                   "CREATE TABLE saved_tiles AS SELECT * FROM log_tiles; DELETE FROM log_tiles;"
+                   "PRAGMA ignore_check_constraints = ON;"
+                   "UPDATE log_entries SET leaf_hash = X'00' "
+                   "WHERE idx = (SELECT max(idx) FROM log_entries)"));
+  jpn = Open("JPN", "2018-01-11T00:00:00+09:00");  // the log as the store now holds it
+  expect_waits(" are missing or damaged: ", true);
+  ASSERT_TRUE(Exec(db,
+                   "UPDATE log_entries SET leaf_hash = (SELECT s.leaf_hash FROM saved s "
+                   "WHERE s.idx = log_entries.idx); DROP TABLE saved;"
+                   "INSERT INTO log_tiles SELECT * FROM saved_tiles; DROP TABLE saved_tiles"));
+  // Logged once the log takes it, and final.
+  jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  auto refused = jpn->Receive(to_usa);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kPermissionDenied) << refused.error().ToString();
+  EXPECT_EQ(refused.error().message.find("logging the refusal"), std::string::npos)
+      << refused.error().message;
+  EXPECT_EQ(jpn->store().LogSize().value(), before + 1);
+  EXPECT_EQ(jpn->VerifyLog().value(), before + 1);
+}
+
 TEST_F(NodeTest, AWitnessCatchesARewrittenOrTruncatedLog) {
   InitAll();
   auto checkpoint_of = [&](const std::string& home_party) {
