@@ -453,6 +453,9 @@ struct SqliteOptions {
   // Makes the -wal file's data durable in SyncCommits; null: fdatasync. For tests that need the
   // disk to fail.
   int (*sync_file_for_testing)(int fd) = nullptr;
+  // Called with the database's path once SQLite has opened it, before the store opens its -wal
+  // file; null: nothing. For tests that move the home at that instant.
+  void (*opened_for_testing)(const char* path) = nullptr;
 };
 
 // Opens (creating if needed) the SQLite store at `path` and migrates its schema to the current

@@ -2872,6 +2872,12 @@ Result<StoreBackup> BackupSqliteStore(const std::string& from, const std::string
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
                                                const SqliteOptions& options) {
   ACCORD_RETURN_IF_ERROR(CreatePrivateFile(path));
+  // The file at the name before SQLite opens it, to tell whether the -wal file opened below is
+  // still its own (below).
+  struct stat before {};
+  if (::stat(path.c_str(), &before) != 0) {
+    return Fail(Code::kUnavailable, "cannot read `" + path + "`: " + std::strerror(errno));
+  }
   sqlite3* raw = nullptr;
   const int rc =
       sqlite3_open_v2(path.c_str(), &raw,
@@ -2898,10 +2904,21 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
   // reads made SQLite open it), not found by its name at the first sync: a home moved aside
   // while the store is open, and another put at its name, would have had the other's file synced
   // and this one's commits answered as durable (decision #185).
+  if (options.opened_for_testing != nullptr) options.opened_for_testing(path.c_str());
   const std::string wal_path = path + "-wal";
   const int wal_fd = ::open(wal_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (wal_fd < 0) {
     return Fail(Code::kUnavailable, "cannot open `" + wal_path + "`: " + std::strerror(errno));
+  }
+  // The same file at the name as before SQLite opened it: then the -wal file at its name was
+  // this connection's when it was opened. A home moved while the store opened would otherwise
+  // hand it another's (decision #188).
+  struct stat after {};
+  if (::stat(path.c_str(), &after) != 0 || after.st_dev != before.st_dev ||
+      after.st_ino != before.st_ino) {
+    ::close(wal_fd);
+    return Fail(Code::kUnavailable,
+                "`" + path + "` was moved or replaced while the store opened it; open it again");
   }
   return std::make_unique<SqliteStore>(std::move(db), std::move(*statements), options, path,
                                        *migrated, wal_fd);

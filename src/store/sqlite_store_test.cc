@@ -1614,6 +1614,38 @@ TEST_F(SqliteStoreTest, SyncingSyncsTheStoresOwnWalFileNotOneAtItsName) {
   EXPECT_EQ(g_synced_inode.load(), own.st_ino);
 }
 
+// A home directory and another, which MoveHome puts at the home's name once it moved it aside.
+std::filesystem::path g_home, g_other;
+void MoveHome(const char* /*path*/) {
+  std::filesystem::rename(g_home, g_home.string() + ".moved");
+  std::filesystem::rename(g_other, g_home);
+}
+
+// A home moved aside while its store opens, and another put at its name, between SQLite's open
+// and the store's own of the -wal file: the store does not open (decision #188). It used to
+// open, holding the other home's -wal file, and syncing that one for its own commits.
+TEST_F(SqliteStoreTest, AStoreWhoseHomeMovesWhileItOpensDoesNotOpen) {
+  g_home = dir_.File("home");
+  g_other = dir_.File("other");
+  std::filesystem::create_directory(g_home);
+  std::filesystem::create_directory(g_other);
+  auto stranger = OpenSqliteStore(g_other / "state.db");  // kept open: its -wal file stays
+  ASSERT_TRUE(stranger.has_value()) << stranger.error().ToString();
+  ASSERT_TRUE((*stranger)->InsertObject(MakeObject("theirs")).has_value());
+  SqliteOptions options;
+  options.opened_for_testing = &MoveHome;
+  auto opened = OpenSqliteStore(g_home / "state.db", options);
+  ASSERT_FALSE(opened.has_value());
+  EXPECT_EQ(opened.error().code, Code::kUnavailable);
+  EXPECT_EQ(opened.error().message,
+            "`" + (g_home / "state.db").string() +
+                "` was moved or replaced while the store opened it; open it again");
+  // Opened again, the store is the one now at the name.
+  auto again = OpenSqliteStore(g_home / "state.db");
+  ASSERT_TRUE(again.has_value()) << again.error().ToString();
+  EXPECT_TRUE((*again)->GetObject("theirs").has_value());
+}
+
 // A server commits all the time, with short gaps between its commits. The checkpointer must still
 // rewind the -wal file (decision #65), so that the file stays near the 1,000-page threshold and
 // commits overwrite it instead of appending to it. A PASSIVE checkpoint rarely catches up with
