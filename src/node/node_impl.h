@@ -224,7 +224,8 @@ struct Node::Impl {
   // So nothing another connection commits (`accord destroy` beside `accord serve` on one home)
   // falls between a decision and its records. A refusal made with Refuse commits its entry;
   // any other failure rolls the whole operation back. A refusal whose entry could not be logged
-  // or committed is still returned, told so; `unlogged`, when given, is then set to why.
+  // or committed is still returned, told so; `unlogged`, when given, is then set to why. Not
+  // nested: a refusal logged by an inner one would be rolled back by the outer, unseen.
   template <typename Op>
   std::invoke_result_t<Op&> Decided(Op&& op, std::optional<Error>* unlogged = nullptr) {
     std::optional<std::invoke_result_t<Op&>> out;
@@ -528,6 +529,21 @@ struct Node::Impl {
   static Error Unlogged(Error refusal, const Error& why) {
     refusal.message += " (logging the refusal failed: " + why.message + ")";
     return refusal;
+  }
+
+  // `result` of a Decided whose refusal could not be logged or committed (`unlogged` says why),
+  // as kUnavailable: a refusal of what a partner sent (`what`) is final for it only once it is
+  // on record, and until then the partner sends it again, or it is checked again (decision
+  // #187). Marked as the logging failure was, so that damage to this node's own log still says
+  // so.
+  template <typename T>
+  static Result<T> Unrefused(Result<T> result, const std::optional<Error>& unlogged,
+                             std::string_view what) {
+    if (result || !unlogged) return result;
+    return tl::unexpected(Error{Code::kUnavailable,
+                                fmt::format("{} is not refused until its refusal is logged: {}",
+                                            what, result.error().ToString()),
+                                unlogged->own_state});
   }
 
   // kInvalidArgument unless `level` is one of `originator`'s levels in this node's policy.

@@ -144,7 +144,7 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
   const std::string meta_key = std::string(kWitnessPrefix) + cp.origin;
   // Read, checked and written back in one transaction: two witnesses of one home (the
   // federation, and `accord log witness` beside it) cannot both cosign from the same state.
-  return n.Decided([&]() -> Result<std::string> {
+  const auto witnessed = [&]() -> Result<std::string> {
     note::Witness witness(std::move(cosigner));
     ACCORD_ASSIGN_OR_RETURN(auto last, n.store->GetMeta(meta_key));
     if (last) {
@@ -209,7 +209,12 @@ Result<std::string> Node::WitnessCheckpoint(std::string_view checkpoint,
     }
     if (logging == WitnessLogging::kEveryCosignature) ACCORD_RETURN_IF_ERROR(n.Log(entry));
     return cosigned;
-  });
+  };
+  // A fork is reported (kDataLoss, and witnessing the partner stops) only once its refusal and
+  // its evidence are stored: until then it is unavailable, and checked again (decision #187).
+  std::optional<Error> unlogged;
+  Result<std::string> out = n.Decided(witnessed, &unlogged);
+  return Impl::Unrefused(std::move(out), unlogged, "the checkpoint");
 }
 
 Status Node::KeepShownCheckpoint(std::string_view signed_checkpoint, const std::string& party) {

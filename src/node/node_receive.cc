@@ -34,21 +34,6 @@ Result<T> NotTheEnvelopes(Result<T> result) {
             true});
 }
 
-// A refusal is final for the sender (it gives the envelope up) only once this node has logged
-// it: every refusal is on record. One whose entry could not be logged or committed (`unlogged`
-// says why) is answered unavailable instead, and the sender sends the envelope again until it
-// is taken or its refusal is logged (decision #187). Marked as the logging failure was, so that
-// damage to this node's own log still says so.
-Result<ReceiveResult> Unrefused(Result<ReceiveResult> result,
-                                const std::optional<Error>& unlogged) {
-  if (result || !unlogged) return result;
-  return tl::unexpected(
-      Error{Code::kUnavailable,
-            fmt::format("the envelope is not refused until its refusal is logged: {}",
-                        result.error().ToString()),
-            unlogged->own_state});
-}
-
 }  // namespace
 
 Result<ReceiveResult> Node::Receive(ByteView bytes) { return Receive(bytes, nullptr); }
@@ -139,9 +124,10 @@ Result<ReceiveResult> Node::Impl::ReceiveEnvelope(ByteView bytes, const Envelope
     }
     return result;
   };
+  // A refusal is final for the sender (it gives the envelope up) only once it is logged.
   std::optional<Error> unlogged;
   Result<ReceiveResult> out = n.Decided(checked, &unlogged);
-  return Unrefused(std::move(out), unlogged);
+  return Impl::Unrefused(std::move(out), unlogged, "the envelope");
 }
 
 // A package or notice dated `at` by its sender, no further ahead of this node's clock than the

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -3378,6 +3379,77 @@ TEST_F(NodeTest, AnEnvelopeIsNotRefusedUntilItsRefusalIsLogged) {
   EXPECT_EQ(jpn->VerifyLog().value(), before + 1);
 }
 
+// A store of the home under test whose syncs fail, and the SQL function `stop_writes()`, which
+// syncs it: called by a trigger in the middle of a node's transaction, it stops every write of
+// this process to that file (decision #174), so that the transaction's commit is refused.
+Store* g_failing_store = nullptr;
+int FailSync(int /*fd*/) {
+  errno = EIO;
+  return -1;
+}
+void SqlStopWrites(sqlite3_context* context, int /*argc*/, sqlite3_value** /*argv*/) {
+  if (g_failing_store != nullptr) (void)g_failing_store->SyncCommits();
+  sqlite3_result_null(context);
+}
+int DefineStopWrites(sqlite3* db, const char** /*error*/, const sqlite3_api_routines* /*api*/) {
+  return sqlite3_create_function(db, "stop_writes", 0, SQLITE_UTF8, nullptr, &SqlStopWrites,
+                                 nullptr, nullptr);
+}
+
+// The other way a refusal goes unlogged: its entry is in the transaction, and the commit then
+// fails. The envelope waits as when the entry itself is refused (decision #187).
+TEST_F(NodeTest, AnEnvelopeWhoseRefusalDoesNotCommitIsNotRefused) {
+  InitAll();
+  Bytes to_usa;  // a package Japan refuses: it is addressed to the United States
+  {
+    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+    ASSERT_TRUE(CreateObject(*kor, "k-1", "x"));
+    to_usa = kor->Release("k-1", "USA").value();
+  }
+  const auto define = reinterpret_cast<void (*)()>(&DefineStopWrites);
+  ASSERT_EQ(sqlite3_auto_extension(define), SQLITE_OK);  // on every connection opened from now
+  struct Cancel {
+    void (*define)();
+    ~Cancel() {
+      sqlite3_cancel_auto_extension(define);
+      g_failing_store = nullptr;
+    }
+  } cancel{define};
+  const std::string db = Home("JPN") + "/state.db";
+  {
+    auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+    const uint64_t before = jpn->store().LogSize().value();
+    SqliteOptions failing;
+    failing.sync_file_for_testing = &FailSync;
+    auto store = OpenSqliteStore(db, failing);
+    ASSERT_TRUE(store.has_value()) << store.error().ToString();
+    g_failing_store = store->get();
+    ASSERT_TRUE(Exec(db,
+                     "CREATE TRIGGER stop AFTER INSERT ON log_entries "
+                     "BEGIN SELECT stop_writes(); END"));
+    auto taken = jpn->Receive(to_usa);
+    ASSERT_FALSE(taken);
+    EXPECT_EQ(taken.error().code, Code::kUnavailable) << taken.error().ToString();
+    EXPECT_TRUE(taken.error().message.starts_with(
+        "the envelope is not refused until its refusal is logged: permission-denied: the "
+        "package is addressed to `USA`"))
+        << taken.error().message;
+    EXPECT_NE(taken.error().message.find("(logging the refusal failed: an earlier sync of"),
+              std::string::npos)
+        << taken.error().message;
+    EXPECT_EQ(jpn->store().LogSize().value(), before);  // the refusal's entry rolled back
+    ASSERT_TRUE(Exec(db, "DROP TRIGGER stop"));
+    g_failing_store = nullptr;
+  }
+  // Restarted, as a stop asks: refused, logged, and final.
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  const uint64_t before = jpn->store().LogSize().value();
+  auto refused = jpn->Receive(to_usa);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kPermissionDenied) << refused.error().ToString();
+  EXPECT_EQ(jpn->store().LogSize().value(), before + 1);
+}
+
 TEST_F(NodeTest, AWitnessCatchesARewrittenOrTruncatedLog) {
   InitAll();
   auto checkpoint_of = [&](const std::string& home_party) {
@@ -3428,9 +3500,23 @@ TEST_F(NodeTest, AWitnessCatchesARewrittenOrTruncatedLog) {
     auto cp = fork->LogCheckpoint();
     auto proof = fork->LogConsistencyProof(seen2, fork->LogSize().value());
     ASSERT_TRUE(cp && proof);
+    // While the refusal's entry cannot be logged, the fork is not reported, nor its evidence
+    // kept: it is unavailable, and checked again (decision #187).
+    const uint64_t logged = jpn->LogSize().value();
+    ASSERT_TRUE(Refuse("JPN", "log_entries"));
+    auto unlogged = jpn->WitnessCheckpoint(*cp, *proof);
+    ASSERT_FALSE(unlogged);
+    EXPECT_EQ(unlogged.error().code, Code::kUnavailable) << unlogged.error().ToString();
+    EXPECT_TRUE(unlogged.error().message.starts_with(
+        "the checkpoint is not refused until its refusal is logged: data-loss: "))
+        << unlogged.error().message;
+    EXPECT_TRUE(jpn->ForkEvidence().value().empty());
+    EXPECT_EQ(jpn->LogSize().value(), logged);
+    ASSERT_TRUE(DropRefusal("JPN"));
     auto caught = jpn->WitnessCheckpoint(*cp, *proof);
     ASSERT_FALSE(caught);
     EXPECT_EQ(caught.error().code, Code::kDataLoss);
+    EXPECT_EQ(jpn->LogSize().value(), logged + 1);
     // Korea's own earlier checkpoint (as a truncated log would give as its latest) is refused,
     // but it contradicts nothing, so it is no evidence.
     auto older = jpn->WitnessCheckpoint(first, {});
