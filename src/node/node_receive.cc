@@ -437,7 +437,12 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
                 fmt::format("notice `{}` was already received: a replay", body.id));
   }
   const Instant now = clock->Now();
-  ACCORD_RETURN_IF_ERROR(CheckNotAhead("notice", body.at, now));
+  // An order to destroy is taken whatever its date (decision #189): this node erases its copy at
+  // its own clock's instant and keeps the date only as the sender's word, and erasing releases
+  // nothing. Refused for its date, the order would leave the copy here for good, while its
+  // originator records it destroyed everywhere and cannot send it again (decision #111).
+  const bool dated = body.kind != "destroy";
+  if (dated) ACCORD_RETURN_IF_ERROR(CheckNotAhead("notice", body.at, now));
   // A consent recorded for a party this node's policy does not know would make every later
   // decision on the object `unknown-party`, for good. It waits (the sender tries again) until
   // this node's policy knows the party: a policy behind the originator's is mended by its
@@ -458,7 +463,7 @@ Result<ReceiveResult> Node::Impl::ReceiveNotice(const Envelope& env, const Notic
                                                              : std::string_view();
   ACCORD_RETURN_IF_ERROR(CheckEvidence(
       env, sender, body.id, {.op = body.kind, .object = body.object_id, .to = notice_to}));
-  ACCORD_RETURN_IF_ERROR(CheckNotBackdated(env, body.at));
+  if (dated) ACCORD_RETURN_IF_ERROR(CheckNotBackdated(env, body.at));
   auto held = store->GetObject(body.object_id);
   if (!held && held.error().code == Code::kNotFound && body.kind != "report") {
     return KeepOrder(body, raw);

@@ -2485,6 +2485,55 @@ TEST_F(NodeTest, AnOriginatorWhoDestroyedItsCopyCanStillOrderDestructionEverywhe
   EXPECT_EQ(Denial(read.error()), Reason::kDestroyed);
 }
 
+// An order to destroy is taken whatever its date: made on a clock hours ahead of this node's, or
+// dated before a checkpoint of its sender's log that lacked its entry (decision #189). A consent
+// dated either way is still refused, its date being part of what it says. Before, the order was
+// refused for good and the copy stayed here, while its originator recorded it destroyed
+// everywhere.
+TEST_F(NodeTest, AnOrderToDestroyIsTakenWhateverItsDate) {
+  InitAll(kExample, ClockKind::kSystem);
+  auto kor = Open("KOR", "");
+  auto jpn = Open("JPN", "");
+  for (const char* id : {"k-ahead", "k-back"}) {
+    ASSERT_TRUE(CreateObject(*kor, id, id));
+    auto taken = jpn->Receive(kor->Release(id, "JPN").value());
+    ASSERT_TRUE(taken) << taken.error().ToString();
+  }
+  ASSERT_TRUE(jpn->WitnessCheckpoint(kor->LogCheckpoint().value(), {}, WitnessLogging::kForksOnly,
+                                     "KOR", 0));
+  const Instant now = SystemClock().Now();
+  const Instant ahead{now.micros + 2 * 3600 * 1'000'000LL};  // beyond the hour a notice waits
+  const Instant yesterday{now.micros - 24 * 3600 * 1'000'000LL};
+  // `honest`, dated `at`, its entry appended to Korea's log after the checkpoint Japan saw.
+  const auto redated = [&](const Bytes& honest, Instant at) {
+    return EditedNotice("KOR", kor, "", honest,
+                        [&](node_internal::NoticeBody& body, node_internal::AuditEntry& entry) {
+                          body.at = entry.at = at;
+                        });
+  };
+  const Bytes consent = kor->Consent("k-ahead", "USA").value();
+  auto early = jpn->Receive(redated(consent, ahead));
+  ASSERT_FALSE(early);
+  EXPECT_EQ(early.error().code, Code::kInvalidArgument) << early.error().ToString();
+  auto late = jpn->Receive(redated(consent, yesterday));
+  ASSERT_FALSE(late);
+  EXPECT_NE(late.error().message.find("logged later than it says"), std::string::npos)
+      << late.error().message;
+
+  for (const auto& [id, at] :
+       std::vector<std::pair<std::string, Instant>>{{"k-ahead", ahead}, {"k-back", yesterday}}) {
+    SCOPED_TRACE(id);
+    auto order = jpn->Receive(redated(kor->Destroy(id, DestroyScope::kEverywhere).value(), at));
+    ASSERT_TRUE(order) << order.error().ToString();
+    EXPECT_EQ(order->summary, "`KOR` ordered `" + id +
+                                  "` destroyed everywhere: this node's copy "
+                                  "is erased");
+    auto read = jpn->Read("jpn-analyst", id);
+    ASSERT_FALSE(read);
+    EXPECT_EQ(Denial(read.error()), Reason::kDestroyed) << read.error().ToString();
+  }
+}
+
 // A copy is erased when it is destroyed: read at an instant before that (a simulated clock set
 // back), it is refused as destroyed and the refusal logged, not taken for a broken store.
 TEST_F(NodeTest, AnErasedCopyIsDestroyedEvenBeforeItsDestructionsInstant) {
