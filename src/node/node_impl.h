@@ -872,7 +872,9 @@ struct Node::Impl {
   // reclassification notice when the copy held here is newer.
   Result<Bytes> LabelProof(const ObjectRecord& o, ByteView consent_notice);
   struct KeptOrders {
-    std::optional<NoticeBody> destroyed;
+    // When this node took an order to destroy it (not the order's own date, which #189 leaves
+    // unchecked).
+    std::optional<Instant> destroyed;
     std::optional<std::pair<NoticeBody, Bytes>> reclassified;  // the latest, with its envelope
     std::vector<ConsentRecord> consents;                       // in the order they came
   };

@@ -345,8 +345,9 @@ Result<ReceiveResult> Node::Impl::ReceivePackage(const Envelope& env, const Pack
     ACCORD_ASSIGN_OR_RETURN(orders, OrdersFor(o.id, o.originator));
     if (orders.destroyed) {
       return Deny(Reason::kDestroyed,
-                  fmt::format("`{}` ordered `{}` destroyed everywhere at {}, before this copy came",
-                              o.originator, o.id, FormatInstant(orders.destroyed->at)),
+                  fmt::format("`{}` ordered `{}` destroyed everywhere before this copy came (the "
+                              "order was taken at {})",
+                              o.originator, o.id, FormatInstant(*orders.destroyed)),
                   {});
     }
     if (orders.reclassified) {
@@ -769,7 +770,7 @@ Result<Node::Impl::KeptOrders> Node::Impl::OrdersFor(const std::string& object_i
     if (p.kind == "consent") {
       orders.consents.push_back(ConsentRecord{object_id, notice.to, notice.at, p.bytes});
     } else if (p.kind == "destroy") {
-      orders.destroyed = std::move(notice);
+      orders.destroyed = p.received_at;
     } else if (!orders.reclassified || notice.version > orders.reclassified->first.version) {
       orders.reclassified.emplace(std::move(notice), p.bytes);
     }

@@ -313,6 +313,14 @@ class NodeTest : public testing::Test {
     return node_internal::EncodeEnvelope(forged);
   }
 
+  // Korea's release of a new object `id` to the United States, a package Japan refuses once its
+  // signature verified: it is addressed to another party.
+  Bytes ReleaseToUsa(const std::string& id) {
+    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
+    EXPECT_TRUE(CreateObject(*kor, id, "x"));
+    return kor->Release(id, "USA").value();
+  }
+
   // The notice `honest` changed by `edit` (its body and its log entry), as `party`'s node whose
   // code was changed could send it: signed with `party`'s key, its entry appended to `party`'s
   // log (`node`, reopened at `at` on the way).
@@ -1283,6 +1291,12 @@ TEST_F(NodeTest, OrdersThatReachAHolderBeforeItsCopyApplyToTheCopy) {
   auto gone = jpn->Receive(forwards["k-gone"]);
   ASSERT_FALSE(gone);
   EXPECT_EQ(Denial(gone.error()), Reason::kDestroyed) << gone.error().ToString();
+  // When this node took the order, not the order's own date (decision #189).
+  EXPECT_NE(gone.error().message.find("`KOR` ordered `k-gone` destroyed everywhere before this "
+                                      "copy came (the order was taken at " +
+                                      FormatInstant(At("2015-03-04T00:00:00+09:00")) + ")"),
+            std::string::npos)
+      << gone.error().message;
   EXPECT_EQ(jpn->store().GetObject("k-gone").error().code, Code::kNotFound);
   // The copy downgraded before it came is stored at its new level: Japan's clerk (HI) may read
   // it, which at II (GOKUHI) it could not.
@@ -2515,6 +2529,8 @@ TEST_F(NodeTest, AnOrderToDestroyIsTakenWhateverItsDate) {
   auto early = jpn->Receive(redated(consent, ahead));
   ASSERT_FALSE(early);
   EXPECT_EQ(early.error().code, Code::kInvalidArgument) << early.error().ToString();
+  EXPECT_NE(early.error().message.find("after this node's clock"), std::string::npos)
+      << early.error().message;
   auto late = jpn->Receive(redated(consent, yesterday));
   ASSERT_FALSE(late);
   EXPECT_NE(late.error().message.find("logged later than it says"), std::string::npos)
@@ -3376,12 +3392,7 @@ TEST_F(NodeTest, DamageToThisNodesOwnStateIsNoRefusalOfAPartnersEnvelope) {
 // final (decision #187).
 TEST_F(NodeTest, AnEnvelopeIsNotRefusedUntilItsRefusalIsLogged) {
   InitAll();
-  Bytes to_usa;  // a package Japan refuses: it is addressed to the United States
-  {
-    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
-    ASSERT_TRUE(CreateObject(*kor, "k-1", "x"));
-    to_usa = kor->Release("k-1", "USA").value();
-  }
+  const Bytes to_usa = ReleaseToUsa("k-1");  // a package Japan refuses
   auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
   const uint64_t before = jpn->store().LogSize().value();
   const auto expect_waits = [&](std::string_view why, bool own_state) {
@@ -3449,20 +3460,12 @@ int DefineStopWrites(sqlite3* db, const char** /*error*/, const sqlite3_api_rout
 // fails. The envelope waits as when the entry itself is refused (decision #187).
 TEST_F(NodeTest, AnEnvelopeWhoseRefusalDoesNotCommitIsNotRefused) {
   InitAll();
-  Bytes to_usa;  // a package Japan refuses: it is addressed to the United States
-  {
-    auto kor = Open("KOR", "2018-01-10T00:00:00+09:00");
-    ASSERT_TRUE(CreateObject(*kor, "k-1", "x"));
-    to_usa = kor->Release("k-1", "USA").value();
-  }
+  const Bytes to_usa = ReleaseToUsa("k-1");  // a package Japan refuses
   const auto define = reinterpret_cast<void (*)()>(&DefineStopWrites);
   ASSERT_EQ(sqlite3_auto_extension(define), SQLITE_OK);  // on every connection opened from now
   struct Cancel {
     void (*define)();
-    ~Cancel() {
-      sqlite3_cancel_auto_extension(define);
-      g_failing_store = nullptr;
-    }
+    ~Cancel() { sqlite3_cancel_auto_extension(define); }
   } cancel{define};
   const std::string db = Home("JPN") + "/state.db";
   {
@@ -3473,6 +3476,9 @@ TEST_F(NodeTest, AnEnvelopeWhoseRefusalDoesNotCommitIsNotRefused) {
     auto store = OpenSqliteStore(db, failing);
     ASSERT_TRUE(store.has_value()) << store.error().ToString();
     g_failing_store = store->get();
+    struct Forget {  // before the store closes, however the test ends
+      ~Forget() { g_failing_store = nullptr; }
+    } forget;
     ASSERT_TRUE(Exec(db,
                      "CREATE TRIGGER stop AFTER INSERT ON log_entries "
                      "BEGIN SELECT stop_writes(); END"));
@@ -3488,7 +3494,6 @@ TEST_F(NodeTest, AnEnvelopeWhoseRefusalDoesNotCommitIsNotRefused) {
         << taken.error().message;
     EXPECT_EQ(jpn->store().LogSize().value(), before);  // the refusal's entry rolled back
     ASSERT_TRUE(Exec(db, "DROP TRIGGER stop"));
-    g_failing_store = nullptr;
   }
   // Restarted, as a stop asks: refused, logged, and final.
   auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
