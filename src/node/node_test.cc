@@ -86,6 +86,24 @@ class NodeTest : public testing::Test {
     return Exec(Home(party) + "/state.db", "DROP TRIGGER refuse");
   }
 
+  // Spoils `party`'s log as damage would, another connection doing it: the hash of its last
+  // entry and its tiles, so that an append meets one or the other whatever the log's size (it
+  // reads the hashes of its incomplete tiles only). Undone by MendLog.
+  Status SpoilLog(const std::string& party) {
+    return Exec(Home(party) + "/state.db",
+                "CREATE TABLE saved AS SELECT idx, leaf_hash FROM log_entries;"
+                "CREATE TABLE saved_tiles AS SELECT * FROM log_tiles; DELETE FROM log_tiles;"
+                "PRAGMA ignore_check_constraints = ON;"
+                "UPDATE log_entries SET leaf_hash = X'00' "
+                "WHERE idx = (SELECT max(idx) FROM log_entries)");
+  }
+  Status MendLog(const std::string& party) {
+    return Exec(Home(party) + "/state.db",
+                "UPDATE log_entries SET leaf_hash = (SELECT s.leaf_hash FROM saved s "
+                "WHERE s.idx = log_entries.idx); DROP TABLE saved;"
+                "INSERT INTO log_tiles SELECT * FROM saved_tiles; DROP TABLE saved_tiles");
+  }
+
   // A node of `party` at `home` on a simulated clock, its keys sealed with `passphrase`.
   static void InitAt(const std::string& home, const std::string& party, std::string_view passphrase,
                      const std::string& policy = kExample,
@@ -3322,20 +3340,10 @@ TEST_F(NodeTest, DamageToThisNodesOwnStateIsNoRefusalOfAPartnersEnvelope) {
                    "UPDATE partners SET wrap_public = (SELECT wrap_public FROM saved) "
                    "WHERE party = 'KOR'; DROP TABLE saved"));
   ASSERT_TRUE(Open("JPN", "2018-01-11T00:00:00+09:00")->Receive(first));
-  // Its log, read to append the envelope's entry, inside the transaction that would record it:
-  // the last entry's hash spoiled and the tiles gone, so that the append meets one or the other
-  // whatever the log's size (it reads the hashes of its incomplete tiles only).
-  ASSERT_TRUE(Exec(db,
-                   "CREATE TABLE saved AS SELECT idx, leaf_hash FROM log_entries;"
-                   "CREATE TABLE saved_tiles AS SELECT * FROM log_tiles; DELETE FROM log_tiles;"
-                   "PRAGMA ignore_check_constraints = ON;"
-                   "UPDATE log_entries SET leaf_hash = X'00' "
-                   "WHERE idx = (SELECT max(idx) FROM log_entries)"));
+  // Its log, read to append the envelope's entry, inside the transaction that would record it.
+  ASSERT_TRUE(SpoilLog("JPN"));
   expect_held(second, " are missing or damaged: ");
-  ASSERT_TRUE(Exec(db,
-                   "UPDATE log_entries SET leaf_hash = (SELECT s.leaf_hash FROM saved s "
-                   "WHERE s.idx = log_entries.idx); DROP TABLE saved;"
-                   "INSERT INTO log_tiles SELECT * FROM saved_tiles; DROP TABLE saved_tiles"));
+  ASSERT_TRUE(MendLog("JPN"));
   ASSERT_TRUE(Open("JPN", "2018-01-11T00:00:00+09:00")->Receive(second));
   // A page of its database: the root of the table of objects (and of its index), read for the
   // copy a reclassification changes, inside the transaction that would record it. SQLite finds
@@ -3413,21 +3421,12 @@ TEST_F(NodeTest, AnEnvelopeIsNotRefusedUntilItsRefusalIsLogged) {
   ASSERT_TRUE(Refuse("JPN", "log_entries"));
   expect_waits("refused by the test", false);
   ASSERT_TRUE(DropRefusal("JPN"));
-  // The log is damaged: the last entry's hash spoiled and the tiles gone (as in the test
-  // above). The envelope's own fault is found before the log is read, so a refusal is tried.
-  const std::string db = Home("JPN") + "/state.db";
-  ASSERT_TRUE(Exec(db,
-                   "CREATE TABLE saved AS SELECT idx, leaf_hash FROM log_entries;"
-                   "CREATE TABLE saved_tiles AS SELECT * FROM log_tiles; DELETE FROM log_tiles;"
-                   "PRAGMA ignore_check_constraints = ON;"
-                   "UPDATE log_entries SET leaf_hash = X'00' "
-                   "WHERE idx = (SELECT max(idx) FROM log_entries)"));
+  // The log is damaged. The envelope's own fault is found before the log is read, so a refusal
+  // is tried.
+  ASSERT_TRUE(SpoilLog("JPN"));
   jpn = Open("JPN", "2018-01-11T00:00:00+09:00");  // the log as the store now holds it
   expect_waits(" are missing or damaged: ", true);
-  ASSERT_TRUE(Exec(db,
-                   "UPDATE log_entries SET leaf_hash = (SELECT s.leaf_hash FROM saved s "
-                   "WHERE s.idx = log_entries.idx); DROP TABLE saved;"
-                   "INSERT INTO log_tiles SELECT * FROM saved_tiles; DROP TABLE saved_tiles"));
+  ASSERT_TRUE(MendLog("JPN"));
   // Logged once the log takes it, and final.
   jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
   auto refused = jpn->Receive(to_usa);
