@@ -2873,7 +2873,7 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
                                                const SqliteOptions& options) {
   ACCORD_RETURN_IF_ERROR(CreatePrivateFile(path));
   // The file at the name before SQLite opens it, to tell whether the -wal file opened below is
-  // still its own (below).
+  // still its own.
   struct stat before {};
   if (::stat(path.c_str(), &before) != 0) {
     return Fail(Code::kUnavailable, "cannot read `" + path + "`: " + std::strerror(errno));
