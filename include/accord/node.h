@@ -216,6 +216,10 @@ class Node {
   // one is not yet (a size, entry or proof answered must not show what a power loss could take
   // back). What the API's log routes answer from.
   [[nodiscard]] Result<uint64_t> DurableLogSize();
+  // OK until this process found the node's own stored state damaged (Store::CheckIntact): then
+  // kDataLoss, marked Error::own_state, naming the first damage, until the node restarts. The node
+  // goes on serving what the damage does not touch (decision #186); this says it is not whole.
+  [[nodiscard]] Status CheckIntact();
 
   // Stores a new object originated by this party, sealed under a fresh data key.
   [[nodiscard]] Status Create(const NewObject& object, ByteView payload);

@@ -264,6 +264,16 @@ class Store {
   // later sync would not say so. A restart, which recovers from what is on disk, writes again.
   // Cheap, and callable from any thread.
   [[nodiscard]] virtual Status CheckWritable() = 0;
+  // OK until damage to the store's own state (Error::own_state: a page SQLite finds malformed, a
+  // log hash of the wrong size, a gap in the log) was found by any connection of this process to
+  // the file, or told to NoteDamage; then kDataLoss, marked, naming the first damage, until every
+  // connection of the process to the file is closed. Writes and reads go on: what the damage does
+  // not touch still works (decision #186), and this is how the node says it is not whole
+  // (`GET /v1/health`). Cheap, and callable from any thread.
+  [[nodiscard]] virtual Status CheckIntact() = 0;
+  // Tells the store of damage to its state found above it (the log's hashes missing); an error
+  // not marked Error::own_state is ignored.
+  virtual void NoteDamage(const Error& e) = 0;
 
   // Runs `body` in one read transaction (BEGIN DEFERRED): its reads see one snapshot and take the
   // database's locks once, where each statement on its own takes and releases them (system calls

@@ -121,10 +121,14 @@ bool CouldNotRead(const Error& e) {
   return e.code == Code::kUnavailable || e.code == Code::kInternal;
 }
 
-// A read of the log that failed: the data's fault (kDataLoss), unless the store could not read.
-tl::unexpected<Error> Damaged(std::string_view what, const Error& e) {
+// A read of `store`'s log that failed: the data's fault (kDataLoss, which the store is told of:
+// Store::CheckIntact), unless the store could not read.
+tl::unexpected<Error> Damaged(Store& store, std::string_view what, const Error& e) {
   if (CouldNotRead(e)) return tl::unexpected(e);
-  return OwnStateDamaged(fmt::format("the log's {} are missing or damaged: {}", what, e.message));
+  auto damaged =
+      OwnStateDamaged(fmt::format("the log's {} are missing or damaged: {}", what, e.message));
+  store.NoteDamage(damaged.value());
+  return damaged;
 }
 
 }  // namespace
@@ -267,14 +271,14 @@ Status AuditLog::SyncEdge() {
     std::vector<merkle::Hash> bottom;
     if (level == 0) {
       auto leaves = store_->ReadLogLeafHashes(first, nodes - first);
-      if (!leaves) return Damaged("leaf hashes", leaves.error());
+      if (!leaves) return Damaged(*store_, "leaf hashes", leaves.error());
       if (!leaves->empty()) last_leaf = leaves->back();
       bottom = std::move(*leaves);
     } else {
       std::vector<NodeKey> keys;
       for (uint64_t t = first; t < nodes; ++t) keys.emplace_back(level - 1, t);
       auto tiles = store_->ReadLogTiles(keys);
-      if (!tiles) return Damaged("tiles", tiles.error());
+      if (!tiles) return Damaged(*store_, "tiles", tiles.error());
       for (const Bytes& tile : *tiles) bottom.push_back(TileRoot(tile));  // 960 bytes each
     }
     pending_.Reset(level, bottom);
@@ -358,7 +362,7 @@ std::invoke_result_t<Fn&, const merkle::NodeSource&> AuditLog::Fetched(uint64_t 
   }
   if (!stored.empty()) {
     auto tiles = store_->ReadLogTiles(stored);
-    if (!tiles) return Damaged("tiles", tiles.error());
+    if (!tiles) return Damaged(*store_, "tiles", tiles.error());
     for (size_t t = 0; t < stored.size(); ++t) {
       const auto [level, index] = stored[t];
       const Bytes& tile = (*tiles)[t];  // kLogTileBytes: the store checks

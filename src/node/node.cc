@@ -138,6 +138,8 @@ Result<uint64_t> Node::DurableLogSize() {
   return impl_->log.Size();
 }
 
+Status Node::CheckIntact() { return impl_->store->CheckIntact(); }
+
 Status Node::VerifyOwnEnvelope(ByteView envelope) const {
   auto env = node_internal::ParseEnvelope(envelope, envelope.size());
   if (!env) return Fail(Code::kDataLoss, "not an envelope: " + env.error().message);

@@ -3314,8 +3314,12 @@ TEST_F(NodeTest, DamageToThisNodesOwnStateIsNoRefusalOfAPartnersEnvelope) {
     reclassify = kor->Reclassify("k-1", "III").value();
   }
   const std::string db = Home("JPN") + "/state.db";
-  const auto expect_held = [&](const Bytes& package, std::string_view damage) {
+  // `found`: the damage the node says it found first (a log whose hash is spoiled and whose
+  // tiles are gone may be found either way).
+  const auto expect_held = [&](const Bytes& package, std::string_view damage,
+                               std::initializer_list<std::string_view> found) {
     auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+    ASSERT_TRUE(jpn->CheckIntact());                       // nothing found yet since this open
     const uint64_t size = jpn->store().LogSize().value();  // the log's own would check it
     auto taken = jpn->Receive(package);
     ASSERT_FALSE(taken);
@@ -3329,20 +3333,36 @@ TEST_F(NodeTest, DamageToThisNodesOwnStateIsNoRefusalOfAPartnersEnvelope) {
     EXPECT_EQ(taken.error().message.find("logging the refusal"), std::string::npos)
         << taken.error().message;
     EXPECT_EQ(jpn->store().LogSize().value(), size);  // no refusal logged
+    // The node is not whole, and says so (`GET /v1/health`) until it restarts, to every Node of
+    // the process on the home: a server's and its federation's.
+    auto other = Open("JPN", "2018-01-11T00:00:00+09:00");
+    for (Node* node : {jpn.get(), other.get()}) {
+      auto intact = node->CheckIntact();
+      ASSERT_FALSE(intact);
+      EXPECT_EQ(intact.error().code, Code::kDataLoss);
+      EXPECT_TRUE(intact.error().own_state);
+      const std::string said = "`" + db + "` was found damaged since the node opened it (";
+      EXPECT_TRUE(intact.error().message.starts_with(said)) << intact.error().message;
+      EXPECT_TRUE(std::ranges::any_of(found, [&](std::string_view f) {
+        return intact.error().message.find(f) != std::string::npos;
+      })) << intact.error().message;
+    }
   };
   // Its record of Korea's keys, read before the envelope's signature is checked.
   ASSERT_TRUE(Exec(db,
                    "CREATE TABLE saved AS SELECT * FROM partners WHERE party = 'KOR';"
                    "PRAGMA ignore_check_constraints = ON;"
                    "UPDATE partners SET wrap_public = X'00' WHERE party = 'KOR'"));
-  expect_held(first, "corrupt wrapping key of `KOR` in the store");
+  expect_held(first, "corrupt wrapping key of `KOR` in the store",
+              {"(corrupt wrapping key of `KOR` in the store)"});
   ASSERT_TRUE(Exec(db,
                    "UPDATE partners SET wrap_public = (SELECT wrap_public FROM saved) "
                    "WHERE party = 'KOR'; DROP TABLE saved"));
   ASSERT_TRUE(Open("JPN", "2018-01-11T00:00:00+09:00")->Receive(first));
   // Its log, read to append the envelope's entry, inside the transaction that would record it.
   ASSERT_TRUE(SpoilLog("JPN"));
-  expect_held(second, " are missing or damaged: ");
+  expect_held(second, " are missing or damaged: ",
+              {"(sqlite: a log leaf hash is not 32 bytes)", "(the log's tiles are missing"});
   ASSERT_TRUE(MendLog("JPN"));
   ASSERT_TRUE(Open("JPN", "2018-01-11T00:00:00+09:00")->Receive(second));
   // A page of its database: the root of the table of objects (and of its index), read for the
@@ -3378,7 +3398,8 @@ TEST_F(NodeTest, DamageToThisNodesOwnStateIsNoRefusalOfAPartnersEnvelope) {
     }
     ASSERT_TRUE(file.good());
   }
-  expect_held(reclassify, "database disk image is malformed");
+  expect_held(reclassify, "database disk image is malformed",
+              {"database disk image is malformed)"});
   {
     std::fstream file(db, std::ios::in | std::ios::out | std::ios::binary);
     for (const auto& [offset, bytes] : pages) {
@@ -3392,6 +3413,7 @@ TEST_F(NodeTest, DamageToThisNodesOwnStateIsNoRefusalOfAPartnersEnvelope) {
   ASSERT_TRUE(taken) << taken.error().ToString();
   EXPECT_EQ(jpn->store().GetObject("k-1").value().level, "III");
   ASSERT_TRUE(jpn->VerifyLog());
+  EXPECT_TRUE(jpn->CheckIntact());
 }
 
 // A partner's envelope refused for its own fault is refused for good only once the refusal is

@@ -1039,6 +1039,11 @@ ApiResponse Api::FromError(const Error& error, std::string_view what) {
 }
 
 ApiResponse Api::Health() {
+  // Damage found in the node's own state leaves it serving what the damage does not touch
+  // (decision #186), but not healthy: a monitor learns of it here, the operator from the log.
+  if (auto intact = node_.CheckIntact(); !intact) {
+    return FromError(intact.error(), "checking the node's stored state");
+  }
   auto size = node_.DurableLogSize();
   if (!size) {
     return FromError(size.error(), "reading the log size");

@@ -46,6 +46,7 @@ namespace accord {
 namespace {
 
 using sqlite_internal::BoundStatement;
+using sqlite_internal::DamageWatch;
 using sqlite_internal::DbPtr;
 using sqlite_internal::DecodeStringList;
 using sqlite_internal::EncodeStringList;
@@ -1287,6 +1288,23 @@ class WriteTurns {
 
   bool Stopped() const { return stopped_.load(std::memory_order_acquire); }
 
+  // Damage to the file's contents that a connection of this process found (Error::own_state):
+  // the first is kept, until every connection of the process to the file is closed.
+  void NoteDamage(const Error& e) {
+    if (!e.own_state) return;
+    std::lock_guard lock(mu_);
+    if (damaged_.load(std::memory_order_relaxed)) return;
+    damage_ = e.message;
+    damaged_.store(true, std::memory_order_release);
+  }
+
+  // The first damage noted; empty while none was.
+  std::string Damage() {
+    if (!damaged_.load(std::memory_order_acquire)) return {};
+    std::lock_guard lock(mu_);
+    return damage_;
+  }
+
   // Why writes stopped; empty while they go on.
   std::string Refusal() {
     if (!Stopped()) return {};
@@ -1321,6 +1339,8 @@ class WriteTurns {
   std::atomic<bool> stopped_{false};
   std::string refusal_;                        // GUARDED_BY(mu_); set once, before stopped_
   std::atomic<bool> unsynced_commits_{false};  // ever, in this process
+  std::atomic<bool> damaged_{false};
+  std::string damage_;  // GUARDED_BY(mu_); set once, before damaged_
 };
 
 // Copies the -wal file into the database on a thread of its own, so that no commit waits for a
@@ -1498,6 +1518,8 @@ class SqliteStore final : public Store {
         path_(path),
         wal_path_(path + "-wal"),
         write_turns_(WriteTurns::Of(path)),
+        damage_watch_(db_.get(),
+                      [turns = write_turns_.get()](const Error& e) { turns->NoteDamage(e); }),
         checkpointer_(Checkpointer::Of(path, write_turns_)),
         wal_fd_(wal_fd),
         checkpoint_owed_(checkpoint_owed) {
@@ -1663,6 +1685,16 @@ class SqliteStore final : public Store {
     if (refusal.empty()) return OkStatus();
     return Fail(Code::kUnavailable, std::move(refusal));
   }
+
+  Status CheckIntact() override {
+    std::string damage = write_turns_->Damage();
+    if (damage.empty()) return OkStatus();
+    return OwnStateDamaged("`" + path_ + "` was found damaged since the node opened it (" + damage +
+                           "): find the damage with `accord log verify`, repair it or restore a "
+                           "backup, and restart the node");
+  }
+
+  void NoteDamage(const Error& e) override { write_turns_->NoteDamage(e); }
 
   // A transaction inside another is a savepoint: its body's failure undoes its own changes only,
   // and its changes become durable when the outermost transaction commits.
@@ -2374,12 +2406,12 @@ class SqliteStore final : public Store {
     if (!row) {
       return Fail(Code::kNotFound, "no partner `" + party + "`");
     }
-    return ReadPartner(st);
+    return Noted(ReadPartner(st));
   }
 
   Result<std::vector<PartnerRecord>> ListPartners() override {
     BoundStatement st(db_.get(), s_.list_partners.get());
-    return Collect<PartnerRecord>(st, "list partners", {}, ReadPartner);
+    return Noted(Collect<PartnerRecord>(st, "list partners", {}, ReadPartner));
   }
 
   Status AppendLog(uint64_t first, std::span<const Bytes> entries,
@@ -2474,7 +2506,7 @@ class SqliteStore final : public Store {
                        const ByteView hash = st.ColumnBlobView(1);
                        Digest& d = out.emplace_back();
                        if (hash.size() != d.size()) {
-                         return OwnStateDamaged("sqlite: a log leaf hash is not 32 bytes");
+                         return Damaged("sqlite: a log leaf hash is not 32 bytes");
                        }
                        std::copy(hash.begin(), hash.end(), d.begin());
                        return OkStatus();
@@ -2510,7 +2542,7 @@ class SqliteStore final : public Store {
       ACCORD_ASSIGN_OR_RETURN(const bool more, st.Step(what));
       if (!more) break;
       if (static_cast<uint64_t>(st.ColumnInt(0)) != next) {
-        return OwnStateDamaged("sqlite: the log is missing entry " + std::to_string(next));
+        return Damaged("sqlite: the log is missing entry " + std::to_string(next));
       }
       ACCORD_RETURN_IF_ERROR(row(st));
       ++next;
@@ -2545,9 +2577,9 @@ class SqliteStore final : public Store {
         for (size_t k = begin; k < end; ++k) {
           if (LogTileId(keys[k].first, keys[k].second) != id) continue;
           if (hashes.size() != kLogTileBytes) {
-            return OwnStateDamaged("sqlite: log tile (" + std::to_string(keys[k].first) + ", " +
-                                   std::to_string(keys[k].second) + ") has " +
-                                   std::to_string(hashes.size()) + " bytes");
+            return Damaged("sqlite: log tile (" + std::to_string(keys[k].first) + ", " +
+                           std::to_string(keys[k].second) + ") has " +
+                           std::to_string(hashes.size()) + " bytes");
           }
           out[k].assign(hashes.begin(), hashes.end());
         }
@@ -2738,6 +2770,21 @@ class SqliteStore final : public Store {
     return *std::move(result);
   }
 
+  // Damage to the store's own state found here (not by SQLite, whose DamageWatch sees its own):
+  // told to write_turns_, for CheckIntact, and returned.
+  tl::unexpected<Error> Damaged(std::string message) {
+    Error e = OwnStateDamaged(std::move(message)).value();
+    write_turns_->NoteDamage(e);
+    return tl::unexpected(std::move(e));
+  }
+
+  // `result`, once write_turns_ is told of the damage it reports, if any.
+  template <typename T>
+  Result<T> Noted(Result<T> result) {
+    if (!result) write_turns_->NoteDamage(result.error());
+    return result;
+  }
+
   // INVARIANT: declared before the statements, so the statements are finalized first.
   DbPtr db_;
   Statements s_;
@@ -2747,7 +2794,9 @@ class SqliteStore final : public Store {
   const std::string path_;          // the database file
   const std::string wal_path_;
   const std::shared_ptr<WriteTurns> write_turns_;  // taken by each outermost transaction
-  std::shared_ptr<Checkpointer> checkpointer_;     // shared with the other connections to the file
+  // Declared after db_ and write_turns_: it ends before either.
+  const DamageWatch damage_watch_;
+  std::shared_ptr<Checkpointer> checkpointer_;  // shared with the other connections to the file
   std::mutex wal_mu_;
   const int wal_fd_;  // the -wal file's (OpenSqliteStore), for SyncCommits
   bool in_transaction_ = false;

@@ -1195,6 +1195,44 @@ TEST(SqliteStoreFileTest, WritesGoOnWhileNoSyncFailed) {
   EXPECT_TRUE(store.CheckWritable().has_value());
 }
 
+// Damage to the store's own state, found by any connection of the process to the file, is kept
+// for CheckIntact on every one of them, the first found, until the last closes; an error not
+// marked as such is not kept (decision #190).
+TEST_F(SqliteStoreTest, DamageFoundIsKeptUntilTheLastConnectionCloses) {
+  auto other = OpenSqliteStore(path_);
+  ASSERT_TRUE(other.has_value()) << other.error().ToString();
+  EXPECT_TRUE(store_->CheckIntact().has_value());
+  store_->NoteDamage(Error{Code::kDataLoss, "a copy's label does not decode"});  // one object's
+  EXPECT_TRUE((*other)->CheckIntact().has_value());
+  {
+    RawDb raw(path_);
+    ASSERT_EQ(raw.Exec("PRAGMA ignore_check_constraints = ON; INSERT INTO partners "
+                       "(party, sign_public, wrap_public) VALUES ('KOR', X'00', X'00')"),
+              "");
+  }
+  auto partner = (*other)->GetPartner("KOR");
+  ASSERT_FALSE(partner.has_value());
+  EXPECT_TRUE(partner.error().own_state);
+  store_->NoteDamage(OwnStateDamaged("found later").value());  // the first is kept
+  for (Store* store : {store_.get(), other->get()}) {
+    auto intact = store->CheckIntact();
+    ASSERT_FALSE(intact.has_value());
+    EXPECT_EQ(intact.error().code, Code::kDataLoss);
+    EXPECT_TRUE(intact.error().own_state);
+    EXPECT_EQ(intact.error().message,
+              "`" + path_ +
+                  "` was found damaged since the node opened it (corrupt signing key of `KOR` in "
+                  "the store): find the damage with `accord log verify`, repair it or restore a "
+                  "backup, and restart the node");
+  }
+  store_.reset();
+  EXPECT_FALSE((*other)->CheckIntact().has_value());  // one connection is still open
+  other->reset();
+  auto reopened = OpenSqliteStore(path_);
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  EXPECT_TRUE((*reopened)->CheckIntact().has_value());  // the row is as bad, but not found yet
+}
+
 // A VFS over the default one whose syncs of a main database file (`fail_db_syncs`) or of a -wal
 // file (`fail_wal_syncs`) fail with SQLITE_IOERR_FSYNC while the flag is set; every other call
 // goes through. A checkpoint syncs the database file, and a commit its -wal file, with SQLite's

@@ -2,7 +2,9 @@
 #include "sqlite_util.h"
 
 #include <cstddef>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 namespace accord::sqlite_internal {
@@ -180,7 +182,31 @@ class ListParser {
   size_t pos_ = 0;
 };
 
+// The connections watched for damage (DamageWatch), and where each one's goes. Looked up only
+// when a statement fails on damage. Never destroyed: a store may close during exit.
+struct Watches {
+  std::mutex mu;
+  std::unordered_map<sqlite3*, std::function<void(const Error&)>> noted;  // GUARDED_BY(mu)
+};
+
+Watches& TheWatches() {
+  static auto* watches = new Watches();
+  return *watches;
+}
+
 }  // namespace
+
+DamageWatch::DamageWatch(sqlite3* db, std::function<void(const Error&)> noted) : db_(db) {
+  Watches& w = TheWatches();
+  std::lock_guard lock(w.mu);
+  w.noted[db_] = std::move(noted);
+}
+
+DamageWatch::~DamageWatch() {
+  Watches& w = TheWatches();
+  std::lock_guard lock(w.mu);
+  w.noted.erase(db_);
+}
 
 Code CodeForSqlite(int rc) {
   switch (rc & 0xff) {
@@ -223,7 +249,13 @@ Error SqliteError(sqlite3* db, int rc, std::string_view action, std::string_view
   }
   const Code code = CodeForSqlite(rc);
   // A corrupt database is this node's own (its store), whatever the caller was handling.
-  return Error{code, std::move(message), code == Code::kDataLoss};
+  Error error{code, std::move(message), code == Code::kDataLoss};
+  if (error.own_state && db != nullptr) {
+    Watches& w = TheWatches();
+    std::lock_guard lock(w.mu);
+    if (auto watch = w.noted.find(db); watch != w.noted.end()) watch->second(error);
+  }
+  return error;
 }
 
 Result<StmtPtr> Prepare(sqlite3* db, std::string_view sql) {

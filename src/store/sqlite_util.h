@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,9 +38,26 @@ using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
 [[nodiscard]] Code CodeForSqlite(int rc);
 
 // "sqlite: <action> `<key>`: <SQLite's message>" (or "sqlite: <action>: ..." when `key` is empty),
-// with the code from CodeForSqlite. Built only on failure, so callers pass views.
+// with the code from CodeForSqlite. Built only on failure, so callers pass views. A kDataLoss is
+// damage to the store's own state (Error::own_state), and goes to the connection's DamageWatch.
 [[nodiscard]] Error SqliteError(sqlite3* db, int rc, std::string_view action,
                                 std::string_view key = {});
+
+// While it lives, every error SqliteError builds for `db` that marks damage to the store
+// (Error::own_state) is passed to `noted`, on the thread that found it: SQLite finds a malformed
+// page in whatever statement reads it, and the store wants to know of it whichever of its methods
+// that was. Made after `db` is opened and destroyed before it is closed, since another connection
+// may later have the same address.
+class DamageWatch {
+ public:
+  DamageWatch(sqlite3* db, std::function<void(const Error&)> noted);
+  ~DamageWatch();
+  DamageWatch(const DamageWatch&) = delete;
+  DamageWatch& operator=(const DamageWatch&) = delete;
+
+ private:
+  sqlite3* const db_;
+};
 
 // Prepares `sql` for reuse for the life of the connection.
 [[nodiscard]] Result<StmtPtr> Prepare(sqlite3* db, std::string_view sql);

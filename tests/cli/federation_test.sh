@@ -441,12 +441,19 @@ eventually damaged-waits '"object":"k-damaged","state":"pending","attempts":[1-9
   get KOR kor-analyst /v1/outbox
 check damaged-said "receiving the release .*own stored state is damaged, not the envelope: the log's [a-z ]+ are missing or damaged" \
   cat "$work/net/run/JPN.log"
+# Japan goes on serving, but its health says it is not whole, and its process log says why, until
+# it restarts (decision #190).
+check damaged-unhealthy '^\{"error":\{"code":"data-loss","message":"stored data failed its integrity check"' \
+  get JPN jpn-analyst /v1/health
+check damaged-unhealthy-said "checking the node's stored state: data-loss: .*/JPN/state.db. was found damaged since the node opened it \((sqlite: a log leaf hash|the log's tiles)" \
+  cat "$work/net/run/JPN.log"
 live_stop JPN
 db_change damaged-mended "$work/net/JPN/state.db" "UPDATE log_entries SET leaf_hash = \
   (SELECT leaf_hash FROM saved_leaf) WHERE idx = (SELECT idx FROM saved_leaf); DROP TABLE saved_leaf; \
   INSERT INTO log_tiles SELECT * FROM saved_tiles; DROP TABLE saved_tiles"
 live_start JPN 2018-05-01T10:00:00+09:00 || exit 1
 eventually damaged-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
+check damaged-healthy '^\{"status":"ok","party":"JPN"' get JPN jpn-analyst /v1/health
 check damaged-read '"reason":"released"' get JPN jpn-analyst /v1/objects/k-damaged
 check damaged-once '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-damaged"'
 # An envelope due an hour from now, as a clock that went back an hour after queuing it leaves it:
