@@ -28,10 +28,9 @@ Result<T> NotTheEnvelopes(Result<T> result) {
     return result;
   }
   // Still marked: the command line exits as for a failed integrity check.
-  return tl::unexpected(
-      Error{Code::kUnavailable,
-            "this node's own stored state is damaged, not the envelope: " + result.error().message,
-            true});
+  return tl::unexpected(OwnState(Error{
+      Code::kUnavailable,
+      "this node's own stored state is damaged, not the envelope: " + result.error().message}));
 }
 
 }  // namespace

@@ -1690,8 +1690,9 @@ class SqliteStore final : public Store {
     std::string damage = write_turns_->Damage();
     if (damage.empty()) return OkStatus();
     return OwnStateDamaged("`" + path_ + "` was found damaged since the node opened it (" + damage +
-                           "): find the damage with `accord log verify`, repair it or restore a "
-                           "backup, and restart the node");
+                           "): check the log with `accord log verify` and the database with "
+                           "`PRAGMA integrity_check`, repair them or restore a backup, and "
+                           "restart the node");
   }
 
   void NoteDamage(const Error& e) override { write_turns_->NoteDamage(e); }

@@ -1222,8 +1222,9 @@ TEST_F(SqliteStoreTest, DamageFoundIsKeptUntilTheLastConnectionCloses) {
     EXPECT_EQ(intact.error().message,
               "`" + path_ +
                   "` was found damaged since the node opened it (corrupt signing key of `KOR` in "
-                  "the store): find the damage with `accord log verify`, repair it or restore a "
-                  "backup, and restart the node");
+                  "the store): check the log with `accord log verify` and the database with "
+                  "`PRAGMA integrity_check`, repair them or restore a backup, and restart the "
+                  "node");
   }
   store_.reset();
   EXPECT_FALSE((*other)->CheckIntact().has_value());  // one connection is still open
@@ -2702,6 +2703,55 @@ TEST_F(SqliteStoreTest, LogAppendsReadsAndRefusesGaps) {
   ASSERT_TRUE(evidence.has_value());
   ASSERT_EQ(evidence->size(), 1u);
   EXPECT_EQ((*evidence)[0].later, "cp2");
+}
+
+// Damage the store finds in its log, as it reads it, is kept for CheckIntact as well as returned
+// (decision #190): a leaf hash or a tile of the wrong size, a gap in the entries.
+TEST(SqliteStoreFileTest, DamageFoundInTheLogIsKept) {
+  const std::vector<Bytes> entries = {Bytes{'a'}, Bytes{'b'}, Bytes{'c'}};
+  const std::vector<Digest> hashes = {DigestOf(1), DigestOf(2), DigestOf(3)};
+  const std::vector<LogTileRecord> tile = {{0, 0, Bytes(960, 1)}};
+  struct Case {
+    std::string damage;  // SQL, run with the CHECK constraints off
+    std::function<Status(Store&)> read;
+    std::string found;
+  };
+  const Case cases[] = {
+      {"UPDATE log_entries SET leaf_hash = X'00' WHERE idx = 1",
+       [](Store& s) -> Status { return s.ReadLogLeafHashes(0, 3).map([](auto&&) {}); },
+       "sqlite: a log leaf hash is not 32 bytes"},
+      {"UPDATE log_tiles SET hashes = X'00' WHERE id = 0",
+       [](Store& s) -> Status {
+         const std::pair<int32_t, uint64_t> key(0, 0);
+         return s.ReadLogTiles(std::span(&key, 1)).map([](auto&&) {});
+       },
+       "sqlite: log tile (0, 0) has 1 bytes"},
+      {"DELETE FROM log_entries WHERE idx = 1",
+       [](Store& s) -> Status { return s.ReadLogEntries(0, 3).map([](auto&&) {}); },
+       "sqlite: the log is missing entry 1"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.found);
+    ScratchDir dir;
+    const std::string path = dir.File("state.db");
+    {
+      auto opened = OpenSqliteStore(path);
+      ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+      ASSERT_TRUE((*opened)->AppendLog(0, entries, hashes, tile).has_value());
+    }
+    ASSERT_EQ(RawDb(path).Exec("PRAGMA ignore_check_constraints = ON; " + c.damage), "");
+    auto opened = OpenSqliteStore(path);
+    ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+    Store& store = **opened;
+    EXPECT_TRUE(store.CheckIntact().has_value());
+    const Status read = c.read(store);
+    ASSERT_FALSE(read.has_value());
+    EXPECT_TRUE(read.error().own_state);
+    EXPECT_EQ(read.error().message, c.found);
+    auto intact = store.CheckIntact();
+    ASSERT_FALSE(intact.has_value());
+    EXPECT_THAT(intact.error().message, HasSubstr("(" + c.found + ")"));
+  }
 }
 
 // A range that ends past INT64_MAX is past the end of any log: kOutOfRange, neither an attempt to

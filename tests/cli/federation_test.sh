@@ -423,6 +423,27 @@ db_change wrongkey-right-again "$work/net/JPN/state.db" "DELETE FROM partners WH
 eventually wrongkey-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
 check wrongkey-read '"reason":"released"' get JPN jpn-analyst /v1/objects/k-wrongkey
 check wrongkey-once '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-wrongkey"'
+# Damage to the keys Japan holds for Korea (a wrapping key of the wrong size) stops every envelope
+# of Korea's alike: the release waits (Japan finds it as it looks its caller up, and answers 500,
+# which Korea tries again as any 5xx). Japan's health, sound until an envelope meets the damage,
+# then says it is not whole and stays so until Japan restarts, after the repair too (decision
+# #190; the restart is the next section's).
+check keys-healthy '^\{"status":"ok","party":"JPN"' get JPN jpn-analyst /v1/health
+db_change keys-damaged "$work/net/JPN/state.db" "CREATE TABLE saved_keys AS SELECT * FROM partners \
+  WHERE party = 'KOR'; PRAGMA ignore_check_constraints = ON; \
+  UPDATE partners SET wrap_public = X'00' WHERE party = 'KOR'"
+check keys-create '"id":"k-keys"' create KOR kor-analyst k-keys II "to a partner with damaged keys" '["JPN"]'
+check keys-release '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-keys/release '{"to":"JPN"}'
+eventually keys-waits '"object":"k-keys","state":"pending","attempts":[1-9][0-9]*,"last_error":"data-loss: stored data failed' \
+  get KOR kor-analyst /v1/outbox
+check keys-unhealthy '^\{"error":\{"code":"data-loss","message":"stored data failed its integrity check"' \
+  get JPN jpn-analyst /v1/health
+check keys-unhealthy-said "checking the node's stored state: data-loss: .*/JPN/state.db. was found damaged since the node opened it \(corrupt wrapping key of .KOR. in the store\)" \
+  cat "$work/net/run/JPN.log"
+db_change keys-mended "$work/net/JPN/state.db" "UPDATE partners SET wrap_public = \
+  (SELECT wrap_public FROM saved_keys) WHERE party = 'KOR'; DROP TABLE saved_keys"
+eventually keys-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
+check keys-still-unhealthy '^\{"error":\{"code":"data-loss"' get JPN jpn-analyst /v1/health
 # Damage to Japan's own log (the hash of its last entry spoiled and its tiles moved away while it
 # was stopped, so that an append meets one or the other whatever the log's size) is no fault of
 # Korea's envelope, which fails at its entry: Japan answers 503 and says why in its process log,
@@ -441,8 +462,7 @@ eventually damaged-waits '"object":"k-damaged","state":"pending","attempts":[1-9
   get KOR kor-analyst /v1/outbox
 check damaged-said "receiving the release .*own stored state is damaged, not the envelope: the log's [a-z ]+ are missing or damaged" \
   cat "$work/net/run/JPN.log"
-# Japan goes on serving, but its health says it is not whole, and its process log says why, until
-# it restarts (decision #190).
+# Japan's health says it is not whole, and its process log why (decision #190).
 check damaged-unhealthy '^\{"error":\{"code":"data-loss","message":"stored data failed its integrity check"' \
   get JPN jpn-analyst /v1/health
 check damaged-unhealthy-said "checking the node's stored state: data-loss: .*/JPN/state.db. was found damaged since the node opened it \((sqlite: a log leaf hash|the log's tiles)" \

@@ -106,8 +106,8 @@ PY
 expect tampered 5 'signature does not verify' \
   "$accord" receive --home "$d/JPN" --at 2019-11-23T12:00:00+09:00 "$work/tampered"
 # Damage to this home's own log (the hash of its last entry spoiled, its tiles gone) is no fault
-# of the package: it is not refused (the exit code still says an integrity check failed), and a
-# repaired home takes it (decision #186).
+# of the package: it is not refused (the exit code still says an integrity check failed), so a
+# repaired home would take it, as node_test and federation_test show (decision #186).
 cp -r "$d/JPN" "$work/JPN-damaged"
 sqlite3 "$work/JPN-damaged/state.db" "DELETE FROM log_tiles; PRAGMA ignore_check_constraints = ON; \
   UPDATE log_entries SET leaf_hash = X'00' WHERE idx = (SELECT max(idx) FROM log_entries)"
