@@ -914,8 +914,12 @@ std::optional<ApiResponse> Api::RefuseNode(const Caller& caller) {
     // A partner's node: its certificate names its party (CN and O), whose keys this node holds.
     auto partner = node_.store().GetPartner(caller.common_name);
     if (!partner && partner.error().code != Code::kNotFound) {
-      // Not a refusal: the calling node must try again, not give its envelopes up.
-      return FromError(partner.error(), "reading the partner `" + caller.common_name + "`");
+      // Not a refusal: the calling node must try again, not give its envelopes up. Keys held
+      // for it found damaged are this node's damage, which stops its every envelope alike:
+      // unavailable, as Node::Receive answers it (decision #186).
+      Error error = partner.error();
+      if (error.own_state) error.code = Code::kUnavailable;
+      return FromError(error, "reading the partner `" + caller.common_name + "`");
     }
     if (caller.common_name == node_.party() || !caller.organization ||
         *caller.organization != caller.common_name || !partner) {

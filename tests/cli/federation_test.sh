@@ -424,8 +424,8 @@ eventually wrongkey-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/out
 check wrongkey-read '"reason":"released"' get JPN jpn-analyst /v1/objects/k-wrongkey
 check wrongkey-once '^1$' entries JPN jpn-analyst '"op":"receive"[^}]*"decision":"allow","reason":"releasable"[^}]*"object":"k-wrongkey"'
 # Damage to the keys Japan holds for Korea (a wrapping key of the wrong size) stops every envelope
-# of Korea's alike: the release waits (Japan finds it as it looks its caller up, and answers 500,
-# which Korea tries again as any 5xx). Japan's health, sound until an envelope meets the damage,
+# of Korea's alike: the release waits (Japan finds it as it looks its caller up, and answers 503
+# as Node::Receive would). Japan's health, sound until an envelope meets the damage,
 # then says it is not whole and stays so until Japan restarts, after the repair too (decision
 # #190; the restart is the next section's).
 check keys-healthy '^\{"status":"ok","party":"JPN"' get JPN jpn-analyst /v1/health
@@ -434,7 +434,7 @@ db_change keys-damaged "$work/net/JPN/state.db" "CREATE TABLE saved_keys AS SELE
   UPDATE partners SET wrap_public = X'00' WHERE party = 'KOR'"
 check keys-create '"id":"k-keys"' create KOR kor-analyst k-keys II "to a partner with damaged keys" '["JPN"]'
 check keys-release '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-keys/release '{"to":"JPN"}'
-eventually keys-waits '"object":"k-keys","state":"pending","attempts":[1-9][0-9]*,"last_error":"data-loss: stored data failed' \
+eventually keys-waits '"object":"k-keys","state":"pending","attempts":[1-9][0-9]*,"last_error":"unavailable: ' \
   get KOR kor-analyst /v1/outbox
 check keys-unhealthy '^\{"error":\{"code":"data-loss","message":"stored data failed its integrity check"' \
   get JPN jpn-analyst /v1/health
