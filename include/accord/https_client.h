@@ -65,10 +65,11 @@ class HttpsClient {
   // Closes the connection, if any.
   void Close();
   // With options.crl_file: reads it again when it changed since it was last read or that
-  // reading failed (a stat(2) each call: call it once a second or so). New lists close the
-  // connection, so that the next handshake checks the server's certificate against them. The line
-  // to log, empty when there is none: what the new lists hold, or why the file cannot be used (once
-  // per error; the lists read before stay in force).
+  // reading failed (a stat(2) each call: call it once a second or so). New lists, or a list in
+  // force that has expired, close the connection, so that the next handshake checks the server's
+  // certificate against them. The line to log, empty when there is none: what the new lists
+  // hold, why the file cannot be used (once per error; the lists read before stay in force), or
+  // which list expired (once).
   [[nodiscard]] std::string RefreshRevocationLists();
 
  private:

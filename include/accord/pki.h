@@ -17,12 +17,15 @@
 #ifndef ACCORD_PKI_H_
 #define ACCORD_PKI_H_
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "accord/status.h"
 #include "accord/time.h"
+
+struct evp_pkey_st;  // OpenSSL's EVP_PKEY
 
 namespace accord {
 
@@ -92,6 +95,11 @@ struct RevocationList {
 // ("cannot lock `PATH`: REASON"); kUnavailable when the directory cannot be made durable after
 // the new list is in place (the message says so).
 [[nodiscard]] Result<RevocationList> RevokeCertificate(const RevokeOptions& options);
+
+// The private key in the PEM file at `path` (a CA's, or a node's for TLS), read into memory that
+// wipes itself rather than through stdio's buffers, which are freed unwiped; an encrypted key is
+// refused, not asked for on the terminal. kInvalidArgument ("cannot read the key `PATH`").
+[[nodiscard]] Result<std::shared_ptr<evp_pkey_st>> ReadPrivateKey(const std::string& path);
 
 }  // namespace accord
 

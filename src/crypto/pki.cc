@@ -246,27 +246,6 @@ bool ValidName(std::string_view s) {
   return true;
 }
 
-// The private key in the PEM file at `path`, read into memory that wipes itself rather than
-// through stdio's buffers (freed unwiped). An encrypted key is refused, not asked for on the
-// terminal.
-Result<PkeyPtr> ReadKey(const std::string& path) {
-  constexpr size_t kMaxKeyFile = 64 * 1024;
-  const Result<SecretBytes> text = ReadSecretFileAtMost(path, kMaxKeyFile);
-  PkeyPtr key;
-  if (text) {
-    const auto pem = text->Reveal(InsecureSecretAccess());
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio(
-        BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
-    const auto no_passphrase = [](char*, int, int, void*) { return -1; };
-    if (bio) key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
-  }
-  if (!key) {
-    ERR_clear_error();
-    return Fail(Code::kInvalidArgument, fmt::format("cannot read the key `{}`", path));
-  }
-  return key;
-}
-
 Result<X509Ptr> ReadCert(const std::string& path) {
   FilePtr f(std::fopen(path.c_str(), "r"));
   X509Ptr cert(f ? PEM_read_X509(f.get(), nullptr, nullptr, nullptr) : nullptr);
@@ -339,7 +318,7 @@ Status IssueCertificate(const LeafOptions& options) {
   }
   ACCORD_RETURN_IF_ERROR(CheckHosts(options.hosts));
   ACCORD_ASSIGN_OR_RETURN(X509Ptr ca, ReadCert(options.ca_cert));
-  ACCORD_ASSIGN_OR_RETURN(PkeyPtr ca_key, ReadKey(options.ca_key));
+  ACCORD_ASSIGN_OR_RETURN(std::shared_ptr<EVP_PKEY> ca_key, ReadPrivateKey(options.ca_key));
   return Issue(ca.get(), ca_key.get(), options);
 }
 
@@ -355,7 +334,7 @@ Result<RevocationList> RevokeCertificate(const RevokeOptions& o) {
   ACCORD_ASSIGN_OR_RETURN(const FileLock lock,
                           FileLock::Take(o.crl + ".lock", FileLock::Wait::kUntilFree));
   ACCORD_ASSIGN_OR_RETURN(X509Ptr ca, ReadCert(o.ca_cert));
-  ACCORD_ASSIGN_OR_RETURN(PkeyPtr ca_key, ReadKey(o.ca_key));
+  ACCORD_ASSIGN_OR_RETURN(std::shared_ptr<EVP_PKEY> ca_key, ReadPrivateKey(o.ca_key));
   if (X509_check_private_key(ca.get(), ca_key.get()) != 1) {
     return Fail(Code::kInvalidArgument,
                 fmt::format("the key `{}` is not the key of `{}`", o.ca_key, o.ca_cert));
@@ -531,6 +510,24 @@ Result<DevelopmentPki> CreateDevelopmentPki(const PkiOptions& o) {
   ACCORD_RETURN_IF_ERROR(SyncPath((dir / "..").string()));
   ACCORD_RETURN_IF_ERROR(ca_cert.Commit());
   return made;
+}
+
+Result<std::shared_ptr<EVP_PKEY>> ReadPrivateKey(const std::string& path) {
+  constexpr size_t kMaxKeyFile = 64 * 1024;
+  const Result<SecretBytes> text = ReadSecretFileAtMost(path, kMaxKeyFile);
+  PkeyPtr key;
+  if (text) {
+    const auto pem = text->Reveal(InsecureSecretAccess());
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+        BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+    const auto no_passphrase = [](char*, int, int, void*) { return -1; };
+    if (bio) key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
+  }
+  if (!key) {
+    ERR_clear_error();
+    return Fail(Code::kInvalidArgument, fmt::format("cannot read the key `{}`", path));
+  }
+  return std::shared_ptr<EVP_PKEY>(std::move(key));
 }
 
 }  // namespace accord

@@ -331,9 +331,9 @@ void HttpsClient::Close() { impl_->Close(); }
 
 std::string HttpsClient::RefreshRevocationLists() {
   if (!impl_->crls) return {};
-  bool read = false;
-  std::string line = impl_->crls->Refresh(impl_->tls.native_handle(), &read);
-  if (read) impl_->Close();
+  bool changed = false;
+  std::string line = impl_->crls->Refresh(impl_->tls.native_handle(), &changed);
+  if (changed) impl_->Close();  // the next request's handshake checks the server's certificate
   return line;
 }
 

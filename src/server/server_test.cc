@@ -1025,7 +1025,9 @@ TEST_F(ServerTest, ARevocationListIsReplacedOnlyByACurrentCompleteNewerOne) {
 }
 
 // A list past its next update refuses every certificate of its CA (fail closed), though the
-// file does not change.
+// file does not change: in new handshakes, and on a connection made before it expired, which ends
+// as after new lists, since a stale list may miss a revocation (decision #191). A partner's CA,
+// with no list here, is not affected.
 TEST_F(ServerTest, AnExpiredListRefusesEveryCertificateOfItsCa) {
   const std::string crl = root_ + "/crl.pem";
   const Instant now = SystemClock().Now();
@@ -1037,12 +1039,26 @@ TEST_F(ServerTest, AnExpiredListRefusesEveryCertificateOfItsCa) {
                                  Instant{now.micros - 86'400'000'000LL + 5'000'000},
                                  1}));
   ServerOptions o = Options();
+  o.ca_file = pki_->Path("bundle.pem");
   o.crl_file = crl;
   StartServer(o);
   EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 200);
+  auto kept = Connect("kor-analyst");
+  ASSERT_TRUE(kept);
+  auto r = kept->Request("GET", "/v1/health");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
   EXPECT_TRUE(Eventually([&] { return RefusedInHandshake("kor-analyst"); }, 8));
+  // It ends at the first look at the lists after they expired (once a second).
+  EXPECT_TRUE(Eventually([&] { return !kept->Request("GET", "/v1/health"); }, 4));
+  EXPECT_EQ(Call("jpn-node-by-jpn-ca", "GET", "/v1/health").status, 403);  // after its handshake
   StopServer();
-  EXPECT_NE(Log().find("(CRL has expired)"), std::string::npos) << Log();
+  const std::string log = Log();
+  EXPECT_NE(log.find("(CRL has expired)"), std::string::npos) << log;
+  EXPECT_NE(log.find("revocation lists: the list of "), std::string::npos) << log;
+  EXPECT_NE(log.find(" in `" + crl + "` expired at "), std::string::npos) << log;
+  EXPECT_NE(log.find("revocation lists: 1 connection made before them ends"), std::string::npos)
+      << log;
 }
 
 // A partner's CA is in the bundle to verify its node's certificate. A user certificate it
@@ -1244,6 +1260,30 @@ TEST_F(ServerTest, APartnerMustPresentTheKeyOfTheCertificateConfiguredForIt) {
     EXPECT_EQ(server.error().code, Code::kInvalidArgument);
     EXPECT_NE(server.error().message.find(why), std::string::npos) << server.error().message;
   }
+}
+
+// The node's TLS key is read as a CA's key is (ReadPrivateKey): into memory that wipes itself,
+// and an encrypted key is refused rather than asked for on a terminal (decision #192).
+TEST_F(ServerTest, AnEncryptedTlsKeyIsRefused) {
+  const std::string encrypted = root_ + "/encrypted.key";
+  {
+    auto key = ReadPrivateKey(pki_->Path("server.key"));
+    ASSERT_TRUE(key) << key.error().ToString();
+    std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new_file(encrypted.c_str(), "w"), &BIO_free);
+    ASSERT_NE(out, nullptr);
+    char passphrase[] = "a passphrase";
+    ASSERT_EQ(PEM_write_bio_PrivateKey(out.get(), key->get(), EVP_aes_256_cbc(), nullptr, 0,
+                                       nullptr, passphrase),
+              1);
+  }
+  ServerOptions o = Options();
+  o.key_file = encrypted;
+  auto server = Server::Create(std::move(o), *node_);
+  ASSERT_FALSE(server);
+  EXPECT_EQ(server.error().code, Code::kInvalidArgument);
+  EXPECT_NE(server.error().message.find("cannot read the key `" + encrypted + "`"),
+            std::string::npos)
+      << server.error().message;
 }
 
 // With several CAs in `ca`, any of them can certify a node by a partner's names: the federation
@@ -2536,6 +2576,39 @@ TEST_F(ServerTest, ClientRefusesARevokedServerCertificate) {
   EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
   EXPECT_NE(refused.error().message.find("no revocation list in"), std::string::npos)
       << refused.error().message;
+}
+
+// A list in force that expires closes the client's connection, kept open from before, as new
+// lists do: the next handshake refuses the server's certificate (decision #191).
+TEST_F(ServerTest, ClientDropsItsConnectionWhenTheListExpires) {
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  const std::string crl = root_ + "/crl.pem";
+  const Instant now = SystemClock().Now();
+  RevokeOptions revoke{pki_->Path("ca.pem"),
+                       pki_->Path("ca.key"),
+                       crl,
+                       {},
+                       Instant{now.micros - 86'400'000'000LL + 2'000'000},
+                       1};
+  ASSERT_TRUE(RevokeCertificate(revoke));  // expires two seconds from now
+  ScriptedServer server(pki_->Path("ca.pem"), pki_->Path("jpn-node-server.pem"),
+                        pki_->Path("jpn-node-server.key"), Answers({ok, ok}));
+  auto client = ClientOf(*pki_, server.port(), "JPN", crl);
+  ASSERT_NE(client, nullptr);
+  auto r = client->Request("GET", "/v1/health");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(client->RefreshRevocationLists(), "");
+  std::this_thread::sleep_for(2500ms);
+  const std::string line = client->RefreshRevocationLists();
+  EXPECT_TRUE(line.starts_with("revocation lists: the list of ")) << line;
+  EXPECT_NE(line.find(" in `" + crl + "` expired at "), std::string::npos) << line;
+  EXPECT_EQ(client->RefreshRevocationLists(), "");  // said once
+  r = client->Request("GET", "/v1/health");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("the server's certificate is refused: CRL has expired"),
+            std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(server.connections(), 2);
 }
 
 // A partner's server certificate that expires while the client keeps its connection: the

@@ -14,6 +14,9 @@
 #include <set>
 #include <string>
 
+#include "accord/pki.h"
+#include "accord/time.h"
+
 namespace accord::server_internal {
 namespace {
 
@@ -44,7 +47,10 @@ Status ConfigureMutualTls(SSL_CTX* ctx, const std::string& ca_file, const std::s
   if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
     return Invalid("cannot load the certificate chain", cert_file);
   }
-  if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+  // Not SSL_CTX_use_PrivateKey_file: through stdio, whose buffer holding the key is freed
+  // unwiped, and an encrypted key would be asked for on the terminal (ReadPrivateKey).
+  ACCORD_ASSIGN_OR_RETURN(const std::shared_ptr<EVP_PKEY> key, ReadPrivateKey(key_file));
+  if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1) {
     return Invalid("cannot load the private key", key_file);
   }
   if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -288,6 +294,11 @@ Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl
       return Fail(Code::kInvalidArgument,
                   which + " has expired: its CA issues a new one (accord pki revoke --pki DIR)");
     }
+    if (const auto expires = AsnTimeSeconds(next);
+        expires && (!out.expires || *expires < *out.expires)) {
+      out.expires = expires;
+      out.expires_ca = SubjectLine(signer);
+    }
     if (X509_STORE_add_crl(out.store.get(), crl) != 1) {
       ERR_clear_error();
       return Fail(Code::kInternal, "cannot keep a revocation list");
@@ -349,24 +360,42 @@ Result<std::string> RevocationListFile::Read(SSL_CTX* ctx) {
   ++generation_;
   seen_ = state;
   error_.clear();
+  expired_ = false;
   return line;
 }
 
-std::string RevocationListFile::Refresh(SSL_CTX* ctx, bool* read) {
-  if (read != nullptr) *read = false;
-  // Unchanged since it was read; a file that failed is read again (a list not valid yet, an
-  // I/O error) until it loads, its error reported once.
-  if (error_.empty() && FileState(path_) == seen_) return {};
-  Result<std::string> line = Read(ctx);
-  if (line) {
-    if (read != nullptr) *read = true;
-    return std::move(*line);
+std::string RevocationListFile::Refresh(SSL_CTX* ctx, bool* changed) {
+  if (changed != nullptr) *changed = false;
+  // A file changed since it was read is read again, and so is one that failed (a list not
+  // valid yet, an I/O error) until it loads, its error reported once.
+  if (!error_.empty() || FileState(path_) != seen_) {
+    Result<std::string> line = Read(ctx);
+    if (line) {
+      if (changed != nullptr) *changed = true;
+      return std::move(*line);
+    }
+    std::string error = "revocation lists: " + line.error().message +
+                        "; the lists read before stay in force (read again each second)";
+    if (error != error_) {
+      error_ = error;
+      return error;
+    }
   }
-  std::string error = "revocation lists: " + line.error().message +
-                      "; the lists read before stay in force (read again each second)";
-  if (error == error_) return {};
-  error_ = error;
-  return error;
+  // A list in force that expired fails its CA's certificates from now on, in a handshake as in
+  // VerifyPeerAgain: connections made before are checked again, as after new lists, since a
+  // stale list may miss a revocation (decision #191).
+  if (expired_ || !in_force_.expires || std::chrono::system_clock::now() < *in_force_.expires) {
+    return {};
+  }
+  expired_ = true;
+  ++generation_;
+  if (changed != nullptr) *changed = true;
+  return fmt::format(
+      "revocation lists: the list of {} in `{}` expired at {}: the certificates of that CA are "
+      "refused, on connections made before as on new ones, until it issues a new one (accord pki "
+      "revoke --pki DIR)",
+      in_force_.expires_ca, path_,
+      FormatInstant(Instant{in_force_.expires->time_since_epoch().count() * 1'000'000}));
 }
 
 std::string VerifyPeerAgain(SSL* ssl, const RevocationLists& lists) {

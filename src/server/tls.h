@@ -82,6 +82,10 @@ struct RevocationLists {
   std::map<std::string, Numbered> numbers;  // by CA (PublicKeyDer)
   size_t lists = 0;                         // in the file
   size_t revoked = 0;                       // certificates, in all of them
+  // The earliest next update of the lists, and the subject of that list's CA: from then on, the
+  // certificates of that CA fail to verify (fail closed) until a newer list is in force.
+  std::optional<std::chrono::sys_seconds> expires;
+  std::string expires_ca;
 };
 [[nodiscard]] Result<RevocationLists> LoadRevocationLists(
     SSL_CTX* ctx, const std::string& crl_file, time_t now,
@@ -108,12 +112,15 @@ class RevocationListFile {
   // the file cannot be used (the lists in force before stay).
   [[nodiscard]] Result<std::string> Read(SSL_CTX* ctx);
 
-  // Reads the file again when it changed since it was last read, or that reading failed. The
-  // line to log, empty when there is none: what new lists hold (`*read` then true), or why the
-  // file cannot be used, once per distinct error.
-  [[nodiscard]] std::string Refresh(SSL_CTX* ctx, bool* read = nullptr);
+  // Reads the file again when it changed since it was last read, or that reading failed, and
+  // looks whether a list in force has expired since. The line to log, empty when there is none:
+  // what new lists hold, why the file cannot be used (once per distinct error), or which list
+  // expired (once). `*changed` is true when connections made before must be checked again (new
+  // lists, or one expired): a peer's certificate that verified may no longer.
+  [[nodiscard]] std::string Refresh(SSL_CTX* ctx, bool* changed = nullptr);
 
-  // The lists in force (none before the first Read), and how many times lists were put in force.
+  // The lists in force (none before the first Read), and how many times connections made before
+  // had to be checked again: lists put in force, or one of them expired.
   [[nodiscard]] const RevocationLists& in_force() const { return in_force_; }
   [[nodiscard]] uint64_t generation() const { return generation_; }
 
@@ -122,6 +129,7 @@ class RevocationListFile {
   RevocationLists in_force_;
   std::array<int64_t, 4> seen_{};  // the file's inode, size and time when last read
   std::string error_;              // the last reading's, "" when it succeeded
+  bool expired_ = false;           // in_force_.expires has passed, and Refresh said so
   uint64_t generation_ = 0;
 };
 
