@@ -98,7 +98,8 @@ struct RevocationList {
 
 // The private key in the PEM file at `path` (a CA's, or a node's for TLS), read into memory that
 // wipes itself rather than through stdio's buffers, which are freed unwiped; an encrypted key is
-// refused, not asked for on the terminal. kInvalidArgument ("cannot read the key `PATH`").
+// refused, not asked for on the terminal. kInvalidArgument ("cannot read the key `PATH`: …",
+// naming why: the file, or what it holds).
 [[nodiscard]] Result<std::shared_ptr<evp_pkey_st>> ReadPrivateKey(const std::string& path);
 
 }  // namespace accord

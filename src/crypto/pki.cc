@@ -515,17 +515,22 @@ Result<DevelopmentPki> CreateDevelopmentPki(const PkiOptions& o) {
 Result<std::shared_ptr<EVP_PKEY>> ReadPrivateKey(const std::string& path) {
   constexpr size_t kMaxKeyFile = 64 * 1024;
   const Result<SecretBytes> text = ReadSecretFileAtMost(path, kMaxKeyFile);
-  PkeyPtr key;
-  if (text) {
-    const auto pem = text->Reveal(InsecureSecretAccess());
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio(
-        BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
-    const auto no_passphrase = [](char*, int, int, void*) { return -1; };
-    if (bio) key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
+  if (!text) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("cannot read the key `{}`: {}", path, text.error().message));
   }
+  const auto pem = text->Reveal(InsecureSecretAccess());
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+  const auto no_passphrase = [](char*, int, int, void*) { return -1; };
+  PkeyPtr key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr) : nullptr);
+  ERR_clear_error();
   if (!key) {
-    ERR_clear_error();
-    return Fail(Code::kInvalidArgument, fmt::format("cannot read the key `{}`", path));
+    return Fail(Code::kInvalidArgument,
+                fmt::format("cannot read the key `{}`: not a private key in PEM, or one encrypted "
+                            "with a passphrase (accord reads keys unencrypted, protected by their "
+                            "files' mode, 0600)",
+                            path));
   }
   return std::shared_ptr<EVP_PKEY>(std::move(key));
 }

@@ -183,12 +183,24 @@ TEST_F(PkiTest, IssuesMoreCertificatesFromTheCa) {
     std::fclose(out);
     EVP_PKEY_free(key);
   }
+  const auto not_a_key = [](const std::string& path) {
+    return "cannot read the key `" + path +
+           "`: not a private key in PEM, or one encrypted with a passphrase (accord reads keys "
+           "unencrypted, protected by their files' mode, 0600)";
+  };
   for (const std::string name : {"encrypted.key", "ca.pem"}) {
     leaf.ca_key = dir_ + "/" + name;
     const Status refused = IssueCertificate(leaf);
     ASSERT_FALSE(refused);
-    EXPECT_EQ(refused.error().message, "cannot read the key `" + leaf.ca_key + "`");
+    EXPECT_EQ(refused.error().message, not_a_key(leaf.ca_key));
   }
+  leaf.ca_key = dir_ + "/missing.key";
+  const Status missing = IssueCertificate(leaf);
+  ASSERT_FALSE(missing);
+  EXPECT_TRUE(missing.error().message.starts_with("cannot read the key `" + leaf.ca_key + "`: "))
+      << missing.error().message;
+  EXPECT_NE(missing.error().message.find("No such file"), std::string::npos)
+      << missing.error().message;
   // Not asked for: in a process whose terminal (a pseudo-terminal of the test's) has the
   // passphrase typed already, where OpenSSL's default prompt would read it, the key is still
   // refused.
@@ -206,9 +218,7 @@ TEST_F(PkiTest, IssuesMoreCertificatesFromTheCa) {
     ::alarm(10);
     if (::setsid() < 0 || ::open(typed_at.c_str(), O_RDWR) < 0) ::_exit(3);
     const Status issued = IssueCertificate(leaf);
-    ::_exit(issued
-                ? 1
-                : (issued.error().message == "cannot read the key `" + leaf.ca_key + "`" ? 0 : 2));
+    ::_exit(issued ? 1 : (issued.error().message == not_a_key(leaf.ca_key) ? 0 : 2));
   }
   ASSERT_EQ(::write(terminal, "a passphrase\n", 13), 13);
   int status = 0;

@@ -294,10 +294,8 @@ Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl
       return Fail(Code::kInvalidArgument,
                   which + " has expired: its CA issues a new one (accord pki revoke --pki DIR)");
     }
-    if (const auto expires = AsnTimeSeconds(next);
-        expires && (!out.expires || *expires < *out.expires)) {
-      out.expires = expires;
-      out.expires_ca = SubjectLine(signer);
+    if (const auto expires = AsnTimeSeconds(next)) {
+      out.expiries.emplace_back(*expires, SubjectLine(signer));
     }
     if (X509_STORE_add_crl(out.store.get(), crl) != 1) {
       ERR_clear_error();
@@ -307,6 +305,7 @@ Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl
     // A list revoking nothing has no entries at all: a null stack, whose count is -1.
     out.revoked += static_cast<size_t>(std::max(0, sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl))));
   }
+  std::sort(out.expiries.begin(), out.expiries.end());
   if (in_force != nullptr) {
     for (const auto& [key, held] : in_force->numbers) {
       const auto it = out.numbers.find(key);
@@ -360,7 +359,7 @@ Result<std::string> RevocationListFile::Read(SSL_CTX* ctx) {
   ++generation_;
   seen_ = state;
   error_.clear();
-  expired_ = false;
+  expired_ = 0;
   return line;
 }
 
@@ -368,6 +367,7 @@ std::string RevocationListFile::Refresh(SSL_CTX* ctx, bool* changed) {
   if (changed != nullptr) *changed = false;
   // A file changed since it was read is read again, and so is one that failed (a list not
   // valid yet, an I/O error) until it loads, its error reported once.
+  std::string said;
   if (!error_.empty() || FileState(path_) != seen_) {
     Result<std::string> line = Read(ctx);
     if (line) {
@@ -376,26 +376,35 @@ std::string RevocationListFile::Refresh(SSL_CTX* ctx, bool* changed) {
     }
     std::string error = "revocation lists: " + line.error().message +
                         "; the lists read before stay in force (read again each second)";
-    if (error != error_) {
-      error_ = error;
-      return error;
-    }
+    if (error != error_) said = error_ = std::move(error);
   }
   // A list in force that expired fails its CA's certificates from now on, in a handshake as in
   // VerifyPeerAgain: connections made before are checked again, as after new lists, since a
   // stale list may miss a revocation (decision #191).
-  if (expired_ || !in_force_.expires || std::chrono::system_clock::now() < *in_force_.expires) {
-    return {};
+  const std::vector<std::pair<std::chrono::sys_seconds, std::string>>& expiries =
+      in_force_.expiries;
+  const size_t first = expired_;
+  while (expired_ < expiries.size() &&
+         expiries[expired_].first <= std::chrono::system_clock::now()) {
+    ++expired_;
   }
-  expired_ = true;
+  if (expired_ == first) return said;
   ++generation_;
   if (changed != nullptr) *changed = true;
-  return fmt::format(
-      "revocation lists: the list of {} in `{}` expired at {}: the certificates of that CA are "
-      "refused, on connections made before as on new ones, until it issues a new one (accord pki "
-      "revoke --pki DIR)",
-      in_force_.expires_ca, path_,
-      FormatInstant(Instant{in_force_.expires->time_since_epoch().count() * 1'000'000}));
+  std::string lists;
+  for (size_t i = first; i < expired_; ++i) {
+    lists += fmt::format(
+        "{}the list of {} {}at {}", i == first ? "" : ", ", expiries[i].second,
+        i == first ? "expired " : "",
+        FormatInstant(Instant{expiries[i].first.time_since_epoch().count() * 1'000'000}));
+  }
+  const bool one = expired_ - first == 1;
+  std::string line = fmt::format(
+      "revocation lists: in `{}`, {}: the certificates of {} are refused, on connections made "
+      "before as on new ones, until {} (accord pki revoke --pki DIR)",
+      path_, lists, one ? "that CA" : "those CAs",
+      one ? "it issues a new list" : "they issue new lists");
+  return said.empty() ? line : said + "; " + line;
 }
 
 std::string VerifyPeerAgain(SSL* ssl, const RevocationLists& lists) {

@@ -17,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "accord/status.h"
@@ -82,10 +83,9 @@ struct RevocationLists {
   std::map<std::string, Numbered> numbers;  // by CA (PublicKeyDer)
   size_t lists = 0;                         // in the file
   size_t revoked = 0;                       // certificates, in all of them
-  // The earliest next update of the lists, and the subject of that list's CA: from then on, the
-  // certificates of that CA fail to verify (fail closed) until a newer list is in force.
-  std::optional<std::chrono::sys_seconds> expires;
-  std::string expires_ca;
+  // Each list's next update and its CA's subject, earliest first: from then on, the certificates
+  // of that CA fail to verify (fail closed) until a newer list is in force.
+  std::vector<std::pair<std::chrono::sys_seconds, std::string>> expiries;
 };
 [[nodiscard]] Result<RevocationLists> LoadRevocationLists(
     SSL_CTX* ctx, const std::string& crl_file, time_t now,
@@ -113,10 +113,10 @@ class RevocationListFile {
   [[nodiscard]] Result<std::string> Read(SSL_CTX* ctx);
 
   // Reads the file again when it changed since it was last read, or that reading failed, and
-  // looks whether a list in force has expired since. The line to log, empty when there is none:
-  // what new lists hold, why the file cannot be used (once per distinct error), or which list
-  // expired (once). `*changed` is true when connections made before must be checked again (new
-  // lists, or one expired): a peer's certificate that verified may no longer.
+  // looks whether lists in force have expired since. The line to log, empty when there is none:
+  // what new lists hold, why the file cannot be used (once per distinct error), and which lists
+  // expired (once each). `*changed` is true when connections made before must be checked again
+  // (new lists, or one expired): a peer's certificate that verified may no longer.
   [[nodiscard]] std::string Refresh(SSL_CTX* ctx, bool* changed = nullptr);
 
   // The lists in force (none before the first Read), and how many times connections made before
@@ -129,7 +129,7 @@ class RevocationListFile {
   RevocationLists in_force_;
   std::array<int64_t, 4> seen_{};  // the file's inode, size and time when last read
   std::string error_;              // the last reading's, "" when it succeeded
-  bool expired_ = false;           // in_force_.expires has passed, and Refresh said so
+  size_t expired_ = 0;             // the first of in_force_.expiries that passed, and were said
   uint64_t generation_ = 0;
 };
 
