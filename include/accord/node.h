@@ -395,6 +395,13 @@ inline constexpr std::string_view kNotOriginator = "not-originator";
 // authenticated, that is a key changed or imported wrong, and importing its keys mends it.
 [[nodiscard]] bool IsBadSignature(const Error& error);
 
+// `error`, met while taking a partner's envelope, as the partner must be told it. Damage found in
+// this node's own stored state (Error::own_state) is no fault of the envelope: it is not refused
+// (a refusal is logged, and final for its sender) but made kUnavailable, still marked, so that
+// the sender keeps it and sends it again once this node's operator has repaired the home
+// (decision #186). Any other error is returned as it is.
+[[nodiscard]] Error AsPartnerSees(Error error);
+
 }  // namespace accord
 
 #endif  // ACCORD_NODE_H_

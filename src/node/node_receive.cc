@@ -19,21 +19,21 @@ namespace {
 // sender's clock was wrong when it decided, which waiting would not mend (422, final).
 constexpr int64_t kMaxWaitMicros = 60 * 60 * 1'000'000LL;
 
-// Damage found in this node's own store or log is no fault of the envelope. It is not refused
-// (a refusal is logged, and final for its sender) but answered unavailable: the sender keeps it
-// and sends it again once this node's operator has repaired the home (decision #186).
 template <typename T>
 Result<T> NotTheEnvelopes(Result<T> result) {
-  if (result || !result.error().own_state || result.error().code != Code::kDataLoss) {
-    return result;
-  }
-  // Still marked: the command line exits as for a failed integrity check.
-  return tl::unexpected(OwnState(Error{
-      Code::kUnavailable,
-      "this node's own stored state is damaged, not the envelope: " + result.error().message}));
+  if (result) return result;
+  return tl::unexpected(AsPartnerSees(std::move(result).error()));
 }
 
 }  // namespace
+
+Error AsPartnerSees(Error error) {
+  if (!error.own_state || error.code != Code::kDataLoss) return error;
+  // Still marked: the command line exits as for a failed integrity check.
+  return OwnState(
+      Error{Code::kUnavailable,
+            "this node's own stored state is damaged, not the envelope: " + error.message});
+}
 
 Result<ReceiveResult> Node::Receive(ByteView bytes) { return Receive(bytes, nullptr); }
 

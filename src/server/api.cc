@@ -915,11 +915,9 @@ std::optional<ApiResponse> Api::RefuseNode(const Caller& caller) {
     auto partner = node_.store().GetPartner(caller.common_name);
     if (!partner && partner.error().code != Code::kNotFound) {
       // Not a refusal: the calling node must try again, not give its envelopes up. Keys held
-      // for it found damaged are this node's damage, which stops its every envelope alike:
-      // unavailable, as Node::Receive answers it (decision #186).
-      Error error = partner.error();
-      if (error.own_state) error.code = Code::kUnavailable;
-      return FromError(error, "reading the partner `" + caller.common_name + "`");
+      // for it found damaged are this node's damage, which stops its every envelope alike.
+      return FromError(AsPartnerSees(partner.error()),
+                       "reading the partner `" + caller.common_name + "`");
     }
     if (caller.common_name == node_.party() || !caller.organization ||
         *caller.organization != caller.common_name || !partner) {
@@ -1013,7 +1011,7 @@ ApiResponse Api::Run(const std::string& subject, ApiRequest& request) {
   return ErrorResponse(500, "internal", "internal error");
 }
 
-ApiResponse Api::FromError(const Error& error, std::string_view what) {
+ApiResponse Api::FromError(const Error& error, std::string_view what, bool log) {
   const unsigned status = HttpStatus(error.code);
   if (auto reason = Denial(error)) {
     // The reason code only: the node's explanation may describe the object to a caller who may
@@ -1026,7 +1024,9 @@ ApiResponse Api::FromError(const Error& error, std::string_view what) {
   }
   if (status >= 500 || error.code == Code::kPermissionDenied) {
     // Details go to the log, never to the client.
-    log_(OneLine(std::string(what) + ": " + error.ToString(), 1000));  // `what` may hold an id
+    if (log) {
+      log_(OneLine(std::string(what) + ": " + error.ToString(), 1000));  // `what` may hold an id
+    }
     std::string_view message = "internal error";
     if (error.code == Code::kUnavailable) {
       message = "unavailable, try again later";
@@ -1045,8 +1045,11 @@ ApiResponse Api::FromError(const Error& error, std::string_view what) {
 ApiResponse Api::Health() {
   // Damage found in the node's own state leaves it serving what the damage does not touch
   // (decision #186), but not healthy: a monitor learns of it here, the operator from the log.
+  // The damage is said once in the log: it stays until the node restarts, and a monitor asks
+  // often.
   if (auto intact = node_.CheckIntact(); !intact) {
-    return FromError(intact.error(), "checking the node's stored state");
+    const bool log = !std::exchange(damage_said_, true);
+    return FromError(intact.error(), "checking the node's stored state", log);
   }
   auto size = node_.DurableLogSize();
   if (!size) {

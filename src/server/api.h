@@ -228,7 +228,9 @@ class Api {
                          std::string_view body);
   ApiResponse FromApiError(ApiError error);
   ApiResponse Run(const std::string& subject, ApiRequest& request);
-  ApiResponse FromError(const Error& error, std::string_view what);
+  // The answer to `error` met while doing `what`; an error the client is not told the details of
+  // goes to the log, with `what`, unless `log` is false.
+  ApiResponse FromError(const Error& error, std::string_view what, bool log = true);
   ApiResponse Health();
   ApiResponse Decide(std::string_view lines);
   ApiResponse ListObjects(const std::string& subject, const ApiRequest& request);
@@ -253,6 +255,7 @@ class Api {
   Node& node_;
   const std::function<void(std::string_view)> log_;
   LineLimiter refused_lines_;  // node thread only, as the Api
+  bool damage_said_ = false;   // Health logged the node's damage (kept until it restarts)
   const FederationHooks hooks_;
   const PinnedKeys pinned_;
   RequestDecoder decoder_;

@@ -4,6 +4,7 @@
 #include "accord/server.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <openssl/conf.h>
@@ -45,6 +46,7 @@
 #include "accord/https_client.h"
 #include "accord/merkle.h"
 #include "accord/pki.h"
+#include "accord/time.h"
 #include "api.h"
 #include "line_limiter.h"
 #include "resolve.h"
@@ -82,6 +84,10 @@ basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
 subjectAltName = IP:127.0.0.1, DNS:localhost
+[server_cn_only_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
 [client_ext]
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
@@ -547,6 +553,7 @@ class ServerTest : public testing::Test {
     TestPki& p = *pki_;
     ASSERT_TRUE(p.MakeCa("ca"));
     ASSERT_TRUE(p.MakeLeaf("server", "/CN=KOR", "ca", "server_ext"));
+    ASSERT_TRUE(p.MakeLeaf("server-cn-only", "/CN=localhost", "ca", "server_cn_only_ext"));
     ASSERT_TRUE(p.MakeLeaf("kor-analyst", "/CN=kor-analyst/O=KOR", "ca", "client_ext"));
     ASSERT_TRUE(p.MakeLeaf("kor-clerk", "/CN=kor-clerk", "ca", "client_ext"));
     ASSERT_TRUE(p.MakeLeaf("kor-analyst-no-o", "/CN=kor-analyst", "ca", "client_ext"));
@@ -1022,6 +1029,75 @@ TEST_F(ServerTest, ARevocationListIsReplacedOnlyByACurrentCompleteNewerOne) {
   EXPECT_EQ(count("the list of /CN=ca is number 1, older than the one in force (number 2)"), 1u)
       << log;
   EXPECT_EQ(count("has no list of /CN=ca, which had one"), 1u) << log;
+}
+
+// Rewrites the revocation list in `crl` without its CRL number, signed again with `ca_key`: as a
+// CA that does not number its lists would make it.
+bool DropNumber(const std::string& crl, const std::string& ca_key) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> in(BIO_new_file(crl.c_str(), "r"), BIO_free);
+  std::unique_ptr<X509_CRL, decltype(&X509_CRL_free)> list(
+      in == nullptr ? nullptr : PEM_read_bio_X509_CRL(in.get(), nullptr, nullptr, nullptr),
+      X509_CRL_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> key_in(BIO_new_file(ca_key.c_str(), "r"), BIO_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      key_in == nullptr ? nullptr
+                        : PEM_read_bio_PrivateKey(key_in.get(), nullptr, nullptr, nullptr),
+      EVP_PKEY_free);
+  if (list == nullptr || key == nullptr) return false;
+  const int at = X509_CRL_get_ext_by_NID(list.get(), NID_crl_number, -1);
+  if (at < 0) return false;
+  X509_EXTENSION_free(X509_CRL_delete_ext(list.get(), at));
+  std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new_file(crl.c_str(), "w"), BIO_free);
+  return X509_CRL_sign(list.get(), key.get(), EVP_sha256()) > 0 && out != nullptr &&
+         PEM_write_bio_X509_CRL(out.get(), list.get()) == 1;
+}
+
+// Lists without a CRL number (RFC 5280 requires one, and `accord pki revoke` gives one, but
+// another CA may not) are ordered by their dates: an older one does not replace the one in force,
+// which would bring back the certificates revoked since.
+TEST_F(ServerTest, AnUnnumberedListIsNotReplacedByAnOlderOne) {
+  const Instant now = SystemClock().Now();
+  const auto list = [&](const std::string& name, std::vector<std::string> certs,
+                        int64_t seconds_ago, bool numbered) {
+    const std::string path = root_ + "/" + name;
+    EXPECT_TRUE(
+        RevokeCertificate({pki_->Path("ca.pem"), pki_->Path("ca.key"), path, std::move(certs),
+                           Instant{now.micros - seconds_ago * 1'000'000}}));
+    if (!numbered) {
+      EXPECT_TRUE(DropNumber(path, pki_->Path("ca.key")));
+    }
+    return path;
+  };
+  const std::string older = list("unnumbered-older.pem", {}, 20, false);
+  const std::string newer = list("unnumbered-newer.pem", {pki_->Path("kor-clerk.pem")}, 10, false);
+  const std::string numbered = list("numbered-oldest.pem", {}, 30, true);
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_method()), SSL_CTX_free);
+  ASSERT_NE(ctx, nullptr);
+  ASSERT_EQ(SSL_CTX_load_verify_locations(ctx.get(), pki_->Path("ca.pem").c_str(), nullptr), 1);
+  const time_t at = time(nullptr);
+
+  auto in_force = server_internal::LoadRevocationLists(ctx.get(), newer, at, nullptr);
+  ASSERT_TRUE(in_force) << in_force.error().ToString();
+  ASSERT_EQ(in_force->numbers.size(), 1u);
+  EXPECT_EQ(in_force->numbers.begin()->second.number, "");
+  EXPECT_EQ(in_force->revoked, 1u);
+  auto again = server_internal::LoadRevocationLists(ctx.get(), newer, at, &*in_force);
+  EXPECT_TRUE(again) << again.error().ToString();
+  auto back = server_internal::LoadRevocationLists(ctx.get(), older, at, &*in_force);
+  ASSERT_FALSE(back);
+  EXPECT_EQ(back.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(back.error().message,
+            fmt::format("`{}`: the list of /CN=ca was issued at {}, before the one in force "
+                        "(issued at {}), and neither has a number",
+                        older, FormatInstant(Instant{(now.micros / 1'000'000 - 20) * 1'000'000}),
+                        FormatInstant(Instant{(now.micros / 1'000'000 - 10) * 1'000'000})));
+  // A numbered list follows an unnumbered one whatever its date: the numbers order them from then.
+  auto numbered_now = server_internal::LoadRevocationLists(ctx.get(), numbered, at, &*in_force);
+  EXPECT_TRUE(numbered_now) << numbered_now.error().ToString();
+  ASSERT_TRUE(numbered_now);
+  auto unnumbered_after =
+      server_internal::LoadRevocationLists(ctx.get(), newer, at, &*numbered_now);
+  EXPECT_FALSE(unnumbered_after);
 }
 
 // A list past its next update refuses every certificate of its CA (fail closed), though the
@@ -2950,19 +3026,35 @@ TEST(PortFileTest, OnlyARegularFileNamingAPortIsRead) {
   fs::remove_all(dir);
 }
 
-TEST_F(ServerTest, ClientReachesTheServerByName) {
-  StartServer();
-  HttpsClientOptions o;
-  o.host = "localhost";
-  o.port = server_->port();
-  o.ca_file = pki_->Path("ca.pem");
-  o.cert_file = pki_->Path("kor-analyst.pem");
-  o.key_file = pki_->Path("kor-analyst.key");
-  auto client = HttpsClient::Create(o);
-  ASSERT_TRUE(client) << client.error().ToString();
-  auto r = (*client)->Request("GET", "/v1/health");
-  ASSERT_TRUE(r) << r.error().ToString();
-  EXPECT_EQ(r->status, 200u) << r->body;
+// A client reaches a server by name. The host is checked against the certificate's
+// subjectAltName alone: a certificate that names it only as its common name (the legacy fallback
+// of RFC 6125 §6.4.4) is refused (decision #193).
+TEST_F(ServerTest, ClientReachesTheServerByNameInItsSubjectAltNameOnly) {
+  const auto health_by_name = [&](const std::string& server_cert) -> Result<HttpsResponse> {
+    ServerOptions so = Options();
+    so.cert_file = pki_->Path(server_cert + ".pem");
+    so.key_file = pki_->Path(server_cert + ".key");
+    StartServer(so);
+    HttpsClientOptions o;
+    o.host = "localhost";
+    o.port = server_->port();
+    o.ca_file = pki_->Path("ca.pem");
+    o.cert_file = pki_->Path("kor-analyst.pem");
+    o.key_file = pki_->Path("kor-analyst.key");
+    auto client = HttpsClient::Create(o);
+    EXPECT_TRUE(client) << client.error().ToString();
+    if (!client) return tl::unexpected(client.error());
+    auto r = (*client)->Request("GET", "/v1/health");
+    StopServer();
+    return r;
+  };
+  auto named = health_by_name("server");  // subjectAltName = IP:127.0.0.1, DNS:localhost
+  ASSERT_TRUE(named) << named.error().ToString();
+  EXPECT_EQ(named->status, 200u) << named->body;
+  auto cn_only = health_by_name("server-cn-only");  // CN=localhost, no subjectAltName
+  ASSERT_FALSE(cn_only);
+  EXPECT_NE(cn_only.error().message.find("hostname mismatch"), std::string::npos)
+      << cn_only.error().message;
 }
 
 TEST_F(ServerTest, StopBeforeRunReturnsAtOnce) {

@@ -281,7 +281,9 @@ Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl
                   which + " is a delta or partial list: each CA's list must be complete");
     }
     const auto [numbered, first] = out.numbers.emplace(
-        PublicKeyDer(signer), RevocationLists::Numbered{SubjectLine(signer), CrlNumber(crl)});
+        PublicKeyDer(signer),
+        RevocationLists::Numbered{SubjectLine(signer), CrlNumber(crl),
+                                  AsnTimeSeconds(X509_CRL_get0_lastUpdate(crl))});
     if (!first) {
       return Fail(Code::kInvalidArgument,
                   which + " is a second list of " + numbered->second.ca + ": give a CA one list");
@@ -321,6 +323,18 @@ Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl
                         "(number {})",
                         crl_file, held.ca, it->second.number.empty() ? "none" : it->second.number,
                         held.number));
+      }
+      // Unnumbered lists (RFC 5280 requires numbers, but a CA may not give them): by date.
+      const RevocationLists::Numbered& now_read = it->second;
+      if (now_read.number.empty() && held.number.empty() && now_read.issued && held.issued &&
+          *now_read.issued < *held.issued) {
+        const auto at = [](std::chrono::sys_seconds t) {
+          return FormatInstant(Instant{t.time_since_epoch().count() * 1'000'000});
+        };
+        return Fail(Code::kInvalidArgument,
+                    fmt::format("`{}`: the list of {} was issued at {}, before the one in force "
+                                "(issued at {}), and neither has a number",
+                                crl_file, held.ca, at(*now_read.issued), at(*held.issued)));
       }
     }
   }

@@ -1230,6 +1230,32 @@ std::shared_ptr<T> OfFile(const std::string& path, Make make) {
   return shared;
 }
 
+// A message set once and read often: the first Keep wins, and Kept reads it without a lock
+// until then.
+class FirstMessage {
+ public:
+  void Keep(std::string message) {
+    std::lock_guard lock(mu_);
+    if (set_.load(std::memory_order_relaxed)) return;
+    message_ = std::move(message);
+    set_.store(true, std::memory_order_release);
+  }
+
+  bool IsSet() const { return set_.load(std::memory_order_acquire); }
+
+  // The message kept; empty while none was.
+  std::string Kept() const {
+    if (!IsSet()) return {};
+    std::lock_guard lock(mu_);
+    return message_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::atomic<bool> set_{false};
+  std::string message_;  // GUARDED_BY(mu_); set once, before set_
+};
+
 // The turns at one database's write lock among this process's connections to it, first come
 // first served. SQLite's lock has no queue: a connection that waits polls it (BusyHandler), and
 // one that commits back to back (a server's node thread) can take it again before the poller
@@ -1272,12 +1298,7 @@ class WriteTurns {
   // process to the file is closed (a restart, in practice), the next open recovering the -wal
   // file from what reached the disk, are writes made again. `refusal` is what every later write
   // is told (the first one is kept).
-  void StopWrites(std::string refusal) {
-    std::lock_guard lock(mu_);
-    if (stopped_.load(std::memory_order_relaxed)) return;
-    refusal_ = std::move(refusal);
-    stopped_.store(true, std::memory_order_release);
-  }
+  void StopWrites(std::string refusal) { refusal_.Keep(std::move(refusal)); }
 
   // StopWrites when the statement of `db` that returned `rc` failed in a sync of the file's
   // (SQLITE_IOERR_FSYNC: a commit's, or a checkpoint's of either file).
@@ -1286,31 +1307,19 @@ class WriteTurns {
     StopWrites(SyncFailedRefusal(path, sqlite3_errstr(SQLITE_IOERR_FSYNC)));
   }
 
-  bool Stopped() const { return stopped_.load(std::memory_order_acquire); }
+  bool Stopped() const { return refusal_.IsSet(); }
 
   // Damage to the file's contents that a connection of this process found (Error::own_state):
   // the first is kept, until every connection of the process to the file is closed.
   void NoteDamage(const Error& e) {
-    if (!e.own_state) return;
-    std::lock_guard lock(mu_);
-    if (damaged_.load(std::memory_order_relaxed)) return;
-    damage_ = e.message;
-    damaged_.store(true, std::memory_order_release);
+    if (e.own_state) damage_.Keep(e.message);
   }
 
   // The first damage noted; empty while none was.
-  std::string Damage() {
-    if (!damaged_.load(std::memory_order_acquire)) return {};
-    std::lock_guard lock(mu_);
-    return damage_;
-  }
+  std::string Damage() const { return damage_.Kept(); }
 
   // Why writes stopped; empty while they go on.
-  std::string Refusal() {
-    if (!Stopped()) return {};
-    std::lock_guard lock(mu_);
-    return refusal_;
-  }
+  std::string Refusal() const { return refusal_.Kept(); }
 
   // A commit of this process did not sync (TransactUnsynced): the -wal file may hold committed
   // frames that are not on disk. Never cleared (a SyncCommits that succeeds would allow it),
@@ -1334,13 +1343,11 @@ class WriteTurns {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  uint64_t next_ticket_ = 0;    // GUARDED_BY(mu_)
-  std::deque<uint64_t> queue_;  // GUARDED_BY(mu_); the front holds the turn
-  std::atomic<bool> stopped_{false};
-  std::string refusal_;                        // GUARDED_BY(mu_); set once, before stopped_
+  uint64_t next_ticket_ = 0;                   // GUARDED_BY(mu_)
+  std::deque<uint64_t> queue_;                 // GUARDED_BY(mu_); the front holds the turn
+  FirstMessage refusal_;                       // set once writes stopped
   std::atomic<bool> unsynced_commits_{false};  // ever, in this process
-  std::atomic<bool> damaged_{false};
-  std::string damage_;  // GUARDED_BY(mu_); set once, before damaged_
+  FirstMessage damage_;                        // the first damage to the file found
 };
 
 // Copies the -wal file into the database on a thread of its own, so that no commit waits for a

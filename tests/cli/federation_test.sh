@@ -438,12 +438,15 @@ eventually keys-waits '"object":"k-keys","state":"pending","attempts":[1-9][0-9]
   get KOR kor-analyst /v1/outbox
 check keys-unhealthy '^\{"error":\{"code":"data-loss","message":"stored data failed its integrity check"' \
   get JPN jpn-analyst /v1/health
+check keys-waits-said "reading the partner .KOR.: unavailable: this node's own stored state is damaged, not the envelope: corrupt wrapping key of .KOR. in the store" \
+  cat "$work/net/run/JPN.log"
 check keys-unhealthy-said "checking the node's stored state: data-loss: .*/JPN/state.db. was found damaged since the node opened it \(corrupt wrapping key of .KOR. in the store\)" \
   cat "$work/net/run/JPN.log"
 db_change keys-mended "$work/net/JPN/state.db" "UPDATE partners SET wrap_public = \
   (SELECT wrap_public FROM saved_keys) WHERE party = 'KOR'; DROP TABLE saved_keys"
 eventually keys-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
 check keys-still-unhealthy '^\{"error":\{"code":"data-loss"' get JPN jpn-analyst /v1/health
+check keys-unhealthy-said-once '^1$' grep -c "checking the node's stored state" "$work/net/run/JPN.log"
 # Damage to Japan's own log (the hash of its last entry spoiled and its tiles moved away while it
 # was stopped, so that an append meets one or the other whatever the log's size) is no fault of
 # Korea's envelope, which fails at its entry: Japan answers 503 and says why in its process log,
