@@ -395,8 +395,9 @@ inline constexpr std::string_view kNotOriginator = "not-originator";
 // authenticated, that is a key changed or imported wrong, and importing its keys mends it.
 [[nodiscard]] bool IsBadSignature(const Error& error);
 
-// `error`, met while taking a partner's envelope, as the partner must be told it. Damage found in
-// this node's own stored state (Error::own_state) is no fault of the envelope: it is not refused
+// `error`, met while serving a partner node's request (its envelope, or the lookup of the node
+// itself), as the partner must be told it. Damage found in this node's own stored state
+// (Error::own_state, always kDataLoss) is no fault of the request: an envelope is not refused
 // (a refusal is logged, and final for its sender) but made kUnavailable, still marked, so that
 // the sender keeps it and sends it again once this node's operator has repaired the home
 // (decision #186). Any other error is returned as it is.

@@ -46,8 +46,9 @@ struct DevelopmentPki {
   std::vector<std::string> users;  // subject ids
 };
 
-// kAlreadyExists if DIR/ca.pem exists; kInvalidArgument for bad names, or for a user given for
-// two parties. Nothing is written unless every name is good.
+// kAlreadyExists if DIR/ca.pem exists; kInvalidArgument for bad names, for a user given for
+// two parties, or for node certificates with no host. Nothing is written unless every name is
+// good.
 [[nodiscard]] Result<DevelopmentPki> CreateDevelopmentPki(const PkiOptions& options);
 
 enum class CertificateKind { kNode, kUser };

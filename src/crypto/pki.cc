@@ -451,6 +451,13 @@ Result<DevelopmentPki> CreateDevelopmentPki(const PkiOptions& o) {
                               known->second, party));
     }
   }
+  // A partner finds a node by the host or address it dials, in the certificate's subjectAltName
+  // only (decision #193): a certificate naming none could not be reached.
+  if (o.hosts.empty() && !made.nodes.empty()) {
+    return Fail(Code::kInvalidArgument,
+                "no host for the node certificates: name the hosts or addresses partners reach "
+                "the nodes at (--hosts)");
+  }
   ACCORD_RETURN_IF_ERROR(CheckHosts(o.hosts));
   fs::create_directories(dir / "nodes", ec);
   fs::create_directories(dir / "users", ec);

@@ -355,9 +355,9 @@ TEST_F(PkiTest, RevocationsAtOnceLoseNoEntry) {
   EXPECT_EQ(renewed->revoked, static_cast<size_t>(kUsers));
 }
 
-// A node certificate names its hosts as IP addresses (v4 or v6) or DNS names; anything else, and
-// a user given for two parties (whose files would replace each other), is refused before a file
-// is written, so that the mistake can be mended and the command run again.
+// A node certificate names its hosts as IP addresses (v4 or v6) or DNS names, at least one;
+// anything else, and a user given for two parties (whose files would replace each other), is
+// refused before a file is written, so that the mistake can be mended and the command run again.
 TEST_F(PkiTest, ChecksHostsAndNamesBeforeWritingAnything) {
   const Instant now = SystemClock().Now();
   ASSERT_TRUE(CreateDevelopmentPki(PkiOptions{
@@ -393,6 +393,15 @@ TEST_F(PkiTest, ChecksHostsAndNamesBeforeWritingAnything) {
   EXPECT_TRUE(CreateDevelopmentPki(
       PkiOptions{dir_ + "/long", {"KOR"}, {}, {label63 + ".example", "a-b.c0"}, now, 30}));
 
+  // Node certificates that name no host could not be reached: a partner finds the host in the
+  // subjectAltName only (decision #193).
+  auto no_host = CreateDevelopmentPki(PkiOptions{dir_ + "/no-host", {"KOR"}, {}, {}, now, 30});
+  ASSERT_FALSE(no_host);
+  EXPECT_EQ(no_host.error().message,
+            "no host for the node certificates: name the hosts or addresses partners reach the "
+            "nodes at (--hosts)");
+  EXPECT_FALSE(fs::exists(dir_ + "/no-host/ca.pem"));
+
   auto two_parties = CreateDevelopmentPki(
       PkiOptions{dir_ + "/users", {"KOR"}, {{"alice", "KOR"}, {"alice", "JPN"}}, {}, now, 30});
   ASSERT_FALSE(two_parties);
@@ -402,7 +411,7 @@ TEST_F(PkiTest, ChecksHostsAndNamesBeforeWritingAnything) {
   auto twice = CreateDevelopmentPki(PkiOptions{dir_ + "/twice",
                                                {"KOR", "JPN", "KOR"},
                                                {{"alice", "KOR"}, {"bob", "JPN"}, {"alice", "KOR"}},
-                                               {},
+                                               {"localhost"},
                                                now,
                                                30});
   ASSERT_TRUE(twice) << twice.error().ToString();

@@ -1011,7 +1011,7 @@ ApiResponse Api::Run(const std::string& subject, ApiRequest& request) {
   return ErrorResponse(500, "internal", "internal error");
 }
 
-ApiResponse Api::FromError(const Error& error, std::string_view what, bool log) {
+ApiResponse Api::FromError(const Error& error, std::string_view what, LogDetails log) {
   const unsigned status = HttpStatus(error.code);
   if (auto reason = Denial(error)) {
     // The reason code only: the node's explanation may describe the object to a caller who may
@@ -1024,7 +1024,7 @@ ApiResponse Api::FromError(const Error& error, std::string_view what, bool log) 
   }
   if (status >= 500 || error.code == Code::kPermissionDenied) {
     // Details go to the log, never to the client.
-    if (log) {
+    if (log == LogDetails::kYes) {
       log_(OneLine(std::string(what) + ": " + error.ToString(), 1000));  // `what` may hold an id
     }
     std::string_view message = "internal error";
@@ -1048,7 +1048,7 @@ ApiResponse Api::Health() {
   // The damage is said once in the log: it stays until the node restarts, and a monitor asks
   // often.
   if (auto intact = node_.CheckIntact(); !intact) {
-    const bool log = !std::exchange(damage_said_, true);
+    const LogDetails log = std::exchange(damage_said_, true) ? LogDetails::kNo : LogDetails::kYes;
     return FromError(intact.error(), "checking the node's stored state", log);
   }
   auto size = node_.DurableLogSize();

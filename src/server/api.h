@@ -228,9 +228,12 @@ class Api {
                          std::string_view body);
   ApiResponse FromApiError(ApiError error);
   ApiResponse Run(const std::string& subject, ApiRequest& request);
-  // The answer to `error` met while doing `what`; an error the client is not told the details of
-  // goes to the log, with `what`, unless `log` is false.
-  ApiResponse FromError(const Error& error, std::string_view what, bool log = true);
+  // Whether FromError logs the details the client is not told.
+  enum class LogDetails : bool { kNo, kYes };
+  // The answer to `error` met while doing `what`; the details of an error the client is not told
+  // them of go to the log, with `what`, unless `log` is kNo.
+  ApiResponse FromError(const Error& error, std::string_view what,
+                        LogDetails log = LogDetails::kYes);
   ApiResponse Health();
   ApiResponse Decide(std::string_view lines);
   ApiResponse ListObjects(const std::string& subject, const ApiRequest& request);

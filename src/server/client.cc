@@ -103,7 +103,8 @@ struct HttpsClient::Impl {
     // The partner's certificate must name the address or the host, in its subjectAltName: a
     // common name alone is not taken for a host name (RFC 6125 §6.4.4). A name OpenSSL cannot
     // take (an IPv6 address with a zone, say) is refused rather than left unchecked.
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+    X509_VERIFY_PARAM_set_hostflags(
+        param, X509_VERIFY_PARAM_get_hostflags(param) | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
     if (literal ? X509_VERIFY_PARAM_set1_ip_asc(param, options.host.c_str()) != 1
                 : X509_VERIFY_PARAM_set1_host(param, options.host.c_str(), 0) != 1 ||
                       SSL_set_tlsext_host_name(ssl, options.host.c_str()) != 1) {

@@ -1053,51 +1053,61 @@ bool DropNumber(const std::string& crl, const std::string& ca_key) {
 }
 
 // Lists without a CRL number (RFC 5280 requires one, and `accord pki revoke` gives one, but
-// another CA may not) are ordered by their dates: an older one does not replace the one in force,
-// which would bring back the certificates revoked since.
+// another CA may not) are ordered by their dates: after one, an older list, numbered or not, does
+// not replace it, which would bring back the certificates revoked since (decision #194).
 TEST_F(ServerTest, AnUnnumberedListIsNotReplacedByAnOlderOne) {
   const Instant now = SystemClock().Now();
-  const auto list = [&](const std::string& name, std::vector<std::string> certs,
-                        int64_t seconds_ago, bool numbered) {
+  const auto list = [&](const std::string& name, int64_t seconds_ago, bool numbered) {
     const std::string path = root_ + "/" + name;
-    EXPECT_TRUE(
-        RevokeCertificate({pki_->Path("ca.pem"), pki_->Path("ca.key"), path, std::move(certs),
-                           Instant{now.micros - seconds_ago * 1'000'000}}));
+    EXPECT_TRUE(RevokeCertificate({pki_->Path("ca.pem"),
+                                   pki_->Path("ca.key"),
+                                   path,
+                                   {pki_->Path("kor-clerk.pem")},
+                                   Instant{now.micros - seconds_ago * 1'000'000}}));
     if (!numbered) {
       EXPECT_TRUE(DropNumber(path, pki_->Path("ca.key")));
     }
     return path;
   };
-  const std::string older = list("unnumbered-older.pem", {}, 20, false);
-  const std::string newer = list("unnumbered-newer.pem", {pki_->Path("kor-clerk.pem")}, 10, false);
-  const std::string numbered = list("numbered-oldest.pem", {}, 30, true);
+  const std::string older = list("unnumbered-older.pem", 20, false);
+  const std::string newer = list("unnumbered-newer.pem", 10, false);
+  const std::string numbered_older = list("numbered-older.pem", 30, true);
+  const std::string numbered_later = list("numbered-later.pem", 5, true);
   std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_method()), SSL_CTX_free);
   ASSERT_NE(ctx, nullptr);
   ASSERT_EQ(SSL_CTX_load_verify_locations(ctx.get(), pki_->Path("ca.pem").c_str(), nullptr), 1);
   const time_t at = time(nullptr);
+  const auto load = [&](const std::string& file, const server_internal::RevocationLists* held) {
+    return server_internal::LoadRevocationLists(ctx.get(), file, at, held);
+  };
+  const auto seconds_ago = [&](int64_t s) {
+    return FormatInstant(Instant{(now.micros / 1'000'000 - s) * 1'000'000});
+  };
 
-  auto in_force = server_internal::LoadRevocationLists(ctx.get(), newer, at, nullptr);
+  auto in_force = load(newer, nullptr);
   ASSERT_TRUE(in_force) << in_force.error().ToString();
   ASSERT_EQ(in_force->numbers.size(), 1u);
   EXPECT_EQ(in_force->numbers.begin()->second.number, "");
-  EXPECT_EQ(in_force->revoked, 1u);
-  auto again = server_internal::LoadRevocationLists(ctx.get(), newer, at, &*in_force);
+  auto again = load(newer, &*in_force);
   EXPECT_TRUE(again) << again.error().ToString();
-  auto back = server_internal::LoadRevocationLists(ctx.get(), older, at, &*in_force);
-  ASSERT_FALSE(back);
-  EXPECT_EQ(back.error().code, Code::kInvalidArgument);
-  EXPECT_EQ(back.error().message,
-            fmt::format("`{}`: the list of /CN=ca was issued at {}, before the one in force "
-                        "(issued at {}), and neither has a number",
-                        older, FormatInstant(Instant{(now.micros / 1'000'000 - 20) * 1'000'000}),
-                        FormatInstant(Instant{(now.micros / 1'000'000 - 10) * 1'000'000})));
-  // A numbered list follows an unnumbered one whatever its date: the numbers order them from then.
-  auto numbered_now = server_internal::LoadRevocationLists(ctx.get(), numbered, at, &*in_force);
-  EXPECT_TRUE(numbered_now) << numbered_now.error().ToString();
-  ASSERT_TRUE(numbered_now);
-  auto unnumbered_after =
-      server_internal::LoadRevocationLists(ctx.get(), newer, at, &*numbered_now);
-  EXPECT_FALSE(unnumbered_after);
+  for (const auto& [file, issued] : {std::pair{older, 20}, std::pair{numbered_older, 30}}) {
+    auto back = load(file, &*in_force);
+    ASSERT_FALSE(back) << file;
+    EXPECT_EQ(back.error().code, Code::kInvalidArgument);
+    EXPECT_EQ(back.error().message,
+              fmt::format("`{}`: the list of /CN=ca was issued at {}, before the one in force "
+                          "(issued at {}, with no number)",
+                          file, seconds_ago(issued), seconds_ago(10)));
+  }
+  // A numbered list issued later follows, and from then the numbers order the lists.
+  auto numbered_now = load(numbered_later, &*in_force);
+  ASSERT_TRUE(numbered_now) << numbered_now.error().ToString();
+  EXPECT_EQ(numbered_now->numbers.begin()->second.number, "1");
+  auto unnumbered_after = load(newer, &*numbered_now);
+  ASSERT_FALSE(unnumbered_after);
+  EXPECT_NE(unnumbered_after.error().message.find("is number none, older than the one in force"),
+            std::string::npos)
+      << unnumbered_after.error().message;
 }
 
 // A list past its next update refuses every certificate of its CA (fail closed), though the
@@ -3035,6 +3045,7 @@ TEST_F(ServerTest, ClientReachesTheServerByNameInItsSubjectAltNameOnly) {
     so.cert_file = pki_->Path(server_cert + ".pem");
     so.key_file = pki_->Path(server_cert + ".key");
     StartServer(so);
+    if (server_ == nullptr) return tl::unexpected(Error{Code::kInternal, "no server"});
     HttpsClientOptions o;
     o.host = "localhost";
     o.port = server_->port();
@@ -3043,8 +3054,7 @@ TEST_F(ServerTest, ClientReachesTheServerByNameInItsSubjectAltNameOnly) {
     o.key_file = pki_->Path("kor-analyst.key");
     auto client = HttpsClient::Create(o);
     EXPECT_TRUE(client) << client.error().ToString();
-    if (!client) return tl::unexpected(client.error());
-    auto r = (*client)->Request("GET", "/v1/health");
+    auto r = client ? (*client)->Request("GET", "/v1/health") : tl::unexpected(client.error());
     StopServer();
     return r;
   };

@@ -324,17 +324,21 @@ Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl
                         crl_file, held.ca, it->second.number.empty() ? "none" : it->second.number,
                         held.number));
       }
-      // Unnumbered lists (RFC 5280 requires numbers, but a CA may not give them): by date.
+      // After an unnumbered list (RFC 5280 requires numbers, but a CA may not give them), the
+      // next, numbered or not, is ordered by its date: one issued earlier, or whose date cannot
+      // be read, may miss a revocation since.
       const RevocationLists::Numbered& now_read = it->second;
-      if (now_read.number.empty() && held.number.empty() && now_read.issued && held.issued &&
-          *now_read.issued < *held.issued) {
+      if (held.number.empty() && held.issued &&
+          (!now_read.issued || *now_read.issued < *held.issued)) {
         const auto at = [](std::chrono::sys_seconds t) {
           return FormatInstant(Instant{t.time_since_epoch().count() * 1'000'000});
         };
         return Fail(Code::kInvalidArgument,
                     fmt::format("`{}`: the list of {} was issued at {}, before the one in force "
-                                "(issued at {}), and neither has a number",
-                                crl_file, held.ca, at(*now_read.issued), at(*held.issued)));
+                                "(issued at {}, with no number)",
+                                crl_file, held.ca,
+                                now_read.issued ? at(*now_read.issued) : "a date not read",
+                                at(*held.issued)));
       }
     }
   }

@@ -72,7 +72,7 @@ struct UsersIssuers {
 // certificate revocation lists of the PEM file `crl_file`, each a complete list (no delta, no
 // distribution point) of its own CA, signed by one of those CAs and current at `now` (seconds
 // since the epoch). With `in_force` (the lists read before), each CA that had a list must have
-// one again, numbered no lower (RFC 5280's CRL number), or, when neither list has a number,
+// one again, numbered no lower (RFC 5280's CRL number), and, after a list with no number,
 // issued no earlier: a file cannot bring a revoked certificate back with an older list.
 // kInvalidArgument naming the file otherwise.
 struct RevocationLists {

@@ -1243,9 +1243,9 @@ class FirstMessage {
 
   bool IsSet() const { return set_.load(std::memory_order_acquire); }
 
-  // The message kept; empty while none was.
-  std::string Kept() const {
-    if (!IsSet()) return {};
+  // The message kept; nullopt while none was.
+  std::optional<std::string> Kept() const {
+    if (!IsSet()) return std::nullopt;
     std::lock_guard lock(mu_);
     return message_;
   }
@@ -1315,11 +1315,11 @@ class WriteTurns {
     if (e.own_state) damage_.Keep(e.message);
   }
 
-  // The first damage noted; empty while none was.
-  std::string Damage() const { return damage_.Kept(); }
+  // The first damage noted; nullopt while none was.
+  std::optional<std::string> Damage() const { return damage_.Kept(); }
 
-  // Why writes stopped; empty while they go on.
-  std::string Refusal() const { return refusal_.Kept(); }
+  // Why writes stopped; nullopt while they go on.
+  std::optional<std::string> Refusal() const { return refusal_.Kept(); }
 
   // A commit of this process did not sync (TransactUnsynced): the -wal file may hold committed
   // frames that are not on disk. Never cleared (a SyncCommits that succeeds would allow it),
@@ -1688,15 +1688,16 @@ class SqliteStore final : public Store {
   }
 
   Status CheckWritable() override {
-    std::string refusal = write_turns_->Refusal();
-    if (refusal.empty()) return OkStatus();
-    return Fail(Code::kUnavailable, std::move(refusal));
+    std::optional<std::string> refusal = write_turns_->Refusal();
+    if (!refusal) return OkStatus();
+    return Fail(Code::kUnavailable, std::move(*refusal));
   }
 
   Status CheckIntact() override {
-    std::string damage = write_turns_->Damage();
-    if (damage.empty()) return OkStatus();
-    return OwnStateDamaged("`" + path_ + "` was found damaged since the node opened it (" + damage +
+    std::optional<std::string> damage = write_turns_->Damage();
+    if (!damage) return OkStatus();
+    return OwnStateDamaged("`" + path_ + "` was found damaged since the node opened it (" +
+                           *damage +
                            "): check the log with `accord log verify` and the database with "
                            "`PRAGMA integrity_check`, repair them or restore a backup, and "
                            "restart the node");

@@ -762,6 +762,8 @@ expect pki-again 1 'already holds a CA' "$accord" pki init --out "$work/pki" --n
 # A mistake in the names is found before anything is written: mended, the command runs again.
 expect pki-bad-host 1 '`1.2.3` is neither an IP address nor a DNS name' "$accord" pki init \
   --out "$work/pki2" --nodes KOR --hosts 1.2.3
+expect pki-no-host 1 'no host for the node certificates' "$accord" pki init --out "$work/pki2" \
+  --nodes KOR --hosts ,
 expect pki-user-two-parties 1 'user `alice` is given for two parties, `KOR` and `JPN`' \
   "$accord" pki init --out "$work/pki2" --nodes KOR --users alice:KOR,alice:JPN
 # A disk that fails part way leaves no CA behind: every file is staged before any is put in
