@@ -5,6 +5,7 @@
 // functions behind the HTTPS transport.
 //
 // Input: the method, a newline, the target, a newline, then the body.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -43,6 +44,23 @@ std::string_view NextLine(std::string_view& input) {
   return line;
 }
 
+// The lines of a decide body as the route counts them: a last line without its newline counts.
+size_t LineCount(std::string_view body) {
+  return static_cast<size_t>(std::count(body.begin(), body.end(), '\n')) +
+         (!body.empty() && body.back() != '\n' ? 1 : 0);
+}
+
+// The lines DecideLines answers: those with more than spaces and tabs (and a final CR).
+size_t AnsweredLines(std::string_view body) {
+  size_t answered = 0;
+  while (!body.empty()) {
+    std::string_view line = NextLine(body);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") != std::string_view::npos) ++answered;
+  }
+  return answered;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -68,8 +86,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto request = api::DecodeApiRequest(method, target, body);
   if (!request) {
     const api::ApiError& e = request.error();
-    // Every refusal is a client error with a stable code, and a 405 names the allowed methods.
-    if (e.status != 400 && e.status != 404 && e.status != 405) {
+    // Every refusal is a client error with a stable code, and a 405 names the allowed methods;
+    // a 413 refuses only a decide body of too many lines (one that decodes has few enough).
+    if (e.status == 413 && LineCount(body) <= api::kMaxDecideLines) {
+      __builtin_trap();
+    }
+    if (e.status != 400 && e.status != 404 && e.status != 405 && e.status != 413) {
       __builtin_trap();
     }
     if (e.code.empty() || e.message.empty()) {
@@ -89,7 +111,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   switch (request->route) {
     case api::Route::kDecide: {
-      if (request->lines.data() != body.data() || request->lines.size() != body.size()) {
+      if (request->lines.data() != body.data() || request->lines.size() != body.size() ||
+          LineCount(body) > api::kMaxDecideLines) {
         __builtin_trap();
       }
       static accord::RequestDecoder decoder;
@@ -98,6 +121,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       api::DecideLines(request->lines, Example(), decoder, writer, out);
       // One answer per non-blank line, each a line of its own.
       if (!out.empty() && out.back() != '\n') {
+        __builtin_trap();
+      }
+      if (static_cast<size_t>(std::count(out.begin(), out.end(), '\n')) != AnsweredLines(body)) {
         __builtin_trap();
       }
       break;

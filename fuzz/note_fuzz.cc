@@ -1,7 +1,11 @@
-// libFuzzer target: the signed-note and checkpoint parsers, and opening a note with a known key.
+// libFuzzer target: the signed-note and checkpoint parsers, opening a note with a known key, and a
+// witness resuming from a stored cosignature (which keeps only the log's signature lines).
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <utility>
 
 #include "accord/note.h"
 
@@ -19,5 +23,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)accord::note::Open(input, keys);
   (void)accord::note::ParseCheckpoint(input);
   (void)accord::note::Verifier::FromVerifierKey(input);
+
+  // A witness resuming from its own stored record: what it keeps opens with the log's key.
+  static constexpr std::array<uint8_t, 32> kSeed = {7};
+  auto signer = accord::note::Signer::FromSeed("witness", kSeed);
+  if (!signer) __builtin_trap();
+  accord::note::Witness witness(std::move(*signer));
+  std::string origin = "example.com/log";
+  if (parsed) {
+    if (auto c = accord::note::ParseCheckpoint(parsed->text)) origin = c->origin;
+  }
+  if (witness.Resume(origin, key, input)) {
+    const auto latest = witness.Latest(origin);
+    if (!latest || !accord::note::Open(*latest, keys)) __builtin_trap();
+  }
   return 0;
 }
