@@ -154,6 +154,10 @@ TEST(CalendarTest, ArithmeticHappensOnTheZoneClock) {
   EXPECT_EQ(Add("2021-03-31T08:00:00+09:00", "P1M"), At("2021-04-30T08:00:00+09:00"));
   EXPECT_EQ(Add("2021-03-31T00:00:00+09:00", "P1M", 1, Direction::kBackward),
             At("2021-02-28T00:00:00+09:00"));
+  // Backward likewise: years and months first (03-31 → 02-28, clamped), then days. Days first
+  // would give 03-30 → 02-28.
+  EXPECT_EQ(Add("2021-03-31T00:00:00+09:00", "P1M1D", 1, Direction::kBackward),
+            At("2021-02-27T00:00:00+09:00"));
   EXPECT_EQ(Add("2021-01-01T00:00:00+09:00", "PT36H"), At("2021-01-02T12:00:00+09:00"));
 }
 

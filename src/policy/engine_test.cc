@@ -261,9 +261,19 @@ std::vector<Row> ReadRows() {
       Invalid("forward from a party to itself",
               via_hub(rd("JPN", "GOKUHI")).Forwarded("USA", "USA", Day(10, "2015-07"), "uk"),
               RequestProblem::kForwardToSelf),
+      // The history's structure before the request's parties (validation, decision #10): the
+      // originator is unknown, and so Korea–Japan lacks it.
+      Invalid("history before parties",
+              rd("JPN", "GOKUHI")
+                  .Object("XXX", "II")
+                  .Released("JPN", "2017-01-01T00:00:00+09:00", "kj"),
+              RequestProblem::kReleaseAgreementParties),
       {"unknown subject party", rd("XXX", "GOKUHI"), "unknown-party"},
       {"unknown rel_to party", rd("JPN", "GOKUHI").RelTo({"ZZZ"}), "unknown-party"},
       {"unknown clearance", rd("JPN", "SECRET"), "unknown-level"},
+      // Every party id before any level.
+      {"unknown rel_to party before unknown clearance", rd("JPN", "SECRET").RelTo({"ZZZ"}),
+       "unknown-party"},
       {"unknown object level", rd("JPN", "GOKUHI").Object("KOR", "IV"), "unknown-level"},
       {"destroyed", rd("KOR", "I").Destroyed("2018-03-01T09:00:00+09:00"), "destroyed"},
       {"originator below the level", rd("KOR", "III"), "insufficient-clearance"},
@@ -483,6 +493,9 @@ std::vector<Row> ReleaseRows() {
       {"unknown level", rel(t2018, "JPN").Object("KOR", "SECRET").RelTo({"JPN"}), "unknown-level"},
       {"destroyed", rel(t2018, "JPN").RelTo({"JPN"}).Destroyed("2018-01-01T00:00:00Z"),
        "destroyed"},
+      // §3 release step 1: destroyed before P = O.
+      {"destroyed before to the originator",
+       rel(t2018, "KOR").RelTo({"JPN"}).Destroyed("2018-01-01T00:00:00Z"), "destroyed"},
       {"destroyed later is fine",
        rel(t2018, "JPN").RelTo({"JPN"}).Destroyed("2019-01-01T00:00:00Z"), "releasable", "kj",
        "JPN GOKUHI"},
@@ -545,7 +558,14 @@ std::vector<Row> ForwardRows() {
       {"unknown party in a consent", held(t2018, "USA", "JPN").Consent("ZZZ", t2015),
        "unknown-party"},
       {"unknown level", held(t2018, "USA", "JPN").Object("KOR", "TS"), "unknown-level"},
+      {"unknown party in a consent before unknown level",
+       held(t2018, "USA", "JPN").Object("KOR", "TS").Consent("ZZZ", t2015), "unknown-party"},
       {"destroyed", held(t2018, "USA", "JPN").Consent("JPN", t2015).Destroyed(t2015), "destroyed"},
+      // §3 forward step 1: destroyed before not-held, and before the forward's own request
+      // checks (decision #11).
+      {"destroyed before not held",
+       held(t2018, "JPN", "USA").Consent("USA", t2015).Destroyed(t2015), "destroyed"},
+      {"destroyed before to itself", held(t2018, "USA", "USA").Destroyed(t2015), "destroyed"},
       {"never held", held(t2018, "JPN", "USA").Consent("USA", t2015), "not-held"},
       {"held only after t", held("2015-05-01T00:00:00+09:00", "USA", "JPN").Consent("JPN", t2015),
        "not-held"},
@@ -564,6 +584,10 @@ std::vector<Row> ForwardRows() {
            .Released("JPN", "2017-01-01T00:00:00+09:00", "kj")
            .Consent("GBR", t2015),
        "no-agreement"},
+      // §3 forward: consent (step 2) before the agreement checks (step 3).
+      {"no consent before no agreement",
+       B::Forward(t2018, "JPN", "GBR").Released("JPN", "2017-01-01T00:00:00+09:00", "kj"),
+       "no-consent"},
       {"not in force yet",
        held("2006-01-01T00:00:00+09:00", "USA", "JPN")
            .Released("USA", "2000-01-01T00:00:00+09:00", "uk")

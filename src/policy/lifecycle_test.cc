@@ -298,11 +298,57 @@ TEST(LifecycleTest, IndefiniteSuspendedAtTheEndThenResumed) {
   EXPECT_EQ(Life(b).end, At("2020-04-09"));  // resumed before the period ran: ends as planned
 }
 
+// §2.5 with §2.6: a suspension exactly at n + notice_period is in effect then, so the notice
+// does not end the agreement; a later resume ends it at the resume.
+TEST(LifecycleTest, IndefiniteSuspendedExactlyAtTheEnd) {
+  Agreement a = Indefinite();
+  AddEvent(a, EventKind::kTerminationNotice, "2020-01-10");
+  AddEvent(a, EventKind::kNoticeSuspended, "2020-04-09");  // 2020-01-10 + P90D
+  EXPECT_EQ(Life(a).end, Instant::Max());
+  const AgreementStatus s = Status(a, "2020-04-09");
+  EXPECT_EQ(s.state, AgreementState::kInForce);
+  EXPECT_FALSE(s.ends_at.has_value());
+  ASSERT_TRUE(s.notice.has_value());
+  EXPECT_EQ(s.notice->state, NoticeState::kSuspended);
+  AddEvent(a, EventKind::kNoticeResumed, "2020-06-01");
+  EXPECT_EQ(Life(a).end, At("2020-06-01"));
+}
+
 TEST(LifecycleTest, IndefiniteWithoutNoticePeriodEndsAtTheNotice) {
   Agreement a = Indefinite();
   a.notice_period = CalendarDuration{};
   AddEvent(a, EventKind::kTerminationNotice, "2020-01-10");
   EXPECT_EQ(Life(a).end, At("2020-01-10"));
+}
+
+// §2.2 with §2.6: a notice suspended before the anniversary it applies to and resumed exactly at
+// it is active at that instant (the resume is in effect at it): the agreement ends there, not a
+// term later.
+TEST(LifecycleTest, ResumedExactlyAtTheAnniversaryEndsThere) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23");
+  AddEvent(a, EventKind::kNoticeSuspended, "2019-10-01");
+  AddEvent(a, EventKind::kNoticeResumed, "2019-11-23");  // A_3
+  const Lifetime life = Life(a);
+  EXPECT_EQ(life.end, At("2019-11-23"));
+  EXPECT_EQ(life.cause, EndCause::kNotice);
+  EXPECT_EQ(Status(a, "2019-11-22T23:59:59+09:00").state, AgreementState::kInForce);
+  const AgreementStatus s = Status(a, "2019-11-23");
+  EXPECT_EQ(s.state, AgreementState::kEnded);
+  EXPECT_EQ(s.ended_by, EndCause::kNotice);
+}
+
+// §2 details: A_k − notice_period takes years and months first (clamped), then days, as the
+// forward sum does: 2021-03-31 − P1M1D = 2021-02-27, not 2021-02-28.
+TEST(LifecycleTest, TheNoticeDeadlineTakesMonthsBeforeDays) {
+  Agreement a = Yearly("2020-03-31");
+  a.notice_period = CalendarDuration{0, 1, 1, 0};
+  Agreement on_time = a;
+  AddEvent(on_time, EventKind::kTerminationNotice, "2021-02-27T00:00:00+09:00");
+  EXPECT_EQ(Life(on_time).end, At("2021-03-31"));
+  Agreement late = a;
+  AddEvent(late, EventKind::kTerminationNotice, "2021-02-27T00:00:01+09:00");
+  EXPECT_EQ(Life(late).end, At("2022-03-31"));
 }
 
 TEST(LifecycleTest, AnniversariesClampToMonthEnds) {
