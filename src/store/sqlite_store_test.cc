@@ -1595,12 +1595,17 @@ TEST_F(SqliteStoreTest, TheCheckpointerServesTheFileOpenedNotAnotherPutAtItsName
     ASSERT_TRUE(store->TransactUnsynced([&] { return store->InsertObject(o); }));
   }
   // The store's pages reached its own file, checkpointed by its commits once the thread gave
-  // up; the file now at its old name is untouched.
+  // up; the file now at its old name is untouched. The thread starts at the commit that crosses
+  // the threshold and gives up once it has looked at the name: on a slow machine (ASan, a
+  // loaded CI) that may be after the last commit above, so commits go on until one checkpoints.
   constexpr uintmax_t kCopied = 2 << 20;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::filesystem::file_size(moved / "state.db") < before + kCopied &&
-         std::chrono::steady_clock::now() < deadline) {
+  for (int i = 0; std::filesystem::file_size(moved / "state.db") < before + kCopied &&
+                  std::chrono::steady_clock::now() < deadline;
+       ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_TRUE(store->TransactUnsynced(
+        [&] { return store->InsertObject(MakeObject("late" + std::to_string(i))); }));
   }
   EXPECT_GE(std::filesystem::file_size(moved / "state.db"), before + kCopied);
   EXPECT_EQ(bytes(home / "state.db"), theirs);
