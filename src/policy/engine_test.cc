@@ -268,6 +268,11 @@ std::vector<Row> ReadRows() {
                   .Object("XXX", "II")
                   .Released("JPN", "2017-01-01T00:00:00+09:00", "kj"),
               RequestProblem::kReleaseAgreementParties),
+      // The same with the two defects apart: an unknown subject, and a release under
+      // USA–Japan of Korea's object.
+      Invalid("history before the subject's party",
+              rd("XXX", "GOKUHI").Released("JPN", "2017-01-01T00:00:00+09:00", "uj"),
+              RequestProblem::kReleaseAgreementParties),
       {"unknown subject party", rd("XXX", "GOKUHI"), "unknown-party"},
       {"unknown rel_to party", rd("JPN", "GOKUHI").RelTo({"ZZZ"}), "unknown-party"},
       {"unknown clearance", rd("JPN", "SECRET"), "unknown-level"},

@@ -322,8 +322,7 @@ TEST(LifecycleTest, IndefiniteWithoutNoticePeriodEndsAtTheNotice) {
 }
 
 // §2.2 with §2.6: a notice suspended before the anniversary it applies to and resumed exactly at
-// it is active at that instant (the resume is in effect at it): the agreement ends there, not a
-// term later.
+// it is active at that instant (the resume is in effect at it): the agreement ends there.
 TEST(LifecycleTest, ResumedExactlyAtTheAnniversaryEndsThere) {
   Agreement a = Yearly();
   AddEvent(a, EventKind::kTerminationNotice, "2019-08-23");
