@@ -49,7 +49,7 @@ report() {
   echo "fuzz: $target: $(grep -E "^stat::number_of_executed_units|^Done" "build/fuzz/$target.log" | tr '\n' ' ')"
 }
 
-targets=(policy_loader request proof note package api json serve_config string_list)
+targets=(policy_loader request proof note package api json serve_config string_list keystore)
 failed=0
 for ((i = 0; i < ${#targets[@]}; i += jobs)); do
   group=("${targets[@]:i:jobs}")

@@ -11,13 +11,13 @@
 
 #include "accord/file.h"
 #include "accord/keystore.h"
+#include "keystore_text.h"
 
 namespace accord {
 namespace {
 
 constexpr std::string_view kMagic = "accord-keystore v1";
-constexpr size_t kSaltSize = 16;
-// scrypt's own limits, and a ceiling on memory so a hostile file cannot exhaust the machine.
+// The ceiling on scrypt's memory, so a hostile file cannot exhaust the machine.
 constexpr uint64_t kMaxMemory = uint64_t{1} << 30;
 
 struct KdfDeleter {
@@ -26,14 +26,6 @@ struct KdfDeleter {
 struct KdfCtxDeleter {
   void operator()(EVP_KDF_CTX* c) const { EVP_KDF_CTX_free(c); }
 };
-
-bool ReasonableParams(const ScryptParams& p) {
-  const bool power_of_two = p.n >= 2 && (p.n & (p.n - 1)) == 0;
-  // OpenSSL's scrypt also needs n < 2^(16 r) (RFC 7914): r = 1 allows n up to 2^15 only.
-  return power_of_two && p.r >= 1 && p.p >= 1 && p.p <= 16 && p.r <= 64 &&
-         p.n <= (uint64_t{1} << 24) && 128 * p.n * p.r <= kMaxMemory &&
-         (p.r > 1 || p.n < (uint64_t{1} << 16));
-}
 
 Result<SecretBytes> Scrypt(const SecretBytes& passphrase, ByteView salt, const ScryptParams& p) {
   std::unique_ptr<EVP_KDF, KdfDeleter> kdf(EVP_KDF_fetch(nullptr, "SCRYPT", nullptr));
@@ -69,10 +61,6 @@ Result<SecretBytes> Scrypt(const SecretBytes& passphrase, ByteView salt, const S
   return key;
 }
 
-std::string Header(const ScryptParams& p, std::string_view salt_b64) {
-  return fmt::format("{}\nkdf scrypt n={} r={} p={}\nsalt {}\n", kMagic, p.n, p.r, p.p, salt_b64);
-}
-
 // Writes the key store's file whole (staged, made durable, then linked to its name), never over
 // one that is there: a crash or a full disk leaves no file cut short under the name.
 Status WriteNewFile(const std::string& path, std::string_view text) {
@@ -104,16 +92,75 @@ Result<uint64_t> ParseNumber(std::string_view field, std::string_view prefix) {
 
 }  // namespace
 
+namespace crypto_internal {
+
+bool KeyStoreParamsReasonable(const ScryptParams& p) {
+  const bool power_of_two = p.n >= 2 && (p.n & (p.n - 1)) == 0;
+  // OpenSSL's scrypt also needs n < 2^(16 r) (RFC 7914): r = 1 allows n up to 2^15 only.
+  return power_of_two && p.r >= 1 && p.p >= 1 && p.p <= 16 && p.r <= 64 &&
+         p.n <= (uint64_t{1} << 24) && 128 * p.n * p.r <= kMaxMemory &&
+         (p.r > 1 || p.n < (uint64_t{1} << 16));
+}
+
+std::string KeyStoreHeader(const ScryptParams& params, ByteView salt) {
+  return fmt::format("{}\nkdf scrypt n={} r={} p={}\nsalt {}\n", kMagic, params.n, params.r,
+                     params.p, Base64Encode(salt));
+}
+
+Result<KeyStoreText> ParseKeyStoreText(std::string_view text) {
+  const auto bad = [](std::string_view what) {
+    return Fail(Code::kInvalidArgument, std::string(what));
+  };
+  std::vector<std::string_view> lines;
+  for (std::string_view rest = text; !rest.empty();) {
+    const size_t nl = rest.find('\n');
+    if (nl == std::string_view::npos) return bad("its last line has no newline");
+    lines.push_back(rest.substr(0, nl));
+    rest.remove_prefix(nl + 1);
+  }
+  if (lines.size() != 4 || lines[0] != kMagic || !lines[1].starts_with("kdf scrypt ") ||
+      !lines[2].starts_with("salt ") || !lines[3].starts_with("kek ")) {
+    return bad("not the four lines of a key store");
+  }
+  // "kdf scrypt n=N r=R p=P"
+  std::vector<std::string_view> fields;
+  std::string_view kdf = lines[1].substr(11);
+  for (size_t sp; (sp = kdf.find(' ')) != std::string_view::npos; kdf.remove_prefix(sp + 1)) {
+    fields.push_back(kdf.substr(0, sp));
+  }
+  fields.push_back(kdf);
+  if (fields.size() != 3) return bad("the kdf line has not three parameters");
+  auto n = ParseNumber(fields[0], "n=");
+  auto r = ParseNumber(fields[1], "r=");
+  auto p = ParseNumber(fields[2], "p=");
+  if (!n || !r || !p) return bad("the kdf line's parameters are not `n=N r=R p=P`");
+  if (*r > 64 || *p > 16) return bad("unreasonable scrypt parameters");
+  KeyStoreText out;
+  out.params = ScryptParams{*n, static_cast<uint32_t>(*r), static_cast<uint32_t>(*p)};
+  if (!KeyStoreParamsReasonable(out.params)) return bad("unreasonable scrypt parameters");
+  auto salt = Base64Decode(lines[2].substr(5));
+  if (!salt || salt->size() != kKeyStoreSaltSize) return bad("the salt is not 16 bytes in base64");
+  auto sealed = Base64Decode(lines[3].substr(4));
+  if (!sealed) return bad("the sealed key is not base64");
+  out.salt = std::move(*salt);
+  out.sealed = std::move(*sealed);
+  // The header as written is the associated data: any edit fails like a wrong passphrase.
+  out.header = std::string(text.substr(0, text.size() - lines[3].size() - 1));
+  return out;
+}
+
+}  // namespace crypto_internal
+
 Status CreateFileKeyStore(const std::string& path, const SecretBytes& passphrase,
                           const ScryptParams& params) {
   if (passphrase.empty()) {
     return Fail(Code::kInvalidArgument, "the passphrase is empty");
   }
-  if (!ReasonableParams(params)) {
+  if (!crypto_internal::KeyStoreParamsReasonable(params)) {
     return Fail(Code::kInvalidArgument, "unreasonable scrypt parameters");
   }
-  const Bytes salt = RandomBytes(kSaltSize);
-  const std::string header = Header(params, Base64Encode(salt));
+  const Bytes salt = RandomBytes(crypto_internal::kKeyStoreSaltSize);
+  const std::string header = crypto_internal::KeyStoreHeader(params, salt);
   ACCORD_ASSIGN_OR_RETURN(SecretBytes wrapping, Scrypt(passphrase, salt, params));
   ACCORD_ASSIGN_OR_RETURN(Aead aead, Aead::Create(std::move(wrapping)));
   const SecretBytes kek = NewDataKey();
@@ -124,62 +171,26 @@ Status CreateFileKeyStore(const std::string& path, const SecretBytes& passphrase
 
 Result<std::unique_ptr<KeyEncryptionKey>> OpenFileKeyStore(const std::string& path,
                                                            const SecretBytes& passphrase) {
-  const auto malformed = [&path] {
-    return Fail(Code::kInvalidArgument, fmt::format("`{}` is not an accord key store", path));
+  const auto malformed = [&path](std::string_view why) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("`{}` is not an accord key store: {}", path, why));
   };
   auto read = ReadFileAtMost(path, 4096);
   if (!read) {
     if (read.error().code == Code::kNotFound) {
       return Fail(Code::kNotFound, fmt::format("no key store at `{}`", path));
     }
-    if (read.error().code == Code::kInvalidArgument) return malformed();  // larger than any
+    if (read.error().code == Code::kInvalidArgument) {
+      return malformed("larger than 4 KiB");  // larger than any
+    }
     return tl::unexpected(read.error());
   }
-  const std::string text = std::move(*read);
-  std::vector<std::string_view> lines;
-  std::string_view rest = text;
-  while (!rest.empty()) {
-    const size_t nl = rest.find('\n');
-    if (nl == std::string_view::npos) {
-      return malformed();
-    }
-    lines.push_back(rest.substr(0, nl));
-    rest.remove_prefix(nl + 1);
-  }
-  if (lines.size() != 4 || lines[0] != kMagic || !lines[1].starts_with("kdf scrypt ") ||
-      !lines[2].starts_with("salt ") || !lines[3].starts_with("kek ")) {
-    return malformed();
-  }
-  // "kdf scrypt n=N r=R p=P"
-  std::vector<std::string_view> fields;
-  std::string_view kdf = lines[1].substr(11);
-  for (size_t sp; (sp = kdf.find(' ')) != std::string_view::npos; kdf.remove_prefix(sp + 1)) {
-    fields.push_back(kdf.substr(0, sp));
-  }
-  fields.push_back(kdf);
-  if (fields.size() != 3) {
-    return malformed();
-  }
-  auto n = ParseNumber(fields[0], "n=");
-  auto r = ParseNumber(fields[1], "r=");
-  auto p = ParseNumber(fields[2], "p=");
-  if (!n || !r || !p || *r > 64 || *p > 16) {
-    return malformed();
-  }
-  const ScryptParams params{*n, static_cast<uint32_t>(*r), static_cast<uint32_t>(*p)};
-  if (!ReasonableParams(params)) {
-    return malformed();
-  }
-  auto salt = Base64Decode(lines[2].substr(5));
-  auto sealed = Base64Decode(lines[3].substr(4));
-  if (!salt || salt->size() != kSaltSize || !sealed) {
-    return malformed();
-  }
-  // The header as written is the associated data: any edit fails like a wrong passphrase.
-  const std::string header = text.substr(0, text.size() - lines[3].size() - 1);
-  ACCORD_ASSIGN_OR_RETURN(SecretBytes wrapping, Scrypt(passphrase, *salt, params));
+  auto parsed = crypto_internal::ParseKeyStoreText(*read);
+  if (!parsed) return malformed(parsed.error().message);
+  const crypto_internal::KeyStoreText& file = *parsed;
+  ACCORD_ASSIGN_OR_RETURN(SecretBytes wrapping, Scrypt(passphrase, file.salt, file.params));
   ACCORD_ASSIGN_OR_RETURN(Aead aead, Aead::Create(std::move(wrapping)));
-  auto kek = aead.Decrypt(*sealed, AsBytes(header));
+  auto kek = aead.Decrypt(file.sealed, AsBytes(file.header));
   if (!kek) {
     return Fail(Code::kPermissionDenied, fmt::format("wrong passphrase for `{}`", path));
   }

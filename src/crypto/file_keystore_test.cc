@@ -99,11 +99,44 @@ TEST_F(FileKeyStoreTest, EveryByteFlipFailsCleanly) {
 
 TEST_F(FileKeyStoreTest, RefusesHostileCosts) {
   Write(
-      "accord-keystore v1\nkdf scrypt n=1099511627776 r=8 p=1\nsalt AAAAAAAAAAAAAAAAAAAAAA==\n"
+      "accord-keystore v1\nkdf scrypt n=1073741824 r=8 p=1\nsalt AAAAAAAAAAAAAAAAAAAAAA==\n"
       "kek AAAA\n");
   auto kek = OpenFileKeyStore(path_, Pass("pw"));
   ASSERT_FALSE(kek);
   EXPECT_EQ(kek.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(kek.error().message,
+            "`" + path_ + "` is not an accord key store: unreasonable scrypt parameters");
+}
+
+// A file that is not a key store says what is wrong with it, before any key is derived.
+TEST_F(FileKeyStoreTest, AMalformedFileSaysWhy) {
+  const std::string salt = "salt AAAAAAAAAAAAAAAAAAAAAA==\n";
+  const std::string kdf = "kdf scrypt n=16384 r=8 p=1\n";
+  const struct {
+    std::string text;
+    std::string why;
+  } table[] = {
+      {"accord-keystore v1\n" + kdf + salt + "kek AAAA", "its last line has no newline"},
+      {"accord-keystore v2\n" + kdf + salt + "kek AAAA\n", "not the four lines of a key store"},
+      {"accord-keystore v1\n" + kdf + salt, "not the four lines of a key store"},
+      {"accord-keystore v1\nkdf scrypt n=16384 r=8\n" + salt + "kek AAAA\n",
+       "the kdf line has not three parameters"},
+      {"accord-keystore v1\nkdf scrypt n=16384 p=1 r=8\n" + salt + "kek AAAA\n",
+       "the kdf line's parameters are not `n=N r=R p=P`"},
+      {"accord-keystore v1\nkdf scrypt n=1000 r=8 p=1\n" + salt + "kek AAAA\n",
+       "unreasonable scrypt parameters"},
+      {"accord-keystore v1\n" + kdf + "salt AAAA\nkek AAAA\n",
+       "the salt is not 16 bytes in base64"},
+      {"accord-keystore v1\n" + kdf + salt + "kek A!AA\n", "the sealed key is not base64"},
+      {std::string(4097, 'a'), "larger than 4 KiB"},
+  };
+  for (const auto& row : table) {
+    Write(row.text);
+    auto kek = OpenFileKeyStore(path_, Pass("pw"));
+    ASSERT_FALSE(kek) << row.why;
+    EXPECT_EQ(kek.error().code, Code::kInvalidArgument);
+    EXPECT_EQ(kek.error().message, "`" + path_ + "` is not an accord key store: " + row.why);
+  }
 }
 
 TEST_F(FileKeyStoreTest, ClearErrors) {
