@@ -1031,25 +1031,29 @@ TEST_F(ServerTest, ARevocationListIsReplacedOnlyByACurrentCompleteNewerOne) {
   EXPECT_EQ(count("has no list of /CN=ca, which had one"), 1u) << log;
 }
 
-// Rewrites the revocation list in `crl` without its CRL number, signed again with `ca_key`: as a
-// CA that does not number its lists would make it.
-bool DropNumber(const std::string& crl, const std::string& ca_key) {
+// Rewrites the revocation list in `crl` as `edit` changes it, signed again with `ca_key`: as
+// another CA could make it.
+bool EditList(const std::string& crl, const std::string& ca_key,
+              const std::function<bool(X509_CRL*)>& edit) {
   std::unique_ptr<BIO, decltype(&BIO_free)> in(BIO_new_file(crl.c_str(), "r"), BIO_free);
   std::unique_ptr<X509_CRL, decltype(&X509_CRL_free)> list(
       in == nullptr ? nullptr : PEM_read_bio_X509_CRL(in.get(), nullptr, nullptr, nullptr),
       X509_CRL_free);
-  std::unique_ptr<BIO, decltype(&BIO_free)> key_in(BIO_new_file(ca_key.c_str(), "r"), BIO_free);
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
-      key_in == nullptr ? nullptr
-                        : PEM_read_bio_PrivateKey(key_in.get(), nullptr, nullptr, nullptr),
-      EVP_PKEY_free);
-  if (list == nullptr || key == nullptr) return false;
-  const int at = X509_CRL_get_ext_by_NID(list.get(), NID_crl_number, -1);
-  if (at < 0) return false;
-  X509_EXTENSION_free(X509_CRL_delete_ext(list.get(), at));
+  auto key = ReadPrivateKey(ca_key);
+  if (list == nullptr || !key || !edit(list.get())) return false;
   std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new_file(crl.c_str(), "w"), BIO_free);
-  return X509_CRL_sign(list.get(), key.get(), EVP_sha256()) > 0 && out != nullptr &&
+  return X509_CRL_sign(list.get(), key->get(), EVP_sha256()) > 0 && out != nullptr &&
          PEM_write_bio_X509_CRL(out.get(), list.get()) == 1;
+}
+
+// Without its CRL number: as a CA that does not number its lists would make it.
+bool DropNumber(const std::string& crl, const std::string& ca_key) {
+  return EditList(crl, ca_key, [](X509_CRL* list) {
+    const int at = X509_CRL_get_ext_by_NID(list, NID_crl_number, -1);
+    if (at < 0) return false;
+    X509_EXTENSION_free(X509_CRL_delete_ext(list, at));
+    return true;
+  });
 }
 
 // Lists without a CRL number (RFC 5280 requires one, and `accord pki revoke` gives one, but
@@ -1108,6 +1112,45 @@ TEST_F(ServerTest, AnUnnumberedListIsNotReplacedByAnOlderOne) {
   EXPECT_NE(unnumbered_after.error().message.find("is number none, older than the one in force"),
             std::string::npos)
       << unnumbered_after.error().message;
+}
+
+// A date OpenSSL cannot read (here a 13th month, which its encoder lets through) passed the
+// checks of the file, then failed every certificate of the CA in the handshake: the file is
+// refused instead, saying which date (decision #199).
+TEST_F(ServerTest, AListWhoseDatesCannotBeReadIsRefused) {
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_method()), SSL_CTX_free);
+  ASSERT_NE(ctx, nullptr);
+  ASSERT_EQ(SSL_CTX_load_verify_locations(ctx.get(), pki_->Path("ca.pem").c_str(), nullptr), 1);
+  const Instant now = SystemClock().Now();
+  struct Date {
+    int (*set)(X509_CRL*, const ASN1_TIME*);
+    std::string field;
+    std::string file;
+  };
+  for (const auto& [setter, field, file] :
+       {Date{X509_CRL_set1_lastUpdate, "date of issue (thisUpdate)", "issued.pem"},
+        Date{X509_CRL_set1_nextUpdate, "next update (nextUpdate)", "next.pem"}}) {
+    const std::string crl = root_ + "/" + file;
+    ASSERT_TRUE(RevokeCertificate({pki_->Path("ca.pem"),
+                                   pki_->Path("ca.key"),
+                                   crl,
+                                   {pki_->Path("kor-clerk.pem")},
+                                   Instant{now.micros - 10'000'000}}));
+    auto loaded = server_internal::LoadRevocationLists(ctx.get(), crl, time(nullptr));
+    ASSERT_TRUE(loaded) << loaded.error().ToString();
+    ASSERT_TRUE(EditList(crl, pki_->Path("ca.key"), [set = setter](X509_CRL* list) {
+      std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> t(ASN1_TIME_new(), ASN1_TIME_free);
+      if (t == nullptr || ASN1_STRING_set(t.get(), "20261301000000Z", -1) != 1) return false;
+      t->type = V_ASN1_GENERALIZEDTIME;
+      return set(list, t.get()) == 1;
+    }));
+    loaded = server_internal::LoadRevocationLists(ctx.get(), crl, time(nullptr));
+    ASSERT_FALSE(loaded) << field;
+    EXPECT_EQ(loaded.error().code, Code::kInvalidArgument);
+    EXPECT_EQ(
+        loaded.error().message,
+        fmt::format("`{}`: revocation list 1 has a {} that cannot be read as a date", crl, field));
+  }
 }
 
 // A list past its next update refuses every certificate of its CA (fail closed), though the

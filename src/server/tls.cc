@@ -280,15 +280,23 @@ Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl
       return Fail(Code::kInvalidArgument,
                   which + " is a delta or partial list: each CA's list must be complete");
     }
+    // A date OpenSSL cannot read (ASN1_TIME_to_tm) would pass X509_cmp_time's checks here (it
+    // answers 0), then fail every certificate of the CA in the handshake: refused now, clearly.
+    const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl);
+    const auto issued = AsnTimeSeconds(X509_CRL_get0_lastUpdate(crl));
+    const auto expires = AsnTimeSeconds(next);
+    if (!issued || (next != nullptr && !expires)) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("{} has a {} that cannot be read as a date", which,
+                              issued ? "next update (nextUpdate)" : "date of issue (thisUpdate)"));
+    }
     const auto [numbered, first] = out.numbers.emplace(
         PublicKeyDer(signer),
-        RevocationLists::Numbered{SubjectLine(signer), CrlNumber(crl),
-                                  AsnTimeSeconds(X509_CRL_get0_lastUpdate(crl))});
+        RevocationLists::Numbered{SubjectLine(signer), CrlNumber(crl), *issued});
     if (!first) {
       return Fail(Code::kInvalidArgument,
                   which + " is a second list of " + numbered->second.ca + ": give a CA one list");
     }
-    const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl);
     if (X509_cmp_time(X509_CRL_get0_lastUpdate(crl), &now) > 0) {
       return Fail(Code::kInvalidArgument, which + " is not valid yet");
     }
@@ -296,9 +304,7 @@ Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl
       return Fail(Code::kInvalidArgument,
                   which + " has expired: its CA issues a new one (accord pki revoke --pki DIR)");
     }
-    if (const auto expires = AsnTimeSeconds(next)) {
-      out.expiries.emplace_back(*expires, SubjectLine(signer));
-    }
+    out.expiries.emplace_back(*expires, SubjectLine(signer));
     if (X509_STORE_add_crl(out.store.get(), crl) != 1) {
       ERR_clear_error();
       return Fail(Code::kInternal, "cannot keep a revocation list");
@@ -325,20 +331,17 @@ Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl
                         held.number));
       }
       // After an unnumbered list (RFC 5280 requires numbers, but a CA may not give them), the
-      // next, numbered or not, is ordered by its date: one issued earlier, or whose date cannot
-      // be read, may miss a revocation since.
+      // next, numbered or not, is ordered by its date: one issued earlier may miss a revocation
+      // since.
       const RevocationLists::Numbered& now_read = it->second;
-      if (held.number.empty() && held.issued &&
-          (!now_read.issued || *now_read.issued < *held.issued)) {
+      if (held.number.empty() && now_read.issued < held.issued) {
         const auto at = [](std::chrono::sys_seconds t) {
           return FormatInstant(Instant{t.time_since_epoch().count() * 1'000'000});
         };
         return Fail(Code::kInvalidArgument,
                     fmt::format("`{}`: the list of {} was issued at {}, before the one in force "
                                 "(issued at {}, with no number)",
-                                crl_file, held.ca,
-                                now_read.issued ? at(*now_read.issued) : "a date not read",
-                                at(*held.issued)));
+                                crl_file, held.ca, at(now_read.issued), at(held.issued)));
       }
     }
   }

@@ -71,15 +71,15 @@ struct UsersIssuers {
 // A store to verify peers' certificates with: the CAs `ctx` trusts (ConfigureMutualTls) and the
 // certificate revocation lists of the PEM file `crl_file`, each a complete list (no delta, no
 // distribution point) of its own CA, signed by one of those CAs and current at `now` (seconds
-// since the epoch). With `in_force` (the lists read before), each CA that had a list must have
-// one again, numbered no lower (RFC 5280's CRL number), and, after a list with no number,
-// issued no earlier: a file cannot bring a revoked certificate back with an older list.
-// kInvalidArgument naming the file otherwise.
+// since the epoch), with dates that can be read. With `in_force` (the lists read before), each CA
+// that had a list must have one again, numbered no lower (RFC 5280's CRL number), and, after a list
+// with no number, issued no earlier: a file cannot bring a revoked certificate back with an older
+// list. kInvalidArgument naming the file otherwise.
 struct RevocationLists {
   struct Numbered {
-    std::string ca;      // its subject, for messages
-    std::string number;  // the list's CRL number in hexadecimal, "" when it has none
-    std::optional<std::chrono::sys_seconds> issued;  // its thisUpdate
+    std::string ca;                   // its subject, for messages
+    std::string number;               // the list's CRL number in hexadecimal, "" when it has none
+    std::chrono::sys_seconds issued;  // its thisUpdate
   };
   std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store{nullptr, X509_STORE_free};
   std::map<std::string, Numbered> numbers;  // by CA (PublicKeyDer)
