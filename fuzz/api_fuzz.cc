@@ -17,10 +17,13 @@
 #include "accord/request_json.h"
 #include "accord/utf8.h"
 #include "api.h"
+#include "decide_lines.h"
 
 namespace {
 
 namespace api = accord::server_internal;
+using accord_fuzz::AnsweredLines;
+using accord_fuzz::NextLine;
 
 const accord::Engine& Example() {
   static const accord::Engine engine = [] {
@@ -37,28 +40,10 @@ const accord::Engine& Example() {
   return engine;
 }
 
-std::string_view NextLine(std::string_view& input) {
-  const size_t nl = input.find('\n');
-  const std::string_view line = input.substr(0, nl);
-  input.remove_prefix(nl == std::string_view::npos ? input.size() : nl + 1);
-  return line;
-}
-
 // The lines of a decide body as the route counts them: a last line without its newline counts.
 size_t LineCount(std::string_view body) {
   return static_cast<size_t>(std::count(body.begin(), body.end(), '\n')) +
          (!body.empty() && body.back() != '\n' ? 1 : 0);
-}
-
-// The lines DecideLines answers: those with more than spaces and tabs (and a final CR).
-size_t AnsweredLines(std::string_view body) {
-  size_t answered = 0;
-  while (!body.empty()) {
-    std::string_view line = NextLine(body);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.find_first_not_of(" \t") != std::string_view::npos) ++answered;
-  }
-  return answered;
 }
 
 }  // namespace
@@ -118,7 +103,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       static accord::RequestDecoder decoder;
       static accord::ResponseWriter writer(Example());
       std::string out;
-      api::DecideLines(request->lines, Example(), decoder, writer, out);
+      accord::DecideLines(request->lines, Example(), decoder, writer, out);
       // One answer per non-blank line, each a line of its own.
       if (!out.empty() && out.back() != '\n') {
         __builtin_trap();

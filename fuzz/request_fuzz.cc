@@ -1,14 +1,18 @@
 // libFuzzer target: one JSON Lines request through the decoder, the engine, the explanation and
-// the response writer, on the GSOMIA example policy.
+// the response writer, on the GSOMIA example policy; and the input as a stream of lines through
+// DecideLines, the loop of `accord decide` and `POST /v1/decide`.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "accord/config.h"
 #include "accord/engine.h"
 #include "accord/request_json.h"
+#include "decide_lines.h"
 
 namespace {
 
@@ -23,25 +27,61 @@ const accord::Engine& Example() {
   return engine;
 }
 
+// The answer to `line` from `decoder` and `writer`.
+std::string Answer(std::string_view line, accord::RequestDecoder& decoder,
+                   accord::ResponseWriter& writer) {
+  std::string out;
+  auto request = decoder.Decode(line);
+  if (!request) {
+    writer.WriteInvalid(out, decoder.id_json(), request.error());
+    return out;
+  }
+  const accord::Decision d = Example().Decide(**request);
+  // A decision and its reason always agree.
+  const bool allow_reason =
+      d.reason == accord::Reason::kReleased || d.reason == accord::Reason::kReleasable ||
+      d.reason == accord::Reason::kForwardable || d.reason == accord::Reason::kOriginatorCleared;
+  if (d.allow != allow_reason) __builtin_trap();
+  writer.Write(out, decoder.id_json(), **request, d);
+  return out;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const accord::Engine& engine = Example();
-  static accord::RequestDecoder decoder;
-  static accord::ResponseWriter writer(engine);
-  std::string out;
-  auto request = decoder.Decode(std::string_view(reinterpret_cast<const char*>(data), size));
-  if (!request) {
-    writer.WriteInvalid(out, decoder.id_json(), request.error());
-  } else {
-    const accord::Decision d = engine.Decide(**request);
-    // A decision and its reason always agree.
-    const bool allow_reason =
-        d.reason == accord::Reason::kReleased || d.reason == accord::Reason::kReleasable ||
-        d.reason == accord::Reason::kForwardable || d.reason == accord::Reason::kOriginatorCleared;
-    if (d.allow != allow_reason) __builtin_trap();
-    writer.Write(out, decoder.id_json(), **request, d);
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  // Used for every input, as `accord decide`'s workers use theirs for every line: nothing of an
+  // earlier line may show in a later answer.
+  static accord::RequestDecoder reused_decoder;
+  static accord::ResponseWriter reused_writer(Example());
+  const std::string out = Answer(input, reused_decoder, reused_writer);
+  if (out.empty() || out.back() != '\n' || out.find('\n') != out.size() - 1) __builtin_trap();
+  // Deterministic: a fresh decoder and writer answer the same, byte for byte.
+  accord::RequestDecoder fresh_decoder;
+  accord::ResponseWriter fresh_writer(Example());
+  if (Answer(input, fresh_decoder, fresh_writer) != out) __builtin_trap();
+
+  // As a stream: one answer line per non-blank line, and a line over the bound answered as too
+  // long without being decoded.
+  constexpr size_t kMaxLine = 64;
+  std::string stream;
+  accord::DecideLines(input, Example(), reused_decoder, reused_writer, stream, kMaxLine);
+  if (!stream.empty() && stream.back() != '\n') __builtin_trap();
+  if (static_cast<size_t>(std::count(stream.begin(), stream.end(), '\n')) !=
+      accord_fuzz::AnsweredLines(input)) {
+    __builtin_trap();
   }
-  if (out.empty() || out.back() != '\n') __builtin_trap();
+  std::string too_long;
+  fresh_writer.WriteInvalid(too_long, "null", accord::LineTooLongError(kMaxLine));
+  std::string_view rest = input;
+  std::string_view answers = stream;
+  while (!rest.empty()) {
+    const auto line = accord_fuzz::Answered(accord_fuzz::NextLine(rest));
+    if (!line) continue;
+    const std::string_view answer = accord_fuzz::NextLine(answers);
+    const std::string expected =
+        line->size() > kMaxLine ? too_long : Answer(*line, fresh_decoder, fresh_writer);
+    if (expected.substr(0, expected.size() - 1) != answer) __builtin_trap();
+  }
   return 0;
 }

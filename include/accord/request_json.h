@@ -2,7 +2,7 @@
 //
 // `RequestDecoder` turns one line of JSON into a `RequestView` whose strings point into the
 // decoder's own buffers, reused from line to line, so that a long stream runs in flat memory.
-// `ResponseWriter` appends one response line.
+// `ResponseWriter` appends one response line. `DecideLines` runs both over many lines.
 //
 // Every instant in a request must carry an offset; a plain date is an error. Unknown fields are
 // ignored (newer clients may send more); missing or mistyped fields are errors naming the field.
@@ -74,6 +74,16 @@ class ResponseWriter {
 
 // Appends `s` as a JSON string literal (quoted and escaped) to `out`.
 void AppendJsonString(std::string& out, std::string_view s);
+
+// Decides every line of `lines` (JSON Lines: blank lines skipped, a trailing '\r' dropped) and
+// appends one response line per request to `out`: the loop of `accord decide` and of
+// `POST /v1/decide`. A line longer than `max_line` bytes is not decoded; it is answered as
+// invalid, with id null and LineTooLongError's message.
+void DecideLines(std::string_view lines, const Engine& engine, RequestDecoder& decoder,
+                 ResponseWriter& writer, std::string& out,
+                 size_t max_line = std::string_view::npos);
+// "line longer than N bytes".
+[[nodiscard]] std::string LineTooLongError(size_t max_line);
 
 }  // namespace accord
 

@@ -179,32 +179,6 @@ constexpr size_t kMaxLine = 16u << 20;
 // Input is cut into blocks of whole lines of about this size; each is decided by one worker.
 constexpr size_t kBlockSize = 1u << 20;
 
-std::string LongLineError() { return fmt::format("line longer than {} bytes", kMaxLine); }
-
-// Decides every line of `block` into `out`, in order.
-void DecideBlock(std::string_view block, const Engine& engine, RequestDecoder& decoder,
-                 ResponseWriter& writer, std::string& out) {
-  while (!block.empty()) {
-    const size_t nl = block.find('\n');
-    std::string_view line = block.substr(0, nl);
-    block.remove_prefix(nl == std::string_view::npos ? block.size() : nl + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.find_first_not_of(" \t") == std::string_view::npos) {
-      continue;  // blank lines are skipped
-    }
-    if (line.size() > kMaxLine) {
-      writer.WriteInvalid(out, "null", LongLineError());
-      continue;
-    }
-    auto request = decoder.Decode(line);
-    if (!request) {
-      writer.WriteInvalid(out, decoder.id_json(), request.error());
-    } else {
-      writer.Write(out, decoder.id_json(), **request, engine.Decide(**request));
-    }
-  }
-}
-
 // One block of input and, once a worker is done with it, its output.
 struct Job {
   std::string input;
@@ -265,7 +239,7 @@ class BlockPipeline {
       queue_.pop_front();
       lock.unlock();
       job->output.reserve(job->input.size());
-      DecideBlock(job->input, engine_, decoder, writer, job->output);
+      DecideLines(job->input, engine_, decoder, writer, job->output, kMaxLine);
       job->input = std::string();
       lock.lock();
       job->done = true;
@@ -322,9 +296,9 @@ int RunDecide(const DecideOptions& o) {
         pending = std::move(rest);
       } else if (last == std::string::npos && pending.size() > kMaxLine) {
         // A line with no end in sight: answer it now, in order, and drop the rest of it, so that
-        // memory stays bounded. (A long line that does end is refused in DecideBlock.)
+        // memory stays bounded. (A long line that does end is refused in DecideLines.)
         std::string answer;
-        ResponseWriter(*engine).WriteInvalid(answer, "null", LongLineError());
+        ResponseWriter(*engine).WriteInvalid(answer, "null", LineTooLongError(kMaxLine));
         pipeline.Drain();
         std::fwrite(answer.data(), 1, answer.size(), stdout);
         pending.clear();

@@ -19,12 +19,6 @@ namespace {
 // sender's clock was wrong when it decided, which waiting would not mend (422, final).
 constexpr int64_t kMaxWaitMicros = 60 * 60 * 1'000'000LL;
 
-template <typename T>
-Result<T> NotTheEnvelopes(Result<T> result) {
-  if (result) return result;
-  return tl::unexpected(AsPartnerSees(std::move(result).error()));
-}
-
 }  // namespace
 
 Error AsPartnerSees(Error error) {
@@ -38,7 +32,7 @@ Error AsPartnerSees(Error error) {
 Result<ReceiveResult> Node::Receive(ByteView bytes) { return Receive(bytes, nullptr); }
 
 Result<ReceiveResult> Node::Receive(ByteView bytes, const EnvelopeVet& vet) {
-  return NotTheEnvelopes(impl_->ReceiveEnvelope(bytes, vet));
+  return impl_->ReceiveEnvelope(bytes, vet).map_error(AsPartnerSees);
 }
 
 Result<ReceiveResult> Node::Impl::ReceiveEnvelope(ByteView bytes, const EnvelopeVet& vet) {
@@ -108,7 +102,7 @@ Result<ReceiveResult> Node::Impl::ReceiveEnvelope(ByteView bytes, const Envelope
       }
       return n.ReceiveNotice(env, std::get<NoticeBody>(*body), bytes, *partner);
     }();
-    result = NotTheEnvelopes(std::move(result));
+    result = std::move(result).map_error(AsPartnerSees);
     // An authenticated package that is refused is logged (a replay is not: it was logged once;
     // nor is one that cannot be taken now, kUnavailable, or that this node failed to take,
     // kInternal: it comes again).

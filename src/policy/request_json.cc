@@ -355,4 +355,31 @@ void ResponseWriter::WriteInvalid(std::string& out, std::string_view id_json,
   out += "}\n";
 }
 
+std::string LineTooLongError(size_t max_line) {
+  return fmt::format("line longer than {} bytes", max_line);
+}
+
+void DecideLines(std::string_view lines, const Engine& engine, RequestDecoder& decoder,
+                 ResponseWriter& writer, std::string& out, size_t max_line) {
+  while (!lines.empty()) {
+    const size_t nl = lines.find('\n');
+    std::string_view line = lines.substr(0, nl);
+    lines.remove_prefix(nl == std::string_view::npos ? lines.size() : nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") == std::string_view::npos) {
+      continue;  // blank lines are skipped
+    }
+    if (line.size() > max_line) {
+      writer.WriteInvalid(out, "null", LineTooLongError(max_line));
+      continue;
+    }
+    auto request = decoder.Decode(line);
+    if (!request) {
+      writer.WriteInvalid(out, decoder.id_json(), request.error());
+    } else {
+      writer.Write(out, decoder.id_json(), **request, engine.Decide(**request));
+    }
+  }
+}
+
 }  // namespace accord

@@ -252,5 +252,31 @@ TEST(ResponseWriterTest, EscapesUserText) {
       "\"marking\":null,\"error\":\"`x`: \\\"quoted\\\"\\n\\u0001 극비\"}\n");
 }
 
+// The loop of `accord decide` and `POST /v1/decide`: an answer per line that has more than spaces
+// and tabs, in order, a final CR dropped, a last line without its newline answered, and a line
+// over the bound answered as too long, not decoded.
+TEST(DecideLinesTest, AnswersEachLineInOrder) {
+  const Engine engine = Example();
+  RequestDecoder decoder;
+  ResponseWriter writer(engine, ResponseOptions{false});
+  const size_t bound = kRelease.size();  // the release is answered, one byte more is too long
+  std::string out;
+  DecideLines(fmt::format("{}\r\n\n \t\r\n{}\n{{\"id\":3}}", kRelease, std::string(bound + 1, 'x')),
+              engine, decoder, writer, out, bound);
+  EXPECT_EQ(
+      out,
+      fmt::format(
+          R"({{"id":"q1","decision":"allow","reason":"releasable","agreement":"kor-jpn-gsomia","marking":{{"party":"JPN","level":"GOKUHI","originator":"KOR"}}}})"
+          "\n"
+          R"({{"id":null,"decision":"deny","reason":"invalid-request","agreement":null,"marking":null,"error":"line longer than {} bytes"}})"
+          "\n"
+          R"({{"id":3,"decision":"deny","reason":"invalid-request","agreement":null,"marking":null,"error":"missing field `action`"}})"
+          "\n",
+          bound));
+  out.clear();
+  DecideLines("\n \n\t", engine, decoder, writer, out);
+  EXPECT_EQ(out, "");
+}
+
 }  // namespace
 }  // namespace accord

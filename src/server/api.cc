@@ -790,27 +790,6 @@ unsigned HttpStatus(Code code) {
   return 500;
 }
 
-void DecideLines(std::string_view lines, const Engine& engine, RequestDecoder& decoder,
-                 ResponseWriter& writer, std::string& out) {
-  while (!lines.empty()) {
-    const size_t nl = lines.find('\n');
-    std::string_view line = lines.substr(0, nl);
-    lines.remove_prefix(nl == std::string_view::npos ? lines.size() : nl + 1);
-    if (!line.empty() && line.back() == '\r') {
-      line.remove_suffix(1);
-    }
-    if (line.find_first_not_of(" \t") == std::string_view::npos) {
-      continue;  // blank lines are skipped
-    }
-    auto request = decoder.Decode(line);
-    if (!request) {
-      writer.WriteInvalid(out, decoder.id_json(), request.error());
-    } else {
-      writer.Write(out, decoder.id_json(), **request, engine.Decide(**request));
-    }
-  }
-}
-
 // --- Api ---------------------------------------------------------------------------------------
 
 Api::Api(Node& node, std::function<void(std::string_view)> log, FederationHooks hooks,

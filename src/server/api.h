@@ -1,9 +1,10 @@
 // server/api.h — the client API without the transport: routing, JSON bodies, error mapping.
 //
 // `DecodeApiRequest` is a pure function from (method, target, body) to a request or an error with
-// its HTTP status; `DecideLines` is the JSON Lines loop of `accord decide`; `Api` runs a decoded
-// request against a Node as the caller its certificate names. None of this knows about sockets or
-// TLS, so the fuzzer and the tests reach it without a network. The formats are in docs/api.md.
+// its HTTP status; `Api` runs a decoded request against a Node as the caller its certificate
+// names (a decide body through `DecideLines`, accord/request_json.h, as `accord decide` does). None
+// of this knows about sockets or TLS, so the fuzzer and the tests reach it without a network. The
+// formats are in docs/api.md.
 //
 // Thread safety: `DecodeApiRequest` and `ErrorBody` are plain functions. An `Api` uses its Node,
 // so it is used by one thread at a time.
@@ -144,11 +145,6 @@ struct BatchAnswer {
 // on the body's bytes alone let 8 MiB of requests build half a gigabyte of answer on the node
 // thread (decision #157); 10,000 lines answer in a few MiB.
 inline constexpr size_t kMaxDecideLines = 10'000;
-
-// Decides every line of `lines` (JSON Lines, blank lines skipped, a trailing '\r' dropped) and
-// appends one response line per request to `out`, as `accord decide` does.
-void DecideLines(std::string_view lines, const Engine& engine, RequestDecoder& decoder,
-                 ResponseWriter& writer, std::string& out);
 
 // Who is calling, from the verified client certificate.
 struct Caller {
