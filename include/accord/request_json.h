@@ -77,12 +77,13 @@ void AppendJsonString(std::string& out, std::string_view s);
 
 // Decides every line of `lines` (JSON Lines: blank lines skipped, a trailing '\r' dropped) and
 // appends one response line per request to `out`: the loop of `accord decide` and of
-// `POST /v1/decide`. A line longer than `max_line` bytes is not decoded; it is answered as
-// invalid, with id null and LineTooLongError's message.
+// `POST /v1/decide`. A line longer than `max_line` bytes (default: no bound) is not decoded; it is
+// answered as invalid, with id null and LineTooLongError's message.
 void DecideLines(std::string_view lines, const Engine& engine, RequestDecoder& decoder,
                  ResponseWriter& writer, std::string& out,
                  size_t max_line = std::string_view::npos);
-// "line longer than N bytes".
+// "line longer than N bytes": DecideLines's answer to such a line, and `accord decide`'s to one
+// whose end it does not wait for.
 [[nodiscard]] std::string LineTooLongError(size_t max_line);
 
 }  // namespace accord

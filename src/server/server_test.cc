@@ -145,13 +145,12 @@ class TestPki {
         read(name + ".csr", PEM_read_bio_X509_REQ), X509_REQ_free);
     std::unique_ptr<X509, decltype(&X509_free)> issuer(read(ca + ".pem", PEM_read_bio_X509),
                                                        X509_free);
-    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
-        read(ca + ".key", PEM_read_bio_PrivateKey), EVP_PKEY_free);
+    const auto key = ReadPrivateKey(Path(ca + ".key"));
     std::unique_ptr<X509, decltype(&X509_free)> cert(X509_new(), X509_free);
     std::unique_ptr<CONF, decltype(&NCONF_free)> conf(NCONF_new(nullptr), NCONF_free);
     long error_line = 0;
-    if (request == nullptr || issuer == nullptr || key == nullptr || cert == nullptr ||
-        conf == nullptr || NCONF_load(conf.get(), Path("openssl.cnf").c_str(), &error_line) != 1) {
+    if (request == nullptr || issuer == nullptr || !key || cert == nullptr || conf == nullptr ||
+        NCONF_load(conf.get(), Path("openssl.cnf").c_str(), &error_line) != 1) {
       return false;
     }
     X509V3_CTX ctx;
@@ -167,7 +166,7 @@ class TestPki {
         X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(valid.count())) !=
             nullptr &&
         X509V3_EXT_add_nconf(conf.get(), &ctx, ext.c_str(), cert.get()) == 1 &&
-        X509_sign(cert.get(), key.get(), EVP_sha256()) > 0;
+        X509_sign(cert.get(), key->get(), EVP_sha256()) > 0;
     std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new_file(Path(name + ".pem").c_str(), "w"),
                                                   BIO_free);
     return made && out != nullptr && PEM_write_bio_X509(out.get(), cert.get()) == 1;
@@ -1114,10 +1113,11 @@ TEST_F(ServerTest, AnUnnumberedListIsNotReplacedByAnOlderOne) {
       << unnumbered_after.error().message;
 }
 
-// A date OpenSSL cannot read (here a 13th month, which its encoder lets through) passed the
-// checks of the file, then failed every certificate of the CA in the handshake: the file is
-// refused instead, saying which date (decision #199).
-TEST_F(ServerTest, AListWhoseDatesCannotBeReadIsRefused) {
+// A date not in RFC 5280's form (a 13th month, a fraction of a second, an offset: OpenSSL
+// decodes them, but compares with the clock only the fixed form) passed the checks of the file,
+// then failed every certificate of the CA in the handshake: the file is refused instead, saying
+// which date (decision #199).
+TEST_F(ServerTest, AListWhoseDatesAreNotInRfc5280sFormIsRefused) {
   std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_method()), SSL_CTX_free);
   ASSERT_NE(ctx, nullptr);
   ASSERT_EQ(SSL_CTX_load_verify_locations(ctx.get(), pki_->Path("ca.pem").c_str(), nullptr), 1);
@@ -1125,31 +1125,38 @@ TEST_F(ServerTest, AListWhoseDatesCannotBeReadIsRefused) {
   struct Date {
     int (*set)(X509_CRL*, const ASN1_TIME*);
     std::string field;
-    std::string file;
   };
-  for (const auto& [setter, field, file] :
-       {Date{X509_CRL_set1_lastUpdate, "date of issue (thisUpdate)", "issued.pem"},
-        Date{X509_CRL_set1_nextUpdate, "next update (nextUpdate)", "next.pem"}}) {
-    const std::string crl = root_ + "/" + file;
-    ASSERT_TRUE(RevokeCertificate({pki_->Path("ca.pem"),
-                                   pki_->Path("ca.key"),
-                                   crl,
-                                   {pki_->Path("kor-clerk.pem")},
-                                   Instant{now.micros - 10'000'000}}));
-    auto loaded = server_internal::LoadRevocationLists(ctx.get(), crl, time(nullptr));
-    ASSERT_TRUE(loaded) << loaded.error().ToString();
-    ASSERT_TRUE(EditList(crl, pki_->Path("ca.key"), [set = setter](X509_CRL* list) {
-      std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> t(ASN1_TIME_new(), ASN1_TIME_free);
-      if (t == nullptr || ASN1_STRING_set(t.get(), "20261301000000Z", -1) != 1) return false;
-      t->type = V_ASN1_GENERALIZEDTIME;
-      return set(list, t.get()) == 1;
-    }));
-    loaded = server_internal::LoadRevocationLists(ctx.get(), crl, time(nullptr));
-    ASSERT_FALSE(loaded) << field;
-    EXPECT_EQ(loaded.error().code, Code::kInvalidArgument);
-    EXPECT_EQ(
-        loaded.error().message,
-        fmt::format("`{}`: revocation list 1 has a {} that cannot be read as a date", crl, field));
+  int made = 0;
+  for (const auto& [setter, field] : {Date{X509_CRL_set1_lastUpdate, "date of issue (thisUpdate)"},
+                                      Date{X509_CRL_set1_nextUpdate, "next update (nextUpdate)"}}) {
+    for (const auto& [type, text] : {std::pair{V_ASN1_GENERALIZEDTIME, "20261301000000Z"},
+                                     std::pair{V_ASN1_GENERALIZEDTIME, "20260101000000.5Z"},
+                                     std::pair{V_ASN1_GENERALIZEDTIME, "20260101000000+0000"},
+                                     std::pair{V_ASN1_UTCTIME, "2601010000Z"}}) {
+      SCOPED_TRACE(field + " " + text);
+      const std::string crl = fmt::format("{}/list-{}.pem", root_, ++made);
+      ASSERT_TRUE(RevokeCertificate({pki_->Path("ca.pem"),
+                                     pki_->Path("ca.key"),
+                                     crl,
+                                     {pki_->Path("kor-clerk.pem")},
+                                     Instant{now.micros - 10'000'000}}));
+      auto loaded = server_internal::LoadRevocationLists(ctx.get(), crl, time(nullptr));
+      ASSERT_TRUE(loaded) << loaded.error().ToString();
+      ASSERT_TRUE(EditList(crl, pki_->Path("ca.key"),
+                           [set = setter, type = type, text = text](X509_CRL* list) {
+                             std::unique_ptr<ASN1_STRING, decltype(&ASN1_STRING_free)> t(
+                                 ASN1_STRING_type_new(type), ASN1_STRING_free);
+                             return t != nullptr && ASN1_STRING_set(t.get(), text, -1) == 1 &&
+                                    set(list, t.get()) == 1;
+                           }));
+      loaded = server_internal::LoadRevocationLists(ctx.get(), crl, time(nullptr));
+      ASSERT_FALSE(loaded);
+      EXPECT_EQ(loaded.error().code, Code::kInvalidArgument);
+      EXPECT_EQ(loaded.error().message,
+                fmt::format("`{}`: revocation list 1 has a {} not in RFC 5280's form "
+                            "(YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ)",
+                            crl, field));
+    }
   }
 }
 

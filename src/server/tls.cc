@@ -280,15 +280,23 @@ Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl
       return Fail(Code::kInvalidArgument,
                   which + " is a delta or partial list: each CA's list must be complete");
     }
-    // A date OpenSSL cannot read (ASN1_TIME_to_tm) would pass X509_cmp_time's checks here (it
-    // answers 0), then fail every certificate of the CA in the handshake: refused now, clearly.
+    // OpenSSL compares a list's dates with the clock only in RFC 5280's form (YYMMDDHHMMSSZ or
+    // YYYYMMDDHHMMSSZ), though it decodes others (a fraction, an offset, a 13th month): for those
+    // X509_cmp_time answers 0, which would pass the checks below, then fail every certificate of
+    // the CA in the handshake. Such a list is refused now, saying which date.
     const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl);
+    const int issued_vs_now = X509_cmp_time(X509_CRL_get0_lastUpdate(crl), &now);
+    const int next_vs_now = next != nullptr ? X509_cmp_time(next, &now) : 1;
     const auto issued = AsnTimeSeconds(X509_CRL_get0_lastUpdate(crl));
     const auto expires = AsnTimeSeconds(next);
-    if (!issued || (next != nullptr && !expires)) {
+    if (issued_vs_now == 0 || !issued || next_vs_now == 0 || (next != nullptr && !expires)) {
+      ERR_clear_error();
       return Fail(Code::kInvalidArgument,
-                  fmt::format("{} has a {} that cannot be read as a date", which,
-                              issued ? "next update (nextUpdate)" : "date of issue (thisUpdate)"));
+                  fmt::format("{} has a {} not in RFC 5280's form (YYMMDDHHMMSSZ or "
+                              "YYYYMMDDHHMMSSZ)",
+                              which,
+                              issued_vs_now == 0 || !issued ? "date of issue (thisUpdate)"
+                                                            : "next update (nextUpdate)"));
     }
     const auto [numbered, first] = out.numbers.emplace(
         PublicKeyDer(signer),
@@ -297,10 +305,14 @@ Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl
       return Fail(Code::kInvalidArgument,
                   which + " is a second list of " + numbered->second.ca + ": give a CA one list");
     }
-    if (X509_cmp_time(X509_CRL_get0_lastUpdate(crl), &now) > 0) {
+    if (issued_vs_now > 0) {
       return Fail(Code::kInvalidArgument, which + " is not valid yet");
     }
-    if (next == nullptr || X509_cmp_time(next, &now) < 0) {
+    if (next == nullptr) {
+      return Fail(Code::kInvalidArgument,
+                  which + " has no next update (nextUpdate): a list must say when the next is due");
+    }
+    if (next_vs_now < 0) {
       return Fail(Code::kInvalidArgument,
                   which + " has expired: its CA issues a new one (accord pki revoke --pki DIR)");
     }
