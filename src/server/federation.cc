@@ -188,26 +188,22 @@ struct Federation::Impl {
   }
 
   // Re-reads the partner's port file, once at first and again after a failure to reach it (a
-  // partner restarted on another port); false when it names no port yet.
-  bool RefreshPort(Peer& p) {
-    if (p.options.port_file.empty()) return p.options.port != 0;
-    if (p.port_known && p.failures == 0) return true;
-    const std::optional<uint16_t> port = server_internal::ReadPortFile(p.options.port_file);
-    if (!port) return false;
-    p.client->set_port(*port);
+  // partner restarted on another port); the file's error when it names no port (ReadPortFile).
+  Status RefreshPort(Peer& p) {
+    if (p.options.port_file.empty() || (p.port_known && p.failures == 0)) return OkStatus();
+    ACCORD_ASSIGN_OR_RETURN(const uint16_t port,
+                            server_internal::ReadPortFile(p.options.port_file));
+    p.client->set_port(port);
     p.port_known = true;
-    return true;
+    return OkStatus();
   }
 
-  // The partner's port file names no port: its node is not running (a clean stop removes the
-  // file) or not yet. That is a failure to reach it, as a refused connection is: its status says
-  // why, and the envelopes a request would have carried show the attempt and when the next one
-  // is due (the file is read again at every pass meanwhile, so a partner that starts is reached
-  // at once).
-  void NoPort(Peer& p) {
-    const std::string why =
-        fmt::format("its port file `{}` names no port: its node is not running, or not yet",
-                    p.options.port_file);
+  // The partner's port file names no port, for `why`: most often its node is not running (a
+  // clean stop removes the file) or not yet. That is a failure to reach it, as a refused
+  // connection is: its status says why, and the envelopes a request would have carried show the
+  // attempt and when the next one is due (the file is read again at every pass meanwhile, so a
+  // partner that starts is reached at once).
+  void NoPort(Peer& p, const std::string& why) {
     Unreachable(p, why, /*port_missing=*/true);
     auto recorded = node->store().RecordUnreachable(p.options.party, why, p.retry_at_us,
                                                     NowMicros(), options.batch);
@@ -874,10 +870,10 @@ struct Federation::Impl {
             }
           }
           if (pass < p.retry_at_us) continue;
-          if (RefreshPort(p)) {
+          if (const Status port = RefreshPort(p)) {
             Serve(p);
           } else {
-            NoPort(p);
+            NoPort(p, port.error().message);
           }
         } catch (const std::exception& e) {
           // Out of memory, most likely: this partner waits as if unreachable (what it was sent

@@ -1,13 +1,16 @@
 #include "resolve.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <condition_variable>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -75,19 +78,39 @@ Result<SocketAddresses> LookUp(const std::string& host, uint16_t port) {
   return addresses;
 }
 
-std::optional<uint16_t> ReadPortFile(const std::string& path) {
+Result<uint16_t> ReadPortFile(const std::string& path) {
+  const auto named = [&](std::string why) {
+    return fmt::format("its port file `{}` {}", path, why);
+  };
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
+  if (fd < 0) {
+    const int error = errno;
+    if (error == ENOENT) {
+      // `accord serve` removes its port file when it stops, and writes it once it listens.
+      return Fail(Code::kUnavailable, named("names no port: its node is not running, or not yet"));
+    }
+    return Fail(Code::kUnavailable, named(fmt::format("cannot be read: {}", strerror(error))));
+  }
   struct stat st {};
   char text[16] = {};
   ssize_t n = -1;
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) n = ::read(fd, text, sizeof text - 1);
+  const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  if (regular) n = ::read(fd, text, sizeof text - 1);
+  const int error = errno;
   ::close(fd);
-  if (n <= 0) return std::nullopt;
+  if (!regular) return Fail(Code::kInvalidArgument, named("is not a regular file"));
+  if (n < 0) {
+    return Fail(Code::kUnavailable, named(fmt::format("cannot be read: {}", strerror(error))));
+  }
   uint16_t port = 0;
   const char* end = text + n;
   const auto [at, ec] = std::from_chars(text, end, port);
-  if (ec != std::errc() || port == 0 || (at != end && *at != '\n')) return std::nullopt;
+  if (n == 0 || ec != std::errc() || port == 0 || (at != end && *at != '\n')) {
+    // `accord serve` replaces the file whole, so it is never seen half written.
+    return Fail(Code::kInvalidArgument,
+                named("does not hold a port (a number from 1 to 65535 and a line end, as "
+                      "`accord serve --port-file` writes it)"));
+  }
   return port;
 }
 

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,9 +26,12 @@ using SocketAddresses = std::vector<std::string>;
 [[nodiscard]] Result<SocketAddresses> LookUp(const std::string& host, uint16_t port);
 
 // The port a port file names (digits, and an optional line end, as `accord serve --port-file`
-// writes it), or nullopt. Only a regular file is read, without waiting, and only its first bytes:
-// whatever else is found under that name (a FIFO, a device) cannot hold the caller's thread.
-[[nodiscard]] std::optional<uint16_t> ReadPortFile(const std::string& path);
+// writes it). Only a regular file is read, without waiting, and only its first bytes: whatever
+// else is found under that name (a FIFO, a device) cannot hold the caller's thread. Otherwise a
+// message that begins "its port file `PATH`" and says why: kUnavailable when there is no file
+// ("names no port: its node is not running, or not yet") or it cannot be read, kInvalidArgument
+// when it is not a regular file or holds no port.
+[[nodiscard]] Result<uint16_t> ReadPortFile(const std::string& path);
 
 }  // namespace accord::server_internal
 

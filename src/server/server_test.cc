@@ -3064,7 +3064,8 @@ TEST(ResolveTest, ALookupThatHangsIsGivenUpAtTheDeadline) {
 }
 
 // A client that names the server by host name finds it, and checks the name in its certificate.
-// A port file is read only when it is a regular file, and only when it names a port.
+// A port file is read only when it is a regular file, and only when it names a port; the error
+// says which it is not (a missing file: the node is not running).
 TEST(PortFileTest, OnlyARegularFileNamingAPortIsRead) {
   std::string dir = testing::TempDir() + "port-file-XXXXXX";
   ASSERT_NE(mkdtemp(dir.data()), nullptr);
@@ -3073,16 +3074,33 @@ TEST(PortFileTest, OnlyARegularFileNamingAPortIsRead) {
     std::ofstream(path, std::ios::trunc) << text;
     return server_internal::ReadPortFile(path);
   };
-  EXPECT_EQ(read("8443\n"), std::optional<uint16_t>(8443));
-  EXPECT_EQ(read("8443"), std::optional<uint16_t>(8443));
+  const auto refused = [&](const Result<uint16_t>& port, Code code, const std::string& why) {
+    ASSERT_FALSE(port);
+    EXPECT_EQ(port.error().code, code);
+    EXPECT_EQ(port.error().message, "its port file `" + path + "` " + why);
+  };
+  EXPECT_EQ(read("8443\n").value_or(0), 8443);
+  EXPECT_EQ(read("8443").value_or(0), 8443);
   for (const char* bad : {"", "0\n", "65536\n", "-1\n", " 8443\n", "84x3\n", "99999999999"}) {
-    EXPECT_EQ(read(bad), std::nullopt) << bad;
+    SCOPED_TRACE(bad);
+    refused(read(bad), Code::kInvalidArgument,
+            "does not hold a port (a number from 1 to 65535 and a line end, as `accord serve "
+            "--port-file` writes it)");
   }
   fs::remove(path);
-  EXPECT_EQ(server_internal::ReadPortFile(path), std::nullopt);
+  refused(server_internal::ReadPortFile(path), Code::kUnavailable,
+          "names no port: its node is not running, or not yet");
   // A FIFO would block an open for reading until a writer came: it is not waited for.
   ASSERT_EQ(mkfifo(path.c_str(), 0600), 0);
-  EXPECT_EQ(server_internal::ReadPortFile(path), std::nullopt);
+  refused(server_internal::ReadPortFile(path), Code::kInvalidArgument, "is not a regular file");
+  fs::remove(path);
+  // A name that cannot be opened for another reason than its absence: under a file.
+  std::ofstream(path) << "8443\n";
+  const std::string under = path + "/KOR.port";
+  const auto port = server_internal::ReadPortFile(under);
+  ASSERT_FALSE(port);
+  EXPECT_EQ(port.error().code, Code::kUnavailable);
+  EXPECT_EQ(port.error().message, "its port file `" + under + "` cannot be read: Not a directory");
   fs::remove_all(dir);
 }
 
