@@ -215,8 +215,10 @@ struct Federation::Impl {
   void Unreachable(Peer& p, const std::string& why, bool port_missing = false) {
     p.failures += 1;
     p.retry_at_us = NowMicros() + Backoff(p.failures);
-    // Said once, and again when the partner's node comes up but cannot be reached, or goes.
-    const bool changed = port_missing != p.port_missing;
+    // Said once, and again when the partner's node comes up but cannot be reached, or goes, or
+    // its port file fails for another cause.
+    const bool changed =
+        port_missing != p.port_missing || (port_missing && why != p.status.last_error);
     p.port_missing = port_missing;
     if (p.status.reachable || p.failures == 1 || changed) {
       log(fmt::format("{} unreachable, retrying with backoff: {}", p.options.party, why));

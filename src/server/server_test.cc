@@ -61,6 +61,11 @@ using server_internal::Api;
 using server_internal::DecodeApiRequest;
 using server_internal::Route;
 
+// A second ago, for a revocation list's date of issue when the list is read at once: the server,
+// as OpenSSL, reads the clock with time(), the kernel's coarse clock, which may still show the
+// second before for a few milliseconds after a second begins ("not valid yet").
+Instant ASecondAgo() { return Instant{SystemClock().Now().micros - 1'000'000}; }
+
 // A read's answer carries the payload: every answer's body wipes its memory when it is freed,
 // whichever path drops it (decision #61).
 static_assert(std::is_same_v<decltype(server_internal::ApiResponse::body)::allocator_type,
@@ -912,7 +917,7 @@ TEST_F(ServerTest, ACertificateThatExpiresEndsItsKeptConnection) {
 
 TEST_F(ServerTest, ARevokedCertificateIsRefusedInTheHandshake) {
   const std::string crl = root_ + "/crl.pem";
-  const Instant now = SystemClock().Now();
+  const Instant now = ASecondAgo();
   RevokeOptions revoke{pki_->Path("ca.pem"), pki_->Path("ca.key"), crl, {}, now};
   ASSERT_TRUE(RevokeCertificate(revoke));  // a list revoking nothing yet
   ServerOptions o = Options();
@@ -986,7 +991,7 @@ TEST_F(ServerTest, ARevokedCertificateIsRefusedInTheHandshake) {
 // and the list in force stays. Each refusal is logged once.
 TEST_F(ServerTest, ARevocationListIsReplacedOnlyByACurrentCompleteNewerOne) {
   const std::string crl = root_ + "/crl.pem", first = root_ + "/crl-1.pem";
-  const Instant now = SystemClock().Now();
+  const Instant now = ASecondAgo();
   RevokeOptions revoke{
       pki_->Path("ca.pem"), pki_->Path("ca.key"), crl, {pki_->Path("kor-clerk.pem")}, now};
   ASSERT_TRUE(RevokeCertificate(revoke));  // number 1
@@ -1153,11 +1158,38 @@ TEST_F(ServerTest, AListWhoseDatesAreNotInRfc5280sFormIsRefused) {
       ASSERT_FALSE(loaded);
       EXPECT_EQ(loaded.error().code, Code::kInvalidArgument);
       EXPECT_EQ(loaded.error().message,
-                fmt::format("`{}`: revocation list 1 has a {} not in RFC 5280's form "
-                            "(YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ)",
+                fmt::format("`{}`: revocation list 1 has a {} that is not a valid date in RFC "
+                            "5280's form (YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ)",
                             crl, field));
     }
   }
+  // And a list with no next update at all, which OpenSSL would take as never expiring: made here
+  // by hand (`X509_CRL_set1_nextUpdate` cannot take the field away).
+  const std::string crl = root_ + "/no-next.pem";
+  std::unique_ptr<BIO, decltype(&BIO_free)> ca_in(BIO_new_file(pki_->Path("ca.pem").c_str(), "r"),
+                                                  BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> ca(
+      ca_in == nullptr ? nullptr : PEM_read_bio_X509(ca_in.get(), nullptr, nullptr, nullptr),
+      X509_free);
+  const auto key = ReadPrivateKey(pki_->Path("ca.key"));
+  std::unique_ptr<X509_CRL, decltype(&X509_CRL_free)> list(X509_CRL_new(), X509_CRL_free);
+  std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> issued(
+      ASN1_TIME_set(nullptr, now.micros / 1'000'000 - 10), ASN1_TIME_free);
+  ASSERT_TRUE(ca != nullptr && key && list != nullptr && issued != nullptr);
+  ASSERT_EQ(X509_CRL_set_version(list.get(), X509_CRL_VERSION_2), 1);
+  ASSERT_EQ(X509_CRL_set_issuer_name(list.get(), X509_get_subject_name(ca.get())), 1);
+  ASSERT_EQ(X509_CRL_set1_lastUpdate(list.get(), issued.get()), 1);
+  ASSERT_GT(X509_CRL_sign(list.get(), key->get(), EVP_sha256()), 0);
+  {
+    std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new_file(crl.c_str(), "w"), BIO_free);
+    ASSERT_TRUE(out != nullptr && PEM_write_bio_X509_CRL(out.get(), list.get()) == 1);
+  }
+  const auto loaded = server_internal::LoadRevocationLists(ctx.get(), crl, time(nullptr));
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().message,
+            fmt::format("`{}`: revocation list 1 has no next update (nextUpdate): a list must say "
+                        "when the next is due",
+                        crl));
 }
 
 // A list past its next update refuses every certificate of its CA (fail closed), though the
@@ -2669,7 +2701,7 @@ TEST_F(ServerTest, ClientRequiresThePartnersNodeCertificate) {
 TEST_F(ServerTest, ClientRefusesARevokedServerCertificate) {
   const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
   const std::string crl = root_ + "/crl.pem";
-  RevokeOptions revoke{pki_->Path("ca.pem"), pki_->Path("ca.key"), crl, {}, SystemClock().Now()};
+  RevokeOptions revoke{pki_->Path("ca.pem"), pki_->Path("ca.key"), crl, {}, ASecondAgo()};
   ASSERT_TRUE(RevokeCertificate(revoke));  // a list revoking nothing yet
   ScriptedServer server(pki_->Path("ca.pem"), pki_->Path("jpn-node-server.pem"),
                         pki_->Path("jpn-node-server.key"), Answers({ok, ok, ok}));
@@ -3150,7 +3182,7 @@ TEST_F(ServerTest, CreateRefusesBadOptions) {
     std::string says;  // a part of the message
   };
   const std::string no_ca_file = pki_->Path("openssl.cnf");
-  const Instant now = SystemClock().Now();
+  const Instant now = ASecondAgo();
   const std::string jpn_crl = root_ + "/jpn-crl.pem", old_crl = root_ + "/old-crl.pem";
   const std::string crl = root_ + "/crl.pem";
   ASSERT_TRUE(RevokeCertificate({pki_->Path("ca.pem"), pki_->Path("ca.key"), crl, {}, now}));

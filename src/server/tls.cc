@@ -292,8 +292,8 @@ Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl
     if (issued_vs_now == 0 || !issued || next_vs_now == 0 || (next != nullptr && !expires)) {
       ERR_clear_error();
       return Fail(Code::kInvalidArgument,
-                  fmt::format("{} has a {} not in RFC 5280's form (YYMMDDHHMMSSZ or "
-                              "YYYYMMDDHHMMSSZ)",
+                  fmt::format("{} has a {} that is not a valid date in RFC 5280's form "
+                              "(YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ)",
                               which,
                               issued_vs_now == 0 || !issued ? "date of issue (thisUpdate)"
                                                             : "next update (nextUpdate)"));
