@@ -107,6 +107,10 @@ class StagedFile {
 // kUnavailable, else the first kUnavailable, as StagedFile::Commit's.
 [[nodiscard]] Status CommitInOrder(std::span<StagedFile> files);
 
+// Writes all of `bytes` to the open descriptor `fd`, again after a signal or a partial write.
+// False with errno set when it fails (EIO when the system made no progress and gave no reason).
+[[nodiscard]] bool WriteAll(int fd, std::string_view bytes);
+
 // A write lock on the file at `path` (made with mode 0600 if missing, never through a symbolic
 // link), held until this is dropped: an open file description's lock (F_OFD_SETLK), so that
 // threads exclude each other as processes do, and one that NFS carries. The process that holds

@@ -13,8 +13,9 @@
 //     and seeds.
 // Not locked: payloads over 256 bytes (wiped, but they can be large), the AES key schedules inside
 // OpenSSL's cipher contexts, and OpenSSL's own copies of the node's signing and wrapping keys
-// (OpenSSL 3.0 keeps a key made from raw bytes on its ordinary heap). Swap is the host's to encrypt
-// or turn off (docs/node.md).
+// (OpenSSL 3.0 keeps a key made from raw bytes on its ordinary heap) and of the TLS and CA keys
+// (its PEM and DER decoders free their copies of a key file's bytes without wiping them; accord's
+// own copy is wiped). Swap is the host's to encrypt or turn off (docs/node.md).
 #ifndef ACCORD_HARDEN_H_
 #define ACCORD_HARDEN_H_
 

@@ -7,6 +7,11 @@
 // alive across requests and reopened when it breaks. Every step (connect, handshake, write,
 // read) is bounded by `timeout`.
 //
+// Not for plaintext payloads: unlike the server, it does not wipe its buffers, and a response's
+// body is a plain string. What federation sends (envelopes, whose payloads are sealed, receipts,
+// checkpoints) carries none; a tool that creates or reads objects through it (bench/load.cc)
+// leaves copies of what it sent and read in freed memory.
+//
 // Thread safety: an HttpsClient is used by one thread at a time.
 #ifndef ACCORD_HTTPS_CLIENT_H_
 #define ACCORD_HTTPS_CLIENT_H_

@@ -25,6 +25,11 @@ namespace accord {
 // Overwrites `size` bytes at `data` in a way the compiler cannot elide.
 void SecureWipe(void* data, size_t size);
 
+// Overwrites the stack below the caller's frame, 32 KiB deep: where a library that copied a
+// secret through a local array left it (Boost.JSON's parser copies a string with an escape in
+// it through a 4 KiB one). Called from the frame that made the library call, once it returned.
+void WipeStackBelow();
+
 // An allocator that wipes memory before giving it back.
 template <typename T>
 struct WipingAllocator {

@@ -170,18 +170,24 @@ std::string DirectoryOf(const std::string& path) {
 
 Status SyncDirectoryOf(const std::string& path) { return SyncPath(DirectoryOf(path)); }
 
+bool WriteAll(int fd, std::string_view bytes) {
+  for (size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = EIO;  // no progress, and no reason given
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
 Result<StagedFile> StagedFile::Write(const std::string& path, std::string_view bytes, mode_t mode) {
   std::string temp = path + ".tmp-XXXXXX";
   const int fd = ::mkostemp(temp.data(), O_CLOEXEC);
-  bool ok = fd >= 0 && (mode == 0600 || ::fchmod(fd, mode) == 0);
-  for (size_t done = 0; ok && done < bytes.size();) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n == 0) errno = EIO;  // no progress, and no reason given
-    ok = n > 0;
-    done += ok ? static_cast<size_t>(n) : 0;
-  }
-  ok = ok && ::fsync(fd) == 0;
+  bool ok = fd >= 0 && (mode == 0600 || ::fchmod(fd, mode) == 0) && WriteAll(fd, bytes) &&
+            ::fsync(fd) == 0;
   int error = errno;
   if (fd >= 0 && ::close(fd) != 0 && ok) {
     ok = false;

@@ -13,6 +13,12 @@ void SecureWipe(void* data, size_t size) {
   }
 }
 
+// Not inlined, so that its array lies below the caller's frame, where the callee's frames were.
+[[gnu::noinline]] void WipeStackBelow() {
+  unsigned char below[32 * 1024];
+  SecureWipe(below, sizeof below);
+}
+
 void* SecureAllocate(size_t size) {
   if (size == 0 || CRYPTO_secure_malloc_initialized() != 1) return nullptr;
   // Half the heap at most: the rest is OpenSSL's, whose random generator takes its seeds there

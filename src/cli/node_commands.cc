@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
 #include <boost/json.hpp>
 #include <cerrno>
 #include <charconv>
@@ -179,14 +181,52 @@ std::string Joined(const std::vector<std::string>& items) {
   return items.empty() ? "-" : fmt::format("{}", fmt::join(items, ","));
 }
 
+// Holds SIGINT, SIGTERM and SIGHUP while it lives, for the whole process (the node's threads
+// would otherwise take them): one that comes meanwhile is noted, and raised again when this goes,
+// once the handlers before are back. One ignored before stays ignored.
+class SignalsHeld {
+ public:
+  SignalsHeld() {
+    struct sigaction note {};
+    note.sa_handler = [](int signal) { noted_ = signal; };
+    note.sa_flags = SA_RESTART;  // a write or sync under way goes on
+    sigemptyset(&note.sa_mask);
+    for (size_t i = 0; i < kHeld.size(); ++i) {
+      sigaction(kHeld[i], nullptr, &before_[i]);
+      if (before_[i].sa_handler != SIG_IGN) sigaction(kHeld[i], &note, nullptr);
+    }
+  }
+  ~SignalsHeld() {
+    for (size_t i = 0; i < kHeld.size(); ++i) sigaction(kHeld[i], &before_[i], nullptr);
+    if (const int signal = noted_; signal != 0) {
+      noted_ = 0;
+      raise(signal);
+    }
+  }
+  SignalsHeld(const SignalsHeld&) = delete;
+  SignalsHeld& operator=(const SignalsHeld&) = delete;
+
+ private:
+  static constexpr std::array<int, 3> kHeld = {SIGINT, SIGTERM, SIGHUP};
+  static inline volatile sig_atomic_t noted_ = 0;
+  std::array<struct sigaction, 3> before_{};
+};
+
 }  // namespace
 
 bool WriteFile(const std::string& path, ByteView bytes, mode_t mode) {
-  if (path == "-") {
-    return std::fwrite(bytes.data(), 1, bytes.size(), stdout) == bytes.size() &&
-           std::fflush(stdout) == 0;
-  }
   const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  if (path == "-") {
+    // Straight to the descriptor: stdio's buffer would keep the last block of a payload
+    // (`accord get`) until the process ends, unwiped.
+    if (std::fflush(stdout) != 0) return false;  // main says so: the stream keeps the error
+    if (WriteAll(STDOUT_FILENO, text)) return true;
+    PrintError(fmt::format("cannot write the output: {}", std::strerror(errno)));
+    return false;
+  }
+  // A Ctrl-C while the file is staged would leave the staged copy (of a payload, say) beside
+  // it, unnoticed: the signal waits until the file is in place or removed.
+  const SignalsHeld held;
   if (Status written = ReplaceFile(path, text, mode); !written) {
     PrintError(written.error().message);
     return false;

@@ -47,13 +47,25 @@ std::optional<std::vector<uint8_t>> Unbase64(std::string_view text) {
   const size_t padding = text.ends_with("==") ? 2 : text.ends_with("=") ? 1 : 0;
   if (text.substr(0, text.size() - padding).find('=') != std::string_view::npos)
     return std::nullopt;
+  // A signer key's seed comes this way too: every copy that is dropped is wiped.
   std::vector<uint8_t> out(text.size() / 4 * 3);
   const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
                                 static_cast<int>(text.size()));
-  if (n < 0) return std::nullopt;
-  out.resize(static_cast<size_t>(n) - padding);
+  if (n < 0) {
+    OPENSSL_cleanse(out.data(), out.size());
+    return std::nullopt;
+  }
+  const size_t size = static_cast<size_t>(n) - padding;
   // Reject non-canonical encodings (stray bits in the last character).
-  if (Base64(out) != text) return std::nullopt;
+  std::string again = Base64(std::span<const uint8_t>(out.data(), size));
+  const bool canonical = again == text;
+  OPENSSL_cleanse(again.data(), again.size());
+  if (!canonical) {
+    OPENSSL_cleanse(out.data(), out.size());
+    return std::nullopt;
+  }
+  OPENSSL_cleanse(out.data() + size, out.size() - size);  // what resize drops stays allocated
+  out.resize(size);
   return out;
 }
 
@@ -123,8 +135,11 @@ Result<ParsedKey> ParseKey(std::string_view key, std::string_view what) {
     if (bytes) OPENSSL_cleanse(bytes->data(), bytes->size());
     return Fail(Code::kInvalidArgument, fmt::format("malformed {}", what));
   }
-  bytes->erase(bytes->begin());
-  return ParsedKey{std::string(name), *id, std::move(*bytes)};
+  // Without the type byte, in a vector of its own: erasing it in place would leave the last
+  // byte beyond the size, where a wipe of the size would miss it.
+  ParsedKey parsed{std::string(name), *id, std::vector<uint8_t>(bytes->begin() + 1, bytes->end())};
+  OPENSSL_cleanse(bytes->data(), bytes->size());
+  return parsed;
 }
 
 // Every signature by a known key (same name and id) must verify, and at least one must.
@@ -277,7 +292,7 @@ Result<Signer> Signer::Generate(std::string_view name) {
                 fmt::format("key name `{}` must be non-empty, without spaces or `+`", name));
   }
   uint8_t seed[kEd25519KeySize];
-  if (RAND_bytes(seed, sizeof(seed)) != 1)
+  if (RAND_priv_bytes(seed, sizeof(seed)) != 1)
     return Fail(Code::kUnavailable, "no randomness available");
   auto key = std::make_unique<Key>();
   key->pkey.reset(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed, sizeof(seed)));

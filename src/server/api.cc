@@ -188,6 +188,11 @@ tl::expected<json::value, ApiError> ParseBodyObject(std::string_view body, int m
 // {"id","level","topics","compartments","rel_to","payload_base64"}: unknown fields are refused,
 // so that a misspelt "topic" cannot create an object readable without need-to-know.
 tl::expected<void, ApiError> DecodeNewObject(std::string_view body, ApiRequest& request) {
+  // The parser copies a string with an escape in it (a client may write `+` as `\u002B`)
+  // through an array on the stack: wiped when this returns, however it returns.
+  struct StackWiper {
+    ~StackWiper() { WipeStackBelow(); }
+  } stack_wiper;
   // The tree holds the payload in base64: its memory is wiped when the tree goes.
   WipingJsonResource wiping;
   auto parsed = ParseBodyObject(body, 8, json::storage_ptr(&wiping));
