@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <boost/json.hpp>
 #include <cerrno>
 #include <charconv>
@@ -183,12 +184,15 @@ std::string Joined(const std::vector<std::string>& items) {
 
 // Holds SIGINT, SIGTERM and SIGHUP while it lives, for the whole process (the node's threads
 // would otherwise take them): one that comes meanwhile is noted, and raised again when this goes,
-// once the handlers before are back. One ignored before stays ignored.
+// once the handlers before are back and standard output is flushed. One ignored before stays
+// ignored. One at a time (not nested).
 class SignalsHeld {
  public:
   SignalsHeld() {
+    noted_ = 0;
+    released_ = false;
     struct sigaction note {};
-    note.sa_handler = [](int signal) { noted_ = signal; };
+    note.sa_handler = Note;
     note.sa_flags = SA_RESTART;  // a write or sync under way goes on
     sigemptyset(&note.sa_mask);
     for (size_t i = 0; i < kHeld.size(); ++i) {
@@ -197,9 +201,12 @@ class SignalsHeld {
     }
   }
   ~SignalsHeld() {
+    // Released before the handlers go back: a handler running on another thread meanwhile
+    // either sees this and raises the signal itself, or noted it before this reads it.
+    released_ = true;
     for (size_t i = 0; i < kHeld.size(); ++i) sigaction(kHeld[i], &before_[i], nullptr);
-    if (const int signal = noted_; signal != 0) {
-      noted_ = 0;
+    if (const int signal = noted_.exchange(0); signal != 0) {
+      std::fflush(stdout);
       raise(signal);
     }
   }
@@ -208,8 +215,19 @@ class SignalsHeld {
 
  private:
   static constexpr std::array<int, 3> kHeld = {SIGINT, SIGTERM, SIGHUP};
-  static inline volatile sig_atomic_t noted_ = 0;
-  std::array<struct sigaction, 3> before_{};
+  // Async-signal-safe: atomics that are lock-free, sigaction and kill.
+  static void Note(int signal) {
+    noted_ = signal;
+    if (!released_) return;
+    for (size_t i = 0; i < kHeld.size(); ++i) {
+      if (kHeld[i] == signal) sigaction(signal, &before_[i], nullptr);
+    }
+    kill(getpid(), signal);
+  }
+  static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free);
+  static inline std::atomic<int> noted_{0};
+  static inline std::atomic<bool> released_{false};
+  static inline std::array<struct sigaction, 3> before_{};
 };
 
 }  // namespace

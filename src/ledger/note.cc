@@ -292,8 +292,10 @@ Result<Signer> Signer::Generate(std::string_view name) {
                 fmt::format("key name `{}` must be non-empty, without spaces or `+`", name));
   }
   uint8_t seed[kEd25519KeySize];
-  if (RAND_priv_bytes(seed, sizeof(seed)) != 1)
+  if (RAND_priv_bytes(seed, sizeof(seed)) != 1) {
+    OPENSSL_cleanse(seed, sizeof(seed));
     return Fail(Code::kUnavailable, "no randomness available");
+  }
   auto key = std::make_unique<Key>();
   key->pkey.reset(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed, sizeof(seed)));
   OPENSSL_cleanse(seed, sizeof(seed));

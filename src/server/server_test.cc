@@ -1003,7 +1003,7 @@ TEST_F(ServerTest, ARevocationListIsReplacedOnlyByACurrentCompleteNewerOne) {
   EXPECT_TRUE(RefusedInHandshake("kor-clerk"));
 
   revoke.certs = {pki_->Path("kor-analyst.pem")};
-  revoke.at = Instant{now.micros + 4'000'000};  // number 2, valid 4 s from now
+  revoke.at = Instant{now.micros + 5'000'000};  // number 2, valid 4 s from now
   ASSERT_TRUE(RevokeCertificate(revoke));
   std::this_thread::sleep_for(1100ms);
   EXPECT_EQ(Call("kor-analyst", "GET", "/v1/health").status, 200);  // not yet
@@ -2621,7 +2621,7 @@ TEST_F(ServerTest, AServerThatCannotAcceptAnyMoreStopsAndSaysWhy) {
 // the lists it read last, never again the file, stops instead.
 TEST_F(ServerTest, AServerThatCannotWatchItsRevocationListsStopsAndSaysWhy) {
   const std::string crl = root_ + "/crl.pem";
-  RevokeOptions revoke{pki_->Path("ca.pem"), pki_->Path("ca.key"), crl, {}, SystemClock().Now()};
+  RevokeOptions revoke{pki_->Path("ca.pem"), pki_->Path("ca.key"), crl, {}, ASecondAgo()};
   ASSERT_TRUE(RevokeCertificate(revoke));
   ServerOptions o = Options();
   o.crl_file = crl;
