@@ -80,7 +80,9 @@ inline constexpr int kMaxTomlNesting = 32;
 
 // The diagnostic of one line for `e`, thrown by toml::parse on `file`'s text: where toml11 says
 // the mistake is (a malformed date or time, which toml11 3.7 places on line 1 of its own text,
-// moved to its line in the file), and the first line of toml11's message.
+// moved to its line in the file; the value it could not read, rather than its key), and the first
+// line of toml11's message with its note (a bare word where a value goes: "text goes in
+// quotes"). An exception that is not toml11's (out of memory) is said as such, with no line.
 [[nodiscard]] Diagnostic TomlParseDiagnostic(const std::exception& e, const PolicyFile& file);
 
 // One Error for callers that need a Status: the first diagnostic, and how many more there are.

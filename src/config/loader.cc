@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -66,8 +67,44 @@ Position ParseErrorPosition(const toml::source_location& loc, const PolicyFile& 
   return p;
 }
 
-// The first line of a toml11 message without its "[error] toml::parse_xxx: " prefix.
-std::string SummarizeTomlMessage(std::string_view what) {
+// Under its first line, toml11 3.7 quotes the line of the file and points at the place, with a
+// note of what it expected there:
+//    " 17 | kind = termination-notice"
+//    "    |        ^--- the next token is not a boolean"
+struct TomlCaret {
+  std::string source;  // the line of the file, as quoted
+  size_t offset = 0;   // the byte of `source` pointed at
+  std::string note;
+};
+
+std::optional<TomlCaret> CaretOf(std::string_view what) {
+  std::string_view quoted;
+  while (!what.empty()) {
+    const size_t end = std::min(what.find('\n'), what.size());
+    const std::string_view line = what.substr(0, end);
+    what.remove_prefix(std::min(end + 1, what.size()));
+    const size_t bar = line.find(" | ");
+    if (bar == std::string_view::npos) continue;
+    const size_t caret = line.find("^---", bar);
+    if (caret == std::string_view::npos) {
+      quoted = line;
+      continue;
+    }
+    const size_t quoted_bar = quoted.find(" | ");
+    if (quoted_bar != bar || caret < bar + 3) return std::nullopt;  // not the layout above
+    std::string note(line.substr(caret + 4));
+    while (!note.empty() && (note.front() == ' ')) note.erase(0, 1);
+    while (!note.empty() && (note.back() == '.' || note.back() == ' ')) note.pop_back();
+    return TomlCaret{std::string(quoted.substr(bar + 3)), caret - bar - 3, std::move(note)};
+  }
+  return std::nullopt;
+}
+
+// toml11's message, made one plain line: its first line without the "[error] toml::parse_xxx: "
+// prefix, with the note at the caret when it says more. A bare word where a value goes (toml11
+// tries it as a boolean or a number, and says only that it is not one) is the usual mistake of a
+// string without its quotes, and is said so.
+std::string SummarizeTomlMessage(std::string_view what, const std::optional<TomlCaret>& caret) {
   std::string line(what.substr(0, what.find('\n')));
   if (line.rfind("[error] ", 0) == 0) line.erase(0, 8);
   if (line.rfind("toml::", 0) == 0) {
@@ -75,6 +112,17 @@ std::string SummarizeTomlMessage(std::string_view what) {
     if (colon != std::string::npos) line.erase(0, colon + 2);
   }
   while (!line.empty() && (line.back() == '.' || line.back() == ' ')) line.pop_back();
+  if (caret && (line.empty() || line == "bad format: unknown value appeared") &&
+      caret->offset < caret->source.size()) {
+    const std::string_view rest = std::string_view(caret->source).substr(caret->offset);
+    const std::string_view word = rest.substr(0, rest.find_first_of(" \t,]}#"));
+    if (!word.empty()) {
+      return fmt::format("`{}` is not a TOML value: text goes in quotes (\"{}\")", word, word);
+    }
+  }
+  if (caret && !caret->note.empty() && caret->note != "here" && !line.empty()) {
+    line += fmt::format(" ({})", caret->note);
+  }
   if (line.empty()) line = "malformed TOML";
   return line;
 }
@@ -253,14 +301,15 @@ class Reader {
   std::map<std::string, Position> positions_;
 };
 
-void ReadParties(Reader& r, const PolicyFile& f, Policy& policy) {
+// False when the file gave no list of parties (not TOML, or no `[[party]]`).
+bool ReadParties(Reader& r, const PolicyFile& f, Policy& policy) {
   auto root = r.Parse(f);
-  if (!root) return;
+  if (!root) return false;
   r.CheckKeys(*root, f.name, {"party"}, "parties.toml");
   const toml::value* list = r.Member(*root, "party");
   if (list == nullptr || !list->is_array()) {
     r.Error(Position{f.name, 1, 1}, "parties.toml needs a `[[party]]` table for each party");
-    return;
+    return false;
   }
   for (const toml::value& pv : list->as_array()) {
     if (!pv.is_table()) {
@@ -314,6 +363,7 @@ void ReadParties(Reader& r, const PolicyFile& f, Policy& policy) {
     }
     policy.parties.push_back(std::move(p));
   }
+  return true;
 }
 
 std::optional<Agreement> ReadAgreement(Reader& r, const PolicyFile& f, size_t index) {
@@ -507,7 +557,7 @@ LoadResult LoadPolicy(const PolicySources& sources) {
   std::vector<Diagnostic> diags;
   Reader reader(diags);
   Policy policy;
-  ReadParties(reader, sources.parties, policy);
+  const bool parties_read = ReadParties(reader, sources.parties, policy);
   for (size_t i = 0; i < sources.agreements.size(); ++i) {
     if (auto a = ReadAgreement(reader, sources.agreements[i], policy.agreements.size())) {
       policy.agreements.push_back(std::move(*a));
@@ -515,9 +565,13 @@ LoadResult LoadPolicy(const PolicySources& sources) {
   }
   if (sources.subjects) ReadSubjects(reader, *sources.subjects, policy);
   // Model rules are checked only on what parsed; a file with syntax errors was skipped above.
-  for (const Problem& p : ValidatePolicy(policy)) {
-    const Position at = reader.Find(p.path);
-    diags.push_back(Diagnostic{at.file, at.line, at.column, OneLine(p.message, 1000)});
+  // Without the parties, every party an agreement or subject names would be reported unknown,
+  // before (by file name) the one mistake to mend: the model is not checked then.
+  if (parties_read) {
+    for (const Problem& p : ValidatePolicy(policy)) {
+      const Position at = reader.Find(p.path);
+      diags.push_back(Diagnostic{at.file, at.line, at.column, OneLine(p.message, 1000)});
+    }
   }
   if (diags.empty()) return policy;
   std::stable_sort(diags.begin(), diags.end(), [](const Diagnostic& a, const Diagnostic& b) {
@@ -586,12 +640,29 @@ Error DiagnosticsToError(const std::vector<Diagnostic>& diagnostics) {
   return Error{Code::kInvalidArgument, std::move(message)};
 }
 
-Diagnostic TomlParseDiagnostic(const std::exception& e, const PolicyFile& file) {
-  Position at{file.name, 0, 0};
-  if (const auto* error = dynamic_cast<const toml::exception*>(&e)) {
-    at = ParseErrorPosition(error->location(), file);
+Diagnostic TomlParseDiagnostic(const std::exception& thrown, const PolicyFile& file) {
+  const auto* toml_error = dynamic_cast<const toml::exception*>(&thrown);
+  if (toml_error == nullptr) {  // out of memory, say: not a mistake in the file
+    return Diagnostic{file.name, 0, 0, "cannot be read as TOML: " + ExceptionText(thrown)};
   }
-  return Diagnostic{at.file, at.line, at.column, SummarizeTomlMessage(e.what())};
+  const toml::exception& e = *toml_error;
+  Position at = ParseErrorPosition(e.location(), file);
+  const std::optional<TomlCaret> caret = CaretOf(e.what());
+  // The caret's column, when the line it quotes is that line of the file: toml11 locates some
+  // errors at the start of the key, not at the value it could not read.
+  if (caret && at.line > 0) {
+    std::string_view text = file.text;
+    for (uint32_t line = 1; line < at.line && !text.empty(); ++line) {
+      text.remove_prefix(std::min(text.find('\n'), text.size() - 1) + 1);
+    }
+    text = text.substr(0, text.find('\n'));
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    if (text == caret->source) {
+      at.column = CharacterColumn(caret->source, static_cast<uint32_t>(caret->offset + 1));
+    }
+  }
+  return Diagnostic{at.file, at.line, at.column,
+                    OneLine(SummarizeTomlMessage(e.what(), caret), 1000)};
 }
 
 namespace {

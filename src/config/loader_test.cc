@@ -1,4 +1,5 @@
 // One test per kind of mistake in a policy directory: each checks the message and its position.
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -266,6 +267,39 @@ TEST(LoaderTest, BadTomlDateTimeNamesItsLine) {
   ExpectOne(Load(kParties, With("[[event]]\nkind = \"termination-notice\"\nby = \"KOR\"\n"
                                 "at = 2019-02-30T15:25:00+09:00\n")),
             "agreements/kor-jpn.toml", 13, 16, "invalid date");
+}
+
+// A word without quotes where a value goes, the usual slip for a string: toml11 tries it as a
+// boolean or a number and says only that it is not one. The diagnostic says to quote it, at the
+// word's column (toml11 places some of these at the key).
+TEST(LoaderTest, AStringWithoutQuotesIsSaidSo) {
+  const auto event = [](std::string_view kind, std::string_view by) {
+    return With(fmt::format("[[event]]\nkind = {}\nby = {}\nat = 2019-01-01\n", kind, by));
+  };
+  ExpectOne(Load(kParties, event("termination-notice", "\"KOR\"")), "agreements/kor-jpn.toml", 11,
+            8,
+            "`termination-notice` is not a TOML value: text goes in quotes "
+            "(\"termination-notice\")");
+  ExpectOne(Load(kParties, event("\"termination-notice\"", "KOR  # Korea")),
+            "agreements/kor-jpn.toml", 12, 6, "`KOR` is not a TOML value: text goes in quotes");
+  ExpectOne(Load(kParties, With("renewal = none\n")), "agreements/kor-jpn.toml", 10, 11,
+            "`none` is not a TOML value");
+  // Anything else keeps toml11's words, with what it expected where.
+  ExpectOne(Load(kParties, With("term2 = 12x\n")), "agreements/kor-jpn.toml", 10, 11,
+            "invalid line format (expected newline, but got 'x')");
+}
+
+// A parties.toml that is not TOML is the one mistake reported: the parties that the agreements
+// and subjects name are not all reported unknown (before it, by file name) for want of it.
+TEST(LoaderTest, APartiesFileThatIsNotTomlIsTheOneMistake) {
+  const auto broken = Load("[[party]\nid = \"KOR\"\n", With(""),
+                           "[[subject]]\nid = \"a\"\nparty = \"KOR\"\nclearance = \"II\"\n");
+  ASSERT_FALSE(broken.has_value());
+  ASSERT_EQ(broken.error().size(), 1u) << broken.error().back().ToString();
+  EXPECT_EQ(broken.error()[0].file, "parties.toml");
+  EXPECT_EQ(broken.error()[0].line, 1u);
+  ExpectOne(Load("# no parties\n", With("")), "parties.toml", 1, 1,
+            "needs a `[[party]]` table for each party");
 }
 
 TEST(LoaderTest, EventsOutOfOrder) {
