@@ -11,6 +11,10 @@
 //     keys, passphrases; at most half the heap), and so do the keys OpenSSL generates (each TLS
 //     connection's ephemeral key share, the keys of `pki init`) and its random generator's state
 //     and seeds.
+//   - a standard descriptor (input, output, error) closed at start is held by /dev/null, opened
+//     the other way round: a file or socket opened later cannot take its number (a line meant for
+//     standard error would go into it), and reading or writing through it still fails (EBADF),
+//     so that a closed output is still reported ("cannot write the output").
 // Not locked: payloads over 256 bytes (wiped, but they can be large), the AES key schedules inside
 // OpenSSL's cipher contexts, and OpenSSL's own copies of the node's signing and wrapping keys
 // (OpenSSL 3.0 keeps a key made from raw bytes on its ordinary heap) and of the TLS and CA keys
@@ -36,8 +40,9 @@ struct HardeningReport {
   bool heap_locked = false;
 };
 
-// Applies the above. Fails only when a step cannot be applied at all; a secure heap that could not
-// be locked in memory (RLIMIT_MEMLOCK) is still used, and reported. Idempotent.
+// Applies the above. Fails only when a step cannot be applied at all (no /dev/null to hold a
+// closed descriptor's place, say); a secure heap that could not be locked in memory
+// (RLIMIT_MEMLOCK) is still used, and reported. Idempotent.
 [[nodiscard]] Result<HardeningReport> HardenProcess();
 
 }  // namespace accord

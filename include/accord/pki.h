@@ -29,6 +29,12 @@ struct evp_pkey_st;  // OpenSSL's EVP_PKEY
 
 namespace accord {
 
+// How far before the instant it is made `accord pki` dates what it issues: a certificate's start
+// (notBefore) and a revocation list's date of issue (thisUpdate). OpenSSL refuses both while
+// they lie in the future, with no allowance, so a node whose clock is behind the CA's by less
+// than this, or that reads the coarse clock (time(2) lags by up to a tick), accepts them at once.
+inline constexpr int64_t kIssueBackdateSeconds = 300;
+
 struct PkiOptions {
   std::string dir;                                              // created; must not hold a ca.pem
   std::vector<std::string> nodes;                               // party ids
@@ -74,8 +80,9 @@ struct RevokeOptions {
   std::string ca_key;
   std::string crl;                 // PEM: read if it exists (its entries kept), then written anew
   std::vector<std::string> certs;  // PEM files of certificates to add; none: renew the list
-  Instant at;                      // the revocations' and the list's date (usually now)
+  Instant at;                      // the revocations' date (usually now)
   int64_t valid_days = 30;         // the list's next update: at + valid_days
+  int64_t backdate_seconds = 0;    // the list's date of issue (thisUpdate): at - backdate_seconds
 };
 
 // What `RevokeCertificate` wrote.

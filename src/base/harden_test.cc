@@ -1,10 +1,14 @@
 #include "accord/harden.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include "accord/secret.h"
 
@@ -48,6 +52,36 @@ TEST(HardenProcessTest, TurnsCoreDumpsOffAndKeepsPrivateKeysOnTheSecureHeap) {
   auto again = HardenProcess();
   ASSERT_TRUE(again.has_value()) << again.error().ToString();
   EXPECT_EQ(again->heap_locked, report->heap_locked);
+}
+
+// Standard input and output closed at start: each is held by /dev/null, so that the next file
+// opened takes another number, and reading or writing through it still fails.
+TEST(HardenProcessTest, HoldsAClosedStandardDescriptorsPlace) {
+  for (const int fd : {STDIN_FILENO, STDOUT_FILENO}) {
+    SCOPED_TRACE(fd);
+    // Nothing may print while the descriptor is away (a failed EXPECT would, on standard output):
+    // the results are kept, then checked once it is back.
+    std::fflush(stdout);
+    const int saved = dup(fd);
+    ASSERT_GE(saved, 0);
+    ASSERT_EQ(close(fd), 0);
+    const bool hardened = HardenProcess().has_value();
+    const bool held = fcntl(fd, F_GETFD) != -1;
+    char byte = 'x';
+    errno = 0;
+    const ssize_t used = fd == STDIN_FILENO ? read(fd, &byte, 1) : write(fd, &byte, 1);
+    const int used_errno = errno;
+    const int next = open("/dev/null", O_RDONLY);
+    if (next >= 0) close(next);
+    ASSERT_EQ(dup2(saved, fd), fd);
+    close(saved);
+
+    EXPECT_TRUE(hardened);
+    EXPECT_TRUE(held);
+    EXPECT_EQ(used, -1);
+    EXPECT_EQ(used_errno, EBADF);
+    EXPECT_GT(next, STDERR_FILENO);
+  }
 }
 
 }  // namespace

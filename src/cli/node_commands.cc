@@ -367,7 +367,7 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
                     "Refuse payloads and packages larger than this many bytes (default 64 MiB, "
                     "at most 1 GiB)")
         ->check(CountValidator())
-        ->check(CLI::Range(size_t{0}, kMaxMaxPayload));
+        ->check(CLI::Range(size_t{1}, kMaxMaxPayload));
   };
 
   auto* node = app.add_subcommand("node", "Create a node's home, or back one up");
@@ -605,14 +605,16 @@ NodeCommands::NodeCommands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
       "consistent with the one cosigned; with --proofs, prove them");
   home_flags(f.log_shown);
   f.log_shown->add_option("--party", f.party, "The partner")->required();
-  f.log_shown->add_option(
+  CLI::Option* shown_proofs = f.log_shown->add_option(
       "--proofs", f.file,
       "The partner's proofs to the checkpoint cosigned last (its `accord log consistency --from "
       "SIZES --to SIZE --json`)");
-  f.log_shown->add_flag(
-      "--record-forks", f.record_forks,
-      "Keep a checkpoint the proofs do not connect as a fork (evidence kept, refusal logged); "
-      "without it, it stays unproved: a file passed by hand may have been altered");
+  f.log_shown
+      ->add_flag("--record-forks", f.record_forks,
+                 "Keep a checkpoint the proofs do not connect as a fork (evidence kept, refusal "
+                 "logged); without it, it stays unproved: a file passed by hand may have been "
+                 "altered")
+      ->needs(shown_proofs);
 }
 
 NodeCommands::~NodeCommands() = default;
@@ -685,7 +687,7 @@ std::optional<int> NodeCommands::Run() {
     o.dir = f.pki_out;
     o.nodes = SplitList(f.pki_nodes);
     o.hosts = SplitList(f.pki_hosts);
-    o.not_before = SystemClock().Now();
+    o.not_before = Instant{SystemClock().Now().micros - kIssueBackdateSeconds * 1'000'000};
     o.valid_days = f.pki_days;
     if (!f.policy.empty()) {
       auto policy = LoadPolicyDir(f.policy);
@@ -708,7 +710,12 @@ std::optional<int> NodeCommands::Run() {
       PrintError("no nodes: give --nodes or --policy");
       return kExitUsage;
     }
-    auto made = CreateDevelopmentPki(o);
+    // The keys are staged beside their names (`KEY.tmp-XXXXXX`) until every file is: a signal
+    // meanwhile waits until they are in place or removed.
+    auto made = [&] {
+      const SignalsHeld held;
+      return CreateDevelopmentPki(o);
+    }();
     if (!made) return Report(made.error());
     fmt::print(
         "development PKI in {}: ca.pem, {} node certificate(s) in nodes/, {} user "
@@ -719,9 +726,12 @@ std::optional<int> NodeCommands::Run() {
 
   if (*f.pki_revoke) {
     const std::filesystem::path dir(f.pki_dir);
-    auto made = RevokeCertificate(
-        RevokeOptions{(dir / "ca.pem").string(), (dir / "ca.key").string(),
-                      (dir / "crl.pem").string(), f.revoke_certs, SystemClock().Now(), f.crl_days});
+    auto made = [&] {
+      const SignalsHeld held;  // as for `pki init`: no staged list left behind
+      return RevokeCertificate(RevokeOptions{
+          (dir / "ca.pem").string(), (dir / "ca.key").string(), (dir / "crl.pem").string(),
+          f.revoke_certs, SystemClock().Now(), f.crl_days, kIssueBackdateSeconds});
+    }();
     if (!made) return Report(made.error());
     fmt::print("{}: {} certificate(s) revoked ({} new), next update {}\n",
                (dir / "crl.pem").string(), made->revoked, made->added,

@@ -388,7 +388,7 @@ Result<RevocationList> RevokeCertificate(const RevokeOptions& o) {
       std::max(0, sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl.get()))));  // -1: no entries
   made.next_update = Instant{o.at.micros + o.valid_days * 86'400'000'000LL};
   ACCORD_ASSIGN_OR_RETURN(Asn1IntegerPtr number, NextCrlNumber(old.get()));
-  ASN1_TIME* last = ASN1_TIME_set(nullptr, o.at.micros / 1'000'000);
+  ASN1_TIME* last = ASN1_TIME_set(nullptr, o.at.micros / 1'000'000 - o.backdate_seconds);
   ASN1_TIME* next = ASN1_TIME_set(nullptr, made.next_update.micros / 1'000'000);
   const bool dated = last != nullptr && next != nullptr &&
                      X509_CRL_set1_lastUpdate(crl.get(), last) == 1 &&

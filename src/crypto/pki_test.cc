@@ -326,6 +326,38 @@ TEST_F(PkiTest, RevokesCertificatesInAListTheCaSigns) {
   EXPECT_EQ(VerifyWithCrl(ca, crl, analyst, t + 8 * 86400), X509_V_ERR_CERT_REVOKED);
 }
 
+// A list asked to be backdated (as `accord pki revoke` asks) is dated that much before its
+// revocations, and verifies at once on a clock that far behind; its next update does not move.
+TEST_F(PkiTest, ARevocationListIsDatedBackByWhatItIsAsked) {
+  const Instant now = SystemClock().Now();
+  ASSERT_TRUE(CreateDevelopmentPki(
+      PkiOptions{dir_, {"KOR"}, {{"kor-clerk", "KOR"}}, {"127.0.0.1"}, Instant{0}, 30}));
+  const std::string ca = dir_ + "/ca.pem", crl = dir_ + "/crl.pem";
+  const std::string clerk = dir_ + "/users/kor-clerk.pem";
+  auto made = RevokeCertificate(
+      RevokeOptions{ca, dir_ + "/ca.key", crl, {clerk}, now, 7, kIssueBackdateSeconds});
+  ASSERT_TRUE(made) << made.error().ToString();
+  EXPECT_EQ(made->next_update.micros, now.micros + 7 * 86'400'000'000LL);
+
+  FILE* f = std::fopen(crl.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  X509_CRL* list = PEM_read_X509_CRL(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  ASSERT_NE(list, nullptr);
+  const time_t seconds = static_cast<time_t>(now.micros / 1'000'000);
+  int days = 0, secs = 0;
+  ASSERT_EQ(ASN1_TIME_diff(&days, &secs, X509_CRL_get0_lastUpdate(list),
+                           X509_REVOKED_get0_revocationDate(
+                               sk_X509_REVOKED_value(X509_CRL_get_REVOKED(list), 0))),
+            1);
+  EXPECT_EQ(days * 86400 + secs, kIssueBackdateSeconds);
+  X509_CRL_free(list);
+  const time_t behind = seconds - kIssueBackdateSeconds + 10;
+  EXPECT_EQ(VerifyWithCrl(ca, crl, clerk, behind), X509_V_ERR_CERT_REVOKED);
+  EXPECT_EQ(VerifyWithCrl(ca, crl, clerk, seconds - kIssueBackdateSeconds - 10),
+            X509_V_ERR_CRL_NOT_YET_VALID);
+}
+
 // Revocations run at once on one CA's list each keep their entry: each waits for the one before
 // to put its list in place, then extends that list.
 TEST_F(PkiTest, RevocationsAtOnceLoseNoEntry) {

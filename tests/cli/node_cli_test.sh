@@ -237,6 +237,11 @@ if [ "$entries_before" = "$entries_after" ]; then ok; else
 fi
 expect stdout-full 3 'cannot write the output' sh -c \
   "\"$accord\" keys export-public --home \"$d/KOR\" >/dev/full"
+# Standard output closed: held by /dev/null, opened for reading (decision #203), so that the
+# payload is not written into a file opened later, and the failure is said.
+expect get-stdout-closed 3 'cannot write the output: Bad file descriptor' sh -c \
+  "\"$accord\" get --home \"$d/KOR\" --at 2019-12-01T00:00:00+09:00 --id k-2019 \
+  --as kor-analyst --out - >&-"
 printf '%s\r\n' "$ACCORD_PASSPHRASE" >"$work/crlf-passphrase"
 expect crlf-passphrase 0 'k-2019' env -u ACCORD_PASSPHRASE "$accord" ls --home "$d/KOR" \
   --passphrase-file "$work/crlf-passphrase"
@@ -261,6 +266,9 @@ expect put-endless 3 '`/dev/zero` is larger than 67108864 bytes \(--max-payload\
 expect put-max-payload-range 2 '--max-payload: Value 1073741825 not in range' "$accord" put \
   --home "$d/KOR" --at 2019-12-01T00:00:00+09:00 --id k-none --level III --in /dev/zero \
   --max-payload 1073741825
+expect put-max-payload-zero 2 '--max-payload: Value 0 not in range' "$accord" put \
+  --home "$d/KOR" --at 2019-12-01T00:00:00+09:00 --id k-none --level III --in /dev/zero \
+  --max-payload 0
 expect passphrase-endless 3 '`/dev/zero` is larger than 16777216 bytes' env -u ACCORD_PASSPHRASE \
   "$accord" ls --home "$d/KOR" --passphrase-file /dev/zero
 
@@ -629,6 +637,8 @@ for line in 'KOR: [1-9][0-9]* checkpoint\(s\) of its log shown as evidence and n
 done
 # k-2019, received in section 2 after the demo's proofs, shows one more.
 expect shown-one-left 0 '^KOR: 1 checkpoint\(s\)' "$accord" log shown --home "$d/JPN" --party KOR
+expect shown-forks-need-proofs 2 '--record-forks requires --proofs' "$accord" log shown \
+  --home "$d/JPN" --party KOR --record-forks
 expect shown-no-witness 0 'JPN: this node has cosigned no checkpoint of its log' "$accord" log shown \
   --home "$d/KOR" --party JPN
 # A proof that does not connect, on a copy of Japan's home: left unproved without
@@ -758,6 +768,11 @@ expect pki-verify 0 'jpn-analyst.pem: OK' openssl verify -CAfile "$work/pki/ca.p
 expect pki-subject 0 'O = JPN, CN = jpn-analyst' openssl x509 -noout -subject \
   -in "$work/pki/users/jpn-analyst.pem"
 if [ "$(stat -c %a "$work/pki/users/jpn-analyst.key")" = 600 ]; then ok; else fail "key mode"; fi
+# Dated five minutes back (kIssueBackdateSeconds), for a node whose clock is a little behind.
+start=$(date -d "$(openssl x509 -noout -startdate -in "$work/pki/users/jpn-analyst.pem" |
+  cut -d= -f2)" +%s)
+back=$(($(date +%s) - start))
+if [ "$back" -ge 300 ] && [ "$back" -lt 360 ]; then ok; else fail "pki init: notBefore ${back}s back"; fi
 expect pki-again 1 'already holds a CA' "$accord" pki init --out "$work/pki" --nodes KOR
 # A mistake in the names is found before anything is written: mended, the command runs again.
 expect pki-bad-host 1 '`1.2.3` is neither an IP address nor a DNS name' "$accord" pki init \
