@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
@@ -267,12 +269,13 @@ int RunDecide(const DecideOptions& o) {
   if (!o.requests.empty()) {
     in = std::fopen(o.requests.c_str(), "rb");
     if (in == nullptr) {
-      PrintError(fmt::format("cannot open `{}`", o.requests));
+      PrintError(fmt::format("cannot open `{}`: {}", o.requests, std::strerror(errno)));
       return kExitIo;
     }
   }
   const unsigned threads =
       o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  int read_errno = 0;
   {
     BlockPipeline pipeline(*engine, ResponseOptions{o.explain}, threads);
     std::string pending;    // input read but not yet submitted: an incomplete last line
@@ -305,6 +308,7 @@ int RunDecide(const DecideOptions& o) {
         skipping = true;
       }
     }
+    if (std::ferror(in) != 0) read_errno = errno;  // the last fread's
     if (!pending.empty() && !skipping) pipeline.Submit(std::move(pending));
     pipeline.Drain();
   }
@@ -315,7 +319,9 @@ int RunDecide(const DecideOptions& o) {
     return kExitIo;
   }
   if (read_error) {
-    PrintError("error reading the requests");
+    PrintError(fmt::format("cannot read the requests from `{}`: {}",
+                           o.requests.empty() ? "-" : o.requests,
+                           read_errno != 0 ? std::strerror(read_errno) : "read error"));
     return kExitIo;
   }
   return kExitOk;

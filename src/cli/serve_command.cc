@@ -106,9 +106,13 @@ tl::expected<ServeConfig, int> ResolveConfig(const ServeCommand::Flags& f) {
   ServeConfig c;
   c.server.max_body_bytes = 8 << 20;
   std::string path = f.config;
+  const std::filesystem::path in_home = std::filesystem::path(f.home) / "serve.toml";
   std::error_code ec;
-  if (path.empty() && std::filesystem::exists(std::filesystem::path(f.home) / "serve.toml", ec)) {
-    path = (std::filesystem::path(f.home) / "serve.toml").string();
+  // Looked at without following a last link: a link to nothing, or a file that cannot be looked
+  // at (type `none`), is read, and the read says why it fails; not taken for no file.
+  if (path.empty() && std::filesystem::symlink_status(in_home, ec).type() !=
+                          std::filesystem::file_type::not_found) {
+    path = in_home.string();
   }
   if (path == "-") {
     // Standard input is the passphrase's or the PIN's (`--passphrase-file -`).

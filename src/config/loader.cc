@@ -600,7 +600,28 @@ LoadResult LoadPolicyDir(const std::filesystem::path& dir) {
   sources.parties = PolicyFile{parties.string(), std::move(*text)};
   std::vector<std::filesystem::path> agreement_files;
   const std::filesystem::path agreements_dir = dir / "agreements";
-  if (std::filesystem::is_directory(agreements_dir, ec)) {
+  // Each optional part is looked at without following a last link: one that leads nowhere, or
+  // cannot be looked at, is said, not taken for a policy without it.
+  const auto present = [&diags](const std::filesystem::path& path) {
+    std::error_code error;
+    // Not there is not_found, with `error` set too (ENOENT, ENOTDIR).
+    const auto type = std::filesystem::symlink_status(path, error).type();
+    if (type == std::filesystem::file_type::not_found) return false;
+    if (error) {
+      diags.push_back(
+          Diagnostic{path.string(), 0, 0, fmt::format("cannot be looked at: {}", error.message())});
+      return false;
+    }
+    return true;
+  };
+  const bool has_agreements = present(agreements_dir);
+  if (has_agreements && !std::filesystem::is_directory(agreements_dir, ec)) {
+    const bool dangling = ec == std::errc::no_such_file_or_directory;
+    diags.push_back(Diagnostic{agreements_dir.string(), 0, 0,
+                               dangling ? std::string("a link to nothing: not a directory")
+                               : ec     ? fmt::format("cannot be looked at: {}", ec.message())
+                                        : std::string("not a directory")});
+  } else if (has_agreements) {
     // increment(ec), not ++: a directory that fails midway must not throw out of the loader.
     for (std::filesystem::directory_iterator it(agreements_dir, ec), end; !ec && it != end;
          it.increment(ec)) {
@@ -621,7 +642,7 @@ LoadResult LoadPolicyDir(const std::filesystem::path& dir) {
     sources.agreements.push_back(PolicyFile{path.string(), std::move(*body)});
   }
   const std::filesystem::path subjects = dir / "subjects.toml";
-  if (std::filesystem::exists(subjects, ec)) {
+  if (present(subjects)) {  // a link to nothing fails to be read, and says so
     auto body = ReadFile(subjects);
     if (!body) {
       diags.push_back(Diagnostic{subjects.string(), 0, 0, body.error().message});

@@ -552,6 +552,36 @@ TEST(LoaderTest, DirectoryErrors) {
   std::filesystem::remove_all(dir);
 }
 
+// A subjects.toml or agreements/ that is a link to nothing is said, not taken for a policy
+// without subjects or agreements (a home would then be made with none, and nothing said).
+TEST(LoaderTest, APartThatLinksToNothingIsSaid) {
+  const auto dir = std::filesystem::path(testing::TempDir()) / "accord-linked-policy";
+  std::filesystem::remove_all(dir);
+  std::filesystem::copy(std::filesystem::path(ACCORD_SOURCE_DIR) / "examples/gsomia", dir,
+                        std::filesystem::copy_options::recursive);
+  ASSERT_TRUE(LoadPolicyDir(dir).has_value());
+  std::filesystem::remove(dir / "subjects.toml");
+  std::filesystem::create_symlink(dir / "gone.toml", dir / "subjects.toml");
+  auto subjects = LoadPolicyDir(dir);
+  ASSERT_FALSE(subjects.has_value());
+  EXPECT_THAT(subjects.error()[0].ToString(),
+              HasSubstr((dir / "subjects.toml").string() + ": cannot read it"));
+  std::filesystem::remove(dir / "subjects.toml");
+  ASSERT_TRUE(LoadPolicyDir(dir).has_value());  // no subjects at all: allowed
+
+  std::filesystem::remove_all(dir / "agreements");
+  std::filesystem::create_symlink(dir / "gone", dir / "agreements");
+  auto agreements = LoadPolicyDir(dir);
+  ASSERT_FALSE(agreements.has_value());
+  EXPECT_EQ(agreements.error()[0].ToString(),
+            (dir / "agreements").string() + ": a link to nothing: not a directory");
+  std::filesystem::remove(dir / "agreements");
+  std::ofstream(dir / "agreements").close();
+  EXPECT_EQ(LoadPolicyDir(dir).error()[0].ToString(),
+            (dir / "agreements").string() + ": not a directory");
+  std::filesystem::remove_all(dir);
+}
+
 TEST(LoaderTest, TheGsomiaExampleLoads) {
   auto r = LoadPolicyDir(std::filesystem::path(ACCORD_SOURCE_DIR) / "examples/gsomia");
   ASSERT_TRUE(r.has_value()) << r.error()[0].ToString();

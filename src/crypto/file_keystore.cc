@@ -192,7 +192,11 @@ Result<std::unique_ptr<KeyEncryptionKey>> OpenFileKeyStore(const std::string& pa
   ACCORD_ASSIGN_OR_RETURN(Aead aead, Aead::Create(std::move(wrapping)));
   auto kek = aead.Decrypt(file.sealed, AsBytes(file.header));
   if (!kek) {
-    return Fail(Code::kPermissionDenied, fmt::format("wrong passphrase for `{}`", path));
+    // The two cannot be told apart (the header is the associated data): both are said.
+    return Fail(Code::kPermissionDenied,
+                fmt::format("wrong passphrase for `{}` (or the file was altered or damaged: "
+                            "if the passphrase is right, restore it from a backup)",
+                            path));
   }
   ACCORD_ASSIGN_OR_RETURN(auto local, LocalKek::Create(std::move(*kek), "file key store"));
   return std::unique_ptr<KeyEncryptionKey>(std::move(local));

@@ -566,7 +566,13 @@ std::string EncodePublicKeys(const PublicKeys& keys) {
 
 Result<PublicKeys> ParsePublicKeys(std::string_view text) {
   auto v = ParseJson(text);
-  const json::object* o = v ? v->if_object() : nullptr;
+  if (!v) {  // not JSON, or a key twice: what is wrong, then what was expected
+    return Fail(Code::kInvalidArgument,
+                fmt::format("not a public key file ({}; expected the output of `accord keys "
+                            "export-public`)",
+                            v.error()));
+  }
+  const json::object* o = v->if_object();
   auto field = [&](const char* key) -> std::string {
     const json::value* f = o == nullptr ? nullptr : o->if_contains(key);
     return f != nullptr && f->is_string() ? std::string(f->get_string()) : std::string();
@@ -582,6 +588,9 @@ Result<PublicKeys> ParsePublicKeys(std::string_view text) {
   }
   PublicKeys keys;
   keys.party = field("party");
+  if (keys.party.empty()) {
+    return Fail(Code::kInvalidArgument, "the public key file names no party (`party`)");
+  }
   std::copy(sign->begin(), sign->end(), keys.sign.begin());
   std::copy(wrap->begin(), wrap->end(), keys.wrap.begin());
   return keys;

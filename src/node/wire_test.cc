@@ -2,6 +2,7 @@
 // the originator's word covers (decision #84).
 #include "wire.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -294,6 +295,20 @@ TEST(WireTest, APublicKeyFileRoundTripsAndAnythingElseIsRefused) {
     ASSERT_FALSE(refused);
     EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
   }
+
+  // What is wrong is said: a file cut short or with a key twice, and one that names no party.
+  const auto says = [](const std::string& bad) {
+    auto refused = ParsePublicKeys(bad);
+    return refused ? std::string("accepted") : refused.error().message;
+  };
+  EXPECT_THAT(says(text.substr(0, text.size() / 2)),
+              testing::MatchesRegex("not a public key file \\(.+; expected the output of "
+                                    "`accord keys export-public`\\)"));
+  EXPECT_THAT(says("{\"party\":\"KOR\"," + text.substr(1)),
+              testing::HasSubstr("(duplicate key `party`;"));
+  std::string no_party = text;
+  no_party.replace(no_party.find("\"KOR\""), 5, "\"\"");
+  EXPECT_EQ(says(no_party), "the public key file names no party (`party`)");
 }
 
 }  // namespace

@@ -3218,6 +3218,11 @@ TEST_F(ServerTest, CreateRefusesBadOptions) {
        [&](ServerOptions& o) { o.key_file = pki_->Path("kor-analyst.key"); }, "key"},
       {"no CA file", [&](ServerOptions& o) { o.ca_file = pki_->Path("missing.pem"); },
        "missing.pem"},
+      // OpenSSL's reason in words, not its code ("error:0480006C:PEM routines::no start line").
+      {"a key given as the certificate",
+       [&](ServerOptions& o) { o.cert_file = pki_->Path("kor-analyst.key"); },
+       "kor-analyst.key`: it holds no PEM block of that kind (-----BEGIN ...-----): is it empty, "
+       "or a file of another kind?"},
       // CAs that do not verify the node's own certificate cannot say which of them issues its
       // users'.
       {"CAs that do not verify the node",

@@ -20,13 +20,30 @@
 namespace accord::server_internal {
 namespace {
 
-// The last OpenSSL error as text, and the queue emptied.
+// OpenSSL's error `e` in words, without its code ("error:0480006C:"): "no start line (PEM
+// routines)", or for the most common mistake, a file of another kind, what it means.
+std::string OpenSslReason(unsigned long e) {
+  if (e == 0) return "unknown error";
+  if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+    return "it holds no PEM block of that kind (-----BEGIN ...-----): is it empty, or a file of "
+           "another kind?";
+  }
+  const char* reason = ERR_reason_error_string(e);
+  const char* library = ERR_lib_error_string(e);
+  if (reason == nullptr) {
+    char text[256];
+    ERR_error_string_n(e, text, sizeof text);
+    return text;
+  }
+  return library != nullptr ? fmt::format("{} ({})", reason, library) : std::string(reason);
+}
+
+// The first OpenSSL error queued, the cause (those after it say what failed because of it:
+// "PEM lib (SSL routines)"), in words, and the queue emptied.
 std::string OpenSslError() {
-  const unsigned long e = ERR_peek_last_error();
-  char text[256] = "unknown error";
-  if (e != 0) ERR_error_string_n(e, text, sizeof(text));
+  const unsigned long e = ERR_peek_error();
   ERR_clear_error();
-  return text;
+  return OpenSslReason(e);
 }
 
 tl::unexpected<Error> Invalid(const std::string& what, const std::string& file) {
@@ -155,10 +172,9 @@ Result<X509StackPtr> ReadCertificates(BIO* bio, const std::string& path) {
     }
   }
   if (const unsigned long error = PemReadError(); error != 0) {
-    char reason[256];
-    ERR_error_string_n(error, reason, sizeof reason);
-    return Fail(Code::kInvalidArgument, fmt::format("`{}`: certificate {} cannot be read ({})",
-                                                    path, sk_X509_num(certs.get()) + 1, reason));
+    return Fail(Code::kInvalidArgument,
+                fmt::format("`{}`: certificate {} cannot be read ({})", path,
+                            sk_X509_num(certs.get()) + 1, OpenSslReason(error)));
   }
   return certs;
 }
@@ -190,9 +206,10 @@ Result<CrlStackPtr> ReadCrls(BIO* bio, const std::string& path) {
       return Fail(Code::kInternal, "out of memory");
     }
   }
-  if (PemReadError() != 0) {
-    return Fail(Code::kInvalidArgument, fmt::format("`{}`: revocation list {} cannot be read", path,
-                                                    sk_X509_CRL_num(lists.get()) + 1));
+  if (const unsigned long error = PemReadError(); error != 0) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("`{}`: revocation list {} cannot be read ({})", path,
+                            sk_X509_CRL_num(lists.get()) + 1, OpenSslReason(error)));
   }
   if (sk_X509_CRL_num(lists.get()) == 0) {
     return Fail(Code::kInvalidArgument, fmt::format("no revocation list in `{}`", path));

@@ -60,6 +60,7 @@ check check-bad.txt 1 "$accord" check --policy "$src/tests/cli/bad-policy"
 check unknown-agreement.txt 2 "$accord" agreement status --policy "$policy" --id nope --at 2020-01-01
 check bad-at.txt 2 "$accord" flows --policy "$policy" --at yesterday
 check missing-file.txt 3 "$accord" decide --policy "$policy" --requests /nonexistent/requests.jsonl
+check requests-directory.txt 3 "$accord" decide --policy "$policy" --requests /
 check no-command.txt 2 "$accord"
 
 # Merkle proofs on bare hashes (the RFC 9162 test tree of 8 leaves).

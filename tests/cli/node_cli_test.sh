@@ -831,6 +831,12 @@ expect pki-revoke-foreign 1 'was not issued by the CA' "$accord" pki revoke --pk
   --kdf-cost 10 >/dev/null
 # The passphrase from a file, with ACCORD_PASSPHRASE set as well (and unused).
 printf '%s\n' "$ACCORD_PASSPHRASE" >"$work/serve-passphrase"
+# A serve.toml in the home that links to nothing is read, and the read says why it fails, rather
+# than taken for no file (decision #205).
+ln -s "$work/gone.toml" "$work/srv/serve.toml"
+expect serve-config-dangling 3 'serve.toml.*No such file or directory' "$accord" serve \
+  --home "$work/srv" --passphrase-file "$work/serve-passphrase"
+rm "$work/srv/serve.toml"
 ("$accord" serve --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --ca "$work/bundle.pem" \
   --passphrase-file "$work/serve-passphrase" --crl "$work/pki/crl.pem" \
   --cert "$work/pki/nodes/KOR.pem" --key "$work/pki/nodes/KOR.key" \
