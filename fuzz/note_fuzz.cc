@@ -19,9 +19,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (accord::note::Format(*parsed) != input) __builtin_trap();
     (void)accord::note::ParseCheckpoint(parsed->text);
   }
+  // A note that opens with the key parses, and carries a signature of the key's name.
   const accord::note::Verifier keys[] = {key};
-  (void)accord::note::Open(input, keys);
-  (void)accord::note::ParseCheckpoint(input);
+  if (auto opened = accord::note::Open(input, keys)) {
+    if (!parsed) __builtin_trap();
+    bool signed_by_key = false;
+    for (const accord::note::Signature& s : opened->signatures) {
+      signed_by_key = signed_by_key || s.name == key.name();
+    }
+    if (!signed_by_key) __builtin_trap();
+  }
+  // A checkpoint that parses is written back as it came: one text for one checkpoint.
+  if (auto checkpoint = accord::note::ParseCheckpoint(input)) {
+    if (accord::note::CheckpointText(*checkpoint) != input) __builtin_trap();
+  }
   (void)accord::note::Verifier::FromVerifierKey(input);
 
   // A witness resuming from its own stored record keeps the log's signature lines only, each

@@ -16,6 +16,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const accord::ByteView input(data, size);
   if (auto envelope = wire::ParseEnvelope(input, 1 << 20)) {
     (void)wire::ParseAnyBody(envelope->kind, envelope->body);
+    // What parses re-encodes to something that parses to the same encoding.
+    const accord::Bytes once = wire::EncodeEnvelope(*envelope);
+    auto again = wire::ParseEnvelope(once, 1 << 20);
+    if (!again || wire::EncodeEnvelope(*again) != once) __builtin_trap();
   }
   for (std::string_view kind :
        {"release", "consent", "reclassify", "destroy", "report", "receipt"}) {
@@ -28,10 +32,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!again || wire::EncodePackageBody(*again) != once) __builtin_trap();
     (void)wire::EncodeLabel(body->label);
   }
-  if (auto consent = wire::ParseNoticeBody("consent", input)) {
-    const accord::Bytes once = wire::EncodeNoticeBody(*consent);
-    auto again = wire::ParseNoticeBody("consent", once);
-    if (!again || wire::EncodeNoticeBody(*again) != once) __builtin_trap();
+  for (std::string_view kind : {"consent", "reclassify", "destroy"}) {
+    if (auto notice = wire::ParseNoticeBody(kind, input)) {
+      const accord::Bytes once = wire::EncodeNoticeBody(*notice);
+      auto again = wire::ParseNoticeBody(kind, once);
+      if (!again || wire::EncodeNoticeBody(*again) != once) __builtin_trap();
+    }
+  }
+  if (auto receipt = wire::ParseReceiptBody(input)) {
+    const accord::Bytes once = wire::EncodeReceiptBody(*receipt);
+    auto again = wire::ParseReceiptBody(once);
+    if (!again || wire::EncodeReceiptBody(*again) != once) __builtin_trap();
   }
   if (auto notice = wire::ParseNoticeBody("report", input)) {
     auto again = wire::ParseNoticeBody("report", wire::EncodeNoticeBody(*notice));

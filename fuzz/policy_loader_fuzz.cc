@@ -9,6 +9,7 @@
 
 #include "accord/config.h"
 #include "accord/engine.h"
+#include "accord/lifecycle.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
@@ -37,11 +38,36 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     return 0;
   }
+  // Compile fails only where calendar arithmetic leaves years 0001-9999 (the loader checked the
+  // rest).
   auto engine = accord::Engine::Compile(std::move(*policy));
   if (!engine) return 0;
+  using accord::AgreementState;
   for (int32_t g = 0; g < engine->agreement_count(); ++g) {
-    (void)engine->Status(g, engine->agreement(g).in_force);
-    (void)accord::Timeline(engine->agreement(g), accord::Instant::FromSeconds(2'000'000'000), 50);
+    // §2: pending until it enters into force, not pending from then on; ended at its end, by
+    // the cause its lifetime gives.
+    const accord::Instant in_force = engine->agreement(g).in_force;
+    const auto at_start = engine->Status(g, in_force);
+    if (at_start && at_start->state == AgreementState::kPending) __builtin_trap();
+    if (in_force.micros > accord::Instant::Min().micros) {
+      const auto before = engine->Status(g, accord::Instant{in_force.micros - 1});
+      if (before && before->state != AgreementState::kPending) __builtin_trap();
+    }
+    const accord::Lifetime& life = engine->LifetimeOf(g);
+    if (life.end != accord::Instant::Max()) {
+      const auto at_end = engine->Status(g, life.end);
+      if (at_end && (at_end->state != AgreementState::kEnded || at_end->ended_by != life.cause)) {
+        __builtin_trap();
+      }
+    }
+    // The timeline is in order of time.
+    const auto timeline =
+        accord::Timeline(engine->agreement(g), accord::Instant::FromSeconds(2'000'000'000), 50);
+    if (timeline) {
+      for (size_t i = 1; i < timeline->size(); ++i) {
+        if ((*timeline)[i].at < (*timeline)[i - 1].at) __builtin_trap();
+      }
+    }
   }
   return 0;
 }

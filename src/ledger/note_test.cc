@@ -367,7 +367,19 @@ TEST(WitnessTest, ResumesFromANoteStoredWithItsCosignatureTwice) {
   Witness witness(*Signer::Generate("accord.example/JPN"));
   auto resumed = witness.Resume("accord.example/KOR", log.key.verifier(), text);
   ASSERT_TRUE(resumed.has_value()) << resumed.error().message;
+  // It holds the checkpoint of size 1 with the log's signature alone.
+  const auto latest = witness.Latest("accord.example/KOR");
+  ASSERT_TRUE(latest.has_value());
+  EXPECT_THAT(*latest, HasSubstr("accord.example/KOR\n1\n"));
+  const auto kept = Parse(*latest);
+  ASSERT_TRUE(kept.has_value()) << kept.error().message;
+  ASSERT_EQ(kept->signatures.size(), 1u);
+  EXPECT_EQ(kept->signatures[0].name, "accord.example/KOR");
+  // So a larger one needs a proof from size 1 (a witness with nothing kept would take it bare).
   log.tree.Append(merkle::LeafHash("y"));
+  auto bare = witness.Cosign(log.Checkpoint(), {});
+  ASSERT_FALSE(bare.has_value());
+  EXPECT_EQ(bare.error().code, Code::kInvalidArgument) << bare.error().message;
   auto proof = merkle::ConsistencyProof(log.tree, 1, 2);
   ASSERT_TRUE(proof.has_value());
   auto cosigned = witness.Cosign(log.Checkpoint(), *proof);

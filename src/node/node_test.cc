@@ -506,9 +506,13 @@ TEST_F(NodeTest, ReleaseIn2018IsReadByAClearedAnalystOnly) {
     EXPECT_EQ(jpn->List("jpn-analyst")->objects.size(), 1u);
     EXPECT_TRUE(jpn->List("jpn-clerk")->objects.empty());
     EXPECT_EQ(jpn->List()->objects.size(), 1u);
-    // Still readable in 2019 after the suspension, and after the withdrawal.
-    auto later = Open("JPN", "2023-06-01T00:00:00+09:00");
-    EXPECT_TRUE(later->Read("jpn-analyst", "k-2018"));
+    // Still readable at the instant the notice would have ended the agreement (it was suspended
+    // six hours before), and after the withdrawal.
+    for (const char* at : {"2019-11-23T00:00:00+09:00", "2023-06-01T00:00:00+09:00"}) {
+      auto later = Open("JPN", at);
+      auto again = later->Read("jpn-analyst", "k-2018");
+      EXPECT_TRUE(again) << at << ": " << again.error().ToString();
+    }
   }
   auto kor = Open("KOR", "2018-05-01T12:00:00+09:00");
   auto ack = kor->Receive(receipt);
@@ -1441,15 +1445,19 @@ TEST_F(NodeTest, APackageForJapanIsUselessToTheUs) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Code::kPermissionDenied);
   EXPECT_NE(r.error().message.find("addressed to `JPN`"), std::string::npos);
-  // Even with the envelope's check bypassed, the data key only unwraps with Japan's key.
+  // Even with the envelope's check bypassed, the data key only unwraps with Japan's key: not
+  // with the US node's own (under either party's name), though Japan's does.
   auto env = node_internal::ParseEnvelope(*package, 1 << 20);
   ASSERT_TRUE(env);
   auto body = node_internal::ParsePackageBody(env->body);
   ASSERT_TRUE(body);
-  auto usa_keys = WrapKeyPair::Generate();
-  EXPECT_FALSE(
-      usa_keys.Unwrap(body->wrapped_key, AsBytes("accord/1 package-key\n" + body->id + "\nJPN")));
+  const std::string label = "accord/1 package-key\n" + body->id + "\n";
+  const PartyKeys usa_keys = KeysOf("USA", *usa);
+  EXPECT_FALSE(usa_keys.wrap.Unwrap(body->wrapped_key, AsBytes(label + "JPN")));
+  EXPECT_FALSE(usa_keys.wrap.Unwrap(body->wrapped_key, AsBytes(label + "USA")));
   EXPECT_FALSE(usa->store().GetObject("k-1"));
+  auto jpn = Open("JPN", "2018-01-11T00:00:00+09:00");
+  EXPECT_TRUE(KeysOf("JPN", *jpn).wrap.Unwrap(body->wrapped_key, AsBytes(label + "JPN")));
 }
 
 TEST_F(NodeTest, RefusesUnknownSignersReplaysAndBadPackages) {
@@ -3689,9 +3697,14 @@ TEST_F(NodeTest, ACheckpointKeptAsShownWaitsForItsProof) {
   auto other = jpn->KeepShownCheckpoint(small, "USA");
   ASSERT_FALSE(other);
   EXPECT_EQ(other.error().code, Code::kPermissionDenied);
+  // A bad signature by the right key (a character past the key id changed): refused as such.
   std::string forged = small;
-  forged[forged.rfind(' ') + 2] ^= 1;  // a character of the signature
-  EXPECT_FALSE(jpn->KeepShownCheckpoint(forged, "KOR"));
+  char& in_signature = forged[forged.rfind(' ') + 20];
+  in_signature = in_signature == 'A' ? 'B' : 'A';
+  auto bad = jpn->KeepShownCheckpoint(forged, "KOR");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Code::kPermissionDenied) << bad.error().message;
+  EXPECT_NE(bad.error().message.find("does not verify"), std::string::npos) << bad.error().message;
   EXPECT_EQ(jpn->CountUnprovedCheckpoints("KOR").value(), before + 1);
 }
 

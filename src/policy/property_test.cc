@@ -96,25 +96,44 @@ Policy GenPolicy() {
       }
       a.levels.push_back(std::move(row));
     }
-    // Events by one party, in a valid order.
-    const std::string by = a.parties[*rc::gen::inRange(0, size)];
+    // Events by any of its parties, in a valid order. Each party's notices are a stack (a
+    // suspend, resume or withdraw acts on its latest not withdrawn, §2), so that notices of
+    // several parties, and several of one party, are open at once.
+    std::map<std::string, std::vector<bool>> notices;  // by party, oldest first; true: suspended
     Instant t = a.in_force;
-    bool notice = false, suspended = false;
-    for (int e = *rc::gen::inRange(0, 5); e > 0; --e) {
+    for (int e = *rc::gen::inRange(0, 6); e > 0; --e) {
       t = Instant{t.micros + int64_t{*rc::gen::inRange(1, 2000)} * 86'400'000'000};
-      EventKind kind = EventKind::kTerminationNotice;
-      if (notice) {
-        kind = suspended
-                   ? *rc::gen::element(EventKind::kNoticeResumed, EventKind::kNoticeWithdrawn)
-                   : *rc::gen::element(EventKind::kNoticeSuspended, EventKind::kNoticeWithdrawn);
+      // Mostly the party of the event before, so that a notice is often suspended, resumed or
+      // withdrawn before another comes; a second notice now and then.
+      const std::string& by = a.events.empty() || *rc::gen::inRange(0, 3) == 0
+                                  ? a.parties[*rc::gen::inRange(0, size)]
+                                  : a.events.back().by;
+      std::vector<bool>& open = notices[by];
+      const EventKind kind =
+          open.empty()
+              ? EventKind::kTerminationNotice
+              : *rc::gen::weightedElement<EventKind>(
+                    {{1, EventKind::kTerminationNotice},
+                     {3, open.back() ? EventKind::kNoticeResumed : EventKind::kNoticeSuspended},
+                     {2, EventKind::kNoticeWithdrawn}});
+      switch (kind) {
+        case EventKind::kTerminationNotice:
+          open.push_back(false);
+          break;
+        case EventKind::kNoticeSuspended:
+        case EventKind::kNoticeResumed:
+          open.back() = kind == EventKind::kNoticeSuspended;
+          break;
+        default:
+          open.pop_back();
+          break;
       }
-      suspended = kind == EventKind::kNoticeSuspended;
-      notice = kind != EventKind::kNoticeWithdrawn;
       a.events.push_back(AgreementEvent{kind, by, t, ""});
     }
     if (*rc::gen::inRange(0, 8) == 0) {
-      a.events.push_back(
-          AgreementEvent{EventKind::kTerminated, by, Instant{t.micros + 86'400'000'000}, ""});
+      a.events.push_back(AgreementEvent{EventKind::kTerminated,
+                                        a.parties[*rc::gen::inRange(0, size)],
+                                        Instant{t.micros + 86'400'000'000}, ""});
     }
     p.agreements.push_back(std::move(a));
   }
@@ -432,30 +451,45 @@ RC_GTEST_PROP(DecisionProperties, WithoutAgreementsNothingLeavesItsOriginator, (
   }
 }
 
+// Any party id of the request made unknown is `unknown-party`, any level `unknown-level`, and a
+// party before a level (DESIGN §3, validation). The party ids of the history are left alone:
+// one there names a party the agreement does not have, which is `invalid-request` first.
 RC_GTEST_PROP(DecisionProperties, UnknownPartiesAndLevelsAreDenied, ()) {
   const auto policy = ArbitraryPolicy();
   const Engine e = Compile(*policy);
   for (int i = 0; i < 20; ++i) {
     boost::json::value v = boost::json::parse(ArbitraryRequest(policy).Json());
-    auto& o = v.at("object").as_object();
+    auto& root = v.as_object();
+    auto& o = root.at("object").as_object();
     const bool history = !o.at("releases").as_array().empty();
-    const bool level = *rc::gen::arbitrary<bool>();
-    if (level) {
-      o["level"] = "NO-SUCH-LEVEL";
-    } else {
-      o["originator"] = "QQQ";  // unknown party
+    std::vector<boost::json::value*> parties, levels = {&o.at("level")};
+    if (auto* s = root.if_contains("subject")) {
+      parties.push_back(&s->as_object().at("party"));
+      levels.push_back(&s->as_object().at("clearance"));
     }
+    for (const char* key : {"to", "holder"}) {
+      if (auto* party = root.if_contains(key)) parties.push_back(party);
+    }
+    if (auto* rel_to = o.if_contains("rel_to")) {
+      for (auto& party : rel_to->as_array()) parties.push_back(&party);
+    }
+    if (auto* consents = o.if_contains("consents")) {
+      for (auto& c : consents->as_array()) parties.push_back(&c.as_object().at("to"));
+    }
+    RC_ASSERT(!parties.empty());
+    // 0: a party (not the originator); 1: the originator; 2: a level; 3: a party and a level.
+    const int change = *rc::gen::inRange(0, 4);
+    if (change == 0 || change == 3) *parties[*rc::gen::inRange<size_t>(0, parties.size())] = "QQQ";
+    if (change == 1) o["originator"] = "QQQ";
+    if (change >= 2) *levels[*rc::gen::inRange<size_t>(0, levels.size())] = "NO-SUCH-LEVEL";
     const auto d = Decide(e, boost::json::serialize(v));
     RC_ASSERT(d.has_value());
     RC_ASSERT(!d->allow);
-    if (level) {
-      // The history is consistent with the policy, so nothing before the level can fail.
-      RC_ASSERT(d->reason == Reason::kUnknownLevel);
-    } else if (!history) {
-      RC_ASSERT(d->reason == Reason::kUnknownParty);
-    } else {
+    if (change == 1 && history) {
       // Releases under agreements the unknown originator is not a party of.
       RC_ASSERT(d->reason == Reason::kUnknownParty || d->reason == Reason::kInvalidRequest);
+    } else {
+      RC_ASSERT(d->reason == (change == 2 ? Reason::kUnknownLevel : Reason::kUnknownParty));
     }
   }
 }
@@ -628,34 +662,43 @@ bool DropHistoryOf(boost::json::value& v, const std::string& id) {
   return releases.size() + forwards.size() < entries;
 }
 
-RC_GTEST_PROP(DecisionProperties, RemovingAnAgreementNeverTurnsDenyIntoAllow, ()) {
-  const auto policy = ArbitraryPolicy();
-  RC_PRE(!policy->agreements.empty());
-  const Engine full = Compile(*policy);
-  Policy smaller = *policy;
-  const auto removed = *rc::gen::inRange(0, static_cast<int>(policy->agreements.size()));
-  const std::string id = policy->agreements[static_cast<size_t>(removed)].id;
-  smaller.agreements.erase(smaller.agreements.begin() + removed);
-  const Engine fewer = Compile(smaller);
-  bool dropped = false, allowed = false;
-  for (int i = 0; i < 30; ++i) {
-    // A history under the removed agreement is one the smaller policy cannot have: drop it, so
-    // that both engines answer the same request on its merits, not invalid-request.
-    boost::json::value v = boost::json::parse(ArbitraryRequest(policy).Json());
-    dropped = DropHistoryOf(v, id) || dropped;
-    const std::string json = boost::json::serialize(v);
-    const auto with = Decide(full, json);
-    const auto without = Decide(fewer, json);
-    RC_ASSERT(with.has_value() && without.has_value());
-    allowed = allowed || (with->allow && with->reason != Reason::kOriginatorCleared);
-    if (!with->allow) RC_ASSERT(!without->allow);
-    // Removing an agreement never makes a request invalid.
-    if (without->reason == Reason::kInvalidRequest) {
-      RC_ASSERT(with->reason == Reason::kInvalidRequest && with->problem == without->problem);
+// It can fail only on a request the smaller policy allows through an agreement (an originator's
+// own read needs none), and says most of histories that named the removed agreement: both are
+// counted, and too few of either fail the test.
+TEST(DecisionProperties, RemovingAnAgreementNeverTurnsDenyIntoAllow) {
+  int requests = 0, allowed_without = 0, dropped = 0;
+  ASSERT_TRUE(rc::check("removing an agreement never turns deny into allow", [&] {
+    const auto policy = ArbitraryPolicy();
+    RC_PRE(!policy->agreements.empty());
+    const Engine full = Compile(*policy);
+    Policy smaller = *policy;
+    const auto removed = *rc::gen::inRange(0, static_cast<int>(policy->agreements.size()));
+    const std::string id = policy->agreements[static_cast<size_t>(removed)].id;
+    smaller.agreements.erase(smaller.agreements.begin() + removed);
+    const Engine fewer = Compile(smaller);
+    for (int i = 0; i < 30; ++i) {
+      // A history under the removed agreement is one the smaller policy cannot have: drop it,
+      // so that both engines answer the same request on its merits, not invalid-request.
+      boost::json::value v = boost::json::parse(ArbitraryRequest(policy).Json());
+      if (DropHistoryOf(v, id)) ++dropped;
+      const std::string json = boost::json::serialize(v);
+      const auto with = Decide(full, json);
+      const auto without = Decide(fewer, json);
+      RC_ASSERT(with.has_value() && without.has_value());
+      ++requests;
+      if (without->allow && without->reason != Reason::kOriginatorCleared) ++allowed_without;
+      if (!with->allow) RC_ASSERT(!without->allow);
+      // Removing an agreement never makes a request invalid.
+      if (without->reason == Reason::kInvalidRequest) {
+        RC_ASSERT(with->reason == Reason::kInvalidRequest && with->problem == without->problem);
+      }
     }
-  }
-  RC_CLASSIFY(dropped, "history under the removed agreement dropped");
-  RC_CLASSIFY(allowed, "an agreement allowed something");
+  }));
+  std::cout << "removing an agreement: " << requests << " requests, " << allowed_without
+            << " allowed through an agreement by the smaller policy, " << dropped
+            << " with history under the removed agreement dropped\n";
+  EXPECT_GT(allowed_without * 200, requests) << "the smaller policy allows through agreements";
+  EXPECT_GT(dropped * 10, requests) << "histories under the removed agreement are dropped";
 }
 
 // The engine resolves the agreements and parties of a request's first 16 releases and forwards
@@ -723,15 +766,12 @@ TEST(DecisionProperties, EntriesPastTheSixteenthDecideAsTheFirstOnesDo) {
   EXPECT_GT(decided_past_sixteen * 20, padded) << "about one in six is decided past the 16th";
 }
 
-RC_GTEST_PROP(DecisionProperties, MalformedInputNeverThrows, (std::string line)) {
-  const auto policy = ArbitraryPolicy();
-  const Engine e = Compile(*policy);
+// Random text never throws out of the decoder, and a line refused says why. (It almost never
+// decodes, so it leaves Decide untried: BentRequestsNeverThrow below is for Decide.)
+RC_GTEST_PROP(DecisionProperties, RandomTextIsRefusedWithAReason, (std::string line)) {
   RequestDecoder decoder;
-  auto request = decoder.Decode(line);
-  if (request) {
-    const Decision d = e.Decide(**request);
-    (void)e.Explain(**request, d);
-  }
+  const auto request = decoder.Decode(line);
+  RC_ASSERT(request.has_value() || !request.error().empty());
 }
 
 // Every JSON object inside v, v's own included, in document order.
@@ -963,6 +1003,19 @@ TEST(LifecycleProperties, GeneratedAgreementsReachEveryStatus) {
           if (s.state == AgreementState::kInForce && s.ends_at) ++seen["in force, end scheduled"];
           if (s.notice) ++seen["notice " + std::string(NoticeStateName(s.notice->state))];
         }
+        // Notices open at once (given, not withdrawn): several, and of two parties.
+        std::map<std::string, int> open;
+        for (const AgreementEvent& ev : e.agreement(g).events) {
+          if (ev.kind == EventKind::kTerminationNotice) ++open[ev.by];
+          if (ev.kind == EventKind::kNoticeWithdrawn) --open[ev.by];
+          int total = 0, parties = 0;
+          for (const auto& [party, n] : open) {
+            total += n;
+            parties += n > 0 ? 1 : 0;
+          }
+          if (total >= 2) ++seen["two notices open"];
+          if (parties >= 2) ++seen["notices of two parties open"];
+        }
       }
     }
   }));
@@ -971,7 +1024,8 @@ TEST(LifecycleProperties, GeneratedAgreementsReachEveryStatus) {
   std::cout << "statuses reached: " << histogram << "\n";
   for (const char* what :
        {"pending", "in-force", "ended", "ended by notice", "ended by expiry", "ended by mutual",
-        "in force, end scheduled", "notice active", "notice suspended", "notice withdrawn"}) {
+        "in force, end scheduled", "notice active", "notice suspended", "notice withdrawn",
+        "two notices open", "notices of two parties open"}) {
     EXPECT_GT(seen[what], 0) << what;
   }
 }

@@ -45,6 +45,7 @@
 #include "accord/federation.h"
 #include "accord/https_client.h"
 #include "accord/merkle.h"
+#include "accord/note.h"
 #include "accord/pki.h"
 #include "accord/time.h"
 #include "api.h"
@@ -2280,6 +2281,16 @@ TEST_F(ServerTest, CheckpointIsTheSignedNote) {
   EXPECT_EQ(r.headers.at("content-type"), "text/plain; charset=utf-8");
   EXPECT_TRUE(r.body.starts_with("accord/KOR\n")) << r.body;
   EXPECT_NE(r.body.find("\n\n\xe2\x80\x94 "), std::string::npos) << r.body;  // "— " signature line
+  // Signed by the node's log key, and of its log as it stands.
+  const auto verifier = note::Verifier::FromVerifierKey(node_->LogVerifierKey());
+  ASSERT_TRUE(verifier) << verifier.error().ToString();
+  const auto opened = note::Open(r.body, std::span(&*verifier, 1));
+  ASSERT_TRUE(opened) << opened.error().ToString();
+  const auto checkpoint = note::ParseCheckpoint(opened->text);
+  ASSERT_TRUE(checkpoint) << checkpoint.error().ToString();
+  EXPECT_EQ(checkpoint->origin, "accord/KOR");
+  EXPECT_EQ(checkpoint->size, node_->LogSize().value());
+  EXPECT_EQ(checkpoint->root, node_->LogRoot(checkpoint->size).value());
 }
 
 // POST /v1/log/consistency gives, in one answer, the proofs GET gives one at a time (the

@@ -142,7 +142,11 @@ eventually tisa-consent-delivered '"USA":\{"pending":0,"delivered":2,"failed":0\
 check tisa-forward '"to":"JPN"' post USA usa-analyst /v1/objects/k-2015/forward '{"to":"JPN"}'
 eventually tisa-jpn-reads '"level":"GOKUHI","name":"極秘"' get JPN jpn-analyst /v1/objects/k-2015
 check tisa-payload "\"payload_base64\":\"$(printf 'launch telemetry' | base64 -w0)\"" get JPN jpn-analyst /v1/objects/k-2015
-check usa-not-released '"code":"not-found"' get USA usa-analyst /v1/objects/k-none
+# An object Korea holds but did not release to the US is not on the US node (that its package
+# to Japan is useless to the US is node_test's APackageForJapanIsUselessToTheUs).
+check usa-kept-create '"id":"k-kept"' create KOR kor-analyst k-kept II "kept at home" '["USA","JPN"]'
+check usa-kept-korea-reads '"reason":"originator-cleared"' get KOR kor-analyst /v1/objects/k-kept
+check usa-not-released '"code":"not-found"' get USA usa-analyst /v1/objects/k-kept
 live_stop_all
 
 # 2. 2018: a release Korea -> Japan arrives, is read by a cleared analyst and refused to a clerk.
@@ -763,7 +767,10 @@ eventually fork-found '"party":"JPN"[^}]*"fork":"log `accord/JPN` is not consist
 # Deliveries to Japan go on, and the fork stays reported once they succeed.
 check fork-k-create '"id":"k-fork"' create KOR kor-analyst k-fork II "after the fork" '["JPN"]'
 check fork-k-release '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-fork/release '{"to":"JPN"}'
-eventually fork-k-delivered '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
+eventually fork-k-delivered '"JPN":\{"pending":0,"delivered":[1-9][0-9]*,"failed":0\}' \
+  get KOR kor-analyst /v1/outbox
+check fork-k-read "\"payload_base64\":\"$(printf 'after the fork' | base64 -w0)\"" \
+  get JPN jpn-analyst /v1/objects/k-fork
 eventually fork-kept '"party":"JPN","reachable":true,"last_error":null,"fork":"log ' \
   get KOR kor-analyst /v1/federation/peers
 # Japan's log grew with the delivery: its later checkpoints add no evidence and no log entry
@@ -784,7 +791,10 @@ sed -i 's|^key = .*|&\ncrl = "../pki/crl.pem"|' "$work/rev/KOR/serve.toml"
 for p in KOR JPN; do live_start "$p" 2018-05-01T10:00:00+09:00 || exit 1; done
 check rev-create-1 '"id":"k-rev-1"' create KOR kor-analyst k-rev-1 II "before" '["JPN"]'
 check rev-release-1 '"delivery":"queued"' post KOR kor-analyst /v1/objects/k-rev-1/release '{"to":"JPN"}'
-eventually rev-delivered-1 '"JPN":\{"pending":0,' get KOR kor-analyst /v1/outbox
+eventually rev-delivered-1 '"JPN":\{"pending":0,"delivered":[1-9][0-9]*,"failed":0\}' \
+  get KOR kor-analyst /v1/outbox
+check rev-read-1 "\"payload_base64\":\"$(printf 'before' | base64 -w0)\"" \
+  get JPN jpn-analyst /v1/objects/k-rev-1
 check_ok rev-revoke '1 certificate\(s\) revoked \(1 new\)' "$accord" pki revoke --pki "$work/rev/pki" "$work/rev/pki/nodes/JPN.pem"
 eventually rev-lists-read 'JPN, USA: revocation lists: 1 from .*, revoking 1 certificate' \
   cat "$work/rev/run/KOR.log"
