@@ -14,7 +14,9 @@
 #include <optional>
 
 #include "accord/engine.h"
+#include "accord/lifecycle.h"
 #include "accord/request_json.h"
+#include "accord/time.h"
 #include "request_builder_testing.h"
 
 namespace accord {
@@ -102,7 +104,24 @@ Policy GenPolicy() {
     std::map<std::string, std::vector<bool>> notices;  // by party, oldest first; true: suspended
     Instant t = a.in_force;
     for (int e = *rc::gen::inRange(0, 6); e > 0; --e) {
+      const Instant previous = t;
       t = Instant{t.micros + int64_t{*rc::gen::inRange(1, 2000)} * 86'400'000'000};
+      // Now and then exactly at §2's boundaries: the next anniversary (an event there is in
+      // effect there, §2.6) or its notice deadline (a notice given then still applies, §2.2).
+      if (a.term && *rc::gen::inRange(0, 4) == 0) {
+        const bool deadline = *rc::gen::arbitrary<bool>();
+        for (int64_t k = 1; k < 200; ++k) {
+          auto at = AddCalendar(a.in_force, *a.term, a.zone, k);
+          if (at && deadline) {
+            at = AddCalendar(*at, a.notice_period, a.zone, 1, Direction::kBackward);
+          }
+          if (!at) break;
+          if (*at > previous) {
+            t = *at;
+            break;
+          }
+        }
+      }
       // Mostly the party of the event before, so that a notice is often suspended, resumed or
       // withdrawn before another comes; a second notice now and then.
       const std::string& by = a.events.empty() || *rc::gen::inRange(0, 3) == 0
@@ -981,6 +1000,129 @@ RC_GTEST_PROP(LifecycleProperties, TheCompiledLifetimeAgreesWithTheStatus, ()) {
       if (s.state == AgreementState::kEnded) {
         RC_ASSERT(s.ends_at == life.end);
         RC_ASSERT(s.ended_by == life.cause);
+      }
+    }
+  }
+}
+
+// --- A second reading of §2, written apart from lifecycle.cc --------------------------------
+//
+// The naive way: every notice is followed through the events (a suspend, resume or withdraw acts
+// on the latest notice of its party not withdrawn), each end §2 names is listed as a candidate,
+// and the earliest is the end, with the order notice, expiry, mutual at one instant. Only the
+// events at or before t are known at t; a notice's state after t is its state at t.
+
+struct ReferenceNotice {
+  std::string by;
+  Instant given;
+  std::vector<std::pair<Instant, NoticeState>> changes;  // in order, each in effect from its at
+  NoticeState At(Instant x) const {
+    NoticeState state = NoticeState::kActive;
+    for (const auto& [at, to] : changes) {
+      if (at <= x) state = to;
+    }
+    return state;
+  }
+};
+
+struct ReferenceEnd {
+  Instant at = Instant::Max();
+  std::optional<EndCause> cause;
+  void Offer(Instant candidate, EndCause why) {
+    if (candidate < at || (candidate == at && cause && why < *cause)) {
+      at = candidate;
+      cause = why;
+    }
+  }
+};
+
+// The end of `a` as known at t (Max when none is known).
+ReferenceEnd ReferenceEndKnownAt(const Agreement& a, Instant t) {
+  ReferenceEnd end;
+  std::vector<ReferenceNotice> notices;
+  for (const AgreementEvent& ev : a.events) {
+    if (ev.at > t) break;  // in order of `at`
+    ReferenceNotice* latest = nullptr;
+    for (ReferenceNotice& n : notices) {
+      if (n.by == ev.by && n.At(ev.at) != NoticeState::kWithdrawn) latest = &n;
+    }
+    switch (ev.kind) {
+      case EventKind::kTerminationNotice:
+        notices.push_back(ReferenceNotice{ev.by, ev.at, {}});
+        break;
+      case EventKind::kNoticeSuspended:
+        latest->changes.emplace_back(ev.at, NoticeState::kSuspended);
+        break;
+      case EventKind::kNoticeResumed:
+        latest->changes.emplace_back(ev.at, NoticeState::kActive);
+        break;
+      case EventKind::kNoticeWithdrawn:
+        latest->changes.emplace_back(ev.at, NoticeState::kWithdrawn);
+        break;
+      case EventKind::kTerminated:
+        end.Offer(ev.at, EndCause::kMutual);  // §2.4
+        break;
+    }
+  }
+  const auto resumes_after = [](const ReferenceNotice& n, Instant after, ReferenceEnd& out) {
+    for (const auto& [at, to] : n.changes) {
+      if (to == NoticeState::kActive && at > after) out.Offer(at, EndCause::kNotice);
+    }
+  };
+  if (!a.term) {  // §2.5
+    for (const ReferenceNotice& n : notices) {
+      const auto due = AddCalendar(n.given, a.notice_period, a.zone);
+      RC_ASSERT(due.has_value());
+      if (n.At(*due) == NoticeState::kActive) end.Offer(*due, EndCause::kNotice);
+      resumes_after(n, *due, end);
+    }
+    return end;
+  }
+  const auto anniversary = [&a](int64_t k) {
+    const auto at = AddCalendar(a.in_force, *a.term, a.zone, k);
+    RC_ASSERT(at.has_value());
+    return *at;
+  };
+  if (a.renewal == Renewal::kNone) end.Offer(anniversary(1), EndCause::kExpiry);  // §2.4
+  for (const ReferenceNotice& n : notices) {                                      // §2.2 and §2.3
+    std::optional<Instant> first_applied;
+    for (int64_t k = 1; k < 1000; ++k) {
+      const Instant ak = anniversary(k);
+      const auto deadline = AddCalendar(ak, a.notice_period, a.zone, 1, Direction::kBackward);
+      RC_ASSERT(deadline.has_value());
+      if (n.given > *deadline) continue;  // does not apply to A_k
+      if (!first_applied) first_applied = ak;
+      if (n.At(ak) == NoticeState::kActive) {
+        end.Offer(ak, EndCause::kNotice);
+        break;
+      }
+      if (ak > t) break;  // its state stays as at t: no later anniversary finds it active
+    }
+    if (first_applied) resumes_after(n, *first_applied, end);
+  }
+  return end;
+}
+
+// The status §2 gives at t, read the naive way: its state, and the end (the one it ended at, or
+// the one scheduled while in force).
+RC_GTEST_PROP(LifecycleProperties, TheStatusIsTheOneASecondReadingOfSection2Gives, ()) {
+  const Engine e = Compile(*ArbitraryPolicy());
+  for (int32_t g = 0; g < e.agreement_count(); ++g) {
+    const Agreement& a = e.agreement(g);
+    for (const Instant t : InstantsOf(e, g)) {
+      const AgreementStatus s = StatusOf(e, g, t);
+      if (t < a.in_force) {
+        RC_ASSERT(s.state == AgreementState::kPending);
+        continue;
+      }
+      const ReferenceEnd end = ReferenceEndKnownAt(a, t);
+      if (end.at <= t) {
+        RC_ASSERT(s.state == AgreementState::kEnded);
+        RC_ASSERT(s.ends_at == end.at);
+        RC_ASSERT(s.ended_by == end.cause);
+      } else {
+        RC_ASSERT(s.state == AgreementState::kInForce);
+        RC_ASSERT(s.ends_at == (end.cause ? std::optional<Instant>(end.at) : std::nullopt));
       }
     }
   }
