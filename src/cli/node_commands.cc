@@ -726,12 +726,11 @@ std::optional<int> NodeCommands::Run() {
 
   if (*f.pki_revoke) {
     const std::filesystem::path dir(f.pki_dir);
-    auto made = [&] {
-      const SignalsHeld held;  // as for `pki init`: no staged list left behind
-      return RevokeCertificate(RevokeOptions{
-          (dir / "ca.pem").string(), (dir / "ca.key").string(), (dir / "crl.pem").string(),
-          f.revoke_certs, SystemClock().Now(), f.crl_days, kIssueBackdateSeconds});
-    }();
+    // Signals are not held, as `pki init` holds them: a revoke may wait for another's lock, and
+    // the list it stages holds nothing secret.
+    auto made = RevokeCertificate(RevokeOptions{
+        (dir / "ca.pem").string(), (dir / "ca.key").string(), (dir / "crl.pem").string(),
+        f.revoke_certs, SystemClock().Now(), f.crl_days, kIssueBackdateSeconds});
     if (!made) return Report(made.error());
     fmt::print("{}: {} certificate(s) revoked ({} new), next update {}\n",
                (dir / "crl.pem").string(), made->revoked, made->added,

@@ -71,6 +71,8 @@ Position ParseErrorPosition(const toml::source_location& loc, const PolicyFile& 
 // note of what it expected there:
 //    " 17 | kind = termination-notice"
 //    "    |        ^--- the next token is not a boolean"
+// Some show two places, the second being the mistake ("array starts here", then "it is not a
+// valid value"): the last is taken.
 struct TomlCaret {
   std::string source;  // the line of the file, as quoted
   size_t offset = 0;   // the byte of `source` pointed at
@@ -79,6 +81,7 @@ struct TomlCaret {
 
 std::optional<TomlCaret> CaretOf(std::string_view what) {
   std::string_view quoted;
+  std::optional<TomlCaret> last;
   while (!what.empty()) {
     const size_t end = std::min(what.find('\n'), what.size());
     const std::string_view line = what.substr(0, end);
@@ -90,14 +93,15 @@ std::optional<TomlCaret> CaretOf(std::string_view what) {
       quoted = line;
       continue;
     }
-    const size_t quoted_bar = quoted.find(" | ");
-    if (quoted_bar != bar || caret < bar + 3) return std::nullopt;  // not the layout above
+    if (quoted.find(" | ") != bar || caret < bar + 3) continue;  // not the layout above
     std::string note(line.substr(caret + 4));
     while (!note.empty() && (note.front() == ' ')) note.erase(0, 1);
     while (!note.empty() && (note.back() == '.' || note.back() == ' ')) note.pop_back();
-    return TomlCaret{std::string(quoted.substr(bar + 3)), caret - bar - 3, std::move(note)};
+    std::string source(quoted.substr(bar + 3));
+    if (!source.empty() && source.back() == '\r') source.pop_back();  // a CRLF file's line
+    last = TomlCaret{std::move(source), caret - bar - 3, std::move(note)};
   }
-  return std::nullopt;
+  return last;
 }
 
 // toml11's message, made one plain line: its first line without the "[error] toml::parse_xxx: "
@@ -112,10 +116,12 @@ std::string SummarizeTomlMessage(std::string_view what, const std::optional<Toml
     if (colon != std::string::npos) line.erase(0, colon + 2);
   }
   while (!line.empty() && (line.back() == '.' || line.back() == ' ')) line.pop_back();
-  if (caret && (line.empty() || line == "bad format: unknown value appeared") &&
+  if (caret &&
+      (line.empty() || line == "bad format: unknown value appeared" ||
+       line == "value having invalid format appeared in an array") &&
       caret->offset < caret->source.size()) {
     const std::string_view rest = std::string_view(caret->source).substr(caret->offset);
-    const std::string_view word = rest.substr(0, rest.find_first_of(" \t,]}#"));
+    const std::string_view word = rest.substr(0, rest.find_first_of(" \t\r,]}#"));
     if (!word.empty()) {
       return fmt::format("`{}` is not a TOML value: text goes in quotes (\"{}\")", word, word);
     }

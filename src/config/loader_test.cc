@@ -284,6 +284,19 @@ TEST(LoaderTest, AStringWithoutQuotesIsSaidSo) {
             "agreements/kor-jpn.toml", 12, 6, "`KOR` is not a TOML value: text goes in quotes");
   ExpectOne(Load(kParties, With("renewal = none\n")), "agreements/kor-jpn.toml", 10, 11,
             "`none` is not a TOML value");
+  // In an array, at the word (toml11 shows where the array starts first); in a CRLF file too.
+  std::string head(kAgreementHead);
+  head.replace(head.find("[\"KOR\", \"JPN\"]"), 14, "[KOR, JPN]");
+  ExpectOne(Load(kParties, head), "agreements/kor-jpn.toml", 2, 12,
+            "`KOR` is not a TOML value: text goes in quotes (\"KOR\")");
+  std::string crlf;
+  for (const char c : event("termination-notice", "\"KOR\"")) {
+    if (c == '\n') crlf += '\r';
+    crlf += c;
+  }
+  ExpectOne(Load(kParties, crlf), "agreements/kor-jpn.toml", 11, 8,
+            "`termination-notice` is not a TOML value: text goes in quotes "
+            "(\"termination-notice\")");
   // Anything else keeps toml11's words, with what it expected where.
   ExpectOne(Load(kParties, With("term2 = 12x\n")), "agreements/kor-jpn.toml", 10, 11,
             "invalid line format (expected newline, but got 'x')");

@@ -3230,6 +3230,10 @@ TEST_F(ServerTest, CreateRefusesBadOptions) {
       {"no CA file", [&](ServerOptions& o) { o.ca_file = pki_->Path("missing.pem"); },
        "missing.pem"},
       // OpenSSL's reason in words, not its code ("error:0480006C:PEM routines::no start line").
+      {"a revocation list file that is not there",
+       [&](ServerOptions& o) { o.crl_file = pki_->Path("missing-crl.pem"); },
+       "cannot read the revocation lists `" + pki_->Path("missing-crl.pem") +
+           "`: No such file or directory"},
       {"a key given as the certificate",
        [&](ServerOptions& o) { o.cert_file = pki_->Path("kor-analyst.key"); },
        "kor-analyst.key`: it holds no PEM block of that kind (-----BEGIN ...-----): is it empty, "

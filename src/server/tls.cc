@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <memory>
 #include <set>
@@ -24,6 +25,8 @@ namespace {
 // routines)", or for the most common mistake, a file of another kind, what it means.
 std::string OpenSslReason(unsigned long e) {
   if (e == 0) return "unknown error";
+  // OpenSSL 3.0 gives no text of its own for the system's errors: the system's.
+  if (ERR_SYSTEM_ERROR(e)) return std::strerror(ERR_GET_REASON(e));
   if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
     return "it holds no PEM block of that kind (-----BEGIN ...-----): is it empty, or a file of "
            "another kind?";
@@ -54,6 +57,7 @@ tl::unexpected<Error> Invalid(const std::string& what, const std::string& file) 
 
 Status ConfigureMutualTls(SSL_CTX* ctx, const std::string& ca_file, const std::string& cert_file,
                           const std::string& key_file) {
+  ERR_clear_error();  // what earlier calls left in the queue is not this one's error
   if (ca_file.empty() || cert_file.empty() || key_file.empty()) {
     return Fail(Code::kInvalidArgument, "the CA, certificate and key files are required");
   }
@@ -253,6 +257,7 @@ bool LowerNumber(const std::string& a, const std::string& b) {
 
 Result<RevocationLists> LoadRevocationLists(SSL_CTX* ctx, const std::string& crl_file, time_t now,
                                             const RevocationLists* in_force) {
+  ERR_clear_error();  // what earlier calls left in the queue is not this one's error
   const std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(crl_file.c_str(), "r"),
                                                       BIO_free);
   if (bio == nullptr) return Invalid("cannot read the revocation lists", crl_file);
@@ -502,6 +507,7 @@ bool HasExpired(std::chrono::sys_seconds not_after) {
 }
 
 Result<UsersIssuers> UserIssuerKeys(SSL_CTX* ctx, const std::string& user_ca_file) {
+  ERR_clear_error();  // what earlier calls left in the queue is not this one's error
   UsersIssuers issuers;
   const auto add = [&issuers](X509* ca) -> Status {
     std::string key = PublicKeyDer(ca);
@@ -578,6 +584,7 @@ bool IssuedByOneOf(SSL* ssl, const std::set<std::string>& keys) {
 }
 
 Result<std::string> PartnerKeyFromFile(const std::string& path, const std::string& party) {
+  ERR_clear_error();  // what earlier calls left in the queue is not this one's error
   const std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(path.c_str(), "r"), BIO_free);
   if (bio == nullptr) {
     return Invalid("cannot read the certificate of `" + party + "`", path);
@@ -602,6 +609,7 @@ Result<std::string> PartnerKeyFromFile(const std::string& path, const std::strin
 }
 
 Result<int> CountCas(const std::string& path) {
+  ERR_clear_error();  // what earlier calls left in the queue is not this one's error
   const std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(path.c_str(), "r"), BIO_free);
   if (bio == nullptr) return Invalid("cannot read the CA certificates", path);
   ACCORD_ASSIGN_OR_RETURN(X509StackPtr certs, ReadCertificates(bio.get(), path));
