@@ -66,12 +66,27 @@ Policy GenPolicy() {
     }
     a.in_force = RandomInstant(1990, 2015);
     a.zone = ZoneOffset{*rc::gen::inRange(-12, 15) * 60};
+    if (*rc::gen::inRange(0, 4) == 0) {
+      // A month's last day on the agreement's clock, where a step of months is clamped (§2,
+      // details: 2021-01-31 + P1M = 2021-02-28).
+      const int year = *rc::gen::inRange(1990, 2016);
+      const auto month = static_cast<unsigned>(*rc::gen::inRange(1, 13));
+      for (unsigned day = 31; day >= 29; --day) {
+        if (auto last = FromCivil(year, month, day, 0, a.zone)) {
+          a.in_force = *last;
+          break;
+        }
+      }
+    }
     if (*rc::gen::arbitrary<bool>()) {
       a.term = *rc::gen::element(CalendarDuration{1, 0, 0, 0}, CalendarDuration{0, 6, 0, 0},
-                                 CalendarDuration{0, 1, 0, 0});
+                                 CalendarDuration{0, 1, 0, 0}, CalendarDuration{1, 6, 0, 0},
+                                 CalendarDuration{0, 0, 45, 0}, CalendarDuration{0, 1, 10, 0});
       a.renewal = *rc::gen::element(Renewal::kAutomatic, Renewal::kNone);
     }
-    a.notice_period = CalendarDuration{0, 0, *rc::gen::inRange(0, 120), 0};
+    a.notice_period = *rc::gen::inRange(0, 4) == 0
+                          ? CalendarDuration{0, *rc::gen::inRange(1, 4), 0, 0}
+                          : CalendarDuration{0, 0, *rc::gen::inRange(0, 120), 0};
     a.survival = *rc::gen::element(Survival::kProtect, Survival::kRevoke);
     if (*rc::gen::arbitrary<bool>()) {
       a.scope = {"*"};
@@ -101,11 +116,14 @@ Policy GenPolicy() {
     // Events by any of its parties, in a valid order. Each party's notices are a stack (a
     // suspend, resume or withdraw acts on its latest not withdrawn, §2), so that notices of
     // several parties, and several of one party, are open at once.
-    std::map<std::string, std::vector<bool>> notices;  // by party, oldest first; true: suspended
+    // By party, oldest first: when each was given, and whether it is suspended.
+    std::map<std::string, std::vector<std::pair<Instant, bool>>> notices;
     Instant t = a.in_force;
     for (int e = *rc::gen::inRange(0, 6); e > 0; --e) {
       const Instant previous = t;
-      t = Instant{t.micros + int64_t{*rc::gen::inRange(1, 2000)} * 86'400'000'000};
+      // Now and then at the instant of the event before (the later one in effect after it).
+      const int days = *rc::gen::inRange(0, 8) == 0 ? 0 : *rc::gen::inRange(1, 2000);
+      t = Instant{t.micros + int64_t{days} * 86'400'000'000};
       // Now and then exactly at §2's boundaries: the next anniversary (an event there is in
       // effect there, §2.6) or its notice deadline (a notice given then still applies, §2.2).
       if (a.term && *rc::gen::inRange(0, 4) == 0) {
@@ -127,21 +145,26 @@ Policy GenPolicy() {
       const std::string& by = a.events.empty() || *rc::gen::inRange(0, 3) == 0
                                   ? a.parties[*rc::gen::inRange(0, size)]
                                   : a.events.back().by;
-      std::vector<bool>& open = notices[by];
-      const EventKind kind =
-          open.empty()
-              ? EventKind::kTerminationNotice
-              : *rc::gen::weightedElement<EventKind>(
-                    {{1, EventKind::kTerminationNotice},
-                     {3, open.back() ? EventKind::kNoticeResumed : EventKind::kNoticeSuspended},
-                     {2, EventKind::kNoticeWithdrawn}});
+      std::vector<std::pair<Instant, bool>>& open = notices[by];
+      // Without a term, now and then exactly when the party's latest notice takes effect (§2.5).
+      if (!a.term && !open.empty() && *rc::gen::inRange(0, 4) == 0) {
+        const auto due = AddCalendar(open.back().first, a.notice_period, a.zone);
+        if (due && *due > previous) t = *due;
+      }
+      const EventKind kind = open.empty()
+                                 ? EventKind::kTerminationNotice
+                                 : *rc::gen::weightedElement<EventKind>(
+                                       {{1, EventKind::kTerminationNotice},
+                                        {3, open.back().second ? EventKind::kNoticeResumed
+                                                               : EventKind::kNoticeSuspended},
+                                        {2, EventKind::kNoticeWithdrawn}});
       switch (kind) {
         case EventKind::kTerminationNotice:
-          open.push_back(false);
+          open.emplace_back(t, false);
           break;
         case EventKind::kNoticeSuspended:
         case EventKind::kNoticeResumed:
-          open.back() = kind == EventKind::kNoticeSuspended;
+          open.back().second = kind == EventKind::kNoticeSuspended;
           break;
         default:
           open.pop_back();
@@ -150,9 +173,20 @@ Policy GenPolicy() {
       a.events.push_back(AgreementEvent{kind, by, t, ""});
     }
     if (*rc::gen::inRange(0, 8) == 0) {
-      a.events.push_back(AgreementEvent{EventKind::kTerminated,
-                                        a.parties[*rc::gen::inRange(0, size)],
-                                        Instant{t.micros + 86'400'000'000}, ""});
+      // A day after the last event, or at the next anniversary, where it ties with an expiry
+      // or a notice (§2: notice, then expiry, then mutual).
+      Instant at{t.micros + 86'400'000'000};
+      const bool at_anniversary = a.term && *rc::gen::arbitrary<bool>();
+      for (int64_t k = 1; at_anniversary && k < 200; ++k) {
+        const auto ak = AddCalendar(a.in_force, *a.term, a.zone, k);
+        if (!ak) break;
+        if (*ak > t) {
+          at = *ak;
+          break;
+        }
+      }
+      a.events.push_back(
+          AgreementEvent{EventKind::kTerminated, a.parties[*rc::gen::inRange(0, size)], at, ""});
     }
     p.agreements.push_back(std::move(a));
   }
@@ -1064,9 +1098,13 @@ ReferenceEnd ReferenceEndKnownAt(const Agreement& a, Instant t) {
         break;
     }
   }
+  // A resume ends it when the notice is active at that instant, after every event of the
+  // instant: one withdrawn at the same instant ends nothing (§2.6: each is in effect at e).
   const auto resumes_after = [](const ReferenceNotice& n, Instant after, ReferenceEnd& out) {
     for (const auto& [at, to] : n.changes) {
-      if (to == NoticeState::kActive && at > after) out.Offer(at, EndCause::kNotice);
+      if (to == NoticeState::kActive && at > after && n.At(at) == NoticeState::kActive) {
+        out.Offer(at, EndCause::kNotice);
+      }
     }
   };
   if (!a.term) {  // §2.5
@@ -1109,7 +1147,17 @@ RC_GTEST_PROP(LifecycleProperties, TheStatusIsTheOneASecondReadingOfSection2Give
   const Engine e = Compile(*ArbitraryPolicy());
   for (int32_t g = 0; g < e.agreement_count(); ++g) {
     const Agreement& a = e.agreement(g);
-    for (const Instant t : InstantsOf(e, g)) {
+    // The engine's instants, and the ends this reading finds (known at each event, and in all),
+    // each a microsecond either side.
+    std::vector<Instant> instants = InstantsOf(e, g);
+    std::vector<Instant> known = {Instant::Max()};
+    for (const AgreementEvent& ev : a.events) known.push_back(ev.at);
+    for (const Instant k : known) {
+      const ReferenceEnd end = ReferenceEndKnownAt(a, k);
+      if (!end.cause) continue;
+      for (const int64_t d : {-1, 0, 1}) instants.push_back(Instant{end.at.micros + d});
+    }
+    for (const Instant t : instants) {
       const AgreementStatus s = StatusOf(e, g, t);
       if (t < a.in_force) {
         RC_ASSERT(s.state == AgreementState::kPending);
