@@ -917,6 +917,256 @@ TEST(DecisionProperties, GeneratorReachesEveryKindOfDecision) {
   EXPECT_LT(invalid * 5, total) << "fewer than one request in five may fail validation";
 }
 
+// --- A second reading of §3, written apart from engine.cc --------------------------------------
+//
+// For requests that pass validation (which has tables of its own), the naive way: every path of a
+// read, and every agreement of a release or forward, tried in the order §3 lists its checks. An
+// agreement's state at t is the engine's (§2 is read apart above).
+
+struct ReferenceDecision {
+  Reason reason = Reason::kInvalidRequest;
+  std::string agreement;  // the agreement an allow names, if any
+  std::string marking_level;
+  bool tie = false;  // paths at one instant disagree on what to name: only the reason is compared
+};
+
+ReferenceDecision Only(Reason reason) { return ReferenceDecision{reason, "", "", false}; }
+
+int32_t RankOf(const Policy& p, std::string_view party, std::string_view level) {
+  const Party* found = p.FindParty(party);
+  RC_ASSERT(found != nullptr);
+  for (const Level& l : found->levels) {
+    if (l.id == level) return l.rank;
+  }
+  RC_FAIL("a level that validation let through is not in its party's scheme");
+  return 0;
+}
+
+AgreementState StateOf(const Engine& e, std::string_view agreement, Instant t) {
+  const auto s = e.Status(e.AgreementIndex(agreement), t);
+  RC_ASSERT(s.has_value());
+  return s->state;
+}
+
+// `level` of `from` mapped to `to` under `a`: the first level of `to` in the row holding it.
+std::optional<std::string> MapLevel(const Agreement& a, std::string_view from,
+                                    std::string_view level, std::string_view to) {
+  for (const LevelRow& row : a.levels) {
+    const auto f = row.levels.find(from);
+    if (f == row.levels.end() || std::ranges::find(f->second, level) == f->second.end()) continue;
+    const auto t = row.levels.find(to);
+    if (t == row.levels.end() || t->second.empty()) return std::nullopt;
+    return t->second.front();
+  }
+  return std::nullopt;
+}
+
+// §3 read, steps 2 to 7.
+ReferenceDecision ReferenceRead(const Engine& e, const RequestView& r) {
+  const Policy& p = e.policy();
+  const ObjectView& o = r.object;
+  const SubjectView& s = r.subject;
+  if (o.destroyed_at && *o.destroyed_at <= r.at) return Only(Reason::kDestroyed);
+  const auto subject_fails = [&](std::string_view level) -> std::optional<Reason> {
+    if (RankOf(p, s.party, s.clearance) < RankOf(p, s.party, level)) {
+      return Reason::kInsufficientClearance;
+    }
+    const bool knows = o.topics.empty() || std::ranges::any_of(o.topics, [&](auto topic) {
+                         return std::ranges::find(s.need_to_know, topic) != s.need_to_know.end();
+                       });
+    if (!knows) return Reason::kNoNeedToKnow;
+    for (const std::string_view c : o.compartments) {
+      if (std::ranges::find(s.compartments, c) == s.compartments.end()) return Reason::kCompartment;
+    }
+    return std::nullopt;
+  };
+  if (s.party == o.originator) {
+    return Only(subject_fails(o.level).value_or(Reason::kOriginatorCleared));
+  }
+  struct Path {
+    Instant at;
+    std::string agreement;
+    std::optional<std::string> level;  // the marking
+    Reason reason = Reason::kReleased;
+  };
+  std::vector<Path> paths;
+  const auto judge = [&](Path& path, const Agreement& under) {
+    if (under.survival == Survival::kRevoke &&
+        StateOf(e, under.id, r.at) == AgreementState::kEnded) {
+      path.reason = Reason::kAgreementEnded;
+    } else if (!path.level) {
+      path.reason = Reason::kNoEquivalentLevel;
+    } else {
+      path.reason = subject_fails(*path.level).value_or(Reason::kReleased);
+    }
+    paths.push_back(std::move(path));
+  };
+  for (const ReleaseView& release : o.releases) {
+    if (release.to != s.party || release.at > r.at) continue;
+    const Agreement& a = *p.FindAgreement(release.agreement);
+    Path path{release.at, a.id, MapLevel(a, o.originator, o.level, s.party)};
+    judge(path, a);
+  }
+  bool tie = false;
+  for (const ForwardView& forward : o.forwards) {
+    if (forward.to != s.party || forward.at > r.at) continue;
+    const Agreement& a = *p.FindAgreement(forward.agreement);
+    // The holder's marking, from its latest release at or before the forward.
+    const ReleaseView* held = nullptr;
+    for (const ReleaseView& release : o.releases) {
+      if (release.to != forward.from || release.at > forward.at) continue;
+      if (held != nullptr && release.at == held->at) tie = true;
+      if (held == nullptr || release.at >= held->at) held = &release;
+    }
+    RC_ASSERT(held != nullptr);  // validation: a forward follows a release
+    const auto holder_level =
+        MapLevel(*p.FindAgreement(held->agreement), o.originator, o.level, forward.from);
+    Path path{forward.at, a.id,
+              holder_level ? MapLevel(a, forward.from, *holder_level, s.party) : std::nullopt};
+    judge(path, a);
+  }
+  if (paths.empty()) return Only(Reason::kNotReleased);
+  // Allowed if any path allows, named by the most recent that does; else the most recent path's
+  // reason.
+  const bool allowed =
+      std::ranges::any_of(paths, [](const Path& x) { return x.reason == Reason::kReleased; });
+  const Path* decides = nullptr;
+  for (const Path& x : paths) {
+    if (allowed && x.reason != Reason::kReleased) continue;
+    if (decides != nullptr && x.at == decides->at &&
+        (x.reason != decides->reason || x.agreement != decides->agreement ||
+         x.level != decides->level)) {
+      tie = true;
+    }
+    if (decides == nullptr || x.at > decides->at) decides = &x;
+  }
+  ReferenceDecision d{decides->reason, "", "", tie};
+  if (allowed) {
+    d.agreement = decides->agreement;
+    d.marking_level = *decides->level;
+  }
+  return d;
+}
+
+// §3 release, steps 2 to 8, and forward's step 3: the agreements between `from` and `to`, in
+// preference order, kept while they pass each check in turn.
+ReferenceDecision ReferenceFlow(const Engine& e, std::string_view from, std::string_view to,
+                                const std::optional<std::string>& level, const ObjectView& o,
+                                Instant t, Reason allow) {
+  std::vector<const Agreement*> left;
+  for (const Agreement& a : e.policy().agreements) {
+    if (a.HasParty(from) && a.HasParty(to)) left.push_back(&a);
+  }
+  std::ranges::sort(left, [](const Agreement* x, const Agreement* y) {
+    return std::pair(x->parties.size(), x->id) < std::pair(y->parties.size(), y->id);
+  });
+  const auto keep = [&left](auto&& passes) {
+    std::erase_if(left, [&](const Agreement* a) { return !passes(*a); });
+    return !left.empty();
+  };
+  if (left.empty()) return Only(Reason::kNoAgreement);
+  if (!keep([&](const Agreement& a) { return StateOf(e, a.id, t) == AgreementState::kInForce; })) {
+    return Only(Reason::kAgreementNotInForce);
+  }
+  if (!keep([&](const Agreement& a) { return !a.hub || *a.hub == from || *a.hub == to; })) {
+    return Only(Reason::kHubOnly);
+  }
+  if (!keep([&](const Agreement& a) {
+        if (std::ranges::find(a.scope, "*") != a.scope.end()) return true;
+        return !o.topics.empty() && std::ranges::all_of(o.topics, [&](auto topic) {
+          return std::ranges::find(a.scope, topic) != a.scope.end();
+        });
+      })) {
+    return Only(Reason::kOutOfScope);
+  }
+  if (!keep([&](const Agreement& a) { return level && MapLevel(a, from, *level, to); })) {
+    return Only(Reason::kNoEquivalentLevel);
+  }
+  return {allow, left.front()->id, *MapLevel(*left.front(), from, *level, to), false};
+}
+
+ReferenceDecision ReferenceDecide(const Engine& e, const RequestView& r) {
+  const ObjectView& o = r.object;
+  switch (r.action) {
+    case Action::kRead:
+      return ReferenceRead(e, r);
+    case Action::kRelease:
+      if (o.destroyed_at && *o.destroyed_at <= r.at) return Only(Reason::kDestroyed);
+      if (std::ranges::find(o.rel_to, r.to) == o.rel_to.end()) return Only(Reason::kNotReleasable);
+      return ReferenceFlow(e, o.originator, r.to, std::string(o.level), o, r.at,
+                           Reason::kReleasable);
+    case Action::kForward: {
+      if (o.destroyed_at && *o.destroyed_at <= r.at) return Only(Reason::kDestroyed);
+      // Held: released to the holder by then (a copy received by forward is not held). Its
+      // marking comes from the latest such release.
+      const ReleaseView* held = nullptr;
+      bool tie = false;
+      for (const ReleaseView& release : o.releases) {
+        if (release.to != r.holder || release.at > r.at) continue;
+        if (held != nullptr && release.at == held->at) tie = true;
+        if (held == nullptr || release.at >= held->at) held = &release;
+      }
+      if (held == nullptr) return Only(Reason::kNotHeld);
+      const bool consented = std::ranges::any_of(
+          o.consents, [&](const ConsentView& c) { return c.to == r.to && c.at <= r.at; });
+      if (!consented) return Only(Reason::kNoConsent);
+      const auto holder_level =
+          MapLevel(*e.policy().FindAgreement(held->agreement), o.originator, o.level, r.holder);
+      ReferenceDecision d =
+          ReferenceFlow(e, r.holder, r.to, holder_level, o, r.at, Reason::kForwardable);
+      d.tie = d.tie || tie;
+      return d;
+    }
+  }
+  RC_FAIL("an action §3 does not have");
+  return {};
+}
+
+// The engine's decision is the second reading's: the reason always, and for an allow the
+// agreement and the marking it names (unless paths at one instant disagree on them).
+TEST(DecisionProperties, EveryDecisionIsTheOneASecondReadingOfSection3Gives) {
+  std::array<int, kReasonCount> compared{};
+  int named = 0;
+  ASSERT_TRUE(rc::check("every decision is the one a second reading of §3 gives", [&] {
+    const auto policy = ArbitraryPolicy();
+    const Engine e = Compile(*policy);
+    for (int i = 0; i < 30; ++i) {
+      const std::string json = ArbitraryRequest(policy).Json();
+      RequestDecoder decoder;
+      const auto request = decoder.Decode(json);
+      RC_ASSERT(request.has_value());
+      const Decision d = e.Decide(**request);
+      if (d.reason == Reason::kInvalidRequest || d.reason == Reason::kUnknownParty ||
+          d.reason == Reason::kUnknownLevel) {
+        continue;
+      }
+      const ReferenceDecision ref = ReferenceDecide(e, **request);
+      RC_ASSERT(ReasonName(d.reason) == ReasonName(ref.reason));
+      ++compared[static_cast<size_t>(d.reason)];
+      if (!d.allow || d.reason == Reason::kOriginatorCleared || ref.tie) continue;
+      RC_ASSERT(e.agreement(d.agreement).id == ref.agreement);
+      const Party& marked = e.party(d.marking.party);
+      RC_ASSERT(marked.id ==
+                ((*request)->action == Action::kRead ? (*request)->subject.party : (*request)->to));
+      RC_ASSERT(marked.levels[static_cast<size_t>(d.marking.level)].id == ref.marking_level);
+      ++named;
+    }
+  }));
+  std::string histogram;
+  for (int i = 0; i < kReasonCount; ++i) {
+    histogram += fmt::format("{} {}, ", ReasonName(static_cast<Reason>(i)), compared[i]);
+  }
+  std::cout << "compared with the second reading: " << histogram << named << " allows named\n";
+  for (int i = 0; i < kReasonCount; ++i) {
+    const auto r = static_cast<Reason>(i);
+    if (r == Reason::kInvalidRequest || r == Reason::kUnknownParty || r == Reason::kUnknownLevel) {
+      continue;
+    }
+    EXPECT_GT(compared[static_cast<size_t>(i)], 0) << ReasonName(r);
+  }
+  EXPECT_GT(named, 30) << "allows whose agreement and marking were compared";
+}
+
 // --- DESIGN §2: agreement status over random agreements and event histories -----------------
 
 constexpr int64_t kSecond = 1'000'000;
