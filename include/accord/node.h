@@ -292,8 +292,10 @@ class Node {
   // them, cosigned or not) are the anchor no edit can move: each must be signed by this node's
   // key (kInvalidArgument when it is not, or is no signed note; kDataLoss when the signature
   // fails) and name its log (kInvalidArgument), and the entries must lead to its root at its
-  // size (kDataLoss when they do not, or are fewer).
-  [[nodiscard]] Result<uint64_t> VerifyLog(std::span<const std::string> signed_checkpoints = {});
+  // size (kDataLoss when they do not, or are fewer). `names`, when given, name the checkpoints
+  // in that order (their files) in the error of one that is refused.
+  [[nodiscard]] Result<uint64_t> VerifyLog(std::span<const std::string> signed_checkpoints = {},
+                                           std::span<const std::string> names = {});
   // Witnesses a partner's signed checkpoint: verifies its signature with the partner's key and
   // the consistency proof from the last checkpoint of that partner this node cosigned, then
   // cosigns it and keeps it. A checkpoint that does not extend the last one cosigned is kDataLoss,

@@ -1080,7 +1080,7 @@ std::optional<int> NodeCommands::RunLog(Node& node, CLI::App* ran) {
       if (!text) return kExitIo;
       signed_checkpoints.push_back(std::move(*text));
     }
-    auto checked = node.VerifyLog(signed_checkpoints);
+    auto checked = node.VerifyLog(signed_checkpoints, f.own_checkpoints);
     if (!checked) return Report(checked.error());
     if (Status synced = node.SyncCommits(); !synced) return Report(synced.error());  // as above
     auto root = node.LogRoot(*checked);

@@ -727,8 +727,9 @@ expect log-verify-forged 5 "a checkpoint.s signature by this node does not verif
   log verify --home "$d/KOR" --checkpoint "$work/edited.cp"
 expect log-verify-not-signed-here 1 'a checkpoint not signed by this node.s key `accord/JPN`' \
   "$accord" log verify --home "$d/JPN" --checkpoint "$d/KOR.checkpoint"
-expect log-verify-not-a-note 1 'a checkpoint that is not a signed note' "$accord" log verify \
-  --home "$d/KOR" --checkpoint /dev/null
+# Of several, the one refused is named.
+expect log-verify-not-a-note 1 '`/dev/null`: a checkpoint that is not a signed note' "$accord" \
+  log verify --home "$d/KOR" --checkpoint "$d/KOR.checkpoint" --checkpoint /dev/null
 # Japan's signature on Korea's checkpoint is a cosignature, not a checkpoint of Japan's log.
 expect log-verify-not-own-log 1 'a checkpoint of `accord/KOR`, not of this node.s log `accord/JPN`' \
   "$accord" log verify --home "$d/JPN" --checkpoint "$d/KOR.cosigned"
