@@ -58,8 +58,12 @@ struct AgreementStatus {
   // renewal "none", or nothing). Pending: unset.
   std::optional<Instant> ends_at;
   std::optional<EndCause> ended_by;  // set only when ended
-  // The notice that ends or will end the agreement, else the latest notice given at or before t.
+  // The notice that ends or will end the agreement, else a suspended notice, else the latest
+  // notice given at or before t.
   std::optional<NoticeStatus> notice;
+  // In force: every notice suspended at t, in the order given (§2.7), whichever `notice` names.
+  // Pending or ended: empty.
+  std::vector<NoticeStatus> suspended_notices;
 };
 
 // The lifetime as known at `known_at` (events after it are ignored). Fails only when calendar

@@ -100,6 +100,10 @@ std::string StatusLine(const Engine& e, int32_t g, const AgreementStatus& s) {
     line += fmt::format("; notice by {} given {} is {}", s.notice->by,
                         FormatInstant(s.notice->given_at, z), NoticeStateName(s.notice->state));
   }
+  for (const NoticeStatus& n : s.suspended_notices) {
+    if (s.notice && n.by == s.notice->by && n.given_at == s.notice->given_at) continue;
+    line += fmt::format("; notice by {} given {} is suspended", n.by, FormatInstant(n.given_at, z));
+  }
   return line;
 }
 

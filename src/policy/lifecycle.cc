@@ -254,6 +254,13 @@ Result<AgreementStatus> StatusAt(const Agreement& a, Instant t) {
   if (reported != nullptr) {
     status.notice = NoticeStatus{reported->by, reported->given, reported->StateAt(as_of)};
   }
+  if (status.state == AgreementState::kInForce) {
+    for (const Notice& n : notices) {
+      if (n.StateAt(t) == NoticeState::kSuspended) {
+        status.suspended_notices.push_back(NoticeStatus{n.by, n.given, NoticeState::kSuspended});
+      }
+    }
+  }
   return status;
 }
 

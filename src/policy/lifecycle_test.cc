@@ -232,6 +232,28 @@ TEST(LifecycleTest, ASuspendedNoticeIsReportedOverALaterWithdrawnOne) {
   EXPECT_EQ(s.notice->state, NoticeState::kSuspended);
 }
 
+// §2.7's "a suspended notice, if any" is reported beside the active notice that will end the
+// agreement: Korea's notice is suspended, Japan's (too late for 2019) ends it in 2020.
+TEST(LifecycleTest, ASuspendedNoticeIsReportedBesideTheOneThatWillEndIt) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23", "KOR");
+  AddEvent(a, EventKind::kTerminationNotice, "2019-09-01", "JPN");
+  AddEvent(a, EventKind::kNoticeSuspended, "2019-10-01", "KOR");
+  const AgreementStatus s = Status(a, "2020-01-01");
+  EXPECT_EQ(s.state, AgreementState::kInForce);
+  EXPECT_EQ(s.ends_at, At("2020-11-23"));
+  ASSERT_TRUE(s.notice.has_value());
+  EXPECT_EQ(s.notice->by, "JPN");
+  EXPECT_EQ(s.notice->state, NoticeState::kActive);
+  ASSERT_EQ(s.suspended_notices.size(), 1u);
+  EXPECT_EQ(s.suspended_notices[0].by, "KOR");
+  EXPECT_EQ(s.suspended_notices[0].given_at, At("2019-08-23"));
+  EXPECT_EQ(s.suspended_notices[0].state, NoticeState::kSuspended);
+  // Before the suspension nothing is suspended; once ended, nothing is reported as suspended.
+  EXPECT_TRUE(Status(a, "2019-09-30").suspended_notices.empty());
+  EXPECT_TRUE(Status(a, "2020-11-23").suspended_notices.empty());
+}
+
 // An agreement that ended by expiry reports no notice given after its end.
 TEST(LifecycleTest, ANoticeAfterTheEndIsNotReportedAsItStoodAtTheEnd) {
   Agreement a = Yearly();

@@ -26,15 +26,17 @@ json::object AgreementStatusJson(const Engine& engine, int32_t agreement, Instan
   o["ends_at"] = InstantJson(status.ends_at, z);
   o["ended_by"] =
       status.ended_by ? json::value(EndCauseName(*status.ended_by)) : json::value(nullptr);
-  if (status.notice) {
+  const auto notice_json = [z](const NoticeStatus& notice) {
     json::object n;
-    n["by"] = status.notice->by;
-    n["given_at"] = FormatInstant(status.notice->given_at, z);
-    n["state"] = NoticeStateName(status.notice->state);
-    o["notice"] = std::move(n);
-  } else {
-    o["notice"] = nullptr;
-  }
+    n["by"] = notice.by;
+    n["given_at"] = FormatInstant(notice.given_at, z);
+    n["state"] = NoticeStateName(notice.state);
+    return n;
+  };
+  o["notice"] = status.notice ? json::value(notice_json(*status.notice)) : json::value(nullptr);
+  json::array suspended;
+  for (const NoticeStatus& n : status.suspended_notices) suspended.push_back(notice_json(n));
+  o["suspended_notices"] = std::move(suspended);
   return o;
 }
 

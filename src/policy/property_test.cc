@@ -1320,10 +1320,12 @@ struct ReferenceEnd {
   }
 };
 
-// The end of `a` as known at t (Max when none is known).
-ReferenceEnd ReferenceEndKnownAt(const Agreement& a, Instant t) {
+// The end of `a` as known at t (Max when none is known), and the notices known at t.
+ReferenceEnd ReferenceEndKnownAt(const Agreement& a, Instant t,
+                                 std::vector<ReferenceNotice>* known_notices = nullptr) {
   ReferenceEnd end;
-  std::vector<ReferenceNotice> notices;
+  std::vector<ReferenceNotice> local;
+  std::vector<ReferenceNotice>& notices = known_notices != nullptr ? *known_notices : local;
   for (const AgreementEvent& ev : a.events) {
     if (ev.at > t) break;  // in order of `at`
     ReferenceNotice* latest = nullptr;
@@ -1413,14 +1415,27 @@ RC_GTEST_PROP(LifecycleProperties, TheStatusIsTheOneASecondReadingOfSection2Give
         RC_ASSERT(s.state == AgreementState::kPending);
         continue;
       }
-      const ReferenceEnd end = ReferenceEndKnownAt(a, t);
+      std::vector<ReferenceNotice> notices;
+      const ReferenceEnd end = ReferenceEndKnownAt(a, t, &notices);
       if (end.at <= t) {
         RC_ASSERT(s.state == AgreementState::kEnded);
         RC_ASSERT(s.ends_at == end.at);
         RC_ASSERT(s.ended_by == end.cause);
+        RC_ASSERT(s.suspended_notices.empty());
       } else {
         RC_ASSERT(s.state == AgreementState::kInForce);
         RC_ASSERT(s.ends_at == (end.cause ? std::optional<Instant>(end.at) : std::nullopt));
+        // §2.7: every notice suspended at t, in the order given.
+        std::vector<std::pair<std::string, Instant>> suspended;
+        for (const ReferenceNotice& n : notices) {
+          if (n.At(t) == NoticeState::kSuspended) suspended.emplace_back(n.by, n.given);
+        }
+        RC_ASSERT(s.suspended_notices.size() == suspended.size());
+        for (size_t i = 0; i < suspended.size(); ++i) {
+          RC_ASSERT(s.suspended_notices[i].by == suspended[i].first);
+          RC_ASSERT(s.suspended_notices[i].given_at == suspended[i].second);
+          RC_ASSERT(s.suspended_notices[i].state == NoticeState::kSuspended);
+        }
       }
     }
   }
@@ -1442,6 +1457,11 @@ TEST(LifecycleProperties, GeneratedAgreementsReachEveryStatus) {
           if (s.ended_by) ++seen["ended by " + std::string(EndCauseName(*s.ended_by))];
           if (s.state == AgreementState::kInForce && s.ends_at) ++seen["in force, end scheduled"];
           if (s.notice) ++seen["notice " + std::string(NoticeStateName(s.notice->state))];
+          if (s.suspended_notices.size() >= 2) ++seen["two notices suspended"];
+          if (!s.suspended_notices.empty() && s.notice &&
+              s.notice->state != NoticeState::kSuspended) {
+            ++seen["a notice suspended beside the one named"];
+          }
         }
         // Notices open at once (given, not withdrawn): several, and of two parties.
         std::map<std::string, int> open;
@@ -1465,7 +1485,8 @@ TEST(LifecycleProperties, GeneratedAgreementsReachEveryStatus) {
   for (const char* what :
        {"pending", "in-force", "ended", "ended by notice", "ended by expiry", "ended by mutual",
         "in force, end scheduled", "notice active", "notice suspended", "notice withdrawn",
-        "two notices open", "notices of two parties open"}) {
+        "two notices open", "notices of two parties open", "two notices suspended",
+        "a notice suspended beside the one named"}) {
     EXPECT_GT(seen[what], 0) << what;
   }
 }

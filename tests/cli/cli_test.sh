@@ -49,6 +49,21 @@ done
 check status-no-suspension.json 0 "$accord" agreement status --policy "$src/examples/gsomia-no-suspension" \
   --id kor-jpn-gsomia --at 2019-11-23 --json
 check status.txt 0 "$accord" agreement status --policy "$policy" --at 2019-11-23
+# DESIGN §2.7: a suspended notice is reported beside another party's active one that will end the
+# agreement (Japan's notice of 2020-01-10, an invented event, applies to the 2020 anniversary).
+cp -r "$policy" "$out/two-notices"
+python3 - "$out/two-notices/agreements/kor-jpn-gsomia.toml" <<'PY'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+at = text.index('[[event]]\nkind = "notice-withdrawn"')
+notice = '[[event]]\nkind = "termination-notice"\nby = "JPN"\nat = 2020-01-10T00:00:00+09:00\n\n'
+open(path, "w").write(text[:at] + notice + text[at:])
+PY
+check status-two-notices.txt 0 "$accord" agreement status --policy "$out/two-notices" \
+  --id kor-jpn-gsomia --at 2020-06-01
+check status-two-notices.json 0 "$accord" agreement status --policy "$out/two-notices" \
+  --id kor-jpn-gsomia --at 2020-06-01 --json
 check list.txt 0 "$accord" agreement list --policy "$policy" --at 2020-01-01T00:00:00Z
 check timeline.json 0 "$accord" agreement timeline --policy "$policy" --id kor-jpn-gsomia --at 2024-01-01 --json
 check timeline.txt 0 "$accord" agreement timeline --policy "$policy" --id kor-jpn-gsomia --at 2024-01-01
