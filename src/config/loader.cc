@@ -44,21 +44,36 @@ Position PositionOf(const toml::value& v, const std::string& file) {
   return PositionOf(v.location(), file);
 }
 
+// The length of `line` before its comment: up to the first `#` outside a quoted string.
+size_t BeforeComment(std::string_view line) {
+  char quote = 0;  // the quote of the string we are in, if any
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quote == 0) {
+      if (c == '#') return i;
+      if (c == '"' || c == '\'') quote = c;
+    } else if (c == '\\' && quote == '"') {
+      ++i;  // an escaped character of a basic string
+    } else if (c == quote) {
+      quote = 0;
+    }
+  }
+  return line.size();
+}
+
 // Where a parse error of `f` is. toml11 3.7 reports a malformed date, time or offset at a
 // location inside the token alone (line 1 of the token's text): such a position is moved to
-// the first line of the file that holds that text.
+// the first line of the file that holds that text outside a comment.
 Position ParseErrorPosition(const toml::source_location& loc, const PolicyFile& f) {
   Position p = PositionOf(loc, f.name);
   const std::string token = loc.line_str();
-  if (p.line != 1 || token.empty() ||
-      f.text.substr(0, f.text.find('\n')).find(token) != std::string::npos) {
-    return p;
-  }
+  if (p.line != 1 || token.empty()) return p;
   size_t start = 0;
   for (uint32_t line = 1; start < f.text.size(); ++line) {
     const size_t end = std::min(f.text.find('\n', start), f.text.size());
     const std::string text = f.text.substr(start, end - start);
-    if (const size_t at = text.find(token); at != std::string::npos) {
+    if (const size_t at = text.substr(0, BeforeComment(text)).find(token);
+        at != std::string::npos) {
       return Position{f.name, line,
                       CharacterColumn(text, static_cast<uint32_t>(at + loc.column()))};
     }
