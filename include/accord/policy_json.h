@@ -18,7 +18,8 @@
 
 namespace accord {
 
-// {"id","at","state","ends_at","ended_by","notice":{"by","given_at","state"}|null}
+// {"id","at","state","ends_at","ended_by","notice":{"by","given_at","state"}|null,
+//  "suspended_notices":[{"by","given_at","state"}, ...]}
 [[nodiscard]] boost::json::object AgreementStatusJson(const Engine& engine, int32_t agreement,
                                                       Instant at, const AgreementStatus& status);
 

@@ -124,7 +124,11 @@ Result<ServeConfig> ParseServeConfig(const std::string& text, const std::string&
     ACCORD_RETURN_IF_ERROR(r.Keys(*listen, {"address", "port", "port_file"}, "[listen]"));
     ACCORD_RETURN_IF_ERROR(r.String(*listen, "address", c.server.listen_address));
     ACCORD_RETURN_IF_ERROR(r.Number(*listen, "port", c.server.port, 0, 65535));
-    ACCORD_RETURN_IF_ERROR(r.Path(*listen, "port_file", c.port_file));
+    ACCORD_RETURN_IF_ERROR(r.String(*listen, "port_file", c.port_file));
+    // `-` is standard output, as for --port-file; any other path is the configuration's.
+    if (!c.port_file.empty() && c.port_file != "-") {
+      ACCORD_RETURN_IF_ERROR(r.Path(*listen, "port_file", c.port_file));
+    }
   }
   ACCORD_ASSIGN_OR_RETURN(const toml::value* tls, r.Table(root, "tls"));
   if (tls != nullptr) {

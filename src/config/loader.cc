@@ -44,26 +44,31 @@ Position PositionOf(const toml::value& v, const std::string& file) {
   return PositionOf(v.location(), file);
 }
 
-// The length of `line` before its comment: up to the first `#` outside a quoted string.
-size_t BeforeComment(std::string_view line) {
-  char quote = 0;  // the quote of the string we are in, if any
+// Where `token` is in `line` as TOML text, not in a quoted string (basic, with its escapes, or
+// literal) nor in the comment: npos if it is not there. Multi-line strings are not followed.
+size_t FindInValues(std::string_view line, std::string_view token) {
+  char quote = 0;  // the quote of the string the scan is in, if any
   for (size_t i = 0; i < line.size(); ++i) {
     const char c = line[i];
     if (quote == 0) {
-      if (c == '#') return i;
-      if (c == '"' || c == '\'') quote = c;
+      if (c == '#') return std::string_view::npos;
+      if (c == '"' || c == '\'') {
+        quote = c;
+      } else if (line.substr(i, token.size()) == token) {
+        return i;
+      }
     } else if (c == '\\' && quote == '"') {
       ++i;  // an escaped character of a basic string
     } else if (c == quote) {
       quote = 0;
     }
   }
-  return line.size();
+  return std::string_view::npos;
 }
 
 // Where a parse error of `f` is. toml11 3.7 reports a malformed date, time or offset at a
 // location inside the token alone (line 1 of the token's text): such a position is moved to
-// the first line of the file that holds that text outside a comment.
+// the first line of the file that holds that text outside strings and comments.
 Position ParseErrorPosition(const toml::source_location& loc, const PolicyFile& f) {
   Position p = PositionOf(loc, f.name);
   const std::string token = loc.line_str();
@@ -72,8 +77,7 @@ Position ParseErrorPosition(const toml::source_location& loc, const PolicyFile& 
   for (uint32_t line = 1; start < f.text.size(); ++line) {
     const size_t end = std::min(f.text.find('\n', start), f.text.size());
     const std::string text = f.text.substr(start, end - start);
-    if (const size_t at = text.substr(0, BeforeComment(text)).find(token);
-        at != std::string::npos) {
+    if (const size_t at = FindInValues(text, token); at != std::string_view::npos) {
       return Position{f.name, line,
                       CharacterColumn(text, static_cast<uint32_t>(at + loc.column()))};
     }

@@ -267,11 +267,12 @@ TEST(LoaderTest, BadTomlDateTimeNamesItsLine) {
   ExpectOne(Load(kParties, With("[[event]]\nkind = \"termination-notice\"\nby = \"KOR\"\n"
                                 "at = 2019-02-30T15:25:00+09:00\n")),
             "agreements/kor-jpn.toml", 13, 16, "invalid date");
-  // Not at a comment that quotes the same text, before it or on its line.
+  // Not at a comment or a string that quotes the same text, before it or on its line.
   ExpectOne(Load(kParties, With("# at = 2019-02-30T15:25:00+09:00 is no date\n[[event]]\n"
                                 "kind = \"termination-notice\"  # \"#\" 2019-02-30T15:25:00+09:00\n"
-                                "by = \"KOR\"\nat = 2019-02-30T15:25:00+09:00\n")),
-            "agreements/kor-jpn.toml", 14, 16, "invalid date");
+                                "by = \"KOR\"\nnote = 'not 2019-02-30T15:25:00+09:00'\n"
+                                "at = 2019-02-30T15:25:00+09:00\n")),
+            "agreements/kor-jpn.toml", 15, 16, "invalid date");
 }
 
 // A word without quotes where a value goes, the usual slip for a string: toml11 tries it as a

@@ -240,7 +240,9 @@ struct Node::Impl {
       if (out->has_value() || refused.logged) return OkStatus();
       return tl::unexpected(out->error());
     });
-    if (!s && refused.logged) {
+    // Only a refusal's own error is told unlogged: were an operation to log a refusal and then
+    // succeed (none does), its failed commit is the answer.
+    if (!s && refused.logged && out && !out->has_value()) {
       refused.failed = s.error();
       out.emplace(tl::unexpected(Unlogged(std::move(out->error()), s.error())));
     } else if (!s) {

@@ -1133,6 +1133,28 @@ expect serve-empty-cert 2 'empty-cert.toml:4: `cert` is empty' timeout 20 "$acco
 printf '[[peer]]\nparty = "JPN"\nport = 1\nport_file = "p"\n' >"$work/two-ports.toml"
 expect serve-two-ports 2 'not both' timeout 20 "$accord" serve --home "$work/srv" \
   --at 2018-05-01T00:00:00+09:00 --config "$work/two-ports.toml" "${tls_flags[@]}"
+# `port_file = "-"` of [listen] prints the port on standard output, as --port-file - does, wherever
+# the configuration file is (it once named a file `-` beside it).
+mkdir -p "$work/etc"
+printf '[listen]\nport_file = "-"\n' >"$work/etc/stdout-port.toml"
+"$accord" serve --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --config "$work/etc/stdout-port.toml" \
+  --passphrase-file "$work/serve-passphrase" "${tls_flags[@]}" >"$work/stdout-port.out" \
+  2>"$work/stdout-port.err" &
+serve_pid=$!
+for _ in $(seq 300); do
+  grep -qx '[0-9]\+' "$work/stdout-port.out" 2>/dev/null && break
+  kill -0 "$serve_pid" 2>/dev/null || break
+  sleep 0.1
+done
+kill -TERM "$serve_pid"
+for _ in $(seq 600); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
+kill -KILL "$serve_pid" 2>/dev/null
+wait "$serve_pid"
+serve_pid=""
+if grep -qx '[0-9]\+' "$work/stdout-port.out" && [ ! -e "$work/etc/-" ]; then ok; else
+  fail "serve-config-port-file-stdout: stdout: $(cat "$work/stdout-port.out"); ls: $(ls "$work/etc")"
+  cat "$work/stdout-port.err"
+fi
 printf '[[peer]]\nparty = "XXX"\nport = 1\n' >"$work/no-party.toml"
 expect serve-unknown-peer 2 '`XXX` is not a party of this node.s policy' timeout 20 "$accord" serve \
   --home "$work/srv" --at 2018-05-01T00:00:00+09:00 --config "$work/no-party.toml" "${tls_flags[@]}"
