@@ -254,6 +254,27 @@ TEST(LifecycleTest, ASuspendedNoticeIsReportedBesideTheOneThatWillEndIt) {
   EXPECT_TRUE(Status(a, "2020-11-23").suspended_notices.empty());
 }
 
+// Two parties' notices suspended at once are both reported, in the order given.
+TEST(LifecycleTest, EveryNoticeSuspendedIsReportedInTheOrderGiven) {
+  Agreement a = Yearly();
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-23", "KOR");
+  AddEvent(a, EventKind::kTerminationNotice, "2019-08-24", "JPN");
+  AddEvent(a, EventKind::kNoticeSuspended, "2019-10-01", "JPN");
+  AddEvent(a, EventKind::kNoticeSuspended, "2019-10-02", "KOR");
+  const AgreementStatus s = Status(a, "2020-01-01");
+  EXPECT_EQ(s.state, AgreementState::kInForce);
+  EXPECT_FALSE(s.ends_at.has_value());
+  ASSERT_EQ(s.suspended_notices.size(), 2u);
+  EXPECT_EQ(s.suspended_notices[0].by, "KOR");
+  EXPECT_EQ(s.suspended_notices[1].by, "JPN");
+  EXPECT_EQ(s.suspended_notices[1].given_at, At("2019-08-24"));
+  // Between the two suspensions only Japan's is suspended, and Korea's still ends it.
+  const AgreementStatus between = Status(a, "2019-10-01T12:00:00+09:00");
+  EXPECT_EQ(between.ends_at, At("2019-11-23"));
+  ASSERT_EQ(between.suspended_notices.size(), 1u);
+  EXPECT_EQ(between.suspended_notices[0].by, "JPN");
+}
+
 // An agreement that ended by expiry reports no notice given after its end.
 TEST(LifecycleTest, ANoticeAfterTheEndIsNotReportedAsItStoodAtTheEnd) {
   Agreement a = Yearly();

