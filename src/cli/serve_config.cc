@@ -66,8 +66,13 @@ class ConfigReader {
   Status Path(const toml::value& table, std::string_view key, std::string& out) const {
     std::string text;
     ACCORD_RETURN_IF_ERROR(String(table, key, text));
-    if (!text.empty()) out = (dir_ / text).lexically_normal().string();
+    if (!text.empty()) out = Beside(text);
     return OkStatus();
+  }
+
+  // A path as given in the file: relative to the file's directory.
+  std::string Beside(const std::string& path) const {
+    return (dir_ / path).lexically_normal().string();
   }
 
   template <typename T>
@@ -126,9 +131,7 @@ Result<ServeConfig> ParseServeConfig(const std::string& text, const std::string&
     ACCORD_RETURN_IF_ERROR(r.Number(*listen, "port", c.server.port, 0, 65535));
     ACCORD_RETURN_IF_ERROR(r.String(*listen, "port_file", c.port_file));
     // `-` is standard output, as for --port-file; any other path is the configuration's.
-    if (!c.port_file.empty() && c.port_file != "-") {
-      ACCORD_RETURN_IF_ERROR(r.Path(*listen, "port_file", c.port_file));
-    }
+    if (!c.port_file.empty() && c.port_file != "-") c.port_file = r.Beside(c.port_file);
   }
   ACCORD_ASSIGN_OR_RETURN(const toml::value* tls, r.Table(root, "tls"));
   if (tls != nullptr) {

@@ -79,35 +79,39 @@ Result<uint64_t> Node::VerifyLog(std::span<const std::string> signed_checkpoints
                                  std::span<const std::string> names) {
   const note::Signer& signer = impl_->log_signer;
   const note::Verifier own = signer.verifier();
-  std::vector<note::Checkpoint> anchors;
-  for (size_t i = 0; i < signed_checkpoints.size(); ++i) {
-    const std::string& text = signed_checkpoints[i];
-    const std::string which = i < names.size() ? fmt::format("`{}`: ", names[i]) : "";
+  // One checkpoint, which must be this node's own, of its own log.
+  const auto anchor = [&](const std::string& text) -> Result<note::Checkpoint> {
     auto opened = note::Open(text, std::span(&own, 1));
     if (!opened) {
       // A signature of this node's key that fails is an integrity failure (exit 5); a file that
       // is malformed or that this node did not sign is the wrong file.
       const Error& e = opened.error();
       if (e.code == Code::kDataLoss) {
-        return Fail(Code::kDataLoss,
-                    fmt::format("{}a checkpoint's signature by this node does not verify: {}",
-                                which, e.message));
+        return Fail(
+            Code::kDataLoss,
+            fmt::format("a checkpoint's signature by this node does not verify: {}", e.message));
       }
       return Fail(
           Code::kInvalidArgument,
           e.code == Code::kPermissionDenied
-              ? fmt::format("{}a checkpoint not signed by this node's key `{}`", which,
-                            signer.name())
-              : fmt::format("{}a checkpoint that is not a signed note: {}", which, e.message));
+              ? fmt::format("a checkpoint not signed by this node's key `{}`", signer.name())
+              : fmt::format("a checkpoint that is not a signed note: {}", e.message));
     }
-    auto checkpoint = note::ParseCheckpoint(opened->text);
-    if (!checkpoint) {
-      return Fail(checkpoint.error().code, which + checkpoint.error().message);
-    }
-    if (checkpoint->origin != signer.name()) {
+    ACCORD_ASSIGN_OR_RETURN(note::Checkpoint checkpoint, note::ParseCheckpoint(opened->text));
+    if (checkpoint.origin != signer.name()) {
       return Fail(Code::kInvalidArgument,
-                  fmt::format("{}a checkpoint of `{}`, not of this node's log `{}`", which,
-                              checkpoint->origin, signer.name()));
+                  fmt::format("a checkpoint of `{}`, not of this node's log `{}`",
+                              checkpoint.origin, signer.name()));
+    }
+    return checkpoint;
+  };
+  std::vector<note::Checkpoint> anchors;
+  for (size_t i = 0; i < signed_checkpoints.size(); ++i) {
+    auto checkpoint = anchor(signed_checkpoints[i]);
+    if (!checkpoint) {
+      Error e = std::move(checkpoint.error());
+      if (i < names.size()) e.message = fmt::format("`{}`: {}", names[i], e.message);
+      return tl::unexpected(std::move(e));
     }
     anchors.push_back(std::move(*checkpoint));
   }

@@ -855,6 +855,14 @@ serve_port() {
   [ -n "$port" ] || { fail "serve did not start"; cat "$1"; }
 }
 serve_port "$work/serve.log"
+# stop_serve: SIGTERM to $serve_pid, SIGKILL if it still runs after 60 s (a shutdown that hangs);
+# its exit status is the server's.
+stop_serve() {
+  kill -TERM "$serve_pid"
+  for _ in $(seq 600); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$serve_pid" 2>/dev/null
+  wait "$serve_pid"
+}
 user=(--max-time 30 --cacert "$work/pki/ca.pem" --cert "$work/pki/users/kor-analyst.pem"
   --key "$work/pki/users/kor-analyst.key")
 expect serve-health 0 '"status":"ok","party":"KOR"' curl -sS "${user[@]}" "https://127.0.0.1:$port/v1/health"
@@ -892,10 +900,7 @@ expect pki-revoke-again 1 'revokes that certificate already' "$accord" pki revok
 sleep 1.2
 expect serve-revoked 56 'certificate revoked' curl -sS "${user[@]}" \
   "https://127.0.0.1:$port/v1/health"
-kill -TERM "$serve_pid"
-for _ in $(seq 600); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
-kill -KILL "$serve_pid" 2>/dev/null  # still running after 60 s: a shutdown that hangs
-if wait "$serve_pid" && grep -q 'KOR stopped' "$work/serve.log" &&
+if stop_serve && grep -q 'KOR stopped' "$work/serve.log" &&
   grep -q 'revocation lists: 1 from .*, revoking 1 certificate$' "$work/serve.log"; then ok; else
   fail "serve did not stop cleanly on SIGTERM"
   cat "$work/serve.log"
@@ -975,10 +980,7 @@ expect serve-no-reader-refused 56 'alert certificate required' curl -sS --max-ti
   --cacert "$work/pki/ca.pem" "https://127.0.0.1:$port/v1/health"
 # (kor-analyst, revoked in section 7 by a list this node does not read.)
 expect serve-no-reader-health 0 '"status":"ok"' curl -sS "${user[@]}" "https://127.0.0.1:$port/v1/health"
-kill -TERM "$serve_pid"
-for _ in $(seq 600); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
-kill -KILL "$serve_pid" 2>/dev/null
-if wait "$serve_pid" && grep -q 'KOR stopped' "$work/serve3.log"; then ok; else
+if stop_serve && grep -q 'KOR stopped' "$work/serve3.log"; then ok; else
   fail "serve-no-reader: did not stop cleanly on SIGTERM"
   cat "$work/serve3.log"
 fi
@@ -1015,10 +1017,7 @@ for _ in $(seq 150); do  # the federation's next pass: within a second (its poll
   grep -q 'delivering and witnessing stopped' "$work/serve4.log" && break
   sleep 0.1
 done
-kill -TERM "$serve_pid"
-for _ in $(seq 600); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
-kill -KILL "$serve_pid" 2>/dev/null
-if wait "$serve_pid" && grep -q 'KOR stopped' "$work/serve4.log"; then ok; else
+if stop_serve && grep -q 'KOR stopped' "$work/serve4.log"; then ok; else
   fail "serve-disk-stop: did not stop cleanly on SIGTERM"
 fi
 serve_pid=""
@@ -1146,12 +1145,12 @@ for _ in $(seq 300); do
   kill -0 "$serve_pid" 2>/dev/null || break
   sleep 0.1
 done
-kill -TERM "$serve_pid"
-for _ in $(seq 600); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
-kill -KILL "$serve_pid" 2>/dev/null
-wait "$serve_pid"
+stop_serve
+stopped=$?
 serve_pid=""
-if grep -qx '[0-9]\+' "$work/stdout-port.out" && [ ! -e "$work/etc/-" ]; then ok; else
+if [ "$stopped" = 0 ] && grep -qx '[0-9]\+' "$work/stdout-port.out" && [ ! -e "$work/etc/-" ]; then
+  ok
+else
   fail "serve-config-port-file-stdout: stdout: $(cat "$work/stdout-port.out"); ls: $(ls "$work/etc")"
   cat "$work/stdout-port.err"
 fi
